@@ -1,0 +1,51 @@
+/*
+ * buf.h - a growable byte buffer, and small encoding helpers shared by the
+ * on-disk formats (little-endian integers, hex, base64, UTF-8 check).
+ */
+#ifndef T4DX_BUF_H
+#define T4DX_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct t4dx_buf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+/* All return 0 or ENOMEM. */
+int t4dx_buf_reserve(struct t4dx_buf *b, size_t extra);
+int t4dx_buf_add(struct t4dx_buf *b, const void *data, size_t len);
+int t4dx_buf_addf(struct t4dx_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int t4dx_buf_add_u8(struct t4dx_buf *b, uint8_t v);
+int t4dx_buf_add_u16(struct t4dx_buf *b, uint16_t v);
+int t4dx_buf_add_u32(struct t4dx_buf *b, uint32_t v);
+int t4dx_buf_add_u64(struct t4dx_buf *b, uint64_t v);
+void t4dx_buf_free(struct t4dx_buf *b);
+
+static inline uint16_t t4dx_get_u16(const unsigned char *p)
+{ return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t t4dx_get_u32(const unsigned char *p)
+{ return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	 (uint32_t)p[3] << 24; }
+static inline uint64_t t4dx_get_u64(const unsigned char *p)
+{ return (uint64_t)t4dx_get_u32(p) | (uint64_t)t4dx_get_u32(p + 4) << 32; }
+
+/* True if s[0..len) is valid UTF-8 without NUL bytes. */
+bool t4dx_utf8_valid(const unsigned char *s, size_t len);
+/* Standard base64 with padding.  decode returns 0 or EINVAL; out must hold
+ * 3 * (len / 4) bytes. */
+int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len);
+int t4dx_base64_decode(const char *s, size_t len, unsigned char *out,
+		       size_t *outlen);
+void t4dx_hex_encode(char *out, const unsigned char *s, size_t len); /* out: 2*len+1 */
+int t4dx_hex_decode(const char *s, size_t slen, unsigned char *out, size_t len);
+
+/* Wall clock in nanoseconds. */
+int64_t t4dx_now_ns(void);
+/* 64-bit hash of a key, for Bloom filters. */
+uint64_t t4dx_key_hash(uint64_t parent, const char *name, size_t len);
+
+#endif

@@ -1,0 +1,989 @@
+/*
+ * engine.c - the t4dx engine: opening and recovering DATA_DIR, the write
+ * path (validate -> WAL -> memtable -> wait for durability), the read path
+ * (memtable, then the memtable being flushed, then segments newest first)
+ * and flushing.
+ *
+ * Locking.  db->lock (a rwlock) guards mem, imm, segs, next_ino, items,
+ * next_seg_id and flushed_lsn.  A change takes it for writing while it
+ * validates, queues its WAL record and applies it to the memtable, so the
+ * memtable always equals the WAL replayed in LSN order; it then drops the
+ * lock and waits for its LSN to become durable, so many writers share one
+ * group commit.  Readers take it for reading.  db->flush_mu makes flushes
+ * run one at a time; a flush holds db->lock only to swap memtables and to
+ * install the new segment, never while it writes the segment.
+ *
+ * Readers may see a change whose commit is still under way (as with a page
+ * cache); a change whose commit fails stays queued in the WAL and is
+ * written by the next commit, so what readers saw and what recovery
+ * rebuilds never disagree.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "manifest.h"
+#include "memtable.h"
+#include "rec.h"
+#include "seg.h"
+#include "t4dx.h"
+#include "wal.h"
+
+struct t4dx {
+	char *dir;
+	/* shorter than PATH_MAX so that file names fit below them */
+	char seg_dir[PATH_MAX - 64], wal_dir[PATH_MAX - 64],
+	     quarantine_dir[PATH_MAX - 64];
+	int lock_fd;
+	struct t4dx_config cfg;
+	struct t4dx_wal *wal;
+
+	pthread_rwlock_t lock;
+	struct t4dx_mem *mem;           /* guarded by lock */
+	struct t4dx_mem *imm;           /* being flushed; guarded by lock */
+	uint64_t imm_lsn;               /* last LSN in imm */
+	uint64_t imm_items, imm_next_ino; /* items, next_ino as of imm_lsn */
+	struct t4dx_seg **segs;         /* oldest first; guarded by lock */
+	size_t nsegs;
+	uint64_t next_ino, items, next_seg_id, flushed_lsn;
+
+	pthread_mutex_t flush_mu;       /* one flush at a time */
+
+	pthread_mutex_t bg_mu;          /* guards the flusher's flags */
+	pthread_cond_t bg_cond;
+	bool bg_want, bg_stop, bg_started;
+	int bg_error;
+	pthread_t bg;
+
+	struct t4dx_recovery recovery;
+};
+
+/* ---- lookups ---------------------------------------------------------- */
+
+static void copy_out(struct t4dx_entry *out, const struct t4dx_entry *e,
+		     bool with_content)
+{
+	*out = *e;
+	out->content = with_content ? t4dx_blob_ref(e->content) : NULL;
+}
+
+/* Find key across mem, imm and segments.  0 (live entry in *out),
+ * T4DX_ENOTFOUND (absent or deleted) or an error.  Lock held. */
+static int lookup(struct t4dx *db, uint64_t parent, const char *name,
+		  size_t len, bool with_content, struct t4dx_entry *out)
+{
+	struct t4dx_mem *mems[2] = { db->mem, db->imm };
+	for (int i = 0; i < 2; i++) {
+		if (!mems[i])
+			continue;
+		const struct t4dx_entry *e = t4dx_mem_get(mems[i], parent,
+							  name, len);
+		if (e) {
+			if (e->tombstone)
+				return T4DX_ENOTFOUND;
+			copy_out(out, e, with_content);
+			return 0;
+		}
+	}
+	for (size_t i = db->nsegs; i-- > 0;) {
+		int rc = t4dx_seg_get(db->segs[i], parent, name, len,
+				      with_content, out);
+		if (rc == T4DX_ENOTFOUND)
+			continue;
+		if (rc)
+			return rc;
+		if (out->tombstone) {
+			t4dx_entry_clear(out);
+			return T4DX_ENOTFOUND;
+		}
+		return 0;
+	}
+	return T4DX_ENOTFOUND;
+}
+
+int t4dx_get(struct t4dx *db, uint64_t parent, const char *name,
+	     size_t name_len, unsigned flags, struct t4dx_entry *out)
+{
+	if (name_len == 0 || name_len > T4DX_NAME_MAX)
+		return name_len ? ENAMETOOLONG : T4DX_ENOTFOUND;
+	pthread_rwlock_rdlock(&db->lock);
+	int rc = lookup(db, parent, name, name_len,
+			flags & T4DX_GET_CONTENT, out);
+	pthread_rwlock_unlock(&db->lock);
+	return rc;
+}
+
+/* ---- merged iteration over all sources ---------------------------------
+ * Sources in order of age, newest first: mem, imm, segments newest to
+ * oldest.  For each key the newest source's entry wins; tombstones are
+ * returned too, so that the caller decides. */
+
+struct msrc {
+	struct t4dx_mem *mem;
+	const struct t4dx_entry *me;    /* current mem entry */
+	struct t4dx_seg_iter *it;
+	struct t4dx_entry se;           /* current segment entry */
+	bool has;
+};
+
+struct merge {
+	struct msrc *src;
+	size_t n;
+	bool with_content;
+	struct t4dx_entry cur;          /* last returned, owned */
+};
+
+static const struct t4dx_entry *msrc_cur(struct msrc *s)
+{
+	return s->mem ? s->me : &s->se;
+}
+
+static int msrc_advance(struct msrc *s, bool with_content)
+{
+	if (s->mem) {
+		s->me = t4dx_mem_next(s->mem, s->me);
+		s->has = s->me != NULL;
+		return 0;
+	}
+	t4dx_entry_clear(&s->se);
+	int rc = t4dx_seg_iter_next(s->it, with_content, &s->se);
+	s->has = rc == 0;
+	return rc == T4DX_ENOTFOUND ? 0 : rc;
+}
+
+static void merge_close(struct merge *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		t4dx_seg_iter_close(m->src[i].it);
+		t4dx_entry_clear(&m->src[i].se);
+	}
+	free(m->src);
+	t4dx_entry_clear(&m->cur);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Open over mem/imm (if include_mem) and segs[0..nsegs), from key. */
+static int merge_open(struct merge *m, struct t4dx_mem *mem,
+		      struct t4dx_mem *imm, struct t4dx_seg **segs,
+		      size_t nsegs, uint64_t parent, const char *name,
+		      size_t len, bool with_content)
+{
+	memset(m, 0, sizeof(*m));
+	m->with_content = with_content;
+	m->src = calloc(nsegs + 2, sizeof(*m->src));
+	if (!m->src)
+		return ENOMEM;
+	struct t4dx_mem *mems[2] = { mem, imm };
+	for (int i = 0; i < 2; i++) {
+		if (!mems[i])
+			continue;
+		struct msrc *s = &m->src[m->n++];
+		s->mem = mems[i];
+		s->me = t4dx_mem_seek(mems[i], parent, name, len);
+		s->has = s->me != NULL;
+	}
+	for (size_t i = nsegs; i-- > 0;) {
+		struct msrc *s = &m->src[m->n++];
+		int rc = t4dx_seg_iter_open(segs[i], parent, name, len,
+					    &s->it);
+		if (!rc)
+			rc = msrc_advance(s, with_content);
+		if (rc) {
+			merge_close(m);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Next entry in key order (maybe a tombstone): 0 with *out pointing to an
+ * entry owned by the iterator, T4DX_ENOTFOUND at the end, or an error. */
+static int merge_next(struct merge *m, const struct t4dx_entry **out)
+{
+	struct msrc *best = NULL;
+	for (size_t i = 0; i < m->n; i++) {
+		struct msrc *s = &m->src[i];
+		if (!s->has)
+			continue;
+		const struct t4dx_entry *e = msrc_cur(s);
+		if (!best) {
+			best = s;
+			continue;
+		}
+		const struct t4dx_entry *b = msrc_cur(best);
+		if (t4dx_key_cmp(e->parent, e->name, e->name_len, b->parent,
+				 b->name, b->name_len) < 0)
+			best = s;
+	}
+	if (!best)
+		return T4DX_ENOTFOUND;
+	t4dx_entry_clear(&m->cur);
+	copy_out(&m->cur, msrc_cur(best), m->with_content);
+	/* skip this key in every source (older versions) */
+	for (size_t i = 0; i < m->n; i++) {
+		struct msrc *s = &m->src[i];
+		if (!s->has)
+			continue;
+		const struct t4dx_entry *e = msrc_cur(s);
+		if (e->parent == m->cur.parent &&
+		    e->name_len == m->cur.name_len &&
+		    !memcmp(e->name, m->cur.name, e->name_len)) {
+			int rc = msrc_advance(s, m->with_content);
+			if (rc)
+				return rc;
+		}
+	}
+	*out = &m->cur;
+	return 0;
+}
+
+/* Call fn for each live child of parent.  Lock held. */
+static int scan_locked(struct t4dx *db, uint64_t parent, t4dx_scan_fn fn,
+		       void *arg)
+{
+	struct merge m;
+	int rc = merge_open(&m, db->mem, db->imm, db->segs, db->nsegs,
+			    parent, "", 0, false);
+	if (rc)
+		return rc;
+	const struct t4dx_entry *e;
+	while ((rc = merge_next(&m, &e)) == 0) {
+		if (e->parent != parent)
+			break;
+		if (e->tombstone)
+			continue;
+		if ((rc = fn(arg, e)))
+			break;
+	}
+	merge_close(&m);
+	return rc == T4DX_ENOTFOUND ? 0 : rc;
+}
+
+int t4dx_scan(struct t4dx *db, uint64_t parent, t4dx_scan_fn fn, void *arg)
+{
+	pthread_rwlock_rdlock(&db->lock);
+	int rc = scan_locked(db, parent, fn, arg);
+	pthread_rwlock_unlock(&db->lock);
+	return rc;
+}
+
+static int stop_at_first(void *arg, const struct t4dx_entry *e)
+{
+	return 1;
+}
+
+/* 0 if directory ino has no live child, ENOTEMPTY if it has, or an
+ * error.  Lock held. */
+static int check_empty(struct t4dx *db, uint64_t ino)
+{
+	int rc = scan_locked(db, ino, stop_at_first, NULL);
+	return rc == 1 ? ENOTEMPTY : rc;
+}
+
+/* ---- applying records ------------------------------------------------- */
+
+/* Apply r to the memtable; the same code serves live changes and WAL
+ * replay, so both give the same state.  Keeps items up to date.  Lock
+ * held for writing. */
+static int apply(struct t4dx *db, struct t4dx_rec *r)
+{
+	struct t4dx_entry old, ne;
+	int rc, had;
+	switch (r->op) {
+	case T4DX_OP_PUT:
+	case T4DX_OP_MKDIR:
+		had = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
+			     &old) == 0;
+		r->e.lsn = r->lsn;
+		r->e.tombstone = false;
+		if ((rc = t4dx_mem_put(db->mem, &r->e)))
+			return rc;
+		if (!had)
+			db->items++;
+		if (r->e.ino >= db->next_ino)
+			db->next_ino = r->e.ino + 1;
+		return 0;
+	case T4DX_OP_DELETE:
+	case T4DX_OP_RMDIR:
+		if (lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
+			   &old))
+			return 0;
+		memset(&ne, 0, sizeof(ne));
+		t4dx_entry_set_key(&ne, r->e.parent, r->e.name, r->e.name_len);
+		ne.tombstone = true;
+		ne.lsn = r->lsn;
+		if ((rc = t4dx_mem_put(db->mem, &ne)))
+			return rc;
+		db->items--;
+		return 0;
+	case T4DX_OP_RENAME:
+		if (lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+			   &old))
+			return 0;
+		had = lookup(db, r->new_parent, r->new_name, r->new_name_len,
+			     false, &ne) == 0;
+		memset(&ne, 0, sizeof(ne));
+		t4dx_entry_set_key(&ne, r->e.parent, r->e.name, r->e.name_len);
+		ne.tombstone = true;
+		ne.lsn = r->lsn;
+		t4dx_entry_set_key(&old, r->new_parent, r->new_name,
+				   r->new_name_len);
+		old.lsn = r->lsn;
+		rc = t4dx_mem_put(db->mem, &ne);
+		if (!rc)
+			rc = t4dx_mem_put(db->mem, &old);
+		t4dx_entry_clear(&old);
+		if (!rc && had)
+			db->items--;
+		return rc;
+	case T4DX_OP_UPDATE: {
+		if (lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+			   &old))
+			return 0;
+		const struct t4dx_entry *f = &r->e;
+		uint32_t m = r->mask;
+		if (m & T4DX_F_MODE)
+			old.mode = (old.mode & S_IFMT) | (f->mode & 07777);
+		if (m & T4DX_F_UID)
+			old.uid = f->uid;
+		if (m & T4DX_F_GID)
+			old.gid = f->gid;
+		if (m & T4DX_F_ATIME)
+			old.atime_ns = f->atime_ns;
+		if (m & T4DX_F_MTIME)
+			old.mtime_ns = f->mtime_ns;
+		if (m & T4DX_F_CTIME)
+			old.ctime_ns = f->ctime_ns;
+		if (m & T4DX_F_KAPPA)
+			old.kappa = f->kappa;
+		if (m & T4DX_F_IMPORTANCE)
+			old.importance = f->importance;
+		if (m & T4DX_F_TYPE)
+			old.type = f->type;
+		if (m & T4DX_F_EVENT_TIME)
+			old.event_time_ns = f->event_time_ns;
+		if (m & T4DX_F_ACCESS)
+			old.access_count = f->access_count;
+		old.lsn = r->lsn;
+		rc = t4dx_mem_put(db->mem, &old);
+		t4dx_entry_clear(&old);
+		return rc;
+	}
+	case T4DX_OP_PROBE:
+		return 0;
+	}
+	return 0;
+}
+
+static void maybe_wake_flusher(struct t4dx *db)
+{
+	if (t4dx_mem_count(db->mem) < db->cfg.memtable.max_items &&
+	    t4dx_mem_bytes(db->mem) < db->cfg.memtable.max_bytes)
+		return;
+	pthread_mutex_lock(&db->bg_mu);
+	db->bg_want = true;
+	pthread_cond_signal(&db->bg_cond);
+	pthread_mutex_unlock(&db->bg_mu);
+}
+
+/* Queue r in the WAL and apply it; then wait for durability unless
+ * T4DX_NOWAIT.  Lock held for writing on entry, released on return. */
+static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
+			 uint64_t *lsn)
+{
+	int rc = t4dx_wal_add(db->wal, r);
+	if (!rc)
+		rc = apply(db, r);
+	if (!rc)
+		maybe_wake_flusher(db);
+	pthread_rwlock_unlock(&db->lock);
+	if (rc)
+		return rc;
+	if (lsn)
+		*lsn = r->lsn;
+	if (flags & T4DX_NOWAIT)
+		return 0;
+	return t4dx_wal_sync(db->wal, r->lsn);
+}
+
+int t4dx_wait(struct t4dx *db, uint64_t lsn)
+{
+	return t4dx_wal_sync(db->wal, lsn);
+}
+
+static int check_name(size_t len)
+{
+	if (len == 0)
+		return EINVAL;
+	return len > T4DX_NAME_MAX ? ENAMETOOLONG : 0;
+}
+
+int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
+	     uint64_t *lsn)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry old;
+	int rc = check_name(e->name_len);
+	if (rc)
+		return rc;
+	if (e->content && e->content->len != e->size)
+		return EINVAL;
+	if (!S_ISDIR(e->mode) && e->size > db->cfg.limits.max_item_bytes)
+		return EFBIG;
+	pthread_rwlock_wrlock(&db->lock);
+	rc = lookup(db, e->parent, e->name, e->name_len, false, &old);
+	if (rc == 0) {
+		if (flags & T4DX_EXCL)
+			rc = EEXIST;
+		else if (S_ISDIR(old.mode) && !S_ISDIR(e->mode))
+			rc = EISDIR;
+		else if (S_ISDIR(e->mode))
+			rc = EEXIST;
+	} else if (rc == T4DX_ENOTFOUND) {
+		rc = 0;
+	}
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc;
+	}
+	if (!e->ino)
+		e->ino = db->next_ino++;
+	memset(&r, 0, sizeof(r));
+	r.op = S_ISDIR(e->mode) ? T4DX_OP_MKDIR : T4DX_OP_PUT;
+	r.e = *e;               /* borrows e->content while locked */
+	rc = commit_locked(db, &r, flags, lsn);
+	e->lsn = r.lsn;
+	return rc;
+}
+
+int t4dx_delete(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, bool dir, unsigned flags, uint64_t *lsn)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry old;
+	int rc = check_name(name_len);
+	if (rc)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	t4dx_entry_set_key(&r.e, parent, name, name_len);
+	pthread_rwlock_wrlock(&db->lock);
+	rc = lookup(db, parent, name, name_len, false, &old);
+	if (rc == T4DX_ENOTFOUND)
+		rc = ENOENT;
+	else if (!rc && dir && !S_ISDIR(old.mode))
+		rc = ENOTDIR;
+	else if (!rc && !dir && S_ISDIR(old.mode))
+		rc = EISDIR;
+	else if (!rc && dir)
+		rc = check_empty(db, old.ino);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc;
+	}
+	r.op = dir ? T4DX_OP_RMDIR : T4DX_OP_DELETE;
+	return commit_locked(db, &r, flags, lsn);
+}
+
+int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, uint64_t new_parent, const char *new_name,
+		size_t new_name_len, unsigned flags, uint64_t *lsn)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry src, dst;
+	int rc = check_name(name_len);
+	if (!rc)
+		rc = check_name(new_name_len);
+	if (rc)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	t4dx_entry_set_key(&r.e, parent, name, name_len);
+	r.new_parent = new_parent;
+	r.new_name_len = (uint16_t)new_name_len;
+	memcpy(r.new_name, new_name, new_name_len);
+	r.new_name[new_name_len] = 0;
+
+	pthread_rwlock_wrlock(&db->lock);
+	rc = lookup(db, parent, name, name_len, false, &src);
+	if (rc == T4DX_ENOTFOUND)
+		rc = ENOENT;
+	if (rc)
+		goto fail;
+	rc = lookup(db, new_parent, new_name, new_name_len, false, &dst);
+	if (rc == T4DX_ENOTFOUND) {
+		rc = 0;
+	} else if (rc == 0) {
+		if (src.ino == dst.ino) {       /* same entry: nothing to do */
+			pthread_rwlock_unlock(&db->lock);
+			if (lsn)
+				*lsn = 0;
+			return 0;
+		}
+		if (flags & T4DX_NOREPLACE)
+			rc = EEXIST;
+		else if (S_ISDIR(src.mode) && !S_ISDIR(dst.mode))
+			rc = ENOTDIR;
+		else if (!S_ISDIR(src.mode) && S_ISDIR(dst.mode))
+			rc = EISDIR;
+		else if (S_ISDIR(dst.mode))
+			rc = check_empty(db, dst.ino);
+	}
+	if (rc)
+		goto fail;
+	r.op = T4DX_OP_RENAME;
+	return commit_locked(db, &r, flags, lsn);
+fail:
+	pthread_rwlock_unlock(&db->lock);
+	return rc;
+}
+
+int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, const struct t4dx_entry *f, uint32_t mask,
+		unsigned flags, uint64_t *lsn)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry old;
+	int rc = check_name(name_len);
+	if (rc)
+		return rc;
+	if (mask & ~(uint32_t)T4DX_F_ALL)
+		return EINVAL;
+	memset(&r, 0, sizeof(r));
+	r.e = *f;
+	r.e.content = NULL;
+	t4dx_entry_set_key(&r.e, parent, name, name_len);
+	r.op = T4DX_OP_UPDATE;
+	r.mask = mask;
+	pthread_rwlock_wrlock(&db->lock);
+	rc = lookup(db, parent, name, name_len, false, &old);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc == T4DX_ENOTFOUND ? ENOENT : rc;
+	}
+	return commit_locked(db, &r, flags, lsn);
+}
+
+/* ---- flushing --------------------------------------------------------- */
+
+static void seg_file(struct t4dx *db, uint64_t id, char *path, size_t len,
+		     bool tmp)
+{
+	snprintf(path, len, "%s/%020llu.t4s%s", db->seg_dir,
+		 (unsigned long long)id, tmp ? ".tmp" : "");
+}
+
+/* Write the live segment list with the given flushed LSN. Lock held. */
+static int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
+			 uint64_t flushed_lsn, uint64_t next_ino,
+			 uint64_t items)
+{
+	struct t4dx_manifest m = {
+		.next_seg_id = db->next_seg_id,
+		.flushed_lsn = flushed_lsn,
+		.next_ino = next_ino,
+		.items = items,
+		.nsegs = n,
+	};
+	m.segs = calloc(n ? n : 1, sizeof(*m.segs));
+	if (!m.segs)
+		return ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		m.segs[i].id = t4dx_seg_id(segs[i]);
+		m.segs[i].min_lsn = t4dx_seg_min_lsn(segs[i]);
+		m.segs[i].max_lsn = t4dx_seg_max_lsn(segs[i]);
+		m.segs[i].items = t4dx_seg_count(segs[i]);
+	}
+	int rc = t4dx_manifest_save(db->dir, &m);
+	free(m.segs);
+	return rc;
+}
+
+/* Write imm to segment id.  No lock needed: imm is immutable. */
+static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	size_t n = t4dx_mem_count(db->imm), i = 0;
+	uint64_t min_lsn = UINT64_MAX, max_lsn = 0;
+	struct t4dx_entry **v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return ENOMEM;
+	for (const struct t4dx_entry *e = t4dx_mem_seek(db->imm, 0, "", 0);
+	     e; e = t4dx_mem_next(db->imm, e)) {
+		v[i++] = (struct t4dx_entry *)e;
+		if (e->lsn < min_lsn)
+			min_lsn = e->lsn;
+		if (e->lsn > max_lsn)
+			max_lsn = e->lsn;
+	}
+	seg_file(db, id, tmp, sizeof(tmp), true);
+	seg_file(db, id, path, sizeof(path), false);
+	int rc = t4dx_seg_write(tmp, v, n, min_lsn, max_lsn);
+	free(v);
+	if (rc)
+		return rc;
+	if (t4dx_io.rename(tmp, path)) {
+		rc = errno;
+		t4dx_io.unlink(tmp);
+		return rc;
+	}
+	if ((rc = t4dx_io_fsync_dir(db->seg_dir)))
+		return rc;
+	return t4dx_seg_open(path, id, out);
+}
+
+int t4dx_flush(struct t4dx *db)
+{
+	int rc = 0;
+	uint64_t last, next_ino, items, id;
+	struct t4dx_seg *seg = NULL, **segs = NULL;
+
+	pthread_mutex_lock(&db->flush_mu);
+	pthread_rwlock_wrlock(&db->lock);
+	if (!db->imm) {
+		/* a failed flush leaves imm in place; it is retried first */
+		if (t4dx_mem_count(db->mem) == 0) {
+			pthread_rwlock_unlock(&db->lock);
+			goto out;
+		}
+		struct t4dx_mem *fresh = t4dx_mem_new();
+		if (!fresh) {
+			rc = ENOMEM;
+			pthread_rwlock_unlock(&db->lock);
+			goto out;
+		}
+		/* every record in mem must be durable and the WAL must
+		 * start a new file, so that whole files can be archived */
+		rc = t4dx_wal_rotate(db->wal, &last);
+		if (rc) {
+			t4dx_mem_free(fresh);
+			pthread_rwlock_unlock(&db->lock);
+			goto out;
+		}
+		db->imm = db->mem;
+		db->imm_lsn = last;
+		db->imm_items = db->items;
+		db->imm_next_ino = db->next_ino;
+		db->mem = fresh;
+	}
+	/* the MANIFEST describes the state as of imm_lsn: recovery replays
+	 * the records after it on top */
+	last = db->imm_lsn;
+	next_ino = db->imm_next_ino;
+	items = db->imm_items;
+	id = db->next_seg_id++;
+	pthread_rwlock_unlock(&db->lock);
+
+	rc = write_imm(db, id, &seg);
+	if (rc)
+		goto out;
+
+	pthread_rwlock_wrlock(&db->lock);
+	segs = realloc(db->segs, (db->nsegs + 1) * sizeof(*segs));
+	if (!segs) {
+		rc = ENOMEM;
+		pthread_rwlock_unlock(&db->lock);
+		goto out;
+	}
+	db->segs = segs;
+	segs[db->nsegs] = seg;
+	rc = save_manifest(db, segs, db->nsegs + 1, last, next_ino, items);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		goto out;
+	}
+	db->nsegs++;
+	seg = NULL;
+	struct t4dx_mem *old = db->imm;
+	db->imm = NULL;
+	db->flushed_lsn = last;
+	pthread_rwlock_unlock(&db->lock);
+	t4dx_mem_free(old);
+	t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
+out:
+	t4dx_seg_unref(seg);
+	pthread_mutex_unlock(&db->flush_mu);
+	return rc;
+}
+
+static void *flusher(void *arg)
+{
+	struct t4dx *db = arg;
+	pthread_mutex_lock(&db->bg_mu);
+	for (;;) {
+		while (!db->bg_want && !db->bg_stop)
+			pthread_cond_wait(&db->bg_cond, &db->bg_mu);
+		if (db->bg_stop)
+			break;
+		db->bg_want = false;
+		pthread_mutex_unlock(&db->bg_mu);
+		int rc = t4dx_flush(db);
+		pthread_mutex_lock(&db->bg_mu);
+		db->bg_error = rc;
+	}
+	pthread_mutex_unlock(&db->bg_mu);
+	return NULL;
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+static int replay_one(void *arg, struct t4dx_rec *r)
+{
+	struct t4dx *db = arg;
+	int rc = apply(db, r);
+	t4dx_entry_clear(&r->e);
+	return rc;
+}
+
+static int make_dir(const char *path)
+{
+	if (t4dx_io.mkdir(path, 0755) && errno != EEXIST)
+		return errno;
+	struct stat st;
+	if (stat(path, &st))
+		return errno;
+	return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+static int take_lock(struct t4dx *db, char *msg, size_t msglen)
+{
+	char path[PATH_MAX], pid[32] = "";
+	snprintf(path, sizeof(path), "%s/LOCK", db->dir);
+	db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (db->lock_fd < 0) {
+		int rc = errno;
+		snprintf(msg, msglen, "cannot open %s: %s", path, strerror(rc));
+		return rc;
+	}
+	if (flock(db->lock_fd, LOCK_EX | LOCK_NB)) {
+		int rc = errno;
+		if (rc == EWOULDBLOCK) {
+			ssize_t n = pread(db->lock_fd, pid, sizeof(pid) - 1, 0);
+			pid[n > 0 ? n : 0] = 0;
+			pid[strcspn(pid, "\n")] = 0;
+			snprintf(msg, msglen, "%s is in use by process %s "
+				 "(it holds %s)", db->dir,
+				 *pid ? pid : "(unknown)", path);
+			return T4DX_ELOCKED;
+		}
+		snprintf(msg, msglen, "cannot lock %s: %s", path, strerror(rc));
+		return rc;
+	}
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(db->lock_fd, 0) || pwrite(db->lock_fd, pid, (size_t)n, 0) != n) {
+		int rc = errno;
+		snprintf(msg, msglen, "cannot write %s: %s", path, strerror(rc));
+		return rc;
+	}
+	return 0;
+}
+
+static void quarantine(struct t4dx *db, const char *path)
+{
+	char to[2 * PATH_MAX];
+	const char *base = strrchr(path, '/');
+	snprintf(to, sizeof(to), "%s/%s", db->quarantine_dir,
+		 base ? base + 1 : path);
+	if (t4dx_io.rename(path, to) == 0)
+		t4dx_io_fsync_dir(db->quarantine_dir);
+	db->recovery.segments_quarantined++;
+}
+
+static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
+			 char *msg, size_t msglen)
+{
+	db->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*db->segs));
+	if (!db->segs)
+		return ENOMEM;
+	for (size_t i = 0; i < m->nsegs; i++) {
+		char path[PATH_MAX];
+		struct t4dx_seg *s;
+		seg_file(db, m->segs[i].id, path, sizeof(path), false);
+		int rc = t4dx_seg_open(path, m->segs[i].id, &s);
+		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT) {
+			quarantine(db, path);
+			continue;
+		}
+		if (rc) {
+			snprintf(msg, msglen, "cannot open segment %s: %s",
+				 path, t4dx_strerror(rc));
+			return rc;
+		}
+		db->segs[db->nsegs++] = s;
+	}
+	return 0;
+}
+
+int t4dx_open(const char *dir, const struct t4dx_config *cfg,
+	      struct t4dx **out, char *msg, size_t msglen)
+{
+	struct t4dx_manifest m = { 0 };
+	struct t4dx_wal_report rep = { 0 };
+	int rc;
+	struct t4dx *db = calloc(1, sizeof(*db));
+	if (!db)
+		return ENOMEM;
+	snprintf(msg, msglen, "%s", "");
+	db->lock_fd = -1;
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+		PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&db->lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&db->flush_mu, NULL);
+	pthread_mutex_init(&db->bg_mu, NULL);
+	pthread_cond_init(&db->bg_cond, NULL);
+	if (cfg)
+		db->cfg = *cfg;
+	else
+		t4dx_config_defaults(&db->cfg);
+	db->dir = strdup(dir);
+	db->mem = t4dx_mem_new();
+	if (!db->dir || !db->mem) {
+		rc = ENOMEM;
+		goto fail;
+	}
+	if (strlen(dir) > sizeof(db->seg_dir) - 16) {
+		rc = ENAMETOOLONG;
+		snprintf(msg, msglen, "data directory path is too long");
+		goto fail;
+	}
+	snprintf(db->seg_dir, sizeof(db->seg_dir), "%s/seg", dir);
+	snprintf(db->wal_dir, sizeof(db->wal_dir), "%s/wal", dir);
+	snprintf(db->quarantine_dir, sizeof(db->quarantine_dir),
+		 "%s/quarantine", dir);
+	if ((rc = make_dir(dir))) {
+		snprintf(msg, msglen, "cannot use data directory %s: %s", dir,
+			 strerror(rc));
+		goto fail;
+	}
+	if ((rc = take_lock(db, msg, msglen)))
+		goto fail;
+	if ((rc = make_dir(db->seg_dir)) || (rc = make_dir(db->wal_dir)) ||
+	    (rc = make_dir(db->quarantine_dir))) {
+		snprintf(msg, msglen, "cannot create directories in %s: %s",
+			 dir, strerror(rc));
+		goto fail;
+	}
+
+	rc = t4dx_manifest_load(dir, &m);
+	if (rc == T4DX_ENOTFOUND) {
+		m.next_seg_id = 1;
+		m.next_ino = T4DX_ROOT_INO + 1;
+		rc = 0;
+	}
+	if (rc) {
+		snprintf(msg, msglen, "cannot read %s/MANIFEST: %s", dir,
+			 t4dx_strerror(rc));
+		goto fail;
+	}
+	db->next_seg_id = m.next_seg_id;
+	db->flushed_lsn = m.flushed_lsn;
+	db->next_ino = m.next_ino > T4DX_ROOT_INO ? m.next_ino
+						  : T4DX_ROOT_INO + 1;
+	db->items = m.items;
+	if ((rc = load_segments(db, &m, msg, msglen)))
+		goto fail;
+
+	pthread_rwlock_wrlock(&db->lock);
+	rc = t4dx_wal_open(db->wal_dir, db->quarantine_dir, m.flushed_lsn,
+			   db->cfg.wal.max_file_bytes, replay_one, db, &rep,
+			   &db->wal);
+	pthread_rwlock_unlock(&db->lock);
+	if (rc) {
+		snprintf(msg, msglen, "cannot recover the WAL in %s: %s",
+			 db->wal_dir, t4dx_strerror(rc));
+		goto fail;
+	}
+	db->recovery.records_replayed = rep.records;
+	db->recovery.bytes_dropped = rep.bytes_dropped;
+	db->recovery.wal_files = rep.files;
+
+	if ((rc = pthread_create(&db->bg, NULL, flusher, db))) {
+		snprintf(msg, msglen, "cannot start the flush thread: %s",
+			 strerror(rc));
+		goto fail;
+	}
+	db->bg_started = true;
+	t4dx_manifest_free(&m);
+	*out = db;
+	return 0;
+fail:
+	t4dx_manifest_free(&m);
+	if (!*msg)
+		snprintf(msg, msglen, "%s", t4dx_strerror(rc));
+	t4dx_close(db);
+	return rc;
+}
+
+int t4dx_close(struct t4dx *db)
+{
+	int rc = 0;
+	if (!db)
+		return 0;
+	if (db->bg_started) {
+		pthread_mutex_lock(&db->bg_mu);
+		db->bg_stop = true;
+		pthread_cond_signal(&db->bg_cond);
+		pthread_mutex_unlock(&db->bg_mu);
+		pthread_join(db->bg, NULL);
+	}
+	if (db->wal) {
+		rc = t4dx_flush(db);
+		if (!rc && db->imm)
+			rc = t4dx_flush(db);
+		t4dx_wal_close(db->wal);
+	}
+	for (size_t i = 0; i < db->nsegs; i++)
+		t4dx_seg_unref(db->segs[i]);
+	free(db->segs);
+	t4dx_mem_free(db->mem);
+	t4dx_mem_free(db->imm);
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);     /* releases the flock */
+	pthread_rwlock_destroy(&db->lock);
+	pthread_mutex_destroy(&db->flush_mu);
+	pthread_mutex_destroy(&db->bg_mu);
+	pthread_cond_destroy(&db->bg_cond);
+	free(db->dir);
+	free(db);
+	return rc;
+}
+
+void t4dx_get_stats(struct t4dx *db, struct t4dx_stats *st)
+{
+	struct t4dx_wal_stats ws;
+	memset(st, 0, sizeof(*st));
+	pthread_rwlock_rdlock(&db->lock);
+	st->items = db->items;
+	st->memtable_items = t4dx_mem_count(db->mem);
+	st->memtable_bytes = t4dx_mem_bytes(db->mem);
+	if (db->imm) {
+		st->memtable_items += t4dx_mem_count(db->imm);
+		st->memtable_bytes += t4dx_mem_bytes(db->imm);
+	}
+	st->segments = db->nsegs;
+	for (size_t i = 0; i < db->nsegs; i++)
+		st->segment_bytes += t4dx_seg_file_bytes(db->segs[i]);
+	pthread_rwlock_unlock(&db->lock);
+	t4dx_wal_get_stats(db->wal, &ws);
+	st->wal_lsn = t4dx_wal_last_lsn(db->wal);
+	st->wal_bytes = ws.bytes;
+	st->archive_bytes = ws.archive_bytes;
+	st->wal_syncs = ws.syncs;
+	st->wal_records = ws.records;
+	st->recovery = db->recovery;
+}
+
+int t4dx_statfs(struct t4dx *db, struct statvfs *out)
+{
+	return statvfs(db->dir, out) ? errno : 0;
+}

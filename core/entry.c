@@ -1,0 +1,149 @@
+/* entry.c - values of the public interface: blobs, entries, error codes,
+ * configuration defaults. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "t4dx.h"
+
+struct t4dx_blob *t4dx_blob_new(size_t len)
+{
+	struct t4dx_blob *b = malloc(sizeof(*b) + len + 1);
+	if (!b)
+		return NULL;
+	atomic_init(&b->refs, 1);
+	b->len = len;
+	b->data[len] = 0;
+	return b;
+}
+
+struct t4dx_blob *t4dx_blob_from(const void *data, size_t len)
+{
+	struct t4dx_blob *b = t4dx_blob_new(len);
+	if (b && len)
+		memcpy(b->data, data, len);
+	return b;
+}
+
+struct t4dx_blob *t4dx_blob_ref(struct t4dx_blob *b)
+{
+	if (b)
+		atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+	return b;
+}
+
+void t4dx_blob_unref(struct t4dx_blob *b)
+{
+	if (b && atomic_fetch_sub_explicit(&b->refs, 1,
+					   memory_order_acq_rel) == 1)
+		free(b);
+}
+
+static const char *const type_names[] = { "episodic", "semantic",
+					  "procedural" };
+
+const char *t4dx_type_name(int type)
+{
+	if (type < 0 || type > 2)
+		return "episodic";
+	return type_names[type];
+}
+
+int t4dx_type_parse(const char *s, size_t len)
+{
+	for (int i = 0; i < 3; i++)
+		if (strlen(type_names[i]) == len && !memcmp(s, type_names[i], len))
+			return i;
+	return -1;
+}
+
+void t4dx_entry_copy(struct t4dx_entry *dst, const struct t4dx_entry *src)
+{
+	if (dst == src)
+		return;
+	*dst = *src;
+	t4dx_blob_ref(dst->content);
+}
+
+void t4dx_entry_clear(struct t4dx_entry *e)
+{
+	t4dx_blob_unref(e->content);
+	e->content = NULL;
+}
+
+int t4dx_entry_set_key(struct t4dx_entry *e, uint64_t parent,
+		       const char *name, size_t name_len)
+{
+	if (name_len == 0 || memchr(name, '/', name_len) ||
+	    memchr(name, 0, name_len))
+		return EINVAL;
+	if (name_len > T4DX_NAME_MAX)
+		return ENAMETOOLONG;
+	e->parent = parent;
+	e->name_len = (uint16_t)name_len;
+	memcpy(e->name, name, name_len);
+	e->name[name_len] = 0;
+	return 0;
+}
+
+int t4dx_key_cmp(uint64_t pa, const char *na, size_t la,
+		 uint64_t pb, const char *nb, size_t lb)
+{
+	if (pa != pb)
+		return pa < pb ? -1 : 1;
+	int c = memcmp(na, nb, la < lb ? la : lb);
+	if (c)
+		return c < 0 ? -1 : 1;
+	return la < lb ? -1 : la > lb;
+}
+
+const char *t4dx_strerror(int rc)
+{
+	switch (rc) {
+	case 0: return "success";
+	case T4DX_ENOTFOUND: return "not found";
+	case T4DX_ECORRUPT: return "data is damaged (checksum or format check failed)";
+	case T4DX_ELOCKED: return "data directory is locked by another process";
+	case T4DX_EFORMAT: return "unknown or malformed file format";
+	case T4DX_ECONFIG: return "invalid configuration";
+	default:
+		return rc > 0 ? strerror(rc) : "unknown error";
+	}
+}
+
+int t4dx_errno(int rc)
+{
+	switch (rc) {
+	case 0: return 0;
+	case T4DX_ENOTFOUND: return ENOENT;
+	case T4DX_ELOCKED: return EBUSY;
+	case T4DX_ECONFIG: return EINVAL;
+	case T4DX_ECORRUPT:
+	case T4DX_EFORMAT: return EIO;
+	default: return rc > 0 ? rc : EIO;
+	}
+}
+
+void t4dx_config_defaults(struct t4dx_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->breaker.failure_threshold = 5;
+	c->breaker.success_threshold = 2;
+	c->breaker.reset_timeout_s = 60;
+	c->wal.max_file_bytes = 64ULL << 20;
+	c->wal.archive_max_bytes = 256ULL << 20;
+	c->memtable.max_bytes = 64ULL << 20;
+	c->memtable.max_items = 10000;
+	c->fallback.max_items = 1000;
+	c->fallback.max_queue = 10000;
+	c->fallback.drain_batch = 100;
+	strcpy(c->fallback.policy, "queue");
+	c->health.interval_s = 30;
+	c->health.timeout_s = 5;
+	c->health.alert_threshold = 3;
+	c->compaction.nrem_kappa_boost = 0.05;
+	c->compaction.prune_min_kappa = 0.05;
+	c->compaction.prune_max_importance = 0.1;
+	c->compaction.prune_max_age_s = 0;
+	c->limits.max_item_bytes = 16ULL << 20;
+}

@@ -1,0 +1,81 @@
+/* io.c - the I/O table (see io.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "t4dx.h"
+
+static int sys_open(const char *path, int flags, mode_t mode)
+{
+	return open(path, flags | O_CLOEXEC, mode);
+}
+
+static const struct t4dx_io io_defaults = {
+	.open = sys_open,
+	.close = close,
+	.pread = pread,
+	.pwrite = pwrite,
+	.fsync = fsync,
+	.fdatasync = fdatasync,
+	.ftruncate = ftruncate,
+	.rename = rename,
+	.unlink = unlink,
+	.mkdir = mkdir,
+};
+
+struct t4dx_io t4dx_io = io_defaults;
+
+void t4dx_io_reset(void)
+{
+	t4dx_io = io_defaults;
+}
+
+int t4dx_io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = t4dx_io.pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno ? errno : EIO;
+		}
+		if (n == 0)
+			return ENOSPC;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int t4dx_io_pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t n = t4dx_io.pread(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno ? errno : EIO;
+		}
+		if (n == 0)
+			return T4DX_ECORRUPT;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int t4dx_io_fsync_dir(const char *path)
+{
+	int fd = t4dx_io.open(path, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return errno;
+	int rc = t4dx_io.fsync(fd) ? errno : 0;
+	t4dx_io.close(fd);
+	return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * io.h - every system call the engine makes on DATA_DIR goes through
+ * t4dx_io, one table of function pointers, so that a unit test can fail the
+ * Nth write or fdatasync with a chosen errno or cut a write short.
+ * The defaults are the libc functions.  Tests replace entries and call
+ * t4dx_io_reset() afterwards.
+ */
+#ifndef T4DX_IO_H
+#define T4DX_IO_H
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct t4dx_io {
+	int (*open)(const char *path, int flags, mode_t mode);
+	int (*close)(int fd);
+	ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
+	ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
+	int (*fsync)(int fd);
+	int (*fdatasync)(int fd);
+	int (*ftruncate)(int fd, off_t len);
+	int (*rename)(const char *from, const char *to);
+	int (*unlink)(const char *path);
+	int (*mkdir)(const char *path, mode_t mode);
+};
+
+extern struct t4dx_io t4dx_io;
+void t4dx_io_reset(void);
+
+/* Write all of buf at off (retrying short writes and EINTR).
+ * Returns 0 or a positive errno. */
+int t4dx_io_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+/* Read exactly len bytes at off; a short file is T4DX_ECORRUPT. */
+int t4dx_io_pread_all(int fd, void *buf, size_t len, off_t off);
+/* fsync the directory at path.  0 or positive errno. */
+int t4dx_io_fsync_dir(const char *path);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * seg.h - immutable segment files (DATA_DIR/seg/<id>.t4s): LZ4-compressed
+ * blocks of entries sorted by key, a block index, a Bloom filter and a
+ * footer with CRCs.  The format is described at the top of seg.c.
+ *
+ * An open segment is reference counted and safe to read from many threads.
+ */
+#ifndef T4DX_SEG_H
+#define T4DX_SEG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "t4dx.h"
+
+struct t4dx_seg;
+struct t4dx_seg_iter;
+
+/* Write entries[0..n) (sorted by key, unique keys, tombstones included)
+ * to path, fsync it, and close it.  The directory is not fsync'ed.
+ * Returns 0 or a positive errno; a partial file is unlinked. */
+int t4dx_seg_write(const char *path, struct t4dx_entry *const *entries,
+		   size_t n, uint64_t min_lsn, uint64_t max_lsn);
+
+/* Open a segment: read and check the footer, block index and Bloom filter
+ * (T4DX_ECORRUPT / T4DX_EFORMAT on damage).  refs = 1. */
+int t4dx_seg_open(const char *path, uint64_t id, struct t4dx_seg **out);
+struct t4dx_seg *t4dx_seg_ref(struct t4dx_seg *s);
+void t4dx_seg_unref(struct t4dx_seg *s);   /* closes at zero, NULL-safe */
+
+uint64_t t4dx_seg_id(const struct t4dx_seg *s);
+uint64_t t4dx_seg_count(const struct t4dx_seg *s);     /* entries */
+uint64_t t4dx_seg_file_bytes(const struct t4dx_seg *s);
+uint64_t t4dx_seg_min_lsn(const struct t4dx_seg *s);
+uint64_t t4dx_seg_max_lsn(const struct t4dx_seg *s);
+const char *t4dx_seg_path(const struct t4dx_seg *s);
+
+/* Find key.  0 with *out filled (maybe a tombstone), T4DX_ENOTFOUND, or an
+ * error (T4DX_ECORRUPT if the block fails its CRC, errno on I/O error).
+ * with_content: also load the content blob. */
+int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
+		 size_t name_len, bool with_content, struct t4dx_entry *out);
+
+/* Iterate entries in key order starting at the first key >= (parent,
+ * name) (name may be "" with len 0).  next returns 0 with *out filled,
+ * T4DX_ENOTFOUND at the end, or an error. */
+int t4dx_seg_iter_open(struct t4dx_seg *s, uint64_t parent, const char *name,
+		       size_t name_len, struct t4dx_seg_iter **out);
+int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
+		       struct t4dx_entry *out);
+void t4dx_seg_iter_close(struct t4dx_seg_iter *it);
+
+/* Read every block and check its CRC and decoding.  0 or T4DX_ECORRUPT. */
+int t4dx_seg_verify(struct t4dx_seg *s);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * t4dx.h - the public interface of libt4dx, the t4dx storage engine.
+ *
+ * The engine stores entries keyed by (parent inode, name): directories
+ * (namespaces) and regular files (memories).  It knows nothing of FUSE or
+ * the kernel; the inode numbers it hands out are its own stable ids.
+ *
+ * Conventions:
+ *  - Functions return int: 0 on success, a positive errno value, or a
+ *    negative T4DX_E* code (see t4dx_strerror()).
+ *  - struct t4dx is opaque.  struct t4dx_entry and struct t4dx_blob are
+ *    plain values; an entry owns one reference to its content blob.
+ */
+#ifndef T4DX_H
+#define T4DX_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#define T4DX_NAME_MAX 255
+/* The engine inode of the root of items/.  Inodes below it are free for the
+ * embedding program (t4dxfs uses them for the mount root and .ctl/). */
+#define T4DX_ROOT_INO 16
+
+/* Negative error codes (positive values are errno). */
+#define T4DX_ENOTFOUND  (-1)    /* no such key */
+#define T4DX_ECORRUPT   (-2)    /* a checksum or format check failed */
+#define T4DX_ELOCKED    (-3)    /* DATA_DIR is locked by another process */
+#define T4DX_EFORMAT    (-4)    /* unknown format version or malformed file */
+#define T4DX_ECONFIG    (-5)    /* invalid configuration */
+
+const char *t4dx_strerror(int rc);
+/* Map any return code to a positive errno suitable for a system call. */
+int t4dx_errno(int rc);
+
+/* ---- values ---------------------------------------------------------- */
+
+/* Reference-counted immutable byte string (file content). */
+struct t4dx_blob {
+	atomic_uint refs;
+	size_t len;
+	unsigned char data[];
+};
+
+/* Allocate a blob of len bytes (contents uninitialised), refs = 1.
+ * Returns NULL on allocation failure. */
+struct t4dx_blob *t4dx_blob_new(size_t len);
+/* New blob holding a copy of data[0..len). */
+struct t4dx_blob *t4dx_blob_from(const void *data, size_t len);
+struct t4dx_blob *t4dx_blob_ref(struct t4dx_blob *b);   /* NULL-safe */
+void t4dx_blob_unref(struct t4dx_blob *b);              /* NULL-safe */
+
+enum t4dx_type { T4DX_EPISODIC = 0, T4DX_SEMANTIC = 1, T4DX_PROCEDURAL = 2 };
+const char *t4dx_type_name(int type);
+int t4dx_type_parse(const char *s, size_t len);  /* -1 if unknown */
+
+/* One directory entry with its attributes.  For a directory, content is
+ * NULL and size 0.  A tombstone marks a deleted key (only parent, name and
+ * lsn are meaningful). */
+struct t4dx_entry {
+	uint64_t parent;
+	uint16_t name_len;
+	char name[T4DX_NAME_MAX + 1];   /* NUL-terminated; names never hold NUL */
+	bool tombstone;
+	uint64_t lsn;                   /* LSN of the record that wrote it */
+	uint64_t ino;
+	uint32_t mode, uid, gid;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	/* memory attributes (regular files) */
+	uint8_t id[16];
+	double kappa, importance;
+	uint8_t type;
+	int64_t event_time_ns;
+	uint64_t access_count;
+	uint64_t size;                  /* content length */
+	struct t4dx_blob *content;      /* owned reference, may be NULL when
+	                                   only attributes were read */
+};
+
+/* Copy src into dst, taking a new reference to the content. */
+void t4dx_entry_copy(struct t4dx_entry *dst, const struct t4dx_entry *src);
+/* Drop the content reference; the entry may be reused afterwards. */
+void t4dx_entry_clear(struct t4dx_entry *e);
+/* Set parent and name; name_len must be 1..255 and the name free of '/'
+ * and NUL, else EINVAL / ENAMETOOLONG. */
+int t4dx_entry_set_key(struct t4dx_entry *e, uint64_t parent,
+		       const char *name, size_t name_len);
+/* Order of keys: parent, then name byte-wise, shorter first on a tie. */
+int t4dx_key_cmp(uint64_t pa, const char *na, size_t la,
+		 uint64_t pb, const char *nb, size_t lb);
+
+
+/* ---- configuration --------------------------------------------------- */
+
+struct t4dx_config {
+	struct { unsigned failure_threshold, success_threshold;
+		 double reset_timeout_s; } breaker;
+	struct { uint64_t max_file_bytes, archive_max_bytes; } wal;
+	struct { uint64_t max_bytes, max_items; } memtable;
+	struct { unsigned max_items, max_queue, drain_batch;
+		 char policy[16]; char rescue_dir[4096]; } fallback;
+	struct { double interval_s, timeout_s; unsigned alert_threshold; } health;
+	struct { double nrem_kappa_boost, prune_min_kappa,
+		 prune_max_importance, prune_max_age_s; } compaction;
+	struct { uint64_t max_item_bytes; } limits;
+};
+
+/* Fill cfg with the built-in defaults (DESIGN.md section 8). */
+void t4dx_config_defaults(struct t4dx_config *cfg);
+
+/* ---- the engine ------------------------------------------------------ */
+
+struct t4dx;
+
+/* What recovery found when the store was opened. */
+struct t4dx_recovery {
+	uint64_t records_replayed;
+	uint64_t bytes_dropped;         /* torn or damaged WAL tail removed */
+	uint64_t wal_files;
+	uint64_t segments_quarantined;
+};
+
+struct t4dx_stats {
+	uint64_t items;                 /* live files and directories */
+	uint64_t memtable_items, memtable_bytes;
+	uint64_t segments, segment_bytes;
+	uint64_t wal_lsn, wal_bytes, archive_bytes;
+	uint64_t wal_syncs, wal_records;
+	struct t4dx_recovery recovery;
+};
+
+/* Open (creating if needed) the store in dir, taking an exclusive flock on
+ * dir/LOCK, and recover it.  cfg may be NULL for the defaults.  On failure
+ * a human-readable reason is written to msg (msglen bytes); T4DX_ELOCKED
+ * names the process that holds the lock. */
+int t4dx_open(const char *dir, const struct t4dx_config *cfg,
+	      struct t4dx **out, char *msg, size_t msglen);
+/* Flush the memtable to a segment and close.  Returns the first error. */
+int t4dx_close(struct t4dx *db);
+
+#define T4DX_GET_CONTENT 0x1   /* also load the content blob */
+
+/* Look up (parent, name).  T4DX_ENOTFOUND if absent or deleted.  The
+ * caller owns out and must t4dx_entry_clear() it. */
+int t4dx_get(struct t4dx *db, uint64_t parent, const char *name,
+	     size_t name_len, unsigned flags, struct t4dx_entry *out);
+
+/* Flags of the calls that change the store. */
+#define T4DX_EXCL        0x1   /* put: EEXIST if the key is live */
+#define T4DX_NOWAIT      0x2   /* return once applied; the caller waits for
+                                  durability with t4dx_wait(*lsn) */
+#define T4DX_NOREPLACE   0x4   /* rename: EEXIST if the target is live */
+
+/* Every call below that changes the store writes one WAL record, applies
+ * it to the memtable (readers see it from then on) and, unless
+ * T4DX_NOWAIT, returns only once the record is durable (written and
+ * fdatasync'ed), with the commit's error if that failed.  lsn (may be
+ * NULL) receives the record's LSN.  The caller guarantees that parent is a
+ * live directory: the engine keeps no inode -> key index. */
+
+/* Write the entry at its key: a put, or a mkdir for S_IFDIR.  If e->ino
+ * is 0 a new inode number is allocated and stored into e->ino, and
+ * e->lsn is set.  Replacing a directory by a file answers EISDIR, a file
+ * by a directory EEXIST. */
+int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
+	     uint64_t *lsn);
+
+/* Remove a file (dir=false: EISDIR on a directory) or an empty directory
+ * (dir=true: ENOTDIR, ENOTEMPTY).  ENOENT if absent. */
+int t4dx_delete(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, bool dir, unsigned flags, uint64_t *lsn);
+
+/* Atomically move (parent,name) to (new_parent,new_name), replacing a file
+ * or an empty directory there (POSIX rename rules: EISDIR, ENOTDIR,
+ * ENOTEMPTY; EEXIST with T4DX_NOREPLACE).  The entry keeps its inode. */
+int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, uint64_t new_parent, const char *new_name,
+		size_t new_name_len, unsigned flags, uint64_t *lsn);
+
+/* Fields for t4dx_update(). */
+#define T4DX_F_MODE        0x001
+#define T4DX_F_UID         0x002
+#define T4DX_F_GID         0x004
+#define T4DX_F_ATIME       0x008
+#define T4DX_F_MTIME       0x010
+#define T4DX_F_CTIME       0x020
+#define T4DX_F_KAPPA       0x040
+#define T4DX_F_IMPORTANCE  0x080
+#define T4DX_F_TYPE        0x100
+#define T4DX_F_EVENT_TIME  0x200
+#define T4DX_F_ACCESS      0x400
+#define T4DX_F_ALL         0x7ff
+/* Change the fields named in mask to their values in f (one update_fields
+ * record).  Only the permission bits of mode change, never the type. */
+int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, const struct t4dx_entry *f, uint32_t mask,
+		unsigned flags, uint64_t *lsn);
+
+/* Wait until the record lsn (and all before it) is durable. */
+int t4dx_wait(struct t4dx *db, uint64_t lsn);
+
+/* Call fn for every live child of parent in byte-wise name order, with
+ * attributes but without content.  fn returns 0 to go on, anything else
+ * stops the scan and is returned. */
+typedef int (*t4dx_scan_fn)(void *arg, const struct t4dx_entry *e);
+int t4dx_scan(struct t4dx *db, uint64_t parent, t4dx_scan_fn fn, void *arg);
+
+/* Write the memtable to a new segment now. */
+int t4dx_flush(struct t4dx *db);
+
+void t4dx_get_stats(struct t4dx *db, struct t4dx_stats *st);
+
+/* Bytes free / total in the data directory's file system. */
+int t4dx_statfs(struct t4dx *db, struct statvfs *out);
+
+#endif /* T4DX_H */

@@ -1,0 +1,1053 @@
+/*
+ * wal.c - the write-ahead log (see wal.h for the interface).
+ *
+ * FILES
+ *
+ *   DATA_DIR/wal/NNNNNNNNNNNNNNNNNNNN.jsonl   live log files
+ *   DATA_DIR/wal/archive/NNN...N.jsonl        files already covered by
+ *                                             segments (t4dx_wal_archive)
+ *   QUARANTINE/wal-NNN...N.jsonl[.K]          files recovery set aside
+ *
+ * A log file is named by the LSN of its first record, in decimal, zero
+ * padded to 20 digits so that names sort in LSN order.  (Readers accept
+ * 1 to 20 digits; other names in the directory are ignored.)  A file is
+ * a sequence of records and nothing else (no header, no padding, no
+ * trailer): each record is one line of UTF-8 JSON text as described at
+ * the top of rec.c, ending in its "crc" and then exactly one '\n' (0x0a;
+ * no '\r').  A line holds no raw '\n' (JSON escapes it), so a line is
+ * everything up to the next '\n'.  Within a file the LSNs go up by
+ * exactly one from line to line.  Normally each file continues the
+ * previous one (its name is the previous file's last LSN + 1); see
+ * "abandoned" below for the one exception the writer makes.  Example,
+ * wal/00000000000000000041.jsonl:
+ *
+ *   {"lsn":41,"op":"delete","parent":16,"name":"a","crc":2575560998}\n
+ *   {"lsn":42,"op":"probe","crc":4285319664}\n
+ *
+ * WRITING (group commit)
+ *
+ * t4dx_wal_add() gives the record the next LSN, encodes it and appends the
+ * line to an in-memory queue; LSNs are therefore contiguous and the
+ * queue is fully described by its bytes and its LSN range.
+ * t4dx_wal_sync(lsn) waits until lsn is durable.  One waiter at a time is
+ * the leader: it takes everything queued, writes it at the end of the
+ * current file with one pwrite, calls fdatasync once, and publishes the
+ * new durable LSN to all waiters.  Records queued while it works are
+ * taken by the next leader, so N concurrent committers cost far fewer
+ * than N fdatasyncs.  A new file is created (O_EXCL, then fsync of the
+ * wal directory) when the first record after an open, a rotation or an
+ * abandoned file is written; it is named by that record's LSN.  After a
+ * successful group the file is closed once it has reached max_file_bytes,
+ * and the next group starts a new one.
+ *
+ * A failed pwrite or fdatasync fails the group: the file is truncated back
+ * to where the group started (earlier groups were fdatasync'ed; the
+ * group's own bytes are never trusted, even those that reached the page
+ * cache), every waiter whose LSN is in the group gets the errno, and the
+ * group stays at the head of the queue so the next leader writes it again
+ * (together with what was queued meanwhile).  If the truncate fails too,
+ * the file is *abandoned*: it is closed and never written again, and the
+ * next leader starts a new file named by the first queued LSN, i.e. the
+ * LSN right after the abandoned file's last durable record.  The
+ * abandoned file may end in a torn line, or even in complete, valid
+ * copies of (some of) the failed group's records: recovery below copes
+ * with both.  If the abandoned file has the same name as the new one (the
+ * failed group was its first write), it is moved to quarantine first.
+ *
+ * RECOVERY (t4dx_wal_open)
+ *
+ * Files are read in LSN (= name) order.  Per file, lines are read from the
+ * start; the file ends, for recovery, at the first line that
+ *   - is torn (the file ends without '\n'),
+ *   - does not decode (JSON, field or CRC error: t4dx_rec_decode; this
+ *     includes an empty line and a line of 2^31 bytes or more), or
+ *   - whose LSN is not the previous line's LSN + 1.
+ * The file is truncated there (ftruncate + fsync) and the bytes cut off
+ * are reported as dropped; a file damaged in its first line is truncated
+ * to nothing.  The first line of a file must carry the
+ * file's name as LSN; if it decodes but carries another LSN the file is
+ * not truncated but treated as a file that does not continue (below).
+ *
+ * Let E be the LSN the next record must have (the last valid LSN + 1, or
+ * the name of a file that held no valid record).  The first file may
+ * start anywhere (>= 1).  A later file named N continues the log when
+ *   - N == E (the normal case, and also a file started after a file that
+ *     was abandoned with a torn tail), or
+ *   - N < E (a file started after a file that was abandoned with complete
+ *     copies of records N..E-1 at its end: those copies and the new
+ *     file's records below E are the same bytes; the new file's records
+ *     below E are checked but not replayed again), or
+ *   - N <= from_lsn + 1 (the missing LSNs are already in segments).
+ * The first file that does not continue, and every file after it, is
+ * moved (renamed) to the quarantine directory as wal-<name>, or
+ * wal-<name>.K if that is taken, never deleted; then the quarantine and
+ * wal directories are fsync'ed.
+ *
+ * Records with lsn <= from_lsn are checked like the others but not passed
+ * to the callback (they are counted as skipped).  New LSNs start at
+ * max(last valid LSN, from_lsn) + 1.  The last file read is reopened for
+ * appending at its valid end when its last record is the LSN before
+ * that, or when it holds no record and is named by it; an empty last file
+ * with another name is removed; otherwise the next record starts a new
+ * file.  Recovery changes nothing on disk when nothing is damaged; if a
+ * needed repair (truncate, rename, fsync) fails, t4dx_wal_open fails with
+ * that errno and the next open tries again.  If the files cannot be
+ * opened for writing (read-only file system), recovery still reads them,
+ * and fails only if a repair is needed.
+ *
+ * ARCHIVE
+ *
+ * t4dx_wal_archive(upto) moves the oldest files whose records are all
+ * <= upto into archive/ (a file's last LSN is the next file's name - 1,
+ * or for the last file the durable LSN; the file open for appending is
+ * never moved), fsyncs both directories, then deletes the oldest archived
+ * files while the archive holds more than its byte budget.
+ * t4dx_wal_read_all() reads archive/ and the live files together with the
+ * same rules, but changes nothing and stops quietly at damage.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "wal.h"
+
+#define WAL_EXT ".jsonl"
+#define READ_CHUNK (1u << 20)
+#define STOP INT_MIN            /* internal: the file ends here */
+
+/* A file of the log, as the writer sees it. */
+struct wal_file {
+	uint64_t first;         /* its name */
+	uint64_t bytes;         /* its size (valid end) */
+};
+
+/* Encoded records with contiguous LSNs lo..hi (n = 0 when empty). */
+struct wal_queue {
+	struct t4dx_buf buf;
+	uint64_t lo, hi, n;
+};
+
+/* A thread in t4dx_wal_sync(); err is set by a leader whose group held
+ * lsn and failed.  On the waiter's stack, linked under w->mu. */
+struct wal_waiter {
+	struct wal_waiter *next;
+	uint64_t lsn;
+	int err;
+};
+
+struct t4dx_wal {
+	char *dir, *arch, *qdir;
+	uint64_t max_file_bytes;
+	struct t4dx_buf scratch;        /* t4dx_wal_add's (caller-serialized) */
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;              /* busy cleared, durable moved */
+	/* guarded by mu */
+	uint64_t last;                  /* last LSN assigned */
+	uint64_t durable;               /* every LSN <= durable is on disk */
+	struct wal_queue q;             /* added, not yet taken by a leader */
+	bool busy;                      /* a leader (or rotate, archive,
+	                                   close) owns the fields below */
+	struct wal_waiter *waiters;
+	struct wal_file *files;         /* live files in LSN order */
+	size_t nfiles, fcap;
+	uint64_t archive_bytes, syncs, records;
+
+	/* owned by the thread that set busy */
+	struct wal_queue head;          /* the group being written, or the
+	                                   failed group waiting to be retried */
+	int fd;                         /* file to append to, -1: create one
+	                                   at the next write */
+	uint64_t off;                   /* its valid end */
+	uint64_t cur_first;             /* its name */
+	uint64_t bad_first;             /* abandoned file, 0 if none */
+};
+
+/* ---- small helpers --------------------------------------------------- */
+
+/* Directory names are checked against DIR_MAX when the log is opened, so
+ * every path built from them fits in PATH_MAX. */
+#define DIR_MAX (PATH_MAX - 64)
+
+static void file_path(char *out, size_t n, const char *dir, uint64_t first)
+{
+	if (snprintf(out, n, "%s/%020" PRIu64 WAL_EXT, dir, first) >= (int)n)
+		out[0] = 0;     /* cannot happen (DIR_MAX); fails to open */
+}
+
+/* Parse a log file name: 1..20 digits then ".jsonl". */
+static bool parse_name(const char *s, uint64_t *first)
+{
+	size_t d = strspn(s, "0123456789");
+	if (d == 0 || d > 20 || strcmp(s + d, WAL_EXT))
+		return false;
+	uint64_t v = 0;
+	for (size_t i = 0; i < d; i++) {
+		unsigned x = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - x) / 10)
+			return false;
+		v = v * 10 + x;
+	}
+	*first = v;
+	return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The log files in dir, sorted.  A missing dir is an empty list. */
+static int list_dir(const char *dir, uint64_t **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : errno;
+	size_t cap = 0;
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		uint64_t first;
+		if (!parse_name(de->d_name, &first))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *p = realloc(*out, cap * sizeof(*p));
+			if (!p) {
+				rc = ENOMEM;
+				break;
+			}
+			*out = p;
+		}
+		(*out)[(*n)++] = first;
+	}
+	closedir(d);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), cmp_u64);
+	return 0;
+}
+
+/* mkdir that accepts an existing directory; *made tells if it was new. */
+static int make_dir(const char *path, bool *made)
+{
+	*made = false;
+	if (t4dx_io.mkdir(path, 0755) == 0) {
+		*made = true;
+		return 0;
+	}
+	return errno == EEXIST ? 0 : errno;
+}
+
+static int fsync_parent(const char *path)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s", path);
+	char *s = strrchr(p, '/');
+	if (!s)
+		return t4dx_io_fsync_dir(".");
+	if (s == p)
+		s[1] = 0;
+	else
+		*s = 0;
+	return t4dx_io_fsync_dir(p);
+}
+
+/* Move dir/<first>.jsonl to qdir/wal-<first>.jsonl (with a .K suffix if
+ * that name is taken).  The caller fsyncs both directories. */
+static int quarantine_file(const char *dir, const char *qdir, uint64_t first)
+{
+	char from[PATH_MAX], to[PATH_MAX + 16];
+	bool made;
+	int rc = make_dir(qdir, &made);
+	if (rc)
+		return rc;
+	if (made && (rc = fsync_parent(qdir)))
+		return rc;
+	file_path(from, sizeof(from), dir, first);
+	for (int k = 0; k < 10000; k++) {
+		if (k == 0)
+			snprintf(to, sizeof(to), "%s/wal-%020" PRIu64 WAL_EXT,
+				 qdir, first);
+		else
+			snprintf(to, sizeof(to), "%s/wal-%020" PRIu64 WAL_EXT
+				 ".%d", qdir, first, k);
+		struct stat st;
+		if (lstat(to, &st) == 0)
+			continue;
+		if (errno != ENOENT)
+			return errno;
+		return t4dx_io.rename(from, to) ? errno : 0;
+	}
+	return EEXIST;
+}
+
+static void queue_clear(struct wal_queue *q)
+{
+	q->buf.len = 0;
+	q->lo = q->hi = q->n = 0;
+	if (q->buf.cap > (4u << 20))    /* do not keep a huge buffer around */
+		t4dx_buf_free(&q->buf);
+}
+
+/* ---- reading (recovery and read_all) --------------------------------- */
+
+struct replay {
+	uint64_t from;
+	t4dx_wal_replay_fn fn;
+	void *arg;
+	uint64_t expect;                /* LSN the next record must have;
+	                                   0: anything (no file read yet) */
+	uint64_t last;                  /* highest valid LSN, 0 if none */
+	struct t4dx_wal_report rep;
+	unsigned char *p;               /* read buffer */
+	size_t cap;
+};
+
+/* What reading one file found. */
+struct file_result {
+	uint64_t nrec;                  /* valid records */
+	uint64_t last;                  /* LSN of the last of them */
+	uint64_t valid_end;             /* bytes up to the damage or EOF */
+	uint64_t size;
+	bool damaged;                   /* valid_end < size */
+	bool foreign;                   /* first record is not the name */
+};
+
+static int read_more(int fd, unsigned char *p, size_t len, uint64_t off,
+		     size_t *got)
+{
+	for (;;) {
+		ssize_t n = t4dx_io.pread(fd, p, len, (off_t)off);
+		if (n >= 0) {
+			*got = (size_t)n;
+			return 0;
+		}
+		if (errno != EINTR)
+			return errno ? errno : EIO;
+	}
+}
+
+/* One decoded line: check the sequence and hand it on.  Returns 0, STOP
+ * if the file ends here (damage), or an error. */
+static int take_record(struct replay *rp, struct file_result *fr,
+		       uint64_t name, struct t4dx_rec *r)
+{
+	if (fr->nrec == 0 ? r->lsn != name : r->lsn != fr->last + 1) {
+		if (fr->nrec == 0)
+			fr->foreign = true;
+		return STOP;
+	}
+	fr->nrec++;
+	fr->last = r->lsn;
+	if (r->lsn <= rp->last)
+		return 0;       /* a copy left in an abandoned file: seen */
+	rp->last = r->lsn;
+	rp->expect = r->lsn + 1;
+	if (r->lsn <= rp->from) {
+		rp->rep.skipped++;
+		return 0;
+	}
+	int rc = rp->fn ? rp->fn(rp->arg, r) : 0;
+	if (rc)
+		return rc == STOP ? EIO : rc;
+	rp->rep.records++;
+	return 0;
+}
+
+static int read_file(struct replay *rp, int fd, uint64_t name,
+		     struct file_result *fr)
+{
+	memset(fr, 0, sizeof(*fr));
+	struct stat st;
+	if (fstat(fd, &st))
+		return errno;
+	fr->size = (uint64_t)st.st_size;
+	uint64_t base = 0;              /* file offset of rp->p[0] */
+	size_t start = 0, scan = 0, have = 0;
+	bool eof = false;
+	int rc = 0;
+	for (;;) {
+		unsigned char *nl = have > scan ?
+				    memchr(rp->p + scan, '\n', have - scan) :
+				    NULL;
+		if (!nl) {
+			if (eof || have - start >= (size_t)INT_MAX)
+				break;  /* a torn line (or one too long to
+					   be a record), if have > start */
+			if (start) {
+				memmove(rp->p, rp->p + start, have - start);
+				base += start;
+				have -= start;
+				start = 0;
+			}
+			if (have == rp->cap) {
+				size_t cap = rp->cap ? rp->cap * 2 : READ_CHUNK;
+				unsigned char *p = realloc(rp->p, cap);
+				if (!p)
+					return ENOMEM;
+				rp->p = p;
+				rp->cap = cap;
+			}
+			size_t got;
+			rc = read_more(fd, rp->p + have, rp->cap - have,
+				       base + have, &got);
+			if (rc)
+				return rc;
+			scan = have;
+			have += got;
+			eof = got == 0;
+			continue;
+		}
+		size_t len = (size_t)(nl - (rp->p + start));
+		struct t4dx_rec r;
+		rc = t4dx_rec_decode((const char *)rp->p + start, len, &r);
+		if (rc == ENOMEM)
+			return rc;
+		if (rc)
+			break;
+		rc = take_record(rp, fr, name, &r);
+		t4dx_entry_clear(&r.e);
+		if (rc == STOP)
+			break;
+		if (rc)
+			return rc;
+		fr->valid_end = base + start + len + 1;
+		start = scan = (size_t)(nl - rp->p) + 1;
+	}
+	fr->damaged = fr->valid_end < fr->size;
+	return 0;
+}
+
+/* Does a file named n continue the log read so far? */
+static bool continues(const struct replay *rp, uint64_t n)
+{
+	return rp->expect == 0 || n <= rp->expect ||
+	       (rp->from < UINT64_MAX && n <= rp->from + 1);
+}
+
+/* After a file with no valid record: the next one must start at its
+ * name at the earliest. */
+static void note_empty(struct replay *rp, uint64_t n)
+{
+	if (n > rp->expect)
+		rp->expect = n;
+}
+
+/* ---- t4dx_wal_read_all ----------------------------------------------- */
+
+int t4dx_wal_read_all(const char *dir, bool with_archive,
+		      t4dx_wal_replay_fn fn, void *arg)
+{
+	char arch[PATH_MAX], path[PATH_MAX];
+	uint64_t *live = NULL, *old = NULL;
+	size_t nlive = 0, nold = 0;
+	struct replay rp = { .fn = fn, .arg = arg };
+	if (strlen(dir) > DIR_MAX)
+		return ENAMETOOLONG;
+	snprintf(arch, sizeof(arch), "%s/archive", dir);
+	int rc = list_dir(dir, &live, &nlive);
+	if (!rc && with_archive)
+		rc = list_dir(arch, &old, &nold);
+	if (rc)
+		goto out;
+	/* Merge both sorted lists; a name in both is read once (live). */
+	size_t i = 0, j = 0;
+	while (i < nlive || j < nold) {
+		const char *from;
+		uint64_t n;
+		if (j < nold && (i == nlive || old[j] < live[i])) {
+			n = old[j++];
+			from = arch;
+		} else {
+			n = live[i++];
+			from = dir;
+			if (j < nold && old[j] == n)
+				j++;
+		}
+		if (!continues(&rp, n))
+			break;
+		file_path(path, sizeof(path), from, n);
+		int fd = t4dx_io.open(path, O_RDONLY, 0);
+		if (fd < 0) {
+			rc = errno;
+			goto out;
+		}
+		struct file_result fr;
+		rc = read_file(&rp, fd, n, &fr);
+		t4dx_io.close(fd);
+		if (rc)
+			goto out;
+		if (fr.foreign)
+			break;
+		if (fr.nrec == 0)
+			note_empty(&rp, n);
+	}
+out:
+	free(live);
+	free(old);
+	free(rp.p);
+	return rc;
+}
+
+/* ---- t4dx_wal_open --------------------------------------------------- */
+
+static int add_file(struct t4dx_wal *w, uint64_t first, uint64_t bytes)
+{
+	if (w->nfiles && w->files[w->nfiles - 1].first == first) {
+		w->files[w->nfiles - 1].bytes = bytes;
+		return 0;
+	}
+	if (w->nfiles == w->fcap) {
+		size_t cap = w->fcap ? w->fcap * 2 : 16;
+		struct wal_file *p = realloc(w->files, cap * sizeof(*p));
+		if (!p)
+			return ENOMEM;
+		w->files = p;
+		w->fcap = cap;
+	}
+	w->files[w->nfiles++] = (struct wal_file){ first, bytes };
+	return 0;
+}
+
+static void drop_file(struct t4dx_wal *w, size_t i)
+{
+	memmove(&w->files[i], &w->files[i + 1],
+		(w->nfiles - i - 1) * sizeof(w->files[0]));
+	w->nfiles--;
+}
+
+/* Sum of the sizes of the archived log files. */
+static int archive_size(const char *arch, uint64_t *total)
+{
+	uint64_t *names;
+	size_t n;
+	char path[PATH_MAX];
+	*total = 0;
+	int rc = list_dir(arch, &names, &n);
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct stat st;
+		file_path(path, sizeof(path), arch, names[i]);
+		if (stat(path, &st) == 0)
+			*total += (uint64_t)st.st_size;
+	}
+	free(names);
+	return rc;
+}
+
+static int open_rw(const char *path, bool *ro)
+{
+	*ro = false;
+	int fd = t4dx_io.open(path, O_RDWR, 0);
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+		int saved = errno;
+		fd = t4dx_io.open(path, O_RDONLY, 0);
+		if (fd < 0)
+			errno = saved;
+		else
+			*ro = true;
+	}
+	return fd;
+}
+
+static int recover(struct t4dx_wal *w, struct replay *rp)
+{
+	uint64_t *names = NULL;
+	size_t n = 0, nq = 0;
+	char path[PATH_MAX];
+	int tail_fd = -1;               /* last file read, open */
+	bool tail_ro = false;
+	struct file_result tail = { 0 };
+	uint64_t tail_name = 0;
+	int rc = list_dir(w->dir, &names, &n);
+	if (rc)
+		return rc;
+	size_t i = 0;
+	for (; i < n; i++) {
+		if (!continues(rp, names[i]))
+			break;
+		file_path(path, sizeof(path), w->dir, names[i]);
+		bool ro;
+		int fd = open_rw(path, &ro);
+		if (fd < 0) {
+			rc = errno;
+			goto out;
+		}
+		struct file_result fr;
+		rc = read_file(rp, fd, names[i], &fr);
+		if (!rc && fr.foreign) {
+			t4dx_io.close(fd);
+			break;          /* quarantined below with the rest */
+		}
+		if (!rc && fr.damaged) {
+			if (ro)
+				rc = EROFS;
+			else if (t4dx_io.ftruncate(fd, (off_t)fr.valid_end) ||
+				 t4dx_io.fsync(fd))
+				rc = errno ? errno : EIO;
+			else
+				rp->rep.bytes_dropped += fr.size - fr.valid_end;
+		}
+		if (!rc)
+			rc = add_file(w, names[i], fr.valid_end);
+		if (rc) {
+			t4dx_io.close(fd);
+			goto out;
+		}
+		rp->rep.files++;
+		if (fr.nrec == 0)
+			note_empty(rp, names[i]);
+		if (tail_fd >= 0)
+			t4dx_io.close(tail_fd);
+		tail_fd = fd;
+		tail_ro = ro;
+		tail = fr;
+		tail_name = names[i];
+	}
+	/* Everything from the first file that does not continue on. */
+	for (; i < n; i++, nq++) {
+		if ((rc = quarantine_file(w->dir, w->qdir, names[i])))
+			goto out;
+	}
+	if (nq && ((rc = t4dx_io_fsync_dir(w->qdir)) ||
+		   (rc = t4dx_io_fsync_dir(w->dir))))
+		goto out;
+
+	uint64_t next = (rp->last > rp->from ? rp->last : rp->from) + 1;
+	if (tail_fd >= 0 && !tail_ro &&
+	    ((tail.nrec && tail.last + 1 == next) ||
+	     (!tail.nrec && tail_name == next))) {
+		w->fd = tail_fd;
+		w->off = tail.valid_end;
+		w->cur_first = tail_name;
+		tail_fd = -1;
+	} else if (tail_fd >= 0 && !tail.nrec && !tail_ro) {
+		/* An empty file that would break the sequence: nothing in
+		 * it to keep. */
+		file_path(path, sizeof(path), w->dir, tail_name);
+		if (t4dx_io.unlink(path) || (rc = t4dx_io_fsync_dir(w->dir))) {
+			rc = rc ? rc : errno;
+			goto out;
+		}
+		drop_file(w, w->nfiles - 1);
+	}
+out:
+	if (tail_fd >= 0)
+		t4dx_io.close(tail_fd);
+	free(names);
+	return rc;
+}
+
+int t4dx_wal_open(const char *dir, const char *quarantine_dir,
+		  uint64_t from_lsn, uint64_t max_file_bytes,
+		  t4dx_wal_replay_fn fn, void *arg,
+		  struct t4dx_wal_report *rep, struct t4dx_wal **out)
+{
+	*out = NULL;
+	struct t4dx_wal *w = calloc(1, sizeof(*w));
+	if (!w)
+		return ENOMEM;
+	w->fd = -1;
+	w->max_file_bytes = max_file_bytes;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	struct replay rp = { .from = from_lsn, .fn = fn, .arg = arg };
+	int rc = ENAMETOOLONG;
+	if (strlen(dir) > DIR_MAX || strlen(quarantine_dir) > DIR_MAX)
+		goto out;
+	rc = ENOMEM;
+	size_t alen = strlen(dir) + sizeof("/archive");
+	w->dir = strdup(dir);
+	w->qdir = strdup(quarantine_dir);
+	w->arch = malloc(alen);
+	if (!w->dir || !w->qdir || !w->arch)
+		goto out;
+	snprintf(w->arch, alen, "%s/archive", dir);
+	bool made;
+	if ((rc = make_dir(w->dir, &made)) ||
+	    (made && (rc = fsync_parent(w->dir))) ||
+	    (rc = make_dir(w->arch, &made)) ||
+	    (made && (rc = t4dx_io_fsync_dir(w->dir))))
+		goto out;
+	if ((rc = recover(w, &rp)) ||
+	    (rc = archive_size(w->arch, &w->archive_bytes)))
+		goto out;
+	w->last = w->durable = rp.last > from_lsn ? rp.last : from_lsn;
+	rp.rep.last_lsn = w->last;
+out:
+	free(rp.p);
+	if (rep)
+		*rep = rp.rep;
+	if (rc) {
+		t4dx_wal_close(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+/* ---- writing --------------------------------------------------------- */
+
+int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r)
+{
+	/* Only this function writes w->last, and its callers are
+	 * serialized, so it may read it without the lock. */
+	uint64_t saved = r->lsn, lsn = w->last + 1;
+	r->lsn = lsn;
+	w->scratch.len = 0;
+	int rc = t4dx_rec_encode(r, &w->scratch);
+	if (rc) {
+		r->lsn = saved;
+		return rc;
+	}
+	pthread_mutex_lock(&w->mu);
+	struct wal_queue *q = &w->q;
+	if (q->buf.len == 0) {          /* hand the buffer over, no copy */
+		struct t4dx_buf t = q->buf;
+		q->buf = w->scratch;
+		w->scratch = t;
+	} else {
+		rc = t4dx_buf_add(&q->buf, w->scratch.p, w->scratch.len);
+	}
+	if (!rc) {
+		if (!q->n)
+			q->lo = lsn;
+		q->hi = lsn;
+		q->n++;
+		w->last = lsn;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (rc)
+		r->lsn = saved;
+	if (w->scratch.cap > (4u << 20))
+		t4dx_buf_free(&w->scratch);
+	return rc;
+}
+
+/* Create the file named first for the next group (busy held). */
+static int file_create(struct t4dx_wal *w, uint64_t first)
+{
+	char path[PATH_MAX];
+	int rc;
+	if (w->bad_first == first) {
+		/* The abandoned file holds nothing durable (the failed
+		 * group was its first write); set it aside. */
+		if ((rc = quarantine_file(w->dir, w->qdir, first)) ||
+		    (rc = t4dx_io_fsync_dir(w->qdir)))
+			return rc;
+		w->bad_first = 0;
+		pthread_mutex_lock(&w->mu);
+		if (w->nfiles && w->files[w->nfiles - 1].first == first)
+			drop_file(w, w->nfiles - 1);
+		pthread_mutex_unlock(&w->mu);
+	}
+	file_path(path, sizeof(path), w->dir, first);
+	int fd = t4dx_io.open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	if (fd < 0 && errno == EEXIST) {
+		/* Left empty by an attempt whose directory fsync failed. */
+		struct stat st;
+		fd = t4dx_io.open(path, O_RDWR, 0);
+		if (fd >= 0 && (fstat(fd, &st) || st.st_size != 0)) {
+			t4dx_io.close(fd);
+			errno = EEXIST;
+			fd = -1;
+		}
+	}
+	if (fd < 0)
+		return errno ? errno : EIO;
+	if ((rc = t4dx_io_fsync_dir(w->dir))) {
+		t4dx_io.close(fd);
+		return rc;
+	}
+	pthread_mutex_lock(&w->mu);
+	rc = add_file(w, first, 0);
+	pthread_mutex_unlock(&w->mu);
+	if (rc) {
+		t4dx_io.close(fd);
+		return rc;
+	}
+	w->fd = fd;
+	w->off = 0;
+	w->cur_first = first;
+	w->bad_first = 0;
+	return 0;
+}
+
+/* Write and fdatasync w->head (busy held, mu not held). */
+static int group_write(struct t4dx_wal *w)
+{
+	struct wal_queue *g = &w->head;
+	int rc;
+	if (w->fd < 0 && (rc = file_create(w, g->lo)))
+		return rc;
+	uint64_t start = w->off;
+	rc = t4dx_io_pwrite_all(w->fd, g->buf.p, g->buf.len, (off_t)start);
+	if (!rc && t4dx_io.fdatasync(w->fd))
+		rc = errno ? errno : EIO;
+	if (!rc) {
+		w->off = start + g->buf.len;
+		return 0;
+	}
+	if (t4dx_io.ftruncate(w->fd, (off_t)start)) {
+		/* Cannot take the bytes back: never write here again. */
+		t4dx_io.close(w->fd);
+		w->fd = -1;
+		w->bad_first = w->cur_first;
+	}
+	return rc;
+}
+
+/* Lead one group commit.  Called and returns with mu held.  Returns
+ * false if there was nothing to write (which would be a bug). */
+static bool lead(struct t4dx_wal *w)
+{
+	struct wal_queue *h = &w->head, *q = &w->q;
+	w->busy = true;
+	if (h->n == 0) {
+		struct wal_queue t = *h;
+		*h = *q;
+		*q = t;
+	} else if (q->n && !t4dx_buf_add(&h->buf, q->buf.p, q->buf.len)) {
+		/* Behind a failed group; if the copy fails for lack of
+		 * memory, the queue simply waits for the next group. */
+		h->hi = q->hi;
+		h->n += q->n;
+		queue_clear(q);
+	}
+	int rc = 0;
+	bool any = h->n != 0;
+	if (any) {
+		pthread_mutex_unlock(&w->mu);
+		rc = group_write(w);
+		bool full = !rc && w->max_file_bytes &&
+			    w->off >= w->max_file_bytes;
+		if (full) {
+			t4dx_io.close(w->fd);
+			w->fd = -1;
+		}
+		pthread_mutex_lock(&w->mu);
+		if (!rc) {
+			w->durable = h->hi;
+			w->syncs++;
+			w->records += h->n;
+			add_file(w, w->cur_first, w->off);  /* updates size */
+			queue_clear(h);
+		} else {
+			for (struct wal_waiter *x = w->waiters; x; x = x->next)
+				if (x->lsn >= h->lo && x->lsn <= h->hi)
+					x->err = rc;
+		}
+	}
+	w->busy = false;
+	pthread_cond_broadcast(&w->cv);
+	return any;
+}
+
+int t4dx_wal_sync(struct t4dx_wal *w, uint64_t lsn)
+{
+	pthread_mutex_lock(&w->mu);
+	if (lsn > w->last)
+		lsn = w->last;
+	struct wal_waiter me = { .lsn = lsn, .next = w->waiters };
+	w->waiters = &me;
+	while (w->durable < lsn && !me.err) {
+		if (w->busy)
+			pthread_cond_wait(&w->cv, &w->mu);
+		else if (!lead(w))
+			me.err = EIO;
+	}
+	struct wal_waiter **pp = &w->waiters;
+	while (*pp != &me)
+		pp = &(*pp)->next;
+	*pp = me.next;
+	pthread_mutex_unlock(&w->mu);
+	return me.err;
+}
+
+/* Wait for and take the file state (mu held). */
+static void own(struct t4dx_wal *w)
+{
+	while (w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	w->busy = true;
+}
+
+static void disown(struct t4dx_wal *w)
+{
+	w->busy = false;
+	pthread_cond_broadcast(&w->cv);
+}
+
+int t4dx_wal_rotate(struct t4dx_wal *w, uint64_t *last_lsn)
+{
+	int rc = t4dx_wal_sync(w, UINT64_MAX);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&w->mu);
+	own(w);
+	uint64_t last = w->last;
+	pthread_mutex_unlock(&w->mu);
+	/* An empty open file already has the next LSN as its name. */
+	if (w->fd >= 0 && w->off > 0) {
+		t4dx_io.close(w->fd);
+		w->fd = -1;
+	}
+	pthread_mutex_lock(&w->mu);
+	disown(w);
+	pthread_mutex_unlock(&w->mu);
+	if (last_lsn)
+		*last_lsn = last;
+	return 0;
+}
+
+static int trim_archive(struct t4dx_wal *w, uint64_t budget, uint64_t *total)
+{
+	uint64_t *names;
+	size_t n;
+	char path[PATH_MAX];
+	int rc = list_dir(w->arch, &names, &n);
+	if (rc)
+		return rc;
+	uint64_t *sizes = calloc(n ? n : 1, sizeof(*sizes));
+	if (!sizes) {
+		free(names);
+		return ENOMEM;
+	}
+	*total = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		file_path(path, sizeof(path), w->arch, names[i]);
+		if (stat(path, &st) == 0)
+			sizes[i] = (uint64_t)st.st_size;
+		*total += sizes[i];
+	}
+	bool removed = false;
+	for (size_t i = 0; i < n && *total > budget; i++) {
+		file_path(path, sizeof(path), w->arch, names[i]);
+		if (t4dx_io.unlink(path) && errno != ENOENT) {
+			rc = errno;
+			break;
+		}
+		*total -= sizes[i];
+		removed = true;
+	}
+	if (removed && !rc)
+		rc = t4dx_io_fsync_dir(w->arch);
+	free(sizes);
+	free(names);
+	return rc;
+}
+
+int t4dx_wal_archive(struct t4dx_wal *w, uint64_t upto,
+		     uint64_t archive_max_bytes)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	int rc = 0;
+	size_t moved = 0;
+	pthread_mutex_lock(&w->mu);
+	own(w);
+	for (;;) {              /* always the oldest live file */
+		if (w->nfiles == 0 || (w->fd >= 0 && w->nfiles == 1))
+			break;  /* the file open for appending stays */
+		uint64_t first = w->files[0].first;
+		uint64_t last = w->nfiles > 1 ? w->files[1].first - 1 :
+				w->durable;
+		if (last > upto)
+			break;
+		uint64_t bytes = w->files[0].bytes;
+		pthread_mutex_unlock(&w->mu);
+		file_path(from, sizeof(from), w->dir, first);
+		file_path(to, sizeof(to), w->arch, first);
+		if (t4dx_io.rename(from, to))
+			rc = errno ? errno : EIO;
+		pthread_mutex_lock(&w->mu);
+		if (rc)
+			break;
+		if (w->bad_first == first)
+			w->bad_first = 0;
+		drop_file(w, 0);
+		w->archive_bytes += bytes;
+		moved++;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (moved && !rc && !(rc = t4dx_io_fsync_dir(w->arch)))
+		rc = t4dx_io_fsync_dir(w->dir);
+	uint64_t total = 0;
+	int rc2 = trim_archive(w, archive_max_bytes, &total);
+	pthread_mutex_lock(&w->mu);
+	if (!rc2)
+		w->archive_bytes = total;
+	disown(w);
+	pthread_mutex_unlock(&w->mu);
+	return rc ? rc : rc2;
+}
+
+/* ---- queries and close ----------------------------------------------- */
+
+uint64_t t4dx_wal_last_lsn(struct t4dx_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	uint64_t v = w->last;
+	pthread_mutex_unlock(&w->mu);
+	return v;
+}
+
+uint64_t t4dx_wal_durable_lsn(struct t4dx_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	uint64_t v = w->durable;
+	pthread_mutex_unlock(&w->mu);
+	return v;
+}
+
+void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < w->nfiles; i++)
+		st->bytes += w->files[i].bytes;
+	st->archive_bytes = w->archive_bytes;
+	st->syncs = w->syncs;
+	st->records = w->records;
+	st->pending = w->last - w->durable;
+	pthread_mutex_unlock(&w->mu);
+}
+
+void t4dx_wal_close(struct t4dx_wal *w)
+{
+	if (!w)
+		return;
+	t4dx_wal_sync(w, UINT64_MAX);
+	pthread_mutex_lock(&w->mu);
+	own(w);
+	pthread_mutex_unlock(&w->mu);
+	if (w->fd >= 0)
+		t4dx_io.close(w->fd);
+	t4dx_buf_free(&w->q.buf);
+	t4dx_buf_free(&w->head.buf);
+	t4dx_buf_free(&w->scratch);
+	free(w->files);
+	free(w->dir);
+	free(w->arch);
+	free(w->qdir);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}

@@ -1,0 +1,92 @@
+/*
+ * wal.h - the write-ahead log: JSON-lines files in DATA_DIR/wal, named by
+ * the first LSN they hold, with group commit.  Format and recovery rules
+ * are described at the top of wal.c.
+ *
+ * Threading: t4dx_wal_add() must be called by one thread at a time (the
+ * engine calls it under its own mutex, so LSN order is apply order).
+ * t4dx_wal_sync() may be called by many threads at once: one of them (the
+ * leader) writes and fdatasyncs everything queued so far while the others
+ * wait; records queued while a leader syncs are taken by the next leader.
+ */
+#ifndef T4DX_WAL_H
+#define T4DX_WAL_H
+
+#include <stdint.h>
+
+#include "rec.h"
+
+struct t4dx_wal;
+
+/* Called for every valid record during recovery, in LSN order.  A non-zero
+ * return aborts recovery with that code.  r is valid during the call only:
+ * to keep r->e.content, take a reference (t4dx_entry_copy) or take it
+ * over by setting r->e.content to NULL. */
+typedef int (*t4dx_wal_replay_fn)(void *arg, struct t4dx_rec *r);
+
+struct t4dx_wal_report {
+	uint64_t records;       /* records passed to the replay callback */
+	uint64_t skipped;       /* valid records with lsn <= from_lsn */
+	uint64_t bytes_dropped; /* torn/damaged bytes truncated away */
+	uint64_t files;         /* WAL files read */
+	uint64_t last_lsn;      /* highest valid LSN found (or from_lsn) */
+};
+
+/* Open the log in dir (DATA_DIR/wal; created with dir/archive if missing).
+ * Replays, in LSN order, every valid record with lsn > from_lsn through fn;
+ * stops at the first record that is torn, unparsable, fails its CRC or
+ * breaks the LSN sequence, truncates the file there and moves any later
+ * files to quarantine_dir (never deletes them).  New records get LSNs from
+ * max(last valid LSN, from_lsn) + 1.  max_file_bytes: rotate to a new file
+ * when the current one grows past it. */
+int t4dx_wal_open(const char *dir, const char *quarantine_dir,
+		  uint64_t from_lsn, uint64_t max_file_bytes,
+		  t4dx_wal_replay_fn fn, void *arg,
+		  struct t4dx_wal_report *rep, struct t4dx_wal **out);
+
+/* Assign the next LSN to r (stored in r->lsn), encode it and queue it for
+ * the next group commit.  Nothing is written yet.  0 or ENOMEM. */
+int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r);
+
+/* Wait until every record up to lsn is durable (written and fdatasync'ed),
+ * leading a group commit if no other thread is.  Returns 0, or the errno
+ * of the failed write/fdatasync/truncate of the group lsn belonged to.  A
+ * failed group is truncated away and stays queued: the next commit writes
+ * it again (after a failed fdatasync the earlier bytes are never trusted).
+ * If the file cannot even be truncated back, the next commit starts a new
+ * file instead. */
+int t4dx_wal_sync(struct t4dx_wal *w, uint64_t lsn);
+
+/* Make everything queued durable, then start a new file whose name is the
+ * next LSN (created when its first record is written).  Returns the LSN of
+ * the last record in the old files.  The caller must not call
+ * t4dx_wal_add() concurrently. */
+int t4dx_wal_rotate(struct t4dx_wal *w, uint64_t *last_lsn);
+
+/* Move every WAL file whose records all have lsn <= upto into
+ * dir/archive, then delete the oldest archived files while the archive is
+ * larger than archive_max_bytes. */
+int t4dx_wal_archive(struct t4dx_wal *w, uint64_t upto,
+		     uint64_t archive_max_bytes);
+
+uint64_t t4dx_wal_last_lsn(struct t4dx_wal *w);     /* last assigned */
+uint64_t t4dx_wal_durable_lsn(struct t4dx_wal *w);
+struct t4dx_wal_stats {
+	uint64_t bytes;         /* bytes in live (unarchived) files */
+	uint64_t archive_bytes;
+	uint64_t syncs;         /* fdatasync calls that succeeded */
+	uint64_t records;       /* records made durable */
+	uint64_t pending;       /* records queued, not yet durable */
+};
+void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st);
+
+/* Sync what is queued (errors ignored) and free everything. */
+void t4dx_wal_close(struct t4dx_wal *w);
+
+/* Read every record of the files in dir (and dir/archive if
+ * with_archive) in LSN order, without changing anything; for t4dx
+ * wal-dump and segment rebuilds.  Stops quietly at damage. */
+int t4dx_wal_read_all(const char *dir, bool with_archive,
+		      t4dx_wal_replay_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * ctl.h - the control files in MOUNT/.ctl/.  Each has a fixed inode; its
+ * content is generated when it is opened (a snapshot read by that handle)
+ * and a write, if the file takes writes, is one command.
+ */
+#ifndef T4DXFS_CTL_H
+#define T4DXFS_CTL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+struct ctl_file {
+	const char *name;
+	unsigned long ino;
+	/* Append the content to out.  0 or an errno. */
+	int (*show)(struct t4dx_buf *out);
+	/* Run the command in buf[0..len).  NULL: read-only.  0 or errno. */
+	int (*store)(const char *buf, size_t len);
+};
+
+/* Largest write a control file takes; longer ones answer EINVAL. */
+#define CTL_MAX_WRITE 256
+
+const struct ctl_file *ctl_by_ino(unsigned long ino);
+const struct ctl_file *ctl_by_name(const char *name);
+/* The i-th control file (for readdir), NULL past the end. */
+const struct ctl_file *ctl_at(size_t i);
+
+#endif

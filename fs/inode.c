@@ -1,0 +1,101 @@
+/*
+ * inode.c - the inode table.
+ *
+ * Names and inodes.  The engine keys every entry by (parent inode, name)
+ * and stores in it a stable inode number, handed out once and kept across
+ * renames and restarts.  The kernel, on the other hand, talks to us in
+ * inode numbers only: a lookup of (parent, name) returns an inode, and from
+ * then on getattr, open, setxattr... name just that number.  So the daemon
+ * needs the reverse map, inode -> (parent, name), and keeps it here, for
+ * exactly the inodes the kernel holds.
+ *
+ * Lifetime.  Each reply that hands an inode to the kernel (lookup, create,
+ * mkdir, readdirplus) adds one to its nlookup; FORGET subtracts what the
+ * kernel says.  An open file handle also pins its node (opens), because a
+ * file can be written and closed after its last name is gone.  A node is
+ * freed when both counts are zero.  The fixed inodes of the mount root,
+ * .ctl and items/ never enter the table.
+ *
+ * Keeping it true.  Every change of the namespace goes through the daemon,
+ * under fs.ns_mu: rename moves the node to its new key (node_move), unlink,
+ * rmdir and rename-over mark the node they remove as unlinked, so that a
+ * commit through a still-open handle of a deleted file is dropped rather
+ * than resurrecting the name.  The key stored here is therefore always the
+ * entry's current key in the engine.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "t4dxfs.h"
+#include "inode.h"
+
+struct node *node_find(uint64_t ino)
+{
+	struct node *n;
+	HASH_FIND(hh, fs.nodes, &ino, sizeof(ino), n);
+	return n;
+}
+
+static void set_key(struct node *n, uint64_t parent, const char *name,
+		    size_t len)
+{
+	n->parent = parent;
+	n->name_len = (uint16_t)len;
+	memcpy(n->name, name, len);
+	n->name[len] = 0;
+}
+
+struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,
+		      size_t name_len, uint64_t lookups)
+{
+	struct node *n = node_find(ino);
+	if (!n) {
+		n = calloc(1, sizeof(*n));
+		if (!n)
+			return NULL;
+		n->ino = ino;
+		set_key(n, parent, name, name_len);
+		HASH_ADD(hh, fs.nodes, ino, sizeof(n->ino), n);
+	} else if (n->unlinked) {
+		set_key(n, parent, name, name_len);
+		n->unlinked = false;
+	}
+	n->nlookup += lookups;
+	return n;
+}
+
+static void maybe_free(struct node *n)
+{
+	if (n->nlookup || n->opens)
+		return;
+	HASH_DEL(fs.nodes, n);
+	free(n);
+}
+
+void node_forget(struct node *n, uint64_t count)
+{
+	n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
+	maybe_free(n);
+}
+
+void node_close(struct node *n)
+{
+	if (n->opens)
+		n->opens--;
+	maybe_free(n);
+}
+
+void node_move(struct node *n, uint64_t parent, const char *name,
+	       size_t name_len)
+{
+	set_key(n, parent, name, name_len);
+}
+
+void node_free_all(void)
+{
+	struct node *n, *tmp;
+	HASH_ITER(hh, fs.nodes, n, tmp) {
+		HASH_DEL(fs.nodes, n);
+		free(n);
+	}
+}

@@ -1,0 +1,60 @@
+/*
+ * inode.h - the daemon's inode table: which (parent, name) each inode the
+ * kernel knows stands for.  See the essay at the top of inode.c.
+ * Every function here must be called with fs.ns_mu held.
+ *
+ * Lock order: a wbuf's mu before fs.ns_mu, never the reverse.
+ */
+#ifndef T4DXFS_INODE_H
+#define T4DXFS_INODE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uthash.h>
+
+/* Content being written through open file handles of one inode. */
+struct wbuf {
+	pthread_mutex_t mu;             /* guards everything below */
+	unsigned char *data;
+	size_t len, cap;
+	atomic_size_t shown_len;        /* len, readable without mu (getattr
+	                                   holds ns_mu, which comes after mu) */
+	bool dirty;                     /* differs from the committed content */
+	bool defer;                     /* dirty only by an O_TRUNC open: a
+	                                   close commits it only at release */
+	int err;                        /* sticky error (EFBIG): never commit */
+	bool mtime_set;                 /* futimens after the last write */
+	int64_t mtime_ns;
+	unsigned refs;                  /* write handles; ns_mu */
+};
+
+struct node {
+	uint64_t ino;
+	uint64_t parent;                /* key in the engine */
+	uint16_t name_len;
+	char name[T4DX_NAME_MAX + 1];
+	uint64_t nlookup;               /* kernel references */
+	unsigned opens;                 /* open file handles */
+	bool unlinked;                  /* deleted or replaced: no key */
+	struct wbuf *wb;                /* shared by write handles, or NULL */
+	UT_hash_handle hh;
+};
+
+/* Find ino, or NULL. */
+struct node *node_find(uint64_t ino);
+/* Find or add ino with the given key, adding lookups to nlookup.  An
+ * existing node keeps its key unless it was unlinked.  NULL on ENOMEM. */
+struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,
+		      size_t name_len, uint64_t lookups);
+/* Drop n kernel references; frees the node when nothing refers to it. */
+void node_forget(struct node *n, uint64_t count);
+/* Drop an open handle's reference; frees like node_forget. */
+void node_close(struct node *n);
+/* Move the node to a new key (after a rename). */
+void node_move(struct node *n, uint64_t parent, const char *name,
+	       size_t name_len);
+/* Free the whole table (at unmount). */
+void node_free_all(void);
+
+#endif

@@ -1,0 +1,1778 @@
+/*
+ * t4dxfs.c - the FUSE daemon: command line, mount, and the low-level FUSE
+ * operations.
+ *
+ * Every handler does its work in a helper that returns 0 or an errno (or
+ * a t4dx code) and replies exactly once, through reply_err() for errors,
+ * which is the one place where engine codes become errno values.
+ *
+ * The mount: inode 1 is MOUNT/, holding items/ (the engine's root
+ * directory, inode T4DX_ROOT_INO) and .ctl/ (inode 2) with the control
+ * files (ctl.c).  Below items/ every entry is the engine's.
+ *
+ * Writing a file: open for writing gives the inode a shared write buffer
+ * (the committed content, or empty with O_TRUNC); writes, truncates and
+ * appends change the buffer; flush (every close) and fsync commit it as one
+ * engine put and return only once that record is durable, with its error.
+ * Read-only opens read a snapshot of the committed content taken at open.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "t4dxfs.h"
+#include "ctl.h"
+#include "inode.h"
+
+struct t4dxfs fs;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, t4dx_errno(rc));
+}
+
+static void ns_lock(void)
+{
+	pthread_mutex_lock(&fs.ns_mu);
+}
+
+static void ns_unlock(void)
+{
+	pthread_mutex_unlock(&fs.ns_mu);
+}
+
+static struct timespec ts_of(int64_t ns)
+{
+	struct timespec t = { .tv_sec = ns / 1000000000,
+			      .tv_nsec = ns % 1000000000 };
+	if (t.tv_nsec < 0) {
+		t.tv_sec--;
+		t.tv_nsec += 1000000000;
+	}
+	return t;
+}
+
+static int64_t ns_of(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void entry_stat(const struct t4dx_entry *e, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = e->ino;
+	st->st_mode = e->mode;
+	st->st_nlink = 1;       /* directories too: no subdirectory count */
+	st->st_uid = e->uid;
+	st->st_gid = e->gid;
+	st->st_size = (off_t)e->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
+	st->st_atim = ts_of(e->atime_ns);
+	st->st_mtim = ts_of(e->mtime_ns);
+	st->st_ctim = ts_of(e->ctime_ns);
+}
+
+static void fixed_stat(fuse_ino_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_nlink = 1;
+	st->st_uid = fs.uid;
+	st->st_gid = fs.gid;
+	st->st_atim = st->st_mtim = st->st_ctim = ts_of(fs.start_ns);
+	const struct ctl_file *c = ctl_by_ino(ino);
+	if (c)
+		st->st_mode = S_IFREG | (c->store ? 0644 : 0444);
+	else
+		st->st_mode = S_IFDIR | 0755;
+}
+
+static bool is_fixed(fuse_ino_t ino)
+{
+	return ino < T4DX_ROOT_INO;
+}
+
+/* Look up the entry of an engine inode through the table.  Called with
+ * ns_mu held.  ENOENT for an unknown or unlinked inode. */
+static int node_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e,
+		      struct node **np)
+{
+	struct node *n = node_find(ino);
+	if (!n || n->unlinked)
+		return ENOENT;
+	if (np)
+		*np = n;
+	return t4dx_get(fs.db, n->parent, n->name, n->name_len, flags, e);
+}
+
+/* The key of an inode: items/ is (0, "items"), the rest from the table.
+ * ns_mu held. */
+static int key_of(fuse_ino_t ino, uint64_t *parent, char *name, size_t *len)
+{
+	if (ino == INO_ITEMS) {
+		*parent = 0;
+		memcpy(name, "items", 6);
+		*len = 5;
+		return 0;
+	}
+	struct node *n = node_find(ino);
+	if (!n || n->unlinked)
+		return ENOENT;
+	*parent = n->parent;
+	memcpy(name, n->name, n->name_len + 1);
+	*len = n->name_len;
+	return 0;
+}
+
+/* Get an inode's current entry (attributes only).  ns_mu held. */
+static int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e)
+{
+	uint64_t parent;
+	char name[T4DX_NAME_MAX + 1];
+	size_t len;
+	int rc = key_of(ino, &parent, name, &len);
+	if (rc)
+		return rc;
+	rc = t4dx_get(fs.db, parent, name, len, flags, e);
+	return rc == T4DX_ENOTFOUND ? ENOENT : rc;
+}
+
+/* Size of an inode as readers of the kernel should see it: a write
+ * buffer being filled counts. */
+static void apply_wbuf_size(fuse_ino_t ino, struct stat *st)
+{
+	struct node *n = node_find(ino);
+	if (n && n->wb) {
+		size_t len = atomic_load(&n->wb->shown_len);
+		st->st_size = (off_t)len;
+		st->st_blocks = (blkcnt_t)((len + 511) / 512);
+	}
+}
+
+static void fill_param(struct fuse_entry_param *ep, const struct t4dx_entry *e)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->ino = e->ino;
+	ep->generation = 1;
+	ep->entry_timeout = fs.entry_timeout;
+	ep->attr_timeout = fs.attr_timeout;
+	entry_stat(e, &ep->attr);
+}
+
+static int check_name(const char *name)
+{
+	size_t len = strlen(name);
+	if (len > T4DX_NAME_MAX)
+		return ENAMETOOLONG;
+	return len ? 0 : EINVAL;
+}
+
+/* ---- lookup, forget, getattr ------------------------------------------ */
+
+static int do_lookup(fuse_ino_t parent, const char *name,
+		     struct fuse_entry_param *ep)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->entry_timeout = fs.entry_timeout;
+	ep->attr_timeout = fs.attr_timeout;
+	if (parent == INO_MOUNT_ROOT || parent == INO_CTL_DIR) {
+		fuse_ino_t ino = 0;
+		if (parent == INO_MOUNT_ROOT && !strcmp(name, "items"))
+			ino = INO_ITEMS;
+		else if (parent == INO_MOUNT_ROOT && !strcmp(name, ".ctl"))
+			ino = INO_CTL_DIR;
+		else if (parent == INO_CTL_DIR && ctl_by_name(name))
+			ino = ctl_by_name(name)->ino;
+		if (!ino)
+			return ENOENT;
+		ep->ino = ino;
+		if (ino == INO_ITEMS) {
+			struct t4dx_entry e;
+			int rc = t4dx_get(fs.db, 0, "items", 5, 0, &e);
+			if (rc)
+				return rc;
+			fill_param(ep, &e);
+		} else {
+			fixed_stat(ino, &ep->attr);
+		}
+		return 0;
+	}
+	int rc = check_name(name);
+	if (rc)
+		return rc;
+	size_t len = strlen(name);
+	struct t4dx_entry e;
+	ns_lock();
+	/* under ns_mu, so that no rename moves the name between the engine
+	 * lookup and the table update */
+	rc = t4dx_get(fs.db, parent, name, len, 0, &e);
+	if (!rc && !node_ref(e.ino, parent, name, len, 1))
+		rc = ENOMEM;
+	if (!rc) {
+		fill_param(ep, &e);
+		apply_wbuf_size(e.ino, &ep->attr);
+	}
+	ns_unlock();
+	if (rc == T4DX_ENOTFOUND) {
+		/* a negative entry the kernel may cache */
+		ep->ino = 0;
+		return 0;
+	}
+	return rc;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param ep;
+	int rc = do_lookup(parent, name, &ep);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
+static void forget_one(fuse_ino_t ino, uint64_t n)
+{
+	if (is_fixed(ino) || ino == INO_ITEMS)
+		return;
+	ns_lock();
+	struct node *nd = node_find(ino);
+	if (nd)
+		node_forget(nd, n);
+	ns_unlock();
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		forget_one(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static int do_getattr(fuse_ino_t ino, struct stat *st)
+{
+	if (is_fixed(ino)) {
+		fixed_stat(ino, st);
+		return 0;
+	}
+	struct t4dx_entry e;
+	ns_lock();
+	int rc = ino_entry(ino, 0, &e);
+	if (!rc) {
+		entry_stat(&e, st);
+		apply_wbuf_size(ino, st);
+	}
+	ns_unlock();
+	return rc;
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = do_getattr(ino, &st);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_attr(req, &st, fs.attr_timeout);
+}
+
+/* ---- write buffers and commits ---------------------------------------- */
+
+static uint64_t fs_max_item(void)
+{
+	return fs.max_item_bytes;
+}
+
+static struct wbuf *wbuf_new(void)
+{
+	struct wbuf *w = calloc(1, sizeof(*w));
+	if (w)
+		pthread_mutex_init(&w->mu, NULL);
+	return w;
+}
+
+static void wbuf_free(struct wbuf *w)
+{
+	pthread_mutex_destroy(&w->mu);
+	free(w->data);
+	free(w);
+}
+
+/* Make room for len bytes.  wb->mu held. */
+static int wbuf_reserve(struct wbuf *w, size_t len)
+{
+	if (len <= w->cap)
+		return 0;
+	size_t cap = w->cap ? w->cap : 4096;
+	while (cap < len)
+		cap *= 2;
+	unsigned char *p = realloc(w->data, cap);
+	if (!p)
+		return ENOMEM;
+	w->data = p;
+	w->cap = cap;
+	return 0;
+}
+
+/* Set the buffer's length (shrinking, or after the bytes are in place).
+ * wb->mu held. */
+static void wbuf_set_len(struct wbuf *w, size_t len)
+{
+	w->len = len;
+	atomic_store(&w->shown_len, len);
+}
+
+/* Tell the kernel to drop its cached attributes and pages of ino: its
+ * content changed in the daemon. */
+static void invalidate(fuse_ino_t ino)
+{
+	if (fs.se)
+		fuse_lowlevel_notify_inval_inode(fs.se, ino, 0, 0);
+}
+
+/* Commit the inode's write buffer, if it holds a change, as one put, and
+ * return the commit's error once the record is durable.
+ *
+ * Every close() of a file descriptor sends a flush, also the close of a
+ * duplicate (a shell's `>` opens, dup2()s and closes the original before
+ * the command writes a byte).  A buffer changed only by the O_TRUNC of its
+ * open is therefore not committed by a flush but at release (the last
+ * close): committing the empty file early would destroy the previous
+ * content even when the writes that follow then fail (EFBIG). */
+static int commit(fuse_ino_t ino, bool at_release)
+{
+	struct node *n;
+	struct wbuf *w;
+	uint64_t lsn = 0;
+	int rc = 0;
+
+	ns_lock();
+	n = node_find(ino);
+	w = n ? n->wb : NULL;
+	ns_unlock();
+	if (!w)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	if (w->err) {
+		rc = at_release ? 0 : w->err;
+		goto out;
+	}
+	if (!w->dirty || (w->defer && !at_release))
+		goto out;
+	struct t4dx_blob *blob = t4dx_blob_from(w->data, w->len);
+	if (!blob) {
+		rc = ENOMEM;
+		goto out;
+	}
+	struct t4dx_entry e;
+	ns_lock();
+	if (n->unlinked) {
+		/* the file lost its name while open: its content goes too */
+		ns_unlock();
+		t4dx_blob_unref(blob);
+		w->dirty = false;
+		goto out;
+	}
+	rc = t4dx_get(fs.db, n->parent, n->name, n->name_len, 0, &e);
+	if (!rc) {
+		int64_t now = t4dx_now_ns();
+		e.content = blob;
+		e.size = blob->len;
+		e.mtime_ns = w->mtime_set ? w->mtime_ns : now;
+		e.ctime_ns = now;
+		rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
+		e.content = NULL;
+	}
+	ns_unlock();
+	t4dx_blob_unref(blob);
+	if (rc)
+		goto out;
+	/* once queued, the record is written by some commit even if this
+	 * one fails: the buffer is no longer dirty */
+	w->dirty = false;
+	w->defer = false;
+out:
+	pthread_mutex_unlock(&w->mu);
+	if (!rc && lsn) {
+		rc = t4dx_wait(fs.db, lsn);
+		invalidate(ino);
+	}
+	return rc;
+}
+
+/* ---- setattr ---------------------------------------------------------- */
+
+static int truncate_item(fuse_ino_t ino, uint64_t size)
+{
+	struct node *n;
+	struct t4dx_entry e;
+	uint64_t lsn = 0;
+	int rc;
+
+	if (size > fs_max_item())
+		return EFBIG;
+	ns_lock();
+	n = node_find(ino);
+	struct wbuf *w = n ? n->wb : NULL;
+	if (w) {
+		/* an open writer: the new length is part of its next commit */
+		ns_unlock();
+		pthread_mutex_lock(&w->mu);
+		rc = wbuf_reserve(w, size);
+		if (!rc) {
+			if (size > w->len)
+				memset(w->data + w->len, 0, size - w->len);
+			wbuf_set_len(w, size);
+			w->dirty = true;
+			w->defer = false;
+			w->mtime_set = false;
+		}
+		pthread_mutex_unlock(&w->mu);
+		return rc;
+	}
+	rc = node_entry(ino, T4DX_GET_CONTENT, &e, NULL);
+	if (rc == T4DX_ENOTFOUND)
+		rc = ENOENT;
+	if (!rc && S_ISDIR(e.mode))
+		rc = EISDIR;
+	if (!rc && size != e.size) {
+		struct t4dx_blob *b = t4dx_blob_new(size);
+		if (!b) {
+			rc = ENOMEM;
+		} else {
+			size_t keep = size < e.size ? size : e.size;
+			if (keep)
+				memcpy(b->data, e.content->data, keep);
+			memset(b->data + keep, 0, size - keep);
+			t4dx_blob_unref(e.content);
+			e.content = b;
+			e.size = size;
+			e.mtime_ns = e.ctime_ns = t4dx_now_ns();
+			rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
+		}
+	}
+	t4dx_entry_clear(&e);
+	ns_unlock();
+	if (!rc && lsn)
+		rc = t4dx_wait(fs.db, lsn);
+	return rc;
+}
+
+static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
+		      struct stat *out)
+{
+	struct t4dx_entry f;
+	uint32_t mask = 0;
+	uint64_t lsn = 0;
+	int rc = 0;
+	int64_t now = t4dx_now_ns();
+
+	if (is_fixed(ino))
+		return EPERM;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		rc = truncate_item(ino, (uint64_t)attr->st_size);
+		if (rc)
+			return rc;
+	}
+	memset(&f, 0, sizeof(f));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		f.mode = attr->st_mode;
+		mask |= T4DX_F_MODE;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		f.uid = attr->st_uid;
+		mask |= T4DX_F_UID;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		f.gid = attr->st_gid;
+		mask |= T4DX_F_GID;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		f.atime_ns = to_set & FUSE_SET_ATTR_ATIME_NOW
+				     ? now : ns_of(attr->st_atim);
+		mask |= T4DX_F_ATIME;
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		f.mtime_ns = to_set & FUSE_SET_ATTR_MTIME_NOW
+				     ? now : ns_of(attr->st_mtim);
+		mask |= T4DX_F_MTIME;
+	}
+	if (mask) {
+		f.ctime_ns = (to_set & FUSE_SET_ATTR_CTIME)
+				     ? ns_of(attr->st_ctim) : now;
+		mask |= T4DX_F_CTIME;
+		uint64_t parent;
+		char name[T4DX_NAME_MAX + 1];
+		size_t len;
+		ns_lock();
+		rc = key_of(ino, &parent, name, &len);
+		if (!rc)
+			rc = t4dx_update(fs.db, parent, name, len, &f, mask,
+					 T4DX_NOWAIT, &lsn);
+		struct node *n = node_find(ino);
+		struct wbuf *w = n ? n->wb : NULL;
+		ns_unlock();
+		if (!rc && w && (mask & T4DX_F_MTIME)) {
+			/* futimens while writing: the commit keeps it */
+			pthread_mutex_lock(&w->mu);
+			w->mtime_set = true;
+			w->mtime_ns = f.mtime_ns;
+			pthread_mutex_unlock(&w->mu);
+		}
+		if (!rc)
+			rc = t4dx_wait(fs.db, lsn);
+		if (rc)
+			return rc == T4DX_ENOTFOUND ? ENOENT : rc;
+	}
+	return do_getattr(ino, out);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = do_setattr(ino, attr, to_set, &st);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_attr(req, &st, fs.attr_timeout);
+}
+
+/* ---- creating and removing -------------------------------------------- */
+
+static void new_entry(struct t4dx_entry *e, fuse_req_t req, mode_t mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	int64_t now = t4dx_now_ns();
+	memset(e, 0, sizeof(*e));
+	e->mode = mode;
+	e->uid = ctx->uid;
+	e->gid = ctx->gid;
+	e->atime_ns = e->mtime_ns = e->ctime_ns = now;
+	if (S_ISREG(mode)) {
+		if (getrandom(e->id, sizeof(e->id), 0) != sizeof(e->id))
+			for (size_t i = 0; i < sizeof(e->id); i++)
+				e->id[i] = (uint8_t)rand();
+		e->kappa = 0;
+		e->importance = 0.5;
+		e->type = T4DX_EPISODIC;
+		e->event_time_ns = now;
+	}
+}
+
+/* Create (parent, name) with mode, durable unless nowait (then *lsn is
+ * what to wait for), and take a kernel reference. */
+static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, bool nowait, uint64_t *lsn,
+		      struct fuse_entry_param *ep)
+{
+	struct t4dx_entry e;
+	uint64_t l = 0;
+	if (is_fixed(parent))
+		return parent == INO_CTL_DIR ? EACCES : EPERM;
+	int rc = check_name(name);
+	if (rc)
+		return rc;
+	new_entry(&e, req, mode);
+	rc = t4dx_entry_set_key(&e, parent, name, strlen(name));
+	if (rc)
+		return rc;
+	ns_lock();
+	rc = t4dx_put(fs.db, &e, T4DX_EXCL | T4DX_NOWAIT, &l);
+	if (!rc && !node_ref(e.ino, parent, name, e.name_len, 1))
+		rc = ENOMEM;
+	ns_unlock();
+	if (rc)
+		return rc;
+	fill_param(ep, &e);
+	if (nowait) {
+		*lsn = l;
+		return 0;
+	}
+	rc = t4dx_wait(fs.db, l);
+	if (rc)
+		forget_one(e.ino, 1);
+	return rc;
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct fuse_entry_param ep;
+	int rc = make_entry(req, parent, name, S_IFDIR | (mode & 07777), false,
+			    NULL, &ep);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
+static int do_remove(fuse_ino_t parent, const char *name, bool dir)
+{
+	struct t4dx_entry e;
+	uint64_t lsn = 0;
+	if (is_fixed(parent))
+		return parent == INO_CTL_DIR ? EACCES : EPERM;
+	int rc = check_name(name);
+	if (rc)
+		return rc;
+	size_t len = strlen(name);
+	ns_lock();
+	rc = t4dx_get(fs.db, parent, name, len, 0, &e);
+	if (!rc)
+		rc = t4dx_delete(fs.db, parent, name, len, dir, T4DX_NOWAIT,
+				 &lsn);
+	if (!rc) {
+		struct node *n = node_find(e.ino);
+		if (n)
+			n->unlinked = true;
+		fs.ns_gen++;
+	}
+	ns_unlock();
+	if (rc == T4DX_ENOTFOUND)
+		return ENOENT;
+	if (!rc)
+		rc = t4dx_wait(fs.db, lsn);
+	return rc;
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, do_remove(parent, name, false));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, do_remove(parent, name, true));
+}
+
+static int do_rename(fuse_ino_t parent, const char *name, fuse_ino_t np,
+		     const char *newname, unsigned int flags)
+{
+	struct t4dx_entry src, dst;
+	uint64_t lsn = 0;
+	int rc;
+	if (flags & ~RENAME_NOREPLACE)
+		return EINVAL;          /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	if (is_fixed(parent) || is_fixed(np))
+		return EPERM;
+	if ((rc = check_name(name)) || (rc = check_name(newname)))
+		return rc;
+	size_t len = strlen(name), nlen = strlen(newname);
+	ns_lock();
+	rc = t4dx_get(fs.db, parent, name, len, 0, &src);
+	bool had_dst = false;
+	if (!rc) {
+		had_dst = t4dx_get(fs.db, np, newname, nlen, 0, &dst) == 0;
+		rc = t4dx_rename(fs.db, parent, name, len, np, newname, nlen,
+				 ((flags & RENAME_NOREPLACE) ? T4DX_NOREPLACE
+				  : 0) | T4DX_NOWAIT, &lsn);
+	}
+	if (!rc && lsn) {
+		if (had_dst && dst.ino != src.ino) {
+			struct node *d = node_find(dst.ino);
+			if (d)
+				d->unlinked = true;
+		}
+		struct node *n = node_find(src.ino);
+		if (n)
+			node_move(n, np, newname, nlen);
+		fs.ns_gen++;
+	}
+	ns_unlock();
+	if (rc == T4DX_ENOTFOUND)
+		return ENOENT;
+	if (!rc && lsn)
+		rc = t4dx_wait(fs.db, lsn);
+	return rc;
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	reply_err(req, do_rename(parent, name, newparent, newname, flags));
+}
+
+static void op_eperm(fuse_req_t req)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	op_eperm(req);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	op_eperm(req);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	op_eperm(req);
+}
+
+/* ---- open files ------------------------------------------------------- */
+
+enum fh_kind { FH_READ, FH_WRITE, FH_CTL };
+
+struct fh {
+	enum fh_kind kind;
+	fuse_ino_t ino;
+	struct node *node;              /* FH_READ, FH_WRITE */
+	struct t4dx_blob *snap;         /* FH_READ: content at open;
+	                                   FH_CTL: generated content */
+	uint64_t create_lsn;            /* FH_WRITE from create: wait on flush */
+};
+
+static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	const struct ctl_file *c = ctl_by_ino(ino);
+	if (!c)
+		return EISDIR;
+	int acc = fi->flags & O_ACCMODE;
+	if (acc != O_RDONLY && !c->store)
+		return EACCES;
+	struct fh *h = calloc(1, sizeof(*h));
+	if (!h)
+		return ENOMEM;
+	h->kind = FH_CTL;
+	h->ino = ino;
+	if (acc != O_WRONLY) {
+		struct t4dx_buf b = { 0 };
+		int rc = c->show(&b);
+		if (!rc && !(h->snap = t4dx_blob_from(b.p, b.len)))
+			rc = ENOMEM;
+		t4dx_buf_free(&b);
+		if (rc) {
+			free(h);
+			return rc;
+		}
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fi->nonseekable = 0;
+	return 0;
+}
+
+/* Attach a write handle to the node, creating its buffer from the
+ * committed content (or empty when truncating).  ns_mu held. */
+static int attach_writer(struct node *n, bool trunc, bool fresh)
+{
+	struct t4dx_entry e;
+	if (!n->wb) {
+		struct wbuf *w = wbuf_new();
+		if (!w)
+			return ENOMEM;
+		if (!trunc && !fresh) {
+			int rc = t4dx_get(fs.db, n->parent, n->name,
+					  n->name_len, T4DX_GET_CONTENT, &e);
+			if (rc) {
+				wbuf_free(w);
+				return rc == T4DX_ENOTFOUND ? ENOENT : rc;
+			}
+			if (e.size && (rc = wbuf_reserve(w, e.size)) == 0)
+				memcpy(w->data, e.content->data, e.size);
+			wbuf_set_len(w, e.size);
+			t4dx_entry_clear(&e);
+			if (rc) {
+				wbuf_free(w);
+				return rc;
+			}
+		}
+		n->wb = w;
+	}
+	n->wb->refs++;
+	n->opens++;
+	return 0;
+}
+
+/* O_TRUNC on an open of an existing file: empty the shared buffer.  Not
+ * under ns_mu (lock order). */
+static void truncate_writer(struct wbuf *w)
+{
+	pthread_mutex_lock(&w->mu);
+	wbuf_set_len(w, 0);
+	w->dirty = true;
+	w->defer = true;
+	w->err = 0;
+	w->mtime_set = false;
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (is_fixed(ino))
+		return ino == INO_MOUNT_ROOT || ino == INO_CTL_DIR
+			       ? EISDIR : open_ctl(ino, fi);
+	if (ino == INO_ITEMS)
+		return EISDIR;
+	struct fh *h = calloc(1, sizeof(*h));
+	if (!h)
+		return ENOMEM;
+	h->ino = ino;
+	struct node *n;
+	struct t4dx_entry e;
+	int acc = fi->flags & O_ACCMODE;
+	ns_lock();
+	int rc = node_entry(ino, acc == O_RDONLY ? T4DX_GET_CONTENT : 0, &e, &n);
+	if (rc == T4DX_ENOTFOUND)
+		rc = ENOENT;
+	if (!rc && S_ISDIR(e.mode))
+		rc = EISDIR;
+	if (!rc && acc == O_RDONLY) {
+		h->kind = FH_READ;
+		h->snap = e.content;
+		e.content = NULL;
+		n->opens++;
+		/* while a writer fills the page cache's inode with other
+		 * bytes, this reader's version must bypass it */
+		fi->direct_io = n->wb != NULL;
+	} else if (!rc) {
+		h->kind = FH_WRITE;
+		rc = attach_writer(n, fi->flags & O_TRUNC, false);
+	}
+	if (!rc)
+		h->node = n;
+	struct wbuf *w = !rc && h->kind == FH_WRITE ? n->wb : NULL;
+	ns_unlock();
+	t4dx_entry_clear(&e);
+	if (rc) {
+		free(h);
+		return rc;
+	}
+	if (w && (fi->flags & O_TRUNC))
+		truncate_writer(w);
+	/* written bytes live in the write buffer until the commit, never in
+	 * the page cache that readers of the committed version share */
+	if (w)
+		fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int rc = do_open(ino, fi);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_open(req, fi);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param ep;
+	uint64_t lsn = 0;
+	struct fh *h = calloc(1, sizeof(*h));
+	if (!h) {
+		reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = make_entry(req, parent, name, S_IFREG | (mode & 07777), true,
+			    &lsn, &ep);
+	if (!rc) {
+		ns_lock();
+		struct node *n = node_find(ep.ino);
+		rc = n ? attach_writer(n, true, true) : ENOENT;
+		if (!rc) {
+			h->kind = FH_WRITE;
+			h->ino = ep.ino;
+			h->node = n;
+			h->create_lsn = lsn;
+		}
+		ns_unlock();
+	}
+	if (rc) {
+		free(h);
+		reply_err(req, rc);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fuse_reply_create(req, &ep, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	if (h->kind != FH_WRITE) {
+		/* the kernel may release the handle while the reply is still
+		 * being written: hold the snapshot until it is sent */
+		struct t4dx_blob *b = t4dx_blob_ref(h->snap);
+		size_t len = b ? b->len : 0;
+		size_t n = (uint64_t)off < len ? len - (size_t)off : 0;
+		if (n > size)
+			n = size;
+		fuse_reply_buf(req, n ? (const char *)b->data + off : NULL, n);
+		t4dx_blob_unref(b);
+	} else {
+		/* copy out under the lock: once the reply is sent, a release
+		 * on another thread may free the buffer */
+		struct wbuf *w = h->node->wb;
+		pthread_mutex_lock(&w->mu);
+		size_t n = (uint64_t)off < w->len ? w->len - (size_t)off : 0;
+		if (n > size)
+			n = size;
+		char *copy = n ? malloc(n) : NULL;
+		if (copy)
+			memcpy(copy, w->data + off, n);
+		pthread_mutex_unlock(&w->mu);
+		if (n && !copy)
+			reply_err(req, ENOMEM);
+		else
+			fuse_reply_buf(req, copy, n);
+		free(copy);
+	}
+}
+
+static int ctl_write(struct fh *h, const char *buf, size_t size, off_t off)
+{
+	const struct ctl_file *c = ctl_by_ino(h->ino);
+	if (!c || !c->store)
+		return EACCES;
+	if (off != 0 || size > CTL_MAX_WRITE)
+		return EINVAL;
+	return c->store(buf, size);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	int rc = 0;
+	if (h->kind == FH_CTL) {
+		rc = ctl_write(h, buf, size, off);
+	} else if (h->kind != FH_WRITE) {
+		rc = EBADF;
+	} else if (off < 0) {
+		rc = EINVAL;
+	} else {
+		struct wbuf *w = h->node->wb;
+		uint64_t end = (uint64_t)off + size;
+		pthread_mutex_lock(&w->mu);
+		if (end > fs_max_item()) {
+			/* the whole file is refused: the item keeps its
+			 * previous content, whatever the next close does */
+			w->err = EFBIG;
+			rc = EFBIG;
+		} else if (!(rc = wbuf_reserve(w, end))) {
+			if ((uint64_t)off > w->len)
+				memset(w->data + w->len, 0, (size_t)off - w->len);
+			memcpy(w->data + off, buf, size);
+			if (end > w->len)
+				wbuf_set_len(w, end);
+			w->dirty = true;
+			w->defer = false;
+			w->mtime_set = false;
+		}
+		pthread_mutex_unlock(&w->mu);
+	}
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static int do_flush(struct fh *h)
+{
+	if (h->kind != FH_WRITE)
+		return 0;
+	int rc = commit(h->ino, false);
+	if (!rc && h->create_lsn) {
+		rc = t4dx_wait(fs.db, h->create_lsn);
+		if (!rc)
+			h->create_lsn = 0;
+	}
+	return rc;
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	if (h->kind != FH_CTL) {
+		if (h->kind == FH_WRITE) {
+			ns_lock();
+			bool last = h->node->wb && h->node->wb->refs == 1;
+			ns_unlock();
+			if (last)
+				commit(h->ino, true);  /* a deferred O_TRUNC */
+		}
+		ns_lock();
+		struct node *n = h->node;
+		if (h->kind == FH_WRITE && n->wb && --n->wb->refs == 0) {
+			wbuf_free(n->wb);
+			n->wb = NULL;
+		}
+		node_close(n);
+		ns_unlock();
+	}
+	t4dx_blob_unref(h->snap);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- directories ------------------------------------------------------ */
+
+struct dent {
+	char *name;
+	struct stat st;
+};
+
+struct dirh {
+	struct dent *v;
+	size_t n, cap;
+	uint64_t gen;                   /* fs.ns_gen when listed */
+	fuse_ino_t ino;
+};
+
+static int dir_add(struct dirh *d, const char *name, size_t len,
+		   const struct stat *st)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct dent *v = realloc(d->v, cap * sizeof(*v));
+		if (!v)
+			return ENOMEM;
+		d->v = v;
+		d->cap = cap;
+	}
+	char *s = strndup(name, len);
+	if (!s)
+		return ENOMEM;
+	d->v[d->n].name = s;
+	d->v[d->n].st = *st;
+	d->n++;
+	return 0;
+}
+
+static int list_one(void *arg, const struct t4dx_entry *e)
+{
+	struct stat st;
+	entry_stat(e, &st);
+	return dir_add(arg, e->name, e->name_len, &st);
+}
+
+static void dir_free(struct dirh *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i].name);
+	free(d->v);
+	free(d);
+}
+
+static int do_opendir(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = do_getattr(ino, &st);
+	if (rc)
+		return rc;
+	if (!S_ISDIR(st.st_mode))
+		return ENOTDIR;
+	struct dirh *d = calloc(1, sizeof(*d));
+	if (!d)
+		return ENOMEM;
+	d->ino = ino;
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFDIR;
+	st.st_ino = ino;
+	rc = dir_add(d, ".", 1, &st);
+	if (!rc)
+		rc = dir_add(d, "..", 2, &st);
+	if (rc)
+		goto out;
+	if (ino == INO_MOUNT_ROOT) {
+		fixed_stat(INO_CTL_DIR, &st);
+		rc = dir_add(d, ".ctl", 4, &st);
+		if (!rc && !(rc = do_getattr(INO_ITEMS, &st)))
+			rc = dir_add(d, "items", 5, &st);
+	} else if (ino == INO_CTL_DIR) {
+		const struct ctl_file *c;
+		for (size_t i = 0; !rc && (c = ctl_at(i)); i++) {
+			fixed_stat(c->ino, &st);
+			rc = dir_add(d, c->name, strlen(c->name), &st);
+		}
+	} else {
+		ns_lock();
+		d->gen = fs.ns_gen;
+		ns_unlock();
+		rc = t4dx_scan(fs.db, ino, list_one, d);
+	}
+out:
+	if (rc) {
+		dir_free(d);
+		return rc;
+	}
+	fi->fh = (uintptr_t)d;
+	return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	int rc = do_opendir(ino, fi);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_open(req, fi);
+}
+
+/* Take a kernel reference for a readdirplus entry.  If the namespace
+ * changed since the listing was taken, the entry is checked again. */
+static bool plus_ref(struct dirh *d, struct dent *de)
+{
+	bool ok = true;
+	ns_lock();
+	if (fs.ns_gen != d->gen) {
+		struct t4dx_entry e;
+		ok = t4dx_get(fs.db, d->ino, de->name, strlen(de->name), 0,
+			      &e) == 0 && e.ino == de->st.st_ino;
+	}
+	if (ok)
+		ok = node_ref(de->st.st_ino, d->ino, de->name,
+			      strlen(de->name), 1) != NULL;
+	if (ok)
+		apply_wbuf_size(de->st.st_ino, &de->st);
+	ns_unlock();
+	return ok;
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t pos = 0;
+	if (!buf) {
+		reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct dent *de = &d->v[i];
+		size_t len;
+		bool engine = plus && i >= 2 && !is_fixed(de->st.st_ino) &&
+			      de->st.st_ino != INO_ITEMS;
+		if (plus) {
+			struct fuse_entry_param ep;
+			memset(&ep, 0, sizeof(ep));
+			ep.attr = de->st;
+			if (engine || i >= 2) {
+				ep.ino = de->st.st_ino;
+				ep.entry_timeout = fs.entry_timeout;
+				ep.attr_timeout = fs.attr_timeout;
+			}
+			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
+						     de->name, &ep,
+						     (off_t)i + 1);
+			if (len > size - pos)
+				break;
+			if (engine && !plus_ref(d, de)) {
+				/* gone since the listing: skip the entry */
+				memset(&ep, 0, sizeof(ep));
+				ep.attr = de->st;
+				fuse_add_direntry_plus(req, buf + pos,
+						       size - pos, de->name,
+						       &ep, (off_t)i + 1);
+			}
+		} else {
+			len = fuse_add_direntry(req, buf + pos, size - pos,
+						de->name, &de->st,
+						(off_t)i + 1);
+			if (len > size - pos)
+				break;
+		}
+		pos += len;
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	dir_free((struct dirh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	int rc = t4dx_statfs(fs.db, &sv);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	sv.f_namemax = T4DX_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes ---------------------------------------------- */
+
+#define XA_PREFIX "user.t4dx."
+
+static const char *const xa_names[] = {
+	"id", "kappa", "importance", "type", "access_count", "event_time",
+};
+#define NXA (sizeof(xa_names) / sizeof(xa_names[0]))
+
+static int xa_index(const char *name)
+{
+	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)))
+		return -1;
+	name += strlen(XA_PREFIX);
+	for (size_t i = 0; i < NXA; i++)
+		if (!strcmp(name, xa_names[i]))
+			return (int)i;
+	return -1;
+}
+
+/* Shortest decimal text that reads back as the same double. */
+static void fmt_double(char *out, size_t len, double v)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(out, len, "%.*g", prec, v);
+		if (strtod(out, NULL) == v)
+			return;
+	}
+}
+
+static int xa_get(fuse_ino_t ino, const char *name, char *out, size_t len,
+		  size_t *vlen)
+{
+	struct t4dx_entry e;
+	int i = xa_index(name);
+	if (is_fixed(ino) || ino == INO_ITEMS)
+		return ENODATA;
+	ns_lock();
+	int rc = ino_entry(ino, 0, &e);
+	ns_unlock();
+	if (rc)
+		return rc;
+	if (i < 0 || S_ISDIR(e.mode))
+		return ENODATA;
+	switch (i) {
+	case 0: t4dx_hex_encode(out, e.id, sizeof(e.id)); break;
+	case 1: fmt_double(out, len, e.kappa); break;
+	case 2: fmt_double(out, len, e.importance); break;
+	case 3: snprintf(out, len, "%s", t4dx_type_name(e.type)); break;
+	case 4: snprintf(out, len, "%llu", (unsigned long long)e.access_count); break;
+	case 5: snprintf(out, len, "%lld", (long long)e.event_time_ns); break;
+	}
+	*vlen = strlen(out);
+	return 0;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	char val[64];
+	size_t vlen;
+	int rc = xa_get(ino, name, val, sizeof(val), &vlen);
+	if (rc)
+		reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, vlen);
+	else if (size < vlen)
+		reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, vlen);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char list[256];
+	size_t len = 0;
+	struct stat st;
+	int rc = do_getattr(ino, &st);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	if (S_ISREG(st.st_mode) && !is_fixed(ino))
+		for (size_t i = 0; i < NXA; i++)
+			len += (size_t)snprintf(list + len, sizeof(list) - len,
+						"%s%s", XA_PREFIX,
+						xa_names[i]) + 1;
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, list, len);
+}
+
+/* Parse a number in [0, 1] with nothing else around it. */
+static int parse_unit(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1)
+		return EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
+		       size_t size, int flags)
+{
+	struct t4dx_entry f, e;
+	char v[64];
+	uint32_t mask;
+	uint64_t parent, lsn = 0;
+	char key[T4DX_NAME_MAX + 1];
+	size_t klen;
+	int rc, i = xa_index(name);
+
+	if (i < 0)
+		return ENOTSUP;
+	if (is_fixed(ino) || ino == INO_ITEMS)
+		return ENOTSUP;
+	if (i == 0 || i == 4)
+		return EPERM;                   /* id, access_count */
+	if (flags & XATTR_CREATE)
+		return EEXIST;                  /* they always exist */
+	if (size >= sizeof(v) || memchr(value, 0, size))
+		return EINVAL;
+	memcpy(v, value, size);
+	v[size] = 0;
+	memset(&f, 0, sizeof(f));
+	switch (i) {
+	case 1:
+		mask = T4DX_F_KAPPA;
+		rc = parse_unit(v, &f.kappa);
+		break;
+	case 2:
+		mask = T4DX_F_IMPORTANCE;
+		rc = parse_unit(v, &f.importance);
+		break;
+	case 3: {
+		mask = T4DX_F_TYPE;
+		int t = t4dx_type_parse(v, size);
+		rc = t < 0 ? EINVAL : 0;
+		f.type = (uint8_t)(t < 0 ? 0 : t);
+		break;
+	}
+	default: {
+		mask = T4DX_F_EVENT_TIME;
+		char *end;
+		errno = 0;
+		long long t = strtoll(v, &end, 10);
+		rc = (errno || end == v || *end) ? EINVAL : 0;
+		f.event_time_ns = t;
+		break;
+	}
+	}
+	if (rc)
+		return rc;
+	f.ctime_ns = t4dx_now_ns();
+	mask |= T4DX_F_CTIME;
+	ns_lock();
+	rc = key_of(ino, &parent, key, &klen);
+	if (!rc)
+		rc = t4dx_get(fs.db, parent, key, klen, 0, &e);
+	if (!rc && S_ISDIR(e.mode))
+		rc = ENOTSUP;
+	if (!rc)
+		rc = t4dx_update(fs.db, parent, key, klen, &f, mask,
+				 T4DX_NOWAIT, &lsn);
+	ns_unlock();
+	if (rc == T4DX_ENOTFOUND)
+		return ENOENT;
+	if (!rc)
+		rc = t4dx_wait(fs.db, lsn);
+	return rc;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	reply_err(req, do_setxattr(ino, name, value, size, flags));
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	reply_err(req, xa_index(name) >= 0 ? EPERM : ENODATA);
+}
+
+/* ---- session ---------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* every write must reach the daemon: no writeback caching */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.symlink = op_symlink,
+	.link = op_link,
+	.mknod = op_mknod,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+};
+
+/* Create items/ itself, the engine entry (0, "items"), on first mount. */
+static int ensure_root(void)
+{
+	struct t4dx_entry e;
+	int rc = t4dx_get(fs.db, 0, "items", 5, 0, &e);
+	if (rc != T4DX_ENOTFOUND)
+		return rc;
+	int64_t now = t4dx_now_ns();
+	memset(&e, 0, sizeof(e));
+	t4dx_entry_set_key(&e, 0, "items", 5);
+	e.ino = T4DX_ROOT_INO;
+	e.mode = S_IFDIR | 0755;
+	e.uid = fs.uid;
+	e.gid = fs.gid;
+	e.atime_ns = e.mtime_ns = e.ctime_ns = now;
+	return t4dx_put(fs.db, &e, 0, NULL);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: t4dxfs [-f] [-o opt[,opt...]] DATA_DIR MOUNTPOINT\n"
+		"\n"
+		"Mount the t4dx store in DATA_DIR at MOUNTPOINT.\n"
+		"  -f            stay in the foreground (log to stderr)\n"
+		"  -o opt,...    FUSE mount options (allow_other, ...)\n"
+		"  -h, --help    this text\n"
+		"  -V, --version print the version\n"
+		"Without -f, t4dxfs returns once the mount is ready.\n"
+		"Unmount with: fusermount3 -u MOUNTPOINT\n");
+}
+
+struct cmdline {
+	bool foreground;
+	const char *data, *mnt;
+	struct t4dx_buf fuse_opts;      /* comma-separated, NUL-terminated */
+};
+
+static int add_fuse_opt(struct cmdline *c, const char *opt)
+{
+	if (c->fuse_opts.len && t4dx_buf_add(&c->fuse_opts, ",", 1))
+		return ENOMEM;
+	return t4dx_buf_add(&c->fuse_opts, opt, strlen(opt));
+}
+
+static int parse_cmdline(int argc, char **argv, struct cmdline *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-f")) {
+			c->foreground = true;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("t4dxfs %s\n", PACKAGE_VERSION);
+			exit(0);
+		} else if (!strncmp(a, "-o", 2)) {
+			const char *o = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!o) {
+				fprintf(stderr, "t4dxfs: -o needs an argument\n");
+				return EINVAL;
+			}
+			if (add_fuse_opt(c, o))
+				return ENOMEM;
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "t4dxfs: unknown option %s\n", a);
+			return EINVAL;
+		} else if (!c->data) {
+			c->data = a;
+		} else if (!c->mnt) {
+			c->mnt = a;
+		} else {
+			fprintf(stderr, "t4dxfs: unexpected argument %s\n", a);
+			return EINVAL;
+		}
+	}
+	if (!c->data || !c->mnt) {
+		usage(stderr);
+		return EINVAL;
+	}
+	return t4dx_buf_add(&c->fuse_opts, "", 1);
+}
+
+static int check_mountpoint(const char *mnt)
+{
+	struct stat st;
+	struct statvfs sv;
+	/* statfs is never answered from a cache: a dead FUSE mount fails it
+	 * with ENOTCONN even while its root's attributes are still cached */
+	if (statvfs(mnt, &sv) == 0 && stat(mnt, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "t4dxfs: mountpoint %s is not a "
+				"directory\n", mnt);
+			return ENOTDIR;
+		}
+		return 0;
+	}
+	int rc = errno;
+	if (rc == ENOTCONN)
+		fprintf(stderr, "t4dxfs: %s is a stale mount (Transport "
+			"endpoint is not connected): its daemon died.\n"
+			"Clear it with:  fusermount3 -u %s  (or umount -l %s),"
+			" then mount again.\n", mnt, mnt, mnt);
+	else
+		fprintf(stderr, "t4dxfs: cannot use mountpoint %s: %s\n", mnt,
+			strerror(rc));
+	return rc;
+}
+
+/* Without -f: fork; the parent waits for the child to say the mount is
+ * ready (one byte 0 on the pipe) and exits with 0, or with 1 if the child
+ * failed (the child has printed why). */
+static int daemonize_start(int *notify_fd)
+{
+	int p[2];
+	if (pipe(p)) {
+		perror("t4dxfs: pipe");
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("t4dxfs: fork");
+		return -1;
+	}
+	if (pid > 0) {
+		char st = 1;
+		close(p[1]);
+		ssize_t n;
+		do {
+			n = read(p[0], &st, 1);
+		} while (n < 0 && errno == EINTR);
+		if (n != 1)
+			st = 1;
+		if (st) {
+			int ws;
+			waitpid(pid, &ws, 0);
+		}
+		_exit(st ? 1 : 0);
+	}
+	close(p[0]);
+	setsid();
+	*notify_fd = p[1];
+	return 0;
+}
+
+static void daemonize_done(int notify_fd)
+{
+	char ok = 0;
+	if (write(notify_fd, &ok, 1) != 1)
+		perror("t4dxfs: notify");
+	close(notify_fd);
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (chdir("/"))
+		return;
+}
+
+/* Everything after the command line; returns the exit status. */
+static int run(struct cmdline *cl, char *argv0)
+{
+	struct cmdline c = *cl;
+	struct t4dx_config cfg;
+	char msg[512], data[PATH_MAX];
+	int notify_fd = -1, rc;
+
+	if (mkdir(c.data, 0755) && errno != EEXIST) {
+		fprintf(stderr, "t4dxfs: cannot create %s: %s\n", c.data,
+			strerror(errno));
+		return 1;
+	}
+	if (!realpath(c.data, data)) {
+		fprintf(stderr, "t4dxfs: %s: %s\n", c.data, strerror(errno));
+		return 1;
+	}
+	if (check_mountpoint(c.mnt))
+		return 1;
+	if (!c.foreground && daemonize_start(&notify_fd))
+		return 1;
+
+	t4dx_config_defaults(&cfg);
+	fs.data_dir = data;
+	fs.mountpoint = c.mnt;
+	fs.start_ns = t4dx_now_ns();
+	fs.uid = getuid();
+	fs.gid = getgid();
+	fs.entry_timeout = 1.0;
+	fs.attr_timeout = 1.0;
+	fs.max_item_bytes = cfg.limits.max_item_bytes;
+	pthread_mutex_init(&fs.ns_mu, NULL);
+
+	rc = t4dx_open(data, &cfg, &fs.db, msg, sizeof(msg));
+	if (rc) {
+		fprintf(stderr, "t4dxfs: %s\n", msg);
+		return 1;
+	}
+	struct t4dx_stats st;
+	t4dx_get_stats(fs.db, &st);
+	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "
+		"%llu damaged bytes dropped, %llu segments quarantined\n",
+		data, (unsigned long long)st.recovery.records_replayed,
+		(unsigned long long)st.recovery.bytes_dropped,
+		(unsigned long long)st.recovery.segments_quarantined);
+	if ((rc = ensure_root())) {
+		fprintf(stderr, "t4dxfs: cannot create items/: %s\n",
+			t4dx_strerror(rc));
+		t4dx_close(fs.db);
+		return 1;
+	}
+
+	char fsname[PATH_MAX + 64];
+	snprintf(fsname, sizeof(fsname), "-ofsname=t4dx:%s,subtype=t4dxfs,"
+		 "default_permissions", data);
+	char *fargv[4] = { argv0, fsname, NULL, NULL };
+	int fargc = 2;
+	char uopts[8192];
+	if (c.fuse_opts.len > 1) {
+		snprintf(uopts, sizeof(uopts), "-o%s", (char *)c.fuse_opts.p);
+		fargv[fargc++] = uopts;
+	}
+	struct fuse_args args = FUSE_ARGS_INIT(fargc, fargv);
+	fs.se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+	fuse_opt_free_args(&args);
+	if (!fs.se) {
+		fprintf(stderr, "t4dxfs: bad mount options: %s\n",
+			(char *)c.fuse_opts.p);
+		t4dx_close(fs.db);
+		return 1;
+	}
+	if (fuse_set_signal_handlers(fs.se) ||
+	    fuse_session_mount(fs.se, c.mnt)) {
+		fprintf(stderr, "t4dxfs: cannot mount at %s\n", c.mnt);
+		fuse_session_destroy(fs.se);
+		t4dx_close(fs.db);
+		return 1;
+	}
+	if (!c.foreground)
+		daemonize_done(notify_fd);
+
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 64);
+	fuse_loop_cfg_set_idle_threads(lc, 16);
+	rc = fuse_session_loop_mt(fs.se, lc);
+	fuse_loop_cfg_destroy(lc);
+	/* a positive value is the signal (SIGTERM, SIGINT) that ended it */
+	if (rc > 0)
+		rc = 0;
+
+	fuse_session_unmount(fs.se);
+	fuse_remove_signal_handlers(fs.se);
+	fuse_session_destroy(fs.se);
+	int crc = t4dx_close(fs.db);
+	if (crc)
+		fprintf(stderr, "t4dxfs: closing the store: %s\n",
+			t4dx_strerror(crc));
+	ns_lock();
+	node_free_all();
+	ns_unlock();
+	return rc || crc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cmdline c;
+	if (parse_cmdline(argc, argv, &c)) {
+		t4dx_buf_free(&c.fuse_opts);
+		return 2;
+	}
+	int status = run(&c, argv[0]);
+	t4dx_buf_free(&c.fuse_opts);
+	return status;
+}

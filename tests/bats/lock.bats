@@ -1,0 +1,196 @@
+#!/usr/bin/env bats
+# lock.bats - the daemon's life cycle (DESIGN.md sections 3 and 8): one
+# daemon per DATA_DIR (LOCK), refusal with the holder's pid, a stale mount
+# after SIGKILL, start without -f returning only once the mount is ready,
+# bad arguments, clean exits on unmount, SIGTERM and SIGINT.
+#
+# Starts that are expected to fail, and starts without -f, go through
+# t4dx_run_daemon: output to a file (a daemon that wrongly stays attached to
+# a pipe cannot hang the test) and a timeout.
+
+load ../lib/mount
+
+# assert_names_pid PID: the output names PID (as a whole number).
+assert_names_pid() {
+	assert_output --regexp "(^|[^0-9])$1([^0-9]|$)"
+}
+
+# The guidance expected when the mount point is a dead FUSE mount.
+STALE_HINT='fusermount3? +-u|umount'
+
+@test "an empty DATA_DIR gets LOCK, MANIFEST, wal/, wal/archive/, seg/, quarantine/" {
+	t4dx_start
+	printf 'x\n' >"$ITEMS/x"
+	assert_file_exists "$DATA/LOCK"
+	assert_dir_exists "$DATA/wal"
+	assert_dir_exists "$DATA/wal/archive"
+	assert_dir_exists "$DATA/seg"
+	assert_dir_exists "$DATA/quarantine"
+	run bash -c 'ls "$1"/wal/*.jsonl' _ "$DATA"
+	assert_success
+	assert_output --regexp '/[0-9]{20}\.jsonl$'
+	# LOCK is flock'ed while the daemon runs, and free afterwards
+	run flock -n "$DATA/LOCK" true
+	assert_failure
+	t4dx_stop
+	run flock -n "$DATA/LOCK" true
+	assert_success
+	# the MANIFEST names the segment written at unmount
+	assert_file_exists "$DATA/MANIFEST"
+	run jq -e 'type == "object"' "$DATA/MANIFEST"
+	assert_success
+}
+
+@test "a second daemon on the same DATA_DIR is refused, naming the first one's pid" {
+	t4dx_start
+	printf 'first\n' >"$ITEMS/f"
+	mkdir "$T4DX_TMP/mnt2"
+	t4dx_run_daemon "$DATA" "$T4DX_TMP/mnt2"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_names_pid "$T4DX_PID"
+	run t4dx_is_mounted "$T4DX_TMP/mnt2"
+	assert_failure
+	# in the foreground too
+	t4dx_run_daemon -f "$DATA" "$T4DX_TMP/mnt2"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_names_pid "$T4DX_PID"
+	# the first daemon is unharmed
+	printf 'still\n' >"$ITEMS/g"
+	run cat "$ITEMS/f" "$ITEMS/g"
+	assert_output $'first\nstill'
+	t4dx_stop
+}
+
+@test "a daemon started without -f is named by its own pid when a second start is refused" {
+	t4dx_run_daemon "$DATA" "$MNT"
+	assert_success
+	local pid
+	pid=$(t4dx_daemon_pid)
+	[[ $pid =~ ^[0-9]+$ ]] || fail "cannot find the daemon's pid (got '$pid')"
+	mkdir "$T4DX_TMP/mnt2"
+	t4dx_run_daemon "$DATA" "$T4DX_TMP/mnt2"
+	assert_failure
+	assert_names_pid "$pid"
+	fusermount3 -u "$MNT"
+	t4dx_wait_for 30 t4dx_dead "$pid" || fail "daemon $pid still running after unmount"
+}
+
+@test "without -f, t4dxfs returns only when the mount is ready" {
+	local round pid
+	for round in 1 2 3; do
+		t4dx_run_daemon "$DATA" "$MNT"
+		assert_success
+		# no waiting: usable the moment the command returned
+		t4dx_is_mounted "$MNT" || fail "round $round: not mounted when t4dxfs returned"
+		run ls "$MNT/items"
+		assert_success
+		printf 'round %d\n' "$round" >"$ITEMS/r$round"
+		run cat "$ITEMS/r1"
+		assert_output 'round 1'
+		pid=$(t4dx_daemon_pid)
+		fusermount3 -u "$MNT"
+		t4dx_wait_for 30 t4dx_dead "$pid" || fail "daemon $pid still running after unmount"
+	done
+	run compgen -G "$DATA/seg/*.t4s"
+	assert_success
+}
+
+@test "without -f, t4dxfs does not keep the caller's stdout and stderr open" {
+	# $(...) returns only when every writer of the pipe has closed it
+	run timeout 20 bash -c 'out=$("$@" 2>&1 3>&-); echo "returned: $out"' _ \
+		"$T4DXFS" "$DATA" "$MNT"
+	assert_success
+	assert_output --partial 'returned:'
+	t4dx_is_mounted "$MNT"
+	local pid
+	pid=$(t4dx_daemon_pid)
+	fusermount3 -u "$MNT"
+	t4dx_wait_for 30 t4dx_dead "$pid" || fail "daemon $pid still running after unmount"
+}
+
+@test "a DATA_DIR that is a regular file is refused with a message" {
+	printf 'not a directory\n' >"$T4DX_TMP/file"
+	t4dx_run_daemon "$T4DX_TMP/file" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --regexp "$T4DX_TMP/file|Not a directory"
+	run t4dx_is_mounted "$MNT"
+	assert_failure
+	run cat "$T4DX_TMP/file"
+	assert_output 'not a directory'
+	t4dx_run_daemon -f "$T4DX_TMP/file" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	refute_output ''
+}
+
+@test "a missing mount point is refused with a message" {
+	t4dx_run_daemon "$DATA" "$T4DX_TMP/no-such-dir"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	refute_output ''
+}
+
+@test "a dead mount left by SIGKILL makes the next start fail with fusermount3 -u guidance" {
+	t4dx_start
+	printf 'survivor\n' >"$ITEMS/s"
+	t4dx_kill9 --keep-mount
+	run ls "$MNT"
+	assert_failure
+	assert_output --partial 'Transport endpoint is not connected'
+
+	t4dx_run_daemon "$DATA" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --regexp "$STALE_HINT"
+	t4dx_run_daemon -f "$DATA" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --regexp "$STALE_HINT"
+
+	# following the advice works, and nothing acknowledged was lost
+	fusermount3 -u -z "$MNT"
+	t4dx_start
+	run cat "$ITEMS/s"
+	assert_output 'survivor'
+}
+
+# stop_by SIGNAL: the daemon exits 0 on SIGNAL, unmounted, with a segment,
+# and the data is there on the next start.
+stop_by() {
+	t4dx_start
+	local i
+	for i in 1 2 3; do printf 'item %d\n' "$i" >"$ITEMS/i$i"; done
+	kill "-$1" "$T4DX_PID"
+	_t4dx_reap "$T4DX_PID" || fail "t4dxfs still running ${T4DX_EXIT_TIMEOUT}s after SIG$1"
+	T4DX_PID=
+	[[ $T4DX_STATUS == 0 ]] ||
+		fail "t4dxfs exited with status $T4DX_STATUS on SIG$1: $(cat "$T4DX_LOG")"
+	run t4dx_is_mounted "$MNT"
+	assert_failure
+	run compgen -G "$DATA/seg/*.t4s"
+	assert_success
+	run flock -n "$DATA/LOCK" true
+	assert_success
+	t4dx_start
+	run cat "$ITEMS/i1" "$ITEMS/i2" "$ITEMS/i3"
+	assert_output $'item 1\nitem 2\nitem 3'
+}
+
+@test "SIGTERM unmounts cleanly, exits 0 and leaves a segment" {
+	stop_by TERM
+}
+
+@test "SIGINT unmounts cleanly, exits 0 and leaves a segment" {
+	stop_by INT
+}
+
+@test "fusermount3 -u ends a foreground daemon with status 0" {
+	t4dx_start
+	printf 'x\n' >"$ITEMS/x"
+	t4dx_stop
+	run compgen -G "$DATA/seg/*.t4s"
+	assert_success
+}

@@ -1,0 +1,402 @@
+# tests/lib/mount.bash - shared helpers for the bats suites that mount a real
+# t4dxfs.  Load it from a suite with:
+#
+#     load ../lib/mount
+#
+# Every test gets a private directory (mktemp -d) holding data/ (DATA_DIR),
+# mnt/ (the mount point) and the daemon logs.  The teardown defined here runs
+# whatever happens to the test (bats calls it from its EXIT trap, and a TERM
+# or HUP is turned into an exit so that trap runs): it unmounts everything
+# under the private directory, kills every process this test started that is
+# still alive, and only then removes the directory.  A test never leaves a
+# mount or a daemon behind.
+#
+# Variables set by t4dx_setup (read them, do not assign them):
+#   T4DX_TMP   the private directory        DATA   DATA_DIR ($T4DX_TMP/data)
+#   MNT        the mount point               ITEMS  $MNT/items
+#   T4DXFS     the daemon binary             T4DX   the t4dx command-line tool
+# Set by t4dx_start:
+#   T4DX_PID   pid of the foreground daemon  T4DX_LOG  its stdout+stderr
+#
+# Waiting is always for a condition with a deadline (t4dx_wait_for), never a
+# bare sleep.  Background processes close fd 3 (bats waits for fd 3 to close
+# before it reports a test) and are registered with t4dx_track so that the
+# teardown can kill them.
+
+load /usr/lib/bats/bats-support/load
+load /usr/lib/bats/bats-assert/load
+load /usr/lib/bats/bats-file/load
+
+: "${T4DX_BUILDDIR:=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}"
+: "${T4DX_SRCDIR:=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}"
+T4DXFS=$T4DX_BUILDDIR/fs/t4dxfs
+T4DX=$T4DX_BUILDDIR/tools/t4dx
+
+# Seconds allowed for a mount to become ready, and for a daemon to exit
+# after its unmount (which flushes the memtable to a segment).
+: "${T4DX_MOUNT_TIMEOUT:=15}"
+: "${T4DX_EXIT_TIMEOUT:=60}"
+
+# ---- small utilities ---------------------------------------------------
+
+# Microseconds since the epoch, without a fork.
+_t4dx_now_us() {
+	local t=${EPOCHREALTIME//[!0-9]/}
+	printf '%s\n' "$((10#$t))"
+}
+
+# t4dx_wait_for SECONDS CMD [ARG...]
+# Run CMD until it succeeds, at most SECONDS (an integer) long.  Returns 0 as
+# soon as CMD succeeds, 1 if the deadline passes first.
+t4dx_wait_for() {
+	local secs=$1
+	shift
+	local deadline=$(($(_t4dx_now_us) + secs * 1000000))
+	until "$@"; do
+		if (($(_t4dx_now_us) >= deadline)); then
+			return 1
+		fi
+		sleep 0.02
+	done
+	return 0
+}
+
+# True while pid exists and is not a zombie.  (kill -0 succeeds on a zombie,
+# and a child of this shell stays a zombie until it is waited for.)
+t4dx_alive() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[[ ${stat:0:1} != Z ]]
+}
+
+t4dx_dead() {
+	! t4dx_alive "$1"
+}
+
+# Remember a pid (a daemon, a background writer) so that the teardown kills
+# it if the test leaves it running.
+t4dx_track() {
+	T4DX_PIDS+=("$@")
+}
+
+# The mount points listed in /proc/mounts at or below DIR, deepest first.
+# /proc/mounts escapes space, tab, newline and backslash as \ooo.
+_t4dx_mounts_under() {
+	local dir=$1 dev mp rest
+	while read -r dev mp rest; do
+		mp=$(printf '%b' "$mp")
+		if [[ $mp == "$dir" || $mp == "$dir"/* ]]; then
+			printf '%s\n' "$mp"
+		fi
+	done </proc/mounts | sort -r
+}
+
+# t4dx_is_mounted DIR: DIR is a mount point in /proc/mounts (no FUSE call).
+t4dx_is_mounted() {
+	local dir=$1 dev mp rest
+	while read -r dev mp rest; do
+		[[ $(printf '%b' "$mp") == "$dir" ]] && return 0
+	done </proc/mounts
+	return 1
+}
+
+# Pids of the processes whose command line mentions STRING (our private
+# directory, so only processes this test started), except this shell.
+_t4dx_pids_mentioning() {
+	local s=$1 p cmd
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[[ $p == "$$" || $p == "$BASHPID" ]] && continue
+		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
+		[[ $cmd == *"$s"* ]] && printf '%s\n' "$p"
+	done
+	return 0
+}
+
+# t4dx_daemon_pid [DATA_DIR]: pid of the live t4dxfs serving DATA_DIR (for a
+# daemon started without -f, which forks away).  Prints nothing if none.
+t4dx_daemon_pid() {
+	local data=${1:-$DATA} p cmd
+	for p in $(_t4dx_pids_mentioning "$data"); do
+		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
+		if [[ $cmd == *t4dxfs* ]] && t4dx_alive "$p"; then
+			printf '%s\n' "$p"
+		fi
+	done
+}
+
+# Print the daemon logs of this test (for failure messages): whole if
+# short, else the first 120 lines (where a sanitizer report starts) and the
+# last 30.
+t4dx_logs() {
+	local f n
+	for f in "$T4DX_TMP"/t4dxfs.*.log; do
+		[[ -e $f ]] || continue
+		printf -- '--- %s\n' "${f##*/}"
+		n=$(wc -l <"$f")
+		if ((n <= 150)); then
+			cat "$f"
+		else
+			head -n 120 "$f"
+			printf -- '--- [%d lines cut]\n' "$((n - 150))"
+			tail -n 30 "$f"
+		fi
+	done
+}
+
+# ---- setup, start, stop -----------------------------------------------
+
+# t4dx_setup: skip without FUSE, make the private directory.  Call it from
+# setup().
+t4dx_setup() {
+	[[ -c /dev/fuse ]] || skip "/dev/fuse is missing"
+	command -v fusermount3 >/dev/null || skip "fusermount3 is missing"
+	[[ -x $T4DXFS ]] || fail "t4dxfs not found at $T4DXFS (set T4DX_BUILDDIR)"
+
+	T4DX_TMP=$(mktemp -d "${TMPDIR:-/tmp}/t4dx-test.XXXXXXXX")
+	T4DX_TMP=$(cd "$T4DX_TMP" && pwd -P)
+	DATA=$T4DX_TMP/data
+	MNT=$T4DX_TMP/mnt
+	ITEMS=$MNT/items
+	T4DX_PIDS=()
+	T4DX_PID=
+	T4DX_LOG=
+	T4DX_NSTART=0
+	mkdir "$DATA" "$MNT"
+	# A TERM or HUP (make check interrupted, CI timeout) exits the test shell
+	# so that bats' EXIT trap runs the teardown.
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
+}
+
+# t4dx_start [t4dxfs option...]
+# Start `t4dxfs -f [option...] $DATA $MNT` in the background (SIGINT at its
+# default, as in a terminal), output to a new log file, and wait until the
+# mount is ready: listed in /proc/mounts and items/ visible.  Fails with the
+# log if the daemon exits first or the deadline passes.
+t4dx_start() {
+	if t4dx_is_mounted "$MNT"; then
+		fail "t4dx_start: $MNT is still mounted"
+		return 1
+	fi
+	T4DX_NSTART=$((T4DX_NSTART + 1))
+	T4DX_LOG=$T4DX_TMP/t4dxfs.$T4DX_NSTART.log
+	env --default-signal=INT "$T4DXFS" -f "$@" "$DATA" "$MNT" \
+		</dev/null >"$T4DX_LOG" 2>&1 3>&- &
+	T4DX_PID=$!
+	t4dx_track "$T4DX_PID"
+
+	local deadline=$(($(_t4dx_now_us) + T4DX_MOUNT_TIMEOUT * 1000000)) rc=0
+	while :; do
+		if t4dx_is_mounted "$MNT" && [[ -d $ITEMS ]]; then
+			return 0
+		fi
+		if t4dx_dead "$T4DX_PID"; then
+			wait "$T4DX_PID" || rc=$?
+			fail "t4dxfs exited with status $rc before the mount was ready
+$(cat "$T4DX_LOG")"
+			return 1
+		fi
+		if (($(_t4dx_now_us) >= deadline)); then
+			fail "t4dxfs (pid $T4DX_PID) not mounted after ${T4DX_MOUNT_TIMEOUT}s
+$(cat "$T4DX_LOG")"
+			return 1
+		fi
+		sleep 0.02
+	done
+}
+
+# _t4dx_reap PID: wait (bounded) until PID has exited and collect its
+# status into T4DX_STATUS.  Returns 1 on timeout.
+_t4dx_reap() {
+	local pid=$1
+	T4DX_STATUS=
+	t4dx_wait_for "$T4DX_EXIT_TIMEOUT" t4dx_dead "$pid" || return 1
+	T4DX_STATUS=0
+	wait "$pid" 2>/dev/null || T4DX_STATUS=$?
+	return 0
+}
+
+# t4dx_stop: unmount with fusermount3 -u (retrying a few seconds while the
+# mount is busy), wait for the daemon to exit and assert it exited 0.
+t4dx_stop() {
+	local pid=${T4DX_PID:?t4dx_stop: no daemon started}
+	if ! t4dx_wait_for 10 fusermount3 -u "$MNT" 2>/dev/null; then
+		fail "fusermount3 -u $MNT kept failing: $(fusermount3 -u "$MNT" 2>&1)"
+		return 1
+	fi
+	if ! _t4dx_reap "$pid"; then
+		fail "t4dxfs (pid $pid) still running ${T4DX_EXIT_TIMEOUT}s after unmount
+$(cat "$T4DX_LOG")"
+		return 1
+	fi
+	T4DX_PID=
+	if [[ $T4DX_STATUS != 0 ]]; then
+		fail "t4dxfs exited with status $T4DX_STATUS after unmount
+$(cat "$T4DX_LOG")"
+		return 1
+	fi
+	if t4dx_is_mounted "$MNT"; then
+		fail "$MNT still mounted after t4dxfs exited"
+		return 1
+	fi
+}
+
+# t4dx_remount [t4dxfs option...]: t4dx_stop, then t4dx_start.
+t4dx_remount() {
+	t4dx_stop && t4dx_start "$@"
+}
+
+# t4dx_kill9 [--keep-mount]: SIGKILL the daemon, reap it, and lazily
+# unmount the dead mount ("Transport endpoint is not connected") so the next
+# start can use it; with --keep-mount leave the dead mount in place.
+t4dx_kill9() {
+	local pid=${T4DX_PID:?t4dx_kill9: no daemon started}
+	kill -KILL "$pid" 2>/dev/null || true
+	# A blocking wait right away (SIGKILL cannot be ignored): had the shell
+	# reaped the child on its own, it would print a "Killed" job notice.
+	T4DX_STATUS=0
+	{ wait "$pid"; } 2>/dev/null || T4DX_STATUS=$?
+	T4DX_PID=
+	if [[ ${1:-} != --keep-mount ]] && t4dx_is_mounted "$MNT"; then
+		fusermount3 -u -z "$MNT"
+	fi
+}
+
+# t4dx_wait_children SECONDS PID...: wait (bounded) for background children
+# of this shell, e.g. writer loops.  Returns 1 if one is still running at
+# the deadline or one exited non-zero; T4DX_FAILED lists "pid:status" of
+# those that did not exit 0.
+_t4dx_all_dead() {
+	local p
+	for p in "$@"; do t4dx_alive "$p" && return 1; done
+	return 0
+}
+
+t4dx_wait_children() {
+	local secs=$1 pid st
+	shift
+	T4DX_FAILED=()
+	if ! t4dx_wait_for "$secs" _t4dx_all_dead "$@"; then
+		T4DX_FAILED=(timeout)
+		return 1
+	fi
+	for pid in "$@"; do
+		st=0
+		wait "$pid" 2>/dev/null || st=$?
+		[[ $st == 0 ]] || T4DX_FAILED+=("$pid:$st")
+	done
+	((${#T4DX_FAILED[@]} == 0))
+}
+
+# t4dx_run_daemon ARG...: run `t4dxfs ARG...` (normally without -f) like
+# bats' run, setting status and output, but with output to a file rather
+# than a pipe, so that a daemon that forks away and keeps the caller's
+# stdout open cannot hang the test; bounded by timeout (status 124).
+t4dx_run_daemon() {
+	local out=$T4DX_TMP/run-daemon.out
+	status=0
+	timeout 30 "$T4DXFS" "$@" </dev/null >"$out" 2>&1 3>&- || status=$?
+	output=$(cat "$out")
+	mapfile -t lines <"$out"
+	printf '%s\n' "$output"
+}
+
+# ---- teardown ----------------------------------------------------------
+
+_t4dx_unmount_all() {
+	local m
+	while read -r m; do
+		[[ -n $m ]] || continue
+		timeout 10 fusermount3 -u "$m" 2>/dev/null ||
+			fusermount3 -u -z "$m" 2>/dev/null ||
+			umount -l "$m" 2>/dev/null || true
+	done < <(_t4dx_mounts_under "$T4DX_TMP")
+}
+
+# t4dx_teardown: unmount, kill and remove whatever this test left.  Safe to
+# call more than once, and when t4dx_setup skipped or failed.
+t4dx_teardown() {
+	[[ -n ${T4DX_TMP:-} && -d $T4DX_TMP ]] || return 0
+	cd / || true
+	if [[ -z ${BATS_TEST_COMPLETED:-} ]]; then
+		# the test failed: show what the daemon said
+		t4dx_logs || true
+	fi
+	_t4dx_unmount_all
+
+	local pid pids
+	pids=$(printf '%s\n' "${T4DX_PIDS[@]}" $(_t4dx_pids_mentioning "$T4DX_TMP") |
+		sort -u)
+	for pid in $pids; do
+		t4dx_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in $pids; do
+		if ! t4dx_wait_for 5 t4dx_dead "$pid"; then
+			kill -KILL "$pid" 2>/dev/null
+			t4dx_wait_for 5 t4dx_dead "$pid" || true
+		fi
+	done
+	# reap our own children quietly (not-our-children make wait fail)
+	for pid in $pids; do
+		wait "$pid" 2>/dev/null || true
+	done
+	# a daemon killed above leaves a dead mount behind
+	_t4dx_unmount_all
+
+	if [[ -n $(_t4dx_mounts_under "$T4DX_TMP") ]]; then
+		echo "t4dx_teardown: still mounted, keeping $T4DX_TMP:" >&2
+		_t4dx_mounts_under "$T4DX_TMP" >&2
+		return 1
+	fi
+	rm -rf "$T4DX_TMP"
+	T4DX_TMP=
+	trap - TERM HUP
+	return 0
+}
+
+setup() {
+	t4dx_setup
+}
+
+teardown() {
+	t4dx_teardown
+}
+
+# ---- reading the mount and the data directory --------------------------
+
+# t4dx_stat_field FIELD: print FIELD of MNT/.ctl/stats (jq path, e.g. items).
+t4dx_stat_field() {
+	jq -er ".$1" "$MNT/.ctl/stats"
+}
+
+# t4dx_wal_dump [DATA_DIR]: `t4dx wal-dump`, one JSON record a line.
+t4dx_wal_dump() {
+	"$T4DX" wal-dump "${1:-$DATA}"
+}
+
+# The last (newest) WAL file of DATA_DIR.
+t4dx_last_wal() {
+	local f last=
+	for f in "${1:-$DATA}"/wal/*.jsonl; do
+		[[ -e $f ]] && last=$f
+	done
+	[[ -n $last ]] || return 1
+	printf '%s\n' "$last"
+}
+
+# t4dx_content NAME: the deterministic content the suites write for NAME
+# (so that a checksum of many files can be recomputed without keeping them).
+t4dx_content() {
+	printf 'memory %s: the quick brown fox jumps over the lazy dog\n' "$1"
+}
+
+# t4dx_assert_same_bytes FILE1 FILE2: cmp, with a readable failure.
+t4dx_assert_same_bytes() {
+	local out
+	if ! out=$(cmp -- "$1" "$2" 2>&1); then
+		fail "contents differ: $out"
+		return 1
+	fi
+}

@@ -1,0 +1,328 @@
+/* test_engine.c - the engine end to end: changes, lookups, listing,
+ * flushing, recovery after a crash, and commit failures. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "faults.h"
+#include "t4dx.h"
+#include "unit.h"
+
+static struct t4dx *open_db(const char *dir, const struct t4dx_config *cfg)
+{
+	struct t4dx *db = NULL;
+	char msg[256];
+	int rc = t4dx_open(dir, cfg, &db, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
+static int put_file(struct t4dx *db, uint64_t parent, const char *name,
+		    const char *content, uint64_t *ino)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	e.importance = 0.5;
+	e.ino = ino ? *ino : 0;
+	e.content = t4dx_blob_from(content, strlen(content));
+	e.size = strlen(content);
+	int rc = t4dx_put(db, &e, 0, NULL);
+	if (ino)
+		*ino = e.ino;
+	t4dx_entry_clear(&e);
+	return rc;
+}
+
+static uint64_t mkdir_at(struct t4dx *db, uint64_t parent, const char *name)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
+	e.mode = S_IFDIR | 0755;
+	REQUIRE(t4dx_put(db, &e, 0, NULL) == 0);
+	return e.ino;
+}
+
+/* Content of (parent, name), or NULL if absent; static buffer. */
+static const char *content_of(struct t4dx *db, uint64_t parent,
+			      const char *name)
+{
+	static char buf[4096];
+	struct t4dx_entry e;
+	if (t4dx_get(db, parent, name, strlen(name), T4DX_GET_CONTENT, &e))
+		return NULL;
+	size_t n = e.size < sizeof(buf) - 1 ? e.size : sizeof(buf) - 1;
+	memcpy(buf, e.content ? (const char *)e.content->data : "", n);
+	buf[n] = 0;
+	t4dx_entry_clear(&e);
+	return buf;
+}
+
+struct listing {
+	char names[64][T4DX_NAME_MAX + 1];
+	int n;
+};
+
+static int collect(void *arg, const struct t4dx_entry *e)
+{
+	struct listing *l = arg;
+	if (l->n < 64)
+		memcpy(l->names[l->n++], e->name, e->name_len + 1);
+	return 0;
+}
+
+static void test_basic(void)
+{
+	const char *dir = unit_tmpdir("eng");
+	struct t4dx *db = open_db(dir, NULL);
+	const uint64_t R = T4DX_ROOT_INO;
+	uint64_t ino = 0;
+	CHECK_EQ_INT(put_file(db, R, "b", "bee", &ino), 0);
+	CHECK(ino > T4DX_ROOT_INO);
+	CHECK_EQ_INT(put_file(db, R, "a", "ay", NULL), 0);
+	uint64_t d = mkdir_at(db, R, "ns");
+	CHECK_EQ_INT(put_file(db, d, "inner", "deep", NULL), 0);
+	CHECK(strcmp(content_of(db, R, "b"), "bee") == 0);
+	CHECK(strcmp(content_of(db, d, "inner"), "deep") == 0);
+	CHECK(content_of(db, R, "inner") == NULL);
+
+	/* overwrite keeps the inode given; EXCL refuses a live key */
+	uint64_t same = ino;
+	CHECK_EQ_INT(put_file(db, R, "b", "bee2", &same), 0);
+	CHECK_EQ_INT(same, ino);
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	t4dx_entry_set_key(&e, R, "b", 1);
+	e.mode = S_IFREG | 0644;
+	CHECK_EQ_INT(t4dx_put(db, &e, T4DX_EXCL, NULL), EEXIST);
+	/* a file cannot replace a directory, nor a directory a file */
+	t4dx_entry_set_key(&e, R, "ns", 2);
+	e.ino = 0;
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), EISDIR);
+	t4dx_entry_set_key(&e, R, "a", 1);
+	e.mode = S_IFDIR | 0755;
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), EEXIST);
+
+	/* listing in byte order, without other parents' children */
+	struct listing l = { .n = 0 };
+	CHECK_EQ_INT(t4dx_scan(db, R, collect, &l), 0);
+	CHECK_EQ_INT(l.n, 3);
+	CHECK(!strcmp(l.names[0], "a") && !strcmp(l.names[1], "b") &&
+	      !strcmp(l.names[2], "ns"));
+
+	/* rmdir of a non-empty directory, unlink of a directory */
+	CHECK_EQ_INT(t4dx_delete(db, R, "ns", 2, true, 0, NULL), ENOTEMPTY);
+	CHECK_EQ_INT(t4dx_delete(db, R, "ns", 2, false, 0, NULL), EISDIR);
+	CHECK_EQ_INT(t4dx_delete(db, R, "a", 1, true, 0, NULL), ENOTDIR);
+	CHECK_EQ_INT(t4dx_delete(db, R, "zz", 2, false, 0, NULL), ENOENT);
+	CHECK_EQ_INT(t4dx_delete(db, d, "inner", 5, false, 0, NULL), 0);
+	CHECK(content_of(db, d, "inner") == NULL);
+	CHECK_EQ_INT(t4dx_delete(db, R, "ns", 2, true, 0, NULL), 0);
+
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.items, 2);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	/* everything comes back from the segment written at close */
+	db = open_db(dir, NULL);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 1);
+	CHECK_EQ_INT(st.items, 2);
+	CHECK(strcmp(content_of(db, R, "b"), "bee2") == 0);
+	CHECK(strcmp(content_of(db, R, "a"), "ay") == 0);
+	CHECK(content_of(db, R, "ns") == NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+static void test_rename(void)
+{
+	const char *dir = unit_tmpdir("ren");
+	struct t4dx *db = open_db(dir, NULL);
+	const uint64_t R = T4DX_ROOT_INO;
+	uint64_t d1 = mkdir_at(db, R, "d1");
+	uint64_t d2 = mkdir_at(db, R, "d2");
+	uint64_t fino = 0;
+	REQUIRE(put_file(db, d1, "f", "one", &fino) == 0);
+	REQUIRE(put_file(db, d2, "g", "two", NULL) == 0);
+	/* across directories, over an existing file; inode kept */
+	CHECK_EQ_INT(t4dx_rename(db, d1, "f", 1, d2, "g", 1, 0, NULL), 0);
+	CHECK(content_of(db, d1, "f") == NULL);
+	CHECK(strcmp(content_of(db, d2, "g"), "one") == 0);
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, d2, "g", 1, 0, &e) == 0);
+	CHECK_EQ_INT(e.ino, fino);
+	/* rules */
+	CHECK_EQ_INT(t4dx_rename(db, d1, "nope", 4, d2, "x", 1, 0, NULL),
+		     ENOENT);
+	CHECK_EQ_INT(t4dx_rename(db, R, "d1", 2, d2, "g", 1, 0, NULL),
+		     ENOTDIR);
+	CHECK_EQ_INT(t4dx_rename(db, d2, "g", 1, R, "d1", 2, 0, NULL),
+		     EISDIR);
+	CHECK_EQ_INT(t4dx_rename(db, R, "d1", 2, R, "d2", 2, 0, NULL),
+		     ENOTEMPTY);
+	REQUIRE(put_file(db, d1, "h", "three", NULL) == 0);
+	CHECK_EQ_INT(t4dx_rename(db, d1, "h", 1, d2, "g", 1,
+				 T4DX_NOREPLACE, NULL), EEXIST);
+	/* a whole directory moves as one record; children follow */
+	CHECK_EQ_INT(t4dx_rename(db, R, "d2", 2, d1, "moved", 5, 0, NULL),
+		     0);
+	REQUIRE(t4dx_get(db, d1, "moved", 5, 0, &e) == 0);
+	CHECK_EQ_INT(e.ino, d2);
+	CHECK(strcmp(content_of(db, d2, "g"), "one") == 0);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.items, 4);      /* d1, moved, g, h */
+	CHECK_EQ_INT(t4dx_flush(db), 0);
+	REQUIRE(put_file(db, d1, "h", "four", NULL) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, NULL);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.items, 4);
+	CHECK(strcmp(content_of(db, d2, "g"), "one") == 0);
+	CHECK(strcmp(content_of(db, d1, "h"), "four") == 0);
+	CHECK(content_of(db, R, "d2") == NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+static void test_update(void)
+{
+	const char *dir = unit_tmpdir("upd");
+	struct t4dx *db = open_db(dir, NULL);
+	const uint64_t R = T4DX_ROOT_INO;
+	REQUIRE(put_file(db, R, "m", "memory", NULL) == 0);
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.kappa = 0.75;
+	f.mode = S_IFDIR | 0600;        /* the type bits must be ignored */
+	f.type = T4DX_SEMANTIC;
+	CHECK_EQ_INT(t4dx_update(db, R, "m", 1, &f,
+				 T4DX_F_KAPPA | T4DX_F_MODE | T4DX_F_TYPE, 0,
+				 NULL), 0);
+	CHECK_EQ_INT(t4dx_update(db, R, "zz", 2, &f, T4DX_F_KAPPA, 0, NULL),
+		     ENOENT);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, NULL);
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, R, "m", 1, T4DX_GET_CONTENT, &e) == 0);
+	CHECK(e.kappa == 0.75);
+	CHECK(e.importance == 0.5);
+	CHECK_EQ_INT(e.mode, S_IFREG | 0600);
+	CHECK_EQ_INT(e.type, T4DX_SEMANTIC);
+	CHECK(e.size == 6 && !memcmp(e.content->data, "memory", 6));
+	t4dx_entry_clear(&e);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A child process writes and dies without closing: everything it was
+ * told is durable must come back from the WAL. */
+static void test_crash_recovery(void)
+{
+	const char *dir = unit_tmpdir("crash");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.memtable.max_items = 50;    /* flushes happen along the way */
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir, &cfg);
+		char name[32], val[32];
+		for (int i = 0; i < 300; i++) {
+			snprintf(name, sizeof(name), "k%03d", i);
+			snprintf(val, sizeof(val), "v%d", i);
+			if (put_file(db, R, name, val, NULL))
+				_exit(2);
+		}
+		for (int i = 0; i < 300; i += 3) {
+			snprintf(name, sizeof(name), "k%03d", i);
+			if (t4dx_delete(db, R, name, 4, false, 0, NULL))
+				_exit(3);
+		}
+		_exit(0);       /* no close: a crash */
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	struct t4dx *db = open_db(dir, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.items, 200);
+	CHECK(st.segments >= 1);
+	char name[32], val[32];
+	int bad = 0;
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "k%03d", i);
+		snprintf(val, sizeof(val), "v%d", i);
+		const char *c = content_of(db, R, name);
+		if (i % 3 == 0 ? c != NULL : (!c || strcmp(c, val)))
+			bad++;
+	}
+	CHECK_EQ_INT(bad, 0);
+	/* LSNs keep rising and new inodes do not reuse old ones */
+	uint64_t lsn_before = st.wal_lsn, ino = 0;
+	REQUIRE(put_file(db, R, "new", "n", &ino) == 0);
+	t4dx_get_stats(db, &st);
+	CHECK(st.wal_lsn > lsn_before);
+	CHECK(ino > T4DX_ROOT_INO + 300);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A failed fdatasync is reported to the committer; the record stays
+ * queued and the next commit makes it durable. */
+static void test_commit_failure(void)
+{
+	const char *dir = unit_tmpdir("fail");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	REQUIRE(put_file(db, R, "before", "ok", NULL) == 0);
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 0);
+	CHECK_EQ_INT(put_file(db, R, "during", "maybe", NULL), EIO);
+	CHECK_EQ_INT(put_file(db, R, "after", "ok", NULL), 0);
+	faults_reset();
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, NULL);
+	CHECK(content_of(db, R, "before") != NULL);
+	CHECK(content_of(db, R, "during") != NULL);
+	CHECK(content_of(db, R, "after") != NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+static void test_lock(void)
+{
+	const char *dir = unit_tmpdir("lock");
+	char d[512];
+	snprintf(d, sizeof(d), "%s", dir);
+	struct t4dx *db = open_db(d, NULL), *db2 = NULL;
+	char msg[256], pid[32];
+	CHECK_EQ_INT(t4dx_open(d, NULL, &db2, msg, sizeof(msg)), T4DX_ELOCKED);
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	CHECK(strstr(msg, pid) != NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db2 = open_db(d, NULL);
+	CHECK_EQ_INT(t4dx_close(db2), 0);
+	unit_rm_rf(d);
+}
+
+int main(void)
+{
+	RUN(test_basic);
+	RUN(test_rename);
+	RUN(test_update);
+	RUN(test_crash_recovery);
+	RUN(test_commit_failure);
+	RUN(test_lock);
+	UNIT_DONE();
+}

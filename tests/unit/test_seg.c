@@ -1,0 +1,788 @@
+/* test_seg.c - segment files: round trip, lookups, iteration, Bloom filter,
+ * damage detection and write faults (core/seg.c). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "faults.h"
+#include "io.h"
+#include "seg.h"
+#include "t4dx.h"
+#include "buf.h"
+#include "unit.h"
+
+/* The layout documented at the top of seg.c, so that the damage tests can
+ * hit one part of the file and not another. */
+#define HDR_SIZE 16
+#define FTR_SIZE 88
+
+static const char *dir;
+static char seg_path[4096];
+static struct t4dx_entry **ents;
+static size_t nents;
+
+/* ---- helpers --------------------------------------------------------- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static char *path_in(const char *name)
+{
+	static char p[4096];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return p;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	REQUIRE(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	unsigned char *p = malloc(*len ? *len : 1);
+	REQUIRE(p && fread(p, 1, *len, f) == *len);
+	fclose(f);
+	return p;
+}
+
+static void spill(const char *path, const unsigned char *p, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	REQUIRE(f && fwrite(p, 1, len, f) == len);
+	fclose(f);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static int cmp_ent(const void *a, const void *b)
+{
+	const struct t4dx_entry *x = *(struct t4dx_entry *const *)a;
+	const struct t4dx_entry *y = *(struct t4dx_entry *const *)b;
+	return t4dx_key_cmp(x->parent, x->name, x->name_len, y->parent,
+			    y->name, y->name_len);
+}
+
+/* Index of the first entry with key >= (parent, name), as the segment's
+ * iterator should find it. */
+static size_t lower_bound(uint64_t parent, const char *name, size_t len)
+{
+	size_t lo = 0, hi = nents;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t4dx_key_cmp(ents[mid]->parent, ents[mid]->name,
+				 ents[mid]->name_len, parent, name, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool entry_eq(const struct t4dx_entry *a, const struct t4dx_entry *b,
+		     bool with_content)
+{
+	if (a->parent != b->parent || a->name_len != b->name_len ||
+	    memcmp(a->name, b->name, a->name_len) || b->name[b->name_len] ||
+	    a->tombstone != b->tombstone || a->lsn != b->lsn ||
+	    a->ino != b->ino || a->mode != b->mode || a->uid != b->uid ||
+	    a->gid != b->gid || a->atime_ns != b->atime_ns ||
+	    a->mtime_ns != b->mtime_ns || a->ctime_ns != b->ctime_ns ||
+	    memcmp(a->id, b->id, 16) ||
+	    memcmp(&a->kappa, &b->kappa, sizeof(double)) ||
+	    memcmp(&a->importance, &b->importance, sizeof(double)) ||
+	    a->type != b->type || a->event_time_ns != b->event_time_ns ||
+	    a->access_count != b->access_count || a->size != b->size)
+		return false;
+	if (!with_content)
+		return b->content == NULL;
+	if (!a->content || !b->content)
+		return a->content == b->content;
+	return a->content->len == b->content->len &&
+	       !memcmp(a->content->data, b->content->data, a->content->len);
+}
+
+enum kind { K_DIR, TEXT, BINARY, EMPTY, TOMB };
+
+static void add(uint64_t parent, const char *name, size_t len, enum kind k,
+		size_t content_len)
+{
+	struct t4dx_entry *e = calloc(1, sizeof(*e));
+	REQUIRE(e && t4dx_entry_set_key(e, parent, name, len) == 0);
+	e->lsn = rnd();
+	e->ino = rnd();
+	e->mode = k == K_DIR ? 040755 : 0100644;
+	e->uid = (uint32_t)rnd();
+	e->gid = (uint32_t)rnd();
+	e->atime_ns = (int64_t)rnd();
+	e->mtime_ns = (int64_t)rnd();
+	e->ctime_ns = -(int64_t)(rnd() >> 1);
+	for (int i = 0; i < 16; i++)
+		e->id[i] = (uint8_t)rnd();
+	e->kappa = (double)(rnd() % 1001) / 1000;
+	e->importance = nents % 5 ? (double)rnd() / 3 : -0.0;
+	e->type = (uint8_t)(rnd() % 3);
+	e->event_time_ns = (int64_t)rnd();
+	e->access_count = rnd();
+	e->tombstone = k == TOMB;
+	if (k == TEXT || k == BINARY || k == EMPTY) {
+		e->content = t4dx_blob_new(k == EMPTY ? 0 : content_len);
+		REQUIRE(e->content);
+		for (size_t i = 0; i < e->content->len; i++)
+			e->content->data[i] = k == TEXT ?
+				(unsigned char)("met Alice at the cafe "[i % 22]) :
+				(unsigned char)rnd();
+		e->size = e->content->len;
+	}
+	struct t4dx_entry **more = realloc(ents, (nents + 1) * sizeof(*ents));
+	REQUIRE(more);
+	ents = more;
+	ents[nents++] = e;
+}
+
+/* A few thousand entries of every kind, sorted by key. */
+static void make_entries(void)
+{
+	char name[T4DX_NAME_MAX + 1];
+	for (unsigned i = 0; i < 1500; i++) {
+		int len = snprintf(name, sizeof(name), "item-%05u", i);
+		enum kind k = i % 7 == 0 ? TOMB : i % 11 == 0 ? K_DIR :
+			      i % 13 == 0 ? BINARY : i % 17 == 0 ? EMPTY : TEXT;
+		add(16, name, (size_t)len, k, rnd() % 300);
+	}
+	/* every byte value but '/' and NUL as a one-byte name */
+	for (int c = 1; c < 256; c++) {
+		if (c == '/')
+			continue;
+		name[0] = (char)c;
+		add(17, name, 1, c % 3 ? BINARY : K_DIR, rnd() % 40);
+	}
+	size_t n = 0;
+	for (int c = 1; c < 256; c++)
+		if (c != '/')
+			name[n++] = (char)c;
+	add(18, name, n, BINARY, 64);           /* all of them in one name */
+	memset(name, 0xff, T4DX_NAME_MAX);
+	add(18, name, T4DX_NAME_MAX, TEXT, 10);
+	add(18, "a", 1, TEXT, 1);
+	add(18, "aa", 2, EMPTY, 0);
+	add(18, "ab", 2, TOMB, 0);
+	add(18, "b", 1, K_DIR, 0);
+	add(19, "big", 3, BINARY, 1 << 20);     /* one 1 MiB item */
+	add(19, "small-after-big", 15, TEXT, 5);
+	for (unsigned d = 0; d < 50; d++)
+		for (unsigned i = 0; i < 20; i++) {
+			int len = snprintf(name, sizeof(name), "d%u-%u", d, i);
+			add(1000 + d, name, (size_t)len, i % 2 ? TEXT : K_DIR,
+			    rnd() % 100);
+		}
+	add(0, "zero", 4, TEXT, 3);
+	add(UINT64_MAX, "last", 4, TOMB, 0);
+	qsort(ents, nents, sizeof(*ents), cmp_ent);
+	for (size_t i = 1; i < nents; i++)
+		REQUIRE(cmp_ent(&ents[i - 1], &ents[i]) < 0);
+}
+
+static struct t4dx_seg *open_ok(const char *path)
+{
+	struct t4dx_seg *s = NULL;
+	int rc = t4dx_seg_open(path, 7, &s);
+	CHECK_EQ_INT(rc, 0);
+	REQUIRE(s);
+	return s;
+}
+
+static int open_rc(const char *path)
+{
+	struct t4dx_seg *s = NULL;
+	int rc = t4dx_seg_open(path, 7, &s);
+	t4dx_seg_unref(s);
+	return rc;
+}
+
+/* pread counting, to see which lookups touch the disk */
+static unsigned preads;
+static ssize_t counting_pread(int fd, void *buf, size_t len, off_t off)
+{
+	preads++;
+	return pread(fd, buf, len, off);
+}
+
+static ssize_t failing_pread(int fd, void *buf, size_t len, off_t off)
+{
+	errno = EIO;
+	return -1;
+}
+
+/* The test's own reading of the footer and block index. */
+struct tblk {
+	uint64_t off;
+	uint32_t clen, nrec;
+	size_t ixpos;           /* where its entry starts in the file */
+	uint64_t fp, lp;        /* first and last key */
+	const char *fn, *ln;
+	uint16_t fl, ll;
+};
+
+static size_t parse_blocks(const unsigned char *f, size_t len,
+			   struct tblk **out)
+{
+	const unsigned char *ft = f + len - FTR_SIZE;
+	size_t n = t4dx_get_u32(ft + 56), pos = t4dx_get_u64(ft);
+	struct tblk *b = calloc(n, sizeof(*b));
+	REQUIRE(b);
+	for (size_t i = 0; i < n; i++) {
+		b[i].ixpos = pos;
+		b[i].off = t4dx_get_u64(f + pos);
+		b[i].clen = t4dx_get_u32(f + pos + 8);
+		b[i].nrec = t4dx_get_u32(f + pos + 20);
+		pos += 24;
+		b[i].fp = t4dx_get_u64(f + pos);
+		b[i].fl = t4dx_get_u16(f + pos + 8);
+		b[i].fn = (const char *)f + pos + 10;
+		pos += 10 + b[i].fl;
+		b[i].lp = t4dx_get_u64(f + pos);
+		b[i].ll = t4dx_get_u16(f + pos + 8);
+		b[i].ln = (const char *)f + pos + 10;
+		pos += 10 + b[i].ll;
+	}
+	REQUIRE(pos == t4dx_get_u64(ft) + t4dx_get_u64(ft + 8));
+	*out = b;
+	return n;
+}
+
+/* Recompute every CRC so that a deliberate change gets past them. */
+static void refresh_crcs(unsigned char *f, size_t len)
+{
+	struct tblk *b;
+	size_t n = parse_blocks(f, len, &b);
+	unsigned char *ft = f + len - FTR_SIZE;
+	for (size_t i = 0; i < n; i++)
+		put32(f + b[i].ixpos + 16,
+		      (uint32_t)crc32(0, f + b[i].off, b[i].clen));
+	put32(ft + 60, (uint32_t)crc32(0, f + t4dx_get_u64(ft),
+				       (uInt)t4dx_get_u64(ft + 8)));
+	put32(ft + 64, (uint32_t)crc32(0, f + t4dx_get_u64(ft + 16),
+				       (uInt)t4dx_get_u64(ft + 24)));
+	put32(ft + 76, (uint32_t)crc32(0, ft, 76));
+	free(b);
+}
+
+static bool in_block(const struct tblk *b, const struct t4dx_entry *e)
+{
+	return t4dx_key_cmp(b->fp, b->fn, b->fl, e->parent, e->name,
+			    e->name_len) <= 0 &&
+	       t4dx_key_cmp(e->parent, e->name, e->name_len, b->lp, b->ln,
+			    b->ll) <= 0;
+}
+
+/* ---- tests ----------------------------------------------------------- */
+
+static void test_write_rejects(void)
+{
+	char *p = path_in("bad.t4s");
+	CHECK_EQ_INT(t4dx_seg_write(p, ents, 0, 1, 2), EINVAL);
+	CHECK_EQ_INT(t4dx_seg_write(p, ents, 3, 5, 4), EINVAL);
+
+	struct t4dx_entry *two[3] = { ents[1], ents[0], ents[2] };
+	CHECK_EQ_INT(t4dx_seg_write(p, two, 3, 1, 2), EINVAL);   /* unsorted */
+	two[0] = two[1] = ents[0];
+	CHECK_EQ_INT(t4dx_seg_write(p, two, 2, 1, 2), EINVAL);   /* duplicate */
+
+	struct t4dx_entry e;
+	t4dx_entry_copy(&e, ents[0]);
+	struct t4dx_entry *one[1] = { &e };
+	e.name[0] = '/';
+	CHECK_EQ_INT(t4dx_seg_write(p, one, 1, 1, 2), EINVAL);
+	e.name[0] = 'x';
+	e.size = e.content ? e.content->len + 1 : 1;
+	CHECK_EQ_INT(t4dx_seg_write(p, one, 1, 1, 2), EINVAL);
+	t4dx_entry_clear(&e);
+	CHECK(!exists(p));
+}
+
+static void test_roundtrip(void)
+{
+	REQUIRE(t4dx_seg_write(seg_path, ents, nents, 3, 99) == 0);
+	struct t4dx_seg *s = open_ok(seg_path);
+	struct stat st;
+	REQUIRE(stat(seg_path, &st) == 0);
+	CHECK_EQ_INT(t4dx_seg_id(s), 7);
+	CHECK_EQ_INT(t4dx_seg_count(s), nents);
+	CHECK_EQ_INT(t4dx_seg_min_lsn(s), 3);
+	CHECK_EQ_INT(t4dx_seg_max_lsn(s), 99);
+	CHECK_EQ_INT(t4dx_seg_file_bytes(s), st.st_size);
+	CHECK(!strcmp(t4dx_seg_path(s), seg_path));
+	/* 1 MiB of random bytes does not compress */
+	CHECK(st.st_size > 1 << 20);
+
+	unsigned bad = 0;
+	for (size_t i = 0; i < nents; i++) {
+		const struct t4dx_entry *e = ents[i];
+		for (int wc = 0; wc < 2; wc++) {
+			struct t4dx_entry out;
+			int rc = t4dx_seg_get(s, e->parent, e->name,
+					      e->name_len, wc, &out);
+			if (rc || !entry_eq(e, &out, wc))
+				bad++;
+			if (!rc)
+				t4dx_entry_clear(&out);
+		}
+	}
+	CHECK_EQ_INT(bad, 0);
+
+	/* absent: after each name, other parents, before and after all */
+	for (size_t i = 0; i < nents; i++) {
+		const struct t4dx_entry *e = ents[i];
+		char name[T4DX_NAME_MAX + 1];
+		if (e->name_len == T4DX_NAME_MAX)
+			continue;
+		memcpy(name, e->name, e->name_len);
+		name[e->name_len] = 1;
+		struct t4dx_entry out;
+		if (t4dx_seg_get(s, e->parent, name, e->name_len + 1u, true,
+				 &out) != T4DX_ENOTFOUND)
+			bad++;
+	}
+	CHECK_EQ_INT(bad, 0);
+	struct t4dx_entry out;
+	CHECK_EQ_INT(t4dx_seg_get(s, 5, "item-00001", 10, true, &out),
+		     T4DX_ENOTFOUND);
+	CHECK_EQ_INT(t4dx_seg_get(s, 0, "a", 1, true, &out), T4DX_ENOTFOUND);
+	CHECK_EQ_INT(t4dx_seg_get(s, UINT64_MAX, "z", 1, true, &out),
+		     T4DX_ENOTFOUND);
+	CHECK_EQ_INT(t4dx_seg_verify(s), 0);
+
+	CHECK(t4dx_seg_ref(s) == s);
+	t4dx_seg_unref(s);
+	t4dx_seg_unref(s);
+	t4dx_seg_unref(NULL);
+}
+
+static const struct t4dx_entry *find(uint64_t parent, const char *name)
+{
+	size_t i = lower_bound(parent, name, strlen(name));
+	REQUIRE(i < nents && ents[i]->parent == parent);
+	return ents[i];
+}
+
+/* A lookup reads one block and nothing else; reads can fail cleanly. */
+static void test_one_block_read(void)
+{
+	struct t4dx_seg *s = open_ok(seg_path);
+	t4dx_io.pread = counting_pread;
+	const struct t4dx_entry *keys[] = {
+		find(16, "item-00001"), find(19, "big"), find(1049, "d49-9"),
+		find(16, "item-01499"),
+	};
+	for (size_t i = 0; i < 4; i++) {
+		preads = 0;
+		struct t4dx_entry out;
+		CHECK_EQ_INT(t4dx_seg_get(s, keys[i]->parent, keys[i]->name,
+					  keys[i]->name_len, true, &out), 0);
+		CHECK(entry_eq(keys[i], &out, true));
+		t4dx_entry_clear(&out);
+		CHECK_EQ_INT(preads, 1);
+	}
+	t4dx_io.pread = failing_pread;
+	struct t4dx_entry out;
+	const struct t4dx_entry *e = find(1000, "d0-0");
+	CHECK_EQ_INT(t4dx_seg_get(s, e->parent, e->name, e->name_len, false,
+				  &out), EIO);
+	CHECK_EQ_INT(t4dx_seg_verify(s), EIO);
+	t4dx_io_reset();
+	t4dx_seg_unref(s);
+}
+
+/* Absent keys that fall inside blocks' key ranges are mostly turned away by
+ * the Bloom filter without a read.  Random order, so the one-block cache
+ * cannot stand in for the filter. */
+static void test_bloom(void)
+{
+	struct t4dx_seg *s = open_ok(seg_path);
+	enum { N = 6000 };
+	t4dx_io.pread = counting_pread;
+	preads = 0;
+	unsigned found = 0;
+	for (unsigned q = 0; q < N; q++) {
+		char name[32];
+		int len = snprintf(name, sizeof(name), "item-%05u~",
+				   (unsigned)(rnd() % 1499));
+		struct t4dx_entry out;
+		if (t4dx_seg_get(s, 16, name, (size_t)len, false, &out) !=
+		    T4DX_ENOTFOUND)
+			found++;
+	}
+	t4dx_io_reset();
+	CHECK_EQ_INT(found, 0);
+	fprintf(stderr, "   %u block reads for %d absent keys\n", preads, N);
+	CHECK(preads < N / 20);
+	t4dx_seg_unref(s);
+}
+
+/* Walk from start and compare the first `want` results with the array. */
+static unsigned walk(struct t4dx_seg *s, uint64_t parent, const char *name,
+		     size_t len, size_t want, bool wc)
+{
+	unsigned bad = 0;
+	size_t i = lower_bound(parent, name, len);
+	struct t4dx_seg_iter *it;
+	REQUIRE(t4dx_seg_iter_open(s, parent, name, len, &it) == 0);
+	for (size_t k = 0; k < want; k++, i++) {
+		struct t4dx_entry out;
+		int rc = t4dx_seg_iter_next(it, wc, &out);
+		if (i == nents) {
+			bad += rc != T4DX_ENOTFOUND;
+			break;
+		}
+		if (rc || !entry_eq(ents[i], &out, wc))
+			bad++;
+		if (!rc)
+			t4dx_entry_clear(&out);
+	}
+	t4dx_seg_iter_close(it);
+	return bad;
+}
+
+static void test_iter(void)
+{
+	struct t4dx_seg *s = open_ok(seg_path);
+	CHECK_EQ_INT(walk(s, 0, "", 0, nents + 1, true), 0);
+	CHECK_EQ_INT(walk(s, 0, "", 0, nents + 1, false), 0);
+
+	/* a parent range: exactly its children, then the next parent */
+	struct t4dx_seg_iter *it;
+	REQUIRE(t4dx_seg_iter_open(s, 1020, "", 0, &it) == 0);
+	struct t4dx_entry out;
+	unsigned n = 0;
+	while (t4dx_seg_iter_next(it, false, &out) == 0 && out.parent == 1020)
+		n++;
+	CHECK_EQ_INT(n, 20);
+	CHECK_EQ_INT(out.parent, 1021);
+	t4dx_seg_iter_close(it);
+
+	/* from present keys, their successors, prefixes, and random keys */
+	unsigned bad = 0;
+	for (unsigned q = 0; q < 400; q++) {
+		const struct t4dx_entry *e = ents[rnd() % nents];
+		char name[T4DX_NAME_MAX + 1];
+		size_t len = e->name_len;
+		memcpy(name, e->name, len);
+		switch (q % 4) {
+		case 1: if (len < T4DX_NAME_MAX) name[len++] = 1; break;
+		case 2: len = len / 2; break;
+		case 3: name[0] = (char)(rnd() % 255 + 1); break;
+		}
+		bad += walk(s, e->parent, name, len, 3, q % 2);
+	}
+	CHECK_EQ_INT(bad, 0);
+
+	char high[T4DX_NAME_MAX];
+	memset(high, 0xff, sizeof(high));
+	REQUIRE(t4dx_seg_iter_open(s, UINT64_MAX, high, sizeof(high), &it) == 0);
+	CHECK_EQ_INT(t4dx_seg_iter_next(it, true, &out), T4DX_ENOTFOUND);
+	t4dx_seg_iter_close(it);
+
+	/* an iterator keeps its segment alive */
+	REQUIRE(t4dx_seg_iter_open(s, 19, "", 0, &it) == 0);
+	t4dx_seg_unref(s);
+	CHECK_EQ_INT(t4dx_seg_iter_next(it, true, &out), 0);
+	CHECK(entry_eq(find(19, "big"), &out, true));
+	t4dx_entry_clear(&out);
+	t4dx_seg_iter_close(it);
+}
+
+static void *reader(void *arg)
+{
+	struct t4dx_seg *s = arg;
+	uintptr_t bad = 0;
+	for (size_t i = 0; i < nents; i++) {
+		const struct t4dx_entry *e = ents[(i * 7919) % nents];
+		struct t4dx_entry out;
+		int rc = t4dx_seg_get(s, e->parent, e->name, e->name_len,
+				      true, &out);
+		if (rc || !entry_eq(e, &out, true))
+			bad++;
+		if (!rc)
+			t4dx_entry_clear(&out);
+	}
+	return (void *)bad;
+}
+
+static void test_threads(void)
+{
+	struct t4dx_seg *s = open_ok(seg_path);
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		REQUIRE(pthread_create(&t[i], NULL, reader, s) == 0);
+	uintptr_t bad = 0;
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		bad += (uintptr_t)r;
+	}
+	CHECK_EQ_INT(bad, 0);
+	t4dx_seg_unref(s);
+}
+
+/* Damage one block of a copy; check that only its keys answer ECORRUPT. */
+static void check_damaged_block(const char *path, const struct tblk *b)
+{
+	struct t4dx_seg *s = open_ok(path);
+	unsigned bad = 0, corrupt = 0;
+	for (size_t i = 0; i < nents; i++) {
+		const struct t4dx_entry *e = ents[i];
+		struct t4dx_entry out;
+		int rc = t4dx_seg_get(s, e->parent, e->name, e->name_len,
+				      true, &out);
+		if (in_block(b, e)) {
+			corrupt++;
+			bad += rc != T4DX_ECORRUPT;
+		} else {
+			bad += rc || !entry_eq(e, &out, true);
+		}
+		if (!rc)
+			t4dx_entry_clear(&out);
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(corrupt, b->nrec);
+	CHECK_EQ_INT(t4dx_seg_verify(s), T4DX_ECORRUPT);
+
+	/* iteration gives what precedes the block, then the error */
+	size_t first = lower_bound(b->fp, b->fn, b->fl);
+	struct t4dx_seg_iter *it;
+	REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
+	size_t n = 0;
+	struct t4dx_entry out;
+	int rc;
+	while ((rc = t4dx_seg_iter_next(it, false, &out)) == 0)
+		n++;
+	CHECK_EQ_INT(rc, T4DX_ECORRUPT);
+	CHECK_EQ_INT(n, first);
+	t4dx_seg_iter_close(it);
+	t4dx_seg_unref(s);
+}
+
+static void test_block_damage(void)
+{
+	size_t len;
+	unsigned char *orig = slurp(seg_path, &len), *f = malloc(len);
+	REQUIRE(f);
+	struct tblk *b;
+	size_t nb = parse_blocks(orig, len, &b);
+	REQUIRE(nb > 10);
+	const struct tblk *m = &b[nb / 2];
+	char *p = path_in("damaged.t4s");
+
+	/* a flipped byte: the CRC catches it */
+	memcpy(f, orig, len);
+	f[m->off + m->clen / 2] ^= 0x40;
+	spill(p, f, len);
+	check_damaged_block(p, m);
+
+	/* CRC made right, but the bytes are not LZ4 */
+	memcpy(f, orig, len);
+	memset(f + m->off, 0xff, m->clen);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	check_damaged_block(p, m);
+
+	/* CRC right and LZ4 sound, but the records disagree with the index:
+	 * the block's first raw byte (its first parent) is always a literal,
+	 * just after the token and any literal-length bytes. */
+	memcpy(f, orig, len);
+	size_t lit = m->off + 1;
+	if (f[m->off] >> 4 == 15)
+		while (f[lit++] == 255)
+			;
+	f[lit] ^= 0x01;
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	check_damaged_block(p, m);
+
+	/* the undamaged file still verifies after refresh_crcs */
+	memcpy(f, orig, len);
+	refresh_crcs(f, len);
+	CHECK(!memcmp(f, orig, len));
+	free(b);
+	free(f);
+	free(orig);
+}
+
+static int damaged_open(const unsigned char *orig, size_t len, size_t at,
+			unsigned char xor)
+{
+	unsigned char *f = malloc(len);
+	REQUIRE(f);
+	memcpy(f, orig, len);
+	f[at] ^= xor;
+	char *p = path_in("meta.t4s");
+	spill(p, f, len);
+	free(f);
+	return open_rc(p);
+}
+
+static void test_meta_damage(void)
+{
+	size_t len;
+	unsigned char *orig = slurp(seg_path, &len);
+	const unsigned char *ft = orig + len - FTR_SIZE;
+	uint64_t ix = t4dx_get_u64(ft), ixlen = t4dx_get_u64(ft + 8);
+	uint64_t bl = t4dx_get_u64(ft + 16), bllen = t4dx_get_u64(ft + 24);
+	size_t foot = len - FTR_SIZE;
+
+	CHECK_EQ_INT(damaged_open(orig, len, ix + ixlen / 2, 0x10),
+		     T4DX_ECORRUPT);
+	CHECK_EQ_INT(damaged_open(orig, len, ix, 0x01), T4DX_ECORRUPT);
+	/* a block's CRC in the index: only the index CRC can tell */
+	CHECK_EQ_INT(damaged_open(orig, len, ix + 16, 0x01), T4DX_ECORRUPT);
+	CHECK_EQ_INT(damaged_open(orig, len, bl + bllen / 2, 0x01),
+		     T4DX_ECORRUPT);
+	CHECK_EQ_INT(damaged_open(orig, len, bl + bllen - 1, 0x80),
+		     T4DX_ECORRUPT);
+	/* every footer field, the magic included (the header still has it) */
+	for (size_t at = 0; at < FTR_SIZE; at += 4)
+		if (damaged_open(orig, len, foot + at, 0x04) != T4DX_ECORRUPT) {
+			fprintf(stderr, "footer byte %zu\n", at);
+			unit_failures++;
+		}
+	CHECK_EQ_INT(damaged_open(orig, len, 0, 0x01), T4DX_ECORRUPT);
+	CHECK_EQ_INT(damaged_open(orig, len, 8, 0x01), T4DX_ECORRUPT);
+
+	/* a sound file of another version, or not a segment at all */
+	unsigned char *f = malloc(len);
+	REQUIRE(f);
+	memcpy(f, orig, len);
+	put32(f + 8, 2);
+	put32(f + foot + 72, 2);
+	refresh_crcs(f, len);
+	char *p = path_in("meta.t4s");
+	spill(p, f, len);
+	CHECK_EQ_INT(open_rc(p), T4DX_EFORMAT);
+	memset(f, 'x', len);
+	spill(p, f, len);
+	CHECK_EQ_INT(open_rc(p), T4DX_EFORMAT);
+	spill(p, f, 0);
+	CHECK_EQ_INT(open_rc(p), T4DX_EFORMAT);
+	CHECK_EQ_INT(open_rc(path_in("missing.t4s")), ENOENT);
+
+	/* CRCs right but the index disagrees with the footer's count */
+	memcpy(f, orig, len);
+	put32(f + ix + 20, t4dx_get_u32(f + ix + 20) + 1);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	CHECK_EQ_INT(open_rc(p), T4DX_ECORRUPT);
+	free(f);
+	free(orig);
+}
+
+static void test_truncated(void)
+{
+	size_t len;
+	unsigned char *orig = slurp(seg_path, &len);
+	char *p = path_in("short.t4s");
+	const size_t cut[] = { 1, 4, FTR_SIZE, FTR_SIZE + 1, len / 2,
+			       len - HDR_SIZE - FTR_SIZE + 1, len - HDR_SIZE };
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		spill(p, orig, len - cut[i]);
+		CHECK_EQ_INT(open_rc(p), T4DX_ECORRUPT);
+	}
+	spill(p, orig, 8);
+	CHECK_EQ_INT(open_rc(p), T4DX_EFORMAT);
+	free(orig);
+}
+
+static void test_write_faults(void)
+{
+	char *p = path_in("faulty.t4s");
+	faults_arm(FAULT_PWRITE, UINT32_MAX, 0, 0);     /* count only */
+	REQUIRE(t4dx_seg_write(p, ents, nents, 1, 2) == 0);
+	unsigned writes = faults_calls(FAULT_PWRITE);
+	faults_reset();
+	REQUIRE(writes > 10);
+	REQUIRE(unlink(p) == 0);
+
+	const unsigned nth[] = { 1, 2, writes / 2, writes - 1, writes };
+	for (size_t i = 0; i < 5; i++) {
+		faults_arm(FAULT_PWRITE, nth[i], i % 2 ? ENOSPC : EIO, 0);
+		CHECK_EQ_INT(t4dx_seg_write(p, ents, nents, 1, 2),
+			     i % 2 ? ENOSPC : EIO);
+		faults_reset();
+		CHECK(!exists(p));
+	}
+	/* a short write whose retry fails: the error, and no partial file */
+	faults_arm_short_write(writes / 2, 100, ENOSPC);
+	CHECK_EQ_INT(t4dx_seg_write(p, ents, nents, 1, 2), ENOSPC);
+	faults_reset();
+	CHECK(!exists(p));
+
+	faults_arm(FAULT_FSYNC, 1, EIO, 0);
+	CHECK_EQ_INT(t4dx_seg_write(p, ents, nents, 1, 2), EIO);
+	faults_reset();
+	CHECK(!exists(p));
+
+	faults_arm(FAULT_OPEN, 1, EACCES, 0);
+	CHECK_EQ_INT(t4dx_seg_write(p, ents, nents, 1, 2), EACCES);
+	faults_reset();
+	CHECK(!exists(p));
+
+	/* a write over a leftover temp file replaces it */
+	spill(p, (const unsigned char *)"junk", 4);
+	CHECK_EQ_INT(t4dx_seg_write(p, ents, nents, 1, 2), 0);
+	struct t4dx_seg *s = open_ok(p);
+	CHECK_EQ_INT(t4dx_seg_verify(s), 0);
+	t4dx_seg_unref(s);
+}
+
+int main(void)
+{
+	dir = unit_tmpdir("seg");
+	snprintf(seg_path, sizeof(seg_path), "%s/1.t4s", dir);
+	make_entries();
+	fprintf(stderr, "%zu entries\n", nents);
+
+	RUN(test_write_rejects);
+	RUN(test_roundtrip);
+	RUN(test_one_block_read);
+	RUN(test_bloom);
+	RUN(test_iter);
+	RUN(test_threads);
+	RUN(test_block_damage);
+	RUN(test_meta_damage);
+	RUN(test_truncated);
+	RUN(test_write_faults);
+
+	for (size_t i = 0; i < nents; i++) {
+		t4dx_entry_clear(ents[i]);
+		free(ents[i]);
+	}
+	free(ents);
+	unit_rm_rf(dir);
+	/* UNIT_DONE() itself, spelt out: as written in unit.h it trips
+	 * -Wmisleading-indentation under -Werror. */
+	if (unit_failures)
+		fprintf(stderr, "%d check(s) failed\n", unit_failures);
+	return unit_failures ? 1 : 0;
+}
