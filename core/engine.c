@@ -30,8 +30,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "alert.h"
+#include "breaker.h"
 #include "io.h"
 #include "manifest.h"
+#include "metrics.h"
 #include "memtable.h"
 #include "rec.h"
 #include "seg.h"
@@ -55,6 +58,8 @@ struct t4dx {
 	struct t4dx_seg **segs;         /* oldest first; guarded by lock */
 	size_t nsegs;
 	uint64_t next_ino, items, next_seg_id, flushed_lsn;
+	/* the state the MANIFEST describes (as of flushed_lsn) */
+	uint64_t seg_items, man_next_ino;
 
 	pthread_mutex_t flush_mu;       /* one flush at a time */
 
@@ -65,7 +70,30 @@ struct t4dx {
 	pthread_t bg;
 
 	struct t4dx_recovery recovery;
+
+	struct t4dx_breaker *breaker;
+	struct t4dx_alerts *alerts;
+	struct t4dx_hist fsync_hist;
+	struct t4dx_hist compact_hist[T4DX_COMPACT_KINDS];
+
+	/* health checker */
+	pthread_t health_thr;
+	bool health_started;
+	pthread_mutex_t health_mu;      /* guards health, health_stop */
+	pthread_cond_t health_cond;
+	bool health_stop;
+	struct t4dx_health health;
+	size_t verify_next;             /* next segment to verify */
+
+	/* compaction: compact_mu is held for a whole run */
+	pthread_mutex_t compact_mu;
+	atomic_int running;             /* kind running, or -1 */
+	pthread_mutex_t cstats_mu;      /* guards cstats */
+	struct t4dx_compact_stats cstats[T4DX_COMPACT_KINDS];
+	double test_pause_s;            /* T4DX_TEST_COMPACT_PAUSE */
 };
+
+#define AUTO_COMPACT_SEGMENTS 8         /* more live segments: nrem */
 
 /* ---- lookups ---------------------------------------------------------- */
 
@@ -412,12 +440,21 @@ static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 		*lsn = r->lsn;
 	if (flags & T4DX_NOWAIT)
 		return 0;
-	return t4dx_wal_sync(db->wal, r->lsn);
+	return t4dx_wait(db, r->lsn);
 }
 
 int t4dx_wait(struct t4dx *db, uint64_t lsn)
 {
-	return t4dx_wal_sync(db->wal, lsn);
+	int rc = t4dx_wal_sync(db->wal, lsn);
+	t4dx_breaker_record(db->breaker, rc);
+	return rc;
+}
+
+/* The circuit breaker's verdict on a change: while it is OPEN, changes
+ * fail fast instead of waiting on a disk that is known to fail. */
+static int gate(struct t4dx *db)
+{
+	return t4dx_breaker_allow(db->breaker) ? 0 : EIO;
 }
 
 static int check_name(size_t len)
@@ -439,6 +476,8 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 		return EINVAL;
 	if (!S_ISDIR(e->mode) && e->size > db->cfg.limits.max_item_bytes)
 		return EFBIG;
+	if ((rc = gate(db)))
+		return rc;
 	pthread_rwlock_wrlock(&db->lock);
 	rc = lookup(db, e->parent, e->name, e->name_len, false, &old);
 	if (rc == 0) {
@@ -473,6 +512,8 @@ int t4dx_delete(struct t4dx *db, uint64_t parent, const char *name,
 	int rc = check_name(name_len);
 	if (rc)
 		return rc;
+	if ((rc = gate(db)))
+		return rc;
 	memset(&r, 0, sizeof(r));
 	t4dx_entry_set_key(&r.e, parent, name, name_len);
 	pthread_rwlock_wrlock(&db->lock);
@@ -502,6 +543,8 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 	int rc = check_name(name_len);
 	if (!rc)
 		rc = check_name(new_name_len);
+	if (!rc)
+		rc = gate(db);
 	if (rc)
 		return rc;
 	memset(&r, 0, sizeof(r));
@@ -556,6 +599,8 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		return rc;
 	if (mask & ~(uint32_t)T4DX_F_ALL)
 		return EINVAL;
+	if ((rc = gate(db)))
+		return rc;
 	memset(&r, 0, sizeof(r));
 	r.e = *f;
 	r.e.content = NULL;
@@ -639,25 +684,40 @@ static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 	return t4dx_seg_open(path, id, out);
 }
 
-int t4dx_flush(struct t4dx *db)
+/* Install segs[0..n) as the live list in the MANIFEST and in memory.
+ * Lock held for writing.  On success the old list's references are
+ * dropped (the array is reused). */
+static int install_segments(struct t4dx *db, struct t4dx_seg **segs,
+			    size_t n, uint64_t flushed_lsn,
+			    uint64_t next_ino, uint64_t seg_items)
+{
+	int rc = save_manifest(db, segs, n, flushed_lsn, next_ino, seg_items);
+	if (rc)
+		return rc;
+	db->flushed_lsn = flushed_lsn;
+	db->man_next_ino = next_ino;
+	db->seg_items = seg_items;
+	return 0;
+}
+
+/* Flush: the memtable becomes a new segment.  flush_mu held. */
+static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 {
 	int rc = 0;
 	uint64_t last, next_ino, items, id;
-	struct t4dx_seg *seg = NULL, **segs = NULL;
+	struct t4dx_seg *seg = NULL, **segs;
 
-	pthread_mutex_lock(&db->flush_mu);
 	pthread_rwlock_wrlock(&db->lock);
 	if (!db->imm) {
 		/* a failed flush leaves imm in place; it is retried first */
 		if (t4dx_mem_count(db->mem) == 0) {
 			pthread_rwlock_unlock(&db->lock);
-			goto out;
+			return 0;
 		}
 		struct t4dx_mem *fresh = t4dx_mem_new();
 		if (!fresh) {
-			rc = ENOMEM;
 			pthread_rwlock_unlock(&db->lock);
-			goto out;
+			return ENOMEM;
 		}
 		/* every record in mem must be durable and the WAL must
 		 * start a new file, so that whole files can be archived */
@@ -665,7 +725,7 @@ int t4dx_flush(struct t4dx *db)
 		if (rc) {
 			t4dx_mem_free(fresh);
 			pthread_rwlock_unlock(&db->lock);
-			goto out;
+			return rc;
 		}
 		db->imm = db->mem;
 		db->imm_lsn = last;
@@ -679,38 +739,344 @@ int t4dx_flush(struct t4dx *db)
 	next_ino = db->imm_next_ino;
 	items = db->imm_items;
 	id = db->next_seg_id++;
+	if (run) {
+		run->items_in = t4dx_mem_count(db->imm);
+		run->bytes_in = t4dx_mem_bytes(db->imm);
+	}
 	pthread_rwlock_unlock(&db->lock);
 
 	rc = write_imm(db, id, &seg);
 	if (rc)
-		goto out;
+		return rc;
+	if (run) {
+		run->items_out = t4dx_seg_count(seg);
+		run->bytes_out = t4dx_seg_file_bytes(seg);
+	}
 
 	pthread_rwlock_wrlock(&db->lock);
 	segs = realloc(db->segs, (db->nsegs + 1) * sizeof(*segs));
 	if (!segs) {
 		rc = ENOMEM;
-		pthread_rwlock_unlock(&db->lock);
-		goto out;
+		goto fail;
 	}
 	db->segs = segs;
 	segs[db->nsegs] = seg;
-	rc = save_manifest(db, segs, db->nsegs + 1, last, next_ino, items);
-	if (rc) {
-		pthread_rwlock_unlock(&db->lock);
-		goto out;
-	}
+	rc = install_segments(db, segs, db->nsegs + 1, last, next_ino, items);
+	if (rc)
+		goto fail;
 	db->nsegs++;
-	seg = NULL;
 	struct t4dx_mem *old = db->imm;
 	db->imm = NULL;
-	db->flushed_lsn = last;
 	pthread_rwlock_unlock(&db->lock);
 	t4dx_mem_free(old);
 	t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
-out:
+	return 0;
+fail:
+	pthread_rwlock_unlock(&db->lock);
 	t4dx_seg_unref(seg);
+	return rc;
+}
+
+int t4dx_flush(struct t4dx *db)
+{
+	pthread_mutex_lock(&db->flush_mu);
+	int rc = flush_locked(db, NULL);
 	pthread_mutex_unlock(&db->flush_mu);
 	return rc;
+}
+
+/* ---- compaction --------------------------------------------------------
+ * nrem and prune rewrite all live segments as one.  They first flush, then
+ * hold flush_mu, so the set of segments cannot change under them; writers
+ * go on into the memtable, which is newer than any segment.  The new
+ * segment becomes live only with the MANIFEST that names it and no longer
+ * names the inputs, so a crash leaves either the old set or the new one;
+ * the input files are unlinked only after that MANIFEST is durable.
+ * Because every segment is an input, tombstones and superseded versions
+ * have nothing older left to hide and are dropped. */
+
+static const char *const compact_names[T4DX_COMPACT_KINDS] = {
+	"flush", "nrem", "prune", "rem",
+};
+
+const char *t4dx_compact_name(int kind)
+{
+	return kind >= 0 && kind < T4DX_COMPACT_KINDS ? compact_names[kind]
+						      : "none";
+}
+
+int t4dx_compact_parse(const char *str, size_t len)
+{
+	for (int i = 0; i < T4DX_COMPACT_KINDS; i++)
+		if (strlen(compact_names[i]) == len &&
+		    !memcmp(str, compact_names[i], len))
+			return i;
+	return -1;
+}
+
+struct removed_key {
+	uint64_t parent, ino;
+	uint16_t name_len;
+	char name[T4DX_NAME_MAX + 1];
+};
+
+static bool prunable(struct t4dx *db, const struct t4dx_entry *e,
+		     int64_t now)
+{
+	const struct t4dx_config *c = &db->cfg;
+	if (!S_ISREG(e->mode))
+		return false;
+	if (e->kappa <= c->compaction.prune_min_kappa &&
+	    e->importance < c->compaction.prune_max_importance)
+		return true;
+	return c->compaction.prune_max_age_s > 0 &&
+	       (double)(now - e->event_time_ns) / 1e9 >
+		       c->compaction.prune_max_age_s;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = { .tv_sec = (time_t)s,
+			       .tv_nsec = (long)((s - (double)(time_t)s) * 1e9) };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* nrem or prune.  compact_mu held. */
+static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
+		     t4dx_removed_fn removed, void *arg)
+{
+	struct t4dx_seg **in = NULL, *out = NULL;
+	struct t4dx_entry **v = NULL;
+	struct removed_key *gone = NULL;
+	size_t nin = 0, nv = 0, cap = 0, ngone = 0, gcap = 0;
+	uint64_t min_lsn = UINT64_MAX, max_lsn = 0, id = 0;
+	struct merge m = { 0 };
+	bool merging = false;
+	int64_t now = t4dx_now_ns();
+	int rc;
+
+	pthread_mutex_lock(&db->flush_mu);
+	if ((rc = flush_locked(db, NULL)))
+		goto out;
+	pthread_rwlock_rdlock(&db->lock);
+	nin = db->nsegs;
+	in = calloc(nin ? nin : 1, sizeof(*in));
+	if (in)
+		for (size_t i = 0; i < nin; i++)
+			in[i] = t4dx_seg_ref(db->segs[i]);
+	id = db->next_seg_id;
+	pthread_rwlock_unlock(&db->lock);
+	if (!in) {
+		rc = ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nin; i++) {
+		run->items_in += t4dx_seg_count(in[i]);
+		run->bytes_in += t4dx_seg_file_bytes(in[i]);
+	}
+	if (nin == 0)
+		goto out;
+
+	/* newest version of each key, with its content */
+	rc = merge_open(&m, NULL, NULL, in, nin, 0, "", 0, true);
+	if (rc)
+		goto out;
+	merging = true;
+	const struct t4dx_entry *e;
+	while ((rc = merge_next(&m, &e)) == 0) {
+		if (e->tombstone)
+			continue;
+		if (kind == T4DX_COMPACT_PRUNE && prunable(db, e, now)) {
+			if (ngone == gcap) {
+				gcap = gcap ? 2 * gcap : 64;
+				struct removed_key *g = realloc(gone,
+						gcap * sizeof(*g));
+				if (!g) {
+					rc = ENOMEM;
+					break;
+				}
+				gone = g;
+			}
+			struct removed_key *g = &gone[ngone++];
+			g->parent = e->parent;
+			g->ino = e->ino;
+			g->name_len = e->name_len;
+			memcpy(g->name, e->name, e->name_len + 1);
+			continue;
+		}
+		if (nv == cap) {
+			cap = cap ? 2 * cap : 1024;
+			struct t4dx_entry **nvv = realloc(v, cap * sizeof(*nvv));
+			if (!nvv) {
+				rc = ENOMEM;
+				break;
+			}
+			v = nvv;
+		}
+		struct t4dx_entry *c = malloc(sizeof(*c));
+		if (!c) {
+			rc = ENOMEM;
+			break;
+		}
+		t4dx_entry_copy(c, e);
+		if (kind == T4DX_COMPACT_NREM && S_ISREG(c->mode)) {
+			c->kappa += db->cfg.compaction.nrem_kappa_boost;
+			if (c->kappa > 1)
+				c->kappa = 1;
+		}
+		if (c->lsn < min_lsn)
+			min_lsn = c->lsn;
+		if (c->lsn > max_lsn)
+			max_lsn = c->lsn;
+		v[nv++] = c;
+	}
+	if (rc != T4DX_ENOTFOUND)
+		goto out;
+	rc = 0;
+
+	if (nv) {
+		char tmp[PATH_MAX], path[PATH_MAX];
+		pthread_rwlock_wrlock(&db->lock);
+		id = db->next_seg_id++;
+		pthread_rwlock_unlock(&db->lock);
+		seg_file(db, id, tmp, sizeof(tmp), true);
+		seg_file(db, id, path, sizeof(path), false);
+		if ((rc = t4dx_seg_write(tmp, v, nv, min_lsn, max_lsn)))
+			goto out;
+		if (t4dx_io.rename(tmp, path)) {
+			rc = errno;
+			t4dx_io.unlink(tmp);
+			goto out;
+		}
+		if ((rc = t4dx_io_fsync_dir(db->seg_dir)) ||
+		    (rc = t4dx_seg_open(path, id, &out))) {
+			t4dx_io.unlink(path);
+			goto out;
+		}
+		run->items_out = t4dx_seg_count(out);
+		run->bytes_out = t4dx_seg_file_bytes(out);
+	}
+	if (db->test_pause_s > 0)
+		sleep_s(db->test_pause_s);
+
+	pthread_rwlock_wrlock(&db->lock);
+	/* pruned keys that the memtable has seen since are decided there */
+	uint64_t live_gone = 0;
+	for (size_t i = 0; i < ngone; i++) {
+		struct t4dx_mem *mems[2] = { db->mem, db->imm };
+		bool shadowed = false;
+		for (int k = 0; k < 2; k++)
+			if (mems[k] && t4dx_mem_get(mems[k], gone[i].parent,
+						    gone[i].name,
+						    gone[i].name_len))
+				shadowed = true;
+		if (!shadowed)
+			live_gone++;
+	}
+	struct t4dx_seg **segs = out ? &out : NULL;
+	rc = install_segments(db, segs, out ? 1 : 0, db->flushed_lsn,
+			      db->man_next_ino, db->seg_items - ngone);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		if (out) {
+			char path[PATH_MAX];
+			seg_file(db, id, path, sizeof(path), false);
+			t4dx_io.unlink(path);
+		}
+		goto out;
+	}
+	struct t4dx_seg **old = db->segs;
+	size_t nold = db->nsegs;
+	db->segs = calloc(1, sizeof(*db->segs));
+	db->nsegs = 0;
+	if (out && db->segs)
+		db->segs[db->nsegs++] = t4dx_seg_ref(out);
+	db->items -= live_gone;
+	pthread_rwlock_unlock(&db->lock);
+	/* the new MANIFEST is durable: the inputs are garbage now */
+	for (size_t i = 0; i < nold; i++) {
+		t4dx_io.unlink(t4dx_seg_path(old[i]));
+		t4dx_seg_unref(old[i]);
+	}
+	free(old);
+	t4dx_io_fsync_dir(db->seg_dir);
+	if (removed)
+		for (size_t i = 0; i < ngone; i++)
+			removed(arg, gone[i].parent, gone[i].name,
+				gone[i].name_len, gone[i].ino);
+out:
+	if (merging)
+		merge_close(&m);
+	pthread_mutex_unlock(&db->flush_mu);
+	for (size_t i = 0; i < nv; i++) {
+		t4dx_entry_clear(v[i]);
+		free(v[i]);
+	}
+	free(v);
+	free(gone);
+	for (size_t i = 0; i < nin; i++)
+		t4dx_seg_unref(in[i]);
+	free(in);
+	t4dx_seg_unref(out);
+	return rc;
+}
+
+int t4dx_compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
+		 void *arg)
+{
+	if (kind == T4DX_COMPACT_REM)
+		return EOPNOTSUPP;
+	if (kind < 0 || kind >= T4DX_COMPACT_KINDS)
+		return EINVAL;
+	if (pthread_mutex_trylock(&db->compact_mu))
+		return EBUSY;
+	atomic_store(&db->running, kind);
+	struct t4dx_compact_run run = { .start_ns = t4dx_now_ns() };
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc;
+	if (kind == T4DX_COMPACT_FLUSH) {
+		pthread_mutex_lock(&db->flush_mu);
+		rc = flush_locked(db, &run);
+		pthread_mutex_unlock(&db->flush_mu);
+	} else {
+		rc = merge_run(db, kind, &run, removed, arg);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+				 (t1.tv_nsec - t0.tv_nsec));
+	run.duration_s = (double)ns / 1e9;
+	run.result = rc;
+	t4dx_hist_observe_ns(&db->compact_hist[kind], ns);
+	pthread_mutex_lock(&db->cstats_mu);
+	db->cstats[kind].runs++;
+	db->cstats[kind].has_last = true;
+	db->cstats[kind].last = run;
+	pthread_mutex_unlock(&db->cstats_mu);
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"compaction %s failed: %s",
+				t4dx_compact_name(kind), t4dx_strerror(rc));
+	atomic_store(&db->running, -1);
+	pthread_mutex_unlock(&db->compact_mu);
+	return rc;
+}
+
+void t4dx_get_compact_stats(struct t4dx *db, int kind,
+			    struct t4dx_compact_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (kind < 0 || kind >= T4DX_COMPACT_KINDS)
+		return;
+	pthread_mutex_lock(&db->cstats_mu);
+	*out = db->cstats[kind];
+	pthread_mutex_unlock(&db->cstats_mu);
+}
+
+int t4dx_compact_running(struct t4dx *db)
+{
+	return atomic_load(&db->running);
 }
 
 static void *flusher(void *arg)
@@ -724,12 +1090,180 @@ static void *flusher(void *arg)
 			break;
 		db->bg_want = false;
 		pthread_mutex_unlock(&db->bg_mu);
-		int rc = t4dx_flush(db);
+		int rc = t4dx_compact(db, T4DX_COMPACT_FLUSH, NULL, NULL);
+		pthread_rwlock_rdlock(&db->lock);
+		bool pile = db->nsegs > AUTO_COMPACT_SEGMENTS;
+		pthread_rwlock_unlock(&db->lock);
+		/* consolidation when segments pile up (a manual run may be
+		 * under way: then EBUSY, and that run merges them anyway) */
+		if (!rc && pile)
+			rc = t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL);
 		pthread_mutex_lock(&db->bg_mu);
-		db->bg_error = rc;
+		db->bg_error = rc == EBUSY ? 0 : rc;
 	}
 	pthread_mutex_unlock(&db->bg_mu);
 	return NULL;
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+static void check_done(struct t4dx *db, struct t4dx_check *c, const char *what,
+		       int rc, double dur)
+{
+	pthread_mutex_lock(&db->health_mu);
+	c->runs++;
+	c->last_run_ns = t4dx_now_ns();
+	c->duration_s = dur;
+	c->ok = rc == 0;
+	c->last_error = rc;
+	unsigned n = rc ? ++c->consecutive_failures : 0;
+	bool recovered = !rc && c->consecutive_failures >=
+					db->cfg.health.alert_threshold;
+	if (!rc)
+		c->consecutive_failures = 0;
+	pthread_mutex_unlock(&db->health_mu);
+	if (rc && n == db->cfg.health.alert_threshold)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"health check %s failed %u times in a row: %s",
+				what, n, t4dx_strerror(rc));
+	else if (recovered)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
+				"health check %s passes again", what);
+}
+
+static double mono_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Append and fdatasync a probe record.  It goes through the breaker: a
+ * pass while OPEN lets the breaker try HALF_OPEN. */
+static void check_wal(struct t4dx *db)
+{
+	struct t4dx_rec r;
+	memset(&r, 0, sizeof(r));
+	r.op = T4DX_OP_PROBE;
+	double t0 = mono_s();
+	pthread_rwlock_wrlock(&db->lock);
+	int rc = t4dx_wal_add(db->wal, &r);
+	pthread_rwlock_unlock(&db->lock);
+	if (!rc)
+		rc = t4dx_wal_sync(db->wal, r.lsn);
+	double dur = mono_s() - t0;
+	if (!rc && dur > db->cfg.health.timeout_s)
+		rc = ETIMEDOUT;
+	struct t4dx_breaker_info bi;
+	t4dx_breaker_get(db->breaker, &bi);
+	if (!rc && bi.state == T4DX_OPEN)
+		t4dx_breaker_probe_ok(db->breaker);
+	t4dx_breaker_get(db->breaker, &bi);
+	if (bi.state != T4DX_OPEN)
+		t4dx_breaker_record(db->breaker, rc);
+	check_done(db, &db->health.wal, "wal", rc, dur);
+}
+
+/* Verify one segment per tick, in turn, so that every segment is read
+ * over time without a tick ever reading the whole store. */
+static void check_segments(struct t4dx *db)
+{
+	struct t4dx_seg *s = NULL;
+	pthread_rwlock_rdlock(&db->lock);
+	if (db->nsegs)
+		s = t4dx_seg_ref(db->segs[db->verify_next++ % db->nsegs]);
+	pthread_rwlock_unlock(&db->lock);
+	double t0 = mono_s();
+	int rc = s ? t4dx_seg_verify(s) : 0;
+	double dur = mono_s() - t0;
+	if (!rc && dur > db->cfg.health.timeout_s)
+		rc = ETIMEDOUT;
+	if (rc && rc != ETIMEDOUT)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"segment %s failed verification: %s",
+				t4dx_seg_path(s), t4dx_strerror(rc));
+	t4dx_seg_unref(s);
+	check_done(db, &db->health.segments, "segments", rc, dur);
+}
+
+static void *health_main(void *arg)
+{
+	struct t4dx *db = arg;
+	pthread_mutex_lock(&db->health_mu);
+	while (!db->health_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		double when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 +
+			      db->cfg.health.interval_s;
+		ts.tv_sec = (time_t)when;
+		ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
+		while (!db->health_stop &&
+		       pthread_cond_timedwait(&db->health_cond, &db->health_mu,
+					      &ts) != ETIMEDOUT)
+			;
+		if (db->health_stop)
+			break;
+		pthread_mutex_unlock(&db->health_mu);
+		check_wal(db);
+		check_segments(db);
+		pthread_mutex_lock(&db->health_mu);
+	}
+	pthread_mutex_unlock(&db->health_mu);
+	return NULL;
+}
+
+void t4dx_get_health(struct t4dx *db, struct t4dx_health *out)
+{
+	struct t4dx_wal_stats ws;
+	pthread_mutex_lock(&db->health_mu);
+	*out = db->health;
+	pthread_mutex_unlock(&db->health_mu);
+	t4dx_wal_get_stats(db->wal, &ws);
+	out->unpersisted = ws.pending;
+	out->level = 0;
+}
+
+const char *t4dx_level_name(int level)
+{
+	switch (level) {
+	case 0: return "normal";
+	case 1: return "read-only";
+	default: return "in-memory";
+	}
+}
+
+struct t4dx_breaker *t4dx_get_breaker(struct t4dx *db)
+{
+	return db->breaker;
+}
+
+void t4dx_set_alert_sink(struct t4dx *db, t4dx_alert_fn fn, void *arg)
+{
+	t4dx_alerts_set_sink(db->alerts, fn, arg);
+}
+
+int t4dx_render_alerts(struct t4dx *db, struct t4dx_buf *out)
+{
+	return t4dx_alerts_render(db->alerts, out);
+}
+
+struct t4dx_hist *t4dx_fsync_hist(struct t4dx *db)
+{
+	return &db->fsync_hist;
+}
+
+struct t4dx_hist *t4dx_compact_hist(struct t4dx *db, int kind)
+{
+	return &db->compact_hist[kind];
+}
+
+static void breaker_changed(void *arg, int from, int to, const char *why)
+{
+	struct t4dx *db = arg;
+	t4dx_alerts_add(db->alerts, to == T4DX_OPEN ? T4DX_ALERT_WARN
+						    : T4DX_ALERT_INFO,
+			"breaker %s -> %s: %s", t4dx_breaker_state_name(from),
+			t4dx_breaker_state_name(to), why);
 }
 
 /* ---- open and close --------------------------------------------------- */
@@ -841,13 +1375,28 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	pthread_mutex_init(&db->flush_mu, NULL);
 	pthread_mutex_init(&db->bg_mu, NULL);
 	pthread_cond_init(&db->bg_cond, NULL);
+	pthread_mutex_init(&db->health_mu, NULL);
+	pthread_cond_init(&db->health_cond, NULL);
+	pthread_mutex_init(&db->compact_mu, NULL);
+	pthread_mutex_init(&db->cstats_mu, NULL);
+	atomic_init(&db->running, -1);
 	if (cfg)
 		db->cfg = *cfg;
 	else
 		t4dx_config_defaults(&db->cfg);
+	const char *pause = getenv("T4DX_TEST_COMPACT_PAUSE");
+	if (pause)
+		db->test_pause_s = strtod(pause, NULL);
 	db->dir = strdup(dir);
 	db->mem = t4dx_mem_new();
-	if (!db->dir || !db->mem) {
+	db->alerts = t4dx_alerts_new();
+	struct t4dx_breaker_cfg bc = {
+		.failure_threshold = db->cfg.breaker.failure_threshold,
+		.success_threshold = db->cfg.breaker.success_threshold,
+		.reset_timeout_s = db->cfg.breaker.reset_timeout_s,
+	};
+	db->breaker = t4dx_breaker_new(&bc, NULL, NULL, breaker_changed, db);
+	if (!db->dir || !db->mem || !db->alerts || !db->breaker) {
 		rc = ENOMEM;
 		goto fail;
 	}
@@ -890,6 +1439,8 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	db->next_ino = m.next_ino > T4DX_ROOT_INO ? m.next_ino
 						  : T4DX_ROOT_INO + 1;
 	db->items = m.items;
+	db->seg_items = m.items;
+	db->man_next_ino = db->next_ino;
 	if ((rc = load_segments(db, &m, msg, msglen)))
 		goto fail;
 
@@ -906,6 +1457,14 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	db->recovery.records_replayed = rep.records;
 	db->recovery.bytes_dropped = rep.bytes_dropped;
 	db->recovery.wal_files = rep.files;
+	t4dx_wal_set_sync_hist(db->wal, &db->fsync_hist);
+	if (rep.bytes_dropped || db->recovery.segments_quarantined)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"recovery dropped %llu damaged WAL bytes and "
+				"quarantined %llu segments",
+				(unsigned long long)rep.bytes_dropped,
+				(unsigned long long)
+					db->recovery.segments_quarantined);
 
 	if ((rc = pthread_create(&db->bg, NULL, flusher, db))) {
 		snprintf(msg, msglen, "cannot start the flush thread: %s",
@@ -913,6 +1472,12 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 		goto fail;
 	}
 	db->bg_started = true;
+	if ((rc = pthread_create(&db->health_thr, NULL, health_main, db))) {
+		snprintf(msg, msglen, "cannot start the health thread: %s",
+			 strerror(rc));
+		goto fail;
+	}
+	db->health_started = true;
 	t4dx_manifest_free(&m);
 	*out = db;
 	return 0;
@@ -929,6 +1494,13 @@ int t4dx_close(struct t4dx *db)
 	int rc = 0;
 	if (!db)
 		return 0;
+	if (db->health_started) {
+		pthread_mutex_lock(&db->health_mu);
+		db->health_stop = true;
+		pthread_cond_signal(&db->health_cond);
+		pthread_mutex_unlock(&db->health_mu);
+		pthread_join(db->health_thr, NULL);
+	}
 	if (db->bg_started) {
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_stop = true;
@@ -953,6 +1525,12 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->flush_mu);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cond);
+	pthread_mutex_destroy(&db->health_mu);
+	pthread_cond_destroy(&db->health_cond);
+	pthread_mutex_destroy(&db->compact_mu);
+	pthread_mutex_destroy(&db->cstats_mu);
+	t4dx_breaker_free(db->breaker);
+	t4dx_alerts_free(db->alerts);
 	free(db->dir);
 	free(db);
 	return rc;

@@ -217,4 +217,82 @@ void t4dx_get_stats(struct t4dx *db, struct t4dx_stats *st);
 /* Bytes free / total in the data directory's file system. */
 int t4dx_statfs(struct t4dx *db, struct statvfs *out);
 
+/* ---- alerts ------------------------------------------------------------ */
+
+enum { T4DX_ALERT_INFO = 0, T4DX_ALERT_WARN = 1, T4DX_ALERT_CRIT = 2 };
+const char *t4dx_alert_level_name(int level);
+typedef void (*t4dx_alert_fn)(void *arg, int level, const char *text);
+/* Also pass every alert from now on to fn (e.g. to syslog). */
+void t4dx_set_alert_sink(struct t4dx *db, t4dx_alert_fn fn, void *arg);
+struct t4dx_buf;
+/* Append the recent alerts, one line each ("TIME LEVEL text"). */
+int t4dx_render_alerts(struct t4dx *db, struct t4dx_buf *out);
+
+/* ---- circuit breaker and health -------------------------------------- */
+
+/* The breaker around the engine's commits (see breaker.h); owned by db. */
+struct t4dx_breaker *t4dx_get_breaker(struct t4dx *db);
+
+struct t4dx_check {
+	bool ok;
+	int64_t last_run_ns;            /* wall clock, 0 if never run */
+	double duration_s;
+	unsigned consecutive_failures;
+	uint64_t runs;
+	int last_error;                 /* 0 or the errno / T4DX code */
+};
+
+struct t4dx_health {
+	struct t4dx_check wal, segments;
+	int level;                      /* 0 normal, 1 read-only, 2 in-memory */
+	uint64_t unpersisted;           /* changes applied but not durable */
+};
+void t4dx_get_health(struct t4dx *db, struct t4dx_health *out);
+const char *t4dx_level_name(int level);    /* normal, read-only, in-memory */
+
+/* ---- compaction ------------------------------------------------------- */
+
+enum t4dx_compact_kind {
+	T4DX_COMPACT_FLUSH = 0,         /* memtable -> new segment */
+	T4DX_COMPACT_NREM,              /* merge all segments, kappa boost */
+	T4DX_COMPACT_PRUNE,             /* drop weak memories */
+	T4DX_COMPACT_REM,               /* prototypes: needs vectors, not yet */
+	T4DX_COMPACT_KINDS
+};
+const char *t4dx_compact_name(int kind);
+int t4dx_compact_parse(const char *s, size_t len);    /* -1 if unknown */
+
+struct t4dx_compact_run {
+	int64_t start_ns;               /* wall clock */
+	double duration_s;
+	int result;                     /* 0 or an error code */
+	uint64_t items_in, items_out, bytes_in, bytes_out;
+};
+struct t4dx_compact_stats {
+	uint64_t runs;
+	bool has_last;
+	struct t4dx_compact_run last;
+};
+
+/* Called for each entry a compaction removed (prune), after the change is
+ * durable, so that a cache of names (the kernel's) can forget it. */
+typedef void (*t4dx_removed_fn)(void *arg, uint64_t parent, const char *name,
+				size_t name_len, uint64_t ino);
+
+/* Run one compaction now and return when it has ended: 0, EBUSY if one is
+ * already running, EOPNOTSUPP for rem, or the run's error.  A crash at any
+ * point leaves the store as before the run or as after it.  removed may
+ * be NULL. */
+int t4dx_compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
+		 void *arg);
+void t4dx_get_compact_stats(struct t4dx *db, int kind,
+			    struct t4dx_compact_stats *out);
+/* The kind running now, or -1. */
+int t4dx_compact_running(struct t4dx *db);
+
+/* Latency histograms the engine keeps (see metrics.h); owned by db. */
+struct t4dx_hist;
+struct t4dx_hist *t4dx_fsync_hist(struct t4dx *db);
+struct t4dx_hist *t4dx_compact_hist(struct t4dx *db, int kind);
+
 #endif /* T4DX_H */

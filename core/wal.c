@@ -115,9 +115,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io.h"
+#include "metrics.h"
 #include "wal.h"
 
 #define WAL_EXT ".jsonl"
@@ -165,6 +167,7 @@ struct t4dx_wal {
 	/* owned by the thread that set busy */
 	struct wal_queue head;          /* the group being written, or the
 	                                   failed group waiting to be retried */
+	struct t4dx_hist *sync_hist;    /* fdatasync latency, or NULL */
 	int fd;                         /* file to append to, -1: create one
 	                                   at the next write */
 	uint64_t off;                   /* its valid end */
@@ -799,8 +802,17 @@ static int group_write(struct t4dx_wal *w)
 		return rc;
 	uint64_t start = w->off;
 	rc = t4dx_io_pwrite_all(w->fd, g->buf.p, g->buf.len, (off_t)start);
-	if (!rc && t4dx_io.fdatasync(w->fd))
-		rc = errno ? errno : EIO;
+	if (!rc) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (t4dx_io.fdatasync(w->fd))
+			rc = errno ? errno : EIO;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (w->sync_hist)
+			t4dx_hist_observe_ns(w->sync_hist, (uint64_t)
+				((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+				 (t1.tv_nsec - t0.tv_nsec)));
+	}
 	if (!rc) {
 		w->off = start + g->buf.len;
 		return 0;
@@ -1050,4 +1062,11 @@ void t4dx_wal_close(struct t4dx_wal *w)
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
+}
+
+void t4dx_wal_set_sync_hist(struct t4dx_wal *w, struct t4dx_hist *h)
+{
+	pthread_mutex_lock(&w->mu);
+	w->sync_hist = h;
+	pthread_mutex_unlock(&w->mu);
 }

@@ -80,6 +80,11 @@ struct t4dx_wal_stats {
 };
 void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st);
 
+/* Observe the latency of every fdatasync in h (NULL: none).  h must
+ * outlive the log. */
+struct t4dx_hist;
+void t4dx_wal_set_sync_hist(struct t4dx_wal *w, struct t4dx_hist *h);
+
 /* Sync what is queued (errors ignored) and free everything. */
 void t4dx_wal_close(struct t4dx_wal *w);
 

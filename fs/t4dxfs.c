@@ -30,13 +30,12 @@
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include "t4dxfs.h"
+#include "config.h"
 #include "ctl.h"
 #include "inode.h"
 
@@ -44,19 +43,31 @@ struct t4dxfs fs;
 
 /* ---- helpers ---------------------------------------------------------- */
 
+/* The operation this thread is handling, for the error metrics. */
+static __thread int cur_op = -1;
+
+static void count_op(int op)
+{
+	cur_op = op;
+	atomic_fetch_add_explicit(&fs.metrics.ops[op], 1,
+				  memory_order_relaxed);
+}
+
+/* The one place where engine codes become the errno of a reply. */
 static void reply_err(fuse_req_t req, int rc)
 {
-	fuse_reply_err(req, t4dx_errno(rc));
+	int err = t4dx_errno(rc);
+	if (err && cur_op >= 0 && err < FS_ERRNO_MAX)
+		atomic_fetch_add_explicit(&fs.metrics.errs[cur_op][err], 1,
+					  memory_order_relaxed);
+	fuse_reply_err(req, err);
 }
 
-static void ns_lock(void)
+static uint64_t mono_ns(void)
 {
-	pthread_mutex_lock(&fs.ns_mu);
-}
-
-static void ns_unlock(void)
-{
-	pthread_mutex_unlock(&fs.ns_mu);
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
 }
 
 static struct timespec ts_of(int64_t ns)
@@ -206,7 +217,7 @@ static int do_lookup(fuse_ino_t parent, const char *name,
 			return ENOENT;
 		ep->ino = ino;
 		if (ino == INO_ITEMS) {
-			struct t4dx_entry e;
+			struct t4dx_entry e = { 0 };
 			int rc = t4dx_get(fs.db, 0, "items", 5, 0, &e);
 			if (rc)
 				return rc;
@@ -220,7 +231,7 @@ static int do_lookup(fuse_ino_t parent, const char *name,
 	if (rc)
 		return rc;
 	size_t len = strlen(name);
-	struct t4dx_entry e;
+	struct t4dx_entry e = { 0 };
 	ns_lock();
 	/* under ns_mu, so that no rename moves the name between the engine
 	 * lookup and the table update */
@@ -242,6 +253,7 @@ static int do_lookup(fuse_ino_t parent, const char *name,
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	count_op(OP_LOOKUP);
 	struct fuse_entry_param ep;
 	int rc = do_lookup(parent, name, &ep);
 	if (rc)
@@ -281,7 +293,7 @@ static int do_getattr(fuse_ino_t ino, struct stat *st)
 		fixed_stat(ino, st);
 		return 0;
 	}
-	struct t4dx_entry e;
+	struct t4dx_entry e = { 0 };
 	ns_lock();
 	int rc = ino_entry(ino, 0, &e);
 	if (!rc) {
@@ -295,6 +307,7 @@ static int do_getattr(fuse_ino_t ino, struct stat *st)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	count_op(OP_GETATTR);
 	struct stat st;
 	int rc = do_getattr(ino, &st);
 	if (rc)
@@ -368,9 +381,9 @@ static void invalidate(fuse_ino_t ino)
  * content even when the writes that follow then fail (EFBIG). */
 static int commit(fuse_ino_t ino, bool at_release)
 {
-	struct node *n;
+	struct node *n = NULL;
 	struct wbuf *w;
-	uint64_t lsn = 0;
+	uint64_t lsn = 0, t0 = mono_ns();
 	int rc = 0;
 
 	ns_lock();
@@ -391,7 +404,7 @@ static int commit(fuse_ino_t ino, bool at_release)
 		rc = ENOMEM;
 		goto out;
 	}
-	struct t4dx_entry e;
+	struct t4dx_entry e = { 0 };
 	ns_lock();
 	if (n->unlinked) {
 		/* the file lost its name while open: its content goes too */
@@ -423,6 +436,7 @@ out:
 	if (!rc && lsn) {
 		rc = t4dx_wait(fs.db, lsn);
 		invalidate(ino);
+		t4dx_hist_observe_ns(&fs.metrics.write_lat, mono_ns() - t0);
 	}
 	return rc;
 }
@@ -431,8 +445,8 @@ out:
 
 static int truncate_item(fuse_ino_t ino, uint64_t size)
 {
-	struct node *n;
-	struct t4dx_entry e;
+	struct node *n = NULL;
+	struct t4dx_entry e = { 0 };
 	uint64_t lsn = 0;
 	int rc;
 
@@ -557,6 +571,7 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
+	count_op(OP_SETATTR);
 	struct stat st;
 	int rc = do_setattr(ino, attr, to_set, &st);
 	if (rc)
@@ -593,7 +608,7 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, bool nowait, uint64_t *lsn,
 		      struct fuse_entry_param *ep)
 {
-	struct t4dx_entry e;
+	struct t4dx_entry e = { 0 };
 	uint64_t l = 0;
 	if (is_fixed(parent))
 		return parent == INO_CTL_DIR ? EACCES : EPERM;
@@ -625,6 +640,7 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
+	count_op(OP_MKDIR);
 	struct fuse_entry_param ep;
 	int rc = make_entry(req, parent, name, S_IFDIR | (mode & 07777), false,
 			    NULL, &ep);
@@ -636,7 +652,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 static int do_remove(fuse_ino_t parent, const char *name, bool dir)
 {
-	struct t4dx_entry e;
+	struct t4dx_entry e = { 0 };
 	uint64_t lsn = 0;
 	if (is_fixed(parent))
 		return parent == INO_CTL_DIR ? EACCES : EPERM;
@@ -665,11 +681,13 @@ static int do_remove(fuse_ino_t parent, const char *name, bool dir)
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	count_op(OP_UNLINK);
 	reply_err(req, do_remove(parent, name, false));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	count_op(OP_RMDIR);
 	reply_err(req, do_remove(parent, name, true));
 }
 
@@ -718,29 +736,33 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
+	count_op(OP_RENAME);
 	reply_err(req, do_rename(parent, name, newparent, newname, flags));
 }
 
 static void op_eperm(fuse_req_t req)
 {
-	fuse_reply_err(req, EPERM);
+	reply_err(req, EPERM);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
+	count_op(OP_SYMLINK);
 	op_eperm(req);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
+	count_op(OP_LINK);
 	op_eperm(req);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
+	count_op(OP_MKNOD);
 	op_eperm(req);
 }
 
@@ -791,7 +813,7 @@ static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
  * committed content (or empty when truncating).  ns_mu held. */
 static int attach_writer(struct node *n, bool trunc, bool fresh)
 {
-	struct t4dx_entry e;
+	struct t4dx_entry e = { 0 };
 	if (!n->wb) {
 		struct wbuf *w = wbuf_new();
 		if (!w)
@@ -843,11 +865,14 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!h)
 		return ENOMEM;
 	h->ino = ino;
-	struct node *n;
-	struct t4dx_entry e;
+	struct node *n = NULL;
+	struct t4dx_entry e = { 0 };
 	int acc = fi->flags & O_ACCMODE;
+	uint64_t t0 = mono_ns();
 	ns_lock();
 	int rc = node_entry(ino, acc == O_RDONLY ? T4DX_GET_CONTENT : 0, &e, &n);
+	if (acc == O_RDONLY)
+		t4dx_hist_observe_ns(&fs.metrics.read_lat, mono_ns() - t0);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
 	if (!rc && S_ISDIR(e.mode))
@@ -885,6 +910,7 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	count_op(OP_OPEN);
 	int rc = do_open(ino, fi);
 	if (rc)
 		reply_err(req, rc);
@@ -895,6 +921,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
+	count_op(OP_CREATE);
 	struct fuse_entry_param ep;
 	uint64_t lsn = 0;
 	struct fh *h = calloc(1, sizeof(*h));
@@ -929,6 +956,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	count_op(OP_READ);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind != FH_WRITE) {
 		/* the kernel may release the handle while the reply is still
@@ -973,6 +1001,7 @@ static int ctl_write(struct fh *h, const char *buf, size_t size, off_t off)
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
+	count_op(OP_WRITE);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	int rc = 0;
 	if (h->kind == FH_CTL) {
@@ -1023,18 +1052,21 @@ static int do_flush(struct fh *h)
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	count_op(OP_FLUSH);
 	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
+	count_op(OP_FSYNC);
 	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	count_op(OP_RELEASE);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind != FH_CTL) {
 		if (h->kind == FH_WRITE) {
@@ -1156,6 +1188,7 @@ out:
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	count_op(OP_OPENDIR);
 	int rc = do_opendir(ino, fi);
 	if (rc)
 		reply_err(req, rc);
@@ -1170,7 +1203,7 @@ static bool plus_ref(struct dirh *d, struct dent *de)
 	bool ok = true;
 	ns_lock();
 	if (fs.ns_gen != d->gen) {
-		struct t4dx_entry e;
+		struct t4dx_entry e = { 0 };
 		ok = t4dx_get(fs.db, d->ino, de->name, strlen(de->name), 0,
 			      &e) == 0 && e.ino == de->st.st_ino;
 	}
@@ -1236,12 +1269,14 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
+	count_op(OP_READDIR);
 	do_readdir(req, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
+	count_op(OP_READDIR);
 	do_readdir(req, size, off, fi, true);
 }
 
@@ -1254,6 +1289,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	count_op(OP_STATFS);
 	struct statvfs sv;
 	int rc = t4dx_statfs(fs.db, &sv);
 	if (rc) {
@@ -1297,7 +1333,7 @@ static void fmt_double(char *out, size_t len, double v)
 static int xa_get(fuse_ino_t ino, const char *name, char *out, size_t len,
 		  size_t *vlen)
 {
-	struct t4dx_entry e;
+	struct t4dx_entry e = { 0 };
 	int i = xa_index(name);
 	if (is_fixed(ino) || ino == INO_ITEMS)
 		return ENODATA;
@@ -1323,6 +1359,7 @@ static int xa_get(fuse_ino_t ino, const char *name, char *out, size_t len,
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
+	count_op(OP_GETXATTR);
 	char val[64];
 	size_t vlen;
 	int rc = xa_get(ino, name, val, sizeof(val), &vlen);
@@ -1338,6 +1375,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	count_op(OP_LISTXATTR);
 	char list[256];
 	size_t len = 0;
 	struct stat st;
@@ -1445,11 +1483,13 @@ static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
+	count_op(OP_SETXATTR);
 	reply_err(req, do_setxattr(ino, name, value, size, flags));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	count_op(OP_REMOVEXATTR);
 	reply_err(req, xa_index(name) >= 0 ? EPERM : ENODATA);
 }
 
@@ -1497,10 +1537,24 @@ static const struct fuse_lowlevel_ops ops = {
 	.removexattr = op_removexattr,
 };
 
+/* Alerts also go to stderr in the foreground, to syslog as a daemon. */
+static void alert_sink(void *arg, int level, const char *text)
+{
+	atomic_fetch_add(&fs.alerts_seen, 1);
+	if (fs.foreground) {
+		fprintf(stderr, "t4dxfs: %s %s\n", t4dx_alert_level_name(level),
+			text);
+		return;
+	}
+	int prio = level == T4DX_ALERT_INFO ? LOG_INFO
+		 : level == T4DX_ALERT_WARN ? LOG_WARNING : LOG_CRIT;
+	syslog(prio, "%s %s", t4dx_alert_level_name(level), text);
+}
+
 /* Create items/ itself, the engine entry (0, "items"), on first mount. */
 static int ensure_root(void)
 {
-	struct t4dx_entry e;
+	struct t4dx_entry e = { 0 };
 	int rc = t4dx_get(fs.db, 0, "items", 5, 0, &e);
 	if (rc != T4DX_ENOTFOUND)
 		return rc;
@@ -1522,6 +1576,7 @@ static void usage(FILE *f)
 		"\n"
 		"Mount the t4dx store in DATA_DIR at MOUNTPOINT.\n"
 		"  -f            stay in the foreground (log to stderr)\n"
+		"  -o config=FILE  configuration (JSON, see README)\n"
 		"  -o opt,...    FUSE mount options (allow_other, ...)\n"
 		"  -h, --help    this text\n"
 		"  -V, --version print the version\n"
@@ -1532,14 +1587,34 @@ static void usage(FILE *f)
 struct cmdline {
 	bool foreground;
 	const char *data, *mnt;
+	char config[PATH_MAX];          /* -o config=FILE, or "" */
 	struct t4dx_buf fuse_opts;      /* comma-separated, NUL-terminated */
 };
 
-static int add_fuse_opt(struct cmdline *c, const char *opt)
+/* Take our own options out of a -o list; pass the rest to FUSE. */
+static int add_fuse_opt(struct cmdline *c, const char *opts)
 {
-	if (c->fuse_opts.len && t4dx_buf_add(&c->fuse_opts, ",", 1))
-		return ENOMEM;
-	return t4dx_buf_add(&c->fuse_opts, opt, strlen(opt));
+	const char *p = opts;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (n > 7 && !strncmp(p, "config=", 7)) {
+			if (n - 7 >= sizeof(c->config)) {
+				fprintf(stderr, "t4dxfs: config path too long\n");
+				return EINVAL;
+			}
+			memcpy(c->config, p + 7, n - 7);
+			c->config[n - 7] = 0;
+		} else if (n) {
+			if ((c->fuse_opts.len &&
+			     t4dx_buf_add(&c->fuse_opts, ",", 1)) ||
+			    t4dx_buf_add(&c->fuse_opts, p, n))
+				return ENOMEM;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
 }
 
 static int parse_cmdline(int argc, char **argv, struct cmdline *c)
@@ -1562,7 +1637,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *c)
 				return EINVAL;
 			}
 			if (add_fuse_opt(c, o))
-				return ENOMEM;
+				return EINVAL;
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(stderr, "t4dxfs: unknown option %s\n", a);
 			return EINVAL;
@@ -1685,6 +1760,13 @@ static int run(struct cmdline *cl, char *argv0)
 		return 1;
 
 	t4dx_config_defaults(&cfg);
+	if (*c.config &&
+	    t4dx_config_load(c.config, &cfg, msg, sizeof(msg))) {
+		fprintf(stderr, "t4dxfs: %s\n", msg);
+		return 1;
+	}
+	fs.cfg = cfg;
+	fs.foreground = c.foreground;
 	fs.data_dir = data;
 	fs.mountpoint = c.mnt;
 	fs.start_ns = t4dx_now_ns();
@@ -1700,6 +1782,7 @@ static int run(struct cmdline *cl, char *argv0)
 		fprintf(stderr, "t4dxfs: %s\n", msg);
 		return 1;
 	}
+	t4dx_set_alert_sink(fs.db, alert_sink, NULL);
 	struct t4dx_stats st;
 	t4dx_get_stats(fs.db, &st);
 	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "
@@ -1740,8 +1823,10 @@ static int run(struct cmdline *cl, char *argv0)
 		t4dx_close(fs.db);
 		return 1;
 	}
-	if (!c.foreground)
+	if (!c.foreground) {
+		openlog("t4dxfs", LOG_PID, LOG_DAEMON);
 		daemonize_done(notify_fd);
+	}
 
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 64);

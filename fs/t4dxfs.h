@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "t4dx.h"
 
 /* Inode numbers outside the engine's range (below T4DX_ROOT_INO). */
@@ -16,6 +17,25 @@
 #define INO_CTL_DIR     2               /* MOUNT/.ctl */
 #define INO_CTL_FIRST   3               /* control files: 3 .. 15 */
 #define INO_ITEMS       T4DX_ROOT_INO   /* MOUNT/items, stored at (0, "items") */
+
+/* FUSE operations, for the metrics. */
+enum fs_op {
+	OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_MKDIR, OP_UNLINK, OP_RMDIR,
+	OP_RENAME, OP_OPEN, OP_CREATE, OP_READ, OP_WRITE, OP_FLUSH, OP_FSYNC,
+	OP_RELEASE, OP_OPENDIR, OP_READDIR, OP_STATFS, OP_SETXATTR,
+	OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_SYMLINK, OP_LINK,
+	OP_MKNOD, OP_NOPS
+};
+#define FS_ERRNO_MAX 134
+
+struct fs_metrics {
+	atomic_uint_least64_t ops[OP_NOPS];
+	atomic_uint_least64_t errs[OP_NOPS][FS_ERRNO_MAX];
+	struct t4dx_hist write_lat, read_lat;
+};
+
+struct t4dxfs;
+extern struct t4dxfs fs;
 
 struct t4dxfs {
 	struct t4dx *db;
@@ -34,8 +54,20 @@ struct t4dxfs {
 	uint64_t ns_gen;                /* bumped by every rename/unlink/rmdir;
 	                                   guarded by ns_mu */
 	struct node *nodes;             /* inode table (uthash), ns_mu */
+	struct t4dx_config cfg;         /* effective configuration */
+	struct fs_metrics metrics;
+	atomic_uint_least64_t alerts_seen;
+	bool foreground;
 };
 
-extern struct t4dxfs fs;
+static inline void ns_lock(void)
+{
+	pthread_mutex_lock(&fs.ns_mu);
+}
+
+static inline void ns_unlock(void)
+{
+	pthread_mutex_unlock(&fs.ns_mu);
+}
 
 #endif

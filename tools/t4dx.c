@@ -8,9 +8,6 @@
  *
  * Exit status: 0 success, 1 failure, 2 usage error.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif

@@ -400,3 +400,106 @@ t4dx_assert_same_bytes() {
 		return 1
 	fi
 }
+
+# ---- control files (MNT/.ctl) and compaction ----------------------------
+
+# t4dx_ctl_get NAME FILTER: print jq FILTER (raw) of the JSON in
+# MNT/.ctl/NAME.  Fails if the file cannot be read or is not JSON.
+t4dx_ctl_get() {
+	jq -r "$2" "$MNT/.ctl/$1"
+}
+
+# t4dx_ctl_echo NAME WORD: `echo WORD > MNT/.ctl/NAME`, as a user types it
+# (one write of "WORD\n"); the shell's message on failure, e.g. "echo: write
+# error: Invalid argument".  Use with run.
+t4dx_ctl_echo() {
+	echo "$2" >"$MNT/.ctl/$1"
+}
+
+# t4dx_ctl_write_file NAME FILE: write the bytes of FILE to MNT/.ctl/NAME
+# in one write(2) (cat's buffer is far larger than any payload here; bash's
+# own printf may split at newlines).  Use with run.
+t4dx_ctl_write_file() {
+	cat -- "$2" >"$MNT/.ctl/$1"
+}
+
+# t4dx_ends_with_newline FILE: FILE is not empty and its last byte is '\n'.
+t4dx_ends_with_newline() {
+	[[ $(tail -c 1 -- "$1" | od -An -tx1 | tr -d ' ') == 0a ]]
+}
+
+# t4dx_xattr NAME FILE: print the value of user.t4dx.NAME of FILE.
+t4dx_xattr() {
+	getfattr --absolute-names --only-values -n "user.t4dx.$1" -- "$2"
+}
+
+# t4dx_num_eq GOT WANT [TOLERANCE]: GOT is a plain decimal number within
+# TOLERANCE (default 1e-9) of WANT.  Prints why not and returns 1.
+t4dx_num_eq() {
+	if ! [[ $1 =~ ^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$ ]]; then
+		echo "'$1' is not a plain number (expected $2)"
+		return 1
+	fi
+	if ! awk -v a="$1" -v b="$2" -v t="${3:-1e-9}" \
+		'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t + 0) }'; then
+		echo "got $1, expected $2"
+		return 1
+	fi
+}
+
+# t4dx_config_file JSON: write JSON to a new file in T4DX_TMP and print
+# its path (for -o config=PATH).
+t4dx_config_file() {
+	local f
+	f=$(mktemp "$T4DX_TMP/config.XXXXXX.json")
+	printf '%s\n' "$1" >"$f"
+	printf '%s\n' "$f"
+}
+
+# t4dx_manifest_seg_ids [DATA_DIR]: the ids of the live segments listed in
+# MANIFEST, one a line (nothing if there is no MANIFEST yet).
+t4dx_manifest_seg_ids() {
+	local m=${1:-$DATA}/MANIFEST
+	[[ -e $m ]] || return 0
+	jq -r '.segments[].id' "$m"
+}
+
+# t4dx_unlisted_segments [DATA_DIR]: print the seg/*.t4s files whose id the
+# MANIFEST does not list (a flush or compaction not installed yet); true
+# if there is one.
+t4dx_unlisted_segments() {
+	local data=${1:-$DATA} f base id found=1
+	local -A live=()
+	for id in $(t4dx_manifest_seg_ids "$data"); do live[$id]=1; done
+	for f in "$data"/seg/*.t4s; do
+		[[ -e $f ]] || continue
+		base=${f##*/}
+		[[ $base =~ ^[0-9]{20}\.t4s$ ]] || continue
+		id=$((10#${base%.t4s}))
+		if [[ -z ${live[$id]:-} ]]; then
+			printf '%s\n' "$f"
+			found=0
+		fi
+	done
+	return $found
+}
+
+# t4dx_tree_state [DIR]: one line per entry below DIR (default ITEMS),
+# sorted: type, path, and for files the sha256 of the content and the
+# kappa and importance attributes.  Two states compare with assert_equal.
+t4dx_tree_state() {
+	local dir=${1:-$ITEMS} p sum k i
+	(
+		cd "$dir" || exit 1
+		find . -mindepth 1 -type d -printf 'd %p\n'
+		find . -mindepth 1 -type f -printf '%p\0' |
+			while IFS= read -r -d '' p; do
+				sum=$(sha256sum <"$p") || exit 1
+				k=$(t4dx_xattr kappa "$p") || exit 1
+				i=$(t4dx_xattr importance "$p") || exit 1
+				printf 'f %s %s kappa=%s importance=%s\n' \
+					"$p" "${sum%% *}" "$k" "$i"
+			done
+	) | LC_ALL=C sort
+	return "${PIPESTATUS[0]}"
+}

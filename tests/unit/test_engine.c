@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "breaker.h"
 #include "faults.h"
 #include "t4dx.h"
 #include "unit.h"
@@ -316,6 +317,177 @@ static void test_lock(void)
 	unit_rm_rf(d);
 }
 
+static double kappa_of(struct t4dx *db, uint64_t parent, const char *name)
+{
+	struct t4dx_entry e;
+	if (t4dx_get(db, parent, name, strlen(name), 0, &e))
+		return -1;
+	return e.kappa;
+}
+
+static void test_nrem(void)
+{
+	const char *dir = unit_tmpdir("nrem");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	REQUIRE(put_file(db, R, "a", "v1", NULL) == 0);
+	REQUIRE(put_file(db, R, "b", "bee", NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	REQUIRE(put_file(db, R, "a", "v2", NULL) == 0);
+	REQUIRE(t4dx_delete(db, R, "b", 1, false, 0, NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	uint64_t d = mkdir_at(db, R, "dir");
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 2);
+	CHECK_EQ_INT(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL), 0);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 1);
+	CHECK_EQ_INT(st.memtable_items, 0);
+	CHECK_EQ_INT(st.items, 2);
+	CHECK(strcmp(content_of(db, R, "a"), "v2") == 0);
+	CHECK(content_of(db, R, "b") == NULL);
+	CHECK(kappa_of(db, R, "a") > 0.0499 && kappa_of(db, R, "a") < 0.0501);
+	struct t4dx_compact_stats cs;
+	t4dx_get_compact_stats(db, T4DX_COMPACT_NREM, &cs);
+	CHECK_EQ_INT(cs.runs, 1);
+	/* 2 + 2 + (a, dir) in; tombstone and old version dropped: a, dir */
+	CHECK_EQ_INT(cs.last.items_in, 5);
+	CHECK_EQ_INT(cs.last.items_out, 2);
+	/* kappa is capped at 1 */
+	for (int i = 0; i < 25; i++)
+		REQUIRE(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL) == 0);
+	CHECK(kappa_of(db, R, "a") == 1.0);
+	CHECK_EQ_INT(t4dx_compact(db, T4DX_COMPACT_REM, NULL, NULL),
+		     EOPNOTSUPP);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, NULL);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 1);
+	CHECK_EQ_INT(st.items, 2);
+	CHECK(kappa_of(db, R, "a") == 1.0);
+	CHECK(content_of(db, R, "b") == NULL);
+	struct t4dx_entry e;
+	CHECK(t4dx_get(db, R, "dir", 3, 0, &e) == 0 && e.ino == d);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+struct removed_log {
+	int n;
+	char last[T4DX_NAME_MAX + 1];
+};
+
+static void on_removed(void *arg, uint64_t parent, const char *name,
+		       size_t len, uint64_t ino)
+{
+	struct removed_log *l = arg;
+	l->n++;
+	memcpy(l->last, name, len);
+	l->last[len] = 0;
+}
+
+static void test_prune(void)
+{
+	const char *dir = unit_tmpdir("prune");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	REQUIRE(put_file(db, R, "weak", "w", NULL) == 0);
+	REQUIRE(put_file(db, R, "strong", "s", NULL) == 0);
+	REQUIRE(put_file(db, R, "settled", "k", NULL) == 0);
+	uint64_t d = mkdir_at(db, R, "ns");
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.importance = 0.05;
+	REQUIRE(t4dx_update(db, R, "weak", 4, &f, T4DX_F_IMPORTANCE, 0,
+			    NULL) == 0);
+	f.kappa = 0.5;
+	REQUIRE(t4dx_update(db, R, "settled", 7, &f,
+			    T4DX_F_IMPORTANCE | T4DX_F_KAPPA, 0, NULL) == 0);
+	struct removed_log l = { 0 };
+	CHECK_EQ_INT(t4dx_compact(db, T4DX_COMPACT_PRUNE, on_removed, &l), 0);
+	CHECK_EQ_INT(l.n, 1);
+	CHECK(strcmp(l.last, "weak") == 0);
+	CHECK(content_of(db, R, "weak") == NULL);
+	CHECK(content_of(db, R, "strong") != NULL);
+	CHECK(content_of(db, R, "settled") != NULL);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.items, 3);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, NULL);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.items, 3);
+	CHECK(content_of(db, R, "weak") == NULL);
+	struct t4dx_entry e;
+	CHECK(t4dx_get(db, R, "ns", 2, 0, &e) == 0 && e.ino == d);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A compaction whose MANIFEST cannot be installed changes nothing, now
+ * or after a restart. */
+static void test_compact_failure(void)
+{
+	const char *dir = unit_tmpdir("cfail");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	REQUIRE(put_file(db, R, "a", "1", NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	REQUIRE(put_file(db, R, "b", "2", NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	/* renames: the segment file, then MANIFEST.tmp -> MANIFEST */
+	faults_arm(FAULT_RENAME, 2, EIO, 0);
+	CHECK_EQ_INT(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL), EIO);
+	faults_reset();
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 2);
+	CHECK(kappa_of(db, R, "a") == 0);
+	struct t4dx_compact_stats cs;
+	t4dx_get_compact_stats(db, T4DX_COMPACT_NREM, &cs);
+	CHECK(cs.has_last && cs.last.result == EIO);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, NULL);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 2);
+	CHECK(kappa_of(db, R, "a") == 0);
+	CHECK(content_of(db, R, "b") != NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Storage failures open the breaker; an open breaker refuses changes
+ * without touching the disk; reset lets them through again. */
+static void test_breaker_gate(void)
+{
+	const char *dir = unit_tmpdir("brk");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.breaker.failure_threshold = 3;
+	struct t4dx *db = open_db(dir, &cfg);
+	struct t4dx_breaker *b = t4dx_get_breaker(db);
+	struct t4dx_breaker_info bi;
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 1);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ_INT(put_file(db, R, "x", "y", NULL), EIO);
+	t4dx_breaker_get(b, &bi);
+	CHECK_EQ_INT(bi.state, T4DX_OPEN);
+	unsigned syncs = faults_calls(FAULT_FDATASYNC);
+	CHECK_EQ_INT(put_file(db, R, "z", "y", NULL), EIO);
+	CHECK_EQ_INT(faults_calls(FAULT_FDATASYNC), syncs);
+	/* user errors do not count as storage failures */
+	faults_reset();
+	t4dx_breaker_reset(b);
+	CHECK_EQ_INT(t4dx_delete(db, R, "nope", 4, false, 0, NULL), ENOENT);
+	t4dx_breaker_get(b, &bi);
+	CHECK_EQ_INT(bi.consecutive_failures, 0);
+	CHECK_EQ_INT(put_file(db, R, "z", "ok", NULL), 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_basic);
@@ -324,5 +496,9 @@ int main(void)
 	RUN(test_crash_recovery);
 	RUN(test_commit_failure);
 	RUN(test_lock);
+	RUN(test_nrem);
+	RUN(test_prune);
+	RUN(test_compact_failure);
+	RUN(test_breaker_gate);
 	UNIT_DONE();
 }

@@ -1,0 +1,105 @@
+/* alert.c - see alert.h. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alert.h"
+
+struct alert {
+	int64_t time_ns;
+	int level;
+	char text[400];
+};
+
+struct t4dx_alerts {
+	pthread_mutex_t mu;             /* guards everything below */
+	struct alert ring[T4DX_ALERTS_KEPT];
+	uint64_t total;                 /* next slot is total % KEPT */
+	t4dx_alert_fn sink;
+	void *sink_arg;
+};
+
+const char *t4dx_alert_level_name(int level)
+{
+	switch (level) {
+	case T4DX_ALERT_INFO: return "INFO";
+	case T4DX_ALERT_WARN: return "WARN";
+	default: return "CRIT";
+	}
+}
+
+struct t4dx_alerts *t4dx_alerts_new(void)
+{
+	struct t4dx_alerts *a = calloc(1, sizeof(*a));
+	if (a)
+		pthread_mutex_init(&a->mu, NULL);
+	return a;
+}
+
+void t4dx_alerts_free(struct t4dx_alerts *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+void t4dx_alerts_set_sink(struct t4dx_alerts *a, t4dx_alert_fn fn, void *arg)
+{
+	pthread_mutex_lock(&a->mu);
+	a->sink = fn;
+	a->sink_arg = arg;
+	pthread_mutex_unlock(&a->mu);
+}
+
+void t4dx_alerts_add(struct t4dx_alerts *a, int level, const char *fmt, ...)
+{
+	struct alert al = { .time_ns = t4dx_now_ns(), .level = level };
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(al.text, sizeof(al.text), fmt, ap);
+	va_end(ap);
+	for (char *p = al.text; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	pthread_mutex_lock(&a->mu);
+	a->ring[a->total % T4DX_ALERTS_KEPT] = al;
+	a->total++;
+	t4dx_alert_fn sink = a->sink;
+	void *arg = a->sink_arg;
+	pthread_mutex_unlock(&a->mu);
+	if (sink)
+		sink(arg, level, al.text);
+}
+
+int t4dx_alerts_render(struct t4dx_alerts *a, struct t4dx_buf *out)
+{
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	uint64_t first = a->total > T4DX_ALERTS_KEPT
+				 ? a->total - T4DX_ALERTS_KEPT : 0;
+	for (uint64_t i = first; !rc && i < a->total; i++) {
+		const struct alert *al = &a->ring[i % T4DX_ALERTS_KEPT];
+		time_t sec = (time_t)(al->time_ns / 1000000000);
+		struct tm tm;
+		char ts[32];
+		gmtime_r(&sec, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		rc = t4dx_buf_addf(out, "%s.%03dZ %s %s\n", ts,
+				   (int)(al->time_ns / 1000000 % 1000),
+				   t4dx_alert_level_name(al->level), al->text);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+uint64_t t4dx_alerts_count(struct t4dx_alerts *a)
+{
+	pthread_mutex_lock(&a->mu);
+	uint64_t n = a->total;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
