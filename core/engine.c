@@ -66,6 +66,7 @@ struct t4dx {
 	pthread_mutex_t bg_mu;          /* guards the flusher's flags */
 	pthread_cond_t bg_cond;
 	bool bg_want, bg_stop, bg_started;
+	bool bg_compact;                /* segments piled up: run nrem */
 	int bg_error;
 	pthread_t bg;
 
@@ -765,11 +766,19 @@ static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 	if (rc)
 		goto fail;
 	db->nsegs++;
+	bool pile = db->nsegs > AUTO_COMPACT_SEGMENTS;
 	struct t4dx_mem *old = db->imm;
 	db->imm = NULL;
 	pthread_rwlock_unlock(&db->lock);
 	t4dx_mem_free(old);
 	t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
+	if (pile) {
+		/* consolidation when segments pile up, in the background */
+		pthread_mutex_lock(&db->bg_mu);
+		db->bg_compact = true;
+		pthread_cond_signal(&db->bg_cond);
+		pthread_mutex_unlock(&db->bg_mu);
+	}
 	return 0;
 fail:
 	pthread_rwlock_unlock(&db->lock);
@@ -1022,14 +1031,17 @@ out:
 	return rc;
 }
 
-int t4dx_compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
-		 void *arg)
+/* One run; block: wait for a run under way instead of EBUSY. */
+static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
+		   void *arg, bool block)
 {
 	if (kind == T4DX_COMPACT_REM)
 		return EOPNOTSUPP;
 	if (kind < 0 || kind >= T4DX_COMPACT_KINDS)
 		return EINVAL;
-	if (pthread_mutex_trylock(&db->compact_mu))
+	if (block)
+		pthread_mutex_lock(&db->compact_mu);
+	else if (pthread_mutex_trylock(&db->compact_mu))
 		return EBUSY;
 	atomic_store(&db->running, kind);
 	struct t4dx_compact_run run = { .start_ns = t4dx_now_ns() };
@@ -1063,6 +1075,12 @@ int t4dx_compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 	return rc;
 }
 
+int t4dx_compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
+		 void *arg)
+{
+	return compact(db, kind, removed, arg, false);
+}
+
 void t4dx_get_compact_stats(struct t4dx *db, int kind,
 			    struct t4dx_compact_stats *out)
 {
@@ -1084,22 +1102,24 @@ static void *flusher(void *arg)
 	struct t4dx *db = arg;
 	pthread_mutex_lock(&db->bg_mu);
 	for (;;) {
-		while (!db->bg_want && !db->bg_stop)
+		while (!db->bg_want && !db->bg_compact && !db->bg_stop)
 			pthread_cond_wait(&db->bg_cond, &db->bg_mu);
 		if (db->bg_stop)
 			break;
-		db->bg_want = false;
+		bool flush = db->bg_want, want_compact = db->bg_compact;
+		db->bg_want = db->bg_compact = false;
 		pthread_mutex_unlock(&db->bg_mu);
-		int rc = t4dx_compact(db, T4DX_COMPACT_FLUSH, NULL, NULL);
+		int rc = 0;
+		if (flush)
+			rc = compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true);
+		/* after the run under way, if that did not merge them */
 		pthread_rwlock_rdlock(&db->lock);
 		bool pile = db->nsegs > AUTO_COMPACT_SEGMENTS;
 		pthread_rwlock_unlock(&db->lock);
-		/* consolidation when segments pile up (a manual run may be
-		 * under way: then EBUSY, and that run merges them anyway) */
-		if (!rc && pile)
-			rc = t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL);
+		if (want_compact && pile)
+			rc = compact(db, T4DX_COMPACT_NREM, NULL, NULL, true);
 		pthread_mutex_lock(&db->bg_mu);
-		db->bg_error = rc == EBUSY ? 0 : rc;
+		db->bg_error = rc;
 	}
 	pthread_mutex_unlock(&db->bg_mu);
 	return NULL;

@@ -179,6 +179,11 @@ static void forget_removed(void *arg, uint64_t parent, const char *name,
 	fuse_lowlevel_notify_inval_entry(fs.se, parent, name, len);
 }
 
+static int compact_may_write(void)
+{
+	return t4dx_compact_running(fs.db) >= 0 ? EBUSY : 0;
+}
+
 static int store_compact(const char *buf, size_t len)
 {
 	size_t n;
@@ -384,13 +389,14 @@ static int show_alerts(struct t4dx_buf *out)
 /* ---- the table ---------------------------------------------------------- */
 
 static const struct ctl_file files[] = {
-	{ "alerts", INO_CTL_FIRST + 0, show_alerts, NULL },
-	{ "breaker", INO_CTL_FIRST + 1, show_breaker, store_breaker },
-	{ "compact", INO_CTL_FIRST + 2, show_compact, store_compact },
-	{ "config", INO_CTL_FIRST + 3, show_config, NULL },
-	{ "health", INO_CTL_FIRST + 4, show_health, NULL },
-	{ "metrics", INO_CTL_FIRST + 5, show_metrics, NULL },
-	{ "stats", INO_CTL_FIRST + 6, show_stats, NULL },
+	{ "alerts", INO_CTL_FIRST + 0, show_alerts, NULL, NULL },
+	{ "breaker", INO_CTL_FIRST + 1, show_breaker, store_breaker, NULL },
+	{ "compact", INO_CTL_FIRST + 2, show_compact, store_compact,
+	  compact_may_write },
+	{ "config", INO_CTL_FIRST + 3, show_config, NULL, NULL },
+	{ "health", INO_CTL_FIRST + 4, show_health, NULL, NULL },
+	{ "metrics", INO_CTL_FIRST + 5, show_metrics, NULL, NULL },
+	{ "stats", INO_CTL_FIRST + 6, show_stats, NULL, NULL },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 

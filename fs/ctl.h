@@ -18,6 +18,10 @@ struct ctl_file {
 	int (*show)(struct t4dx_buf *out);
 	/* Run the command in buf[0..len).  NULL: read-only.  0 or errno. */
 	int (*store)(const char *buf, size_t len);
+	/* May it be opened for writing now?  NULL: yes.  0 or errno.  (The
+	 * kernel serializes writes to one inode, so a command that must
+	 * answer EBUSY while another runs says so at open.) */
+	int (*may_write)(void);
 };
 
 /* Largest write a control file takes; longer ones answer EINVAL. */

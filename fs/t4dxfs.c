@@ -777,7 +777,35 @@ struct fh {
 	struct t4dx_blob *snap;         /* FH_READ: content at open;
 	                                   FH_CTL: generated content */
 	uint64_t create_lsn;            /* FH_WRITE from create: wait on flush */
+	struct fh *prev, *next;         /* open_fhs, guarded by ns_mu */
 };
+
+/* Every open handle, so that those the kernel never released (an unmount
+ * by signal drops pending RELEASEs) are freed at exit. */
+static struct fh *open_fhs;
+
+/* Hand h to the kernel. */
+static void fh_publish(struct fh *h, struct fuse_file_info *fi)
+{
+	ns_lock();
+	h->next = open_fhs;
+	if (open_fhs)
+		open_fhs->prev = h;
+	open_fhs = h;
+	ns_unlock();
+	fi->fh = (uintptr_t)h;
+}
+
+/* ns_mu held. */
+static void fh_unlink(struct fh *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		open_fhs = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+}
 
 static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -787,6 +815,11 @@ static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
 	int acc = fi->flags & O_ACCMODE;
 	if (acc != O_RDONLY && !c->store)
 		return EACCES;
+	if (acc != O_RDONLY && c->may_write) {
+		int rc = c->may_write();
+		if (rc)
+			return rc;
+	}
 	struct fh *h = calloc(1, sizeof(*h));
 	if (!h)
 		return ENOMEM;
@@ -803,7 +836,7 @@ static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
 			return rc;
 		}
 	}
-	fi->fh = (uintptr_t)h;
+	fh_publish(h, fi);
 	fi->direct_io = 1;
 	fi->nonseekable = 0;
 	return 0;
@@ -904,7 +937,7 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 	 * the page cache that readers of the committed version share */
 	if (w)
 		fi->direct_io = 1;
-	fi->fh = (uintptr_t)h;
+	fh_publish(h, fi);
 	return 0;
 }
 
@@ -948,7 +981,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_err(req, rc);
 		return;
 	}
-	fi->fh = (uintptr_t)h;
+	fh_publish(h, fi);
 	fi->direct_io = 1;
 	fuse_reply_create(req, &ep, fi);
 }
@@ -1085,6 +1118,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		node_close(n);
 		ns_unlock();
 	}
+	ns_lock();
+	fh_unlink(h);
+	ns_unlock();
 	t4dx_blob_unref(h->snap);
 	free(h);
 	fuse_reply_err(req, 0);
@@ -1102,7 +1138,20 @@ struct dirh {
 	size_t n, cap;
 	uint64_t gen;                   /* fs.ns_gen when listed */
 	fuse_ino_t ino;
+	struct dirh *prev, *next;       /* open_dirs, guarded by ns_mu */
 };
+
+static struct dirh *open_dirs;         /* as open_fhs */
+
+static void dir_unlink(struct dirh *d)
+{
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		open_dirs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+}
 
 static int dir_add(struct dirh *d, const char *name, size_t len,
 		   const struct stat *st)
@@ -1181,6 +1230,12 @@ out:
 		dir_free(d);
 		return rc;
 	}
+	ns_lock();
+	d->next = open_dirs;
+	if (open_dirs)
+		open_dirs->prev = d;
+	open_dirs = d;
+	ns_unlock();
 	fi->fh = (uintptr_t)d;
 	return 0;
 }
@@ -1283,7 +1338,11 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	dir_free((struct dirh *)(uintptr_t)fi->fh);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	ns_lock();
+	dir_unlink(d);
+	ns_unlock();
+	dir_free(d);
 	fuse_reply_err(req, 0);
 }
 
@@ -1845,6 +1904,24 @@ static int run(struct cmdline *cl, char *argv0)
 		fprintf(stderr, "t4dxfs: closing the store: %s\n",
 			t4dx_strerror(crc));
 	ns_lock();
+	/* handles never released: their uncommitted writes were never
+	 * acknowledged and go with them */
+	while (open_fhs) {
+		struct fh *h = open_fhs;
+		fh_unlink(h);
+		if (h->kind == FH_WRITE && h->node->wb &&
+		    --h->node->wb->refs == 0) {
+			wbuf_free(h->node->wb);
+			h->node->wb = NULL;
+		}
+		t4dx_blob_unref(h->snap);
+		free(h);
+	}
+	while (open_dirs) {
+		struct dirh *d = open_dirs;
+		dir_unlink(d);
+		dir_free(d);
+	}
 	node_free_all();
 	ns_unlock();
 	return rc || crc ? 1 : 0;

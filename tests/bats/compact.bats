@@ -12,6 +12,10 @@
 # seg/*.t4s and knows the run is exactly there.  Anything done while a run
 # may be paused in the daemon is bounded by `timeout -s KILL`, so a daemon
 # that blocks cannot hang the suite.
+#
+# EBUSY is checked twice: against a manual nrem (a second `echo` while the
+# first is still in its write(2)) and against an automatic compaction
+# started by a full memtable (no write of .ctl/compact in progress).
 
 load ../lib/mount
 
@@ -400,23 +404,29 @@ paused_in() {
 	[[ $(compact_get .running 2>/dev/null) == "$1" ]] && t4dx_unlisted_segments >/dev/null
 }
 
-@test "a second command while one runs is EBUSY; reads and writes go on during the run" {
+# assert_busy_at_once WORD...: each `echo WORD > .ctl/compact` fails with
+# EBUSY, and at once (not after the run in progress ended).
+assert_busy_at_once() {
+	local w t0 ms
+	for w in "$@"; do
+		t0=$(_t4dx_now_us)
+		run compact_run "$w"
+		ms=$((($(_t4dx_now_us) - t0) / 1000))
+		if ((status == 0)); then
+			fail "'$w' written during a run succeeded after $ms ms (the run in progress had ended?): $(cat "$MNT/.ctl/compact")"
+		fi
+		assert_output --partial 'Device or resource busy'
+		((ms < 1500)) || fail "'$w' got EBUSY only after $ms ms"
+	done
+}
+
+@test "while nrem runs: reads and writes go on, a second command is EBUSY at once" {
 	start_paused 3
 	build_history
 	compact_run flush
-	local before
-	before=$(t4dx_tree_state)
 	run_in_background nrem
 	t4dx_wait_for 15 paused_in nrem ||
 		fail "nrem not seen paused before its MANIFEST: $(cat "$MNT/.ctl/compact"; ls -l "$DATA/seg")"
-	local w
-	for w in prune flush nrem; do
-		run compact_run "$w"
-		assert_failure
-		assert_output --partial 'Device or resource busy'
-	done
-	run compact_get .running
-	assert_output nrem
 	# reads and writes are served while the run is paused
 	run timeout -s KILL 2 cat "$ITEMS/a0"
 	assert_output 'a0 v3'
@@ -427,6 +437,9 @@ paused_in() {
 	run timeout -s KILL 2 cat "$ITEMS/during" "$ITEMS/a9"
 	assert_output $'during\na9 v2'
 	t4dx_alive "$BG_PID" || fail "the nrem run ended before the writes were checked: $(cat "$BG_OUT")"
+	run compact_get .running
+	assert_output nrem
+	assert_busy_at_once prune flush nrem
 
 	t4dx_wait_children 15 "$BG_PID" || fail "nrem failed: ${T4DX_FAILED[*]}: $(cat "$BG_OUT")"
 	assert_ran nrem 1
@@ -440,6 +453,55 @@ paused_in() {
 		run cat "$ITEMS/during" "$ITEMS/a9" "$ITEMS/a0"
 		assert_output $'during\na9 v2\na0 v3'
 		[[ $pass == remounted ]] || t4dx_remount
+	done
+}
+
+# paused_auto: an automatic compaction is paused before its MANIFEST: 9
+# segments are live and a complete new one is not listed yet.
+paused_auto() {
+	local s
+	t4dx_unlisted_segments >/dev/null && s=$(segments) && ((s >= 9))
+}
+
+# compacted: no run is going on and fewer than 9 segments are live.
+compacted() {
+	local s
+	s=$(segments) && ((s < 9)) && [[ $(compact_get .running) == null ]]
+}
+
+@test "while an automatic compaction runs, a command is EBUSY at once" {
+	local cfg
+	cfg=$(t4dx_config_file '{"memtable":{"max_items":20}}')
+	start_paused 3 -o "config=$cfg"
+	local i
+	for ((i = 1; i <= 8; i++)); do
+		printf 's%d\n' "$i" >"$ITEMS/s$i"
+		compact_run flush
+	done
+	run segments
+	assert_output 8
+	# a full memtable is flushed by itself: the 9th segment
+	for ((i = 0; i < 21; i++)); do t4dx_content "m$i" >"$ITEMS/m$i"; done
+	t4dx_wait_for 15 paused_auto ||
+		fail "no automatic compaction seen with $(segments) segments: $(cat "$MNT/.ctl/compact"; ls -l "$DATA/seg")"
+	assert_busy_at_once nrem prune flush
+	run timeout -s KILL 2 bash -c 'printf "during\n" >"$1"' _ "$ITEMS/during"
+	assert_success
+	t4dx_wait_for 15 compacted ||
+		fail "still $(segments) segments: $(cat "$MNT/.ctl/compact")"
+	local pass
+	for pass in mounted remounted; do
+		for ((i = 1; i <= 8; i++)); do
+			run cat "$ITEMS/s$i"
+			assert_output "s$i"
+		done
+		for ((i = 0; i < 21; i++)); do
+			run cat "$ITEMS/m$i"
+			assert_output "$(t4dx_content "m$i")"
+		done
+		run cat "$ITEMS/during"
+		assert_output during
+		[[ $pass == remounted ]] || t4dx_remount -o "config=$cfg"
 	done
 }
 
@@ -550,15 +612,11 @@ kill_mid_run() {
 		((segs > max)) && max=$segs
 		((segs < 9)) || break
 	done
+	((i <= 12)) || i=12 # the loop ran to its end: auto$i was not written
 	echo "# $i flushes, at most $max segments seen, busy: $busy"
 	((max >= 8)) || fail "only $max segments after $i flushes"
-	below_9() {
-		local s
-		s=$(segments) && ((s < 9)) &&
-			[[ $(compact_get .running) == null ]]
-	}
-	t4dx_wait_for 20 below_9 ||
-		fail "still $(segments) segments 20 s after the 9th: $(cat "$MNT/.ctl/compact")"
+	t4dx_wait_for 10 compacted ||
+		fail "still $(segments) segments 10 s after the 9th: $(cat "$MNT/.ctl/compact")"
 	run segments
 	echo "# now $output segments"
 	local n=$i

@@ -29,8 +29,8 @@ assert_config_is() {
 }
 
 # assert_refused KEY JSON [t4dxfs option...]: a start with JSON as the
-# config file fails, its message names KEY, and nothing is mounted or left
-# running.
+# config file fails, its message names KEY, nothing is mounted and no
+# daemon holds the DATA_DIR.
 assert_refused() {
 	local key=$1 json=$2 cfg
 	shift 2
@@ -42,7 +42,10 @@ assert_refused() {
 	[[ $output == *"$key"* ]] ||
 		fail "config $json: the message does not name '$key': $output"
 	! t4dx_is_mounted "$MNT" || fail "config $json: $MNT is mounted"
-	[[ -z $(t4dx_daemon_pid) ]] || fail "config $json: a t4dxfs is still running"
+	# no daemon holds DATA_DIR (flock would create a missing LOCK)
+	if [[ -e $DATA/LOCK ]] && ! flock -n "$DATA/LOCK" true; then
+		fail "config $json: a t4dxfs still holds $DATA/LOCK"
+	fi
 }
 
 # ---- accepted files ---------------------------------------------------------
