@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -92,6 +93,12 @@ struct t4dx {
 	pthread_mutex_t cstats_mu;      /* guards cstats */
 	struct t4dx_compact_stats cstats[T4DX_COMPACT_KINDS];
 	double test_pause_s;            /* T4DX_TEST_COMPACT_PAUSE */
+
+	/* fallback */
+	atomic_uint_least64_t unpersisted_hi;  /* highest LSN acknowledged
+	                                          before it was durable */
+	atomic_bool seg_failed;         /* a segment could not be read */
+	uint64_t rescued;               /* records replayed from rescue files */
 };
 
 #define AUTO_COMPACT_SEGMENTS 8         /* more live segments: nrem */
@@ -444,18 +451,102 @@ static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 	return t4dx_wait(db, r->lsn);
 }
 
+/* ---- the fallback ------------------------------------------------------
+ * The replay queue is the WAL's own queue: a change is applied to the
+ * memtable (readers see it at once) and its record waits in the WAL until
+ * a group commit makes it durable.  When that commit fails with a storage
+ * error, or the breaker is OPEN so that no commit is even tried, the
+ * record simply stays queued and the change is acknowledged as
+ * unpersisted (policy "queue"); the next commit that succeeds (the health
+ * probe's, once the disk works again) writes the whole queue, in order,
+ * drain_batch records per group.  Because the memtable is the WAL applied
+ * in LSN order, what readers see and what the WAL will hold never
+ * disagree, and a later change of a name always wins.  The queue is
+ * bounded: a change that would make more than max_queue records wait is
+ * refused with ENOSPC before it is applied.  With policy "reject" an OPEN
+ * breaker fails changes fast with EIO instead. */
+
+static bool queueing(struct t4dx *db)
+{
+	return strcmp(db->cfg.fallback.policy, "reject") != 0;
+}
+
+static uint64_t unpersisted(struct t4dx *db)
+{
+	uint64_t hi = atomic_load(&db->unpersisted_hi);
+	uint64_t durable = t4dx_wal_durable_lsn(db->wal);
+	return hi > durable ? hi - durable : 0;
+}
+
+static int current_level(struct t4dx *db)
+{
+	struct t4dx_breaker_info bi;
+	if (atomic_load(&db->seg_failed))
+		return 2;
+	t4dx_breaker_get(db->breaker, &bi);
+	return bi.state != T4DX_CLOSED || unpersisted(db) ? 1 : 0;
+}
+
+/* Recompute the degradation level; a change is an alert. */
+static void note_level(struct t4dx *db)
+{
+	int now = current_level(db);
+	pthread_mutex_lock(&db->health_mu);
+	int was = db->health.level;
+	db->health.level = now;
+	pthread_mutex_unlock(&db->health_mu);
+	if (now != was)
+		t4dx_alerts_add(db->alerts, now > was ? T4DX_ALERT_WARN
+						      : T4DX_ALERT_INFO,
+				"degradation level %d (%s) -> %d (%s)", was,
+				t4dx_level_name(was), now,
+				t4dx_level_name(now));
+}
+
+static void mark_unpersisted(struct t4dx *db, uint64_t lsn)
+{
+	uint64_t hi = atomic_load(&db->unpersisted_hi);
+	while (hi < lsn &&
+	       !atomic_compare_exchange_weak(&db->unpersisted_hi, &hi, lsn))
+		;
+	note_level(db);
+}
+
 int t4dx_wait(struct t4dx *db, uint64_t lsn)
 {
+	if (!t4dx_breaker_allow(db->breaker)) {
+		/* OPEN: do not even try the disk */
+		if (!queueing(db))
+			return EIO;
+		mark_unpersisted(db, lsn);
+		return 0;
+	}
 	int rc = t4dx_wal_sync(db->wal, lsn);
 	t4dx_breaker_record(db->breaker, rc);
+	if (rc && queueing(db) && t4dx_breaker_is_failure(rc)) {
+		mark_unpersisted(db, lsn);
+		return 0;
+	}
 	return rc;
 }
 
-/* The circuit breaker's verdict on a change: while it is OPEN, changes
- * fail fast instead of waiting on a disk that is known to fail. */
+/* May a change be applied now?  ENOSPC when the replay queue is full,
+ * EIO when the breaker is OPEN and the policy is reject. */
 static int gate(struct t4dx *db)
 {
-	return t4dx_breaker_allow(db->breaker) ? 0 : EIO;
+	struct t4dx_wal_stats ws;
+	if (!queueing(db) && !t4dx_breaker_allow(db->breaker))
+		return EIO;
+	t4dx_wal_get_stats(db->wal, &ws);
+	if (ws.pending < db->cfg.fallback.max_queue)
+		return 0;
+	/* full: if the disk may be tried, drain first */
+	if (t4dx_breaker_allow(db->breaker)) {
+		int rc = t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
+		t4dx_breaker_record(db->breaker, rc);
+		t4dx_wal_get_stats(db->wal, &ws);
+	}
+	return ws.pending >= db->cfg.fallback.max_queue ? ENOSPC : 0;
 }
 
 static int check_name(size_t len)
@@ -1039,6 +1130,9 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 		return EOPNOTSUPP;
 	if (kind < 0 || kind >= T4DX_COMPACT_KINDS)
 		return EINVAL;
+	/* level 1 and 2: the data directory is not written */
+	if (current_level(db))
+		return EROFS;
 	if (block)
 		pthread_mutex_lock(&db->compact_mu);
 	else if (pthread_mutex_trylock(&db->compact_mu))
@@ -1226,6 +1320,7 @@ static void *health_main(void *arg)
 		pthread_mutex_unlock(&db->health_mu);
 		check_wal(db);
 		check_segments(db);
+		note_level(db);
 		pthread_mutex_lock(&db->health_mu);
 	}
 	pthread_mutex_unlock(&db->health_mu);
@@ -1235,12 +1330,14 @@ static void *health_main(void *arg)
 void t4dx_get_health(struct t4dx *db, struct t4dx_health *out)
 {
 	struct t4dx_wal_stats ws;
+	note_level(db);
 	pthread_mutex_lock(&db->health_mu);
 	*out = db->health;
 	pthread_mutex_unlock(&db->health_mu);
+	out->unpersisted = unpersisted(db);
 	t4dx_wal_get_stats(db->wal, &ws);
-	out->unpersisted = ws.pending;
-	out->level = 0;
+	out->queue_depth = ws.pending;
+	out->rescued = db->rescued;
 }
 
 const char *t4dx_level_name(int level)
@@ -1284,6 +1381,158 @@ static void breaker_changed(void *arg, int from, int to, const char *why)
 						    : T4DX_ALERT_INFO,
 			"breaker %s -> %s: %s", t4dx_breaker_state_name(from),
 			t4dx_breaker_state_name(to), why);
+	if (db->wal)
+		note_level(db);
+}
+
+/* ---- rescue files ------------------------------------------------------
+ * At close, records that still could not be made durable are written, as
+ * the WAL lines they are, to a rescue file: DATA_DIR/rescue-<lsn>.jsonl,
+ * or fallback.rescue_dir/t4dx-rescue-<lsn>.jsonl when DATA_DIR cannot take
+ * it (write temp, fdatasync, rename, fsync dir).  The next open replays
+ * the records the WAL does not already hold, makes them durable, and only
+ * then renames the file to *.replayed.  Nothing is ever deleted. */
+
+static int write_file_durably(const char *dir, const char *name,
+			      const struct t4dx_buf *b)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return errno;
+	int rc = t4dx_io_pwrite_all(fd, b->p, b->len, 0);
+	if (!rc && t4dx_io.fsync(fd))   /* a new file: its size too */
+		rc = errno;
+	t4dx_io.close(fd);
+	if (!rc && t4dx_io.rename(tmp, path))
+		rc = errno;
+	if (!rc)
+		rc = t4dx_io_fsync_dir(dir);
+	if (rc)
+		t4dx_io.unlink(tmp);
+	return rc;
+}
+
+static void write_rescue(struct t4dx *db)
+{
+	struct t4dx_buf b = { 0 };
+	uint64_t first = 0;
+	char name[64];
+	if (t4dx_wal_pending(db->wal, &b, &first) || !b.len) {
+		t4dx_buf_free(&b);
+		return;
+	}
+	uint64_t n = 0;
+	for (size_t i = 0; i < b.len; i++)
+		n += b.p[i] == '\n';
+	snprintf(name, sizeof(name), "rescue-%020llu.jsonl",
+		 (unsigned long long)first);
+	const char *where = db->dir;
+	int rc = write_file_durably(db->dir, name, &b);
+	if (rc && *db->cfg.fallback.rescue_dir) {
+		snprintf(name, sizeof(name), "t4dx-rescue-%020llu.jsonl",
+			 (unsigned long long)first);
+		where = db->cfg.fallback.rescue_dir;
+		rc = write_file_durably(where, name, &b);
+	}
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"%llu unpersisted records (from LSN %llu) could "
+				"not be saved in a rescue file: %s",
+				(unsigned long long)n, (unsigned long long)first,
+				strerror(rc));
+	else
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"%llu unpersisted records saved in %s/%s; the "
+				"next start replays them", (unsigned long long)n,
+				where, name);
+	t4dx_buf_free(&b);
+}
+
+/* Replay one rescue file: records beyond the WAL's end are applied and
+ * queued.  Returns how many; *bad is set if the file ends in damage. */
+static uint64_t replay_rescue_file(struct t4dx *db, const char *path)
+{
+	struct t4dx_buf b = { 0 };
+	uint64_t n = 0;
+	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+	    !t4dx_buf_reserve(&b, (size_t)st.st_size) &&
+	    !t4dx_io_pread_all(fd, b.p, (size_t)st.st_size, 0))
+		b.len = (size_t)st.st_size;
+	t4dx_io.close(fd);
+	size_t off = 0;
+	while (off < b.len) {
+		unsigned char *nl = memchr(b.p + off, '\n', b.len - off);
+		if (!nl)
+			break;
+		struct t4dx_rec r;
+		if (t4dx_rec_decode((const char *)b.p + off,
+				    (size_t)(nl - b.p) - off, &r))
+			break;
+		off = (size_t)(nl - b.p) + 1;
+		pthread_rwlock_wrlock(&db->lock);
+		if (r.lsn > t4dx_wal_last_lsn(db->wal) &&
+		    !t4dx_wal_add(db->wal, &r) && !apply(db, &r))
+			n++;
+		pthread_rwlock_unlock(&db->lock);
+		t4dx_entry_clear(&r.e);
+	}
+	t4dx_buf_free(&b);
+	return n;
+}
+
+static int rescue_name(const struct dirent *d, const char *prefix)
+{
+	size_t pl = strlen(prefix), l = strlen(d->d_name);
+	return l > pl + 6 && !strncmp(d->d_name, prefix, pl) &&
+	       !strcmp(d->d_name + l - 6, ".jsonl");
+}
+
+static void replay_rescue_dir(struct t4dx *db, const char *dir,
+			      const char *prefix)
+{
+	struct dirent **list;
+	int n = scandir(dir, &list, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		if (rescue_name(list[i], prefix)) {
+			char path[2 * PATH_MAX], done[2 * PATH_MAX + 16];
+			snprintf(path, sizeof(path), "%s/%s", dir,
+				 list[i]->d_name);
+			uint64_t k = replay_rescue_file(db, path);
+			uint64_t last = t4dx_wal_last_lsn(db->wal);
+			int rc = t4dx_wal_sync(db->wal, last);
+			db->rescued += k;
+			if (rc) {
+				/* kept as it is: replayed again next time */
+				mark_unpersisted(db, last);
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+						"rescue file %s: %llu records "
+						"queued, not yet durable: %s",
+						path, (unsigned long long)k,
+						strerror(rc));
+			} else {
+				snprintf(done, sizeof(done), "%s.replayed",
+					 path);
+				if (!t4dx_io.rename(path, done))
+					t4dx_io_fsync_dir(dir);
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+						"rescue file %s: %llu records "
+						"replayed", path,
+						(unsigned long long)k);
+			}
+		}
+		free(list[i]);
+	}
+	if (n > 0)
+		free(list);
 }
 
 /* ---- open and close --------------------------------------------------- */
@@ -1478,6 +1727,11 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	db->recovery.bytes_dropped = rep.bytes_dropped;
 	db->recovery.wal_files = rep.files;
 	t4dx_wal_set_sync_hist(db->wal, &db->fsync_hist);
+	t4dx_wal_set_batch(db->wal, db->cfg.fallback.drain_batch);
+	replay_rescue_dir(db, db->dir, "rescue-");
+	if (*db->cfg.fallback.rescue_dir)
+		replay_rescue_dir(db, db->cfg.fallback.rescue_dir,
+				  "t4dx-rescue-");
 	if (rep.bytes_dropped || db->recovery.segments_quarantined)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
 				"recovery dropped %llu damaged WAL bytes and "
@@ -1529,7 +1783,12 @@ int t4dx_close(struct t4dx *db)
 		pthread_join(db->bg, NULL);
 	}
 	if (db->wal) {
-		rc = t4dx_flush(db);
+		/* a last drain; what still cannot be written is rescued */
+		uint64_t last = t4dx_wal_last_lsn(db->wal);
+		if (t4dx_wal_sync(db->wal, last))
+			write_rescue(db);
+		else
+			rc = t4dx_flush(db);
 		if (!rc && db->imm)
 			rc = t4dx_flush(db);
 		t4dx_wal_close(db->wal);

@@ -245,7 +245,10 @@ struct t4dx_check {
 struct t4dx_health {
 	struct t4dx_check wal, segments;
 	int level;                      /* 0 normal, 1 read-only, 2 in-memory */
-	uint64_t unpersisted;           /* changes applied but not durable */
+	uint64_t unpersisted;           /* changes acknowledged, not durable */
+	uint64_t queue_depth;           /* records waiting in the WAL queue */
+	uint64_t rescued;               /* records replayed from rescue files
+	                                   at start */
 };
 void t4dx_get_health(struct t4dx *db, struct t4dx_health *out);
 const char *t4dx_level_name(int level);    /* normal, read-only, in-memory */

@@ -168,6 +168,7 @@ struct t4dx_wal {
 	struct wal_queue head;          /* the group being written, or the
 	                                   failed group waiting to be retried */
 	struct t4dx_hist *sync_hist;    /* fdatasync latency, or NULL */
+	uint64_t batch_max;             /* records per group, 0: no limit */
 	int fd;                         /* file to append to, -1: create one
 	                                   at the next write */
 	uint64_t off;                   /* its valid end */
@@ -793,15 +794,16 @@ static int file_create(struct t4dx_wal *w, uint64_t first)
 	return 0;
 }
 
-/* Write and fdatasync w->head (busy held, mu not held). */
-static int group_write(struct t4dx_wal *w)
+/* Write and fdatasync the first len bytes of w->head (busy held, mu not
+ * held). */
+static int group_write(struct t4dx_wal *w, size_t len)
 {
 	struct wal_queue *g = &w->head;
 	int rc;
 	if (w->fd < 0 && (rc = file_create(w, g->lo)))
 		return rc;
 	uint64_t start = w->off;
-	rc = t4dx_io_pwrite_all(w->fd, g->buf.p, g->buf.len, (off_t)start);
+	rc = t4dx_io_pwrite_all(w->fd, g->buf.p, len, (off_t)start);
 	if (!rc) {
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -814,7 +816,7 @@ static int group_write(struct t4dx_wal *w)
 				 (t1.tv_nsec - t0.tv_nsec)));
 	}
 	if (!rc) {
-		w->off = start + g->buf.len;
+		w->off = start + len;
 		return 0;
 	}
 	if (t4dx_io.ftruncate(w->fd, (off_t)start)) {
@@ -846,8 +848,20 @@ static bool lead(struct t4dx_wal *w)
 	int rc = 0;
 	bool any = h->n != 0;
 	if (any) {
+		/* at most batch_max records per group: a long backlog (the
+		 * replay queue after an outage) drains in bounded steps */
+		uint64_t k = h->n;
+		size_t len = h->buf.len;
+		if (w->batch_max && k > w->batch_max) {
+			const unsigned char *p = h->buf.p;
+			k = w->batch_max;
+			for (uint64_t i = 0; i < k; i++)
+				p = (const unsigned char *)memchr(p, '\n',
+					h->buf.len - (size_t)(p - h->buf.p)) + 1;
+			len = (size_t)(p - h->buf.p);
+		}
 		pthread_mutex_unlock(&w->mu);
-		rc = group_write(w);
+		rc = group_write(w, len);
 		bool full = !rc && w->max_file_bytes &&
 			    w->off >= w->max_file_bytes;
 		if (full) {
@@ -856,11 +870,19 @@ static bool lead(struct t4dx_wal *w)
 		}
 		pthread_mutex_lock(&w->mu);
 		if (!rc) {
-			w->durable = h->hi;
+			w->durable = h->lo + k - 1;
 			w->syncs++;
-			w->records += h->n;
+			w->records += k;
 			add_file(w, w->cur_first, w->off);  /* updates size */
-			queue_clear(h);
+			if (k == h->n) {
+				queue_clear(h);
+			} else {
+				memmove(h->buf.p, h->buf.p + len,
+					h->buf.len - len);
+				h->buf.len -= len;
+				h->lo += k;
+				h->n -= k;
+			}
 		} else {
 			for (struct wal_waiter *x = w->waiters; x; x = x->next)
 				if (x->lsn >= h->lo && x->lsn <= h->hi)
@@ -1069,4 +1091,29 @@ void t4dx_wal_set_sync_hist(struct t4dx_wal *w, struct t4dx_hist *h)
 	pthread_mutex_lock(&w->mu);
 	w->sync_hist = h;
 	pthread_mutex_unlock(&w->mu);
+}
+
+void t4dx_wal_set_batch(struct t4dx_wal *w, uint64_t max_records)
+{
+	pthread_mutex_lock(&w->mu);
+	w->batch_max = max_records;
+	pthread_mutex_unlock(&w->mu);
+}
+
+int t4dx_wal_pending(struct t4dx_wal *w, struct t4dx_buf *out,
+		     uint64_t *first)
+{
+	int rc = 0;
+	pthread_mutex_lock(&w->mu);
+	while (w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	*first = w->head.n ? w->head.lo : w->q.lo;
+	if (w->head.n)
+		rc = t4dx_buf_add(out, w->head.buf.p, w->head.buf.len);
+	if (!rc && w->q.n)
+		rc = t4dx_buf_add(out, w->q.buf.p, w->q.buf.len);
+	if (!w->head.n && !w->q.n)
+		*first = 0;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
 }

@@ -85,6 +85,15 @@ void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st);
 struct t4dx_hist;
 void t4dx_wal_set_sync_hist(struct t4dx_wal *w, struct t4dx_hist *h);
 
+/* Write at most max_records records per group commit (0: no limit), so
+ * that a long backlog drains in bounded steps. */
+void t4dx_wal_set_batch(struct t4dx_wal *w, uint64_t max_records);
+
+/* Append to out the lines of every record queued but not yet durable, in
+ * LSN order; *first is the LSN of the first (0 if none). */
+int t4dx_wal_pending(struct t4dx_wal *w, struct t4dx_buf *out,
+		     uint64_t *first);
+
 /* Sync what is queued (errors ignored) and free everything. */
 void t4dx_wal_close(struct t4dx_wal *w);
 

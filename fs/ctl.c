@@ -117,10 +117,14 @@ static int show_health(struct t4dx_buf *out)
 		rc = show_check(out, "segments", &h.segments);
 	if (!rc)
 		rc = t4dx_buf_addf(out, "},\"unpersisted\":%llu,"
+			"\"queue_depth\":%llu,"
 			"\"recovery\":{\"records_replayed\":%llu,"
+			"\"records_rescued\":%llu,"
 			"\"bytes_dropped\":%llu,\"wal_files\":%llu,"
 			"\"segments_quarantined\":%llu}}\n",
 			(unsigned long long)h.unpersisted,
+			(unsigned long long)h.queue_depth,
+			(unsigned long long)h.rescued,
 			(unsigned long long)st.recovery.records_replayed,
 			(unsigned long long)st.recovery.bytes_dropped,
 			(unsigned long long)st.recovery.wal_files,
@@ -276,7 +280,8 @@ static int show_metrics(struct t4dx_buf *out)
 			   "0 normal, 1 read-only, 2 in-memory.", h.level);
 	if (!rc)
 		rc = gauge(out, "t4dx_queue_depth",
-			   "Operations waiting in the replay queue.", 0);
+			   "Records waiting in the replay queue (not yet "
+			   "durable).", (double)h.queue_depth);
 	if (!rc)
 		rc = gauge(out, "t4dx_unpersisted_writes",
 			   "Changes applied but not yet durable.",

@@ -85,7 +85,15 @@ assert_breaker_unchanged() {
 	assert_success
 }
 
+# With fallback.policy "reject" an open breaker fails changes fast; with
+# the default "queue" they are acknowledged as unpersisted (fallback.bats).
+start_rejecting() {
+	t4dx_stop
+	t4dx_start -o "config=$(t4dx_config_file '{"fallback":{"policy":"reject"}}')"
+}
+
 @test "breaker: 'open' forces OPEN; writes fail fast with EIO, reads work; 'reset' closes it" {
+	start_rejecting
 	printf 'before\n' >"$ITEMS/old"
 	mkdir "$ITEMS/dir"
 	printf 'in dir\n' >"$ITEMS/dir/f"
@@ -250,18 +258,19 @@ assert_alert_lines() {
 }
 
 @test "alerts: each breaker transition adds a line naming the states, also on stderr" {
+	# (each transition also moves the degradation level: its own alert)
 	local n0
-	n0=$(wc -l <"$MNT/.ctl/alerts")
+	n0=$(grep -c ' breaker ' "$MNT/.ctl/alerts" || true)
 	t4dx_ctl_echo breaker open
-	run tail -n 1 "$MNT/.ctl/alerts"
+	run bash -c 'grep " breaker " "$1" | tail -n 1' _ "$MNT/.ctl/alerts"
 	assert_output --regexp "$ALERT_RE"
 	assert_output --regexp 'CLOSED.*OPEN'
 	local open_line=$output
 	t4dx_ctl_echo breaker reset
-	run tail -n 1 "$MNT/.ctl/alerts"
+	run bash -c 'grep " breaker " "$1" | tail -n 1' _ "$MNT/.ctl/alerts"
 	assert_output --regexp 'OPEN.*CLOSED'
 	local reset_line=$output
-	run wc -l <"$MNT/.ctl/alerts"
+	run grep -c ' breaker ' "$MNT/.ctl/alerts"
 	assert_output "$((n0 + 2))"
 	t4dx_ends_with_newline "$MNT/.ctl/alerts" || fail "alerts does not end with a newline"
 	assert_alert_lines
@@ -285,13 +294,13 @@ assert_alert_lines() {
 	n=$(wc -l <"$MNT/.ctl/alerts")
 	((n <= 100)) || fail "alerts has $n lines"
 	((n >= 50)) || fail "alerts keeps only $n lines of 130 transitions"
-	run tail -n 1 "$MNT/.ctl/alerts"
-	assert_output --regexp 'OPEN.*CLOSED'
 	assert_alert_lines
-	# the newest pair is at the end, in order
-	run tail -n 2 "$MNT/.ctl/alerts"
+	# the newest pair of breaker lines is at the end, in order
+	run bash -c 'grep " breaker " "$1" | tail -n 2' _ "$MNT/.ctl/alerts"
 	assert_line --index 0 --regexp 'CLOSED.*OPEN'
 	assert_line --index 1 --regexp 'OPEN.*CLOSED'
+	run tail -n 1 "$MNT/.ctl/alerts"
+	assert_output --regexp 'OPEN.*CLOSED|-> 0 \(normal\)'
 }
 
 # ---- health ----------------------------------------------------------------
@@ -583,6 +592,7 @@ HISTOGRAMS='t4dx_write_latency_seconds t4dx_read_latency_seconds
 }
 
 @test "metrics: breaker state gauge 1 when forced open, EIO errors counted, 0 after reset" {
+	start_rejecting
 	local m=$T4DX_TMP/m
 	echo open >"$MNT/.ctl/breaker"
 	cp "$MNT/.ctl/metrics" "$m"

@@ -503,3 +503,184 @@ t4dx_tree_state() {
 	) | LC_ALL=C sort
 	return "${PIPESTATUS[0]}"
 }
+
+# ---- conditions on the control files -----------------------------------
+
+# t4dx_ctl_test NAME FILTER: jq -e FILTER on MNT/.ctl/NAME is true (quiet;
+# false also when the file cannot be read).  For t4dx_wait_for.
+t4dx_ctl_test() {
+	jq -e "$2" "$MNT/.ctl/$1" >/dev/null 2>&1
+}
+
+# t4dx_wait_ctl SECONDS NAME FILTER: wait until t4dx_ctl_test NAME FILTER
+# holds; on timeout fail, showing the file.
+t4dx_wait_ctl() {
+	if ! t4dx_wait_for "$1" t4dx_ctl_test "$2" "$3"; then
+		fail "after $1 s, .ctl/$2 still not $3: $(cat "$MNT/.ctl/$2" 2>&1)"
+		return 1
+	fi
+}
+
+# t4dx_recovered: the store is back to normal by itself: breaker CLOSED,
+# level 0, mode normal, nothing unpersisted.
+t4dx_recovered() {
+	t4dx_ctl_test breaker '.state == "CLOSED"' &&
+		t4dx_ctl_test health '.level == 0 and .mode == "normal" and .unpersisted == 0'
+}
+
+# t4dx_wait_recovered SECONDS: wait for t4dx_recovered; fail showing
+# breaker and health if it does not happen in time.
+t4dx_wait_recovered() {
+	if ! t4dx_wait_for "$1" t4dx_recovered; then
+		fail "not recovered after $1 s: breaker $(cat "$MNT/.ctl/breaker" 2>&1) health $(cat "$MNT/.ctl/health" 2>&1)"
+		return 1
+	fi
+}
+
+# t4dx_data_ops_since LSN: the op of every data record (not health
+# probes) in the WAL with an lsn above LSN, one a line.
+t4dx_data_ops_since() {
+	t4dx_wal_dump | jq -r --argjson lsn "$1" \
+		'select(.lsn > $lsn and (.op as $o |
+			["put","delete","rename","mkdir","rmdir","update_fields"] |
+			index([$o]))) | .op'
+}
+
+# ---- acknowledged writes ------------------------------------------------
+#
+# A fault test keeps REF, a directory holding what the store acknowledged:
+# t4dx_ack_put copies a file into items/ with cp (which reports a failed
+# close(), unlike a shell redirection) and, only if cp exits 0, keeps the
+# same bytes as REF/NAME.  t4dx_assert_acked compares the store with REF.
+
+# t4dx_ack_put REF NAME [CONTENT]: write CONTENT (default: t4dx_content
+# NAME) to ITEMS/NAME.  Returns cp's status; cp's message is in T4DX_ACK_ERR.
+t4dx_ack_put() {
+	local ref=$1 name=$2 src
+	src=$T4DX_TMP/ack-src
+	if (($# > 2)); then
+		printf '%s' "$3" >"$src"
+	else
+		t4dx_content "$name" >"$src"
+	fi
+	T4DX_ACK_ERR=
+	if ! T4DX_ACK_ERR=$(cp -- "$src" "$ITEMS/$name" 2>&1); then
+		return 1
+	fi
+	mkdir -p -- "$(dirname -- "$ref/$name")"
+	cp -- "$src" "$ref/$name"
+}
+
+# t4dx_assert_acked REF [DIR [MAYBE]]: every file below REF is in DIR
+# (default ITEMS) with the same bytes, and DIR holds no other file except
+# those named (relative path, one a line) in file MAYBE (writes that failed
+# and so may or may not have happened).  Fails listing the first problems.
+t4dx_assert_acked() {
+	local ref=$1 dir=${2:-$ITEMS} maybe=${3:-/dev/null} p probs=() n=0
+	while IFS= read -r -d '' p; do
+		n=$((n + 1))
+		if [[ ! -f $dir/$p ]]; then
+			probs+=("acknowledged but missing: $p")
+		elif ! cmp -s -- "$ref/$p" "$dir/$p"; then
+			probs+=("acknowledged but different: $p: $(head -c 80 -- "$dir/$p" | od -An -c | head -n 2)")
+		fi
+	done < <(cd "$ref" && find . -type f -printf '%P\0')
+	while IFS= read -r -d '' p; do
+		[[ -e $ref/$p ]] && continue
+		grep -qxF -- "$p" "$maybe" && continue
+		probs+=("never acknowledged but present: $p")
+	done < <(cd "$dir" && find . -type f -printf '%P\0')
+	if ((${#probs[@]} > 0)); then
+		fail "$((${#probs[@]})) problems with $n acknowledged files in $dir:
+$(printf '%s\n' "${probs[@]}" | head -n 12)"
+		return 1
+	fi
+}
+
+# ---- faults: a small tmpfs as DATA_DIR, libfiu ---------------------------
+
+# t4dx_mount_tmpfs DIR SIZE: mount a tmpfs of SIZE bytes (8m, say) on DIR,
+# which must be inside T4DX_TMP (skip if not root).  Suites that use it
+# call t4dx_teardown_faults from their teardown, which unmounts it after
+# the FUSE mount and the daemon are gone.
+t4dx_mount_tmpfs() {
+	[[ $EUID == 0 ]] || skip "mounting a tmpfs needs root"
+	[[ $1 == "$T4DX_TMP"/* ]] || fail "t4dx_mount_tmpfs: $1 is not inside $T4DX_TMP"
+	mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" ||
+		fail "cannot mount a tmpfs on $1"
+	T4DX_TMPFS+=("$1")
+}
+
+# t4dx_fill DIR: fill the file system of DIR with DIR/ballast (64 KiB
+# writes until one fails with ENOSPC); fails if it did not fill up.
+t4dx_fill() {
+	local out
+	out=$(dd if=/dev/zero of="$1/ballast" bs=64k 2>&1) &&
+		fail "t4dx_fill: dd to $1/ballast did not fail: $out"
+	[[ $out == *"No space left on device"* ]] ||
+		fail "t4dx_fill: dd to $1/ballast: $out"
+	local avail
+	avail=$(df --output=avail "$1" | tail -n 1)
+	[[ $avail =~ ^\ *[0-9]+$ ]] || fail "t4dx_fill: df says '$avail'"
+	((avail == 0)) || fail "t4dx_fill: $1 still has $avail KiB free"
+}
+
+# t4dx_teardown_faults: the teardown of the fault suites.  Unmount MNT
+# first and let the daemon exit (bounded; then TERM, KILL) while its
+# DATA_DIR is still mounted; then unmount every tmpfs of the test; then
+# t4dx_teardown.
+t4dx_teardown_faults() {
+	[[ -n ${T4DX_TMP:-} && -d $T4DX_TMP ]] || return 0
+	local pid d
+	if t4dx_is_mounted "$MNT"; then
+		timeout 10 fusermount3 -u "$MNT" 2>/dev/null ||
+			fusermount3 -u -z "$MNT" 2>/dev/null || true
+	fi
+	for pid in "${T4DX_PIDS[@]}"; do
+		t4dx_wait_for 20 t4dx_dead "$pid" && continue
+		kill -TERM "$pid" 2>/dev/null
+		t4dx_wait_for 5 t4dx_dead "$pid" && continue
+		kill -KILL "$pid" 2>/dev/null
+		t4dx_wait_for 5 t4dx_dead "$pid" || true
+	done
+	for d in "${T4DX_TMPFS[@]}"; do
+		t4dx_is_mounted "$d" || continue
+		umount "$d" 2>/dev/null || umount -l "$d" || true
+	done
+	T4DX_TMPFS=()
+	t4dx_teardown
+}
+
+# t4dx_have_fiu: fiu-run, fiu-ctrl and the POSIX preload library exist.
+t4dx_have_fiu() {
+	command -v fiu-run >/dev/null && command -v fiu-ctrl >/dev/null &&
+		[[ -e /usr/lib/fiu/fiu_posix_preload.so || -e /usr/local/lib/fiu/fiu_posix_preload.so ]]
+}
+
+# t4dx_start_fiu [t4dxfs option...]: t4dx_start with the daemon under
+# `fiu-run -x` (libfiu's POSIX preload), controlled through FIFOs in
+# T4DX_TMP.  T4DX_PID is the daemon itself (fiu-run execs it).
+t4dx_start_fiu() {
+	local wrap=$T4DX_TMP/t4dxfs-fiu
+	cat >"$wrap" <<WRAP
+#!/bin/sh
+exec fiu-run -x -f "$T4DX_TMP/fiu" "$T4DXFS" "\$@"
+WRAP
+	chmod +x "$wrap"
+	local T4DXFS=$wrap
+	t4dx_start "$@"
+}
+
+# t4dx_fiu COMMAND...: send libfiu remote-control commands to the daemon
+# started by t4dx_start_fiu, e.g. 'enable name=posix/io/sync/*,failinfo=5'
+# (failinfo is the errno; without it libfiu picks a random one).  Fails if
+# the daemon does not answer in 10 s or refuses a command.
+t4dx_fiu() {
+	local c args=() out
+	for c in "$@"; do args+=(-c "$c"); done
+	if ! out=$(timeout 10 fiu-ctrl -f "$T4DX_TMP/fiu" "${args[@]}" "$T4DX_PID" 2>&1) ||
+		[[ -n $out ]]; then
+		fail "fiu-ctrl $* to pid $T4DX_PID failed: $out"
+		return 1
+	fi
+}

@@ -280,20 +280,24 @@ static void test_crash_recovery(void)
 	unit_rm_rf(dir);
 }
 
-/* A failed fdatasync is reported to the committer; the record stays
- * queued and the next commit makes it durable. */
+/* With policy "reject", a failed fdatasync is reported to the
+ * committer; the record stays queued and the next commit makes it
+ * durable. */
 static void test_commit_failure(void)
 {
 	const char *dir = unit_tmpdir("fail");
 	const uint64_t R = T4DX_ROOT_INO;
-	struct t4dx *db = open_db(dir, NULL);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	strcpy(cfg.fallback.policy, "reject");
+	struct t4dx *db = open_db(dir, &cfg);
 	REQUIRE(put_file(db, R, "before", "ok", NULL) == 0);
 	faults_arm(FAULT_FDATASYNC, 1, EIO, 0);
 	CHECK_EQ_INT(put_file(db, R, "during", "maybe", NULL), EIO);
 	CHECK_EQ_INT(put_file(db, R, "after", "ok", NULL), 0);
 	faults_reset();
 	CHECK_EQ_INT(t4dx_close(db), 0);
-	db = open_db(dir, NULL);
+	db = open_db(dir, &cfg);
 	CHECK(content_of(db, R, "before") != NULL);
 	CHECK(content_of(db, R, "during") != NULL);
 	CHECK(content_of(db, R, "after") != NULL);
@@ -466,6 +470,7 @@ static void test_breaker_gate(void)
 	struct t4dx_config cfg;
 	t4dx_config_defaults(&cfg);
 	cfg.breaker.failure_threshold = 3;
+	strcpy(cfg.fallback.policy, "reject");
 	struct t4dx *db = open_db(dir, &cfg);
 	struct t4dx_breaker *b = t4dx_get_breaker(db);
 	struct t4dx_breaker_info bi;
@@ -488,6 +493,101 @@ static void test_breaker_gate(void)
 	unit_rm_rf(dir);
 }
 
+/* Policy "queue": failed commits are acknowledged as unpersisted, reads
+ * see them, the queue is bounded, and the next good commit drains it. */
+static void test_fallback_queue(void)
+{
+	const char *dir = unit_tmpdir("fbq");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.breaker.failure_threshold = 2;
+	cfg.fallback.max_queue = 6;
+	cfg.fallback.drain_batch = 2;
+	struct t4dx *db = open_db(dir, &cfg);
+	REQUIRE(put_file(db, R, "a", "durable", NULL) == 0);
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 1);
+	char name[8];
+	int acked = 0, full = 0;
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "q%d", i);
+		int rc = put_file(db, R, name, name, NULL);
+		if (rc == 0)
+			acked++;
+		else if (rc == ENOSPC)
+			full++;
+		else
+			CHECK_EQ_INT(rc, 0);
+	}
+	CHECK_EQ_INT(acked, 6);         /* max_queue */
+	CHECK_EQ_INT(full, 4);
+	CHECK(strcmp(content_of(db, R, "q5"), "q5") == 0);
+	CHECK(content_of(db, R, "q6") == NULL);  /* refused: not applied */
+	struct t4dx_health h;
+	t4dx_get_health(db, &h);
+	CHECK_EQ_INT(h.level, 1);
+	CHECK(h.unpersisted >= 6);
+	struct t4dx_breaker_info bi;
+	t4dx_breaker_get(t4dx_get_breaker(db), &bi);
+	CHECK_EQ_INT(bi.state, T4DX_OPEN);
+	/* a later change of a queued name wins */
+	faults_reset();
+	t4dx_breaker_reset(t4dx_get_breaker(db));
+	unsigned syncs0 = faults_calls(FAULT_FDATASYNC);
+	faults_count();
+	CHECK_EQ_INT(put_file(db, R, "q0", "newer", NULL), 0);
+	/* 7 queued records, 2 per group: at least 4 fdatasyncs */
+	CHECK(faults_calls(FAULT_FDATASYNC) - syncs0 >= 4);
+	faults_reset();
+	t4dx_get_health(db, &h);
+	CHECK_EQ_INT(h.unpersisted, 0);
+	CHECK_EQ_INT(h.level, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, &cfg);
+	CHECK(strcmp(content_of(db, R, "q0"), "newer") == 0);
+	CHECK(strcmp(content_of(db, R, "q5"), "q5") == 0);
+	CHECK(content_of(db, R, "q6") == NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Unpersisted records left at close go to a rescue file that the next
+ * open replays, then renames; nothing is lost. */
+static void test_rescue(void)
+{
+	const char *dir = unit_tmpdir("rescue");
+	char d[512];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(d, NULL);
+	REQUIRE(put_file(db, R, "kept", "1", NULL) == 0);
+	/* the WAL cannot fdatasync; the rescue file (fsync) can be written */
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 1);
+	CHECK_EQ_INT(put_file(db, R, "queued", "2", NULL), 0);
+	struct t4dx_health h;
+	t4dx_get_health(db, &h);
+	CHECK(h.unpersisted >= 1);
+	t4dx_close(db);
+	faults_reset();
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "ls %s/rescue-*.jsonl >/dev/null", d);
+	CHECK(system(cmd) == 0);
+	db = open_db(d, NULL);
+	t4dx_get_health(db, &h);
+	CHECK(h.rescued >= 1);
+	CHECK(strcmp(content_of(db, R, "queued"), "2") == 0);
+	CHECK(strcmp(content_of(db, R, "kept"), "1") == 0);
+	CHECK_EQ_INT(h.unpersisted, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	snprintf(cmd, sizeof(cmd), "ls %s/rescue-*.jsonl.replayed >/dev/null",
+		 d);
+	CHECK(system(cmd) == 0);
+	db = open_db(d, NULL);
+	CHECK(strcmp(content_of(db, R, "queued"), "2") == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
 int main(void)
 {
 	RUN(test_basic);
@@ -500,5 +600,7 @@ int main(void)
 	RUN(test_prune);
 	RUN(test_compact_failure);
 	RUN(test_breaker_gate);
+	RUN(test_fallback_queue);
+	RUN(test_rescue);
 	UNIT_DONE();
 }

@@ -1,0 +1,316 @@
+#!/usr/bin/env bats
+# enospc.bats - a full disk does not take the store down and loses nothing
+# it acknowledged (DESIGN.md sections 5 and 6).
+#
+# DATA_DIR is a small tmpfs that the test mounts and, once the daemon runs,
+# fills with a ballast file: from then on every WAL append fails with
+# ENOSPC.  Writes go on being acknowledged (queued, "unpersisted"), the
+# breaker opens, health shows the level; a full queue answers ENOSPC; with
+# fallback.policy "reject" writes fail fast instead.  Removing the ballast
+# lets the store recover by itself; an unmount while still full leaves a
+# rescue file in fallback.rescue_dir that the next start replays.
+#
+# REF (see t4dx_ack_put) holds what was acknowledged; after a restart the
+# store must hold exactly that, byte for byte.
+
+load ../lib/mount
+
+setup() {
+	t4dx_setup
+	t4dx_mount_tmpfs "$DATA" 8m
+	REF=$T4DX_TMP/ref
+	mkdir "$REF"
+}
+
+teardown() {
+	t4dx_teardown_faults
+}
+
+# A short breaker and health tick, so that a test sees OPEN after two
+# failures and recovery within a second or two.
+FAST='"breaker":{"failure_threshold":2,"reset_timeout_s":0.5},"health":{"interval_s":0.2}'
+
+# config [FALLBACK-JSON-MEMBERS]: a config file with FAST and the given
+# members of "fallback" (e.g. '"max_queue":20').
+config() {
+	t4dx_config_file "{$FAST,\"fallback\":{${1:-}}}"
+}
+
+# degraded: health and breaker say the store is degraded with writes
+# held unpersisted.
+# (status "failing" once the health checks failed alert_threshold times)
+degraded() {
+	t4dx_ctl_test breaker '.state == "OPEN"' &&
+		t4dx_ctl_test health '.level >= 1 and .mode == "read-only" and
+			(.status | IN("degraded", "failing")) and .unpersisted > 0'
+}
+
+# put_until_open PREFIX MIN_AFTER: write PREFIX0, PREFIX1, ... (each must be
+# acknowledged) until the breaker is OPEN, then MIN_AFTER more; at most
+# 400 writes.  N_PUT is the number written.
+put_until_open() {
+	local prefix=$1 after=$2 i opened=-1
+	for ((i = 0; i < 400; i++)); do
+		t4dx_ack_put "$REF" "$prefix$i" ||
+			fail "write $prefix$i on a full disk was not acknowledged: $T4DX_ACK_ERR"
+		if ((opened < 0)) && t4dx_ctl_test breaker '.state == "OPEN"'; then
+			opened=$i
+		fi
+		((opened >= 0 && i - opened >= after)) && break
+	done
+	N_PUT=$((i + 1))
+	((opened >= 0)) ||
+		fail "breaker not OPEN after $N_PUT writes on a full disk: $(cat "$MNT/.ctl/breaker")"
+	echo "# breaker OPEN after write $opened, $N_PUT writes in all"
+}
+
+@test "full disk: writes are acknowledged, breaker OPEN, level 1, reads see them; recovers by itself; all there after remount" {
+	local cfg i
+	cfg=$(config)
+	t4dx_start -o "config=$cfg"
+	for ((i = 0; i < 5; i++)); do
+		t4dx_ack_put "$REF" "before$i" || fail "before$i: $T4DX_ACK_ERR"
+	done
+	t4dx_fill "$DATA"
+
+	put_until_open full 10
+	run jq -e '.failures >= 2 and .failure_threshold == 2' "$MNT/.ctl/breaker"
+	assert_success
+	t4dx_wait_for 5 degraded ||
+		fail "not degraded: $(cat "$MNT/.ctl/breaker") $(cat "$MNT/.ctl/health")"
+	local unp
+	unp=$(t4dx_ctl_get health .unpersisted)
+	echo "# unpersisted: $unp"
+	((unp >= 10)) || fail "unpersisted is $unp after 10 writes acknowledged while OPEN"
+	# the metrics agree
+	run grep -E '^t4dx_degradation_level(\{[^}]*\})? [1-9]' "$MNT/.ctl/metrics"
+	assert_success
+	run grep -E '^t4dx_unpersisted_writes(\{[^}]*\})? [1-9]' "$MNT/.ctl/metrics"
+	assert_success
+
+	# reads, ls and stat see every acknowledged write at once
+	t4dx_assert_acked "$REF"
+	run stat -c %s "$ITEMS/full3"
+	assert_output "$(stat -c %s "$REF/full3")"
+	run bash -c 'ls "$1" | wc -l' _ "$ITEMS"
+	assert_output "$((N_PUT + 5))"
+	# still degraded while the disk is full (no flapping back to level 0)
+	run degraded
+	assert_success
+
+	rm "$DATA/ballast"
+	t4dx_wait_recovered 20
+	run jq -e '.status == "ok"' "$MNT/.ctl/health"
+	assert_success
+	t4dx_assert_acked "$REF"
+	# and it takes new writes durably again
+	t4dx_ack_put "$REF" after || fail "write after recovery: $T4DX_ACK_ERR"
+	t4dx_remount -o "config=$cfg"
+	t4dx_assert_acked "$REF"
+	run t4dx_recovered
+	assert_success
+}
+
+@test "full disk: queued deletes, renames and attribute changes are seen at once and kept; the later write wins" {
+	local cfg
+	cfg=$(config)
+	t4dx_start -o "config=$cfg"
+	local n
+	for n in keep del mv-src attr over; do
+		t4dx_ack_put "$REF" "$n" || fail "$n: $T4DX_ACK_ERR"
+	done
+	mkdir "$ITEMS/dir"
+	t4dx_fill "$DATA"
+	put_until_open full 2
+
+	# each is acknowledged and seen at once
+	run rm "$ITEMS/del"
+	assert_success
+	rm "$REF/del"
+	assert_file_not_exists "$ITEMS/del"
+	run mv "$ITEMS/mv-src" "$ITEMS/dir/mv-dst"
+	assert_success
+	mkdir -p "$REF/dir"
+	mv "$REF/mv-src" "$REF/dir/mv-dst"
+	assert_file_not_exists "$ITEMS/mv-src"
+	run cat "$ITEMS/dir/mv-dst"
+	assert_output "$(t4dx_content mv-src)"
+	run setfattr -n user.t4dx.kappa -v 0.75 "$ITEMS/attr"
+	assert_success
+	run t4dx_xattr kappa "$ITEMS/attr"
+	t4dx_num_eq "$output" 0.75 || fail "kappa while queued: $(t4dx_num_eq "$output" 0.75)"
+	# two queued versions of one name, and a queued put then delete
+	t4dx_ack_put "$REF" over "version 2" || fail "over v2: $T4DX_ACK_ERR"
+	t4dx_ack_put "$REF" over "version 3" || fail "over v3: $T4DX_ACK_ERR"
+	run cat "$ITEMS/over"
+	assert_output "version 3"
+	t4dx_ack_put "$REF" gone "short-lived" || fail "gone: $T4DX_ACK_ERR"
+	run rm "$ITEMS/gone"
+	assert_success
+	rm "$REF/gone"
+	run ls "$ITEMS"
+	refute_line gone
+	refute_line del
+	refute_line mv-src
+	t4dx_assert_acked "$REF"
+	run degraded
+	assert_success
+
+	rm "$DATA/ballast"
+	t4dx_wait_recovered 20
+	t4dx_assert_acked "$REF"
+	# a write after the drain wins over everything queued before it
+	t4dx_ack_put "$REF" over "version 4" || fail "over v4: $T4DX_ACK_ERR"
+	t4dx_remount -o "config=$cfg"
+	t4dx_assert_acked "$REF"
+	assert_file_not_exists "$ITEMS/del"
+	assert_file_not_exists "$ITEMS/gone"
+	run t4dx_xattr kappa "$ITEMS/attr"
+	t4dx_num_eq "$output" 0.75 || fail "kappa after remount: $(t4dx_num_eq "$output" 0.75)"
+}
+
+@test "full disk, max_queue 20: the writer gets ENOSPC once the queue is full; nothing acknowledged is lost" {
+	local cfg i
+	cfg=$(config '"max_queue":20')
+	t4dx_start -o "config=$cfg"
+	t4dx_ack_put "$REF" before || fail "before: $T4DX_ACK_ERR"
+	t4dx_fill "$DATA"
+
+	local acked=0 refused=
+	for ((i = 0; i < 200; i++)); do
+		if t4dx_ack_put "$REF" "q$i"; then
+			acked=$((acked + 1))
+		else
+			refused=q$i
+			break
+		fi
+	done
+	[[ -n $refused ]] || fail "200 writes acknowledged on a full disk with max_queue 20"
+	echo "# $acked acknowledged, then $refused: $T4DX_ACK_ERR"
+	[[ $T4DX_ACK_ERR == *"No space left on device"* ]] ||
+		fail "the write past a full queue failed with '$T4DX_ACK_ERR', not ENOSPC"
+	((acked >= 5)) || fail "only $acked writes acknowledged before the queue of 20 was full"
+	echo "$refused" >"$T4DX_TMP/maybe"
+	# the queue holds max_queue operations (a new file may take more than one)
+	run jq -e '.unpersisted == 20 and .level >= 1' "$MNT/.ctl/health"
+	assert_success
+	# still full: the next writes are refused too, reads all work
+	run cp <(printf 'x\n') "$ITEMS/q-more"
+	assert_failure
+	assert_output --partial 'No space left on device'
+	echo q-more >>"$T4DX_TMP/maybe"
+	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
+
+	rm "$DATA/ballast"
+	t4dx_wait_recovered 20
+	t4dx_ack_put "$REF" after || fail "write after recovery: $T4DX_ACK_ERR"
+	t4dx_remount -o "config=$cfg"
+	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
+}
+
+@test "full disk, policy reject: writes fail fast with EIO once OPEN, nothing unpersisted is acknowledged" {
+	local cfg i
+	cfg=$(config '"policy":"reject"')
+	t4dx_start -o "config=$cfg"
+	t4dx_ack_put "$REF" before || fail "before: $T4DX_ACK_ERR"
+	t4dx_fill "$DATA"
+
+	# until OPEN: each write is durable (the last page of the WAL may still
+	# have room) or refused with the storage error; never queued
+	: >"$T4DX_TMP/maybe"
+	for ((i = 0; i < 400; i++)); do
+		if ! t4dx_ack_put "$REF" "r$i"; then
+			echo "r$i" >>"$T4DX_TMP/maybe"
+			[[ $T4DX_ACK_ERR == *"Input/output error"* || $T4DX_ACK_ERR == *"No space left on device"* ]] ||
+				fail "r$i refused with '$T4DX_ACK_ERR'"
+		fi
+		t4dx_ctl_test breaker '.state == "OPEN"' && break
+	done
+	t4dx_ctl_test breaker '.state == "OPEN"' ||
+		fail "breaker not OPEN after $i writes on a full disk: $(cat "$MNT/.ctl/breaker")"
+	# while OPEN: EIO, fast
+	local t0 ms
+	t0=$(_t4dx_now_us)
+	for ((i = 0; i < 10; i++)); do
+		run cp <(printf 'x\n') "$ITEMS/open$i"
+		assert_failure
+		assert_output --partial 'Input/output error'
+		echo "open$i" >>"$T4DX_TMP/maybe"
+	done
+	run mkdir "$ITEMS/newdir"
+	assert_failure
+	run rm "$ITEMS/before"
+	assert_failure
+	ms=$((($(_t4dx_now_us) - t0) / 1000))
+	((ms < 3000)) || fail "12 refused writes took $ms ms"
+	run jq -e '.unpersisted == 0 and .level >= 1 and .mode == "read-only"' "$MNT/.ctl/health"
+	assert_success
+	# a refused new file is not there; reads work
+	assert_file_not_exists "$ITEMS/open0"
+	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
+
+	rm "$DATA/ballast"
+	t4dx_wait_recovered 20
+	t4dx_ack_put "$REF" after || fail "write after recovery: $T4DX_ACK_ERR"
+	t4dx_remount -o "config=$cfg"
+	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
+	# the writes refused while OPEN never happened
+	for ((i = 0; i < 10; i++)); do assert_file_not_exists "$ITEMS/open$i"; done
+}
+
+@test "unmount while the disk is full: a rescue file in rescue_dir, replayed at the next start, renamed .replayed" {
+	local rescue=$T4DX_TMP/rescue cfg i
+	mkdir "$rescue"
+	cfg=$(config "\"rescue_dir\":\"$rescue\"")
+	t4dx_start -o "config=$cfg"
+	for ((i = 0; i < 5; i++)); do
+		t4dx_ack_put "$REF" "before$i" || fail "before$i: $T4DX_ACK_ERR"
+	done
+	t4dx_fill "$DATA"
+	put_until_open full 10
+	t4dx_ack_put "$REF" before0 "overwritten while full" || fail "before0: $T4DX_ACK_ERR"
+	t4dx_wait_for 5 degraded ||
+		fail "not degraded: $(cat "$MNT/.ctl/health")"
+	local unp
+	unp=$(t4dx_ctl_get health .unpersisted)
+	((unp >= 11)) || fail "unpersisted is $unp"
+
+	# unmount with the ballast still there
+	local pid=$T4DX_PID
+	t4dx_wait_for 10 fusermount3 -u "$MNT" 2>/dev/null || fail "fusermount3 -u failed"
+	_t4dx_reap "$pid" || fail "t4dxfs still running ${T4DX_EXIT_TIMEOUT}s after unmount"
+	T4DX_PID=
+	echo "# t4dxfs exited with status $T4DX_STATUS"
+	local files=("$rescue"/t4dx-rescue-*.jsonl)
+	[[ -e ${files[0]} ]] ||
+		fail "no t4dx-rescue-*.jsonl in $rescue: $(ls -la "$rescue") DATA_DIR: $(ls -la "$DATA")"
+	((${#files[@]} == 1)) || fail "${#files[@]} rescue files: ${files[*]}"
+	local rf=${files[0]} base=${files[0]##*/}
+	[[ $base =~ ^t4dx-rescue-[0-9]+\.jsonl$ ]] || fail "rescue file name $base"
+	[[ -s $rf ]] || fail "rescue file $rf is empty"
+	run jq -e . "$rf"
+	assert_success
+	cp "$rf" "$T4DX_TMP/rescue.copy"
+
+	rm "$DATA/ballast"
+	t4dx_start -o "config=$cfg"
+	run jq -e --argjson n "$unp" '.recovery.records_rescued == $n' "$MNT/.ctl/health"
+	if ((status != 0)); then
+		fail "health recovery after a rescue of $unp writes: $(cat "$MNT/.ctl/health")"
+	fi
+	t4dx_assert_acked "$REF"
+	# renamed, never deleted, same bytes
+	assert_file_not_exists "$rf"
+	local done_files=("$rescue/${base%.jsonl}"*.replayed)
+	[[ -e ${done_files[0]} ]] || fail "no ${base%.jsonl}*.replayed in $rescue: $(ls -la "$rescue")"
+	t4dx_assert_same_bytes "$T4DX_TMP/rescue.copy" "${done_files[0]}"
+
+	# replayed once only: a newer write survives the next restart
+	t4dx_ack_put "$REF" full0 "newer than the rescue" || fail "full0: $T4DX_ACK_ERR"
+	t4dx_remount -o "config=$cfg"
+	t4dx_assert_acked "$REF"
+	run jq -e '.recovery.records_rescued == 0' "$MNT/.ctl/health"
+	assert_success
+	run t4dx_recovered
+	assert_success
+}
