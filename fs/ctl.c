@@ -124,8 +124,8 @@ static int show_health(struct t4dx_buf *out)
 			"\"segments_quarantined\":%llu}}\n",
 			(unsigned long long)h.unpersisted,
 			(unsigned long long)h.queue_depth,
-			(unsigned long long)h.rescued,
 			(unsigned long long)st.recovery.records_replayed,
+			(unsigned long long)h.rescued,
 			(unsigned long long)st.recovery.bytes_dropped,
 			(unsigned long long)st.recovery.wal_files,
 			(unsigned long long)st.recovery.segments_quarantined);
