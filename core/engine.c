@@ -1592,27 +1592,185 @@ static void quarantine(struct t4dx *db, const char *path)
 {
 	char to[2 * PATH_MAX];
 	const char *base = strrchr(path, '/');
-	snprintf(to, sizeof(to), "%s/%s", db->quarantine_dir,
-		 base ? base + 1 : path);
+	base = base ? base + 1 : path;
+	snprintf(to, sizeof(to), "%s/%s", db->quarantine_dir, base);
+	/* never over an earlier casualty */
+	for (int k = 1; access(to, F_OK) == 0; k++)
+		snprintf(to, sizeof(to), "%s/%s.%d", db->quarantine_dir, base,
+			 k);
 	if (t4dx_io.rename(path, to) == 0)
 		t4dx_io_fsync_dir(db->quarantine_dir);
 	db->recovery.segments_quarantined++;
+	size_t used = strlen(db->recovery.quarantined);
+	snprintf(db->recovery.quarantined + used,
+		 sizeof(db->recovery.quarantined) - used, "%s%s",
+		 used ? " " : "", base);
+	t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+			"segment %s is damaged: moved to %s", path, to);
 }
 
+/* ---- rebuilding a damaged segment --------------------------------------
+ * A segment holds, for every key it has, the newest version written in
+ * its LSN range (a flush: the memtable's; an nrem: everything up to its
+ * end).  Replaying the WAL, archive included, from its first record into
+ * an empty scratch state gives every key's newest version as of the
+ * MANIFEST's flushed LSN; the keys whose newest record lies in the damaged
+ * segment's range are exactly what that segment held, tombstones too.
+ * They become a new segment in the damaged one's place.  What compaction
+ * did to them (kappa raised by nrem) is not in the WAL and is lost; if the
+ * archive no longer reaches back to LSN 1, what only older records
+ * described is lost too, and health says so. */
+
+struct rebuild {
+	struct t4dx *scratch;
+	uint64_t upto, first;
+};
+
+static int rebuild_one(void *arg, struct t4dx_rec *r)
+{
+	struct rebuild *rb = arg;
+	if (!rb->first)
+		rb->first = r->lsn;
+	if (r->lsn <= rb->upto)
+		apply(rb->scratch, r);
+	return 0;
+}
+
+static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
+			   struct t4dx_seg **out)
+{
+	struct t4dx scratch;
+	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn };
+	struct t4dx_entry **v = NULL;
+	size_t n = 0, i = 0;
+	uint64_t min = UINT64_MAX, max = 0;
+	int rc;
+
+	memset(&scratch, 0, sizeof(scratch));
+	scratch.mem = t4dx_mem_new();
+	if (!scratch.mem)
+		return ENOMEM;
+	rc = t4dx_wal_read_all(db->wal_dir, true, rebuild_one, &rb);
+	if (rc)
+		goto out;
+	if (rb.first > 1 &&
+	    (!db->recovery.rebuild_missing_before ||
+	     rb.first > db->recovery.rebuild_missing_before))
+		db->recovery.rebuild_missing_before = rb.first;
+	for (const struct t4dx_entry *e = t4dx_mem_seek(scratch.mem, 0, "", 0);
+	     e; e = t4dx_mem_next(scratch.mem, e))
+		if (e->lsn >= ms->min_lsn && e->lsn <= ms->max_lsn)
+			n++;
+	if (n == 0)
+		goto out;               /* nothing to put back */
+	v = calloc(n, sizeof(*v));
+	if (!v) {
+		rc = ENOMEM;
+		goto out;
+	}
+	for (const struct t4dx_entry *e = t4dx_mem_seek(scratch.mem, 0, "", 0);
+	     e; e = t4dx_mem_next(scratch.mem, e)) {
+		if (e->lsn < ms->min_lsn || e->lsn > ms->max_lsn)
+			continue;
+		v[i++] = (struct t4dx_entry *)e;
+		if (e->lsn < min)
+			min = e->lsn;
+		if (e->lsn > max)
+			max = e->lsn;
+	}
+	char tmp[PATH_MAX], path[PATH_MAX];
+	seg_file(db, ms->id, tmp, sizeof(tmp), true);
+	seg_file(db, ms->id, path, sizeof(path), false);
+	if ((rc = t4dx_seg_write(tmp, v, n, min, max)))
+		goto out;
+	if (t4dx_io.rename(tmp, path)) {
+		rc = errno;
+		t4dx_io.unlink(tmp);
+		goto out;
+	}
+	if ((rc = t4dx_io_fsync_dir(db->seg_dir)) ||
+	    (rc = t4dx_seg_open(path, ms->id, out)))
+		goto out;
+	db->recovery.items_rebuilt += n;
+	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+			"segment %llu rebuilt from the WAL archive: %zu entries",
+			(unsigned long long)ms->id, n);
+out:
+	free(v);
+	t4dx_mem_free(scratch.mem);
+	return rc;
+}
+
+/* Files in DATA_DIR that the engine does not know are reported and left
+ * alone: they may be an operator's, and nothing here deletes them. */
+static bool known_name(const char *dir, const char *name)
+{
+	static const char *const top[] = { ".", "..", "LOCK", "MANIFEST",
+		"MANIFEST.tmp", "wal", "seg", "quarantine", NULL };
+	size_t n = strlen(name);
+	if (!strcmp(dir, "seg"))
+		return !strcmp(name, ".") || !strcmp(name, "..") ||
+		       (n == 24 && strspn(name, "0123456789") == 20 &&
+			!strcmp(name + 20, ".t4s"));
+	for (int i = 0; top[i]; i++)
+		if (!strcmp(name, top[i]))
+			return true;
+	return !strncmp(name, "rescue-", 7);
+}
+
+static void report_strays(struct t4dx *db)
+{
+	const char *subs[] = { "", "seg" };
+	for (int i = 0; i < 2; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", db->dir, subs[i]);
+		DIR *d = opendir(path);
+		if (!d)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (!known_name(subs[i], de->d_name))
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
+						"ignoring unknown file %s/%s",
+						path, de->d_name);
+		closedir(d);
+	}
+}
+
+/* Open the MANIFEST's segments, checking every block.  A damaged one is
+ * quarantined and rebuilt in its place from the WAL archive. */
 static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			 char *msg, size_t msglen)
 {
+	bool rebuilt = false;
 	db->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*db->segs));
 	if (!db->segs)
 		return ENOMEM;
 	for (size_t i = 0; i < m->nsegs; i++) {
 		char path[PATH_MAX];
-		struct t4dx_seg *s;
+		struct t4dx_seg *s = NULL;
 		seg_file(db, m->segs[i].id, path, sizeof(path), false);
 		int rc = t4dx_seg_open(path, m->segs[i].id, &s);
-		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT) {
-			quarantine(db, path);
-			continue;
+		if (!rc) {
+			rc = t4dx_seg_verify(s);
+			if (rc) {
+				t4dx_seg_unref(s);
+				s = NULL;
+			}
+		}
+		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT ||
+		    (rc == ENOENT && m->segs[i].items)) {
+			if (rc != ENOENT)
+				quarantine(db, path);
+			rc = rebuild_segment(db, &m->segs[i], &s);
+			if (rc) {
+				snprintf(msg, msglen, "cannot rebuild segment "
+					 "%s: %s", path, t4dx_strerror(rc));
+				return rc;
+			}
+			rebuilt = true;
+			if (!s)
+				continue;
 		}
 		if (rc) {
 			snprintf(msg, msglen, "cannot open segment %s: %s",
@@ -1621,6 +1779,23 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 		}
 		db->segs[db->nsegs++] = s;
 	}
+	if (rebuilt) {
+		/* the MANIFEST names the rebuilt files under the same ids;
+		 * only a segment that came back empty drops out of it */
+		int rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
+				       db->man_next_ino, db->seg_items);
+		if (rc) {
+			snprintf(msg, msglen, "cannot write the MANIFEST: %s",
+				 t4dx_strerror(rc));
+			return rc;
+		}
+	}
+	if (db->recovery.rebuild_missing_before)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"rebuild incomplete: the WAL archive starts at "
+				"LSN %llu; items only older records described "
+				"are lost", (unsigned long long)
+				db->recovery.rebuild_missing_before);
 	return 0;
 }
 
@@ -1710,6 +1885,7 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	db->items = m.items;
 	db->seg_items = m.items;
 	db->man_next_ino = db->next_ino;
+	report_strays(db);
 	if ((rc = load_segments(db, &m, msg, msglen)))
 		goto fail;
 

@@ -122,6 +122,12 @@ struct t4dx_recovery {
 	uint64_t bytes_dropped;         /* torn or damaged WAL tail removed */
 	uint64_t wal_files;
 	uint64_t segments_quarantined;
+	char quarantined[1024];         /* their file names, space-separated */
+	uint64_t items_rebuilt;         /* entries rebuilt from the WAL */
+	/* 0, or the first LSN the WAL (with its archive) still holds when a
+	 * rebuild needed older records: what was written before it and
+	 * lived only in the damaged segment is lost */
+	uint64_t rebuild_missing_before;
 };
 
 struct t4dx_stats {

@@ -121,15 +121,29 @@ static int show_health(struct t4dx_buf *out)
 			"\"recovery\":{\"records_replayed\":%llu,"
 			"\"records_rescued\":%llu,"
 			"\"bytes_dropped\":%llu,\"wal_files\":%llu,"
-			"\"segments_quarantined\":%llu}}\n",
+			"\"segments_quarantined\":%llu,"
+			"\"items_rebuilt\":%llu,"
+			"\"rebuild_missing_before\":%llu,\"quarantined\":[",
 			(unsigned long long)h.unpersisted,
 			(unsigned long long)h.queue_depth,
 			(unsigned long long)st.recovery.records_replayed,
 			(unsigned long long)h.rescued,
 			(unsigned long long)st.recovery.bytes_dropped,
 			(unsigned long long)st.recovery.wal_files,
-			(unsigned long long)st.recovery.segments_quarantined);
-	return rc;
+			(unsigned long long)st.recovery.segments_quarantined,
+			(unsigned long long)st.recovery.items_rebuilt,
+			(unsigned long long)
+				st.recovery.rebuild_missing_before);
+	/* file names we made: digits, dots, letters; no JSON escaping */
+	const char *q = st.recovery.quarantined;
+	for (bool first = true; !rc && *q; first = false) {
+		size_t n = strcspn(q, " ");
+		rc = t4dx_buf_addf(out, "%s\"%.*s\"", first ? "" : ",",
+				   (int)n, q);
+		q += n;
+		q += *q == ' ';
+	}
+	return rc ? rc : t4dx_buf_add(out, "]}}\n", 4);
 }
 
 /* ---- compact ------------------------------------------------------------ */

@@ -191,21 +191,58 @@ put_until_open() {
 		fail "the write past a full queue failed with '$T4DX_ACK_ERR', not ENOSPC"
 	((acked >= 5)) || fail "only $acked writes acknowledged before the queue of 20 was full"
 	echo "$refused" >"$T4DX_TMP/maybe"
-	# the queue holds max_queue operations (a new file may take more than one)
-	run jq -e '.unpersisted == 20 and .level >= 1' "$MNT/.ctl/health"
-	assert_success
+	# the queue holds max_queue records not yet durable (a new file may
+	# take more than one), the acknowledged ones among them unpersisted
+	run jq -e '.queue_depth <= 20 and .unpersisted >= 1 and .unpersisted <= 20 and
+		.level >= 1' "$MNT/.ctl/health"
+	((status == 0)) || fail "health with a full queue of 20: $(cat "$MNT/.ctl/health")"
 	# still full: the next writes are refused too, reads all work
 	run cp <(printf 'x\n') "$ITEMS/q-more"
 	assert_failure
 	assert_output --partial 'No space left on device'
 	echo q-more >>"$T4DX_TMP/maybe"
 	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
+	t4dx_assert_refused_empty "$T4DX_TMP/maybe"
 
 	rm "$DATA/ballast"
 	t4dx_wait_recovered 20
 	t4dx_ack_put "$REF" after || fail "write after recovery: $T4DX_ACK_ERR"
 	t4dx_remount -o "config=$cfg"
 	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
+	t4dx_assert_refused_empty "$T4DX_TMP/maybe"
+}
+
+# queue_bounded MAX: the queue holds at most MAX records.
+queue_bounded() {
+	t4dx_ctl_test health ".queue_depth <= $1"
+}
+
+@test "full disk, a long outage: failed health probes take no room in the queue, writes are still acknowledged" {
+	local cfg i
+	cfg=$(config '"max_queue":20')
+	t4dx_start -o "config=$cfg"
+	t4dx_ack_put "$REF" before || fail "before: $T4DX_ACK_ERR"
+	t4dx_fill "$DATA"
+	put_until_open first 1
+	local q0 runs
+	q0=$(t4dx_ctl_get health .queue_depth)
+	runs=$(t4dx_ctl_get health .checks.wal.runs)
+	echo "# $N_PUT writes queued, queue_depth $q0"
+	((q0 <= 12)) || fail "queue_depth $q0 after $N_PUT writes (too many to leave room for 4 more files)"
+	# 20 failed probes (4 s at health.interval_s 0.2)
+	t4dx_wait_ctl 15 health ".checks.wal.runs >= $runs + 20 and .checks.wal.ok == false"
+	run jq -e --argjson q "$q0" '.queue_depth == $q' "$MNT/.ctl/health"
+	((status == 0)) || fail "queue_depth went from $q0 to $(t4dx_ctl_get health .queue_depth) with 20 failed probes and no write"
+	# the room is still there for 4 more files (2 records each at most)
+	for ((i = 0; i < 4; i++)); do
+		t4dx_ack_put "$REF" "later$i" || fail "later$i after 20 failed probes: $T4DX_ACK_ERR ($(cat "$MNT/.ctl/health"))"
+	done
+	run queue_bounded 20
+	assert_success
+	rm "$DATA/ballast"
+	t4dx_wait_recovered 20
+	t4dx_remount -o "config=$cfg"
+	t4dx_assert_acked "$REF"
 }
 
 @test "full disk, policy reject: writes fail fast with EIO once OPEN, nothing unpersisted is acknowledged" {
@@ -224,6 +261,9 @@ put_until_open() {
 			[[ $T4DX_ACK_ERR == *"Input/output error"* || $T4DX_ACK_ERR == *"No space left on device"* ]] ||
 				fail "r$i refused with '$T4DX_ACK_ERR'"
 		fi
+		# never acknowledged as unpersisted
+		t4dx_ctl_test health '.unpersisted == 0' ||
+			fail "after r$i, with policy reject: $(cat "$MNT/.ctl/health")"
 		t4dx_ctl_test breaker '.state == "OPEN"' && break
 	done
 	t4dx_ctl_test breaker '.state == "OPEN"' ||
@@ -248,13 +288,16 @@ put_until_open() {
 	# a refused new file is not there; reads work
 	assert_file_not_exists "$ITEMS/open0"
 	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
+	t4dx_assert_refused_empty "$T4DX_TMP/maybe"
 
 	rm "$DATA/ballast"
 	t4dx_wait_recovered 20
 	t4dx_ack_put "$REF" after || fail "write after recovery: $T4DX_ACK_ERR"
 	t4dx_remount -o "config=$cfg"
 	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
-	# the writes refused while OPEN never happened
+	# a refused write never happened, not even after the restart; those
+	# refused while OPEN did not even create their file
+	t4dx_assert_refused_empty "$T4DX_TMP/maybe"
 	for ((i = 0; i < 10; i++)); do assert_file_not_exists "$ITEMS/open$i"; done
 }
 
@@ -294,9 +337,13 @@ put_until_open() {
 
 	rm "$DATA/ballast"
 	t4dx_start -o "config=$cfg"
-	run jq -e --argjson n "$unp" '.recovery.records_rescued == $n' "$MNT/.ctl/health"
+	# every record of the rescue file replayed, at least the unpersisted ones
+	local nrec
+	nrec=$(grep -c . "$T4DX_TMP/rescue.copy")
+	run jq -e --argjson n "$nrec" --argjson u "$unp" \
+		'.recovery.records_rescued == $n and $n >= $u' "$MNT/.ctl/health"
 	if ((status != 0)); then
-		fail "health recovery after a rescue of $unp writes: $(cat "$MNT/.ctl/health")"
+		fail "health recovery after a rescue file of $nrec records ($unp unpersisted): $(cat "$MNT/.ctl/health")"
 	fi
 	t4dx_assert_acked "$REF"
 	# renamed, never deleted, same bytes

@@ -597,6 +597,25 @@ $(printf '%s\n' "${probs[@]}" | head -n 12)"
 	fi
 }
 
+# t4dx_assert_refused_empty MAYBE [DIR]: each name listed in file MAYBE
+# (writes whose cp failed) is absent from DIR (default ITEMS) or empty: a
+# refused write never shows its content (its open(O_CREAT) may have made
+# the file).
+t4dx_assert_refused_empty() {
+	local maybe=$1 dir=${2:-$ITEMS} p probs=()
+	while IFS= read -r p; do
+		[[ -n $p ]] || continue
+		if [[ -e $dir/$p && -s $dir/$p ]]; then
+			probs+=("$p: $(head -c 60 -- "$dir/$p" | od -An -c | head -n 1)")
+		fi
+	done <"$maybe"
+	if ((${#probs[@]} > 0)); then
+		fail "refused writes that show content in $dir:
+$(printf '  %s\n' "${probs[@]}" | head -n 12)"
+		return 1
+	fi
+}
+
 # ---- faults: a small tmpfs as DATA_DIR, libfiu ---------------------------
 
 # t4dx_mount_tmpfs DIR SIZE: mount a tmpfs of SIZE bytes (8m, say) on DIR,
