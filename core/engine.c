@@ -34,6 +34,7 @@
 #include "alert.h"
 #include "breaker.h"
 #include "io.h"
+#include "lru.h"
 #include "manifest.h"
 #include "metrics.h"
 #include "memtable.h"
@@ -98,6 +99,9 @@ struct t4dx {
 	atomic_uint_least64_t unpersisted_hi;  /* highest LSN acknowledged
 	                                          before it was durable */
 	atomic_bool seg_failed;         /* a segment could not be read */
+	unsigned verify_ok_run;         /* segment checks passed since; under
+	                                   health_mu */
+	struct t4dx_lru *lru;           /* the fallback cache */
 	uint64_t rescued;               /* records replayed from rescue files */
 };
 
@@ -135,12 +139,26 @@ static int lookup(struct t4dx *db, uint64_t parent, const char *name,
 				      with_content, out);
 		if (rc == T4DX_ENOTFOUND)
 			continue;
-		if (rc)
-			return rc;
+		if (rc) {
+			/* level 2: segments cannot be read; the fallback cache
+			 * answers what it has, the rest is EIO (damaged bytes
+			 * are never served) */
+			if (db->lru && !atomic_exchange(&db->seg_failed, true))
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+						"segment %s cannot be read: %s",
+						t4dx_seg_path(db->segs[i]),
+						t4dx_strerror(rc));
+			if (db->lru && !t4dx_lru_get(db->lru, parent, name, len,
+						     with_content, out))
+				return out->tombstone ? T4DX_ENOTFOUND : 0;
+			return EIO;
+		}
 		if (out->tombstone) {
 			t4dx_entry_clear(out);
 			return T4DX_ENOTFOUND;
 		}
+		if (with_content && db->lru)
+			t4dx_lru_put(db->lru, out);
 		return 0;
 	}
 	return T4DX_ENOTFOUND;
@@ -343,6 +361,8 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 		r->e.tombstone = false;
 		if ((rc = t4dx_mem_put(db->mem, &r->e)))
 			return rc;
+		if (db->lru)
+			t4dx_lru_put(db->lru, &r->e);
 		if (!had)
 			db->items++;
 		if (r->e.ino >= db->next_ino)
@@ -359,6 +379,8 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 		ne.lsn = r->lsn;
 		if ((rc = t4dx_mem_put(db->mem, &ne)))
 			return rc;
+		if (db->lru)
+			t4dx_lru_put(db->lru, &ne);
 		db->items--;
 		return 0;
 	case T4DX_OP_RENAME:
@@ -377,6 +399,10 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 		rc = t4dx_mem_put(db->mem, &ne);
 		if (!rc)
 			rc = t4dx_mem_put(db->mem, &old);
+		if (!rc && db->lru) {
+			t4dx_lru_put(db->lru, &ne);
+			t4dx_lru_put(db->lru, &old);
+		}
 		t4dx_entry_clear(&old);
 		if (!rc && had)
 			db->items--;
@@ -411,6 +437,8 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 			old.access_count = f->access_count;
 		old.lsn = r->lsn;
 		rc = t4dx_mem_put(db->mem, &old);
+		if (!rc && db->lru)
+			t4dx_lru_put(db->lru, &old);
 		t4dx_entry_clear(&old);
 		return rc;
 	}
@@ -1292,10 +1320,26 @@ static void check_segments(struct t4dx *db)
 	double dur = mono_s() - t0;
 	if (!rc && dur > db->cfg.health.timeout_s)
 		rc = ETIMEDOUT;
-	if (rc && rc != ETIMEDOUT)
+	if (rc && rc != ETIMEDOUT) {
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
-				"segment %s failed verification: %s",
+				"segment %s failed verification: %s (it is "
+				"quarantined and rebuilt at the next start)",
 				t4dx_seg_path(s), t4dx_strerror(rc));
+		atomic_store(&db->seg_failed, true);
+	}
+	pthread_rwlock_rdlock(&db->lock);
+	size_t nsegs = db->nsegs;
+	pthread_rwlock_unlock(&db->lock);
+	pthread_mutex_lock(&db->health_mu);
+	db->verify_ok_run = rc ? 0 : db->verify_ok_run + 1;
+	bool clean = db->verify_ok_run > nsegs;
+	pthread_mutex_unlock(&db->health_mu);
+	/* every segment read back whole since the last failure */
+	if (clean && atomic_load(&db->seg_failed)) {
+		atomic_store(&db->seg_failed, false);
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
+				"segments read back whole again");
+	}
 	t4dx_seg_unref(s);
 	check_done(db, &db->health.segments, "segments", rc, dur);
 }
@@ -1834,13 +1878,14 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	db->dir = strdup(dir);
 	db->mem = t4dx_mem_new();
 	db->alerts = t4dx_alerts_new();
+	db->lru = t4dx_lru_new(db->cfg.fallback.max_items);
 	struct t4dx_breaker_cfg bc = {
 		.failure_threshold = db->cfg.breaker.failure_threshold,
 		.success_threshold = db->cfg.breaker.success_threshold,
 		.reset_timeout_s = db->cfg.breaker.reset_timeout_s,
 	};
 	db->breaker = t4dx_breaker_new(&bc, NULL, NULL, breaker_changed, db);
-	if (!db->dir || !db->mem || !db->alerts || !db->breaker) {
+	if (!db->dir || !db->mem || !db->alerts || !db->breaker || !db->lru) {
 		rc = ENOMEM;
 		goto fail;
 	}
@@ -1986,6 +2031,7 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->cstats_mu);
 	t4dx_breaker_free(db->breaker);
 	t4dx_alerts_free(db->alerts);
+	t4dx_lru_free(db->lru);
 	free(db->dir);
 	free(db);
 	return rc;

@@ -1,0 +1,31 @@
+/*
+ * lru.h - the fallback cache: the most recently written or read entries,
+ * with their content, bounded by a count (fallback.max_items).  When
+ * segments cannot be read (degradation level 2) lookups fall back to it.
+ * Thread-safe.
+ */
+#ifndef T4DX_LRU_H
+#define T4DX_LRU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "t4dx.h"
+
+struct t4dx_lru;
+
+struct t4dx_lru *t4dx_lru_new(size_t capacity);   /* NULL on ENOMEM */
+void t4dx_lru_free(struct t4dx_lru *l);
+/* Keep a copy of e (a new content reference), evicting the least recently
+ * used entry when full.  A tombstone removes the key. */
+void t4dx_lru_put(struct t4dx_lru *l, const struct t4dx_entry *e);
+void t4dx_lru_del(struct t4dx_lru *l, uint64_t parent, const char *name,
+		  size_t len);
+/* 0 with *out filled (content only if with_content), or
+ * T4DX_ENOTFOUND. */
+int t4dx_lru_get(struct t4dx_lru *l, uint64_t parent, const char *name,
+		 size_t len, bool with_content, struct t4dx_entry *out);
+size_t t4dx_lru_count(struct t4dx_lru *l);
+
+#endif
