@@ -41,6 +41,8 @@
 
 struct t4dxfs fs;
 
+#define LISTING_ATTR_TIMEOUT 1.0
+
 /* ---- helpers ---------------------------------------------------------- */
 
 /* The operation this thread is handling, for the error metrics. */
@@ -494,8 +496,10 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 	}
 	t4dx_entry_clear(&e);
 	ns_unlock();
-	if (!rc && lsn)
+	if (!rc && lsn) {
 		rc = t4dx_wait(fs.db, lsn);
+		invalidate(ino);
+	}
 	return rc;
 }
 
@@ -918,6 +922,12 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 		/* while a writer fills the page cache's inode with other
 		 * bytes, this reader's version must bypass it */
 		fi->direct_io = n->wb != NULL;
+		/* the page cache stays valid across opens: every change of
+		 * the content passes through the daemon, which invalidates
+		 * it (commit, truncate) */
+		fi->keep_cache = !fi->direct_io;
+		/* closing a read-only file has nothing to commit */
+		fi->noflush = 1;
 	} else if (!rc) {
 		h->kind = FH_WRITE;
 		rc = attach_writer(n, fi->flags & O_TRUNC, false);
@@ -1292,8 +1302,10 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			ep.attr = de->st;
 			if (engine || i >= 2) {
 				ep.ino = de->st.st_ino;
+				/* a listing may be older than the request that
+				 * returns it: keep its attributes briefly */
 				ep.entry_timeout = fs.entry_timeout;
-				ep.attr_timeout = fs.attr_timeout;
+				ep.attr_timeout = LISTING_ATTR_TIMEOUT;
 			}
 			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
 						     de->name, &ep,
@@ -1536,6 +1548,9 @@ static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
 		return ENOENT;
 	if (!rc)
 		rc = t4dx_wait(fs.db, lsn);
+	/* ctime moved: the kernel's cached attributes (not pages) are old */
+	if (!rc && fs.se)
+		fuse_lowlevel_notify_inval_inode(fs.se, ino, -1, 0);
 	return rc;
 }
 
@@ -1831,8 +1846,11 @@ static int run(struct cmdline *cl, char *argv0)
 	fs.start_ns = t4dx_now_ns();
 	fs.uid = getuid();
 	fs.gid = getgid();
-	fs.entry_timeout = 1.0;
-	fs.attr_timeout = 1.0;
+	/* every change passes through the daemon, which tells the kernel
+	 * when it changes something on its own (commit, prune): the kernel
+	 * may cache names and attributes for long */
+	fs.entry_timeout = 3600;
+	fs.attr_timeout = 3600;
 	fs.max_item_bytes = cfg.limits.max_item_bytes;
 	pthread_mutex_init(&fs.ns_mu, NULL);
 
