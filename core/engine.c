@@ -1288,8 +1288,16 @@ static void check_wal(struct t4dx *db)
 	memset(&r, 0, sizeof(r));
 	r.op = T4DX_OP_PROBE;
 	double t0 = mono_s();
+	struct t4dx_wal_stats ws;
+	int rc = 0;
+	t4dx_wal_get_stats(db->wal, &ws);
 	pthread_rwlock_wrlock(&db->lock);
-	int rc = t4dx_wal_add(db->wal, &r);
+	/* with records waiting, writing them is the probe (a new probe
+	 * record would only lengthen the replay queue) */
+	if (ws.pending)
+		r.lsn = t4dx_wal_last_lsn(db->wal);
+	else
+		rc = t4dx_wal_add(db->wal, &r);
 	pthread_rwlock_unlock(&db->lock);
 	if (!rc)
 		rc = t4dx_wal_sync(db->wal, r.lsn);
