@@ -52,6 +52,14 @@ void t4dx_alerts_set_sink(struct t4dx_alerts *a, t4dx_alert_fn fn, void *arg)
 	pthread_mutex_lock(&a->mu);
 	a->sink = fn;
 	a->sink_arg = arg;
+	/* what was raised before there was a sink (while the store opened)
+	 * goes to it first */
+	uint64_t first = a->total > T4DX_ALERTS_KEPT
+				 ? a->total - T4DX_ALERTS_KEPT : 0;
+	for (uint64_t i = first; fn && i < a->total; i++) {
+		const struct alert *al = &a->ring[i % T4DX_ALERTS_KEPT];
+		fn(arg, al->level, al->text);
+	}
 	pthread_mutex_unlock(&a->mu);
 }
 

@@ -15,6 +15,8 @@ struct t4dx_alerts;
 
 struct t4dx_alerts *t4dx_alerts_new(void);     /* NULL on ENOMEM */
 void t4dx_alerts_free(struct t4dx_alerts *a);
+/* Set the sink; the alerts kept so far are passed to it at once (called
+ * under the ring's lock: fn must not raise alerts). */
 void t4dx_alerts_set_sink(struct t4dx_alerts *a, t4dx_alert_fn fn, void *arg);
 /* Record an alert (the text is cut at 400 bytes; newlines become spaces)
  * and pass it to the sink. */

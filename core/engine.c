@@ -1730,9 +1730,11 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 		if (e->lsn > max)
 			max = e->lsn;
 	}
+	/* under a new id: the damaged file's name stays its own */
 	char tmp[PATH_MAX], path[PATH_MAX];
-	seg_file(db, ms->id, tmp, sizeof(tmp), true);
-	seg_file(db, ms->id, path, sizeof(path), false);
+	uint64_t id = db->next_seg_id++;
+	seg_file(db, id, tmp, sizeof(tmp), true);
+	seg_file(db, id, path, sizeof(path), false);
 	if ((rc = t4dx_seg_write(tmp, v, n, min, max)))
 		goto out;
 	if (t4dx_io.rename(tmp, path)) {
@@ -1741,12 +1743,13 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 		goto out;
 	}
 	if ((rc = t4dx_io_fsync_dir(db->seg_dir)) ||
-	    (rc = t4dx_seg_open(path, ms->id, out)))
+	    (rc = t4dx_seg_open(path, id, out)))
 		goto out;
 	db->recovery.items_rebuilt += n;
 	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
-			"segment %llu rebuilt from the WAL archive: %zu entries",
-			(unsigned long long)ms->id, n);
+			"segment %llu rebuilt from the WAL archive as segment "
+			"%llu: %zu entries", (unsigned long long)ms->id,
+			(unsigned long long)id, n);
 out:
 	free(v);
 	t4dx_mem_free(scratch.mem);
@@ -1832,8 +1835,8 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 		db->segs[db->nsegs++] = s;
 	}
 	if (rebuilt) {
-		/* the MANIFEST names the rebuilt files under the same ids;
-		 * only a segment that came back empty drops out of it */
+		/* the MANIFEST names the rebuilt segments instead of the
+		 * damaged ones (one that came back empty drops out) */
 		int rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
 				       db->man_next_ino, db->seg_items);
 		if (rc) {

@@ -1468,10 +1468,45 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, list, len);
 }
 
+/* Plain decimal text: optional '-', digits with at most one '.', an
+ * optional exponent; no spaces, hex, "nan" or "inf" (which strtod would
+ * take). */
+static bool plain_decimal(const char *s, bool integer)
+{
+	bool digit = false, dot = false;
+	if (*s == '-')
+		s++;
+	for (; *s && *s != 'e' && *s != 'E'; s++) {
+		if (*s >= '0' && *s <= '9')
+			digit = true;
+		else if (*s == '.' && !dot && !integer)
+			dot = true;
+		else
+			return false;
+	}
+	if (!digit)
+		return false;
+	if (!*s)
+		return true;
+	if (integer)
+		return false;
+	s++;
+	if (*s == '+' || *s == '-')
+		s++;
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
 /* Parse a number in [0, 1] with nothing else around it. */
 static int parse_unit(const char *s, double *out)
 {
 	char *end;
+	if (!plain_decimal(s, false))
+		return EINVAL;
 	errno = 0;
 	double v = strtod(s, &end);
 	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1)
@@ -1525,7 +1560,8 @@ static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
 		char *end;
 		errno = 0;
 		long long t = strtoll(v, &end, 10);
-		rc = (errno || end == v || *end) ? EINVAL : 0;
+		rc = (errno || end == v || *end || !plain_decimal(v, true))
+			     ? EINVAL : 0;
 		f.event_time_ns = t;
 		break;
 	}

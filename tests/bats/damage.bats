@@ -58,6 +58,15 @@ damage() {
 	printf '%s\n' "$off"
 }
 
+# assert_not_live COPY: no file in seg/ has the bytes of COPY.
+assert_not_live() {
+	local f
+	for f in "$DATA"/seg/*; do
+		[[ -e $f ]] || continue
+		! cmp -s -- "$1" "$f" || fail "the damaged segment is still live as $f"
+	done
+}
+
 @test "a segment damaged in a data block: quarantined, named in health, every item rebuilt from the archive" {
 	t4dx_start
 	write_history
@@ -76,12 +85,11 @@ damage() {
 	cp "$victim" "$T4DX_TMP/damaged.copy"
 
 	t4dx_start
-	# moved aside unchanged, no longer live
-	assert_file_not_exists "$victim"
+	# moved aside unchanged, no longer live (a rebuilt segment may take
+	# its name)
 	assert_file_exists "$DATA/quarantine/$base"
 	t4dx_assert_same_bytes "$T4DX_TMP/damaged.copy" "$DATA/quarantine/$base"
-	run t4dx_manifest_seg_ids
-	refute_line "$((10#${base%.t4s}))"
+	assert_not_live "$T4DX_TMP/damaged.copy"
 	# named in health
 	run jq -e --arg b "$base" '.recovery.segments_quarantined >= 1 and
 		(.recovery.quarantined | type == "array" and
@@ -101,7 +109,7 @@ damage() {
 	run t4dx_tree_state
 	assert_output "$want"
 	assert_file_exists "$DATA/quarantine/$base"
-	assert_file_not_exists "$victim"
+	assert_not_live "$T4DX_TMP/damaged.copy"
 	# the store works
 	printf 'new\n' >"$ITEMS/new"
 	run cat "$ITEMS/new"
@@ -152,11 +160,12 @@ damage() {
 	echo flush >"$MNT/.ctl/compact"
 	run cat "$ITEMS/after"
 	assert_output after
-	# logged by name
-	run grep -F junk.txt "$T4DX_LOG"
-	assert_success
-	run grep -F notaseg.t4s "$T4DX_LOG"
-	assert_success
+	# logged by name (daemon log or .ctl/alerts)
+	local n
+	for n in junk.txt notaseg.t4s README; do
+		grep -qF "$n" "$T4DX_LOG" "$MNT/.ctl/alerts" ||
+			fail "$n is named neither in the daemon log nor in .ctl/alerts: $(cat "$T4DX_LOG" "$MNT/.ctl/alerts")"
+	done
 	t4dx_remount
 	run cat "$ITEMS/before" "$ITEMS/after"
 	assert_output $'before\nafter'

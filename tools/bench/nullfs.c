@@ -1,0 +1,993 @@
+/*
+ * nullfs.c - a no-I/O, in-memory FUSE file system: the ceiling that any
+ * FUSE design has on this machine, for the benchmark (tools/bench).
+ *
+ *     nullfs [-f] [-o opt[,opt...]] MOUNTPOINT
+ *
+ * It mounts like t4dxfs (without -f it returns once the mount is ready;
+ * fusermount3 -u, SIGTERM and SIGINT end it) and shows the same shape:
+ * MOUNT/items/ holds files and directories, kept in RAM and never written
+ * anywhere.  Nothing is durable; close returns as soon as the request is
+ * answered.  MOUNT/.ops (read-only) counts the requests received, by
+ * operation, in the Prometheus text format of t4dx's .ctl/metrics, so that
+ * the benchmark can show how many round trips an operation costs.
+ *
+ * Kernel caching is what a well-tuned FUSE file system through which every
+ * change passes would choose: long entry and attribute timeouts (negative
+ * entries too), keep_cache on every open, noflush on read-only opens,
+ * readdirplus (auto), atomic O_TRUNC, no writeback cache (every write
+ * reaches the daemon, as t4dx's durable-on-close contract needs).
+ * Options of our own:
+ *   nocache        zero timeouts and no keep_cache: every operation is a
+ *                  round trip (the "uncached" ceiling)
+ *   cache_readdir  let the kernel cache directory listings as well
+ *   xattr          answer getxattr with ENODATA and listxattr with an empty
+ *                  list, as a file system with extended attributes must
+ *                  (by default they answer ENOSYS, and the kernel stops
+ *                  asking)
+ *   timeout=SECS   entry and attribute timeout (default 86400)
+ * Every other option goes to libfuse.
+ *
+ * Nodes.  The FUSE node id of an entry is the address of its struct node
+ * (the root, node id 1, is the static root_node); st_ino is a counter.  A
+ * node lives while it is linked in the tree or the kernel holds a lookup
+ * reference or an open handle on it: unlink takes it out of the name table
+ * and its directory, and the last forget or release frees it.  The name
+ * table (parent, name) -> node, every directory's child array and every
+ * lookup count are guarded by tree_lock (write-locked to change the tree
+ * and for forget, read-locked otherwise; lookup counts are atomics so that
+ * lookup and readdirplus can add under the read lock).  A file's content and
+ * times are guarded by its own mutex.  A directory lists its children in
+ * creation order; a readdir offset is an index into its child array (an
+ * unlinked child leaves a NULL hole, so offsets stay valid).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#define NAME_MAX_LEN 255
+#define OPS_NAME ".ops"
+
+struct node {
+	uint64_t st_ino;
+	struct node *parent;            /* NULL once unlinked */
+	char *name;
+	size_t name_len;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	atomic_uint_least64_t nlookup;  /* kernel references */
+	uint64_t opens;                 /* guarded by tree_lock (write) */
+	struct node *hnext;             /* name table chain */
+	size_t slot;                    /* index in parent->kids */
+	/* directories, guarded by tree_lock */
+	struct node **kids;
+	size_t nkids, kcap;
+	size_t live;                    /* non-NULL kids */
+	/* files, guarded by mu */
+	pthread_mutex_t mu;
+	char *data;
+	size_t size, cap;
+	struct timespec mtime, ctime;
+};
+
+enum {
+	OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_MKDIR, OP_UNLINK,
+	OP_RMDIR, OP_OPEN, OP_CREATE, OP_READ, OP_WRITE, OP_FLUSH, OP_FSYNC,
+	OP_RELEASE, OP_OPENDIR, OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR,
+	OP_GETXATTR, OP_LISTXATTR, OP_NOPS
+};
+
+static const char *const op_names[OP_NOPS] = {
+	"lookup", "forget", "getattr", "setattr", "mkdir", "unlink", "rmdir",
+	"open", "create", "read", "write", "flush", "fsync", "release",
+	"opendir", "readdir", "readdirplus", "releasedir", "getxattr",
+	"listxattr",
+};
+
+static struct {
+	double timeout;
+	bool nocache, cache_readdir, xattr;
+	struct fuse_session *se;
+	atomic_uint_least64_t ops[OP_NOPS];
+	atomic_uint_least64_t next_ino;
+} nf = { .timeout = 86400.0, .next_ino = 3 };
+
+static pthread_rwlock_t tree_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct node root_node;   /* MOUNT/, node id 1 */
+static struct node *items_node; /* MOUNT/items */
+static struct node ops_node;    /* MOUNT/.ops */
+
+/* The name table, guarded by tree_lock. */
+static struct node **htab;
+static size_t hsize, hcount;
+
+static void count_op(int op)
+{
+	atomic_fetch_add_explicit(&nf.ops[op], 1, memory_order_relaxed);
+}
+
+static struct node *node_of(fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? &root_node : (struct node *)(uintptr_t)ino;
+}
+
+static fuse_ino_t ino_of(struct node *n)
+{
+	return n == &root_node ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+static double entry_timeout(void)
+{
+	return nf.nocache ? 0.0 : nf.timeout;
+}
+
+/* ---- the name table ----------------------------------------------------- */
+
+static size_t hash_key(const struct node *parent, const char *name,
+		       size_t len)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uintptr_t)parent;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 1099511628211ULL;
+	}
+	return (size_t)(h ^ (h >> 29));
+}
+
+/* tree_lock held. */
+static struct node *name_find(struct node *parent, const char *name)
+{
+	size_t len = strlen(name);
+	if (!hsize)
+		return NULL;
+	for (struct node *n = htab[hash_key(parent, name, len) & (hsize - 1)];
+	     n; n = n->hnext)
+		if (n->parent == parent && n->name_len == len &&
+		    !memcmp(n->name, name, len))
+			return n;
+	return NULL;
+}
+
+/* tree_lock held for writing. */
+static int name_grow(void)
+{
+	size_t nsize = hsize ? hsize * 2 : 1024;
+	struct node **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return ENOMEM;
+	for (size_t i = 0; i < hsize; i++) {
+		struct node *n = htab[i], *next;
+		for (; n; n = next) {
+			next = n->hnext;
+			size_t b = hash_key(n->parent, n->name, n->name_len) &
+				   (nsize - 1);
+			n->hnext = nt[b];
+			nt[b] = n;
+		}
+	}
+	free(htab);
+	htab = nt;
+	hsize = nsize;
+	return 0;
+}
+
+/* Link n under parent (tree_lock held for writing). */
+static int name_insert(struct node *parent, struct node *n)
+{
+	if (hcount + 1 > hsize && name_grow())
+		return ENOMEM;
+	if (parent->nkids == parent->kcap) {
+		size_t ncap = parent->kcap ? parent->kcap * 2 : 16;
+		struct node **nk = realloc(parent->kids, ncap * sizeof(*nk));
+		if (!nk)
+			return ENOMEM;
+		parent->kids = nk;
+		parent->kcap = ncap;
+	}
+	n->parent = parent;
+	n->slot = parent->nkids;
+	parent->kids[parent->nkids++] = n;
+	parent->live++;
+	size_t b = hash_key(parent, n->name, n->name_len) & (hsize - 1);
+	n->hnext = htab[b];
+	htab[b] = n;
+	hcount++;
+	return 0;
+}
+
+/* Unlink n from the tree (tree_lock held for writing). */
+static void name_remove(struct node *n)
+{
+	struct node *parent = n->parent;
+	struct node **pp = &htab[hash_key(parent, n->name, n->name_len) &
+				 (hsize - 1)];
+	while (*pp != n)
+		pp = &(*pp)->hnext;
+	*pp = n->hnext;
+	hcount--;
+	parent->kids[n->slot] = NULL;
+	parent->live--;
+	n->parent = NULL;
+}
+
+/* ---- nodes ---------------------------------------------------------------- */
+
+static struct node *node_new(const char *name, mode_t mode,
+			     const struct fuse_ctx *ctx)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->name_len = strlen(name);
+	n->name = strdup(name);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	n->st_ino = atomic_fetch_add(&nf.next_ino, 1);
+	n->mode = mode;
+	n->uid = ctx ? ctx->uid : getuid();
+	n->gid = ctx ? ctx->gid : getgid();
+	pthread_mutex_init(&n->mu, NULL);
+	clock_gettime(CLOCK_REALTIME, &n->mtime);
+	n->ctime = n->mtime;
+	return n;
+}
+
+static void node_free(struct node *n)
+{
+	pthread_mutex_destroy(&n->mu);
+	free(n->kids);
+	free(n->data);
+	free(n->name);
+	free(n);
+}
+
+/* Free n if nothing refers to it any more (tree_lock held for writing). */
+static void node_maybe_free(struct node *n)
+{
+	if (n == &root_node || n == &ops_node || n == items_node)
+		return;
+	if (!n->parent && !n->opens && atomic_load(&n->nlookup) == 0)
+		node_free(n);
+}
+
+static void node_stat(struct node *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->st_ino;
+	st->st_mode = n->mode;
+	st->st_uid = n->uid;
+	st->st_gid = n->gid;
+	st->st_blksize = 4096;
+	if (S_ISDIR(n->mode)) {
+		st->st_nlink = 2;
+		st->st_size = 4096;
+	} else {
+		st->st_nlink = 1;
+	}
+	pthread_mutex_lock(&n->mu);
+	if (!S_ISDIR(n->mode))
+		st->st_size = (off_t)n->size;
+	st->st_mtim = n->mtime;
+	st->st_ctim = n->ctime;
+	st->st_atim = n->mtime;
+	pthread_mutex_unlock(&n->mu);
+	st->st_blocks = (st->st_size + 511) / 512;
+}
+
+/* Fill ep for n and take a kernel reference (tree_lock held). */
+static void node_entry(struct node *n, struct fuse_entry_param *ep)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->ino = ino_of(n);
+	ep->generation = 1;
+	ep->entry_timeout = entry_timeout();
+	ep->attr_timeout = entry_timeout();
+	node_stat(n, &ep->attr);
+	atomic_fetch_add(&n->nlookup, 1);
+}
+
+/* The generated content of .ops (caller frees *out). */
+static int ops_show(char **out, size_t *len)
+{
+	size_t cap = 4096, pos = 0;
+	char *b = malloc(cap);
+	if (!b)
+		return ENOMEM;
+	pos += (size_t)snprintf(b + pos, cap - pos,
+		"# HELP nullfs_ops_total FUSE requests received, by operation.\n"
+		"# TYPE nullfs_ops_total counter\n");
+	for (int i = 0; i < OP_NOPS; i++)
+		pos += (size_t)snprintf(b + pos, cap - pos,
+			"nullfs_ops_total{op=\"%s\"} %llu\n", op_names[i],
+			(unsigned long long)atomic_load(&nf.ops[i]));
+	*out = b;
+	*len = pos;
+	return 0;
+}
+
+/* ---- lookup, forget, getattr, setattr ------------------------------------ */
+
+static int do_lookup(fuse_ino_t parent, const char *name,
+		     struct fuse_entry_param *ep)
+{
+	struct node *p = node_of(parent);
+	int rc = 0;
+	if (strlen(name) > NAME_MAX_LEN)
+		return ENAMETOOLONG;
+	pthread_rwlock_rdlock(&tree_lock);
+	struct node *n = name_find(p, name);
+	if (n) {
+		node_entry(n, ep);
+	} else {
+		/* a negative entry the kernel may cache */
+		memset(ep, 0, sizeof(*ep));
+		ep->entry_timeout = entry_timeout();
+	}
+	pthread_rwlock_unlock(&tree_lock);
+	return rc;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	count_op(OP_LOOKUP);
+	struct fuse_entry_param ep;
+	int rc = do_lookup(parent, name, &ep);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
+/* tree_lock held for writing. */
+static void forget_one(fuse_ino_t ino, uint64_t nlookup)
+{
+	struct node *n = node_of(ino);
+	atomic_fetch_sub(&n->nlookup, nlookup);
+	node_maybe_free(n);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	count_op(OP_FORGET);
+	pthread_rwlock_wrlock(&tree_lock);
+	forget_one(ino, nlookup);
+	pthread_rwlock_unlock(&tree_lock);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	count_op(OP_FORGET);
+	pthread_rwlock_wrlock(&tree_lock);
+	for (size_t i = 0; i < count; i++)
+		forget_one(forgets[i].ino, forgets[i].nlookup);
+	pthread_rwlock_unlock(&tree_lock);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	count_op(OP_GETATTR);
+	struct stat st;
+	node_stat(node_of(ino), &st);
+	fuse_reply_attr(req, &st, entry_timeout());
+}
+
+static int do_setattr(struct node *n, struct stat *attr, int to_set)
+{
+	struct timespec now;
+	int rc = 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&n->mu);
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (S_ISDIR(n->mode)) {
+			rc = EISDIR;
+			goto out;
+		}
+		size_t len = (size_t)attr->st_size;
+		if (len > n->cap) {
+			char *d = realloc(n->data, len);
+			if (!d) {
+				rc = ENOMEM;
+				goto out;
+			}
+			n->data = d;
+			n->cap = len;
+		}
+		if (len > n->size)
+			memset(n->data + n->size, 0, len - n->size);
+		n->size = len;
+		n->mtime = now;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE)
+		n->mode = (n->mode & S_IFMT) | (attr->st_mode & 07777);
+	if (to_set & FUSE_SET_ATTR_UID)
+		n->uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		n->gid = attr->st_gid;
+	if (to_set & FUSE_SET_ATTR_MTIME)
+		n->mtime = attr->st_mtim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		n->mtime = now;
+	n->ctime = now;
+out:
+	pthread_mutex_unlock(&n->mu);
+	return rc;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	count_op(OP_SETATTR);
+	struct node *n = node_of(ino);
+	int rc = do_setattr(n, attr, to_set);
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	struct stat st;
+	node_stat(n, &st);
+	fuse_reply_attr(req, &st, entry_timeout());
+}
+
+/* ---- creating and removing ------------------------------------------------ */
+
+/* Make a new entry under parent; on success ep holds it (one kernel
+ * reference) and *out the node. */
+static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, bool excl_ok, struct fuse_entry_param *ep,
+		     struct node **out)
+{
+	struct node *p = node_of(parent);
+	int rc = 0;
+	if (strlen(name) > NAME_MAX_LEN)
+		return ENAMETOOLONG;
+	if (!S_ISDIR(p->mode))
+		return ENOTDIR;
+	if (p == &root_node)
+		return EPERM;
+	struct node *n = node_new(name, mode, fuse_req_ctx(req));
+	if (!n)
+		return ENOMEM;
+	pthread_rwlock_wrlock(&tree_lock);
+	struct node *old = name_find(p, name);
+	if (old && excl_ok && S_ISREG(old->mode)) {
+		/* create of an existing file: open it, emptied */
+		node_free(n);
+		n = old;
+		pthread_mutex_lock(&n->mu);
+		n->size = 0;
+		clock_gettime(CLOCK_REALTIME, &n->mtime);
+		n->ctime = n->mtime;
+		pthread_mutex_unlock(&n->mu);
+	} else if (old) {
+		node_free(n);
+		rc = EEXIST;
+		goto out;
+	} else if ((rc = name_insert(p, n))) {
+		node_free(n);
+		goto out;
+	}
+	node_entry(n, ep);
+	*out = n;
+out:
+	pthread_rwlock_unlock(&tree_lock);
+	return rc;
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	count_op(OP_MKDIR);
+	struct fuse_entry_param ep;
+	struct node *n;
+	int rc = make_node(req, parent, name, S_IFDIR | (mode & 07777), false,
+			   &ep, &n);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
+static int do_remove(fuse_ino_t parent, const char *name, bool dir)
+{
+	int rc = 0;
+	pthread_rwlock_wrlock(&tree_lock);
+	struct node *n = name_find(node_of(parent), name);
+	if (!n)
+		rc = ENOENT;
+	else if (n == items_node || n == &ops_node)
+		rc = EPERM;
+	else if (dir && !S_ISDIR(n->mode))
+		rc = ENOTDIR;
+	else if (!dir && S_ISDIR(n->mode))
+		rc = EISDIR;
+	else if (dir && n->live)
+		rc = ENOTEMPTY;
+	if (!rc) {
+		name_remove(n);
+		node_maybe_free(n);
+	}
+	pthread_rwlock_unlock(&tree_lock);
+	return rc;
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	count_op(OP_UNLINK);
+	fuse_reply_err(req, do_remove(parent, name, false));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	count_op(OP_RMDIR);
+	fuse_reply_err(req, do_remove(parent, name, true));
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+/* A handle of .ops holds its generated text; a file handle holds nothing
+ * (fh is 0) and reads the node. */
+struct ops_fh {
+	char *text;
+	size_t len;
+};
+
+static void set_caching(struct fuse_file_info *fi)
+{
+	fi->keep_cache = !nf.nocache;
+	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		fi->noflush = 1;
+}
+
+static int do_open(struct node *n, struct fuse_file_info *fi)
+{
+	if (S_ISDIR(n->mode))
+		return EISDIR;
+	if (n == &ops_node) {
+		if ((fi->flags & O_ACCMODE) != O_RDONLY)
+			return EACCES;
+		struct ops_fh *h = calloc(1, sizeof(*h));
+		if (!h)
+			return ENOMEM;
+		int rc = ops_show(&h->text, &h->len);
+		if (rc) {
+			free(h);
+			return rc;
+		}
+		fi->fh = (uintptr_t)h;
+		fi->direct_io = 1;
+		return 0;
+	}
+	if (fi->flags & O_TRUNC) {
+		pthread_mutex_lock(&n->mu);
+		n->size = 0;
+		clock_gettime(CLOCK_REALTIME, &n->mtime);
+		n->ctime = n->mtime;
+		pthread_mutex_unlock(&n->mu);
+	}
+	pthread_rwlock_wrlock(&tree_lock);
+	n->opens++;
+	pthread_rwlock_unlock(&tree_lock);
+	set_caching(fi);
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	count_op(OP_OPEN);
+	int rc = do_open(node_of(ino), fi);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_open(req, fi);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	count_op(OP_CREATE);
+	struct fuse_entry_param ep;
+	struct node *n;
+	int rc = make_node(req, parent, name, S_IFREG | (mode & 07777), true,
+			   &ep, &n);
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	pthread_rwlock_wrlock(&tree_lock);
+	n->opens++;
+	pthread_rwlock_unlock(&tree_lock);
+	set_caching(fi);
+	fuse_reply_create(req, &ep, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	count_op(OP_READ);
+	struct node *n = node_of(ino);
+	if (n == &ops_node) {
+		struct ops_fh *h = (struct ops_fh *)(uintptr_t)fi->fh;
+		size_t len = (size_t)off < h->len ? h->len - (size_t)off : 0;
+		fuse_reply_buf(req, h->text + off, len < size ? len : size);
+		return;
+	}
+	pthread_mutex_lock(&n->mu);
+	size_t len = (size_t)off < n->size ? n->size - (size_t)off : 0;
+	fuse_reply_buf(req, len ? n->data + off : NULL, len < size ? len : size);
+	pthread_mutex_unlock(&n->mu);
+}
+
+static int do_write(struct node *n, const char *buf, size_t size, off_t off)
+{
+	int rc = 0;
+	size_t end = (size_t)off + size;
+	pthread_mutex_lock(&n->mu);
+	if (end > n->cap) {
+		size_t ncap = n->cap ? n->cap : 1024;
+		while (ncap < end)
+			ncap *= 2;
+		char *d = realloc(n->data, ncap);
+		if (!d) {
+			rc = ENOMEM;
+			goto out;
+		}
+		n->data = d;
+		n->cap = ncap;
+	}
+	if ((size_t)off > n->size)
+		memset(n->data + n->size, 0, (size_t)off - n->size);
+	memcpy(n->data + off, buf, size);
+	if (end > n->size)
+		n->size = end;
+	clock_gettime(CLOCK_REALTIME, &n->mtime);
+	n->ctime = n->mtime;
+out:
+	pthread_mutex_unlock(&n->mu);
+	return rc;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	count_op(OP_WRITE);
+	struct node *n = node_of(ino);
+	int rc = n == &ops_node ? EACCES : do_write(n, buf, size, off);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	count_op(OP_FLUSH);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	count_op(OP_FSYNC);
+	fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	count_op(OP_RELEASE);
+	struct node *n = node_of(ino);
+	if (n == &ops_node) {
+		struct ops_fh *h = (struct ops_fh *)(uintptr_t)fi->fh;
+		free(h->text);
+		free(h);
+	} else {
+		pthread_rwlock_wrlock(&tree_lock);
+		n->opens--;
+		node_maybe_free(n);
+		pthread_rwlock_unlock(&tree_lock);
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	count_op(OP_OPENDIR);
+	if (!S_ISDIR(node_of(ino)->mode)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fi->keep_cache = nf.cache_readdir;
+	fi->cache_readdir = nf.cache_readdir;
+	fuse_reply_open(req, fi);
+}
+
+/* Offsets: 1 is ".", 2 is "..", 3 + i is kids[i]. */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       bool plus)
+{
+	struct node *d = node_of(ino);
+	char *buf = malloc(size);
+	size_t pos = 0;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_rwlock_rdlock(&tree_lock);
+	for (size_t i = (size_t)off;; i++) {
+		struct node *n;
+		const char *name;
+		if (i == 0 || i == 1) {
+			n = i == 0 ? d : d->parent ? d->parent : d;
+			name = i == 0 ? "." : "..";
+		} else if (i - 2 < d->nkids) {
+			n = d->kids[i - 2];
+			if (!n)
+				continue;
+			name = n->name;
+		} else {
+			break;
+		}
+		size_t len;
+		if (plus) {
+			struct fuse_entry_param ep;
+			memset(&ep, 0, sizeof(ep));
+			if (i >= 2) {
+				node_entry(n, &ep);
+			} else {
+				/* the kernel ignores "." and ".." here */
+				ep.attr.st_ino = n->st_ino;
+				ep.attr.st_mode = n->mode;
+			}
+			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
+						     name, &ep, (off_t)i + 1);
+			if (len > size - pos) {
+				if (i >= 2)  /* not sent: give it back */
+					atomic_fetch_sub(&n->nlookup, 1);
+				break;
+			}
+		} else {
+			struct stat st = { .st_ino = n->st_ino,
+					   .st_mode = n->mode };
+			len = fuse_add_direntry(req, buf + pos, size - pos,
+						name, &st, (off_t)i + 1);
+			if (len > size - pos)
+				break;
+		}
+		pos += len;
+	}
+	pthread_rwlock_unlock(&tree_lock);
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	count_op(OP_READDIR);
+	do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	count_op(OP_READDIRPLUS);
+	do_readdir(req, ino, size, off, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	count_op(OP_RELEASEDIR);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- extended attributes (only with -o xattr) ------------------------------ */
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	count_op(OP_GETXATTR);
+	fuse_reply_err(req, nf.xattr ? ENODATA : ENOSYS);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	count_op(OP_LISTXATTR);
+	if (!nf.xattr)
+		fuse_reply_err(req, ENOSYS);
+	else if (size)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_xattr(req, 0);
+}
+
+/* ---- session -------------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* every write must reach the daemon, as in t4dxfs */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+};
+
+static int build_tree(void)
+{
+	root_node.st_ino = 1;
+	root_node.mode = S_IFDIR | 0755;
+	root_node.uid = getuid();
+	root_node.gid = getgid();
+	pthread_mutex_init(&root_node.mu, NULL);
+	clock_gettime(CLOCK_REALTIME, &root_node.mtime);
+	root_node.ctime = root_node.mtime;
+	root_node.name = "";
+
+	ops_node = root_node;
+	pthread_mutex_init(&ops_node.mu, NULL);
+	ops_node.st_ino = 2;
+	ops_node.mode = S_IFREG | 0444;
+	ops_node.name = OPS_NAME;
+	ops_node.name_len = strlen(OPS_NAME);
+
+	items_node = node_new("items", S_IFDIR | 0755, NULL);
+	if (!items_node || name_insert(&root_node, items_node) ||
+	    name_insert(&root_node, &ops_node))
+		return ENOMEM;
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: nullfs [-f] [-o opt[,opt...]] MOUNTPOINT\n"
+		"  a no-I/O in-memory FUSE file system (benchmark ceiling)\n"
+		"  options: nocache, cache_readdir, xattr, timeout=SECS,\n"
+		"           and any libfuse mount option\n");
+}
+
+/* Take our own options out of the comma-separated list opts, appending
+ * the others to fuse_opts (size len). */
+static int parse_opts(char *opts, char *fuse_opts, size_t len)
+{
+	for (char *o = strtok(opts, ","); o; o = strtok(NULL, ",")) {
+		if (!strcmp(o, "nocache")) {
+			nf.nocache = true;
+		} else if (!strcmp(o, "cache_readdir")) {
+			nf.cache_readdir = true;
+		} else if (!strcmp(o, "xattr")) {
+			nf.xattr = true;
+		} else if (!strncmp(o, "timeout=", 8)) {
+			char *end;
+			nf.timeout = strtod(o + 8, &end);
+			if (*end || nf.timeout < 0)
+				return EINVAL;
+		} else {
+			size_t used = strlen(fuse_opts);
+			if (used + strlen(o) + 2 > len)
+				return E2BIG;
+			if (used)
+				strcat(fuse_opts, ",");
+			strcat(fuse_opts, o);
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	bool foreground = false;
+	const char *mnt = NULL;
+	char fuse_opts[4096] = "fsname=nullfs,subtype=nullfs,default_permissions";
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-f")) {
+			foreground = true;
+		} else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+			if (parse_opts(argv[++i], fuse_opts, sizeof(fuse_opts))) {
+				fprintf(stderr, "nullfs: bad option in %s\n",
+					argv[i]);
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (argv[i][0] != '-' && !mnt) {
+			mnt = argv[i];
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!mnt) {
+		usage(stderr);
+		return 2;
+	}
+	if (build_tree()) {
+		fprintf(stderr, "nullfs: out of memory\n");
+		return 1;
+	}
+
+	char optarg[sizeof(fuse_opts) + 3];
+	snprintf(optarg, sizeof(optarg), "-o%s", fuse_opts);
+	char *fargv[] = { argv[0], optarg, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(2, fargv);
+	nf.se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+	fuse_opt_free_args(&args);
+	if (!nf.se) {
+		fprintf(stderr, "nullfs: bad mount options: %s\n", fuse_opts);
+		return 1;
+	}
+	if (fuse_set_signal_handlers(nf.se))
+		goto out_destroy;
+	if (fuse_session_mount(nf.se, mnt)) {
+		fprintf(stderr, "nullfs: cannot mount at %s\n", mnt);
+		goto out_signals;
+	}
+	/* returns in the parent once the mount is ready */
+	if (fuse_daemonize(foreground))
+		goto out_unmount;
+
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 64);
+	fuse_loop_cfg_set_idle_threads(lc, 16);
+	rc = fuse_session_loop_mt(nf.se, lc);
+	fuse_loop_cfg_destroy(lc);
+	/* a positive value is the signal that ended the loop */
+	rc = rc < 0 ? 1 : 0;
+out_unmount:
+	fuse_session_unmount(nf.se);
+out_signals:
+	fuse_remove_signal_handlers(nf.se);
+out_destroy:
+	fuse_session_destroy(nf.se);
+	return rc;
+}
