@@ -91,6 +91,7 @@ struct t4dx {
 	/* compaction: compact_mu is held for a whole run */
 	pthread_mutex_t compact_mu;
 	atomic_int running;             /* kind running, or -1 */
+	pthread_mutex_t reject_mu;      /* policy reject: one commit at a time */
 	pthread_mutex_t cstats_mu;      /* guards cstats */
 	struct t4dx_compact_stats cstats[T4DX_COMPACT_KINDS];
 	double test_pause_s;            /* T4DX_TEST_COMPACT_PAUSE */
@@ -461,9 +462,45 @@ static void maybe_wake_flusher(struct t4dx *db)
 
 /* Queue r in the WAL and apply it; then wait for durability unless
  * T4DX_NOWAIT.  Lock held for writing on entry, released on return. */
+static bool queueing(struct t4dx *db);
+
+/* Policy "reject": a change that is not durable must leave no trace, so
+ * commits run one at a time (reject_mu) and a change is applied only once
+ * its record is durable; a failed record is dropped from the WAL, its LSN
+ * given back.  Lock held for writing on entry, released on return. */
+static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
+			    uint64_t *lsn)
+{
+	pthread_rwlock_unlock(&db->lock);
+	pthread_mutex_lock(&db->reject_mu);
+	pthread_rwlock_wrlock(&db->lock);
+	int rc = t4dx_wal_add(db->wal, r);
+	pthread_rwlock_unlock(&db->lock);
+	if (!rc) {
+		rc = t4dx_wal_sync(db->wal, r->lsn);
+		t4dx_breaker_record(db->breaker, rc);
+	}
+	pthread_rwlock_wrlock(&db->lock);
+	if (!rc) {
+		rc = apply(db, r);
+		if (!rc)
+			maybe_wake_flusher(db);
+	} else {
+		uint64_t from, to;
+		t4dx_wal_discard_pending(db->wal, &from, &to);
+	}
+	pthread_rwlock_unlock(&db->lock);
+	pthread_mutex_unlock(&db->reject_mu);
+	if (!rc && lsn)
+		*lsn = r->lsn;
+	return rc;
+}
+
 static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 			 uint64_t *lsn)
 {
+	if (!queueing(db))
+		return commit_rejecting(db, r, lsn);
 	int rc = t4dx_wal_add(db->wal, r);
 	if (!rc)
 		rc = apply(db, r);
@@ -542,6 +579,8 @@ static void mark_unpersisted(struct t4dx *db, uint64_t lsn)
 
 int t4dx_wait(struct t4dx *db, uint64_t lsn)
 {
+	if (lsn <= t4dx_wal_durable_lsn(db->wal))
+		return 0;
 	if (!t4dx_breaker_allow(db->breaker)) {
 		/* OPEN: do not even try the disk */
 		if (!queueing(db))
@@ -1290,6 +1329,9 @@ static void check_wal(struct t4dx *db)
 	double t0 = mono_s();
 	struct t4dx_wal_stats ws;
 	int rc = 0;
+	bool rejecting = !queueing(db);
+	if (rejecting)
+		pthread_mutex_lock(&db->reject_mu);
 	t4dx_wal_get_stats(db->wal, &ws);
 	pthread_rwlock_wrlock(&db->lock);
 	/* with records waiting, writing them is the probe (a new probe
@@ -1301,6 +1343,14 @@ static void check_wal(struct t4dx *db)
 	pthread_rwlock_unlock(&db->lock);
 	if (!rc)
 		rc = t4dx_wal_sync(db->wal, r.lsn);
+	if (rc && rejecting) {
+		uint64_t from, to;
+		pthread_rwlock_wrlock(&db->lock);
+		t4dx_wal_discard_pending(db->wal, &from, &to);
+		pthread_rwlock_unlock(&db->lock);
+	}
+	if (rejecting)
+		pthread_mutex_unlock(&db->reject_mu);
 	double dur = mono_s() - t0;
 	if (!rc && dur > db->cfg.health.timeout_s)
 		rc = ETIMEDOUT;
@@ -1877,6 +1927,7 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	pthread_mutex_init(&db->health_mu, NULL);
 	pthread_cond_init(&db->health_cond, NULL);
 	pthread_mutex_init(&db->compact_mu, NULL);
+	pthread_mutex_init(&db->reject_mu, NULL);
 	pthread_mutex_init(&db->cstats_mu, NULL);
 	atomic_init(&db->running, -1);
 	if (cfg)
@@ -2039,6 +2090,7 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->health_mu);
 	pthread_cond_destroy(&db->health_cond);
 	pthread_mutex_destroy(&db->compact_mu);
+	pthread_mutex_destroy(&db->reject_mu);
 	pthread_mutex_destroy(&db->cstats_mu);
 	t4dx_breaker_free(db->breaker);
 	t4dx_alerts_free(db->alerts);

@@ -1117,3 +1117,21 @@ int t4dx_wal_pending(struct t4dx_wal *w, struct t4dx_buf *out,
 	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
+
+int t4dx_wal_discard_pending(struct t4dx_wal *w, uint64_t *from,
+			     uint64_t *to)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	*from = w->durable + 1;
+	*to = w->last;
+	queue_clear(&w->head);
+	queue_clear(&w->q);
+	w->last = w->durable;
+	/* waiters on the dropped records see durable < lsn with nothing to
+	 * write, and get EIO */
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}

@@ -94,6 +94,13 @@ void t4dx_wal_set_batch(struct t4dx_wal *w, uint64_t max_records);
 int t4dx_wal_pending(struct t4dx_wal *w, struct t4dx_buf *out,
 		     uint64_t *first);
 
+/* Drop every record that is queued but not durable and give their LSNs
+ * back (the next record gets durable + 1), so that a refused change is
+ * never written later.  [*from, *to] is the dropped range (empty if from
+ * > to).  The caller must not call t4dx_wal_add() concurrently. */
+int t4dx_wal_discard_pending(struct t4dx_wal *w, uint64_t *from,
+			     uint64_t *to);
+
 /* Sync what is queued (errors ignored) and free everything. */
 void t4dx_wal_close(struct t4dx_wal *w);
 

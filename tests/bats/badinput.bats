@@ -115,15 +115,18 @@ ctl_state() {
 }
 
 # setx FILE ATTR VALUE: setxattr user.t4dx.ATTR of FILE to the bytes of
-# VALUE, where \xHH escapes stand for any byte (NUL too); prints the error.
+# VALUE, where backslash escapes (\t, \n, \xHH, NUL too) stand for bytes;
+# given to setfattr hex-encoded, so that any byte passes.  Prints the error.
 setx() {
-	python3 -c 'import os, sys
-v = sys.argv[3].encode("latin-1").decode("unicode_escape").encode("latin-1")
-try:
-    os.setxattr(sys.argv[1], "user.t4dx." + sys.argv[2], v)
-except OSError as e:
-    print(e.strerror)
-    sys.exit(1)' "$@"
+	local hex out
+	hex=$(printf '%b' "$3" | od -An -v -tx1 | tr -d ' \n')
+	if [[ -z $hex ]]; then
+		out=$(setfattr -n "user.t4dx.$2" -v '""' -- "$1" 2>&1) && return 0
+	else
+		out=$(setfattr -n "user.t4dx.$2" -v "0x$hex" -- "$1" 2>&1) && return 0
+	fi
+	printf '%s\n' "${out##*: }"
+	return 1
 }
 
 # refuse_values ATTR GOOD VALUE...: GOOD is accepted; then each VALUE is

@@ -34,7 +34,9 @@ config() {
 		\"health\":{\"interval_s\":0.2},\"fallback\":{${1:-}}}"
 }
 
-# (status "failing" once the health checks failed alert_threshold times)
+# degraded: breaker and health say the store is degraded, with writes
+# held unpersisted (status is "failing" once the health checks failed
+# alert_threshold times in a row).
 degraded() {
 	t4dx_ctl_test breaker '.state == "OPEN"' &&
 		t4dx_ctl_test health '.level >= 1 and .mode == "read-only" and

@@ -283,9 +283,8 @@ static void test_crash_recovery(void)
 	unit_rm_rf(dir);
 }
 
-/* With policy "reject", a failed fdatasync is reported to the
- * committer; the record stays queued and the next commit makes it
- * durable. */
+/* With policy "reject", a failed fdatasync is reported to the committer
+ * and the change leaves no trace: not visible, never written later. */
 static void test_commit_failure(void)
 {
 	const char *dir = unit_tmpdir("fail");
@@ -297,12 +296,13 @@ static void test_commit_failure(void)
 	REQUIRE(put_file(db, R, "before", "ok", NULL) == 0);
 	faults_arm(FAULT_FDATASYNC, 1, EIO, 0);
 	CHECK_EQ_INT(put_file(db, R, "during", "maybe", NULL), EIO);
+	CHECK(content_of(db, R, "during") == NULL);
 	CHECK_EQ_INT(put_file(db, R, "after", "ok", NULL), 0);
 	faults_reset();
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	db = open_db(dir, &cfg);
 	CHECK(content_of(db, R, "before") != NULL);
-	CHECK(content_of(db, R, "during") != NULL);
+	CHECK(content_of(db, R, "during") == NULL);
 	CHECK(content_of(db, R, "after") != NULL);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
