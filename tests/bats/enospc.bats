@@ -268,8 +268,7 @@ queue_bounded() {
 			fail "after r$i, with policy reject: $(cat "$MNT/.ctl/health")"
 		t4dx_ctl_test breaker '.state == "OPEN"' && break
 	done
-	t4dx_ctl_test breaker '.state == "OPEN"' ||
-		fail "breaker not OPEN after $i writes on a full disk: $(cat "$MNT/.ctl/breaker")"
+	((i < 400)) || fail "breaker not OPEN after 400 writes on a full disk: $(cat "$MNT/.ctl/breaker")"
 	# while OPEN: EIO, fast (a probe may pass in the WAL's last page and let
 	# a HALF_OPEN trial write meet the disk's own ENOSPC)
 	local t0 ms eio=0

@@ -680,6 +680,11 @@ t4dx_have_fiu() {
 # `fiu-run -x` (libfiu's POSIX preload), controlled through FIFOs in
 # T4DX_TMP.  T4DX_PID is the daemon itself (fiu-run execs it).
 t4dx_start_fiu() {
+	# libfiu's preloaded library and AddressSanitizer's runtime cannot
+	# share a process (the daemon crashes at start)
+	if ldd "$T4DXFS" 2>/dev/null | grep -q libasan; then
+		skip "libfiu's preload cannot run in a sanitizer build"
+	fi
 	local wrap=$T4DX_TMP/t4dxfs-fiu
 	cat >"$wrap" <<WRAP
 #!/bin/sh

@@ -24,7 +24,7 @@
  *       order (as ls -l does), then sort the names
  *   bench mountwait MNT [-m MAX_SECONDS]
  *       wait until MNT is a mount point with MNT/items in it
- *   bench run LABEL -- CMD [ARG...]
+ *   bench run -- CMD [ARG...]
  *       time CMD (stdout to /dev/null)
  * and, when built with SQLite (HAVE_SQLITE), on the table
  * items(name TEXT PRIMARY KEY, content BLOB) of a database in WAL mode:
@@ -829,7 +829,7 @@ static void usage(FILE *f)
 		"[--seed S]\n"
 		"       bench ls DIR [--long]\n"
 		"       bench mountwait MNT [-m MAX_SECONDS]\n"
-		"       bench run LABEL -- CMD [ARG...]\n"
+		"       bench run -- CMD [ARG...]\n"
 #ifdef HAVE_SQLITE
 		"       bench sqlite-write DB -t THREADS -n PER_THREAD "
 		"[-s SIZE] [-p PREFIX]\n"
@@ -865,14 +865,6 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(cmd, "run")) {
-		if (argc < 5 || strcmp(argv[3], "--")) {
-			usage(stderr);
-			return 2;
-		}
-		o.label = argv[2];
-		return cmd_run(&o, argv + 4);
-	}
 	optind = 2;
 	int c;
 	bool threads_set = false;
@@ -892,6 +884,14 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (!strcmp(cmd, "run")) {
+		/* getopt stopped at "--" */
+		if (optind >= argc || strcmp(argv[optind - 1], "--")) {
+			usage(stderr);
+			return 2;
+		}
+		return cmd_run(&o, argv + optind);
 	}
 	if (optind != argc - 1 || (threads_set && o.threads < 1) ||
 	    o.count < 1 || o.items < 1 || o.size < 32) {
