@@ -13,8 +13,8 @@
 #   T4DX_DATA        data directory             (default /var/lib/t4dx)
 #   T4DX_MOUNT       mount point                (default /mnt/t4dx)
 #   T4DX_OPTIONS     extra -o options for t4dxfs (mount mode)
-#   T4DX_SANITIZE=1  test mode: also build with --enable-sanitizers and run
-#                    make check a second time
+#   T4DX_SANITIZE=0  test mode: skip the second build and run with
+#                    AddressSanitizer and UndefinedBehaviorSanitizer
 #   T4DX_LOG_LINES   lines of each failing test's log to print (default 60)
 #   T4DX_NO_INSTALL=1  do not look at or install packages
 #
@@ -268,7 +268,7 @@ do_test() {
 		record_error plain "build failed (exit $status)"
 	fi
 
-	if [[ ${T4DX_SANITIZE:-0} == 1 ]]; then
+	if [[ ${T4DX_SANITIZE:-1} == 1 ]]; then
 		export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 		if build --enable-werror --enable-sanitizers; then
 			rc=0
