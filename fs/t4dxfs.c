@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -781,34 +782,20 @@ struct fh {
 	struct t4dx_blob *snap;         /* FH_READ: content at open;
 	                                   FH_CTL: generated content */
 	uint64_t create_lsn;            /* FH_WRITE from create: wait on flush */
-	struct fh *prev, *next;         /* open_fhs, guarded by ns_mu */
+	LIST_ENTRY(fh) link;            /* open_fhs, guarded by ns_mu */
 };
 
 /* Every open handle, so that those the kernel never released (an unmount
  * by signal drops pending RELEASEs) are freed at exit. */
-static struct fh *open_fhs;
+static LIST_HEAD(, fh) open_fhs = LIST_HEAD_INITIALIZER(open_fhs);
 
 /* Hand h to the kernel. */
 static void fh_publish(struct fh *h, struct fuse_file_info *fi)
 {
 	ns_lock();
-	h->next = open_fhs;
-	if (open_fhs)
-		open_fhs->prev = h;
-	open_fhs = h;
+	LIST_INSERT_HEAD(&open_fhs, h, link);
 	ns_unlock();
 	fi->fh = (uintptr_t)h;
-}
-
-/* ns_mu held. */
-static void fh_unlink(struct fh *h)
-{
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		open_fhs = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
 }
 
 static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1129,7 +1116,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		ns_unlock();
 	}
 	ns_lock();
-	fh_unlink(h);
+	LIST_REMOVE(h, link);
 	ns_unlock();
 	t4dx_blob_unref(h->snap);
 	free(h);
@@ -1148,20 +1135,10 @@ struct dirh {
 	size_t n, cap;
 	uint64_t gen;                   /* fs.ns_gen when listed */
 	fuse_ino_t ino;
-	struct dirh *prev, *next;       /* open_dirs, guarded by ns_mu */
+	LIST_ENTRY(dirh) link;          /* open_dirs, guarded by ns_mu */
 };
 
-static struct dirh *open_dirs;         /* as open_fhs */
-
-static void dir_unlink(struct dirh *d)
-{
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		open_dirs = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-}
+static LIST_HEAD(, dirh) open_dirs = LIST_HEAD_INITIALIZER(open_dirs);
 
 static int dir_add(struct dirh *d, const char *name, size_t len,
 		   const struct stat *st)
@@ -1241,10 +1218,7 @@ out:
 		return rc;
 	}
 	ns_lock();
-	d->next = open_dirs;
-	if (open_dirs)
-		open_dirs->prev = d;
-	open_dirs = d;
+	LIST_INSERT_HEAD(&open_dirs, d, link);
 	ns_unlock();
 	fi->fh = (uintptr_t)d;
 	return 0;
@@ -1352,7 +1326,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
 	ns_lock();
-	dir_unlink(d);
+	LIST_REMOVE(d, link);
 	ns_unlock();
 	dir_free(d);
 	fuse_reply_err(req, 0);
@@ -1960,9 +1934,9 @@ static int run(struct cmdline *cl, char *argv0)
 	ns_lock();
 	/* handles never released: their uncommitted writes were never
 	 * acknowledged and go with them */
-	while (open_fhs) {
-		struct fh *h = open_fhs;
-		fh_unlink(h);
+	struct fh *h;
+	while ((h = LIST_FIRST(&open_fhs))) {
+		LIST_REMOVE(h, link);
 		if (h->kind == FH_WRITE && h->node->wb &&
 		    --h->node->wb->refs == 0) {
 			wbuf_free(h->node->wb);
@@ -1971,9 +1945,9 @@ static int run(struct cmdline *cl, char *argv0)
 		t4dx_blob_unref(h->snap);
 		free(h);
 	}
-	while (open_dirs) {
-		struct dirh *d = open_dirs;
-		dir_unlink(d);
+	struct dirh *d;
+	while ((d = LIST_FIRST(&open_dirs))) {
+		LIST_REMOVE(d, link);
 		dir_free(d);
 	}
 	node_free_all();
