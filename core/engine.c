@@ -590,7 +590,9 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn)
 	}
 	int rc = t4dx_wal_sync(db->wal, lsn);
 	t4dx_breaker_record(db->breaker, rc);
-	if (rc && queueing(db) && t4dx_breaker_is_failure(rc)) {
+	/* whatever the WAL could not write stays queued, applied: the
+	 * change is acknowledged as unpersisted */
+	if (rc && queueing(db)) {
 		mark_unpersisted(db, lsn);
 		return 0;
 	}
@@ -866,7 +868,14 @@ static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 	uint64_t last, next_ino, items, id;
 	struct t4dx_seg *seg = NULL, **segs;
 
+	/* policy reject applies a change only after its record is durable:
+	 * no such change may be between the two when the memtable is cut */
+	bool rejecting = !queueing(db);
+	if (rejecting)
+		pthread_mutex_lock(&db->reject_mu);
 	pthread_rwlock_wrlock(&db->lock);
+	if (rejecting)
+		pthread_mutex_unlock(&db->reject_mu);
 	if (!db->imm) {
 		/* a failed flush leaves imm in place; it is retried first */
 		if (t4dx_mem_count(db->mem) == 0) {
@@ -1128,8 +1137,9 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		sleep_s(db->test_pause_s);
 
 	pthread_rwlock_wrlock(&db->lock);
-	/* pruned keys that the memtable has seen since are decided there */
-	uint64_t live_gone = 0;
+	/* pruned keys that the memtable has seen since are decided there:
+	 * they are not removed (moved to the end of gone[]) */
+	size_t live_gone = 0;
 	for (size_t i = 0; i < ngone; i++) {
 		struct t4dx_mem *mems[2] = { db->mem, db->imm };
 		bool shadowed = false;
@@ -1138,8 +1148,11 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 						    gone[i].name,
 						    gone[i].name_len))
 				shadowed = true;
-		if (!shadowed)
-			live_gone++;
+		if (!shadowed) {
+			struct removed_key t = gone[live_gone];
+			gone[live_gone++] = gone[i];
+			gone[i] = t;
+		}
 	}
 	struct t4dx_seg **segs = out ? &out : NULL;
 	rc = install_segments(db, segs, out ? 1 : 0, db->flushed_lsn,
@@ -1160,7 +1173,21 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	if (out && db->segs)
 		db->segs[db->nsegs++] = t4dx_seg_ref(out);
 	db->items -= live_gone;
+	/* the WAL also says what prune removed (a no-op when replayed), so
+	 * that a segment rebuilt from the archive does not bring it back */
+	uint64_t last_del = 0;
+	for (size_t i = 0; i < live_gone; i++) {
+		struct t4dx_rec dr;
+		memset(&dr, 0, sizeof(dr));
+		dr.op = T4DX_OP_DELETE;
+		t4dx_entry_set_key(&dr.e, gone[i].parent, gone[i].name,
+				   gone[i].name_len);
+		if (!t4dx_wal_add(db->wal, &dr))
+			last_del = dr.lsn;
+	}
 	pthread_rwlock_unlock(&db->lock);
+	if (last_del)
+		t4dx_wal_sync(db->wal, last_del);
 	/* the new MANIFEST is durable: the inputs are garbage now */
 	for (size_t i = 0; i < nold; i++) {
 		t4dx_io.unlink(t4dx_seg_path(old[i]));
@@ -1169,7 +1196,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	free(old);
 	t4dx_io_fsync_dir(db->seg_dir);
 	if (removed)
-		for (size_t i = 0; i < ngone; i++)
+		for (size_t i = 0; i < live_gone; i++)
 			removed(arg, gone[i].parent, gone[i].name,
 				gone[i].name_len, gone[i].ino);
 out:
@@ -1742,7 +1769,9 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 			   struct t4dx_seg **out)
 {
 	struct t4dx scratch;
-	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn };
+	/* every record, also those after the MANIFEST: a key written or
+	 * deleted (prune logs its deletions) since is not the segment's */
+	struct rebuild rb = { .scratch = &scratch, .upto = UINT64_MAX };
 	struct t4dx_entry **v = NULL;
 	size_t n = 0, i = 0;
 	uint64_t min = UINT64_MAX, max = 0;

@@ -169,6 +169,8 @@ struct t4dx_wal {
 	                                   failed group waiting to be retried */
 	struct t4dx_hist *sync_hist;    /* fdatasync latency, or NULL */
 	uint64_t batch_max;             /* records per group, 0: no limit */
+	bool poisoned;                  /* discard after an abandoned file:
+	                                   refuse new records (EROFS) */
 	int fd;                         /* file to append to, -1: create one
 	                                   at the next write */
 	uint64_t off;                   /* its valid end */
@@ -723,7 +725,9 @@ int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r)
 	}
 	pthread_mutex_lock(&w->mu);
 	struct wal_queue *q = &w->q;
-	if (q->buf.len == 0) {          /* hand the buffer over, no copy */
+	if (w->poisoned) {
+		rc = EROFS;
+	} else if (q->buf.len == 0) {   /* hand the buffer over, no copy */
 		struct t4dx_buf t = q->buf;
 		q->buf = w->scratch;
 		w->scratch = t;
@@ -1128,7 +1132,14 @@ int t4dx_wal_discard_pending(struct t4dx_wal *w, uint64_t *from,
 	*to = w->last;
 	queue_clear(&w->head);
 	queue_clear(&w->q);
-	w->last = w->durable;
+	if (w->bad_first) {
+		/* a file could not be cut back and may hold whole copies of
+		 * the dropped records: their LSNs cannot be given out again,
+		 * and the log takes nothing more until it is reopened */
+		w->poisoned = true;
+	} else {
+		w->last = w->durable;
+	}
 	/* waiters on the dropped records see durable < lsn with nothing to
 	 * write, and get EIO */
 	pthread_cond_broadcast(&w->cv);

@@ -97,7 +97,10 @@ int t4dx_wal_pending(struct t4dx_wal *w, struct t4dx_buf *out,
 /* Drop every record that is queued but not durable and give their LSNs
  * back (the next record gets durable + 1), so that a refused change is
  * never written later.  [*from, *to] is the dropped range (empty if from
- * > to).  The caller must not call t4dx_wal_add() concurrently. */
+ * > to).  If a file had to be abandoned (it could not be cut back and may
+ * hold copies of those records) the LSNs are not given back and the log
+ * refuses every new record with EROFS until it is reopened.  The caller
+ * must not call t4dx_wal_add() concurrently. */
 int t4dx_wal_discard_pending(struct t4dx_wal *w, uint64_t *from,
 			     uint64_t *to);
 

@@ -444,6 +444,37 @@ out:
 	return rc;
 }
 
+/* Take a reference to the node's write buffer, if it has one, so that it
+ * outlives a concurrent release.  ns_mu held. */
+static struct wbuf *wb_pin(struct node *n)
+{
+	struct wbuf *w = n ? n->wb : NULL;
+	if (w)
+		w->refs++;
+	return w;
+}
+
+/* Drop a reference to n's write buffer (a handle's or a pin).  The last
+ * one commits what is left (a deferred O_TRUNC, a truncate by path made
+ * while the file was open) and frees the buffer, unless a new writer took
+ * it meanwhile. */
+static void wb_put(struct node *n, fuse_ino_t ino)
+{
+	ns_lock();
+	struct wbuf *w = n->wb;
+	bool last = w && --w->refs == 0;
+	ns_unlock();
+	if (!last)
+		return;
+	commit(ino, true);
+	ns_lock();
+	if (n->wb == w && w->refs == 0) {
+		wbuf_free(w);
+		n->wb = NULL;
+	}
+	ns_unlock();
+}
+
 /* ---- setattr ---------------------------------------------------------- */
 
 static int truncate_item(fuse_ino_t ino, uint64_t size)
@@ -457,7 +488,7 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 		return EFBIG;
 	ns_lock();
 	n = node_find(ino);
-	struct wbuf *w = n ? n->wb : NULL;
+	struct wbuf *w = wb_pin(n);
 	if (w) {
 		/* an open writer: the new length is part of its next commit */
 		ns_unlock();
@@ -472,6 +503,7 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 			w->mtime_set = false;
 		}
 		pthread_mutex_unlock(&w->mu);
+		wb_put(n, ino);
 		return rc;
 	}
 	rc = node_entry(ino, T4DX_GET_CONTENT, &e, NULL);
@@ -556,7 +588,7 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 			rc = t4dx_update(fs.db, parent, name, len, &f, mask,
 					 T4DX_NOWAIT, &lsn);
 		struct node *n = node_find(ino);
-		struct wbuf *w = n ? n->wb : NULL;
+		struct wbuf *w = wb_pin(n);
 		ns_unlock();
 		if (!rc && w && (mask & T4DX_F_MTIME)) {
 			/* futimens while writing: the commit keeps it */
@@ -565,6 +597,8 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 			w->mtime_ns = f.mtime_ns;
 			pthread_mutex_unlock(&w->mu);
 		}
+		if (w)
+			wb_put(n, ino);
 		if (!rc)
 			rc = t4dx_wait(fs.db, lsn);
 		if (rc)
@@ -1099,20 +1133,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	count_op(OP_RELEASE);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind != FH_CTL) {
-		if (h->kind == FH_WRITE) {
-			ns_lock();
-			bool last = h->node->wb && h->node->wb->refs == 1;
-			ns_unlock();
-			if (last)
-				commit(h->ino, true);  /* a deferred O_TRUNC */
-		}
+		if (h->kind == FH_WRITE)
+			wb_put(h->node, h->ino);
 		ns_lock();
-		struct node *n = h->node;
-		if (h->kind == FH_WRITE && n->wb && --n->wb->refs == 0) {
-			wbuf_free(n->wb);
-			n->wb = NULL;
-		}
-		node_close(n);
+		node_close(h->node);
 		ns_unlock();
 	}
 	ns_lock();
