@@ -62,6 +62,8 @@ struct t4dx {
 	uint64_t next_ino, items, next_seg_id, flushed_lsn;
 	/* the state the MANIFEST describes (as of flushed_lsn) */
 	uint64_t seg_items, man_next_ino;
+	bool manifest_unsynced;         /* last MANIFEST maybe not durable:
+	                                   keep what the old one names */
 
 	pthread_mutex_t flush_mu;       /* one flush at a time */
 
@@ -807,8 +809,21 @@ static int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 		m.segs[i].max_lsn = t4dx_seg_max_lsn(segs[i]);
 		m.segs[i].items = t4dx_seg_count(segs[i]);
 	}
-	int rc = t4dx_manifest_save(db->dir, &m);
+	bool installed;
+	int rc = t4dx_manifest_save(db->dir, &m, &installed);
 	free(m.segs);
+	if (rc && installed) {
+		/* in place but maybe not durable: the old MANIFEST may come
+		 * back after a crash, so nothing it names may go */
+		db->manifest_unsynced = true;
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"MANIFEST replaced but its directory could not "
+				"be synced (%s): old files are kept",
+				strerror(rc));
+		return 0;
+	}
+	if (!rc)
+		db->manifest_unsynced = false;
 	return rc;
 }
 
@@ -938,7 +953,8 @@ static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 	db->imm = NULL;
 	pthread_rwlock_unlock(&db->lock);
 	t4dx_mem_free(old);
-	t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
+	if (!db->manifest_unsynced)
+		t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
 	if (pile) {
 		/* consolidation when segments pile up, in the background */
 		pthread_mutex_lock(&db->bg_mu);
@@ -1188,9 +1204,11 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	pthread_rwlock_unlock(&db->lock);
 	if (last_del)
 		t4dx_wal_sync(db->wal, last_del);
-	/* the new MANIFEST is durable: the inputs are garbage now */
+	/* once the new MANIFEST is durable the inputs are garbage */
+	bool keep = db->manifest_unsynced;
 	for (size_t i = 0; i < nold; i++) {
-		t4dx_io.unlink(t4dx_seg_path(old[i]));
+		if (!keep)
+			t4dx_io.unlink(t4dx_seg_path(old[i]));
 		t4dx_seg_unref(old[i]);
 	}
 	free(old);

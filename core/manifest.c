@@ -162,8 +162,10 @@ out:
 	return rc;
 }
 
-int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m)
+int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m,
+		       bool *installed)
 {
+	*installed = false;
 	char path[PATH_MAX], tmp[PATH_MAX];
 	struct t4dx_buf b = { 0 };
 	int rc = 0, fd = -1;
@@ -211,6 +213,7 @@ int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m)
 		rc = errno;
 		goto out;
 	}
+	*installed = true;
 	rc = t4dx_io_fsync_dir(dir);
 out:
 	if (fd >= 0)

@@ -5,6 +5,7 @@
 #ifndef T4DX_MANIFEST_H
 #define T4DX_MANIFEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,9 +28,12 @@ struct t4dx_manifest {
 int t4dx_manifest_load(const char *dir, struct t4dx_manifest *m);
 
 /* Durably replace dir/MANIFEST: write MANIFEST.tmp, fsync, rename over
- * MANIFEST, fsync dir.  0 or positive errno; the old MANIFEST stays intact
- * on failure. */
-int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m);
+ * MANIFEST, fsync dir.  0 or positive errno.  *installed tells whether
+ * the rename happened: if so and the directory fsync then failed, either
+ * MANIFEST may be the one found after a crash, so the files both name must
+ * be kept. */
+int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m,
+		       bool *installed);
 
 void t4dx_manifest_free(struct t4dx_manifest *m);
 

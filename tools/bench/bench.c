@@ -155,20 +155,43 @@ static void op_error(const char *what, const char *path, int err)
 	pthread_mutex_unlock(&err_mu);
 }
 
-/* Content of SIZE bytes for item NAME: printable text, unique per name. */
-static char *make_content(const char *name, size_t size)
+/* Words that content is made of: text of about the compressibility of
+ * real notes (LZ4 gets about 2x out of it, as out of English prose), not
+ * one phrase repeated, which a compressing store would shrink 20-fold. */
+static const char *const words[] = {
+	"the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as",
+	"was", "with", "be", "by", "on", "not", "he", "this", "are", "or",
+	"his", "from", "at", "which", "but", "have", "an", "had", "they",
+	"you", "were", "their", "one", "all", "we", "can", "her", "has",
+	"there", "been", "if", "more", "when", "will", "would", "who", "so",
+	"no", "meeting", "agent", "prefers", "green", "tea", "project",
+	"deadline", "Alice", "Bob", "cafe", "Tuesday", "report", "server",
+	"latency", "database", "migrated", "kappa", "memory", "session",
+	"observed", "user", "asked", "about", "configuration", "error",
+	"retry", "succeeded", "after", "minutes", "budget", "approved",
+};
+
+/* Fill buf[0..size) with the content of item name: a first line naming
+ * it, then words picked by a generator seeded with the name; ends in a
+ * newline.  buf must hold size + 1 bytes. */
+static void make_content(char *buf, size_t size, const char *name)
 {
-	static const char fill[] =
-		"the quick brown fox jumps over the lazy dog; ";
-	char *b = malloc(size + 1);
-	if (!b)
-		return NULL;
-	int n = snprintf(b, size + 1, "memory %s: ", name);
-	for (size_t i = n > 0 ? (size_t)n : 0; i < size; i++)
-		b[i] = fill[i % (sizeof(fill) - 1)];
-	if (size)
-		b[size - 1] = '\n';
-	return b;
+	uint64_t x = 1469598103934665603ULL;
+	for (const char *p = name; *p; p++)
+		x = (x ^ (unsigned char)*p) * 1099511628211ULL;
+	int n = snprintf(buf, size + 1, "memory %s:", name);
+	size_t pos = n > 0 && (size_t)n < size ? (size_t)n : size;
+	while (pos < size) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		const char *w = words[x % (sizeof(words) / sizeof(words[0]))];
+		buf[pos++] = (x >> 32) % 11 ? ' ' : '\n';
+		for (; *w && pos < size; w++)
+			buf[pos++] = *w;
+	}
+	buf[size - 1] = '\n';
+	buf[size] = '\0';
 }
 
 /* ---- threads ------------------------------------------------------------- */
@@ -181,12 +204,22 @@ struct worker {
 	struct lat lat;
 	long done;
 	int rc;                 /* harness failure */
+	double t_start, t_end;  /* after the barrier, after the last op */
 };
+
+/* Wait for the common start; a worker times itself from there (the main
+ * thread may be scheduled long after the barrier opens). */
+static void worker_begin(struct worker *w)
+{
+	pthread_barrier_wait(w->start);
+	w->t_start = now_s();
+}
 
 typedef void *(*worker_fn)(void *);
 
-/* Run o->threads workers of fn; returns the wall time from the common
- * start to the last worker's end, merging latencies into all. */
+/* Run o->threads workers of fn; *seconds gets the wall time from the
+ * first worker's start to the last worker's end; merges latencies into
+ * all.  fn calls worker_begin() once and sets t_end when done. */
 static int run_workers(const struct opts *o, const char *target,
 		       worker_fn fn, struct lat *all, long *done,
 		       double *seconds)
@@ -210,19 +243,23 @@ static int run_workers(const struct opts *o, const char *target,
 		}
 	}
 	pthread_barrier_wait(&start);
-	double t0 = now_s();
 	for (int i = 0; i < n; i++)
 		pthread_join(tid[i], NULL);
-	*seconds = now_s() - t0;
+	double t0 = w[0].t_start, t1 = w[0].t_end;
 	*done = 0;
 	for (int i = 0; i < n; i++) {
 		*done += w[i].done;
+		if (w[i].t_start < t0)
+			t0 = w[i].t_start;
+		if (w[i].t_end > t1)
+			t1 = w[i].t_end;
 		for (size_t j = 0; !rc && j < w[i].lat.n; j++)
 			rc = lat_add(all, w[i].lat.v[j]);
 		if (!rc && w[i].rc)
 			rc = w[i].rc;
 		free(w[i].lat.v);
 	}
+	*seconds = t1 - t0;
 	pthread_barrier_destroy(&start);
 	free(w);
 	free(tid);
@@ -268,19 +305,18 @@ static void *write_worker(void *arg)
 	struct worker *w = arg;
 	const struct opts *o = w->o;
 	char name[300], path[4096];
-	char *buf = make_content("x", o->size);
+	char *buf = malloc(o->size + 1);
+	worker_begin(w);
 	if (!buf) {
 		w->rc = ENOMEM;
-		pthread_barrier_wait(w->start);
+		w->t_end = now_s();
 		return NULL;
 	}
-	pthread_barrier_wait(w->start);
 	for (long i = 0; i < o->count; i++) {
 		item_name(name, sizeof(name), o, w->id, i);
 		snprintf(path, sizeof(path), "%s/%s", w->target, name);
-		/* a unique first line, written before the clock starts */
-		snprintf(buf, o->size, "memory %s: ", name);
-		buf[strlen(buf)] = 't';
+		/* made before the clock starts */
+		make_content(buf, o->size, name);
 		double t0 = now_s();
 		int rc = write_one(path, buf, o->size, o->fsync);
 		double us = (now_s() - t0) * 1e6;
@@ -293,6 +329,7 @@ static void *write_worker(void *arg)
 			break;
 		}
 	}
+	w->t_end = now_s();
 	free(buf);
 	return NULL;
 }
@@ -598,18 +635,18 @@ static void *sqlite_write_worker(void *arg)
 	sqlite3 *db = db_open(w->target, true);
 	sqlite3_stmt *st = NULL;
 	char name[300];
-	char *buf = make_content("x", o->size);
+	char *buf = malloc(o->size + 1);
 	if (!db || !buf ||
 	    sqlite3_prepare_v2(db, insert_sql, -1, &st, NULL) != SQLITE_OK) {
 		w->rc = EIO;
-		pthread_barrier_wait(w->start);
+		worker_begin(w);
 		goto out;
 	}
-	pthread_barrier_wait(w->start);
+	/* the connection is opened before the clock starts */
+	worker_begin(w);
 	for (long i = 0; i < o->count; i++) {
 		item_name(name, sizeof(name), o, w->id, i);
-		snprintf(buf, o->size, "memory %s: ", name);
-		buf[strlen(buf)] = 't';
+		make_content(buf, o->size, name);
 		double t0 = now_s();
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, buf, (int)o->size, SQLITE_STATIC);
@@ -631,6 +668,7 @@ static void *sqlite_write_worker(void *arg)
 		}
 	}
 out:
+	w->t_end = now_s();
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	free(buf);
@@ -663,7 +701,7 @@ static int cmd_sqlite_populate(const struct opts *o, const char *path)
 	sqlite3 *db = db_open(path, true);
 	sqlite3_stmt *st = NULL;
 	char name[300];
-	char *buf = make_content("x", o->size);
+	char *buf = malloc(o->size + 1);
 	int rc = 1;
 	double t0 = now_s();
 	if (!db || !buf ||
@@ -672,8 +710,7 @@ static int cmd_sqlite_populate(const struct opts *o, const char *path)
 		goto out;
 	for (long i = 0; i < o->items; i++) {
 		snprintf(name, sizeof(name), "%s%06ld", o->prefix, i);
-		snprintf(buf, o->size, "memory %s: ", name);
-		buf[strlen(buf)] = 't';
+		make_content(buf, o->size, name);
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, buf, (int)o->size, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
