@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stddef.h>
@@ -369,6 +370,7 @@ static void wbuf_set_len(struct wbuf *w, size_t len)
  * content changed in the daemon. */
 static void invalidate(fuse_ino_t ino)
 {
+	atomic_fetch_add(&fs.attr_gen, 1);
 	if (fs.se)
 		fuse_lowlevel_notify_inval_inode(fs.se, ino, 0, 0);
 }
@@ -1158,6 +1160,7 @@ struct dirh {
 	struct dent *v;
 	size_t n, cap;
 	uint64_t gen;                   /* fs.ns_gen when listed */
+	uint64_t attr_gen;              /* fs.attr_gen when listed */
 	fuse_ino_t ino;
 	LIST_ENTRY(dirh) link;          /* open_dirs, guarded by ns_mu */
 };
@@ -1234,6 +1237,7 @@ static int do_opendir(fuse_ino_t ino, struct fuse_file_info *fi)
 		ns_lock();
 		d->gen = fs.ns_gen;
 		ns_unlock();
+		d->attr_gen = atomic_load(&fs.attr_gen);
 		rc = t4dx_scan(fs.db, ino, list_one, d);
 	}
 out:
@@ -1301,9 +1305,15 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			if (engine || i >= 2) {
 				ep.ino = de->st.st_ino;
 				/* a listing may be older than the request that
-				 * returns it: keep its attributes briefly */
+				 * returns it, and the kernel would then take its
+				 * attributes over newer ones: long only if no
+				 * content or attribute changed since the listing
+				 * (setattr replies carry their own attributes) */
 				ep.entry_timeout = fs.entry_timeout;
-				ep.attr_timeout = LISTING_ATTR_TIMEOUT;
+				ep.attr_timeout =
+					atomic_load(&fs.attr_gen) == d->attr_gen
+						? fs.attr_timeout
+						: LISTING_ATTR_TIMEOUT;
 			}
 			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
 						     de->name, &ep,
@@ -1352,8 +1362,12 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 	ns_lock();
 	LIST_REMOVE(d, link);
 	ns_unlock();
+	bool big = d->n > 4096;
 	dir_free(d);
 	fuse_reply_err(req, 0);
+	/* a big listing is many small blocks: give the memory back */
+	if (big)
+		malloc_trim(0);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -1583,8 +1597,10 @@ static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
 	if (!rc)
 		rc = t4dx_wait(fs.db, lsn);
 	/* ctime moved: the kernel's cached attributes (not pages) are old */
-	if (!rc && fs.se)
+	if (!rc && fs.se) {
+		atomic_fetch_add(&fs.attr_gen, 1);
 		fuse_lowlevel_notify_inval_inode(fs.se, ino, -1, 0);
+	}
 	return rc;
 }
 
@@ -1886,6 +1902,9 @@ static int run(struct cmdline *cl, char *argv0)
 	fs.entry_timeout = 3600;
 	fs.attr_timeout = 3600;
 	fs.max_item_bytes = cfg.limits.max_item_bytes;
+	/* one malloc arena per FUSE thread keeps what listings and commits
+	 * freed in many pools; a few arenas bound the daemon's footprint */
+	mallopt(M_ARENA_MAX, 2);
 	pthread_mutex_init(&fs.ns_mu, NULL);
 
 	rc = t4dx_open(data, &cfg, &fs.db, msg, sizeof(msg));

@@ -57,6 +57,8 @@ struct t4dxfs {
 	struct t4dx_config cfg;         /* effective configuration */
 	struct fs_metrics metrics;
 	atomic_uint_least64_t alerts_seen;
+	atomic_uint_least64_t attr_gen; /* bumped when the daemon tells the
+	                                   kernel that attributes changed */
 	bool foreground;
 };
 
