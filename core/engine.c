@@ -828,26 +828,23 @@ static int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 }
 
 /* Write imm to segment id.  No lock needed: imm is immutable. */
-static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
+/* Write entries v[0..n) (sorted) as segment id: a temporary file made
+ * durable, renamed into place, the directory synced, then opened.  Not
+ * live until a MANIFEST names it; nothing is left behind on failure. */
+static int make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v,
+			size_t n, struct t4dx_seg **out)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
-	size_t n = t4dx_mem_count(db->imm), i = 0;
 	uint64_t min_lsn = UINT64_MAX, max_lsn = 0;
-	struct t4dx_entry **v = calloc(n ? n : 1, sizeof(*v));
-	if (!v)
-		return ENOMEM;
-	for (const struct t4dx_entry *e = t4dx_mem_seek(db->imm, 0, "", 0);
-	     e; e = t4dx_mem_next(db->imm, e)) {
-		v[i++] = (struct t4dx_entry *)e;
-		if (e->lsn < min_lsn)
-			min_lsn = e->lsn;
-		if (e->lsn > max_lsn)
-			max_lsn = e->lsn;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i]->lsn < min_lsn)
+			min_lsn = v[i]->lsn;
+		if (v[i]->lsn > max_lsn)
+			max_lsn = v[i]->lsn;
 	}
 	seg_file(db, id, tmp, sizeof(tmp), true);
 	seg_file(db, id, path, sizeof(path), false);
 	int rc = t4dx_seg_write(tmp, v, n, min_lsn, max_lsn);
-	free(v);
 	if (rc)
 		return rc;
 	if (t4dx_io.rename(tmp, path)) {
@@ -855,9 +852,25 @@ static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 		t4dx_io.unlink(tmp);
 		return rc;
 	}
-	if ((rc = t4dx_io_fsync_dir(db->seg_dir)))
-		return rc;
-	return t4dx_seg_open(path, id, out);
+	if ((rc = t4dx_io_fsync_dir(db->seg_dir)) ||
+	    (rc = t4dx_seg_open(path, id, out)))
+		t4dx_io.unlink(path);
+	return rc;
+}
+
+/* Write imm to segment id.  No lock needed: imm is immutable. */
+static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
+{
+	size_t n = t4dx_mem_count(db->imm), i = 0;
+	struct t4dx_entry **v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return ENOMEM;
+	for (const struct t4dx_entry *e = t4dx_mem_seek(db->imm, 0, "", 0);
+	     e; e = t4dx_mem_next(db->imm, e))
+		v[i++] = (struct t4dx_entry *)e;
+	int rc = make_segment(db, id, v, n, out);
+	free(v);
+	return rc;
 }
 
 /* Install segs[0..n) as the live list in the MANIFEST and in memory.
@@ -1042,7 +1055,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	struct t4dx_entry **v = NULL;
 	struct removed_key *gone = NULL;
 	size_t nin = 0, nv = 0, cap = 0, ngone = 0, gcap = 0;
-	uint64_t min_lsn = UINT64_MAX, max_lsn = 0, id = 0;
+	uint64_t id = 0;
 	struct merge m = { 0 };
 	bool merging = false;
 	int64_t now = t4dx_now_ns();
@@ -1117,10 +1130,6 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 			if (c->kappa > 1)
 				c->kappa = 1;
 		}
-		if (c->lsn < min_lsn)
-			min_lsn = c->lsn;
-		if (c->lsn > max_lsn)
-			max_lsn = c->lsn;
 		v[nv++] = c;
 	}
 	if (rc != T4DX_ENOTFOUND)
@@ -1128,24 +1137,11 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	rc = 0;
 
 	if (nv) {
-		char tmp[PATH_MAX], path[PATH_MAX];
 		pthread_rwlock_wrlock(&db->lock);
 		id = db->next_seg_id++;
 		pthread_rwlock_unlock(&db->lock);
-		seg_file(db, id, tmp, sizeof(tmp), true);
-		seg_file(db, id, path, sizeof(path), false);
-		if ((rc = t4dx_seg_write(tmp, v, nv, min_lsn, max_lsn)))
+		if ((rc = make_segment(db, id, v, nv, &out)))
 			goto out;
-		if (t4dx_io.rename(tmp, path)) {
-			rc = errno;
-			t4dx_io.unlink(tmp);
-			goto out;
-		}
-		if ((rc = t4dx_io_fsync_dir(db->seg_dir)) ||
-		    (rc = t4dx_seg_open(path, id, &out))) {
-			t4dx_io.unlink(path);
-			goto out;
-		}
 		run->items_out = t4dx_seg_count(out);
 		run->bytes_out = t4dx_seg_file_bytes(out);
 	}
@@ -1792,7 +1788,6 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 	struct rebuild rb = { .scratch = &scratch, .upto = UINT64_MAX };
 	struct t4dx_entry **v = NULL;
 	size_t n = 0, i = 0;
-	uint64_t min = UINT64_MAX, max = 0;
 	int rc;
 
 	memset(&scratch, 0, sizeof(scratch));
@@ -1822,25 +1817,10 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 		if (e->lsn < ms->min_lsn || e->lsn > ms->max_lsn)
 			continue;
 		v[i++] = (struct t4dx_entry *)e;
-		if (e->lsn < min)
-			min = e->lsn;
-		if (e->lsn > max)
-			max = e->lsn;
 	}
 	/* under a new id: the damaged file's name stays its own */
-	char tmp[PATH_MAX], path[PATH_MAX];
 	uint64_t id = db->next_seg_id++;
-	seg_file(db, id, tmp, sizeof(tmp), true);
-	seg_file(db, id, path, sizeof(path), false);
-	if ((rc = t4dx_seg_write(tmp, v, n, min, max)))
-		goto out;
-	if (t4dx_io.rename(tmp, path)) {
-		rc = errno;
-		t4dx_io.unlink(tmp);
-		goto out;
-	}
-	if ((rc = t4dx_io_fsync_dir(db->seg_dir)) ||
-	    (rc = t4dx_seg_open(path, id, out)))
+	if ((rc = make_segment(db, id, v, n, out)))
 		goto out;
 	db->recovery.items_rebuilt += n;
 	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
