@@ -12,13 +12,6 @@
 
 load ../lib/mount
 
-DEFAULT_CONFIG='{"breaker":{"failure_threshold":5,"success_threshold":2,"reset_timeout_s":60},
- "wal":{"max_file_bytes":67108864,"archive_max_bytes":268435456},
- "memtable":{"max_bytes":67108864,"max_items":10000},
- "fallback":{"max_items":1000,"max_queue":10000,"drain_batch":100,"policy":"queue","rescue_dir":""},
- "health":{"interval_s":30,"timeout_s":5,"alert_threshold":3},
- "compaction":{"nrem_kappa_boost":0.05,"prune_min_kappa":0.05,"prune_max_importance":0.1,"prune_max_age_s":0},
- "limits":{"max_item_bytes":16777216}}'
 
 # assert_config_is JSON: .ctl/config equals JSON (as values: 60 == 60.0).
 assert_config_is() {
@@ -77,11 +70,11 @@ assert_refused() {
 
 @test "an empty object or a partial file keeps the defaults for everything else" {
 	t4dx_start -o "config=$(t4dx_config_file '{}')"
-	assert_config_is "$DEFAULT_CONFIG"
+	assert_config_is "$T4DX_DEFAULT_CONFIG"
 	t4dx_stop
 	t4dx_start -o "config=$(t4dx_config_file '{"breaker":{"failure_threshold":7,"reset_timeout_s":12.5},"health":{}}')"
 	assert_config_is "$(jq -c '.breaker.failure_threshold = 7 |
-		.breaker.reset_timeout_s = 12.5' <<<"$DEFAULT_CONFIG")"
+		.breaker.reset_timeout_s = 12.5' <<<"$T4DX_DEFAULT_CONFIG")"
 	run jq -e '.failure_threshold == 7 and .success_threshold == 2 and
 		.reset_timeout_s == 12.5' "$MNT/.ctl/breaker"
 	assert_success

@@ -19,14 +19,6 @@ setup() {
 CTL_FILES='alerts breaker compact config health metrics stats'
 READ_ONLY='alerts config health metrics stats'
 
-# The configuration when no config file is given (DESIGN.md section 8).
-DEFAULT_CONFIG='{"breaker":{"failure_threshold":5,"success_threshold":2,"reset_timeout_s":60},
- "wal":{"max_file_bytes":67108864,"archive_max_bytes":268435456},
- "memtable":{"max_bytes":67108864,"max_items":10000},
- "fallback":{"max_items":1000,"max_queue":10000,"drain_batch":100,"policy":"queue","rescue_dir":""},
- "health":{"interval_s":30,"timeout_s":5,"alert_threshold":3},
- "compaction":{"nrem_kappa_boost":0.05,"prune_min_kappa":0.05,"prune_max_importance":0.1,"prune_max_age_s":0},
- "limits":{"max_item_bytes":16777216}}'
 
 # breaker_state: the breaker's state, or "" if the file does not parse.
 breaker_state() {
@@ -653,7 +645,7 @@ HISTOGRAMS='t4dx_write_latency_seconds t4dx_read_latency_seconds
 @test "config: without a config file it shows the built-in defaults" {
 	local f=$MNT/.ctl/config
 	t4dx_ends_with_newline "$f" || fail "config does not end with a newline"
-	run jq -e --argjson want "$DEFAULT_CONFIG" '. == $want' "$f"
+	run jq -e --argjson want "$T4DX_DEFAULT_CONFIG" '. == $want' "$f"
 	if ((status != 0)); then
 		jq -S . "$f"
 		fail "config differs from the defaults"
