@@ -111,6 +111,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -838,6 +839,10 @@ static bool lead(struct t4dx_wal *w)
 {
 	struct wal_queue *h = &w->head, *q = &w->q;
 	w->busy = true;
+	/* let writers that are about to queue a record join this group */
+	pthread_mutex_unlock(&w->mu);
+	sched_yield();
+	pthread_mutex_lock(&w->mu);
 	if (h->n == 0) {
 		struct wal_queue t = *h;
 		*h = *q;
