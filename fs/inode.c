@@ -23,6 +23,7 @@
  * than resurrecting the name.  The key stored here is therefore always the
  * entry's current key in the engine.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,13 +37,19 @@ struct node *node_find(uint64_t ino)
 	return n;
 }
 
-static void set_key(struct node *n, uint64_t parent, const char *name,
-		    size_t len)
+/* 0, or ENOMEM with the node unchanged. */
+static int set_key(struct node *n, uint64_t parent, const char *name,
+		   size_t len)
 {
+	char *p = realloc(n->name, len + 1);
+	if (!p)
+		return ENOMEM;
+	memcpy(p, name, len);
+	p[len] = 0;
+	n->name = p;
 	n->parent = parent;
 	n->name_len = (uint16_t)len;
-	memcpy(n->name, name, len);
-	n->name[len] = 0;
+	return 0;
 }
 
 struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,
@@ -54,10 +61,14 @@ struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,
 		if (!n)
 			return NULL;
 		n->ino = ino;
-		set_key(n, parent, name, name_len);
+		if (set_key(n, parent, name, name_len)) {
+			free(n);
+			return NULL;
+		}
 		HASH_ADD(hh, fs.nodes, ino, sizeof(n->ino), n);
 	} else if (n->unlinked) {
-		set_key(n, parent, name, name_len);
+		if (set_key(n, parent, name, name_len))
+			return NULL;
 		n->unlinked = false;
 	}
 	n->nlookup += lookups;
@@ -69,6 +80,7 @@ static void maybe_free(struct node *n)
 	if (n->nlookup || n->opens)
 		return;
 	HASH_DEL(fs.nodes, n);
+	free(n->name);
 	free(n);
 }
 
@@ -88,7 +100,10 @@ void node_close(struct node *n)
 void node_move(struct node *n, uint64_t parent, const char *name,
 	       size_t name_len)
 {
-	set_key(n, parent, name, name_len);
+	/* without memory for the new name the old key would be wrong:
+	 * the kernel's inode then answers ENOENT until looked up again */
+	if (set_key(n, parent, name, name_len))
+		n->unlinked = true;
 }
 
 void node_free_all(void)
@@ -96,6 +111,7 @@ void node_free_all(void)
 	struct node *n, *tmp;
 	HASH_ITER(hh, fs.nodes, n, tmp) {
 		HASH_DEL(fs.nodes, n);
+		free(n->name);
 		free(n);
 	}
 }

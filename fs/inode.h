@@ -33,7 +33,7 @@ struct node {
 	uint64_t ino;
 	uint64_t parent;                /* key in the engine */
 	uint16_t name_len;
-	char name[T4DX_NAME_MAX + 1];
+	char *name;                     /* NUL-terminated, owned */
 	uint64_t nlookup;               /* kernel references */
 	unsigned opens;                 /* open file handles */
 	bool unlinked;                  /* deleted or replaced: no key */
