@@ -103,11 +103,3 @@ int t4dx_alerts_render(struct t4dx_alerts *a, struct t4dx_buf *out)
 	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
-
-uint64_t t4dx_alerts_count(struct t4dx_alerts *a)
-{
-	pthread_mutex_lock(&a->mu);
-	uint64_t n = a->total;
-	pthread_mutex_unlock(&a->mu);
-	return n;
-}

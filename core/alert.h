@@ -25,6 +25,5 @@ void t4dx_alerts_add(struct t4dx_alerts *a, int level, const char *fmt, ...)
 /* Append the kept alerts, oldest first, one line each:
  * "2026-11-27T10:00:00.123Z WARN text".  0 or ENOMEM. */
 int t4dx_alerts_render(struct t4dx_alerts *a, struct t4dx_buf *out);
-uint64_t t4dx_alerts_count(struct t4dx_alerts *a);  /* ever raised */
 
 #endif

@@ -71,7 +71,6 @@ struct t4dx {
 	pthread_cond_t bg_cond;
 	bool bg_want, bg_stop, bg_started;
 	bool bg_compact;                /* segments piled up: run nrem */
-	int bg_error;
 	pthread_t bg;
 
 	struct t4dx_recovery recovery;
@@ -1311,17 +1310,16 @@ static void *flusher(void *arg)
 		bool flush = db->bg_want, want_compact = db->bg_compact;
 		db->bg_want = db->bg_compact = false;
 		pthread_mutex_unlock(&db->bg_mu);
-		int rc = 0;
+		/* a failed run is in the compaction stats and an alert */
 		if (flush)
-			rc = compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true);
+			compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true);
 		/* after the run under way, if that did not merge them */
 		pthread_rwlock_rdlock(&db->lock);
 		bool pile = db->nsegs > AUTO_COMPACT_SEGMENTS;
 		pthread_rwlock_unlock(&db->lock);
 		if (want_compact && pile)
-			rc = compact(db, T4DX_COMPACT_NREM, NULL, NULL, true);
+			compact(db, T4DX_COMPACT_NREM, NULL, NULL, true);
 		pthread_mutex_lock(&db->bg_mu);
-		db->bg_error = rc;
 	}
 	pthread_mutex_unlock(&db->bg_mu);
 	return NULL;

@@ -137,11 +137,3 @@ int t4dx_lru_get(struct t4dx_lru *l, uint64_t parent, const char *name,
 	pthread_mutex_unlock(&l->mu);
 	return rc;
 }
-
-size_t t4dx_lru_count(struct t4dx_lru *l)
-{
-	pthread_mutex_lock(&l->mu);
-	size_t n = l->count;
-	pthread_mutex_unlock(&l->mu);
-	return n;
-}

@@ -26,6 +26,5 @@ void t4dx_lru_del(struct t4dx_lru *l, uint64_t parent, const char *name,
  * T4DX_ENOTFOUND. */
 int t4dx_lru_get(struct t4dx_lru *l, uint64_t parent, const char *name,
 		 size_t len, bool with_content, struct t4dx_entry *out);
-size_t t4dx_lru_count(struct t4dx_lru *l);
 
 #endif

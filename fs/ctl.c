@@ -37,6 +37,12 @@ static bool is_cmd(const char *c, size_t len, const char *want)
 	return c && strlen(want) == len && !memcmp(c, want, len);
 }
 
+/* Live items: items/ itself is an entry of the engine, not an item. */
+static uint64_t item_count(const struct t4dx_stats *st)
+{
+	return st->items ? st->items - 1 : 0;
+}
+
 /* ---- breaker ------------------------------------------------------------ */
 
 static int show_breaker(struct t4dx_buf *out)
@@ -302,7 +308,7 @@ static int show_metrics(struct t4dx_buf *out)
 			   (double)h.unpersisted);
 	if (!rc)
 		rc = gauge(out, "t4dx_items", "Live files and directories.",
-			   (double)(st.items ? st.items - 1 : 0));
+			   (double)item_count(&st));
 	if (!rc)
 		rc = gauge(out, "t4dx_memtable_items",
 			   "Entries in the memtable.", (double)st.memtable_items);
@@ -367,8 +373,7 @@ static int show_stats(struct t4dx_buf *out)
 {
 	struct t4dx_stats st;
 	t4dx_get_stats(fs.db, &st);
-	/* items/ itself is an entry of the engine; it is not an item */
-	uint64_t items = st.items ? st.items - 1 : 0;
+	uint64_t items = item_count(&st);
 	int64_t up = (t4dx_now_ns() - fs.start_ns) / 1000000000;
 	return t4dx_buf_addf(out,
 		"{\"items\":%llu,\"memtable_items\":%llu,"

@@ -1891,8 +1891,6 @@ static int run(struct cmdline *cl, char *argv0)
 	}
 	fs.cfg = cfg;
 	fs.foreground = c.foreground;
-	fs.data_dir = data;
-	fs.mountpoint = c.mnt;
 	fs.start_ns = t4dx_now_ns();
 	fs.uid = getuid();
 	fs.gid = getgid();

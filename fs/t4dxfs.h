@@ -40,7 +40,6 @@ extern struct t4dxfs fs;
 struct t4dxfs {
 	struct t4dx *db;
 	struct fuse_session *se;
-	const char *data_dir, *mountpoint;
 	int64_t start_ns;
 	uid_t uid;
 	gid_t gid;
