@@ -398,6 +398,7 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 		t4dx_entry_set_key(&old, r->new_parent, r->new_name,
 				   r->new_name_len);
 		old.lsn = r->lsn;
+		old.provisional = false;
 		rc = t4dx_mem_put(db->mem, &ne);
 		if (!rc)
 			rc = t4dx_mem_put(db->mem, &old);
@@ -438,6 +439,7 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 		if (m & T4DX_F_ACCESS)
 			old.access_count = f->access_count;
 		old.lsn = r->lsn;
+		old.provisional = false;
 		rc = t4dx_mem_put(db->mem, &old);
 		if (!rc && db->lru)
 			t4dx_lru_put(db->lru, &old);
@@ -661,8 +663,45 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	memset(&r, 0, sizeof(r));
 	r.op = S_ISDIR(e->mode) ? T4DX_OP_MKDIR : T4DX_OP_PUT;
 	r.e = *e;               /* borrows e->content while locked */
+	r.e.provisional = false;
+	if ((flags & T4DX_PROVISIONAL) && r.op == T4DX_OP_PUT &&
+	    queueing(db)) {
+		/* no record: the entry carries the last LSN so far, which
+		 * keeps the memtable's LSN range that of its records */
+		r.lsn = t4dx_wal_last_lsn(db->wal);
+		r.e.provisional = true;
+		rc = apply(db, &r);
+		if (!rc)
+			maybe_wake_flusher(db);
+		pthread_rwlock_unlock(&db->lock);
+		if (lsn)
+			*lsn = 0;
+		e->lsn = 0;
+		return rc;
+	}
 	rc = commit_locked(db, &r, flags, lsn);
 	e->lsn = r.lsn;
+	return rc;
+}
+
+/* Before a record that acknowledges something about a provisional entry
+ * (rename, update), write the put the entry never had, so that replay
+ * finds it.  Lock held for writing. */
+static int materialize(struct t4dx *db, const struct t4dx_entry *old)
+{
+	struct t4dx_rec r;
+	if (!old->provisional)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	r.op = T4DX_OP_PUT;
+	int rc = lookup(db, old->parent, old->name, old->name_len, true, &r.e);
+	if (rc)
+		return rc == T4DX_ENOTFOUND ? ENOENT : rc;
+	r.e.provisional = false;
+	rc = t4dx_wal_add(db->wal, &r);
+	if (!rc)
+		rc = apply(db, &r);
+	t4dx_entry_clear(&r.e);
 	return rc;
 }
 
@@ -741,6 +780,8 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 		else if (S_ISDIR(dst.mode))
 			rc = check_empty(db, dst.ino);
 	}
+	if (!rc)
+		rc = materialize(db, &src);
 	if (rc)
 		goto fail;
 	r.op = T4DX_OP_RENAME;
@@ -771,9 +812,13 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 	r.mask = mask;
 	pthread_rwlock_wrlock(&db->lock);
 	rc = lookup(db, parent, name, name_len, false, &old);
+	if (rc == T4DX_ENOTFOUND)
+		rc = ENOENT;
+	if (!rc)
+		rc = materialize(db, &old);
 	if (rc) {
 		pthread_rwlock_unlock(&db->lock);
-		return rc == T4DX_ENOTFOUND ? ENOENT : rc;
+		return rc;
 	}
 	return commit_locked(db, &r, flags, lsn);
 }

@@ -67,6 +67,8 @@ struct t4dx_entry {
 	char name[T4DX_NAME_MAX + 1];   /* NUL-terminated; names never hold NUL */
 	bool tombstone;
 	uint64_t lsn;                   /* LSN of the record that wrote it */
+	bool provisional;               /* in the memtable only, no record yet
+	                                   (T4DX_PROVISIONAL) */
 	uint64_t ino;
 	uint32_t mode, uid, gid;
 	int64_t atime_ns, mtime_ns, ctime_ns;
@@ -160,6 +162,8 @@ int t4dx_get(struct t4dx *db, uint64_t parent, const char *name,
 #define T4DX_NOWAIT      0x2   /* return once applied; the caller waits for
                                   durability with t4dx_wait(*lsn) */
 #define T4DX_NOREPLACE   0x4   /* rename: EEXIST if the target is live */
+#define T4DX_PROVISIONAL 0x8   /* put of a file: apply it without a record,
+                                  see t4dx_put */
 
 /* Every call below that changes the store writes one WAL record, applies
  * it to the memtable (readers see it from then on) and, unless
@@ -171,7 +175,17 @@ int t4dx_get(struct t4dx *db, uint64_t parent, const char *name,
 /* Write the entry at its key: a put, or a mkdir for S_IFDIR.  If e->ino
  * is 0 a new inode number is allocated and stored into e->ino, and
  * e->lsn is set.  Replacing a directory by a file answers EISDIR, a file
- * by a directory EEXIST. */
+ * by a directory EEXIST.
+ *
+ * T4DX_PROVISIONAL (a new file that is being written, with policy
+ * "queue"): the entry is applied to the memtable and visible, but no
+ * record is written and *lsn is 0; the caller is expected to put the
+ * file again, with a record, before it acknowledges anything about it.
+ * Until then a crash may lose the entry, as it may lose any change nobody
+ * waited for.  A rename or update of a provisional entry first writes a
+ * put of it, in the same group commit, so that what they acknowledge
+ * survives a crash; a delete needs nothing.  With policy "reject" the
+ * flag is ignored (a change must be durable before it is applied). */
 int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	     uint64_t *lsn);
 

@@ -24,6 +24,8 @@ struct wbuf {
 	bool defer;                     /* dirty only by an O_TRUNC open: a
 	                                   close commits it only at release */
 	int err;                        /* sticky error (EFBIG): never commit */
+	bool fresh;                     /* created provisionally, never
+	                                   committed (T4DX_PROVISIONAL) */
 	bool mtime_set;                 /* futimens after the last write */
 	int64_t mtime_ns;
 	unsigned refs;                  /* write handles; ns_mu */

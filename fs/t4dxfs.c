@@ -400,7 +400,10 @@ static int commit(fuse_ino_t ino, bool at_release)
 	pthread_mutex_lock(&w->mu);
 	if (w->err) {
 		rc = at_release ? 0 : w->err;
-		goto out;
+		if (!at_release || !w->fresh)
+			goto out;
+		/* a new file whose writes failed stays, empty, as created */
+		wbuf_set_len(w, 0);
 	}
 	if (!w->dirty || (w->defer && !at_release))
 		goto out;
@@ -436,6 +439,7 @@ static int commit(fuse_ino_t ino, bool at_release)
 	 * one fails: the buffer is no longer dirty */
 	w->dirty = false;
 	w->defer = false;
+	w->fresh = false;
 out:
 	pthread_mutex_unlock(&w->mu);
 	if (!rc && lsn) {
@@ -661,7 +665,8 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc)
 		return rc;
 	ns_lock();
-	rc = t4dx_put(fs.db, &e, T4DX_EXCL | T4DX_NOWAIT, &l);
+	rc = t4dx_put(fs.db, &e, T4DX_EXCL | T4DX_NOWAIT |
+		      (nowait ? T4DX_PROVISIONAL : 0), &l);
 	if (!rc && !node_ref(e.ino, parent, name, e.name_len, 1))
 		rc = ENOMEM;
 	ns_unlock();
@@ -1013,6 +1018,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		free(h);
 		reply_err(req, rc);
 		return;
+	}
+	if (!lsn) {
+		/* provisional: the file's first record is the put of its
+		 * content at the first flush, even if nothing was written */
+		struct wbuf *w = h->node->wb;
+		pthread_mutex_lock(&w->mu);
+		w->dirty = true;
+		w->fresh = true;
+		pthread_mutex_unlock(&w->mu);
 	}
 	fh_publish(h, fi);
 	fi->direct_io = 1;

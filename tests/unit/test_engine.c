@@ -228,6 +228,75 @@ static void test_update(void)
 	unit_rm_rf(dir);
 }
 
+/* A provisional put writes no record; a rename or update of the entry
+ * writes its put first, so a crash keeps what they acknowledged; an entry
+ * nobody acknowledged may go. */
+static int put_provisional(struct t4dx *db, const char *name)
+{
+	struct t4dx_entry e;
+	uint64_t lsn = 1;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, T4DX_ROOT_INO, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	int rc = t4dx_put(db, &e, T4DX_EXCL | T4DX_NOWAIT | T4DX_PROVISIONAL,
+			  &lsn);
+	return rc ? rc : lsn != 0;
+}
+
+static void test_provisional(void)
+{
+	const char *dir = unit_tmpdir("prov");
+	const uint64_t R = T4DX_ROOT_INO;
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir, NULL);
+		struct t4dx_stats st0, st;
+		struct t4dx_entry f;
+		t4dx_get_stats(db, &st0);
+		if (put_provisional(db, "lost") || put_provisional(db, "a") ||
+		    put_provisional(db, "b") || put_provisional(db, "c"))
+			_exit(2);
+		t4dx_get_stats(db, &st);
+		if (st.wal_lsn != st0.wal_lsn || st.items != st0.items + 4 ||
+		    !content_of(db, R, "lost"))
+			_exit(3);       /* visible, but no record */
+		if (put_provisional(db, "a") != EEXIST)
+			_exit(4);
+		if (t4dx_rename(db, R, "a", 1, R, "a2", 2, 0, NULL))
+			_exit(5);
+		memset(&f, 0, sizeof(f));
+		f.mode = 0600;
+		if (t4dx_update(db, R, "b", 1, &f, T4DX_F_MODE, 0, NULL))
+			_exit(6);
+		if (put_file(db, R, "c", "content", NULL))
+			_exit(7);
+		t4dx_get_stats(db, &st);
+		/* put+rename, put+update, put */
+		if (st.wal_lsn != st0.wal_lsn + 5)
+			_exit(8);
+		_exit(0);       /* no close: a crash */
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws));
+	CHECK_EQ_INT(WEXITSTATUS(ws), 0);
+	struct t4dx *db = open_db(dir, NULL);
+	struct t4dx_entry e;
+	CHECK(content_of(db, R, "lost") == NULL);
+	CHECK(content_of(db, R, "a") == NULL);
+	CHECK(content_of(db, R, "a2") != NULL);
+	REQUIRE(t4dx_get(db, R, "b", 1, 0, &e) == 0);
+	CHECK_EQ_INT(e.mode, S_IFREG | 0600);
+	const char *c = content_of(db, R, "c");
+	CHECK(c && strcmp(c, "content") == 0);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.items, 3);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* A child process writes and dies without closing: everything it was
  * told is durable must come back from the WAL. */
 static void test_crash_recovery(void)
@@ -783,6 +852,7 @@ int main(void)
 	RUN(test_rename);
 	RUN(test_update);
 	RUN(test_crash_recovery);
+	RUN(test_provisional);
 	RUN(test_commit_failure);
 	RUN(test_lock);
 	RUN(test_nrem);
