@@ -1427,11 +1427,22 @@ static void fmt_double(char *out, size_t len, double v)
 	}
 }
 
+/* Only the user namespace holds attributes here.  Names in the others
+ * (security., system. for ACLs, trusted.) are ENOTSUP, not ENODATA: that
+ * tells a reader such as ls -l that the whole file system has none, so it
+ * stops asking for every file. */
+static bool xa_user(const char *name)
+{
+	return strncmp(name, "user.", 5) == 0;
+}
+
 static int xa_get(fuse_ino_t ino, const char *name, char *out, size_t len,
 		  size_t *vlen)
 {
 	struct t4dx_entry e = { 0 };
 	int i = xa_index(name);
+	if (!xa_user(name))
+		return ENOTSUP;
 	if (is_fixed(ino) || ino == INO_ITEMS)
 		return ENODATA;
 	ns_lock();
@@ -1628,7 +1639,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	count_op(OP_REMOVEXATTR);
-	reply_err(req, xa_index(name) >= 0 ? EPERM : ENODATA);
+	reply_err(req, !xa_user(name) ? ENOTSUP :
+		       xa_index(name) >= 0 ? EPERM : ENODATA);
 }
 
 /* ---- session ---------------------------------------------------------- */

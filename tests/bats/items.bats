@@ -18,6 +18,11 @@ setup() {
 	t4dx_start
 }
 
+# getxattr_ops: GETXATTR requests the daemon has answered so far.
+getxattr_ops() {
+	awk '$1 == "t4dx_ops_total{op=\"getxattr\"}" { print $2 }' "$MNT/.ctl/metrics"
+}
+
 # xattr NAME FILE: print the value of user.t4dx.NAME.
 xattr() {
 	getfattr --absolute-names --only-values -n "user.t4dx.$1" "$2"
@@ -567,6 +572,32 @@ bad_values() {
 	run xattr access_count "$ITEMS/f"
 	assert_success
 	refute_output '12345'
+}
+
+@test "xattr: other namespaces are not supported, so ls -l stops asking" {
+	local i before after
+	printf 'x\n' >"$ITEMS/f"
+	run getfattr --absolute-names -n security.selinux "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'Operation not supported'
+	run getfattr --absolute-names -n system.posix_acl_access "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'Operation not supported'
+	run setfattr -n trusted.x -v 1 "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'Operation not supported'
+	# user.* is supported: an unknown name there is absent, not unsupported
+	run getfattr --absolute-names -n user.other "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	# ls -l asks each file for its security context and ACL until the file
+	# system says it has none: with 50 items, a handful of GETXATTRs
+	mkdir "$ITEMS/many"
+	for ((i = 0; i < 50; i++)); do : >"$ITEMS/many/i$i"; done
+	before=$(getxattr_ops)
+	ls -l "$ITEMS/many" >/dev/null
+	after=$(getxattr_ops)
+	(( after - before <= 10 )) || fail "ls -l of 50 items sent $((after - before)) GETXATTRs"
 }
 
 # ---- statfs, refused operations, limits ------------------------------------
