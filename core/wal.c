@@ -140,11 +140,15 @@ struct wal_queue {
 };
 
 /* A thread in t4dx_wal_sync(); err is set by a leader whose group held
- * lsn and failed.  On the waiter's stack, linked under w->mu. */
+ * lsn and failed.  On the waiter's stack, linked under w->mu.  Each
+ * waiter sleeps on its own condition variable, so that the end of a group
+ * wakes only the waiters it is done with and one to lead the next group,
+ * not every thread that waits for a later one. */
 struct wal_waiter {
 	struct wal_waiter *next;
 	uint64_t lsn;
 	int err;
+	pthread_cond_t cv;
 };
 
 struct t4dx_wal {
@@ -153,7 +157,7 @@ struct t4dx_wal {
 	struct t4dx_buf scratch;        /* t4dx_wal_add's (caller-serialized) */
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;              /* busy cleared, durable moved */
+	pthread_cond_t cv;              /* busy cleared (for own()) */
 	/* guarded by mu */
 	uint64_t last;                  /* last LSN assigned */
 	uint64_t durable;               /* every LSN <= durable is on disk */
@@ -833,9 +837,26 @@ static int group_write(struct t4dx_wal *w, size_t len)
 	return rc;
 }
 
+/* Wake the waiters that are done (their LSN is durable or their group
+ * failed) and, if no one holds busy, one other waiter to lead the next
+ * group; self, the caller, is never picked (it leads again itself if it
+ * must).  mu held. */
+static void wake_waiters(struct t4dx_wal *w, struct wal_waiter *self)
+{
+	bool next = !w->busy;
+	for (struct wal_waiter *x = w->waiters; x; x = x->next) {
+		if (x->lsn <= w->durable || x->err) {
+			pthread_cond_signal(&x->cv);
+		} else if (next && x != self) {
+			pthread_cond_signal(&x->cv);
+			next = false;
+		}
+	}
+}
+
 /* Lead one group commit.  Called and returns with mu held.  Returns
  * false if there was nothing to write (which would be a bug). */
-static bool lead(struct t4dx_wal *w)
+static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 {
 	struct wal_queue *h = &w->head, *q = &w->q;
 	w->busy = true;
@@ -900,6 +921,7 @@ static bool lead(struct t4dx_wal *w)
 	}
 	w->busy = false;
 	pthread_cond_broadcast(&w->cv);
+	wake_waiters(w, self);
 	return any;
 }
 
@@ -909,11 +931,12 @@ int t4dx_wal_sync(struct t4dx_wal *w, uint64_t lsn)
 	if (lsn > w->last)
 		lsn = w->last;
 	struct wal_waiter me = { .lsn = lsn, .next = w->waiters };
+	pthread_cond_init(&me.cv, NULL);
 	w->waiters = &me;
 	while (w->durable < lsn && !me.err) {
 		if (w->busy)
-			pthread_cond_wait(&w->cv, &w->mu);
-		else if (!lead(w))
+			pthread_cond_wait(&me.cv, &w->mu);
+		else if (!lead(w, &me))
 			me.err = EIO;
 	}
 	struct wal_waiter **pp = &w->waiters;
@@ -921,6 +944,7 @@ int t4dx_wal_sync(struct t4dx_wal *w, uint64_t lsn)
 		pp = &(*pp)->next;
 	*pp = me.next;
 	pthread_mutex_unlock(&w->mu);
+	pthread_cond_destroy(&me.cv);
 	return me.err;
 }
 
@@ -936,6 +960,7 @@ static void disown(struct t4dx_wal *w)
 {
 	w->busy = false;
 	pthread_cond_broadcast(&w->cv);
+	wake_waiters(w, NULL);
 }
 
 int t4dx_wal_rotate(struct t4dx_wal *w, uint64_t *last_lsn)
@@ -1146,8 +1171,9 @@ int t4dx_wal_discard_pending(struct t4dx_wal *w, uint64_t *from,
 		w->last = w->durable;
 	}
 	/* waiters on the dropped records see durable < lsn with nothing to
-	 * write, and get EIO */
+	 * write, and get EIO (each wakes the next as it leads) */
 	pthread_cond_broadcast(&w->cv);
+	wake_waiters(w, NULL);
 	pthread_mutex_unlock(&w->mu);
 	return 0;
 }
