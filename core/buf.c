@@ -129,11 +129,9 @@ bool t4dx_utf8_valid(const unsigned char *s, size_t len)
 static const char b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len)
+size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len)
 {
-	if (t4dx_buf_reserve(out, (len + 2) / 3 * 4))
-		return ENOMEM;
-	char *o = (char *)out->p + out->len;
+	char *o = out;
 	size_t i = 0;
 	for (; i + 3 <= len; i += 3) {
 		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
@@ -151,7 +149,14 @@ int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len)
 		*o++ = i + 1 < len ? b64[(v >> 6) & 63] : '=';
 		*o++ = '=';
 	}
-	out->len = (size_t)(o - (char *)out->p);
+	return (size_t)(o - out);
+}
+
+int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len)
+{
+	if (t4dx_buf_reserve(out, (len + 2) / 3 * 4))
+		return ENOMEM;
+	out->len += t4dx_base64_put((char *)out->p + out->len, s, len);
 	return 0;
 }
 

@@ -953,6 +953,31 @@ static bool has(const struct t4dx_buf *b, const char *s)
 	return memmem(b->p, b->len, s, strlen(s)) != NULL;
 }
 
+/* Is what the encoder appended to got after its first pre bytes the
+ * line json_c_line() builds?  Says where they part, the first few times. */
+static bool same_as_json_c(const struct t4dx_rec *r,
+			   const struct t4dx_buf *got, size_t pre,
+			   struct t4dx_buf *want)
+{
+	static int told;
+	json_c_line(r, want);
+	size_t n = got->len - pre;
+	if (n == want->len && !memcmp(got->p + pre, want->p, n))
+		return true;
+	if (++told <= 3) {
+		size_t at = 0;
+		while (at < n && at < want->len &&
+		       got->p[pre + at] == want->p[at])
+			at++;
+		fprintf(stderr, "   lines part at byte %zu:\n   got  %.*s\n"
+			"   want %.*s\n", at, (int)(n < 400 ? n : 400),
+			(const char *)got->p + pre,
+			(int)(want->len < 400 ? want->len : 400),
+			(const char *)want->p);
+	}
+	return false;
+}
+
 static void test_json_c_identity(void)
 {
 	enum { N = 20000, CONTENT_MAX = 70000 };
@@ -981,37 +1006,22 @@ static void test_json_c_identity(void)
 		for (size_t k = 0; k < pre; k++)
 			REQUIRE(t4dx_buf_add_u8(&got, 'p') == 0);
 		int rc = t4dx_rec_encode(&r, &got);
-		bool kept = got.len >= pre &&
-			    (pre == 0 || (got.p[0] == 'p' && got.p[pre - 1] == 'p'));
-		CHECK(kept);
+		CHECK(got.len >= pre && (pre == 0 || (got.p[0] == 'p' &&
+						      got.p[pre - 1] == 'p')));
 		if (bad) {
 			CHECK_EQ_INT(rc, EINVAL);
 			CHECK_EQ_INT(got.len, pre);
 			refused++;
-			t4dx_entry_clear(&r.e);
-			continue;
-		}
-		CHECK_EQ_INT(rc, 0);
-		json_c_line(&r, &want);
-		size_t n = got.len - pre;
-		if (rc || n != want.len || memcmp(got.p + pre, want.p, n)) {
-			if (++differ <= 3) {
-				size_t at = 0;
-				while (at < n && at < want.len &&
-				       got.p[pre + at] == want.p[at])
-					at++;
-				fprintf(stderr, "   record %d differs at byte %zu:"
-					"\n   got  %.*s\n   want %.*s\n", i, at,
-					(int)(n < 400 ? n : 400),
-					(const char *)got.p + pre,
-					(int)(want.len < 400 ? want.len : 400),
-					(const char *)want.p);
-			}
 		} else {
-			same++;
+			CHECK_EQ_INT(rc, 0);
+			if (!rc && same_as_json_c(&r, &got, pre, &want))
+				same++;
+			else
+				differ++;
+			for (size_t k = 0; k < sizeof(seen) / sizeof(seen[0]);
+			     k++)
+				seen[k] += has(&want, seen_what[k]);
 		}
-		for (size_t k = 0; k < sizeof(seen) / sizeof(seen[0]); k++)
-			seen[k] += has(&want, seen_what[k]);
 		t4dx_entry_clear(&r.e);
 	}
 	CHECK_EQ_INT(differ, 0);
@@ -1027,6 +1037,63 @@ static void test_json_c_identity(void)
 	t4dx_buf_free(&got);
 	t4dx_buf_free(&want);
 	free(tmp);
+}
+
+/* The next double up (dir 1) or down (dir -1) from a positive d. */
+static double next_double(double d, int dir)
+{
+	uint64_t u;
+	memcpy(&u, &d, sizeof(u));
+	u += dir > 0 ? 1 : (uint64_t)-1;
+	memcpy(&d, &u, sizeof(d));
+	return d;
+}
+
+/* What random records may miss: every byte value at every place in
+ * texts of 1..20 bytes (around the eight-byte steps of a scan), and every
+ * whole number of thousandths, with its neighbours, as kappa and
+ * importance. */
+static void test_json_c_edges(void)
+{
+	struct t4dx_buf got = { 0 }, want = { 0 };
+	struct t4dx_rec r = { .lsn = 1, .op = T4DX_OP_PUT };
+	full_entry(&r.e, "e", 1, NULL, 0);
+	long lines = 0, differ = 0;
+	unsigned char s[20];
+	for (size_t len = 1; len <= sizeof(s); len++) {
+		for (size_t at = 0; at < len; at++) {
+			for (int c = 1; c < 256; c++) {
+				memset(s, 'a', len);
+				s[at] = (unsigned char)c;
+				r.e.content = t4dx_blob_from(s, len);
+				REQUIRE(r.e.content);
+				r.e.size = len;
+				got.len = 0;
+				REQUIRE(t4dx_rec_encode(&r, &got) == 0);
+				differ += !same_as_json_c(&r, &got, 0, &want);
+				lines++;
+				t4dx_entry_clear(&r.e);
+			}
+		}
+	}
+	r.e.size = 0;
+	for (int k = 0; k <= 1000; k++) {
+		double d = k / 1000.0;
+		double near[] = { d, k ? next_double(d, -1) : -0.0,
+				  k < 1000 ? next_double(d, 1) : 0.999 };
+		for (int i = 0; i < 3; i++) {
+			r.e.kappa = near[i];
+			r.e.importance = near[2 - i];
+			got.len = 0;
+			REQUIRE(t4dx_rec_encode(&r, &got) == 0);
+			differ += !same_as_json_c(&r, &got, 0, &want);
+			lines++;
+		}
+	}
+	CHECK_EQ_INT(differ, 0);
+	fprintf(stderr, "   %ld lines compared\n", lines);
+	t4dx_buf_free(&got);
+	t4dx_buf_free(&want);
 }
 
 /* One line written out in full, so that a shared mistake in the encoder
@@ -1119,6 +1186,7 @@ int main(void)
 	RUN(test_encode_refuses);
 	RUN(test_escapes);
 	RUN(test_json_c_identity);
+	RUN(test_json_c_edges);
 	RUN(test_large);
 	UNIT_DONE();
 }
