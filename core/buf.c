@@ -87,8 +87,20 @@ void t4dx_buf_free(struct t4dx_buf *b)
 
 bool t4dx_utf8_valid(const unsigned char *s, size_t len)
 {
+	const uint64_t ones = 0x0101010101010101ULL;
 	size_t i = 0;
 	while (i < len) {
+		/* Eight bytes at once while all are in 1..0x7f: a NUL byte
+		 * sets its top bit in v - ones (as the lowest one cannot
+		 * be reached by a borrow), a byte >= 0x80 in v. */
+		if (len - i >= 8) {
+			uint64_t v;
+			memcpy(&v, s + i, 8);
+			if (!(((v - ones) | v) & ones << 7)) {
+				i += 8;
+				continue;
+			}
+		}
 		unsigned char c = s[i];
 		if (c == 0)
 			return false;

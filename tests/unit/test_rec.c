@@ -690,10 +690,48 @@ static void j_unit(struct json_object *o, const char *key, double d)
 	j_add(o, key, json_object_new_double_s(d, s));
 }
 
+/* Well-formed UTF-8 without NUL, by the table in the Unicode standard
+ * (3.9, table 3-7), where the range of a second byte depends on the
+ * first; written apart from t4dx_utf8_valid() to check it. */
+static bool utf8_ok(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i], lo = 0x80, hi = 0xbf;
+		size_t n;
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			lo = c == 0xe0 ? 0xa0 : lo;
+			hi = c == 0xed ? 0x9f : hi;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			lo = c == 0xf0 ? 0x90 : lo;
+			hi = c == 0xf4 ? 0x8f : hi;
+		} else {
+			return false;
+		}
+		if (len - i - 1 < n || s[i + 1] < lo || s[i + 1] > hi)
+			return false;
+		for (size_t k = 2; k <= n; k++)
+			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+				return false;
+		i += n + 1;
+	}
+	return true;
+}
+
 static void j_bytes(struct json_object *o, const char *key, const void *p,
 		    size_t len)
 {
-	if (t4dx_utf8_valid(p, len)) {
+	if (utf8_ok(p, len)) {
 		j_add(o, key, json_object_new_string_len(p, (int)len));
 		return;
 	}
@@ -1096,6 +1134,60 @@ static void test_json_c_edges(void)
 	t4dx_buf_free(&want);
 }
 
+/* t4dx_utf8_valid() decides between "name" and "name_b64".  Each case at
+ * every offset in ASCII, so that it falls at every place of the
+ * eight-byte steps, then random bytes, mostly ASCII. */
+static void test_utf8(void)
+{
+	static const struct {
+		const char *s;
+		bool ok;
+	} cases[] = {
+		{ "\x01", true }, { "\x7f", true }, { "\0", false },
+		{ "\xc2\x80", true }, { "\xdf\xbf", true }, { "\xc0\xaf", false },
+		{ "\xc1\xbf", false }, { "\xc3", false }, { "\xc3\x28", false },
+		{ "\xe0\xa0\x80", true }, { "\xe0\x9f\xbf", false },
+		{ "\xed\x9f\xbf", true }, { "\xed\xa0\x80", false },
+		{ "\xef\xbf\xbf", true }, { "\xe2\x82", false },
+		{ "\xf0\x90\x80\x80", true }, { "\xf0\x8f\xbf\xbf", false },
+		{ "\xf4\x8f\xbf\xbf", true }, { "\xf4\x90\x80\x80", false },
+		{ "\xf5\x80\x80\x80", false }, { "\xf0\x9f\x98", false },
+		{ "\x80", false }, { "\xbf", false }, { "\xfe", false },
+		{ "\xff", false },
+	};
+	unsigned char s[40];
+	long wrong = 0;
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		size_t n = cases[k].s[0] ? strlen(cases[k].s) : 1;
+		for (size_t at = 0; at + n <= 24; at++) {
+			for (size_t len = at + n; len <= 24; len += 1 + len / 4) {
+				memset(s, 'a', len);
+				memcpy(s + at, cases[k].s, n);
+				bool want = cases[k].ok;
+				wrong += t4dx_utf8_valid(s, len) != want;
+				wrong += utf8_ok(s, len) != want;
+				/* the case cut short by its last byte */
+				wrong += t4dx_utf8_valid(s, at + n - 1) !=
+					 utf8_ok(s, at + n - 1);
+			}
+		}
+	}
+	for (int i = 0; i < 200000; i++) {
+		size_t len = below(sizeof(s) + 1), k = 0;
+		while (k < len) {
+			uint64_t pick = below(16);
+			if (pick == 0)
+				s[k++] = (unsigned char)rnd();
+			else if (pick == 1 && len - k >= 4)
+				k += utf8_seq(s + k, 2 + (int)below(3));
+			else
+				s[k++] = (unsigned char)(1 + below(0x7f));
+		}
+		wrong += t4dx_utf8_valid(s, len) != utf8_ok(s, len);
+	}
+	CHECK_EQ_INT(wrong, 0);
+}
+
 /* One line written out in full, so that a shared mistake in the encoder
  * and in json_c_line() above cannot go unseen. */
 static void test_escapes(void)
@@ -1184,6 +1276,7 @@ int main(void)
 	RUN(test_damage);
 	RUN(test_field_checks);
 	RUN(test_encode_refuses);
+	RUN(test_utf8);
 	RUN(test_escapes);
 	RUN(test_json_c_identity);
 	RUN(test_json_c_edges);
