@@ -87,8 +87,20 @@ void t4dx_buf_free(struct t4dx_buf *b)
 
 bool t4dx_utf8_valid(const unsigned char *s, size_t len)
 {
+	const uint64_t ones = 0x0101010101010101ULL;
 	size_t i = 0;
 	while (i < len) {
+		/* Eight bytes at once while all are in 1..0x7f: a NUL byte
+		 * sets its top bit in v - ones (as the lowest one cannot
+		 * be reached by a borrow), a byte >= 0x80 in v. */
+		if (len - i >= 8) {
+			uint64_t v;
+			memcpy(&v, s + i, 8);
+			if (!(((v - ones) | v) & ones << 7)) {
+				i += 8;
+				continue;
+			}
+		}
 		unsigned char c = s[i];
 		if (c == 0)
 			return false;
@@ -129,11 +141,9 @@ bool t4dx_utf8_valid(const unsigned char *s, size_t len)
 static const char b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len)
+size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len)
 {
-	if (t4dx_buf_reserve(out, (len + 2) / 3 * 4))
-		return ENOMEM;
-	char *o = (char *)out->p + out->len;
+	char *o = out;
 	size_t i = 0;
 	for (; i + 3 <= len; i += 3) {
 		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
@@ -151,7 +161,14 @@ int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len)
 		*o++ = i + 1 < len ? b64[(v >> 6) & 63] : '=';
 		*o++ = '=';
 	}
-	out->len = (size_t)(o - (char *)out->p);
+	return (size_t)(o - out);
+}
+
+int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len)
+{
+	if (t4dx_buf_reserve(out, (len + 2) / 3 * 4))
+		return ENOMEM;
+	out->len += t4dx_base64_put((char *)out->p + out->len, s, len);
 	return 0;
 }
 

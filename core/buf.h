@@ -35,8 +35,11 @@ static inline uint64_t t4dx_get_u64(const unsigned char *p)
 
 /* True if s[0..len) is valid UTF-8 without NUL bytes. */
 bool t4dx_utf8_valid(const unsigned char *s, size_t len);
-/* Standard base64 with padding.  decode returns 0 or EINVAL; out must hold
- * 3 * (len / 4) bytes. */
+/* Standard base64 with padding.  put writes the (len + 2) / 3 * 4
+ * characters (no NUL) to out and returns their count; encode appends them
+ * to a buffer.  decode returns 0 or EINVAL; out must hold 3 * (len / 4)
+ * bytes. */
+size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len);
 int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len);
 int t4dx_base64_decode(const char *s, size_t len, unsigned char *out,
 		       size_t *outlen);

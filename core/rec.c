@@ -32,9 +32,11 @@
  *   atime, mtime, ctime, event_time         signed 64-bit integers,
  *                                           nanoseconds since the epoch
  *   id             32 hexadecimal digits (16 bytes; written lower case)
- *   kappa, importance   numbers in [0, 1], written in the shortest form
- *                  that reads back to the same double, always with a '.'
- *                  or an exponent (so 1 is written 1.0)
+ *   kappa, importance   numbers in [0, 1], written as C's %.15g, or
+ *                  %.16g or %.17g where fewer digits do not read back
+ *                  to the same double, with ".0" appended when that has
+ *                  neither a '.' nor an exponent (so 1 is written 1.0,
+ *                  1/3 0.3333333333333333, 5e-324 4.94065645841247e-324)
  *   type           "episodic" | "semantic" | "procedural"
  *   NAME           "name": a JSON string, when the name's bytes are valid
  *                  UTF-8 (t4dx_utf8_valid), else "name_b64": standard
@@ -48,16 +50,20 @@
  *                  decoded content becomes a new blob, and the entry's
  *                  size is its length.
  *
- * Strings are escaped as json-c does ('"', '\\' and control characters;
- * '/' is not escaped, other bytes are written as they are).
+ * Integers are written in decimal without leading zeros, negative ones
+ * with a '-'.  Inside strings, '"' and '\\' are written \" and \\, the
+ * bytes 0x08, 0x09, 0x0a, 0x0c and 0x0d as \b \t \n \f \r, the other
+ * bytes below 0x20 as \u00xx with lower-case hex digits, and every other
+ * byte, '/' and 0x7f included, as it is.  (These are json-c's escapes
+ * with JSON_C_TO_STRING_NOSLASHESCAPE: the first encoder had json-c
+ * write its lines, and lines are still the same bytes.)
  *
  * CRC RULE.  "crc" is the zlib CRC-32 (crc32(0, ...)) of the line's bytes
  * from the opening '{' up to, not including, the ',' that precedes
- * "crc".  The writer serialises the object without the crc, drops its
- * closing '}', computes the CRC of what is left and appends
- * ,"crc":N}\n with N in decimal.  The reader checks the CRC before it
- * parses anything: the line must end in ,"crc":DIGITS} and the CRC of
- * the bytes before that comma must equal DIGITS.
+ * "crc".  The writer writes the line up to that ',', computes the CRC of
+ * it and appends ,"crc":N}\n with N in decimal.  The reader checks the
+ * CRC before it parses anything: the line must end in ,"crc":DIGITS} and
+ * the CRC of the bytes before that comma must equal DIGITS.
  *
  * VALIDITY.  A line is a valid record when its CRC matches, it parses as
  * one JSON object with nothing after it, and every field its op needs is
@@ -151,90 +157,225 @@ static bool unit_ok(double d)
 
 /* ---- encoding -------------------------------------------------------- */
 
-/* Add to o; json-c takes ownership of v, even on failure. */
-static int add(struct json_object *o, const char *key, struct json_object *v)
+/*
+ * The encoder measures the line's strings, reserves room for the whole
+ * line once and fills it through a plain pointer.  Its lines are byte for
+ * byte those of the first encoder, which serialised a json-c object.
+ */
+
+/* Room for everything in a line except the bytes between the quotes of
+ * its name, new name and content.  A put, the longest, has 19 keys (at
+ * most 16 bytes each with quotes, colon and comma), 12 integers of at
+ * most 20 characters, two doubles of at most 24, the op, type and id
+ * strings and the quotes of name and content (at most 65 bytes), "{" and
+ * "}\n": under 700 bytes. */
+#define LINE_FIXED_MAX 1024
+
+/* Copy a string; for a literal the strlen folds away. */
+static inline char *put_str(char *o, const char *s)
 {
-	if (!v)
-		return ENOMEM;
-	if (json_object_object_add(o, key, v)) {
-		json_object_put(v);
-		return ENOMEM;
+	size_t n = strlen(s);
+	memcpy(o, s, n);
+	return o + n;
+}
+
+static char *put_u64(char *o, uint64_t v)
+{
+	char d[20];
+	size_t n = 0;
+	do {
+		d[sizeof(d) - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	memcpy(o, d + sizeof(d) - n, n);
+	return o + n;
+}
+
+/* key is the punctuated key, such as ,"mode": */
+static char *put_u(char *o, const char *key, uint64_t v)
+{
+	return put_u64(put_str(o, key), v);
+}
+
+static char *put_i(char *o, const char *key, int64_t v)
+{
+	o = put_str(o, key);
+	if (v >= 0)
+		return put_u64(o, (uint64_t)v);
+	*o++ = '-';
+	return put_u64(o, 0 - (uint64_t)v);
+}
+
+/* A number in [0, 1] as the format writes it: the first of %.15g, %.16g
+ * and %.17g that reads back to d, with ".0" added when it has neither a
+ * '.' nor an exponent.  A whole number of thousandths (the common
+ * values: 0, 0.5, 0.25, 0.1) reads back from its shortest decimal, and
+ * %.15g prints exactly that, so those skip printf and strtod. */
+static char *put_unit(char *o, const char *key, double d)
+{
+	o = put_str(o, key);
+	unsigned k = (unsigned)(d * 1000.0 + 0.5);
+	if ((double)k / 1000.0 == d && !signbit(d)) {
+		if (k == 0 || k == 1000)
+			return put_str(o, k ? "1.0" : "0.0");
+		*o++ = '0';
+		*o++ = '.';
+		for (unsigned div = 100; k; div /= 10) {
+			*o++ = (char)('0' + k / div);
+			k %= div;
+		}
+		return o;
 	}
-	return 0;
-}
-
-static int add_u64(struct json_object *o, const char *key, uint64_t v)
-{
-	return add(o, key, json_object_new_uint64(v));
-}
-
-static int add_i64(struct json_object *o, const char *key, int64_t v)
-{
-	return add(o, key, json_object_new_int64(v));
-}
-
-/* The shortest %g form that reads back to d, with a '.' or exponent so
- * that it parses as a double again. */
-static int add_unit(struct json_object *o, const char *key, double d)
-{
 	char s[40];
+	int n = 0;
 	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(s, sizeof(s), "%.*g", prec, d);
+		n = snprintf(s, sizeof(s), "%.*g", prec, d);
 		if (strtod(s, NULL) == d)
 			break;
 	}
-	if (!strpbrk(s, ".eE"))
-		strcat(s, ".0");
-	return add(o, key, json_object_new_double_s(d, s));
+	memcpy(o, s, (size_t)n);
+	o += n;
+	if (!memchr(s, '.', (size_t)n) && !memchr(s, 'e', (size_t)n))
+		o = put_str(o, ".0");
+	return o;
 }
 
-/* "key" as a string if the bytes are valid UTF-8 without NUL, else
- * "key_b64".  scratch is reused between calls. */
-static int add_bytes(struct json_object *o, const char *key,
-		     const unsigned char *p, size_t len,
-		     struct t4dx_buf *scratch)
+/*
+ * json-c's escapes (with JSON_C_TO_STRING_NOSLASHESCAPE): '"' and '\\'
+ * get a backslash, \b \t \n \f \r their letter, the other bytes below
+ * 0x20 become \u00xx in lower case; everything else is copied.
+ */
+static const char esc_letter[0x20] = {
+	['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r',
+};
+
+static inline bool esc_plain(unsigned char c)
 {
-	if (t4dx_utf8_valid(p, len))
-		return add(o, key, json_object_new_string_len((const char *)p,
-							      (int)len));
-	char k[32];
-	snprintf(k, sizeof(k), "%s_b64", key);
-	scratch->len = 0;
-	if (t4dx_base64_encode(scratch, p, len))
-		return ENOMEM;
-	return add(o, k, json_object_new_string_len((const char *)scratch->p,
-						     (int)scratch->len));
+	return c >= 0x20 && c != '"' && c != '\\';
+}
+
+/* The first byte at or after i that needs an escape, or len.  Eight
+ * bytes at a time first: with ones = 0x0101..01, a byte below 0x20 sets
+ * its top bit in v - 0x20 * ones, a '"' in (v ^ '"' * ones) - ones, a
+ * '\\' likewise.  A borrow from one byte into the next starts only at
+ * such a byte, so the lowest one is always seen and none is seen where
+ * there is none; & ~v leaves out bytes >= 0x80, which are copied. */
+static size_t esc_next(const unsigned char *s, size_t i, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101ULL, tops = ones << 7;
+	for (; len - i >= 8; i += 8) {
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+		uint64_t hit = (v - ones * 0x20) | ((v ^ ones * '"') - ones) |
+			       ((v ^ ones * '\\') - ones);
+		if (hit & ~v & tops)
+			break;
+	}
+	while (i < len && esc_plain(s[i]))
+		i++;
+	return i;
+}
+
+static size_t escaped_len(const unsigned char *s, size_t len)
+{
+	size_t n = len;
+	for (size_t i = esc_next(s, 0, len); i < len;
+	     i = esc_next(s, i + 1, len))
+		n += s[i] < 0x20 && !esc_letter[s[i]] ? 5 : 1;
+	return n;
+}
+
+static char *put_escaped(char *o, const unsigned char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t from = 0;
+	for (size_t i = esc_next(s, 0, len); i < len;
+	     i = esc_next(s, from, len)) {
+		unsigned char c = s[i];
+		memcpy(o, s + from, i - from);
+		o += i - from;
+		from = i + 1;
+		*o++ = '\\';
+		if (c >= 0x20) {
+			*o++ = (char)c;
+		} else if (esc_letter[c]) {
+			*o++ = esc_letter[c];
+		} else {
+			o = put_str(o, "u00");
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	memcpy(o, s + from, len - from);
+	return o + (len - from);
+}
+
+/* A name or content as its line holds it: JSON text if the bytes are
+ * valid UTF-8 without NUL, else base64. */
+struct text {
+	const unsigned char *p;
+	size_t len;
+	bool b64;
+};
+
+/* Texts up to this long get room for the worst case, six bytes out for
+ * each byte in, which is cheaper than a pass to count the escapes. */
+#define TEXT_COUNT_MIN 16384
+
+/* Set t up for p, len and return the most bytes it takes between its
+ * quotes. */
+static size_t text_measure(struct text *t, const void *p, size_t len)
+{
+	t->p = p;
+	t->len = len;
+	t->b64 = !t4dx_utf8_valid(t->p, len);
+	if (t->b64)
+		return (len + 2) / 3 * 4;
+	return len <= TEXT_COUNT_MIN ? 6 * len : escaped_len(t->p, len);
+}
+
+/* ,"key":"text" or ,"key_b64":"base64" */
+static char *put_text(char *o, const char *key, const struct text *t)
+{
+	o = put_str(put_str(o, ",\""), key);
+	o = put_str(o, t->b64 ? "_b64\":\"" : "\":\"");
+	if (t->b64)
+		o += t4dx_base64_put(o, t->p, t->len);
+	else
+		o = put_escaped(o, t->p, t->len);
+	*o++ = '"';
+	return o;
 }
 
 /* Fields shared by put and mkdir, and by update_fields under a mask. */
-static int add_fields(struct json_object *o, const struct t4dx_entry *e,
-		      uint32_t mask)
+static char *put_fields(char *o, const struct t4dx_entry *e, uint32_t mask)
 {
-	int rc = 0;
-	if (!rc && (mask & T4DX_F_MODE))
-		rc = add_u64(o, "mode", e->mode);
-	if (!rc && (mask & T4DX_F_UID))
-		rc = add_u64(o, "uid", e->uid);
-	if (!rc && (mask & T4DX_F_GID))
-		rc = add_u64(o, "gid", e->gid);
-	if (!rc && (mask & T4DX_F_ATIME))
-		rc = add_i64(o, "atime", e->atime_ns);
-	if (!rc && (mask & T4DX_F_MTIME))
-		rc = add_i64(o, "mtime", e->mtime_ns);
-	if (!rc && (mask & T4DX_F_CTIME))
-		rc = add_i64(o, "ctime", e->ctime_ns);
-	if (!rc && (mask & T4DX_F_KAPPA))
-		rc = add_unit(o, "kappa", e->kappa);
-	if (!rc && (mask & T4DX_F_IMPORTANCE))
-		rc = add_unit(o, "importance", e->importance);
-	if (!rc && (mask & T4DX_F_TYPE))
-		rc = add(o, "type", json_object_new_string(
-				 t4dx_type_name(e->type)));
-	if (!rc && (mask & T4DX_F_EVENT_TIME))
-		rc = add_i64(o, "event_time", e->event_time_ns);
-	if (!rc && (mask & T4DX_F_ACCESS))
-		rc = add_u64(o, "access_count", e->access_count);
-	return rc;
+	if (mask & T4DX_F_MODE)
+		o = put_u(o, ",\"mode\":", e->mode);
+	if (mask & T4DX_F_UID)
+		o = put_u(o, ",\"uid\":", e->uid);
+	if (mask & T4DX_F_GID)
+		o = put_u(o, ",\"gid\":", e->gid);
+	if (mask & T4DX_F_ATIME)
+		o = put_i(o, ",\"atime\":", e->atime_ns);
+	if (mask & T4DX_F_MTIME)
+		o = put_i(o, ",\"mtime\":", e->mtime_ns);
+	if (mask & T4DX_F_CTIME)
+		o = put_i(o, ",\"ctime\":", e->ctime_ns);
+	if (mask & T4DX_F_KAPPA)
+		o = put_unit(o, ",\"kappa\":", e->kappa);
+	if (mask & T4DX_F_IMPORTANCE)
+		o = put_unit(o, ",\"importance\":", e->importance);
+	if (mask & T4DX_F_TYPE) {
+		o = put_str(o, ",\"type\":\"");
+		o = put_str(o, t4dx_type_name(e->type));
+		*o++ = '"';
+	}
+	if (mask & T4DX_F_EVENT_TIME)
+		o = put_i(o, ",\"event_time\":", e->event_time_ns);
+	if (mask & T4DX_F_ACCESS)
+		o = put_u(o, ",\"access_count\":", e->access_count);
+	return o;
 }
 
 #define F_INODE (T4DX_F_MODE | T4DX_F_UID | T4DX_F_GID | T4DX_F_ATIME | \
@@ -268,58 +409,8 @@ static int check_encodable(const struct t4dx_rec *r)
 	if (r->op == T4DX_OP_PUT && !e->content && e->size)
 		return EINVAL;
 	if (e->content && e->content->len > INT_MAX / 8)
-		return EINVAL;  /* json-c lengths are int */
+		return EINVAL;  /* the decoder's json-c lengths are int */
 	return 0;
-}
-
-static int build(const struct t4dx_rec *r, struct json_object *o,
-		 struct t4dx_buf *scratch)
-{
-	const struct t4dx_entry *e = &r->e;
-	int rc = add_u64(o, "lsn", r->lsn);
-	if (!rc)
-		rc = add(o, "op", json_object_new_string(t4dx_op_name(r->op)));
-	if (rc || r->op == T4DX_OP_PROBE)
-		return rc;
-	rc = add_u64(o, "parent", e->parent);
-	if (!rc)
-		rc = add_bytes(o, "name", (const unsigned char *)e->name,
-			       e->name_len, scratch);
-	if (rc)
-		return rc;
-	switch (r->op) {
-	case T4DX_OP_PUT:
-	case T4DX_OP_MKDIR:
-		rc = add_u64(o, "ino", e->ino);
-		if (!rc)
-			rc = add_fields(o, e, F_INODE);
-		if (rc || r->op == T4DX_OP_MKDIR)
-			return rc;
-		char hex[33];
-		t4dx_hex_encode(hex, e->id, sizeof(e->id));
-		rc = add(o, "id", json_object_new_string(hex));
-		if (!rc)
-			rc = add_fields(o, e, F_MEMORY);
-		if (!rc) {
-			static const unsigned char none[1];
-			const unsigned char *p = e->content ?
-						 e->content->data : none;
-			size_t len = e->content ? e->content->len : 0;
-			rc = add_bytes(o, "content", p, len, scratch);
-		}
-		return rc;
-	case T4DX_OP_RENAME:
-		rc = add_u64(o, "new_parent", r->new_parent);
-		if (!rc)
-			rc = add_bytes(o, "new_name",
-				       (const unsigned char *)r->new_name,
-				       r->new_name_len, scratch);
-		return rc;
-	case T4DX_OP_UPDATE:
-		return add_fields(o, e, r->mask);
-	default:        /* delete, rmdir */
-		return 0;
-	}
 }
 
 int t4dx_rec_encode(const struct t4dx_rec *r, struct t4dx_buf *out)
@@ -327,37 +418,61 @@ int t4dx_rec_encode(const struct t4dx_rec *r, struct t4dx_buf *out)
 	int rc = check_encodable(r);
 	if (rc)
 		return rc;
-	struct t4dx_buf scratch = { 0 };
-	struct json_object *o = json_object_new_object();
-	if (!o)
+	const struct t4dx_entry *e = &r->e;
+	struct text name, new_name, content;
+	size_t need = LINE_FIXED_MAX;
+	if (r->op != T4DX_OP_PROBE)
+		need += text_measure(&name, e->name, e->name_len);
+	if (r->op == T4DX_OP_RENAME)
+		need += text_measure(&new_name, r->new_name, r->new_name_len);
+	if (r->op == T4DX_OP_PUT) {
+		static const unsigned char none[1];
+		const struct t4dx_blob *b = e->content;
+		need += text_measure(&content, b ? b->data : none,
+				     b ? b->len : 0);
+	}
+	if (t4dx_buf_reserve(out, need))
 		return ENOMEM;
-	rc = build(r, o, &scratch);
-	t4dx_buf_free(&scratch);
-	if (rc)
-		goto out;
-	size_t len = 0;
-	const char *s = json_object_to_json_string_length(o,
-			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-			&len);
-	if (!s || len < 2 || s[len - 1] != '}') {
-		rc = ENOMEM;
-		goto out;
+
+	char *start = (char *)out->p + out->len, *o = start;
+	o = put_u(o, "{\"lsn\":", r->lsn);
+	o = put_str(put_str(o, ",\"op\":\""), op_names[r->op]);
+	*o++ = '"';
+	if (r->op != T4DX_OP_PROBE) {
+		o = put_u(o, ",\"parent\":", e->parent);
+		o = put_text(o, "name", &name);
 	}
-	if (len > INT_MAX - 32) {       /* the decoder's limit */
-		rc = EINVAL;
-		goto out;
+	switch (r->op) {
+	case T4DX_OP_PUT:
+	case T4DX_OP_MKDIR:
+		o = put_u(o, ",\"ino\":", e->ino);
+		o = put_fields(o, e, F_INODE);
+		if (r->op == T4DX_OP_MKDIR)
+			break;
+		o = put_str(o, ",\"id\":\"");
+		t4dx_hex_encode(o, e->id, sizeof(e->id));
+		o += 2 * sizeof(e->id);
+		*o++ = '"';
+		o = put_fields(o, e, F_MEMORY);
+		o = put_text(o, "content", &content);
+		break;
+	case T4DX_OP_RENAME:
+		o = put_u(o, ",\"new_parent\":", r->new_parent);
+		o = put_text(o, "new_name", &new_name);
+		break;
+	case T4DX_OP_UPDATE:
+		o = put_fields(o, e, r->mask);
+		break;
+	default:        /* delete, rmdir, probe */
+		break;
 	}
-	len--;                  /* drop the closing brace */
-	size_t start = out->len;
-	rc = t4dx_buf_reserve(out, len + sizeof(",\"crc\":4294967295}\n"));
-	if (rc)
-		goto out;
-	t4dx_buf_add(out, s, len);
-	uint32_t crc = crc_of(out->p + start, len);
-	rc = t4dx_buf_addf(out, ",\"crc\":%u}\n", (unsigned)crc);
-out:
-	json_object_put(o);
-	return rc;
+	size_t len = (size_t)(o - start);
+	if (len + 1 > INT_MAX - 32)     /* the decoder's limit */
+		return EINVAL;
+	o = put_u(o, ",\"crc\":", crc_of(start, len));
+	o = put_str(o, "}\n");
+	out->len += (size_t)(o - start);
+	return 0;
 }
 
 /* ---- decoding -------------------------------------------------------- */

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE   /* memmem */
 #endif
 #include <errno.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -617,6 +618,619 @@ static void test_encode_refuses(void)
 	t4dx_buf_free(&line);
 }
 
+/* ---- byte identity against json-c ------------------------------------ */
+
+/*
+ * The encoder writes its lines by hand.  Here the same lines are built the
+ * way the format was first written: a json-c object with the keys in the
+ * documented order, serialised with JSON_C_TO_STRING_PLAIN |
+ * JSON_C_TO_STRING_NOSLASHESCAPE, its closing brace replaced by
+ * ,"crc":N}\n.  Every random record must come out byte for byte the same.
+ */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static uint64_t below(uint64_t n)
+{
+	return rnd() % n;
+}
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as d, with ".0"
+ * added when it has neither a point nor an exponent. */
+static void unit_text(char *s, size_t size, double d)
+{
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(s, size, "%.*g", prec, d);
+		if (strtod(s, NULL) == d)
+			break;
+	}
+	if (!strchr(s, '.') && !strchr(s, 'e') && !strchr(s, 'E'))
+		strcat(s, ".0");
+}
+
+static char *base64_of(const unsigned char *p, size_t len)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *s = malloc(4 * (len / 3 + 1) + 1), *o = s;
+	REQUIRE(s);
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < len)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		*o++ = abc[v >> 18];
+		*o++ = abc[(v >> 12) & 63];
+		*o++ = i + 1 < len ? abc[(v >> 6) & 63] : '=';
+		*o++ = i + 2 < len ? abc[v & 63] : '=';
+	}
+	*o = 0;
+	return s;
+}
+
+static void j_add(struct json_object *o, const char *key,
+		  struct json_object *v)
+{
+	REQUIRE(v && json_object_object_add(o, key, v) == 0);
+}
+
+static void j_unit(struct json_object *o, const char *key, double d)
+{
+	char s[40];
+	unit_text(s, sizeof(s), d);
+	j_add(o, key, json_object_new_double_s(d, s));
+}
+
+/* Well-formed UTF-8 without NUL, by the table in the Unicode standard
+ * (3.9, table 3-7), where the range of a second byte depends on the
+ * first; written apart from t4dx_utf8_valid() to check it. */
+static bool utf8_ok(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i], lo = 0x80, hi = 0xbf;
+		size_t n;
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			lo = c == 0xe0 ? 0xa0 : lo;
+			hi = c == 0xed ? 0x9f : hi;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			lo = c == 0xf0 ? 0x90 : lo;
+			hi = c == 0xf4 ? 0x8f : hi;
+		} else {
+			return false;
+		}
+		if (len - i - 1 < n || s[i + 1] < lo || s[i + 1] > hi)
+			return false;
+		for (size_t k = 2; k <= n; k++)
+			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+				return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+static void j_bytes(struct json_object *o, const char *key, const void *p,
+		    size_t len)
+{
+	if (utf8_ok(p, len)) {
+		j_add(o, key, json_object_new_string_len(p, (int)len));
+		return;
+	}
+	char k[32], *s = base64_of(p, len);
+	snprintf(k, sizeof(k), "%s_b64", key);
+	j_add(o, k, json_object_new_string(s));
+	free(s);
+}
+
+static void j_fields(struct json_object *o, const struct t4dx_entry *e,
+		     uint32_t mask)
+{
+	static const char *const types[] = { "episodic", "semantic",
+					     "procedural" };
+	if (mask & T4DX_F_MODE)
+		j_add(o, "mode", json_object_new_uint64(e->mode));
+	if (mask & T4DX_F_UID)
+		j_add(o, "uid", json_object_new_uint64(e->uid));
+	if (mask & T4DX_F_GID)
+		j_add(o, "gid", json_object_new_uint64(e->gid));
+	if (mask & T4DX_F_ATIME)
+		j_add(o, "atime", json_object_new_int64(e->atime_ns));
+	if (mask & T4DX_F_MTIME)
+		j_add(o, "mtime", json_object_new_int64(e->mtime_ns));
+	if (mask & T4DX_F_CTIME)
+		j_add(o, "ctime", json_object_new_int64(e->ctime_ns));
+	if (mask & T4DX_F_KAPPA)
+		j_unit(o, "kappa", e->kappa);
+	if (mask & T4DX_F_IMPORTANCE)
+		j_unit(o, "importance", e->importance);
+	if (mask & T4DX_F_TYPE)
+		j_add(o, "type", json_object_new_string(types[e->type]));
+	if (mask & T4DX_F_EVENT_TIME)
+		j_add(o, "event_time", json_object_new_int64(e->event_time_ns));
+	if (mask & T4DX_F_ACCESS)
+		j_add(o, "access_count",
+		      json_object_new_uint64(e->access_count));
+}
+
+#define F_INODE (T4DX_F_MODE | T4DX_F_UID | T4DX_F_GID | T4DX_F_ATIME | \
+		 T4DX_F_MTIME | T4DX_F_CTIME)
+#define F_MEMORY (T4DX_F_KAPPA | T4DX_F_IMPORTANCE | T4DX_F_TYPE | \
+		  T4DX_F_EVENT_TIME | T4DX_F_ACCESS)
+
+/* The line the format prescribes for r (which must be encodable). */
+static void json_c_line(const struct t4dx_rec *r, struct t4dx_buf *want)
+{
+	static const char *const ops[] = {
+		[T4DX_OP_PUT] = "put", [T4DX_OP_DELETE] = "delete",
+		[T4DX_OP_RENAME] = "rename", [T4DX_OP_MKDIR] = "mkdir",
+		[T4DX_OP_RMDIR] = "rmdir", [T4DX_OP_UPDATE] = "update_fields",
+		[T4DX_OP_PROBE] = "probe",
+	};
+	const struct t4dx_entry *e = &r->e;
+	struct json_object *o = json_object_new_object();
+	REQUIRE(o);
+	j_add(o, "lsn", json_object_new_uint64(r->lsn));
+	j_add(o, "op", json_object_new_string(ops[r->op]));
+	if (r->op != T4DX_OP_PROBE) {
+		j_add(o, "parent", json_object_new_uint64(e->parent));
+		j_bytes(o, "name", e->name, e->name_len);
+	}
+	if (r->op == T4DX_OP_PUT || r->op == T4DX_OP_MKDIR) {
+		j_add(o, "ino", json_object_new_uint64(e->ino));
+		j_fields(o, e, F_INODE);
+	}
+	if (r->op == T4DX_OP_PUT) {
+		char hex[33];
+		for (int i = 0; i < 16; i++)
+			snprintf(hex + 2 * i, 3, "%02x", e->id[i]);
+		j_add(o, "id", json_object_new_string(hex));
+		j_fields(o, e, F_MEMORY);
+		if (e->content)
+			j_bytes(o, "content", e->content->data,
+				e->content->len);
+		else
+			j_bytes(o, "content", "", 0);
+	}
+	if (r->op == T4DX_OP_RENAME) {
+		j_add(o, "new_parent", json_object_new_uint64(r->new_parent));
+		j_bytes(o, "new_name", r->new_name, r->new_name_len);
+	}
+	if (r->op == T4DX_OP_UPDATE)
+		j_fields(o, e, r->mask);
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(o,
+			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+			&len);
+	REQUIRE(s && len >= 2 && s[len - 1] == '}');
+	want->len = 0;
+	REQUIRE(t4dx_buf_add(want, s, len - 1) == 0);
+	REQUIRE(t4dx_buf_addf(want, ",\"crc\":%lu}\n",
+			      crc32(0, (const unsigned char *)s,
+				    (uInt)(len - 1))) == 0);
+	json_object_put(o);
+}
+
+static uint64_t any_u64(void)
+{
+	switch (below(6)) {
+	case 0: return 0;
+	case 1: return UINT64_MAX;
+	case 2: return below(1000);
+	default: return rnd() >> below(64);
+	}
+}
+
+static uint32_t any_u32(void)
+{
+	switch (below(4)) {
+	case 0: return 0;
+	case 1: return UINT32_MAX;
+	default: return (uint32_t)(rnd() >> below(64));
+	}
+}
+
+static int64_t any_i64(void)
+{
+	switch (below(7)) {
+	case 0: return 0;
+	case 1: return INT64_MIN;
+	case 2: return INT64_MAX;
+	case 3: return -1 - (int64_t)below(1000);
+	case 4: return INT64_MIN + 1;
+	default: return (int64_t)(rnd() >> below(64)) * (below(2) ? 1 : -1);
+	}
+}
+
+static double any_unit(void)
+{
+	static const double edges[] = {
+		0.0, -0.0, 1.0, 0.1, 1.0 / 3.0, 5e-324, 0.5, 0.7, 0.25,
+		2.2250738585072014e-308, 1e-5, 0.0001, 0.00012345,
+		0.99999999999999989, 2.0 / 3.0, 0.3, 1e-300, 0.123456789012345,
+	};
+	size_t n = sizeof(edges) / sizeof(edges[0]);
+	uint64_t k = below(n + 3);
+	if (k < n)
+		return edges[k];
+	if (k == n)
+		return (double)below(1001) / 1000.0;
+	return (double)(rnd() >> 11) / 9007199254740992.0;      /* [0, 1) */
+}
+
+/* Append one UTF-8 sequence for a random code point of n bytes. */
+static size_t utf8_seq(unsigned char *p, int n)
+{
+	uint32_t cp;
+	if (n == 2)
+		cp = 0x80 + (uint32_t)below(0x800 - 0x80);
+	else if (n == 3)
+		do
+			cp = 0x800 + (uint32_t)below(0x10000 - 0x800);
+		while (cp >= 0xd800 && cp <= 0xdfff);
+	else
+		cp = 0x10000 + (uint32_t)below(0x110000 - 0x10000);
+	if (n == 2) {
+		p[0] = (unsigned char)(0xc0 | cp >> 6);
+	} else if (n == 3) {
+		p[0] = (unsigned char)(0xe0 | cp >> 12);
+		p[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+	} else {
+		p[0] = (unsigned char)(0xf0 | cp >> 18);
+		p[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+		p[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+	}
+	p[n - 1] = (unsigned char)(0x80 | (cp & 0x3f));
+	return (size_t)n;
+}
+
+/* Fill p with len bytes mixing what matters to the escaping: control
+ * bytes, '"', '\\', '/', DEL, plain ASCII and multi-byte UTF-8; with
+ * binary, also bytes that make it invalid UTF-8 (and NUL when nul). */
+static void any_bytes(unsigned char *p, size_t len, bool slash, bool binary,
+		      bool nul)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint64_t k = below(binary ? 12 : 10);
+		if (k == 0) {
+			p[i++] = (unsigned char)(1 + below(0x1f));
+		} else if (k == 1) {
+			p[i++] = below(2) ? '"' : '\\';
+		} else if (k == 2) {
+			p[i++] = slash && below(2) ? '/' : 0x7f;
+		} else if (k == 3 && len - i >= 4) {
+			i += utf8_seq(p + i, 2 + (int)below(3));
+		} else if (k >= 10) {
+			p[i++] = nul && !below(8) ? 0 :
+				 (unsigned char)(0x80 + below(0x80));
+		} else {
+			unsigned char c;
+			do
+				c = (unsigned char)(0x20 + below(0x5f));
+			while (c == '/' && !slash);
+			p[i++] = c;
+		}
+	}
+}
+
+/* 0..max, mostly short. */
+static size_t any_len(size_t max)
+{
+	size_t cap[] = { 1, 15, 255, max };
+	size_t c = cap[below(4)];
+	return below((c < max ? c : max) + 1);
+}
+
+/* A random name of 1..255 bytes, now and then with a '/' in it. */
+static uint16_t any_name(char *name)
+{
+	size_t n = 1 + any_len(T4DX_NAME_MAX - 1);
+	any_bytes((unsigned char *)name, n, false, !below(4), false);
+	if (!below(60))
+		name[below(n)] = '/';
+	name[n] = 0;
+	return (uint16_t)n;
+}
+
+/* A random record of any op; put content goes through tmp. */
+static void any_rec(struct t4dx_rec *r, unsigned char *tmp, size_t tmp_size)
+{
+	memset(r, 0, sizeof(*r));
+	r->lsn = below(4) ? 1 + below(1u << 20) : UINT64_MAX - below(2);
+	r->op = (enum t4dx_op)(T4DX_OP_PUT + (int)below(T4DX_OP_PROBE));
+	struct t4dx_entry *e = &r->e;
+	e->parent = any_u64();
+	e->name_len = any_name(e->name);
+	e->ino = any_u64();
+	e->mode = any_u32();
+	e->uid = any_u32();
+	e->gid = any_u32();
+	e->atime_ns = any_i64();
+	e->mtime_ns = any_i64();
+	e->ctime_ns = any_i64();
+	for (int i = 0; i < 16; i++)
+		e->id[i] = (uint8_t)rnd();
+	e->kappa = any_unit();
+	e->importance = any_unit();
+	e->type = (uint8_t)below(3);
+	e->event_time_ns = any_i64();
+	e->access_count = any_u64();
+	r->new_parent = any_u64();
+	r->new_name_len = any_name(r->new_name);
+	r->mask = (uint32_t)below(T4DX_F_ALL + 1);
+	if (r->op == T4DX_OP_PUT && below(8)) {
+		size_t n = any_len(below(16) ? 4096 : tmp_size);
+		any_bytes(tmp, n, true, !below(4), true);
+		e->content = t4dx_blob_from(tmp, n);
+		REQUIRE(e->content);
+		e->size = n;
+	}
+}
+
+static bool has(const struct t4dx_buf *b, const char *s)
+{
+	return memmem(b->p, b->len, s, strlen(s)) != NULL;
+}
+
+/* Is what the encoder appended to got after its first pre bytes the
+ * line json_c_line() builds?  Says where they part, the first few times. */
+static bool same_as_json_c(const struct t4dx_rec *r,
+			   const struct t4dx_buf *got, size_t pre,
+			   struct t4dx_buf *want)
+{
+	static int told;
+	json_c_line(r, want);
+	size_t n = got->len - pre;
+	if (n == want->len && !memcmp(got->p + pre, want->p, n))
+		return true;
+	if (++told <= 3) {
+		size_t at = 0;
+		while (at < n && at < want->len &&
+		       got->p[pre + at] == want->p[at])
+			at++;
+		fprintf(stderr, "   lines part at byte %zu:\n   got  %.*s\n"
+			"   want %.*s\n", at, (int)(n < 400 ? n : 400),
+			(const char *)got->p + pre,
+			(int)(want->len < 400 ? want->len : 400),
+			(const char *)want->p);
+	}
+	return false;
+}
+
+static void test_json_c_identity(void)
+{
+	enum { N = 20000, CONTENT_MAX = 70000 };
+	static const char *const seen_what[] = {
+		"\"name_b64\":", "\"new_name_b64\":", "\"content_b64\":",
+		"\\u00", "\\u001f", "\\b", "\\t", "\\n", "\\f", "\\r",
+		"\\\"", "\\\\", "\x7f", "/", "\xf0", "\"content\":\"\"",
+		"-9223372036854775808", "18446744073709551615", "e-",
+		":-0.0,", ":1.0,", ":0.0,",
+	};
+	long seen[sizeof(seen_what) / sizeof(seen_what[0])] = { 0 };
+	unsigned char *tmp = malloc(CONTENT_MAX);
+	REQUIRE(tmp);
+	struct t4dx_buf got = { 0 }, want = { 0 };
+	long same = 0, refused = 0, differ = 0;
+	for (int i = 0; i < N; i++) {
+		struct t4dx_rec r;
+		any_rec(&r, tmp, CONTENT_MAX);
+		bool bad = r.op != T4DX_OP_PROBE &&
+			   (memchr(r.e.name, '/', r.e.name_len) ||
+			    (r.op == T4DX_OP_RENAME &&
+			     memchr(r.new_name, '/', r.new_name_len)));
+		/* the encoder appends to what the buffer holds */
+		size_t pre = below(3) ? 0 : below(100);
+		got.len = 0;
+		for (size_t k = 0; k < pre; k++)
+			REQUIRE(t4dx_buf_add_u8(&got, 'p') == 0);
+		int rc = t4dx_rec_encode(&r, &got);
+		CHECK(got.len >= pre && (pre == 0 || (got.p[0] == 'p' &&
+						      got.p[pre - 1] == 'p')));
+		if (bad) {
+			CHECK_EQ_INT(rc, EINVAL);
+			CHECK_EQ_INT(got.len, pre);
+			refused++;
+		} else {
+			CHECK_EQ_INT(rc, 0);
+			if (!rc && same_as_json_c(&r, &got, pre, &want))
+				same++;
+			else
+				differ++;
+			for (size_t k = 0; k < sizeof(seen) / sizeof(seen[0]);
+			     k++)
+				seen[k] += has(&want, seen_what[k]);
+		}
+		t4dx_entry_clear(&r.e);
+	}
+	CHECK_EQ_INT(differ, 0);
+	CHECK(same > N * 9 / 10 && refused > 0);
+	/* the records did cover every case */
+	for (size_t k = 0; k < sizeof(seen) / sizeof(seen[0]); k++) {
+		if (!seen[k])
+			fprintf(stderr, "   no line had %s\n", seen_what[k]);
+		CHECK(seen[k] > 0);
+	}
+	fprintf(stderr, "   %ld lines identical to json-c's, %ld refused\n",
+		same, refused);
+	t4dx_buf_free(&got);
+	t4dx_buf_free(&want);
+	free(tmp);
+}
+
+/* The next double up (dir 1) or down (dir -1) from a positive d. */
+static double next_double(double d, int dir)
+{
+	uint64_t u;
+	memcpy(&u, &d, sizeof(u));
+	u += dir > 0 ? 1 : (uint64_t)-1;
+	memcpy(&d, &u, sizeof(d));
+	return d;
+}
+
+/* What random records may miss: every byte value at every place in
+ * texts of 1..20 bytes (around the eight-byte steps of a scan), and every
+ * whole number of thousandths, with its neighbours, as kappa and
+ * importance. */
+static void test_json_c_edges(void)
+{
+	struct t4dx_buf got = { 0 }, want = { 0 };
+	struct t4dx_rec r = { .lsn = 1, .op = T4DX_OP_PUT };
+	full_entry(&r.e, "e", 1, NULL, 0);
+	long lines = 0, differ = 0;
+	unsigned char s[20];
+	for (size_t len = 1; len <= sizeof(s); len++) {
+		for (size_t at = 0; at < len; at++) {
+			for (int c = 1; c < 256; c++) {
+				memset(s, 'a', len);
+				s[at] = (unsigned char)c;
+				r.e.content = t4dx_blob_from(s, len);
+				REQUIRE(r.e.content);
+				r.e.size = len;
+				got.len = 0;
+				REQUIRE(t4dx_rec_encode(&r, &got) == 0);
+				differ += !same_as_json_c(&r, &got, 0, &want);
+				lines++;
+				t4dx_entry_clear(&r.e);
+			}
+		}
+	}
+	r.e.size = 0;
+	for (int k = 0; k <= 1000; k++) {
+		double d = k / 1000.0;
+		double near[] = { d, k ? next_double(d, -1) : -0.0,
+				  k < 1000 ? next_double(d, 1) : 0.999 };
+		for (int i = 0; i < 3; i++) {
+			r.e.kappa = near[i];
+			r.e.importance = near[2 - i];
+			got.len = 0;
+			REQUIRE(t4dx_rec_encode(&r, &got) == 0);
+			differ += !same_as_json_c(&r, &got, 0, &want);
+			lines++;
+		}
+	}
+	CHECK_EQ_INT(differ, 0);
+	fprintf(stderr, "   %ld lines compared\n", lines);
+	t4dx_buf_free(&got);
+	t4dx_buf_free(&want);
+}
+
+/* t4dx_utf8_valid() decides between "name" and "name_b64".  Each case at
+ * every offset in ASCII, so that it falls at every place of the
+ * eight-byte steps, then random bytes, mostly ASCII. */
+static void test_utf8(void)
+{
+	static const struct {
+		const char *s;
+		bool ok;
+	} cases[] = {
+		{ "\x01", true }, { "\x7f", true }, { "\0", false },
+		{ "\xc2\x80", true }, { "\xdf\xbf", true }, { "\xc0\xaf", false },
+		{ "\xc1\xbf", false }, { "\xc3", false }, { "\xc3\x28", false },
+		{ "\xe0\xa0\x80", true }, { "\xe0\x9f\xbf", false },
+		{ "\xed\x9f\xbf", true }, { "\xed\xa0\x80", false },
+		{ "\xef\xbf\xbf", true }, { "\xe2\x82", false },
+		{ "\xf0\x90\x80\x80", true }, { "\xf0\x8f\xbf\xbf", false },
+		{ "\xf4\x8f\xbf\xbf", true }, { "\xf4\x90\x80\x80", false },
+		{ "\xf5\x80\x80\x80", false }, { "\xf0\x9f\x98", false },
+		{ "\x80", false }, { "\xbf", false }, { "\xfe", false },
+		{ "\xff", false },
+	};
+	unsigned char s[40];
+	long wrong = 0;
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		size_t n = cases[k].s[0] ? strlen(cases[k].s) : 1;
+		for (size_t at = 0; at + n <= 24; at++) {
+			for (size_t len = at + n; len <= 24; len += 1 + len / 4) {
+				memset(s, 'a', len);
+				memcpy(s + at, cases[k].s, n);
+				bool want = cases[k].ok;
+				wrong += t4dx_utf8_valid(s, len) != want;
+				wrong += utf8_ok(s, len) != want;
+				/* the case cut short by its last byte */
+				wrong += t4dx_utf8_valid(s, at + n - 1) !=
+					 utf8_ok(s, at + n - 1);
+			}
+		}
+	}
+	for (int i = 0; i < 200000; i++) {
+		size_t len = below(sizeof(s) + 1), k = 0;
+		while (k < len) {
+			uint64_t pick = below(16);
+			if (pick == 0)
+				s[k++] = (unsigned char)rnd();
+			else if (pick == 1 && len - k >= 4)
+				k += utf8_seq(s + k, 2 + (int)below(3));
+			else
+				s[k++] = (unsigned char)(1 + below(0x7f));
+		}
+		wrong += t4dx_utf8_valid(s, len) != utf8_ok(s, len);
+	}
+	CHECK_EQ_INT(wrong, 0);
+}
+
+/* One line written out in full, so that a shared mistake in the encoder
+ * and in json_c_line() above cannot go unseen. */
+static void test_escapes(void)
+{
+	struct t4dx_buf line = { 0 };
+	struct t4dx_rec r = { .lsn = 3, .op = T4DX_OP_UPDATE };
+	set_name(&r.e, UINT64_MAX,
+		 "q\"\\\x01\x1f\b\t\n\f\r\x7f\xc3\xa9", 13);
+	r.mask = T4DX_F_ATIME | T4DX_F_KAPPA | T4DX_F_IMPORTANCE |
+		 T4DX_F_ACCESS;
+	r.e.atime_ns = INT64_MIN;
+	r.e.kappa = -0.0;
+	r.e.importance = 5e-324;
+	r.e.access_count = UINT64_MAX;
+	REQUIRE(t4dx_rec_encode(&r, &line) == 0);
+	const char *body = "{\"lsn\":3,\"op\":\"update_fields\","
+		"\"parent\":18446744073709551615,"
+		"\"name\":\"q\\\"\\\\\\u0001\\u001f\\b\\t\\n\\f\\r\x7f\xc3\xa9\","
+		"\"atime\":-9223372036854775808,\"kappa\":-0.0,"
+		"\"importance\":4.94065645841247e-324,"
+		"\"access_count\":18446744073709551615";
+	char want[512];
+	snprintf(want, sizeof(want), "%s,\"crc\":%lu}\n", body,
+		 crc32(0, (const unsigned char *)body, (uInt)strlen(body)));
+	CHECK(line.len == strlen(want) && !memcmp(line.p, want, line.len));
+	if (line.len != strlen(want) || memcmp(line.p, want, line.len))
+		fprintf(stderr, "   got  %.*s   want %s", (int)line.len,
+			(const char *)line.p, want);
+
+	/* '/' in content stays as it is; the other doubles */
+	struct t4dx_rec p = { .lsn = 4, .op = T4DX_OP_PUT };
+	full_entry(&p.e, "f", 1, "a/b\x01", 4);
+	p.e.kappa = 1e-5;
+	p.e.importance = 2.2250738585072014e-308;      /* needs %.17g */
+	line.len = 0;
+	REQUIRE(t4dx_rec_encode(&p, &line) == 0);
+	CHECK(has(&line, ",\"content\":\"a/b\\u0001\","));
+	CHECK(has(&line, ",\"kappa\":1e-05,"));
+	CHECK(has(&line, ",\"importance\":2.2250738585072014e-308,"));
+	t4dx_entry_clear(&p.e);
+	t4dx_buf_free(&line);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -662,6 +1276,10 @@ int main(void)
 	RUN(test_damage);
 	RUN(test_field_checks);
 	RUN(test_encode_refuses);
+	RUN(test_utf8);
+	RUN(test_escapes);
+	RUN(test_json_c_identity);
+	RUN(test_json_c_edges);
 	RUN(test_large);
 	UNIT_DONE();
 }
