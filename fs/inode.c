@@ -37,6 +37,25 @@ struct node *node_find(uint64_t ino)
 	return n;
 }
 
+void node_prefetch(uint64_t ino, bool chain)
+{
+	if (!fs.nodes)
+		return;
+	UT_hash_table *tbl = fs.nodes->hh.tbl;
+	unsigned hv, bkt;
+	HASH_VALUE(&ino, sizeof(ino), hv);
+	HASH_TO_BKT(hv, tbl->num_buckets, bkt);
+	const UT_hash_bucket *b = &tbl->buckets[bkt];
+	if (!chain) {
+		__builtin_prefetch(b);
+	} else if (b->hh_head) {
+		/* the key and the handle: both ends of the node */
+		const char *n = (const char *)ELMT_FROM_HH(tbl, b->hh_head);
+		__builtin_prefetch(n);
+		__builtin_prefetch(n + sizeof(struct node) - 1);
+	}
+}
+
 /* 0, or ENOMEM with the node unchanged. */
 static int set_key(struct node *n, uint64_t parent, const char *name,
 		   size_t len)

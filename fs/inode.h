@@ -43,6 +43,11 @@ struct node {
 
 /* Find ino, or NULL. */
 struct node *node_find(uint64_t ino);
+/* Start loading what node_find(ino) reads, so that a run of lookups (a
+ * readdirplus reply) overlaps its cache misses: first (chain false) the
+ * hash bucket, some lookups later (chain true) the node it leads to.
+ * Only a hint: it changes nothing. */
+void node_prefetch(uint64_t ino, bool chain);
 /* Find or add ino with the given key, adding lookups to nlookup.  An
  * existing node keeps its key unless it was unlinked.  NULL on ENOMEM. */
 struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,

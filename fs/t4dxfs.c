@@ -1348,6 +1348,9 @@ static bool plus_ref(struct dirh *d, const struct dent *de, struct stat *st)
 	return true;
 }
 
+/* How many entries ahead readdirplus asks for the inode table's nodes. */
+#define AHEAD 16
+
 static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -1367,14 +1370,24 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 	double attr_timeout = atomic_load(&fs.attr_gen) == d->attr_gen
 				      ? fs.attr_timeout
 				      : LISTING_ATTR_TIMEOUT;
-	if (plus)
+	if (plus) {
 		ns_lock();
+		size_t end = (size_t)off + AHEAD;
+		for (size_t i = (size_t)off; i < d->n && i < end; i++)
+			node_prefetch(d->v[i].ino, false);
+	}
 	for (size_t i = (size_t)off; i < d->n; i++) {
 		const struct dent *de = &d->v[i];
 		const char *name = d->names + de->name_off;
 		size_t len;
 		if (plus) {
 			struct fuse_entry_param ep;
+			/* each node is a cache miss or two: ask for the ones
+			 * ahead while this one is done */
+			if (i + AHEAD < d->n)
+				node_prefetch(d->v[i + AHEAD].ino, false);
+			if (i + AHEAD / 2 < d->n)
+				node_prefetch(d->v[i + AHEAD / 2].ino, true);
 			/* the size first, so that no reference is taken for
 			 * an entry that does not fit */
 			len = fuse_add_direntry_plus(req, NULL, 0, name, NULL,
