@@ -1348,8 +1348,11 @@ static bool plus_ref(struct dirh *d, const struct dent *de, struct stat *st)
 	return true;
 }
 
-/* How many entries ahead readdirplus asks for the inode table's nodes. */
-#define AHEAD 16
+/* Readdirplus asks for the inode table's nodes ahead of use: the hash
+ * bucket PREFETCH_HOPS * AHEAD entries ahead, then a node of its chain
+ * every AHEAD entries (node_prefetch). */
+#define AHEAD 6
+#define PREFETCH_HOPS 3
 
 static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
@@ -1372,9 +1375,12 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 				      : LISTING_ATTR_TIMEOUT;
 	if (plus) {
 		ns_lock();
-		size_t end = (size_t)off + AHEAD;
-		for (size_t i = (size_t)off; i < d->n && i < end; i++)
-			node_prefetch(d->v[i].ino, false);
+		/* what the loop would have asked for before off */
+		for (unsigned hop = 0; hop < PREFETCH_HOPS; hop++) {
+			size_t from = (size_t)off + (PREFETCH_HOPS - hop) * AHEAD;
+			for (size_t i = (size_t)off; i < from && i < d->n; i++)
+				node_prefetch(d->v[i].ino, hop);
+		}
 	}
 	for (size_t i = (size_t)off; i < d->n; i++) {
 		const struct dent *de = &d->v[i];
@@ -1382,12 +1388,13 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		size_t len;
 		if (plus) {
 			struct fuse_entry_param ep;
-			/* each node is a cache miss or two: ask for the ones
+			/* each node is a cache miss or more: ask for the ones
 			 * ahead while this one is done */
-			if (i + AHEAD < d->n)
-				node_prefetch(d->v[i + AHEAD].ino, false);
-			if (i + AHEAD / 2 < d->n)
-				node_prefetch(d->v[i + AHEAD / 2].ino, true);
+			for (unsigned hop = 0; hop < PREFETCH_HOPS; hop++) {
+				size_t j = i + (PREFETCH_HOPS - hop) * AHEAD;
+				if (j < d->n)
+					node_prefetch(d->v[j].ino, hop);
+			}
 			/* the size first, so that no reference is taken for
 			 * an entry that does not fit */
 			len = fuse_add_direntry_plus(req, NULL, 0, name, NULL,
