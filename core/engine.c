@@ -189,13 +189,16 @@ struct msrc {
 	struct t4dx_seg_iter *it;
 	struct t4dx_entry se;           /* current segment entry */
 	bool has;
+	bool stale;                     /* on the key returned last: moves
+	                                   past it at the next merge_next */
 };
 
 struct merge {
 	struct msrc *src;
 	size_t n;
 	bool with_content;
-	struct t4dx_entry cur;          /* last returned, owned */
+	struct t4dx_entry cur;          /* a mem entry returned without its
+	                                   content, owned */
 };
 
 static const struct t4dx_entry *msrc_cur(struct msrc *s)
@@ -262,9 +265,20 @@ static int merge_open(struct merge *m, struct t4dx_mem *mem,
 }
 
 /* Next entry in key order (maybe a tombstone): 0 with *out pointing to an
- * entry owned by the iterator, T4DX_ENOTFOUND at the end, or an error. */
+ * entry owned by the iterator, valid until the next call, T4DX_ENOTFOUND
+ * at the end, or an error.  A segment's entry is handed out in place, not
+ * copied: the sources move past a returned key only at the next call. */
 static int merge_next(struct merge *m, const struct t4dx_entry **out)
 {
+	for (size_t i = 0; i < m->n; i++) {
+		struct msrc *s = &m->src[i];
+		if (!s->stale)
+			continue;
+		s->stale = false;
+		int rc = msrc_advance(s, m->with_content);
+		if (rc)
+			return rc;
+	}
 	struct msrc *best = NULL;
 	for (size_t i = 0; i < m->n; i++) {
 		struct msrc *s = &m->src[i];
@@ -282,23 +296,24 @@ static int merge_next(struct merge *m, const struct t4dx_entry **out)
 	}
 	if (!best)
 		return T4DX_ENOTFOUND;
-	t4dx_entry_clear(&m->cur);
-	copy_out(&m->cur, msrc_cur(best), m->with_content);
-	/* skip this key in every source (older versions) */
+	const struct t4dx_entry *c = msrc_cur(best);
+	/* this key in every source (older versions) is skipped */
 	for (size_t i = 0; i < m->n; i++) {
 		struct msrc *s = &m->src[i];
 		if (!s->has)
 			continue;
 		const struct t4dx_entry *e = msrc_cur(s);
-		if (e->parent == m->cur.parent &&
-		    e->name_len == m->cur.name_len &&
-		    !memcmp(e->name, m->cur.name, e->name_len)) {
-			int rc = msrc_advance(s, m->with_content);
-			if (rc)
-				return rc;
-		}
+		if (e == c || (e->parent == c->parent &&
+			       e->name_len == c->name_len &&
+			       !memcmp(e->name, c->name, e->name_len)))
+			s->stale = true;
 	}
-	*out = &m->cur;
+	if (best->mem && !m->with_content) {
+		t4dx_entry_clear(&m->cur);
+		copy_out(&m->cur, c, false);
+		c = &m->cur;
+	}
+	*out = c;
 	return 0;
 }
 

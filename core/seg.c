@@ -762,10 +762,12 @@ static int rec_decode(const unsigned char *r, bool with_content,
 		if (!content)
 			return ENOMEM;
 	}
-	memset(out, 0, sizeof(*out));
+	/* every field is set below: no memset of the whole entry, which is
+	 * mostly the name array, once per record of a listing */
 	out->parent = t4dx_get_u64(r);
 	out->name_len = n;
 	memcpy(out->name, r + 10, n);
+	out->name[n] = 0;
 	out->tombstone = q[0] & F_TOMBSTONE;
 	out->lsn = t4dx_get_u64(q + 1);
 	out->ino = t4dx_get_u64(q + 9);

@@ -37,6 +37,35 @@ struct node *node_find(uint64_t ino)
 	return n;
 }
 
+void node_prefetch(uint64_t ino, unsigned hop)
+{
+	if (!fs.nodes)
+		return;
+	UT_hash_table *tbl = fs.nodes->hh.tbl;
+	unsigned hv, bkt;
+	HASH_VALUE(&ino, sizeof(ino), hv);
+	HASH_TO_BKT(hv, tbl->num_buckets, bkt);
+	const UT_hash_bucket *b = &tbl->buckets[bkt];
+	if (hop == 0) {
+		__builtin_prefetch(b);
+		return;
+	}
+	/* the chain up to the node, as HASH_FIND walks it */
+	const UT_hash_handle *h = b->hh_head;
+	for (unsigned i = 1; h && i < hop; i++) {
+		const struct node *n = ELMT_FROM_HH(tbl, h);
+		if (h->hashv == hv && n->ino == ino)
+			return;
+		h = h->hh_next;
+	}
+	if (h) {
+		/* the key and the handle: both ends of the node */
+		const char *n = (const char *)ELMT_FROM_HH(tbl, h);
+		__builtin_prefetch(n);
+		__builtin_prefetch(n + sizeof(struct node) - 1);
+	}
+}
+
 /* 0, or ENOMEM with the node unchanged. */
 static int set_key(struct node *n, uint64_t parent, const char *name,
 		   size_t len)

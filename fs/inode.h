@@ -45,6 +45,12 @@ struct node {
 
 /* Find ino, or NULL. */
 struct node *node_find(uint64_t ino);
+/* Start loading what node_find(ino) reads, so that a run of lookups (a
+ * readdirplus reply) overlaps its cache misses: hop 0 the hash bucket,
+ * hop 1 (some lookups later) the first node of its chain, hop 2 the
+ * second, and so on; a hop past the node itself does nothing.  Only a
+ * hint: it changes nothing.  ns_mu held. */
+void node_prefetch(uint64_t ino, unsigned hop);
 /* Find or add ino with the given key, adding lookups to nlookup.  An
  * existing node keeps its key unless it was unlinked.  NULL on ENOMEM. */
 struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,

@@ -172,15 +172,19 @@ static int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e)
 }
 
 /* Size of an inode as readers of the kernel should see it: a write
- * buffer being filled counts. */
-static void apply_wbuf_size(fuse_ino_t ino, struct stat *st)
+ * buffer being filled counts.  ns_mu held. */
+static void node_wbuf_size(const struct node *n, struct stat *st)
 {
-	struct node *n = node_find(ino);
 	if (n && n->wb) {
 		size_t len = atomic_load(&n->wb->shown_len);
 		st->st_size = (off_t)len;
 		st->st_blocks = (blkcnt_t)((len + 511) / 512);
 	}
+}
+
+static void apply_wbuf_size(fuse_ino_t ino, struct stat *st)
+{
+	node_wbuf_size(node_find(ino), st);
 }
 
 static void fill_param(struct fuse_entry_param *ep, const struct t4dx_entry *e)
@@ -1165,14 +1169,23 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- directories ------------------------------------------------------ */
 
+/* A listing is taken whole at opendir, so that readdir sees one consistent
+ * directory however the kernel splits it.  It keeps per entry only what a
+ * readdir(plus) reply needs, and the names in one array, so that a big
+ * directory costs three allocations rather than one per name. */
 struct dent {
-	char *name;
-	struct stat st;
+	uint64_t ino, size;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	uint32_t mode, uid, gid;
+	uint16_t name_len;
+	size_t name_off;                /* in dirh.names, NUL-terminated */
 };
 
 struct dirh {
 	struct dent *v;
 	size_t n, cap;
+	char *names;
+	size_t names_len, names_cap;
 	uint64_t gen;                   /* fs.ns_gen when listed */
 	uint64_t attr_gen;              /* fs.attr_gen when listed */
 	fuse_ino_t ino;
@@ -1181,38 +1194,90 @@ struct dirh {
 
 static LIST_HEAD(, dirh) open_dirs = LIST_HEAD_INITIALIZER(open_dirs);
 
-static int dir_add(struct dirh *d, const char *name, size_t len,
-		   const struct stat *st)
+/* Append a slot for a name of len bytes; NULL on ENOMEM. */
+static struct dent *dir_push(struct dirh *d, const char *name, size_t len)
 {
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
 		struct dent *v = realloc(d->v, cap * sizeof(*v));
 		if (!v)
-			return ENOMEM;
+			return NULL;
 		d->v = v;
 		d->cap = cap;
 	}
-	char *s = strndup(name, len);
-	if (!s)
+	if (d->names_cap - d->names_len < len + 1) {
+		size_t cap = d->names_cap ? d->names_cap * 2 : 1024;
+		while (cap - d->names_len < len + 1)
+			cap *= 2;
+		char *p = realloc(d->names, cap);
+		if (!p)
+			return NULL;
+		d->names = p;
+		d->names_cap = cap;
+	}
+	struct dent *de = &d->v[d->n++];
+	de->name_off = d->names_len;
+	de->name_len = (uint16_t)len;
+	memcpy(d->names + d->names_len, name, len);
+	d->names[d->names_len + len] = 0;
+	d->names_len += len + 1;
+	return de;
+}
+
+static int dir_add(struct dirh *d, const char *name, size_t len,
+		   const struct stat *st)
+{
+	struct dent *de = dir_push(d, name, len);
+	if (!de)
 		return ENOMEM;
-	d->v[d->n].name = s;
-	d->v[d->n].st = *st;
-	d->n++;
+	de->ino = st->st_ino;
+	de->size = (uint64_t)st->st_size;
+	de->atime_ns = ns_of(st->st_atim);
+	de->mtime_ns = ns_of(st->st_mtim);
+	de->ctime_ns = ns_of(st->st_ctim);
+	de->mode = st->st_mode;
+	de->uid = st->st_uid;
+	de->gid = st->st_gid;
 	return 0;
 }
 
 static int list_one(void *arg, const struct t4dx_entry *e)
 {
-	struct stat st;
-	entry_stat(e, &st);
-	return dir_add(arg, e->name, e->name_len, &st);
+	struct dent *de = dir_push(arg, e->name, e->name_len);
+	if (!de)
+		return ENOMEM;
+	de->ino = e->ino;
+	de->size = e->size;
+	de->atime_ns = e->atime_ns;
+	de->mtime_ns = e->mtime_ns;
+	de->ctime_ns = e->ctime_ns;
+	de->mode = e->mode;
+	de->uid = e->uid;
+	de->gid = e->gid;
+	return 0;
+}
+
+/* The attributes of a listed entry, as entry_stat() gives them. */
+static void dent_stat(const struct dent *de, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = de->ino;
+	st->st_mode = de->mode;
+	st->st_nlink = 1;
+	st->st_uid = de->uid;
+	st->st_gid = de->gid;
+	st->st_size = (off_t)de->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((de->size + 511) / 512);
+	st->st_atim = ts_of(de->atime_ns);
+	st->st_mtim = ts_of(de->mtime_ns);
+	st->st_ctim = ts_of(de->ctime_ns);
 }
 
 static void dir_free(struct dirh *d)
 {
-	for (size_t i = 0; i < d->n; i++)
-		free(d->v[i].name);
 	free(d->v);
+	free(d->names);
 	free(d);
 }
 
@@ -1277,25 +1342,31 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_open(req, fi);
 }
 
-/* Take a kernel reference for a readdirplus entry.  If the namespace
- * changed since the listing was taken, the entry is checked again. */
-static bool plus_ref(struct dirh *d, struct dent *de)
+/* Take a kernel reference for a readdirplus entry and give st the size
+ * of a write buffer being filled.  If the namespace changed since the
+ * listing was taken, the entry is checked again.  false: gone since the
+ * listing.  ns_mu held. */
+static bool plus_ref(struct dirh *d, const struct dent *de, struct stat *st)
 {
-	bool ok = true;
-	ns_lock();
+	const char *name = d->names + de->name_off;
 	if (fs.ns_gen != d->gen) {
 		struct t4dx_entry e = { 0 };
-		ok = t4dx_get(fs.db, d->ino, de->name, strlen(de->name), 0,
-			      &e) == 0 && e.ino == de->st.st_ino;
+		if (t4dx_get(fs.db, d->ino, name, de->name_len, 0, &e) ||
+		    e.ino != de->ino)
+			return false;
 	}
-	if (ok)
-		ok = node_ref(de->st.st_ino, d->ino, de->name,
-			      strlen(de->name), 1) != NULL;
-	if (ok)
-		apply_wbuf_size(de->st.st_ino, &de->st);
-	ns_unlock();
-	return ok;
+	struct node *n = node_ref(de->ino, d->ino, name, de->name_len, 1);
+	if (!n)
+		return false;
+	node_wbuf_size(n, st);
+	return true;
 }
+
+/* Readdirplus asks for the inode table's nodes ahead of use: the hash
+ * bucket PREFETCH_HOPS * AHEAD entries ahead, then a node of its chain
+ * every AHEAD entries (node_prefetch). */
+#define AHEAD 6
+#define PREFETCH_HOPS 3
 
 static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
@@ -1307,50 +1378,71 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		reply_err(req, ENOMEM);
 		return;
 	}
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	/* a listing may be older than the request that returns it, and the
+	 * kernel would then take its attributes over newer ones: long only
+	 * if no content or attribute changed since the listing (setattr
+	 * replies carry their own attributes) */
+	double attr_timeout = atomic_load(&fs.attr_gen) == d->attr_gen
+				      ? fs.attr_timeout
+				      : LISTING_ATTR_TIMEOUT;
+	if (plus) {
+		ns_lock();
+		/* what the loop would have asked for before off */
+		for (unsigned hop = 0; hop < PREFETCH_HOPS; hop++) {
+			size_t from = (size_t)off + (PREFETCH_HOPS - hop) * AHEAD;
+			for (size_t i = (size_t)off; i < from && i < d->n; i++)
+				node_prefetch(d->v[i].ino, hop);
+		}
+	}
 	for (size_t i = (size_t)off; i < d->n; i++) {
-		struct dent *de = &d->v[i];
+		const struct dent *de = &d->v[i];
+		const char *name = d->names + de->name_off;
 		size_t len;
-		bool engine = plus && i >= 2 && !is_fixed(de->st.st_ino) &&
-			      de->st.st_ino != INO_ITEMS;
 		if (plus) {
 			struct fuse_entry_param ep;
-			memset(&ep, 0, sizeof(ep));
-			ep.attr = de->st;
-			if (engine || i >= 2) {
-				ep.ino = de->st.st_ino;
-				/* a listing may be older than the request that
-				 * returns it, and the kernel would then take its
-				 * attributes over newer ones: long only if no
-				 * content or attribute changed since the listing
-				 * (setattr replies carry their own attributes) */
-				ep.entry_timeout = fs.entry_timeout;
-				ep.attr_timeout =
-					atomic_load(&fs.attr_gen) == d->attr_gen
-						? fs.attr_timeout
-						: LISTING_ATTR_TIMEOUT;
+			/* each node is a cache miss or more: ask for the ones
+			 * ahead while this one is done */
+			for (unsigned hop = 0; hop < PREFETCH_HOPS; hop++) {
+				size_t j = i + (PREFETCH_HOPS - hop) * AHEAD;
+				if (j < d->n)
+					node_prefetch(d->v[j].ino, hop);
 			}
-			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
-						     de->name, &ep,
-						     (off_t)i + 1);
+			/* the size first, so that no reference is taken for
+			 * an entry that does not fit */
+			len = fuse_add_direntry_plus(req, NULL, 0, name, NULL,
+						     0);
 			if (len > size - pos)
 				break;
-			if (engine && !plus_ref(d, de)) {
-				/* gone since the listing: skip the entry */
-				memset(&ep, 0, sizeof(ep));
-				ep.attr = de->st;
-				fuse_add_direntry_plus(req, buf + pos,
-						       size - pos, de->name,
-						       &ep, (off_t)i + 1);
+			memset(&ep, 0, sizeof(ep));
+			dent_stat(de, &ep.attr);
+			if (i >= 2) {
+				ep.ino = de->ino;
+				ep.entry_timeout = fs.entry_timeout;
+				ep.attr_timeout = attr_timeout;
 			}
+			bool engine = i >= 2 && !is_fixed(de->ino) &&
+				      de->ino != INO_ITEMS;
+			if (engine && !plus_ref(d, de, &ep.attr)) {
+				/* gone since the listing: a plain entry */
+				memset(&ep, 0, sizeof(ep));
+				dent_stat(de, &ep.attr);
+			}
+			fuse_add_direntry_plus(req, buf + pos, size - pos,
+					       name, &ep, (off_t)i + 1);
 		} else {
+			st.st_ino = de->ino;
+			st.st_mode = de->mode;
 			len = fuse_add_direntry(req, buf + pos, size - pos,
-						de->name, &de->st,
-						(off_t)i + 1);
+						name, &st, (off_t)i + 1);
 			if (len > size - pos)
 				break;
 		}
 		pos += len;
 	}
+	if (plus)
+		ns_unlock();
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
 }

@@ -147,6 +147,104 @@ static void test_basic(void)
 	unit_rm_rf(dir);
 }
 
+/* What a listing hands its callback, saved whole. */
+struct scanned {
+	struct t4dx_entry v[64];
+	int n;
+	bool content;                   /* some entry came with content */
+};
+
+static int keep_entry(void *arg, const struct t4dx_entry *e)
+{
+	struct scanned *l = arg;
+	if (e->content)
+		l->content = true;
+	if (l->n < 64) {
+		l->v[l->n] = *e;
+		l->v[l->n++].content = NULL;
+	}
+	return 0;
+}
+
+/* A listing merges the memtable and every segment: newest version of a
+ * key wins, deleted keys (tombstones in newer sources) are left out, and
+ * each entry comes with the attributes of its newest version. */
+static void test_scan_merge(void)
+{
+	const char *dir = unit_tmpdir("scan");
+	struct t4dx *db = open_db(dir, NULL);
+	const uint64_t R = T4DX_ROOT_INO;
+	uint64_t d = mkdir_at(db, R, "d");
+	uint64_t other = mkdir_at(db, R, "other");
+	/* oldest segment: a..f */
+	const char *first[] = { "a", "b", "c", "d", "e", "f" };
+	for (int i = 0; i < 6; i++)
+		REQUIRE(put_file(db, d, first[i], "v1", NULL) == 0);
+	REQUIRE(put_file(db, other, "x", "elsewhere", NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	/* newer segment: b rewritten, c deleted, g new, d renamed to h */
+	REQUIRE(put_file(db, d, "b", "version two", NULL) == 0);
+	REQUIRE(t4dx_delete(db, d, "c", 1, false, 0, NULL) == 0);
+	REQUIRE(put_file(db, d, "g", "v1", NULL) == 0);
+	REQUIRE(t4dx_rename(db, d, "d", 1, d, "h", 1, 0, NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	/* memtable: e deleted, f's attributes changed, c back, b again */
+	REQUIRE(t4dx_delete(db, d, "e", 1, false, 0, NULL) == 0);
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.mode = 0600;
+	f.mtime_ns = 1234567890123;
+	REQUIRE(t4dx_update(db, d, "f", 1, &f, T4DX_F_MODE | T4DX_F_MTIME, 0,
+			    NULL) == 0);
+	REQUIRE(put_file(db, d, "c", "back again", NULL) == 0);
+	REQUIRE(put_file(db, d, "b", "third", NULL) == 0);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 2);
+
+	/* twice: from memtable and segments, then all from one segment */
+	for (int round = 0; round < 2; round++) {
+		static struct scanned l;
+		memset(&l, 0, sizeof(l));
+		CHECK_EQ_INT(t4dx_scan(db, d, keep_entry, &l), 0);
+		const char *want[] = { "a", "b", "c", "f", "g", "h" };
+		const char *body[] = { "v1", "third", "back again", "v1", "v1",
+				       "v1" };
+		CHECK_EQ_INT(l.n, 6);
+		CHECK(!l.content);
+		for (int i = 0; i < 6 && i < l.n; i++) {
+			const struct t4dx_entry *e = &l.v[i];
+			CHECK(e->name_len == strlen(want[i]) &&
+			      !strcmp(e->name, want[i]));
+			CHECK(e->parent == d && !e->tombstone);
+			CHECK_EQ_INT(e->size, strlen(body[i]));
+			/* the attributes are those a lookup gives */
+			struct t4dx_entry g;
+			REQUIRE(t4dx_get(db, d, want[i], strlen(want[i]), 0,
+					 &g) == 0);
+			CHECK_EQ_INT(e->ino, g.ino);
+			CHECK_EQ_INT(e->mode, g.mode);
+			CHECK_EQ_INT(e->mtime_ns, g.mtime_ns);
+			CHECK_EQ_INT(e->lsn, g.lsn);
+			t4dx_entry_clear(&g);
+		}
+		CHECK_EQ_INT(l.v[3].mode, S_IFREG | 0600);
+		CHECK_EQ_INT(l.v[3].mtime_ns, 1234567890123);
+		/* the renamed entry kept its inode, distinct from the rest */
+		for (int i = 0; i < 5 && i < l.n; i++)
+			CHECK(l.v[i].ino != l.v[5].ino);
+		if (round == 0) {
+			REQUIRE(t4dx_compact(db, T4DX_COMPACT_NREM, NULL,
+					     NULL) == 0);
+			t4dx_get_stats(db, &st);
+			CHECK_EQ_INT(st.segments, 1);
+			CHECK_EQ_INT(st.memtable_items, 0);
+		}
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 static void test_rename(void)
 {
 	const char *dir = unit_tmpdir("ren");
@@ -849,6 +947,7 @@ static void test_power_cut(void)
 int main(void)
 {
 	RUN(test_basic);
+	RUN(test_scan_merge);
 	RUN(test_rename);
 	RUN(test_update);
 	RUN(test_crash_recovery);
