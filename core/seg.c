@@ -769,6 +769,7 @@ static int rec_decode(const unsigned char *r, bool with_content,
 	memcpy(out->name, r + 10, n);
 	out->name[n] = 0;
 	out->tombstone = q[0] & F_TOMBSTONE;
+	out->provisional = false;
 	out->lsn = t4dx_get_u64(q + 1);
 	out->ino = t4dx_get_u64(q + 9);
 	out->mode = t4dx_get_u32(q + 17);
