@@ -90,20 +90,26 @@ static int64_t ns_of(struct timespec t)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+/* The stat of an item from its stored fields (an entry's, or a listed
+ * one's: struct dent below). */
+#define FILL_STAT(st, e) do {                                            \
+		memset((st), 0, sizeof(*(st)));                           \
+		(st)->st_ino = (e)->ino;                                  \
+		(st)->st_mode = (e)->mode;                                \
+		(st)->st_nlink = 1; /* directories too: no subdir count */ \
+		(st)->st_uid = (e)->uid;                                  \
+		(st)->st_gid = (e)->gid;                                  \
+		(st)->st_size = (off_t)(e)->size;                         \
+		(st)->st_blksize = 4096;                                  \
+		(st)->st_blocks = (blkcnt_t)(((e)->size + 511) / 512);    \
+		(st)->st_atim = ts_of((e)->atime_ns);                     \
+		(st)->st_mtim = ts_of((e)->mtime_ns);                     \
+		(st)->st_ctim = ts_of((e)->ctime_ns);                     \
+	} while (0)
+
 static void entry_stat(const struct t4dx_entry *e, struct stat *st)
 {
-	memset(st, 0, sizeof(*st));
-	st->st_ino = e->ino;
-	st->st_mode = e->mode;
-	st->st_nlink = 1;       /* directories too: no subdirectory count */
-	st->st_uid = e->uid;
-	st->st_gid = e->gid;
-	st->st_size = (off_t)e->size;
-	st->st_blksize = 4096;
-	st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
-	st->st_atim = ts_of(e->atime_ns);
-	st->st_mtim = ts_of(e->mtime_ns);
-	st->st_ctim = ts_of(e->ctime_ns);
+	FILL_STAT(st, e);
 }
 
 static void fixed_stat(fuse_ino_t ino, struct stat *st)
@@ -1260,18 +1266,7 @@ static int list_one(void *arg, const struct t4dx_entry *e)
 /* The attributes of a listed entry, as entry_stat() gives them. */
 static void dent_stat(const struct dent *de, struct stat *st)
 {
-	memset(st, 0, sizeof(*st));
-	st->st_ino = de->ino;
-	st->st_mode = de->mode;
-	st->st_nlink = 1;
-	st->st_uid = de->uid;
-	st->st_gid = de->gid;
-	st->st_size = (off_t)de->size;
-	st->st_blksize = 4096;
-	st->st_blocks = (blkcnt_t)((de->size + 511) / 512);
-	st->st_atim = ts_of(de->atime_ns);
-	st->st_mtim = ts_of(de->mtime_ns);
-	st->st_ctim = ts_of(de->ctime_ns);
+	FILL_STAT(st, de);
 }
 
 static void dir_free(struct dirh *d)
