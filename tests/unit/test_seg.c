@@ -298,6 +298,142 @@ static bool in_block(const struct tblk *b, const struct t4dx_entry *e)
 			    b->ll) <= 0;
 }
 
+/* ---- the version 1 fixture --------------------------------------------
+ * tests/unit/seg-v1.t4s was written by the version 1 writer (t4dx before
+ * format version 2) from exactly the entries fixture_entry() describes;
+ * the reader must go on reading it. */
+struct fixture_key {
+	uint64_t parent;
+	const char *name;
+	size_t name_len;
+	enum kind kind;
+	size_t content_len;
+};
+
+static const struct fixture_key fixture_keys[] = {
+	{ 1, "docs", 4, K_DIR, 0 },
+	{ 1, "notes.txt", 9, TEXT, 300 },
+	{ 1, "old", 3, TOMB, 0 },
+	{ 2, "\x01\x02\x03", 3, BINARY, 77 },
+	{ 2, "a", 1, TEXT, 1 },
+	{ 2, "big.bin", 7, BINARY, 20000 },
+	{ 2, "empty", 5, EMPTY, 0 },
+	{ 2, "gone", 4, TOMB, 0 },
+	{ 2, "h\xc3\xa9llo", 6, TEXT, 12 },
+	{ 2, "z\x7f\x80\xfe\xff", 5, BINARY, 1000 },
+	{ 3, "after-big", 9, TEXT, 5000 },
+};
+#define FIXTURE_NT (sizeof(fixture_keys) / sizeof(fixture_keys[0]))
+
+/* Entry i of the fixture, in key order: the table above, 36 entries
+ * "f00".."f35" in parents 1000..1002, and a tombstone in the last parent.
+ * Every other field follows from i. */
+#define FIXTURE_N (FIXTURE_NT + 37)
+
+static void fixture_entry(size_t i, struct t4dx_entry *e)
+{
+	char name[32];
+	struct fixture_key k;
+	if (i < FIXTURE_NT) {
+		k = fixture_keys[i];
+	} else if (i < FIXTURE_NT + 36) {
+		static const enum kind kinds[] = { TEXT, K_DIR, BINARY, TOMB,
+						   EMPTY, TEXT };
+		size_t j = i - FIXTURE_NT;
+		k.parent = 1000 + j / 12;
+		k.name_len = (size_t)snprintf(name, sizeof(name), "f%02zu", j);
+		k.name = name;
+		k.kind = kinds[j % 6];
+		k.content_len = k.kind == TEXT || k.kind == BINARY ?
+				j * 97 % 1500 : 0;
+	} else {
+		k = (struct fixture_key){ UINT64_MAX, "\xff", 1, TOMB, 0 };
+	}
+	memset(e, 0, sizeof(*e));
+	REQUIRE(t4dx_entry_set_key(e, k.parent, k.name, k.name_len) == 0);
+	e->tombstone = k.kind == TOMB;
+	e->lsn = 100 + i;
+	e->ino = 5000 + i * 3;
+	e->mode = k.kind == K_DIR ? 040755 : 0100600 | (unsigned)(i % 8) << 3;
+	e->uid = 1000 + (uint32_t)i;
+	e->gid = 100 - (uint32_t)i;
+	e->atime_ns = 1700000000000000000LL + (int64_t)i * 1000000007LL;
+	e->mtime_ns = e->atime_ns - 17;
+	e->ctime_ns = -(int64_t)i * 123456789LL;
+	for (int j = 0; j < 16; j++)
+		e->id[j] = (uint8_t)(i * 16 + (size_t)j);
+	e->kappa = (double)i / 8;
+	e->importance = i % 4 ? -(double)i / 3 : -0.0;
+	e->type = (uint8_t)(i % 3);
+	e->event_time_ns = -(int64_t)i * 1000000000LL;
+	e->access_count = (uint64_t)i * i * 1000003u;
+	if (k.kind == TEXT || k.kind == BINARY || k.kind == EMPTY) {
+		e->content = t4dx_blob_new(k.content_len);
+		REQUIRE(e->content);
+		for (size_t j = 0; j < k.content_len; j++)
+			e->content->data[j] = k.kind == TEXT ?
+				(unsigned char)("the quick brown fox\n"[j % 20]) :
+				(unsigned char)(i * 7 + j * 13 + (j >> 8));
+		e->size = k.content_len;
+	}
+}
+
+static const char *srcdir(void)
+{
+	const char *d = getenv("T4DX_SRCDIR");
+	return d ? d : ".";
+}
+
+/* Open the version 1 fixture, verify it, list it without and with
+ * content, and look up every entry. */
+static void test_v1_fixture(void)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/tests/unit/seg-v1.t4s", srcdir());
+	struct t4dx_entry want[FIXTURE_N];
+	for (size_t i = 0; i < FIXTURE_N; i++)
+		fixture_entry(i, &want[i]);
+
+	struct t4dx_seg *s = open_ok(path);
+	CHECK_EQ_INT(t4dx_seg_count(s), FIXTURE_N);
+	CHECK_EQ_INT(t4dx_seg_min_lsn(s), 100);
+	CHECK_EQ_INT(t4dx_seg_max_lsn(s), 100 + FIXTURE_N - 1);
+	CHECK_EQ_INT(t4dx_seg_verify(s), 0);
+
+	unsigned bad = 0;
+	for (int wc = 0; wc < 2; wc++) {
+		struct t4dx_seg_iter *it;
+		REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
+		size_t n = 0;
+		struct t4dx_entry out;
+		int rc;
+		while ((rc = t4dx_seg_iter_next(it, wc, &out)) == 0) {
+			bad += n >= FIXTURE_N || !entry_eq(&want[n], &out, wc);
+			t4dx_entry_clear(&out);
+			n++;
+		}
+		CHECK_EQ_INT(rc, T4DX_ENOTFOUND);
+		CHECK_EQ_INT(n, FIXTURE_N);
+		t4dx_seg_iter_close(it);
+	}
+	for (size_t i = 0; i < FIXTURE_N; i++) {
+		for (int wc = 0; wc < 2; wc++) {
+			struct t4dx_entry out;
+			int rc = t4dx_seg_get(s, want[i].parent, want[i].name,
+					      want[i].name_len, wc, &out);
+			bad += rc || !entry_eq(&want[i], &out, wc);
+			if (!rc)
+				t4dx_entry_clear(&out);
+		}
+	}
+	CHECK_EQ_INT(bad, 0);
+	struct t4dx_entry out;
+	CHECK_EQ_INT(t4dx_seg_get(s, 2, "b", 1, true, &out), T4DX_ENOTFOUND);
+	t4dx_seg_unref(s);
+	for (size_t i = 0; i < FIXTURE_N; i++)
+		t4dx_entry_clear(&want[i]);
+}
+
 /* ---- tests ----------------------------------------------------------- */
 
 static void test_write_rejects(void)
@@ -773,6 +909,7 @@ int main(void)
 	RUN(test_meta_damage);
 	RUN(test_truncated);
 	RUN(test_write_faults);
+	RUN(test_v1_fixture);
 
 	for (size_t i = 0; i < nents; i++) {
 		t4dx_entry_clear(ents[i]);
