@@ -1,9 +1,10 @@
 /*
  * seg.c - immutable segment files (see seg.h).
  *
- * FILE FORMAT (version 1).  All integers are little-endian; doubles are the
- * IEEE 754 binary64 bit pattern stored as a u64.  A key is (parent, name)
- * ordered as t4dx_key_cmp orders it.
+ * FILE FORMAT (version 2; version 1 is still read, see below).  All
+ * integers are little-endian; doubles are the IEEE 754 binary64 bit pattern
+ * stored as a u64.  A key is (parent, name) ordered as t4dx_key_cmp orders
+ * it.
  *
  *     header        16 bytes at offset 0
  *     data blocks   back to back from offset 16
@@ -13,22 +14,32 @@
  *
  * Header:
  *      0   8  magic "T4DXSEG\0"
- *      8   4  format version (1)
+ *      8   4  format version (2)
  *     12   4  reserved, written as zero, ignored
  *
- * Data block: the LZ4 block-format compression (LZ4_compress_default) of a
- * raw block, which is a run of records with strictly increasing keys.  The
- * writer closes a block before a record that would take it past 16 KiB, so
- * a record larger than that gets a block of its own.  The CRC and lengths
- * of a block live in its index entry, not in the block.
+ * Data block (version 2): a meta part immediately followed by a content
+ * part, each the LZ4 block-format compression (LZ4_compress_default) of its
+ * own raw bytes, compressed and checked independently, so that a listing
+ * reads, checksums and decompresses the meta part only.
+ *  - raw meta part: a run of records with strictly increasing keys (below);
+ *  - raw content part: the contents of the block's records back to back,
+ *    in record order.  A record's content starts at the sum of the sizes
+ *    of the records before it in the block; the sizes of all records sum
+ *    to the raw content length exactly.  When that length is 0 the content
+ *    part is absent: zero bytes on disk, compressed length 0, CRC 0.
+ * The writer closes a block before a record that would take the raw meta
+ * part or the raw content part past 16 KiB, so a content larger than
+ * 16 KiB gets a block of its own (and a lookup with content decompresses
+ * about as much as in version 1).  The CRCs and lengths of both parts
+ * live in the block's index entry, not in the block.
  *
- * Record (n = name_len, c = content length), 120 + n + c bytes:
+ * Record (n = name_len), 120 + n bytes:
  *      0   8  parent
  *      8   2  name_len, 1..255
  *     10   n  name: no NUL, no '/'
  *   10+n   1  flags: bit 0 tombstone, bit 1 content is a blob (set for any
  *             entry written with a content blob, even an empty one; a
- *             record with c > 0 must have it); other bits zero
+ *             record with size > 0 must have it); other bits zero
  *   11+n   8  lsn
  *   19+n   8  ino
  *   27+n   4  mode
@@ -43,21 +54,33 @@
  *   95+n   1  type
  *   96+n   8  event_time_ns (signed)
  *  104+n   8  access_count
- *  112+n   8  size = c
- *  120+n   c  content
+ *  112+n   8  size: the content's length in the content part
  *
- * Block index entry (n1, n2 = name lengths), 46..556 bytes:
- *      0   8  file offset of the block
- *      8   4  compressed length (>= 1)
- *     12   4  raw length
- *     16   4  CRC-32 (zlib) of the compressed bytes
+ * Block index entry (n1, n2 = name lengths), 56..566 bytes:
+ *      0   8  file offset of the block (its meta part)
+ *      8   4  meta part: compressed length (>= 1)
+ *     12   4             raw length
+ *     16   4             CRC-32 (zlib) of the compressed bytes
  *     20   4  number of records (>= 1)
- *     24   8  first key: parent
- *     32   2            name_len, 1..255
- *     34  n1            name
- *  34+n1   8  last key: parent
- *  42+n1   2            name_len, 1..255
- *  44+n1  n2            name
+ *     24   4  content part: compressed length (0 iff raw length is 0);
+ *             it starts at offset + meta compressed length
+ *     28   4                raw length
+ *     32   4                CRC-32 (zlib) of the compressed bytes
+ *     36   8  first key: parent
+ *     44   2            name_len, 1..255
+ *     46  n1            name
+ *  46+n1   8  last key: parent
+ *  54+n1   2            name_len, 1..255
+ *  56+n1  n2            name
+ *
+ * VERSION 1 (written by earlier t4dx, still read; the version field of
+ * header and footer is 1).  Header, Bloom filter and footer as in version
+ * 2.  A data block is one LZ4-compressed raw block holding the records
+ * with each content inline: the record above followed by its size bytes
+ * of content (120 + n + size bytes), the block closed before a record
+ * that would take it past 16 KiB.  Its index entry is the version 2 entry
+ * without bytes 24..36 (46..556 bytes): offset, compressed length, raw
+ * length, CRC, record count, first key, last key.
  *
  * Bloom filter: m = 8 * length bits, bit i is byte i/8, mask 1 << (i%8).
  * For h = t4dx_key_hash(parent, name), probe j (0 <= j < k) tests bit
@@ -77,7 +100,7 @@
  *     60   4  CRC-32 of the index
  *     64   4  CRC-32 of the Bloom filter
  *     68   4  Bloom k, 1..30
- *     72   4  format version (1)
+ *     72   4  format version (2, or 1)
  *     76   4  CRC-32 of footer bytes 0..76
  *     80   8  magic "T4DXSEG\0"
  *
@@ -86,20 +109,24 @@
  *    segment); only one of them: T4DX_ECORRUPT (a segment that was
  *    truncated or overwritten);
  *  - header and footer versions differ: T4DX_ECORRUPT; they agree on a
- *    version other than 1: T4DX_EFORMAT;
+ *    version other than 1 and 2: T4DX_EFORMAT;
  *  - footer CRC, then index CRC, then Bloom CRC: T4DX_ECORRUPT;
  *  - layout (T4DX_ECORRUPT unless all hold): the parts tile the file with
  *    no gap (blocks from 16 up to the index, index, Bloom, footer), every
  *    index entry is well formed and consumes the index exactly, block
  *    offsets follow one another, first <= last key within a block and
  *    last < next first across blocks, record counts sum to the entry
- *    count, a block's lengths are ones LZ4 can produce.
- * A block is checked when it is read: its CRC, that it decompresses to
- * exactly its raw length, and that its records parse, are valid, are in
- * strictly increasing key order, match the index's count and first and
- * last keys, and fill the raw block exactly.  Any failure answers
- * T4DX_ECORRUPT for that block only; nothing of a damaged block is ever
- * returned.  Other blocks stay readable.  A reader never repairs a
+ *    count, a block's lengths (each part's) are ones LZ4 can produce.
+ * A block is checked when it is read: the CRC of each part read, that it
+ * decompresses to exactly its raw length, and that the records parse, are
+ * valid, are in strictly increasing key order, match the index's count and
+ * first and last keys, and fill the raw block (version 2: the raw meta
+ * part, and with their sizes the raw content length) exactly.  A read
+ * without content reads and checks the meta part only; a read with content
+ * also the content part; t4dx_seg_verify reads and checks both parts of
+ * every block.  Any failure answers T4DX_ECORRUPT for that block only;
+ * nothing of a damaged block is ever returned.  Other blocks stay
+ * readable.  A reader never repairs a
  * segment: the engine quarantines it and rebuilds from the WAL archive.
  */
 #include <errno.h>
@@ -119,38 +146,56 @@
 _Static_assert(sizeof(double) == 8, "doubles are stored as 8 bytes");
 
 #define SEG_MAGIC         "T4DXSEG"     /* + its NUL: 8 bytes */
-#define SEG_VERSION       1u
+#define SEG_VERSION       2u            /* the one the writer writes */
+#define SEG_VERSION_V1    1u
 #define HDR_SIZE          16
 #define FTR_SIZE          88
 #define REC_FIXED         120           /* record bytes besides name, content */
-#define IX_FIXED          44            /* index entry bytes besides names */
-#define BLOCK_TARGET      (16 * 1024)
+#define IX_FIXED          56            /* index entry bytes besides names */
+#define IX_FIXED_V1       44
+#define BLOCK_TARGET      (16 * 1024)   /* raw meta part; all of a v1 block */
+#define CONTENT_TARGET    (16 * 1024)   /* raw content part */
 #define BLOOM_BITS_PER_KEY 10
 #define BLOOM_K           7
-/* Only small blocks enter the one-block cache, so a segment holding a
+/* Only small parts enter the one-block cache, so a segment holding a
  * 16 MiB item does not keep 16 MiB alive for as long as it is open. */
 #define CACHE_MAX_RAW     (4 * BLOCK_TARGET)
 
 #define F_TOMBSTONE       0x01
 #define F_BLOB            0x02
 
-/* What the index says about one block.  Names point into t4dx_seg.ix. */
+/* What the index says about one block.  Names point into t4dx_seg.ix.
+ * clen, rlen, crc: the meta part (version 1: the whole block); cclen,
+ * crlen, ccrc: the content part (all 0 in version 1). */
 struct blkinfo {
 	uint64_t off;
 	uint32_t clen, rlen, crc, nrec;
+	uint32_t cclen, crlen, ccrc;
 	uint64_t first_parent, last_parent;
 	const char *first, *last;
 	uint16_t first_len, last_len;
 };
 
-/* A decompressed, validated block.  Shared by the cache, gets and
- * iterators; freed when the last reference goes. */
+/* A decompressed, validated meta part (version 1: the whole block).
+ * Shared by the cache, gets and iterators; freed when the last reference
+ * goes. */
 struct block {
 	atomic_uint refs;
 	size_t idx;
 	uint32_t nrec;
 	uint32_t *roff;         /* offset of each record in raw */
+	uint32_t *coff;         /* offset of each content: version 1 in raw,
+				 * version 2 in the content part */
 	unsigned char *raw;
+};
+
+/* A decompressed content part of a version 2 block, shared like a block.
+ * Its consistency with the records is checked with the meta part: the
+ * sizes sum to its raw length. */
+struct cpart {
+	atomic_uint refs;
+	size_t idx;
+	unsigned char raw[];
 };
 
 struct t4dx_seg {
@@ -164,8 +209,10 @@ struct t4dx_seg {
 	unsigned char *bloom;
 	uint64_t bloom_bits;
 	unsigned bloom_k;
+	uint32_t version;       /* of the file: 1 or 2 */
 	pthread_mutex_t mu;
-	struct block *cache;    /* last small block read; guarded by mu */
+	struct block *cache;    /* last small meta part read; guarded by mu */
+	struct cpart *ccache;   /* last small content part; guarded by mu */
 };
 
 struct t4dx_seg_iter {
@@ -173,6 +220,7 @@ struct t4dx_seg_iter {
 	size_t bi;              /* current block */
 	uint32_t ri;            /* next record in b */
 	struct block *b;        /* NULL until block bi is loaded */
+	struct cpart *c;        /* block bi's content part, once needed */
 	bool started;           /* the start key has been looked for */
 	uint64_t parent;        /* start key */
 	uint16_t name_len;
@@ -184,6 +232,13 @@ static void block_unref(struct block *b)
 	if (b && atomic_fetch_sub_explicit(&b->refs, 1,
 					   memory_order_acq_rel) == 1)
 		free(b);
+}
+
+static void cpart_unref(struct cpart *c)
+{
+	if (c && atomic_fetch_sub_explicit(&c->refs, 1,
+					   memory_order_acq_rel) == 1)
+		free(c);
 }
 
 /* ---- little-endian encoding ------------------------------------------ */
@@ -265,14 +320,14 @@ static bool bloom_may_have(const struct t4dx_seg *s, uint64_t h)
 struct writer {
 	int fd;
 	uint64_t off;                   /* where the next block goes */
-	struct t4dx_buf raw, z, ix;
+	struct t4dx_buf raw, content, z, ix;    /* raw: the meta part */
 	const struct t4dx_entry *first, *last;  /* keys of the open block */
 	uint32_t nrec, nblk;
 };
 
 static size_t rec_size(const struct t4dx_entry *e)
 {
-	return REC_FIXED + e->name_len + (size_t)e->size;
+	return REC_FIXED + e->name_len;
 }
 
 static int check_entries(struct t4dx_entry *const *entries, size_t n)
@@ -319,9 +374,7 @@ static void encode_rec(unsigned char *p, const struct t4dx_entry *e)
 	p = put8(p, e->type);
 	p = put64(p, (uint64_t)e->event_time_ns);
 	p = put64(p, e->access_count);
-	p = put64(p, e->size);
-	if (e->size)
-		memcpy(p, e->content->data, (size_t)e->size);
+	put64(p, e->size);
 }
 
 static unsigned char *put_key(unsigned char *p, const struct t4dx_entry *e)
@@ -332,21 +385,32 @@ static unsigned char *put_key(unsigned char *p, const struct t4dx_entry *e)
 	return p + e->name_len;
 }
 
+/* Compress both parts of the open block into z, meta part first, and
+ * write them with one pwrite. */
 static int flush_block(struct writer *w)
 {
 	if (!w->nrec)
 		return 0;
-	int bound = LZ4_compressBound((int)w->raw.len);
+	int mbound = LZ4_compressBound((int)w->raw.len);
+	int cbound = w->content.len ?
+		     LZ4_compressBound((int)w->content.len) : 0;
 	w->z.len = 0;
-	if (t4dx_buf_reserve(&w->z, (size_t)bound) ||
+	if (t4dx_buf_reserve(&w->z, (size_t)mbound + (size_t)cbound) ||
 	    t4dx_buf_reserve(&w->ix, IX_FIXED + w->first->name_len +
 					     w->last->name_len))
 		return ENOMEM;
 	int clen = LZ4_compress_default((const char *)w->raw.p,
-					(char *)w->z.p, (int)w->raw.len, bound);
-	if (clen <= 0)
-		return EIO;     /* cannot happen with a compressBound buffer */
-	int rc = t4dx_io_pwrite_all(w->fd, w->z.p, (size_t)clen,
+					(char *)w->z.p, (int)w->raw.len,
+					mbound);
+	int cclen = 0;
+	if (w->content.len)
+		cclen = LZ4_compress_default((const char *)w->content.p,
+					     (char *)w->z.p + clen,
+					     (int)w->content.len, cbound);
+	/* cannot happen with compressBound buffers */
+	if (clen <= 0 || (w->content.len && cclen <= 0))
+		return EIO;
+	int rc = t4dx_io_pwrite_all(w->fd, w->z.p, (size_t)clen + (size_t)cclen,
 				    (off_t)w->off);
 	if (rc)
 		return rc;
@@ -357,12 +421,16 @@ static int flush_block(struct writer *w)
 	p = put32(p, (uint32_t)w->raw.len);
 	p = put32(p, crc(w->z.p, (size_t)clen));
 	p = put32(p, w->nrec);
+	p = put32(p, (uint32_t)cclen);
+	p = put32(p, (uint32_t)w->content.len);
+	p = put32(p, cclen ? crc(w->z.p + clen, (size_t)cclen) : 0);
 	p = put_key(p, w->first);
 	p = put_key(p, w->last);
 	w->ix.len = (size_t)(p - w->ix.p);
 
-	w->off += (uint64_t)clen;
+	w->off += (uint64_t)clen + (uint64_t)cclen;
 	w->raw.len = 0;
+	w->content.len = 0;
 	w->nrec = 0;
 	w->nblk++;
 	return 0;
@@ -388,15 +456,22 @@ static int write_all(struct writer *w, struct t4dx_entry *const *entries,
 
 	for (size_t i = 0; i < n; i++) {
 		const struct t4dx_entry *e = entries[i];
-		size_t len = rec_size(e);
-		if (w->nrec && w->raw.len + len > BLOCK_TARGET)
+		size_t len = rec_size(e), clen = (size_t)e->size;
+		if (w->nrec && (w->raw.len + len > BLOCK_TARGET ||
+				w->content.len + clen > CONTENT_TARGET))
 			rc = flush_block(w);
-		if (!rc && t4dx_buf_reserve(&w->raw, len))
+		if (!rc && (t4dx_buf_reserve(&w->raw, len) ||
+			    t4dx_buf_reserve(&w->content, clen)))
 			rc = ENOMEM;
 		if (rc)
 			break;
 		encode_rec(w->raw.p + w->raw.len, e);
 		w->raw.len += len;
+		if (clen) {
+			memcpy(w->content.p + w->content.len, e->content->data,
+			       clen);
+			w->content.len += clen;
+		}
 		if (!w->nrec++)
 			w->first = e;
 		w->last = e;
@@ -457,6 +532,7 @@ int t4dx_seg_write(const char *path, struct t4dx_entry *const *entries,
 	if (rc)
 		t4dx_io.unlink(path);
 	t4dx_buf_free(&w.raw);
+	t4dx_buf_free(&w.content);
 	t4dx_buf_free(&w.z);
 	t4dx_buf_free(&w.ix);
 	return rc;
@@ -483,16 +559,23 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 {
 	const unsigned char *p = s->ix, *end = s->ix + ix_len;
 	uint64_t off = HDR_SIZE, total = 0;
+	bool v1 = s->version == SEG_VERSION_V1;
+	long fixed = (v1 ? IX_FIXED_V1 : IX_FIXED) - 20;  /* before the keys */
 	for (size_t i = 0; i < s->nblk; i++) {
 		struct blkinfo *b = &s->blk[i];
-		if (end - p < 24)
+		if (end - p < fixed)
 			return T4DX_ECORRUPT;
 		b->off = t4dx_get_u64(p);
 		b->clen = t4dx_get_u32(p + 8);
 		b->rlen = t4dx_get_u32(p + 12);
 		b->crc = t4dx_get_u32(p + 16);
 		b->nrec = t4dx_get_u32(p + 20);
-		p += 24;
+		if (!v1) {
+			b->cclen = t4dx_get_u32(p + 24);
+			b->crlen = t4dx_get_u32(p + 28);
+			b->ccrc = t4dx_get_u32(p + 32);
+		}
+		p += fixed;
 		if (get_key(&p, end, &b->first_parent, &b->first,
 			    &b->first_len) ||
 		    get_key(&p, end, &b->last_parent, &b->last, &b->last_len))
@@ -502,6 +585,11 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 		    (uint64_t)b->nrec * (REC_FIXED + 1) > b->rlen ||
 		    b->clen > (uint32_t)LZ4_compressBound((int)b->rlen))
 			return T4DX_ECORRUPT;
+		if (!b->cclen != !b->crlen || b->crlen > LZ4_MAX_INPUT_SIZE ||
+		    (b->crlen && b->cclen > (uint32_t)LZ4_compressBound(
+						(int)b->crlen)) ||
+		    (!b->cclen && b->ccrc))
+			return T4DX_ECORRUPT;
 		if (t4dx_key_cmp(b->first_parent, b->first, b->first_len,
 				 b->last_parent, b->last, b->last_len) > 0)
 			return T4DX_ECORRUPT;
@@ -509,7 +597,7 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 				      b[-1].last_len, b->first_parent,
 				      b->first, b->first_len) >= 0)
 			return T4DX_ECORRUPT;
-		off += b->clen;
+		off += (uint64_t)b->clen + b->cclen;
 		total += b->nrec;
 	}
 	if (p != end || off != ix_off || total != s->count)
@@ -544,7 +632,8 @@ static int load_meta(struct t4dx_seg *s)
 	if (!hmagic || !fmagic ||
 	    t4dx_get_u32(h + 8) != t4dx_get_u32(f + 72))
 		return T4DX_ECORRUPT;
-	if (t4dx_get_u32(f + 72) != SEG_VERSION)
+	s->version = t4dx_get_u32(f + 72);
+	if (s->version != SEG_VERSION && s->version != SEG_VERSION_V1)
 		return T4DX_EFORMAT;
 	if (crc(f, 76) != t4dx_get_u32(f + 76))
 		return T4DX_ECORRUPT;
@@ -585,6 +674,7 @@ static void seg_free(struct t4dx_seg *s)
 	if (s->fd >= 0)
 		t4dx_io.close(s->fd);
 	block_unref(s->cache);
+	cpart_unref(s->ccache);
 	pthread_mutex_destroy(&s->mu);
 	free(s->ix);
 	free(s->blk);
@@ -647,12 +737,16 @@ static int key_cmp_rec(const unsigned char *r, uint64_t parent,
 			    t4dx_get_u16(r + 8), parent, name, len);
 }
 
-/* Walk the raw records of b, recording their offsets: every check a
- * reader later relies on happens here, once per read. */
-static int block_check(struct block *b, const struct blkinfo *bi)
+/* Walk the raw records of b, recording their offsets and those of their
+ * contents: every check a reader later relies on happens here, once per
+ * read. */
+static int block_check(const struct t4dx_seg *s, struct block *b,
+		       const struct blkinfo *bi)
 {
 	const unsigned char *p = b->raw, *end = b->raw + bi->rlen;
 	const unsigned char *prev = NULL;
+	bool v1 = s->version == SEG_VERSION_V1;
+	uint64_t csum = 0;      /* version 2: content bytes so far */
 	uint32_t i = 0;
 	while (p < end) {
 		uint64_t parent;
@@ -667,9 +761,19 @@ static int block_check(struct block *b, const struct blkinfo *bi)
 		uint64_t size = t4dx_get_u64(p + 102);
 		p += REC_FIXED - 10;
 		if ((flags & ~(F_TOMBSTONE | F_BLOB)) ||
-		    (size && !(flags & F_BLOB)) || size > (uint64_t)(end - p))
+		    (size && !(flags & F_BLOB)))
 			return T4DX_ECORRUPT;
-		p += size;
+		if (v1) {
+			if (size > (uint64_t)(end - p))
+				return T4DX_ECORRUPT;
+			b->coff[i] = (uint32_t)(p - b->raw);
+			p += size;
+		} else {
+			if (size > bi->crlen - csum)
+				return T4DX_ECORRUPT;
+			b->coff[i] = (uint32_t)csum;
+			csum += size;
+		}
 		if (prev && key_cmp_rec(prev, parent, name, n) >= 0)
 			return T4DX_ECORRUPT;
 		if (i == 0 && t4dx_key_cmp(parent, name, n, bi->first_parent,
@@ -678,88 +782,171 @@ static int block_check(struct block *b, const struct blkinfo *bi)
 		b->roff[i++] = (uint32_t)(r - b->raw);
 		prev = r;
 	}
-	if (i != bi->nrec ||
+	if (i != bi->nrec || csum != bi->crlen ||
 	    key_cmp_rec(prev, bi->last_parent, bi->last, bi->last_len))
 		return T4DX_ECORRUPT;
 	return 0;
 }
 
-/* Read block i from disk, check and decompress it. */
-static int block_read(struct t4dx_seg *s, size_t i, struct block **out)
+/* Check the CRC of z[0..zlen) and decompress it to exactly rlen bytes. */
+static int part_unpack(const unsigned char *z, uint32_t zlen, uint32_t zcrc,
+		       unsigned char *raw, uint32_t rlen)
+{
+	if (crc(z, zlen) != zcrc ||
+	    LZ4_decompress_safe((const char *)z, (char *)raw, (int)zlen,
+				(int)rlen) != (int)rlen)
+		return T4DX_ECORRUPT;
+	return 0;
+}
+
+/* Read the parts of block i that are asked for (bout, cout non-NULL) from
+ * disk with one pread, check and decompress them.  The content part is
+ * only asked for in version 2 blocks that have one. */
+static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
+		      struct cpart **cout)
 {
 	const struct blkinfo *bi = &s->blk[i];
-	unsigned char *z = malloc(bi->clen);
-	struct block *b = malloc(sizeof(*b) + bi->nrec * sizeof(uint32_t) +
-				 bi->rlen);
+	uint32_t mlen = bout ? bi->clen : 0, clen = cout ? bi->cclen : 0;
+	unsigned char *z = malloc((size_t)mlen + clen);
+	struct block *b = NULL;
+	struct cpart *c = NULL;
 	int rc = 0;
-	if (!z || !b) {
+	if (bout) {
+		b = malloc(sizeof(*b) + 2 * bi->nrec * sizeof(uint32_t) +
+			   bi->rlen);
+		if (b) {
+			atomic_init(&b->refs, 1);
+			b->idx = i;
+			b->nrec = bi->nrec;
+			b->roff = (uint32_t *)(b + 1);
+			b->coff = b->roff + bi->nrec;
+			b->raw = (unsigned char *)(b->coff + bi->nrec);
+		}
+	}
+	if (cout) {
+		c = malloc(sizeof(*c) + bi->crlen);
+		if (c) {
+			atomic_init(&c->refs, 1);
+			c->idx = i;
+		}
+	}
+	if (!z || (bout && !b) || (cout && !c)) {
 		rc = ENOMEM;
 		goto out;
 	}
-	atomic_init(&b->refs, 1);
-	b->idx = i;
-	b->nrec = bi->nrec;
-	b->roff = (uint32_t *)(b + 1);
-	b->raw = (unsigned char *)(b->roff + bi->nrec);
-	if ((rc = t4dx_io_pread_all(s->fd, z, bi->clen, (off_t)bi->off)))
+	if ((rc = t4dx_io_pread_all(s->fd, z, (size_t)mlen + clen,
+				    (off_t)(bi->off + (bout ? 0 : bi->clen)))))
 		goto out;
-	if (crc(z, bi->clen) != bi->crc ||
-	    LZ4_decompress_safe((const char *)z, (char *)b->raw,
-				(int)bi->clen, (int)bi->rlen) != (int)bi->rlen) {
-		rc = T4DX_ECORRUPT;
-		goto out;
-	}
-	rc = block_check(b, bi);
+	if (b && !(rc = part_unpack(z, bi->clen, bi->crc, b->raw, bi->rlen)))
+		rc = block_check(s, b, bi);
+	if (!rc && c)
+		rc = part_unpack(z + mlen, bi->cclen, bi->ccrc, c->raw,
+				 bi->crlen);
 out:
 	free(z);
 	if (rc) {
 		free(b);
+		free(c);
 		b = NULL;
+		c = NULL;
 	}
-	*out = b;
+	if (bout)
+		*bout = b;
+	if (cout)
+		*cout = c;
 	return rc;
 }
 
-/* Block i through the one-block cache.  The caller owns a reference. */
-static int block_get(struct t4dx_seg *s, size_t i, struct block **out)
+/* Whether reading block i with content needs its content part. */
+static bool has_cpart(const struct t4dx_seg *s, size_t i)
 {
+	return s->blk[i].crlen > 0;
+}
+
+/* The parts of block i asked for (bout, cout non-NULL), through the
+ * one-block cache, reading what is missing with one pread.  The caller
+ * owns a reference to each part returned; *cout is NULL when the block has
+ * no content part. */
+static int parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
+		     struct cpart **cout)
+{
+	struct block *b = NULL;
+	struct cpart *c = NULL;
+	bool want_c = cout && has_cpart(s, i);
 	pthread_mutex_lock(&s->mu);
-	struct block *b = s->cache;
-	if (b && b->idx == i)
+	if (bout && s->cache && s->cache->idx == i) {
+		b = s->cache;
 		atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-	else
-		b = NULL;
+	}
+	if (want_c && s->ccache && s->ccache->idx == i) {
+		c = s->ccache;
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&s->mu);
-	if (b) {
-		*out = b;
-		return 0;
-	}
-	int rc = block_read(s, i, &b);
-	if (rc)
-		return rc;
-	if (s->blk[i].rlen <= CACHE_MAX_RAW) {
-		atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+
+	bool read_b = bout && !b, read_c = want_c && !c;
+	if (read_b || read_c) {
+		int rc = parts_read(s, i, read_b ? &b : NULL,
+				    read_c ? &c : NULL);
+		if (rc) {
+			block_unref(read_b ? NULL : b);
+			cpart_unref(read_c ? NULL : c);
+			return rc;
+		}
+		struct block *oldb = NULL;
+		struct cpart *oldc = NULL;
+		bool keep_b = read_b && s->blk[i].rlen <= CACHE_MAX_RAW;
+		bool keep_c = read_c && s->blk[i].crlen <= CACHE_MAX_RAW;
+		if (keep_b)
+			atomic_fetch_add_explicit(&b->refs, 1,
+						  memory_order_relaxed);
+		if (keep_c)
+			atomic_fetch_add_explicit(&c->refs, 1,
+						  memory_order_relaxed);
 		pthread_mutex_lock(&s->mu);
-		struct block *old = s->cache;
-		s->cache = b;
+		if (keep_b) {
+			oldb = s->cache;
+			s->cache = b;
+		}
+		if (keep_c) {
+			oldc = s->ccache;
+			s->ccache = c;
+		}
 		pthread_mutex_unlock(&s->mu);
-		block_unref(old);
+		block_unref(oldb);
+		cpart_unref(oldc);
 	}
-	*out = b;
+	if (bout)
+		*bout = b;
+	if (cout)
+		*cout = c;
 	return 0;
 }
 
-/* Fill out from a checked record. */
-static int rec_decode(const unsigned char *r, bool with_content,
+/* Where the content of record r of b starts, for a read with content:
+ * version 1 inline in b, version 2 in c (NULL when the block has none, and
+ * then every size is 0). */
+static const unsigned char *rec_content(const struct t4dx_seg *s,
+					const struct block *b,
+					const struct cpart *c, uint32_t r)
+{
+	static const unsigned char nothing[1];
+	if (s->version == SEG_VERSION_V1)
+		return b->raw + b->coff[r];
+	return c ? c->raw + b->coff[r] : nothing;
+}
+
+/* Fill out from a checked record; content NULL: leave the content out. */
+static int rec_decode(const unsigned char *r, const unsigned char *content,
 		      struct t4dx_entry *out)
 {
 	uint16_t n = t4dx_get_u16(r + 8);
 	const unsigned char *q = r + 10 + n;
-	struct t4dx_blob *content = NULL;
+	struct t4dx_blob *blob = NULL;
 	uint64_t size = t4dx_get_u64(q + 102);
-	if (with_content && (q[0] & F_BLOB)) {
-		content = t4dx_blob_from(q + 110, (size_t)size);
-		if (!content)
+	if (content && (q[0] & F_BLOB)) {
+		blob = t4dx_blob_from(content, (size_t)size);
+		if (!blob)
 			return ENOMEM;
 	}
 	/* every field is set below: no memset of the whole entry, which is
@@ -785,7 +972,7 @@ static int rec_decode(const unsigned char *r, bool with_content,
 	out->event_time_ns = (int64_t)t4dx_get_u64(q + 86);
 	out->access_count = t4dx_get_u64(q + 94);
 	out->size = size;
-	out->content = content;
+	out->content = blob;
 	return 0;
 }
 
@@ -834,16 +1021,20 @@ int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 			 s->blk[i].first_len, parent, name, name_len) > 0)
 		return T4DX_ENOTFOUND;
 	struct block *b;
-	int rc = block_get(s, i, &b);
+	struct cpart *c = NULL;
+	int rc = parts_get(s, i, &b, with_content ? &c : NULL);
 	if (rc)
 		return rc;
 	uint32_t r = block_lower_bound(b, parent, name, name_len);
 	if (r < b->nrec &&
 	    !key_cmp_rec(b->raw + b->roff[r], parent, name, name_len))
-		rc = rec_decode(b->raw + b->roff[r], with_content, out);
+		rc = rec_decode(b->raw + b->roff[r],
+				with_content ? rec_content(s, b, c, r) : NULL,
+				out);
 	else
 		rc = T4DX_ENOTFOUND;
 	block_unref(b);
+	cpart_unref(c);
 	return rc;
 }
 
@@ -868,15 +1059,19 @@ int t4dx_seg_iter_open(struct t4dx_seg *s, uint64_t parent, const char *name,
 int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 		       struct t4dx_entry *out)
 {
+	struct t4dx_seg *s = it->s;
+	int rc;
 	while (!it->b || it->ri == it->b->nrec) {
 		if (it->b) {
 			block_unref(it->b);
+			cpart_unref(it->c);
 			it->b = NULL;
+			it->c = NULL;
 			it->bi++;
 		}
-		if (it->bi >= it->s->nblk)
+		if (it->bi >= s->nblk)
 			return T4DX_ENOTFOUND;
-		int rc = block_get(it->s, it->bi, &it->b);
+		rc = parts_get(s, it->bi, &it->b, with_content ? &it->c : NULL);
 		if (rc)
 			return rc;      /* the next call retries this block */
 		it->ri = it->started ? 0 :
@@ -884,8 +1079,14 @@ int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 					   it->name_len);
 		it->started = true;
 	}
-	int rc = rec_decode(it->b->raw + it->b->roff[it->ri], with_content,
-			    out);
+	/* the content part of a block first read without content */
+	if (with_content && !it->c && has_cpart(s, it->bi) &&
+	    (rc = parts_get(s, it->bi, NULL, &it->c)))
+		return rc;              /* the next call retries it */
+	rc = rec_decode(it->b->raw + it->b->roff[it->ri],
+			with_content ? rec_content(s, it->b, it->c, it->ri) :
+				       NULL,
+			out);
 	if (!rc)
 		it->ri++;
 	return rc;
@@ -896,20 +1097,23 @@ void t4dx_seg_iter_close(struct t4dx_seg_iter *it)
 	if (!it)
 		return;
 	block_unref(it->b);
+	cpart_unref(it->c);
 	t4dx_seg_unref(it->s);
 	free(it);
 }
 
 int t4dx_seg_verify(struct t4dx_seg *s)
 {
-	/* Straight from the disk: a cached block says nothing about the
-	 * bytes there now. */
+	/* Straight from the disk, both parts of every block: a cached part
+	 * says nothing about the bytes there now. */
 	for (size_t i = 0; i < s->nblk; i++) {
 		struct block *b;
-		int rc = block_read(s, i, &b);
+		struct cpart *c = NULL;
+		int rc = parts_read(s, i, &b, has_cpart(s, i) ? &c : NULL);
 		if (rc)
 			return rc;
 		block_unref(b);
+		cpart_unref(c);
 	}
 	return 0;
 }

@@ -1,7 +1,9 @@
 /*
- * seg.h - immutable segment files (DATA_DIR/seg/<id>.t4s): LZ4-compressed
- * blocks of entries sorted by key, a block index, a Bloom filter and a
- * footer with CRCs.  The format is described at the top of seg.c.
+ * seg.h - immutable segment files (DATA_DIR/seg/<id>.t4s): blocks of
+ * entries sorted by key, each an LZ4-compressed meta part (keys and stat
+ * fields) and content part, a block index, a Bloom filter and a footer
+ * with CRCs.  The format (version 2; version 1 files are still read) is
+ * described at the top of seg.c.
  *
  * An open segment is reference counted and safe to read from many threads.
  */
@@ -36,21 +38,23 @@ uint64_t t4dx_seg_max_lsn(const struct t4dx_seg *s);
 const char *t4dx_seg_path(const struct t4dx_seg *s);
 
 /* Find key.  0 with *out filled (maybe a tombstone), T4DX_ENOTFOUND, or an
- * error (T4DX_ECORRUPT if the block fails its CRC, errno on I/O error).
- * with_content: also load the content blob. */
+ * error (T4DX_ECORRUPT if a part of the block it reads fails its checks,
+ * errno on I/O error).  with_content: also load the content blob, and the
+ * block's content part with it; without, only the meta part is read. */
 int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 		 size_t name_len, bool with_content, struct t4dx_entry *out);
 
 /* Iterate entries in key order starting at the first key >= (parent,
  * name) (name may be "" with len 0).  next returns 0 with *out filled,
- * T4DX_ENOTFOUND at the end, or an error. */
+ * T4DX_ENOTFOUND at the end, or an error; with_content as for get. */
 int t4dx_seg_iter_open(struct t4dx_seg *s, uint64_t parent, const char *name,
 		       size_t name_len, struct t4dx_seg_iter **out);
 int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 		       struct t4dx_entry *out);
 void t4dx_seg_iter_close(struct t4dx_seg_iter *it);
 
-/* Read every block and check its CRC and decoding.  0 or T4DX_ECORRUPT. */
+/* Read both parts of every block from disk and check their CRCs and
+ * decoding.  0, T4DX_ECORRUPT or an errno. */
 int t4dx_seg_verify(struct t4dx_seg *s);
 
 #endif

@@ -21,6 +21,8 @@
  * hit one part of the file and not another. */
 #define HDR_SIZE 16
 #define FTR_SIZE 88
+#define IX_BEFORE_KEYS 36       /* index entry bytes before the keys */
+#define PART_TARGET (16 * 1024) /* the writer's raw limit for each part */
 
 static const char *dir;
 static char seg_path[4096];
@@ -236,10 +238,11 @@ static ssize_t failing_pread(int fd, void *buf, size_t len, off_t off)
 	return -1;
 }
 
-/* The test's own reading of the footer and block index. */
+/* The test's own reading of the footer and block index (version 2). */
 struct tblk {
 	uint64_t off;
-	uint32_t clen, nrec;
+	uint32_t clen, rlen, nrec;      /* the meta part */
+	uint32_t cclen, crlen;          /* the content part, at off + clen */
 	size_t ixpos;           /* where its entry starts in the file */
 	uint64_t fp, lp;        /* first and last key */
 	const char *fn, *ln;
@@ -257,8 +260,11 @@ static size_t parse_blocks(const unsigned char *f, size_t len,
 		b[i].ixpos = pos;
 		b[i].off = t4dx_get_u64(f + pos);
 		b[i].clen = t4dx_get_u32(f + pos + 8);
+		b[i].rlen = t4dx_get_u32(f + pos + 12);
 		b[i].nrec = t4dx_get_u32(f + pos + 20);
-		pos += 24;
+		b[i].cclen = t4dx_get_u32(f + pos + 24);
+		b[i].crlen = t4dx_get_u32(f + pos + 28);
+		pos += IX_BEFORE_KEYS;
 		b[i].fp = t4dx_get_u64(f + pos);
 		b[i].fl = t4dx_get_u16(f + pos + 8);
 		b[i].fn = (const char *)f + pos + 10;
@@ -279,9 +285,14 @@ static void refresh_crcs(unsigned char *f, size_t len)
 	struct tblk *b;
 	size_t n = parse_blocks(f, len, &b);
 	unsigned char *ft = f + len - FTR_SIZE;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		put32(f + b[i].ixpos + 16,
 		      (uint32_t)crc32(0, f + b[i].off, b[i].clen));
+		if (b[i].cclen)
+			put32(f + b[i].ixpos + 32,
+			      (uint32_t)crc32(0, f + b[i].off + b[i].clen,
+					      b[i].cclen));
+	}
 	put32(ft + 60, (uint32_t)crc32(0, f + t4dx_get_u64(ft),
 				       (uInt)t4dx_get_u64(ft + 8)));
 	put32(ft + 64, (uint32_t)crc32(0, f + t4dx_get_u64(ft + 16),
@@ -296,6 +307,153 @@ static bool in_block(const struct tblk *b, const struct t4dx_entry *e)
 			    e->name_len) <= 0 &&
 	       t4dx_key_cmp(e->parent, e->name, e->name_len, b->lp, b->ln,
 			    b->ll) <= 0;
+}
+
+/* ---- the version 1 fixture --------------------------------------------
+ * tests/unit/seg-v1.t4s was written by the version 1 writer (t4dx before
+ * format version 2) from exactly the entries fixture_entry() describes;
+ * the reader must go on reading it. */
+struct fixture_key {
+	uint64_t parent;
+	const char *name;
+	size_t name_len;
+	enum kind kind;
+	size_t content_len;
+};
+
+static const struct fixture_key fixture_keys[] = {
+	{ 1, "docs", 4, K_DIR, 0 },
+	{ 1, "notes.txt", 9, TEXT, 300 },
+	{ 1, "old", 3, TOMB, 0 },
+	{ 2, "\x01\x02\x03", 3, BINARY, 77 },
+	{ 2, "a", 1, TEXT, 1 },
+	{ 2, "big.bin", 7, BINARY, 20000 },
+	{ 2, "empty", 5, EMPTY, 0 },
+	{ 2, "gone", 4, TOMB, 0 },
+	{ 2, "h\xc3\xa9llo", 6, TEXT, 12 },
+	{ 2, "z\x7f\x80\xfe\xff", 5, BINARY, 1000 },
+	{ 3, "after-big", 9, TEXT, 5000 },
+};
+#define FIXTURE_NT (sizeof(fixture_keys) / sizeof(fixture_keys[0]))
+
+/* Entry i of the fixture, in key order: the table above, 36 entries
+ * "f00".."f35" in parents 1000..1002, and a tombstone in the last parent.
+ * Every other field follows from i. */
+#define FIXTURE_N (FIXTURE_NT + 37)
+
+static void fixture_entry(size_t i, struct t4dx_entry *e)
+{
+	char name[32];
+	struct fixture_key k;
+	if (i < FIXTURE_NT) {
+		k = fixture_keys[i];
+	} else if (i < FIXTURE_NT + 36) {
+		static const enum kind kinds[] = { TEXT, K_DIR, BINARY, TOMB,
+						   EMPTY, TEXT };
+		size_t j = i - FIXTURE_NT;
+		k.parent = 1000 + j / 12;
+		k.name_len = (size_t)snprintf(name, sizeof(name), "f%02zu", j);
+		k.name = name;
+		k.kind = kinds[j % 6];
+		k.content_len = k.kind == TEXT || k.kind == BINARY ?
+				j * 97 % 1500 : 0;
+	} else {
+		k = (struct fixture_key){ UINT64_MAX, "\xff", 1, TOMB, 0 };
+	}
+	memset(e, 0, sizeof(*e));
+	REQUIRE(t4dx_entry_set_key(e, k.parent, k.name, k.name_len) == 0);
+	e->tombstone = k.kind == TOMB;
+	e->lsn = 100 + i;
+	e->ino = 5000 + i * 3;
+	e->mode = k.kind == K_DIR ? 040755 : 0100600 | (unsigned)(i % 8) << 3;
+	e->uid = 1000 + (uint32_t)i;
+	e->gid = 100 - (uint32_t)i;
+	e->atime_ns = 1700000000000000000LL + (int64_t)i * 1000000007LL;
+	e->mtime_ns = e->atime_ns - 17;
+	e->ctime_ns = -(int64_t)i * 123456789LL;
+	for (int j = 0; j < 16; j++)
+		e->id[j] = (uint8_t)(i * 16 + (size_t)j);
+	e->kappa = (double)i / 8;
+	e->importance = i % 4 ? -(double)i / 3 : -0.0;
+	e->type = (uint8_t)(i % 3);
+	e->event_time_ns = -(int64_t)i * 1000000000LL;
+	e->access_count = (uint64_t)i * i * 1000003u;
+	if (k.kind == TEXT || k.kind == BINARY || k.kind == EMPTY) {
+		e->content = t4dx_blob_new(k.content_len);
+		REQUIRE(e->content);
+		for (size_t j = 0; j < k.content_len; j++)
+			e->content->data[j] = k.kind == TEXT ?
+				(unsigned char)"the quick brown fox\n"[j % 20] :
+				(unsigned char)(i * 7 + j * 13 + (j >> 8));
+		e->size = k.content_len;
+	}
+}
+
+static const char *srcdir(void)
+{
+	const char *d = getenv("T4DX_SRCDIR");
+	return d ? d : ".";
+}
+
+/* Open the version 1 fixture, verify it, list it without and with
+ * content, and look up every entry. */
+static void test_v1_fixture(void)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/tests/unit/seg-v1.t4s", srcdir());
+	struct t4dx_entry want[FIXTURE_N];
+	for (size_t i = 0; i < FIXTURE_N; i++)
+		fixture_entry(i, &want[i]);
+
+	struct t4dx_seg *s = open_ok(path);
+	CHECK_EQ_INT(t4dx_seg_count(s), FIXTURE_N);
+	CHECK_EQ_INT(t4dx_seg_min_lsn(s), 100);
+	CHECK_EQ_INT(t4dx_seg_max_lsn(s), 100 + FIXTURE_N - 1);
+	CHECK_EQ_INT(t4dx_seg_verify(s), 0);
+
+	unsigned bad = 0;
+	for (int wc = 0; wc < 2; wc++) {
+		struct t4dx_seg_iter *it;
+		REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
+		size_t n = 0;
+		struct t4dx_entry out;
+		int rc;
+		while ((rc = t4dx_seg_iter_next(it, wc, &out)) == 0) {
+			bad += n >= FIXTURE_N || !entry_eq(&want[n], &out, wc);
+			t4dx_entry_clear(&out);
+			n++;
+		}
+		CHECK_EQ_INT(rc, T4DX_ENOTFOUND);
+		CHECK_EQ_INT(n, FIXTURE_N);
+		t4dx_seg_iter_close(it);
+	}
+	for (size_t i = 0; i < FIXTURE_N; i++) {
+		for (int wc = 0; wc < 2; wc++) {
+			struct t4dx_entry out;
+			int rc = t4dx_seg_get(s, want[i].parent, want[i].name,
+					      want[i].name_len, wc, &out);
+			bad += rc || !entry_eq(&want[i], &out, wc);
+			if (!rc)
+				t4dx_entry_clear(&out);
+		}
+	}
+	CHECK_EQ_INT(bad, 0);
+	struct t4dx_entry out;
+	CHECK_EQ_INT(t4dx_seg_get(s, 2, "b", 1, true, &out), T4DX_ENOTFOUND);
+	t4dx_seg_unref(s);
+
+	/* damage in a version 1 block is still found */
+	size_t len;
+	unsigned char *f = slurp(path, &len);
+	f[HDR_SIZE + 20] ^= 0x08;
+	char *p = path_in("v1-damaged.t4s");
+	spill(p, f, len);
+	free(f);
+	s = open_ok(p);
+	CHECK_EQ_INT(t4dx_seg_verify(s), T4DX_ECORRUPT);
+	t4dx_seg_unref(s);
+	for (size_t i = 0; i < FIXTURE_N; i++)
+		t4dx_entry_clear(&want[i]);
 }
 
 /* ---- tests ----------------------------------------------------------- */
@@ -631,6 +789,167 @@ static void test_block_damage(void)
 	free(orig);
 }
 
+/* The writer's block rule, and a big content in a block of its own. */
+static void test_v2_layout(void)
+{
+	size_t len;
+	unsigned char *f = slurp(seg_path, &len);
+	CHECK_EQ_INT(t4dx_get_u32(f + 8), 2);
+	CHECK_EQ_INT(t4dx_get_u32(f + len - FTR_SIZE + 72), 2);
+	struct tblk *b;
+	size_t nb = parse_blocks(f, len, &b);
+	uint64_t content = 0, want = 0;
+	unsigned bad = 0, alone = 0, empty = 0;
+	for (size_t i = 0; i < nb; i++) {
+		bad += b[i].nrec > 1 && (b[i].rlen > PART_TARGET ||
+					 b[i].crlen > PART_TARGET);
+		bad += !b[i].cclen != !b[i].crlen;
+		alone += b[i].nrec == 1 && b[i].crlen == 1 << 20;
+		empty += b[i].crlen == 0;
+		content += b[i].crlen;
+		bad += i + 1 < nb &&
+		       b[i + 1].off != b[i].off + b[i].clen + b[i].cclen;
+	}
+	for (size_t i = 0; i < nents; i++)
+		want += ents[i]->size;
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(alone, 1);
+	CHECK_EQ_INT(content, want);
+	fprintf(stderr, "   %zu blocks, %u without content\n", nb, empty);
+	free(b);
+	free(f);
+}
+
+static size_t pread_bytes;
+static ssize_t summing_pread(int fd, void *buf, size_t len, off_t off)
+{
+	pread_bytes += len;
+	return pread(fd, buf, len, off);
+}
+
+/* A listing reads the meta parts and nothing else; with content, both. */
+static void test_listing_reads(void)
+{
+	size_t len;
+	unsigned char *f = slurp(seg_path, &len);
+	struct tblk *b;
+	size_t nb = parse_blocks(f, len, &b);
+	uint64_t meta = 0, content = 0;
+	for (size_t i = 0; i < nb; i++) {
+		meta += b[i].clen;
+		content += b[i].cclen;
+	}
+	for (int wc = 0; wc < 2; wc++) {
+		struct t4dx_seg *s = open_ok(seg_path);
+		t4dx_io.pread = summing_pread;
+		pread_bytes = 0;
+		CHECK_EQ_INT(walk(s, 0, "", 0, nents + 1, wc), 0);
+		t4dx_io_reset();
+		CHECK_EQ_INT(pread_bytes, wc ? meta + content : meta);
+		t4dx_seg_unref(s);
+	}
+	/* content asked for after a listing of the same block */
+	struct t4dx_seg *s = open_ok(seg_path);
+	const struct t4dx_entry *e = find(16, "item-00001");
+	struct t4dx_entry out;
+	REQUIRE(t4dx_seg_get(s, e->parent, e->name, e->name_len, false,
+			     &out) == 0);
+	CHECK(entry_eq(e, &out, false));
+	REQUIRE(t4dx_seg_get(s, e->parent, e->name, e->name_len, true,
+			     &out) == 0);
+	CHECK(entry_eq(e, &out, true));
+	t4dx_entry_clear(&out);
+	t4dx_seg_unref(s);
+	free(b);
+	free(f);
+}
+
+/* A damaged content part: verify and every read with content of its
+ * block fail; reads without content and other blocks are unaffected. */
+static void check_damaged_content(const char *path, const struct tblk *b)
+{
+	struct t4dx_seg *s = open_ok(path);
+	unsigned bad = 0, corrupt = 0;
+	for (size_t i = 0; i < nents; i++) {
+		const struct t4dx_entry *e = ents[i];
+		for (int wc = 0; wc < 2; wc++) {
+			struct t4dx_entry out;
+			int rc = t4dx_seg_get(s, e->parent, e->name,
+					      e->name_len, wc, &out);
+			if (wc && in_block(b, e)) {
+				corrupt++;
+				bad += rc != T4DX_ECORRUPT;
+			} else {
+				bad += rc || !entry_eq(e, &out, wc);
+			}
+			if (!rc)
+				t4dx_entry_clear(&out);
+		}
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(corrupt, b->nrec);
+	CHECK_EQ_INT(t4dx_seg_verify(s), T4DX_ECORRUPT);
+	CHECK_EQ_INT(walk(s, 0, "", 0, nents + 1, false), 0);
+
+	size_t first = lower_bound(b->fp, b->fn, b->fl);
+	struct t4dx_seg_iter *it;
+	REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
+	size_t n = 0;
+	struct t4dx_entry out;
+	int rc;
+	while ((rc = t4dx_seg_iter_next(it, true, &out)) == 0) {
+		t4dx_entry_clear(&out);
+		n++;
+	}
+	CHECK_EQ_INT(rc, T4DX_ECORRUPT);
+	CHECK_EQ_INT(n, first);
+	t4dx_seg_iter_close(it);
+	t4dx_seg_unref(s);
+}
+
+static void test_content_damage(void)
+{
+	size_t len;
+	unsigned char *orig = slurp(seg_path, &len), *f = malloc(len);
+	REQUIRE(f);
+	struct tblk *b;
+	size_t nb = parse_blocks(orig, len, &b);
+	size_t m = nb / 2;
+	while (m < nb && (b[m].cclen < 64 || b[m].nrec < 2))
+		m++;
+	REQUIRE(m < nb);
+	char *p = path_in("cdamaged.t4s");
+
+	/* a flipped byte in the content part: its CRC catches it */
+	memcpy(f, orig, len);
+	f[b[m].off + b[m].clen + b[m].cclen / 2] ^= 0x40;
+	spill(p, f, len);
+	check_damaged_content(p, &b[m]);
+
+	/* CRC made right, but the bytes are not LZ4 */
+	memcpy(f, orig, len);
+	memset(f + b[m].off + b[m].clen, 0xff, b[m].cclen);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	check_damaged_content(p, &b[m]);
+
+	/* the meta part's sizes disagree with the content's raw length:
+	 * that is damage of the meta part, found by a listing too */
+	memcpy(f, orig, len);
+	put32(f + b[m].ixpos + 28, b[m].crlen + 1);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	struct t4dx_seg *s = open_ok(p);
+	CHECK_EQ_INT(t4dx_seg_verify(s), T4DX_ECORRUPT);
+	struct t4dx_entry out;
+	CHECK_EQ_INT(t4dx_seg_get(s, b[m].fp, b[m].fn, b[m].fl, false, &out),
+		     T4DX_ECORRUPT);
+	t4dx_seg_unref(s);
+	free(b);
+	free(f);
+	free(orig);
+}
+
 static int damaged_open(const unsigned char *orig, size_t len, size_t at,
 			unsigned char xor)
 {
@@ -658,6 +977,7 @@ static void test_meta_damage(void)
 	CHECK_EQ_INT(damaged_open(orig, len, ix, 0x01), T4DX_ECORRUPT);
 	/* a block's CRC in the index: only the index CRC can tell */
 	CHECK_EQ_INT(damaged_open(orig, len, ix + 16, 0x01), T4DX_ECORRUPT);
+	CHECK_EQ_INT(damaged_open(orig, len, ix + 32, 0x01), T4DX_ECORRUPT);
 	CHECK_EQ_INT(damaged_open(orig, len, bl + bllen / 2, 0x01),
 		     T4DX_ECORRUPT);
 	CHECK_EQ_INT(damaged_open(orig, len, bl + bllen - 1, 0x80),
@@ -675,8 +995,8 @@ static void test_meta_damage(void)
 	unsigned char *f = malloc(len);
 	REQUIRE(f);
 	memcpy(f, orig, len);
-	put32(f + 8, 2);
-	put32(f + foot + 72, 2);
+	put32(f + 8, 3);
+	put32(f + foot + 72, 3);
 	refresh_crcs(f, len);
 	char *p = path_in("meta.t4s");
 	spill(p, f, len);
@@ -769,10 +1089,14 @@ int main(void)
 	RUN(test_bloom);
 	RUN(test_iter);
 	RUN(test_threads);
+	RUN(test_v2_layout);
+	RUN(test_listing_reads);
 	RUN(test_block_damage);
+	RUN(test_content_damage);
 	RUN(test_meta_damage);
 	RUN(test_truncated);
 	RUN(test_write_faults);
+	RUN(test_v1_fixture);
 
 	for (size_t i = 0; i < nents; i++) {
 		t4dx_entry_clear(ents[i]);
