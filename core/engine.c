@@ -886,26 +886,14 @@ static int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 	return rc;
 }
 
-/* Write imm to segment id.  No lock needed: imm is immutable. */
-/* Write entries v[0..n) (sorted) as segment id: a temporary file made
- * durable, renamed into place, the directory synced, then opened.  Not
- * live until a MANIFEST names it; nothing is left behind on failure. */
-static int make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v,
-			size_t n, struct t4dx_seg **out)
+/* Rename segment id's written temporary file into place, sync the
+ * directory and open it; on failure nothing is left behind. */
+static int place_segment(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
-	uint64_t min_lsn = UINT64_MAX, max_lsn = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (v[i]->lsn < min_lsn)
-			min_lsn = v[i]->lsn;
-		if (v[i]->lsn > max_lsn)
-			max_lsn = v[i]->lsn;
-	}
 	seg_file(db, id, tmp, sizeof(tmp), true);
 	seg_file(db, id, path, sizeof(path), false);
-	int rc = t4dx_seg_write(tmp, v, n, min_lsn, max_lsn);
-	if (rc)
-		return rc;
+	int rc;
 	if (t4dx_io.rename(tmp, path)) {
 		rc = errno;
 		t4dx_io.unlink(tmp);
@@ -915,6 +903,48 @@ static int make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v,
 	    (rc = t4dx_seg_open(path, id, out)))
 		t4dx_io.unlink(path);
 	return rc;
+}
+
+/* Write entries v[0..n) (sorted) as segment id: a temporary file made
+ * durable, renamed into place, the directory synced, then opened.  Not
+ * live until a MANIFEST names it; nothing is left behind on failure. */
+static int make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v,
+			size_t n, struct t4dx_seg **out)
+{
+	char tmp[PATH_MAX];
+	uint64_t min_lsn = UINT64_MAX, max_lsn = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i]->lsn < min_lsn)
+			min_lsn = v[i]->lsn;
+		if (v[i]->lsn > max_lsn)
+			max_lsn = v[i]->lsn;
+	}
+	seg_file(db, id, tmp, sizeof(tmp), true);
+	int rc = t4dx_seg_write(tmp, v, n, min_lsn, max_lsn);
+	if (rc)
+		return rc;
+	return place_segment(db, id, out);
+}
+
+/* make_segment one entry at a time: begin creates segment id's temporary
+ * file (n_hint: at most that many entries), t4dx_seg_writer_add adds,
+ * end finishes the file and places it as make_segment does.  end with
+ * no entry added, like any failure, leaves nothing behind. */
+static int begin_segment(struct t4dx *db, uint64_t id, uint64_t n_hint,
+			 struct t4dx_seg_writer **w)
+{
+	char tmp[PATH_MAX];
+	seg_file(db, id, tmp, sizeof(tmp), true);
+	return t4dx_seg_writer_open(tmp, n_hint, w);
+}
+
+static int end_segment(struct t4dx *db, uint64_t id,
+		       struct t4dx_seg_writer *w, struct t4dx_seg **out)
+{
+	int rc = t4dx_seg_writer_finish(w, NULL);
+	if (rc)
+		return rc;
+	return place_segment(db, id, out);
 }
 
 /* Write imm to segment id.  No lock needed: imm is immutable. */
@@ -1111,9 +1141,9 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		     t4dx_removed_fn removed, void *arg)
 {
 	struct t4dx_seg **in = NULL, *out = NULL;
-	struct t4dx_entry **v = NULL;
+	struct t4dx_seg_writer *w = NULL;
 	struct removed_key *gone = NULL;
-	size_t nin = 0, nv = 0, cap = 0, ngone = 0, gcap = 0;
+	size_t nin = 0, ngone = 0, gcap = 0;
 	uint64_t id = 0;
 	struct merge m = { 0 };
 	bool merging = false;
@@ -1148,6 +1178,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		goto out;
 	merging = true;
 	const struct t4dx_entry *e;
+	struct t4dx_entry c;    /* the entry written, boosted by nrem */
 	while ((rc = merge_next(&m, &e)) == 0) {
 		if (e->tombstone)
 			continue;
@@ -1169,37 +1200,34 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 			memcpy(g->name, e->name, e->name_len + 1);
 			continue;
 		}
-		if (nv == cap) {
-			cap = cap ? 2 * cap : 1024;
-			struct t4dx_entry **nvv = realloc(v, cap * sizeof(*nvv));
-			if (!nvv) {
-				rc = ENOMEM;
+		/* streamed to the output, which is begun at the first
+		 * entry that survives */
+		if (!w) {
+			pthread_rwlock_wrlock(&db->lock);
+			id = db->next_seg_id++;
+			pthread_rwlock_unlock(&db->lock);
+			if ((rc = begin_segment(db, id, run->items_in, &w)))
 				break;
-			}
-			v = nvv;
 		}
-		struct t4dx_entry *c = malloc(sizeof(*c));
-		if (!c) {
-			rc = ENOMEM;
+		t4dx_entry_copy(&c, e);
+		if (kind == T4DX_COMPACT_NREM && S_ISREG(c.mode)) {
+			c.kappa += db->cfg.compaction.nrem_kappa_boost;
+			if (c.kappa > 1)
+				c.kappa = 1;
+		}
+		rc = t4dx_seg_writer_add(w, &c);
+		t4dx_entry_clear(&c);
+		if (rc)
 			break;
-		}
-		t4dx_entry_copy(c, e);
-		if (kind == T4DX_COMPACT_NREM && S_ISREG(c->mode)) {
-			c->kappa += db->cfg.compaction.nrem_kappa_boost;
-			if (c->kappa > 1)
-				c->kappa = 1;
-		}
-		v[nv++] = c;
 	}
 	if (rc != T4DX_ENOTFOUND)
 		goto out;
 	rc = 0;
 
-	if (nv) {
-		pthread_rwlock_wrlock(&db->lock);
-		id = db->next_seg_id++;
-		pthread_rwlock_unlock(&db->lock);
-		if ((rc = make_segment(db, id, v, nv, &out)))
+	if (w) {
+		rc = end_segment(db, id, w, &out);
+		w = NULL;
+		if (rc)
 			goto out;
 		run->items_out = t4dx_seg_count(out);
 		run->bytes_out = t4dx_seg_file_bytes(out);
@@ -1276,11 +1304,7 @@ out:
 	if (merging)
 		merge_close(&m);
 	pthread_mutex_unlock(&db->flush_mu);
-	for (size_t i = 0; i < nv; i++) {
-		t4dx_entry_clear(v[i]);
-		free(v[i]);
-	}
-	free(v);
+	t4dx_seg_writer_abort(w);
 	free(gone);
 	for (size_t i = 0; i < nin; i++)
 		t4dx_seg_unref(in[i]);

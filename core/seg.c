@@ -85,8 +85,8 @@
  * Bloom filter: m = 8 * length bits, bit i is byte i/8, mask 1 << (i%8).
  * For h = t4dx_key_hash(parent, name), probe j (0 <= j < k) tests bit
  * (h + j * (rotl64(h, 32) | 1)) mod m, arithmetic mod 2^64.  The writer
- * gives it 10 bits per key (at least 64) and k = 7, about 1% false
- * positives.
+ * gives it 10 bits per key (per key of the hint, an upper bound, for the
+ * streaming writer; at least 64) and k = 7, about 1% false positives.
  *
  * Footer (F = file size - 88):
  *      0   8  index offset
@@ -94,8 +94,9 @@
  *     16   8  Bloom offset
  *     24   8  Bloom length
  *     32   8  entry count
- *     40   8  min LSN (as given to the writer)
- *     48   8  max LSN
+ *     40   8  min LSN (as given to t4dx_seg_write; the streaming
+ *               writer: the least LSN of the entries written)
+ *     48   8  max LSN (likewise)
  *     56   4  block count
  *     60   4  CRC-32 of the index
  *     64   4  CRC-32 of the Bloom filter
@@ -317,12 +318,26 @@ static bool bloom_may_have(const struct t4dx_seg *s, uint64_t h)
 
 /* ---- writing --------------------------------------------------------- */
 
-struct writer {
+/* A key kept by the writer: the caller's entry is only valid during the
+ * add call. */
+struct wkey {
+	uint64_t parent;
+	uint16_t name_len;
+	char name[T4DX_NAME_MAX + 1];
+};
+
+struct t4dx_seg_writer {
 	int fd;
+	char *path;
+	int err;                        /* sticky: the first failure */
 	uint64_t off;                   /* where the next block goes */
 	struct t4dx_buf raw, content, z, ix;    /* raw: the meta part */
-	const struct t4dx_entry *first, *last;  /* keys of the open block */
+	struct wkey first, last;        /* keys of the open block; last is
+					 * also the last key added */
 	uint32_t nrec, nblk;
+	uint64_t count, min_lsn, max_lsn;
+	unsigned char *bloom;
+	size_t bloom_len;
 };
 
 static size_t rec_size(const struct t4dx_entry *e)
@@ -330,18 +345,27 @@ static size_t rec_size(const struct t4dx_entry *e)
 	return REC_FIXED + e->name_len;
 }
 
+/* One entry on its own: name, content size, size limit. */
+static int check_entry(const struct t4dx_entry *e)
+{
+	if (e->name_len < 1 || e->name_len > T4DX_NAME_MAX ||
+	    memchr(e->name, '/', e->name_len) ||
+	    memchr(e->name, 0, e->name_len))
+		return EINVAL;
+	if (e->content ? e->content->len != e->size : e->size != 0)
+		return EINVAL;
+	if (e->size > LZ4_MAX_INPUT_SIZE - REC_FIXED - T4DX_NAME_MAX)
+		return EFBIG;
+	return 0;
+}
+
 static int check_entries(struct t4dx_entry *const *entries, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct t4dx_entry *e = entries[i];
-		if (e->name_len < 1 || e->name_len > T4DX_NAME_MAX ||
-		    memchr(e->name, '/', e->name_len) ||
-		    memchr(e->name, 0, e->name_len))
-			return EINVAL;
-		if (e->content ? e->content->len != e->size : e->size != 0)
-			return EINVAL;
-		if (e->size > LZ4_MAX_INPUT_SIZE - REC_FIXED - T4DX_NAME_MAX)
-			return EFBIG;
+		int rc = check_entry(e);
+		if (rc)
+			return rc;
 		if (i && t4dx_key_cmp(entries[i - 1]->parent,
 				      entries[i - 1]->name,
 				      entries[i - 1]->name_len, e->parent,
@@ -377,17 +401,24 @@ static void encode_rec(unsigned char *p, const struct t4dx_entry *e)
 	put64(p, e->size);
 }
 
-static unsigned char *put_key(unsigned char *p, const struct t4dx_entry *e)
+static unsigned char *put_key(unsigned char *p, const struct wkey *k)
 {
-	p = put64(p, e->parent);
-	p = put16(p, e->name_len);
-	memcpy(p, e->name, e->name_len);
-	return p + e->name_len;
+	p = put64(p, k->parent);
+	p = put16(p, k->name_len);
+	memcpy(p, k->name, k->name_len);
+	return p + k->name_len;
+}
+
+static void set_key(struct wkey *k, const struct t4dx_entry *e)
+{
+	k->parent = e->parent;
+	k->name_len = e->name_len;
+	memcpy(k->name, e->name, e->name_len);
 }
 
 /* Compress both parts of the open block into z, meta part first, and
  * write them with one pwrite. */
-static int flush_block(struct writer *w)
+static int flush_block(struct t4dx_seg_writer *w)
 {
 	if (!w->nrec)
 		return 0;
@@ -396,8 +427,8 @@ static int flush_block(struct writer *w)
 		     LZ4_compressBound((int)w->content.len) : 0;
 	w->z.len = 0;
 	if (t4dx_buf_reserve(&w->z, (size_t)mbound + (size_t)cbound) ||
-	    t4dx_buf_reserve(&w->ix, IX_FIXED + w->first->name_len +
-					     w->last->name_len))
+	    t4dx_buf_reserve(&w->ix, IX_FIXED + w->first.name_len +
+					     w->last.name_len))
 		return ENOMEM;
 	int clen = LZ4_compress_default((const char *)w->raw.p,
 					(char *)w->z.p, (int)w->raw.len,
@@ -424,8 +455,8 @@ static int flush_block(struct writer *w)
 	p = put32(p, (uint32_t)cclen);
 	p = put32(p, (uint32_t)w->content.len);
 	p = put32(p, cclen ? crc(w->z.p + clen, (size_t)cclen) : 0);
-	p = put_key(p, w->first);
-	p = put_key(p, w->last);
+	p = put_key(p, &w->first);
+	p = put_key(p, &w->last);
 	w->ix.len = (size_t)(p - w->ix.p);
 
 	w->off += (uint64_t)clen + (uint64_t)cclen;
@@ -436,81 +467,158 @@ static int flush_block(struct writer *w)
 	return 0;
 }
 
-static int write_all(struct writer *w, struct t4dx_entry *const *entries,
-		     size_t n, uint64_t min_lsn, uint64_t max_lsn)
+/* Close the file and free w; on failure (rc, or the close failing) the
+ * file is unlinked.  Returns rc or the close's error. */
+static int writer_close(struct t4dx_seg_writer *w, int rc)
 {
+	if (t4dx_io.close(w->fd) && !rc)
+		rc = errno ? errno : EIO;
+	if (rc)
+		t4dx_io.unlink(w->path);
+	t4dx_buf_free(&w->raw);
+	t4dx_buf_free(&w->content);
+	t4dx_buf_free(&w->z);
+	t4dx_buf_free(&w->ix);
+	free(w->bloom);
+	free(w->path);
+	free(w);
+	return rc;
+}
+
+int t4dx_seg_writer_open(const char *path, uint64_t n_hint,
+			 struct t4dx_seg_writer **out)
+{
+	*out = NULL;
+	if (n_hint > SIZE_MAX / BLOOM_BITS_PER_KEY - 7)
+		return ENOMEM;
+	struct t4dx_seg_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return ENOMEM;
+	w->min_lsn = UINT64_MAX;
+	w->bloom_len = ((size_t)n_hint * BLOOM_BITS_PER_KEY + 7) / 8;
+	if (w->bloom_len < 8)
+		w->bloom_len = 8;
+	w->bloom = calloc(1, w->bloom_len);
+	w->path = strdup(path);
+	if (!w->bloom || !w->path) {
+		free(w->bloom);
+		free(w->path);
+		free(w);
+		return ENOMEM;
+	}
+	w->fd = t4dx_io.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (w->fd < 0) {
+		int rc = errno ? errno : EIO;
+		free(w->bloom);
+		free(w->path);
+		free(w);
+		return rc;
+	}
+
 	unsigned char hdr[HDR_SIZE] = { 0 };
 	memcpy(hdr, SEG_MAGIC, 8);
 	put32(hdr + 8, SEG_VERSION);
 	int rc = t4dx_io_pwrite_all(w->fd, hdr, HDR_SIZE, 0);
 	if (rc)
-		return rc;
+		return writer_close(w, rc);
 	w->off = HDR_SIZE;
+	*out = w;
+	return 0;
+}
 
-	size_t bloom_len = (n * BLOOM_BITS_PER_KEY + 7) / 8;
-	if (bloom_len < 8)
-		bloom_len = 8;
-	unsigned char *bloom = calloc(1, bloom_len);
-	if (!bloom)
-		return ENOMEM;
+int t4dx_seg_writer_add(struct t4dx_seg_writer *w, const struct t4dx_entry *e)
+{
+	if (w->err)
+		return w->err;
+	int rc = check_entry(e);
+	if (rc)
+		return w->err = rc;
+	if (w->count && t4dx_key_cmp(w->last.parent, w->last.name,
+				     w->last.name_len, e->parent, e->name,
+				     e->name_len) >= 0)
+		return w->err = EINVAL;
 
-	for (size_t i = 0; i < n; i++) {
-		const struct t4dx_entry *e = entries[i];
-		size_t len = rec_size(e), clen = (size_t)e->size;
-		if (w->nrec && (w->raw.len + len > BLOCK_TARGET ||
-				w->content.len + clen > CONTENT_TARGET))
-			rc = flush_block(w);
-		if (!rc && (t4dx_buf_reserve(&w->raw, len) ||
-			    t4dx_buf_reserve(&w->content, clen)))
-			rc = ENOMEM;
-		if (rc)
-			break;
-		encode_rec(w->raw.p + w->raw.len, e);
-		w->raw.len += len;
-		if (clen) {
-			memcpy(w->content.p + w->content.len, e->content->data,
-			       clen);
-			w->content.len += clen;
-		}
-		if (!w->nrec++)
-			w->first = e;
-		w->last = e;
-		bloom_add(bloom, (uint64_t)bloom_len * 8, BLOOM_K,
-			  t4dx_key_hash(e->parent, e->name, e->name_len));
-	}
-	if (!rc)
+	size_t len = rec_size(e), clen = (size_t)e->size;
+	if (w->nrec && (w->raw.len + len > BLOCK_TARGET ||
+			w->content.len + clen > CONTENT_TARGET))
 		rc = flush_block(w);
+	if (!rc && (t4dx_buf_reserve(&w->raw, len) ||
+		    t4dx_buf_reserve(&w->content, clen)))
+		rc = ENOMEM;
+	if (rc)
+		return w->err = rc;
+	encode_rec(w->raw.p + w->raw.len, e);
+	w->raw.len += len;
+	if (clen) {
+		memcpy(w->content.p + w->content.len, e->content->data, clen);
+		w->content.len += clen;
+	}
+	if (!w->nrec++)
+		set_key(&w->first, e);
+	set_key(&w->last, e);
+	bloom_add(w->bloom, (uint64_t)w->bloom_len * 8, BLOOM_K,
+		  t4dx_key_hash(e->parent, e->name, e->name_len));
+	w->count++;
+	if (e->lsn < w->min_lsn)
+		w->min_lsn = e->lsn;
+	if (e->lsn > w->max_lsn)
+		w->max_lsn = e->lsn;
+	return 0;
+}
 
+/* The last block, the index, the Bloom filter and the footer (with the
+ * LSNs given), then fsync. */
+static int write_tail(struct t4dx_seg_writer *w, uint64_t min_lsn,
+		      uint64_t max_lsn)
+{
+	int rc = flush_block(w);
 	uint64_t ix_off = w->off, bloom_off = ix_off + w->ix.len;
-	uint64_t ftr_off = bloom_off + bloom_len;
+	uint64_t ftr_off = bloom_off + w->bloom_len;
 	if (!rc)
 		rc = t4dx_io_pwrite_all(w->fd, w->ix.p, w->ix.len,
 					(off_t)ix_off);
 	if (!rc)
-		rc = t4dx_io_pwrite_all(w->fd, bloom, bloom_len,
+		rc = t4dx_io_pwrite_all(w->fd, w->bloom, w->bloom_len,
 					(off_t)bloom_off);
 	if (!rc) {
 		unsigned char f[FTR_SIZE], *p = f;
 		p = put64(p, ix_off);
 		p = put64(p, w->ix.len);
 		p = put64(p, bloom_off);
-		p = put64(p, bloom_len);
-		p = put64(p, n);
+		p = put64(p, w->bloom_len);
+		p = put64(p, w->count);
 		p = put64(p, min_lsn);
 		p = put64(p, max_lsn);
 		p = put32(p, w->nblk);
 		p = put32(p, crc(w->ix.p, w->ix.len));
-		p = put32(p, crc(bloom, bloom_len));
+		p = put32(p, crc(w->bloom, w->bloom_len));
 		p = put32(p, BLOOM_K);
 		p = put32(p, SEG_VERSION);
 		p = put32(p, crc(f, 76));
 		memcpy(p, SEG_MAGIC, 8);
 		rc = t4dx_io_pwrite_all(w->fd, f, FTR_SIZE, (off_t)ftr_off);
 	}
-	free(bloom);
 	if (!rc && t4dx_io.fsync(w->fd))
 		rc = errno ? errno : EIO;
 	return rc;
+}
+
+int t4dx_seg_writer_finish(struct t4dx_seg_writer *w, uint64_t *count)
+{
+	int rc = w->err;
+	if (!rc && !w->count)
+		rc = EINVAL;
+	if (!rc)
+		rc = write_tail(w, w->min_lsn, w->max_lsn);
+	if (count)
+		*count = rc ? 0 : w->count;
+	return writer_close(w, rc);
+}
+
+void t4dx_seg_writer_abort(struct t4dx_seg_writer *w)
+{
+	if (w)
+		writer_close(w, ECANCELED);
 }
 
 int t4dx_seg_write(const char *path, struct t4dx_entry *const *entries,
@@ -518,24 +626,19 @@ int t4dx_seg_write(const char *path, struct t4dx_entry *const *entries,
 {
 	if (n == 0 || min_lsn > max_lsn)
 		return EINVAL;
+	/* checked before the file is created, so a bad call leaves no file */
 	int rc = check_entries(entries, n);
 	if (rc)
 		return rc;
 
-	struct writer w = { 0 };
-	w.fd = t4dx_io.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (w.fd < 0)
-		return errno ? errno : EIO;
-	rc = write_all(&w, entries, n, min_lsn, max_lsn);
-	if (t4dx_io.close(w.fd) && !rc)
-		rc = errno ? errno : EIO;
-	if (rc)
-		t4dx_io.unlink(path);
-	t4dx_buf_free(&w.raw);
-	t4dx_buf_free(&w.content);
-	t4dx_buf_free(&w.z);
-	t4dx_buf_free(&w.ix);
-	return rc;
+	struct t4dx_seg_writer *w;
+	if ((rc = t4dx_seg_writer_open(path, n, &w)))
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = t4dx_seg_writer_add(w, entries[i]);
+	if (!rc)
+		rc = write_tail(w, min_lsn, max_lsn);
+	return writer_close(w, rc);
 }
 
 /* ---- opening --------------------------------------------------------- */

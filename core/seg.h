@@ -17,12 +17,32 @@
 
 struct t4dx_seg;
 struct t4dx_seg_iter;
+struct t4dx_seg_writer;
 
 /* Write entries[0..n) (sorted by key, unique keys, tombstones included)
  * to path, fsync it, and close it.  The directory is not fsync'ed.
  * Returns 0 or a positive errno; a partial file is unlinked. */
 int t4dx_seg_write(const char *path, struct t4dx_entry *const *entries,
 		   size_t n, uint64_t min_lsn, uint64_t max_lsn);
+
+/* The same, one entry at a time, so that the entries never need to be in
+ * memory together.  open creates (truncates) path and writes the header;
+ * n_hint, an upper bound on the number of entries, sizes the Bloom filter.
+ * add copies what it needs of e (e need only be valid during the call) and
+ * checks it as t4dx_seg_write checks its entries: EINVAL for a bad name,
+ * a content whose length is not size, or a key not above the previous one
+ * (EFBIG for too large a content).  The first failure sticks: later adds
+ * and finish return it.  finish writes the rest, fsyncs and closes; the
+ * footer holds the count and the min and max LSN of the entries added;
+ * *count (may be NULL) is that count.  finish with no entry added is
+ * EINVAL.  finish and abort free w; on any failure, and on abort, the file
+ * is unlinked.  All return 0 or a positive errno. */
+int t4dx_seg_writer_open(const char *path, uint64_t n_hint,
+			 struct t4dx_seg_writer **out);
+int t4dx_seg_writer_add(struct t4dx_seg_writer *w,
+			const struct t4dx_entry *e);
+int t4dx_seg_writer_finish(struct t4dx_seg_writer *w, uint64_t *count);
+void t4dx_seg_writer_abort(struct t4dx_seg_writer *w);   /* NULL-safe */
 
 /* Open a segment: read and check the footer, block index and Bloom filter
  * (T4DX_ECORRUPT / T4DX_EFORMAT on damage).  refs = 1. */

@@ -1034,6 +1034,148 @@ static void test_truncated(void)
 	free(orig);
 }
 
+/* Write ents[] with the streaming writer, each entry from a scratch copy
+ * scribbled over after its add, as the merge iterator reuses its entry. */
+static int stream_write(const char *path, uint64_t n_hint, uint64_t *count)
+{
+	struct t4dx_seg_writer *w;
+	int rc = t4dx_seg_writer_open(path, n_hint, &w);
+	if (rc)
+		return rc;
+	struct t4dx_entry c;
+	for (size_t i = 0; i < nents && !rc; i++) {
+		t4dx_entry_copy(&c, ents[i]);
+		rc = t4dx_seg_writer_add(w, &c);
+		t4dx_entry_clear(&c);
+		memset(&c, 0x5a, sizeof(c));
+	}
+	if (rc) {
+		t4dx_seg_writer_abort(w);
+		return rc;
+	}
+	return t4dx_seg_writer_finish(w, count);
+}
+
+/* Both segments hold the same entries, contents included. */
+static void check_same(struct t4dx_seg *a, struct t4dx_seg *b)
+{
+	CHECK_EQ_INT(t4dx_seg_count(a), t4dx_seg_count(b));
+	struct t4dx_seg_iter *ia, *ib;
+	REQUIRE(t4dx_seg_iter_open(a, 0, "", 0, &ia) == 0);
+	REQUIRE(t4dx_seg_iter_open(b, 0, "", 0, &ib) == 0);
+	struct t4dx_entry ea, eb;
+	size_t n = 0;
+	unsigned bad = 0;
+	int ra, rb;
+	while ((ra = t4dx_seg_iter_next(ia, true, &ea)) == 0) {
+		rb = t4dx_seg_iter_next(ib, true, &eb);
+		CHECK_EQ_INT(rb, 0);
+		if (rb) {
+			t4dx_entry_clear(&ea);
+			break;
+		}
+		if (n >= nents || !entry_eq(&ea, &eb, true) ||
+		    !entry_eq(ents[n], &ea, true))
+			bad++;
+		n++;
+		t4dx_entry_clear(&ea);
+		t4dx_entry_clear(&eb);
+	}
+	CHECK_EQ_INT(ra, T4DX_ENOTFOUND);
+	CHECK_EQ_INT(t4dx_seg_iter_next(ib, true, &eb), T4DX_ENOTFOUND);
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(n, nents);
+	t4dx_seg_iter_close(ia);
+	t4dx_seg_iter_close(ib);
+}
+
+static void test_stream_writer(void)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (size_t i = 0; i < nents; i++) {
+		if (ents[i]->lsn < lo)
+			lo = ents[i]->lsn;
+		if (ents[i]->lsn > hi)
+			hi = ents[i]->lsn;
+	}
+	char pa[4096], ps[4096], pb[4096];  /* path_in's buffer is reused */
+	snprintf(pa, sizeof(pa), "%s", path_in("array.t4s"));
+	snprintf(ps, sizeof(ps), "%s", path_in("stream.t4s"));
+	snprintf(pb, sizeof(pb), "%s", path_in("stream-bad.t4s"));
+	REQUIRE(t4dx_seg_write(pa, ents, nents, lo, hi) == 0);
+	uint64_t count = 0;
+	REQUIRE(stream_write(ps, nents, &count) == 0);
+	CHECK_EQ_INT(count, nents);
+
+	/* with the exact hint the files are the same, byte for byte */
+	size_t la, ls;
+	unsigned char *fa = slurp(pa, &la), *fs = slurp(ps, &ls);
+	CHECK(la == ls && !memcmp(fa, fs, la));
+	free(fa);
+	free(fs);
+
+	struct t4dx_seg *a = open_ok(pa), *s = open_ok(ps);
+	CHECK_EQ_INT(t4dx_seg_min_lsn(s), lo);
+	CHECK_EQ_INT(t4dx_seg_max_lsn(s), hi);
+	check_same(a, s);
+	CHECK_EQ_INT(t4dx_seg_verify(s), 0);
+	t4dx_seg_unref(s);
+
+	/* a hint far above the count: a larger Bloom filter, same entries */
+	REQUIRE(stream_write(ps, 10 * nents + 12345, &count) == 0);
+	CHECK_EQ_INT(count, nents);
+	s = open_ok(ps);
+	CHECK_EQ_INT(t4dx_seg_count(s), nents);
+	CHECK_EQ_INT(t4dx_seg_min_lsn(s), lo);
+	CHECK_EQ_INT(t4dx_seg_max_lsn(s), hi);
+	check_same(a, s);
+	unsigned missing = 0;
+	for (size_t i = 0; i < nents; i++) {
+		struct t4dx_entry out;
+		int rc = t4dx_seg_get(s, ents[i]->parent, ents[i]->name,
+				      ents[i]->name_len, false, &out);
+		if (rc)
+			missing++;
+		else
+			t4dx_entry_clear(&out);
+	}
+	CHECK_EQ_INT(missing, 0);
+	CHECK_EQ_INT(t4dx_seg_verify(s), 0);
+	t4dx_seg_unref(s);
+	t4dx_seg_unref(a);
+
+	/* out of order: EINVAL, which sticks; finish fails, no file */
+	struct t4dx_seg_writer *w;
+	REQUIRE(t4dx_seg_writer_open(pb, 3, &w) == 0);
+	CHECK_EQ_INT(t4dx_seg_writer_add(w, ents[1]), 0);
+	CHECK_EQ_INT(t4dx_seg_writer_add(w, ents[0]), EINVAL);
+	CHECK_EQ_INT(t4dx_seg_writer_add(w, ents[2]), EINVAL);
+	CHECK_EQ_INT(t4dx_seg_writer_finish(w, &count), EINVAL);
+	CHECK(!exists(pb));
+
+	/* a duplicate key, and a content whose size disagrees */
+	REQUIRE(t4dx_seg_writer_open(pb, 3, &w) == 0);
+	CHECK_EQ_INT(t4dx_seg_writer_add(w, ents[0]), 0);
+	CHECK_EQ_INT(t4dx_seg_writer_add(w, ents[0]), EINVAL);
+	t4dx_seg_writer_abort(w);
+	CHECK(!exists(pb));
+	struct t4dx_entry e;
+	t4dx_entry_copy(&e, ents[0]);
+	e.size = e.content ? e.content->len + 1 : 1;
+	REQUIRE(t4dx_seg_writer_open(pb, 3, &w) == 0);
+	CHECK_EQ_INT(t4dx_seg_writer_add(w, &e), EINVAL);
+	t4dx_seg_writer_abort(w);
+	t4dx_entry_clear(&e);
+	CHECK(!exists(pb));
+
+	/* nothing added: EINVAL and no file */
+	REQUIRE(t4dx_seg_writer_open(pb, 100, &w) == 0);
+	CHECK(exists(pb));
+	CHECK_EQ_INT(t4dx_seg_writer_finish(w, NULL), EINVAL);
+	CHECK(!exists(pb));
+	t4dx_seg_writer_abort(NULL);
+}
+
 static void test_write_faults(void)
 {
 	char *p = path_in("faulty.t4s");
@@ -1096,6 +1238,7 @@ int main(void)
 	RUN(test_meta_damage);
 	RUN(test_truncated);
 	RUN(test_write_faults);
+	RUN(test_stream_writer);
 	RUN(test_v1_fixture);
 
 	for (size_t i = 0; i < nents; i++) {
