@@ -26,7 +26,27 @@
  *                  (by default they answer ENOSYS, and the kernel stops
  *                  asking)
  *   timeout=SECS   entry and attribute timeout (default 86400)
+ *   noopen         answer OPEN with ENOSYS: the kernel then stops sending
+ *                  OPEN and RELEASE for the whole connection (its no-open
+ *                  mode), opens files with keep_cache and fh 0 and serves
+ *                  reads from its page cache.  Reads and writes need no
+ *                  handle here (create still opens one); O_TRUNC reaches us
+ *                  as a SETATTR, since atomic_o_trunc is off in this mode
+ *                  (an O_TRUNC carried by an OPEN that is never sent would
+ *                  be lost).  The floor of a hot cat for any FUSE design.
+ *   noflush        answer FLUSH with ENOSYS: the kernel stops sending FLUSH
+ *                  (with noopen, a hot cat then costs no round trip)
  * Every other option goes to libfuse.
+ *
+ * .ops without open.  With noopen no open reaches us, so .ops has no
+ * handle holding its text and the kernel caches its pages like any file's.
+ * There .ops is served from a snapshot instead: every GETATTR (or lookup)
+ * of .ops takes a new one into the node's data, reports its size, a new
+ * mtime and an attribute timeout of 0; since auto_inval_data is on, the
+ * kernel asks for the attributes before every read, sees the new mtime,
+ * drops its pages and reads the snapshot.  The GETATTRs and READs of .ops
+ * itself are not counted in this mode, so that two snapshots taken by one
+ * reader have the same text and length.
  *
  * Nodes.  The FUSE node id of an entry is the address of its struct node
  * (the root, node id 1, is the static root_node); st_ino is a counter.  A
@@ -98,7 +118,7 @@ static const char *const op_names[OP_NOPS] = {
 
 static struct {
 	double timeout;
-	bool nocache, cache_readdir, xattr;
+	bool nocache, cache_readdir, xattr, noopen, noflush;
 	struct fuse_session *se;
 	atomic_uint_least64_t ops[OP_NOPS];
 	atomic_uint_least64_t next_ino;
@@ -132,6 +152,21 @@ static double entry_timeout(void)
 {
 	return nf.nocache ? 0.0 : nf.timeout;
 }
+
+/* The attribute timeout of n (0 for a .ops without open handles). */
+static double attr_timeout(const struct node *n)
+{
+	return n == &ops_node && nf.noopen ? 0.0 : entry_timeout();
+}
+
+/* A request on n counts unless it is one on a .ops without handles. */
+static void count_op_on(int op, const struct node *n)
+{
+	if (!(n == &ops_node && nf.noopen))
+		count_op(op);
+}
+
+static int ops_show(char **out, size_t *len);
 
 /* ---- the name table ----------------------------------------------------- */
 
@@ -264,8 +299,37 @@ static void node_maybe_free(struct node *n)
 		node_free(n);
 }
 
+/* Take a new snapshot of .ops into its node, with a new mtime (noopen). */
+static void ops_snapshot(void)
+{
+	char *text;
+	size_t len;
+	struct timespec now;
+	if (ops_show(&text, &len))
+		return;  /* the previous snapshot stays */
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&ops_node.mu);
+	free(ops_node.data);
+	ops_node.data = text;
+	ops_node.size = ops_node.cap = len;
+	/* strictly later than the last one, so the kernel drops its pages */
+	if (now.tv_sec < ops_node.mtime.tv_sec ||
+	    (now.tv_sec == ops_node.mtime.tv_sec &&
+	     now.tv_nsec <= ops_node.mtime.tv_nsec)) {
+		now = ops_node.mtime;
+		if (++now.tv_nsec == 1000000000L) {
+			now.tv_sec++;
+			now.tv_nsec = 0;
+		}
+	}
+	ops_node.mtime = ops_node.ctime = now;
+	pthread_mutex_unlock(&ops_node.mu);
+}
+
 static void node_stat(struct node *n, struct stat *st)
 {
+	if (n == &ops_node && nf.noopen)
+		ops_snapshot();
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->st_ino;
 	st->st_mode = n->mode;
@@ -295,7 +359,7 @@ static void node_entry(struct node *n, struct fuse_entry_param *ep)
 	ep->ino = ino_of(n);
 	ep->generation = 1;
 	ep->entry_timeout = entry_timeout();
-	ep->attr_timeout = entry_timeout();
+	ep->attr_timeout = attr_timeout(n);
 	node_stat(n, &ep->attr);
 	atomic_fetch_add(&n->nlookup, 1);
 }
@@ -383,10 +447,11 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	count_op(OP_GETATTR);
+	struct node *n = node_of(ino);
+	count_op_on(OP_GETATTR, n);
 	struct stat st;
-	node_stat(node_of(ino), &st);
-	fuse_reply_attr(req, &st, entry_timeout());
+	node_stat(n, &st);
+	fuse_reply_attr(req, &st, attr_timeout(n));
 }
 
 static int do_setattr(struct node *n, struct stat *attr, int to_set)
@@ -592,6 +657,12 @@ static int do_open(struct node *n, struct fuse_file_info *fi)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	count_op(OP_OPEN);
+	if (nf.noopen) {
+		/* the kernel's no-open mode: it opens without us from now on
+		 * (an O_TRUNC arrives as a SETATTR, atomic_o_trunc being off) */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	int rc = do_open(node_of(ino), fi);
 	if (rc)
 		fuse_reply_err(req, rc);
@@ -621,14 +692,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	count_op(OP_READ);
 	struct node *n = node_of(ino);
-	if (n == &ops_node) {
+	count_op_on(OP_READ, n);
+	if (n == &ops_node && fi->fh) {
 		struct ops_fh *h = (struct ops_fh *)(uintptr_t)fi->fh;
 		size_t len = (size_t)off < h->len ? h->len - (size_t)off : 0;
 		fuse_reply_buf(req, h->text + off, len < size ? len : size);
 		return;
 	}
+	/* a file, or the snapshot of a .ops opened without us (noopen) */
 	pthread_mutex_lock(&n->mu);
 	size_t len = (size_t)off < n->size ? n->size - (size_t)off : 0;
 	fuse_reply_buf(req, len ? n->data + off : NULL, len < size ? len : size);
@@ -679,7 +751,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	count_op(OP_FLUSH);
-	fuse_reply_err(req, 0);
+	/* with noflush, the kernel stops sending FLUSH once it sees ENOSYS */
+	fuse_reply_err(req, nf.noflush ? ENOSYS : 0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -696,7 +769,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	struct node *n = node_of(ino);
 	if (n == &ops_node) {
 		struct ops_fh *h = (struct ops_fh *)(uintptr_t)fi->fh;
-		free(h->text);
+		if (h)
+			free(h->text);
 		free(h);
 	} else {
 		pthread_rwlock_wrlock(&tree_lock);
@@ -826,8 +900,17 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+	if (nf.noopen) {
+		/* no OPEN carries an O_TRUNC: let the kernel send SETATTR */
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+		/* .ops: the kernel checks the attributes before every read */
+		if (!(conn->capable & FUSE_CAP_AUTO_INVAL_DATA))
+			fprintf(stderr, "nullfs: no auto_inval_data: .ops "
+				"may read stale with noopen\n");
+		conn->want |= conn->capable & FUSE_CAP_AUTO_INVAL_DATA;
+	} else if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	}
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* every write must reach the daemon, as in t4dxfs */
@@ -890,7 +973,7 @@ static void usage(FILE *f)
 		"usage: nullfs [-f] [-o opt[,opt...]] MOUNTPOINT\n"
 		"  a no-I/O in-memory FUSE file system (benchmark ceiling)\n"
 		"  options: nocache, cache_readdir, xattr, timeout=SECS,\n"
-		"           and any libfuse mount option\n");
+		"           noopen, noflush, and any libfuse mount option\n");
 }
 
 /* Take our own options out of the comma-separated list opts, appending
@@ -904,6 +987,10 @@ static int parse_opts(char *opts, char *fuse_opts, size_t len)
 			nf.cache_readdir = true;
 		} else if (!strcmp(o, "xattr")) {
 			nf.xattr = true;
+		} else if (!strcmp(o, "noopen")) {
+			nf.noopen = true;
+		} else if (!strcmp(o, "noflush")) {
+			nf.noflush = true;
 		} else if (!strncmp(o, "timeout=", 8)) {
 			char *end;
 			nf.timeout = strtod(o + 8, &end);

@@ -7,13 +7,17 @@
 # It mounts a fresh t4dx (T4DXFS -f, DATA_DIR in a private directory), a
 # no-I/O in-memory FUSE file system (NULLFS: the ceiling of any FUSE design
 # here; a second one with -o nocache, the ceiling of a design whose every
-# read is a round trip), uses a plain directory on the same disk as the
-# ext4 baseline (open/write/fdatasync/close per file) and, if BENCH was
-# built with SQLite, a database in WAL mode with synchronous=FULL.  It runs
-# every workload in rounds that alternate the systems (the order rotates
-# each round) and prints one table of medians, each figure next to its
-# baselines and the ratios and targets of the issue, then the FUSE requests
-# per operation that t4dx and nullfs counted.
+# read is a round trip; for the hot reads only, one with -o noopen and one
+# with -o noopen,noflush, the floor of a cat through FUSE: in the kernel's
+# no-open mode a cat costs one FLUSH, and no round trip once FLUSH answers
+# ENOSYS too, which a file system that commits at close cannot do), uses a
+# plain directory on the same disk as the ext4 baseline (open/write/
+# fdatasync/close per file) and, if BENCH was built with SQLite, a database
+# in WAL mode with synchronous=FULL.  It runs every workload in rounds that
+# alternate the systems (the order rotates each round) and prints one table
+# of medians, each figure next to its baselines and the ratios and targets
+# of the issue, then the FUSE requests per operation that t4dx and nullfs
+# counted.
 #
 # Environment:
 #   BENCH_QUICK=1     small sizes and 2 rounds (a try in about a minute)
@@ -97,11 +101,14 @@ MNT=$TMP/t4dx-mnt
 NMNT=$TMP/null-mnt
 UMNT=$TMP/nullnc-mnt
 XMNT=$TMP/nullxa-mnt
+OMNT=$TMP/nullno-mnt
+FMNT=$TMP/nullnonf-mnt
 EXT=$TMP/ext4
 SQL=$TMP/sqlite
 RAW=$TMP/results.txt
 NOTES=$TMP/notes.txt
-mkdir "$DATA" "$MNT" "$NMNT" "$UMNT" "$XMNT" "$EXT" "$SQL" || exit 1
+mkdir "$DATA" "$MNT" "$NMNT" "$UMNT" "$XMNT" "$OMNT" "$FMNT" "$EXT" "$SQL" ||
+	exit 1
 : >"$RAW"
 : >"$NOTES"
 
@@ -109,6 +116,8 @@ T4DX_PID=
 NULL_PID=
 NULLNC_PID=
 NULLXA_PID=
+NULLNO_PID=
+NULLNF_PID=
 T4DX_OK=1       # 0 once t4dx could not be (re)mounted
 T4DX_NSTART=0
 HARNESS_RC=0
@@ -167,7 +176,7 @@ cleanup() {
 	trap - EXIT INT TERM HUP
 	cd / || true
 	unmount_all
-	for pid in $T4DX_PID $NULL_PID $NULLNC_PID $NULLXA_PID; do
+	for pid in $T4DX_PID $NULL_PID $NULLNC_PID $NULLXA_PID $NULLNO_PID $NULLNF_PID; do
 		alive "$pid" || continue
 		wait_dead "$pid" 60 && continue
 		kill -TERM "$pid" 2>/dev/null
@@ -238,7 +247,7 @@ pin() {
 		CLIENT=()
 		mask=0-$((NCPU - 1))
 	fi
-	for pid in $T4DX_PID $NULL_PID $NULLNC_PID $NULLXA_PID; do
+	for pid in $T4DX_PID $NULL_PID $NULLNC_PID $NULLXA_PID $NULLNO_PID $NULLNF_PID; do
 		alive "$pid" && taskset -a -p -c "$mask" "$pid" >/dev/null 2>&1
 	done
 	return 0
@@ -421,6 +430,8 @@ opsnap() {
 	nullfs) f=$NMNT/.ops ;;
 	nullfs-nocache) f=$UMNT/.ops ;;
 	nullfs-xattr) f=$XMNT/.ops ;;
+	nullfs-noopen) f=$OMNT/.ops ;;
+	nullfs-noopen-nf) f=$FMNT/.ops ;;
 	*) return 0 ;;
 	esac
 	sed -n 's/^[a-z0-9]*_ops_total{op="\([a-z]*\)"} \([0-9]*\)$/\1 \2/p' "$f" \
@@ -454,6 +465,8 @@ dir_of() {
 	nullfs) printf '%s\n' "$NMNT/items" ;;
 	nullfs-nocache) printf '%s\n' "$UMNT/items" ;;
 	nullfs-xattr) printf '%s\n' "$XMNT/items" ;;
+	nullfs-noopen) printf '%s\n' "$OMNT/items" ;;
+	nullfs-noopen-nf) printf '%s\n' "$FMNT/items" ;;
 	ext4) printf '%s\n' "$EXT" ;;
 	esac
 }
@@ -517,6 +530,12 @@ start_nullfs "$UMNT" "$TMP/nullfs-nocache.log" -o nocache
 NULLNC_PID=$STARTED_PID
 start_nullfs "$XMNT" "$TMP/nullfs-xattr.log" -o xattr
 NULLXA_PID=$STARTED_PID
+# the kernel's no-open mode (hot reads only): OPEN answers ENOSYS, and FLUSH
+# too in the second one
+start_nullfs "$OMNT" "$TMP/nullfs-noopen.log" -o noopen
+NULLNO_PID=$STARTED_PID
+start_nullfs "$FMNT" "$TMP/nullfs-noopen-nf.log" -o noopen,noflush
+NULLNF_PID=$STARTED_PID
 t4dx_start || note "t4dx: no t4dx figures"
 ROUND=0
 [[ -n $READY_S ]] && rec restart-empty t4dx "seconds=$READY_S"
@@ -570,7 +589,7 @@ pin 0
 
 progress "reads: populating $COLD_ITEMS items"
 ROUND=0
-for sys in t4dx nullfs nullfs-nocache ext4 sqlite; do
+for sys in t4dx nullfs nullfs-nocache nullfs-noopen nullfs-noopen-nf ext4 sqlite; do
 	populate "$sys" cold c "$COLD_ITEMS"
 done
 HOT_ITEM=cold/c000000
@@ -578,7 +597,7 @@ HOT_ITEM=cold/c000000
 pin 1
 progress "hot reads, $ROUNDS rounds"
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
-	for sys in $(order t4dx nullfs nullfs-nocache ext4 sqlite); do
+	for sys in $(order t4dx nullfs nullfs-nocache nullfs-noopen nullfs-noopen-nf ext4 sqlite); do
 		usable "$sys" || continue
 		if [[ $sys == sqlite ]]; then
 			bench_rec hot sqlite sqlite-read-hot "$SQL/bench.db" \
@@ -827,6 +846,7 @@ row() {
 	echo "t4dx benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $(nproc) CPUs, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "baselines on $EXT_FS ($TMP); medians of $ROUNDS rounds alternating the systems; scale $SCALE items"
 	echo "t4dx: $T4DXFS; nullfs: no-I/O in-memory FUSE (tuned: long timeouts, keep_cache, noflush, readdirplus); nullfs-nc: -o nocache"
+	echo "hot reads also on nullfs -o noopen (the kernel's no-open mode: no OPEN/RELEASE, FLUSH at close) and -o noopen,noflush (no FLUSH either)"
 	l=$(awk '$1 == "key=ext4-probe" { print; exit }' "$RAW")
 	[[ -n $l ]] && echo "ext4 probe: plain create+write+close p50 $(field p50_us "$l") us (a fresh ext4 here: ~25 us; slower right after mass deletes nearby)"
 	if ((PIN)); then
@@ -871,6 +891,12 @@ row() {
 		"$(cell hot ext4 p50_us 1 1)" "$(cell hot sqlite p50_us 1 1)" \
 		"$(ratio "$T" "$N") null, $(ratio "$T" "$U") nc" "<=0.5x null" \
 		"$(verdict "$T" "$N" '<=' 0.5) ($(verdict "$T" "$U" '<=' 0.5) vs nc)"
+	O=$(m hot nullfs-noopen p50_us)
+	F=$(m hot nullfs-noopen-nf p50_us)
+	row "  nullfs -o noopen [us]" "" "$(cell hot nullfs-noopen p50_us 1 1)" "" "" "" \
+		"$(ratio "$O" "$N") of null" "" ""
+	row "  nullfs -o noopen,noflush [us]" "" "$(cell hot nullfs-noopen-nf p50_us 1 1)" "" "" "" \
+		"$(ratio "$F" "$N") of null" "" ""
 
 	T=$(m cold t4dx p50_us)
 	O=$(m cold t4dx-oscache p50_us)
@@ -934,17 +960,21 @@ row() {
 	echo "ls -l are times (t4dx / baseline, lower is better).  nc = nullfs -o nocache;"
 	echo "null-xattr = nullfs -o xattr (answers getxattr ENODATA as a file system with"
 	echo "attributes must; plain nullfs answers ENOSYS once and the kernel stops asking)."
+	echo "nullfs -o noopen[,noflush]: the floor of a hot cat through FUSE (ratio: variant /"
+	echo "nullfs; no target).  Without OPEN a cat still costs the FLUSH of its close; none"
+	echo "only if FLUSH answers ENOSYS, which a file system that commits at close cannot do."
 
 	echo
 	echo "FUSE requests per operation (round 1; t4dx also WAL records and fdatasyncs):"
 	for k in write1 write16 hot cold ls ls-l ls-l-cmd ls-l-cold; do
-		for sys in t4dx t4dx-oscache nullfs nullfs-nocache nullfs-xattr; do
+		for sys in t4dx t4dx-oscache nullfs nullfs-nocache nullfs-noopen \
+			nullfs-noopen-nf nullfs-xattr; do
 			l=$(awk -v k="reqs-$k" -v s="$sys" '$1 == "key=" k && $2 == "sys=" s { print; exit }' "$RAW")
 			[[ -n $l ]] || continue
 			r=$(field reqs "$l")
 			r=${r#1,}
 			[[ $r == 1 ]] && r="(none)"
-			printf '  %-10s %-15s %s\n' "$k" "$sys" "${r//,/ }"
+			printf '  %-10s %-16s %s\n' "$k" "$sys" "${r//,/ }"
 		done
 	done
 	echo
