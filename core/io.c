@@ -17,6 +17,7 @@ static const struct t4dx_io io_defaults = {
 	.close = close,
 	.pread = pread,
 	.pwrite = pwrite,
+	.pad = pwrite,
 	.fsync = fsync,
 	.fdatasync = fdatasync,
 	.ftruncate = ftruncate,

@@ -16,6 +16,11 @@ struct t4dx_io {
 	int (*close)(int fd);
 	ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
 	ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
+	/* the WAL's padding ahead of its records (best effort, never
+	 * relied on): apart from pwrite so that tests that count or fail
+	 * the writes of records, or model what a power cut keeps of them,
+	 * see those alone */
+	ssize_t (*pad)(int fd, const void *buf, size_t len, off_t off);
 	int (*fsync)(int fd);
 	int (*fdatasync)(int fd);
 	int (*ftruncate)(int fd, off_t len);

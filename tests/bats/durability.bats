@@ -317,12 +317,16 @@ open-d 0 644)?$"
 		run jq -e -s 'all(type == "object" and (.lsn | type) == "number" and
 			(.op | type) == "string" and (keys_unsorted | last) == "crc")' "$f"
 		assert_success
+		# padding: empty lines may follow the records, never precede one
+		run awk 'NF == 0 { e = 1; next } e { exit 1 }' "$f"
+		assert_success
 		first=$(head -n 1 "$f" | jq .lsn)
 		assert_equal "$((10#${base%.jsonl}))" "$first"
 		assert_lsns_increase "$f"
 		# CRC-32 (zlib) of the bytes before the comma ahead of "crc"; the gzip
 		# trailer holds the same CRC-32.  (Also accepted: including the comma.)
 		while IFS= read -r line; do
+			[[ -n $line ]] || continue
 			prefix=${line%,\"crc\":*}
 			# a number, or a string of hex digits
 			crc=$(jq -r 'if (.crc | type) == "number" then .crc
@@ -367,13 +371,14 @@ damage_wal() {
 	run wc -l <"$T4DX_TMP/put-lsn"
 	assert_output 40
 
-	# byte offset, length and lsn of every line of the last WAL file
-	LC_ALL=C awk '{ print s, length($0) + 1; s += length($0) + 1 }' s=0 "$wal" \
-		>"$T4DX_TMP/offsets"
+	# byte offset, length and lsn of every record of the last WAL file (the
+	# empty lines after them are the writer's padding), and where they end
+	LC_ALL=C awk 'length($0) { print s, length($0) + 1 }
+		{ s += length($0) + 1 }' s=0 "$wal" >"$T4DX_TMP/offsets"
 	jq -r .lsn "$wal" >"$T4DX_TMP/lsns"
 	local nlines size
 	nlines=$(wc -l <"$T4DX_TMP/offsets")
-	size=$(stat -c %s "$wal")
+	size=$(awk 'END { print $1 + $2 }' "$T4DX_TMP/offsets")
 	((nlines >= 8)) || fail "only $nlines records in $wal"
 
 	# damage line k (0-based), somewhere in its first len-1 bytes
@@ -384,7 +389,7 @@ damage_wal() {
 	head -c "$start" "$wal" >"$T4DX_TMP/good-prefix"
 	if [[ $mode == cut ]]; then
 		off=$((start + 1 + RANDOM % (len - 2)))
-		echo "# cutting $wal ($size bytes) at $off, inside record $k (bytes $start..$((start + len - 1)))"
+		echo "# cutting $wal ($size bytes of records) at $off, inside record $k (bytes $start..$((start + len - 1)))"
 		truncate -s "$off" "$wal"
 		dropped=$((off - start))
 	else

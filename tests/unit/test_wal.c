@@ -44,6 +44,26 @@ static long long file_size(const char *path)
 	return stat(path, &st) ? -1 : (long long)st.st_size;
 }
 
+/* A log file's size without the padding the writer keeps ahead of its
+ * records (a run of '\n' after the last line), -1 if it is missing. */
+static long long log_size(const char *path)
+{
+	long long size = file_size(path);
+	if (size <= 0)
+		return size;
+	FILE *f = fopen(path, "rb");
+	REQUIRE(f);
+	long long end = size;
+	while (end > 0) {
+		REQUIRE(fseek(f, (long)(end - 1), SEEK_SET) == 0);
+		if (fgetc(f) != '\n')
+			break;
+		end--;
+	}
+	fclose(f);
+	return end == 0 ? 0 : end < size ? end + 1 : end;
+}
+
 static unsigned char *read_whole(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -252,7 +272,7 @@ static void test_round_trip(void)
 	env_new(&e, "wal-rt");
 	struct t4dx_wal *w = open_wal(&e, 0, 0, &s, &rep);
 	CHECK(rep.records == 0 && rep.files == 0 && rep.last_lsn == 0);
-	CHECK(file_size(e.q) < 0);      /* nothing quarantined */
+	CHECK(log_size(e.q) < 0);      /* nothing quarantined */
 	add_n(w, 10);
 	CHECK_EQ_INT(t4dx_wal_last_lsn(w), 10);
 	CHECK_EQ_INT(t4dx_wal_durable_lsn(w), 0);
@@ -274,7 +294,7 @@ static void test_round_trip(void)
 	CHECK_EQ_INT(st.syncs, 1);              /* one group */
 	char path[PATH_MAX];
 	walfile(path, sizeof(path), e.wal, 1);
-	CHECK(st.bytes > 0 && (long long)st.bytes == file_size(path));
+	CHECK(st.bytes > 0 && (long long)st.bytes == log_size(path));
 	CHECK_EQ_INT(t4dx_wal_sync(w, 3), 0);   /* already durable */
 	CHECK_EQ_INT(t4dx_wal_sync(w, 1000), 0);/* beyond last: all */
 	t4dx_wal_close(w);
@@ -331,7 +351,7 @@ static void test_lsn_rises(void)
 	CHECK_EQ_INT(t4dx_wal_sync(w, 101), 0);
 	char path[PATH_MAX];
 	walfile(path, sizeof(path), e.wal, 101);    /* a new file */
-	CHECK(file_size(path) > 0);
+	CHECK(log_size(path) > 0);
 	t4dx_wal_close(w);
 	w = open_wal(&e, 100, 0, &s, &rep);
 	CHECK(seen_is(&s, 101, 101));
@@ -544,7 +564,7 @@ static void test_cut_every_offset(void)
 		ok = ok && seen_is(&s, 1, (uint64_t)k) &&
 			  rep.records == (uint64_t)k &&
 			  rep.bytes_dropped == c - bounds[k] &&
-			  file_size(path) == (long long)bounds[k] &&
+			  log_size(path) == (long long)bounds[k] &&
 			  t4dx_wal_last_lsn(w) == (uint64_t)k;
 		/* the log goes on at the valid end */
 		ok = ok && add(w) == (uint64_t)k + 1 &&
@@ -585,7 +605,7 @@ static void test_flip_every_offset(void)
 		struct t4dx_wal *w = open_wal(&e, 0, 0, &s, &rep);
 		bool ok = seen_is(&s, 1, (uint64_t)k) &&
 			  rep.bytes_dropped == size - bounds[k] &&
-			  file_size(path) == (long long)bounds[k] &&
+			  log_size(path) == (long long)bounds[k] &&
 			  t4dx_wal_last_lsn(w) == (uint64_t)k;
 		t4dx_wal_close(w);
 		if (o % 7 == 0) {       /* a second open finds nothing to do */
@@ -620,7 +640,7 @@ static void run_write_failure(enum failure how)
 	CHECK_EQ_INT(t4dx_wal_sync(w, 5), 0);
 	char path[PATH_MAX];
 	walfile(path, sizeof(path), e.wal, 1);
-	long long good = file_size(path);
+	long long good = log_size(path);
 	if (how == F_OPEN || how == F_DIRSYNC)
 		REQUIRE(t4dx_wal_rotate(w, NULL) == 0);  /* next: new file */
 	add_n(w, 3);                            /* 6..8 */
@@ -641,10 +661,10 @@ static void run_write_failure(enum failure how)
 		/* created but not known durable: nothing written into it */
 		char p6[PATH_MAX];
 		walfile(p6, sizeof(p6), e.wal, 6);
-		CHECK_EQ_INT(file_size(p6), 0);
+		CHECK_EQ_INT(log_size(p6), 0);
 	}
 	/* no torn record: the file is back where the group started */
-	CHECK_EQ_INT(file_size(path), good);
+	CHECK_EQ_INT(log_size(path), good);
 	CHECK_EQ_INT(t4dx_wal_durable_lsn(w), 5);
 	struct t4dx_wal_stats st;
 	t4dx_wal_get_stats(w, &st);
@@ -696,7 +716,7 @@ static void run_abandon(enum abandon how)
 	char p1[PATH_MAX], p6[PATH_MAX];
 	walfile(p1, sizeof(p1), e.wal, 1);
 	walfile(p6, sizeof(p6), e.wal, 6);
-	long long good = file_size(p1);
+	long long good = log_size(p1);
 	add_n(w, 3);                            /* 6..8 */
 	if (how == A_COPIES)
 		faults_arm(FAULT_FDATASYNC, 1, EIO, 0);
@@ -705,17 +725,19 @@ static void run_abandon(enum abandon how)
 	faults_arm(FAULT_FTRUNCATE, 1, EROFS, 0);
 	CHECK_EQ_INT(t4dx_wal_sync(w, 8), EIO);
 	faults_reset();
+	/* the 40 torn bytes landed on the writer's padding, so a '\n' of it
+	 * ends them: a damaged line of 41 bytes */
 	if (how == A_TORN)
-		CHECK_EQ_INT(file_size(p1), good + 40);
+		CHECK_EQ_INT(log_size(p1), good + 41);
 	if (how == A_COPIES)
-		CHECK(file_size(p1) > good);
+		CHECK(log_size(p1) > good);
 	if (how == A_SAME)
-		CHECK_EQ_INT(file_size(p6), 40);
-	long long abandoned = how == A_SAME ? 40 : file_size(p1);
+		CHECK_EQ_INT(log_size(p6), 41);
+	long long abandoned = how == A_SAME ? 41 : log_size(p1);
 	CHECK_EQ_INT(t4dx_wal_sync(w, 8), 0);   /* into a new file */
-	CHECK(file_size(p6) > 0);
+	CHECK(log_size(p6) > 0);
 	if (how != A_SAME)
-		CHECK_EQ_INT(file_size(p1), abandoned);  /* never touched */
+		CHECK_EQ_INT(log_size(p1), abandoned);  /* never touched */
 	add(w);
 	t4dx_wal_close(w);
 	CHECK_EQ_INT(count_files(e.wal), 2);
@@ -723,15 +745,15 @@ static void run_abandon(enum abandon how)
 		/* the abandoned 6 was set aside, not deleted */
 		char qp[PATH_MAX];
 		snprintf(qp, sizeof(qp), "%s/wal-%020d.jsonl", e.q, 6);
-		CHECK_EQ_INT(file_size(qp), 40);
+		CHECK_EQ_INT(log_size(qp), 41);
 	}
 	struct t4dx_wal_report rep;
 	w = open_wal(&e, 0, 0, &s, &rep);
 	CHECK(seen_is(&s, 1, 9));
 	CHECK_EQ_INT(rep.files, 2);
-	CHECK_EQ_INT(rep.bytes_dropped, how == A_TORN ? 40 : 0);
+	CHECK_EQ_INT(rep.bytes_dropped, how == A_TORN ? 41 : 0);
 	if (how == A_TORN)
-		CHECK_EQ_INT(file_size(p1), good);
+		CHECK_EQ_INT(log_size(p1), good);
 	/* appending goes on in the new file */
 	CHECK_EQ_INT(add(w), 10);
 	t4dx_wal_close(w);
@@ -790,7 +812,7 @@ static long long dir_bytes(const char *dir)
 		char path[PATH_MAX * 2];
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (strstr(de->d_name, ".jsonl"))
-			n += file_size(path);
+			n += log_size(path);
 	}
 	closedir(d);
 	return n;
@@ -818,7 +840,7 @@ static void test_rotate_archive(void)
 	CHECK_EQ_INT(t4dx_wal_sync(w, add(w)), 0);
 	char p41[PATH_MAX];
 	walfile(p41, sizeof(p41), e.wal, 41);
-	CHECK(file_size(p41) > 0);
+	CHECK(log_size(p41) > 0);
 	CHECK_EQ_INT(count_files(e.wal), nfiles + 1);
 
 	/* archive up to the middle: only whole files move */
@@ -835,11 +857,11 @@ static void test_rotate_archive(void)
 	CHECK_EQ_INT(t4dx_wal_archive(w, 40, 1 << 30), 0);
 	/* everything up to 40; the open file 41 stays */
 	CHECK_EQ_INT(count_files(e.wal), 1);
-	CHECK(file_size(p41) > 0);
+	CHECK(log_size(p41) > 0);
 	CHECK_EQ_INT(count_files(arch), nfiles);
 	t4dx_wal_get_stats(w, &st);
 	CHECK_EQ_INT(st.archive_bytes, dir_bytes(arch));
-	CHECK_EQ_INT(st.bytes, file_size(p41));
+	CHECK_EQ_INT(st.bytes, log_size(p41));
 	seen_reset(&a);
 	CHECK_EQ_INT(t4dx_wal_read_all(e.wal, true, collect, &a), 0);
 	CHECK(seen_is(&a, 1, 41));
@@ -861,10 +883,10 @@ static void test_rotate_archive(void)
 		closedir(d);
 	}
 	walfile(newest, sizeof(newest), arch, newest_first);
-	long long nb = file_size(newest);
+	long long nb = log_size(newest);
 	CHECK_EQ_INT(t4dx_wal_archive(w, 0, (uint64_t)nb), 0);
 	CHECK_EQ_INT(count_files(arch), 1);
-	CHECK_EQ_INT(file_size(newest), nb);
+	CHECK_EQ_INT(log_size(newest), nb);
 	t4dx_wal_get_stats(w, &st);
 	CHECK_EQ_INT(st.archive_bytes, nb);
 	CHECK_EQ_INT(t4dx_wal_archive(w, 0, 0), 0);
@@ -920,7 +942,7 @@ static void test_quarantine(void)
 	w = open_wal(&e, 0, 0, &s, &rep);
 	CHECK(seen_is(&s, 1, 5));
 	CHECK_EQ_INT(rep.files, 1);
-	CHECK(file_size(p100) < 0);
+	CHECK(log_size(p100) < 0);
 	snprintf(q, sizeof(q), "%s/wal-%020d.jsonl", e.q, 100);
 	size_t qlen;
 	unsigned char *moved = read_whole(q, &qlen);
@@ -934,7 +956,7 @@ static void test_quarantine(void)
 	CHECK(seen_is(&s, 1, 6));
 	t4dx_wal_close(w);
 	snprintf(q, sizeof(q), "%s/wal-%020d.jsonl.1", e.q, 100);
-	CHECK_EQ_INT(file_size(q), (long long)len);
+	CHECK_EQ_INT(log_size(q), (long long)len);
 	free(orig);
 	unit_rm_rf(e.base);
 
@@ -955,10 +977,10 @@ static void test_quarantine(void)
 	w = open_wal(&e, 0, 0, &s, &rep);
 	CHECK(seen_is(&s, 1, 2));
 	CHECK_EQ_INT(rep.bytes_dropped, len - (size_t)(r3 - f1));
-	CHECK_EQ_INT(file_size(p1), r3 - f1);
-	CHECK(file_size(p6) < 0);
+	CHECK_EQ_INT(log_size(p1), r3 - f1);
+	CHECK(log_size(p6) < 0);
 	snprintf(q, sizeof(q), "%s/wal-%020d.jsonl", e.q, 6);
-	CHECK(file_size(q) > 0);
+	CHECK(log_size(q) > 0);
 	CHECK_EQ_INT(add(w), 3);
 	t4dx_wal_close(w);
 	free(f1);
@@ -970,13 +992,13 @@ static void test_quarantine(void)
 	craft_file(e.wal, 1, 1, 5);
 	craft_file(e.wal, 6, 7, 9);
 	walfile(p6, sizeof(p6), e.wal, 6);
-	long long l6 = file_size(p6);
+	long long l6 = log_size(p6);
 	w = open_wal(&e, 0, 0, &s, &rep);
 	CHECK(seen_is(&s, 1, 5));
 	CHECK_EQ_INT(rep.bytes_dropped, 0);
-	CHECK(file_size(p6) < 0);
+	CHECK(log_size(p6) < 0);
 	snprintf(q, sizeof(q), "%s/wal-%020d.jsonl", e.q, 6);
-	CHECK_EQ_INT(file_size(q), l6);
+	CHECK_EQ_INT(log_size(q), l6);
 	t4dx_wal_close(w);
 	unit_rm_rf(e.base);
 
@@ -998,7 +1020,7 @@ static void test_quarantine(void)
 		w = open_wal(&e, 0, 0, &s, &rep);
 		CHECK(seen_is(&s, 1, 3));
 		CHECK_EQ_INT(rep.bytes_dropped, l2);
-		CHECK_EQ_INT(file_size(p1), l1);
+		CHECK_EQ_INT(log_size(p1), l1);
 		CHECK_EQ_INT(add(w), 4);
 		t4dx_wal_close(w);
 		free(a);
@@ -1035,8 +1057,68 @@ static void test_read_all_damage(void)
 	write_whole(path, log, size - 5);
 	CHECK_EQ_INT(t4dx_wal_read_all(e.wal, true, collect, &s), 0);
 	CHECK(seen_is(&s, 1, 12));
-	CHECK_EQ_INT(file_size(path), (long long)(size - 5));
+	CHECK_EQ_INT(log_size(path), (long long)(size - 5));
 	free(log);
+	unit_rm_rf(e.base);
+	free(s.lsn);
+}
+
+/* The file being appended to carries padding ('\n' bytes) ahead of its
+ * records, so that a group overwrites instead of growing the file; close
+ * cuts it off, recovery takes it for the end of the file, and damage
+ * after it is still damage. */
+static void test_padding(void)
+{
+	struct env e;
+	struct seen s = { 0 };
+	struct t4dx_wal_report rep;
+	char path[PATH_MAX];
+	env_new(&e, "wal-pad");
+	struct t4dx_wal *w = open_wal(&e, 0, 0, &s, NULL);
+	add_n(w, 5);
+	CHECK_EQ_INT(t4dx_wal_sync(w, 5), 0);
+	walfile(path, sizeof(path), e.wal, 1);
+	long long logged = log_size(path);
+	CHECK(logged > 0 && file_size(path) > logged);
+	size_t len;
+	unsigned char *p = read_whole(path, &len);
+	size_t nonl = 0;
+	for (size_t i = (size_t)logged; i < len; i++)
+		nonl += p[i] != '\n';
+	CHECK_EQ_INT(nonl, 0);
+	free(p);
+	t4dx_wal_close(w);
+	CHECK_EQ_INT(file_size(path), logged);         /* cut at close */
+
+	/* a crash leaves the padding: a clean end, appending goes on */
+	p = read_whole(path, &len);
+	unsigned char *padded = malloc(len + 5000);
+	REQUIRE(padded);
+	memcpy(padded, p, len);
+	memset(padded + len, '\n', 5000);
+	write_whole(path, padded, len + 5000);
+	w = open_wal(&e, 0, 0, &s, &rep);
+	CHECK(seen_is(&s, 1, 5));
+	CHECK_EQ_INT(rep.bytes_dropped, 0);
+	CHECK_EQ_INT(file_size(path), (long long)len + 5000);  /* untouched */
+	CHECK_EQ_INT(add(w), 6);
+	CHECK_EQ_INT(t4dx_wal_sync(w, 6), 0);
+	t4dx_wal_close(w);
+	w = open_wal(&e, 0, 0, &s, &rep);
+	CHECK(seen_is(&s, 1, 6));
+	CHECK_EQ_INT(rep.bytes_dropped, 0);
+	t4dx_wal_close(w);
+
+	/* bytes that are not padding after it are damage: cut, counted */
+	memcpy(padded + len + 100, "XYZ", 3);
+	write_whole(path, padded, len + 5000);
+	w = open_wal(&e, 0, 0, &s, &rep);
+	CHECK(seen_is(&s, 1, 5));
+	CHECK_EQ_INT(rep.bytes_dropped, 4);     /* XYZ and its '\n' */
+	CHECK_EQ_INT(file_size(path), (long long)len);
+	t4dx_wal_close(w);
+	free(padded);
+	free(p);
 	unit_rm_rf(e.base);
 	free(s.lsn);
 }
@@ -1044,6 +1126,7 @@ static void test_read_all_damage(void)
 int main(void)
 {
 	RUN(test_round_trip);
+	RUN(test_padding);
 	RUN(test_lsn_rises);
 	RUN(test_group_commit);
 	RUN(test_waiters_get_error);
