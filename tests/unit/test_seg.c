@@ -705,38 +705,46 @@ static void test_threads(void)
 	t4dx_seg_unref(s);
 }
 
-/* Damage one block of a copy; check that only its keys answer ECORRUPT. */
-static void check_damaged_block(const char *path, const struct tblk *b)
+/* A damaged block of a copy: its meta part (meta), so that every read of
+ * its keys answers ECORRUPT, or its content part, so that only reads with
+ * content do.  Verify fails either way; other blocks are unaffected, and
+ * iteration gives what precedes the block, then the error. */
+static void check_damaged(const char *path, const struct tblk *b, bool meta)
 {
 	struct t4dx_seg *s = open_ok(path);
 	unsigned bad = 0, corrupt = 0;
 	for (size_t i = 0; i < nents; i++) {
 		const struct t4dx_entry *e = ents[i];
-		struct t4dx_entry out;
-		int rc = t4dx_seg_get(s, e->parent, e->name, e->name_len,
-				      true, &out);
-		if (in_block(b, e)) {
-			corrupt++;
-			bad += rc != T4DX_ECORRUPT;
-		} else {
-			bad += rc || !entry_eq(e, &out, true);
+		for (int wc = 0; wc < 2; wc++) {
+			struct t4dx_entry out;
+			int rc = t4dx_seg_get(s, e->parent, e->name,
+					      e->name_len, wc, &out);
+			if ((meta || wc) && in_block(b, e)) {
+				corrupt++;
+				bad += rc != T4DX_ECORRUPT;
+			} else {
+				bad += rc || !entry_eq(e, &out, wc);
+			}
+			if (!rc)
+				t4dx_entry_clear(&out);
 		}
-		if (!rc)
-			t4dx_entry_clear(&out);
 	}
 	CHECK_EQ_INT(bad, 0);
-	CHECK_EQ_INT(corrupt, b->nrec);
+	CHECK_EQ_INT(corrupt, (meta ? 2 : 1) * b->nrec);
 	CHECK_EQ_INT(t4dx_seg_verify(s), T4DX_ECORRUPT);
+	if (!meta)      /* a listing reads no content */
+		CHECK_EQ_INT(walk(s, 0, "", 0, nents + 1, false), 0);
 
-	/* iteration gives what precedes the block, then the error */
 	size_t first = lower_bound(b->fp, b->fn, b->fl);
 	struct t4dx_seg_iter *it;
 	REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
 	size_t n = 0;
 	struct t4dx_entry out;
 	int rc;
-	while ((rc = t4dx_seg_iter_next(it, false, &out)) == 0)
+	while ((rc = t4dx_seg_iter_next(it, !meta, &out)) == 0) {
+		t4dx_entry_clear(&out);
 		n++;
+	}
 	CHECK_EQ_INT(rc, T4DX_ECORRUPT);
 	CHECK_EQ_INT(n, first);
 	t4dx_seg_iter_close(it);
@@ -758,14 +766,14 @@ static void test_block_damage(void)
 	memcpy(f, orig, len);
 	f[m->off + m->clen / 2] ^= 0x40;
 	spill(p, f, len);
-	check_damaged_block(p, m);
+	check_damaged(p, m, true);
 
 	/* CRC made right, but the bytes are not LZ4 */
 	memcpy(f, orig, len);
 	memset(f + m->off, 0xff, m->clen);
 	refresh_crcs(f, len);
 	spill(p, f, len);
-	check_damaged_block(p, m);
+	check_damaged(p, m, true);
 
 	/* CRC right and LZ4 sound, but the records disagree with the index:
 	 * the block's first raw byte (its first parent) is always a literal,
@@ -778,7 +786,7 @@ static void test_block_damage(void)
 	f[lit] ^= 0x01;
 	refresh_crcs(f, len);
 	spill(p, f, len);
-	check_damaged_block(p, m);
+	check_damaged(p, m, true);
 
 	/* the undamaged file still verifies after refresh_crcs */
 	memcpy(f, orig, len);
@@ -864,49 +872,6 @@ static void test_listing_reads(void)
 	free(f);
 }
 
-/* A damaged content part: verify and every read with content of its
- * block fail; reads without content and other blocks are unaffected. */
-static void check_damaged_content(const char *path, const struct tblk *b)
-{
-	struct t4dx_seg *s = open_ok(path);
-	unsigned bad = 0, corrupt = 0;
-	for (size_t i = 0; i < nents; i++) {
-		const struct t4dx_entry *e = ents[i];
-		for (int wc = 0; wc < 2; wc++) {
-			struct t4dx_entry out;
-			int rc = t4dx_seg_get(s, e->parent, e->name,
-					      e->name_len, wc, &out);
-			if (wc && in_block(b, e)) {
-				corrupt++;
-				bad += rc != T4DX_ECORRUPT;
-			} else {
-				bad += rc || !entry_eq(e, &out, wc);
-			}
-			if (!rc)
-				t4dx_entry_clear(&out);
-		}
-	}
-	CHECK_EQ_INT(bad, 0);
-	CHECK_EQ_INT(corrupt, b->nrec);
-	CHECK_EQ_INT(t4dx_seg_verify(s), T4DX_ECORRUPT);
-	CHECK_EQ_INT(walk(s, 0, "", 0, nents + 1, false), 0);
-
-	size_t first = lower_bound(b->fp, b->fn, b->fl);
-	struct t4dx_seg_iter *it;
-	REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
-	size_t n = 0;
-	struct t4dx_entry out;
-	int rc;
-	while ((rc = t4dx_seg_iter_next(it, true, &out)) == 0) {
-		t4dx_entry_clear(&out);
-		n++;
-	}
-	CHECK_EQ_INT(rc, T4DX_ECORRUPT);
-	CHECK_EQ_INT(n, first);
-	t4dx_seg_iter_close(it);
-	t4dx_seg_unref(s);
-}
-
 static void test_content_damage(void)
 {
 	size_t len;
@@ -924,14 +889,14 @@ static void test_content_damage(void)
 	memcpy(f, orig, len);
 	f[b[m].off + b[m].clen + b[m].cclen / 2] ^= 0x40;
 	spill(p, f, len);
-	check_damaged_content(p, &b[m]);
+	check_damaged(p, &b[m], false);
 
 	/* CRC made right, but the bytes are not LZ4 */
 	memcpy(f, orig, len);
 	memset(f + b[m].off + b[m].clen, 0xff, b[m].cclen);
 	refresh_crcs(f, len);
 	spill(p, f, len);
-	check_damaged_content(p, &b[m]);
+	check_damaged(p, &b[m], false);
 
 	/* the meta part's sizes disagree with the content's raw length:
 	 * that is damage of the meta part, found by a listing too */
