@@ -1357,11 +1357,10 @@ static bool plus_ref(struct dirh *d, const struct dent *de, struct stat *st)
 	return true;
 }
 
-/* Readdirplus asks for the inode table's nodes ahead of use: the hash
- * bucket PREFETCH_HOPS * AHEAD entries ahead, then a node of its chain
- * every AHEAD entries (node_prefetch). */
+/* Readdirplus asks for the inode table's slots and nodes ahead of use:
+ * the slot NODE_PREFETCH_HOPS * AHEAD entries ahead, the node AHEAD
+ * entries ahead (node_prefetch). */
 #define AHEAD 6
-#define PREFETCH_HOPS 3
 
 static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
@@ -1385,8 +1384,9 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 	if (plus) {
 		ns_lock();
 		/* what the loop would have asked for before off */
-		for (unsigned hop = 0; hop < PREFETCH_HOPS; hop++) {
-			size_t from = (size_t)off + (PREFETCH_HOPS - hop) * AHEAD;
+		for (unsigned hop = 0; hop < NODE_PREFETCH_HOPS; hop++) {
+			size_t from = (size_t)off +
+				      (NODE_PREFETCH_HOPS - hop) * AHEAD;
 			for (size_t i = (size_t)off; i < from && i < d->n; i++)
 				node_prefetch(d->v[i].ino, hop);
 		}
@@ -1399,8 +1399,9 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			struct fuse_entry_param ep;
 			/* each node is a cache miss or more: ask for the ones
 			 * ahead while this one is done */
-			for (unsigned hop = 0; hop < PREFETCH_HOPS; hop++) {
-				size_t j = i + (PREFETCH_HOPS - hop) * AHEAD;
+			for (unsigned hop = 0; hop < NODE_PREFETCH_HOPS; hop++) {
+				size_t j = i +
+					   (NODE_PREFETCH_HOPS - hop) * AHEAD;
 				if (j < d->n)
 					node_prefetch(d->v[j].ino, hop);
 			}
