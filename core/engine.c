@@ -196,6 +196,7 @@ struct msrc {
 struct merge {
 	struct msrc *src;
 	size_t n;
+	struct msrc **ties;             /* merge_next's scratch: n slots */
 	bool with_content;
 	struct t4dx_entry cur;          /* a mem entry returned without its
 	                                   content, owned */
@@ -226,6 +227,7 @@ static void merge_close(struct merge *m)
 		t4dx_entry_clear(&m->src[i].se);
 	}
 	free(m->src);
+	free(m->ties);
 	t4dx_entry_clear(&m->cur);
 	memset(m, 0, sizeof(*m));
 }
@@ -239,8 +241,14 @@ static int merge_open(struct merge *m, struct t4dx_mem *mem,
 	memset(m, 0, sizeof(*m));
 	m->with_content = with_content;
 	m->src = calloc(nsegs + 2, sizeof(*m->src));
-	if (!m->src)
+	m->ties = calloc(nsegs + 2, sizeof(*m->ties));
+	if (!m->src || !m->ties) {
+		free(m->src);
+		free(m->ties);
+		m->src = NULL;
+		m->ties = NULL;
 		return ENOMEM;
+	}
 	struct t4dx_mem *mems[2] = { mem, imm };
 	for (int i = 0; i < 2; i++) {
 		if (!mems[i])
@@ -279,35 +287,34 @@ static int merge_next(struct merge *m, const struct t4dx_entry **out)
 		if (rc)
 			return rc;
 	}
+	/* the least key, and every source at it (older versions of it,
+	 * skipped): a source equal to the least so far joins its ties, a
+	 * smaller one starts them anew */
 	struct msrc *best = NULL;
+	size_t nties = 0;
 	for (size_t i = 0; i < m->n; i++) {
 		struct msrc *s = &m->src[i];
 		if (!s->has)
 			continue;
-		const struct t4dx_entry *e = msrc_cur(s);
-		if (!best) {
-			best = s;
-			continue;
+		int cmp = -1;
+		if (best) {
+			const struct t4dx_entry *e = msrc_cur(s);
+			const struct t4dx_entry *b = msrc_cur(best);
+			cmp = t4dx_key_cmp(e->parent, e->name, e->name_len,
+					   b->parent, b->name, b->name_len);
 		}
-		const struct t4dx_entry *b = msrc_cur(best);
-		if (t4dx_key_cmp(e->parent, e->name, e->name_len, b->parent,
-				 b->name, b->name_len) < 0)
+		if (cmp < 0) {
 			best = s;
+			nties = 0;
+		}
+		if (cmp <= 0)
+			m->ties[nties++] = s;
 	}
 	if (!best)
 		return T4DX_ENOTFOUND;
+	for (size_t i = 0; i < nties; i++)
+		m->ties[i]->stale = true;
 	const struct t4dx_entry *c = msrc_cur(best);
-	/* this key in every source (older versions) is skipped */
-	for (size_t i = 0; i < m->n; i++) {
-		struct msrc *s = &m->src[i];
-		if (!s->has)
-			continue;
-		const struct t4dx_entry *e = msrc_cur(s);
-		if (e == c || (e->parent == c->parent &&
-			       e->name_len == c->name_len &&
-			       !memcmp(e->name, c->name, e->name_len)))
-			s->stale = true;
-	}
 	if (best->mem && !m->with_content) {
 		t4dx_entry_clear(&m->cur);
 		copy_out(&m->cur, c, false);

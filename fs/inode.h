@@ -8,10 +8,11 @@
 #ifndef T4DXFS_INODE_H
 #define T4DXFS_INODE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <uthash.h>
 
 /* Content being written through open file handles of one inode. */
 struct wbuf {
@@ -31,25 +32,27 @@ struct wbuf {
 	unsigned refs;                  /* write handles; ns_mu */
 };
 
+/* A node fills one cache line of its own (inode.c), the fields that a
+ * readdirplus reply touches first. */
 struct node {
 	uint64_t ino;
-	uint64_t parent;                /* key in the engine */
-	uint16_t name_len;
-	char *name;                     /* NUL-terminated, owned */
 	uint64_t nlookup;               /* kernel references */
-	unsigned opens;                 /* open file handles */
-	bool unlinked;                  /* deleted or replaced: no key */
 	struct wbuf *wb;                /* shared by write handles, or NULL */
-	UT_hash_handle hh;
+	bool unlinked;                  /* deleted or replaced: no key */
+	uint16_t name_len;
+	unsigned opens;                 /* open file handles */
+	uint64_t parent;                /* key in the engine */
+	char *name;                     /* NUL-terminated, owned */
 };
 
 /* Find ino, or NULL. */
 struct node *node_find(uint64_t ino);
+/* node_prefetch hops: 0 loads ino's slot of the table, 1 (some lookups
+ * later, once the slot is in cache) the node it points to. */
+#define NODE_PREFETCH_HOPS 2
 /* Start loading what node_find(ino) reads, so that a run of lookups (a
- * readdirplus reply) overlaps its cache misses: hop 0 the hash bucket,
- * hop 1 (some lookups later) the first node of its chain, hop 2 the
- * second, and so on; a hop past the node itself does nothing.  Only a
- * hint: it changes nothing.  ns_mu held. */
+ * readdirplus reply) overlaps its cache misses.  Only a hint: it changes
+ * nothing.  ns_mu held. */
 void node_prefetch(uint64_t ino, unsigned hop);
 /* Find or add ino with the given key, adding lookups to nlookup.  An
  * existing node keeps its key unless it was unlinked.  NULL on ENOMEM. */

@@ -91,9 +91,9 @@ static int64_t ns_of(struct timespec t)
 }
 
 /* The stat of an item from its stored fields (an entry's, or a listed
- * one's: struct dent below). */
-#define FILL_STAT(st, e) do {                                            \
-		memset((st), 0, sizeof(*(st)));                           \
+ * one's: struct dent below).  SET_STAT leaves the other fields of st as
+ * they are: zero, if st was cleared once for a run of entries. */
+#define SET_STAT(st, e) do {                                             \
 		(st)->st_ino = (e)->ino;                                  \
 		(st)->st_mode = (e)->mode;                                \
 		(st)->st_nlink = 1; /* directories too: no subdir count */ \
@@ -105,6 +105,10 @@ static int64_t ns_of(struct timespec t)
 		(st)->st_atim = ts_of((e)->atime_ns);                     \
 		(st)->st_mtim = ts_of((e)->mtime_ns);                     \
 		(st)->st_ctim = ts_of((e)->ctime_ns);                     \
+	} while (0)
+#define FILL_STAT(st, e) do {                                            \
+		memset((st), 0, sizeof(*(st)));                           \
+		SET_STAT(st, e);                                          \
 	} while (0)
 
 static void entry_stat(const struct t4dx_entry *e, struct stat *st)
@@ -1263,12 +1267,6 @@ static int list_one(void *arg, const struct t4dx_entry *e)
 	return 0;
 }
 
-/* The attributes of a listed entry, as entry_stat() gives them. */
-static void dent_stat(const struct dent *de, struct stat *st)
-{
-	FILL_STAT(st, de);
-}
-
 static void dir_free(struct dirh *d)
 {
 	free(d->v);
@@ -1357,11 +1355,10 @@ static bool plus_ref(struct dirh *d, const struct dent *de, struct stat *st)
 	return true;
 }
 
-/* Readdirplus asks for the inode table's nodes ahead of use: the hash
- * bucket PREFETCH_HOPS * AHEAD entries ahead, then a node of its chain
- * every AHEAD entries (node_prefetch). */
+/* Readdirplus asks for the inode table's slots and nodes ahead of use:
+ * the slot NODE_PREFETCH_HOPS * AHEAD entries ahead, the node AHEAD
+ * entries ahead (node_prefetch). */
 #define AHEAD 6
-#define PREFETCH_HOPS 3
 
 static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
@@ -1374,7 +1371,9 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		return;
 	}
 	struct stat st;
+	struct fuse_entry_param ep;
 	memset(&st, 0, sizeof(st));
+	memset(&ep, 0, sizeof(ep));
 	/* a listing may be older than the request that returns it, and the
 	 * kernel would then take its attributes over newer ones: long only
 	 * if no content or attribute changed since the listing (setattr
@@ -1385,8 +1384,9 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 	if (plus) {
 		ns_lock();
 		/* what the loop would have asked for before off */
-		for (unsigned hop = 0; hop < PREFETCH_HOPS; hop++) {
-			size_t from = (size_t)off + (PREFETCH_HOPS - hop) * AHEAD;
+		for (unsigned hop = 0; hop < NODE_PREFETCH_HOPS; hop++) {
+			size_t from = (size_t)off +
+				      (NODE_PREFETCH_HOPS - hop) * AHEAD;
 			for (size_t i = (size_t)off; i < from && i < d->n; i++)
 				node_prefetch(d->v[i].ino, hop);
 		}
@@ -1396,11 +1396,11 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		const char *name = d->names + de->name_off;
 		size_t len;
 		if (plus) {
-			struct fuse_entry_param ep;
 			/* each node is a cache miss or more: ask for the ones
 			 * ahead while this one is done */
-			for (unsigned hop = 0; hop < PREFETCH_HOPS; hop++) {
-				size_t j = i + (PREFETCH_HOPS - hop) * AHEAD;
+			for (unsigned hop = 0; hop < NODE_PREFETCH_HOPS; hop++) {
+				size_t j = i +
+					   (NODE_PREFETCH_HOPS - hop) * AHEAD;
 				if (j < d->n)
 					node_prefetch(d->v[j].ino, hop);
 			}
@@ -1410,19 +1410,21 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 						     0);
 			if (len > size - pos)
 				break;
-			memset(&ep, 0, sizeof(ep));
-			dent_stat(de, &ep.attr);
-			if (i >= 2) {
+			/* ep was cleared before the loop: every entry sets
+			 * the same fields of it (the attributes, as
+			 * entry_stat() gives them) */
+			SET_STAT(&ep.attr, de);
+			bool engine = i >= 2 && !is_fixed(de->ino) &&
+				      de->ino != INO_ITEMS;
+			if (i >= 2 && (!engine || plus_ref(d, de, &ep.attr))) {
 				ep.ino = de->ino;
 				ep.entry_timeout = fs.entry_timeout;
 				ep.attr_timeout = attr_timeout;
-			}
-			bool engine = i >= 2 && !is_fixed(de->ino) &&
-				      de->ino != INO_ITEMS;
-			if (engine && !plus_ref(d, de, &ep.attr)) {
-				/* gone since the listing: a plain entry */
-				memset(&ep, 0, sizeof(ep));
-				dent_stat(de, &ep.attr);
+			} else {
+				/* '.' and '..', or gone since the listing: a
+				 * plain entry, no reference */
+				ep.ino = 0;
+				ep.entry_timeout = ep.attr_timeout = 0;
 			}
 			fuse_add_direntry_plus(req, buf + pos, size - pos,
 					       name, &ep, (off_t)i + 1);

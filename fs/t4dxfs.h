@@ -52,7 +52,6 @@ struct t4dxfs {
 	pthread_mutex_t ns_mu;
 	uint64_t ns_gen;                /* bumped by every rename/unlink/rmdir;
 	                                   guarded by ns_mu */
-	struct node *nodes;             /* inode table (uthash), ns_mu */
 	struct t4dx_config cfg;         /* effective configuration */
 	struct fs_metrics metrics;
 	atomic_uint_least64_t alerts_seen;

@@ -1,0 +1,160 @@
+/*
+ * test_inode.c - the daemon's inode table (fs/inode.c) against a plain
+ * array of what it should hold: adds, lookups counted and forgotten, open
+ * handles, growth, and removals from the middle of probe runs, with
+ * inode numbers in sequence, in strides that share low bits, and random.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "inode.h"
+#include "unit.h"
+
+#define MAXN 200000
+
+struct want {
+	uint64_t ino;
+	uint64_t nlookup;
+	struct node *n;
+};
+
+static struct want w[MAXN];
+static size_t nw;
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static struct node *ref(uint64_t ino, uint64_t lookups)
+{
+	char name[32];
+	int len = snprintf(name, sizeof(name), "n%llu", (unsigned long long)ino);
+	return node_ref(ino, 7, name, (size_t)len, lookups);
+}
+
+/* Every wanted node is found with its key and count. */
+static void check_all(void)
+{
+	size_t bad = 0;
+	for (size_t i = 0; i < nw; i++) {
+		struct node *n = node_find(w[i].ino);
+		char name[32];
+		snprintf(name, sizeof(name), "n%llu", (unsigned long long)w[i].ino);
+		if (n != w[i].n || !n || n->ino != w[i].ino ||
+		    n->nlookup != w[i].nlookup || n->parent != 7 ||
+		    strcmp(n->name, name) != 0)
+			bad++;
+	}
+	CHECK_EQ_INT(bad, 0);
+}
+
+/* Add count inodes first, first + step, ... */
+static void add_run(uint64_t first, uint64_t step, size_t count)
+{
+	for (size_t i = 0; i < count && nw < MAXN; i++) {
+		uint64_t ino = first + i * step;
+		struct node *n = ref(ino, 1);
+		REQUIRE(n);
+		w[nw++] = (struct want){ ino, 1, n };
+	}
+}
+
+/* Forget a random half; the forgotten ones must be gone. */
+static void forget_half(void)
+{
+	size_t keep = 0, gone = 0;
+	uint64_t *dropped = malloc(nw * sizeof(*dropped));
+	REQUIRE(dropped);
+	size_t nd = 0;
+	for (size_t i = 0; i < nw; i++) {
+		if (next_rand() & 1) {
+			node_forget(w[i].n, w[i].nlookup);
+			dropped[nd++] = w[i].ino;
+		} else {
+			w[keep++] = w[i];
+		}
+	}
+	nw = keep;
+	for (size_t i = 0; i < nd; i++)
+		if (node_find(dropped[i]))
+			gone++;
+	CHECK_EQ_INT(gone, 0);
+	free(dropped);
+	check_all();
+}
+
+static void test_patterns(void)
+{
+	add_run(1000, 1, 50000);
+	add_run(UINT64_C(1) << 20, UINT64_C(1) << 18, 20000);
+	add_run(UINT64_C(1) << 40, 4096, 20000);
+	for (size_t i = 0; i < 30000; i++) {
+		uint64_t ino = (next_rand() >> 8) | (UINT64_C(1) << 60);
+		struct node *n = ref(ino, 1);
+		REQUIRE(n);
+		w[nw++] = (struct want){ ino, 1, n };
+	}
+	check_all();
+	forget_half();
+	/* the table shrank nowhere: adding again after removals */
+	add_run(5000000, 3, 40000);
+	check_all();
+	forget_half();
+	forget_half();
+	node_free_all();
+	nw = 0;
+	CHECK(node_find(1000) == NULL);
+}
+
+static void test_counts(void)
+{
+	struct node *n = ref(42, 1);
+	REQUIRE(n);
+	CHECK(ref(42, 2) == n);
+	CHECK_EQ_INT(n->nlookup, 3);
+	node_forget(n, 2);
+	CHECK(node_find(42) == n);
+	CHECK_EQ_INT(n->nlookup, 1);
+
+	/* an open handle keeps the node past its last lookup */
+	n->opens = 1;
+	node_forget(n, 5);
+	CHECK(node_find(42) == n);
+	node_close(n);
+	CHECK(node_find(42) == NULL);
+
+	/* an unlinked node takes the key of its next reference */
+	n = node_ref(43, 1, "a", 1, 1);
+	REQUIRE(n);
+	n->unlinked = true;
+	CHECK(node_ref(43, 2, "bb", 2, 1) == n);
+	CHECK(!n->unlinked && n->parent == 2 && strcmp(n->name, "bb") == 0);
+	CHECK_EQ_INT(n->nlookup, 2);
+	node_move(n, 3, "ccc", 3);
+	CHECK(n->parent == 3 && strcmp(n->name, "ccc") == 0);
+	node_forget(n, 2);
+	CHECK(node_find(43) == NULL);
+
+	/* add and forget one node over and over */
+	for (int i = 0; i < 10000; i++) {
+		n = ref(44, 1);
+		REQUIRE(n);
+		node_forget(n, 1);
+	}
+	CHECK(node_find(44) == NULL);
+	node_free_all();
+}
+
+int main(void)
+{
+	RUN(test_counts);
+	RUN(test_patterns);
+	UNIT_DONE();
+}
