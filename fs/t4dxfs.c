@@ -197,11 +197,17 @@ static void apply_wbuf_size(fuse_ino_t ino, struct stat *st)
 	node_wbuf_size(node_find(ino), st);
 }
 
+/* The generation of every inode: numbers are never reused (the engine's
+ * next_ino only grows).  Every reply that gives the kernel an inode must
+ * carry the same one: the kernel takes a different generation for a
+ * reused number and marks its inode bad, so open files on it fail EIO. */
+#define INO_GENERATION 1
+
 static void fill_param(struct fuse_entry_param *ep, const struct t4dx_entry *e)
 {
 	memset(ep, 0, sizeof(*ep));
 	ep->ino = e->ino;
-	ep->generation = 1;
+	ep->generation = INO_GENERATION;
 	ep->entry_timeout = fs.entry_timeout;
 	ep->attr_timeout = fs.attr_timeout;
 	entry_stat(e, &ep->attr);
@@ -221,6 +227,7 @@ static int do_lookup(fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *ep)
 {
 	memset(ep, 0, sizeof(*ep));
+	ep->generation = INO_GENERATION;
 	ep->entry_timeout = fs.entry_timeout;
 	ep->attr_timeout = fs.attr_timeout;
 	if (parent == INO_MOUNT_ROOT || parent == INO_CTL_DIR) {
@@ -1418,12 +1425,14 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 				      de->ino != INO_ITEMS;
 			if (i >= 2 && (!engine || plus_ref(d, de, &ep.attr))) {
 				ep.ino = de->ino;
+				ep.generation = INO_GENERATION;
 				ep.entry_timeout = fs.entry_timeout;
 				ep.attr_timeout = attr_timeout;
 			} else {
 				/* '.' and '..', or gone since the listing: a
 				 * plain entry, no reference */
 				ep.ino = 0;
+				ep.generation = 0;
 				ep.entry_timeout = ep.attr_timeout = 0;
 			}
 			fuse_add_direntry_plus(req, buf + pos, size - pos,

@@ -193,6 +193,20 @@ tree_meta() {
 
 # ---- rename -------------------------------------------------------------
 
+@test "a file open for writing keeps working while its directory is listed" {
+	# readdirplus hands the kernel the same inodes as lookup and create,
+	# with the same generation: a different one marks the open inode bad
+	mkdir "$ITEMS/d"
+	run bash -c 'exec 3>"$1/f"; echo a >&3; ls -l "$1" >/dev/null &&
+		ls -l "$1" >/dev/null && echo b >&3 && exec 3>&- && cat "$1/f"' \
+		_ "$ITEMS/d"
+	assert_success
+	assert_output "$(printf 'a\nb')"
+	run bash -c 'exec 3<"$1/stats"; ls -l "$1" >/dev/null && cat <&3 >/dev/null' \
+		_ "$MNT/.ctl"
+	assert_success
+}
+
 @test "rename over an existing item replaces it" {
 	printf 'A\n' >"$ITEMS/a"
 	printf 'B\n' >"$ITEMS/b"
