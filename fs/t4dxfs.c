@@ -426,7 +426,9 @@ static int commit(fuse_ino_t ino, bool at_release)
 		/* a new file whose writes failed stays, empty, as created */
 		wbuf_set_len(w, 0);
 	}
-	if (!w->dirty || (w->defer && !at_release))
+	/* a new file is committed at its first close even if an O_TRUNC
+	 * open made its buffer wait: there is no old content to protect */
+	if (!w->dirty || (w->defer && !at_release && !w->fresh))
 		goto out;
 	struct t4dx_blob *blob = t4dx_blob_from(w->data, w->len);
 	if (!blob) {

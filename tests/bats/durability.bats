@@ -231,6 +231,25 @@ open-d 0 644)?$"
 	assert_output 0.25
 }
 
+@test "a new file is stored at its creator's close, also after an O_TRUNC open of it" {
+	# A creates the file and holds it (flock, no close); B opens it with
+	# O_TRUNC and keeps it open, which makes the buffer wait for the last
+	# close; A's close must still store the new file.
+	local lsn holder
+	lsn=$(t4dx_stat_field wal_lsn)
+	: >"$T4DX_TMP/hold"
+	flock "$ITEMS/new" tail -f "$T4DX_TMP/hold" &
+	holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 test -e "$ITEMS/new" || fail "new was not created"
+	exec 4>"$ITEMS/new"
+	pkill -f -- "tail -f $T4DX_TMP/hold"
+	t4dx_wait_children 10 "$holder" || true
+	run t4dx_data_ops_since "$lsn"
+	exec 4>&-
+	assert_output put
+}
+
 @test "a new file written and closed is one put record" {
 	local lsn
 	lsn=$(t4dx_stat_field wal_lsn)
