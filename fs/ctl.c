@@ -225,8 +225,8 @@ static int store_compact(const char *buf, size_t len)
 static const char *const op_names[OP_NOPS] = {
 	"lookup", "getattr", "setattr", "mkdir", "unlink", "rmdir", "rename",
 	"open", "create", "read", "write", "flush", "fsync", "release",
-	"opendir", "readdir", "statfs", "setxattr", "getxattr", "listxattr",
-	"removexattr", "symlink", "link", "mknod",
+	"opendir", "readdir", "readdirplus", "statfs", "setxattr", "getxattr",
+	"listxattr", "removexattr", "symlink", "link", "mknod",
 };
 
 static int gauge(struct t4dx_buf *out, const char *name, const char *help,

@@ -1465,7 +1465,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
-	count_op(OP_READDIR);
+	count_op(OP_READDIRPLUS);
 	do_readdir(req, size, off, fi, true);
 }
 
