@@ -24,13 +24,13 @@
 # as one failed result, so a non-zero exit never comes with "0 failed".
 set -euo pipefail
 
-PACKAGES=(
-	build-essential autoconf automake pkg-config
-	libfuse3-dev fuse3 libjson-c-dev liblz4-dev zlib1g-dev libbsd-dev
-	bats bats-assert bats-support bats-file
-	fiu-utils libfiu-dev
-	attr rsync jq libsqlite3-dev
-)
+# The package list, one a line with its reason: contrib/packages.txt.
+mapfile -t PACKAGES < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' \
+	-e 's/[[:space:]]//g' "$(dirname "${BASH_SOURCE[0]}")/packages.txt")
+if [[ ${#PACKAGES[@]} -eq 0 ]]; then
+	echo "quickstart: contrib/packages.txt is missing or empty" >&2
+	exit 2
+fi
 
 srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 prog=quickstart
