@@ -1842,16 +1842,22 @@ static void quarantine(struct t4dx *db, const char *path)
 }
 
 /* ---- rebuilding a damaged segment --------------------------------------
- * A segment holds, for every key it has, the newest version written in
- * its LSN range (a flush: the memtable's; an nrem: everything up to its
- * end).  Replaying the WAL, archive included, from its first record into
- * an empty scratch state gives every key's newest version as of the
- * MANIFEST's flushed LSN; the keys whose newest record lies in the damaged
- * segment's range are exactly what that segment held, tombstones too.
- * They become a new segment in the damaged one's place.  What compaction
- * did to them (kappa raised by nrem) is not in the WAL and is lost; if the
- * archive no longer reaches back to LSN 1, what only older records
- * described is lost too, and health says so. */
+ * The live segments together hold every key's newest version as of the
+ * MANIFEST's flushed LSN; each segment holds the keys whose newest record
+ * up to then lies in its LSN range (a flush: the memtable's; an nrem:
+ * everything up to its end), tombstones too.  Replaying the WAL, archive
+ * included, from its first record up to the flushed LSN into an empty
+ * scratch state therefore gives back exactly the damaged segment's keys:
+ * those whose version there has an LSN in its range.  They become a new
+ * segment in the damaged one's place.  Records after the flushed LSN are
+ * left to the ordinary replay that follows, which finds the rebuilt keys
+ * to update, rename or delete (prune's logged deletions among them).
+ * Replaying further here would be wrong: a key updated or renamed after
+ * the flush would have its newest LSN outside the range and be dropped,
+ * and the later record would then find nothing to apply to.  What
+ * compaction did to the keys (kappa raised by nrem) is not in the WAL and
+ * is lost; if the archive no longer reaches back to LSN 1, what only older
+ * records described is lost too, and health says so. */
 
 struct rebuild {
 	struct t4dx *scratch;
@@ -1872,9 +1878,7 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 			   struct t4dx_seg **out)
 {
 	struct t4dx scratch;
-	/* every record, also those after the MANIFEST: a key written or
-	 * deleted (prune logs its deletions) since is not the segment's */
-	struct rebuild rb = { .scratch = &scratch, .upto = UINT64_MAX };
+	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn };
 	struct t4dx_entry **v = NULL;
 	size_t n = 0, i = 0;
 	int rc;

@@ -816,6 +816,79 @@ static void test_rebuild(void)
 	unit_rm_rf(d);
 }
 
+/* Flip four bytes a third of the way into segment id of dir. */
+static void damage_segment(const char *dir, int id)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", dir, id);
+	FILE *f = fopen(path, "r+");
+	REQUIRE(f);
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, sz / 3, SEEK_SET);
+	fputs("\xde\xad\xbe\xef", f);
+	fclose(f);
+}
+
+/* An item of a damaged segment whose newest record came after the flush
+ * (an update, a rename) and was not flushed before the crash: the rebuilt
+ * segment must hold the item as the segment had it, so that the replay
+ * of those later records finds it. */
+static void test_rebuild_later_changes(void)
+{
+	const char *dir = unit_tmpdir("rebuild2");
+	const uint64_t R = T4DX_ROOT_INO;
+	char name[16], val[64];
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir, NULL);
+		for (int i = 0; i < 60; i++) {
+			snprintf(name, sizeof(name), "k%02d", i);
+			snprintf(val, sizeof(val), "value %d of the rebuild", i);
+			if (put_file(db, R, name, val, NULL))
+				_exit(2);
+		}
+		if (t4dx_flush(db))
+			_exit(3);
+		struct t4dx_entry f;
+		memset(&f, 0, sizeof(f));
+		f.kappa = 0.75;
+		if (t4dx_update(db, R, "k01", 3, &f, T4DX_F_KAPPA, 0, NULL))
+			_exit(4);
+		if (t4dx_rename(db, R, "k02", 3, R, "moved", 5, 0, NULL))
+			_exit(5);
+		_exit(0);       /* no close: a crash */
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	damage_segment(dir, 1);
+	struct t4dx *db = open_db(dir, NULL);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
+	CHECK_EQ_INT(st.items, 60);
+	struct t4dx_entry e;
+	CHECK_EQ_INT(t4dx_get(db, R, "k01", 3, 0, &e), 0);
+	CHECK(e.kappa == 0.75);
+	CHECK_EQ_INT(t4dx_get(db, R, "k02", 3, 0, &e), T4DX_ENOTFOUND);
+	const char *c = content_of(db, R, "moved");
+	CHECK(c && strcmp(c, "value 2 of the rebuild") == 0);
+	int bad = 0;
+	for (int i = 0; i < 60; i++) {
+		if (i == 2)
+			continue;
+		snprintf(name, sizeof(name), "k%02d", i);
+		snprintf(val, sizeof(val), "value %d of the rebuild", i);
+		c = content_of(db, R, name);
+		bad += !c || strcmp(c, val);
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* Level 2: when a segment cannot be read, the fallback cache answers what
  * it holds and the rest is EIO, never damaged bytes. */
 static void test_level2(void)
@@ -961,6 +1034,7 @@ int main(void)
 	RUN(test_fallback_queue);
 	RUN(test_rescue);
 	RUN(test_rebuild);
+	RUN(test_rebuild_later_changes);
 	RUN(test_level2);
 	RUN(test_power_cut);
 	UNIT_DONE();
