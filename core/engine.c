@@ -105,6 +105,10 @@ struct t4dx {
 	                                   health_mu */
 	struct t4dx_lru *lru;           /* the fallback cache */
 	uint64_t rescued;               /* records replayed from rescue files */
+	/* a record was queued but could not be applied: the memtable no
+	 * longer equals the WAL, so every later change is refused (EIO)
+	 * until a restart replays the WAL (LMDB's MDB_FATAL_ERROR) */
+	atomic_bool fatal;
 };
 
 #define AUTO_COMPACT_SEGMENTS 8         /* more live segments: nrem */
@@ -370,8 +374,11 @@ static int check_empty(struct t4dx *db, uint64_t ino)
 /* ---- applying records ------------------------------------------------- */
 
 /* Apply r to the memtable; the same code serves live changes and WAL
- * replay, so both give the same state.  Keeps items up to date.  Lock
- * held for writing. */
+ * replay, so both give the same state.  Keeps items up to date.  A record
+ * whose key is absent changes nothing (replay of a change to what a later
+ * record removed); any other failure (a segment that cannot be read, no
+ * memory) is returned, and a caller whose record is already queued must
+ * then go fatal().  Lock held for writing. */
 static int apply(struct t4dx *db, struct t4dx_rec *r)
 {
 	struct t4dx_entry old, ne;
@@ -379,8 +386,11 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 	switch (r->op) {
 	case T4DX_OP_PUT:
 	case T4DX_OP_MKDIR:
-		had = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
-			     &old) == 0;
+		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
+			    &old);
+		if (rc && rc != T4DX_ENOTFOUND)
+			return rc;
+		had = rc == 0;
 		r->e.lsn = r->lsn;
 		r->e.tombstone = false;
 		if ((rc = t4dx_mem_put(db->mem, &r->e)))
@@ -394,9 +404,10 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 		return 0;
 	case T4DX_OP_DELETE:
 	case T4DX_OP_RMDIR:
-		if (lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
-			   &old))
-			return 0;
+		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
+			    &old);
+		if (rc)
+			return rc == T4DX_ENOTFOUND ? 0 : rc;
 		memset(&ne, 0, sizeof(ne));
 		t4dx_entry_set_key(&ne, r->e.parent, r->e.name, r->e.name_len);
 		ne.tombstone = true;
@@ -408,11 +419,17 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 		db->items--;
 		return 0;
 	case T4DX_OP_RENAME:
-		if (lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
-			   &old))
-			return 0;
-		had = lookup(db, r->new_parent, r->new_name, r->new_name_len,
-			     false, &ne) == 0;
+		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+			    &old);
+		if (rc)
+			return rc == T4DX_ENOTFOUND ? 0 : rc;
+		rc = lookup(db, r->new_parent, r->new_name, r->new_name_len,
+			    false, &ne);
+		if (rc && rc != T4DX_ENOTFOUND) {
+			t4dx_entry_clear(&old);
+			return rc;
+		}
+		had = rc == 0;
 		memset(&ne, 0, sizeof(ne));
 		t4dx_entry_set_key(&ne, r->e.parent, r->e.name, r->e.name_len);
 		ne.tombstone = true;
@@ -433,9 +450,10 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 			db->items--;
 		return rc;
 	case T4DX_OP_UPDATE: {
-		if (lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
-			   &old))
-			return 0;
+		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+			    &old);
+		if (rc)
+			return rc == T4DX_ENOTFOUND ? 0 : rc;
 		const struct t4dx_entry *f = &r->e;
 		uint32_t m = r->mask;
 		if (m & T4DX_F_MODE)
@@ -474,6 +492,19 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 	return 0;
 }
 
+/* A record is in the WAL queue but not in the memtable (apply failed
+ * with rc): refuse every later change until a restart, whose replay makes
+ * the two agree again.  Returns EIO for the caller to report. */
+static int fatal(struct t4dx *db, int rc)
+{
+	if (!atomic_exchange(&db->fatal, true))
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"a logged change could not be applied (%s): "
+				"changes are refused until t4dx restarts",
+				t4dx_strerror(rc));
+	return EIO;
+}
+
 static void maybe_wake_flusher(struct t4dx *db)
 {
 	if (t4dx_mem_count(db->mem) < db->cfg.memtable.max_items &&
@@ -508,7 +539,9 @@ static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 	pthread_rwlock_wrlock(&db->lock);
 	if (!rc) {
 		rc = apply(db, r);
-		if (!rc)
+		if (rc)
+			rc = fatal(db, rc);
+		else
 			maybe_wake_flusher(db);
 	} else {
 		uint64_t from, to;
@@ -527,8 +560,8 @@ static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 	if (!queueing(db))
 		return commit_rejecting(db, r, lsn);
 	int rc = t4dx_wal_add(db->wal, r);
-	if (!rc)
-		rc = apply(db, r);
+	if (!rc && (rc = apply(db, r)))
+		rc = fatal(db, rc);
 	if (!rc)
 		maybe_wake_flusher(db);
 	pthread_rwlock_unlock(&db->lock);
@@ -629,6 +662,8 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn)
 static int gate(struct t4dx *db)
 {
 	struct t4dx_wal_stats ws;
+	if (atomic_load(&db->fatal))
+		return EIO;
 	if (!queueing(db) && !t4dx_breaker_allow(db->breaker))
 		return EIO;
 	t4dx_wal_get_stats(db->wal, &ws);
@@ -721,8 +756,8 @@ static int materialize(struct t4dx *db, const struct t4dx_entry *old)
 		return rc == T4DX_ENOTFOUND ? ENOENT : rc;
 	r.e.provisional = false;
 	rc = t4dx_wal_add(db->wal, &r);
-	if (!rc)
-		rc = apply(db, &r);
+	if (!rc && (rc = apply(db, &r)))
+		rc = fatal(db, rc);
 	t4dx_entry_clear(&r.e);
 	return rc;
 }
@@ -778,7 +813,13 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 	r.new_name[new_name_len] = 0;
 
 	pthread_rwlock_wrlock(&db->lock);
-	rc = lookup(db, parent, name, name_len, false, &src);
+	/* with the content, as apply() will read it: a part that cannot be
+	 * read fails the rename here, before its record is queued */
+	rc = lookup(db, parent, name, name_len, true, &src);
+	if (!rc) {
+		t4dx_blob_unref(src.content);
+		src.content = NULL;
+	}
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
 	if (rc)
@@ -833,7 +874,12 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 	r.op = T4DX_OP_UPDATE;
 	r.mask = mask;
 	pthread_rwlock_wrlock(&db->lock);
-	rc = lookup(db, parent, name, name_len, false, &old);
+	/* with the content, as apply() will read it (see t4dx_rename) */
+	rc = lookup(db, parent, name, name_len, true, &old);
+	if (!rc) {
+		t4dx_blob_unref(old.content);
+		old.content = NULL;
+	}
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
 	if (!rc)
@@ -1570,6 +1616,7 @@ void t4dx_get_health(struct t4dx *db, struct t4dx_health *out)
 	t4dx_wal_get_stats(db->wal, &ws);
 	out->queue_depth = ws.pending;
 	out->rescued = db->rescued;
+	out->fatal = atomic_load(&db->fatal);
 }
 
 const char *t4dx_level_name(int level)

@@ -269,6 +269,9 @@ struct t4dx_health {
 	uint64_t queue_depth;           /* records waiting in the WAL queue */
 	uint64_t rescued;               /* records replayed from rescue files
 	                                   at start */
+	bool fatal;                     /* a logged change could not be
+	                                   applied: changes answer EIO until
+	                                   a restart */
 };
 void t4dx_get_health(struct t4dx *db, struct t4dx_health *out);
 const char *t4dx_level_name(int level);    /* normal, read-only, in-memory */

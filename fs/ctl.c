@@ -105,16 +105,18 @@ static int show_health(struct t4dx_buf *out)
 	unsigned threshold = fs.cfg.health.alert_threshold;
 	const char *status = "ok";
 	if (h.wal.consecutive_failures >= threshold ||
-	    h.segments.consecutive_failures >= threshold || h.level >= 2)
+	    h.segments.consecutive_failures >= threshold || h.level >= 2 ||
+	    h.fatal)
 		status = "failing";
 	else if (h.wal.consecutive_failures || h.segments.consecutive_failures ||
 		 bi.state != T4DX_CLOSED || h.level || h.unpersisted)
 		status = "degraded";
 	int rc = t4dx_buf_addf(out, "{\"status\":\"%s\",\"level\":%d,"
 			       "\"mode\":\"%s\",\"breaker\":\"%s\","
-			       "\"checks\":{", status, h.level,
+			       "\"fatal\":%s,\"checks\":{", status, h.level,
 			       t4dx_level_name(h.level),
-			       t4dx_breaker_state_name(bi.state));
+			       t4dx_breaker_state_name(bi.state),
+			       h.fatal ? "true" : "false");
 	if (!rc)
 		rc = show_check(out, "wal", &h.wal);
 	if (!rc)

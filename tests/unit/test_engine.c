@@ -889,6 +889,61 @@ static void test_rebuild_later_changes(void)
 	unit_rm_rf(dir);
 }
 
+/* A rename or attribute change of an item whose content part cannot be
+ * read (and that the fallback cache does not hold) fails before its
+ * record is queued: the memtable and the WAL never disagree, so the item
+ * is the same before and after a restart. */
+static void test_unreadable_content(void)
+{
+	const char *dir = unit_tmpdir("unread");
+	const uint64_t R = T4DX_ROOT_INO;
+	char path[700];
+	struct t4dx *db = open_db(dir, NULL);
+	static unsigned char big[65536];
+	unsigned x = 12345;
+	for (size_t i = 0; i < sizeof(big); i++) {
+		x = x * 1103515245u + 12345u;
+		big[i] = (unsigned char)(x >> 16);
+	}
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, R, "big", 3) == 0);
+	e.mode = S_IFREG | 0644;
+	e.content = t4dx_blob_from(big, sizeof(big));
+	e.size = sizeof(big);
+	REQUIRE(t4dx_put(db, &e, 0, NULL) == 0);
+	t4dx_entry_clear(&e);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, NULL);        /* an empty fallback cache */
+	/* the middle of the file is the incompressible content part */
+	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", dir, 1);
+	FILE *f = fopen(path, "r+");
+	REQUIRE(f);
+	fseek(f, 0, SEEK_END);
+	fseek(f, ftell(f) / 2, SEEK_SET);
+	fputs("\xde\xad\xbe\xef", f);
+	fclose(f);
+	CHECK_EQ_INT(t4dx_get(db, R, "big", 3, 0, &e), 0);
+	CHECK(t4dx_rename(db, R, "big", 3, R, "moved", 5, 0, NULL) != 0);
+	struct t4dx_entry fl;
+	memset(&fl, 0, sizeof(fl));
+	fl.kappa = 0.5;
+	CHECK(t4dx_update(db, R, "big", 3, &fl, T4DX_F_KAPPA, 0, NULL) != 0);
+	CHECK_EQ_INT(t4dx_get(db, R, "big", 3, 0, &e), 0);
+	CHECK_EQ_INT(t4dx_get(db, R, "moved", 5, 0, &e), T4DX_ENOTFOUND);
+	/* other changes go on */
+	CHECK_EQ_INT(put_file(db, R, "other", "x", NULL), 0);
+	t4dx_close(db);
+	/* the restart rebuilds the segment from the WAL: the same state */
+	db = open_db(dir, NULL);
+	CHECK_EQ_INT(t4dx_get(db, R, "big", 3, 0, &e), 0);
+	CHECK(e.kappa != 0.5);
+	CHECK_EQ_INT(t4dx_get(db, R, "moved", 5, 0, &e), T4DX_ENOTFOUND);
+	CHECK(content_of(db, R, "other") != NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* Level 2: when a segment cannot be read, the fallback cache answers what
  * it holds and the rest is EIO, never damaged bytes. */
 static void test_level2(void)
@@ -1035,6 +1090,7 @@ int main(void)
 	RUN(test_rescue);
 	RUN(test_rebuild);
 	RUN(test_rebuild_later_changes);
+	RUN(test_unreadable_content);
 	RUN(test_level2);
 	RUN(test_power_cut);
 	UNIT_DONE();
