@@ -396,28 +396,33 @@ static void invalidate(fuse_ino_t ino)
 		fuse_lowlevel_notify_inval_inode(fs.se, ino, 0, 0);
 }
 
-/* Commit the inode's write buffer, if it holds a change, as one put, and
- * return the commit's error once the record is durable.
+/* How a commit treats a buffer that only an O_TRUNC open changed. */
+enum commit_how {
+	COMMIT_FLUSH,           /* a close: wait for the last one (below) */
+	COMMIT_SYNC,            /* fsync: commit whatever the buffer holds */
+	COMMIT_RELEASE,         /* the last reference is going */
+};
+
+/* Commit w, the write buffer of node n (inode ino), if it holds a
+ * change, as one put, and return the commit's error once the record is
+ * durable.  The caller holds a reference to w (a write handle's, a pin,
+ * or wb_put's last one), so w outlives the call whatever other threads
+ * release meanwhile.
  *
  * Every close() of a file descriptor sends a flush, also the close of a
  * duplicate (a shell's `>` opens, dup2()s and closes the original before
  * the command writes a byte).  A buffer changed only by the O_TRUNC of its
  * open is therefore not committed by a flush but at release (the last
- * close): committing the empty file early would destroy the previous
- * content even when the writes that follow then fail (EFBIG). */
-static int commit(fuse_ino_t ino, bool at_release)
+ * close) or by an fsync: committing the empty file early would destroy
+ * the previous content even when the writes that follow then fail
+ * (EFBIG). */
+static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
+		  enum commit_how how)
 {
-	struct node *n = NULL;
-	struct wbuf *w;
+	bool at_release = how == COMMIT_RELEASE;
 	uint64_t lsn = 0, t0 = mono_ns();
 	int rc = 0;
 
-	ns_lock();
-	n = node_find(ino);
-	w = n ? n->wb : NULL;
-	ns_unlock();
-	if (!w)
-		return 0;
 	pthread_mutex_lock(&w->mu);
 	if (w->err) {
 		rc = at_release ? 0 : w->err;
@@ -428,7 +433,7 @@ static int commit(fuse_ino_t ino, bool at_release)
 	}
 	/* a new file is committed at its first close even if an O_TRUNC
 	 * open made its buffer wait: there is no old content to protect */
-	if (!w->dirty || (w->defer && !at_release && !w->fresh))
+	if (!w->dirty || (w->defer && how == COMMIT_FLUSH && !w->fresh))
 		goto out;
 	struct t4dx_blob *blob = t4dx_blob_from(w->data, w->len);
 	if (!blob) {
@@ -453,6 +458,8 @@ static int commit(fuse_ino_t ino, bool at_release)
 		e.ctime_ns = now;
 		rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
 		e.content = NULL;
+		if (!rc)
+			n->content_gen++;
 	}
 	ns_unlock();
 	t4dx_blob_unref(blob);
@@ -483,25 +490,53 @@ static struct wbuf *wb_pin(struct node *n)
 	return w;
 }
 
+/* T4DX_TEST_RELEASE_PAUSE_MS: a test hook that widens the window between
+ * the last release of a write buffer and its commit, where a concurrent
+ * truncate or utimens used to free the buffer under the commit. */
+static unsigned test_release_pause_ms;
+
 /* Drop a reference to n's write buffer (a handle's or a pin).  The last
  * one commits what is left (a deferred O_TRUNC, a truncate by path made
- * while the file was open) and frees the buffer, unless a new writer took
- * it meanwhile. */
+ * while the file was open) while it still holds its reference, and then
+ * frees the buffer, unless someone took a reference meanwhile: their own
+ * last put commits and frees it. */
 static void wb_put(struct node *n, fuse_ino_t ino)
 {
 	ns_lock();
 	struct wbuf *w = n->wb;
-	bool last = w && --w->refs == 0;
+	bool last = w && w->refs == 1;
+	if (w && !last)
+		w->refs--;
 	ns_unlock();
 	if (!last)
 		return;
-	commit(ino, true);
-	ns_lock();
-	if (n->wb == w && w->refs == 0) {
-		wbuf_free(w);
-		n->wb = NULL;
+	if (test_release_pause_ms)
+		usleep(test_release_pause_ms * 1000u);
+	for (int tries = 0;; tries++) {
+		int rc = commit(n, ino, w, COMMIT_RELEASE);
+		pthread_mutex_lock(&w->mu);
+		ns_lock();
+		if (w->refs > 1) {
+			w->refs--;
+			ns_unlock();
+			pthread_mutex_unlock(&w->mu);
+			return;
+		}
+		/* a writer that came and went during the commit may have
+		 * left a change (its release found our reference) */
+		bool again = !rc && w->dirty && !w->err && tries < 3;
+		if (!again) {
+			w->refs = 0;
+			if (n->wb == w)
+				n->wb = NULL;
+		}
+		ns_unlock();
+		pthread_mutex_unlock(&w->mu);
+		if (!again) {
+			wbuf_free(w);
+			return;
+		}
 	}
-	ns_unlock();
 }
 
 /* ---- setattr ---------------------------------------------------------- */
@@ -554,6 +589,8 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 			e.size = size;
 			e.mtime_ns = e.ctime_ns = t4dx_now_ns();
 			rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
+			if (!rc && n)
+				n->content_gen++;
 		}
 	}
 	t4dx_entry_clear(&e);
@@ -846,6 +883,8 @@ struct fh {
 	struct t4dx_blob *snap;         /* FH_READ: content at open;
 	                                   FH_CTL: generated content */
 	uint64_t create_lsn;            /* FH_WRITE from create: wait on flush */
+	bool cached;                    /* FH_READ through the page cache:
+	                                   one of node->cached_readers */
 	LIST_ENTRY(fh) link;            /* open_fhs, guarded by ns_mu */
 };
 
@@ -970,13 +1009,23 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 		h->snap = e.content;
 		e.content = NULL;
 		n->opens++;
-		/* while a writer fills the page cache's inode with other
-		 * bytes, this reader's version must bypass it */
-		fi->direct_io = n->wb != NULL;
-		/* the page cache stays valid across opens: every change of
-		 * the content passes through the daemon, which invalidates
-		 * it (commit, truncate) */
-		fi->keep_cache = !fi->direct_io;
+		/* A reader bypasses the page cache while a writer is active
+		 * (its bytes are not the committed ones) and while a reader
+		 * of an older version still uses the cache (it puts its old
+		 * pages back after the commit dropped them).  Otherwise it
+		 * shares the cache, which is kept across opens unless the
+		 * readers that filled it had another version: every change
+		 * of the content passes through the daemon, which drops the
+		 * kernel's copy (commit, truncate). */
+		fi->direct_io = n->wb != NULL ||
+				(n->cached_readers &&
+				 n->cache_gen != n->content_gen);
+		if (!fi->direct_io) {
+			fi->keep_cache = n->cache_gen == n->content_gen;
+			n->cache_gen = n->content_gen;
+			n->cached_readers++;
+			h->cached = true;
+		}
 		/* closing a read-only file has nothing to commit */
 		fi->noflush = 1;
 	} else if (!rc) {
@@ -1140,11 +1189,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, size);
 }
 
-static int do_flush(struct fh *h)
+static int do_flush(struct fh *h, enum commit_how how)
 {
 	if (h->kind != FH_WRITE)
 		return 0;
-	int rc = commit(h->ino, false);
+	/* the handle's reference keeps node->wb */
+	int rc = commit(h->node, h->ino, h->node->wb, how);
 	if (!rc && h->create_lsn) {
 		rc = t4dx_wait(fs.db, h->create_lsn);
 		if (!rc)
@@ -1156,14 +1206,27 @@ static int do_flush(struct fh *h)
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	count_op(OP_FLUSH);
-	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh));
+	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh, COMMIT_FLUSH));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	count_op(OP_FSYNC);
-	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh));
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	if (h->kind != FH_READ) {
+		reply_err(req, do_flush(h, COMMIT_SYNC));
+		return;
+	}
+	/* fsync makes the file durable, whichever descriptor asks: what
+	 * writers of the inode have in their buffer is committed too */
+	ns_lock();
+	struct wbuf *w = wb_pin(h->node);
+	ns_unlock();
+	int rc = w ? commit(h->node, h->ino, w, COMMIT_SYNC) : 0;
+	if (w)
+		wb_put(h->node, h->ino);
+	reply_err(req, rc);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -1175,6 +1238,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		if (h->kind == FH_WRITE)
 			wb_put(h->node, h->ino);
 		ns_lock();
+		if (h->cached)
+			h->node->cached_readers--;
 		node_close(h->node);
 		ns_unlock();
 	}
@@ -2030,6 +2095,9 @@ static int run(struct cmdline *cl, char *argv0)
 	 * freed in many pools; a few arenas bound the daemon's footprint */
 	mallopt(M_ARENA_MAX, 2);
 	pthread_mutex_init(&fs.ns_mu, NULL);
+	const char *pause = getenv("T4DX_TEST_RELEASE_PAUSE_MS");
+	if (pause)
+		test_release_pause_ms = (unsigned)strtoul(pause, NULL, 10);
 
 	rc = t4dx_open(data, &cfg, &fs.db, msg, sizeof(msg));
 	if (rc) {
