@@ -77,7 +77,7 @@ static const struct key keys[] = {
 	NUM(5, compaction, prune_min_kappa, 0, 1, false),
 	NUM(5, compaction, prune_max_importance, 0, 1, false),
 	NUM(5, compaction, prune_max_age_s, 0, 1e12, false),
-	INT(6, limits, max_item_bytes, 1, 1073741824),
+	INT(6, limits, max_item_bytes, 1, T4DX_ITEM_BYTES_MAX),
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= 32, "struct walk keeps a bit per key");

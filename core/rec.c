@@ -408,10 +408,15 @@ static int check_encodable(const struct t4dx_rec *r)
 		return EINVAL;
 	if (r->op == T4DX_OP_PUT && !e->content && e->size)
 		return EINVAL;
-	if (e->content && e->content->len > INT_MAX / 8)
-		return EINVAL;  /* the decoder's json-c lengths are int */
+	if (e->content && e->content->len > T4DX_ITEM_BYTES_MAX)
+		return EINVAL;
 	return 0;
 }
+
+/* JSON escapes a byte in at most 6 ("\u0001"), base64 in 4/3: the line of
+ * the largest content stays within the decoder's int lengths. */
+_Static_assert(T4DX_ITEM_BYTES_MAX <= INT_MAX / 8,
+	       "the decoder's json-c lengths are int");
 
 int t4dx_rec_encode(const struct t4dx_rec *r, struct t4dx_buf *out)
 {

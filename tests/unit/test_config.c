@@ -121,7 +121,7 @@ static const struct tk tks[] = {
 	KN(compaction, prune_min_kappa, "0", "1", "-1e-300", "1.0000001"),
 	KN(compaction, prune_max_importance, "0", "1", "-0.000001", "1.01"),
 	KN(compaction, prune_max_age_s, "0", "1e12", "-1", "1000000000000.001"),
-	KI(limits, max_item_bytes, "1", "1073741824", "0", "1073741825"),
+	KI(limits, max_item_bytes, "1", "268435455", "0", "268435456"),
 };
 #define NTK (sizeof(tks) / sizeof(*tks))
 
@@ -454,7 +454,7 @@ static void test_render(void)
 	c.compaction.prune_min_kappa = 1;
 	c.compaction.prune_max_importance = 1e-300;
 	c.compaction.prune_max_age_s = 123456789.123456789;
-	c.limits.max_item_bytes = 1073741824;
+	c.limits.max_item_bytes = T4DX_ITEM_BYTES_MAX;
 	roundtrip(&c);
 
 	srandom(4);
