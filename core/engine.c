@@ -454,30 +454,7 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 			    &old);
 		if (rc)
 			return rc == T4DX_ENOTFOUND ? 0 : rc;
-		const struct t4dx_entry *f = &r->e;
-		uint32_t m = r->mask;
-		if (m & T4DX_F_MODE)
-			old.mode = (old.mode & S_IFMT) | (f->mode & 07777);
-		if (m & T4DX_F_UID)
-			old.uid = f->uid;
-		if (m & T4DX_F_GID)
-			old.gid = f->gid;
-		if (m & T4DX_F_ATIME)
-			old.atime_ns = f->atime_ns;
-		if (m & T4DX_F_MTIME)
-			old.mtime_ns = f->mtime_ns;
-		if (m & T4DX_F_CTIME)
-			old.ctime_ns = f->ctime_ns;
-		if (m & T4DX_F_KAPPA)
-			old.kappa = f->kappa;
-		if (m & T4DX_F_IMPORTANCE)
-			old.importance = f->importance;
-		if (m & T4DX_F_TYPE)
-			old.type = f->type;
-		if (m & T4DX_F_EVENT_TIME)
-			old.event_time_ns = f->event_time_ns;
-		if (m & T4DX_F_ACCESS)
-			old.access_count = f->access_count;
+		t4dx_entry_apply(&old, &r->e, r->mask);
 		old.lsn = r->lsn;
 		old.provisional = false;
 		rc = t4dx_mem_put(db->mem, &old);

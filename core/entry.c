@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "t4dx.h"
 
@@ -146,4 +147,31 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->compaction.prune_max_importance = 0.1;
 	c->compaction.prune_max_age_s = 0;
 	c->limits.max_item_bytes = 16ULL << 20;
+}
+
+void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,
+		      uint32_t mask)
+{
+	if (mask & T4DX_F_MODE)
+		e->mode = (e->mode & S_IFMT) | (f->mode & 07777);
+	if (mask & T4DX_F_UID)
+		e->uid = f->uid;
+	if (mask & T4DX_F_GID)
+		e->gid = f->gid;
+	if (mask & T4DX_F_ATIME)
+		e->atime_ns = f->atime_ns;
+	if (mask & T4DX_F_MTIME)
+		e->mtime_ns = f->mtime_ns;
+	if (mask & T4DX_F_CTIME)
+		e->ctime_ns = f->ctime_ns;
+	if (mask & T4DX_F_KAPPA)
+		e->kappa = f->kappa;
+	if (mask & T4DX_F_IMPORTANCE)
+		e->importance = f->importance;
+	if (mask & T4DX_F_TYPE)
+		e->type = f->type;
+	if (mask & T4DX_F_EVENT_TIME)
+		e->event_time_ns = f->event_time_ns;
+	if (mask & T4DX_F_ACCESS)
+		e->access_count = f->access_count;
 }

@@ -223,6 +223,9 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		size_t name_len, const struct t4dx_entry *f, uint32_t mask,
 		unsigned flags, uint64_t *lsn);
+/* Copy the fields named in mask from f into e, as t4dx_update does. */
+void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,
+		      uint32_t mask);
 
 /* Wait until the record lsn (and all before it) is durable. */
 int t4dx_wait(struct t4dx *db, uint64_t lsn);

@@ -35,6 +35,7 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include <uthash.h>
 
 #include "t4dxfs.h"
 #include "config.h"
@@ -136,6 +137,53 @@ static bool is_fixed(fuse_ino_t ino)
 	return ino < T4DX_ROOT_INO;
 }
 
+/* ---- open files without a name ----------------------------------------
+ * An open file whose name goes away (unlink, rename over it) lives on for
+ * its descriptors, as on any local filesystem: fstat gives its attributes
+ * with nlink 0, fchmod, fchown, futimens and ftruncate change them, and
+ * fgetxattr reads its memory attributes.  The engine has forgotten the
+ * key, so the attributes as they were at the unlink are kept here, in
+ * memory only, until the last descriptor is closed.  Guarded by ns_mu. */
+struct orphan {
+	uint64_t ino;
+	struct t4dx_entry e;            /* no content */
+	UT_hash_handle hh;
+};
+static struct orphan *orphans;
+
+static struct orphan *orphan_find(uint64_t ino)
+{
+	struct orphan *o = NULL;
+	HASH_FIND(hh, orphans, &ino, sizeof(ino), o);
+	return o;
+}
+
+/* n's name is gone: e is its entry at that moment.  ns_mu held. */
+static void orphan_node(struct node *n, const struct t4dx_entry *e)
+{
+	n->unlinked = true;
+	if (!n->opens || orphan_find(n->ino))
+		return;
+	struct orphan *o = calloc(1, sizeof(*o));
+	if (!o)
+		return;         /* then fstat answers ENOENT, as before */
+	o->ino = n->ino;
+	o->e = *e;
+	o->e.content = NULL;
+	o->e.ctime_ns = t4dx_now_ns();
+	HASH_ADD(hh, orphans, ino, sizeof(o->ino), o);
+}
+
+/* The last descriptor of n is being closed.  ns_mu held. */
+static void orphan_drop(struct node *n)
+{
+	struct orphan *o = n->unlinked ? orphan_find(n->ino) : NULL;
+	if (o) {
+		HASH_DEL(orphans, o);
+		free(o);
+	}
+}
+
 /* Look up the entry of an engine inode through the table.  Called with
  * ns_mu held.  ENOENT for an unknown or unlinked inode. */
 static int node_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e,
@@ -168,13 +216,21 @@ static int key_of(fuse_ino_t ino, uint64_t *parent, char *name, size_t *len)
 	return 0;
 }
 
-/* Get an inode's current entry (attributes only).  ns_mu held. */
+/* Get an inode's current entry (attributes only; an open file that lost
+ * its name gives its kept attributes).  ns_mu held. */
 static int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e)
 {
 	uint64_t parent;
 	char name[T4DX_NAME_MAX + 1];
 	size_t len;
 	int rc = key_of(ino, &parent, name, &len);
+	if (rc == ENOENT && !(flags & T4DX_GET_CONTENT)) {
+		struct orphan *o = orphan_find(ino);
+		if (o) {
+			*e = o->e;
+			return 0;
+		}
+	}
 	if (rc)
 		return rc;
 	rc = t4dx_get(fs.db, parent, name, len, flags, e);
@@ -324,6 +380,8 @@ static int do_getattr(fuse_ino_t ino, struct stat *st)
 	if (!rc) {
 		entry_stat(&e, st);
 		apply_wbuf_size(ino, st);
+		if (orphan_find(ino))
+			st->st_nlink = 0;
 	}
 	ns_unlock();
 	return rc;
@@ -570,6 +628,14 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 		wb_put(n, ino);
 		return rc;
 	}
+	struct orphan *o = orphan_find(ino);
+	if (o) {
+		/* a name-less file keeps no content: only its size */
+		o->e.size = size;
+		o->e.mtime_ns = o->e.ctime_ns = t4dx_now_ns();
+		ns_unlock();
+		return 0;
+	}
 	rc = node_entry(ino, T4DX_GET_CONTENT, &e, NULL);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
@@ -650,9 +716,15 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 		size_t len;
 		ns_lock();
 		rc = key_of(ino, &parent, name, &len);
-		if (!rc)
+		struct orphan *o = rc == ENOENT ? orphan_find(ino) : NULL;
+		if (o) {
+			/* kept in memory only: the file has no key */
+			rc = 0;
+			t4dx_entry_apply(&o->e, &f, mask);
+		} else if (!rc) {
 			rc = t4dx_update(fs.db, parent, name, len, &f, mask,
 					 T4DX_NOWAIT, &lsn);
+		}
 		struct node *n = node_find(ino);
 		struct wbuf *w = wb_pin(n);
 		ns_unlock();
@@ -774,7 +846,7 @@ static int do_remove(fuse_ino_t parent, const char *name, bool dir)
 	if (!rc) {
 		struct node *n = node_find(e.ino);
 		if (n)
-			n->unlinked = true;
+			orphan_node(n, &e);
 		fs.ns_gen++;
 	}
 	ns_unlock();
@@ -823,7 +895,7 @@ static int do_rename(fuse_ino_t parent, const char *name, fuse_ino_t np,
 		if (had_dst && dst.ino != src.ino) {
 			struct node *d = node_find(dst.ino);
 			if (d)
-				d->unlinked = true;
+				orphan_node(d, &dst);
 		}
 		struct node *n = node_find(src.ino);
 		if (n)
@@ -869,7 +941,20 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
 	count_op(OP_MKNOD);
-	op_eperm(req);
+	/* a regular file (Python's os.mknod, mknod(2) with S_IFREG) is a
+	 * memory like any other; device nodes, FIFOs and sockets are not
+	 * stored */
+	if (!S_ISREG(mode)) {
+		op_eperm(req);
+		return;
+	}
+	struct fuse_entry_param ep;
+	int rc = make_entry(req, parent, name, S_IFREG | (mode & 07777),
+			    false, NULL, &ep);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &ep);
 }
 
 /* ---- open files ------------------------------------------------------- */
@@ -1240,6 +1325,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		ns_lock();
 		if (h->cached)
 			h->node->cached_readers--;
+		if (h->node->opens == 1)
+			orphan_drop(h->node);
 		node_close(h->node);
 		ns_unlock();
 	}
@@ -2184,6 +2271,11 @@ static int run(struct cmdline *cl, char *argv0)
 	while ((d = LIST_FIRST(&open_dirs))) {
 		LIST_REMOVE(d, link);
 		dir_free(d);
+	}
+	struct orphan *o, *tmp;
+	HASH_ITER(hh, orphans, o, tmp) {
+		HASH_DEL(orphans, o);
+		free(o);
 	}
 	node_free_all();
 	ns_unlock();

@@ -32,6 +32,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -566,6 +567,76 @@ static void check_times_statfs(void)
 }
 
 /* Remove the work directory (best effort; the suites use private mounts). */
+/* A descriptor of a file whose name went away (unlink, rename over it)
+ * still works on the file, as on a local filesystem: fstat gives nlink 0
+ * and its attributes, fchmod, fchown, futimens and ftruncate change them,
+ * fgetxattr reads them; the name stays gone. */
+static void check_unlinked_open(void)
+{
+	const char *a = P("orphan"), *b = P("orphan-over"), *c = P("other");
+	struct stat st;
+	char val[64];
+
+	if (!put_file(a, "content", 7) || !put_file(c, "new", 3))
+		return;
+	int fd = open(a, O_RDWR);
+	if (!expect_ok(fd, "open a file to unlink"))
+		return;
+	int rfd = open(a, O_RDONLY);
+	expect_ok(unlink(a), "unlink it while open");
+	expect_ok(fstat(fd, &st), "fstat after unlink");
+	expect_long(st.st_nlink, 0, "nlink 0 after unlink");
+	expect_long(st.st_size, 7, "size kept after unlink");
+	expect_ok(fchmod(fd, 0600), "fchmod after unlink");
+	expect_ok(fchown(fd, getuid(), getgid()), "fchown after unlink");
+	struct timespec ts[2] = { { 1000, 0 }, { 2000, 0 } };
+	expect_ok(futimens(fd, ts), "futimens after unlink");
+	expect_ok(ftruncate(fd, 3), "ftruncate after unlink");
+	expect_ok(fstat(fd, &st), "fstat after the changes");
+	expect_long(st.st_mode & 07777, 0600, "mode changed after unlink");
+	expect_long(st.st_mtim.tv_sec, 2000, "mtime changed after unlink");
+	expect_long(st.st_size, 3, "size changed after unlink");
+	expect_ok(fgetxattr(rfd, "user.t4dx.importance", val, sizeof(val)),
+		  "fgetxattr after unlink");
+	expect_ok(fstat(rfd, &st), "fstat of a read descriptor after unlink");
+	expect_long(st.st_nlink, 0, "nlink 0 on the read descriptor");
+	close(rfd);
+	expect_ok(close(fd), "close after unlink");
+	expect_err(stat(a, &st), ENOENT, "the name stays gone");
+
+	/* renamed over */
+	if (!put_file(b, "old", 3))
+		return;
+	fd = open(b, O_RDONLY);
+	if (!expect_ok(fd, "open a file to rename over"))
+		return;
+	expect_ok(rename(c, b), "rename over the open file");
+	expect_ok(fstat(fd, &st), "fstat after rename over");
+	expect_long(st.st_nlink, 0, "nlink 0 after rename over");
+	expect_long(st.st_size, 3, "its own size after rename over");
+	close(fd);
+	expect_ok(stat(b, &st), "the new file has the name");
+	expect_long(st.st_nlink, 1, "the new file's nlink");
+	unlink(b);
+}
+
+/* mknod(2) of a regular file makes an empty file (Python's os.mknod);
+ * a FIFO or a device node is not stored. */
+static void check_mknod(void)
+{
+	struct stat st;
+	const char *f = P("made-by-mknod"), *p = P("fifo");
+
+	expect_ok(mknod(f, S_IFREG | 0640, 0), "mknod S_IFREG");
+	expect_ok(stat(f, &st), "stat of the mknod file");
+	expect_long(S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0640, 1,
+		    "regular, mode 0640");
+	expect_long(st.st_size, 0, "empty");
+	expect_err(mknod(f, S_IFREG | 0640, 0), EEXIST, "mknod over a name");
+	expect_err(mknod(p, S_IFIFO | 0640, 0), EPERM, "mknod S_IFIFO");
+	unlink(f);
+}
+
 static void remove_tree(const char *path)
 {
 	struct stat st;
@@ -614,6 +685,8 @@ int main(int argc, char **argv)
 	check_readdir();
 	check_limits();
 	check_times_statfs();
+	check_unlinked_open();
+	check_mknod();
 
 	remove_tree(base);
 	printf("1..%d\n", n_checks);
