@@ -1673,14 +1673,17 @@ static int write_file_durably(const char *dir, const char *name,
 	return rc;
 }
 
-static void write_rescue(struct t4dx *db)
+/* Save the records the WAL could not write in a rescue file: 0, or the
+ * error that left them unsaved. */
+static int write_rescue(struct t4dx *db)
 {
 	struct t4dx_buf b = { 0 };
 	uint64_t first = 0;
 	char name[64];
-	if (t4dx_wal_pending(db->wal, &b, &first) || !b.len) {
+	int rc = t4dx_wal_pending(db->wal, &b, &first);
+	if (rc || !b.len) {
 		t4dx_buf_free(&b);
-		return;
+		return rc;
 	}
 	uint64_t n = 0;
 	for (size_t i = 0; i < b.len; i++)
@@ -1688,7 +1691,7 @@ static void write_rescue(struct t4dx *db)
 	snprintf(name, sizeof(name), "rescue-%020llu.jsonl",
 		 (unsigned long long)first);
 	const char *where = db->dir;
-	int rc = write_file_durably(db->dir, name, &b);
+	rc = write_file_durably(db->dir, name, &b);
 	if (rc && *db->cfg.fallback.rescue_dir) {
 		snprintf(name, sizeof(name), "t4dx-rescue-%020llu.jsonl",
 			 (unsigned long long)first);
@@ -1707,6 +1710,7 @@ static void write_rescue(struct t4dx *db)
 				"next start replays them", (unsigned long long)n,
 				where, name);
 	t4dx_buf_free(&b);
+	return rc;
 }
 
 /* Replay one rescue file: records beyond the WAL's end are applied and
@@ -2213,7 +2217,7 @@ int t4dx_close(struct t4dx *db)
 		/* a last drain; what still cannot be written is rescued */
 		uint64_t last = t4dx_wal_last_lsn(db->wal);
 		if (t4dx_wal_sync(db->wal, last))
-			write_rescue(db);
+			rc = write_rescue(db);
 		else
 			rc = t4dx_flush(db);
 		if (!rc && db->imm)

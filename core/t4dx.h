@@ -151,7 +151,9 @@ struct t4dx_stats {
  * names the process that holds the lock. */
 int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	      struct t4dx **out, char *msg, size_t msglen);
-/* Flush the memtable to a segment and close.  Returns the first error. */
+/* Flush the memtable to a segment and close.  Returns the first error;
+ * an error also when changes acknowledged as unpersisted could neither be
+ * written to the WAL nor saved in a rescue file. */
 int t4dx_close(struct t4dx *db);
 
 #define T4DX_GET_CONTENT 0x1   /* also load the content blob */

@@ -2250,9 +2250,13 @@ static int run(struct cmdline *cl, char *argv0)
 	fuse_remove_signal_handlers(fs.se);
 	fuse_session_destroy(fs.se);
 	int crc = t4dx_close(fs.db);
-	if (crc)
+	if (crc) {
+		/* changes acknowledged as unpersisted may be lost: say so
+		 * with the exit status too */
 		fprintf(stderr, "t4dxfs: closing the store: %s\n",
 			t4dx_strerror(crc));
+		rc = 1;
+	}
 	ns_lock();
 	/* handles never released: their uncommitted writes were never
 	 * acknowledged and go with them */

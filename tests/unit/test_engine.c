@@ -754,7 +754,12 @@ static void test_rescue(void)
 	CHECK(system(cmd) == 0);
 	db = open_db(d, NULL);
 	CHECK(strcmp(content_of(db, R, "queued"), "2") == 0);
-	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* neither the WAL nor a rescue file can be written: close says so */
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 1);
+	CHECK_EQ_INT(put_file(db, R, "lost", "3", NULL), 0);
+	faults_arm(FAULT_OPEN, 1, ENOSPC, 1);
+	CHECK_EQ_INT(t4dx_close(db), ENOSPC);
+	faults_reset();
 	unit_rm_rf(d);
 }
 
