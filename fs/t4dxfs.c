@@ -597,6 +597,45 @@ static void wb_put(struct node *n, fuse_ino_t ino)
 	}
 }
 
+/* ---- set-user-ID and set-group-ID bits --------------------------------
+ * As local filesystems do, a write or truncate by a process without
+ * CAP_FSETID (here: any user but root) clears the set-user-ID bit, and
+ * the set-group-ID bit of a group-executable file, so that nobody can
+ * change a privileged program and keep its privilege. */
+
+static mode_t priv_bits(mode_t mode)
+{
+	mode_t bits = mode & S_ISUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		bits |= S_ISGID;
+	return bits;
+}
+
+/* Clear ino's privilege bits, durable with the next commit.  The caller
+ * holds no lock. */
+static void kill_priv(fuse_ino_t ino)
+{
+	struct t4dx_entry e = { 0 };
+	uint64_t parent;
+	char name[T4DX_NAME_MAX + 1];
+	size_t len;
+	bool changed = false;
+	ns_lock();
+	if (!ino_entry(ino, 0, &e) && priv_bits(e.mode) &&
+	    !key_of(ino, &parent, name, &len)) {
+		struct t4dx_entry f;
+		memset(&f, 0, sizeof(f));
+		f.mode = e.mode & ~priv_bits(e.mode);
+		f.ctime_ns = t4dx_now_ns();
+		changed = !t4dx_update(fs.db, parent, name, len, &f,
+				       T4DX_F_MODE | T4DX_F_CTIME, T4DX_NOWAIT,
+				       NULL);
+	}
+	ns_unlock();
+	if (changed)
+		invalidate(ino);
+}
+
 /* ---- setattr ---------------------------------------------------------- */
 
 static int truncate_item(fuse_ino_t ino, uint64_t size)
@@ -669,7 +708,7 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 }
 
 static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
-		      struct stat *out)
+		      uid_t caller, struct stat *out)
 {
 	struct t4dx_entry f;
 	uint32_t mask = 0;
@@ -683,6 +722,8 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 		rc = truncate_item(ino, (uint64_t)attr->st_size);
 		if (rc)
 			return rc;
+		if (caller != 0 && !(to_set & FUSE_SET_ATTR_MODE))
+			kill_priv(ino);
 	}
 	memset(&f, 0, sizeof(f));
 	if (to_set & FUSE_SET_ATTR_MODE) {
@@ -750,7 +791,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	count_op(OP_SETATTR);
 	struct stat st;
-	int rc = do_setattr(ino, attr, to_set, &st);
+	int rc = do_setattr(ino, attr, to_set, fuse_req_ctx(req)->uid, &st);
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -779,6 +820,47 @@ static void new_entry(struct t4dx_entry *e, fuse_req_t req, mode_t mode)
 	}
 }
 
+/* A new entry in directory dir takes its group from a set-group-ID
+ * directory, and a new directory there is set-group-ID too (as on local
+ * filesystems).  ns_mu held. */
+static int inherit_from_dir(fuse_ino_t dir, struct t4dx_entry *e)
+{
+	struct t4dx_entry d = { 0 };
+	int rc = ino_entry(dir, 0, &d);
+	if (rc)
+		return rc;
+	if (!S_ISDIR(d.mode))
+		return ENOTDIR;
+	if (d.mode & S_ISGID) {
+		e->gid = d.gid;
+		if (S_ISDIR(e->mode))
+			e->mode |= S_ISGID;
+	}
+	return 0;
+}
+
+/* An entry of directory dir was created, removed or renamed at time now:
+ * the directory's mtime and ctime move (POSIX), through an update record
+ * queued after the change's own, so that whoever waits for a later record
+ * waits for it too.  Returns that record's LSN, or 0 if it could not be
+ * queued (the change itself stands; only the time is stale).  ns_mu
+ * held. */
+static uint64_t touch_dir(fuse_ino_t dir, int64_t now)
+{
+	uint64_t parent, lsn = 0;
+	char name[T4DX_NAME_MAX + 1];
+	size_t len;
+	struct t4dx_entry f;
+	if (key_of(dir, &parent, name, &len))
+		return 0;
+	memset(&f, 0, sizeof(f));
+	f.mtime_ns = f.ctime_ns = now;
+	if (t4dx_update(fs.db, parent, name, len, &f,
+			T4DX_F_MTIME | T4DX_F_CTIME, T4DX_NOWAIT, &lsn))
+		return 0;
+	return lsn;
+}
+
 /* Create (parent, name) with mode, durable unless nowait (then *lsn is
  * what to wait for), and take a kernel reference. */
 static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -796,9 +878,14 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	rc = t4dx_entry_set_key(&e, parent, name, strlen(name));
 	if (rc)
 		return rc;
+	uint64_t dl = 0;
 	ns_lock();
-	rc = t4dx_put(fs.db, &e, T4DX_EXCL | T4DX_NOWAIT |
-		      (nowait ? T4DX_PROVISIONAL : 0), &l);
+	rc = inherit_from_dir(parent, &e);
+	if (!rc)
+		rc = t4dx_put(fs.db, &e, T4DX_EXCL | T4DX_NOWAIT |
+			      (nowait ? T4DX_PROVISIONAL : 0), &l);
+	if (!rc)
+		dl = touch_dir(parent, e.ctime_ns);
 	if (!rc && !node_ref(e.ino, parent, name, e.name_len, 1))
 		rc = ENOMEM;
 	ns_unlock();
@@ -806,10 +893,12 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return rc;
 	fill_param(ep, &e);
 	if (nowait) {
+		/* a provisional file (l == 0) is committed at its first
+		 * close by a record after the directory's */
 		*lsn = l;
 		return 0;
 	}
-	rc = t4dx_wait(fs.db, l);
+	rc = t4dx_wait(fs.db, dl > l ? dl : l);
 	if (rc)
 		forget_one(e.ino, 1);
 	return rc;
@@ -848,6 +937,9 @@ static int do_remove(fuse_ino_t parent, const char *name, bool dir)
 		if (n)
 			orphan_node(n, &e);
 		fs.ns_gen++;
+		uint64_t dl = touch_dir(parent, t4dx_now_ns());
+		if (dl > lsn)
+			lsn = dl;
 	}
 	ns_unlock();
 	if (rc == T4DX_ENOTFOUND)
@@ -901,6 +993,15 @@ static int do_rename(fuse_ino_t parent, const char *name, fuse_ino_t np,
 		if (n)
 			node_move(n, np, newname, nlen);
 		fs.ns_gen++;
+		int64_t now = t4dx_now_ns();
+		uint64_t dl = touch_dir(parent, now);
+		if (np != parent) {
+			uint64_t dl2 = touch_dir(np, now);
+			if (dl2 > dl)
+				dl = dl2;
+		}
+		if (dl > lsn)
+			lsn = dl;
 	}
 	ns_unlock();
 	if (rc == T4DX_ENOTFOUND)
@@ -970,6 +1071,8 @@ struct fh {
 	uint64_t create_lsn;            /* FH_WRITE from create: wait on flush */
 	bool cached;                    /* FH_READ through the page cache:
 	                                   one of node->cached_readers */
+	bool killpriv;                  /* FH_WRITE: the file was set-user-
+	                                   or set-group-ID at open */
 	LIST_ENTRY(fh) link;            /* open_fhs, guarded by ns_mu */
 };
 
@@ -1115,6 +1218,7 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->noflush = 1;
 	} else if (!rc) {
 		h->kind = FH_WRITE;
+		h->killpriv = priv_bits(e.mode) != 0;
 		rc = attach_writer(n, fi->flags & O_TRUNC, false);
 	}
 	if (!rc)
@@ -1140,10 +1244,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	count_op(OP_OPEN);
 	int rc = do_open(ino, fi);
-	if (rc)
+	if (rc) {
 		reply_err(req, rc);
-	else
-		fuse_reply_open(req, fi);
+		return;
+	}
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	if (h->kind == FH_WRITE && h->killpriv && (fi->flags & O_TRUNC) &&
+	    fuse_req_ctx(req)->uid != 0) {
+		h->killpriv = false;
+		kill_priv(ino);
+	}
+	fuse_reply_open(req, fi);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1267,6 +1378,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			w->mtime_set = false;
 		}
 		pthread_mutex_unlock(&w->mu);
+		if (!rc && h->killpriv && fuse_req_ctx(req)->uid != 0) {
+			h->killpriv = false;
+			kill_priv(ino);
+		}
 	}
 	if (rc)
 		reply_err(req, rc);

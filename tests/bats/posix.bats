@@ -114,3 +114,96 @@ assert_prefix_of() {
 	assert_output 20
 	t4dx_stop
 }
+
+# mtime_of PATH: seconds.nanoseconds of PATH's mtime; ctime_of likewise.
+mtime_of() { stat -c %.9Y -- "$1"; }
+ctime_of() { stat -c %.9Z -- "$1"; }
+
+# assert_moved PATH: PATH's mtime and ctime are past 1000 (set by touch -d
+# @1000 before the change), i.e. the change moved them.
+assert_moved() {
+	local m c
+	m=$(mtime_of "$1") c=$(ctime_of "$1")
+	[[ ${m%.*} -gt 1000 ]] || fail "$1: mtime $m did not move"
+	[[ ${c%.*} -gt 1000 ]] || fail "$1: ctime $c did not move"
+}
+
+@test "a directory's mtime and ctime move when entries are created, removed or renamed, and survive restart and SIGKILL" {
+	t4dx_start
+	local a=$ITEMS/a b=$ITEMS/b
+	mkdir "$a" "$b"
+	touch -d @1000 "$a"
+	echo x >"$a/f"
+	assert_moved "$a"
+	touch -d @1000 "$a"
+	mkdir "$a/sub"
+	assert_moved "$a"
+	touch -d @1000 "$a"
+	rmdir "$a/sub"
+	assert_moved "$a"
+	touch -d @1000 "$a" "$b"
+	mv "$a/f" "$b/g"
+	assert_moved "$a"
+	assert_moved "$b"
+	touch -d @1000 "$b"
+	rm "$b/g"
+	assert_moved "$b"
+	touch -d @1000 "$ITEMS"
+	mkdir "$ITEMS/c"
+	assert_moved "$ITEMS"
+	before=$(mtime_of "$a")
+	t4dx_remount
+	assert_equal "$(mtime_of "$a")" "$before"
+	touch -d @1000 "$a"
+	mkdir "$a/after"                # durable when mkdir returns
+	local want
+	want=$(mtime_of "$a")
+	t4dx_kill9
+	t4dx_start
+	assert_equal "$(mtime_of "$a")" "$want"
+}
+
+@test "a set-group-ID directory gives new entries its group, and new directories its bit" {
+	t4dx_start
+	local g=$ITEMS/g
+	mkdir "$g"
+	chgrp 4242 "$g"
+	chmod 2775 "$g"
+	touch "$g/f"
+	mkdir "$g/d"
+	run stat -c '%g %A' "$g/f" "$g/d"
+	assert_line --index 0 '4242 -rw-r--r--'
+	assert_line --index 1 '4242 drwxr-sr-x'
+	# outside it, the creator's group
+	touch "$ITEMS/h"
+	run stat -c %g "$ITEMS/h"
+	assert_output "$(id -g)"
+}
+
+@test "a write or truncate by another user clears set-user-ID and set-group-ID; root's keeps them" {
+	command -v setpriv >/dev/null || skip "setpriv is missing"
+	t4dx_start -o allow_other
+	local f=$ITEMS/prog g=$ITEMS/prog2 k=$ITEMS/kept
+	chmod 0711 "$T4DX_TMP"         # nobody must reach the mount
+	chmod 0777 "$ITEMS"
+	printf 'program\n' >"$f"
+	printf 'program\n' >"$g"
+	printf 'program\n' >"$k"
+	chmod 6777 "$f" "$g" "$k"
+	setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo more >>'$f'" ||
+		fail "the write as nobody failed"
+	run stat -c %a "$f"
+	assert_output 777
+	setpriv --reuid=65534 --regid=65534 --clear-groups truncate -s 2 "$g" ||
+		fail "the truncate as nobody failed"
+	run stat -c %a "$g"
+	assert_output 777
+	echo more >>"$k"
+	run stat -c %a "$k"
+	assert_output 6777
+	# and after a restart
+	t4dx_remount -o allow_other
+	run stat -c %a "$f" "$k"
+	assert_line --index 0 777
+	assert_line --index 1 6777
+}
