@@ -43,16 +43,13 @@ struct node {
 	unsigned opens;                 /* open file handles */
 	uint64_t parent;                /* key in the engine */
 	char *name;                     /* NUL-terminated, owned */
-	/* The kernel's page cache of the inode is shared by every reader
-	 * that is not direct_io.  content_gen counts commits of the
-	 * content; cached_readers are the open readers that use the page
-	 * cache, all of them holding version cache_gen.  A reader of an
-	 * older version refills the cache with its bytes after a commit, so
-	 * while one is open new readers bypass the cache, and the first
-	 * cached reader after them starts with an empty cache. */
+	/* Commits of the content through this node (guarded by ns_mu).
+	 * A read handle remembers the count it last read at; once it
+	 * differs, its next read fetches the committed version again, so
+	 * that every read through the kernel's shared page cache serves one
+	 * version, the newest, and the cache the daemon drops at each
+	 * commit is refilled with nothing older. */
 	uint32_t content_gen;
-	uint32_t cache_gen;
-	uint32_t cached_readers;
 };
 
 /* Find ino, or NULL. */

@@ -1069,8 +1069,9 @@ struct fh {
 	struct t4dx_blob *snap;         /* FH_READ: content at open;
 	                                   FH_CTL: generated content */
 	uint64_t create_lsn;            /* FH_WRITE from create: wait on flush */
-	bool cached;                    /* FH_READ through the page cache:
-	                                   one of node->cached_readers */
+	uint32_t gen;                   /* FH_READ: node->content_gen of snap;
+	                                   guarded by ns_mu */
+	bool append;                    /* FH_WRITE opened with O_APPEND */
 	bool killpriv;                  /* FH_WRITE: the file was set-user-
 	                                   or set-group-ID at open */
 	LIST_ENTRY(fh) link;            /* open_fhs, guarded by ns_mu */
@@ -1197,28 +1198,21 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 		h->snap = e.content;
 		e.content = NULL;
 		n->opens++;
-		/* A reader bypasses the page cache while a writer is active
-		 * (its bytes are not the committed ones) and while a reader
-		 * of an older version still uses the cache (it puts its old
-		 * pages back after the commit dropped them).  Otherwise it
-		 * shares the cache, which is kept across opens unless the
-		 * readers that filled it had another version: every change
-		 * of the content passes through the daemon, which drops the
-		 * kernel's copy (commit, truncate). */
-		fi->direct_io = n->wb != NULL ||
-				(n->cached_readers &&
-				 n->cache_gen != n->content_gen);
-		if (!fi->direct_io) {
-			fi->keep_cache = n->cache_gen == n->content_gen;
-			n->cache_gen = n->content_gen;
-			n->cached_readers++;
-			h->cached = true;
-		}
+		h->gen = n->content_gen;
+		/* A reader shares the page cache, kept across opens: every
+		 * change of the content passes through the daemon, which
+		 * drops the kernel's copy (commit, truncate), and every read
+		 * serves the newest committed version.  While a writer is
+		 * active the reader bypasses the cache: the kernel sizes the
+		 * inode by the writer's uncommitted writes. */
+		fi->direct_io = n->wb != NULL;
+		fi->keep_cache = !fi->direct_io;
 		/* closing a read-only file has nothing to commit */
 		fi->noflush = 1;
 	} else if (!rc) {
 		h->kind = FH_WRITE;
 		h->killpriv = priv_bits(e.mode) != 0;
+		h->append = fi->flags & O_APPEND;
 		rc = attach_writer(n, fi->flags & O_TRUNC, false);
 	}
 	if (!rc)
@@ -1279,6 +1273,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			h->ino = ep.ino;
 			h->node = n;
 			h->create_lsn = lsn;
+			h->append = fi->flags & O_APPEND;
 		}
 		ns_unlock();
 	}
@@ -1301,6 +1296,26 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_create(req, &ep, fi);
 }
 
+/* A read handle whose file was committed since its last read takes the
+ * new version (as on a local filesystem, a descriptor reads what the file
+ * holds now; a file replaced by a rename or unlinked keeps its own).
+ * ns_mu held. */
+static void refresh_snap(struct fh *h)
+{
+	struct node *n = h->node;
+	if (h->gen == n->content_gen || n->unlinked)
+		return;
+	struct t4dx_entry e = { 0 };
+	if (!t4dx_get(fs.db, n->parent, n->name, n->name_len,
+		      T4DX_GET_CONTENT, &e)) {
+		t4dx_blob_unref(h->snap);
+		h->snap = e.content;
+		e.content = NULL;
+		h->gen = n->content_gen;
+	}
+	t4dx_entry_clear(&e);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -1308,8 +1323,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind != FH_WRITE) {
 		/* the kernel may release the handle while the reply is still
-		 * being written: hold the snapshot until it is sent */
-		struct t4dx_blob *b = t4dx_blob_ref(h->snap);
+		 * being written: hold the content until it is sent */
+		struct t4dx_blob *b;
+		if (h->kind == FH_READ) {
+			ns_lock();
+			refresh_snap(h);
+			b = t4dx_blob_ref(h->snap);
+			ns_unlock();
+		} else {
+			b = t4dx_blob_ref(h->snap);
+		}
 		size_t len = b ? b->len : 0;
 		size_t n = (uint64_t)off < len ? len - (size_t)off : 0;
 		if (n > size)
@@ -1360,8 +1383,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		rc = EINVAL;
 	} else {
 		struct wbuf *w = h->node->wb;
-		uint64_t end = (uint64_t)off + size;
 		pthread_mutex_lock(&w->mu);
+		/* the end of the buffer, not the kernel's idea of the size,
+		 * which a concurrent reader or writer may have moved */
+		if (h->append)
+			off = (off_t)w->len;
+		uint64_t end = (uint64_t)off + size;
 		if (end > fs_max_item()) {
 			/* the whole file is refused: the item keeps its
 			 * previous content, whatever the next close does */
@@ -1438,8 +1465,6 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		if (h->kind == FH_WRITE)
 			wb_put(h->node, h->ino);
 		ns_lock();
-		if (h->cached)
-			h->node->cached_readers--;
 		if (h->node->opens == 1)
 			orphan_drop(h->node);
 		node_close(h->node);
