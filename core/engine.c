@@ -386,11 +386,9 @@ static int apply(struct t4dx *db, struct t4dx_rec *r)
 	switch (r->op) {
 	case T4DX_OP_PUT:
 	case T4DX_OP_MKDIR:
-		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
-			    &old);
-		if (rc && rc != T4DX_ENOTFOUND)
-			return rc;
-		had = rc == 0;
+		/* only to count items: a put needs no old version */
+		had = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
+			     &old) == 0;
 		r->e.lsn = r->lsn;
 		r->e.tombstone = false;
 		if ((rc = t4dx_mem_put(db->mem, &r->e)))
@@ -1015,6 +1013,11 @@ static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 	uint64_t last, next_ino, items, id;
 	struct t4dx_seg *seg = NULL, **segs;
 
+	/* a memtable that disagrees with the WAL is never written out: the
+	 * WAL, replayed at the next start, is the truth */
+	if (atomic_load(&db->fatal))
+		return EIO;
+
 	/* policy reject applies a change only after its record is durable:
 	 * no such change may be between the two when the memtable is cut */
 	bool rejecting = !queueing(db);
@@ -1283,6 +1286,20 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 			gone[i] = t;
 		}
 	}
+	if (live_gone < ngone) {
+		/* A pruned key changed since the run began: the records of
+		 * that change apply to the version the new segment drops, so
+		 * a replay after a crash would find nothing to apply them to.
+		 * Give up this run (the caller runs it again). */
+		pthread_rwlock_unlock(&db->lock);
+		if (out) {
+			char path[PATH_MAX];
+			seg_file(db, id, path, sizeof(path), false);
+			t4dx_io.unlink(path);
+		}
+		rc = EAGAIN;
+		goto out;
+	}
 	struct t4dx_seg **segs = out ? &out : NULL;
 	rc = install_segments(db, segs, out ? 1 : 0, db->flushed_lsn,
 			      db->man_next_ino, db->seg_items - ngone);
@@ -1354,6 +1371,8 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 	/* level 1 and 2: the data directory is not written */
 	if (current_level(db))
 		return EROFS;
+	if (atomic_load(&db->fatal))
+		return EIO;
 	if (block)
 		pthread_mutex_lock(&db->compact_mu);
 	else if (pthread_mutex_trylock(&db->compact_mu))
@@ -1368,7 +1387,16 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 		rc = flush_locked(db, &run);
 		pthread_mutex_unlock(&db->flush_mu);
 	} else {
-		rc = merge_run(db, kind, &run, removed, arg);
+		/* a prune that raced a change of a pruned key runs again */
+		for (int tries = 0; tries < 5; tries++) {
+			memset(&run, 0, sizeof(run));
+			run.start_ns = t4dx_now_ns();
+			rc = merge_run(db, kind, &run, removed, arg);
+			if (rc != EAGAIN)
+				break;
+		}
+		if (rc == EAGAIN)
+			rc = EBUSY;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
@@ -1740,8 +1768,13 @@ static uint64_t replay_rescue_file(struct t4dx *db, const char *path)
 		off = (size_t)(nl - b.p) + 1;
 		pthread_rwlock_wrlock(&db->lock);
 		if (r.lsn > t4dx_wal_last_lsn(db->wal) &&
-		    !t4dx_wal_add(db->wal, &r) && !apply(db, &r))
-			n++;
+		    !t4dx_wal_add(db->wal, &r)) {
+			int rc = apply(db, &r);
+			if (rc)
+				fatal(db, rc);
+			else
+				n++;
+		}
 		pthread_rwlock_unlock(&db->lock);
 		t4dx_entry_clear(&r.e);
 	}
@@ -2218,6 +2251,8 @@ int t4dx_close(struct t4dx *db)
 		uint64_t last = t4dx_wal_last_lsn(db->wal);
 		if (t4dx_wal_sync(db->wal, last))
 			rc = write_rescue(db);
+		else if (atomic_load(&db->fatal))
+			rc = EIO;       /* the next start replays the WAL */
 		else
 			rc = t4dx_flush(db);
 		if (!rc && db->imm)

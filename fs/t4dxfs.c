@@ -570,7 +570,7 @@ static void wb_put(struct node *n, fuse_ino_t ino)
 		return;
 	if (test_release_pause_ms)
 		usleep(test_release_pause_ms * 1000u);
-	for (int tries = 0;; tries++) {
+	for (;;) {
 		int rc = commit(n, ino, w, COMMIT_RELEASE);
 		pthread_mutex_lock(&w->mu);
 		ns_lock();
@@ -581,8 +581,10 @@ static void wb_put(struct node *n, fuse_ino_t ino)
 			return;
 		}
 		/* a writer that came and went during the commit may have
-		 * left a change (its release found our reference) */
-		bool again = !rc && w->dirty && !w->err && tries < 3;
+		 * left a change (its release found our reference): commit
+		 * that too.  A failed commit at release has nobody to tell;
+		 * the change is dropped, as a write whose close failed. */
+		bool again = !rc && w->dirty && !w->err;
 		if (!again) {
 			w->refs = 0;
 			if (n->wb == w)
@@ -1234,6 +1236,8 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 	return 0;
 }
 
+static void fh_release(struct fh *h);
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	count_op(OP_OPEN);
@@ -1248,7 +1252,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->killpriv = false;
 		kill_priv(ino);
 	}
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fh_release(h);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1293,7 +1298,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	fh_publish(h, fi);
 	fi->direct_io = 1;
-	fuse_reply_create(req, &ep, fi);
+	if (fuse_reply_create(req, &ep, fi) == -ENOENT) {
+		/* nor the entry's reference */
+		fh_release(h);
+		forget_one(ep.ino, 1);
+	}
 }
 
 /* A read handle whose file was committed since its last read takes the
@@ -1456,11 +1465,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_err(req, rc);
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+/* The end of a handle: its last close, or an open whose reply the kernel
+ * did not take (the call was interrupted), so no release will come. */
+static void fh_release(struct fh *h)
 {
-	count_op(OP_RELEASE);
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind != FH_CTL) {
 		if (h->kind == FH_WRITE)
 			wb_put(h->node, h->ino);
@@ -1475,6 +1483,13 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	ns_unlock();
 	t4dx_blob_unref(h->snap);
 	free(h);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	count_op(OP_RELEASE);
+	fh_release((struct fh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

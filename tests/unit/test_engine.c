@@ -11,6 +11,7 @@
 
 #include "breaker.h"
 #include "faults.h"
+#include "io.h"
 #include "powercut.h"
 #include "t4dx.h"
 #include "unit.h"
@@ -949,6 +950,151 @@ static void test_unreadable_content(void)
 	unit_rm_rf(dir);
 }
 
+/* A record queued but not applied (a read of the segment fails between
+ * the checks and the memtable) makes the engine fatal: the call answers
+ * EIO, every later change and flush too, and close writes no segment, so
+ * that the next start replays the WAL and gets a consistent state. */
+static ssize_t (*real_pread)(int, void *, size_t, off_t);
+static int pread_calls, pread_fail_at;
+static ssize_t failing_pread(int fd, void *b, size_t len, off_t off)
+{
+	if (++pread_calls == pread_fail_at) {
+		errno = EIO;
+		return -1;
+	}
+	return real_pread(fd, b, len, off);
+}
+
+static void test_fatal(void)
+{
+	const char *dir = unit_tmpdir("fatal");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_health h = { 0 };
+	int k, rc = 0;
+	for (k = 1; k < 40 && !h.fatal; k++) {
+		unit_rm_rf(dir);
+		struct t4dx *db = open_db(dir, NULL);
+		REQUIRE(put_file(db, R, "src", "SRC", NULL) == 0);
+		REQUIRE(put_file(db, R, "dst", "DST", NULL) == 0);
+		/* more blocks than the segment keeps decoded */
+		static char big[3000];
+		memset(big, 'z', sizeof(big) - 1);
+		for (int i = 0; i < 200; i++) {
+			char name[16];
+			snprintf(name, sizeof(name), "m%05d", i);
+			REQUIRE(put_file(db, R, name, big, NULL) == 0);
+		}
+		CHECK_EQ_INT(t4dx_close(db), 0);
+		db = open_db(dir, NULL);        /* both in a segment only */
+		real_pread = t4dx_io.pread;
+		t4dx_io.pread = failing_pread;
+		pread_calls = 0;
+		pread_fail_at = k;
+		rc = t4dx_rename(db, R, "src", 3, R, "dst", 3, 0, NULL);
+		t4dx_io.pread = real_pread;
+		t4dx_get_health(db, &h);
+		if (!h.fatal) {
+			CHECK_EQ_INT(t4dx_close(db), 0);
+			continue;
+		}
+		CHECK_EQ_INT(rc, EIO);
+		CHECK_EQ_INT(put_file(db, R, "later", "x", NULL), EIO);
+		CHECK_EQ_INT(t4dx_flush(db), EIO);
+		CHECK_EQ_INT(t4dx_close(db), EIO);
+	}
+	REQUIRE(h.fatal);
+	/* the WAL holds the rename: the next start applies all of it */
+	struct t4dx *db = open_db(dir, NULL);
+	struct t4dx_entry e;
+	CHECK_EQ_INT(t4dx_get(db, R, "src", 3, 0, &e), T4DX_ENOTFOUND);
+	const char *c = content_of(db, R, "dst");
+	CHECK(c && strcmp(c, "SRC") == 0);
+	CHECK_EQ_INT(t4dx_get(db, R, "later", 5, 0, &e), T4DX_ENOTFOUND);
+	t4dx_get_health(db, &h);
+	CHECK(!h.fatal);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A change of an item that a prune is removing, made while the prune
+ * runs: the prune runs again, so that what the change acknowledged and
+ * what a replay after a crash finds agree. */
+struct prune_arg { struct t4dx *db; int rc; };
+static void *run_prune(void *arg)
+{
+	struct prune_arg *a = arg;
+	a->rc = t4dx_compact(a->db, T4DX_COMPACT_PRUNE, NULL, NULL);
+	return NULL;
+}
+
+static void test_prune_race(void)
+{
+	const char *dir = unit_tmpdir("prunerace");
+	const uint64_t R = T4DX_ROOT_INO;
+	for (int variant = 0; variant < 2; variant++) {
+		unit_rm_rf(dir);
+		pid_t pid = fork();
+		REQUIRE(pid >= 0);
+		if (pid == 0) {
+			/* the run pauses before its MANIFEST switch */
+			setenv("T4DX_TEST_COMPACT_PAUSE", "0.3", 1);
+			struct t4dx *db = open_db(dir, NULL);
+			struct t4dx_entry f;
+			memset(&f, 0, sizeof(f));
+			f.importance = 0.05;    /* with kappa 0: prunable */
+			if (put_file(db, R, "x", "precious", NULL) ||
+			    t4dx_update(db, R, "x", 1, &f, T4DX_F_IMPORTANCE,
+					0, NULL) ||
+			    put_file(db, R, "keep", "k", NULL) ||
+			    t4dx_flush(db))
+				_exit(2);
+			struct prune_arg a = { db, -1 };
+			pthread_t t;
+			pthread_create(&t, NULL, run_prune, &a);
+			/* the merged segment is written: the run is in its
+			 * pause, x dropped from it */
+			char seg2[700];
+			snprintf(seg2, sizeof(seg2), "%s/seg/%020d.t4s", dir, 2);
+			for (int i = 0; i < 5000 && access(seg2, F_OK); i++)
+				usleep(1000);
+			int rc;
+			if (variant == 0) {
+				f.importance = 0.9;
+				rc = t4dx_update(db, R, "x", 1, &f,
+						 T4DX_F_IMPORTANCE, 0, NULL);
+			} else {
+				rc = t4dx_rename(db, R, "x", 1, R, "y", 1, 0,
+						 NULL);
+			}
+			pthread_join(t, NULL);
+			if (rc || a.rc)
+				_exit(3);
+			struct t4dx_entry e;
+			/* what is live now, for the parent to compare */
+			int live = (t4dx_get(db, R, "x", 1, 0, &e) == 0) |
+				   (t4dx_get(db, R, "y", 1, 0, &e) == 0) << 1;
+			_exit(10 + live);       /* no close: a crash */
+		}
+		int ws;
+		waitpid(pid, &ws, 0);
+		REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) >= 10);
+		int live = WEXITSTATUS(ws) - 10;
+		struct t4dx *db = open_db(dir, NULL);
+		struct t4dx_entry e;
+		int now = (t4dx_get(db, R, "x", 1, 0, &e) == 0) |
+			  (t4dx_get(db, R, "y", 1, 0, &e) == 0) << 1;
+		CHECK_EQ_INT(now, live);
+		if (variant == 0) {     /* the update made x worth keeping */
+			CHECK_EQ_INT(live, 1);
+			CHECK(t4dx_get(db, R, "x", 1, 0, &e) == 0 &&
+			      e.importance == 0.9);
+		}
+		CHECK(content_of(db, R, "keep") != NULL);
+		CHECK_EQ_INT(t4dx_close(db), 0);
+	}
+	unit_rm_rf(dir);
+}
+
 /* Level 2: when a segment cannot be read, the fallback cache answers what
  * it holds and the rest is EIO, never damaged bytes. */
 static void test_level2(void)
@@ -1096,6 +1242,8 @@ int main(void)
 	RUN(test_rebuild);
 	RUN(test_rebuild_later_changes);
 	RUN(test_unreadable_content);
+	RUN(test_fatal);
+	RUN(test_prune_race);
 	RUN(test_level2);
 	RUN(test_power_cut);
 	UNIT_DONE();
