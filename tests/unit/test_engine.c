@@ -766,6 +766,20 @@ static void test_rescue(void)
 
 /* A segment damaged in the middle is quarantined at open and its items
  * come back from the WAL archive. */
+/* Flip four bytes a third of the way into segment id of dir. */
+static void damage_segment(const char *dir, int id)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", dir, id);
+	FILE *f = fopen(path, "r+");
+	REQUIRE(f);
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, sz / 3, SEEK_SET);
+	fputs("\xde\xad\xbe\xef", f);
+	fclose(f);
+}
+
 static void test_rebuild(void)
 {
 	const char *dir = unit_tmpdir("rebuild");
@@ -784,15 +798,7 @@ static void test_rebuild(void)
 	}
 	REQUIRE(t4dx_delete(db, R, "k7", 2, false, 0, NULL) == 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
-	/* flip bytes in the middle of the first segment */
-	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
-	FILE *f = fopen(path, "r+");
-	REQUIRE(f);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, sz / 3, SEEK_SET);
-	fputs("\xde\xad\xbe\xef", f);
-	fclose(f);
+	damage_segment(d, 1);
 	db = open_db(d, NULL);
 	struct t4dx_stats st;
 	t4dx_get_stats(db, &st);
@@ -820,20 +826,6 @@ static void test_rebuild(void)
 	CHECK(strcmp(content_of(db, R, "k42"), "value 42") == 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(d);
-}
-
-/* Flip four bytes a third of the way into segment id of dir. */
-static void damage_segment(const char *dir, int id)
-{
-	char path[700];
-	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", dir, id);
-	FILE *f = fopen(path, "r+");
-	REQUIRE(f);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, sz / 3, SEEK_SET);
-	fputs("\xde\xad\xbe\xef", f);
-	fclose(f);
 }
 
 /* An item of a damaged segment whose newest record came after the flush
