@@ -480,6 +480,14 @@ static int fatal(struct t4dx *db, int rc)
 	return EIO;
 }
 
+/* The breaker counts group commits, not their waiters: one failed
+ * fdatasync shared by N committers is one storage failure. */
+static void group_done(void *arg, int rc)
+{
+	struct t4dx *db = arg;
+	t4dx_breaker_record(db->breaker, rc);
+}
+
 static void maybe_wake_flusher(struct t4dx *db)
 {
 	if (t4dx_mem_count(db->mem) < db->cfg.memtable.max_items &&
@@ -507,10 +515,8 @@ static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 	pthread_rwlock_wrlock(&db->lock);
 	int rc = t4dx_wal_add(db->wal, r);
 	pthread_rwlock_unlock(&db->lock);
-	if (!rc) {
-		rc = t4dx_wal_sync(db->wal, r->lsn);
-		t4dx_breaker_record(db->breaker, rc);
-	}
+	if (!rc)
+		rc = t4dx_wal_sync(db->wal, r->lsn);    /* group_done counts */
 	pthread_rwlock_wrlock(&db->lock);
 	if (!rc) {
 		rc = apply(db, r);
@@ -621,8 +627,7 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn)
 		mark_unpersisted(db, lsn);
 		return 0;
 	}
-	int rc = t4dx_wal_sync(db->wal, lsn);
-	t4dx_breaker_record(db->breaker, rc);
+	int rc = t4dx_wal_sync(db->wal, lsn);   /* group_done counts */
 	/* whatever the WAL could not write stays queued, applied: the
 	 * change is acknowledged as unpersisted */
 	if (rc && queueing(db)) {
@@ -646,8 +651,7 @@ static int gate(struct t4dx *db)
 		return 0;
 	/* full: if the disk may be tried, drain first */
 	if (t4dx_breaker_allow(db->breaker)) {
-		int rc = t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
-		t4dx_breaker_record(db->breaker, rc);
+		t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
 		t4dx_wal_get_stats(db->wal, &ws);
 	}
 	return ws.pending >= db->cfg.fallback.max_queue ? ENOSPC : 0;
@@ -1507,9 +1511,14 @@ static void check_wal(struct t4dx *db)
 	struct t4dx_rec r;
 	memset(&r, 0, sizeof(r));
 	r.op = T4DX_OP_PROBE;
+	struct t4dx_breaker_info bi;
+	/* forced OPEN: an operator said not to touch the disk */
+	t4dx_breaker_get(db->breaker, &bi);
+	if (bi.forced)
+		return;
 	double t0 = mono_s();
 	struct t4dx_wal_stats ws;
-	int rc = 0;
+	int rc = 0, add_rc = 0;
 	bool rejecting = !queueing(db);
 	if (rejecting)
 		pthread_mutex_lock(&db->reject_mu);
@@ -1520,7 +1529,7 @@ static void check_wal(struct t4dx *db)
 	if (ws.pending)
 		r.lsn = t4dx_wal_last_lsn(db->wal);
 	else
-		rc = t4dx_wal_add(db->wal, &r);
+		rc = add_rc = t4dx_wal_add(db->wal, &r);
 	pthread_rwlock_unlock(&db->lock);
 	if (!rc)
 		rc = t4dx_wal_sync(db->wal, r.lsn);
@@ -1533,14 +1542,16 @@ static void check_wal(struct t4dx *db)
 	if (rejecting)
 		pthread_mutex_unlock(&db->reject_mu);
 	double dur = mono_s() - t0;
-	if (!rc && dur > db->cfg.health.timeout_s)
+	bool slow = !rc && dur > db->cfg.health.timeout_s;
+	if (slow)
 		rc = ETIMEDOUT;
-	struct t4dx_breaker_info bi;
 	t4dx_breaker_get(db->breaker, &bi);
 	if (!rc && bi.state == T4DX_OPEN)
 		t4dx_breaker_probe_ok(db->breaker);
+	/* the group commit's own result was counted by group_done; a slow
+	 * one, or a probe that could not even be queued, counts here */
 	t4dx_breaker_get(db->breaker, &bi);
-	if (bi.state != T4DX_OPEN)
+	if ((slow || add_rc) && bi.state != T4DX_OPEN)
 		t4dx_breaker_record(db->breaker, rc);
 	check_done(db, &db->health.wal, "wal", rc, dur);
 }
@@ -2191,6 +2202,7 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	db->recovery.bytes_dropped = rep.bytes_dropped;
 	db->recovery.wal_files = rep.files;
 	t4dx_wal_set_sync_hist(db->wal, &db->fsync_hist);
+	t4dx_wal_set_group_hook(db->wal, group_done, db);
 	t4dx_wal_set_batch(db->wal, db->cfg.fallback.drain_batch);
 	replay_rescue_dir(db, db->dir, "rescue-");
 	if (*db->cfg.fallback.rescue_dir)

@@ -189,6 +189,8 @@ struct t4dx_wal {
 	struct wal_queue head;          /* the group being written, or the
 	                                   failed group waiting to be retried */
 	struct t4dx_hist *sync_hist;    /* fdatasync latency, or NULL */
+	void (*on_group)(void *, int);  /* each group's result, or NULL */
+	void *on_group_arg;
 	uint64_t batch_max;             /* records per group, 0: no limit */
 	bool poisoned;                  /* discard after an abandoned file:
 	                                   refuse new records (EROFS) */
@@ -1003,6 +1005,9 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 			    w->off >= w->max_file_bytes;
 		if (full)
 			close_file(w);
+		/* one result per group, however many wait for it */
+		if (w->on_group)
+			w->on_group(w->on_group_arg, rc);
 		pthread_mutex_lock(&w->mu);
 		if (!rc) {
 			w->durable = h->lo + k - 1;
@@ -1019,8 +1024,10 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 				h->n -= k;
 			}
 		} else {
+			/* those whose records were in the group: the rest of
+			 * the queue was not tried */
 			for (struct wal_waiter *x = w->waiters; x; x = x->next)
-				if (x->lsn >= h->lo && x->lsn <= h->hi)
+				if (x->lsn >= h->lo && x->lsn <= h->lo + k - 1)
 					x->err = rc;
 		}
 	}
@@ -1221,6 +1228,15 @@ void t4dx_wal_close(struct t4dx_wal *w)
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
+}
+
+void t4dx_wal_set_group_hook(struct t4dx_wal *w, void (*fn)(void *, int),
+			     void *arg)
+{
+	pthread_mutex_lock(&w->mu);
+	w->on_group = fn;
+	w->on_group_arg = arg;
+	pthread_mutex_unlock(&w->mu);
 }
 
 void t4dx_wal_set_sync_hist(struct t4dx_wal *w, struct t4dx_hist *h)

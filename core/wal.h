@@ -84,6 +84,10 @@ void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st);
  * outlive the log. */
 struct t4dx_hist;
 void t4dx_wal_set_sync_hist(struct t4dx_wal *w, struct t4dx_hist *h);
+/* Call fn(arg, rc) once for every group commit tried, by its leader, with
+ * 0 or the errno that failed it (no lock of the WAL held). */
+void t4dx_wal_set_group_hook(struct t4dx_wal *w, void (*fn)(void *, int),
+			     void *arg);
 
 /* Write at most max_records records per group commit (0: no limit), so
  * that a long backlog drains in bounded steps. */

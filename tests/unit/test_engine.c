@@ -1087,6 +1087,75 @@ static void test_prune_race(void)
 	unit_rm_rf(dir);
 }
 
+/* One failed group commit is one storage failure for the breaker,
+ * however many committers waited for it. */
+struct waiter_arg { struct t4dx *db; uint64_t lsn; };
+static void *wait_one(void *arg)
+{
+	struct waiter_arg *a = arg;
+	t4dx_wait(a->db, a->lsn);
+	return NULL;
+}
+
+static void test_group_failure_counts_once(void)
+{
+	const char *dir = unit_tmpdir("group1");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	struct waiter_arg a[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		struct t4dx_entry e;
+		char name[8];
+		snprintf(name, sizeof(name), "w%d", i);
+		memset(&e, 0, sizeof(e));
+		REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+		e.mode = S_IFREG | 0644;
+		REQUIRE(t4dx_put(db, &e, T4DX_NOWAIT, &a[i].lsn) == 0);
+		a[i].db = db;
+	}
+	struct t4dx_breaker_info before, after;
+	t4dx_breaker_get(t4dx_get_breaker(db), &before);
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 0);
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, wait_one, &a[i]);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	faults_reset();
+	t4dx_breaker_get(t4dx_get_breaker(db), &after);
+	CHECK_EQ_INT(after.failures - before.failures, 1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A breaker forced OPEN keeps the health probe off the disk too. */
+static void test_forced_open_probe(void)
+{
+	const char *dir = unit_tmpdir("forced");
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.health.interval_s = 0.01;
+	struct t4dx *db = open_db(dir, &cfg);
+	t4dx_breaker_force_open(t4dx_get_breaker(db));
+	struct t4dx_stats st0, st1;
+	struct t4dx_health h;
+	t4dx_get_stats(db, &st0);
+	t4dx_get_health(db, &h);
+	uint64_t runs = h.segments.runs;
+	/* three more health ticks */
+	for (int i = 0; i < 5000 && h.segments.runs < runs + 3; i++) {
+		usleep(1000);
+		t4dx_get_health(db, &h);
+	}
+	CHECK(h.segments.runs >= runs + 3);
+	t4dx_get_stats(db, &st1);
+	CHECK_EQ_INT(st1.wal_syncs, st0.wal_syncs);
+	CHECK_EQ_INT(st1.wal_records, st0.wal_records);
+	t4dx_breaker_reset(t4dx_get_breaker(db));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* Level 2: when a segment cannot be read, the fallback cache answers what
  * it holds and the rest is EIO, never damaged bytes. */
 static void test_level2(void)
@@ -1235,6 +1304,8 @@ int main(void)
 	RUN(test_rebuild_later_changes);
 	RUN(test_unreadable_content);
 	RUN(test_fatal);
+	RUN(test_group_failure_counts_once);
+	RUN(test_forced_open_probe);
 	RUN(test_prune_race);
 	RUN(test_level2);
 	RUN(test_power_cut);
