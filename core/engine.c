@@ -1304,11 +1304,16 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		rc = EAGAIN;
 		goto out;
 	}
+	/* the new list first: once the MANIFEST names the output, nothing
+	 * may fail before memory says the same */
+	struct t4dx_seg **list = calloc(1, sizeof(*list));
 	struct t4dx_seg **segs = out ? &out : NULL;
-	rc = install_segments(db, segs, out ? 1 : 0, db->flushed_lsn,
-			      db->man_next_ino, db->seg_items - ngone);
+	rc = list ? install_segments(db, segs, out ? 1 : 0, db->flushed_lsn,
+				    db->man_next_ino, db->seg_items - ngone)
+		 : ENOMEM;
 	if (rc) {
 		pthread_rwlock_unlock(&db->lock);
+		free(list);
 		if (out) {
 			char path[PATH_MAX];
 			seg_file(db, id, path, sizeof(path), false);
@@ -1318,9 +1323,9 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	}
 	struct t4dx_seg **old = db->segs;
 	size_t nold = db->nsegs;
-	db->segs = calloc(1, sizeof(*db->segs));
+	db->segs = list;
 	db->nsegs = 0;
-	if (out && db->segs)
+	if (out)
 		db->segs[db->nsegs++] = t4dx_seg_ref(out);
 	db->items -= live_gone;
 	/* the WAL also says what prune removed (a no-op when replayed), so
