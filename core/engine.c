@@ -879,6 +879,39 @@ static void seg_file(struct t4dx *db, uint64_t id, char *path, size_t len,
 		 (unsigned long long)id, tmp ? ".tmp" : "");
 }
 
+/* Remove the segment files of seg/ that the MANIFEST just made durable
+ * does not list: inputs of a compaction kept while an older MANIFEST
+ * naming them might have come back.  The caller holds flush_mu, so no
+ * segment is being written.  A segment id at or past next_seg_id is not
+ * ours to judge. */
+static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
+{
+	DIR *d = opendir(db->seg_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	bool removed = false;
+	while ((de = readdir(d))) {
+		unsigned long long id;
+		char tail[8];
+		if (strlen(de->d_name) != 24 ||
+		    sscanf(de->d_name, "%20llu%7s", &id, tail) != 2 ||
+		    strcmp(tail, ".t4s") || id >= m->next_seg_id)
+			continue;
+		bool live = false;
+		for (size_t i = 0; i < m->nsegs && !live; i++)
+			live = m->segs[i].id == id;
+		if (live)
+			continue;
+		char path[2 * PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", db->seg_dir, de->d_name);
+		removed |= t4dx_io.unlink(path) == 0;
+	}
+	closedir(d);
+	if (removed)
+		t4dx_io_fsync_dir(db->seg_dir);
+}
+
 /* Write the live segment list with the given flushed LSN. Lock held. */
 static int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 			 uint64_t flushed_lsn, uint64_t next_ino,
@@ -900,9 +933,8 @@ static int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 		m.segs[i].max_lsn = t4dx_seg_max_lsn(segs[i]);
 		m.segs[i].items = t4dx_seg_count(segs[i]);
 	}
-	bool installed;
+	bool installed, was_unsynced = db->manifest_unsynced;
 	int rc = t4dx_manifest_save(db->dir, &m, &installed);
-	free(m.segs);
 	if (rc && installed) {
 		/* in place but maybe not durable: the old MANIFEST may come
 		 * back after a crash, so nothing it names may go */
@@ -911,10 +943,15 @@ static int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 				"MANIFEST replaced but its directory could not "
 				"be synced (%s): old files are kept",
 				strerror(rc));
+		free(m.segs);
 		return 0;
 	}
-	if (!rc)
+	if (!rc) {
 		db->manifest_unsynced = false;
+		if (was_unsynced)
+			collect_segments(db, &m);
+	}
+	free(m.segs);
 	return rc;
 }
 
