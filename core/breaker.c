@@ -31,6 +31,9 @@ struct t4dx_breaker {
 	enum t4dx_breaker_state state;
 	bool forced;
 	unsigned fails, succs;                  /* consecutive */
+	unsigned trials;                        /* trial calls let through
+	                                           in HALF_OPEN and not yet
+	                                           reported */
 	int64_t opened_ns;                      /* monotonic, when OPEN began */
 	int64_t last_transition_ns;             /* wall clock */
 	uint64_t calls, failures, rejections, transitions;
@@ -70,6 +73,7 @@ static void move(struct t4dx_breaker *b, struct pending *p,
 	snprintf(p->why, sizeof(p->why), "%s", why);
 	b->state = to;
 	b->succs = 0;
+	b->trials = 0;
 	if (to == T4DX_OPEN)
 		b->opened_ns = b->clock(b->clock_arg);
 	b->last_transition_ns = t4dx_now_ns();
@@ -137,6 +141,16 @@ bool t4dx_breaker_allow(struct t4dx_breaker *b)
 			ok = false;
 		}
 	}
+	/* HALF_OPEN lets through at most as many trial calls at once as it
+	 * needs successes; the rest fail fast until those report.  (Should a
+	 * trial never report, the health probe's results still move the
+	 * state.) */
+	if (ok && b->state == T4DX_HALF_OPEN) {
+		if (b->trials >= b->cfg.success_threshold)
+			ok = false;
+		else
+			b->trials++;
+	}
 	if (ok)
 		b->calls++;
 	else
@@ -167,8 +181,15 @@ void t4dx_breaker_record(struct t4dx_breaker *b, int err)
 	struct pending p = { .from = -1 };
 	char why[96], e[64];
 	bool fail = t4dx_breaker_is_failure(err);
-	if (err && !fail)
+	if (err && !fail) {
+		/* the caller's own mistake says nothing of the disk: a trial
+		 * that ended so frees its place */
+		pthread_mutex_lock(&b->mu);
+		if (b->state == T4DX_HALF_OPEN && b->trials)
+			b->trials--;
+		pthread_mutex_unlock(&b->mu);
 		return;
+	}
 	pthread_mutex_lock(&b->mu);
 	if (fail) {
 		b->failures++;
@@ -188,6 +209,8 @@ void t4dx_breaker_record(struct t4dx_breaker *b, int err)
 		 * opened: counted, but the timeout is not restarted. */
 	} else {
 		b->fails = 0;
+		if (b->state == T4DX_HALF_OPEN && b->trials)
+			b->trials--;    /* a trial is done: its place is free */
 		if (b->state == T4DX_HALF_OPEN &&
 		    ++b->succs >= b->cfg.success_threshold) {
 			snprintf(why, sizeof(why), "%u trial calls succeeded",

@@ -179,10 +179,11 @@ static void test_timeout(void)
 	CHECK_EQ_INT(in.calls, 2);
 	CHECK_EQ_INT(in.rejections, 2);
 	check_note(&s, 2, T4DX_OPEN, T4DX_HALF_OPEN);
-	/* HALF_OPEN lets every call through as a trial */
+	/* HALF_OPEN lets through as many trials as it needs successes (2):
+	 * the call that moved it, and one more */
 	CHECK(t4dx_breaker_allow(b));
-	CHECK(t4dx_breaker_allow(b));
-	CHECK_EQ_INT(info(b).calls, 4);
+	CHECK(!t4dx_breaker_allow(b));
+	CHECK_EQ_INT(info(b).calls, 3);
 	CHECK_EQ_INT(s.n, 2);
 	t4dx_breaker_free(b);
 }
@@ -221,6 +222,31 @@ static void test_half_open_closes(void)
 	CHECK_EQ_INT(info(b).state, T4DX_CLOSED);
 	fail_n(b, 1, EIO);
 	CHECK_EQ_INT(info(b).state, T4DX_OPEN);
+	t4dx_breaker_free(b);
+}
+
+/* HALF_OPEN admits only as many trial calls as it needs successes. */
+static void test_half_open_limits_trials(void)
+{
+	struct seen s;
+	struct t4dx_breaker *b = mk(&s, 2, 3, 10);
+	to_half_open(&s, b);            /* its allow() was trial 1 */
+	CHECK(t4dx_breaker_allow(b));   /* 2 */
+	CHECK(t4dx_breaker_allow(b));   /* 3 */
+	uint64_t rej = info(b).rejections;
+	CHECK(!t4dx_breaker_allow(b));
+	CHECK_EQ_INT(info(b).rejections, rej + 1);
+	CHECK_EQ_INT(info(b).state, T4DX_HALF_OPEN);
+	/* a report frees a place; a user error too, and is no success */
+	t4dx_breaker_record(b, ENOENT);
+	CHECK(t4dx_breaker_allow(b));
+	CHECK(!t4dx_breaker_allow(b));
+	/* their successes close it; then calls go through freely */
+	for (int i = 0; i < 3; i++)
+		t4dx_breaker_record(b, 0);
+	CHECK_EQ_INT(info(b).state, T4DX_CLOSED);
+	for (int i = 0; i < 10; i++)
+		CHECK(t4dx_breaker_allow(b));
 	t4dx_breaker_free(b);
 }
 
@@ -485,6 +511,7 @@ int main(void)
 	RUN(test_timeout);
 	RUN(test_half_open_closes);
 	RUN(test_half_open_reopens);
+	RUN(test_half_open_limits_trials);
 	RUN(test_user_errors);
 	RUN(test_force_open);
 	RUN(test_reset);
