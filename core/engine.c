@@ -1417,8 +1417,6 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 	/* level 1 and 2: the data directory is not written */
 	if (current_level(db))
 		return EROFS;
-	if (atomic_load(&db->fatal))
-		return EIO;
 	if (block)
 		pthread_mutex_lock(&db->compact_mu);
 	else if (pthread_mutex_trylock(&db->compact_mu))

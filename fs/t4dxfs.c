@@ -237,6 +237,21 @@ static int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e)
 	return rc == T4DX_ENOTFOUND ? ENOENT : rc;
 }
 
+/* Change the fields of mask of an inode's entry (one update record,
+ * NOWAIT; *lsn is what to wait for).  ns_mu held. */
+static int update_ino(fuse_ino_t ino, const struct t4dx_entry *f,
+		      uint32_t mask, uint64_t *lsn)
+{
+	uint64_t parent;
+	char name[T4DX_NAME_MAX + 1];
+	size_t len;
+	int rc = key_of(ino, &parent, name, &len);
+	if (!rc)
+		rc = t4dx_update(fs.db, parent, name, len, f, mask,
+				 T4DX_NOWAIT, lsn);
+	return rc;
+}
+
 /* Size of an inode as readers of the kernel should see it: a write
  * buffer being filled counts.  ns_mu held. */
 static void node_wbuf_size(const struct node *n, struct stat *st)
@@ -618,20 +633,15 @@ static mode_t priv_bits(mode_t mode)
 static void kill_priv(fuse_ino_t ino)
 {
 	struct t4dx_entry e = { 0 };
-	uint64_t parent;
-	char name[T4DX_NAME_MAX + 1];
-	size_t len;
 	bool changed = false;
 	ns_lock();
-	if (!ino_entry(ino, 0, &e) && priv_bits(e.mode) &&
-	    !key_of(ino, &parent, name, &len)) {
+	if (!ino_entry(ino, 0, &e) && priv_bits(e.mode)) {
 		struct t4dx_entry f;
 		memset(&f, 0, sizeof(f));
 		f.mode = e.mode & ~priv_bits(e.mode);
 		f.ctime_ns = t4dx_now_ns();
-		changed = !t4dx_update(fs.db, parent, name, len, &f,
-				       T4DX_F_MODE | T4DX_F_CTIME, T4DX_NOWAIT,
-				       NULL);
+		changed = !update_ino(ino, &f, T4DX_F_MODE | T4DX_F_CTIME,
+				      NULL);
 	}
 	ns_unlock();
 	if (changed)
@@ -754,20 +764,12 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 		f.ctime_ns = (to_set & FUSE_SET_ATTR_CTIME)
 				     ? ns_of(attr->st_ctim) : now;
 		mask |= T4DX_F_CTIME;
-		uint64_t parent;
-		char name[T4DX_NAME_MAX + 1];
-		size_t len;
 		ns_lock();
-		rc = key_of(ino, &parent, name, &len);
-		struct orphan *o = rc == ENOENT ? orphan_find(ino) : NULL;
-		if (o) {
-			/* kept in memory only: the file has no key */
-			rc = 0;
+		struct orphan *o = orphan_find(ino);
+		if (o)  /* kept in memory only: the file has no key */
 			t4dx_entry_apply(&o->e, &f, mask);
-		} else if (!rc) {
-			rc = t4dx_update(fs.db, parent, name, len, &f, mask,
-					 T4DX_NOWAIT, &lsn);
-		}
+		else
+			rc = update_ino(ino, &f, mask, &lsn);
 		struct node *n = node_find(ino);
 		struct wbuf *w = wb_pin(n);
 		ns_unlock();
@@ -843,24 +845,18 @@ static int inherit_from_dir(fuse_ino_t dir, struct t4dx_entry *e)
 
 /* An entry of directory dir was created, removed or renamed at time now:
  * the directory's mtime and ctime move (POSIX), through an update record
- * queued after the change's own, so that whoever waits for a later record
- * waits for it too.  Returns that record's LSN, or 0 if it could not be
- * queued (the change itself stands; only the time is stale).  ns_mu
- * held. */
-static uint64_t touch_dir(fuse_ino_t dir, int64_t now)
+ * queued after the change's own; *wait becomes that record's LSN, so that
+ * whoever waits for the change waits for it too.  If it cannot be queued
+ * the change itself stands; only the time is stale.  ns_mu held. */
+static void touch_dir(fuse_ino_t dir, int64_t now, uint64_t *wait)
 {
-	uint64_t parent, lsn = 0;
-	char name[T4DX_NAME_MAX + 1];
-	size_t len;
 	struct t4dx_entry f;
-	if (key_of(dir, &parent, name, &len))
-		return 0;
+	uint64_t lsn = 0;
 	memset(&f, 0, sizeof(f));
 	f.mtime_ns = f.ctime_ns = now;
-	if (t4dx_update(fs.db, parent, name, len, &f,
-			T4DX_F_MTIME | T4DX_F_CTIME, T4DX_NOWAIT, &lsn))
-		return 0;
-	return lsn;
+	if (!update_ino(dir, &f, T4DX_F_MTIME | T4DX_F_CTIME, &lsn) &&
+	    lsn > *wait)
+		*wait = lsn;
 }
 
 /* Create (parent, name) with mode, durable unless nowait (then *lsn is
@@ -887,7 +883,7 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = t4dx_put(fs.db, &e, T4DX_EXCL | T4DX_NOWAIT |
 			      (nowait ? T4DX_PROVISIONAL : 0), &l);
 	if (!rc)
-		dl = touch_dir(parent, e.ctime_ns);
+		touch_dir(parent, e.ctime_ns, &dl);
 	if (!rc && !node_ref(e.ino, parent, name, e.name_len, 1))
 		rc = ENOMEM;
 	ns_unlock();
@@ -939,9 +935,7 @@ static int do_remove(fuse_ino_t parent, const char *name, bool dir)
 		if (n)
 			orphan_node(n, &e);
 		fs.ns_gen++;
-		uint64_t dl = touch_dir(parent, t4dx_now_ns());
-		if (dl > lsn)
-			lsn = dl;
+		touch_dir(parent, t4dx_now_ns(), &lsn);
 	}
 	ns_unlock();
 	if (rc == T4DX_ENOTFOUND)
@@ -996,14 +990,9 @@ static int do_rename(fuse_ino_t parent, const char *name, fuse_ino_t np,
 			node_move(n, np, newname, nlen);
 		fs.ns_gen++;
 		int64_t now = t4dx_now_ns();
-		uint64_t dl = touch_dir(parent, now);
-		if (np != parent) {
-			uint64_t dl2 = touch_dir(np, now);
-			if (dl2 > dl)
-				dl = dl2;
-		}
-		if (dl > lsn)
-			lsn = dl;
+		touch_dir(parent, now, &lsn);
+		if (np != parent)
+			touch_dir(np, now, &lsn);
 	}
 	ns_unlock();
 	if (rc == T4DX_ENOTFOUND)
@@ -2410,7 +2399,6 @@ static int run(struct cmdline *cl, char *argv0)
 		 * with the exit status too */
 		fprintf(stderr, "t4dxfs: closing the store: %s\n",
 			t4dx_strerror(crc));
-		rc = 1;
 	}
 	ns_lock();
 	/* handles never released: their uncommitted writes were never
