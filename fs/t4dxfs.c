@@ -650,7 +650,16 @@ static void kill_priv(fuse_ino_t ino)
 
 /* ---- setattr ---------------------------------------------------------- */
 
-static int truncate_item(fuse_ino_t ino, uint64_t size)
+/* Set the size of ino.  With a write buffer attached, the buffer takes
+ * the new length.  An ftruncate through one of its write descriptors
+ * (by_writer) then leaves it to the writer's next commit, like its
+ * writes.  A truncate from anywhere else commits the buffer now: the
+ * buffer may outlive every writer's close (the kernel releases a file
+ * after close returns), and readers and a crash must not see the old
+ * size after truncate(2) has returned the new one. */
+static bool fh_is_writer(const struct fuse_file_info *fi);
+
+static int truncate_item(fuse_ino_t ino, uint64_t size, bool by_writer)
 {
 	struct node *n = NULL;
 	struct t4dx_entry e = { 0 };
@@ -663,7 +672,6 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 	n = node_find(ino);
 	struct wbuf *w = wb_pin(n);
 	if (w) {
-		/* an open writer: the new length is part of its next commit */
 		ns_unlock();
 		pthread_mutex_lock(&w->mu);
 		rc = wbuf_reserve(w, size);
@@ -676,6 +684,8 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 			w->mtime_set = false;
 		}
 		pthread_mutex_unlock(&w->mu);
+		if (!rc && !by_writer)
+			rc = commit(n, ino, w, COMMIT_SYNC);
 		wb_put(n, ino);
 		return rc;
 	}
@@ -720,7 +730,7 @@ static int truncate_item(fuse_ino_t ino, uint64_t size)
 }
 
 static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
-		      uid_t caller, struct stat *out)
+		      uid_t caller, bool by_writer, struct stat *out)
 {
 	struct t4dx_entry f;
 	uint32_t mask = 0;
@@ -731,7 +741,7 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 	if (is_fixed(ino))
 		return EPERM;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		rc = truncate_item(ino, (uint64_t)attr->st_size);
+		rc = truncate_item(ino, (uint64_t)attr->st_size, by_writer);
 		if (rc)
 			return rc;
 		if (caller != 0 && !(to_set & FUSE_SET_ATTR_MODE))
@@ -795,7 +805,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	count_op(OP_SETATTR);
 	struct stat st;
-	int rc = do_setattr(ino, attr, to_set, fuse_req_ctx(req)->uid, &st);
+	int rc = do_setattr(ino, attr, to_set, fuse_req_ctx(req)->uid,
+			    fh_is_writer(fi), &st);
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -1071,6 +1082,14 @@ struct fh {
 /* Every open handle, so that those the kernel never released (an unmount
  * by signal drops pending RELEASEs) are freed at exit. */
 static LIST_HEAD(, fh) open_fhs = LIST_HEAD_INITIALIZER(open_fhs);
+
+/* A setattr through a write descriptor (an ftruncate): the kernel passes
+ * the file of the call only then. */
+static bool fh_is_writer(const struct fuse_file_info *fi)
+{
+	const struct fh *h = fi ? (const struct fh *)(uintptr_t)fi->fh : NULL;
+	return h && h->kind == FH_WRITE;
+}
 
 /* Hand h to the kernel. */
 static void fh_publish(struct fh *h, struct fuse_file_info *fi)

@@ -203,3 +203,31 @@ assert_moved() {
 	assert_line --index 0 777
 	assert_line --index 1 6777
 }
+
+@test "truncate of a file another process holds open for writing is seen and durable when it returns" {
+	t4dx_start
+	local f=$ITEMS/f
+	printf 'x' >"$f"
+	# a writer, open, nothing written, in a process of its own: a
+	# descriptor this shell held would be closed (a flush, which commits)
+	# by every child that inherits it
+	sleep 600 >>"$f" &
+	local holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 test "$(readlink "/proc/$holder/fd/1")" = "$f"
+	# truncate(2) by name, not coreutils truncate (which opens the file)
+	perl -e 'truncate($ARGV[0], 75) or die "$!"' "$f"
+	run stat -c %s "$f"
+	assert_output 75
+	# every reader reads what stat says
+	run bash -c 'cat "$1" | wc -c' _ "$f"
+	assert_output 75
+	t4dx_kill9
+	kill "$holder"
+	wait "$holder" || true
+	t4dx_start
+	run stat -c %s "$f"
+	assert_output 75
+	run bash -c 'head -c 1 "$1"' _ "$f"
+	assert_output 'x'
+}
