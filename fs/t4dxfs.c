@@ -97,7 +97,7 @@ static int64_t ns_of(struct timespec t)
 #define SET_STAT(st, e) do {                                             \
 		(st)->st_ino = (e)->ino;                                  \
 		(st)->st_mode = (e)->mode;                                \
-		(st)->st_nlink = 1; /* directories too: no subdir count */ \
+		(st)->st_nlink = 1; /* directories: dir_nlink() */         \
 		(st)->st_uid = (e)->uid;                                  \
 		(st)->st_gid = (e)->gid;                                  \
 		(st)->st_size = (off_t)(e)->size;                         \
@@ -126,10 +126,13 @@ static void fixed_stat(fuse_ino_t ino, struct stat *st)
 	st->st_gid = fs.gid;
 	st->st_atim = st->st_mtim = st->st_ctim = ts_of(fs.start_ns);
 	const struct ctl_file *c = ctl_by_ino(ino);
-	if (c)
+	if (c) {
 		st->st_mode = S_IFREG | (c->store ? 0644 : 0444);
-	else
+	} else {
 		st->st_mode = S_IFDIR | 0755;
+		/* the mount's root holds items/ and .ctl/ */
+		st->st_nlink = ino == INO_MOUNT_ROOT ? 4 : 2;
+	}
 }
 
 static bool is_fixed(fuse_ino_t ino)
@@ -181,6 +184,80 @@ static void orphan_drop(struct node *n)
 	if (o) {
 		HASH_DEL(orphans, o);
 		free(o);
+	}
+}
+
+/* The link count of a directory is 2 + its subdirectories, as on local
+ * filesystems (find and du take it as a hint).  The engine keeps no
+ * count: the first time a directory's attributes are asked for, its
+ * children are counted by a scan, and from then on mkdir, rmdir and
+ * rename here keep the count (every change of the namespace passes
+ * through this process; compaction removes no directory).  Guarded by
+ * ns_mu. */
+struct dircount {
+	uint64_t ino;
+	uint32_t subdirs;
+	UT_hash_handle hh;
+};
+static struct dircount *dircounts;
+
+static struct dircount *dircount_find(uint64_t ino)
+{
+	struct dircount *c = NULL;
+	HASH_FIND(hh, dircounts, &ino, sizeof(ino), c);
+	return c;
+}
+
+static struct dircount *dircount_add(uint64_t ino, uint32_t subdirs)
+{
+	struct dircount *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->ino = ino;
+	c->subdirs = subdirs;
+	HASH_ADD(hh, dircounts, ino, sizeof(c->ino), c);
+	return c;
+}
+
+static int count_subdir(void *arg, const struct t4dx_entry *e)
+{
+	if (S_ISDIR(e->mode))
+		(*(uint32_t *)arg)++;
+	return 0;
+}
+
+/* Set st_nlink of directory ino, counting its subdirectories if that
+ * was never done.  A count that cannot be made gives 1, which programs
+ * read as "not counted" (as on btrfs).  ns_mu held. */
+static void dir_nlink(uint64_t ino, struct stat *st)
+{
+	struct dircount *c = dircount_find(ino);
+	if (!c) {
+		uint32_t n = 0;
+		if (t4dx_scan(fs.db, ino, count_subdir, &n) ||
+		    !(c = dircount_add(ino, n))) {
+			st->st_nlink = 1;
+			return;
+		}
+	}
+	st->st_nlink = 2 + (nlink_t)c->subdirs;
+}
+
+/* Directory dir gained (delta 1) or lost (-1) a subdirectory.  ns_mu. */
+static void dircount_move(uint64_t dir, int delta)
+{
+	struct dircount *c = dircount_find(dir);
+	if (c)
+		c->subdirs = (uint32_t)((int64_t)c->subdirs + delta);
+}
+
+/* Directory ino is gone.  ns_mu held. */
+static void dircount_drop(uint64_t ino)
+{
+	struct dircount *c = dircount_find(ino);
+	if (c) {
+		HASH_DEL(dircounts, c);
+		free(c);
 	}
 }
 
@@ -318,6 +395,9 @@ static int do_lookup(fuse_ino_t parent, const char *name,
 			if (rc)
 				return rc;
 			fill_param(ep, &e);
+			ns_lock();
+			dir_nlink(INO_ITEMS, &ep->attr);
+			ns_unlock();
 		} else {
 			fixed_stat(ino, &ep->attr);
 		}
@@ -336,7 +416,10 @@ static int do_lookup(fuse_ino_t parent, const char *name,
 		rc = ENOMEM;
 	if (!rc) {
 		fill_param(ep, &e);
-		apply_wbuf_size(e.ino, &ep->attr);
+		if (S_ISDIR(e.mode))
+			dir_nlink(e.ino, &ep->attr);
+		else
+			apply_wbuf_size(e.ino, &ep->attr);
 	}
 	ns_unlock();
 	if (rc == T4DX_ENOTFOUND) {
@@ -395,7 +478,9 @@ static int do_getattr(fuse_ino_t ino, struct stat *st)
 	if (!rc) {
 		entry_stat(&e, st);
 		apply_wbuf_size(ino, st);
-		if (orphan_find(ino))
+		if (S_ISDIR(e.mode))
+			dir_nlink(ino, st);
+		else if (orphan_find(ino))
 			st->st_nlink = 0;
 	}
 	ns_unlock();
@@ -893,14 +978,21 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!rc)
 		rc = t4dx_put(fs.db, &e, T4DX_EXCL | T4DX_NOWAIT |
 			      (nowait ? T4DX_PROVISIONAL : 0), &l);
-	if (!rc)
+	if (!rc) {
 		touch_dir(parent, e.ctime_ns, &dl);
+		if (S_ISDIR(mode)) {
+			dircount_move(parent, 1);
+			dircount_add(e.ino, 0);
+		}
+	}
 	if (!rc && !node_ref(e.ino, parent, name, e.name_len, 1))
 		rc = ENOMEM;
 	ns_unlock();
 	if (rc)
 		return rc;
 	fill_param(ep, &e);
+	if (S_ISDIR(mode))
+		ep->attr.st_nlink = 2;
 	if (nowait) {
 		/* a provisional file (l == 0) is committed at its first
 		 * close by a record after the directory's */
@@ -945,6 +1037,10 @@ static int do_remove(fuse_ino_t parent, const char *name, bool dir)
 		struct node *n = node_find(e.ino);
 		if (n)
 			orphan_node(n, &e);
+		if (dir) {
+			dircount_move(parent, -1);
+			dircount_drop(e.ino);
+		}
 		fs.ns_gen++;
 		touch_dir(parent, t4dx_now_ns(), &lsn);
 	}
@@ -995,6 +1091,14 @@ static int do_rename(fuse_ino_t parent, const char *name, fuse_ino_t np,
 			struct node *d = node_find(dst.ino);
 			if (d)
 				orphan_node(d, &dst);
+			if (S_ISDIR(dst.mode)) {
+				dircount_move(np, -1);
+				dircount_drop(dst.ino);
+			}
+		}
+		if (S_ISDIR(src.mode) && np != parent) {
+			dircount_move(parent, -1);
+			dircount_move(np, 1);
 		}
 		struct node *n = node_find(src.ino);
 		if (n)
@@ -1745,6 +1849,17 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 				ep.generation = INO_GENERATION;
 				ep.entry_timeout = fs.entry_timeout;
 				ep.attr_timeout = attr_timeout;
+				/* a directory never counted: not now (that is a
+				 * scan of it), but at its first stat */
+				if (engine && S_ISDIR(de->mode)) {
+					struct dircount *c =
+						dircount_find(de->ino);
+					if (c)
+						ep.attr.st_nlink =
+							2 + (nlink_t)c->subdirs;
+					else
+						ep.attr_timeout = 0;
+				}
 			} else {
 				/* '.' and '..', or gone since the listing: a
 				 * plain entry, no reference */
@@ -2023,6 +2138,13 @@ static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
 	f.ctime_ns = t4dx_now_ns();
 	mask |= T4DX_F_CTIME;
 	ns_lock();
+	struct orphan *o = orphan_find(ino);
+	if (o) {
+		/* an open file without a name: kept in memory only */
+		t4dx_entry_apply(&o->e, &f, mask);
+		ns_unlock();
+		return 0;
+	}
 	rc = key_of(ino, &parent, key, &klen);
 	if (!rc)
 		rc = t4dx_get(fs.db, parent, key, klen, 0, &e);
@@ -2442,6 +2564,11 @@ static int run(struct cmdline *cl, char *argv0)
 	HASH_ITER(hh, orphans, o, tmp) {
 		HASH_DEL(orphans, o);
 		free(o);
+	}
+	struct dircount *dc, *dctmp;
+	HASH_ITER(hh, dircounts, dc, dctmp) {
+		HASH_DEL(dircounts, dc);
+		free(dc);
 	}
 	node_free_all();
 	ns_unlock();

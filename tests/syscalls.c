@@ -596,8 +596,15 @@ static void check_unlinked_open(void)
 	expect_long(st.st_mode & 07777, 0600, "mode changed after unlink");
 	expect_long(st.st_mtim.tv_sec, 2000, "mtime changed after unlink");
 	expect_long(st.st_size, 3, "size changed after unlink");
-	expect_ok(fgetxattr(rfd, "user.t4dx.importance", val, sizeof(val)),
-		  "fgetxattr after unlink");
+	expect_ok(fsetxattr(fd, "user.t4dx.importance", "0.25", 4, 0),
+		  "fsetxattr after unlink");
+	ssize_t vn = fgetxattr(rfd, "user.t4dx.importance", val,
+			       sizeof(val) - 1);
+	if (expect_ok(vn, "fgetxattr after unlink")) {
+		val[vn] = 0;
+		expect_long(strtod(val, NULL) == 0.25, 1,
+			    "fgetxattr gives what fsetxattr set");
+	}
 	expect_ok(fstat(rfd, &st), "fstat of a read descriptor after unlink");
 	expect_long(st.st_nlink, 0, "nlink 0 on the read descriptor");
 	close(rfd);

@@ -11,6 +11,11 @@ setup() {
 	t4dx_setup
 }
 
+# fd1_is PID PATH: process PID has PATH open as its standard output
+fd1_is() {
+	[[ $(readlink "/proc/$1/fd/1" 2>/dev/null) == "$2" ]]
+}
+
 @test "an open reader reads the newest committed version; nothing older stays in the cache" {
 	t4dx_start
 	local f=$ITEMS/f
@@ -214,7 +219,7 @@ assert_moved() {
 	sleep 600 >>"$f" &
 	local holder=$!
 	t4dx_track "$holder"
-	t4dx_wait_for 10 test "$(readlink "/proc/$holder/fd/1")" = "$f"
+	t4dx_wait_for 10 fd1_is "$holder" "$f"
 	# truncate(2) by name, not coreutils truncate (which opens the file)
 	perl -e 'truncate($ARGV[0], 75) or die "$!"' "$f"
 	run stat -c %s "$f"
@@ -230,4 +235,33 @@ assert_moved() {
 	assert_output 75
 	run bash -c 'head -c 1 "$1"' _ "$f"
 	assert_output 'x'
+}
+
+@test "a directory's link count is 2 + its subdirectories, through mkdir, rmdir, rename and a restart" {
+	t4dx_start
+	mkdir -p "$ITEMS/a/b" "$ITEMS/a/c" "$ITEMS/d"
+	touch "$ITEMS/a/file"
+	run stat -c %h "$ITEMS/a" "$ITEMS/a/b" "$ITEMS/d" "$ITEMS"
+	assert_output $'4\n2\n2\n4'
+	rmdir "$ITEMS/a/c"
+	mv "$ITEMS/a/b" "$ITEMS/d/b"
+	run stat -c %h "$ITEMS/a" "$ITEMS/d"
+	assert_output $'2\n3'
+	# a directory renamed over an empty one
+	mkdir "$ITEMS/e" "$ITEMS/d/x"
+	mv -T "$ITEMS/e" "$ITEMS/d/x"
+	run stat -c %h "$ITEMS/d" "$ITEMS"
+	assert_output $'4\n4'
+	# what ls -l shows (from a listing) agrees with stat
+	run bash -c 'ls -ln "$1" | awk "\$NF == \"d\" { print \$2 }"' _ "$ITEMS"
+	assert_output 4
+	t4dx_stop
+	t4dx_start
+	run stat -c %h "$ITEMS/a" "$ITEMS/d" "$ITEMS/d/b" "$ITEMS"
+	assert_output $'2\n4\n2\n4'
+	# find's count of subdirectories matches the link counts
+	local dirs
+	dirs=$(find "$ITEMS" -mindepth 1 -maxdepth 1 -type d | wc -l)
+	run stat -c %h "$ITEMS"
+	assert_output $((2 + dirs))
 }
