@@ -1236,6 +1236,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	id = db->next_seg_id;
 	pthread_rwlock_unlock(&db->lock);
 	if (!in) {
+		nin = 0;        /* nothing to unreference */
 		rc = ENOMEM;
 		goto out;
 	}

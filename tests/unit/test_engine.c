@@ -1337,6 +1337,131 @@ static void test_power_cut(void)
 	unit_rm_rf(d);
 }
 
+/* ---- allocation failures --------------------------------------------------
+ * The program is linked with --wrap=malloc,calloc,realloc (Makefile.am):
+ * in the test's own thread, the alloc_fail_at-th allocation from now
+ * fails.  The engine's threads are never failed, so a run is the same
+ * every time. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+static __thread long alloc_fail_at;     /* 0: no failure armed */
+static __thread bool alloc_failed;
+
+static bool alloc_should_fail(void)
+{
+	if (alloc_fail_at > 0 && --alloc_fail_at == 0) {
+		alloc_failed = true;
+		return true;
+	}
+	return false;
+}
+
+void *__wrap_malloc(size_t n);
+void *__wrap_malloc(size_t n)
+{
+	return alloc_should_fail() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return alloc_should_fail() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n)
+{
+	return alloc_should_fail() ? NULL : __real_realloc(p, n);
+}
+
+/* A store with two segments and changes in the memtable; "weak" is what
+ * a prune removes. */
+static struct t4dx *oom_store(const char *dir)
+{
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	char name[8];
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		REQUIRE(put_file(db, R, name, name, NULL) == 0);
+		if (i == 3 || i == 7)
+			REQUIRE(t4dx_flush(db) == 0);
+	}
+	REQUIRE(put_file(db, R, "weak", "w", NULL) == 0);
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.importance = 0.05;
+	REQUIRE(t4dx_update(db, R, "weak", 4, &f, T4DX_F_IMPORTANCE, 0,
+			    NULL) == 0);
+	REQUIRE(t4dx_rename(db, R, "f00", 3, R, "g00", 3, 0, NULL) == 0);
+	REQUIRE(t4dx_delete(db, R, "f01", 3, false, 0, NULL) == 0);
+	return db;
+}
+
+/* What every state of the store holds, before or after any run. */
+static void oom_check(struct t4dx *db, int kind, int k)
+{
+	const uint64_t R = T4DX_ROOT_INO;
+	char name[8];
+	for (int i = 2; i < 12; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		const char *c = content_of(db, R, name);
+		if (!c || strcmp(c, name)) {
+			fprintf(stderr, "kind %d, allocation %d: %s is %s\n",
+				kind, k, name, c ? c : "gone");
+			unit_failures++;
+		}
+	}
+	const char *g = content_of(db, R, "g00");
+	CHECK(g && !strcmp(g, "f00"));
+	CHECK(content_of(db, R, "f00") == NULL);
+	CHECK(content_of(db, R, "f01") == NULL);
+}
+
+/* Every allocation a flush, an nrem or a prune makes in its caller's
+ * thread fails in turn: the run fails or completes, the engine goes on
+ * taking changes, and a restart finds every item (issue 9: an ENOMEM
+ * between the MANIFEST switch and the new segment list left the engine
+ * with no segments). */
+static void test_alloc_failures(void)
+{
+	static const int kinds[] = { T4DX_COMPACT_FLUSH, T4DX_COMPACT_NREM,
+				     T4DX_COMPACT_PRUNE };
+	for (size_t ki = 0; ki < sizeof(kinds) / sizeof(kinds[0]); ki++) {
+		int kind = kinds[ki], k;
+		for (k = 1; k < 10000; k++) {
+			const char *dir = unit_tmpdir("oom");
+			struct t4dx *db = oom_store(dir);
+			alloc_failed = false;
+			alloc_fail_at = k;
+			int rc = kind == T4DX_COMPACT_FLUSH
+					 ? t4dx_flush(db)
+					 : t4dx_compact(db, kind, NULL, NULL);
+			alloc_fail_at = 0;
+			bool failed = alloc_failed;
+			if (!failed)
+				CHECK_EQ_INT(rc, 0);
+			oom_check(db, kind, k);
+			/* the engine takes changes and flushes after it */
+			CHECK_EQ_INT(put_file(db, T4DX_ROOT_INO, "after", "a",
+					      NULL), 0);
+			CHECK_EQ_INT(t4dx_flush(db), 0);
+			CHECK_EQ_INT(t4dx_close(db), 0);
+			db = open_db(dir, NULL);
+			oom_check(db, kind, k);
+			CHECK(content_of(db, T4DX_ROOT_INO, "after") != NULL);
+			CHECK_EQ_INT(t4dx_close(db), 0);
+			unit_rm_rf(dir);
+			if (!failed || unit_failures)
+				break;
+		}
+		fprintf(stderr, "   %s: %d allocations failed in turn\n",
+			t4dx_compact_name(kind), k - 1);
+		CHECK(k > 1);
+	}
+}
+
 int main(void)
 {
 	RUN(test_basic);
@@ -1361,6 +1486,7 @@ int main(void)
 	RUN(test_forced_open_probe);
 	RUN(test_collect_kept_inputs);
 	RUN(test_prune_race);
+	RUN(test_alloc_failures);
 	RUN(test_level2);
 	RUN(test_power_cut);
 	UNIT_DONE();
