@@ -1024,10 +1024,14 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 				h->n -= k;
 			}
 		} else {
-			/* those whose records were in the group: the rest of
-			 * the queue was not tried */
+			/* every waiter for a record of the group or after it:
+			 * records become durable in order, so none after the
+			 * group can be before the group is (leading it again
+			 * would fail the same way for as long as the disk
+			 * does).  Waiters for records already durable are
+			 * not touched; the records stay queued for a retry. */
 			for (struct wal_waiter *x = w->waiters; x; x = x->next)
-				if (x->lsn >= h->lo && x->lsn <= h->lo + k - 1)
+				if (x->lsn >= h->lo)
 					x->err = rc;
 		}
 	}

@@ -2,6 +2,8 @@
  * flushing, recovery after a crash, and commit failures. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
@@ -1128,6 +1130,68 @@ static void test_group_failure_counts_once(void)
 	unit_rm_rf(dir);
 }
 
+struct bounded_wait {
+	struct t4dx *db;
+	uint64_t lsn;
+	int rc;
+	atomic_bool done;
+};
+
+static void *wait_bounded(void *arg)
+{
+	struct bounded_wait *b = arg;
+	b->rc = t4dx_wait(b->db, b->lsn);
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+/* A waiter whose record lies beyond the first group of a failing disk
+ * gets the error too (its record cannot be durable before the failed
+ * ones), instead of leading the same failing group for ever. */
+static void test_failed_group_fails_later_waiters(void)
+{
+	const char *dir = unit_tmpdir("later");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.fallback.drain_batch = 2;
+	cfg.breaker.failure_threshold = 1000;
+	struct t4dx *db = open_db(dir, &cfg);
+	struct bounded_wait b = { .db = db };
+	for (int i = 0; i < 5; i++) {
+		struct t4dx_entry e;
+		char name[8];
+		snprintf(name, sizeof(name), "l%d", i);
+		memset(&e, 0, sizeof(e));
+		REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+		e.mode = S_IFREG | 0644;
+		REQUIRE(t4dx_put(db, &e, T4DX_NOWAIT, &b.lsn) == 0);
+	}
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 1);
+	pthread_t t;
+	pthread_create(&t, NULL, wait_bounded, &b);
+	for (int i = 0; i < 10000 && !atomic_load(&b.done); i++)
+		usleep(1000);
+	if (!atomic_load(&b.done)) {
+		fprintf(stderr, "t4dx_wait still going after 10 s and %u "
+			"fdatasync calls\n", faults_calls(FAULT_FDATASYNC));
+		_exit(1);
+	}
+	pthread_join(t, NULL);
+	/* policy queue: acknowledged as unpersisted, after one try */
+	CHECK_EQ_INT(b.rc, 0);
+	CHECK(faults_calls(FAULT_FDATASYNC) <= 2);
+	faults_reset();
+	/* the disk is back: everything queued is written */
+	CHECK_EQ_INT(t4dx_wait(db, b.lsn), 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, NULL);
+	struct t4dx_entry e;
+	CHECK_EQ_INT(t4dx_get(db, R, "l4", 2, 0, &e), 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* A breaker forced OPEN keeps the health probe off the disk too. */
 static void test_forced_open_probe(void)
 {
@@ -1483,6 +1547,7 @@ int main(void)
 	RUN(test_unreadable_content);
 	RUN(test_fatal);
 	RUN(test_group_failure_counts_once);
+	RUN(test_failed_group_fails_later_waiters);
 	RUN(test_forced_open_probe);
 	RUN(test_collect_kept_inputs);
 	RUN(test_prune_race);
