@@ -27,6 +27,10 @@ struct wbuf {
 	int err;                        /* sticky error (EFBIG): never commit */
 	bool fresh;                     /* created provisionally, never
 	                                   committed (T4DX_PROVISIONAL) */
+	uint64_t queued_lsn;            /* the last put queued from it: a
+	                                   commit that finds nothing to do
+	                                   waits for it, as it may still be
+	                                   on its way to the disk */
 	bool mtime_set;                 /* futimens after the last write */
 	int64_t mtime_ns;
 	unsigned refs;                  /* write handles; ns_mu */

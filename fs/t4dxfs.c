@@ -578,7 +578,7 @@ static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 		  enum commit_how how)
 {
 	bool at_release = how == COMMIT_RELEASE;
-	uint64_t lsn = 0, t0 = mono_ns();
+	uint64_t lsn = 0, prev = 0, t0 = mono_ns();
 	int rc = 0;
 
 	pthread_mutex_lock(&w->mu);
@@ -591,8 +591,14 @@ static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 	}
 	/* a new file is committed at its first close even if an O_TRUNC
 	 * open made its buffer wait: there is no old content to protect */
-	if (!w->dirty || (w->defer && how == COMMIT_FLUSH && !w->fresh))
+	if (!w->dirty || (w->defer && how == COMMIT_FLUSH && !w->fresh)) {
+		/* nothing of its own, but what another descriptor's commit
+		 * queued may not be durable yet: a close or fsync that
+		 * returns 0 promises it is */
+		if (!at_release)
+			prev = w->queued_lsn;
 		goto out;
+	}
 	struct t4dx_blob *blob = t4dx_blob_from(w->data, w->len);
 	if (!blob) {
 		rc = ENOMEM;
@@ -628,12 +634,16 @@ static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 	w->dirty = false;
 	w->defer = false;
 	w->fresh = false;
+	if (lsn)
+		w->queued_lsn = lsn;
 out:
 	pthread_mutex_unlock(&w->mu);
 	if (!rc && lsn) {
 		rc = t4dx_wait(fs.db, lsn);
 		invalidate(ino);
 		t4dx_hist_observe_ns(&fs.metrics.write_lat, mono_ns() - t0);
+	} else if (!rc && prev) {
+		rc = t4dx_wait(fs.db, prev);
 	}
 	return rc;
 }

@@ -265,3 +265,13 @@ assert_moved() {
 	run stat -c %h "$ITEMS"
 	assert_output $((2 + dirs))
 }
+
+@test "a close that finds its writes in another descriptor's commit waits until that commit is durable" {
+	local flag=$T4DX_TMP/slow
+	t4dx_start_slowsync "$flag"
+	printf 'x' >"$ITEMS/f"
+	run "$T4DX_BUILDDIR/tests/twowriters" "$ITEMS/f" "$flag"
+	assert_success
+	run cat "$ITEMS/f"
+	assert_output 'xab'
+}

@@ -673,6 +673,21 @@ t4dx_teardown_faults() {
 	t4dx_teardown
 }
 
+# t4dx_start_slowsync FLAG [t4dxfs option...]: t4dx_start with
+# tests/slowsync.so preloaded: while FLAG exists, each fdatasync of the
+# daemon takes T4DX_SLOWSYNC_MS (default 1000) and marks FLAG.started and
+# FLAG.ended (see tests/slowsync.c).
+t4dx_start_slowsync() {
+	local flag=$1 so=$T4DX_BUILDDIR/tests/slowsync.so pre asan
+	shift
+	[[ -e $so ]] || skip "tests/slowsync.so is not built"
+	pre=$so
+	# a sanitizer's runtime must come first in a preload list
+	asan=$(ldd "$T4DXFS" 2>/dev/null | awk '/libasan/ { print $3 }')
+	[[ -z $asan ]] || pre="$asan $so"
+	LD_PRELOAD=$pre T4DX_SLOWSYNC=$flag t4dx_start "$@"
+}
+
 # t4dx_have_fiu: fiu-run, fiu-ctrl and the POSIX preload library exist.
 t4dx_have_fiu() {
 	command -v fiu-run >/dev/null && command -v fiu-ctrl >/dev/null &&
