@@ -24,6 +24,10 @@ struct wbuf {
 	bool dirty;                     /* differs from the committed content */
 	bool defer;                     /* dirty only by an O_TRUNC open: a
 	                                   close commits it only at release */
+	atomic_bool emptied;            /* an O_TRUNC open emptied it, and no
+	                                   put of it is queued since: readers
+	                                   see an empty file (set under mu,
+	                                   cleared under mu and ns_mu) */
 	int err;                        /* sticky error (EFBIG): never commit */
 	bool fresh;                     /* created provisionally, never
 	                                   committed (T4DX_PROVISIONAL) */

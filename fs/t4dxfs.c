@@ -622,8 +622,10 @@ static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 		e.ctime_ns = now;
 		rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
 		e.content = NULL;
-		if (!rc)
+		if (!rc) {
 			n->content_gen++;
+			atomic_store(&w->emptied, false);
+		}
 	}
 	ns_unlock();
 	t4dx_blob_unref(blob);
@@ -699,6 +701,10 @@ static void wb_put(struct node *n, fuse_ino_t ino)
 			w->refs = 0;
 			if (n->wb == w)
 				n->wb = NULL;
+			/* an O_TRUNC never committed (its writes failed):
+			 * readers that saw the file empty read it again */
+			if (atomic_load(&w->emptied))
+				n->content_gen++;
 		}
 		ns_unlock();
 		pthread_mutex_unlock(&w->mu);
@@ -1282,8 +1288,8 @@ static int attach_writer(struct node *n, bool trunc, bool fresh)
 }
 
 /* O_TRUNC on an open of an existing file: empty the shared buffer.  Not
- * under ns_mu (lock order). */
-static void truncate_writer(struct wbuf *w)
+ * under ns_mu (lock order: w->mu, then ns_mu). */
+static void truncate_writer(struct node *n, struct wbuf *w)
 {
 	pthread_mutex_lock(&w->mu);
 	wbuf_set_len(w, 0);
@@ -1291,6 +1297,13 @@ static void truncate_writer(struct wbuf *w)
 	w->defer = true;
 	w->err = 0;
 	w->mtime_set = false;
+	/* as on a local filesystem, the file reads as empty from now on
+	 * (the kernel emptied its page cache already): the next read of
+	 * every open read descriptor looks again (refresh_snap) */
+	atomic_store(&w->emptied, true);
+	ns_lock();
+	n->content_gen++;
+	ns_unlock();
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -1321,6 +1334,11 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 		h->kind = FH_READ;
 		h->snap = e.content;
 		e.content = NULL;
+		if (n->wb && atomic_load(&n->wb->emptied)) {
+			/* emptied by an O_TRUNC open, not committed yet */
+			t4dx_blob_unref(h->snap);
+			h->snap = NULL;
+		}
 		n->opens++;
 		h->gen = n->content_gen;
 		/* A reader shares the page cache, kept across opens: every
@@ -1349,7 +1367,7 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 		return rc;
 	}
 	if (w && (fi->flags & O_TRUNC))
-		truncate_writer(w);
+		truncate_writer(n, w);
 	/* written bytes live in the write buffer until the commit, never in
 	 * the page cache that readers of the committed version share */
 	if (w)
@@ -1436,6 +1454,13 @@ static void refresh_snap(struct fh *h)
 	struct node *n = h->node;
 	if (h->gen == n->content_gen || n->unlinked)
 		return;
+	if (n->wb && atomic_load(&n->wb->emptied)) {
+		/* emptied by an O_TRUNC open, not committed yet */
+		t4dx_blob_unref(h->snap);
+		h->snap = NULL;
+		h->gen = n->content_gen;
+		return;
+	}
 	struct t4dx_entry e = { 0 };
 	if (!t4dx_get(fs.db, n->parent, n->name, n->name_len,
 		      T4DX_GET_CONTENT, &e)) {

@@ -275,3 +275,31 @@ assert_moved() {
 	run cat "$ITEMS/f"
 	assert_output 'xab'
 }
+
+@test "a file emptied by an O_TRUNC open reads as empty at once, for new and open readers" {
+	t4dx_start
+	local f=$ITEMS/f
+	printf 'old content\n' >"$f"
+	exec 7<"$f"
+	# the truncating open is held by a process of its own (the kernel
+	# releases a closed file later, asynchronously: the same window)
+	sleep 600 >"$f" &
+	local holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 fd1_is "$holder" "$f"
+	run stat -c %s "$f"
+	assert_output 0
+	run cat "$f"
+	assert_output ''
+	run cat <&7
+	assert_output ''
+	kill "$holder"
+	wait "$holder" || true
+	run cat "$f"
+	assert_output ''
+	exec 7<&-
+	t4dx_stop
+	t4dx_start
+	run stat -c %s "$f"
+	assert_output 0
+}
