@@ -35,7 +35,10 @@ struct wbuf {
 	                                   commit that finds nothing to do
 	                                   waits for it, as it may still be
 	                                   on its way to the disk */
-	bool mtime_set;                 /* futimens after the last write */
+	bool mtime_set;                 /* mtime_ns is the file's mtime: the
+	                                   last write's or truncate's time,
+	                                   or a futimens after them (else the
+	                                   commit's time) */
 	int64_t mtime_ns;
 	unsigned refs;                  /* write handles; ns_mu */
 };

@@ -782,7 +782,8 @@ static int truncate_item(fuse_ino_t ino, uint64_t size, bool by_writer)
 			wbuf_set_len(w, size);
 			w->dirty = true;
 			w->defer = false;
-			w->mtime_set = false;
+			w->mtime_set = true;         /* changed now */
+			w->mtime_ns = t4dx_now_ns();
 		}
 		pthread_mutex_unlock(&w->mu);
 		if (!rc && !by_writer)
@@ -1296,7 +1297,8 @@ static void truncate_writer(struct node *n, struct wbuf *w)
 	w->dirty = true;
 	w->defer = true;
 	w->err = 0;
-	w->mtime_set = false;
+	w->mtime_set = true;         /* changed now */
+	w->mtime_ns = t4dx_now_ns();
 	/* as on a local filesystem, the file reads as empty from now on
 	 * (the kernel emptied its page cache already): the next read of
 	 * every open read descriptor looks again (refresh_snap) */
@@ -1558,7 +1560,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 				wbuf_set_len(w, end);
 			w->dirty = true;
 			w->defer = false;
-			w->mtime_set = false;
+			w->mtime_set = true;         /* changed now */
+			w->mtime_ns = t4dx_now_ns();
 		}
 		pthread_mutex_unlock(&w->mu);
 		if (!rc && h->killpriv && fuse_req_ctx(req)->uid != 0) {

@@ -303,3 +303,22 @@ assert_moved() {
 	run stat -c %s "$f"
 	assert_output 0
 }
+
+@test "a file's mtime is the time of its last write, not of its close" {
+	t4dx_start
+	local f=$ITEMS/f t0 t1 m
+	t0=$(_t4dx_now_us)
+	# the writer keeps the file open a while after its write (the pause
+	# is the scenario, not a wait for something)
+	perl -e 'open(my $h, ">", $ARGV[0]) or die; syswrite($h, "data");
+		select(undef, undef, undef, 1.5); close($h) or die' "$f"
+	t1=$(_t4dx_now_us)
+	m=$(stat -c %.6Y "$f")
+	m=${m/./}
+	((m - t0 < 1000000)) || fail "mtime $m is not the write's time (started $t0)"
+	((t1 - m > 1000000)) || fail "mtime $m is the close's time ($t1)"
+	t4dx_stop
+	t4dx_start
+	run stat -c %.6Y "$f"
+	assert_output "${m:0:-6}.${m: -6}"
+}
