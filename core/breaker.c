@@ -181,15 +181,8 @@ void t4dx_breaker_record(struct t4dx_breaker *b, int err)
 	struct pending p = { .from = -1 };
 	char why[96], e[64];
 	bool fail = t4dx_breaker_is_failure(err);
-	if (err && !fail) {
-		/* the caller's own mistake says nothing of the disk: a trial
-		 * that ended so frees its place */
-		pthread_mutex_lock(&b->mu);
-		if (b->state == T4DX_HALF_OPEN && b->trials)
-			b->trials--;
-		pthread_mutex_unlock(&b->mu);
-		return;
-	}
+	if (err && !fail)
+		return;         /* the caller's own mistake: nothing of the disk */
 	pthread_mutex_lock(&b->mu);
 	if (fail) {
 		b->failures++;
@@ -209,8 +202,6 @@ void t4dx_breaker_record(struct t4dx_breaker *b, int err)
 		 * opened: counted, but the timeout is not restarted. */
 	} else {
 		b->fails = 0;
-		if (b->state == T4DX_HALF_OPEN && b->trials)
-			b->trials--;    /* a trial is done: its place is free */
 		if (b->state == T4DX_HALF_OPEN &&
 		    ++b->succs >= b->cfg.success_threshold) {
 			snprintf(why, sizeof(why), "%u trial calls succeeded",
@@ -219,6 +210,14 @@ void t4dx_breaker_record(struct t4dx_breaker *b, int err)
 		}
 	}
 	unlock_and_notify(b, &p);
+}
+
+void t4dx_breaker_done(struct t4dx_breaker *b)
+{
+	pthread_mutex_lock(&b->mu);
+	if (b->state == T4DX_HALF_OPEN && b->trials)
+		b->trials--;
+	pthread_mutex_unlock(&b->mu);
 }
 
 void t4dx_breaker_probe_ok(struct t4dx_breaker *b)

@@ -48,12 +48,18 @@ void t4dx_breaker_free(struct t4dx_breaker *b);
 
 /* May a call go through now?  In OPEN, once the reset timeout has passed
  * (and the breaker is not forced open) this moves to HALF_OPEN and says
- * yes; otherwise it counts a rejection and says no. */
+ * yes; otherwise it counts a rejection and says no.  In HALF_OPEN at most
+ * success_threshold calls are let through at once: each one that was
+ * let through (true) must end with t4dx_breaker_done(). */
 bool t4dx_breaker_allow(struct t4dx_breaker *b);
-/* Report the result of a call that was allowed: 0 for success, else the
- * errno (or negative T4DX_E code) it failed with; user errors are ignored.
- * A failure reported while OPEN (a call let through before it opened) is
- * counted but does not restart the timeout. */
+/* A call let through by t4dx_breaker_allow() has ended, whatever its
+ * result: its place among HALF_OPEN's trial calls is free. */
+void t4dx_breaker_done(struct t4dx_breaker *b);
+/* Report the result of an attempt on the disk (one group commit, however
+ * many calls wait for it): 0 for success, else the errno (or negative
+ * T4DX_E code) it failed with; user errors are ignored.  A failure
+ * reported while OPEN (a call let through before it opened) is counted
+ * but does not restart the timeout. */
 void t4dx_breaker_record(struct t4dx_breaker *b, int err);
 /* True for errors that count as storage failures: every non-zero code
  * but the user errors listed above and T4DX_ENOTFOUND. */

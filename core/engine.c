@@ -628,6 +628,7 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn)
 		return 0;
 	}
 	int rc = t4dx_wal_sync(db->wal, lsn);   /* group_done counts */
+	t4dx_breaker_done(db->breaker);
 	/* whatever the WAL could not write stays queued, applied: the
 	 * change is acknowledged as unpersisted */
 	if (rc && queueing(db)) {
@@ -644,14 +645,20 @@ static int gate(struct t4dx *db)
 	struct t4dx_wal_stats ws;
 	if (atomic_load(&db->fatal))
 		return EIO;
-	if (!queueing(db) && !t4dx_breaker_allow(db->breaker))
-		return EIO;
+	if (!queueing(db)) {
+		/* reject: the commit that follows is one at a time
+		 * (reject_mu), so the place is not kept for it */
+		if (!t4dx_breaker_allow(db->breaker))
+			return EIO;
+		t4dx_breaker_done(db->breaker);
+	}
 	t4dx_wal_get_stats(db->wal, &ws);
 	if (ws.pending < db->cfg.fallback.max_queue)
 		return 0;
 	/* full: if the disk may be tried, drain first */
 	if (t4dx_breaker_allow(db->breaker)) {
 		t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
+		t4dx_breaker_done(db->breaker);
 		t4dx_wal_get_stats(db->wal, &ws);
 	}
 	return ws.pending >= db->cfg.fallback.max_queue ? ENOSPC : 0;

@@ -79,6 +79,7 @@ static void fail_n(struct t4dx_breaker *b, int n, int err)
 	for (int i = 0; i < n; i++) {
 		CHECK(t4dx_breaker_allow(b));
 		t4dx_breaker_record(b, err);
+		t4dx_breaker_done(b);
 	}
 }
 
@@ -204,6 +205,7 @@ static void test_half_open_closes(void)
 	struct t4dx_breaker *b = mk(&s, 2, 3, 10);
 	to_half_open(&s, b);
 	t4dx_breaker_record(b, 0);
+	t4dx_breaker_done(b);
 	fail_n(b, 1, 0);
 	struct t4dx_breaker_info in = info(b);
 	CHECK_EQ_INT(in.state, T4DX_HALF_OPEN);
@@ -237,12 +239,19 @@ static void test_half_open_limits_trials(void)
 	CHECK(!t4dx_breaker_allow(b));
 	CHECK_EQ_INT(info(b).rejections, rej + 1);
 	CHECK_EQ_INT(info(b).state, T4DX_HALF_OPEN);
-	/* a report frees a place; a user error too, and is no success */
+	/* a call that ends frees its place, whatever its result (a user
+	 * error is no success) */
 	t4dx_breaker_record(b, ENOENT);
+	CHECK(!t4dx_breaker_allow(b));
+	t4dx_breaker_done(b);
 	CHECK(t4dx_breaker_allow(b));
 	CHECK(!t4dx_breaker_allow(b));
+	/* a report frees no place: one group commit reports once for all
+	 * the calls that wait for it */
+	t4dx_breaker_record(b, 0);
+	CHECK(!t4dx_breaker_allow(b));
 	/* their successes close it; then calls go through freely */
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		t4dx_breaker_record(b, 0);
 	CHECK_EQ_INT(info(b).state, T4DX_CLOSED);
 	for (int i = 0; i < 10; i++)
@@ -414,6 +423,7 @@ static void test_probe_ok(void)
 	CHECK_EQ_INT(s.n, 2);
 	CHECK(t4dx_breaker_allow(b));
 	t4dx_breaker_record(b, 0);
+	t4dx_breaker_done(b);
 	CHECK_EQ_INT(info(b).state, T4DX_CLOSED);
 	check_note(&s, 3, T4DX_HALF_OPEN, T4DX_CLOSED);
 	t4dx_breaker_free(b);
@@ -467,6 +477,7 @@ static void *work(void *arg)
 		if (err == EIO)
 			w->failed++;
 		t4dx_breaker_record(w->b, err);
+		t4dx_breaker_done(w->b);
 	}
 	return NULL;
 }

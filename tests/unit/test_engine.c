@@ -1192,6 +1192,47 @@ static void test_failed_group_fails_later_waiters(void)
 	unit_rm_rf(dir);
 }
 
+/* Calls let through in HALF_OPEN that end with the caller's own error
+ * (EEXIST) give their trial place back: the breaker does not refuse
+ * sound changes on a sound disk for want of places (found by review:
+ * three puts failed with EIO until health probes closed it). */
+static void test_half_open_user_errors(void)
+{
+	const char *dir = unit_tmpdir("trialerr");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	snprintf(cfg.fallback.policy, sizeof(cfg.fallback.policy), "reject");
+	cfg.breaker.failure_threshold = 1;
+	cfg.breaker.reset_timeout_s = 0.05;
+	struct t4dx *db = open_db(dir, &cfg);
+	REQUIRE(put_file(db, R, "a", "a", NULL) == 0);
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 0);
+	CHECK_EQ_INT(put_file(db, R, "b", "b", NULL), EIO);
+	faults_reset();
+	struct t4dx_breaker *b = t4dx_get_breaker(db);
+	struct t4dx_breaker_info bi;
+	t4dx_breaker_get(b, &bi);
+	CHECK_EQ_INT(bi.state, T4DX_OPEN);
+	/* until the reset timeout has passed */
+	for (int i = 0; i < 5000 && bi.next_half_open_s > 0; i++) {
+		usleep(1000);
+		t4dx_breaker_get(b, &bi);
+	}
+	struct t4dx_entry e;
+	for (int i = 0; i < 2; i++) {
+		memset(&e, 0, sizeof(e));
+		REQUIRE(t4dx_entry_set_key(&e, R, "a", 1) == 0);
+		e.mode = S_IFREG | 0644;
+		CHECK_EQ_INT(t4dx_put(db, &e, T4DX_EXCL, NULL), EEXIST);
+	}
+	CHECK_EQ_INT(put_file(db, R, "c0", "c", NULL), 0);
+	CHECK_EQ_INT(put_file(db, R, "c1", "c", NULL), 0);
+	CHECK_EQ_INT(put_file(db, R, "c2", "c", NULL), 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* A breaker forced OPEN keeps the health probe off the disk too. */
 static void test_forced_open_probe(void)
 {
@@ -1548,6 +1589,7 @@ int main(void)
 	RUN(test_fatal);
 	RUN(test_group_failure_counts_once);
 	RUN(test_failed_group_fails_later_waiters);
+	RUN(test_half_open_user_errors);
 	RUN(test_forced_open_probe);
 	RUN(test_collect_kept_inputs);
 	RUN(test_prune_race);
