@@ -775,6 +775,14 @@ static int truncate_item(fuse_ino_t ino, uint64_t size, bool by_writer)
 	if (w) {
 		ns_unlock();
 		pthread_mutex_lock(&w->mu);
+		if (w->err && !by_writer) {
+			/* its writes failed (EFBIG): the buffer will never be
+			 * committed, so the truncate goes to the stored file */
+			pthread_mutex_unlock(&w->mu);
+			wb_put(n, ino);
+			ns_lock();
+			goto stored;
+		}
 		rc = wbuf_reserve(w, size);
 		if (!rc) {
 			if (size > w->len)
@@ -791,6 +799,7 @@ static int truncate_item(fuse_ino_t ino, uint64_t size, bool by_writer)
 		wb_put(n, ino);
 		return rc;
 	}
+stored:;
 	struct orphan *o = orphan_find(ino);
 	if (o) {
 		/* a name-less file keeps no content: only its size */

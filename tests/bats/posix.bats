@@ -322,3 +322,26 @@ assert_moved() {
 	run stat -c %.6Y "$f"
 	assert_output "${m:0:-6}.${m: -6}"
 }
+
+@test "truncate by name of a file whose open writer failed with EFBIG truncates the stored file" {
+	t4dx_start
+	local f=$ITEMS/f st=$T4DX_TMP/efbig
+	printf 'hello' >"$f"
+	# a writer whose write past the item limit failed, kept open
+	perl -e 'use Fcntl; sysopen(my $h, $ARGV[0], O_WRONLY) or die;
+		sysseek($h, 17 << 20, 0);
+		my $r = syswrite($h, "x") ? "written" : "$!";
+		open(my $s, ">", $ARGV[1]); print $s $r;
+		close($s); sleep 600' "$f" "$st" &
+	local holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 test -s "$st"
+	run cat "$st"
+	assert_output 'File too large'
+	run perl -e 'truncate($ARGV[0], 2) or die "$!\n"' "$f"
+	assert_success
+	kill "$holder"
+	wait "$holder" || true
+	run cat "$f"
+	assert_output 'he'
+}
