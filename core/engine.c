@@ -488,10 +488,24 @@ static void group_done(void *arg, int rc)
 	t4dx_breaker_record(db->breaker, rc);
 }
 
+/* Is a flush due?  The memtable's limits hold only the newest version
+ * of each item, so rewrites of the same files never reach them: the log
+ * written since the last cut counts too (wal.checkpoint_bytes), which
+ * bounds the live WAL and the replay of a restart.  db->lock held. */
+static bool flush_due(struct t4dx *db)
+{
+	if (t4dx_mem_count(db->mem) >= db->cfg.memtable.max_items ||
+	    t4dx_mem_bytes(db->mem) >= db->cfg.memtable.max_bytes)
+		return true;
+	uint64_t cut = db->imm ? db->imm_lsn : db->flushed_lsn;
+	return t4dx_mem_count(db->mem) &&
+	       t4dx_wal_bytes_after(db->wal, cut) >=
+		       db->cfg.wal.checkpoint_bytes;
+}
+
 static void maybe_wake_flusher(struct t4dx *db)
 {
-	if (t4dx_mem_count(db->mem) < db->cfg.memtable.max_items &&
-	    t4dx_mem_bytes(db->mem) < db->cfg.memtable.max_bytes)
+	if (!flush_due(db))
 		return;
 	pthread_mutex_lock(&db->bg_mu);
 	db->bg_want = true;
@@ -2263,6 +2277,20 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 				(unsigned long long)rep.bytes_dropped,
 				(unsigned long long)
 					db->recovery.segments_quarantined);
+
+	/* a long log replayed (a crash after much writing): cut it now, so
+	 * that the next crash does not replay it all again */
+	pthread_rwlock_rdlock(&db->lock);
+	bool due = flush_due(db);
+	pthread_rwlock_unlock(&db->lock);
+	if (due) {
+		int frc = t4dx_flush(db);
+		db->recovery.flushed = frc == 0;
+		if (frc)
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+					"the flush after the replay failed: %s",
+					t4dx_strerror(frc));
+	}
 
 	if ((rc = pthread_create(&db->bg, NULL, flusher, db))) {
 		snprintf(msg, msglen, "cannot start the flush thread: %s",

@@ -133,6 +133,9 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->breaker.reset_timeout_s = 60;
 	c->wal.max_file_bytes = 64ULL << 20;
 	c->wal.archive_max_bytes = 256ULL << 20;
+	/* a flush once this much log is not covered by segments: bounds
+	 * the live log, and so the replay at a restart after a crash */
+	c->wal.checkpoint_bytes = 64ULL << 20;
 	c->memtable.max_bytes = 64ULL << 20;
 	c->memtable.max_items = 10000;
 	c->fallback.max_items = 1000;

@@ -105,7 +105,8 @@ int t4dx_key_cmp(uint64_t pa, const char *na, size_t la,
 struct t4dx_config {
 	struct { unsigned failure_threshold, success_threshold;
 		 double reset_timeout_s; } breaker;
-	struct { uint64_t max_file_bytes, archive_max_bytes; } wal;
+	struct { uint64_t max_file_bytes, archive_max_bytes,
+		 checkpoint_bytes; } wal;
 	struct { uint64_t max_bytes, max_items; } memtable;
 	struct { unsigned max_items, max_queue, drain_batch;
 		 char policy[16]; char rescue_dir[4096]; } fallback;
@@ -134,6 +135,8 @@ struct t4dx_recovery {
 	 * rebuild needed older records: what was written before it and
 	 * lived only in the damaged segment is lost */
 	uint64_t rebuild_missing_before;
+	bool flushed;                   /* the replay passed a flush limit
+	                                   and was cut into a segment */
 };
 
 struct t4dx_stats {

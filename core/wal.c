@@ -1199,6 +1199,17 @@ uint64_t t4dx_wal_durable_lsn(struct t4dx_wal *w)
 	return v;
 }
 
+uint64_t t4dx_wal_bytes_after(struct t4dx_wal *w, uint64_t lsn)
+{
+	uint64_t n = 0;
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < w->nfiles; i++)
+		if (w->files[i].first > lsn)
+			n += w->files[i].bytes;
+	pthread_mutex_unlock(&w->mu);
+	return n;
+}
+
 void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st)
 {
 	memset(st, 0, sizeof(*st));

@@ -79,6 +79,9 @@ struct t4dx_wal_stats {
 	uint64_t pending;       /* records queued, not yet durable */
 };
 void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st);
+/* Bytes of the live files that hold only records after lsn (a file is
+ * named by its first LSN; the flush starts a new file). */
+uint64_t t4dx_wal_bytes_after(struct t4dx_wal *w, uint64_t lsn);
 
 /* Observe the latency of every fdatasync in h (NULL: none).  h must
  * outlive the log. */

@@ -2527,10 +2527,11 @@ static int run(struct cmdline *cl, char *argv0)
 	struct t4dx_stats st;
 	t4dx_get_stats(fs.db, &st);
 	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "
-		"%llu damaged bytes dropped, %llu segments quarantined\n",
+		"%llu damaged bytes dropped, %llu segments quarantined%s\n",
 		data, (unsigned long long)st.recovery.records_replayed,
 		(unsigned long long)st.recovery.bytes_dropped,
-		(unsigned long long)st.recovery.segments_quarantined);
+		(unsigned long long)st.recovery.segments_quarantined,
+		st.recovery.flushed ? ", flushed to a segment" : "");
 	if ((rc = ensure_root())) {
 		fprintf(stderr, "t4dxfs: cannot create items/: %s\n",
 			t4dx_strerror(rc));

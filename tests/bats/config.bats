@@ -48,7 +48,8 @@ assert_refused() {
 	local json
 	json=$(jq -c -n --arg rescue "$T4DX_TMP/rescue" '{
 		breaker: {failure_threshold: 3, success_threshold: 4, reset_timeout_s: 12.5},
-		wal: {max_file_bytes: 33554432, archive_max_bytes: 134217728},
+		wal: {max_file_bytes: 33554432, archive_max_bytes: 134217728,
+			checkpoint_bytes: 16777216},
 		memtable: {max_bytes: 33554432, max_items: 5000},
 		fallback: {max_items: 500, max_queue: 2000, drain_batch: 50,
 			policy: "reject", rescue_dir: $rescue},

@@ -104,6 +104,8 @@ static const struct tk tks[] = {
 	   "1099511627777"),
 	KI(wal, archive_max_bytes, "0", "1125899906842624", "-1",
 	   "1125899906842625"),
+	KI(wal, checkpoint_bytes, "65536", "1125899906842624", "65535",
+	   "1125899906842625"),
 	KI(memtable, max_bytes, "4096", "1099511627776", "4095",
 	   "1099511627777"),
 	KI(memtable, max_items, "1", "100000000", "0", "100000001"),
@@ -418,7 +420,8 @@ static void test_render(void)
 		"{\"breaker\":{\"failure_threshold\":5,\"success_threshold\":2,"
 		"\"reset_timeout_s\":60},"
 		"\"wal\":{\"max_file_bytes\":67108864,"
-		"\"archive_max_bytes\":268435456},"
+		"\"archive_max_bytes\":268435456,"
+		"\"checkpoint_bytes\":67108864},"
 		"\"memtable\":{\"max_bytes\":67108864,\"max_items\":10000},"
 		"\"fallback\":{\"max_items\":1000,\"max_queue\":10000,"
 		"\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\"},"

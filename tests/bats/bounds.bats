@@ -1,0 +1,79 @@
+#!/usr/bin/env bats
+# bounds.bats - what a daemon that runs for weeks keeps bounded (issue 10):
+# the live WAL and so the replay of a restart (wal.checkpoint_bytes), and
+# the WAL archive (wal.archive_max_bytes).
+
+load ../lib/mount
+
+setup() {
+	t4dx_setup
+}
+
+# stat_le KEY MAX: .ctl/stats KEY is at most MAX
+stat_le() {
+	local v
+	v=$(jq -r ".$1" "$MNT/.ctl/stats") || return 1
+	((v <= $2))
+}
+
+# replayed: the WAL records the last start replayed, from its log line
+replayed() {
+	sed -n 's/.*: \([0-9]*\) WAL records replayed.*/\1/p' "$T4DX_LOG"
+}
+
+@test "rewriting one file keeps the live WAL near wal.checkpoint_bytes, and a restart after SIGKILL replays no more" {
+	local cfg
+	cfg=$(t4dx_config_file '{"wal":{"checkpoint_bytes":1048576,
+		"archive_max_bytes":2097152}}')
+	t4dx_start -o "config=$cfg"
+	head -c 200000 /dev/urandom >"$T4DX_TMP/blob"
+	local i
+	# 40 versions of one 200 KB file: about 10 MB of log; the memtable
+	# holds one version, far below its own limits
+	for ((i = 0; i < 40; i++)); do
+		cp "$T4DX_TMP/blob" "$ITEMS/blob"
+		printf '%02d' "$i" | dd of="$ITEMS/blob" conv=notrunc status=none
+	done
+	# a flush runs in the background once the log passes 1 MB
+	t4dx_wait_for 30 stat_le wal_bytes 1400000 ||
+		fail "live WAL stays at $(jq .wal_bytes "$MNT/.ctl/stats") bytes"
+	run jq -r '.segments > 0 and .archive_bytes <= 2097152' "$MNT/.ctl/stats"
+	assert_output true
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	local n
+	n=$(replayed)
+	((n < 20)) || fail "the restart replayed $n records"
+	printf '39' >"$T4DX_TMP/want"
+	tail -c +3 "$T4DX_TMP/blob" >>"$T4DX_TMP/want"
+	cmp "$T4DX_TMP/want" "$ITEMS/blob"
+	t4dx_stop
+}
+
+@test "a restart that replays more than wal.checkpoint_bytes cuts it into a segment at once" {
+	local big small
+	# written with a checkpoint too large to be reached ...
+	big=$(t4dx_config_file '{"wal":{"checkpoint_bytes":1073741824}}')
+	small=$(t4dx_config_file '{"wal":{"checkpoint_bytes":1048576}}')
+	t4dx_start -o "config=$big"
+	head -c 300000 /dev/urandom >"$T4DX_TMP/blob"
+	local i
+	for ((i = 0; i < 10; i++)); do
+		cp "$T4DX_TMP/blob" "$ITEMS/blob$i"
+	done
+	t4dx_kill9
+	# ... and started with a small one: the replay is flushed
+	t4dx_start -o "config=$small"
+	grep -q 'flushed to a segment' "$T4DX_LOG" ||
+		fail "no flush after the replay: $(cat "$T4DX_LOG")"
+	t4dx_kill9
+	t4dx_start -o "config=$small"
+	# (a health probe may have logged a record meanwhile)
+	local n
+	n=$(replayed)
+	((n <= 2)) || fail "the second restart replayed $n records"
+	for ((i = 0; i < 10; i++)); do
+		cmp "$T4DX_TMP/blob" "$ITEMS/blob$i"
+	done
+	t4dx_stop
+}
