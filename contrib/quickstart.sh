@@ -176,9 +176,12 @@ do_mount() {
 		die "$mnt is already a mount point (${fstype:-unknown type}); set T4DX_MOUNT to another directory"
 	fi
 
-	mkdir -p -- "$data" "$mnt"
+	# the store holds every user's content: private to its owner
+	mkdir -p -m 700 -- "$data"
+	mkdir -p -- "$mnt"
+	opts=(-o create)
 	if [[ -n ${T4DX_OPTIONS:-} ]]; then
-		opts=(-o "$T4DX_OPTIONS")
+		opts=(-o "create,$T4DX_OPTIONS")
 	fi
 	say "fs/t4dxfs ${opts[*]} $data $mnt"
 	"$srcdir/fs/t4dxfs" "${opts[@]}" "$data" "$mnt" ||

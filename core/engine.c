@@ -1913,7 +1913,8 @@ static int replay_one(void *arg, struct t4dx_rec *r)
 
 static int make_dir(const char *path)
 {
-	if (t4dx_io.mkdir(path, 0755) && errno != EEXIST)
+	/* private: the store holds every user's content */
+	if (t4dx_io.mkdir(path, 0700) && errno != EEXIST)
 		return errno;
 	struct stat st;
 	if (stat(path, &st))
@@ -1925,7 +1926,7 @@ static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 {
 	char path[PATH_MAX], pid[32] = "";
 	snprintf(path, sizeof(path), "%s/LOCK", db->dir);
-	db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (db->lock_fd < 0) {
 		int rc = errno;
 		snprintf(msg, msglen, "cannot open %s: %s", path, strerror(rc));

@@ -196,7 +196,7 @@ int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m,
 	if (rc)
 		goto out;
 
-	fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0) {
 		rc = errno;
 		goto out;

@@ -506,7 +506,7 @@ int t4dx_seg_writer_open(const char *path, uint64_t n_hint,
 		free(w);
 		return ENOMEM;
 	}
-	w->fd = t4dx_io.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	w->fd = t4dx_io.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (w->fd < 0) {
 		int rc = errno ? errno : EIO;
 		free(w->bloom);

@@ -279,7 +279,7 @@ static int list_dir(const char *dir, uint64_t **out, size_t *n)
 static int make_dir(const char *path, bool *made)
 {
 	*made = false;
-	if (t4dx_io.mkdir(path, 0755) == 0) {
+	if (t4dx_io.mkdir(path, 0700) == 0) {
 		*made = true;
 		return 0;
 	}
@@ -841,7 +841,7 @@ static int file_create(struct t4dx_wal *w, uint64_t first)
 		pthread_mutex_unlock(&w->mu);
 	}
 	file_path(path, sizeof(path), w->dir, first);
-	int fd = t4dx_io.open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	int fd = t4dx_io.open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (fd < 0 && errno == EEXIST) {
 		/* Left empty by an attempt whose directory fsync failed. */
 		struct stat st;

@@ -2311,6 +2311,7 @@ static void usage(FILE *f)
 		"Mount the t4dx store in DATA_DIR at MOUNTPOINT.\n"
 		"  -f            stay in the foreground (log to stderr)\n"
 		"  -o config=FILE  configuration (JSON, see README)\n"
+		"  -o create     make DATA_DIR (mode 0700) if it does not exist\n"
 		"  -o opt,...    FUSE mount options (allow_other, ...)\n"
 		"  -h, --help    this text\n"
 		"  -V, --version print the version\n"
@@ -2322,6 +2323,7 @@ struct cmdline {
 	bool foreground;
 	const char *data, *mnt;
 	char config[PATH_MAX];          /* -o config=FILE, or "" */
+	bool create;                    /* -o create */
 	struct t4dx_buf fuse_opts;      /* comma-separated, NUL-terminated */
 };
 
@@ -2338,6 +2340,8 @@ static int add_fuse_opt(struct cmdline *c, const char *opts)
 			}
 			memcpy(c->config, p + 7, n - 7);
 			c->config[n - 7] = 0;
+		} else if (n == 6 && !strncmp(p, "create", 6)) {
+			c->create = true;
 		} else if (n) {
 			if ((c->fuse_opts.len &&
 			     t4dx_buf_add(&c->fuse_opts, ",", 1)) ||
@@ -2479,10 +2483,25 @@ static int run(struct cmdline *cl, char *argv0)
 	char msg[512], data[PATH_MAX];
 	int notify_fd = -1, rc;
 
-	if (mkdir(c.data, 0755) && errno != EEXIST) {
-		fprintf(stderr, "t4dxfs: cannot create %s: %s\n", c.data,
-			strerror(errno));
-		return 1;
+	/* a typo in DATA_DIR must not give an empty filesystem */
+	struct stat dst;
+	int missing = stat(c.data, &dst) ? errno : 0;
+	if (missing == ENOENT) {
+		if (!c.create) {
+			fprintf(stderr, "t4dxfs: %s does not exist (-o create "
+				"makes a new store there)\n", c.data);
+			return 1;
+		}
+		if (mkdir(c.data, 0700) && errno != EEXIST) {
+			fprintf(stderr, "t4dxfs: cannot create %s: %s\n",
+				c.data, strerror(errno));
+			return 1;
+		}
+	} else if (!missing && S_ISDIR(dst.st_mode) && (dst.st_mode & 077)) {
+		fprintf(stderr, "t4dxfs: warning: %s is open to group or "
+			"others (mode %03o): any local user may read the "
+			"stored content; chmod 700 it\n", c.data,
+			(unsigned)(dst.st_mode & 0777));
 	}
 	if (!realpath(c.data, data)) {
 		fprintf(stderr, "t4dxfs: %s: %s\n", c.data, strerror(errno));

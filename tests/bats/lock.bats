@@ -194,3 +194,49 @@ stop_by() {
 	run compgen -G "$DATA/seg/*.t4s"
 	assert_success
 }
+
+@test "a DATA_DIR that does not exist is refused unless -o create, which makes it private" {
+	local d=$T4DX_TMP/new-store
+	t4dx_run_daemon -f "$d" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --partial 'does not exist'
+	assert_output --partial '-o create'
+	assert [ ! -e "$d" ]
+	run t4dx_is_mounted "$MNT"
+	assert_failure
+	DATA=$d t4dx_start -o create
+	run stat -c %a "$d"
+	assert_output 700
+	printf 'x\n' >"$ITEMS/x"
+	t4dx_stop
+}
+
+@test "the data directory and everything in it is private: directories 0700, files 0600" {
+	t4dx_start
+	mkdir "$ITEMS/ns"
+	printf 'secret\n' >"$ITEMS/ns/x"
+	echo flush >"$MNT/.ctl/compact"
+	printf 'more\n' >"$ITEMS/ns/y"
+	t4dx_kill9
+	t4dx_start
+	t4dx_stop
+	run find "$DATA" -mindepth 1 \( -type d ! -perm 700 -o -type f ! -perm 600 \) -printf '%m %p\n'
+	assert_output ''
+	run find "$DATA" -mindepth 1 -type f
+	assert_success
+	refute_output ''
+}
+
+@test "a DATA_DIR open to group or others gets a warning at start" {
+	chmod 755 "$DATA"
+	t4dx_start
+	grep -q "warning: $DATA is open to group or others" "$T4DX_LOG" ||
+		fail "no warning: $(cat "$T4DX_LOG")"
+	t4dx_stop
+	chmod 700 "$DATA"
+	t4dx_start
+	run grep -c warning "$T4DX_LOG"
+	assert_output 0
+	t4dx_stop
+}

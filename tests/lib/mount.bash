@@ -163,7 +163,8 @@ t4dx_setup() {
 	T4DX_PID=
 	T4DX_LOG=
 	T4DX_NSTART=0
-	mkdir "$DATA" "$MNT"
+	mkdir -m 700 "$DATA"
+	mkdir "$MNT"
 	# A TERM or HUP (make check interrupted, CI timeout) exits the test shell
 	# so that bats' EXIT trap runs the teardown.
 	trap 'exit 143' TERM

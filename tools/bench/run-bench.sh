@@ -72,6 +72,7 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
 	COLD_N=200      # cold reads per round
 	HOT_N=2000      # hot reads per round (at most HOT_MAX seconds)
 	WAL_EXTRA=1000  # items left in the WAL for the crash restart
+	REWRITES=100    # 1 MiB rewrites of one file before a crash restart
 else
 	ROUNDS=${BENCH_ROUNDS:-5}
 	SCALE=${BENCH_SCALE:-100000}
@@ -81,6 +82,7 @@ else
 	COLD_N=1000
 	HOT_N=20000
 	WAL_EXTRA=5000
+	REWRITES=400
 fi
 HOT_MAX=2
 PIN=${BENCH_PIN:-1}
@@ -782,6 +784,28 @@ if ((T4DX_OK)); then
 	((T4DX_OK)) && t4dx_stop
 fi
 
+# The live WAL is bounded by wal.checkpoint_bytes whatever was written:
+# rewrites of one file (one memtable item, so the memtable limits are never
+# reached) and then a crash restart (issue 10).
+if ((T4DX_OK)); then
+	progress "crash restarts after $REWRITES rewrites of a 1 MiB file, $ROUNDS rounds"
+	head -c 1048576 /dev/urandom >"$TMP/rewrite.bin"
+	for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+		t4dx_start || break
+		for ((i = 0; i < REWRITES; i++)); do
+			cp "$TMP/rewrite.bin" "$MNT/items/rewrite" || break
+		done
+		rec rewrite-state t4dx "wal_bytes=$(t4dx_stat wal_bytes) archive_bytes=$(t4dx_stat archive_bytes)"
+		t4dx_kill9
+		drop_caches
+		t4dx_start || break
+		rec restart-rewrites t4dx "seconds=$READY_S replayed=$(sed -n 's/.*: \([0-9]*\) WAL records replayed.*/\1/p' "$T4DX_LOG" | head -n 1)"
+		cmp -s "$TMP/rewrite.bin" "$MNT/items/rewrite" ||
+			note "t4dx: the rewritten file differs after the crash restart"
+		t4dx_stop
+	done
+fi
+
 # ---- the table ---------------------------------------------------------------------------------
 
 cp "$RAW" "$RESULTS" 2>/dev/null || note "cannot write $RESULTS"
@@ -950,6 +974,11 @@ row() {
 	row "restart after kill -9 (WAL) [s]" "$(cell restart-crash t4dx seconds 1 3)" "" "" "" "" \
 		"replays $(median restart-crash t4dx replayed) rec" "<3 s" \
 		"$([[ -n $T ]] && awk -v t="$T" 'BEGIN { print t < 3 ? "yes" : "NO" }')"
+	T=$(m restart-rewrites t4dx seconds)
+	row "restart after kill -9, $REWRITES x 1 MiB rewrites [s]" "$(cell restart-rewrites t4dx seconds 1 3)" "" "" "" "" \
+		"replays $(median restart-rewrites t4dx replayed) rec" "<3 s" \
+		"$([[ -n $T ]] && awk -v t="$T" 'BEGIN { print t < 3 ? "yes" : "NO" }')"
+	row "  live WAL / archive before the kill [MiB]" "$(fmt "$(median rewrite-state t4dx wal_bytes)" 0.00000095367431640625 1) / $(fmt "$(median rewrite-state t4dx archive_bytes)" 0.00000095367431640625 1)" "" "" "" "" "" "<=64+ / <=256" ""
 	row "  unmount (memtable flush) [s]" "$(cell unmount t4dx seconds 1 3)" "" "" "" "" "" "" ""
 	P=$(awk '$0 ~ /^key=rss sys=t4dx / { for (i = 1; i <= NF; i++) if ($i ~ /^kib=/) { v = substr($i, 5) + 0; if (v > mx) mx = v } } END { if (mx) print mx }' "$RAW")
 	NP=$(median rss nullfs kib)
