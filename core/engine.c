@@ -1068,8 +1068,13 @@ static int install_segments(struct t4dx *db, struct t4dx_seg **segs,
 	return 0;
 }
 
-/* Flush: the memtable becomes a new segment.  flush_mu held. */
-static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
+/* Flush: the memtable becomes a new segment.  flush_mu held.  With
+ * wal_lost (the log files were removed behind the daemon's back, see
+ * t4dx_close), the segment covers every record applied, durable or not,
+ * and no log file is rotated or archived: the next start begins a new
+ * log after them. */
+static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
+		     bool wal_lost)
 {
 	int rc = 0;
 	uint64_t last, next_ino, items, id;
@@ -1101,7 +1106,10 @@ static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 		}
 		/* every record in mem must be durable and the WAL must
 		 * start a new file, so that whole files can be archived */
-		rc = t4dx_wal_rotate(db->wal, &last);
+		if (wal_lost)
+			last = t4dx_wal_last_lsn(db->wal);
+		else
+			rc = t4dx_wal_rotate(db->wal, &last);
 		if (rc) {
 			t4dx_mem_free(fresh);
 			pthread_rwlock_unlock(&db->lock);
@@ -1150,7 +1158,7 @@ static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 	db->imm = NULL;
 	pthread_rwlock_unlock(&db->lock);
 	t4dx_mem_free(old);
-	if (!db->manifest_unsynced)
+	if (!db->manifest_unsynced && !wal_lost)
 		t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
 	if (pile) {
 		/* consolidation when segments pile up, in the background */
@@ -1164,6 +1172,11 @@ fail:
 	pthread_rwlock_unlock(&db->lock);
 	t4dx_seg_unref(seg);
 	return rc;
+}
+
+static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
+{
+	return flush_cut(db, run, false);
 }
 
 int t4dx_flush(struct t4dx *db)
@@ -2338,9 +2351,31 @@ int t4dx_close(struct t4dx *db)
 	if (db->wal) {
 		/* a last drain; what still cannot be written is rescued */
 		uint64_t last = t4dx_wal_last_lsn(db->wal);
-		if (t4dx_wal_sync(db->wal, last))
+		int src = t4dx_wal_sync(db->wal, last);
+		if (src == ESTALE && !atomic_load(&db->fatal)) {
+			/* the log files were removed behind our back: what
+			 * they held lives on in the memtable alone, so it goes
+			 * to a segment, with what never reached the log */
+			pthread_mutex_lock(&db->flush_mu);
+			rc = flush_cut(db, NULL, true);
+			if (!rc && t4dx_mem_count(db->mem))
+				rc = flush_cut(db, NULL, true);
+			pthread_mutex_unlock(&db->flush_mu);
+			if (rc)
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+						"the log was removed and the "
+						"memtable could not be saved: %s",
+						t4dx_strerror(rc));
+			else
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+						"the log was removed while "
+						"mounted; its changes were saved "
+						"in a segment at unmount");
+			if (rc)
+				rc = write_rescue(db);
+		} else if (src) {
 			rc = write_rescue(db);
-		else if (atomic_load(&db->fatal))
+		} else if (atomic_load(&db->fatal))
 			rc = EIO;       /* the next start replays the WAL */
 		else
 			rc = t4dx_flush(db);

@@ -1,6 +1,7 @@
 /* io.c - the I/O table (see io.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -10,6 +11,18 @@
 static int sys_open(const char *path, int flags, mode_t mode)
 {
 	return open(path, flags | O_CLOEXEC, mode);
+}
+
+static int sys_linked(int fd, const char *path)
+{
+	struct stat a, b;
+	if (fstat(fd, &a))
+		return errno;
+	if (a.st_nlink == 0)
+		return ESTALE;
+	if (stat(path, &b))
+		return errno == ENOENT || errno == ENOTDIR ? ESTALE : errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : ESTALE;
 }
 
 static const struct t4dx_io io_defaults = {
@@ -24,6 +37,7 @@ static const struct t4dx_io io_defaults = {
 	.rename = rename,
 	.unlink = unlink,
 	.mkdir = mkdir,
+	.linked = sys_linked,
 };
 
 struct t4dx_io t4dx_io = io_defaults;

@@ -27,6 +27,10 @@ struct t4dx_io {
 	int (*rename)(const char *from, const char *to);
 	int (*unlink)(const char *path);
 	int (*mkdir)(const char *path, mode_t mode);
+	/* 0 if fd is still the file linked at path; ESTALE if the file was
+	 * removed or replaced behind the daemon's back (rm -rf DATA/wal),
+	 * else an errno */
+	int (*linked)(int fd, const char *path);
 };
 
 extern struct t4dx_io t4dx_io;

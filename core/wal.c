@@ -932,8 +932,19 @@ static int group_write(struct t4dx_wal *w, size_t len)
 				 (t1.tv_nsec - t0.tv_nsec)));
 	}
 	if (!rc) {
-		w->off = start + len;
-		return 0;
+		/* on disk, but in the file the directory still names?  A
+		 * log removed behind the daemon's back (rm -rf DATA/wal) is
+		 * written and synced without an error, and gone at the next
+		 * start: a failure (ESTALE), so the breaker and health say
+		 * so and nothing more is acknowledged as durable */
+		char path[PATH_MAX];
+		file_path(path, sizeof(path), w->dir, w->cur_first);
+		rc = t4dx_io.linked(w->fd, path);
+		if (!rc) {
+			w->off = start + len;
+			return 0;
+		}
+		return rc;
 	}
 	if (t4dx_io.ftruncate(w->fd, (off_t)start)) {
 		/* Cannot take the bytes back: never write here again. */

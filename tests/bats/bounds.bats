@@ -77,3 +77,30 @@ replayed() {
 	done
 	t4dx_stop
 }
+
+@test "a WAL removed behind the daemon's back is noticed: commits fail (ESTALE), the breaker opens, health fails, nothing is lost at unmount" {
+	t4dx_start
+	local i
+	for ((i = 0; i < 3; i++)); do printf 'before %d\n' "$i" >"$ITEMS/b$i"; done
+	rm -rf "$DATA/wal"
+	for ((i = 0; i < 6; i++)); do printf 'after %d\n' "$i" >"$ITEMS/a$i"; done
+	run jq -r .state "$MNT/.ctl/breaker"
+	assert_output OPEN
+	grep -q 'Stale file handle' "$T4DX_LOG" ||
+		fail "the breaker does not say why: $(cat "$T4DX_LOG")"
+	run jq -e '.unpersisted > 0 and .status != "ok"' "$MNT/.ctl/health"
+	assert_success
+	t4dx_stop
+	grep -q 'saved in a segment at unmount' "$T4DX_LOG" ||
+		fail "no word of the lost log: $(cat "$T4DX_LOG")"
+	t4dx_start
+	for ((i = 0; i < 3; i++)); do
+		run cat "$ITEMS/b$i"
+		assert_output "before $i"
+	done
+	for ((i = 0; i < 6; i++)); do
+		run cat "$ITEMS/a$i"
+		assert_output "after $i"
+	done
+	t4dx_stop
+}

@@ -623,6 +623,7 @@ static void disk_install(const char *root, uint64_t seed,
 	t4dx_io.rename = d_rename;
 	t4dx_io.unlink = d_unlink;
 	t4dx_io.mkdir = d_mkdir;
+	/* linked: the real one (the model's files are real files) */
 }
 
 /* ---- the model ---------------------------------------------------------- */
