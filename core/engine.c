@@ -652,6 +652,23 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn)
 	return rc;
 }
 
+int t4dx_sync(struct t4dx *db, uint64_t lsn)
+{
+	if (!lsn)
+		lsn = t4dx_wal_last_lsn(db->wal);
+	if (lsn <= t4dx_wal_durable_lsn(db->wal))
+		return 0;
+	int rc = EIO;
+	if (t4dx_breaker_allow(db->breaker)) {
+		rc = t4dx_wal_sync(db->wal, lsn);       /* group_done counts */
+		t4dx_breaker_done(db->breaker);
+	}
+	if (rc && queueing(db))
+		mark_unpersisted(db, lsn);
+	/* a log file removed behind our back is an I/O error to the caller */
+	return rc == ESTALE ? EIO : rc;
+}
+
 /* May a change be applied now?  ENOSPC when the replay queue is full,
  * EIO when the breaker is OPEN and the policy is reject. */
 static int gate(struct t4dx *db)

@@ -232,8 +232,14 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,
 		      uint32_t mask);
 
-/* Wait until the record lsn (and all before it) is durable. */
+/* Wait until the record lsn (and all before it) is durable.  With the
+ * fallback policy queue, a record the disk could not take is acknowledged
+ * as unpersisted: 0. */
 int t4dx_wait(struct t4dx *db, uint64_t lsn);
+/* The same for fsync(), which may never say 0 for what is not on disk:
+ * every record up to lsn (0: every record queued so far) is durable, or
+ * an error (EIO, ENOSPC...) whatever the policy. */
+int t4dx_sync(struct t4dx *db, uint64_t lsn);
 
 /* Call fn for every live child of parent in byte-wise name order, with
  * attributes but without content.  fn returns 0 to go on, anything else

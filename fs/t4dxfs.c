@@ -1609,8 +1609,15 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	count_op(OP_FSYNC);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-	if (h->kind != FH_READ) {
-		reply_err(req, do_flush(h, COMMIT_SYNC));
+	if (h->kind == FH_CTL) {
+		reply_err(req, 0);
+		return;
+	}
+	if (h->kind == FH_WRITE) {
+		int rc = do_flush(h, COMMIT_SYNC);
+		/* never 0 for what is not on disk, whatever the policy: a
+		 * commit acknowledged as unpersisted is not enough */
+		reply_err(req, rc ? rc : t4dx_sync(fs.db, 0));
 		return;
 	}
 	/* fsync makes the file durable, whichever descriptor asks: what
@@ -1621,7 +1628,16 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int rc = w ? commit(h->node, h->ino, w, COMMIT_SYNC) : 0;
 	if (w)
 		wb_put(h->node, h->ino);
-	reply_err(req, rc);
+	reply_err(req, rc ? rc : t4dx_sync(fs.db, 0));
+}
+
+/* fsync of a directory: its entries' changes were durable when their
+ * calls returned, unless acknowledged as unpersisted; this says which. */
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	count_op(OP_FSYNC);
+	reply_err(req, is_fixed(ino) ? 0 : t4dx_sync(fs.db, 0));
 }
 
 /* The end of a handle: its last close, or an open whose reply the kernel
@@ -2264,6 +2280,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,
 	.setxattr = op_setxattr,
 	.getxattr = op_getxattr,

@@ -369,3 +369,37 @@ queue_bounded() {
 	run t4dx_recovered
 	assert_success
 }
+
+@test "full disk, policy queue: close acknowledges as unpersisted, fsync and fdatasync of a file or its directory never say 0" {
+	local cfg
+	cfg=$(config)
+	t4dx_start -o "config=$cfg"
+	printf 'on disk\n' >"$ITEMS/before"
+	# everything so far is on disk: fsync says so
+	run dd if=/dev/null of="$ITEMS/before" conv=notrunc,fsync status=none
+	assert_success
+	t4dx_fill "$DATA"
+	# a close on the full disk is acknowledged (queued, unpersisted: more
+	# than the log's padding ahead can hold) ...
+	t4dx_ack_put "$REF" queued "$(head -c 300000 /dev/zero | tr '\0' q)" ||
+		fail "queued: $T4DX_ACK_ERR"
+	t4dx_ctl_test health '.unpersisted > 0' ||
+		fail "not unpersisted: $(cat "$MNT/.ctl/health")"
+	# ... an fsync of it, or of another file, or of the directory, is not
+	run dd if=/dev/null of="$ITEMS/queued" conv=notrunc,fsync status=none
+	assert_failure
+	run dd if=/dev/null of="$ITEMS/queued" conv=notrunc,fdatasync status=none
+	assert_failure
+	run sync "$ITEMS/before"
+	assert_failure
+	run sync "$ITEMS"
+	assert_failure
+	# a write with conv=fsync reports its failure
+	run dd if=/dev/zero of="$ITEMS/synced" bs=1k count=1 conv=fsync status=none
+	assert_failure
+	rm -f "$DATA/ballast"
+	# once the disk works again and the queue is drained, fsync says 0
+	t4dx_wait_for 30 t4dx_ctl_test health '.unpersisted == 0'
+	run sync "$ITEMS/queued"
+	assert_success
+}

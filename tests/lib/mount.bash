@@ -629,7 +629,7 @@ $(printf '  %s\n' "${probs[@]}" | head -n 12)"
 t4dx_mount_tmpfs() {
 	[[ $EUID == 0 ]] || skip "mounting a tmpfs needs root"
 	[[ $1 == "$T4DX_TMP"/* ]] || fail "t4dx_mount_tmpfs: $1 is not inside $T4DX_TMP"
-	mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" ||
+	mount -t tmpfs -o "size=$2,mode=0700" tmpfs "$1" ||
 		fail "cannot mount a tmpfs on $1"
 	T4DX_TMPFS+=("$1")
 }
