@@ -545,6 +545,21 @@ static void wbuf_set_len(struct wbuf *w, size_t len)
 	atomic_store(&w->shown_len, len);
 }
 
+/* The buffer of n takes bytes a writer gave it (w->mu held): a file an
+ * O_TRUNC open emptied reads as its committed version again, as it does
+ * while any writer is at work (readers never see uncommitted bytes). */
+static void wbuf_written(struct node *n, struct wbuf *w)
+{
+	w->dirty = true;
+	w->defer = false;
+	if (atomic_load(&w->emptied)) {
+		atomic_store(&w->emptied, false);
+		ns_lock();
+		n->content_gen++;
+		ns_unlock();
+	}
+}
+
 /* Tell the kernel to drop its cached attributes and pages of ino: its
  * content changed in the daemon. */
 static void invalidate(fuse_ino_t ino)
@@ -788,8 +803,7 @@ static int truncate_item(fuse_ino_t ino, uint64_t size, bool by_writer)
 			if (size > w->len)
 				memset(w->data + w->len, 0, size - w->len);
 			wbuf_set_len(w, size);
-			w->dirty = true;
-			w->defer = false;
+			wbuf_written(n, w);
 			w->mtime_set = true;         /* changed now */
 			w->mtime_ns = t4dx_now_ns();
 		}
@@ -1567,8 +1581,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			memcpy(w->data + off, buf, size);
 			if (end > w->len)
 				wbuf_set_len(w, end);
-			w->dirty = true;
-			w->defer = false;
+			wbuf_written(h->node, w);
 			w->mtime_set = true;         /* changed now */
 			w->mtime_ns = t4dx_now_ns();
 		}
