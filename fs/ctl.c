@@ -287,6 +287,20 @@ static int show_metrics(struct t4dx_buf *out)
 						    labels, v);
 		}
 	if (!rc)
+		rc = t4dx_metric_header(out, "t4dx_xattr_absent_total",
+			"Extended attribute requests for names t4dx does not "
+			"have, answered ENOTSUP or ENODATA as designed (not "
+			"errors: ls -l asks every file), by operation.",
+			"counter");
+	for (int i = 0; !rc && i < OP_NOPS; i++) {
+		uint64_t v = atomic_load(&fs.metrics.xattr_absent[i]);
+		if (!v)
+			continue;
+		snprintf(labels, sizeof(labels), "op=\"%s\"", op_names[i]);
+		rc = t4dx_metric_sample_u64(out, "t4dx_xattr_absent_total",
+					    labels, v);
+	}
+	if (!rc)
 		rc = gauge(out, "t4dx_breaker_state",
 			   "Circuit breaker: 0 closed, 1 open, 2 half-open.",
 			   bi.state);

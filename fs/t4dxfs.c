@@ -68,6 +68,20 @@ static void reply_err(fuse_req_t req, int rc)
 	fuse_reply_err(req, err);
 }
 
+/* The answer for an extended attribute t4dx does not have: counted
+ * apart from errors, so that an error rate means something. */
+static void reply_xattr(fuse_req_t req, int rc)
+{
+	int err = t4dx_errno(rc);
+	if ((err == ENOTSUP || err == ENODATA) && cur_op >= 0) {
+		atomic_fetch_add_explicit(&fs.metrics.xattr_absent[cur_op], 1,
+					  memory_order_relaxed);
+		fuse_reply_err(req, err);
+		return;
+	}
+	reply_err(req, rc);
+}
+
 static uint64_t mono_ns(void)
 {
 	struct timespec t;
@@ -2078,7 +2092,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	size_t vlen;
 	int rc = xa_get(ino, name, val, sizeof(val), &vlen);
 	if (rc)
-		reply_err(req, rc);
+		reply_xattr(req, rc);
 	else if (size == 0)
 		fuse_reply_xattr(req, vlen);
 	else if (size < vlen)
@@ -2246,13 +2260,13 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
 	count_op(OP_SETXATTR);
-	reply_err(req, do_setxattr(ino, name, value, size, flags));
+	reply_xattr(req, do_setxattr(ino, name, value, size, flags));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	count_op(OP_REMOVEXATTR);
-	reply_err(req, !xa_user(name) ? ENOTSUP :
+	reply_xattr(req, !xa_user(name) ? ENOTSUP :
 		       xa_index(name) >= 0 ? EPERM : ENODATA);
 }
 

@@ -31,6 +31,9 @@ enum fs_op {
 struct fs_metrics {
 	atomic_uint_least64_t ops[OP_NOPS];
 	atomic_uint_least64_t errs[OP_NOPS][FS_ERRNO_MAX];
+	/* xattr requests for names t4dx does not have (ENOTSUP, ENODATA):
+	 * expected answers, not errors (ls -l asks every file) */
+	atomic_uint_least64_t xattr_absent[OP_NOPS];
 	struct t4dx_hist write_lat, read_lat;
 };
 

@@ -616,6 +616,12 @@ bad_values() {
 	ls -l "$ITEMS/many" >/dev/null
 	after=$(ops_total getxattr)
 	(( after - before <= 10 )) || fail "ls -l of 50 items sent $((after - before)) GETXATTRs"
+	# those answers are counted apart from errors (issue 10): the error
+	# counters of getxattr and setxattr stay at zero
+	run grep -c '^t4dx_errors_total{op="\(getxattr\|setxattr\|removexattr\)"' "$MNT/.ctl/metrics"
+	assert_output 0
+	run awk '$1 == "t4dx_xattr_absent_total{op=\"getxattr\"}" { print ($2 >= 4) }' "$MNT/.ctl/metrics"
+	assert_output 1
 }
 
 # ---- statfs, refused operations, limits ------------------------------------
