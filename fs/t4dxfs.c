@@ -16,6 +16,7 @@
  * engine put and return only once that record is durable, with its error.
  * Read-only opens read a snapshot of the committed content taken at open.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -2451,6 +2452,19 @@ static int check_mountpoint(const char *mnt)
 				"directory\n", mnt);
 			return ENOTDIR;
 		}
+		/* FUSE mounts over a non-empty directory (its old nonempty
+		 * option is gone), hiding what is there: say so */
+		DIR *d = opendir(mnt);
+		struct dirent *de;
+		while (d && (de = readdir(d)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+				fprintf(stderr, "t4dxfs: warning: mountpoint %s "
+					"is not empty; what it holds is hidden "
+					"while t4dx is mounted there\n", mnt);
+				break;
+			}
+		if (d)
+			closedir(d);
 		return 0;
 	}
 	int rc = errno;
@@ -2581,27 +2595,8 @@ static int run(struct cmdline *cl, char *argv0)
 	if (pause)
 		test_release_pause_ms = (unsigned)strtoul(pause, NULL, 10);
 
-	rc = t4dx_open(data, &cfg, &fs.db, msg, sizeof(msg));
-	if (rc) {
-		fprintf(stderr, "t4dxfs: %s\n", msg);
-		return 1;
-	}
-	t4dx_set_alert_sink(fs.db, alert_sink, NULL);
-	struct t4dx_stats st;
-	t4dx_get_stats(fs.db, &st);
-	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "
-		"%llu damaged bytes dropped, %llu segments quarantined%s\n",
-		data, (unsigned long long)st.recovery.records_replayed,
-		(unsigned long long)st.recovery.bytes_dropped,
-		(unsigned long long)st.recovery.segments_quarantined,
-		st.recovery.flushed ? ", flushed to a segment" : "");
-	if ((rc = ensure_root())) {
-		fprintf(stderr, "t4dxfs: cannot create items/: %s\n",
-			t4dx_strerror(rc));
-		t4dx_close(fs.db);
-		return 1;
-	}
-
+	/* the mount options first: a bad one is reported before the store
+	 * is opened (a replay, a flush) */
 	char fsname[PATH_MAX + 64];
 	snprintf(fsname, sizeof(fsname), "-ofsname=t4dx:%s,subtype=t4dxfs,"
 		 "default_permissions", data);
@@ -2618,9 +2613,31 @@ static int run(struct cmdline *cl, char *argv0)
 	if (!fs.se) {
 		fprintf(stderr, "t4dxfs: bad mount options: %s\n",
 			(char *)c.fuse_opts.p);
+		return 1;
+	}
+	rc = t4dx_open(data, &cfg, &fs.db, msg, sizeof(msg));
+	if (rc) {
+		fprintf(stderr, "t4dxfs: %s\n", msg);
+		fuse_session_destroy(fs.se);
+		return 1;
+	}
+	t4dx_set_alert_sink(fs.db, alert_sink, NULL);
+	struct t4dx_stats st;
+	t4dx_get_stats(fs.db, &st);
+	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "
+		"%llu damaged bytes dropped, %llu segments quarantined%s\n",
+		data, (unsigned long long)st.recovery.records_replayed,
+		(unsigned long long)st.recovery.bytes_dropped,
+		(unsigned long long)st.recovery.segments_quarantined,
+		st.recovery.flushed ? ", flushed to a segment" : "");
+	if ((rc = ensure_root())) {
+		fprintf(stderr, "t4dxfs: cannot create items/: %s\n",
+			t4dx_strerror(rc));
+		fuse_session_destroy(fs.se);
 		t4dx_close(fs.db);
 		return 1;
 	}
+
 	if (fuse_set_signal_handlers(fs.se) ||
 	    fuse_session_mount(fs.se, c.mnt)) {
 		fprintf(stderr, "t4dxfs: cannot mount at %s\n", c.mnt);

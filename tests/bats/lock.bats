@@ -240,3 +240,26 @@ stop_by() {
 	assert_output 0
 	t4dx_stop
 }
+
+@test "a bad -o option is refused before the store is opened" {
+	t4dx_run_daemon -f -o no_such_option "$DATA" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --partial 'no_such_option'
+	# nothing was opened: no LOCK, no log, no MANIFEST
+	run find "$DATA" -mindepth 1
+	assert_output ''
+}
+
+@test "mounting over a non-empty directory warns that its files are hidden" {
+	printf 'x\n' >"$MNT/hidden"
+	t4dx_start
+	grep -q "warning: mountpoint $MNT is not empty" "$T4DX_LOG" ||
+		fail "no warning: $(cat "$T4DX_LOG")"
+	t4dx_stop
+	rm "$MNT/hidden"
+	t4dx_start
+	run grep -c 'not empty' "$T4DX_LOG"
+	assert_output 0
+	t4dx_stop
+}
