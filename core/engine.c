@@ -88,6 +88,10 @@ struct t4dx {
 	bool health_stop;
 	struct t4dx_health health;
 	size_t verify_next;             /* next segment to verify */
+	struct t4dx_seg *verify_seg;    /* being verified, a slice a tick,
+	                                   from block verify_block on; both
+	                                   used by the health thread only */
+	size_t verify_block;
 
 	/* compaction: compact_mu is held for a whole run */
 	pthread_mutex_t compact_mu;
@@ -1652,13 +1656,29 @@ static void check_wal(struct t4dx *db)
  * over time without a tick ever reading the whole store. */
 static void check_segments(struct t4dx *db)
 {
-	struct t4dx_seg *s = NULL;
+	struct t4dx_seg *s = db->verify_seg;
 	pthread_rwlock_rdlock(&db->lock);
-	if (db->nsegs)
+	if (s) {
+		/* a segment that compaction retired meanwhile is not read on */
+		bool live = false;
+		for (size_t i = 0; i < db->nsegs && !live; i++)
+			live = db->segs[i] == s;
+		if (!live) {
+			t4dx_seg_unref(s);
+			s = NULL;
+		}
+	}
+	if (!s && db->nsegs) {
 		s = t4dx_seg_ref(db->segs[db->verify_next++ % db->nsegs]);
+		db->verify_block = 0;
+	}
 	pthread_rwlock_unlock(&db->lock);
 	double t0 = mono_s();
-	int rc = s ? t4dx_seg_verify(s) : 0;
+	/* a slice per tick, timed by itself: a big healthy segment is no
+	 * timeout */
+	int rc = s ? t4dx_seg_verify_some(s, &db->verify_block,
+					  db->cfg.health.verify_bytes) : 0;
+	bool whole = !s || db->verify_block >= t4dx_seg_blocks(s);
 	double dur = mono_s() - t0;
 	if (!rc && dur > db->cfg.health.timeout_s)
 		rc = ETIMEDOUT;
@@ -1673,7 +1693,11 @@ static void check_segments(struct t4dx *db)
 	size_t nsegs = db->nsegs;
 	pthread_rwlock_unlock(&db->lock);
 	pthread_mutex_lock(&db->health_mu);
-	db->verify_ok_run = rc ? 0 : db->verify_ok_run + 1;
+	/* whole segments read back without an error since the last one */
+	if (rc)
+		db->verify_ok_run = 0;
+	else if (whole)
+		db->verify_ok_run++;
 	bool clean = db->verify_ok_run > nsegs;
 	pthread_mutex_unlock(&db->health_mu);
 	/* every segment read back whole since the last failure */
@@ -1682,7 +1706,12 @@ static void check_segments(struct t4dx *db)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
 				"segments read back whole again");
 	}
-	t4dx_seg_unref(s);
+	if (whole || rc) {
+		/* the next tick starts on the next segment */
+		t4dx_seg_unref(s);
+		s = NULL;
+	}
+	db->verify_seg = s;
 	check_done(db, &db->health.segments, "segments", rc, dur);
 }
 
@@ -2358,6 +2387,7 @@ int t4dx_close(struct t4dx *db)
 		pthread_mutex_unlock(&db->health_mu);
 		pthread_join(db->health_thr, NULL);
 	}
+	t4dx_seg_unref(db->verify_seg);
 	if (db->bg_started) {
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_stop = true;

@@ -1205,11 +1205,14 @@ void t4dx_seg_iter_close(struct t4dx_seg_iter *it)
 	free(it);
 }
 
-int t4dx_seg_verify(struct t4dx_seg *s)
+int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
+			 uint64_t max_bytes)
 {
-	/* Straight from the disk, both parts of every block: a cached part
+	/* Straight from the disk, both parts of each block: a cached part
 	 * says nothing about the bytes there now. */
-	for (size_t i = 0; i < s->nblk; i++) {
+	uint64_t done = 0;
+	while (*next < s->nblk && (done == 0 || done < max_bytes)) {
+		size_t i = (*next)++;
 		struct block *b;
 		struct cpart *c = NULL;
 		int rc = parts_read(s, i, &b, has_cpart(s, i) ? &c : NULL);
@@ -1217,6 +1220,19 @@ int t4dx_seg_verify(struct t4dx_seg *s)
 			return rc;
 		block_unref(b);
 		cpart_unref(c);
+		done += (uint64_t)s->blk[i].clen +
+			(has_cpart(s, i) ? s->blk[i].cclen : 0);
 	}
 	return 0;
+}
+
+int t4dx_seg_verify(struct t4dx_seg *s)
+{
+	size_t next = 0;
+	return t4dx_seg_verify_some(s, &next, UINT64_MAX);
+}
+
+size_t t4dx_seg_blocks(const struct t4dx_seg *s)
+{
+	return s->nblk;
 }

@@ -76,5 +76,11 @@ void t4dx_seg_iter_close(struct t4dx_seg_iter *it);
 /* Read both parts of every block from disk and check their CRCs and
  * decoding.  0, T4DX_ECORRUPT or an errno. */
 int t4dx_seg_verify(struct t4dx_seg *s);
+/* The same for a slice: blocks from *next on, until max_bytes of them
+ * were read (at least one block); *next moves past them.  Done when
+ * *next == t4dx_seg_blocks(s). */
+int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
+			 uint64_t max_bytes);
+size_t t4dx_seg_blocks(const struct t4dx_seg *s);
 
 #endif

@@ -110,7 +110,11 @@ struct t4dx_config {
 	struct { uint64_t max_bytes, max_items; } memtable;
 	struct { unsigned max_items, max_queue, drain_batch;
 		 char policy[16]; char rescue_dir[4096]; } fallback;
-	struct { double interval_s, timeout_s; unsigned alert_threshold; } health;
+	struct {
+		double interval_s, timeout_s;
+		unsigned alert_threshold;
+		uint64_t verify_bytes;  /* of segments read per tick */
+	} health;
 	struct { double nrem_kappa_boost, prune_min_kappa,
 		 prune_max_importance, prune_max_age_s; } compaction;
 	struct { uint64_t max_item_bytes; } limits;

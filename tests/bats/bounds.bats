@@ -104,3 +104,39 @@ replayed() {
 	done
 	t4dx_stop
 }
+
+# health_runs_at_least N: the segment check ran N times, all of them ok
+seg_runs_ok() {
+	t4dx_ctl_test health ".checks.segments.runs >= $1 and .checks.segments.ok"
+}
+
+@test "the health check reads a segment a slice per tick (health.verify_bytes) and still finds damage in it" {
+	local cfg
+	cfg=$(t4dx_config_file '{"health":{"interval_s":0.02,"verify_bytes":4096}}')
+	t4dx_start -o "config=$cfg"
+	local i
+	for ((i = 0; i < 40; i++)); do
+		head -c 20000 /dev/urandom >"$ITEMS/r$i"
+	done
+	echo flush >"$MNT/.ctl/compact"
+	local seg runs
+	seg=$(compgen -G "$DATA/seg/*.t4s")
+	# 800 KB that do not compress: many slices of about 4 KiB, each
+	# tick one, all of them fine
+	runs=$(jq .checks.segments.runs "$MNT/.ctl/health")
+	t4dx_wait_for 60 seg_runs_ok $((runs + 20)) ||
+		fail "segment checks: $(jq -c .checks.segments "$MNT/.ctl/health")"
+	run jq -e '.status == "ok"' "$MNT/.ctl/health"
+	assert_success
+	# a byte in the middle of the segment flipped: some slice finds it
+	local off byte
+	off=$(($(stat -c %s "$seg") / 2))
+	byte=$(od -An -tu1 -j "$off" -N1 "$seg")
+	printf "\\x$(printf %02x $((byte ^ 0x40)))" |
+		dd of="$seg" bs=1 seek="$off" conv=notrunc status=none
+	t4dx_wait_for 60 t4dx_ctl_test health '.checks.segments.ok == false' ||
+		fail "damage not found: $(jq -c .checks.segments "$MNT/.ctl/health")"
+	grep -q 'failed verification' "$T4DX_LOG" ||
+		fail "no alert: $(cat "$T4DX_LOG")"
+	t4dx_stop
+}

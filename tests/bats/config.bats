@@ -53,7 +53,8 @@ assert_refused() {
 		memtable: {max_bytes: 33554432, max_items: 5000},
 		fallback: {max_items: 500, max_queue: 2000, drain_batch: 50,
 			policy: "reject", rescue_dir: $rescue},
-		health: {interval_s: 10, timeout_s: 2, alert_threshold: 4},
+		health: {interval_s: 10, timeout_s: 2, alert_threshold: 4,
+			verify_bytes: 1048576},
 		compaction: {nrem_kappa_boost: 0.1, prune_min_kappa: 0.04,
 			prune_max_importance: 0.2, prune_max_age_s: 86400},
 		limits: {max_item_bytes: 1048576}}')

@@ -119,6 +119,8 @@ static const struct tk tks[] = {
 	KN(health, interval_s, "0.000001", "86400", "0", "86400.00001"),
 	KN(health, timeout_s, "0.000001", "3600", "0.0", "3600.0000001"),
 	KI(health, alert_threshold, "1", "1000000", "0", "1000001"),
+	KI(health, verify_bytes, "4096", "1099511627776", "4095",
+	   "1099511627777"),
 	KN(compaction, nrem_kappa_boost, "0", "1", "-0.000001", "1.0000001"),
 	KN(compaction, prune_min_kappa, "0", "1", "-1e-300", "1.0000001"),
 	KN(compaction, prune_max_importance, "0", "1", "-0.000001", "1.01"),
@@ -426,7 +428,7 @@ static void test_render(void)
 		"\"fallback\":{\"max_items\":1000,\"max_queue\":10000,"
 		"\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\"},"
 		"\"health\":{\"interval_s\":30,\"timeout_s\":5,"
-		"\"alert_threshold\":3},"
+		"\"alert_threshold\":3,\"verify_bytes\":8388608},"
 		"\"compaction\":{\"nrem_kappa_boost\":0.05,"
 		"\"prune_min_kappa\":0.05,\"prune_max_importance\":0.1,"
 		"\"prune_max_age_s\":0},"

@@ -574,6 +574,53 @@ static void test_one_block_read(void)
 	t4dx_seg_unref(s);
 }
 
+/* The health check reads a segment a slice at a time: every block once,
+ * about max_bytes a call, and damage in the last block is found by the
+ * last slice (issue 10: one big segment per tick took longer than the
+ * check's timeout). */
+static void test_verify_slices(void)
+{
+	size_t len;
+	unsigned char *f = slurp(seg_path, &len);
+	struct tblk *b;
+	size_t n = parse_blocks(f, len, &b);
+	REQUIRE(n > 4);
+	struct t4dx_seg *s = open_ok(seg_path);
+	CHECK_EQ_INT(t4dx_seg_blocks(s), n);
+	t4dx_io.pread = counting_pread;
+	size_t next = 0, calls = 0;
+	preads = 0;
+	while (next < n && calls <= n) {
+		size_t before = next;
+		CHECK_EQ_INT(t4dx_seg_verify_some(s, &next, 1), 0);
+		CHECK_EQ_INT(next, before + 1);  /* at least one block */
+		calls++;
+	}
+	CHECK_EQ_INT(calls, n);
+	CHECK_EQ_INT(preads, n);                /* one read a block */
+	next = 0;
+	CHECK_EQ_INT(t4dx_seg_verify_some(s, &next, UINT64_MAX), 0);
+	CHECK_EQ_INT(next, n);
+	t4dx_io_reset();
+	t4dx_seg_unref(s);
+
+	/* a byte of the last block's meta part flipped */
+	const char *bad = path_in("slices.t4s");
+	f[b[n - 1].off + b[n - 1].clen / 2] ^= 0x40;
+	spill(bad, f, len);
+	s = open_ok(bad);
+	next = 0;
+	int rc = 0;
+	while (!rc && next < n)
+		rc = t4dx_seg_verify_some(s, &next, 1);
+	CHECK_EQ_INT(rc, T4DX_ECORRUPT);
+	CHECK_EQ_INT(next, n);
+	t4dx_seg_unref(s);
+	unlink(bad);
+	free(b);
+	free(f);
+}
+
 /* Absent keys that fall inside blocks' key ranges are mostly turned away by
  * the Bloom filter without a read.  Random order, so the one-block cache
  * cannot stand in for the filter. */
@@ -1193,6 +1240,7 @@ int main(void)
 	RUN(test_write_rejects);
 	RUN(test_roundtrip);
 	RUN(test_one_block_read);
+	RUN(test_verify_slices);
 	RUN(test_bloom);
 	RUN(test_iter);
 	RUN(test_threads);
