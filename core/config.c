@@ -68,6 +68,7 @@ static const struct key keys[] = {
 	INT(2, memtable, max_items, 1, 100000000),
 	INT(3, fallback, max_items, 1, 10000000),
 	INT(3, fallback, max_queue, 1, 10000000),
+	INT(3, fallback, max_queue_bytes, 65536, UINT64_C(1) << 40),
 	INT(3, fallback, drain_batch, 1, 100000),
 	STR(3, fallback, policy, K_POLICY),
 	STR(3, fallback, rescue_dir, K_PATH),
@@ -80,6 +81,7 @@ static const struct key keys[] = {
 	NUM(5, compaction, prune_max_importance, 0, 1, false),
 	NUM(5, compaction, prune_max_age_s, 0, 1e12, false),
 	INT(6, limits, max_item_bytes, 1, T4DX_ITEM_BYTES_MAX),
+	INT(6, limits, write_buffer_bytes, 4096, UINT64_C(1) << 44),
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= 32, "struct walk keeps a bit per key");
@@ -538,6 +540,16 @@ int t4dx_config_parse(const char *text, size_t len, struct t4dx_config *cfg,
 			struct t4dx_config copy;
 			memcpy(&copy, cfg, sizeof(copy));
 			rc = apply(top, &copy, msg, msglen);
+			if (!rc && copy.limits.write_buffer_bytes <
+					   copy.limits.max_item_bytes)
+				rc = fail(msg, msglen, "limits.write_buffer_bytes "
+					  "(%llu) must be at least "
+					  "limits.max_item_bytes (%llu): one "
+					  "file of the largest size must fit",
+					  (unsigned long long)
+					  copy.limits.write_buffer_bytes,
+					  (unsigned long long)
+					  copy.limits.max_item_bytes);
 			if (!rc)
 				memcpy(cfg, &copy, sizeof(copy));
 		} else if (w.err) {

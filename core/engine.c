@@ -673,6 +673,15 @@ int t4dx_sync(struct t4dx *db, uint64_t lsn)
 	return rc == ESTALE ? EIO : rc;
 }
 
+/* Is the replay queue full, by records or by bytes (a record larger
+ * than the byte limit still goes into an empty queue)? */
+static bool queue_full(struct t4dx *db, const struct t4dx_wal_stats *ws)
+{
+	return ws->pending >= db->cfg.fallback.max_queue ||
+	       (ws->pending_bytes &&
+		ws->pending_bytes >= db->cfg.fallback.max_queue_bytes);
+}
+
 /* May a change be applied now?  ENOSPC when the replay queue is full,
  * EIO when the breaker is OPEN and the policy is reject. */
 static int gate(struct t4dx *db)
@@ -688,7 +697,7 @@ static int gate(struct t4dx *db)
 		t4dx_breaker_done(db->breaker);
 	}
 	t4dx_wal_get_stats(db->wal, &ws);
-	if (ws.pending < db->cfg.fallback.max_queue)
+	if (!queue_full(db, &ws))
 		return 0;
 	/* full: if the disk may be tried, drain first */
 	if (t4dx_breaker_allow(db->breaker)) {
@@ -696,7 +705,7 @@ static int gate(struct t4dx *db)
 		t4dx_breaker_done(db->breaker);
 		t4dx_wal_get_stats(db->wal, &ws);
 	}
-	return ws.pending >= db->cfg.fallback.max_queue ? ENOSPC : 0;
+	return queue_full(db, &ws) ? ENOSPC : 0;
 }
 
 static int check_name(size_t len)

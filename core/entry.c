@@ -140,6 +140,8 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->memtable.max_items = 10000;
 	c->fallback.max_items = 1000;
 	c->fallback.max_queue = 10000;
+	/* the records waiting for a disk that fails live in memory */
+	c->fallback.max_queue_bytes = 64ULL << 20;
 	c->fallback.drain_batch = 100;
 	strcpy(c->fallback.policy, "queue");
 	c->health.interval_s = 30;
@@ -153,6 +155,8 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->compaction.prune_max_importance = 0.1;
 	c->compaction.prune_max_age_s = 0;
 	c->limits.max_item_bytes = 16ULL << 20;
+	/* all open files' uncommitted writes together */
+	c->limits.write_buffer_bytes = 256ULL << 20;
 }
 
 void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,

@@ -109,6 +109,7 @@ struct t4dx_config {
 		 checkpoint_bytes; } wal;
 	struct { uint64_t max_bytes, max_items; } memtable;
 	struct { unsigned max_items, max_queue, drain_batch;
+		 uint64_t max_queue_bytes;
 		 char policy[16]; char rescue_dir[4096]; } fallback;
 	struct {
 		double interval_s, timeout_s;
@@ -117,7 +118,7 @@ struct t4dx_config {
 	} health;
 	struct { double nrem_kappa_boost, prune_min_kappa,
 		 prune_max_importance, prune_max_age_s; } compaction;
-	struct { uint64_t max_item_bytes; } limits;
+	struct { uint64_t max_item_bytes, write_buffer_bytes; } limits;
 };
 
 /* Fill cfg with the built-in defaults (DESIGN.md section 8). */

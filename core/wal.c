@@ -1231,6 +1231,7 @@ void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st)
 	st->syncs = w->syncs;
 	st->records = w->records;
 	st->pending = w->last - w->durable;
+	st->pending_bytes = w->q.buf.len + w->head.buf.len;
 	pthread_mutex_unlock(&w->mu);
 }
 

@@ -77,6 +77,7 @@ struct t4dx_wal_stats {
 	uint64_t syncs;         /* fdatasync calls that succeeded */
 	uint64_t records;       /* records made durable */
 	uint64_t pending;       /* records queued, not yet durable */
+	uint64_t pending_bytes; /* their encoded size */
 };
 void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st);
 /* Bytes of the live files that hold only records after lsn (a file is

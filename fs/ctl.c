@@ -396,7 +396,8 @@ static int show_stats(struct t4dx_buf *out)
 		"\"memtable_bytes\":%llu,\"segments\":%llu,"
 		"\"segment_bytes\":%llu,\"wal_lsn\":%llu,\"wal_bytes\":%llu,"
 		"\"archive_bytes\":%llu,\"wal_syncs\":%llu,"
-		"\"wal_records\":%llu,\"uptime_s\":%lld,"
+		"\"wal_records\":%llu,\"write_buffer_bytes\":%llu,"
+		"\"uptime_s\":%lld,"
 		"\"recovery\":{\"records_replayed\":%llu,"
 		"\"bytes_dropped\":%llu,\"wal_files\":%llu,"
 		"\"segments_quarantined\":%llu}}\n",
@@ -409,7 +410,8 @@ static int show_stats(struct t4dx_buf *out)
 		(unsigned long long)st.wal_bytes,
 		(unsigned long long)st.archive_bytes,
 		(unsigned long long)st.wal_syncs,
-		(unsigned long long)st.wal_records, (long long)up,
+		(unsigned long long)st.wal_records,
+		(unsigned long long)atomic_load(&fs.wb_bytes), (long long)up,
 		(unsigned long long)st.recovery.records_replayed,
 		(unsigned long long)st.recovery.bytes_dropped,
 		(unsigned long long)st.recovery.wal_files,

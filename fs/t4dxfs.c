@@ -531,12 +531,30 @@ static struct wbuf *wbuf_new(void)
 
 static void wbuf_free(struct wbuf *w)
 {
+	atomic_fetch_sub(&fs.wb_bytes, w->cap);
 	pthread_mutex_destroy(&w->mu);
 	free(w->data);
 	free(w);
 }
 
-/* Make room for len bytes.  wb->mu held. */
+/* Take grow bytes of the budget all write buffers share; false if they
+ * do not fit. */
+static bool wb_budget_take(size_t grow)
+{
+	uint64_t limit = fs.cfg.limits.write_buffer_bytes;
+	uint64_t cur = atomic_load(&fs.wb_bytes);
+	do {
+		if (cur + grow > limit)
+			return false;
+	} while (!atomic_compare_exchange_weak(&fs.wb_bytes, &cur,
+					       cur + grow));
+	return true;
+}
+
+/* Make room for len bytes.  wb->mu held.  The uncommitted writes of all
+ * open files together stay within limits.write_buffer_bytes: past it a
+ * write fails with ENOSPC and changes nothing (any user allowed on the
+ * mount could otherwise run the daemon out of memory). */
 static int wbuf_reserve(struct wbuf *w, size_t len)
 {
 	if (len <= w->cap)
@@ -544,9 +562,17 @@ static int wbuf_reserve(struct wbuf *w, size_t len)
 	size_t cap = w->cap ? w->cap : 4096;
 	while (cap < len)
 		cap *= 2;
+	if (!wb_budget_take(cap - w->cap)) {
+		/* not the doubling, but maybe what is asked for */
+		cap = len;
+		if (!wb_budget_take(cap - w->cap))
+			return ENOSPC;
+	}
 	unsigned char *p = realloc(w->data, cap);
-	if (!p)
+	if (!p) {
+		atomic_fetch_sub(&fs.wb_bytes, cap - w->cap);
 		return ENOMEM;
+	}
 	w->data = p;
 	w->cap = cap;
 	return 0;

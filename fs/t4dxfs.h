@@ -60,6 +60,8 @@ struct t4dxfs {
 	atomic_uint_least64_t alerts_seen;
 	atomic_uint_least64_t attr_gen; /* bumped when the daemon tells the
 	                                   kernel that attributes changed */
+	atomic_uint_least64_t wb_bytes; /* held by all write buffers, at most
+	                                   cfg.limits.write_buffer_bytes */
 	bool foreground;
 };
 

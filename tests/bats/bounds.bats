@@ -140,3 +140,42 @@ seg_runs_ok() {
 		fail "no alert: $(cat "$T4DX_LOG")"
 	t4dx_stop
 }
+
+@test "the write buffers of all open files share limits.write_buffer_bytes: past it a write fails with ENOSPC and loses nothing" {
+	local cfg st=$T4DX_TMP/st
+	cfg=$(t4dx_config_file '{"limits":{"max_item_bytes":1048576,
+		"write_buffer_bytes":1048576}}')
+	t4dx_start -o "config=$cfg"
+	mkdir "$st"
+	# a writer that holds 700 KB uncommitted and waits
+	perl -e 'open(my $h, ">", $ARGV[0]) or die; syswrite($h, "a" x 700000) == 700000 or die;
+		open(my $s, ">", $ARGV[1]); close($s); sleep 600' "$ITEMS/a" "$st/a" &
+	local holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 test -e "$st/a"
+	# a second file does not fit beside it
+	run perl -e 'open(my $h, ">", $ARGV[0]) or die; my $n = syswrite($h, "b" x 700000);
+		print defined $n ? "wrote $n" : "$!"' "$ITEMS/b"
+	assert_output 'No space left on device'
+	# the first writer's end closes its file: that commits it and frees
+	# its buffer
+	kill "$holder"
+	wait "$holder" || true
+	# (the kernel releases the closed file a moment after the close)
+	t4dx_wait_for 10 stat_le write_buffer_bytes 0
+	run perl -e 'open(my $h, ">", $ARGV[0]) or die; my $n = syswrite($h, "b" x 700000);
+		close($h) or die "$!"; print "wrote $n"' "$ITEMS/b"
+	assert_output 'wrote 700000'
+	run stat -c %s "$ITEMS/a" "$ITEMS/b"
+	assert_output $'700000\n700000'
+	t4dx_stop
+}
+
+@test "limits.write_buffer_bytes below limits.max_item_bytes is refused at start" {
+	local cfg
+	cfg=$(t4dx_config_file '{"limits":{"max_item_bytes":2097152,
+		"write_buffer_bytes":1048576}}')
+	t4dx_run_daemon -f -o "config=$cfg" "$DATA" "$MNT"
+	assert_failure
+	assert_output --partial 'limits.write_buffer_bytes (1048576) must be at least limits.max_item_bytes (2097152)'
+}

@@ -51,13 +51,14 @@ assert_refused() {
 		wal: {max_file_bytes: 33554432, archive_max_bytes: 134217728,
 			checkpoint_bytes: 16777216},
 		memtable: {max_bytes: 33554432, max_items: 5000},
-		fallback: {max_items: 500, max_queue: 2000, drain_batch: 50,
+		fallback: {max_items: 500, max_queue: 2000,
+			max_queue_bytes: 1048576, drain_batch: 50,
 			policy: "reject", rescue_dir: $rescue},
 		health: {interval_s: 10, timeout_s: 2, alert_threshold: 4,
 			verify_bytes: 1048576},
 		compaction: {nrem_kappa_boost: 0.1, prune_min_kappa: 0.04,
 			prune_max_importance: 0.2, prune_max_age_s: 86400},
-		limits: {max_item_bytes: 1048576}}')
+		limits: {max_item_bytes: 1048576, write_buffer_bytes: 2097152}}')
 	t4dx_start -o "config=$(t4dx_config_file "$json")"
 	assert_config_is "$json"
 	t4dx_ends_with_newline "$MNT/.ctl/config" || fail "config does not end with a newline"

@@ -403,3 +403,33 @@ queue_bounded() {
 	run sync "$ITEMS/queued"
 	assert_success
 }
+
+@test "full disk, max_queue_bytes 256 KiB: big writes get ENOSPC once the queue holds that much; nothing acknowledged is lost" {
+	local cfg i
+	cfg=$(config '"max_queue_bytes":262144')
+	t4dx_start -o "config=$cfg"
+	t4dx_ack_put "$REF" before || fail "before: $T4DX_ACK_ERR"
+	t4dx_fill "$DATA"
+	local acked=0 refused= big
+	big=$(head -c 60000 /dev/zero | tr '\0' b)
+	for ((i = 0; i < 50; i++)); do
+		if t4dx_ack_put "$REF" "q$i" "$big$i"; then
+			acked=$((acked + 1))
+		else
+			refused=q$i
+			break
+		fi
+	done
+	[[ -n $refused ]] || fail "50 writes of 60 KB acknowledged on a full disk with a queue of 256 KiB"
+	[[ $T4DX_ACK_ERR == *"No space left on device"* ]] ||
+		fail "the write past a full queue failed with '$T4DX_ACK_ERR', not ENOSPC"
+	# 60 KB of content is about 80 KB of record: three or four fit (one
+	# in the log's padding ahead, which takes writes on a full disk)
+	((acked >= 2 && acked <= 8)) || fail "$acked writes of 60 KB acknowledged"
+	echo "$refused" >"$T4DX_TMP/maybe"
+	rm "$DATA/ballast"
+	t4dx_wait_recovered 20
+	t4dx_remount -o "config=$cfg"
+	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
+	t4dx_assert_refused_empty "$T4DX_TMP/maybe"
+}

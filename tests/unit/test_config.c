@@ -111,6 +111,8 @@ static const struct tk tks[] = {
 	KI(memtable, max_items, "1", "100000000", "0", "100000001"),
 	KI(fallback, max_items, "1", "10000000", "0", "10000001"),
 	KI(fallback, max_queue, "1", "10000000", "0", "10000001"),
+	KI(fallback, max_queue_bytes, "65536", "1099511627776", "65535",
+	   "1099511627777"),
 	KI(fallback, drain_batch, "1", "100000", "0", "100001"),
 	{ AT(fallback, policy), S, OFF(fallback, policy), "\"queue\"",
 	  "\"reject\"", "\"Queue\"", "\"\"" },
@@ -426,13 +428,14 @@ static void test_render(void)
 		"\"checkpoint_bytes\":67108864},"
 		"\"memtable\":{\"max_bytes\":67108864,\"max_items\":10000},"
 		"\"fallback\":{\"max_items\":1000,\"max_queue\":10000,"
-		"\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\"},"
+		"\"max_queue_bytes\":67108864,\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\"},"
 		"\"health\":{\"interval_s\":30,\"timeout_s\":5,"
 		"\"alert_threshold\":3,\"verify_bytes\":8388608},"
 		"\"compaction\":{\"nrem_kappa_boost\":0.05,"
 		"\"prune_min_kappa\":0.05,\"prune_max_importance\":0.1,"
 		"\"prune_max_age_s\":0},"
-		"\"limits\":{\"max_item_bytes\":16777216}}\n";
+		"\"limits\":{\"max_item_bytes\":16777216,"
+		"\"write_buffer_bytes\":268435456}}\n";
 	CHECK(!strcmp((const char *)b.p, want));
 	if (strcmp((const char *)b.p, want))
 		fprintf(stderr, "got  %swant %s", b.p, want);
