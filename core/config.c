@@ -623,21 +623,6 @@ out:
 	return rc;
 }
 
-static int add_string(struct t4dx_buf *out, const char *s, size_t len)
-{
-	int rc = t4dx_buf_add(out, "\"", 1);
-	for (size_t i = 0; i < len && !rc; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			rc = t4dx_buf_addf(out, "\\%c", c);
-		else if (c < 0x20)
-			rc = t4dx_buf_addf(out, "\\u%04x", c);
-		else
-			rc = t4dx_buf_add(out, &s[i], 1);
-	}
-	return rc ? rc : t4dx_buf_add(out, "\"", 1);
-}
-
 int t4dx_config_render(const struct t4dx_config *cfg, struct t4dx_buf *out)
 {
 	struct c_locale loc;
@@ -672,7 +657,7 @@ int t4dx_config_render(const struct t4dx_config *cfg, struct t4dx_buf *out)
 			fmt_double(v, x);
 			rc = t4dx_buf_addf(out, "%s", v);
 		} else {
-			rc = add_string(out, src, strnlen(src, k->size));
+			rc = t4dx_buf_add_jstr(out, src, strnlen(src, k->size));
 		}
 		if (!rc && last)
 			rc = t4dx_buf_add(out, "}", 1);

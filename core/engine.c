@@ -27,6 +27,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -109,6 +110,12 @@ struct t4dx {
 	                                   health_mu */
 	struct t4dx_lru *lru;           /* the fallback cache */
 	uint64_t rescued;               /* records replayed from rescue files */
+	char rescue_dir[PATH_MAX];      /* where rescue files go when DATA_DIR
+	                                   cannot take them; "" if nowhere */
+	char rescue_tag[40];            /* names this store in rescue_dir */
+	char rescue_problem[PATH_MAX + 160]; /* "" or why rescue_dir is poor */
+	t4dx_dump_fn dump;              /* unsaved records, the last resort */
+	void *dump_arg;
 	/* a record was queued but could not be applied: the memtable no
 	 * longer equals the WAL, so every later change is refused (EIO)
 	 * until a restart replays the WAL (LMDB's MDB_FATAL_ERROR) */
@@ -1813,10 +1820,18 @@ static void breaker_changed(void *arg, int from, int to, const char *why)
 /* ---- rescue files ------------------------------------------------------
  * At close, records that still could not be made durable are written, as
  * the WAL lines they are, to a rescue file: DATA_DIR/rescue-<lsn>.jsonl,
- * or fallback.rescue_dir/t4dx-rescue-<lsn>.jsonl when DATA_DIR cannot take
- * it (write temp, fdatasync, rename, fsync dir).  The next open replays
- * the records the WAL does not already hold, makes them durable, and only
- * then renames the file to *.replayed.  Nothing is ever deleted. */
+ * or, when DATA_DIR cannot take it (it is full, most likely), to the
+ * rescue directory as t4dx-rescue-<tag>-<lsn>.jsonl, where the tag names
+ * the store (several stores may share the directory) (write temp,
+ * fdatasync, rename, fsync dir).  The rescue directory is
+ * fallback.rescue_dir, or else the first of $TMPDIR, /var/tmp, /tmp and
+ * /dev/shm that is writable and not on DATA_DIR's filesystem
+ * (choose_rescue_dir).
+ * If no file can be written, the records go to the log (the dump sink),
+ * so that nothing acknowledged disappears without a copy.  The next open
+ * replays the records the WAL does not already hold, makes them durable,
+ * and only then renames the file to *.replayed.  Nothing is ever
+ * deleted. */
 
 static int write_file_durably(const char *dir, const char *name,
 			      const struct t4dx_buf *b)
@@ -1848,7 +1863,7 @@ static int write_rescue(struct t4dx *db)
 {
 	struct t4dx_buf b = { 0 };
 	uint64_t first = 0;
-	char name[64];
+	char name[128];
 	int rc = t4dx_wal_pending(db->wal, &b, &first);
 	if (rc || !b.len) {
 		t4dx_buf_free(&b);
@@ -1861,19 +1876,34 @@ static int write_rescue(struct t4dx *db)
 		 (unsigned long long)first);
 	const char *where = db->dir;
 	rc = write_file_durably(db->dir, name, &b);
-	if (rc && *db->cfg.fallback.rescue_dir) {
-		snprintf(name, sizeof(name), "t4dx-rescue-%020llu.jsonl",
-			 (unsigned long long)first);
-		where = db->cfg.fallback.rescue_dir;
+	if (rc && *db->rescue_dir) {
+		snprintf(name, sizeof(name), "t4dx-rescue-%s-%020llu.jsonl",
+			 db->rescue_tag, (unsigned long long)first);
+		where = db->rescue_dir;
 		rc = write_file_durably(where, name, &b);
 	}
-	if (rc)
+	if (rc) {
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 				"%llu unpersisted records (from LSN %llu) could "
-				"not be saved in a rescue file: %s",
+				"not be saved in a rescue file: %s; they follow "
+				"in the log, one JSON line each",
 				(unsigned long long)n, (unsigned long long)first,
 				strerror(rc));
-	else
+		/* the last copy: the records themselves, in the log */
+		for (size_t off = 0; off < b.len;) {
+			const unsigned char *nl = memchr(b.p + off, '\n',
+							 b.len - off);
+			size_t len = nl ? (size_t)(nl - b.p) - off
+					: b.len - off;
+			if (db->dump)
+				db->dump(db->dump_arg, (const char *)b.p + off,
+					 len);
+			else
+				fprintf(stderr, "%.*s\n", (int)len,
+					(const char *)b.p + off);
+			off += len + 1;
+		}
+	} else
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
 				"%llu unpersisted records saved in %s/%s; the "
 				"next start replays them", (unsigned long long)n,
@@ -1923,11 +1953,117 @@ static uint64_t replay_rescue_file(struct t4dx *db, const char *path)
 	return n;
 }
 
+/* prefix, then the first LSN's digits, then .jsonl: nothing else (a
+ * shared rescue directory holds other stores' files too) */
 static int rescue_name(const struct dirent *d, const char *prefix)
 {
-	size_t pl = strlen(prefix), l = strlen(d->d_name);
-	return l > pl + 6 && !strncmp(d->d_name, prefix, pl) &&
-	       !strcmp(d->d_name + l - 6, ".jsonl");
+	size_t pl = strlen(prefix);
+	if (strncmp(d->d_name, prefix, pl))
+		return 0;
+	size_t digits = strspn(d->d_name + pl, "0123456789");
+	return digits > 0 && !strcmp(d->d_name + pl + digits, ".jsonl");
+}
+
+/* The store's identity, DATA_DIR/ID: 32 random hex digits made at the
+ * first open (also of a store made by a version without it), which name
+ * this store's rescue files in a directory other stores share.  An ID
+ * that cannot be read is made anew: rescue files named by the old one are
+ * then left alone (replayed by hand), never replayed into another store. */
+static int store_id(struct t4dx *db)
+{
+	char path[PATH_MAX], id[40] = "";
+	snprintf(path, sizeof(path), "%s/ID", db->dir);
+	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	if (fd >= 0) {
+		ssize_t n = t4dx_io.pread(fd, id, 33, 0);
+		t4dx_io.close(fd);
+		if (n == 33 && id[32] == '\n' &&
+		    strspn(id, "0123456789abcdef") == 32) {
+			id[32] = 0;
+			snprintf(db->rescue_tag, sizeof(db->rescue_tag), "%s",
+				 id);
+			return 0;
+		}
+	}
+	unsigned char r[16];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return errno ? errno : EIO;
+	for (int i = 0; i < 16; i++)
+		snprintf(id + 2 * i, 3, "%02x", r[i]);
+	id[32] = '\n';
+	struct t4dx_buf b = { (unsigned char *)id, 33, 33 };
+	int rc = write_file_durably(db->dir, "ID", &b);
+	if (!rc) {
+		id[32] = 0;
+		snprintf(db->rescue_tag, sizeof(db->rescue_tag), "%s", id);
+	}
+	return rc;
+}
+
+/* Where rescue files go when DATA_DIR cannot take them: a directory
+ * that exists, is writable and is not on DATA_DIR's filesystem (which is
+ * full when they are needed most).  rescue_problem says what is wrong
+ * with the choice, for the start's warning and health. */
+static void choose_rescue_dir(struct t4dx *db)
+{
+	struct stat ds, st;
+	if (!*db->rescue_tag) {
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "%s/ID could not be made, so rescue files can go to "
+			 "DATA_DIR only", db->dir);
+		return;
+	}
+	if (stat(db->dir, &ds)) {
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "cannot stat %s: %s", db->dir, strerror(errno));
+		return;
+	}
+	const char *set = db->cfg.fallback.rescue_dir;
+	if (*set) {
+		snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s", set);
+		if (stat(set, &st) || !S_ISDIR(st.st_mode))
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is not a directory",
+				 set);
+		else if (access(set, W_OK | X_OK))
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is not writable: %s",
+				 set, strerror(errno));
+		else if (st.st_dev == ds.st_dev)
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is on DATA_DIR's "
+				 "filesystem, which a full disk fills too", set);
+		return;
+	}
+	const char *tmp = getenv("TMPDIR");
+	const char *const dirs[] = { tmp && *tmp == '/' ? tmp : "/var/tmp",
+				     "/var/tmp", "/tmp", "/dev/shm" };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (!stat(dirs[i], &st) && S_ISDIR(st.st_mode) &&
+		    st.st_dev != ds.st_dev && !access(dirs[i], W_OK | X_OK)) {
+			snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s",
+				 dirs[i]);
+			return;
+		}
+	snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+		 "no writable directory outside DATA_DIR's filesystem "
+		 "($TMPDIR, /var/tmp, /tmp, /dev/shm): set "
+		 "fallback.rescue_dir");
+}
+
+void t4dx_set_dump_sink(struct t4dx *db, t4dx_dump_fn fn, void *arg)
+{
+	db->dump = fn;
+	db->dump_arg = arg;
+}
+
+void t4dx_get_rescue(struct t4dx *db, const char **dir, const char **problem)
+{
+	*dir = db->rescue_dir;
+	*problem = db->rescue_problem;
 }
 
 static void replay_rescue_dir(struct t4dx *db, const char *dir,
@@ -2134,7 +2270,7 @@ out:
 static bool known_name(const char *dir, const char *name)
 {
 	static const char *const top[] = { ".", "..", "LOCK", "MANIFEST",
-		"MANIFEST.tmp", "wal", "seg", "quarantine", NULL };
+		"MANIFEST.tmp", "ID", "wal", "seg", "quarantine", NULL };
 	size_t n = strlen(name);
 	if (!strcmp(dir, "seg"))
 		return !strcmp(name, ".") || !strcmp(name, "..") ||
@@ -2296,6 +2432,9 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 			 dir, strerror(rc));
 		goto fail;
 	}
+	/* without it, rescue files can go to DATA_DIR only
+	 * (choose_rescue_dir says so) */
+	store_id(db);
 
 	rc = t4dx_manifest_load(dir, &m);
 	if (rc == T4DX_ENOTFOUND) {
@@ -2335,10 +2474,21 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	t4dx_wal_set_sync_hist(db->wal, &db->fsync_hist);
 	t4dx_wal_set_group_hook(db->wal, group_done, db);
 	t4dx_wal_set_batch(db->wal, db->cfg.fallback.drain_batch);
+	choose_rescue_dir(db);
 	replay_rescue_dir(db, db->dir, "rescue-");
+	if (*db->rescue_dir) {
+		char prefix[64];
+		snprintf(prefix, sizeof(prefix), "t4dx-rescue-%s-",
+			 db->rescue_tag);
+		replay_rescue_dir(db, db->rescue_dir, prefix);
+	}
+	/* files of a version that did not tag them */
 	if (*db->cfg.fallback.rescue_dir)
 		replay_rescue_dir(db, db->cfg.fallback.rescue_dir,
 				  "t4dx-rescue-");
+	if (*db->rescue_problem)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN, "rescue files: %s",
+				db->rescue_problem);
 	if (rep.bytes_dropped || db->recovery.segments_quarantined)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
 				"recovery dropped %llu damaged WAL bytes and "

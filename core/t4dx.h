@@ -270,6 +270,15 @@ void t4dx_set_alert_sink(struct t4dx *db, t4dx_alert_fn fn, void *arg);
 struct t4dx_buf;
 /* Append the recent alerts, one line each ("TIME LEVEL text"). */
 int t4dx_render_alerts(struct t4dx *db, struct t4dx_buf *out);
+/* Where the records of a rescue that no file could take go, one JSON line
+ * (without its newline) a call; without a sink, stderr.  Called from
+ * t4dx_close. */
+typedef void (*t4dx_dump_fn)(void *arg, const char *line, size_t len);
+void t4dx_set_dump_sink(struct t4dx *db, t4dx_dump_fn fn, void *arg);
+/* The directory rescue files go to when DATA_DIR cannot take them ("" if
+ * none), and "" or what is wrong with it (health shows both). */
+void t4dx_get_rescue(struct t4dx *db, const char **dir,
+		     const char **problem);
 
 /* ---- circuit breaker and health -------------------------------------- */
 

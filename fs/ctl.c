@@ -151,7 +151,19 @@ static int show_health(struct t4dx_buf *out)
 		q += n;
 		q += *q == ' ';
 	}
-	return rc ? rc : t4dx_buf_add(out, "]}}\n", 4);
+	/* where a rescue goes when DATA_DIR cannot take it */
+	const char *rdir, *rproblem;
+	t4dx_get_rescue(fs.db, &rdir, &rproblem);
+	if (!rc)
+		rc = t4dx_buf_addf(out, "]},\"rescue\":{\"ok\":%s,\"dir\":",
+				   *rproblem ? "false" : "true");
+	if (!rc)
+		rc = t4dx_buf_add_jstr(out, rdir, strlen(rdir));
+	if (!rc)
+		rc = t4dx_buf_add(out, ",\"problem\":", 11);
+	if (!rc)
+		rc = t4dx_buf_add_jstr(out, rproblem, strlen(rproblem));
+	return rc ? rc : t4dx_buf_add(out, "}}\n", 3);
 }
 
 /* ---- compact ------------------------------------------------------------ */

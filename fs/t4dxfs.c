@@ -2356,6 +2356,20 @@ static void alert_sink(void *arg, int level, const char *text)
 	syslog(prio, "%s %s", t4dx_alert_level_name(level), text);
 }
 
+/* The records of a rescue no file could take, as a daemon: to syslog,
+ * in pieces a syslog line can hold (in the foreground the engine writes
+ * them to stderr whole). */
+static void dump_sink(void *arg, const char *line, size_t len)
+{
+	const size_t piece = 3000;
+	size_t n = (len + piece - 1) / piece;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = len - i * piece < piece ? len - i * piece : piece;
+		syslog(LOG_CRIT, "unsaved record, part %zu of %zu: %.*s",
+		       i + 1, n, (int)k, line + i * piece);
+	}
+}
+
 /* Create items/ itself, the engine entry (0, "items"), on first mount. */
 static int ensure_root(void)
 {
@@ -2648,6 +2662,8 @@ static int run(struct cmdline *cl, char *argv0)
 		return 1;
 	}
 	t4dx_set_alert_sink(fs.db, alert_sink, NULL);
+	if (!c.foreground)
+		t4dx_set_dump_sink(fs.db, dump_sink, NULL);
 	struct t4dx_stats st;
 	t4dx_get_stats(fs.db, &st);
 	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "

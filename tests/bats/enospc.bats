@@ -337,7 +337,9 @@ queue_bounded() {
 		fail "no t4dx-rescue-*.jsonl in $rescue: $(ls -la "$rescue") DATA_DIR: $(ls -la "$DATA")"
 	((${#files[@]} == 1)) || fail "${#files[@]} rescue files: ${files[*]}"
 	local rf=${files[0]} base=${files[0]##*/}
-	[[ $base =~ ^t4dx-rescue-[0-9]+\.jsonl$ ]] || fail "rescue file name $base"
+	[[ $base =~ ^t4dx-rescue-[0-9a-f]{32}-[0-9]+\.jsonl$ ]] || fail "rescue file name $base"
+	[[ $base == t4dx-rescue-$(head -c 32 "$DATA/ID")-* ]] ||
+		fail "rescue file $base does not name the store $(cat "$DATA/ID")"
 	[[ -s $rf ]] || fail "rescue file $rf is empty"
 	run jq -e . "$rf"
 	assert_success
@@ -432,4 +434,50 @@ queue_bounded() {
 	t4dx_remount -o "config=$cfg"
 	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
 	t4dx_assert_refused_empty "$T4DX_TMP/maybe"
+}
+
+@test "a rescue directory that is missing, a file, or on DATA_DIR's filesystem is warned about at start and in health" {
+	local cfg bad
+	for bad in "$T4DX_TMP/none" "$T4DX_TMP/afile" "$DATA"; do
+		[[ $bad == */afile ]] && : >"$bad"
+		cfg=$(config "\"rescue_dir\":\"$bad\"")
+		t4dx_start -o "config=$cfg"
+		grep -q "WARN rescue files: fallback.rescue_dir $bad" "$T4DX_LOG" ||
+			fail "no warning for $bad: $(cat "$T4DX_LOG")"
+		run jq -e --arg d "$bad" '.rescue.ok == false and .rescue.dir == $d and
+			(.rescue.problem | length > 0)' "$MNT/.ctl/health"
+		assert_success
+		t4dx_stop
+	done
+	# by default: off DATA_DIR's filesystem (here $TMPDIR, as the tests
+	# set it), and fine
+	t4dx_start
+	run jq -e --arg d "$T4DX_TMP" '.rescue == {ok: true, dir: $d, problem: ""}' "$MNT/.ctl/health"
+	assert_success
+	t4dx_stop
+}
+
+@test "a rescue that no file can take: the records go to the log as JSON lines and the daemon exits non-zero" {
+	local rescue=$T4DX_TMP/rescue cfg i
+	mkdir "$rescue"
+	t4dx_mount_tmpfs "$rescue" 64k
+	cfg=$(config "\"rescue_dir\":\"$rescue\"")
+	t4dx_start -o "config=$cfg"
+	t4dx_fill "$DATA"
+	t4dx_fill "$rescue"
+	# big enough to pass the log's padding ahead: unpersisted
+	t4dx_ack_put "$REF" lost-but-logged "$(head -c 200000 /dev/zero | tr '\0' L)" ||
+		fail "$T4DX_ACK_ERR"
+	t4dx_ctl_test health '.unpersisted > 0' || fail "$(cat "$MNT/.ctl/health")"
+	local pid=$T4DX_PID
+	t4dx_wait_for 10 fusermount3 -u "$MNT" 2>/dev/null || fail "fusermount3 -u failed"
+	_t4dx_reap "$pid" || fail "t4dxfs still running after unmount"
+	T4DX_PID=
+	((T4DX_STATUS != 0)) || fail "t4dxfs exited 0 though its rescue failed"
+	grep -q 'could not be saved in a rescue file' "$T4DX_LOG" ||
+		fail "no alert: $(cat "$T4DX_LOG")"
+	# the record itself, whole, in the log
+	grep '^{"lsn":' "$T4DX_LOG" | jq -e -s 'any(.[]; .op == "put" and .name == "lost-but-logged" and
+		(.content_b64 // .content | length) >= 200000)' >/dev/null ||
+		fail "the record is not in the log: $(cut -c 1-200 "$T4DX_LOG" | head -n 20)"
 }
