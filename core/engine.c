@@ -1195,6 +1195,10 @@ static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 	db->imm = NULL;
 	pthread_rwlock_unlock(&db->lock);
 	t4dx_mem_free(old);
+	/* with the log gone, a MANIFEST that may not survive a power cut
+	 * is no save: the caller then writes a rescue file */
+	if (wal_lost && db->manifest_unsynced)
+		return EIO;
 	if (!db->manifest_unsynced && !wal_lost)
 		t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
 	if (pile) {

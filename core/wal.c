@@ -75,8 +75,10 @@
  *   - does not decode (JSON, field or CRC error: t4dx_rec_decode; this
  *     includes an empty line and a line of 2^31 bytes or more), or
  *   - whose LSN is not the previous line's LSN + 1.
- * The file is truncated there (ftruncate + fsync) and the bytes cut off
- * are reported as dropped, less the padding around them (from the first
+ * The damaged bytes (not the padding around them) are first copied to
+ * the quarantine directory as wal-<name>.at-<offset> (fsync'ed, the
+ * directory too), then the file is truncated there (ftruncate + fsync)
+ * and the bytes cut off are reported as dropped, less the padding around them (from the first
  * byte that is not '\n' to the end of the last line that is not padding:
  * a torn record that landed on padding is counted with the '\n' of
  * padding after it); a file damaged in its first line is truncated
@@ -329,6 +331,56 @@ static int quarantine_file(const char *dir, const char *qdir, uint64_t first)
 	return EEXIST;
 }
 
+/* Before a damaged file is cut at valid_end, copy what is cut, the
+ * damaged bytes [data_begin, data_end), to qdir/wal-<first>.at-<offset>
+ * (fdatasync'ed, the directory too): recovery never throws bytes away.
+ * 0 or an errno; the file is not cut unless this succeeds. */
+static int quarantine_tail(const char *qdir, int fd, uint64_t first,
+			   uint64_t from, uint64_t to)
+{
+	char path[PATH_MAX + 48];
+	bool made;
+	int rc = make_dir(qdir, &made);
+	if (rc)
+		return rc;
+	if (made && (rc = fsync_parent(qdir)))
+		return rc;
+	if (to <= from)
+		return 0;
+	size_t len = (size_t)(to - from);
+	unsigned char *b = malloc(len);
+	if (!b)
+		return ENOMEM;
+	rc = t4dx_io_pread_all(fd, b, len, (off_t)from);
+	if (rc == T4DX_ECORRUPT)
+		rc = EIO;       /* shorter than fstat said: cannot happen */
+	int q = -1;
+	for (int k = 0; !rc && k < 10000; k++) {
+		if (k == 0)
+			snprintf(path, sizeof(path), "%s/wal-%020" PRIu64
+				 WAL_EXT ".at-%" PRIu64, qdir, first, from);
+		else
+			snprintf(path, sizeof(path), "%s/wal-%020" PRIu64
+				 WAL_EXT ".at-%" PRIu64 ".%d", qdir, first,
+				 from, k);
+		q = t4dx_io.open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (q >= 0 || errno != EEXIST)
+			break;
+	}
+	if (!rc && q < 0)
+		rc = errno ? errno : EEXIST;
+	if (!rc)
+		rc = t4dx_io_pwrite_all(q, b, len, 0);
+	if (!rc && t4dx_io.fsync(q))
+		rc = errno ? errno : EIO;
+	if (q >= 0)
+		t4dx_io.close(q);
+	if (!rc)
+		rc = t4dx_io_fsync_dir(qdir);
+	free(b);
+	return rc;
+}
+
 static void queue_clear(struct wal_queue *q)
 {
 	q->buf.len = 0;
@@ -534,7 +586,16 @@ static void note_empty(struct replay *rp, uint64_t n)
 int t4dx_wal_read_all(const char *dir, bool with_archive,
 		      t4dx_wal_replay_fn fn, void *arg)
 {
+	return t4dx_wal_read_all_damage(dir, with_archive, fn, arg, NULL);
+}
+
+int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
+			     t4dx_wal_replay_fn fn, void *arg,
+			     struct t4dx_wal_damage *dmg)
+{
 	char arch[PATH_MAX], path[PATH_MAX];
+	if (dmg)
+		memset(dmg, 0, sizeof(*dmg));
 	uint64_t *live = NULL, *old = NULL;
 	size_t nlive = 0, nold = 0;
 	struct replay rp = { .fn = fn, .arg = arg };
@@ -560,9 +621,17 @@ int t4dx_wal_read_all(const char *dir, bool with_archive,
 			if (j < nold && old[j] == n)
 				j++;
 		}
-		if (!continues(&rp, n))
-			break;
 		file_path(path, sizeof(path), from, n);
+		if (!continues(&rp, n)) {
+			if (dmg && !*dmg->path) {
+				snprintf(dmg->path, sizeof(dmg->path), "%s",
+					 path);
+				struct stat st;
+				dmg->bytes = stat(path, &st) ? 0
+					     : (uint64_t)st.st_size;
+			}
+			break;
+		}
 		int fd = t4dx_io.open(path, O_RDONLY, 0);
 		if (fd < 0) {
 			rc = errno;
@@ -573,11 +642,34 @@ int t4dx_wal_read_all(const char *dir, bool with_archive,
 		t4dx_io.close(fd);
 		if (rc)
 			goto out;
-		if (fr.foreign)
+		if (fr.foreign) {
+			if (dmg && !*dmg->path) {
+				snprintf(dmg->path, sizeof(dmg->path), "%s",
+					 path);
+				dmg->bytes = fr.size;
+			}
 			break;
+		}
+		if (fr.damaged && dmg && !*dmg->path) {
+			snprintf(dmg->path, sizeof(dmg->path), "%s", path);
+			dmg->offset = fr.data_begin;
+			dmg->bytes = fr.data_end - fr.data_begin;
+		}
 		if (fr.nrec == 0)
 			note_empty(&rp, n);
 	}
+	/* the files after the one that stopped the reading */
+	if (dmg && *dmg->path)
+		while (i < nlive || j < nold) {
+			if (j < nold && (i == nlive || old[j] < live[i])) {
+				j++;
+			} else {
+				if (j < nold && old[j] == live[i])
+					j++;
+				i++;
+			}
+			dmg->files_skipped++;
+		}
 out:
 	free(live);
 	free(old);
@@ -677,6 +769,10 @@ static int recover(struct t4dx_wal *w, struct replay *rp)
 		if (!rc && fr.damaged) {
 			if (ro)
 				rc = EROFS;
+			else if ((rc = quarantine_tail(w->qdir, fd, names[i],
+						       fr.data_begin,
+						       fr.data_end)))
+				;       /* not cut: the start fails, says why */
 			else if (t4dx_io.ftruncate(fd, (off_t)fr.valid_end) ||
 				 t4dx_io.fsync(fd))
 				rc = errno ? errno : EIO;
@@ -940,7 +1036,11 @@ static int group_write(struct t4dx_wal *w, size_t len)
 		char path[PATH_MAX];
 		file_path(path, sizeof(path), w->dir, w->cur_first);
 		rc = t4dx_io.linked(w->fd, path);
-		if (!rc) {
+		/* only a file known to be gone fails the group: if the
+		 * check itself fails (EACCES, ENOMEM), the bytes are synced
+		 * in the file we believe in, and failing here would give
+		 * their LSNs back while they sit on disk */
+		if (rc != ESTALE) {
 			w->off = start + len;
 			return 0;
 		}

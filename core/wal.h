@@ -120,5 +120,17 @@ void t4dx_wal_close(struct t4dx_wal *w);
  * wal-dump and segment rebuilds.  Stops quietly at damage. */
 int t4dx_wal_read_all(const char *dir, bool with_archive,
 		      t4dx_wal_replay_fn fn, void *arg);
+/* Where t4dx_wal_read_all_damage() stopped reading a file early: the
+ * first damaged line, or the first file that does not continue the log
+ * (offset 0).  path is "" when nothing was wrong. */
+struct t4dx_wal_damage {
+	char path[4096];
+	uint64_t offset;                /* of the first byte not read */
+	uint64_t bytes;                 /* how many of that file's bytes */
+	unsigned files_skipped;         /* later files not read */
+};
+int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
+			     t4dx_wal_replay_fn fn, void *arg,
+			     struct t4dx_wal_damage *dmg);
 
 #endif

@@ -1625,6 +1625,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			wbuf_written(h->node, w);
 			w->mtime_set = true;         /* changed now */
 			w->mtime_ns = t4dx_now_ns();
+		} else {
+			/* no room (the write buffer budget) or no memory:
+			 * as for EFBIG, the whole file is refused rather
+			 * than a close committing it without this write */
+			w->err = rc;
 		}
 		pthread_mutex_unlock(&w->mu);
 		if (!rc && h->killpriv && fuse_req_ctx(req)->uid != 0) {

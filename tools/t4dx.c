@@ -6,7 +6,9 @@
  *   t4dx wal-dump DATA_DIR [--archive]   print every valid WAL record, one
  *                                        JSON line each, in LSN order
  *
- * Exit status: 0 success, 1 failure, 2 usage error.
+ * Exit status: 0 success, 1 failure (for wal-dump also: the log is
+ * damaged; the valid records before the damage are printed, the damage
+ * is named on stderr), 2 usage error.
  */
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -84,13 +86,26 @@ static int cmd_wal_dump(int argc, char **argv)
 		return 1;
 	}
 	struct dump d = { { 0 }, 0 };
-	int rc = t4dx_wal_read_all(wal, archive, dump_one, &d);
+	struct t4dx_wal_damage dmg;
+	int rc = t4dx_wal_read_all_damage(wal, archive, dump_one, &d, &dmg);
 	t4dx_buf_free(&d.line);
 	if (fflush(stdout) && !rc)
 		rc = errno ? errno : EIO;
 	if (rc) {
 		fprintf(stderr, "t4dx: wal-dump %s: %s\n", dir,
 			t4dx_strerror(rc));
+		return 1;
+	}
+	if (*dmg.path) {
+		/* what a start would cut or set aside: the log is damaged */
+		fprintf(stderr, "t4dx: wal-dump: %s: damaged at byte %llu "
+			"(%llu bytes not read)", dmg.path,
+			(unsigned long long)dmg.offset,
+			(unsigned long long)dmg.bytes);
+		if (dmg.files_skipped)
+			fprintf(stderr, "; %u later file(s) not read",
+				dmg.files_skipped);
+		fprintf(stderr, "\n");
 		return 1;
 	}
 	return 0;

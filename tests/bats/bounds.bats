@@ -156,7 +156,11 @@ seg_runs_ok() {
 	# a second file does not fit beside it
 	run perl -e 'open(my $h, ">", $ARGV[0]) or die; my $n = syswrite($h, "b" x 700000);
 		print defined $n ? "wrote $n" : "$!"' "$ITEMS/b"
-	assert_output 'No space left on device'
+	# the write fails, and so does the close (nothing half-written stays)
+	assert_line 'No space left on device'
+	assert_line --partial 'unable to close filehandle'
+	run stat -c %s "$ITEMS/b"
+	assert_output 0
 	# the first writer's end closes its file: that commits it and frees
 	# its buffer
 	kill "$holder"

@@ -177,3 +177,32 @@ assert_not_live() {
 	run ls "$DATA/quarantine"
 	assert_output ''
 }
+
+@test "WAL damage in an older file: wal-dump names it and exits 1; the start moves the damaged bytes and later files to quarantine/" {
+	local cfg
+	cfg=$(t4dx_config_file '{"wal":{"max_file_bytes":4096}}')
+	t4dx_start -o "config=$cfg"
+	local i
+	for ((i = 0; i < 30; i++)); do t4dx_content "w$i" >"$ITEMS/w$i"; done
+	t4dx_kill9
+	local files=("$DATA"/wal/*.jsonl)
+	((${#files[@]} >= 3)) || fail "only ${#files[@]} WAL files"
+	local f=${files[0]} size off byte
+	size=$(stat -c %s "$f")
+	off=$((size / 2))
+	byte=$(od -An -tu1 -j "$off" -N1 "$f")
+	printf "\\$(printf '%03o' $((byte ^ 1)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+	run "$T4DX" wal-dump "$DATA"
+	assert_failure 1
+	assert_output --partial "$f: damaged at byte"
+	assert_output --partial "later file(s) not read"
+	t4dx_start -o "config=$cfg"
+	# the damaged bytes were copied before the cut, the later files moved
+	run compgen -G "$DATA/quarantine/wal-$(basename "$f").at-*"
+	assert_success
+	run compgen -G "$DATA/quarantine/wal-*.jsonl"
+	assert_success
+	run "$T4DX" wal-dump "$DATA"
+	assert_success
+	t4dx_stop
+}

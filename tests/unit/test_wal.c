@@ -262,6 +262,39 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static int linked_err;
+static int fake_linked(int fd, const char *path)
+{
+	return linked_err;
+}
+
+/* A group commit fails only when its file is known to be gone (ESTALE):
+ * a check that itself fails (EACCES) leaves the synced records durable,
+ * as they are on disk (found by review: their LSNs were given back). */
+static void test_linked_check(void)
+{
+	struct env e;
+	struct seen s = { 0 };
+	env_new(&e, "wal-linked");
+	struct t4dx_wal *w = open_wal(&e, 0, 0, &s, NULL);
+	t4dx_io.linked = fake_linked;
+	linked_err = EACCES;
+	uint64_t a = add(w);
+	CHECK_EQ_INT(t4dx_wal_sync(w, a), 0);
+	CHECK_EQ_INT(t4dx_wal_durable_lsn(w), a);
+	linked_err = ESTALE;
+	uint64_t b = add(w);
+	CHECK_EQ_INT(t4dx_wal_sync(w, b), ESTALE);
+	CHECK_EQ_INT(t4dx_wal_durable_lsn(w), a);
+	t4dx_io_reset();
+	t4dx_wal_close(w);
+	w = open_wal(&e, 0, 0, &s, NULL);
+	CHECK(s.n >= 1 && s.lsn[0] == a);
+	t4dx_wal_close(w);
+	unit_rm_rf(e.base);
+	free(s.lsn);
+}
+
 /* ---- tests ----------------------------------------------------------- */
 
 static void test_round_trip(void)
@@ -551,16 +584,31 @@ static void test_cut_every_offset(void)
 	int fails = 0;
 	for (size_t c = 0; c <= size; c++) {
 		write_whole(path, log, c);
+		unit_rm_rf(e.q);
 		int k = 0;              /* complete records before the cut */
 		while (k < 20 && bounds[k + 1] <= c)
 			k++;
 		struct t4dx_wal_report rep;
 		faults_count();
 		struct t4dx_wal *w = open_wal(&e, 0, 0, &s, &rep);
-		/* a repair is made durable: ftruncate, then fsync */
-		bool ok = faults_calls(FAULT_FTRUNCATE) == (c != bounds[k]) &&
-			  faults_calls(FAULT_FSYNC) == (c != bounds[k]);
+		/* a repair is made durable: the cut bytes copied to the
+		 * quarantine (fsync of the copy and of the directories),
+		 * ftruncate, then fsync */
+		bool repair = c != bounds[k];
+		unsigned fs = faults_calls(FAULT_FSYNC);
+		bool ok = faults_calls(FAULT_FTRUNCATE) == repair &&
+			  (repair ? fs >= 2 : fs == 0);
 		faults_reset();
+		if (repair) {
+			char q[PATH_MAX + 64];
+			snprintf(q, sizeof(q), "%s/wal-%020d.jsonl.at-%zu",
+				 e.q, 1, bounds[k]);
+			size_t qlen;
+			unsigned char *qb = read_whole(q, &qlen);
+			ok = ok && qb && qlen == c - bounds[k] &&
+			     !memcmp(qb, log + bounds[k], qlen);
+			free(qb);
+		}
 		ok = ok && seen_is(&s, 1, (uint64_t)k) &&
 			  rep.records == (uint64_t)k &&
 			  rep.bytes_dropped == c - bounds[k] &&
@@ -1126,6 +1174,7 @@ static void test_padding(void)
 int main(void)
 {
 	RUN(test_round_trip);
+	RUN(test_linked_check);
 	RUN(test_padding);
 	RUN(test_lsn_rises);
 	RUN(test_group_commit);
