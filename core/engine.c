@@ -1845,7 +1845,11 @@ static int write_file_durably(const char *dir, const char *name,
 	    (int)sizeof(path))
 		return ENAMETOOLONG;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	/* a fresh file of our own, never one planted under the name in a
+	 * shared directory (a link, or someone else's file) */
+	t4dx_io.unlink(tmp);
+	int fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+			      0600);
 	if (fd < 0)
 		return errno;
 	int rc = t4dx_io_pwrite_all(fd, b->p, b->len, 0);
@@ -2076,10 +2080,19 @@ static void replay_rescue_dir(struct t4dx *db, const char *dir,
 	struct dirent **list;
 	int n = scandir(dir, &list, NULL, alphasort);
 	for (int i = 0; i < n; i++) {
-		if (rescue_name(list[i], prefix)) {
-			char path[2 * PATH_MAX], done[2 * PATH_MAX + 16];
-			snprintf(path, sizeof(path), "%s/%s", dir,
-				 list[i]->d_name);
+		char path[2 * PATH_MAX], done[2 * PATH_MAX + 16];
+		snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+		struct stat st;
+		/* only a regular file of ours that nobody else may have
+		 * written: rescue directories may be shared (/tmp) */
+		if (rescue_name(list[i], prefix) &&
+		    (lstat(path, &st) || !S_ISREG(st.st_mode) ||
+		     st.st_uid != geteuid() || (st.st_mode & 022))) {
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+					"rescue file %s is not a regular file "
+					"of this user, closed to others: not "
+					"replayed", path);
+		} else if (rescue_name(list[i], prefix)) {
 			uint64_t k = replay_rescue_file(db, path);
 			uint64_t last = t4dx_wal_last_lsn(db->wal);
 			int rc = t4dx_wal_sync(db->wal, last);
