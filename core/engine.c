@@ -641,35 +641,14 @@ static void mark_unpersisted(struct t4dx *db, uint64_t lsn)
 	note_level(db);
 }
 
-int t4dx_wait(struct t4dx *db, uint64_t lsn)
+/* Make the records up to lsn durable: 0, or the error (EIO when the
+ * breaker keeps the disk untried).  With policy queue, what could not be
+ * written stays queued, applied, and counts as unpersisted. */
+static int wait_durable(struct t4dx *db, uint64_t lsn)
 {
 	if (lsn <= t4dx_wal_durable_lsn(db->wal))
 		return 0;
-	if (!t4dx_breaker_allow(db->breaker)) {
-		/* OPEN: do not even try the disk */
-		if (!queueing(db))
-			return EIO;
-		mark_unpersisted(db, lsn);
-		return 0;
-	}
-	int rc = t4dx_wal_sync(db->wal, lsn);   /* group_done counts */
-	t4dx_breaker_done(db->breaker);
-	/* whatever the WAL could not write stays queued, applied: the
-	 * change is acknowledged as unpersisted */
-	if (rc && queueing(db)) {
-		mark_unpersisted(db, lsn);
-		return 0;
-	}
-	return rc;
-}
-
-int t4dx_sync(struct t4dx *db, uint64_t lsn)
-{
-	if (!lsn)
-		lsn = t4dx_wal_last_lsn(db->wal);
-	if (lsn <= t4dx_wal_durable_lsn(db->wal))
-		return 0;
-	int rc = EIO;
+	int rc = EIO;                           /* OPEN: disk not tried */
 	if (t4dx_breaker_allow(db->breaker)) {
 		rc = t4dx_wal_sync(db->wal, lsn);       /* group_done counts */
 		t4dx_breaker_done(db->breaker);
@@ -678,6 +657,18 @@ int t4dx_sync(struct t4dx *db, uint64_t lsn)
 		mark_unpersisted(db, lsn);
 	/* a log file removed behind our back is an I/O error to the caller */
 	return rc == ESTALE ? EIO : rc;
+}
+
+int t4dx_wait(struct t4dx *db, uint64_t lsn)
+{
+	int rc = wait_durable(db, lsn);
+	/* policy queue: acknowledged as unpersisted */
+	return rc && queueing(db) ? 0 : rc;
+}
+
+int t4dx_sync(struct t4dx *db, uint64_t lsn)
+{
+	return wait_durable(db, lsn ? lsn : t4dx_wal_last_lsn(db->wal));
 }
 
 /* Is the replay queue full, by records or by bytes (a record larger
@@ -2083,16 +2074,17 @@ static void replay_rescue_dir(struct t4dx *db, const char *dir,
 		char path[2 * PATH_MAX], done[2 * PATH_MAX + 16];
 		snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
 		struct stat st;
-		/* only a regular file of ours that nobody else may have
-		 * written: rescue directories may be shared (/tmp) */
-		if (rescue_name(list[i], prefix) &&
-		    (lstat(path, &st) || !S_ISREG(st.st_mode) ||
-		     st.st_uid != geteuid() || (st.st_mode & 022))) {
+		if (!rescue_name(list[i], prefix)) {
+			/* not a rescue file of this store */
+		} else if (lstat(path, &st) || !S_ISREG(st.st_mode) ||
+			   st.st_uid != geteuid() || (st.st_mode & 022)) {
+			/* only a regular file of ours that nobody else may
+			 * have written: rescue directories may be shared */
 			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
 					"rescue file %s is not a regular file "
 					"of this user, closed to others: not "
 					"replayed", path);
-		} else if (rescue_name(list[i], prefix)) {
+		} else {
 			uint64_t k = replay_rescue_file(db, path);
 			uint64_t last = t4dx_wal_last_lsn(db->wal);
 			int rc = t4dx_wal_sync(db->wal, last);

@@ -302,25 +302,39 @@ static int fsync_parent(const char *path)
 	return t4dx_io_fsync_dir(p);
 }
 
+/* The quarantine directory, made (and its making durable) if need be. */
+static int quarantine_ready(const char *qdir)
+{
+	bool made;
+	int rc = make_dir(qdir, &made);
+	if (!rc && made)
+		rc = fsync_parent(qdir);
+	return rc;
+}
+
+/* The k-th name tried for base in the quarantine: qdir/base, then
+ * qdir/base.K (nothing there is ever replaced). */
+static void quarantine_name(char *out, size_t n, const char *qdir,
+			    const char *base, int k)
+{
+	if (k == 0)
+		snprintf(out, n, "%s/%s", qdir, base);
+	else
+		snprintf(out, n, "%s/%s.%d", qdir, base, k);
+}
+
 /* Move dir/<first>.jsonl to qdir/wal-<first>.jsonl (with a .K suffix if
  * that name is taken).  The caller fsyncs both directories. */
 static int quarantine_file(const char *dir, const char *qdir, uint64_t first)
 {
-	char from[PATH_MAX], to[PATH_MAX + 16];
-	bool made;
-	int rc = make_dir(qdir, &made);
+	char from[PATH_MAX], to[PATH_MAX + 64], base[48];
+	int rc = quarantine_ready(qdir);
 	if (rc)
 		return rc;
-	if (made && (rc = fsync_parent(qdir)))
-		return rc;
 	file_path(from, sizeof(from), dir, first);
+	snprintf(base, sizeof(base), "wal-%020" PRIu64 WAL_EXT, first);
 	for (int k = 0; k < 10000; k++) {
-		if (k == 0)
-			snprintf(to, sizeof(to), "%s/wal-%020" PRIu64 WAL_EXT,
-				 qdir, first);
-		else
-			snprintf(to, sizeof(to), "%s/wal-%020" PRIu64 WAL_EXT
-				 ".%d", qdir, first, k);
+		quarantine_name(to, sizeof(to), qdir, base, k);
 		struct stat st;
 		if (lstat(to, &st) == 0)
 			continue;
@@ -338,12 +352,9 @@ static int quarantine_file(const char *dir, const char *qdir, uint64_t first)
 static int quarantine_tail(const char *qdir, int fd, uint64_t first,
 			   uint64_t from, uint64_t to)
 {
-	char path[PATH_MAX + 48];
-	bool made;
-	int rc = make_dir(qdir, &made);
+	char path[PATH_MAX + 64], base[80];
+	int rc = quarantine_ready(qdir);
 	if (rc)
-		return rc;
-	if (made && (rc = fsync_parent(qdir)))
 		return rc;
 	if (to <= from)
 		return 0;
@@ -355,14 +366,10 @@ static int quarantine_tail(const char *qdir, int fd, uint64_t first,
 	if (rc == T4DX_ECORRUPT)
 		rc = EIO;       /* shorter than fstat said: cannot happen */
 	int q = -1;
+	snprintf(base, sizeof(base), "wal-%020" PRIu64 WAL_EXT ".at-%" PRIu64,
+		 first, from);
 	for (int k = 0; !rc && k < 10000; k++) {
-		if (k == 0)
-			snprintf(path, sizeof(path), "%s/wal-%020" PRIu64
-				 WAL_EXT ".at-%" PRIu64, qdir, first, from);
-		else
-			snprintf(path, sizeof(path), "%s/wal-%020" PRIu64
-				 WAL_EXT ".at-%" PRIu64 ".%d", qdir, first,
-				 from, k);
+		quarantine_name(path, sizeof(path), qdir, base, k);
 		q = t4dx_io.open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 		if (q >= 0 || errno != EEXIST)
 			break;
