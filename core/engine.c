@@ -120,6 +120,17 @@ struct t4dx {
 	 * longer equals the WAL, so every later change is refused (EIO)
 	 * until a restart replays the WAL (LMDB's MDB_FATAL_ERROR) */
 	atomic_bool fatal;
+
+	/* T4DX_OPEN_READONLY: nothing in dir is changed (no WAL open, no
+	 * thread, no quarantine); every change answers EROFS */
+	bool readonly;
+	uint64_t ro_last_lsn;           /* last WAL record read */
+	t4dx_rebuild_fn rebuild_fn;     /* progress of a rebuild at open */
+	void *rebuild_arg;
+
+	/* what the compaction under way has done: entries taken and the
+	 * most it will take (0/0 when none runs) */
+	atomic_uint_least64_t progress_done, progress_total;
 };
 
 #define AUTO_COMPACT_SEGMENTS 8         /* more live segments: nrem */
@@ -685,6 +696,8 @@ static bool queue_full(struct t4dx *db, const struct t4dx_wal_stats *ws)
 static int gate(struct t4dx *db)
 {
 	struct t4dx_wal_stats ws;
+	if (db->readonly)
+		return EROFS;
 	if (atomic_load(&db->fatal))
 		return EIO;
 	if (!queueing(db)) {
@@ -1213,6 +1226,8 @@ static int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 
 int t4dx_flush(struct t4dx *db)
 {
+	if (db->readonly)
+		return EROFS;
 	pthread_mutex_lock(&db->flush_mu);
 	int rc = flush_locked(db, NULL);
 	pthread_mutex_unlock(&db->flush_mu);
@@ -1310,6 +1325,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		run->items_in += t4dx_seg_count(in[i]);
 		run->bytes_in += t4dx_seg_file_bytes(in[i]);
 	}
+	atomic_store(&db->progress_total, run->items_in);
 	if (nin == 0)
 		goto out;
 
@@ -1321,6 +1337,9 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	const struct t4dx_entry *e;
 	struct t4dx_entry c;    /* the entry written, boosted by nrem */
 	while ((rc = merge_next(&m, &e)) == 0) {
+		/* keys, not entries: older versions are passed over
+		 * unseen, so done stays below total until the end */
+		atomic_fetch_add(&db->progress_done, 1);
 		if (e->tombstone)
 			continue;
 		if (kind == T4DX_COMPACT_PRUNE && prunable(db, e, now)) {
@@ -1482,12 +1501,14 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 	if (kind < 0 || kind >= T4DX_COMPACT_KINDS)
 		return EINVAL;
 	/* level 1 and 2: the data directory is not written */
-	if (current_level(db))
+	if (db->readonly || current_level(db))
 		return EROFS;
 	if (block)
 		pthread_mutex_lock(&db->compact_mu);
 	else if (pthread_mutex_trylock(&db->compact_mu))
 		return EBUSY;
+	atomic_store(&db->progress_done, 0);
+	atomic_store(&db->progress_total, 0);
 	atomic_store(&db->running, kind);
 	struct t4dx_compact_run run = { .start_ns = t4dx_now_ns() };
 	struct timespec t0, t1;
@@ -1501,6 +1522,7 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 		/* a prune that raced a change of a pruned key runs again */
 		for (int tries = 0; tries < 5; tries++) {
 			memset(&run, 0, sizeof(run));
+			atomic_store(&db->progress_done, 0);
 			run.start_ns = t4dx_now_ns();
 			rc = merge_run(db, kind, &run, removed, arg);
 			if (rc != EAGAIN)
@@ -1525,6 +1547,8 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 				"compaction %s failed: %s",
 				t4dx_compact_name(kind), t4dx_strerror(rc));
 	atomic_store(&db->running, -1);
+	atomic_store(&db->progress_done, 0);
+	atomic_store(&db->progress_total, 0);
 	pthread_mutex_unlock(&db->compact_mu);
 	return rc;
 }
@@ -1549,6 +1573,16 @@ void t4dx_get_compact_stats(struct t4dx *db, int kind,
 int t4dx_compact_running(struct t4dx *db)
 {
 	return atomic_load(&db->running);
+}
+
+int t4dx_compact_progress(struct t4dx *db, uint64_t *done, uint64_t *total)
+{
+	int kind = atomic_load(&db->running);
+	*total = atomic_load(&db->progress_total);
+	*done = atomic_load(&db->progress_done);
+	if (*done > *total)
+		*done = *total;
+	return kind;
 }
 
 static void *flusher(void *arg)
@@ -1756,6 +1790,10 @@ static void *health_main(void *arg)
 void t4dx_get_health(struct t4dx *db, struct t4dx_health *out)
 {
 	struct t4dx_wal_stats ws;
+	if (!db->wal) {                 /* read-only: nothing runs */
+		memset(out, 0, sizeof(*out));
+		return;
+	}
 	note_level(db);
 	pthread_mutex_lock(&db->health_mu);
 	*out = db->health;
@@ -2210,7 +2248,20 @@ static void quarantine(struct t4dx *db, const char *path)
 struct rebuild {
 	struct t4dx *scratch;
 	uint64_t upto, first;
+	struct t4dx *db;                /* for the progress */
+	uint64_t seg_id, done, total;
 };
+
+static void rebuild_progress(void *arg, uint64_t bytes)
+{
+	struct rebuild *rb = arg;
+	rb->done += bytes;
+	if (rb->done > rb->total)
+		rb->done = rb->total;
+	if (rb->db->rebuild_fn)
+		rb->db->rebuild_fn(rb->db->rebuild_arg, rb->seg_id, rb->done,
+				   rb->total);
+}
 
 static int rebuild_one(void *arg, struct t4dx_rec *r)
 {
@@ -2226,7 +2277,8 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 			   struct t4dx_seg **out)
 {
 	struct t4dx scratch;
-	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn };
+	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn,
+			      .db = db, .seg_id = ms->id };
 	struct t4dx_entry **v = NULL;
 	size_t n = 0, i = 0;
 	int rc;
@@ -2235,7 +2287,13 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 	scratch.mem = t4dx_mem_new();
 	if (!scratch.mem)
 		return ENOMEM;
-	rc = t4dx_wal_read_all(db->wal_dir, true, rebuild_one, &rb);
+	rb.total = t4dx_wal_files_bytes(db->wal_dir, true);
+	if (db->rebuild_fn)
+		db->rebuild_fn(db->rebuild_arg, ms->id, 0, rb.total);
+	rc = t4dx_wal_read_all_progress(db->wal_dir, true, rebuild_one,
+					rebuild_progress, &rb, NULL);
+	if (db->rebuild_fn)
+		db->rebuild_fn(db->rebuild_arg, ms->id, rb.total, rb.total);
 	if (rc)
 		goto out;
 	if (rb.first > 1 &&
@@ -2258,6 +2316,15 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 		if (e->lsn < ms->min_lsn || e->lsn > ms->max_lsn)
 			continue;
 		v[i++] = (struct t4dx_entry *)e;
+	}
+	if (db->readonly) {
+		/* newest versions as of flushed_lsn: no segment holds a
+		 * newer one, so the memtable may take them */
+		for (i = 0; i < n && !rc; i++)
+			rc = t4dx_mem_put(db->mem, v[i]);
+		if (!rc)
+			db->recovery.items_rebuilt += n;
+		goto out;
 	}
 	/* under a new id: the damaged file's name stays its own */
 	uint64_t id = db->next_seg_id++;
@@ -2333,8 +2400,13 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 		}
 		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT ||
 		    (rc == ENOENT && m->segs[i].items)) {
-			if (rc != ENOENT)
+			if (rc != ENOENT && !db->readonly)
 				quarantine(db, path);
+			else if (rc != ENOENT)
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+						"segment %s is damaged: its "
+						"items are read from the WAL "
+						"archive", path);
 			rc = rebuild_segment(db, &m->segs[i], &s);
 			if (rc) {
 				snprintf(msg, msglen, "cannot rebuild segment "
@@ -2352,7 +2424,7 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 		}
 		db->segs[db->nsegs++] = s;
 	}
-	if (rebuilt) {
+	if (rebuilt && !db->readonly) {
 		/* the MANIFEST names the rebuilt segments instead of the
 		 * damaged ones (one that came back empty drops out) */
 		int rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
@@ -2372,9 +2444,51 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 	return 0;
 }
 
+/* Read-only replay: records after the MANIFEST's flushed LSN go to the
+ * memtable; the damage that a start would cut is only counted. */
+static int replay_ro(void *arg, struct t4dx_rec *r)
+{
+	struct t4dx *db = arg;
+	db->ro_last_lsn = r->lsn;
+	if (r->lsn <= db->flushed_lsn)
+		return 0;
+	db->recovery.records_replayed++;
+	return replay_one(db, r);
+}
+
+static int open_wal_readonly(struct t4dx *db, char *msg, size_t msglen)
+{
+	struct t4dx_wal_damage dmg;
+	db->ro_last_lsn = db->flushed_lsn;
+	int rc = t4dx_wal_read_all_damage(db->wal_dir, false, replay_ro, db,
+					  &dmg);
+	if (rc) {
+		snprintf(msg, msglen, "cannot read the WAL in %s: %s",
+			 db->wal_dir, t4dx_strerror(rc));
+		return rc;
+	}
+	if (*dmg.path) {
+		db->recovery.bytes_dropped = dmg.bytes;
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"%s is damaged at byte %llu: the records from "
+				"there on are not read", dmg.path,
+				(unsigned long long)dmg.offset);
+	}
+	return 0;
+}
+
 int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	      struct t4dx **out, char *msg, size_t msglen)
 {
+	struct t4dx_open_args a = { .cfg = cfg };
+	return t4dx_open_args(dir, &a, out, msg, msglen);
+}
+
+int t4dx_open_args(const char *dir, const struct t4dx_open_args *a,
+		   struct t4dx **out, char *msg, size_t msglen)
+{
+	const struct t4dx_config *cfg = a->cfg;
+	unsigned flags = a->flags;
 	struct t4dx_manifest m = { 0 };
 	struct t4dx_wal_report rep = { 0 };
 	int rc;
@@ -2428,22 +2542,45 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	snprintf(db->wal_dir, sizeof(db->wal_dir), "%s/wal", dir);
 	snprintf(db->quarantine_dir, sizeof(db->quarantine_dir),
 		 "%s/quarantine", dir);
-	if ((rc = make_dir(dir))) {
+	db->readonly = flags & T4DX_OPEN_READONLY;
+	db->rebuild_fn = a->rebuild;
+	db->rebuild_arg = a->arg;
+	if (db->readonly) {
+		struct stat st;
+		rc = stat(dir, &st) ? errno : S_ISDIR(st.st_mode) ? 0
+								 : ENOTDIR;
+		if (rc) {
+			snprintf(msg, msglen, "%s: %s", dir, strerror(rc));
+			goto fail;
+		}
+		if (!t4dx_io_is_store(dir)) {
+			rc = T4DX_EFORMAT;
+			snprintf(msg, msglen, "%s is not a t4dx data directory "
+				 "(it has neither wal/ nor MANIFEST)", dir);
+			goto fail;
+		}
+		if (!(flags & T4DX_OPEN_NOLOCK) &&
+		    (rc = t4dx_io_lock_shared(dir, &db->lock_fd, msg,
+					      msglen)))
+			goto fail;
+	} else if ((rc = make_dir(dir))) {
 		snprintf(msg, msglen, "cannot use data directory %s: %s", dir,
 			 strerror(rc));
 		goto fail;
 	}
-	if ((rc = take_lock(db, msg, msglen)))
+	if (!db->readonly && (rc = take_lock(db, msg, msglen)))
 		goto fail;
-	if ((rc = make_dir(db->seg_dir)) || (rc = make_dir(db->wal_dir)) ||
-	    (rc = make_dir(db->quarantine_dir))) {
+	if (!db->readonly &&
+	    ((rc = make_dir(db->seg_dir)) || (rc = make_dir(db->wal_dir)) ||
+	     (rc = make_dir(db->quarantine_dir)))) {
 		snprintf(msg, msglen, "cannot create directories in %s: %s",
 			 dir, strerror(rc));
 		goto fail;
 	}
 	/* without it, rescue files can go to DATA_DIR only
 	 * (choose_rescue_dir says so) */
-	store_id(db);
+	if (!db->readonly)
+		store_id(db);
 
 	rc = t4dx_manifest_load(dir, &m);
 	if (rc == T4DX_ENOTFOUND) {
@@ -2466,6 +2603,14 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	report_strays(db);
 	if ((rc = load_segments(db, &m, msg, msglen)))
 		goto fail;
+	if (db->readonly) {
+		/* rescue files are not applied: t4dx verify checks them */
+		if ((rc = open_wal_readonly(db, msg, msglen)))
+			goto fail;
+		t4dx_manifest_free(&m);
+		*out = db;
+		return 0;
+	}
 
 	pthread_rwlock_wrlock(&db->lock);
 	rc = t4dx_wal_open(db->wal_dir, db->quarantine_dir, m.flushed_lsn,
@@ -2638,13 +2783,17 @@ void t4dx_get_stats(struct t4dx *db, struct t4dx_stats *st)
 	for (size_t i = 0; i < db->nsegs; i++)
 		st->segment_bytes += t4dx_seg_file_bytes(db->segs[i]);
 	pthread_rwlock_unlock(&db->lock);
+	st->recovery = db->recovery;
+	if (!db->wal) {                 /* read-only */
+		st->wal_lsn = db->ro_last_lsn;
+		return;
+	}
 	t4dx_wal_get_stats(db->wal, &ws);
 	st->wal_lsn = t4dx_wal_last_lsn(db->wal);
 	st->wal_bytes = ws.bytes;
 	st->archive_bytes = ws.archive_bytes;
 	st->wal_syncs = ws.syncs;
 	st->wal_records = ws.records;
-	st->recovery = db->recovery;
 }
 
 int t4dx_statfs(struct t4dx *db, struct statvfs *out)

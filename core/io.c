@@ -1,6 +1,9 @@
 /* io.c - the I/O table (see io.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -93,4 +96,38 @@ int t4dx_io_fsync_dir(const char *path)
 	int rc = t4dx_io.fsync(fd) ? errno : 0;
 	t4dx_io.close(fd);
 	return rc;
+}
+
+int t4dx_io_lock_shared(const char *dir, int *fd, char *msg, size_t msglen)
+{
+	char path[PATH_MAX], pid[32] = "";
+	snprintf(path, sizeof(path), "%s/LOCK", dir);
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return 0;       /* a copy without one, or not ours: the reads
+				   that follow say what is wrong */
+	if (flock(*fd, LOCK_SH | LOCK_NB) == 0)
+		return 0;
+	int rc = errno;
+	if (rc != EWOULDBLOCK) {
+		snprintf(msg, msglen, "cannot lock %s: %s", path, strerror(rc));
+		return rc;
+	}
+	ssize_t n = pread(*fd, pid, sizeof(pid) - 1, 0);
+	pid[n > 0 ? n : 0] = 0;
+	pid[strcspn(pid, "\n")] = 0;
+	snprintf(msg, msglen, "%s is in use by process %s (it holds %s)",
+		 dir, *pid ? pid : "(unknown)", path);
+	return T4DX_ELOCKED;
+}
+
+bool t4dx_io_is_store(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/wal", dir);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return true;
+	snprintf(path, sizeof(path), "%s/MANIFEST", dir);
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }

@@ -8,6 +8,8 @@
 #ifndef T4DX_IO_H
 #define T4DX_IO_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -43,5 +45,15 @@ int t4dx_io_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 int t4dx_io_pread_all(int fd, void *buf, size_t len, off_t off);
 /* fsync the directory at path.  0 or positive errno. */
 int t4dx_io_fsync_dir(const char *path);
+
+/* For the readers of a store that change nothing (read-only open,
+ * t4dx_verify): take a shared flock on dir/LOCK, which excludes a
+ * daemon's exclusive one (and keeps a daemon from starting meanwhile).
+ * *fd gets the descriptor to close (-1 if there is no LOCK to take: a
+ * copy of a store).  0, T4DX_ELOCKED naming the holder in msg, or an
+ * errno. */
+int t4dx_io_lock_shared(const char *dir, int *fd, char *msg, size_t msglen);
+/* Is dir a t4dx data directory?  It has wal/ or a MANIFEST. */
+bool t4dx_io_is_store(const char *dir);
 
 #endif

@@ -1236,3 +1236,8 @@ size_t t4dx_seg_blocks(const struct t4dx_seg *s)
 {
 	return s->nblk;
 }
+
+uint64_t t4dx_seg_block_offset(const struct t4dx_seg *s, size_t i)
+{
+	return i < s->nblk ? s->blk[i].off : 0;
+}

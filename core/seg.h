@@ -82,5 +82,7 @@ int t4dx_seg_verify(struct t4dx_seg *s);
 int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 			 uint64_t max_bytes);
 size_t t4dx_seg_blocks(const struct t4dx_seg *s);
+/* Where block i begins in the file (for a damage report). */
+uint64_t t4dx_seg_block_offset(const struct t4dx_seg *s, size_t i);
 
 #endif

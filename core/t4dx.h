@@ -159,6 +159,36 @@ struct t4dx_stats {
  * names the process that holds the lock. */
 int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	      struct t4dx **out, char *msg, size_t msglen);
+/* Flags of t4dx_open_args(). */
+#define T4DX_OPEN_READONLY 0x1  /* read the store as it is on disk and
+                                   change nothing there: no directory,
+                                   ID or WAL file is made, a torn WAL tail
+                                   is not cut (the records before it are
+                                   read), a damaged segment is not
+                                   quarantined (its items are rebuilt in
+                                   memory from the WAL archive), rescue
+                                   files are not applied, no thread runs.
+                                   Takes a shared lock: T4DX_ELOCKED while
+                                   a daemon holds the store.  dir must be
+                                   a store (T4DX_EFORMAT if it has neither
+                                   wal/ nor MANIFEST).  Every change
+                                   answers EROFS. */
+#define T4DX_OPEN_NOLOCK   0x2  /* with READONLY: read even while another
+                                   process holds the lock (what it is
+                                   writing may be seen half done) */
+/* Called while a damaged segment is rebuilt from the WAL at open: bytes
+ * of the log read so far of total (first 0, last total). */
+typedef void (*t4dx_rebuild_fn)(void *arg, uint64_t seg_id, uint64_t done,
+				uint64_t total);
+struct t4dx_open_args {
+	const struct t4dx_config *cfg;  /* NULL: the defaults */
+	unsigned flags;                 /* T4DX_OPEN_* */
+	t4dx_rebuild_fn rebuild;        /* may be NULL */
+	void *arg;
+};
+/* t4dx_open with flags and hooks. */
+int t4dx_open_args(const char *dir, const struct t4dx_open_args *a,
+		   struct t4dx **out, char *msg, size_t msglen);
 /* Flush the memtable to a segment and close.  Returns the first error;
  * an error also when changes acknowledged as unpersisted could neither be
  * written to the WAL nor saved in a rescue file. */
@@ -347,10 +377,40 @@ void t4dx_get_compact_stats(struct t4dx *db, int kind,
 			    struct t4dx_compact_stats *out);
 /* The kind running now, or -1. */
 int t4dx_compact_running(struct t4dx *db);
+/* The same, with how far the run has come: keys merged so far and the
+ * entries of its inputs (an upper bound; both 0 for a flush, which is
+ * short, and while a run flushes before it merges). */
+int t4dx_compact_progress(struct t4dx *db, uint64_t *done, uint64_t *total);
 
 /* Latency histograms the engine keeps (see metrics.h); owned by db. */
 struct t4dx_hist;
 struct t4dx_hist *t4dx_fsync_hist(struct t4dx *db);
 struct t4dx_hist *t4dx_compact_hist(struct t4dx *db, int kind);
+
+/* ---- offline check ------------------------------------------------------ */
+
+/* What t4dx_verify() read. */
+struct t4dx_verify_report {
+	unsigned problems, notes;       /* damage found; remarks */
+	bool manifest_ok;
+	uint64_t segments, segment_blocks, items;
+	uint64_t wal_records, wal_last_lsn, flushed_lsn;
+	uint64_t rescue_files, rescue_records;
+	uint64_t bytes_total, bytes_done;
+};
+/* One finding: damage (else a note), the file, the byte offset in it (-1
+ * if none) and what is wrong. */
+typedef void (*t4dx_verify_fn)(void *arg, bool damage, const char *file,
+			       int64_t offset, const char *what);
+typedef void (*t4dx_progress_fn)(void *arg, uint64_t done, uint64_t total);
+/* Check every file of the store in dir and change nothing (see the top
+ * of verify.c for what is read).  fn and progress may be NULL.  Returns
+ * 0 when the check ran (rep->problems counts the damage), else why it
+ * could not run, with msg: T4DX_ELOCKED while a daemon holds the store
+ * (unless flags has T4DX_OPEN_NOLOCK), T4DX_EFORMAT if dir is not a
+ * store, an errno. */
+int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
+		t4dx_progress_fn progress, void *arg,
+		struct t4dx_verify_report *rep, char *msg, size_t msglen);
 
 #endif /* T4DX_H */

@@ -402,6 +402,7 @@ struct replay {
 	uint64_t from;
 	t4dx_wal_replay_fn fn;
 	void *arg;
+	void (*progress)(void *arg, uint64_t bytes);     /* bytes read */
 	uint64_t expect;                /* LSN the next record must have;
 	                                   0: anything (no file read yet) */
 	uint64_t last;                  /* highest valid LSN, 0 if none */
@@ -421,6 +422,7 @@ struct file_result {
 	uint64_t data_begin, data_end;  /* the bytes after valid_end that
 	                                   are not padding: the damage */
 	bool foreign;                   /* first record is not the name */
+	const char *why;                /* what ends the valid records */
 };
 
 static int read_more(int fd, unsigned char *p, size_t len, uint64_t off,
@@ -445,6 +447,9 @@ static int take_record(struct replay *rp, struct file_result *fr,
 	if (fr->nrec == 0 ? r->lsn != name : r->lsn != fr->last + 1) {
 		if (fr->nrec == 0)
 			fr->foreign = true;
+		fr->why = fr->nrec == 0 ? "the first record's LSN is not the "
+					  "file's name"
+					: "a record breaks the LSN sequence";
 		return STOP;
 	}
 	fr->nrec++;
@@ -519,9 +524,12 @@ static int read_file(struct replay *rp, int fd, uint64_t name,
 				    memchr(rp->p + scan, '\n', have - scan) :
 				    NULL;
 		if (!nl) {
-			if (eof || have - start >= (size_t)INT_MAX)
-				break;  /* a torn line (or one too long to
-					   be a record), if have > start */
+			if (eof || have - start >= (size_t)INT_MAX) {
+				/* a torn line (or one too long to be a
+				 * record), if have > start */
+				fr->why = "a line without its end (torn write)";
+				break;
+			}
 			if (start) {
 				memmove(rp->p, rp->p + start, have - start);
 				base += start;
@@ -544,6 +552,8 @@ static int read_file(struct replay *rp, int fd, uint64_t name,
 			scan = have;
 			have += got;
 			eof = got == 0;
+			if (rp->progress && got)
+				rp->progress(rp->arg, got);
 			continue;
 		}
 		size_t len = (size_t)(nl - (rp->p + start));
@@ -551,8 +561,11 @@ static int read_file(struct replay *rp, int fd, uint64_t name,
 		rc = t4dx_rec_decode((const char *)rp->p + start, len, &r);
 		if (rc == ENOMEM)
 			return rc;
-		if (rc)
+		if (rc) {
+			fr->why = rc == T4DX_ECORRUPT ? "a record fails its CRC "
+				  "or does not parse" : t4dx_strerror(rc);
 			break;
+		}
 		rc = take_record(rp, fr, name, &r);
 		t4dx_entry_clear(&r.e);
 		if (rc == STOP)
@@ -590,6 +603,29 @@ static void note_empty(struct replay *rp, uint64_t n)
 
 /* ---- t4dx_wal_read_all ----------------------------------------------- */
 
+uint64_t t4dx_wal_files_bytes(const char *dir, bool with_archive)
+{
+	char sub[PATH_MAX], path[PATH_MAX];
+	uint64_t total = 0;
+	if (strlen(dir) > DIR_MAX)
+		return 0;
+	for (int k = 0; k < (with_archive ? 2 : 1); k++) {
+		uint64_t *names;
+		size_t n;
+		snprintf(sub, sizeof(sub), k ? "%s/archive" : "%s", dir);
+		if (list_dir(sub, &names, &n))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			struct stat st;
+			file_path(path, sizeof(path), sub, names[i]);
+			if (stat(path, &st) == 0)
+				total += (uint64_t)st.st_size;
+		}
+		free(names);
+	}
+	return total;
+}
+
 int t4dx_wal_read_all(const char *dir, bool with_archive,
 		      t4dx_wal_replay_fn fn, void *arg)
 {
@@ -600,12 +636,21 @@ int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 			     t4dx_wal_replay_fn fn, void *arg,
 			     struct t4dx_wal_damage *dmg)
 {
+	return t4dx_wal_read_all_progress(dir, with_archive, fn, NULL, arg,
+					  dmg);
+}
+
+int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
+			       t4dx_wal_replay_fn fn,
+			       void (*progress)(void *arg, uint64_t bytes),
+			       void *arg, struct t4dx_wal_damage *dmg)
+{
 	char arch[PATH_MAX], path[PATH_MAX];
 	if (dmg)
 		memset(dmg, 0, sizeof(*dmg));
 	uint64_t *live = NULL, *old = NULL;
 	size_t nlive = 0, nold = 0;
-	struct replay rp = { .fn = fn, .arg = arg };
+	struct replay rp = { .fn = fn, .arg = arg, .progress = progress };
 	if (strlen(dir) > DIR_MAX)
 		return ENAMETOOLONG;
 	snprintf(arch, sizeof(arch), "%s/archive", dir);
@@ -633,6 +678,11 @@ int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 			if (dmg && !*dmg->path) {
 				snprintf(dmg->path, sizeof(dmg->path), "%s",
 					 path);
+				snprintf(dmg->what, sizeof(dmg->what),
+					 "the file does not continue the log: "
+					 "records %llu to %llu are missing",
+					 (unsigned long long)rp.expect,
+					 (unsigned long long)(n - 1));
 				struct stat st;
 				dmg->bytes = stat(path, &st) ? 0
 					     : (uint64_t)st.st_size;
@@ -653,12 +703,16 @@ int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 			if (dmg && !*dmg->path) {
 				snprintf(dmg->path, sizeof(dmg->path), "%s",
 					 path);
+				snprintf(dmg->what, sizeof(dmg->what), "%s",
+					 fr.why);
 				dmg->bytes = fr.size;
 			}
 			break;
 		}
 		if (fr.damaged && dmg && !*dmg->path) {
 			snprintf(dmg->path, sizeof(dmg->path), "%s", path);
+			snprintf(dmg->what, sizeof(dmg->what), "%s",
+				 fr.why ? fr.why : "damaged");
 			dmg->offset = fr.data_begin;
 			dmg->bytes = fr.data_end - fr.data_begin;
 		}

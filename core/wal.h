@@ -128,9 +128,18 @@ struct t4dx_wal_damage {
 	uint64_t offset;                /* of the first byte not read */
 	uint64_t bytes;                 /* how many of that file's bytes */
 	unsigned files_skipped;         /* later files not read */
+	char what[160];                 /* what is wrong there */
 };
 int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 			     t4dx_wal_replay_fn fn, void *arg,
 			     struct t4dx_wal_damage *dmg);
+/* Bytes of the log's files (and the archive's). */
+uint64_t t4dx_wal_files_bytes(const char *dir, bool with_archive);
+/* The same, calling progress (may be NULL) with the bytes of each read
+ * from the files (for a progress bar). */
+int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
+			       t4dx_wal_replay_fn fn,
+			       void (*progress)(void *arg, uint64_t bytes),
+			       void *arg, struct t4dx_wal_damage *dmg);
 
 #endif

@@ -170,13 +170,17 @@ static int show_health(struct t4dx_buf *out)
 
 static int show_compact(struct t4dx_buf *out)
 {
-	int running = t4dx_compact_running(fs.db);
+	uint64_t done, total;
+	int running = t4dx_compact_progress(fs.db, &done, &total);
 	int rc;
 	if (running >= 0)
-		rc = t4dx_buf_addf(out, "{\"running\":\"%s\"",
-				   t4dx_compact_name(running));
+		rc = t4dx_buf_addf(out, "{\"running\":\"%s\","
+				   "\"progress\":{\"done\":%llu,\"total\":%llu}",
+				   t4dx_compact_name(running),
+				   (unsigned long long)done,
+				   (unsigned long long)total);
 	else
-		rc = t4dx_buf_addf(out, "{\"running\":null");
+		rc = t4dx_buf_addf(out, "{\"running\":null,\"progress\":null");
 	for (int k = 0; !rc && k < T4DX_COMPACT_KINDS; k++) {
 		struct t4dx_compact_stats cs;
 		t4dx_get_compact_stats(fs.db, k, &cs);

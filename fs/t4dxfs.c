@@ -2361,6 +2361,35 @@ static void alert_sink(void *arg, int level, const char *text)
 	syslog(prio, "%s %s", t4dx_alert_level_name(level), text);
 }
 
+/* The rebuild of a damaged segment at start reads the whole WAL archive,
+ * which may take a while: say how far it is, on stderr (the terminal of
+ * whoever mounts, even without -f, since the daemon detaches only once
+ * mounted).  On a terminal one line is redrawn; else a line every 10%. */
+static void rebuild_progress(void *arg, uint64_t seg, uint64_t done,
+			     uint64_t total)
+{
+	static int last_pct = -1;
+	static int64_t last_ns;
+	bool tty = isatty(2);
+	int pct = total ? (int)(done * 100 / total) : 100;
+	int64_t now = t4dx_now_ns();
+	bool end = done >= total;
+	if (done == 0)
+		last_pct = -1;
+	if (pct == last_pct)
+		return;
+	if (tty ? !end && done && now - last_ns < 100000000
+		: !end && done && pct / 10 == last_pct / 10)
+		return;
+	last_pct = pct;
+	last_ns = now;
+	fprintf(stderr, "%st4dxfs: rebuilding segment %llu from the WAL: "
+		"%3d%% (%llu of %llu bytes read)%s", tty ? "\r\033[K" : "",
+		(unsigned long long)seg, pct, (unsigned long long)done,
+		(unsigned long long)total, tty && !end ? "" : "\n");
+	fflush(stderr);
+}
+
 /* The records of a rescue no file could take, as a daemon: to syslog,
  * in pieces a syslog line can hold (in the foreground the engine writes
  * them to stderr whole). */
@@ -2660,7 +2689,9 @@ static int run(struct cmdline *cl, char *argv0)
 			(char *)c.fuse_opts.p);
 		return 1;
 	}
-	rc = t4dx_open(data, &cfg, &fs.db, msg, sizeof(msg));
+	struct t4dx_open_args oa = { .cfg = &cfg,
+				     .rebuild = rebuild_progress };
+	rc = t4dx_open_args(data, &oa, &fs.db, msg, sizeof(msg));
 	if (rc) {
 		fprintf(stderr, "t4dxfs: %s\n", msg);
 		fuse_session_destroy(fs.se);

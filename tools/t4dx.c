@@ -1,39 +1,258 @@
 /*
- * t4dx - the t4dx command-line tool.  Links libt4dx only (no FUSE).
+ * t4dx - the t4dx command-line tool: look at a mounted store, check and
+ * read a data directory offline, run compactions.  Links libt4dx (no
+ * FUSE).  `t4dx help` lists the commands; each takes --help; tool.h says
+ * what the exit codes mean.
  *
- *   t4dx --version                       print the version
- *   t4dx help                            print the usage
- *   t4dx wal-dump DATA_DIR [--archive]   print every valid WAL record, one
- *                                        JSON line each, in LSN order
- *
- * Exit status: 0 success, 1 failure (for wal-dump also: the log is
- * damaged; the valid records before the damage are printed, the damage
- * is named on stderr), 2 usage error.
+ * This file: the command table, option parsing, output helpers and
+ * wal-dump.  status and compact (through a mount): online.c; verify, ls
+ * and dump (a data directory, no daemon): offline.c.
  */
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
 
 #include "rec.h"
+#include "t4dx.h"
+#include "tool.h"
 #include "wal.h"
 
-static void usage(FILE *f)
+
+static const struct command commands[];
+
+static void print_usage(FILE *f);
+
+static void command_help(const struct command *c, FILE *f)
 {
-	fputs("usage: t4dx COMMAND [ARGS]\n"
-	      "\n"
-	      "commands:\n"
-	      "  wal-dump DATA_DIR [--archive]  print every valid WAL record as one\n"
-	      "                                 JSON line, in LSN order (with\n"
-	      "                                 --archive, archived files too)\n"
-	      "  help                           show this help\n"
-	      "  --version                      show the version\n", f);
+	fprintf(f, "usage: t4dx %s %s\n\n%s", c->name, c->synopsis, c->help);
+}
+
+int usage_error(const struct command *c, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "t4dx: %s: ", c->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: t4dx %s %s\n(t4dx %s --help for more)\n",
+		c->name, c->synopsis, c->name);
+	return EXIT_CANNOT;
+}
+
+int fail(const struct command *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "t4dx: %s: ", c->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+static bool allowed_opt(const char *allowed, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = allowed; *p;) {
+		size_t k = strcspn(p, ",");
+		if (k == n && !strncmp(p, name, n))
+			return true;
+		p += k;
+		p += *p == ',';
+	}
+	return false;
+}
+
+int parse_opts(const struct command *c, const char *allowed, int *argc,
+	       char **argv, struct opts *o)
+{
+	int n = 0;
+	bool ended = false;
+	memset(o, 0, sizeof(*o));
+	for (int i = 0; i < *argc; i++) {
+		const char *a = argv[i];
+		if (ended || a[0] != '-' || !a[1]) {
+			argv[n++] = argv[i];
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			ended = true;
+			continue;
+		}
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			command_help(c, stdout);
+			exit(fflush(stdout) ? EXIT_PROBLEMS : 0);
+		}
+		const char *name = a[1] == '-' ? a + 2 : a + 1;
+		if (a[1] != '-' && strlen(name) != 1)
+			return usage_error(c, "unknown option '%s'", a);
+		if (!allowed_opt(allowed, name) &&
+		    !((!strcmp(name, "no-progress")) &&
+		      allowed_opt(allowed, "progress")))
+			return usage_error(c, "unknown option '%s'", a);
+		if (!strcmp(name, "json"))
+			o->json = true;
+		else if (!strcmp(name, "force-readonly"))
+			o->force_readonly = true;
+		else if (!strcmp(name, "l"))
+			o->long_list = true;
+		else if (!strcmp(name, "archive"))
+			o->archive = true;
+		else if (!strcmp(name, "progress"))
+			o->progress = 1;
+		else if (!strcmp(name, "no-progress"))
+			o->progress = -1;
+	}
+	*argc = n;
+	return 0;
+}
+
+int slurp(const char *path, char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *p = malloc(cap);
+	if (!p)
+		return ENOMEM;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		free(p);
+		return e;
+	}
+	for (;;) {
+		if (n + 1 >= cap) {
+			char *q = realloc(p, cap * 2);
+			if (!q) {
+				free(p);
+				close(fd);
+				return ENOMEM;
+			}
+			p = q;
+			cap *= 2;
+		}
+		ssize_t got = read(fd, p + n, cap - n - 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int e = errno;
+			free(p);
+			close(fd);
+			return e;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
+	p[n] = 0;
+	*out = p;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+int print_json(struct json_object *o)
+{
+	const char *s = json_object_to_json_string_ext(o,
+		JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+		JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!s || puts(s) == EOF)
+		return EXIT_PROBLEMS;
+	return 0;
+}
+
+const char *human_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = 0;
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, len, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
+const char *human_time(int64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	if (!localtime_r(&t, &tm) ||
+	    !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void progress_line(const char *what, uint64_t done, uint64_t total,
+		   bool bytes, bool final)
+{
+	static double start, last;
+	double now = mono_s();
+	if (start == 0)
+		start = now;
+	if (final) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		return;
+	}
+	if (now - last < 0.1)
+		return;
+	last = now;
+	int pct = total ? (int)(done * 100 / total) : 0;
+	char bar[21], a[32], b[32], rate[32] = "", eta[32] = "";
+	for (int i = 0; i < 20; i++)
+		bar[i] = i < pct / 5 ? '#' : '.';
+	bar[20] = 0;
+	double el = now - start, r = el > 0 ? (double)done / el : 0;
+	if (bytes) {
+		human_bytes(done, a, sizeof(a));
+		human_bytes(total, b, sizeof(b));
+		if (r > 0) {
+			human_bytes((uint64_t)r, rate, sizeof(rate));
+			strcat(rate, "/s");
+		}
+	} else {
+		snprintf(a, sizeof(a), "%llu", (unsigned long long)done);
+		snprintf(b, sizeof(b), "%llu", (unsigned long long)total);
+		if (r > 0)
+			snprintf(rate, sizeof(rate), "%.0f/s", r);
+	}
+	if (r > 0 && total > done) {
+		unsigned s = (unsigned)((double)(total - done) / r);
+		snprintf(eta, sizeof(eta), "ETA %u:%02u", s / 60, s % 60);
+	}
+	fprintf(stderr, "\r\033[K%s [%s] %3d%% %s / %s %s %s", what, bar, pct,
+		a, b, rate, eta);
+	fflush(stderr);
+}
+
+bool want_progress(const struct opts *o)
+{
+	return o->progress > 0 || (o->progress == 0 && isatty(2));
 }
 
 struct dump {
@@ -56,80 +275,160 @@ static int dump_one(void *arg, struct t4dx_rec *r)
 	return 0;
 }
 
-static int cmd_wal_dump(int argc, char **argv)
+static int cmd_wal_dump(const struct command *c, int argc, char **argv)
 {
-	const char *dir = NULL;
-	bool archive = false;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--archive"))
-			archive = true;
-		else if (!dir && argv[i][0] != '-')
-			dir = argv[i];
-		else {
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!dir) {
-		usage(stderr);
-		return 2;
-	}
+	struct opts o;
+	int rc = parse_opts(c, "archive", &argc, argv, &o);
+	if (rc)
+		return rc;
+	if (argc != 1)
+		return usage_error(c, "expected DATA_DIR");
+	const char *dir = argv[0];
 	struct stat st;
-	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "t4dx: %s: %s\n", dir,
-			errno ? strerror(errno) : "not a directory");
-		return 1;
-	}
+	if (stat(dir, &st))
+		return fail(c, EXIT_CANNOT, "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail(c, EXIT_CANNOT, "%s: not a directory", dir);
 	char wal[PATH_MAX];
-	if (snprintf(wal, sizeof(wal), "%s/wal", dir) >= (int)sizeof(wal)) {
-		fprintf(stderr, "t4dx: %s: path too long\n", dir);
-		return 1;
-	}
+	if (snprintf(wal, sizeof(wal), "%s/wal", dir) >= (int)sizeof(wal))
+		return fail(c, EXIT_CANNOT, "%s: path too long", dir);
+	if (stat(wal, &st) || !S_ISDIR(st.st_mode))
+		return fail(c, EXIT_CANNOT, "%s is not a t4dx data directory "
+			    "(it has no wal/)", dir);
+	bool archive = o.archive;
 	struct dump d = { { 0 }, 0 };
 	struct t4dx_wal_damage dmg;
-	int rc = t4dx_wal_read_all_damage(wal, archive, dump_one, &d, &dmg);
+	rc = t4dx_wal_read_all_damage(wal, archive, dump_one, &d, &dmg);
 	t4dx_buf_free(&d.line);
 	if (fflush(stdout) && !rc)
 		rc = errno ? errno : EIO;
-	if (rc) {
-		fprintf(stderr, "t4dx: wal-dump %s: %s\n", dir,
-			t4dx_strerror(rc));
-		return 1;
-	}
+	if (rc)
+		return fail(c, EXIT_PROBLEMS, "%s: %s", dir, t4dx_strerror(rc));
 	if (*dmg.path) {
 		/* what a start would cut or set aside: the log is damaged */
-		fprintf(stderr, "t4dx: wal-dump: %s: damaged at byte %llu "
-			"(%llu bytes not read)", dmg.path,
-			(unsigned long long)dmg.offset,
-			(unsigned long long)dmg.bytes);
+		char more[64] = "";
 		if (dmg.files_skipped)
-			fprintf(stderr, "; %u later file(s) not read",
-				dmg.files_skipped);
-		fprintf(stderr, "\n");
-		return 1;
+			snprintf(more, sizeof(more), "; %u later file(s) not "
+				 "read", dmg.files_skipped);
+		return fail(c, EXIT_PROBLEMS, "%s: damaged at byte %llu: %s "
+			    "(%llu bytes not read%s)", dmg.path,
+			    (unsigned long long)dmg.offset, dmg.what,
+			    (unsigned long long)dmg.bytes, more);
 	}
 	return 0;
+}
+
+static int cmd_help(const struct command *c, int argc, char **argv)
+{
+	print_usage(stdout);
+	return fflush(stdout) ? EXIT_PROBLEMS : 0;
+}
+
+static int cmd_version(const struct command *c, int argc, char **argv)
+{
+	puts("t4dx " PACKAGE_VERSION);
+	return fflush(stdout) ? EXIT_PROBLEMS : 0;
+}
+
+static const struct command commands[] = {
+	{ "status", "[--json] MOUNT",
+	  "Show the state of the t4dx store mounted at MOUNT on one screen:\n"
+	  "health, degradation level, breaker, queue, items, segments, WAL,\n"
+	  "the last compaction of each kind and the recent alerts (read from\n"
+	  "MOUNT/.ctl/).\n\n"
+	  "  --json   one JSON object with the control files' contents\n\n"
+	  "Exit status: 0 healthy, 1 degraded or failing, 2 not a t4dx mount.\n",
+	  cmd_status },
+	{ "verify", "[--json] [--force-readonly] [--progress|--no-progress] "
+		    "DATA_DIR",
+	  "Check everything in DATA_DIR without changing it: the MANIFEST,\n"
+	  "every block of every segment, every WAL record (CRC and LSN order,\n"
+	  "archive too), and this store's rescue files.  Each problem is one\n"
+	  "line: FILE: offset N: what is wrong.  A progress bar goes to stderr\n"
+	  "when it is a terminal.\n\n"
+	  "  --json            one JSON object with the findings\n"
+	  "  --force-readonly  check even while a daemon holds DATA_DIR\n"
+	  "                    (its work in progress may show as damage)\n"
+	  "  --progress        show the progress bar even without a terminal\n"
+	  "  --no-progress     never show it\n\n"
+	  "Exit status: 0 no damage, 1 damage found, 2 cannot check (no such\n"
+	  "directory, not a t4dx data directory, held by a daemon).\n",
+	  cmd_verify },
+	{ "compact", "[--json] [--no-progress] MOUNT flush|nrem|prune|rem",
+	  "Run a compaction of the store mounted at MOUNT (through\n"
+	  "MOUNT/.ctl/compact) and show its progress until it ends:\n"
+	  "  flush  write the memtable to a new segment\n"
+	  "  nrem   merge all segments into one, raising kappa\n"
+	  "  prune  merge, dropping weak old memories\n"
+	  "  rem    prototypes (needs vectors: not available yet)\n\n"
+	  "  --json         print the run's result as JSON\n"
+	  "  --no-progress  no progress line on stderr\n\n"
+	  "Exit status: 0 the run succeeded, 1 it failed (or another run is\n"
+	  "under way), 2 usage error or not a t4dx mount.\n",
+	  cmd_compact },
+	{ "ls", "[--json] [-l] [--force-readonly] DATA_DIR [DIR]",
+	  "List DIR (a path under items/, default its top) of the store in\n"
+	  "DATA_DIR without mounting it, one name a line, directories with a\n"
+	  "trailing '/'.  Nothing in DATA_DIR changes; WAL records not yet in\n"
+	  "a segment are included.\n\n"
+	  "  -l                mode, size, modification time and name\n"
+	  "  --json            a JSON array of the entries\n"
+	  "  --force-readonly  read even while a daemon holds DATA_DIR\n\n"
+	  "Exit status: 0 listed, 1 DIR does not exist, 2 cannot read\n"
+	  "DATA_DIR (not a store, held by a daemon...).\n",
+	  cmd_ls },
+	{ "dump", "[--json] [--force-readonly] DATA_DIR PATH",
+	  "Write the content of the item PATH (a path under items/) of the\n"
+	  "store in DATA_DIR to stdout, without mounting it.  Nothing in\n"
+	  "DATA_DIR changes.\n\n"
+	  "  --json            one JSON object: the item's attributes and its\n"
+	  "                    content (\"content\" when it is UTF-8 text, else\n"
+	  "                    \"content_base64\")\n"
+	  "  --force-readonly  read even while a daemon holds DATA_DIR\n\n"
+	  "Exit status: 0 written, 1 PATH does not exist or is a directory,\n"
+	  "2 cannot read DATA_DIR.\n",
+	  cmd_dump },
+	{ "wal-dump", "[--archive] DATA_DIR",
+	  "Print every valid WAL record of DATA_DIR as the JSON line it is, in\n"
+	  "LSN order; with --archive, the archived files too.  Damage (what a\n"
+	  "start would cut) is named on stderr.\n\n"
+	  "Exit status: 0 no damage, 1 damage or a read error, 2 usage error\n"
+	  "or not a t4dx data directory.\n",
+	  cmd_wal_dump },
+	{ "help", "", "Show the list of commands.\n", cmd_help },
+	{ "version", "", "Show the version (also --version).\n", cmd_version },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void print_usage(FILE *f)
+{
+	fputs("usage: t4dx COMMAND [OPTIONS] ARGS\n\ncommands:\n", f);
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  %-9s %s\n", c->name, c->synopsis);
+	fputs("\nt4dx COMMAND --help describes a command.  Exit status: 0 fine,"
+	      "\n1 problems found, 2 usage error or cannot run.\n", f);
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage(stderr);
-		return 2;
+		print_usage(stderr);
+		return EXIT_CANNOT;
 	}
 	const char *cmd = argv[1];
-	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-		puts("t4dx " PACKAGE_VERSION);
-		return 0;
-	}
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
-	    !strcmp(cmd, "-h")) {
-		usage(stdout);
-		return 0;
-	}
-	if (!strcmp(cmd, "wal-dump"))
-		return cmd_wal_dump(argc - 2, argv + 2);
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V"))
+		cmd = "version";
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
+		cmd = "help";
+	for (const struct command *c = commands; c->name; c++)
+		if (!strcmp(cmd, c->name)) {
+			int rc = c->run(c, argc - 2, argv + 2);
+			if (fflush(stdout) && !rc)
+				rc = fail(c, EXIT_PROBLEMS, "write error: %s",
+					  strerror(errno));
+			return rc;
+		}
 	fprintf(stderr, "t4dx: unknown command '%s'\n", cmd);
-	usage(stderr);
-	return 2;
+	print_usage(stderr);
+	return EXIT_CANNOT;
 }

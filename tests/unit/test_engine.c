@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -492,6 +494,120 @@ static void test_lock(void)
 	db2 = open_db(d, NULL);
 	CHECK_EQ_INT(t4dx_close(db2), 0);
 	unit_rm_rf(d);
+}
+
+/* A digest of every file under a directory: names, sizes, mtimes and
+ * contents (FNV-1a), to show that something changed nothing. */
+static uint64_t digest_acc;
+
+static int digest_one(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	uint64_t h = digest_acc ^ 0xcbf29ce484222325ull;
+	for (const char *p = path; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+	h = (h ^ (uint64_t)st->st_size) * 0x100000001b3ull;
+	h = (h ^ (uint64_t)st->st_mtim.tv_nsec) * 0x100000001b3ull;
+	if (flag == FTW_F) {
+		FILE *f = fopen(path, "rb");
+		int c;
+		REQUIRE(f != NULL);
+		while ((c = fgetc(f)) != EOF)
+			h = (h ^ (unsigned char)c) * 0x100000001b3ull;
+		fclose(f);
+	}
+	/* order-free: the walk's order is the directory's */
+	digest_acc += h;
+	return 0;
+}
+
+static uint64_t dir_digest(const char *dir)
+{
+	digest_acc = 0;
+	REQUIRE(nftw(dir, digest_one, 16, FTW_PHYS) == 0);
+	return digest_acc;
+}
+
+/* A read-only open reads what a crash left (segments and the WAL after
+ * them), refuses every change, and changes nothing on disk; it is
+ * refused while the store is open unless NOLOCK, and on what is not a
+ * store. */
+static void test_open_readonly(void)
+{
+	const char *dir = unit_tmpdir("ro");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.memtable.max_items = 50;
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir, &cfg);
+		char name[32], val[32];
+		for (int i = 0; i < 120; i++) {
+			snprintf(name, sizeof(name), "k%03d", i);
+			snprintf(val, sizeof(val), "v%d", i);
+			if (put_file(db, R, name, val, NULL))
+				_exit(2);
+		}
+		if (t4dx_delete(db, R, "k007", 4, false, 0, NULL))
+			_exit(3);
+		_exit(0);       /* no close: a crash */
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	uint64_t before = dir_digest(dir);
+
+	struct t4dx *db = NULL;
+	char msg[512];
+	struct t4dx_open_args ro = { .flags = T4DX_OPEN_READONLY };
+	REQUIRE(t4dx_open_args(dir, &ro, &db, msg, sizeof(msg)) == 0);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK(st.segments >= 1);
+	CHECK(st.recovery.records_replayed > 0);
+	CHECK_EQ_INT(st.items, 119);
+	CHECK(content_of(db, R, "k007") == NULL);
+	CHECK(content_of(db, R, "k119") && !strcmp(content_of(db, R, "k119"),
+						   "v119"));
+	CHECK(content_of(db, R, "k003") && !strcmp(content_of(db, R, "k003"),
+						   "v3"));
+	CHECK_EQ_INT(put_file(db, R, "new", "n", NULL), EROFS);
+	CHECK_EQ_INT(t4dx_delete(db, R, "k001", 4, false, 0, NULL), EROFS);
+	CHECK_EQ_INT(t4dx_flush(db), EROFS);
+	CHECK_EQ_INT(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL), EROFS);
+	/* a second reader is fine; a writer is not */
+	struct t4dx *db2 = NULL;
+	REQUIRE(t4dx_open_args(dir, &ro, &db2, msg, sizeof(msg)) == 0);
+	CHECK_EQ_INT(t4dx_close(db2), 0);
+	CHECK_EQ_INT(t4dx_open(dir, NULL, &db2, msg, sizeof(msg)),
+		     T4DX_ELOCKED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	CHECK(dir_digest(dir) == before);
+
+	/* a writer holds it: refused, unless NOLOCK */
+	db = open_db(dir, &cfg);
+	CHECK_EQ_INT(t4dx_open_args(dir, &ro, &db2, msg, sizeof(msg)),
+		     T4DX_ELOCKED);
+	CHECK(strstr(msg, "in use by process") != NULL);
+	struct t4dx_open_args nolock = {
+		.flags = T4DX_OPEN_READONLY | T4DX_OPEN_NOLOCK };
+	REQUIRE(t4dx_open_args(dir, &nolock, &db2, msg, sizeof(msg)) == 0);
+	CHECK(content_of(db2, R, "k119") != NULL);
+	CHECK_EQ_INT(t4dx_close(db2), 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	/* not a store; no directory at all */
+	char other[600];
+	snprintf(other, sizeof(other), "%s/seg", dir);
+	CHECK_EQ_INT(t4dx_open_args(other, &ro, &db2, msg, sizeof(msg)),
+		     T4DX_EFORMAT);
+	snprintf(other, sizeof(other), "%s/none", dir);
+	CHECK_EQ_INT(t4dx_open_args(other, &ro, &db2, msg, sizeof(msg)),
+		     ENOENT);
+	CHECK(access(other, F_OK) != 0);
+	unit_rm_rf(dir);
 }
 
 static double kappa_of(struct t4dx *db, uint64_t parent, const char *name)
@@ -1577,6 +1693,7 @@ int main(void)
 	RUN(test_provisional);
 	RUN(test_commit_failure);
 	RUN(test_lock);
+	RUN(test_open_readonly);
 	RUN(test_nrem);
 	RUN(test_prune);
 	RUN(test_compact_failure);

@@ -1,0 +1,433 @@
+/*
+ * verify.c - t4dx_verify(): an offline check of everything a data
+ * directory holds, which changes nothing.
+ *
+ * What is read, and what counts as damage:
+ *  - MANIFEST: it must parse and pass its CRC (a store that never
+ *    flushed has none, which is fine).
+ *  - every segment the MANIFEST names: it must exist and every block,
+ *    both parts, must pass its CRC and decode.  A segment file that the
+ *    MANIFEST does not name is noted (a flush or compaction that did not
+ *    finish left it; a start ignores it), not counted as damage.
+ *  - the WAL, live files and archive, in LSN order: every record must
+ *    pass its CRC and follow the one before it, each file must continue
+ *    the log, and the live log must reach back to the MANIFEST's flushed
+ *    LSN (else records nobody can replay are gone).  Reading stops at the
+ *    first damage, as recovery does; the files after it are counted.
+ *  - rescue files of this store: DATA_DIR/rescue-*.jsonl and
+ *    t4dx-rescue-<ID>-*.jsonl in the places a daemon puts them
+ *    ($TMPDIR, /var/tmp, /tmp, /dev/shm): every line must be a record.
+ *  - quarantine/: what earlier recoveries set aside is noted.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "io.h"
+#include "manifest.h"
+#include "rec.h"
+#include "seg.h"
+#include "t4dx.h"
+#include "wal.h"
+
+struct verify {
+	const char *dir;
+	t4dx_verify_fn fn;
+	t4dx_progress_fn progress;
+	void *arg;
+	struct t4dx_verify_report *rep;
+	uint64_t flushed_lsn;
+	uint64_t first_after;           /* first WAL LSN > flushed_lsn */
+	uint64_t last_lsn;
+};
+
+static void say(struct verify *v, bool damage, const char *file,
+		int64_t offset, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void say(struct verify *v, bool damage, const char *file,
+		int64_t offset, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (damage)
+		v->rep->problems++;
+	else
+		v->rep->notes++;
+	if (v->fn)
+		v->fn(v->arg, damage, file, offset, what);
+}
+
+static void advance(struct verify *v, uint64_t bytes)
+{
+	v->rep->bytes_done += bytes;
+	if (v->rep->bytes_done > v->rep->bytes_total)
+		v->rep->bytes_done = v->rep->bytes_total;
+	if (v->progress)
+		v->progress(v->arg, v->rep->bytes_done, v->rep->bytes_total);
+}
+
+static uint64_t file_bytes(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode)
+	       ? (uint64_t)st.st_size : 0;
+}
+
+/* Call fn for each regular file of dir whose name passes keep. */
+static void each_file(const char *dir, bool (*keep)(const char *, void *),
+		      void *karg, void (*fn)(const char *path, void *),
+		      void *arg)
+{
+	struct dirent **list = NULL;
+	int n = scandir(dir, &list, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX + 256];
+		if (keep(list[i]->d_name, karg)) {
+			snprintf(path, sizeof(path), "%s/%s", dir,
+				 list[i]->d_name);
+			fn(path, arg);
+		}
+		free(list[i]);
+	}
+	free(list);
+}
+
+static bool is_wal_name(const char *name, void *arg)
+{
+	return strlen(name) == 26 && strspn(name, "0123456789") == 20 &&
+	       !strcmp(name + 20, ".jsonl");
+}
+
+static bool is_seg_name(const char *name, void *arg)
+{
+	return strlen(name) == 24 && strspn(name, "0123456789") == 20 &&
+	       !strcmp(name + 20, ".t4s");
+}
+
+/* rescue files: prefix, digits, .jsonl */
+static bool is_rescue_name(const char *name, void *arg)
+{
+	const char *prefix = arg;
+	size_t pl = strlen(prefix), n = strlen(name);
+	return n > pl + 6 && !strncmp(name, prefix, pl) &&
+	       strspn(name + pl, "0123456789") == n - pl - 6 &&
+	       !strcmp(name + n - 6, ".jsonl");
+}
+
+static bool any_name(const char *name, void *arg)
+{
+	return strcmp(name, ".") && strcmp(name, "..");
+}
+
+static void add_size(const char *path, void *arg)
+{
+	*(uint64_t *)arg += file_bytes(path);
+}
+
+/* ---- MANIFEST and segments --------------------------------------------- */
+
+static void verify_segment(struct verify *v, const struct t4dx_manifest_seg *ms)
+{
+	char path[PATH_MAX + 64];
+	struct t4dx_seg *s = NULL;
+	snprintf(path, sizeof(path), "%s/seg/%020llu.t4s", v->dir,
+		 (unsigned long long)ms->id);
+	uint64_t bytes = file_bytes(path);
+	int rc = t4dx_seg_open(path, ms->id, &s);
+	if (rc) {
+		if (rc == ENOENT)
+			say(v, true, path, -1, "missing: the MANIFEST names it "
+			    "(%llu items)", (unsigned long long)ms->items);
+		else
+			say(v, true, path, -1, "cannot be opened: %s",
+			    t4dx_strerror(rc));
+		advance(v, bytes);
+		return;
+	}
+	v->rep->segments++;
+	v->rep->items += t4dx_seg_count(s);
+	size_t next = 0, nblk = t4dx_seg_blocks(s);
+	uint64_t prev = 0;
+	while (next < nblk) {
+		size_t i = next;
+		/* one block a call: a failure names its block */
+		rc = t4dx_seg_verify_some(s, &next, 1);
+		uint64_t at = t4dx_seg_block_offset(s, next < nblk ? next : 0);
+		if (next >= nblk)
+			at = bytes;
+		if (at > prev)
+			advance(v, at - prev), prev = at;
+		if (rc) {
+			say(v, true, path, (int64_t)t4dx_seg_block_offset(s, i),
+			    "block %zu of %zu: %s", i, nblk,
+			    rc == T4DX_ECORRUPT ? "fails its CRC or does not "
+						  "decode" : t4dx_strerror(rc));
+			break;
+		}
+		v->rep->segment_blocks++;
+	}
+	if (bytes > prev)
+		advance(v, bytes - prev);
+	t4dx_seg_unref(s);
+}
+
+struct named {
+	const struct t4dx_manifest *m;
+	struct verify *v;
+};
+
+static void note_unnamed(const char *path, void *arg)
+{
+	struct named *nm = arg;
+	const char *base = strrchr(path, '/') + 1;
+	uint64_t id = strtoull(base, NULL, 10);
+	for (size_t i = 0; i < nm->m->nsegs; i++)
+		if (nm->m->segs[i].id == id)
+			return;
+	say(nm->v, false, path, -1, "not named by the MANIFEST (left by a "
+	    "flush or compaction that did not finish; a start ignores it)");
+}
+
+/* ---- WAL ------------------------------------------------------------- */
+
+static int wal_record(void *arg, struct t4dx_rec *r)
+{
+	struct verify *v = arg;
+	v->rep->wal_records++;
+	if (r->lsn > v->flushed_lsn && !v->first_after)
+		v->first_after = r->lsn;
+	v->last_lsn = r->lsn;
+	return 0;
+}
+
+static void wal_progress(void *arg, uint64_t bytes)
+{
+	advance(arg, bytes);
+}
+
+static void verify_wal(struct verify *v)
+{
+	char wal[PATH_MAX];
+	struct t4dx_wal_damage dmg;
+	snprintf(wal, sizeof(wal), "%s/wal", v->dir);
+	uint64_t before = v->rep->bytes_done;
+	int rc = t4dx_wal_read_all_progress(wal, true, wal_record,
+					    wal_progress, v, &dmg);
+	if (rc) {
+		say(v, true, wal, -1, "cannot be read: %s", t4dx_strerror(rc));
+		return;
+	}
+	if (*dmg.path) {
+		say(v, true, dmg.path, (int64_t)dmg.offset, "%s (%llu bytes "
+		    "not read%s)", dmg.what, (unsigned long long)dmg.bytes,
+		    dmg.files_skipped ? ", and the files after it" : "");
+	}
+	/* the live log must pick up where the segments end */
+	if (v->first_after > v->flushed_lsn + 1)
+		say(v, true, wal, -1, "records %llu to %llu are missing: the "
+		    "MANIFEST has everything up to %llu in segments, the log "
+		    "goes on at %llu", (unsigned long long)v->flushed_lsn + 1,
+		    (unsigned long long)v->first_after - 1,
+		    (unsigned long long)v->flushed_lsn,
+		    (unsigned long long)v->first_after);
+	else if (!*dmg.path && v->last_lsn && v->last_lsn < v->flushed_lsn)
+		say(v, true, wal, -1, "the log ends at record %llu, before "
+		    "the MANIFEST's flushed record %llu",
+		    (unsigned long long)v->last_lsn,
+		    (unsigned long long)v->flushed_lsn);
+	(void)before;
+}
+
+/* ---- rescue files ---------------------------------------------------- */
+
+static void verify_rescue(const char *path, void *arg)
+{
+	struct verify *v = arg;
+	struct t4dx_buf b = { 0 };
+	uint64_t size = file_bytes(path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		say(v, true, path, -1, "cannot be opened: %s", strerror(errno));
+		return;
+	}
+	int rc = t4dx_buf_reserve(&b, size ? size : 1);
+	if (!rc && size)
+		rc = t4dx_io_pread_all(fd, b.p, size, 0);
+	close(fd);
+	if (rc) {
+		say(v, true, path, -1, "cannot be read: %s", t4dx_strerror(rc));
+		t4dx_buf_free(&b);
+		return;
+	}
+	v->rep->rescue_files++;
+	for (size_t off = 0; off < size;) {
+		unsigned char *nl = memchr(b.p + off, '\n', size - off);
+		struct t4dx_rec r;
+		if (!nl) {
+			say(v, true, path, (int64_t)off, "a line without its end "
+			    "(torn write)");
+			break;
+		}
+		if (t4dx_rec_decode((const char *)b.p + off,
+				    (size_t)(nl - b.p) - off, &r)) {
+			say(v, true, path, (int64_t)off, "a record fails its "
+			    "CRC or does not parse");
+			break;
+		}
+		t4dx_entry_clear(&r.e);
+		v->rep->rescue_records++;
+		off = (size_t)(nl - b.p) + 1;
+	}
+	t4dx_buf_free(&b);
+	advance(v, size);
+}
+
+/* The directories a daemon of this store may have put rescue files in,
+ * with the prefix of their names there. */
+static int rescue_places(const char *dir, char places[5][PATH_MAX],
+			 char prefixes[5][80])
+{
+	int n = 0;
+	snprintf(places[n], PATH_MAX, "%s", dir);
+	snprintf(prefixes[n++], 80, "rescue-");
+	char path[PATH_MAX], id[40] = "";
+	snprintf(path, sizeof(path), "%s/ID", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t got = pread(fd, id, 33, 0);
+		close(fd);
+		if (got != 33 || id[32] != '\n')
+			*id = 0;
+		id[32] = 0;
+	}
+	if (!*id)
+		return n;
+	const char *tmp = getenv("TMPDIR");
+	const char *const dirs[] = { tmp && *tmp == '/' ? tmp : NULL,
+				     "/var/tmp", "/tmp", "/dev/shm" };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
+		if (!dirs[i])
+			continue;
+		bool seen = false;
+		for (int k = 1; k < n; k++)
+			seen |= !strcmp(places[k], dirs[i]);
+		if (seen)
+			continue;
+		snprintf(places[n], PATH_MAX, "%s", dirs[i]);
+		snprintf(prefixes[n++], 80, "t4dx-rescue-%s-", id);
+	}
+	return n;
+}
+
+/* ---- t4dx_verify ------------------------------------------------------- */
+
+int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
+		t4dx_progress_fn progress, void *arg,
+		struct t4dx_verify_report *rep, char *msg, size_t msglen)
+{
+	struct verify v = { .dir = dir, .fn = fn, .progress = progress,
+			    .arg = arg, .rep = rep };
+	struct t4dx_manifest m = { 0 };
+	char path[PATH_MAX + 64], places[5][PATH_MAX], prefixes[5][80];
+	struct stat st;
+	int lock_fd = -1, rc;
+
+	memset(rep, 0, sizeof(*rep));
+	snprintf(msg, msglen, "%s", "");
+	if (strlen(dir) > PATH_MAX - 64) {
+		snprintf(msg, msglen, "%s: path too long", dir);
+		return ENAMETOOLONG;
+	}
+	rc = stat(dir, &st) ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+	if (rc) {
+		snprintf(msg, msglen, "%s: %s", dir, strerror(rc));
+		return rc;
+	}
+	if (!t4dx_io_is_store(dir)) {
+		snprintf(msg, msglen, "%s is not a t4dx data directory (it has "
+			 "neither wal/ nor MANIFEST)", dir);
+		return T4DX_EFORMAT;
+	}
+	if (!(flags & T4DX_OPEN_NOLOCK) &&
+	    (rc = t4dx_io_lock_shared(dir, &lock_fd, msg, msglen)))
+		return rc;
+
+	/* what there is to read, for the progress */
+	int nplaces = rescue_places(dir, places, prefixes);
+	snprintf(path, sizeof(path), "%s/MANIFEST", dir);
+	rep->bytes_total += file_bytes(path);
+	rc = t4dx_manifest_load(dir, &m);
+	if (rc == 0)
+		for (size_t i = 0; i < m.nsegs; i++) {
+			snprintf(path, sizeof(path), "%s/seg/%020llu.t4s", dir,
+				 (unsigned long long)m.segs[i].id);
+			rep->bytes_total += file_bytes(path);
+		}
+	snprintf(path, sizeof(path), "%s/wal", dir);
+	each_file(path, is_wal_name, NULL, add_size, &rep->bytes_total);
+	snprintf(path, sizeof(path), "%s/wal/archive", dir);
+	each_file(path, is_wal_name, NULL, add_size, &rep->bytes_total);
+	for (int i = 0; i < nplaces; i++)
+		each_file(places[i], is_rescue_name, prefixes[i], add_size,
+			  &rep->bytes_total);
+	if (progress)
+		progress(arg, 0, rep->bytes_total);
+
+	snprintf(path, sizeof(path), "%s/MANIFEST", dir);
+	if (rc == T4DX_ENOTFOUND) {
+		say(&v, false, path, -1, "none: no segment was written yet");
+	} else if (rc) {
+		say(&v, true, path, -1, "%s", rc == T4DX_ECORRUPT
+		    ? "fails its CRC or does not parse" : t4dx_strerror(rc));
+	} else {
+		rep->manifest_ok = true;
+		advance(&v, file_bytes(path));
+		v.flushed_lsn = m.flushed_lsn;
+		for (size_t i = 0; i < m.nsegs; i++)
+			verify_segment(&v, &m.segs[i]);
+		struct named nm = { &m, &v };
+		snprintf(path, sizeof(path), "%s/seg", dir);
+		each_file(path, is_seg_name, NULL, note_unnamed, &nm);
+	}
+	verify_wal(&v);
+	for (int i = 0; i < nplaces; i++)
+		each_file(places[i], is_rescue_name, prefixes[i],
+			  verify_rescue, &v);
+	if (rep->rescue_files)
+		say(&v, false, dir, -1, "%llu rescue file(s) with %llu records: "
+		    "the next start replays them",
+		    (unsigned long long)rep->rescue_files,
+		    (unsigned long long)rep->rescue_records);
+	uint64_t q = 0;
+	snprintf(path, sizeof(path), "%s/quarantine", dir);
+	each_file(path, any_name, NULL, add_size, &q);
+	struct dirent **list = NULL;
+	int nq = scandir(path, &list, NULL, NULL);
+	for (int i = 0; i < nq; i++)
+		free(list[i]);
+	free(list);
+	if (nq > 2)
+		say(&v, false, path, -1, "%d file(s), %llu bytes, set aside by "
+		    "earlier recoveries", nq - 2, (unsigned long long)q);
+	rep->wal_last_lsn = v.last_lsn;
+	rep->flushed_lsn = v.flushed_lsn;
+	rep->bytes_done = rep->bytes_total;
+	if (progress)
+		progress(arg, rep->bytes_total, rep->bytes_total);
+	t4dx_manifest_free(&m);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return 0;
+}

@@ -1,0 +1,419 @@
+#!/usr/bin/env bats
+# tool.bats - the t4dx command-line tool on a real mount and a real data
+# directory: status and compact through MOUNT/.ctl, verify, ls and dump
+# straight from DATA_DIR.  For each: its output, its exit code (0 fine, 1
+# problems found, 2 usage or cannot run), its one-line errors (missing
+# directory, not a store or mount, a daemon holding the lock, damaged
+# files), and that the offline commands change nothing in DATA_DIR.
+
+load ../lib/mount
+
+setup() {
+	t4dx_setup
+}
+
+teardown() {
+	t4dx_teardown
+}
+
+# data_state: every file and directory of DATA with its size, mtime and
+# content hash, sorted (the LOCK's content is left out: a daemon writes
+# its pid there when it starts).
+data_state() {
+	(
+		cd "$DATA" || exit 1
+		find . -printf '%y %p %s %T@\n'
+		find . -type f ! -name LOCK -exec sha256sum {} +
+	) | LC_ALL=C sort
+}
+
+# fill N: items/n/fI (I = 1..N) with t4dx_content, and items/n/bin, 4 KiB
+# of every byte value, through the mount.
+fill() {
+	mkdir -p "$ITEMS/n"
+	local i
+	for ((i = 1; i <= $1; i++)); do
+		t4dx_content "$i" >"$ITEMS/n/f$i"
+	done
+	for ((i = 0; i < 16; i++)); do
+		printf "$(printf '\\%03o' $(seq 0 255))"
+	done >"$ITEMS/n/bin"
+	cp "$ITEMS/n/bin" "$T4DX_TMP/bin.orig"
+}
+
+# one_line: output is a single line starting "t4dx: CMD: ".
+assert_one_line_error() {
+	[[ ${#lines[@]} == 1 ]] || fail "expected one line, got: $output"
+	[[ ${lines[0]} == "t4dx: $1: "* ]] || fail "not a t4dx $1 error: $output"
+}
+
+# ---- usage ------------------------------------------------------------------
+
+@test "t4dx: help lists every command; each command has --help; unknown commands and options are usage errors (2)" {
+	local help c
+	help=$("$T4DX" help) || fail "t4dx help failed"
+	for c in status verify compact ls dump wal-dump; do
+		grep -q "^  $c " <<<"$help" || fail "$c is not in: $help"
+		run "$T4DX" "$c" --help
+		assert_success
+		assert_line --index 0 --partial "usage: t4dx $c"
+		assert_output --partial "Exit status"
+	done
+	run "$T4DX" frobnicate
+	assert_equal "$status" 2
+	run "$T4DX" verify --frob "$DATA"
+	assert_equal "$status" 2
+	assert_line --index 0 "t4dx: verify: unknown option '--frob'"
+	run "$T4DX" ls
+	assert_equal "$status" 2
+	run "$T4DX" compact "$MNT" sideways
+	assert_equal "$status" 2
+	assert_line --index 0 --partial "unknown kind 'sideways'"
+	run "$T4DX" --version
+	assert_success
+	assert_output --regexp '^t4dx [0-9]'
+}
+
+# ---- status -------------------------------------------------------------------
+
+@test "status: one screen of a healthy mount, exit 0; --json holds every control file" {
+	t4dx_start
+	fill 3
+	run "$T4DX" status "$MNT"
+	assert_success
+	assert_line --index 0 "t4dx at $MNT: ok"
+	assert_line --regexp '^state +level 0 \(normal\), breaker CLOSED$'
+	assert_line --regexp '^store +5 items; '
+	assert_line --regexp '^queue +0 records waiting'
+	assert_line --regexp '^compaction +flush '
+	run "$T4DX" status --json "$MNT"
+	assert_success
+	jq -e --arg m "$MNT" '.mount == $m and .health.status == "ok" and
+		.breaker.state == "CLOSED" and .stats.items == 5 and
+		(.compact | has("nrem")) and (.alerts | type == "array")' \
+		<<<"$output" >/dev/null || fail "bad --json: $output"
+}
+
+@test "status: an open breaker is degraded, exit 1, and shows in the text and the JSON" {
+	t4dx_start
+	t4dx_ctl_echo breaker open
+	run "$T4DX" status "$MNT"
+	assert_equal "$status" 1
+	assert_line --index 0 "t4dx at $MNT: degraded"
+	assert_line --regexp '^state +level 1 \(read-only\), breaker OPEN$'
+	assert_line --regexp '^alerts +.*breaker CLOSED -> OPEN'
+	run "$T4DX" status --json "$MNT"
+	assert_equal "$status" 1
+	jq -e '.health.status == "degraded" and .breaker.state == "OPEN"' \
+		<<<"$output" >/dev/null || fail "bad --json: $output"
+}
+
+@test "status: a directory that is not a t4dx mount, or none at all, is exit 2 with one line" {
+	run "$T4DX" status "$T4DX_TMP"
+	assert_equal "$status" 2
+	assert_one_line_error status
+	assert_output --partial "is not a t4dx mount"
+	run "$T4DX" status "$T4DX_TMP/nowhere"
+	assert_equal "$status" 2
+	assert_one_line_error status
+	assert_output --partial "No such file or directory"
+}
+
+# ---- compact ------------------------------------------------------------------
+
+@test "compact: nrem runs through .ctl/compact and prints its result; rem is a failure (1)" {
+	t4dx_start
+	fill 5
+	local runs
+	runs=$(t4dx_ctl_get compact .nrem.runs)
+	run "$T4DX" compact "$MNT" nrem
+	assert_success
+	assert_output --regexp '^nrem: ok in [0-9.]+ s: [0-9]+ -> 8 items'
+	assert_equal "$(t4dx_ctl_get compact .nrem.runs)" "$((runs + 1))"
+	assert_equal "$(t4dx_ctl_get compact .nrem.last.result)" ok
+	run "$T4DX" compact --json "$MNT" flush
+	assert_success
+	jq -e '.kind == "flush" and .result == "ok" and .last.result == "ok"' \
+		<<<"$output" >/dev/null || fail "bad --json: $output"
+	run "$T4DX" compact "$MNT" rem
+	assert_equal "$status" 1
+	assert_one_line_error compact
+	assert_output --partial "not available yet"
+	run "$T4DX" compact "$T4DX_TMP" nrem
+	assert_equal "$status" 2
+	assert_output --partial "is not a t4dx mount"
+}
+
+# run_compact_bg KIND: `t4dx compact --progress MNT KIND` in the
+# background, output to files; sets BG_PID.
+run_compact_bg() {
+	"$T4DX" compact --progress "$MNT" "$1" >"$T4DX_TMP/c.out" \
+		2>"$T4DX_TMP/c.err" 3>&- &
+	BG_PID=$!
+	t4dx_track "$BG_PID"
+}
+
+@test "compact: the daemon publishes a run's progress in .ctl/compact, the tool shows it, and a second run is refused (1)" {
+	T4DX_TEST_COMPACT_PAUSE=3
+	export T4DX_TEST_COMPACT_PAUSE
+	t4dx_start
+	unset T4DX_TEST_COMPACT_PAUSE
+	fill 20
+	t4dx_ctl_test compact '.running == null and .progress == null' ||
+		fail "no run yet, but: $(cat "$MNT/.ctl/compact")"
+	run_compact_bg nrem
+	# paused after its merge: every key is done
+	t4dx_wait_ctl 10 compact '.running == "nrem" and .progress.done >= 23
+		and .progress.done <= .progress.total'
+	run "$T4DX" compact "$MNT" prune
+	assert_equal "$status" 1
+	assert_output --partial "another compaction is running"
+	t4dx_wait_children 30 "$BG_PID" || fail "t4dx compact: ${T4DX_FAILED[*]}
+$(cat "$T4DX_TMP/c.err")"
+	grep -q 'nrem \[#*\.*\] *[0-9]*% [0-9]* / [0-9]*' "$T4DX_TMP/c.err" ||
+		fail "no progress line: $(od -c "$T4DX_TMP/c.err" | head)"
+	grep -q '^nrem: ok' "$T4DX_TMP/c.out" || fail "$(cat "$T4DX_TMP/c.out")"
+	t4dx_ctl_test compact '.running == null and .progress == null' ||
+		fail "run over, but: $(cat "$MNT/.ctl/compact")"
+}
+
+# ---- verify -------------------------------------------------------------------
+
+@test "verify: a clean store is exit 0 and changes nothing; a daemon holding it is exit 2 unless --force-readonly" {
+	t4dx_start
+	fill 5
+	t4dx_ctl_echo compact nrem
+	t4dx_content more >"$ITEMS/n/more"      # in the WAL only
+	run "$T4DX" verify "$DATA"
+	assert_equal "$status" 2
+	assert_one_line_error verify
+	assert_output --regexp "in use by process $T4DX_PID .*--force-readonly"
+	run "$T4DX" verify --force-readonly "$DATA"
+	assert_success
+	assert_output --partial ": no damage"
+	t4dx_stop
+	local before
+	before=$(data_state)
+	run "$T4DX" verify "$DATA"
+	assert_success
+	assert_output --regexp '^.*: [12] segments \([0-9]+ blocks, [0-9]+ entries\), [0-9]+ WAL records up to LSN [0-9]+, 0 rescue files; .* read: no damage$'
+	run "$T4DX" verify --json "$DATA"
+	assert_success
+	jq -e '.ok and .manifest_ok and (.problems | length) == 0 and
+		.segments >= 1 and .wal_records > 0' <<<"$output" >/dev/null ||
+		fail "bad --json: $output"
+	assert_equal "$(data_state)" "$before"
+}
+
+@test "verify: a flipped byte in a segment is named by file and offset, exit 1, and nothing moves" {
+	t4dx_start
+	fill 5
+	t4dx_stop
+	local seg
+	seg=$(ls "$DATA"/seg/*.t4s)
+	# a byte inside the first block (the header is 16 bytes)
+	printf '\xff' | dd of="$seg" bs=1 seek=40 conv=notrunc status=none
+	local before
+	before=$(data_state)
+	run "$T4DX" verify "$DATA"
+	assert_equal "$status" 1
+	assert_line --index 0 --regexp "^$seg: offset [0-9]+: block 0 of [0-9]+: fails its CRC"
+	assert_line --partial ": DAMAGED"
+	run "$T4DX" verify --json "$DATA"
+	assert_equal "$status" 1
+	jq -e --arg f "$seg" '.ok == false and .problems[0].file == $f and
+		(.problems[0].offset | type == "number")' <<<"$output" >/dev/null ||
+		fail "bad --json: $output"
+	assert_equal "$(data_state)" "$before"
+}
+
+@test "verify: a damaged WAL record and a WAL file removed from the middle are found, exit 1" {
+	local cfg
+	cfg=$(t4dx_config_file '{"wal": {"max_file_bytes": 4096}}')
+	t4dx_start -o config="$cfg"
+	fill 12
+	t4dx_kill9
+	local files=("$DATA"/wal/*.jsonl)
+	((${#files[@]} >= 3)) || fail "expected several WAL files: ${files[*]}"
+	# the last file: one byte of a record's content
+	local last=${files[-1]} off
+	off=$(grep -bo 'memory' "$last" | tail -n 1 | cut -d: -f1)
+	[[ -n $off ]] || off=$(grep -bo '"op"' "$last" | tail -n 1 | cut -d: -f1)
+	printf 'X' | dd of="$last" bs=1 seek="$off" conv=notrunc status=none
+	run "$T4DX" verify "$DATA"
+	assert_equal "$status" 1
+	assert_line --regexp "^$last: offset [0-9]+: a record fails its CRC or does not parse"
+	run "$T4DX" wal-dump "$DATA"
+	assert_equal "$status" 1
+	# a file in the middle of the live log goes away
+	rm -- "${files[1]}"
+	run "$T4DX" verify "$DATA"
+	assert_equal "$status" 1
+	assert_line --regexp "^${files[2]}: offset 0: the file does not continue the log: records [0-9]+ to [0-9]+ are missing"
+}
+
+@test "verify: what is not a store, or is missing, is exit 2 with one line" {
+	run "$T4DX" verify "$T4DX_TMP/nowhere"
+	assert_equal "$status" 2
+	assert_one_line_error verify
+	mkdir "$T4DX_TMP/empty"
+	run "$T4DX" verify "$T4DX_TMP/empty"
+	assert_equal "$status" 2
+	assert_one_line_error verify
+	assert_output --partial "is not a t4dx data directory"
+	run "$T4DX" verify /etc/passwd
+	assert_equal "$status" 2
+	assert_output --partial "Not a directory"
+}
+
+@test "verify: --progress draws a bar of bytes on stderr; without a terminal there is none" {
+	t4dx_start
+	fill 30
+	t4dx_stop
+	"$T4DX" verify --progress "$DATA" >"$T4DX_TMP/v.out" 2>"$T4DX_TMP/v.err" ||
+		fail "verify failed: $(cat "$T4DX_TMP/v.out" "$T4DX_TMP/v.err")"
+	grep -q 'verify \[[#.]*\] *[0-9]*% .*B / .*B' "$T4DX_TMP/v.err" ||
+		fail "no progress bar: $(od -c "$T4DX_TMP/v.err" | head)"
+	"$T4DX" verify "$DATA" >"$T4DX_TMP/v.out" 2>"$T4DX_TMP/v.err"
+	[[ ! -s $T4DX_TMP/v.err ]] || fail "stderr not empty: $(cat "$T4DX_TMP/v.err")"
+}
+
+# ---- ls and dump ---------------------------------------------------------------
+
+@test "ls and dump: read a stopped store's items, byte for byte, changing nothing" {
+	t4dx_start
+	fill 3
+	mkdir "$ITEMS/n/sub"
+	t4dx_stop
+	local before
+	before=$(data_state)
+	run "$T4DX" ls "$DATA"
+	assert_success
+	assert_output "n/"
+	run "$T4DX" ls "$DATA" n
+	assert_success
+	assert_output "$(printf '%s\n' bin f1 f2 f3 sub/)"
+	run "$T4DX" ls -l "$DATA" /n/
+	assert_success
+	assert_line --regexp '^-rw-r--r-- +4096 [0-9-]+ [0-9:]+ bin$'
+	assert_line --regexp '^drwxr-xr-x +0 [0-9-]+ [0-9:]+ sub/$'
+	run "$T4DX" ls --json "$DATA" n
+	assert_success
+	jq -e 'length == 5 and .[0].name == "bin" and .[0].size == 4096 and
+		.[4].type == "directory"' <<<"$output" >/dev/null ||
+		fail "bad --json: $output"
+	"$T4DX" dump "$DATA" n/bin >"$T4DX_TMP/bin.out"
+	t4dx_assert_same_bytes "$T4DX_TMP/bin.orig" "$T4DX_TMP/bin.out"
+	run "$T4DX" dump "$DATA" n/f2
+	assert_success
+	assert_output "$(t4dx_content 2)"
+	run "$T4DX" dump --json "$DATA" n/f2
+	assert_success
+	jq -e --arg c "$(t4dx_content 2)"$'\n' '.content == $c and .size ==
+		($c | length) and .memory_type == "episodic" and .path == "n/f2"' \
+		<<<"$output" >/dev/null || fail "bad --json: $output"
+	"$T4DX" dump --json "$DATA" n/bin | jq -r .content_base64 | base64 -d \
+		>"$T4DX_TMP/bin.b64"
+	t4dx_assert_same_bytes "$T4DX_TMP/bin.orig" "$T4DX_TMP/bin.b64"
+	assert_equal "$(data_state)" "$before"
+}
+
+@test "ls and dump: after SIGKILL they see the WAL's records and cut nothing, not even a torn tail" {
+	t4dx_start
+	fill 2
+	t4dx_content late >"$ITEMS/n/late"
+	t4dx_kill9
+	# a torn record after the last one
+	local wal
+	wal=$(t4dx_last_wal)
+	printf '{"lsn":999999,"op":"put","na' >>"$wal"
+	local before
+	before=$(data_state)
+	run "$T4DX" ls "$DATA" n
+	assert_success
+	assert_line late
+	run "$T4DX" dump "$DATA" n/late
+	assert_success
+	assert_output "$(t4dx_content late)"
+	assert_equal "$(data_state)" "$before"
+}
+
+@test "ls and dump: a damaged segment's items are rebuilt in memory from the WAL; the segment stays where it is" {
+	t4dx_start
+	fill 4
+	t4dx_stop
+	local seg
+	seg=$(ls "$DATA"/seg/*.t4s)
+	printf '\xff' | dd of="$seg" bs=1 seek=40 conv=notrunc status=none
+	local before
+	before=$(data_state)
+	run "$T4DX" ls "$DATA" n
+	assert_success
+	assert_output "$(printf '%s\n' bin f1 f2 f3 f4)"
+	run "$T4DX" dump "$DATA" n/f3
+	assert_success
+	assert_output "$(t4dx_content 3)"
+	assert_equal "$(data_state)" "$before"
+	assert_file_exists "$seg"
+}
+
+@test "ls and dump: a missing item is exit 1, a directory to dump is exit 1, a held or foreign directory is exit 2" {
+	t4dx_start
+	fill 1
+	run "$T4DX" ls "$DATA"
+	assert_equal "$status" 2
+	assert_one_line_error ls
+	assert_output --partial "in use by process $T4DX_PID"
+	run "$T4DX" ls --force-readonly "$DATA" n
+	assert_success
+	assert_line f1
+	t4dx_stop
+	run "$T4DX" ls "$DATA" n/nothing
+	assert_equal "$status" 1
+	assert_one_line_error ls
+	assert_output --partial "no such item"
+	run "$T4DX" dump "$DATA" n
+	assert_equal "$status" 1
+	assert_output --partial "is a directory"
+	run "$T4DX" dump "$DATA" n/f1/x
+	assert_equal "$status" 1
+	assert_output --partial "Not a directory"
+	run "$T4DX" dump "$T4DX_TMP" n/f1
+	assert_equal "$status" 2
+	assert_output --partial "is not a t4dx data directory"
+}
+
+@test "t4dxfs: the rebuild of a damaged segment at start reports its progress" {
+	t4dx_start
+	fill 4
+	t4dx_stop
+	local seg
+	seg=$(ls "$DATA"/seg/*.t4s)
+	printf '\xff' | dd of="$seg" bs=1 seek=40 conv=notrunc status=none
+	t4dx_start
+	grep -q '^t4dxfs: rebuilding segment [0-9]* from the WAL:   0% (0 of [0-9]* bytes read)$' "$T4DX_LOG" ||
+		fail "no start line: $(cat "$T4DX_LOG")"
+	grep -q '^t4dxfs: rebuilding segment [0-9]* from the WAL: 100% ([0-9]* of [0-9]* bytes read)$' "$T4DX_LOG" ||
+		fail "no end line: $(cat "$T4DX_LOG")"
+	assert_equal "$(cat "$ITEMS/n/f4")" "$(t4dx_content 4)"
+}
+
+@test "verify: rescue files of the store are read line by line; a bad line is damage, exit 1" {
+	t4dx_start
+	fill 1
+	t4dx_stop
+	# two records as a rescue holds them (WAL lines), then a bad one
+	local r=$DATA/rescue-00000000000000000900.jsonl
+	"$T4DX" wal-dump --archive "$DATA" | tail -n 2 >"$r"
+	local good
+	good=$(stat -c %s "$r")
+	echo '{"lsn":901,"op":"put","crc":1}' >>"$r"
+	run "$T4DX" verify "$DATA"
+	assert_equal "$status" 1
+	assert_line "$r: offset $good: a record fails its CRC or does not parse"
+	assert_line --regexp "^note: $DATA: 1 rescue file\\(s\\) with 2 records"
+	# a file of another name is not this store's
+	mv "$r" "$DATA/rescue-x.jsonl"
+	run "$T4DX" verify "$DATA"
+	assert_success
+}

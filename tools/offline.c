@@ -1,0 +1,405 @@
+/*
+ * offline.c - t4dx verify, ls and dump: a data directory read straight
+ * from disk, with no daemon, changing nothing (t4dx_verify and a
+ * read-only t4dx_open_flags).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <json-c/json.h>
+
+#include "t4dx.h"
+#include "tool.h"
+
+/* ---- verify ------------------------------------------------------------ */
+
+struct vstate {
+	bool json, progress;
+	struct json_object *problems, *notes;
+};
+
+static void on_finding(void *arg, bool damage, const char *file,
+		       int64_t offset, const char *what)
+{
+	struct vstate *v = arg;
+	if (v->json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "file", json_object_new_string(file));
+		json_object_object_add(o, "offset", offset < 0 ? NULL :
+				       json_object_new_int64(offset));
+		json_object_object_add(o, "what", json_object_new_string(what));
+		json_object_array_add(damage ? v->problems : v->notes, o);
+		return;
+	}
+	if (v->progress)
+		progress_line("verify", 0, 0, true, true);
+	if (offset >= 0)
+		printf("%s%s: offset %lld: %s\n", damage ? "" : "note: ", file,
+		       (long long)offset, what);
+	else
+		printf("%s%s: %s\n", damage ? "" : "note: ", file, what);
+	fflush(stdout);
+}
+
+static void on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct vstate *v = arg;
+	if (v->progress && done < total)
+		progress_line("verify", done, total, true, false);
+}
+
+/* Why a store cannot be read, as the exit code and message of c. */
+static int cannot(const struct command *c, int rc, const char *msg)
+{
+	if (rc == T4DX_ELOCKED)
+		return fail(c, EXIT_CANNOT, "%s; stop it, read through its "
+			    "mount, or pass --force-readonly", msg);
+	return fail(c, EXIT_CANNOT, "%s", *msg ? msg : t4dx_strerror(rc));
+}
+
+int cmd_verify(const struct command *c, int argc, char **argv)
+{
+	struct opts o;
+	int rc = parse_opts(c, "json,force-readonly,progress", &argc, argv,
+			    &o);
+	if (rc)
+		return rc;
+	if (argc != 1)
+		return usage_error(c, "expected DATA_DIR");
+	struct vstate v = { .json = o.json, .progress = want_progress(&o) };
+	if (o.json) {
+		v.problems = json_object_new_array();
+		v.notes = json_object_new_array();
+	}
+	struct t4dx_verify_report rep;
+	char msg[PATH_MAX + 200];
+	rc = t4dx_verify(argv[0], o.force_readonly ? T4DX_OPEN_NOLOCK : 0,
+			 on_finding, on_progress, &v, &rep, msg, sizeof(msg));
+	if (v.progress)
+		progress_line("verify", 0, 0, true, true);
+	if (rc) {
+		json_object_put(v.problems);
+		json_object_put(v.notes);
+		return cannot(c, rc, msg);
+	}
+	if (o.json) {
+		struct json_object *r = json_object_new_object();
+		json_object_object_add(r, "data_dir",
+				       json_object_new_string(argv[0]));
+		json_object_object_add(r, "ok",
+				       json_object_new_boolean(!rep.problems));
+		json_object_object_add(r, "problems", v.problems);
+		json_object_object_add(r, "notes", v.notes);
+		json_object_object_add(r, "manifest_ok",
+				       json_object_new_boolean(rep.manifest_ok));
+#define NUM(f) json_object_object_add(r, #f, \
+				      json_object_new_int64((int64_t)rep.f))
+		NUM(segments);
+		NUM(segment_blocks);
+		NUM(items);
+		NUM(wal_records);
+		NUM(wal_last_lsn);
+		NUM(flushed_lsn);
+		NUM(rescue_files);
+		NUM(rescue_records);
+		NUM(bytes_total);
+#undef NUM
+		print_json(r);
+		json_object_put(r);
+	} else {
+		char b[32];
+		printf("%s: %llu segments (%llu blocks, %llu entries), %llu WAL "
+		       "records up to LSN %llu, %llu rescue files; %s read: "
+		       "%s\n", argv[0], (unsigned long long)rep.segments,
+		       (unsigned long long)rep.segment_blocks,
+		       (unsigned long long)rep.items,
+		       (unsigned long long)rep.wal_records,
+		       (unsigned long long)rep.wal_last_lsn,
+		       (unsigned long long)rep.rescue_files,
+		       human_bytes(rep.bytes_total, b, sizeof(b)),
+		       rep.problems ? "DAMAGED" : "no damage");
+	}
+	return rep.problems ? EXIT_PROBLEMS : 0;
+}
+
+/* ---- ls and dump ------------------------------------------------------- */
+
+static int open_store(const struct command *c, const char *dir,
+		      const struct opts *o, struct t4dx **db)
+{
+	char msg[PATH_MAX + 200];
+	unsigned flags = T4DX_OPEN_READONLY |
+			 (o->force_readonly ? T4DX_OPEN_NOLOCK : 0);
+	struct t4dx_open_args a = { .flags = flags };
+	int rc = t4dx_open_args(dir, &a, db, msg, sizeof(msg));
+	return rc ? cannot(c, rc, msg) : 0;
+}
+
+/* Walk path (under items/; "" or "/" is its top) to its entry.  0, or
+ * T4DX_ENOTFOUND / ENOTDIR / an error. */
+static int resolve(struct t4dx *db, const char *path, struct t4dx_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = T4DX_ROOT_INO;
+	e->mode = S_IFDIR | 0755;
+	while (*path) {
+		size_t n = strcspn(path, "/");
+		if (n == 0 || (n == 1 && path[0] == '.')) {
+			path += n + (path[n] == '/');
+			continue;
+		}
+		if (!S_ISDIR(e->mode))
+			return ENOTDIR;
+		uint64_t parent = e->ino;
+		t4dx_entry_clear(e);
+		int rc = t4dx_get(db, parent, path, n, 0, e);
+		if (rc)
+			return rc;
+		path += n + (path[n] == '/');
+	}
+	return 0;
+}
+
+static const char *type_of(uint32_t mode)
+{
+	return S_ISDIR(mode) ? "directory" : "file";
+}
+
+/* The shortest decimal that reads back as d. */
+static struct json_object *json_double(double d)
+{
+	char buf[40];
+	snprintf(buf, sizeof(buf), "%.15g", d);
+	if (strtod(buf, NULL) != d)
+		snprintf(buf, sizeof(buf), "%.17g", d);
+	return json_object_new_double_s(d, buf);
+}
+
+static struct json_object *entry_json(const struct t4dx_entry *e,
+				      const char *name)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "type",
+			       json_object_new_string(type_of(e->mode)));
+	json_object_object_add(o, "inode", json_object_new_int64(
+				       (int64_t)e->ino));
+	json_object_object_add(o, "mode", json_object_new_int(
+				       (int)(e->mode & 07777)));
+	json_object_object_add(o, "uid", json_object_new_int64(e->uid));
+	json_object_object_add(o, "gid", json_object_new_int64(e->gid));
+	json_object_object_add(o, "size", json_object_new_int64(
+				       (int64_t)e->size));
+	json_object_object_add(o, "atime_ns", json_object_new_int64(
+				       e->atime_ns));
+	json_object_object_add(o, "mtime_ns", json_object_new_int64(
+				       e->mtime_ns));
+	json_object_object_add(o, "ctime_ns", json_object_new_int64(
+				       e->ctime_ns));
+	json_object_object_add(o, "lsn", json_object_new_int64(
+				       (int64_t)e->lsn));
+	if (S_ISREG(e->mode)) {
+		json_object_object_add(o, "kappa",
+				       json_double(e->kappa));
+		json_object_object_add(o, "importance",
+				       json_double(e->importance));
+		json_object_object_add(o, "memory_type", json_object_new_string(
+					       t4dx_type_name(e->type)));
+		json_object_object_add(o, "event_time_ns",
+				       json_object_new_int64(e->event_time_ns));
+		json_object_object_add(o, "access_count", json_object_new_int64(
+					       (int64_t)e->access_count));
+	}
+	return o;
+}
+
+static void print_long(const struct t4dx_entry *e, const char *name)
+{
+	char mode[11], t[32];
+	static const char rwx[] = "rwxrwxrwx";
+	mode[0] = S_ISDIR(e->mode) ? 'd' : '-';
+	for (int i = 0; i < 9; i++)
+		mode[i + 1] = e->mode & (0400u >> i) ? rwx[i] : '-';
+	mode[10] = 0;
+	printf("%s %10llu %s %s%s\n", mode, (unsigned long long)e->size,
+	       human_time(e->mtime_ns, t, sizeof(t)), name,
+	       S_ISDIR(e->mode) ? "/" : "");
+}
+
+struct lister {
+	const struct opts *o;
+	struct json_object *arr;
+};
+
+static int list_one(void *arg, const struct t4dx_entry *e)
+{
+	struct lister *l = arg;
+	if (l->o->json)
+		json_object_array_add(l->arr, entry_json(e, e->name));
+	else if (l->o->long_list)
+		print_long(e, e->name);
+	else
+		printf("%s%s\n", e->name, S_ISDIR(e->mode) ? "/" : "");
+	return 0;
+}
+
+int cmd_ls(const struct command *c, int argc, char **argv)
+{
+	struct opts o;
+	struct t4dx *db;
+	struct t4dx_entry e;
+	int rc = parse_opts(c, "json,l,force-readonly", &argc, argv, &o);
+	if (rc)
+		return rc;
+	if (argc < 1 || argc > 2)
+		return usage_error(c, "expected DATA_DIR [DIR]");
+	const char *path = argc == 2 ? argv[1] : "";
+	if ((rc = open_store(c, argv[0], &o, &db)))
+		return rc;
+	rc = resolve(db, path, &e);
+	if (rc) {
+		t4dx_close(db);
+		return fail(c, EXIT_PROBLEMS, "%s: %s", path,
+			    rc == T4DX_ENOTFOUND ? "no such item or directory"
+						 : t4dx_strerror(rc));
+	}
+	struct lister l = { &o, o.json ? json_object_new_array() : NULL };
+	if (S_ISDIR(e.mode))
+		rc = t4dx_scan(db, e.ino, list_one, &l);
+	else {
+		const char *base = strrchr(path, '/');
+		snprintf(e.name, sizeof(e.name), "%s", base ? base + 1 : path);
+		rc = list_one(&l, &e);
+	}
+	t4dx_entry_clear(&e);
+	if (rc)
+		rc = fail(c, EXIT_PROBLEMS, "%s: %s", path, t4dx_strerror(rc));
+	else if (o.json)
+		rc = print_json(l.arr);
+	json_object_put(l.arr);
+	t4dx_close(db);
+	return rc;
+}
+
+/* Valid UTF-8 without NUL bytes (what a JSON string carries as is)? */
+static bool utf8_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char b = p[i];
+		size_t k;
+		uint32_t cp;
+		if (b == 0)
+			return false;
+		if (b < 0x80) {
+			i++;
+			continue;
+		}
+		if (b >= 0xc2 && b <= 0xdf)
+			k = 1, cp = b & 0x1f;
+		else if ((b & 0xf0) == 0xe0)
+			k = 2, cp = b & 0x0f;
+		else if (b >= 0xf0 && b <= 0xf4)
+			k = 3, cp = b & 0x07;
+		else
+			return false;
+		if (n - i <= k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + j] & 0x3f);
+		}
+		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+static char *base64(const unsigned char *p, size_t n)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((n + 2) / 3 * 4 + 1), *q = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		*q++ = abc[v >> 18];
+		*q++ = abc[(v >> 12) & 63];
+		*q++ = i + 1 < n ? abc[(v >> 6) & 63] : '=';
+		*q++ = i + 2 < n ? abc[v & 63] : '=';
+	}
+	*q = 0;
+	return out;
+}
+
+int cmd_dump(const struct command *c, int argc, char **argv)
+{
+	struct opts o;
+	struct t4dx *db;
+	struct t4dx_entry e;
+	int rc = parse_opts(c, "json,force-readonly", &argc, argv, &o);
+	if (rc)
+		return rc;
+	if (argc != 2)
+		return usage_error(c, "expected DATA_DIR and PATH");
+	const char *path = argv[1];
+	if ((rc = open_store(c, argv[0], &o, &db)))
+		return rc;
+	rc = resolve(db, path, &e);
+	if (!rc && S_ISDIR(e.mode)) {
+		t4dx_entry_clear(&e);
+		t4dx_close(db);
+		return fail(c, EXIT_PROBLEMS, "%s: is a directory (t4dx ls "
+			    "lists it)", path);
+	}
+	if (!rc) {
+		/* again, with the content */
+		uint64_t parent = e.parent;
+		char name[T4DX_NAME_MAX + 1];
+		size_t len = e.name_len;
+		memcpy(name, e.name, len + 1);
+		t4dx_entry_clear(&e);
+		rc = t4dx_get(db, parent, name, len, T4DX_GET_CONTENT, &e);
+	}
+	if (rc) {
+		t4dx_close(db);
+		return fail(c, EXIT_PROBLEMS, "%s: %s", path,
+			    rc == T4DX_ENOTFOUND ? "no such item"
+						 : t4dx_strerror(rc));
+	}
+	const unsigned char *data = e.content ? e.content->data
+					      : (const unsigned char *)"";
+	size_t size = e.content ? e.content->len : 0;
+	if (o.json) {
+		struct json_object *j = entry_json(&e, e.name);
+		json_object_object_add(j, "path", json_object_new_string(path));
+		if (utf8_text(data, size)) {
+			json_object_object_add(j, "content",
+				json_object_new_string_len((const char *)data,
+							   (int)size));
+		} else {
+			char *b64 = base64(data, size);
+			json_object_object_add(j, "content_base64",
+				b64 ? json_object_new_string(b64) : NULL);
+			free(b64);
+		}
+		rc = print_json(j);
+		json_object_put(j);
+	} else if (size && fwrite(data, 1, size, stdout) != size) {
+		rc = fail(c, EXIT_PROBLEMS, "write error: %s", strerror(errno));
+	}
+	t4dx_entry_clear(&e);
+	t4dx_close(db);
+	return rc;
+}
