@@ -239,15 +239,29 @@ void t4dx_breaker_force_open(struct t4dx_breaker *b)
 	unlock_and_notify(b, &p);
 }
 
-void t4dx_breaker_reset(struct t4dx_breaker *b)
+static void close_now(struct t4dx_breaker *b, bool unforce, const char *why)
 {
 	struct pending p = { .from = -1 };
 	pthread_mutex_lock(&b->mu);
+	if (b->forced && !unforce) {
+		pthread_mutex_unlock(&b->mu);
+		return;
+	}
 	b->forced = false;
 	b->fails = b->succs = 0;
 	if (b->state != T4DX_CLOSED)
-		move(b, &p, T4DX_CLOSED, "reset by the operator");
+		move(b, &p, T4DX_CLOSED, why);
 	unlock_and_notify(b, &p);
+}
+
+void t4dx_breaker_reset(struct t4dx_breaker *b)
+{
+	close_now(b, true, "reset by the operator");
+}
+
+void t4dx_breaker_close_because(struct t4dx_breaker *b, const char *why)
+{
+	close_now(b, false, why);
 }
 
 void t4dx_breaker_get(struct t4dx_breaker *b, struct t4dx_breaker_info *out)

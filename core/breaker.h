@@ -73,6 +73,9 @@ void t4dx_breaker_force_open(struct t4dx_breaker *b);
  * (calls, failures, rejections, transitions) are Prometheus counters and
  * never go back. */
 void t4dx_breaker_reset(struct t4dx_breaker *b);
+/* The same when the engine itself has repaired the cause (why is the
+ * transition's reason), unless the operator forced it open. */
+void t4dx_breaker_close_because(struct t4dx_breaker *b, const char *why);
 
 struct t4dx_breaker_info {
 	enum t4dx_breaker_state state;

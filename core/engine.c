@@ -72,6 +72,8 @@ struct t4dx {
 	pthread_cond_t bg_cond;
 	bool bg_want, bg_stop, bg_started;
 	bool bg_compact;                /* segments piled up: run nrem */
+	bool bg_wal_gone;               /* a group found the log removed */
+	bool wal_save_failed;           /* save_lost_wal failed (flusher) */
 	pthread_t bg;
 
 	struct t4dx_recovery recovery;
@@ -508,6 +510,13 @@ static void group_done(void *arg, int rc)
 {
 	struct t4dx *db = arg;
 	t4dx_breaker_record(db->breaker, rc);
+	if (rc == ESTALE) {
+		/* the log files are gone: the flusher saves what they held */
+		pthread_mutex_lock(&db->bg_mu);
+		db->bg_wal_gone = true;
+		pthread_cond_signal(&db->bg_cond);
+		pthread_mutex_unlock(&db->bg_mu);
+	}
 }
 
 /* Is a flush due?  The memtable's limits hold only the newest version
@@ -1585,18 +1594,68 @@ int t4dx_compact_progress(struct t4dx *db, uint64_t *done, uint64_t *total)
 	return kind;
 }
 
+/* The log's files were removed behind the daemon's back (rm -rf
+ * DATA/wal): the records they held, and those that could not be written
+ * since, live in the memtable alone.  Cut it into a segment as if every
+ * record up to the last were in the log (flush_cut's wal_lost), then let
+ * the log begin anew in a new file.  The breaker, opened by the failures
+ * that found the files gone, closes: the disk took the segment and the
+ * MANIFEST.  If the cut fails (DATA_DIR is gone too), the next failed
+ * group tries again, and the unmount writes a rescue file. */
+static void save_lost_wal(struct t4dx *db)
+{
+	/* a group that failed while the last save ran finds it done */
+	if (atomic_load(&db->fatal) || !t4dx_wal_gone(db->wal))
+		return;
+	pthread_mutex_lock(&db->flush_mu);
+	int rc = flush_cut(db, NULL, true);
+	if (!rc && t4dx_mem_count(db->mem))
+		rc = flush_cut(db, NULL, true);  /* the first took imm */
+	pthread_rwlock_rdlock(&db->lock);
+	uint64_t upto = db->flushed_lsn;
+	pthread_rwlock_unlock(&db->lock);
+	if (!rc)
+		rc = t4dx_wal_reset(db->wal, upto);
+	pthread_mutex_unlock(&db->flush_mu);
+	if (rc) {
+		/* once, not at every failed group that tries again */
+		if (!db->wal_save_failed)
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+					"the log in %s was removed while "
+					"mounted, and what it held could not "
+					"be saved in a segment: %s",
+					db->wal_dir, t4dx_strerror(rc));
+		db->wal_save_failed = true;
+		return;
+	}
+	db->wal_save_failed = false;
+	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+			"the log in %s was removed while mounted (Stale file "
+			"handle); every change up to record %llu is saved in a "
+			"segment and a new log begins", db->wal_dir,
+			(unsigned long long)upto);
+	t4dx_breaker_close_because(db->breaker, "the log was made anew");
+	note_level(db);
+	/* what was queued since goes to the new log now */
+	t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
+}
+
 static void *flusher(void *arg)
 {
 	struct t4dx *db = arg;
 	pthread_mutex_lock(&db->bg_mu);
 	for (;;) {
-		while (!db->bg_want && !db->bg_compact && !db->bg_stop)
+		while (!db->bg_want && !db->bg_compact && !db->bg_wal_gone &&
+		       !db->bg_stop)
 			pthread_cond_wait(&db->bg_cond, &db->bg_mu);
 		if (db->bg_stop)
 			break;
 		bool flush = db->bg_want, want_compact = db->bg_compact;
-		db->bg_want = db->bg_compact = false;
+		bool gone = db->bg_wal_gone;
+		db->bg_want = db->bg_compact = db->bg_wal_gone = false;
 		pthread_mutex_unlock(&db->bg_mu);
+		if (gone)
+			save_lost_wal(db);
 		/* a failed run is in the compaction stats and an alert */
 		if (flush)
 			compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true);
@@ -2625,6 +2684,14 @@ int t4dx_open_args(const char *dir, const struct t4dx_open_args *a,
 	db->recovery.records_replayed = rep.records;
 	db->recovery.bytes_dropped = rep.bytes_dropped;
 	db->recovery.wal_files = rep.files;
+	db->recovery.wal_gap_from = rep.gap_from;
+	db->recovery.wal_gap_to = rep.gap_to;
+	if (rep.gap_to)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"WAL records %llu to %llu are missing (a log "
+				"file was removed from %s?): the changes they "
+				"held are lost", (unsigned long long)rep.gap_from,
+				(unsigned long long)rep.gap_to, db->wal_dir);
 	t4dx_wal_set_sync_hist(db->wal, &db->fsync_hist);
 	t4dx_wal_set_group_hook(db->wal, group_done, db);
 	t4dx_wal_set_batch(db->wal, db->cfg.fallback.drain_batch);

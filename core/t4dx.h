@@ -142,6 +142,10 @@ struct t4dx_recovery {
 	uint64_t rebuild_missing_before;
 	bool flushed;                   /* the replay passed a flush limit
 	                                   and was cut into a segment */
+	/* records the WAL should hold and does not: the log went on at
+	 * wal_gap_to + 1 after the segments' last (a log file was removed);
+	 * the changes they were are lost.  0 0 if none. */
+	uint64_t wal_gap_from, wal_gap_to;
 };
 
 struct t4dx_stats {

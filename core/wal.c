@@ -462,6 +462,11 @@ static int take_record(struct replay *rp, struct file_result *fr,
 		rp->rep.skipped++;
 		return 0;
 	}
+	if (rp->rep.records == 0 && r->lsn > rp->from + 1) {
+		/* the log should go on where the segments end */
+		rp->rep.gap_from = rp->from + 1;
+		rp->rep.gap_to = r->lsn - 1;
+	}
 	int rc = rp->fn ? rp->fn(rp->arg, r) : 0;
 	if (rc)
 		return rc == STOP ? EIO : rc;
@@ -1073,7 +1078,8 @@ static int group_write(struct t4dx_wal *w, size_t len)
 	struct wal_queue *g = &w->head;
 	int rc;
 	if (w->fd < 0 && (rc = file_create(w, g->lo)))
-		return rc;
+		/* no directory to make it in: the log was removed */
+		return rc == ENOENT ? ESTALE : rc;
 	uint64_t start = w->off;
 	pad_ahead(w, start + len);
 	rc = t4dx_io_pwrite_all(w->fd, g->buf.p, len, (off_t)start);
@@ -1269,6 +1275,90 @@ int t4dx_wal_rotate(struct t4dx_wal *w, uint64_t *last_lsn)
 	if (last_lsn)
 		*last_lsn = last;
 	return 0;
+}
+
+/* Drop the records of q up to upto (a prefix: q holds lo..hi in order). */
+static void queue_drop_upto(struct wal_queue *q, uint64_t upto)
+{
+	if (!q->n || q->lo > upto)
+		return;
+	if (q->hi <= upto) {
+		queue_clear(q);
+		return;
+	}
+	uint64_t k = upto - q->lo + 1;
+	const unsigned char *p = q->buf.p;
+	for (uint64_t i = 0; i < k; i++)
+		p = (const unsigned char *)memchr(p, '\n', q->buf.len -
+						  (size_t)(p - q->buf.p)) + 1;
+	size_t len = (size_t)(p - q->buf.p);
+	memmove(q->buf.p, q->buf.p + len, q->buf.len - len);
+	q->buf.len -= len;
+	q->lo += k;
+	q->n -= k;
+}
+
+bool t4dx_wal_gone(struct t4dx_wal *w)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	pthread_mutex_lock(&w->mu);
+	own(w);
+	pthread_mutex_unlock(&w->mu);
+	bool gone = stat(w->dir, &st) != 0 || !S_ISDIR(st.st_mode);
+	if (!gone && w->fd >= 0) {
+		file_path(path, sizeof(path), w->dir, w->cur_first);
+		gone = t4dx_io.linked(w->fd, path) == ESTALE;
+	}
+	pthread_mutex_lock(&w->mu);
+	disown(w);
+	pthread_mutex_unlock(&w->mu);
+	return gone;
+}
+
+int t4dx_wal_reset(struct t4dx_wal *w, uint64_t upto)
+{
+	char path[PATH_MAX];
+	bool made;
+	pthread_mutex_lock(&w->mu);
+	own(w);
+	queue_drop_upto(&w->head, upto);
+	queue_drop_upto(&w->q, upto);
+	if (w->durable < upto)
+		w->durable = upto;
+	pthread_mutex_unlock(&w->mu);
+	/* the file being appended to, if it is gone: the next group
+	 * begins a new one, named by its first LSN */
+	if (w->fd >= 0) {
+		file_path(path, sizeof(path), w->dir, w->cur_first);
+		if (t4dx_io.linked(w->fd, path) == ESTALE) {
+			t4dx_io.close(w->fd);
+			w->fd = -1;
+		}
+	}
+	w->bad_first = 0;
+	int rc = 0;
+	if ((rc = make_dir(w->dir, &made)) ||
+	    (made && (rc = fsync_parent(w->dir))) ||
+	    (rc = make_dir(w->arch, &made)) ||
+	    (made && (rc = t4dx_io_fsync_dir(w->dir))))
+		goto out;
+	uint64_t arch;
+	if (!archive_size(w->arch, &arch))
+		w->archive_bytes = arch;
+out:
+	pthread_mutex_lock(&w->mu);
+	/* forget the files that are no longer there */
+	for (size_t i = w->nfiles; i-- > 0;) {
+		struct stat st;
+		file_path(path, sizeof(path), w->dir, w->files[i].first);
+		if (stat(path, &st) && errno == ENOENT &&
+		    !(w->fd >= 0 && w->files[i].first == w->cur_first))
+			drop_file(w, i);
+	}
+	disown(w);
+	pthread_mutex_unlock(&w->mu);
+	return rc;
 }
 
 static int trim_archive(struct t4dx_wal *w, uint64_t budget, uint64_t *total)

@@ -30,6 +30,9 @@ struct t4dx_wal_report {
 	uint64_t bytes_dropped; /* torn/damaged bytes truncated away */
 	uint64_t files;         /* WAL files read */
 	uint64_t last_lsn;      /* highest valid LSN found (or from_lsn) */
+	/* records from_lsn + 1 .. the first one found are missing (a log
+	 * file was removed): [gap_from, gap_to], 0 0 if none */
+	uint64_t gap_from, gap_to;
 };
 
 /* Open the log in dir (DATA_DIR/wal; created with dir/archive if missing).
@@ -63,6 +66,15 @@ int t4dx_wal_sync(struct t4dx_wal *w, uint64_t lsn);
  * t4dx_wal_add() concurrently. */
 int t4dx_wal_rotate(struct t4dx_wal *w, uint64_t *last_lsn);
 
+/* The log's files were removed behind the daemon's back (a group failed
+ * with ESTALE) and every record up to upto has since been saved in a
+ * segment: drop the queued records up to upto (they count as durable),
+ * forget the files that are gone, make dir and dir/archive again, and go
+ * on in a new file from the next group.  Records after upto stay queued.
+ * 0, or the errno of making the directories. */
+int t4dx_wal_reset(struct t4dx_wal *w, uint64_t upto);
+/* Is the log removed: its directory, or the file being appended to? */
+bool t4dx_wal_gone(struct t4dx_wal *w);
 /* Move every WAL file whose records all have lsn <= upto into
  * dir/archive, then delete the oldest archived files while the archive is
  * larger than archive_max_bytes. */

@@ -109,8 +109,10 @@ static int show_health(struct t4dx_buf *out)
 	    h.fatal)
 		status = "failing";
 	else if (h.wal.consecutive_failures || h.segments.consecutive_failures ||
-		 bi.state != T4DX_CLOSED || h.level || h.unpersisted)
-		status = "degraded";
+		 bi.state != T4DX_CLOSED || h.level || h.unpersisted ||
+		 st.recovery.wal_gap_to)
+		status = "degraded";     /* a gap: acknowledged changes lost,
+					    until a restart */
 	int rc = t4dx_buf_addf(out, "{\"status\":\"%s\",\"level\":%d,"
 			       "\"mode\":\"%s\",\"breaker\":\"%s\","
 			       "\"fatal\":%s,\"checks\":{", status, h.level,
@@ -131,7 +133,8 @@ static int show_health(struct t4dx_buf *out)
 			"\"bytes_dropped\":%llu,\"wal_files\":%llu,"
 			"\"segments_quarantined\":%llu,"
 			"\"items_rebuilt\":%llu,"
-			"\"rebuild_missing_before\":%llu,\"quarantined\":[",
+			"\"rebuild_missing_before\":%llu,"
+			"\"wal_gap\":[%llu,%llu],\"quarantined\":[",
 			(unsigned long long)h.unpersisted,
 			(unsigned long long)h.queue_depth,
 			(unsigned long long)st.recovery.records_replayed,
@@ -141,7 +144,9 @@ static int show_health(struct t4dx_buf *out)
 			(unsigned long long)st.recovery.segments_quarantined,
 			(unsigned long long)st.recovery.items_rebuilt,
 			(unsigned long long)
-				st.recovery.rebuild_missing_before);
+				st.recovery.rebuild_missing_before,
+			(unsigned long long)st.recovery.wal_gap_from,
+			(unsigned long long)st.recovery.wal_gap_to);
 	/* file names we made: digits, dots, letters; no JSON escaping */
 	const char *q = st.recovery.quarantined;
 	for (bool first = true; !rc && *q; first = false) {

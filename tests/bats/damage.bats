@@ -206,3 +206,32 @@ assert_not_live() {
 	assert_success
 	t4dx_stop
 }
+
+@test "the oldest live WAL file removed: the start names the missing records in an alert and in health, which says degraded" {
+	local cfg
+	cfg=$(t4dx_config_file '{"wal":{"max_file_bytes":4096}}')
+	t4dx_start -o "config=$cfg"
+	t4dx_content kept >"$ITEMS/kept"
+	t4dx_ctl_echo compact flush
+	local i
+	for ((i = 0; i < 30; i++)); do t4dx_content "w$i" >"$ITEMS/w$i"; done
+	t4dx_kill9
+	local files=("$DATA"/wal/*.jsonl)
+	((${#files[@]} >= 3)) || fail "only ${#files[@]} WAL files"
+	rm -- "${files[0]}"
+	t4dx_start -o "config=$cfg"
+	local flushed
+	flushed=$(jq .flushed_lsn "$DATA/MANIFEST")
+	run jq -e --argjson f "$flushed" '.status == "degraded" and
+		.recovery.wal_gap[0] == $f + 1 and .recovery.wal_gap[1] >= $f + 1' \
+		"$MNT/.ctl/health"
+	assert_success
+	grep -q "CRIT WAL records $((flushed + 1)) to [0-9]* are missing" "$MNT/.ctl/alerts" ||
+		fail "no alert: $(cat "$MNT/.ctl/alerts")"
+	# what the segments and the later files hold is there
+	assert_equal "$(cat "$ITEMS/kept")" "$(t4dx_content kept)"
+	assert_equal "$(cat "$ITEMS/w29")" "$(t4dx_content w29)"
+	run "$T4DX" status "$MNT"
+	assert_failure 1
+	t4dx_stop
+}
