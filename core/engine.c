@@ -681,6 +681,8 @@ static int wait_durable(struct t4dx *db, uint64_t lsn)
 
 int t4dx_wait(struct t4dx *db, uint64_t lsn)
 {
+	if (db->readonly)
+		return EROFS;
 	int rc = wait_durable(db, lsn);
 	/* policy queue: acknowledged as unpersisted */
 	return rc && queueing(db) ? 0 : rc;
@@ -688,6 +690,8 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn)
 
 int t4dx_sync(struct t4dx *db, uint64_t lsn)
 {
+	if (db->readonly)
+		return EROFS;
 	return wait_durable(db, lsn ? lsn : t4dx_wal_last_lsn(db->wal));
 }
 
@@ -2242,8 +2246,27 @@ static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 		snprintf(msg, msglen, "cannot open %s: %s", path, strerror(rc));
 		return rc;
 	}
-	if (flock(db->lock_fd, LOCK_EX | LOCK_NB)) {
+	/* a reader that changes nothing (t4dx verify, ls, dump) holds a
+	 * shared lock for a while: wait up to 10 s for it, then say so */
+	for (int tries = 0; flock(db->lock_fd, LOCK_EX | LOCK_NB); tries++) {
 		int rc = errno;
+		bool readers = false;
+		if (rc == EWOULDBLOCK &&
+		    flock(db->lock_fd, LOCK_SH | LOCK_NB) == 0) {
+			flock(db->lock_fd, LOCK_UN);
+			readers = true;
+		}
+		if (readers && tries < 200) {
+			struct timespec ts = { 0, 50000000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (readers) {
+			snprintf(msg, msglen, "%s is being read by a t4dx tool "
+				 "(verify, ls or dump): try again when it is "
+				 "done", db->dir);
+			return T4DX_ELOCKED;
+		}
 		if (rc == EWOULDBLOCK) {
 			ssize_t n = pread(db->lock_fd, pid, sizeof(pid) - 1, 0);
 			pid[n > 0 ? n : 0] = 0;
@@ -2349,7 +2372,8 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 	rb.total = t4dx_wal_files_bytes(db->wal_dir, true);
 	if (db->rebuild_fn)
 		db->rebuild_fn(db->rebuild_arg, ms->id, 0, rb.total);
-	rc = t4dx_wal_read_all_progress(db->wal_dir, true, rebuild_one,
+	rc = t4dx_wal_read_all_progress(db->wal_dir, true, db->flushed_lsn,
+					rebuild_one,
 					rebuild_progress, &rb, NULL);
 	if (db->rebuild_fn)
 		db->rebuild_fn(db->rebuild_arg, ms->id, rb.total, rb.total);
@@ -2459,6 +2483,7 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 		}
 		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT ||
 		    (rc == ENOENT && m->segs[i].items)) {
+			db->recovery.segments_damaged++;
 			if (rc != ENOENT && !db->readonly)
 				quarantine(db, path);
 			else if (rc != ENOENT)
@@ -2511,6 +2536,11 @@ static int replay_ro(void *arg, struct t4dx_rec *r)
 	db->ro_last_lsn = r->lsn;
 	if (r->lsn <= db->flushed_lsn)
 		return 0;
+	if (!db->recovery.records_replayed && r->lsn > db->flushed_lsn + 1) {
+		/* as a start would find (t4dx_wal_report.gap_from) */
+		db->recovery.wal_gap_from = db->flushed_lsn + 1;
+		db->recovery.wal_gap_to = r->lsn - 1;
+	}
 	db->recovery.records_replayed++;
 	return replay_one(db, r);
 }
@@ -2519,14 +2549,15 @@ static int open_wal_readonly(struct t4dx *db, char *msg, size_t msglen)
 {
 	struct t4dx_wal_damage dmg;
 	db->ro_last_lsn = db->flushed_lsn;
-	int rc = t4dx_wal_read_all_damage(db->wal_dir, false, replay_ro, db,
-					  &dmg);
+	int rc = t4dx_wal_read_all_progress(db->wal_dir, false,
+					    db->flushed_lsn, replay_ro, NULL,
+					    db, &dmg);
 	if (rc) {
 		snprintf(msg, msglen, "cannot read the WAL in %s: %s",
 			 db->wal_dir, t4dx_strerror(rc));
 		return rc;
 	}
-	if (*dmg.path) {
+	if (*dmg.path && !dmg.torn) {
 		db->recovery.bytes_dropped = dmg.bytes;
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
 				"%s is damaged at byte %llu: the records from "
@@ -2605,19 +2636,8 @@ int t4dx_open_args(const char *dir, const struct t4dx_open_args *a,
 	db->rebuild_fn = a->rebuild;
 	db->rebuild_arg = a->arg;
 	if (db->readonly) {
-		struct stat st;
-		rc = stat(dir, &st) ? errno : S_ISDIR(st.st_mode) ? 0
-								 : ENOTDIR;
-		if (rc) {
-			snprintf(msg, msglen, "%s: %s", dir, strerror(rc));
+		if ((rc = t4dx_io_check_store(dir, msg, msglen)))
 			goto fail;
-		}
-		if (!t4dx_io_is_store(dir)) {
-			rc = T4DX_EFORMAT;
-			snprintf(msg, msglen, "%s is not a t4dx data directory "
-				 "(it has neither wal/ nor MANIFEST)", dir);
-			goto fail;
-		}
 		if (!(flags & T4DX_OPEN_NOLOCK) &&
 		    (rc = t4dx_io_lock_shared(dir, &db->lock_fd, msg,
 					      msglen)))

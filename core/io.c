@@ -111,14 +111,48 @@ int t4dx_io_lock_shared(const char *dir, int *fd, char *msg, size_t msglen)
 	int rc = errno;
 	if (rc != EWOULDBLOCK) {
 		snprintf(msg, msglen, "cannot lock %s: %s", path, strerror(rc));
+	} else {
+		ssize_t n = pread(*fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		snprintf(msg, msglen, "%s is in use by process %s (it holds "
+			 "%s)", dir, *pid ? pid : "(unknown)", path);
+		rc = T4DX_ELOCKED;
+	}
+	close(*fd);
+	*fd = -1;
+	return rc;
+}
+
+int t4dx_io_check_store(const char *dir, char *msg, size_t msglen)
+{
+	struct stat st;
+	int rc = stat(dir, &st) ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+	if (!rc && access(dir, R_OK | X_OK))
+		rc = errno;
+	if (rc) {
+		snprintf(msg, msglen, "%s: %s", dir, strerror(rc));
 		return rc;
 	}
-	ssize_t n = pread(*fd, pid, sizeof(pid) - 1, 0);
-	pid[n > 0 ? n : 0] = 0;
-	pid[strcspn(pid, "\n")] = 0;
-	snprintf(msg, msglen, "%s is in use by process %s (it holds %s)",
-		 dir, *pid ? pid : "(unknown)", path);
-	return T4DX_ELOCKED;
+	/* a part of it we may not read is not a missing part */
+	static const char *const parts[] = { "wal", "seg", "MANIFEST" };
+	for (int i = 0; i < 3; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", dir, parts[i]);
+		if (access(path, F_OK) == 0 &&
+		    access(path, R_OK | (i < 2 ? X_OK : 0))) {
+			rc = errno;
+			snprintf(msg, msglen, "cannot read %s: %s", path,
+				 strerror(rc));
+			return rc;
+		}
+	}
+	if (!t4dx_io_is_store(dir)) {
+		snprintf(msg, msglen, "%s is not a t4dx data directory (it has "
+			 "neither wal/ nor MANIFEST)", dir);
+		return T4DX_EFORMAT;
+	}
+	return 0;
 }
 
 bool t4dx_io_is_store(const char *dir)

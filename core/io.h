@@ -55,5 +55,9 @@ int t4dx_io_fsync_dir(const char *path);
 int t4dx_io_lock_shared(const char *dir, int *fd, char *msg, size_t msglen);
 /* Is dir a t4dx data directory?  It has wal/ or a MANIFEST. */
 bool t4dx_io_is_store(const char *dir);
+/* For those readers: dir is a directory this process may read, whose
+ * wal/, seg/ and MANIFEST it may read, and a store.  0, or the errno
+ * (ENOENT, ENOTDIR, EACCES...) or T4DX_EFORMAT, with msg. */
+int t4dx_io_check_store(const char *dir, char *msg, size_t msglen);
 
 #endif

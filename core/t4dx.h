@@ -134,6 +134,8 @@ struct t4dx_recovery {
 	uint64_t bytes_dropped;         /* torn or damaged WAL tail removed */
 	uint64_t wal_files;
 	uint64_t segments_quarantined;
+	uint64_t segments_damaged;      /* found damaged at open (read-only:
+	                                   rebuilt in memory, not moved) */
 	char quarantined[1024];         /* their file names, space-separated */
 	uint64_t items_rebuilt;         /* entries rebuilt from the WAL */
 	/* 0, or the first LSN the WAL (with its archive) still holds when a

@@ -45,6 +45,7 @@ struct verify {
 	void *arg;
 	struct t4dx_verify_report *rep;
 	uint64_t flushed_lsn;
+	uint64_t first_lsn;             /* first WAL record, 0 if none */
 	uint64_t first_after;           /* first WAL LSN > flushed_lsn */
 	uint64_t last_lsn;
 };
@@ -136,6 +137,11 @@ static void add_size(const char *path, void *arg)
 	*(uint64_t *)arg += file_bytes(path);
 }
 
+static void count_file(const char *path, void *arg)
+{
+	(*(uint64_t *)arg)++;
+}
+
 /* ---- MANIFEST and segments --------------------------------------------- */
 
 static void verify_segment(struct verify *v, const struct t4dx_manifest_seg *ms)
@@ -206,8 +212,23 @@ static int wal_record(void *arg, struct t4dx_rec *r)
 {
 	struct verify *v = arg;
 	v->rep->wal_records++;
+	if (!v->first_lsn)
+		v->first_lsn = r->lsn;
 	if (r->lsn > v->flushed_lsn && !v->first_after)
 		v->first_after = r->lsn;
+	/* the reader goes on over a hole up to the segments' last record,
+	 * as a start does: those records are in segments, but a rebuild
+	 * of a damaged segment would miss them */
+	if (v->last_lsn && r->lsn > v->last_lsn + 1 &&
+	    r->lsn <= v->flushed_lsn + 1) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/wal", v->dir);
+		say(v, false, path, -1, "records %llu to %llu are not in the "
+		    "archive (its files were removed?): they are in segments, "
+		    "but a damaged segment could not be rebuilt from them",
+		    (unsigned long long)v->last_lsn + 1,
+		    (unsigned long long)r->lsn - 1);
+	}
 	v->last_lsn = r->lsn;
 	return 0;
 }
@@ -223,17 +244,21 @@ static void verify_wal(struct verify *v)
 	struct t4dx_wal_damage dmg;
 	snprintf(wal, sizeof(wal), "%s/wal", v->dir);
 	uint64_t before = v->rep->bytes_done;
-	int rc = t4dx_wal_read_all_progress(wal, true, wal_record,
-					    wal_progress, v, &dmg);
+	int rc = t4dx_wal_read_all_progress(wal, true, v->flushed_lsn,
+					    wal_record, wal_progress, v, &dmg);
 	if (rc) {
 		say(v, true, wal, -1, "cannot be read: %s", t4dx_strerror(rc));
 		return;
 	}
-	if (*dmg.path) {
+	if (*dmg.path && dmg.torn)
+		say(v, false, dmg.path, (int64_t)dmg.offset, "the last %llu "
+		    "bytes are the torn end of a write a crash cut short (%s); "
+		    "it was never acknowledged, and a start cuts it",
+		    (unsigned long long)dmg.bytes, dmg.what);
+	else if (*dmg.path)
 		say(v, true, dmg.path, (int64_t)dmg.offset, "%s (%llu bytes "
 		    "not read%s)", dmg.what, (unsigned long long)dmg.bytes,
 		    dmg.files_skipped ? ", and the files after it" : "");
-	}
 	/* the live log must pick up where the segments end */
 	if (v->first_after > v->flushed_lsn + 1)
 		say(v, true, wal, -1, "records %llu to %llu are missing: the "
@@ -257,11 +282,29 @@ static void verify_rescue(const char *path, void *arg)
 	struct verify *v = arg;
 	struct t4dx_buf b = { 0 };
 	uint64_t size = file_bytes(path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		say(v, true, path, -1, "cannot be opened: %s", strerror(errno));
 		return;
 	}
+	/* what a start replays: regular files of this user that others
+	 * cannot write (a shared directory holds anybody's files) */
+	const char *why = NULL;
+	if (fstat(fd, &st))
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_uid != geteuid())
+		why = "not this user's file";
+	else if (st.st_mode & 022)
+		why = "writable by others";
+	if (why) {
+		say(v, false, path, -1, "%s: a start does not replay it", why);
+		close(fd);
+		return;
+	}
+	size = (uint64_t)st.st_size;
 	int rc = t4dx_buf_reserve(&b, size ? size : 1);
 	if (!rc && size)
 		rc = t4dx_io_pread_all(fd, b.p, size, 0);
@@ -318,14 +361,15 @@ static int rescue_places(const char *dir, char places[5][PATH_MAX],
 	const char *const dirs[] = { tmp && *tmp == '/' ? tmp : NULL,
 				     "/var/tmp", "/tmp", "/dev/shm" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
-		if (!dirs[i])
+		char real[PATH_MAX];
+		if (!dirs[i] || !realpath(dirs[i], real))
 			continue;
 		bool seen = false;
 		for (int k = 1; k < n; k++)
-			seen |= !strcmp(places[k], dirs[i]);
+			seen |= !strcmp(places[k], real);
 		if (seen)
 			continue;
-		snprintf(places[n], PATH_MAX, "%s", dirs[i]);
+		snprintf(places[n], PATH_MAX, "%s", real);
 		snprintf(prefixes[n++], 80, "t4dx-rescue-%s-", id);
 	}
 	return n;
@@ -341,7 +385,6 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 			    .arg = arg, .rep = rep };
 	struct t4dx_manifest m = { 0 };
 	char path[PATH_MAX + 64], places[5][PATH_MAX], prefixes[5][80];
-	struct stat st;
 	int lock_fd = -1, rc;
 
 	memset(rep, 0, sizeof(*rep));
@@ -350,16 +393,8 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 		snprintf(msg, msglen, "%s: path too long", dir);
 		return ENAMETOOLONG;
 	}
-	rc = stat(dir, &st) ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-	if (rc) {
-		snprintf(msg, msglen, "%s: %s", dir, strerror(rc));
+	if ((rc = t4dx_io_check_store(dir, msg, msglen)))
 		return rc;
-	}
-	if (!t4dx_io_is_store(dir)) {
-		snprintf(msg, msglen, "%s is not a t4dx data directory (it has "
-			 "neither wal/ nor MANIFEST)", dir);
-		return T4DX_EFORMAT;
-	}
 	if (!(flags & T4DX_OPEN_NOLOCK) &&
 	    (rc = t4dx_io_lock_shared(dir, &lock_fd, msg, msglen)))
 		return rc;
@@ -386,8 +421,9 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 		progress(arg, 0, rep->bytes_total);
 
 	snprintf(path, sizeof(path), "%s/MANIFEST", dir);
-	if (rc == T4DX_ENOTFOUND) {
-		say(&v, false, path, -1, "none: no segment was written yet");
+	bool no_manifest = rc == T4DX_ENOTFOUND;
+	if (no_manifest) {
+		/* judged below, by what else there is */
 	} else if (rc) {
 		say(&v, true, path, -1, "%s", rc == T4DX_ECORRUPT
 		    ? "fails its CRC or does not parse" : t4dx_strerror(rc));
@@ -397,11 +433,31 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 		v.flushed_lsn = m.flushed_lsn;
 		for (size_t i = 0; i < m.nsegs; i++)
 			verify_segment(&v, &m.segs[i]);
-		struct named nm = { &m, &v };
-		snprintf(path, sizeof(path), "%s/seg", dir);
-		each_file(path, is_seg_name, NULL, note_unnamed, &nm);
 	}
+	struct named nm = { &m, &v };
+	snprintf(path, sizeof(path), "%s/seg", dir);
+	each_file(path, is_seg_name, NULL, note_unnamed, &nm);
 	verify_wal(&v);
+	if (no_manifest) {
+		/* fine for a store that never flushed: its log begins at
+		 * record 1 and there is no segment; else it was lost */
+		uint64_t segs = 0, arch = 0;
+		snprintf(path, sizeof(path), "%s/seg", dir);
+		each_file(path, is_seg_name, NULL, count_file, &segs);
+		snprintf(path, sizeof(path), "%s/wal/archive", dir);
+		each_file(path, is_wal_name, NULL, count_file, &arch);
+		snprintf(path, sizeof(path), "%s/MANIFEST", dir);
+		if (segs || arch || v.first_lsn > 1)
+			say(&v, true, path, -1, "missing, but seg/ holds %llu "
+			    "segment file(s), the archive %llu log file(s) and "
+			    "the log begins at record %llu: a start would see "
+			    "only what the log holds", (unsigned long long)segs,
+			    (unsigned long long)arch,
+			    (unsigned long long)v.first_lsn);
+		else
+			say(&v, false, path, -1, "none: no segment was "
+			    "written yet");
+	}
 	for (int i = 0; i < nplaces; i++)
 		each_file(places[i], is_rescue_name, prefixes[i],
 			  verify_rescue, &v);

@@ -400,6 +400,10 @@ static void queue_clear(struct wal_queue *q)
 
 struct replay {
 	uint64_t from;
+	uint64_t floor;                 /* a file named up to floor + 1
+	                                   continues the log whatever came
+	                                   before it (the segments hold all
+	                                   records up to floor) */
 	t4dx_wal_replay_fn fn;
 	void *arg;
 	void (*progress)(void *arg, uint64_t bytes);     /* bytes read */
@@ -595,7 +599,7 @@ static int read_file(struct replay *rp, int fd, uint64_t name,
 static bool continues(const struct replay *rp, uint64_t n)
 {
 	return rp->expect == 0 || n <= rp->expect ||
-	       (rp->from < UINT64_MAX && n <= rp->from + 1);
+	       (rp->floor < UINT64_MAX && n <= rp->floor + 1);
 }
 
 /* After a file with no valid record: the next one must start at its
@@ -607,6 +611,39 @@ static void note_empty(struct replay *rp, uint64_t n)
 }
 
 /* ---- t4dx_wal_read_all ----------------------------------------------- */
+
+/* Does [from, to) of the file hold a line after its first that is a
+ * valid record?  Then what stopped the reading is damage in the middle,
+ * not the torn end of a write.  A region too large to read is assumed
+ * to. */
+static bool any_record(int fd, uint64_t from, uint64_t to)
+{
+	if (to <= from)
+		return false;
+	if (to - from > (64u << 20))
+		return true;
+	size_t len = (size_t)(to - from);
+	char *p = malloc(len);
+	if (!p || t4dx_io_pread_all(fd, p, len, (off_t)from)) {
+		free(p);
+		return true;
+	}
+	bool found = false;
+	char *nl = memchr(p, '\n', len);
+	while (nl && !found) {
+		char *line = nl + 1, *end = memchr(line, '\n',
+						   len - (size_t)(line - p));
+		size_t n = end ? (size_t)(end - line) : len - (size_t)(line - p);
+		struct t4dx_rec r;
+		if (n && t4dx_rec_decode(line, n, &r) == 0) {
+			t4dx_entry_clear(&r.e);
+			found = true;
+		}
+		nl = end;
+	}
+	free(p);
+	return found;
+}
 
 uint64_t t4dx_wal_files_bytes(const char *dir, bool with_archive)
 {
@@ -641,12 +678,12 @@ int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 			     t4dx_wal_replay_fn fn, void *arg,
 			     struct t4dx_wal_damage *dmg)
 {
-	return t4dx_wal_read_all_progress(dir, with_archive, fn, NULL, arg,
-					  dmg);
+	return t4dx_wal_read_all_progress(dir, with_archive, 0, fn, NULL,
+					  arg, dmg);
 }
 
 int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
-			       t4dx_wal_replay_fn fn,
+			       uint64_t floor, t4dx_wal_replay_fn fn,
 			       void (*progress)(void *arg, uint64_t bytes),
 			       void *arg, struct t4dx_wal_damage *dmg)
 {
@@ -655,7 +692,8 @@ int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
 		memset(dmg, 0, sizeof(*dmg));
 	uint64_t *live = NULL, *old = NULL;
 	size_t nlive = 0, nold = 0;
-	struct replay rp = { .fn = fn, .arg = arg, .progress = progress };
+	struct replay rp = { .floor = floor, .fn = fn, .arg = arg,
+			     .progress = progress };
 	if (strlen(dir) > DIR_MAX)
 		return ENAMETOOLONG;
 	snprintf(arch, sizeof(arch), "%s/archive", dir);
@@ -701,6 +739,10 @@ int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
 		}
 		struct file_result fr;
 		rc = read_file(&rp, fd, n, &fr);
+		/* damage at the end of the last file, with no record after
+		 * it, is what a crash in the middle of a group write leaves */
+		bool torn = !rc && fr.damaged && i == nlive && j == nold &&
+			    !any_record(fd, fr.data_begin, fr.data_end);
 		t4dx_io.close(fd);
 		if (rc)
 			goto out;
@@ -720,6 +762,7 @@ int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
 				 fr.why ? fr.why : "damaged");
 			dmg->offset = fr.data_begin;
 			dmg->bytes = fr.data_end - fr.data_begin;
+			dmg->torn = torn;
 		}
 		if (fr.nrec == 0)
 			note_empty(&rp, n);
@@ -910,7 +953,8 @@ int t4dx_wal_open(const char *dir, const char *quarantine_dir,
 	w->max_file_bytes = max_file_bytes;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	struct replay rp = { .from = from_lsn, .fn = fn, .arg = arg };
+	struct replay rp = { .from = from_lsn, .floor = from_lsn, .fn = fn,
+			     .arg = arg };
 	int rc = ENAMETOOLONG;
 	if (strlen(dir) > DIR_MAX || strlen(quarantine_dir) > DIR_MAX)
 		goto out;

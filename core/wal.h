@@ -141,6 +141,10 @@ struct t4dx_wal_damage {
 	uint64_t bytes;                 /* how many of that file's bytes */
 	unsigned files_skipped;         /* later files not read */
 	char what[160];                 /* what is wrong there */
+	bool torn;                      /* at the end of the last file, no
+	                                   record after it: the torn write
+	                                   of a group a crash cut short
+	                                   (never acknowledged), not rot */
 };
 int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 			     t4dx_wal_replay_fn fn, void *arg,
@@ -148,9 +152,11 @@ int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 /* Bytes of the log's files (and the archive's). */
 uint64_t t4dx_wal_files_bytes(const char *dir, bool with_archive);
 /* The same, calling progress (may be NULL) with the bytes of each read
- * from the files (for a progress bar). */
+ * from the files (for a progress bar).  floor: the MANIFEST's flushed
+ * LSN; as at a start, a file named up to floor + 1 continues the log
+ * whatever is missing before it (those records are in segments). */
 int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
-			       t4dx_wal_replay_fn fn,
+			       uint64_t floor, t4dx_wal_replay_fn fn,
 			       void (*progress)(void *arg, uint64_t bytes),
 			       void *arg, struct t4dx_wal_damage *dmg);
 

@@ -108,8 +108,10 @@ int cmd_verify(const struct command *c, int argc, char **argv)
 		NUM(rescue_records);
 		NUM(bytes_total);
 #undef NUM
-		print_json(r);
+		int prc = print_json(r);
 		json_object_put(r);
+		if (prc)
+			return prc;
 	} else {
 		char b[32];
 		printf("%s: %llu segments (%llu blocks, %llu entries), %llu WAL "
@@ -139,150 +141,118 @@ static int open_store(const struct command *c, const char *dir,
 	return rc ? cannot(c, rc, msg) : 0;
 }
 
+/* What the read-only open found wrong, as one warning line: 1 if
+ * anything (what is shown may then be incomplete), else 0. */
+static int warn_damage(const struct command *c, struct t4dx *db,
+		       const char *dir)
+{
+	struct t4dx_stats st;
+	char what[512] = "";
+	size_t n = 0;
+	t4dx_get_stats(db, &st);
+	const struct t4dx_recovery *r = &st.recovery;
+	if (r->segments_damaged)
+		n += (size_t)snprintf(what + n, sizeof(what) - n, "; %llu "
+			"damaged segment(s) rebuilt from the WAL",
+			(unsigned long long)r->segments_damaged);
+	if (r->rebuild_missing_before && n < sizeof(what))
+		n += (size_t)snprintf(what + n, sizeof(what) - n, "; the WAL "
+			"archive begins at record %llu, so older items of "
+			"them are lost",
+			(unsigned long long)r->rebuild_missing_before);
+	if (r->bytes_dropped && n < sizeof(what))
+		n += (size_t)snprintf(what + n, sizeof(what) - n, "; %llu "
+			"damaged WAL bytes not read",
+			(unsigned long long)r->bytes_dropped);
+	if (r->wal_gap_to && n < sizeof(what))
+		n += (size_t)snprintf(what + n, sizeof(what) - n, "; WAL "
+			"records %llu to %llu are missing",
+			(unsigned long long)r->wal_gap_from,
+			(unsigned long long)r->wal_gap_to);
+	if (!n)
+		return 0;
+	fail(c, EXIT_PROBLEMS, "warning: %s is damaged%s; what is shown may "
+	     "be incomplete (t4dx verify %s says more)", dir, what, dir);
+	return EXIT_PROBLEMS;
+}
+
+/* A name for a line of text: bytes below 0x20, 0x7f and '\\' as C
+ * escapes (\n, \t, \\, \xHH), so that each entry is one line and the
+ * name can be told back exactly. */
+static void print_name(const char *name, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char b = (unsigned char)name[i];
+		if (b == '\\')
+			fputs("\\\\", stdout);
+		else if (b == '\n')
+			fputs("\\n", stdout);
+		else if (b == '\t')
+			fputs("\\t", stdout);
+		else if (b < 0x20 || b == 0x7f)
+			printf("\\x%02x", b);
+		else
+			putchar(b);
+	}
+}
+
 /* Walk path (under items/; "" or "/" is its top) to its entry.  0, or
  * T4DX_ENOTFOUND / ENOTDIR / an error. */
-static int resolve(struct t4dx *db, const char *path, struct t4dx_entry *e)
+#define DEPTH_MAX 4096
+
+static void set_root(struct t4dx_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = T4DX_ROOT_INO;
 	e->mode = S_IFDIR | 0755;
+}
+
+static int resolve(struct t4dx *db, const char *path, struct t4dx_entry *e)
+{
+	/* the inodes walked through, for ".." (the top's parent is the top,
+	 * as for "/..") */
+	static uint64_t up[DEPTH_MAX];
+	static struct t4dx_entry at[DEPTH_MAX];
+	size_t depth = 0;
+	set_root(e);
 	while (*path) {
 		size_t n = strcspn(path, "/");
+		bool slash = path[n] == '/';
 		if (n == 0 || (n == 1 && path[0] == '.')) {
-			path += n + (path[n] == '/');
+			if (!S_ISDIR(e->mode))
+				return ENOTDIR;
+			path += n + slash;
 			continue;
 		}
 		if (!S_ISDIR(e->mode))
 			return ENOTDIR;
+		if (n == 2 && path[0] == '.' && path[1] == '.') {
+			if (depth) {
+				t4dx_entry_clear(e);
+				*e = at[--depth];
+			}
+			path += n + slash;
+			continue;
+		}
+		if (depth == DEPTH_MAX)
+			return ENAMETOOLONG;
+		up[depth] = e->ino;
+		at[depth++] = *e;
 		uint64_t parent = e->ino;
-		t4dx_entry_clear(e);
 		int rc = t4dx_get(db, parent, path, n, 0, e);
 		if (rc)
 			return rc;
-		path += n + (path[n] == '/');
+		if (slash && !S_ISDIR(e->mode) && !path[n + 1])
+			return ENOTDIR;         /* "file/" */
+		path += n + slash;
 	}
+	(void)up;
 	return 0;
 }
 
 static const char *type_of(uint32_t mode)
 {
 	return S_ISDIR(mode) ? "directory" : "file";
-}
-
-/* The shortest decimal that reads back as d. */
-static struct json_object *json_double(double d)
-{
-	char buf[40];
-	snprintf(buf, sizeof(buf), "%.15g", d);
-	if (strtod(buf, NULL) != d)
-		snprintf(buf, sizeof(buf), "%.17g", d);
-	return json_object_new_double_s(d, buf);
-}
-
-static struct json_object *entry_json(const struct t4dx_entry *e,
-				      const char *name)
-{
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "type",
-			       json_object_new_string(type_of(e->mode)));
-	json_object_object_add(o, "inode", json_object_new_int64(
-				       (int64_t)e->ino));
-	json_object_object_add(o, "mode", json_object_new_int(
-				       (int)(e->mode & 07777)));
-	json_object_object_add(o, "uid", json_object_new_int64(e->uid));
-	json_object_object_add(o, "gid", json_object_new_int64(e->gid));
-	json_object_object_add(o, "size", json_object_new_int64(
-				       (int64_t)e->size));
-	json_object_object_add(o, "atime_ns", json_object_new_int64(
-				       e->atime_ns));
-	json_object_object_add(o, "mtime_ns", json_object_new_int64(
-				       e->mtime_ns));
-	json_object_object_add(o, "ctime_ns", json_object_new_int64(
-				       e->ctime_ns));
-	json_object_object_add(o, "lsn", json_object_new_int64(
-				       (int64_t)e->lsn));
-	if (S_ISREG(e->mode)) {
-		json_object_object_add(o, "kappa",
-				       json_double(e->kappa));
-		json_object_object_add(o, "importance",
-				       json_double(e->importance));
-		json_object_object_add(o, "memory_type", json_object_new_string(
-					       t4dx_type_name(e->type)));
-		json_object_object_add(o, "event_time_ns",
-				       json_object_new_int64(e->event_time_ns));
-		json_object_object_add(o, "access_count", json_object_new_int64(
-					       (int64_t)e->access_count));
-	}
-	return o;
-}
-
-static void print_long(const struct t4dx_entry *e, const char *name)
-{
-	char mode[11], t[32];
-	static const char rwx[] = "rwxrwxrwx";
-	mode[0] = S_ISDIR(e->mode) ? 'd' : '-';
-	for (int i = 0; i < 9; i++)
-		mode[i + 1] = e->mode & (0400u >> i) ? rwx[i] : '-';
-	mode[10] = 0;
-	printf("%s %10llu %s %s%s\n", mode, (unsigned long long)e->size,
-	       human_time(e->mtime_ns, t, sizeof(t)), name,
-	       S_ISDIR(e->mode) ? "/" : "");
-}
-
-struct lister {
-	const struct opts *o;
-	struct json_object *arr;
-};
-
-static int list_one(void *arg, const struct t4dx_entry *e)
-{
-	struct lister *l = arg;
-	if (l->o->json)
-		json_object_array_add(l->arr, entry_json(e, e->name));
-	else if (l->o->long_list)
-		print_long(e, e->name);
-	else
-		printf("%s%s\n", e->name, S_ISDIR(e->mode) ? "/" : "");
-	return 0;
-}
-
-int cmd_ls(const struct command *c, int argc, char **argv)
-{
-	struct opts o;
-	struct t4dx *db;
-	struct t4dx_entry e;
-	int rc = parse_opts(c, "json,l,force-readonly", &argc, argv, &o);
-	if (rc)
-		return rc;
-	if (argc < 1 || argc > 2)
-		return usage_error(c, "expected DATA_DIR [DIR]");
-	const char *path = argc == 2 ? argv[1] : "";
-	if ((rc = open_store(c, argv[0], &o, &db)))
-		return rc;
-	rc = resolve(db, path, &e);
-	if (rc) {
-		t4dx_close(db);
-		return fail(c, EXIT_PROBLEMS, "%s: %s", path,
-			    rc == T4DX_ENOTFOUND ? "no such item or directory"
-						 : t4dx_strerror(rc));
-	}
-	struct lister l = { &o, o.json ? json_object_new_array() : NULL };
-	if (S_ISDIR(e.mode))
-		rc = t4dx_scan(db, e.ino, list_one, &l);
-	else {
-		const char *base = strrchr(path, '/');
-		snprintf(e.name, sizeof(e.name), "%s", base ? base + 1 : path);
-		rc = list_one(&l, &e);
-	}
-	t4dx_entry_clear(&e);
-	if (rc)
-		rc = fail(c, EXIT_PROBLEMS, "%s: %s", path, t4dx_strerror(rc));
-	else if (o.json)
-		rc = print_json(l.arr);
-	json_object_put(l.arr);
-	t4dx_close(db);
-	return rc;
 }
 
 /* Valid UTF-8 without NUL bytes (what a JSON string carries as is)? */
@@ -343,6 +313,134 @@ static char *base64(const unsigned char *p, size_t n)
 	return out;
 }
 
+/* The shortest decimal that reads back as d. */
+static struct json_object *json_double(double d)
+{
+	char buf[40];
+	snprintf(buf, sizeof(buf), "%.15g", d);
+	if (strtod(buf, NULL) != d)
+		snprintf(buf, sizeof(buf), "%.17g", d);
+	return json_object_new_double_s(d, buf);
+}
+
+static struct json_object *entry_json(const struct t4dx_entry *e,
+				      const char *name)
+{
+	struct json_object *o = json_object_new_object();
+	size_t nlen = strlen(name);
+	if (utf8_text((const unsigned char *)name, nlen)) {
+		json_object_object_add(o, "name", json_object_new_string(name));
+	} else {
+		char *b64 = base64((const unsigned char *)name, nlen);
+		json_object_object_add(o, "name_base64",
+				       b64 ? json_object_new_string(b64) : NULL);
+		free(b64);
+	}
+	json_object_object_add(o, "type",
+			       json_object_new_string(type_of(e->mode)));
+	json_object_object_add(o, "inode", json_object_new_int64(
+				       (int64_t)e->ino));
+	json_object_object_add(o, "mode", json_object_new_int(
+				       (int)(e->mode & 07777)));
+	json_object_object_add(o, "uid", json_object_new_int64(e->uid));
+	json_object_object_add(o, "gid", json_object_new_int64(e->gid));
+	json_object_object_add(o, "size", json_object_new_int64(
+				       (int64_t)e->size));
+	json_object_object_add(o, "atime_ns", json_object_new_int64(
+				       e->atime_ns));
+	json_object_object_add(o, "mtime_ns", json_object_new_int64(
+				       e->mtime_ns));
+	json_object_object_add(o, "ctime_ns", json_object_new_int64(
+				       e->ctime_ns));
+	json_object_object_add(o, "lsn", json_object_new_int64(
+				       (int64_t)e->lsn));
+	if (S_ISREG(e->mode)) {
+		json_object_object_add(o, "kappa",
+				       json_double(e->kappa));
+		json_object_object_add(o, "importance",
+				       json_double(e->importance));
+		json_object_object_add(o, "memory_type", json_object_new_string(
+					       t4dx_type_name(e->type)));
+		json_object_object_add(o, "event_time_ns",
+				       json_object_new_int64(e->event_time_ns));
+		json_object_object_add(o, "access_count", json_object_new_int64(
+					       (int64_t)e->access_count));
+	}
+	return o;
+}
+
+static void print_long(const struct t4dx_entry *e, const char *name)
+{
+	char mode[11], t[32];
+	static const char rwx[] = "rwxrwxrwx";
+	mode[0] = S_ISDIR(e->mode) ? 'd' : '-';
+	for (int i = 0; i < 9; i++)
+		mode[i + 1] = e->mode & (0400u >> i) ? rwx[i] : '-';
+	mode[10] = 0;
+	printf("%s %10llu %s ", mode, (unsigned long long)e->size,
+	       human_time(e->mtime_ns, t, sizeof(t)));
+	print_name(name, strlen(name));
+	printf("%s\n", S_ISDIR(e->mode) ? "/" : "");
+}
+
+struct lister {
+	const struct opts *o;
+	struct json_object *arr;
+};
+
+static int list_one(void *arg, const struct t4dx_entry *e)
+{
+	struct lister *l = arg;
+	if (l->o->json)
+		json_object_array_add(l->arr, entry_json(e, e->name));
+	else if (l->o->long_list)
+		print_long(e, e->name);
+	else {
+		print_name(e->name, e->name_len);
+		printf("%s\n", S_ISDIR(e->mode) ? "/" : "");
+	}
+	return 0;
+}
+
+int cmd_ls(const struct command *c, int argc, char **argv)
+{
+	struct opts o;
+	struct t4dx *db;
+	struct t4dx_entry e;
+	int rc = parse_opts(c, "json,l,force-readonly", &argc, argv, &o);
+	if (rc)
+		return rc;
+	if (argc < 1 || argc > 2)
+		return usage_error(c, "expected DATA_DIR [DIR]");
+	const char *path = argc == 2 ? argv[1] : "";
+	if ((rc = open_store(c, argv[0], &o, &db)))
+		return rc;
+	int damaged = warn_damage(c, db, argv[0]);
+	rc = resolve(db, path, &e);
+	if (rc) {
+		t4dx_close(db);
+		return fail(c, EXIT_PROBLEMS, "%s: %s", path,
+			    rc == T4DX_ENOTFOUND ? "no such item or directory"
+						 : t4dx_strerror(rc));
+	}
+	struct lister l = { &o, o.json ? json_object_new_array() : NULL };
+	if (S_ISDIR(e.mode))
+		rc = t4dx_scan(db, e.ino, list_one, &l);
+	else {
+		const char *base = strrchr(path, '/');
+		snprintf(e.name, sizeof(e.name), "%s", base ? base + 1 : path);
+		rc = list_one(&l, &e);
+	}
+	t4dx_entry_clear(&e);
+	if (rc)
+		rc = fail(c, EXIT_PROBLEMS, "%s: %s", path, t4dx_strerror(rc));
+	else if (o.json)
+		rc = print_json(l.arr);
+	json_object_put(l.arr);
+	t4dx_close(db);
+	return rc ? rc : damaged;
+}
+
 int cmd_dump(const struct command *c, int argc, char **argv)
 {
 	struct opts o;
@@ -356,6 +454,7 @@ int cmd_dump(const struct command *c, int argc, char **argv)
 	const char *path = argv[1];
 	if ((rc = open_store(c, argv[0], &o, &db)))
 		return rc;
+	int damaged = warn_damage(c, db, argv[0]);
 	rc = resolve(db, path, &e);
 	if (!rc && S_ISDIR(e.mode)) {
 		t4dx_entry_clear(&e);
@@ -397,9 +496,9 @@ int cmd_dump(const struct command *c, int argc, char **argv)
 		rc = print_json(j);
 		json_object_put(j);
 	} else if (size && fwrite(data, 1, size, stdout) != size) {
-		rc = fail(c, EXIT_PROBLEMS, "write error: %s", strerror(errno));
+		rc = fail(c, EXIT_CANNOT, "write error: %s", strerror(errno));
 	}
 	t4dx_entry_clear(&e);
 	t4dx_close(db);
-	return rc;
+	return rc ? rc : damaged;
 }

@@ -40,11 +40,22 @@ static int check_mount(const struct command *c, const char *mount)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	if (stat(mount, &st))
+	if (stat(mount, &st)) {
+		/* a mount whose daemon died: a t4dx that is down */
+		if (errno == ENOTCONN)
+			return fail(c, EXIT_PROBLEMS, "%s: the daemon of this "
+				    "mount is gone (%s); unmount it "
+				    "(fusermount3 -u) and mount again", mount,
+				    strerror(errno));
 		return fail(c, EXIT_CANNOT, "%s: %s", mount, strerror(errno));
+	}
 	if (!S_ISDIR(st.st_mode))
 		return fail(c, EXIT_CANNOT, "%s: not a directory", mount);
 	snprintf(path, sizeof(path), "%s/.ctl/health", mount);
+	if (access(path, R_OK) && errno == ENOTCONN)
+		return fail(c, EXIT_PROBLEMS, "%s: the daemon of this mount is "
+			    "gone (%s); unmount it (fusermount3 -u) and mount "
+			    "again", mount, strerror(ENOTCONN));
 	if (access(path, R_OK))
 		return fail(c, EXIT_CANNOT, "%s is not a t4dx mount (no "
 			    ".ctl/health: %s)", mount, strerror(errno));
@@ -320,6 +331,26 @@ int cmd_compact(const struct command *c, int argc, char **argv)
 	if (show)
 		progress_line(what, 0, 0, false, true);
 
+	int err;
+	struct json_object *cp = ctl_json(mount, "compact", &err);
+	struct json_object *last = cp && !r.err ? get(get(cp, kind), "last")
+					       : NULL;
+	if (o.json) {
+		struct json_object *out = json_object_new_object();
+		json_object_object_add(out, "kind",
+				       json_object_new_string(kind));
+		json_object_object_add(out, "result", json_object_new_string(
+			r.err ? strerror(r.err) : "ok"));
+		json_object_object_add(out, "last", json_object_get(last));
+		int prc = print_json(out);
+		json_object_put(out);
+		if (prc) {
+			json_object_put(cp);
+			return prc;
+		}
+	}
+	if (r.err == EBUSY || r.err == EOPNOTSUPP || r.err == EROFS)
+		json_object_put(cp);
 	if (r.err == EBUSY)
 		return fail(c, EXIT_PROBLEMS, "another compaction is running; "
 			    "try again when it has ended");
@@ -330,19 +361,7 @@ int cmd_compact(const struct command *c, int argc, char **argv)
 		return fail(c, EXIT_PROBLEMS, "the store is degraded and does "
 			    "not write its data directory now (t4dx status %s)",
 			    mount);
-	int err;
-	struct json_object *cp = ctl_json(mount, "compact", &err);
-	struct json_object *last = cp ? get(get(cp, kind), "last") : NULL;
-	if (o.json) {
-		struct json_object *out = json_object_new_object();
-		json_object_object_add(out, "kind",
-				       json_object_new_string(kind));
-		json_object_object_add(out, "result", json_object_new_string(
-			r.err ? strerror(r.err) : "ok"));
-		json_object_object_add(out, "last", json_object_get(last));
-		print_json(out);
-		json_object_put(out);
-	} else if (!r.err && last) {
+	if (!o.json && !r.err && last) {
 		char a[32], b[32];
 		printf("%s: ok in %.2f s: %llu -> %llu items, %s -> %s\n", kind,
 		       dbl(last, "duration_s"),

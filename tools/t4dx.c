@@ -94,7 +94,7 @@ int parse_opts(const struct command *c, const char *allowed, int *argc,
 		}
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			command_help(c, stdout);
-			exit(fflush(stdout) ? EXIT_PROBLEMS : 0);
+			exit(fflush(stdout) ? EXIT_CANNOT : 0);
 		}
 		const char *name = a[1] == '-' ? a + 2 : a + 1;
 		if (a[1] != '-' && strlen(name) != 1)
@@ -170,7 +170,7 @@ int print_json(struct json_object *o)
 		JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 		JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!s || puts(s) == EOF)
-		return EXIT_PROBLEMS;
+		return EXIT_CANNOT;
 	return 0;
 }
 
@@ -304,6 +304,12 @@ static int cmd_wal_dump(const struct command *c, int argc, char **argv)
 		rc = errno ? errno : EIO;
 	if (rc)
 		return fail(c, EXIT_PROBLEMS, "%s: %s", dir, t4dx_strerror(rc));
+	if (*dmg.path && dmg.torn) {
+		fprintf(stderr, "t4dx: wal-dump: note: %s: the last %llu bytes "
+			"are the torn end of a write a crash cut short; a start "
+			"cuts them\n", dmg.path, (unsigned long long)dmg.bytes);
+		return 0;
+	}
 	if (*dmg.path) {
 		/* what a start would cut or set aside: the log is damaged */
 		char more[64] = "";
@@ -321,13 +327,13 @@ static int cmd_wal_dump(const struct command *c, int argc, char **argv)
 static int cmd_help(const struct command *c, int argc, char **argv)
 {
 	print_usage(stdout);
-	return fflush(stdout) ? EXIT_PROBLEMS : 0;
+	return fflush(stdout) ? EXIT_CANNOT : 0;
 }
 
 static int cmd_version(const struct command *c, int argc, char **argv)
 {
 	puts("t4dx " PACKAGE_VERSION);
-	return fflush(stdout) ? EXIT_PROBLEMS : 0;
+	return fflush(stdout) ? EXIT_CANNOT : 0;
 }
 
 static const struct command commands[] = {
@@ -423,9 +429,11 @@ int main(int argc, char **argv)
 	for (const struct command *c = commands; c->name; c++)
 		if (!strcmp(cmd, c->name)) {
 			int rc = c->run(c, argc - 2, argv + 2);
-			if (fflush(stdout) && !rc)
-				rc = fail(c, EXIT_PROBLEMS, "write error: %s",
-					  strerror(errno));
+			/* output that did not get out: the command could
+			 * not do its work (2), whatever it found */
+			if (fflush(stdout) || ferror(stdout))
+				rc = fail(c, EXIT_CANNOT, "write error: %s",
+					  strerror(errno ? errno : EIO));
 			return rc;
 		}
 	fprintf(stderr, "t4dx: unknown command '%s'\n", cmd);

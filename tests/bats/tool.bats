@@ -8,6 +8,8 @@
 
 load ../lib/mount
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	t4dx_setup
 }
@@ -235,10 +237,11 @@ $(cat "$T4DX_TMP/c.err")"
 	t4dx_kill9
 	local files=("$DATA"/wal/*.jsonl)
 	((${#files[@]} >= 3)) || fail "expected several WAL files: ${files[*]}"
-	# the last file: one byte of a record's content
-	local last=${files[-1]} off
-	off=$(grep -bo 'memory' "$last" | tail -n 1 | cut -d: -f1)
-	[[ -n $off ]] || off=$(grep -bo '"op"' "$last" | tail -n 1 | cut -d: -f1)
+	# the file before the last: one byte of its first record (records
+	# follow it: damage, not the torn end of a crashed write)
+	local last=${files[-2]} off
+	off=$(grep -bo '"op"' "$last" | head -n 1 | cut -d: -f1)
+	[[ -n $off ]] || fail "no record in $last"
 	printf 'X' | dd of="$last" bs=1 seek="$off" conv=notrunc status=none
 	run "$T4DX" verify "$DATA"
 	assert_equal "$status" 1
@@ -329,6 +332,9 @@ $(cat "$T4DX_TMP/c.err")"
 	printf '{"lsn":999999,"op":"put","na' >>"$wal"
 	local before
 	before=$(data_state)
+	run "$T4DX" verify "$DATA"
+	assert_success
+	assert_line --regexp "^note: $wal: offset [0-9]+: the last [0-9]+ bytes are the torn end of a write"
 	run "$T4DX" ls "$DATA" n
 	assert_success
 	assert_line late
@@ -347,14 +353,115 @@ $(cat "$T4DX_TMP/c.err")"
 	printf '\xff' | dd of="$seg" bs=1 seek=40 conv=notrunc status=none
 	local before
 	before=$(data_state)
-	run "$T4DX" ls "$DATA" n
-	assert_success
+	run --separate-stderr "$T4DX" ls "$DATA" n
+	assert_failure 1
 	assert_output "$(printf '%s\n' bin f1 f2 f3 f4)"
-	run "$T4DX" dump "$DATA" n/f3
-	assert_success
+	[[ $stderr == "t4dx: ls: warning: $DATA is damaged; 1 damaged segment(s) rebuilt from the WAL; what is shown may be incomplete"* ]] ||
+		fail "stderr: $stderr"
+	run --separate-stderr "$T4DX" dump "$DATA" n/f3
+	assert_failure 1
 	assert_output "$(t4dx_content 3)"
 	assert_equal "$(data_state)" "$before"
 	assert_file_exists "$seg"
+}
+
+@test "ls and dump: names with newlines, tabs and backslashes stay one line; names that are not UTF-8 are name_base64 in JSON; .. and file/ resolve as paths do" {
+	t4dx_start
+	mkdir -p "$ITEMS/d/e"
+	echo x >"$ITEMS/d/"$'two\nlines'
+	echo y >"$ITEMS/d/"$'tab\there\\'
+	echo z >"$ITEMS/d/"$'\xff\xfe'
+	echo f >"$ITEMS/d/e/f"
+	t4dx_stop
+	run "$T4DX" ls "$DATA" d
+	assert_success
+	assert_output "$(printf '%s\n' 'e/' 'tab\there\\' 'two\nlines' $'\xff\xfe')"
+	run "$T4DX" ls --json "$DATA" d
+	assert_success
+	jq -e 'map(.name_base64 // empty) == ["//4="] and
+		(map(.name // empty) | index("two\nlines") != null)' <<<"$output" >/dev/null ||
+		fail "bad --json: $output"
+	run "$T4DX" dump "$DATA" d/e/../e/./f
+	assert_success
+	assert_output f
+	run "$T4DX" ls "$DATA" ../../d/e
+	assert_success
+	assert_output f
+	run "$T4DX" dump "$DATA" d/e/f/
+	assert_failure 1
+	assert_output --partial "Not a directory"
+}
+
+@test "verify: a MANIFEST lost while segments remain is damage (1); archive files removed below the segments' end are a note (0)" {
+	local cfg
+	cfg=$(t4dx_config_file '{"wal": {"max_file_bytes": 4096}}')
+	t4dx_start -o config="$cfg"
+	fill 12
+	t4dx_stop
+	local arch=("$DATA"/wal/archive/*.jsonl)
+	((${#arch[@]} >= 3)) || fail "expected several archived files"
+	rm -- "${arch[1]}"
+	run "$T4DX" verify "$DATA"
+	assert_success
+	assert_line --regexp "^note: $DATA/wal: records [0-9]+ to [0-9]+ are not in the archive"
+	mv "$DATA/MANIFEST" "$T4DX_TMP/MANIFEST.away"
+	run "$T4DX" verify "$DATA"
+	assert_failure 1
+	assert_line --regexp "^$DATA/MANIFEST: missing, but seg/ holds 1 segment file\(s\)"
+}
+
+@test "verify: a FIFO or another user's file named as a rescue file is noted, not read (no hang)" {
+	t4dx_start
+	fill 1
+	t4dx_stop
+	mkfifo "$DATA/rescue-00000000000000000001.jsonl"
+	run timeout 20 "$T4DX" verify "$DATA"
+	assert_success
+	assert_line "note: $DATA/rescue-00000000000000000001.jsonl: not a regular file: a start does not replay it"
+	rm "$DATA/rescue-00000000000000000001.jsonl"
+	echo junk >"$DATA/rescue-00000000000000000002.jsonl"
+	chown 65534 "$DATA/rescue-00000000000000000002.jsonl"
+	run "$T4DX" verify "$DATA"
+	assert_success
+	assert_line "note: $DATA/rescue-00000000000000000002.jsonl: not this user's file: a start does not replay it"
+}
+
+@test "verify, ls: a store this user may not read is exit 2 with the real reason" {
+	t4dx_start
+	fill 1
+	t4dx_stop
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" --version >/dev/null 2>&1 ||
+		skip "the build is not reachable by user nobody"
+	chmod 711 "$T4DX_TMP"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" verify "$DATA"
+	assert_equal "$status" 2
+	assert_output "t4dx: verify: $DATA: Permission denied"
+	chmod 755 "$DATA"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" ls "$DATA"
+	assert_equal "$status" 2
+	assert_output --regexp "^t4dx: ls: cannot read $DATA/(wal|seg|MANIFEST): Permission denied$"
+}
+
+@test "t4dxfs waits for a t4dx reader's shared lock instead of refusing to start" {
+	t4dx_start
+	fill 1
+	t4dx_stop
+	# what verify, ls and dump hold while they read, for about a second
+	flock -s "$DATA/LOCK" sleep 1 3>&- &
+	t4dx_track $!
+	t4dx_wait_for 10 bash -c '! flock -n -x "$1" true' _ "$DATA/LOCK" ||
+		fail "the reader never took its lock"
+	t4dx_start
+	assert_equal "$(cat "$ITEMS/n/f1")" "$(t4dx_content 1)"
+}
+
+@test "status: a mount whose daemon died is exit 1 with one line" {
+	t4dx_start
+	t4dx_kill9 --keep-mount
+	run "$T4DX" status "$MNT"
+	assert_failure 1
+	assert_one_line_error status
+	assert_output --partial "the daemon of this mount is gone"
 }
 
 @test "ls and dump: a missing item is exit 1, a directory to dump is exit 1, a held or foreign directory is exit 2" {
