@@ -121,6 +121,10 @@ $(head -n 60 "$f")"
 	# the process is the staged, installed binary, not the build tree's
 	assert_equal "$(stat -L -c %d:%i "/proc/$DAEMON/exe")" \
 		"$(stat -L -c %d:%i "$STAGE$BINDIR/t4dxfs")"
+	# mount(8) passed on where a sanitizer report goes
+	run grep -c "^ASAN_OPTIONS=.*log_path=$T4DX_TMP/asan\$" \
+		<(tr '\0' '\n' <"/proc/$DAEMON/environ")
+	assert_output 1
 	run in_ns findmnt -n -o FSTYPE,SOURCE,OPTIONS "$MNT"
 	assert_success
 	assert_output --regexp "^fuse\.t4dxfs +t4dx:$DATA +.*nosuid"
