@@ -20,6 +20,7 @@ source "$srcdir/contrib/bash-completion/t4dx" || exit 1
 source "$srcdir/contrib/bash-completion/t4dxfs" || exit 1
 
 # Outside a completion compopt fails with a message: quiet it here.
+# shellcheck disable=SC2317  # called by the completion functions
 compopt() { :; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t4dx-completion.XXXXXX") || exit 1
@@ -91,5 +92,29 @@ expect "$tmp/data" t4dxfs "$tmp/da"
 expect "$tmp/mnt" t4dxfs -f "$tmp/data" "$tmp/m"
 # COMP_WORDBREAKS without '=': one word config=FILE
 expect "config=$tmp/t4dx.json" t4dxfs -o "config=$tmp/t4"
+
+# every command that the built t4dx lists in its help is offered (the
+# same words as tests/man.sh looks for in t4dx.1)
+builddir=${T4DX_BUILDDIR:-$srcdir}
+if [[ -x $builddir/tools/t4dx ]]; then
+	cmds=$("$builddir/tools/t4dx" help 2>&1 |
+		sed -nE 's/^ {1,4}([a-z][a-z-]*)( .*)?$/\1/p' | grep -vx t4dx | sort -u)
+	COMP_WORDS=(t4dx '')
+	COMP_CWORD=1
+	_t4dx
+	missing=()
+	for c in $cmds; do
+		[[ " ${COMPREPLY[*]} " == *" $c "* ]] || missing+=("$c")
+	done
+	if [[ -z $cmds ]]; then
+		echo "FAIL: t4dx help lists no command"
+		status=1
+	elif ((${#missing[@]})); then
+		echo "FAIL: t4dx <TAB> does not offer these commands of t4dx help: ${missing[*]}"
+		status=1
+	else
+		echo "ok: t4dx <TAB> offers every command of t4dx help:" $cmds
+	fi
+fi
 
 exit $status

@@ -108,11 +108,12 @@ else
 	echo "ok: t4dxfs.8 describes all $nctl control files of fs/ctl.c"
 fi
 
-# Every command `t4dx help` lists (an indented word at the start of a line).
+# Every command `t4dx help` lists (a word indented by 1 to 4 spaces at the
+# start of a line; an example line "  t4dx ..." is not a command).
 if [[ -x $builddir/tools/t4dx ]]; then
 	t4dx1=$(plain "$mandir/t4dx.1")
 	cmds=$("$builddir/tools/t4dx" help 2>&1 |
-		sed -nE 's/^ {1,4}([a-z][a-z-]*)( .*)?$/\1/p' | sort -u)
+		sed -nE 's/^ {1,4}([a-z][a-z-]*)( .*)?$/\1/p' | grep -vx t4dx | sort -u)
 	missing=()
 	for c in $cmds; do
 		grep -qE "^ +t4dx $c( |\$)" <<<"$t4dx1" || missing+=("$c")
