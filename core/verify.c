@@ -48,6 +48,8 @@ struct verify {
 	uint64_t first_lsn;             /* first WAL record, 0 if none */
 	uint64_t first_after;           /* first WAL LSN > flushed_lsn */
 	uint64_t last_lsn;
+	int denied;                     /* EACCES/EPERM: cannot check */
+	char denied_path[PATH_MAX + 64];
 };
 
 static void say(struct verify *v, bool damage, const char *file,
@@ -144,54 +146,87 @@ static void count_file(const char *path, void *arg)
 
 /* ---- MANIFEST and segments --------------------------------------------- */
 
-static void verify_segment(struct verify *v, const struct t4dx_manifest_seg *ms)
+/* A read this process is not allowed: the check cannot be made (exit 2
+ * in the tool), which is not damage. */
+static bool denied(struct verify *v, int rc, const char *path)
 {
-	char path[PATH_MAX + 64];
+	if (rc != EACCES && rc != EPERM)
+		return false;
+	if (!v->denied)
+		v->denied = rc;
+	snprintf(v->denied_path, sizeof(v->denied_path), "%s", path);
+	return true;
+}
+
+#define BLOCKS_NAMED 10         /* damaged blocks named one by one */
+
+/* Every block of the segment file at path; items < 0: not named by a
+ * MANIFEST (checked when there is no MANIFEST to trust). */
+static void verify_seg_file(struct verify *v, const char *path, uint64_t id,
+			    int64_t items)
+{
 	struct t4dx_seg *s = NULL;
-	snprintf(path, sizeof(path), "%s/seg/%020llu.t4s", v->dir,
-		 (unsigned long long)ms->id);
 	uint64_t bytes = file_bytes(path);
-	int rc = t4dx_seg_open(path, ms->id, &s);
+	int rc = t4dx_seg_open(path, id, &s);
 	if (rc) {
-		if (rc == ENOENT)
+		if (denied(v, rc, path))
+			;
+		else if (rc == ENOENT && items >= 0)
 			say(v, true, path, -1, "missing: the MANIFEST names it "
-			    "(%llu items)", (unsigned long long)ms->items);
+			    "(%lld items)", (long long)items);
 		else
 			say(v, true, path, -1, "cannot be opened: %s",
-			    t4dx_strerror(rc));
+			    rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT
+			    ? "its header or index is damaged"
+			    : t4dx_strerror(rc));
 		advance(v, bytes);
 		return;
 	}
 	v->rep->segments++;
 	v->rep->items += t4dx_seg_count(s);
-	size_t next = 0, nblk = t4dx_seg_blocks(s);
+	size_t next = 0, nblk = t4dx_seg_blocks(s), bad = 0;
 	uint64_t prev = 0;
 	while (next < nblk) {
 		size_t i = next;
-		/* one block a call: a failure names its block */
+		/* one block a call: a failure names its block; the others
+		 * are read all the same */
 		rc = t4dx_seg_verify_some(s, &next, 1);
-		uint64_t at = t4dx_seg_block_offset(s, next < nblk ? next : 0);
-		if (next >= nblk)
-			at = bytes;
+		uint64_t at = next < nblk ? t4dx_seg_block_offset(s, next)
+					  : bytes;
 		if (at > prev)
 			advance(v, at - prev), prev = at;
-		if (rc) {
+		if (rc && denied(v, rc, path))
+			break;
+		if (!rc) {
+			v->rep->segment_blocks++;
+			continue;
+		}
+		if (++bad <= BLOCKS_NAMED)
 			say(v, true, path, (int64_t)t4dx_seg_block_offset(s, i),
 			    "block %zu of %zu: %s", i, nblk,
 			    rc == T4DX_ECORRUPT ? "fails its CRC or does not "
 						  "decode" : t4dx_strerror(rc));
-			break;
-		}
-		v->rep->segment_blocks++;
 	}
+	if (bad > BLOCKS_NAMED)
+		say(v, true, path, -1, "%zu more damaged blocks (%zu of %zu in "
+		    "all)", bad - BLOCKS_NAMED, bad, nblk);
 	if (bytes > prev)
 		advance(v, bytes - prev);
 	t4dx_seg_unref(s);
 }
 
+static void verify_segment(struct verify *v, const struct t4dx_manifest_seg *ms)
+{
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/seg/%020llu.t4s", v->dir,
+		 (unsigned long long)ms->id);
+	verify_seg_file(v, path, ms->id, (int64_t)ms->items);
+}
+
 struct named {
 	const struct t4dx_manifest *m;
 	struct verify *v;
+	bool check;             /* no MANIFEST to trust: read them too */
 };
 
 static void note_unnamed(const char *path, void *arg)
@@ -202,6 +237,10 @@ static void note_unnamed(const char *path, void *arg)
 	for (size_t i = 0; i < nm->m->nsegs; i++)
 		if (nm->m->segs[i].id == id)
 			return;
+	if (nm->check) {
+		verify_seg_file(nm->v, path, id, -1);
+		return;
+	}
 	say(nm->v, false, path, -1, "not named by the MANIFEST (left by a "
 	    "flush or compaction that did not finish; a start ignores it)");
 }
@@ -246,6 +285,8 @@ static void verify_wal(struct verify *v)
 	uint64_t before = v->rep->bytes_done;
 	int rc = t4dx_wal_read_all_progress(wal, true, v->flushed_lsn,
 					    wal_record, wal_progress, v, &dmg);
+	if (rc && denied(v, rc, wal))
+		return;
 	if (rc) {
 		say(v, true, wal, -1, "cannot be read: %s", t4dx_strerror(rc));
 		return;
@@ -285,7 +326,12 @@ static void verify_rescue(const char *path, void *arg)
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		say(v, true, path, -1, "cannot be opened: %s", strerror(errno));
+		if (errno == EACCES || errno == EPERM)
+			say(v, false, path, -1, "not readable by this user: not "
+			    "checked");
+		else
+			say(v, true, path, -1, "cannot be opened: %s",
+			    strerror(errno));
 		return;
 	}
 	/* what a start replays: regular files of this user that others
@@ -424,6 +470,8 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 	bool no_manifest = rc == T4DX_ENOTFOUND;
 	if (no_manifest) {
 		/* judged below, by what else there is */
+	} else if (rc && denied(&v, rc, path)) {
+		/* reported below */
 	} else if (rc) {
 		say(&v, true, path, -1, "%s", rc == T4DX_ECORRUPT
 		    ? "fails its CRC or does not parse" : t4dx_strerror(rc));
@@ -434,7 +482,7 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 		for (size_t i = 0; i < m.nsegs; i++)
 			verify_segment(&v, &m.segs[i]);
 	}
-	struct named nm = { &m, &v };
+	struct named nm = { &m, &v, rc != 0 };
 	snprintf(path, sizeof(path), "%s/seg", dir);
 	each_file(path, is_seg_name, NULL, note_unnamed, &nm);
 	verify_wal(&v);
@@ -477,13 +525,21 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 	if (nq > 2)
 		say(&v, false, path, -1, "%d file(s), %llu bytes, set aside by "
 		    "earlier recoveries", nq - 2, (unsigned long long)q);
+	if (v.denied) {
+		snprintf(msg, msglen, "cannot read %s: %s", v.denied_path,
+			 strerror(v.denied));
+		rc = v.denied;
+		goto out;
+	}
+	rc = 0;
 	rep->wal_last_lsn = v.last_lsn;
 	rep->flushed_lsn = v.flushed_lsn;
 	rep->bytes_done = rep->bytes_total;
 	if (progress)
 		progress(arg, rep->bytes_total, rep->bytes_total);
+out:
 	t4dx_manifest_free(&m);
 	if (lock_fd >= 0)
 		close(lock_fd);
-	return 0;
+	return rc;
 }

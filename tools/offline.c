@@ -420,7 +420,8 @@ int cmd_ls(const struct command *c, int argc, char **argv)
 	if (rc) {
 		t4dx_close(db);
 		return fail(c, EXIT_PROBLEMS, "%s: %s", path,
-			    rc == T4DX_ENOTFOUND ? "no such item or directory"
+			    rc == T4DX_ENOTFOUND ? "no such item or directory "
+						   "(paths are under items/)"
 						 : t4dx_strerror(rc));
 	}
 	struct lister l = { &o, o.json ? json_object_new_array() : NULL };
@@ -474,7 +475,8 @@ int cmd_dump(const struct command *c, int argc, char **argv)
 	if (rc) {
 		t4dx_close(db);
 		return fail(c, EXIT_PROBLEMS, "%s: %s", path,
-			    rc == T4DX_ENOTFOUND ? "no such item"
+			    rc == T4DX_ENOTFOUND ? "no such item (paths are "
+						   "under items/)"
 						 : t4dx_strerror(rc));
 	}
 	const unsigned char *data = e.content ? e.content->data

@@ -295,6 +295,14 @@ int cmd_compact(const struct command *c, int argc, char **argv)
 	if ((rc = check_mount(c, mount)))
 		return rc;
 
+	/* the runs of this kind so far: the one that ends next is ours
+	 * unless another (the daemon's own, say) ends first */
+	int err0;
+	struct json_object *before = ctl_json(mount, "compact", &err0);
+	char key[32];
+	snprintf(key, sizeof(key), "%s.runs", kind);
+	uint64_t runs0 = before ? num(before, key) : 0;
+	json_object_put(before);
 	struct run r = { .kind = kind };
 	snprintf(r.path, sizeof(r.path), "%s/.ctl/compact", mount);
 	pthread_mutex_init(&r.mu, NULL);
@@ -361,6 +369,9 @@ int cmd_compact(const struct command *c, int argc, char **argv)
 		return fail(c, EXIT_PROBLEMS, "the store is degraded and does "
 			    "not write its data directory now (t4dx status %s)",
 			    mount);
+	if (!o.json && !r.err && last && cp && num(cp, key) != runs0 + 1)
+		printf("(another %s run ended meanwhile; the last one is "
+		       "shown)\n", kind);
 	if (!o.json && !r.err && last) {
 		char a[32], b[32];
 		printf("%s: ok in %.2f s: %llu -> %llu items, %s -> %s\n", kind,

@@ -43,6 +43,14 @@ fill() {
 	cp "$ITEMS/n/bin" "$T4DX_TMP/bin.orig"
 }
 
+# flip FILE OFFSET: change the byte at OFFSET (xor 0x55), whatever it is.
+flip() {
+	local byte
+	byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf '%03o' $((byte ^ 0x55)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # one_line: output is a single line starting "t4dx: CMD: ".
 assert_one_line_error() {
 	[[ ${#lines[@]} == 1 ]] || fail "expected one line, got: $output"
@@ -214,7 +222,7 @@ $(cat "$T4DX_TMP/c.err")"
 	local seg
 	seg=$(ls "$DATA"/seg/*.t4s)
 	# a byte inside the first block (the header is 16 bytes)
-	printf '\xff' | dd of="$seg" bs=1 seek=40 conv=notrunc status=none
+	flip "$seg" 40
 	local before
 	before=$(data_state)
 	run "$T4DX" verify "$DATA"
@@ -350,7 +358,7 @@ $(cat "$T4DX_TMP/c.err")"
 	t4dx_stop
 	local seg
 	seg=$(ls "$DATA"/seg/*.t4s)
-	printf '\xff' | dd of="$seg" bs=1 seek=40 conv=notrunc status=none
+	flip "$seg" 40
 	local before
 	before=$(data_state)
 	run --separate-stderr "$T4DX" ls "$DATA" n
@@ -496,7 +504,7 @@ $(cat "$T4DX_TMP/c.err")"
 	t4dx_stop
 	local seg
 	seg=$(ls "$DATA"/seg/*.t4s)
-	printf '\xff' | dd of="$seg" bs=1 seek=40 conv=notrunc status=none
+	flip "$seg" 40
 	t4dx_start
 	grep -q '^t4dxfs: rebuilding segment [0-9]* from the WAL:   0% (0 of [0-9]* bytes read)$' "$T4DX_LOG" ||
 		fail "no start line: $(cat "$T4DX_LOG")"
@@ -523,4 +531,49 @@ $(cat "$T4DX_TMP/c.err")"
 	mv "$r" "$DATA/rescue-x.jsonl"
 	run "$T4DX" verify "$DATA"
 	assert_success
+}
+
+@test "verify: every damaged block of a segment is named, and a damaged MANIFEST does not stop the segments from being read" {
+	t4dx_start
+	local i
+	mkdir "$ITEMS/r"
+	for ((i = 0; i < 30; i++)); do
+		head -c 100000 /dev/urandom >"$ITEMS/r/f$i"
+	done
+	t4dx_stop
+	local seg size
+	seg=$(ls "$DATA"/seg/*.t4s)
+	size=$(stat -c %s "$seg")
+	# three blocks far apart (random content does not compress: a
+	# block is about 64 KiB or one item)
+	for off in $((size / 5)) $((size / 2)) $((size * 4 / 5)); do
+		flip "$seg" "$off"
+	done
+	run "$T4DX" verify "$DATA"
+	assert_failure 1
+	local n
+	n=$(grep -c "^$seg: offset [0-9]*: block [0-9]* of [0-9]*: fails its CRC" <<<"$output")
+	((n == 3)) || fail "expected 3 damaged blocks named: $output"
+	echo garbage >"$DATA/MANIFEST"
+	run "$T4DX" verify "$DATA"
+	assert_failure 1
+	assert_line "$DATA/MANIFEST: fails its CRC or does not parse"
+	n=$(grep -c "^$seg: offset [0-9]*: block [0-9]* of [0-9]*: fails its CRC" <<<"$output")
+	((n == 3)) || fail "the segment was not read without a MANIFEST: $output"
+}
+
+@test "verify: a file of the store this user may not read is exit 2, not damage" {
+	t4dx_start
+	fill 1
+	t4dx_stop
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" --version >/dev/null 2>&1 ||
+		skip "the build is not reachable by user nobody"
+	chmod 711 "$T4DX_TMP"
+	chmod -R a+rX "$DATA"
+	local wal
+	wal=$(ls "$DATA"/wal/archive/*.jsonl | head -n 1)
+	chmod 600 "$wal"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" verify "$DATA"
+	assert_equal "$status" 2
+	assert_line --regexp "^t4dx: verify: cannot read $DATA/wal: Permission denied$"
 }
