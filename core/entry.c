@@ -18,6 +18,17 @@ struct t4dx_blob *t4dx_blob_new(size_t len)
 	return b;
 }
 
+struct t4dx_blob *t4dx_blob_resize(struct t4dx_blob *b, size_t len)
+{
+	/* a large block shrinks or grows in place (mremap): no copy */
+	struct t4dx_blob *n = realloc(b, sizeof(*b) + len + 1);
+	if (!n)
+		return NULL;
+	n->len = len;
+	n->data[len] = 0;
+	return n;
+}
+
 struct t4dx_blob *t4dx_blob_from(const void *data, size_t len)
 {
 	struct t4dx_blob *b = t4dx_blob_new(len);

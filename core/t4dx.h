@@ -53,6 +53,9 @@ struct t4dx_blob {
 /* Allocate a blob of len bytes (contents uninitialised), refs = 1.
  * Returns NULL on allocation failure. */
 struct t4dx_blob *t4dx_blob_new(size_t len);
+/* Resize a blob that only the caller holds (refs 1) to len bytes,
+ * keeping its first bytes; NULL on failure (b is then unchanged). */
+struct t4dx_blob *t4dx_blob_resize(struct t4dx_blob *b, size_t len);
 /* New blob holding a copy of data[0..len). */
 struct t4dx_blob *t4dx_blob_from(const void *data, size_t len);
 struct t4dx_blob *t4dx_blob_ref(struct t4dx_blob *b);   /* NULL-safe */

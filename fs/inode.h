@@ -17,6 +17,12 @@
 /* Content being written through open file handles of one inode. */
 struct wbuf {
 	pthread_mutex_t mu;             /* guards everything below */
+	/* the bytes, data = buf->data: cap of them owned by this buffer
+	 * (counted in fs.wb_bytes), or, when shared, a committed version
+	 * the memtable holds too (read-only: the next change copies it,
+	 * cap 0) */
+	struct t4dx_blob *buf;
+	bool shared;
 	unsigned char *data;
 	size_t len, cap;
 	atomic_size_t shown_len;        /* len, readable without mu (getattr

@@ -533,8 +533,20 @@ static void wbuf_free(struct wbuf *w)
 {
 	atomic_fetch_sub(&fs.wb_bytes, w->cap);
 	pthread_mutex_destroy(&w->mu);
-	free(w->data);
+	t4dx_blob_unref(w->buf);
 	free(w);
+}
+
+/* Share the committed content c (a new reference) as the buffer's bytes,
+ * until the first change copies them.  w->mu held, or w not yet seen. */
+static void wbuf_share(struct wbuf *w, struct t4dx_blob *c)
+{
+	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	t4dx_blob_unref(w->buf);
+	w->buf = t4dx_blob_ref(c);
+	w->data = c ? c->data : NULL;
+	w->cap = 0;
+	w->shared = c != NULL;
 }
 
 /* Take grow bytes of the budget all write buffers share; false if they
@@ -555,27 +567,70 @@ static bool wb_budget_take(size_t grow)
  * open files together stay within limits.write_buffer_bytes: past it a
  * write fails with ENOSPC and changes nothing (any user allowed on the
  * mount could otherwise run the daemon out of memory). */
-static int wbuf_reserve(struct wbuf *w, size_t len)
+static int wbuf_reserve_keep(struct wbuf *w, size_t len, size_t keep)
 {
-	if (len <= w->cap)
+	if (!w->shared && len <= w->cap)
 		return 0;
+	/* shared: a copy of the first keep bytes, of its own */
+	size_t want = len > keep ? len : keep;
 	size_t cap = w->cap ? w->cap : 4096;
-	while (cap < len)
+	while (cap < want)
 		cap *= 2;
 	if (!wb_budget_take(cap - w->cap)) {
 		/* not the doubling, but maybe what is asked for */
-		cap = len;
+		cap = want;
 		if (!wb_budget_take(cap - w->cap))
 			return ENOSPC;
 	}
-	unsigned char *p = realloc(w->data, cap);
-	if (!p) {
+	struct t4dx_blob *b;
+	if (w->shared) {
+		b = t4dx_blob_new(cap);
+		if (b && keep)
+			memcpy(b->data, w->data, keep);
+	} else {
+		b = w->buf ? t4dx_blob_resize(w->buf, cap)
+			   : t4dx_blob_new(cap);
+	}
+	if (!b) {
 		atomic_fetch_sub(&fs.wb_bytes, cap - w->cap);
 		return ENOMEM;
 	}
-	w->data = p;
+	if (w->shared)
+		t4dx_blob_unref(w->buf);
+	w->buf = b;
+	w->data = b->data;
 	w->cap = cap;
+	w->shared = false;
 	return 0;
+}
+
+static int wbuf_reserve(struct wbuf *w, size_t len)
+{
+	return wbuf_reserve_keep(w, len, w->len);
+}
+
+/* The buffer's bytes as a blob for a put, without a copy where it can:
+ * a buffer of its own becomes the committed content (cut to its length)
+ * and is shared from then on; a shared one is already committed bytes.
+ * NULL when out of memory.  w->mu held. */
+static struct t4dx_blob *wbuf_blob(struct wbuf *w)
+{
+	if (w->shared && w->buf->len == w->len)
+		return t4dx_blob_ref(w->buf);
+	if (w->shared || !w->buf)
+		return t4dx_blob_from(w->data, w->len);
+	/* small buffers keep their room for the writes that may follow */
+	if (w->len < (1u << 20))
+		return t4dx_blob_from(w->data, w->len);
+	struct t4dx_blob *b = t4dx_blob_resize(w->buf, w->len);
+	if (!b)
+		return NULL;
+	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	w->buf = b;
+	w->data = b->data;
+	w->cap = 0;
+	w->shared = true;
+	return t4dx_blob_ref(b);
 }
 
 /* Set the buffer's length (shrinking, or after the bytes are in place).
@@ -655,7 +710,7 @@ static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 			prev = w->queued_lsn;
 		goto out;
 	}
-	struct t4dx_blob *blob = t4dx_blob_from(w->data, w->len);
+	struct t4dx_blob *blob = wbuf_blob(w);
 	if (!blob) {
 		rc = ENOMEM;
 		goto out;
@@ -839,7 +894,7 @@ static int truncate_item(fuse_ino_t ino, uint64_t size, bool by_writer)
 			ns_lock();
 			goto stored;
 		}
-		rc = wbuf_reserve(w, size);
+		rc = wbuf_reserve_keep(w, size, size < w->len ? size : w->len);
 		if (!rc) {
 			if (size > w->len)
 				memset(w->data + w->len, 0, size - w->len);
@@ -1336,8 +1391,9 @@ static int attach_writer(struct node *n, bool trunc, bool fresh)
 				wbuf_free(w);
 				return rc == T4DX_ENOTFOUND ? ENOENT : rc;
 			}
-			if (e.size && (rc = wbuf_reserve(w, e.size)) == 0)
-				memcpy(w->data, e.content->data, e.size);
+			/* the committed bytes, shared until changed */
+			if (e.size)
+				wbuf_share(w, e.content);
 			wbuf_set_len(w, e.size);
 			t4dx_entry_clear(&e);
 			if (rc) {
