@@ -56,9 +56,10 @@ for p in "${pages[@]}"; do
 		fi
 	fi
 	if command -v man >/dev/null; then
-		err=$(MANWIDTH=80 LC_ALL=C.UTF-8 man --warnings -l -- "$f" 2>&1 >"${TMPDIR:-/tmp}/t4dx-man.$$")
-		text=$(cat "${TMPDIR:-/tmp}/t4dx-man.$$")
-		rm -f "${TMPDIR:-/tmp}/t4dx-man.$$"
+		out=$(mktemp "${TMPDIR:-/tmp}/t4dx-man.XXXXXX")
+		err=$(MANWIDTH=80 LC_ALL=C.UTF-8 man --warnings -l -- "$f" 2>&1 >"$out")
+		text=$(cat "$out")
+		rm -f "$out"
 		name=${p%.*}
 		if [[ -n $err ]]; then
 			fail "man -l $p says: $(printf '%s' "$err" | head -n 5)"

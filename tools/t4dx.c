@@ -360,7 +360,8 @@ static const struct command commands[] = {
 	  "Exit status: 0 no damage, 1 damage found, 2 cannot check (no such\n"
 	  "directory, not a t4dx data directory, held by a daemon).\n",
 	  cmd_verify },
-	{ "compact", "[--json] [--no-progress] MOUNT flush|nrem|prune|rem",
+	{ "compact", "[--json] [--progress|--no-progress] MOUNT "
+		     "flush|nrem|prune|rem",
 	  "Run a compaction of the store mounted at MOUNT (through\n"
 	  "MOUNT/.ctl/compact) and show its progress until it ends:\n"
 	  "  flush  write the memtable to a new segment\n"
@@ -368,6 +369,8 @@ static const struct command commands[] = {
 	  "  prune  merge, dropping weak old memories\n"
 	  "  rem    prototypes (needs vectors: not available yet)\n\n"
 	  "  --json         print the run's result as JSON\n"
+	  "  --progress     the progress line even when stderr is not a\n"
+	  "                 terminal\n"
 	  "  --no-progress  no progress line on stderr\n\n"
 	  "Exit status: 0 the run succeeded, 1 it failed (or another run is\n"
 	  "under way), 2 usage error or not a t4dx mount.\n",

@@ -62,6 +62,13 @@ setup() {
 	: >"$T4DX_TMP/ns/mnt"
 	unshare --mount="$T4DX_TMP/ns/mnt" --propagation private true ||
 		fail "cannot make a mount namespace"
+	# The namespace starts with a copy of every mount, those of other
+	# tests' daemons too: a copy would keep such a file system alive
+	# after its owner unmounts it, and its daemon running.  Let go of
+	# them here (lazily: nothing in the namespace uses them).
+	in_ns sh -c 'findmnt -rn -o TARGET,FSTYPE | while read -r m t; do
+		case $t in fuse|fuse.*) umount -l "$m" ;; esac; done' ||
+		fail "cannot drop the FUSE mounts copied into the namespace"
 	in_ns mount --bind "$STAGE$BINDIR" /usr/local/bin ||
 		fail "cannot bind $STAGE$BINDIR over /usr/local/bin in the namespace"
 	run in_ns sh -c 'command -v t4dxfs'

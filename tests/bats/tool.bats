@@ -577,3 +577,30 @@ $(cat "$T4DX_TMP/c.err")"
 	assert_equal "$status" 2
 	assert_line --regexp "^t4dx: verify: cannot read $DATA/wal: Permission denied$"
 }
+
+# complete WORD...: COMPREPLY of the t4dx completion for the command line
+# WORD... (the last word is the one being completed), one a line.
+complete_t4dx() {
+	PATH=$T4DX_BUILDDIR/tools:$PATH bash -c '
+		source "$1/contrib/bash-completion/t4dx"
+		shift
+		COMP_WORDS=("$@")
+		COMP_CWORD=$(($# - 1))
+		COMPREPLY=()
+		_t4dx
+		printf "%s\n" "${COMPREPLY[@]}"' _ "$T4DX_SRCDIR" "$@"
+}
+
+@test "completion: store paths come from t4dx ls, unescaped, also while a daemon holds the store and for a word typed with a backslash" {
+	t4dx_start
+	mkdir "$ITEMS/dir one"
+	echo a >"$ITEMS/dir one/x'y"
+	echo b >"$ITEMS/"$'tab\there'
+	run complete_t4dx t4dx dump "$DATA" d
+	assert_output "dir one/"
+	run complete_t4dx t4dx dump "$DATA" 'dir\ one/'
+	assert_output "dir one/x'y"
+	run complete_t4dx t4dx dump "$DATA" t
+	assert_output $'tab\there'
+	t4dx_stop
+}
