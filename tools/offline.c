@@ -12,6 +12,7 @@
 #include <time.h>
 #include <json-c/json.h>
 
+#include "buf.h"
 #include "t4dx.h"
 #include "tool.h"
 
@@ -258,58 +259,15 @@ static const char *type_of(uint32_t mode)
 /* Valid UTF-8 without NUL bytes (what a JSON string carries as is)? */
 static bool utf8_text(const unsigned char *p, size_t n)
 {
-	for (size_t i = 0; i < n;) {
-		unsigned char b = p[i];
-		size_t k;
-		uint32_t cp;
-		if (b == 0)
-			return false;
-		if (b < 0x80) {
-			i++;
-			continue;
-		}
-		if (b >= 0xc2 && b <= 0xdf)
-			k = 1, cp = b & 0x1f;
-		else if ((b & 0xf0) == 0xe0)
-			k = 2, cp = b & 0x0f;
-		else if (b >= 0xf0 && b <= 0xf4)
-			k = 3, cp = b & 0x07;
-		else
-			return false;
-		if (n - i <= k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + j] & 0x3f);
-		}
-		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		i += k + 1;
-	}
-	return true;
+	return t4dx_utf8_valid(p, n);
 }
 
+/* Standard base64 with padding, NUL-terminated; NULL if out of memory. */
 static char *base64(const unsigned char *p, size_t n)
 {
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((n + 2) / 3 * 4 + 1), *q = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		*q++ = abc[v >> 18];
-		*q++ = abc[(v >> 12) & 63];
-		*q++ = i + 1 < n ? abc[(v >> 6) & 63] : '=';
-		*q++ = i + 2 < n ? abc[v & 63] : '=';
-	}
-	*q = 0;
+	char *out = malloc((n + 2) / 3 * 4 + 1);
+	if (out)
+		out[t4dx_base64_put(out, p, n)] = 0;
 	return out;
 }
 

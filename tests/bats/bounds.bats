@@ -78,25 +78,19 @@ replayed() {
 	t4dx_stop
 }
 
-# new_log_begun: the alert that the lost log's changes are saved
-new_log_begun() {
-	grep -q 'removed while mounted (Stale file handle); every change up to record [0-9]* is saved in a segment and a new log begins' "$MNT/.ctl/alerts"
-}
-
-@test "a WAL removed behind the daemon's back is noticed (ESTALE), its changes go to a segment at once and a new log begins: a crash after loses nothing" {
-	t4dx_start
+# write_before N, write_after N: items/bI "before I" (I < N) and aI
+# "after I"; assert_before_after: 3 of the first and 6 of the second are
+# there.
+write_before() {
 	local i
-	for ((i = 0; i < 3; i++)); do printf 'before %d\n' "$i" >"$ITEMS/b$i"; done
-	rm -rf "$DATA/wal"
-	for ((i = 0; i < 6; i++)); do printf 'after %d\n' "$i" >"$ITEMS/a$i"; done
-	t4dx_wait_for 20 new_log_begun ||
-		fail "no new log: $(cat "$MNT/.ctl/alerts")"
-	t4dx_wait_ctl 20 health '.unpersisted == 0 and .status == "ok"'
-	assert_equal "$(t4dx_ctl_get breaker .state)" CLOSED
-	printf 'later\n' >"$ITEMS/later"
-	compgen -G "$DATA/wal/*.jsonl" >/dev/null || fail "no new WAL file: $(ls -la "$DATA/wal")"
-	t4dx_kill9
-	t4dx_start
+	for ((i = 0; i < $1; i++)); do printf 'before %d\n' "$i" >"$ITEMS/b$i"; done
+}
+write_after() {
+	local i
+	for ((i = 0; i < $1; i++)); do printf 'after %d\n' "$i" >"$ITEMS/a$i"; done
+}
+assert_before_after() {
+	local i
 	for ((i = 0; i < 3; i++)); do
 		run cat "$ITEMS/b$i"
 		assert_output "before $i"
@@ -105,6 +99,28 @@ new_log_begun() {
 		run cat "$ITEMS/a$i"
 		assert_output "after $i"
 	done
+}
+
+# new_log_begun: the alert that the lost log's changes are saved
+new_log_begun() {
+	grep -q 'removed while mounted (Stale file handle); every change up to record [0-9]* is saved in a segment and a new log begins' "$MNT/.ctl/alerts"
+}
+
+@test "a WAL removed behind the daemon's back is noticed (ESTALE), its changes go to a segment at once and a new log begins: a crash after loses nothing" {
+	t4dx_start
+	local i
+	write_before 3
+	rm -rf "$DATA/wal"
+	write_after 6
+	t4dx_wait_for 20 new_log_begun ||
+		fail "no new log: $(cat "$MNT/.ctl/alerts")"
+	t4dx_wait_ctl 20 health '.unpersisted == 0 and .status == "ok"'
+	assert_equal "$(t4dx_ctl_get breaker .state)" CLOSED
+	printf 'later\n' >"$ITEMS/later"
+	compgen -G "$DATA/wal/*.jsonl" >/dev/null || fail "no new WAL file: $(ls -la "$DATA/wal")"
+	t4dx_kill9
+	t4dx_start
+	assert_before_after
 	run cat "$ITEMS/later"
 	assert_output later
 	run "$T4DX" verify --force-readonly "$DATA"
@@ -115,12 +131,12 @@ new_log_begun() {
 @test "a WAL removed while a segment cannot be written either: nothing is acknowledged as durable, and the unmount saves it all" {
 	t4dx_start
 	local i
-	for ((i = 0; i < 3; i++)); do printf 'before %d\n' "$i" >"$ITEMS/b$i"; done
+	write_before 3
 	# seg/ made unusable for new segments: a file in its place
 	mv "$DATA/seg" "$DATA/seg.away"
 	touch "$DATA/seg"
 	rm -rf "$DATA/wal"
-	for ((i = 0; i < 6; i++)); do printf 'after %d\n' "$i" >"$ITEMS/a$i"; done
+	write_after 6
 	run jq -e '.unpersisted > 0 and .status != "ok"' "$MNT/.ctl/health"
 	assert_success
 	grep -q 'removed while mounted, and what it held could not be saved' "$MNT/.ctl/alerts" ||
@@ -132,14 +148,7 @@ new_log_begun() {
 	mv "$DATA/seg.away" "$DATA/seg"
 	t4dx_stop
 	t4dx_start
-	for ((i = 0; i < 3; i++)); do
-		run cat "$ITEMS/b$i"
-		assert_output "before $i"
-	done
-	for ((i = 0; i < 6; i++)); do
-		run cat "$ITEMS/a$i"
-		assert_output "after $i"
-	done
+	assert_before_after
 	t4dx_stop
 }
 

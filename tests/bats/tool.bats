@@ -51,6 +51,16 @@ flip() {
 		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
+# damaged_store N: a stopped store with fill N in one segment, SEG, with
+# a byte changed inside its first block (the header is 16 bytes).
+damaged_store() {
+	t4dx_start
+	fill "$1"
+	t4dx_stop
+	SEG=$(ls "$DATA"/seg/*.t4s)
+	flip "$SEG" 40
+}
+
 # one_line: output is a single line starting "t4dx: CMD: ".
 assert_one_line_error() {
 	[[ ${#lines[@]} == 1 ]] || fail "expected one line, got: $output"
@@ -216,22 +226,16 @@ $(cat "$T4DX_TMP/c.err")"
 }
 
 @test "verify: a flipped byte in a segment is named by file and offset, exit 1, and nothing moves" {
-	t4dx_start
-	fill 5
-	t4dx_stop
-	local seg
-	seg=$(ls "$DATA"/seg/*.t4s)
-	# a byte inside the first block (the header is 16 bytes)
-	flip "$seg" 40
+	damaged_store 5
 	local before
 	before=$(data_state)
 	run "$T4DX" verify "$DATA"
 	assert_equal "$status" 1
-	assert_line --index 0 --regexp "^$seg: offset [0-9]+: block 0 of [0-9]+: fails its CRC"
+	assert_line --index 0 --regexp "^$SEG: offset [0-9]+: block 0 of [0-9]+: fails its CRC"
 	assert_line --partial ": DAMAGED"
 	run "$T4DX" verify --json "$DATA"
 	assert_equal "$status" 1
-	jq -e --arg f "$seg" '.ok == false and .problems[0].file == $f and
+	jq -e --arg f "$SEG" '.ok == false and .problems[0].file == $f and
 		(.problems[0].offset | type == "number")' <<<"$output" >/dev/null ||
 		fail "bad --json: $output"
 	assert_equal "$(data_state)" "$before"
@@ -353,12 +357,7 @@ $(cat "$T4DX_TMP/c.err")"
 }
 
 @test "ls and dump: a damaged segment's items are rebuilt in memory from the WAL; the segment stays where it is" {
-	t4dx_start
-	fill 4
-	t4dx_stop
-	local seg
-	seg=$(ls "$DATA"/seg/*.t4s)
-	flip "$seg" 40
+	damaged_store 4
 	local before
 	before=$(data_state)
 	run --separate-stderr "$T4DX" ls "$DATA" n
@@ -370,7 +369,7 @@ $(cat "$T4DX_TMP/c.err")"
 	assert_failure 1
 	assert_output "$(t4dx_content 3)"
 	assert_equal "$(data_state)" "$before"
-	assert_file_exists "$seg"
+	assert_file_exists "$SEG"
 }
 
 @test "ls and dump: names with newlines, tabs and backslashes stay one line; names that are not UTF-8 are name_base64 in JSON; .. and file/ resolve as paths do" {
@@ -499,12 +498,7 @@ $(cat "$T4DX_TMP/c.err")"
 }
 
 @test "t4dxfs: the rebuild of a damaged segment at start reports its progress" {
-	t4dx_start
-	fill 4
-	t4dx_stop
-	local seg
-	seg=$(ls "$DATA"/seg/*.t4s)
-	flip "$seg" 40
+	damaged_store 4
 	t4dx_start
 	grep -q '^t4dxfs: rebuilding segment [0-9]* from the WAL:   0% (0 of [0-9]* bytes read)$' "$T4DX_LOG" ||
 		fail "no start line: $(cat "$T4DX_LOG")"
@@ -541,24 +535,24 @@ $(cat "$T4DX_TMP/c.err")"
 		head -c 100000 /dev/urandom >"$ITEMS/r/f$i"
 	done
 	t4dx_stop
-	local seg size
-	seg=$(ls "$DATA"/seg/*.t4s)
-	size=$(stat -c %s "$seg")
+	local size
+	SEG=$(ls "$DATA"/seg/*.t4s)
+	size=$(stat -c %s "$SEG")
 	# three blocks far apart (random content does not compress: a
 	# block is about 64 KiB or one item)
 	for off in $((size / 5)) $((size / 2)) $((size * 4 / 5)); do
-		flip "$seg" "$off"
+		flip "$SEG" "$off"
 	done
 	run "$T4DX" verify "$DATA"
 	assert_failure 1
 	local n
-	n=$(grep -c "^$seg: offset [0-9]*: block [0-9]* of [0-9]*: fails its CRC" <<<"$output")
+	n=$(grep -c "^$SEG: offset [0-9]*: block [0-9]* of [0-9]*: fails its CRC" <<<"$output")
 	((n == 3)) || fail "expected 3 damaged blocks named: $output"
 	echo garbage >"$DATA/MANIFEST"
 	run "$T4DX" verify "$DATA"
 	assert_failure 1
 	assert_line "$DATA/MANIFEST: fails its CRC or does not parse"
-	n=$(grep -c "^$seg: offset [0-9]*: block [0-9]* of [0-9]*: fails its CRC" <<<"$output")
+	n=$(grep -c "^$SEG: offset [0-9]*: block [0-9]* of [0-9]*: fails its CRC" <<<"$output")
 	((n == 3)) || fail "the segment was not read without a MANIFEST: $output"
 }
 
