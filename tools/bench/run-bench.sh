@@ -353,7 +353,7 @@ t4dx_start() {
 	T4DX_LOG=$TMP/t4dxfs.$T4DX_NSTART.log
 	local t0 t1 rc=0
 	t0=$(now_us)
-	env --default-signal=INT "$T4DXFS" -f "$DATA" "$MNT" </dev/null \
+	env --default-signal=INT "$T4DXFS" -f "$@" "$DATA" "$MNT" </dev/null \
 		>"$T4DX_LOG" 2>&1 &
 	T4DX_PID=$!
 	"$BENCH" mountwait "$MNT" -m 120 -l t4dx >/dev/null 2>&1 || rc=$?
@@ -806,6 +806,25 @@ if ((T4DX_OK)); then
 	done
 fi
 
+# Peak memory for one large item (issue 10: at most ~1.5x its size): a
+# fresh daemon, one file of ITEM_MIB written and closed; VmHWM before and
+# after.
+ITEM_MIB=${ITEM_MIB:-128}
+if ((T4DX_OK)); then
+	progress "peak RSS while one ${ITEM_MIB} MiB item is written, $ROUNDS rounds"
+	printf '{"limits":{"max_item_bytes":268435455}}\n' >"$TMP/big-item.json"
+	head -c $((ITEM_MIB << 20)) /dev/urandom | base64 -w 0 | head -c $((ITEM_MIB << 20)) >"$TMP/big-item.txt"
+	for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+		t4dx_start -o "config=$TMP/big-item.json" || break
+		h0=$(t4dx_hwm)
+		cp "$TMP/big-item.txt" "$MNT/items/big-item" || note "t4dx: the big item could not be written"
+		h1=$(t4dx_hwm)
+		rec rss-item t4dx "kib_before=$h0 kib=$h1 ratio=$(awk -v a="$h0" -v b="$h1" -v m="$ITEM_MIB" 'BEGIN { printf "%.2f", (b - a) / (m * 1024) }')"
+		rm -f "$MNT/items/big-item"
+		t4dx_stop
+	done
+fi
+
 # ---- the table ---------------------------------------------------------------------------------
 
 cp "$RAW" "$RESULTS" 2>/dev/null || note "cannot write $RESULTS"
@@ -981,6 +1000,8 @@ row() {
 	row "  live WAL / archive before the kill [MiB]" "$(fmt "$(median rewrite-state t4dx wal_bytes)" 0.00000095367431640625 1) / $(fmt "$(median rewrite-state t4dx archive_bytes)" 0.00000095367431640625 1)" "" "" "" "" "" "<=64+ / <=256" ""
 	row "  unmount (memtable flush) [s]" "$(cell unmount t4dx seconds 1 3)" "" "" "" "" "" "" ""
 	P=$(awk '$0 ~ /^key=rss sys=t4dx / { for (i = 1; i <= NF; i++) if ($i ~ /^kib=/) { v = substr($i, 5) + 0; if (v > mx) mx = v } } END { if (mx) print mx }' "$RAW")
+	row "peak RSS growth writing one ${ITEM_MIB} MiB item [x its size]" "$(median rss-item t4dx ratio)" "" "" "" "" "" "<=1.5" \
+		"$(awk -v r="$(median rss-item t4dx ratio)" 'BEGIN { if (r == "") print ""; else print r <= 1.5 ? "yes" : "NO" }')"
 	NP=$(median rss nullfs kib)
 	row "peak RSS (VmHWM) [MiB]" "$(fmt "$P" 0.0009765625 1)" "$(fmt "$NP" 0.0009765625 1)" "" "" "" "" "<160 MiB" \
 		"$([[ -n $P ]] && awk -v p="$P" 'BEGIN { print p < 160 * 1024 ? "yes" : "NO" }')"
