@@ -127,6 +127,8 @@ struct t4dx {
 	 * thread, no quarantine); every change answers EROFS */
 	bool readonly;
 	uint64_t ro_last_lsn;           /* last WAL record read */
+	bool nolock;                    /* read-only without the lock */
+	uint64_t man_seg_id;            /* next_seg_id of the MANIFEST read */
 	t4dx_rebuild_fn rebuild_fn;     /* progress of a rebuild at open */
 	void *rebuild_arg;
 
@@ -2481,6 +2483,12 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 				s = NULL;
 			}
 		}
+		if (rc == ENOENT && db->nolock) {
+			/* a daemon's compaction: read again */
+			snprintf(msg, msglen, "a daemon keeps changing %s while "
+				 "it is read; try again", db->dir);
+			return EAGAIN;
+		}
 		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT ||
 		    (rc == ENOENT && m->segs[i].items)) {
 			db->recovery.segments_damaged++;
@@ -2574,8 +2582,49 @@ int t4dx_open(const char *dir, const struct t4dx_config *cfg,
 	return t4dx_open_args(dir, &a, out, msg, msglen);
 }
 
+static int open_once(const char *dir, const struct t4dx_open_args *a,
+		     struct t4dx **out, char *msg, size_t msglen);
+
+/* Did the MANIFEST change since it said flushed_lsn (a daemon's flush or
+ * compaction while a NOLOCK reader opened)? */
+static bool manifest_moved(const char *dir, uint64_t flushed_lsn,
+			   uint64_t next_seg_id)
+{
+	struct t4dx_manifest m = { 0 };
+	int rc = t4dx_manifest_load(dir, &m);
+	bool moved = rc == 0 ? m.flushed_lsn != flushed_lsn ||
+			       m.next_seg_id != next_seg_id
+			     : rc != T4DX_ENOTFOUND || flushed_lsn != 0;
+	t4dx_manifest_free(&m);
+	return moved;
+}
+
 int t4dx_open_args(const char *dir, const struct t4dx_open_args *a,
 		   struct t4dx **out, char *msg, size_t msglen)
+{
+	/* without the lock, a daemon may flush or compact while the store
+	 * is read (segments unlinked, log files archived): read again until
+	 * one reading saw a MANIFEST that did not move under it */
+	bool racy = (a->flags & T4DX_OPEN_READONLY) &&
+		    (a->flags & T4DX_OPEN_NOLOCK);
+	for (int tries = 0;; tries++) {
+		int rc = open_once(dir, a, out, msg, msglen);
+		if (!racy || tries == 9)
+			return rc;
+		if (rc == EAGAIN)
+			continue;
+		if (rc)
+			return rc;
+		if (!manifest_moved(dir, (*out)->flushed_lsn,
+				    (*out)->man_seg_id))
+			return 0;
+		t4dx_close(*out);
+		*out = NULL;
+	}
+}
+
+static int open_once(const char *dir, const struct t4dx_open_args *a,
+		     struct t4dx **out, char *msg, size_t msglen)
 {
 	const struct t4dx_config *cfg = a->cfg;
 	unsigned flags = a->flags;
@@ -2633,6 +2682,7 @@ int t4dx_open_args(const char *dir, const struct t4dx_open_args *a,
 	snprintf(db->quarantine_dir, sizeof(db->quarantine_dir),
 		 "%s/quarantine", dir);
 	db->readonly = flags & T4DX_OPEN_READONLY;
+	db->nolock = db->readonly && (flags & T4DX_OPEN_NOLOCK);
 	db->rebuild_fn = a->rebuild;
 	db->rebuild_arg = a->arg;
 	if (db->readonly) {
@@ -2673,6 +2723,7 @@ int t4dx_open_args(const char *dir, const struct t4dx_open_args *a,
 		goto fail;
 	}
 	db->next_seg_id = m.next_seg_id;
+	db->man_seg_id = m.next_seg_id;
 	db->flushed_lsn = m.flushed_lsn;
 	db->next_ino = m.next_ino > T4DX_ROOT_INO ? m.next_ino
 						  : T4DX_ROOT_INO + 1;
