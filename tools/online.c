@@ -162,7 +162,9 @@ int cmd_status(const struct command *c, int argc, char **argv)
 	if (slurp(path, &alerts, NULL))
 		alerts = NULL;
 	struct json_object *h = f[0], *b = f[1], *st = f[2], *cp = f[3];
-	const char *status = str(h, "status");
+	/* a copy: --json hands the parsed files over to its output */
+	char status[32];
+	snprintf(status, sizeof(status), "%s", str(h, "status"));
 	if (o.json) {
 		struct json_object *all = json_object_new_object();
 		struct json_object *al = json_object_new_array();
