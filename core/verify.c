@@ -282,7 +282,6 @@ static void verify_wal(struct verify *v)
 	char wal[PATH_MAX];
 	struct t4dx_wal_damage dmg;
 	snprintf(wal, sizeof(wal), "%s/wal", v->dir);
-	uint64_t before = v->rep->bytes_done;
 	int rc = t4dx_wal_read_all_progress(wal, true, v->flushed_lsn,
 					    wal_record, wal_progress, v, &dmg);
 	if (rc && denied(v, rc, wal))
@@ -313,7 +312,6 @@ static void verify_wal(struct verify *v)
 		    "the MANIFEST's flushed record %llu",
 		    (unsigned long long)v->last_lsn,
 		    (unsigned long long)v->flushed_lsn);
-	(void)before;
 }
 
 /* ---- rescue files ---------------------------------------------------- */
@@ -514,17 +512,14 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 		    "the next start replays them",
 		    (unsigned long long)rep->rescue_files,
 		    (unsigned long long)rep->rescue_records);
-	uint64_t q = 0;
+	uint64_t q = 0, nq = 0;
 	snprintf(path, sizeof(path), "%s/quarantine", dir);
 	each_file(path, any_name, NULL, add_size, &q);
-	struct dirent **list = NULL;
-	int nq = scandir(path, &list, NULL, NULL);
-	for (int i = 0; i < nq; i++)
-		free(list[i]);
-	free(list);
-	if (nq > 2)
-		say(&v, false, path, -1, "%d file(s), %llu bytes, set aside by "
-		    "earlier recoveries", nq - 2, (unsigned long long)q);
+	each_file(path, any_name, NULL, count_file, &nq);
+	if (nq)
+		say(&v, false, path, -1, "%llu file(s), %llu bytes, set aside by "
+		    "earlier recoveries", (unsigned long long)nq,
+		    (unsigned long long)q);
 	if (v.denied) {
 		snprintf(msg, msglen, "cannot read %s: %s", v.denied_path,
 			 strerror(v.denied));

@@ -210,9 +210,8 @@ static void set_root(struct t4dx_entry *e)
 
 static int resolve(struct t4dx *db, const char *path, struct t4dx_entry *e)
 {
-	/* the inodes walked through, for ".." (the top's parent is the top,
-	 * as for "/..") */
-	static uint64_t up[DEPTH_MAX];
+	/* the entries walked through, for ".." (the top's parent is the
+	 * top, as for "/..") */
 	static struct t4dx_entry at[DEPTH_MAX];
 	size_t depth = 0;
 	set_root(e);
@@ -237,7 +236,6 @@ static int resolve(struct t4dx *db, const char *path, struct t4dx_entry *e)
 		}
 		if (depth == DEPTH_MAX)
 			return ENAMETOOLONG;
-		up[depth] = e->ino;
 		at[depth++] = *e;
 		uint64_t parent = e->ino;
 		int rc = t4dx_get(db, parent, path, n, 0, e);
@@ -247,7 +245,6 @@ static int resolve(struct t4dx *db, const char *path, struct t4dx_entry *e)
 			return ENOTDIR;         /* "file/" */
 		path += n + slash;
 	}
-	(void)up;
 	return 0;
 }
 

@@ -61,6 +61,21 @@ damaged_store() {
 	flip "$SEG" 40
 }
 
+# stopped_store_for_nobody: a stopped store of fill 1 whose test
+# directory user nobody may pass through (skips when the build itself is
+# out of nobody's reach); as_nobody CMD...: run CMD as nobody.
+stopped_store_for_nobody() {
+	t4dx_start
+	fill 1
+	t4dx_stop
+	as_nobody "$T4DX" --version >/dev/null 2>&1 ||
+		skip "the build is not reachable by user nobody"
+	chmod 711 "$T4DX_TMP"
+}
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+
 # one_line: output is a single line starting "t4dx: CMD: ".
 assert_one_line_error() {
 	[[ ${#lines[@]} == 1 ]] || fail "expected one line, got: $output"
@@ -434,17 +449,12 @@ $(cat "$T4DX_TMP/c.err")"
 }
 
 @test "verify, ls: a store this user may not read is exit 2 with the real reason" {
-	t4dx_start
-	fill 1
-	t4dx_stop
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" --version >/dev/null 2>&1 ||
-		skip "the build is not reachable by user nobody"
-	chmod 711 "$T4DX_TMP"
-	run setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" verify "$DATA"
+	stopped_store_for_nobody
+	run as_nobody "$T4DX" verify "$DATA"
 	assert_equal "$status" 2
 	assert_output "t4dx: verify: $DATA: Permission denied"
 	chmod 755 "$DATA"
-	run setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" ls "$DATA"
+	run as_nobody "$T4DX" ls "$DATA"
 	assert_equal "$status" 2
 	assert_output --regexp "^t4dx: ls: cannot read $DATA/(wal|seg|MANIFEST): Permission denied$"
 }
@@ -505,6 +515,10 @@ $(cat "$T4DX_TMP/c.err")"
 	grep -q '^t4dxfs: rebuilding segment [0-9]* from the WAL: 100% ([0-9]* of [0-9]* bytes read)$' "$T4DX_LOG" ||
 		fail "no end line: $(cat "$T4DX_LOG")"
 	assert_equal "$(cat "$ITEMS/n/f4")" "$(t4dx_content 4)"
+	t4dx_stop
+	run "$T4DX" verify "$DATA"
+	assert_success
+	assert_line --regexp "^note: $DATA/quarantine: 1 file\(s\), [0-9]+ bytes, set aside by earlier recoveries$"
 }
 
 @test "verify: rescue files of the store are read line by line; a bad line is damage, exit 1" {
@@ -557,17 +571,12 @@ $(cat "$T4DX_TMP/c.err")"
 }
 
 @test "verify: a file of the store this user may not read is exit 2, not damage" {
-	t4dx_start
-	fill 1
-	t4dx_stop
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" --version >/dev/null 2>&1 ||
-		skip "the build is not reachable by user nobody"
-	chmod 711 "$T4DX_TMP"
+	stopped_store_for_nobody
 	chmod -R a+rX "$DATA"
 	local wal
 	wal=$(ls "$DATA"/wal/archive/*.jsonl | head -n 1)
 	chmod 600 "$wal"
-	run setpriv --reuid=65534 --regid=65534 --clear-groups "$T4DX" verify "$DATA"
+	run as_nobody "$T4DX" verify "$DATA"
 	assert_equal "$status" 2
 	assert_line --regexp "^t4dx: verify: cannot read $DATA/wal: Permission denied$"
 }
