@@ -418,8 +418,40 @@ static int check_encodable(const struct t4dx_rec *r)
 _Static_assert(T4DX_ITEM_BYTES_MAX <= INT_MAX / 8,
 	       "the decoder's json-c lengths are int");
 
+/* Continue crc over the encoding of t's bytes, a piece at a time. */
+static uLong crc_encoded(uLong crc, const struct text *t)
+{
+	enum { PIECE = 3 * 1024 };      /* whole base64 groups */
+	char o[T4DX_REC_EXT_ROOM(PIECE)];
+	for (size_t from = 0; from < t->len; from += PIECE) {
+		size_t n = t->len - from < PIECE ? t->len - from : PIECE;
+		size_t k = t->b64 ? t4dx_base64_put(o, t->p + from, n)
+				  : (size_t)(put_escaped(o, t->p + from, n) - o);
+		crc = crc32(crc, (const Bytef *)o, (uInt)k);
+	}
+	return crc;
+}
+
+size_t t4dx_rec_ext_put(const struct t4dx_rec_ext *ext, size_t from,
+			size_t n, char *out)
+{
+	const unsigned char *p = ext->blob->data + from;
+	if (ext->b64)
+		return t4dx_base64_put(out, p, n);
+	return (size_t)(put_escaped(out, p, n) - out);
+}
+
 int t4dx_rec_encode(const struct t4dx_rec *r, struct t4dx_buf *out)
 {
+	bool split;
+	return t4dx_rec_encode_split(r, out, SIZE_MAX, NULL, &split);
+}
+
+int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
+			  size_t min_ext, struct t4dx_rec_ext *ext,
+			  bool *split)
+{
+	*split = false;
 	int rc = check_encodable(r);
 	if (rc)
 		return rc;
@@ -430,11 +462,18 @@ int t4dx_rec_encode(const struct t4dx_rec *r, struct t4dx_buf *out)
 		need += text_measure(&name, e->name, e->name_len);
 	if (r->op == T4DX_OP_RENAME)
 		need += text_measure(&new_name, r->new_name, r->new_name_len);
+	bool by_ref = false;
+	uint64_t enc_len = 0;
 	if (r->op == T4DX_OP_PUT) {
 		static const unsigned char none[1];
 		const struct t4dx_blob *b = e->content;
-		need += text_measure(&content, b ? b->data : none,
-				     b ? b->len : 0);
+		size_t n = text_measure(&content, b ? b->data : none,
+					b ? b->len : 0);
+		by_ref = ext && b && b->len >= min_ext;
+		if (by_ref)     /* exact for such lengths (> TEXT_COUNT_MIN) */
+			enc_len = content.b64 ? n : escaped_len(b->data, b->len);
+		else
+			need += n;
 	}
 	if (t4dx_buf_reserve(out, need))
 		return ENOMEM;
@@ -459,7 +498,17 @@ int t4dx_rec_encode(const struct t4dx_rec *r, struct t4dx_buf *out)
 		o += 2 * sizeof(e->id);
 		*o++ = '"';
 		o = put_fields(o, e, F_MEMORY);
-		o = put_text(o, "content", &content);
+		if (!by_ref) {
+			o = put_text(o, "content", &content);
+			break;
+		}
+		/* the line up to the content, whose encoding is made
+		 * again when the line is written: only its CRC now */
+		o = put_str(o, content.b64 ? ",\"content_b64\":\""
+					   : ",\"content\":\"");
+		ext->at = out->len + (size_t)(o - start);
+		ext->enc_len = enc_len;
+		ext->b64 = content.b64;
 		break;
 	case T4DX_OP_RENAME:
 		o = put_u(o, ",\"new_parent\":", r->new_parent);
@@ -472,11 +521,26 @@ int t4dx_rec_encode(const struct t4dx_rec *r, struct t4dx_buf *out)
 		break;
 	}
 	size_t len = (size_t)(o - start);
-	if (len + 1 > INT_MAX - 32)     /* the decoder's limit */
-		return EINVAL;
-	o = put_u(o, ",\"crc\":", crc_of(start, len));
+	uint32_t crc;
+	if (by_ref) {
+		if (len + enc_len + 1 > INT_MAX - 32)
+			return EINVAL;
+		*o++ = '"';
+		uLong c = crc_of(start, len);
+		c = crc_encoded(c, &content);
+		crc = (uint32_t)crc32(c, (const Bytef *)"\"", 1);
+	} else {
+		if (len + 1 > INT_MAX - 32)     /* the decoder's limit */
+			return EINVAL;
+		crc = crc_of(start, len);
+	}
+	o = put_u(o, ",\"crc\":", crc);
 	o = put_str(o, "}\n");
 	out->len += (size_t)(o - start);
+	if (by_ref) {
+		ext->blob = t4dx_blob_ref(e->content);
+		*split = true;
+	}
 	return 0;
 }
 

@@ -151,11 +151,24 @@ struct wal_file {
 	uint64_t bytes;         /* its size (valid end) */
 };
 
-/* Encoded records with contiguous LSNs lo..hi (n = 0 when empty). */
+/* Encoded records with contiguous LSNs lo..hi (n = 0 when empty): the
+ * bytes of buf, with the encoding of each large content (ext[0..next), in
+ * the order of their at) inserted where it says.  An encoded content
+ * holds no '\n', so the records end at the '\n's of buf.  The queue
+ * holds a reference to each of those contents: a large record costs the
+ * queue its line without the content, not a second copy of the item. */
 struct wal_queue {
 	struct t4dx_buf buf;
+	struct t4dx_rec_ext *ext;
+	size_t next, ecap;
+	uint64_t ext_bytes;     /* the sum of their enc_len */
 	uint64_t lo, hi, n;
 };
+
+/* Contents at least this long are queued by reference. */
+#define EXT_MIN (256u << 10)
+/* Bytes of content encoded at a time when such a record is written. */
+#define EXT_PIECE (3u << 15)
 
 /* A thread in t4dx_wal_sync(); err is set by a leader whose group held
  * lsn and failed.  On the waiter's stack, linked under w->mu.  Each
@@ -173,6 +186,8 @@ struct t4dx_wal {
 	char *dir, *arch, *qdir;
 	uint64_t max_file_bytes;
 	struct t4dx_buf scratch;        /* t4dx_wal_add's (caller-serialized) */
+	char *piece;                    /* for encoded contents; owned by the
+	                                   thread that set busy */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;              /* busy cleared (for own()) */
@@ -388,12 +403,113 @@ static int quarantine_tail(const char *qdir, int fd, uint64_t first,
 	return rc;
 }
 
+/* Bytes of the queue's lines, contents included. */
+static uint64_t queue_bytes(const struct wal_queue *q)
+{
+	return q->buf.len + q->ext_bytes;
+}
+
+/* Room for more entries in q->ext.  0 or ENOMEM. */
+static int ext_reserve(struct wal_queue *q, size_t more)
+{
+	if (q->next + more <= q->ecap)
+		return 0;
+	size_t cap = q->ecap ? 2 * q->ecap : 4;
+	while (cap < q->next + more)
+		cap *= 2;
+	struct t4dx_rec_ext *x = realloc(q->ext, cap * sizeof(*x));
+	if (!x)
+		return ENOMEM;
+	q->ext = x;
+	q->ecap = cap;
+	return 0;
+}
+
+/* Drop the first k contents (their records are gone) and move the
+ * others back by the shift bytes cut from the front of buf. */
+static void ext_drop_front(struct wal_queue *q, size_t k, size_t shift)
+{
+	for (size_t i = 0; i < k; i++) {
+		q->ext_bytes -= q->ext[i].enc_len;
+		t4dx_blob_unref(q->ext[i].blob);
+	}
+	memmove(q->ext, q->ext + k, (q->next - k) * sizeof(*q->ext));
+	q->next -= k;
+	for (size_t i = 0; i < q->next; i++)
+		q->ext[i].at -= shift;
+}
+
+/* How many contents go into the first len bytes of buf. */
+static size_t ext_within(const struct wal_queue *q, size_t len)
+{
+	size_t k = 0;
+	while (k < q->next && q->ext[k].at < len)
+		k++;
+	return k;
+}
+
 static void queue_clear(struct wal_queue *q)
 {
+	ext_drop_front(q, q->next, 0);
 	q->buf.len = 0;
 	q->lo = q->hi = q->n = 0;
 	if (q->buf.cap > (4u << 20))    /* do not keep a huge buffer around */
 		t4dx_buf_free(&q->buf);
+	if (q->ecap > 64) {
+		free(q->ext);
+		q->ext = NULL;
+		q->ecap = 0;
+	}
+}
+
+static void queue_free(struct wal_queue *q)
+{
+	queue_clear(q);
+	t4dx_buf_free(&q->buf);
+	free(q->ext);
+}
+
+/* Move the records of src to the end of dst (which holds the records
+ * just before them), leaving src empty.  0 or ENOMEM (nothing moved). */
+static int queue_move(struct wal_queue *dst, struct wal_queue *src)
+{
+	size_t base = dst->buf.len;
+	if (ext_reserve(dst, src->next) ||
+	    t4dx_buf_add(&dst->buf, src->buf.p, src->buf.len))
+		return ENOMEM;
+	for (size_t i = 0; i < src->next; i++) {
+		dst->ext[dst->next] = src->ext[i];
+		dst->ext[dst->next++].at += base;
+	}
+	dst->ext_bytes += src->ext_bytes;
+	if (!dst->n)
+		dst->lo = src->lo;
+	dst->hi = src->hi;
+	dst->n += src->n;
+	src->next = 0;          /* the references moved with them */
+	src->ext_bytes = 0;
+	queue_clear(src);
+	return 0;
+}
+
+/* Append the lines of q, contents included, to out.  0 or ENOMEM. */
+static int queue_lines(const struct wal_queue *q, struct t4dx_buf *out)
+{
+	size_t pos = 0;
+	for (size_t i = 0; i <= q->next; i++) {
+		size_t end = i < q->next ? q->ext[i].at : q->buf.len;
+		if (t4dx_buf_add(out, q->buf.p + pos, end - pos))
+			return ENOMEM;
+		pos = end;
+		if (i == q->next)
+			break;
+		const struct t4dx_rec_ext *x = &q->ext[i];
+		if (t4dx_buf_reserve(out, T4DX_REC_EXT_ROOM(x->blob->len)))
+			return ENOMEM;
+		out->len += t4dx_rec_ext_put(x, 0, x->blob->len,
+					     (char *)out->p + out->len);
+	}
+	return 0;
 }
 
 /* ---- reading (recovery and read_all) --------------------------------- */
@@ -998,15 +1114,20 @@ int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r)
 	uint64_t saved = r->lsn, lsn = w->last + 1;
 	r->lsn = lsn;
 	w->scratch.len = 0;
-	int rc = t4dx_rec_encode(r, &w->scratch);
+	struct t4dx_rec_ext x;
+	bool split;
+	int rc = t4dx_rec_encode_split(r, &w->scratch, EXT_MIN, &x, &split);
 	if (rc) {
 		r->lsn = saved;
 		return rc;
 	}
 	pthread_mutex_lock(&w->mu);
 	struct wal_queue *q = &w->q;
+	size_t base = q->buf.len;
 	if (w->poisoned) {
 		rc = EROFS;
+	} else if (split && ext_reserve(q, 1)) {
+		rc = ENOMEM;
 	} else if (q->buf.len == 0) {   /* hand the buffer over, no copy */
 		struct t4dx_buf t = q->buf;
 		q->buf = w->scratch;
@@ -1015,6 +1136,12 @@ int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r)
 		rc = t4dx_buf_add(&q->buf, w->scratch.p, w->scratch.len);
 	}
 	if (!rc) {
+		if (split) {    /* the queue takes the reference */
+			x.at += base;
+			q->ext[q->next++] = x;
+			q->ext_bytes += x.enc_len;
+			split = false;
+		}
 		if (!q->n)
 			q->lo = lsn;
 		q->hi = lsn;
@@ -1022,6 +1149,8 @@ int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r)
 		w->last = lsn;
 	}
 	pthread_mutex_unlock(&w->mu);
+	if (split)
+		t4dx_blob_unref(x.blob);
 	if (rc)
 		r->lsn = saved;
 	if (w->scratch.cap > (4u << 20))
@@ -1115,18 +1244,54 @@ static void close_file(struct t4dx_wal *w)
 	w->fd = -1;
 }
 
-/* Write and fdatasync the first len bytes of w->head (busy held, mu not
- * held). */
-static int group_write(struct t4dx_wal *w, size_t len)
+/* Write the lines of the first len bytes of g's buf, with the first ke
+ * contents encoded into them a piece at a time, at offset at.  Busy
+ * held. */
+static int write_lines(struct t4dx_wal *w, const struct wal_queue *g,
+		       size_t len, size_t ke, uint64_t at)
+{
+	if (ke && !w->piece &&
+	    !(w->piece = malloc(T4DX_REC_EXT_ROOM(EXT_PIECE))))
+		return ENOMEM;
+	size_t pos = 0;
+	for (size_t i = 0;; i++) {
+		size_t end = i < ke ? g->ext[i].at : len;
+		int rc = t4dx_io_pwrite_all(w->fd, g->buf.p + pos, end - pos,
+					    (off_t)at);
+		if (rc)
+			return rc;
+		at += end - pos;
+		pos = end;
+		if (i == ke)
+			return 0;
+		const struct t4dx_rec_ext *x = &g->ext[i];
+		for (size_t from = 0; from < x->blob->len; from += EXT_PIECE) {
+			size_t n = x->blob->len - from;
+			if (n > EXT_PIECE)
+				n = EXT_PIECE;
+			size_t k = t4dx_rec_ext_put(x, from, n, w->piece);
+			if ((rc = t4dx_io_pwrite_all(w->fd, w->piece, k,
+						     (off_t)at)))
+				return rc;
+			at += k;
+		}
+	}
+}
+
+/* Write and fdatasync the records in the first len bytes of w->head's
+ * buf, which hold its first ke contents (busy held, mu not held). */
+static int group_write(struct t4dx_wal *w, size_t len, size_t ke)
 {
 	struct wal_queue *g = &w->head;
 	int rc;
 	if (w->fd < 0 && (rc = file_create(w, g->lo)))
 		/* no directory to make it in: the log was removed */
 		return rc == ENOENT ? ESTALE : rc;
-	uint64_t start = w->off;
-	pad_ahead(w, start + len);
-	rc = t4dx_io_pwrite_all(w->fd, g->buf.p, len, (off_t)start);
+	uint64_t start = w->off, total = len;
+	for (size_t i = 0; i < ke; i++)
+		total += g->ext[i].enc_len;
+	pad_ahead(w, start + total);
+	rc = write_lines(w, g, len, ke, start);
 	if (!rc) {
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1152,7 +1317,7 @@ static int group_write(struct t4dx_wal *w, size_t len)
 		 * in the file we believe in, and failing here would give
 		 * their LSNs back while they sit on disk */
 		if (rc != ESTALE) {
-			w->off = start + len;
+			w->off = start + total;
 			return 0;
 		}
 		return rc;
@@ -1199,12 +1364,10 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 		struct wal_queue t = *h;
 		*h = *q;
 		*q = t;
-	} else if (q->n && !t4dx_buf_add(&h->buf, q->buf.p, q->buf.len)) {
+	} else if (q->n) {
 		/* Behind a failed group; if the copy fails for lack of
 		 * memory, the queue simply waits for the next group. */
-		h->hi = q->hi;
-		h->n += q->n;
-		queue_clear(q);
+		(void)queue_move(h, q);
 	}
 	int rc = 0;
 	bool any = h->n != 0;
@@ -1221,8 +1384,9 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 					h->buf.len - (size_t)(p - h->buf.p)) + 1;
 			len = (size_t)(p - h->buf.p);
 		}
+		size_t ke = ext_within(h, len);
 		pthread_mutex_unlock(&w->mu);
-		rc = group_write(w, len);
+		rc = group_write(w, len, ke);
 		bool full = !rc && w->max_file_bytes &&
 			    w->off >= w->max_file_bytes;
 		if (full)
@@ -1242,6 +1406,7 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 				memmove(h->buf.p, h->buf.p + len,
 					h->buf.len - len);
 				h->buf.len -= len;
+				ext_drop_front(h, ke, len);
 				h->lo += k;
 				h->n -= k;
 			}
@@ -1336,8 +1501,10 @@ static void queue_drop_upto(struct wal_queue *q, uint64_t upto)
 		p = (const unsigned char *)memchr(p, '\n', q->buf.len -
 						  (size_t)(p - q->buf.p)) + 1;
 	size_t len = (size_t)(p - q->buf.p);
+	size_t ke = ext_within(q, len);
 	memmove(q->buf.p, q->buf.p + len, q->buf.len - len);
 	q->buf.len -= len;
+	ext_drop_front(q, ke, len);
 	q->lo += k;
 	q->n -= k;
 }
@@ -1526,7 +1693,7 @@ void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st)
 	st->syncs = w->syncs;
 	st->records = w->records;
 	st->pending = w->last - w->durable;
-	st->pending_bytes = w->q.buf.len + w->head.buf.len;
+	st->pending_bytes = queue_bytes(&w->q) + queue_bytes(&w->head);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -1540,9 +1707,10 @@ void t4dx_wal_close(struct t4dx_wal *w)
 	pthread_mutex_unlock(&w->mu);
 	if (w->fd >= 0)
 		close_file(w);
-	t4dx_buf_free(&w->q.buf);
-	t4dx_buf_free(&w->head.buf);
+	queue_free(&w->q);
+	queue_free(&w->head);
 	t4dx_buf_free(&w->scratch);
+	free(w->piece);
 	free(w->files);
 	free(w->dir);
 	free(w->arch);
@@ -1584,9 +1752,9 @@ int t4dx_wal_pending(struct t4dx_wal *w, struct t4dx_buf *out,
 		pthread_cond_wait(&w->cv, &w->mu);
 	*first = w->head.n ? w->head.lo : w->q.lo;
 	if (w->head.n)
-		rc = t4dx_buf_add(out, w->head.buf.p, w->head.buf.len);
+		rc = queue_lines(&w->head, out);
 	if (!rc && w->q.n)
-		rc = t4dx_buf_add(out, w->q.buf.p, w->q.buf.len);
+		rc = queue_lines(&w->q, out);
 	if (!w->head.n && !w->q.n)
 		*first = 0;
 	pthread_mutex_unlock(&w->mu);

@@ -735,6 +735,151 @@ static void run_write_failure(enum failure how)
 	free(s.lsn);
 }
 
+/* A content of at least 256 KiB is queued by reference and encoded a
+ * piece at a time as its group is written.  Whatever the path - the
+ * lines a rescue takes (t4dx_wal_pending), groups cut by the batch limit,
+ * a group written again after a failed write - the log holds exactly
+ * the lines of the whole encoding (t4dx_rec_encode), and a replay gives
+ * back every content. */
+static struct t4dx_blob *big_content(uint64_t seed)
+{
+	/* text with every kind of escape and multi-byte UTF-8 (odd
+	 * seeds), or binary with NUL bytes, its length not a multiple of
+	 * 3 (even seeds) */
+	static const char unit[] = "green \"tea\" \\ \n\t\x01" "caf\xc3\xa9 ";
+	size_t n = (300u << 10) + (size_t)seed * 7 + seed % 3;
+	struct t4dx_blob *b = t4dx_blob_new(n);
+	REQUIRE(b);
+	for (size_t i = 0; i < n; i++)
+		b->data[i] = seed % 2 ? (unsigned char)(n - i < sizeof(unit) ?
+			'x' : unit[i % (sizeof(unit) - 1)]) :
+			(unsigned char)(i * seed * 31 + (i >> 9));
+	return b;
+}
+
+#define BIG_N 7
+static bool is_big(uint64_t lsn)
+{
+	return lsn == 2 || lsn == 3 || lsn == 5 || lsn == 6;
+}
+
+static void mkrec_big(struct t4dx_rec *r, uint64_t lsn)
+{
+	mkrec(r, lsn);
+	if (!is_big(lsn))
+		return;
+	t4dx_entry_clear(&r->e);
+	memset(r, 0, sizeof(*r));
+	char name[32];
+	snprintf(name, sizeof(name), "big%" PRIu64, lsn);
+	REQUIRE(t4dx_entry_set_key(&r->e, 16, name, strlen(name)) == 0);
+	r->op = T4DX_OP_PUT;
+	r->e.ino = lsn;
+	r->e.mode = 0100600;
+	r->e.content = big_content(lsn);
+	r->e.size = r->e.content->len;
+}
+
+struct big_seen {
+	uint64_t n;
+	int bad;
+};
+
+static int collect_big(void *arg, struct t4dx_rec *r)
+{
+	struct big_seen *s = arg;
+	struct t4dx_rec want;
+	mkrec_big(&want, r->lsn);
+	bool ok = r->lsn == ++s->n && r->op == want.op &&
+		  r->e.name_len == want.e.name_len &&
+		  !memcmp(r->e.name, want.e.name, want.e.name_len);
+	if (ok && r->op == T4DX_OP_PUT)
+		ok = r->e.content && r->e.size == want.e.size &&
+		     !memcmp(r->e.content->data, want.e.content->data,
+			     want.e.size);
+	if (!ok) {
+		fprintf(stderr, "   record lsn %" PRIu64 " does not match\n",
+			r->lsn);
+		s->bad++;
+	}
+	t4dx_entry_clear(&want.e);
+	return 0;
+}
+
+static void run_large_contents(bool fail_once)
+{
+	struct env e;
+	env_new(&e, "wal-big");
+	struct big_seen s = { 0 };
+	struct t4dx_wal_report rep;
+	struct t4dx_wal *w = NULL;
+	REQUIRE(t4dx_wal_open(e.wal, e.q, 0, 0, collect_big, &s, &rep,
+			      &w) == 0);
+	struct t4dx_buf want = { 0 };
+	for (uint64_t lsn = 1; lsn <= BIG_N; lsn++) {
+		struct t4dx_rec r;
+		mkrec_big(&r, lsn);
+		r.lsn = lsn;
+		REQUIRE(t4dx_rec_encode(&r, &want) == 0);
+		r.lsn = 0;
+		REQUIRE(t4dx_wal_add(w, &r) == 0);
+		CHECK_EQ_INT(r.lsn, lsn);
+		t4dx_entry_clear(&r.e);
+	}
+	/* the records no longer hold the contents: the queue does */
+	struct t4dx_wal_stats st;
+	t4dx_wal_get_stats(w, &st);
+	CHECK_EQ_INT(st.pending_bytes, want.len);
+	struct t4dx_buf lines = { 0 };
+	uint64_t first = 0;
+	CHECK_EQ_INT(t4dx_wal_pending(w, &lines, &first), 0);
+	CHECK_EQ_INT(first, 1);
+	CHECK(lines.len == want.len && !memcmp(lines.p, want.p, want.len));
+	t4dx_buf_free(&lines);
+
+	t4dx_wal_set_batch(w, 2);
+	if (fail_once) {
+		/* the first group (1, 2) fails inside 2's content; it is
+		 * cut back and written again whole */
+		faults_arm_short_write(3, 1000, EIO);
+		CHECK_EQ_INT(t4dx_wal_sync(w, 1), EIO);
+		faults_reset();
+		CHECK_EQ_INT(t4dx_wal_durable_lsn(w), 0);
+	}
+	CHECK_EQ_INT(t4dx_wal_sync(w, 3), 0);
+	CHECK_EQ_INT(t4dx_wal_durable_lsn(w), 4);
+	t4dx_wal_get_stats(w, &st);
+	CHECK_EQ_INT(st.pending, BIG_N - 4);
+	CHECK_EQ_INT(t4dx_wal_pending(w, &lines, &first), 0);
+	CHECK_EQ_INT(first, 5);
+	t4dx_buf_free(&lines);
+	CHECK_EQ_INT(t4dx_wal_sync(w, BIG_N), 0);
+	t4dx_wal_close(w);
+
+	char path[PATH_MAX];
+	walfile(path, sizeof(path), e.wal, 1);
+	size_t len;
+	unsigned char *file = read_whole(path, &len);
+	CHECK_EQ_INT(log_size(path), want.len);
+	CHECK(len >= want.len && !memcmp(file, want.p, want.len));
+	free(file);
+	w = NULL;
+	REQUIRE(t4dx_wal_open(e.wal, e.q, 0, 0, collect_big, &s, &rep,
+			      &w) == 0);
+	CHECK_EQ_INT(s.n, BIG_N);
+	CHECK_EQ_INT(s.bad, 0);
+	CHECK_EQ_INT(rep.bytes_dropped, 0);
+	t4dx_wal_close(w);
+	t4dx_buf_free(&want);
+	unit_rm_rf(e.base);
+}
+
+static void test_large_contents(void)
+{
+	run_large_contents(false);
+	run_large_contents(true);
+}
+
 static void test_write_failures(void)
 {
 	run_write_failure(F_PWRITE);
@@ -1182,6 +1327,7 @@ int main(void)
 	RUN(test_cut_every_offset);
 	RUN(test_flip_every_offset);
 	RUN(test_write_failures);
+	RUN(test_large_contents);
 	RUN(test_truncate_failure);
 	RUN(test_rotate_archive);
 	RUN(test_quarantine);
