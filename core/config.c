@@ -67,6 +67,7 @@ static const struct key keys[] = {
 	INT(2, memtable, max_bytes, 4096, UINT64_C(1) << 40),
 	INT(2, memtable, max_items, 1, 100000000),
 	INT(3, fallback, max_items, 1, 10000000),
+	INT(3, fallback, cache_bytes, 0, UINT64_C(1) << 40),
 	INT(3, fallback, max_queue, 1, 10000000),
 	INT(3, fallback, max_queue_bytes, 65536, UINT64_C(1) << 40),
 	INT(3, fallback, drain_batch, 1, 100000),

@@ -2661,7 +2661,8 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	db->dir = strdup(dir);
 	db->mem = t4dx_mem_new();
 	db->alerts = t4dx_alerts_new();
-	db->lru = t4dx_lru_new(db->cfg.fallback.max_items);
+	db->lru = t4dx_lru_new(db->cfg.fallback.max_items,
+			       db->cfg.fallback.cache_bytes);
 	struct t4dx_breaker_cfg bc = {
 		.failure_threshold = db->cfg.breaker.failure_threshold,
 		.success_threshold = db->cfg.breaker.success_threshold,

@@ -150,6 +150,8 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->memtable.max_bytes = 64ULL << 20;
 	c->memtable.max_items = 10000;
 	c->fallback.max_items = 1000;
+	/* the fallback cache's contents stay alive after a flush */
+	c->fallback.cache_bytes = 64ULL << 20;
 	c->fallback.max_queue = 10000;
 	/* the records waiting for a disk that fails live in memory */
 	c->fallback.max_queue_bytes = 64ULL << 20;

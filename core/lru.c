@@ -20,7 +20,13 @@ struct t4dx_lru {
 	struct lnode *table;
 	struct lnode *head, *tail;      /* most / least recently used */
 	size_t count, cap;
+	uint64_t bytes, max_bytes;      /* of the contents held */
 };
+
+static uint64_t content_bytes(const struct t4dx_entry *e)
+{
+	return e->content ? e->content->len : 0;
+}
 
 static unsigned make_key(unsigned char *k, uint64_t parent, const char *name,
 			 size_t len)
@@ -58,6 +64,7 @@ static void drop(struct t4dx_lru *l, struct lnode *n)
 {
 	unlink_node(l, n);
 	HASH_DEL(l->table, n);
+	l->bytes -= content_bytes(&n->e);
 	t4dx_entry_clear(&n->e);
 	free(n);
 	l->count--;
@@ -73,13 +80,14 @@ static struct lnode *find(struct t4dx_lru *l, uint64_t parent,
 	return n;
 }
 
-struct t4dx_lru *t4dx_lru_new(size_t capacity)
+struct t4dx_lru *t4dx_lru_new(size_t capacity, uint64_t max_bytes)
 {
 	struct t4dx_lru *l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
 	pthread_mutex_init(&l->mu, NULL);
 	l->cap = capacity ? capacity : 1;
+	l->max_bytes = max_bytes;
 	return l;
 }
 
@@ -99,12 +107,15 @@ void t4dx_lru_put(struct t4dx_lru *l, const struct t4dx_entry *e)
 	struct lnode *n = find(l, e->parent, e->name, e->name_len);
 	if (n)
 		drop(l, n);
-	if (!e->tombstone && (n = malloc(sizeof(*n)))) {
+	if (!e->tombstone && content_bytes(e) <= l->max_bytes &&
+	    (n = malloc(sizeof(*n)))) {
 		n->keylen = make_key(n->key, e->parent, e->name, e->name_len);
 		t4dx_entry_copy(&n->e, e);
 		HASH_ADD(hh, l->table, key[0], n->keylen, n);
 		push_front(l, n);
-		if (++l->count > l->cap)
+		l->count++;
+		l->bytes += content_bytes(e);
+		while (l->count > l->cap || l->bytes > l->max_bytes)
 			drop(l, l->tail);
 	}
 	pthread_mutex_unlock(&l->mu);
@@ -117,6 +128,14 @@ void t4dx_lru_del(struct t4dx_lru *l, uint64_t parent, const char *name,
 	struct lnode *n = find(l, parent, name, len);
 	if (n)
 		drop(l, n);
+	pthread_mutex_unlock(&l->mu);
+}
+
+void t4dx_lru_usage(struct t4dx_lru *l, size_t *count, uint64_t *bytes)
+{
+	pthread_mutex_lock(&l->mu);
+	*count = l->count;
+	*bytes = l->bytes;
 	pthread_mutex_unlock(&l->mu);
 }
 

@@ -1,7 +1,7 @@
 /*
  * seg.c - immutable segment files (see seg.h).
  *
- * FILE FORMAT (version 2; version 1 is still read, see below).  All
+ * FILE FORMAT (version 3; versions 1 and 2 are still read, see below).  All
  * integers are little-endian; doubles are the IEEE 754 binary64 bit pattern
  * stored as a u64.  A key is (parent, name) ordered as t4dx_key_cmp orders
  * it.
@@ -14,10 +14,10 @@
  *
  * Header:
  *      0   8  magic "T4DXSEG\0"
- *      8   4  format version (2)
+ *      8   4  format version (3)
  *     12   4  reserved, written as zero, ignored
  *
- * Data block (version 2): a meta part immediately followed by a content
+ * Data block (versions 2 and 3): a meta part immediately followed by a content
  * part, each the LZ4 block-format compression (LZ4_compress_default) of its
  * own raw bytes, compressed and checked independently, so that a listing
  * reads, checksums and decompresses the meta part only.
@@ -32,6 +32,17 @@
  * 16 KiB gets a block of its own (and a lookup with content decompresses
  * about as much as in version 1).  The CRCs and lengths of both parts
  * live in the block's index entry, not in the block.
+ *
+ * Chunked content part (version 3, a raw content length over 1 MiB, which
+ * is always a block's only record): instead of one LZ4 block, chunks
+ * back to back, chunk j holding raw bytes [j MiB, min((j + 1) MiB, raw
+ * length)) as a 4-byte compressed length k >= 1 followed by the k bytes
+ * of that range's own LZ4 block.  The part's compressed length and CRC
+ * in the index cover all its chunks, lengths included.  Writer and
+ * reader then hold one chunk at a time besides the content itself, so a
+ * large item costs little more than its own size to write or read.
+ * Version 2 is version 3 without chunks: every content part is one LZ4
+ * block, whatever its length.
  *
  * Record (n = name_len), 120 + n bytes:
  *      0   8  parent
@@ -101,7 +112,7 @@
  *     60   4  CRC-32 of the index
  *     64   4  CRC-32 of the Bloom filter
  *     68   4  Bloom k, 1..30
- *     72   4  format version (2, or 1)
+ *     72   4  format version (3, 2 or 1)
  *     76   4  CRC-32 of footer bytes 0..76
  *     80   8  magic "T4DXSEG\0"
  *
@@ -110,19 +121,22 @@
  *    segment); only one of them: T4DX_ECORRUPT (a segment that was
  *    truncated or overwritten);
  *  - header and footer versions differ: T4DX_ECORRUPT; they agree on a
- *    version other than 1 and 2: T4DX_EFORMAT;
+ *    version other than 1, 2 and 3: T4DX_EFORMAT;
  *  - footer CRC, then index CRC, then Bloom CRC: T4DX_ECORRUPT;
  *  - layout (T4DX_ECORRUPT unless all hold): the parts tile the file with
  *    no gap (blocks from 16 up to the index, index, Bloom, footer), every
  *    index entry is well formed and consumes the index exactly, block
  *    offsets follow one another, first <= last key within a block and
  *    last < next first across blocks, record counts sum to the entry
- *    count, a block's lengths (each part's) are ones LZ4 can produce.
+ *    count, a block's lengths (each part's) are ones LZ4 can produce (a
+ *    chunked part: at most each chunk's bound plus its 4 bytes).
  * A block is checked when it is read: the CRC of each part read, that it
  * decompresses to exactly its raw length, and that the records parse, are
  * valid, are in strictly increasing key order, match the index's count and
- * first and last keys, and fill the raw block (version 2: the raw meta
- * part, and with their sizes the raw content length) exactly.  A read
+ * first and last keys, and fill the raw block (versions 2 and 3: the raw
+ * meta part, and with their sizes the raw content length) exactly; in a
+ * chunked part, each chunk's length fits what is left of the part and
+ * the chunks end where the part does.  A read
  * without content reads and checks the meta part only; a read with content
  * also the content part; t4dx_seg_verify reads and checks both parts of
  * every block.  Any failure answers T4DX_ECORRUPT for that block only;
@@ -147,7 +161,8 @@
 _Static_assert(sizeof(double) == 8, "doubles are stored as 8 bytes");
 
 #define SEG_MAGIC         "T4DXSEG"     /* + its NUL: 8 bytes */
-#define SEG_VERSION       2u            /* the one the writer writes */
+#define SEG_VERSION       3u            /* the one the writer writes */
+#define SEG_VERSION_V2    2u
 #define SEG_VERSION_V1    1u
 #define HDR_SIZE          16
 #define FTR_SIZE          88
@@ -156,6 +171,8 @@ _Static_assert(sizeof(double) == 8, "doubles are stored as 8 bytes");
 #define IX_FIXED_V1       44
 #define BLOCK_TARGET      (16 * 1024)   /* raw meta part; all of a v1 block */
 #define CONTENT_TARGET    (16 * 1024)   /* raw content part */
+#define CHUNK_RAW         (1u << 20)    /* v3: longer content parts are
+					   compressed in chunks this long */
 #define BLOOM_BITS_PER_KEY 10
 #define BLOOM_K           7
 /* Only small parts enter the one-block cache, so a segment holding a
@@ -186,17 +203,18 @@ struct block {
 	uint32_t nrec;
 	uint32_t *roff;         /* offset of each record in raw */
 	uint32_t *coff;         /* offset of each content: version 1 in raw,
-				 * version 2 in the content part */
+				 * later versions in the content part */
 	unsigned char *raw;
 };
 
-/* A decompressed content part of a version 2 block, shared like a block.
- * Its consistency with the records is checked with the meta part: the
- * sizes sum to its raw length. */
+/* A decompressed content part of a version 2 or 3 block, shared like a
+ * block.  Its consistency with the records is checked with the meta part:
+ * the sizes sum to its raw length.  The bytes are a blob, so that the
+ * content of a block's only record is handed out without a copy. */
 struct cpart {
 	atomic_uint refs;
 	size_t idx;
-	unsigned char raw[];
+	struct t4dx_blob *raw;
 };
 
 struct t4dx_seg {
@@ -235,11 +253,19 @@ static void block_unref(struct block *b)
 		free(b);
 }
 
+static void cpart_free(struct cpart *c)
+{
+	if (c) {
+		t4dx_blob_unref(c->raw);
+		free(c);
+	}
+}
+
 static void cpart_unref(struct cpart *c)
 {
 	if (c && atomic_fetch_sub_explicit(&c->refs, 1,
 					   memory_order_acq_rel) == 1)
-		free(c);
+		cpart_free(c);
 }
 
 /* ---- little-endian encoding ------------------------------------------ */
@@ -332,6 +358,10 @@ struct t4dx_seg_writer {
 	int err;                        /* sticky: the first failure */
 	uint64_t off;                   /* where the next block goes */
 	struct t4dx_buf raw, content, z, ix;    /* raw: the meta part */
+	struct t4dx_blob *big;          /* the open block's content part when
+					 * it is one large content: taken by
+					 * reference, not copied into content */
+	struct t4dx_buf zc;             /* one compressed chunk */
 	struct wkey first, last;        /* keys of the open block; last is
 					 * also the last key added */
 	uint32_t nrec, nblk;
@@ -416,15 +446,68 @@ static void set_key(struct wkey *k, const struct t4dx_entry *e)
 	memcpy(k->name, e->name, e->name_len);
 }
 
+/* Raw bytes of the open block's content part. */
+static size_t open_content_len(const struct t4dx_seg_writer *w)
+{
+	return w->big ? w->big->len : w->content.len;
+}
+
+/* Most bytes a content part of rlen raw bytes can take on disk: one LZ4
+ * block, or (chunked) each chunk's length and LZ4 block. */
+static uint64_t cpart_bound(bool chunked, uint32_t rlen)
+{
+	if (!chunked)
+		return (uint64_t)LZ4_compressBound((int)rlen);
+	uint64_t n = 0;
+	for (uint32_t at = 0; at < rlen; at += CHUNK_RAW) {
+		uint32_t k = rlen - at < CHUNK_RAW ? rlen - at : CHUNK_RAW;
+		n += 4 + (uint64_t)LZ4_compressBound((int)k);
+	}
+	return n;
+}
+
+/* Write a content part of more than CHUNK_RAW bytes at off as chunks,
+ * one compressed at a time; *zlen and *zcrc get its length and CRC. */
+static int write_chunks(struct t4dx_seg_writer *w, const unsigned char *raw,
+			size_t len, uint64_t off, uint32_t *zlen,
+			uint32_t *zcrc)
+{
+	int bound = LZ4_compressBound((int)CHUNK_RAW);
+	if (t4dx_buf_reserve(&w->zc, 4 + (size_t)bound))
+		return ENOMEM;
+	uLong c = crc32(0L, Z_NULL, 0);
+	uint64_t start = off;
+	for (size_t at = 0; at < len; at += CHUNK_RAW) {
+		int n = len - at < CHUNK_RAW ? (int)(len - at) : (int)CHUNK_RAW;
+		int k = LZ4_compress_default((const char *)raw + at,
+					     (char *)w->zc.p + 4, n, bound);
+		if (k <= 0)     /* cannot happen with a compressBound buffer */
+			return EIO;
+		put32(w->zc.p, (uint32_t)k);
+		c = crc32(c, w->zc.p, (uInt)k + 4);
+		int rc = t4dx_io_pwrite_all(w->fd, w->zc.p, (size_t)k + 4,
+					    (off_t)off);
+		if (rc)
+			return rc;
+		off += (uint64_t)k + 4;
+	}
+	*zlen = (uint32_t)(off - start);
+	*zcrc = (uint32_t)c;
+	return 0;
+}
+
 /* Compress both parts of the open block into z, meta part first, and
- * write them with one pwrite. */
+ * write them with one pwrite; a content part of more than CHUNK_RAW
+ * bytes follows in chunks. */
 static int flush_block(struct t4dx_seg_writer *w)
 {
 	if (!w->nrec)
 		return 0;
+	const unsigned char *cp = w->big ? w->big->data : w->content.p;
+	size_t cl = open_content_len(w);
+	bool chunked = cl > CHUNK_RAW;
 	int mbound = LZ4_compressBound((int)w->raw.len);
-	int cbound = w->content.len ?
-		     LZ4_compressBound((int)w->content.len) : 0;
+	int cbound = cl && !chunked ? LZ4_compressBound((int)cl) : 0;
 	w->z.len = 0;
 	if (t4dx_buf_reserve(&w->z, (size_t)mbound + (size_t)cbound) ||
 	    t4dx_buf_reserve(&w->ix, IX_FIXED + w->first.name_len +
@@ -433,35 +516,42 @@ static int flush_block(struct t4dx_seg_writer *w)
 	int clen = LZ4_compress_default((const char *)w->raw.p,
 					(char *)w->z.p, (int)w->raw.len,
 					mbound);
-	int cclen = 0;
-	if (w->content.len)
-		cclen = LZ4_compress_default((const char *)w->content.p,
-					     (char *)w->z.p + clen,
-					     (int)w->content.len, cbound);
+	int k = 0;
+	if (cl && !chunked)
+		k = LZ4_compress_default((const char *)cp,
+					 (char *)w->z.p + clen, (int)cl, cbound);
 	/* cannot happen with compressBound buffers */
-	if (clen <= 0 || (w->content.len && cclen <= 0))
+	if (clen <= 0 || (cl && !chunked && k <= 0))
 		return EIO;
-	int rc = t4dx_io_pwrite_all(w->fd, w->z.p, (size_t)clen + (size_t)cclen,
+	int rc = t4dx_io_pwrite_all(w->fd, w->z.p, (size_t)clen + (size_t)k,
 				    (off_t)w->off);
 	if (rc)
+		return rc;
+	uint32_t mcrc = crc(w->z.p, (size_t)clen);
+	uint32_t cclen = (uint32_t)k;
+	uint32_t ccrc = k ? crc(w->z.p + clen, (size_t)k) : 0;
+	if (chunked && (rc = write_chunks(w, cp, cl, w->off + (uint64_t)clen,
+					  &cclen, &ccrc)))
 		return rc;
 
 	unsigned char *p = w->ix.p + w->ix.len;
 	p = put64(p, w->off);
 	p = put32(p, (uint32_t)clen);
 	p = put32(p, (uint32_t)w->raw.len);
-	p = put32(p, crc(w->z.p, (size_t)clen));
+	p = put32(p, mcrc);
 	p = put32(p, w->nrec);
-	p = put32(p, (uint32_t)cclen);
-	p = put32(p, (uint32_t)w->content.len);
-	p = put32(p, cclen ? crc(w->z.p + clen, (size_t)cclen) : 0);
+	p = put32(p, cclen);
+	p = put32(p, (uint32_t)cl);
+	p = put32(p, ccrc);
 	p = put_key(p, &w->first);
 	p = put_key(p, &w->last);
 	w->ix.len = (size_t)(p - w->ix.p);
 
-	w->off += (uint64_t)clen + (uint64_t)cclen;
+	w->off += (uint64_t)clen + cclen;
 	w->raw.len = 0;
 	w->content.len = 0;
+	t4dx_blob_unref(w->big);
+	w->big = NULL;
 	w->nrec = 0;
 	w->nblk++;
 	return 0;
@@ -478,6 +568,8 @@ static int writer_close(struct t4dx_seg_writer *w, int rc)
 	t4dx_buf_free(&w->raw);
 	t4dx_buf_free(&w->content);
 	t4dx_buf_free(&w->z);
+	t4dx_buf_free(&w->zc);
+	t4dx_blob_unref(w->big);
 	t4dx_buf_free(&w->ix);
 	free(w->bloom);
 	free(w->path);
@@ -540,16 +632,21 @@ int t4dx_seg_writer_add(struct t4dx_seg_writer *w, const struct t4dx_entry *e)
 
 	size_t len = rec_size(e), clen = (size_t)e->size;
 	if (w->nrec && (w->raw.len + len > BLOCK_TARGET ||
-			w->content.len + clen > CONTENT_TARGET))
+			open_content_len(w) + clen > CONTENT_TARGET))
 		rc = flush_block(w);
+	/* a content past the target is alone in its block (the one before
+	 * was just closed): kept by reference, compressed from the blob */
+	bool by_ref = clen > CONTENT_TARGET;
 	if (!rc && (t4dx_buf_reserve(&w->raw, len) ||
-		    t4dx_buf_reserve(&w->content, clen)))
+		    (!by_ref && t4dx_buf_reserve(&w->content, clen))))
 		rc = ENOMEM;
 	if (rc)
 		return w->err = rc;
 	encode_rec(w->raw.p + w->raw.len, e);
 	w->raw.len += len;
-	if (clen) {
+	if (by_ref) {
+		w->big = t4dx_blob_ref(e->content);
+	} else if (clen) {
 		memcpy(w->content.p + w->content.len, e->content->data, clen);
 		w->content.len += clen;
 	}
@@ -689,8 +786,9 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 		    b->clen > (uint32_t)LZ4_compressBound((int)b->rlen))
 			return T4DX_ECORRUPT;
 		if (!b->cclen != !b->crlen || b->crlen > LZ4_MAX_INPUT_SIZE ||
-		    (b->crlen && b->cclen > (uint32_t)LZ4_compressBound(
-						(int)b->crlen)) ||
+		    (b->crlen && b->cclen > cpart_bound(
+				s->version >= 3 && b->crlen > CHUNK_RAW,
+				b->crlen)) ||
 		    (!b->cclen && b->ccrc))
 			return T4DX_ECORRUPT;
 		if (t4dx_key_cmp(b->first_parent, b->first, b->first_len,
@@ -736,7 +834,8 @@ static int load_meta(struct t4dx_seg *s)
 	    t4dx_get_u32(h + 8) != t4dx_get_u32(f + 72))
 		return T4DX_ECORRUPT;
 	s->version = t4dx_get_u32(f + 72);
-	if (s->version != SEG_VERSION && s->version != SEG_VERSION_V1)
+	if (s->version != SEG_VERSION && s->version != SEG_VERSION_V2 &&
+	    s->version != SEG_VERSION_V1)
 		return T4DX_EFORMAT;
 	if (crc(f, 76) != t4dx_get_u32(f + 76))
 		return T4DX_ECORRUPT;
@@ -849,7 +948,7 @@ static int block_check(const struct t4dx_seg *s, struct block *b,
 	const unsigned char *p = b->raw, *end = b->raw + bi->rlen;
 	const unsigned char *prev = NULL;
 	bool v1 = s->version == SEG_VERSION_V1;
-	uint64_t csum = 0;      /* version 2: content bytes so far */
+	uint64_t csum = 0;      /* versions 2, 3: content bytes so far */
 	uint32_t i = 0;
 	while (p < end) {
 		uint64_t parent;
@@ -902,15 +1001,70 @@ static int part_unpack(const unsigned char *z, uint32_t zlen, uint32_t zcrc,
 	return 0;
 }
 
+/* Is the content part of block bi in chunks (version 3, long)? */
+static bool chunked(const struct t4dx_seg *s, const struct blkinfo *bi)
+{
+	return s->version >= 3 && bi->crlen > CHUNK_RAW;
+}
+
+/* Read a chunked content part a chunk at a time, check each chunk's
+ * length and decompression and the CRC of the whole part, and
+ * decompress it to raw (NULL: only check it, in bounded memory).  A
+ * damaged chunk is decompressed safely and the part refused. */
+static int chunks_unpack(const struct t4dx_seg *s, const struct blkinfo *bi,
+			 unsigned char *raw)
+{
+	size_t zcap = 4 + (size_t)LZ4_compressBound((int)CHUNK_RAW);
+	unsigned char *z = malloc(zcap + (raw ? 0 : CHUNK_RAW));
+	if (!z)
+		return ENOMEM;
+	uint64_t off = bi->off + bi->clen, end = off + bi->cclen;
+	uLong c = crc32(0L, Z_NULL, 0);
+	int rc = 0;
+	for (uint32_t at = 0; at < bi->crlen && !rc;) {
+		uint32_t n = bi->crlen - at < CHUNK_RAW ? bi->crlen - at
+							: CHUNK_RAW;
+		if (end - off < 4) {
+			rc = T4DX_ECORRUPT;
+			break;
+		}
+		if ((rc = t4dx_io_pread_all(s->fd, z, 4, (off_t)off)))
+			break;
+		uint32_t k = t4dx_get_u32(z);
+		if (k < 1 || k > (uint32_t)LZ4_compressBound((int)n) ||
+		    end - off - 4 < k) {
+			rc = T4DX_ECORRUPT;
+			break;
+		}
+		if ((rc = t4dx_io_pread_all(s->fd, z + 4, k,
+					    (off_t)(off + 4))))
+			break;
+		c = crc32(c, z, (uInt)k + 4);
+		unsigned char *dst = raw ? raw + at : z + zcap;
+		if (LZ4_decompress_safe((const char *)z + 4, (char *)dst,
+					(int)k, (int)n) != (int)n)
+			rc = T4DX_ECORRUPT;
+		off += 4 + (uint64_t)k;
+		at += n;
+	}
+	if (!rc && (off != end || (uint32_t)c != bi->ccrc))
+		rc = T4DX_ECORRUPT;
+	free(z);
+	return rc;
+}
+
 /* Read the parts of block i that are asked for (bout, cout non-NULL) from
- * disk with one pread, check and decompress them.  The content part is
- * only asked for in version 2 blocks that have one. */
+ * disk with one pread, check and decompress them (a chunked content part
+ * a chunk at a time).  The content part is only asked for in version 2
+ * and 3 blocks that have one. */
 static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 		      struct cpart **cout)
 {
 	const struct blkinfo *bi = &s->blk[i];
-	uint32_t mlen = bout ? bi->clen : 0, clen = cout ? bi->cclen : 0;
-	unsigned char *z = malloc((size_t)mlen + clen);
+	bool chunks = cout && chunked(s, bi);
+	uint32_t mlen = bout ? bi->clen : 0;
+	uint32_t clen = cout && !chunks ? bi->cclen : 0;
+	unsigned char *z = mlen + clen ? malloc((size_t)mlen + clen) : NULL;
 	struct block *b = NULL;
 	struct cpart *c = NULL;
 	int rc = 0;
@@ -927,29 +1081,33 @@ static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 		}
 	}
 	if (cout) {
-		c = malloc(sizeof(*c) + bi->crlen);
+		c = malloc(sizeof(*c));
 		if (c) {
 			atomic_init(&c->refs, 1);
 			c->idx = i;
+			c->raw = t4dx_blob_new(bi->crlen);
 		}
 	}
-	if (!z || (bout && !b) || (cout && !c)) {
+	if ((mlen + clen && !z) || (bout && !b) || (cout && (!c || !c->raw))) {
 		rc = ENOMEM;
 		goto out;
 	}
-	if ((rc = t4dx_io_pread_all(s->fd, z, (size_t)mlen + clen,
+	if (mlen + clen &&
+	    (rc = t4dx_io_pread_all(s->fd, z, (size_t)mlen + clen,
 				    (off_t)(bi->off + (bout ? 0 : bi->clen)))))
 		goto out;
 	if (b && !(rc = part_unpack(z, bi->clen, bi->crc, b->raw, bi->rlen)))
 		rc = block_check(s, b, bi);
-	if (!rc && c)
-		rc = part_unpack(z + mlen, bi->cclen, bi->ccrc, c->raw,
+	if (!rc && c && chunks)
+		rc = chunks_unpack(s, bi, c->raw->data);
+	else if (!rc && c)
+		rc = part_unpack(z + mlen, bi->cclen, bi->ccrc, c->raw->data,
 				 bi->crlen);
 out:
 	free(z);
 	if (rc) {
 		free(b);
-		free(c);
+		cpart_free(c);
 		b = NULL;
 		c = NULL;
 	}
@@ -1027,8 +1185,8 @@ static int parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
 }
 
 /* Where the content of record r of b starts, for a read with content:
- * version 1 inline in b, version 2 in c (NULL when the block has none, and
- * then every size is 0). */
+ * version 1 inline in b, later versions in c (NULL when the block has
+ * none, and then every size is 0). */
 static const unsigned char *rec_content(const struct t4dx_seg *s,
 					const struct block *b,
 					const struct cpart *c, uint32_t r)
@@ -1036,19 +1194,24 @@ static const unsigned char *rec_content(const struct t4dx_seg *s,
 	static const unsigned char nothing[1];
 	if (s->version == SEG_VERSION_V1)
 		return b->raw + b->coff[r];
-	return c ? c->raw + b->coff[r] : nothing;
+	return c ? c->raw->data + b->coff[r] : nothing;
 }
 
-/* Fill out from a checked record; content NULL: leave the content out. */
+/* Fill out from a checked record; content NULL: leave the content out.
+ * c: the block's content part, if any; a record whose content is all of
+ * it gets a reference to it instead of a copy. */
 static int rec_decode(const unsigned char *r, const unsigned char *content,
-		      struct t4dx_entry *out)
+		      const struct cpart *c, struct t4dx_entry *out)
 {
 	uint16_t n = t4dx_get_u16(r + 8);
 	const unsigned char *q = r + 10 + n;
 	struct t4dx_blob *blob = NULL;
 	uint64_t size = t4dx_get_u64(q + 102);
 	if (content && (q[0] & F_BLOB)) {
-		blob = t4dx_blob_from(content, (size_t)size);
+		if (c && content == c->raw->data && size == c->raw->len)
+			blob = t4dx_blob_ref(c->raw);
+		else
+			blob = t4dx_blob_from(content, (size_t)size);
 		if (!blob)
 			return ENOMEM;
 	}
@@ -1133,7 +1296,7 @@ int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 	    !key_cmp_rec(b->raw + b->roff[r], parent, name, name_len))
 		rc = rec_decode(b->raw + b->roff[r],
 				with_content ? rec_content(s, b, c, r) : NULL,
-				out);
+				c, out);
 	else
 		rc = T4DX_ENOTFOUND;
 	block_unref(b);
@@ -1189,7 +1352,7 @@ int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 	rc = rec_decode(it->b->raw + it->b->roff[it->ri],
 			with_content ? rec_content(s, it->b, it->c, it->ri) :
 				       NULL,
-			out);
+			it->c, out);
 	if (!rc)
 		it->ri++;
 	return rc;
@@ -1215,9 +1378,16 @@ int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 		size_t i = (*next)++;
 		struct block *b;
 		struct cpart *c = NULL;
-		int rc = parts_read(s, i, &b, has_cpart(s, i) ? &c : NULL);
-		if (rc)
+		bool chunks = chunked(s, &s->blk[i]);
+		int rc = parts_read(s, i, &b, has_cpart(s, i) && !chunks ?
+					      &c : NULL);
+		/* a long content part is checked a chunk at a time */
+		if (!rc && chunks)
+			rc = chunks_unpack(s, &s->blk[i], NULL);
+		if (rc) {
+			block_unref(b);
 			return rc;
+		}
 		block_unref(b);
 		cpart_unref(c);
 		done += (uint64_t)s->blk[i].clen +

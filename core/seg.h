@@ -2,7 +2,7 @@
  * seg.h - immutable segment files (DATA_DIR/seg/<id>.t4s): blocks of
  * entries sorted by key, each an LZ4-compressed meta part (keys and stat
  * fields) and content part, a block index, a Bloom filter and a footer
- * with CRCs.  The format (version 2; version 1 files are still read) is
+ * with CRCs.  The format (version 3; versions 1 and 2 are still read) is
  * described at the top of seg.c.
  *
  * An open segment is reference counted and safe to read from many threads.

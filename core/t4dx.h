@@ -112,7 +112,7 @@ struct t4dx_config {
 		 checkpoint_bytes; } wal;
 	struct { uint64_t max_bytes, max_items; } memtable;
 	struct { unsigned max_items, max_queue, drain_batch;
-		 uint64_t max_queue_bytes;
+		 uint64_t max_queue_bytes, cache_bytes;
 		 char policy[16]; char rescue_dir[4096]; } fallback;
 	struct {
 		double interval_s, timeout_s;

@@ -110,6 +110,8 @@ static const struct tk tks[] = {
 	   "1099511627777"),
 	KI(memtable, max_items, "1", "100000000", "0", "100000001"),
 	KI(fallback, max_items, "1", "10000000", "0", "10000001"),
+	KI(fallback, cache_bytes, "0", "1099511627776", "-1",
+	   "1099511627777"),
 	KI(fallback, max_queue, "1", "10000000", "0", "10000001"),
 	KI(fallback, max_queue_bytes, "65536", "1099511627776", "65535",
 	   "1099511627777"),
@@ -427,7 +429,7 @@ static void test_render(void)
 		"\"archive_max_bytes\":268435456,"
 		"\"checkpoint_bytes\":67108864},"
 		"\"memtable\":{\"max_bytes\":67108864,\"max_items\":10000},"
-		"\"fallback\":{\"max_items\":1000,\"max_queue\":10000,"
+		"\"fallback\":{\"max_items\":1000,\"cache_bytes\":67108864,\"max_queue\":10000,"
 		"\"max_queue_bytes\":67108864,\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\"},"
 		"\"health\":{\"interval_s\":30,\"timeout_s\":5,"
 		"\"alert_threshold\":3,\"verify_bytes\":8388608},"

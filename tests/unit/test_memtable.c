@@ -1,6 +1,8 @@
-/* test_memtable.c - the memtable's order, replacement and accounting. */
+/* test_memtable.c - the memtable's order, replacement and accounting;
+ * the fallback cache's bounds. */
 #include <string.h>
 
+#include "lru.h"
 #include "memtable.h"
 #include "unit.h"
 
@@ -82,9 +84,60 @@ static void test_replace(void)
 	t4dx_mem_free(m);
 }
 
+/* The fallback cache holds at most max_items entries and max_bytes of
+ * contents: the least recently used go first, and an item larger than
+ * the byte bound is not kept at all (nor is its older version). */
+static void test_lru_bounds(void)
+{
+	char c40[41], c101[102];
+	memset(c40, 'x', 40);
+	c40[40] = 0;
+	memset(c101, 'y', 101);
+	c101[101] = 0;
+	struct t4dx_lru *l = t4dx_lru_new(10, 100);
+	REQUIRE(l);
+	struct t4dx_entry e, out;
+	const char *names[] = { "a", "b", "c" };
+	for (int i = 0; i < 3; i++) {
+		mk(&e, 1, names[i], c40);
+		t4dx_lru_put(l, &e);
+		t4dx_entry_clear(&e);
+	}
+	size_t n;
+	uint64_t bytes;
+	t4dx_lru_usage(l, &n, &bytes);
+	CHECK_EQ_INT(n, 2);
+	CHECK_EQ_INT(bytes, 80);
+	CHECK_EQ_INT(t4dx_lru_get(l, 1, "a", 1, true, &out), T4DX_ENOTFOUND);
+	CHECK_EQ_INT(t4dx_lru_get(l, 1, "b", 1, true, &out), 0);
+	CHECK(out.content && out.content->len == 40);
+	t4dx_entry_clear(&out);
+	mk(&e, 1, "b", c101);           /* too big: b is dropped, not kept */
+	t4dx_lru_put(l, &e);
+	t4dx_entry_clear(&e);
+	CHECK_EQ_INT(t4dx_lru_get(l, 1, "b", 1, true, &out), T4DX_ENOTFOUND);
+	t4dx_lru_usage(l, &n, &bytes);
+	CHECK_EQ_INT(n, 1);
+	CHECK_EQ_INT(bytes, 40);
+	t4dx_lru_free(l);
+
+	l = t4dx_lru_new(2, 1000);      /* the count bound */
+	REQUIRE(l);
+	for (int i = 0; i < 3; i++) {
+		mk(&e, 2, names[i], "z");
+		t4dx_lru_put(l, &e);
+		t4dx_entry_clear(&e);
+	}
+	t4dx_lru_usage(l, &n, &bytes);
+	CHECK_EQ_INT(n, 2);
+	CHECK_EQ_INT(bytes, 2);
+	t4dx_lru_free(l);
+}
+
 int main(void)
 {
 	RUN(test_order);
+	RUN(test_lru_bounds);
 	RUN(test_replace);
 	UNIT_DONE();
 }

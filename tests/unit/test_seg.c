@@ -193,6 +193,9 @@ static void make_entries(void)
 	add(18, "ab", 2, TOMB, 0);
 	add(18, "b", 1, K_DIR, 0);
 	add(19, "big", 3, BINARY, 1 << 20);     /* one 1 MiB item */
+	/* content parts in chunks: 3 (random), 4 (the last of 1 byte) */
+	add(19, "huge", 4, BINARY, (5u << 20) / 2);
+	add(19, "huge-text", 9, TEXT, (3u << 20) + 1);
 	add(19, "small-after-big", 15, TEXT, 5);
 	for (unsigned d = 0; d < 50; d++)
 		for (unsigned i = 0; i < 20; i++) {
@@ -311,8 +314,9 @@ static bool in_block(const struct tblk *b, const struct t4dx_entry *e)
 
 /* ---- the version 1 fixture --------------------------------------------
  * tests/unit/seg-v1.t4s was written by the version 1 writer (t4dx before
- * format version 2) from exactly the entries fixture_entry() describes;
- * the reader must go on reading it. */
+ * format version 2), seg-v2.t4s by the version 2 writer (before version
+ * 3), both from exactly the entries fixture_entry() describes; the reader
+ * must go on reading them. */
 struct fixture_key {
 	uint64_t parent;
 	const char *name;
@@ -395,12 +399,13 @@ static const char *srcdir(void)
 	return d ? d : ".";
 }
 
-/* Open the version 1 fixture, verify it, list it without and with
- * content, and look up every entry. */
-static void test_v1_fixture(void)
+/* Open a fixture written by an earlier writer (seg-v1.t4s, seg-v2.t4s),
+ * verify it, list it without and with content, and look up every
+ * entry. */
+static void check_fixture(const char *name)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/tests/unit/seg-v1.t4s", srcdir());
+	snprintf(path, sizeof(path), "%s/tests/unit/%s", srcdir(), name);
 	struct t4dx_entry want[FIXTURE_N];
 	for (size_t i = 0; i < FIXTURE_N; i++)
 		fixture_entry(i, &want[i]);
@@ -442,11 +447,11 @@ static void test_v1_fixture(void)
 	CHECK_EQ_INT(t4dx_seg_get(s, 2, "b", 1, true, &out), T4DX_ENOTFOUND);
 	t4dx_seg_unref(s);
 
-	/* damage in a version 1 block is still found */
+	/* damage in an older block is still found */
 	size_t len;
 	unsigned char *f = slurp(path, &len);
 	f[HDR_SIZE + 20] ^= 0x08;
-	char *p = path_in("v1-damaged.t4s");
+	char *p = path_in("old-damaged.t4s");
 	spill(p, f, len);
 	free(f);
 	s = open_ok(p);
@@ -454,6 +459,12 @@ static void test_v1_fixture(void)
 	t4dx_seg_unref(s);
 	for (size_t i = 0; i < FIXTURE_N; i++)
 		t4dx_entry_clear(&want[i]);
+}
+
+static void test_old_fixtures(void)
+{
+	check_fixture("seg-v1.t4s");
+	check_fixture("seg-v2.t4s");
 }
 
 /* ---- tests ----------------------------------------------------------- */
@@ -597,7 +608,13 @@ static void test_verify_slices(void)
 		calls++;
 	}
 	CHECK_EQ_INT(calls, n);
-	CHECK_EQ_INT(preads, n);                /* one read a block */
+	/* one read a block, and two a chunk (its length, its bytes) */
+	size_t want = n;
+	for (size_t i = 0; i < n; i++)
+		if (b[i].crlen > 1u << 20)
+			want += 2 * ((b[i].crlen + (1u << 20) - 1) >> 20);
+	CHECK(want > n);
+	CHECK_EQ_INT(preads, want);
 	next = 0;
 	CHECK_EQ_INT(t4dx_seg_verify_some(s, &next, UINT64_MAX), 0);
 	CHECK_EQ_INT(next, n);
@@ -844,22 +861,42 @@ static void test_block_damage(void)
 	free(orig);
 }
 
+/* The chunks of the content part of block b of file f: their count, -1
+ * if their lengths do not add up to the part's. */
+static int count_chunks(const unsigned char *f, const struct tblk *b)
+{
+	uint64_t at = b->off + b->clen, end = at + b->cclen;
+	int n = 0;
+	while (at + 4 <= end) {
+		at += 4 + t4dx_get_u32(f + at);
+		n++;
+	}
+	return at == end ? n : -1;
+}
+
 /* The writer's block rule, and a big content in a block of its own. */
-static void test_v2_layout(void)
+static void test_v3_layout(void)
 {
 	size_t len;
 	unsigned char *f = slurp(seg_path, &len);
-	CHECK_EQ_INT(t4dx_get_u32(f + 8), 2);
-	CHECK_EQ_INT(t4dx_get_u32(f + len - FTR_SIZE + 72), 2);
+	CHECK_EQ_INT(t4dx_get_u32(f + 8), 3);
+	CHECK_EQ_INT(t4dx_get_u32(f + len - FTR_SIZE + 72), 3);
 	struct tblk *b;
 	size_t nb = parse_blocks(f, len, &b);
 	uint64_t content = 0, want = 0;
-	unsigned bad = 0, alone = 0, empty = 0;
+	unsigned bad = 0, alone = 0, empty = 0, chunked = 0;
 	for (size_t i = 0; i < nb; i++) {
 		bad += b[i].nrec > 1 && (b[i].rlen > PART_TARGET ||
 					 b[i].crlen > PART_TARGET);
 		bad += !b[i].cclen != !b[i].crlen;
 		alone += b[i].nrec == 1 && b[i].crlen == 1 << 20;
+		/* over 1 MiB: alone, in chunks of 1 MiB */
+		if (b[i].crlen > 1 << 20) {
+			int want_chunks = (int)((b[i].crlen + (1u << 20) - 1) >> 20);
+			bad += b[i].nrec != 1;
+			bad += count_chunks(f, &b[i]) != want_chunks;
+			chunked++;
+		}
 		empty += b[i].crlen == 0;
 		content += b[i].crlen;
 		bad += i + 1 < nb &&
@@ -962,6 +999,59 @@ static void test_content_damage(void)
 	free(orig);
 }
 
+/* Damage in a content part kept in chunks: a flipped byte in a chunk, a
+ * chunk length that runs past the part or is 0, a chunk that is not LZ4
+ * (CRCs made right): the block's contents are refused, listings go on,
+ * and verify (which reads such a part a chunk at a time) finds it. */
+static void test_chunk_damage(void)
+{
+	size_t len;
+	unsigned char *orig = slurp(seg_path, &len), *f = malloc(len);
+	REQUIRE(f);
+	struct tblk *b;
+	size_t nb = parse_blocks(orig, len, &b);
+	size_t m = 0;
+	while (m < nb && b[m].crlen <= 1u << 20)
+		m++;
+	REQUIRE(m < nb);
+	uint64_t part = b[m].off + b[m].clen;
+	uint32_t k0 = t4dx_get_u32(orig + part);
+	char *p = path_in("chunk-damaged.t4s");
+
+	memcpy(f, orig, len);   /* a byte of the second chunk */
+	f[part + 4 + k0 + 4 + 100] ^= 0x20;
+	spill(p, f, len);
+	check_damaged(p, &b[m], false);
+
+	memcpy(f, orig, len);   /* the first chunk one byte longer */
+	put32(f + part, k0 + 1);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	check_damaged(p, &b[m], false);
+
+	memcpy(f, orig, len);   /* a chunk of length 0 */
+	put32(f + part, 0);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	check_damaged(p, &b[m], false);
+
+	memcpy(f, orig, len);   /* the second chunk not LZ4 */
+	memset(f + part + 4 + k0 + 4, 0xff, t4dx_get_u32(orig + part + 4 + k0));
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	check_damaged(p, &b[m], false);
+
+	memcpy(f, orig, len);   /* sound again: every content reads back */
+	spill(p, f, len);
+	struct t4dx_seg *s = open_ok(p);
+	CHECK_EQ_INT(t4dx_seg_verify(s), 0);
+	CHECK_EQ_INT(walk(s, 0, "", 0, nents + 1, true), 0);
+	t4dx_seg_unref(s);
+	free(b);
+	free(f);
+	free(orig);
+}
+
 static int damaged_open(const unsigned char *orig, size_t len, size_t at,
 			unsigned char xor)
 {
@@ -1007,8 +1097,8 @@ static void test_meta_damage(void)
 	unsigned char *f = malloc(len);
 	REQUIRE(f);
 	memcpy(f, orig, len);
-	put32(f + 8, 3);
-	put32(f + foot + 72, 3);
+	put32(f + 8, 4);
+	put32(f + foot + 72, 4);
 	refresh_crcs(f, len);
 	char *p = path_in("meta.t4s");
 	spill(p, f, len);
@@ -1232,6 +1322,21 @@ static void test_write_faults(void)
 
 int main(void)
 {
+	/* T4DX_WRITE_FIXTURE=PATH: write the fixture's entries with this
+	 * build's writer to PATH and stop (how seg-v2.t4s was made) */
+	const char *fx = getenv("T4DX_WRITE_FIXTURE");
+	if (fx) {
+		struct t4dx_entry e[FIXTURE_N], *ep[FIXTURE_N];
+		for (size_t i = 0; i < FIXTURE_N; i++) {
+			fixture_entry(i, &e[i]);
+			ep[i] = &e[i];
+		}
+		int rc = t4dx_seg_write(fx, ep, FIXTURE_N, 100,
+					100 + FIXTURE_N - 1);
+		for (size_t i = 0; i < FIXTURE_N; i++)
+			t4dx_entry_clear(&e[i]);
+		return rc ? 1 : 0;
+	}
 	dir = unit_tmpdir("seg");
 	snprintf(seg_path, sizeof(seg_path), "%s/1.t4s", dir);
 	make_entries();
@@ -1244,7 +1349,8 @@ int main(void)
 	RUN(test_bloom);
 	RUN(test_iter);
 	RUN(test_threads);
-	RUN(test_v2_layout);
+	RUN(test_v3_layout);
+	RUN(test_chunk_damage);
 	RUN(test_listing_reads);
 	RUN(test_block_damage);
 	RUN(test_content_damage);
@@ -1252,7 +1358,7 @@ int main(void)
 	RUN(test_truncated);
 	RUN(test_write_faults);
 	RUN(test_stream_writer);
-	RUN(test_v1_fixture);
+	RUN(test_old_fixtures);
 
 	for (size_t i = 0; i < nents; i++) {
 		t4dx_entry_clear(ents[i]);
