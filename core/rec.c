@@ -469,9 +469,10 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 		const struct t4dx_blob *b = e->content;
 		size_t n = text_measure(&content, b ? b->data : none,
 					b ? b->len : 0);
-		by_ref = ext && b && b->len >= min_ext;
+		by_ref = ext && b && b->len >= min_ext &&
+			 b->len > TEXT_COUNT_MIN;
 		if (by_ref)     /* exact for such lengths (> TEXT_COUNT_MIN) */
-			enc_len = content.b64 ? n : escaped_len(b->data, b->len);
+			enc_len = n;
 		else
 			need += n;
 	}

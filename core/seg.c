@@ -458,12 +458,9 @@ static uint64_t cpart_bound(bool chunked, uint32_t rlen)
 {
 	if (!chunked)
 		return (uint64_t)LZ4_compressBound((int)rlen);
-	uint64_t n = 0;
-	for (uint32_t at = 0; at < rlen; at += CHUNK_RAW) {
-		uint32_t k = rlen - at < CHUNK_RAW ? rlen - at : CHUNK_RAW;
-		n += 4 + (uint64_t)LZ4_compressBound((int)k);
-	}
-	return n;
+	uint64_t full = rlen / CHUNK_RAW, tail = rlen % CHUNK_RAW;
+	return full * (4 + (uint64_t)LZ4_compressBound((int)CHUNK_RAW)) +
+	       (tail ? 4 + (uint64_t)LZ4_compressBound((int)tail) : 0);
 }
 
 /* Write a content part of more than CHUNK_RAW bytes at off as chunks,
@@ -789,6 +786,9 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 		    (b->crlen && b->cclen > cpart_bound(
 				s->version >= 3 && b->crlen > CHUNK_RAW,
 				b->crlen)) ||
+		    /* a chunk is at least its length and one byte */
+		    (s->version >= 3 && b->crlen > CHUNK_RAW &&
+		     b->cclen < 5 * ((b->crlen + CHUNK_RAW - 1) / CHUNK_RAW)) ||
 		    (!b->cclen && b->ccrc))
 			return T4DX_ECORRUPT;
 		if (t4dx_key_cmp(b->first_parent, b->first, b->first_len,

@@ -168,7 +168,7 @@ struct wal_queue {
 /* Contents at least this long are queued by reference. */
 #define EXT_MIN (256u << 10)
 /* Bytes of content encoded at a time when such a record is written. */
-#define EXT_PIECE (3u << 15)
+#define EXT_PIECE (3u << 17)
 
 /* A thread in t4dx_wal_sync(); err is set by a leader whose group held
  * lsn and failed.  On the waiter's stack, linked under w->mu.  Each
@@ -186,8 +186,6 @@ struct t4dx_wal {
 	char *dir, *arch, *qdir;
 	uint64_t max_file_bytes;
 	struct t4dx_buf scratch;        /* t4dx_wal_add's (caller-serialized) */
-	char *piece;                    /* for encoded contents; owned by the
-	                                   thread that set busy */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;              /* busy cleared (for own()) */
@@ -433,7 +431,8 @@ static void ext_drop_front(struct wal_queue *q, size_t k, size_t shift)
 		q->ext_bytes -= q->ext[i].enc_len;
 		t4dx_blob_unref(q->ext[i].blob);
 	}
-	memmove(q->ext, q->ext + k, (q->next - k) * sizeof(*q->ext));
+	if (q->next > k && k)
+		memmove(q->ext, q->ext + k, (q->next - k) * sizeof(*q->ext));
 	q->next -= k;
 	for (size_t i = 0; i < q->next; i++)
 		q->ext[i].at -= shift;
@@ -504,7 +503,7 @@ static int queue_lines(const struct wal_queue *q, struct t4dx_buf *out)
 		if (i == q->next)
 			break;
 		const struct t4dx_rec_ext *x = &q->ext[i];
-		if (t4dx_buf_reserve(out, T4DX_REC_EXT_ROOM(x->blob->len)))
+		if (t4dx_buf_reserve(out, x->enc_len))
 			return ENOMEM;
 		out->len += t4dx_rec_ext_put(x, 0, x->blob->len,
 					     (char *)out->p + out->len);
@@ -1250,32 +1249,32 @@ static void close_file(struct t4dx_wal *w)
 static int write_lines(struct t4dx_wal *w, const struct wal_queue *g,
 		       size_t len, size_t ke, uint64_t at)
 {
-	if (ke && !w->piece &&
-	    !(w->piece = malloc(T4DX_REC_EXT_ROOM(EXT_PIECE))))
+	char *piece = NULL;
+	if (ke && !(piece = malloc(T4DX_REC_EXT_ROOM(EXT_PIECE))))
 		return ENOMEM;
 	size_t pos = 0;
-	for (size_t i = 0;; i++) {
+	int rc = 0;
+	for (size_t i = 0; !rc; i++) {
 		size_t end = i < ke ? g->ext[i].at : len;
-		int rc = t4dx_io_pwrite_all(w->fd, g->buf.p + pos, end - pos,
-					    (off_t)at);
-		if (rc)
-			return rc;
+		rc = t4dx_io_pwrite_all(w->fd, g->buf.p + pos, end - pos,
+					(off_t)at);
 		at += end - pos;
 		pos = end;
 		if (i == ke)
-			return 0;
+			break;
 		const struct t4dx_rec_ext *x = &g->ext[i];
-		for (size_t from = 0; from < x->blob->len; from += EXT_PIECE) {
+		for (size_t from = 0; !rc && from < x->blob->len;
+		     from += EXT_PIECE) {
 			size_t n = x->blob->len - from;
 			if (n > EXT_PIECE)
 				n = EXT_PIECE;
-			size_t k = t4dx_rec_ext_put(x, from, n, w->piece);
-			if ((rc = t4dx_io_pwrite_all(w->fd, w->piece, k,
-						     (off_t)at)))
-				return rc;
+			size_t k = t4dx_rec_ext_put(x, from, n, piece);
+			rc = t4dx_io_pwrite_all(w->fd, piece, k, (off_t)at);
 			at += k;
 		}
 	}
+	free(piece);
+	return rc;
 }
 
 /* Write and fdatasync the records in the first len bytes of w->head's
@@ -1710,7 +1709,6 @@ void t4dx_wal_close(struct t4dx_wal *w)
 	queue_free(&w->q);
 	queue_free(&w->head);
 	t4dx_buf_free(&w->scratch);
-	free(w->piece);
 	free(w->files);
 	free(w->dir);
 	free(w->arch);

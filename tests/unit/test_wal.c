@@ -841,7 +841,7 @@ static void run_large_contents(bool fail_once)
 	if (fail_once) {
 		/* the first group (1, 2) fails inside 2's content; it is
 		 * cut back and written again whole */
-		faults_arm_short_write(3, 1000, EIO);
+		faults_arm_short_write(2, 1000, EIO);
 		CHECK_EQ_INT(t4dx_wal_sync(w, 1), EIO);
 		faults_reset();
 		CHECK_EQ_INT(t4dx_wal_durable_lsn(w), 0);
