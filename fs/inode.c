@@ -33,6 +33,23 @@
  * is at most half full (7/8 if it cannot grow), so probes are short and
  * always end at an empty slot; a removal shifts the run after it back
  * (no tombstones).  All of it is guarded by fs.ns_mu.
+ *
+ * What fsync waits for.  fsync of a file or directory must not wait for
+ * (nor fail because of) the records of other inodes, and must never say 0
+ * while a record that changed this one is not on disk.  Each node keeps
+ * sync_lsn, the LSN of the last record that changed it, raised under
+ * ns_mu by whoever queues such a record (the namespace lock is held there
+ * anyway); the log makes records durable in LSN order, so waiting for that
+ * one covers the inode's earlier records too.  An LSN is noted only for a
+ * change the engine accepted: with policy queue its record stays queued
+ * until written (it is never dropped), and with policy reject it is
+ * durable before the call returns, so LSNs that a failed change gives
+ * back (t4dx_wal_discard_pending) are never noted, and a later record
+ * that reuses one of them comes after a durable record it cannot make
+ * less durable.  A node that is freed (the kernel forgot the inode) takes
+ * its sync_lsn with it, so it raises a floor instead, and every new node
+ * starts from that floor: an inode looked up again waits for at least
+ * what it was known to need, maybe for more, never for less.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,6 +67,7 @@ static struct slot *slots;              /* ns_mu */
 static size_t nslots;                   /* a power of two, or 0 */
 static size_t nused;
 static unsigned hash_shift;             /* 64 - log2(nslots) */
+static uint64_t lsn_floor;              /* ns_mu; see the essay */
 
 #define MIN_SLOTS 1024
 #define HUGE_BYTES ((size_t)2 << 20)
@@ -289,6 +307,7 @@ struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,
 		if (!n)
 			return NULL;
 		n->ino = ino;
+		n->sync_lsn = lsn_floor;
 		if (set_key(n, parent, name, name_len)) {
 			node_dealloc(n);
 			return NULL;
@@ -310,6 +329,7 @@ static void maybe_free(struct node *n)
 {
 	if (n->nlookup || n->opens)
 		return;
+	node_lsn_floor(n->sync_lsn);
 	table_remove(n->ino);
 	free(n->name);
 	node_dealloc(n);
@@ -337,6 +357,27 @@ void node_move(struct node *n, uint64_t parent, const char *name,
 		n->unlinked = true;
 }
 
+uint64_t node_sync_lsn(uint64_t ino)
+{
+	struct node *n = node_find(ino);
+	return n ? n->sync_lsn : lsn_floor;
+}
+
+void node_note_lsn(uint64_t ino, uint64_t lsn)
+{
+	struct node *n = node_find(ino);
+	if (!n)
+		node_lsn_floor(lsn);
+	else if (lsn > n->sync_lsn)
+		n->sync_lsn = lsn;
+}
+
+void node_lsn_floor(uint64_t lsn)
+{
+	if (lsn > lsn_floor)
+		lsn_floor = lsn;
+}
+
 void node_free_all(void)
 {
 	for (size_t i = 0; i < nslots; i++) {
@@ -354,4 +395,5 @@ void node_free_all(void)
 	slots_free(slots, nslots);
 	slots = NULL;
 	nslots = nused = 0;
+	lsn_floor = 0;
 }

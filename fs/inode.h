@@ -67,6 +67,12 @@ struct node {
 	 * version, the newest, and the cache the daemon drops at each
 	 * commit is refilled with nothing older. */
 	uint32_t content_gen;
+	/* The LSN of the last record that changed this inode (ns_mu): for a
+	 * file its content, attributes, name (rename, unlink); for a
+	 * directory also its entries (create, unlink, rename, mkdir, rmdir
+	 * in it).  fsync waits for it.  See "What fsync waits for" in
+	 * inode.c. */
+	uint64_t sync_lsn;
 };
 
 /* Find ino, or NULL. */
@@ -89,6 +95,15 @@ void node_close(struct node *n);
 /* Move the node to a new key (after a rename). */
 void node_move(struct node *n, uint64_t parent, const char *name,
 	       size_t name_len);
+/* What an fsync of ino waits for: its node's sync_lsn, or, for an inode
+ * without a node, the highest sync_lsn a freed node had (the floor). */
+uint64_t node_sync_lsn(uint64_t ino);
+/* The record lsn (0: none) changed ino: raise its sync_lsn, or the floor
+ * if ino has no node. */
+void node_note_lsn(uint64_t ino, uint64_t lsn);
+/* Raise the floor to lsn (at mount: the last record the log held), so
+ * that no inode counts as changed by nothing. */
+void node_lsn_floor(uint64_t lsn);
 /* Free the whole table (at unmount). */
 void node_free_all(void);
 

@@ -308,6 +308,22 @@ static int key_of(fuse_ino_t ino, uint64_t *parent, char *name, size_t *len)
 	return 0;
 }
 
+/* items/ has no node: the LSN of the last record that changed it, as a
+ * node's sync_lsn (see "What fsync waits for" in inode.c).  ns_mu. */
+static uint64_t items_sync_lsn;
+
+/* The record lsn changed ino, so an fsync of ino waits for it.  ns_mu
+ * held. */
+static void note_lsn(fuse_ino_t ino, uint64_t lsn)
+{
+	if (ino == INO_ITEMS) {
+		if (lsn > items_sync_lsn)
+			items_sync_lsn = lsn;
+	} else if (!is_fixed(ino)) {
+		node_note_lsn(ino, lsn);
+	}
+}
+
 /* Get an inode's current entry (attributes only; an open file that lost
  * its name gives its kept attributes).  ns_mu held. */
 static int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e)
@@ -330,17 +346,21 @@ static int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e)
 }
 
 /* Change the fields of mask of an inode's entry (one update record,
- * NOWAIT; *lsn is what to wait for).  ns_mu held. */
+ * NOWAIT; *lsn, if lsn is not NULL, is what to wait for).  ns_mu held. */
 static int update_ino(fuse_ino_t ino, const struct t4dx_entry *f,
 		      uint32_t mask, uint64_t *lsn)
 {
-	uint64_t parent;
+	uint64_t parent, l = 0;
 	char name[T4DX_NAME_MAX + 1];
 	size_t len;
 	int rc = key_of(ino, &parent, name, &len);
 	if (!rc)
 		rc = t4dx_update(fs.db, parent, name, len, f, mask,
-				 T4DX_NOWAIT, lsn);
+				 T4DX_NOWAIT, &l);
+	if (!rc)
+		note_lsn(ino, l);
+	if (lsn)
+		*lsn = l;
 	return rc;
 }
 
@@ -734,6 +754,10 @@ static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 		rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
 		e.content = NULL;
 		if (!rc) {
+			/* a new file's first record creates its entry too */
+			note_lsn(ino, lsn);
+			if (w->fresh)
+				note_lsn(n->parent, lsn);
 			n->content_gen++;
 			atomic_store(&w->emptied, false);
 		}
@@ -937,6 +961,8 @@ stored:;
 			e.size = size;
 			e.mtime_ns = e.ctime_ns = t4dx_now_ns();
 			rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
+			if (!rc)
+				note_lsn(ino, lsn);
 			if (!rc && n)
 				n->content_gen++;
 		}
@@ -1075,15 +1101,17 @@ static int inherit_from_dir(fuse_ino_t dir, struct t4dx_entry *e)
 	return 0;
 }
 
-/* An entry of directory dir was created, removed or renamed at time now:
- * the directory's mtime and ctime move (POSIX), through an update record
- * queued after the change's own; *wait becomes that record's LSN, so that
- * whoever waits for the change waits for it too.  If it cannot be queued
- * the change itself stands; only the time is stale.  ns_mu held. */
+/* An entry of directory dir was created, removed or renamed at time now
+ * by the record *wait: the directory's mtime and ctime move (POSIX),
+ * through an update record queued after the change's own; *wait becomes
+ * that record's LSN, so that whoever waits for the change waits for it
+ * too.  If it cannot be queued the change itself stands; only the time is
+ * stale.  An fsync of dir waits for both.  ns_mu held. */
 static void touch_dir(fuse_ino_t dir, int64_t now, uint64_t *wait)
 {
 	struct t4dx_entry f;
 	uint64_t lsn = 0;
+	note_lsn(dir, *wait);
 	memset(&f, 0, sizeof(f));
 	f.mtime_ns = f.ctime_ns = now;
 	if (!update_ino(dir, &f, T4DX_F_MTIME | T4DX_F_CTIME, &lsn) &&
@@ -1115,6 +1143,7 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = t4dx_put(fs.db, &e, T4DX_EXCL | T4DX_NOWAIT |
 			      (nowait ? T4DX_PROVISIONAL : 0), &l);
 	if (!rc) {
+		dl = l;
 		touch_dir(parent, e.ctime_ns, &dl);
 		if (S_ISDIR(mode)) {
 			dircount_move(parent, 1);
@@ -1123,6 +1152,8 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (!rc && !node_ref(e.ino, parent, name, e.name_len, 1))
 		rc = ENOMEM;
+	if (!rc)
+		note_lsn(e.ino, l);
 	ns_unlock();
 	if (rc)
 		return rc;
@@ -1135,7 +1166,7 @@ static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 		*lsn = l;
 		return 0;
 	}
-	rc = t4dx_wait(fs.db, dl > l ? dl : l);
+	rc = t4dx_wait(fs.db, dl);
 	if (rc)
 		forget_one(e.ino, 1);
 	return rc;
@@ -1171,8 +1202,10 @@ static int do_remove(fuse_ino_t parent, const char *name, bool dir)
 				 &lsn);
 	if (!rc) {
 		struct node *n = node_find(e.ino);
-		if (n)
+		if (n) {
 			orphan_node(n, &e);
+			note_lsn(e.ino, lsn);
+		}
 		if (dir) {
 			dircount_move(parent, -1);
 			dircount_drop(e.ino);
@@ -1223,10 +1256,13 @@ static int do_rename(fuse_ino_t parent, const char *name, fuse_ino_t np,
 				  : 0) | T4DX_NOWAIT, &lsn);
 	}
 	if (!rc && lsn) {
+		note_lsn(src.ino, lsn);
 		if (had_dst && dst.ino != src.ino) {
 			struct node *d = node_find(dst.ino);
-			if (d)
+			if (d) {
 				orphan_node(d, &dst);
+				note_lsn(dst.ino, lsn);
+			}
 			if (S_ISDIR(dst.mode)) {
 				dircount_move(np, -1);
 				dircount_drop(dst.ino);
@@ -1719,6 +1755,19 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh, COMMIT_FLUSH));
 }
 
+/* fsync of ino: wait until every record that changed it is durable (see
+ * "What fsync waits for" in inode.c), not the records of other inodes.
+ * Never 0 for what is not on disk, whatever the policy: a change that
+ * was acknowledged as unpersisted answers the error (EIO, ENOSPC). */
+static int sync_ino(fuse_ino_t ino)
+{
+	ns_lock();
+	uint64_t lsn = ino == INO_ITEMS ? items_sync_lsn : node_sync_lsn(ino);
+	ns_unlock();
+	/* 0: no record changed it since a mount that found the log empty */
+	return lsn ? t4dx_sync(fs.db, lsn) : 0;
+}
+
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
@@ -1730,9 +1779,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	}
 	if (h->kind == FH_WRITE) {
 		int rc = do_flush(h, COMMIT_SYNC);
-		/* never 0 for what is not on disk, whatever the policy: a
-		 * commit acknowledged as unpersisted is not enough */
-		reply_err(req, rc ? rc : t4dx_sync(fs.db, 0));
+		/* a commit acknowledged as unpersisted is not enough */
+		reply_err(req, rc ? rc : sync_ino(h->ino));
 		return;
 	}
 	/* fsync makes the file durable, whichever descriptor asks: what
@@ -1743,16 +1791,17 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int rc = w ? commit(h->node, h->ino, w, COMMIT_SYNC) : 0;
 	if (w)
 		wb_put(h->node, h->ino);
-	reply_err(req, rc ? rc : t4dx_sync(fs.db, 0));
+	reply_err(req, rc ? rc : sync_ino(h->ino));
 }
 
-/* fsync of a directory: its entries' changes were durable when their
- * calls returned, unless acknowledged as unpersisted; this says which. */
+/* fsync of a directory: its entries' changes (and its own attributes)
+ * were durable when their calls returned, unless acknowledged as
+ * unpersisted; this says which. */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
 	count_op(OP_FSYNC);
-	reply_err(req, is_fixed(ino) ? 0 : t4dx_sync(fs.db, 0));
+	reply_err(req, is_fixed(ino) ? 0 : sync_ino(ino));
 }
 
 /* The end of a handle: its last close, or an open whose reply the kernel
@@ -2331,6 +2380,8 @@ static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
 	if (!rc)
 		rc = t4dx_update(fs.db, parent, key, klen, &f, mask,
 				 T4DX_NOWAIT, &lsn);
+	if (!rc)
+		note_lsn(ino, lsn);
 	ns_unlock();
 	if (rc == T4DX_ENOTFOUND)
 		return ENOENT;
@@ -2771,6 +2822,13 @@ static int run(struct cmdline *cl, char *argv0)
 		t4dx_close(fs.db);
 		return 1;
 	}
+	/* what the log holds now (replayed, rescued, items/ itself) is
+	 * older than any inode's own records: every fsync waits for it */
+	t4dx_get_stats(fs.db, &st);
+	ns_lock();
+	node_lsn_floor(st.wal_lsn);
+	items_sync_lsn = st.wal_lsn;
+	ns_unlock();
 
 	if (fuse_set_signal_handlers(fs.se) ||
 	    fuse_session_mount(fs.se, c.mnt)) {

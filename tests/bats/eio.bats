@@ -196,3 +196,99 @@ assert_lsns_strictly_increase() {
 	for ((i = 2; i < 10; i++)); do assert_file_not_exists "$ITEMS/r$i"; done
 	t4dx_assert_acked "$REF" "$ITEMS" "$T4DX_TMP/maybe"
 }
+
+# fsync_ok PATH... / fsync_eio PATH...: fsync (and, for a file, fdatasync)
+# of each PATH succeeds / fails with EIO.
+fsync_ok() {
+	local p
+	for p in "$@"; do
+		run sync -- "$p"
+		((status == 0)) || fail "fsync of $p failed: $output"
+		[[ -d $p ]] && continue
+		run dd if=/dev/null of="$p" conv=notrunc,fdatasync status=none
+		((status == 0)) || fail "fdatasync of $p failed: $output"
+	done
+}
+
+fsync_eio() {
+	local p
+	for p in "$@"; do
+		run sync -- "$p"
+		((status != 0)) || fail "fsync of $p said 0 while a change of it is not on disk"
+		[[ $output == *"Input/output error"* ]] || fail "fsync of $p: $output"
+		[[ -d $p ]] && continue
+		run dd if=/dev/null of="$p" conv=notrunc,fdatasync status=none
+		((status != 0)) || fail "fdatasync of $p said 0 while a change of it is not on disk"
+	done
+}
+
+# start_split: mount under libfiu with files and directories whose records
+# are all on disk, then make syncs fail.
+start_split() {
+	local d
+	t4dx_start_fiu -o "config=$(config)"
+	for d in quiet busy attrs gone from to; do
+		mkdir "$ITEMS/$d" "$REF/$d"
+	done
+	for d in quiet/b attrs/c attrs/x gone/g from/f; do
+		t4dx_ack_put "$REF" "$d" || fail "$d: $T4DX_ACK_ERR"
+	done
+	fsync_ok "$ITEMS/quiet/b" "$ITEMS/quiet" "$ITEMS"
+	t4dx_fiu "$FAIL_SYNC"
+}
+
+# change_split: while syncs fail, change busy/a (new), attrs/c (chmod),
+# attrs/x (setxattr), gone/ (unlink) and from/f (renamed into to/); each
+# is acknowledged as unpersisted.
+change_split() {
+	t4dx_ack_put "$REF" busy/a "A, not on disk" || fail "busy/a: $T4DX_ACK_ERR"
+	chmod 600 "$ITEMS/attrs/c"
+	setfattr -n user.t4dx.kappa -v 0.5 "$ITEMS/attrs/x"
+	rm "$ITEMS/gone/g" "$REF/gone/g"
+	mv "$ITEMS/from/f" "$ITEMS/to/f"
+	mv "$REF/from/f" "$REF/to/f"
+	t4dx_ctl_test health '.unpersisted > 0' ||
+		fail "not unpersisted: $(cat "$MNT/.ctl/health")"
+}
+
+# heal_split: syncs work again; once recovered every fsync says 0, and
+# after a remount every change is there.
+heal_split() {
+	t4dx_fiu "$HEAL_SYNC"
+	t4dx_wait_recovered 20
+	fsync_ok "$ITEMS/busy/a" "$ITEMS/busy" "$ITEMS/attrs/c" "$ITEMS/attrs/x" \
+		"$ITEMS/gone" "$ITEMS/from" "$ITEMS/to" "$ITEMS/to/f" "$ITEMS/quiet/b"
+	t4dx_remount -o "config=$(config)"
+	t4dx_assert_acked "$REF"
+	run stat -c %a "$ITEMS/attrs/c"
+	assert_output 600
+	run t4dx_xattr kappa "$ITEMS/attrs/x"
+	assert_output 0.5
+}
+
+@test "syncs fail: fsync of a file answers for the file's own changes only (0 for a file on disk, EIO for one whose change is not)" {
+	start_split
+	change_split
+	# content, mode, xattr, name: not on disk, whatever close said
+	fsync_eio "$ITEMS/busy/a" "$ITEMS/attrs/c" "$ITEMS/attrs/x" "$ITEMS/to/f"
+	# a file none of them changed is on disk: 0, also once the breaker
+	# is open, however often asked
+	fsync_ok "$ITEMS/quiet/b"
+	t4dx_wait_ctl 5 breaker '.state == "OPEN"'
+	fsync_ok "$ITEMS/quiet/b"
+	fsync_eio "$ITEMS/busy/a"
+	heal_split
+}
+
+@test "syncs fail: fsync of a directory waits for the changes of its entries (create, unlink, rename from and into it), not for others" {
+	start_split
+	change_split
+	fsync_eio "$ITEMS/busy" "$ITEMS/gone" "$ITEMS/from" "$ITEMS/to"
+	# directories none of whose entries came or went: 0 (a chmod or
+	# setxattr of an entry is the entry's, not its directory's)
+	fsync_ok "$ITEMS/quiet" "$ITEMS/attrs" "$ITEMS"
+	t4dx_wait_ctl 5 breaker '.state == "OPEN"'
+	fsync_ok "$ITEMS/quiet" "$ITEMS"
+	fsync_eio "$ITEMS/to"
+	heal_split
+}

@@ -2,7 +2,8 @@
  * test_inode.c - the daemon's inode table (fs/inode.c) against a plain
  * array of what it should hold: adds, lookups counted and forgotten, open
  * handles, growth, and removals from the middle of probe runs, with
- * inode numbers in sequence, in strides that share low bits, and random.
+ * inode numbers in sequence, in strides that share low bits, and random;
+ * and the LSN that an fsync of each inode waits for.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -152,9 +153,69 @@ static void test_counts(void)
 	node_free_all();
 }
 
+/* What fsync waits for: each inode's own last record, never less, also
+ * for an inode that was forgotten (the floor) or never had a node. */
+static void test_sync_lsn(void)
+{
+	node_lsn_floor(5);
+	struct node *a = ref(100, 1), *b = ref(101, 1);
+	REQUIRE(a && b);
+	CHECK_EQ_INT(a->sync_lsn, 5);
+	CHECK_EQ_INT(node_sync_lsn(101), 5);
+	CHECK_EQ_INT(node_sync_lsn(999), 5);            /* no node */
+
+	/* each inode's own records, only ever raised */
+	node_note_lsn(100, 9);
+	node_note_lsn(101, 7);
+	node_note_lsn(100, 8);
+	CHECK_EQ_INT(node_sync_lsn(100), 9);
+	CHECK_EQ_INT(node_sync_lsn(101), 7);
+	node_note_lsn(100, 0);
+	CHECK_EQ_INT(node_sync_lsn(100), 9);
+
+	/* renamed or unlinked and referenced again: the node keeps it */
+	node_move(a, 8, "moved", 5);
+	CHECK_EQ_INT(node_sync_lsn(100), 9);
+	a->unlinked = true;
+	CHECK(ref(100, 1) == a);
+	CHECK_EQ_INT(node_sync_lsn(100), 9);
+
+	/* an open handle keeps the node, and its LSN, past a forget */
+	a->opens++;
+	node_forget(a, 2);
+	CHECK(node_find(100) == a);
+	CHECK_EQ_INT(node_sync_lsn(999), 5);
+
+	/* freed: its LSN becomes the floor of every inode without a node
+	 * and of every new node, not of nodes that exist */
+	node_close(a);
+	CHECK(node_find(100) == NULL);
+	CHECK_EQ_INT(node_sync_lsn(100), 9);
+	CHECK_EQ_INT(node_sync_lsn(999), 9);
+	CHECK_EQ_INT(node_sync_lsn(101), 7);
+	a = ref(100, 1);
+	REQUIRE(a);
+	CHECK_EQ_INT(a->sync_lsn, 9);
+
+	/* a record of an inode without a node raises the floor */
+	node_note_lsn(555, 12);
+	CHECK_EQ_INT(node_sync_lsn(555), 12);
+	CHECK_EQ_INT(node_sync_lsn(101), 7);
+	struct node *c = ref(102, 1);
+	REQUIRE(c);
+	CHECK_EQ_INT(c->sync_lsn, 12);
+
+	/* a smaller floor changes nothing */
+	node_lsn_floor(3);
+	CHECK_EQ_INT(node_sync_lsn(999), 12);
+	node_free_all();
+	CHECK_EQ_INT(node_sync_lsn(999), 0);
+}
+
 int main(void)
 {
 	RUN(test_counts);
 	RUN(test_patterns);
+	RUN(test_sync_lsn);
 	UNIT_DONE();
 }
