@@ -694,7 +694,21 @@ int t4dx_sync(struct t4dx *db, uint64_t lsn)
 {
 	if (db->readonly)
 		return EROFS;
-	return wait_durable(db, lsn ? lsn : t4dx_wal_last_lsn(db->wal));
+	if (!lsn)
+		lsn = t4dx_wal_last_lsn(db->wal);
+	int rc = wait_durable(db, lsn);
+	if (rc)
+		return rc;
+	/* Synced once is not enough if the log was removed since (rm -rf
+	 * DATA/wal): records that only it held are durable again once the
+	 * flusher has saved them in a segment, which this asks for. */
+	pthread_rwlock_rdlock(&db->lock);
+	bool in_segments = lsn <= db->flushed_lsn;
+	pthread_rwlock_unlock(&db->lock);
+	if (in_segments || !t4dx_wal_gone(db->wal))
+		return 0;
+	group_done(db, ESTALE);
+	return EIO;
 }
 
 /* Is the replay queue full, by records or by bytes (a record larger

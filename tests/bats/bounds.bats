@@ -152,6 +152,26 @@ new_log_begun() {
 	t4dx_stop
 }
 
+@test "fsync after the WAL was removed says EIO for what only the removed log held, then 0 once the flusher saved it in a segment" {
+	t4dx_start
+	printf 'A\n' >"$ITEMS/A"
+	sync -d "$ITEMS/A"
+	rm -rf "$DATA/wal"
+	# nothing was written since: no group has seen the removal yet (the
+	# failed fsync itself sets the save going, so a second one may
+	# already find A in a segment)
+	run sync -d "$ITEMS/A"
+	assert_failure
+	t4dx_wait_for 20 new_log_begun ||
+		fail "no new log: $(cat "$MNT/.ctl/alerts")"
+	sync -d "$ITEMS/A"
+	t4dx_kill9
+	t4dx_start
+	run cat "$ITEMS/A"
+	assert_output A
+	t4dx_stop
+}
+
 # health_runs_at_least N: the segment check ran N times, all of them ok
 seg_runs_ok() {
 	t4dx_ctl_test health ".checks.segments.runs >= $1 and .checks.segments.ok"
