@@ -2714,6 +2714,56 @@ static void daemonize_done(int notify_fd)
 		return;
 }
 
+/* Is path (a real path) dir itself or under it? */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (n == 1)             /* "/" */
+		return true;
+	return !strncmp(path, dir, n) && (path[n] == 0 || path[n] == '/');
+}
+
+/* DATA_DIR (real path data) against the mountpoint, and whether it is a
+ * store: the store may not be inside its own mount (every write would
+ * go through the daemon to itself) nor the mount inside the store, and
+ * a directory that holds other things and none of a store's is not made
+ * a store unless -o create says so (a typo such as /var/lib for
+ * /var/lib/t4dx).  0, or 1 with a message. */
+static int check_store_paths(const char *data, const char *mnt, bool create)
+{
+	char m[PATH_MAX];
+	if (realpath(mnt, m) &&
+	    (path_within(data, m) || path_within(m, data))) {
+		fprintf(stderr, "t4dxfs: %s and the mountpoint %s may not "
+			"be one inside the other\n", data, m);
+		return 1;
+	}
+	static const char *const marks[] = { "ID", "MANIFEST", "LOCK", "wal",
+					     "seg" };
+	DIR *d = opendir(data);
+	if (!d)
+		return 0;       /* the open of the store says why */
+	bool other = false, store = false;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		bool mark = false;
+		for (size_t i = 0; i < sizeof(marks) / sizeof(*marks); i++)
+			mark |= !strcmp(de->d_name, marks[i]);
+		store |= mark;
+		other |= !mark;
+	}
+	closedir(d);
+	if (other && !store && !create) {
+		fprintf(stderr, "t4dxfs: %s is not a t4dx store (it holds "
+			"other files and no MANIFEST, wal/ or seg/); -o create "
+			"makes a new store in it\n", data);
+		return 1;
+	}
+	return 0;
+}
+
 /* Everything after the command line; returns the exit status. */
 static int run(struct cmdline *cl, char *argv0)
 {
@@ -2746,7 +2796,8 @@ static int run(struct cmdline *cl, char *argv0)
 		fprintf(stderr, "t4dxfs: %s: %s\n", c.data, strerror(errno));
 		return 1;
 	}
-	if (check_mountpoint(c.mnt))
+	if (check_mountpoint(c.mnt) ||
+	    check_store_paths(data, c.mnt, c.create))
 		return 1;
 	if (!c.foreground && daemonize_start(&notify_fd))
 		return 1;

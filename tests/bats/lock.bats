@@ -263,3 +263,40 @@ stop_by() {
 	assert_output 0
 	t4dx_stop
 }
+
+@test "a DATA_DIR inside its own mountpoint, or the mountpoint inside DATA_DIR, is refused" {
+	t4dx_run_daemon -f -o create "$MNT" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --partial 'one inside the other'
+	t4dx_run_daemon -f -o create "$MNT/store" "$MNT"
+	assert_failure
+	assert_output --partial 'one inside the other'
+	mkdir "$DATA/mnt"
+	t4dx_run_daemon -f "$DATA" "$DATA/mnt"
+	assert_failure
+	assert_output --partial 'one inside the other'
+	run t4dx_is_mounted "$MNT"
+	assert_failure
+	rmdir "$DATA/mnt"
+}
+
+@test "a directory holding other files and no store is not made a store without -o create" {
+	local d=$T4DX_TMP/not-a-store
+	mkdir -m 700 "$d"
+	printf 'mine\n' >"$d/notes"
+	t4dx_run_daemon -f "$d" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --partial 'is not a t4dx store'
+	run ls -A "$d"
+	assert_output notes
+	DATA=$d t4dx_start -o create
+	printf 'x\n' >"$ITEMS/x"
+	t4dx_stop
+	# a store now: mounts without -o create
+	DATA=$d t4dx_start
+	run cat "$ITEMS/x"
+	assert_output x
+	t4dx_stop
+}
