@@ -612,7 +612,11 @@ static int wbuf_reserve(struct wbuf *w, size_t len)
 /* The buffer's bytes as a blob for a put, without a copy where it can:
  * a buffer of its own becomes the committed content (cut to its length)
  * and is shared from then on; a shared one is already committed bytes.
- * NULL when out of memory.  w->mu held. */
+ * A buffer handed over this way stays counted in the write buffers'
+ * budget (for its length) until wbuf_put_done() hears that the put took
+ * it: a put that fails leaves the bytes held by this buffer alone, and
+ * the next write, which copies them, must not take the budget twice over
+ * for bytes that nothing counts.  NULL when out of memory.  w->mu held. */
 static struct t4dx_blob *wbuf_blob(struct wbuf *w)
 {
 	if (w->shared && w->buf->len == w->len)
@@ -625,12 +629,23 @@ static struct t4dx_blob *wbuf_blob(struct wbuf *w)
 	struct t4dx_blob *b = t4dx_blob_resize(w->buf, w->len);
 	if (!b)
 		return NULL;
-	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	atomic_fetch_sub(&fs.wb_bytes, w->cap - w->len);
 	w->buf = b;
 	w->data = b->data;
-	w->cap = 0;
+	w->cap = w->len;
 	w->shared = true;
 	return t4dx_blob_ref(b);
+}
+
+/* The put of the buffer's bytes succeeded: bytes it shares with the
+ * engine are the committed content now, no longer a write buffer's
+ * (wbuf_blob).  w->mu held. */
+static void wbuf_put_done(struct wbuf *w)
+{
+	if (!w->shared)
+		return;
+	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	w->cap = 0;
 }
 
 /* Set the buffer's length (shrinking, or after the bytes are in place).
@@ -736,6 +751,7 @@ static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 		if (!rc) {
 			n->content_gen++;
 			atomic_store(&w->emptied, false);
+			wbuf_put_done(w);
 		}
 	}
 	ns_unlock();
