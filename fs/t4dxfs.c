@@ -2679,6 +2679,39 @@ static void daemonize_done(int notify_fd)
 		return;
 }
 
+/* The absolute path, without symbolic links, that path will have once
+ * made: its parent's real path and its last name.  path does not exist.
+ * Returns 0, or -1 with errno set. */
+static int missing_realpath(const char *path, char out[PATH_MAX])
+{
+	char tmp[PATH_MAX], parent[PATH_MAX];
+	size_t n = strlen(path);
+	if (n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(tmp, path, n + 1);
+	while (n > 1 && tmp[n - 1] == '/')
+		tmp[--n] = '\0';
+	char *slash = strrchr(tmp, '/');
+	const char *name = slash ? slash + 1 : tmp;
+	const char *dir = !slash ? "." : slash == tmp ? "/" : tmp;
+	if (slash)
+		*slash = '\0';
+	if (!strcmp(name, ".") || !strcmp(name, "..")) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!realpath(dir, parent))
+		return -1;
+	if (snprintf(out, PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "",
+		     name) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 /* Everything after the command line; returns the exit status. */
 static int run(struct cmdline *cl, char *argv0)
 {
@@ -2696,18 +2729,16 @@ static int run(struct cmdline *cl, char *argv0)
 				"makes a new store there)\n", c.data);
 			return 1;
 		}
-		if (mkdir(c.data, 0700) && errno != EEXIST) {
-			fprintf(stderr, "t4dxfs: cannot create %s: %s\n",
-				c.data, strerror(errno));
-			return 1;
-		}
 	} else if (!missing && S_ISDIR(dst.st_mode) && (dst.st_mode & 077)) {
 		fprintf(stderr, "t4dxfs: warning: %s is open to group or "
 			"others (mode %03o): any local user may read the "
 			"stored content; chmod 700 it\n", c.data,
 			(unsigned)(dst.st_mode & 0777));
 	}
-	if (!realpath(c.data, data)) {
+	/* -o create makes DATA_DIR only once every option was accepted
+	 * (below): until then its would-be path names it */
+	if (missing == ENOENT ? missing_realpath(c.data, data)
+			      : !realpath(c.data, data)) {
 		fprintf(stderr, "t4dxfs: %s: %s\n", c.data, strerror(errno));
 		return 1;
 	}
@@ -2759,6 +2790,12 @@ static int run(struct cmdline *cl, char *argv0)
 	if (!fs.se) {
 		fprintf(stderr, "t4dxfs: bad mount options: %s\n",
 			(char *)c.fuse_opts.p);
+		return 1;
+	}
+	if (missing == ENOENT && mkdir(data, 0700) && errno != EEXIST) {
+		fprintf(stderr, "t4dxfs: cannot create %s: %s\n", c.data,
+			strerror(errno));
+		fuse_session_destroy(fs.se);
 		return 1;
 	}
 	struct t4dx_open_args oa = { .cfg = &cfg,
