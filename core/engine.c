@@ -579,7 +579,9 @@ static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 	pthread_mutex_unlock(&db->reject_mu);
 	if (!rc && lsn)
 		*lsn = r->lsn;
-	return rc;
+	/* a log file removed behind our back is an I/O error to the caller,
+	 * as in wait_durable */
+	return rc == ESTALE ? EIO : rc;
 }
 
 static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,

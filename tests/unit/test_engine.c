@@ -480,6 +480,46 @@ static void test_commit_failure(void)
 	unit_rm_rf(dir);
 }
 
+static int fake_linked_err;
+static int fake_linked(int fd, const char *path)
+{
+	(void)fd;
+	(void)path;
+	return fake_linked_err;
+}
+
+/* With policy "reject", a log file removed behind the engine's back
+ * (the WAL reports ESTALE) fails the change with EIO, as every other
+ * storage failure: ESTALE would reach the application as "Stale file
+ * handle" from a close() or mkdir(). */
+static void test_reject_log_removed(void)
+{
+	const char *dir = unit_tmpdir("reject-gone");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	strcpy(cfg.fallback.policy, "reject");
+	struct t4dx *db = open_db(dir, &cfg);
+	REQUIRE(put_file(db, R, "before", "ok", NULL) == 0);
+	fake_linked_err = ESTALE;
+	t4dx_io.linked = fake_linked;
+	CHECK_EQ_INT(put_file(db, R, "during", "no", NULL), EIO);
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, R, "d", 1) == 0);
+	e.mode = S_IFDIR | 0755;
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), EIO);
+	t4dx_entry_clear(&e);
+	CHECK(content_of(db, R, "during") == NULL);
+	t4dx_io_reset();
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, &cfg);
+	CHECK(content_of(db, R, "before") != NULL);
+	CHECK(content_of(db, R, "during") == NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 static void test_lock(void)
 {
 	const char *dir = unit_tmpdir("lock");
@@ -1692,6 +1732,7 @@ int main(void)
 	RUN(test_crash_recovery);
 	RUN(test_provisional);
 	RUN(test_commit_failure);
+	RUN(test_reject_log_removed);
 	RUN(test_lock);
 	RUN(test_open_readonly);
 	RUN(test_nrem);
