@@ -115,7 +115,7 @@ struct t4dx {
 	char rescue_dir[PATH_MAX];      /* where rescue files go when DATA_DIR
 	                                   cannot take them; "" if nowhere */
 	char rescue_tag[40];            /* names this store in rescue_dir */
-	char rescue_problem[PATH_MAX + 160]; /* "" or why rescue_dir is poor */
+	char rescue_problem[PATH_MAX + 320]; /* "" or why rescue_dir is poor */
 	t4dx_dump_fn dump;              /* unsaved records, the last resort */
 	void *dump_arg;
 	/* a record was queued but could not be applied: the memtable no
@@ -2070,16 +2070,22 @@ static int rescue_name(const struct dirent *d, const char *prefix)
 
 /* The store's identity, DATA_DIR/ID: 32 random hex digits made at the
  * first open (also of a store made by a version without it), which name
- * this store's rescue files in a directory other stores share.  An ID
- * that cannot be read is made anew: rescue files named by the old one are
- * then left alone (replayed by hand), never replayed into another store. */
+ * this store's rescue files in a directory other stores share.  Only an
+ * ID that does not exist is made: one that cannot be read (EACCES, EIO)
+ * or is damaged is left as it is and the open goes on, with rescue files
+ * to DATA_DIR only (rescue_problem says why).  A new ID would orphan the
+ * rescue files named by the old one, which the next start that reads the
+ * ID again replays; refusing the open would keep the whole store away for
+ * the sake of a fallback. */
 static int store_id(struct t4dx *db)
 {
 	char path[PATH_MAX], id[40] = "";
 	snprintf(path, sizeof(path), "%s/ID", db->dir);
 	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	int rc = fd < 0 ? errno : 0;
 	if (fd >= 0) {
 		ssize_t n = t4dx_io.pread(fd, id, 33, 0);
+		rc = n < 0 ? errno : 0;
 		t4dx_io.close(fd);
 		if (n == 33 && id[32] == '\n' &&
 		    strspn(id, "0123456789abcdef") == 32) {
@@ -2088,6 +2094,24 @@ static int store_id(struct t4dx *db)
 				 id);
 			return 0;
 		}
+		if (!rc) {
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "%s is damaged (not 32 hex digits and a "
+				 "newline), so rescue files go to DATA_DIR "
+				 "only; restore it, or remove it to make a new "
+				 "one (rescue files named by the old one are "
+				 "then replayed by hand)", path);
+			return EINVAL;
+		}
+	}
+	if (rc != ENOENT) {
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "cannot read %s: %s, so rescue files go to DATA_DIR "
+			 "only (until it can be read: a new ID would leave "
+			 "the rescue files named by this one behind)", path,
+			 strerror(rc ? rc : EIO));
+		return rc ? rc : EIO;
 	}
 	unsigned char r[16];
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
@@ -2096,7 +2120,7 @@ static int store_id(struct t4dx *db)
 		snprintf(id + 2 * i, 3, "%02x", r[i]);
 	id[32] = '\n';
 	struct t4dx_buf b = { (unsigned char *)id, 33, 33 };
-	int rc = write_file_durably(db->dir, "ID", &b);
+	rc = write_file_durably(db->dir, "ID", &b);
 	if (!rc) {
 		id[32] = 0;
 		snprintf(db->rescue_tag, sizeof(db->rescue_tag), "%s", id);
@@ -2112,9 +2136,11 @@ static void choose_rescue_dir(struct t4dx *db)
 {
 	struct stat ds, st;
 	if (!*db->rescue_tag) {
-		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
-			 "%s/ID could not be made, so rescue files can go to "
-			 "DATA_DIR only", db->dir);
+		if (!*db->rescue_problem)
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "%s/ID could not be made, so rescue files can "
+				 "go to DATA_DIR only", db->dir);
 		return;
 	}
 	if (stat(db->dir, &ds)) {
