@@ -26,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -2128,10 +2130,23 @@ static int store_id(struct t4dx *db)
 	return rc;
 }
 
+/* Is path on a filesystem held in memory (tmpfs, ramfs), which a reboot
+ * empties?  Rescue files are written at unmount, most often at a
+ * shutdown, and replayed at the next start. */
+static bool in_memory_fs(const char *path)
+{
+	struct statfs sf;
+	if (statfs(path, &sf))
+		return false;
+	return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
 /* Where rescue files go when DATA_DIR cannot take them: a directory
- * that exists, is writable and is not on DATA_DIR's filesystem (which is
- * full when they are needed most).  rescue_problem says what is wrong
- * with the choice, for the start's warning and health. */
+ * that exists, is writable, is not on DATA_DIR's filesystem (which is
+ * full when they are needed most) and, by preference, outlives a reboot.
+ * One in memory is still better than none, but said to be poor.
+ * rescue_problem says what is wrong with the choice, for the start's
+ * warning and health. */
 static void choose_rescue_dir(struct t4dx *db)
 {
 	struct stat ds, st;
@@ -2166,18 +2181,40 @@ static void choose_rescue_dir(struct t4dx *db)
 				 sizeof(db->rescue_problem),
 				 "fallback.rescue_dir %s is on DATA_DIR's "
 				 "filesystem, which a full disk fills too", set);
+		else if (in_memory_fs(set))
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is in memory (tmpfs, "
+				 "ramfs), which a reboot empties: rescue files "
+				 "written at a shutdown would be lost", set);
 		return;
 	}
 	const char *tmp = getenv("TMPDIR");
 	const char *const dirs[] = { tmp && *tmp == '/' ? tmp : "/var/tmp",
 				     "/var/tmp", "/tmp", "/dev/shm" };
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		if (!stat(dirs[i], &st) && S_ISDIR(st.st_mode) &&
-		    st.st_dev != ds.st_dev && !access(dirs[i], W_OK | X_OK)) {
+	const char *ram = NULL;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (stat(dirs[i], &st) || !S_ISDIR(st.st_mode) ||
+		    st.st_dev == ds.st_dev || access(dirs[i], W_OK | X_OK))
+			continue;
+		if (!in_memory_fs(dirs[i])) {
 			snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s",
 				 dirs[i]);
 			return;
 		}
+		if (!ram)
+			ram = dirs[i];
+	}
+	if (ram) {
+		snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s", ram);
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "%s is in memory (tmpfs, ramfs), which a reboot "
+			 "empties: rescue files written at a shutdown would be "
+			 "lost; "
+			 "set fallback.rescue_dir to a directory on a disk "
+			 "other than DATA_DIR's", ram);
+		return;
+	}
 	snprintf(db->rescue_problem, sizeof(db->rescue_problem),
 		 "no writable directory outside DATA_DIR's filesystem "
 		 "($TMPDIR, /var/tmp, /tmp, /dev/shm): set "
