@@ -26,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -115,7 +117,7 @@ struct t4dx {
 	char rescue_dir[PATH_MAX];      /* where rescue files go when DATA_DIR
 	                                   cannot take them; "" if nowhere */
 	char rescue_tag[40];            /* names this store in rescue_dir */
-	char rescue_problem[PATH_MAX + 160]; /* "" or why rescue_dir is poor */
+	char rescue_problem[PATH_MAX + 320]; /* "" or why rescue_dir is poor */
 	t4dx_dump_fn dump;              /* unsaved records, the last resort */
 	void *dump_arg;
 	/* a record was queued but could not be applied: the memtable no
@@ -579,7 +581,9 @@ static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 	pthread_mutex_unlock(&db->reject_mu);
 	if (!rc && lsn)
 		*lsn = r->lsn;
-	return rc;
+	/* a log file removed behind our back is an I/O error to the caller,
+	 * as in wait_durable */
+	return rc == ESTALE ? EIO : rc;
 }
 
 static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
@@ -2082,16 +2086,22 @@ static int rescue_name(const struct dirent *d, const char *prefix)
 
 /* The store's identity, DATA_DIR/ID: 32 random hex digits made at the
  * first open (also of a store made by a version without it), which name
- * this store's rescue files in a directory other stores share.  An ID
- * that cannot be read is made anew: rescue files named by the old one are
- * then left alone (replayed by hand), never replayed into another store. */
+ * this store's rescue files in a directory other stores share.  Only an
+ * ID that does not exist is made: one that cannot be read (EACCES, EIO)
+ * or is damaged is left as it is and the open goes on, with rescue files
+ * to DATA_DIR only (rescue_problem says why).  A new ID would orphan the
+ * rescue files named by the old one, which the next start that reads the
+ * ID again replays; refusing the open would keep the whole store away for
+ * the sake of a fallback. */
 static int store_id(struct t4dx *db)
 {
 	char path[PATH_MAX], id[40] = "";
 	snprintf(path, sizeof(path), "%s/ID", db->dir);
 	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	int rc = fd < 0 ? errno : 0;
 	if (fd >= 0) {
 		ssize_t n = t4dx_io.pread(fd, id, 33, 0);
+		rc = n < 0 ? errno : 0;
 		t4dx_io.close(fd);
 		if (n == 33 && id[32] == '\n' &&
 		    strspn(id, "0123456789abcdef") == 32) {
@@ -2100,6 +2110,24 @@ static int store_id(struct t4dx *db)
 				 id);
 			return 0;
 		}
+		if (!rc) {
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "%s is damaged (not 32 hex digits and a "
+				 "newline), so rescue files go to DATA_DIR "
+				 "only; restore it, or remove it to make a new "
+				 "one (rescue files named by the old one are "
+				 "then replayed by hand)", path);
+			return EINVAL;
+		}
+	}
+	if (rc != ENOENT) {
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "cannot read %s: %s, so rescue files go to DATA_DIR "
+			 "only (until it can be read: a new ID would leave "
+			 "the rescue files named by this one behind)", path,
+			 strerror(rc ? rc : EIO));
+		return rc ? rc : EIO;
 	}
 	unsigned char r[16];
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
@@ -2108,7 +2136,7 @@ static int store_id(struct t4dx *db)
 		snprintf(id + 2 * i, 3, "%02x", r[i]);
 	id[32] = '\n';
 	struct t4dx_buf b = { (unsigned char *)id, 33, 33 };
-	int rc = write_file_durably(db->dir, "ID", &b);
+	rc = write_file_durably(db->dir, "ID", &b);
 	if (!rc) {
 		id[32] = 0;
 		snprintf(db->rescue_tag, sizeof(db->rescue_tag), "%s", id);
@@ -2116,17 +2144,32 @@ static int store_id(struct t4dx *db)
 	return rc;
 }
 
+/* Is path on a filesystem held in memory (tmpfs, ramfs), which a reboot
+ * empties?  Rescue files are written at unmount, most often at a
+ * shutdown, and replayed at the next start. */
+static bool in_memory_fs(const char *path)
+{
+	struct statfs sf;
+	if (statfs(path, &sf))
+		return false;
+	return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
 /* Where rescue files go when DATA_DIR cannot take them: a directory
- * that exists, is writable and is not on DATA_DIR's filesystem (which is
- * full when they are needed most).  rescue_problem says what is wrong
- * with the choice, for the start's warning and health. */
+ * that exists, is writable, is not on DATA_DIR's filesystem (which is
+ * full when they are needed most) and, by preference, outlives a reboot.
+ * One in memory is still better than none, but said to be poor.
+ * rescue_problem says what is wrong with the choice, for the start's
+ * warning and health. */
 static void choose_rescue_dir(struct t4dx *db)
 {
 	struct stat ds, st;
 	if (!*db->rescue_tag) {
-		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
-			 "%s/ID could not be made, so rescue files can go to "
-			 "DATA_DIR only", db->dir);
+		if (!*db->rescue_problem)
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "%s/ID could not be made, so rescue files can "
+				 "go to DATA_DIR only", db->dir);
 		return;
 	}
 	if (stat(db->dir, &ds)) {
@@ -2152,18 +2195,40 @@ static void choose_rescue_dir(struct t4dx *db)
 				 sizeof(db->rescue_problem),
 				 "fallback.rescue_dir %s is on DATA_DIR's "
 				 "filesystem, which a full disk fills too", set);
+		else if (in_memory_fs(set))
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is in memory (tmpfs, "
+				 "ramfs), which a reboot empties: rescue files "
+				 "written at a shutdown would be lost", set);
 		return;
 	}
 	const char *tmp = getenv("TMPDIR");
 	const char *const dirs[] = { tmp && *tmp == '/' ? tmp : "/var/tmp",
 				     "/var/tmp", "/tmp", "/dev/shm" };
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		if (!stat(dirs[i], &st) && S_ISDIR(st.st_mode) &&
-		    st.st_dev != ds.st_dev && !access(dirs[i], W_OK | X_OK)) {
+	const char *ram = NULL;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (stat(dirs[i], &st) || !S_ISDIR(st.st_mode) ||
+		    st.st_dev == ds.st_dev || access(dirs[i], W_OK | X_OK))
+			continue;
+		if (!in_memory_fs(dirs[i])) {
 			snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s",
 				 dirs[i]);
 			return;
 		}
+		if (!ram)
+			ram = dirs[i];
+	}
+	if (ram) {
+		snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s", ram);
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "%s is in memory (tmpfs, ramfs), which a reboot "
+			 "empties: rescue files written at a shutdown would be "
+			 "lost; "
+			 "set fallback.rescue_dir to a directory on a disk "
+			 "other than DATA_DIR's", ram);
+		return;
+	}
 	snprintf(db->rescue_problem, sizeof(db->rescue_problem),
 		 "no writable directory outside DATA_DIR's filesystem "
 		 "($TMPDIR, /var/tmp, /tmp, /dev/shm): set "

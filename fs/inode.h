@@ -20,7 +20,8 @@ struct wbuf {
 	/* the bytes, data = buf->data: cap of them owned by this buffer
 	 * (counted in fs.wb_bytes), or, when shared, a committed version
 	 * the memtable holds too (read-only: the next change copies it,
-	 * cap 0) */
+	 * cap 0), or bytes handed to a put that has not taken them yet
+	 * (shared, and still counted: cap = len) */
 	struct t4dx_blob *buf;
 	bool shared;
 	unsigned char *data;

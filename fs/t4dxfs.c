@@ -632,7 +632,11 @@ static int wbuf_reserve(struct wbuf *w, size_t len)
 /* The buffer's bytes as a blob for a put, without a copy where it can:
  * a buffer of its own becomes the committed content (cut to its length)
  * and is shared from then on; a shared one is already committed bytes.
- * NULL when out of memory.  w->mu held. */
+ * A buffer handed over this way stays counted in the write buffers'
+ * budget (for its length) until wbuf_put_done() hears that the put took
+ * it: a put that fails leaves the bytes held by this buffer alone, and
+ * the next write, which copies them, must not take the budget twice over
+ * for bytes that nothing counts.  NULL when out of memory.  w->mu held. */
 static struct t4dx_blob *wbuf_blob(struct wbuf *w)
 {
 	if (w->shared && w->buf->len == w->len)
@@ -645,12 +649,23 @@ static struct t4dx_blob *wbuf_blob(struct wbuf *w)
 	struct t4dx_blob *b = t4dx_blob_resize(w->buf, w->len);
 	if (!b)
 		return NULL;
-	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	atomic_fetch_sub(&fs.wb_bytes, w->cap - w->len);
 	w->buf = b;
 	w->data = b->data;
-	w->cap = 0;
+	w->cap = w->len;
 	w->shared = true;
 	return t4dx_blob_ref(b);
+}
+
+/* The put of the buffer's bytes succeeded: bytes it shares with the
+ * engine are the committed content now, no longer a write buffer's
+ * (wbuf_blob).  w->mu held. */
+static void wbuf_put_done(struct wbuf *w)
+{
+	if (!w->shared)
+		return;
+	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	w->cap = 0;
 }
 
 /* Set the buffer's length (shrinking, or after the bytes are in place).
@@ -760,6 +775,7 @@ static int commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 				note_lsn(n->parent, lsn);
 			n->content_gen++;
 			atomic_store(&w->emptied, false);
+			wbuf_put_done(w);
 		}
 	}
 	ns_unlock();
@@ -2764,6 +2780,39 @@ static int check_store_paths(const char *data, const char *mnt, bool create)
 	return 0;
 }
 
+/* The absolute path, without symbolic links, that path will have once
+ * made: its parent's real path and its last name.  path does not exist.
+ * Returns 0, or -1 with errno set. */
+static int missing_realpath(const char *path, char out[PATH_MAX])
+{
+	char tmp[PATH_MAX], parent[PATH_MAX];
+	size_t n = strlen(path);
+	if (n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(tmp, path, n + 1);
+	while (n > 1 && tmp[n - 1] == '/')
+		tmp[--n] = '\0';
+	char *slash = strrchr(tmp, '/');
+	const char *name = slash ? slash + 1 : tmp;
+	const char *dir = !slash ? "." : slash == tmp ? "/" : tmp;
+	if (slash)
+		*slash = '\0';
+	if (!strcmp(name, ".") || !strcmp(name, "..")) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!realpath(dir, parent))
+		return -1;
+	if (snprintf(out, PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "",
+		     name) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 /* Everything after the command line; returns the exit status. */
 static int run(struct cmdline *cl, char *argv0)
 {
@@ -2781,18 +2830,16 @@ static int run(struct cmdline *cl, char *argv0)
 				"makes a new store there)\n", c.data);
 			return 1;
 		}
-		if (mkdir(c.data, 0700) && errno != EEXIST) {
-			fprintf(stderr, "t4dxfs: cannot create %s: %s\n",
-				c.data, strerror(errno));
-			return 1;
-		}
 	} else if (!missing && S_ISDIR(dst.st_mode) && (dst.st_mode & 077)) {
 		fprintf(stderr, "t4dxfs: warning: %s is open to group or "
 			"others (mode %03o): any local user may read the "
 			"stored content; chmod 700 it\n", c.data,
 			(unsigned)(dst.st_mode & 0777));
 	}
-	if (!realpath(c.data, data)) {
+	/* -o create makes DATA_DIR only once every option was accepted
+	 * (below): until then its would-be path names it */
+	if (missing == ENOENT ? missing_realpath(c.data, data)
+			      : !realpath(c.data, data)) {
 		fprintf(stderr, "t4dxfs: %s: %s\n", c.data, strerror(errno));
 		return 1;
 	}
@@ -2845,6 +2892,12 @@ static int run(struct cmdline *cl, char *argv0)
 	if (!fs.se) {
 		fprintf(stderr, "t4dxfs: bad mount options: %s\n",
 			(char *)c.fuse_opts.p);
+		return 1;
+	}
+	if (missing == ENOENT && mkdir(data, 0700) && errno != EEXIST) {
+		fprintf(stderr, "t4dxfs: cannot create %s: %s\n", c.data,
+			strerror(errno));
+		fuse_session_destroy(fs.se);
 		return 1;
 	}
 	struct t4dx_open_args oa = { .cfg = &cfg,

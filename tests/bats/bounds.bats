@@ -242,6 +242,57 @@ seg_runs_ok() {
 	t4dx_stop
 }
 
+@test "limits.write_buffer_bytes holds while commits fail: a big buffer whose put was refused stays counted" {
+	local cfg
+	cfg=$(t4dx_config_file '{"fallback":{"policy":"reject"},
+		"limits":{"max_item_bytes":2097152,"write_buffer_bytes":4194304}}')
+	t4dx_start -o "config=$cfg"
+	local i
+	for ((i = 0; i < 12; i++)); do : >"$ITEMS/f$i"; done
+	# every commit is refused (EIO) while the breaker is open
+	echo open >"$MNT/.ctl/breaker"
+	# 12 files, each 1.5 MiB written (1 MiB or more: handed to the put
+	# without a copy) and fsync'ed, all held open: 2 fit in 4 MiB.  A
+	# write the buffer takes fails its fsync with EIO (the commit is
+	# refused), one it has no room for with ENOSPC (at the write, or at
+	# the fsync when the kernel's cache held the pages)
+	run python3 - "$ITEMS" "$MNT/.ctl/stats" <<'PY'
+import errno, json, os, sys
+d, stats = sys.argv[1:]
+fds, ok = [], 0
+for i in range(12):
+    fd = os.open("%s/f%d" % (d, i), os.O_WRONLY)
+    fds.append(fd)
+    try:
+        os.write(fd, b"x" * (1536 * 1024))
+        os.fsync(fd)
+        sys.exit("fsync returned 0 with the breaker open")
+    except OSError as e:
+        if e.errno == errno.EIO:
+            ok += 1
+        elif e.errno != errno.ENOSPC:
+            raise
+print("accepted", ok)
+print("write_buffer_bytes", json.load(open(stats))["write_buffer_bytes"])
+for fd in fds:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+PY
+	assert_success
+	assert_line 'accepted 2'
+	local wb
+	wb=$(sed -n 's/^write_buffer_bytes //p' <<<"$output")
+	((wb > 3 * 1536 * 1024 / 2 && wb <= 4194304)) ||
+		fail "write_buffer_bytes $wb with two 1.5 MiB buffers held"
+	echo reset >"$MNT/.ctl/breaker"
+	# the closed files' buffers are gone, and with them their budget
+	t4dx_wait_for 10 stat_le write_buffer_bytes 0 ||
+		fail "write_buffer_bytes $(jq .write_buffer_bytes "$MNT/.ctl/stats") after every file was closed"
+	t4dx_stop
+}
+
 @test "limits.write_buffer_bytes below limits.max_item_bytes is refused at start" {
 	local cfg
 	cfg=$(t4dx_config_file '{"limits":{"max_item_bytes":2097152,

@@ -460,6 +460,52 @@ queue_bounded() {
 	t4dx_stop
 }
 
+# in_memory DIR: DIR is on a tmpfs or ramfs
+in_memory() {
+	[[ $(stat -f -c %T "$1") == @(tmpfs|ramfs) ]]
+}
+
+@test "a rescue directory in memory, which a reboot empties, is warned about; by default one on a disk wins" {
+	local ram=$T4DX_TMP/ram cfg
+	mkdir "$ram"
+	t4dx_mount_tmpfs "$ram" 1m
+	cfg=$(config "\"rescue_dir\":\"$ram\"")
+	t4dx_start -o "config=$cfg"
+	grep -q "WARN rescue files: fallback.rescue_dir $ram is in memory" "$T4DX_LOG" ||
+		fail "no warning: $(cat "$T4DX_LOG")"
+	run jq -e --arg d "$ram" '.rescue.ok == false and .rescue.dir == $d and
+		(.rescue.problem | test("reboot"))' "$MNT/.ctl/health"
+	assert_success
+	t4dx_stop
+	# by default, with $TMPDIR in memory: the first of /var/tmp and /tmp
+	# that is on a disk and not on DATA_DIR's filesystem, or, if neither
+	# is, $TMPDIR all the same, said to be poor.  DATA_DIR here on a tmpfs,
+	# then beside this test's files (often the filesystem of /var/tmp)
+	local data want d
+	mkdir -m 700 "$T4DX_TMP/data-on-disk"
+	for data in "$DATA" "$T4DX_TMP/data-on-disk"; do
+		want=
+		for d in /var/tmp /tmp; do
+			[[ -d $d && -w $d ]] || continue
+			[[ $(stat -c %d "$d") != "$(stat -c %d "$data")" ]] || continue
+			in_memory "$d" || { want=$d; break; }
+		done
+		echo "# DATA_DIR $data: rescue directory ${want:-$ram}"
+		DATA=$data T4DX_START_TMPDIR=$ram t4dx_start
+		if [[ -n $want ]]; then
+			run jq -e --arg d "$want" '.rescue == {ok: true, dir: $d, problem: ""}' "$MNT/.ctl/health"
+			assert_success
+		else
+			run jq -e --arg d "$ram" '.rescue.ok == false and .rescue.dir == $d and
+				(.rescue.problem | test("reboot"))' "$MNT/.ctl/health"
+			assert_success
+			grep -q "WARN rescue files: $ram is in memory" "$T4DX_LOG" ||
+				fail "no warning: $(cat "$T4DX_LOG")"
+		fi
+		t4dx_stop
+	done
+}
+
 @test "a rescue that no file can take: the records go to the log as JSON lines and the daemon exits non-zero" {
 	local rescue=$T4DX_TMP/rescue cfg i
 	mkdir "$rescue"

@@ -251,6 +251,28 @@ stop_by() {
 	assert_output ''
 }
 
+@test "-o create makes DATA_DIR only once every option is accepted" {
+	local d=$T4DX_TMP/new-store cfg
+	t4dx_run_daemon -f -o create,no_such_option "$d" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --partial 'no_such_option'
+	assert [ ! -e "$d" ]
+	cfg=$(t4dx_config_file '{"limits":{"no_such_key":1}}')
+	t4dx_run_daemon -f -o "create,config=$cfg" "$d" "$MNT"
+	assert_failure
+	refute [ "$status" -eq 124 ]
+	assert_output --partial 'no_such_key'
+	assert [ ! -e "$d" ]
+	# given by a relative path, with a trailing slash, it is made there
+	cd "$T4DX_TMP"
+	DATA=new-store/ t4dx_start -o create
+	run stat -c %a "$d"
+	assert_output 700
+	grep -q "opened $d:" "$T4DX_LOG" || fail "$(cat "$T4DX_LOG")"
+	t4dx_stop
+}
+
 @test "mounting over a non-empty directory warns that its files are hidden" {
 	printf 'x\n' >"$MNT/hidden"
 	t4dx_start

@@ -183,8 +183,10 @@ t4dx_start() {
 	fi
 	T4DX_NSTART=$((T4DX_NSTART + 1))
 	T4DX_LOG=$T4DX_TMP/t4dxfs.$T4DX_NSTART.log
-	# TMPDIR: where rescue files go by default (not the shared /var/tmp)
-	env --default-signal=INT TMPDIR="$T4DX_TMP" "$T4DXFS" -f "$@" "$DATA" "$MNT" \
+	# TMPDIR: where rescue files go by default (not the shared /var/tmp);
+	# T4DX_START_TMPDIR, if set, instead of T4DX_TMP
+	env --default-signal=INT TMPDIR="${T4DX_START_TMPDIR:-$T4DX_TMP}" \
+		"$T4DXFS" -f "$@" "$DATA" "$MNT" \
 		</dev/null >"$T4DX_LOG" 2>&1 3>&- &
 	T4DX_PID=$!
 	t4dx_track "$T4DX_PID"

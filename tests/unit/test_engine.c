@@ -480,6 +480,124 @@ static void test_commit_failure(void)
 	unit_rm_rf(dir);
 }
 
+static int fake_linked_err;
+static int fake_linked(int fd, const char *path)
+{
+	(void)fd;
+	(void)path;
+	return fake_linked_err;
+}
+
+/* With policy "reject", a log file removed behind the engine's back
+ * (the WAL reports ESTALE) fails the change with EIO, as every other
+ * storage failure: ESTALE would reach the application as "Stale file
+ * handle" from a close() or mkdir(). */
+static void test_reject_log_removed(void)
+{
+	const char *dir = unit_tmpdir("reject-gone");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	strcpy(cfg.fallback.policy, "reject");
+	struct t4dx *db = open_db(dir, &cfg);
+	REQUIRE(put_file(db, R, "before", "ok", NULL) == 0);
+	fake_linked_err = ESTALE;
+	t4dx_io.linked = fake_linked;
+	CHECK_EQ_INT(put_file(db, R, "during", "no", NULL), EIO);
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, R, "d", 1) == 0);
+	e.mode = S_IFDIR | 0755;
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), EIO);
+	t4dx_entry_clear(&e);
+	CHECK(content_of(db, R, "during") == NULL);
+	t4dx_io_reset();
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, &cfg);
+	CHECK(content_of(db, R, "before") != NULL);
+	CHECK(content_of(db, R, "during") == NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+static int (*real_open)(const char *, int, mode_t);
+static int id_open_err;
+static int open_id_fails(const char *path, int flags, mode_t mode)
+{
+	size_t n = strlen(path);
+	if (n >= 3 && !strcmp(path + n - 3, "/ID")) {
+		errno = id_open_err;
+		return -1;
+	}
+	return real_open(path, flags, mode);
+}
+
+/* Read DATA_DIR/ID whole into buf (at most len - 1 bytes). */
+static void read_id(const char *dir, char *buf, size_t len)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/ID", dir);
+	FILE *f = fopen(path, "r");
+	REQUIRE(f);
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = 0;
+	fclose(f);
+}
+
+/* Only a missing DATA_DIR/ID is made anew: one that cannot be read
+ * (EACCES, EIO) or is damaged stays, the open goes on, and the rescue
+ * problem says that rescue files go to DATA_DIR only.  A new ID would
+ * leave the rescue files named by the old one unreplayed. */
+static void test_store_id_unreadable(void)
+{
+	const char *dir = unit_tmpdir("store-id");
+	char d[512], id[64], again[64], path[600];
+	snprintf(d, sizeof(d), "%s", dir);
+	snprintf(path, sizeof(path), "%s/ID", d);
+	const char *rdir, *problem;
+	struct t4dx *db = open_db(d, NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	read_id(d, id, sizeof(id));
+	CHECK_EQ_INT(strlen(id), 33);
+	static const int errs[] = { EACCES, EIO, EMFILE };
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		real_open = t4dx_io.open;
+		id_open_err = errs[i];
+		t4dx_io.open = open_id_fails;
+		db = open_db(d, NULL);
+		t4dx_io_reset();
+		t4dx_get_rescue(db, &rdir, &problem);
+		CHECK(strstr(problem, "cannot read") != NULL);
+		CHECK(strstr(problem, strerror(errs[i])) != NULL);
+		CHECK(strstr(problem, "DATA_DIR only") != NULL);
+		CHECK_EQ_INT(*rdir, 0);
+		CHECK_EQ_INT(t4dx_close(db), 0);
+		read_id(d, again, sizeof(again));
+		CHECK(strcmp(id, again) == 0);
+	}
+	/* damaged (short): kept, and said so */
+	FILE *f = fopen(path, "w");
+	REQUIRE(f);
+	fputs("0123abcd\n", f);
+	fclose(f);
+	db = open_db(d, NULL);
+	t4dx_get_rescue(db, &rdir, &problem);
+	CHECK(strstr(problem, "damaged") != NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	read_id(d, again, sizeof(again));
+	CHECK(strcmp(again, "0123abcd\n") == 0);
+	/* missing: made anew, and fine */
+	REQUIRE(unlink(path) == 0);
+	db = open_db(d, NULL);
+	t4dx_get_rescue(db, &rdir, &problem);
+	CHECK(strstr(problem, "ID") == NULL);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	read_id(d, again, sizeof(again));
+	CHECK_EQ_INT(strlen(again), 33);
+	CHECK(strcmp(id, again) != 0);
+	unit_rm_rf(d);
+}
+
 static void test_lock(void)
 {
 	const char *dir = unit_tmpdir("lock");
@@ -1692,6 +1810,8 @@ int main(void)
 	RUN(test_crash_recovery);
 	RUN(test_provisional);
 	RUN(test_commit_failure);
+	RUN(test_reject_log_removed);
+	RUN(test_store_id_unreadable);
 	RUN(test_lock);
 	RUN(test_open_readonly);
 	RUN(test_nrem);
