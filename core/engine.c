@@ -1554,6 +1554,7 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 	t4dx_hist_observe_ns(&db->compact_hist[kind], ns);
 	pthread_mutex_lock(&db->cstats_mu);
 	db->cstats[kind].runs++;
+	db->cstats[kind].bytes_written += run.bytes_out;
 	db->cstats[kind].has_last = true;
 	db->cstats[kind].last = run;
 	pthread_mutex_unlock(&db->cstats_mu);

@@ -53,7 +53,8 @@ def last_ok: . == null or ((.start_ns | type == "number") and
 	(.duration_s | type == "number" and . >= 0) and (.result | type == "string") and
 	all(.items_in, .items_out, .bytes_in, .bytes_out; type == "number" and . >= 0));
 (.running == null or (.running | type == "string")) and
-all(.flush, .nrem, .prune; (.runs | type == "number") and (.last | last_ok))'
+all(.flush, .nrem, .prune; (.runs | type == "number") and
+	(.bytes_written | type == "number" and . >= 0) and (.last | last_ok))'
 
 # assert_ran OP N: .ctl/compact is well-formed, nothing is running, OP has
 # run N times and its last run succeeded.
@@ -135,7 +136,8 @@ assert_history_contents() {
 	local f=$MNT/.ctl/compact
 	t4dx_ends_with_newline "$f" || fail "compact does not end with a newline"
 	run jq -e "($COMPACT_SCHEMA) and .running == null and
-		all(.flush, .nrem, .prune; .runs == 0 and .last == null)" "$f"
+		all(.flush, .nrem, .prune; .runs == 0 and .bytes_written == 0 and
+		.last == null)" "$f"
 	assert_success
 
 	local i
@@ -151,6 +153,9 @@ assert_history_contents() {
 	assert_output ''
 	# done when the write returned
 	assert_ran flush 1
+	run jq -e '.flush.last.bytes_out > 0 and
+		.flush.bytes_written == .flush.last.bytes_out' "$f"
+	assert_success
 	run t4dx_stat_field memtable_items
 	assert_output 0
 	run segments
