@@ -73,7 +73,7 @@ struct t4dx {
 	pthread_mutex_t bg_mu;          /* guards the flusher's flags */
 	pthread_cond_t bg_cond;
 	bool bg_want, bg_stop, bg_started;
-	bool bg_compact;                /* segments piled up: run nrem */
+	bool bg_compact;                /* segments piled up: merge some */
 	bool bg_wal_gone;               /* a group found the log removed */
 	bool wal_save_failed;           /* save_lost_wal failed (flusher) */
 	pthread_t bg;
@@ -139,7 +139,10 @@ struct t4dx {
 	atomic_uint_least64_t progress_done, progress_total;
 };
 
-#define AUTO_COMPACT_SEGMENTS 8         /* more live segments: nrem */
+/* The automatic compaction (see auto_pick) */
+#define AUTO_RUN_SEGMENTS 8     /* more adjacent segments of a size: merge */
+#define AUTO_RUN_RATIO 4        /* of a size: biggest <= 4 x smallest */
+#define AUTO_PILE_SEGMENTS 24   /* more live segments: merge the cheapest */
 
 /* ---- lookups ---------------------------------------------------------- */
 
@@ -1142,6 +1145,73 @@ static int install_segments(struct t4dx *db, struct t4dx_seg **segs,
 	return 0;
 }
 
+/* The automatic compaction is size-tiered.  Flushes add small segments
+ * at the new end of the list; merging every segment each time a few have
+ * gathered would rewrite the big old ones again and again, so that a
+ * long run of small flushes costs as many rewrites of the whole store.
+ * Instead, more than AUTO_RUN_SEGMENTS adjacent segments whose sizes are
+ * within AUTO_RUN_RATIO of each other merge into one, which takes their
+ * place in age order.  That one is about as big as all of them, so it
+ * joins a tier of bigger segments, which merges in its turn once enough
+ * of them have gathered: every byte is rewritten about once per tier, a
+ * logarithmic number of times, and a segment far bigger than the new
+ * ones stays as it is until they have grown to its size.  The newest
+ * qualifying run is taken (new segments are the small ones), as long as
+ * its sizes allow (a run never mixes sizes further apart than the
+ * ratio).  Should sizes alternate so that no such run forms, more than
+ * AUTO_PILE_SEGMENTS live segments are a pile: then the adjacent
+ * AUTO_RUN_SEGMENTS + 1 with the fewest bytes in all merge, whatever
+ * their sizes.
+ *
+ * With segs[lo..hi) from auto_pick, true if something should merge.
+ * Lock held. */
+static bool auto_pick(struct t4dx *db, size_t *lo, size_t *hi)
+{
+	size_t n = db->nsegs, want = AUTO_RUN_SEGMENTS + 1;
+	if (n < want)
+		return false;
+	for (size_t j = n; j-- > 0;) {
+		/* the longest run of similar sizes ending at j */
+		uint64_t least = t4dx_seg_file_bytes(db->segs[j]), most = least;
+		size_t i = j;
+		while (i > 0) {
+			uint64_t b = t4dx_seg_file_bytes(db->segs[i - 1]);
+			uint64_t l = b < least ? b : least;
+			uint64_t m = b > most ? b : most;
+			if (m / AUTO_RUN_RATIO > l)
+				break;
+			least = l;
+			most = m;
+			i--;
+		}
+		if (j + 1 - i >= want) {
+			if (lo) {
+				*lo = i;
+				*hi = j + 1;
+			}
+			return true;
+		}
+	}
+	if (n <= AUTO_PILE_SEGMENTS)
+		return false;
+	size_t best = 0;
+	uint64_t best_bytes = UINT64_MAX;
+	for (size_t i = 0; i + want <= n; i++) {
+		uint64_t sum = 0;
+		for (size_t k = i; k < i + want; k++)
+			sum += t4dx_seg_file_bytes(db->segs[k]);
+		if (sum < best_bytes) {
+			best_bytes = sum;
+			best = i;
+		}
+	}
+	if (lo) {
+		*lo = best;
+		*hi = best + want;
+	}
+	return true;
+}
+
 /* Flush: the memtable becomes a new segment.  flush_mu held.  With
  * wal_lost (the log files were removed behind the daemon's back, see
  * t4dx_close), the segment covers every record applied, durable or not,
@@ -1227,7 +1297,7 @@ static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 	if (rc)
 		goto fail;
 	db->nsegs++;
-	bool pile = db->nsegs > AUTO_COMPACT_SEGMENTS;
+	bool pile = auto_pick(db, NULL, NULL);
 	struct t4dx_mem *old = db->imm;
 	db->imm = NULL;
 	pthread_rwlock_unlock(&db->lock);
@@ -1239,7 +1309,7 @@ static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 	if (!db->manifest_unsynced && !wal_lost)
 		t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
 	if (pile) {
-		/* consolidation when segments pile up, in the background */
+		/* segments of a size gathered (auto_pick): in the background */
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_compact = true;
 		pthread_cond_signal(&db->bg_cond);
@@ -1275,7 +1345,19 @@ int t4dx_flush(struct t4dx *db)
  * names the inputs, so a crash leaves either the old set or the new one;
  * the input files are unlinked only after that MANIFEST is durable.
  * Because every segment is an input, tombstones and superseded versions
- * have nothing older left to hide and are dropped. */
+ * have nothing older left to hide and are dropped.
+ *
+ * The automatic compaction (auto_pick) is the same run over some adjacent
+ * segments only, segs[lo..hi), without the flush: the output takes their
+ * place in the list, between the older segments and the newer ones, so
+ * that lookups, which go newest first, find what they found before.
+ * Superseded versions among the inputs are dropped (a newer one is in the
+ * output), but tombstones are kept unless the oldest segment is an input:
+ * they still hide versions in the older segments.  Such a merge is
+ * upkeep, not consolidation: it leaves kappa alone, since raising it for
+ * the items that happen to lie in the merged segments (the recently
+ * written ones, over and over) would make kappa depend on when flushes
+ * happened; an explicit nrem merges everything and raises all of it. */
 
 static const char *const compact_names[T4DX_COMPACT_KINDS] = {
 	"flush", "nrem", "prune", "rem",
@@ -1324,31 +1406,43 @@ static void sleep_s(double s)
 		;
 }
 
-/* nrem or prune.  compact_mu held. */
+/* nrem or prune over all segments, or with tiered the automatic merge
+ * of the segments auto_pick chooses (kind nrem; T4DX_ENOTFOUND if there
+ * are none).  compact_mu held. */
 static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
-		     t4dx_removed_fn removed, void *arg)
+		     t4dx_removed_fn removed, void *arg, bool tiered)
 {
 	struct t4dx_seg **in = NULL, *out = NULL;
 	struct t4dx_seg_writer *w = NULL;
 	struct removed_key *gone = NULL;
-	size_t nin = 0, ngone = 0, gcap = 0;
+	size_t nin = 0, ngone = 0, gcap = 0, lo = 0, hi = 0;
 	uint64_t id = 0;
 	struct merge m = { 0 };
 	bool merging = false;
 	int64_t now = t4dx_now_ns();
-	int rc;
+	int rc = 0;
 
 	pthread_mutex_lock(&db->flush_mu);
-	if ((rc = flush_locked(db, NULL)))
+	if (!tiered && (rc = flush_locked(db, NULL)))
 		goto out;
+	/* flush_mu, held to the end, keeps the list as it is now */
 	pthread_rwlock_rdlock(&db->lock);
-	nin = db->nsegs;
+	if (!tiered) {
+		hi = db->nsegs;
+	} else if (!auto_pick(db, &lo, &hi)) {
+		pthread_rwlock_unlock(&db->lock);
+		rc = T4DX_ENOTFOUND;
+		goto out;
+	}
+	nin = hi - lo;
 	in = calloc(nin ? nin : 1, sizeof(*in));
 	if (in)
 		for (size_t i = 0; i < nin; i++)
-			in[i] = t4dx_seg_ref(db->segs[i]);
+			in[i] = t4dx_seg_ref(db->segs[lo + i]);
 	id = db->next_seg_id;
 	pthread_rwlock_unlock(&db->lock);
+	/* nothing older than the inputs: tombstones hide nothing */
+	bool keep_tombstones = lo > 0;
 	if (!in) {
 		nin = 0;        /* nothing to unreference */
 		rc = ENOMEM;
@@ -1373,7 +1467,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		/* keys, not entries: older versions are passed over
 		 * unseen, so done stays below total until the end */
 		atomic_fetch_add(&db->progress_done, 1);
-		if (e->tombstone)
+		if (e->tombstone && !keep_tombstones)
 			continue;
 		if (kind == T4DX_COMPACT_PRUNE && prunable(db, e, now)) {
 			if (ngone == gcap) {
@@ -1403,7 +1497,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 				break;
 		}
 		t4dx_entry_copy(&c, e);
-		if (kind == T4DX_COMPACT_NREM && S_ISREG(c.mode)) {
+		if (kind == T4DX_COMPACT_NREM && !tiered && S_ISREG(c.mode)) {
 			c.kappa += db->cfg.compaction.nrem_kappa_boost;
 			if (c.kappa > 1)
 				c.kappa = 1;
@@ -1461,10 +1555,19 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		goto out;
 	}
 	/* the new list first: once the MANIFEST names the output, nothing
-	 * may fail before memory says the same */
-	struct t4dx_seg **list = calloc(1, sizeof(*list));
-	struct t4dx_seg **segs = out ? &out : NULL;
-	rc = list ? install_segments(db, segs, out ? 1 : 0, db->flushed_lsn,
+	 * may fail before memory says the same.  The output takes the
+	 * inputs' place. */
+	size_t nold = db->nsegs, nnew = nold - nin + (out ? 1 : 0), k = 0;
+	struct t4dx_seg **list = calloc(nnew ? nnew : 1, sizeof(*list));
+	if (list) {
+		for (size_t i = 0; i < lo; i++)
+			list[k++] = db->segs[i];
+		if (out)
+			list[k++] = out;
+		for (size_t i = hi; i < nold; i++)
+			list[k++] = db->segs[i];
+	}
+	rc = list ? install_segments(db, list, nnew, db->flushed_lsn,
 				    db->man_next_ino, db->seg_items - ngone)
 		 : ENOMEM;
 	if (rc) {
@@ -1477,12 +1580,12 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		}
 		goto out;
 	}
+	/* the list takes over the references of the segments kept */
 	struct t4dx_seg **old = db->segs;
-	size_t nold = db->nsegs;
-	db->segs = list;
-	db->nsegs = 0;
 	if (out)
-		db->segs[db->nsegs++] = t4dx_seg_ref(out);
+		list[lo] = t4dx_seg_ref(out);
+	db->segs = list;
+	db->nsegs = nnew;
 	db->items -= live_gone;
 	/* the WAL also says what prune removed (a no-op when replayed), so
 	 * that a segment rebuilt from the archive does not bring it back */
@@ -1501,7 +1604,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		t4dx_wal_sync(db->wal, last_del);
 	/* once the new MANIFEST is durable the inputs are garbage */
 	bool keep = db->manifest_unsynced;
-	for (size_t i = 0; i < nold; i++) {
+	for (size_t i = lo; i < hi; i++) {
 		if (!keep)
 			t4dx_io.unlink(t4dx_seg_path(old[i]));
 		t4dx_seg_unref(old[i]);
@@ -1525,9 +1628,11 @@ out:
 	return rc;
 }
 
-/* One run; block: wait for a run under way instead of EBUSY. */
+/* One run; block: wait for a run under way instead of EBUSY; tiered: the
+ * automatic merge (an nrem run in the stats), T4DX_ENOTFOUND and no run
+ * counted if there is nothing to merge. */
 static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
-		   void *arg, bool block)
+		   void *arg, bool block, bool tiered)
 {
 	if (kind == T4DX_COMPACT_REM)
 		return EOPNOTSUPP;
@@ -1557,12 +1662,17 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 			memset(&run, 0, sizeof(run));
 			atomic_store(&db->progress_done, 0);
 			run.start_ns = t4dx_now_ns();
-			rc = merge_run(db, kind, &run, removed, arg);
+			rc = merge_run(db, kind, &run, removed, arg, tiered);
 			if (rc != EAGAIN)
 				break;
 		}
 		if (rc == EAGAIN)
 			rc = EBUSY;
+	}
+	if (rc == T4DX_ENOTFOUND) {
+		atomic_store(&db->running, -1);
+		pthread_mutex_unlock(&db->compact_mu);
+		return rc;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
@@ -1572,6 +1682,7 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 	t4dx_hist_observe_ns(&db->compact_hist[kind], ns);
 	pthread_mutex_lock(&db->cstats_mu);
 	db->cstats[kind].runs++;
+	db->cstats[kind].bytes_written += run.bytes_out;
 	db->cstats[kind].has_last = true;
 	db->cstats[kind].last = run;
 	pthread_mutex_unlock(&db->cstats_mu);
@@ -1589,7 +1700,7 @@ static int compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 int t4dx_compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 		 void *arg)
 {
-	return compact(db, kind, removed, arg, false);
+	return compact(db, kind, removed, arg, false, false);
 }
 
 void t4dx_get_compact_stats(struct t4dx *db, int kind,
@@ -1682,13 +1793,22 @@ static void *flusher(void *arg)
 			save_lost_wal(db);
 		/* a failed run is in the compaction stats and an alert */
 		if (flush)
-			compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true);
-		/* after the run under way, if that did not merge them */
-		pthread_rwlock_rdlock(&db->lock);
-		bool pile = db->nsegs > AUTO_COMPACT_SEGMENTS;
-		pthread_rwlock_unlock(&db->lock);
-		if (want_compact && pile)
-			compact(db, T4DX_COMPACT_NREM, NULL, NULL, true);
+			compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true, false);
+		/* after the run under way, if that did not merge them; a
+		 * merge may make a run of the next size, which merges in
+		 * turn (each merge takes at least one segment away; a
+		 * failed one waits for the next flush) */
+		for (bool more = want_compact; more;) {
+			pthread_mutex_lock(&db->bg_mu);
+			bool stop = db->bg_stop;
+			pthread_mutex_unlock(&db->bg_mu);
+			pthread_rwlock_rdlock(&db->lock);
+			more = !stop && auto_pick(db, NULL, NULL);
+			pthread_rwlock_unlock(&db->lock);
+			if (more)
+				more = compact(db, T4DX_COMPACT_NREM, NULL,
+					       NULL, true, true) == 0;
+		}
 		pthread_mutex_lock(&db->bg_mu);
 	}
 	pthread_mutex_unlock(&db->bg_mu);

@@ -367,6 +367,7 @@ struct t4dx_compact_run {
 };
 struct t4dx_compact_stats {
 	uint64_t runs;
+	uint64_t bytes_written;         /* bytes_out of every run so far */
 	bool has_last;
 	struct t4dx_compact_run last;
 };

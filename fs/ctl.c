@@ -189,9 +189,11 @@ static int show_compact(struct t4dx_buf *out)
 	for (int k = 0; !rc && k < T4DX_COMPACT_KINDS; k++) {
 		struct t4dx_compact_stats cs;
 		t4dx_get_compact_stats(fs.db, k, &cs);
-		rc = t4dx_buf_addf(out, ",\"%s\":{\"runs\":%llu,\"last\":",
+		rc = t4dx_buf_addf(out, ",\"%s\":{\"runs\":%llu,"
+				   "\"bytes_written\":%llu,\"last\":",
 				   t4dx_compact_name(k),
-				   (unsigned long long)cs.runs);
+				   (unsigned long long)cs.runs,
+				   (unsigned long long)cs.bytes_written);
 		if (!rc && !cs.has_last) {
 			rc = t4dx_buf_addf(out, "null}");
 		} else if (!rc) {

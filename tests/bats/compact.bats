@@ -4,7 +4,7 @@
 # dropped, kappa boosted), prune (low kappa and importance, or too old),
 # EBUSY while a run is going on (reads and writes go on), bad commands, a
 # SIGKILL in the middle of a run and right after one, and the automatic
-# compaction when segments pile up.
+# compaction when segments of a size pile up.
 #
 # T4DX_TEST_COMPACT_PAUSE=SECONDS in the daemon's environment makes an nrem
 # or prune stop that long once its new segment is complete in seg/ and
@@ -53,7 +53,8 @@ def last_ok: . == null or ((.start_ns | type == "number") and
 	(.duration_s | type == "number" and . >= 0) and (.result | type == "string") and
 	all(.items_in, .items_out, .bytes_in, .bytes_out; type == "number" and . >= 0));
 (.running == null or (.running | type == "string")) and
-all(.flush, .nrem, .prune; (.runs | type == "number") and (.last | last_ok))'
+all(.flush, .nrem, .prune; (.runs | type == "number") and
+	(.bytes_written | type == "number" and . >= 0) and (.last | last_ok))'
 
 # assert_ran OP N: .ctl/compact is well-formed, nothing is running, OP has
 # run N times and its last run succeeded.
@@ -135,7 +136,8 @@ assert_history_contents() {
 	local f=$MNT/.ctl/compact
 	t4dx_ends_with_newline "$f" || fail "compact does not end with a newline"
 	run jq -e "($COMPACT_SCHEMA) and .running == null and
-		all(.flush, .nrem, .prune; .runs == 0 and .last == null)" "$f"
+		all(.flush, .nrem, .prune; .runs == 0 and .bytes_written == 0 and
+		.last == null)" "$f"
 	assert_success
 
 	local i
@@ -151,6 +153,9 @@ assert_history_contents() {
 	assert_output ''
 	# done when the write returned
 	assert_ran flush 1
+	run jq -e '.flush.last.bytes_out > 0 and
+		.flush.bytes_written == .flush.last.bytes_out' "$f"
+	assert_success
 	run t4dx_stat_field memtable_items
 	assert_output 0
 	run segments
@@ -473,14 +478,19 @@ compacted() {
 	local cfg
 	cfg=$(t4dx_config_file '{"memtable":{"max_items":20}}')
 	start_paused 3 -o "config=$cfg"
-	local i
+	local i k
+	# eight segments, each of ten items: about the size of the ninth
 	for ((i = 1; i <= 8; i++)); do
 		printf 's%d\n' "$i" >"$ITEMS/s$i"
+		for ((k = 1; k < 10; k++)); do
+			t4dx_content "p$i.$k" >"$ITEMS/p$i.$k"
+		done
 		compact_run flush
 	done
 	run segments
 	assert_output 8
-	# a full memtable is flushed by itself: the 9th segment
+	# a full memtable is flushed by itself: the 9th segment, of a size
+	# with the others
 	for ((i = 0; i < 21; i++)); do t4dx_content "m$i" >"$ITEMS/m$i"; done
 	t4dx_wait_for 15 paused_auto ||
 		fail "no automatic compaction seen with $(segments) segments: $(cat "$MNT/.ctl/compact"; ls -l "$DATA/seg")"
@@ -494,6 +504,8 @@ compacted() {
 		for ((i = 1; i <= 8; i++)); do
 			run cat "$ITEMS/s$i"
 			assert_output "s$i"
+			run cat "$ITEMS/p$i.9"
+			assert_output "$(t4dx_content "p$i.9")"
 		done
 		for ((i = 0; i < 21; i++)); do
 			run cat "$ITEMS/m$i"
@@ -597,7 +609,7 @@ kill_mid_run() {
 
 # ---- automatic compaction ---------------------------------------------------------------
 
-@test "more than 8 segments start a compaction by themselves" {
+@test "more than 8 segments of a size start a compaction by themselves" {
 	t4dx_start
 	local i segs max=0 busy=0
 	for ((i = 1; i <= 12; i++)); do

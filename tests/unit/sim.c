@@ -1051,8 +1051,8 @@ static int run_seed(uint64_t seed, const char *tmp)
 		int nops = 0, flushes = 0;
 		states[0] = model;
 		int want_ops = 4 + (int)rn(&r, MAXOPS - 4);
-		/* more than 8 segments make the engine start an nrem on its
-		 * own thread, whose I/O would make the seed's calls differ
+		/* more than 8 segments (of a size) make the engine start a
+		 * merge on its own thread, whose I/O would make the seed's calls differ
 		 * from run to run: merge them here first, and flush at most
 		 * three times an epoch */
 		if (segs >= 4) {

@@ -1801,6 +1801,273 @@ static void test_alloc_failures(void)
 	}
 }
 
+/* ---- the automatic, size-tiered compaction ---------------------------- */
+
+/* Content of n letters from seed: LZ4 gets little out of it. */
+static char *letters(unsigned seed, size_t n)
+{
+	char *s = malloc(n + 1);
+	REQUIRE(s);
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		s[i] = (char)('a' + (seed >> 16) % 26);
+	}
+	s[n] = 0;
+	return s;
+}
+
+/* The name of the only segment file in dir/seg (into name). */
+static void only_segment(const char *dir, char *name, size_t len)
+{
+	REQUIRE(count_segments(dir) == 1);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "ls %s/seg | grep '\\.t4s$'", dir);
+	FILE *p = popen(cmd, "r");
+	REQUIRE(p);
+	REQUIRE(fgets(name, (int)len, p) != NULL);
+	pclose(p);
+	name[strcspn(name, "\n")] = 0;
+}
+
+static bool segment_exists(const char *dir, const char *name)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/seg/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/* Until no compaction has run for 100 ms: the flusher has merged what a
+ * flush left to merge (10 s at most). */
+static void settle(struct t4dx *db)
+{
+	struct t4dx_compact_stats cs;
+	uint64_t runs = UINT64_MAX;
+	int quiet = 0;
+	for (int i = 0; i < 1000 && quiet < 10; i++) {
+		t4dx_get_compact_stats(db, T4DX_COMPACT_NREM, &cs);
+		if (cs.runs == runs && t4dx_compact_running(db) < 0) {
+			quiet++;
+		} else {
+			quiet = 0;
+			runs = cs.runs;
+		}
+		usleep(10000);
+	}
+	REQUIRE(quiet >= 10);
+}
+
+/* A big segment, then many small flushes: the automatic runs merge the
+ * small ones among themselves and never rewrite the big one, and they
+ * leave kappa alone. */
+static void test_auto_tiered(void)
+{
+	const char *dir = unit_tmpdir("tiered");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	char name[64], big[64];
+	for (unsigned i = 0; i < 200; i++) {
+		char *c = letters(i, 2000);
+		snprintf(name, sizeof(name), "big%u", i);
+		REQUIRE(put_file(db, R, name, c, NULL) == 0);
+		free(c);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	only_segment(dir, big, sizeof(big));
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	uint64_t big_bytes = st.segment_bytes;
+	CHECK(big_bytes > 200000);
+
+	/* 40 flushes of two small files: one rewritten each time, one new */
+	for (unsigned i = 0; i < 40; i++) {
+		char c[32];
+		snprintf(c, sizeof(c), "hot %u", i);
+		REQUIRE(put_file(db, R, "hot", c, NULL) == 0);
+		snprintf(name, sizeof(name), "small%u", i);
+		REQUIRE(put_file(db, R, name, c, NULL) == 0);
+		REQUIRE(t4dx_flush(db) == 0);
+		settle(db);
+		t4dx_get_stats(db, &st);
+		/* never more than a run's worth of small segments */
+		CHECK(st.segments <= 10);
+	}
+	struct t4dx_compact_stats cs;
+	t4dx_get_compact_stats(db, T4DX_COMPACT_NREM, &cs);
+	CHECK(cs.runs >= 4);
+	CHECK(cs.last.result == 0);
+	/* small runs only: all of them together wrote less than the big
+	 * segment (merging everything would write it at every run) */
+	CHECK(cs.bytes_written > 0);
+	CHECK(cs.bytes_written < big_bytes);
+	CHECK(segment_exists(dir, big));
+
+	for (int pass = 0; pass < 2; pass++) {
+		CHECK(strcmp(content_of(db, R, "hot"), "hot 39") == 0);
+		for (unsigned i = 0; i < 40; i++) {
+			char c[32];
+			snprintf(c, sizeof(c), "hot %u", i);
+			snprintf(name, sizeof(name), "small%u", i);
+			const char *got = content_of(db, R, name);
+			CHECK(got && strcmp(got, c) == 0);
+			CHECK(kappa_of(db, R, name) == 0);
+		}
+		char *c = letters(7, 2000);
+		CHECK(strcmp(content_of(db, R, "big7"), c) == 0);
+		free(c);
+		CHECK(kappa_of(db, R, "big7") == 0);
+		t4dx_get_stats(db, &st);
+		CHECK_EQ_INT(st.items, 241);
+		CHECK_EQ_INT(t4dx_close(db), 0);
+		if (!pass)
+			db = open_db(dir, NULL);
+	}
+	/* an explicit nrem still merges everything, and raises kappa */
+	db = open_db(dir, NULL);
+	CHECK_EQ_INT(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL), 0);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 1);
+	CHECK(!segment_exists(dir, big));
+	CHECK(kappa_of(db, R, "big7") > 0.0499);
+	CHECK(kappa_of(db, R, "small3") > 0.0499);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A delete and a rename whose tombstones land in an automatic merge that
+ * leaves the big old segment out: the tombstones are kept, and still hide
+ * the old versions there, also after a restart. */
+static void test_auto_tiered_tombstones(void)
+{
+	const char *dir = unit_tmpdir("tieredtomb");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	char name[64], big[64];
+	for (unsigned i = 0; i < 200; i++) {
+		char *c = letters(i, 2000);
+		snprintf(name, sizeof(name), "big%u", i);
+		REQUIRE(put_file(db, R, name, c, NULL) == 0);
+		free(c);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	only_segment(dir, big, sizeof(big));
+	REQUIRE(t4dx_delete(db, R, "big3", 4, false, 0, NULL) == 0);
+	REQUIRE(t4dx_rename(db, R, "big4", 4, R, "moved", 5, 0, NULL) == 0);
+	REQUIRE(put_file(db, R, "big5", "new five", NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	/* of a size with the segment of the changes */
+	for (unsigned i = 0; i < 8; i++) {
+		char *c = letters(1000 + i, 1000);
+		snprintf(name, sizeof(name), "small%u", i);
+		REQUIRE(put_file(db, R, name, c, NULL) == 0);
+		free(c);
+		REQUIRE(t4dx_flush(db) == 0);
+	}
+	settle(db);
+	struct t4dx_compact_stats cs;
+	t4dx_get_compact_stats(db, T4DX_COMPACT_NREM, &cs);
+	CHECK_EQ_INT(cs.runs, 1);
+	/* the nine small segments became one beside the big one */
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.segments, 2);
+	CHECK(segment_exists(dir, big));
+	/* the tombstones of big3 and big4 are in the output */
+	CHECK_EQ_INT(cs.last.items_out, 12);
+	for (int pass = 0; pass < 2; pass++) {
+		CHECK(content_of(db, R, "big3") == NULL);
+		CHECK(content_of(db, R, "big4") == NULL);
+		char *c = letters(4, 2000);
+		const char *got = content_of(db, R, "moved");
+		CHECK(got && strcmp(got, c) == 0);
+		free(c);
+		got = content_of(db, R, "big5");
+		CHECK(got && strcmp(got, "new five") == 0);
+		struct listing l = { .n = 0 };
+		CHECK_EQ_INT(t4dx_scan(db, R, collect, &l), 0);
+		bool listed = false;
+		for (int i = 0; i < l.n; i++)
+			listed |= !strcmp(l.names[i], "big3") ||
+				  !strcmp(l.names[i], "big4");
+		CHECK(!listed);
+		t4dx_get_stats(db, &st);
+		CHECK_EQ_INT(st.items, 207);
+		CHECK_EQ_INT(t4dx_close(db), 0);
+		if (!pass)
+			db = open_db(dir, NULL);
+	}
+	unit_rm_rf(dir);
+}
+
+/* Sizes that alternate form no run of similar ones: past the pile limit
+ * the cheapest adjacent segments merge, and the big oldest one stays; the
+ * output takes their place, below the newer segments. */
+static void test_auto_pile(void)
+{
+	const char *dir = unit_tmpdir("pile");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(dir, NULL);
+	char name[64], first[64];
+	unsigned n = 0;
+	for (unsigned round = 0; round < 20; round++) {
+		/* a segment of 20 files of 1000 letters, then one of a
+		 * single tiny file */
+		for (unsigned i = 0; i < 20; i++, n++) {
+			char *c = letters(n, 1000);
+			snprintf(name, sizeof(name), "f%u", n);
+			REQUIRE(put_file(db, R, name, c, NULL) == 0);
+			free(c);
+		}
+		/* every segment has a version of "shared": a merged one
+		 * in the middle must not hide the newer ones after it */
+		snprintf(name, sizeof(name), "b%u", round);
+		REQUIRE(put_file(db, R, "shared", name, NULL) == 0);
+		/* in the first merge, then after it */
+		if (round == 2 || round == 8)
+			REQUIRE(put_file(db, R, "early", round == 2 ? "old" :
+					 "new", NULL) == 0);
+		REQUIRE(t4dx_flush(db) == 0);
+		if (round == 0)
+			only_segment(dir, first, sizeof(first));
+		/* later tiny ones a little bigger: the cheapest segments to
+		 * merge are the oldest tiny ones, with newer ones after */
+		snprintf(name, sizeof(name), "t%u", round);
+		char *t = letters(round, 10 + 100 * round);
+		REQUIRE(put_file(db, R, name, t, NULL) == 0);
+		free(t);
+		REQUIRE(put_file(db, R, "shared", name, NULL) == 0);
+		REQUIRE(t4dx_flush(db) == 0);
+		CHECK(strcmp(content_of(db, R, "shared"), name) == 0);
+		if (round >= 8)
+			CHECK(strcmp(content_of(db, R, "early"), "new") == 0);
+		settle(db);
+		struct t4dx_stats st;
+		t4dx_get_stats(db, &st);
+		CHECK(st.segments <= 24);
+	}
+	struct t4dx_compact_stats cs;
+	t4dx_get_compact_stats(db, T4DX_COMPACT_NREM, &cs);
+	CHECK(cs.runs >= 1);
+	CHECK(segment_exists(dir, first));
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < n; i += 37) {
+			char *c = letters(i, 1000);
+			snprintf(name, sizeof(name), "f%u", i);
+			const char *got = content_of(db, R, name);
+			CHECK(got && strcmp(got, c) == 0);
+			free(c);
+		}
+		CHECK(strcmp(content_of(db, R, "shared"), "t19") == 0);
+		CHECK(strcmp(content_of(db, R, "early"), "new") == 0);
+		struct t4dx_stats st;
+		t4dx_get_stats(db, &st);
+		CHECK_EQ_INT(st.items, n + 22);
+		CHECK_EQ_INT(t4dx_close(db), 0);
+		if (!pass)
+			db = open_db(dir, NULL);
+	}
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_basic);
@@ -1829,6 +2096,9 @@ int main(void)
 	RUN(test_half_open_user_errors);
 	RUN(test_forced_open_probe);
 	RUN(test_collect_kept_inputs);
+	RUN(test_auto_tiered);
+	RUN(test_auto_tiered_tombstones);
+	RUN(test_auto_pile);
 	RUN(test_prune_race);
 	RUN(test_alloc_failures);
 	RUN(test_level2);
