@@ -524,16 +524,17 @@ static void group_done(void *arg, int rc)
 /* Is a flush due?  The memtable's limits hold only the newest version
  * of each item, so rewrites of the same files never reach them: the log
  * written since the last cut counts too (wal.checkpoint_bytes), which
- * bounds the live WAL and the replay of a restart.  db->lock held. */
+ * bounds the live WAL and the replay of a restart.  That holds with an
+ * empty memtable too (health probes alone on an idle store): the flush
+ * of nothing then moves the flushed LSN (flush_cut).  db->lock held. */
 static bool flush_due(struct t4dx *db)
 {
 	if (t4dx_mem_count(db->mem) >= db->cfg.memtable.max_items ||
 	    t4dx_mem_bytes(db->mem) >= db->cfg.memtable.max_bytes)
 		return true;
 	uint64_t cut = db->imm ? db->imm_lsn : db->flushed_lsn;
-	return t4dx_mem_count(db->mem) &&
-	       t4dx_wal_bytes_after(db->wal, cut) >=
-		       db->cfg.wal.checkpoint_bytes;
+	return t4dx_wal_bytes_after(db->wal, cut) >=
+	       db->cfg.wal.checkpoint_bytes;
 }
 
 static void maybe_wake_flusher(struct t4dx *db)
@@ -1124,6 +1125,29 @@ static int install_segments(struct t4dx *db, struct t4dx_seg **segs,
 	return 0;
 }
 
+/* The flush of an empty memtable: records after the flushed LSN that
+ * left nothing in it (health probes) still make the live log grow, and
+ * a restart replay it.  Start a new log file and record in the MANIFEST
+ * that everything up to the last record is covered, so the old files can
+ * be archived.  *last: that LSN, 0 if nothing moved.  flush_mu and
+ * db->lock (for writing) held. */
+static int checkpoint_empty(struct t4dx *db, uint64_t *last)
+{
+	*last = 0;
+	if (db->manifest_unsynced ||
+	    t4dx_wal_last_lsn(db->wal) <= db->flushed_lsn)
+		return 0;
+	uint64_t upto;
+	int rc = t4dx_wal_rotate(db->wal, &upto);
+	if (rc || upto <= db->flushed_lsn)
+		return rc;
+	rc = install_segments(db, db->segs, db->nsegs, upto, db->next_ino,
+			      db->items);
+	if (!rc)
+		*last = upto;
+	return rc;
+}
+
 /* Flush: the memtable becomes a new segment.  flush_mu held.  With
  * wal_lost (the log files were removed behind the daemon's back, see
  * t4dx_close), the segment covers every record applied, durable or not,
@@ -1152,8 +1176,13 @@ static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 	if (!db->imm) {
 		/* a failed flush leaves imm in place; it is retried first */
 		if (t4dx_mem_count(db->mem) == 0) {
+			last = 0;
+			rc = wal_lost ? 0 : checkpoint_empty(db, &last);
 			pthread_rwlock_unlock(&db->lock);
-			return 0;
+			if (!rc && last && !db->manifest_unsynced)
+				t4dx_wal_archive(db->wal, last,
+						 db->cfg.wal.archive_max_bytes);
+			return rc;
 		}
 		struct t4dx_mem *fresh = t4dx_mem_new();
 		if (!fresh) {
@@ -1747,6 +1776,12 @@ static void check_wal(struct t4dx *db)
 	}
 	if (rejecting)
 		pthread_mutex_unlock(&db->reject_mu);
+	if (!rc) {
+		/* probes alone grow the log too: the checkpoint covers them */
+		pthread_rwlock_rdlock(&db->lock);
+		maybe_wake_flusher(db);
+		pthread_rwlock_unlock(&db->lock);
+	}
 	double dur = mono_s() - t0;
 	bool slow = !rc && dur > db->cfg.health.timeout_s;
 	if (slow)
@@ -2565,6 +2600,18 @@ static int open_wal_readonly(struct t4dx *db, char *msg, size_t msglen)
 			 db->wal_dir, t4dx_strerror(rc));
 		return rc;
 	}
+	if (dmg.gap_to) {
+		/* holes between files: a start replays on after them */
+		if (!db->recovery.wal_gap_to)
+			db->recovery.wal_gap_from = dmg.gap_from;
+		db->recovery.wal_gap_to = dmg.gap_to;
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"WAL records %llu to %llu: %llu are missing "
+				"(a log file was removed?)",
+				(unsigned long long)dmg.gap_from,
+				(unsigned long long)dmg.gap_to,
+				(unsigned long long)dmg.gap_records);
+	}
 	if (*dmg.path && !dmg.torn) {
 		db->recovery.bytes_dropped = dmg.bytes;
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -2757,12 +2804,30 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	db->recovery.wal_files = rep.files;
 	db->recovery.wal_gap_from = rep.gap_from;
 	db->recovery.wal_gap_to = rep.gap_to;
-	if (rep.gap_to)
+	/* one alert per hole; the records after each were replayed */
+	for (uint64_t i = 0; i < rep.gaps && i < T4DX_WAL_HOLES; i++)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 				"WAL records %llu to %llu are missing (a log "
 				"file was removed from %s?): the changes they "
-				"held are lost", (unsigned long long)rep.gap_from,
-				(unsigned long long)rep.gap_to, db->wal_dir);
+				"held are lost; the records after them are "
+				"replayed", (unsigned long long)rep.hole[i].from,
+				(unsigned long long)rep.hole[i].to, db->wal_dir);
+	if (rep.gaps > T4DX_WAL_HOLES)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"WAL records %llu to %llu: %llu records are "
+				"missing in %llu holes",
+				(unsigned long long)rep.gap_from,
+				(unsigned long long)rep.gap_to,
+				(unsigned long long)rep.gap_records,
+				(unsigned long long)rep.gaps);
+	if (rep.files_quarantined)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"%llu WAL files after damage were moved to %s "
+				"(records up to %llu): they are not replayed, "
+				"and new records are numbered after them",
+				(unsigned long long)rep.files_quarantined,
+				db->quarantine_dir,
+				(unsigned long long)rep.quarantined_lsn);
 	t4dx_wal_set_sync_hist(db->wal, &db->fsync_hist);
 	t4dx_wal_set_group_hook(db->wal, group_done, db);
 	t4dx_wal_set_batch(db->wal, db->cfg.fallback.drain_batch);
@@ -2794,6 +2859,11 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_rwlock_rdlock(&db->lock);
 	bool due = flush_due(db);
 	pthread_rwlock_unlock(&db->lock);
+	/* after a hole, or LSNs left to quarantined files, the log now
+	 * jumps: cut it, so that the next start does not report the same
+	 * loss again as a new hole (this start's alerts said it) */
+	if (rep.gaps || rep.files_quarantined)
+		due = true;
 	if (due) {
 		int frc = t4dx_flush(db);
 		db->recovery.flushed = frc == 0;

@@ -882,6 +882,44 @@ static void test_rescue(void)
 	unit_rm_rf(d);
 }
 
+/* Health probes alone, on an idle store with an empty memtable, must not
+ * make the live log grow without bound: once the log past the flushed
+ * LSN exceeds wal.checkpoint_bytes, the flush of nothing moves the
+ * flushed LSN and the old files are archived.  (Found by review: the
+ * checkpoint was only checked on puts and needed a memtable entry.) */
+static void test_probe_checkpoint(void)
+{
+	const char *dir = unit_tmpdir("probe-ckpt");
+	char d[512];
+	snprintf(d, sizeof(d), "%s", dir);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.checkpoint_bytes = 65536;
+	cfg.health.interval_s = 0.001;
+	struct t4dx *db = open_db(d, &cfg);
+	REQUIRE(put_file(db, T4DX_ROOT_INO, "a", "1", NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	struct t4dx_stats st;
+	/* about 45 bytes a probe: three checkpoints' worth */
+	for (int i = 0; i < 600; i++) {
+		t4dx_get_stats(db, &st);
+		if (st.wal_records > 3 * 65536 / 40)
+			break;
+		usleep(50000);
+	}
+	t4dx_get_stats(db, &st);
+	CHECK(st.wal_records > 3 * 65536 / 40);
+	CHECK(st.wal_bytes < 2 * 65536);
+	CHECK(st.archive_bytes > 65536);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(d, &cfg);
+	CHECK(strcmp(content_of(db, T4DX_ROOT_INO, "a"), "1") == 0);
+	t4dx_get_stats(db, &st);
+	CHECK(st.recovery.records_replayed < 2 * 65536 / 40);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
 /* A segment damaged in the middle is quarantined at open and its items
  * come back from the WAL archive. */
 /* Flip four bytes a third of the way into segment id of dir. */
@@ -1700,6 +1738,7 @@ int main(void)
 	RUN(test_breaker_gate);
 	RUN(test_fallback_queue);
 	RUN(test_rescue);
+	RUN(test_probe_checkpoint);
 	RUN(test_rebuild);
 	RUN(test_rebuild_later_changes);
 	RUN(test_unreadable_content);
