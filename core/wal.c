@@ -458,7 +458,8 @@ static void ext_drop_front(struct wal_queue *q, size_t k, size_t shift)
 		q->ext_bytes -= q->ext[i].enc_len;
 		t4dx_blob_unref(q->ext[i].blob);
 	}
-	memmove(q->ext, q->ext + k, (q->next - k) * sizeof(*q->ext));
+	if (q->next > k)        /* ext may be NULL (none ever queued) */
+		memmove(q->ext, q->ext + k, (q->next - k) * sizeof(*q->ext));
 	q->next -= k;
 	for (size_t i = 0; i < q->next; i++)
 		q->ext[i].at -= shift;

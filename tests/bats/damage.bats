@@ -219,9 +219,10 @@ assert_not_live() {
 	local files=("$DATA"/wal/*.jsonl)
 	((${#files[@]} >= 3)) || fail "only ${#files[@]} WAL files"
 	rm -- "${files[0]}"
-	t4dx_start -o "config=$cfg"
+	# (before the start, which cuts the log after reporting the hole)
 	local flushed
 	flushed=$(jq .flushed_lsn "$DATA/MANIFEST")
+	t4dx_start -o "config=$cfg"
 	run jq -e --argjson f "$flushed" '.status == "degraded" and
 		.recovery.wal_gap[0] == $f + 1 and .recovery.wal_gap[1] >= $f + 1' \
 		"$MNT/.ctl/health"
