@@ -76,6 +76,11 @@ struct t4dx {
 	bool bg_compact;                /* segments piled up: merge some */
 	bool bg_wal_gone;               /* a group found the log removed */
 	bool wal_save_failed;           /* save_lost_wal failed (flusher) */
+	/* memtables cut into a segment while the log was gone, whose
+	 * MANIFEST may not be durable: the rescue file holds them until a
+	 * MANIFEST is (oldest first; guarded by flush_mu) */
+	struct t4dx_mem **unsaved;
+	size_t nunsaved;
 	pthread_t bg;
 
 	struct t4dx_recovery recovery;
@@ -529,16 +534,17 @@ static void group_done(void *arg, int rc)
 /* Is a flush due?  The memtable's limits hold only the newest version
  * of each item, so rewrites of the same files never reach them: the log
  * written since the last cut counts too (wal.checkpoint_bytes), which
- * bounds the live WAL and the replay of a restart.  db->lock held. */
+ * bounds the live WAL and the replay of a restart.  That holds with an
+ * empty memtable too (health probes alone on an idle store): the flush
+ * of nothing then moves the flushed LSN (flush_cut).  db->lock held. */
 static bool flush_due(struct t4dx *db)
 {
 	if (t4dx_mem_count(db->mem) >= db->cfg.memtable.max_items ||
 	    t4dx_mem_bytes(db->mem) >= db->cfg.memtable.max_bytes)
 		return true;
 	uint64_t cut = db->imm ? db->imm_lsn : db->flushed_lsn;
-	return t4dx_mem_count(db->mem) &&
-	       t4dx_wal_bytes_after(db->wal, cut) >=
-		       db->cfg.wal.checkpoint_bytes;
+	return t4dx_wal_bytes_after(db->wal, cut) >=
+	       db->cfg.wal.checkpoint_bytes;
 }
 
 static void maybe_wake_flusher(struct t4dx *db)
@@ -1212,6 +1218,55 @@ static bool auto_pick(struct t4dx *db, size_t *lo, size_t *hi)
 	return true;
 }
 
+/* A durable MANIFEST names every segment: the memtables kept for the
+ * rescue file are saved.  flush_mu held. */
+static void drop_unsaved(struct t4dx *db)
+{
+	for (size_t i = 0; i < db->nunsaved; i++)
+		t4dx_mem_free(db->unsaved[i]);
+	db->nunsaved = 0;
+}
+
+/* The log is gone and nothing is left to cut: if the last MANIFEST may
+ * not be durable, write it again.  0 once the segments are named by a
+ * durable MANIFEST, else EIO or the error.  flush_mu and db->lock (for
+ * writing) held. */
+static int resave_manifest(struct t4dx *db)
+{
+	if (!db->manifest_unsynced && !db->nunsaved)
+		return 0;
+	int rc = install_segments(db, db->segs, db->nsegs, db->flushed_lsn,
+				  db->man_next_ino, db->seg_items);
+	if (!rc && db->manifest_unsynced)
+		rc = EIO;
+	if (!rc)
+		drop_unsaved(db);
+	return rc;
+}
+
+/* The flush of an empty memtable: records after the flushed LSN that
+ * left nothing in it (health probes) still make the live log grow, and
+ * a restart replay it.  Start a new log file and record in the MANIFEST
+ * that everything up to the last record is covered, so the old files can
+ * be archived.  *last: that LSN, 0 if nothing moved.  flush_mu and
+ * db->lock (for writing) held. */
+static int checkpoint_empty(struct t4dx *db, uint64_t *last)
+{
+	*last = 0;
+	if (db->manifest_unsynced ||
+	    t4dx_wal_last_lsn(db->wal) <= db->flushed_lsn)
+		return 0;
+	uint64_t upto;
+	int rc = t4dx_wal_rotate(db->wal, &upto);
+	if (rc || upto <= db->flushed_lsn)
+		return rc;
+	rc = install_segments(db, db->segs, db->nsegs, upto, db->next_ino,
+			      db->items);
+	if (!rc)
+		*last = upto;
+	return rc;
+}
+
 /* Flush: the memtable becomes a new segment.  flush_mu held.  With
  * wal_lost (the log files were removed behind the daemon's back, see
  * t4dx_close), the segment covers every record applied, durable or not,
@@ -1240,8 +1295,14 @@ static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 	if (!db->imm) {
 		/* a failed flush leaves imm in place; it is retried first */
 		if (t4dx_mem_count(db->mem) == 0) {
+			last = 0;
+			rc = wal_lost ? resave_manifest(db)
+				      : checkpoint_empty(db, &last);
 			pthread_rwlock_unlock(&db->lock);
-			return 0;
+			if (!rc && last && !db->manifest_unsynced)
+				t4dx_wal_archive(db->wal, last,
+						 db->cfg.wal.archive_max_bytes);
+			return rc;
 		}
 		struct t4dx_mem *fresh = t4dx_mem_new();
 		if (!fresh) {
@@ -1286,8 +1347,15 @@ static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 	}
 
 	pthread_rwlock_wrlock(&db->lock);
+	/* room to keep imm if the log is gone and the MANIFEST may not
+	 * be durable (below) */
+	struct t4dx_mem **keep = wal_lost ?
+		realloc(db->unsaved, (db->nunsaved + 1) * sizeof(*keep)) :
+		NULL;
+	if (keep)
+		db->unsaved = keep;
 	segs = realloc(db->segs, (db->nsegs + 1) * sizeof(*segs));
-	if (!segs) {
+	if (!segs || (wal_lost && !keep)) {
 		rc = ENOMEM;
 		goto fail;
 	}
@@ -1301,11 +1369,16 @@ static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 	struct t4dx_mem *old = db->imm;
 	db->imm = NULL;
 	pthread_rwlock_unlock(&db->lock);
-	t4dx_mem_free(old);
 	/* with the log gone, a MANIFEST that may not survive a power cut
-	 * is no save: the caller then writes a rescue file */
-	if (wal_lost && db->manifest_unsynced)
+	 * is no save: the memtable is kept for the rescue file the caller
+	 * then writes, until a MANIFEST is durable */
+	if (wal_lost && db->manifest_unsynced) {
+		db->unsaved[db->nunsaved++] = old;
 		return EIO;
+	}
+	t4dx_mem_free(old);
+	if (!db->manifest_unsynced)
+		drop_unsaved(db);
 	if (!db->manifest_unsynced && !wal_lost)
 		t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
 	if (pile) {
@@ -1743,23 +1816,34 @@ static void save_lost_wal(struct t4dx *db)
 	if (atomic_load(&db->fatal) || !t4dx_wal_gone(db->wal))
 		return;
 	pthread_mutex_lock(&db->flush_mu);
-	int rc = flush_cut(db, NULL, true);
-	if (!rc && t4dx_mem_count(db->mem))
-		rc = flush_cut(db, NULL, true);  /* the first took imm */
+	int cut = flush_cut(db, NULL, true);
+	if (!cut && t4dx_mem_count(db->mem))
+		cut = flush_cut(db, NULL, true);  /* the first took imm */
+	if (!cut)       /* a MANIFEST of an earlier try made durable */
+		cut = flush_cut(db, NULL, true);
 	pthread_rwlock_rdlock(&db->lock);
 	uint64_t upto = db->flushed_lsn;
 	pthread_rwlock_unlock(&db->lock);
-	if (!rc)
-		rc = t4dx_wal_reset(db->wal, upto);
+	int rc = cut ? cut : t4dx_wal_reset(db->wal, upto);
 	pthread_mutex_unlock(&db->flush_mu);
 	if (rc) {
 		/* once, not at every failed group that tries again */
-		if (!db->wal_save_failed)
+		if (!db->wal_save_failed && cut)
 			t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 					"the log in %s was removed while "
 					"mounted, and what it held could not "
-					"be saved in a segment: %s",
-					db->wal_dir, t4dx_strerror(rc));
+					"be saved in a segment with a durable "
+					"MANIFEST: %s (the unmount writes a "
+					"rescue file)", db->wal_dir,
+					t4dx_strerror(rc));
+		else if (!db->wal_save_failed)
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+					"the log in %s was removed while "
+					"mounted; every change up to record "
+					"%llu is saved in a segment, but a new "
+					"log cannot begin: %s", db->wal_dir,
+					(unsigned long long)upto,
+					t4dx_strerror(rc));
 		db->wal_save_failed = true;
 		return;
 	}
@@ -1885,6 +1969,12 @@ static void check_wal(struct t4dx *db)
 	}
 	if (rejecting)
 		pthread_mutex_unlock(&db->reject_mu);
+	if (!rc) {
+		/* probes alone grow the log too: the checkpoint covers them */
+		pthread_rwlock_rdlock(&db->lock);
+		maybe_wake_flusher(db);
+		pthread_rwlock_unlock(&db->lock);
+	}
 	double dur = mono_s() - t0;
 	bool slow = !rc && dur > db->cfg.health.timeout_s;
 	if (slow)
@@ -2097,14 +2187,58 @@ static int write_file_durably(const char *dir, const char *name,
 	return rc;
 }
 
+/* The entries of m as records (put, mkdir, delete) numbered from *lsn
+ * on, appended to out.  0 or ENOMEM. */
+static int mem_records(struct t4dx_mem *m, uint64_t *lsn,
+		       struct t4dx_buf *out)
+{
+	if (!m)
+		return 0;
+	for (const struct t4dx_entry *e = t4dx_mem_seek(m, 0, "", 0); e;
+	     e = t4dx_mem_next(m, e)) {
+		struct t4dx_rec r;
+		memset(&r, 0, sizeof(r));
+		r.e = *e;       /* borrowed: not cleared */
+		r.e.provisional = false;
+		r.op = e->tombstone ? T4DX_OP_DELETE :
+		       S_ISDIR(e->mode) ? T4DX_OP_MKDIR : T4DX_OP_PUT;
+		r.lsn = (*lsn)++;
+		int rc = t4dx_rec_encode(&r, out);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Save the records the WAL could not write in a rescue file: 0, or the
- * error that left them unsaved. */
-static int write_rescue(struct t4dx *db)
+ * error that left them unsaved.  With wal_lost (the log was removed and
+ * no segment took its records), the records that were durable in the
+ * removed log exist only in memory too: the file then holds the whole
+ * state since the flushed LSN instead, as records numbered after the
+ * last LSN given out (so that a start applies them all, after whatever
+ * log it finds): the memtables kept for it, imm and the memtable, oldest
+ * first, each entry as a put, mkdir or delete.  The queued records are
+ * part of that state (every change applied is in the memtable). */
+static int write_rescue(struct t4dx *db, bool wal_lost)
 {
 	struct t4dx_buf b = { 0 };
 	uint64_t first = 0;
 	char name[128];
-	int rc = t4dx_wal_pending(db->wal, &b, &first);
+	int rc;
+	if (wal_lost) {
+		uint64_t lsn = first = t4dx_wal_last_lsn(db->wal) + 1;
+		pthread_rwlock_rdlock(&db->lock);
+		rc = 0;
+		for (size_t i = 0; !rc && i < db->nunsaved; i++)
+			rc = mem_records(db->unsaved[i], &lsn, &b);
+		if (!rc)
+			rc = mem_records(db->imm, &lsn, &b);
+		if (!rc)
+			rc = mem_records(db->mem, &lsn, &b);
+		pthread_rwlock_unlock(&db->lock);
+	} else {
+		rc = t4dx_wal_pending(db->wal, &b, &first);
+	}
 	if (rc || !b.len) {
 		t4dx_buf_free(&b);
 		return rc;
@@ -2122,13 +2256,15 @@ static int write_rescue(struct t4dx *db)
 		where = db->rescue_dir;
 		rc = write_file_durably(where, name, &b);
 	}
+	const char *what = wal_lost ? "changes held in memory only (the "
+				      "log was removed)"
+				    : "unpersisted records";
 	if (rc) {
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
-				"%llu unpersisted records (from LSN %llu) could "
-				"not be saved in a rescue file: %s; they follow "
-				"in the log, one JSON line each",
-				(unsigned long long)n, (unsigned long long)first,
-				strerror(rc));
+				"%llu %s (from LSN %llu) could not be saved in "
+				"a rescue file: %s; they follow in the log, one "
+				"JSON line each", (unsigned long long)n, what,
+				(unsigned long long)first, strerror(rc));
 		/* the last copy: the records themselves, in the log */
 		for (size_t off = 0; off < b.len;) {
 			const unsigned char *nl = memchr(b.p + off, '\n',
@@ -2145,9 +2281,9 @@ static int write_rescue(struct t4dx *db)
 		}
 	} else
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
-				"%llu unpersisted records saved in %s/%s; the "
-				"next start replays them", (unsigned long long)n,
-				where, name);
+				"%llu %s saved in %s/%s; the next start replays "
+				"them", (unsigned long long)n, what, where,
+				name);
 	t4dx_buf_free(&b);
 	return rc;
 }
@@ -2764,6 +2900,18 @@ static int open_wal_readonly(struct t4dx *db, char *msg, size_t msglen)
 			 db->wal_dir, t4dx_strerror(rc));
 		return rc;
 	}
+	if (dmg.gap_to) {
+		/* holes between files: a start replays on after them */
+		if (!db->recovery.wal_gap_to)
+			db->recovery.wal_gap_from = dmg.gap_from;
+		db->recovery.wal_gap_to = dmg.gap_to;
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"WAL records %llu to %llu: %llu are missing "
+				"(a log file was removed?)",
+				(unsigned long long)dmg.gap_from,
+				(unsigned long long)dmg.gap_to,
+				(unsigned long long)dmg.gap_records);
+	}
 	if (*dmg.path && !dmg.torn) {
 		db->recovery.bytes_dropped = dmg.bytes;
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -2957,12 +3105,30 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	db->recovery.wal_files = rep.files;
 	db->recovery.wal_gap_from = rep.gap_from;
 	db->recovery.wal_gap_to = rep.gap_to;
-	if (rep.gap_to)
+	/* one alert per hole; the records after each were replayed */
+	for (uint64_t i = 0; i < rep.gaps && i < T4DX_WAL_HOLES; i++)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 				"WAL records %llu to %llu are missing (a log "
 				"file was removed from %s?): the changes they "
-				"held are lost", (unsigned long long)rep.gap_from,
-				(unsigned long long)rep.gap_to, db->wal_dir);
+				"held are lost; the records after them are "
+				"replayed", (unsigned long long)rep.hole[i].from,
+				(unsigned long long)rep.hole[i].to, db->wal_dir);
+	if (rep.gaps > T4DX_WAL_HOLES)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"WAL records %llu to %llu: %llu records are "
+				"missing in %llu holes",
+				(unsigned long long)rep.gap_from,
+				(unsigned long long)rep.gap_to,
+				(unsigned long long)rep.gap_records,
+				(unsigned long long)rep.gaps);
+	if (rep.files_quarantined)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"%llu WAL files after damage were moved to %s "
+				"(records up to %llu): they are not replayed, "
+				"and new records are numbered after them",
+				(unsigned long long)rep.files_quarantined,
+				db->quarantine_dir,
+				(unsigned long long)rep.quarantined_lsn);
 	t4dx_wal_set_sync_hist(db->wal, &db->fsync_hist);
 	t4dx_wal_set_group_hook(db->wal, group_done, db);
 	t4dx_wal_set_batch(db->wal, db->cfg.fallback.drain_batch);
@@ -2994,6 +3160,11 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_rwlock_rdlock(&db->lock);
 	bool due = flush_due(db);
 	pthread_rwlock_unlock(&db->lock);
+	/* after a hole, or LSNs left to quarantined files, the log now
+	 * jumps: cut it, so that the next start does not report the same
+	 * loss again as a new hole (this start's alerts said it) */
+	if (rep.gaps || rep.files_quarantined)
+		due = true;
 	if (due) {
 		int frc = t4dx_flush(db);
 		db->recovery.flushed = frc == 0;
@@ -3050,7 +3221,12 @@ int t4dx_close(struct t4dx *db)
 		/* a last drain; what still cannot be written is rescued */
 		uint64_t last = t4dx_wal_last_lsn(db->wal);
 		int src = t4dx_wal_sync(db->wal, last);
-		if (src == ESTALE && !atomic_load(&db->fatal)) {
+		/* also when nothing waits: what the removed log held, if no
+		 * save took it yet, is in memory alone */
+		bool lost = !atomic_load(&db->fatal) &&
+			    (src == ESTALE || db->wal_save_failed ||
+			     db->nunsaved || t4dx_wal_gone(db->wal));
+		if (lost) {
 			/* the log files were removed behind our back: what
 			 * they held lives on in the memtable alone, so it goes
 			 * to a segment, with what never reached the log */
@@ -3058,11 +3234,14 @@ int t4dx_close(struct t4dx *db)
 			rc = flush_cut(db, NULL, true);
 			if (!rc && t4dx_mem_count(db->mem))
 				rc = flush_cut(db, NULL, true);
-			pthread_mutex_unlock(&db->flush_mu);
+			if (!rc)        /* an earlier cut's MANIFEST */
+				rc = flush_cut(db, NULL, true);
 			if (rc)
 				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 						"the log was removed and the "
-						"memtable could not be saved: %s",
+						"changes it held could not be "
+						"saved in a segment with a "
+						"durable MANIFEST: %s",
 						t4dx_strerror(rc));
 			else
 				t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -3070,20 +3249,25 @@ int t4dx_close(struct t4dx *db)
 						"mounted; its changes were saved "
 						"in a segment at unmount");
 			if (rc)
-				rc = write_rescue(db);
+				rc = write_rescue(db, true);
+			pthread_mutex_unlock(&db->flush_mu);
 		} else if (src) {
-			rc = write_rescue(db);
+			rc = write_rescue(db, false);
 		} else if (atomic_load(&db->fatal))
 			rc = EIO;       /* the next start replays the WAL */
 		else
 			rc = t4dx_flush(db);
-		if (!rc && db->imm)
+		/* (with the log lost, imm is in the segment or the rescue
+		 * file by now) */
+		if (!rc && db->imm && !lost)
 			rc = t4dx_flush(db);
 		t4dx_wal_close(db->wal);
 	}
 	for (size_t i = 0; i < db->nsegs; i++)
 		t4dx_seg_unref(db->segs[i]);
 	free(db->segs);
+	drop_unsaved(db);
+	free(db->unsaved);
 	t4dx_mem_free(db->mem);
 	t4dx_mem_free(db->imm);
 	if (db->lock_fd >= 0)

@@ -299,6 +299,15 @@ static void verify_wal(struct verify *v)
 		say(v, true, dmg.path, (int64_t)dmg.offset, "%s (%llu bytes "
 		    "not read%s)", dmg.what, (unsigned long long)dmg.bytes,
 		    dmg.files_skipped ? ", and the files after it" : "");
+	/* holes between files, past the segments: a start reports them
+	 * lost and replays the records after them */
+	if (dmg.gap_to)
+		say(v, true, wal, -1, "records %llu to %llu are missing "
+		    "(%llu records; a log file was removed?): a start "
+		    "reports them lost and replays the records after them",
+		    (unsigned long long)dmg.gap_from,
+		    (unsigned long long)dmg.gap_to,
+		    (unsigned long long)dmg.gap_records);
 	/* the live log must pick up where the segments end */
 	if (v->first_after > v->flushed_lsn + 1)
 		say(v, true, wal, -1, "records %llu to %llu are missing: the "

@@ -96,14 +96,24 @@
  *     file's records below E are the same bytes; the new file's records
  *     below E are checked but not replayed again), or
  *   - N <= from_lsn + 1 (the missing LSNs are already in segments).
- * The first file that does not continue, and every file after it, is
- * moved (renamed) to the quarantine directory as wal-<name>, or
- * wal-<name>.K if that is taken, never deleted; then the quarantine and
- * wal directories are fsync'ed.
+ * A file named N > E after a file that ended cleanly (no damage) means a
+ * file in between was removed: records E..N-1 are lost, but the records
+ * after that hole are valid and were acknowledged, so they are read and
+ * replayed like the others, and the hole is reported (with the one
+ * before the first record, from_lsn + 1 up to it, if any) in
+ * t4dx_wal_report: the store comes back with everything the log still
+ * holds.  After a file that ended in damage, the first file that does
+ * not continue, and every file after it, is moved (renamed) to the
+ * quarantine directory as wal-<name>, or wal-<name>.K if that is taken,
+ * never deleted (point in time: nothing after damage is applied); so is
+ * a file whose first record is not its name, and every file after it.
+ * Then the quarantine and wal directories are fsync'ed.
  *
  * Records with lsn <= from_lsn are checked like the others but not passed
  * to the callback (they are counted as skipped).  New LSNs start at
- * max(last valid LSN, from_lsn) + 1.  The last file read is reopened for
+ * max(last valid LSN, from_lsn, highest LSN of a line that decodes in a
+ * file moved to the quarantine) + 1: an LSN is never given to two
+ * records.  The last file read is reopened for
  * appending at its valid end when its last record is the LSN before
  * that, or when it holds no record and is named by it; an empty last file
  * with another name is removed; otherwise the next record starts a new
@@ -121,7 +131,13 @@
  * never moved), fsyncs both directories, then deletes the oldest archived
  * files while the archive holds more than its byte budget.
  * t4dx_wal_read_all() reads archive/ and the live files together with the
- * same rules, but changes nothing and stops quietly at damage.
+ * same rules, but changes nothing and stops quietly at damage; it reads
+ * on over a hole, as recovery does, and reports it.
+ *
+ * t4dx_wal_reset() (the log was removed while in use and its records
+ * saved in a segment) always begins a new file, named by the next
+ * record's LSN: the file it appended to, if it is still or again there,
+ * ends before the records the segment took.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -358,6 +374,9 @@ static int quarantine_file(const char *dir, const char *qdir, uint64_t first)
 	return EEXIST;
 }
 
+/* Bytes copied at a time into the quarantine. */
+#define QUARANTINE_PIECE (1u << 20)
+
 /* Before a damaged file is cut at valid_end, copy what is cut, the
  * damaged bytes [data_begin, data_end), to qdir/wal-<first>.at-<offset>
  * (fdatasync'ed, the directory too): recovery never throws bytes away.
@@ -371,13 +390,12 @@ static int quarantine_tail(const char *qdir, int fd, uint64_t first,
 		return rc;
 	if (to <= from)
 		return 0;
-	size_t len = (size_t)(to - from);
-	unsigned char *b = malloc(len);
+	/* copied a piece at a time: the damage may be most of a file */
+	size_t cap = to - from < QUARANTINE_PIECE ? (size_t)(to - from)
+						 : QUARANTINE_PIECE;
+	unsigned char *b = malloc(cap);
 	if (!b)
 		return ENOMEM;
-	rc = t4dx_io_pread_all(fd, b, len, (off_t)from);
-	if (rc == T4DX_ECORRUPT)
-		rc = EIO;       /* shorter than fstat said: cannot happen */
 	int q = -1;
 	snprintf(base, sizeof(base), "wal-%020" PRIu64 WAL_EXT ".at-%" PRIu64,
 		 first, from);
@@ -389,8 +407,15 @@ static int quarantine_tail(const char *qdir, int fd, uint64_t first,
 	}
 	if (!rc && q < 0)
 		rc = errno ? errno : EEXIST;
-	if (!rc)
-		rc = t4dx_io_pwrite_all(q, b, len, 0);
+	for (uint64_t at = from; !rc && at < to;) {
+		size_t len = to - at < cap ? (size_t)(to - at) : cap;
+		rc = t4dx_io_pread_all(fd, b, len, (off_t)at);
+		if (rc == T4DX_ECORRUPT)
+			rc = EIO;  /* shorter than fstat said: cannot happen */
+		if (!rc)
+			rc = t4dx_io_pwrite_all(q, b, len, (off_t)(at - from));
+		at += len;
+	}
 	if (!rc && t4dx_io.fsync(q))
 		rc = errno ? errno : EIO;
 	if (q >= 0)
@@ -431,7 +456,7 @@ static void ext_drop_front(struct wal_queue *q, size_t k, size_t shift)
 		q->ext_bytes -= q->ext[i].enc_len;
 		t4dx_blob_unref(q->ext[i].blob);
 	}
-	if (q->next > k && k)
+	if (q->next > k)        /* ext may be NULL (none ever queued) */
 		memmove(q->ext, q->ext + k, (q->next - k) * sizeof(*q->ext));
 	q->next -= k;
 	for (size_t i = 0; i < q->next; i++)
@@ -525,6 +550,13 @@ struct replay {
 	uint64_t expect;                /* LSN the next record must have;
 	                                   0: anything (no file read yet) */
 	uint64_t last;                  /* highest valid LSN, 0 if none */
+	bool lead_gap;                  /* a first record past floor + 1 is
+	                                   a hole too (recovery) */
+	bool broken;                    /* the last file read ended in
+	                                   damage: a file that does not
+	                                   continue it ends the reading */
+	bool scan;                      /* only find the highest LSN of the
+	                                   lines that decode (last) */
 	struct t4dx_wal_report rep;
 	unsigned char *p;               /* read buffer */
 	size_t cap;
@@ -558,11 +590,31 @@ static int read_more(int fd, unsigned char *p, size_t len, uint64_t off,
 	}
 }
 
+/* Records from..to are missing (a file was removed); reading goes on. */
+static void note_hole(struct replay *rp, uint64_t from, uint64_t to)
+{
+	struct t4dx_wal_report *rep = &rp->rep;
+	if (rep->gaps < T4DX_WAL_HOLES) {
+		rep->hole[rep->gaps].from = from;
+		rep->hole[rep->gaps].to = to;
+	}
+	if (!rep->gaps)
+		rep->gap_from = from;
+	rep->gap_to = to;
+	rep->gap_records += to - from + 1;
+	rep->gaps++;
+}
+
 /* One decoded line: check the sequence and hand it on.  Returns 0, STOP
  * if the file ends here (damage), or an error. */
 static int take_record(struct replay *rp, struct file_result *fr,
 		       uint64_t name, struct t4dx_rec *r)
 {
+	if (rp->scan) {
+		if (r->lsn > rp->last)
+			rp->last = r->lsn;
+		return 0;
+	}
 	if (fr->nrec == 0 ? r->lsn != name : r->lsn != fr->last + 1) {
 		if (fr->nrec == 0)
 			fr->foreign = true;
@@ -575,16 +627,17 @@ static int take_record(struct replay *rp, struct file_result *fr,
 	fr->last = r->lsn;
 	if (r->lsn <= rp->last)
 		return 0;       /* a copy left in an abandoned file: seen */
+	/* the log should go on where the segments end, and each file
+	 * where the one before it ends: a hole is a removed file */
+	uint64_t prev = rp->last > rp->floor ? rp->last : rp->floor;
+	if ((rp->last || rp->lead_gap) && rp->floor < UINT64_MAX &&
+	    r->lsn > prev + 1)
+		note_hole(rp, prev + 1, r->lsn - 1);
 	rp->last = r->lsn;
 	rp->expect = r->lsn + 1;
 	if (r->lsn <= rp->from) {
 		rp->rep.skipped++;
 		return 0;
-	}
-	if (rp->rep.records == 0 && r->lsn > rp->from + 1) {
-		/* the log should go on where the segments end */
-		rp->rep.gap_from = rp->from + 1;
-		rp->rep.gap_to = r->lsn - 1;
 	}
 	int rc = rp->fn ? rp->fn(rp->arg, r) : 0;
 	if (rc)
@@ -832,7 +885,7 @@ int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
 				j++;
 		}
 		file_path(path, sizeof(path), from, n);
-		if (!continues(&rp, n)) {
+		if (!continues(&rp, n) && rp.broken) {
 			if (dmg && !*dmg->path) {
 				snprintf(dmg->path, sizeof(dmg->path), "%s",
 					 path);
@@ -881,6 +934,12 @@ int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
 		}
 		if (fr.nrec == 0)
 			note_empty(&rp, n);
+		rp.broken = fr.damaged;
+	}
+	if (dmg) {
+		dmg->gap_from = rp.rep.gap_from;
+		dmg->gap_to = rp.rep.gap_to;
+		dmg->gap_records = rp.rep.gap_records;
 	}
 	/* the files after the one that stopped the reading */
 	if (dmg && *dmg->path)
@@ -961,6 +1020,26 @@ static int open_rw(const char *path, bool *ro)
 	return fd;
 }
 
+/* The highest LSN of the lines of the file that decode, up to the first
+ * that does not, or its name if none does (a file about to be set aside:
+ * the LSNs it holds must not be given to new records). */
+static int highest_lsn(const char *path, uint64_t name, uint64_t *top)
+{
+	struct replay sc = { .floor = UINT64_MAX, .from = UINT64_MAX,
+			     .scan = true };
+	struct file_result fr;
+	*top = name;
+	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return errno ? errno : EIO;
+	int rc = read_file(&sc, fd, name, &fr);
+	t4dx_io.close(fd);
+	free(sc.p);
+	if (!rc && sc.last > *top)
+		*top = sc.last;
+	return rc;
+}
+
 static int recover(struct t4dx_wal *w, struct replay *rp)
 {
 	uint64_t *names = NULL;
@@ -975,7 +1054,12 @@ static int recover(struct t4dx_wal *w, struct replay *rp)
 		return rc;
 	size_t i = 0;
 	for (; i < n; i++) {
-		if (!continues(rp, names[i]))
+		/* after damage, point in time: nothing later is applied;
+		 * after a clean end, a file that starts later means a file
+		 * in between was removed: the records after that hole are
+		 * valid and were acknowledged, so they are replayed (and
+		 * the hole reported, see take_record) */
+		if (!continues(rp, names[i]) && rp->broken)
 			break;
 		file_path(path, sizeof(path), w->dir, names[i]);
 		bool ro;
@@ -1013,6 +1097,7 @@ static int recover(struct t4dx_wal *w, struct replay *rp)
 		rp->rep.files++;
 		if (fr.nrec == 0)
 			note_empty(rp, names[i]);
+		rp->broken = fr.damaged;
 		if (tail_fd >= 0)
 			t4dx_io.close(tail_fd);
 		tail_fd = fd;
@@ -1020,16 +1105,26 @@ static int recover(struct t4dx_wal *w, struct replay *rp)
 		tail = fr;
 		tail_name = names[i];
 	}
-	/* Everything from the first file that does not continue on. */
+	/* Everything from the first file that does not continue on.  The
+	 * LSNs those files hold are never given out again. */
 	for (; i < n; i++, nq++) {
+		uint64_t top;
+		file_path(path, sizeof(path), w->dir, names[i]);
+		if ((rc = highest_lsn(path, names[i], &top)))
+			goto out;
+		if (top > rp->rep.quarantined_lsn)
+			rp->rep.quarantined_lsn = top;
 		if ((rc = quarantine_file(w->dir, w->qdir, names[i])))
 			goto out;
+		rp->rep.files_quarantined++;
 	}
 	if (nq && ((rc = t4dx_io_fsync_dir(w->qdir)) ||
 		   (rc = t4dx_io_fsync_dir(w->dir))))
 		goto out;
 
 	uint64_t next = (rp->last > rp->from ? rp->last : rp->from) + 1;
+	if (rp->rep.quarantined_lsn >= next)
+		next = rp->rep.quarantined_lsn + 1;
 	if (tail_fd >= 0 && !tail_ro &&
 	    ((tail.nrec && tail.last + 1 == next) ||
 	     (!tail.nrec && tail_name == next))) {
@@ -1069,7 +1164,7 @@ int t4dx_wal_open(const char *dir, const char *quarantine_dir,
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	struct replay rp = { .from = from_lsn, .floor = from_lsn, .fn = fn,
-			     .arg = arg };
+			     .arg = arg, .lead_gap = true };
 	int rc = ENAMETOOLONG;
 	if (strlen(dir) > DIR_MAX || strlen(quarantine_dir) > DIR_MAX)
 		goto out;
@@ -1091,6 +1186,8 @@ int t4dx_wal_open(const char *dir, const char *quarantine_dir,
 	    (rc = archive_size(w->arch, &w->archive_bytes)))
 		goto out;
 	w->last = w->durable = rp.last > from_lsn ? rp.last : from_lsn;
+	if (rp.rep.quarantined_lsn > w->last)
+		w->last = w->durable = rp.rep.quarantined_lsn;
 	rp.rep.last_lsn = w->last;
 out:
 	free(rp.p);
@@ -1537,15 +1634,12 @@ int t4dx_wal_reset(struct t4dx_wal *w, uint64_t upto)
 	if (w->durable < upto)
 		w->durable = upto;
 	pthread_mutex_unlock(&w->mu);
-	/* the file being appended to, if it is gone: the next group
-	 * begins a new one, named by its first LSN */
-	if (w->fd >= 0) {
-		file_path(path, sizeof(path), w->dir, w->cur_first);
-		if (t4dx_io.linked(w->fd, path) == ESTALE) {
-			t4dx_io.close(w->fd);
-			w->fd = -1;
-		}
-	}
+	/* the next group begins a new file, named by its first LSN, even
+	 * if the one being appended to is still (or again: wal/ moved away
+	 * and back) in the directory: it ends at a record before upto, and
+	 * the records after upto must not follow it there */
+	if (w->fd >= 0)
+		close_file(w);
 	w->bad_first = 0;
 	int rc = 0;
 	if ((rc = make_dir(w->dir, &made)) ||

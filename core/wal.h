@@ -30,18 +30,34 @@ struct t4dx_wal_report {
 	uint64_t bytes_dropped; /* torn/damaged bytes truncated away */
 	uint64_t files;         /* WAL files read */
 	uint64_t last_lsn;      /* highest valid LSN found (or from_lsn) */
-	/* records from_lsn + 1 .. the first one found are missing (a log
-	 * file was removed): [gap_from, gap_to], 0 0 if none */
+	/* Records the log should hold and does not (a log file was
+	 * removed): before the first record found (from_lsn + 1 on) or
+	 * between two files.  The records after a hole are replayed.
+	 * [gap_from, gap_to] spans every hole (0 0 if none); gap_records
+	 * counts the missing LSNs, gaps the holes, and hole[] names the
+	 * first T4DX_WAL_HOLES of them. */
 	uint64_t gap_from, gap_to;
+	uint64_t gap_records, gaps;
+#define T4DX_WAL_HOLES 4
+	struct { uint64_t from, to; } hole[T4DX_WAL_HOLES];
+	/* files moved to the quarantine (they did not continue the log
+	 * after damage, or their first record is not their name), and the
+	 * highest LSN found in them: new records are numbered after it, so
+	 * that no LSN is ever given to two records */
+	uint64_t files_quarantined;
+	uint64_t quarantined_lsn;
 };
 
 /* Open the log in dir (DATA_DIR/wal; created with dir/archive if missing).
  * Replays, in LSN order, every valid record with lsn > from_lsn through fn;
  * stops at the first record that is torn, unparsable, fails its CRC or
  * breaks the LSN sequence, truncates the file there and moves any later
- * files to quarantine_dir (never deletes them).  New records get LSNs from
- * max(last valid LSN, from_lsn) + 1.  max_file_bytes: rotate to a new file
- * when the current one grows past it. */
+ * files that do not continue it to quarantine_dir (never deletes them).
+ * A file that starts past the end of a clean previous file (a file in
+ * between was removed) is replayed, and the hole reported in rep.  New
+ * records get LSNs from max(last valid LSN, from_lsn, the highest LSN in
+ * a quarantined file) + 1.  max_file_bytes: rotate to a new file when the
+ * current one grows past it. */
 int t4dx_wal_open(const char *dir, const char *quarantine_dir,
 		  uint64_t from_lsn, uint64_t max_file_bytes,
 		  t4dx_wal_replay_fn fn, void *arg,
@@ -133,8 +149,8 @@ void t4dx_wal_close(struct t4dx_wal *w);
 int t4dx_wal_read_all(const char *dir, bool with_archive,
 		      t4dx_wal_replay_fn fn, void *arg);
 /* Where t4dx_wal_read_all_damage() stopped reading a file early: the
- * first damaged line, or the first file that does not continue the log
- * (offset 0).  path is "" when nothing was wrong. */
+ * first damaged line, or the first file after damage that does not
+ * continue the log (offset 0).  path is "" when nothing was wrong. */
 struct t4dx_wal_damage {
 	char path[4096];
 	uint64_t offset;                /* of the first byte not read */
@@ -145,6 +161,11 @@ struct t4dx_wal_damage {
 	                                   record after it: the torn write
 	                                   of a group a crash cut short
 	                                   (never acknowledged), not rot */
+	/* Records missing between two files read (a file was removed), past
+	 * floor + 1: reading went on after them, as a start replays the
+	 * records after such a hole.  [gap_from, gap_to] spans the holes,
+	 * gap_records counts the missing LSNs; 0 0 0 if none. */
+	uint64_t gap_from, gap_to, gap_records;
 };
 int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 			     t4dx_wal_replay_fn fn, void *arg,

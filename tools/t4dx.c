@@ -304,11 +304,20 @@ static int cmd_wal_dump(const struct command *c, int argc, char **argv)
 		rc = errno ? errno : EIO;
 	if (rc)
 		return fail(c, EXIT_PROBLEMS, "%s: %s", dir, t4dx_strerror(rc));
+	/* a hole between files: the records after it were printed, as a
+	 * start replays them, but the log lost the ones in it */
+	int gap = dmg.gap_to ? EXIT_PROBLEMS : 0;
+	if (gap)
+		fprintf(stderr, "t4dx: wal-dump: records %llu to %llu are "
+			"missing (%llu records; a log file was removed?)\n",
+			(unsigned long long)dmg.gap_from,
+			(unsigned long long)dmg.gap_to,
+			(unsigned long long)dmg.gap_records);
 	if (*dmg.path && dmg.torn) {
 		fprintf(stderr, "t4dx: wal-dump: note: %s: the last %llu bytes "
 			"are the torn end of a write a crash cut short; a start "
 			"cuts them\n", dmg.path, (unsigned long long)dmg.bytes);
-		return 0;
+		return gap;
 	}
 	if (*dmg.path) {
 		/* what a start would cut or set aside: the log is damaged */
@@ -321,7 +330,7 @@ static int cmd_wal_dump(const struct command *c, int argc, char **argv)
 			    (unsigned long long)dmg.offset, dmg.what,
 			    (unsigned long long)dmg.bytes, more);
 	}
-	return 0;
+	return gap;
 }
 
 static int cmd_help(const struct command *c, int argc, char **argv)

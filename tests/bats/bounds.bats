@@ -172,6 +172,36 @@ new_log_begun() {
 	t4dx_stop
 }
 
+@test "a WAL removed while no segment can be written until after the unmount: the rescue file holds the changes the removed log held too" {
+	t4dx_start
+	write_before 3
+	mv "$DATA/seg" "$DATA/seg.away"
+	touch "$DATA/seg"
+	rm -rf "$DATA/wal"
+	write_after 6
+	t4dx_wait_for 10 grep -q 'could not be saved' "$MNT/.ctl/alerts" ||
+		fail "no alert: $(cat "$MNT/.ctl/alerts")"
+	t4dx_stop
+	# the unmount could not cut a segment: everything the memtable
+	# held, durable in the removed log or not, is in the rescue file
+	run compgen -G "$DATA/rescue-*.jsonl"
+	assert_success
+	local rescue=$output
+	run jq -r 'select(.op == "put") | .name' "$rescue"
+	assert_line b0
+	assert_line a5
+	grep -q 'changes held in memory only (the log was removed) saved in' "$T4DX_LOG" ||
+		fail "no message: $(cat "$T4DX_LOG")"
+	rm -f "$DATA/seg"
+	mv "$DATA/seg.away" "$DATA/seg"
+	t4dx_start
+	assert_before_after
+	t4dx_stop
+	t4dx_start
+	assert_before_after
+	t4dx_stop
+}
+
 # health_runs_at_least N: the segment check ran N times, all of them ok
 seg_runs_ok() {
 	t4dx_ctl_test health ".checks.segments.runs >= $1 and .checks.segments.ok"

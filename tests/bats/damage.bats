@@ -219,9 +219,10 @@ assert_not_live() {
 	local files=("$DATA"/wal/*.jsonl)
 	((${#files[@]} >= 3)) || fail "only ${#files[@]} WAL files"
 	rm -- "${files[0]}"
-	t4dx_start -o "config=$cfg"
+	# (before the start, which cuts the log after reporting the hole)
 	local flushed
 	flushed=$(jq .flushed_lsn "$DATA/MANIFEST")
+	t4dx_start -o "config=$cfg"
 	run jq -e --argjson f "$flushed" '.status == "degraded" and
 		.recovery.wal_gap[0] == $f + 1 and .recovery.wal_gap[1] >= $f + 1' \
 		"$MNT/.ctl/health"
@@ -233,5 +234,71 @@ assert_not_live() {
 	assert_equal "$(cat "$ITEMS/w29")" "$(t4dx_content w29)"
 	run "$T4DX" status "$MNT"
 	assert_failure 1
+	t4dx_stop
+}
+
+# a memory of about 1 KB, so that a few fill a 4 KB log file
+_big() {
+	t4dx_content "$1"
+	printf '%0900d\n' 0
+}
+
+@test "a WAL file removed from the middle of the log: the hole is reported, the later files are replayed, no LSN is given out twice" {
+	local cfg
+	cfg=$(t4dx_config_file '{"wal":{"max_file_bytes":4096,"checkpoint_bytes":1073741824}}')
+	t4dx_start -o "config=$cfg"
+	local i
+	for ((i = 0; i < 30; i++)); do _big "w$i" >"$ITEMS/w$i"; done
+	t4dx_kill9
+	local files=("$DATA"/wal/*.jsonl)
+	((${#files[@]} >= 5)) || fail "only ${#files[@]} WAL files"
+	local gone=${files[2]} from to
+	from=$(jq -s 'first | .lsn' "$gone")
+	to=$(($(jq -s 'first | .lsn' "${files[3]}") - 1))
+	local lost
+	lost=$(jq -r 'select(.op == "put") | .name' "$gone")
+	[[ -n $lost ]] || fail "the removed file held no put"
+	rm -- "$gone"
+	# the offline tools see what a start replays, and name the hole
+	run "$T4DX" verify "$DATA"
+	assert_failure 1
+	assert_output --partial "records $from to $to are missing"
+	run "$T4DX" wal-dump "$DATA"
+	assert_failure 1
+	assert_output --partial "w29"
+	t4dx_start -o "config=$cfg"
+	run jq -e --argjson a "$from" --argjson b "$to" '.status == "degraded" and
+		.recovery.wal_gap == [$a, $b]' "$MNT/.ctl/health"
+	assert_success
+	grep -q "CRIT WAL records $from to $to are missing" "$MNT/.ctl/alerts" ||
+		fail "no alert: $(cat "$MNT/.ctl/alerts")"
+	# every item of the files after the hole is there, none of the hole's
+	local n=0
+	for ((i = 0; i < 30; i++)); do
+		if grep -qx "w$i" <<<"$lost"; then
+			assert_not_exist "$ITEMS/w$i"
+		else
+			assert_equal "$(cat "$ITEMS/w$i")" "$(_big "w$i")"
+			n=$((n + 1))
+		fi
+	done
+	((n >= 20)) || fail "only $n items"
+	run compgen -G "$DATA/quarantine/wal-*"
+	assert_failure
+	# new records are numbered after the highest LSN of any file
+	local top
+	top=$("$T4DX" wal-dump --archive "$DATA" | jq -s 'map(.lsn) | max')
+	t4dx_content new >"$ITEMS/new"
+	t4dx_stop
+	run jq -e --argjson t "$top" 'select(.name == "new") | .lsn > $t' \
+		<("$T4DX" wal-dump --archive "$DATA")
+	assert_success
+	# the start cut the log: the next one finds no new hole
+	t4dx_start -o "config=$cfg"
+	run jq -e '.status == "ok" and .recovery.wal_gap == [0, 0]' \
+		"$MNT/.ctl/health"
+	assert_success
+	assert_equal "$(cat "$ITEMS/w29")" "$(_big w29)"
+	assert_equal "$(cat "$ITEMS/new")" "$(t4dx_content new)"
 	t4dx_stop
 }
