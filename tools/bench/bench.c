@@ -555,6 +555,46 @@ static int cmd_mountwait(const struct opts *o, const char *mnt)
 	return 0;
 }
 
+/* COUNT files under dir, each written SIZE bytes (1 MiB a write) while
+ * all of them stay open, then closed: the most memory open files' writes
+ * can hold at once (limits.write_buffer_bytes bounds it). */
+static int cmd_hold(const struct opts *o, const char *dir)
+{
+	size_t n = (size_t)o->count, chunk = 1u << 20;
+	int *fds = calloc(n, sizeof(*fds));
+	char *buf = malloc(chunk);
+	if (!fds || !buf)
+		return 1;
+	memset(buf, 'h', chunk);
+	size_t refused = 0;
+	unsigned long long stored = 0;
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s-%zu", dir, o->prefix, i);
+		fds[i] = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fds[i] < 0) {
+			fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t at = 0; at < o->size; at += chunk) {
+			size_t k = o->size - at < chunk ? o->size - at : chunk;
+			if (pwrite(fds[i], buf, k, (off_t)at) != (ssize_t)k) {
+				refused++;      /* ENOSPC past the budget */
+				break;
+			}
+			stored += k;
+		}
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	printf("workload=hold label=%s files=%zu refused=%zu bytes=%llu\n",
+	       o->label, n, refused, stored);
+	free(fds);
+	free(buf);
+	return 0;
+}
+
 static int cmd_run(const struct opts *o, char **argv)
 {
 	double t0 = now_s();
@@ -866,6 +906,7 @@ static void usage(FILE *f)
 		"[--seed S]\n"
 		"       bench ls DIR [--long]\n"
 		"       bench mountwait MNT [-m MAX_SECONDS]\n"
+		"       bench hold DIR -n FILES -s SIZE [-p PREFIX]\n"
 		"       bench run -- CMD [ARG...]\n"
 #ifdef HAVE_SQLITE
 		"       bench sqlite-write DB -t THREADS -n PER_THREAD "
@@ -952,6 +993,8 @@ int main(int argc, char **argv)
 		return cmd_ls(&o, target);
 	if (!strcmp(cmd, "mountwait"))
 		return cmd_mountwait(&o, target);
+	if (!strcmp(cmd, "hold"))
+		return cmd_hold(&o, target);
 #ifdef HAVE_SQLITE
 	if (!strcmp(cmd, "sqlite-write"))
 		return cmd_sqlite_write(&o, target);

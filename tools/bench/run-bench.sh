@@ -825,6 +825,25 @@ if ((T4DX_OK)); then
 	done
 fi
 
+# Memory of open files' writes (issue 10: limits.write_buffer_bytes bounds
+# it): HOLD_FILES files of 16 MiB written while all stay open, on a daemon
+# whose budget is HOLD_BUDGET_MIB; VmHWM before and after.
+HOLD_FILES=${HOLD_FILES:-24}
+HOLD_BUDGET_MIB=${HOLD_BUDGET_MIB:-64}
+if ((T4DX_OK)); then
+	progress "peak RSS with $HOLD_FILES files of 16 MiB written while open, write_buffer_bytes $HOLD_BUDGET_MIB MiB, $ROUNDS rounds"
+	printf '{"limits":{"write_buffer_bytes":%d}}\n' $((HOLD_BUDGET_MIB << 20)) >"$TMP/hold.json"
+	for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+		t4dx_start -o "config=$TMP/hold.json" || break
+		h0=$(t4dx_hwm)
+		out=$("$BENCH" hold "$MNT/items" -n "$HOLD_FILES" -s $((16 << 20)) -p hold) ||
+			note "t4dx: bench hold failed"
+		h1=$(t4dx_hwm)
+		rec rss-hold t4dx "kib_before=$h0 kib=$h1 growth_mib=$(awk -v a="$h0" -v b="$h1" 'BEGIN { printf "%.1f", (b - a) / 1024 }') $(printf '%s' "$out" | tr ' ' '\n' | grep -E '^(refused|bytes)=' | tr '\n' ' ')"
+		t4dx_stop
+	done
+fi
+
 # ---- the table ---------------------------------------------------------------------------------
 
 cp "$RAW" "$RESULTS" 2>/dev/null || note "cannot write $RESULTS"
@@ -1000,6 +1019,8 @@ row() {
 	row "  live WAL / archive before the kill [MiB]" "$(fmt "$(median rewrite-state t4dx wal_bytes)" 0.00000095367431640625 1) / $(fmt "$(median rewrite-state t4dx archive_bytes)" 0.00000095367431640625 1)" "" "" "" "" "" "<=64+ / <=256" ""
 	row "  unmount (memtable flush) [s]" "$(cell unmount t4dx seconds 1 3)" "" "" "" "" "" "" ""
 	P=$(awk '$0 ~ /^key=rss sys=t4dx / { for (i = 1; i <= NF; i++) if ($i ~ /^kib=/) { v = substr($i, 5) + 0; if (v > mx) mx = v } } END { if (mx) print mx }' "$RAW")
+	row "peak RSS growth, $HOLD_FILES x 16 MiB held open [MiB]" "$(median rss-hold t4dx growth_mib)" "" "" "" "" "budget $HOLD_BUDGET_MIB MiB" "<=$((HOLD_BUDGET_MIB * 3 / 2))" \
+		"$(awk -v v="$(median rss-hold t4dx growth_mib)" -v t="$((HOLD_BUDGET_MIB * 3 / 2))" 'BEGIN { print (v != "" && v + 0 <= t) ? "yes" : "NO" }')"
 	row "peak RSS growth writing one ${ITEM_MIB} MiB item [x its size]" "$(median rss-item t4dx ratio)" "" "" "" "" "" "<=1.5" \
 		"$(awk -v r="$(median rss-item t4dx ratio)" 'BEGIN { if (r == "") print ""; else print r <= 1.5 ? "yes" : "NO" }')"
 	NP=$(median rss nullfs kib)
