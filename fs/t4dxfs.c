@@ -2909,8 +2909,17 @@ static int run(struct cmdline *cl, char *argv0)
 		return 1;
 	}
 	t4dx_set_alert_sink(fs.db, alert_sink, NULL);
-	if (!c.foreground)
+	if (!c.foreground) {
 		t4dx_set_dump_sink(fs.db, dump_sink, NULL);
+		/* the log is the last copy of records no rescue file can
+		 * take: without a syslog socket it goes nowhere */
+		struct stat ls;
+		if (stat("/dev/log", &ls) || !S_ISSOCK(ls.st_mode))
+			fprintf(stderr, "t4dxfs: warning: no syslog socket "
+				"(/dev/log): records that no rescue file could "
+				"take would be lost; run a syslog daemon, or "
+				"t4dxfs -f with its stderr kept\n");
+	}
 	struct t4dx_stats st;
 	t4dx_get_stats(fs.db, &st);
 	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "

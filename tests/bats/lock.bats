@@ -322,3 +322,17 @@ stop_by() {
 	assert_output x
 	t4dx_stop
 }
+
+@test "without -f, a missing syslog socket (the log is the last copy of what no rescue file takes) is warned about at start" {
+	run timeout 20 "$T4DXFS" "$DATA" "$MNT"
+	assert_success
+	local pid
+	pid=$(t4dx_daemon_pid)
+	if [[ -S /dev/log ]]; then
+		refute_output --partial 'no syslog socket'
+	else
+		assert_output --partial 'warning: no syslog socket (/dev/log)'
+	fi
+	fusermount3 -u "$MNT"
+	t4dx_wait_for 30 t4dx_dead "$pid" || fail "daemon $pid still running after unmount"
+}
