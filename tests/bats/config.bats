@@ -51,7 +51,7 @@ assert_refused() {
 		wal: {max_file_bytes: 33554432, archive_max_bytes: 134217728,
 			checkpoint_bytes: 16777216},
 		memtable: {max_bytes: 33554432, max_items: 5000},
-		fallback: {max_items: 500, max_queue: 2000,
+		fallback: {max_items: 500, cache_bytes: 1048576, max_queue: 2000,
 			max_queue_bytes: 1048576, drain_batch: 50,
 			policy: "reject", rescue_dir: $rescue},
 		health: {interval_s: 10, timeout_s: 2, alert_threshold: 4,
