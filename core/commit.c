@@ -1,0 +1,452 @@
+/*
+ * commit.c - the write path: apply (one routine for live changes and WAL
+ * replay), the commit of a record under either fallback policy, waiting
+ * for durability, and the public changes put, delete, rename and update.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine_int.h"
+
+/* ---- applying records ------------------------------------------------- */
+
+/* Apply r to the memtable; the same code serves live changes and WAL
+ * replay, so both give the same state.  Keeps items up to date.  A record
+ * whose key is absent changes nothing (replay of a change to what a later
+ * record removed); any other failure (a segment that cannot be read, no
+ * memory) is returned, and a caller whose record is already queued must
+ * then go fatal().  Lock held for writing. */
+int apply(struct t4dx *db, struct t4dx_rec *r)
+{
+	struct t4dx_entry old, ne;
+	int rc, had;
+	switch (r->op) {
+	case T4DX_OP_PUT:
+	case T4DX_OP_MKDIR:
+		/* only to count items: a put needs no old version */
+		had = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
+			     &old) == 0;
+		r->e.lsn = r->lsn;
+		r->e.tombstone = false;
+		if ((rc = t4dx_mem_put(db->mem, &r->e)))
+			return rc;
+		if (db->lru)
+			t4dx_lru_put(db->lru, &r->e);
+		if (!had)
+			db->items++;
+		if (r->e.ino >= db->next_ino)
+			db->next_ino = r->e.ino + 1;
+		return 0;
+	case T4DX_OP_DELETE:
+	case T4DX_OP_RMDIR:
+		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
+			    &old);
+		if (rc)
+			return rc == T4DX_ENOTFOUND ? 0 : rc;
+		memset(&ne, 0, sizeof(ne));
+		t4dx_entry_set_key(&ne, r->e.parent, r->e.name, r->e.name_len);
+		ne.tombstone = true;
+		ne.lsn = r->lsn;
+		if ((rc = t4dx_mem_put(db->mem, &ne)))
+			return rc;
+		if (db->lru)
+			t4dx_lru_put(db->lru, &ne);
+		db->items--;
+		return 0;
+	case T4DX_OP_RENAME:
+		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+			    &old);
+		if (rc)
+			return rc == T4DX_ENOTFOUND ? 0 : rc;
+		rc = lookup(db, r->new_parent, r->new_name, r->new_name_len,
+			    false, &ne);
+		if (rc && rc != T4DX_ENOTFOUND) {
+			t4dx_entry_clear(&old);
+			return rc;
+		}
+		had = rc == 0;
+		memset(&ne, 0, sizeof(ne));
+		t4dx_entry_set_key(&ne, r->e.parent, r->e.name, r->e.name_len);
+		ne.tombstone = true;
+		ne.lsn = r->lsn;
+		t4dx_entry_set_key(&old, r->new_parent, r->new_name,
+				   r->new_name_len);
+		old.lsn = r->lsn;
+		old.provisional = false;
+		rc = t4dx_mem_put(db->mem, &ne);
+		if (!rc)
+			rc = t4dx_mem_put(db->mem, &old);
+		if (!rc && db->lru) {
+			t4dx_lru_put(db->lru, &ne);
+			t4dx_lru_put(db->lru, &old);
+		}
+		t4dx_entry_clear(&old);
+		if (!rc && had)
+			db->items--;
+		return rc;
+	case T4DX_OP_UPDATE: {
+		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+			    &old);
+		if (rc)
+			return rc == T4DX_ENOTFOUND ? 0 : rc;
+		t4dx_entry_apply(&old, &r->e, r->mask);
+		old.lsn = r->lsn;
+		old.provisional = false;
+		rc = t4dx_mem_put(db->mem, &old);
+		if (!rc && db->lru)
+			t4dx_lru_put(db->lru, &old);
+		t4dx_entry_clear(&old);
+		return rc;
+	}
+	case T4DX_OP_PROBE:
+		return 0;
+	}
+	return 0;
+}
+
+/* A record is in the WAL queue but not in the memtable (apply failed
+ * with rc): refuse every later change until a restart, whose replay makes
+ * the two agree again.  Returns EIO for the caller to report. */
+int fatal(struct t4dx *db, int rc)
+{
+	if (!atomic_exchange(&db->fatal, true))
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"a logged change could not be applied (%s): "
+				"changes are refused until t4dx restarts",
+				t4dx_strerror(rc));
+	return EIO;
+}
+
+/* The breaker counts group commits, not their waiters: one failed
+ * fdatasync shared by N committers is one storage failure. */
+void group_done(void *arg, int rc)
+{
+	struct t4dx *db = arg;
+	t4dx_breaker_record(db->breaker, rc);
+	if (rc == ESTALE) {
+		/* the log files are gone: the flusher saves what they held */
+		pthread_mutex_lock(&db->bg_mu);
+		db->bg_wal_gone = true;
+		pthread_cond_signal(&db->bg_cond);
+		pthread_mutex_unlock(&db->bg_mu);
+	}
+}
+
+/* Policy "reject": a change that is not durable must leave no trace, so
+ * commits run one at a time (reject_mu) and a change is applied only once
+ * its record is durable; a failed record is dropped from the WAL, its LSN
+ * given back.  Lock held for writing on entry, released on return. */
+static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
+			    uint64_t *lsn)
+{
+	pthread_rwlock_unlock(&db->lock);
+	pthread_mutex_lock(&db->reject_mu);
+	pthread_rwlock_wrlock(&db->lock);
+	int rc = t4dx_wal_add(db->wal, r);
+	pthread_rwlock_unlock(&db->lock);
+	if (!rc)
+		rc = t4dx_wal_sync(db->wal, r->lsn);    /* group_done counts */
+	pthread_rwlock_wrlock(&db->lock);
+	if (!rc) {
+		rc = apply(db, r);
+		if (rc)
+			rc = fatal(db, rc);
+		else
+			maybe_wake_flusher(db);
+	} else {
+		uint64_t from, to;
+		t4dx_wal_discard_pending(db->wal, &from, &to);
+	}
+	pthread_rwlock_unlock(&db->lock);
+	pthread_mutex_unlock(&db->reject_mu);
+	if (!rc && lsn)
+		*lsn = r->lsn;
+	/* a log file removed behind our back is an I/O error to the caller,
+	 * as in wait_durable */
+	return rc == ESTALE ? EIO : rc;
+}
+
+/* Queue r in the WAL and apply it; then wait for durability unless
+ * T4DX_NOWAIT.  Lock held for writing on entry, released on return. */
+static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
+			 uint64_t *lsn)
+{
+	if (!queueing(db))
+		return commit_rejecting(db, r, lsn);
+	int rc = t4dx_wal_add(db->wal, r);
+	if (!rc && (rc = apply(db, r)))
+		rc = fatal(db, rc);
+	if (!rc)
+		maybe_wake_flusher(db);
+	pthread_rwlock_unlock(&db->lock);
+	if (rc)
+		return rc;
+	if (lsn)
+		*lsn = r->lsn;
+	if (flags & T4DX_NOWAIT)
+		return 0;
+	return t4dx_wait(db, r->lsn);
+}
+
+/* Make the records up to lsn durable: 0, or the error (EIO when the
+ * breaker keeps the disk untried).  With policy queue, what could not be
+ * written stays queued, applied, and counts as unpersisted. */
+static int wait_durable(struct t4dx *db, uint64_t lsn)
+{
+	if (lsn <= t4dx_wal_durable_lsn(db->wal))
+		return 0;
+	int rc = EIO;                           /* OPEN: disk not tried */
+	if (t4dx_breaker_allow(db->breaker)) {
+		rc = t4dx_wal_sync(db->wal, lsn);       /* group_done counts */
+		t4dx_breaker_done(db->breaker);
+	}
+	if (rc && queueing(db))
+		mark_unpersisted(db, lsn);
+	/* a log file removed behind our back is an I/O error to the caller */
+	return rc == ESTALE ? EIO : rc;
+}
+
+int t4dx_wait(struct t4dx *db, uint64_t lsn)
+{
+	if (db->readonly)
+		return EROFS;
+	int rc = wait_durable(db, lsn);
+	/* policy queue: acknowledged as unpersisted */
+	return rc && queueing(db) ? 0 : rc;
+}
+
+int t4dx_sync(struct t4dx *db, uint64_t lsn)
+{
+	if (db->readonly)
+		return EROFS;
+	if (!lsn)
+		lsn = t4dx_wal_last_lsn(db->wal);
+	int rc = wait_durable(db, lsn);
+	if (rc)
+		return rc;
+	/* Synced once is not enough if the log was removed since (rm -rf
+	 * DATA/wal): records that only it held are durable again once the
+	 * flusher has saved them in a segment, which this asks for. */
+	pthread_rwlock_rdlock(&db->lock);
+	bool in_segments = lsn <= db->flushed_lsn;
+	pthread_rwlock_unlock(&db->lock);
+	if (in_segments || !t4dx_wal_gone(db->wal))
+		return 0;
+	group_done(db, ESTALE);
+	return EIO;
+}
+
+static int check_name(size_t len)
+{
+	if (len == 0)
+		return EINVAL;
+	return len > T4DX_NAME_MAX ? ENAMETOOLONG : 0;
+}
+
+int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
+	     uint64_t *lsn)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry old;
+	int rc = check_name(e->name_len);
+	if (rc)
+		return rc;
+	if (e->content && e->content->len != e->size)
+		return EINVAL;
+	if (!S_ISDIR(e->mode) && e->size > db->cfg.limits.max_item_bytes)
+		return EFBIG;
+	if ((rc = gate(db)))
+		return rc;
+	pthread_rwlock_wrlock(&db->lock);
+	rc = lookup(db, e->parent, e->name, e->name_len, false, &old);
+	if (rc == 0) {
+		if (flags & T4DX_EXCL)
+			rc = EEXIST;
+		else if (S_ISDIR(old.mode) && !S_ISDIR(e->mode))
+			rc = EISDIR;
+		else if (S_ISDIR(e->mode))
+			rc = EEXIST;
+	} else if (rc == T4DX_ENOTFOUND) {
+		rc = 0;
+	}
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc;
+	}
+	if (!e->ino)
+		e->ino = db->next_ino++;
+	memset(&r, 0, sizeof(r));
+	r.op = S_ISDIR(e->mode) ? T4DX_OP_MKDIR : T4DX_OP_PUT;
+	r.e = *e;               /* borrows e->content while locked */
+	r.e.provisional = false;
+	if ((flags & T4DX_PROVISIONAL) && r.op == T4DX_OP_PUT &&
+	    queueing(db)) {
+		/* no record: the entry carries the last LSN so far, which
+		 * keeps the memtable's LSN range that of its records */
+		r.lsn = t4dx_wal_last_lsn(db->wal);
+		r.e.provisional = true;
+		rc = apply(db, &r);
+		if (!rc)
+			maybe_wake_flusher(db);
+		pthread_rwlock_unlock(&db->lock);
+		if (lsn)
+			*lsn = 0;
+		e->lsn = 0;
+		return rc;
+	}
+	rc = commit_locked(db, &r, flags, lsn);
+	e->lsn = r.lsn;
+	return rc;
+}
+
+/* Before a record that acknowledges something about a provisional entry
+ * (rename, update), write the put the entry never had, so that replay
+ * finds it.  Lock held for writing. */
+static int materialize(struct t4dx *db, const struct t4dx_entry *old)
+{
+	struct t4dx_rec r;
+	if (!old->provisional)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	r.op = T4DX_OP_PUT;
+	int rc = lookup(db, old->parent, old->name, old->name_len, true, &r.e);
+	if (rc)
+		return rc == T4DX_ENOTFOUND ? ENOENT : rc;
+	r.e.provisional = false;
+	rc = t4dx_wal_add(db->wal, &r);
+	if (!rc && (rc = apply(db, &r)))
+		rc = fatal(db, rc);
+	t4dx_entry_clear(&r.e);
+	return rc;
+}
+
+int t4dx_delete(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, bool dir, unsigned flags, uint64_t *lsn)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry old;
+	int rc = check_name(name_len);
+	if (rc)
+		return rc;
+	if ((rc = gate(db)))
+		return rc;
+	memset(&r, 0, sizeof(r));
+	t4dx_entry_set_key(&r.e, parent, name, name_len);
+	pthread_rwlock_wrlock(&db->lock);
+	rc = lookup(db, parent, name, name_len, false, &old);
+	if (rc == T4DX_ENOTFOUND)
+		rc = ENOENT;
+	else if (!rc && dir && !S_ISDIR(old.mode))
+		rc = ENOTDIR;
+	else if (!rc && !dir && S_ISDIR(old.mode))
+		rc = EISDIR;
+	else if (!rc && dir)
+		rc = check_empty(db, old.ino);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc;
+	}
+	r.op = dir ? T4DX_OP_RMDIR : T4DX_OP_DELETE;
+	return commit_locked(db, &r, flags, lsn);
+}
+
+int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, uint64_t new_parent, const char *new_name,
+		size_t new_name_len, unsigned flags, uint64_t *lsn)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry src, dst;
+	int rc = check_name(name_len);
+	if (!rc)
+		rc = check_name(new_name_len);
+	if (!rc)
+		rc = gate(db);
+	if (rc)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	t4dx_entry_set_key(&r.e, parent, name, name_len);
+	r.new_parent = new_parent;
+	r.new_name_len = (uint16_t)new_name_len;
+	memcpy(r.new_name, new_name, new_name_len);
+	r.new_name[new_name_len] = 0;
+
+	pthread_rwlock_wrlock(&db->lock);
+	/* with the content, as apply() will read it: a part that cannot be
+	 * read fails the rename here, before its record is queued */
+	rc = lookup(db, parent, name, name_len, true, &src);
+	if (!rc) {
+		t4dx_blob_unref(src.content);
+		src.content = NULL;
+	}
+	if (rc == T4DX_ENOTFOUND)
+		rc = ENOENT;
+	if (rc)
+		goto fail;
+	rc = lookup(db, new_parent, new_name, new_name_len, false, &dst);
+	if (rc == T4DX_ENOTFOUND) {
+		rc = 0;
+	} else if (rc == 0) {
+		if (src.ino == dst.ino) {       /* same entry: nothing to do */
+			pthread_rwlock_unlock(&db->lock);
+			if (lsn)
+				*lsn = 0;
+			return 0;
+		}
+		if (flags & T4DX_NOREPLACE)
+			rc = EEXIST;
+		else if (S_ISDIR(src.mode) && !S_ISDIR(dst.mode))
+			rc = ENOTDIR;
+		else if (!S_ISDIR(src.mode) && S_ISDIR(dst.mode))
+			rc = EISDIR;
+		else if (S_ISDIR(dst.mode))
+			rc = check_empty(db, dst.ino);
+	}
+	if (!rc)
+		rc = materialize(db, &src);
+	if (rc)
+		goto fail;
+	r.op = T4DX_OP_RENAME;
+	return commit_locked(db, &r, flags, lsn);
+fail:
+	pthread_rwlock_unlock(&db->lock);
+	return rc;
+}
+
+int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
+		size_t name_len, const struct t4dx_entry *f, uint32_t mask,
+		unsigned flags, uint64_t *lsn)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry old;
+	int rc = check_name(name_len);
+	if (rc)
+		return rc;
+	if (mask & ~(uint32_t)T4DX_F_ALL)
+		return EINVAL;
+	if ((rc = gate(db)))
+		return rc;
+	memset(&r, 0, sizeof(r));
+	r.e = *f;
+	r.e.content = NULL;
+	t4dx_entry_set_key(&r.e, parent, name, name_len);
+	r.op = T4DX_OP_UPDATE;
+	r.mask = mask;
+	pthread_rwlock_wrlock(&db->lock);
+	/* with the content, as apply() will read it (see t4dx_rename) */
+	rc = lookup(db, parent, name, name_len, true, &old);
+	if (!rc) {
+		t4dx_blob_unref(old.content);
+		old.content = NULL;
+	}
+	if (rc == T4DX_ENOTFOUND)
+		rc = ENOENT;
+	if (!rc)
+		rc = materialize(db, &old);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc;
+	}
+	return commit_locked(db, &r, flags, lsn);
+}

@@ -1,0 +1,274 @@
+/*
+ * engine_int.h - the engine's state and the calls between the files that
+ * make up the engine.  Only core/ includes it; everyone else sees
+ * struct t4dx through t4dx.h as an opaque handle.
+ *
+ * Layering.  The engine's files call each other only downwards, so that
+ * the call graph is a DAG (a file never calls one on its own level or
+ * above it):
+ *
+ *   engine.c     open, close, stats
+ *   recover.c    replay, load and rebuild segments, rescue file replay
+ *   flusher.c    the background thread
+ *   compact.c    compaction runs         health.c   the health thread
+ *   commit.c     apply and the write path
+ *   flush.c      the flush trigger, cutting the memtable into a segment
+ *   merge.c      lookups, merge iterator     tier.c      what to merge
+ *   segments.c   segment files, MANIFEST     fallback.c  levels, rescue
+ *
+ * Signalling another thread (setting a flag under bg_mu and waking it) is
+ * not a call: commit.c and flush.c wake the flusher that way.
+ *
+ * Locking.  db->lock (a rwlock) guards mem, imm, segs, next_ino, items,
+ * next_seg_id and flushed_lsn.  A change takes it for writing while it
+ * validates, queues its WAL record and applies it to the memtable, so the
+ * memtable always equals the WAL replayed in LSN order; it then drops the
+ * lock and waits for its LSN to become durable, so many writers share one
+ * group commit.  Readers take it for reading.  db->flush_mu makes flushes
+ * run one at a time; a flush holds db->lock only to swap memtables and to
+ * install the new segment, never while it writes the segment.
+ *
+ * Readers may see a change whose commit is still under way (as with a page
+ * cache); a change whose commit fails stays queued in the WAL and is
+ * written by the next commit, so what readers saw and what recovery
+ * rebuilds never disagree.
+ */
+#ifndef T4DX_ENGINE_INT_H
+#define T4DX_ENGINE_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alert.h"
+#include "breaker.h"
+#include "io.h"
+#include "lru.h"
+#include "manifest.h"
+#include "metrics.h"
+#include "memtable.h"
+#include "rec.h"
+#include "seg.h"
+#include "t4dx.h"
+#include "wal.h"
+
+struct t4dx {
+	char *dir;
+	/* shorter than PATH_MAX so that file names fit below them */
+	char seg_dir[PATH_MAX - 64], wal_dir[PATH_MAX - 64],
+	     quarantine_dir[PATH_MAX - 64];
+	int lock_fd;
+	struct t4dx_config cfg;
+	struct t4dx_wal *wal;
+
+	pthread_rwlock_t lock;
+	struct t4dx_mem *mem;           /* guarded by lock */
+	struct t4dx_mem *imm;           /* being flushed; guarded by lock */
+	uint64_t imm_lsn;               /* last LSN in imm */
+	uint64_t imm_items, imm_next_ino; /* items, next_ino as of imm_lsn */
+	struct t4dx_seg **segs;         /* oldest first; guarded by lock */
+	size_t nsegs;
+	uint64_t next_ino, items, next_seg_id, flushed_lsn;
+	/* the state the MANIFEST describes (as of flushed_lsn) */
+	uint64_t seg_items, man_next_ino;
+	bool manifest_unsynced;         /* last MANIFEST maybe not durable:
+	                                   keep what the old one names */
+
+	pthread_mutex_t flush_mu;       /* one flush at a time */
+
+	pthread_mutex_t bg_mu;          /* guards the flusher's flags */
+	pthread_cond_t bg_cond;
+	bool bg_want, bg_stop, bg_started;
+	bool bg_compact;                /* segments piled up: merge some */
+	bool bg_wal_gone;               /* a group found the log removed */
+	bool wal_save_failed;           /* save_lost_wal failed (flusher) */
+	/* memtables cut into a segment while the log was gone, whose
+	 * MANIFEST may not be durable: the rescue file holds them until a
+	 * MANIFEST is (oldest first; guarded by flush_mu) */
+	struct t4dx_mem **unsaved;
+	size_t nunsaved;
+	pthread_t bg;
+
+	struct t4dx_recovery recovery;
+
+	struct t4dx_breaker *breaker;
+	struct t4dx_alerts *alerts;
+	struct t4dx_hist fsync_hist;
+	struct t4dx_hist compact_hist[T4DX_COMPACT_KINDS];
+
+	/* health checker */
+	pthread_t health_thr;
+	bool health_started;
+	pthread_mutex_t health_mu;      /* guards health, health_stop */
+	pthread_cond_t health_cond;
+	bool health_stop;
+	struct t4dx_health health;
+	size_t verify_next;             /* next segment to verify */
+	struct t4dx_seg *verify_seg;    /* being verified, a slice a tick,
+	                                   from block verify_block on; both
+	                                   used by the health thread only */
+	size_t verify_block;
+
+	/* compaction: compact_mu is held for a whole run */
+	pthread_mutex_t compact_mu;
+	atomic_int running;             /* kind running, or -1 */
+	pthread_mutex_t reject_mu;      /* policy reject: one commit at a time */
+	pthread_mutex_t cstats_mu;      /* guards cstats */
+	struct t4dx_compact_stats cstats[T4DX_COMPACT_KINDS];
+	double test_pause_s;            /* T4DX_TEST_COMPACT_PAUSE */
+
+	/* fallback */
+	atomic_uint_least64_t unpersisted_hi;  /* highest LSN acknowledged
+	                                          before it was durable */
+	atomic_bool seg_failed;         /* a segment could not be read */
+	unsigned verify_ok_run;         /* segment checks passed since; under
+	                                   health_mu */
+	struct t4dx_lru *lru;           /* the fallback cache */
+	uint64_t rescued;               /* records replayed from rescue files */
+	char rescue_dir[PATH_MAX];      /* where rescue files go when DATA_DIR
+	                                   cannot take them; "" if nowhere */
+	char rescue_tag[40];            /* names this store in rescue_dir */
+	char rescue_problem[PATH_MAX + 320]; /* "" or why rescue_dir is poor */
+	t4dx_dump_fn dump;              /* unsaved records, the last resort */
+	void *dump_arg;
+	/* a record was queued but could not be applied: the memtable no
+	 * longer equals the WAL, so every later change is refused (EIO)
+	 * until a restart replays the WAL (LMDB's MDB_FATAL_ERROR) */
+	atomic_bool fatal;
+
+	/* T4DX_OPEN_READONLY: nothing in dir is changed (no WAL open, no
+	 * thread, no quarantine); every change answers EROFS */
+	bool readonly;
+	uint64_t ro_last_lsn;           /* last WAL record read */
+	bool nolock;                    /* read-only without the lock */
+	uint64_t man_seg_id;            /* next_seg_id of the MANIFEST read */
+	t4dx_rebuild_fn rebuild_fn;     /* progress of a rebuild at open */
+	void *rebuild_arg;
+
+	/* what the compaction under way has done: entries taken and the
+	 * most it will take (0/0 when none runs) */
+	atomic_uint_least64_t progress_done, progress_total;
+};
+
+
+/* The merge iterator (merge.c): sources newest first, see merge_open. */
+struct msrc;
+struct merge {
+	struct msrc *src;
+	size_t n;
+	struct msrc **ties;             /* merge_next's scratch: n slots */
+	bool with_content;
+	struct t4dx_entry cur;          /* a mem entry returned without its
+	                                   content, owned */
+};
+
+/* merge.c */
+/* Find a key in mem, imm, then the segments newest first.  Lock held. */
+int lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
+	   bool with_content, struct t4dx_entry *out);
+/* Open the merge over mem, imm and segs[0..nsegs), from a key on. */
+int merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
+	       struct t4dx_seg **segs, size_t nsegs, uint64_t parent,
+	       const char *name, size_t len, bool with_content);
+/* The next key's newest entry (maybe a tombstone), owned by the merge. */
+int merge_next(struct merge *m, const struct t4dx_entry **out);
+/* Release what merge_open took. */
+void merge_close(struct merge *m);
+/* 0 if directory ino has no live child, else ENOTEMPTY.  Lock held. */
+int check_empty(struct t4dx *db, uint64_t ino);
+
+/* tier.c */
+/* Should segments merge?  Then segs[*lo..*hi) (lo may be NULL). */
+bool auto_pick(struct t4dx *db, size_t *lo, size_t *hi);
+
+/* segments.c */
+/* The path of segment id (tmp: its temporary file). */
+void seg_file(struct t4dx *db, uint64_t id, char *path, size_t len, bool tmp);
+/* Write a MANIFEST naming segs[0..n) as of flushed_lsn.  Lock held. */
+int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
+		  uint64_t flushed_lsn, uint64_t next_ino, uint64_t items);
+/* Write sorted entries v[0..n) as segment id, durable and open. */
+int make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v, size_t n,
+		 struct t4dx_seg **out);
+/* Begin segment id to be written an entry at a time. */
+int begin_segment(struct t4dx *db, uint64_t id, uint64_t n_hint,
+		  struct t4dx_seg_writer **w);
+/* Finish what begin_segment began and put it in place, open. */
+int end_segment(struct t4dx *db, uint64_t id, struct t4dx_seg_writer *w,
+		struct t4dx_seg **out);
+/* Make segs[0..n) the live list, in the MANIFEST and in db.  Lock held. */
+int install_segments(struct t4dx *db, struct t4dx_seg **segs, size_t n,
+		     uint64_t flushed_lsn, uint64_t next_ino,
+		     uint64_t seg_items);
+
+/* fallback.c */
+/* Is the fallback policy "queue" (not "reject")? */
+bool queueing(struct t4dx *db);
+/* How many acknowledged records are not durable yet. */
+uint64_t unpersisted(struct t4dx *db);
+/* The degradation level now: 0 normal, 1 read-only, 2 in-memory. */
+int current_level(struct t4dx *db);
+/* Recompute the degradation level; a change is an alert. */
+void note_level(struct t4dx *db);
+/* Records up to lsn were acknowledged before they were durable. */
+void mark_unpersisted(struct t4dx *db, uint64_t lsn);
+/* May a change be applied now?  0, ENOSPC, EIO or EROFS. */
+int gate(struct t4dx *db);
+/* Save the records that could not be made durable in a rescue file. */
+int write_rescue(struct t4dx *db, bool wal_lost);
+/* Read DATA_DIR/ID, or make it if it does not exist. */
+int store_id(struct t4dx *db);
+/* Choose where rescue files go when DATA_DIR cannot take them. */
+void choose_rescue_dir(struct t4dx *db);
+
+/* flush.c */
+/* Is a flush due (memtable limits, log since the last cut)?  Lock held. */
+bool flush_due(struct t4dx *db);
+/* Wake the flusher if a flush is due.  Lock held. */
+void maybe_wake_flusher(struct t4dx *db);
+/* Free the memtables kept for a rescue file.  flush_mu held. */
+void drop_unsaved(struct t4dx *db);
+/* Cut the memtable into a segment (wal_lost: see t4dx_close). */
+int flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost);
+/* A flush, flush_mu held. */
+int flush_locked(struct t4dx *db, struct t4dx_compact_run *run);
+/* Save the records of a log removed while mounted in a segment. */
+void save_lost_wal(struct t4dx *db);
+
+/* commit.c */
+/* Apply record r to the memtable (live change or replay).  Lock held. */
+int apply(struct t4dx *db, struct t4dx_rec *r);
+/* A queued record could not be applied: refuse changes from now on. */
+int fatal(struct t4dx *db, int rc);
+/* The WAL's group commit hook: counts each group in the breaker. */
+void group_done(void *arg, int rc);
+
+/* health.c */
+/* The health thread (arg: the struct t4dx). */
+void *health_main(void *arg);
+
+/* compact.c */
+/* One compaction run of kind (block: wait; tiered: automatic merge). */
+int compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
+	    bool block, bool tiered);
+
+/* flusher.c */
+/* The flush and compaction thread (arg: the struct t4dx). */
+void *flusher(void *arg);
+
+/* recover.c */
+/* The WAL replay callback: apply one record. */
+int replay_one(void *arg, struct t4dx_rec *r);
+/* Alert about files in DATA_DIR the engine does not know. */
+void report_strays(struct t4dx *db);
+/* Open the MANIFEST's segments; quarantine and rebuild damaged ones. */
+int load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
+		  size_t msglen);
+/* Read-only open: replay the WAL into the memtable, change nothing. */
+int open_wal_readonly(struct t4dx *db, char *msg, size_t msglen);
+/* Replay the rescue files in dir whose names start with prefix. */
+void replay_rescue_dir(struct t4dx *db, const char *dir, const char *prefix);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * fallback.c - what keeps changes when the disk fails: the degradation
+ * levels, the bound on the replay queue (the WAL's own queue), and the
+ * rescue files written at close for records that never became durable,
+ * with the store's ID and the choice of the rescue directory.  Replaying
+ * rescue files at open is recovery (recover.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "engine_int.h"
+
+/* ---- the fallback ------------------------------------------------------
+ * The replay queue is the WAL's own queue: a change is applied to the
+ * memtable (readers see it at once) and its record waits in the WAL until
+ * a group commit makes it durable.  When that commit fails with a storage
+ * error, or the breaker is OPEN so that no commit is even tried, the
+ * record simply stays queued and the change is acknowledged as
+ * unpersisted (policy "queue"); the next commit that succeeds (the health
+ * probe's, once the disk works again) writes the whole queue, in order,
+ * drain_batch records per group.  Because the memtable is the WAL applied
+ * in LSN order, what readers see and what the WAL will hold never
+ * disagree, and a later change of a name always wins.  The queue is
+ * bounded: a change that would make more than max_queue records wait is
+ * refused with ENOSPC before it is applied.  With policy "reject" an OPEN
+ * breaker fails changes fast with EIO instead. */
+
+bool queueing(struct t4dx *db)
+{
+	return strcmp(db->cfg.fallback.policy, "reject") != 0;
+}
+
+uint64_t unpersisted(struct t4dx *db)
+{
+	uint64_t hi = atomic_load(&db->unpersisted_hi);
+	uint64_t durable = t4dx_wal_durable_lsn(db->wal);
+	return hi > durable ? hi - durable : 0;
+}
+
+int current_level(struct t4dx *db)
+{
+	struct t4dx_breaker_info bi;
+	if (atomic_load(&db->seg_failed))
+		return 2;
+	t4dx_breaker_get(db->breaker, &bi);
+	return bi.state != T4DX_CLOSED || unpersisted(db) ? 1 : 0;
+}
+
+/* Recompute the degradation level; a change is an alert. */
+void note_level(struct t4dx *db)
+{
+	int now = current_level(db);
+	pthread_mutex_lock(&db->health_mu);
+	int was = db->health.level;
+	db->health.level = now;
+	pthread_mutex_unlock(&db->health_mu);
+	if (now != was)
+		t4dx_alerts_add(db->alerts, now > was ? T4DX_ALERT_WARN
+						      : T4DX_ALERT_INFO,
+				"degradation level %d (%s) -> %d (%s)", was,
+				t4dx_level_name(was), now,
+				t4dx_level_name(now));
+}
+
+void mark_unpersisted(struct t4dx *db, uint64_t lsn)
+{
+	uint64_t hi = atomic_load(&db->unpersisted_hi);
+	while (hi < lsn &&
+	       !atomic_compare_exchange_weak(&db->unpersisted_hi, &hi, lsn))
+		;
+	note_level(db);
+}
+
+/* Is the replay queue full, by records or by bytes (a record larger
+ * than the byte limit still goes into an empty queue)? */
+static bool queue_full(struct t4dx *db, const struct t4dx_wal_stats *ws)
+{
+	return ws->pending >= db->cfg.fallback.max_queue ||
+	       (ws->pending_bytes &&
+		ws->pending_bytes >= db->cfg.fallback.max_queue_bytes);
+}
+
+/* May a change be applied now?  ENOSPC when the replay queue is full,
+ * EIO when the breaker is OPEN and the policy is reject. */
+int gate(struct t4dx *db)
+{
+	struct t4dx_wal_stats ws;
+	if (db->readonly)
+		return EROFS;
+	if (atomic_load(&db->fatal))
+		return EIO;
+	if (!queueing(db)) {
+		/* reject: the commit that follows is one at a time
+		 * (reject_mu), so the place is not kept for it */
+		if (!t4dx_breaker_allow(db->breaker))
+			return EIO;
+		t4dx_breaker_done(db->breaker);
+	}
+	t4dx_wal_get_stats(db->wal, &ws);
+	if (!queue_full(db, &ws))
+		return 0;
+	/* full: if the disk may be tried, drain first */
+	if (t4dx_breaker_allow(db->breaker)) {
+		t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
+		t4dx_breaker_done(db->breaker);
+		t4dx_wal_get_stats(db->wal, &ws);
+	}
+	return queue_full(db, &ws) ? ENOSPC : 0;
+}
+
+const char *t4dx_level_name(int level)
+{
+	switch (level) {
+	case 0: return "normal";
+	case 1: return "read-only";
+	default: return "in-memory";
+	}
+}
+
+/* ---- rescue files ------------------------------------------------------
+ * At close, records that still could not be made durable are written, as
+ * the WAL lines they are, to a rescue file: DATA_DIR/rescue-<lsn>.jsonl,
+ * or, when DATA_DIR cannot take it (it is full, most likely), to the
+ * rescue directory as t4dx-rescue-<tag>-<lsn>.jsonl, where the tag names
+ * the store (several stores may share the directory) (write temp,
+ * fdatasync, rename, fsync dir).  The rescue directory is
+ * fallback.rescue_dir, or else the first of $TMPDIR, /var/tmp, /tmp and
+ * /dev/shm that is writable and not on DATA_DIR's filesystem
+ * (choose_rescue_dir).
+ * If no file can be written, the records go to the log (the dump sink),
+ * so that nothing acknowledged disappears without a copy.  The next open
+ * replays the records the WAL does not already hold, makes them durable,
+ * and only then renames the file to *.replayed.  Nothing is ever
+ * deleted. */
+
+static int write_file_durably(const char *dir, const char *name,
+			      const struct t4dx_buf *b)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	/* a fresh file of our own, never one planted under the name in a
+	 * shared directory (a link, or someone else's file) */
+	t4dx_io.unlink(tmp);
+	int fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+			      0600);
+	if (fd < 0)
+		return errno;
+	int rc = t4dx_io_pwrite_all(fd, b->p, b->len, 0);
+	if (!rc && t4dx_io.fsync(fd))   /* a new file: its size too */
+		rc = errno;
+	t4dx_io.close(fd);
+	if (!rc && t4dx_io.rename(tmp, path))
+		rc = errno;
+	if (!rc)
+		rc = t4dx_io_fsync_dir(dir);
+	if (rc)
+		t4dx_io.unlink(tmp);
+	return rc;
+}
+
+/* The entries of m as records (put, mkdir, delete) numbered from *lsn
+ * on, appended to out.  0 or ENOMEM. */
+static int mem_records(struct t4dx_mem *m, uint64_t *lsn,
+		       struct t4dx_buf *out)
+{
+	if (!m)
+		return 0;
+	for (const struct t4dx_entry *e = t4dx_mem_seek(m, 0, "", 0); e;
+	     e = t4dx_mem_next(m, e)) {
+		struct t4dx_rec r;
+		memset(&r, 0, sizeof(r));
+		r.e = *e;       /* borrowed: not cleared */
+		r.e.provisional = false;
+		r.op = e->tombstone ? T4DX_OP_DELETE :
+		       S_ISDIR(e->mode) ? T4DX_OP_MKDIR : T4DX_OP_PUT;
+		r.lsn = (*lsn)++;
+		int rc = t4dx_rec_encode(&r, out);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Save the records the WAL could not write in a rescue file: 0, or the
+ * error that left them unsaved.  With wal_lost (the log was removed and
+ * no segment took its records), the records that were durable in the
+ * removed log exist only in memory too: the file then holds the whole
+ * state since the flushed LSN instead, as records numbered after the
+ * last LSN given out (so that a start applies them all, after whatever
+ * log it finds): the memtables kept for it, imm and the memtable, oldest
+ * first, each entry as a put, mkdir or delete.  The queued records are
+ * part of that state (every change applied is in the memtable). */
+int write_rescue(struct t4dx *db, bool wal_lost)
+{
+	struct t4dx_buf b = { 0 };
+	uint64_t first = 0;
+	char name[128];
+	int rc;
+	if (wal_lost) {
+		uint64_t lsn = first = t4dx_wal_last_lsn(db->wal) + 1;
+		pthread_rwlock_rdlock(&db->lock);
+		rc = 0;
+		for (size_t i = 0; !rc && i < db->nunsaved; i++)
+			rc = mem_records(db->unsaved[i], &lsn, &b);
+		if (!rc)
+			rc = mem_records(db->imm, &lsn, &b);
+		if (!rc)
+			rc = mem_records(db->mem, &lsn, &b);
+		pthread_rwlock_unlock(&db->lock);
+	} else {
+		rc = t4dx_wal_pending(db->wal, &b, &first);
+	}
+	if (rc || !b.len) {
+		t4dx_buf_free(&b);
+		return rc;
+	}
+	uint64_t n = 0;
+	for (size_t i = 0; i < b.len; i++)
+		n += b.p[i] == '\n';
+	snprintf(name, sizeof(name), "rescue-%020llu.jsonl",
+		 (unsigned long long)first);
+	const char *where = db->dir;
+	rc = write_file_durably(db->dir, name, &b);
+	if (rc && *db->rescue_dir) {
+		snprintf(name, sizeof(name), "t4dx-rescue-%s-%020llu.jsonl",
+			 db->rescue_tag, (unsigned long long)first);
+		where = db->rescue_dir;
+		rc = write_file_durably(where, name, &b);
+	}
+	const char *what = wal_lost ? "changes held in memory only (the "
+				      "log was removed)"
+				    : "unpersisted records";
+	if (rc) {
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"%llu %s (from LSN %llu) could not be saved in "
+				"a rescue file: %s; they follow in the log, one "
+				"JSON line each", (unsigned long long)n, what,
+				(unsigned long long)first, strerror(rc));
+		/* the last copy: the records themselves, in the log */
+		for (size_t off = 0; off < b.len;) {
+			const unsigned char *nl = memchr(b.p + off, '\n',
+							 b.len - off);
+			size_t len = nl ? (size_t)(nl - b.p) - off
+					: b.len - off;
+			if (db->dump)
+				db->dump(db->dump_arg, (const char *)b.p + off,
+					 len);
+			else
+				fprintf(stderr, "%.*s\n", (int)len,
+					(const char *)b.p + off);
+			off += len + 1;
+		}
+	} else
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"%llu %s saved in %s/%s; the next start replays "
+				"them", (unsigned long long)n, what, where,
+				name);
+	t4dx_buf_free(&b);
+	return rc;
+}
+
+/* The store's identity, DATA_DIR/ID: 32 random hex digits made at the
+ * first open (also of a store made by a version without it), which name
+ * this store's rescue files in a directory other stores share.  Only an
+ * ID that does not exist is made: one that cannot be read (EACCES, EIO)
+ * or is damaged is left as it is and the open goes on, with rescue files
+ * to DATA_DIR only (rescue_problem says why).  A new ID would orphan the
+ * rescue files named by the old one, which the next start that reads the
+ * ID again replays; refusing the open would keep the whole store away for
+ * the sake of a fallback. */
+int store_id(struct t4dx *db)
+{
+	char path[PATH_MAX], id[40] = "";
+	snprintf(path, sizeof(path), "%s/ID", db->dir);
+	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	int rc = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		ssize_t n = t4dx_io.pread(fd, id, 33, 0);
+		rc = n < 0 ? errno : 0;
+		t4dx_io.close(fd);
+		if (n == 33 && id[32] == '\n' &&
+		    strspn(id, "0123456789abcdef") == 32) {
+			id[32] = 0;
+			snprintf(db->rescue_tag, sizeof(db->rescue_tag), "%s",
+				 id);
+			return 0;
+		}
+		if (!rc) {
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "%s is damaged (not 32 hex digits and a "
+				 "newline), so rescue files go to DATA_DIR "
+				 "only; restore it, or remove it to make a new "
+				 "one (rescue files named by the old one are "
+				 "then replayed by hand)", path);
+			return EINVAL;
+		}
+	}
+	if (rc != ENOENT) {
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "cannot read %s: %s, so rescue files go to DATA_DIR "
+			 "only (until it can be read: a new ID would leave "
+			 "the rescue files named by this one behind)", path,
+			 strerror(rc ? rc : EIO));
+		return rc ? rc : EIO;
+	}
+	unsigned char r[16];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return errno ? errno : EIO;
+	for (int i = 0; i < 16; i++)
+		snprintf(id + 2 * i, 3, "%02x", r[i]);
+	id[32] = '\n';
+	struct t4dx_buf b = { (unsigned char *)id, 33, 33 };
+	rc = write_file_durably(db->dir, "ID", &b);
+	if (!rc) {
+		id[32] = 0;
+		snprintf(db->rescue_tag, sizeof(db->rescue_tag), "%s", id);
+	}
+	return rc;
+}
+
+/* Is path on a filesystem held in memory (tmpfs, ramfs), which a reboot
+ * empties?  Rescue files are written at unmount, most often at a
+ * shutdown, and replayed at the next start. */
+static bool in_memory_fs(const char *path)
+{
+	struct statfs sf;
+	if (statfs(path, &sf))
+		return false;
+	return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
+/* Where rescue files go when DATA_DIR cannot take them: a directory
+ * that exists, is writable, is not on DATA_DIR's filesystem (which is
+ * full when they are needed most) and, by preference, outlives a reboot.
+ * One in memory is still better than none, but said to be poor.
+ * rescue_problem says what is wrong with the choice, for the start's
+ * warning and health. */
+void choose_rescue_dir(struct t4dx *db)
+{
+	struct stat ds, st;
+	if (!*db->rescue_tag) {
+		if (!*db->rescue_problem)
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "%s/ID could not be made, so rescue files can "
+				 "go to DATA_DIR only", db->dir);
+		return;
+	}
+	if (stat(db->dir, &ds)) {
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "cannot stat %s: %s", db->dir, strerror(errno));
+		return;
+	}
+	const char *set = db->cfg.fallback.rescue_dir;
+	if (*set) {
+		snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s", set);
+		if (stat(set, &st) || !S_ISDIR(st.st_mode))
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is not a directory",
+				 set);
+		else if (access(set, W_OK | X_OK))
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is not writable: %s",
+				 set, strerror(errno));
+		else if (st.st_dev == ds.st_dev)
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is on DATA_DIR's "
+				 "filesystem, which a full disk fills too", set);
+		else if (in_memory_fs(set))
+			snprintf(db->rescue_problem,
+				 sizeof(db->rescue_problem),
+				 "fallback.rescue_dir %s is in memory (tmpfs, "
+				 "ramfs), which a reboot empties: rescue files "
+				 "written at a shutdown would be lost", set);
+		return;
+	}
+	const char *tmp = getenv("TMPDIR");
+	const char *const dirs[] = { tmp && *tmp == '/' ? tmp : "/var/tmp",
+				     "/var/tmp", "/tmp", "/dev/shm" };
+	const char *ram = NULL;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (stat(dirs[i], &st) || !S_ISDIR(st.st_mode) ||
+		    st.st_dev == ds.st_dev || access(dirs[i], W_OK | X_OK))
+			continue;
+		if (!in_memory_fs(dirs[i])) {
+			snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s",
+				 dirs[i]);
+			return;
+		}
+		if (!ram)
+			ram = dirs[i];
+	}
+	if (ram) {
+		snprintf(db->rescue_dir, sizeof(db->rescue_dir), "%s", ram);
+		snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+			 "%s is in memory (tmpfs, ramfs), which a reboot "
+			 "empties: rescue files written at a shutdown would be "
+			 "lost; "
+			 "set fallback.rescue_dir to a directory on a disk "
+			 "other than DATA_DIR's", ram);
+		return;
+	}
+	snprintf(db->rescue_problem, sizeof(db->rescue_problem),
+		 "no writable directory outside DATA_DIR's filesystem "
+		 "($TMPDIR, /var/tmp, /tmp, /dev/shm): set "
+		 "fallback.rescue_dir");
+}
+
+void t4dx_set_dump_sink(struct t4dx *db, t4dx_dump_fn fn, void *arg)
+{
+	db->dump = fn;
+	db->dump_arg = arg;
+}
+
+void t4dx_get_rescue(struct t4dx *db, const char **dir, const char **problem)
+{
+	*dir = db->rescue_dir;
+	*problem = db->rescue_problem;
+}

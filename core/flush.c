@@ -1,0 +1,300 @@
+/*
+ * flush.c - flushing: when a flush is due (the trigger the write path
+ * checks), cutting the memtable into a new segment and installing it,
+ * the flush of an empty memtable (a checkpoint), and saving what the log
+ * held when its files were removed behind the daemon's back.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "engine_int.h"
+
+/* Is a flush due?  The memtable's limits hold only the newest version
+ * of each item, so rewrites of the same files never reach them: the log
+ * written since the last cut counts too (wal.checkpoint_bytes), which
+ * bounds the live WAL and the replay of a restart.  That holds with an
+ * empty memtable too (health probes alone on an idle store): the flush
+ * of nothing then moves the flushed LSN (flush_cut).  db->lock held. */
+bool flush_due(struct t4dx *db)
+{
+	if (t4dx_mem_count(db->mem) >= db->cfg.memtable.max_items ||
+	    t4dx_mem_bytes(db->mem) >= db->cfg.memtable.max_bytes)
+		return true;
+	uint64_t cut = db->imm ? db->imm_lsn : db->flushed_lsn;
+	return t4dx_wal_bytes_after(db->wal, cut) >=
+	       db->cfg.wal.checkpoint_bytes;
+}
+
+void maybe_wake_flusher(struct t4dx *db)
+{
+	if (!flush_due(db))
+		return;
+	pthread_mutex_lock(&db->bg_mu);
+	db->bg_want = true;
+	pthread_cond_signal(&db->bg_cond);
+	pthread_mutex_unlock(&db->bg_mu);
+}
+
+/* Write imm to segment id.  No lock needed: imm is immutable. */
+static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
+{
+	size_t n = t4dx_mem_count(db->imm), i = 0;
+	struct t4dx_entry **v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return ENOMEM;
+	for (const struct t4dx_entry *e = t4dx_mem_seek(db->imm, 0, "", 0);
+	     e; e = t4dx_mem_next(db->imm, e))
+		v[i++] = (struct t4dx_entry *)e;
+	int rc = make_segment(db, id, v, n, out);
+	free(v);
+	return rc;
+}
+
+/* A durable MANIFEST names every segment: the memtables kept for the
+ * rescue file are saved.  flush_mu held. */
+void drop_unsaved(struct t4dx *db)
+{
+	for (size_t i = 0; i < db->nunsaved; i++)
+		t4dx_mem_free(db->unsaved[i]);
+	db->nunsaved = 0;
+}
+
+/* The log is gone and nothing is left to cut: if the last MANIFEST may
+ * not be durable, write it again.  0 once the segments are named by a
+ * durable MANIFEST, else EIO or the error.  flush_mu and db->lock (for
+ * writing) held. */
+static int resave_manifest(struct t4dx *db)
+{
+	if (!db->manifest_unsynced && !db->nunsaved)
+		return 0;
+	int rc = install_segments(db, db->segs, db->nsegs, db->flushed_lsn,
+				  db->man_next_ino, db->seg_items);
+	if (!rc && db->manifest_unsynced)
+		rc = EIO;
+	if (!rc)
+		drop_unsaved(db);
+	return rc;
+}
+
+/* The flush of an empty memtable: records after the flushed LSN that
+ * left nothing in it (health probes) still make the live log grow, and
+ * a restart replay it.  Start a new log file and record in the MANIFEST
+ * that everything up to the last record is covered, so the old files can
+ * be archived.  *last: that LSN, 0 if nothing moved.  flush_mu and
+ * db->lock (for writing) held. */
+static int checkpoint_empty(struct t4dx *db, uint64_t *last)
+{
+	*last = 0;
+	if (db->manifest_unsynced ||
+	    t4dx_wal_last_lsn(db->wal) <= db->flushed_lsn)
+		return 0;
+	uint64_t upto;
+	int rc = t4dx_wal_rotate(db->wal, &upto);
+	if (rc || upto <= db->flushed_lsn)
+		return rc;
+	rc = install_segments(db, db->segs, db->nsegs, upto, db->next_ino,
+			      db->items);
+	if (!rc)
+		*last = upto;
+	return rc;
+}
+
+/* Flush: the memtable becomes a new segment.  flush_mu held.  With
+ * wal_lost (the log files were removed behind the daemon's back, see
+ * t4dx_close), the segment covers every record applied, durable or not,
+ * and no log file is rotated or archived: the next start begins a new
+ * log after them. */
+int flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost)
+{
+	int rc = 0;
+	uint64_t last, next_ino, items, id;
+	struct t4dx_seg *seg = NULL, **segs;
+
+	/* a memtable that disagrees with the WAL is never written out: the
+	 * WAL, replayed at the next start, is the truth */
+	if (atomic_load(&db->fatal))
+		return EIO;
+
+	/* policy reject applies a change only after its record is durable:
+	 * no such change may be between the two when the memtable is cut */
+	bool rejecting = !queueing(db);
+	if (rejecting)
+		pthread_mutex_lock(&db->reject_mu);
+	pthread_rwlock_wrlock(&db->lock);
+	if (rejecting)
+		pthread_mutex_unlock(&db->reject_mu);
+	if (!db->imm) {
+		/* a failed flush leaves imm in place; it is retried first */
+		if (t4dx_mem_count(db->mem) == 0) {
+			last = 0;
+			rc = wal_lost ? resave_manifest(db)
+				      : checkpoint_empty(db, &last);
+			pthread_rwlock_unlock(&db->lock);
+			if (!rc && last && !db->manifest_unsynced)
+				t4dx_wal_archive(db->wal, last,
+						 db->cfg.wal.archive_max_bytes);
+			return rc;
+		}
+		struct t4dx_mem *fresh = t4dx_mem_new();
+		if (!fresh) {
+			pthread_rwlock_unlock(&db->lock);
+			return ENOMEM;
+		}
+		/* every record in mem must be durable and the WAL must
+		 * start a new file, so that whole files can be archived */
+		if (wal_lost)
+			last = t4dx_wal_last_lsn(db->wal);
+		else
+			rc = t4dx_wal_rotate(db->wal, &last);
+		if (rc) {
+			t4dx_mem_free(fresh);
+			pthread_rwlock_unlock(&db->lock);
+			return rc;
+		}
+		db->imm = db->mem;
+		db->imm_lsn = last;
+		db->imm_items = db->items;
+		db->imm_next_ino = db->next_ino;
+		db->mem = fresh;
+	}
+	/* the MANIFEST describes the state as of imm_lsn: recovery replays
+	 * the records after it on top */
+	last = db->imm_lsn;
+	next_ino = db->imm_next_ino;
+	items = db->imm_items;
+	id = db->next_seg_id++;
+	if (run) {
+		run->items_in = t4dx_mem_count(db->imm);
+		run->bytes_in = t4dx_mem_bytes(db->imm);
+	}
+	pthread_rwlock_unlock(&db->lock);
+
+	rc = write_imm(db, id, &seg);
+	if (rc)
+		return rc;
+	if (run) {
+		run->items_out = t4dx_seg_count(seg);
+		run->bytes_out = t4dx_seg_file_bytes(seg);
+	}
+
+	pthread_rwlock_wrlock(&db->lock);
+	/* room to keep imm if the log is gone and the MANIFEST may not
+	 * be durable (below) */
+	struct t4dx_mem **keep = wal_lost ?
+		realloc(db->unsaved, (db->nunsaved + 1) * sizeof(*keep)) :
+		NULL;
+	if (keep)
+		db->unsaved = keep;
+	segs = realloc(db->segs, (db->nsegs + 1) * sizeof(*segs));
+	if (!segs || (wal_lost && !keep)) {
+		rc = ENOMEM;
+		goto fail;
+	}
+	db->segs = segs;
+	segs[db->nsegs] = seg;
+	rc = install_segments(db, segs, db->nsegs + 1, last, next_ino, items);
+	if (rc)
+		goto fail;
+	db->nsegs++;
+	bool pile = auto_pick(db, NULL, NULL);
+	struct t4dx_mem *old = db->imm;
+	db->imm = NULL;
+	pthread_rwlock_unlock(&db->lock);
+	/* with the log gone, a MANIFEST that may not survive a power cut
+	 * is no save: the memtable is kept for the rescue file the caller
+	 * then writes, until a MANIFEST is durable */
+	if (wal_lost && db->manifest_unsynced) {
+		db->unsaved[db->nunsaved++] = old;
+		return EIO;
+	}
+	t4dx_mem_free(old);
+	if (!db->manifest_unsynced)
+		drop_unsaved(db);
+	if (!db->manifest_unsynced && !wal_lost)
+		t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
+	if (pile) {
+		/* segments of a size gathered (auto_pick): in the background */
+		pthread_mutex_lock(&db->bg_mu);
+		db->bg_compact = true;
+		pthread_cond_signal(&db->bg_cond);
+		pthread_mutex_unlock(&db->bg_mu);
+	}
+	return 0;
+fail:
+	pthread_rwlock_unlock(&db->lock);
+	t4dx_seg_unref(seg);
+	return rc;
+}
+
+int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
+{
+	return flush_cut(db, run, false);
+}
+
+int t4dx_flush(struct t4dx *db)
+{
+	if (db->readonly)
+		return EROFS;
+	pthread_mutex_lock(&db->flush_mu);
+	int rc = flush_locked(db, NULL);
+	pthread_mutex_unlock(&db->flush_mu);
+	return rc;
+}
+
+/* The log's files were removed behind the daemon's back (rm -rf
+ * DATA/wal): the records they held, and those that could not be written
+ * since, live in the memtable alone.  Cut it into a segment as if every
+ * record up to the last were in the log (flush_cut's wal_lost), then let
+ * the log begin anew in a new file.  The breaker, opened by the failures
+ * that found the files gone, closes: the disk took the segment and the
+ * MANIFEST.  If the cut fails (DATA_DIR is gone too), the next failed
+ * group tries again, and the unmount writes a rescue file. */
+void save_lost_wal(struct t4dx *db)
+{
+	/* a group that failed while the last save ran finds it done */
+	if (atomic_load(&db->fatal) || !t4dx_wal_gone(db->wal))
+		return;
+	pthread_mutex_lock(&db->flush_mu);
+	int cut = flush_cut(db, NULL, true);
+	if (!cut && t4dx_mem_count(db->mem))
+		cut = flush_cut(db, NULL, true);  /* the first took imm */
+	if (!cut)       /* a MANIFEST of an earlier try made durable */
+		cut = flush_cut(db, NULL, true);
+	pthread_rwlock_rdlock(&db->lock);
+	uint64_t upto = db->flushed_lsn;
+	pthread_rwlock_unlock(&db->lock);
+	int rc = cut ? cut : t4dx_wal_reset(db->wal, upto);
+	pthread_mutex_unlock(&db->flush_mu);
+	if (rc) {
+		/* once, not at every failed group that tries again */
+		if (!db->wal_save_failed && cut)
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+					"the log in %s was removed while "
+					"mounted, and what it held could not "
+					"be saved in a segment with a durable "
+					"MANIFEST: %s (the unmount writes a "
+					"rescue file)", db->wal_dir,
+					t4dx_strerror(rc));
+		else if (!db->wal_save_failed)
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+					"the log in %s was removed while "
+					"mounted; every change up to record "
+					"%llu is saved in a segment, but a new "
+					"log cannot begin: %s", db->wal_dir,
+					(unsigned long long)upto,
+					t4dx_strerror(rc));
+		db->wal_save_failed = true;
+		return;
+	}
+	db->wal_save_failed = false;
+	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+			"the log in %s was removed while mounted (Stale file "
+			"handle); every change up to record %llu is saved in a "
+			"segment and a new log begins", db->wal_dir,
+			(unsigned long long)upto);
+	t4dx_breaker_close_because(db->breaker, "the log was made anew");
+	note_level(db);
+	/* what was queued since goes to the new log now */
+	t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
+}

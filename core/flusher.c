@@ -1,0 +1,49 @@
+/*
+ * flusher.c - the background thread: flushes when the write path says one
+ * is due, saves the log's records when its files were removed, and runs
+ * the automatic compaction while tier.c finds segments to merge.  It sits
+ * above flush.c and compact.c, which never call it.
+ */
+#include <pthread.h>
+
+#include "engine_int.h"
+
+void *flusher(void *arg)
+{
+	struct t4dx *db = arg;
+	pthread_mutex_lock(&db->bg_mu);
+	for (;;) {
+		while (!db->bg_want && !db->bg_compact && !db->bg_wal_gone &&
+		       !db->bg_stop)
+			pthread_cond_wait(&db->bg_cond, &db->bg_mu);
+		if (db->bg_stop)
+			break;
+		bool flush = db->bg_want, want_compact = db->bg_compact;
+		bool gone = db->bg_wal_gone;
+		db->bg_want = db->bg_compact = db->bg_wal_gone = false;
+		pthread_mutex_unlock(&db->bg_mu);
+		if (gone)
+			save_lost_wal(db);
+		/* a failed run is in the compaction stats and an alert */
+		if (flush)
+			compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true, false);
+		/* after the run under way, if that did not merge them; a
+		 * merge may make a run of the next size, which merges in
+		 * turn (each merge takes at least one segment away; a
+		 * failed one waits for the next flush) */
+		for (bool more = want_compact; more;) {
+			pthread_mutex_lock(&db->bg_mu);
+			bool stop = db->bg_stop;
+			pthread_mutex_unlock(&db->bg_mu);
+			pthread_rwlock_rdlock(&db->lock);
+			more = !stop && auto_pick(db, NULL, NULL);
+			pthread_rwlock_unlock(&db->lock);
+			if (more)
+				more = compact(db, T4DX_COMPACT_NREM, NULL,
+					       NULL, true, true) == 0;
+		}
+		pthread_mutex_lock(&db->bg_mu);
+	}
+	pthread_mutex_unlock(&db->bg_mu);
+	return NULL;
+}

@@ -1,0 +1,428 @@
+/*
+ * recover.c - what an open does to bring the store back: replaying the
+ * WAL into the memtable (also read-only), opening and verifying the
+ * MANIFEST's segments, quarantining a damaged one and rebuilding it from
+ * the WAL archive, reporting unknown files, and replaying rescue files.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine_int.h"
+
+/* ---- replay and quarantine --------------------------------------------- */
+
+int replay_one(void *arg, struct t4dx_rec *r)
+{
+	struct t4dx *db = arg;
+	int rc = apply(db, r);
+	t4dx_entry_clear(&r->e);
+	return rc;
+}
+
+static void quarantine(struct t4dx *db, const char *path)
+{
+	char to[2 * PATH_MAX];
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	snprintf(to, sizeof(to), "%s/%s", db->quarantine_dir, base);
+	/* never over an earlier casualty */
+	for (int k = 1; access(to, F_OK) == 0; k++)
+		snprintf(to, sizeof(to), "%s/%s.%d", db->quarantine_dir, base,
+			 k);
+	if (t4dx_io.rename(path, to) == 0)
+		t4dx_io_fsync_dir(db->quarantine_dir);
+	db->recovery.segments_quarantined++;
+	size_t used = strlen(db->recovery.quarantined);
+	snprintf(db->recovery.quarantined + used,
+		 sizeof(db->recovery.quarantined) - used, "%s%s",
+		 used ? " " : "", base);
+	t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+			"segment %s is damaged: moved to %s", path, to);
+}
+
+/* ---- rebuilding a damaged segment --------------------------------------
+ * The live segments together hold every key's newest version as of the
+ * MANIFEST's flushed LSN; each segment holds the keys whose newest record
+ * up to then lies in its LSN range (a flush: the memtable's; an nrem:
+ * everything up to its end), tombstones too.  Replaying the WAL, archive
+ * included, from its first record up to the flushed LSN into an empty
+ * scratch state therefore gives back exactly the damaged segment's keys:
+ * those whose version there has an LSN in its range.  They become a new
+ * segment in the damaged one's place.  Records after the flushed LSN are
+ * left to the ordinary replay that follows, which finds the rebuilt keys
+ * to update, rename or delete (prune's logged deletions among them).
+ * Replaying further here would be wrong: a key updated or renamed after
+ * the flush would have its newest LSN outside the range and be dropped,
+ * and the later record would then find nothing to apply to.  What
+ * compaction did to the keys (kappa raised by nrem) is not in the WAL and
+ * is lost; if the archive no longer reaches back to LSN 1, what only older
+ * records described is lost too, and health says so. */
+
+struct rebuild {
+	struct t4dx *scratch;
+	uint64_t upto, first;
+	struct t4dx *db;                /* for the progress */
+	uint64_t seg_id, done, total;
+};
+
+static void rebuild_progress(void *arg, uint64_t bytes)
+{
+	struct rebuild *rb = arg;
+	rb->done += bytes;
+	if (rb->done > rb->total)
+		rb->done = rb->total;
+	if (rb->db->rebuild_fn)
+		rb->db->rebuild_fn(rb->db->rebuild_arg, rb->seg_id, rb->done,
+				   rb->total);
+}
+
+static int rebuild_one(void *arg, struct t4dx_rec *r)
+{
+	struct rebuild *rb = arg;
+	if (!rb->first)
+		rb->first = r->lsn;
+	if (r->lsn <= rb->upto)
+		apply(rb->scratch, r);
+	return 0;
+}
+
+static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
+			   struct t4dx_seg **out)
+{
+	struct t4dx scratch;
+	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn,
+			      .db = db, .seg_id = ms->id };
+	struct t4dx_entry **v = NULL;
+	size_t n = 0, i = 0;
+	int rc;
+
+	memset(&scratch, 0, sizeof(scratch));
+	scratch.mem = t4dx_mem_new();
+	if (!scratch.mem)
+		return ENOMEM;
+	rb.total = t4dx_wal_files_bytes(db->wal_dir, true);
+	if (db->rebuild_fn)
+		db->rebuild_fn(db->rebuild_arg, ms->id, 0, rb.total);
+	rc = t4dx_wal_read_all_progress(db->wal_dir, true, db->flushed_lsn,
+					rebuild_one,
+					rebuild_progress, &rb, NULL);
+	if (db->rebuild_fn)
+		db->rebuild_fn(db->rebuild_arg, ms->id, rb.total, rb.total);
+	if (rc)
+		goto out;
+	if (rb.first > 1 &&
+	    (!db->recovery.rebuild_missing_before ||
+	     rb.first > db->recovery.rebuild_missing_before))
+		db->recovery.rebuild_missing_before = rb.first;
+	for (const struct t4dx_entry *e = t4dx_mem_seek(scratch.mem, 0, "", 0);
+	     e; e = t4dx_mem_next(scratch.mem, e))
+		if (e->lsn >= ms->min_lsn && e->lsn <= ms->max_lsn)
+			n++;
+	if (n == 0)
+		goto out;               /* nothing to put back */
+	v = calloc(n, sizeof(*v));
+	if (!v) {
+		rc = ENOMEM;
+		goto out;
+	}
+	for (const struct t4dx_entry *e = t4dx_mem_seek(scratch.mem, 0, "", 0);
+	     e; e = t4dx_mem_next(scratch.mem, e)) {
+		if (e->lsn < ms->min_lsn || e->lsn > ms->max_lsn)
+			continue;
+		v[i++] = (struct t4dx_entry *)e;
+	}
+	if (db->readonly) {
+		/* newest versions as of flushed_lsn: no segment holds a
+		 * newer one, so the memtable may take them */
+		for (i = 0; i < n && !rc; i++)
+			rc = t4dx_mem_put(db->mem, v[i]);
+		if (!rc)
+			db->recovery.items_rebuilt += n;
+		goto out;
+	}
+	/* under a new id: the damaged file's name stays its own */
+	uint64_t id = db->next_seg_id++;
+	if ((rc = make_segment(db, id, v, n, out)))
+		goto out;
+	db->recovery.items_rebuilt += n;
+	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+			"segment %llu rebuilt from the WAL archive as segment "
+			"%llu: %zu entries", (unsigned long long)ms->id,
+			(unsigned long long)id, n);
+out:
+	free(v);
+	t4dx_mem_free(scratch.mem);
+	return rc;
+}
+
+/* Files in DATA_DIR that the engine does not know are reported and left
+ * alone: they may be an operator's, and nothing here deletes them. */
+static bool known_name(const char *dir, const char *name)
+{
+	static const char *const top[] = { ".", "..", "LOCK", "MANIFEST",
+		"MANIFEST.tmp", "ID", "wal", "seg", "quarantine", NULL };
+	size_t n = strlen(name);
+	if (!strcmp(dir, "seg"))
+		return !strcmp(name, ".") || !strcmp(name, "..") ||
+		       (n == 24 && strspn(name, "0123456789") == 20 &&
+			!strcmp(name + 20, ".t4s"));
+	for (int i = 0; top[i]; i++)
+		if (!strcmp(name, top[i]))
+			return true;
+	return !strncmp(name, "rescue-", 7);
+}
+
+void report_strays(struct t4dx *db)
+{
+	const char *subs[] = { "", "seg" };
+	for (int i = 0; i < 2; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", db->dir, subs[i]);
+		DIR *d = opendir(path);
+		if (!d)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (!known_name(subs[i], de->d_name))
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
+						"ignoring unknown file %s/%s",
+						path, de->d_name);
+		closedir(d);
+	}
+}
+
+/* Open the MANIFEST's segments, checking every block.  A damaged one is
+ * quarantined and rebuilt in its place from the WAL archive. */
+int load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
+		  size_t msglen)
+{
+	bool rebuilt = false;
+	db->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*db->segs));
+	if (!db->segs)
+		return ENOMEM;
+	for (size_t i = 0; i < m->nsegs; i++) {
+		char path[PATH_MAX];
+		struct t4dx_seg *s = NULL;
+		seg_file(db, m->segs[i].id, path, sizeof(path), false);
+		int rc = t4dx_seg_open(path, m->segs[i].id, &s);
+		if (!rc) {
+			rc = t4dx_seg_verify(s);
+			if (rc) {
+				t4dx_seg_unref(s);
+				s = NULL;
+			}
+		}
+		if (rc == ENOENT && db->nolock) {
+			/* a daemon's compaction: read again */
+			snprintf(msg, msglen, "a daemon keeps changing %s while "
+				 "it is read; try again", db->dir);
+			return EAGAIN;
+		}
+		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT ||
+		    (rc == ENOENT && m->segs[i].items)) {
+			db->recovery.segments_damaged++;
+			if (rc != ENOENT && !db->readonly)
+				quarantine(db, path);
+			else if (rc != ENOENT)
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+						"segment %s is damaged: its "
+						"items are read from the WAL "
+						"archive", path);
+			rc = rebuild_segment(db, &m->segs[i], &s);
+			if (rc) {
+				snprintf(msg, msglen, "cannot rebuild segment "
+					 "%s: %s", path, t4dx_strerror(rc));
+				return rc;
+			}
+			rebuilt = true;
+			if (!s)
+				continue;
+		}
+		if (rc) {
+			snprintf(msg, msglen, "cannot open segment %s: %s",
+				 path, t4dx_strerror(rc));
+			return rc;
+		}
+		db->segs[db->nsegs++] = s;
+	}
+	if (rebuilt && !db->readonly) {
+		/* the MANIFEST names the rebuilt segments instead of the
+		 * damaged ones (one that came back empty drops out) */
+		int rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
+				       db->man_next_ino, db->seg_items);
+		if (rc) {
+			snprintf(msg, msglen, "cannot write the MANIFEST: %s",
+				 t4dx_strerror(rc));
+			return rc;
+		}
+	}
+	if (db->recovery.rebuild_missing_before)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"rebuild incomplete: the WAL archive starts at "
+				"LSN %llu; items only older records described "
+				"are lost", (unsigned long long)
+				db->recovery.rebuild_missing_before);
+	return 0;
+}
+
+/* Read-only replay: records after the MANIFEST's flushed LSN go to the
+ * memtable; the damage that a start would cut is only counted. */
+static int replay_ro(void *arg, struct t4dx_rec *r)
+{
+	struct t4dx *db = arg;
+	db->ro_last_lsn = r->lsn;
+	if (r->lsn <= db->flushed_lsn)
+		return 0;
+	if (!db->recovery.records_replayed && r->lsn > db->flushed_lsn + 1) {
+		/* as a start would find (t4dx_wal_report.gap_from) */
+		db->recovery.wal_gap_from = db->flushed_lsn + 1;
+		db->recovery.wal_gap_to = r->lsn - 1;
+	}
+	db->recovery.records_replayed++;
+	return replay_one(db, r);
+}
+
+int open_wal_readonly(struct t4dx *db, char *msg, size_t msglen)
+{
+	struct t4dx_wal_damage dmg;
+	db->ro_last_lsn = db->flushed_lsn;
+	int rc = t4dx_wal_read_all_progress(db->wal_dir, false,
+					    db->flushed_lsn, replay_ro, NULL,
+					    db, &dmg);
+	if (rc) {
+		snprintf(msg, msglen, "cannot read the WAL in %s: %s",
+			 db->wal_dir, t4dx_strerror(rc));
+		return rc;
+	}
+	if (dmg.gap_to) {
+		/* holes between files: a start replays on after them */
+		if (!db->recovery.wal_gap_to)
+			db->recovery.wal_gap_from = dmg.gap_from;
+		db->recovery.wal_gap_to = dmg.gap_to;
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"WAL records %llu to %llu: %llu are missing "
+				"(a log file was removed?)",
+				(unsigned long long)dmg.gap_from,
+				(unsigned long long)dmg.gap_to,
+				(unsigned long long)dmg.gap_records);
+	}
+	if (*dmg.path && !dmg.torn) {
+		db->recovery.bytes_dropped = dmg.bytes;
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"%s is damaged at byte %llu: the records from "
+				"there on are not read", dmg.path,
+				(unsigned long long)dmg.offset);
+	}
+	return 0;
+}
+
+/* ---- rescue files ------------------------------------------------------
+ * Written at close by fallback.c; replayed here, at open. */
+
+/* Replay one rescue file: records beyond the WAL's end are applied and
+ * queued.  Returns how many; *bad is set if the file ends in damage. */
+static uint64_t replay_rescue_file(struct t4dx *db, const char *path)
+{
+	struct t4dx_buf b = { 0 };
+	uint64_t n = 0;
+	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+	    !t4dx_buf_reserve(&b, (size_t)st.st_size) &&
+	    !t4dx_io_pread_all(fd, b.p, (size_t)st.st_size, 0))
+		b.len = (size_t)st.st_size;
+	t4dx_io.close(fd);
+	size_t off = 0;
+	while (off < b.len) {
+		unsigned char *nl = memchr(b.p + off, '\n', b.len - off);
+		if (!nl)
+			break;
+		struct t4dx_rec r;
+		if (t4dx_rec_decode((const char *)b.p + off,
+				    (size_t)(nl - b.p) - off, &r))
+			break;
+		off = (size_t)(nl - b.p) + 1;
+		pthread_rwlock_wrlock(&db->lock);
+		if (r.lsn > t4dx_wal_last_lsn(db->wal) &&
+		    !t4dx_wal_add(db->wal, &r)) {
+			int rc = apply(db, &r);
+			if (rc)
+				fatal(db, rc);
+			else
+				n++;
+		}
+		pthread_rwlock_unlock(&db->lock);
+		t4dx_entry_clear(&r.e);
+	}
+	t4dx_buf_free(&b);
+	return n;
+}
+
+/* prefix, then the first LSN's digits, then .jsonl: nothing else (a
+ * shared rescue directory holds other stores' files too) */
+static int rescue_name(const struct dirent *d, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+	if (strncmp(d->d_name, prefix, pl))
+		return 0;
+	size_t digits = strspn(d->d_name + pl, "0123456789");
+	return digits > 0 && !strcmp(d->d_name + pl + digits, ".jsonl");
+}
+
+void replay_rescue_dir(struct t4dx *db, const char *dir, const char *prefix)
+{
+	struct dirent **list;
+	int n = scandir(dir, &list, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		char path[2 * PATH_MAX], done[2 * PATH_MAX + 16];
+		snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+		struct stat st;
+		if (!rescue_name(list[i], prefix)) {
+			/* not a rescue file of this store */
+		} else if (lstat(path, &st) || !S_ISREG(st.st_mode) ||
+			   st.st_uid != geteuid() || (st.st_mode & 022)) {
+			/* only a regular file of ours that nobody else may
+			 * have written: rescue directories may be shared */
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+					"rescue file %s is not a regular file "
+					"of this user, closed to others: not "
+					"replayed", path);
+		} else {
+			uint64_t k = replay_rescue_file(db, path);
+			uint64_t last = t4dx_wal_last_lsn(db->wal);
+			int rc = t4dx_wal_sync(db->wal, last);
+			db->rescued += k;
+			if (rc) {
+				/* kept as it is: replayed again next time */
+				mark_unpersisted(db, last);
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+						"rescue file %s: %llu records "
+						"queued, not yet durable: %s",
+						path, (unsigned long long)k,
+						strerror(rc));
+			} else {
+				snprintf(done, sizeof(done), "%s.replayed",
+					 path);
+				if (!t4dx_io.rename(path, done))
+					t4dx_io_fsync_dir(dir);
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+						"rescue file %s: %llu records "
+						"replayed", path,
+						(unsigned long long)k);
+			}
+		}
+		free(list[i]);
+	}
+	if (n > 0)
+		free(list);
+}
