@@ -17,8 +17,8 @@
  * whose key is absent changes nothing (replay of a change to what a later
  * record removed); any other failure (a segment that cannot be read, no
  * memory) is returned, and a caller whose record is already queued must
- * then go fatal().  Lock held for writing. */
-int apply(struct t4dx *db, struct t4dx_rec *r)
+ * then go eng_fatal().  Lock held for writing. */
+int eng_apply(struct t4dx *db, struct t4dx_rec *r)
 {
 	struct t4dx_entry old, ne;
 	int rc, had;
@@ -26,8 +26,8 @@ int apply(struct t4dx *db, struct t4dx_rec *r)
 	case T4DX_OP_PUT:
 	case T4DX_OP_MKDIR:
 		/* only to count items: a put needs no old version */
-		had = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
-			     &old) == 0;
+		had = eng_lookup(db, r->e.parent, r->e.name, r->e.name_len,
+				 false, &old) == 0;
 		r->e.lsn = r->lsn;
 		r->e.tombstone = false;
 		if ((rc = t4dx_mem_put(db->mem, &r->e)))
@@ -41,8 +41,8 @@ int apply(struct t4dx *db, struct t4dx_rec *r)
 		return 0;
 	case T4DX_OP_DELETE:
 	case T4DX_OP_RMDIR:
-		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, false,
-			    &old);
+		rc = eng_lookup(db, r->e.parent, r->e.name, r->e.name_len,
+				false, &old);
 		if (rc)
 			return rc == T4DX_ENOTFOUND ? 0 : rc;
 		memset(&ne, 0, sizeof(ne));
@@ -56,12 +56,12 @@ int apply(struct t4dx *db, struct t4dx_rec *r)
 		db->items--;
 		return 0;
 	case T4DX_OP_RENAME:
-		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
-			    &old);
+		rc = eng_lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+				&old);
 		if (rc)
 			return rc == T4DX_ENOTFOUND ? 0 : rc;
-		rc = lookup(db, r->new_parent, r->new_name, r->new_name_len,
-			    false, &ne);
+		rc = eng_lookup(db, r->new_parent, r->new_name, r->new_name_len,
+				false, &ne);
 		if (rc && rc != T4DX_ENOTFOUND) {
 			t4dx_entry_clear(&old);
 			return rc;
@@ -87,8 +87,8 @@ int apply(struct t4dx *db, struct t4dx_rec *r)
 			db->items--;
 		return rc;
 	case T4DX_OP_UPDATE: {
-		rc = lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
-			    &old);
+		rc = eng_lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+				&old);
 		if (rc)
 			return rc == T4DX_ENOTFOUND ? 0 : rc;
 		t4dx_entry_apply(&old, &r->e, r->mask);
@@ -109,7 +109,7 @@ int apply(struct t4dx *db, struct t4dx_rec *r)
 /* A record is in the WAL queue but not in the memtable (apply failed
  * with rc): refuse every later change until a restart, whose replay makes
  * the two agree again.  Returns EIO for the caller to report. */
-int fatal(struct t4dx *db, int rc)
+int eng_fatal(struct t4dx *db, int rc)
 {
 	if (!atomic_exchange(&db->fatal, true))
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
@@ -121,7 +121,7 @@ int fatal(struct t4dx *db, int rc)
 
 /* The breaker counts group commits, not their waiters: one failed
  * fdatasync shared by N committers is one storage failure. */
-void group_done(void *arg, int rc)
+void eng_group_done(void *arg, int rc)
 {
 	struct t4dx *db = arg;
 	t4dx_breaker_record(db->breaker, rc);
@@ -147,14 +147,15 @@ static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 	int rc = t4dx_wal_add(db->wal, r);
 	pthread_rwlock_unlock(&db->lock);
 	if (!rc)
-		rc = t4dx_wal_sync(db->wal, r->lsn);    /* group_done counts */
+		/* eng_group_done counts */
+		rc = t4dx_wal_sync(db->wal, r->lsn);
 	pthread_rwlock_wrlock(&db->lock);
 	if (!rc) {
-		rc = apply(db, r);
+		rc = eng_apply(db, r);
 		if (rc)
-			rc = fatal(db, rc);
+			rc = eng_fatal(db, rc);
 		else
-			maybe_wake_flusher(db);
+			eng_maybe_wake_flusher(db);
 	} else {
 		uint64_t from, to;
 		t4dx_wal_discard_pending(db->wal, &from, &to);
@@ -173,13 +174,13 @@ static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 			 uint64_t *lsn)
 {
-	if (!queueing(db))
+	if (!eng_queueing(db))
 		return commit_rejecting(db, r, lsn);
 	int rc = t4dx_wal_add(db->wal, r);
-	if (!rc && (rc = apply(db, r)))
-		rc = fatal(db, rc);
+	if (!rc && (rc = eng_apply(db, r)))
+		rc = eng_fatal(db, rc);
 	if (!rc)
-		maybe_wake_flusher(db);
+		eng_maybe_wake_flusher(db);
 	pthread_rwlock_unlock(&db->lock);
 	if (rc)
 		return rc;
@@ -199,11 +200,12 @@ static int wait_durable(struct t4dx *db, uint64_t lsn)
 		return 0;
 	int rc = EIO;                           /* OPEN: disk not tried */
 	if (t4dx_breaker_allow(db->breaker)) {
-		rc = t4dx_wal_sync(db->wal, lsn);       /* group_done counts */
+		/* eng_group_done counts */
+		rc = t4dx_wal_sync(db->wal, lsn);
 		t4dx_breaker_done(db->breaker);
 	}
-	if (rc && queueing(db))
-		mark_unpersisted(db, lsn);
+	if (rc && eng_queueing(db))
+		eng_mark_unpersisted(db, lsn);
 	/* a log file removed behind our back is an I/O error to the caller */
 	return rc == ESTALE ? EIO : rc;
 }
@@ -214,7 +216,7 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn)
 		return EROFS;
 	int rc = wait_durable(db, lsn);
 	/* policy queue: acknowledged as unpersisted */
-	return rc && queueing(db) ? 0 : rc;
+	return rc && eng_queueing(db) ? 0 : rc;
 }
 
 int t4dx_sync(struct t4dx *db, uint64_t lsn)
@@ -234,7 +236,7 @@ int t4dx_sync(struct t4dx *db, uint64_t lsn)
 	pthread_rwlock_unlock(&db->lock);
 	if (in_segments || !t4dx_wal_gone(db->wal))
 		return 0;
-	group_done(db, ESTALE);
+	eng_group_done(db, ESTALE);
 	return EIO;
 }
 
@@ -257,10 +259,10 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 		return EINVAL;
 	if (!S_ISDIR(e->mode) && e->size > db->cfg.limits.max_item_bytes)
 		return EFBIG;
-	if ((rc = gate(db)))
+	if ((rc = eng_gate(db)))
 		return rc;
 	pthread_rwlock_wrlock(&db->lock);
-	rc = lookup(db, e->parent, e->name, e->name_len, false, &old);
+	rc = eng_lookup(db, e->parent, e->name, e->name_len, false, &old);
 	if (rc == 0) {
 		if (flags & T4DX_EXCL)
 			rc = EEXIST;
@@ -282,14 +284,14 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	r.e = *e;               /* borrows e->content while locked */
 	r.e.provisional = false;
 	if ((flags & T4DX_PROVISIONAL) && r.op == T4DX_OP_PUT &&
-	    queueing(db)) {
+	    eng_queueing(db)) {
 		/* no record: the entry carries the last LSN so far, which
 		 * keeps the memtable's LSN range that of its records */
 		r.lsn = t4dx_wal_last_lsn(db->wal);
 		r.e.provisional = true;
-		rc = apply(db, &r);
+		rc = eng_apply(db, &r);
 		if (!rc)
-			maybe_wake_flusher(db);
+			eng_maybe_wake_flusher(db);
 		pthread_rwlock_unlock(&db->lock);
 		if (lsn)
 			*lsn = 0;
@@ -311,13 +313,14 @@ static int materialize(struct t4dx *db, const struct t4dx_entry *old)
 		return 0;
 	memset(&r, 0, sizeof(r));
 	r.op = T4DX_OP_PUT;
-	int rc = lookup(db, old->parent, old->name, old->name_len, true, &r.e);
+	int rc = eng_lookup(db, old->parent, old->name, old->name_len, true,
+			    &r.e);
 	if (rc)
 		return rc == T4DX_ENOTFOUND ? ENOENT : rc;
 	r.e.provisional = false;
 	rc = t4dx_wal_add(db->wal, &r);
-	if (!rc && (rc = apply(db, &r)))
-		rc = fatal(db, rc);
+	if (!rc && (rc = eng_apply(db, &r)))
+		rc = eng_fatal(db, rc);
 	t4dx_entry_clear(&r.e);
 	return rc;
 }
@@ -330,12 +333,12 @@ int t4dx_delete(struct t4dx *db, uint64_t parent, const char *name,
 	int rc = check_name(name_len);
 	if (rc)
 		return rc;
-	if ((rc = gate(db)))
+	if ((rc = eng_gate(db)))
 		return rc;
 	memset(&r, 0, sizeof(r));
 	t4dx_entry_set_key(&r.e, parent, name, name_len);
 	pthread_rwlock_wrlock(&db->lock);
-	rc = lookup(db, parent, name, name_len, false, &old);
+	rc = eng_lookup(db, parent, name, name_len, false, &old);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
 	else if (!rc && dir && !S_ISDIR(old.mode))
@@ -343,7 +346,7 @@ int t4dx_delete(struct t4dx *db, uint64_t parent, const char *name,
 	else if (!rc && !dir && S_ISDIR(old.mode))
 		rc = EISDIR;
 	else if (!rc && dir)
-		rc = check_empty(db, old.ino);
+		rc = eng_check_empty(db, old.ino);
 	if (rc) {
 		pthread_rwlock_unlock(&db->lock);
 		return rc;
@@ -362,7 +365,7 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 	if (!rc)
 		rc = check_name(new_name_len);
 	if (!rc)
-		rc = gate(db);
+		rc = eng_gate(db);
 	if (rc)
 		return rc;
 	memset(&r, 0, sizeof(r));
@@ -373,9 +376,9 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 	r.new_name[new_name_len] = 0;
 
 	pthread_rwlock_wrlock(&db->lock);
-	/* with the content, as apply() will read it: a part that cannot be
+	/* with the content, as eng_apply() will read it: a part that cannot be
 	 * read fails the rename here, before its record is queued */
-	rc = lookup(db, parent, name, name_len, true, &src);
+	rc = eng_lookup(db, parent, name, name_len, true, &src);
 	if (!rc) {
 		t4dx_blob_unref(src.content);
 		src.content = NULL;
@@ -384,7 +387,7 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 		rc = ENOENT;
 	if (rc)
 		goto fail;
-	rc = lookup(db, new_parent, new_name, new_name_len, false, &dst);
+	rc = eng_lookup(db, new_parent, new_name, new_name_len, false, &dst);
 	if (rc == T4DX_ENOTFOUND) {
 		rc = 0;
 	} else if (rc == 0) {
@@ -401,7 +404,7 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 		else if (!S_ISDIR(src.mode) && S_ISDIR(dst.mode))
 			rc = EISDIR;
 		else if (S_ISDIR(dst.mode))
-			rc = check_empty(db, dst.ino);
+			rc = eng_check_empty(db, dst.ino);
 	}
 	if (!rc)
 		rc = materialize(db, &src);
@@ -425,7 +428,7 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		return rc;
 	if (mask & ~(uint32_t)T4DX_F_ALL)
 		return EINVAL;
-	if ((rc = gate(db)))
+	if ((rc = eng_gate(db)))
 		return rc;
 	memset(&r, 0, sizeof(r));
 	r.e = *f;
@@ -434,8 +437,8 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 	r.op = T4DX_OP_UPDATE;
 	r.mask = mask;
 	pthread_rwlock_wrlock(&db->lock);
-	/* with the content, as apply() will read it (see t4dx_rename) */
-	rc = lookup(db, parent, name, name_len, true, &old);
+	/* with the content, as eng_apply() will read it (see t4dx_rename) */
+	rc = eng_lookup(db, parent, name, name_len, true, &old);
 	if (!rc) {
 		t4dx_blob_unref(old.content);
 		old.content = NULL;

@@ -23,7 +23,7 @@
  * Because every segment is an input, tombstones and superseded versions
  * have nothing older left to hide and are dropped.
  *
- * The automatic compaction (auto_pick) is the same run over some adjacent
+ * The automatic compaction (eng_auto_pick) is the same run over some adjacent
  * segments only, segs[lo..hi), without the flush: the output takes their
  * place in the list, between the older segments and the newer ones, so
  * that lookups, which go newest first, find what they found before.
@@ -83,7 +83,7 @@ static void sleep_s(double s)
 }
 
 /* nrem or prune over all segments, or with tiered the automatic merge
- * of the segments auto_pick chooses (kind nrem; T4DX_ENOTFOUND if there
+ * of the segments eng_auto_pick chooses (kind nrem; T4DX_ENOTFOUND if there
  * are none).  compact_mu held. */
 static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		     t4dx_removed_fn removed, void *arg, bool tiered)
@@ -99,13 +99,13 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	int rc = 0;
 
 	pthread_mutex_lock(&db->flush_mu);
-	if (!tiered && (rc = flush_locked(db, NULL)))
+	if (!tiered && (rc = eng_flush_locked(db, NULL)))
 		goto out;
 	/* flush_mu, held to the end, keeps the list as it is now */
 	pthread_rwlock_rdlock(&db->lock);
 	if (!tiered) {
 		hi = db->nsegs;
-	} else if (!auto_pick(db, &lo, &hi)) {
+	} else if (!eng_auto_pick(db, &lo, &hi)) {
 		pthread_rwlock_unlock(&db->lock);
 		rc = T4DX_ENOTFOUND;
 		goto out;
@@ -133,13 +133,13 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		goto out;
 
 	/* newest version of each key, with its content */
-	rc = merge_open(&m, NULL, NULL, in, nin, 0, "", 0, true);
+	rc = eng_merge_open(&m, NULL, NULL, in, nin, 0, "", 0, true);
 	if (rc)
 		goto out;
 	merging = true;
 	const struct t4dx_entry *e;
 	struct t4dx_entry c;    /* the entry written, boosted by nrem */
-	while ((rc = merge_next(&m, &e)) == 0) {
+	while ((rc = eng_merge_next(&m, &e)) == 0) {
 		/* keys, not entries: older versions are passed over
 		 * unseen, so done stays below total until the end */
 		atomic_fetch_add(&db->progress_done, 1);
@@ -169,7 +169,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 			pthread_rwlock_wrlock(&db->lock);
 			id = db->next_seg_id++;
 			pthread_rwlock_unlock(&db->lock);
-			if ((rc = begin_segment(db, id, run->items_in, &w)))
+			if ((rc = eng_begin_segment(db, id, run->items_in, &w)))
 				break;
 		}
 		t4dx_entry_copy(&c, e);
@@ -188,7 +188,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	rc = 0;
 
 	if (w) {
-		rc = end_segment(db, id, w, &out);
+		rc = eng_end_segment(db, id, w, &out);
 		w = NULL;
 		if (rc)
 			goto out;
@@ -224,7 +224,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		pthread_rwlock_unlock(&db->lock);
 		if (out) {
 			char path[PATH_MAX];
-			seg_file(db, id, path, sizeof(path), false);
+			eng_seg_file(db, id, path, sizeof(path), false);
 			t4dx_io.unlink(path);
 		}
 		rc = EAGAIN;
@@ -243,7 +243,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		for (size_t i = hi; i < nold; i++)
 			list[k++] = db->segs[i];
 	}
-	rc = list ? install_segments(db, list, nnew, db->flushed_lsn,
+	rc = list ? eng_install_segments(db, list, nnew, db->flushed_lsn,
 				    db->man_next_ino, db->seg_items - ngone)
 		 : ENOMEM;
 	if (rc) {
@@ -251,7 +251,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		free(list);
 		if (out) {
 			char path[PATH_MAX];
-			seg_file(db, id, path, sizeof(path), false);
+			eng_seg_file(db, id, path, sizeof(path), false);
 			t4dx_io.unlink(path);
 		}
 		goto out;
@@ -293,7 +293,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 				gone[i].name_len, gone[i].ino);
 out:
 	if (merging)
-		merge_close(&m);
+		eng_merge_close(&m);
 	pthread_mutex_unlock(&db->flush_mu);
 	t4dx_seg_writer_abort(w);
 	free(gone);
@@ -307,15 +307,15 @@ out:
 /* One run; block: wait for a run under way instead of EBUSY; tiered: the
  * automatic merge (an nrem run in the stats), T4DX_ENOTFOUND and no run
  * counted if there is nothing to merge. */
-int compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
-	    bool block, bool tiered)
+int eng_compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
+		bool block, bool tiered)
 {
 	if (kind == T4DX_COMPACT_REM)
 		return EOPNOTSUPP;
 	if (kind < 0 || kind >= T4DX_COMPACT_KINDS)
 		return EINVAL;
 	/* level 1 and 2: the data directory is not written */
-	if (db->readonly || current_level(db))
+	if (db->readonly || eng_current_level(db))
 		return EROFS;
 	if (block)
 		pthread_mutex_lock(&db->compact_mu);
@@ -330,7 +330,7 @@ int compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
 	int rc;
 	if (kind == T4DX_COMPACT_FLUSH) {
 		pthread_mutex_lock(&db->flush_mu);
-		rc = flush_locked(db, &run);
+		rc = eng_flush_locked(db, &run);
 		pthread_mutex_unlock(&db->flush_mu);
 	} else {
 		/* a prune that raced a change of a pruned key runs again */
@@ -376,7 +376,7 @@ int compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
 int t4dx_compact(struct t4dx *db, int kind, t4dx_removed_fn removed,
 		 void *arg)
 {
-	return compact(db, kind, removed, arg, false, false);
+	return eng_compact(db, kind, removed, arg, false, false);
 }
 
 void t4dx_get_compact_stats(struct t4dx *db, int kind,

@@ -53,7 +53,7 @@ static void breaker_changed(void *arg, int from, int to, const char *why)
 			"breaker %s -> %s: %s", t4dx_breaker_state_name(from),
 			t4dx_breaker_state_name(to), why);
 	if (db->wal)
-		note_level(db);
+		eng_note_level(db);
 }
 
 static int make_dir(const char *path)
@@ -252,9 +252,9 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 		goto fail;
 	}
 	/* without it, rescue files can go to DATA_DIR only
-	 * (choose_rescue_dir says so) */
+	 * (eng_choose_rescue_dir says so) */
 	if (!db->readonly)
-		store_id(db);
+		eng_store_id(db);
 
 	rc = t4dx_manifest_load(dir, &m);
 	if (rc == T4DX_ENOTFOUND) {
@@ -275,12 +275,12 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	db->items = m.items;
 	db->seg_items = m.items;
 	db->man_next_ino = db->next_ino;
-	report_strays(db);
-	if ((rc = load_segments(db, &m, msg, msglen)))
+	eng_report_strays(db);
+	if ((rc = eng_load_segments(db, &m, msg, msglen)))
 		goto fail;
 	if (db->readonly) {
 		/* rescue files are not applied: t4dx verify checks them */
-		if ((rc = open_wal_readonly(db, msg, msglen)))
+		if ((rc = eng_open_wal_readonly(db, msg, msglen)))
 			goto fail;
 		t4dx_manifest_free(&m);
 		*out = db;
@@ -289,7 +289,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 
 	pthread_rwlock_wrlock(&db->lock);
 	rc = t4dx_wal_open(db->wal_dir, db->quarantine_dir, m.flushed_lsn,
-			   db->cfg.wal.max_file_bytes, replay_one, db, &rep,
+			   db->cfg.wal.max_file_bytes, eng_replay_one, db, &rep,
 			   &db->wal);
 	pthread_rwlock_unlock(&db->lock);
 	if (rc) {
@@ -327,20 +327,20 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 				db->quarantine_dir,
 				(unsigned long long)rep.quarantined_lsn);
 	t4dx_wal_set_sync_hist(db->wal, &db->fsync_hist);
-	t4dx_wal_set_group_hook(db->wal, group_done, db);
+	t4dx_wal_set_group_hook(db->wal, eng_group_done, db);
 	t4dx_wal_set_batch(db->wal, db->cfg.fallback.drain_batch);
-	choose_rescue_dir(db);
-	replay_rescue_dir(db, db->dir, "rescue-");
+	eng_choose_rescue_dir(db);
+	eng_replay_rescue_dir(db, db->dir, "rescue-");
 	if (*db->rescue_dir) {
 		char prefix[64];
 		snprintf(prefix, sizeof(prefix), "t4dx-rescue-%s-",
 			 db->rescue_tag);
-		replay_rescue_dir(db, db->rescue_dir, prefix);
+		eng_replay_rescue_dir(db, db->rescue_dir, prefix);
 	}
 	/* files of a version that did not tag them */
 	if (*db->cfg.fallback.rescue_dir)
-		replay_rescue_dir(db, db->cfg.fallback.rescue_dir,
-				  "t4dx-rescue-");
+		eng_replay_rescue_dir(db, db->cfg.fallback.rescue_dir,
+				      "t4dx-rescue-");
 	if (*db->rescue_problem)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN, "rescue files: %s",
 				db->rescue_problem);
@@ -355,7 +355,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	/* a long log replayed (a crash after much writing): cut it now, so
 	 * that the next crash does not replay it all again */
 	pthread_rwlock_rdlock(&db->lock);
-	bool due = flush_due(db);
+	bool due = eng_flush_due(db);
 	pthread_rwlock_unlock(&db->lock);
 	/* after a hole, or LSNs left to quarantined files, the log now
 	 * jumps: cut it, so that the next start does not report the same
@@ -371,13 +371,13 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 					t4dx_strerror(frc));
 	}
 
-	if ((rc = pthread_create(&db->bg, NULL, flusher, db))) {
+	if ((rc = pthread_create(&db->bg, NULL, eng_flusher, db))) {
 		snprintf(msg, msglen, "cannot start the flush thread: %s",
 			 strerror(rc));
 		goto fail;
 	}
 	db->bg_started = true;
-	if ((rc = pthread_create(&db->health_thr, NULL, health_main, db))) {
+	if ((rc = pthread_create(&db->health_thr, NULL, eng_health_main, db))) {
 		snprintf(msg, msglen, "cannot start the health thread: %s",
 			 strerror(rc));
 		goto fail;
@@ -428,11 +428,11 @@ int t4dx_close(struct t4dx *db)
 			 * they held lives on in the memtable alone, so it goes
 			 * to a segment, with what never reached the log */
 			pthread_mutex_lock(&db->flush_mu);
-			rc = flush_cut(db, NULL, true);
+			rc = eng_flush_cut(db, NULL, true);
 			if (!rc && t4dx_mem_count(db->mem))
-				rc = flush_cut(db, NULL, true);
+				rc = eng_flush_cut(db, NULL, true);
 			if (!rc)        /* an earlier cut's MANIFEST */
-				rc = flush_cut(db, NULL, true);
+				rc = eng_flush_cut(db, NULL, true);
 			if (rc)
 				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 						"the log was removed and the "
@@ -446,10 +446,10 @@ int t4dx_close(struct t4dx *db)
 						"mounted; its changes were saved "
 						"in a segment at unmount");
 			if (rc)
-				rc = write_rescue(db, true);
+				rc = eng_write_rescue(db, true);
 			pthread_mutex_unlock(&db->flush_mu);
 		} else if (src) {
-			rc = write_rescue(db, false);
+			rc = eng_write_rescue(db, false);
 		} else if (atomic_load(&db->fatal))
 			rc = EIO;       /* the next start replays the WAL */
 		else
@@ -463,7 +463,7 @@ int t4dx_close(struct t4dx *db)
 	for (size_t i = 0; i < db->nsegs; i++)
 		t4dx_seg_unref(db->segs[i]);
 	free(db->segs);
-	drop_unsaved(db);
+	eng_drop_unsaved(db);
 	free(db->unsaved);
 	t4dx_mem_free(db->mem);
 	t4dx_mem_free(db->imm);

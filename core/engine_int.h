@@ -54,58 +54,79 @@
 #include "t4dx.h"
 #include "wal.h"
 
+/*
+ * The state of an open store.  Each field says what guards it:
+ *   "lock"        db->lock (read to read it, write to change it);
+ *   "flush_mu", "bg_mu", "health_mu", "cstats_mu": that mutex;
+ *   "open"        set while opening, before any thread starts, and
+ *                 constant until close;
+ *   "atomic"      a C11 atomic, read and written without a lock;
+ *   "own lock"    an object that locks itself;
+ *   a thread's name: used by that thread alone (close reads it only
+ *                 after joining the thread).
+ */
 struct t4dx {
-	char *dir;
-	/* shorter than PATH_MAX so that file names fit below them */
+	char *dir;                      /* open */
+	/* shorter than PATH_MAX so that file names fit below them; open */
 	char seg_dir[PATH_MAX - 64], wal_dir[PATH_MAX - 64],
 	     quarantine_dir[PATH_MAX - 64];
-	int lock_fd;
-	struct t4dx_config cfg;
-	struct t4dx_wal *wal;
+	int lock_fd;                    /* open */
+	struct t4dx_config cfg;         /* open */
+	struct t4dx_wal *wal;           /* open; own lock */
 
 	pthread_rwlock_t lock;
 	struct t4dx_mem *mem;           /* guarded by lock */
-	struct t4dx_mem *imm;           /* being flushed; guarded by lock */
-	uint64_t imm_lsn;               /* last LSN in imm */
-	uint64_t imm_items, imm_next_ino; /* items, next_ino as of imm_lsn */
+	struct t4dx_mem *imm;           /* being flushed; guarded by lock
+	                                   (its entries never change: the
+	                                   flush reads them unlocked) */
+	uint64_t imm_lsn;               /* last LSN in imm; lock */
+	uint64_t imm_items, imm_next_ino; /* items, next_ino as of imm_lsn;
+	                                     lock */
 	struct t4dx_seg **segs;         /* oldest first; guarded by lock */
-	size_t nsegs;
-	uint64_t next_ino, items, next_seg_id, flushed_lsn;
-	/* the state the MANIFEST describes (as of flushed_lsn) */
+	size_t nsegs;                   /* lock */
+	uint64_t next_ino, items, next_seg_id, flushed_lsn;     /* lock */
+	/* the state the MANIFEST describes (as of flushed_lsn); lock */
 	uint64_t seg_items, man_next_ino;
 	bool manifest_unsynced;         /* last MANIFEST maybe not durable:
-	                                   keep what the old one names */
+	                                   keep what the old one names;
+	                                   flush_mu (written with lock held
+	                                   too) */
 
 	pthread_mutex_t flush_mu;       /* one flush at a time */
 
 	pthread_mutex_t bg_mu;          /* guards the flusher's flags */
 	pthread_cond_t bg_cond;
-	bool bg_want, bg_stop, bg_started;
-	bool bg_compact;                /* segments piled up: merge some */
-	bool bg_wal_gone;               /* a group found the log removed */
-	bool wal_save_failed;           /* save_lost_wal failed (flusher) */
+	bool bg_want, bg_stop;          /* bg_mu */
+	bool bg_started;                /* open */
+	bool bg_compact;                /* segments piled up: merge some;
+	                                   bg_mu */
+	bool bg_wal_gone;               /* a group found the log removed;
+	                                   bg_mu */
+	bool wal_save_failed;           /* eng_save_lost_wal failed; the
+	                                   flusher thread */
 	/* memtables cut into a segment while the log was gone, whose
 	 * MANIFEST may not be durable: the rescue file holds them until a
 	 * MANIFEST is (oldest first; guarded by flush_mu) */
 	struct t4dx_mem **unsaved;
-	size_t nunsaved;
-	pthread_t bg;
+	size_t nunsaved;                /* flush_mu */
+	pthread_t bg;                   /* open */
 
-	struct t4dx_recovery recovery;
+	struct t4dx_recovery recovery;  /* written while opening only */
 
-	struct t4dx_breaker *breaker;
-	struct t4dx_alerts *alerts;
-	struct t4dx_hist fsync_hist;
-	struct t4dx_hist compact_hist[T4DX_COMPACT_KINDS];
+	struct t4dx_breaker *breaker;   /* open; own lock */
+	struct t4dx_alerts *alerts;     /* open; own lock */
+	struct t4dx_hist fsync_hist;    /* atomic (the WAL observes it) */
+	struct t4dx_hist compact_hist[T4DX_COMPACT_KINDS];     /* atomic */
 
 	/* health checker */
-	pthread_t health_thr;
-	bool health_started;
+	pthread_t health_thr;           /* open */
+	bool health_started;            /* open */
 	pthread_mutex_t health_mu;      /* guards health, health_stop */
 	pthread_cond_t health_cond;
-	bool health_stop;
-	struct t4dx_health health;
-	size_t verify_next;             /* next segment to verify */
+	bool health_stop;               /* health_mu */
+	struct t4dx_health health;      /* health_mu */
+	size_t verify_next;             /* next segment to verify; the
+	                                   health thread */
 	struct t4dx_seg *verify_seg;    /* being verified, a slice a tick,
 	                                   from block verify_block on; both
 	                                   used by the health thread only */
@@ -113,52 +134,62 @@ struct t4dx {
 
 	/* compaction: compact_mu is held for a whole run */
 	pthread_mutex_t compact_mu;
-	atomic_int running;             /* kind running, or -1 */
+	atomic_int running;             /* kind running, or -1; atomic */
 	pthread_mutex_t reject_mu;      /* policy reject: one commit at a time */
 	pthread_mutex_t cstats_mu;      /* guards cstats */
-	struct t4dx_compact_stats cstats[T4DX_COMPACT_KINDS];
-	double test_pause_s;            /* T4DX_TEST_COMPACT_PAUSE */
+	struct t4dx_compact_stats cstats[T4DX_COMPACT_KINDS];  /* cstats_mu */
+	double test_pause_s;            /* T4DX_TEST_COMPACT_PAUSE; open */
 
 	/* fallback */
 	atomic_uint_least64_t unpersisted_hi;  /* highest LSN acknowledged
-	                                          before it was durable */
-	atomic_bool seg_failed;         /* a segment could not be read */
+	                                          before it was durable;
+	                                          atomic */
+	atomic_bool seg_failed;         /* a segment could not be read;
+	                                   atomic */
 	unsigned verify_ok_run;         /* segment checks passed since; under
 	                                   health_mu */
-	struct t4dx_lru *lru;           /* the fallback cache */
-	uint64_t rescued;               /* records replayed from rescue files */
+	struct t4dx_lru *lru;           /* the fallback cache; open; own
+	                                   lock */
+	uint64_t rescued;               /* records replayed from rescue
+	                                   files; written while opening
+	                                   only */
 	char rescue_dir[PATH_MAX];      /* where rescue files go when DATA_DIR
-	                                   cannot take them; "" if nowhere */
-	char rescue_tag[40];            /* names this store in rescue_dir */
-	char rescue_problem[PATH_MAX + 320]; /* "" or why rescue_dir is poor */
-	t4dx_dump_fn dump;              /* unsaved records, the last resort */
+	                                   cannot take them; "" if nowhere;
+	                                   open */
+	char rescue_tag[40];            /* names this store in rescue_dir;
+	                                   open */
+	char rescue_problem[PATH_MAX + 320]; /* "" or why rescue_dir is poor;
+	                                        open */
+	t4dx_dump_fn dump;              /* unsaved records, the last resort;
+	                                   set by the caller before close */
 	void *dump_arg;
 	/* a record was queued but could not be applied: the memtable no
 	 * longer equals the WAL, so every later change is refused (EIO)
-	 * until a restart replays the WAL (LMDB's MDB_FATAL_ERROR) */
+	 * until a restart replays the WAL (LMDB's MDB_FATAL_ERROR); atomic */
 	atomic_bool fatal;
 
 	/* T4DX_OPEN_READONLY: nothing in dir is changed (no WAL open, no
-	 * thread, no quarantine); every change answers EROFS */
+	 * thread, no quarantine); every change answers EROFS; open */
 	bool readonly;
-	uint64_t ro_last_lsn;           /* last WAL record read */
-	bool nolock;                    /* read-only without the lock */
-	uint64_t man_seg_id;            /* next_seg_id of the MANIFEST read */
+	uint64_t ro_last_lsn;           /* last WAL record read; open */
+	bool nolock;                    /* read-only without the lock; open */
+	uint64_t man_seg_id;            /* next_seg_id of the MANIFEST read;
+	                                   open */
 	t4dx_rebuild_fn rebuild_fn;     /* progress of a rebuild at open */
 	void *rebuild_arg;
 
 	/* what the compaction under way has done: entries taken and the
-	 * most it will take (0/0 when none runs) */
+	 * most it will take (0/0 when none runs); atomic */
 	atomic_uint_least64_t progress_done, progress_total;
 };
 
 
-/* The merge iterator (merge.c): sources newest first, see merge_open. */
+/* The merge iterator (merge.c): sources newest first, see eng_merge_open. */
 struct msrc;
 struct merge {
 	struct msrc *src;
 	size_t n;
-	struct msrc **ties;             /* merge_next's scratch: n slots */
+	struct msrc **ties;             /* eng_merge_next's scratch: n slots */
 	bool with_content;
 	struct t4dx_entry cur;          /* a mem entry returned without its
 	                                   content, owned */
@@ -166,109 +197,111 @@ struct merge {
 
 /* merge.c */
 /* Find a key in mem, imm, then the segments newest first.  Lock held. */
-int lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
-	   bool with_content, struct t4dx_entry *out);
+int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
+	       bool with_content, struct t4dx_entry *out);
 /* Open the merge over mem, imm and segs[0..nsegs), from a key on. */
-int merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
-	       struct t4dx_seg **segs, size_t nsegs, uint64_t parent,
-	       const char *name, size_t len, bool with_content);
+int eng_merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
+		   struct t4dx_seg **segs, size_t nsegs, uint64_t parent,
+		   const char *name, size_t len, bool with_content);
 /* The next key's newest entry (maybe a tombstone), owned by the merge. */
-int merge_next(struct merge *m, const struct t4dx_entry **out);
-/* Release what merge_open took. */
-void merge_close(struct merge *m);
+int eng_merge_next(struct merge *m, const struct t4dx_entry **out);
+/* Release what eng_merge_open took. */
+void eng_merge_close(struct merge *m);
 /* 0 if directory ino has no live child, else ENOTEMPTY.  Lock held. */
-int check_empty(struct t4dx *db, uint64_t ino);
+int eng_check_empty(struct t4dx *db, uint64_t ino);
 
 /* tier.c */
 /* Should segments merge?  Then segs[*lo..*hi) (lo may be NULL). */
-bool auto_pick(struct t4dx *db, size_t *lo, size_t *hi);
+bool eng_auto_pick(struct t4dx *db, size_t *lo, size_t *hi);
 
 /* segments.c */
 /* The path of segment id (tmp: its temporary file). */
-void seg_file(struct t4dx *db, uint64_t id, char *path, size_t len, bool tmp);
+void eng_seg_file(struct t4dx *db, uint64_t id, char *path, size_t len,
+		  bool tmp);
 /* Write a MANIFEST naming segs[0..n) as of flushed_lsn.  Lock held. */
-int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
-		  uint64_t flushed_lsn, uint64_t next_ino, uint64_t items);
+int eng_save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
+		      uint64_t flushed_lsn, uint64_t next_ino, uint64_t items);
 /* Write sorted entries v[0..n) as segment id, durable and open. */
-int make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v, size_t n,
-		 struct t4dx_seg **out);
+int eng_make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v,
+		     size_t n, struct t4dx_seg **out);
 /* Begin segment id to be written an entry at a time. */
-int begin_segment(struct t4dx *db, uint64_t id, uint64_t n_hint,
-		  struct t4dx_seg_writer **w);
-/* Finish what begin_segment began and put it in place, open. */
-int end_segment(struct t4dx *db, uint64_t id, struct t4dx_seg_writer *w,
-		struct t4dx_seg **out);
+int eng_begin_segment(struct t4dx *db, uint64_t id, uint64_t n_hint,
+		      struct t4dx_seg_writer **w);
+/* Finish what eng_begin_segment began and put it in place, open. */
+int eng_end_segment(struct t4dx *db, uint64_t id, struct t4dx_seg_writer *w,
+		    struct t4dx_seg **out);
 /* Make segs[0..n) the live list, in the MANIFEST and in db.  Lock held. */
-int install_segments(struct t4dx *db, struct t4dx_seg **segs, size_t n,
-		     uint64_t flushed_lsn, uint64_t next_ino,
-		     uint64_t seg_items);
+int eng_install_segments(struct t4dx *db, struct t4dx_seg **segs, size_t n,
+			 uint64_t flushed_lsn, uint64_t next_ino,
+			 uint64_t seg_items);
 
 /* fallback.c */
 /* Is the fallback policy "queue" (not "reject")? */
-bool queueing(struct t4dx *db);
+bool eng_queueing(struct t4dx *db);
 /* How many acknowledged records are not durable yet. */
-uint64_t unpersisted(struct t4dx *db);
+uint64_t eng_unpersisted(struct t4dx *db);
 /* The degradation level now: 0 normal, 1 read-only, 2 in-memory. */
-int current_level(struct t4dx *db);
+int eng_current_level(struct t4dx *db);
 /* Recompute the degradation level; a change is an alert. */
-void note_level(struct t4dx *db);
+void eng_note_level(struct t4dx *db);
 /* Records up to lsn were acknowledged before they were durable. */
-void mark_unpersisted(struct t4dx *db, uint64_t lsn);
+void eng_mark_unpersisted(struct t4dx *db, uint64_t lsn);
 /* May a change be applied now?  0, ENOSPC, EIO or EROFS. */
-int gate(struct t4dx *db);
+int eng_gate(struct t4dx *db);
 /* Save the records that could not be made durable in a rescue file. */
-int write_rescue(struct t4dx *db, bool wal_lost);
+int eng_write_rescue(struct t4dx *db, bool wal_lost);
 /* Read DATA_DIR/ID, or make it if it does not exist. */
-int store_id(struct t4dx *db);
+int eng_store_id(struct t4dx *db);
 /* Choose where rescue files go when DATA_DIR cannot take them. */
-void choose_rescue_dir(struct t4dx *db);
+void eng_choose_rescue_dir(struct t4dx *db);
 
 /* flush.c */
 /* Is a flush due (memtable limits, log since the last cut)?  Lock held. */
-bool flush_due(struct t4dx *db);
+bool eng_flush_due(struct t4dx *db);
 /* Wake the flusher if a flush is due.  Lock held. */
-void maybe_wake_flusher(struct t4dx *db);
+void eng_maybe_wake_flusher(struct t4dx *db);
 /* Free the memtables kept for a rescue file.  flush_mu held. */
-void drop_unsaved(struct t4dx *db);
+void eng_drop_unsaved(struct t4dx *db);
 /* Cut the memtable into a segment (wal_lost: see t4dx_close). */
-int flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost);
+int eng_flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost);
 /* A flush, flush_mu held. */
-int flush_locked(struct t4dx *db, struct t4dx_compact_run *run);
+int eng_flush_locked(struct t4dx *db, struct t4dx_compact_run *run);
 /* Save the records of a log removed while mounted in a segment. */
-void save_lost_wal(struct t4dx *db);
+void eng_save_lost_wal(struct t4dx *db);
 
 /* commit.c */
 /* Apply record r to the memtable (live change or replay).  Lock held. */
-int apply(struct t4dx *db, struct t4dx_rec *r);
+int eng_apply(struct t4dx *db, struct t4dx_rec *r);
 /* A queued record could not be applied: refuse changes from now on. */
-int fatal(struct t4dx *db, int rc);
+int eng_fatal(struct t4dx *db, int rc);
 /* The WAL's group commit hook: counts each group in the breaker. */
-void group_done(void *arg, int rc);
+void eng_group_done(void *arg, int rc);
 
 /* health.c */
 /* The health thread (arg: the struct t4dx). */
-void *health_main(void *arg);
+void *eng_health_main(void *arg);
 
 /* compact.c */
 /* One compaction run of kind (block: wait; tiered: automatic merge). */
-int compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
-	    bool block, bool tiered);
+int eng_compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
+		bool block, bool tiered);
 
 /* flusher.c */
 /* The flush and compaction thread (arg: the struct t4dx). */
-void *flusher(void *arg);
+void *eng_flusher(void *arg);
 
 /* recover.c */
 /* The WAL replay callback: apply one record. */
-int replay_one(void *arg, struct t4dx_rec *r);
+int eng_replay_one(void *arg, struct t4dx_rec *r);
 /* Alert about files in DATA_DIR the engine does not know. */
-void report_strays(struct t4dx *db);
+void eng_report_strays(struct t4dx *db);
 /* Open the MANIFEST's segments; quarantine and rebuild damaged ones. */
-int load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
-		  size_t msglen);
+int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
+		      size_t msglen);
 /* Read-only open: replay the WAL into the memtable, change nothing. */
-int open_wal_readonly(struct t4dx *db, char *msg, size_t msglen);
+int eng_open_wal_readonly(struct t4dx *db, char *msg, size_t msglen);
 /* Replay the rescue files in dir whose names start with prefix. */
-void replay_rescue_dir(struct t4dx *db, const char *dir, const char *prefix);
+void eng_replay_rescue_dir(struct t4dx *db, const char *dir,
+			   const char *prefix);
 
 #endif

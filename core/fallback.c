@@ -35,31 +35,31 @@
  * refused with ENOSPC before it is applied.  With policy "reject" an OPEN
  * breaker fails changes fast with EIO instead. */
 
-bool queueing(struct t4dx *db)
+bool eng_queueing(struct t4dx *db)
 {
 	return strcmp(db->cfg.fallback.policy, "reject") != 0;
 }
 
-uint64_t unpersisted(struct t4dx *db)
+uint64_t eng_unpersisted(struct t4dx *db)
 {
 	uint64_t hi = atomic_load(&db->unpersisted_hi);
 	uint64_t durable = t4dx_wal_durable_lsn(db->wal);
 	return hi > durable ? hi - durable : 0;
 }
 
-int current_level(struct t4dx *db)
+int eng_current_level(struct t4dx *db)
 {
 	struct t4dx_breaker_info bi;
 	if (atomic_load(&db->seg_failed))
 		return 2;
 	t4dx_breaker_get(db->breaker, &bi);
-	return bi.state != T4DX_CLOSED || unpersisted(db) ? 1 : 0;
+	return bi.state != T4DX_CLOSED || eng_unpersisted(db) ? 1 : 0;
 }
 
 /* Recompute the degradation level; a change is an alert. */
-void note_level(struct t4dx *db)
+void eng_note_level(struct t4dx *db)
 {
-	int now = current_level(db);
+	int now = eng_current_level(db);
 	pthread_mutex_lock(&db->health_mu);
 	int was = db->health.level;
 	db->health.level = now;
@@ -72,13 +72,13 @@ void note_level(struct t4dx *db)
 				t4dx_level_name(now));
 }
 
-void mark_unpersisted(struct t4dx *db, uint64_t lsn)
+void eng_mark_unpersisted(struct t4dx *db, uint64_t lsn)
 {
 	uint64_t hi = atomic_load(&db->unpersisted_hi);
 	while (hi < lsn &&
 	       !atomic_compare_exchange_weak(&db->unpersisted_hi, &hi, lsn))
 		;
-	note_level(db);
+	eng_note_level(db);
 }
 
 /* Is the replay queue full, by records or by bytes (a record larger
@@ -92,14 +92,14 @@ static bool queue_full(struct t4dx *db, const struct t4dx_wal_stats *ws)
 
 /* May a change be applied now?  ENOSPC when the replay queue is full,
  * EIO when the breaker is OPEN and the policy is reject. */
-int gate(struct t4dx *db)
+int eng_gate(struct t4dx *db)
 {
 	struct t4dx_wal_stats ws;
 	if (db->readonly)
 		return EROFS;
 	if (atomic_load(&db->fatal))
 		return EIO;
-	if (!queueing(db)) {
+	if (!eng_queueing(db)) {
 		/* reject: the commit that follows is one at a time
 		 * (reject_mu), so the place is not kept for it */
 		if (!t4dx_breaker_allow(db->breaker))
@@ -136,7 +136,7 @@ const char *t4dx_level_name(int level)
  * fdatasync, rename, fsync dir).  The rescue directory is
  * fallback.rescue_dir, or else the first of $TMPDIR, /var/tmp, /tmp and
  * /dev/shm that is writable and not on DATA_DIR's filesystem
- * (choose_rescue_dir).
+ * (eng_choose_rescue_dir).
  * If no file can be written, the records go to the log (the dump sink),
  * so that nothing acknowledged disappears without a copy.  The next open
  * replays the records the WAL does not already hold, makes them durable,
@@ -203,7 +203,7 @@ static int mem_records(struct t4dx_mem *m, uint64_t *lsn,
  * log it finds): the memtables kept for it, imm and the memtable, oldest
  * first, each entry as a put, mkdir or delete.  The queued records are
  * part of that state (every change applied is in the memtable). */
-int write_rescue(struct t4dx *db, bool wal_lost)
+int eng_write_rescue(struct t4dx *db, bool wal_lost)
 {
 	struct t4dx_buf b = { 0 };
 	uint64_t first = 0;
@@ -281,7 +281,7 @@ int write_rescue(struct t4dx *db, bool wal_lost)
  * rescue files named by the old one, which the next start that reads the
  * ID again replays; refusing the open would keep the whole store away for
  * the sake of a fallback. */
-int store_id(struct t4dx *db)
+int eng_store_id(struct t4dx *db)
 {
 	char path[PATH_MAX], id[40] = "";
 	snprintf(path, sizeof(path), "%s/ID", db->dir);
@@ -349,7 +349,7 @@ static bool in_memory_fs(const char *path)
  * One in memory is still better than none, but said to be poor.
  * rescue_problem says what is wrong with the choice, for the start's
  * warning and health. */
-void choose_rescue_dir(struct t4dx *db)
+void eng_choose_rescue_dir(struct t4dx *db)
 {
 	struct stat ds, st;
 	if (!*db->rescue_tag) {

@@ -15,8 +15,8 @@
  * written since the last cut counts too (wal.checkpoint_bytes), which
  * bounds the live WAL and the replay of a restart.  That holds with an
  * empty memtable too (health probes alone on an idle store): the flush
- * of nothing then moves the flushed LSN (flush_cut).  db->lock held. */
-bool flush_due(struct t4dx *db)
+ * of nothing then moves the flushed LSN (eng_flush_cut).  db->lock held. */
+bool eng_flush_due(struct t4dx *db)
 {
 	if (t4dx_mem_count(db->mem) >= db->cfg.memtable.max_items ||
 	    t4dx_mem_bytes(db->mem) >= db->cfg.memtable.max_bytes)
@@ -26,9 +26,9 @@ bool flush_due(struct t4dx *db)
 	       db->cfg.wal.checkpoint_bytes;
 }
 
-void maybe_wake_flusher(struct t4dx *db)
+void eng_maybe_wake_flusher(struct t4dx *db)
 {
-	if (!flush_due(db))
+	if (!eng_flush_due(db))
 		return;
 	pthread_mutex_lock(&db->bg_mu);
 	db->bg_want = true;
@@ -46,14 +46,14 @@ static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 	for (const struct t4dx_entry *e = t4dx_mem_seek(db->imm, 0, "", 0);
 	     e; e = t4dx_mem_next(db->imm, e))
 		v[i++] = (struct t4dx_entry *)e;
-	int rc = make_segment(db, id, v, n, out);
+	int rc = eng_make_segment(db, id, v, n, out);
 	free(v);
 	return rc;
 }
 
 /* A durable MANIFEST names every segment: the memtables kept for the
  * rescue file are saved.  flush_mu held. */
-void drop_unsaved(struct t4dx *db)
+void eng_drop_unsaved(struct t4dx *db)
 {
 	for (size_t i = 0; i < db->nunsaved; i++)
 		t4dx_mem_free(db->unsaved[i]);
@@ -68,12 +68,12 @@ static int resave_manifest(struct t4dx *db)
 {
 	if (!db->manifest_unsynced && !db->nunsaved)
 		return 0;
-	int rc = install_segments(db, db->segs, db->nsegs, db->flushed_lsn,
-				  db->man_next_ino, db->seg_items);
+	int rc = eng_install_segments(db, db->segs, db->nsegs, db->flushed_lsn,
+				      db->man_next_ino, db->seg_items);
 	if (!rc && db->manifest_unsynced)
 		rc = EIO;
 	if (!rc)
-		drop_unsaved(db);
+		eng_drop_unsaved(db);
 	return rc;
 }
 
@@ -93,8 +93,8 @@ static int checkpoint_empty(struct t4dx *db, uint64_t *last)
 	int rc = t4dx_wal_rotate(db->wal, &upto);
 	if (rc || upto <= db->flushed_lsn)
 		return rc;
-	rc = install_segments(db, db->segs, db->nsegs, upto, db->next_ino,
-			      db->items);
+	rc = eng_install_segments(db, db->segs, db->nsegs, upto, db->next_ino,
+				  db->items);
 	if (!rc)
 		*last = upto;
 	return rc;
@@ -105,7 +105,7 @@ static int checkpoint_empty(struct t4dx *db, uint64_t *last)
  * t4dx_close), the segment covers every record applied, durable or not,
  * and no log file is rotated or archived: the next start begins a new
  * log after them. */
-int flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost)
+int eng_flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost)
 {
 	int rc = 0;
 	uint64_t last, next_ino, items, id;
@@ -118,7 +118,7 @@ int flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost)
 
 	/* policy reject applies a change only after its record is durable:
 	 * no such change may be between the two when the memtable is cut */
-	bool rejecting = !queueing(db);
+	bool rejecting = !eng_queueing(db);
 	if (rejecting)
 		pthread_mutex_lock(&db->reject_mu);
 	pthread_rwlock_wrlock(&db->lock);
@@ -193,11 +193,12 @@ int flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost)
 	}
 	db->segs = segs;
 	segs[db->nsegs] = seg;
-	rc = install_segments(db, segs, db->nsegs + 1, last, next_ino, items);
+	rc = eng_install_segments(db, segs, db->nsegs + 1, last, next_ino,
+				  items);
 	if (rc)
 		goto fail;
 	db->nsegs++;
-	bool pile = auto_pick(db, NULL, NULL);
+	bool pile = eng_auto_pick(db, NULL, NULL);
 	struct t4dx_mem *old = db->imm;
 	db->imm = NULL;
 	pthread_rwlock_unlock(&db->lock);
@@ -210,11 +211,12 @@ int flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost)
 	}
 	t4dx_mem_free(old);
 	if (!db->manifest_unsynced)
-		drop_unsaved(db);
+		eng_drop_unsaved(db);
 	if (!db->manifest_unsynced && !wal_lost)
 		t4dx_wal_archive(db->wal, last, db->cfg.wal.archive_max_bytes);
 	if (pile) {
-		/* segments of a size gathered (auto_pick): in the background */
+		/* segments of a size gathered (eng_auto_pick): in the
+		 * background */
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_compact = true;
 		pthread_cond_signal(&db->bg_cond);
@@ -227,9 +229,9 @@ fail:
 	return rc;
 }
 
-int flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
+int eng_flush_locked(struct t4dx *db, struct t4dx_compact_run *run)
 {
-	return flush_cut(db, run, false);
+	return eng_flush_cut(db, run, false);
 }
 
 int t4dx_flush(struct t4dx *db)
@@ -237,7 +239,7 @@ int t4dx_flush(struct t4dx *db)
 	if (db->readonly)
 		return EROFS;
 	pthread_mutex_lock(&db->flush_mu);
-	int rc = flush_locked(db, NULL);
+	int rc = eng_flush_locked(db, NULL);
 	pthread_mutex_unlock(&db->flush_mu);
 	return rc;
 }
@@ -245,22 +247,22 @@ int t4dx_flush(struct t4dx *db)
 /* The log's files were removed behind the daemon's back (rm -rf
  * DATA/wal): the records they held, and those that could not be written
  * since, live in the memtable alone.  Cut it into a segment as if every
- * record up to the last were in the log (flush_cut's wal_lost), then let
+ * record up to the last were in the log (eng_flush_cut's wal_lost), then let
  * the log begin anew in a new file.  The breaker, opened by the failures
  * that found the files gone, closes: the disk took the segment and the
  * MANIFEST.  If the cut fails (DATA_DIR is gone too), the next failed
  * group tries again, and the unmount writes a rescue file. */
-void save_lost_wal(struct t4dx *db)
+void eng_save_lost_wal(struct t4dx *db)
 {
 	/* a group that failed while the last save ran finds it done */
 	if (atomic_load(&db->fatal) || !t4dx_wal_gone(db->wal))
 		return;
 	pthread_mutex_lock(&db->flush_mu);
-	int cut = flush_cut(db, NULL, true);
+	int cut = eng_flush_cut(db, NULL, true);
 	if (!cut && t4dx_mem_count(db->mem))
-		cut = flush_cut(db, NULL, true);  /* the first took imm */
+		cut = eng_flush_cut(db, NULL, true);  /* the first took imm */
 	if (!cut)       /* a MANIFEST of an earlier try made durable */
-		cut = flush_cut(db, NULL, true);
+		cut = eng_flush_cut(db, NULL, true);
 	pthread_rwlock_rdlock(&db->lock);
 	uint64_t upto = db->flushed_lsn;
 	pthread_rwlock_unlock(&db->lock);
@@ -294,7 +296,7 @@ void save_lost_wal(struct t4dx *db)
 			"segment and a new log begins", db->wal_dir,
 			(unsigned long long)upto);
 	t4dx_breaker_close_because(db->breaker, "the log was made anew");
-	note_level(db);
+	eng_note_level(db);
 	/* what was queued since goes to the new log now */
 	t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
 }

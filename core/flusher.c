@@ -8,7 +8,7 @@
 
 #include "engine_int.h"
 
-void *flusher(void *arg)
+void *eng_flusher(void *arg)
 {
 	struct t4dx *db = arg;
 	pthread_mutex_lock(&db->bg_mu);
@@ -23,10 +23,11 @@ void *flusher(void *arg)
 		db->bg_want = db->bg_compact = db->bg_wal_gone = false;
 		pthread_mutex_unlock(&db->bg_mu);
 		if (gone)
-			save_lost_wal(db);
+			eng_save_lost_wal(db);
 		/* a failed run is in the compaction stats and an alert */
 		if (flush)
-			compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true, false);
+			eng_compact(db, T4DX_COMPACT_FLUSH, NULL, NULL, true,
+				    false);
 		/* after the run under way, if that did not merge them; a
 		 * merge may make a run of the next size, which merges in
 		 * turn (each merge takes at least one segment away; a
@@ -36,11 +37,11 @@ void *flusher(void *arg)
 			bool stop = db->bg_stop;
 			pthread_mutex_unlock(&db->bg_mu);
 			pthread_rwlock_rdlock(&db->lock);
-			more = !stop && auto_pick(db, NULL, NULL);
+			more = !stop && eng_auto_pick(db, NULL, NULL);
 			pthread_rwlock_unlock(&db->lock);
 			if (more)
-				more = compact(db, T4DX_COMPACT_NREM, NULL,
-					       NULL, true, true) == 0;
+				more = eng_compact(db, T4DX_COMPACT_NREM, NULL,
+						   NULL, true, true) == 0;
 		}
 		pthread_mutex_lock(&db->bg_mu);
 	}

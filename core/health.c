@@ -55,7 +55,7 @@ static void check_wal(struct t4dx *db)
 	double t0 = mono_s();
 	struct t4dx_wal_stats ws;
 	int rc = 0, add_rc = 0;
-	bool rejecting = !queueing(db);
+	bool rejecting = !eng_queueing(db);
 	if (rejecting)
 		pthread_mutex_lock(&db->reject_mu);
 	t4dx_wal_get_stats(db->wal, &ws);
@@ -80,7 +80,7 @@ static void check_wal(struct t4dx *db)
 	if (!rc) {
 		/* probes alone grow the log too: the checkpoint covers them */
 		pthread_rwlock_rdlock(&db->lock);
-		maybe_wake_flusher(db);
+		eng_maybe_wake_flusher(db);
 		pthread_rwlock_unlock(&db->lock);
 	}
 	double dur = mono_s() - t0;
@@ -90,7 +90,7 @@ static void check_wal(struct t4dx *db)
 	t4dx_breaker_get(db->breaker, &bi);
 	if (!rc && bi.state == T4DX_OPEN)
 		t4dx_breaker_probe_ok(db->breaker);
-	/* the group commit's own result was counted by group_done; a slow
+	/* the group commit's own result was counted by eng_group_done; a slow
 	 * one, or a probe that could not even be queued, counts here */
 	t4dx_breaker_get(db->breaker, &bi);
 	if ((slow || add_rc) && bi.state != T4DX_OPEN)
@@ -161,7 +161,7 @@ static void check_segments(struct t4dx *db)
 	check_done(db, &db->health.segments, "segments", rc, dur);
 }
 
-void *health_main(void *arg)
+void *eng_health_main(void *arg)
 {
 	struct t4dx *db = arg;
 	pthread_mutex_lock(&db->health_mu);
@@ -181,7 +181,7 @@ void *health_main(void *arg)
 		pthread_mutex_unlock(&db->health_mu);
 		check_wal(db);
 		check_segments(db);
-		note_level(db);
+		eng_note_level(db);
 		pthread_mutex_lock(&db->health_mu);
 	}
 	pthread_mutex_unlock(&db->health_mu);
@@ -195,11 +195,11 @@ void t4dx_get_health(struct t4dx *db, struct t4dx_health *out)
 		memset(out, 0, sizeof(*out));
 		return;
 	}
-	note_level(db);
+	eng_note_level(db);
 	pthread_mutex_lock(&db->health_mu);
 	*out = db->health;
 	pthread_mutex_unlock(&db->health_mu);
-	out->unpersisted = unpersisted(db);
+	out->unpersisted = eng_unpersisted(db);
 	t4dx_wal_get_stats(db->wal, &ws);
 	out->queue_depth = ws.pending;
 	out->rescued = db->rescued;

@@ -22,8 +22,8 @@ static void copy_out(struct t4dx_entry *out, const struct t4dx_entry *e,
 
 /* Find key across mem, imm and segments.  0 (live entry in *out),
  * T4DX_ENOTFOUND (absent or deleted) or an error.  Lock held. */
-int lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
-	   bool with_content, struct t4dx_entry *out)
+int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
+	       bool with_content, struct t4dx_entry *out)
 {
 	struct t4dx_mem *mems[2] = { db->mem, db->imm };
 	for (int i = 0; i < 2; i++) {
@@ -74,8 +74,8 @@ int t4dx_get(struct t4dx *db, uint64_t parent, const char *name,
 	if (name_len == 0 || name_len > T4DX_NAME_MAX)
 		return name_len ? ENAMETOOLONG : T4DX_ENOTFOUND;
 	pthread_rwlock_rdlock(&db->lock);
-	int rc = lookup(db, parent, name, name_len,
-			flags & T4DX_GET_CONTENT, out);
+	int rc = eng_lookup(db, parent, name, name_len,
+			    flags & T4DX_GET_CONTENT, out);
 	pthread_rwlock_unlock(&db->lock);
 	return rc;
 }
@@ -92,7 +92,7 @@ struct msrc {
 	struct t4dx_entry se;           /* current segment entry */
 	bool has;
 	bool stale;                     /* on the key returned last: moves
-	                                   past it at the next merge_next */
+	                                   past it at the next eng_merge_next */
 };
 
 static const struct t4dx_entry *msrc_cur(struct msrc *s)
@@ -113,7 +113,7 @@ static int msrc_advance(struct msrc *s, bool with_content)
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
 
-void merge_close(struct merge *m)
+void eng_merge_close(struct merge *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		t4dx_seg_iter_close(m->src[i].it);
@@ -126,9 +126,9 @@ void merge_close(struct merge *m)
 }
 
 /* Open over mem/imm (if include_mem) and segs[0..nsegs), from key. */
-int merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
-	       struct t4dx_seg **segs, size_t nsegs, uint64_t parent,
-	       const char *name, size_t len, bool with_content)
+int eng_merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
+		   struct t4dx_seg **segs, size_t nsegs, uint64_t parent,
+		   const char *name, size_t len, bool with_content)
 {
 	memset(m, 0, sizeof(*m));
 	m->with_content = with_content;
@@ -157,7 +157,7 @@ int merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
 		if (!rc)
 			rc = msrc_advance(s, with_content);
 		if (rc) {
-			merge_close(m);
+			eng_merge_close(m);
 			return rc;
 		}
 	}
@@ -168,7 +168,7 @@ int merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
  * entry owned by the iterator, valid until the next call, T4DX_ENOTFOUND
  * at the end, or an error.  A segment's entry is handed out in place, not
  * copied: the sources move past a returned key only at the next call. */
-int merge_next(struct merge *m, const struct t4dx_entry **out)
+int eng_merge_next(struct merge *m, const struct t4dx_entry **out)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		struct msrc *s = &m->src[i];
@@ -221,12 +221,12 @@ static int scan_locked(struct t4dx *db, uint64_t parent, t4dx_scan_fn fn,
 		       void *arg)
 {
 	struct merge m;
-	int rc = merge_open(&m, db->mem, db->imm, db->segs, db->nsegs,
-			    parent, "", 0, false);
+	int rc = eng_merge_open(&m, db->mem, db->imm, db->segs, db->nsegs,
+				parent, "", 0, false);
 	if (rc)
 		return rc;
 	const struct t4dx_entry *e;
-	while ((rc = merge_next(&m, &e)) == 0) {
+	while ((rc = eng_merge_next(&m, &e)) == 0) {
 		if (e->parent != parent)
 			break;
 		if (e->tombstone)
@@ -234,7 +234,7 @@ static int scan_locked(struct t4dx *db, uint64_t parent, t4dx_scan_fn fn,
 		if ((rc = fn(arg, e)))
 			break;
 	}
-	merge_close(&m);
+	eng_merge_close(&m);
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
 
@@ -253,7 +253,7 @@ static int stop_at_first(void *arg, const struct t4dx_entry *e)
 
 /* 0 if directory ino has no live child, ENOTEMPTY if it has, or an
  * error.  Lock held. */
-int check_empty(struct t4dx *db, uint64_t ino)
+int eng_check_empty(struct t4dx *db, uint64_t ino)
 {
 	int rc = scan_locked(db, ino, stop_at_first, NULL);
 	return rc == 1 ? ENOTEMPTY : rc;

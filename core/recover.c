@@ -19,10 +19,10 @@
 
 /* ---- replay and quarantine --------------------------------------------- */
 
-int replay_one(void *arg, struct t4dx_rec *r)
+int eng_replay_one(void *arg, struct t4dx_rec *r)
 {
 	struct t4dx *db = arg;
-	int rc = apply(db, r);
+	int rc = eng_apply(db, r);
 	t4dx_entry_clear(&r->e);
 	return rc;
 }
@@ -90,7 +90,7 @@ static int rebuild_one(void *arg, struct t4dx_rec *r)
 	if (!rb->first)
 		rb->first = r->lsn;
 	if (r->lsn <= rb->upto)
-		apply(rb->scratch, r);
+		eng_apply(rb->scratch, r);
 	return 0;
 }
 
@@ -150,7 +150,7 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 	}
 	/* under a new id: the damaged file's name stays its own */
 	uint64_t id = db->next_seg_id++;
-	if ((rc = make_segment(db, id, v, n, out)))
+	if ((rc = eng_make_segment(db, id, v, n, out)))
 		goto out;
 	db->recovery.items_rebuilt += n;
 	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -180,7 +180,7 @@ static bool known_name(const char *dir, const char *name)
 	return !strncmp(name, "rescue-", 7);
 }
 
-void report_strays(struct t4dx *db)
+void eng_report_strays(struct t4dx *db)
 {
 	const char *subs[] = { "", "seg" };
 	for (int i = 0; i < 2; i++) {
@@ -201,8 +201,8 @@ void report_strays(struct t4dx *db)
 
 /* Open the MANIFEST's segments, checking every block.  A damaged one is
  * quarantined and rebuilt in its place from the WAL archive. */
-int load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
-		  size_t msglen)
+int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
+		      size_t msglen)
 {
 	bool rebuilt = false;
 	db->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*db->segs));
@@ -211,7 +211,7 @@ int load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 	for (size_t i = 0; i < m->nsegs; i++) {
 		char path[PATH_MAX];
 		struct t4dx_seg *s = NULL;
-		seg_file(db, m->segs[i].id, path, sizeof(path), false);
+		eng_seg_file(db, m->segs[i].id, path, sizeof(path), false);
 		int rc = t4dx_seg_open(path, m->segs[i].id, &s);
 		if (!rc) {
 			rc = t4dx_seg_verify(s);
@@ -256,8 +256,9 @@ int load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 	if (rebuilt && !db->readonly) {
 		/* the MANIFEST names the rebuilt segments instead of the
 		 * damaged ones (one that came back empty drops out) */
-		int rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
-				       db->man_next_ino, db->seg_items);
+		int rc = eng_save_manifest(db, db->segs, db->nsegs,
+					   db->flushed_lsn, db->man_next_ino,
+					   db->seg_items);
 		if (rc) {
 			snprintf(msg, msglen, "cannot write the MANIFEST: %s",
 				 t4dx_strerror(rc));
@@ -287,10 +288,10 @@ static int replay_ro(void *arg, struct t4dx_rec *r)
 		db->recovery.wal_gap_to = r->lsn - 1;
 	}
 	db->recovery.records_replayed++;
-	return replay_one(db, r);
+	return eng_replay_one(db, r);
 }
 
-int open_wal_readonly(struct t4dx *db, char *msg, size_t msglen)
+int eng_open_wal_readonly(struct t4dx *db, char *msg, size_t msglen)
 {
 	struct t4dx_wal_damage dmg;
 	db->ro_last_lsn = db->flushed_lsn;
@@ -355,9 +356,9 @@ static uint64_t replay_rescue_file(struct t4dx *db, const char *path)
 		pthread_rwlock_wrlock(&db->lock);
 		if (r.lsn > t4dx_wal_last_lsn(db->wal) &&
 		    !t4dx_wal_add(db->wal, &r)) {
-			int rc = apply(db, &r);
+			int rc = eng_apply(db, &r);
 			if (rc)
-				fatal(db, rc);
+				eng_fatal(db, rc);
 			else
 				n++;
 		}
@@ -379,7 +380,7 @@ static int rescue_name(const struct dirent *d, const char *prefix)
 	return digits > 0 && !strcmp(d->d_name + pl + digits, ".jsonl");
 }
 
-void replay_rescue_dir(struct t4dx *db, const char *dir, const char *prefix)
+void eng_replay_rescue_dir(struct t4dx *db, const char *dir, const char *prefix)
 {
 	struct dirent **list;
 	int n = scandir(dir, &list, NULL, alphasort);
@@ -404,7 +405,7 @@ void replay_rescue_dir(struct t4dx *db, const char *dir, const char *prefix)
 			db->rescued += k;
 			if (rc) {
 				/* kept as it is: replayed again next time */
-				mark_unpersisted(db, last);
+				eng_mark_unpersisted(db, last);
 				t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
 						"rescue file %s: %llu records "
 						"queued, not yet durable: %s",

@@ -13,7 +13,8 @@
 
 #include "engine_int.h"
 
-void seg_file(struct t4dx *db, uint64_t id, char *path, size_t len, bool tmp)
+void eng_seg_file(struct t4dx *db, uint64_t id, char *path, size_t len,
+		  bool tmp)
 {
 	snprintf(path, len, "%s/%020llu.t4s%s", db->seg_dir,
 		 (unsigned long long)id, tmp ? ".tmp" : "");
@@ -53,8 +54,8 @@ static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 }
 
 /* Write the live segment list with the given flushed LSN. Lock held. */
-int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
-		  uint64_t flushed_lsn, uint64_t next_ino, uint64_t items)
+int eng_save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
+		      uint64_t flushed_lsn, uint64_t next_ino, uint64_t items)
 {
 	struct t4dx_manifest m = {
 		.next_seg_id = db->next_seg_id,
@@ -99,8 +100,8 @@ int save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 static int place_segment(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
-	seg_file(db, id, tmp, sizeof(tmp), true);
-	seg_file(db, id, path, sizeof(path), false);
+	eng_seg_file(db, id, tmp, sizeof(tmp), true);
+	eng_seg_file(db, id, path, sizeof(path), false);
 	int rc;
 	if (t4dx_io.rename(tmp, path)) {
 		rc = errno;
@@ -116,8 +117,8 @@ static int place_segment(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 /* Write entries v[0..n) (sorted) as segment id: a temporary file made
  * durable, renamed into place, the directory synced, then opened.  Not
  * live until a MANIFEST names it; nothing is left behind on failure. */
-int make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v, size_t n,
-		 struct t4dx_seg **out)
+int eng_make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v,
+		     size_t n, struct t4dx_seg **out)
 {
 	char tmp[PATH_MAX];
 	uint64_t min_lsn = UINT64_MAX, max_lsn = 0;
@@ -127,27 +128,27 @@ int make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v, size_t n,
 		if (v[i]->lsn > max_lsn)
 			max_lsn = v[i]->lsn;
 	}
-	seg_file(db, id, tmp, sizeof(tmp), true);
+	eng_seg_file(db, id, tmp, sizeof(tmp), true);
 	int rc = t4dx_seg_write(tmp, v, n, min_lsn, max_lsn);
 	if (rc)
 		return rc;
 	return place_segment(db, id, out);
 }
 
-/* make_segment one entry at a time: begin creates segment id's temporary
+/* eng_make_segment one entry at a time: begin creates segment id's temporary
  * file (n_hint: at most that many entries), t4dx_seg_writer_add adds,
- * end finishes the file and places it as make_segment does.  end with
+ * end finishes the file and places it as eng_make_segment does.  end with
  * no entry added, like any failure, leaves nothing behind. */
-int begin_segment(struct t4dx *db, uint64_t id, uint64_t n_hint,
-		  struct t4dx_seg_writer **w)
+int eng_begin_segment(struct t4dx *db, uint64_t id, uint64_t n_hint,
+		      struct t4dx_seg_writer **w)
 {
 	char tmp[PATH_MAX];
-	seg_file(db, id, tmp, sizeof(tmp), true);
+	eng_seg_file(db, id, tmp, sizeof(tmp), true);
 	return t4dx_seg_writer_open(tmp, n_hint, w);
 }
 
-int end_segment(struct t4dx *db, uint64_t id, struct t4dx_seg_writer *w,
-		struct t4dx_seg **out)
+int eng_end_segment(struct t4dx *db, uint64_t id, struct t4dx_seg_writer *w,
+		    struct t4dx_seg **out)
 {
 	int rc = t4dx_seg_writer_finish(w, NULL);
 	if (rc)
@@ -158,11 +159,12 @@ int end_segment(struct t4dx *db, uint64_t id, struct t4dx_seg_writer *w,
 /* Install segs[0..n) as the live list in the MANIFEST and in memory.
  * Lock held for writing.  On success the old list's references are
  * dropped (the array is reused). */
-int install_segments(struct t4dx *db, struct t4dx_seg **segs, size_t n,
-		     uint64_t flushed_lsn, uint64_t next_ino,
-		     uint64_t seg_items)
+int eng_install_segments(struct t4dx *db, struct t4dx_seg **segs, size_t n,
+			 uint64_t flushed_lsn, uint64_t next_ino,
+			 uint64_t seg_items)
 {
-	int rc = save_manifest(db, segs, n, flushed_lsn, next_ino, seg_items);
+	int rc = eng_save_manifest(db, segs, n, flushed_lsn, next_ino,
+				   seg_items);
 	if (rc)
 		return rc;
 	db->flushed_lsn = flushed_lsn;

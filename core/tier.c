@@ -8,7 +8,7 @@
 
 #include "engine_int.h"
 
-/* The automatic compaction (see auto_pick) */
+/* The automatic compaction (see eng_auto_pick) */
 #define AUTO_RUN_SEGMENTS 8     /* more adjacent segments of a size: merge */
 
 #define AUTO_RUN_RATIO 4        /* of a size: biggest <= 4 x smallest */
@@ -33,9 +33,9 @@
  * AUTO_RUN_SEGMENTS + 1 with the fewest bytes in all merge, whatever
  * their sizes.
  *
- * With segs[lo..hi) from auto_pick, true if something should merge.
+ * With segs[lo..hi) from eng_auto_pick, true if something should merge.
  * Lock held. */
-bool auto_pick(struct t4dx *db, size_t *lo, size_t *hi)
+bool eng_auto_pick(struct t4dx *db, size_t *lo, size_t *hi)
 {
 	size_t n = db->nsegs, want = AUTO_RUN_SEGMENTS + 1;
 	if (n < want)
