@@ -56,17 +56,6 @@ static void breaker_changed(void *arg, int from, int to, const char *why)
 		eng_note_level(db);
 }
 
-static int make_dir(const char *path)
-{
-	/* private: the store holds every user's content */
-	if (t4dx_io.mkdir(path, 0700) && errno != EEXIST)
-		return errno;
-	struct stat st;
-	if (stat(path, &st))
-		return errno;
-	return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-}
-
 static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 {
 	char path[PATH_MAX], pid[32] = "";
@@ -237,7 +226,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 		    (rc = t4dx_io_lock_shared(dir, &db->lock_fd, msg,
 					      msglen)))
 			goto fail;
-	} else if ((rc = make_dir(dir))) {
+	} else if ((rc = t4dx_io_make_dir(dir, NULL))) {
 		snprintf(msg, msglen, "cannot use data directory %s: %s", dir,
 			 strerror(rc));
 		goto fail;
@@ -245,8 +234,9 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	if (!db->readonly && (rc = take_lock(db, msg, msglen)))
 		goto fail;
 	if (!db->readonly &&
-	    ((rc = make_dir(db->seg_dir)) || (rc = make_dir(db->wal_dir)) ||
-	     (rc = make_dir(db->quarantine_dir)))) {
+	    ((rc = t4dx_io_make_dir(db->seg_dir, NULL)) ||
+	     (rc = t4dx_io_make_dir(db->wal_dir, NULL)) ||
+	     (rc = t4dx_io_make_dir(db->quarantine_dir, NULL)))) {
 		snprintf(msg, msglen, "cannot create directories in %s: %s",
 			 dir, strerror(rc));
 		goto fail;

@@ -143,34 +143,6 @@ const char *t4dx_level_name(int level)
  * and only then renames the file to *.replayed.  Nothing is ever
  * deleted. */
 
-static int write_file_durably(const char *dir, const char *name,
-			      const struct t4dx_buf *b)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    (int)sizeof(path))
-		return ENAMETOOLONG;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	/* a fresh file of our own, never one planted under the name in a
-	 * shared directory (a link, or someone else's file) */
-	t4dx_io.unlink(tmp);
-	int fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-			      0600);
-	if (fd < 0)
-		return errno;
-	int rc = t4dx_io_pwrite_all(fd, b->p, b->len, 0);
-	if (!rc && t4dx_io.fsync(fd))   /* a new file: its size too */
-		rc = errno;
-	t4dx_io.close(fd);
-	if (!rc && t4dx_io.rename(tmp, path))
-		rc = errno;
-	if (!rc)
-		rc = t4dx_io_fsync_dir(dir);
-	if (rc)
-		t4dx_io.unlink(tmp);
-	return rc;
-}
-
 /* The entries of m as records (put, mkdir, delete) numbered from *lsn
  * on, appended to out.  0 or ENOMEM. */
 static int mem_records(struct t4dx_mem *m, uint64_t *lsn,
@@ -233,12 +205,12 @@ int eng_write_rescue(struct t4dx *db, bool wal_lost)
 	snprintf(name, sizeof(name), "rescue-%020llu.jsonl",
 		 (unsigned long long)first);
 	const char *where = db->dir;
-	rc = write_file_durably(db->dir, name, &b);
+	rc = t4dx_io_write_durably(db->dir, name, b.p, b.len, NULL);
 	if (rc && *db->rescue_dir) {
 		snprintf(name, sizeof(name), "t4dx-rescue-%s-%020llu.jsonl",
 			 db->rescue_tag, (unsigned long long)first);
 		where = db->rescue_dir;
-		rc = write_file_durably(where, name, &b);
+		rc = t4dx_io_write_durably(where, name, b.p, b.len, NULL);
 	}
 	const char *what = wal_lost ? "changes held in memory only (the "
 				      "log was removed)"
@@ -324,7 +296,7 @@ int eng_store_id(struct t4dx *db)
 		snprintf(id + 2 * i, 3, "%02x", r[i]);
 	id[32] = '\n';
 	struct t4dx_buf b = { (unsigned char *)id, 33, 33 };
-	rc = write_file_durably(db->dir, "ID", &b);
+	rc = t4dx_io_write_durably(db->dir, "ID", b.p, b.len, NULL);
 	if (!rc) {
 		id[32] = 0;
 		snprintf(db->rescue_tag, sizeof(db->rescue_tag), "%s", id);

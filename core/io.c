@@ -98,6 +98,79 @@ int t4dx_io_fsync_dir(const char *path)
 	return rc;
 }
 
+int t4dx_io_write_durably(const char *dir, const char *name, const void *p,
+			  size_t len, bool *installed)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	if (installed)
+		*installed = false;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	/* a fresh file of our own, never one planted under the name in a
+	 * shared directory (a link, or someone else's file) */
+	t4dx_io.unlink(tmp);
+	int fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+			      0600);
+	if (fd < 0)
+		return errno;
+	int rc = t4dx_io_pwrite_all(fd, p, len, 0);
+	if (!rc && t4dx_io.fsync(fd))   /* a new file: its size too */
+		rc = errno;
+	t4dx_io.close(fd);
+	if (!rc && t4dx_io.rename(tmp, path))
+		rc = errno;
+	if (!rc) {
+		if (installed)
+			*installed = true;
+		return t4dx_io_fsync_dir(dir);
+	}
+	t4dx_io.unlink(tmp);
+	return rc;
+}
+
+int t4dx_io_make_dir(const char *path, bool *made)
+{
+	if (made)
+		*made = false;
+	if (t4dx_io.mkdir(path, 0700) == 0) {
+		if (made)
+			*made = true;
+		return 0;
+	}
+	if (errno != EEXIST)
+		return errno;
+	struct stat st;
+	if (stat(path, &st))
+		return errno;
+	return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+void t4dx_io_quarantine_name(char *out, size_t n, const char *qdir,
+			     const char *base, int k)
+{
+	if (k == 0)
+		snprintf(out, n, "%s/%s", qdir, base);
+	else
+		snprintf(out, n, "%s/%s.%d", qdir, base, k);
+}
+
+int t4dx_io_quarantine(const char *path, const char *qdir, const char *base,
+		       char *to, size_t tolen)
+{
+	for (int k = 0; k < 10000; k++) {
+		t4dx_io_quarantine_name(to, tolen, qdir, base, k);
+		struct stat st;
+		if (lstat(to, &st) == 0)
+			continue;
+		if (errno != ENOENT)
+			return errno;
+		return t4dx_io.rename(path, to) ? errno : 0;
+	}
+	return EEXIST;
+}
+
 int t4dx_io_lock_shared(const char *dir, int *fd, char *msg, size_t msglen)
 {
 	char path[PATH_MAX], pid[32] = "";

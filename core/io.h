@@ -45,6 +45,27 @@ int t4dx_io_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 int t4dx_io_pread_all(int fd, void *buf, size_t len, off_t off);
 /* fsync the directory at path.  0 or positive errno. */
 int t4dx_io_fsync_dir(const char *path);
+/* Durably replace dir/name with p[0..len): write dir/name.tmp (a fresh
+ * file of our own, 0600, never one planted under that name), fsync it,
+ * rename it over dir/name, fsync dir.  0 or a positive errno; on failure
+ * the temporary file is gone.  *installed (may be NULL) tells whether the
+ * rename happened: if so and only the directory fsync failed, either the
+ * old or the new file may be the one found after a crash. */
+int t4dx_io_write_durably(const char *dir, const char *name, const void *p,
+			  size_t len, bool *installed);
+/* mkdir path 0700 (private: the store holds every user's content); an
+ * existing directory is fine, anything else there is ENOTDIR.  *made (may
+ * be NULL) tells whether it was new, and so needs its parent fsync'ed. */
+int t4dx_io_make_dir(const char *path, bool *made);
+/* Move the file at path into the directory qdir (which must exist) as
+ * base, or base.1, base.2, ... if that is taken: nothing in a quarantine
+ * is ever replaced.  The new path goes to to[0..tolen).  0 or an errno;
+ * the caller fsyncs the directories. */
+int t4dx_io_quarantine(const char *path, const char *qdir, const char *base,
+		       char *to, size_t tolen);
+/* The k-th name t4dx_io_quarantine tries: qdir/base, then qdir/base.K. */
+void t4dx_io_quarantine_name(char *out, size_t n, const char *qdir,
+			     const char *base, int k);
 
 /* For the readers of a store that change nothing (read-only open,
  * t4dx_verify): take a shared flock on dir/LOCK, which excludes a

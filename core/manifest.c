@@ -21,9 +21,10 @@
  * items        live entries in the segments, as of flushed_lsn.
  * crc          CRC-32 (zlib) of the bytes before ,"crc" (as in the WAL).
  *
- * Update protocol: write MANIFEST.tmp, fsync it, rename it over MANIFEST,
- * fsync the directory.  A crash at any point leaves either the old or the
- * new MANIFEST, never a mix; a stale MANIFEST.tmp is overwritten.
+ * Update protocol (t4dx_io_write_durably): write MANIFEST.tmp, fsync it,
+ * rename it over MANIFEST, fsync the directory.  A crash at any point
+ * leaves either the old or the new MANIFEST, never a mix; a stale
+ * MANIFEST.tmp is removed first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -166,11 +167,8 @@ int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m,
 		       bool *installed)
 {
 	*installed = false;
-	char path[PATH_MAX], tmp[PATH_MAX];
 	struct t4dx_buf b = { 0 };
-	int rc = 0, fd = -1;
-	snprintf(path, sizeof(path), "%s/MANIFEST", dir);
-	snprintf(tmp, sizeof(tmp), "%s/MANIFEST.tmp", dir);
+	int rc;
 
 	rc = t4dx_buf_addf(&b, "{\"format\":1,\"next_seg_id\":%llu,"
 			   "\"flushed_lsn\":%llu,\"next_ino\":%llu,"
@@ -193,33 +191,9 @@ int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m,
 		uLong crc = crc32(0L, b.p, (uInt)b.len);
 		rc = t4dx_buf_addf(&b, ",\"crc\":%lu}\n", (unsigned long)crc);
 	}
-	if (rc)
-		goto out;
-
-	fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0) {
-		rc = errno;
-		goto out;
-	}
-	if ((rc = t4dx_io_pwrite_all(fd, b.p, b.len, 0)))
-		goto out;
-	if (t4dx_io.fsync(fd)) {
-		rc = errno;
-		goto out;
-	}
-	t4dx_io.close(fd);
-	fd = -1;
-	if (t4dx_io.rename(tmp, path)) {
-		rc = errno;
-		goto out;
-	}
-	*installed = true;
-	rc = t4dx_io_fsync_dir(dir);
-out:
-	if (fd >= 0)
-		t4dx_io.close(fd);
-	if (rc && rc != ENOMEM)
-		t4dx_io.unlink(tmp);
+	if (!rc)
+		rc = t4dx_io_write_durably(dir, "MANIFEST", b.p, b.len,
+					   installed);
 	t4dx_buf_free(&b);
 	return rc;
 }

@@ -32,12 +32,9 @@ static void quarantine(struct t4dx *db, const char *path)
 	char to[2 * PATH_MAX];
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
-	snprintf(to, sizeof(to), "%s/%s", db->quarantine_dir, base);
 	/* never over an earlier casualty */
-	for (int k = 1; access(to, F_OK) == 0; k++)
-		snprintf(to, sizeof(to), "%s/%s.%d", db->quarantine_dir, base,
-			 k);
-	if (t4dx_io.rename(path, to) == 0)
+	if (t4dx_io_quarantine(path, db->quarantine_dir, base, to,
+			       sizeof(to)) == 0)
 		t4dx_io_fsync_dir(db->quarantine_dir);
 	db->recovery.segments_quarantined++;
 	size_t used = strlen(db->recovery.quarantined);

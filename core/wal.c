@@ -306,17 +306,6 @@ static int list_dir(const char *dir, uint64_t **out, size_t *n)
 	return 0;
 }
 
-/* mkdir that accepts an existing directory; *made tells if it was new. */
-static int make_dir(const char *path, bool *made)
-{
-	*made = false;
-	if (t4dx_io.mkdir(path, 0700) == 0) {
-		*made = true;
-		return 0;
-	}
-	return errno == EEXIST ? 0 : errno;
-}
-
 static int fsync_parent(const char *path)
 {
 	char p[PATH_MAX];
@@ -335,21 +324,10 @@ static int fsync_parent(const char *path)
 static int quarantine_ready(const char *qdir)
 {
 	bool made;
-	int rc = make_dir(qdir, &made);
+	int rc = t4dx_io_make_dir(qdir, &made);
 	if (!rc && made)
 		rc = fsync_parent(qdir);
 	return rc;
-}
-
-/* The k-th name tried for base in the quarantine: qdir/base, then
- * qdir/base.K (nothing there is ever replaced). */
-static void quarantine_name(char *out, size_t n, const char *qdir,
-			    const char *base, int k)
-{
-	if (k == 0)
-		snprintf(out, n, "%s/%s", qdir, base);
-	else
-		snprintf(out, n, "%s/%s.%d", qdir, base, k);
 }
 
 /* Move dir/<first>.jsonl to qdir/wal-<first>.jsonl (with a .K suffix if
@@ -362,16 +340,7 @@ static int quarantine_file(const char *dir, const char *qdir, uint64_t first)
 		return rc;
 	file_path(from, sizeof(from), dir, first);
 	snprintf(base, sizeof(base), "wal-%020" PRIu64 WAL_EXT, first);
-	for (int k = 0; k < 10000; k++) {
-		quarantine_name(to, sizeof(to), qdir, base, k);
-		struct stat st;
-		if (lstat(to, &st) == 0)
-			continue;
-		if (errno != ENOENT)
-			return errno;
-		return t4dx_io.rename(from, to) ? errno : 0;
-	}
-	return EEXIST;
+	return t4dx_io_quarantine(from, qdir, base, to, sizeof(to));
 }
 
 /* Bytes copied at a time into the quarantine. */
@@ -400,7 +369,8 @@ static int quarantine_tail(const char *qdir, int fd, uint64_t first,
 	snprintf(base, sizeof(base), "wal-%020" PRIu64 WAL_EXT ".at-%" PRIu64,
 		 first, from);
 	for (int k = 0; !rc && k < 10000; k++) {
-		quarantine_name(path, sizeof(path), qdir, base, k);
+		t4dx_io_quarantine_name(path, sizeof(path), qdir, base,
+					k);
 		q = t4dx_io.open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 		if (q >= 0 || errno != EEXIST)
 			break;
@@ -1177,9 +1147,9 @@ int t4dx_wal_open(const char *dir, const char *quarantine_dir,
 		goto out;
 	snprintf(w->arch, alen, "%s/archive", dir);
 	bool made;
-	if ((rc = make_dir(w->dir, &made)) ||
+	if ((rc = t4dx_io_make_dir(w->dir, &made)) ||
 	    (made && (rc = fsync_parent(w->dir))) ||
-	    (rc = make_dir(w->arch, &made)) ||
+	    (rc = t4dx_io_make_dir(w->arch, &made)) ||
 	    (made && (rc = t4dx_io_fsync_dir(w->dir))))
 		goto out;
 	if ((rc = recover(w, &rp)) ||
@@ -1642,9 +1612,9 @@ int t4dx_wal_reset(struct t4dx_wal *w, uint64_t upto)
 		close_file(w);
 	w->bad_first = 0;
 	int rc = 0;
-	if ((rc = make_dir(w->dir, &made)) ||
+	if ((rc = t4dx_io_make_dir(w->dir, &made)) ||
 	    (made && (rc = fsync_parent(w->dir))) ||
-	    (rc = make_dir(w->arch, &made)) ||
+	    (rc = t4dx_io_make_dir(w->arch, &made)) ||
 	    (made && (rc = t4dx_io_fsync_dir(w->dir))))
 		goto out;
 	uint64_t arch;
