@@ -269,6 +269,21 @@ int t4dx_hex_decode(const char *s, size_t slen, unsigned char *out, size_t len)
 	return 0;
 }
 
+/* %.15g already gives the shortest text whenever that has at most 15
+ * digits: decimals of 15 significant digits lie further apart than two
+ * doubles do, so the one nearest v is the short text padded with zeros,
+ * which %g strips.  Past 15 digits %.16g, then %.17g (always enough). */
+int t4dx_fmt_double(char *out, size_t len, double v)
+{
+	int n = 0;
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(out, len, "%.*g", prec, v);
+		if (strtod(out, NULL) == v)
+			break;
+	}
+	return n;
+}
+
 int64_t t4dx_now_ns(void)
 {
 	struct timespec ts;

@@ -49,6 +49,14 @@ int t4dx_base64_decode(const char *s, size_t len, unsigned char *out,
 void t4dx_hex_encode(char *out, const unsigned char *s, size_t len); /* out: 2*len+1 */
 int t4dx_hex_decode(const char *s, size_t slen, unsigned char *out, size_t len);
 
+/* The shortest text of a finite v in "%.*g" form that reads back (strtod)
+ * as exactly v, NUL-terminated in out (32 bytes are always enough);
+ * returns its length.  In the C locale, as the engine always is.  The
+ * one formatter of doubles that must survive a round trip (records,
+ * configuration); callers add their own spelling of whole numbers and of
+ * what is not finite. */
+int t4dx_fmt_double(char *out, size_t len, double v);
+
 /* Wall clock in nanoseconds. */
 int64_t t4dx_now_ns(void);
 /* 64-bit hash of a key, for Bloom filters. */

@@ -148,11 +148,7 @@ static void fmt_double(char out[32], double v)
 	else if (v == (double)(int64_t)v && v > -1e15 && v < 1e15)
 		snprintf(out, 32, "%.0f", v);
 	else
-		for (int prec = 1; prec <= 17; prec++) {
-			snprintf(out, 32, "%.*g", prec, v);
-			if (strtod(out, NULL) == v)
-				break;
-		}
+		t4dx_fmt_double(out, 32, v);
 }
 
 /* ---- the grammar walker ---------------------------------------------- */

@@ -207,7 +207,7 @@ static char *put_i(char *o, const char *key, int64_t v)
 }
 
 /* A number in [0, 1] as the format writes it: the first of %.15g, %.16g
- * and %.17g that reads back to d, with ".0" added when it has neither a
+ * and %.17g that reads back to d (t4dx_fmt_double), with ".0" added when it has neither a
  * '.' nor an exponent.  A whole number of thousandths (the common
  * values: 0, 0.5, 0.25, 0.1) reads back from its shortest decimal, and
  * %.15g prints exactly that, so those skip printf and strtod. */
@@ -227,12 +227,7 @@ static char *put_unit(char *o, const char *key, double d)
 		return o;
 	}
 	char s[40];
-	int n = 0;
-	for (int prec = 15; prec <= 17; prec++) {
-		n = snprintf(s, sizeof(s), "%.*g", prec, d);
-		if (strtod(s, NULL) == d)
-			break;
-	}
+	int n = t4dx_fmt_double(s, sizeof(s), d);
 	memcpy(o, s, (size_t)n);
 	o += n;
 	if (!memchr(s, '.', (size_t)n) && !memchr(s, 'e', (size_t)n))
