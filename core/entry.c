@@ -1,11 +1,34 @@
 /* entry.c - values of the public interface: blobs, entries, error codes,
  * configuration defaults. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fields.h"
 #include "t4dx.h"
+
+#define ROW(key, bit, kind, member, xattr) \
+	{ key, bit, T4DX_FIELD_##kind, offsetof(struct t4dx_entry, member), \
+	  xattr }
+const struct t4dx_field t4dx_fields[T4DX_NFIELDS] = {
+	ROW("mode", T4DX_F_MODE, MODE, mode, NULL),
+	ROW("uid", T4DX_F_UID, U32, uid, NULL),
+	ROW("gid", T4DX_F_GID, U32, gid, NULL),
+	ROW("atime", T4DX_F_ATIME, I64, atime_ns, NULL),
+	ROW("mtime", T4DX_F_MTIME, I64, mtime_ns, NULL),
+	ROW("ctime", T4DX_F_CTIME, I64, ctime_ns, NULL),
+	ROW("kappa", T4DX_F_KAPPA, UNIT, kappa, "kappa"),
+	ROW("importance", T4DX_F_IMPORTANCE, UNIT, importance, "importance"),
+	ROW("type", T4DX_F_TYPE, TYPE, type, "type"),
+	ROW("event_time", T4DX_F_EVENT_TIME, I64, event_time_ns,
+	    "event_time"),
+	ROW("access_count", T4DX_F_ACCESS, U64, access_count, "access_count"),
+};
+#undef ROW
+_Static_assert((T4DX_F_INODE | T4DX_F_MEMORY) == T4DX_F_ALL,
+	       "every update bit has a row in t4dx_fields");
 
 struct t4dx_blob *t4dx_blob_new(size_t len)
 {
@@ -175,26 +198,21 @@ void t4dx_config_defaults(struct t4dx_config *c)
 void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,
 		      uint32_t mask)
 {
-	if (mask & T4DX_F_MODE)
-		e->mode = (e->mode & S_IFMT) | (f->mode & 07777);
-	if (mask & T4DX_F_UID)
-		e->uid = f->uid;
-	if (mask & T4DX_F_GID)
-		e->gid = f->gid;
-	if (mask & T4DX_F_ATIME)
-		e->atime_ns = f->atime_ns;
-	if (mask & T4DX_F_MTIME)
-		e->mtime_ns = f->mtime_ns;
-	if (mask & T4DX_F_CTIME)
-		e->ctime_ns = f->ctime_ns;
-	if (mask & T4DX_F_KAPPA)
-		e->kappa = f->kappa;
-	if (mask & T4DX_F_IMPORTANCE)
-		e->importance = f->importance;
-	if (mask & T4DX_F_TYPE)
-		e->type = f->type;
-	if (mask & T4DX_F_EVENT_TIME)
-		e->event_time_ns = f->event_time_ns;
-	if (mask & T4DX_F_ACCESS)
-		e->access_count = f->access_count;
+	static const size_t size[] = {
+		[T4DX_FIELD_U32] = sizeof(uint32_t),
+		[T4DX_FIELD_I64] = sizeof(int64_t),
+		[T4DX_FIELD_U64] = sizeof(uint64_t),
+		[T4DX_FIELD_UNIT] = sizeof(double),
+		[T4DX_FIELD_TYPE] = sizeof(uint8_t),
+	};
+	for (size_t i = 0; i < T4DX_NFIELDS; i++) {
+		const struct t4dx_field *fl = &t4dx_fields[i];
+		if (!(mask & fl->bit))
+			continue;
+		if (fl->kind == T4DX_FIELD_MODE)
+			e->mode = (e->mode & S_IFMT) | (f->mode & 07777);
+		else
+			memcpy((char *)e + fl->off, (const char *)f + fl->off,
+			       size[fl->kind]);
+	}
 }

@@ -102,6 +102,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "fields.h"
 #include "rec.h"
 
 static const char *const op_names[] = {
@@ -207,8 +208,8 @@ static char *put_i(char *o, const char *key, int64_t v)
 }
 
 /* A number in [0, 1] as the format writes it: the first of %.15g, %.16g
- * and %.17g that reads back to d (t4dx_fmt_double), with ".0" added when it has neither a
- * '.' nor an exponent.  A whole number of thousandths (the common
+ * and %.17g that reads back to d (t4dx_fmt_double), with ".0" added when
+ * it has neither a '.' nor an exponent.  A whole number of thousandths (the common
  * values: 0, 0.5, 0.25, 0.1) reads back from its shortest decimal, and
  * %.15g prints exactly that, so those skip printf and strtod. */
 static char *put_unit(char *o, const char *key, double d)
@@ -342,41 +343,41 @@ static char *put_text(char *o, const char *key, const struct text *t)
 	return o;
 }
 
-/* Fields shared by put and mkdir, and by update_fields under a mask. */
+/* The fields in mask (t4dx_fields, in its order): put and mkdir write
+ * theirs, an update those it changes. */
 static char *put_fields(char *o, const struct t4dx_entry *e, uint32_t mask)
 {
-	if (mask & T4DX_F_MODE)
-		o = put_u(o, ",\"mode\":", e->mode);
-	if (mask & T4DX_F_UID)
-		o = put_u(o, ",\"uid\":", e->uid);
-	if (mask & T4DX_F_GID)
-		o = put_u(o, ",\"gid\":", e->gid);
-	if (mask & T4DX_F_ATIME)
-		o = put_i(o, ",\"atime\":", e->atime_ns);
-	if (mask & T4DX_F_MTIME)
-		o = put_i(o, ",\"mtime\":", e->mtime_ns);
-	if (mask & T4DX_F_CTIME)
-		o = put_i(o, ",\"ctime\":", e->ctime_ns);
-	if (mask & T4DX_F_KAPPA)
-		o = put_unit(o, ",\"kappa\":", e->kappa);
-	if (mask & T4DX_F_IMPORTANCE)
-		o = put_unit(o, ",\"importance\":", e->importance);
-	if (mask & T4DX_F_TYPE) {
-		o = put_str(o, ",\"type\":\"");
-		o = put_str(o, t4dx_type_name(e->type));
-		*o++ = '"';
+	for (size_t i = 0; i < T4DX_NFIELDS; i++) {
+		const struct t4dx_field *f = &t4dx_fields[i];
+		if (!(mask & f->bit))
+			continue;
+		const char *p = (const char *)e + f->off;
+		o = put_str(o, ",\"");
+		o = put_str(o, f->key);
+		o = put_str(o, "\":");
+		switch (f->kind) {
+		case T4DX_FIELD_MODE:
+		case T4DX_FIELD_U32:
+			o = put_u(o, "", *(const uint32_t *)p);
+			break;
+		case T4DX_FIELD_I64:
+			o = put_i(o, "", *(const int64_t *)p);
+			break;
+		case T4DX_FIELD_U64:
+			o = put_u(o, "", *(const uint64_t *)p);
+			break;
+		case T4DX_FIELD_UNIT:
+			o = put_unit(o, "", *(const double *)p);
+			break;
+		case T4DX_FIELD_TYPE:
+			*o++ = '"';
+			o = put_str(o, t4dx_type_name(*(const uint8_t *)p));
+			*o++ = '"';
+			break;
+		}
 	}
-	if (mask & T4DX_F_EVENT_TIME)
-		o = put_i(o, ",\"event_time\":", e->event_time_ns);
-	if (mask & T4DX_F_ACCESS)
-		o = put_u(o, ",\"access_count\":", e->access_count);
 	return o;
 }
-
-#define F_INODE (T4DX_F_MODE | T4DX_F_UID | T4DX_F_GID | T4DX_F_ATIME | \
-		 T4DX_F_MTIME | T4DX_F_CTIME)
-#define F_MEMORY (T4DX_F_KAPPA | T4DX_F_IMPORTANCE | T4DX_F_TYPE | \
-		  T4DX_F_EVENT_TIME | T4DX_F_ACCESS)
 
 /* Refuse what the decoder would refuse. */
 static int check_encodable(const struct t4dx_rec *r)
@@ -395,12 +396,17 @@ static int check_encodable(const struct t4dx_rec *r)
 			r->op == T4DX_OP_UPDATE ? r->mask : 0;
 	if (r->op == T4DX_OP_UPDATE && (mask & ~(uint32_t)T4DX_F_ALL))
 		return EINVAL;
-	if ((mask & T4DX_F_KAPPA) && !unit_ok(e->kappa))
-		return EINVAL;
-	if ((mask & T4DX_F_IMPORTANCE) && !unit_ok(e->importance))
-		return EINVAL;
-	if ((mask & T4DX_F_TYPE) && e->type > T4DX_PROCEDURAL)
-		return EINVAL;
+	for (size_t i = 0; i < T4DX_NFIELDS; i++) {
+		const struct t4dx_field *f = &t4dx_fields[i];
+		const char *p = (const char *)e + f->off;
+		if (!(mask & f->bit))
+			continue;
+		if (f->kind == T4DX_FIELD_UNIT && !unit_ok(*(const double *)p))
+			return EINVAL;
+		if (f->kind == T4DX_FIELD_TYPE &&
+		    *(const uint8_t *)p > T4DX_PROCEDURAL)
+			return EINVAL;
+	}
 	if (r->op == T4DX_OP_PUT && !e->content && e->size)
 		return EINVAL;
 	if (e->content && e->content->len > T4DX_ITEM_BYTES_MAX)
@@ -486,14 +492,14 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 	case T4DX_OP_PUT:
 	case T4DX_OP_MKDIR:
 		o = put_u(o, ",\"ino\":", e->ino);
-		o = put_fields(o, e, F_INODE);
+		o = put_fields(o, e, T4DX_F_INODE);
 		if (r->op == T4DX_OP_MKDIR)
 			break;
 		o = put_str(o, ",\"id\":\"");
 		t4dx_hex_encode(o, e->id, sizeof(e->id));
 		o += 2 * sizeof(e->id);
 		*o++ = '"';
-		o = put_fields(o, e, F_MEMORY);
+		o = put_fields(o, e, T4DX_F_MEMORY);
 		if (!by_ref) {
 			o = put_text(o, "content", &content);
 			break;
@@ -705,45 +711,35 @@ static int get_content(struct json_object *o, struct t4dx_entry *e)
 	return 0;
 }
 
-static const struct {
-	const char *key;
-	uint32_t bit;
-} field_keys[] = {
-	{ "mode", T4DX_F_MODE }, { "uid", T4DX_F_UID }, { "gid", T4DX_F_GID },
-	{ "atime", T4DX_F_ATIME }, { "mtime", T4DX_F_MTIME },
-	{ "ctime", T4DX_F_CTIME }, { "kappa", T4DX_F_KAPPA },
-	{ "importance", T4DX_F_IMPORTANCE }, { "type", T4DX_F_TYPE },
-	{ "event_time", T4DX_F_EVENT_TIME },
-	{ "access_count", T4DX_F_ACCESS },
-};
-
 /* Read the fields in mask; each must be present. */
 static int get_fields(struct json_object *o, struct t4dx_entry *e,
 		      uint32_t mask)
 {
 	int rc = 0;
-	if (!rc && (mask & T4DX_F_MODE))
-		rc = get_u32(o, "mode", &e->mode);
-	if (!rc && (mask & T4DX_F_UID))
-		rc = get_u32(o, "uid", &e->uid);
-	if (!rc && (mask & T4DX_F_GID))
-		rc = get_u32(o, "gid", &e->gid);
-	if (!rc && (mask & T4DX_F_ATIME))
-		rc = get_i64(o, "atime", &e->atime_ns);
-	if (!rc && (mask & T4DX_F_MTIME))
-		rc = get_i64(o, "mtime", &e->mtime_ns);
-	if (!rc && (mask & T4DX_F_CTIME))
-		rc = get_i64(o, "ctime", &e->ctime_ns);
-	if (!rc && (mask & T4DX_F_KAPPA))
-		rc = get_unit(o, "kappa", &e->kappa);
-	if (!rc && (mask & T4DX_F_IMPORTANCE))
-		rc = get_unit(o, "importance", &e->importance);
-	if (!rc && (mask & T4DX_F_TYPE))
-		rc = get_type(o, "type", &e->type);
-	if (!rc && (mask & T4DX_F_EVENT_TIME))
-		rc = get_i64(o, "event_time", &e->event_time_ns);
-	if (!rc && (mask & T4DX_F_ACCESS))
-		rc = get_u64(o, "access_count", &e->access_count);
+	for (size_t i = 0; !rc && i < T4DX_NFIELDS; i++) {
+		const struct t4dx_field *f = &t4dx_fields[i];
+		char *p = (char *)e + f->off;
+		if (!(mask & f->bit))
+			continue;
+		switch (f->kind) {
+		case T4DX_FIELD_MODE:
+		case T4DX_FIELD_U32:
+			rc = get_u32(o, f->key, (uint32_t *)p);
+			break;
+		case T4DX_FIELD_I64:
+			rc = get_i64(o, f->key, (int64_t *)p);
+			break;
+		case T4DX_FIELD_U64:
+			rc = get_u64(o, f->key, (uint64_t *)p);
+			break;
+		case T4DX_FIELD_UNIT:
+			rc = get_unit(o, f->key, (double *)p);
+			break;
+		case T4DX_FIELD_TYPE:
+			rc = get_type(o, f->key, (uint8_t *)p);
+			break;
+		}
+	}
 	return rc;
 }
 
@@ -769,7 +765,8 @@ static int parse(struct json_object *o, struct t4dx_rec *r)
 	switch (r->op) {
 	case T4DX_OP_PUT:
 	case T4DX_OP_MKDIR: {
-		if (get_u64(o, "ino", &e->ino) || get_fields(o, e, F_INODE))
+		if (get_u64(o, "ino", &e->ino) ||
+		    get_fields(o, e, T4DX_F_INODE))
 			return BAD;
 		if (r->op == T4DX_OP_MKDIR)
 			return 0;
@@ -778,7 +775,7 @@ static int parse(struct json_object *o, struct t4dx_rec *r)
 		    t4dx_hex_decode(json_object_get_string(v),
 				    (size_t)json_object_get_string_len(v),
 				    e->id, sizeof(e->id)) ||
-		    get_fields(o, e, F_MEMORY))
+		    get_fields(o, e, T4DX_F_MEMORY))
 			return BAD;
 		return get_content(o, e);
 	}
@@ -789,10 +786,9 @@ static int parse(struct json_object *o, struct t4dx_rec *r)
 		return 0;
 	case T4DX_OP_UPDATE:
 		r->mask = 0;
-		for (size_t i = 0; i < sizeof(field_keys) / sizeof(field_keys[0]);
-		     i++)
-			if (field(o, field_keys[i].key))
-				r->mask |= field_keys[i].bit;
+		for (size_t i = 0; i < T4DX_NFIELDS; i++)
+			if (field(o, t4dx_fields[i].key))
+				r->mask |= t4dx_fields[i].bit;
 		return get_fields(o, e, r->mask);
 	default:        /* delete, rmdir */
 		e->tombstone = true;
