@@ -153,36 +153,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io.h"
-#include "metrics.h"
-#include "wal.h"
-
-#define WAL_EXT ".jsonl"
-#define READ_CHUNK (1u << 20)
-#define STOP INT_MIN            /* internal: the file ends here */
-
-/* A file of the log, as the writer sees it. */
-struct wal_file {
-	uint64_t first;         /* its name */
-	uint64_t bytes;         /* its size (valid end) */
-};
-
-/* Encoded records with contiguous LSNs lo..hi (n = 0 when empty): the
- * bytes of buf, with the encoding of each large content (ext[0..next), in
- * the order of their at) inserted where it says.  An encoded content
- * holds no '\n', so the records end at the '\n's of buf.  The queue
- * holds a reference to each of those contents: a large record costs the
- * queue its line without the content, not a second copy of the item. */
-struct wal_queue {
-	struct t4dx_buf buf;
-	struct t4dx_rec_ext *ext;
-	size_t next, ecap;
-	uint64_t ext_bytes;     /* the sum of their enc_len */
-	uint64_t lo, hi, n;
-};
+#include "wal_int.h"
 
 /* Contents at least this long are queued by reference. */
 #define EXT_MIN (256u << 10)
+
 /* Bytes of content encoded at a time when such a record is written. */
 #define EXT_PIECE (3u << 17)
 
@@ -198,927 +173,7 @@ struct wal_waiter {
 	pthread_cond_t cv;
 };
 
-struct t4dx_wal {
-	char *dir, *arch, *qdir;
-	uint64_t max_file_bytes;
-	struct t4dx_buf scratch;        /* t4dx_wal_add's (caller-serialized) */
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv;              /* busy cleared (for own()) */
-	/* guarded by mu */
-	uint64_t last;                  /* last LSN assigned */
-	uint64_t durable;               /* every LSN <= durable is on disk */
-	struct wal_queue q;             /* added, not yet taken by a leader */
-	bool busy;                      /* a leader (or rotate, archive,
-	                                   close) owns the fields below */
-	struct wal_waiter *waiters;
-	struct wal_file *files;         /* live files in LSN order */
-	size_t nfiles, fcap;
-	uint64_t archive_bytes, syncs, records;
-
-	/* owned by the thread that set busy */
-	struct wal_queue head;          /* the group being written, or the
-	                                   failed group waiting to be retried */
-	struct t4dx_hist *sync_hist;    /* fdatasync latency, or NULL */
-	void (*on_group)(void *, int);  /* each group's result, or NULL */
-	void *on_group_arg;
-	uint64_t batch_max;             /* records per group, 0: no limit */
-	bool poisoned;                  /* discard after an abandoned file:
-	                                   refuse new records (EROFS) */
-	int fd;                         /* file to append to, -1: create one
-	                                   at the next write */
-	uint64_t off;                   /* its valid end */
-	uint64_t pad_end;               /* its padding ends here (>= off) */
-	uint64_t cur_first;             /* its name */
-	uint64_t bad_first;             /* abandoned file, 0 if none */
-};
-
-/* ---- small helpers --------------------------------------------------- */
-
-/* Directory names are checked against DIR_MAX when the log is opened, so
- * every path built from them fits in PATH_MAX. */
-#define DIR_MAX (PATH_MAX - 64)
-
-static void file_path(char *out, size_t n, const char *dir, uint64_t first)
-{
-	if (snprintf(out, n, "%s/%020" PRIu64 WAL_EXT, dir, first) >= (int)n)
-		out[0] = 0;     /* cannot happen (DIR_MAX); fails to open */
-}
-
-/* Parse a log file name: 1..20 digits then ".jsonl". */
-static bool parse_name(const char *s, uint64_t *first)
-{
-	size_t d = strspn(s, "0123456789");
-	if (d == 0 || d > 20 || strcmp(s + d, WAL_EXT))
-		return false;
-	uint64_t v = 0;
-	for (size_t i = 0; i < d; i++) {
-		unsigned x = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - x) / 10)
-			return false;
-		v = v * 10 + x;
-	}
-	*first = v;
-	return true;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* The log files in dir, sorted.  A missing dir is an empty list. */
-static int list_dir(const char *dir, uint64_t **out, size_t *n)
-{
-	*out = NULL;
-	*n = 0;
-	DIR *d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : errno;
-	size_t cap = 0;
-	int rc = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		uint64_t first;
-		if (!parse_name(de->d_name, &first))
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			uint64_t *p = realloc(*out, cap * sizeof(*p));
-			if (!p) {
-				rc = ENOMEM;
-				break;
-			}
-			*out = p;
-		}
-		(*out)[(*n)++] = first;
-	}
-	closedir(d);
-	if (rc) {
-		free(*out);
-		*out = NULL;
-		*n = 0;
-		return rc;
-	}
-	if (*n > 1)
-		qsort(*out, *n, sizeof(**out), cmp_u64);
-	return 0;
-}
-
-static int fsync_parent(const char *path)
-{
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s", path);
-	char *s = strrchr(p, '/');
-	if (!s)
-		return t4dx_io_fsync_dir(".");
-	if (s == p)
-		s[1] = 0;
-	else
-		*s = 0;
-	return t4dx_io_fsync_dir(p);
-}
-
-/* The quarantine directory, made (and its making durable) if need be. */
-static int quarantine_ready(const char *qdir)
-{
-	bool made;
-	int rc = t4dx_io_make_dir(qdir, &made);
-	if (!rc && made)
-		rc = fsync_parent(qdir);
-	return rc;
-}
-
-/* Move dir/<first>.jsonl to qdir/wal-<first>.jsonl (with a .K suffix if
- * that name is taken).  The caller fsyncs both directories. */
-static int quarantine_file(const char *dir, const char *qdir, uint64_t first)
-{
-	char from[PATH_MAX], to[PATH_MAX + 64], base[48];
-	int rc = quarantine_ready(qdir);
-	if (rc)
-		return rc;
-	file_path(from, sizeof(from), dir, first);
-	snprintf(base, sizeof(base), "wal-%020" PRIu64 WAL_EXT, first);
-	return t4dx_io_quarantine(from, qdir, base, to, sizeof(to));
-}
-
-/* Bytes copied at a time into the quarantine. */
-#define QUARANTINE_PIECE (1u << 20)
-
-/* Before a damaged file is cut at valid_end, copy what is cut, the
- * damaged bytes [data_begin, data_end), to qdir/wal-<first>.at-<offset>
- * (fdatasync'ed, the directory too): recovery never throws bytes away.
- * 0 or an errno; the file is not cut unless this succeeds. */
-static int quarantine_tail(const char *qdir, int fd, uint64_t first,
-			   uint64_t from, uint64_t to)
-{
-	char path[PATH_MAX + 64], base[80];
-	int rc = quarantine_ready(qdir);
-	if (rc)
-		return rc;
-	if (to <= from)
-		return 0;
-	/* copied a piece at a time: the damage may be most of a file */
-	size_t cap = to - from < QUARANTINE_PIECE ? (size_t)(to - from)
-						 : QUARANTINE_PIECE;
-	unsigned char *b = malloc(cap);
-	if (!b)
-		return ENOMEM;
-	int q = -1;
-	snprintf(base, sizeof(base), "wal-%020" PRIu64 WAL_EXT ".at-%" PRIu64,
-		 first, from);
-	for (int k = 0; !rc && k < 10000; k++) {
-		t4dx_io_quarantine_name(path, sizeof(path), qdir, base,
-					k);
-		q = t4dx_io.open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-		if (q >= 0 || errno != EEXIST)
-			break;
-	}
-	if (!rc && q < 0)
-		rc = errno ? errno : EEXIST;
-	for (uint64_t at = from; !rc && at < to;) {
-		size_t len = to - at < cap ? (size_t)(to - at) : cap;
-		rc = t4dx_io_pread_all(fd, b, len, (off_t)at);
-		if (rc == T4DX_ECORRUPT)
-			rc = EIO;  /* shorter than fstat said: cannot happen */
-		if (!rc)
-			rc = t4dx_io_pwrite_all(q, b, len, (off_t)(at - from));
-		at += len;
-	}
-	if (!rc && t4dx_io.fsync(q))
-		rc = errno ? errno : EIO;
-	if (q >= 0)
-		t4dx_io.close(q);
-	if (!rc)
-		rc = t4dx_io_fsync_dir(qdir);
-	free(b);
-	return rc;
-}
-
-/* Bytes of the queue's lines, contents included. */
-static uint64_t queue_bytes(const struct wal_queue *q)
-{
-	return q->buf.len + q->ext_bytes;
-}
-
-/* Room for more entries in q->ext.  0 or ENOMEM. */
-static int ext_reserve(struct wal_queue *q, size_t more)
-{
-	if (q->next + more <= q->ecap)
-		return 0;
-	size_t cap = q->ecap ? 2 * q->ecap : 4;
-	while (cap < q->next + more)
-		cap *= 2;
-	struct t4dx_rec_ext *x = realloc(q->ext, cap * sizeof(*x));
-	if (!x)
-		return ENOMEM;
-	q->ext = x;
-	q->ecap = cap;
-	return 0;
-}
-
-/* Drop the first k contents (their records are gone) and move the
- * others back by the shift bytes cut from the front of buf. */
-static void ext_drop_front(struct wal_queue *q, size_t k, size_t shift)
-{
-	for (size_t i = 0; i < k; i++) {
-		q->ext_bytes -= q->ext[i].enc_len;
-		t4dx_blob_unref(q->ext[i].blob);
-	}
-	if (q->next > k)        /* ext may be NULL (none ever queued) */
-		memmove(q->ext, q->ext + k, (q->next - k) * sizeof(*q->ext));
-	q->next -= k;
-	for (size_t i = 0; i < q->next; i++)
-		q->ext[i].at -= shift;
-}
-
-/* How many contents go into the first len bytes of buf. */
-static size_t ext_within(const struct wal_queue *q, size_t len)
-{
-	size_t k = 0;
-	while (k < q->next && q->ext[k].at < len)
-		k++;
-	return k;
-}
-
-static void queue_clear(struct wal_queue *q)
-{
-	ext_drop_front(q, q->next, 0);
-	q->buf.len = 0;
-	q->lo = q->hi = q->n = 0;
-	if (q->buf.cap > (4u << 20))    /* do not keep a huge buffer around */
-		t4dx_buf_free(&q->buf);
-	if (q->ecap > 64) {
-		free(q->ext);
-		q->ext = NULL;
-		q->ecap = 0;
-	}
-}
-
-static void queue_free(struct wal_queue *q)
-{
-	queue_clear(q);
-	t4dx_buf_free(&q->buf);
-	free(q->ext);
-}
-
-/* Move the records of src to the end of dst (which holds the records
- * just before them), leaving src empty.  0 or ENOMEM (nothing moved). */
-static int queue_move(struct wal_queue *dst, struct wal_queue *src)
-{
-	size_t base = dst->buf.len;
-	if (ext_reserve(dst, src->next) ||
-	    t4dx_buf_add(&dst->buf, src->buf.p, src->buf.len))
-		return ENOMEM;
-	for (size_t i = 0; i < src->next; i++) {
-		dst->ext[dst->next] = src->ext[i];
-		dst->ext[dst->next++].at += base;
-	}
-	dst->ext_bytes += src->ext_bytes;
-	if (!dst->n)
-		dst->lo = src->lo;
-	dst->hi = src->hi;
-	dst->n += src->n;
-	src->next = 0;          /* the references moved with them */
-	src->ext_bytes = 0;
-	queue_clear(src);
-	return 0;
-}
-
-/* Append the lines of q, contents included, to out.  0 or ENOMEM. */
-static int queue_lines(const struct wal_queue *q, struct t4dx_buf *out)
-{
-	size_t pos = 0;
-	for (size_t i = 0; i <= q->next; i++) {
-		size_t end = i < q->next ? q->ext[i].at : q->buf.len;
-		if (t4dx_buf_add(out, q->buf.p + pos, end - pos))
-			return ENOMEM;
-		pos = end;
-		if (i == q->next)
-			break;
-		const struct t4dx_rec_ext *x = &q->ext[i];
-		if (t4dx_buf_reserve(out, x->enc_len))
-			return ENOMEM;
-		out->len += t4dx_rec_ext_put(x, 0, x->blob->len,
-					     (char *)out->p + out->len);
-	}
-	return 0;
-}
-
-/* ---- reading (recovery and read_all) --------------------------------- */
-
-struct replay {
-	uint64_t from;
-	uint64_t floor;                 /* a file named up to floor + 1
-	                                   continues the log whatever came
-	                                   before it (the segments hold all
-	                                   records up to floor) */
-	t4dx_wal_replay_fn fn;
-	void *arg;
-	void (*progress)(void *arg, uint64_t bytes);     /* bytes read */
-	uint64_t expect;                /* LSN the next record must have;
-	                                   0: anything (no file read yet) */
-	uint64_t last;                  /* highest valid LSN, 0 if none */
-	bool lead_gap;                  /* a first record past floor + 1 is
-	                                   a hole too (recovery) */
-	bool broken;                    /* the last file read ended in
-	                                   damage: a file that does not
-	                                   continue it ends the reading */
-	bool scan;                      /* only find the highest LSN of the
-	                                   lines that decode (last) */
-	struct t4dx_wal_report rep;
-	unsigned char *p;               /* read buffer */
-	size_t cap;
-};
-
-/* What reading one file found. */
-struct file_result {
-	uint64_t nrec;                  /* valid records */
-	uint64_t last;                  /* LSN of the last of them */
-	uint64_t valid_end;             /* bytes up to the damage or EOF */
-	uint64_t size;
-	bool damaged;                   /* valid_end < size, not padding */
-	bool padded;                    /* valid_end < size, all '\n' */
-	uint64_t data_begin, data_end;  /* the bytes after valid_end that
-	                                   are not padding: the damage */
-	bool foreign;                   /* first record is not the name */
-	const char *why;                /* what ends the valid records */
-};
-
-static int read_more(int fd, unsigned char *p, size_t len, uint64_t off,
-		     size_t *got)
-{
-	for (;;) {
-		ssize_t n = t4dx_io.pread(fd, p, len, (off_t)off);
-		if (n >= 0) {
-			*got = (size_t)n;
-			return 0;
-		}
-		if (errno != EINTR)
-			return errno ? errno : EIO;
-	}
-}
-
-/* Records from..to are missing (a file was removed); reading goes on. */
-static void note_hole(struct replay *rp, uint64_t from, uint64_t to)
-{
-	struct t4dx_wal_report *rep = &rp->rep;
-	if (rep->gaps < T4DX_WAL_HOLES) {
-		rep->hole[rep->gaps].from = from;
-		rep->hole[rep->gaps].to = to;
-	}
-	if (!rep->gaps)
-		rep->gap_from = from;
-	rep->gap_to = to;
-	rep->gap_records += to - from + 1;
-	rep->gaps++;
-}
-
-/* One decoded line: check the sequence and hand it on.  Returns 0, STOP
- * if the file ends here (damage), or an error. */
-static int take_record(struct replay *rp, struct file_result *fr,
-		       uint64_t name, struct t4dx_rec *r)
-{
-	if (rp->scan) {
-		if (r->lsn > rp->last)
-			rp->last = r->lsn;
-		return 0;
-	}
-	if (fr->nrec == 0 ? r->lsn != name : r->lsn != fr->last + 1) {
-		if (fr->nrec == 0)
-			fr->foreign = true;
-		fr->why = fr->nrec == 0 ? "the first record's LSN is not the "
-					  "file's name"
-					: "a record breaks the LSN sequence";
-		return STOP;
-	}
-	fr->nrec++;
-	fr->last = r->lsn;
-	if (r->lsn <= rp->last)
-		return 0;       /* a copy left in an abandoned file: seen */
-	/* the log should go on where the segments end, and each file
-	 * where the one before it ends: a hole is a removed file */
-	uint64_t prev = rp->last > rp->floor ? rp->last : rp->floor;
-	if ((rp->last || rp->lead_gap) && rp->floor < UINT64_MAX &&
-	    r->lsn > prev + 1)
-		note_hole(rp, prev + 1, r->lsn - 1);
-	rp->last = r->lsn;
-	rp->expect = r->lsn + 1;
-	if (r->lsn <= rp->from) {
-		rp->rep.skipped++;
-		return 0;
-	}
-	int rc = rp->fn ? rp->fn(rp->arg, r) : 0;
-	if (rc)
-		return rc == STOP ? EIO : rc;
-	rp->rep.records++;
-	return 0;
-}
-
-/* Where, in [from, to), the file's data (bytes other than '\n') begins
- * and ends: *end is after its last such byte and the '\n' that follows
- * it, both are from if there is none (padding only).  Uses the read
- * buffer. */
-static int data_span(int fd, uint64_t from, uint64_t to, struct replay *rp,
-		     uint64_t *begin, uint64_t *end)
-{
-	uint64_t start = from;
-	*begin = *end = from;
-	bool any = false;
-	while (from < to) {
-		size_t want = rp->cap;
-		if (want > to - from)
-			want = (size_t)(to - from);
-		size_t got;
-		int rc = read_more(fd, rp->p, want, from, &got);
-		if (rc)
-			return rc;
-		if (got == 0)
-			break;          /* shorter than fstat said: nothing */
-		for (size_t i = 0; !any && i < got; i++)
-			if (rp->p[i] != '\n') {
-				*begin = from + i;
-				any = true;
-			}
-		for (size_t i = got; i-- > 0;)
-			if (rp->p[i] != '\n') {
-				*end = from + i + 1;
-				break;
-			}
-		from += got;
-	}
-	/* with the '\n' that ends the last line of data */
-	if (*end > start && *end < to)
-		(*end)++;
-	return 0;
-}
-
-static int read_file(struct replay *rp, int fd, uint64_t name,
-		     struct file_result *fr)
-{
-	memset(fr, 0, sizeof(*fr));
-	struct stat st;
-	if (fstat(fd, &st))
-		return errno;
-	fr->size = (uint64_t)st.st_size;
-	uint64_t base = 0;              /* file offset of rp->p[0] */
-	size_t start = 0, scan = 0, have = 0;
-	bool eof = false;
-	int rc = 0;
-	for (;;) {
-		unsigned char *nl = have > scan ?
-				    memchr(rp->p + scan, '\n', have - scan) :
-				    NULL;
-		if (!nl) {
-			if (eof || have - start >= (size_t)INT_MAX) {
-				/* a torn line (or one too long to be a
-				 * record), if have > start */
-				fr->why = "a line without its end (torn write)";
-				break;
-			}
-			if (start) {
-				memmove(rp->p, rp->p + start, have - start);
-				base += start;
-				have -= start;
-				start = 0;
-			}
-			if (have == rp->cap) {
-				size_t cap = rp->cap ? rp->cap * 2 : READ_CHUNK;
-				unsigned char *p = realloc(rp->p, cap);
-				if (!p)
-					return ENOMEM;
-				rp->p = p;
-				rp->cap = cap;
-			}
-			size_t got;
-			rc = read_more(fd, rp->p + have, rp->cap - have,
-				       base + have, &got);
-			if (rc)
-				return rc;
-			scan = have;
-			have += got;
-			eof = got == 0;
-			if (rp->progress && got)
-				rp->progress(rp->arg, got);
-			continue;
-		}
-		size_t len = (size_t)(nl - (rp->p + start));
-		struct t4dx_rec r;
-		rc = t4dx_rec_decode((const char *)rp->p + start, len, &r);
-		if (rc == ENOMEM)
-			return rc;
-		if (rc) {
-			fr->why = rc == T4DX_ECORRUPT ? "a record fails its CRC "
-				  "or does not parse" : t4dx_strerror(rc);
-			break;
-		}
-		rc = take_record(rp, fr, name, &r);
-		t4dx_entry_clear(&r.e);
-		if (rc == STOP)
-			break;
-		if (rc)
-			return rc;
-		fr->valid_end = base + start + len + 1;
-		start = scan = (size_t)(nl - rp->p) + 1;
-	}
-	fr->data_begin = fr->data_end = fr->valid_end;
-	if (fr->valid_end < fr->size &&
-	    (rc = data_span(fd, fr->valid_end, fr->size, rp, &fr->data_begin,
-			    &fr->data_end)))
-		return rc;
-	fr->padded = fr->valid_end < fr->size &&
-		     fr->data_end == fr->valid_end;
-	fr->damaged = fr->data_end > fr->valid_end;
-	return 0;
-}
-
-/* Does a file named n continue the log read so far? */
-static bool continues(const struct replay *rp, uint64_t n)
-{
-	return rp->expect == 0 || n <= rp->expect ||
-	       (rp->floor < UINT64_MAX && n <= rp->floor + 1);
-}
-
-/* After a file with no valid record: the next one must start at its
- * name at the earliest. */
-static void note_empty(struct replay *rp, uint64_t n)
-{
-	if (n > rp->expect)
-		rp->expect = n;
-}
-
-/* ---- t4dx_wal_read_all ----------------------------------------------- */
-
-/* Does [from, to) of the file hold a line after its first that is a
- * valid record?  Then what stopped the reading is damage in the middle,
- * not the torn end of a write.  A region too large to read is assumed
- * to. */
-static bool any_record(int fd, uint64_t from, uint64_t to)
-{
-	if (to <= from)
-		return false;
-	if (to - from > (64u << 20))
-		return true;
-	size_t len = (size_t)(to - from);
-	char *p = malloc(len);
-	if (!p || t4dx_io_pread_all(fd, p, len, (off_t)from)) {
-		free(p);
-		return true;
-	}
-	bool found = false;
-	char *nl = memchr(p, '\n', len);
-	while (nl && !found) {
-		char *line = nl + 1, *end = memchr(line, '\n',
-						   len - (size_t)(line - p));
-		size_t n = end ? (size_t)(end - line) : len - (size_t)(line - p);
-		struct t4dx_rec r;
-		if (n && t4dx_rec_decode(line, n, &r) == 0) {
-			t4dx_entry_clear(&r.e);
-			found = true;
-		}
-		nl = end;
-	}
-	free(p);
-	return found;
-}
-
-uint64_t t4dx_wal_files_bytes(const char *dir, bool with_archive)
-{
-	char sub[PATH_MAX], path[PATH_MAX];
-	uint64_t total = 0;
-	if (strlen(dir) > DIR_MAX)
-		return 0;
-	for (int k = 0; k < (with_archive ? 2 : 1); k++) {
-		uint64_t *names;
-		size_t n;
-		snprintf(sub, sizeof(sub), k ? "%s/archive" : "%s", dir);
-		if (list_dir(sub, &names, &n))
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			struct stat st;
-			file_path(path, sizeof(path), sub, names[i]);
-			if (stat(path, &st) == 0)
-				total += (uint64_t)st.st_size;
-		}
-		free(names);
-	}
-	return total;
-}
-
-int t4dx_wal_read_all(const char *dir, bool with_archive,
-		      t4dx_wal_replay_fn fn, void *arg)
-{
-	return t4dx_wal_read_all_damage(dir, with_archive, fn, arg, NULL);
-}
-
-int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
-			     t4dx_wal_replay_fn fn, void *arg,
-			     struct t4dx_wal_damage *dmg)
-{
-	return t4dx_wal_read_all_progress(dir, with_archive, 0, fn, NULL,
-					  arg, dmg);
-}
-
-int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
-			       uint64_t floor, t4dx_wal_replay_fn fn,
-			       void (*progress)(void *arg, uint64_t bytes),
-			       void *arg, struct t4dx_wal_damage *dmg)
-{
-	char arch[PATH_MAX], path[PATH_MAX];
-	if (dmg)
-		memset(dmg, 0, sizeof(*dmg));
-	uint64_t *live = NULL, *old = NULL;
-	size_t nlive = 0, nold = 0;
-	struct replay rp = { .floor = floor, .fn = fn, .arg = arg,
-			     .progress = progress };
-	if (strlen(dir) > DIR_MAX)
-		return ENAMETOOLONG;
-	snprintf(arch, sizeof(arch), "%s/archive", dir);
-	int rc = list_dir(dir, &live, &nlive);
-	if (!rc && with_archive)
-		rc = list_dir(arch, &old, &nold);
-	if (rc)
-		goto out;
-	/* Merge both sorted lists; a name in both is read once (live). */
-	size_t i = 0, j = 0;
-	while (i < nlive || j < nold) {
-		const char *from;
-		uint64_t n;
-		if (j < nold && (i == nlive || old[j] < live[i])) {
-			n = old[j++];
-			from = arch;
-		} else {
-			n = live[i++];
-			from = dir;
-			if (j < nold && old[j] == n)
-				j++;
-		}
-		file_path(path, sizeof(path), from, n);
-		if (!continues(&rp, n) && rp.broken) {
-			if (dmg && !*dmg->path) {
-				snprintf(dmg->path, sizeof(dmg->path), "%s",
-					 path);
-				snprintf(dmg->what, sizeof(dmg->what),
-					 "the file does not continue the log: "
-					 "records %llu to %llu are missing",
-					 (unsigned long long)rp.expect,
-					 (unsigned long long)(n - 1));
-				struct stat st;
-				dmg->bytes = stat(path, &st) ? 0
-					     : (uint64_t)st.st_size;
-			}
-			break;
-		}
-		int fd = t4dx_io.open(path, O_RDONLY, 0);
-		if (fd < 0) {
-			rc = errno;
-			goto out;
-		}
-		struct file_result fr;
-		rc = read_file(&rp, fd, n, &fr);
-		/* damage at the end of the last file, with no record after
-		 * it, is what a crash in the middle of a group write leaves */
-		bool torn = !rc && fr.damaged && i == nlive && j == nold &&
-			    !any_record(fd, fr.data_begin, fr.data_end);
-		t4dx_io.close(fd);
-		if (rc)
-			goto out;
-		if (fr.foreign) {
-			if (dmg && !*dmg->path) {
-				snprintf(dmg->path, sizeof(dmg->path), "%s",
-					 path);
-				snprintf(dmg->what, sizeof(dmg->what), "%s",
-					 fr.why);
-				dmg->bytes = fr.size;
-			}
-			break;
-		}
-		if (fr.damaged && dmg && !*dmg->path) {
-			snprintf(dmg->path, sizeof(dmg->path), "%s", path);
-			snprintf(dmg->what, sizeof(dmg->what), "%s",
-				 fr.why ? fr.why : "damaged");
-			dmg->offset = fr.data_begin;
-			dmg->bytes = fr.data_end - fr.data_begin;
-			dmg->torn = torn;
-		}
-		if (fr.nrec == 0)
-			note_empty(&rp, n);
-		rp.broken = fr.damaged;
-	}
-	if (dmg) {
-		dmg->gap_from = rp.rep.gap_from;
-		dmg->gap_to = rp.rep.gap_to;
-		dmg->gap_records = rp.rep.gap_records;
-	}
-	/* the files after the one that stopped the reading */
-	if (dmg && *dmg->path)
-		while (i < nlive || j < nold) {
-			if (j < nold && (i == nlive || old[j] < live[i])) {
-				j++;
-			} else {
-				if (j < nold && old[j] == live[i])
-					j++;
-				i++;
-			}
-			dmg->files_skipped++;
-		}
-out:
-	free(live);
-	free(old);
-	free(rp.p);
-	return rc;
-}
-
-/* ---- t4dx_wal_open --------------------------------------------------- */
-
-static int add_file(struct t4dx_wal *w, uint64_t first, uint64_t bytes)
-{
-	if (w->nfiles && w->files[w->nfiles - 1].first == first) {
-		w->files[w->nfiles - 1].bytes = bytes;
-		return 0;
-	}
-	if (w->nfiles == w->fcap) {
-		size_t cap = w->fcap ? w->fcap * 2 : 16;
-		struct wal_file *p = realloc(w->files, cap * sizeof(*p));
-		if (!p)
-			return ENOMEM;
-		w->files = p;
-		w->fcap = cap;
-	}
-	w->files[w->nfiles++] = (struct wal_file){ first, bytes };
-	return 0;
-}
-
-static void drop_file(struct t4dx_wal *w, size_t i)
-{
-	memmove(&w->files[i], &w->files[i + 1],
-		(w->nfiles - i - 1) * sizeof(w->files[0]));
-	w->nfiles--;
-}
-
-/* Sum of the sizes of the archived log files. */
-static int archive_size(const char *arch, uint64_t *total)
-{
-	uint64_t *names;
-	size_t n;
-	char path[PATH_MAX];
-	*total = 0;
-	int rc = list_dir(arch, &names, &n);
-	for (size_t i = 0; !rc && i < n; i++) {
-		struct stat st;
-		file_path(path, sizeof(path), arch, names[i]);
-		if (stat(path, &st) == 0)
-			*total += (uint64_t)st.st_size;
-	}
-	free(names);
-	return rc;
-}
-
-static int open_rw(const char *path, bool *ro)
-{
-	*ro = false;
-	int fd = t4dx_io.open(path, O_RDWR, 0);
-	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
-		int saved = errno;
-		fd = t4dx_io.open(path, O_RDONLY, 0);
-		if (fd < 0)
-			errno = saved;
-		else
-			*ro = true;
-	}
-	return fd;
-}
-
-/* The highest LSN of the lines of the file that decode, up to the first
- * that does not, or its name if none does (a file about to be set aside:
- * the LSNs it holds must not be given to new records). */
-static int highest_lsn(const char *path, uint64_t name, uint64_t *top)
-{
-	struct replay sc = { .floor = UINT64_MAX, .from = UINT64_MAX,
-			     .scan = true };
-	struct file_result fr;
-	*top = name;
-	int fd = t4dx_io.open(path, O_RDONLY, 0);
-	if (fd < 0)
-		return errno ? errno : EIO;
-	int rc = read_file(&sc, fd, name, &fr);
-	t4dx_io.close(fd);
-	free(sc.p);
-	if (!rc && sc.last > *top)
-		*top = sc.last;
-	return rc;
-}
-
-static int recover(struct t4dx_wal *w, struct replay *rp)
-{
-	uint64_t *names = NULL;
-	size_t n = 0, nq = 0;
-	char path[PATH_MAX];
-	int tail_fd = -1;               /* last file read, open */
-	bool tail_ro = false;
-	struct file_result tail = { 0 };
-	uint64_t tail_name = 0;
-	int rc = list_dir(w->dir, &names, &n);
-	if (rc)
-		return rc;
-	size_t i = 0;
-	for (; i < n; i++) {
-		/* after damage, point in time: nothing later is applied;
-		 * after a clean end, a file that starts later means a file
-		 * in between was removed: the records after that hole are
-		 * valid and were acknowledged, so they are replayed (and
-		 * the hole reported, see take_record) */
-		if (!continues(rp, names[i]) && rp->broken)
-			break;
-		file_path(path, sizeof(path), w->dir, names[i]);
-		bool ro;
-		int fd = open_rw(path, &ro);
-		if (fd < 0) {
-			rc = errno;
-			goto out;
-		}
-		struct file_result fr;
-		rc = read_file(rp, fd, names[i], &fr);
-		if (!rc && fr.foreign) {
-			t4dx_io.close(fd);
-			break;          /* quarantined below with the rest */
-		}
-		if (!rc && fr.damaged) {
-			if (ro)
-				rc = EROFS;
-			else if ((rc = quarantine_tail(w->qdir, fd, names[i],
-						       fr.data_begin,
-						       fr.data_end)))
-				;       /* not cut: the start fails, says why */
-			else if (t4dx_io.ftruncate(fd, (off_t)fr.valid_end) ||
-				 t4dx_io.fsync(fd))
-				rc = errno ? errno : EIO;
-			else
-				rp->rep.bytes_dropped +=
-					fr.data_end - fr.data_begin;
-		}
-		if (!rc)
-			rc = add_file(w, names[i], fr.valid_end);
-		if (rc) {
-			t4dx_io.close(fd);
-			goto out;
-		}
-		rp->rep.files++;
-		if (fr.nrec == 0)
-			note_empty(rp, names[i]);
-		rp->broken = fr.damaged;
-		if (tail_fd >= 0)
-			t4dx_io.close(tail_fd);
-		tail_fd = fd;
-		tail_ro = ro;
-		tail = fr;
-		tail_name = names[i];
-	}
-	/* Everything from the first file that does not continue on.  The
-	 * LSNs those files hold are never given out again. */
-	for (; i < n; i++, nq++) {
-		uint64_t top;
-		file_path(path, sizeof(path), w->dir, names[i]);
-		if ((rc = highest_lsn(path, names[i], &top)))
-			goto out;
-		if (top > rp->rep.quarantined_lsn)
-			rp->rep.quarantined_lsn = top;
-		if ((rc = quarantine_file(w->dir, w->qdir, names[i])))
-			goto out;
-		rp->rep.files_quarantined++;
-	}
-	if (nq && ((rc = t4dx_io_fsync_dir(w->qdir)) ||
-		   (rc = t4dx_io_fsync_dir(w->dir))))
-		goto out;
-
-	uint64_t next = (rp->last > rp->from ? rp->last : rp->from) + 1;
-	if (rp->rep.quarantined_lsn >= next)
-		next = rp->rep.quarantined_lsn + 1;
-	if (tail_fd >= 0 && !tail_ro &&
-	    ((tail.nrec && tail.last + 1 == next) ||
-	     (!tail.nrec && tail_name == next))) {
-		w->fd = tail_fd;
-		w->off = tail.valid_end;
-		w->pad_end = tail.padded ? tail.size : tail.valid_end;
-		w->cur_first = tail_name;
-		tail_fd = -1;
-	} else if (tail_fd >= 0 && !tail.nrec && !tail_ro) {
-		/* An empty file that would break the sequence: nothing in
-		 * it to keep. */
-		file_path(path, sizeof(path), w->dir, tail_name);
-		if (t4dx_io.unlink(path) || (rc = t4dx_io_fsync_dir(w->dir))) {
-			rc = rc ? rc : errno;
-			goto out;
-		}
-		drop_file(w, w->nfiles - 1);
-	}
-out:
-	if (tail_fd >= 0)
-		t4dx_io.close(tail_fd);
-	free(names);
-	return rc;
-}
+/* ---- open ------------------------------------------------------------ */
 
 int t4dx_wal_open(const char *dir, const char *quarantine_dir,
 		  uint64_t from_lsn, uint64_t max_file_bytes,
@@ -1148,12 +203,12 @@ int t4dx_wal_open(const char *dir, const char *quarantine_dir,
 	snprintf(w->arch, alen, "%s/archive", dir);
 	bool made;
 	if ((rc = t4dx_io_make_dir(w->dir, &made)) ||
-	    (made && (rc = fsync_parent(w->dir))) ||
+	    (made && (rc = wal_fsync_parent(w->dir))) ||
 	    (rc = t4dx_io_make_dir(w->arch, &made)) ||
 	    (made && (rc = t4dx_io_fsync_dir(w->dir))))
 		goto out;
-	if ((rc = recover(w, &rp)) ||
-	    (rc = archive_size(w->arch, &w->archive_bytes)))
+	if ((rc = wal_recover(w, &rp)) ||
+	    (rc = wal_archive_size(w->arch, &w->archive_bytes)))
 		goto out;
 	w->last = w->durable = rp.last > from_lsn ? rp.last : from_lsn;
 	if (rp.rep.quarantined_lsn > w->last)
@@ -1192,7 +247,7 @@ int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r)
 	size_t base = q->buf.len;
 	if (w->poisoned) {
 		rc = EROFS;
-	} else if (split && ext_reserve(q, 1)) {
+	} else if (split && wal_ext_reserve(q, 1)) {
 		rc = ENOMEM;
 	} else if (q->buf.len == 0) {   /* hand the buffer over, no copy */
 		struct t4dx_buf t = q->buf;
@@ -1232,16 +287,16 @@ static int file_create(struct t4dx_wal *w, uint64_t first)
 	if (w->bad_first == first) {
 		/* The abandoned file holds nothing durable (the failed
 		 * group was its first write); set it aside. */
-		if ((rc = quarantine_file(w->dir, w->qdir, first)) ||
+		if ((rc = wal_quarantine_file(w->dir, w->qdir, first)) ||
 		    (rc = t4dx_io_fsync_dir(w->qdir)))
 			return rc;
 		w->bad_first = 0;
 		pthread_mutex_lock(&w->mu);
 		if (w->nfiles && w->files[w->nfiles - 1].first == first)
-			drop_file(w, w->nfiles - 1);
+			wal_drop_file(w, w->nfiles - 1);
 		pthread_mutex_unlock(&w->mu);
 	}
-	file_path(path, sizeof(path), w->dir, first);
+	wal_file_path(path, sizeof(path), w->dir, first);
 	int fd = t4dx_io.open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (fd < 0 && errno == EEXIST) {
 		/* Left empty by an attempt whose directory fsync failed. */
@@ -1260,7 +315,7 @@ static int file_create(struct t4dx_wal *w, uint64_t first)
 		return rc;
 	}
 	pthread_mutex_lock(&w->mu);
-	rc = add_file(w, first, 0);
+	rc = wal_add_file(w, first, 0);
 	pthread_mutex_unlock(&w->mu);
 	if (rc) {
 		t4dx_io.close(fd);
@@ -1376,7 +431,7 @@ static int group_write(struct t4dx_wal *w, size_t len, size_t ke)
 		 * start: a failure (ESTALE), so the breaker and health say
 		 * so and nothing more is acknowledged as durable */
 		char path[PATH_MAX];
-		file_path(path, sizeof(path), w->dir, w->cur_first);
+		wal_file_path(path, sizeof(path), w->dir, w->cur_first);
 		rc = t4dx_io.linked(w->fd, path);
 		/* only a file known to be gone fails the group: if the
 		 * check itself fails (EACCES, ENOMEM), the bytes are synced
@@ -1433,7 +488,7 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 	} else if (q->n) {
 		/* Behind a failed group; if the copy fails for lack of
 		 * memory, the queue simply waits for the next group. */
-		(void)queue_move(h, q);
+		(void)wal_queue_move(h, q);
 	}
 	int rc = 0;
 	bool any = h->n != 0;
@@ -1450,7 +505,7 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 					h->buf.len - (size_t)(p - h->buf.p)) + 1;
 			len = (size_t)(p - h->buf.p);
 		}
-		size_t ke = ext_within(h, len);
+		size_t ke = wal_ext_within(h, len);
 		pthread_mutex_unlock(&w->mu);
 		rc = group_write(w, len, ke);
 		bool full = !rc && w->max_file_bytes &&
@@ -1465,14 +520,15 @@ static bool lead(struct t4dx_wal *w, struct wal_waiter *self)
 			w->durable = h->lo + k - 1;
 			w->syncs++;
 			w->records += k;
-			add_file(w, w->cur_first, w->off);  /* updates size */
+			/* updates its size */
+			wal_add_file(w, w->cur_first, w->off);
 			if (k == h->n) {
-				queue_clear(h);
+				wal_queue_clear(h);
 			} else {
 				memmove(h->buf.p, h->buf.p + len,
 					h->buf.len - len);
 				h->buf.len -= len;
-				ext_drop_front(h, ke, len);
+				wal_ext_drop_front(h, ke, len);
 				h->lo += k;
 				h->n -= k;
 			}
@@ -1518,14 +574,14 @@ int t4dx_wal_sync(struct t4dx_wal *w, uint64_t lsn)
 }
 
 /* Wait for and take the file state (mu held). */
-static void own(struct t4dx_wal *w)
+void wal_own(struct t4dx_wal *w)
 {
 	while (w->busy)
 		pthread_cond_wait(&w->cv, &w->mu);
 	w->busy = true;
 }
 
-static void disown(struct t4dx_wal *w)
+void wal_disown(struct t4dx_wal *w)
 {
 	w->busy = false;
 	pthread_cond_broadcast(&w->cv);
@@ -1538,41 +594,18 @@ int t4dx_wal_rotate(struct t4dx_wal *w, uint64_t *last_lsn)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&w->mu);
-	own(w);
+	wal_own(w);
 	uint64_t last = w->last;
 	pthread_mutex_unlock(&w->mu);
 	/* An empty open file already has the next LSN as its name. */
 	if (w->fd >= 0 && w->off > 0)
 		close_file(w);
 	pthread_mutex_lock(&w->mu);
-	disown(w);
+	wal_disown(w);
 	pthread_mutex_unlock(&w->mu);
 	if (last_lsn)
 		*last_lsn = last;
 	return 0;
-}
-
-/* Drop the records of q up to upto (a prefix: q holds lo..hi in order). */
-static void queue_drop_upto(struct wal_queue *q, uint64_t upto)
-{
-	if (!q->n || q->lo > upto)
-		return;
-	if (q->hi <= upto) {
-		queue_clear(q);
-		return;
-	}
-	uint64_t k = upto - q->lo + 1;
-	const unsigned char *p = q->buf.p;
-	for (uint64_t i = 0; i < k; i++)
-		p = (const unsigned char *)memchr(p, '\n', q->buf.len -
-						  (size_t)(p - q->buf.p)) + 1;
-	size_t len = (size_t)(p - q->buf.p);
-	size_t ke = ext_within(q, len);
-	memmove(q->buf.p, q->buf.p + len, q->buf.len - len);
-	q->buf.len -= len;
-	ext_drop_front(q, ke, len);
-	q->lo += k;
-	q->n -= k;
 }
 
 bool t4dx_wal_gone(struct t4dx_wal *w)
@@ -1580,15 +613,15 @@ bool t4dx_wal_gone(struct t4dx_wal *w)
 	char path[PATH_MAX];
 	struct stat st;
 	pthread_mutex_lock(&w->mu);
-	own(w);
+	wal_own(w);
 	pthread_mutex_unlock(&w->mu);
 	bool gone = stat(w->dir, &st) != 0 || !S_ISDIR(st.st_mode);
 	if (!gone && w->fd >= 0) {
-		file_path(path, sizeof(path), w->dir, w->cur_first);
+		wal_file_path(path, sizeof(path), w->dir, w->cur_first);
 		gone = t4dx_io.linked(w->fd, path) == ESTALE;
 	}
 	pthread_mutex_lock(&w->mu);
-	disown(w);
+	wal_disown(w);
 	pthread_mutex_unlock(&w->mu);
 	return gone;
 }
@@ -1598,9 +631,9 @@ int t4dx_wal_reset(struct t4dx_wal *w, uint64_t upto)
 	char path[PATH_MAX];
 	bool made;
 	pthread_mutex_lock(&w->mu);
-	own(w);
-	queue_drop_upto(&w->head, upto);
-	queue_drop_upto(&w->q, upto);
+	wal_own(w);
+	wal_queue_drop_upto(&w->head, upto);
+	wal_queue_drop_upto(&w->q, upto);
 	if (w->durable < upto)
 		w->durable = upto;
 	pthread_mutex_unlock(&w->mu);
@@ -1613,108 +646,26 @@ int t4dx_wal_reset(struct t4dx_wal *w, uint64_t upto)
 	w->bad_first = 0;
 	int rc = 0;
 	if ((rc = t4dx_io_make_dir(w->dir, &made)) ||
-	    (made && (rc = fsync_parent(w->dir))) ||
+	    (made && (rc = wal_fsync_parent(w->dir))) ||
 	    (rc = t4dx_io_make_dir(w->arch, &made)) ||
 	    (made && (rc = t4dx_io_fsync_dir(w->dir))))
 		goto out;
 	uint64_t arch;
-	if (!archive_size(w->arch, &arch))
+	if (!wal_archive_size(w->arch, &arch))
 		w->archive_bytes = arch;
 out:
 	pthread_mutex_lock(&w->mu);
 	/* forget the files that are no longer there */
 	for (size_t i = w->nfiles; i-- > 0;) {
 		struct stat st;
-		file_path(path, sizeof(path), w->dir, w->files[i].first);
+		wal_file_path(path, sizeof(path), w->dir, w->files[i].first);
 		if (stat(path, &st) && errno == ENOENT &&
 		    !(w->fd >= 0 && w->files[i].first == w->cur_first))
-			drop_file(w, i);
+			wal_drop_file(w, i);
 	}
-	disown(w);
+	wal_disown(w);
 	pthread_mutex_unlock(&w->mu);
 	return rc;
-}
-
-static int trim_archive(struct t4dx_wal *w, uint64_t budget, uint64_t *total)
-{
-	uint64_t *names;
-	size_t n;
-	char path[PATH_MAX];
-	int rc = list_dir(w->arch, &names, &n);
-	if (rc)
-		return rc;
-	uint64_t *sizes = calloc(n ? n : 1, sizeof(*sizes));
-	if (!sizes) {
-		free(names);
-		return ENOMEM;
-	}
-	*total = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct stat st;
-		file_path(path, sizeof(path), w->arch, names[i]);
-		if (stat(path, &st) == 0)
-			sizes[i] = (uint64_t)st.st_size;
-		*total += sizes[i];
-	}
-	bool removed = false;
-	for (size_t i = 0; i < n && *total > budget; i++) {
-		file_path(path, sizeof(path), w->arch, names[i]);
-		if (t4dx_io.unlink(path) && errno != ENOENT) {
-			rc = errno;
-			break;
-		}
-		*total -= sizes[i];
-		removed = true;
-	}
-	if (removed && !rc)
-		rc = t4dx_io_fsync_dir(w->arch);
-	free(sizes);
-	free(names);
-	return rc;
-}
-
-int t4dx_wal_archive(struct t4dx_wal *w, uint64_t upto,
-		     uint64_t archive_max_bytes)
-{
-	char from[PATH_MAX], to[PATH_MAX];
-	int rc = 0;
-	size_t moved = 0;
-	pthread_mutex_lock(&w->mu);
-	own(w);
-	for (;;) {              /* always the oldest live file */
-		if (w->nfiles == 0 || (w->fd >= 0 && w->nfiles == 1))
-			break;  /* the file open for appending stays */
-		uint64_t first = w->files[0].first;
-		uint64_t last = w->nfiles > 1 ? w->files[1].first - 1 :
-				w->durable;
-		if (last > upto)
-			break;
-		uint64_t bytes = w->files[0].bytes;
-		pthread_mutex_unlock(&w->mu);
-		file_path(from, sizeof(from), w->dir, first);
-		file_path(to, sizeof(to), w->arch, first);
-		if (t4dx_io.rename(from, to))
-			rc = errno ? errno : EIO;
-		pthread_mutex_lock(&w->mu);
-		if (rc)
-			break;
-		if (w->bad_first == first)
-			w->bad_first = 0;
-		drop_file(w, 0);
-		w->archive_bytes += bytes;
-		moved++;
-	}
-	pthread_mutex_unlock(&w->mu);
-	if (moved && !rc && !(rc = t4dx_io_fsync_dir(w->arch)))
-		rc = t4dx_io_fsync_dir(w->dir);
-	uint64_t total = 0;
-	int rc2 = trim_archive(w, archive_max_bytes, &total);
-	pthread_mutex_lock(&w->mu);
-	if (!rc2)
-		w->archive_bytes = total;
-	disown(w);
-	pthread_mutex_unlock(&w->mu);
-	return rc ? rc : rc2;
 }
 
 /* ---- queries and close ----------------------------------------------- */
@@ -1756,7 +707,7 @@ void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st)
 	st->syncs = w->syncs;
 	st->records = w->records;
 	st->pending = w->last - w->durable;
-	st->pending_bytes = queue_bytes(&w->q) + queue_bytes(&w->head);
+	st->pending_bytes = wal_queue_bytes(&w->q) + wal_queue_bytes(&w->head);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -1766,12 +717,12 @@ void t4dx_wal_close(struct t4dx_wal *w)
 		return;
 	t4dx_wal_sync(w, UINT64_MAX);
 	pthread_mutex_lock(&w->mu);
-	own(w);
+	wal_own(w);
 	pthread_mutex_unlock(&w->mu);
 	if (w->fd >= 0)
 		close_file(w);
-	queue_free(&w->q);
-	queue_free(&w->head);
+	wal_queue_free(&w->q);
+	wal_queue_free(&w->head);
 	t4dx_buf_free(&w->scratch);
 	free(w->files);
 	free(w->dir);
@@ -1814,9 +765,9 @@ int t4dx_wal_pending(struct t4dx_wal *w, struct t4dx_buf *out,
 		pthread_cond_wait(&w->cv, &w->mu);
 	*first = w->head.n ? w->head.lo : w->q.lo;
 	if (w->head.n)
-		rc = queue_lines(&w->head, out);
+		rc = wal_queue_lines(&w->head, out);
 	if (!rc && w->q.n)
-		rc = queue_lines(&w->q, out);
+		rc = wal_queue_lines(&w->q, out);
 	if (!w->head.n && !w->q.n)
 		*first = 0;
 	pthread_mutex_unlock(&w->mu);
@@ -1831,8 +782,8 @@ int t4dx_wal_discard_pending(struct t4dx_wal *w, uint64_t *from,
 		pthread_cond_wait(&w->cv, &w->mu);
 	*from = w->durable + 1;
 	*to = w->last;
-	queue_clear(&w->head);
-	queue_clear(&w->q);
+	wal_queue_clear(&w->head);
+	wal_queue_clear(&w->q);
 	if (w->bad_first) {
 		/* a file could not be cut back and may hold whole copies of
 		 * the dropped records: their LSNs cannot be given out again,
