@@ -113,7 +113,11 @@ struct t4dx_config {
 	struct { uint64_t max_bytes, max_items; } memtable;
 	struct { unsigned max_items, max_queue, drain_batch;
 		 uint64_t max_queue_bytes, cache_bytes;
-		 char policy[16]; char rescue_dir[4096]; } fallback;
+		 char policy[16]; char rescue_dir[4096];
+		 /* when DATA_DIR and the rescue directory both fail, try
+		  * $TMPDIR, /var/tmp, /tmp and /dev/shm, whatever their
+		  * filesystem, before the log */
+		 bool rescue_fallback; } fallback;
 	struct {
 		double interval_s, timeout_s;
 		unsigned alert_threshold;
