@@ -714,9 +714,11 @@ int t4dx_sync(struct t4dx *db, uint64_t lsn)
 		return rc;
 	/* Synced once is not enough if the log was removed since (rm -rf
 	 * DATA/wal): records that only it held are durable again once the
-	 * flusher has saved them in a segment, which this asks for. */
+	 * flusher has saved them in a segment, which this asks for.  The
+	 * flushed LSN counts only once a durable MANIFEST names the segment:
+	 * a power cut may bring back the one before (manifest_unsynced). */
 	pthread_rwlock_rdlock(&db->lock);
-	bool in_segments = lsn <= db->flushed_lsn;
+	bool in_segments = lsn <= db->flushed_lsn && !db->manifest_unsynced;
 	pthread_rwlock_unlock(&db->lock);
 	if (in_segments || !t4dx_wal_gone(db->wal))
 		return 0;

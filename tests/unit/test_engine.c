@@ -1119,6 +1119,62 @@ static void test_lost_wal_unsynced_manifest(void)
 	unit_rm_rf(d);
 }
 
+/* The log is removed while mounted; the flusher saves what it held in a
+ * segment, but the directory fsync after the MANIFEST's rename fails, so
+ * a power cut may bring back the old MANIFEST, which does not name that
+ * segment.  An fsync of a change that was on disk only in the removed log
+ * must not answer 0 then: the change is on no disk that survives.  Once a
+ * MANIFEST naming the segment is durable, it answers 0. */
+static void test_sync_lost_wal_unsynced_manifest(void)
+{
+	const char *dir = unit_tmpdir("sync-lost-unsynced");
+	char d[512], cmd[1400];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(d, NULL);
+	REQUIRE(put_file(db, R, "z", "0", NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	REQUIRE(put_file(db, R, "a", "1", NULL) == 0);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	uint64_t lsn_a = st.wal_lsn;
+	REQUIRE(t4dx_sync(db, lsn_a) == 0);
+	inner_rename = t4dx_io.rename;
+	inner_fsync = t4dx_io.fsync;
+	t4dx_io.rename = rename_watch;
+	t4dx_io.fsync = fsync_after_manifest;
+	atomic_store(&manifest_dirsync_fails, true);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/wal", d);
+	REQUIRE(system(cmd) == 0);
+	CHECK_EQ_INT(put_file(db, R, "b", "2", NULL), 0);
+	/* the flusher's save: segment written, MANIFEST not durable */
+	struct t4dx_buf al = { 0 };
+	bool said = false;
+	for (int i = 0; i < 100 && !said; i++) {
+		al.len = 0;
+		REQUIRE(t4dx_render_alerts(db, &al) == 0);
+		said = memmem(al.p, al.len, "durable MANIFEST", 16) != NULL;
+		if (!said)
+			usleep(50000);
+	}
+	REQUIRE(said);
+	t4dx_buf_free(&al);
+	/* "a" is only in a segment that the durable MANIFEST does not name */
+	CHECK_EQ_INT(t4dx_sync(db, lsn_a), EIO);
+	/* the directory can be synced again: a later save makes it durable */
+	atomic_store(&manifest_dirsync_fails, false);
+	int rc = EIO;
+	for (int i = 0; i < 100 && rc; i++) {
+		rc = t4dx_sync(db, lsn_a);
+		if (rc)
+			usleep(50000);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_io_reset();
+	unit_rm_rf(d);
+}
+
 /* A segment damaged in the middle is quarantined at open and its items
  * come back from the WAL archive. */
 /* Flip four bytes a third of the way into segment id of dir. */
@@ -2208,6 +2264,7 @@ int main(void)
 	RUN(test_rescue);
 	RUN(test_probe_checkpoint);
 	RUN(test_lost_wal_unsynced_manifest);
+	RUN(test_sync_lost_wal_unsynced_manifest);
 	RUN(test_rebuild);
 	RUN(test_rebuild_later_changes);
 	RUN(test_unreadable_content);
