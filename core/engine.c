@@ -73,6 +73,11 @@ struct t4dx {
 	pthread_mutex_t bg_mu;          /* guards the flusher's flags */
 	pthread_cond_t bg_cond;
 	bool bg_want, bg_stop, bg_started;
+	/* the write stall (stall_behind_flush): flushes ended, success or
+	 * not, and the writers waiting for the next end (bg_mu) */
+	uint64_t flush_gen, stalls;
+	unsigned stalled;
+	pthread_cond_t flush_done;
 	bool bg_compact;                /* segments piled up: merge some */
 	bool bg_wal_gone;               /* a group found the log removed */
 	bool wal_save_failed;           /* save_lost_wal failed (flusher) */
@@ -694,11 +699,53 @@ static int wait_durable(struct t4dx *db, uint64_t lsn)
 	return rc == ESTALE ? EIO : rc;
 }
 
+/* The write stall.  A flush cuts the memtable at the log's end and
+ * writes it out while writers go on into a new memtable; if they write
+ * wal.checkpoint_bytes more before that flush ends (many writers of big
+ * files, a slow disk), the live log would grow past its bound by as much
+ * as they can write meanwhile.  Such a writer waits, once its change is
+ * in (t4dx_wait), until the flush under way ends, saved or not
+ * (flush_gen), or STALL_MAX_S passed (a disk that hangs must not hang
+ * every writer for good; the log then grows, as it would without the
+ * stall).  Not while segments cannot be written at all (level 2): no
+ * flush would end it.  Counted in the stats (write_stalls). */
+#define STALL_MAX_S 10
+static void stall_behind_flush(struct t4dx *db)
+{
+	pthread_mutex_lock(&db->bg_mu);
+	uint64_t gen = db->flush_gen;   /* read first: an end after it counts */
+	pthread_mutex_unlock(&db->bg_mu);
+	pthread_rwlock_rdlock(&db->lock);
+	bool behind = db->imm && !atomic_load(&db->seg_failed) &&
+		      t4dx_wal_bytes_after(db->wal, db->imm_lsn) >=
+		      db->cfg.wal.checkpoint_bytes;
+	pthread_rwlock_unlock(&db->lock);
+	if (!behind)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += STALL_MAX_S;
+	pthread_mutex_lock(&db->bg_mu);
+	db->stalls++;
+	db->stalled++;
+	while (db->flush_gen == gen && !db->bg_stop &&
+	       pthread_cond_timedwait(&db->flush_done, &db->bg_mu,
+				      &until) != ETIMEDOUT)
+		;
+	db->stalled--;
+	pthread_mutex_unlock(&db->bg_mu);
+}
+
 int t4dx_wait(struct t4dx *db, uint64_t lsn)
 {
 	if (db->readonly)
 		return EROFS;
 	int rc = wait_durable(db, lsn);
+	/* here, once the change is in the log and outside the caller's
+	 * locks (fs/ adds records under its namespace lock and waits after
+	 * it): a stalled writer holds up only itself, and each writer adds
+	 * at most one record past the bound */
+	stall_behind_flush(db);
 	/* policy queue: acknowledged as unpersisted */
 	return rc && queueing(db) ? 0 : rc;
 }
@@ -1274,8 +1321,24 @@ static int checkpoint_empty(struct t4dx *db, uint64_t *last)
  * t4dx_close), the segment covers every record applied, durable or not,
  * and no log file is rotated or archived: the next start begins a new
  * log after them. */
+static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
+			  bool wal_lost);
+
+/* Every flush attempt ends here, saved or not: writers stalled behind it
+ * (stall_behind_flush) go on. */
 static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 		     bool wal_lost)
+{
+	int rc = flush_cut_once(db, run, wal_lost);
+	pthread_mutex_lock(&db->bg_mu);
+	db->flush_gen++;
+	pthread_cond_broadcast(&db->flush_done);
+	pthread_mutex_unlock(&db->bg_mu);
+	return rc;
+}
+
+static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
+			  bool wal_lost)
 {
 	int rc = 0;
 	uint64_t last, next_ino, items, id;
@@ -3033,6 +3096,11 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_mutex_init(&db->flush_mu, NULL);
 	pthread_mutex_init(&db->bg_mu, NULL);
 	pthread_cond_init(&db->bg_cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&db->flush_done, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&db->health_mu, NULL);
 	pthread_cond_init(&db->health_cond, NULL);
 	pthread_mutex_init(&db->compact_mu, NULL);
@@ -3263,6 +3331,7 @@ int t4dx_close(struct t4dx *db)
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_stop = true;
 		pthread_cond_signal(&db->bg_cond);
+		pthread_cond_broadcast(&db->flush_done);
 		pthread_mutex_unlock(&db->bg_mu);
 		pthread_join(db->bg, NULL);
 	}
@@ -3325,6 +3394,7 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->flush_mu);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cond);
+	pthread_cond_destroy(&db->flush_done);
 	pthread_mutex_destroy(&db->health_mu);
 	pthread_cond_destroy(&db->health_cond);
 	pthread_mutex_destroy(&db->compact_mu);
@@ -3355,6 +3425,10 @@ void t4dx_get_stats(struct t4dx *db, struct t4dx_stats *st)
 		st->segment_bytes += t4dx_seg_file_bytes(db->segs[i]);
 	pthread_rwlock_unlock(&db->lock);
 	st->recovery = db->recovery;
+	pthread_mutex_lock(&db->bg_mu);
+	st->write_stalls = db->stalls;
+	st->writers_stalled = db->stalled;
+	pthread_mutex_unlock(&db->bg_mu);
 	if (!db->wal) {                 /* read-only */
 		st->wal_lsn = db->ro_last_lsn;
 		return;

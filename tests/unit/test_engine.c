@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "breaker.h"
@@ -1035,6 +1036,117 @@ static void test_probe_checkpoint(void)
 	CHECK(strcmp(content_of(db, T4DX_ROOT_INO, "a"), "1") == 0);
 	t4dx_get_stats(db, &st);
 	CHECK(st.recovery.records_replayed < 2 * 65536 / 40);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
+/* Segment files are held at their open (O_CREAT under seg/) while
+ * hold_segs is set: a flush that lasts as long as the test wants. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static bool hold_segs, seg_held;
+static int (*inner_open)(const char *, int, mode_t);
+static int open_held(const char *path, int flags, mode_t mode)
+{
+	if ((flags & O_CREAT) && strstr(path, "/seg/")) {
+		pthread_mutex_lock(&hold_mu);
+		seg_held = true;
+		pthread_cond_broadcast(&hold_cv);
+		while (hold_segs)
+			pthread_cond_wait(&hold_cv, &hold_mu);
+		pthread_mutex_unlock(&hold_mu);
+	}
+	return inner_open(path, flags, mode);
+}
+
+struct stall_writer {
+	struct t4dx *db;
+	const char *content;
+	atomic_int done;
+};
+
+static void *stall_write(void *arg)
+{
+	struct stall_writer *w = arg;
+	char name[16];
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "late%d", i);
+		if (put_file(w->db, T4DX_ROOT_INO, name, w->content, NULL))
+			break;
+		atomic_fetch_add(&w->done, 1);
+	}
+	return NULL;
+}
+
+/* The write stall: while a flush is under way, a writer that has logged
+ * wal.checkpoint_bytes since its cut waits for it to end, so the live
+ * log stays near two checkpoints however fast writers go.  (Found by
+ * hostile use: 4-8 writers of 16 MB files took the live WAL to 2-6x
+ * checkpoint_bytes while a flush ran.) */
+static void test_write_stall(void)
+{
+	const char *dir = unit_tmpdir("stall");
+	char d[512];
+	snprintf(d, sizeof(d), "%s", dir);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.checkpoint_bytes = 65536;
+	static char big[20001];
+	memset(big, 'x', sizeof(big) - 1);
+	struct t4dx *db = open_db(d, &cfg);
+	inner_open = t4dx_io.open;
+	t4dx_io.open = open_held;
+	hold_segs = true;
+	/* past the checkpoint: the flusher cuts and blocks in the segment */
+	char name[16];
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "early%d", i);
+		REQUIRE(put_file(db, T4DX_ROOT_INO, name, big, NULL) == 0);
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&hold_mu);
+	while (!seg_held &&
+	       pthread_cond_timedwait(&hold_cv, &hold_mu, &until) == 0)
+		;
+	bool held = seg_held;
+	pthread_mutex_unlock(&hold_mu);
+	REQUIRE(held);
+
+	struct stall_writer w = { db, big, 0 };
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, stall_write, &w) == 0);
+	struct t4dx_stats st;
+	for (int i = 0; i < 1000; i++) {
+		t4dx_get_stats(db, &st);
+		if (st.writers_stalled || atomic_load(&w.done) == 8)
+			break;
+		usleep(10000);
+	}
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.writers_stalled, 1);
+	CHECK_EQ_INT(st.write_stalls, 1);
+	/* 64 KiB past the cut is four of these; the fourth waits */
+	if (atomic_load(&w.done) > 3)
+		fprintf(stderr, "%d writes went by the stall\n",
+			atomic_load(&w.done));
+	CHECK(atomic_load(&w.done) <= 3);
+
+	pthread_mutex_lock(&hold_mu);
+	hold_segs = false;
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(atomic_load(&w.done), 8);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.writers_stalled, 0);
+	t4dx_io.open = inner_open;
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(d, &cfg);
+	/* (content_of gives the first 4095 bytes) */
+	CHECK(strncmp(content_of(db, T4DX_ROOT_INO, "late7"), big, 4095) == 0);
+	CHECK(strncmp(content_of(db, T4DX_ROOT_INO, "early0"), big, 4095) == 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(d);
 }
@@ -2277,6 +2389,7 @@ int main(void)
 	RUN(test_auto_tiered);
 	RUN(test_auto_tiered_tombstones);
 	RUN(test_auto_pile);
+	RUN(test_write_stall);
 	RUN(test_prune_race);
 	RUN(test_alloc_failures);
 	RUN(test_level2);
