@@ -2766,7 +2766,9 @@ static void quarantine(struct t4dx *db, const char *path)
  * and the later record would then find nothing to apply to.  What
  * compaction did to the keys (kappa raised by nrem) is not in the WAL and
  * is lost; if the archive no longer reaches back to LSN 1, what only older
- * records described is lost too, and health says so. */
+ * records described is lost too, and health says so.  Both only for the
+ * keys of blocks that no longer read back: the damaged segment's whole
+ * blocks are salvaged as they are (rebuild_segment). */
 
 struct rebuild {
 	struct t4dx *scratch;
@@ -2796,20 +2798,45 @@ static int rebuild_one(void *arg, struct t4dx_rec *r)
 	return 0;
 }
 
+static int salvage_one(void *arg, struct t4dx_entry *e)
+{
+	int rc = t4dx_mem_put(arg, e);
+	t4dx_entry_clear(e);
+	return rc;
+}
+
+static bool in_range(const struct t4dx_manifest_seg *ms,
+		     const struct t4dx_entry *e)
+{
+	return e->lsn >= ms->min_lsn && e->lsn <= ms->max_lsn;
+}
+
+/* Rebuild the segment ms names.  damaged: the segment itself, if it
+ * could be opened (its footer and index are whole), else NULL.  Its
+ * blocks that still read back whole are exact: their entries are kept as
+ * they are (kappa and all); the archive replay gives the keys of the
+ * blocks that do not, as far back as it reaches.  Without the salvage
+ * one bad block would lose every key older than the archive. */
 static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
-			   struct t4dx_seg **out)
+			   struct t4dx_seg *damaged, struct t4dx_seg **out)
 {
 	struct t4dx scratch;
 	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn,
 			      .db = db, .seg_id = ms->id };
 	struct t4dx_entry **v = NULL;
-	size_t n = 0, i = 0;
+	struct t4dx_mem *good = t4dx_mem_new();
+	size_t n = 0, kept = 0, lost = 0;
 	int rc;
 
 	memset(&scratch, 0, sizeof(scratch));
 	scratch.mem = t4dx_mem_new();
-	if (!scratch.mem)
-		return ENOMEM;
+	if (!scratch.mem || !good) {
+		rc = ENOMEM;
+		goto out;
+	}
+	if (damaged &&
+	    (rc = t4dx_seg_salvage(damaged, salvage_one, good, &lost)))
+		goto out;
 	rb.total = t4dx_wal_files_bytes(db->wal_dir, true);
 	if (db->rebuild_fn)
 		db->rebuild_fn(db->rebuild_arg, ms->id, 0, rb.total);
@@ -2820,31 +2847,48 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 		db->rebuild_fn(db->rebuild_arg, ms->id, rb.total, rb.total);
 	if (rc)
 		goto out;
-	if (rb.first > 1 &&
+	/* nothing read: the archive holds nothing up to the flushed LSN */
+	if (!rb.first)
+		rb.first = db->flushed_lsn + 1;
+	/* only what lost blocks held can be missing */
+	if (rb.first > 1 && (!damaged || lost) &&
 	    (!db->recovery.rebuild_missing_before ||
 	     rb.first > db->recovery.rebuild_missing_before))
 		db->recovery.rebuild_missing_before = rb.first;
-	for (const struct t4dx_entry *e = t4dx_mem_seek(scratch.mem, 0, "", 0);
-	     e; e = t4dx_mem_next(scratch.mem, e))
-		if (e->lsn >= ms->min_lsn && e->lsn <= ms->max_lsn)
-			n++;
-	if (n == 0)
-		goto out;               /* nothing to put back */
-	v = calloc(n, sizeof(*v));
+	/* the union, in key order: a salvaged entry wins over the replay's */
+	size_t cap = t4dx_mem_count(good) + t4dx_mem_count(scratch.mem);
+	v = calloc(cap ? cap : 1, sizeof(*v));
 	if (!v) {
 		rc = ENOMEM;
 		goto out;
 	}
-	for (const struct t4dx_entry *e = t4dx_mem_seek(scratch.mem, 0, "", 0);
-	     e; e = t4dx_mem_next(scratch.mem, e)) {
-		if (e->lsn < ms->min_lsn || e->lsn > ms->max_lsn)
+	const struct t4dx_entry *g = t4dx_mem_seek(good, 0, "", 0);
+	const struct t4dx_entry *a = t4dx_mem_seek(scratch.mem, 0, "", 0);
+	while (g || a) {
+		if (a && !in_range(ms, a)) {
+			a = t4dx_mem_next(scratch.mem, a);
 			continue;
-		v[i++] = (struct t4dx_entry *)e;
+		}
+		int c = !a ? -1 : !g ? 1 :
+			t4dx_key_cmp(g->parent, g->name, g->name_len,
+				     a->parent, a->name, a->name_len);
+		if (c <= 0) {
+			v[n++] = (struct t4dx_entry *)g;
+			kept++;
+			g = t4dx_mem_next(good, g);
+			if (c == 0)
+				a = t4dx_mem_next(scratch.mem, a);
+		} else {
+			v[n++] = (struct t4dx_entry *)a;
+			a = t4dx_mem_next(scratch.mem, a);
+		}
 	}
+	if (n == 0)
+		goto out;               /* nothing to put back */
 	if (db->readonly) {
 		/* newest versions as of flushed_lsn: no segment holds a
 		 * newer one, so the memtable may take them */
-		for (i = 0; i < n && !rc; i++)
+		for (size_t i = 0; i < n && !rc; i++)
 			rc = t4dx_mem_put(db->mem, v[i]);
 		if (!rc)
 			db->recovery.items_rebuilt += n;
@@ -2856,12 +2900,16 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 		goto out;
 	db->recovery.items_rebuilt += n;
 	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
-			"segment %llu rebuilt from the WAL archive as segment "
-			"%llu: %zu entries", (unsigned long long)ms->id,
-			(unsigned long long)id, n);
+			"segment %llu rebuilt as segment %llu: %zu entries, "
+			"%zu from its %zu blocks that read back whole (%zu "
+			"did not), %zu from the WAL archive",
+			(unsigned long long)ms->id, (unsigned long long)id, n,
+			kept, damaged ? t4dx_seg_blocks(damaged) - lost : 0,
+			lost, n - kept);
 out:
 	free(v);
 	t4dx_mem_free(scratch.mem);
+	t4dx_mem_free(good);
 	return rc;
 }
 
@@ -2901,8 +2949,27 @@ static void report_strays(struct t4dx *db)
 	}
 }
 
+/* The live items the segments hold (tombstones and the versions they
+ * hide left out). */
+static int count_seg_items(struct t4dx *db, uint64_t *out)
+{
+	struct merge m;
+	const struct t4dx_entry *e;
+	uint64_t n = 0;
+	int rc = merge_open(&m, NULL, NULL, db->segs, db->nsegs, 0, "", 0,
+			    false);
+	if (rc)
+		return rc;
+	while ((rc = merge_next(&m, &e)) == 0)
+		n += !e->tombstone;
+	merge_close(&m);
+	*out = n;
+	return rc == T4DX_ENOTFOUND ? 0 : rc;
+}
+
 /* Open the MANIFEST's segments, checking every block.  A damaged one is
- * quarantined and rebuilt in its place from the WAL archive. */
+ * quarantined and rebuilt in its place from its blocks that read back
+ * whole and the WAL archive (rebuild_segment). */
 static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			 char *msg, size_t msglen)
 {
@@ -2914,13 +2981,16 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 		char path[PATH_MAX];
 		struct t4dx_seg *s = NULL;
 		seg_file(db, m->segs[i].id, path, sizeof(path), false);
+		struct t4dx_seg *damaged = NULL;
 		int rc = t4dx_seg_open(path, m->segs[i].id, &s);
 		if (!rc) {
 			rc = t4dx_seg_verify(s);
-			if (rc) {
+			if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT)
+				damaged = s;    /* salvaged below */
+			else if (rc)
 				t4dx_seg_unref(s);
+			if (rc)
 				s = NULL;
-			}
 		}
 		if (rc == ENOENT && db->nolock) {
 			/* a daemon's compaction: read again */
@@ -2936,9 +3006,12 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			else if (rc != ENOENT)
 				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 						"segment %s is damaged: its "
-						"items are read from the WAL "
+						"items are read from its "
+						"whole blocks and the WAL "
 						"archive", path);
-			rc = rebuild_segment(db, &m->segs[i], &s);
+			rc = rebuild_segment(db, &m->segs[i], damaged, &s);
+			t4dx_seg_unref(damaged);
+			damaged = NULL;
 			if (rc) {
 				snprintf(msg, msglen, "cannot rebuild segment "
 					 "%s: %s", path, t4dx_strerror(rc));
@@ -2955,6 +3028,16 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 		}
 		db->segs[db->nsegs++] = s;
 	}
+	if (rebuilt) {
+		/* what unreadable blocks held is gone: count again */
+		int rc = count_seg_items(db, &db->seg_items);
+		if (rc) {
+			snprintf(msg, msglen, "cannot count the items after a "
+				 "rebuild: %s", t4dx_strerror(rc));
+			return rc;
+		}
+		db->items = db->seg_items;
+	}
 	if (rebuilt && !db->readonly) {
 		/* the MANIFEST names the rebuilt segments instead of the
 		 * damaged ones (one that came back empty drops out) */
@@ -2969,8 +3052,8 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 	if (db->recovery.rebuild_missing_before)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 				"rebuild incomplete: the WAL archive starts at "
-				"LSN %llu; items only older records described "
-				"are lost", (unsigned long long)
+				"LSN %llu; items of unreadable segment blocks "
+				"that only older records described are lost", (unsigned long long)
 				db->recovery.rebuild_missing_before);
 	return 0;
 }
