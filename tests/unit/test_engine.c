@@ -960,6 +960,57 @@ static void test_fallback_queue(void)
 	unit_rm_rf(dir);
 }
 
+/* The first health probe that passes after an outage is a trial that
+ * succeeded: with success_threshold 1 it closes the breaker at once.
+ * (Found by hostile use: the probe's group commit drained the queue while
+ * the breaker was still OPEN, so it did not count, and an idle store
+ * whose disk worked again stayed HALF_OPEN, "degraded", for two more
+ * probe intervals.) */
+static void test_probe_closes_breaker(void)
+{
+	const char *dir = unit_tmpdir("probe-close");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.breaker.failure_threshold = 2;
+	cfg.breaker.success_threshold = 1;
+	cfg.breaker.reset_timeout_s = 3600;     /* only a probe reopens */
+	cfg.health.interval_s = 0.5;
+	struct t4dx *db = open_db(dir, &cfg);
+	struct t4dx_breaker_info bi;
+	struct t4dx_health h;
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 1);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ_INT(put_file(db, R, "q", "queued", NULL), 0);
+	t4dx_breaker_get(t4dx_get_breaker(db), &bi);
+	CHECK_EQ_INT(bi.state, T4DX_OPEN);
+	/* right after a (failing) tick, so that none is under way */
+	t4dx_get_health(db, &h);
+	uint64_t r0 = h.wal.runs;
+	for (int i = 0; i < 5000 && h.wal.runs == r0; i++) {
+		usleep(1000);
+		t4dx_get_health(db, &h);
+	}
+	faults_reset();
+	r0 = h.wal.runs;
+	for (int i = 0; i < 10000; i++) {
+		t4dx_breaker_get(t4dx_get_breaker(db), &bi);
+		t4dx_get_health(db, &h);
+		if (bi.state == T4DX_CLOSED && h.wal.runs > r0)
+			break;
+		usleep(1000);
+	}
+	CHECK_EQ_INT(bi.state, T4DX_CLOSED);
+	/* closed by the first passing probe, not the second */
+	CHECK_EQ_INT(h.wal.runs, r0 + 1);
+	CHECK_EQ_INT(h.unpersisted, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, &cfg);
+	CHECK(strcmp(content_of(db, R, "q"), "queued") == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* Unpersisted records left at close go to a rescue file that the next
  * open replays, then renames; nothing is lost. */
 static void test_rescue(void)
@@ -1020,8 +1071,9 @@ static void test_probe_checkpoint(void)
 	REQUIRE(put_file(db, T4DX_ROOT_INO, "a", "1", NULL) == 0);
 	REQUIRE(t4dx_flush(db) == 0);
 	struct t4dx_stats st;
-	/* about 45 bytes a probe: three checkpoints' worth */
-	for (int i = 0; i < 600; i++) {
+	/* about 45 bytes a probe: three checkpoints' worth (some 5,000
+	 * probes, each an fdatasync: up to two minutes on a loaded machine) */
+	for (int i = 0; i < 2400; i++) {
 		t4dx_get_stats(db, &st);
 		if (st.wal_records > 3 * 65536 / 40)
 			break;
@@ -2432,6 +2484,7 @@ int main(void)
 	RUN(test_compact_failure);
 	RUN(test_breaker_gate);
 	RUN(test_fallback_queue);
+	RUN(test_probe_closes_breaker);
 	RUN(test_rescue);
 	RUN(test_probe_checkpoint);
 	RUN(test_lost_wal_unsynced_manifest);
