@@ -3302,6 +3302,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	db->recovery.wal_files = rep.files;
 	db->recovery.wal_gap_from = rep.gap_from;
 	db->recovery.wal_gap_to = rep.gap_to;
+	db->recovery.wal_files_quarantined = rep.files_quarantined;
 	/* one alert per hole; the records after each were replayed */
 	for (uint64_t i = 0; i < rep.gaps && i < T4DX_WAL_HOLES; i++)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,

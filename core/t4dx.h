@@ -155,6 +155,10 @@ struct t4dx_recovery {
 	 * wal_gap_to + 1 after the segments' last (a log file was removed);
 	 * the changes they were are lost.  0 0 if none. */
 	uint64_t wal_gap_from, wal_gap_to;
+	/* whole WAL files after a damaged record, moved to quarantine/ and
+	 * not replayed: the changes they held are lost (their records may
+	 * be read there with t4dx wal-dump) */
+	uint64_t wal_files_quarantined;
 };
 
 struct t4dx_stats {
