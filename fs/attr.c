@@ -10,37 +10,38 @@
 #include "t4dxfs.h"
 #include "inode.h"
 
-int do_getattr(fuse_ino_t ino, struct stat *st)
+int do_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 {
 	if (is_fixed(ino)) {
-		fixed_stat(ino, st);
+		fixed_stat(fs, ino, st);
 		return 0;
 	}
 	struct t4dx_entry e = { 0 };
-	ns_lock();
-	int rc = ino_entry(ino, 0, &e);
+	ns_lock(fs);
+	int rc = ino_entry(fs, ino, 0, &e);
 	if (!rc) {
 		entry_stat(&e, st);
 		apply_wbuf_size(ino, st);
 		if (S_ISDIR(e.mode))
-			dir_nlink(ino, st);
-		else if (orphan_find(ino))
+			dir_nlink(fs, ino, st);
+		else if (orphan_find(fs, ino))
 			st->st_nlink = 0;
 	}
-	ns_unlock();
+	ns_unlock(fs);
 	return rc;
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
-	count_op(OP_GETATTR);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_GETATTR);
 	struct stat st;
-	int rc = do_getattr(ino, &st);
+	int rc = do_getattr(fs, ino, &st);
 	if (rc)
 		reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st, fs.attr_timeout);
+		fuse_reply_attr(req, &st, fs->attr_timeout);
 }
 
 /* ---- set-user-ID and set-group-ID bits --------------------------------
@@ -59,22 +60,22 @@ mode_t priv_bits(mode_t mode)
 
 /* Clear ino's privilege bits, durable with the next commit.  The caller
  * holds no lock. */
-void kill_priv(fuse_ino_t ino)
+void kill_priv(struct t4dxfs *fs, fuse_ino_t ino)
 {
 	struct t4dx_entry e = { 0 };
 	bool changed = false;
-	ns_lock();
-	if (!ino_entry(ino, 0, &e) && priv_bits(e.mode)) {
+	ns_lock(fs);
+	if (!ino_entry(fs, ino, 0, &e) && priv_bits(e.mode)) {
 		struct t4dx_entry f;
 		memset(&f, 0, sizeof(f));
 		f.mode = e.mode & ~priv_bits(e.mode);
 		f.ctime_ns = t4dx_now_ns();
-		changed = !update_ino(ino, &f, T4DX_F_MODE | T4DX_F_CTIME,
+		changed = !update_ino(fs, ino, &f, T4DX_F_MODE | T4DX_F_CTIME,
 				      NULL);
 	}
-	ns_unlock();
+	ns_unlock(fs);
 	if (changed)
-		invalidate(ino);
+		invalidate(fs, ino);
 }
 
 /* ---- setattr ---------------------------------------------------------- */
@@ -86,54 +87,56 @@ void kill_priv(fuse_ino_t ino)
  * buffer may outlive every writer's close (the kernel releases a file
  * after close returns), and readers and a crash must not see the old
  * size after truncate(2) has returned the new one. */
-static int truncate_item(fuse_ino_t ino, uint64_t size, bool by_writer)
+static int truncate_item(struct t4dxfs *fs, fuse_ino_t ino, uint64_t size,
+			 bool by_writer)
 {
 	struct node *n = NULL;
 	struct t4dx_entry e = { 0 };
 	uint64_t lsn = 0;
 	int rc;
 
-	if (size > fs.max_item_bytes)
+	if (size > fs->max_item_bytes)
 		return EFBIG;
-	ns_lock();
+	ns_lock(fs);
 	n = node_find(ino);
 	struct wbuf *w = wb_pin(n);
 	if (w) {
-		ns_unlock();
+		ns_unlock(fs);
 		pthread_mutex_lock(&w->mu);
 		if (w->err && !by_writer) {
 			/* its writes failed (EFBIG): the buffer will never be
 			 * committed, so the truncate goes to the stored file */
 			pthread_mutex_unlock(&w->mu);
-			wb_put(n, ino);
-			ns_lock();
+			wb_put(fs, n, ino);
+			ns_lock(fs);
 			goto stored;
 		}
-		rc = wbuf_reserve_keep(w, size, size < w->len ? size : w->len);
+		rc = wbuf_reserve_keep(fs, w, size,
+				       size < w->len ? size : w->len);
 		if (!rc) {
 			if (size > w->len)
 				memset(w->data + w->len, 0, size - w->len);
 			wbuf_set_len(w, size);
-			wbuf_written(n, w);
+			wbuf_written(fs, n, w);
 			w->mtime_set = true;         /* changed now */
 			w->mtime_ns = t4dx_now_ns();
 		}
 		pthread_mutex_unlock(&w->mu);
 		if (!rc && !by_writer)
-			rc = wbuf_commit(n, ino, w, COMMIT_SYNC);
-		wb_put(n, ino);
+			rc = wbuf_commit(fs, n, ino, w, COMMIT_SYNC);
+		wb_put(fs, n, ino);
 		return rc;
 	}
 stored:;
-	struct orphan *o = orphan_find(ino);
+	struct orphan *o = orphan_find(fs, ino);
 	if (o) {
 		/* a name-less file keeps no content: only its size */
 		o->e.size = size;
 		o->e.mtime_ns = o->e.ctime_ns = t4dx_now_ns();
-		ns_unlock();
+		ns_unlock(fs);
 		return 0;
 	}
-	rc = node_entry(ino, T4DX_GET_CONTENT, &e, NULL);
+	rc = node_entry(fs, ino, T4DX_GET_CONTENT, &e, NULL);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
 	if (!rc && S_ISDIR(e.mode))
@@ -151,24 +154,25 @@ stored:;
 			e.content = b;
 			e.size = size;
 			e.mtime_ns = e.ctime_ns = t4dx_now_ns();
-			rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
+			rc = t4dx_put(fs->db, &e, T4DX_NOWAIT, &lsn);
 			if (!rc)
-				note_lsn(ino, lsn);
+				note_lsn(fs, ino, lsn);
 			if (!rc && n)
 				n->content_gen++;
 		}
 	}
 	t4dx_entry_clear(&e);
-	ns_unlock();
+	ns_unlock(fs);
 	if (!rc && lsn) {
-		rc = t4dx_wait(fs.db, lsn);
-		invalidate(ino);
+		rc = t4dx_wait(fs->db, lsn);
+		invalidate(fs, ino);
 	}
 	return rc;
 }
 
-static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
-		      uid_t caller, bool by_writer, struct stat *out)
+static int do_setattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *attr,
+		      int to_set, uid_t caller, bool by_writer,
+		      struct stat *out)
 {
 	struct t4dx_entry f;
 	uint32_t mask = 0;
@@ -179,11 +183,11 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 	if (is_fixed(ino))
 		return EPERM;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		rc = truncate_item(ino, (uint64_t)attr->st_size, by_writer);
+		rc = truncate_item(fs, ino, (uint64_t)attr->st_size, by_writer);
 		if (rc)
 			return rc;
 		if (caller != 0 && !(to_set & FUSE_SET_ATTR_MODE))
-			kill_priv(ino);
+			kill_priv(fs, ino);
 	}
 	memset(&f, 0, sizeof(f));
 	if (to_set & FUSE_SET_ATTR_MODE) {
@@ -212,15 +216,15 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 		f.ctime_ns = (to_set & FUSE_SET_ATTR_CTIME)
 				     ? ns_of(attr->st_ctim) : now;
 		mask |= T4DX_F_CTIME;
-		ns_lock();
-		struct orphan *o = orphan_find(ino);
+		ns_lock(fs);
+		struct orphan *o = orphan_find(fs, ino);
 		if (o)  /* kept in memory only: the file has no key */
 			t4dx_entry_apply(&o->e, &f, mask);
 		else
-			rc = update_ino(ino, &f, mask, &lsn);
+			rc = update_ino(fs, ino, &f, mask, &lsn);
 		struct node *n = node_find(ino);
 		struct wbuf *w = wb_pin(n);
-		ns_unlock();
+		ns_unlock(fs);
 		if (!rc && w && (mask & T4DX_F_MTIME)) {
 			/* futimens while writing: the commit keeps it */
 			pthread_mutex_lock(&w->mu);
@@ -229,24 +233,25 @@ static int do_setattr(fuse_ino_t ino, struct stat *attr, int to_set,
 			pthread_mutex_unlock(&w->mu);
 		}
 		if (w)
-			wb_put(n, ino);
+			wb_put(fs, n, ino);
 		if (!rc)
-			rc = t4dx_wait(fs.db, lsn);
+			rc = t4dx_wait(fs->db, lsn);
 		if (rc)
 			return rc == T4DX_ENOTFOUND ? ENOENT : rc;
 	}
-	return do_getattr(ino, out);
+	return do_getattr(fs, ino, out);
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
+		int to_set, struct fuse_file_info *fi)
 {
-	count_op(OP_SETATTR);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_SETATTR);
 	struct stat st;
-	int rc = do_setattr(ino, attr, to_set, fuse_req_ctx(req)->uid,
+	int rc = do_setattr(fs, ino, attr, to_set, fuse_req_ctx(req)->uid,
 			    fh_is_writer(fi), &st);
 	if (rc)
 		reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st, fs.attr_timeout);
+		fuse_reply_attr(req, &st, fs->attr_timeout);
 }

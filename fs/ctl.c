@@ -45,10 +45,10 @@ static uint64_t item_count(const struct t4dx_stats *st)
 
 /* ---- breaker ------------------------------------------------------------ */
 
-static int show_breaker(struct t4dx_buf *out)
+static int show_breaker(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	struct t4dx_breaker_info bi;
-	t4dx_breaker_get(t4dx_get_breaker(fs.db), &bi);
+	t4dx_breaker_get(t4dx_get_breaker(fs->db), &bi);
 	return t4dx_buf_addf(out,
 		"{\"state\":\"%s\",\"forced\":%s,"
 		"\"consecutive_failures\":%u,\"consecutive_successes\":%u,"
@@ -66,11 +66,11 @@ static int show_breaker(struct t4dx_buf *out)
 		(unsigned long long)bi.transitions);
 }
 
-static int store_breaker(const char *buf, size_t len)
+static int store_breaker(struct t4dxfs *fs, const char *buf, size_t len)
 {
 	size_t n;
 	const char *c = command(buf, len, &n);
-	struct t4dx_breaker *b = t4dx_get_breaker(fs.db);
+	struct t4dx_breaker *b = t4dx_get_breaker(fs->db);
 	if (is_cmd(c, n, "open"))
 		t4dx_breaker_force_open(b);
 	else if (is_cmd(c, n, "reset"))
@@ -94,15 +94,15 @@ static int show_check(struct t4dx_buf *out, const char *name,
 		c->last_error ? t4dx_strerror(c->last_error) : "");
 }
 
-static int show_health(struct t4dx_buf *out)
+static int show_health(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	struct t4dx_health h;
 	struct t4dx_stats st;
 	struct t4dx_breaker_info bi;
-	t4dx_get_health(fs.db, &h);
-	t4dx_get_stats(fs.db, &st);
-	t4dx_breaker_get(t4dx_get_breaker(fs.db), &bi);
-	unsigned threshold = fs.cfg.health.alert_threshold;
+	t4dx_get_health(fs->db, &h);
+	t4dx_get_stats(fs->db, &st);
+	t4dx_breaker_get(t4dx_get_breaker(fs->db), &bi);
+	unsigned threshold = fs->cfg.health.alert_threshold;
 	const char *status = "ok";
 	if (h.wal.consecutive_failures >= threshold ||
 	    h.segments.consecutive_failures >= threshold || h.level >= 2 ||
@@ -158,7 +158,7 @@ static int show_health(struct t4dx_buf *out)
 	}
 	/* where a rescue goes when DATA_DIR cannot take it */
 	const char *rdir, *rproblem;
-	t4dx_get_rescue(fs.db, &rdir, &rproblem);
+	t4dx_get_rescue(fs->db, &rdir, &rproblem);
 	if (!rc)
 		rc = t4dx_buf_addf(out, "]},\"rescue\":{\"ok\":%s,\"dir\":",
 				   *rproblem ? "false" : "true");
@@ -173,10 +173,10 @@ static int show_health(struct t4dx_buf *out)
 
 /* ---- compact ------------------------------------------------------------ */
 
-static int show_compact(struct t4dx_buf *out)
+static int show_compact(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	uint64_t done, total;
-	int running = t4dx_compact_progress(fs.db, &done, &total);
+	int running = t4dx_compact_progress(fs->db, &done, &total);
 	int rc;
 	if (running >= 0)
 		rc = t4dx_buf_addf(out, "{\"running\":\"%s\","
@@ -188,7 +188,7 @@ static int show_compact(struct t4dx_buf *out)
 		rc = t4dx_buf_addf(out, "{\"running\":null,\"progress\":null");
 	for (int k = 0; !rc && k < T4DX_COMPACT_KINDS; k++) {
 		struct t4dx_compact_stats cs;
-		t4dx_get_compact_stats(fs.db, k, &cs);
+		t4dx_get_compact_stats(fs->db, k, &cs);
 		rc = t4dx_buf_addf(out, ",\"%s\":{\"runs\":%llu,"
 				   "\"bytes_written\":%llu,\"last\":",
 				   t4dx_compact_name(k),
@@ -219,28 +219,29 @@ static int show_compact(struct t4dx_buf *out)
 static void forget_removed(void *arg, uint64_t parent, const char *name,
 			   size_t len, uint64_t ino)
 {
-	ns_lock();
+	struct t4dxfs *fs = arg;
+	ns_lock(fs);
 	struct node *n = node_find(ino);
 	if (n)
 		n->unlinked = true;
-	fs.ns_gen++;
-	ns_unlock();
-	fuse_lowlevel_notify_inval_entry(fs.se, parent, name, len);
+	fs->ns_gen++;
+	ns_unlock(fs);
+	fuse_lowlevel_notify_inval_entry(fs->se, parent, name, len);
 }
 
-static int compact_may_write(void)
+static int compact_may_write(struct t4dxfs *fs)
 {
-	return t4dx_compact_running(fs.db) >= 0 ? EBUSY : 0;
+	return t4dx_compact_running(fs->db) >= 0 ? EBUSY : 0;
 }
 
-static int store_compact(const char *buf, size_t len)
+static int store_compact(struct t4dxfs *fs, const char *buf, size_t len)
 {
 	size_t n;
 	const char *c = command(buf, len, &n);
 	int kind = c ? t4dx_compact_parse(c, n) : -1;
 	if (kind < 0)
 		return EINVAL;
-	int rc = t4dx_compact(fs.db, kind, forget_removed, NULL);
+	int rc = t4dx_compact(fs->db, kind, forget_removed, fs);
 	/* a failed run is reported as such, not as a bad command */
 	return rc == EINVAL ? EIO : rc;
 }
@@ -275,16 +276,16 @@ static int hist(struct t4dx_buf *out, const char *name, const char *help,
 	return rc ? rc : t4dx_metric_hist(out, name, NULL, h);
 }
 
-static int show_metrics(struct t4dx_buf *out)
+static int show_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	struct t4dx_stats st;
 	struct t4dx_health h;
 	struct t4dx_breaker_info bi;
 	char labels[128];
 	int rc;
-	t4dx_get_stats(fs.db, &st);
-	t4dx_get_health(fs.db, &h);
-	t4dx_breaker_get(t4dx_get_breaker(fs.db), &bi);
+	t4dx_get_stats(fs->db, &st);
+	t4dx_get_health(fs->db, &h);
+	t4dx_breaker_get(t4dx_get_breaker(fs->db), &bi);
 
 	rc = t4dx_metric_header(out, "t4dx_ops_total",
 				"FUSE operations handled, by operation.",
@@ -292,7 +293,7 @@ static int show_metrics(struct t4dx_buf *out)
 	for (int i = 0; !rc && i < OP_NOPS; i++) {
 		snprintf(labels, sizeof(labels), "op=\"%s\"", op_names[i]);
 		rc = t4dx_metric_sample_u64(out, "t4dx_ops_total", labels,
-					    atomic_load(&fs.metrics.ops[i]));
+					    atomic_load(&fs->metrics.ops[i]));
 	}
 	if (!rc)
 		rc = t4dx_metric_header(out, "t4dx_errors_total",
@@ -300,7 +301,7 @@ static int show_metrics(struct t4dx_buf *out)
 			"and errno.", "counter");
 	for (int i = 0; !rc && i < OP_NOPS; i++)
 		for (int e = 1; !rc && e < FS_ERRNO_MAX; e++) {
-			uint64_t v = atomic_load(&fs.metrics.errs[i][e]);
+			uint64_t v = atomic_load(&fs->metrics.errs[i][e]);
 			const char *en = strerrorname_np(e);
 			if (!v || !en)
 				continue;
@@ -316,7 +317,7 @@ static int show_metrics(struct t4dx_buf *out)
 			"errors: ls -l asks every file), by operation.",
 			"counter");
 	for (int i = 0; !rc && i < OP_NOPS; i++) {
-		uint64_t v = atomic_load(&fs.metrics.xattr_absent[i]);
+		uint64_t v = atomic_load(&fs->metrics.xattr_absent[i]);
 		if (!v)
 			continue;
 		snprintf(labels, sizeof(labels), "op=\"%s\"", op_names[i]);
@@ -379,18 +380,18 @@ static int show_metrics(struct t4dx_buf *out)
 			     "WAL records made durable.", st.wal_records);
 	if (!rc)
 		rc = counter(out, "t4dx_alerts_total", "Alerts raised.",
-			     fs.alerts_seen);
+			     fs->alerts_seen);
 	if (!rc)
 		rc = hist(out, "t4dx_write_latency_seconds",
 			  "Time to commit a file's content durably (close, "
-			  "fsync).", &fs.metrics.write_lat);
+			  "fsync).", &fs->metrics.write_lat);
 	if (!rc)
 		rc = hist(out, "t4dx_read_latency_seconds",
 			  "Time to read an item from the engine (open for "
-			  "reading).", &fs.metrics.read_lat);
+			  "reading).", &fs->metrics.read_lat);
 	if (!rc)
 		rc = hist(out, "t4dx_wal_fsync_latency_seconds",
-			  "Time of each WAL fdatasync.", t4dx_fsync_hist(fs.db));
+			  "Time of each WAL fdatasync.", t4dx_fsync_hist(fs->db));
 	if (!rc)
 		rc = t4dx_metric_header(out, "t4dx_compaction_duration_seconds",
 					"Duration of compaction runs, by kind.",
@@ -401,19 +402,19 @@ static int show_metrics(struct t4dx_buf *out)
 		snprintf(labels, sizeof(labels), "kind=\"%s\"",
 			 t4dx_compact_name(k));
 		rc = t4dx_metric_hist(out, "t4dx_compaction_duration_seconds",
-				      labels, t4dx_compact_hist(fs.db, k));
+				      labels, t4dx_compact_hist(fs->db, k));
 	}
 	return rc;
 }
 
 /* ---- stats, config, alerts ---------------------------------------------- */
 
-static int show_stats(struct t4dx_buf *out)
+static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	struct t4dx_stats st;
-	t4dx_get_stats(fs.db, &st);
+	t4dx_get_stats(fs->db, &st);
 	uint64_t items = item_count(&st);
-	int64_t up = (t4dx_now_ns() - fs.start_ns) / 1000000000;
+	int64_t up = (t4dx_now_ns() - fs->start_ns) / 1000000000;
 	return t4dx_buf_addf(out,
 		"{\"items\":%llu,\"memtable_items\":%llu,"
 		"\"memtable_bytes\":%llu,\"segments\":%llu,"
@@ -434,21 +435,21 @@ static int show_stats(struct t4dx_buf *out)
 		(unsigned long long)st.archive_bytes,
 		(unsigned long long)st.wal_syncs,
 		(unsigned long long)st.wal_records,
-		(unsigned long long)atomic_load(&fs.wb_bytes), (long long)up,
+		(unsigned long long)atomic_load(&fs->wb_bytes), (long long)up,
 		(unsigned long long)st.recovery.records_replayed,
 		(unsigned long long)st.recovery.bytes_dropped,
 		(unsigned long long)st.recovery.wal_files,
 		(unsigned long long)st.recovery.segments_quarantined);
 }
 
-static int show_config(struct t4dx_buf *out)
+static int show_config(struct t4dxfs *fs, struct t4dx_buf *out)
 {
-	return t4dx_config_render(&fs.cfg, out);
+	return t4dx_config_render(&fs->cfg, out);
 }
 
-static int show_alerts(struct t4dx_buf *out)
+static int show_alerts(struct t4dxfs *fs, struct t4dx_buf *out)
 {
-	return t4dx_render_alerts(fs.db, out);
+	return t4dx_render_alerts(fs->db, out);
 }
 
 /* ---- the table ---------------------------------------------------------- */

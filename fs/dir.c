@@ -32,13 +32,12 @@ struct dirh {
 	size_t n, cap;
 	char *names;
 	size_t names_len, names_cap;
-	uint64_t gen;                   /* fs.ns_gen when listed */
-	uint64_t attr_gen;              /* fs.attr_gen when listed */
+	uint64_t gen;                   /* fs->ns_gen when listed */
+	uint64_t attr_gen;              /* fs->attr_gen when listed */
 	fuse_ino_t ino;
 	LIST_ENTRY(dirh) link;          /* open_dirs, guarded by ns_mu */
 };
 
-static LIST_HEAD(, dirh) open_dirs = LIST_HEAD_INITIALIZER(open_dirs);
 
 /* Append a slot for a name of len bytes; NULL on ENOMEM. */
 static struct dent *dir_push(struct dirh *d, const char *name, size_t len)
@@ -110,10 +109,11 @@ static void dir_free(struct dirh *d)
 	free(d);
 }
 
-static int do_opendir(fuse_ino_t ino, struct fuse_file_info *fi)
+static int do_opendir(struct t4dxfs *fs, fuse_ino_t ino,
+		      struct fuse_file_info *fi)
 {
 	struct stat st;
-	int rc = do_getattr(ino, &st);
+	int rc = do_getattr(fs, ino, &st);
 	if (rc)
 		return rc;
 	if (!S_ISDIR(st.st_mode))
@@ -131,40 +131,41 @@ static int do_opendir(fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc)
 		goto out;
 	if (ino == INO_MOUNT_ROOT) {
-		fixed_stat(INO_CTL_DIR, &st);
+		fixed_stat(fs, INO_CTL_DIR, &st);
 		rc = dir_add(d, ".ctl", 4, &st);
-		if (!rc && !(rc = do_getattr(INO_ITEMS, &st)))
+		if (!rc && !(rc = do_getattr(fs, INO_ITEMS, &st)))
 			rc = dir_add(d, "items", 5, &st);
 	} else if (ino == INO_CTL_DIR) {
 		const struct ctl_file *c;
 		for (size_t i = 0; !rc && (c = ctl_at(i)); i++) {
-			fixed_stat(c->ino, &st);
+			fixed_stat(fs, c->ino, &st);
 			rc = dir_add(d, c->name, strlen(c->name), &st);
 		}
 	} else {
-		ns_lock();
-		d->gen = fs.ns_gen;
-		ns_unlock();
-		d->attr_gen = atomic_load(&fs.attr_gen);
-		rc = t4dx_scan(fs.db, ino, list_one, d);
+		ns_lock(fs);
+		d->gen = fs->ns_gen;
+		ns_unlock(fs);
+		d->attr_gen = atomic_load(&fs->attr_gen);
+		rc = t4dx_scan(fs->db, ino, list_one, d);
 	}
 out:
 	if (rc) {
 		dir_free(d);
 		return rc;
 	}
-	ns_lock();
-	LIST_INSERT_HEAD(&open_dirs, d, link);
-	ns_unlock();
+	ns_lock(fs);
+	LIST_INSERT_HEAD(&fs->open_dirs, d, link);
+	ns_unlock(fs);
 	fi->fh = (uintptr_t)d;
 	return 0;
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
-	count_op(OP_OPENDIR);
-	int rc = do_opendir(ino, fi);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_OPENDIR);
+	int rc = do_opendir(fs, ino, fi);
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -175,12 +176,13 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino,
  * of a write buffer being filled.  If the namespace changed since the
  * listing was taken, the entry is checked again.  false: gone since the
  * listing.  ns_mu held. */
-static bool plus_ref(struct dirh *d, const struct dent *de, struct stat *st)
+static bool plus_ref(struct t4dxfs *fs, struct dirh *d, const struct dent *de,
+		     struct stat *st)
 {
 	const char *name = d->names + de->name_off;
-	if (fs.ns_gen != d->gen) {
+	if (fs->ns_gen != d->gen) {
 		struct t4dx_entry e = { 0 };
-		if (t4dx_get(fs.db, d->ino, name, de->name_len, 0, &e) ||
+		if (t4dx_get(fs->db, d->ino, name, de->name_len, 0, &e) ||
 		    e.ino != de->ino)
 			return false;
 	}
@@ -196,8 +198,8 @@ static bool plus_ref(struct dirh *d, const struct dent *de, struct stat *st)
  * entries ahead (node_prefetch). */
 #define AHEAD 6
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
+static void do_readdir(struct t4dxfs *fs, fuse_req_t req, size_t size,
+		       off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
@@ -214,11 +216,11 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 	 * kernel would then take its attributes over newer ones: long only
 	 * if no content or attribute changed since the listing (setattr
 	 * replies carry their own attributes) */
-	double attr_timeout = atomic_load(&fs.attr_gen) == d->attr_gen
-				      ? fs.attr_timeout
+	double attr_timeout = atomic_load(&fs->attr_gen) == d->attr_gen
+				      ? fs->attr_timeout
 				      : LISTING_ATTR_TIMEOUT;
 	if (plus) {
-		ns_lock();
+		ns_lock(fs);
 		/* what the loop would have asked for before off */
 		for (unsigned hop = 0; hop < NODE_PREFETCH_HOPS; hop++) {
 			size_t from = (size_t)off +
@@ -252,15 +254,16 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			SET_STAT(&ep.attr, de);
 			bool engine = i >= 2 && !is_fixed(de->ino) &&
 				      de->ino != INO_ITEMS;
-			if (i >= 2 && (!engine || plus_ref(d, de, &ep.attr))) {
+			if (i >= 2 &&
+			    (!engine || plus_ref(fs, d, de, &ep.attr))) {
 				ep.ino = de->ino;
 				ep.generation = INO_GENERATION;
-				ep.entry_timeout = fs.entry_timeout;
+				ep.entry_timeout = fs->entry_timeout;
 				ep.attr_timeout = attr_timeout;
 				/* a directory never counted: not now (that is a
 				 * scan of it), but at its first stat */
 				if (engine && S_ISDIR(de->mode)) {
-					int64_t sub = dircount_get(de->ino);
+					int64_t sub = dircount_get(fs, de->ino);
 					if (sub >= 0)
 						ep.attr.st_nlink =
 							2 + (nlink_t)sub;
@@ -287,32 +290,35 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		pos += len;
 	}
 	if (plus)
-		ns_unlock();
+		ns_unlock(fs);
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
-	count_op(OP_READDIR);
-	do_readdir(req, size, off, fi, false);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_READDIR);
+	do_readdir(fs, req, size, off, fi, false);
 }
 
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
-			   off_t off, struct fuse_file_info *fi)
+		    off_t off, struct fuse_file_info *fi)
 {
-	count_op(OP_READDIRPLUS);
-	do_readdir(req, size, off, fi, true);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_READDIRPLUS);
+	do_readdir(fs, req, size, off, fi, true);
 }
 
 void op_releasedir(fuse_req_t req, fuse_ino_t ino,
-			  struct fuse_file_info *fi)
+		   struct fuse_file_info *fi)
 {
+	struct t4dxfs *fs = fuse_req_userdata(req);
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
-	ns_lock();
+	ns_lock(fs);
 	LIST_REMOVE(d, link);
-	ns_unlock();
+	ns_unlock(fs);
 	bool big = d->n > 4096;
 	dir_free(d);
 	fuse_reply_err(req, 0);
@@ -323,9 +329,10 @@ void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	count_op(OP_STATFS);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_STATFS);
 	struct statvfs sv;
-	int rc = t4dx_statfs(fs.db, &sv);
+	int rc = t4dx_statfs(fs->db, &sv);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -334,10 +341,10 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-void dir_free_all(void)
+void dir_free_all(struct t4dxfs *fs)
 {
 	struct dirh *d;
-	while ((d = LIST_FIRST(&open_dirs))) {
+	while ((d = LIST_FIRST(&fs->open_dirs))) {
 		LIST_REMOVE(d, link);
 		dir_free(d);
 	}

@@ -35,7 +35,6 @@ struct fh {
 
 /* Every open handle, so that those the kernel never released (an unmount
  * by signal drops pending RELEASEs) are freed at exit. */
-static LIST_HEAD(, fh) open_fhs = LIST_HEAD_INITIALIZER(open_fhs);
 
 /* A setattr through a write descriptor (an ftruncate): the kernel passes
  * the file of the call only then. */
@@ -46,15 +45,17 @@ bool fh_is_writer(const struct fuse_file_info *fi)
 }
 
 /* Hand h to the kernel. */
-static void fh_publish(struct fh *h, struct fuse_file_info *fi)
+static void fh_publish(struct t4dxfs *fs, struct fh *h,
+		       struct fuse_file_info *fi)
 {
-	ns_lock();
-	LIST_INSERT_HEAD(&open_fhs, h, link);
-	ns_unlock();
+	ns_lock(fs);
+	LIST_INSERT_HEAD(&fs->open_fhs, h, link);
+	ns_unlock(fs);
 	fi->fh = (uintptr_t)h;
 }
 
-static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
+static int open_ctl(struct t4dxfs *fs, fuse_ino_t ino,
+		    struct fuse_file_info *fi)
 {
 	const struct ctl_file *c = ctl_by_ino(ino);
 	if (!c)
@@ -63,7 +64,7 @@ static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
 	if (acc != O_RDONLY && !c->store)
 		return EACCES;
 	if (acc != O_RDONLY && c->may_write) {
-		int rc = c->may_write();
+		int rc = c->may_write(fs);
 		if (rc)
 			return rc;
 	}
@@ -74,7 +75,7 @@ static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
 	h->ino = ino;
 	if (acc != O_WRONLY) {
 		struct t4dx_buf b = { 0 };
-		int rc = c->show(&b);
+		int rc = c->show(fs, &b);
 		if (!rc && !(h->snap = t4dx_blob_from(b.p, b.len)))
 			rc = ENOMEM;
 		t4dx_buf_free(&b);
@@ -83,7 +84,7 @@ static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
 			return rc;
 		}
 	}
-	fh_publish(h, fi);
+	fh_publish(fs, h, fi);
 	fi->direct_io = 1;
 	fi->nonseekable = 0;
 	return 0;
@@ -91,7 +92,8 @@ static int open_ctl(fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Attach a write handle to the node, creating its buffer from the
  * committed content (or empty when truncating).  ns_mu held. */
-static int attach_writer(struct node *n, bool trunc, bool fresh)
+static int attach_writer(struct t4dxfs *fs, struct node *n, bool trunc,
+			 bool fresh)
 {
 	struct t4dx_entry e = { 0 };
 	if (!n->wb) {
@@ -99,19 +101,19 @@ static int attach_writer(struct node *n, bool trunc, bool fresh)
 		if (!w)
 			return ENOMEM;
 		if (!trunc && !fresh) {
-			int rc = t4dx_get(fs.db, n->parent, n->name,
+			int rc = t4dx_get(fs->db, n->parent, n->name,
 					  n->name_len, T4DX_GET_CONTENT, &e);
 			if (rc) {
-				wbuf_free(w);
+				wbuf_free(fs, w);
 				return rc == T4DX_ENOTFOUND ? ENOENT : rc;
 			}
 			/* the committed bytes, shared until changed */
 			if (e.size)
-				wbuf_share(w, e.content);
+				wbuf_share(fs, w, e.content);
 			wbuf_set_len(w, e.size);
 			t4dx_entry_clear(&e);
 			if (rc) {
-				wbuf_free(w);
+				wbuf_free(fs, w);
 				return rc;
 			}
 		}
@@ -124,7 +126,7 @@ static int attach_writer(struct node *n, bool trunc, bool fresh)
 
 /* O_TRUNC on an open of an existing file: empty the shared buffer.  Not
  * under ns_mu (lock order: w->mu, then ns_mu). */
-static void truncate_writer(struct node *n, struct wbuf *w)
+static void truncate_writer(struct t4dxfs *fs, struct node *n, struct wbuf *w)
 {
 	pthread_mutex_lock(&w->mu);
 	wbuf_set_len(w, 0);
@@ -137,17 +139,17 @@ static void truncate_writer(struct node *n, struct wbuf *w)
 	 * (the kernel emptied its page cache already): the next read of
 	 * every open read descriptor looks again (refresh_snap) */
 	atomic_store(&w->emptied, true);
-	ns_lock();
+	ns_lock(fs);
 	n->content_gen++;
-	ns_unlock();
+	ns_unlock(fs);
 	pthread_mutex_unlock(&w->mu);
 }
 
-static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
+static int do_open(struct t4dxfs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (is_fixed(ino))
 		return ino == INO_MOUNT_ROOT || ino == INO_CTL_DIR
-			       ? EISDIR : open_ctl(ino, fi);
+			       ? EISDIR : open_ctl(fs, ino, fi);
 	if (ino == INO_ITEMS)
 		return EISDIR;
 	struct fh *h = calloc(1, sizeof(*h));
@@ -158,10 +160,11 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 	struct t4dx_entry e = { 0 };
 	int acc = fi->flags & O_ACCMODE;
 	uint64_t t0 = mono_ns();
-	ns_lock();
-	int rc = node_entry(ino, acc == O_RDONLY ? T4DX_GET_CONTENT : 0, &e, &n);
+	ns_lock(fs);
+	int rc = node_entry(fs, ino, acc == O_RDONLY ? T4DX_GET_CONTENT : 0,
+			    &e, &n);
 	if (acc == O_RDONLY)
-		t4dx_hist_observe_ns(&fs.metrics.read_lat, mono_ns() - t0);
+		t4dx_hist_observe_ns(&fs->metrics.read_lat, mono_ns() - t0);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
 	if (!rc && S_ISDIR(e.mode))
@@ -191,33 +194,34 @@ static int do_open(fuse_ino_t ino, struct fuse_file_info *fi)
 		h->kind = FH_WRITE;
 		h->killpriv = priv_bits(e.mode) != 0;
 		h->append = fi->flags & O_APPEND;
-		rc = attach_writer(n, fi->flags & O_TRUNC, false);
+		rc = attach_writer(fs, n, fi->flags & O_TRUNC, false);
 	}
 	if (!rc)
 		h->node = n;
 	struct wbuf *w = !rc && h->kind == FH_WRITE ? n->wb : NULL;
-	ns_unlock();
+	ns_unlock(fs);
 	t4dx_entry_clear(&e);
 	if (rc) {
 		free(h);
 		return rc;
 	}
 	if (w && (fi->flags & O_TRUNC))
-		truncate_writer(n, w);
+		truncate_writer(fs, n, w);
 	/* written bytes live in the write buffer until the commit, never in
 	 * the page cache that readers of the committed version share */
 	if (w)
 		fi->direct_io = 1;
-	fh_publish(h, fi);
+	fh_publish(fs, h, fi);
 	return 0;
 }
 
-static void fh_release(struct fh *h);
+static void fh_release(struct t4dxfs *fs, struct fh *h);
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	count_op(OP_OPEN);
-	int rc = do_open(ino, fi);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_OPEN);
+	int rc = do_open(fs, ino, fi);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -226,16 +230,17 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (h->kind == FH_WRITE && h->killpriv && (fi->flags & O_TRUNC) &&
 	    fuse_req_ctx(req)->uid != 0) {
 		h->killpriv = false;
-		kill_priv(ino);
+		kill_priv(fs, ino);
 	}
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		fh_release(h);
+		fh_release(fs, h);
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
+	       mode_t mode, struct fuse_file_info *fi)
 {
-	count_op(OP_CREATE);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_CREATE);
 	struct fuse_entry_param ep;
 	uint64_t lsn = 0;
 	struct fh *h = calloc(1, sizeof(*h));
@@ -243,12 +248,12 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_err(req, ENOMEM);
 		return;
 	}
-	int rc = make_entry(req, parent, name, S_IFREG | (mode & 07777), true,
-			    &lsn, &ep);
+	int rc = make_entry(fs, req, parent, name, S_IFREG | (mode & 07777),
+			    true, &lsn, &ep);
 	if (!rc) {
-		ns_lock();
+		ns_lock(fs);
 		struct node *n = node_find(ep.ino);
-		rc = n ? attach_writer(n, true, true) : ENOENT;
+		rc = n ? attach_writer(fs, n, true, true) : ENOENT;
 		if (!rc) {
 			h->kind = FH_WRITE;
 			h->ino = ep.ino;
@@ -256,7 +261,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			h->create_lsn = lsn;
 			h->append = fi->flags & O_APPEND;
 		}
-		ns_unlock();
+		ns_unlock(fs);
 	}
 	if (rc) {
 		free(h);
@@ -272,12 +277,12 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		w->fresh = true;
 		pthread_mutex_unlock(&w->mu);
 	}
-	fh_publish(h, fi);
+	fh_publish(fs, h, fi);
 	fi->direct_io = 1;
 	if (fuse_reply_create(req, &ep, fi) == -ENOENT) {
 		/* nor the entry's reference */
-		fh_release(h);
-		forget_one(ep.ino, 1);
+		fh_release(fs, h);
+		forget_one(fs, ep.ino, 1);
 	}
 }
 
@@ -285,7 +290,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
  * new version (as on a local filesystem, a descriptor reads what the file
  * holds now; a file replaced by a rename or unlinked keeps its own).
  * ns_mu held. */
-static void refresh_snap(struct fh *h)
+static void refresh_snap(struct t4dxfs *fs, struct fh *h)
 {
 	struct node *n = h->node;
 	if (h->gen == n->content_gen || n->unlinked)
@@ -298,7 +303,7 @@ static void refresh_snap(struct fh *h)
 		return;
 	}
 	struct t4dx_entry e = { 0 };
-	if (!t4dx_get(fs.db, n->parent, n->name, n->name_len,
+	if (!t4dx_get(fs->db, n->parent, n->name, n->name_len,
 		      T4DX_GET_CONTENT, &e)) {
 		t4dx_blob_unref(h->snap);
 		h->snap = e.content;
@@ -309,19 +314,20 @@ static void refresh_snap(struct fh *h)
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+	     struct fuse_file_info *fi)
 {
-	count_op(OP_READ);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_READ);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind != FH_WRITE) {
 		/* the kernel may release the handle while the reply is still
 		 * being written: hold the content until it is sent */
 		struct t4dx_blob *b;
 		if (h->kind == FH_READ) {
-			ns_lock();
-			refresh_snap(h);
+			ns_lock(fs);
+			refresh_snap(fs, h);
 			b = t4dx_blob_ref(h->snap);
-			ns_unlock();
+			ns_unlock(fs);
 		} else {
 			b = t4dx_blob_ref(h->snap);
 		}
@@ -351,24 +357,26 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 }
 
-static int ctl_write(struct fh *h, const char *buf, size_t size, off_t off)
+static int ctl_write(struct t4dxfs *fs, struct fh *h, const char *buf,
+		     size_t size, off_t off)
 {
 	const struct ctl_file *c = ctl_by_ino(h->ino);
 	if (!c || !c->store)
 		return EACCES;
 	if (off != 0 || size > CTL_MAX_WRITE)
 		return EINVAL;
-	return c->store(buf, size);
+	return c->store(fs, buf, size);
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		     size_t size, off_t off, struct fuse_file_info *fi)
+	      size_t size, off_t off, struct fuse_file_info *fi)
 {
-	count_op(OP_WRITE);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_WRITE);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	int rc = 0;
 	if (h->kind == FH_CTL) {
-		rc = ctl_write(h, buf, size, off);
+		rc = ctl_write(fs, h, buf, size, off);
 	} else if (h->kind != FH_WRITE) {
 		rc = EBADF;
 	} else if (off < 0) {
@@ -381,18 +389,19 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		if (h->append)
 			off = (off_t)w->len;
 		uint64_t end = (uint64_t)off + size;
-		if (end > fs.max_item_bytes) {
+		if (end > fs->max_item_bytes) {
 			/* the whole file is refused: the item keeps its
 			 * previous content, whatever the next close does */
 			w->err = EFBIG;
 			rc = EFBIG;
-		} else if (!(rc = wbuf_reserve(w, end))) {
+		} else if (!(rc = wbuf_reserve(fs, w, end))) {
 			if ((uint64_t)off > w->len)
-				memset(w->data + w->len, 0, (size_t)off - w->len);
+				memset(w->data + w->len, 0,
+				       (size_t)off - w->len);
 			memcpy(w->data + off, buf, size);
 			if (end > w->len)
 				wbuf_set_len(w, end);
-			wbuf_written(h->node, w);
+			wbuf_written(fs, h->node, w);
 			w->mtime_set = true;         /* changed now */
 			w->mtime_ns = t4dx_now_ns();
 		} else {
@@ -404,7 +413,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		pthread_mutex_unlock(&w->mu);
 		if (!rc && h->killpriv && fuse_req_ctx(req)->uid != 0) {
 			h->killpriv = false;
-			kill_priv(ino);
+			kill_priv(fs, ino);
 		}
 	}
 	if (rc)
@@ -413,14 +422,14 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, size);
 }
 
-static int do_flush(struct fh *h, enum commit_how how)
+static int do_flush(struct t4dxfs *fs, struct fh *h, enum commit_how how)
 {
 	if (h->kind != FH_WRITE)
 		return 0;
 	/* the handle's reference keeps node->wb */
-	int rc = wbuf_commit(h->node, h->ino, h->node->wb, how);
+	int rc = wbuf_commit(fs, h->node, h->ino, h->node->wb, how);
 	if (!rc && h->create_lsn) {
-		rc = t4dx_wait(fs.db, h->create_lsn);
+		rc = t4dx_wait(fs->db, h->create_lsn);
 		if (!rc)
 			h->create_lsn = 0;
 	}
@@ -429,95 +438,101 @@ static int do_flush(struct fh *h, enum commit_how how)
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	count_op(OP_FLUSH);
-	reply_err(req, do_flush((struct fh *)(uintptr_t)fi->fh, COMMIT_FLUSH));
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_FLUSH);
+	reply_err(req,
+		  do_flush(fs, (struct fh *)(uintptr_t)fi->fh, COMMIT_FLUSH));
 }
 
 /* fsync of ino: wait until every record that changed it is durable (see
  * "What fsync waits for" in inode.c), not the records of other inodes.
  * Never 0 for what is not on disk, whatever the policy: a change that
  * was acknowledged as unpersisted answers the error (EIO, ENOSPC). */
-static int sync_ino(fuse_ino_t ino)
+static int sync_ino(struct t4dxfs *fs, fuse_ino_t ino)
 {
-	ns_lock();
-	uint64_t lsn = ino == INO_ITEMS ? fs.items_sync_lsn : node_sync_lsn(ino);
-	ns_unlock();
+	ns_lock(fs);
+	uint64_t lsn = ino == INO_ITEMS ? fs->items_sync_lsn
+					 : node_sync_lsn(ino);
+	ns_unlock(fs);
 	/* 0: no record changed it since a mount that found the log empty */
-	return lsn ? t4dx_sync(fs.db, lsn) : 0;
+	return lsn ? t4dx_sync(fs->db, lsn) : 0;
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		     struct fuse_file_info *fi)
+	      struct fuse_file_info *fi)
 {
-	count_op(OP_FSYNC);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_FSYNC);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind == FH_CTL) {
 		reply_err(req, 0);
 		return;
 	}
 	if (h->kind == FH_WRITE) {
-		int rc = do_flush(h, COMMIT_SYNC);
+		int rc = do_flush(fs, h, COMMIT_SYNC);
 		/* a commit acknowledged as unpersisted is not enough */
-		reply_err(req, rc ? rc : sync_ino(h->ino));
+		reply_err(req, rc ? rc : sync_ino(fs, h->ino));
 		return;
 	}
 	/* fsync makes the file durable, whichever descriptor asks: what
 	 * writers of the inode have in their buffer is committed too */
-	ns_lock();
+	ns_lock(fs);
 	struct wbuf *w = wb_pin(h->node);
-	ns_unlock();
-	int rc = w ? wbuf_commit(h->node, h->ino, w, COMMIT_SYNC) : 0;
+	ns_unlock(fs);
+	int rc = w ? wbuf_commit(fs, h->node, h->ino, w, COMMIT_SYNC) : 0;
 	if (w)
-		wb_put(h->node, h->ino);
-	reply_err(req, rc ? rc : sync_ino(h->ino));
+		wb_put(fs, h->node, h->ino);
+	reply_err(req, rc ? rc : sync_ino(fs, h->ino));
 }
 
 /* fsync of a directory: its entries' changes (and its own attributes)
  * were durable when their calls returned, unless acknowledged as
  * unpersisted; this says which. */
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
-			struct fuse_file_info *fi)
+		 struct fuse_file_info *fi)
 {
-	count_op(OP_FSYNC);
-	reply_err(req, is_fixed(ino) ? 0 : sync_ino(ino));
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_FSYNC);
+	reply_err(req, is_fixed(ino) ? 0 : sync_ino(fs, ino));
 }
 
 /* The end of a handle: its last close, or an open whose reply the kernel
  * did not take (the call was interrupted), so no release will come. */
-static void fh_release(struct fh *h)
+static void fh_release(struct t4dxfs *fs, struct fh *h)
 {
 	if (h->kind != FH_CTL) {
 		if (h->kind == FH_WRITE)
-			wb_put(h->node, h->ino);
-		ns_lock();
+			wb_put(fs, h->node, h->ino);
+		ns_lock(fs);
 		if (h->node->opens == 1)
-			orphan_drop(h->node);
+			orphan_drop(fs, h->node);
 		node_close(h->node);
-		ns_unlock();
+		ns_unlock(fs);
 	}
-	ns_lock();
+	ns_lock(fs);
 	LIST_REMOVE(h, link);
-	ns_unlock();
+	ns_unlock(fs);
 	t4dx_blob_unref(h->snap);
 	free(h);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
-	count_op(OP_RELEASE);
-	fh_release((struct fh *)(uintptr_t)fi->fh);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_RELEASE);
+	fh_release(fs, (struct fh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
-void fh_free_all(void)
+void fh_free_all(struct t4dxfs *fs)
 {
 	struct fh *h;
-	while ((h = LIST_FIRST(&open_fhs))) {
+	while ((h = LIST_FIRST(&fs->open_fhs))) {
 		LIST_REMOVE(h, link);
 		if (h->kind == FH_WRITE && h->node->wb &&
 		    --h->node->wb->refs == 0) {
-			wbuf_free(h->node->wb);
+			wbuf_free(fs, h->node->wb);
 			h->node->wb = NULL;
 		}
 		t4dx_blob_unref(h->snap);

@@ -17,7 +17,7 @@
  * .ctl and items/ never enter the table.
  *
  * Keeping it true.  Every change of the namespace goes through the daemon,
- * under fs.ns_mu: rename moves the node to its new key (node_move), unlink,
+ * under fs->ns_mu: rename moves the node to its new key (node_move), unlink,
  * rmdir and rename-over mark the node they remove as unlinked, so that a
  * commit through a still-open handle of a deleted file is dropped rather
  * than resurrecting the name.  The key stored here is therefore always the
@@ -32,7 +32,7 @@
  * spread by a multiplicative hash before they pick a slot.  The table
  * is at most half full (7/8 if it cannot grow), so probes are short and
  * always end at an empty slot; a removal shifts the run after it back
- * (no tombstones).  All of it is guarded by fs.ns_mu.
+ * (no tombstones).  All of it is guarded by fs->ns_mu.
  *
  * What fsync waits for.  fsync of a file or directory must not wait for
  * (nor fail because of) the records of other inodes, and must never say 0

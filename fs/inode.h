@@ -1,9 +1,9 @@
 /*
  * inode.h - the daemon's inode table: which (parent, name) each inode the
  * kernel knows stands for.  See the essay at the top of inode.c.
- * Every function here must be called with fs.ns_mu held.
+ * Every function here must be called with fs->ns_mu held.
  *
- * Lock order: a wbuf's mu before fs.ns_mu, never the reverse.
+ * Lock order: a wbuf's mu before fs->ns_mu, never the reverse.
  */
 #ifndef T4DXFS_INODE_H
 #define T4DXFS_INODE_H
@@ -18,7 +18,7 @@
 struct wbuf {
 	pthread_mutex_t mu;             /* guards everything below */
 	/* the bytes, data = buf->data: cap of them owned by this buffer
-	 * (counted in fs.wb_bytes), or, when shared, a committed version
+	 * (counted in fs->wb_bytes), or, when shared, a committed version
 	 * the memtable holds too (read-only: the next change copies it,
 	 * cap 0), or bytes handed to a put that has not taken them yet
 	 * (shared, and still counted: cap = len) */

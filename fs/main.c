@@ -21,8 +21,6 @@
 #include "config.h"
 #include "inode.h"
 
-struct t4dxfs fs;
-
 /* ---- session ---------------------------------------------------------- */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -71,8 +69,9 @@ static const struct fuse_lowlevel_ops ops = {
 /* Alerts also go to stderr in the foreground, to syslog as a daemon. */
 static void alert_sink(void *arg, int level, const char *text)
 {
-	atomic_fetch_add(&fs.alerts_seen, 1);
-	if (fs.foreground) {
+	struct t4dxfs *fs = arg;
+	atomic_fetch_add(&fs->alerts_seen, 1);
+	if (fs->foreground) {
 		fprintf(stderr, "t4dxfs: %s %s\n", t4dx_alert_level_name(level),
 			text);
 		return;
@@ -126,10 +125,10 @@ static void dump_sink(void *arg, const char *line, size_t len)
 }
 
 /* Create items/ itself, the engine entry (0, "items"), on first mount. */
-static int ensure_root(void)
+static int ensure_root(struct t4dxfs *fs)
 {
 	struct t4dx_entry e = { 0 };
-	int rc = t4dx_get(fs.db, 0, "items", 5, 0, &e);
+	int rc = t4dx_get(fs->db, 0, "items", 5, 0, &e);
 	if (rc != T4DX_ENOTFOUND)
 		return rc;
 	int64_t now = t4dx_now_ns();
@@ -137,10 +136,10 @@ static int ensure_root(void)
 	t4dx_entry_set_key(&e, 0, "items", 5);
 	e.ino = T4DX_ROOT_INO;
 	e.mode = S_IFDIR | 0755;
-	e.uid = fs.uid;
-	e.gid = fs.gid;
+	e.uid = fs->uid;
+	e.gid = fs->gid;
 	e.atime_ns = e.mtime_ns = e.ctime_ns = now;
-	return t4dx_put(fs.db, &e, 0, NULL);
+	return t4dx_put(fs->db, &e, 0, NULL);
 }
 
 static void usage(FILE *f)
@@ -412,7 +411,7 @@ static int missing_realpath(const char *path, char out[PATH_MAX])
 }
 
 /* Everything after the command line; returns the exit status. */
-static int run(struct cmdline *cl, char *argv0)
+static int run(struct t4dxfs *fs, struct cmdline *cl, char *argv0)
 {
 	struct cmdline c = *cl;
 	struct t4dx_config cfg;
@@ -453,24 +452,24 @@ static int run(struct cmdline *cl, char *argv0)
 		fprintf(stderr, "t4dxfs: %s\n", msg);
 		return 1;
 	}
-	fs.cfg = cfg;
-	fs.foreground = c.foreground;
-	fs.start_ns = t4dx_now_ns();
-	fs.uid = getuid();
-	fs.gid = getgid();
+	fs->cfg = cfg;
+	fs->foreground = c.foreground;
+	fs->start_ns = t4dx_now_ns();
+	fs->uid = getuid();
+	fs->gid = getgid();
 	/* every change passes through the daemon, which tells the kernel
 	 * when it changes something on its own (commit, prune): the kernel
 	 * may cache names and attributes for long */
-	fs.entry_timeout = 3600;
-	fs.attr_timeout = 3600;
-	fs.max_item_bytes = cfg.limits.max_item_bytes;
+	fs->entry_timeout = 3600;
+	fs->attr_timeout = 3600;
+	fs->max_item_bytes = cfg.limits.max_item_bytes;
 	/* one malloc arena per FUSE thread keeps what listings and commits
 	 * freed in many pools; a few arenas bound the daemon's footprint */
 	mallopt(M_ARENA_MAX, 2);
-	pthread_mutex_init(&fs.ns_mu, NULL);
+	pthread_mutex_init(&fs->ns_mu, NULL);
 	const char *pause = getenv("T4DX_TEST_RELEASE_PAUSE_MS");
 	if (pause)
-		fs.test_release_pause_ms = (unsigned)strtoul(pause, NULL, 10);
+		fs->test_release_pause_ms = (unsigned)strtoul(pause, NULL, 10);
 
 	/* the mount options first: a bad one is reported before the store
 	 * is opened (a replay, a flush) */
@@ -485,9 +484,9 @@ static int run(struct cmdline *cl, char *argv0)
 		fargv[fargc++] = uopts;
 	}
 	struct fuse_args args = FUSE_ARGS_INIT(fargc, fargv);
-	fs.se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	fuse_opt_free_args(&args);
-	if (!fs.se) {
+	if (!fs->se) {
 		fprintf(stderr, "t4dxfs: bad mount options: %s\n",
 			(char *)c.fuse_opts.p);
 		return 1;
@@ -495,20 +494,20 @@ static int run(struct cmdline *cl, char *argv0)
 	if (missing == ENOENT && mkdir(data, 0700) && errno != EEXIST) {
 		fprintf(stderr, "t4dxfs: cannot create %s: %s\n", c.data,
 			strerror(errno));
-		fuse_session_destroy(fs.se);
+		fuse_session_destroy(fs->se);
 		return 1;
 	}
 	struct t4dx_open_args oa = { .cfg = &cfg,
 				     .rebuild = rebuild_progress };
-	rc = t4dx_open_args(data, &oa, &fs.db, msg, sizeof(msg));
+	rc = t4dx_open_args(data, &oa, &fs->db, msg, sizeof(msg));
 	if (rc) {
 		fprintf(stderr, "t4dxfs: %s\n", msg);
-		fuse_session_destroy(fs.se);
+		fuse_session_destroy(fs->se);
 		return 1;
 	}
-	t4dx_set_alert_sink(fs.db, alert_sink, NULL);
+	t4dx_set_alert_sink(fs->db, alert_sink, fs);
 	if (!c.foreground) {
-		t4dx_set_dump_sink(fs.db, dump_sink, NULL);
+		t4dx_set_dump_sink(fs->db, dump_sink, NULL);
 		/* the log is the last copy of records no rescue file can
 		 * take: without a syslog socket it goes nowhere */
 		struct stat ls;
@@ -519,33 +518,33 @@ static int run(struct cmdline *cl, char *argv0)
 				"t4dxfs -f with its stderr kept\n");
 	}
 	struct t4dx_stats st;
-	t4dx_get_stats(fs.db, &st);
+	t4dx_get_stats(fs->db, &st);
 	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "
 		"%llu damaged bytes dropped, %llu segments quarantined%s\n",
 		data, (unsigned long long)st.recovery.records_replayed,
 		(unsigned long long)st.recovery.bytes_dropped,
 		(unsigned long long)st.recovery.segments_quarantined,
 		st.recovery.flushed ? ", flushed to a segment" : "");
-	if ((rc = ensure_root())) {
+	if ((rc = ensure_root(fs))) {
 		fprintf(stderr, "t4dxfs: cannot create items/: %s\n",
 			t4dx_strerror(rc));
-		fuse_session_destroy(fs.se);
-		t4dx_close(fs.db);
+		fuse_session_destroy(fs->se);
+		t4dx_close(fs->db);
 		return 1;
 	}
 	/* what the log holds now (replayed, rescued, items/ itself) is
 	 * older than any inode's own records: every fsync waits for it */
-	t4dx_get_stats(fs.db, &st);
-	ns_lock();
+	t4dx_get_stats(fs->db, &st);
+	ns_lock(fs);
 	node_lsn_floor(st.wal_lsn);
-	fs.items_sync_lsn = st.wal_lsn;
-	ns_unlock();
+	fs->items_sync_lsn = st.wal_lsn;
+	ns_unlock(fs);
 
-	if (fuse_set_signal_handlers(fs.se) ||
-	    fuse_session_mount(fs.se, c.mnt)) {
+	if (fuse_set_signal_handlers(fs->se) ||
+	    fuse_session_mount(fs->se, c.mnt)) {
 		fprintf(stderr, "t4dxfs: cannot mount at %s\n", c.mnt);
-		fuse_session_destroy(fs.se);
-		t4dx_close(fs.db);
+		fuse_session_destroy(fs->se);
+		t4dx_close(fs->db);
 		return 1;
 	}
 	if (!c.foreground) {
@@ -556,30 +555,30 @@ static int run(struct cmdline *cl, char *argv0)
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 64);
 	fuse_loop_cfg_set_idle_threads(lc, 16);
-	rc = fuse_session_loop_mt(fs.se, lc);
+	rc = fuse_session_loop_mt(fs->se, lc);
 	fuse_loop_cfg_destroy(lc);
 	/* a positive value is the signal (SIGTERM, SIGINT) that ended it */
 	if (rc > 0)
 		rc = 0;
 
-	fuse_session_unmount(fs.se);
-	fuse_remove_signal_handlers(fs.se);
-	fuse_session_destroy(fs.se);
-	int crc = t4dx_close(fs.db);
+	fuse_session_unmount(fs->se);
+	fuse_remove_signal_handlers(fs->se);
+	fuse_session_destroy(fs->se);
+	int crc = t4dx_close(fs->db);
 	if (crc) {
 		/* changes acknowledged as unpersisted may be lost: say so
 		 * with the exit status too */
 		fprintf(stderr, "t4dxfs: closing the store: %s\n",
 			t4dx_strerror(crc));
 	}
-	ns_lock();
+	ns_lock(fs);
 	/* handles never released: their uncommitted writes were never
 	 * acknowledged and go with them */
-	fh_free_all();
-	dir_free_all();
-	namespace_free_all();
+	fh_free_all(fs);
+	dir_free_all(fs);
+	namespace_free_all(fs);
 	node_free_all();
-	ns_unlock();
+	ns_unlock(fs);
 	return rc || crc ? 1 : 0;
 }
 
@@ -590,7 +589,16 @@ int main(int argc, char **argv)
 		t4dx_buf_free(&c.fuse_opts);
 		return 2;
 	}
-	int status = run(&c, argv[0]);
+	/* the daemon's state, the session's userdata: zero is empty lists
+	 * and tables */
+	struct t4dxfs *fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		perror("t4dxfs");
+		t4dx_buf_free(&c.fuse_opts);
+		return 1;
+	}
+	int status = run(fs, &c, argv[0]);
 	t4dx_buf_free(&c.fuse_opts);
+	free(fs);
 	return status;
 }

@@ -17,19 +17,20 @@
 /* The operation this thread is handling, for the error metrics. */
 static __thread int cur_op = -1;
 
-void count_op(int op)
+void count_op(struct t4dxfs *fs, int op)
 {
 	cur_op = op;
-	atomic_fetch_add_explicit(&fs.metrics.ops[op], 1,
+	atomic_fetch_add_explicit(&fs->metrics.ops[op], 1,
 				  memory_order_relaxed);
 }
 
 /* The one place where engine codes become the errno of a reply. */
 void reply_err(fuse_req_t req, int rc)
 {
+	struct t4dxfs *fs = fuse_req_userdata(req);
 	int err = t4dx_errno(rc);
 	if (err && cur_op >= 0 && err < FS_ERRNO_MAX)
-		atomic_fetch_add_explicit(&fs.metrics.errs[cur_op][err], 1,
+		atomic_fetch_add_explicit(&fs->metrics.errs[cur_op][err], 1,
 					  memory_order_relaxed);
 	fuse_reply_err(req, err);
 }
@@ -38,9 +39,10 @@ void reply_err(fuse_req_t req, int rc)
  * apart from errors, so that an error rate means something. */
 void reply_xattr(fuse_req_t req, int rc)
 {
+	struct t4dxfs *fs = fuse_req_userdata(req);
 	int err = t4dx_errno(rc);
 	if ((err == ENOTSUP || err == ENODATA) && cur_op >= 0) {
-		atomic_fetch_add_explicit(&fs.metrics.xattr_absent[cur_op], 1,
+		atomic_fetch_add_explicit(&fs->metrics.xattr_absent[cur_op], 1,
 					  memory_order_relaxed);
 		fuse_reply_err(req, err);
 		return;
@@ -76,14 +78,14 @@ void entry_stat(const struct t4dx_entry *e, struct stat *st)
 	FILL_STAT(st, e);
 }
 
-void fixed_stat(fuse_ino_t ino, struct stat *st)
+void fixed_stat(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_nlink = 1;
-	st->st_uid = fs.uid;
-	st->st_gid = fs.gid;
-	st->st_atim = st->st_mtim = st->st_ctim = ts_of(fs.start_ns);
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_atim = st->st_mtim = st->st_ctim = ts_of(fs->start_ns);
 	const struct ctl_file *c = ctl_by_ino(ino);
 	if (c) {
 		st->st_mode = S_IFREG | (c->store ? 0644 : 0444);
@@ -101,15 +103,15 @@ bool is_fixed(fuse_ino_t ino)
 
 /* Look up the entry of an engine inode through the table.  Called with
  * ns_mu held.  ENOENT for an unknown or unlinked inode. */
-int node_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e,
-		      struct node **np)
+int node_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
+	       struct t4dx_entry *e, struct node **np)
 {
 	struct node *n = node_find(ino);
 	if (!n || n->unlinked)
 		return ENOENT;
 	if (np)
 		*np = n;
-	return t4dx_get(fs.db, n->parent, n->name, n->name_len, flags, e);
+	return t4dx_get(fs->db, n->parent, n->name, n->name_len, flags, e);
 }
 
 /* The key of an inode: items/ is (0, "items"), the rest from the table.
@@ -133,11 +135,11 @@ int key_of(fuse_ino_t ino, uint64_t *parent, char *name, size_t *len)
 
 /* The record lsn changed ino, so an fsync of ino waits for it.  ns_mu
  * held. */
-void note_lsn(fuse_ino_t ino, uint64_t lsn)
+void note_lsn(struct t4dxfs *fs, fuse_ino_t ino, uint64_t lsn)
 {
 	if (ino == INO_ITEMS) {
-		if (lsn > fs.items_sync_lsn)
-			fs.items_sync_lsn = lsn;
+		if (lsn > fs->items_sync_lsn)
+			fs->items_sync_lsn = lsn;
 	} else if (!is_fixed(ino)) {
 		node_note_lsn(ino, lsn);
 	}
@@ -145,14 +147,15 @@ void note_lsn(fuse_ino_t ino, uint64_t lsn)
 
 /* Get an inode's current entry (attributes only; an open file that lost
  * its name gives its kept attributes).  ns_mu held. */
-int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e)
+int ino_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
+	      struct t4dx_entry *e)
 {
 	uint64_t parent;
 	char name[T4DX_NAME_MAX + 1];
 	size_t len;
 	int rc = key_of(ino, &parent, name, &len);
 	if (rc == ENOENT && !(flags & T4DX_GET_CONTENT)) {
-		struct orphan *o = orphan_find(ino);
+		struct orphan *o = orphan_find(fs, ino);
 		if (o) {
 			*e = o->e;
 			return 0;
@@ -160,24 +163,24 @@ int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e)
 	}
 	if (rc)
 		return rc;
-	rc = t4dx_get(fs.db, parent, name, len, flags, e);
+	rc = t4dx_get(fs->db, parent, name, len, flags, e);
 	return rc == T4DX_ENOTFOUND ? ENOENT : rc;
 }
 
 /* Change the fields of mask of an inode's entry (one update record,
  * NOWAIT; *lsn, if lsn is not NULL, is what to wait for).  ns_mu held. */
-int update_ino(fuse_ino_t ino, const struct t4dx_entry *f,
-		      uint32_t mask, uint64_t *lsn)
+int update_ino(struct t4dxfs *fs, fuse_ino_t ino, const struct t4dx_entry *f,
+	       uint32_t mask, uint64_t *lsn)
 {
 	uint64_t parent, l = 0;
 	char name[T4DX_NAME_MAX + 1];
 	size_t len;
 	int rc = key_of(ino, &parent, name, &len);
 	if (!rc)
-		rc = t4dx_update(fs.db, parent, name, len, f, mask,
+		rc = t4dx_update(fs->db, parent, name, len, f, mask,
 				 T4DX_NOWAIT, &l);
 	if (!rc)
-		note_lsn(ino, l);
+		note_lsn(fs, ino, l);
 	if (lsn)
 		*lsn = l;
 	return rc;
@@ -199,13 +202,14 @@ void apply_wbuf_size(fuse_ino_t ino, struct stat *st)
 	node_wbuf_size(node_find(ino), st);
 }
 
-void fill_param(struct fuse_entry_param *ep, const struct t4dx_entry *e)
+void fill_param(struct t4dxfs *fs, struct fuse_entry_param *ep,
+		const struct t4dx_entry *e)
 {
 	memset(ep, 0, sizeof(*ep));
 	ep->ino = e->ino;
 	ep->generation = INO_GENERATION;
-	ep->entry_timeout = fs.entry_timeout;
-	ep->attr_timeout = fs.attr_timeout;
+	ep->entry_timeout = fs->entry_timeout;
+	ep->attr_timeout = fs->attr_timeout;
 	entry_stat(e, &ep->attr);
 }
 
@@ -219,9 +223,9 @@ int check_name(const char *name)
 
 /* Tell the kernel to drop its cached attributes and pages of ino: its
  * content changed in the daemon. */
-void invalidate(fuse_ino_t ino)
+void invalidate(struct t4dxfs *fs, fuse_ino_t ino)
 {
-	atomic_fetch_add(&fs.attr_gen, 1);
-	if (fs.se)
-		fuse_lowlevel_notify_inval_inode(fs.se, ino, 0, 0);
+	atomic_fetch_add(&fs->attr_gen, 1);
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <uthash.h>
@@ -31,6 +32,9 @@
 #include "metrics.h"
 #include "t4dx.h"
 
+struct dircount;
+struct dirh;
+struct fh;
 struct node;
 struct wbuf;
 
@@ -70,11 +74,10 @@ struct fs_metrics {
 	struct t4dx_hist write_lat, read_lat;
 };
 
-struct t4dxfs;
-extern struct t4dxfs fs;
-
-/* The daemon.  Fields without a note are set in main.c before the
- * session starts and only read after. */
+/* The daemon's state: the session's userdata (fuse_req_userdata), and
+ * the argument of every function of the daemon that needs it.  Fields
+ * without a note are set in main.c before the session starts and only
+ * read after. */
 struct t4dxfs {
 	struct t4dx *db;                /* thread-safe itself */
 	struct fuse_session *se;
@@ -107,22 +110,31 @@ struct t4dxfs {
 	 * commit */
 	unsigned test_release_pause_ms;
 	bool foreground;
+	/* the attributes of open files without a name (namespace.c);
+	 * guarded by ns_mu */
+	struct orphan *orphans;
+	/* subdirectory counts of directories (namespace.c); ns_mu */
+	struct dircount *dircounts;
+	/* every open file handle (file.c) and listing (dir.c), so that those
+	 * the kernel never released are freed at exit; guarded by ns_mu */
+	LIST_HEAD(, fh) open_fhs;
+	LIST_HEAD(, dirh) open_dirs;
 };
 
-static inline void ns_lock(void)
+static inline void ns_lock(struct t4dxfs *fs)
 {
-	pthread_mutex_lock(&fs.ns_mu);
+	pthread_mutex_lock(&fs->ns_mu);
 }
 
-static inline void ns_unlock(void)
+static inline void ns_unlock(struct t4dxfs *fs)
 {
-	pthread_mutex_unlock(&fs.ns_mu);
+	pthread_mutex_unlock(&fs->ns_mu);
 }
 
 /* ---- reply.c: replies, stat helpers, keys ------------------------------ */
 
 /* Count an operation of this thread for the metrics. */
-void count_op(int op);
+void count_op(struct t4dxfs *fs, int op);
 /* Reply rc (0 or an errno or a t4dx code): the one place where engine
  * codes become the errno of a reply. */
 void reply_err(fuse_req_t req, int rc);
@@ -156,34 +168,36 @@ int64_t ns_of(struct timespec t);
 
 void entry_stat(const struct t4dx_entry *e, struct stat *st);
 /* The stat of MOUNT/, .ctl/ or a control file. */
-void fixed_stat(fuse_ino_t ino, struct stat *st);
+void fixed_stat(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st);
 /* Is ino one of the daemon's own (MOUNT/, .ctl/, control files)? */
 bool is_fixed(fuse_ino_t ino);
 /* The entry of an engine inode through the table; ENOENT for an unknown
  * or unlinked inode, *np its node.  ns_mu held. */
-int node_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e,
-	       struct node **np);
+int node_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
+	       struct t4dx_entry *e, struct node **np);
 /* The key of an inode (name: T4DX_NAME_MAX + 1 bytes).  ns_mu held. */
 int key_of(fuse_ino_t ino, uint64_t *parent, char *name, size_t *len);
 /* The record lsn changed ino: an fsync of ino waits for it.  ns_mu. */
-void note_lsn(fuse_ino_t ino, uint64_t lsn);
+void note_lsn(struct t4dxfs *fs, fuse_ino_t ino, uint64_t lsn);
 /* An inode's current entry (attributes only; an open file that lost its
  * name gives its kept attributes).  ns_mu held. */
-int ino_entry(fuse_ino_t ino, unsigned flags, struct t4dx_entry *e);
+int ino_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
+	      struct t4dx_entry *e);
 /* Change the fields of mask of an inode's entry (one update record,
  * NOWAIT; *lsn, if lsn is not NULL, is what to wait for).  ns_mu held. */
-int update_ino(fuse_ino_t ino, const struct t4dx_entry *f, uint32_t mask,
-	       uint64_t *lsn);
+int update_ino(struct t4dxfs *fs, fuse_ino_t ino, const struct t4dx_entry *f,
+	       uint32_t mask, uint64_t *lsn);
 /* Size of an inode as readers of the kernel should see it: a write
  * buffer being filled counts.  ns_mu held. */
 void node_wbuf_size(const struct node *n, struct stat *st);
 void apply_wbuf_size(fuse_ino_t ino, struct stat *st);
-void fill_param(struct fuse_entry_param *ep, const struct t4dx_entry *e);
+void fill_param(struct t4dxfs *fs, struct fuse_entry_param *ep,
+		const struct t4dx_entry *e);
 /* 0, or ENAMETOOLONG, or EINVAL for an empty name. */
 int check_name(const char *name);
 /* Tell the kernel to drop its cached attributes and pages of ino: its
  * content changed in the daemon. */
-void invalidate(fuse_ino_t ino);
+void invalidate(struct t4dxfs *fs, fuse_ino_t ino);
 
 /* ---- wbuf.c: write buffers and commit ---------------------------------- */
 
@@ -197,27 +211,28 @@ enum commit_how {
 /* A new empty buffer, or NULL. */
 struct wbuf *wbuf_new(void);
 /* Free w and give its bytes back to the budget. */
-void wbuf_free(struct wbuf *w);
+void wbuf_free(struct t4dxfs *fs, struct wbuf *w);
 /* Share the committed content c (a new reference) as w's bytes until the
  * first change copies them.  w->mu held, or w not yet seen. */
-void wbuf_share(struct wbuf *w, struct t4dx_blob *c);
+void wbuf_share(struct t4dxfs *fs, struct wbuf *w, struct t4dx_blob *c);
 /* Room for len bytes keeping the first keep; ENOSPC past the budget of
  * all write buffers.  w->mu held. */
-int wbuf_reserve_keep(struct wbuf *w, size_t len, size_t keep);
-int wbuf_reserve(struct wbuf *w, size_t len);
+int wbuf_reserve_keep(struct t4dxfs *fs, struct wbuf *w, size_t len,
+		      size_t keep);
+int wbuf_reserve(struct t4dxfs *fs, struct wbuf *w, size_t len);
 /* Set the length (shrinking, or after the bytes are in place).  w->mu. */
 void wbuf_set_len(struct wbuf *w, size_t len);
 /* n's buffer w took bytes a writer gave it.  w->mu held. */
-void wbuf_written(struct node *n, struct wbuf *w);
+void wbuf_written(struct t4dxfs *fs, struct node *n, struct wbuf *w);
 /* Commit w, the write buffer of node n (inode ino), if it holds a
  * change, as one put; the commit's error once the record is durable.
  * The caller holds a reference to w. */
-int wbuf_commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
-		enum commit_how how);
+int wbuf_commit(struct t4dxfs *fs, struct node *n, fuse_ino_t ino,
+		struct wbuf *w, enum commit_how how);
 /* Take a reference to n's buffer, if any.  ns_mu held. */
 struct wbuf *wb_pin(struct node *n);
 /* Drop a reference to n's buffer; the last one commits and frees it. */
-void wb_put(struct node *n, fuse_ino_t ino);
+void wb_put(struct t4dxfs *fs, struct node *n, fuse_ino_t ino);
 
 /* ---- namespace.c ------------------------------------------------------- */
 
@@ -228,24 +243,24 @@ struct orphan {
 	UT_hash_handle hh;
 };
 /* The kept attributes of an open file without a name, or NULL.  ns_mu. */
-struct orphan *orphan_find(uint64_t ino);
+struct orphan *orphan_find(struct t4dxfs *fs, uint64_t ino);
 /* n's name is gone: e is its entry at that moment.  ns_mu held. */
-void orphan_node(struct node *n, const struct t4dx_entry *e);
+void orphan_node(struct t4dxfs *fs, struct node *n, const struct t4dx_entry *e);
 /* The last descriptor of n is being closed.  ns_mu held. */
-void orphan_drop(struct node *n);
+void orphan_drop(struct t4dxfs *fs, struct node *n);
 /* st_nlink of directory ino (counting its subdirectories once).  ns_mu. */
-void dir_nlink(uint64_t ino, struct stat *st);
+void dir_nlink(struct t4dxfs *fs, uint64_t ino, struct stat *st);
 /* The subdirectory count of ino if it was ever made, else -1.  ns_mu. */
-int64_t dircount_get(uint64_t ino);
+int64_t dircount_get(struct t4dxfs *fs, uint64_t ino);
 /* Drop a kernel reference taken by a reply the kernel did not take. */
-void forget_one(fuse_ino_t ino, uint64_t n);
+void forget_one(struct t4dxfs *fs, fuse_ino_t ino, uint64_t n);
 /* Create (parent, name) with mode, durable unless nowait (then *lsn is
  * what to wait for), and take a kernel reference. */
-int make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
-	       mode_t mode, bool nowait, uint64_t *lsn,
+int make_entry(struct t4dxfs *fs, fuse_req_t req, fuse_ino_t parent,
+	       const char *name, mode_t mode, bool nowait, uint64_t *lsn,
 	       struct fuse_entry_param *ep);
 /* Free the orphans and counts (at exit).  ns_mu held. */
-void namespace_free_all(void);
+void namespace_free_all(struct t4dxfs *fs);
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void op_forget_multi(fuse_req_t req, size_t count,
@@ -266,11 +281,11 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 /* ---- attr.c ------------------------------------------------------------ */
 
 /* The attributes of ino as the kernel should see them. */
-int do_getattr(fuse_ino_t ino, struct stat *st);
+int do_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st);
 /* The set-user-ID bits a write by an unprivileged caller clears. */
 mode_t priv_bits(mode_t mode);
 /* Clear ino's privilege bits.  No lock held. */
-void kill_priv(fuse_ino_t ino);
+void kill_priv(struct t4dxfs *fs, fuse_ino_t ino);
 void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		int to_set, struct fuse_file_info *fi);
@@ -280,7 +295,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 /* A setattr through a write descriptor (an ftruncate). */
 bool fh_is_writer(const struct fuse_file_info *fi);
 /* Free every handle the kernel never released (at exit).  ns_mu held. */
-void fh_free_all(void);
+void fh_free_all(struct t4dxfs *fs);
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       mode_t mode, struct fuse_file_info *fi);
@@ -298,7 +313,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* ---- dir.c ------------------------------------------------------------- */
 
 /* Free every listing the kernel never released (at exit).  ns_mu held. */
-void dir_free_all(void);
+void dir_free_all(struct t4dxfs *fs);
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);

@@ -25,9 +25,9 @@ struct wbuf *wbuf_new(void)
 	return w;
 }
 
-void wbuf_free(struct wbuf *w)
+void wbuf_free(struct t4dxfs *fs, struct wbuf *w)
 {
-	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	atomic_fetch_sub(&fs->wb_bytes, w->cap);
 	pthread_mutex_destroy(&w->mu);
 	t4dx_blob_unref(w->buf);
 	free(w);
@@ -35,9 +35,9 @@ void wbuf_free(struct wbuf *w)
 
 /* Share the committed content c (a new reference) as the buffer's bytes,
  * until the first change copies them.  w->mu held, or w not yet seen. */
-void wbuf_share(struct wbuf *w, struct t4dx_blob *c)
+void wbuf_share(struct t4dxfs *fs, struct wbuf *w, struct t4dx_blob *c)
 {
-	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	atomic_fetch_sub(&fs->wb_bytes, w->cap);
 	t4dx_blob_unref(w->buf);
 	w->buf = t4dx_blob_ref(c);
 	w->data = c ? c->data : NULL;
@@ -47,14 +47,14 @@ void wbuf_share(struct wbuf *w, struct t4dx_blob *c)
 
 /* Take grow bytes of the budget all write buffers share; false if they
  * do not fit. */
-static bool wb_budget_take(size_t grow)
+static bool wb_budget_take(struct t4dxfs *fs, size_t grow)
 {
-	uint64_t limit = fs.cfg.limits.write_buffer_bytes;
-	uint64_t cur = atomic_load(&fs.wb_bytes);
+	uint64_t limit = fs->cfg.limits.write_buffer_bytes;
+	uint64_t cur = atomic_load(&fs->wb_bytes);
 	do {
 		if (cur + grow > limit)
 			return false;
-	} while (!atomic_compare_exchange_weak(&fs.wb_bytes, &cur,
+	} while (!atomic_compare_exchange_weak(&fs->wb_bytes, &cur,
 					       cur + grow));
 	return true;
 }
@@ -63,7 +63,8 @@ static bool wb_budget_take(size_t grow)
  * open files together stay within limits.write_buffer_bytes: past it a
  * write fails with ENOSPC and changes nothing (any user allowed on the
  * mount could otherwise run the daemon out of memory). */
-int wbuf_reserve_keep(struct wbuf *w, size_t len, size_t keep)
+int wbuf_reserve_keep(struct t4dxfs *fs, struct wbuf *w, size_t len,
+		      size_t keep)
 {
 	if (!w->shared && len <= w->cap)
 		return 0;
@@ -72,10 +73,10 @@ int wbuf_reserve_keep(struct wbuf *w, size_t len, size_t keep)
 	size_t cap = w->cap ? w->cap : 4096;
 	while (cap < want)
 		cap *= 2;
-	if (!wb_budget_take(cap - w->cap)) {
+	if (!wb_budget_take(fs, cap - w->cap)) {
 		/* not the doubling, but maybe what is asked for */
 		cap = want;
-		if (!wb_budget_take(cap - w->cap))
+		if (!wb_budget_take(fs, cap - w->cap))
 			return ENOSPC;
 	}
 	struct t4dx_blob *b;
@@ -88,7 +89,7 @@ int wbuf_reserve_keep(struct wbuf *w, size_t len, size_t keep)
 			   : t4dx_blob_new(cap);
 	}
 	if (!b) {
-		atomic_fetch_sub(&fs.wb_bytes, cap - w->cap);
+		atomic_fetch_sub(&fs->wb_bytes, cap - w->cap);
 		return ENOMEM;
 	}
 	if (w->shared)
@@ -100,9 +101,9 @@ int wbuf_reserve_keep(struct wbuf *w, size_t len, size_t keep)
 	return 0;
 }
 
-int wbuf_reserve(struct wbuf *w, size_t len)
+int wbuf_reserve(struct t4dxfs *fs, struct wbuf *w, size_t len)
 {
-	return wbuf_reserve_keep(w, len, w->len);
+	return wbuf_reserve_keep(fs, w, len, w->len);
 }
 
 /* The buffer's bytes as a blob for a put, without a copy where it can:
@@ -113,7 +114,7 @@ int wbuf_reserve(struct wbuf *w, size_t len)
  * it: a put that fails leaves the bytes held by this buffer alone, and
  * the next write, which copies them, must not take the budget twice over
  * for bytes that nothing counts.  NULL when out of memory.  w->mu held. */
-static struct t4dx_blob *wbuf_blob(struct wbuf *w)
+static struct t4dx_blob *wbuf_blob(struct t4dxfs *fs, struct wbuf *w)
 {
 	if (w->shared && w->buf->len == w->len)
 		return t4dx_blob_ref(w->buf);
@@ -125,7 +126,7 @@ static struct t4dx_blob *wbuf_blob(struct wbuf *w)
 	struct t4dx_blob *b = t4dx_blob_resize(w->buf, w->len);
 	if (!b)
 		return NULL;
-	atomic_fetch_sub(&fs.wb_bytes, w->cap - w->len);
+	atomic_fetch_sub(&fs->wb_bytes, w->cap - w->len);
 	w->buf = b;
 	w->data = b->data;
 	w->cap = w->len;
@@ -136,11 +137,11 @@ static struct t4dx_blob *wbuf_blob(struct wbuf *w)
 /* The put of the buffer's bytes succeeded: bytes it shares with the
  * engine are the committed content now, no longer a write buffer's
  * (wbuf_blob).  w->mu held. */
-static void wbuf_put_done(struct wbuf *w)
+static void wbuf_put_done(struct t4dxfs *fs, struct wbuf *w)
 {
 	if (!w->shared)
 		return;
-	atomic_fetch_sub(&fs.wb_bytes, w->cap);
+	atomic_fetch_sub(&fs->wb_bytes, w->cap);
 	w->cap = 0;
 }
 
@@ -155,15 +156,15 @@ void wbuf_set_len(struct wbuf *w, size_t len)
 /* The buffer of n takes bytes a writer gave it (w->mu held): a file an
  * O_TRUNC open emptied reads as its committed version again, as it does
  * while any writer is at work (readers never see uncommitted bytes). */
-void wbuf_written(struct node *n, struct wbuf *w)
+void wbuf_written(struct t4dxfs *fs, struct node *n, struct wbuf *w)
 {
 	w->dirty = true;
 	w->defer = false;
 	if (atomic_load(&w->emptied)) {
 		atomic_store(&w->emptied, false);
-		ns_lock();
+		ns_lock(fs);
 		n->content_gen++;
-		ns_unlock();
+		ns_unlock(fs);
 	}
 }
 
@@ -180,8 +181,8 @@ void wbuf_written(struct node *n, struct wbuf *w)
  * close) or by an fsync: committing the empty file early would destroy
  * the previous content even when the writes that follow then fail
  * (EFBIG). */
-int wbuf_commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
-		enum commit_how how)
+int wbuf_commit(struct t4dxfs *fs, struct node *n, fuse_ino_t ino,
+		struct wbuf *w, enum commit_how how)
 {
 	bool at_release = how == COMMIT_RELEASE;
 	uint64_t lsn = 0, prev = 0, t0 = mono_ns();
@@ -205,40 +206,40 @@ int wbuf_commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 			prev = w->queued_lsn;
 		goto out;
 	}
-	struct t4dx_blob *blob = wbuf_blob(w);
+	struct t4dx_blob *blob = wbuf_blob(fs, w);
 	if (!blob) {
 		rc = ENOMEM;
 		goto out;
 	}
 	struct t4dx_entry e = { 0 };
-	ns_lock();
+	ns_lock(fs);
 	if (n->unlinked) {
 		/* the file lost its name while open: its content goes too */
-		ns_unlock();
+		ns_unlock(fs);
 		t4dx_blob_unref(blob);
 		w->dirty = false;
 		goto out;
 	}
-	rc = t4dx_get(fs.db, n->parent, n->name, n->name_len, 0, &e);
+	rc = t4dx_get(fs->db, n->parent, n->name, n->name_len, 0, &e);
 	if (!rc) {
 		int64_t now = t4dx_now_ns();
 		e.content = blob;
 		e.size = blob->len;
 		e.mtime_ns = w->mtime_set ? w->mtime_ns : now;
 		e.ctime_ns = now;
-		rc = t4dx_put(fs.db, &e, T4DX_NOWAIT, &lsn);
+		rc = t4dx_put(fs->db, &e, T4DX_NOWAIT, &lsn);
 		e.content = NULL;
 		if (!rc) {
 			/* a new file's first record creates its entry too */
-			note_lsn(ino, lsn);
+			note_lsn(fs, ino, lsn);
 			if (w->fresh)
-				note_lsn(n->parent, lsn);
+				note_lsn(fs, n->parent, lsn);
 			n->content_gen++;
 			atomic_store(&w->emptied, false);
-			wbuf_put_done(w);
+			wbuf_put_done(fs, w);
 		}
 	}
-	ns_unlock();
+	ns_unlock(fs);
 	t4dx_blob_unref(blob);
 	if (rc)
 		goto out;
@@ -252,11 +253,11 @@ int wbuf_commit(struct node *n, fuse_ino_t ino, struct wbuf *w,
 out:
 	pthread_mutex_unlock(&w->mu);
 	if (!rc && lsn) {
-		rc = t4dx_wait(fs.db, lsn);
-		invalidate(ino);
-		t4dx_hist_observe_ns(&fs.metrics.write_lat, mono_ns() - t0);
+		rc = t4dx_wait(fs->db, lsn);
+		invalidate(fs, ino);
+		t4dx_hist_observe_ns(&fs->metrics.write_lat, mono_ns() - t0);
 	} else if (!rc && prev) {
-		rc = t4dx_wait(fs.db, prev);
+		rc = t4dx_wait(fs->db, prev);
 	}
 	return rc;
 }
@@ -276,25 +277,25 @@ struct wbuf *wb_pin(struct node *n)
  * while the file was open) while it still holds its reference, and then
  * frees the buffer, unless someone took a reference meanwhile: their own
  * last put commits and frees it. */
-void wb_put(struct node *n, fuse_ino_t ino)
+void wb_put(struct t4dxfs *fs, struct node *n, fuse_ino_t ino)
 {
-	ns_lock();
+	ns_lock(fs);
 	struct wbuf *w = n->wb;
 	bool last = w && w->refs == 1;
 	if (w && !last)
 		w->refs--;
-	ns_unlock();
+	ns_unlock(fs);
 	if (!last)
 		return;
-	if (fs.test_release_pause_ms)
-		usleep(fs.test_release_pause_ms * 1000u);
+	if (fs->test_release_pause_ms)
+		usleep(fs->test_release_pause_ms * 1000u);
 	for (;;) {
-		int rc = wbuf_commit(n, ino, w, COMMIT_RELEASE);
+		int rc = wbuf_commit(fs, n, ino, w, COMMIT_RELEASE);
 		pthread_mutex_lock(&w->mu);
-		ns_lock();
+		ns_lock(fs);
 		if (w->refs > 1) {
 			w->refs--;
-			ns_unlock();
+			ns_unlock(fs);
 			pthread_mutex_unlock(&w->mu);
 			return;
 		}
@@ -312,10 +313,10 @@ void wb_put(struct node *n, fuse_ino_t ino)
 			if (atomic_load(&w->emptied))
 				n->content_gen++;
 		}
-		ns_unlock();
+		ns_unlock(fs);
 		pthread_mutex_unlock(&w->mu);
 		if (!again) {
-			wbuf_free(w);
+			wbuf_free(fs, w);
 			return;
 		}
 	}

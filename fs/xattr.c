@@ -51,8 +51,8 @@ static bool xa_user(const char *name)
 	return strncmp(name, "user.", 5) == 0;
 }
 
-static int xa_get(fuse_ino_t ino, const char *name, char *out, size_t len,
-		  size_t *vlen)
+static int xa_get(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
+		  char *out, size_t len, size_t *vlen)
 {
 	struct t4dx_entry e = { 0 };
 	int i = xa_index(name);
@@ -60,9 +60,9 @@ static int xa_get(fuse_ino_t ino, const char *name, char *out, size_t len,
 		return ENOTSUP;
 	if (is_fixed(ino) || ino == INO_ITEMS)
 		return ENODATA;
-	ns_lock();
-	int rc = ino_entry(ino, 0, &e);
-	ns_unlock();
+	ns_lock(fs);
+	int rc = ino_entry(fs, ino, 0, &e);
+	ns_unlock(fs);
 	if (rc)
 		return rc;
 	if (i < 0 || S_ISDIR(e.mode))
@@ -80,12 +80,13 @@ static int xa_get(fuse_ino_t ino, const char *name, char *out, size_t len,
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			size_t size)
+		 size_t size)
 {
-	count_op(OP_GETXATTR);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_GETXATTR);
 	char val[64];
 	size_t vlen;
-	int rc = xa_get(ino, name, val, sizeof(val), &vlen);
+	int rc = xa_get(fs, ino, name, val, sizeof(val), &vlen);
 	if (rc)
 		reply_xattr(req, rc);
 	else if (size == 0)
@@ -98,11 +99,12 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	count_op(OP_LISTXATTR);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_LISTXATTR);
 	char list[256];
 	size_t len = 0;
 	struct stat st;
-	int rc = do_getattr(ino, &st);
+	int rc = do_getattr(fs, ino, &st);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -167,8 +169,8 @@ static int parse_unit(const char *s, double *out)
 	return 0;
 }
 
-static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
-		       size_t size, int flags)
+static int do_setxattr(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
+		       const char *value, size_t size, int flags)
 {
 	struct t4dx_entry f, e;
 	char v[64];
@@ -222,47 +224,49 @@ static int do_setxattr(fuse_ino_t ino, const char *name, const char *value,
 		return rc;
 	f.ctime_ns = t4dx_now_ns();
 	mask |= T4DX_F_CTIME;
-	ns_lock();
-	struct orphan *o = orphan_find(ino);
+	ns_lock(fs);
+	struct orphan *o = orphan_find(fs, ino);
 	if (o) {
 		/* an open file without a name: kept in memory only */
 		t4dx_entry_apply(&o->e, &f, mask);
-		ns_unlock();
+		ns_unlock(fs);
 		return 0;
 	}
 	rc = key_of(ino, &parent, key, &klen);
 	if (!rc)
-		rc = t4dx_get(fs.db, parent, key, klen, 0, &e);
+		rc = t4dx_get(fs->db, parent, key, klen, 0, &e);
 	if (!rc && S_ISDIR(e.mode))
 		rc = ENOTSUP;
 	if (!rc)
-		rc = t4dx_update(fs.db, parent, key, klen, &f, mask,
+		rc = t4dx_update(fs->db, parent, key, klen, &f, mask,
 				 T4DX_NOWAIT, &lsn);
 	if (!rc)
-		note_lsn(ino, lsn);
-	ns_unlock();
+		note_lsn(fs, ino, lsn);
+	ns_unlock(fs);
 	if (rc == T4DX_ENOTFOUND)
 		return ENOENT;
 	if (!rc)
-		rc = t4dx_wait(fs.db, lsn);
+		rc = t4dx_wait(fs->db, lsn);
 	/* ctime moved: the kernel's cached attributes (not pages) are old */
-	if (!rc && fs.se) {
-		atomic_fetch_add(&fs.attr_gen, 1);
-		fuse_lowlevel_notify_inval_inode(fs.se, ino, -1, 0);
+	if (!rc && fs->se) {
+		atomic_fetch_add(&fs->attr_gen, 1);
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	}
 	return rc;
 }
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			const char *value, size_t size, int flags)
+		 const char *value, size_t size, int flags)
 {
-	count_op(OP_SETXATTR);
-	reply_xattr(req, do_setxattr(ino, name, value, size, flags));
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_SETXATTR);
+	reply_xattr(req, do_setxattr(fs, ino, name, value, size, flags));
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	count_op(OP_REMOVEXATTR);
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_REMOVEXATTR);
 	reply_xattr(req, !xa_user(name) ? ENOTSUP :
 		       xa_index(name) >= 0 ? EPERM : ENODATA);
 }
