@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,79 +160,116 @@ static void usage(FILE *f)
 }
 
 struct cmdline {
-	bool foreground;
+	int foreground;                 /* -f */
 	const char *data, *mnt;
-	char config[PATH_MAX];          /* -o config=FILE, or "" */
-	bool create;                    /* -o create */
-	struct t4dx_buf fuse_opts;      /* comma-separated, NUL-terminated */
+	char *config;                   /* -o config=FILE, or NULL */
+	int create;                     /* -o create */
+	/* the mount options for FUSE: argv[0] and a -o group of the
+	 * options that are not ours (escaped by fuse_opt) */
+	struct fuse_args fuse_args;
+	/* the same options as given, comma-separated and NUL-terminated,
+	 * for the message that refuses them */
+	struct t4dx_buf fuse_opts;
+	bool bad;                       /* an error was printed */
 };
 
-/* Take our own options out of a -o list; pass the rest to FUSE. */
-static int add_fuse_opt(struct cmdline *c, const char *opts)
+enum { KEY_FOREGROUND, KEY_HELP, KEY_VERSION };
+
+#define CMDLINE_OPT(t, field, value) \
+	{ t, offsetof(struct cmdline, field), value }
+
+static const struct fuse_opt cmdline_opts[] = {
+	CMDLINE_OPT("config=%s", config, 0),
+	CMDLINE_OPT("create", create, 1),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+/* fuse_opt_parse's callback: what is not in cmdline_opts.  Returns 1 to
+ * keep arg for FUSE (a mount option), 0 to drop it, -1 to stop. */
+static int cmdline_arg(void *data, const char *arg, int key,
+		       struct fuse_args *outargs)
 {
-	const char *p = opts;
-	while (*p) {
-		size_t n = strcspn(p, ",");
-		if (n > 7 && !strncmp(p, "config=", 7)) {
-			if (n - 7 >= sizeof(c->config)) {
-				fprintf(stderr, "t4dxfs: config path too long\n");
-				return EINVAL;
-			}
-			memcpy(c->config, p + 7, n - 7);
-			c->config[n - 7] = 0;
-		} else if (n == 6 && !strncmp(p, "create", 6)) {
-			c->create = true;
-		} else if (n) {
+	struct cmdline *c = data;
+	switch (key) {
+	case KEY_FOREGROUND:
+		c->foreground = 1;
+		return 0;
+	case KEY_HELP:
+		usage(stdout);
+		exit(0);
+	case KEY_VERSION:
+		printf("t4dxfs %s\n", PACKAGE_VERSION);
+		exit(0);
+	case FUSE_OPT_KEY_OPT:
+		if (arg[0] == '-' && arg[1]) {
+			fprintf(stderr, "t4dxfs: unknown option %s\n", arg);
+			c->bad = true;
+			return -1;
+		}
+		if (arg[0] != '-') {
+			/* one option of a -o list: FUSE's */
 			if ((c->fuse_opts.len &&
 			     t4dx_buf_add(&c->fuse_opts, ",", 1)) ||
-			    t4dx_buf_add(&c->fuse_opts, p, n))
-				return ENOMEM;
+			    t4dx_buf_add(&c->fuse_opts, arg, strlen(arg)))
+				return -1;
+			return 1;
 		}
-		p += n;
-		if (*p == ',')
-			p++;
+		/* "-" alone names a file */
+		/* fall through */
+	case FUSE_OPT_KEY_NONOPT:
+		if (!c->data) {
+			c->data = arg;
+		} else if (!c->mnt) {
+			c->mnt = arg;
+		} else {
+			fprintf(stderr, "t4dxfs: unexpected argument %s\n",
+				arg);
+			c->bad = true;
+			return -1;
+		}
+		return 0;
 	}
-	return 0;
+	return 1;
 }
 
 static int parse_cmdline(int argc, char **argv, struct cmdline *c)
 {
 	memset(c, 0, sizeof(*c));
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "-f")) {
-			c->foreground = true;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			exit(0);
-		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			printf("t4dxfs %s\n", PACKAGE_VERSION);
-			exit(0);
-		} else if (!strncmp(a, "-o", 2)) {
-			const char *o = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
-			if (!o) {
-				fprintf(stderr, "t4dxfs: -o needs an argument\n");
-				return EINVAL;
-			}
-			if (add_fuse_opt(c, o))
-				return EINVAL;
-		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "t4dxfs: unknown option %s\n", a);
-			return EINVAL;
-		} else if (!c->data) {
-			c->data = a;
-		} else if (!c->mnt) {
-			c->mnt = a;
-		} else {
-			fprintf(stderr, "t4dxfs: unexpected argument %s\n", a);
-			return EINVAL;
-		}
+	if (argc > 1 && !strcmp(argv[argc - 1], "-o")) {
+		fprintf(stderr, "t4dxfs: -o needs an argument\n");
+		return EINVAL;
+	}
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	int rc = fuse_opt_parse(&args, c, cmdline_opts, cmdline_arg);
+	/* args now holds argv[0] and FUSE's -o list, if any */
+	c->fuse_args = args;
+	if (rc) {
+		if (!c->bad)
+			fprintf(stderr, "t4dxfs: cannot read the command line\n");
+		return EINVAL;
+	}
+	if (c->config && (!*c->config || strlen(c->config) >= PATH_MAX)) {
+		fprintf(stderr, *c->config ? "t4dxfs: config path too long\n"
+			: "t4dxfs: -o config= needs a file name\n");
+		return EINVAL;
 	}
 	if (!c->data || !c->mnt) {
 		usage(stderr);
 		return EINVAL;
 	}
 	return t4dx_buf_add(&c->fuse_opts, "", 1);
+}
+
+static void cmdline_free(struct cmdline *c)
+{
+	fuse_opt_free_args(&c->fuse_args);
+	t4dx_buf_free(&c->fuse_opts);
+	free(c->config);
 }
 
 static int check_mountpoint(const char *mnt)
@@ -411,7 +449,7 @@ static int missing_realpath(const char *path, char out[PATH_MAX])
 }
 
 /* Everything after the command line; returns the exit status. */
-static int run(struct t4dxfs *fs, struct cmdline *cl, char *argv0)
+static int run(struct t4dxfs *fs, struct cmdline *cl)
 {
 	struct cmdline c = *cl;
 	struct t4dx_config cfg;
@@ -447,7 +485,7 @@ static int run(struct t4dxfs *fs, struct cmdline *cl, char *argv0)
 		return 1;
 
 	t4dx_config_defaults(&cfg);
-	if (*c.config &&
+	if (c.config &&
 	    t4dx_config_load(c.config, &cfg, msg, sizeof(msg))) {
 		fprintf(stderr, "t4dxfs: %s\n", msg);
 		return 1;
@@ -473,17 +511,27 @@ static int run(struct t4dxfs *fs, struct cmdline *cl, char *argv0)
 
 	/* the mount options first: a bad one is reported before the store
 	 * is opened (a replay, a flush) */
-	char fsname[PATH_MAX + 64];
-	snprintf(fsname, sizeof(fsname), "-ofsname=t4dx:%s,subtype=t4dxfs,"
-		 "default_permissions", data);
-	char *fargv[4] = { argv0, fsname, NULL, NULL };
-	int fargc = 2;
-	char uopts[8192];
-	if (c.fuse_opts.len > 1) {
-		snprintf(uopts, sizeof(uopts), "-o%s", (char *)c.fuse_opts.p);
-		fargv[fargc++] = uopts;
+	/* ours before the user's: fsname names DATA_DIR, escaped as fuse_opt
+	 * unescapes a -o list, so that a comma or a backslash in the path is
+	 * part of the name and cannot add an option */
+	char *ours = NULL, *fsname = NULL;
+	struct fuse_args args = c.fuse_args;
+	c.fuse_args = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
+	cl->fuse_args = c.fuse_args;
+	if (asprintf(&fsname, "fsname=t4dx:%s", data) < 0)
+		fsname = NULL;
+	if (!fsname || fuse_opt_add_opt_escaped(&ours, fsname) ||
+	    fuse_opt_add_opt(&ours, "subtype=t4dxfs,default_permissions") ||
+	    fuse_opt_insert_arg(&args, 1, "-o") ||
+	    fuse_opt_insert_arg(&args, 2, ours)) {
+		fprintf(stderr, "t4dxfs: out of memory\n");
+		free(fsname);
+		free(ours);
+		fuse_opt_free_args(&args);
+		return 1;
 	}
-	struct fuse_args args = FUSE_ARGS_INIT(fargc, fargv);
+	free(fsname);
+	free(ours);
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	fuse_opt_free_args(&args);
 	if (!fs->se) {
@@ -586,7 +634,7 @@ int main(int argc, char **argv)
 {
 	struct cmdline c;
 	if (parse_cmdline(argc, argv, &c)) {
-		t4dx_buf_free(&c.fuse_opts);
+		cmdline_free(&c);
 		return 2;
 	}
 	/* the daemon's state, the session's userdata: zero is empty lists
@@ -594,11 +642,11 @@ int main(int argc, char **argv)
 	struct t4dxfs *fs = calloc(1, sizeof(*fs));
 	if (!fs) {
 		perror("t4dxfs");
-		t4dx_buf_free(&c.fuse_opts);
+		cmdline_free(&c);
 		return 1;
 	}
-	int status = run(fs, &c, argv[0]);
-	t4dx_buf_free(&c.fuse_opts);
+	int status = run(fs, &c);
+	cmdline_free(&c);
 	free(fs);
 	return status;
 }
