@@ -21,7 +21,7 @@ int do_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 	int rc = ino_entry(fs, ino, 0, &e);
 	if (!rc) {
 		entry_stat(&e, st);
-		apply_wbuf_size(ino, st);
+		apply_wbuf_size(fs, ino, st);
 		if (S_ISDIR(e.mode))
 			dir_nlink(fs, ino, st);
 		else if (orphan_find(fs, ino))
@@ -98,7 +98,7 @@ static int truncate_item(struct t4dxfs *fs, fuse_ino_t ino, uint64_t size,
 	if (size > fs->max_item_bytes)
 		return EFBIG;
 	ns_lock(fs);
-	n = node_find(ino);
+	n = node_find(&fs->nodes, ino);
 	struct wbuf *w = wb_pin(n);
 	if (w) {
 		ns_unlock(fs);
@@ -222,7 +222,7 @@ static int do_setattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *attr,
 			t4dx_entry_apply(&o->e, &f, mask);
 		else
 			rc = update_ino(fs, ino, &f, mask, &lsn);
-		struct node *n = node_find(ino);
+		struct node *n = node_find(&fs->nodes, ino);
 		struct wbuf *w = wb_pin(n);
 		ns_unlock(fs);
 		if (!rc && w && (mask & T4DX_F_MTIME)) {

@@ -310,7 +310,7 @@ static void forget_removed(void *arg, uint64_t parent, const char *name,
 {
 	struct t4dxfs *fs = arg;
 	ns_lock(fs);
-	struct node *n = node_find(ino);
+	struct node *n = node_find(&fs->nodes, ino);
 	if (n)
 		n->unlinked = true;
 	fs->ns_gen++;

@@ -186,7 +186,8 @@ static bool plus_ref(struct t4dxfs *fs, struct dirh *d, const struct dent *de,
 		    e.ino != de->ino)
 			return false;
 	}
-	struct node *n = node_ref(de->ino, d->ino, name, de->name_len, 1);
+	struct node *n = node_ref(&fs->nodes, de->ino, d->ino, name,
+				  de->name_len, 1);
 	if (!n)
 		return false;
 	node_wbuf_size(n, st);
@@ -226,7 +227,7 @@ static void do_readdir(struct t4dxfs *fs, fuse_req_t req, size_t size,
 			size_t from = (size_t)off +
 				      (NODE_PREFETCH_HOPS - hop) * AHEAD;
 			for (size_t i = (size_t)off; i < from && i < d->n; i++)
-				node_prefetch(d->v[i].ino, hop);
+				node_prefetch(&fs->nodes, d->v[i].ino, hop);
 		}
 	}
 	for (size_t i = (size_t)off; i < d->n; i++) {
@@ -240,7 +241,8 @@ static void do_readdir(struct t4dxfs *fs, fuse_req_t req, size_t size,
 				size_t j = i +
 					   (NODE_PREFETCH_HOPS - hop) * AHEAD;
 				if (j < d->n)
-					node_prefetch(d->v[j].ino, hop);
+					node_prefetch(&fs->nodes, d->v[j].ino,
+						      hop);
 			}
 			/* the size first, so that no reference is taken for
 			 * an entry that does not fit */

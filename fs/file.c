@@ -252,7 +252,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			    true, &lsn, &ep);
 	if (!rc) {
 		ns_lock(fs);
-		struct node *n = node_find(ep.ino);
+		struct node *n = node_find(&fs->nodes, ep.ino);
 		rc = n ? attach_writer(fs, n, true, true) : ENOENT;
 		if (!rc) {
 			h->kind = FH_WRITE;
@@ -452,7 +452,7 @@ static int sync_ino(struct t4dxfs *fs, fuse_ino_t ino)
 {
 	ns_lock(fs);
 	uint64_t lsn = ino == INO_ITEMS ? fs->items_sync_lsn
-					 : node_sync_lsn(ino);
+					 : node_sync_lsn(&fs->nodes, ino);
 	ns_unlock(fs);
 	/* 0: no record changed it since a mount that found the log empty */
 	return lsn ? t4dx_sync(fs->db, lsn) : 0;
@@ -506,7 +506,7 @@ static void fh_release(struct t4dxfs *fs, struct fh *h)
 		ns_lock(fs);
 		if (h->node->opens == 1)
 			orphan_drop(fs, h->node);
-		node_close(h->node);
+		node_close(&fs->nodes, h->node);
 		ns_unlock(fs);
 	}
 	ns_lock(fs);

@@ -584,7 +584,7 @@ static int run(struct t4dxfs *fs, struct cmdline *cl)
 	 * older than any inode's own records: every fsync waits for it */
 	t4dx_get_stats(fs->db, &st);
 	ns_lock(fs);
-	node_lsn_floor(st.wal_lsn);
+	node_lsn_floor(&fs->nodes, st.wal_lsn);
 	fs->items_sync_lsn = st.wal_lsn;
 	ns_unlock(fs);
 
@@ -625,7 +625,7 @@ static int run(struct t4dxfs *fs, struct cmdline *cl)
 	fh_free_all(fs);
 	dir_free_all(fs);
 	namespace_free_all(fs);
-	node_free_all();
+	node_free_all(&fs->nodes);
 	ns_unlock(fs);
 	return rc || crc ? 1 : 0;
 }

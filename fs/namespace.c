@@ -183,14 +183,14 @@ static int do_lookup(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 	/* under ns_mu, so that no rename moves the name between the engine
 	 * lookup and the table update */
 	rc = t4dx_get(fs->db, parent, name, len, 0, &e);
-	if (!rc && !node_ref(e.ino, parent, name, len, 1))
+	if (!rc && !node_ref(&fs->nodes, e.ino, parent, name, len, 1))
 		rc = ENOMEM;
 	if (!rc) {
 		fill_param(fs, ep, &e);
 		if (S_ISDIR(e.mode))
 			dir_nlink(fs, e.ino, &ep->attr);
 		else
-			apply_wbuf_size(e.ino, &ep->attr);
+			apply_wbuf_size(fs, e.ino, &ep->attr);
 	}
 	ns_unlock(fs);
 	if (rc == T4DX_ENOTFOUND) {
@@ -218,9 +218,9 @@ void forget_one(struct t4dxfs *fs, fuse_ino_t ino, uint64_t n)
 	if (is_fixed(ino) || ino == INO_ITEMS)
 		return;
 	ns_lock(fs);
-	struct node *nd = node_find(ino);
+	struct node *nd = node_find(&fs->nodes, ino);
 	if (nd)
-		node_forget(nd, n);
+		node_forget(&fs->nodes, nd, n);
 	ns_unlock(fs);
 }
 
@@ -332,7 +332,7 @@ int make_entry(struct t4dxfs *fs, fuse_req_t req, fuse_ino_t parent,
 			dircount_add(fs, e.ino, 0);
 		}
 	}
-	if (!rc && !node_ref(e.ino, parent, name, e.name_len, 1))
+	if (!rc && !node_ref(&fs->nodes, e.ino, parent, name, e.name_len, 1))
 		rc = ENOMEM;
 	if (!rc)
 		note_lsn(fs, e.ino, l);
@@ -385,7 +385,7 @@ static int do_remove(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 		rc = t4dx_delete(fs->db, parent, name, len, dir, T4DX_NOWAIT,
 				 &lsn);
 	if (!rc) {
-		struct node *n = node_find(e.ino);
+		struct node *n = node_find(&fs->nodes, e.ino);
 		if (n) {
 			orphan_node(fs, n, &e);
 			note_lsn(fs, e.ino, lsn);
@@ -444,7 +444,7 @@ static int do_rename(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 	if (!rc && lsn) {
 		note_lsn(fs, src.ino, lsn);
 		if (had_dst && dst.ino != src.ino) {
-			struct node *d = node_find(dst.ino);
+			struct node *d = node_find(&fs->nodes, dst.ino);
 			if (d) {
 				orphan_node(fs, d, &dst);
 				note_lsn(fs, dst.ino, lsn);
@@ -458,7 +458,7 @@ static int do_rename(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 			dircount_move(fs, parent, -1);
 			dircount_move(fs, np, 1);
 		}
-		struct node *n = node_find(src.ino);
+		struct node *n = node_find(&fs->nodes, src.ino);
 		if (n)
 			node_move(n, np, newname, nlen);
 		fs->ns_gen++;

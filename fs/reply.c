@@ -106,7 +106,7 @@ bool is_fixed(fuse_ino_t ino)
 int node_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
 	       struct t4dx_entry *e, struct node **np)
 {
-	struct node *n = node_find(ino);
+	struct node *n = node_find(&fs->nodes, ino);
 	if (!n || n->unlinked)
 		return ENOENT;
 	if (np)
@@ -116,7 +116,8 @@ int node_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
 
 /* The key of an inode: items/ is (0, "items"), the rest from the table.
  * ns_mu held. */
-int key_of(fuse_ino_t ino, uint64_t *parent, char *name, size_t *len)
+int key_of(struct t4dxfs *fs, fuse_ino_t ino, uint64_t *parent, char *name,
+	   size_t *len)
 {
 	if (ino == INO_ITEMS) {
 		*parent = 0;
@@ -124,7 +125,7 @@ int key_of(fuse_ino_t ino, uint64_t *parent, char *name, size_t *len)
 		*len = 5;
 		return 0;
 	}
-	struct node *n = node_find(ino);
+	struct node *n = node_find(&fs->nodes, ino);
 	if (!n || n->unlinked)
 		return ENOENT;
 	*parent = n->parent;
@@ -141,7 +142,7 @@ void note_lsn(struct t4dxfs *fs, fuse_ino_t ino, uint64_t lsn)
 		if (lsn > fs->items_sync_lsn)
 			fs->items_sync_lsn = lsn;
 	} else if (!is_fixed(ino)) {
-		node_note_lsn(ino, lsn);
+		node_note_lsn(&fs->nodes, ino, lsn);
 	}
 }
 
@@ -153,7 +154,7 @@ int ino_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
 	uint64_t parent;
 	char name[T4DX_NAME_MAX + 1];
 	size_t len;
-	int rc = key_of(ino, &parent, name, &len);
+	int rc = key_of(fs, ino, &parent, name, &len);
 	if (rc == ENOENT && !(flags & T4DX_GET_CONTENT)) {
 		struct orphan *o = orphan_find(fs, ino);
 		if (o) {
@@ -175,7 +176,7 @@ int update_ino(struct t4dxfs *fs, fuse_ino_t ino, const struct t4dx_entry *f,
 	uint64_t parent, l = 0;
 	char name[T4DX_NAME_MAX + 1];
 	size_t len;
-	int rc = key_of(ino, &parent, name, &len);
+	int rc = key_of(fs, ino, &parent, name, &len);
 	if (!rc)
 		rc = t4dx_update(fs->db, parent, name, len, f, mask,
 				 T4DX_NOWAIT, &l);
@@ -197,9 +198,9 @@ void node_wbuf_size(const struct node *n, struct stat *st)
 	}
 }
 
-void apply_wbuf_size(fuse_ino_t ino, struct stat *st)
+void apply_wbuf_size(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 {
-	node_wbuf_size(node_find(ino), st);
+	node_wbuf_size(node_find(&fs->nodes, ino), st);
 }
 
 void fill_param(struct t4dxfs *fs, struct fuse_entry_param *ep,

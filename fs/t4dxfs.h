@@ -29,6 +29,7 @@
 #include <time.h>
 #include <uthash.h>
 
+#include "inode.h"
 #include "metrics.h"
 #include "t4dx.h"
 
@@ -110,6 +111,8 @@ struct t4dxfs {
 	 * commit */
 	unsigned test_release_pause_ms;
 	bool foreground;
+	/* the inode table (inode.c); guarded by ns_mu */
+	struct node_table nodes;
 	/* the attributes of open files without a name (namespace.c);
 	 * guarded by ns_mu */
 	struct orphan *orphans;
@@ -176,7 +179,8 @@ bool is_fixed(fuse_ino_t ino);
 int node_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
 	       struct t4dx_entry *e, struct node **np);
 /* The key of an inode (name: T4DX_NAME_MAX + 1 bytes).  ns_mu held. */
-int key_of(fuse_ino_t ino, uint64_t *parent, char *name, size_t *len);
+int key_of(struct t4dxfs *fs, fuse_ino_t ino, uint64_t *parent, char *name,
+	   size_t *len);
 /* The record lsn changed ino: an fsync of ino waits for it.  ns_mu. */
 void note_lsn(struct t4dxfs *fs, fuse_ino_t ino, uint64_t lsn);
 /* An inode's current entry (attributes only; an open file that lost its
@@ -190,7 +194,7 @@ int update_ino(struct t4dxfs *fs, fuse_ino_t ino, const struct t4dx_entry *f,
 /* Size of an inode as readers of the kernel should see it: a write
  * buffer being filled counts.  ns_mu held. */
 void node_wbuf_size(const struct node *n, struct stat *st);
-void apply_wbuf_size(fuse_ino_t ino, struct stat *st);
+void apply_wbuf_size(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st);
 void fill_param(struct t4dxfs *fs, struct fuse_entry_param *ep,
 		const struct t4dx_entry *e);
 /* 0, or ENAMETOOLONG, or EINVAL for an empty name. */

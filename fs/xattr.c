@@ -232,7 +232,7 @@ static int do_setxattr(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
 		ns_unlock(fs);
 		return 0;
 	}
-	rc = key_of(ino, &parent, key, &klen);
+	rc = key_of(fs, ino, &parent, key, &klen);
 	if (!rc)
 		rc = t4dx_get(fs->db, parent, key, klen, 0, &e);
 	if (!rc && S_ISDIR(e.mode))

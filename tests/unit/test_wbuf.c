@@ -35,7 +35,7 @@ static void fs_open(struct t4dxfs *fs, uint64_t budget)
 static void fs_close(struct t4dxfs *fs)
 {
 	ns_lock(fs);
-	node_free_all();
+	node_free_all(&fs->nodes);
 	ns_unlock(fs);
 	CHECK_EQ_INT(t4dx_close(fs->db), 0);
 	pthread_mutex_destroy(&fs->ns_mu);
@@ -56,7 +56,8 @@ static struct node *open_file(struct t4dxfs *fs, const char *name,
 	REQUIRE(t4dx_put(fs->db, &e, 0, NULL) == 0);
 	t4dx_entry_clear(&e);
 	ns_lock(fs);
-	struct node *n = node_ref(e.ino, T4DX_ROOT_INO, name, strlen(name), 1);
+	struct node *n = node_ref(&fs->nodes, e.ino, T4DX_ROOT_INO, name,
+				  strlen(name), 1);
 	REQUIRE(n);
 	n->wb = wbuf_new();
 	REQUIRE(n->wb);
