@@ -76,17 +76,17 @@ struct fs_metrics {
 };
 
 /* The daemon's state: the session's userdata (fuse_req_userdata), and
- * the argument of every function of the daemon that needs it.  Fields
- * without a note are set in main.c before the session starts and only
- * read after. */
+ * the argument of every function of the daemon that needs it.  Each field
+ * says what guards it; "set at start" means set in main.c before the
+ * session runs and only read after. */
 struct t4dxfs {
-	struct t4dx *db;                /* thread-safe itself */
-	struct fuse_session *se;
-	int64_t start_ns;
-	uid_t uid;
-	gid_t gid;
-	double entry_timeout, attr_timeout;
-	uint64_t max_item_bytes;
+	struct t4dx *db;                /* set at start; thread-safe itself */
+	struct fuse_session *se;        /* set at start */
+	int64_t start_ns;               /* set at start */
+	uid_t uid;                      /* set at start */
+	gid_t gid;                      /* set at start */
+	double entry_timeout, attr_timeout;     /* set at start */
+	uint64_t max_item_bytes;        /* set at start */
 	/* ns_mu orders every change of the namespace (create, mkdir, unlink,
 	 * rmdir, rename, commits of content) with the inode table: the engine
 	 * change and the table update happen together under it.  Waiting for
@@ -98,19 +98,22 @@ struct t4dxfs {
 	 * a node's sync_lsn (see "What fsync waits for" in inode.c); guarded
 	 * by ns_mu */
 	uint64_t items_sync_lsn;
-	struct t4dx_config cfg;         /* effective configuration */
-	struct fs_metrics metrics;      /* atomic */
-	atomic_uint_least64_t alerts_seen;
-	atomic_uint_least64_t attr_gen; /* bumped when the daemon tells the
-	                                   kernel that attributes changed */
-	atomic_uint_least64_t wb_bytes; /* held by all write buffers, at most
+	struct t4dx_config cfg;         /* effective configuration; set at
+	                                   start */
+	struct fs_metrics metrics;      /* atomic counters */
+	atomic_uint_least64_t alerts_seen;      /* atomic */
+	atomic_uint_least64_t attr_gen; /* atomic; bumped when the daemon
+	                                   tells the kernel that attributes
+	                                   changed */
+	atomic_uint_least64_t wb_bytes; /* atomic; held by all write
+	                                   buffers, at most
 	                                   cfg.limits.write_buffer_bytes */
 	/* T4DX_TEST_RELEASE_PAUSE_MS: a test hook that widens the window
 	 * between the last release of a write buffer and its commit, where a
 	 * concurrent truncate or utimens used to free the buffer under the
-	 * commit */
+	 * commit; set at start */
 	unsigned test_release_pause_ms;
-	bool foreground;
+	bool foreground;                /* set at start */
 	/* the inode table (inode.c); guarded by ns_mu */
 	struct node_table nodes;
 	/* the attributes of open files without a name (namespace.c);
