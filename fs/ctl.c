@@ -177,9 +177,12 @@ static int show_health(struct t4dxfs *fs, struct t4dx_buf *out)
 		status = "failing";
 	else if (h.wal.consecutive_failures || h.segments.consecutive_failures ||
 		 bi.state != T4DX_CLOSED || h.level || h.unpersisted ||
-		 st.recovery.wal_gap_to)
-		status = "degraded";     /* a gap: acknowledged changes lost,
-					    until a restart */
+		 st.recovery.wal_gap_to || st.recovery.wal_files_quarantined ||
+		 st.recovery.rebuild_missing_before)
+		status = "degraded";     /* a gap, log files dropped after
+					    damage, a rebuild that could not
+					    find everything: acknowledged
+					    changes lost, until a restart */
 	struct json_object *o = json_object_new_object();
 	if (!o)
 		return ENOMEM;
@@ -210,6 +213,8 @@ static int show_health(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(r, "items_rebuilt", ju64(st.recovery.items_rebuilt), &ok);
 		jset(r, "rebuild_missing_before",
 		     ju64(st.recovery.rebuild_missing_before), &ok);
+		jset(r, "wal_files_quarantined",
+		     ju64(st.recovery.wal_files_quarantined), &ok);
 		struct json_object *gap = json_object_new_array();
 		if (gap && (json_object_array_add(gap,
 				ju64(st.recovery.wal_gap_from)) ||
@@ -468,6 +473,11 @@ static int show_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 		rc = counter(out, "t4dx_wal_records_total",
 			     "WAL records made durable.", st.wal_records);
 	if (!rc)
+		rc = counter(out, "t4dx_write_stalls_total",
+			     "Writers that waited for a flush because the log "
+			     "passed wal.checkpoint_bytes meanwhile.",
+			     st.write_stalls);
+	if (!rc)
 		rc = counter(out, "t4dx_alerts_total", "Alerts raised.",
 			     fs->alerts_seen);
 	if (!rc)
@@ -518,6 +528,8 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 	jset(o, "wal_syncs", ju64(st.wal_syncs), &ok);
 	jset(o, "wal_records", ju64(st.wal_records), &ok);
 	jset(o, "write_buffer_bytes", ju64(atomic_load(&fs->wb_bytes)), &ok);
+	jset(o, "write_stalls", ju64(st.write_stalls), &ok);
+	jset(o, "writers_stalled", ju64(st.writers_stalled), &ok);
 	jset(o, "uptime_s", ji64(up), &ok);
 	struct json_object *r = json_object_new_object();
 	if (r) {
