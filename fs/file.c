@@ -485,15 +485,74 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_err(req, rc ? rc : sync_ino(fs, h->ino));
 }
 
+/* Commit the files created in directory dir that are still open and
+ * were never committed: their create is provisional (no record until the
+ * first close, see make_entry), so without this an fsync of the
+ * directory would say 0 for an entry that is on no disk.  Each gets what
+ * its writers have written so far, as an fsync of it would.  0 or the
+ * first error. */
+static int commit_new_files(struct t4dxfs *fs, fuse_ino_t dir)
+{
+	struct pinned { struct node *n; fuse_ino_t ino; struct wbuf *w; };
+	struct pinned *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct fh *h;
+	ns_lock(fs);
+	LIST_FOREACH(h, &fs->open_fhs, link) {
+		if (h->kind != FH_WRITE || h->node->unlinked ||
+		    h->node->parent != dir || !h->node->wb)
+			continue;
+		bool seen = false;
+		for (size_t i = 0; i < n && !seen; i++)
+			seen = v[i].n == h->node;
+		if (seen)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct pinned *nv = realloc(v, ncap * sizeof(*v));
+			if (!nv) {
+				rc = ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[n].n = h->node;
+		v[n].ino = h->ino;
+		v[n++].w = wb_pin(h->node);
+	}
+	ns_unlock(fs);
+	/* w->mu comes before ns_mu: fresh is read with the pins taken */
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&v[i].w->mu);
+		bool fresh = v[i].w->fresh;
+		pthread_mutex_unlock(&v[i].w->mu);
+		int e = fresh ? wbuf_commit(fs, v[i].n, v[i].ino, v[i].w,
+					     COMMIT_SYNC) : 0;
+		if (!rc)
+			rc = e;
+		wb_put(fs, v[i].n, v[i].ino);
+	}
+	free(v);
+	return rc;
+}
+
 /* fsync of a directory: its entries' changes (and its own attributes)
  * were durable when their calls returned, unless acknowledged as
- * unpersisted; this says which. */
+ * unpersisted; this says which, once its new files still open have a
+ * record (commit_new_files). */
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_FSYNC);
-	reply_err(req, is_fixed(ino) ? 0 : sync_ino(fs, ino));
+	if (is_fixed(ino)) {
+		reply_err(req, 0);
+		return;
+	}
+	int rc = commit_new_files(fs, ino);
+	reply_err(req, rc ? rc : sync_ino(fs, ino));
 }
 
 /* The end of a handle: its last close, or an open whose reply the kernel
