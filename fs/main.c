@@ -504,6 +504,12 @@ static int run(struct t4dxfs *fs, struct cmdline *cl)
 	/* one malloc arena per FUSE thread keeps what listings and commits
 	 * freed in many pools; a few arenas bound the daemon's footprint */
 	mallopt(M_ARENA_MAX, 2);
+	/* big contents (write buffers, blobs, segment parts) in mappings of
+	 * their own, given back to the system when freed: glibc would raise
+	 * this threshold after the first such free and keep later ones in the
+	 * heap, where an idle daemon held hundreds of MiB after a burst of
+	 * big writes (from hostile use) */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	pthread_mutex_init(&fs->ns_mu, NULL);
 	const char *pause = getenv("T4DX_TEST_RELEASE_PAUSE_MS");
 	if (pause)
