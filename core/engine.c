@@ -74,9 +74,10 @@ struct t4dx {
 	pthread_cond_t bg_cond;
 	bool bg_want, bg_stop, bg_started;
 	/* the write stall (stall_behind_flush): flushes ended, success or
-	 * not, and the writers waiting for the next end (bg_mu) */
+	 * not, flushes under way, and the writers waiting for the next end
+	 * (bg_mu) */
 	uint64_t flush_gen, stalls;
-	unsigned stalled;
+	unsigned stalled, flushing;
 	pthread_cond_t flush_done;
 	bool bg_compact;                /* segments piled up: merge some */
 	bool bg_wal_gone;               /* a group found the log removed */
@@ -714,7 +715,13 @@ static void stall_behind_flush(struct t4dx *db)
 {
 	pthread_mutex_lock(&db->bg_mu);
 	uint64_t gen = db->flush_gen;   /* read first: an end after it counts */
+	/* imm without a flush under way (one failed, and the next is not
+	 * tried yet, or not at all while the breaker is not CLOSED): no end
+	 * would come to wake the writer */
+	bool flushing = db->flushing > 0;
 	pthread_mutex_unlock(&db->bg_mu);
+	if (!flushing)
+		return;
 	pthread_rwlock_rdlock(&db->lock);
 	bool behind = db->imm && !atomic_load(&db->seg_failed) &&
 		      t4dx_wal_bytes_after(db->wal, db->imm_lsn) >=
@@ -1329,8 +1336,12 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 		     bool wal_lost)
 {
+	pthread_mutex_lock(&db->bg_mu);
+	db->flushing++;
+	pthread_mutex_unlock(&db->bg_mu);
 	int rc = flush_cut_once(db, run, wal_lost);
 	pthread_mutex_lock(&db->bg_mu);
+	db->flushing--;
 	db->flush_gen++;
 	pthread_cond_broadcast(&db->flush_done);
 	pthread_mutex_unlock(&db->bg_mu);
