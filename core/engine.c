@@ -2990,15 +2990,25 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			 char *msg, size_t msglen)
 {
 	bool rebuilt = false;
+	int rc;
+	/* the damaged files, moved to quarantine/ only once a MANIFEST that
+	 * names their rebuilt segments instead is saved: a rebuild that
+	 * fails (a full disk) or a crash before that leaves them where the
+	 * next start salvages them again */
+	uint64_t *damaged_ids = calloc(m->nsegs ? m->nsegs : 1,
+				       sizeof(*damaged_ids));
+	size_t ndamaged = 0;
 	db->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*db->segs));
-	if (!db->segs)
+	if (!db->segs || !damaged_ids) {
+		free(damaged_ids);
 		return ENOMEM;
+	}
 	for (size_t i = 0; i < m->nsegs; i++) {
 		char path[PATH_MAX];
 		struct t4dx_seg *s = NULL;
 		seg_file(db, m->segs[i].id, path, sizeof(path), false);
 		struct t4dx_seg *damaged = NULL;
-		int rc = t4dx_seg_open(path, m->segs[i].id, &s);
+		rc = t4dx_seg_open(path, m->segs[i].id, &s);
 		if (!rc) {
 			rc = t4dx_seg_verify(s);
 			if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT)
@@ -3012,13 +3022,14 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			/* a daemon's compaction: read again */
 			snprintf(msg, msglen, "a daemon keeps changing %s while "
 				 "it is read; try again", db->dir);
-			return EAGAIN;
+			rc = EAGAIN;
+			goto out;
 		}
 		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT ||
 		    (rc == ENOENT && m->segs[i].items)) {
 			db->recovery.segments_damaged++;
 			if (rc != ENOENT && !db->readonly)
-				quarantine(db, path);
+				damaged_ids[ndamaged++] = m->segs[i].id;
 			else if (rc != ENOENT)
 				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 						"segment %s is damaged: its "
@@ -3031,7 +3042,7 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			if (rc) {
 				snprintf(msg, msglen, "cannot rebuild segment "
 					 "%s: %s", path, t4dx_strerror(rc));
-				return rc;
+				goto out;
 			}
 			rebuilt = true;
 			if (!s)
@@ -3040,30 +3051,35 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 		if (rc) {
 			snprintf(msg, msglen, "cannot open segment %s: %s",
 				 path, t4dx_strerror(rc));
-			return rc;
+			goto out;
 		}
 		db->segs[db->nsegs++] = s;
 	}
 	if (rebuilt) {
 		/* what unreadable blocks held is gone: count again */
-		int rc = count_seg_items(db, &db->seg_items);
+		rc = count_seg_items(db, &db->seg_items);
 		if (rc) {
 			snprintf(msg, msglen, "cannot count the items after a "
 				 "rebuild: %s", t4dx_strerror(rc));
-			return rc;
+			goto out;
 		}
 		db->items = db->seg_items;
 	}
 	if (rebuilt && !db->readonly) {
 		/* the MANIFEST names the rebuilt segments instead of the
 		 * damaged ones (one that came back empty drops out) */
-		int rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
-				       db->man_next_ino, db->seg_items);
+		rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
+				   db->man_next_ino, db->seg_items);
 		if (rc) {
 			snprintf(msg, msglen, "cannot write the MANIFEST: %s",
 				 t4dx_strerror(rc));
-			return rc;
+			goto out;
 		}
+	}
+	for (size_t i = 0; i < ndamaged; i++) {
+		char path[PATH_MAX];
+		seg_file(db, damaged_ids[i], path, sizeof(path), false);
+		quarantine(db, path);
 	}
 	if (db->recovery.rebuild_missing_before)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
@@ -3071,7 +3087,10 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 				"LSN %llu; items of unreadable segment blocks "
 				"that only older records described are lost", (unsigned long long)
 				db->recovery.rebuild_missing_before);
-	return 0;
+	rc = 0;
+out:
+	free(damaged_ids);
+	return rc;
 }
 
 /* Read-only replay: records after the MANIFEST's flushed LSN go to the
