@@ -1149,9 +1149,13 @@ static void test_write_stall(void)
 	inner_open = t4dx_io.open;
 	t4dx_io.open = open_held;
 	hold_segs = true;
-	/* past the checkpoint: the flusher cuts and blocks in the segment */
+	/* past the checkpoint: the flusher cuts and blocks in the segment
+	 * (a commit checks the bound before its own record is written: the
+	 * fifth sees the four before it, 80 KB; a fourth sees 60 KB, and
+	 * then only a health probe, up to 30 s later, would start the
+	 * flush) */
 	char name[16];
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		snprintf(name, sizeof(name), "early%d", i);
 		REQUIRE(put_file(db, T4DX_ROOT_INO, name, big, NULL) == 0);
 	}
@@ -1244,7 +1248,7 @@ static void test_write_stall_no_flush(void)
 	hold_segs = true;
 	seg_held = false;
 	char name[16];
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {       /* as in test_write_stall */
 		snprintf(name, sizeof(name), "early%d", i);
 		REQUIRE(put_file(db, T4DX_ROOT_INO, name, big, NULL) == 0);
 	}
