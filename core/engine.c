@@ -2827,6 +2827,25 @@ static bool in_range(const struct t4dx_manifest_seg *ms,
 	return e->lsn >= ms->min_lsn && e->lsn <= ms->max_lsn;
 }
 
+/* Does one of the segments from db->segs[from] on (newer than the one
+ * rebuilt) hold e's key, a tombstone included?  An error counts as yes:
+ * the older version is not put above what cannot be read. */
+static bool held_newer(struct t4dx *db, size_t from,
+		       const struct t4dx_entry *e)
+{
+	for (size_t j = from; j < db->nsegs; j++) {
+		struct t4dx_entry x;
+		int rc = t4dx_seg_get(db->segs[j], e->parent, e->name,
+				      e->name_len, false, &x);
+		if (rc == T4DX_ENOTFOUND)
+			continue;
+		if (!rc)
+			t4dx_entry_clear(&x);
+		return true;
+	}
+	return false;
+}
+
 /* Rebuild the segment ms names.  damaged: the segment itself, if it
  * could be opened (its footer and index are whole), else NULL.  Its
  * blocks that still read back whole are exact: their entries are kept as
@@ -2834,7 +2853,8 @@ static bool in_range(const struct t4dx_manifest_seg *ms,
  * blocks that do not, as far back as it reaches.  Without the salvage
  * one bad block would lose every key older than the archive. */
 static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
-			   struct t4dx_seg *damaged, struct t4dx_seg **out)
+			   struct t4dx_seg *damaged, size_t newer_from,
+			   struct t4dx_seg **out)
 {
 	struct t4dx scratch;
 	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn,
@@ -2902,12 +2922,19 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 	if (n == 0)
 		goto out;               /* nothing to put back */
 	if (db->readonly) {
-		/* newest versions as of flushed_lsn: no segment holds a
-		 * newer one, so the memtable may take them */
-		for (size_t i = 0; i < n && !rc; i++)
+		/* the memtable is above every segment: only what no newer
+		 * segment (db->segs[newer_from] on, all open by now) holds of
+		 * the key goes there; the replay's entries are the newest as
+		 * of flushed_lsn anyway, a salvaged one may be older */
+		size_t put = 0;
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (held_newer(db, newer_from, v[i]))
+				continue;
 			rc = t4dx_mem_put(db->mem, v[i]);
+			put++;
+		}
 		if (!rc)
-			db->recovery.items_rebuilt += n;
+			db->recovery.items_rebuilt += put;
 		goto out;
 	}
 	/* under a new id: the damaged file's name stays its own */
@@ -2972,8 +2999,9 @@ static int count_seg_items(struct t4dx *db, uint64_t *out)
 	struct merge m;
 	const struct t4dx_entry *e;
 	uint64_t n = 0;
-	int rc = merge_open(&m, NULL, NULL, db->segs, db->nsegs, 0, "", 0,
-			    false);
+	/* read-only, the rebuilt entries are in the memtable */
+	int rc = merge_open(&m, db->readonly ? db->mem : NULL, NULL, db->segs,
+			    db->nsegs, 0, "", 0, false);
 	if (rc)
 		return rc;
 	while ((rc = merge_next(&m, &e)) == 0)
@@ -2998,9 +3026,15 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 	uint64_t *damaged_ids = calloc(m->nsegs ? m->nsegs : 1,
 				       sizeof(*damaged_ids));
 	size_t ndamaged = 0;
+	/* read-only, a rebuild goes to the memtable, above every segment:
+	 * it waits until the newer segments are open (held_newer) */
+	struct ro_rebuild { size_t i, from; struct t4dx_seg *damaged; } *later =
+		calloc(m->nsegs ? m->nsegs : 1, sizeof(*later));
+	size_t nlater = 0;
 	db->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*db->segs));
-	if (!db->segs || !damaged_ids) {
+	if (!db->segs || !damaged_ids || !later) {
 		free(damaged_ids);
+		free(later);
 		return ENOMEM;
 	}
 	for (size_t i = 0; i < m->nsegs; i++) {
@@ -3036,7 +3070,15 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 						"items are read from its "
 						"whole blocks and the WAL "
 						"archive", path);
-			rc = rebuild_segment(db, &m->segs[i], damaged, &s);
+			rebuilt = true;
+			if (db->readonly) {
+				later[nlater].i = i;
+				later[nlater].from = db->nsegs;
+				later[nlater++].damaged = damaged;
+				continue;
+			}
+			rc = rebuild_segment(db, &m->segs[i], damaged,
+					     db->nsegs, &s);
 			t4dx_seg_unref(damaged);
 			damaged = NULL;
 			if (rc) {
@@ -3044,7 +3086,6 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 					 "%s: %s", path, t4dx_strerror(rc));
 				goto out;
 			}
-			rebuilt = true;
 			if (!s)
 				continue;
 		}
@@ -3054,6 +3095,20 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			goto out;
 		}
 		db->segs[db->nsegs++] = s;
+	}
+	for (size_t k = 0; k < nlater; k++) {
+		struct t4dx_seg *s = NULL;
+		char path[PATH_MAX];
+		seg_file(db, m->segs[later[k].i].id, path, sizeof(path),
+			 false);
+		rc = rebuild_segment(db, &m->segs[later[k].i],
+				     later[k].damaged, later[k].from, &s);
+		t4dx_seg_unref(s);      /* none made read-only */
+		if (rc) {
+			snprintf(msg, msglen, "cannot rebuild segment %s: %s",
+				 path, t4dx_strerror(rc));
+			goto out;
+		}
 	}
 	if (rebuilt) {
 		/* what unreadable blocks held is gone: count again */
@@ -3089,6 +3144,9 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 				db->recovery.rebuild_missing_before);
 	rc = 0;
 out:
+	for (size_t k = 0; k < nlater; k++)
+		t4dx_seg_unref(later[k].damaged);
+	free(later);
 	free(damaged_ids);
 	return rc;
 }
