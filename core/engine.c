@@ -74,9 +74,10 @@ struct t4dx {
 	pthread_cond_t bg_cond;
 	bool bg_want, bg_stop, bg_started;
 	/* the write stall (stall_behind_flush): flushes ended, success or
-	 * not, and the writers waiting for the next end (bg_mu) */
+	 * not, flushes under way, and the writers waiting for the next end
+	 * (bg_mu) */
 	uint64_t flush_gen, stalls;
-	unsigned stalled;
+	unsigned stalled, flushing;
 	pthread_cond_t flush_done;
 	bool bg_compact;                /* segments piled up: merge some */
 	bool bg_wal_gone;               /* a group found the log removed */
@@ -714,7 +715,13 @@ static void stall_behind_flush(struct t4dx *db)
 {
 	pthread_mutex_lock(&db->bg_mu);
 	uint64_t gen = db->flush_gen;   /* read first: an end after it counts */
+	/* imm without a flush under way (one failed, and the next is not
+	 * tried yet, or not at all while the breaker is not CLOSED): no end
+	 * would come to wake the writer */
+	bool flushing = db->flushing > 0;
 	pthread_mutex_unlock(&db->bg_mu);
+	if (!flushing)
+		return;
 	pthread_rwlock_rdlock(&db->lock);
 	bool behind = db->imm && !atomic_load(&db->seg_failed) &&
 		      t4dx_wal_bytes_after(db->wal, db->imm_lsn) >=
@@ -1329,8 +1336,12 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 static int flush_cut(struct t4dx *db, struct t4dx_compact_run *run,
 		     bool wal_lost)
 {
+	pthread_mutex_lock(&db->bg_mu);
+	db->flushing++;
+	pthread_mutex_unlock(&db->bg_mu);
 	int rc = flush_cut_once(db, run, wal_lost);
 	pthread_mutex_lock(&db->bg_mu);
+	db->flushing--;
 	db->flush_gen++;
 	pthread_cond_broadcast(&db->flush_done);
 	pthread_mutex_unlock(&db->bg_mu);
@@ -2816,6 +2827,25 @@ static bool in_range(const struct t4dx_manifest_seg *ms,
 	return e->lsn >= ms->min_lsn && e->lsn <= ms->max_lsn;
 }
 
+/* Does one of the segments from db->segs[from] on (newer than the one
+ * rebuilt) hold e's key, a tombstone included?  An error counts as yes:
+ * the older version is not put above what cannot be read. */
+static bool held_newer(struct t4dx *db, size_t from,
+		       const struct t4dx_entry *e)
+{
+	for (size_t j = from; j < db->nsegs; j++) {
+		struct t4dx_entry x;
+		int rc = t4dx_seg_get(db->segs[j], e->parent, e->name,
+				      e->name_len, false, &x);
+		if (rc == T4DX_ENOTFOUND)
+			continue;
+		if (!rc)
+			t4dx_entry_clear(&x);
+		return true;
+	}
+	return false;
+}
+
 /* Rebuild the segment ms names.  damaged: the segment itself, if it
  * could be opened (its footer and index are whole), else NULL.  Its
  * blocks that still read back whole are exact: their entries are kept as
@@ -2823,7 +2853,8 @@ static bool in_range(const struct t4dx_manifest_seg *ms,
  * blocks that do not, as far back as it reaches.  Without the salvage
  * one bad block would lose every key older than the archive. */
 static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
-			   struct t4dx_seg *damaged, struct t4dx_seg **out)
+			   struct t4dx_seg *damaged, size_t newer_from,
+			   struct t4dx_seg **out)
 {
 	struct t4dx scratch;
 	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn,
@@ -2891,12 +2922,19 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 	if (n == 0)
 		goto out;               /* nothing to put back */
 	if (db->readonly) {
-		/* newest versions as of flushed_lsn: no segment holds a
-		 * newer one, so the memtable may take them */
-		for (size_t i = 0; i < n && !rc; i++)
+		/* the memtable is above every segment: only what no newer
+		 * segment (db->segs[newer_from] on, all open by now) holds of
+		 * the key goes there; the replay's entries are the newest as
+		 * of flushed_lsn anyway, a salvaged one may be older */
+		size_t put = 0;
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (held_newer(db, newer_from, v[i]))
+				continue;
 			rc = t4dx_mem_put(db->mem, v[i]);
+			put++;
+		}
 		if (!rc)
-			db->recovery.items_rebuilt += n;
+			db->recovery.items_rebuilt += put;
 		goto out;
 	}
 	/* under a new id: the damaged file's name stays its own */
@@ -2961,8 +2999,9 @@ static int count_seg_items(struct t4dx *db, uint64_t *out)
 	struct merge m;
 	const struct t4dx_entry *e;
 	uint64_t n = 0;
-	int rc = merge_open(&m, NULL, NULL, db->segs, db->nsegs, 0, "", 0,
-			    false);
+	/* read-only, the rebuilt entries are in the memtable */
+	int rc = merge_open(&m, db->readonly ? db->mem : NULL, NULL, db->segs,
+			    db->nsegs, 0, "", 0, false);
 	if (rc)
 		return rc;
 	while ((rc = merge_next(&m, &e)) == 0)
@@ -2979,15 +3018,31 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			 char *msg, size_t msglen)
 {
 	bool rebuilt = false;
+	int rc;
+	/* the damaged files, moved to quarantine/ only once a MANIFEST that
+	 * names their rebuilt segments instead is saved: a rebuild that
+	 * fails (a full disk) or a crash before that leaves them where the
+	 * next start salvages them again */
+	uint64_t *damaged_ids = calloc(m->nsegs ? m->nsegs : 1,
+				       sizeof(*damaged_ids));
+	size_t ndamaged = 0;
+	/* read-only, a rebuild goes to the memtable, above every segment:
+	 * it waits until the newer segments are open (held_newer) */
+	struct ro_rebuild { size_t i, from; struct t4dx_seg *damaged; } *later =
+		calloc(m->nsegs ? m->nsegs : 1, sizeof(*later));
+	size_t nlater = 0;
 	db->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*db->segs));
-	if (!db->segs)
+	if (!db->segs || !damaged_ids || !later) {
+		free(damaged_ids);
+		free(later);
 		return ENOMEM;
+	}
 	for (size_t i = 0; i < m->nsegs; i++) {
 		char path[PATH_MAX];
 		struct t4dx_seg *s = NULL;
 		seg_file(db, m->segs[i].id, path, sizeof(path), false);
 		struct t4dx_seg *damaged = NULL;
-		int rc = t4dx_seg_open(path, m->segs[i].id, &s);
+		rc = t4dx_seg_open(path, m->segs[i].id, &s);
 		if (!rc) {
 			rc = t4dx_seg_verify(s);
 			if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT)
@@ -3001,58 +3056,85 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 			/* a daemon's compaction: read again */
 			snprintf(msg, msglen, "a daemon keeps changing %s while "
 				 "it is read; try again", db->dir);
-			return EAGAIN;
+			rc = EAGAIN;
+			goto out;
 		}
 		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT ||
 		    (rc == ENOENT && m->segs[i].items)) {
 			db->recovery.segments_damaged++;
 			if (rc != ENOENT && !db->readonly)
-				quarantine(db, path);
+				damaged_ids[ndamaged++] = m->segs[i].id;
 			else if (rc != ENOENT)
 				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 						"segment %s is damaged: its "
 						"items are read from its "
 						"whole blocks and the WAL "
 						"archive", path);
-			rc = rebuild_segment(db, &m->segs[i], damaged, &s);
+			rebuilt = true;
+			if (db->readonly) {
+				later[nlater].i = i;
+				later[nlater].from = db->nsegs;
+				later[nlater++].damaged = damaged;
+				continue;
+			}
+			rc = rebuild_segment(db, &m->segs[i], damaged,
+					     db->nsegs, &s);
 			t4dx_seg_unref(damaged);
 			damaged = NULL;
 			if (rc) {
 				snprintf(msg, msglen, "cannot rebuild segment "
 					 "%s: %s", path, t4dx_strerror(rc));
-				return rc;
+				goto out;
 			}
-			rebuilt = true;
 			if (!s)
 				continue;
 		}
 		if (rc) {
 			snprintf(msg, msglen, "cannot open segment %s: %s",
 				 path, t4dx_strerror(rc));
-			return rc;
+			goto out;
 		}
 		db->segs[db->nsegs++] = s;
 	}
+	for (size_t k = 0; k < nlater; k++) {
+		struct t4dx_seg *s = NULL;
+		char path[PATH_MAX];
+		seg_file(db, m->segs[later[k].i].id, path, sizeof(path),
+			 false);
+		rc = rebuild_segment(db, &m->segs[later[k].i],
+				     later[k].damaged, later[k].from, &s);
+		t4dx_seg_unref(s);      /* none made read-only */
+		if (rc) {
+			snprintf(msg, msglen, "cannot rebuild segment %s: %s",
+				 path, t4dx_strerror(rc));
+			goto out;
+		}
+	}
 	if (rebuilt) {
 		/* what unreadable blocks held is gone: count again */
-		int rc = count_seg_items(db, &db->seg_items);
+		rc = count_seg_items(db, &db->seg_items);
 		if (rc) {
 			snprintf(msg, msglen, "cannot count the items after a "
 				 "rebuild: %s", t4dx_strerror(rc));
-			return rc;
+			goto out;
 		}
 		db->items = db->seg_items;
 	}
 	if (rebuilt && !db->readonly) {
 		/* the MANIFEST names the rebuilt segments instead of the
 		 * damaged ones (one that came back empty drops out) */
-		int rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
-				       db->man_next_ino, db->seg_items);
+		rc = save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
+				   db->man_next_ino, db->seg_items);
 		if (rc) {
 			snprintf(msg, msglen, "cannot write the MANIFEST: %s",
 				 t4dx_strerror(rc));
-			return rc;
+			goto out;
 		}
+	}
+	for (size_t i = 0; i < ndamaged; i++) {
+		char path[PATH_MAX];
+		seg_file(db, damaged_ids[i], path, sizeof(path), false);
+		quarantine(db, path);
 	}
 	if (db->recovery.rebuild_missing_before)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
@@ -3060,7 +3142,13 @@ static int load_segments(struct t4dx *db, struct t4dx_manifest *m,
 				"LSN %llu; items of unreadable segment blocks "
 				"that only older records described are lost", (unsigned long long)
 				db->recovery.rebuild_missing_before);
-	return 0;
+	rc = 0;
+out:
+	for (size_t k = 0; k < nlater; k++)
+		t4dx_seg_unref(later[k].damaged);
+	free(later);
+	free(damaged_ids);
+	return rc;
 }
 
 /* Read-only replay: records after the MANIFEST's flushed LSN go to the
