@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "t4dx.h"
+
 struct t4dx_buf {
 	unsigned char *p;
 	size_t len, cap;
@@ -36,13 +38,9 @@ static inline uint32_t t4dx_get_u32(const unsigned char *p)
 static inline uint64_t t4dx_get_u64(const unsigned char *p)
 { return (uint64_t)t4dx_get_u32(p) | (uint64_t)t4dx_get_u32(p + 4) << 32; }
 
-/* True if s[0..len) is valid UTF-8 without NUL bytes. */
-bool t4dx_utf8_valid(const unsigned char *s, size_t len);
-/* Standard base64 with padding.  put writes the (len + 2) / 3 * 4
- * characters (no NUL) to out and returns their count; encode appends them
- * to a buffer.  decode returns 0 or EINVAL; out must hold 3 * (len / 4)
- * bytes. */
-size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len);
+/* t4dx_utf8_valid and t4dx_base64_put are in t4dx.h.  Base64: encode
+ * appends what t4dx_base64_put writes to a buffer; decode returns 0 or
+ * EINVAL, and out must hold 3 * (len / 4) bytes. */
 int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len);
 int t4dx_base64_decode(const char *s, size_t len, unsigned char *out,
 		       size_t *outlen);

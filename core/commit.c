@@ -210,11 +210,59 @@ static int wait_durable(struct t4dx *db, uint64_t lsn)
 	return rc == ESTALE ? EIO : rc;
 }
 
+/* The write stall.  A flush cuts the memtable at the log's end and
+ * writes it out while writers go on into a new memtable; if they write
+ * wal.checkpoint_bytes more before that flush ends (many writers of big
+ * files, a slow disk), the live log would grow past its bound by as much
+ * as they can write meanwhile.  Such a writer waits, once its change is
+ * in (t4dx_wait), until the flush under way ends, saved or not
+ * (flush_gen), or STALL_MAX_S passed (a disk that hangs must not hang
+ * every writer for good; the log then grows, as it would without the
+ * stall).  Not while segments cannot be written at all (level 2): no
+ * flush would end it.  Counted in the stats (write_stalls). */
+#define STALL_MAX_S 10
+static void stall_behind_flush(struct t4dx *db)
+{
+	pthread_mutex_lock(&db->bg_mu);
+	uint64_t gen = db->flush_gen;   /* read first: an end after it counts */
+	/* imm without a flush under way (one failed, and the next is not
+	 * tried yet, or not at all while the breaker is not CLOSED): no end
+	 * would come to wake the writer */
+	bool flushing = db->flushing > 0;
+	pthread_mutex_unlock(&db->bg_mu);
+	if (!flushing)
+		return;
+	pthread_rwlock_rdlock(&db->lock);
+	bool behind = db->imm && !atomic_load(&db->seg_failed) &&
+		      t4dx_wal_bytes_after(db->wal, db->imm_lsn) >=
+		      db->cfg.wal.checkpoint_bytes;
+	pthread_rwlock_unlock(&db->lock);
+	if (!behind)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += STALL_MAX_S;
+	pthread_mutex_lock(&db->bg_mu);
+	db->stalls++;
+	db->stalled++;
+	while (db->flush_gen == gen && !db->bg_stop &&
+	       pthread_cond_timedwait(&db->flush_done, &db->bg_mu,
+				      &until) != ETIMEDOUT)
+		;
+	db->stalled--;
+	pthread_mutex_unlock(&db->bg_mu);
+}
+
 int t4dx_wait(struct t4dx *db, uint64_t lsn)
 {
 	if (db->readonly)
 		return EROFS;
 	int rc = wait_durable(db, lsn);
+	/* here, once the change is in the log and outside the caller's
+	 * locks (fs/ adds records under its namespace lock and waits after
+	 * it): a stalled writer holds up only itself, and each writer adds
+	 * at most one record past the bound */
+	stall_behind_flush(db);
 	/* policy queue: acknowledged as unpersisted */
 	return rc && eng_queueing(db) ? 0 : rc;
 }
@@ -230,9 +278,11 @@ int t4dx_sync(struct t4dx *db, uint64_t lsn)
 		return rc;
 	/* Synced once is not enough if the log was removed since (rm -rf
 	 * DATA/wal): records that only it held are durable again once the
-	 * flusher has saved them in a segment, which this asks for. */
+	 * flusher has saved them in a segment, which this asks for.  The
+	 * flushed LSN counts only once a durable MANIFEST names the segment:
+	 * a power cut may bring back the one before (manifest_unsynced). */
 	pthread_rwlock_rdlock(&db->lock);
-	bool in_segments = lsn <= db->flushed_lsn;
+	bool in_segments = lsn <= db->flushed_lsn && !db->manifest_unsynced;
 	pthread_rwlock_unlock(&db->lock);
 	if (in_segments || !t4dx_wal_gone(db->wal))
 		return 0;

@@ -37,7 +37,7 @@ static const char *const sections[] = {
 };
 #define NSECTIONS (sizeof(sections) / sizeof(*sections))
 
-enum kind { K_INT, K_NUM, K_POLICY, K_PATH };
+enum kind { K_INT, K_NUM, K_BOOL, K_POLICY, K_PATH };
 
 struct key {
 	unsigned sec;                   /* index in sections[] */
@@ -55,6 +55,7 @@ struct key {
 #define NUM(i, s, k, lo, hi, open) \
 	{ i, #k, K_NUM, FIELD(s, k), 0, 0, lo, hi, open }
 #define STR(i, s, k, kind) { i, #k, kind, FIELD(s, k), 0, 0, 0, 0, false }
+#define BOOL(i, s, k) { i, #k, K_BOOL, FIELD(s, k), 0, 0, 0, 0, false }
 
 /* In the order of the file; render writes them in this order too. */
 static const struct key keys[] = {
@@ -73,6 +74,7 @@ static const struct key keys[] = {
 	INT(3, fallback, drain_batch, 1, 100000),
 	STR(3, fallback, policy, K_POLICY),
 	STR(3, fallback, rescue_dir, K_PATH),
+	BOOL(3, fallback, rescue_fallback),
 	NUM(4, health, interval_s, 0, 86400, true),
 	NUM(4, health, timeout_s, 0, 3600, true),
 	INT(4, health, alert_threshold, 1, 1000000),
@@ -425,6 +427,14 @@ static int set(const struct key *k, struct json_object *v,
 		memcpy(dst, &d, sizeof(d));
 		return 0;
 	}
+	case K_BOOL: {
+		if (t != json_type_boolean)
+			return fail(msg, msglen, "%s.%s: must be true or false, "
+				    "got %s", sec, k->name, describe(v, got));
+		bool b = json_object_get_boolean(v);
+		memcpy(dst, &b, sizeof(b));
+		return 0;
+	}
 	case K_POLICY:
 	case K_PATH:
 		break;
@@ -647,6 +657,10 @@ int t4dx_config_render(const struct t4dx_config *cfg, struct t4dx_buf *out)
 			uint64_t x;
 			memcpy(&x, src, sizeof(x));
 			rc = t4dx_buf_addf(out, "%" PRIu64, x);
+		} else if (k->kind == K_BOOL) {
+			bool x;
+			memcpy(&x, src, sizeof(x));
+			rc = t4dx_buf_addf(out, "%s", x ? "true" : "false");
 		} else if (k->kind == K_NUM) {
 			double x;
 			char v[32];

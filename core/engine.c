@@ -178,6 +178,11 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_mutex_init(&db->flush_mu, NULL);
 	pthread_mutex_init(&db->bg_mu, NULL);
 	pthread_cond_init(&db->bg_cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&db->flush_done, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&db->health_mu, NULL);
 	pthread_cond_init(&db->health_cond, NULL);
 	pthread_mutex_init(&db->compact_mu, NULL);
@@ -292,6 +297,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	db->recovery.wal_files = rep.files;
 	db->recovery.wal_gap_from = rep.gap_from;
 	db->recovery.wal_gap_to = rep.gap_to;
+	db->recovery.wal_files_quarantined = rep.files_quarantined;
 	/* one alert per hole; the records after each were replayed */
 	for (uint64_t i = 0; i < rep.gaps && i < T4DX_WAL_HOLES; i++)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
@@ -321,11 +327,19 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	t4dx_wal_set_batch(db->wal, db->cfg.fallback.drain_batch);
 	eng_choose_rescue_dir(db);
 	eng_replay_rescue_dir(db, db->dir, "rescue-");
-	if (*db->rescue_dir) {
+	if (*db->rescue_tag) {
 		char prefix[64];
+		const char *dirs[1 + ENG_RESCUE_CANDIDATES];
+		size_t nd = 0;
 		snprintf(prefix, sizeof(prefix), "t4dx-rescue-%s-",
 			 db->rescue_tag);
-		eng_replay_rescue_dir(db, db->rescue_dir, prefix);
+		if (*db->rescue_dir)
+			dirs[nd++] = db->rescue_dir;
+		/* where a rescue that its directory refused may have gone */
+		if (db->cfg.fallback.rescue_fallback)
+			nd += eng_rescue_candidates(db, dirs + nd);
+		for (size_t i = 0; i < nd; i++)
+			eng_replay_rescue_dir(db, dirs[i], prefix);
 	}
 	/* files of a version that did not tag them */
 	if (*db->cfg.fallback.rescue_dir)
@@ -401,6 +415,7 @@ int t4dx_close(struct t4dx *db)
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_stop = true;
 		pthread_cond_signal(&db->bg_cond);
+		pthread_cond_broadcast(&db->flush_done);
 		pthread_mutex_unlock(&db->bg_mu);
 		pthread_join(db->bg, NULL);
 	}
@@ -463,6 +478,7 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->flush_mu);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cond);
+	pthread_cond_destroy(&db->flush_done);
 	pthread_mutex_destroy(&db->health_mu);
 	pthread_cond_destroy(&db->health_cond);
 	pthread_mutex_destroy(&db->compact_mu);
@@ -493,6 +509,10 @@ void t4dx_get_stats(struct t4dx *db, struct t4dx_stats *st)
 		st->segment_bytes += t4dx_seg_file_bytes(db->segs[i]);
 	pthread_rwlock_unlock(&db->lock);
 	st->recovery = db->recovery;
+	pthread_mutex_lock(&db->bg_mu);
+	st->write_stalls = db->stalls;
+	st->writers_stalled = db->stalled;
+	pthread_mutex_unlock(&db->bg_mu);
 	if (!db->wal) {                 /* read-only */
 		st->wal_lsn = db->ro_last_lsn;
 		return;

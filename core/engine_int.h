@@ -98,6 +98,12 @@ struct t4dx {
 	pthread_cond_t bg_cond;
 	bool bg_want, bg_stop;          /* bg_mu */
 	bool bg_started;                /* open */
+	/* the write stall (stall_behind_flush, commit.c): flushes ended,
+	 * success or not, flushes under way, and the writers waiting for
+	 * the next end (bg_mu) */
+	uint64_t flush_gen, stalls;
+	unsigned stalled, flushing;
+	pthread_cond_t flush_done;
 	bool bg_compact;                /* segments piled up: merge some;
 	                                   bg_mu */
 	bool bg_wal_gone;               /* a group found the log removed;
@@ -296,6 +302,10 @@ int eng_replay_one(void *arg, struct t4dx_rec *r);
 /* Alert about files in DATA_DIR the engine does not know. */
 void eng_report_strays(struct t4dx *db);
 /* Open the MANIFEST's segments; quarantine and rebuild damaged ones. */
+/* Where a rescue file may go besides DATA_DIR (fallback.c). */
+#define ENG_RESCUE_CANDIDATES 4
+size_t eng_rescue_candidates(const struct t4dx *db,
+			     const char *out[ENG_RESCUE_CANDIDATES]);
 int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 		      size_t msglen);
 /* Read-only open: replay the WAL into the memtable, change nothing. */

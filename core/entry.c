@@ -180,6 +180,7 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->fallback.max_queue_bytes = 64ULL << 20;
 	c->fallback.drain_batch = 100;
 	strcpy(c->fallback.policy, "queue");
+	c->fallback.rescue_fallback = true;
 	c->health.interval_s = 30;
 	c->health.timeout_s = 5;
 	c->health.alert_threshold = 3;

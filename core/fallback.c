@@ -143,6 +143,29 @@ const char *t4dx_level_name(int level)
  * and only then renames the file to *.replayed.  Nothing is ever
  * deleted. */
 
+/* The directories a rescue file may go to besides DATA_DIR, in order of
+ * preference: $TMPDIR (if absolute), /var/tmp, /tmp, /dev/shm, each once
+ * and none that is the chosen rescue directory (the caller tries that
+ * first).  Nothing is checked: a directory that cannot take the file
+ * fails when it is tried.  Returns how many were put in out. */
+size_t eng_rescue_candidates(const struct t4dx *db,
+			     const char *out[ENG_RESCUE_CANDIDATES])
+{
+	const char *tmp = getenv("TMPDIR");
+	const char *const all[ENG_RESCUE_CANDIDATES] = {
+		tmp && *tmp == '/' ? tmp : "/var/tmp", "/var/tmp", "/tmp",
+		"/dev/shm" };
+	size_t n = 0;
+	for (size_t i = 0; i < ENG_RESCUE_CANDIDATES; i++) {
+		bool seen = !strcmp(all[i], db->rescue_dir);
+		for (size_t j = 0; !seen && j < n; j++)
+			seen = !strcmp(all[i], out[j]);
+		if (!seen)
+			out[n++] = all[i];
+	}
+	return n;
+}
+
 /* The entries of m as records (put, mkdir, delete) numbered from *lsn
  * on, appended to out.  0 or ENOMEM. */
 static int mem_records(struct t4dx_mem *m, uint64_t *lsn,
@@ -206,11 +229,28 @@ int eng_write_rescue(struct t4dx *db, bool wal_lost)
 		 (unsigned long long)first);
 	const char *where = db->dir;
 	rc = t4dx_io_write_durably(db->dir, name, b.p, b.len, NULL);
-	if (rc && *db->rescue_dir) {
+	if (rc && *db->rescue_tag) {
+		/* the chosen rescue directory, then (rescue_fallback) the
+		 * other candidates whatever their filesystem: a file in
+		 * memory or on the full disk's neighbour beats the log */
+		const char *dirs[1 + ENG_RESCUE_CANDIDATES];
+		size_t nd = 0;
+		if (*db->rescue_dir)
+			dirs[nd++] = db->rescue_dir;
+		if (db->cfg.fallback.rescue_fallback)
+			nd += eng_rescue_candidates(db, dirs + nd);
 		snprintf(name, sizeof(name), "t4dx-rescue-%s-%020llu.jsonl",
 			 db->rescue_tag, (unsigned long long)first);
-		where = db->rescue_dir;
-		rc = t4dx_io_write_durably(where, name, b.p, b.len, NULL);
+		for (size_t i = 0; rc && i < nd; i++) {
+			where = dirs[i];
+			int e = t4dx_io_write_durably(where, name, b.p, b.len,
+						      NULL);
+			if (e)
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+						"rescue file %s/%s: %s", where,
+						name, strerror(e));
+			rc = e;
+		}
 	}
 	const char *what = wal_lost ? "changes held in memory only (the "
 				      "log was removed)"
@@ -363,11 +403,10 @@ void eng_choose_rescue_dir(struct t4dx *db)
 				 "written at a shutdown would be lost", set);
 		return;
 	}
-	const char *tmp = getenv("TMPDIR");
-	const char *const dirs[] = { tmp && *tmp == '/' ? tmp : "/var/tmp",
-				     "/var/tmp", "/tmp", "/dev/shm" };
+	const char *dirs[ENG_RESCUE_CANDIDATES];
+	size_t nd = eng_rescue_candidates(db, dirs);   /* rescue_dir is "" */
 	const char *ram = NULL;
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+	for (size_t i = 0; i < nd; i++) {
 		if (stat(dirs[i], &st) || !S_ISDIR(st.st_mode) ||
 		    st.st_dev == ds.st_dev || access(dirs[i], W_OK | X_OK))
 			continue;

@@ -105,7 +105,27 @@ static int checkpoint_empty(struct t4dx *db, uint64_t *last)
  * t4dx_close), the segment covers every record applied, durable or not,
  * and no log file is rotated or archived: the next start begins a new
  * log after them. */
+static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
+			  bool wal_lost);
+
+/* Every flush attempt ends here, saved or not: writers stalled behind it
+ * (stall_behind_flush) go on. */
 int eng_flush_cut(struct t4dx *db, struct t4dx_compact_run *run, bool wal_lost)
+{
+	pthread_mutex_lock(&db->bg_mu);
+	db->flushing++;
+	pthread_mutex_unlock(&db->bg_mu);
+	int rc = flush_cut_once(db, run, wal_lost);
+	pthread_mutex_lock(&db->bg_mu);
+	db->flushing--;
+	db->flush_gen++;
+	pthread_cond_broadcast(&db->flush_done);
+	pthread_mutex_unlock(&db->bg_mu);
+	return rc;
+}
+
+static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
+			  bool wal_lost)
 {
 	int rc = 0;
 	uint64_t last, next_ino, items, id;

@@ -88,8 +88,13 @@ static void check_wal(struct t4dx *db)
 	if (slow)
 		rc = ETIMEDOUT;
 	t4dx_breaker_get(db->breaker, &bi);
-	if (!rc && bi.state == T4DX_OPEN)
+	if (!rc && bi.state == T4DX_OPEN) {
 		t4dx_breaker_probe_ok(db->breaker);
+		/* and the probe is the first trial that passed (its group
+		 * commit, counted while still OPEN, was not): an idle store
+		 * whose disk works again closes at the next probe */
+		t4dx_breaker_record(db->breaker, 0);
+	}
 	/* the group commit's own result was counted by eng_group_done; a slow
 	 * one, or a probe that could not even be queued, counts here */
 	t4dx_breaker_get(db->breaker, &bi);

@@ -61,7 +61,9 @@ static void quarantine(struct t4dx *db, const char *path)
  * and the later record would then find nothing to apply to.  What
  * compaction did to the keys (kappa raised by nrem) is not in the WAL and
  * is lost; if the archive no longer reaches back to LSN 1, what only older
- * records described is lost too, and health says so. */
+ * records described is lost too, and health says so.  Both only for the
+ * keys of blocks that no longer read back: the damaged segment's whole
+ * blocks are salvaged as they are (rebuild_segment). */
 
 struct rebuild {
 	struct t4dx *scratch;
@@ -91,20 +93,65 @@ static int rebuild_one(void *arg, struct t4dx_rec *r)
 	return 0;
 }
 
+static int salvage_one(void *arg, struct t4dx_entry *e)
+{
+	int rc = t4dx_mem_put(arg, e);
+	t4dx_entry_clear(e);
+	return rc;
+}
+
+static bool in_range(const struct t4dx_manifest_seg *ms,
+		     const struct t4dx_entry *e)
+{
+	return e->lsn >= ms->min_lsn && e->lsn <= ms->max_lsn;
+}
+
+/* Does one of the segments from db->segs[from] on (newer than the one
+ * rebuilt) hold e's key, a tombstone included?  An error counts as yes:
+ * the older version is not put above what cannot be read. */
+static bool held_newer(struct t4dx *db, size_t from,
+		       const struct t4dx_entry *e)
+{
+	for (size_t j = from; j < db->nsegs; j++) {
+		struct t4dx_entry x;
+		int rc = t4dx_seg_get(db->segs[j], e->parent, e->name,
+				      e->name_len, false, &x);
+		if (rc == T4DX_ENOTFOUND)
+			continue;
+		if (!rc)
+			t4dx_entry_clear(&x);
+		return true;
+	}
+	return false;
+}
+
+/* Rebuild the segment ms names.  damaged: the segment itself, if it
+ * could be opened (its footer and index are whole), else NULL.  Its
+ * blocks that still read back whole are exact: their entries are kept as
+ * they are (kappa and all); the archive replay gives the keys of the
+ * blocks that do not, as far back as it reaches.  Without the salvage
+ * one bad block would lose every key older than the archive. */
 static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
+			   struct t4dx_seg *damaged, size_t newer_from,
 			   struct t4dx_seg **out)
 {
 	struct t4dx scratch;
 	struct rebuild rb = { .scratch = &scratch, .upto = db->flushed_lsn,
 			      .db = db, .seg_id = ms->id };
 	struct t4dx_entry **v = NULL;
-	size_t n = 0, i = 0;
+	struct t4dx_mem *good = t4dx_mem_new();
+	size_t n = 0, kept = 0, lost = 0;
 	int rc;
 
 	memset(&scratch, 0, sizeof(scratch));
 	scratch.mem = t4dx_mem_new();
-	if (!scratch.mem)
-		return ENOMEM;
+	if (!scratch.mem || !good) {
+		rc = ENOMEM;
+		goto out;
+	}
+	if (damaged &&
+	    (rc = t4dx_seg_salvage(damaged, salvage_one, good, &lost)))
+		goto out;
 	rb.total = t4dx_wal_files_bytes(db->wal_dir, true);
 	if (db->rebuild_fn)
 		db->rebuild_fn(db->rebuild_arg, ms->id, 0, rb.total);
@@ -115,34 +162,58 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 		db->rebuild_fn(db->rebuild_arg, ms->id, rb.total, rb.total);
 	if (rc)
 		goto out;
-	if (rb.first > 1 &&
+	/* nothing read: the archive holds nothing up to the flushed LSN */
+	if (!rb.first)
+		rb.first = db->flushed_lsn + 1;
+	/* only what lost blocks held can be missing */
+	if (rb.first > 1 && (!damaged || lost) &&
 	    (!db->recovery.rebuild_missing_before ||
 	     rb.first > db->recovery.rebuild_missing_before))
 		db->recovery.rebuild_missing_before = rb.first;
-	for (const struct t4dx_entry *e = t4dx_mem_seek(scratch.mem, 0, "", 0);
-	     e; e = t4dx_mem_next(scratch.mem, e))
-		if (e->lsn >= ms->min_lsn && e->lsn <= ms->max_lsn)
-			n++;
-	if (n == 0)
-		goto out;               /* nothing to put back */
-	v = calloc(n, sizeof(*v));
+	/* the union, in key order: a salvaged entry wins over the replay's */
+	size_t cap = t4dx_mem_count(good) + t4dx_mem_count(scratch.mem);
+	v = calloc(cap ? cap : 1, sizeof(*v));
 	if (!v) {
 		rc = ENOMEM;
 		goto out;
 	}
-	for (const struct t4dx_entry *e = t4dx_mem_seek(scratch.mem, 0, "", 0);
-	     e; e = t4dx_mem_next(scratch.mem, e)) {
-		if (e->lsn < ms->min_lsn || e->lsn > ms->max_lsn)
+	const struct t4dx_entry *g = t4dx_mem_seek(good, 0, "", 0);
+	const struct t4dx_entry *a = t4dx_mem_seek(scratch.mem, 0, "", 0);
+	while (g || a) {
+		if (a && !in_range(ms, a)) {
+			a = t4dx_mem_next(scratch.mem, a);
 			continue;
-		v[i++] = (struct t4dx_entry *)e;
+		}
+		int c = !a ? -1 : !g ? 1 :
+			t4dx_key_cmp(g->parent, g->name, g->name_len,
+				     a->parent, a->name, a->name_len);
+		if (c <= 0) {
+			v[n++] = (struct t4dx_entry *)g;
+			kept++;
+			g = t4dx_mem_next(good, g);
+			if (c == 0)
+				a = t4dx_mem_next(scratch.mem, a);
+		} else {
+			v[n++] = (struct t4dx_entry *)a;
+			a = t4dx_mem_next(scratch.mem, a);
+		}
 	}
+	if (n == 0)
+		goto out;               /* nothing to put back */
 	if (db->readonly) {
-		/* newest versions as of flushed_lsn: no segment holds a
-		 * newer one, so the memtable may take them */
-		for (i = 0; i < n && !rc; i++)
+		/* the memtable is above every segment: only what no newer
+		 * segment (db->segs[newer_from] on, all open by now) holds of
+		 * the key goes there; the replay's entries are the newest as
+		 * of flushed_lsn anyway, a salvaged one may be older */
+		size_t put = 0;
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (held_newer(db, newer_from, v[i]))
+				continue;
 			rc = t4dx_mem_put(db->mem, v[i]);
+			put++;
+		}
 		if (!rc)
-			db->recovery.items_rebuilt += n;
+			db->recovery.items_rebuilt += put;
 		goto out;
 	}
 	/* under a new id: the damaged file's name stays its own */
@@ -151,12 +222,16 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 		goto out;
 	db->recovery.items_rebuilt += n;
 	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
-			"segment %llu rebuilt from the WAL archive as segment "
-			"%llu: %zu entries", (unsigned long long)ms->id,
-			(unsigned long long)id, n);
+			"segment %llu rebuilt as segment %llu: %zu entries, "
+			"%zu from its %zu blocks that read back whole (%zu "
+			"did not), %zu from the WAL archive",
+			(unsigned long long)ms->id, (unsigned long long)id, n,
+			kept, damaged ? t4dx_seg_blocks(damaged) - lost : 0,
+			lost, n - kept);
 out:
 	free(v);
 	t4dx_mem_free(scratch.mem);
+	t4dx_mem_free(good);
 	return rc;
 }
 
@@ -196,79 +271,163 @@ void eng_report_strays(struct t4dx *db)
 	}
 }
 
+/* The live items the segments hold (tombstones and the versions they
+ * hide left out). */
+static int count_seg_items(struct t4dx *db, uint64_t *out)
+{
+	struct merge m;
+	const struct t4dx_entry *e;
+	uint64_t n = 0;
+	/* read-only, the rebuilt entries are in the memtable */
+	int rc = eng_merge_open(&m, db->readonly ? db->mem : NULL, NULL, db->segs,
+			    db->nsegs, 0, "", 0, false);
+	if (rc)
+		return rc;
+	while ((rc = eng_merge_next(&m, &e)) == 0)
+		n += !e->tombstone;
+	eng_merge_close(&m);
+	*out = n;
+	return rc == T4DX_ENOTFOUND ? 0 : rc;
+}
+
 /* Open the MANIFEST's segments, checking every block.  A damaged one is
- * quarantined and rebuilt in its place from the WAL archive. */
+ * quarantined and rebuilt in its place from its blocks that read back
+ * whole and the WAL archive (rebuild_segment). */
 int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 		      size_t msglen)
 {
 	bool rebuilt = false;
+	int rc;
+	/* the damaged files, moved to quarantine/ only once a MANIFEST that
+	 * names their rebuilt segments instead is saved: a rebuild that
+	 * fails (a full disk) or a crash before that leaves them where the
+	 * next start salvages them again */
+	uint64_t *damaged_ids = calloc(m->nsegs ? m->nsegs : 1,
+				       sizeof(*damaged_ids));
+	size_t ndamaged = 0;
+	/* read-only, a rebuild goes to the memtable, above every segment:
+	 * it waits until the newer segments are open (held_newer) */
+	struct ro_rebuild { size_t i, from; struct t4dx_seg *damaged; } *later =
+		calloc(m->nsegs ? m->nsegs : 1, sizeof(*later));
+	size_t nlater = 0;
 	db->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*db->segs));
-	if (!db->segs)
+	if (!db->segs || !damaged_ids || !later) {
+		free(damaged_ids);
+		free(later);
 		return ENOMEM;
+	}
 	for (size_t i = 0; i < m->nsegs; i++) {
 		char path[PATH_MAX];
 		struct t4dx_seg *s = NULL;
 		eng_seg_file(db, m->segs[i].id, path, sizeof(path), false);
-		int rc = t4dx_seg_open(path, m->segs[i].id, &s);
+		struct t4dx_seg *damaged = NULL;
+		rc = t4dx_seg_open(path, m->segs[i].id, &s);
 		if (!rc) {
 			rc = t4dx_seg_verify(s);
-			if (rc) {
+			if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT)
+				damaged = s;    /* salvaged below */
+			else if (rc)
 				t4dx_seg_unref(s);
+			if (rc)
 				s = NULL;
-			}
 		}
 		if (rc == ENOENT && db->nolock) {
 			/* a daemon's compaction: read again */
 			snprintf(msg, msglen, "a daemon keeps changing %s while "
 				 "it is read; try again", db->dir);
-			return EAGAIN;
+			rc = EAGAIN;
+			goto out;
 		}
 		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT ||
 		    (rc == ENOENT && m->segs[i].items)) {
 			db->recovery.segments_damaged++;
 			if (rc != ENOENT && !db->readonly)
-				quarantine(db, path);
+				damaged_ids[ndamaged++] = m->segs[i].id;
 			else if (rc != ENOENT)
 				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 						"segment %s is damaged: its "
-						"items are read from the WAL "
+						"items are read from its "
+						"whole blocks and the WAL "
 						"archive", path);
-			rc = rebuild_segment(db, &m->segs[i], &s);
+			rebuilt = true;
+			if (db->readonly) {
+				later[nlater].i = i;
+				later[nlater].from = db->nsegs;
+				later[nlater++].damaged = damaged;
+				continue;
+			}
+			rc = rebuild_segment(db, &m->segs[i], damaged,
+					     db->nsegs, &s);
+			t4dx_seg_unref(damaged);
+			damaged = NULL;
 			if (rc) {
 				snprintf(msg, msglen, "cannot rebuild segment "
 					 "%s: %s", path, t4dx_strerror(rc));
-				return rc;
+				goto out;
 			}
-			rebuilt = true;
 			if (!s)
 				continue;
 		}
 		if (rc) {
 			snprintf(msg, msglen, "cannot open segment %s: %s",
 				 path, t4dx_strerror(rc));
-			return rc;
+			goto out;
 		}
 		db->segs[db->nsegs++] = s;
+	}
+	for (size_t k = 0; k < nlater; k++) {
+		struct t4dx_seg *s = NULL;
+		char path[PATH_MAX];
+		eng_seg_file(db, m->segs[later[k].i].id, path, sizeof(path),
+			 false);
+		rc = rebuild_segment(db, &m->segs[later[k].i],
+				     later[k].damaged, later[k].from, &s);
+		t4dx_seg_unref(s);      /* none made read-only */
+		if (rc) {
+			snprintf(msg, msglen, "cannot rebuild segment %s: %s",
+				 path, t4dx_strerror(rc));
+			goto out;
+		}
+	}
+	if (rebuilt) {
+		/* what unreadable blocks held is gone: count again */
+		rc = count_seg_items(db, &db->seg_items);
+		if (rc) {
+			snprintf(msg, msglen, "cannot count the items after a "
+				 "rebuild: %s", t4dx_strerror(rc));
+			goto out;
+		}
+		db->items = db->seg_items;
 	}
 	if (rebuilt && !db->readonly) {
 		/* the MANIFEST names the rebuilt segments instead of the
 		 * damaged ones (one that came back empty drops out) */
-		int rc = eng_save_manifest(db, db->segs, db->nsegs,
-					   db->flushed_lsn, db->man_next_ino,
-					   db->seg_items);
+		rc = eng_save_manifest(db, db->segs, db->nsegs, db->flushed_lsn,
+				   db->man_next_ino, db->seg_items);
 		if (rc) {
 			snprintf(msg, msglen, "cannot write the MANIFEST: %s",
 				 t4dx_strerror(rc));
-			return rc;
+			goto out;
 		}
+	}
+	for (size_t i = 0; i < ndamaged; i++) {
+		char path[PATH_MAX];
+		eng_seg_file(db, damaged_ids[i], path, sizeof(path), false);
+		quarantine(db, path);
 	}
 	if (db->recovery.rebuild_missing_before)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 				"rebuild incomplete: the WAL archive starts at "
-				"LSN %llu; items only older records described "
-				"are lost", (unsigned long long)
+				"LSN %llu; items of unreadable segment blocks "
+				"that only older records described are lost", (unsigned long long)
 				db->recovery.rebuild_missing_before);
-	return 0;
+	rc = 0;
+out:
+	for (size_t k = 0; k < nlater; k++)
+		t4dx_seg_unref(later[k].damaged);
+	free(later);
+	free(damaged_ids);
+	return rc;
 }
 
 /* Read-only replay: records after the MANIFEST's flushed LSN go to the

@@ -81,6 +81,14 @@ int t4dx_seg_verify(struct t4dx_seg *s);
  * *next == t4dx_seg_blocks(s). */
 int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 			 uint64_t max_bytes);
+/* What a damaged segment still holds: every entry (with its content) of
+ * each block whose parts read back whole and pass their checks, in key
+ * order, to fn, which owns the entry's content reference from then on;
+ * *lost counts the blocks that did not.  0, ENOMEM, or what fn
+ * returned. */
+int t4dx_seg_salvage(struct t4dx_seg *s,
+		     int (*fn)(void *arg, struct t4dx_entry *e), void *arg,
+		     size_t *lost);
 size_t t4dx_seg_blocks(const struct t4dx_seg *s);
 /* Where block i begins in the file (for a damage report). */
 uint64_t t4dx_seg_block_offset(const struct t4dx_seg *s, size_t i);

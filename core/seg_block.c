@@ -347,6 +347,38 @@ int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 	return 0;
 }
 
+int t4dx_seg_salvage(struct t4dx_seg *s,
+		     int (*fn)(void *arg, struct t4dx_entry *e), void *arg,
+		     size_t *lost)
+{
+	*lost = 0;
+	for (size_t i = 0; i < s->nblk; i++) {
+		struct block *b = NULL;
+		struct cpart *c = NULL;
+		/* straight from the disk, like verify */
+		int rc = parts_read(s, i, &b,
+				    seg_has_cpart(s, i) ? &c : NULL);
+		if (rc == ENOMEM)
+			return rc;
+		if (rc) {
+			(*lost)++;
+			continue;
+		}
+		for (uint32_t r = 0; !rc && r < b->nrec; r++) {
+			struct t4dx_entry e;
+			rc = seg_rec_decode(b->raw + b->roff[r],
+					    seg_rec_content(s, b, c, r), c, &e);
+			if (!rc)
+				rc = fn(arg, &e);   /* takes e's content */
+		}
+		seg_block_unref(b);
+		seg_cpart_unref(c);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int t4dx_seg_verify(struct t4dx_seg *s)
 {
 	size_t next = 0;

@@ -113,7 +113,11 @@ struct t4dx_config {
 	struct { uint64_t max_bytes, max_items; } memtable;
 	struct { unsigned max_items, max_queue, drain_batch;
 		 uint64_t max_queue_bytes, cache_bytes;
-		 char policy[16]; char rescue_dir[4096]; } fallback;
+		 char policy[16]; char rescue_dir[4096];
+		 /* when DATA_DIR and the rescue directory both fail, try
+		  * $TMPDIR, /var/tmp, /tmp and /dev/shm, whatever their
+		  * filesystem, before the log */
+		 bool rescue_fallback; } fallback;
 	struct {
 		double interval_s, timeout_s;
 		unsigned alert_threshold;
@@ -151,6 +155,10 @@ struct t4dx_recovery {
 	 * wal_gap_to + 1 after the segments' last (a log file was removed);
 	 * the changes they were are lost.  0 0 if none. */
 	uint64_t wal_gap_from, wal_gap_to;
+	/* whole WAL files after a damaged record, moved to quarantine/ and
+	 * not replayed: the changes they held are lost (their records may
+	 * be read there with t4dx wal-dump) */
+	uint64_t wal_files_quarantined;
 };
 
 struct t4dx_stats {
@@ -159,6 +167,9 @@ struct t4dx_stats {
 	uint64_t segments, segment_bytes;
 	uint64_t wal_lsn, wal_bytes, archive_bytes;
 	uint64_t wal_syncs, wal_records;
+	/* writers that waited for a flush to end because the log written
+	 * since its cut passed wal.checkpoint_bytes; those waiting now */
+	uint64_t write_stalls, writers_stalled;
 	struct t4dx_recovery recovery;
 };
 
@@ -422,5 +433,45 @@ typedef void (*t4dx_progress_fn)(void *arg, uint64_t done, uint64_t total);
 int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 		t4dx_progress_fn progress, void *arg,
 		struct t4dx_verify_report *rep, char *msg, size_t msglen);
+
+/* ---- the log as text ---------------------------------------------------- */
+
+/* Where reading the log stopped early (t4dx_wal_dump, and the engine's
+ * own readers): the first damaged line, or the first file after damage that does not
+ * continue the log (offset 0).  path is "" when nothing was wrong. */
+struct t4dx_wal_damage {
+	char path[4096];
+	uint64_t offset;                /* of the first byte not read */
+	uint64_t bytes;                 /* how many of that file's bytes */
+	unsigned files_skipped;         /* later files not read */
+	char what[160];                 /* what is wrong there */
+	bool torn;                      /* at the end of the last file, no
+	                                   record after it: the torn write
+	                                   of a group a crash cut short
+	                                   (never acknowledged), not rot */
+	/* Records missing between two files read (a file was removed), past
+	 * floor + 1: reading went on after them, as a start replays the
+	 * records after such a hole.  [gap_from, gap_to] spans the holes,
+	 * gap_records counts the missing LSNs; 0 0 0 if none. */
+	uint64_t gap_from, gap_to, gap_records;
+};
+/* One record of the log, as the line the log holds (with its '\n'),
+ * valid during the call.  A non-zero return stops the reading with it. */
+typedef int (*t4dx_wal_line_fn)(void *arg, const char *line, size_t len);
+/* Call fn with every record of the log files in wal_dir (DATA_DIR/wal,
+ * and wal_dir/archive if with_archive) in LSN order, without changing
+ * anything; records are encoded again, which gives back the stored line.
+ * Reading stops quietly at damage, which *dmg describes (may be NULL).
+ * 0, an errno, or fn's code. */
+int t4dx_wal_dump(const char *wal_dir, bool with_archive,
+		  t4dx_wal_line_fn fn, void *arg, struct t4dx_wal_damage *dmg);
+
+/* ---- text ---------------------------------------------------------------- */
+
+/* True if s[0..len) is valid UTF-8 without NUL bytes. */
+bool t4dx_utf8_valid(const unsigned char *s, size_t len);
+/* Standard base64 with padding: writes the (len + 2) / 3 * 4 characters
+ * (no NUL) of s to out and returns their count. */
+size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len);
 
 #endif /* T4DX_H */

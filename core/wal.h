@@ -148,25 +148,7 @@ void t4dx_wal_close(struct t4dx_wal *w);
  * wal-dump and segment rebuilds.  Stops quietly at damage. */
 int t4dx_wal_read_all(const char *dir, bool with_archive,
 		      t4dx_wal_replay_fn fn, void *arg);
-/* Where t4dx_wal_read_all_damage() stopped reading a file early: the
- * first damaged line, or the first file after damage that does not
- * continue the log (offset 0).  path is "" when nothing was wrong. */
-struct t4dx_wal_damage {
-	char path[4096];
-	uint64_t offset;                /* of the first byte not read */
-	uint64_t bytes;                 /* how many of that file's bytes */
-	unsigned files_skipped;         /* later files not read */
-	char what[160];                 /* what is wrong there */
-	bool torn;                      /* at the end of the last file, no
-	                                   record after it: the torn write
-	                                   of a group a crash cut short
-	                                   (never acknowledged), not rot */
-	/* Records missing between two files read (a file was removed), past
-	 * floor + 1: reading went on after them, as a start replays the
-	 * records after such a hole.  [gap_from, gap_to] spans the holes,
-	 * gap_records counts the missing LSNs; 0 0 0 if none. */
-	uint64_t gap_from, gap_to, gap_records;
-};
+/* struct t4dx_wal_damage is in t4dx.h (t4dx_wal_dump gives it too). */
 int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 			     t4dx_wal_replay_fn fn, void *arg,
 			     struct t4dx_wal_damage *dmg);

@@ -288,6 +288,31 @@ int t4dx_wal_read_all_damage(const char *dir, bool with_archive,
 					  arg, dmg);
 }
 
+/* t4dx_wal_dump's reader: each record encoded again into line. */
+struct wal_dump {
+	t4dx_wal_line_fn fn;
+	void *arg;
+	struct t4dx_buf line;
+};
+
+static int wal_dump_one(void *arg, struct t4dx_rec *r)
+{
+	struct wal_dump *d = arg;
+	d->line.len = 0;
+	int rc = t4dx_rec_encode(r, &d->line);
+	return rc ? rc : d->fn(d->arg, (const char *)d->line.p, d->line.len);
+}
+
+int t4dx_wal_dump(const char *wal_dir, bool with_archive,
+		  t4dx_wal_line_fn fn, void *arg, struct t4dx_wal_damage *dmg)
+{
+	struct wal_dump d = { .fn = fn, .arg = arg };
+	int rc = t4dx_wal_read_all_damage(wal_dir, with_archive, wal_dump_one,
+					  &d, dmg);
+	t4dx_buf_free(&d.line);
+	return rc;
+}
+
 int t4dx_wal_read_all_progress(const char *dir, bool with_archive,
 			       uint64_t floor, t4dx_wal_replay_fn fn,
 			       void (*progress)(void *arg, uint64_t bytes),

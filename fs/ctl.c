@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <json-c/json.h>
 
 #include "t4dxfs.h"
 #include "breaker.h"
@@ -43,34 +44,97 @@ static uint64_t item_count(const struct t4dx_stats *st)
 	return st->items ? st->items - 1 : 0;
 }
 
-/* ---- breaker ------------------------------------------------------------ */
+/* ---- JSON --------------------------------------------------------------
+ * The JSON files are built with json-c, which escapes every string, and
+ * written compact on one line, as before: doubles keep the precision each
+ * field always had (json_object_new_double_s). */
 
-static int show_breaker(struct t4dx_buf *out)
+/* Add v as o[key]; a NULL v (out of memory) or a failed add clears *ok. */
+static void jset(struct json_object *o, const char *key,
+		 struct json_object *v, bool *ok)
 {
-	struct t4dx_breaker_info bi;
-	t4dx_breaker_get(t4dx_get_breaker(fs.db), &bi);
-	return t4dx_buf_addf(out,
-		"{\"state\":\"%s\",\"forced\":%s,"
-		"\"consecutive_failures\":%u,\"consecutive_successes\":%u,"
-		"\"failure_threshold\":%u,\"success_threshold\":%u,"
-		"\"reset_timeout_s\":%.9g,\"last_transition_ns\":%lld,"
-		"\"next_half_open_s\":%.3f,\"calls\":%llu,\"failures\":%llu,"
-		"\"rejections\":%llu,\"transitions\":%llu}\n",
-		t4dx_breaker_state_name(bi.state), bi.forced ? "true" : "false",
-		bi.consecutive_failures, bi.consecutive_successes,
-		bi.cfg.failure_threshold, bi.cfg.success_threshold,
-		bi.cfg.reset_timeout_s, (long long)bi.last_transition_ns,
-		bi.next_half_open_s, (unsigned long long)bi.calls,
-		(unsigned long long)bi.failures,
-		(unsigned long long)bi.rejections,
-		(unsigned long long)bi.transitions);
+	if (!v || json_object_object_add(o, key, v)) {
+		json_object_put(v);
+		*ok = false;
+	}
 }
 
-static int store_breaker(const char *buf, size_t len)
+/* o[key] = null. */
+static void jnull(struct json_object *o, const char *key, bool *ok)
+{
+	if (json_object_object_add(o, key, NULL))
+		*ok = false;
+}
+
+static struct json_object *ju64(uint64_t v)
+{
+	return json_object_new_uint64(v);
+}
+
+static struct json_object *ji64(int64_t v)
+{
+	return json_object_new_int64(v);
+}
+
+/* v written with %.{prec}g or, fixed, %.{prec}f. */
+static struct json_object *jdouble(double v, int prec, bool fixed)
+{
+	char s[64];
+	if (fixed)
+		snprintf(s, sizeof(s), "%.*f", prec, v);
+	else
+		snprintf(s, sizeof(s), "%.*g", prec, v);
+	return json_object_new_double_s(v, s);
+}
+
+/* Append o as one line to out and release it; ENOMEM if building it ran
+ * out of memory (!ok) or writing it does. */
+static int jemit(struct t4dx_buf *out, struct json_object *o, bool ok)
+{
+	const char *s = ok && o ? json_object_to_json_string_ext(
+			o, JSON_C_TO_STRING_PLAIN |
+			   JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+	int rc = s ? t4dx_buf_add(out, s, strlen(s)) : ENOMEM;
+	if (!rc)
+		rc = t4dx_buf_add(out, "\n", 1);
+	json_object_put(o);
+	return rc;
+}
+
+/* ---- breaker ------------------------------------------------------------ */
+
+static int show_breaker(struct t4dxfs *fs, struct t4dx_buf *out)
+{
+	struct t4dx_breaker_info bi;
+	t4dx_breaker_get(t4dx_get_breaker(fs->db), &bi);
+	struct json_object *o = json_object_new_object();
+	bool ok = o != NULL;
+	if (!ok)
+		return ENOMEM;
+	jset(o, "state", json_object_new_string(
+		     t4dx_breaker_state_name(bi.state)), &ok);
+	jset(o, "forced", json_object_new_boolean(bi.forced), &ok);
+	jset(o, "consecutive_failures", ju64(bi.consecutive_failures), &ok);
+	jset(o, "consecutive_successes", ju64(bi.consecutive_successes), &ok);
+	jset(o, "failure_threshold", ju64(bi.cfg.failure_threshold), &ok);
+	jset(o, "success_threshold", ju64(bi.cfg.success_threshold), &ok);
+	jset(o, "reset_timeout_s", jdouble(bi.cfg.reset_timeout_s, 9, false),
+	     &ok);
+	jset(o, "last_transition_ns", ji64(bi.last_transition_ns), &ok);
+	jset(o, "next_half_open_s", jdouble(bi.next_half_open_s, 3, true),
+	     &ok);
+	jset(o, "calls", ju64(bi.calls), &ok);
+	jset(o, "failures", ju64(bi.failures), &ok);
+	jset(o, "rejections", ju64(bi.rejections), &ok);
+	jset(o, "transitions", ju64(bi.transitions), &ok);
+	return jemit(out, o, ok);
+}
+
+static int store_breaker(struct t4dxfs *fs, const char *buf, size_t len)
 {
 	size_t n;
 	const char *c = command(buf, len, &n);
-	struct t4dx_breaker *b = t4dx_get_breaker(fs.db);
+	struct t4dx_breaker *b = t4dx_get_breaker(fs->db);
 	if (is_cmd(c, n, "open"))
 		t4dx_breaker_force_open(b);
 	else if (is_cmd(c, n, "reset"))
@@ -82,27 +146,30 @@ static int store_breaker(const char *buf, size_t len)
 
 /* ---- health ------------------------------------------------------------- */
 
-static int show_check(struct t4dx_buf *out, const char *name,
-		      const struct t4dx_check *c)
+static struct json_object *show_check(const struct t4dx_check *c, bool *ok)
 {
-	return t4dx_buf_addf(out,
-		"\"%s\":{\"ok\":%s,\"last_run_ns\":%lld,\"duration_s\":%.6f,"
-		"\"consecutive_failures\":%u,\"runs\":%llu,\"error\":\"%s\"}",
-		name, c->runs == 0 || c->ok ? "true" : "false",
-		(long long)c->last_run_ns, c->duration_s,
-		c->consecutive_failures, (unsigned long long)c->runs,
-		c->last_error ? t4dx_strerror(c->last_error) : "");
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
+	jset(o, "ok", json_object_new_boolean(c->runs == 0 || c->ok), ok);
+	jset(o, "last_run_ns", ji64(c->last_run_ns), ok);
+	jset(o, "duration_s", jdouble(c->duration_s, 6, true), ok);
+	jset(o, "consecutive_failures", ju64(c->consecutive_failures), ok);
+	jset(o, "runs", ju64(c->runs), ok);
+	jset(o, "error", json_object_new_string(
+		     c->last_error ? t4dx_strerror(c->last_error) : ""), ok);
+	return o;
 }
 
-static int show_health(struct t4dx_buf *out)
+static int show_health(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	struct t4dx_health h;
 	struct t4dx_stats st;
 	struct t4dx_breaker_info bi;
-	t4dx_get_health(fs.db, &h);
-	t4dx_get_stats(fs.db, &st);
-	t4dx_breaker_get(t4dx_get_breaker(fs.db), &bi);
-	unsigned threshold = fs.cfg.health.alert_threshold;
+	t4dx_get_health(fs->db, &h);
+	t4dx_get_stats(fs->db, &st);
+	t4dx_breaker_get(t4dx_get_breaker(fs->db), &bi);
+	unsigned threshold = fs->cfg.health.alert_threshold;
 	const char *status = "ok";
 	if (h.wal.consecutive_failures >= threshold ||
 	    h.segments.consecutive_failures >= threshold || h.level >= 2 ||
@@ -110,137 +177,165 @@ static int show_health(struct t4dx_buf *out)
 		status = "failing";
 	else if (h.wal.consecutive_failures || h.segments.consecutive_failures ||
 		 bi.state != T4DX_CLOSED || h.level || h.unpersisted ||
-		 st.recovery.wal_gap_to)
-		status = "degraded";     /* a gap: acknowledged changes lost,
-					    until a restart */
-	int rc = t4dx_buf_addf(out, "{\"status\":\"%s\",\"level\":%d,"
-			       "\"mode\":\"%s\",\"breaker\":\"%s\","
-			       "\"fatal\":%s,\"checks\":{", status, h.level,
-			       t4dx_level_name(h.level),
-			       t4dx_breaker_state_name(bi.state),
-			       h.fatal ? "true" : "false");
-	if (!rc)
-		rc = show_check(out, "wal", &h.wal);
-	if (!rc)
-		rc = t4dx_buf_add(out, ",", 1);
-	if (!rc)
-		rc = show_check(out, "segments", &h.segments);
-	if (!rc)
-		rc = t4dx_buf_addf(out, "},\"unpersisted\":%llu,"
-			"\"queue_depth\":%llu,"
-			"\"recovery\":{\"records_replayed\":%llu,"
-			"\"records_rescued\":%llu,"
-			"\"bytes_dropped\":%llu,\"wal_files\":%llu,"
-			"\"segments_quarantined\":%llu,"
-			"\"items_rebuilt\":%llu,"
-			"\"rebuild_missing_before\":%llu,"
-			"\"wal_gap\":[%llu,%llu],\"quarantined\":[",
-			(unsigned long long)h.unpersisted,
-			(unsigned long long)h.queue_depth,
-			(unsigned long long)st.recovery.records_replayed,
-			(unsigned long long)h.rescued,
-			(unsigned long long)st.recovery.bytes_dropped,
-			(unsigned long long)st.recovery.wal_files,
-			(unsigned long long)st.recovery.segments_quarantined,
-			(unsigned long long)st.recovery.items_rebuilt,
-			(unsigned long long)
-				st.recovery.rebuild_missing_before,
-			(unsigned long long)st.recovery.wal_gap_from,
-			(unsigned long long)st.recovery.wal_gap_to);
-	/* file names we made: digits, dots, letters; no JSON escaping */
-	const char *q = st.recovery.quarantined;
-	for (bool first = true; !rc && *q; first = false) {
-		size_t n = strcspn(q, " ");
-		rc = t4dx_buf_addf(out, "%s\"%.*s\"", first ? "" : ",",
-				   (int)n, q);
-		q += n;
-		q += *q == ' ';
+		 st.recovery.wal_gap_to || st.recovery.wal_files_quarantined ||
+		 st.recovery.rebuild_missing_before)
+		status = "degraded";     /* a gap, log files dropped after
+					    damage, a rebuild that could not
+					    find everything: acknowledged
+					    changes lost, until a restart */
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		return ENOMEM;
+	bool ok = true;
+	jset(o, "status", json_object_new_string(status), &ok);
+	jset(o, "level", ji64(h.level), &ok);
+	jset(o, "mode", json_object_new_string(t4dx_level_name(h.level)), &ok);
+	jset(o, "breaker", json_object_new_string(
+		     t4dx_breaker_state_name(bi.state)), &ok);
+	jset(o, "fatal", json_object_new_boolean(h.fatal), &ok);
+	struct json_object *checks = json_object_new_object();
+	if (checks) {
+		jset(checks, "wal", show_check(&h.wal, &ok), &ok);
+		jset(checks, "segments", show_check(&h.segments, &ok), &ok);
 	}
+	jset(o, "checks", checks, &ok);
+	jset(o, "unpersisted", ju64(h.unpersisted), &ok);
+	jset(o, "queue_depth", ju64(h.queue_depth), &ok);
+	struct json_object *r = json_object_new_object();
+	if (r) {
+		jset(r, "records_replayed",
+		     ju64(st.recovery.records_replayed), &ok);
+		jset(r, "records_rescued", ju64(h.rescued), &ok);
+		jset(r, "bytes_dropped", ju64(st.recovery.bytes_dropped), &ok);
+		jset(r, "wal_files", ju64(st.recovery.wal_files), &ok);
+		jset(r, "segments_quarantined",
+		     ju64(st.recovery.segments_quarantined), &ok);
+		jset(r, "items_rebuilt", ju64(st.recovery.items_rebuilt), &ok);
+		jset(r, "rebuild_missing_before",
+		     ju64(st.recovery.rebuild_missing_before), &ok);
+		jset(r, "wal_files_quarantined",
+		     ju64(st.recovery.wal_files_quarantined), &ok);
+		struct json_object *gap = json_object_new_array();
+		if (gap && (json_object_array_add(gap,
+				ju64(st.recovery.wal_gap_from)) ||
+			    json_object_array_add(gap,
+				ju64(st.recovery.wal_gap_to))))
+			ok = false;
+		jset(r, "wal_gap", gap, &ok);
+		/* the names of the quarantined files, space-separated */
+		struct json_object *qa = json_object_new_array();
+		const char *q = st.recovery.quarantined;
+		while (qa && *q) {
+			size_t n = strcspn(q, " ");
+			if (json_object_array_add(qa,
+				json_object_new_string_len(q, (int)n)))
+				ok = false;
+			q += n;
+			q += *q == ' ';
+		}
+		jset(r, "quarantined", qa, &ok);
+	}
+	jset(o, "recovery", r, &ok);
 	/* where a rescue goes when DATA_DIR cannot take it */
 	const char *rdir, *rproblem;
-	t4dx_get_rescue(fs.db, &rdir, &rproblem);
-	if (!rc)
-		rc = t4dx_buf_addf(out, "]},\"rescue\":{\"ok\":%s,\"dir\":",
-				   *rproblem ? "false" : "true");
-	if (!rc)
-		rc = t4dx_buf_add_jstr(out, rdir, strlen(rdir));
-	if (!rc)
-		rc = t4dx_buf_add(out, ",\"problem\":", 11);
-	if (!rc)
-		rc = t4dx_buf_add_jstr(out, rproblem, strlen(rproblem));
-	return rc ? rc : t4dx_buf_add(out, "}}\n", 3);
+	t4dx_get_rescue(fs->db, &rdir, &rproblem);
+	struct json_object *rs = json_object_new_object();
+	if (rs) {
+		jset(rs, "ok", json_object_new_boolean(!*rproblem), &ok);
+		jset(rs, "dir", json_object_new_string(rdir), &ok);
+		jset(rs, "problem", json_object_new_string(rproblem), &ok);
+	}
+	jset(o, "rescue", rs, &ok);
+	return jemit(out, o, ok);
 }
 
 /* ---- compact ------------------------------------------------------------ */
 
-static int show_compact(struct t4dx_buf *out)
+static int show_compact(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	uint64_t done, total;
-	int running = t4dx_compact_progress(fs.db, &done, &total);
-	int rc;
-	if (running >= 0)
-		rc = t4dx_buf_addf(out, "{\"running\":\"%s\","
-				   "\"progress\":{\"done\":%llu,\"total\":%llu}",
-				   t4dx_compact_name(running),
-				   (unsigned long long)done,
-				   (unsigned long long)total);
-	else
-		rc = t4dx_buf_addf(out, "{\"running\":null,\"progress\":null");
-	for (int k = 0; !rc && k < T4DX_COMPACT_KINDS; k++) {
-		struct t4dx_compact_stats cs;
-		t4dx_get_compact_stats(fs.db, k, &cs);
-		rc = t4dx_buf_addf(out, ",\"%s\":{\"runs\":%llu,"
-				   "\"bytes_written\":%llu,\"last\":",
-				   t4dx_compact_name(k),
-				   (unsigned long long)cs.runs,
-				   (unsigned long long)cs.bytes_written);
-		if (!rc && !cs.has_last) {
-			rc = t4dx_buf_addf(out, "null}");
-		} else if (!rc) {
-			const struct t4dx_compact_run *r = &cs.last;
-			rc = t4dx_buf_addf(out,
-				"{\"start_ns\":%lld,\"duration_s\":%.6f,"
-				"\"result\":\"%s%s\",\"items_in\":%llu,"
-				"\"items_out\":%llu,\"bytes_in\":%llu,"
-				"\"bytes_out\":%llu}}",
-				(long long)r->start_ns, r->duration_s,
-				r->result ? "error: " : "ok",
-				r->result ? t4dx_strerror(r->result) : "",
-				(unsigned long long)r->items_in,
-				(unsigned long long)r->items_out,
-				(unsigned long long)r->bytes_in,
-				(unsigned long long)r->bytes_out);
+	int running = t4dx_compact_progress(fs->db, &done, &total);
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		return ENOMEM;
+	bool ok = true;
+	if (running >= 0) {
+		jset(o, "running", json_object_new_string(
+			     t4dx_compact_name(running)), &ok);
+		struct json_object *p = json_object_new_object();
+		if (p) {
+			jset(p, "done", ju64(done), &ok);
+			jset(p, "total", ju64(total), &ok);
 		}
+		jset(o, "progress", p, &ok);
+	} else {
+		jnull(o, "running", &ok);
+		jnull(o, "progress", &ok);
 	}
-	return rc ? rc : t4dx_buf_add(out, "}\n", 2);
+	for (int k = 0; k < T4DX_COMPACT_KINDS; k++) {
+		struct t4dx_compact_stats cs;
+		t4dx_get_compact_stats(fs->db, k, &cs);
+		struct json_object *c = json_object_new_object();
+		if (!c) {
+			ok = false;
+			break;
+		}
+		jset(c, "runs", ju64(cs.runs), &ok);
+		jset(c, "bytes_written", ju64(cs.bytes_written), &ok);
+		if (!cs.has_last) {
+			jnull(c, "last", &ok);
+		} else {
+			const struct t4dx_compact_run *r = &cs.last;
+			char result[160];
+			snprintf(result, sizeof(result), "%s%s",
+				 r->result ? "error: " : "ok",
+				 r->result ? t4dx_strerror(r->result) : "");
+			struct json_object *l = json_object_new_object();
+			if (l) {
+				jset(l, "start_ns", ji64(r->start_ns), &ok);
+				jset(l, "duration_s",
+				     jdouble(r->duration_s, 6, true), &ok);
+				jset(l, "result",
+				     json_object_new_string(result), &ok);
+				jset(l, "items_in", ju64(r->items_in), &ok);
+				jset(l, "items_out", ju64(r->items_out), &ok);
+				jset(l, "bytes_in", ju64(r->bytes_in), &ok);
+				jset(l, "bytes_out", ju64(r->bytes_out), &ok);
+			}
+			jset(c, "last", l, &ok);
+		}
+		jset(o, t4dx_compact_name(k), c, &ok);
+	}
+	return jemit(out, o, ok);
 }
 
 /* A compaction removed an item: the kernel may still cache its name. */
 static void forget_removed(void *arg, uint64_t parent, const char *name,
 			   size_t len, uint64_t ino)
 {
-	ns_lock();
-	struct node *n = node_find(ino);
+	struct t4dxfs *fs = arg;
+	ns_lock(fs);
+	struct node *n = node_find(&fs->nodes, ino);
 	if (n)
 		n->unlinked = true;
-	fs.ns_gen++;
-	ns_unlock();
-	fuse_lowlevel_notify_inval_entry(fs.se, parent, name, len);
+	fs->ns_gen++;
+	ns_unlock(fs);
+	fuse_lowlevel_notify_inval_entry(fs->se, parent, name, len);
 }
 
-static int compact_may_write(void)
+static int compact_may_write(struct t4dxfs *fs)
 {
-	return t4dx_compact_running(fs.db) >= 0 ? EBUSY : 0;
+	return t4dx_compact_running(fs->db) >= 0 ? EBUSY : 0;
 }
 
-static int store_compact(const char *buf, size_t len)
+static int store_compact(struct t4dxfs *fs, const char *buf, size_t len)
 {
 	size_t n;
 	const char *c = command(buf, len, &n);
 	int kind = c ? t4dx_compact_parse(c, n) : -1;
 	if (kind < 0)
 		return EINVAL;
-	int rc = t4dx_compact(fs.db, kind, forget_removed, NULL);
+	int rc = t4dx_compact(fs->db, kind, forget_removed, fs);
 	/* a failed run is reported as such, not as a bad command */
 	return rc == EINVAL ? EIO : rc;
 }
@@ -275,16 +370,16 @@ static int hist(struct t4dx_buf *out, const char *name, const char *help,
 	return rc ? rc : t4dx_metric_hist(out, name, NULL, h);
 }
 
-static int show_metrics(struct t4dx_buf *out)
+static int show_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	struct t4dx_stats st;
 	struct t4dx_health h;
 	struct t4dx_breaker_info bi;
 	char labels[128];
 	int rc;
-	t4dx_get_stats(fs.db, &st);
-	t4dx_get_health(fs.db, &h);
-	t4dx_breaker_get(t4dx_get_breaker(fs.db), &bi);
+	t4dx_get_stats(fs->db, &st);
+	t4dx_get_health(fs->db, &h);
+	t4dx_breaker_get(t4dx_get_breaker(fs->db), &bi);
 
 	rc = t4dx_metric_header(out, "t4dx_ops_total",
 				"FUSE operations handled, by operation.",
@@ -292,7 +387,7 @@ static int show_metrics(struct t4dx_buf *out)
 	for (int i = 0; !rc && i < OP_NOPS; i++) {
 		snprintf(labels, sizeof(labels), "op=\"%s\"", op_names[i]);
 		rc = t4dx_metric_sample_u64(out, "t4dx_ops_total", labels,
-					    atomic_load(&fs.metrics.ops[i]));
+					    atomic_load(&fs->metrics.ops[i]));
 	}
 	if (!rc)
 		rc = t4dx_metric_header(out, "t4dx_errors_total",
@@ -300,7 +395,7 @@ static int show_metrics(struct t4dx_buf *out)
 			"and errno.", "counter");
 	for (int i = 0; !rc && i < OP_NOPS; i++)
 		for (int e = 1; !rc && e < FS_ERRNO_MAX; e++) {
-			uint64_t v = atomic_load(&fs.metrics.errs[i][e]);
+			uint64_t v = atomic_load(&fs->metrics.errs[i][e]);
 			const char *en = strerrorname_np(e);
 			if (!v || !en)
 				continue;
@@ -316,7 +411,7 @@ static int show_metrics(struct t4dx_buf *out)
 			"errors: ls -l asks every file), by operation.",
 			"counter");
 	for (int i = 0; !rc && i < OP_NOPS; i++) {
-		uint64_t v = atomic_load(&fs.metrics.xattr_absent[i]);
+		uint64_t v = atomic_load(&fs->metrics.xattr_absent[i]);
 		if (!v)
 			continue;
 		snprintf(labels, sizeof(labels), "op=\"%s\"", op_names[i]);
@@ -378,19 +473,24 @@ static int show_metrics(struct t4dx_buf *out)
 		rc = counter(out, "t4dx_wal_records_total",
 			     "WAL records made durable.", st.wal_records);
 	if (!rc)
+		rc = counter(out, "t4dx_write_stalls_total",
+			     "Writers that waited for a flush because the log "
+			     "passed wal.checkpoint_bytes meanwhile.",
+			     st.write_stalls);
+	if (!rc)
 		rc = counter(out, "t4dx_alerts_total", "Alerts raised.",
-			     fs.alerts_seen);
+			     fs->alerts_seen);
 	if (!rc)
 		rc = hist(out, "t4dx_write_latency_seconds",
 			  "Time to commit a file's content durably (close, "
-			  "fsync).", &fs.metrics.write_lat);
+			  "fsync).", &fs->metrics.write_lat);
 	if (!rc)
 		rc = hist(out, "t4dx_read_latency_seconds",
 			  "Time to read an item from the engine (open for "
-			  "reading).", &fs.metrics.read_lat);
+			  "reading).", &fs->metrics.read_lat);
 	if (!rc)
 		rc = hist(out, "t4dx_wal_fsync_latency_seconds",
-			  "Time of each WAL fdatasync.", t4dx_fsync_hist(fs.db));
+			  "Time of each WAL fdatasync.", t4dx_fsync_hist(fs->db));
 	if (!rc)
 		rc = t4dx_metric_header(out, "t4dx_compaction_duration_seconds",
 					"Duration of compaction runs, by kind.",
@@ -401,54 +501,57 @@ static int show_metrics(struct t4dx_buf *out)
 		snprintf(labels, sizeof(labels), "kind=\"%s\"",
 			 t4dx_compact_name(k));
 		rc = t4dx_metric_hist(out, "t4dx_compaction_duration_seconds",
-				      labels, t4dx_compact_hist(fs.db, k));
+				      labels, t4dx_compact_hist(fs->db, k));
 	}
 	return rc;
 }
 
 /* ---- stats, config, alerts ---------------------------------------------- */
 
-static int show_stats(struct t4dx_buf *out)
+static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	struct t4dx_stats st;
-	t4dx_get_stats(fs.db, &st);
-	uint64_t items = item_count(&st);
-	int64_t up = (t4dx_now_ns() - fs.start_ns) / 1000000000;
-	return t4dx_buf_addf(out,
-		"{\"items\":%llu,\"memtable_items\":%llu,"
-		"\"memtable_bytes\":%llu,\"segments\":%llu,"
-		"\"segment_bytes\":%llu,\"wal_lsn\":%llu,\"wal_bytes\":%llu,"
-		"\"archive_bytes\":%llu,\"wal_syncs\":%llu,"
-		"\"wal_records\":%llu,\"write_buffer_bytes\":%llu,"
-		"\"uptime_s\":%lld,"
-		"\"recovery\":{\"records_replayed\":%llu,"
-		"\"bytes_dropped\":%llu,\"wal_files\":%llu,"
-		"\"segments_quarantined\":%llu}}\n",
-		(unsigned long long)items,
-		(unsigned long long)st.memtable_items,
-		(unsigned long long)st.memtable_bytes,
-		(unsigned long long)st.segments,
-		(unsigned long long)st.segment_bytes,
-		(unsigned long long)st.wal_lsn,
-		(unsigned long long)st.wal_bytes,
-		(unsigned long long)st.archive_bytes,
-		(unsigned long long)st.wal_syncs,
-		(unsigned long long)st.wal_records,
-		(unsigned long long)atomic_load(&fs.wb_bytes), (long long)up,
-		(unsigned long long)st.recovery.records_replayed,
-		(unsigned long long)st.recovery.bytes_dropped,
-		(unsigned long long)st.recovery.wal_files,
-		(unsigned long long)st.recovery.segments_quarantined);
+	t4dx_get_stats(fs->db, &st);
+	int64_t up = (t4dx_now_ns() - fs->start_ns) / 1000000000;
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		return ENOMEM;
+	bool ok = true;
+	jset(o, "items", ju64(item_count(&st)), &ok);
+	jset(o, "memtable_items", ju64(st.memtable_items), &ok);
+	jset(o, "memtable_bytes", ju64(st.memtable_bytes), &ok);
+	jset(o, "segments", ju64(st.segments), &ok);
+	jset(o, "segment_bytes", ju64(st.segment_bytes), &ok);
+	jset(o, "wal_lsn", ju64(st.wal_lsn), &ok);
+	jset(o, "wal_bytes", ju64(st.wal_bytes), &ok);
+	jset(o, "archive_bytes", ju64(st.archive_bytes), &ok);
+	jset(o, "wal_syncs", ju64(st.wal_syncs), &ok);
+	jset(o, "wal_records", ju64(st.wal_records), &ok);
+	jset(o, "write_buffer_bytes", ju64(atomic_load(&fs->wb_bytes)), &ok);
+	jset(o, "write_stalls", ju64(st.write_stalls), &ok);
+	jset(o, "writers_stalled", ju64(st.writers_stalled), &ok);
+	jset(o, "uptime_s", ji64(up), &ok);
+	struct json_object *r = json_object_new_object();
+	if (r) {
+		jset(r, "records_replayed",
+		     ju64(st.recovery.records_replayed), &ok);
+		jset(r, "bytes_dropped", ju64(st.recovery.bytes_dropped), &ok);
+		jset(r, "wal_files", ju64(st.recovery.wal_files), &ok);
+		jset(r, "segments_quarantined",
+		     ju64(st.recovery.segments_quarantined), &ok);
+	}
+	jset(o, "recovery", r, &ok);
+	return jemit(out, o, ok);
 }
 
-static int show_config(struct t4dx_buf *out)
+static int show_config(struct t4dxfs *fs, struct t4dx_buf *out)
 {
-	return t4dx_config_render(&fs.cfg, out);
+	return t4dx_config_render(&fs->cfg, out);
 }
 
-static int show_alerts(struct t4dx_buf *out)
+static int show_alerts(struct t4dxfs *fs, struct t4dx_buf *out)
 {
-	return t4dx_render_alerts(fs.db, out);
+	return t4dx_render_alerts(fs->db, out);
 }
 
 /* ---- the table ---------------------------------------------------------- */

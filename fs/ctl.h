@@ -11,17 +11,20 @@
 
 #include "buf.h"
 
+struct t4dxfs;
+
+/* Each callback gets the daemon's state. */
 struct ctl_file {
 	const char *name;
 	unsigned long ino;
 	/* Append the content to out.  0 or an errno. */
-	int (*show)(struct t4dx_buf *out);
+	int (*show)(struct t4dxfs *fs, struct t4dx_buf *out);
 	/* Run the command in buf[0..len).  NULL: read-only.  0 or errno. */
-	int (*store)(const char *buf, size_t len);
+	int (*store)(struct t4dxfs *fs, const char *buf, size_t len);
 	/* May it be opened for writing now?  NULL: yes.  0 or errno.  (The
 	 * kernel serializes writes to one inode, so a command that must
 	 * answer EBUSY while another runs says so at open.) */
-	int (*may_write)(void);
+	int (*may_write)(struct t4dxfs *fs);
 };
 
 /* Largest write a control file takes; longer ones answer EINVAL. */

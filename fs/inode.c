@@ -17,7 +17,7 @@
  * .ctl and items/ never enter the table.
  *
  * Keeping it true.  Every change of the namespace goes through the daemon,
- * under fs.ns_mu: rename moves the node to its new key (node_move), unlink,
+ * under fs->ns_mu: rename moves the node to its new key (node_move), unlink,
  * rmdir and rename-over mark the node they remove as unlinked, so that a
  * commit through a still-open handle of a deleted file is dropped rather
  * than resurrecting the name.  The key stored here is therefore always the
@@ -32,7 +32,7 @@
  * spread by a multiplicative hash before they pick a slot.  The table
  * is at most half full (7/8 if it cannot grow), so probes are short and
  * always end at an empty slot; a removal shifts the run after it back
- * (no tombstones).  All of it is guarded by fs.ns_mu.
+ * (no tombstones).  All of it is guarded by fs->ns_mu.
  *
  * What fsync waits for.  fsync of a file or directory must not wait for
  * (nor fail because of) the records of other inodes, and must never say 0
@@ -63,26 +63,21 @@ struct slot {
 	struct node *n;                 /* NULL: empty */
 };
 
-static struct slot *slots;              /* ns_mu */
-static size_t nslots;                   /* a power of two, or 0 */
-static size_t nused;
-static unsigned hash_shift;             /* 64 - log2(nslots) */
-static uint64_t lsn_floor;              /* ns_mu; see the essay */
 
 #define MIN_SLOTS 1024
 #define HUGE_BYTES ((size_t)2 << 20)
 
-static size_t home_of(uint64_t ino)
+static size_t home_of(struct node_table *t, uint64_t ino)
 {
-	return (size_t)((ino * UINT64_C(0x9E3779B97F4A7C15)) >> hash_shift);
+	return (size_t)((ino * UINT64_C(0x9E3779B97F4A7C15)) >> t->hash_shift);
 }
 
 /* The slot of ino, or the empty slot where it would go.  nslots > 0. */
-static size_t slot_of(uint64_t ino)
+static size_t slot_of(struct node_table *t, uint64_t ino)
 {
-	size_t mask = nslots - 1;
-	size_t i = home_of(ino);
-	while (slots[i].n && slots[i].ino != ino)
+	size_t mask = t->nslots - 1;
+	size_t i = home_of(t, ino);
+	while (t->slots[i].n && t->slots[i].ino != ino)
 		i = (i + 1) & mask;
 	return i;
 }
@@ -147,39 +142,37 @@ struct block {
 	       sizeof(union cell))
 #define NCELLS (HUGE_BYTES / sizeof(union cell))
 
-static struct block *room;              /* blocks with room; ns_mu */
-
-static void room_add(struct block *b)
+static void room_add(struct node_table *t, struct block *b)
 {
 	b->prev = NULL;
-	b->next = room;
-	if (room)
-		room->prev = b;
-	room = b;
+	b->next = t->room;
+	if (t->room)
+		t->room->prev = b;
+	t->room = b;
 	b->listed = true;
 }
 
-static void room_del(struct block *b)
+static void room_del(struct node_table *t, struct block *b)
 {
 	if (b->prev)
 		b->prev->next = b->next;
 	else
-		room = b->next;
+		t->room = b->next;
 	if (b->next)
 		b->next->prev = b->prev;
 	b->listed = false;
 }
 
 /* A zeroed node, or NULL. */
-static struct node *node_alloc(void)
+static struct node *node_alloc(struct node_table *t)
 {
-	struct block *b = room;
+	struct block *b = t->room;
 	if (!b) {
 		b = huge_alloc(HUGE_BYTES);
 		if (!b)
 			return NULL;
 		b->carved = CELL0;
-		room_add(b);
+		room_add(t, b);
 	}
 	union cell *c = b->free;
 	if (c)
@@ -188,12 +181,12 @@ static struct node *node_alloc(void)
 		c = (union cell *)b + b->carved++;
 	b->used++;
 	if (!b->free && b->carved == NCELLS)
-		room_del(b);
+		room_del(t, b);
 	memset(c, 0, sizeof(*c));
 	return &c->n;
 }
 
-static void node_dealloc(struct node *n)
+static void node_dealloc(struct node_table *t, struct node *n)
 {
 	union cell *c = (union cell *)n;
 	struct block *b = (struct block *)((uintptr_t)c & ~(HUGE_BYTES - 1));
@@ -201,81 +194,81 @@ static void node_dealloc(struct node *n)
 	b->free = c;
 	b->used--;
 	if (!b->listed)
-		room_add(b);
+		room_add(t, b);
 	if (!b->used && (b->prev || b->next)) {
-		room_del(b);
+		room_del(t, b);
 		munmap(b, HUGE_BYTES);
 	}
 }
 
 /* 0, or ENOMEM with the table unchanged. */
-static int table_resize(size_t want)
+static int table_resize(struct node_table *t, size_t want)
 {
 	struct slot *v = slots_alloc(want);
 	if (!v)
 		return ENOMEM;
-	struct slot *old = slots;
-	size_t nold = nslots;
-	slots = v;
-	nslots = want;
-	hash_shift = 64;
+	struct slot *old = t->slots;
+	size_t nold = t->nslots;
+	t->slots = v;
+	t->nslots = want;
+	t->hash_shift = 64;
 	for (size_t w = want; w > 1; w >>= 1)
-		hash_shift--;
+		t->hash_shift--;
 	for (size_t i = 0; i < nold; i++)
 		if (old[i].n)
-			slots[slot_of(old[i].ino)] = old[i];
+			t->slots[slot_of(t, old[i].ino)] = old[i];
 	slots_free(old, nold);
 	return 0;
 }
 
 /* Room for one more node: 0, or ENOMEM if the table is full enough that
  * probes could run long and it cannot grow. */
-static int table_reserve(void)
+static int table_reserve(struct node_table *t)
 {
-	if (!nslots)
-		return table_resize(MIN_SLOTS);
-	if ((nused + 1) * 2 <= nslots)
+	if (!t->nslots)
+		return table_resize(t, MIN_SLOTS);
+	if ((t->nused + 1) * 2 <= t->nslots)
 		return 0;
-	if (!table_resize(nslots * 2))
+	if (!table_resize(t, t->nslots * 2))
 		return 0;
-	return (nused + 1) * 8 <= nslots * 7 ? 0 : ENOMEM;
+	return (t->nused + 1) * 8 <= t->nslots * 7 ? 0 : ENOMEM;
 }
 
-static void table_remove(uint64_t ino)
+static void table_remove(struct node_table *t, uint64_t ino)
 {
-	size_t mask = nslots - 1;
-	size_t hole = slot_of(ino);
-	if (!slots[hole].n)
+	size_t mask = t->nslots - 1;
+	size_t hole = slot_of(t, ino);
+	if (!t->slots[hole].n)
 		return;
 	/* move back every later member of the run that may sit in the hole:
 	 * one whose home is not cyclically between the hole and itself */
-	for (size_t j = (hole + 1) & mask; slots[j].n; j = (j + 1) & mask) {
-		size_t home = home_of(slots[j].ino);
+	for (size_t j = (hole + 1) & mask; t->slots[j].n; j = (j + 1) & mask) {
+		size_t home = home_of(t, t->slots[j].ino);
 		if (((j - home) & mask) >= ((j - hole) & mask)) {
-			slots[hole] = slots[j];
+			t->slots[hole] = t->slots[j];
 			hole = j;
 		}
 	}
-	slots[hole].n = NULL;
-	slots[hole].ino = 0;
-	nused--;
+	t->slots[hole].n = NULL;
+	t->slots[hole].ino = 0;
+	t->nused--;
 }
 
-struct node *node_find(uint64_t ino)
+struct node *node_find(struct node_table *t, uint64_t ino)
 {
-	if (!nslots)
+	if (!t->nslots)
 		return NULL;
-	return slots[slot_of(ino)].n;
+	return t->slots[slot_of(t, ino)].n;
 }
 
-void node_prefetch(uint64_t ino, unsigned hop)
+void node_prefetch(struct node_table *t, uint64_t ino, unsigned hop)
 {
-	if (!nslots)
+	if (!t->nslots)
 		return;
 	if (hop == 0) {
-		__builtin_prefetch(&slots[home_of(ino)]);
+		__builtin_prefetch(&t->slots[home_of(t, ino)]);
 	} else if (hop == 1) {
-		const struct node *n = slots[slot_of(ino)].n;
+		const struct node *n = t->slots[slot_of(t, ino)].n;
 		if (n)
 			__builtin_prefetch(n);
 	}
@@ -296,26 +289,26 @@ static int set_key(struct node *n, uint64_t parent, const char *name,
 	return 0;
 }
 
-struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,
-		      size_t name_len, uint64_t lookups)
+struct node *node_ref(struct node_table *t, uint64_t ino, uint64_t parent,
+		      const char *name, size_t name_len, uint64_t lookups)
 {
-	struct node *n = node_find(ino);
+	struct node *n = node_find(t, ino);
 	if (!n) {
-		if (table_reserve())
+		if (table_reserve(t))
 			return NULL;
-		n = node_alloc();
+		n = node_alloc(t);
 		if (!n)
 			return NULL;
 		n->ino = ino;
-		n->sync_lsn = lsn_floor;
+		n->sync_lsn = t->lsn_floor;
 		if (set_key(n, parent, name, name_len)) {
-			node_dealloc(n);
+			node_dealloc(t, n);
 			return NULL;
 		}
-		struct slot *sl = &slots[slot_of(ino)];
+		struct slot *sl = &t->slots[slot_of(t, ino)];
 		sl->ino = ino;
 		sl->n = n;
-		nused++;
+		t->nused++;
 	} else if (n->unlinked) {
 		if (set_key(n, parent, name, name_len))
 			return NULL;
@@ -325,27 +318,27 @@ struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,
 	return n;
 }
 
-static void maybe_free(struct node *n)
+static void maybe_free(struct node_table *t, struct node *n)
 {
 	if (n->nlookup || n->opens)
 		return;
-	node_lsn_floor(n->sync_lsn);
-	table_remove(n->ino);
+	node_lsn_floor(t, n->sync_lsn);
+	table_remove(t, n->ino);
 	free(n->name);
-	node_dealloc(n);
+	node_dealloc(t, n);
 }
 
-void node_forget(struct node *n, uint64_t count)
+void node_forget(struct node_table *t, struct node *n, uint64_t count)
 {
 	n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
-	maybe_free(n);
+	maybe_free(t, n);
 }
 
-void node_close(struct node *n)
+void node_close(struct node_table *t, struct node *n)
 {
 	if (n->opens)
 		n->opens--;
-	maybe_free(n);
+	maybe_free(t, n);
 }
 
 void node_move(struct node *n, uint64_t parent, const char *name,
@@ -357,43 +350,43 @@ void node_move(struct node *n, uint64_t parent, const char *name,
 		n->unlinked = true;
 }
 
-uint64_t node_sync_lsn(uint64_t ino)
+uint64_t node_sync_lsn(struct node_table *t, uint64_t ino)
 {
-	struct node *n = node_find(ino);
-	return n ? n->sync_lsn : lsn_floor;
+	struct node *n = node_find(t, ino);
+	return n ? n->sync_lsn : t->lsn_floor;
 }
 
-void node_note_lsn(uint64_t ino, uint64_t lsn)
+void node_note_lsn(struct node_table *t, uint64_t ino, uint64_t lsn)
 {
-	struct node *n = node_find(ino);
+	struct node *n = node_find(t, ino);
 	if (!n)
-		node_lsn_floor(lsn);
+		node_lsn_floor(t, lsn);
 	else if (lsn > n->sync_lsn)
 		n->sync_lsn = lsn;
 }
 
-void node_lsn_floor(uint64_t lsn)
+void node_lsn_floor(struct node_table *t, uint64_t lsn)
 {
-	if (lsn > lsn_floor)
-		lsn_floor = lsn;
+	if (lsn > t->lsn_floor)
+		t->lsn_floor = lsn;
 }
 
-void node_free_all(void)
+void node_free_all(struct node_table *t)
 {
-	for (size_t i = 0; i < nslots; i++) {
-		struct node *n = slots[i].n;
+	for (size_t i = 0; i < t->nslots; i++) {
+		struct node *n = t->slots[i].n;
 		if (n) {
 			free(n->name);
-			node_dealloc(n);
+			node_dealloc(t, n);
 		}
 	}
-	while (room) {
-		struct block *b = room;
-		room_del(b);
+	while (t->room) {
+		struct block *b = t->room;
+		room_del(t, b);
 		munmap(b, HUGE_BYTES);
 	}
-	slots_free(slots, nslots);
-	slots = NULL;
-	nslots = nused = 0;
-	lsn_floor = 0;
+	slots_free(t->slots, t->nslots);
+	t->slots = NULL;
+	t->nslots = t->nused = 0;
+	t->lsn_floor = 0;
 }

@@ -1,9 +1,10 @@
 /*
  * inode.h - the daemon's inode table: which (parent, name) each inode the
  * kernel knows stands for.  See the essay at the top of inode.c.
- * Every function here must be called with fs.ns_mu held.
+ * Every function here must be called with fs->ns_mu held; the table is
+ * fs->nodes.
  *
- * Lock order: a wbuf's mu before fs.ns_mu, never the reverse.
+ * Lock order: a wbuf's mu before fs->ns_mu, never the reverse.
  */
 #ifndef T4DXFS_INODE_H
 #define T4DXFS_INODE_H
@@ -18,7 +19,7 @@
 struct wbuf {
 	pthread_mutex_t mu;             /* guards everything below */
 	/* the bytes, data = buf->data: cap of them owned by this buffer
-	 * (counted in fs.wb_bytes), or, when shared, a committed version
+	 * (counted in fs->wb_bytes), or, when shared, a committed version
 	 * the memtable holds too (read-only: the next change copies it,
 	 * cap 0), or bytes handed to a put that has not taken them yet
 	 * (shared, and still counted: cap = len) */
@@ -76,36 +77,47 @@ struct node {
 	uint64_t sync_lsn;
 };
 
+/* The table: all zero is an empty one.  Guarded by the caller's
+ * namespace lock (fs->ns_mu), as the nodes are. */
+struct node_table {
+	struct slot *slots;             /* open addressing, linear probing */
+	size_t nslots;                  /* a power of two, or 0 */
+	size_t nused;
+	unsigned hash_shift;            /* 64 - log2(nslots) */
+	uint64_t lsn_floor;             /* see the essay in inode.c */
+	struct block *room;             /* node blocks with a free cell */
+};
+
 /* Find ino, or NULL. */
-struct node *node_find(uint64_t ino);
+struct node *node_find(struct node_table *t, uint64_t ino);
 /* node_prefetch hops: 0 loads ino's slot of the table, 1 (some lookups
  * later, once the slot is in cache) the node it points to. */
 #define NODE_PREFETCH_HOPS 2
 /* Start loading what node_find(ino) reads, so that a run of lookups (a
  * readdirplus reply) overlaps its cache misses.  Only a hint: it changes
  * nothing.  ns_mu held. */
-void node_prefetch(uint64_t ino, unsigned hop);
+void node_prefetch(struct node_table *t, uint64_t ino, unsigned hop);
 /* Find or add ino with the given key, adding lookups to nlookup.  An
  * existing node keeps its key unless it was unlinked.  NULL on ENOMEM. */
-struct node *node_ref(uint64_t ino, uint64_t parent, const char *name,
-		      size_t name_len, uint64_t lookups);
+struct node *node_ref(struct node_table *t, uint64_t ino, uint64_t parent,
+		      const char *name, size_t name_len, uint64_t lookups);
 /* Drop n kernel references; frees the node when nothing refers to it. */
-void node_forget(struct node *n, uint64_t count);
+void node_forget(struct node_table *t, struct node *n, uint64_t count);
 /* Drop an open handle's reference; frees like node_forget. */
-void node_close(struct node *n);
+void node_close(struct node_table *t, struct node *n);
 /* Move the node to a new key (after a rename). */
 void node_move(struct node *n, uint64_t parent, const char *name,
 	       size_t name_len);
 /* What an fsync of ino waits for: its node's sync_lsn, or, for an inode
  * without a node, the highest sync_lsn a freed node had (the floor). */
-uint64_t node_sync_lsn(uint64_t ino);
+uint64_t node_sync_lsn(struct node_table *t, uint64_t ino);
 /* The record lsn (0: none) changed ino: raise its sync_lsn, or the floor
  * if ino has no node. */
-void node_note_lsn(uint64_t ino, uint64_t lsn);
+void node_note_lsn(struct node_table *t, uint64_t ino, uint64_t lsn);
 /* Raise the floor to lsn (at mount: the last record the log held), so
  * that no inode counts as changed by nothing. */
-void node_lsn_floor(uint64_t lsn);
+void node_lsn_floor(struct node_table *t, uint64_t lsn);
 /* Free the whole table (at unmount). */
-void node_free_all(void);
+void node_free_all(struct node_table *t);
 
 #endif

@@ -12,7 +12,6 @@
 #include <time.h>
 #include <json-c/json.h>
 
-#include "buf.h"
 #include "t4dx.h"
 #include "tool.h"
 

@@ -25,10 +25,8 @@
 #include <unistd.h>
 #include <json-c/json.h>
 
-#include "rec.h"
 #include "t4dx.h"
 #include "tool.h"
-#include "wal.h"
 
 
 static const struct command commands[];
@@ -255,23 +253,11 @@ bool want_progress(const struct opts *o)
 	return o->progress > 0 || (o->progress == 0 && isatty(2));
 }
 
-struct dump {
-	struct t4dx_buf line;
-	uint64_t records;
-};
-
-/* Print the record as the line the WAL holds (encoding is
- * deterministic, so re-encoding gives back the stored line). */
-static int dump_one(void *arg, struct t4dx_rec *r)
+/* Print the record as the line the WAL holds. */
+static int dump_one(void *arg, const char *line, size_t len)
 {
-	struct dump *d = arg;
-	d->line.len = 0;
-	int rc = t4dx_rec_encode(r, &d->line);
-	if (rc)
-		return rc;
-	if (fwrite(d->line.p, 1, d->line.len, stdout) != d->line.len)
+	if (fwrite(line, 1, len, stdout) != len)
 		return errno ? errno : EIO;
-	d->records++;
 	return 0;
 }
 
@@ -296,10 +282,8 @@ static int cmd_wal_dump(const struct command *c, int argc, char **argv)
 		return fail(c, EXIT_CANNOT, "%s is not a t4dx data directory "
 			    "(it has no wal/)", dir);
 	bool archive = o.archive;
-	struct dump d = { { 0 }, 0 };
 	struct t4dx_wal_damage dmg;
-	rc = t4dx_wal_read_all_damage(wal, archive, dump_one, &d, &dmg);
-	t4dx_buf_free(&d.line);
+	rc = t4dx_wal_dump(wal, archive, dump_one, NULL, &dmg);
 	if (fflush(stdout) && !rc)
 		rc = errno ? errno : EIO;
 	if (rc)

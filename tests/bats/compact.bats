@@ -426,7 +426,8 @@ assert_busy_at_once() {
 }
 
 @test "while nrem runs: reads and writes go on, a second command is EBUSY at once" {
-	start_paused 3
+	# long enough for the checks below on a loaded machine (3 s was not)
+	start_paused 8
 	build_history
 	compact_run flush
 	run_in_background nrem
@@ -446,7 +447,7 @@ assert_busy_at_once() {
 	assert_output nrem
 	assert_busy_at_once prune flush nrem
 
-	t4dx_wait_children 15 "$BG_PID" || fail "nrem failed: ${T4DX_FAILED[*]}: $(cat "$BG_OUT")"
+	t4dx_wait_children 30 "$BG_PID" || fail "nrem failed: ${T4DX_FAILED[*]}: $(cat "$BG_OUT")"
 	assert_ran nrem 1
 	run jq -e '.prune.runs == 0' "$MNT/.ctl/compact"
 	assert_success

@@ -53,7 +53,7 @@ assert_refused() {
 		memtable: {max_bytes: 33554432, max_items: 5000},
 		fallback: {max_items: 500, cache_bytes: 1048576, max_queue: 2000,
 			max_queue_bytes: 1048576, drain_batch: 50,
-			policy: "reject", rescue_dir: $rescue},
+			policy: "reject", rescue_dir: $rescue, rescue_fallback: false},
 		health: {interval_s: 10, timeout_s: 2, alert_threshold: 4,
 			verify_bytes: 1048576},
 		compaction: {nrem_kappa_boost: 0.1, prune_min_kappa: 0.04,

@@ -506,11 +506,46 @@ in_memory() {
 	done
 }
 
+@test "a rescue directory that cannot take the file: the rescue goes to the next candidate (\$TMPDIR) and is replayed from there" {
+	local rescue=$T4DX_TMP/rescue alt=$T4DX_TMP/alt cfg
+	mkdir "$rescue" "$alt"
+	t4dx_mount_tmpfs "$rescue" 64k
+	cfg=$(config "\"rescue_dir\":\"$rescue\"")
+	# $TMPDIR: the first candidate after fallback.rescue_dir
+	T4DX_START_TMPDIR=$alt
+	t4dx_start -o "config=$cfg"
+	t4dx_ack_put "$REF" kept-before "written before the disk filled" || fail "$T4DX_ACK_ERR"
+	t4dx_fill "$DATA"
+	t4dx_fill "$rescue"
+	t4dx_ack_put "$REF" moved-on "$(head -c 200000 /dev/zero | tr '\0' M)" ||
+		fail "$T4DX_ACK_ERR"
+	rm "$ITEMS/kept-before" || fail "rm while full"
+	rm "$REF/kept-before"
+	t4dx_ctl_test health '.unpersisted > 0' || fail "$(cat "$MNT/.ctl/health")"
+	local pid=$T4DX_PID
+	t4dx_wait_for 10 fusermount3 -u "$MNT" 2>/dev/null || fail "fusermount3 -u failed"
+	_t4dx_reap "$pid" || fail "t4dxfs still running after unmount"
+	T4DX_PID=
+	((T4DX_STATUS == 0)) || fail "t4dxfs exited $T4DX_STATUS though the rescue was saved: $(cat "$T4DX_LOG")"
+	grep -q "rescue file $rescue/t4dx-rescue-.*: No space left on device" "$T4DX_LOG" ||
+		fail "the refused rescue directory is not named: $(cat "$T4DX_LOG")"
+	local files=("$alt"/t4dx-rescue-*.jsonl)
+	[[ -s ${files[0]} ]] || fail "no rescue file in $alt: $(ls -la "$alt" "$rescue")"
+	[[ ${files[0]##*/} == t4dx-rescue-$(head -c 32 "$DATA/ID")-* ]] ||
+		fail "rescue file ${files[0]} does not name the store"
+	rm "$DATA/ballast"
+	t4dx_start -o "config=$cfg"
+	t4dx_assert_acked "$REF"
+	assert_file_exists "${files[0]}.replayed"
+	assert_file_not_exists "${files[0]}"
+}
+
 @test "a rescue that no file can take: the records go to the log as JSON lines and the daemon exits non-zero" {
 	local rescue=$T4DX_TMP/rescue cfg i
 	mkdir "$rescue"
 	t4dx_mount_tmpfs "$rescue" 64k
-	cfg=$(config "\"rescue_dir\":\"$rescue\"")
+	# no other candidate either: the log is the last copy
+	cfg=$(config "\"rescue_dir\":\"$rescue\",\"rescue_fallback\":false")
 	t4dx_start -o "config=$cfg"
 	t4dx_fill "$DATA"
 	t4dx_fill "$rescue"

@@ -323,6 +323,36 @@ stop_by() {
 	t4dx_stop
 }
 
+# The line of /proc/self/mountinfo for MNT.
+mnt_info() {
+	awk -v m="$MNT" '$5 == m' /proc/self/mountinfo
+}
+
+@test "a comma or a backslash in DATA_DIR is part of the mount's name and adds no mount option" {
+	local d info src opts
+	for d in "$T4DX_TMP/store,allow_other,fsname=x" \
+		"$T4DX_TMP/back\\slash,ro"; do
+		mkdir -m 700 "$d"
+		DATA=$d t4dx_start
+		info=$(mnt_info)
+		[[ -n $info ]] || fail "no line in mountinfo for $MNT"
+		# after " - ": type, source, the superblock's options
+		src=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") print $(i + 2) }' <<<"$info")
+		# mountinfo writes a backslash as \134
+		assert_equal "$src" "t4dx:${d//\\/\\134}"
+		opts=$(awk '{ print $6 ","  $NF }' <<<"$info")
+		[[ ,$opts, != *,allow_other,* && ,$opts, != *,ro,* ]] ||
+			fail "options injected through the path: $info"
+		printf 'kept\n' >"$ITEMS/x"
+		t4dx_stop
+		assert_file_exists "$d/MANIFEST"
+		DATA=$d t4dx_start
+		run cat "$ITEMS/x"
+		assert_output kept
+		t4dx_stop
+	done
+}
+
 @test "without -f, a missing syslog socket (the log is the last copy of what no rescue file takes) is warned about at start" {
 	run timeout 20 "$T4DXFS" "$DATA" "$MNT"
 	assert_success

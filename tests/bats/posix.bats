@@ -75,6 +75,30 @@ fd1_is() {
 	assert_output 0
 }
 
+@test "fsync of a directory keeps a file created in it and still open, after SIGKILL" {
+	command -v perl >/dev/null || skip "perl is missing"
+	t4dx_start
+	local ready=$T4DX_TMP/ready
+	mkdir "$ITEMS/d"
+	# one open(O_CREAT) each, never closed: no flush commits the files
+	# (a shell's `exec 8>f` closes a duplicate at once, which does)
+	perl -e 'use Fcntl; for (@ARGV[0, 1]) { sysopen(my $h, $_,
+		O_WRONLY | O_CREAT | O_EXCL) or die; push @::h, $h }
+		open(my $m, ">", $ARGV[2]); close $m; sleep 60' \
+		"$ITEMS/new" "$ITEMS/d/new" "$ready" 3>&- &
+	local holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 test -e "$ready" || fail "the holder did not start"
+	run sync "$ITEMS" "$ITEMS/d"    # fsync of both directories
+	assert_success
+	t4dx_kill9
+	kill "$holder"
+	t4dx_wait_children 10 "$holder" || true
+	t4dx_start
+	assert_file_exists "$ITEMS/new"
+	assert_file_exists "$ITEMS/d/new"
+}
+
 @test "fsync through a read-only descriptor commits what another process wrote and has not closed" {
 	command -v perl >/dev/null || skip "perl is missing"
 	t4dx_start

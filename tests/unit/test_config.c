@@ -78,7 +78,7 @@ static void test_defaults(void)
 
 /* ---- every key ------------------------------------------------------- */
 
-enum { I, N, S };
+enum { I, N, S, B };
 
 struct tk {
 	const char *sec, *key;
@@ -120,6 +120,8 @@ static const struct tk tks[] = {
 	  "\"reject\"", "\"Queue\"", "\"\"" },
 	{ AT(fallback, rescue_dir), S, OFF(fallback, rescue_dir), "\"\"",
 	  "\"/var/lib/t4dx rescue\"", "\"rel/dir\"", "\"./x\"" },
+	{ AT(fallback, rescue_fallback), B, OFF(fallback, rescue_fallback),
+	  "false", "true", "0", "\"true\"" },
 	KN(health, interval_s, "0.000001", "86400", "0", "86400.00001"),
 	KN(health, timeout_s, "0.000001", "3600", "0.0", "3600.0000001"),
 	KI(health, alert_threshold, "1", "1000000", "0", "1000001"),
@@ -152,6 +154,11 @@ static bool holds(const struct t4dx_config *c, const struct tk *k,
 		double d;
 		memcpy(&d, f, sizeof(d));
 		return d == strtod(value, NULL);
+	}
+	if (k->kind == B) {
+		bool b;
+		memcpy(&b, f, sizeof(b));
+		return b == !strcmp(value, "true");
 	}
 	uint64_t want = strtoull(value, NULL, 10), got;
 	if (k->size == sizeof(unsigned)) {
@@ -274,7 +281,8 @@ static void test_types(void)
 	for (size_t i = 0; i < NTK; i++) {
 		const struct tk *k = &tks[i];
 		for (size_t j = 0; j < sizeof(wrong) / sizeof(*wrong); j++) {
-			if (k->kind == S && j == 0)
+			if ((k->kind == S && j == 0) ||
+			    (k->kind == B && (j == 1 || j == 2)))
 				continue;
 			snprintf(want, sizeof(want), "%s.%s: must be", k->sec,
 				 k->key);
@@ -293,6 +301,11 @@ static void test_types(void)
 		if (k->kind == S) {
 			snprintf(want, sizeof(want), "%s.%s: must be a string, "
 				 "got 1", k->sec, k->key);
+			bad(doc(text, k, "1"), want);
+		}
+		if (k->kind == B) {
+			snprintf(want, sizeof(want), "%s.%s: must be true or "
+				 "false, got 1", k->sec, k->key);
 			bad(doc(text, k, "1"), want);
 		}
 	}
@@ -430,7 +443,8 @@ static void test_render(void)
 		"\"checkpoint_bytes\":67108864},"
 		"\"memtable\":{\"max_bytes\":67108864,\"max_items\":10000},"
 		"\"fallback\":{\"max_items\":1000,\"cache_bytes\":67108864,\"max_queue\":10000,"
-		"\"max_queue_bytes\":67108864,\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\"},"
+		"\"max_queue_bytes\":67108864,\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\","
+		"\"rescue_fallback\":true},"
 		"\"health\":{\"interval_s\":30,\"timeout_s\":5,"
 		"\"alert_threshold\":3,\"verify_bytes\":8388608},"
 		"\"compaction\":{\"nrem_kappa_boost\":0.05,"

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "breaker.h"
@@ -959,6 +960,57 @@ static void test_fallback_queue(void)
 	unit_rm_rf(dir);
 }
 
+/* The first health probe that passes after an outage is a trial that
+ * succeeded: with success_threshold 1 it closes the breaker at once.
+ * (Found by hostile use: the probe's group commit drained the queue while
+ * the breaker was still OPEN, so it did not count, and an idle store
+ * whose disk worked again stayed HALF_OPEN, "degraded", for two more
+ * probe intervals.) */
+static void test_probe_closes_breaker(void)
+{
+	const char *dir = unit_tmpdir("probe-close");
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.breaker.failure_threshold = 2;
+	cfg.breaker.success_threshold = 1;
+	cfg.breaker.reset_timeout_s = 3600;     /* only a probe reopens */
+	cfg.health.interval_s = 0.5;
+	struct t4dx *db = open_db(dir, &cfg);
+	struct t4dx_breaker_info bi;
+	struct t4dx_health h;
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 1);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ_INT(put_file(db, R, "q", "queued", NULL), 0);
+	t4dx_breaker_get(t4dx_get_breaker(db), &bi);
+	CHECK_EQ_INT(bi.state, T4DX_OPEN);
+	/* right after a (failing) tick, so that none is under way */
+	t4dx_get_health(db, &h);
+	uint64_t r0 = h.wal.runs;
+	for (int i = 0; i < 5000 && h.wal.runs == r0; i++) {
+		usleep(1000);
+		t4dx_get_health(db, &h);
+	}
+	faults_reset();
+	r0 = h.wal.runs;
+	for (int i = 0; i < 10000; i++) {
+		t4dx_breaker_get(t4dx_get_breaker(db), &bi);
+		t4dx_get_health(db, &h);
+		if (bi.state == T4DX_CLOSED && h.wal.runs > r0)
+			break;
+		usleep(1000);
+	}
+	CHECK_EQ_INT(bi.state, T4DX_CLOSED);
+	/* closed by the first passing probe, not the second */
+	CHECK_EQ_INT(h.wal.runs, r0 + 1);
+	CHECK_EQ_INT(h.unpersisted, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, &cfg);
+	CHECK(strcmp(content_of(db, R, "q"), "queued") == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* Unpersisted records left at close go to a rescue file that the next
  * open replays, then renames; nothing is lost. */
 static void test_rescue(void)
@@ -1019,8 +1071,9 @@ static void test_probe_checkpoint(void)
 	REQUIRE(put_file(db, T4DX_ROOT_INO, "a", "1", NULL) == 0);
 	REQUIRE(t4dx_flush(db) == 0);
 	struct t4dx_stats st;
-	/* about 45 bytes a probe: three checkpoints' worth */
-	for (int i = 0; i < 600; i++) {
+	/* about 45 bytes a probe: three checkpoints' worth (some 5,000
+	 * probes, each an fdatasync: up to two minutes on a loaded machine) */
+	for (int i = 0; i < 2400; i++) {
 		t4dx_get_stats(db, &st);
 		if (st.wal_records > 3 * 65536 / 40)
 			break;
@@ -1035,6 +1088,213 @@ static void test_probe_checkpoint(void)
 	CHECK(strcmp(content_of(db, T4DX_ROOT_INO, "a"), "1") == 0);
 	t4dx_get_stats(db, &st);
 	CHECK(st.recovery.records_replayed < 2 * 65536 / 40);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
+/* Segment files are held at their open (O_CREAT under seg/) while
+ * hold_segs is set: a flush that lasts as long as the test wants. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static bool hold_segs, seg_held;
+static int (*inner_open)(const char *, int, mode_t);
+static int open_held(const char *path, int flags, mode_t mode)
+{
+	if ((flags & O_CREAT) && strstr(path, "/seg/")) {
+		pthread_mutex_lock(&hold_mu);
+		seg_held = true;
+		pthread_cond_broadcast(&hold_cv);
+		while (hold_segs)
+			pthread_cond_wait(&hold_cv, &hold_mu);
+		pthread_mutex_unlock(&hold_mu);
+	}
+	return inner_open(path, flags, mode);
+}
+
+struct stall_writer {
+	struct t4dx *db;
+	const char *content;
+	atomic_int done;
+};
+
+static void *stall_write(void *arg)
+{
+	struct stall_writer *w = arg;
+	char name[16];
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "late%d", i);
+		if (put_file(w->db, T4DX_ROOT_INO, name, w->content, NULL))
+			break;
+		atomic_fetch_add(&w->done, 1);
+	}
+	return NULL;
+}
+
+/* The write stall: while a flush is under way, a writer that has logged
+ * wal.checkpoint_bytes since its cut waits for it to end, so the live
+ * log stays near two checkpoints however fast writers go.  (Found by
+ * hostile use: 4-8 writers of 16 MB files took the live WAL to 2-6x
+ * checkpoint_bytes while a flush ran.) */
+static void test_write_stall(void)
+{
+	const char *dir = unit_tmpdir("stall");
+	char d[512];
+	snprintf(d, sizeof(d), "%s", dir);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.checkpoint_bytes = 65536;
+	static char big[20001];
+	memset(big, 'x', sizeof(big) - 1);
+	struct t4dx *db = open_db(d, &cfg);
+	inner_open = t4dx_io.open;
+	t4dx_io.open = open_held;
+	hold_segs = true;
+	/* past the checkpoint: the flusher cuts and blocks in the segment
+	 * (a commit checks the bound before its own record is written: the
+	 * fifth sees the four before it, 80 KB; a fourth sees 60 KB, and
+	 * then only a health probe, up to 30 s later, would start the
+	 * flush) */
+	char name[16];
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "early%d", i);
+		REQUIRE(put_file(db, T4DX_ROOT_INO, name, big, NULL) == 0);
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&hold_mu);
+	while (!seg_held &&
+	       pthread_cond_timedwait(&hold_cv, &hold_mu, &until) == 0)
+		;
+	bool held = seg_held;
+	pthread_mutex_unlock(&hold_mu);
+	REQUIRE(held);
+
+	struct stall_writer w = { db, big, 0 };
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, stall_write, &w) == 0);
+	struct t4dx_stats st;
+	for (int i = 0; i < 1000; i++) {
+		t4dx_get_stats(db, &st);
+		if (st.writers_stalled || atomic_load(&w.done) == 8)
+			break;
+		usleep(10000);
+	}
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.writers_stalled, 1);
+	CHECK_EQ_INT(st.write_stalls, 1);
+	/* 64 KiB past the cut is four of these; the fourth waits */
+	if (atomic_load(&w.done) > 3)
+		fprintf(stderr, "%d writes went by the stall\n",
+			atomic_load(&w.done));
+	CHECK(atomic_load(&w.done) <= 3);
+
+	pthread_mutex_lock(&hold_mu);
+	hold_segs = false;
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(atomic_load(&w.done), 8);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.writers_stalled, 0);
+	t4dx_io.open = inner_open;
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(d, &cfg);
+	/* (content_of gives the first 4095 bytes) */
+	CHECK(strncmp(content_of(db, T4DX_ROOT_INO, "late7"), big, 4095) == 0);
+	CHECK(strncmp(content_of(db, T4DX_ROOT_INO, "early0"), big, 4095) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
+/* A flush that failed leaves its memtable cut (imm) for the next try;
+ * while the breaker is OPEN no flush is tried at all (level 1).  A writer
+ * past the bound must not wait for a flush end that nothing will bring:
+ * the fallback queue answers at once.  (Found by review: every write then
+ * took the stall's whole 10 s.) */
+static atomic_bool seg_open_fails;
+static double mono_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+static int open_held_failing(const char *path, int flags, mode_t mode)
+{
+	int fd = open_held(path, flags, mode);
+	if (fd >= 0 && (flags & O_CREAT) && strstr(path, "/seg/") &&
+	    atomic_load(&seg_open_fails)) {
+		close(fd);
+		unlink(path);
+		errno = EIO;
+		return -1;
+	}
+	return fd;
+}
+
+static void test_write_stall_no_flush(void)
+{
+	const char *dir = unit_tmpdir("stall-open");
+	char d[512];
+	snprintf(d, sizeof(d), "%s", dir);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.checkpoint_bytes = 65536;
+	static char big[20001];
+	memset(big, 'y', sizeof(big) - 1);
+	struct t4dx *db = open_db(d, &cfg);
+	inner_open = t4dx_io.open;
+	t4dx_io.open = open_held_failing;
+	hold_segs = true;
+	seg_held = false;
+	char name[16];
+	for (int i = 0; i < 5; i++) {       /* as in test_write_stall */
+		snprintf(name, sizeof(name), "early%d", i);
+		REQUIRE(put_file(db, T4DX_ROOT_INO, name, big, NULL) == 0);
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&hold_mu);
+	while (!seg_held &&
+	       pthread_cond_timedwait(&hold_cv, &hold_mu, &until) == 0)
+		;
+	bool held = seg_held;
+	pthread_mutex_unlock(&hold_mu);
+	REQUIRE(held);
+	/* the log passes the bound while the flush is held */
+	struct stall_writer w = { db, big, 0 };
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, stall_write, &w) == 0);
+	struct t4dx_stats st;
+	for (int i = 0; i < 1000; i++) {
+		t4dx_get_stats(db, &st);
+		if (st.writers_stalled || atomic_load(&w.done) == 8)
+			break;
+		usleep(10000);
+	}
+	/* the flush fails: its memtable stays cut */
+	atomic_store(&seg_open_fails, true);
+	pthread_mutex_lock(&hold_mu);
+	hold_segs = false;
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+	pthread_join(t, NULL);
+	/* the disk is given up on: no flush is tried while OPEN */
+	t4dx_breaker_force_open(t4dx_get_breaker(db));
+	double t0 = mono_now();
+	REQUIRE(put_file(db, T4DX_ROOT_INO, "during", "d", NULL) == 0);
+	double took = mono_now() - t0;
+	if (took > 5)
+		fprintf(stderr, "a write while OPEN took %.1f s\n", took);
+	CHECK(took < 5);
+	t4dx_breaker_reset(t4dx_get_breaker(db));
+	atomic_store(&seg_open_fails, false);
+	t4dx_io.open = inner_open;
+	t4dx_close(db);
+	db = open_db(d, &cfg);
+	CHECK(content_of(db, T4DX_ROOT_INO, "during") &&
+	      strcmp(content_of(db, T4DX_ROOT_INO, "during"), "d") == 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(d);
 }
@@ -1119,6 +1379,62 @@ static void test_lost_wal_unsynced_manifest(void)
 	unit_rm_rf(d);
 }
 
+/* The log is removed while mounted; the flusher saves what it held in a
+ * segment, but the directory fsync after the MANIFEST's rename fails, so
+ * a power cut may bring back the old MANIFEST, which does not name that
+ * segment.  An fsync of a change that was on disk only in the removed log
+ * must not answer 0 then: the change is on no disk that survives.  Once a
+ * MANIFEST naming the segment is durable, it answers 0. */
+static void test_sync_lost_wal_unsynced_manifest(void)
+{
+	const char *dir = unit_tmpdir("sync-lost-unsynced");
+	char d[512], cmd[1400];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx *db = open_db(d, NULL);
+	REQUIRE(put_file(db, R, "z", "0", NULL) == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	REQUIRE(put_file(db, R, "a", "1", NULL) == 0);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	uint64_t lsn_a = st.wal_lsn;
+	REQUIRE(t4dx_sync(db, lsn_a) == 0);
+	inner_rename = t4dx_io.rename;
+	inner_fsync = t4dx_io.fsync;
+	t4dx_io.rename = rename_watch;
+	t4dx_io.fsync = fsync_after_manifest;
+	atomic_store(&manifest_dirsync_fails, true);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/wal", d);
+	REQUIRE(system(cmd) == 0);
+	CHECK_EQ_INT(put_file(db, R, "b", "2", NULL), 0);
+	/* the flusher's save: segment written, MANIFEST not durable */
+	struct t4dx_buf al = { 0 };
+	bool said = false;
+	for (int i = 0; i < 100 && !said; i++) {
+		al.len = 0;
+		REQUIRE(t4dx_render_alerts(db, &al) == 0);
+		said = memmem(al.p, al.len, "durable MANIFEST", 16) != NULL;
+		if (!said)
+			usleep(50000);
+	}
+	REQUIRE(said);
+	t4dx_buf_free(&al);
+	/* "a" is only in a segment that the durable MANIFEST does not name */
+	CHECK_EQ_INT(t4dx_sync(db, lsn_a), EIO);
+	/* the directory can be synced again: a later save makes it durable */
+	atomic_store(&manifest_dirsync_fails, false);
+	int rc = EIO;
+	for (int i = 0; i < 100 && rc; i++) {
+		rc = t4dx_sync(db, lsn_a);
+		if (rc)
+			usleep(50000);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_io_reset();
+	unit_rm_rf(d);
+}
+
 /* A segment damaged in the middle is quarantined at open and its items
  * come back from the WAL archive. */
 /* Flip four bytes a third of the way into segment id of dir. */
@@ -1179,6 +1495,204 @@ static void test_rebuild(void)
 	t4dx_get_stats(db, &st);
 	CHECK_EQ_INT(st.recovery.segments_quarantined, 0);
 	CHECK(strcmp(content_of(db, R, "k42"), "value 42") == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
+/* A damaged block costs only its own items: the segment's other blocks
+ * are salvaged as they are, even when the WAL archive (kept to none here)
+ * cannot give anything back.  (Found by hostile use: one flipped byte in
+ * a 235 MB segment lost 96 MB of undamaged, fsync'ed files that were
+ * older than the archive.) */
+static void test_rebuild_salvage(void)
+{
+	const char *dir = unit_tmpdir("salvage");
+	char d[512], name[16];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.archive_max_bytes = 0;
+	static char val[100][8001];
+	struct t4dx *db = open_db(d, &cfg);
+	for (int i = 0; i < 100; i++) {
+		/* distinct, hardly compressible: many blocks */
+		unsigned x = 2654435761u * (unsigned)(i + 1);
+		for (int j = 0; j < 8000; j++) {
+			x = x * 1103515245u + 12345u;
+			val[i][j] = (char)('a' + (x >> 16) % 26);
+		}
+		snprintf(name, sizeof(name), "k%02d", i);
+		REQUIRE(put_file(db, R, name, val[i], NULL) == 0);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	damage_segment(d, 1);
+	db = open_db(d, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
+	CHECK(st.recovery.rebuild_missing_before > 1);
+	int kept = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "k%02d", i);
+		struct t4dx_entry e;
+		if (t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT, &e))
+			continue;
+		/* what is there is exact */
+		CHECK(e.size == 8000 && e.content &&
+		      !memcmp(e.content->data, val[i], 8000));
+		t4dx_entry_clear(&e);
+		kept++;
+	}
+	/* one block lost, a handful of items; the rest salvaged */
+	CHECK(kept >= 80 && kept < 100);
+	CHECK_EQ_INT(st.recovery.items_rebuilt, kept);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* the rebuilt segment is sound */
+	db = open_db(d, &cfg);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 0);
+	CHECK_EQ_INT(st.items, kept);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
+/* The rebuild of a damaged segment fails (the disk is full when the
+ * rebuilt segment is written): the open fails, and the next one, once
+ * there is room, must still salvage the damaged segment's whole blocks.
+ * (Found by review: the damaged file was moved to quarantine/ before the
+ * rebuild, so the next start found it missing and rebuilt it from the
+ * archive alone, which holds nothing here.) */
+static atomic_bool seg_create_full;
+static int (*inner_open_full)(const char *, int, mode_t);
+static int open_seg_full(const char *path, int flags, mode_t mode)
+{
+	if ((flags & O_CREAT) && strstr(path, "/seg/") &&
+	    atomic_load(&seg_create_full)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return inner_open_full(path, flags, mode);
+}
+
+static void test_rebuild_salvage_retry(void)
+{
+	const char *dir = unit_tmpdir("salvage-retry");
+	char d[512], name[16], msg[512];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.archive_max_bytes = 0;
+	static char val[100][8001];
+	struct t4dx *db = open_db(d, &cfg);
+	for (int i = 0; i < 100; i++) {
+		unsigned x = 2654435761u * (unsigned)(i + 1);
+		for (int j = 0; j < 8000; j++) {
+			x = x * 1103515245u + 12345u;
+			val[i][j] = (char)('a' + (x >> 16) % 26);
+		}
+		snprintf(name, sizeof(name), "k%02d", i);
+		REQUIRE(put_file(db, R, name, val[i], NULL) == 0);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	damage_segment(d, 1);
+
+	inner_open_full = t4dx_io.open;
+	t4dx_io.open = open_seg_full;
+	atomic_store(&seg_create_full, true);
+	db = NULL;
+	int rc = t4dx_open(d, &cfg, &db, msg, sizeof(msg));
+	t4dx_io.open = inner_open_full;
+	atomic_store(&seg_create_full, false);
+	CHECK(rc != 0);
+	if (!rc)
+		t4dx_close(db);
+
+	db = open_db(d, &cfg);
+	int kept = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "k%02d", i);
+		struct t4dx_entry e;
+		if (t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT, &e))
+			continue;
+		CHECK(e.size == 8000 && e.content &&
+		      !memcmp(e.content->data, val[i], 8000));
+		t4dx_entry_clear(&e);
+		kept++;
+	}
+	if (kept < 80)
+		fprintf(stderr, "%d items after the retried rebuild\n", kept);
+	CHECK(kept >= 80 && kept < 100);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
+/* A read-only open (t4dx ls, dump, verify) of a store whose older
+ * segment is damaged: what its whole blocks still hold is older than what
+ * a later segment says of the same keys (updated, deleted), and must not
+ * win over it.  (Found by review: the salvaged entries went into the
+ * memtable, above every segment.) */
+static void test_rebuild_salvage_readonly(void)
+{
+	const char *dir = unit_tmpdir("salvage-ro");
+	char d[512], name[16];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.archive_max_bytes = 0;
+	static char val[100][8001];
+	struct t4dx *db = open_db(d, &cfg);
+	for (int i = 0; i < 100; i++) {
+		unsigned x = 2654435761u * (unsigned)(i + 1);
+		for (int j = 0; j < 8000; j++) {
+			x = x * 1103515245u + 12345u;
+			val[i][j] = (char)('a' + (x >> 16) % 26);
+		}
+		snprintf(name, sizeof(name), "k%02d", i);
+		REQUIRE(put_file(db, R, name, val[i], NULL) == 0);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	/* segment 2: k00..k39 updated, k50..k59 deleted */
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "k%02d", i);
+		REQUIRE(put_file(db, R, name, "new", NULL) == 0);
+	}
+	for (int i = 50; i < 60; i++) {
+		snprintf(name, sizeof(name), "k%02d", i);
+		REQUIRE(t4dx_delete(db, R, name, 3, false, 0, NULL) == 0);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	damage_segment(d, 1);
+
+	struct t4dx_open_args ro = { .cfg = &cfg,
+				     .flags = T4DX_OPEN_READONLY };
+	char msg[512];
+	REQUIRE(t4dx_open_args(d, &ro, &db, msg, sizeof(msg)) == 0);
+	int stale = 0, back = 0, kept = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "k%02d", i);
+		const char *c = content_of(db, R, name);
+		if (i < 40)
+			stale += !c || strcmp(c, "new") != 0;
+		else if (i >= 50 && i < 60)
+			back += c != NULL;
+		else
+			kept += c != NULL;
+	}
+	if (stale || back)
+		fprintf(stderr, "%d updated items read old, %d deleted items "
+			"back\n", stale, back);
+	CHECK_EQ_INT(stale, 0);
+	CHECK_EQ_INT(back, 0);
+	CHECK(kept >= 40);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.items, 40 + kept);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(d);
 }
@@ -2205,10 +2719,15 @@ int main(void)
 	RUN(test_compact_failure);
 	RUN(test_breaker_gate);
 	RUN(test_fallback_queue);
+	RUN(test_probe_closes_breaker);
 	RUN(test_rescue);
 	RUN(test_probe_checkpoint);
 	RUN(test_lost_wal_unsynced_manifest);
+	RUN(test_sync_lost_wal_unsynced_manifest);
 	RUN(test_rebuild);
+	RUN(test_rebuild_salvage);
+	RUN(test_rebuild_salvage_readonly);
+	RUN(test_rebuild_salvage_retry);
 	RUN(test_rebuild_later_changes);
 	RUN(test_unreadable_content);
 	RUN(test_fatal);
@@ -2220,6 +2739,8 @@ int main(void)
 	RUN(test_auto_tiered);
 	RUN(test_auto_tiered_tombstones);
 	RUN(test_auto_pile);
+	RUN(test_write_stall);
+	RUN(test_write_stall_no_flush);
 	RUN(test_prune_race);
 	RUN(test_alloc_failures);
 	RUN(test_level2);

@@ -66,6 +66,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,9 +117,13 @@ static const char *const op_names[OP_NOPS] = {
 	"listxattr",
 };
 
-static struct {
+static struct nf_state {
 	double timeout;
-	bool nocache, cache_readdir, xattr, noopen, noflush;
+	/* options of our own (fuse_opt sets ints) */
+	int nocache, cache_readdir, xattr, noopen, noflush;
+	/* the rest of the command line */
+	bool foreground, help;
+	const char *mnt;
 	struct fuse_session *se;
 	atomic_uint_least64_t ops[OP_NOPS];
 	atomic_uint_least64_t next_ino;
@@ -976,81 +981,82 @@ static void usage(FILE *f)
 		"           noopen, noflush, and any libfuse mount option\n");
 }
 
-/* Take our own options out of the comma-separated list opts, appending
- * the others to fuse_opts (size len). */
-static int parse_opts(char *opts, char *fuse_opts, size_t len)
+enum { KEY_FOREGROUND, KEY_HELP };
+
+#define NF_OPT(t, field, value) { t, offsetof(struct nf_state, field), value }
+
+/* Our options; fuse_opt_parse keeps the others for libfuse. */
+static const struct fuse_opt nf_opts[] = {
+	NF_OPT("nocache", nocache, 1),
+	NF_OPT("cache_readdir", cache_readdir, 1),
+	NF_OPT("xattr", xattr, 1),
+	NF_OPT("noopen", noopen, 1),
+	NF_OPT("noflush", noflush, 1),
+	NF_OPT("timeout=%lf", timeout, 0),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_END
+};
+
+/* What nf_opts does not take: the mountpoint, -f, -h, mount options
+ * for libfuse (kept: 1), anything else (an error: -1). */
+static int nf_arg(void *data, const char *arg, int key,
+		  struct fuse_args *outargs)
 {
-	for (char *o = strtok(opts, ","); o; o = strtok(NULL, ",")) {
-		if (!strcmp(o, "nocache")) {
-			nf.nocache = true;
-		} else if (!strcmp(o, "cache_readdir")) {
-			nf.cache_readdir = true;
-		} else if (!strcmp(o, "xattr")) {
-			nf.xattr = true;
-		} else if (!strcmp(o, "noopen")) {
-			nf.noopen = true;
-		} else if (!strcmp(o, "noflush")) {
-			nf.noflush = true;
-		} else if (!strncmp(o, "timeout=", 8)) {
-			char *end;
-			nf.timeout = strtod(o + 8, &end);
-			if (*end || nf.timeout < 0)
-				return EINVAL;
-		} else {
-			size_t used = strlen(fuse_opts);
-			if (used + strlen(o) + 2 > len)
-				return E2BIG;
-			if (used)
-				strcat(fuse_opts, ",");
-			strcat(fuse_opts, o);
-		}
+	struct nf_state *a = data;
+	switch (key) {
+	case KEY_FOREGROUND:
+		a->foreground = true;
+		return 0;
+	case KEY_HELP:
+		a->help = true;
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (a->mnt)
+			return -1;
+		a->mnt = arg;
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		return arg[0] == '-' ? -1 : 1;
 	}
-	return 0;
+	return -1;
 }
 
 int main(int argc, char **argv)
 {
-	bool foreground = false;
-	const char *mnt = NULL;
-	char fuse_opts[4096] = "fsname=nullfs,subtype=nullfs,default_permissions";
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	int rc = 1;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-f")) {
-			foreground = true;
-		} else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-			if (parse_opts(argv[++i], fuse_opts, sizeof(fuse_opts))) {
-				fprintf(stderr, "nullfs: bad option in %s\n",
-					argv[i]);
-				return 2;
-			}
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage(stdout);
-			return 0;
-		} else if (argv[i][0] != '-' && !mnt) {
-			mnt = argv[i];
-		} else {
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!mnt) {
+	if (fuse_opt_parse(&args, &nf, nf_opts, nf_arg) || nf.timeout < 0 ||
+	    (!nf.mnt && !nf.help)) {
 		usage(stderr);
+		fuse_opt_free_args(&args);
 		return 2;
 	}
+	if (nf.help) {
+		usage(stdout);
+		fuse_opt_free_args(&args);
+		return 0;
+	}
+	const char *mnt = nf.mnt;
+	bool foreground = nf.foreground;
 	if (build_tree()) {
 		fprintf(stderr, "nullfs: out of memory\n");
 		return 1;
 	}
 
-	char optarg[sizeof(fuse_opts) + 3];
-	snprintf(optarg, sizeof(optarg), "-o%s", fuse_opts);
-	char *fargv[] = { argv[0], optarg, NULL };
-	struct fuse_args args = FUSE_ARGS_INIT(2, fargv);
+	if (fuse_opt_insert_arg(&args, 1, "-o") ||
+	    fuse_opt_insert_arg(&args, 2, "fsname=nullfs,subtype=nullfs,"
+				"default_permissions")) {
+		fprintf(stderr, "nullfs: out of memory\n");
+		fuse_opt_free_args(&args);
+		return 1;
+	}
 	nf.se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
 	fuse_opt_free_args(&args);
 	if (!nf.se) {
-		fprintf(stderr, "nullfs: bad mount options: %s\n", fuse_opts);
+		fprintf(stderr, "nullfs: bad mount options\n");
 		return 1;
 	}
 	if (fuse_set_signal_handlers(nf.se))

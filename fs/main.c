@@ -1,0 +1,658 @@
+/*
+ * main.c - the FUSE daemon t4dxfs: command line, checks of DATA_DIR and
+ * the mountpoint, start (open the store, mount, detach), the table of
+ * operations and the session loop, and the end.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "t4dxfs.h"
+#include "config.h"
+#include "inode.h"
+
+/* ---- session ---------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* every write must reach the daemon: no writeback caching */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.symlink = op_symlink,
+	.link = op_link,
+	.mknod = op_mknod,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+};
+
+/* Alerts also go to stderr in the foreground, to syslog as a daemon. */
+static void alert_sink(void *arg, int level, const char *text)
+{
+	struct t4dxfs *fs = arg;
+	atomic_fetch_add(&fs->alerts_seen, 1);
+	if (fs->foreground) {
+		fprintf(stderr, "t4dxfs: %s %s\n", t4dx_alert_level_name(level),
+			text);
+		return;
+	}
+	int prio = level == T4DX_ALERT_INFO ? LOG_INFO
+		 : level == T4DX_ALERT_WARN ? LOG_WARNING : LOG_CRIT;
+	syslog(prio, "%s %s", t4dx_alert_level_name(level), text);
+}
+
+/* The rebuild of a damaged segment at start reads the whole WAL archive,
+ * which may take a while: say how far it is, on stderr (the terminal of
+ * whoever mounts, even without -f, since the daemon detaches only once
+ * mounted).  On a terminal one line is redrawn; else a line every 10%. */
+static void rebuild_progress(void *arg, uint64_t seg, uint64_t done,
+			     uint64_t total)
+{
+	static int last_pct = -1;
+	static int64_t last_ns;
+	bool tty = isatty(2);
+	int pct = total ? (int)(done * 100 / total) : 100;
+	int64_t now = t4dx_now_ns();
+	bool end = done >= total;
+	if (done == 0)
+		last_pct = -1;
+	if (pct == last_pct)
+		return;
+	if (tty ? !end && done && now - last_ns < 100000000
+		: !end && done && pct / 10 == last_pct / 10)
+		return;
+	last_pct = pct;
+	last_ns = now;
+	fprintf(stderr, "%st4dxfs: rebuilding segment %llu from the WAL: "
+		"%3d%% (%llu of %llu bytes read)%s", tty ? "\r\033[K" : "",
+		(unsigned long long)seg, pct, (unsigned long long)done,
+		(unsigned long long)total, tty && !end ? "" : "\n");
+	fflush(stderr);
+}
+
+/* The records of a rescue no file could take, as a daemon: to syslog,
+ * in pieces a syslog line can hold (in the foreground the engine writes
+ * them to stderr whole). */
+static void dump_sink(void *arg, const char *line, size_t len)
+{
+	const size_t piece = 3000;
+	size_t n = (len + piece - 1) / piece;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = len - i * piece < piece ? len - i * piece : piece;
+		syslog(LOG_CRIT, "unsaved record, part %zu of %zu: %.*s",
+		       i + 1, n, (int)k, line + i * piece);
+	}
+}
+
+/* Create items/ itself, the engine entry (0, "items"), on first mount. */
+static int ensure_root(struct t4dxfs *fs)
+{
+	struct t4dx_entry e = { 0 };
+	int rc = t4dx_get(fs->db, 0, "items", 5, 0, &e);
+	if (rc != T4DX_ENOTFOUND)
+		return rc;
+	int64_t now = t4dx_now_ns();
+	memset(&e, 0, sizeof(e));
+	t4dx_entry_set_key(&e, 0, "items", 5);
+	e.ino = T4DX_ROOT_INO;
+	e.mode = S_IFDIR | 0755;
+	e.uid = fs->uid;
+	e.gid = fs->gid;
+	e.atime_ns = e.mtime_ns = e.ctime_ns = now;
+	return t4dx_put(fs->db, &e, 0, NULL);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: t4dxfs [-f] [-o opt[,opt...]] DATA_DIR MOUNTPOINT\n"
+		"\n"
+		"Mount the t4dx store in DATA_DIR at MOUNTPOINT.\n"
+		"  -f            stay in the foreground (log to stderr)\n"
+		"  -o config=FILE  configuration (JSON, see README)\n"
+		"  -o create     make DATA_DIR (mode 0700) if it does not exist\n"
+		"  -o opt,...    FUSE mount options (allow_other, ...)\n"
+		"  -h, --help    this text\n"
+		"  -V, --version print the version\n"
+		"Without -f, t4dxfs returns once the mount is ready.\n"
+		"Unmount with: fusermount3 -u MOUNTPOINT\n");
+}
+
+struct cmdline {
+	int foreground;                 /* -f */
+	const char *data, *mnt;
+	char *config;                   /* -o config=FILE, or NULL */
+	int create;                     /* -o create */
+	/* the mount options for FUSE: argv[0] and a -o group of the
+	 * options that are not ours (escaped by fuse_opt) */
+	struct fuse_args fuse_args;
+	/* the same options as given, comma-separated and NUL-terminated,
+	 * for the message that refuses them */
+	struct t4dx_buf fuse_opts;
+	bool bad;                       /* an error was printed */
+};
+
+enum { KEY_FOREGROUND, KEY_HELP, KEY_VERSION };
+
+#define CMDLINE_OPT(t, field, value) \
+	{ t, offsetof(struct cmdline, field), value }
+
+static const struct fuse_opt cmdline_opts[] = {
+	CMDLINE_OPT("config=%s", config, 0),
+	CMDLINE_OPT("create", create, 1),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+/* fuse_opt_parse's callback: what is not in cmdline_opts.  Returns 1 to
+ * keep arg for FUSE (a mount option), 0 to drop it, -1 to stop. */
+static int cmdline_arg(void *data, const char *arg, int key,
+		       struct fuse_args *outargs)
+{
+	struct cmdline *c = data;
+	switch (key) {
+	case KEY_FOREGROUND:
+		c->foreground = 1;
+		return 0;
+	case KEY_HELP:
+		usage(stdout);
+		exit(0);
+	case KEY_VERSION:
+		printf("t4dxfs %s\n", PACKAGE_VERSION);
+		exit(0);
+	case FUSE_OPT_KEY_OPT:
+		if (arg[0] == '-' && arg[1]) {
+			fprintf(stderr, "t4dxfs: unknown option %s\n", arg);
+			c->bad = true;
+			return -1;
+		}
+		if (arg[0] != '-') {
+			/* one option of a -o list: FUSE's */
+			if ((c->fuse_opts.len &&
+			     t4dx_buf_add(&c->fuse_opts, ",", 1)) ||
+			    t4dx_buf_add(&c->fuse_opts, arg, strlen(arg)))
+				return -1;
+			return 1;
+		}
+		/* "-" alone names a file */
+		/* fall through */
+	case FUSE_OPT_KEY_NONOPT:
+		if (!c->data) {
+			c->data = arg;
+		} else if (!c->mnt) {
+			c->mnt = arg;
+		} else {
+			fprintf(stderr, "t4dxfs: unexpected argument %s\n",
+				arg);
+			c->bad = true;
+			return -1;
+		}
+		return 0;
+	}
+	return 1;
+}
+
+static int parse_cmdline(int argc, char **argv, struct cmdline *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (argc > 1 && !strcmp(argv[argc - 1], "-o")) {
+		fprintf(stderr, "t4dxfs: -o needs an argument\n");
+		return EINVAL;
+	}
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	int rc = fuse_opt_parse(&args, c, cmdline_opts, cmdline_arg);
+	/* args now holds argv[0] and FUSE's -o list, if any */
+	c->fuse_args = args;
+	if (rc) {
+		if (!c->bad)
+			fprintf(stderr, "t4dxfs: cannot read the command line\n");
+		return EINVAL;
+	}
+	if (c->config && (!*c->config || strlen(c->config) >= PATH_MAX)) {
+		fprintf(stderr, *c->config ? "t4dxfs: config path too long\n"
+			: "t4dxfs: -o config= needs a file name\n");
+		return EINVAL;
+	}
+	if (!c->data || !c->mnt) {
+		usage(stderr);
+		return EINVAL;
+	}
+	return t4dx_buf_add(&c->fuse_opts, "", 1);
+}
+
+static void cmdline_free(struct cmdline *c)
+{
+	fuse_opt_free_args(&c->fuse_args);
+	t4dx_buf_free(&c->fuse_opts);
+	free(c->config);
+}
+
+static int check_mountpoint(const char *mnt)
+{
+	struct stat st;
+	struct statvfs sv;
+	/* statfs is never answered from a cache: a dead FUSE mount fails it
+	 * with ENOTCONN even while its root's attributes are still cached */
+	if (statvfs(mnt, &sv) == 0 && stat(mnt, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "t4dxfs: mountpoint %s is not a "
+				"directory\n", mnt);
+			return ENOTDIR;
+		}
+		/* FUSE mounts over a non-empty directory (its old nonempty
+		 * option is gone), hiding what is there: say so */
+		DIR *d = opendir(mnt);
+		struct dirent *de;
+		while (d && (de = readdir(d)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+				fprintf(stderr, "t4dxfs: warning: mountpoint %s "
+					"is not empty; what it holds is hidden "
+					"while t4dx is mounted there\n", mnt);
+				break;
+			}
+		if (d)
+			closedir(d);
+		return 0;
+	}
+	int rc = errno;
+	if (rc == ENOTCONN)
+		fprintf(stderr, "t4dxfs: %s is a stale mount (Transport "
+			"endpoint is not connected): its daemon died.\n"
+			"Clear it with:  fusermount3 -u %s  (or umount -l %s),"
+			" then mount again.\n", mnt, mnt, mnt);
+	else
+		fprintf(stderr, "t4dxfs: cannot use mountpoint %s: %s\n", mnt,
+			strerror(rc));
+	return rc;
+}
+
+/* Without -f: fork; the parent waits for the child to say the mount is
+ * ready (one byte 0 on the pipe) and exits with 0, or with 1 if the child
+ * failed (the child has printed why). */
+static int daemonize_start(int *notify_fd)
+{
+	int p[2];
+	if (pipe(p)) {
+		perror("t4dxfs: pipe");
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("t4dxfs: fork");
+		return -1;
+	}
+	if (pid > 0) {
+		char st = 1;
+		close(p[1]);
+		ssize_t n;
+		do {
+			n = read(p[0], &st, 1);
+		} while (n < 0 && errno == EINTR);
+		if (n != 1)
+			st = 1;
+		if (st) {
+			int ws;
+			waitpid(pid, &ws, 0);
+		}
+		_exit(st ? 1 : 0);
+	}
+	close(p[0]);
+	setsid();
+	*notify_fd = p[1];
+	return 0;
+}
+
+static void daemonize_done(int notify_fd)
+{
+	char ok = 0;
+	if (write(notify_fd, &ok, 1) != 1)
+		perror("t4dxfs: notify");
+	close(notify_fd);
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (chdir("/"))
+		return;
+}
+
+/* Is path (a real path) dir itself or under it? */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (n == 1)             /* "/" */
+		return true;
+	return !strncmp(path, dir, n) && (path[n] == 0 || path[n] == '/');
+}
+
+/* DATA_DIR (real path data) against the mountpoint, and whether it is a
+ * store: the store may not be inside its own mount (every write would
+ * go through the daemon to itself) nor the mount inside the store, and
+ * a directory that holds other things and none of a store's is not made
+ * a store unless -o create says so (a typo such as /var/lib for
+ * /var/lib/t4dx).  0, or 1 with a message. */
+static int check_store_paths(const char *data, const char *mnt, bool create)
+{
+	char m[PATH_MAX];
+	if (realpath(mnt, m) &&
+	    (path_within(data, m) || path_within(m, data))) {
+		fprintf(stderr, "t4dxfs: %s and the mountpoint %s may not "
+			"be one inside the other\n", data, m);
+		return 1;
+	}
+	static const char *const marks[] = { "ID", "MANIFEST", "LOCK", "wal",
+					     "seg" };
+	DIR *d = opendir(data);
+	if (!d)
+		return 0;       /* the open of the store says why */
+	bool other = false, store = false;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		bool mark = false;
+		for (size_t i = 0; i < sizeof(marks) / sizeof(*marks); i++)
+			mark |= !strcmp(de->d_name, marks[i]);
+		store |= mark;
+		other |= !mark;
+	}
+	closedir(d);
+	if (other && !store && !create) {
+		fprintf(stderr, "t4dxfs: %s is not a t4dx store (it holds "
+			"other files and no MANIFEST, wal/ or seg/); -o create "
+			"makes a new store in it\n", data);
+		return 1;
+	}
+	return 0;
+}
+
+/* The absolute path, without symbolic links, that path will have once
+ * made: its parent's real path and its last name.  path does not exist.
+ * Returns 0, or -1 with errno set. */
+static int missing_realpath(const char *path, char out[PATH_MAX])
+{
+	char tmp[PATH_MAX], parent[PATH_MAX];
+	size_t n = strlen(path);
+	if (n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(tmp, path, n + 1);
+	while (n > 1 && tmp[n - 1] == '/')
+		tmp[--n] = '\0';
+	char *slash = strrchr(tmp, '/');
+	const char *name = slash ? slash + 1 : tmp;
+	const char *dir = !slash ? "." : slash == tmp ? "/" : tmp;
+	if (slash)
+		*slash = '\0';
+	if (!strcmp(name, ".") || !strcmp(name, "..")) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!realpath(dir, parent))
+		return -1;
+	if (snprintf(out, PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "",
+		     name) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* Everything after the command line; returns the exit status. */
+static int run(struct t4dxfs *fs, struct cmdline *cl)
+{
+	struct cmdline c = *cl;
+	struct t4dx_config cfg;
+	char msg[512], data[PATH_MAX];
+	int notify_fd = -1, rc;
+
+	/* a typo in DATA_DIR must not give an empty filesystem */
+	struct stat dst;
+	int missing = stat(c.data, &dst) ? errno : 0;
+	if (missing == ENOENT) {
+		if (!c.create) {
+			fprintf(stderr, "t4dxfs: %s does not exist (-o create "
+				"makes a new store there)\n", c.data);
+			return 1;
+		}
+	} else if (!missing && S_ISDIR(dst.st_mode) && (dst.st_mode & 077)) {
+		fprintf(stderr, "t4dxfs: warning: %s is open to group or "
+			"others (mode %03o): any local user may read the "
+			"stored content; chmod 700 it\n", c.data,
+			(unsigned)(dst.st_mode & 0777));
+	}
+	/* -o create makes DATA_DIR only once every option was accepted
+	 * (below): until then its would-be path names it */
+	if (missing == ENOENT ? missing_realpath(c.data, data)
+			      : !realpath(c.data, data)) {
+		fprintf(stderr, "t4dxfs: %s: %s\n", c.data, strerror(errno));
+		return 1;
+	}
+	if (check_mountpoint(c.mnt) ||
+	    check_store_paths(data, c.mnt, c.create))
+		return 1;
+	if (!c.foreground && daemonize_start(&notify_fd))
+		return 1;
+
+	t4dx_config_defaults(&cfg);
+	if (c.config &&
+	    t4dx_config_load(c.config, &cfg, msg, sizeof(msg))) {
+		fprintf(stderr, "t4dxfs: %s\n", msg);
+		return 1;
+	}
+	fs->cfg = cfg;
+	fs->foreground = c.foreground;
+	fs->start_ns = t4dx_now_ns();
+	fs->uid = getuid();
+	fs->gid = getgid();
+	/* every change passes through the daemon, which tells the kernel
+	 * when it changes something on its own (commit, prune): the kernel
+	 * may cache names and attributes for long */
+	fs->entry_timeout = 3600;
+	fs->attr_timeout = 3600;
+	fs->max_item_bytes = cfg.limits.max_item_bytes;
+	/* one malloc arena per FUSE thread keeps what listings and commits
+	 * freed in many pools; a few arenas bound the daemon's footprint */
+	mallopt(M_ARENA_MAX, 2);
+	/* big contents (write buffers, blobs, segment parts) in mappings of
+	 * their own, given back to the system when freed: glibc would raise
+	 * this threshold after the first such free and keep later ones in the
+	 * heap, where an idle daemon held hundreds of MiB after a burst of
+	 * big writes (from hostile use) */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	pthread_mutex_init(&fs->ns_mu, NULL);
+	const char *pause = getenv("T4DX_TEST_RELEASE_PAUSE_MS");
+	if (pause)
+		fs->test_release_pause_ms = (unsigned)strtoul(pause, NULL, 10);
+
+	/* the mount options first: a bad one is reported before the store
+	 * is opened (a replay, a flush) */
+	/* ours before the user's: fsname names DATA_DIR, escaped as fuse_opt
+	 * unescapes a -o list, so that a comma or a backslash in the path is
+	 * part of the name and cannot add an option */
+	char *ours = NULL, *fsname = NULL;
+	struct fuse_args args = c.fuse_args;
+	c.fuse_args = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
+	cl->fuse_args = c.fuse_args;
+	if (asprintf(&fsname, "fsname=t4dx:%s", data) < 0)
+		fsname = NULL;
+	if (!fsname || fuse_opt_add_opt_escaped(&ours, fsname) ||
+	    fuse_opt_add_opt(&ours, "subtype=t4dxfs,default_permissions") ||
+	    fuse_opt_insert_arg(&args, 1, "-o") ||
+	    fuse_opt_insert_arg(&args, 2, ours)) {
+		fprintf(stderr, "t4dxfs: out of memory\n");
+		free(fsname);
+		free(ours);
+		fuse_opt_free_args(&args);
+		return 1;
+	}
+	free(fsname);
+	free(ours);
+	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	fuse_opt_free_args(&args);
+	if (!fs->se) {
+		fprintf(stderr, "t4dxfs: bad mount options: %s\n",
+			(char *)c.fuse_opts.p);
+		return 1;
+	}
+	if (missing == ENOENT && mkdir(data, 0700) && errno != EEXIST) {
+		fprintf(stderr, "t4dxfs: cannot create %s: %s\n", c.data,
+			strerror(errno));
+		fuse_session_destroy(fs->se);
+		return 1;
+	}
+	struct t4dx_open_args oa = { .cfg = &cfg,
+				     .rebuild = rebuild_progress };
+	rc = t4dx_open_args(data, &oa, &fs->db, msg, sizeof(msg));
+	if (rc) {
+		fprintf(stderr, "t4dxfs: %s\n", msg);
+		fuse_session_destroy(fs->se);
+		return 1;
+	}
+	t4dx_set_alert_sink(fs->db, alert_sink, fs);
+	if (!c.foreground) {
+		t4dx_set_dump_sink(fs->db, dump_sink, NULL);
+		/* the log is the last copy of records no rescue file can
+		 * take: without a syslog socket it goes nowhere */
+		struct stat ls;
+		if (stat("/dev/log", &ls) || !S_ISSOCK(ls.st_mode))
+			fprintf(stderr, "t4dxfs: warning: no syslog socket "
+				"(/dev/log): records that no rescue file could "
+				"take would be lost; run a syslog daemon, or "
+				"t4dxfs -f with its stderr kept\n");
+	}
+	struct t4dx_stats st;
+	t4dx_get_stats(fs->db, &st);
+	fprintf(stderr, "t4dxfs: opened %s: %llu WAL records replayed, "
+		"%llu damaged bytes dropped, %llu segments quarantined%s\n",
+		data, (unsigned long long)st.recovery.records_replayed,
+		(unsigned long long)st.recovery.bytes_dropped,
+		(unsigned long long)st.recovery.segments_quarantined,
+		st.recovery.flushed ? ", flushed to a segment" : "");
+	if ((rc = ensure_root(fs))) {
+		fprintf(stderr, "t4dxfs: cannot create items/: %s\n",
+			t4dx_strerror(rc));
+		fuse_session_destroy(fs->se);
+		t4dx_close(fs->db);
+		return 1;
+	}
+	/* what the log holds now (replayed, rescued, items/ itself) is
+	 * older than any inode's own records: every fsync waits for it */
+	t4dx_get_stats(fs->db, &st);
+	ns_lock(fs);
+	node_lsn_floor(&fs->nodes, st.wal_lsn);
+	fs->items_sync_lsn = st.wal_lsn;
+	ns_unlock(fs);
+
+	if (fuse_set_signal_handlers(fs->se) ||
+	    fuse_session_mount(fs->se, c.mnt)) {
+		fprintf(stderr, "t4dxfs: cannot mount at %s\n", c.mnt);
+		fuse_session_destroy(fs->se);
+		t4dx_close(fs->db);
+		return 1;
+	}
+	if (!c.foreground) {
+		openlog("t4dxfs", LOG_PID, LOG_DAEMON);
+		daemonize_done(notify_fd);
+	}
+
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 64);
+	fuse_loop_cfg_set_idle_threads(lc, 16);
+	rc = fuse_session_loop_mt(fs->se, lc);
+	fuse_loop_cfg_destroy(lc);
+	/* a positive value is the signal (SIGTERM, SIGINT) that ended it */
+	if (rc > 0)
+		rc = 0;
+
+	fuse_session_unmount(fs->se);
+	fuse_remove_signal_handlers(fs->se);
+	fuse_session_destroy(fs->se);
+	int crc = t4dx_close(fs->db);
+	if (crc) {
+		/* changes acknowledged as unpersisted may be lost: say so
+		 * with the exit status too */
+		fprintf(stderr, "t4dxfs: closing the store: %s\n",
+			t4dx_strerror(crc));
+	}
+	ns_lock(fs);
+	/* handles never released: their uncommitted writes were never
+	 * acknowledged and go with them */
+	fh_free_all(fs);
+	dir_free_all(fs);
+	namespace_free_all(fs);
+	node_free_all(&fs->nodes);
+	ns_unlock(fs);
+	return rc || crc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cmdline c;
+	if (parse_cmdline(argc, argv, &c)) {
+		cmdline_free(&c);
+		return 2;
+	}
+	/* the daemon's state, the session's userdata: zero is empty lists
+	 * and tables */
+	struct t4dxfs *fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		perror("t4dxfs");
+		cmdline_free(&c);
+		return 1;
+	}
+	int status = run(fs, &c);
+	cmdline_free(&c);
+	free(fs);
+	return status;
+}
