@@ -1111,6 +1111,29 @@ static int open_held(const char *path, int flags, mode_t mode)
 	return inner_open(path, flags, mode);
 }
 
+/* Five writes of big past the 64 KiB checkpoint (a commit checks the
+ * bound before its own record is written: four would leave the flush to
+ * a health probe), then wait until the flush they start is held at its
+ * segment's open. */
+static void start_held_flush(struct t4dx *db, const char *big)
+{
+	char name[16];
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "early%d", i);
+		REQUIRE(put_file(db, T4DX_ROOT_INO, name, big, NULL) == 0);
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&hold_mu);
+	while (!seg_held &&
+	       pthread_cond_timedwait(&hold_cv, &hold_mu, &until) == 0)
+		;
+	bool held = seg_held;
+	pthread_mutex_unlock(&hold_mu);
+	REQUIRE(held);
+}
+
 struct stall_writer {
 	struct t4dx *db;
 	const char *content;
@@ -1149,26 +1172,8 @@ static void test_write_stall(void)
 	inner_open = t4dx_io.open;
 	t4dx_io.open = open_held;
 	hold_segs = true;
-	/* past the checkpoint: the flusher cuts and blocks in the segment
-	 * (a commit checks the bound before its own record is written: the
-	 * fifth sees the four before it, 80 KB; a fourth sees 60 KB, and
-	 * then only a health probe, up to 30 s later, would start the
-	 * flush) */
-	char name[16];
-	for (int i = 0; i < 5; i++) {
-		snprintf(name, sizeof(name), "early%d", i);
-		REQUIRE(put_file(db, T4DX_ROOT_INO, name, big, NULL) == 0);
-	}
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
-	pthread_mutex_lock(&hold_mu);
-	while (!seg_held &&
-	       pthread_cond_timedwait(&hold_cv, &hold_mu, &until) == 0)
-		;
-	bool held = seg_held;
-	pthread_mutex_unlock(&hold_mu);
-	REQUIRE(held);
+	/* past the checkpoint: the flusher cuts and blocks in the segment */
+	start_held_flush(db, big);
 
 	struct stall_writer w = { db, big, 0 };
 	pthread_t t;
@@ -1247,21 +1252,7 @@ static void test_write_stall_no_flush(void)
 	t4dx_io.open = open_held_failing;
 	hold_segs = true;
 	seg_held = false;
-	char name[16];
-	for (int i = 0; i < 5; i++) {       /* as in test_write_stall */
-		snprintf(name, sizeof(name), "early%d", i);
-		REQUIRE(put_file(db, T4DX_ROOT_INO, name, big, NULL) == 0);
-	}
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
-	pthread_mutex_lock(&hold_mu);
-	while (!seg_held &&
-	       pthread_cond_timedwait(&hold_cv, &hold_mu, &until) == 0)
-		;
-	bool held = seg_held;
-	pthread_mutex_unlock(&hold_mu);
-	REQUIRE(held);
+	start_held_flush(db, big);
 	/* the log passes the bound while the flush is held */
 	struct stall_writer w = { db, big, 0 };
 	pthread_t t;
