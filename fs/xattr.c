@@ -32,16 +32,6 @@ static int xa_index(const char *name)
 	return -1;
 }
 
-/* Shortest decimal text that reads back as the same double. */
-static void fmt_double(char *out, size_t len, double v)
-{
-	for (int prec = 6; prec <= 17; prec++) {
-		snprintf(out, len, "%.*g", prec, v);
-		if (strtod(out, NULL) == v)
-			return;
-	}
-}
-
 /* Only the user namespace holds attributes here.  Names in the others
  * (security., system. for ACLs, trusted.) are ENOTSUP, not ENODATA: that
  * tells a reader such as ls -l that the whole file system has none, so it
@@ -69,8 +59,8 @@ static int xa_get(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
 		return ENODATA;
 	switch (i) {
 	case 0: t4dx_hex_encode(out, e.id, sizeof(e.id)); break;
-	case 1: fmt_double(out, len, e.kappa); break;
-	case 2: fmt_double(out, len, e.importance); break;
+	case 1: t4dx_fmt_double(out, len, e.kappa); break;
+	case 2: t4dx_fmt_double(out, len, e.importance); break;
 	case 3: snprintf(out, len, "%s", t4dx_type_name(e.type)); break;
 	case 4: snprintf(out, len, "%llu", (unsigned long long)e.access_count); break;
 	case 5: snprintf(out, len, "%lld", (long long)e.event_time_ns); break;
