@@ -17,7 +17,10 @@
  *   segments.c   segment files, MANIFEST     fallback.c  levels, rescue
  *
  * Signalling another thread (setting a flag under bg_mu and waking it) is
- * not a call: commit.c and flush.c wake the flusher that way.
+ * not a call: commit.c and flush.c wake the flusher that way.  Nor is the
+ * WAL's group hook, eng_group_done (commit.c), which t4dx_wal_sync runs
+ * for whoever syncs (fallback.c, flush.c too): a leaf that only records
+ * the result in the breaker and wakes the flusher.
  *
  * Locking.  db->lock (a rwlock) guards mem, imm, segs, next_ino, items,
  * next_seg_id and flushed_lsn.  A change takes it for writing while it

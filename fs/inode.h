@@ -17,7 +17,9 @@
 
 /* Content being written through open file handles of one inode. */
 struct wbuf {
-	pthread_mutex_t mu;             /* guards everything below */
+	pthread_mutex_t mu;             /* guards what follows unless its
+	                                   note says otherwise; taken before
+	                                   ns_mu, never after it */
 	/* the bytes, data = buf->data: cap of them owned by this buffer
 	 * (counted in fs->wb_bytes), or, when shared, a committed version
 	 * the memtable holds too (read-only: the next change copies it,
