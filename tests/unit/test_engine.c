@@ -1153,6 +1153,18 @@ static void *stall_write(void *arg)
 	return NULL;
 }
 
+/* Up to 10 s until a writer is stalled or w has written all 8. */
+static void wait_stalled_or_done(struct t4dx *db, struct stall_writer *w,
+				 struct t4dx_stats *st)
+{
+	for (int i = 0; i < 1000; i++) {
+		t4dx_get_stats(db, st);
+		if (st->writers_stalled || atomic_load(&w->done) == 8)
+			break;
+		usleep(10000);
+	}
+}
+
 /* The write stall: while a flush is under way, a writer that has logged
  * wal.checkpoint_bytes since its cut waits for it to end, so the live
  * log stays near two checkpoints however fast writers go.  (Found by
@@ -1179,12 +1191,7 @@ static void test_write_stall(void)
 	pthread_t t;
 	REQUIRE(pthread_create(&t, NULL, stall_write, &w) == 0);
 	struct t4dx_stats st;
-	for (int i = 0; i < 1000; i++) {
-		t4dx_get_stats(db, &st);
-		if (st.writers_stalled || atomic_load(&w.done) == 8)
-			break;
-		usleep(10000);
-	}
+	wait_stalled_or_done(db, &w, &st);
 	t4dx_get_stats(db, &st);
 	CHECK_EQ_INT(st.writers_stalled, 1);
 	CHECK_EQ_INT(st.write_stalls, 1);
@@ -1258,12 +1265,7 @@ static void test_write_stall_no_flush(void)
 	pthread_t t;
 	REQUIRE(pthread_create(&t, NULL, stall_write, &w) == 0);
 	struct t4dx_stats st;
-	for (int i = 0; i < 1000; i++) {
-		t4dx_get_stats(db, &st);
-		if (st.writers_stalled || atomic_load(&w.done) == 8)
-			break;
-		usleep(10000);
-	}
+	wait_stalled_or_done(db, &w, &st);
 	/* the flush fails: its memtable stays cut */
 	atomic_store(&seg_open_fails, true);
 	pthread_mutex_lock(&hold_mu);
