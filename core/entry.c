@@ -9,22 +9,25 @@
 #include "fields.h"
 #include "t4dx.h"
 
-#define ROW(key, bit, kind, member, xattr) \
+#define ROW(key, bit, kind, member, xattr, ro) \
 	{ key, bit, T4DX_FIELD_##kind, offsetof(struct t4dx_entry, member), \
-	  xattr }
+	  xattr, ro }
 const struct t4dx_field t4dx_fields[T4DX_NFIELDS] = {
-	ROW("mode", T4DX_F_MODE, MODE, mode, NULL),
-	ROW("uid", T4DX_F_UID, U32, uid, NULL),
-	ROW("gid", T4DX_F_GID, U32, gid, NULL),
-	ROW("atime", T4DX_F_ATIME, I64, atime_ns, NULL),
-	ROW("mtime", T4DX_F_MTIME, I64, mtime_ns, NULL),
-	ROW("ctime", T4DX_F_CTIME, I64, ctime_ns, NULL),
-	ROW("kappa", T4DX_F_KAPPA, UNIT, kappa, "kappa"),
-	ROW("importance", T4DX_F_IMPORTANCE, UNIT, importance, "importance"),
-	ROW("type", T4DX_F_TYPE, TYPE, type, "type"),
+	ROW("mode", T4DX_F_MODE, MODE, mode, NULL, false),
+	ROW("uid", T4DX_F_UID, U32, uid, NULL, false),
+	ROW("gid", T4DX_F_GID, U32, gid, NULL, false),
+	ROW("atime", T4DX_F_ATIME, I64, atime_ns, NULL, false),
+	ROW("mtime", T4DX_F_MTIME, I64, mtime_ns, NULL, false),
+	ROW("ctime", T4DX_F_CTIME, I64, ctime_ns, NULL, false),
+	ROW("kappa", T4DX_F_KAPPA, UNIT, kappa, "kappa", false),
+	ROW("importance", T4DX_F_IMPORTANCE, UNIT, importance, "importance",
+	    false),
+	ROW("type", T4DX_F_TYPE, TYPE, type, "type", false),
 	ROW("event_time", T4DX_F_EVENT_TIME, I64, event_time_ns,
-	    "event_time"),
-	ROW("access_count", T4DX_F_ACCESS, U64, access_count, "access_count"),
+	    "event_time", false),
+	/* counted by the engine, never set by hand */
+	ROW("access_count", T4DX_F_ACCESS, U64, access_count, "access_count",
+	    true),
 };
 #undef ROW
 _Static_assert((T4DX_F_INODE | T4DX_F_MEMORY) == T4DX_F_ALL,

@@ -5,12 +5,14 @@
  * that shows it on the mount (the name after T4DX_XATTR_PREFIX), if any.
  * The record codec (rec.c: the fields of put, mkdir and update lines, and
  * which an update holds) and the update mask (t4dx_entry_apply) walk this
- * table; fs/ can take its attribute names from it.  The order is the
+ * table, and so do the extended attributes of fs/xattr.c (with the
+ * read-only user.t4dx.id, which is no field of an update).  The order is the
  * order of the fields in a record line: changing it changes the format.
  */
 #ifndef T4DX_FIELDS_H
 #define T4DX_FIELDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +36,8 @@ struct t4dx_field {
 	enum t4dx_field_kind kind;
 	size_t off;             /* offsetof(struct t4dx_entry, ...) */
 	const char *xattr;      /* after T4DX_XATTR_PREFIX, or NULL */
+	bool xattr_ro;          /* that attribute is read-only (the engine
+	                           keeps the field itself): EPERM on set */
 };
 
 #define T4DX_NFIELDS 11

@@ -1,6 +1,6 @@
 /*
- * xattr.c - the extended attributes user.t4dx.* of an item: its memory
- * fields (id, kappa, importance, type, access_count, event_time).
+ * xattr.c - the extended attributes user.t4dx.* of an item: its id and
+ * the memory fields that the table of fields (core/fields.h) names.
  */
 #include <errno.h>
 #include <math.h>
@@ -10,26 +10,32 @@
 #include <sys/xattr.h>
 
 #include "t4dxfs.h"
+#include "fields.h"
 #include "inode.h"
 
-/* ---- extended attributes ---------------------------------------------- */
+/* ---- the names ---------------------------------------------------------
+ * user.t4dx.id (the item's id: read-only, and no field of an update),
+ * then one attribute for every row of t4dx_fields that names one, in the
+ * table's order; the table also says which of them are read-only. */
 
-#define XA_PREFIX "user.t4dx."
+#define XA_ID "id"
 
-static const char *const xa_names[] = {
-	"id", "kappa", "importance", "type", "access_count", "event_time",
-};
-#define NXA (sizeof(xa_names) / sizeof(xa_names[0]))
-
-static int xa_index(const char *name)
+/* Is name one of ours?  *f is its row of t4dx_fields, NULL for the id. */
+static bool xa_find(const char *name, const struct t4dx_field **f)
 {
-	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)))
-		return -1;
-	name += strlen(XA_PREFIX);
-	for (size_t i = 0; i < NXA; i++)
-		if (!strcmp(name, xa_names[i]))
-			return (int)i;
-	return -1;
+	size_t n = strlen(T4DX_XATTR_PREFIX);
+	*f = NULL;
+	if (strncmp(name, T4DX_XATTR_PREFIX, n))
+		return false;
+	name += n;
+	if (!strcmp(name, XA_ID))
+		return true;
+	for (size_t i = 0; i < T4DX_NFIELDS; i++)
+		if (t4dx_fields[i].xattr && !strcmp(name, t4dx_fields[i].xattr)) {
+			*f = &t4dx_fields[i];
+			return true;
+		}
+	return false;
 }
 
 /* Only the user namespace holds attributes here.  Names in the others
@@ -41,11 +47,52 @@ static bool xa_user(const char *name)
 	return strncmp(name, "user.", 5) == 0;
 }
 
+/* The text of field f of e, NUL-terminated in out (len bytes). */
+static void xa_show(const struct t4dx_field *f, const struct t4dx_entry *e,
+		    char *out, size_t len)
+{
+	const char *p = (const char *)e + f->off;
+	switch (f->kind) {
+	case T4DX_FIELD_UNIT: {
+		double v;
+		memcpy(&v, p, sizeof(v));
+		t4dx_fmt_double(out, len, v);
+		break;
+	}
+	case T4DX_FIELD_TYPE: {
+		uint8_t t;
+		memcpy(&t, p, sizeof(t));
+		snprintf(out, len, "%s", t4dx_type_name(t));
+		break;
+	}
+	case T4DX_FIELD_I64: {
+		int64_t v;
+		memcpy(&v, p, sizeof(v));
+		snprintf(out, len, "%lld", (long long)v);
+		break;
+	}
+	case T4DX_FIELD_U64: {
+		uint64_t v;
+		memcpy(&v, p, sizeof(v));
+		snprintf(out, len, "%llu", (unsigned long long)v);
+		break;
+	}
+	case T4DX_FIELD_MODE:
+	case T4DX_FIELD_U32: {
+		uint32_t v;
+		memcpy(&v, p, sizeof(v));
+		snprintf(out, len, "%u", v);
+		break;
+	}
+	}
+}
+
 static int xa_get(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
 		  char *out, size_t len, size_t *vlen)
 {
 	struct t4dx_entry e = { 0 };
-	int i = xa_index(name);
+	const struct t4dx_field *f;
+	bool ours = xa_find(name, &f);
 	if (!xa_user(name))
 		return ENOTSUP;
 	if (is_fixed(ino) || ino == INO_ITEMS)
@@ -55,16 +102,12 @@ static int xa_get(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
 	ns_unlock(fs);
 	if (rc)
 		return rc;
-	if (i < 0 || S_ISDIR(e.mode))
+	if (!ours || S_ISDIR(e.mode))
 		return ENODATA;
-	switch (i) {
-	case 0: t4dx_hex_encode(out, e.id, sizeof(e.id)); break;
-	case 1: t4dx_fmt_double(out, len, e.kappa); break;
-	case 2: t4dx_fmt_double(out, len, e.importance); break;
-	case 3: snprintf(out, len, "%s", t4dx_type_name(e.type)); break;
-	case 4: snprintf(out, len, "%llu", (unsigned long long)e.access_count); break;
-	case 5: snprintf(out, len, "%lld", (long long)e.event_time_ns); break;
-	}
+	if (f)
+		xa_show(f, &e, out, len);
+	else
+		t4dx_hex_encode(out, e.id, sizeof(e.id));
 	*vlen = strlen(out);
 	return 0;
 }
@@ -87,11 +130,22 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_buf(req, val, vlen);
 }
 
+/* Append the full name of attribute name, with its NUL, to list (size
+ * bytes, *len used); the buffer holds them all. */
+static void xa_list_add(char *list, size_t size, size_t *len,
+			const char *name)
+{
+	int n = snprintf(list + *len, size - *len, "%s%s", T4DX_XATTR_PREFIX,
+			 name);
+	if (n >= 0 && (size_t)n < size - *len)
+		*len += (size_t)n + 1;
+}
+
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_LISTXATTR);
-	char list[256];
+	char list[512];
 	size_t len = 0;
 	struct stat st;
 	int rc = do_getattr(fs, ino, &st);
@@ -99,11 +153,13 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		reply_err(req, rc);
 		return;
 	}
-	if (S_ISREG(st.st_mode) && !is_fixed(ino))
-		for (size_t i = 0; i < NXA; i++)
-			len += (size_t)snprintf(list + len, sizeof(list) - len,
-						"%s%s", XA_PREFIX,
-						xa_names[i]) + 1;
+	if (S_ISREG(st.st_mode) && !is_fixed(ino)) {
+		xa_list_add(list, sizeof(list), &len, XA_ID);
+		for (size_t i = 0; i < T4DX_NFIELDS; i++)
+			if (t4dx_fields[i].xattr)
+				xa_list_add(list, sizeof(list), &len,
+					    t4dx_fields[i].xattr);
+	}
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
@@ -155,7 +211,64 @@ static int parse_unit(const char *s, double *out)
 	double v = strtod(s, &end);
 	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1)
 		return EINVAL;
-	*out = v;
+	*out = v == 0 ? 0 : v;          /* "-0" is 0, not -0 */
+	return 0;
+}
+
+/* Parse v (size bytes, NUL-terminated) as a value of field fl into e
+ * and its bit into *mask; EINVAL if it is not one. */
+static int xa_parse(const struct t4dx_field *fl, const char *v, size_t size,
+		    struct t4dx_entry *e, uint32_t *mask)
+{
+	char *p = (char *)e + fl->off, *end;
+	*mask |= fl->bit;
+	switch (fl->kind) {
+	case T4DX_FIELD_UNIT: {
+		double d;
+		if (parse_unit(v, &d))
+			return EINVAL;
+		memcpy(p, &d, sizeof(d));
+		return 0;
+	}
+	case T4DX_FIELD_TYPE: {
+		int t = t4dx_type_parse(v, size);
+		if (t < 0)
+			return EINVAL;
+		uint8_t u = (uint8_t)t;
+		memcpy(p, &u, sizeof(u));
+		return 0;
+	}
+	case T4DX_FIELD_I64: {
+		if (!plain_decimal(v, true))
+			return EINVAL;
+		errno = 0;
+		long long t = strtoll(v, &end, 10);
+		if (errno || end == v || *end)
+			return EINVAL;
+		int64_t i = t;
+		memcpy(p, &i, sizeof(i));
+		return 0;
+	}
+	case T4DX_FIELD_U64:
+	case T4DX_FIELD_U32:
+	case T4DX_FIELD_MODE:
+		break;
+	}
+	if (!plain_decimal(v, true) || *v == '-')
+		return EINVAL;
+	errno = 0;
+	unsigned long long u = strtoull(v, &end, 10);
+	if (errno || end == v || *end)
+		return EINVAL;
+	if (fl->kind == T4DX_FIELD_U64) {
+		uint64_t x = u;
+		memcpy(p, &x, sizeof(x));
+		return 0;
+	}
+	if (u > UINT32_MAX)
+		return EINVAL;
+	uint32_t x = (uint32_t)u;
+	memcpy(p, &x, sizeof(x));
 	return 0;
 }
 
@@ -164,18 +277,19 @@ static int do_setxattr(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
 {
 	struct t4dx_entry f, e;
 	char v[64];
-	uint32_t mask;
+	uint32_t mask = 0;
 	uint64_t parent, lsn = 0;
 	char key[T4DX_NAME_MAX + 1];
 	size_t klen;
-	int rc, i = xa_index(name);
+	const struct t4dx_field *fl;
+	int rc;
 
-	if (i < 0)
+	if (!xa_find(name, &fl))
 		return ENOTSUP;
 	if (is_fixed(ino) || ino == INO_ITEMS)
 		return ENOTSUP;
-	if (i == 0 || i == 4)
-		return EPERM;                   /* id, access_count */
+	if (!fl || fl->xattr_ro)
+		return EPERM;                   /* the id, access_count */
 	if (flags & XATTR_CREATE)
 		return EEXIST;                  /* they always exist */
 	if (size >= sizeof(v) || memchr(value, 0, size))
@@ -183,33 +297,7 @@ static int do_setxattr(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
 	memcpy(v, value, size);
 	v[size] = 0;
 	memset(&f, 0, sizeof(f));
-	switch (i) {
-	case 1:
-		mask = T4DX_F_KAPPA;
-		rc = parse_unit(v, &f.kappa);
-		break;
-	case 2:
-		mask = T4DX_F_IMPORTANCE;
-		rc = parse_unit(v, &f.importance);
-		break;
-	case 3: {
-		mask = T4DX_F_TYPE;
-		int t = t4dx_type_parse(v, size);
-		rc = t < 0 ? EINVAL : 0;
-		f.type = (uint8_t)(t < 0 ? 0 : t);
-		break;
-	}
-	default: {
-		mask = T4DX_F_EVENT_TIME;
-		char *end;
-		errno = 0;
-		long long t = strtoll(v, &end, 10);
-		rc = (errno || end == v || *end || !plain_decimal(v, true))
-			     ? EINVAL : 0;
-		f.event_time_ns = t;
-		break;
-	}
-	}
+	rc = xa_parse(fl, v, size, &f, &mask);
 	if (rc)
 		return rc;
 	f.ctime_ns = t4dx_now_ns();
@@ -257,6 +345,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_REMOVEXATTR);
+	const struct t4dx_field *f;
 	reply_xattr(req, !xa_user(name) ? ENOTSUP :
-		       xa_index(name) >= 0 ? EPERM : ENODATA);
+		       xa_find(name, &f) ? EPERM : ENODATA);
 }

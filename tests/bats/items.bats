@@ -592,6 +592,38 @@ bad_values() {
 	refute_output '12345'
 }
 
+@test "xattr: the read-only ones answer EPERM to set and remove, the others EPERM to remove" {
+	printf 'x\n' >"$ITEMS/f"
+	local a
+	for a in id access_count; do
+		run setfattr -n "user.t4dx.$a" -v 1 "$ITEMS/f"
+		assert_failure
+		assert_output --partial 'Operation not permitted'
+	done
+	for a in id kappa importance type access_count event_time; do
+		run setfattr -x "user.t4dx.$a" "$ITEMS/f"
+		assert_failure
+		assert_output --partial 'Operation not permitted'
+	done
+	# exactly these six names, nothing else
+	run bash -c "getfattr --absolute-names -m - '$ITEMS/f' | grep -c '^user\.'"
+	assert_output 6
+}
+
+@test "xattr: a kappa or importance of -0 is stored as 0" {
+	printf 'x\n' >"$ITEMS/f"
+	setfattr -n user.t4dx.kappa -v -0 "$ITEMS/f"
+	setfattr -n user.t4dx.importance -v -0.0 "$ITEMS/f"
+	local pass
+	for pass in mounted remounted; do
+		run xattr kappa "$ITEMS/f"
+		assert_output '0'
+		run xattr importance "$ITEMS/f"
+		assert_output '0'
+		[[ $pass == remounted ]] || t4dx_remount
+	done
+}
+
 @test "xattr: other namespaces are not supported, so ls -l stops asking" {
 	local i before after
 	printf 'x\n' >"$ITEMS/f"
