@@ -11,6 +11,9 @@
  * EACCES) count as neither.  "open" forces OPEN until "reset", which
  * returns to CLOSED with zeroed counters.
  *
+ * What the daemon's .ctl/breaker uses (the state, a snapshot, force open,
+ * reset) is in t4dx.h; this header is the engine's side.
+ *
  * Thread-safe.  The clock is injected (monotonic nanoseconds) so that tests
  * drive time; every transition calls the notify callback (outside the
  * breaker's lock).
@@ -21,13 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum t4dx_breaker_state { T4DX_CLOSED = 0, T4DX_OPEN = 1, T4DX_HALF_OPEN = 2 };
-
-struct t4dx_breaker_cfg {
-	unsigned failure_threshold;     /* >= 1 */
-	unsigned success_threshold;     /* >= 1 */
-	double reset_timeout_s;         /* > 0 */
-};
+#include "t4dx.h"
 
 typedef int64_t (*t4dx_clock_fn)(void *arg);   /* monotonic ns */
 typedef void (*t4dx_breaker_notify_fn)(void *arg, int from, int to,
@@ -67,29 +64,8 @@ bool t4dx_breaker_is_failure(int err);
 /* A health probe succeeded: an OPEN breaker (not forced) may try
  * HALF_OPEN now, without waiting for the timeout. */
 void t4dx_breaker_probe_ok(struct t4dx_breaker *b);
-/* OPEN and pinned there: no timeout or probe moves it until reset. */
-void t4dx_breaker_force_open(struct t4dx_breaker *b);
-/* CLOSED, unpinned, consecutive counts zeroed.  The running totals
- * (calls, failures, rejections, transitions) are Prometheus counters and
- * never go back. */
-void t4dx_breaker_reset(struct t4dx_breaker *b);
 /* The same when the engine itself has repaired the cause (why is the
  * transition's reason), unless the operator forced it open. */
 void t4dx_breaker_close_because(struct t4dx_breaker *b, const char *why);
-
-struct t4dx_breaker_info {
-	enum t4dx_breaker_state state;
-	bool forced;
-	unsigned consecutive_failures, consecutive_successes;
-	struct t4dx_breaker_cfg cfg;
-	int64_t last_transition_ns;     /* wall clock, 0 if never */
-	double next_half_open_s;        /* seconds until HALF_OPEN may be
-	                                   tried; 0 unless OPEN; -1 if forced */
-	uint64_t calls, failures, rejections, transitions;   /* totals */
-};
-/* A consistent snapshot; does not move the state (allow() does). */
-void t4dx_breaker_get(struct t4dx_breaker *b, struct t4dx_breaker_info *out);
-/* "CLOSED", "OPEN", "HALF_OPEN" (DESIGN.md's spelling), else "unknown". */
-const char *t4dx_breaker_state_name(int state);
 
 #endif

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
 
 #define MAX_FILE (1 << 20)
@@ -630,49 +631,73 @@ out:
 	return rc;
 }
 
+/* The JSON value of key k of cfg, or NULL if out of memory. */
+static struct json_object *render_value(const struct key *k,
+					const struct t4dx_config *cfg)
+{
+	const char *src = (const char *)cfg + k->off;
+	switch (k->kind) {
+	case K_INT: {
+		uint64_t x;
+		if (k->size == sizeof(unsigned)) {
+			unsigned u;
+			memcpy(&u, src, sizeof(u));
+			x = u;
+		} else {
+			memcpy(&x, src, sizeof(x));
+		}
+		return json_object_new_uint64(x);
+	}
+	case K_NUM: {
+		double x;
+		char v[32];
+		memcpy(&x, src, sizeof(x));
+		fmt_double(v, x);       /* "null" if not finite */
+		return json_object_new_double_s(x, v);
+	}
+	case K_BOOL: {
+		bool x;
+		memcpy(&x, src, sizeof(x));
+		return json_object_new_boolean(x);
+	}
+	case K_POLICY:
+	case K_PATH:
+		break;
+	}
+	return json_object_new_string_len(src, (int)strnlen(src, k->size));
+}
+
 int t4dx_config_render(const struct t4dx_config *cfg, struct t4dx_buf *out)
 {
 	struct c_locale loc;
+	struct json_object *top = json_object_new_object(), *sec = NULL;
+	int rc = top ? 0 : ENOMEM;
 	c_locale_enter(&loc);
-	int rc = t4dx_buf_add(out, "{", 1);
+	/* json-c keeps the keys in the order they are added */
 	for (size_t i = 0; i < NKEYS && !rc; i++) {
 		const struct key *k = &keys[i];
-		const char *src = (const char *)cfg + k->off;
-		bool first = i == 0 || keys[i - 1].sec != k->sec;
-		bool last = i + 1 == NKEYS || keys[i + 1].sec != k->sec;
-		if (first)
-			rc = t4dx_buf_addf(out, "%s\"%s\":{", i ? "," : "",
-					   sections[k->sec]);
-		else
-			rc = t4dx_buf_add(out, ",", 1);
-		if (!rc)
-			rc = t4dx_buf_addf(out, "\"%s\":", k->name);
-		if (rc)
-			break;
-		if (k->kind == K_INT && k->size == sizeof(unsigned)) {
-			unsigned x;
-			memcpy(&x, src, sizeof(x));
-			rc = t4dx_buf_addf(out, "%u", x);
-		} else if (k->kind == K_INT) {
-			uint64_t x;
-			memcpy(&x, src, sizeof(x));
-			rc = t4dx_buf_addf(out, "%" PRIu64, x);
-		} else if (k->kind == K_BOOL) {
-			bool x;
-			memcpy(&x, src, sizeof(x));
-			rc = t4dx_buf_addf(out, "%s", x ? "true" : "false");
-		} else if (k->kind == K_NUM) {
-			double x;
-			char v[32];
-			memcpy(&x, src, sizeof(x));
-			fmt_double(v, x);
-			rc = t4dx_buf_addf(out, "%s", v);
-		} else {
-			rc = t4dx_buf_add_jstr(out, src, strnlen(src, k->size));
+		if (i == 0 || keys[i - 1].sec != k->sec) {
+			sec = json_object_new_object();
+			if (!sec || json_object_object_add(top, sections[k->sec],
+							   sec)) {
+				json_object_put(sec);
+				rc = ENOMEM;
+				break;
+			}
 		}
-		if (!rc && last)
-			rc = t4dx_buf_add(out, "}", 1);
+		struct json_object *v = render_value(k, cfg);
+		if (!v || json_object_object_add(sec, k->name, v)) {
+			json_object_put(v);
+			rc = ENOMEM;
+		}
 	}
+	const char *s = rc ? NULL : json_object_to_json_string_ext(
+		top, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!rc)
+		rc = s ? t4dx_buf_add(out, s, strlen(s)) : ENOMEM;
+	if (!rc)
+		rc = t4dx_buf_add(out, "\n", 1);
+	json_object_put(top);
 	c_locale_leave(&loc);
-	return rc ? rc : t4dx_buf_add(out, "}\n", 2);
+	return rc;
 }

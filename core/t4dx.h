@@ -131,6 +131,31 @@ struct t4dx_config {
 /* Fill cfg with the built-in defaults (DESIGN.md section 8). */
 void t4dx_config_defaults(struct t4dx_config *cfg);
 
+struct t4dx_buf;
+
+/* The configuration file: config.h describes it.  Parse the JSON text (len bytes, no NUL needed) into cfg, which must hold
+ * the defaults (or earlier values) on entry; only the keys present change.
+ * Strict RFC 8259 JSON: no trailing characters after the object, no
+ * duplicate section or key, integer keys take integer literals only (5.0
+ * and 1e3 are refused), booleans are not numbers.  On error cfg is
+ * unchanged, T4DX_ECONFIG is returned (ENOMEM if json-c cannot allocate)
+ * and msg says which key and why, e.g.
+ *   breaker.failure_threshold: must be an integer from 1 to 1000000, got 0
+ *   unknown key breaker.foo
+ *   not valid JSON: unexpected character at line 3 */
+int t4dx_config_parse(const char *text, size_t len, struct t4dx_config *cfg,
+		      char *msg, size_t msglen);
+/* Read the file (at most 1 MiB, not empty) and parse it.  Every message
+ * starts with "PATH: ".  A positive errno if it cannot be opened or read,
+ * else as t4dx_config_parse. */
+int t4dx_config_load(const char *path, struct t4dx_config *cfg, char *msg,
+		     size_t msglen);
+/* Append cfg as JSON (built with json-c), every section and key in the
+ * order of the file, one line, ending in '\n'; whole numbers as integers,
+ * other doubles in the shortest form that reads back exactly, so parsing
+ * the text gives the same struct.  0 or ENOMEM. */
+int t4dx_config_render(const struct t4dx_config *cfg, struct t4dx_buf *out);
+
 /* ---- the engine ------------------------------------------------------ */
 
 struct t4dx;
@@ -334,6 +359,38 @@ void t4dx_get_rescue(struct t4dx *db, const char **dir,
 
 /* The breaker around the engine's commits (see breaker.h); owned by db. */
 struct t4dx_breaker *t4dx_get_breaker(struct t4dx *db);
+
+/* What an operator sees of the breaker and may do to it (.ctl/breaker);
+ * the engine's side is in breaker.h. */
+enum t4dx_breaker_state { T4DX_CLOSED = 0, T4DX_OPEN = 1, T4DX_HALF_OPEN = 2 };
+
+struct t4dx_breaker_cfg {
+	unsigned failure_threshold;     /* >= 1 */
+	unsigned success_threshold;     /* >= 1 */
+	double reset_timeout_s;         /* > 0 */
+};
+
+struct t4dx_breaker_info {
+	enum t4dx_breaker_state state;
+	bool forced;
+	unsigned consecutive_failures, consecutive_successes;
+	struct t4dx_breaker_cfg cfg;
+	int64_t last_transition_ns;     /* wall clock, 0 if never */
+	double next_half_open_s;        /* seconds until HALF_OPEN may be
+	                                   tried; 0 unless OPEN; -1 if forced */
+	uint64_t calls, failures, rejections, transitions;   /* totals */
+};
+/* A consistent snapshot; does not move the state (allow() does). */
+void t4dx_breaker_get(struct t4dx_breaker *b, struct t4dx_breaker_info *out);
+/* "CLOSED", "OPEN", "HALF_OPEN" (DESIGN.md's spelling), else "unknown". */
+const char *t4dx_breaker_state_name(int state);
+
+/* OPEN and pinned there: no timeout or probe moves it until reset. */
+void t4dx_breaker_force_open(struct t4dx_breaker *b);
+/* CLOSED, unpinned, consecutive counts zeroed.  The running totals
+ * (calls, failures, rejections, transitions) are Prometheus counters and
+ * never go back. */
+void t4dx_breaker_reset(struct t4dx_breaker *b);
 
 struct t4dx_check {
 	bool ok;

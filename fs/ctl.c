@@ -12,8 +12,6 @@
 #include <json-c/json.h>
 
 #include "t4dxfs.h"
-#include "breaker.h"
-#include "config.h"
 #include "ctl.h"
 #include "inode.h"
 #include "metrics.h"

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "t4dxfs.h"
-#include "config.h"
 #include "inode.h"
 
 /* ---- session ---------------------------------------------------------- */

@@ -29,6 +29,14 @@
 #include <time.h>
 #include <uthash.h>
 
+/* fs/ uses the engine through its public header t4dx.h, and three of
+ * core's internal headers on purpose, since they hold no engine state and
+ * wrapping them in t4dx.h would copy them without hiding anything:
+ * buf.h (the growable buffer the .ctl files are rendered into),
+ * metrics.h (the histograms of fs/'s own latencies and the Prometheus
+ * text writer of .ctl/metrics) and, in xattr.c, fields.h (the one table
+ * of an item's fields, which names the extended attributes). */
+#include "buf.h"
 #include "inode.h"
 #include "metrics.h"
 #include "t4dx.h"

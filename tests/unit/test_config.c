@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
 #include "unit.h"
 
@@ -457,6 +458,18 @@ static void test_render(void)
 		fprintf(stderr, "got  %swant %s", b.p, want);
 	t4dx_buf_free(&b);
 	roundtrip(&c);
+
+	/* strings escaped as json-c escapes the other .ctl files: a newline
+	 * is \n, a slash stays as it is */
+	struct t4dx_config e = c;
+	strcpy(e.fallback.rescue_dir, "/tmp/a\nb\t\x01\"c\\");
+	REQUIRE(t4dx_config_render(&e, &b) == 0);
+	REQUIRE(t4dx_buf_add(&b, "", 1) == 0);
+	CHECK(strstr((const char *)b.p,
+		     "\"rescue_dir\":\"/tmp/a\\nb\\t\\u0001\\\"c\\\\\"") != NULL);
+	if (!strstr((const char *)b.p, "/tmp/a\\nb"))
+		fprintf(stderr, "got  %s", b.p);
+	t4dx_buf_free(&b);
 
 	/* every field away from its default, awkward doubles and strings */
 	c.breaker.failure_threshold = 1000000;
