@@ -172,14 +172,19 @@ struct cmdline {
 	bool bad;                       /* an error was printed */
 };
 
-enum { KEY_FOREGROUND, KEY_HELP, KEY_VERSION };
+enum { KEY_FOREGROUND, KEY_HELP, KEY_VERSION, KEY_NAME };
 
 #define CMDLINE_OPT(t, field, value) \
 	{ t, offsetof(struct cmdline, field), value }
 
 static const struct fuse_opt cmdline_opts[] = {
+	/* given twice, the last counts (fuse_opt frees the earlier one) */
 	CMDLINE_OPT("config=%s", config, 0),
 	CMDLINE_OPT("create", create, 1),
+	/* the mount's name and type are t4dxfs's: fsname=t4dx:DATA_DIR
+	 * tells which store is mounted, subtype=t4dxfs that it is one */
+	FUSE_OPT_KEY("fsname=", KEY_NAME),
+	FUSE_OPT_KEY("subtype=", KEY_NAME),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -204,6 +209,13 @@ static int cmdline_arg(void *data, const char *arg, int key,
 	case KEY_VERSION:
 		printf("t4dxfs %s\n", PACKAGE_VERSION);
 		exit(0);
+	case KEY_NAME:
+		fprintf(stderr, "t4dxfs: -o %.*s is not yours to set: t4dxfs "
+			"names its mounts fsname=t4dx:DATA_DIR, subtype=t4dxfs "
+			"(mount tables and t4dxfs itself tell t4dx mounts by "
+			"them)\n", (int)strcspn(arg, "="), arg);
+		c->bad = true;
+		return -1;
 	case FUSE_OPT_KEY_OPT:
 		if (arg[0] == '-' && arg[1]) {
 			fprintf(stderr, "t4dxfs: unknown option %s\n", arg);
@@ -236,13 +248,76 @@ static int cmdline_arg(void *data, const char *arg, int key,
 	return 1;
 }
 
+/* The first character of the -o element at s as fuse_opt reads it: a
+ * backslash escapes the next character, or starts three octal digits. */
+static char opt_first(const char *s)
+{
+	if (s[0] != '\\' || !s[1])
+		return s[0];
+	if (s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+	    s[3] >= '0' && s[3] <= '7')
+		return (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+	return s[1];
+}
+
+/* One -o list: fuse_opt_parse matches each of its elements against every
+ * template, so "-o ro,-f" would act as -f (an fstab line holding -f would
+ * keep mount(8) waiting for a daemon that never detaches), and an empty
+ * element ("ro,,x") would reach FUSE as a bad option without a name.
+ * Refuse both, naming them.  Elements are split as fuse_opt splits them. */
+static int check_opt_list(const char *list)
+{
+	const char *p = list;
+	for (;;) {
+		const char *start = p;
+		while (*p && *p != ',')
+			p += p[0] == '\\' && p[1] ? 2 : 1;
+		if (p == start) {
+			fprintf(stderr, "t4dxfs: -o '%s': an empty option (two "
+				"commas in a row, or one at an end)\n", list);
+			return EINVAL;
+		}
+		if (opt_first(start) == '-') {
+			fprintf(stderr, "t4dxfs: -o '%s': %.*s is not a mount "
+				"option; give -f, -h or -V on their own, outside "
+				"-o\n", list, (int)(p - start), start);
+			return EINVAL;
+		}
+		if (!*p)
+			return 0;
+		p++;
+	}
+}
+
+/* Every -o list of the command line (-o LIST and -oLIST, up to "--"). */
+static int check_opt_lists(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *list;
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "-o")) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "t4dxfs: -o needs an argument\n");
+				return EINVAL;
+			}
+			list = argv[++i];
+		} else if (!strncmp(argv[i], "-o", 2)) {
+			list = argv[i] + 2;
+		} else {
+			continue;
+		}
+		if (check_opt_list(list))
+			return EINVAL;
+	}
+	return 0;
+}
+
 static int parse_cmdline(int argc, char **argv, struct cmdline *c)
 {
 	memset(c, 0, sizeof(*c));
-	if (argc > 1 && !strcmp(argv[argc - 1], "-o")) {
-		fprintf(stderr, "t4dxfs: -o needs an argument\n");
+	if (check_opt_lists(argc, argv))
 		return EINVAL;
-	}
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	int rc = fuse_opt_parse(&args, c, cmdline_opts, cmdline_arg);
 	/* args now holds argv[0] and FUSE's -o list, if any */
@@ -271,6 +346,64 @@ static void cmdline_free(struct cmdline *c)
 	free(c->config);
 }
 
+/* Undo the octal escapes (\ooo) of a field of /proc/self/mountinfo. */
+static void mountinfo_unescape(char *s)
+{
+	char *d = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*d++ = *s;
+		}
+	}
+	*d = '\0';
+}
+
+/* Is the directory mnt (a real path) the mountpoint of a live t4dx mount?
+ * The mount on top there is the last line of /proc/self/mountinfo that
+ * names it; a t4dxfs mount has the type fuse.t4dxfs (t4dxfs refuses
+ * another subtype=) and the source t4dx:DATA_DIR, copied to src. */
+static bool t4dx_mounted_at(const char *mnt, char *src, size_t srclen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool ours = false;
+	while (f && getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] -
+		 * TYPE SOURCE SUPER_OPTIONS */
+		char *save = NULL, *mp = NULL, *type = NULL, *source = NULL;
+		char *tok = strtok_r(line, " \n", &save);
+		for (int i = 0; tok; i++, tok = strtok_r(NULL, " \n", &save)) {
+			if (i == 4)
+				mp = tok;
+			if (i > 5 && !strcmp(tok, "-")) {
+				type = strtok_r(NULL, " \n", &save);
+				source = type ? strtok_r(NULL, " \n", &save)
+					      : NULL;
+				break;
+			}
+		}
+		if (!mp || !type || !source)
+			continue;
+		mountinfo_unescape(mp);
+		if (strcmp(mp, mnt))
+			continue;
+		ours = !strcmp(type, "fuse.t4dxfs");
+		mountinfo_unescape(source);
+		snprintf(src, srclen, "%s", strncmp(source, "t4dx:", 5)
+					    ? source : source + 5);
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	return ours;
+}
+
 static int check_mountpoint(const char *mnt)
 {
 	struct stat st;
@@ -282,6 +415,16 @@ static int check_mountpoint(const char *mnt)
 			fprintf(stderr, "t4dxfs: mountpoint %s is not a "
 				"directory\n", mnt);
 			return ENOTDIR;
+		}
+		/* one more t4dx mount on top of a live one would hide it,
+		 * and its store, from everyone who uses the path */
+		char real[PATH_MAX], src[PATH_MAX];
+		if (realpath(mnt, real) &&
+		    t4dx_mounted_at(real, src, sizeof(src))) {
+			fprintf(stderr, "t4dxfs: %s is already a t4dx mount (of "
+				"%s); unmount it first (fusermount3 -u %s)\n",
+				mnt, src, mnt);
+			return EBUSY;
 		}
 		/* FUSE mounts over a non-empty directory (its old nonempty
 		 * option is gone), hiding what is there: say so */

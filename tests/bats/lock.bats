@@ -366,3 +366,123 @@ mnt_info() {
 	fusermount3 -u "$MNT"
 	t4dx_wait_for 30 t4dx_dead "$pid" || fail "daemon $pid still running after unmount"
 }
+
+# t4dx_mounts_at DIR: how many lines of /proc/self/mountinfo mount DIR.
+t4dx_mounts_at() {
+	awk -v m="$1" '$5 == m' /proc/self/mountinfo | wc -l
+}
+
+@test "a second t4dxfs on a live t4dx mount is refused and the first is untouched; the same DATA_DIR elsewhere is the lock's refusal" {
+	t4dx_start
+	printf 'first\n' >"$ITEMS/f"
+	mkdir -m 700 "$T4DX_TMP/data2"
+	# another store on the same mount point: with and without -f
+	local fg
+	for fg in -f ''; do
+		t4dx_run_daemon $fg "$T4DX_TMP/data2" "$MNT"
+		assert_failure
+		refute [ "$status" -eq 124 ]
+		assert_output --partial "$MNT is already a t4dx mount (of $DATA)"
+		assert_output --partial "fusermount3 -u $MNT"
+		refute_output --partial 'in use by process'
+		run t4dx_mounts_at "$MNT"
+		assert_output 1
+	done
+	# nothing of a store was made in data2
+	run find "$T4DX_TMP/data2" -mindepth 1
+	assert_output ''
+	# the same store on another mount point: the lock refuses it, naming
+	# the holder, and says nothing of a mount
+	mkdir "$T4DX_TMP/mnt2"
+	t4dx_run_daemon -f "$DATA" "$T4DX_TMP/mnt2"
+	assert_failure
+	assert_output --partial 'in use by process'
+	refute_output --partial 'already a t4dx mount'
+	# the first mount still serves
+	printf 'still\n' >"$ITEMS/g"
+	run cat "$ITEMS/f" "$ITEMS/g"
+	assert_output $'first\nstill'
+	t4dx_stop
+	# once unmounted, the mount point takes another store
+	DATA=$T4DX_TMP/data2 t4dx_start
+	run ls -A "$ITEMS"
+	assert_output ''
+	t4dx_stop
+}
+
+@test "-f, -h, -V inside a -o list are refused, naming them, and mount nothing" {
+	local list
+	# without -f on the command line: a -f taken from the list would keep
+	# the daemon in the foreground until the timeout
+	for list in 'ro,-f' '-f' 'ro,-h' '--help' '-V,ro' '--version' 'ro,\-f' \
+		'\055f'; do
+		t4dx_run_daemon -o "$list" "$DATA" "$MNT"
+		assert_failure
+		refute [ "$status" -eq 124 ]
+		assert_output --partial 'is not a mount option'
+		refute_output --partial 'usage:'
+		refute_output --partial 't4dxfs 0'
+		run t4dx_is_mounted "$MNT"
+		assert_failure
+	done
+	# nothing was opened
+	run find "$DATA" -mindepth 1
+	assert_output ''
+	# on their own they still work
+	run timeout 10 "$T4DXFS" -V
+	assert_success
+	assert_output --regexp '^t4dxfs '
+}
+
+@test "an empty element of a -o list is refused with a message that says so" {
+	local list
+	for list in 'ro,,allow_other' 'ro,' ',ro' ''; do
+		t4dx_run_daemon -f -o "$list" "$DATA" "$MNT"
+		assert_failure
+		refute [ "$status" -eq 124 ]
+		assert_output --partial 'an empty option'
+		run t4dx_is_mounted "$MNT"
+		assert_failure
+	done
+	# a comma escaped in a value is no separator
+	local cfg=$T4DX_TMP/a,b.json
+	printf '{}\n' >"$cfg"
+	t4dx_start -o "config=${cfg//,/\\,}"
+	t4dx_stop
+}
+
+@test "fsname= and subtype= are t4dxfs's own: a user's is refused, naming it" {
+	local opt
+	for opt in fsname=mine subtype=other 'ro,fsname=t4dx:/elsewhere'; do
+		t4dx_run_daemon -f -o "$opt" "$DATA" "$MNT"
+		assert_failure
+		refute [ "$status" -eq 124 ]
+		assert_output --regexp '-o (fsname|subtype) is not yours to set'
+		run t4dx_is_mounted "$MNT"
+		assert_failure
+	done
+}
+
+@test "config= given twice: the last counts, and the first string is freed" {
+	local a b
+	a=$(t4dx_config_file '{"breaker":{"failure_threshold":3}}')
+	b=$(t4dx_config_file '{"breaker":{"failure_threshold":7}}')
+	t4dx_start -o "config=$a" -o "config=$b"
+	run jq -e '.breaker.failure_threshold == 7' "$MNT/.ctl/config"
+	assert_success
+	t4dx_stop
+	# a leak checker sees the first string (a start that stops early, at
+	# a missing DATA_DIR): LeakSanitizer in a sanitizer build, else
+	# valgrind if installed
+	local -a run_it=()
+	if ! ldd "$T4DXFS" | grep -q libasan; then
+		command -v valgrind >/dev/null ||
+			skip "no leak checker (valgrind, or a sanitizer build)"
+		run_it=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite
+			--error-exitcode=99)
+	fi
+	run timeout 120 "${run_it[@]}" "$T4DXFS" -f -o "config=$a" -o "config=$b" \
+		-o "config=$a" "$T4DX_TMP/missing" "$MNT"
+	assert_equal "$status" 1
+	assert_output --partial 'does not exist'
+}
