@@ -1,5 +1,6 @@
 /* alert.c - see alert.h. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,13 +67,25 @@ void t4dx_alerts_set_sink(struct t4dx_alerts *a, t4dx_alert_fn fn, void *arg)
 void t4dx_alerts_add(struct t4dx_alerts *a, int level, const char *fmt, ...)
 {
 	struct alert al = { .time_ns = t4dx_now_ns(), .level = level };
+	char raw[sizeof(al.text)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(al.text, sizeof(al.text), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	for (char *p = al.text; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	/* one line, and nothing a terminal would obey: a path from the
+	 * configuration or a file name may hold any byte */
+	size_t n = 0;
+	for (const char *p = raw; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		bool esc = (c < 0x20 && c != '\n' && c != '\r') || c == 0x7f;
+		if (n + (esc ? 4 : 1) >= sizeof(al.text))
+			break;
+		if (esc)
+			n += (size_t)snprintf(al.text + n, 5, "\\x%02x", c);
+		else
+			al.text[n++] = c == '\n' || c == '\r' ? ' ' : (char)c;
+	}
+	al.text[n] = '\0';
 	pthread_mutex_lock(&a->mu);
 	a->ring[a->total % T4DX_ALERTS_KEPT] = al;
 	a->total++;

@@ -18,8 +18,8 @@ void t4dx_alerts_free(struct t4dx_alerts *a);
 /* Set the sink; the alerts kept so far are passed to it at once (called
  * under the ring's lock: fn must not raise alerts). */
 void t4dx_alerts_set_sink(struct t4dx_alerts *a, t4dx_alert_fn fn, void *arg);
-/* Record an alert (the text is cut at 400 bytes; newlines become spaces)
- * and pass it to the sink. */
+/* Record an alert (the text is cut at 400 bytes; newlines become spaces,
+ * other control bytes \xHH) and pass it to the sink. */
 void t4dx_alerts_add(struct t4dx_alerts *a, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Append the kept alerts, oldest first, one line each:

@@ -176,24 +176,10 @@ static int warn_damage(const struct command *c, struct t4dx *db,
 	return EXIT_PROBLEMS;
 }
 
-/* A name for a line of text: bytes below 0x20, 0x7f and '\\' as C
- * escapes (\n, \t, \\, \xHH), so that each entry is one line and the
- * name can be told back exactly. */
+/* A name on one line: see print_escaped. */
 static void print_name(const char *name, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char b = (unsigned char)name[i];
-		if (b == '\\')
-			fputs("\\\\", stdout);
-		else if (b == '\n')
-			fputs("\\n", stdout);
-		else if (b == '\t')
-			fputs("\\t", stdout);
-		else if (b < 0x20 || b == 0x7f)
-			printf("\\x%02x", b);
-		else
-			putchar(b);
-	}
+	print_escaped(stdout, name, len, true);
 }
 
 /* Walk path (under items/; "" or "/" is its top) to its entry.  0, or

@@ -209,11 +209,21 @@ int cmd_status(const struct command *c, int argc, char **argv)
 		       human_bytes(num(st, "wal_bytes"), bb, sizeof(bb)),
 		       human_bytes(num(st, "archive_bytes"), cc, sizeof(cc)),
 		       (unsigned long long)num(st, "wal_lsn"));
+		/* the directory and the problem come from the
+		 * configuration: print them so that no control character
+		 * in them reaches the terminal */
 		const char *rd = str(h, "rescue.dir");
-		printf("%-11s%s%s%s\n", "rescue", *rd ? rd : "(none)",
-		       json_object_get_boolean(get(h, "rescue.ok")) ? "" : ": ",
-		       json_object_get_boolean(get(h, "rescue.ok"))
-		       ? "" : str(h, "rescue.problem"));
+		const char *rp = str(h, "rescue.problem");
+		printf("%-11s", "rescue");
+		if (*rd)
+			print_escaped(stdout, rd, strlen(rd), false);
+		else
+			fputs("(none)", stdout);
+		if (!json_object_get_boolean(get(h, "rescue.ok"))) {
+			fputs(": ", stdout);
+			print_escaped(stdout, rp, strlen(rp), false);
+		}
+		putchar('\n');
 		const char *running = str(cp, "running");
 		if (strcmp(running, "?"))
 			printf("%-11s%s running: %llu of %llu\n", "compaction",
@@ -235,9 +245,13 @@ int cmd_status(const struct command *c, int argc, char **argv)
 			p = e + 1;
 		}
 		printf("%-11s%s", "alerts", n ? "" : "none\n");
-		for (unsigned i = n > 5 ? n - 5 : 0; i < n; i++)
-			printf("%s%s\n", i == (n > 5 ? n - 5 : 0) ? ""
-			       : "           ", ring[i % 5]);
+		for (unsigned i = n > 5 ? n - 5 : 0; i < n; i++) {
+			fputs(i == (n > 5 ? n - 5 : 0) ? "" : "           ",
+			      stdout);
+			print_escaped(stdout, ring[i % 5], strlen(ring[i % 5]),
+				      false);
+			putchar('\n');
+		}
 	}
 	free(alerts);
 	if (!rc && strcmp(status, "ok"))

@@ -248,6 +248,59 @@ void progress_line(const char *what, uint64_t done, uint64_t total,
 	fflush(stderr);
 }
 
+/* The length of the UTF-8 sequence at s (n bytes left) if it is a valid
+ * one of a printable character, else 0: a stray or overlong byte, a
+ * surrogate, or a C1 control (U+0080..U+009F, which terminals obey). */
+static size_t utf8_printable(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	if (s[0] == 0xc2 && s[1] <= 0x9f)
+		return 0;
+	return len;
+}
+
+void print_escaped(FILE *f, const char *s, size_t len, bool exact)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < len;) {
+		unsigned char b = p[i];
+		size_t n = b >= 0x80 ? utf8_printable(p + i, len - i) : 1;
+		if (b == '\\' && exact)
+			fputs("\\\\", f);
+		else if (b == '\n')
+			fputs("\\n", f);
+		else if (b == '\t')
+			fputs("\\t", f);
+		else if (b < 0x20 || b == 0x7f || n == 0)
+			fprintf(f, "\\x%02x", b);
+		else
+			fwrite(p + i, 1, n, f);
+		i += n ? n : 1;
+	}
+}
+
 bool want_progress(const struct opts *o)
 {
 	return o->progress > 0 || (o->progress == 0 && isatty(2));

@@ -60,6 +60,11 @@ const char *human_time(int64_t ns, char *buf, size_t len);
  * final; done == total with final clears it. */
 void progress_line(const char *what, uint64_t done, uint64_t total,
 		   bool bytes, bool final);
+/* Write s (len bytes) to f so that a terminal shows it and obeys none of
+ * it: valid UTF-8 as it is; a newline as \n, a tab as \t, other control
+ * bytes, C1 controls and bytes that are not UTF-8 as \xHH.  exact: a
+ * backslash as \\ too, so that the text can be told back (names). */
+void print_escaped(FILE *f, const char *s, size_t len, bool exact);
 /* Should a progress line be shown for o? */
 bool want_progress(const struct opts *o);
 

@@ -145,6 +145,23 @@ assert_one_line_error() {
 		<<<"$output" >/dev/null || fail "bad --json: $output"
 }
 
+@test "status: a control character in a configured path reaches neither .ctl/alerts nor the terminal raw" {
+	local cfg
+	cfg=$(t4dx_config_file '{"fallback":{"rescue_dir":"/nonexistent/\u001b[31mred\u0007"}}')
+	t4dx_start -o "config=$cfg"
+	run grep -c $'\x1b' "$MNT/.ctl/alerts"
+	assert_output 0
+	run grep -F 'rescue files: fallback.rescue_dir /nonexistent/\x1b[31mred\x07 is not a directory' "$MNT/.ctl/alerts"
+	assert_success
+	# health keeps the path as it is, in JSON (escaped there)
+	run jq -r '.rescue.dir' "$MNT/.ctl/health"
+	assert_output $'/nonexistent/\x1b[31mred\x07'
+	run "$T4DX" status "$MNT"
+	[[ $output != *[$'\x01'-$'\x09'$'\x0b'-$'\x1f'$'\x7f']* ]] || fail "a control byte in: $output"
+	assert_line --regexp '^rescue +/nonexistent/\\x1b\[31mred\\x07: fallback.rescue_dir /nonexistent/\\x1b\[31mred\\x07 is not a directory$'
+	assert_output --partial 'rescue files: fallback.rescue_dir /nonexistent/\x1b[31mred\x07'
+}
+
 @test "status: a directory that is not a t4dx mount, or none at all, is exit 2 with one line" {
 	run "$T4DX" status "$T4DX_TMP"
 	assert_equal "$status" 2
@@ -399,7 +416,8 @@ $(cat "$T4DX_TMP/c.err")"
 	t4dx_stop
 	run "$T4DX" ls "$DATA" d
 	assert_success
-	assert_output "$(printf '%s\n' 'e/' 'tab\there\\' 'two\nlines' $'\xff\xfe')"
+	# bytes that are not UTF-8 as \xHH, as the other control bytes
+	assert_output "$(printf '%s\n' 'e/' 'tab\there\\' 'two\nlines' '\xff\xfe')"
 	run "$T4DX" ls --json "$DATA" d
 	assert_success
 	jq -e 'map(.name_base64 // empty) == ["//4="] and
@@ -414,6 +432,26 @@ $(cat "$T4DX_TMP/c.err")"
 	run "$T4DX" dump "$DATA" d/e/f/
 	assert_failure 1
 	assert_output --partial "Not a directory"
+}
+
+@test "ls: UTF-8 names print as they are; stray bytes, C1 and other control characters never reach the terminal raw" {
+	t4dx_start
+	mkdir "$ITEMS/d"
+	local n
+	for n in 'café' '日本語' '🙂 smile' $'a\xffb' $'\xc3' $'esc\x1b[31m' $'csi\xc2\x9b2J' \
+		$'del\x7f' $'\xed\xa0\x80sur' $'\xc0\xafover'; do
+		echo x >"$ITEMS/d/$n"
+	done
+	t4dx_stop
+	run "$T4DX" ls "$DATA" d
+	assert_success
+	# in the store's order: byte-wise, as the raw names sort
+	assert_output "$(printf '%s\n' 'a\xffb' 'café' 'csi\xc2\x9b2J' 'del\x7f' \
+		'esc\x1b[31m' '\xc0\xafover' '\xc3' '日本語' '\xed\xa0\x80sur' '🙂 smile')"
+	run "$T4DX" ls -l "$DATA" d
+	assert_success
+	[[ $output != *[$'\x01'-$'\x09'$'\x0b'-$'\x1f'$'\x7f']* ]] || fail "a control byte in: $output"
+	assert_line --partial ' a\xffb'
 }
 
 @test "verify: a MANIFEST lost while segments remain is damage (1); archive files removed below the segments' end are a note (0)" {
