@@ -703,3 +703,24 @@ HISTOGRAMS='t4dx_write_latency_seconds t4dx_read_latency_seconds
 	run breaker_state
 	assert_output CLOSED
 }
+
+@test "on a mount made with -o ro, the commands of compact and breaker are EROFS and change nothing" {
+	printf 'x\n' >"$ITEMS/x"
+	t4dx_stop
+	t4dx_start -o ro
+	local runs
+	runs=$(jq '.flush.runs' "$MNT/.ctl/compact")
+	run t4dx_ctl_echo compact flush
+	assert_failure
+	assert_output --partial 'Read-only file system'
+	run t4dx_ctl_echo breaker open
+	assert_failure
+	assert_output --partial 'Read-only file system'
+	run breaker_state
+	assert_output CLOSED
+	run jq '.flush.runs' "$MNT/.ctl/compact"
+	assert_output "$runs"
+	# reading works
+	run cat "$ITEMS/x"
+	assert_output x
+}
