@@ -36,21 +36,6 @@ int t4dx_buf_add(struct t4dx_buf *b, const void *data, size_t len)
 	return 0;
 }
 
-int t4dx_buf_add_jstr(struct t4dx_buf *b, const char *s, size_t len)
-{
-	int rc = t4dx_buf_add(b, "\"", 1);
-	for (size_t i = 0; i < len && !rc; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			rc = t4dx_buf_addf(b, "\\%c", c);
-		else if (c < 0x20)
-			rc = t4dx_buf_addf(b, "\\u%04x", c);
-		else
-			rc = t4dx_buf_add(b, &s[i], 1);
-	}
-	return rc ? rc : t4dx_buf_add(b, "\"", 1);
-}
-
 int t4dx_buf_addf(struct t4dx_buf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -26,9 +26,6 @@ int t4dx_buf_add_u16(struct t4dx_buf *b, uint16_t v);
 int t4dx_buf_add_u32(struct t4dx_buf *b, uint32_t v);
 int t4dx_buf_add_u64(struct t4dx_buf *b, uint64_t v);
 void t4dx_buf_free(struct t4dx_buf *b);
-/* s (len bytes) as a JSON string, quotes and all: '"', '\\' and control
- * bytes escaped, the rest as it is. */
-int t4dx_buf_add_jstr(struct t4dx_buf *b, const char *s, size_t len);
 
 static inline uint16_t t4dx_get_u16(const unsigned char *p)
 { return (uint16_t)(p[0] | p[1] << 8); }
