@@ -248,16 +248,25 @@ static int cmdline_arg(void *data, const char *arg, int key,
 	return 1;
 }
 
+/* The byte of the escape \ooo at s (a backslash and three octal digits,
+ * as fuse_opt and /proc/self/mountinfo write them), or -1 if s is not
+ * one. */
+static int octal_escape(const char *s)
+{
+	if (s[0] != '\\' || s[1] < '0' || s[1] > '3' || s[2] < '0' ||
+	    s[2] > '7' || s[3] < '0' || s[3] > '7')
+		return -1;
+	return (s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0');
+}
+
 /* The first character of the -o element at s as fuse_opt reads it: a
  * backslash escapes the next character, or starts three octal digits. */
 static char opt_first(const char *s)
 {
-	if (s[0] != '\\' || !s[1])
-		return s[0];
-	if (s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-	    s[3] >= '0' && s[3] <= '7')
-		return (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-	return s[1];
+	int o = octal_escape(s);
+	if (o >= 0)
+		return (char)o;
+	return s[0] == '\\' && s[1] ? s[1] : s[0];
 }
 
 /* One -o list: fuse_opt_parse matches each of its elements against every
@@ -351,14 +360,10 @@ static void mountinfo_unescape(char *s)
 {
 	char *d = s;
 	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*d++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
-				      (s[3] - '0'));
+		int o = octal_escape(s);
+		*d++ = o >= 0 ? (char)o : *s;
+		if (o >= 0)
 			s += 3;
-		} else {
-			*d++ = *s;
-		}
 	}
 	*d = '\0';
 }
