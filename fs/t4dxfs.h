@@ -14,7 +14,8 @@
  *   xattr.c      the user.t4dx.* extended attributes
  *   ctl.c        the control files of MOUNT/.ctl/
  *   inode.c      the inode table (see the essay at its top)
- *   main.c       command line, start, the operation table, the loop
+ *   cmdline.c    the command line (fuse_opt_parse), -o lists checked
+ *   main.c       start-up checks, start, the operation table, the loop
  */
 #ifndef T4DXFS_H
 #define T4DXFS_H
