@@ -65,6 +65,12 @@ enum t4dx_type { T4DX_EPISODIC = 0, T4DX_SEMANTIC = 1, T4DX_PROCEDURAL = 2 };
 const char *t4dx_type_name(int type);
 int t4dx_type_parse(const char *s, size_t len);  /* -1 if unknown */
 
+/* Where an item's vector came from: none yet, the embedder (computed
+ * from the content, dropped when the content changes) or a user's
+ * setfattr (kept until removed).  See vec.h. */
+enum t4dx_vec_src { T4DX_VEC_NONE = 0, T4DX_VEC_EMBED = 1, T4DX_VEC_HAND = 2 };
+#define T4DX_VEC_DIM_MAX 4096
+
 /* One directory entry with its attributes.  For a directory, content is
  * NULL and size 0.  A tombstone marks a deleted key (only parent, name and
  * lsn are meaningful). */
