@@ -98,12 +98,15 @@ void t4dx_entry_copy(struct t4dx_entry *dst, const struct t4dx_entry *src)
 		return;
 	*dst = *src;
 	t4dx_blob_ref(dst->content);
+	t4dx_blob_ref(dst->vec);
 }
 
 void t4dx_entry_clear(struct t4dx_entry *e)
 {
 	t4dx_blob_unref(e->content);
 	e->content = NULL;
+	t4dx_blob_unref(e->vec);
+	e->vec = NULL;
 }
 
 int t4dx_entry_set_key(struct t4dx_entry *e, uint64_t parent,
@@ -215,5 +218,10 @@ void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,
 		else
 			memcpy((char *)e + fl->off, (const char *)f + fl->off,
 			       size[fl->kind]);
+	}
+	if (mask & T4DX_F_VEC) {
+		t4dx_blob_unref(e->vec);
+		e->vec = t4dx_blob_ref(f->vec);
+		e->vec_src = f->vec_src;
 	}
 }

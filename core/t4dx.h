@@ -94,11 +94,16 @@ struct t4dx_entry {
 	uint64_t size;                  /* content length */
 	struct t4dx_blob *content;      /* owned reference, may be NULL when
 	                                   only attributes were read */
+	/* the vector (vec.h): vec_src says whether there is one; vec, an
+	 * owned reference, comes with the content (NULL when only
+	 * attributes were read, and always when vec_src is NONE) */
+	uint8_t vec_src;                /* enum t4dx_vec_src */
+	struct t4dx_blob *vec;
 };
 
-/* Copy src into dst, taking a new reference to the content. */
+/* Copy src into dst, taking new references to the content and vector. */
 void t4dx_entry_copy(struct t4dx_entry *dst, const struct t4dx_entry *src);
-/* Drop the content reference; the entry may be reused afterwards. */
+/* Drop the content and vector references; the entry may be reused. */
 void t4dx_entry_clear(struct t4dx_entry *e);
 /* Set parent and name; name_len must be 1..255 and the name free of '/'
  * and NUL, else EINVAL / ENAMETOOLONG. */
@@ -283,7 +288,8 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 #define T4DX_F_TYPE        0x100
 #define T4DX_F_EVENT_TIME  0x200
 #define T4DX_F_ACCESS      0x400
-#define T4DX_F_ALL         0x7ff
+#define T4DX_F_ALL         0x7ff       /* the fields of fields.h */
+#define T4DX_F_VEC         0x800       /* vec_src and vec, together */
 /* Change the fields named in mask to their values in f (one update_fields
  * record).  Only the permission bits of mode change, never the type. */
 int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,

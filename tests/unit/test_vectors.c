@@ -1,0 +1,231 @@
+/*
+ * test_vectors.c - an item's vector through the engine: set by hand or
+ * by the embedder, kept or dropped by the changes that follow, and
+ * carried by the WAL, flushes, compaction, restarts and crashes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "faults.h"
+#include "t4dx.h"
+#include "unit.h"
+#include "vec.h"
+
+#define R T4DX_ROOT_INO
+
+static struct t4dx *open_db(const char *dir)
+{
+	struct t4dx *db = NULL;
+	char msg[256];
+	int rc = t4dx_open(dir, NULL, &db, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
+static struct t4dx_blob *vec_of(uint32_t dim, float seed)
+{
+	float x[64];
+	REQUIRE(dim <= 64);
+	for (uint32_t i = 0; i < dim; i++)
+		x[i] = seed + (float)i / 8;
+	struct t4dx_blob *v = t4dx_vec_new(x, dim);
+	REQUIRE(v);
+	return v;
+}
+
+/* A file written as fs/ writes one: its attributes as they are (vector
+ * source included, its bytes not read), and new content. */
+static int write_file(struct t4dx *db, const char *name, const char *text)
+{
+	struct t4dx_entry e;
+	int rc = t4dx_get(db, R, name, strlen(name), 0, &e);
+	if (rc == T4DX_ENOTFOUND) {
+		memset(&e, 0, sizeof(e));
+		REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+		e.mode = S_IFREG | 0644;
+	} else if (rc) {
+		return rc;
+	}
+	CHECK(e.vec == NULL);
+	e.content = t4dx_blob_from(text, strlen(text));
+	e.size = strlen(text);
+	rc = t4dx_put(db, &e, 0, NULL);
+	t4dx_entry_clear(&e);
+	return rc;
+}
+
+static int set_vec(struct t4dx *db, const char *name, int src,
+		   struct t4dx_blob *v)
+{
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.vec_src = (uint8_t)src;
+	f.vec = v;
+	return t4dx_update(db, R, name, strlen(name), &f, T4DX_F_VEC, 0, NULL);
+}
+
+/* The vector's source, and whether its bytes are v's (v NULL: none). */
+static bool has_vec(struct t4dx *db, const char *name, int src,
+		    const struct t4dx_blob *v)
+{
+	struct t4dx_entry e;
+	if (t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT, &e))
+		return false;
+	bool ok = e.vec_src == src && t4dx_vec_equal(e.vec, v);
+	t4dx_entry_clear(&e);
+	/* without content: the source, never the bytes */
+	if (t4dx_get(db, R, name, strlen(name), 0, &e))
+		return false;
+	return ok && e.vec_src == src && !e.vec;
+}
+
+static void test_hand_vector_kept(void)
+{
+	const char *dir = unit_tmpdir("vhand");
+	struct t4dx *db = open_db(dir);
+	struct t4dx_blob *v = vec_of(8, 0.5f), *w = vec_of(8, -2.0f);
+	REQUIRE(write_file(db, "tea", "green tea") == 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_NONE, NULL));
+	CHECK_EQ_INT(set_vec(db, "tea", T4DX_VEC_HAND, v), 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	/* new content keeps a hand-set vector: from the memtable ... */
+	REQUIRE(write_file(db, "tea", "black tea") == 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	/* ... and from a segment */
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	REQUIRE(write_file(db, "tea", "white tea") == 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	/* other fields leave it alone */
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.kappa = 0.25;
+	CHECK_EQ_INT(t4dx_update(db, R, "tea", 3, &f, T4DX_F_KAPPA, 0, NULL),
+		     0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	/* a rename carries it; compaction keeps it */
+	CHECK_EQ_INT(t4dx_rename(db, R, "tea", 3, R, "cha", 3, 0, NULL), 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_HAND, v));
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL), 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_HAND, v));
+	/* replaced, then removed: back to none */
+	CHECK_EQ_INT(set_vec(db, "cha", T4DX_VEC_HAND, w), 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_HAND, w));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir);
+	CHECK(has_vec(db, "cha", T4DX_VEC_HAND, w));
+	CHECK_EQ_INT(set_vec(db, "cha", T4DX_VEC_NONE, NULL), 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_NONE, NULL));
+	REQUIRE(write_file(db, "cha", "oolong") == 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_NONE, NULL));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(v);
+	t4dx_blob_unref(w);
+	unit_rm_rf(dir);
+}
+
+/* The embedder's vector belongs to the content it was computed from. */
+static void test_embed_vector_dropped(void)
+{
+	const char *dir = unit_tmpdir("vembed");
+	struct t4dx *db = open_db(dir);
+	struct t4dx_blob *v = vec_of(16, 1.0f);
+	REQUIRE(write_file(db, "a", "one") == 0);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_EMBED, v), 0);
+	CHECK(has_vec(db, "a", T4DX_VEC_EMBED, v));
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(has_vec(db, "a", T4DX_VEC_EMBED, v));
+	REQUIRE(write_file(db, "a", "two") == 0);
+	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	/* a put that brings the old bytes along drops them too */
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_EMBED, v), 0);
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, R, "a", 1, T4DX_GET_CONTENT, &e) == 0);
+	REQUIRE(e.vec);
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), 0);
+	t4dx_entry_clear(&e);
+	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(v);
+	unit_rm_rf(dir);
+}
+
+static void test_bad_vectors(void)
+{
+	const char *dir = unit_tmpdir("vbad");
+	struct t4dx *db = open_db(dir);
+	REQUIRE(write_file(db, "a", "one") == 0);
+	struct t4dx_blob *v = vec_of(4, 0.0f);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_NONE, v), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_HAND, NULL), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_HAND + 1, v), EINVAL);
+	struct t4dx_blob *nan = t4dx_blob_new(4);
+	REQUIRE(nan);
+	memcpy(nan->data, "\x00\x00\xc0\x7f", 4);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_HAND, nan), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "nothing", T4DX_VEC_HAND, v), ENOENT);
+	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	/* a put of bytes without a source, or of a NaN */
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, R, "a", 1, T4DX_GET_CONTENT, &e) == 0);
+	e.vec = v;
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), EINVAL);
+	e.vec_src = T4DX_VEC_HAND;
+	e.vec = nan;
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), EINVAL);
+	e.vec = NULL;
+	t4dx_entry_clear(&e);
+	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	t4dx_blob_unref(nan);
+	t4dx_blob_unref(v);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Vectors logged and not yet flushed come back from the WAL after a
+ * crash, flushed ones from their segment. */
+static void test_vector_crash(void)
+{
+	const char *dir = unit_tmpdir("vcrash");
+	struct t4dx_blob *v = vec_of(32, 3.0f), *w = vec_of(32, -1.0f);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir);
+		if (write_file(db, "flushed", "f") ||
+		    set_vec(db, "flushed", T4DX_VEC_HAND, v) ||
+		    t4dx_flush(db) || write_file(db, "logged", "l") ||
+		    set_vec(db, "logged", T4DX_VEC_EMBED, w) ||
+		    write_file(db, "flushed", "f2"))
+			_exit(2);
+		_exit(0);       /* no close: a crash */
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	struct t4dx *db = open_db(dir);
+	CHECK(has_vec(db, "flushed", T4DX_VEC_HAND, v));
+	CHECK(has_vec(db, "logged", T4DX_VEC_EMBED, w));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(v);
+	t4dx_blob_unref(w);
+	unit_rm_rf(dir);
+}
+
+int main(void)
+{
+	RUN(test_hand_vector_kept);
+	RUN(test_embed_vector_dropped);
+	RUN(test_bad_vectors);
+	RUN(test_vector_crash);
+	UNIT_DONE();
+}
