@@ -486,4 +486,37 @@ bool t4dx_utf8_valid(const unsigned char *s, size_t len);
  * (no NUL) of s to out and returns their count. */
 size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len);
 
+/* ---- search ----------------------------------------------------------- */
+
+#define T4DX_SEARCH_K_MAX 1000
+
+/* What a search keeps: at most k results, of items below under (a
+ * directory's inode; 0: anywhere), of a type (-1: any), with kappa and
+ * event_time within the bounds (inclusive). */
+struct t4dx_search_opts {
+	uint32_t k;
+	uint64_t under;
+	int type;
+	double min_kappa, max_kappa;
+	int64_t since_ns, until_ns;
+};
+/* k 10, everything else open. */
+void t4dx_search_defaults(struct t4dx_search_opts *o);
+
+/* One result: the item's attributes (no content, no vector bytes), its
+ * cosine similarity to the query, and its path below the root. */
+struct t4dx_hit {
+	struct t4dx_entry e;
+	float score;
+	char *path;
+};
+
+/* The live items with a vector of dim values nearest q (cosine), best
+ * first (ties by key), at most o->k: *hits (t4dx_hits_free) and *n.
+ * EINVAL for a bad dim, k, or a query that is zero or not finite. */
+int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
+		const struct t4dx_search_opts *o, struct t4dx_hit **hits,
+		size_t *n);
+void t4dx_hits_free(struct t4dx_hit *hits, size_t n);
+
 #endif /* T4DX_H */

@@ -221,11 +221,131 @@ static void test_vector_crash(void)
 	unit_rm_rf(dir);
 }
 
+static uint64_t mkdir_in(struct t4dx *db, uint64_t parent, const char *name)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
+	e.mode = S_IFDIR | 0755;
+	REQUIRE(t4dx_put(db, &e, 0, NULL) == 0);
+	return e.ino;
+}
+
+/* An item at (parent, name) whose hand-set vector is (1, angle, 0, 0):
+ * the smaller angle, the nearer (1, 0, 0, 0). */
+static void put_at(struct t4dx *db, uint64_t parent, const char *name,
+		   float angle, int type, double kappa)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	e.type = (uint8_t)type;
+	e.kappa = kappa;
+	e.event_time_ns = (int64_t)(angle * 1000);
+	e.content = t4dx_blob_from(name, strlen(name));
+	e.size = strlen(name);
+	float x[4] = { 1, angle, 0, 0 };
+	e.vec_src = T4DX_VEC_HAND;
+	e.vec = t4dx_vec_new(x, 4);
+	REQUIRE(e.vec && t4dx_put(db, &e, 0, NULL) == 0);
+	t4dx_entry_clear(&e);
+}
+
+/* The result paths, space-separated. */
+static const char *search_paths(struct t4dx *db,
+				const struct t4dx_search_opts *o)
+{
+	static char out[1024];
+	const float q[4] = { 2, 0, 0, 0 };
+	struct t4dx_hit *h;
+	size_t n;
+	out[0] = 0;
+	int rc = t4dx_search(db, q, 4, o, &h, &n);
+	if (rc) {
+		snprintf(out, sizeof(out), "error %d", rc);
+		return out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(out, " ");
+		strncat(out, h[i].path, sizeof(out) - strlen(out) - 2);
+		CHECK(i == 0 || h[i - 1].score >= h[i].score);
+		CHECK(h[i].score <= 1.0001f && h[i].score > 0);
+	}
+	t4dx_hits_free(h, n);
+	return out;
+}
+
+static void test_search_exact(void)
+{
+	const char *dir = unit_tmpdir("vsearch");
+	struct t4dx *db = open_db(dir);
+	uint64_t a = mkdir_in(db, R, "agent-7");
+	uint64_t n = mkdir_in(db, a, "notes");
+	put_at(db, R, "far", 3.0f, T4DX_EPISODIC, 0.5);
+	put_at(db, a, "tea", 0.1f, T4DX_SEMANTIC, 0.9);
+	put_at(db, n, "cafe", 0.5f, T4DX_EPISODIC, 0.2);
+	put_at(db, n, "gone", 0.0f, T4DX_EPISODIC, 0.5);
+	REQUIRE(write_file(db, "plain", "no vector") == 0);
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	CHECK(!strcmp(search_paths(db, &o),
+		      "agent-7/notes/gone agent-7/tea agent-7/notes/cafe far"));
+	/* deleted, in a segment, then overwritten and re-ranked: the
+	 * merged view decides */
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_delete(db, n, "gone", 4, false, 0, NULL), 0);
+	put_at(db, R, "far", 0.01f, T4DX_EPISODIC, 0.5);
+	CHECK(!strcmp(search_paths(db, &o),
+		      "far agent-7/tea agent-7/notes/cafe"));
+	o.k = 2;
+	CHECK(!strcmp(search_paths(db, &o), "far agent-7/tea"));
+	t4dx_search_defaults(&o);
+	o.under = a;
+	CHECK(!strcmp(search_paths(db, &o), "agent-7/tea agent-7/notes/cafe"));
+	o.under = n;
+	CHECK(!strcmp(search_paths(db, &o), "agent-7/notes/cafe"));
+	t4dx_search_defaults(&o);
+	o.type = T4DX_SEMANTIC;
+	CHECK(!strcmp(search_paths(db, &o), "agent-7/tea"));
+	t4dx_search_defaults(&o);
+	o.min_kappa = 0.3;
+	o.max_kappa = 0.6;
+	CHECK(!strcmp(search_paths(db, &o), "far"));
+	t4dx_search_defaults(&o);
+	o.since_ns = 50;        /* event_time: 1000 * the angle */
+	o.until_ns = 500;
+	CHECK(!strcmp(search_paths(db, &o), "agent-7/tea agent-7/notes/cafe"));
+	/* a renamed directory moves its items' paths */
+	REQUIRE(t4dx_rename(db, a, "notes", 5, R, "moved", 5, 0, NULL) == 0);
+	t4dx_search_defaults(&o);
+	CHECK(!strcmp(search_paths(db, &o), "far agent-7/tea moved/cafe"));
+	/* bad queries */
+	struct t4dx_hit *h;
+	size_t cnt;
+	const float zero[4] = { 0 }, q[4] = { 1, 0, 0, 0 };
+	CHECK_EQ_INT(t4dx_search(db, zero, 4, &o, &h, &cnt), EINVAL);
+	CHECK_EQ_INT(t4dx_search(db, q, 0, &o, &h, &cnt), EINVAL);
+	o.k = 0;
+	CHECK_EQ_INT(t4dx_search(db, q, 4, &o, &h, &cnt), EINVAL);
+	o.k = T4DX_SEARCH_K_MAX + 1;
+	CHECK_EQ_INT(t4dx_search(db, q, 4, &o, &h, &cnt), EINVAL);
+	/* another dimension finds nothing */
+	o.k = 10;
+	CHECK_EQ_INT(t4dx_search(db, q, 3, &o, &h, &cnt), 0);
+	CHECK_EQ_INT(cnt, 0);
+	t4dx_hits_free(h, cnt);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
 	RUN(test_embed_vector_dropped);
 	RUN(test_bad_vectors);
 	RUN(test_vector_crash);
+	RUN(test_search_exact);
 	UNIT_DONE();
 }
