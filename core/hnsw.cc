@@ -46,7 +46,25 @@
  * only from a path and checks little), so it depends on the members of
  * hnswlib 0.6's HierarchicalNSW; another hnswlib changing them fails
  * to compile or fails the parameter checks, never silently.
+ *
+ * UNDER ADDRESSSANITIZER the library is built without its SSE code.
+ * While inserting, hnswlib 0.6.2 computes a prefetch address from the
+ * link after the last one of a list (searchBaseLayer), which for a full
+ * list of a node's top level reads up to 3 bytes past that list's block
+ * (allocated with 1 byte of slack, and within what malloc rounds up to,
+ * so harmless in practice; the level-0 lists that searches walk are
+ * followed by the vector).  Only the SSE code has that prefetch, and
+ * without it the sanitizer checks everything else.  Loaded and searched
+ * graphs never reach it: searches here walk upper levels without
+ * prefetching.
  */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_MANUAL_VECTORIZATION
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NO_MANUAL_VECTORIZATION
+#endif
+#endif
 #include <hnswlib/hnswlib.h>
 
 #include <errno.h>
