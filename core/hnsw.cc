@@ -45,7 +45,8 @@
  * The loader fills the library's structures itself (the library can read
  * only from a path and checks little), so it depends on the members of
  * hnswlib 0.6's HierarchicalNSW; another hnswlib changing them fails
- * to compile or fails the parameter checks, never silently.
+ * to compile or fails the parameter checks, never silently.  hnswlib.h
+ * defines functions that are not inline: no other file may include it.
  *
  * UNDER ADDRESSSANITIZER the library is built without its SSE code.
  * While inserting, hnswlib 0.6.2 computes a prefetch address from the
@@ -160,7 +161,7 @@ static int exception_rc(void)
 	} catch (const std::bad_alloc &) {
 		return ENOMEM;
 	} catch (const std::exception &e) {
-		return strstr(e.what(), "memory") ? ENOMEM : EIO;
+		return strstr(e.what(), "Not enough memory") ? ENOMEM : EIO;
 	} catch (...) {
 		return EIO;
 	}
@@ -484,6 +485,9 @@ int t4dx_index_save(const struct t4dx_index *ix, int fd)
 	put_le32(h + 48, w.crc);
 	put_le32(h + 60, crc_update(0, h, 60));
 	int rc = t4dx_io_pwrite_all(fd, h, sizeof(h), 0);
+	/* whatever the file held past the index goes */
+	if (!rc && t4dx_io.ftruncate(fd, w.off))
+		rc = errno ? errno : EIO;
 	if (!rc && t4dx_io.fdatasync(fd))
 		rc = errno ? errno : EIO;
 	return rc;

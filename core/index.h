@@ -36,15 +36,16 @@ struct t4dx_index_hit {
  * (keys distinct), with m neighbours a node (2..M_MAX) and build breadth
  * ef_construction (1..EF_MAX).  n may be 0.  0 with *out (to free with
  * t4dx_index_free), EINVAL for a bad parameter, a repeated key or a
- * number that is not finite, ENOMEM.  Costs about n * log(n) * m *
- * ef_construction / 8 inner products, on the calling thread. */
+ * number that is not finite, ENOMEM.  On the calling thread, and not
+ * cheap: 10,000 vectors of dim 256 at m 16 take 2 to 8 s of one core
+ * (ef_construction 50 to 200). */
 int t4dx_index_build(uint32_t dim, uint32_t m, uint32_t ef_construction,
 		     const uint32_t *keys, const float *vecs, size_t n,
 		     struct t4dx_index **out);
 void t4dx_index_free(struct t4dx_index *ix);
 
 /* The (at most) k closest vectors to q (dim floats), best first (equal
- * scores by key), in hits[0..*nhits).  ef: the breadth of the search
+ * scores by key), in hits[0..*nhits) (room for k).  ef: the breadth of the search
  * (the larger, the better the recall and the slower; max(ef, k) is
  * used).  0 or EINVAL (k or ef out of range), ENOMEM.  Approximate:
  * a true neighbour may be missing. */
@@ -52,8 +53,8 @@ int t4dx_index_search(const struct t4dx_index *ix, const float *q,
 		      uint32_t k, uint32_t ef, struct t4dx_index_hit *hits,
 		      uint32_t *nhits);
 
-/* Write ix as an index file into fd, which must be an empty regular
- * file open for writing (from offset 0 on), then fdatasync it.  The
+/* Write ix as an index file into fd, a regular file open for writing
+ * (from offset 0, cut to the index's length), then fdatasync it.  The
  * caller names the file: write under a temporary name, rename, fsync
  * the directory.  0 or a positive errno (the file is then garbage).
  * Through t4dx_io, so tests can fail its writes. */
@@ -73,8 +74,9 @@ size_t t4dx_index_count(const struct t4dx_index *ix);
 size_t t4dx_index_bytes(const struct t4dx_index *ix);
 
 /* Exact search over n vectors vecs[i*dim ..] (keys[i], or i if keys is
- * NULL): the k best, best first (equal scores by key).  0 or EINVAL,
- * ENOMEM. */
+ * NULL): the k best into hits (room for k), best first (equal scores by
+ * key), scored exactly as t4dx_index_search scores its hits.  0 or
+ * EINVAL.  About 1.6 ms for 10,000 vectors of dim 256. */
 int t4dx_index_exact_search(const float *vecs, const uint32_t *keys,
 			    size_t n, uint32_t dim, const float *q,
 			    uint32_t k, struct t4dx_index_hit *hits,
