@@ -405,6 +405,10 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	rc = commit_locked(db, &r, flags, lsn);
 	t4dx_blob_unref(kept);
 	e->lsn = r.lsn;
+	/* new content, no vector: the embedder computes it */
+	if (!rc && r.op == T4DX_OP_PUT && r.e.vec_src == T4DX_VEC_NONE &&
+	    e->size)
+		eng_embed_queue(db, e->parent, e->name, e->name_len);
 	return rc;
 }
 
@@ -514,7 +518,12 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 	if (rc)
 		goto fail;
 	r.op = T4DX_OP_RENAME;
-	return commit_locked(db, &r, flags, lsn);
+	rc = commit_locked(db, &r, flags, lsn);
+	/* a file still waiting for its vector waits under its new name */
+	if (!rc && S_ISREG(src.mode) && src.size &&
+	    src.vec_src == T4DX_VEC_NONE)
+		eng_embed_queue(db, new_parent, new_name, new_name_len);
+	return rc;
 fail:
 	pthread_rwlock_unlock(&db->lock);
 	return rc;
@@ -558,4 +567,41 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		return rc;
 	}
 	return commit_locked(db, &r, flags, lsn);
+}
+
+int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
+		     size_t name_len, const struct t4dx_blob *c,
+		     struct t4dx_blob *v)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry old;
+	/* only at level 0: a queue of vectors must not fill the fallback
+	 * queue that keeps users' changes while the disk fails */
+	if (eng_current_level(db))
+		return EAGAIN;
+	int rc = eng_gate(db);
+	if (rc)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	t4dx_entry_set_key(&r.e, parent, name, name_len);
+	r.op = T4DX_OP_UPDATE;
+	r.mask = T4DX_F_VEC;
+	r.e.vec_src = T4DX_VEC_EMBED;
+	r.e.vec = v;            /* borrowed while locked */
+	pthread_rwlock_wrlock(&db->lock);
+	rc = eng_lookup(db, parent, name, name_len, true, &old);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc == T4DX_ENOTFOUND ? ESTALE : rc;
+	}
+	bool same = S_ISREG(old.mode) && !old.provisional &&
+		    old.vec_src == T4DX_VEC_NONE && old.content &&
+		    (old.content == c || (old.content->len == c->len &&
+		     !memcmp(old.content->data, c->data, c->len)));
+	t4dx_entry_clear(&old);
+	if (!same) {
+		pthread_rwlock_unlock(&db->lock);
+		return ESTALE;
+	}
+	return commit_locked(db, &r, T4DX_NOWAIT, NULL);
 }

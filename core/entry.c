@@ -197,6 +197,8 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->limits.max_item_bytes = 16ULL << 20;
 	/* all open files' uncommitted writes together */
 	c->limits.write_buffer_bytes = 256ULL << 20;
+	c->vector.dim = 256;
+	strcpy(c->vector.embedder, "builtin");
 }
 
 void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,

@@ -137,6 +137,9 @@ struct t4dx_config {
 	struct { double nrem_kappa_boost, prune_min_kappa,
 		 prune_max_importance, prune_max_age_s; } compaction;
 	struct { uint64_t max_item_bytes, write_buffer_bytes; } limits;
+	/* every file's vector: its dimension, and what computes it from the
+	 * content ("builtin", or "off": only vectors set by hand) */
+	struct { unsigned dim; char embedder[16]; } vector;
 };
 
 /* Fill cfg with the built-in defaults (DESIGN.md section 8). */
@@ -183,6 +186,18 @@ struct t4dx_stats {
 	uint64_t write_stalls, writers_stalled;
 	struct t4dx_recovery recovery;
 };
+
+/* The embedder thread: vectors computed and logged, files that got none
+ * (binary content, no word), failures, keys dropped from a full queue,
+ * keys waiting now, and whether it has work (queued, a sweep of the
+ * store for files without a vector pending or running, or one file in
+ * hand).  All 0 when vector.embedder is "off". */
+struct t4dx_embed_stats {
+	uint64_t embedded, no_vector, failed, dropped;
+	uint64_t queued;
+	bool busy;
+};
+void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
 
 /* Open (creating if needed) the store in dir, taking an exclusive flock on
  * dir/LOCK, and recover it.  cfg may be NULL for the defaults.  On failure

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "embed.h"
 #include "faults.h"
 #include "t4dx.h"
 #include "unit.h"
@@ -19,15 +20,24 @@
 
 #define R T4DX_ROOT_INO
 
-static struct t4dx *open_db(const char *dir)
+static struct t4dx *open_emb(const char *dir, const char *embedder)
 {
 	struct t4dx *db = NULL;
 	char msg[256];
-	int rc = t4dx_open(dir, NULL, &db, msg, sizeof(msg));
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, embedder);
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
 	if (rc)
 		fprintf(stderr, "open %s: %s\n", dir, msg);
 	REQUIRE(rc == 0);
 	return db;
+}
+
+/* The tests of vectors set by hand: no embedder. */
+static struct t4dx *open_db(const char *dir)
+{
+	return open_emb(dir, "off");
 }
 
 static struct t4dx_blob *vec_of(uint32_t dim, float seed)
@@ -340,6 +350,84 @@ static void test_search_exact(void)
 	unit_rm_rf(dir);
 }
 
+/* Wait until the embedder has nothing left to do (bounded). */
+static void embedder_idle(struct t4dx *db, struct t4dx_embed_stats *st)
+{
+	for (int i = 0; i < 60000; i++) {
+		t4dx_embed_stats(db, st);
+		if (!st->busy)
+			return;
+		usleep(1000);
+	}
+	REQUIRE(!"the embedder never went idle");
+}
+
+static int src_of(struct t4dx *db, const char *name)
+{
+	struct t4dx_entry e;
+	if (t4dx_get(db, R, name, strlen(name), 0, &e))
+		return -1;
+	return e.vec_src;
+}
+
+/* The builtin embedder gives each new content its vector in the
+ * background, leaves binary content and hand-set vectors alone, and at
+ * start embeds what has none (a store written with it off). */
+static void test_embedder(void)
+{
+	const char *dir = unit_tmpdir("vemb");
+	struct t4dx *db = open_db(dir);         /* off */
+	REQUIRE(write_file(db, "old", "written before the embedder ran") == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	db = open_emb(dir, "builtin");
+	struct t4dx_embed_stats st;
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(src_of(db, "old"), T4DX_VEC_EMBED);
+	REQUIRE(write_file(db, "tea", "green tea with jasmine") == 0);
+	REQUIRE(write_file(db, "stocks", "the stock market fell sharply") == 0);
+	REQUIRE(write_file(db, "bin", "a\0b") == 0);    /* "a" only */
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, R, "raw", 3) == 0);
+	e.mode = S_IFREG | 0644;
+	e.content = t4dx_blob_from("\x00\xff\x00", 3);
+	e.size = 3;
+	REQUIRE(t4dx_put(db, &e, 0, NULL) == 0);
+	t4dx_entry_clear(&e);
+	struct t4dx_blob *v = vec_of(64, 0.0f);
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(src_of(db, "stocks"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(src_of(db, "raw"), T4DX_VEC_NONE);
+	CHECK(st.embedded >= 4 && st.no_vector >= 1 && st.failed == 0);
+	/* a search by the embedder's vector of a text finds it first */
+	float q[256];
+	REQUIRE(t4dx_embed("green tea", 9, 256, q) == 0);
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	struct t4dx_hit *h;
+	size_t n;
+	REQUIRE(t4dx_search(db, q, 256, &o, &h, &n) == 0);
+	CHECK(n >= 2 && !strcmp(h[0].path, "tea"));
+	t4dx_hits_free(h, n);
+	/* new content: a new vector; a hand-set one is left alone */
+	CHECK_EQ_INT(set_vec(db, "stocks", T4DX_VEC_HAND, v), 0);
+	REQUIRE(write_file(db, "stocks", "bonds and shares") == 0);
+	REQUIRE(write_file(db, "tea", "black coffee") == 0);
+	embedder_idle(db, &st);
+	CHECK(has_vec(db, "stocks", T4DX_VEC_HAND, v));
+	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
+	REQUIRE(t4dx_embed("black coffee", 12, 256, q) == 0);
+	REQUIRE(t4dx_search(db, q, 256, &o, &h, &n) == 0);
+	CHECK(n >= 1 && !strcmp(h[0].path, "tea") && h[0].score > 0.999f);
+	t4dx_hits_free(h, n);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(v);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -347,5 +435,6 @@ int main(void)
 	RUN(test_bad_vectors);
 	RUN(test_vector_crash);
 	RUN(test_search_exact);
+	RUN(test_embedder);
 	UNIT_DONE();
 }
