@@ -35,6 +35,10 @@ static inline uint32_t t4dx_get_u32(const unsigned char *p)
 static inline uint64_t t4dx_get_u64(const unsigned char *p)
 { return (uint64_t)t4dx_get_u32(p) | (uint64_t)t4dx_get_u32(p + 4) << 32; }
 
+static inline void t4dx_put_u32(unsigned char *p, uint32_t v)
+{ p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24); }
+
 /* t4dx_utf8_valid and t4dx_base64_put are in t4dx.h.  Base64: encode
  * appends what t4dx_base64_put writes to a buffer; decode returns 0 or
  * EINVAL, and out must hold 3 * (len / 4) bytes. */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "engine_int.h"
+#include "vec.h"
 
 /* ---- applying records ------------------------------------------------- */
 
@@ -297,6 +298,51 @@ static int check_name(size_t len)
 	return len > T4DX_NAME_MAX ? ENAMETOOLONG : 0;
 }
 
+/* A vector the record codec can write: none, or a source with a vector
+ * whose bytes are one.  The entry of a put may name a source without
+ * the bytes, as an attributes-only read leaves it: see put_vector. */
+static bool vec_ok(const struct t4dx_entry *e, bool put)
+{
+	if (e->vec_src > T4DX_VEC_HAND)
+		return false;
+	if (!e->vec)
+		return e->vec_src == T4DX_VEC_NONE || put;
+	return e->vec_src != T4DX_VEC_NONE &&
+	       !t4dx_vec_check(e->vec->data, e->vec->len);
+}
+
+/* The vector a put writes.  New content makes the embedder's vector
+ * stale: it goes (the embedder computes the next).  A hand-set one stays:
+ * the entry's own bytes, or, when only its attributes were read, the
+ * item's current vector.  Sets r->e.vec and vec_src; *kept is a reference
+ * the caller drops once the record is written.  Lock held. */
+static int put_vector(struct t4dx *db, struct t4dx_rec *r,
+		      const struct t4dx_entry *old, struct t4dx_blob **kept)
+{
+	*kept = NULL;
+	if (r->op != T4DX_OP_PUT || r->e.vec_src != T4DX_VEC_HAND) {
+		r->e.vec_src = T4DX_VEC_NONE;
+		r->e.vec = NULL;
+		return 0;
+	}
+	if (r->e.vec)
+		return 0;
+	if (old && old->vec_src == T4DX_VEC_HAND) {
+		struct t4dx_entry full;
+		int rc = eng_lookup(db, old->parent, old->name, old->name_len,
+				    true, &full);
+		if (rc)
+			return rc == T4DX_ENOTFOUND ? 0 : rc;
+		*kept = full.vec;
+		full.vec = NULL;
+		t4dx_entry_clear(&full);
+	}
+	r->e.vec = *kept;
+	if (!*kept)
+		r->e.vec_src = T4DX_VEC_NONE;
+	return 0;
+}
+
 int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	     uint64_t *lsn)
 {
@@ -305,7 +351,7 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	int rc = check_name(e->name_len);
 	if (rc)
 		return rc;
-	if (e->content && e->content->len != e->size)
+	if ((e->content && e->content->len != e->size) || !vec_ok(e, true))
 		return EINVAL;
 	if (!S_ISDIR(e->mode) && e->size > db->cfg.limits.max_item_bytes)
 		return EFBIG;
@@ -313,6 +359,7 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 		return rc;
 	pthread_rwlock_wrlock(&db->lock);
 	rc = eng_lookup(db, e->parent, e->name, e->name_len, false, &old);
+	bool had = rc == 0;
 	if (rc == 0) {
 		if (flags & T4DX_EXCL)
 			rc = EEXIST;
@@ -333,6 +380,12 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	r.op = S_ISDIR(e->mode) ? T4DX_OP_MKDIR : T4DX_OP_PUT;
 	r.e = *e;               /* borrows e->content while locked */
 	r.e.provisional = false;
+	struct t4dx_blob *kept;
+	rc = put_vector(db, &r, had ? &old : NULL, &kept);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc;
+	}
 	if ((flags & T4DX_PROVISIONAL) && r.op == T4DX_OP_PUT &&
 	    eng_queueing(db)) {
 		/* no record: the entry carries the last LSN so far, which
@@ -343,13 +396,19 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 		if (!rc)
 			eng_maybe_wake_flusher(db);
 		pthread_rwlock_unlock(&db->lock);
+		t4dx_blob_unref(kept);
 		if (lsn)
 			*lsn = 0;
 		e->lsn = 0;
 		return rc;
 	}
 	rc = commit_locked(db, &r, flags, lsn);
+	t4dx_blob_unref(kept);
 	e->lsn = r.lsn;
+	/* new content, no vector: the embedder computes it */
+	if (!rc && r.op == T4DX_OP_PUT && r.e.vec_src == T4DX_VEC_NONE &&
+	    e->size)
+		eng_embed_queue(db, e->parent, e->name, e->name_len);
 	return rc;
 }
 
@@ -429,10 +488,8 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 	/* with the content, as eng_apply() will read it: a part that cannot be
 	 * read fails the rename here, before its record is queued */
 	rc = eng_lookup(db, parent, name, name_len, true, &src);
-	if (!rc) {
-		t4dx_blob_unref(src.content);
-		src.content = NULL;
-	}
+	if (!rc)
+		t4dx_entry_clear(&src);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
 	if (rc)
@@ -461,7 +518,12 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 	if (rc)
 		goto fail;
 	r.op = T4DX_OP_RENAME;
-	return commit_locked(db, &r, flags, lsn);
+	rc = commit_locked(db, &r, flags, lsn);
+	/* a file still waiting for its vector waits under its new name */
+	if (!rc && S_ISREG(src.mode) && src.size &&
+	    src.vec_src == T4DX_VEC_NONE)
+		eng_embed_queue(db, new_parent, new_name, new_name_len);
+	return rc;
 fail:
 	pthread_rwlock_unlock(&db->lock);
 	return rc;
@@ -476,23 +538,26 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 	int rc = check_name(name_len);
 	if (rc)
 		return rc;
-	if (mask & ~(uint32_t)T4DX_F_ALL)
+	if ((mask & ~(uint32_t)(T4DX_F_ALL | T4DX_F_VEC)) ||
+	    ((mask & T4DX_F_VEC) && !vec_ok(f, false)))
 		return EINVAL;
 	if ((rc = eng_gate(db)))
 		return rc;
 	memset(&r, 0, sizeof(r));
-	r.e = *f;
+	r.e = *f;               /* borrows f->vec while locked */
 	r.e.content = NULL;
+	if (!(mask & T4DX_F_VEC)) {
+		r.e.vec = NULL;
+		r.e.vec_src = T4DX_VEC_NONE;
+	}
 	t4dx_entry_set_key(&r.e, parent, name, name_len);
 	r.op = T4DX_OP_UPDATE;
 	r.mask = mask;
 	pthread_rwlock_wrlock(&db->lock);
 	/* with the content, as eng_apply() will read it (see t4dx_rename) */
 	rc = eng_lookup(db, parent, name, name_len, true, &old);
-	if (!rc) {
-		t4dx_blob_unref(old.content);
-		old.content = NULL;
-	}
+	if (!rc)
+		t4dx_entry_clear(&old);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
 	if (!rc)
@@ -502,4 +567,41 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		return rc;
 	}
 	return commit_locked(db, &r, flags, lsn);
+}
+
+int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
+		     size_t name_len, const struct t4dx_blob *c,
+		     struct t4dx_blob *v)
+{
+	struct t4dx_rec r;
+	struct t4dx_entry old;
+	/* only at level 0: a queue of vectors must not fill the fallback
+	 * queue that keeps users' changes while the disk fails */
+	if (eng_current_level(db))
+		return EAGAIN;
+	int rc = eng_gate(db);
+	if (rc)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	t4dx_entry_set_key(&r.e, parent, name, name_len);
+	r.op = T4DX_OP_UPDATE;
+	r.mask = T4DX_F_VEC;
+	r.e.vec_src = T4DX_VEC_EMBED;
+	r.e.vec = v;            /* borrowed while locked */
+	pthread_rwlock_wrlock(&db->lock);
+	rc = eng_lookup(db, parent, name, name_len, true, &old);
+	if (rc) {
+		pthread_rwlock_unlock(&db->lock);
+		return rc == T4DX_ENOTFOUND ? ESTALE : rc;
+	}
+	bool same = S_ISREG(old.mode) && !old.provisional &&
+		    old.vec_src == T4DX_VEC_NONE && old.content &&
+		    (old.content == c || (old.content->len == c->len &&
+		     !memcmp(old.content->data, c->data, c->len)));
+	t4dx_entry_clear(&old);
+	if (!same) {
+		pthread_rwlock_unlock(&db->lock);
+		return ESTALE;
+	}
+	return commit_locked(db, &r, T4DX_NOWAIT, NULL);
 }

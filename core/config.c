@@ -34,11 +34,11 @@
 
 static const char *const sections[] = {
 	"breaker", "wal", "memtable", "fallback", "health", "compaction",
-	"limits",
+	"limits", "vector",
 };
 #define NSECTIONS (sizeof(sections) / sizeof(*sections))
 
-enum kind { K_INT, K_NUM, K_BOOL, K_POLICY, K_PATH };
+enum kind { K_INT, K_NUM, K_BOOL, K_POLICY, K_PATH, K_EMBEDDER };
 
 struct key {
 	unsigned sec;                   /* index in sections[] */
@@ -86,6 +86,8 @@ static const struct key keys[] = {
 	NUM(5, compaction, prune_max_age_s, 0, 1e12, false),
 	INT(6, limits, max_item_bytes, 1, T4DX_ITEM_BYTES_MAX),
 	INT(6, limits, write_buffer_bytes, 4096, UINT64_C(1) << 44),
+	INT(7, vector, dim, 1, T4DX_VEC_DIM_MAX),
+	STR(7, vector, embedder, K_EMBEDDER),
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= 32, "struct walk keeps a bit per key");
@@ -438,6 +440,7 @@ static int set(const struct key *k, struct json_object *v,
 	}
 	case K_POLICY:
 	case K_PATH:
+	case K_EMBEDDER:
 		break;
 	}
 	if (t != json_type_string)
@@ -453,6 +456,11 @@ static int set(const struct key *k, struct json_object *v,
 		return fail(msg, msglen, "%s.%s: must be \"queue\" or "
 			    "\"reject\", got \"%s\"", sec, k->name,
 			    clean(q, s));
+	}
+	if (k->kind == K_EMBEDDER && strcmp(s, "builtin") && strcmp(s, "off")) {
+		char q[72];
+		return fail(msg, msglen, "%s.%s: must be \"builtin\" or "
+			    "\"off\", got \"%s\"", sec, k->name, clean(q, s));
 	}
 	if (k->kind == K_PATH && len && s[0] != '/')
 		return fail(msg, msglen, "%s.%s: must be \"\" or an absolute "

@@ -387,6 +387,11 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 		goto fail;
 	}
 	db->health_started = true;
+	if ((rc = eng_embedder_start(db))) {
+		snprintf(msg, msglen, "cannot start the embedder thread: %s",
+			 strerror(rc));
+		goto fail;
+	}
 	t4dx_manifest_free(&m);
 	*out = db;
 	return 0;
@@ -403,6 +408,7 @@ int t4dx_close(struct t4dx *db)
 	int rc = 0;
 	if (!db)
 		return 0;
+	eng_embedder_stop(db);  /* it reads and commits: first */
 	if (db->health_started) {
 		pthread_mutex_lock(&db->health_mu);
 		db->health_stop = true;

@@ -141,6 +141,10 @@ struct t4dx {
 	                                   used by the health thread only */
 	size_t verify_block;
 
+	/* the embedder thread (embedder.c), NULL when vector.embedder is
+	 * "off"; its own lock.  Set at open, cleared at close. */
+	struct eng_embedder *emb;
+
 	/* compaction: compact_mu is held for a whole run */
 	pthread_mutex_t compact_mu;
 	atomic_int running;             /* kind running, or -1; atomic */
@@ -285,6 +289,22 @@ int eng_apply(struct t4dx *db, struct t4dx_rec *r);
 int eng_fatal(struct t4dx *db, int rc);
 /* The WAL's group commit hook: counts each group in the breaker. */
 void eng_group_done(void *arg, int rc);
+/* Log the embedder's vector v of (parent, name), computed from content
+ * c, without waiting: only if the file still holds those bytes and has
+ * no vector (else ESTALE, nothing done), and only at level 0 (else
+ * EAGAIN). */
+int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
+		     size_t name_len, const struct t4dx_blob *c,
+		     struct t4dx_blob *v);
+
+/* embedder.c */
+/* Start the thread (vector.embedder "builtin"; else nothing), which first
+ * queues every file without a vector; stop it (close). */
+int eng_embedder_start(struct t4dx *db);
+void eng_embedder_stop(struct t4dx *db);
+/* Queue a file whose content changed, for its vector. */
+void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
+		     size_t len);
 
 /* health.c */
 /* The health thread (arg: the struct t4dx). */

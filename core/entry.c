@@ -101,12 +101,15 @@ void t4dx_entry_copy(struct t4dx_entry *dst, const struct t4dx_entry *src)
 		return;
 	*dst = *src;
 	t4dx_blob_ref(dst->content);
+	t4dx_blob_ref(dst->vec);
 }
 
 void t4dx_entry_clear(struct t4dx_entry *e)
 {
 	t4dx_blob_unref(e->content);
 	e->content = NULL;
+	t4dx_blob_unref(e->vec);
+	e->vec = NULL;
 }
 
 int t4dx_entry_set_key(struct t4dx_entry *e, uint64_t parent,
@@ -197,6 +200,8 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->limits.max_item_bytes = 16ULL << 20;
 	/* all open files' uncommitted writes together */
 	c->limits.write_buffer_bytes = 256ULL << 20;
+	c->vector.dim = 256;
+	strcpy(c->vector.embedder, "builtin");
 }
 
 void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,
@@ -218,5 +223,10 @@ void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,
 		else
 			memcpy((char *)e + fl->off, (const char *)f + fl->off,
 			       size[fl->kind]);
+	}
+	if (mask & T4DX_F_VEC) {
+		t4dx_blob_unref(e->vec);
+		e->vec = t4dx_blob_ref(f->vec);
+		e->vec_src = f->vec_src;
 	}
 }

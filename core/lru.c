@@ -151,6 +151,7 @@ int t4dx_lru_get(struct t4dx_lru *l, uint64_t parent, const char *name,
 		*out = n->e;
 		out->content = with_content ? t4dx_blob_ref(n->e.content)
 					    : NULL;
+		out->vec = with_content ? t4dx_blob_ref(n->e.vec) : NULL;
 		rc = 0;
 	}
 	pthread_mutex_unlock(&l->mu);

@@ -41,7 +41,8 @@ struct t4dx_mem *t4dx_mem_new(void)
 
 static size_t footprint(const struct t4dx_entry *e)
 {
-	return sizeof(struct node) + (e->content ? e->content->len : 0);
+	return sizeof(struct node) + (e->content ? e->content->len : 0) +
+	       (e->vec ? e->vec->len : 0);
 }
 
 void t4dx_mem_free(struct t4dx_mem *m)

@@ -18,6 +18,7 @@ static void copy_out(struct t4dx_entry *out, const struct t4dx_entry *e,
 {
 	*out = *e;
 	out->content = with_content ? t4dx_blob_ref(e->content) : NULL;
+	out->vec = with_content ? t4dx_blob_ref(e->vec) : NULL;
 }
 
 /* Find key across mem, imm and segments.  0 (live entry in *out),

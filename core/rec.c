@@ -17,14 +17,15 @@
  *
  *   put            parent, NAME, ino, mode, uid, gid, atime, mtime, ctime,
  *                  id, kappa, importance, type, event_time, access_count,
- *                  CONTENT
+ *                  VECTOR (only when the item has one), CONTENT
  *   mkdir          parent, NAME, ino, mode, uid, gid, atime, mtime, ctime
  *   delete, rmdir  parent, NAME
  *   rename         parent, NAME, new_parent, NEW_NAME
  *   update_fields  parent, NAME, then only the changed fields, in the
  *                  order mode, uid, gid, atime, mtime, ctime, kappa,
- *                  importance, type, event_time, access_count (the set of
- *                  keys present is the update mask; it may be empty)
+ *                  importance, type, event_time, access_count, VECTOR
+ *                  (the set of keys present is the update mask; it may
+ *                  be empty; "vec_src" stands for VECTOR)
  *   probe          nothing (a health probe; no effect on the data)
  *
  *   parent, new_parent, ino, access_count   unsigned 64-bit integers
@@ -49,6 +50,12 @@
  *                  above).  Exactly one of the two; may be empty.  The
  *                  decoded content becomes a new blob, and the entry's
  *                  size is its length.
+ *   VECTOR         "vec_src": "embed" | "hand" | "none" (an update that
+ *                  removes the vector), then, unless "none", "vec_b64":
+ *                  base64 (as above) of the vector's bytes, dim IEEE 754
+ *                  binary32 values, each little-endian; dim 1..4096, every
+ *                  value finite (vec.h).  A put without "vec_src" has no
+ *                  vector; a put never says "none".
  *
  * Integers are written in decimal without leading zeros, negative ones
  * with a '-'.  Inside strings, '"' and '\\' are written \" and \\, the
@@ -104,6 +111,7 @@
 
 #include "fields.h"
 #include "rec.h"
+#include "vec.h"
 
 static const char *const op_names[] = {
 	[T4DX_OP_PUT] = "put",
@@ -379,6 +387,28 @@ static char *put_fields(char *o, const struct t4dx_entry *e, uint32_t mask)
 	return o;
 }
 
+/* No vector, or a source with a vector. */
+static bool vec_encodable(const struct t4dx_entry *e)
+{
+	if (e->vec_src == T4DX_VEC_NONE)
+		return !e->vec;
+	return e->vec_src <= T4DX_VEC_HAND && e->vec &&
+	       !t4dx_vec_check(e->vec->data, e->vec->len);
+}
+
+/* ,"vec_src":"hand","vec_b64":"..." or ,"vec_src":"none" */
+static char *put_vec(char *o, const struct t4dx_entry *e)
+{
+	o = put_str(o, ",\"vec_src\":\"");
+	o = put_str(o, t4dx_vec_src_name(e->vec_src));
+	if (!e->vec)
+		return put_str(o, "\"");
+	o = put_str(o, "\",\"vec_b64\":\"");
+	o += t4dx_base64_put(o, e->vec->data, e->vec->len);
+	*o++ = '"';
+	return o;
+}
+
 /* Refuse what the decoder would refuse. */
 static int check_encodable(const struct t4dx_rec *r)
 {
@@ -394,7 +424,11 @@ static int check_encodable(const struct t4dx_rec *r)
 		return EINVAL;
 	uint32_t mask = r->op == T4DX_OP_PUT ? T4DX_F_ALL :
 			r->op == T4DX_OP_UPDATE ? r->mask : 0;
-	if (r->op == T4DX_OP_UPDATE && (mask & ~(uint32_t)T4DX_F_ALL))
+	if (r->op == T4DX_OP_UPDATE &&
+	    (mask & ~(uint32_t)(T4DX_F_ALL | T4DX_F_VEC)))
+		return EINVAL;
+	if ((r->op == T4DX_OP_PUT || (mask & T4DX_F_VEC)) &&
+	    !vec_encodable(&r->e))
 		return EINVAL;
 	for (size_t i = 0; i < T4DX_NFIELDS; i++) {
 		const struct t4dx_field *f = &t4dx_fields[i];
@@ -463,6 +497,9 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 		need += text_measure(&name, e->name, e->name_len);
 	if (r->op == T4DX_OP_RENAME)
 		need += text_measure(&new_name, r->new_name, r->new_name_len);
+	if (e->vec && (r->op == T4DX_OP_PUT ||
+		       (r->op == T4DX_OP_UPDATE && (r->mask & T4DX_F_VEC))))
+		need += t4dx_vec_b64_len(e->vec);
 	bool by_ref = false;
 	uint64_t enc_len = 0;
 	if (r->op == T4DX_OP_PUT) {
@@ -500,6 +537,8 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 		o += 2 * sizeof(e->id);
 		*o++ = '"';
 		o = put_fields(o, e, T4DX_F_MEMORY);
+		if (e->vec_src != T4DX_VEC_NONE)
+			o = put_vec(o, e);
 		if (!by_ref) {
 			o = put_text(o, "content", &content);
 			break;
@@ -518,6 +557,8 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 		break;
 	case T4DX_OP_UPDATE:
 		o = put_fields(o, e, r->mask);
+		if (r->mask & T4DX_F_VEC)
+			o = put_vec(o, e);
 		break;
 	default:        /* delete, rmdir, probe */
 		break;
@@ -711,6 +752,29 @@ static int get_content(struct json_object *o, struct t4dx_entry *e)
 	return 0;
 }
 
+/* VECTOR, when "vec_src" is there (a put never says "none"). */
+static int get_vec(struct json_object *o, struct t4dx_entry *e, bool put)
+{
+	struct json_object *v = field(o, "vec_src");
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return BAD;
+	int src = t4dx_vec_src_parse(json_object_get_string(v),
+				     (size_t)json_object_get_string_len(v));
+	if (src < 0 || (put && src == T4DX_VEC_NONE))
+		return BAD;
+	e->vec_src = (uint8_t)src;
+	v = field(o, "vec_b64");
+	if (src == T4DX_VEC_NONE)
+		return v ? BAD : 0;
+	if (!v || !json_object_is_type(v, json_type_string))
+		return BAD;
+	return t4dx_vec_from_b64(json_object_get_string(v),
+				 (size_t)json_object_get_string_len(v),
+				 &e->vec);
+}
+
 /* Read the fields in mask; each must be present. */
 static int get_fields(struct json_object *o, struct t4dx_entry *e,
 		      uint32_t mask)
@@ -775,7 +839,7 @@ static int parse(struct json_object *o, struct t4dx_rec *r)
 		    t4dx_hex_decode(json_object_get_string(v),
 				    (size_t)json_object_get_string_len(v),
 				    e->id, sizeof(e->id)) ||
-		    get_fields(o, e, T4DX_F_MEMORY))
+		    get_fields(o, e, T4DX_F_MEMORY) || get_vec(o, e, true))
 			return BAD;
 		return get_content(o, e);
 	}
@@ -789,7 +853,9 @@ static int parse(struct json_object *o, struct t4dx_rec *r)
 		for (size_t i = 0; i < T4DX_NFIELDS; i++)
 			if (field(o, t4dx_fields[i].key))
 				r->mask |= t4dx_fields[i].bit;
-		return get_fields(o, e, r->mask);
+		if (field(o, "vec_src"))
+			r->mask |= T4DX_F_VEC;
+		return get_fields(o, e, r->mask) ? BAD : get_vec(o, e, false);
 	default:        /* delete, rmdir */
 		e->tombstone = true;
 		return 0;

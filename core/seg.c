@@ -1,7 +1,7 @@
 /*
  * seg.c - immutable segment files (see seg.h).
  *
- * FILE FORMAT (version 3; versions 1 and 2 are still read, see below).  All
+ * FILE FORMAT (version 4; versions 1 to 3 are still read, see below).  All
  * integers are little-endian; doubles are the IEEE 754 binary64 bit pattern
  * stored as a u64.  A key is (parent, name) ordered as t4dx_key_cmp orders
  * it.
@@ -14,24 +14,31 @@
  *
  * Header:
  *      0   8  magic "T4DXSEG\0"
- *      8   4  format version (3)
+ *      8   4  format version (4)
  *     12   4  reserved, written as zero, ignored
  *
- * Data block (versions 2 and 3): a meta part immediately followed by a content
- * part, each the LZ4 block-format compression (LZ4_compress_default) of its
- * own raw bytes, compressed and checked independently, so that a listing
- * reads, checksums and decompresses the meta part only.
+ * Data block (versions 2 to 4): a meta part immediately followed by a
+ * content part and (version 4) a vector part, each the LZ4 block-format
+ * compression (LZ4_compress_default) of its own raw bytes, compressed and
+ * checked independently, so that a listing reads, checksums and
+ * decompresses the meta part only.
  *  - raw meta part: a run of records with strictly increasing keys (below);
  *  - raw content part: the contents of the block's records back to back,
  *    in record order.  A record's content starts at the sum of the sizes
  *    of the records before it in the block; the sizes of all records sum
  *    to the raw content length exactly.  When that length is 0 the content
  *    part is absent: zero bytes on disk, compressed length 0, CRC 0.
+ *  - raw vector part: the vectors of the block's records that have one,
+ *    back to back in record order, each 4 * vec_dim bytes (vec.h: IEEE
+ *    754 binary32 values, little-endian); the lengths sum to the raw
+ *    vector length exactly.  Absent (0, 0, CRC 0) when no record of the
+ *    block has a vector.  It follows the content part (its chunks too).
  * The writer closes a block before a record that would take the raw meta
- * part or the raw content part past 16 KiB, so a content larger than
- * 16 KiB gets a block of its own (and a lookup with content decompresses
- * about as much as in version 1).  The CRCs and lengths of both parts
- * live in the block's index entry, not in the block.
+ * part, the raw content part or the raw vector part past 16 KiB, so a
+ * content larger than 16 KiB gets a block of its own (and a lookup with
+ * content decompresses about as much as in version 1).  The CRCs and
+ * lengths of the parts live in the block's index entry, not in the block.
+ * A read with content reads the content and vector parts together.
  *
  * Chunked content part (version 3, a raw content length over 1 MiB, which
  * is always a block's only record): instead of one LZ4 block, chunks
@@ -44,7 +51,7 @@
  * Version 2 is version 3 without chunks: every content part is one LZ4
  * block, whatever its length.
  *
- * Record (n = name_len), 120 + n bytes:
+ * Record (n = name_len), 123 + n bytes (120 + n before version 4):
  *      0   8  parent
  *      8   2  name_len, 1..255
  *     10   n  name: no NUL, no '/'
@@ -66,8 +73,11 @@
  *   96+n   8  event_time_ns (signed)
  *  104+n   8  access_count
  *  112+n   8  size: the content's length in the content part
+ *  120+n   1  vec_src: 0 none, 1 embedder, 2 by hand (version 4)
+ *  121+n   2  vec_dim: 1..4096, 0 iff vec_src is 0 (version 4)
  *
- * Block index entry (n1, n2 = name lengths), 56..566 bytes:
+ * Block index entry (n1, n2 = name lengths), 68..578 bytes (version 4;
+ * version 2 and 3 entries lack bytes 36..48: 56..566 bytes):
  *      0   8  file offset of the block (its meta part)
  *      8   4  meta part: compressed length (>= 1)
  *     12   4             raw length
@@ -77,12 +87,20 @@
  *             it starts at offset + meta compressed length
  *     28   4                raw length
  *     32   4                CRC-32 (zlib) of the compressed bytes
- *     36   8  first key: parent
- *     44   2            name_len, 1..255
- *     46  n1            name
- *  46+n1   8  last key: parent
- *  54+n1   2            name_len, 1..255
- *  56+n1  n2            name
+ *     36   4  vector part: compressed length (0 iff raw length is 0);
+ *             it starts where the content part ends
+ *     40   4               raw length (a multiple of 4)
+ *     44   4               CRC-32 (zlib) of the compressed bytes
+ *     48   8  first key: parent
+ *     56   2            name_len, 1..255
+ *     58  n1            name
+ *  58+n1   8  last key: parent
+ *  66+n1   2            name_len, 1..255
+ *  68+n1  n2            name
+ *
+ * VERSION 3 is version 4 without vectors: records of 120 + n bytes (no
+ * vec_src, vec_dim), index entries without the vector part's 12 bytes,
+ * no vector parts.  Its items have no vector.
  *
  * VERSION 1 (written by earlier t4dx, still read; the version field of
  * header and footer is 1).  Header, Bloom filter and footer as in version
@@ -112,7 +130,7 @@
  *     60   4  CRC-32 of the index
  *     64   4  CRC-32 of the Bloom filter
  *     68   4  Bloom k, 1..30
- *     72   4  format version (3, 2 or 1)
+ *     72   4  format version (4, 3, 2 or 1)
  *     76   4  CRC-32 of footer bytes 0..76
  *     80   8  magic "T4DXSEG\0"
  *
@@ -121,7 +139,7 @@
  *    segment); only one of them: T4DX_ECORRUPT (a segment that was
  *    truncated or overwritten);
  *  - header and footer versions differ: T4DX_ECORRUPT; they agree on a
- *    version other than 1, 2 and 3: T4DX_EFORMAT;
+ *    version other than 1 to 4: T4DX_EFORMAT;
  *  - footer CRC, then index CRC, then Bloom CRC: T4DX_ECORRUPT;
  *  - layout (T4DX_ECORRUPT unless all hold): the parts tile the file with
  *    no gap (blocks from 16 up to the index, index, Bloom, footer), every
@@ -133,13 +151,14 @@
  * A block is checked when it is read: the CRC of each part read, that it
  * decompresses to exactly its raw length, and that the records parse, are
  * valid, are in strictly increasing key order, match the index's count and
- * first and last keys, and fill the raw block (versions 2 and 3: the raw
- * meta part, and with their sizes the raw content length) exactly; in a
- * chunked part, each chunk's length fits what is left of the part and
- * the chunks end where the part does.  A read
- * without content reads and checks the meta part only; a read with content
- * also the content part; t4dx_seg_verify reads and checks both parts of
- * every block.  Any failure answers T4DX_ECORRUPT for that block only;
+ * first and last keys, and fill the raw block (versions 2 to 4: the raw
+ * meta part, with their sizes the raw content length, and with their
+ * vector lengths the raw vector length) exactly; each vector source is
+ * known and its values finite (a read with content); in a chunked part,
+ * each chunk's length fits what is left of the part and the chunks end
+ * where the part does.  A read without content reads and checks the meta
+ * part only; a read with content also the content and vector parts;
+ * t4dx_seg_verify reads and checks every part of every block.  Any failure answers T4DX_ECORRUPT for that block only;
  * nothing of a damaged block is ever returned.  Other blocks stay
  * readable.  A reader never repairs a
  * segment: the engine quarantines it and rebuilds from the WAL archive.
@@ -168,6 +187,7 @@ void seg_cpart_free(struct cpart *c)
 {
 	if (c) {
 		t4dx_blob_unref(c->raw);
+		t4dx_blob_unref(c->vraw);
 		free(c);
 	}
 }

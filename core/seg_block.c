@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "seg_int.h"
+#include "vec.h"
 
 /* ---- blocks ---------------------------------------------------------- */
 
@@ -31,7 +32,9 @@ static int block_check(const struct t4dx_seg *s, struct block *b,
 	const unsigned char *p = b->raw, *end = b->raw + bi->rlen;
 	const unsigned char *prev = NULL;
 	bool v1 = s->version == SEG_VERSION_V1;
-	uint64_t csum = 0;      /* versions 2, 3: content bytes so far */
+	size_t fixed = seg_rec_fixed(s);
+	uint64_t csum = 0;      /* versions 2 to 4: content bytes so far */
+	uint64_t vsum = 0;      /* version 4: vector bytes so far */
 	uint32_t i = 0;
 	while (p < end) {
 		uint64_t parent;
@@ -40,11 +43,21 @@ static int block_check(const struct t4dx_seg *s, struct block *b,
 		const unsigned char *r = p;
 		if (i == bi->nrec || seg_get_key(&p, end, &parent, &name, &n) ||
 		    memchr(name, '/', n) || memchr(name, 0, n) ||
-		    (size_t)(end - p) < REC_FIXED - 10)
+		    (size_t)(end - p) < fixed - 10)
 			return T4DX_ECORRUPT;
 		uint8_t flags = p[0];
 		uint64_t size = t4dx_get_u64(p + 102);
-		p += REC_FIXED - 10;
+		if (s->version >= SEG_VERSION) {
+			uint8_t src = p[110];
+			uint32_t vlen = 4 * (uint32_t)t4dx_get_u16(p + 111);
+			if (src > T4DX_VEC_HAND || !src != !vlen ||
+			    vlen > 4 * T4DX_VEC_DIM_MAX ||
+			    vlen > bi->vrlen - vsum)
+				return T4DX_ECORRUPT;
+			b->voff[i] = (uint32_t)vsum;
+			vsum += vlen;
+		}
+		p += fixed - 10;
 		if ((flags & ~(F_TOMBSTONE | F_BLOB)) ||
 		    (size && !(flags & F_BLOB)))
 			return T4DX_ECORRUPT;
@@ -67,7 +80,7 @@ static int block_check(const struct t4dx_seg *s, struct block *b,
 		b->roff[i++] = (uint32_t)(r - b->raw);
 		prev = r;
 	}
-	if (i != bi->nrec || csum != bi->crlen ||
+	if (i != bi->nrec || csum != bi->crlen || vsum != bi->vrlen ||
 	    seg_key_cmp_rec(prev, bi->last_parent, bi->last, bi->last_len))
 		return T4DX_ECORRUPT;
 	return 0;
@@ -130,10 +143,11 @@ static int chunks_unpack(const struct t4dx_seg *s, const struct blkinfo *bi,
 	return rc;
 }
 
-/* Read the parts of block i that are asked for (bout, cout non-NULL) from
- * disk with one pread, check and decompress them (a chunked content part
- * a chunk at a time).  The content part is only asked for in version 2
- * and 3 blocks that have one. */
+/* Read the parts of block i that are asked for (bout: the meta part,
+ * cout: the payload, content and vector parts) from disk with one pread,
+ * check and decompress them (a chunked content part a chunk at a time,
+ * and then the vector part with a pread of its own).  The payload is
+ * only asked for in version 2 to 4 blocks that have one. */
 static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 		      struct cpart **cout)
 {
@@ -141,12 +155,17 @@ static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 	bool chunks = cout && seg_chunked(s, bi);
 	uint32_t mlen = bout ? bi->clen : 0;
 	uint32_t clen = cout && !chunks ? bi->cclen : 0;
-	unsigned char *z = mlen + clen ? malloc((size_t)mlen + clen) : NULL;
+	uint32_t vlen = cout ? bi->vclen : 0;
+	/* the vector part follows the content part: in the one pread unless
+	 * the content part is read in chunks */
+	size_t zlen = (size_t)mlen + clen + (chunks ? 0 : vlen);
+	size_t zcap = zlen > vlen ? zlen : vlen;
+	unsigned char *z = zcap ? malloc(zcap) : NULL;
 	struct block *b = NULL;
 	struct cpart *c = NULL;
 	int rc = 0;
 	if (bout) {
-		b = malloc(sizeof(*b) + 2 * bi->nrec * sizeof(uint32_t) +
+		b = malloc(sizeof(*b) + 3 * bi->nrec * sizeof(uint32_t) +
 			   bi->rlen);
 		if (b) {
 			atomic_init(&b->refs, 1);
@@ -154,7 +173,8 @@ static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 			b->nrec = bi->nrec;
 			b->roff = (uint32_t *)(b + 1);
 			b->coff = b->roff + bi->nrec;
-			b->raw = (unsigned char *)(b->coff + bi->nrec);
+			b->voff = b->coff + bi->nrec;
+			b->raw = (unsigned char *)(b->voff + bi->nrec);
 		}
 	}
 	if (cout) {
@@ -163,23 +183,37 @@ static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 			atomic_init(&c->refs, 1);
 			c->idx = i;
 			c->raw = t4dx_blob_new(bi->crlen);
+			c->vraw = bi->vrlen ? t4dx_blob_new(bi->vrlen) : NULL;
 		}
 	}
-	if ((mlen + clen && !z) || (bout && !b) || (cout && (!c || !c->raw))) {
+	if ((zcap && !z) || (bout && !b) ||
+	    (cout && (!c || !c->raw || (bi->vrlen && !c->vraw)))) {
 		rc = ENOMEM;
 		goto out;
 	}
-	if (mlen + clen &&
-	    (rc = t4dx_io_pread_all(s->fd, z, (size_t)mlen + clen,
+	if (zlen &&
+	    (rc = t4dx_io_pread_all(s->fd, z, zlen,
 				    (off_t)(bi->off + (bout ? 0 : bi->clen)))))
 		goto out;
 	if (b && !(rc = part_unpack(z, bi->clen, bi->crc, b->raw, bi->rlen)))
 		rc = block_check(s, b, bi);
 	if (!rc && c && chunks)
 		rc = chunks_unpack(s, bi, c->raw->data);
-	else if (!rc && c)
+	else if (!rc && c && bi->cclen)
 		rc = part_unpack(z + mlen, bi->cclen, bi->ccrc, c->raw->data,
 				 bi->crlen);
+	if (!rc && vlen) {
+		const unsigned char *vz = z + mlen + clen;
+		if (chunks) {
+			vz = z;
+			rc = t4dx_io_pread_all(s->fd, z, vlen,
+					       (off_t)(bi->off + bi->clen +
+						       bi->cclen));
+		}
+		if (!rc)
+			rc = part_unpack(vz, vlen, bi->vcrc, c->vraw->data,
+					 bi->vrlen);
+	}
 out:
 	free(z);
 	if (rc) {
@@ -195,10 +229,10 @@ out:
 	return rc;
 }
 
-/* Whether reading block i with content needs its content part. */
+/* Whether reading block i with content needs its payload. */
 bool seg_has_cpart(const struct t4dx_seg *s, size_t i)
 {
-	return s->blk[i].crlen > 0;
+	return s->blk[i].crlen > 0 || s->blk[i].vrlen > 0;
 }
 
 /* The parts of block i asked for (bout, cout non-NULL), through the
@@ -234,7 +268,8 @@ int seg_parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
 		struct block *oldb = NULL;
 		struct cpart *oldc = NULL;
 		bool keep_b = read_b && s->blk[i].rlen <= CACHE_MAX_RAW;
-		bool keep_c = read_c && s->blk[i].crlen <= CACHE_MAX_RAW;
+		bool keep_c = read_c && (uint64_t)s->blk[i].crlen +
+					s->blk[i].vrlen <= CACHE_MAX_RAW;
 		if (keep_b)
 			atomic_fetch_add_explicit(&b->refs, 1,
 						  memory_order_relaxed);
@@ -274,23 +309,40 @@ const unsigned char *seg_rec_content(const struct t4dx_seg *s,
 	return c ? c->raw->data + b->coff[r] : nothing;
 }
 
-/* Fill out from a checked record; content NULL: leave the content out.
- * c: the block's content part, if any; a record whose content is all of
- * it gets a reference to it instead of a copy. */
-int seg_rec_decode(const unsigned char *r, const unsigned char *content,
-		   const struct cpart *c, struct t4dx_entry *out)
+/* Fill out from checked record ri of b; with_content: its content and
+ * vector too, from c.  A record whose content is all of c's gets a
+ * reference to it instead of a copy. */
+int seg_rec_decode(const struct t4dx_seg *s, const struct block *b,
+		   const struct cpart *c, uint32_t ri, bool with_content,
+		   struct t4dx_entry *out)
 {
+	const unsigned char *r = b->raw + b->roff[ri];
 	uint16_t n = t4dx_get_u16(r + 8);
 	const unsigned char *q = r + 10 + n;
-	struct t4dx_blob *blob = NULL;
+	struct t4dx_blob *blob = NULL, *vec = NULL;
 	uint64_t size = t4dx_get_u64(q + 102);
-	if (content && (q[0] & F_BLOB)) {
+	bool v4 = s->version >= SEG_VERSION;
+	uint8_t vsrc = v4 ? q[110] : T4DX_VEC_NONE;
+	if (with_content && (q[0] & F_BLOB)) {
+		const unsigned char *content = seg_rec_content(s, b, c, ri);
 		if (c && content == c->raw->data && size == c->raw->len)
 			blob = t4dx_blob_ref(c->raw);
 		else
 			blob = t4dx_blob_from(content, (size_t)size);
 		if (!blob)
 			return ENOMEM;
+	}
+	if (with_content && vsrc != T4DX_VEC_NONE) {
+		/* block_check saw the lengths add up to the vector part's */
+		size_t vlen = 4 * (size_t)t4dx_get_u16(q + 111);
+		const unsigned char *v = c->vraw->data + b->voff[ri];
+		int rc = t4dx_vec_check(v, vlen);
+		if (!rc && !(vec = t4dx_blob_from(v, vlen)))
+			rc = ENOMEM;
+		if (rc) {
+			t4dx_blob_unref(blob);
+			return rc == EINVAL ? T4DX_ECORRUPT : rc;
+		}
 	}
 	/* every field is set below: no memset of the whole entry, which is
 	 * mostly the name array, once per record of a listing */
@@ -316,7 +368,24 @@ int seg_rec_decode(const unsigned char *r, const unsigned char *content,
 	out->access_count = t4dx_get_u64(q + 94);
 	out->size = size;
 	out->content = blob;
+	out->vec_src = vsrc;
+	out->vec = vec;
 	return 0;
+}
+
+/* Check the vector part of a block whose content part is chunked. */
+static int vpart_check(const struct t4dx_seg *s, const struct blkinfo *bi)
+{
+	unsigned char *z = malloc((size_t)bi->vclen + bi->vrlen);
+	if (!z)
+		return ENOMEM;
+	int rc = t4dx_io_pread_all(s->fd, z, bi->vclen,
+				   (off_t)(bi->off + bi->clen + bi->cclen));
+	if (!rc)
+		rc = part_unpack(z, bi->vclen, bi->vcrc, z + bi->vclen,
+				 bi->vrlen);
+	free(z);
+	return rc;
 }
 
 int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
@@ -332,17 +401,20 @@ int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 		bool chunks = seg_chunked(s, &s->blk[i]);
 		int rc = parts_read(s, i, &b, seg_has_cpart(s, i) && !chunks ?
 					      &c : NULL);
-		/* a long content part is checked a chunk at a time */
+		/* a long content part is checked a chunk at a time, and
+		 * then the vector part after it */
 		if (!rc && chunks)
 			rc = chunks_unpack(s, &s->blk[i], NULL);
+		if (!rc && chunks && s->blk[i].vclen)
+			rc = vpart_check(s, &s->blk[i]);
 		if (rc) {
 			seg_block_unref(b);
 			return rc;
 		}
 		seg_block_unref(b);
 		seg_cpart_unref(c);
-		done += (uint64_t)s->blk[i].clen +
-			(seg_has_cpart(s, i) ? s->blk[i].cclen : 0);
+		done += (uint64_t)s->blk[i].clen + s->blk[i].cclen +
+			s->blk[i].vclen;
 	}
 	return 0;
 }
@@ -366,8 +438,7 @@ int t4dx_seg_salvage(struct t4dx_seg *s,
 		}
 		for (uint32_t r = 0; !rc && r < b->nrec; r++) {
 			struct t4dx_entry e;
-			rc = seg_rec_decode(b->raw + b->roff[r],
-					    seg_rec_content(s, b, c, r), c, &e);
+			rc = seg_rec_decode(s, b, c, r, true, &e);
 			if (!rc)
 				rc = fn(arg, &e);   /* takes e's content */
 		}

@@ -25,7 +25,9 @@
 
 #define SEG_MAGIC         "T4DXSEG"     /* + its NUL: 8 bytes */
 
-#define SEG_VERSION       3u            /* the one the writer writes */
+#define SEG_VERSION       4u            /* the one the writer writes */
+
+#define SEG_VERSION_V3    3u
 
 #define SEG_VERSION_V2    2u
 
@@ -35,15 +37,21 @@
 
 #define FTR_SIZE          88
 
-#define REC_FIXED         120           /* record bytes besides name, content */
+#define REC_FIXED         123           /* record bytes besides name, content */
 
-#define IX_FIXED          56            /* index entry bytes besides names */
+#define REC_FIXED_V3      120           /* versions 1 to 3 */
+
+#define IX_FIXED          68            /* index entry bytes besides names */
+
+#define IX_FIXED_V3       56            /* versions 2 and 3 */
 
 #define IX_FIXED_V1       44
 
 #define BLOCK_TARGET      (16 * 1024)   /* raw meta part; all of a v1 block */
 
 #define CONTENT_TARGET    (16 * 1024)   /* raw content part */
+
+#define VEC_TARGET        (16 * 1024)   /* raw vector part */
 
 #define CHUNK_RAW         (1u << 20)    /* v3: longer content parts are
 
@@ -62,11 +70,13 @@
 
 /* What the index says about one block.  Names point into t4dx_seg.ix.
  * clen, rlen, crc: the meta part (version 1: the whole block); cclen,
- * crlen, ccrc: the content part (all 0 in version 1). */
+ * crlen, ccrc: the content part (all 0 in version 1); vclen, vrlen, vcrc:
+ * the vector part (all 0 before version 4). */
 struct blkinfo {
 	uint64_t off;
 	uint32_t clen, rlen, crc, nrec;
 	uint32_t cclen, crlen, ccrc;
+	uint32_t vclen, vrlen, vcrc;
 	uint64_t first_parent, last_parent;
 	const char *first, *last;
 	uint16_t first_len, last_len;
@@ -82,17 +92,23 @@ struct block {
 	uint32_t *roff;         /* offset of each record in raw */
 	uint32_t *coff;         /* offset of each content: version 1 in raw,
 				 * later versions in the content part */
+	uint32_t *voff;         /* offset of each vector in the vector part
+				 * (version 4; meaningless for a record
+				 * without one) */
 	unsigned char *raw;
 };
 
-/* A decompressed content part of a version 2 or 3 block, shared like a
- * block.  Its consistency with the records is checked with the meta part:
- * the sizes sum to its raw length.  The bytes are a blob, so that the
- * content of a block's only record is handed out without a copy. */
+/* The decompressed payload of a version 2, 3 or 4 block: its content
+ * part and (version 4) its vector part, shared like a block and read
+ * together by a read with content.  Their consistency with the records is
+ * checked with the meta part: the sizes, and the vectors' lengths, sum to
+ * their raw lengths.  The content bytes are a blob, so that the content
+ * of a block's only record is handed out without a copy. */
 struct cpart {
 	atomic_uint refs;
 	size_t idx;
 	struct t4dx_blob *raw;
+	struct t4dx_blob *vraw;         /* NULL when the block has none */
 };
 
 struct t4dx_seg {
@@ -106,7 +122,7 @@ struct t4dx_seg {
 	unsigned char *bloom;
 	uint64_t bloom_bits;
 	unsigned bloom_k;
-	uint32_t version;       /* of the file: 1 or 2 */
+	uint32_t version;       /* of the file: 1 to 4 */
 	pthread_mutex_t mu;
 	struct block *cache;    /* last small meta part read; guarded by mu */
 	struct cpart *ccache;   /* last small content part; guarded by mu */
@@ -153,12 +169,17 @@ int seg_get_key(const unsigned char **p, const unsigned char *e,
 		uint64_t *parent, const char **name, uint16_t *len);
 /* Is the content part of block bi compressed in chunks? */
 bool seg_chunked(const struct t4dx_seg *s, const struct blkinfo *bi);
+/* Record bytes besides the name (and, in version 1, the content). */
+static inline size_t seg_rec_fixed(const struct t4dx_seg *s)
+{
+	return s->version >= SEG_VERSION ? REC_FIXED : REC_FIXED_V3;
+}
 
 /* seg_block.c */
 /* Compare the key of the record at r with (parent, name, len). */
 int seg_key_cmp_rec(const unsigned char *r, uint64_t parent, const char *name,
 		    size_t len);
-/* Has block i a content part? */
+/* Has block i a payload (a content part or a vector part)? */
 bool seg_has_cpart(const struct t4dx_seg *s, size_t i);
 /* Block i's meta part, and its content part if cout: checked, referenced. */
 int seg_parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
@@ -167,8 +188,10 @@ int seg_parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
 const unsigned char *seg_rec_content(const struct t4dx_seg *s,
 				     const struct block *b,
 				     const struct cpart *c, uint32_t r);
-/* Decode record r (content from content or c) into out. */
-int seg_rec_decode(const unsigned char *r, const unsigned char *content,
-		   const struct cpart *c, struct t4dx_entry *out);
+/* Decode record r of block b into out; with_content: its content and
+ * vector too, from c (the block's payload, NULL when it has none). */
+int seg_rec_decode(const struct t4dx_seg *s, const struct block *b,
+		   const struct cpart *c, uint32_t r, bool with_content,
+		   struct t4dx_entry *out);
 
 #endif

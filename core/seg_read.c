@@ -20,7 +20,9 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 	const unsigned char *p = s->ix, *end = s->ix + ix_len;
 	uint64_t off = HDR_SIZE, total = 0;
 	bool v1 = s->version == SEG_VERSION_V1;
-	long fixed = (v1 ? IX_FIXED_V1 : IX_FIXED) - 20;  /* before the keys */
+	bool v4 = s->version >= SEG_VERSION;
+	long fixed = (v1 ? IX_FIXED_V1 : v4 ? IX_FIXED : IX_FIXED_V3) -
+		     20;        /* before the keys */
 	for (size_t i = 0; i < s->nblk; i++) {
 		struct blkinfo *b = &s->blk[i];
 		if (end - p < fixed)
@@ -35,6 +37,11 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 			b->crlen = t4dx_get_u32(p + 28);
 			b->ccrc = t4dx_get_u32(p + 32);
 		}
+		if (v4) {
+			b->vclen = t4dx_get_u32(p + 36);
+			b->vrlen = t4dx_get_u32(p + 40);
+			b->vcrc = t4dx_get_u32(p + 44);
+		}
 		p += fixed;
 		if (seg_get_key(&p, end, &b->first_parent, &b->first,
 				&b->first_len) ||
@@ -43,7 +50,7 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 			return T4DX_ECORRUPT;
 		if (b->off != off || b->clen < 1 || b->nrec < 1 ||
 		    b->rlen > LZ4_MAX_INPUT_SIZE ||
-		    (uint64_t)b->nrec * (REC_FIXED + 1) > b->rlen ||
+		    (uint64_t)b->nrec * (seg_rec_fixed(s) + 1) > b->rlen ||
 		    b->clen > (uint32_t)LZ4_compressBound((int)b->rlen))
 			return T4DX_ECORRUPT;
 		if (!b->cclen != !b->crlen || b->crlen > LZ4_MAX_INPUT_SIZE ||
@@ -55,6 +62,11 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 		     b->cclen < 5 * ((b->crlen + CHUNK_RAW - 1) / CHUNK_RAW)) ||
 		    (!b->cclen && b->ccrc))
 			return T4DX_ECORRUPT;
+		if (!b->vclen != !b->vrlen || b->vrlen % 4 ||
+		    b->vrlen > LZ4_MAX_INPUT_SIZE ||
+		    b->vclen > (uint32_t)LZ4_compressBound((int)b->vrlen) ||
+		    (!b->vclen && b->vcrc))
+			return T4DX_ECORRUPT;
 		if (t4dx_key_cmp(b->first_parent, b->first, b->first_len,
 				 b->last_parent, b->last, b->last_len) > 0)
 			return T4DX_ECORRUPT;
@@ -62,7 +74,7 @@ static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
 				      b[-1].last_len, b->first_parent,
 				      b->first, b->first_len) >= 0)
 			return T4DX_ECORRUPT;
-		off += (uint64_t)b->clen + b->cclen;
+		off += (uint64_t)b->clen + b->cclen + b->vclen;
 		total += b->nrec;
 	}
 	if (p != end || off != ix_off || total != s->count)
@@ -98,8 +110,8 @@ static int load_meta(struct t4dx_seg *s)
 	    t4dx_get_u32(h + 8) != t4dx_get_u32(f + 72))
 		return T4DX_ECORRUPT;
 	s->version = t4dx_get_u32(f + 72);
-	if (s->version != SEG_VERSION && s->version != SEG_VERSION_V2 &&
-	    s->version != SEG_VERSION_V1)
+	if (s->version != SEG_VERSION && s->version != SEG_VERSION_V3 &&
+	    s->version != SEG_VERSION_V2 && s->version != SEG_VERSION_V1)
 		return T4DX_EFORMAT;
 	if (seg_crc(f, 76) != t4dx_get_u32(f + 76))
 		return T4DX_ECORRUPT;
@@ -252,9 +264,7 @@ int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 	uint32_t r = block_lower_bound(b, parent, name, name_len);
 	if (r < b->nrec &&
 	    !seg_key_cmp_rec(b->raw + b->roff[r], parent, name, name_len))
-		rc = seg_rec_decode(b->raw + b->roff[r],
-				    with_content ? seg_rec_content(s, b, c,
-				    r) : NULL, c, out);
+		rc = seg_rec_decode(s, b, c, r, with_content, out);
 	else
 		rc = T4DX_ENOTFOUND;
 	seg_block_unref(b);
@@ -308,9 +318,7 @@ int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 	if (with_content && !it->c && seg_has_cpart(s, it->bi) &&
 	    (rc = seg_parts_get(s, it->bi, NULL, &it->c)))
 		return rc;              /* the next call retries it */
-	rc = seg_rec_decode(it->b->raw + it->b->roff[it->ri],
-			    with_content ? seg_rec_content(s, it->b, it->c,
-			    it->ri) : NULL, it->c, out);
+	rc = seg_rec_decode(s, it->b, it->c, it->ri, with_content, out);
 	if (!rc)
 		it->ri++;
 	return rc;

@@ -1,8 +1,8 @@
 /*
  * seg_write.c - writing a segment: records encoded and checked, packed
- * into blocks (a meta part and a content part, LZ4-compressed, content
- * in chunks), then the index, the Bloom filter and the footer.  The
- * format is described in seg.c.
+ * into blocks (a meta part, a content part and a vector part, each
+ * LZ4-compressed, long content in chunks), then the index, the Bloom
+ * filter and the footer.  The format is described in seg.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "seg_int.h"
+#include "vec.h"
 
 /* ---- writing --------------------------------------------------------- */
 
@@ -31,6 +32,7 @@ struct t4dx_seg_writer {
 	int err;                        /* sticky: the first failure */
 	uint64_t off;                   /* where the next block goes */
 	struct t4dx_buf raw, content, z, ix;    /* raw: the meta part */
+	struct t4dx_buf vecs, zv;       /* the vector part, raw and packed */
 	struct t4dx_blob *big;          /* the open block's content part when
 					 * it is one large content: taken by
 					 * reference, not copied into content */
@@ -56,6 +58,11 @@ static int check_entry(const struct t4dx_entry *e)
 	    memchr(e->name, 0, e->name_len))
 		return EINVAL;
 	if (e->content ? e->content->len != e->size : e->size != 0)
+		return EINVAL;
+	/* a vector source without its bytes would lose the vector */
+	if (e->vec_src > T4DX_VEC_HAND ||
+	    (e->vec_src == T4DX_VEC_NONE) != !e->vec ||
+	    (e->vec && t4dx_vec_check(e->vec->data, e->vec->len)))
 		return EINVAL;
 	if (e->size > LZ4_MAX_INPUT_SIZE - REC_FIXED - T4DX_NAME_MAX)
 		return EFBIG;
@@ -101,7 +108,9 @@ static void encode_rec(unsigned char *p, const struct t4dx_entry *e)
 	p = seg_put8(p, e->type);
 	p = seg_put64(p, (uint64_t)e->event_time_ns);
 	p = seg_put64(p, e->access_count);
-	seg_put64(p, e->size);
+	p = seg_put64(p, e->size);
+	p = seg_put8(p, e->vec_src);
+	seg_put16(p, (uint16_t)t4dx_vec_dim(e->vec));
 }
 
 static unsigned char *put_key(unsigned char *p, const struct wkey *k)
@@ -192,6 +201,25 @@ static int flush_block(struct t4dx_seg_writer *w)
 	if (chunked && (rc = write_chunks(w, cp, cl, w->off + (uint64_t)clen,
 					  &cclen, &ccrc)))
 		return rc;
+	uint32_t vclen = 0, vcrc = 0;
+	if (w->vecs.len) {
+		int vbound = LZ4_compressBound((int)w->vecs.len);
+		w->zv.len = 0;
+		if (t4dx_buf_reserve(&w->zv, (size_t)vbound))
+			return ENOMEM;
+		int v = LZ4_compress_default((const char *)w->vecs.p,
+					     (char *)w->zv.p,
+					     (int)w->vecs.len, vbound);
+		if (v <= 0)
+			return EIO;
+		vclen = (uint32_t)v;
+		vcrc = seg_crc(w->zv.p, vclen);
+		rc = t4dx_io_pwrite_all(w->fd, w->zv.p, vclen,
+					(off_t)(w->off + (uint64_t)clen +
+						cclen));
+		if (rc)
+			return rc;
+	}
 
 	unsigned char *p = w->ix.p + w->ix.len;
 	p = seg_put64(p, w->off);
@@ -202,13 +230,17 @@ static int flush_block(struct t4dx_seg_writer *w)
 	p = seg_put32(p, cclen);
 	p = seg_put32(p, (uint32_t)cl);
 	p = seg_put32(p, ccrc);
+	p = seg_put32(p, vclen);
+	p = seg_put32(p, (uint32_t)w->vecs.len);
+	p = seg_put32(p, vcrc);
 	p = put_key(p, &w->first);
 	p = put_key(p, &w->last);
 	w->ix.len = (size_t)(p - w->ix.p);
 
-	w->off += (uint64_t)clen + cclen;
+	w->off += (uint64_t)clen + cclen + vclen;
 	w->raw.len = 0;
 	w->content.len = 0;
+	w->vecs.len = 0;
 	t4dx_blob_unref(w->big);
 	w->big = NULL;
 	w->nrec = 0;
@@ -228,6 +260,8 @@ static int writer_close(struct t4dx_seg_writer *w, int rc)
 	t4dx_buf_free(&w->content);
 	t4dx_buf_free(&w->z);
 	t4dx_buf_free(&w->zc);
+	t4dx_buf_free(&w->vecs);
+	t4dx_buf_free(&w->zv);
 	t4dx_blob_unref(w->big);
 	t4dx_buf_free(&w->ix);
 	free(w->bloom);
@@ -290,14 +324,17 @@ int t4dx_seg_writer_add(struct t4dx_seg_writer *w, const struct t4dx_entry *e)
 		return w->err = EINVAL;
 
 	size_t len = rec_size(e), clen = (size_t)e->size;
+	size_t vlen = e->vec ? e->vec->len : 0;
 	if (w->nrec && (w->raw.len + len > BLOCK_TARGET ||
-			open_content_len(w) + clen > CONTENT_TARGET))
+			open_content_len(w) + clen > CONTENT_TARGET ||
+			w->vecs.len + vlen > VEC_TARGET))
 		rc = flush_block(w);
 	/* a content past the target is alone in its block (the one before
 	 * was just closed): kept by reference, compressed from the blob */
 	bool by_ref = clen > CONTENT_TARGET;
 	if (!rc && (t4dx_buf_reserve(&w->raw, len) ||
-		    (!by_ref && t4dx_buf_reserve(&w->content, clen))))
+		    (!by_ref && t4dx_buf_reserve(&w->content, clen)) ||
+		    t4dx_buf_reserve(&w->vecs, vlen)))
 		rc = ENOMEM;
 	if (rc)
 		return w->err = rc;
@@ -308,6 +345,10 @@ int t4dx_seg_writer_add(struct t4dx_seg_writer *w, const struct t4dx_entry *e)
 	} else if (clen) {
 		memcpy(w->content.p + w->content.len, e->content->data, clen);
 		w->content.len += clen;
+	}
+	if (vlen) {
+		memcpy(w->vecs.p + w->vecs.len, e->vec->data, vlen);
+		w->vecs.len += vlen;
 	}
 	if (!w->nrec++)
 		set_key(&w->first, e);

@@ -65,6 +65,12 @@ enum t4dx_type { T4DX_EPISODIC = 0, T4DX_SEMANTIC = 1, T4DX_PROCEDURAL = 2 };
 const char *t4dx_type_name(int type);
 int t4dx_type_parse(const char *s, size_t len);  /* -1 if unknown */
 
+/* Where an item's vector came from: none yet, the embedder (computed
+ * from the content, dropped when the content changes) or a user's
+ * setfattr (kept until removed).  See vec.h. */
+enum t4dx_vec_src { T4DX_VEC_NONE = 0, T4DX_VEC_EMBED = 1, T4DX_VEC_HAND = 2 };
+#define T4DX_VEC_DIM_MAX 4096
+
 /* One directory entry with its attributes.  For a directory, content is
  * NULL and size 0.  A tombstone marks a deleted key (only parent, name and
  * lsn are meaningful). */
@@ -88,11 +94,16 @@ struct t4dx_entry {
 	uint64_t size;                  /* content length */
 	struct t4dx_blob *content;      /* owned reference, may be NULL when
 	                                   only attributes were read */
+	/* the vector (vec.h): vec_src says whether there is one; vec, an
+	 * owned reference, comes with the content (NULL when only
+	 * attributes were read, and always when vec_src is NONE) */
+	uint8_t vec_src;                /* enum t4dx_vec_src */
+	struct t4dx_blob *vec;
 };
 
-/* Copy src into dst, taking a new reference to the content. */
+/* Copy src into dst, taking new references to the content and vector. */
 void t4dx_entry_copy(struct t4dx_entry *dst, const struct t4dx_entry *src);
-/* Drop the content reference; the entry may be reused afterwards. */
+/* Drop the content and vector references; the entry may be reused. */
 void t4dx_entry_clear(struct t4dx_entry *e);
 /* Set parent and name; name_len must be 1..255 and the name free of '/'
  * and NUL, else EINVAL / ENAMETOOLONG. */
@@ -126,6 +137,9 @@ struct t4dx_config {
 	struct { double nrem_kappa_boost, prune_min_kappa,
 		 prune_max_importance, prune_max_age_s; } compaction;
 	struct { uint64_t max_item_bytes, write_buffer_bytes; } limits;
+	/* every file's vector: its dimension, and what computes it from the
+	 * content ("builtin", or "off": only vectors set by hand) */
+	struct { unsigned dim; char embedder[16]; } vector;
 };
 
 /* Fill cfg with the built-in defaults (DESIGN.md section 8). */
@@ -197,6 +211,18 @@ struct t4dx_stats {
 	uint64_t write_stalls, writers_stalled;
 	struct t4dx_recovery recovery;
 };
+
+/* The embedder thread: vectors computed and logged, files that got none
+ * (binary content, no word), failures, keys dropped from a full queue,
+ * keys waiting now, and whether it has work (queued, a sweep of the
+ * store for files without a vector pending or running, or one file in
+ * hand).  All 0 when vector.embedder is "off". */
+struct t4dx_embed_stats {
+	uint64_t embedded, no_vector, failed, dropped;
+	uint64_t queued;
+	bool busy;
+};
+void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
 
 /* Open (creating if needed) the store in dir, taking an exclusive flock on
  * dir/LOCK, and recover it.  cfg may be NULL for the defaults.  On failure
@@ -302,7 +328,8 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 #define T4DX_F_TYPE        0x100
 #define T4DX_F_EVENT_TIME  0x200
 #define T4DX_F_ACCESS      0x400
-#define T4DX_F_ALL         0x7ff
+#define T4DX_F_ALL         0x7ff       /* the fields of fields.h */
+#define T4DX_F_VEC         0x800       /* vec_src and vec, together */
 /* Change the fields named in mask to their values in f (one update_fields
  * record).  Only the permission bits of mode change, never the type. */
 int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
@@ -530,5 +557,38 @@ bool t4dx_utf8_valid(const unsigned char *s, size_t len);
 /* Standard base64 with padding: writes the (len + 2) / 3 * 4 characters
  * (no NUL) of s to out and returns their count. */
 size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len);
+
+/* ---- search ----------------------------------------------------------- */
+
+#define T4DX_SEARCH_K_MAX 1000
+
+/* What a search keeps: at most k results, of items below under (a
+ * directory's inode; 0: anywhere), of a type (-1: any), with kappa and
+ * event_time within the bounds (inclusive). */
+struct t4dx_search_opts {
+	uint32_t k;
+	uint64_t under;
+	int type;
+	double min_kappa, max_kappa;
+	int64_t since_ns, until_ns;
+};
+/* k 10, everything else open. */
+void t4dx_search_defaults(struct t4dx_search_opts *o);
+
+/* One result: the item's attributes (no content, no vector bytes), its
+ * cosine similarity to the query, and its path below the root. */
+struct t4dx_hit {
+	struct t4dx_entry e;
+	float score;
+	char *path;
+};
+
+/* The live items with a vector of dim values nearest q (cosine), best
+ * first (ties by key), at most o->k: *hits (t4dx_hits_free) and *n.
+ * EINVAL for a bad dim, k, or a query that is zero or not finite. */
+int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
+		const struct t4dx_search_opts *o, struct t4dx_hit **hits,
+		size_t *n);
+void t4dx_hits_free(struct t4dx_hit *hits, size_t n);
 
 #endif /* T4DX_H */

@@ -46,6 +46,7 @@ void orphan_node(struct t4dxfs *fs, struct node *n, const struct t4dx_entry *e)
 	o->ino = n->ino;
 	o->e = *e;
 	o->e.content = NULL;
+	o->e.vec = NULL;        /* borrowed, like the content */
 	o->e.ctime_ns = t4dx_now_ns();
 	HASH_ADD(hh, fs->orphans, ino, sizeof(o->ino), o);
 }

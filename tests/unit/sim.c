@@ -986,6 +986,8 @@ static void config(struct t4dx_config *c, bool queue)
 	c->wal.max_file_bytes = 4096;   /* many files, many archive moves */
 	c->compaction.nrem_kappa_boost = 0;     /* not logged: see README */
 	c->breaker.failure_threshold = 1000000;
+	/* the model knows no background vector updates */
+	strcpy(c->vector.embedder, "off");
 }
 
 static int open_quiet(const char *dir, struct t4dx_config *c,

@@ -133,6 +133,9 @@ static const struct tk tks[] = {
 	KN(compaction, prune_max_importance, "0", "1", "-0.000001", "1.01"),
 	KN(compaction, prune_max_age_s, "0", "1e12", "-1", "1000000000000.001"),
 	KI(limits, max_item_bytes, "1", "268435455", "0", "268435456"),
+	KI(vector, dim, "1", "4096", "0", "4097"),
+	{ AT(vector, embedder), S, OFF(vector, embedder), "\"off\"",
+	  "\"builtin\"", "\"Builtin\"", "\"\"" },
 };
 #define NTK (sizeof(tks) / sizeof(*tks))
 
@@ -217,6 +220,9 @@ static void test_bounds(void)
 	bad("{\"fallback\":{\"policy\":\"drop\\n\"}}", "policy");
 	CHECK(!strcmp(msg, "fallback.policy: must be \"queue\" or \"reject\", "
 		      "got \"drop?\""));
+	bad("{\"vector\":{\"embedder\":\"bert\"}}", "embedder");
+	CHECK(!strcmp(msg, "vector.embedder: must be \"builtin\" or \"off\", "
+		      "got \"bert\""));
 	/* fractions and integers both are numbers */
 	struct t4dx_config c = ok("{\"breaker\":{\"reset_timeout_s\":0.5},"
 				  "\"health\":{\"timeout_s\":2}}");
@@ -452,7 +458,8 @@ static void test_render(void)
 		"\"prune_min_kappa\":0.05,\"prune_max_importance\":0.1,"
 		"\"prune_max_age_s\":0},"
 		"\"limits\":{\"max_item_bytes\":16777216,"
-		"\"write_buffer_bytes\":268435456}}\n";
+		"\"write_buffer_bytes\":268435456},"
+		"\"vector\":{\"dim\":256,\"embedder\":\"builtin\"}}\n";
 	CHECK(!strcmp((const char *)b.p, want));
 	if (strcmp((const char *)b.p, want))
 		fprintf(stderr, "got  %swant %s", b.p, want);

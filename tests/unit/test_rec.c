@@ -16,6 +16,7 @@
 
 #include "rec.h"
 #include "unit.h"
+#include "vec.h"
 
 static void set_name(struct t4dx_entry *e, uint64_t parent, const char *name,
 		     size_t len)
@@ -575,6 +576,103 @@ static void test_field_checks(void)
 	CHECK_EQ_INT(t4dx_rec_decode("{}", 2, &d), T4DX_ECORRUPT);
 }
 
+/* A put carries its vector (embed or hand) bit for bit; an update sets
+ * or removes one; "vec_src" stands for the vector in an update's mask. */
+static void test_vectors(void)
+{
+	struct t4dx_buf line = { 0 };
+	struct t4dx_rec r, d;
+	float x[4] = { 0.5f, -0.25f, 1e-30f, 3.0f };
+	struct t4dx_blob *v = t4dx_vec_new(x, 4);
+	REQUIRE(v);
+
+	memset(&r, 0, sizeof(r));
+	r.lsn = 5;
+	r.op = T4DX_OP_PUT;
+	full_entry(&r.e, "v", 1, "tea", 3);
+	for (int src = T4DX_VEC_EMBED; src <= T4DX_VEC_HAND; src++) {
+		r.e.vec_src = (uint8_t)src;
+		r.e.vec = v;
+		round_trip(&r, &line, &d);
+		CHECK(has_key(&line, "vec_src") && has_key(&line, "vec_b64"));
+		CHECK_EQ_INT(d.e.vec_src, src);
+		CHECK(t4dx_vec_equal(d.e.vec, v));
+		CHECK(same_content(&r.e, &d.e));
+		t4dx_entry_clear(&d.e);
+	}
+	/* no vector: no key, and none read back */
+	r.e.vec_src = T4DX_VEC_NONE;
+	r.e.vec = NULL;
+	round_trip(&r, &line, &d);
+	CHECK(!has_key(&line, "vec_src") && !d.e.vec &&
+	      d.e.vec_src == T4DX_VEC_NONE);
+	t4dx_entry_clear(&d.e);
+	/* what the decoder would refuse, the encoder refuses */
+	r.e.vec_src = T4DX_VEC_HAND;            /* a source without bytes */
+	line.len = 0;
+	CHECK(t4dx_rec_encode(&r, &line) == EINVAL);
+	r.e.vec_src = T4DX_VEC_NONE;            /* bytes without a source */
+	r.e.vec = v;
+	CHECK(t4dx_rec_encode(&r, &line) == EINVAL);
+	t4dx_blob_unref(r.e.content);
+
+	/* an update that sets, then one that removes, the vector */
+	memset(&r, 0, sizeof(r));
+	r.lsn = 6;
+	r.op = T4DX_OP_UPDATE;
+	set_name(&r.e, 16, "v", 1);
+	r.mask = T4DX_F_VEC | T4DX_F_KAPPA;
+	r.e.kappa = 0.75;
+	r.e.vec_src = T4DX_VEC_HAND;
+	r.e.vec = v;
+	round_trip(&r, &line, &d);
+	CHECK_EQ_INT(d.mask, T4DX_F_VEC | T4DX_F_KAPPA);
+	CHECK(d.e.vec_src == T4DX_VEC_HAND && t4dx_vec_equal(d.e.vec, v));
+	t4dx_entry_clear(&d.e);
+	r.e.vec_src = T4DX_VEC_NONE;
+	r.e.vec = NULL;
+	r.mask = T4DX_F_VEC;
+	round_trip(&r, &line, &d);
+	CHECK(has_key(&line, "vec_src") && !has_key(&line, "vec_b64"));
+	CHECK(d.mask == T4DX_F_VEC && d.e.vec_src == T4DX_VEC_NONE && !d.e.vec);
+	t4dx_entry_clear(&d.e);
+	r.mask = 0;                     /* no vector key without the bit */
+	round_trip(&r, &line, &d);
+	CHECK(!has_key(&line, "vec_src") && d.mask == 0);
+
+	/* damaged vectors are not records */
+	CHECK_EQ_INT(decode_sealed(PUT_HEAD PUT_MEM "\"vec_src\":\"hand\","
+				   "\"vec_b64\":\"AACAPw==\",\"content\":\"x\"",
+				   &d), 0);
+	const char *bad[] = {
+		PUT_HEAD PUT_MEM "\"vec_src\":\"none\",\"content\":\"x\"",
+		PUT_HEAD PUT_MEM "\"vec_src\":\"mine\",\"vec_b64\":\"AACAPw==\","
+		"\"content\":\"x\"",
+		PUT_HEAD PUT_MEM "\"vec_src\":\"hand\",\"content\":\"x\"",
+		PUT_HEAD PUT_MEM "\"vec_src\":1,\"vec_b64\":\"AACAPw==\","
+		"\"content\":\"x\"",
+		/* 3 bytes, a NaN, an infinity */
+		PUT_HEAD PUT_MEM "\"vec_src\":\"hand\",\"vec_b64\":\"AACA\","
+		"\"content\":\"x\"",
+		PUT_HEAD PUT_MEM "\"vec_src\":\"hand\",\"vec_b64\":\"AADAfw==\","
+		"\"content\":\"x\"",
+		PUT_HEAD PUT_MEM "\"vec_src\":\"hand\",\"vec_b64\":\"AACAfw==\","
+		"\"content\":\"x\"",
+		"{\"lsn\":4,\"op\":\"update_fields\",\"parent\":16,\"name\":\"a\","
+		"\"vec_src\":\"none\",\"vec_b64\":\"AACAPw==\"",
+		"{\"lsn\":4,\"op\":\"update_fields\",\"parent\":16,\"name\":\"a\","
+		"\"vec_src\":\"embed\"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = decode_sealed(bad[i], &d);
+		if (rc != T4DX_ECORRUPT)
+			fprintf(stderr, "accepted: %s\n", bad[i]);
+		CHECK_EQ_INT(rc, T4DX_ECORRUPT);
+	}
+	t4dx_blob_unref(v);
+	t4dx_buf_free(&line);
+}
+
 static void test_encode_refuses(void)
 {
 	struct t4dx_buf line = { 0 };
@@ -601,7 +699,7 @@ static void test_encode_refuses(void)
 	CHECK_EQ_INT(t4dx_rec_encode(&r, &line), EINVAL);
 	r.e.name_len = 1;
 	r.op = T4DX_OP_UPDATE;
-	r.mask = T4DX_F_ALL + 1;
+	r.mask = (T4DX_F_ALL | T4DX_F_VEC) + 1;
 	CHECK_EQ_INT(t4dx_rec_encode(&r, &line), EINVAL);
 	r.op = T4DX_OP_RENAME;
 	r.new_name_len = 0;
@@ -1276,6 +1374,7 @@ int main(void)
 	RUN(test_damage);
 	RUN(test_field_checks);
 	RUN(test_encode_refuses);
+	RUN(test_vectors);
 	RUN(test_utf8);
 	RUN(test_escapes);
 	RUN(test_json_c_identity);

@@ -16,12 +16,13 @@
 #include "t4dx.h"
 #include "buf.h"
 #include "unit.h"
+#include "vec.h"
 
 /* The layout documented at the top of seg.c, so that the damage tests can
  * hit one part of the file and not another. */
 #define HDR_SIZE 16
 #define FTR_SIZE 88
-#define IX_BEFORE_KEYS 36       /* index entry bytes before the keys */
+#define IX_BEFORE_KEYS 48       /* index entry bytes before the keys */
 #define PART_TARGET (16 * 1024) /* the writer's raw limit for each part */
 
 static const char *dir;
@@ -116,10 +117,13 @@ static bool entry_eq(const struct t4dx_entry *a, const struct t4dx_entry *b,
 	    memcmp(&a->kappa, &b->kappa, sizeof(double)) ||
 	    memcmp(&a->importance, &b->importance, sizeof(double)) ||
 	    a->type != b->type || a->event_time_ns != b->event_time_ns ||
-	    a->access_count != b->access_count || a->size != b->size)
+	    a->access_count != b->access_count || a->size != b->size ||
+	    a->vec_src != b->vec_src)
 		return false;
 	if (!with_content)
-		return b->content == NULL;
+		return b->content == NULL && b->vec == NULL;
+	if (!t4dx_vec_equal(a->vec, b->vec))
+		return false;
 	if (!a->content || !b->content)
 		return a->content == b->content;
 	return a->content->len == b->content->len &&
@@ -127,6 +131,27 @@ static bool entry_eq(const struct t4dx_entry *a, const struct t4dx_entry *b,
 }
 
 enum kind { K_DIR, TEXT, BINARY, EMPTY, TOMB };
+
+/* Most files get a vector, of the embedder or set by hand, of one of a
+ * few dimensions (4096: one vector fills a vector part); its values come
+ * from i, not from rnd(), so the contents stay what they were before
+ * segments had vectors. */
+static void add_vector(struct t4dx_entry *e, size_t i)
+{
+	static const uint32_t dims[] = { 256, 3, 256, 4096, 1, 256, 64 };
+	if (i % 4 == 3)
+		return;
+	uint32_t dim = dims[i % 7];
+	float *x = malloc(sizeof(*x) * dim);
+	REQUIRE(x);
+	for (uint32_t j = 0; j < dim; j++)
+		x[j] = (float)((int32_t)((i * 2654435761u + j * 40503u) %
+					 20001) - 10000) / 7919.0f;
+	e->vec_src = i % 4 == 1 ? T4DX_VEC_HAND : T4DX_VEC_EMBED;
+	e->vec = t4dx_vec_new(x, dim);
+	REQUIRE(e->vec);
+	free(x);
+}
 
 static void add(uint64_t parent, const char *name, size_t len, enum kind k,
 		size_t content_len)
@@ -157,6 +182,7 @@ static void add(uint64_t parent, const char *name, size_t len, enum kind k,
 				(unsigned char)("met Alice at the cafe "[i % 22]) :
 				(unsigned char)rnd();
 		e->size = e->content->len;
+		add_vector(e, nents);
 	}
 	struct t4dx_entry **more = realloc(ents, (nents + 1) * sizeof(*ents));
 	REQUIRE(more);
@@ -241,11 +267,12 @@ static ssize_t failing_pread(int fd, void *buf, size_t len, off_t off)
 	return -1;
 }
 
-/* The test's own reading of the footer and block index (version 2). */
+/* The test's own reading of the footer and block index (version 4). */
 struct tblk {
 	uint64_t off;
 	uint32_t clen, rlen, nrec;      /* the meta part */
 	uint32_t cclen, crlen;          /* the content part, at off + clen */
+	uint32_t vclen, vrlen;          /* the vector part, after it */
 	size_t ixpos;           /* where its entry starts in the file */
 	uint64_t fp, lp;        /* first and last key */
 	const char *fn, *ln;
@@ -267,6 +294,8 @@ static size_t parse_blocks(const unsigned char *f, size_t len,
 		b[i].nrec = t4dx_get_u32(f + pos + 20);
 		b[i].cclen = t4dx_get_u32(f + pos + 24);
 		b[i].crlen = t4dx_get_u32(f + pos + 28);
+		b[i].vclen = t4dx_get_u32(f + pos + 36);
+		b[i].vrlen = t4dx_get_u32(f + pos + 40);
 		pos += IX_BEFORE_KEYS;
 		b[i].fp = t4dx_get_u64(f + pos);
 		b[i].fl = t4dx_get_u16(f + pos + 8);
@@ -295,6 +324,10 @@ static void refresh_crcs(unsigned char *f, size_t len)
 			put32(f + b[i].ixpos + 32,
 			      (uint32_t)crc32(0, f + b[i].off + b[i].clen,
 					      b[i].cclen));
+		if (b[i].vclen)
+			put32(f + b[i].ixpos + 44,
+			      (uint32_t)crc32(0, f + b[i].off + b[i].clen +
+					      b[i].cclen, b[i].vclen));
 	}
 	put32(ft + 60, (uint32_t)crc32(0, f + t4dx_get_u64(ft),
 				       (uInt)t4dx_get_u64(ft + 8)));
@@ -315,8 +348,9 @@ static bool in_block(const struct tblk *b, const struct t4dx_entry *e)
 /* ---- the version 1 fixture --------------------------------------------
  * tests/unit/seg-v1.t4s was written by the version 1 writer (t4dx before
  * format version 2), seg-v2.t4s by the version 2 writer (before version
- * 3), both from exactly the entries fixture_entry() describes; the reader
- * must go on reading them. */
+ * 3), seg-v3.t4s by the version 3 writer (before vectors, version 4), all
+ * from exactly the entries fixture_entry() describes; the reader must go
+ * on reading them. */
 struct fixture_key {
 	uint64_t parent;
 	const char *name;
@@ -399,7 +433,7 @@ static const char *srcdir(void)
 	return d ? d : ".";
 }
 
-/* Open a fixture written by an earlier writer (seg-v1.t4s, seg-v2.t4s),
+/* Open a fixture written by an earlier writer (seg-v1.t4s to seg-v3.t4s),
  * verify it, list it without and with content, and look up every
  * entry. */
 static void check_fixture(const char *name)
@@ -465,6 +499,7 @@ static void test_old_fixtures(void)
 {
 	check_fixture("seg-v1.t4s");
 	check_fixture("seg-v2.t4s");
+	check_fixture("seg-v3.t4s");
 }
 
 /* ---- tests ----------------------------------------------------------- */
@@ -488,6 +523,21 @@ static void test_write_rejects(void)
 	e.name[0] = 'x';
 	e.size = e.content ? e.content->len + 1 : 1;
 	CHECK_EQ_INT(t4dx_seg_write(p, one, 1, 1, 2), EINVAL);
+	e.size = e.content ? e.content->len : 0;
+	/* a vector source without the vector would lose it, and bytes
+	 * without a source are no vector */
+	struct t4dx_blob *v = e.vec;
+	e.vec = NULL;
+	e.vec_src = T4DX_VEC_HAND;
+	CHECK_EQ_INT(t4dx_seg_write(p, one, 1, 1, 2), EINVAL);
+	float x = 1.0f;
+	e.vec = t4dx_vec_new(&x, 1);
+	e.vec_src = T4DX_VEC_NONE;
+	CHECK_EQ_INT(t4dx_seg_write(p, one, 1, 1, 2), EINVAL);
+	e.vec_src = T4DX_VEC_HAND + 1;
+	CHECK_EQ_INT(t4dx_seg_write(p, one, 1, 1, 2), EINVAL);
+	e.vec_src = T4DX_VEC_EMBED;
+	t4dx_blob_unref(v);
 	t4dx_entry_clear(&e);
 	CHECK(!exists(p));
 }
@@ -608,11 +658,13 @@ static void test_verify_slices(void)
 		calls++;
 	}
 	CHECK_EQ_INT(calls, n);
-	/* one read a block, and two a chunk (its length, its bytes) */
+	/* one read a block, two a chunk (its length, its bytes), and one
+	 * the vector part after chunks */
 	size_t want = n;
 	for (size_t i = 0; i < n; i++)
 		if (b[i].crlen > 1u << 20)
-			want += 2 * ((b[i].crlen + (1u << 20) - 1) >> 20);
+			want += 2 * ((b[i].crlen + (1u << 20) - 1) >> 20) +
+				(b[i].vclen > 0);
 	CHECK(want > n);
 	CHECK_EQ_INT(preads, want);
 	next = 0;
@@ -874,21 +926,27 @@ static int count_chunks(const unsigned char *f, const struct tblk *b)
 	return at == end ? n : -1;
 }
 
-/* The writer's block rule, and a big content in a block of its own. */
-static void test_v3_layout(void)
+/* The writer's block rule (each part within its target unless one record
+ * is bigger), a big content in a block of its own, in chunks, and the
+ * vector part after the content part. */
+static void test_v4_layout(void)
 {
 	size_t len;
 	unsigned char *f = slurp(seg_path, &len);
-	CHECK_EQ_INT(t4dx_get_u32(f + 8), 3);
-	CHECK_EQ_INT(t4dx_get_u32(f + len - FTR_SIZE + 72), 3);
+	CHECK_EQ_INT(t4dx_get_u32(f + 8), 4);
+	CHECK_EQ_INT(t4dx_get_u32(f + len - FTR_SIZE + 72), 4);
 	struct tblk *b;
 	size_t nb = parse_blocks(f, len, &b);
-	uint64_t content = 0, want = 0;
-	unsigned bad = 0, alone = 0, empty = 0, chunked = 0;
+	uint64_t content = 0, want = 0, vecs = 0, want_vecs = 0;
+	unsigned bad = 0, alone = 0, empty = 0, chunked = 0, vchunked = 0;
 	for (size_t i = 0; i < nb; i++) {
 		bad += b[i].nrec > 1 && (b[i].rlen > PART_TARGET ||
-					 b[i].crlen > PART_TARGET);
+					 b[i].crlen > PART_TARGET ||
+					 b[i].vrlen > PART_TARGET);
 		bad += !b[i].cclen != !b[i].crlen;
+		bad += !b[i].vclen != !b[i].vrlen;
+		vecs += b[i].vrlen;
+		vchunked += b[i].crlen > 1 << 20 && b[i].vrlen;
 		alone += b[i].nrec == 1 && b[i].crlen == 1 << 20;
 		/* over 1 MiB: alone, in chunks of 1 MiB */
 		if (b[i].crlen > 1 << 20) {
@@ -900,13 +958,18 @@ static void test_v3_layout(void)
 		empty += b[i].crlen == 0;
 		content += b[i].crlen;
 		bad += i + 1 < nb &&
-		       b[i + 1].off != b[i].off + b[i].clen + b[i].cclen;
+		       b[i + 1].off != b[i].off + b[i].clen + b[i].cclen +
+				       b[i].vclen;
 	}
-	for (size_t i = 0; i < nents; i++)
+	for (size_t i = 0; i < nents; i++) {
 		want += ents[i]->size;
+		want_vecs += ents[i]->vec ? ents[i]->vec->len : 0;
+	}
 	CHECK_EQ_INT(bad, 0);
 	CHECK_EQ_INT(alone, 1);
 	CHECK_EQ_INT(content, want);
+	CHECK_EQ_INT(vecs, want_vecs);
+	CHECK(vchunked > 0);    /* a chunked content with a vector after it */
 	fprintf(stderr, "   %zu blocks, %u without content\n", nb, empty);
 	free(b);
 	free(f);
@@ -919,7 +982,7 @@ static ssize_t summing_pread(int fd, void *buf, size_t len, off_t off)
 	return pread(fd, buf, len, off);
 }
 
-/* A listing reads the meta parts and nothing else; with content, both. */
+/* A listing reads the meta parts and nothing else; with content, all. */
 static void test_listing_reads(void)
 {
 	size_t len;
@@ -929,7 +992,7 @@ static void test_listing_reads(void)
 	uint64_t meta = 0, content = 0;
 	for (size_t i = 0; i < nb; i++) {
 		meta += b[i].clen;
-		content += b[i].cclen;
+		content += b[i].cclen + b[i].vclen;
 	}
 	for (int wc = 0; wc < 2; wc++) {
 		struct t4dx_seg *s = open_ok(seg_path);
@@ -994,6 +1057,57 @@ static void test_content_damage(void)
 	CHECK_EQ_INT(t4dx_seg_get(s, b[m].fp, b[m].fn, b[m].fl, false, &out),
 		     T4DX_ECORRUPT);
 	t4dx_seg_unref(s);
+	free(b);
+	free(f);
+	free(orig);
+}
+
+/* Damage in a vector part is damage of the block's payload, like the
+ * content part's: reads with content refuse the block, listings go on,
+ * verify finds it; lengths of the records' vectors that disagree with the
+ * part's are damage of the meta part. */
+static void test_vector_damage(void)
+{
+	size_t len;
+	unsigned char *orig = slurp(seg_path, &len), *f = malloc(len);
+	REQUIRE(f);
+	struct tblk *b;
+	size_t nb = parse_blocks(orig, len, &b);
+	size_t m = nb / 3;
+	while (m < nb && (b[m].vclen < 64 || b[m].nrec < 2 ||
+			  b[m].crlen > 1u << 20))
+		m++;
+	REQUIRE(m < nb);
+	char *p = path_in("vdamaged.t4s");
+	size_t vat = b[m].off + b[m].clen + b[m].cclen;
+
+	memcpy(f, orig, len);
+	f[vat + b[m].vclen / 2] ^= 0x10;
+	spill(p, f, len);
+	check_damaged(p, &b[m], false);
+
+	memcpy(f, orig, len);           /* CRC right, not LZ4 */
+	memset(f + vat, 0xff, b[m].vclen);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	check_damaged(p, &b[m], false);
+
+	memcpy(f, orig, len);           /* the part 4 bytes longer raw */
+	put32(f + b[m].ixpos + 40, b[m].vrlen + 4);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	struct t4dx_seg *s = open_ok(p);
+	CHECK_EQ_INT(t4dx_seg_verify(s), T4DX_ECORRUPT);
+	struct t4dx_entry out;
+	CHECK_EQ_INT(t4dx_seg_get(s, b[m].fp, b[m].fn, b[m].fl, false, &out),
+		     T4DX_ECORRUPT);
+	t4dx_seg_unref(s);
+
+	memcpy(f, orig, len);           /* a length no LZ4 block can have */
+	put32(f + b[m].ixpos + 36, 0);
+	refresh_crcs(f, len);
+	spill(p, f, len);
+	CHECK_EQ_INT(open_rc(p), T4DX_ECORRUPT);
 	free(b);
 	free(f);
 	free(orig);
@@ -1097,8 +1211,8 @@ static void test_meta_damage(void)
 	unsigned char *f = malloc(len);
 	REQUIRE(f);
 	memcpy(f, orig, len);
-	put32(f + 8, 4);
-	put32(f + foot + 72, 4);
+	put32(f + 8, 5);
+	put32(f + foot + 72, 5);
 	refresh_crcs(f, len);
 	char *p = path_in("meta.t4s");
 	spill(p, f, len);
@@ -1323,7 +1437,8 @@ static void test_write_faults(void)
 int main(void)
 {
 	/* T4DX_WRITE_FIXTURE=PATH: write the fixture's entries with this
-	 * build's writer to PATH and stop (how seg-v2.t4s was made) */
+	 * build's writer to PATH and stop (how seg-v2.t4s and seg-v3.t4s
+	 * were made) */
 	const char *fx = getenv("T4DX_WRITE_FIXTURE");
 	if (fx) {
 		struct t4dx_entry e[FIXTURE_N], *ep[FIXTURE_N];
@@ -1349,11 +1464,12 @@ int main(void)
 	RUN(test_bloom);
 	RUN(test_iter);
 	RUN(test_threads);
-	RUN(test_v3_layout);
+	RUN(test_v4_layout);
 	RUN(test_chunk_damage);
 	RUN(test_listing_reads);
 	RUN(test_block_damage);
 	RUN(test_content_damage);
+	RUN(test_vector_damage);
 	RUN(test_meta_damage);
 	RUN(test_truncated);
 	RUN(test_write_faults);

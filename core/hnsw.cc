@@ -1,0 +1,740 @@
+/*
+ * hnsw.cc - see index.h.  The one C++ file of core: hnswlib (0.6, header
+ * only) builds and searches the graph; this file gives it a C interface,
+ * its own file format, and checks a file completely before any of the
+ * library's code walks it.  No exception leaves a function of index.h.
+ *
+ * INDEX FILE.  A 64-byte header, little-endian, then the payload:
+ *
+ *    0  8  magic "T4DXHNSW"
+ *    8  4  format version, 1
+ *   12  4  header length, 64
+ *   16  4  dim (1..T4DX_INDEX_DIM_MAX)
+ *   20  4  M (2..T4DX_INDEX_M_MAX)
+ *   24  4  ef_construction (1..T4DX_INDEX_EF_MAX)
+ *   28  4  layout of the payload: host_layout() of the machine that wrote
+ *          it (the payload is in its byte order and word size)
+ *   32  8  count of vectors
+ *   40  8  payload length in bytes
+ *   48  4  CRC-32 (zlib) of the payload
+ *   52  8  zero
+ *   60  4  CRC-32 of bytes 0..59
+ *
+ * The payload is what hnswlib 0.6's saveIndex() writes, in the host's
+ * byte order: 96 bytes of parameters (offsetLevel0_, max_elements_,
+ * cur_element_count, size_data_per_element_, label_offset_, offsetData_
+ * as size_t; maxlevel_ as int; enterpoint_node_ as uint32; maxM_, maxM0_,
+ * M_ as size_t; mult_ as double; ef_construction_ as size_t), count
+ * level-0 records of size_data_per_element_ bytes (a link count in a
+ * 16-bit word, a zero flag byte and a zero byte, maxM0_ links of 4
+ * bytes, dim floats, the key as size_t), then for each vector in order
+ * a uint32 length and that many bytes of links of its upper levels (a
+ * multiple of the size of one level's list: count word, maxM_ links).
+ * The library's own loader could read it, after the header is cut off.
+ *
+ * VALID.  The header CRC and fields first (another magic, version or
+ * layout, or another dim than the caller's, is T4DX_EFORMAT; the rest
+ * T4DX_ECORRUPT), the file length (header + payload, exactly), the
+ * payload CRC as it is read, then the graph: every parameter equal to
+ * what dim and M give, every link to an existing vector that has the
+ * level of the link, every list no longer than its capacity, no deleted
+ * flag, an entry point at the top level, finite vectors, distinct keys
+ * that fit in 32 bits.  hnswlib trusts its input; after these checks a
+ * search cannot read outside what was allocated.
+ *
+ * The loader fills the library's structures itself (the library can read
+ * only from a path and checks little), so it depends on the members of
+ * hnswlib 0.6's HierarchicalNSW; another hnswlib changing them fails
+ * to compile or fails the parameter checks, never silently.  hnswlib.h
+ * defines functions that are not inline: no other file may include it.
+ *
+ * UNDER ADDRESSSANITIZER the library is built without its SSE code.
+ * While inserting, hnswlib 0.6.2 computes a prefetch address from the
+ * link after the last one of a list (searchBaseLayer), which for a full
+ * list of a node's top level reads up to 3 bytes past that list's block
+ * (allocated with 1 byte of slack, and within what malloc rounds up to,
+ * so harmless in practice; the level-0 lists that searches walk are
+ * followed by the vector).  Only the SSE code has that prefetch, and
+ * without it the sanitizer checks everything else.  Loaded and searched
+ * graphs never reach it: searches here walk upper levels without
+ * prefetching.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_MANUAL_VECTORIZATION
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NO_MANUAL_VECTORIZATION
+#endif
+#endif
+#include <hnswlib/hnswlib.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+extern "C" {
+#include "io.h"
+}
+#include "index.h"
+
+/* t4dx.h is C only (stdatomic.h); its codes, as test_index checks. */
+#define T4DX_ECORRUPT   (-2)
+#define T4DX_EFORMAT    (-4)
+
+typedef hnswlib::HierarchicalNSW<float> graph_t;
+typedef hnswlib::tableint node_t;
+
+static const char MAGIC[8] = { 'T', '4', 'D', 'X', 'H', 'N', 'S', 'W' };
+enum { FORMAT_VERSION = 1, HDR_LEN = 64, PARAMS_LEN = 96 };
+
+struct t4dx_index {
+	hnswlib::InnerProductSpace *space;      /* outlives g, which uses it */
+	graph_t *g;
+	uint32_t dim, m, efc;
+	size_t count;
+	size_t link_bytes;      /* of the upper levels' lists */
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static uint32_t host_layout(void)
+{
+	const uint16_t one = 1;
+	unsigned char lo;
+
+	memcpy(&lo, &one, 1);
+	return (uint32_t)(sizeof(size_t) | sizeof(hnswlib::labeltype) << 8 |
+			  sizeof(node_t) << 16) | (lo ? 0 : 1u << 31);
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const unsigned char *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+/* zlib's crc32 takes a uInt length. */
+static uint32_t crc_update(uint32_t crc, const void *p, size_t len)
+{
+	const Bytef *b = (const Bytef *)p;
+
+	while (len) {
+		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+		crc = (uint32_t)crc32(crc, b, n);
+		b += n;
+		len -= n;
+	}
+	return crc;
+}
+
+/* The error code of an exception from the library or the C++ runtime:
+ * the library reports a failed malloc as a runtime_error about memory. */
+static int exception_rc(void)
+{
+	try {
+		throw;
+	} catch (const std::bad_alloc &) {
+		return ENOMEM;
+	} catch (const std::exception &e) {
+		return strstr(e.what(), "Not enough memory") ? ENOMEM : EIO;
+	} catch (...) {
+		return EIO;
+	}
+}
+
+/* The index never changes after build or load: drop what only insertion
+ * and updates use (one mutex a node, 65536 update mutexes, the map from
+ * keys to nodes: about 3 MiB for 10,000 vectors). */
+static void settle(struct t4dx_index *ix)
+{
+	graph_t *g = ix->g;
+
+	std::vector<std::mutex>().swap(g->link_list_locks_);
+	std::vector<std::mutex>().swap(g->link_list_update_locks_);
+	std::unordered_map<hnswlib::labeltype, node_t>().swap(g->label_lookup_);
+	ix->link_bytes = 0;
+	for (size_t i = 0; i < g->cur_element_count; i++)
+		ix->link_bytes += (size_t)g->element_levels_[i] *
+				  g->size_links_per_element_;
+	ix->count = g->cur_element_count;
+}
+
+/* A new index shell with its space and an empty graph sized for n. */
+static int make_index(uint32_t dim, uint32_t m, uint32_t efc, size_t n,
+		      struct t4dx_index **out)
+{
+	struct t4dx_index *ix = new (std::nothrow) t4dx_index();
+
+	if (!ix)
+		return ENOMEM;
+	ix->dim = dim;
+	ix->m = m;
+	ix->efc = efc;
+	try {
+		ix->space = new hnswlib::InnerProductSpace(dim);
+		ix->g = new graph_t(ix->space, std::max<size_t>(n, 1), m, efc);
+	} catch (...) {
+		int rc = exception_rc();
+		t4dx_index_free(ix);
+		return rc;
+	}
+	*out = ix;
+	return 0;
+}
+
+static float dot(const float *a, const float *b, uint32_t dim)
+{
+	float s[8] = { 0 };
+	uint32_t i, j;
+
+	for (i = 0; i + 8 <= dim; i += 8)
+		for (j = 0; j < 8; j++)
+			s[j] += a[i + j] * b[i + j];
+	for (j = 0; i < dim; i++, j++)
+		s[j] += a[i] * b[i];
+	return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static bool hit_before(const t4dx_index_hit &a, const t4dx_index_hit &b)
+{
+	return a.score > b.score || (a.score == b.score && a.key < b.key);
+}
+
+/* ---- build, search, free ------------------------------------------------ */
+
+int t4dx_index_build(uint32_t dim, uint32_t m, uint32_t ef_construction,
+		     const uint32_t *keys, const float *vecs, size_t n,
+		     struct t4dx_index **out)
+{
+	struct t4dx_index *ix;
+	int rc;
+
+	if (dim < 1 || dim > T4DX_INDEX_DIM_MAX || m < 2 ||
+	    m > T4DX_INDEX_M_MAX || ef_construction < 1 ||
+	    ef_construction > T4DX_INDEX_EF_MAX || n >= UINT32_MAX ||
+	    (n && (!keys || !vecs)))
+		return EINVAL;
+	for (size_t i = 0; i < n * dim; i++)
+		if (!std::isfinite(vecs[i]))
+			return EINVAL;
+	rc = make_index(dim, m, ef_construction, n, &ix);
+	if (rc)
+		return rc;
+	try {
+		for (size_t i = 0; i < n; i++)
+			ix->g->addPoint(vecs + i * dim, keys[i]);
+	} catch (...) {
+		rc = exception_rc();
+	}
+	/* a repeated key updates the first one's vector */
+	if (!rc && ix->g->cur_element_count != n)
+		rc = EINVAL;
+	if (rc) {
+		t4dx_index_free(ix);
+		return rc;
+	}
+	settle(ix);
+	*out = ix;
+	return 0;
+}
+
+void t4dx_index_free(struct t4dx_index *ix)
+{
+	if (!ix)
+		return;
+	delete ix->g;
+	delete ix->space;
+	delete ix;
+}
+
+int t4dx_index_search(const struct t4dx_index *ix, const float *q,
+		      uint32_t k, uint32_t ef, struct t4dx_index_hit *hits,
+		      uint32_t *nhits)
+{
+	const graph_t *g = ix->g;
+
+	*nhits = 0;
+	if (k > T4DX_INDEX_EF_MAX || ef > T4DX_INDEX_EF_MAX)
+		return EINVAL;
+	if (!k || !ix->count)
+		return 0;
+	try {
+		/* hnswlib's searchKnn with the breadth passed in rather than
+		 * read from the graph, so that searches do not share it:
+		 * greedy descent through the upper levels, then the bounded
+		 * search of level 0 */
+		node_t cur = g->enterpoint_node_;
+		float curd = g->fstdistfunc_(q, g->getDataByInternalId(cur),
+					     g->dist_func_param_);
+		for (int level = g->maxlevel_; level > 0; level--) {
+			bool changed = true;
+			while (changed) {
+				changed = false;
+				hnswlib::linklistsizeint *ll = g->get_linklist(cur, level);
+				unsigned short size = g->getListCount(ll);
+				const node_t *links = (const node_t *)(ll + 1);
+				for (unsigned short i = 0; i < size; i++) {
+					float d = g->fstdistfunc_(q,
+						g->getDataByInternalId(links[i]),
+						g->dist_func_param_);
+					if (d < curd) {
+						curd = d;
+						cur = links[i];
+						changed = true;
+					}
+				}
+			}
+		}
+		auto top = g->searchBaseLayerST<false>(cur, q,
+						       std::max(ef, k));
+		while (top.size() > k)
+			top.pop();
+		uint32_t n = (uint32_t)top.size();
+		for (; !top.empty(); top.pop()) {
+			node_t id = top.top().second;
+			/* scored as exact search scores, for merging */
+			t4dx_index_hit h = {
+				(uint32_t)g->getExternalLabel(id),
+				dot(q, (const float *)g->getDataByInternalId(id),
+				    ix->dim),
+			};
+			hits[*nhits] = h;
+			(*nhits)++;
+		}
+		std::sort(hits, hits + n, hit_before);
+	} catch (...) {
+		*nhits = 0;
+		return exception_rc();
+	}
+	return 0;
+}
+
+uint32_t t4dx_index_dim(const struct t4dx_index *ix)
+{
+	return ix->dim;
+}
+
+size_t t4dx_index_count(const struct t4dx_index *ix)
+{
+	return ix->count;
+}
+
+size_t t4dx_index_bytes(const struct t4dx_index *ix)
+{
+	const graph_t *g = ix->g;
+
+	return sizeof(*ix) + sizeof(*g) + sizeof(*ix->space) +
+	       g->max_elements_ * (g->size_data_per_element_ +
+				   sizeof(char *) + sizeof(int) +
+				   sizeof(hnswlib::vl_type)) +
+	       ix->link_bytes;
+}
+
+/* ---- exact search ----------------------------------------------------- */
+
+int t4dx_index_exact_search(const float *vecs, const uint32_t *keys,
+			    size_t n, uint32_t dim, const float *q,
+			    uint32_t k, struct t4dx_index_hit *hits,
+			    uint32_t *nhits)
+{
+	*nhits = 0;
+	if (dim < 1 || dim > T4DX_INDEX_DIM_MAX || k > T4DX_INDEX_EF_MAX ||
+	    (n && !vecs))
+		return EINVAL;
+	if (!k)
+		return 0;
+	/* hits[0..have) is a heap with the worst hit on top */
+	uint32_t have = 0;
+	auto worse = [](const t4dx_index_hit &a, const t4dx_index_hit &b) {
+		return hit_before(a, b);
+	};
+	for (size_t i = 0; i < n; i++) {
+		t4dx_index_hit h = { keys ? keys[i] : (uint32_t)i,
+				     dot(q, vecs + i * dim, dim) };
+		if (have < k) {
+			hits[have++] = h;
+			std::push_heap(hits, hits + have, worse);
+		} else if (hit_before(h, hits[0])) {
+			std::pop_heap(hits, hits + have, worse);
+			hits[have - 1] = h;
+			std::push_heap(hits, hits + have, worse);
+		}
+	}
+	std::sort_heap(hits, hits + have, worse);
+	*nhits = have;
+	return 0;
+}
+
+/* ---- save ---------------------------------------------------------------- */
+
+/* Appends to fd through a buffer, with the CRC of what went through. */
+struct writer {
+	int fd;
+	off_t off;
+	uint32_t crc;
+	std::vector<unsigned char> buf;
+	int rc;
+};
+
+static void w_flush(struct writer *w)
+{
+	if (!w->rc && !w->buf.empty())
+		w->rc = t4dx_io_pwrite_all(w->fd, w->buf.data(), w->buf.size(),
+					   w->off);
+	w->off += (off_t)w->buf.size();
+	w->buf.clear();
+}
+
+static void w_put(struct writer *w, const void *p, size_t len)
+{
+	w->crc = crc_update(w->crc, p, len);
+	if (len >= (1u << 20)) {
+		w_flush(w);
+		if (!w->rc)
+			w->rc = t4dx_io_pwrite_all(w->fd, p, len, w->off);
+		w->off += (off_t)len;
+		return;
+	}
+	if (w->buf.size() + len > (1u << 20))
+		w_flush(w);
+	const unsigned char *b = (const unsigned char *)p;
+	w->buf.insert(w->buf.end(), b, b + len);
+}
+
+template <typename T> static void w_pod(struct writer *w, const T &v)
+{
+	w_put(w, &v, sizeof(v));
+}
+
+int t4dx_index_save(const struct t4dx_index *ix, int fd)
+{
+	const graph_t *g = ix->g;
+	struct writer w;
+	unsigned char h[HDR_LEN];
+
+	w.fd = fd;
+	w.off = HDR_LEN;
+	w.crc = 0;
+	w.rc = 0;
+	try {
+		w.buf.reserve(1u << 20);
+		w_pod(&w, g->offsetLevel0_);
+		w_pod(&w, g->max_elements_);
+		w_pod(&w, g->cur_element_count);
+		w_pod(&w, g->size_data_per_element_);
+		w_pod(&w, g->label_offset_);
+		w_pod(&w, g->offsetData_);
+		w_pod(&w, g->maxlevel_);
+		w_pod(&w, g->enterpoint_node_);
+		w_pod(&w, g->maxM_);
+		w_pod(&w, g->maxM0_);
+		w_pod(&w, g->M_);
+		w_pod(&w, g->mult_);
+		w_pod(&w, g->ef_construction_);
+		w_put(&w, g->data_level0_memory_,
+		      g->cur_element_count * g->size_data_per_element_);
+		for (size_t i = 0; i < g->cur_element_count; i++) {
+			uint32_t len = (uint32_t)(g->element_levels_[i] *
+						  g->size_links_per_element_);
+			w_pod(&w, len);
+			if (len)
+				w_put(&w, g->linkLists_[i], len);
+		}
+		w_flush(&w);
+	} catch (...) {
+		return exception_rc();
+	}
+	if (w.rc)
+		return w.rc;
+
+	memset(h, 0, sizeof(h));
+	memcpy(h, MAGIC, 8);
+	put_le32(h + 8, FORMAT_VERSION);
+	put_le32(h + 12, HDR_LEN);
+	put_le32(h + 16, ix->dim);
+	put_le32(h + 20, ix->m);
+	put_le32(h + 24, ix->efc);
+	put_le32(h + 28, host_layout());
+	put_le64(h + 32, ix->count);
+	put_le64(h + 40, (uint64_t)(w.off - HDR_LEN));
+	put_le32(h + 48, w.crc);
+	put_le32(h + 60, crc_update(0, h, 60));
+	int rc = t4dx_io_pwrite_all(fd, h, sizeof(h), 0);
+	/* whatever the file held past the index goes */
+	if (!rc && t4dx_io.ftruncate(fd, w.off))
+		rc = errno ? errno : EIO;
+	if (!rc && t4dx_io.fdatasync(fd))
+		rc = errno ? errno : EIO;
+	return rc;
+}
+
+/* ---- load ---------------------------------------------------------------- */
+
+/* Reads the payload in order through a buffer, never past its end, with
+ * the CRC of what went through. */
+struct reader {
+	int fd;
+	off_t off, end;         /* file offsets of the buffer's end, payload's end */
+	uint32_t crc;
+	std::vector<unsigned char> buf;
+	size_t pos;
+};
+
+static int r_get(struct reader *r, void *p, size_t len)
+{
+	unsigned char *d = (unsigned char *)p;
+
+	while (len) {
+		if (r->pos == r->buf.size()) {
+			size_t n = (size_t)std::min<off_t>(r->end - r->off, 1 << 20);
+			if (!n)
+				return T4DX_ECORRUPT;
+			r->buf.resize(n);
+			int rc = t4dx_io_pread_all(r->fd, r->buf.data(), n, r->off);
+			if (rc)
+				return rc;
+			r->crc = crc_update(r->crc, r->buf.data(), n);
+			r->off += (off_t)n;
+			r->pos = 0;
+		}
+		size_t n = std::min(len, r->buf.size() - r->pos);
+		memcpy(d, r->buf.data() + r->pos, n);
+		r->pos += n;
+		d += n;
+		len -= n;
+	}
+	return 0;
+}
+
+template <typename T> static int r_pod(struct reader *r, T *v)
+{
+	return r_get(r, v, sizeof(*v));
+}
+
+/* The header's fields, checked. */
+struct header {
+	uint32_t dim, m, efc;
+	uint64_t count, payload_len;
+	uint32_t payload_crc;
+};
+
+static int read_header(int fd, uint32_t want_dim, struct header *hd)
+{
+	unsigned char h[HDR_LEN];
+	struct stat st;
+	int rc = t4dx_io_pread_all(fd, h, sizeof(h), 0);
+
+	if (rc)
+		return rc;
+	if (memcmp(h, MAGIC, 8))
+		return T4DX_EFORMAT;
+	if (get_le32(h + 60) != crc_update(0, h, 60))
+		return T4DX_ECORRUPT;
+	if (get_le32(h + 8) != FORMAT_VERSION || get_le32(h + 12) != HDR_LEN ||
+	    get_le32(h + 28) != host_layout())
+		return T4DX_EFORMAT;
+	hd->dim = get_le32(h + 16);
+	hd->m = get_le32(h + 20);
+	hd->efc = get_le32(h + 24);
+	hd->count = get_le64(h + 32);
+	hd->payload_len = get_le64(h + 40);
+	hd->payload_crc = get_le32(h + 48);
+	if (hd->dim < 1 || hd->dim > T4DX_INDEX_DIM_MAX || hd->m < 2 ||
+	    hd->m > T4DX_INDEX_M_MAX || hd->efc < 1 ||
+	    hd->efc > T4DX_INDEX_EF_MAX || hd->count >= UINT32_MAX ||
+	    get_le64(h + 52) != 0)
+		return T4DX_ECORRUPT;
+	if (want_dim && hd->dim != want_dim)
+		return T4DX_EFORMAT;
+	if (fstat(fd, &st))
+		return errno;
+	if ((uint64_t)st.st_size < HDR_LEN ||
+	    (uint64_t)st.st_size - HDR_LEN != hd->payload_len)
+		return T4DX_ECORRUPT;
+	/* each vector takes at least its level-0 record and a length: so a
+	 * small file cannot make the loader allocate much */
+	uint64_t rec = (uint64_t)(2 * hd->m + 1) * 4 + (uint64_t)hd->dim * 4 +
+		       sizeof(hnswlib::labeltype);
+	if (hd->payload_len < PARAMS_LEN ||
+	    (hd->payload_len - PARAMS_LEN) / (rec + 4) < hd->count)
+		return T4DX_ECORRUPT;
+	return 0;
+}
+
+/* The parameters of the payload against what the header's give. */
+static int read_params(struct reader *r, const struct header *hd, graph_t *g)
+{
+	size_t off0, maxel, count, per, label_off, data_off, maxm, maxm0, m;
+	size_t efc;
+	int maxlevel, rc;
+	node_t ep;
+	double mult;
+
+	if ((rc = r_pod(r, &off0)) || (rc = r_pod(r, &maxel)) ||
+	    (rc = r_pod(r, &count)) || (rc = r_pod(r, &per)) ||
+	    (rc = r_pod(r, &label_off)) || (rc = r_pod(r, &data_off)) ||
+	    (rc = r_pod(r, &maxlevel)) || (rc = r_pod(r, &ep)) ||
+	    (rc = r_pod(r, &maxm)) || (rc = r_pod(r, &maxm0)) ||
+	    (rc = r_pod(r, &m)) || (rc = r_pod(r, &mult)) ||
+	    (rc = r_pod(r, &efc)))
+		return rc;
+	if (off0 != g->offsetLevel0_ || count != hd->count || maxel < count ||
+	    per != g->size_data_per_element_ || label_off != g->label_offset_ ||
+	    data_off != g->offsetData_ || maxm != g->maxM_ ||
+	    maxm0 != g->maxM0_ || m != g->M_ || efc != g->ef_construction_)
+		return T4DX_ECORRUPT;
+	if (count ? maxlevel < 0 || maxlevel > 64 || ep >= count
+		  : maxlevel != -1 || ep != (node_t)-1)
+		return T4DX_ECORRUPT;
+	g->maxlevel_ = maxlevel;
+	g->enterpoint_node_ = ep;
+	return 0;
+}
+
+/* A list of links: at most cap, to existing nodes with at least level
+ * lvl, flag bytes zero. */
+static bool list_ok(const graph_t *g, const hnswlib::linklistsizeint *ll,
+		    size_t cap, int lvl)
+{
+	const unsigned char *b = (const unsigned char *)ll;
+	unsigned short size = g->getListCount(
+		const_cast<hnswlib::linklistsizeint *>(ll));
+	const node_t *links = (const node_t *)(ll + 1);
+
+	if (size > cap || b[2] || b[3])
+		return false;
+	for (unsigned short i = 0; i < size; i++)
+		if (links[i] >= g->cur_element_count ||
+		    g->element_levels_[links[i]] < lvl)
+			return false;
+	return true;
+}
+
+static bool graph_ok(const struct t4dx_index *ix)
+{
+	const graph_t *g = ix->g;
+	size_t n = g->cur_element_count;
+	std::vector<uint32_t> keys(n);
+
+	if (n && g->element_levels_[g->enterpoint_node_] != g->maxlevel_)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		node_t id = (node_t)i;
+		const float *v = (const float *)g->getDataByInternalId(id);
+		hnswlib::labeltype key = g->getExternalLabel(id);
+
+		if (key > UINT32_MAX)
+			return false;
+		keys[i] = (uint32_t)key;
+		for (uint32_t d = 0; d < ix->dim; d++)
+			if (!std::isfinite(v[d]))
+				return false;
+		if (!list_ok(g, g->get_linklist0(id), g->maxM0_, 0))
+			return false;
+		for (int l = 1; l <= g->element_levels_[i]; l++)
+			if (!list_ok(g, g->get_linklist(id, l), g->maxM_, l))
+				return false;
+	}
+	std::sort(keys.begin(), keys.end());
+	return std::adjacent_find(keys.begin(), keys.end()) == keys.end();
+}
+
+/* The level-0 records and the upper lists, into g, which owns what it
+ * holds at every step (its destructor frees the lists of the first
+ * cur_element_count nodes). */
+static int read_nodes(struct reader *r, graph_t *g, size_t count)
+{
+	int rc = r_get(r, g->data_level0_memory_,
+		       count * g->size_data_per_element_);
+
+	for (size_t i = 0; !rc && i < count; i++) {
+		uint32_t len;
+
+		if ((rc = r_pod(r, &len)))
+			break;
+		if (len % g->size_links_per_element_ ||
+		    len / g->size_links_per_element_ > (size_t)g->maxlevel_)
+			return T4DX_ECORRUPT;
+		g->element_levels_[i] = (int)(len / g->size_links_per_element_);
+		g->linkLists_[i] = NULL;
+		if (len) {
+			/* as the library allocates it, freed by it */
+			g->linkLists_[i] = (char *)malloc(len + 1);
+			if (!g->linkLists_[i]) {
+				g->element_levels_[i] = 0;
+				return ENOMEM;
+			}
+		}
+		g->cur_element_count = i + 1;
+		if (len)
+			rc = r_get(r, g->linkLists_[i], len);
+	}
+	return rc;
+}
+
+int t4dx_index_load(int fd, uint32_t dim, struct t4dx_index **out)
+{
+	struct t4dx_index *ix = NULL;
+	struct header hd;
+	struct reader r;
+	int rc = read_header(fd, dim, &hd);
+
+	if (rc)
+		return rc;
+	rc = make_index(hd.dim, hd.m, hd.efc, (size_t)hd.count, &ix);
+	if (rc)
+		return rc;
+	r.fd = fd;
+	r.off = HDR_LEN;
+	r.end = (off_t)(HDR_LEN + hd.payload_len);
+	r.crc = 0;
+	r.pos = 0;
+	try {
+		graph_t *g = ix->g;
+
+		g->cur_element_count = 0;
+		rc = read_params(&r, &hd, g);
+		if (!rc)
+			rc = read_nodes(&r, g, (size_t)hd.count);
+		if (!rc && (r.off != r.end || r.pos != r.buf.size() ||
+			    r.crc != hd.payload_crc))
+			rc = T4DX_ECORRUPT;
+		if (!rc && !graph_ok(ix))
+			rc = T4DX_ECORRUPT;
+		if (!rc)
+			settle(ix);
+	} catch (...) {
+		rc = exception_rc();
+	}
+	if (rc) {
+		t4dx_index_free(ix);
+		return rc;
+	}
+	*out = ix;
+	return 0;
+}

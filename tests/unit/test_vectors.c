@@ -1,0 +1,440 @@
+/*
+ * test_vectors.c - an item's vector through the engine: set by hand or
+ * by the embedder, kept or dropped by the changes that follow, and
+ * carried by the WAL, flushes, compaction, restarts and crashes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "embed.h"
+#include "faults.h"
+#include "t4dx.h"
+#include "unit.h"
+#include "vec.h"
+
+#define R T4DX_ROOT_INO
+
+static struct t4dx *open_emb(const char *dir, const char *embedder)
+{
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, embedder);
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
+/* The tests of vectors set by hand: no embedder. */
+static struct t4dx *open_db(const char *dir)
+{
+	return open_emb(dir, "off");
+}
+
+static struct t4dx_blob *vec_of(uint32_t dim, float seed)
+{
+	float x[64];
+	REQUIRE(dim <= 64);
+	for (uint32_t i = 0; i < dim; i++)
+		x[i] = seed + (float)i / 8;
+	struct t4dx_blob *v = t4dx_vec_new(x, dim);
+	REQUIRE(v);
+	return v;
+}
+
+/* A file written as fs/ writes one: its attributes as they are (vector
+ * source included, its bytes not read), and new content. */
+static int write_file(struct t4dx *db, const char *name, const char *text)
+{
+	struct t4dx_entry e;
+	int rc = t4dx_get(db, R, name, strlen(name), 0, &e);
+	if (rc == T4DX_ENOTFOUND) {
+		memset(&e, 0, sizeof(e));
+		REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+		e.mode = S_IFREG | 0644;
+	} else if (rc) {
+		return rc;
+	}
+	CHECK(e.vec == NULL);
+	e.content = t4dx_blob_from(text, strlen(text));
+	e.size = strlen(text);
+	rc = t4dx_put(db, &e, 0, NULL);
+	t4dx_entry_clear(&e);
+	return rc;
+}
+
+static int set_vec(struct t4dx *db, const char *name, int src,
+		   struct t4dx_blob *v)
+{
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.vec_src = (uint8_t)src;
+	f.vec = v;
+	return t4dx_update(db, R, name, strlen(name), &f, T4DX_F_VEC, 0, NULL);
+}
+
+/* The vector's source, and whether its bytes are v's (v NULL: none). */
+static bool has_vec(struct t4dx *db, const char *name, int src,
+		    const struct t4dx_blob *v)
+{
+	struct t4dx_entry e;
+	if (t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT, &e))
+		return false;
+	bool ok = e.vec_src == src && t4dx_vec_equal(e.vec, v);
+	t4dx_entry_clear(&e);
+	/* without content: the source, never the bytes */
+	if (t4dx_get(db, R, name, strlen(name), 0, &e))
+		return false;
+	return ok && e.vec_src == src && !e.vec;
+}
+
+static void test_hand_vector_kept(void)
+{
+	const char *dir = unit_tmpdir("vhand");
+	struct t4dx *db = open_db(dir);
+	struct t4dx_blob *v = vec_of(8, 0.5f), *w = vec_of(8, -2.0f);
+	REQUIRE(write_file(db, "tea", "green tea") == 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_NONE, NULL));
+	CHECK_EQ_INT(set_vec(db, "tea", T4DX_VEC_HAND, v), 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	/* new content keeps a hand-set vector: from the memtable ... */
+	REQUIRE(write_file(db, "tea", "black tea") == 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	/* ... and from a segment */
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	REQUIRE(write_file(db, "tea", "white tea") == 0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	/* other fields leave it alone */
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.kappa = 0.25;
+	CHECK_EQ_INT(t4dx_update(db, R, "tea", 3, &f, T4DX_F_KAPPA, 0, NULL),
+		     0);
+	CHECK(has_vec(db, "tea", T4DX_VEC_HAND, v));
+	/* a rename carries it; compaction keeps it */
+	CHECK_EQ_INT(t4dx_rename(db, R, "tea", 3, R, "cha", 3, 0, NULL), 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_HAND, v));
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL), 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_HAND, v));
+	/* replaced, then removed: back to none */
+	CHECK_EQ_INT(set_vec(db, "cha", T4DX_VEC_HAND, w), 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_HAND, w));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir);
+	CHECK(has_vec(db, "cha", T4DX_VEC_HAND, w));
+	CHECK_EQ_INT(set_vec(db, "cha", T4DX_VEC_NONE, NULL), 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_NONE, NULL));
+	REQUIRE(write_file(db, "cha", "oolong") == 0);
+	CHECK(has_vec(db, "cha", T4DX_VEC_NONE, NULL));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(v);
+	t4dx_blob_unref(w);
+	unit_rm_rf(dir);
+}
+
+/* The embedder's vector belongs to the content it was computed from. */
+static void test_embed_vector_dropped(void)
+{
+	const char *dir = unit_tmpdir("vembed");
+	struct t4dx *db = open_db(dir);
+	struct t4dx_blob *v = vec_of(16, 1.0f);
+	REQUIRE(write_file(db, "a", "one") == 0);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_EMBED, v), 0);
+	CHECK(has_vec(db, "a", T4DX_VEC_EMBED, v));
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(has_vec(db, "a", T4DX_VEC_EMBED, v));
+	REQUIRE(write_file(db, "a", "two") == 0);
+	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	/* a put that brings the old bytes along drops them too */
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_EMBED, v), 0);
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, R, "a", 1, T4DX_GET_CONTENT, &e) == 0);
+	REQUIRE(e.vec);
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), 0);
+	t4dx_entry_clear(&e);
+	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(v);
+	unit_rm_rf(dir);
+}
+
+static void test_bad_vectors(void)
+{
+	const char *dir = unit_tmpdir("vbad");
+	struct t4dx *db = open_db(dir);
+	REQUIRE(write_file(db, "a", "one") == 0);
+	struct t4dx_blob *v = vec_of(4, 0.0f);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_NONE, v), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_HAND, NULL), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_HAND + 1, v), EINVAL);
+	struct t4dx_blob *nan = t4dx_blob_new(4);
+	REQUIRE(nan);
+	memcpy(nan->data, "\x00\x00\xc0\x7f", 4);
+	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_HAND, nan), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "nothing", T4DX_VEC_HAND, v), ENOENT);
+	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	/* a put of bytes without a source, or of a NaN */
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, R, "a", 1, T4DX_GET_CONTENT, &e) == 0);
+	e.vec = v;
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), EINVAL);
+	e.vec_src = T4DX_VEC_HAND;
+	e.vec = nan;
+	CHECK_EQ_INT(t4dx_put(db, &e, 0, NULL), EINVAL);
+	e.vec = NULL;
+	t4dx_entry_clear(&e);
+	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	t4dx_blob_unref(nan);
+	t4dx_blob_unref(v);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Vectors logged and not yet flushed come back from the WAL after a
+ * crash, flushed ones from their segment. */
+static void test_vector_crash(void)
+{
+	const char *dir = unit_tmpdir("vcrash");
+	struct t4dx_blob *v = vec_of(32, 3.0f), *w = vec_of(32, -1.0f);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir);
+		if (write_file(db, "flushed", "f") ||
+		    set_vec(db, "flushed", T4DX_VEC_HAND, v) ||
+		    t4dx_flush(db) || write_file(db, "logged", "l") ||
+		    set_vec(db, "logged", T4DX_VEC_EMBED, w) ||
+		    write_file(db, "flushed", "f2"))
+			_exit(2);
+		_exit(0);       /* no close: a crash */
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	struct t4dx *db = open_db(dir);
+	CHECK(has_vec(db, "flushed", T4DX_VEC_HAND, v));
+	CHECK(has_vec(db, "logged", T4DX_VEC_EMBED, w));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(v);
+	t4dx_blob_unref(w);
+	unit_rm_rf(dir);
+}
+
+static uint64_t mkdir_in(struct t4dx *db, uint64_t parent, const char *name)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
+	e.mode = S_IFDIR | 0755;
+	REQUIRE(t4dx_put(db, &e, 0, NULL) == 0);
+	return e.ino;
+}
+
+/* An item at (parent, name) whose hand-set vector is (1, angle, 0, 0):
+ * the smaller angle, the nearer (1, 0, 0, 0). */
+static void put_at(struct t4dx *db, uint64_t parent, const char *name,
+		   float angle, int type, double kappa)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	e.type = (uint8_t)type;
+	e.kappa = kappa;
+	e.event_time_ns = (int64_t)(angle * 1000);
+	e.content = t4dx_blob_from(name, strlen(name));
+	e.size = strlen(name);
+	float x[4] = { 1, angle, 0, 0 };
+	e.vec_src = T4DX_VEC_HAND;
+	e.vec = t4dx_vec_new(x, 4);
+	REQUIRE(e.vec && t4dx_put(db, &e, 0, NULL) == 0);
+	t4dx_entry_clear(&e);
+}
+
+/* The result paths, space-separated. */
+static const char *search_paths(struct t4dx *db,
+				const struct t4dx_search_opts *o)
+{
+	static char out[1024];
+	const float q[4] = { 2, 0, 0, 0 };
+	struct t4dx_hit *h;
+	size_t n;
+	out[0] = 0;
+	int rc = t4dx_search(db, q, 4, o, &h, &n);
+	if (rc) {
+		snprintf(out, sizeof(out), "error %d", rc);
+		return out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(out, " ");
+		strncat(out, h[i].path, sizeof(out) - strlen(out) - 2);
+		CHECK(i == 0 || h[i - 1].score >= h[i].score);
+		CHECK(h[i].score <= 1.0001f && h[i].score > 0);
+	}
+	t4dx_hits_free(h, n);
+	return out;
+}
+
+static void test_search_exact(void)
+{
+	const char *dir = unit_tmpdir("vsearch");
+	struct t4dx *db = open_db(dir);
+	uint64_t a = mkdir_in(db, R, "agent-7");
+	uint64_t n = mkdir_in(db, a, "notes");
+	put_at(db, R, "far", 3.0f, T4DX_EPISODIC, 0.5);
+	put_at(db, a, "tea", 0.1f, T4DX_SEMANTIC, 0.9);
+	put_at(db, n, "cafe", 0.5f, T4DX_EPISODIC, 0.2);
+	put_at(db, n, "gone", 0.0f, T4DX_EPISODIC, 0.5);
+	REQUIRE(write_file(db, "plain", "no vector") == 0);
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	CHECK(!strcmp(search_paths(db, &o),
+		      "agent-7/notes/gone agent-7/tea agent-7/notes/cafe far"));
+	/* deleted, in a segment, then overwritten and re-ranked: the
+	 * merged view decides */
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_delete(db, n, "gone", 4, false, 0, NULL), 0);
+	put_at(db, R, "far", 0.01f, T4DX_EPISODIC, 0.5);
+	CHECK(!strcmp(search_paths(db, &o),
+		      "far agent-7/tea agent-7/notes/cafe"));
+	o.k = 2;
+	CHECK(!strcmp(search_paths(db, &o), "far agent-7/tea"));
+	t4dx_search_defaults(&o);
+	o.under = a;
+	CHECK(!strcmp(search_paths(db, &o), "agent-7/tea agent-7/notes/cafe"));
+	o.under = n;
+	CHECK(!strcmp(search_paths(db, &o), "agent-7/notes/cafe"));
+	t4dx_search_defaults(&o);
+	o.type = T4DX_SEMANTIC;
+	CHECK(!strcmp(search_paths(db, &o), "agent-7/tea"));
+	t4dx_search_defaults(&o);
+	o.min_kappa = 0.3;
+	o.max_kappa = 0.6;
+	CHECK(!strcmp(search_paths(db, &o), "far"));
+	t4dx_search_defaults(&o);
+	o.since_ns = 50;        /* event_time: 1000 * the angle */
+	o.until_ns = 500;
+	CHECK(!strcmp(search_paths(db, &o), "agent-7/tea agent-7/notes/cafe"));
+	/* a renamed directory moves its items' paths */
+	REQUIRE(t4dx_rename(db, a, "notes", 5, R, "moved", 5, 0, NULL) == 0);
+	t4dx_search_defaults(&o);
+	CHECK(!strcmp(search_paths(db, &o), "far agent-7/tea moved/cafe"));
+	/* bad queries */
+	struct t4dx_hit *h;
+	size_t cnt;
+	const float zero[4] = { 0 }, q[4] = { 1, 0, 0, 0 };
+	CHECK_EQ_INT(t4dx_search(db, zero, 4, &o, &h, &cnt), EINVAL);
+	CHECK_EQ_INT(t4dx_search(db, q, 0, &o, &h, &cnt), EINVAL);
+	o.k = 0;
+	CHECK_EQ_INT(t4dx_search(db, q, 4, &o, &h, &cnt), EINVAL);
+	o.k = T4DX_SEARCH_K_MAX + 1;
+	CHECK_EQ_INT(t4dx_search(db, q, 4, &o, &h, &cnt), EINVAL);
+	/* another dimension finds nothing */
+	o.k = 10;
+	CHECK_EQ_INT(t4dx_search(db, q, 3, &o, &h, &cnt), 0);
+	CHECK_EQ_INT(cnt, 0);
+	t4dx_hits_free(h, cnt);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Wait until the embedder has nothing left to do (bounded). */
+static void embedder_idle(struct t4dx *db, struct t4dx_embed_stats *st)
+{
+	for (int i = 0; i < 60000; i++) {
+		t4dx_embed_stats(db, st);
+		if (!st->busy)
+			return;
+		usleep(1000);
+	}
+	REQUIRE(!"the embedder never went idle");
+}
+
+static int src_of(struct t4dx *db, const char *name)
+{
+	struct t4dx_entry e;
+	if (t4dx_get(db, R, name, strlen(name), 0, &e))
+		return -1;
+	return e.vec_src;
+}
+
+/* The builtin embedder gives each new content its vector in the
+ * background, leaves binary content and hand-set vectors alone, and at
+ * start embeds what has none (a store written with it off). */
+static void test_embedder(void)
+{
+	const char *dir = unit_tmpdir("vemb");
+	struct t4dx *db = open_db(dir);         /* off */
+	REQUIRE(write_file(db, "old", "written before the embedder ran") == 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	db = open_emb(dir, "builtin");
+	struct t4dx_embed_stats st;
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(src_of(db, "old"), T4DX_VEC_EMBED);
+	REQUIRE(write_file(db, "tea", "green tea with jasmine") == 0);
+	REQUIRE(write_file(db, "stocks", "the stock market fell sharply") == 0);
+	REQUIRE(write_file(db, "bin", "a\0b") == 0);    /* "a" only */
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, R, "raw", 3) == 0);
+	e.mode = S_IFREG | 0644;
+	e.content = t4dx_blob_from("\x00\xff\x00", 3);
+	e.size = 3;
+	REQUIRE(t4dx_put(db, &e, 0, NULL) == 0);
+	t4dx_entry_clear(&e);
+	struct t4dx_blob *v = vec_of(64, 0.0f);
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(src_of(db, "stocks"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(src_of(db, "raw"), T4DX_VEC_NONE);
+	CHECK(st.embedded >= 4 && st.no_vector >= 1 && st.failed == 0);
+	/* a search by the embedder's vector of a text finds it first */
+	float q[256];
+	REQUIRE(t4dx_embed("green tea", 9, 256, q) == 0);
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	struct t4dx_hit *h;
+	size_t n;
+	REQUIRE(t4dx_search(db, q, 256, &o, &h, &n) == 0);
+	CHECK(n >= 2 && !strcmp(h[0].path, "tea"));
+	t4dx_hits_free(h, n);
+	/* new content: a new vector; a hand-set one is left alone */
+	CHECK_EQ_INT(set_vec(db, "stocks", T4DX_VEC_HAND, v), 0);
+	REQUIRE(write_file(db, "stocks", "bonds and shares") == 0);
+	REQUIRE(write_file(db, "tea", "black coffee") == 0);
+	embedder_idle(db, &st);
+	CHECK(has_vec(db, "stocks", T4DX_VEC_HAND, v));
+	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
+	REQUIRE(t4dx_embed("black coffee", 12, 256, q) == 0);
+	REQUIRE(t4dx_search(db, q, 256, &o, &h, &n) == 0);
+	CHECK(n >= 1 && !strcmp(h[0].path, "tea") && h[0].score > 0.999f);
+	t4dx_hits_free(h, n);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(v);
+	unit_rm_rf(dir);
+}
+
+int main(void)
+{
+	RUN(test_hand_vector_kept);
+	RUN(test_embed_vector_dropped);
+	RUN(test_bad_vectors);
+	RUN(test_vector_crash);
+	RUN(test_search_exact);
+	RUN(test_embedder);
+	UNIT_DONE();
+}
