@@ -670,6 +670,7 @@ static struct json_object *render_value(const struct key *k,
 	}
 	case K_POLICY:
 	case K_PATH:
+	case K_EMBEDDER:
 		break;
 	}
 	return json_object_new_string_len(src, (int)strnlen(src, k->size));
