@@ -227,6 +227,11 @@ bool eng_auto_pick(struct t4dx *db, size_t *lo, size_t *hi);
 /* The path of segment id (tmp: its temporary file). */
 void eng_seg_file(struct t4dx *db, uint64_t id, char *path, size_t len,
 		  bool tmp);
+/* The path of segment id's damage marker. */
+void eng_seg_marker(struct t4dx *db, uint64_t id, char *path, size_t len);
+/* s was found damaged (why): leave its marker for the next start, and
+ * alert.  0 or the errno of the marker's write. */
+int eng_mark_damaged(struct t4dx *db, struct t4dx_seg *s, int why);
 /* Write a MANIFEST naming segs[0..n) as of flushed_lsn.  Lock held. */
 int eng_save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 		      uint64_t flushed_lsn, uint64_t next_ino, uint64_t items);

@@ -122,6 +122,10 @@ struct t4dx_config {
 		double interval_s, timeout_s;
 		unsigned alert_threshold;
 		uint64_t verify_bytes;  /* of segments read per tick */
+		/* a start reads every block of every segment; else only
+		 * their footers, indexes and Bloom filters (and every block
+		 * of a segment the health thread or a read found damaged) */
+		bool verify_at_start;
 	} health;
 	struct { double nrem_kappa_boost, prune_min_kappa,
 		 prune_max_importance, prune_max_age_s; } compaction;

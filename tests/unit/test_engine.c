@@ -1444,6 +1444,16 @@ static void damage_segment(const char *dir, int id)
 	fclose(f);
 }
 
+/* Start-time checks of every block (health.verify_at_start): the tests
+ * of what a start does with a damaged segment it reads whole. */
+static const struct t4dx_config *full_verify(void)
+{
+	static struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.health.verify_at_start = true;
+	return &cfg;
+}
+
 static void test_rebuild(void)
 {
 	const char *dir = unit_tmpdir("rebuild");
@@ -1463,7 +1473,7 @@ static void test_rebuild(void)
 	REQUIRE(t4dx_delete(db, R, "k7", 2, false, 0, NULL) == 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	damage_segment(d, 1);
-	db = open_db(d, NULL);
+	db = open_db(d, full_verify());
 	struct t4dx_stats st;
 	t4dx_get_stats(db, &st);
 	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
@@ -1484,7 +1494,7 @@ static void test_rebuild(void)
 	snprintf(path, sizeof(path), "%s/quarantine/%020d.t4s", d, 1);
 	CHECK(access(path, F_OK) == 0);
 	/* the rebuilt segment is sound: a second open finds nothing */
-	db = open_db(d, NULL);
+	db = open_db(d, full_verify());
 	t4dx_get_stats(db, &st);
 	CHECK_EQ_INT(st.recovery.segments_quarantined, 0);
 	CHECK(strcmp(content_of(db, R, "k42"), "value 42") == 0);
@@ -1506,6 +1516,7 @@ static void test_rebuild_salvage(void)
 	struct t4dx_config cfg;
 	t4dx_config_defaults(&cfg);
 	cfg.wal.archive_max_bytes = 0;
+	cfg.health.verify_at_start = true;
 	static char val[100][8001];
 	struct t4dx *db = open_db(d, &cfg);
 	for (int i = 0; i < 100; i++) {
@@ -1578,6 +1589,7 @@ static void test_rebuild_salvage_retry(void)
 	struct t4dx_config cfg;
 	t4dx_config_defaults(&cfg);
 	cfg.wal.archive_max_bytes = 0;
+	cfg.health.verify_at_start = true;
 	static char val[100][8001];
 	struct t4dx *db = open_db(d, &cfg);
 	for (int i = 0; i < 100; i++) {
@@ -1724,7 +1736,7 @@ static void test_rebuild_later_changes(void)
 	waitpid(pid, &ws, 0);
 	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 	damage_segment(dir, 1);
-	struct t4dx *db = open_db(dir, NULL);
+	struct t4dx *db = open_db(dir, full_verify());
 	struct t4dx_stats st;
 	t4dx_get_stats(db, &st);
 	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
@@ -1747,6 +1759,123 @@ static void test_rebuild_later_changes(void)
 	CHECK_EQ_INT(bad, 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
+}
+
+/* Without health.verify_at_start a start reads only the footer, index
+ * and Bloom filter of each segment: the damaged one opens, and whoever
+ * finds the damage later (the health thread's slice, or a read) leaves a
+ * durable marker seg/<id>.t4s.damaged, so that the next start reads the
+ * segment whole, quarantines and rebuilds it, nothing acknowledged lost,
+ * and drops the marker. */
+static void write_marked_history(const char *d, struct t4dx_config *cfg)
+{
+	const uint64_t R = T4DX_ROOT_INO;
+	char name[16], val[32];
+	struct t4dx *db = open_db(d, cfg);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		snprintf(val, sizeof(val), "value %d", i);
+		REQUIRE(put_file(db, R, name, val, NULL) == 0);
+		if (i == 99 || i == 199)
+			REQUIRE(t4dx_flush(db) == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	damage_segment(d, 1);
+}
+
+static bool wait_file(const char *path, int secs)
+{
+	for (int i = 0; i < secs * 100; i++) {
+		if (access(path, F_OK) == 0)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* The start after the marker: quarantined, rebuilt, all 300 there. */
+static void check_marked_rebuilt(const char *d, const char *marker)
+{
+	struct t4dx_stats st;
+	char name[16], val[32];
+	struct t4dx *db = open_db(d, NULL);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
+	CHECK(strstr(st.recovery.quarantined, "00000000000000000001.t4s"));
+	CHECK(access(marker, F_OK) != 0);
+	int bad = 0;
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		snprintf(val, sizeof(val), "value %d", i);
+		const char *c = content_of(db, T4DX_ROOT_INO, name);
+		bad += !c || strcmp(c, val);
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* and once only */
+	db = open_db(d, full_verify());
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+}
+
+static void test_marker_health(void)
+{
+	const char *dir = unit_tmpdir("marker-health");
+	char d[512], marker[700];
+	snprintf(d, sizeof(d), "%s", dir);
+	snprintf(marker, sizeof(marker), "%s/seg/%020d.t4s.damaged", d, 1);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	write_marked_history(d, &cfg);
+	/* a tick every 10 ms, a whole small segment a slice */
+	cfg.health.interval_s = 0.01;
+	struct t4dx *db = open_db(d, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 0);
+	CHECK_EQ_INT(st.segments, 3);    /* the close flushed the last 100 */
+	CHECK(wait_file(marker, 30));
+	struct t4dx_buf b = { 0 };
+	REQUIRE(t4dx_render_alerts(db, &b) == 0);
+	CHECK(b.p && strstr((const char *)b.p, "is damaged") &&
+	      strstr((const char *)b.p, "00000000000000000001.t4s"));
+	t4dx_buf_free(&b);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* the marker is durable, the segment still in place */
+	CHECK(access(marker, F_OK) == 0);
+	check_marked_rebuilt(d, marker);
+	unit_rm_rf(d);
+}
+
+static void test_marker_read(void)
+{
+	const char *dir = unit_tmpdir("marker-read");
+	char d[512], marker[700], name[16];
+	snprintf(d, sizeof(d), "%s", dir);
+	snprintf(marker, sizeof(marker), "%s/seg/%020d.t4s.damaged", d, 1);
+	write_marked_history(d, NULL);
+	struct t4dx *db = open_db(d, NULL);
+	/* no health tick for 30 s: only the reads find it; a damaged byte
+	 * is never served */
+	int eio = 0;
+	for (int i = 0; i < 100; i++) {
+		struct t4dx_entry e;
+		snprintf(name, sizeof(name), "k%d", i);
+		int rc = t4dx_get(db, T4DX_ROOT_INO, name, strlen(name),
+				  T4DX_GET_CONTENT, &e);
+		if (rc == EIO)
+			eio++;
+		else if (rc == 0)
+			t4dx_entry_clear(&e);
+		else
+			CHECK_EQ_INT(rc, 0);
+	}
+	CHECK(eio > 0);
+	CHECK(access(marker, F_OK) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	check_marked_rebuilt(d, marker);
+	unit_rm_rf(d);
 }
 
 /* A rename or attribute change of an item whose content part cannot be
@@ -2722,6 +2851,8 @@ int main(void)
 	RUN(test_rebuild_salvage_readonly);
 	RUN(test_rebuild_salvage_retry);
 	RUN(test_rebuild_later_changes);
+	RUN(test_marker_health);
+	RUN(test_marker_read);
 	RUN(test_unreadable_content);
 	RUN(test_fatal);
 	RUN(test_group_failure_counts_once);
