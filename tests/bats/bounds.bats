@@ -233,8 +233,10 @@ seg_runs_ok() {
 		dd of="$seg" bs=1 seek="$off" conv=notrunc status=none
 	t4dx_wait_for 60 t4dx_ctl_test health '.checks.segments.ok == false' ||
 		fail "damage not found: $(jq -c .checks.segments "$MNT/.ctl/health")"
-	grep -q 'failed verification' "$T4DX_LOG" ||
+	grep -q "$(basename "$seg") is damaged" "$T4DX_LOG" ||
 		fail "no alert: $(cat "$T4DX_LOG")"
+	# and the marker the next start acts on
+	assert_file_exists "$seg.damaged"
 	t4dx_stop
 }
 
