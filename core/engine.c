@@ -356,8 +356,14 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 				(unsigned long long)
 					db->recovery.segments_quarantined);
 
-	/* a long log replayed (a crash after much writing): cut it now, so
-	 * that the next crash does not replay it all again */
+	/* a long log replayed (a crash after much writing): cut it soon, so
+	 * that the next crash does not replay it all again.  Not here: the
+	 * flusher's first task, so that the store serves right after the
+	 * replay instead of after writing up to checkpoint_bytes of segment
+	 * (the write stall bounds what writers add meanwhile).  The log
+	 * stays until a durable MANIFEST names the segment, as for any
+	 * flush; a failed one is in the compaction stats and an alert, and
+	 * the next write or probe past the bound asks again. */
 	pthread_rwlock_rdlock(&db->lock);
 	bool due = eng_flush_due(db);
 	pthread_rwlock_unlock(&db->lock);
@@ -366,14 +372,8 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	 * loss again as a new hole (this start's alerts said it) */
 	if (rep.gaps || rep.files_quarantined)
 		due = true;
-	if (due) {
-		int frc = t4dx_flush(db);
-		db->recovery.flushed = frc == 0;
-		if (frc)
-			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
-					"the flush after the replay failed: %s",
-					t4dx_strerror(frc));
-	}
+	db->recovery.flushed = due;
+	db->bg_want = due;              /* no thread runs yet */
 
 	if ((rc = pthread_create(&db->bg, NULL, eng_flusher, db))) {
 		snprintf(msg, msglen, "cannot start the flush thread: %s",

@@ -153,8 +153,9 @@ struct t4dx_recovery {
 	 * rebuild needed older records: what was written before it and
 	 * lived only in the damaged segment is lost */
 	uint64_t rebuild_missing_before;
-	bool flushed;                   /* the replay passed a flush limit
-	                                   and was cut into a segment */
+	bool flushed;                   /* the replay passed a flush limit:
+	                                   the flusher cuts it into a
+	                                   segment as its first task */
 	/* records the WAL should hold and does not: the log went on at
 	 * wal_gap_to + 1 after the segments' last (a log file was removed);
 	 * the changes they were are lost.  0 0 if none. */

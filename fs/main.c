@@ -584,7 +584,7 @@ reopen:
 		data, (unsigned long long)st.recovery.records_replayed,
 		(unsigned long long)st.recovery.bytes_dropped,
 		(unsigned long long)st.recovery.segments_quarantined,
-		st.recovery.flushed ? ", flushed to a segment" : "");
+		st.recovery.flushed ? ", being flushed to a segment" : "");
 	if ((rc = ensure_root(fs)) == EIO && again) {
 		fprintf(stderr, "t4dxfs: items/ cannot be read: opening %s "
 			"again\n", data);
