@@ -178,6 +178,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_mutex_init(&db->flush_mu, NULL);
 	pthread_mutex_init(&db->bg_mu, NULL);
 	pthread_cond_init(&db->bg_cond, NULL);
+	pthread_cond_init(&db->merge_cond, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -381,6 +382,12 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 		goto fail;
 	}
 	db->bg_started = true;
+	if ((rc = pthread_create(&db->merger, NULL, eng_merger, db))) {
+		snprintf(msg, msglen, "cannot start the merge thread: %s",
+			 strerror(rc));
+		goto fail;
+	}
+	db->merger_started = true;
 	if ((rc = pthread_create(&db->health_thr, NULL, eng_health_main, db))) {
 		snprintf(msg, msglen, "cannot start the health thread: %s",
 			 strerror(rc));
@@ -415,8 +422,13 @@ int t4dx_close(struct t4dx *db)
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_stop = true;
 		pthread_cond_signal(&db->bg_cond);
+		pthread_cond_signal(&db->merge_cond);
 		pthread_cond_broadcast(&db->flush_done);
 		pthread_mutex_unlock(&db->bg_mu);
+		/* (a merge under way ends first: it takes flush_mu to
+		 * install, which the flusher never holds while it waits) */
+		if (db->merger_started)
+			pthread_join(db->merger, NULL);
 		pthread_join(db->bg, NULL);
 	}
 	if (db->wal) {
@@ -478,6 +490,7 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->flush_mu);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cond);
+	pthread_cond_destroy(&db->merge_cond);
 	pthread_cond_destroy(&db->flush_done);
 	pthread_mutex_destroy(&db->health_mu);
 	pthread_cond_destroy(&db->health_cond);

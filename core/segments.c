@@ -80,7 +80,8 @@ static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 		    strcmp(tail, nl == 24 ? ".t4s" : ".t4s.damaged") ||
 		    id >= m->next_seg_id)
 			continue;
-		bool live = false;
+		/* (an automatic merge's output, written, not yet named) */
+		bool live = id == db->merge_out_id;
 		for (size_t i = 0; i < m->nsegs && !live; i++)
 			live = m->segs[i].id == id;
 		if (live)

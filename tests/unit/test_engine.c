@@ -2826,6 +2826,89 @@ static void test_auto_tiered(void)
 	unit_rm_rf(dir);
 }
 
+/* An automatic merge does not keep flushes waiting: while it is under way
+ * (held in T4DX_TEST_COMPACT_PAUSE after writing its output), writes past
+ * wal.checkpoint_bytes are flushed by the flusher, and the merge then
+ * installs its output in its inputs' place, below the newer segment.
+ * (N1 of issue 10: the merge held flush_mu throughout, and ran in the
+ * flusher's own thread, so the live log grew without a bound meanwhile.) */
+static void test_flush_during_merge(void)
+{
+	const char *dir = unit_tmpdir("flushmerge");
+	const uint64_t R = T4DX_ROOT_INO;
+	char name[16];
+	static char big[20001];
+	memset(big, 'm', sizeof(big) - 1);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.checkpoint_bytes = 65536;
+	setenv("T4DX_TEST_COMPACT_PAUSE", "5", 1);
+	struct t4dx *db = open_db(dir, &cfg);
+	unsetenv("T4DX_TEST_COMPACT_PAUSE");
+	/* nine small segments of a size: the merger takes them */
+	for (int i = 0; i < 9; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		REQUIRE(put_file(db, R, name, name, NULL) == 0);
+		REQUIRE(t4dx_flush(db) == 0);
+	}
+	bool merging = false;
+	for (int i = 0; i < 1000 && !merging; i++) {
+		merging = t4dx_compact_running(db) == T4DX_COMPACT_NREM;
+		if (!merging)
+			usleep(10000);
+	}
+	REQUIRE(merging);
+	struct t4dx_compact_stats before, cs;
+	t4dx_get_compact_stats(db, T4DX_COMPACT_FLUSH, &before);
+	/* past the checkpoint: the flusher's flush, while the merge waits */
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "b%d", i);
+		REQUIRE(put_file(db, R, name, big, NULL) == 0);
+	}
+	bool flushed = false;
+	for (int i = 0; i < 400 && !flushed; i++) {
+		t4dx_get_compact_stats(db, T4DX_COMPACT_FLUSH, &cs);
+		flushed = cs.runs > before.runs;
+		if (!flushed)
+			usleep(10000);
+	}
+	CHECK(flushed);
+	CHECK(cs.last.result == 0);
+	/* ... and the merge was still under way when it ended */
+	CHECK_EQ_INT(t4dx_compact_running(db), T4DX_COMPACT_NREM);
+	/* an explicit flush goes by too */
+	REQUIRE(put_file(db, R, "explicit", "e", NULL) == 0);
+	CHECK_EQ_INT(t4dx_flush(db), 0);
+	CHECK_EQ_INT(t4dx_compact_running(db), T4DX_COMPACT_NREM);
+	settle(db);
+	t4dx_get_compact_stats(db, T4DX_COMPACT_NREM, &cs);
+	CHECK(cs.runs >= 1);
+	CHECK(cs.last.result == 0);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	/* the merged one below the two flushed since */
+	CHECK(st.segments <= 4);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < 9; i++) {
+			snprintf(name, sizeof(name), "s%d", i);
+			const char *c = content_of(db, R, name);
+			CHECK(c && strcmp(c, name) == 0);
+		}
+		for (int i = 0; i < 5; i++) {
+			snprintf(name, sizeof(name), "b%d", i);
+			const char *c = content_of(db, R, name);
+			CHECK(c && strncmp(c, big, 4095) == 0);
+		}
+		CHECK(strcmp(content_of(db, R, "explicit"), "e") == 0);
+		t4dx_get_stats(db, &st);
+		CHECK_EQ_INT(st.items, 15);
+		CHECK_EQ_INT(t4dx_close(db), 0);
+		if (!pass)
+			db = open_db(dir, &cfg);
+	}
+	unit_rm_rf(dir);
+}
+
 /* A delete and a rename whose tombstones land in an automatic merge that
  * leaves the big old segment out: the tombstones are kept, and still hide
  * the old versions there, also after a restart. */
@@ -3000,6 +3083,7 @@ int main(void)
 	RUN(test_collect_kept_inputs);
 	RUN(test_auto_tiered);
 	RUN(test_auto_tiered_tombstones);
+	RUN(test_flush_during_merge);
 	RUN(test_auto_pile);
 	RUN(test_write_stall);
 	RUN(test_write_stall_no_flush);
