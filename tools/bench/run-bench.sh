@@ -28,6 +28,9 @@
 #   BENCH_RESULTS=F   raw result lines (default ./bench-results.txt)
 #   BENCH_KEEP=1      keep the private directory (data, logs) at the end
 #   BENCH_PIN=0       do not pin the single-threaded workloads (below)
+#   BENCH_ONLY=restart  only the big writers' live WAL and kill -9 restart
+#   BIG_WRITERS=N, BIG_TIMES=N, BIG_ROUNDS=N  that part's writers (8),
+#                     rewrites of each one's 16 MiB file (12), rounds (3)
 #
 # Pinning.  On this VM a FUSE round trip costs about three times more when
 # the daemon's thread runs on another vCPU than the client (the wakeup is an
