@@ -986,6 +986,9 @@ static void config(struct t4dx_config *c, bool queue)
 	c->wal.max_file_bytes = 4096;   /* many files, many archive moves */
 	c->compaction.nrem_kappa_boost = 0;     /* not logged: see README */
 	c->breaker.failure_threshold = 1000000;
+	/* the damage the parent makes between epochs is found by the open
+	 * that follows (no health tick runs here to find it later) */
+	c->health.verify_at_start = true;
 }
 
 static int open_quiet(const char *dir, struct t4dx_config *c,
