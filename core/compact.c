@@ -33,7 +33,18 @@
  * upkeep, not consolidation: it leaves kappa alone, since raising it for
  * the items that happen to lie in the merged segments (the recently
  * written ones, over and over) would make kappa depend on when flushes
- * happened; an explicit nrem merges everything and raises all of it. */
+ * happened; an explicit nrem merges everything and raises all of it.
+ *
+ * An automatic merge holds flush_mu only to choose its inputs and to
+ * install its output, not while it reads and writes: a big merge would
+ * otherwise keep every flush waiting, and the live log would grow without
+ * a bound meanwhile (the write stall needs a flush under way).  Flushes
+ * only append segments newer than the inputs, so the output still takes
+ * the inputs' place; before installing it, the merge checks that the
+ * inputs are still where it found them (anything else is a lost race: the
+ * output is dropped and the run tried again).  Its output file, in place
+ * before its MANIFEST, is db->merge_out_id, which no collection of
+ * unlisted files removes. */
 
 static const char *const compact_names[T4DX_COMPACT_KINDS] = {
 	"flush", "nrem", "prune", "rem",
@@ -94,7 +105,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	size_t nin = 0, ngone = 0, gcap = 0, lo = 0, hi = 0;
 	uint64_t id = 0;
 	struct merge m = { 0 };
-	bool merging = false;
+	bool merging = false, have_flush_mu = true, out_marked = false;
 	int64_t now = t4dx_now_ns();
 	int rc = 0;
 
@@ -117,6 +128,11 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 			in[i] = t4dx_seg_ref(db->segs[lo + i]);
 	id = db->next_seg_id;
 	pthread_rwlock_unlock(&db->lock);
+	if (tiered) {
+		/* the inputs are held by reference; flushes go on */
+		pthread_mutex_unlock(&db->flush_mu);
+		have_flush_mu = false;
+	}
 	/* nothing older than the inputs: tombstones hide nothing */
 	bool keep_tombstones = lo > 0;
 	if (!in) {
@@ -168,6 +184,10 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		if (!w) {
 			pthread_rwlock_wrlock(&db->lock);
 			id = db->next_seg_id++;
+			if (tiered) {
+				db->merge_out_id = id;
+				out_marked = true;
+			}
 			pthread_rwlock_unlock(&db->lock);
 			if ((rc = eng_begin_segment(db, id, run->items_in, &w)))
 				break;
@@ -198,7 +218,26 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	if (db->test_pause_s > 0)
 		sleep_s(db->test_pause_s);
 
+	if (!have_flush_mu) {
+		pthread_mutex_lock(&db->flush_mu);
+		have_flush_mu = true;
+	}
 	pthread_rwlock_wrlock(&db->lock);
+	bool moved = hi > db->nsegs;
+	for (size_t i = 0; i < nin && !moved; i++)
+		moved = db->segs[lo + i] != in[i];
+	if (moved) {
+		/* only flushes ran meanwhile, which append; a change of the
+		 * inputs' places is not ours to merge into */
+		pthread_rwlock_unlock(&db->lock);
+		if (out) {
+			char path[PATH_MAX];
+			eng_seg_file(db, id, path, sizeof(path), false);
+			t4dx_io.unlink(path);
+		}
+		rc = EAGAIN;
+		goto out;
+	}
 	/* pruned keys that the memtable has seen since are decided there:
 	 * they are not removed (moved to the end of gone[]) */
 	size_t live_gone = 0;
@@ -294,13 +333,59 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 out:
 	if (merging)
 		eng_merge_close(&m);
-	pthread_mutex_unlock(&db->flush_mu);
+	if (out_marked) {
+		pthread_rwlock_wrlock(&db->lock);
+		db->merge_out_id = 0;
+		pthread_rwlock_unlock(&db->lock);
+	}
+	if (have_flush_mu)
+		pthread_mutex_unlock(&db->flush_mu);
 	t4dx_seg_writer_abort(w);
 	free(gone);
 	for (size_t i = 0; i < nin; i++)
 		t4dx_seg_unref(in[i]);
 	free(in);
 	t4dx_seg_unref(out);
+	return rc;
+}
+
+/* Account a run of kind (its stats, histogram, and an alert if it
+ * failed). */
+static void run_done(struct t4dx *db, int kind, struct t4dx_compact_run *run,
+		     const struct timespec *t0, int rc)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t ns = (uint64_t)((t1.tv_sec - t0->tv_sec) * 1000000000LL +
+				 (t1.tv_nsec - t0->tv_nsec));
+	run->duration_s = (double)ns / 1e9;
+	run->result = rc;
+	t4dx_hist_observe_ns(&db->compact_hist[kind], ns);
+	pthread_mutex_lock(&db->cstats_mu);
+	db->cstats[kind].runs++;
+	db->cstats[kind].bytes_written += run->bytes_out;
+	db->cstats[kind].has_last = true;
+	db->cstats[kind].last = *run;
+	pthread_mutex_unlock(&db->cstats_mu);
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"compaction %s failed: %s",
+				t4dx_compact_name(kind), t4dx_strerror(rc));
+}
+
+/* The flusher's flush while another run holds compact_mu: an automatic
+ * merge, which does not hold flush_mu while it writes, so the flush goes
+ * ahead beside it (an nrem or prune holds flush_mu: the flush waits for
+ * it as before).  The run under way keeps .ctl/compact's "running". */
+static int flush_beside(struct t4dx *db)
+{
+	struct t4dx_compact_run run = { .start_ns = t4dx_now_ns() };
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_mutex_lock(&db->flush_mu);
+	int rc = eng_flush_locked(db, &run);
+	pthread_mutex_unlock(&db->flush_mu);
+	run_done(db, T4DX_COMPACT_FLUSH, &run, &t0, rc);
 	return rc;
 }
 
@@ -317,15 +402,18 @@ int eng_compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
 	/* level 1 and 2: the data directory is not written */
 	if (db->readonly || eng_current_level(db))
 		return EROFS;
-	if (block)
+	if (pthread_mutex_trylock(&db->compact_mu)) {
+		if (!block)
+			return EBUSY;
+		if (kind == T4DX_COMPACT_FLUSH)
+			return flush_beside(db);
 		pthread_mutex_lock(&db->compact_mu);
-	else if (pthread_mutex_trylock(&db->compact_mu))
-		return EBUSY;
+	}
 	atomic_store(&db->progress_done, 0);
 	atomic_store(&db->progress_total, 0);
 	atomic_store(&db->running, kind);
 	struct t4dx_compact_run run = { .start_ns = t4dx_now_ns() };
-	struct timespec t0, t1;
+	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc;
 	if (kind == T4DX_COMPACT_FLUSH) {
@@ -350,22 +438,7 @@ int eng_compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
 		pthread_mutex_unlock(&db->compact_mu);
 		return rc;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-				 (t1.tv_nsec - t0.tv_nsec));
-	run.duration_s = (double)ns / 1e9;
-	run.result = rc;
-	t4dx_hist_observe_ns(&db->compact_hist[kind], ns);
-	pthread_mutex_lock(&db->cstats_mu);
-	db->cstats[kind].runs++;
-	db->cstats[kind].bytes_written += run.bytes_out;
-	db->cstats[kind].has_last = true;
-	db->cstats[kind].last = run;
-	pthread_mutex_unlock(&db->cstats_mu);
-	if (rc)
-		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
-				"compaction %s failed: %s",
-				t4dx_compact_name(kind), t4dx_strerror(rc));
+	run_done(db, kind, &run, &t0, rc);
 	atomic_store(&db->running, -1);
 	atomic_store(&db->progress_done, 0);
 	atomic_store(&db->progress_total, 0);

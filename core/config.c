@@ -80,6 +80,7 @@ static const struct key keys[] = {
 	NUM(4, health, timeout_s, 0, 3600, true),
 	INT(4, health, alert_threshold, 1, 1000000),
 	INT(4, health, verify_bytes, 4096, UINT64_C(1) << 40),
+	BOOL(4, health, verify_at_start),
 	NUM(5, compaction, nrem_kappa_boost, 0, 1, false),
 	NUM(5, compaction, prune_min_kappa, 0, 1, false),
 	NUM(5, compaction, prune_max_importance, 0, 1, false),

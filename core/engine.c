@@ -178,6 +178,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_mutex_init(&db->flush_mu, NULL);
 	pthread_mutex_init(&db->bg_mu, NULL);
 	pthread_cond_init(&db->bg_cond, NULL);
+	pthread_cond_init(&db->merge_cond, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -356,8 +357,14 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 				(unsigned long long)
 					db->recovery.segments_quarantined);
 
-	/* a long log replayed (a crash after much writing): cut it now, so
-	 * that the next crash does not replay it all again */
+	/* a long log replayed (a crash after much writing): cut it soon, so
+	 * that the next crash does not replay it all again.  Not here: the
+	 * flusher's first task, so that the store serves right after the
+	 * replay instead of after writing up to checkpoint_bytes of segment
+	 * (the write stall bounds what writers add meanwhile).  The log
+	 * stays until a durable MANIFEST names the segment, as for any
+	 * flush; a failed one is in the compaction stats and an alert, and
+	 * the next write or probe past the bound asks again. */
 	pthread_rwlock_rdlock(&db->lock);
 	bool due = eng_flush_due(db);
 	pthread_rwlock_unlock(&db->lock);
@@ -366,14 +373,8 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	 * loss again as a new hole (this start's alerts said it) */
 	if (rep.gaps || rep.files_quarantined)
 		due = true;
-	if (due) {
-		int frc = t4dx_flush(db);
-		db->recovery.flushed = frc == 0;
-		if (frc)
-			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
-					"the flush after the replay failed: %s",
-					t4dx_strerror(frc));
-	}
+	db->recovery.flushed = due;
+	db->bg_want = due;              /* no thread runs yet */
 
 	if ((rc = pthread_create(&db->bg, NULL, eng_flusher, db))) {
 		snprintf(msg, msglen, "cannot start the flush thread: %s",
@@ -381,6 +382,12 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 		goto fail;
 	}
 	db->bg_started = true;
+	if ((rc = pthread_create(&db->merger, NULL, eng_merger, db))) {
+		snprintf(msg, msglen, "cannot start the merge thread: %s",
+			 strerror(rc));
+		goto fail;
+	}
+	db->merger_started = true;
 	if ((rc = pthread_create(&db->health_thr, NULL, eng_health_main, db))) {
 		snprintf(msg, msglen, "cannot start the health thread: %s",
 			 strerror(rc));
@@ -421,8 +428,13 @@ int t4dx_close(struct t4dx *db)
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_stop = true;
 		pthread_cond_signal(&db->bg_cond);
+		pthread_cond_signal(&db->merge_cond);
 		pthread_cond_broadcast(&db->flush_done);
 		pthread_mutex_unlock(&db->bg_mu);
+		/* (a merge under way ends first: it takes flush_mu to
+		 * install, which the flusher never holds while it waits) */
+		if (db->merger_started)
+			pthread_join(db->merger, NULL);
 		pthread_join(db->bg, NULL);
 	}
 	if (db->wal) {
@@ -484,6 +496,7 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->flush_mu);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cond);
+	pthread_cond_destroy(&db->merge_cond);
 	pthread_cond_destroy(&db->flush_done);
 	pthread_mutex_destroy(&db->health_mu);
 	pthread_cond_destroy(&db->health_cond);

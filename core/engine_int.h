@@ -9,7 +9,7 @@
  *
  *   engine.c     open, close, stats
  *   recover.c    replay, load and rebuild segments, rescue file replay
- *   flusher.c    the background thread
+ *   flusher.c    the background threads (flusher, merger)
  *   compact.c    compaction runs         health.c   the health thread
  *   commit.c     apply and the write path
  *   flush.c      the flush trigger, cutting the memtable into a segment
@@ -29,7 +29,10 @@
  * lock and waits for its LSN to become durable, so many writers share one
  * group commit.  Readers take it for reading.  db->flush_mu makes flushes
  * run one at a time; a flush holds db->lock only to swap memtables and to
- * install the new segment, never while it writes the segment.
+ * install the new segment, never while it writes the segment.  An
+ * automatic merge (merger thread) holds flush_mu only to choose its
+ * inputs and to install its output, so that flushes go on while it
+ * writes; nrem and prune hold it for their whole run.
  *
  * Readers may see a change whose commit is still under way (as with a page
  * cache); a change whose commit fails stays queued in the WAL and is
@@ -108,7 +111,14 @@ struct t4dx {
 	unsigned stalled, flushing;
 	pthread_cond_t flush_done;
 	bool bg_compact;                /* segments piled up: merge some;
-	                                   bg_mu */
+	                                   bg_mu (the merger's flag, waited
+	                                   for on merge_cond) */
+	pthread_cond_t merge_cond;
+	pthread_t merger;               /* open */
+	bool merger_started;            /* open */
+	uint64_t merge_out_id;          /* the segment an automatic merge is
+	                                   writing, not yet in the MANIFEST,
+	                                   or 0; lock */
 	bool bg_wal_gone;               /* a group found the log removed;
 	                                   bg_mu */
 	bool wal_save_failed;           /* eng_save_lost_wal failed; the
@@ -231,6 +241,11 @@ bool eng_auto_pick(struct t4dx *db, size_t *lo, size_t *hi);
 /* The path of segment id (tmp: its temporary file). */
 void eng_seg_file(struct t4dx *db, uint64_t id, char *path, size_t len,
 		  bool tmp);
+/* The path of segment id's damage marker. */
+void eng_seg_marker(struct t4dx *db, uint64_t id, char *path, size_t len);
+/* s was found damaged (why): leave its marker for the next start, and
+ * alert.  0 or the errno of the marker's write. */
+int eng_mark_damaged(struct t4dx *db, struct t4dx_seg *s, int why);
 /* Write a MANIFEST naming segs[0..n) as of flushed_lsn.  Lock held. */
 int eng_save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 		      uint64_t flushed_lsn, uint64_t next_ino, uint64_t items);
@@ -316,8 +331,10 @@ int eng_compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
 		bool block, bool tiered);
 
 /* flusher.c */
-/* The flush and compaction thread (arg: the struct t4dx). */
+/* The flush thread (arg: the struct t4dx). */
 void *eng_flusher(void *arg);
+/* The automatic merge thread (arg: the struct t4dx). */
+void *eng_merger(void *arg);
 
 /* recover.c */
 /* The WAL replay callback: apply one record. */

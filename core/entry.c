@@ -193,6 +193,7 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	/* a slice of a segment per tick: a big segment is read over several
 	 * ticks, and no tick takes long on healthy data */
 	c->health.verify_bytes = 8ULL << 20;
+	c->health.verify_at_start = false;
 	c->compaction.nrem_kappa_boost = 0.05;
 	c->compaction.prune_min_kappa = 0.05;
 	c->compaction.prune_max_importance = 0.1;

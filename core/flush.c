@@ -239,7 +239,7 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 		 * background */
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_compact = true;
-		pthread_cond_signal(&db->bg_cond);
+		pthread_cond_signal(&db->merge_cond);
 		pthread_mutex_unlock(&db->bg_mu);
 	}
 	return 0;

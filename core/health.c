@@ -134,10 +134,15 @@ static void check_segments(struct t4dx *db)
 	if (!rc && dur > db->cfg.health.timeout_s)
 		rc = ETIMEDOUT;
 	if (rc && rc != ETIMEDOUT) {
-		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
-				"segment %s failed verification: %s (it is "
-				"quarantined and rebuilt at the next start)",
-				t4dx_seg_path(s), t4dx_strerror(rc));
+		/* the start read only its footer, index and Bloom filter:
+		 * the marker makes the next one read it whole, quarantine
+		 * and rebuild it (ENOMEM says nothing about the disk) */
+		if (rc == ENOMEM)
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+					"segment %s could not be verified: %s",
+					t4dx_seg_path(s), t4dx_strerror(rc));
+		else
+			eng_mark_damaged(db, s, rc);
 		atomic_store(&db->seg_failed, true);
 	}
 	pthread_rwlock_rdlock(&db->lock);

@@ -44,6 +44,9 @@ int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
 				      with_content, out);
 		if (rc == T4DX_ENOTFOUND)
 			continue;
+		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT)
+			/* (once a segment) the next start rebuilds it */
+			eng_mark_damaged(db, db->segs[i], rc);
 		if (rc) {
 			/* level 2: segments cannot be read; the fallback cache
 			 * answers what it has, the rest is EIO (damaged bytes

@@ -33,9 +33,18 @@ static void quarantine(struct t4dx *db, const char *path)
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	/* never over an earlier casualty */
-	if (t4dx_io_quarantine(path, db->quarantine_dir, base, to,
-			       sizeof(to)) == 0)
-		t4dx_io_fsync_dir(db->quarantine_dir);
+	int rc = t4dx_io_quarantine(path, db->quarantine_dir, base, to,
+				    sizeof(to));
+	if (rc) {
+		/* no longer live all the same: the MANIFEST names its
+		 * rebuilt segment instead */
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"segment %s is damaged and no longer live, "
+				"but it could not be moved to %s: %s", path,
+				db->quarantine_dir, strerror(rc));
+		return;
+	}
+	t4dx_io_fsync_dir(db->quarantine_dir);
 	db->recovery.segments_quarantined++;
 	size_t used = strlen(db->recovery.quarantined);
 	snprintf(db->recovery.quarantined + used,
@@ -245,7 +254,9 @@ static bool known_name(const char *dir, const char *name)
 	if (!strcmp(dir, "seg"))
 		return !strcmp(name, ".") || !strcmp(name, "..") ||
 		       (n == 24 && strspn(name, "0123456789") == 20 &&
-			!strcmp(name + 20, ".t4s"));
+			!strcmp(name + 20, ".t4s")) ||
+		       (n == 32 && strspn(name, "0123456789") == 20 &&
+			!strcmp(name + 20, ".t4s.damaged"));
 	for (int i = 0; top[i]; i++)
 		if (!strcmp(name, top[i]))
 			return true;
@@ -290,9 +301,46 @@ static int count_seg_items(struct t4dx *db, uint64_t *out)
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
 
-/* Open the MANIFEST's segments, checking every block.  A damaged one is
- * quarantined and rebuilt in its place from its blocks that read back
- * whole and the WAL archive (rebuild_segment). */
+/* Remove the damage markers in seg/ (eng_mark_damaged): once the load
+ * is done each was acted on, its segment read whole and kept or rebuilt,
+ * or it is no longer live. */
+static void drop_markers(struct t4dx *db)
+{
+	DIR *d = opendir(db->seg_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	bool removed = false;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n != 32 || strcmp(de->d_name + 20, ".t4s.damaged"))
+			continue;
+		char path[2 * PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", db->seg_dir, de->d_name);
+		removed |= t4dx_io.unlink(path) == 0;
+	}
+	closedir(d);
+	if (removed)
+		t4dx_io_fsync_dir(db->seg_dir);
+}
+
+/* Read every block of the segment at start?  With health.verify_at_start,
+ * or a marker that the health thread or a read found it damaged; and
+ * read-only (the tools): nothing runs there to find damage later.
+ * Otherwise t4dx_seg_open's checks of footer, index and Bloom filter
+ * are all a start pays: O(segments), not O(data). */
+static bool verify_whole(struct t4dx *db, uint64_t id, bool *marked)
+{
+	char path[PATH_MAX];
+	eng_seg_marker(db, id, path, sizeof(path));
+	*marked = access(path, F_OK) == 0;
+	return db->cfg.health.verify_at_start || db->readonly || *marked;
+}
+
+/* Open the MANIFEST's segments (verify_whole: checking every block, or
+ * their footer, index and Bloom filter).  A damaged one is quarantined
+ * and rebuilt in its place from its blocks that read back whole and the
+ * WAL archive (rebuild_segment). */
 int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 		      size_t msglen)
 {
@@ -321,9 +369,15 @@ int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 		struct t4dx_seg *s = NULL;
 		eng_seg_file(db, m->segs[i].id, path, sizeof(path), false);
 		struct t4dx_seg *damaged = NULL;
+		bool marked;
 		rc = t4dx_seg_open(path, m->segs[i].id, &s);
-		if (!rc) {
+		if (!rc && verify_whole(db, m->segs[i].id, &marked)) {
 			rc = t4dx_seg_verify(s);
+			if (!rc && marked)
+				t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
+						"segment %s was marked damaged "
+						"but reads back whole now: "
+						"kept", path);
 			if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT)
 				damaged = s;    /* salvaged below */
 			else if (rc)
@@ -415,6 +469,8 @@ int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 		eng_seg_file(db, damaged_ids[i], path, sizeof(path), false);
 		quarantine(db, path);
 	}
+	if (!db->readonly)
+		drop_markers(db);
 	if (db->recovery.rebuild_missing_before)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 				"rebuild incomplete: the WAL archive starts at "

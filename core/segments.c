@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine_int.h"
 
@@ -20,11 +21,49 @@ void eng_seg_file(struct t4dx *db, uint64_t id, char *path, size_t len,
 		 (unsigned long long)id, tmp ? ".tmp" : "");
 }
 
+/* The damage marker.  A start reads only the footer, index and Bloom
+ * filter of each segment (health.verify_at_start off); its blocks are read
+ * back by the health thread's slices and by reads.  Whoever finds a block
+ * damaged leaves seg/<id>.t4s.damaged (empty, durable), and the next start
+ * reads that segment whole and, finding it damaged, quarantines and
+ * rebuilds it as a start-time check does (recover.c).  A marker whose
+ * segment is no longer live goes with the next MANIFEST or start. */
+void eng_seg_marker(struct t4dx *db, uint64_t id, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%020llu.t4s.damaged", db->seg_dir,
+		 (unsigned long long)id);
+}
+
+int eng_mark_damaged(struct t4dx *db, struct t4dx_seg *s, int why)
+{
+	char path[PATH_MAX], name[64];
+	if (db->readonly)
+		return 0;
+	eng_seg_marker(db, t4dx_seg_id(s), path, sizeof(path));
+	if (access(path, F_OK) == 0)
+		return 0;               /* said once is enough */
+	snprintf(name, sizeof(name), "%020llu.t4s.damaged",
+		 (unsigned long long)t4dx_seg_id(s));
+	int rc = t4dx_io_write_durably(db->seg_dir, name, "", 0, NULL);
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"segment %s is damaged (%s) and its marker %s "
+				"cannot be written: %s; run t4dx verify, or "
+				"start with health.verify_at_start", t4dx_seg_path(s),
+				t4dx_strerror(why), path, strerror(rc));
+	else
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"segment %s is damaged (%s): marked, it is "
+				"quarantined and rebuilt at the next start",
+				t4dx_seg_path(s), t4dx_strerror(why));
+	return rc;
+}
+
 /* Remove the segment files of seg/ that the MANIFEST just made durable
  * does not list: inputs of a compaction kept while an older MANIFEST
- * naming them might have come back.  The caller holds flush_mu, so no
- * segment is being written.  A segment id at or past next_seg_id is not
- * ours to judge. */
+ * naming them might have come back, and the damage markers of segments
+ * no longer live.  The caller holds flush_mu, so no segment is being
+ * written.  A segment id at or past next_seg_id is not ours to judge. */
 static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 {
 	DIR *d = opendir(db->seg_dir);
@@ -34,12 +73,15 @@ static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 	bool removed = false;
 	while ((de = readdir(d))) {
 		unsigned long long id;
-		char tail[8];
-		if (strlen(de->d_name) != 24 ||
-		    sscanf(de->d_name, "%20llu%7s", &id, tail) != 2 ||
-		    strcmp(tail, ".t4s") || id >= m->next_seg_id)
+		char tail[16];
+		size_t nl = strlen(de->d_name);
+		if ((nl != 24 && nl != 32) ||
+		    sscanf(de->d_name, "%20llu%15s", &id, tail) != 2 ||
+		    strcmp(tail, nl == 24 ? ".t4s" : ".t4s.damaged") ||
+		    id >= m->next_seg_id)
 			continue;
-		bool live = false;
+		/* (an automatic merge's output, written, not yet named) */
+		bool live = id == db->merge_out_id;
 		for (size_t i = 0; i < m->nsegs && !live; i++)
 			live = m->segs[i].id == id;
 		if (live)

@@ -133,6 +133,10 @@ struct t4dx_config {
 		double interval_s, timeout_s;
 		unsigned alert_threshold;
 		uint64_t verify_bytes;  /* of segments read per tick */
+		/* a start reads every block of every segment; else only
+		 * their footers, indexes and Bloom filters (and every block
+		 * of a segment the health thread or a read found damaged) */
+		bool verify_at_start;
 	} health;
 	struct { double nrem_kappa_boost, prune_min_kappa,
 		 prune_max_importance, prune_max_age_s; } compaction;
@@ -188,8 +192,9 @@ struct t4dx_recovery {
 	 * rebuild needed older records: what was written before it and
 	 * lived only in the damaged segment is lost */
 	uint64_t rebuild_missing_before;
-	bool flushed;                   /* the replay passed a flush limit
-	                                   and was cut into a segment */
+	bool flushed;                   /* the replay passed a flush limit:
+	                                   the flusher cuts it into a
+	                                   segment as its first task */
 	/* records the WAL should hold and does not: the log went on at
 	 * wal_gap_to + 1 after the segments' last (a log file was removed);
 	 * the changes they were are lost.  0 0 if none. */

@@ -489,6 +489,12 @@ static int run(struct t4dxfs *fs, struct cmdline *cl)
 	}
 	struct t4dx_open_args oa = { .cfg = &cfg,
 				     .rebuild = rebuild_progress };
+	/* a second open when items/ itself reads back damaged: a start
+	 * reads only footers and indexes (health.verify_at_start off), and
+	 * the failed read left the marker that makes the next open read
+	 * that segment whole and rebuild it */
+	bool again = true;
+reopen:
 	rc = t4dx_open_args(data, &oa, &fs->db, msg, sizeof(msg));
 	if (rc) {
 		fprintf(stderr, "t4dxfs: %s\n", msg);
@@ -514,8 +520,16 @@ static int run(struct t4dxfs *fs, struct cmdline *cl)
 		data, (unsigned long long)st.recovery.records_replayed,
 		(unsigned long long)st.recovery.bytes_dropped,
 		(unsigned long long)st.recovery.segments_quarantined,
-		st.recovery.flushed ? ", flushed to a segment" : "");
-	if ((rc = ensure_root(fs))) {
+		st.recovery.flushed ? ", being flushed to a segment" : "");
+	if ((rc = ensure_root(fs)) == EIO && again) {
+		fprintf(stderr, "t4dxfs: items/ cannot be read: opening %s "
+			"again\n", data);
+		t4dx_close(fs->db);
+		fs->db = NULL;
+		again = false;
+		goto reopen;
+	}
+	if (rc) {
 		fprintf(stderr, "t4dxfs: cannot create items/: %s\n",
 			t4dx_strerror(rc));
 		fuse_session_destroy(fs->se);

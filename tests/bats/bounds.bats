@@ -50,7 +50,7 @@ replayed() {
 	t4dx_stop
 }
 
-@test "a restart that replays more than wal.checkpoint_bytes cuts it into a segment at once" {
+@test "a restart that replays more than wal.checkpoint_bytes cuts it into a segment at once, after the mount is ready" {
 	local big small
 	# written with a checkpoint too large to be reached ...
 	big=$(t4dx_config_file '{"wal":{"checkpoint_bytes":1073741824}}')
@@ -64,8 +64,10 @@ replayed() {
 	t4dx_kill9
 	# ... and started with a small one: the replay is flushed
 	t4dx_start -o "config=$small"
-	grep -q 'flushed to a segment' "$T4DX_LOG" ||
+	grep -q 'being flushed to a segment' "$T4DX_LOG" ||
 		fail "no flush after the replay: $(cat "$T4DX_LOG")"
+	# the flusher's first task, not the open's: it ends soon after
+	t4dx_wait_ctl 30 stats '.memtable_items == 0 and .segments > 0'
 	t4dx_kill9
 	t4dx_start -o "config=$small"
 	# (a health probe may have logged a record meanwhile)
@@ -233,8 +235,10 @@ seg_runs_ok() {
 		dd of="$seg" bs=1 seek="$off" conv=notrunc status=none
 	t4dx_wait_for 60 t4dx_ctl_test health '.checks.segments.ok == false' ||
 		fail "damage not found: $(jq -c .checks.segments "$MNT/.ctl/health")"
-	grep -q 'failed verification' "$T4DX_LOG" ||
+	grep -q "$(basename "$seg") is damaged" "$T4DX_LOG" ||
 		fail "no alert: $(cat "$T4DX_LOG")"
+	# and the marker the next start acts on
+	assert_file_exists "$seg.damaged"
 	t4dx_stop
 }
 

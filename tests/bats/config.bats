@@ -55,7 +55,7 @@ assert_refused() {
 			max_queue_bytes: 1048576, drain_batch: 50,
 			policy: "reject", rescue_dir: $rescue, rescue_fallback: false},
 		health: {interval_s: 10, timeout_s: 2, alert_threshold: 4,
-			verify_bytes: 1048576},
+			verify_bytes: 1048576, verify_at_start: true},
 		compaction: {nrem_kappa_boost: 0.1, prune_min_kappa: 0.04,
 			prune_max_importance: 0.2, prune_max_age_s: 86400},
 		limits: {max_item_bytes: 1048576, write_buffer_bytes: 2097152}}')

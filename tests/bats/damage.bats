@@ -4,11 +4,13 @@
 #
 # A segment whose bytes changed in the middle (a data block, not the
 # header or footer, so only the block CRCs can tell) is found at the next
-# start, moved to DATA_DIR/quarantine/ unchanged, named in .ctl/health, and
-# its items are rebuilt from the archived WAL (wal/archive/): every item,
-# overwrite, delete and attribute comes back as it was, and no damaged
-# byte is served.  A stray file the daemon does not know is logged and
-# left where it is.
+# start when it reads every block (health.verify_at_start), or else by the
+# health thread's slices or a read, which leave a marker so that the next
+# start reads it whole.  Then it is moved to DATA_DIR/quarantine/
+# unchanged, named in .ctl/health, and its items are rebuilt from the
+# archived WAL (wal/archive/): every item, overwrite, delete and attribute
+# comes back as it was, and no damaged byte is served.  A stray file the
+# daemon does not know is logged and left where it is.
 
 load ../lib/mount
 
@@ -40,9 +42,10 @@ seg_files() {
 	find "$DATA/seg" -name '[0-9]*.t4s' | LC_ALL=C sort
 }
 
-# damage FILE: complement 8 bytes inside FILE's data blocks (between the
-# 16-byte header and the block index named by the footer), in the first
-# half of the file.  Prints the offset.
+# damage FILE [late]: complement 8 bytes inside FILE's data blocks
+# (between the 16-byte header and the block index named by the footer), in
+# the first half of the file; with late, 64 bytes before the index (the
+# last block, away from the first keys).  Prints the offset.
 damage() {
 	local f=$1 size idx off
 	size=$(stat -c %s "$f")
@@ -50,12 +53,18 @@ damage() {
 	((idx > 16 + 64 && idx < size)) || fail "$f: index offset $idx of $size bytes"
 	off=$((16 + (idx - 16) / 3))
 	((off < size / 2)) || off=$((16 + (size / 2 - 16) / 2))
+	[[ ${2:-} == late ]] && off=$((idx - 64))
 	local b bytes=
 	for b in $(od -An -v -t x1 -j "$off" -N 8 "$f"); do
 		bytes+=$(printf '\\x%02x' $((0x$b ^ 0xff)))
 	done
 	printf "$bytes" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
 	printf '%s\n' "$off"
+}
+
+# full_cfg: a config file for starts that read every block.
+full_cfg() {
+	t4dx_config_file '{"health":{"verify_at_start":true}}'
 }
 
 # assert_not_live COPY: no file in seg/ has the bytes of COPY.
@@ -84,7 +93,9 @@ assert_not_live() {
 	echo "# damaged 8 bytes of $base at offset $off"
 	cp "$victim" "$T4DX_TMP/damaged.copy"
 
-	t4dx_start
+	local full
+	full=$(full_cfg)
+	t4dx_start -o "config=$full"
 	# moved aside unchanged, no longer live (a rebuilt segment may take
 	# its name)
 	assert_file_exists "$DATA/quarantine/$base"
@@ -105,7 +116,7 @@ assert_not_live() {
 		fail "the store differs after the rebuild (diff above: want, got)"
 	fi
 	# and it stays so: the rebuild is durable, the quarantined file kept
-	t4dx_remount
+	t4dx_remount -o "config=$full"
 	run t4dx_tree_state
 	assert_output "$want"
 	assert_file_exists "$DATA/quarantine/$base"
@@ -118,7 +129,7 @@ assert_not_live() {
 
 @test "a damaged block that no archive covers: only its own items are lost, the segment's whole blocks are kept, health says degraded" {
 	local cfg ref=$T4DX_TMP/ref i
-	cfg=$(t4dx_config_file '{"wal":{"archive_max_bytes":0}}')
+	cfg=$(t4dx_config_file '{"wal":{"archive_max_bytes":0},"health":{"verify_at_start":true}}')
 	mkdir "$ref"
 	t4dx_start -o "config=$cfg"
 	for ((i = 0; i < 120; i++)); do
@@ -160,7 +171,7 @@ assert_not_live() {
 	victim=${segs[-1]}
 	base=${victim##*/}
 	echo "# damaged $base at $(damage "$victim")"
-	t4dx_start
+	t4dx_start -o "config=$(full_cfg)"
 	assert_file_exists "$DATA/quarantine/$base"
 	run jq -e --arg b "$base" 'any(.recovery.quarantined[]; . == $b or endswith("/" + $b))' \
 		"$MNT/.ctl/health"
@@ -172,6 +183,105 @@ assert_not_live() {
 		assert_success
 		assert_output "$(t4dx_content "c$i")"
 	done
+	run t4dx_tree_state
+	assert_output "$want"
+}
+
+@test "a damaged block and a start that reads footers only: the store opens, the health slice marks the segment, the next start rebuilds it, nothing lost" {
+	t4dx_start
+	write_history
+	local want
+	want=$(t4dx_tree_state) || fail "tree state"
+	t4dx_stop
+	local segs victim base
+	mapfile -t segs < <(seg_files)
+	victim=${segs[1]}
+	base=${victim##*/}
+	echo "# damaged $base at $(damage "$victim")"
+	cp "$victim" "$T4DX_TMP/damaged.copy"
+	# a health tick every 0.1 s: the slices reach the damage at once
+	local fast
+	fast=$(t4dx_config_file '{"health":{"interval_s":0.1}}')
+	t4dx_start -o "config=$fast"
+	# the start read footers only: nothing quarantined, the store serves
+	t4dx_ctl_test health '.recovery.segments_quarantined == 0' ||
+		fail "the start quarantined: $(cat "$MNT/.ctl/health")"
+	printf 'during\n' >"$ITEMS/during"
+	# the health slice finds the block: an alert and a durable marker
+	t4dx_wait_for 30 test -e "$victim.damaged" ||
+		fail "no marker after 30 s: $(cat "$MNT/.ctl/alerts")"
+	run grep -F "$base is damaged" "$MNT/.ctl/alerts"
+	assert_success
+	t4dx_stop
+	assert_file_exists "$victim.damaged"
+	# the next start reads it whole: quarantined, rebuilt, marker gone
+	t4dx_start
+	assert_file_exists "$DATA/quarantine/$base"
+	t4dx_assert_same_bytes "$T4DX_TMP/damaged.copy" "$DATA/quarantine/$base"
+	assert_file_not_exists "$victim.damaged"
+	run jq -e --arg b "$base" 'any(.recovery.quarantined[]; . == $b or endswith("/" + $b))' \
+		"$MNT/.ctl/health"
+	assert_success
+	run cat "$ITEMS/during"
+	assert_output during
+	rm "$ITEMS/during"
+	run t4dx_tree_state
+	if [[ $output != "$want" ]]; then
+		diff <(echo "$want") <(echo "$output") | head -n 20
+		fail "the store differs after the rebuild (diff above: want, got)"
+	fi
+}
+
+@test "a damaged block found by a read: EIO, never the damaged bytes; the read leaves the marker the next start acts on" {
+	t4dx_start
+	write_history
+	local want
+	want=$(t4dx_tree_state) || fail "tree state"
+	t4dx_stop
+	local segs victim base
+	mapfile -t segs < <(seg_files)
+	victim=${segs[0]}
+	base=${victim##*/}
+	echo "# damaged $base at $(damage "$victim" late)"
+	# (no health tick in this test: interval 30 s)
+	t4dx_start
+	local i eio=0
+	for ((i = 0; i < 100; i++)); do
+		[[ $i -ge 50 && $i -lt 55 ]] && continue        # deleted
+		[[ $i == 60 ]] && continue                      # renamed
+		((i >= 10)) || continue                         # rewritten
+		if ! out=$(cat "$ITEMS/a/a$i" 2>&1); then
+			[[ $out == *"Input/output error"* ]] || fail "a$i: $out"
+			eio=$((eio + 1))
+		fi
+	done
+	echo "# $eio reads answered EIO"
+	((eio > 0)) || fail "no read met the damaged block"
+	assert_file_exists "$victim.damaged"
+	t4dx_stop
+	t4dx_start
+	assert_file_exists "$DATA/quarantine/$base"
+	assert_file_not_exists "$victim.damaged"
+	run t4dx_tree_state
+	assert_output "$want"
+}
+
+@test "the block holding items/ itself damaged, a start that reads footers only: the daemon opens the store again and mounts, rebuilt" {
+	t4dx_start
+	write_history
+	local want
+	want=$(t4dx_tree_state) || fail "tree state"
+	t4dx_stop
+	local segs victim base
+	mapfile -t segs < <(seg_files)
+	victim=${segs[0]}
+	base=${victim##*/}
+	echo "# damaged $base at $(damage "$victim")"
+	t4dx_start
+	grep -q 'items/ cannot be read: opening' "$T4DX_LOG" ||
+		fail "the block with items/ was not hit: $(cat "$T4DX_LOG")"
+	assert_file_exists "$DATA/quarantine/$base"
+	assert_file_not_exists "$victim.damaged"
 	run t4dx_tree_state
 	assert_output "$want"
 }

@@ -988,6 +988,9 @@ static void config(struct t4dx_config *c, bool queue)
 	c->breaker.failure_threshold = 1000000;
 	/* the model knows no background vector updates */
 	strcpy(c->vector.embedder, "off");
+	/* the damage the parent makes between epochs is found by the open
+	 * that follows (no health tick runs here to find it later) */
+	c->health.verify_at_start = true;
 }
 
 static int open_quiet(const char *dir, struct t4dx_config *c,

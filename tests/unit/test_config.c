@@ -128,6 +128,8 @@ static const struct tk tks[] = {
 	KI(health, alert_threshold, "1", "1000000", "0", "1000001"),
 	KI(health, verify_bytes, "4096", "1099511627776", "4095",
 	   "1099511627777"),
+	{ AT(health, verify_at_start), B, OFF(health, verify_at_start),
+	  "false", "true", "1", "\"false\"" },
 	KN(compaction, nrem_kappa_boost, "0", "1", "-0.000001", "1.0000001"),
 	KN(compaction, prune_min_kappa, "0", "1", "-1e-300", "1.0000001"),
 	KN(compaction, prune_max_importance, "0", "1", "-0.000001", "1.01"),
@@ -453,7 +455,8 @@ static void test_render(void)
 		"\"max_queue_bytes\":67108864,\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\","
 		"\"rescue_fallback\":true},"
 		"\"health\":{\"interval_s\":30,\"timeout_s\":5,"
-		"\"alert_threshold\":3,\"verify_bytes\":8388608},"
+		"\"alert_threshold\":3,\"verify_bytes\":8388608,"
+		"\"verify_at_start\":false},"
 		"\"compaction\":{\"nrem_kappa_boost\":0.05,"
 		"\"prune_min_kappa\":0.05,\"prune_max_importance\":0.1,"
 		"\"prune_max_age_s\":0},"

@@ -443,7 +443,14 @@ static void test_crash_recovery(void)
 	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 	struct t4dx *db = open_db(dir, &cfg);
 	struct t4dx_stats st;
-	t4dx_get_stats(db, &st);
+	/* the replay passed the memtable's limit: the flusher cuts it, in
+	 * the background */
+	for (int i = 0; i < 1000; i++) {
+		t4dx_get_stats(db, &st);
+		if (st.segments >= 1)
+			break;
+		usleep(10000);
+	}
 	CHECK_EQ_INT(st.items, 200);
 	CHECK(st.segments >= 1);
 	char name[32], val[32];
@@ -1228,6 +1235,137 @@ static void test_write_stall(void)
 	unit_rm_rf(d);
 }
 
+/* A start that replays more than wal.checkpoint_bytes hands the flush to
+ * the flusher: the open returns while that flush is still being written
+ * (held here at its segment's open), reads and writes go on, and a crash
+ * in the middle of it loses nothing (the log stays until a MANIFEST names
+ * the segment).  (Issue 10: the open used to write up to checkpoint_bytes
+ * of segment before the mount was ready.) */
+struct opener {
+	const char *dir;
+	const struct t4dx_config *cfg;
+	struct t4dx *db;
+	atomic_bool done;
+};
+
+static void *open_in_thread(void *arg)
+{
+	struct opener *o = arg;
+	o->db = open_db(o->dir, o->cfg);
+	atomic_store(&o->done, true);
+	return NULL;
+}
+
+static bool wait_seg_held(int secs)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += secs;
+	pthread_mutex_lock(&hold_mu);
+	while (!seg_held &&
+	       pthread_cond_timedwait(&hold_cv, &hold_mu, &until) == 0)
+		;
+	bool held = seg_held;
+	pthread_mutex_unlock(&hold_mu);
+	return held;
+}
+
+static void test_replay_flush_async(void)
+{
+	const char *dir = unit_tmpdir("replay-async");
+	const uint64_t R = T4DX_ROOT_INO;
+	static char big[20001];
+	char name[16];
+	memset(big, 'r', sizeof(big) - 1);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	/* written with a checkpoint too large to reach, then a crash */
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		cfg.wal.checkpoint_bytes = 1 << 30;
+		struct t4dx *db = open_db(dir, &cfg);
+		for (int i = 0; i < 10; i++) {
+			snprintf(name, sizeof(name), "r%d", i);
+			if (put_file(db, R, name, big, NULL))
+				_exit(2);
+		}
+		_exit(0);
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	cfg.wal.checkpoint_bytes = 65536;
+
+	/* a crash while the flush after the replay is being written */
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		alarm(60);      /* an open that waits for the flush: killed */
+		inner_open = t4dx_io.open;
+		t4dx_io.open = open_held;
+		hold_segs = true;
+		seg_held = false;
+		struct t4dx *db = open_db(dir, &cfg);
+		(void)db;
+		_exit(wait_seg_held(30) ? 0 : 3);
+	}
+	waitpid(pid, &ws, 0);
+	CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+
+	/* the open returns while the flush is held */
+	inner_open = t4dx_io.open;
+	t4dx_io.open = open_held;
+	hold_segs = true;
+	seg_held = false;
+	struct opener o = { .dir = dir, .cfg = &cfg };
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, open_in_thread, &o) == 0);
+	bool returned = false;
+	for (int i = 0; i < 3000 && !returned; i++) {
+		returned = atomic_load(&o.done);
+		if (!returned)
+			usleep(10000);
+	}
+	CHECK(returned);
+	CHECK(wait_seg_held(30));
+	if (returned) {
+		struct t4dx_stats st;
+		t4dx_get_stats(o.db, &st);
+		CHECK(st.recovery.flushed);
+		CHECK_EQ_INT(st.recovery.records_replayed, 10);
+		/* served meanwhile, reads and writes */
+		CHECK(strncmp(content_of(o.db, R, "r9"), big, 4095) == 0);
+		CHECK_EQ_INT(put_file(o.db, R, "meanwhile", "m", NULL), 0);
+	}
+	pthread_mutex_lock(&hold_mu);
+	hold_segs = false;
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+	pthread_join(t, NULL);
+	t4dx_io.open = inner_open;
+	/* and it completes: the replayed records are in a segment */
+	struct t4dx_stats st = { 0 };
+	for (int i = 0; i < 3000; i++) {
+		t4dx_get_stats(o.db, &st);
+		if (st.segments >= 1 && st.memtable_items <= 1)
+			break;
+		usleep(10000);
+	}
+	CHECK(st.segments >= 1);
+	CHECK(st.memtable_items <= 1);          /* "meanwhile" at most */
+	CHECK_EQ_INT(t4dx_close(o.db), 0);
+	struct t4dx *db = open_db(dir, &cfg);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		const char *c = content_of(db, R, name);
+		CHECK(c && strncmp(c, big, 4095) == 0);
+	}
+	CHECK(strcmp(content_of(db, R, "meanwhile"), "m") == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* A flush that failed leaves its memtable cut (imm) for the next try;
  * while the breaker is OPEN no flush is tried at all (level 1).  A writer
  * past the bound must not wait for a flush end that nothing will bring:
@@ -1453,6 +1591,16 @@ static void damage_segment(const char *dir, int id)
 	fclose(f);
 }
 
+/* Start-time checks of every block (health.verify_at_start): the tests
+ * of what a start does with a damaged segment it reads whole. */
+static const struct t4dx_config *full_verify(void)
+{
+	static struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.health.verify_at_start = true;
+	return &cfg;
+}
+
 static void test_rebuild(void)
 {
 	const char *dir = unit_tmpdir("rebuild");
@@ -1472,7 +1620,7 @@ static void test_rebuild(void)
 	REQUIRE(t4dx_delete(db, R, "k7", 2, false, 0, NULL) == 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	damage_segment(d, 1);
-	db = open_db(d, NULL);
+	db = open_db(d, full_verify());
 	struct t4dx_stats st;
 	t4dx_get_stats(db, &st);
 	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
@@ -1493,7 +1641,7 @@ static void test_rebuild(void)
 	snprintf(path, sizeof(path), "%s/quarantine/%020d.t4s", d, 1);
 	CHECK(access(path, F_OK) == 0);
 	/* the rebuilt segment is sound: a second open finds nothing */
-	db = open_db(d, NULL);
+	db = open_db(d, full_verify());
 	t4dx_get_stats(db, &st);
 	CHECK_EQ_INT(st.recovery.segments_quarantined, 0);
 	CHECK(strcmp(content_of(db, R, "k42"), "value 42") == 0);
@@ -1515,6 +1663,7 @@ static void test_rebuild_salvage(void)
 	struct t4dx_config cfg;
 	t4dx_config_defaults(&cfg);
 	cfg.wal.archive_max_bytes = 0;
+	cfg.health.verify_at_start = true;
 	static char val[100][8001];
 	struct t4dx *db = open_db(d, &cfg);
 	for (int i = 0; i < 100; i++) {
@@ -1587,6 +1736,7 @@ static void test_rebuild_salvage_retry(void)
 	struct t4dx_config cfg;
 	t4dx_config_defaults(&cfg);
 	cfg.wal.archive_max_bytes = 0;
+	cfg.health.verify_at_start = true;
 	static char val[100][8001];
 	struct t4dx *db = open_db(d, &cfg);
 	for (int i = 0; i < 100; i++) {
@@ -1733,7 +1883,7 @@ static void test_rebuild_later_changes(void)
 	waitpid(pid, &ws, 0);
 	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 	damage_segment(dir, 1);
-	struct t4dx *db = open_db(dir, NULL);
+	struct t4dx *db = open_db(dir, full_verify());
 	struct t4dx_stats st;
 	t4dx_get_stats(db, &st);
 	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
@@ -1756,6 +1906,123 @@ static void test_rebuild_later_changes(void)
 	CHECK_EQ_INT(bad, 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
+}
+
+/* Without health.verify_at_start a start reads only the footer, index
+ * and Bloom filter of each segment: the damaged one opens, and whoever
+ * finds the damage later (the health thread's slice, or a read) leaves a
+ * durable marker seg/<id>.t4s.damaged, so that the next start reads the
+ * segment whole, quarantines and rebuilds it, nothing acknowledged lost,
+ * and drops the marker. */
+static void write_marked_history(const char *d, struct t4dx_config *cfg)
+{
+	const uint64_t R = T4DX_ROOT_INO;
+	char name[16], val[32];
+	struct t4dx *db = open_db(d, cfg);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		snprintf(val, sizeof(val), "value %d", i);
+		REQUIRE(put_file(db, R, name, val, NULL) == 0);
+		if (i == 99 || i == 199)
+			REQUIRE(t4dx_flush(db) == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	damage_segment(d, 1);
+}
+
+static bool wait_file(const char *path, int secs)
+{
+	for (int i = 0; i < secs * 100; i++) {
+		if (access(path, F_OK) == 0)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* The start after the marker: quarantined, rebuilt, all 300 there. */
+static void check_marked_rebuilt(const char *d, const char *marker)
+{
+	struct t4dx_stats st;
+	char name[16], val[32];
+	struct t4dx *db = open_db(d, NULL);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
+	CHECK(strstr(st.recovery.quarantined, "00000000000000000001.t4s"));
+	CHECK(access(marker, F_OK) != 0);
+	int bad = 0;
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		snprintf(val, sizeof(val), "value %d", i);
+		const char *c = content_of(db, T4DX_ROOT_INO, name);
+		bad += !c || strcmp(c, val);
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* and once only */
+	db = open_db(d, full_verify());
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+}
+
+static void test_marker_health(void)
+{
+	const char *dir = unit_tmpdir("marker-health");
+	char d[512], marker[700];
+	snprintf(d, sizeof(d), "%s", dir);
+	snprintf(marker, sizeof(marker), "%s/seg/%020d.t4s.damaged", d, 1);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	write_marked_history(d, &cfg);
+	/* a tick every 10 ms, a whole small segment a slice */
+	cfg.health.interval_s = 0.01;
+	struct t4dx *db = open_db(d, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 0);
+	CHECK_EQ_INT(st.segments, 3);    /* the close flushed the last 100 */
+	CHECK(wait_file(marker, 30));
+	struct t4dx_buf b = { 0 };
+	REQUIRE(t4dx_render_alerts(db, &b) == 0);
+	CHECK(b.p && strstr((const char *)b.p, "is damaged") &&
+	      strstr((const char *)b.p, "00000000000000000001.t4s"));
+	t4dx_buf_free(&b);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* the marker is durable, the segment still in place */
+	CHECK(access(marker, F_OK) == 0);
+	check_marked_rebuilt(d, marker);
+	unit_rm_rf(d);
+}
+
+static void test_marker_read(void)
+{
+	const char *dir = unit_tmpdir("marker-read");
+	char d[512], marker[700], name[16];
+	snprintf(d, sizeof(d), "%s", dir);
+	snprintf(marker, sizeof(marker), "%s/seg/%020d.t4s.damaged", d, 1);
+	write_marked_history(d, NULL);
+	struct t4dx *db = open_db(d, NULL);
+	/* no health tick for 30 s: only the reads find it; a damaged byte
+	 * is never served */
+	int eio = 0;
+	for (int i = 0; i < 100; i++) {
+		struct t4dx_entry e;
+		snprintf(name, sizeof(name), "k%d", i);
+		int rc = t4dx_get(db, T4DX_ROOT_INO, name, strlen(name),
+				  T4DX_GET_CONTENT, &e);
+		if (rc == EIO)
+			eio++;
+		else if (rc == 0)
+			t4dx_entry_clear(&e);
+		else
+			CHECK_EQ_INT(rc, 0);
+	}
+	CHECK(eio > 0);
+	CHECK(access(marker, F_OK) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	check_marked_rebuilt(d, marker);
+	unit_rm_rf(d);
 }
 
 /* A rename or attribute change of an item whose content part cannot be
@@ -2568,6 +2835,89 @@ static void test_auto_tiered(void)
 	unit_rm_rf(dir);
 }
 
+/* An automatic merge does not keep flushes waiting: while it is under way
+ * (held in T4DX_TEST_COMPACT_PAUSE after writing its output), writes past
+ * wal.checkpoint_bytes are flushed by the flusher, and the merge then
+ * installs its output in its inputs' place, below the newer segment.
+ * (N1 of issue 10: the merge held flush_mu throughout, and ran in the
+ * flusher's own thread, so the live log grew without a bound meanwhile.) */
+static void test_flush_during_merge(void)
+{
+	const char *dir = unit_tmpdir("flushmerge");
+	const uint64_t R = T4DX_ROOT_INO;
+	char name[16];
+	static char big[20001];
+	memset(big, 'm', sizeof(big) - 1);
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.checkpoint_bytes = 65536;
+	setenv("T4DX_TEST_COMPACT_PAUSE", "5", 1);
+	struct t4dx *db = open_db(dir, &cfg);
+	unsetenv("T4DX_TEST_COMPACT_PAUSE");
+	/* nine small segments of a size: the merger takes them */
+	for (int i = 0; i < 9; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		REQUIRE(put_file(db, R, name, name, NULL) == 0);
+		REQUIRE(t4dx_flush(db) == 0);
+	}
+	bool merging = false;
+	for (int i = 0; i < 1000 && !merging; i++) {
+		merging = t4dx_compact_running(db) == T4DX_COMPACT_NREM;
+		if (!merging)
+			usleep(10000);
+	}
+	REQUIRE(merging);
+	struct t4dx_compact_stats before, cs;
+	t4dx_get_compact_stats(db, T4DX_COMPACT_FLUSH, &before);
+	/* past the checkpoint: the flusher's flush, while the merge waits */
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "b%d", i);
+		REQUIRE(put_file(db, R, name, big, NULL) == 0);
+	}
+	bool flushed = false;
+	for (int i = 0; i < 400 && !flushed; i++) {
+		t4dx_get_compact_stats(db, T4DX_COMPACT_FLUSH, &cs);
+		flushed = cs.runs > before.runs;
+		if (!flushed)
+			usleep(10000);
+	}
+	CHECK(flushed);
+	CHECK(cs.last.result == 0);
+	/* ... and the merge was still under way when it ended */
+	CHECK_EQ_INT(t4dx_compact_running(db), T4DX_COMPACT_NREM);
+	/* an explicit flush goes by too */
+	REQUIRE(put_file(db, R, "explicit", "e", NULL) == 0);
+	CHECK_EQ_INT(t4dx_flush(db), 0);
+	CHECK_EQ_INT(t4dx_compact_running(db), T4DX_COMPACT_NREM);
+	settle(db);
+	t4dx_get_compact_stats(db, T4DX_COMPACT_NREM, &cs);
+	CHECK(cs.runs >= 1);
+	CHECK(cs.last.result == 0);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	/* the merged one below the two flushed since */
+	CHECK(st.segments <= 4);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < 9; i++) {
+			snprintf(name, sizeof(name), "s%d", i);
+			const char *c = content_of(db, R, name);
+			CHECK(c && strcmp(c, name) == 0);
+		}
+		for (int i = 0; i < 5; i++) {
+			snprintf(name, sizeof(name), "b%d", i);
+			const char *c = content_of(db, R, name);
+			CHECK(c && strncmp(c, big, 4095) == 0);
+		}
+		CHECK(strcmp(content_of(db, R, "explicit"), "e") == 0);
+		t4dx_get_stats(db, &st);
+		CHECK_EQ_INT(st.items, 15);
+		CHECK_EQ_INT(t4dx_close(db), 0);
+		if (!pass)
+			db = open_db(dir, &cfg);
+	}
+	unit_rm_rf(dir);
+}
+
 /* A delete and a rename whose tombstones land in an automatic merge that
  * leaves the big old segment out: the tombstones are kept, and still hide
  * the old versions there, also after a restart. */
@@ -2731,6 +3081,8 @@ int main(void)
 	RUN(test_rebuild_salvage_readonly);
 	RUN(test_rebuild_salvage_retry);
 	RUN(test_rebuild_later_changes);
+	RUN(test_marker_health);
+	RUN(test_marker_read);
 	RUN(test_unreadable_content);
 	RUN(test_fatal);
 	RUN(test_group_failure_counts_once);
@@ -2740,9 +3092,11 @@ int main(void)
 	RUN(test_collect_kept_inputs);
 	RUN(test_auto_tiered);
 	RUN(test_auto_tiered_tombstones);
+	RUN(test_flush_during_merge);
 	RUN(test_auto_pile);
 	RUN(test_write_stall);
 	RUN(test_write_stall_no_flush);
+	RUN(test_replay_flush_async);
 	RUN(test_prune_race);
 	RUN(test_alloc_failures);
 	RUN(test_level2);

@@ -26,6 +26,14 @@
  *       wait until MNT is a mount point with MNT/items in it
  *   bench run -- CMD [ARG...]
  *       time CMD (stdout to /dev/null)
+ *   bench rewrite DIR -t THREADS -n TIMES -s SIZE -w WALDIR [-k PID -b BYTES]
+ *       each thread rewrites its own file DIR/PREFIX-t TIMES times (open
+ *       O_TRUNC, write SIZE random bytes in 1 MiB writes, close: one
+ *       durable put each)
+ *       while the main thread sums the sizes of the regular files in
+ *       WALDIR (the live log, not its archive/ below) every 10 ms and
+ *       keeps the peak; with -k, PID gets SIGKILL once that sum reaches
+ *       BYTES (the writers then see errors and stop)
  * and, when built with SQLite (HAVE_SQLITE), on the table
  * items(name TEXT PRIMARY KEY, content BLOB) of a database in WAL mode:
  *   bench sqlite-write DB -t THREADS -n PER_THREAD [-s SIZE] [-p PREFIX]
@@ -48,6 +56,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +84,9 @@ struct opts {
 	bool lng;
 	unsigned seed;
 	double max_seconds;
+	const char *wal_dir;            /* rewrite: the log directory */
+	long kill_pid;                  /* rewrite: SIGKILL it at kill_bytes */
+	unsigned long long kill_bytes;
 };
 
 /* ---- timing and results --------------------------------------------------- */
@@ -595,6 +607,131 @@ static int cmd_hold(const struct opts *o, const char *dir)
 	return 0;
 }
 
+/* The bytes of the regular files directly in dir (not below). */
+static unsigned long long dir_bytes(const char *dir)
+{
+	unsigned long long sum = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode))
+			sum += (unsigned long long)st.st_size;
+	}
+	closedir(d);
+	return sum;
+}
+
+struct rewriter {
+	const struct opts *o;
+	const char *dir;
+	int t;
+	long done, errors;
+	volatile int *stop;
+	int *ended;                     /* workers done; guarded by end_mu */
+};
+
+static pthread_mutex_t end_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *rewrite_worker(void *arg)
+{
+	struct rewriter *w = arg;
+	size_t chunk = 1u << 20;
+	char *buf = malloc(chunk), path[4096];
+	if (!buf)
+		return NULL;
+	/* incompressible, like the photos and archives users copy: LZ4
+	 * would shrink a repeated byte to nothing and hide the segment
+	 * writes (xorshift64, a seed per thread) */
+	uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(w->t + 1);
+	for (size_t i = 0; i + 8 <= chunk; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(buf + i, &x, 8);
+	}
+	snprintf(path, sizeof(path), "%s/%s-%d", w->dir, w->o->prefix, w->t);
+	for (long i = 0; i < w->o->count && !*w->stop; i++) {
+		/* a different first byte each time: a real new version */
+		buf[0] = (char)i;
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			      0644);
+		bool ok = fd >= 0;
+		for (size_t at = 0; ok && at < w->o->size; at += chunk) {
+			size_t k = w->o->size - at < chunk ? w->o->size - at
+							   : chunk;
+			ok = pwrite(fd, buf, k, (off_t)at) == (ssize_t)k;
+		}
+		if (fd >= 0 && close(fd))
+			ok = false;
+		if (ok)
+			w->done++;
+		else if (++w->errors > 2)
+			break;          /* the daemon is gone */
+	}
+	free(buf);
+	pthread_mutex_lock(&end_mu);
+	(*w->ended)++;
+	pthread_mutex_unlock(&end_mu);
+	return NULL;
+}
+
+static int cmd_rewrite(const struct opts *o, const char *dir)
+{
+	int n = o->threads;
+	struct rewriter *w = calloc((size_t)n, sizeof(*w));
+	pthread_t *th = calloc((size_t)n, sizeof(*th));
+	volatile int stop = 0;
+	int ended = 0;
+	if (!w || !th || !o->wal_dir)
+		return 1;
+	double t0 = now_s();
+	int started = 0;
+	for (; started < n; started++) {
+		w[started] = (struct rewriter){ .o = o, .dir = dir,
+						.t = started, .stop = &stop,
+						.ended = &ended };
+		if (pthread_create(&th[started], NULL, rewrite_worker,
+				   &w[started]))
+			break;
+	}
+	unsigned long long peak = 0, at_kill = 0;
+	bool killed = false;
+	for (;;) {
+		pthread_mutex_lock(&end_mu);
+		bool running = ended < started;
+		pthread_mutex_unlock(&end_mu);
+		unsigned long long now = dir_bytes(o->wal_dir);
+		if (now > peak)
+			peak = now;
+		if (o->kill_pid > 0 && !killed && now >= o->kill_bytes) {
+			kill((pid_t)o->kill_pid, SIGKILL);
+			killed = true;
+			at_kill = now;
+			stop = 1;
+		}
+		if (!running)
+			break;
+		usleep(10000);
+	}
+	long done = 0, errors = 0;
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		done += w[i].done;
+		errors += w[i].errors;
+	}
+	printf("workload=rewrite label=%s threads=%d ops=%ld errors=%ld "
+	       "seconds=%.3f size=%zu wal_peak=%llu killed=%d wal_at_kill=%llu\n",
+	       o->label, n, done, errors, now_s() - t0, o->size, peak,
+	       killed, at_kill);
+	free(w);
+	free(th);
+	return started == n ? 0 : 1;
+}
+
 static int cmd_run(const struct opts *o, char **argv)
 {
 	double t0 = now_s();
@@ -908,6 +1045,8 @@ static void usage(FILE *f)
 		"       bench mountwait MNT [-m MAX_SECONDS]\n"
 		"       bench hold DIR -n FILES -s SIZE [-p PREFIX]\n"
 		"       bench run -- CMD [ARG...]\n"
+		"       bench rewrite DIR -t THREADS -n TIMES -s SIZE -w WALDIR "
+		"[-k PID -b BYTES]\n"
 #ifdef HAVE_SQLITE
 		"       bench sqlite-write DB -t THREADS -n PER_THREAD "
 		"[-s SIZE] [-p PREFIX]\n"
@@ -946,7 +1085,7 @@ int main(int argc, char **argv)
 	optind = 2;
 	int c;
 	bool threads_set = false;
-	while ((c = getopt_long(argc, argv, "l:p:t:n:N:s:m:h", lopts,
+	while ((c = getopt_long(argc, argv, "l:p:t:n:N:s:m:w:k:b:h", lopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'l': o.label = optarg; break;
@@ -956,6 +1095,9 @@ int main(int argc, char **argv)
 		case 'N': o.items = atol(optarg); break;
 		case 's': o.size = (size_t)atol(optarg); break;
 		case 'm': o.max_seconds = atof(optarg); break;
+		case 'w': o.wal_dir = optarg; break;
+		case 'k': o.kill_pid = atol(optarg); break;
+		case 'b': o.kill_bytes = strtoull(optarg, NULL, 10); break;
 		case 'F': o.fsync = true; break;
 		case 'L': o.lng = true; break;
 		case 'S': o.seed = (unsigned)atol(optarg); break;
@@ -977,7 +1119,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *target = argv[optind];
-	bool threaded = !strcmp(cmd, "write") || !strcmp(cmd, "sqlite-write");
+	bool threaded = !strcmp(cmd, "write") || !strcmp(cmd, "sqlite-write") ||
+			!strcmp(cmd, "rewrite");
 	if (threaded && !o.threads)
 		o.threads = 1;
 	if (!threaded)
@@ -995,6 +1138,8 @@ int main(int argc, char **argv)
 		return cmd_mountwait(&o, target);
 	if (!strcmp(cmd, "hold"))
 		return cmd_hold(&o, target);
+	if (!strcmp(cmd, "rewrite"))
+		return cmd_rewrite(&o, target);
 #ifdef HAVE_SQLITE
 	if (!strcmp(cmd, "sqlite-write"))
 		return cmd_sqlite_write(&o, target);

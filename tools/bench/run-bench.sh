@@ -28,6 +28,9 @@
 #   BENCH_RESULTS=F   raw result lines (default ./bench-results.txt)
 #   BENCH_KEEP=1      keep the private directory (data, logs) at the end
 #   BENCH_PIN=0       do not pin the single-threaded workloads (below)
+#   BENCH_ONLY=restart  only the big writers' live WAL and kill -9 restart
+#   BIG_WRITERS=N, BIG_TIMES=N, BIG_ROUNDS=N  that part's writers (8),
+#                     rewrites of each one's 16 MiB file (12), rounds (3)
 #
 # Pinning.  On this VM a FUSE round trip costs about three times more when
 # the daemon's thread runs on another vCPU than the client (the wakeup is an
@@ -85,6 +88,9 @@ else
 	REWRITES=400
 fi
 HOT_MAX=2
+ITEM_MIB=${ITEM_MIB:-128}       # the one big item of the RSS part
+HOLD_FILES=${HOLD_FILES:-24}    # files of 16 MiB held open
+HOLD_BUDGET_MIB=${HOLD_BUDGET_MIB:-64}
 PIN=${BENCH_PIN:-1}
 PIN_CPU=${BENCH_PIN_CPU:-0}
 NCPU=$(nproc)
@@ -542,6 +548,10 @@ t4dx_start || note "t4dx: no t4dx figures"
 ROUND=0
 [[ -n $READY_S ]] && rec restart-empty t4dx "seconds=$READY_S"
 
+# BENCH_ONLY=restart: only the big writers' live WAL and kill -9 restart
+# below (a try of that part alone, in minutes).
+if [[ ${BENCH_ONLY:-} != restart ]]; then
+
 # ext4 creates slow down for minutes after many deletes near them (in a
 # file system without a journal, ext4 scans for recently deleted inodes
 # before reusing one): a probe of plain creates shows what state the
@@ -806,10 +816,73 @@ if ((T4DX_OK)); then
 	done
 fi
 
+fi  # BENCH_ONLY
+# The live WAL with big writers, and the restart after a kill -9 at its
+# peak (issue 10): BIG_WRITERS threads each rewrite their own 16 MiB file
+# BIG_TIMES times (cp-like: open O_TRUNC, write, close; each close is a
+# durable put) on a fresh store with the default config; bench rewrite
+# samples the live log (DATA/wal/*, not the archive) every 10 ms.  A first
+# run gives the peak; a second run of the same writers is killed with
+# SIGKILL as soon as the live log reaches 90% of it (or at its end).  Then
+# the restart (exec to a ready mount: the same moment `t4dxfs` without -f
+# returns) and the mount's first ls.  Its baseline, in the same run: the
+# restart after a kill -9 of an empty store.
+BIG_WRITERS=${BIG_WRITERS:-8}
+BIG_TIMES=${BIG_TIMES:-12}
+BIG_ROUNDS=${BIG_ROUNDS:-3}
+if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+	BIG_TIMES=${BIG_TIMES_QUICK:-4}
+	BIG_ROUNDS=${BENCH_ROUNDS:-1}
+fi
+if ((T4DX_OK)); then
+	progress "live WAL and kill -9 at its peak: $BIG_WRITERS writers x $BIG_TIMES x 16 MiB, $BIG_ROUNDS rounds"
+	t4dx_stop       # (BENCH_ONLY: still the first start's)
+	SAVED_DATA=$DATA
+	for ((ROUND = 1; ROUND <= BIG_ROUNDS; ROUND++)); do
+		# the baseline: an empty store
+		DATA=$TMP/empty-data
+		rm -rf "$DATA" && mkdir "$DATA"
+		t4dx_start || break
+		t4dx_kill9
+		t4dx_start || break
+		rec restart-empty-kill t4dx "seconds=$READY_S"
+		t4dx_stop
+		# the big writers
+		DATA=$TMP/big-data
+		rm -rf "$DATA" && mkdir "$DATA"
+		t4dx_start || break
+		mkdir -p "$MNT/items/big"
+		out=$("$BENCH" rewrite "$MNT/items/big" -t "$BIG_WRITERS" -n "$BIG_TIMES" \
+			-s $((16 << 20)) -w "$DATA/wal" -p f -l t4dx) || note "t4dx: bench rewrite failed"
+		peak=$(field wal_peak "$out")
+		rec big-peak t4dx "wal_peak=$peak errors=$(field errors "$out") seconds=$(field seconds "$out")"
+		[[ -n $peak ]] || peak=0
+		out=$("$BENCH" rewrite "$MNT/items/big" -t "$BIG_WRITERS" -n "$BIG_TIMES" \
+			-s $((16 << 20)) -w "$DATA/wal" -p f -l t4dx \
+			-k "$T4DX_PID" -b $((peak * 9 / 10))) || note "t4dx: bench rewrite failed"
+		killed=$(field killed "$out")
+		at=$(field wal_at_kill "$out")
+		((killed)) || at=$(du -sb --exclude=archive "$DATA/wal" | cut -f1)
+		rec big-kill t4dx "wal_peak=$(field wal_peak "$out") wal_at_kill=$at killed=$killed"
+		t4dx_kill9
+		drop_caches
+		t4dx_start || break
+		replayed=$(sed -n 's/.*: \([0-9]*\) WAL records replayed.*/\1/p' "$T4DX_LOG" | head -n 1)
+		rec restart-big t4dx "seconds=$READY_S replayed=$replayed"
+		if bench_rec ls-after-big t4dx ls "$MNT/items/big"; then
+			[[ $(field items "$LAST") == "$BIG_WRITERS" ]] ||
+				note "t4dx: ls after the big crash restart: $(field items "$LAST") of $BIG_WRITERS files"
+		fi
+		t4dx_stop
+	done
+	DATA=$SAVED_DATA
+fi
+
+if [[ ${BENCH_ONLY:-} != restart ]]; then
+
 # Peak memory for one large item (issue 10: at most ~1.5x its size): a
 # fresh daemon, one file of ITEM_MIB written and closed; VmHWM before and
 # after.
-ITEM_MIB=${ITEM_MIB:-128}
 if ((T4DX_OK)); then
 	progress "peak RSS while one ${ITEM_MIB} MiB item is written, $ROUNDS rounds"
 	printf '{"limits":{"max_item_bytes":268435455}}\n' >"$TMP/big-item.json"
@@ -828,8 +901,6 @@ fi
 # Memory of open files' writes (issue 10: limits.write_buffer_bytes bounds
 # it): HOLD_FILES files of 16 MiB written while all stay open, on a daemon
 # whose budget is HOLD_BUDGET_MIB; VmHWM before and after.
-HOLD_FILES=${HOLD_FILES:-24}
-HOLD_BUDGET_MIB=${HOLD_BUDGET_MIB:-64}
 if ((T4DX_OK)); then
 	progress "peak RSS with $HOLD_FILES files of 16 MiB written while open, write_buffer_bytes $HOLD_BUDGET_MIB MiB, $ROUNDS rounds"
 	printf '{"limits":{"write_buffer_bytes":%d}}\n' $((HOLD_BUDGET_MIB << 20)) >"$TMP/hold.json"
@@ -843,6 +914,8 @@ if ((T4DX_OK)); then
 		t4dx_stop
 	done
 fi
+
+fi  # BENCH_ONLY
 
 # ---- the table ---------------------------------------------------------------------------------
 
@@ -1017,6 +1090,12 @@ row() {
 		"replays $(median restart-rewrites t4dx replayed) rec" "<3 s" \
 		"$([[ -n $T ]] && awk -v t="$T" 'BEGIN { print t < 3 ? "yes" : "NO" }')"
 	row "  live WAL / archive before the kill [MiB]" "$(fmt "$(median rewrite-state t4dx wal_bytes)" 0.00000095367431640625 1) / $(fmt "$(median rewrite-state t4dx archive_bytes)" 0.00000095367431640625 1)" "" "" "" "" "" "<=64+ / <=256" ""
+	T=$(m restart-big t4dx seconds)
+	row "restart after kill -9, $BIG_WRITERS w x $BIG_TIMES x 16 MiB [s]" "$(cell restart-big t4dx seconds 1 3)" "" "" "" "" \
+		"empty store $(fmt "$(median restart-empty-kill t4dx seconds)" 1 3) s" "<3 s" \
+		"$([[ -n $T ]] && awk -v t="$T" 'BEGIN { print t < 3 ? "yes" : "NO" }')"
+	row "  replayed, first ls [rec, ms]" "$(median restart-big t4dx replayed), $(cell ls-after-big t4dx seconds 1000 1)" "" "" "" "" "" "" ""
+	row "  live WAL peak / at the kill [MiB]" "$(fmt "$(median big-peak t4dx wal_peak)" 0.00000095367431640625 1) / $(fmt "$(median big-kill t4dx wal_at_kill)" 0.00000095367431640625 1)" "" "" "" "" "checkpoint 64 MiB" "~64" ""
 	row "  unmount (memtable flush) [s]" "$(cell unmount t4dx seconds 1 3)" "" "" "" "" "" "" ""
 	P=$(awk '$0 ~ /^key=rss sys=t4dx / { for (i = 1; i <= NF; i++) if ($i ~ /^kib=/) { v = substr($i, 5) + 0; if (v > mx) mx = v } } END { if (mx) print mx }' "$RAW")
 	row "peak RSS growth, $HOLD_FILES x 16 MiB held open [MiB]" "$(median rss-hold t4dx growth_mib)" "" "" "" "" "budget $HOLD_BUDGET_MIB MiB" "<=$((HOLD_BUDGET_MIB * 3 / 2))" \
