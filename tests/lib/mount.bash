@@ -738,4 +738,5 @@ T4DX_DEFAULT_CONFIG='{"breaker":{"failure_threshold":5,"success_threshold":2,"re
  "fallback":{"max_items":1000,"cache_bytes":67108864,"max_queue":10000,"max_queue_bytes":67108864,"drain_batch":100,"policy":"queue","rescue_dir":"","rescue_fallback":true},
  "health":{"interval_s":30,"timeout_s":5,"alert_threshold":3,"verify_bytes":8388608,"verify_at_start":false},
  "compaction":{"nrem_kappa_boost":0.05,"prune_min_kappa":0.05,"prune_max_importance":0.1,"prune_max_age_s":0},
- "limits":{"max_item_bytes":16777216,"write_buffer_bytes":268435456}}'
+ "limits":{"max_item_bytes":16777216,"write_buffer_bytes":268435456},
+ "vector":{"dim":256,"embedder":"builtin"}}'
