@@ -73,11 +73,18 @@ void t4dx_alerts_add(struct t4dx_alerts *a, int level, const char *fmt, ...)
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
 	/* one line, and nothing a terminal would obey: a path from the
-	 * configuration or a file name may hold any byte */
+	 * configuration or a file name may hold any byte.  The C1 controls
+	 * (U+0080..U+009F, 0xc2 0x80..0x9f in UTF-8: CSI among them) are
+	 * escaped byte by byte like the C0 ones. */
 	size_t n = 0;
+	bool c1 = false;        /* the byte after a 0xc2 that starts one */
 	for (const char *p = raw; *p; p++) {
 		unsigned char c = (unsigned char)*p;
-		bool esc = (c < 0x20 && c != '\n' && c != '\r') || c == 0x7f;
+		unsigned char next = (unsigned char)p[1];
+		bool starts_c1 = c == 0xc2 && next >= 0x80 && next <= 0x9f;
+		bool esc = (c < 0x20 && c != '\n' && c != '\r') || c == 0x7f ||
+			   starts_c1 || c1;
+		c1 = starts_c1;
 		if (n + (esc ? 4 : 1) >= sizeof(al.text))
 			break;
 		if (esc)

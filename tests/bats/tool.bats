@@ -162,6 +162,16 @@ assert_one_line_error() {
 	assert_output --partial 'rescue files: fallback.rescue_dir /nonexistent/\x1b[31mred\x07'
 }
 
+@test "status: a C1 control (CSI, U+009B) in a configured path reaches .ctl/alerts escaped, other UTF-8 as it is" {
+	local cfg
+	cfg=$(t4dx_config_file '{"fallback":{"rescue_dir":"/nonexistent/\u009b31mred-\u00e9t\u00e9"}}')
+	t4dx_start -o "config=$cfg"
+	run grep -c $'\xc2\x9b' "$MNT/.ctl/alerts"
+	assert_output 0
+	run grep -F 'fallback.rescue_dir /nonexistent/\xc2\x9b31mred-été is not a directory' "$MNT/.ctl/alerts"
+	assert_success
+}
+
 @test "status: a directory that is not a t4dx mount, or none at all, is exit 2 with one line" {
 	run "$T4DX" status "$T4DX_TMP"
 	assert_equal "$status" 2
