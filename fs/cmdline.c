@@ -29,7 +29,7 @@ static void usage(FILE *f)
 }
 
 
-enum { KEY_FOREGROUND, KEY_HELP, KEY_VERSION, KEY_NAME };
+enum { KEY_FOREGROUND, KEY_HELP, KEY_VERSION, KEY_NAME, KEY_MAX_READ };
 
 #define CMDLINE_OPT(t, field, value) \
 	{ t, offsetof(struct cmdline, field), value }
@@ -42,6 +42,9 @@ static const struct fuse_opt cmdline_opts[] = {
 	 * tells which store is mounted, subtype=t4dxfs that it is one */
 	FUSE_OPT_KEY("fsname=", KEY_NAME),
 	FUSE_OPT_KEY("subtype=", KEY_NAME),
+	/* libfuse 3.14 then wants init() to ask for the same limit, or it
+	 * ends the session after the mount is made: refused before it */
+	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -71,6 +74,11 @@ static int cmdline_arg(void *data, const char *arg, int key,
 			"names its mounts fsname=t4dx:DATA_DIR, subtype=t4dxfs "
 			"(mount tables and t4dxfs itself tell t4dx mounts by "
 			"them)\n", (int)strcspn(arg, "="), arg);
+		c->bad = true;
+		return -1;
+	case KEY_MAX_READ:
+		fprintf(stderr, "t4dxfs: -o max_read is not supported: reads "
+			"are sized by the kernel and t4dxfs\n");
 		c->bad = true;
 		return -1;
 	case FUSE_OPT_KEY_OPT:

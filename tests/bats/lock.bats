@@ -463,6 +463,18 @@ t4dx_mounts_at() {
 	done
 }
 
+@test "max_read= is refused before the mount, not answered by a mount that dies after start-up said ready" {
+	local opt
+	for opt in max_read=4096 'ro,max_read=65536'; do
+		t4dx_run_daemon -f -o "$opt" "$DATA" "$MNT"
+		assert_failure
+		refute [ "$status" -eq 124 ]
+		assert_output --partial '-o max_read is not supported'
+		run t4dx_is_mounted "$MNT"
+		assert_failure
+	done
+}
+
 @test "config= given twice: the last counts, and the first string is freed" {
 	local a b
 	a=$(t4dx_config_file '{"breaker":{"failure_threshold":3}}')
