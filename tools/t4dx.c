@@ -50,13 +50,21 @@ int usage_error(const struct command *c, const char *fmt, ...)
 	return EXIT_CANNOT;
 }
 
+/* The message is one line with nothing a terminal would obey: it may
+ * echo a path or a name from the command line or the store. */
 int fail(const struct command *c, int code, const char *fmt, ...)
 {
+	char msg[4096];
 	va_list ap;
-	fprintf(stderr, "t4dx: %s: ", c->name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = (int)sizeof(msg) - 1;
+	fprintf(stderr, "t4dx: %s: ", c->name);
+	print_escaped(stderr, msg, (size_t)n, false);
 	fputc('\n', stderr);
 	return code;
 }

@@ -172,6 +172,15 @@ assert_one_line_error() {
 	assert_success
 }
 
+@test "an error that echoes a path given on the command line prints its control bytes escaped" {
+	t4dx_start
+	t4dx_stop
+	run "$T4DX" ls "$DATA" $'nope\x1b[2J'
+	assert_failure
+	[[ $output != *$'\x1b'* ]] || fail "ESC printed raw: $output"
+	assert_output --partial 'nope\x1b[2J: no such item or directory'
+}
+
 @test "status: a directory that is not a t4dx mount, or none at all, is exit 2 with one line" {
 	run "$T4DX" status "$T4DX_TMP"
 	assert_equal "$status" 2
