@@ -571,7 +571,7 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 
 int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t name_len, const struct t4dx_blob *c,
-		     struct t4dx_blob *v)
+		     struct t4dx_blob *v, uint64_t *lsn)
 {
 	struct t4dx_rec r;
 	struct t4dx_entry old;
@@ -603,5 +603,5 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		pthread_rwlock_unlock(&db->lock);
 		return ESTALE;
 	}
-	return commit_locked(db, &r, T4DX_NOWAIT, NULL);
+	return commit_locked(db, &r, T4DX_NOWAIT, lsn);
 }

@@ -9,7 +9,9 @@
  * newer close queued the key again; a vector set by hand wins).  A
  * vector lost in a crash is computed again: at every start the thread
  * first queues every file that has none (the sweep), which also embeds
- * the files of stores written before vectors existed.
+ * the files of stores written before vectors existed.  Once the queue is
+ * empty the thread waits for its records to be durable: one fdatasync
+ * for a batch of vectors, shared with any writer's group commit.
  *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
@@ -113,7 +115,7 @@ static int sweep(struct t4dx *db)
 /* Embed one file, if it still needs it: EAGAIN when the store is
  * degraded (the key is to be tried again later), else 0. */
 static int embed_one(struct t4dx *db, struct eng_embedder *m,
-		     const struct ekey *k, float *x)
+		     const struct ekey *k, float *x, uint64_t *lsn)
 {
 	uint64_t parent;
 	memcpy(&parent, k->key, 8);
@@ -132,7 +134,8 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	if (!rc && !(v = t4dx_vec_new(x, db->cfg.vector.dim)))
 		rc = errno;
 	if (!rc)
-		rc = eng_set_embedded(db, parent, name, len, e.content, v);
+		rc = eng_set_embedded(db, parent, name, len, e.content, v,
+				      lsn);
 	t4dx_blob_unref(v);
 	t4dx_entry_clear(&e);
 	if (rc == 0)
@@ -151,6 +154,7 @@ static void *embedder_main(void *arg)
 	struct t4dx *db = arg;
 	struct eng_embedder *m = db->emb;
 	float *x = malloc(sizeof(*x) * db->cfg.vector.dim);
+	uint64_t logged = 0;    /* the last vector record not yet waited for */
 	pthread_mutex_lock(&m->mu);
 	while (!m->stop) {
 		if (m->sweep) {
@@ -165,6 +169,19 @@ static void *embedder_main(void *arg)
 			continue;
 		}
 		struct ekey *k = m->fifo;
+		if (!k && logged) {
+			/* caught up: the batch's vectors to the disk (a
+			 * failure is the breaker's to count; a vector lost in
+			 * a crash is computed again at the next start) */
+			uint64_t lsn = logged;
+			logged = 0;
+			m->working = true;
+			pthread_mutex_unlock(&m->mu);
+			t4dx_wait(db, lsn);
+			pthread_mutex_lock(&m->mu);
+			m->working = false;
+			continue;
+		}
 		if (!k || !x) {
 			pthread_cond_wait(&m->cond, &m->mu);
 			continue;
@@ -174,7 +191,10 @@ static void *embedder_main(void *arg)
 		m->n--;
 		m->working = true;
 		pthread_mutex_unlock(&m->mu);
-		int rc = embed_one(db, m, k, x);
+		uint64_t lsn = 0;
+		int rc = embed_one(db, m, k, x, &lsn);
+		if (lsn)
+			logged = lsn;
 		pthread_mutex_lock(&m->mu);
 		m->working = false;
 		if (rc == EAGAIN) {

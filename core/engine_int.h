@@ -305,12 +305,12 @@ int eng_fatal(struct t4dx *db, int rc);
 /* The WAL's group commit hook: counts each group in the breaker. */
 void eng_group_done(void *arg, int rc);
 /* Log the embedder's vector v of (parent, name), computed from content
- * c, without waiting: only if the file still holds those bytes and has
+ * c, without waiting (its LSN in *lsn): only if the file still holds those bytes and has
  * no vector (else ESTALE, nothing done), and only at level 0 (else
  * EAGAIN). */
 int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t name_len, const struct t4dx_blob *c,
-		     struct t4dx_blob *v);
+		     struct t4dx_blob *v, uint64_t *lsn);
 
 /* embedder.c */
 /* Start the thread (vector.embedder "builtin"; else nothing), which first
