@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "index.h"
 
 #define MAX_FILE (1 << 20)
 #define MAX_DEPTH 16            /* the file is two levels deep */
@@ -89,9 +90,13 @@ static const struct key keys[] = {
 	INT(6, limits, write_buffer_bytes, 4096, UINT64_C(1) << 44),
 	INT(7, vector, dim, 1, T4DX_VEC_DIM_MAX),
 	STR(7, vector, embedder, K_EMBEDDER),
+	INT(7, vector, index_m, 2, T4DX_INDEX_M_MAX),
+	INT(7, vector, ef_construction, 1, T4DX_INDEX_EF_MAX),
+	INT(7, vector, ef_search, 1, T4DX_INDEX_EF_MAX),
+	INT(7, vector, index_min_items, 1, UINT32_MAX),
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
-_Static_assert(NKEYS <= 32, "struct walk keeps a bit per key");
+_Static_assert(NKEYS <= 64, "struct walk keeps a bit per key");
 
 static int fail(char *msg, size_t msglen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -164,7 +169,8 @@ struct walk {
 	size_t n, i;
 	const char *err;                /* what is wrong at i */
 	char dup[160];                  /* or the duplicate's name */
-	uint32_t seen_sec, seen_key;    /* bit per sections[] / keys[] */
+	uint32_t seen_sec;              /* bit per sections[] */
+	uint64_t seen_key;              /* bit per keys[] */
 };
 
 static int w_value(struct walk *w, int depth, int sec);
@@ -291,7 +297,7 @@ static int w_object(struct walk *w, int depth, int sec)
 						 keys[k].name);
 					return w->i = a, -1;
 				}
-				w->seen_key |= 1u << k;
+				w->seen_key |= UINT64_C(1) << k;
 			}
 		}
 		w_ws(w);

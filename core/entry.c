@@ -203,6 +203,16 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->limits.write_buffer_bytes = 256ULL << 20;
 	c->vector.dim = 256;
 	strcpy(c->vector.embedder, "builtin");
+	/* HNSW, measured on 10,000 vectors of dim 256 a segment: recall@10
+	 * 1.0 on clustered vectors and 0.96 on uniformly random ones (the
+	 * hard case; 0.45 with m 16 and ef_search 64), about 5 s of one
+	 * core to build, 12.5 MiB, 1 to 3 ms a search */
+	c->vector.index_m = 32;
+	c->vector.ef_construction = 100;
+	c->vector.ef_search = 256;
+	/* below this, reading a segment's vectors is cheaper than
+	 * building, keeping and loading a graph of them */
+	c->vector.index_min_items = 1000;
 }
 
 void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,

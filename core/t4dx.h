@@ -142,8 +142,12 @@ struct t4dx_config {
 		 prune_max_importance, prune_max_age_s; } compaction;
 	struct { uint64_t max_item_bytes, write_buffer_bytes; } limits;
 	/* every file's vector: its dimension, and what computes it from the
-	 * content ("builtin", or "off": only vectors set by hand) */
-	struct { unsigned dim; char embedder[16]; } vector;
+	 * content ("builtin", or "off": only vectors set by hand); each
+	 * segment's HNSW index: neighbours a node, build and search breadth,
+	 * and the fewest entries a segment needs to get one */
+	struct { unsigned dim; char embedder[16];
+		 unsigned index_m, ef_construction, ef_search;
+		 uint32_t index_min_items; } vector;
 };
 
 /* Fill cfg with the built-in defaults (DESIGN.md section 8). */

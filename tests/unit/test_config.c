@@ -138,6 +138,10 @@ static const struct tk tks[] = {
 	KI(vector, dim, "1", "4096", "0", "4097"),
 	{ AT(vector, embedder), S, OFF(vector, embedder), "\"off\"",
 	  "\"builtin\"", "\"Builtin\"", "\"\"" },
+	KI(vector, index_m, "2", "128", "1", "129"),
+	KI(vector, ef_construction, "1", "65536", "0", "65537"),
+	KI(vector, ef_search, "1", "65536", "0", "65537"),
+	KI(vector, index_min_items, "1", "4294967295", "0", "4294967296"),
 };
 #define NTK (sizeof(tks) / sizeof(*tks))
 
@@ -462,7 +466,9 @@ static void test_render(void)
 		"\"prune_max_age_s\":0},"
 		"\"limits\":{\"max_item_bytes\":16777216,"
 		"\"write_buffer_bytes\":268435456},"
-		"\"vector\":{\"dim\":256,\"embedder\":\"builtin\"}}\n";
+		"\"vector\":{\"dim\":256,\"embedder\":\"builtin\","
+		"\"index_m\":32,\"ef_construction\":100,\"ef_search\":256,"
+		"\"index_min_items\":1000}}\n";
 	CHECK(!strcmp((const char *)b.p, want));
 	if (strcmp((const char *)b.p, want))
 		fprintf(stderr, "got  %swant %s", b.p, want);
