@@ -231,9 +231,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		 * inputs' places is not ours to merge into */
 		pthread_rwlock_unlock(&db->lock);
 		if (out) {
-			char path[PATH_MAX];
-			eng_seg_file(db, id, path, sizeof(path), false);
-			t4dx_io.unlink(path);
+			eng_seg_unlink(db, id);
 		}
 		rc = EAGAIN;
 		goto out;
@@ -262,9 +260,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		 * Give up this run (the caller runs it again). */
 		pthread_rwlock_unlock(&db->lock);
 		if (out) {
-			char path[PATH_MAX];
-			eng_seg_file(db, id, path, sizeof(path), false);
-			t4dx_io.unlink(path);
+			eng_seg_unlink(db, id);
 		}
 		rc = EAGAIN;
 		goto out;
@@ -289,9 +285,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		pthread_rwlock_unlock(&db->lock);
 		free(list);
 		if (out) {
-			char path[PATH_MAX];
-			eng_seg_file(db, id, path, sizeof(path), false);
-			t4dx_io.unlink(path);
+			eng_seg_unlink(db, id);
 		}
 		goto out;
 	}
@@ -321,7 +315,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	bool keep = db->manifest_unsynced;
 	for (size_t i = lo; i < hi; i++) {
 		if (!keep)
-			t4dx_io.unlink(t4dx_seg_path(old[i]));
+			eng_seg_unlink(db, t4dx_seg_id(old[i]));
 		t4dx_seg_unref(old[i]);
 	}
 	free(old);

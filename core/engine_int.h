@@ -263,6 +263,35 @@ int eng_install_segments(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 			 uint64_t flushed_lsn, uint64_t next_ino,
 			 uint64_t seg_items);
 
+/* seg_index.c (beside segments.c) */
+struct t4dx_index;
+/* The path of segment id's index file (tmp: its temporary file). */
+void eng_index_file(struct t4dx *db, uint64_t id, char *path, size_t len,
+		    bool tmp);
+/* Is s big enough for an index (vector.index_min_items)? */
+bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s);
+/* Remove segment id's file and its index file (not the directory sync). */
+void eng_seg_unlink(struct t4dx *db, uint64_t id);
+/* Build s's index from its vectors and save it durably (or remove a
+ * stale file of its id when s wants none: *out NULL).  No lock held. */
+int eng_index_build(struct t4dx *db, struct t4dx_seg *s,
+		    struct t4dx_index **out);
+/* eng_index_build for a segment just written; a failure is an alert, and
+ * leaves s to be searched without an index. */
+void eng_index_place(struct t4dx *db, struct t4dx_seg *s);
+/* s's index, loaded on first use: T4DX_SEG_IX_* and *ix (see seg.h); a
+ * missing or damaged file is an alert, once. */
+int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
+		  struct t4dx_index **ix);
+/* The health check of s's index file: read and checked whole; missing or
+ * damaged, it is rebuilt.  0 or the problem found (the rebuild's result
+ * is an alert).  No lock held. */
+int eng_index_check(struct t4dx *db, struct t4dx_seg *s);
+/* Is name an index file name of seg/? */
+bool eng_index_name(const char *name);
+/* Remove the index files of seg/ that no live segment owns.  At open. */
+void eng_index_sweep(struct t4dx *db);
+
 /* fallback.c */
 /* Is the fallback policy "queue" (not "reject")? */
 bool eng_queueing(struct t4dx *db);

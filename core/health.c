@@ -1,6 +1,7 @@
 /*
  * health.c - the health thread: a WAL probe record and a slice of segment
- * verification per tick, their results and alerts, and the health report.
+ * verification per tick (and the vector index file of each segment read
+ * back whole), their results and alerts, and the health report.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -162,13 +163,23 @@ static void check_segments(struct t4dx *db)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
 				"segments read back whole again");
 	}
+	/* a segment read back whole: its vector index file now, rebuilt
+	 * if missing or damaged (outside the timed check: a rebuild takes
+	 * seconds for 10,000 vectors) */
+	bool check_index = s && whole && !rc;
 	if (whole || rc) {
 		/* the next tick starts on the next segment */
-		t4dx_seg_unref(s);
-		s = NULL;
+		if (!check_index)
+			t4dx_seg_unref(s);
+		db->verify_seg = NULL;
+	} else {
+		db->verify_seg = s;
 	}
-	db->verify_seg = s;
 	check_done(db, &db->health.segments, "segments", rc, dur);
+	if (check_index) {
+		eng_index_check(db, s);
+		t4dx_seg_unref(s);
+	}
 }
 
 void *eng_health_main(void *arg)

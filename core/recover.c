@@ -256,7 +256,8 @@ static bool known_name(const char *dir, const char *name)
 		       (n == 24 && strspn(name, "0123456789") == 20 &&
 			!strcmp(name + 20, ".t4s")) ||
 		       (n == 32 && strspn(name, "0123456789") == 20 &&
-			!strcmp(name + 20, ".t4s.damaged"));
+			!strcmp(name + 20, ".t4s.damaged")) ||
+		       eng_index_name(name);
 	for (int i = 0; top[i]; i++)
 		if (!strcmp(name, top[i]))
 			return true;
@@ -469,8 +470,12 @@ int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 		eng_seg_file(db, damaged_ids[i], path, sizeof(path), false);
 		quarantine(db, path);
 	}
-	if (!db->readonly)
+	if (!db->readonly) {
 		drop_markers(db);
+		/* those of segments quarantined, or written and then named
+		 * by no MANIFEST (a crash before it) */
+		eng_index_sweep(db);
+	}
 	if (db->recovery.rebuild_missing_before)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 				"rebuild incomplete: the WAL archive starts at "

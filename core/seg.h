@@ -90,6 +90,28 @@ int t4dx_seg_salvage(struct t4dx_seg *s,
 		     int (*fn)(void *arg, struct t4dx_entry *e), void *arg,
 		     size_t *lost);
 size_t t4dx_seg_blocks(const struct t4dx_seg *s);
+
+/* Record ord (0 .. count-1, in key order, as the writer added them: the
+ * key a segment's vector index gives each vector).  As t4dx_seg_get;
+ * T4DX_ENOTFOUND past the end. */
+int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, bool with_content,
+		     struct t4dx_entry *out);
+
+/* The vector index kept with an open segment (index.h), loaded lazily by
+ * the engine: its state (T4DX_SEG_IX_*) and the index (NULL unless
+ * LOADED), read together.  set installs ix (may be NULL) and state; s
+ * owns ix from then on and frees it when it closes.  A loaded index is
+ * never replaced (searches may be walking it): set then frees ix and
+ * changes nothing. */
+enum {
+	T4DX_SEG_IX_UNKNOWN,    /* not looked for yet */
+	T4DX_SEG_IX_NONE,       /* none wanted: too few entries */
+	T4DX_SEG_IX_LOADED,
+	T4DX_SEG_IX_BAD,        /* missing or damaged: search reads vectors */
+};
+struct t4dx_index;
+int t4dx_seg_index_get(struct t4dx_seg *s, struct t4dx_index **ix);
+void t4dx_seg_index_set(struct t4dx_seg *s, struct t4dx_index *ix, int state);
 /* Where block i begins in the file (for a damage report). */
 uint64_t t4dx_seg_block_offset(const struct t4dx_seg *s, size_t i);
 

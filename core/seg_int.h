@@ -126,6 +126,12 @@ struct t4dx_seg {
 	pthread_mutex_t mu;
 	struct block *cache;    /* last small meta part read; guarded by mu */
 	struct cpart *ccache;   /* last small content part; guarded by mu */
+	/* the segment's vector index, once loaded (seg.h), and what is
+	 * known of it; both guarded by mu, the index freed with s */
+	struct t4dx_index *index;
+	int index_state;
+	uint64_t *first_rec;    /* ordinal of each block's first record,
+				 * nblk + 1 of them; made at open */
 };
 
 struct t4dx_seg_iter {

@@ -13,6 +13,7 @@
 
 #include <lz4.h>
 
+#include "index.h"
 #include "seg_int.h"
 
 static int parse_index(struct t4dx_seg *s, uint64_t ix_len, uint64_t ix_off)
@@ -153,6 +154,8 @@ static void seg_free(struct t4dx_seg *s)
 		t4dx_io.close(s->fd);
 	seg_block_unref(s->cache);
 	seg_cpart_unref(s->ccache);
+	t4dx_index_free(s->index);
+	free(s->first_rec);
 	pthread_mutex_destroy(&s->mu);
 	free(s->ix);
 	free(s->blk);
@@ -178,6 +181,14 @@ int t4dx_seg_open(const char *path, uint64_t id, struct t4dx_seg **out)
 		rc = ENOMEM;
 	else
 		rc = load_meta(s);
+	if (!rc && !(s->first_rec = malloc((s->nblk + 1) *
+					   sizeof(*s->first_rec))))
+		rc = ENOMEM;
+	if (!rc) {
+		s->first_rec[0] = 0;
+		for (size_t i = 0; i < s->nblk; i++)
+			s->first_rec[i + 1] = s->first_rec[i] + s->blk[i].nrec;
+	}
 	if (rc) {
 		seg_free(s);
 		return rc;
@@ -270,6 +281,57 @@ int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 	seg_block_unref(b);
 	seg_cpart_unref(c);
 	return rc;
+}
+
+int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, bool with_content,
+		     struct t4dx_entry *out)
+{
+	if (ord >= s->first_rec[s->nblk])
+		return T4DX_ENOTFOUND;
+	/* the last block whose first record is at or before ord */
+	size_t lo = 0, hi = s->nblk;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->first_rec[mid] <= ord)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	struct block *b;
+	struct cpart *c = NULL;
+	int rc = seg_parts_get(s, lo, &b, with_content ? &c : NULL);
+	if (rc)
+		return rc;
+	uint32_t r = (uint32_t)(ord - s->first_rec[lo]);
+	rc = r < b->nrec ? seg_rec_decode(s, b, c, r, with_content, out)
+			 : T4DX_ECORRUPT;
+	seg_block_unref(b);
+	seg_cpart_unref(c);
+	return rc;
+}
+
+int t4dx_seg_index_get(struct t4dx_seg *s, struct t4dx_index **ix)
+{
+	pthread_mutex_lock(&s->mu);
+	int state = s->index_state;
+	*ix = s->index;
+	pthread_mutex_unlock(&s->mu);
+	return state;
+}
+
+void t4dx_seg_index_set(struct t4dx_seg *s, struct t4dx_index *ix, int state)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->index_state == T4DX_SEG_IX_LOADED) {
+		/* searches may be walking it: it stays */
+		pthread_mutex_unlock(&s->mu);
+		if (ix != s->index)
+			t4dx_index_free(ix);
+		return;
+	}
+	s->index = ix;
+	s->index_state = state;
+	pthread_mutex_unlock(&s->mu);
 }
 
 int t4dx_seg_iter_open(struct t4dx_seg *s, uint64_t parent, const char *name,

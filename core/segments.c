@@ -61,8 +61,8 @@ int eng_mark_damaged(struct t4dx *db, struct t4dx_seg *s, int why)
 
 /* Remove the segment files of seg/ that the MANIFEST just made durable
  * does not list: inputs of a compaction kept while an older MANIFEST
- * naming them might have come back, and the damage markers of segments
- * no longer live.  The caller holds flush_mu, so no segment is being
+ * naming them might have come back, their index files, and the damage
+ * markers of segments no longer live.  The caller holds flush_mu, so no segment is being
  * written.  A segment id at or past next_seg_id is not ours to judge. */
 static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 {
@@ -75,9 +75,10 @@ static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 		unsigned long long id;
 		char tail[16];
 		size_t nl = strlen(de->d_name);
-		if ((nl != 24 && nl != 32) ||
+		if ((nl != 24 && nl != 25 && nl != 32) ||
 		    sscanf(de->d_name, "%20llu%15s", &id, tail) != 2 ||
-		    strcmp(tail, nl == 24 ? ".t4s" : ".t4s.damaged") ||
+		    strcmp(tail, nl == 24 ? ".t4s" : nl == 25 ? ".hnsw" :
+				 ".t4s.damaged") ||
 		    id >= m->next_seg_id)
 			continue;
 		/* (an automatic merge's output, written, not yet named) */
@@ -151,9 +152,13 @@ static int place_segment(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 		return rc;
 	}
 	if ((rc = t4dx_io_fsync_dir(db->seg_dir)) ||
-	    (rc = t4dx_seg_open(path, id, out)))
+	    (rc = t4dx_seg_open(path, id, out))) {
 		t4dx_io.unlink(path);
-	return rc;
+		return rc;
+	}
+	/* before any MANIFEST can name the segment (seg_index.c) */
+	eng_index_place(db, *out);
+	return 0;
 }
 
 /* Write entries v[0..n) (sorted) as segment id: a temporary file made

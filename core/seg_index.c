@@ -1,0 +1,357 @@
+/*
+ * seg_index.c - the vector index of each segment: seg/<id>.hnsw (its
+ * format is described in hnsw.cc), built when the segment is written,
+ * loaded at the first search, checked and rebuilt by the health thread.
+ *
+ * What it indexes.  The vectors of the segment's live puts whose length
+ * is vector.dim, each under its record's ordinal in the segment (0 for
+ * the first record in key order, as the writer added them), which
+ * t4dx_seg_get_nth resolves through the blocks' record counts.  A
+ * segment of fewer than vector.index_min_items entries gets no index:
+ * reading its vectors costs less than a graph (search reads them).
+ *
+ * Durability.  The index is written where the segment is (the flusher,
+ * the merger, nrem and prune runs, the rebuild of a damaged segment at
+ * start), after the segment file is in place and before the MANIFEST
+ * that names the segment: <id>.hnsw.tmp, fdatasync, rename, fsync of
+ * seg/.  So a listed segment has its index unless building failed (an
+ * alert), and a crash before the MANIFEST leaves an index of a segment
+ * no MANIFEST names, which the next start removes with the other files
+ * of unlisted segments (eng_index_sweep); a segment id is only reused
+ * after such a crash, and writing a segment replaces or removes the
+ * index file of its id first.  An index file goes with its segment
+ * (eng_seg_unlink).
+ *
+ * Damage.  A missing or damaged index (t4dx_index_load checks every
+ * byte) is never fatal: the segment is searched by reading its vectors,
+ * a warning says so once, and the health thread builds the file again
+ * after it has read the segment back whole.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine_int.h"
+#include "index.h"
+#include "vec.h"
+
+void eng_index_file(struct t4dx *db, uint64_t id, char *path, size_t len,
+		    bool tmp)
+{
+	snprintf(path, len, "%s/%020llu.hnsw%s", db->seg_dir,
+		 (unsigned long long)id, tmp ? ".tmp" : "");
+}
+
+bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s)
+{
+	return t4dx_seg_count(s) >= db->cfg.vector.index_min_items;
+}
+
+void eng_seg_unlink(struct t4dx *db, uint64_t id)
+{
+	char path[PATH_MAX];
+	eng_seg_file(db, id, path, sizeof(path), false);
+	t4dx_io.unlink(path);
+	eng_index_file(db, id, path, sizeof(path), false);
+	t4dx_io.unlink(path);
+}
+
+/* The indexed vectors of s: (*keys)[i], (*vecs)[i*dim ..], *n of them. */
+static int seg_vectors(struct t4dx *db, struct t4dx_seg *s, uint32_t **keys,
+		       float **vecs, size_t *n)
+{
+	uint32_t dim = db->cfg.vector.dim;
+	size_t cap = 0, have = 0;
+	uint32_t *k = NULL;
+	float *v = NULL;
+	struct t4dx_seg_iter *it;
+	struct t4dx_entry e;
+	int rc = t4dx_seg_iter_open(s, 0, "", 0, &it);
+	if (rc)
+		return rc;
+	for (uint32_t ord = 0; (rc = t4dx_seg_iter_next(it, true, &e)) == 0;
+	     ord++) {
+		bool take = !e.tombstone && e.vec_src != T4DX_VEC_NONE &&
+			    t4dx_vec_dim(e.vec) == dim;
+		if (take && have == cap) {
+			size_t nc = cap ? 2 * cap : 256;
+			uint32_t *nk = realloc(k, nc * sizeof(*k));
+			if (nk)
+				k = nk;
+			float *nv = nk ? realloc(v, nc * dim * sizeof(*v)) : NULL;
+			if (!nv) {
+				t4dx_entry_clear(&e);
+				rc = ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		if (take) {
+			/* at unit length, so that the graph's inner product
+			 * orders as search's cosine does (a vector set by
+			 * hand may have any length; a zero one matches
+			 * nothing) */
+			float *x = v + have * dim;
+			double norm = 0;
+			t4dx_vec_get(e.vec, x);
+			for (uint32_t d = 0; d < dim; d++)
+				norm += (double)x[d] * x[d];
+			if (norm > 0) {
+				float scale = (float)(1 / sqrt(norm));
+				for (uint32_t d = 0; d < dim; d++)
+					x[d] *= scale;
+				k[have++] = ord;
+			}
+		}
+		t4dx_entry_clear(&e);
+	}
+	t4dx_seg_iter_close(it);
+	if (rc != T4DX_ENOTFOUND) {
+		free(k);
+		free(v);
+		return rc;
+	}
+	*keys = k;
+	*vecs = v;
+	*n = have;
+	return 0;
+}
+
+/* Save ix as s's index file: temporary name, fdatasync, rename, fsync
+ * of seg/.  Nothing is left behind on failure. */
+static int save_index(struct t4dx *db, uint64_t id, struct t4dx_index *ix)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	eng_index_file(db, id, tmp, sizeof(tmp), true);
+	eng_index_file(db, id, path, sizeof(path), false);
+	int fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return errno ? errno : EIO;
+	int rc = t4dx_index_save(ix, fd);
+	if (t4dx_io.close(fd) && !rc)
+		rc = errno ? errno : EIO;
+	if (!rc && t4dx_io.rename(tmp, path))
+		rc = errno ? errno : EIO;
+	if (rc) {
+		t4dx_io.unlink(tmp);
+		return rc;
+	}
+	return t4dx_io_fsync_dir(db->seg_dir);
+}
+
+int eng_index_build(struct t4dx *db, struct t4dx_seg *s,
+		    struct t4dx_index **out)
+{
+	uint64_t id = t4dx_seg_id(s);
+	*out = NULL;
+	if (!eng_index_wanted(db, s)) {
+		/* an index of an earlier segment of this id (a crash before
+		 * its MANIFEST) must not pass for this one's */
+		char path[PATH_MAX];
+		eng_index_file(db, id, path, sizeof(path), false);
+		if (t4dx_io.unlink(path) == 0)
+			return t4dx_io_fsync_dir(db->seg_dir);
+		return errno == ENOENT ? 0 : errno;
+	}
+	uint32_t *keys = NULL;
+	float *vecs = NULL;
+	size_t n = 0;
+	struct t4dx_index *ix = NULL;
+	int rc = seg_vectors(db, s, &keys, &vecs, &n);
+	if (!rc)
+		rc = t4dx_index_build(db->cfg.vector.dim,
+				      db->cfg.vector.index_m,
+				      db->cfg.vector.ef_construction, keys,
+				      vecs, n, &ix);
+	free(keys);
+	free(vecs);
+	if (!rc)
+		rc = save_index(db, id, ix);
+	if (rc) {
+		t4dx_index_free(ix);
+		return rc;
+	}
+	*out = ix;
+	return 0;
+}
+
+void eng_index_place(struct t4dx *db, struct t4dx_seg *s)
+{
+	struct t4dx_index *ix;
+	int rc = eng_index_build(db, s, &ix);
+	if (rc) {
+		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_BAD);
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"segment %s: its vector index could not be "
+				"written (%s): searched without one until the "
+				"health check builds it", t4dx_seg_path(s),
+				t4dx_strerror(rc));
+		return;
+	}
+	/* loaded when a search first needs it */
+	t4dx_index_free(ix);
+}
+
+/* Load s's index file, checked.  0 with *out, or the error. */
+static int load_index(struct t4dx *db, struct t4dx_seg *s,
+		      struct t4dx_index **out)
+{
+	char path[PATH_MAX];
+	eng_index_file(db, t4dx_seg_id(s), path, sizeof(path), false);
+	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return errno ? errno : EIO;
+	int rc = t4dx_index_load(fd, db->cfg.vector.dim, out);
+	t4dx_io.close(fd);
+	/* keys are ordinals of records of this segment */
+	if (!rc && t4dx_index_count(*out) > t4dx_seg_count(s)) {
+		t4dx_index_free(*out);
+		rc = T4DX_ECORRUPT;
+	}
+	return rc;
+}
+
+static void alert_bad(struct t4dx *db, struct t4dx_seg *s, int rc)
+{
+	char path[PATH_MAX];
+	eng_index_file(db, t4dx_seg_id(s), path, sizeof(path), false);
+	t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+			"vector index %s is %s (%s): segment %s is searched "
+			"without it until the health check rebuilds it", path,
+			rc == ENOENT ? "missing" : "unusable",
+			t4dx_strerror(rc), t4dx_seg_path(s));
+}
+
+int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
+		  struct t4dx_index **ix)
+{
+	int st = t4dx_seg_index_get(s, ix);
+	if (st != T4DX_SEG_IX_UNKNOWN)
+		return st;
+	if (!eng_index_wanted(db, s)) {
+		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_NONE);
+		return t4dx_seg_index_get(s, ix);
+	}
+	struct t4dx_index *got;
+	int rc = load_index(db, s, &got);
+	if (rc == ENOMEM)
+		return T4DX_SEG_IX_BAD;         /* says nothing of the file */
+	if (rc) {
+		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_BAD);
+		/* once: a concurrent first search may have said it */
+		if (t4dx_seg_index_get(s, ix) == T4DX_SEG_IX_BAD)
+			alert_bad(db, s, rc);
+		return t4dx_seg_index_get(s, ix);
+	}
+	t4dx_seg_index_set(s, got, T4DX_SEG_IX_LOADED);
+	return t4dx_seg_index_get(s, ix);
+}
+
+/* Is s still one of the live segments? */
+static bool seg_live(struct t4dx *db, struct t4dx_seg *s)
+{
+	bool live = false;
+	pthread_rwlock_rdlock(&db->lock);
+	for (size_t i = 0; i < db->nsegs && !live; i++)
+		live = db->segs[i] == s;
+	pthread_rwlock_unlock(&db->lock);
+	return live;
+}
+
+int eng_index_check(struct t4dx *db, struct t4dx_seg *s)
+{
+	if (!eng_index_wanted(db, s))
+		return 0;
+	struct t4dx_index *ix, *cur;
+	int rc = load_index(db, s, &ix);
+	if (rc == ENOMEM)
+		return rc;
+	int st = t4dx_seg_index_get(s, &cur);
+	if (!rc) {
+		/* a good file: searches may use it from now on */
+		if (st != T4DX_SEG_IX_LOADED)
+			t4dx_seg_index_set(s, ix, T4DX_SEG_IX_LOADED);
+		else
+			t4dx_index_free(ix);
+		return 0;
+	}
+	if (st != T4DX_SEG_IX_BAD)
+		alert_bad(db, s, rc);
+	if (st != T4DX_SEG_IX_LOADED)
+		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_BAD);
+	int brc = eng_index_build(db, s, &ix);
+	if (brc) {
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"vector index of segment %s cannot be rebuilt: "
+				"%s", t4dx_seg_path(s), t4dx_strerror(brc));
+		return rc;
+	}
+	/* a compaction may have retired s meanwhile, removing the files
+	 * it had: then this one goes too */
+	if (!seg_live(db, s)) {
+		char path[PATH_MAX];
+		eng_index_file(db, t4dx_seg_id(s), path, sizeof(path), false);
+		t4dx_io.unlink(path);
+		t4dx_index_free(ix);
+		return 0;
+	}
+	if (st == T4DX_SEG_IX_LOADED)
+		t4dx_index_free(ix);
+	else
+		t4dx_seg_index_set(s, ix, T4DX_SEG_IX_LOADED);
+	t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
+			"vector index of segment %s rebuilt",
+			t4dx_seg_path(s));
+	return 0;
+}
+
+/* The id of an index file name of seg/ (<id>.hnsw or <id>.hnsw.tmp). */
+static bool index_name(const char *name, uint64_t *id)
+{
+	size_t n = strlen(name);
+	if ((n != 25 && n != 29) || strspn(name, "0123456789") != 20 ||
+	    strcmp(name + 20, n == 25 ? ".hnsw" : ".hnsw.tmp"))
+		return false;
+	*id = strtoull(name, NULL, 10);
+	return true;
+}
+
+bool eng_index_name(const char *name)
+{
+	uint64_t id;
+	return index_name(name, &id);
+}
+
+void eng_index_sweep(struct t4dx *db)
+{
+	DIR *d = opendir(db->seg_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	bool removed = false;
+	while ((de = readdir(d))) {
+		uint64_t id;
+		if (!index_name(de->d_name, &id))
+			continue;
+		bool live = false;
+		if (!strstr(de->d_name, ".tmp"))
+			for (size_t i = 0; i < db->nsegs && !live; i++)
+				live = t4dx_seg_id(db->segs[i]) == id;
+		if (live)
+			continue;
+		char path[2 * PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", db->seg_dir, de->d_name);
+		removed |= t4dx_io.unlink(path) == 0;
+	}
+	closedir(d);
+	if (removed)
+		t4dx_io_fsync_dir(db->seg_dir);
+}
