@@ -3,12 +3,31 @@
  * nearest a query vector (cosine similarity), with filters, and each
  * one's path below the root.
  *
- * This is the exact search: one pass over the merged view of the
- * memtables and segments, the view listings use, so deleted and
- * overwritten items never appear.  It reads every vector, which costs
- * the store's size per query; the per-segment HNSW indexes replace it for
- * segments (and it stays the fallback for a segment whose index is
- * missing or damaged).
+ * A search works on a snapshot: under the engine's read lock it copies
+ * the memtables (entries without their contents) and takes a reference
+ * to each live segment, then drops the lock; everything else reads only
+ * the snapshot, so writers, flushes and compactions go on meanwhile.
+ *
+ *   - the memtables are searched exactly (every vector read);
+ *   - a segment with a vector index (seg_index.c) is asked for
+ *     max(4k, vector.ef_search) candidates; each is read back from the
+ *     segment (its record's ordinal is the index key), kept only if it
+ *     passes the filters and no newer source (the memtables, a newer
+ *     segment) holds its key, which is the merge rule that hides
+ *     overwritten and deleted items from listings, and scored exactly.
+ *     When the filters leave fewer than k, the segment is asked again
+ *     for four times as many, and read whole past half its vectors;
+ *   - a segment without an index (too small, or its index missing or
+ *     damaged) is read whole, its vectors scored exactly, with the same
+ *     rule;
+ *   - an index that holds no vector says the segment has none: it is
+ *     not read at all.
+ *
+ * The best k of all sources, by exact score, are the result: the same as
+ * an exact search whenever the indexes return the true neighbours among
+ * their candidates.  The directories (for paths and the under filter)
+ * come from one pass over the snapshot's keys and attributes, no
+ * content read.
  */
 #include <errno.h>
 #include <math.h>
@@ -19,6 +38,7 @@
 #include <uthash.h>
 
 #include "engine_int.h"
+#include "index.h"
 #include "vec.h"
 
 /* A live directory: where it sits, to build paths and test "under". */
@@ -30,6 +50,10 @@ struct dnode {
 };
 
 struct search {
+	struct t4dx *db;
+	struct t4dx_mem *mem;           /* the memtables, copied */
+	struct t4dx_seg **segs;         /* referenced, oldest first */
+	size_t nsegs;
 	const float *q;
 	uint32_t dim;
 	double qnorm;
@@ -148,10 +172,10 @@ static bool wanted(const struct search *s, const struct t4dx_entry *e)
 	return !o->under || below(s->dirs, e->parent, o->under);
 }
 
-static void consider(struct search *s, const struct t4dx_entry *e)
+/* e (wanted) as a hit, scored exactly; false for a zero vector. */
+static bool score(struct search *s, const struct t4dx_entry *e,
+		  struct t4dx_hit *h)
 {
-	if (!wanted(s, e))
-		return;
 	t4dx_vec_get(e->vec, s->x);
 	double dot = 0, norm = 0;
 	for (uint32_t i = 0; i < s->dim; i++) {
@@ -159,52 +183,236 @@ static void consider(struct search *s, const struct t4dx_entry *e)
 		norm += (double)s->x[i] * s->x[i];
 	}
 	if (norm == 0)
-		return;
-	struct t4dx_hit h;
-	memset(&h, 0, sizeof(h));
-	h.score = (float)(dot / (s->qnorm * sqrt(norm)));
-	h.e = *e;
-	h.e.content = NULL;
-	h.e.vec = NULL;
+		return false;
+	memset(h, 0, sizeof(*h));
+	h->score = (float)(dot / (s->qnorm * sqrt(norm)));
+	h->e = *e;
+	h->e.content = NULL;
+	h->e.vec = NULL;
+	return true;
+}
+
+static void push(struct search *s, const struct t4dx_hit *h)
+{
 	if (s->n < s->o->k) {
-		s->heap[s->n] = h;
+		s->heap[s->n] = *h;
 		sift_up(s->heap, s->n++);
-	} else if (better(&h, &s->heap[0])) {
-		s->heap[0] = h;
+	} else if (better(h, &s->heap[0])) {
+		s->heap[0] = *h;
 		sift_down(s->heap, s->n, 0);
 	}
 }
 
-static int scan(struct t4dx *db, struct search *s, bool with_content)
+static void consider(struct search *s, const struct t4dx_entry *e)
+{
+	struct t4dx_hit h;
+	if (wanted(s, e) && score(s, e, &h))
+		push(s, &h);
+}
+
+/* Copy the memtables (imm, then mem over it) and reference the live
+ * segments, under the read lock. */
+static int snapshot(struct t4dx *db, struct search *s)
+{
+	int rc = 0;
+	if (!(s->mem = t4dx_mem_new()))
+		return ENOMEM;
+	pthread_rwlock_rdlock(&db->lock);
+	struct t4dx_mem *mems[2] = { db->imm, db->mem };
+	for (int k = 0; k < 2 && !rc; k++) {
+		if (!mems[k])
+			continue;
+		for (const struct t4dx_entry *e = t4dx_mem_seek(mems[k], 0,
+								 "", 0);
+		     e && !rc; e = t4dx_mem_next(mems[k], e)) {
+			/* contents are never read: not kept alive */
+			struct t4dx_entry c = *e;
+			c.content = NULL;
+			rc = t4dx_mem_put(s->mem, &c);
+		}
+	}
+	if (!rc && !(s->segs = calloc(db->nsegs ? db->nsegs : 1,
+				      sizeof(*s->segs))))
+		rc = ENOMEM;
+	for (size_t i = 0; !rc && i < db->nsegs; i++)
+		s->segs[s->nsegs++] = t4dx_seg_ref(db->segs[i]);
+	pthread_rwlock_unlock(&db->lock);
+	return rc;
+}
+
+static void snapshot_free(struct search *s)
+{
+	t4dx_mem_free(s->mem);
+	for (size_t i = 0; i < s->nsegs; i++)
+		t4dx_seg_unref(s->segs[i]);
+	free(s->segs);
+}
+
+/* The directories of the snapshot (merged: the newest version of each
+ * key, deleted ones left out). */
+static int scan_dirs(struct search *s)
 {
 	struct merge m;
-	int rc = eng_merge_open(&m, db->mem, db->imm, db->segs, db->nsegs, 0,
-				"", 0, with_content);
+	int rc = eng_merge_open(&m, s->mem, NULL, s->segs, s->nsegs, 0, "", 0,
+				false);
 	if (rc)
 		return rc;
 	const struct t4dx_entry *e;
-	while (!rc && (rc = eng_merge_next(&m, &e)) == 0) {
-		if (e->tombstone)
+	while ((rc = eng_merge_next(&m, &e)) == 0) {
+		if (e->tombstone || !S_ISDIR(e->mode))
 			continue;
-		if (with_content) {
-			consider(s, e);
-		} else if (S_ISDIR(e->mode)) {
-			struct dnode *d = malloc(sizeof(*d));
-			if (!d) {
-				rc = ENOMEM;
-				break;
-			}
-			d->ino = e->ino;
-			d->parent = e->parent;
-			d->name_len = e->name_len;
-			memcpy(d->name, e->name, e->name_len + 1);
-			struct dnode *old;
-			HASH_REPLACE(hh, s->dirs, ino, sizeof(d->ino), d, old);
-			free(old);
+		struct dnode *d = malloc(sizeof(*d));
+		if (!d) {
+			rc = ENOMEM;
+			break;
 		}
+		d->ino = e->ino;
+		d->parent = e->parent;
+		d->name_len = e->name_len;
+		memcpy(d->name, e->name, e->name_len + 1);
+		struct dnode *old;
+		HASH_REPLACE(hh, s->dirs, ino, sizeof(d->ino), d, old);
+		free(old);
 	}
 	eng_merge_close(&m);
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
+}
+
+/* Does a source newer than segment i hold e's key?  0 with *out, or a
+ * read error of a newer segment. */
+static int hidden(struct search *s, size_t i, const struct t4dx_entry *e,
+		  bool *out)
+{
+	*out = true;
+	if (t4dx_mem_get(s->mem, e->parent, e->name, e->name_len))
+		return 0;
+	for (size_t j = i + 1; j < s->nsegs; j++) {
+		struct t4dx_entry x;
+		int rc = t4dx_seg_get(s->segs[j], e->parent, e->name,
+				      e->name_len, false, &x);
+		if (rc == 0) {
+			t4dx_entry_clear(&x);
+			return 0;
+		}
+		if (rc != T4DX_ENOTFOUND)
+			return rc;
+	}
+	*out = false;
+	return 0;
+}
+
+/* e of segment i, if it is wanted and the newest version of its key. */
+static int consider_seg(struct search *s, size_t i, const struct t4dx_entry *e,
+			struct t4dx_hit *h, bool *got)
+{
+	bool hid;
+	*got = false;
+	if (!wanted(s, e) || !score(s, e, h))
+		return 0;
+	int rc = hidden(s, i, e, &hid);
+	*got = !rc && !hid;
+	return rc;
+}
+
+/* Segment i read whole, every vector scored. */
+static int seg_exact(struct search *s, size_t i)
+{
+	struct t4dx_seg_iter *it;
+	struct t4dx_entry e;
+	struct t4dx_hit h;
+	bool got;
+	int rc = t4dx_seg_iter_open(s->segs[i], 0, "", 0, &it);
+	if (rc)
+		return rc;
+	while ((rc = t4dx_seg_iter_next(it, true, &e)) == 0) {
+		rc = consider_seg(s, i, &e, &h, &got);
+		t4dx_entry_clear(&e);
+		if (rc)
+			break;
+		if (got)
+			push(s, &h);
+	}
+	t4dx_seg_iter_close(it);
+	return rc == T4DX_ENOTFOUND ? 0 : rc;
+}
+
+/* Segment i through its index ix (nvec vectors): candidates from the
+ * index, checked and scored; asked for more while the filters leave
+ * fewer than k, read whole past half its vectors. */
+static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
+		       size_t nvec)
+{
+	uint32_t ef = s->db->cfg.vector.ef_search;
+	size_t want = (size_t)s->o->k * 4 > ef ? (size_t)s->o->k * 4 : ef;
+	struct t4dx_index_hit *ih = NULL;
+	struct t4dx_hit *got = NULL;
+	int rc = 0;
+	for (;;) {
+		if (want > nvec)
+			want = nvec;
+		if (want > T4DX_INDEX_EF_MAX)
+			want = T4DX_INDEX_EF_MAX;
+		free(ih);
+		free(got);
+		ih = malloc(want * sizeof(*ih));
+		got = malloc(want * sizeof(*got));
+		if (!ih || !got) {
+			rc = ENOMEM;
+			break;
+		}
+		uint32_t nh = 0;
+		size_t ngot = 0;
+		rc = t4dx_index_search(ix, s->q, (uint32_t)want, ef, ih, &nh);
+		for (uint32_t j = 0; !rc && j < nh; j++) {
+			struct t4dx_entry e;
+			bool ok;
+			rc = t4dx_seg_get_nth(s->segs[i], ih[j].key, true, &e);
+			if (rc == T4DX_ENOTFOUND) {
+				rc = 0;         /* not a key of this segment */
+				continue;
+			}
+			if (rc)
+				break;
+			rc = consider_seg(s, i, &e, &got[ngot], &ok);
+			t4dx_entry_clear(&e);
+			ngot += ok;
+		}
+		if (rc)
+			break;
+		if (ngot >= s->o->k || want >= nvec ||
+		    want >= T4DX_INDEX_EF_MAX) {
+			for (size_t j = 0; j < ngot; j++)
+				push(s, &got[j]);
+			break;
+		}
+		/* the filters or newer versions took too many */
+		want *= 4;
+		if (want >= nvec / 2) {
+			rc = seg_exact(s, i);
+			break;
+		}
+	}
+	free(ih);
+	free(got);
+	return rc;
+}
+
+static int search_segments(struct search *s)
+{
+	int rc = 0;
+	for (size_t i = 0; i < s->nsegs && !rc; i++) {
+		struct t4dx_index *ix = NULL;
+		/* an index holds the vectors of vector.dim only */
+		int st = s->o->exact || s->dim != s->db->cfg.vector.dim ?
+			 T4DX_SEG_IX_NONE :
+			 eng_seg_index(s->db, s->segs[i], &ix);
+		if (st != T4DX_SEG_IX_LOADED || t4dx_index_dim(ix) != s->dim)
+			rc = seg_exact(s, i);
+		else if (t4dx_index_count(ix))
+			rc = seg_indexed(s, i, ix, t4dx_index_count(ix));
+		/* else: no vector of this dim in the segment */
+	}
+	return rc;
 }
 
 static int cmp_hits(const void *a, const void *b)
@@ -229,19 +437,20 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 	}
 	if (qn == 0)
 		return EINVAL;          /* no direction to be near */
-	struct search s = { .q = q, .dim = dim, .qnorm = sqrt(qn), .o = o };
+	struct search s = { .db = db, .q = q, .dim = dim, .qnorm = sqrt(qn),
+			    .o = o };
 	s.heap = calloc(o->k, sizeof(*s.heap));
 	s.x = malloc(sizeof(*s.x) * dim);
-	if (!s.heap || !s.x) {
-		free(s.heap);
-		free(s.x);
-		return ENOMEM;
-	}
-	pthread_rwlock_rdlock(&db->lock);
-	int rc = scan(db, &s, false);   /* the directories first */
+	int rc = !s.heap || !s.x ? ENOMEM : snapshot(db, &s);
 	if (!rc)
-		rc = scan(db, &s, true);
-	pthread_rwlock_unlock(&db->lock);
+		rc = scan_dirs(&s);     /* the directories first */
+	for (const struct t4dx_entry *e = rc ? NULL :
+		     t4dx_mem_seek(s.mem, 0, "", 0);
+	     e; e = t4dx_mem_next(s.mem, e))
+		consider(&s, e);
+	if (!rc)
+		rc = search_segments(&s);
+	snapshot_free(&s);
 	free(s.x);
 	if (!rc) {
 		qsort(s.heap, s.n, sizeof(*s.heap), cmp_hits);

@@ -573,15 +573,18 @@ size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len);
 
 /* What a search keeps: at most k results, of items below under (a
  * directory's inode; 0: anywhere), of a type (-1: any), with kappa and
- * event_time within the bounds (inclusive). */
+ * event_time within the bounds (inclusive).  exact: read every vector
+ * instead of asking the segments' indexes (slower; the reference the
+ * indexes are measured against). */
 struct t4dx_search_opts {
 	uint32_t k;
 	uint64_t under;
 	int type;
 	double min_kappa, max_kappa;
 	int64_t since_ns, until_ns;
+	bool exact;
 };
-/* k 10, everything else open. */
+/* k 10, everything else open, indexes used. */
 void t4dx_search_defaults(struct t4dx_search_opts *o);
 
 /* One result: the item's attributes (no content, no vector bytes), its

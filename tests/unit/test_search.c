@@ -1,0 +1,483 @@
+/*
+ * test_search.c - search through the segments' vector indexes: the index
+ * file written with its segment and before the MANIFEST names it, a crash
+ * between the two, the merge rules (deleted and overwritten items) after
+ * flushes and nrem, recall against exact search, and a damaged or missing
+ * index file (exact fallback, alert, rebuilt by the health thread).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "faults.h"
+#include "t4dx.h"
+#include "unit.h"
+#include "vec.h"
+
+#define R T4DX_ROOT_INO
+#define DIM 16
+#define MIN_ITEMS 50
+
+static struct t4dx *open_db(const char *dir, double health_s)
+{
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "off");
+	c.vector.dim = DIM;
+	c.vector.index_min_items = MIN_ITEMS;
+	if (health_s > 0)
+		c.health.interval_s = health_s;
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
+/* Reproducible pseudo-random numbers in [-1, 1). */
+static float rnd(unsigned *state)
+{
+	*state = *state * 1103515245u + 12345u;
+	return (float)((*state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* Clustered vectors: item i lies near centre i % nclusters. */
+static void vector_of(unsigned i, unsigned nclusters, float *x)
+{
+	unsigned c = i % nclusters, sc = 1000 + c, si = 7 + i * 31;
+	for (unsigned d = 0; d < DIM; d++)
+		x[d] = rnd(&sc) + 0.15f * rnd(&si);
+}
+
+static void put_vec(struct t4dx *db, const char *name, const float *x,
+		    double kappa)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	e.kappa = kappa;
+	e.content = t4dx_blob_from(name, strlen(name));
+	e.size = strlen(name);
+	e.vec_src = T4DX_VEC_HAND;
+	e.vec = t4dx_vec_new(x, DIM);
+	REQUIRE(e.vec && t4dx_put(db, &e, 0, NULL) == 0);
+	t4dx_entry_clear(&e);
+}
+
+static void put_items(struct t4dx *db, unsigned from, unsigned to,
+		      unsigned nclusters)
+{
+	for (unsigned i = from; i < to; i++) {
+		char name[32];
+		float x[DIM];
+		snprintf(name, sizeof(name), "item-%05u", i);
+		vector_of(i, nclusters, x);
+		put_vec(db, name, x, 0.5);
+	}
+}
+
+/* The result of a search as "path score" lines. */
+static char *search_text(struct t4dx *db, const float *q, uint32_t k,
+			 bool exact)
+{
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	o.k = k;
+	o.exact = exact;
+	struct t4dx_hit *h;
+	size_t n;
+	REQUIRE(t4dx_search(db, q, DIM, &o, &h, &n) == 0);
+	struct t4dx_buf b = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		char line[300];
+		int len = snprintf(line, sizeof(line), "%s %.6f\n", h[i].path,
+				   h[i].score);
+		REQUIRE(t4dx_buf_add(&b, line, (size_t)len) == 0);
+	}
+	REQUIRE(t4dx_buf_add(&b, "", 1) == 0);
+	t4dx_hits_free(h, n);
+	return (char *)b.p;
+}
+
+/* Index and exact search agree on q. */
+static bool same_as_exact(struct t4dx *db, const float *q, uint32_t k)
+{
+	char *a = search_text(db, q, k, false), *b = search_text(db, q, k, true);
+	bool same = !strcmp(a, b);
+	if (!same)
+		fprintf(stderr, "index:\n%sexact:\n%s", a, b);
+	free(a);
+	free(b);
+	return same;
+}
+
+static bool has_file(const char *dir, const char *suffix, unsigned *count)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/seg", dir);
+	DIR *d = opendir(path);
+	REQUIRE(d);
+	struct dirent *de;
+	unsigned n = 0;
+	size_t sl = strlen(suffix);
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		n += l > sl && !strcmp(de->d_name + l - sl, suffix);
+	}
+	closedir(d);
+	if (count)
+		*count = n;
+	return n > 0;
+}
+
+/* The ids of the segments the MANIFEST names, as text. */
+static char *manifest_ids(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "jq -c '[.segments[].id]' %s/MANIFEST",
+		 dir);
+	FILE *p = popen(cmd, "r");
+	REQUIRE(p);
+	static char out[4096];
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	pclose(p);
+	return out;
+}
+
+/* Every index file of seg/ belongs to a segment the MANIFEST names, and
+ * every named segment with at least MIN_ITEMS entries has one. */
+static bool indexes_match_manifest(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd),
+		 "bash -c 'cd %s && for f in seg/*.hnsw; do [ -e \"$f\" ] || continue; "
+		 "[ -e MANIFEST ] || exit 1; "
+		 "id=$(basename \"$f\" .hnsw); id=$((10#$id)); "
+		 "jq -e --argjson id $id \"any(.segments[]; .id == \\$id)\" "
+		 "MANIFEST >/dev/null || exit 1; done; [ -e MANIFEST ] || exit 0; "
+		 "for id in $(jq \".segments[] | select(.items >= %d) | .id\" "
+		 "MANIFEST); do [ -e seg/$(printf %%020d $id).hnsw ] || "
+		 "exit 2; done'", dir, MIN_ITEMS);
+	int rc = system(cmd);
+	if (rc)
+		fprintf(stderr, "index files and MANIFEST differ (%d): %s\n",
+			rc, manifest_ids(dir));
+	return rc == 0;
+}
+
+/* An index file appears with its segment, before the MANIFEST names
+ * it; small segments get none. */
+static void test_index_written(void)
+{
+	const char *dir = unit_tmpdir("sidx");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 10, 4);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(!has_file(dir, ".hnsw", NULL));   /* below MIN_ITEMS */
+	put_items(db, 10, 200, 4);
+	CHECK(!has_file(dir, ".hnsw", NULL));
+	/* renames of a flush: segment, index, MANIFEST; the third fails,
+	 * so the index is in place while no MANIFEST names its segment */
+	faults_arm(FAULT_RENAME, 3, EIO, 0);
+	CHECK(t4dx_flush(db) != 0);
+	faults_reset();
+	CHECK(has_file(dir, ".hnsw", NULL));
+	CHECK(!indexes_match_manifest(dir));
+	CHECK(strchr(manifest_ids(dir), ',') == NULL);  /* one segment */
+	/* the next flush writes another segment and its index; the
+	 * unlisted ones stay until the next start removes the index */
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(strchr(manifest_ids(dir), ',') != NULL);  /* two */
+	float q[DIM];
+	vector_of(3, 4, q);
+	CHECK(same_as_exact(db, q, 10));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, 0);
+	CHECK(indexes_match_manifest(dir));
+	CHECK(same_as_exact(db, q, 10));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A crash between the index file and the MANIFEST: the next start
+ * removes the index of the segment no MANIFEST names, and finds every
+ * item from the log. */
+static void test_crash_before_manifest(void)
+{
+	const char *dir = unit_tmpdir("scrash");
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir, 0);
+		put_items(db, 0, 120, 6);
+		faults_arm(FAULT_RENAME, 3, EIO, 0);
+		int rc = t4dx_flush(db);
+		_exit(rc && has_file(dir, ".hnsw", NULL) ? 0 : 2); /* a crash */
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	struct t4dx *db = open_db(dir, 0);
+	CHECK(!has_file(dir, ".hnsw", NULL));
+	CHECK(indexes_match_manifest(dir));
+	float q[DIM];
+	vector_of(5, 6, q);
+	char *t = search_text(db, q, 200, false);
+	unsigned lines = 0;
+	for (char *p = t; *p; p++)
+		lines += *p == '\n';
+	CHECK_EQ_INT(lines, 120);
+	free(t);
+	/* the id is used again: its new index is this segment's */
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(indexes_match_manifest(dir));
+	CHECK(same_as_exact(db, q, 10));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, 0);
+	CHECK(same_as_exact(db, q, 10));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Does any result name item i? */
+static bool found(const char *text, unsigned i)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "item-%05u ", i);
+	return strstr(text, name) != NULL;
+}
+
+/* Deleted and overwritten items, in the memtable and in a newer segment,
+ * hide what an indexed segment holds; after nrem too. */
+static void test_merge_rules(void)
+{
+	const char *dir = unit_tmpdir("smerge");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 300, 5);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(has_file(dir, ".hnsw", NULL));
+	float q[DIM], far[DIM];
+	vector_of(0, 5, q);             /* cluster 0: items 0, 5, 10, ... */
+	for (unsigned d = 0; d < DIM; d++)
+		far[d] = -q[d];
+	char *t = search_text(db, q, 10, false);
+	CHECK(found(t, 0) && found(t, 5));
+	free(t);
+	/* 0 deleted and 5 moved far away, in the memtable ... */
+	CHECK_EQ_INT(t4dx_delete(db, R, "item-00000", 10, false, 0, NULL), 0);
+	put_vec(db, "item-00005", far, 0.5);
+	for (int round = 0; round < 3; round++) {
+		t = search_text(db, q, 10, false);
+		CHECK(!found(t, 0) && !found(t, 5));
+		free(t);
+		CHECK(same_as_exact(db, q, 10));
+		CHECK(same_as_exact(db, q, 60));
+		/* the moved one is found where it lies now, once */
+		t = search_text(db, far, 3, false);
+		CHECK(found(t, 5) && !found(t, 0));
+		CHECK(strstr(t, "item-00005 ") == strstr(t, "item-0000"));
+		free(t);
+		CHECK(same_as_exact(db, far, 10));
+		/* ... then in a newer segment, then merged by nrem */
+		if (round == 0)
+			REQUIRE(t4dx_flush(db) == 0);
+		else if (round == 1)
+			REQUIRE(t4dx_compact(db, T4DX_COMPACT_NREM, NULL,
+					     NULL) == 0);
+	}
+	CHECK(indexes_match_manifest(dir));
+	unsigned n;
+	has_file(dir, ".hnsw", &n);
+	CHECK_EQ_INT(n, 1);             /* the inputs' went with them */
+	/* after a restart, from the index files */
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, 0);
+	t = search_text(db, q, 10, false);
+	CHECK(!found(t, 0) && !found(t, 5));
+	free(t);
+	CHECK(same_as_exact(db, q, 10));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Filters that leave few candidates: the index is asked for more. */
+static void test_filters(void)
+{
+	const char *dir = unit_tmpdir("sfilt");
+	struct t4dx *db = open_db(dir, 0);
+	for (unsigned i = 0; i < 400; i++) {
+		char name[32];
+		float x[DIM];
+		snprintf(name, sizeof(name), "item-%05u", i);
+		vector_of(i, 8, x);
+		/* one item in 40 has kappa 0.9 */
+		put_vec(db, name, x, i % 40 == 7 ? 0.9 : 0.2);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	float q[DIM];
+	vector_of(1, 8, q);
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	o.min_kappa = 0.8;
+	struct t4dx_hit *a, *b;
+	size_t na, nb;
+	REQUIRE(t4dx_search(db, q, DIM, &o, &a, &na) == 0);
+	o.exact = true;
+	REQUIRE(t4dx_search(db, q, DIM, &o, &b, &nb) == 0);
+	CHECK_EQ_INT(na, 10);
+	CHECK_EQ_INT(nb, 10);
+	for (size_t i = 0; i < na && i < nb; i++)
+		CHECK(!strcmp(a[i].path, b[i].path) && a[i].e.kappa == 0.9);
+	t4dx_hits_free(a, na);
+	t4dx_hits_free(b, nb);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* On a clustered set, search through the indexes finds what exact
+ * search finds. */
+static void test_recall(void)
+{
+	const char *dir = unit_tmpdir("srecall");
+	struct t4dx *db = open_db(dir, 0);
+	/* two indexed segments and the memtable */
+	put_items(db, 0, 1500, 30);
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 1500, 3000, 30);
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 3000, 3100, 30);
+	unsigned n;
+	has_file(dir, ".hnsw", &n);
+	CHECK_EQ_INT(n, 2);
+	unsigned same = 0, queries = 60;
+	for (unsigned i = 0; i < queries; i++) {
+		float q[DIM];
+		vector_of(5000 + i * 7, 30, q);
+		same += same_as_exact(db, q, 10);
+	}
+	fprintf(stderr, "recall: %u of %u queries as exact\n", same, queries);
+	CHECK(same == queries);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+static bool alerted(struct t4dx *db, const char *what)
+{
+	struct t4dx_buf b = { 0 };
+	REQUIRE(t4dx_render_alerts(db, &b) == 0);
+	REQUIRE(t4dx_buf_add(&b, "", 1) == 0);
+	bool yes = strstr((const char *)b.p, what) != NULL;
+	t4dx_buf_free(&b);
+	return yes;
+}
+
+/* The one index file of dir's seg/. */
+static void index_path(const char *dir, char *path, size_t len)
+{
+	char seg[2048];
+	snprintf(seg, sizeof(seg), "%s/seg", dir);
+	DIR *d = opendir(seg);
+	REQUIRE(d);
+	struct dirent *de;
+	path[0] = 0;
+	while ((de = readdir(d)))
+		if (strlen(de->d_name) > 5 &&
+		    !strcmp(de->d_name + strlen(de->d_name) - 5, ".hnsw"))
+			snprintf(path, len, "%s/%s", seg, de->d_name);
+	closedir(d);
+	REQUIRE(path[0]);
+}
+
+/* Wait (bounded) for the health thread to say it rebuilt an index. */
+static bool wait_rebuilt(struct t4dx *db)
+{
+	for (int i = 0; i < 3000; i++) {
+		if (alerted(db, "rebuilt"))
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* A damaged, then a missing index file: the same results (the segment
+ * read whole), a warning, and the health thread writes it again. */
+static void test_damaged_index(void)
+{
+	const char *dir = unit_tmpdir("sdamage");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 400, 10);
+	REQUIRE(t4dx_flush(db) == 0);
+	float q[DIM];
+	vector_of(2, 10, q);
+	char *want = search_text(db, q, 10, true);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	char path[4096];
+	index_path(dir, path, sizeof(path));
+	struct stat st;
+	REQUIRE(stat(path, &st) == 0);
+
+	for (int round = 0; round < 2; round++) {
+		if (round == 0) {
+			/* a flipped byte in the middle of the graph */
+			int fd = open(path, O_RDWR);
+			REQUIRE(fd >= 0);
+			unsigned char c;
+			REQUIRE(pread(fd, &c, 1, st.st_size / 2) == 1);
+			c ^= 0x40;
+			REQUIRE(pwrite(fd, &c, 1, st.st_size / 2) == 1);
+			close(fd);
+		} else {
+			REQUIRE(unlink(path) == 0);
+		}
+		/* a long health interval: the search sees the file first */
+		db = open_db(dir, 0);
+		char *got = search_text(db, q, 10, false);
+		CHECK(!strcmp(got, want));
+		free(got);
+		CHECK(alerted(db, round ? "is missing" : "is unusable"));
+		CHECK(!alerted(db, "rebuilt"));
+		CHECK_EQ_INT(t4dx_close(db), 0);
+
+		/* the health thread reads the segment whole, then rebuilds */
+		db = open_db(dir, 0.02);
+		CHECK(wait_rebuilt(db));
+		got = search_text(db, q, 10, false);
+		CHECK(!strcmp(got, want));
+		free(got);
+		CHECK_EQ_INT(t4dx_close(db), 0);
+		struct stat now;
+		CHECK(stat(path, &now) == 0 && now.st_size == st.st_size);
+		/* the rebuilt file is used without a warning */
+		db = open_db(dir, 0);
+		got = search_text(db, q, 10, false);
+		CHECK(!strcmp(got, want));
+		free(got);
+		CHECK(!alerted(db, "vector index"));
+		CHECK_EQ_INT(t4dx_close(db), 0);
+	}
+	free(want);
+	unit_rm_rf(dir);
+}
+
+int main(void)
+{
+	RUN(test_index_written);
+	RUN(test_crash_before_manifest);
+	RUN(test_merge_rules);
+	RUN(test_filters);
+	RUN(test_recall);
+	RUN(test_damaged_index);
+	UNIT_DONE();
+}
