@@ -26,8 +26,8 @@
  * The best k of all sources, by exact score, are the result: the same as
  * an exact search whenever the indexes return the true neighbours among
  * their candidates.  The directories (for paths and the under filter)
- * come from one pass over the snapshot's keys and attributes, no
- * content read.
+ * are the memtables' and each segment's (read once and kept with it),
+ * by the same merge rule.
  */
 #include <errno.h>
 #include <math.h>
@@ -248,48 +248,17 @@ static void snapshot_free(struct search *s)
 	free(s->segs);
 }
 
-/* The directories of the snapshot (merged: the newest version of each
- * key, deleted ones left out). */
-static int scan_dirs(struct search *s)
-{
-	struct merge m;
-	int rc = eng_merge_open(&m, s->mem, NULL, s->segs, s->nsegs, 0, "", 0,
-				false);
-	if (rc)
-		return rc;
-	const struct t4dx_entry *e;
-	while ((rc = eng_merge_next(&m, &e)) == 0) {
-		if (e->tombstone || !S_ISDIR(e->mode))
-			continue;
-		struct dnode *d = malloc(sizeof(*d));
-		if (!d) {
-			rc = ENOMEM;
-			break;
-		}
-		d->ino = e->ino;
-		d->parent = e->parent;
-		d->name_len = e->name_len;
-		memcpy(d->name, e->name, e->name_len + 1);
-		struct dnode *old;
-		HASH_REPLACE(hh, s->dirs, ino, sizeof(d->ino), d, old);
-		free(old);
-	}
-	eng_merge_close(&m);
-	return rc == T4DX_ENOTFOUND ? 0 : rc;
-}
-
-/* Does a source newer than segment i hold e's key?  0 with *out, or a
- * read error of a newer segment. */
-static int hidden(struct search *s, size_t i, const struct t4dx_entry *e,
-		  bool *out)
+/* Does a source newer than segment i hold key (parent, name)?  0 with
+ * *out, or a read error of a newer segment. */
+static int hidden(struct search *s, size_t i, uint64_t parent,
+		  const char *name, size_t len, bool *out)
 {
 	*out = true;
-	if (t4dx_mem_get(s->mem, e->parent, e->name, e->name_len))
+	if (t4dx_mem_get(s->mem, parent, name, len))
 		return 0;
 	for (size_t j = i + 1; j < s->nsegs; j++) {
 		struct t4dx_entry x;
-		int rc = t4dx_seg_get(s->segs[j], e->parent, e->name,
-				      e->name_len, false, &x);
+		int rc = t4dx_seg_get(s->segs[j], parent, name, len, false, &x);
 		if (rc == 0) {
 			t4dx_entry_clear(&x);
 			return 0;
@@ -301,6 +270,52 @@ static int hidden(struct search *s, size_t i, const struct t4dx_entry *e,
 	return 0;
 }
 
+/* Directory ino at (parent, name), unless a newer source gave it. */
+static int add_dir(struct search *s, uint64_t ino, uint64_t parent,
+		   const char *name, uint16_t len)
+{
+	struct dnode *d;
+	HASH_FIND(hh, s->dirs, &ino, sizeof(ino), d);
+	if (d)
+		return 0;
+	if (!(d = malloc(sizeof(*d))))
+		return ENOMEM;
+	d->ino = ino;
+	d->parent = parent;
+	d->name_len = len;
+	memcpy(d->name, name, len);
+	d->name[len] = 0;
+	HASH_ADD(hh, s->dirs, ino, sizeof(d->ino), d);
+	return 0;
+}
+
+/* The live directories of the snapshot, newest source first: the
+ * memtables', then each segment's (kept with it, t4dx_seg_dirs) whose
+ * key no newer source holds, as a merged listing would show them. */
+static int scan_dirs(struct search *s)
+{
+	int rc = 0;
+	for (const struct t4dx_entry *e = t4dx_mem_seek(s->mem, 0, "", 0);
+	     e && !rc; e = t4dx_mem_next(s->mem, e))
+		if (!e->tombstone && S_ISDIR(e->mode))
+			rc = add_dir(s, e->ino, e->parent, e->name,
+				     e->name_len);
+	for (size_t i = s->nsegs; i-- > 0 && !rc;) {
+		const struct t4dx_seg_dir *d;
+		size_t n;
+		rc = t4dx_seg_dirs(s->segs[i], &d, &n);
+		for (size_t j = 0; j < n && !rc; j++) {
+			bool hid;
+			rc = hidden(s, i, d[j].parent, d[j].name, d[j].name_len,
+				    &hid);
+			if (!rc && !hid)
+				rc = add_dir(s, d[j].ino, d[j].parent,
+					     d[j].name, d[j].name_len);
+		}
+	}
+	return rc;
+}
+
 /* e of segment i, if it is wanted and the newest version of its key. */
 static int consider_seg(struct search *s, size_t i, const struct t4dx_entry *e,
 			struct t4dx_hit *h, bool *got)
@@ -309,7 +324,7 @@ static int consider_seg(struct search *s, size_t i, const struct t4dx_entry *e,
 	*got = false;
 	if (!wanted(s, e) || !score(s, e, h))
 		return 0;
-	int rc = hidden(s, i, e, &hid);
+	int rc = hidden(s, i, e->parent, e->name, e->name_len, &hid);
 	*got = !rc && !hid;
 	return rc;
 }

@@ -97,6 +97,19 @@ size_t t4dx_seg_blocks(const struct t4dx_seg *s);
 int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, bool with_content,
 		     struct t4dx_entry *out);
 
+/* A directory a segment holds: its key and inode. */
+struct t4dx_seg_dir {
+	uint64_t parent, ino;
+	uint16_t name_len;
+	char name[T4DX_NAME_MAX + 1];
+};
+/* The directories s holds (tombstones left out), in key order: read by
+ * one pass over its meta parts at the first call, then kept with s.
+ * *dirs stays valid while the caller holds a reference to s.  0 or the
+ * error of that pass. */
+int t4dx_seg_dirs(struct t4dx_seg *s, const struct t4dx_seg_dir **dirs,
+		  size_t *n);
+
 /* The vector index kept with an open segment (index.h), loaded lazily by
  * the engine: its state (T4DX_SEG_IX_*) and the index (NULL unless
  * LOADED), read together.  set installs ix (may be NULL) and state; s

@@ -132,6 +132,10 @@ struct t4dx_seg {
 	int index_state;
 	uint64_t *first_rec;    /* ordinal of each block's first record,
 				 * nblk + 1 of them; made at open */
+	/* t4dx_seg_dirs, once read; guarded by mu */
+	struct t4dx_seg_dir *dirs;
+	size_t ndirs;
+	bool dirs_read;
 };
 
 struct t4dx_seg_iter {

@@ -156,6 +156,7 @@ static void seg_free(struct t4dx_seg *s)
 	seg_cpart_unref(s->ccache);
 	t4dx_index_free(s->index);
 	free(s->first_rec);
+	free(s->dirs);
 	pthread_mutex_destroy(&s->mu);
 	free(s->ix);
 	free(s->blk);
@@ -308,6 +309,63 @@ int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, bool with_content,
 	seg_block_unref(b);
 	seg_cpart_unref(c);
 	return rc;
+}
+
+int t4dx_seg_dirs(struct t4dx_seg *s, const struct t4dx_seg_dir **dirs,
+		  size_t *n)
+{
+	pthread_mutex_lock(&s->mu);
+	bool have = s->dirs_read;
+	*dirs = s->dirs;
+	*n = s->ndirs;
+	pthread_mutex_unlock(&s->mu);
+	if (have)
+		return 0;
+	/* read without mu (reading blocks takes it); a concurrent first
+	 * call reads the same, and one copy is kept */
+	struct t4dx_seg_dir *v = NULL;
+	size_t nv = 0, cap = 0;
+	struct t4dx_seg_iter *it;
+	struct t4dx_entry e;
+	int rc = t4dx_seg_iter_open(s, 0, "", 0, &it);
+	if (rc)
+		return rc;
+	while ((rc = t4dx_seg_iter_next(it, false, &e)) == 0) {
+		if (e.tombstone || !S_ISDIR(e.mode))
+			continue;
+		if (nv == cap) {
+			size_t nc = cap ? 2 * cap : 16;
+			struct t4dx_seg_dir *nd = realloc(v, nc * sizeof(*v));
+			if (!nd) {
+				rc = ENOMEM;
+				break;
+			}
+			v = nd;
+			cap = nc;
+		}
+		struct t4dx_seg_dir *d = &v[nv++];
+		d->parent = e.parent;
+		d->ino = e.ino;
+		d->name_len = e.name_len;
+		memcpy(d->name, e.name, e.name_len + 1);
+	}
+	t4dx_seg_iter_close(it);
+	if (rc != T4DX_ENOTFOUND) {
+		free(v);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (!s->dirs_read) {
+		s->dirs = v;
+		s->ndirs = nv;
+		s->dirs_read = true;
+		v = NULL;
+	}
+	*dirs = s->dirs;
+	*n = s->ndirs;
+	pthread_mutex_unlock(&s->mu);
+	free(v);
+	return 0;
 }
 
 int t4dx_seg_index_get(struct t4dx_seg *s, struct t4dx_index **ix)

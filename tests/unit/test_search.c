@@ -59,12 +59,12 @@ static void vector_of(unsigned i, unsigned nclusters, float *x)
 		x[d] = rnd(&sc) + 0.15f * rnd(&si);
 }
 
-static void put_vec(struct t4dx *db, const char *name, const float *x,
-		    double kappa)
+static void put_vec_in(struct t4dx *db, uint64_t parent, const char *name,
+		       const float *x, double kappa)
 {
 	struct t4dx_entry e;
 	memset(&e, 0, sizeof(e));
-	REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
 	e.mode = S_IFREG | 0644;
 	e.kappa = kappa;
 	e.content = t4dx_blob_from(name, strlen(name));
@@ -73,6 +73,12 @@ static void put_vec(struct t4dx *db, const char *name, const float *x,
 	e.vec = t4dx_vec_new(x, DIM);
 	REQUIRE(e.vec && t4dx_put(db, &e, 0, NULL) == 0);
 	t4dx_entry_clear(&e);
+}
+
+static void put_vec(struct t4dx *db, const char *name, const float *x,
+		    double kappa)
+{
+	put_vec_in(db, R, name, x, kappa);
 }
 
 static void put_items(struct t4dx *db, unsigned from, unsigned to,
@@ -158,7 +164,7 @@ static char *manifest_ids(const char *dir)
 
 /* Every index file of seg/ belongs to a segment the MANIFEST names, and
  * every named segment with at least MIN_ITEMS entries has one. */
-static bool indexes_match_manifest(const char *dir)
+static bool indexes_match(const char *dir, bool say)
 {
 	char cmd[4200];
 	snprintf(cmd, sizeof(cmd),
@@ -171,10 +177,15 @@ static bool indexes_match_manifest(const char *dir)
 		 "MANIFEST); do [ -e seg/$(printf %%020d $id).hnsw ] || "
 		 "exit 2; done'", dir, MIN_ITEMS);
 	int rc = system(cmd);
-	if (rc)
+	if (rc && say)
 		fprintf(stderr, "index files and MANIFEST differ (%d): %s\n",
 			rc, manifest_ids(dir));
 	return rc == 0;
+}
+
+static bool indexes_match_manifest(const char *dir)
+{
+	return indexes_match(dir, true);
 }
 
 /* An index file appears with its segment, before the MANIFEST names
@@ -194,7 +205,7 @@ static void test_index_written(void)
 	CHECK(t4dx_flush(db) != 0);
 	faults_reset();
 	CHECK(has_file(dir, ".hnsw", NULL));
-	CHECK(!indexes_match_manifest(dir));
+	CHECK(!indexes_match(dir, false));
 	CHECK(strchr(manifest_ids(dir), ',') == NULL);  /* one segment */
 	/* the next flush writes another segment and its index; the
 	 * unlisted ones stay until the next start removes the index */
@@ -346,6 +357,80 @@ static void test_filters(void)
 	unit_rm_rf(dir);
 }
 
+static uint64_t mkdir_in(struct t4dx *db, uint64_t parent, const char *name)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
+	e.mode = S_IFDIR | 0755;
+	REQUIRE(t4dx_put(db, &e, 0, NULL) == 0);
+	return e.ino;
+}
+
+/* Every path of a search under dir starts with prefix, and the index
+ * finds what exact search finds. */
+static bool all_under(struct t4dx *db, uint64_t dir, const float *q,
+		      const char *prefix)
+{
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	o.under = dir;
+	struct t4dx_hit *a, *b;
+	size_t na, nb;
+	REQUIRE(t4dx_search(db, q, DIM, &o, &a, &na) == 0);
+	o.exact = true;
+	REQUIRE(t4dx_search(db, q, DIM, &o, &b, &nb) == 0);
+	bool ok = na == 10 && nb == 10;
+	for (size_t i = 0; ok && i < na; i++)
+		ok = !strncmp(a[i].path, prefix, strlen(prefix)) &&
+		     !strcmp(a[i].path, b[i].path);
+	if (!ok)
+		fprintf(stderr, "under %s: %zu/%zu hits, first %s\n", prefix,
+			na, nb, na ? a[0].path : "-");
+	t4dx_hits_free(a, na);
+	t4dx_hits_free(b, nb);
+	return ok;
+}
+
+/* Directories of indexed segments: paths and the under filter, across a
+ * rename of the directory, a flush and nrem. */
+static void test_dirs(void)
+{
+	const char *dir = unit_tmpdir("sdirs");
+	struct t4dx *db = open_db(dir, 0);
+	uint64_t a = mkdir_in(db, R, "a"), b = mkdir_in(db, R, "b");
+	uint64_t ab = mkdir_in(db, a, "deep");
+	for (unsigned i = 0; i < 300; i++) {
+		char name[32];
+		float x[DIM];
+		snprintf(name, sizeof(name), "item-%05u", i);
+		vector_of(i, 3, x);
+		put_vec_in(db, i % 3 == 0 ? a : i % 3 == 1 ? b : ab, name, x,
+			   0.5);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(has_file(dir, ".hnsw", NULL));
+	float q[DIM];
+	vector_of(1, 3, q);             /* b's cluster */
+	CHECK(all_under(db, a, q, "a/"));
+	CHECK(all_under(db, b, q, "b/"));
+	CHECK(all_under(db, ab, q, "a/deep/"));
+	/* a renamed in the memtable, then flushed, then merged */
+	REQUIRE(t4dx_rename(db, R, "a", 1, b, "c", 1, 0, NULL) == 0);
+	for (int round = 0; round < 3; round++) {
+		CHECK(all_under(db, a, q, "b/c/"));
+		CHECK(all_under(db, ab, q, "b/c/deep/"));
+		CHECK(same_as_exact(db, q, 50));
+		if (round == 0)
+			REQUIRE(t4dx_flush(db) == 0);
+		else if (round == 1)
+			REQUIRE(t4dx_compact(db, T4DX_COMPACT_NREM, NULL,
+					     NULL) == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* On a clustered set, search through the indexes finds what exact
  * search finds. */
 static void test_recall(void)
@@ -477,6 +562,7 @@ int main(void)
 	RUN(test_crash_before_manifest);
 	RUN(test_merge_rules);
 	RUN(test_filters);
+	RUN(test_dirs);
 	RUN(test_recall);
 	RUN(test_damaged_index);
 	UNIT_DONE();
