@@ -351,6 +351,10 @@ static int seg_exact(struct search *s, size_t i)
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
 
+/* How far a graph's score may be from the exact one, relative to |q|
+ * (float rounding of a dot product of unit vectors). */
+#define EPS 1e-4f
+
 /* Segment i through its index ix (nvec vectors): candidates from the
  * index, checked and scored; asked for more while the filters leave
  * fewer than k, read whole past half its vectors. */
@@ -377,10 +381,23 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 		}
 		uint32_t nh = 0;
 		size_t ngot = 0;
+		bool cut = false;
+		float kth = 0;
 		rc = t4dx_index_search(ix, s->q, (uint32_t)want, ef, ih, &nh);
 		for (uint32_t j = 0; !rc && j < nh; j++) {
 			struct t4dx_entry e;
 			bool ok;
+			/* the candidates come best first, scored by the graph
+			 * on the unit vector (cosine * |q|, as exact scoring
+			 * gives but for rounding): once k of this segment are
+			 * kept, or the next cannot enter the results, the rest
+			 * need not be read */
+			float cos = (float)(ih[j].score / s->qnorm);
+			if ((ngot >= s->o->k && ih[j].score < kth - EPS * (float)s->qnorm) ||
+			    (s->n == s->o->k && cos < s->heap[0].score - EPS)) {
+				cut = true;
+				break;
+			}
 			rc = t4dx_seg_get_nth(s->segs[i], ih[j].key, true, &e);
 			if (rc == T4DX_ENOTFOUND) {
 				rc = 0;         /* not a key of this segment */
@@ -391,10 +408,12 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 			rc = consider_seg(s, i, &e, &got[ngot], &ok);
 			t4dx_entry_clear(&e);
 			ngot += ok;
+			if (ok && ngot == s->o->k)
+				kth = ih[j].score;
 		}
 		if (rc)
 			break;
-		if (ngot >= s->o->k || want >= nvec ||
+		if (cut || ngot >= s->o->k || want >= nvec ||
 		    want >= T4DX_INDEX_EF_MAX) {
 			for (size_t j = 0; j < ngot; j++)
 				push(s, &got[j]);
