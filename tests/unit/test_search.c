@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +433,85 @@ static void test_dirs(void)
 	unit_rm_rf(dir);
 }
 
+struct reader {
+	struct t4dx *db;
+	atomic_bool stop;
+	atomic_uint searches, bad;
+};
+
+/* Search until told to stop; count results that hold a deleted item
+ * ("gone-*"), are out of order, or failed. */
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	float q[DIM];
+	vector_of(0, 4, q);
+	while (!atomic_load(&r->stop)) {
+		struct t4dx_search_opts o;
+		t4dx_search_defaults(&o);
+		o.k = 50;
+		struct t4dx_hit *h;
+		size_t n;
+		if (t4dx_search(r->db, q, DIM, &o, &h, &n)) {
+			r->bad++;
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (!strncmp(h[i].path, "gone-", 5) ||
+			    (i && h[i].score > h[i - 1].score))
+				r->bad++;
+		t4dx_hits_free(h, n);
+		r->searches++;
+	}
+	return NULL;
+}
+
+/* Searches while flushes (building indexes), writes and nrem go on:
+ * every search succeeds, in order, and never shows a deleted item. */
+static void test_concurrent(void)
+{
+	const char *dir = unit_tmpdir("sconc");
+	struct t4dx *db = open_db(dir, 0);
+	/* deleted items lying right at the query, in an indexed segment */
+	float q[DIM];
+	vector_of(0, 4, q);
+	for (unsigned i = 0; i < 20; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "gone-%02u", i);
+		put_vec(db, name, q, 0.5);
+	}
+	put_items(db, 0, 200, 4);
+	REQUIRE(t4dx_flush(db) == 0);
+	for (unsigned i = 0; i < 20; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "gone-%02u", i);
+		REQUIRE(t4dx_delete(db, R, name, strlen(name), false, 0,
+				    NULL) == 0);
+	}
+	struct reader r = { .db = db };
+	atomic_init(&r.stop, false);
+	atomic_init(&r.searches, 0);
+	atomic_init(&r.bad, 0);
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, reader_main, &r) == 0);
+	for (unsigned round = 0; round < 4; round++) {
+		put_items(db, 200 + round * 150, 350 + round * 150, 4);
+		REQUIRE(t4dx_flush(db) == 0);
+		if (round == 2)
+			REQUIRE(t4dx_compact(db, T4DX_COMPACT_NREM, NULL,
+					     NULL) == 0);
+	}
+	/* at least a few searches saw the changes */
+	while (atomic_load(&r.searches) < 20)
+		usleep(1000);
+	atomic_store(&r.stop, true);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(atomic_load(&r.bad), 0);
+	CHECK(same_as_exact(db, q, 50));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* On a clustered set, search through the indexes finds what exact
  * search finds. */
 static void test_recall(void)
@@ -563,6 +644,7 @@ int main(void)
 	RUN(test_merge_rules);
 	RUN(test_filters);
 	RUN(test_dirs);
+	RUN(test_concurrent);
 	RUN(test_recall);
 	RUN(test_damaged_index);
 	UNIT_DONE();
