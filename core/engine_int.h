@@ -15,6 +15,7 @@
  *   flush.c      the flush trigger, cutting the memtable into a segment
  *   merge.c      lookups, merge iterator     tier.c      what to merge
  *   segments.c   segment files, MANIFEST     fallback.c  levels, rescue
+ *   seg_index.c  each segment's vector index file
  *
  * Signalling another thread (setting a flag under bg_mu and waking it) is
  * not a call: commit.c and flush.c wake the flusher that way.  Nor is the
@@ -252,6 +253,8 @@ int eng_save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 /* Write sorted entries v[0..n) as segment id, durable and open. */
 int eng_make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v,
 		     size_t n, struct t4dx_seg **out);
+/* Remove segment id's file and its index file (not the directory sync). */
+void eng_seg_unlink(struct t4dx *db, uint64_t id);
 /* Begin segment id to be written an entry at a time. */
 int eng_begin_segment(struct t4dx *db, uint64_t id, uint64_t n_hint,
 		      struct t4dx_seg_writer **w);
@@ -263,15 +266,13 @@ int eng_install_segments(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 			 uint64_t flushed_lsn, uint64_t next_ino,
 			 uint64_t seg_items);
 
-/* seg_index.c (beside segments.c) */
+/* seg_index.c */
 struct t4dx_index;
 /* The path of segment id's index file (tmp: its temporary file). */
 void eng_index_file(struct t4dx *db, uint64_t id, char *path, size_t len,
 		    bool tmp);
 /* Is s big enough for an index (vector.index_min_items)? */
 bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s);
-/* Remove segment id's file and its index file (not the directory sync). */
-void eng_seg_unlink(struct t4dx *db, uint64_t id);
 /* Build s's index from its vectors and save it durably (or remove a
  * stale file of its id when s wants none: *out NULL).  No lock held. */
 int eng_index_build(struct t4dx *db, struct t4dx_seg *s,

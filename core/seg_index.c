@@ -54,15 +54,6 @@ bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s)
 	return t4dx_seg_count(s) >= db->cfg.vector.index_min_items;
 }
 
-void eng_seg_unlink(struct t4dx *db, uint64_t id)
-{
-	char path[PATH_MAX];
-	eng_seg_file(db, id, path, sizeof(path), false);
-	t4dx_io.unlink(path);
-	eng_index_file(db, id, path, sizeof(path), false);
-	t4dx_io.unlink(path);
-}
-
 /* The indexed vectors of s: (*keys)[i], (*vecs)[i*dim ..], *n of them. */
 static int seg_vectors(struct t4dx *db, struct t4dx_seg *s, uint32_t **keys,
 		       float **vecs, size_t *n)

@@ -21,6 +21,15 @@ void eng_seg_file(struct t4dx *db, uint64_t id, char *path, size_t len,
 		 (unsigned long long)id, tmp ? ".tmp" : "");
 }
 
+void eng_seg_unlink(struct t4dx *db, uint64_t id)
+{
+	char path[PATH_MAX];
+	eng_seg_file(db, id, path, sizeof(path), false);
+	t4dx_io.unlink(path);
+	eng_index_file(db, id, path, sizeof(path), false);
+	t4dx_io.unlink(path);
+}
+
 /* The damage marker.  A start reads only the footer, index and Bloom
  * filter of each segment (health.verify_at_start off); its blocks are read
  * back by the health thread's slices and by reads.  Whoever finds a block
