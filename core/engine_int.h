@@ -271,7 +271,7 @@ struct t4dx_index;
 /* The path of segment id's index file (tmp: its temporary file). */
 void eng_index_file(struct t4dx *db, uint64_t id, char *path, size_t len,
 		    bool tmp);
-/* Is s big enough for an index (vector.index_min_items)? */
+/* Does s get an index (vector.index_min_items, a format with vectors)? */
 bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s);
 /* Build s's index from its vectors and save it durably (or remove a
  * stale file of its id when s wants none: *out NULL).  No lock held. */

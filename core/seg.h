@@ -56,6 +56,8 @@ uint64_t t4dx_seg_file_bytes(const struct t4dx_seg *s);
 uint64_t t4dx_seg_min_lsn(const struct t4dx_seg *s);
 uint64_t t4dx_seg_max_lsn(const struct t4dx_seg *s);
 const char *t4dx_seg_path(const struct t4dx_seg *s);
+/* Can s hold vectors (format version 4 on)? */
+bool t4dx_seg_has_vectors(const struct t4dx_seg *s);
 
 /* Find key.  0 with *out filled (maybe a tombstone), T4DX_ENOTFOUND, or an
  * error (T4DX_ECORRUPT if a part of the block it reads fails its checks,

@@ -8,7 +8,8 @@
  * the first record in key order, as the writer added them), which
  * t4dx_seg_get_nth resolves through the blocks' record counts.  A
  * segment of fewer than vector.index_min_items entries gets no index:
- * reading its vectors costs less than a graph (search reads them).
+ * reading its vectors costs less than a graph (search reads them); nor
+ * does one of a format before vectors (version 3 and older).
  *
  * Durability.  The index is written where the segment is (the flusher,
  * the merger, nrem and prune runs, the rebuild of a damaged segment at
@@ -51,7 +52,9 @@ void eng_index_file(struct t4dx *db, uint64_t id, char *path, size_t len,
 
 bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s)
 {
-	return t4dx_seg_count(s) >= db->cfg.vector.index_min_items;
+	/* a segment written before vectors existed has none to index */
+	return t4dx_seg_has_vectors(s) &&
+	       t4dx_seg_count(s) >= db->cfg.vector.index_min_items;
 }
 
 /* The indexed vectors of s: (*keys)[i], (*vecs)[i*dim ..], *n of them. */

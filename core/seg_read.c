@@ -223,6 +223,11 @@ uint64_t t4dx_seg_max_lsn(const struct t4dx_seg *s) { return s->max_lsn; }
 
 const char *t4dx_seg_path(const struct t4dx_seg *s) { return s->path; }
 
+bool t4dx_seg_has_vectors(const struct t4dx_seg *s)
+{
+	return s->version >= SEG_VERSION;
+}
+
 /* First record in b with key >= (parent, name). */
 static uint32_t block_lower_bound(const struct block *b, uint64_t parent,
 				  const char *name, size_t len)

@@ -479,6 +479,21 @@ static void check_fixture(const char *name)
 	CHECK_EQ_INT(bad, 0);
 	struct t4dx_entry out;
 	CHECK_EQ_INT(t4dx_seg_get(s, 2, "b", 1, true, &out), T4DX_ENOTFOUND);
+	/* by ordinal (the keys of a vector index), across its blocks */
+	for (size_t i = 0; i < FIXTURE_N; i++) {
+		for (int wc = 0; wc < 2; wc++) {
+			int rc = t4dx_seg_get_nth(s, i, wc, &out);
+			bad += rc || !entry_eq(&want[i], &out, wc);
+			if (!rc)
+				t4dx_entry_clear(&out);
+		}
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK(t4dx_seg_blocks(s) > 1);
+	CHECK_EQ_INT(t4dx_seg_get_nth(s, FIXTURE_N, false, &out),
+		     T4DX_ENOTFOUND);
+	/* written before vectors: no index is built for it */
+	CHECK(!t4dx_seg_has_vectors(s));
 	t4dx_seg_unref(s);
 
 	/* damage in an older block is still found */
@@ -554,6 +569,7 @@ static void test_roundtrip(void)
 	CHECK_EQ_INT(t4dx_seg_max_lsn(s), 99);
 	CHECK_EQ_INT(t4dx_seg_file_bytes(s), st.st_size);
 	CHECK(!strcmp(t4dx_seg_path(s), seg_path));
+	CHECK(t4dx_seg_has_vectors(s));
 	/* 1 MiB of random bytes does not compress */
 	CHECK(st.st_size > 1 << 20);
 
@@ -569,6 +585,15 @@ static void test_roundtrip(void)
 			if (!rc)
 				t4dx_entry_clear(&out);
 		}
+	}
+	CHECK_EQ_INT(bad, 0);
+	for (size_t i = 0; i < nents; i++) {
+		struct t4dx_entry out;
+		int rc = t4dx_seg_get_nth(s, i, true, &out);
+		if (rc || !entry_eq(ents[i], &out, true))
+			bad++;
+		if (!rc)
+			t4dx_entry_clear(&out);
 	}
 	CHECK_EQ_INT(bad, 0);
 
