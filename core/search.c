@@ -363,6 +363,7 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 {
 	uint32_t ef = s->db->cfg.vector.ef_search;
 	size_t want = (size_t)s->o->k * 4 > ef ? (size_t)s->o->k * 4 : ef;
+	float eps = EPS * (float)s->qnorm;      /* in the graph's scores */
 	struct t4dx_index_hit *ih = NULL;
 	struct t4dx_hit *got = NULL;
 	int rc = 0;
@@ -393,7 +394,7 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 			 * kept, or the next cannot enter the results, the rest
 			 * need not be read */
 			float cos = (float)(ih[j].score / s->qnorm);
-			if ((ngot >= s->o->k && ih[j].score < kth - EPS * (float)s->qnorm) ||
+			if ((ngot >= s->o->k && ih[j].score < kth - eps) ||
 			    (s->n == s->o->k && cos < s->heap[0].score - EPS)) {
 				cut = true;
 				break;

@@ -71,8 +71,10 @@ int eng_mark_damaged(struct t4dx *db, struct t4dx_seg *s, int why)
 /* Remove the segment files of seg/ that the MANIFEST just made durable
  * does not list: inputs of a compaction kept while an older MANIFEST
  * naming them might have come back, their index files, and the damage
- * markers of segments no longer live.  The caller holds flush_mu, so no segment is being
- * written.  A segment id at or past next_seg_id is not ours to judge. */
+ * markers of segments no longer live.  The caller holds flush_mu, so no
+ * segment is being written (the health thread writes only the index of
+ * a live one).  A segment id at or past next_seg_id is not ours to
+ * judge. */
 static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 {
 	DIR *d = opendir(db->seg_dir);
