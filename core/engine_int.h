@@ -277,9 +277,11 @@ bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s);
  * stale file of its id when s wants none: *out NULL).  No lock held. */
 int eng_index_build(struct t4dx *db, struct t4dx_seg *s,
 		    struct t4dx_index **out);
-/* eng_index_build for a segment just written; a failure is an alert, and
- * leaves s to be searched without an index. */
-void eng_index_place(struct t4dx *db, struct t4dx_seg *s);
+/* The index of a segment just written, before a MANIFEST names it: any
+ * file of its id removed durably (else that error), then
+ * eng_index_build, whose failure is an alert and leaves s to be searched
+ * without an index (0). */
+int eng_index_place(struct t4dx *db, struct t4dx_seg *s);
 /* s's index, loaded on first use: T4DX_SEG_IX_* and *ix (see seg.h); a
  * missing or damaged file is an alert, once. */
 int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,

@@ -177,8 +177,20 @@ int eng_index_build(struct t4dx *db, struct t4dx_seg *s,
 	return 0;
 }
 
-void eng_index_place(struct t4dx *db, struct t4dx_seg *s)
+int eng_index_place(struct t4dx *db, struct t4dx_seg *s)
 {
+	/* an index left by an earlier segment of this id (written, then a
+	 * crash before its MANIFEST) goes first, durably, whatever happens
+	 * next: it must never pass for this segment's */
+	char path[PATH_MAX];
+	eng_index_file(db, t4dx_seg_id(s), path, sizeof(path), false);
+	if (t4dx_io.unlink(path) == 0) {
+		int rc = t4dx_io_fsync_dir(db->seg_dir);
+		if (rc)
+			return rc;
+	} else if (errno != ENOENT) {
+		return errno ? errno : EIO;
+	}
 	struct t4dx_index *ix;
 	int rc = eng_index_build(db, s, &ix);
 	if (rc) {
@@ -188,10 +200,11 @@ void eng_index_place(struct t4dx *db, struct t4dx_seg *s)
 				"written (%s): searched without one until the "
 				"health check builds it", t4dx_seg_path(s),
 				t4dx_strerror(rc));
-		return;
+		return 0;
 	}
 	/* loaded when a search first needs it */
 	t4dx_index_free(ix);
+	return 0;
 }
 
 /* Load s's index file, checked.  0 with *out, or the error. */

@@ -168,8 +168,12 @@ static int place_segment(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 		return rc;
 	}
 	/* before any MANIFEST can name the segment (seg_index.c) */
-	eng_index_place(db, *out);
-	return 0;
+	if ((rc = eng_index_place(db, *out))) {
+		t4dx_seg_unref(*out);
+		*out = NULL;
+		t4dx_io.unlink(path);
+	}
+	return rc;
 }
 
 /* Write entries v[0..n) (sorted) as segment id: a temporary file made

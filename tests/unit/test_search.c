@@ -637,6 +637,69 @@ static void test_damaged_index(void)
 	unit_rm_rf(dir);
 }
 
+/* The MANIFEST's next segment id. */
+static unsigned long long next_seg_id(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "jq .next_seg_id %s/MANIFEST", dir);
+	FILE *p = popen(cmd, "r");
+	REQUIRE(p);
+	unsigned long long id = 0;
+	REQUIRE(fscanf(p, "%llu", &id) == 1);
+	pclose(p);
+	return id;
+}
+
+/* An index file left under the id of the next segment (by a segment
+ * whose MANIFEST never came) is removed when that segment is written,
+ * even if its own index cannot be: it never serves the new segment. */
+static void test_stale_index(void)
+{
+	const char *dir = unit_tmpdir("sstale");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 60, 3);
+	REQUIRE(t4dx_flush(db) == 0);
+	char old[2048], stale[2048], tmp[2100];
+	index_path(dir, old, sizeof(old));
+	unsigned long long id = next_seg_id(dir);
+	snprintf(stale, sizeof(stale), "%s/seg/%020llu.hnsw", dir, id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", stale);
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "cp %s %s", old, stale);
+	REQUIRE(system(cmd) == 0);
+	/* the new segment's index cannot be written */
+	REQUIRE(mkdir(tmp, 0700) == 0);
+	/* 150 new items; the query matches those past the 60th in key
+	 * order, which the stale graph's keys (0..59) cannot reach */
+	float q[DIM];
+	vector_of(999, 1000, q);
+	for (unsigned i = 0; i < 150; i++) {
+		char name[32];
+		float x[DIM];
+		snprintf(name, sizeof(name), "new-%03u", i);
+		vector_of(i + 7, 1000, x);
+		if (i >= 100)
+			for (unsigned d = 0; d < DIM; d++)
+				x[d] = q[d] + 0.01f * (float)(i - 100) *
+					      (float)(d % 3);
+		put_vec(db, name, x, 0.5);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(alerted(db, "could not be written"));
+	CHECK(access(stale, F_OK) != 0);
+	CHECK(same_as_exact(db, q, 10));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, 0);
+	CHECK(same_as_exact(db, q, 10));
+	char *t = search_text(db, q, 10, false);
+	CHECK(!strncmp(t, "new-1", 5));
+	free(t);
+	CHECK(alerted(db, "is missing"));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	REQUIRE(rmdir(tmp) == 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_index_written);
@@ -647,5 +710,6 @@ int main(void)
 	RUN(test_concurrent);
 	RUN(test_recall);
 	RUN(test_damaged_index);
+	RUN(test_stale_index);
 	UNIT_DONE();
 }
