@@ -305,6 +305,14 @@ static int scan_dirs(struct search *s)
 		size_t n;
 		rc = t4dx_seg_dirs(s->segs[i], &d, &n);
 		for (size_t j = 0; j < n && !rc; j++) {
+			/* a newer version of the same directory (its times
+			 * change with every entry made in it) was taken:
+			 * no lookup needed */
+			struct dnode *have;
+			HASH_FIND(hh, s->dirs, &d[j].ino, sizeof(d[j].ino),
+				  have);
+			if (have)
+				continue;
 			bool hid;
 			rc = hidden(s, i, d[j].parent, d[j].name, d[j].name_len,
 				    &hid);
