@@ -67,7 +67,13 @@ static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 		return rc;
 	}
 	/* a reader that changes nothing (t4dx verify, ls, dump) holds a
-	 * shared lock for a while: wait up to 10 s for it, then say so */
+	 * shared lock for a while: wait up to 10 s for it, then say so.
+	 * An exclusive holder may be a daemon on its way out: umount
+	 * returns as soon as the kernel lets go of the mount, before the
+	 * daemon has closed the store, so "umount; mount" would fail now
+	 * and then; give it LOCK_EXIT_TRIES tries. */
+	enum { LOCK_TRY_NS = 50000000, LOCK_READER_TRIES = 200,
+	       LOCK_EXIT_TRIES = 60 };
 	for (int tries = 0; flock(db->lock_fd, LOCK_EX | LOCK_NB); tries++) {
 		int rc = errno;
 		bool readers = false;
@@ -76,8 +82,9 @@ static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 			flock(db->lock_fd, LOCK_UN);
 			readers = true;
 		}
-		if (readers && tries < 200) {
-			struct timespec ts = { 0, 50000000 };
+		if (rc == EWOULDBLOCK &&
+		    tries < (readers ? LOCK_READER_TRIES : LOCK_EXIT_TRIES)) {
+			struct timespec ts = { 0, LOCK_TRY_NS };
 			nanosleep(&ts, NULL);
 			continue;
 		}
