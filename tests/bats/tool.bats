@@ -555,6 +555,15 @@ $(cat "$T4DX_TMP/c.err")"
 	assert_equal "$status" 1
 	assert_one_line_error ls
 	assert_output --partial "no such item"
+	refute_output --partial 'leave out'
+	# a path that repeats items/ is told so, by ls and by dump
+	run "$T4DX" ls "$DATA" items/n
+	assert_equal "$status" 1
+	assert_one_line_error ls
+	assert_output --partial 'items/n: no such item or directory (a path is taken inside items/: leave out the leading "items/")'
+	run "$T4DX" dump "$DATA" /items/n/f1
+	assert_equal "$status" 1
+	assert_output --partial 'leave out the leading "items/"'
 	run "$T4DX" dump "$DATA" n
 	assert_equal "$status" 1
 	assert_output --partial "is a directory"
