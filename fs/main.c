@@ -47,6 +47,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.rmdir = op_rmdir,
 	.rename = op_rename,
 	.symlink = op_symlink,
+	.readlink = op_readlink,
 	.link = op_link,
 	.mknod = op_mknod,
 	.open = op_open,

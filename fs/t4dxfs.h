@@ -70,7 +70,7 @@ enum fs_op {
 	OP_RENAME, OP_OPEN, OP_CREATE, OP_READ, OP_WRITE, OP_FLUSH, OP_FSYNC,
 	OP_RELEASE, OP_OPENDIR, OP_READDIR, OP_READDIRPLUS, OP_STATFS,
 	OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_SYMLINK,
-	OP_LINK, OP_MKNOD, OP_NOPS
+	OP_LINK, OP_MKNOD, OP_READLINK, OP_NOPS
 };
 #define FS_ERRNO_MAX 134
 
@@ -287,6 +287,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void op_readlink(fuse_req_t req, fuse_ino_t ino);
 void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		const char *name);
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,

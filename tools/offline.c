@@ -248,7 +248,7 @@ static int resolve(struct t4dx *db, const char *path, struct t4dx_entry *e)
 
 static const char *type_of(uint32_t mode)
 {
-	return S_ISDIR(mode) ? "directory" : "file";
+	return S_ISDIR(mode) ? "directory" : S_ISLNK(mode) ? "symlink" : "file";
 }
 
 /* Valid UTF-8 without NUL bytes (what a JSON string carries as is)? */
@@ -326,7 +326,7 @@ static void print_long(const struct t4dx_entry *e, const char *name)
 {
 	char mode[11], t[32];
 	static const char rwx[] = "rwxrwxrwx";
-	mode[0] = S_ISDIR(e->mode) ? 'd' : '-';
+	mode[0] = S_ISDIR(e->mode) ? 'd' : S_ISLNK(e->mode) ? 'l' : '-';
 	for (int i = 0; i < 9; i++)
 		mode[i + 1] = e->mode & (0400u >> i) ? rwx[i] : '-';
 	mode[10] = 0;
