@@ -258,7 +258,10 @@ void progress_line(const char *what, uint64_t done, uint64_t total,
 
 /* The length of the UTF-8 sequence at s (n bytes left) if it is a valid
  * one of a printable character, else 0: a stray or overlong byte, a
- * surrogate, or a C1 control (U+0080..U+009F, which terminals obey). */
+ * surrogate, a C1 control (U+0080..U+009F, which terminals obey), or a
+ * bidirectional control (U+061C, U+200E/F, U+202A..U+202E, U+2066..U+2069),
+ * which makes a terminal show the text around it in another order: a
+ * name could then pass for another one. */
 static size_t utf8_printable(const unsigned char *s, size_t n)
 {
 	size_t len;
@@ -285,6 +288,11 @@ static size_t utf8_printable(const unsigned char *s, size_t n)
 		if (s[i] < 0x80 || s[i] > 0xbf)
 			return 0;
 	if (s[0] == 0xc2 && s[1] <= 0x9f)
+		return 0;
+	if ((s[0] == 0xd8 && s[1] == 0x9c) ||
+	    (s[0] == 0xe2 && s[1] == 0x80 &&
+	     (s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xaa && s[2] <= 0xae))) ||
+	    (s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9))
 		return 0;
 	return len;
 }
