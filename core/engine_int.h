@@ -77,6 +77,7 @@ struct t4dx {
 	char seg_dir[PATH_MAX - 64], wal_dir[PATH_MAX - 64],
 	     quarantine_dir[PATH_MAX - 64];
 	int lock_fd;                    /* open */
+	bool lock_held;                 /* open: LOCK is ours (exclusive) */
 	struct t4dx_config cfg;         /* open */
 	struct t4dx_wal *wal;           /* open; own lock */
 
