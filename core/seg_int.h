@@ -126,6 +126,8 @@ struct t4dx_seg {
 	pthread_mutex_t mu;
 	struct block *cache;    /* last small meta part read; guarded by mu */
 	struct cpart *ccache;   /* last small content part; guarded by mu */
+	atomic_bool vec_lost;   /* a vector part failed its checks: its
+				   block's vectors were left out of reads */
 };
 
 struct t4dx_seg_iter {
