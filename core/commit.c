@@ -566,7 +566,12 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		pthread_rwlock_unlock(&db->lock);
 		return rc;
 	}
-	return commit_locked(db, &r, flags, lsn);
+	rc = commit_locked(db, &r, flags, lsn);
+	/* a vector removed: the embedder computes the content's */
+	if (!rc && (mask & T4DX_F_VEC) && r.e.vec_src == T4DX_VEC_NONE &&
+	    S_ISREG(old.mode) && old.size)
+		eng_embed_queue(db, parent, name, name_len);
+	return rc;
 }
 
 int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,

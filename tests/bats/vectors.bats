@@ -1,0 +1,195 @@
+#!/usr/bin/env bats
+# vectors.bats - an item's vector through the mount (DESIGN.md section 9):
+# the extended attribute user.t4dx.vector (read, set by hand, removed),
+# what refuses a bad vector and keeps the old one, a hand vector through a
+# content rewrite, a restart and a SIGKILL, the embedder's vector coming
+# back once a hand one is removed, and the embedder's figures in .ctl.
+#
+# The stores here use vector.dim 8, so that a vector is short enough to
+# write out in a test.
+
+load ../lib/mount
+
+DIM=8
+HAND='[1,0.5,-0.25,0.125,0,-1,2.5,3]'
+OTHER='[0,0,0,0,0,0,0,1]'
+
+setup() {
+	t4dx_setup
+}
+
+# start_dim8 [EMBEDDER]: mount with vector.dim 8 and the embedder named
+# (default builtin).
+start_dim8() {
+	CFG=$(t4dx_config_file "{\"vector\":{\"dim\":$DIM,\"embedder\":\"${1:-builtin}\"}}")
+	t4dx_start -o "config=$CFG"
+}
+
+# vec FILE: print user.t4dx.vector of FILE.
+vec() {
+	t4dx_xattr vector "$1"
+}
+
+# has_vec FILE: FILE has a vector (for t4dx_wait_for).
+has_vec() {
+	vec "$1" >/dev/null 2>&1
+}
+
+# vec_is FILE WANT: FILE's vector reads as WANT (for t4dx_wait_for).
+vec_is() {
+	[[ $(vec "$1" 2>/dev/null) == "$2" ]]
+}
+
+# listed FILE: print the names of FILE's extended attributes.
+listed() {
+	getfattr --absolute-names -m - -- "$1" | sed -n 's/^user\./user./p'
+}
+
+@test "vector: a hand vector reads back as set, and is listed only then" {
+	start_dim8 off
+	printf 'green tea\n' >"$ITEMS/f"
+	run vec "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	run listed "$ITEMS/f"
+	refute_line user.t4dx.vector
+
+	run setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	assert_success
+	run vec "$ITEMS/f"
+	assert_success
+	assert_output "$HAND"
+	run listed "$ITEMS/f"
+	assert_line user.t4dx.vector
+	# any JSON spelling of the numbers, with spaces, reads back shortest
+	run setfattr -n user.t4dx.vector \
+		-v '[ 1.0e0, 5E-1 ,-0.250, 1.25e-1, -0, -1.00, 25e-1, 3 ]' "$ITEMS/f"
+	assert_success
+	run vec "$ITEMS/f"
+	assert_output '[1,0.5,-0.25,0.125,0,-1,2.5,3]'
+	# the record says where it came from
+	t4dx_wait_for 10 t4dx_ctl_test health '.queue_depth == 0'
+	run jq -r 'select(.op == "update_fields" and .vec_src == "hand") | .name' \
+		<(t4dx_wal_dump)
+	assert_line f
+}
+
+@test "vector: wrong dimension, NaN, infinities, overflow and garbage are EINVAL and keep the old vector" {
+	start_dim8 off
+	printf 'x\n' >"$ITEMS/f"
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	local bad probs=()
+	for bad in '[1,2,3,4,5,6,7]' '[1,2,3,4,5,6,7,8,9]' '[]' '' \
+		'[1,2,3,4,5,6,7,NaN]' '[1,2,3,4,5,6,7,nan]' \
+		'[1,2,3,4,5,6,7,Infinity]' '[1,2,3,4,5,6,7,-inf]' \
+		'[1,2,3,4,5,6,7,1e39]' '[1,2,3,4,5,6,7,"8"]' \
+		'[1,2,3,4,5,6,7,null]' '[1,2,3,4,5,6,7,true]' \
+		'[1,2,3,4,5,6,7,[8]]' '{"0":1}' '1,2,3,4,5,6,7,8' \
+		'[1,2,3,4,5,6,7,8' '[1,2,3,4,5,6,7,8]x' '[1,2,3,4,5,6,7,0x8]' \
+		'hello' '[1,2,3,4,5,6,7,8],[1]'; do
+		run setfattr -n user.t4dx.vector -v "$bad" "$ITEMS/f"
+		if ((status == 0)); then
+			probs+=("'$bad' accepted")
+		elif [[ $output != *'Invalid argument'* ]]; then
+			probs+=("'$bad': $output")
+		fi
+		[[ $(vec "$ITEMS/f") == "$HAND" ]] ||
+			probs+=("'$bad' changed the vector to $(vec "$ITEMS/f")")
+	done
+	((${#probs[@]} == 0)) || fail "$(printf '%s\n' "${probs[@]}")"
+	# a NUL inside the value
+	run setfattr -n user.t4dx.vector -v 0x5b312c322c332c342c352c362c372c385d00 "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'Invalid argument'
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+}
+
+@test "vector: a hand vector survives content rewrites, a restart and SIGKILL" {
+	start_dim8
+	printf 'first words\n' >"$ITEMS/f"
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	printf 'other words entirely\n' >"$ITEMS/f"
+	printf 'and appended\n' >>"$ITEMS/f"
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+	t4dx_remount -o "config=$CFG"
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+	# into a segment and back
+	t4dx_ctl_echo compact flush
+	t4dx_remount -o "config=$CFG"
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+	# set again, then SIGKILL right after setfattr returned
+	setfattr -n user.t4dx.vector -v "$OTHER" "$ITEMS/f"
+	printf 'third content\n' >"$ITEMS/f"
+	t4dx_kill9
+	t4dx_start -o "config=$CFG"
+	run vec "$ITEMS/f"
+	assert_output "$OTHER"
+	run cat "$ITEMS/f"
+	assert_output 'third content'
+}
+
+@test "vector: removing a hand vector brings back the embedder's" {
+	start_dim8
+	printf 'green tea with lemon\n' >"$ITEMS/f"
+	t4dx_wait_for 20 has_vec "$ITEMS/f" || fail "no vector from the embedder"
+	local embedded
+	embedded=$(vec "$ITEMS/f")
+	[[ $embedded != "$HAND" ]] || fail "the embedder gave the hand vector"
+	run listed "$ITEMS/f"
+	refute_line user.t4dx.vector
+
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+	run setfattr -x user.t4dx.vector "$ITEMS/f"
+	assert_success
+	t4dx_wait_for 20 vec_is "$ITEMS/f" "$embedded" ||
+		fail "after removal: '$(vec "$ITEMS/f" 2>&1)', not the embedder's $embedded"
+	run listed "$ITEMS/f"
+	refute_line user.t4dx.vector
+	# and it is durable
+	t4dx_kill9
+	t4dx_start -o "config=$CFG"
+	t4dx_wait_for 20 vec_is "$ITEMS/f" "$embedded" ||
+		fail "after SIGKILL: '$(vec "$ITEMS/f" 2>&1)'"
+}
+
+@test "vector: without an embedder a removed vector stays removed; removing none is ENODATA" {
+	start_dim8 off
+	printf 'words\n' >"$ITEMS/f"
+	run setfattr -x user.t4dx.vector "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	run setfattr -x user.t4dx.vector "$ITEMS/f"
+	assert_success
+	run vec "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	t4dx_remount -o "config=$CFG"
+	run vec "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+}
+
+@test "vector: a directory has none and takes none" {
+	start_dim8
+	mkdir "$ITEMS/d"
+	run vec "$ITEMS/d"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	run setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/d"
+	assert_failure
+	assert_output --partial 'Operation not supported'
+	run setfattr -x user.t4dx.vector "$ITEMS/d"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	run vec "$MNT/items"
+	assert_failure
+	run listed "$ITEMS/d"
+	refute_output --partial user.t4dx.vector
+}
