@@ -193,3 +193,48 @@ listed() {
 	run listed "$ITEMS/d"
 	refute_output --partial user.t4dx.vector
 }
+
+# metric NAME: the value of the sample NAME in .ctl/metrics.
+metric() {
+	awk -v n="$1" '$1 == n { print $2 }' "$MNT/.ctl/metrics"
+}
+
+@test "vector: .ctl/stats and .ctl/metrics count the embedder's work" {
+	start_dim8
+	run jq -c '.vectors' "$MNT/.ctl/stats"
+	assert_output '{"embedder":"builtin","embedded":0,"no_vector":0,"failed":0,"dropped":0,"queued":0,"busy":false}'
+	printf 'green tea\n' >"$ITEMS/a"
+	printf 'black coffee\n' >"$ITEMS/b"
+	printf 'mint tea\n' >"$ITEMS/c"
+	printf '\0\1\2binary\n' >"$ITEMS/bin"
+	printf '... --- ...\n' >"$ITEMS/noword"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false and .vectors.embedded == 3'
+	run jq -c '.vectors' "$MNT/.ctl/stats"
+	assert_output '{"embedder":"builtin","embedded":3,"no_vector":2,"failed":0,"dropped":0,"queued":0,"busy":false}'
+	run metric t4dx_embed_vectors_total
+	assert_output 3
+	run metric t4dx_embed_no_vector_total
+	assert_output 2
+	run metric t4dx_embed_failures_total
+	assert_output 0
+	run metric t4dx_embed_dropped_total
+	assert_output 0
+	run metric t4dx_embed_queue_length
+	assert_output 0
+	run grep -c '^# TYPE t4dx_embed_vectors_total counter$' "$MNT/.ctl/metrics"
+	assert_output 1
+	# a removed vector is computed again, and counted
+	setfattr -x user.t4dx.vector "$ITEMS/a"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false and .vectors.embedded == 4'
+	run metric t4dx_embed_vectors_total
+	assert_output 4
+}
+
+@test "vector: with the embedder off the figures say so and stay 0" {
+	start_dim8 off
+	printf 'green tea\n' >"$ITEMS/a"
+	run jq -c '.vectors' "$MNT/.ctl/stats"
+	assert_output '{"embedder":"off","embedded":0,"no_vector":0,"failed":0,"dropped":0,"queued":0,"busy":false}'
+	run metric t4dx_embed_vectors_total
+	assert_output 0
+}
