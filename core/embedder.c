@@ -13,12 +13,30 @@
  * empty the thread waits for its records to be durable: one fdatasync
  * for a batch of vectors, shared with any writer's group commit.
  *
+ * Content that gets no vector (binary, no word) is marked as tried
+ * (vec_src TRIED, a record like a vector's), so that no later start reads
+ * it again; new content drops the mark as it drops a vector.
+ *
+ * DATA_DIR/EMBEDDER names the embedder that made the store's vectors and
+ * marks: one line, {"embedder":"builtin","version":V,"dim":D}, V being
+ * T4DX_EMBED_VERSION.  When it is missing or names another (a new
+ * version, another vector.dim), the start's sweep also queues every file
+ * with a vector or mark of the embedder, which is computed again (a
+ * record only where the outcome changed); once all of them are done and
+ * durable, the file is replaced (write-temp, fsync, rename, fsync of the
+ * directory).  A crash or a failure before that leaves the old file, and
+ * the next start does it all again.  Vectors set by hand are never
+ * touched: one of another dim than vector.dim stays, and search, which
+ * only compares vectors of the query's dim, leaves its file out.
+ *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
  * (queued then) finds its file.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,11 +45,14 @@
 #include <uthash.h>
 #include <utlist.h>
 
+#include "alert.h"
 #include "embed.h"
 #include "engine_int.h"
+#include "io.h"
 #include "vec.h"
 
 #define EMB_QUEUE_MAX 100000
+#define EMB_STATE "EMBEDDER"
 
 struct ekey {
 	char key[8 + T4DX_NAME_MAX];    /* parent, then the name */
@@ -49,7 +70,39 @@ struct eng_embedder {
 	bool stop, sweep;               /* guarded by mu */
 	bool working;                   /* a file or a sweep in hand; mu */
 	struct t4dx_embed_stats st;     /* guarded by mu */
+	/* EMBEDDER named another embedder: the embedder's vectors and marks
+	 * are computed again (see the top); redo_failed: something of that
+	 * went wrong, the file stays as it is until the next start */
+	bool redo, redo_failed;         /* guarded by mu */
+	char state[128];                /* the line EMBEDDER is to hold */
+	size_t state_len;
 };
+
+/* Does DATA_DIR/EMBEDDER hold m->state?  Anything else (missing,
+ * unreadable, another line) is no. */
+static bool state_same(struct t4dx *db, const struct eng_embedder *m)
+{
+	char path[PATH_MAX], buf[sizeof(m->state) + 1];
+	snprintf(path, sizeof(path), "%s/%s", db->dir, EMB_STATE);
+	int fd = t4dx_io.open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	ssize_t n = t4dx_io.pread(fd, buf, sizeof(buf), 0);
+	t4dx_io.close(fd);
+	return n == (ssize_t)m->state_len && !memcmp(buf, m->state, m->state_len);
+}
+
+/* The redo pass is over: record the embedder, if all went well. */
+static void state_write(struct t4dx *db, struct eng_embedder *m)
+{
+	int rc = t4dx_io_write_durably(db->dir, EMB_STATE, m->state,
+				       m->state_len, NULL);
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"cannot write %s/%s: %s (the next start "
+				"computes the vectors again)", db->dir,
+				EMB_STATE, strerror(rc));
+}
 
 static size_t make_key(char *k, uint64_t parent, const char *name,
 		       size_t len)
@@ -91,8 +144,9 @@ static void count(struct eng_embedder *m, uint64_t *field)
 	pthread_mutex_unlock(&m->mu);
 }
 
-/* Queue every live file without a vector (a listing: no content read). */
-static int sweep(struct t4dx *db)
+/* Queue every live file without a vector or mark, and with redo every
+ * file but those with a hand vector (a listing: no content read). */
+static int sweep(struct t4dx *db, bool redo)
 {
 	struct merge mg;
 	pthread_rwlock_rdlock(&db->lock);
@@ -105,47 +159,67 @@ static int sweep(struct t4dx *db)
 	const struct t4dx_entry *e;
 	while ((rc = eng_merge_next(&mg, &e)) == 0)
 		if (!e->tombstone && S_ISREG(e->mode) && e->size &&
-		    e->vec_src == T4DX_VEC_NONE)
+		    (e->vec_src == T4DX_VEC_NONE ||
+		     (redo && e->vec_src != T4DX_VEC_HAND)))
 			eng_embed_queue(db, e->parent, e->name, e->name_len);
 	eng_merge_close(&mg);
 	pthread_rwlock_unlock(&db->lock);
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
 
-/* Embed one file, if it still needs it: EAGAIN when the store is
- * degraded (the key is to be tried again later), else 0. */
+/* Embed one file, if it still needs it (with redo: also when it has the
+ * embedder's vector or mark): EAGAIN when the store is degraded (the key
+ * is to be tried again later), else 0; *failed when it could not be
+ * done. */
 static int embed_one(struct t4dx *db, struct eng_embedder *m,
-		     const struct ekey *k, float *x, uint64_t *lsn)
+		     const struct ekey *k, float *x, bool redo,
+		     uint64_t *lsn, bool *failed)
 {
 	uint64_t parent;
 	memcpy(&parent, k->key, 8);
 	const char *name = k->key + 8;
 	size_t len = k->keylen - 8;
 	struct t4dx_entry e;
-	if (t4dx_get(db, parent, name, len, T4DX_GET_CONTENT, &e))
-		return 0;               /* gone, or unreadable for now */
-	if (!S_ISREG(e.mode) || e.vec_src != T4DX_VEC_NONE || !e.content) {
+	*failed = false;
+	int rc = t4dx_get(db, parent, name, len, T4DX_GET_CONTENT, &e);
+	if (rc) {
+		/* gone; or unreadable for now: the next start tries again */
+		*failed = rc != T4DX_ENOTFOUND;
+		return 0;
+	}
+	if (!S_ISREG(e.mode) || !e.content || e.vec_src == T4DX_VEC_HAND ||
+	    (e.vec_src != T4DX_VEC_NONE && !redo)) {
 		t4dx_entry_clear(&e);
 		return 0;
 	}
-	int rc = t4dx_embed(e.content->data, e.content->len, db->cfg.vector.dim,
-			    x);
+	pthread_mutex_lock(&m->mu);
+	m->st.bytes_read += e.content->len;
+	pthread_mutex_unlock(&m->mu);
+	int src = T4DX_VEC_EMBED;
+	rc = t4dx_embed(e.content->data, e.content->len, db->cfg.vector.dim,
+			x);
 	struct t4dx_blob *v = NULL;
-	if (!rc && !(v = t4dx_vec_new(x, db->cfg.vector.dim)))
+	if (rc == ENODATA) {
+		src = T4DX_VEC_TRIED;   /* binary, or no word */
+		rc = 0;
+	} else if (!rc && !(v = t4dx_vec_new(x, db->cfg.vector.dim))) {
 		rc = errno;
-	if (!rc)
-		rc = eng_set_embedded(db, parent, name, len, e.content, v,
+	}
+	/* a redo that finds what the file holds already logs nothing */
+	if (!rc && !(e.vec_src == src && t4dx_vec_equal(e.vec, v)))
+		rc = eng_set_embedded(db, parent, name, len, e.content, src, v,
 				      lsn);
 	t4dx_blob_unref(v);
 	t4dx_entry_clear(&e);
 	if (rc == 0)
-		count(m, &m->st.embedded);
-	else if (rc == ENODATA)
-		count(m, &m->st.no_vector);     /* binary, or no word */
+		count(m, src == T4DX_VEC_EMBED ? &m->st.embedded
+					       : &m->st.no_vector);
 	else if (rc == EAGAIN)
 		return EAGAIN;
-	else if (rc != ESTALE)
+	else if (rc != ESTALE) {
 		count(m, &m->st.failed);
+		*failed = true;
+	}
 	return 0;
 }
 
@@ -158,14 +232,17 @@ static void *embedder_main(void *arg)
 	pthread_mutex_lock(&m->mu);
 	while (!m->stop) {
 		if (m->sweep) {
+			bool redo = m->redo;
 			m->sweep = false;
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
-			int rc = sweep(db);
+			int rc = sweep(db, redo);
 			pthread_mutex_lock(&m->mu);
 			m->working = false;
-			if (rc)
+			if (rc) {
 				m->st.failed++;
+				m->redo_failed = true;
+			}
 			continue;
 		}
 		struct ekey *k = m->fifo;
@@ -177,7 +254,21 @@ static void *embedder_main(void *arg)
 			logged = 0;
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
-			t4dx_wait(db, lsn);
+			int rc = t4dx_wait(db, lsn);
+			pthread_mutex_lock(&m->mu);
+			m->working = false;
+			if (rc)
+				m->redo_failed = true;
+			continue;
+		}
+		if (!k && m->redo) {
+			/* every file of the old embedder done, and durable */
+			bool ok = !m->redo_failed;
+			m->redo = m->redo_failed = false;
+			m->working = true;
+			pthread_mutex_unlock(&m->mu);
+			if (ok)
+				state_write(db, m);
 			pthread_mutex_lock(&m->mu);
 			m->working = false;
 			continue;
@@ -190,13 +281,16 @@ static void *embedder_main(void *arg)
 		HASH_DEL(m->table, k);
 		m->n--;
 		m->working = true;
+		bool redo = m->redo, failed;
 		pthread_mutex_unlock(&m->mu);
 		uint64_t lsn = 0;
-		int rc = embed_one(db, m, k, x, &lsn);
+		int rc = embed_one(db, m, k, x, redo, &lsn, &failed);
 		if (lsn)
 			logged = lsn;
 		pthread_mutex_lock(&m->mu);
 		m->working = false;
+		if (failed)
+			m->redo_failed = true;
 		if (rc == EAGAIN) {
 			/* degraded: the key goes back, and the thread waits
 			 * a second (or a stop) before it tries again */
@@ -230,6 +324,12 @@ int eng_embedder_start(struct t4dx *db)
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->sweep = true;
+	int n = snprintf(m->state, sizeof(m->state),
+			 "{\"embedder\":\"%s\",\"version\":%d,\"dim\":%u}\n",
+			 db->cfg.vector.embedder, T4DX_EMBED_VERSION,
+			 db->cfg.vector.dim);
+	m->state_len = (size_t)n;
+	m->redo = !state_same(db, m);
 	db->emb = m;
 	int rc = pthread_create(&m->thr, NULL, embedder_main, db);
 	if (rc) {
@@ -272,6 +372,6 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 	pthread_mutex_lock(&m->mu);
 	*out = m->st;
 	out->queued = m->n;
-	out->busy = m->n || m->sweep || m->working;
+	out->busy = m->n || m->sweep || m->working || m->redo;
 	pthread_mutex_unlock(&m->mu);
 }

@@ -67,8 +67,12 @@ int t4dx_type_parse(const char *s, size_t len);  /* -1 if unknown */
 
 /* Where an item's vector came from: none yet, the embedder (computed
  * from the content, dropped when the content changes) or a user's
- * setfattr (kept until removed).  See vec.h. */
-enum t4dx_vec_src { T4DX_VEC_NONE = 0, T4DX_VEC_EMBED = 1, T4DX_VEC_HAND = 2 };
+ * setfattr (kept until removed).  TRIED is no vector either: the
+ * embedder read the content and found it gets none (binary, no word);
+ * like EMBED it goes with the content, so that a start does not read
+ * that content again.  See vec.h. */
+enum t4dx_vec_src { T4DX_VEC_NONE = 0, T4DX_VEC_EMBED = 1, T4DX_VEC_HAND = 2,
+		    T4DX_VEC_TRIED = 3 };
 #define T4DX_VEC_DIM_MAX 4096
 
 /* One directory entry with its attributes.  For a directory, content is
@@ -217,13 +221,15 @@ struct t4dx_stats {
 	struct t4dx_recovery recovery;
 };
 
-/* The embedder thread: vectors computed and logged, files that got none
- * (binary content, no word), failures, keys dropped from a full queue,
- * keys waiting now, and whether it has work (queued, a sweep of the
- * store for files without a vector pending or running, or one file in
- * hand).  All 0 when vector.embedder is "off". */
+/* The embedder thread: vectors computed, files that got none (binary
+ * content, no word), failures, keys dropped from a full queue, bytes of
+ * content read, keys waiting now, and whether it has work (queued, a
+ * sweep of the store for files without a vector pending or running, one
+ * file in hand, or the record of a new embedder in DATA_DIR/EMBEDDER to
+ * write).  All 0 when vector.embedder is "off". */
 struct t4dx_embed_stats {
 	uint64_t embedded, no_vector, failed, dropped;
+	uint64_t bytes_read;
 	uint64_t queued;
 	bool busy;
 };

@@ -41,7 +41,8 @@ static inline bool t4dx_vec_src_has(int src)
 	return src == T4DX_VEC_EMBED || src == T4DX_VEC_HAND;
 }
 
-/* The name of a source ("none", "embed", "hand") and back (-1). */
+/* The name of a source ("none", "embed", "hand", "tried") and back
+ * (-1). */
 const char *t4dx_vec_src_name(int src);
 int t4dx_vec_src_parse(const char *s, size_t len);
 

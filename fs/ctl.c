@@ -374,8 +374,8 @@ static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 	struct t4dx_embed_stats es;
 	t4dx_embed_stats(fs->db, &es);
 	int rc = counter(out, "t4dx_embed_vectors_total",
-			 "Vectors the embedder computed from content and "
-			 "logged.", es.embedded);
+			 "Vectors the embedder computed from content.",
+			 es.embedded);
 	if (!rc)
 		rc = counter(out, "t4dx_embed_no_vector_total",
 			     "Files whose content gets no vector (binary, no "
@@ -389,6 +389,10 @@ static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 		rc = counter(out, "t4dx_embed_dropped_total",
 			     "Files left out of a full embedder queue (the "
 			     "next sweep finds them).", es.dropped);
+	if (!rc)
+		rc = counter(out, "t4dx_embed_read_bytes_total",
+			     "Bytes of content the embedder read.",
+			     es.bytes_read);
 	if (!rc)
 		rc = gauge(out, "t4dx_embed_queue_length",
 			   "Files waiting for the embedder.",
@@ -580,6 +584,7 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(em, "no_vector", ju64(es.no_vector), &ok);
 		jset(em, "failed", ju64(es.failed), &ok);
 		jset(em, "dropped", ju64(es.dropped), &ok);
+		jset(em, "bytes_read", ju64(es.bytes_read), &ok);
 		jset(em, "queued", ju64(es.queued), &ok);
 		jset(em, "busy", json_object_new_boolean(es.busy), &ok);
 	}

@@ -201,8 +201,9 @@ metric() {
 
 @test "vector: .ctl/stats and .ctl/metrics count the embedder's work" {
 	start_dim8
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"builtin","embedded":0,"no_vector":0,"failed":0,"dropped":0,"queued":0,"busy":false}'
+	assert_output '{"embedder":"builtin","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"queued":0,"busy":false}'
 	printf 'green tea\n' >"$ITEMS/a"
 	printf 'black coffee\n' >"$ITEMS/b"
 	printf 'mint tea\n' >"$ITEMS/c"
@@ -210,7 +211,7 @@ metric() {
 	printf '... --- ...\n' >"$ITEMS/noword"
 	t4dx_wait_ctl 20 stats '.vectors.busy == false and .vectors.embedded == 3'
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"builtin","embedded":3,"no_vector":2,"failed":0,"dropped":0,"queued":0,"busy":false}'
+	assert_output '{"embedder":"builtin","embedded":3,"no_vector":2,"failed":0,"dropped":0,"bytes_read":54,"queued":0,"busy":false}'
 	run metric t4dx_embed_vectors_total
 	assert_output 3
 	run metric t4dx_embed_no_vector_total
@@ -221,6 +222,8 @@ metric() {
 	assert_output 0
 	run metric t4dx_embed_queue_length
 	assert_output 0
+	run metric t4dx_embed_read_bytes_total
+	assert_output 54
 	run grep -c '^# TYPE t4dx_embed_vectors_total counter$' "$MNT/.ctl/metrics"
 	assert_output 1
 	# a removed vector is computed again, and counted
@@ -234,7 +237,67 @@ metric() {
 	start_dim8 off
 	printf 'green tea\n' >"$ITEMS/a"
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"off","embedded":0,"no_vector":0,"failed":0,"dropped":0,"queued":0,"busy":false}'
+	assert_output '{"embedder":"off","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"queued":0,"busy":false}'
 	run metric t4dx_embed_vectors_total
 	assert_output 0
+}
+
+@test "vector: a restart reads no content the embedder has seen, binary included; new content is read once" {
+	start_dim8
+	local i
+	for i in 1 2 3; do
+		head -c 262144 /dev/urandom >"$ITEMS/bin$i"
+		printf 'text number %s\n' "$i" >"$ITEMS/text$i"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 3 and .vectors.no_vector == 3'
+	run jq -r '[.[] | select(.vec_src == "tried") | .name] | sort | join(" ")' \
+		<(t4dx_wal_dump | jq -s .)
+	assert_output 'bin1 bin2 bin3'
+	[[ $(cat "$DATA/EMBEDDER") == "{\"embedder\":\"builtin\",\"version\":1,\"dim\":$DIM}" ]] ||
+		fail "EMBEDDER: $(cat "$DATA/EMBEDDER")"
+	t4dx_remount -o "config=$CFG"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .no_vector, .bytes_read]' "$MNT/.ctl/stats"
+	assert_output '[0,0,0]'
+	# through a segment and SIGKILL too
+	t4dx_ctl_echo compact flush
+	t4dx_kill9
+	t4dx_start -o "config=$CFG"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .no_vector, .bytes_read]' "$MNT/.ctl/stats"
+	assert_output '[0,0,0]'
+	# new content is read, once
+	printf 'new words\n' >"$ITEMS/bin2"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 1'
+	run jq -c '.vectors | [.embedded, .no_vector, .bytes_read]' "$MNT/.ctl/stats"
+	assert_output '[1,0,10]'
+	t4dx_wait_for 20 has_vec "$ITEMS/bin2" || fail "no vector for new text"
+}
+
+@test "vector: another vector.dim re-embeds every file once; hand vectors stay" {
+	start_dim8
+	printf 'green tea\n' >"$ITEMS/a"
+	printf 'by hand\n' >"$ITEMS/h"
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/h"
+	t4dx_wait_for 20 has_vec "$ITEMS/a" || fail "no vector"
+	t4dx_stop
+	CFG=$(t4dx_config_file '{"vector":{"dim":4,"embedder":"builtin"}}')
+	t4dx_start -o "config=$CFG"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .no_vector, .failed]' "$MNT/.ctl/stats"
+	assert_output '[1,0,0]'
+	run jq -e 'length == 4' <(vec "$ITEMS/a")
+	assert_success
+	run vec "$ITEMS/h"
+	assert_output "$HAND"
+	[[ $(cat "$DATA/EMBEDDER") == '{"embedder":"builtin","version":1,"dim":4}' ]] ||
+		fail "EMBEDDER: $(cat "$DATA/EMBEDDER")"
+	# a hand vector must have the new dim
+	run setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/a"
+	assert_failure
+	assert_output --partial 'Invalid argument'
+	t4dx_remount -o "config=$CFG"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .bytes_read]' "$MNT/.ctl/stats"
+	assert_output '[0,0]'
 }

@@ -544,15 +544,17 @@ t4dx_wait_recovered() {
 # t4dx_data_ops_since LSN: the op of every data record (not health
 # probes) in the WAL with an lsn above LSN, one a line.  The records that
 # move the times of items/ itself (one follows each create, unlink and
-# rename in it) and the embedder's vectors (logged in the background after
-# a close) are left out: they are not the records a test counts.
+# rename in it) and the embedder's vectors and marks of content without
+# one (logged in the background after a close) are left out: they are not
+# the records a test counts.
 t4dx_data_ops_since() {
 	t4dx_wal_dump | jq -r --argjson lsn "$1" \
 		'select(.lsn > $lsn and (.op as $o |
 			["put","delete","rename","mkdir","rmdir","update_fields"] |
 			index([$o])) and
 			(.op != "update_fields" or
-			 (.parent != 0 and .vec_src != "embed"))) | .op'
+			 (.parent != 0 and .vec_src != "embed" and
+			  .vec_src != "tried"))) | .op'
 }
 
 # ---- acknowledged writes ------------------------------------------------
