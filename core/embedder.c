@@ -47,6 +47,7 @@
 
 #include "alert.h"
 #include "embed.h"
+#include "embed_cmd.h"
 #include "engine_int.h"
 #include "io.h"
 #include "vec.h"
@@ -74,8 +75,10 @@ struct eng_embedder {
 	 * are computed again (see the top); redo_failed: something of that
 	 * went wrong, the file stays as it is until the next start */
 	bool redo, redo_failed;         /* guarded by mu */
-	char state[128];                /* the line EMBEDDER is to hold */
+	char state[4096 + 128];         /* the line EMBEDDER is to hold */
 	size_t state_len;
+	/* vector.embedder "command": the program (used by the thread only) */
+	struct t4dx_embed_cmd *cmd;
 };
 
 /* Does DATA_DIR/EMBEDDER hold m->state?  Anything else (missing,
@@ -167,10 +170,35 @@ static int sweep(struct t4dx *db, bool redo)
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
 
+/* The vector of content c in x: 0, ENODATA (none for this content),
+ * or, from the program of "command": EAGAIN (not to be started again
+ * yet), ECANCELED (closing), another code (it failed: an alert). */
+static int compute(struct t4dx *db, struct eng_embedder *m,
+		   const struct t4dx_blob *c, float *x)
+{
+	if (!m->cmd)
+		return t4dx_embed(c->data, c->len, db->cfg.vector.dim, x);
+	if (t4dx_embed_is_binary(c->data, c->len))
+		return ENODATA;
+	char why[256];
+	int rc = t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why,
+				    sizeof(why));
+	pthread_mutex_lock(&m->mu);
+	m->st.starts = t4dx_embed_cmd_starts(m->cmd);
+	pthread_mutex_unlock(&m->mu);
+	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"the embedder program (vector.command) %s; "
+				"it is started again, and the file tried "
+				"again, after a back-off", why);
+	return rc;
+}
+
 /* Embed one file, if it still needs it (with redo: also when it has the
  * embedder's vector or mark): EAGAIN when the store is degraded (the key
- * is to be tried again later), else 0; *failed when it could not be
- * done. */
+ * is to be tried again later), EINPROGRESS when the program of "command"
+ * failed or may not be started yet (the key goes to the back of the
+ * queue), else 0; *failed when it could not be done. */
 static int embed_one(struct t4dx *db, struct eng_embedder *m,
 		     const struct ekey *k, float *x, bool redo,
 		     uint64_t *lsn, bool *failed)
@@ -196,21 +224,32 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	m->st.bytes_read += e.content->len;
 	pthread_mutex_unlock(&m->mu);
 	int src = T4DX_VEC_EMBED;
-	rc = t4dx_embed(e.content->data, e.content->len, db->cfg.vector.dim,
-			x);
+	rc = compute(db, m, e.content, x);
 	struct t4dx_blob *v = NULL;
+	if (m->cmd && rc && rc != ENODATA) {
+		t4dx_entry_clear(&e);
+		if (rc != EAGAIN && rc != ECANCELED) {
+			count(m, &m->st.failed);
+			*failed = true;
+		}
+		return EINPROGRESS;
+	}
 	if (rc == ENODATA) {
 		src = T4DX_VEC_TRIED;   /* binary, or no word */
 		rc = 0;
 	} else if (!rc && !(v = t4dx_vec_new(x, db->cfg.vector.dim))) {
 		rc = errno;
 	}
-	/* a redo that finds what the file holds already logs nothing */
-	if (!rc && !(e.vec_src == src && t4dx_vec_equal(e.vec, v)))
+	/* a redo that finds what the file holds already logs (and counts)
+	 * nothing */
+	bool same = !rc && e.vec_src == src && t4dx_vec_equal(e.vec, v);
+	if (!rc && !same)
 		rc = eng_set_embedded(db, parent, name, len, e.content, src, v,
 				      lsn);
 	t4dx_blob_unref(v);
 	t4dx_entry_clear(&e);
+	if (rc == 0 && same)
+		return 0;
 	if (rc == 0)
 		count(m, src == T4DX_VEC_EMBED ? &m->st.embedded
 					       : &m->st.no_vector);
@@ -291,21 +330,38 @@ static void *embedder_main(void *arg)
 		m->working = false;
 		if (failed)
 			m->redo_failed = true;
-		if (rc == EAGAIN) {
+		if (rc == EAGAIN || rc == EINPROGRESS) {
 			/* degraded: the key goes back, and the thread waits
-			 * a second (or a stop) before it tries again */
+			 * a second (or a stop) before it tries again; the
+			 * program failed: to the back of the queue, and a
+			 * wait for its back-off */
 			struct ekey *dup;
 			HASH_FIND(hh, m->table, k->key, k->keylen, dup);
 			if (!dup) {
 				HASH_ADD(hh, m->table, key[0], k->keylen, k);
-				DL_PREPEND(m->fifo, k);
+				if (rc == EAGAIN)
+					DL_PREPEND(m->fifo, k);
+				else
+					DL_APPEND(m->fifo, k);
 				m->n++;
 				k = NULL;
 			}
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+			int64_t wait = 1000000000;
+			if (rc == EINPROGRESS) {
+				struct timespec mt;
+				clock_gettime(CLOCK_MONOTONIC, &mt);
+				wait = t4dx_embed_cmd_ready_ns(m->cmd) -
+				       ((int64_t)mt.tv_sec * 1000000000 +
+					mt.tv_nsec);
+			}
+			if (wait > 0 && !m->stop) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				int64_t ns = ts.tv_nsec + wait;
+				ts.tv_sec += ns / 1000000000;
+				ts.tv_nsec = ns % 1000000000;
+				pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+			}
 		}
 		free(k);
 	}
@@ -316,24 +372,41 @@ static void *embedder_main(void *arg)
 
 int eng_embedder_start(struct t4dx *db)
 {
-	if (strcmp(db->cfg.vector.embedder, "builtin"))
+	const struct t4dx_config *cfg = &db->cfg;
+	bool cmd = !strcmp(cfg->vector.embedder, "command");
+	if (strcmp(cfg->vector.embedder, "builtin") && !cmd)
 		return 0;
 	struct eng_embedder *m = calloc(1, sizeof(*m));
 	if (!m)
 		return ENOMEM;
+	if (cmd) {
+		int rc = t4dx_embed_cmd_new(cfg->vector.command,
+					    cfg->vector.dim,
+					    cfg->vector.timeout_s, &m->cmd);
+		if (rc) {
+			free(m);
+			return rc;
+		}
+	}
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->sweep = true;
-	int n = snprintf(m->state, sizeof(m->state),
-			 "{\"embedder\":\"%s\",\"version\":%d,\"dim\":%u}\n",
-			 db->cfg.vector.embedder, T4DX_EMBED_VERSION,
-			 db->cfg.vector.dim);
+	/* the builtin embedder by its version, a program by its argv */
+	int n = cmd ? snprintf(m->state, sizeof(m->state),
+			       "{\"embedder\":\"command\",\"command\":%s,"
+			       "\"dim\":%u}\n", cfg->vector.command,
+			       cfg->vector.dim)
+		    : snprintf(m->state, sizeof(m->state),
+			       "{\"embedder\":\"builtin\",\"version\":%d,"
+			       "\"dim\":%u}\n", T4DX_EMBED_VERSION,
+			       cfg->vector.dim);
 	m->state_len = (size_t)n;
 	m->redo = !state_same(db, m);
 	db->emb = m;
 	int rc = pthread_create(&m->thr, NULL, embedder_main, db);
 	if (rc) {
 		db->emb = NULL;
+		t4dx_embed_cmd_free(m->cmd);
 		pthread_cond_destroy(&m->cond);
 		pthread_mutex_destroy(&m->mu);
 		free(m);
@@ -350,7 +423,10 @@ void eng_embedder_stop(struct t4dx *db)
 	m->stop = true;
 	pthread_cond_signal(&m->cond);
 	pthread_mutex_unlock(&m->mu);
+	if (m->cmd)
+		t4dx_embed_cmd_cancel(m->cmd);  /* a request under way */
 	pthread_join(m->thr, NULL);
+	t4dx_embed_cmd_free(m->cmd);
 	db->emb = NULL;
 	struct ekey *k, *t;
 	DL_FOREACH_SAFE(m->fifo, k, t) {

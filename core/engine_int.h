@@ -314,7 +314,8 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     int src, struct t4dx_blob *v, uint64_t *lsn);
 
 /* embedder.c */
-/* Start the thread (vector.embedder "builtin"; else nothing), which first
+/* Start the thread (vector.embedder "builtin" or "command"; else
+ * nothing), which first
  * queues every file without a vector (and, when DATA_DIR/EMBEDDER names
  * another embedder, every file of the embedder's); stop it (close). */
 int eng_embedder_start(struct t4dx *db);

@@ -146,8 +146,11 @@ struct t4dx_config {
 		 prune_max_importance, prune_max_age_s; } compaction;
 	struct { uint64_t max_item_bytes, write_buffer_bytes; } limits;
 	/* every file's vector: its dimension, and what computes it from the
-	 * content ("builtin", or "off": only vectors set by hand) */
-	struct { unsigned dim; char embedder[16]; } vector;
+	 * content ("builtin", "command": the program of command, a JSON
+	 * array of its argv, each answer within timeout_s; or "off": only
+	 * vectors set by hand) */
+	struct { unsigned dim; char embedder[16]; char command[4096];
+		 double timeout_s; } vector;
 };
 
 /* Fill cfg with the built-in defaults (DESIGN.md section 8). */
@@ -221,8 +224,9 @@ struct t4dx_stats {
 	struct t4dx_recovery recovery;
 };
 
-/* The embedder thread: vectors computed, files that got none (binary
- * content, no word), failures, keys dropped from a full queue, bytes of
+/* The embedder thread: vectors computed and logged, files marked as
+ * getting none (binary content, no word; a redo that finds the outcome
+ * unchanged logs and counts nothing), failures, keys dropped from a full queue, bytes of
  * content read, keys waiting now, and whether it has work (queued, a
  * sweep of the store for files without a vector pending or running, one
  * file in hand, or the record of a new embedder in DATA_DIR/EMBEDDER to
@@ -230,6 +234,7 @@ struct t4dx_stats {
 struct t4dx_embed_stats {
 	uint64_t embedded, no_vector, failed, dropped;
 	uint64_t bytes_read;
+	uint64_t starts;                /* of the program of "command" */
 	uint64_t queued;
 	bool busy;
 };

@@ -374,12 +374,13 @@ static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 	struct t4dx_embed_stats es;
 	t4dx_embed_stats(fs->db, &es);
 	int rc = counter(out, "t4dx_embed_vectors_total",
-			 "Vectors the embedder computed from content.",
+			 "Vectors the embedder computed from content and "
+			 "logged.",
 			 es.embedded);
 	if (!rc)
 		rc = counter(out, "t4dx_embed_no_vector_total",
-			     "Files whose content gets no vector (binary, no "
-			     "word).", es.no_vector);
+			     "Files marked as getting no vector from their "
+			     "content (binary, no word).", es.no_vector);
 	if (!rc)
 		rc = counter(out, "t4dx_embed_failures_total",
 			     "Files the embedder could not give a vector (an "
@@ -389,6 +390,11 @@ static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 		rc = counter(out, "t4dx_embed_dropped_total",
 			     "Files left out of a full embedder queue (the "
 			     "next sweep finds them).", es.dropped);
+	if (!rc)
+		rc = counter(out, "t4dx_embed_program_starts_total",
+			     "Starts of the embedder program (vector.command): "
+			     "the first, and one after each failure.",
+			     es.starts);
 	if (!rc)
 		rc = counter(out, "t4dx_embed_read_bytes_total",
 			     "Bytes of content the embedder read.",
@@ -585,6 +591,7 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(em, "failed", ju64(es.failed), &ok);
 		jset(em, "dropped", ju64(es.dropped), &ok);
 		jset(em, "bytes_read", ju64(es.bytes_read), &ok);
+		jset(em, "program_starts", ju64(es.starts), &ok);
 		jset(em, "queued", ju64(es.queued), &ok);
 		jset(em, "busy", json_object_new_boolean(es.busy), &ok);
 	}

@@ -203,7 +203,7 @@ metric() {
 	start_dim8
 	t4dx_wait_ctl 20 stats '.vectors.busy == false'
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"builtin","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"queued":0,"busy":false}'
+	assert_output '{"embedder":"builtin","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"program_starts":0,"queued":0,"busy":false}'
 	printf 'green tea\n' >"$ITEMS/a"
 	printf 'black coffee\n' >"$ITEMS/b"
 	printf 'mint tea\n' >"$ITEMS/c"
@@ -211,7 +211,7 @@ metric() {
 	printf '... --- ...\n' >"$ITEMS/noword"
 	t4dx_wait_ctl 20 stats '.vectors.busy == false and .vectors.embedded == 3'
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"builtin","embedded":3,"no_vector":2,"failed":0,"dropped":0,"bytes_read":54,"queued":0,"busy":false}'
+	assert_output '{"embedder":"builtin","embedded":3,"no_vector":2,"failed":0,"dropped":0,"bytes_read":54,"program_starts":0,"queued":0,"busy":false}'
 	run metric t4dx_embed_vectors_total
 	assert_output 3
 	run metric t4dx_embed_no_vector_total
@@ -237,7 +237,7 @@ metric() {
 	start_dim8 off
 	printf 'green tea\n' >"$ITEMS/a"
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"off","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"queued":0,"busy":false}'
+	assert_output '{"embedder":"off","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"program_starts":0,"queued":0,"busy":false}'
 	run metric t4dx_embed_vectors_total
 	assert_output 0
 }
@@ -300,4 +300,143 @@ metric() {
 	t4dx_wait_ctl 30 stats '.vectors.busy == false'
 	run jq -c '.vectors | [.embedded, .bytes_read]' "$MNT/.ctl/stats"
 	assert_output '[0,0]'
+}
+
+# ---- vector.embedder "command" -----------------------------------------
+
+# start_cmd TIMEOUT MODE [ARG...]: mount with vector.dim 4 and the
+# embedder program tests/embed-cmd.sh MODE ARG..., timeout_s TIMEOUT.
+start_cmd() {
+	local timeout=$1
+	shift
+	CFG=$(t4dx_config_file "$(jq -cn --arg sh "$T4DX_SRCDIR/tests/embed-cmd.sh" \
+		--argjson t "$timeout" '$ARGS.positional as $a |
+		{vector: {dim: 4, embedder: "command", timeout_s: $t,
+			command: (["bash", $sh] + $a)}}' --args "$@")")
+	t4dx_start -o "config=$CFG"
+}
+
+@test "command: the program's vectors; null, binary and non-UTF-8 content get none; a restart asks nothing" {
+	start_cmd 10 answer 4
+	printf 'hello\n' >"$ITEMS/a"
+	printf 'nothing here\n' >"$ITEMS/n"
+	printf '\0\1\2\n' >"$ITEMS/bin"
+	# valid UTF-8 as far as the builtin embedder looks (8 KiB), then not
+	{ head -c 9000 /dev/zero | tr '\0' a; printf '\xff\n'; } >"$ITEMS/late"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
+	run vec "$ITEMS/late"
+	assert_failure
+	run vec "$ITEMS/a"
+	assert_output '[1,6,0,0]'
+	run vec "$ITEMS/n"
+	assert_failure
+	run vec "$ITEMS/bin"
+	assert_failure
+	run jq -c '.vectors | [.embedded, .no_vector, .failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[1,3,0,1]'
+	run jq -c '.' "$DATA/EMBEDDER"
+	assert_output "{\"embedder\":\"command\",\"command\":[\"bash\",\"$T4DX_SRCDIR/tests/embed-cmd.sh\",\"answer\",\"4\"],\"dim\":4}"
+	# new content is asked for
+	printf 'hello world\n' >"$ITEMS/a"
+	t4dx_wait_for 20 vec_is "$ITEMS/a" '[1,12,0,0]' || fail "got $(vec "$ITEMS/a" 2>&1)"
+	t4dx_remount -o "config=$CFG"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .no_vector, .bytes_read, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[0,0,0,0]'
+	run vec "$ITEMS/a"
+	assert_output '[1,12,0,0]'
+}
+
+# broken MODE [ARG...]: with the program in MODE, writes succeed and read
+# back, files get no vector, the failure is counted and alerted, and the
+# program is started again.
+broken() {
+	start_cmd 0.5 "$@"
+	local i
+	for i in 1 2 3; do
+		printf 'text %s\n' "$i" >"$ITEMS/f$i" || fail "write $i failed"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.failed >= 2 and .vectors.program_starts >= 2'
+	for i in 1 2 3; do
+		run cat "$ITEMS/f$i"
+		assert_output "text $i"
+		run vec "$ITEMS/f$i"
+		assert_failure
+	done
+	cp "$MNT/.ctl/alerts" "$T4DX_TMP/alerts"
+	run grep -c 'the embedder program (vector.command)' "$T4DX_TMP/alerts"
+	assert_success
+	run metric t4dx_embed_failures_total
+	[[ $output -ge 2 ]] || fail "t4dx_embed_failures_total $output"
+	t4dx_alive "$T4DX_PID" || fail "the daemon died"
+	# a write still works, and is durable
+	printf 'late\n' >"$ITEMS/late"
+	t4dx_kill9
+	t4dx_start -o "config=$CFG"
+	run cat "$ITEMS/late"
+	assert_output late
+}
+
+@test "command: a program that crashes never fails a write" {
+	broken crash
+	run grep -c 'exited with status 3' "$T4DX_TMP/alerts"
+	assert_success
+}
+
+@test "command: a program that answers garbage never fails a write" {
+	broken garbage
+}
+
+@test "command: a program that answers a wrong dimension never fails a write" {
+	broken wrongdim 4
+	run grep -c 'answered 3 numbers, not 4' "$T4DX_TMP/alerts"
+	assert_success
+}
+
+@test "command: a program that answers a string for a number never fails a write" {
+	broken nan 4
+}
+
+@test "command: a program that hangs past timeout_s never fails a write" {
+	broken hang "$T4DX_TMP/hang.pid"
+	run grep -c 'did not answer within vector.timeout_s' "$T4DX_TMP/alerts"
+	assert_success
+}
+
+@test "command: after a crash the program is started again and the file gets its vector" {
+	start_cmd 10 crash-once "$T4DX_TMP/crashed" 4
+	printf 'abc\n' >"$ITEMS/f"
+	t4dx_wait_for 30 vec_is "$ITEMS/f" '[1,4,0,0]' ||
+		fail "no vector after the restart: $(vec "$ITEMS/f" 2>&1) $(cat "$MNT/.ctl/stats")"
+	run jq -c '.vectors | [.embedded, .failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[1,1,2]'
+}
+
+# gone PIDFILE: every pid in PIDFILE is dead.
+gone() {
+	local p
+	while read -r p; do
+		t4dx_alive "$p" && return 1
+	done <"$1"
+	return 0
+}
+
+@test "command: a hung program does not hold up the unmount, which kills it and its children" {
+	start_cmd 3600 hang "$T4DX_TMP/hang.pid"
+	# writes never wait for it
+	timeout 20 bash -c 'for i in 1 2 3 4 5; do printf "x %s\n" $i >"$0/f$i" || exit 1; done' "$ITEMS" ||
+		fail "writes blocked behind the hung program"
+	t4dx_wait_for 20 test -s "$T4DX_TMP/hang.pid" || fail "the program never started"
+	t4dx_wait_for 10 eval '[[ $(wc -l <"$T4DX_TMP/hang.pid") == 2 ]]'
+	local t0=$SECONDS
+	t4dx_stop
+	(( SECONDS - t0 < 15 )) || fail "unmount took $((SECONDS - t0)) s"
+	t4dx_wait_for 10 gone "$T4DX_TMP/hang.pid" || fail "left running: $(cat "$T4DX_TMP/hang.pid")"
+}
+
+@test "command: vector.embedder command without vector.command refuses to start" {
+	CFG=$(t4dx_config_file '{"vector":{"embedder":"command"}}')
+	t4dx_run_daemon -o "config=$CFG" "$DATA" "$MNT"
+	((status != 0)) || fail "t4dxfs started"
+	assert_output --partial 'vector.command: must name a program'
 }

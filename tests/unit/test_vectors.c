@@ -10,9 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "embed.h"
+#include "embed_cmd.h"
 #include "faults.h"
 #include "t4dx.h"
 #include "unit.h"
@@ -597,7 +599,8 @@ static void test_embedder_changed(void)
 	CHECK(!strcmp(state_of(dir),
 		      "{\"embedder\":\"builtin\",\"version\":1,\"dim\":64}\n"));
 	CHECK_EQ_INT(st.embedded, 2);
-	CHECK_EQ_INT(st.no_vector, 1);          /* tried again */
+	CHECK_EQ_INT(st.no_vector, 0);  /* tried again, the same: no record */
+	CHECK_EQ_INT(st.bytes_read, 22 + 12 + 1000);    /* not "hand" */
 	CHECK_EQ_INT(st.failed, 0);
 	CHECK_EQ_INT(dim_of(db, "tea"), 64);
 	CHECK_EQ_INT(dim_of(db, "coffee"), 64);
@@ -643,11 +646,135 @@ static void test_embedder_changed(void)
 	fputs("{\"embedder\":\"builtin\",\"version\":0,\"dim\":256}\n", f);
 	fclose(f);
 	db = open_idle(dir, 256, &st);
-	CHECK_EQ_INT(st.embedded + st.no_vector, 3);
+	/* every content read again, but nothing changed: nothing logged */
+	CHECK_EQ_INT(st.bytes_read, 22 + 12 + 1000);
+	CHECK_EQ_INT(st.embedded + st.no_vector, 0);
 	CHECK(!strcmp(state_of(dir),
 		      "{\"embedder\":\"builtin\",\"version\":1,\"dim\":256}\n"));
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	t4dx_blob_unref(h);
+	unit_rm_rf(dir);
+}
+
+/* A client of tests/embed-cmd.sh MODE ARG (dim 4, timeout in s). */
+static struct t4dx_embed_cmd *cmd_of(const char *mode, const char *arg,
+				     double timeout_s)
+{
+	const char *src = getenv("T4DX_SRCDIR");
+	char argv[4096];
+	snprintf(argv, sizeof(argv),
+		 "[\"bash\",\"%s/tests/embed-cmd.sh\",\"%s\",\"%s\"]",
+		 src ? src : ".", mode, arg);
+	struct t4dx_embed_cmd *c;
+	REQUIRE(t4dx_embed_cmd_new(argv, 4, timeout_s, &c) == 0);
+	return c;
+}
+
+static int64_t now_mono(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* The protocol of the command embedder, answer by answer. */
+static void test_embed_cmd(void)
+{
+	float x[4];
+	char why[256];
+	struct t4dx_embed_cmd *c = cmd_of("answer", "4", 10);
+	CHECK_EQ_INT(t4dx_embed_cmd_starts(c), 0);      /* lazily */
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "tea\n", 4, x, why, sizeof(why)), 0);
+	CHECK(x[0] == 1 && x[1] == 4 && x[2] == 0 && x[3] == 0);
+	/* quotes, backslashes, control characters and UTF-8 go through */
+	const char *t = "a\"b\\c\t\x01\xc3\xa9";
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, t, strlen(t), x, why, sizeof(why)),
+		     0);
+	CHECK(x[1] == 8);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "nothing", 7, x, why, sizeof(why)),
+		     ENODATA);
+	/* never sent: not UTF-8, empty */
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "a\xff", 2, x, why, sizeof(why)),
+		     ENODATA);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "", 0, x, why, sizeof(why)),
+		     ENODATA);
+	/* a text past the limit is cut between characters */
+	size_t big = T4DX_EMBED_MAX_BYTES + 1;
+	char *b = malloc(big);
+	REQUIRE(b);
+	memset(b, 'a', big);
+	memcpy(b + T4DX_EMBED_MAX_BYTES - 1, "\xc3\xa9", 2);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, b, big, x, why, sizeof(why)), 0);
+	CHECK(x[1] == T4DX_EMBED_MAX_BYTES - 1);
+	free(b);
+	CHECK_EQ_INT(t4dx_embed_cmd_starts(c), 1);
+	t4dx_embed_cmd_free(c);
+
+	/* failures: said, killed, and no new start before the back-off */
+	static const struct { const char *mode, *why; } bad[] = {
+		{ "crash", "closed its output (exited with status 3)" },
+		{ "garbage", "answered something else than a JSON array" },
+		{ "wrongdim", "answered 3 numbers, not 4" },
+		{ "nan", "not a finite float at 0" },
+		{ "hang", "did not answer within vector.timeout_s" },
+	};
+	const char *dir = unit_tmpdir("vcmd");
+	char pidfile[4096];
+	snprintf(pidfile, sizeof(pidfile), "%s/hang.pid", dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		bool hang = !strcmp(bad[i].mode, "hang");
+		c = cmd_of(bad[i].mode, hang ? pidfile : "4", 0.3);
+		int rc = t4dx_embed_cmd_run(c, "tea", 3, x, why, sizeof(why));
+		CHECK(rc != 0 && rc != ENODATA && rc != EAGAIN);
+		if (!strstr(why, bad[i].why))
+			fprintf(stderr, "%s: \"%s\"\n", bad[i].mode, why);
+		CHECK(strstr(why, bad[i].why) != NULL);
+		int64_t ready = t4dx_embed_cmd_ready_ns(c);
+		CHECK(ready > now_mono() + 500000000LL);        /* about 1 s */
+		CHECK_EQ_INT(t4dx_embed_cmd_run(c, "tea", 3, x, why,
+						sizeof(why)), EAGAIN);
+		CHECK_EQ_INT(t4dx_embed_cmd_starts(c), 1);
+		t4dx_embed_cmd_free(c);
+	}
+	/* the hung program and its child were killed */
+	FILE *f = fopen(pidfile, "r");
+	REQUIRE(f);
+	long pid;
+	while (fscanf(f, "%ld", &pid) == 1) {
+		int dead = 0;
+		for (int k = 0; k < 1000 && !dead; k++) {
+			char st[64];
+			snprintf(st, sizeof(st), "/proc/%ld/stat", pid);
+			FILE *p = fopen(st, "r");
+			char buf[512] = "";
+			if (p) {
+				if (!fgets(buf, sizeof(buf), p))
+					buf[0] = 0;
+				fclose(p);
+			}
+			char *e = strrchr(buf, ')');
+			dead = !p || (e && e[2] == 'Z');
+			if (!dead)
+				usleep(10000);
+		}
+		CHECK(dead);
+	}
+	fclose(f);
+
+	/* a program that cannot start */
+	REQUIRE(t4dx_embed_cmd_new("[\"/nonexistent/embedder\"]", 4, 1, &c) ==
+		0);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "tea", 3, x, why, sizeof(why)),
+		     ENOENT);
+	CHECK(strstr(why, "cannot start") != NULL);
+	t4dx_embed_cmd_free(c);
+
+	/* a cancel ends a wait at once */
+	c = cmd_of("hang", pidfile, 3600);
+	t4dx_embed_cmd_cancel(c);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "tea", 3, x, why, sizeof(why)),
+		     ECANCELED);
+	t4dx_embed_cmd_free(c);
 	unit_rm_rf(dir);
 }
 
@@ -661,5 +788,6 @@ int main(void)
 	RUN(test_embedder);
 	RUN(test_embedder_remembers);
 	RUN(test_embedder_changed);
+	RUN(test_embed_cmd);
 	UNIT_DONE();
 }
