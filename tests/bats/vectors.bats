@@ -322,7 +322,9 @@ start_cmd() {
 	printf 'nothing here\n' >"$ITEMS/n"
 	printf '\0\1\2\n' >"$ITEMS/bin"
 	# valid UTF-8 as far as the builtin embedder looks (8 KiB), then not
-	{ head -c 9000 /dev/zero | tr '\0' a; printf '\xff\n'; } >"$ITEMS/late"
+	# (made aside: each process closing the file would commit a part)
+	{ head -c 9000 /dev/zero | tr '\0' a; printf '\xff\n'; } >"$T4DX_TMP/late"
+	cp "$T4DX_TMP/late" "$ITEMS/late"
 	t4dx_wait_ctl 20 stats '.vectors.busy == false'
 	run vec "$ITEMS/late"
 	assert_failure
