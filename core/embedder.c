@@ -31,7 +31,10 @@
  *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
- * (queued then) finds its file.
+ * (queued then) finds its file.  The files of a redo are queued in key
+ * order, REDO_BATCH at a time (the next batch once the queue is empty),
+ * so that a redo of more files than the queue holds gets through them
+ * all, each once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +57,7 @@
 
 #define EMB_QUEUE_MAX 100000
 #define EMB_STATE "EMBEDDER"
+#define REDO_BATCH (EMB_QUEUE_MAX / 2)
 
 struct ekey {
 	char key[8 + T4DX_NAME_MAX];    /* parent, then the name */
@@ -75,6 +79,12 @@ struct eng_embedder {
 	 * are computed again (see the top); redo_failed: something of that
 	 * went wrong, the file stays as it is until the next start */
 	bool redo, redo_failed;         /* guarded by mu */
+	/* the next batch of the redo is to be queued, from the key
+	 * redo_parent, redo_name (the thread's own) */
+	bool redo_sweep, redo_more;     /* guarded by mu */
+	uint64_t redo_parent;
+	char redo_name[T4DX_NAME_MAX + 1];
+	size_t redo_len;
 	char state[4096 + 128];         /* the line EMBEDDER is to hold */
 	size_t state_len;
 	/* vector.embedder "command": the program (used by the thread only) */
@@ -147,27 +157,54 @@ static void count(struct eng_embedder *m, uint64_t *field)
 	pthread_mutex_unlock(&m->mu);
 }
 
-/* Queue every live file without a vector or mark, and with redo every
- * file but those with a hand vector (a listing: no content read). */
-static int sweep(struct t4dx *db, bool redo)
+static size_t queue_len(struct eng_embedder *m)
 {
+	pthread_mutex_lock(&m->mu);
+	size_t n = m->n;
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
+/* Queue every live file without a vector or mark (a listing: no content
+ * read); with redo, the next batch of files with the embedder's vector
+ * or mark instead: *more tells whether some are left after it. */
+static int sweep(struct t4dx *db, bool redo, bool *more)
+{
+	struct eng_embedder *m = db->emb;
 	struct merge mg;
+	*more = false;
 	pthread_rwlock_rdlock(&db->lock);
-	int rc = eng_merge_open(&mg, db->mem, db->imm, db->segs, db->nsegs, 0,
-				"", 0, false);
+	int rc = redo ? eng_merge_open(&mg, db->mem, db->imm, db->segs,
+				       db->nsegs, m->redo_parent, m->redo_name,
+				       m->redo_len, false)
+		      : eng_merge_open(&mg, db->mem, db->imm, db->segs,
+				       db->nsegs, 0, "", 0, false);
 	if (rc) {
 		pthread_rwlock_unlock(&db->lock);
 		return rc;
 	}
 	const struct t4dx_entry *e;
-	while ((rc = eng_merge_next(&mg, &e)) == 0)
-		if (!e->tombstone && S_ISREG(e->mode) && e->size &&
-		    (e->vec_src == T4DX_VEC_NONE ||
-		     (redo && e->vec_src != T4DX_VEC_HAND)))
-			eng_embed_queue(db, e->parent, e->name, e->name_len);
+	while ((rc = eng_merge_next(&mg, &e)) == 0) {
+		if (e->tombstone || !S_ISREG(e->mode) || !e->size)
+			continue;
+		if (!redo && e->vec_src != T4DX_VEC_NONE)
+			continue;
+		if (redo && (e->vec_src == T4DX_VEC_NONE ||
+			     e->vec_src == T4DX_VEC_HAND))
+			continue;
+		if (redo && queue_len(m) >= REDO_BATCH) {
+			/* the rest with the next batch, from this key on */
+			m->redo_parent = e->parent;
+			memcpy(m->redo_name, e->name, e->name_len);
+			m->redo_len = e->name_len;
+			*more = true;
+			break;
+		}
+		eng_embed_queue(db, e->parent, e->name, e->name_len);
+	}
 	eng_merge_close(&mg);
 	pthread_rwlock_unlock(&db->lock);
-	return rc == T4DX_ENOTFOUND ? 0 : rc;
+	return rc == T4DX_ENOTFOUND || *more ? 0 : rc;
 }
 
 /* The vector of content c in x: 0, ENODATA (none for this content),
@@ -270,18 +307,23 @@ static void *embedder_main(void *arg)
 	uint64_t logged = 0;    /* the last vector record not yet waited for */
 	pthread_mutex_lock(&m->mu);
 	while (!m->stop) {
-		if (m->sweep) {
-			bool redo = m->redo;
-			m->sweep = false;
+		if (m->sweep || m->redo_sweep) {
+			bool redo = !m->sweep, more;
+			if (redo)
+				m->redo_sweep = false;
+			else
+				m->sweep = false;
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
-			int rc = sweep(db, redo);
+			int rc = sweep(db, redo, &more);
 			pthread_mutex_lock(&m->mu);
 			m->working = false;
 			if (rc) {
 				m->st.failed++;
 				m->redo_failed = true;
 			}
+			if (redo)
+				m->redo_more = more;
 			continue;
 		}
 		struct ekey *k = m->fifo;
@@ -298,6 +340,10 @@ static void *embedder_main(void *arg)
 			m->working = false;
 			if (rc)
 				m->redo_failed = true;
+			continue;
+		}
+		if (!k && m->redo && m->redo_more) {
+			m->redo_sweep = true;   /* the next batch */
 			continue;
 		}
 		if (!k && m->redo) {
@@ -401,7 +447,7 @@ int eng_embedder_start(struct t4dx *db)
 			       "\"dim\":%u}\n", T4DX_EMBED_VERSION,
 			       cfg->vector.dim);
 	m->state_len = (size_t)n;
-	m->redo = !state_same(db, m);
+	m->redo = m->redo_sweep = !state_same(db, m);
 	db->emb = m;
 	int rc = pthread_create(&m->thr, NULL, embedder_main, db);
 	if (rc) {
@@ -448,6 +494,7 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 	pthread_mutex_lock(&m->mu);
 	*out = m->st;
 	out->queued = m->n;
-	out->busy = m->n || m->sweep || m->working || m->redo;
+	out->busy = m->n || m->sweep || m->working || m->redo ||
+		    m->redo_sweep;
 	pthread_mutex_unlock(&m->mu);
 }
