@@ -322,11 +322,11 @@ static int check_name(size_t len)
  * the bytes, as an attributes-only read leaves it: see put_vector. */
 static bool vec_ok(const struct t4dx_entry *e, bool put)
 {
-	if (e->vec_src > T4DX_VEC_HAND)
+	if (e->vec_src > T4DX_VEC_TRIED)
 		return false;
 	if (!e->vec)
-		return e->vec_src == T4DX_VEC_NONE || put;
-	return e->vec_src != T4DX_VEC_NONE &&
+		return !t4dx_vec_src_has(e->vec_src) || put;
+	return t4dx_vec_src_has(e->vec_src) &&
 	       !t4dx_vec_check(e->vec->data, e->vec->len);
 }
 
@@ -585,17 +585,24 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		change_unlock(db);
 		return rc;
 	}
-	return commit_locked(db, &r, flags, lsn);
+	rc = commit_locked(db, &r, flags, lsn);
+	/* a vector removed: the embedder computes the content's */
+	if (!rc && (mask & T4DX_F_VEC) && r.e.vec_src == T4DX_VEC_NONE &&
+	    S_ISREG(old.mode) && old.size)
+		eng_embed_queue(db, parent, name, name_len);
+	return rc;
 }
 
 int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t name_len, const struct t4dx_blob *c,
-		     struct t4dx_blob *v, uint64_t *lsn)
+		     int src, struct t4dx_blob *v, uint64_t *lsn)
 {
 	struct t4dx_rec r;
 	struct t4dx_entry old;
 	/* only at level 0: a queue of vectors must not fill the fallback
 	 * queue that keeps users' changes while the disk fails */
+	if (src == T4DX_VEC_EMBED ? !v : src != T4DX_VEC_TRIED || v)
+		return EINVAL;
 	if (eng_current_level(db))
 		return EAGAIN;
 	int rc = eng_gate(db);
@@ -605,7 +612,7 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 	t4dx_entry_set_key(&r.e, parent, name, name_len);
 	r.op = T4DX_OP_UPDATE;
 	r.mask = T4DX_F_VEC;
-	r.e.vec_src = T4DX_VEC_EMBED;
+	r.e.vec_src = (uint8_t)src;
 	r.e.vec = v;            /* borrowed while locked */
 	change_lock(db);
 	rc = eng_lookup(db, parent, name, name_len, true, &old);
@@ -613,8 +620,10 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		change_unlock(db);
 		return rc == T4DX_ENOTFOUND ? ESTALE : rc;
 	}
+	/* an embedder's outcome replaces none, or one of an earlier
+	 * embedder (see embedder.c), never a hand vector */
 	bool same = S_ISREG(old.mode) && !old.provisional &&
-		    old.vec_src == T4DX_VEC_NONE && old.content &&
+		    old.vec_src != T4DX_VEC_HAND && old.content &&
 		    (old.content == c || (old.content->len == c->len &&
 		     !memcmp(old.content->data, c->data, c->len)));
 	t4dx_entry_clear(&old);

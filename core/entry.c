@@ -203,6 +203,8 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->limits.write_buffer_bytes = 256ULL << 20;
 	c->vector.dim = 256;
 	strcpy(c->vector.embedder, "builtin");
+	strcpy(c->vector.command, "[]");
+	c->vector.timeout_s = 10;
 }
 
 void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,

@@ -256,7 +256,8 @@ out:
 static bool known_name(const char *dir, const char *name)
 {
 	static const char *const top[] = { ".", "..", "LOCK", "MANIFEST",
-		"MANIFEST.tmp", "ID", "wal", "seg", "quarantine", NULL };
+		"MANIFEST.tmp", "ID", "EMBEDDER", "EMBEDDER.tmp", "wal", "seg",
+		"quarantine", NULL };
 	size_t n = strlen(name);
 	if (!strcmp(dir, "seg"))
 		return !strcmp(name, ".") || !strcmp(name, "..") ||

@@ -50,7 +50,8 @@ static int block_check(const struct t4dx_seg *s, struct block *b,
 		if (s->version >= SEG_VERSION) {
 			uint8_t src = p[110];
 			uint32_t vlen = 4 * (uint32_t)t4dx_get_u16(p + 111);
-			if (src > T4DX_VEC_HAND || !src != !vlen ||
+			if (src > T4DX_VEC_TRIED ||
+			    t4dx_vec_src_has(src) != !!vlen ||
 			    vlen > 4 * T4DX_VEC_DIM_MAX ||
 			    vlen > bi->vrlen - vsum)
 				return T4DX_ECORRUPT;
@@ -343,11 +344,11 @@ int seg_rec_decode(const struct t4dx_seg *s, const struct block *b,
 		if (!blob)
 			return ENOMEM;
 	}
-	if (with_content && vsrc != T4DX_VEC_NONE && !(c && c->vraw)) {
+	if (with_content && t4dx_vec_src_has(vsrc) && !(c && c->vraw)) {
 		/* the vector part failed its checks (parts_read): the
 		 * entry goes without its vector */
 		vsrc = T4DX_VEC_NONE;
-	} else if (with_content && vsrc != T4DX_VEC_NONE) {
+	} else if (with_content && t4dx_vec_src_has(vsrc)) {
 		/* block_check saw the lengths add up to the vector part's */
 		size_t vlen = 4 * (size_t)t4dx_get_u16(q + 111);
 		const unsigned char *v = c->vraw->data + b->voff[ri];
