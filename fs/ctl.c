@@ -344,7 +344,7 @@ static const char *const op_names[OP_NOPS] = {
 	"lookup", "getattr", "setattr", "mkdir", "unlink", "rmdir", "rename",
 	"open", "create", "read", "write", "flush", "fsync", "release",
 	"opendir", "readdir", "readdirplus", "statfs", "setxattr", "getxattr",
-	"listxattr", "removexattr", "symlink", "link", "mknod",
+	"listxattr", "removexattr", "symlink", "link", "mknod", "readlink",
 };
 
 static int gauge(struct t4dx_buf *out, const char *name, const char *help,
