@@ -14,6 +14,7 @@
  *   xattr.c      the user.t4dx.* extended attributes
  *   ctl.c        the control files of MOUNT/.ctl/
  *   search.c     MOUNT/search/: queries, their links and results.json
+ *   query.c      a query name of search/: options, running the search
  *   inode.c      the inode table (see the essay at its top)
  *   cmdline.c    the command line (fuse_opt_parse), -o lists checked
  *   main.c       start-up checks, start, the operation table, the loop
@@ -36,8 +37,10 @@
  * wrapping them in t4dx.h would copy them without hiding anything:
  * buf.h (the growable buffer the .ctl files are rendered into),
  * metrics.h (the histograms of fs/'s own latencies and the Prometheus
- * text writer of .ctl/metrics) and, in xattr.c, fields.h (the one table
- * of an item's fields, which names the extended attributes). */
+ * text writer of .ctl/metrics), in xattr.c, fields.h (the one table
+ * of an item's fields, which names the extended attributes) and, in
+ * query.c, embed.h (a query's text is embedded as contents are) and
+ * vec.h (an item's vector as the query of @ID). */
 #include "buf.h"
 #include "inode.h"
 #include "metrics.h"
