@@ -370,6 +370,9 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 	float *v = malloc(sizeof(*v) * dim);
 	if (!v)
 		return ENOMEM;
+	struct t4dx_health h;
+	t4dx_get_health(fs->db, &h);
+	a->partial = h.level >= 2;
 	uint64_t self = 0;
 	if (q.by_id)
 		rc = id_vector(fs, q.id, v, dim, &self);
@@ -381,9 +384,6 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 		free(v);
 		return 0;               /* nothing to be near: no result */
 	}
-	struct t4dx_health h;
-	t4dx_get_health(fs->db, &h);
-	a->partial = h.level >= 2;
 	if (!rc) {
 		/* one more, for the item itself */
 		if (self && q.o.k < T4DX_SEARCH_K_MAX)

@@ -377,3 +377,36 @@ write_topics() {
 	run "$T4DX" search -k 0 "$MNT" tea
 	assert_failure 2
 }
+
+# partial QUERY: results.json of QUERY says partial.
+partial() {
+	jq -e '.partial == true' "$MNT/search/$1/results.json" >/dev/null
+}
+
+@test "at level 2 (segments unreadable) a search answers, partial" {
+	t4dx_have_fiu || skip "libfiu is missing"
+	t4dx_stop
+	t4dx_start_fiu
+	printf '%s\n' "$TEA" >"$ITEMS/tea"
+	printf '%s\n' "$BIKE" >"$ITEMS/bike"
+	wait_has 'green tea' bike
+	refute partial 'green tea'
+	# into a segment, and no read of it since
+	echo flush >"$MNT/.ctl/compact"
+	t4dx_fiu 'enable name=posix/io/rw/pread,failinfo=5'
+	# a read of an item that is in no cache fails over to level 2
+	cat "$ITEMS/bike" >/dev/null || true
+	t4dx_wait_ctl 10 health '.level == 2'
+	# what can be read is searched (the segment's last block may still
+	# be cached), and the answer says it may be incomplete
+	run jq -e '.partial == true and (.results | type == "array")' \
+		"$MNT/search/green tea/results.json"
+	assert_success
+	run ls "$MNT/search/bicycle chain"
+	assert_success
+	assert_line results.json
+	run "$T4DX" search "$MNT" 'green tea'
+	assert_success
+	assert_line --index 0 --partial '(partial'
+	t4dx_fiu 'disable name=posix/io/rw/pread'
+}
