@@ -182,10 +182,16 @@ write_topics() {
 		fail "bike not re-ranked: $(results 'comet telescope galaxies')"
 	# and never again first for bicycles
 	refute [ "$(top 'bicycle chain')" == bike ]
-	# a rename moves the result
+	# a rename moves the result, and the kernel keeps no old link
+	local q="$MNT/search/telescope galaxies"
+	assert_equal "$(readlink "$q/01-stars")" ../../items/stars
 	mv "$ITEMS/stars" "$ITEMS/sky"
 	has 'telescope galaxies' sky
 	lacks 'telescope galaxies' stars
+	run readlink "$q/01-stars"
+	assert_failure
+	assert_equal "$(readlink "$q/01-sky")" ../../items/sky
+	assert_equal "$(stat -c %s "$q/01-sky")" 15
 }
 
 @test "a second listing of a query directory computes it again" {
