@@ -42,8 +42,9 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc = do_getattr(fs, ino, &st);
 	if (rc)
 		reply_err(req, rc);
-	else
-		fuse_reply_attr(req, &st, fs->attr_timeout);
+	else    /* search/ is never cached (search.c) */
+		fuse_reply_attr(req, &st,
+				is_search(ino) ? 0 : fs->attr_timeout);
 }
 
 /* ---- set-user-ID and set-group-ID bits --------------------------------

@@ -192,6 +192,12 @@ write_topics() {
 	assert_failure
 	assert_equal "$(readlink "$q/01-sky")" ../../items/sky
 	assert_equal "$(stat -c %s "$q/01-sky")" 15
+	# the same link name, another place: a new target and size
+	mkdir "$ITEMS/space"
+	mv "$ITEMS/sky" "$ITEMS/space/sky"
+	assert_equal "$(readlink "$q/01-sky")" ../../items/space/sky
+	assert_equal "$(stat -c %s "$q/01-sky")" 21
+	assert_equal "$(cat "$q/01-sky")" "$STARS"
 }
 
 @test "a second listing of a query directory computes it again" {
