@@ -109,7 +109,8 @@ struct search_cached {
 };
 struct query;
 struct search_state {
-	pthread_mutex_t mu;             /* taken after ns_mu, never before */
+	pthread_mutex_t mu;             /* a leaf: no other lock is taken
+	                                   while it is held */
 	struct query *by_id, *by_name;  /* the query directories held */
 	uint64_t next_qid;
 	uint64_t use_clock;
