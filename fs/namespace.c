@@ -152,12 +152,16 @@ static int do_lookup(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 	ep->generation = INO_GENERATION;
 	ep->entry_timeout = fs->entry_timeout;
 	ep->attr_timeout = fs->attr_timeout;
+	if (is_search(parent))
+		return search_lookup(fs, parent, name, ep);
 	if (parent == INO_MOUNT_ROOT || parent == INO_CTL_DIR) {
 		fuse_ino_t ino = 0;
 		if (parent == INO_MOUNT_ROOT && !strcmp(name, "items"))
 			ino = INO_ITEMS;
 		else if (parent == INO_MOUNT_ROOT && !strcmp(name, ".ctl"))
 			ino = INO_CTL_DIR;
+		else if (parent == INO_MOUNT_ROOT && !strcmp(name, "search"))
+			ino = INO_SEARCH_DIR;
 		else if (parent == INO_CTL_DIR && ctl_by_name(name))
 			ino = ctl_by_name(name)->ino;
 		if (!ino)
@@ -218,6 +222,8 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 void forget_one(struct t4dxfs *fs, fuse_ino_t ino, uint64_t n)
 {
+	if (is_search(ino))
+		search_forget(fs, ino, n);
 	if (is_fixed(ino) || ino == INO_ITEMS)
 		return;
 	ns_lock(fs);
@@ -315,7 +321,7 @@ static int make_entry_with(struct t4dxfs *fs, fuse_req_t req,
 	struct t4dx_entry e = { 0 };
 	uint64_t l = 0;
 	if (is_fixed(parent))
-		return parent == INO_CTL_DIR ? EACCES : EPERM;
+		return refuse_in(parent);
 	int rc = check_name(name);
 	if (rc)
 		return rc;
@@ -391,7 +397,7 @@ static int do_remove(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 	struct t4dx_entry e = { 0 };
 	uint64_t lsn = 0;
 	if (is_fixed(parent))
-		return parent == INO_CTL_DIR ? EACCES : EPERM;
+		return refuse_in(parent);
 	int rc = check_name(name);
 	if (rc)
 		return rc;
@@ -445,7 +451,7 @@ static int do_rename(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 	if (flags & ~RENAME_NOREPLACE)
 		return EINVAL;          /* RENAME_EXCHANGE, RENAME_WHITEOUT */
 	if (is_fixed(parent) || is_fixed(np))
-		return EPERM;
+		return is_search(parent) || is_search(np) ? EACCES : EPERM;
 	if ((rc = check_name(name)) || (rc = check_name(newname)))
 		return rc;
 	size_t len = strlen(name), nlen = strlen(newname);
@@ -540,6 +546,10 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_READLINK);
+	if (is_search(ino)) {
+		search_readlink(req, ino);
+		return;
+	}
 	struct t4dx_entry e = { 0 };
 	char *target = NULL;
 	ns_lock(fs);
@@ -572,7 +582,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_LINK);
-	op_eperm(req);
+	reply_err(req, refuse_in(newparent));
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,

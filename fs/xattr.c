@@ -427,6 +427,10 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_SETXATTR);
+	if (is_search(ino)) {
+		reply_err(req, EACCES);         /* search/ is read-only */
+		return;
+	}
 	reply_xattr(req, do_setxattr(fs, ino, name, value, size, flags));
 }
 
@@ -453,5 +457,9 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_REMOVEXATTR);
+	if (is_search(ino)) {
+		reply_err(req, EACCES);         /* search/ is read-only */
+		return;
+	}
 	reply_xattr(req, do_removexattr(fs, ino, name));
 }

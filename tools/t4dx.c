@@ -5,7 +5,7 @@
  * what the exit codes mean.
  *
  * This file: the command table, option parsing, output helpers and
- * wal-dump.  status and compact (through a mount): online.c; verify, ls
+ * wal-dump.  status, compact and search (through a mount): online.c; verify, ls
  * and dump (a data directory, no daemon): offline.c.
  */
 #ifndef PACKAGE_VERSION
@@ -437,6 +437,19 @@ static const struct command commands[] = {
 	  "Exit status: 0 the run succeeded, 1 it failed (or another run is\n"
 	  "under way), 2 usage error or not a t4dx mount.\n",
 	  cmd_compact },
+	{ "search", "[--json] [-k N] MOUNT TEXT",
+	  "Find the memories of the store mounted at MOUNT nearest TEXT in\n"
+	  "meaning (through MOUNT/search/, which embeds TEXT as it embeds\n"
+	  "contents), best first: rank, score (cosine similarity), path\n"
+	  "under items/ and the first line of the item.  TEXT @ID (an item's\n"
+	  "32-hex id) finds the items most like that item.\n\n"
+	  "  -k N    at most N results (1..1000, default 10)\n"
+	  "  --json  the query's results.json: {\"partial\": bool, \"results\":\n"
+	  "          [{rank, path, id, score, kappa, importance, type}]}\n\n"
+	  "Exit status: 0 searched (even with no result), 1 the search failed\n"
+	  "(no item has that id, the store cannot be read), 2 usage error or\n"
+	  "not a t4dx mount.\n",
+	  cmd_search },
 	{ "ls", "[--json] [-l] [--force-readonly] DATA_DIR [DIR]",
 	  "List DIR (a path under items/, default its top) of the store in\n"
 	  "DATA_DIR without mounting it, one name a line, directories with a\n"
