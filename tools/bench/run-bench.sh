@@ -2,7 +2,7 @@
 # run-bench.sh - the t4dx benchmark of issue 5, side by side with what users
 # would pick instead, in one run on this machine.
 #
-#     run-bench.sh T4DXFS NULLFS BENCH        (`make bench` passes them)
+#     run-bench.sh T4DXFS NULLFS BENCH [VECBENCH]   (`make bench` passes them)
 #
 # It mounts a fresh t4dx (T4DXFS -f, DATA_DIR in a private directory), a
 # no-I/O in-memory FUSE file system (NULLFS: the ceiling of any FUSE design
@@ -51,13 +51,15 @@
 set -u
 export LC_ALL=C
 
-if (($# != 3)); then
-	echo "usage: run-bench.sh T4DXFS NULLFS BENCH" >&2
+if (($# != 3 && $# != 4)); then
+	echo "usage: run-bench.sh T4DXFS NULLFS BENCH [VECBENCH]" >&2
 	exit 2
 fi
 T4DXFS=$(realpath -e "$1") || exit 1
 NULLFS=$(realpath -e "$2") || exit 1
 BENCH=$(realpath -e "$3") || exit 1
+VECBENCH=
+(($# == 4)) && { VECBENCH=$(realpath -e "$4") || exit 1; }
 
 if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
 	echo "run-bench.sh: /dev/fuse or fusermount3 missing: nothing measured"
