@@ -118,6 +118,20 @@ search_measure() {
 		pin 1
 		vec_rec query query "$MNT" --ids "$TMP/search.ids" \
 			-k "$SEARCH_K" -m 600
+		# the same with coreutils ls, a process each (what a user's
+		# ls costs), and ls of an empty local directory: what the
+		# process alone costs
+		if [[ $(awk '$1 == "key=query" { print; exit }' "$RAW") == *available=1* ]]; then
+			local id
+			mkdir -p "$TMP/empty"
+			ROUND=0
+			while read -r id && ((ROUND < SEARCH_Q)); do
+				ROUND=$((ROUND + 1))
+				bench_rec query-ls t4dx run -- ls "$MNT/search/@$id?k=$SEARCH_K"
+				bench_rec query-ls-empty local run -- ls "$TMP/empty"
+			done <"$TMP/search.ids"
+			ROUND=0
+		fi
 		pin 0
 		rec search-rss t4dx "kib=$(t4dx_hwm) phase=queries"
 		progress "search: nrem compaction of the store with vectors"
@@ -185,6 +199,24 @@ scell() {
 sval() {
 	failed "$1" t4dx && return
 	median "$1" t4dx "$2"
+}
+
+# spct KEY SYS FIELD P: the P-quantile of FIELD over the lines of KEY.
+spct() {
+	awk -v key="$1" -v sys="$2" -v f="$3" -v p="$4" '
+		$1 == "key=" key && $2 == "sys=" sys {
+			for (i = 4; i <= NF; i++)
+				if (index($i, f "=") == 1)
+					a[n++] = substr($i, length(f) + 2) + 0
+		}
+		END {
+			if (!n) exit
+			for (i = 1; i < n; i++)
+				for (j = i; j > 0 && a[j - 1] > a[j]; j--) {
+					t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+				}
+			printf "%.6g\n", a[int(p * (n - 1) + 0.5)]
+		}' "$RAW"
 }
 
 # at_most V LIMIT / at_least V LIMIT: yes, NO, or "-" if V is unknown.
@@ -263,6 +295,16 @@ search_table() {
 			"$(at_most "$q99" 10000)"
 		srow "  mount / index, mount / engine (p50)" "$(ratio "$q50" "$i50")" "$(ratio "$q50" "$e50")" "" "" ""
 		srow "  results a query (of $SEARCH_K)" "$(scell query results 1 1)" "$(fmt "$(sval store search_results)" 1 1)" "" "" ""
+		if ! failed query-ls t4dx && [[ -n $(median query-ls t4dx seconds) ]]; then
+			srow "coreutils ls, a process each, p50/p99 [ms]" \
+				"$(fmt "$(spct query-ls t4dx seconds 0.5)" 1000 2)/$(fmt "$(spct query-ls t4dx seconds 0.99)" 1000 2)" \
+				"" "" "" ""
+			srow "  ls of an empty local directory [ms]" \
+				"$(fmt "$(spct query-ls-empty local seconds 0.5)" 1000 2)/$(fmt "$(spct query-ls-empty local seconds 0.99)" 1000 2)" \
+				"" "" "" ""
+		elif failed query-ls t4dx; then
+			srow "coreutils ls, a process each, p50/p99 [ms]" FAILED "" "" "" ""
+		fi
 	fi
 	rss=$(awk '$1 == "key=search-rss" && $2 == "sys=t4dx" && / phase=queries/ { for (i = 1; i <= NF; i++) if ($i ~ /^kib=/) print substr($i, 5) }' "$RAW" | head -n 1)
 	srow "daemon VmHWM after the queries [MiB]" "$(fmt "$rss" 0.0009765625 1)" "" "" "<256 MiB" \
