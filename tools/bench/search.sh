@@ -220,6 +220,18 @@ spct() {
 		}' "$RAW"
 }
 
+# search_rss PHASE: the daemon's VmHWM (KiB) kept at PHASE.
+search_rss() {
+	awk -v ph="phase=$1" '$1 == "key=search-rss" && $2 == "sys=t4dx" {
+			for (i = 4; i <= NF; i++) {
+				if ($i ~ /^kib=/) k = substr($i, 5)
+				if ($i == ph) hit = 1
+			}
+			if (hit && k != "") { print k; exit }
+			hit = 0; k = ""
+		}' "$RAW"
+}
+
 # at_most V LIMIT / at_least V LIMIT: yes, NO, or "-" if V is unknown.
 at_most() {
 	[[ -n $1 ]] || { printf -- '-'; return; }
@@ -308,9 +320,10 @@ search_table() {
 			srow "coreutils ls, a process each, p50/p99 [ms]" FAILED "" "" "" ""
 		fi
 	fi
-	rss=$(awk '$1 == "key=search-rss" && $2 == "sys=t4dx" && / phase=queries/ { for (i = 1; i <= NF; i++) if ($i ~ /^kib=/) print substr($i, 5) }' "$RAW" | head -n 1)
-	srow "daemon VmHWM after the queries [MiB]" "$(fmt "$rss" 0.0009765625 1)" "" "" "<256 MiB" \
-		"$(at_most "$rss" $((256 * 1024 - 1)))"
+	rss=$(search_rss queries)
+	srow "daemon VmHWM: mount, queries, nrem [MiB]" "$(fmt "$(search_rss mount)" 0.0009765625 1)" \
+		"$(fmt "$rss" 0.0009765625 1)" "$(fmt "$(search_rss compaction)" 0.0009765625 1)" \
+		"<256 MiB queries" "$(at_most "$rss" $((256 * 1024 - 1)))"
 	cv=$(sval compact-vec seconds)
 	cn=$(sval compact-novec seconds)
 	srow "nrem compaction, with / without vectors [s]" \
