@@ -1005,6 +1005,7 @@ row() {
 {
 	echo
 	echo "t4dx benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $(nproc) CPUs, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+	if want main || want restart; then
 	echo "baselines on $EXT_FS ($TMP); medians of $ROUNDS rounds alternating the systems; scale $SCALE items"
 	echo "t4dx: $T4DXFS; nullfs: no-I/O in-memory FUSE (tuned: long timeouts, keep_cache, noflush, readdirplus); nullfs-nc: -o nocache"
 	echo "hot reads also on nullfs -o noopen (the kernel's no-open mode: no OPEN/RELEASE, FLUSH at close) and -o noopen,noflush (no FLUSH either)"
@@ -1015,7 +1016,6 @@ row() {
 	else
 		echo "nothing pinned (BENCH_PIN=0): single-threaded figures depend on where the scheduler puts the daemon"
 	fi
-	if want main || want restart; then
 	echo
 	row "workload" t4dx nullfs nullfs-nc ext4 sqlite "ratio" "target" "met"
 	row "--------" ---- ------ --------- ---- ------ "-----" "------" "---"

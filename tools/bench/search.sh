@@ -256,6 +256,11 @@ search_table() {
 		p="$p (from the configuration's defaults)"
 	fi
 	echo "search: $SEARCH_N vectors of dim 256, $SEARCH_Q queries, k $SEARCH_K; index $p"
+	if ((PIN)); then
+		echo "t4dx: $T4DXFS, stores on $EXT_FS; mount queries: client and daemon pinned to CPU $PIN_CPU; the rest unpinned"
+	else
+		echo "t4dx: $T4DXFS, stores on $EXT_FS; nothing pinned (BENCH_PIN=0)"
+	fi
 	echo
 	srow "in-process (hnswlib through core/index.h)" uniform clustered "" target met
 	srow "-----------------------------------------" ------- --------- "" ------ ---
