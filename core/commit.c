@@ -579,6 +579,12 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		t4dx_entry_clear(&old);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
+	/* a vector is a memory's: a regular file's (directories and links
+	 * have none).  Its dim is the caller's to check (fs/ asks for
+	 * vector.dim; one of an earlier dim stays, unused by search) */
+	if (!rc && (mask & T4DX_F_VEC) && r.e.vec_src != T4DX_VEC_NONE &&
+	    !S_ISREG(old.mode))
+		rc = EINVAL;
 	if (!rc)
 		rc = materialize(db, &old);
 	if (rc) {

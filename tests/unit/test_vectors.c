@@ -186,6 +186,23 @@ static void test_bad_vectors(void)
 	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_HAND, nan), EINVAL);
 	CHECK_EQ_INT(set_vec(db, "nothing", T4DX_VEC_HAND, v), ENOENT);
 	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	/* directories and links have no vector */
+	struct t4dx_entry d;
+	memset(&d, 0, sizeof(d));
+	REQUIRE(t4dx_entry_set_key(&d, R, "dir", 3) == 0);
+	d.mode = S_IFDIR | 0755;
+	REQUIRE(t4dx_put(db, &d, 0, NULL) == 0);
+	memset(&d, 0, sizeof(d));
+	REQUIRE(t4dx_entry_set_key(&d, R, "link", 4) == 0);
+	d.mode = S_IFLNK | 0777;
+	d.content = t4dx_blob_from("a", 1);
+	d.size = 1;
+	REQUIRE(t4dx_put(db, &d, 0, NULL) == 0);
+	t4dx_entry_clear(&d);
+	CHECK_EQ_INT(set_vec(db, "dir", T4DX_VEC_HAND, v), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "link", T4DX_VEC_HAND, v), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "link", T4DX_VEC_EMBED, v), EINVAL);
+	CHECK(has_vec(db, "link", T4DX_VEC_NONE, NULL));
 	/* a put of bytes without a source, or of a NaN */
 	struct t4dx_entry e;
 	REQUIRE(t4dx_get(db, R, "a", 1, T4DX_GET_CONTENT, &e) == 0);
