@@ -42,8 +42,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uthash.h>
 #include <utlist.h>
@@ -56,6 +59,7 @@
 #include "vec.h"
 
 #define EMB_QUEUE_MAX 100000
+#define EMB_NICE 19       /* the thread's nice value */
 #define EMB_STATE "EMBEDDER"
 #define REDO_BATCH (EMB_QUEUE_MAX / 2)
 
@@ -303,6 +307,12 @@ static void *embedder_main(void *arg)
 {
 	struct t4dx *db = arg;
 	struct eng_embedder *m = db->emb;
+	/* vectors can wait, writers cannot: on a busy machine the thread
+	 * takes what CPU the writers leave (Linux threads have a nice value
+	 * of their own; if it cannot be set, nothing else changes) */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+			EMB_NICE) != 0)
+		errno = 0;
 	float *x = malloc(sizeof(*x) * db->cfg.vector.dim);
 	uint64_t logged = 0;    /* the last vector record not yet waited for */
 	pthread_mutex_lock(&m->mu);
