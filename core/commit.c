@@ -135,16 +135,35 @@ void eng_group_done(void *arg, int rc)
 	}
 }
 
+/* The lock of a change, from its checks to its commit.  Under policy
+ * reject a change is applied only once its record is durable, and the
+ * fdatasync is waited for without db->lock (readers go on meanwhile):
+ * changes then run one at a time, under reject_mu, taken before db->lock
+ * and held from the checks on, so that what a change checked (a name is
+ * free, a directory empty, a vector made of the content the item still
+ * holds) still holds when its record is applied after the sync.  The
+ * policy is fixed at open. */
+static void change_lock(struct t4dx *db)
+{
+	if (!eng_queueing(db))
+		pthread_mutex_lock(&db->reject_mu);
+	pthread_rwlock_wrlock(&db->lock);
+}
+
+static void change_unlock(struct t4dx *db)
+{
+	pthread_rwlock_unlock(&db->lock);
+	if (!eng_queueing(db))
+		pthread_mutex_unlock(&db->reject_mu);
+}
+
 /* Policy "reject": a change that is not durable must leave no trace, so
  * commits run one at a time (reject_mu) and a change is applied only once
  * its record is durable; a failed record is dropped from the WAL, its LSN
- * given back.  Lock held for writing on entry, released on return. */
+ * given back.  change_lock() held on entry, released on return. */
 static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 			    uint64_t *lsn)
 {
-	pthread_rwlock_unlock(&db->lock);
-	pthread_mutex_lock(&db->reject_mu);
-	pthread_rwlock_wrlock(&db->lock);
 	int rc = t4dx_wal_add(db->wal, r);
 	pthread_rwlock_unlock(&db->lock);
 	if (!rc)
@@ -171,7 +190,7 @@ static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 }
 
 /* Queue r in the WAL and apply it; then wait for durability unless
- * T4DX_NOWAIT.  Lock held for writing on entry, released on return. */
+ * T4DX_NOWAIT.  change_lock() held on entry, released on return. */
 static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 			 uint64_t *lsn)
 {
@@ -303,11 +322,11 @@ static int check_name(size_t len)
  * the bytes, as an attributes-only read leaves it: see put_vector. */
 static bool vec_ok(const struct t4dx_entry *e, bool put)
 {
-	if (e->vec_src > T4DX_VEC_HAND)
+	if (e->vec_src > T4DX_VEC_TRIED)
 		return false;
 	if (!e->vec)
-		return e->vec_src == T4DX_VEC_NONE || put;
-	return e->vec_src != T4DX_VEC_NONE &&
+		return !t4dx_vec_src_has(e->vec_src) || put;
+	return t4dx_vec_src_has(e->vec_src) &&
 	       !t4dx_vec_check(e->vec->data, e->vec->len);
 }
 
@@ -357,7 +376,7 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 		return EFBIG;
 	if ((rc = eng_gate(db)))
 		return rc;
-	pthread_rwlock_wrlock(&db->lock);
+	change_lock(db);
 	rc = eng_lookup(db, e->parent, e->name, e->name_len, false, &old);
 	bool had = rc == 0;
 	if (rc == 0) {
@@ -371,7 +390,7 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 		rc = 0;
 	}
 	if (rc) {
-		pthread_rwlock_unlock(&db->lock);
+		change_unlock(db);
 		return rc;
 	}
 	if (!e->ino)
@@ -383,7 +402,7 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	struct t4dx_blob *kept;
 	rc = put_vector(db, &r, had ? &old : NULL, &kept);
 	if (rc) {
-		pthread_rwlock_unlock(&db->lock);
+		change_unlock(db);
 		return rc;
 	}
 	if ((flags & T4DX_PROVISIONAL) && r.op == T4DX_OP_PUT &&
@@ -395,7 +414,7 @@ int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 		rc = eng_apply(db, &r);
 		if (!rc)
 			eng_maybe_wake_flusher(db);
-		pthread_rwlock_unlock(&db->lock);
+		change_unlock(db);
 		t4dx_blob_unref(kept);
 		if (lsn)
 			*lsn = 0;
@@ -446,7 +465,7 @@ int t4dx_delete(struct t4dx *db, uint64_t parent, const char *name,
 		return rc;
 	memset(&r, 0, sizeof(r));
 	t4dx_entry_set_key(&r.e, parent, name, name_len);
-	pthread_rwlock_wrlock(&db->lock);
+	change_lock(db);
 	rc = eng_lookup(db, parent, name, name_len, false, &old);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
@@ -457,7 +476,7 @@ int t4dx_delete(struct t4dx *db, uint64_t parent, const char *name,
 	else if (!rc && dir)
 		rc = eng_check_empty(db, old.ino);
 	if (rc) {
-		pthread_rwlock_unlock(&db->lock);
+		change_unlock(db);
 		return rc;
 	}
 	r.op = dir ? T4DX_OP_RMDIR : T4DX_OP_DELETE;
@@ -484,7 +503,7 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 	memcpy(r.new_name, new_name, new_name_len);
 	r.new_name[new_name_len] = 0;
 
-	pthread_rwlock_wrlock(&db->lock);
+	change_lock(db);
 	/* with the content, as eng_apply() will read it: a part that cannot be
 	 * read fails the rename here, before its record is queued */
 	rc = eng_lookup(db, parent, name, name_len, true, &src);
@@ -499,7 +518,7 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 		rc = 0;
 	} else if (rc == 0) {
 		if (src.ino == dst.ino) {       /* same entry: nothing to do */
-			pthread_rwlock_unlock(&db->lock);
+			change_unlock(db);
 			if (lsn)
 				*lsn = 0;
 			return 0;
@@ -525,7 +544,7 @@ int t4dx_rename(struct t4dx *db, uint64_t parent, const char *name,
 		eng_embed_queue(db, new_parent, new_name, new_name_len);
 	return rc;
 fail:
-	pthread_rwlock_unlock(&db->lock);
+	change_unlock(db);
 	return rc;
 }
 
@@ -553,30 +572,43 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 	t4dx_entry_set_key(&r.e, parent, name, name_len);
 	r.op = T4DX_OP_UPDATE;
 	r.mask = mask;
-	pthread_rwlock_wrlock(&db->lock);
+	change_lock(db);
 	/* with the content, as eng_apply() will read it (see t4dx_rename) */
 	rc = eng_lookup(db, parent, name, name_len, true, &old);
 	if (!rc)
 		t4dx_entry_clear(&old);
 	if (rc == T4DX_ENOTFOUND)
 		rc = ENOENT;
+	/* a vector is a memory's: a regular file's (directories and links
+	 * have none).  Its dim is the caller's to check (fs/ asks for
+	 * vector.dim; one of an earlier dim stays, unused by search) */
+	if (!rc && (mask & T4DX_F_VEC) && r.e.vec_src != T4DX_VEC_NONE &&
+	    !S_ISREG(old.mode))
+		rc = EINVAL;
 	if (!rc)
 		rc = materialize(db, &old);
 	if (rc) {
-		pthread_rwlock_unlock(&db->lock);
+		change_unlock(db);
 		return rc;
 	}
-	return commit_locked(db, &r, flags, lsn);
+	rc = commit_locked(db, &r, flags, lsn);
+	/* a vector removed: the embedder computes the content's */
+	if (!rc && (mask & T4DX_F_VEC) && r.e.vec_src == T4DX_VEC_NONE &&
+	    S_ISREG(old.mode) && old.size)
+		eng_embed_queue(db, parent, name, name_len);
+	return rc;
 }
 
 int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t name_len, const struct t4dx_blob *c,
-		     struct t4dx_blob *v, uint64_t *lsn)
+		     int src, struct t4dx_blob *v, uint64_t *lsn)
 {
 	struct t4dx_rec r;
 	struct t4dx_entry old;
 	/* only at level 0: a queue of vectors must not fill the fallback
 	 * queue that keeps users' changes while the disk fails */
+	if (src == T4DX_VEC_EMBED ? !v : src != T4DX_VEC_TRIED || v)
+		return EINVAL;
 	if (eng_current_level(db))
 		return EAGAIN;
 	int rc = eng_gate(db);
@@ -586,21 +618,23 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 	t4dx_entry_set_key(&r.e, parent, name, name_len);
 	r.op = T4DX_OP_UPDATE;
 	r.mask = T4DX_F_VEC;
-	r.e.vec_src = T4DX_VEC_EMBED;
+	r.e.vec_src = (uint8_t)src;
 	r.e.vec = v;            /* borrowed while locked */
-	pthread_rwlock_wrlock(&db->lock);
+	change_lock(db);
 	rc = eng_lookup(db, parent, name, name_len, true, &old);
 	if (rc) {
-		pthread_rwlock_unlock(&db->lock);
+		change_unlock(db);
 		return rc == T4DX_ENOTFOUND ? ESTALE : rc;
 	}
+	/* an embedder's outcome replaces none, or one of an earlier
+	 * embedder (see embedder.c), never a hand vector */
 	bool same = S_ISREG(old.mode) && !old.provisional &&
-		    old.vec_src == T4DX_VEC_NONE && old.content &&
+		    old.vec_src != T4DX_VEC_HAND && old.content &&
 		    (old.content == c || (old.content->len == c->len &&
 		     !memcmp(old.content->data, c->data, c->len)));
 	t4dx_entry_clear(&old);
 	if (!same) {
-		pthread_rwlock_unlock(&db->lock);
+		change_unlock(db);
 		return ESTALE;
 	}
 	return commit_locked(db, &r, T4DX_NOWAIT, lsn);

@@ -39,7 +39,7 @@ static const char *const sections[] = {
 };
 #define NSECTIONS (sizeof(sections) / sizeof(*sections))
 
-enum kind { K_INT, K_NUM, K_BOOL, K_POLICY, K_PATH, K_EMBEDDER };
+enum kind { K_INT, K_NUM, K_BOOL, K_POLICY, K_PATH, K_EMBEDDER, K_ARGV };
 
 struct key {
 	unsigned sec;                   /* index in sections[] */
@@ -90,6 +90,8 @@ static const struct key keys[] = {
 	INT(6, limits, write_buffer_bytes, 4096, UINT64_C(1) << 44),
 	INT(7, vector, dim, 1, T4DX_VEC_DIM_MAX),
 	STR(7, vector, embedder, K_EMBEDDER),
+	STR(7, vector, command, K_ARGV),
+	NUM(7, vector, timeout_s, 0, 3600, true),
 	INT(7, vector, index_m, 2, T4DX_INDEX_M_MAX),
 	INT(7, vector, ef_construction, 1, T4DX_INDEX_EF_MAX),
 	INT(7, vector, ef_search, 1, T4DX_INDEX_EF_MAX),
@@ -394,6 +396,49 @@ static const char *describe(struct json_object *v, char out[48])
 	return out;
 }
 
+/* A program and its arguments: a JSON array of at most ARGV_MAX strings,
+ * none with a NUL, the first not empty (or no string at all: no
+ * program).  Kept as the array's JSON text, which fits the field. */
+#define ARGV_MAX 256
+static int set_argv(const struct key *k, struct json_object *v, char *dst,
+		    char *msg, size_t msglen)
+{
+	const char *sec = sections[k->sec];
+	char got[48];
+	if (!json_object_is_type(v, json_type_array))
+		return fail(msg, msglen, "%s.%s: must be an array of strings "
+			    "(the program, then its arguments), got %s", sec,
+			    k->name, describe(v, got));
+	size_t n = json_object_array_length(v);
+	if (n > ARGV_MAX)
+		return fail(msg, msglen, "%s.%s: must have at most %d strings",
+			    sec, k->name, ARGV_MAX);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *a = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(a, json_type_string))
+			return fail(msg, msglen, "%s.%s: must be an array of "
+				    "strings, got %s at %zu", sec, k->name,
+				    describe(a, got), i);
+		size_t len = (size_t)json_object_get_string_len(a);
+		if (strlen(json_object_get_string(a)) != len)
+			return fail(msg, msglen, "%s.%s: must not contain a NUL "
+				    "character", sec, k->name);
+		if (i == 0 && len == 0)
+			return fail(msg, msglen, "%s.%s: the program's name must "
+				    "not be empty", sec, k->name);
+	}
+	const char *s = json_object_to_json_string_ext(
+		v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!s)
+		return ENOMEM;
+	if (strlen(s) >= k->size)
+		return fail(msg, msglen, "%s.%s: must be shorter than %zu "
+			    "bytes as JSON", sec, k->name, k->size);
+	memset(dst, 0, k->size);
+	memcpy(dst, s, strlen(s));
+	return 0;
+}
+
 /* Check v and store it into c, or say what is wrong. */
 static int set(const struct key *k, struct json_object *v,
 	       struct t4dx_config *c, char *msg, size_t msglen)
@@ -445,6 +490,8 @@ static int set(const struct key *k, struct json_object *v,
 		memcpy(dst, &b, sizeof(b));
 		return 0;
 	}
+	case K_ARGV:
+		return set_argv(k, v, dst, msg, msglen);
 	case K_POLICY:
 	case K_PATH:
 	case K_EMBEDDER:
@@ -464,10 +511,12 @@ static int set(const struct key *k, struct json_object *v,
 			    "\"reject\", got \"%s\"", sec, k->name,
 			    clean(q, s));
 	}
-	if (k->kind == K_EMBEDDER && strcmp(s, "builtin") && strcmp(s, "off")) {
+	if (k->kind == K_EMBEDDER && strcmp(s, "builtin") && strcmp(s, "off") &&
+	    strcmp(s, "command")) {
 		char q[72];
-		return fail(msg, msglen, "%s.%s: must be \"builtin\" or "
-			    "\"off\", got \"%s\"", sec, k->name, clean(q, s));
+		return fail(msg, msglen, "%s.%s: must be \"builtin\", "
+			    "\"command\" or \"off\", got \"%s\"", sec, k->name,
+			    clean(q, s));
 	}
 	if (k->kind == K_PATH && len && s[0] != '/')
 		return fail(msg, msglen, "%s.%s: must be \"\" or an absolute "
@@ -573,6 +622,11 @@ int t4dx_config_parse(const char *text, size_t len, struct t4dx_config *cfg,
 					  copy.limits.write_buffer_bytes,
 					  (unsigned long long)
 					  copy.limits.max_item_bytes);
+			if (!rc && !strcmp(copy.vector.embedder, "command") &&
+			    !strcmp(copy.vector.command, "[]"))
+				rc = fail(msg, msglen, "vector.command: must name "
+					  "a program when vector.embedder is "
+					  "\"command\"");
 			if (!rc)
 				memcpy(cfg, &copy, sizeof(copy));
 		} else if (w.err) {
@@ -675,6 +729,8 @@ static struct json_object *render_value(const struct key *k,
 		memcpy(&x, src, sizeof(x));
 		return json_object_new_boolean(x);
 	}
+	case K_ARGV:
+		return json_tokener_parse(src);
 	case K_POLICY:
 	case K_PATH:
 	case K_EMBEDDER:

@@ -13,25 +13,55 @@
  * empty the thread waits for its records to be durable: one fdatasync
  * for a batch of vectors, shared with any writer's group commit.
  *
+ * Content that gets no vector (binary, no word) is marked as tried
+ * (vec_src TRIED, a record like a vector's), so that no later start reads
+ * it again; new content drops the mark as it drops a vector.
+ *
+ * DATA_DIR/EMBEDDER names the embedder that made the store's vectors and
+ * marks: one line, {"embedder":"builtin","version":V,"dim":D}, V being
+ * T4DX_EMBED_VERSION.  When it is missing or names another (a new
+ * version, another vector.dim), the start's sweep also queues every file
+ * with a vector or mark of the embedder, which is computed again (a
+ * record only where the outcome changed); once all of them are done and
+ * durable, the file is replaced (write-temp, fsync, rename, fsync of the
+ * directory).  A crash or a failure before that leaves the old file, and
+ * the next start does it all again.  Vectors set by hand are never
+ * touched: one of another dim than vector.dim stays, and search, which
+ * only compares vectors of the query's dim, leaves its file out.
+ *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
- * (queued then) finds its file.
+ * (queued then) finds its file.  The files of a redo are queued in key
+ * order, REDO_BATCH at a time (the next batch once the queue is empty),
+ * so that a redo of more files than the queue holds gets through them
+ * all, each once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uthash.h>
 #include <utlist.h>
 
+#include "alert.h"
 #include "embed.h"
+#include "embed_cmd.h"
 #include "engine_int.h"
+#include "io.h"
 #include "vec.h"
 
 #define EMB_QUEUE_MAX 100000
+#define EMB_NICE 19       /* the thread's nice value */
+#define EMB_STATE "EMBEDDER"
+#define REDO_BATCH (EMB_QUEUE_MAX / 2)
 
 struct ekey {
 	char key[8 + T4DX_NAME_MAX];    /* parent, then the name */
@@ -49,7 +79,47 @@ struct eng_embedder {
 	bool stop, sweep;               /* guarded by mu */
 	bool working;                   /* a file or a sweep in hand; mu */
 	struct t4dx_embed_stats st;     /* guarded by mu */
+	/* EMBEDDER named another embedder: the embedder's vectors and marks
+	 * are computed again (see the top); redo_failed: something of that
+	 * went wrong, the file stays as it is until the next start */
+	bool redo, redo_failed;         /* guarded by mu */
+	/* the next batch of the redo is to be queued, from the key
+	 * redo_parent, redo_name (the thread's own) */
+	bool redo_sweep, redo_more;     /* guarded by mu */
+	uint64_t redo_parent;
+	char redo_name[T4DX_NAME_MAX + 1];
+	size_t redo_len;
+	char state[4096 + 128];         /* the line EMBEDDER is to hold */
+	size_t state_len;
+	/* vector.embedder "command": the program (used by the thread only) */
+	struct t4dx_embed_cmd *cmd;
 };
+
+/* Does DATA_DIR/EMBEDDER hold m->state?  Anything else (missing,
+ * unreadable, another line) is no. */
+static bool state_same(struct t4dx *db, const struct eng_embedder *m)
+{
+	char path[PATH_MAX], buf[sizeof(m->state) + 1];
+	snprintf(path, sizeof(path), "%s/%s", db->dir, EMB_STATE);
+	int fd = t4dx_io.open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	ssize_t n = t4dx_io.pread(fd, buf, sizeof(buf), 0);
+	t4dx_io.close(fd);
+	return n == (ssize_t)m->state_len && !memcmp(buf, m->state, m->state_len);
+}
+
+/* The redo pass is over: record the embedder, if all went well. */
+static void state_write(struct t4dx *db, struct eng_embedder *m)
+{
+	int rc = t4dx_io_write_durably(db->dir, EMB_STATE, m->state,
+				       m->state_len, NULL);
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"cannot write %s/%s: %s (the next start "
+				"computes the vectors again)", db->dir,
+				EMB_STATE, strerror(rc));
+}
 
 static size_t make_key(char *k, uint64_t parent, const char *name,
 		       size_t len)
@@ -91,61 +161,145 @@ static void count(struct eng_embedder *m, uint64_t *field)
 	pthread_mutex_unlock(&m->mu);
 }
 
-/* Queue every live file without a vector (a listing: no content read). */
-static int sweep(struct t4dx *db)
+static size_t queue_len(struct eng_embedder *m)
 {
+	pthread_mutex_lock(&m->mu);
+	size_t n = m->n;
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
+/* Queue every live file without a vector or mark (a listing: no content
+ * read); with redo, the next batch of files with the embedder's vector
+ * or mark instead: *more tells whether some are left after it. */
+static int sweep(struct t4dx *db, bool redo, bool *more)
+{
+	struct eng_embedder *m = db->emb;
 	struct merge mg;
+	*more = false;
 	pthread_rwlock_rdlock(&db->lock);
-	int rc = eng_merge_open(&mg, db->mem, db->imm, db->segs, db->nsegs, 0,
-				"", 0, false);
+	int rc = redo ? eng_merge_open(&mg, db->mem, db->imm, db->segs,
+				       db->nsegs, m->redo_parent, m->redo_name,
+				       m->redo_len, false)
+		      : eng_merge_open(&mg, db->mem, db->imm, db->segs,
+				       db->nsegs, 0, "", 0, false);
 	if (rc) {
 		pthread_rwlock_unlock(&db->lock);
 		return rc;
 	}
 	const struct t4dx_entry *e;
-	while ((rc = eng_merge_next(&mg, &e)) == 0)
-		if (!e->tombstone && S_ISREG(e->mode) && e->size &&
-		    e->vec_src == T4DX_VEC_NONE)
-			eng_embed_queue(db, e->parent, e->name, e->name_len);
+	while ((rc = eng_merge_next(&mg, &e)) == 0) {
+		if (e->tombstone || !S_ISREG(e->mode) || !e->size)
+			continue;
+		if (!redo && e->vec_src != T4DX_VEC_NONE)
+			continue;
+		if (redo && (e->vec_src == T4DX_VEC_NONE ||
+			     e->vec_src == T4DX_VEC_HAND))
+			continue;
+		if (redo && queue_len(m) >= REDO_BATCH) {
+			/* the rest with the next batch, from this key on */
+			m->redo_parent = e->parent;
+			memcpy(m->redo_name, e->name, e->name_len);
+			m->redo_len = e->name_len;
+			*more = true;
+			break;
+		}
+		eng_embed_queue(db, e->parent, e->name, e->name_len);
+	}
 	eng_merge_close(&mg);
 	pthread_rwlock_unlock(&db->lock);
-	return rc == T4DX_ENOTFOUND ? 0 : rc;
+	return rc == T4DX_ENOTFOUND || *more ? 0 : rc;
 }
 
-/* Embed one file, if it still needs it: EAGAIN when the store is
- * degraded (the key is to be tried again later), else 0. */
+/* The vector of content c in x: 0, ENODATA (none for this content),
+ * or, from the program of "command": EAGAIN (not to be started again
+ * yet), ECANCELED (closing), another code (it failed: an alert). */
+static int compute(struct t4dx *db, struct eng_embedder *m,
+		   const struct t4dx_blob *c, float *x)
+{
+	if (!m->cmd)
+		return t4dx_embed(c->data, c->len, db->cfg.vector.dim, x);
+	if (t4dx_embed_is_binary(c->data, c->len))
+		return ENODATA;
+	char why[256];
+	int rc = t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why,
+				    sizeof(why));
+	pthread_mutex_lock(&m->mu);
+	m->st.starts = t4dx_embed_cmd_starts(m->cmd);
+	pthread_mutex_unlock(&m->mu);
+	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"the embedder program (vector.command) %s; "
+				"it is started again, and the file tried "
+				"again, after a back-off", why);
+	return rc;
+}
+
+/* Embed one file, if it still needs it (with redo: also when it has the
+ * embedder's vector or mark): EAGAIN when the store is degraded (the key
+ * is to be tried again later), EINPROGRESS when the program of "command"
+ * failed or may not be started yet (the key goes to the back of the
+ * queue), else 0; *failed when it could not be done. */
 static int embed_one(struct t4dx *db, struct eng_embedder *m,
-		     const struct ekey *k, float *x, uint64_t *lsn)
+		     const struct ekey *k, float *x, bool redo,
+		     uint64_t *lsn, bool *failed)
 {
 	uint64_t parent;
 	memcpy(&parent, k->key, 8);
 	const char *name = k->key + 8;
 	size_t len = k->keylen - 8;
 	struct t4dx_entry e;
-	if (t4dx_get(db, parent, name, len, T4DX_GET_CONTENT, &e))
-		return 0;               /* gone, or unreadable for now */
-	if (!S_ISREG(e.mode) || e.vec_src != T4DX_VEC_NONE || !e.content) {
+	*failed = false;
+	int rc = t4dx_get(db, parent, name, len, T4DX_GET_CONTENT, &e);
+	if (rc) {
+		/* gone; or unreadable for now: the next start tries again */
+		*failed = rc != T4DX_ENOTFOUND;
+		return 0;
+	}
+	if (!S_ISREG(e.mode) || !e.content || e.vec_src == T4DX_VEC_HAND ||
+	    (e.vec_src != T4DX_VEC_NONE && !redo)) {
 		t4dx_entry_clear(&e);
 		return 0;
 	}
-	int rc = t4dx_embed(e.content->data, e.content->len, db->cfg.vector.dim,
-			    x);
+	pthread_mutex_lock(&m->mu);
+	m->st.bytes_read += e.content->len;
+	pthread_mutex_unlock(&m->mu);
+	int src = T4DX_VEC_EMBED;
+	rc = compute(db, m, e.content, x);
 	struct t4dx_blob *v = NULL;
-	if (!rc && !(v = t4dx_vec_new(x, db->cfg.vector.dim)))
+	if (m->cmd && rc && rc != ENODATA) {
+		t4dx_entry_clear(&e);
+		if (rc != EAGAIN && rc != ECANCELED) {
+			count(m, &m->st.failed);
+			*failed = true;
+		}
+		return EINPROGRESS;
+	}
+	if (rc == ENODATA) {
+		src = T4DX_VEC_TRIED;   /* binary, or no word */
+		rc = 0;
+	} else if (!rc && !(v = t4dx_vec_new(x, db->cfg.vector.dim))) {
 		rc = errno;
-	if (!rc)
-		rc = eng_set_embedded(db, parent, name, len, e.content, v,
+	}
+	/* a redo that finds what the file holds already logs (and counts)
+	 * nothing */
+	bool same = !rc && e.vec_src == src && t4dx_vec_equal(e.vec, v);
+	if (!rc && !same)
+		rc = eng_set_embedded(db, parent, name, len, e.content, src, v,
 				      lsn);
 	t4dx_blob_unref(v);
 	t4dx_entry_clear(&e);
+	if (rc == 0 && same)
+		return 0;
 	if (rc == 0)
-		count(m, &m->st.embedded);
-	else if (rc == ENODATA)
-		count(m, &m->st.no_vector);     /* binary, or no word */
+		count(m, src == T4DX_VEC_EMBED ? &m->st.embedded
+					       : &m->st.no_vector);
 	else if (rc == EAGAIN)
 		return EAGAIN;
-	else if (rc != ESTALE)
+	else if (rc != ESTALE) {
 		count(m, &m->st.failed);
+		*failed = true;
+	}
 	return 0;
 }
 
@@ -153,19 +307,33 @@ static void *embedder_main(void *arg)
 {
 	struct t4dx *db = arg;
 	struct eng_embedder *m = db->emb;
+	/* vectors can wait, writers cannot: on a busy machine the thread
+	 * takes what CPU the writers leave (Linux threads have a nice value
+	 * of their own; if it cannot be set, nothing else changes) */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+			EMB_NICE) != 0)
+		errno = 0;
 	float *x = malloc(sizeof(*x) * db->cfg.vector.dim);
 	uint64_t logged = 0;    /* the last vector record not yet waited for */
 	pthread_mutex_lock(&m->mu);
 	while (!m->stop) {
-		if (m->sweep) {
-			m->sweep = false;
+		if (m->sweep || m->redo_sweep) {
+			bool redo = !m->sweep, more;
+			if (redo)
+				m->redo_sweep = false;
+			else
+				m->sweep = false;
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
-			int rc = sweep(db);
+			int rc = sweep(db, redo, &more);
 			pthread_mutex_lock(&m->mu);
 			m->working = false;
-			if (rc)
+			if (rc) {
 				m->st.failed++;
+				m->redo_failed = true;
+			}
+			if (redo)
+				m->redo_more = more;
 			continue;
 		}
 		struct ekey *k = m->fifo;
@@ -177,7 +345,25 @@ static void *embedder_main(void *arg)
 			logged = 0;
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
-			t4dx_wait(db, lsn);
+			int rc = t4dx_wait(db, lsn);
+			pthread_mutex_lock(&m->mu);
+			m->working = false;
+			if (rc)
+				m->redo_failed = true;
+			continue;
+		}
+		if (!k && m->redo && m->redo_more) {
+			m->redo_sweep = true;   /* the next batch */
+			continue;
+		}
+		if (!k && m->redo) {
+			/* every file of the old embedder done, and durable */
+			bool ok = !m->redo_failed;
+			m->redo = m->redo_failed = false;
+			m->working = true;
+			pthread_mutex_unlock(&m->mu);
+			if (ok)
+				state_write(db, m);
 			pthread_mutex_lock(&m->mu);
 			m->working = false;
 			continue;
@@ -190,28 +376,48 @@ static void *embedder_main(void *arg)
 		HASH_DEL(m->table, k);
 		m->n--;
 		m->working = true;
+		bool redo = m->redo, failed;
 		pthread_mutex_unlock(&m->mu);
 		uint64_t lsn = 0;
-		int rc = embed_one(db, m, k, x, &lsn);
+		int rc = embed_one(db, m, k, x, redo, &lsn, &failed);
 		if (lsn)
 			logged = lsn;
 		pthread_mutex_lock(&m->mu);
 		m->working = false;
-		if (rc == EAGAIN) {
+		if (failed)
+			m->redo_failed = true;
+		if (rc == EAGAIN || rc == EINPROGRESS) {
 			/* degraded: the key goes back, and the thread waits
-			 * a second (or a stop) before it tries again */
+			 * a second (or a stop) before it tries again; the
+			 * program failed: to the back of the queue, and a
+			 * wait for its back-off */
 			struct ekey *dup;
 			HASH_FIND(hh, m->table, k->key, k->keylen, dup);
 			if (!dup) {
 				HASH_ADD(hh, m->table, key[0], k->keylen, k);
-				DL_PREPEND(m->fifo, k);
+				if (rc == EAGAIN)
+					DL_PREPEND(m->fifo, k);
+				else
+					DL_APPEND(m->fifo, k);
 				m->n++;
 				k = NULL;
 			}
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+			int64_t wait = 1000000000;
+			if (rc == EINPROGRESS) {
+				struct timespec mt;
+				clock_gettime(CLOCK_MONOTONIC, &mt);
+				wait = t4dx_embed_cmd_ready_ns(m->cmd) -
+				       ((int64_t)mt.tv_sec * 1000000000 +
+					mt.tv_nsec);
+			}
+			if (wait > 0 && !m->stop) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				int64_t ns = ts.tv_nsec + wait;
+				ts.tv_sec += ns / 1000000000;
+				ts.tv_nsec = ns % 1000000000;
+				pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+			}
 		}
 		free(k);
 	}
@@ -222,18 +428,41 @@ static void *embedder_main(void *arg)
 
 int eng_embedder_start(struct t4dx *db)
 {
-	if (strcmp(db->cfg.vector.embedder, "builtin"))
+	const struct t4dx_config *cfg = &db->cfg;
+	bool cmd = !strcmp(cfg->vector.embedder, "command");
+	if (strcmp(cfg->vector.embedder, "builtin") && !cmd)
 		return 0;
 	struct eng_embedder *m = calloc(1, sizeof(*m));
 	if (!m)
 		return ENOMEM;
+	if (cmd) {
+		int rc = t4dx_embed_cmd_new(cfg->vector.command,
+					    cfg->vector.dim,
+					    cfg->vector.timeout_s, &m->cmd);
+		if (rc) {
+			free(m);
+			return rc;
+		}
+	}
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->sweep = true;
+	/* the builtin embedder by its version, a program by its argv */
+	int n = cmd ? snprintf(m->state, sizeof(m->state),
+			       "{\"embedder\":\"command\",\"command\":%s,"
+			       "\"dim\":%u}\n", cfg->vector.command,
+			       cfg->vector.dim)
+		    : snprintf(m->state, sizeof(m->state),
+			       "{\"embedder\":\"builtin\",\"version\":%d,"
+			       "\"dim\":%u}\n", T4DX_EMBED_VERSION,
+			       cfg->vector.dim);
+	m->state_len = (size_t)n;
+	m->redo = m->redo_sweep = !state_same(db, m);
 	db->emb = m;
 	int rc = pthread_create(&m->thr, NULL, embedder_main, db);
 	if (rc) {
 		db->emb = NULL;
+		t4dx_embed_cmd_free(m->cmd);
 		pthread_cond_destroy(&m->cond);
 		pthread_mutex_destroy(&m->mu);
 		free(m);
@@ -250,7 +479,10 @@ void eng_embedder_stop(struct t4dx *db)
 	m->stop = true;
 	pthread_cond_signal(&m->cond);
 	pthread_mutex_unlock(&m->mu);
+	if (m->cmd)
+		t4dx_embed_cmd_cancel(m->cmd);  /* a request under way */
 	pthread_join(m->thr, NULL);
+	t4dx_embed_cmd_free(m->cmd);
 	db->emb = NULL;
 	struct ekey *k, *t;
 	DL_FOREACH_SAFE(m->fifo, k, t) {
@@ -272,6 +504,7 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 	pthread_mutex_lock(&m->mu);
 	*out = m->st;
 	out->queued = m->n;
-	out->busy = m->n || m->sweep || m->working;
+	out->busy = m->n || m->sweep || m->working || m->redo ||
+		    m->redo_sweep;
 	pthread_mutex_unlock(&m->mu);
 }

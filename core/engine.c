@@ -67,7 +67,13 @@ static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 		return rc;
 	}
 	/* a reader that changes nothing (t4dx verify, ls, dump) holds a
-	 * shared lock for a while: wait up to 10 s for it, then say so */
+	 * shared lock for a while: wait up to 10 s for it, then say so.
+	 * An exclusive holder may be a daemon on its way out: umount
+	 * returns as soon as the kernel lets go of the mount, before the
+	 * daemon has closed the store, so "umount; mount" would fail now
+	 * and then; give it LOCK_EXIT_TRIES tries. */
+	enum { LOCK_TRY_NS = 50000000, LOCK_READER_TRIES = 200,
+	       LOCK_EXIT_TRIES = 60, LOCK_CLOSING_TRIES = 1200 };
 	for (int tries = 0; flock(db->lock_fd, LOCK_EX | LOCK_NB); tries++) {
 		int rc = errno;
 		bool readers = false;
@@ -76,8 +82,18 @@ static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 			flock(db->lock_fd, LOCK_UN);
 			readers = true;
 		}
-		if (readers && tries < 200) {
-			struct timespec ts = { 0, 50000000 };
+		/* a daemon that has begun to close says so in LOCK (see
+		 * t4dx_close): its last flush or merge may take a while,
+		 * so it gets LOCK_CLOSING_TRIES */
+		int most = readers ? LOCK_READER_TRIES : LOCK_EXIT_TRIES;
+		if (rc == EWOULDBLOCK && !readers) {
+			ssize_t n = pread(db->lock_fd, pid, sizeof(pid) - 1, 0);
+			pid[n > 0 ? n : 0] = 0;
+			if (strstr(pid, " closing"))
+				most = LOCK_CLOSING_TRIES;
+		}
+		if (rc == EWOULDBLOCK && tries < most) {
+			struct timespec ts = { 0, LOCK_TRY_NS };
 			nanosleep(&ts, NULL);
 			continue;
 		}
@@ -90,7 +106,7 @@ static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 		if (rc == EWOULDBLOCK) {
 			ssize_t n = pread(db->lock_fd, pid, sizeof(pid) - 1, 0);
 			pid[n > 0 ? n : 0] = 0;
-			pid[strcspn(pid, "\n")] = 0;
+			pid[strcspn(pid, " \n")] = 0;
 			snprintf(msg, msglen, "%s is in use by process %s "
 				 "(it holds %s)", db->dir,
 				 *pid ? pid : "(unknown)", path);
@@ -99,6 +115,7 @@ static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 		snprintf(msg, msglen, "cannot lock %s: %s", path, strerror(rc));
 		return rc;
 	}
+	db->lock_held = true;
 	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(db->lock_fd, 0) || pwrite(db->lock_fd, pid, (size_t)n, 0) != n) {
 		int rc = errno;
@@ -415,6 +432,16 @@ int t4dx_close(struct t4dx *db)
 	int rc = 0;
 	if (!db)
 		return 0;
+	if (db->lock_held) {
+		/* a start that finds LOCK held waits longer for a holder on
+		 * its way out (take_lock); nothing depends on this line
+		 * being written */
+		char line[48];
+		int n = snprintf(line, sizeof(line), "%ld closing\n",
+				 (long)getpid());
+		ssize_t w = pwrite(db->lock_fd, line, (size_t)n, 0);
+		(void)w;
+	}
 	eng_embedder_stop(db);  /* it reads and commits: first */
 	if (db->health_started) {
 		pthread_mutex_lock(&db->health_mu);

@@ -78,6 +78,7 @@ struct t4dx {
 	char seg_dir[PATH_MAX - 64], wal_dir[PATH_MAX - 64],
 	     quarantine_dir[PATH_MAX - 64];
 	int lock_fd;                    /* open */
+	bool lock_held;                 /* open: LOCK is ours (exclusive) */
 	struct t4dx_config cfg;         /* open */
 	struct t4dx_wal *wal;           /* open; own lock */
 
@@ -336,17 +337,20 @@ int eng_apply(struct t4dx *db, struct t4dx_rec *r);
 int eng_fatal(struct t4dx *db, int rc);
 /* The WAL's group commit hook: counts each group in the breaker. */
 void eng_group_done(void *arg, int rc);
-/* Log the embedder's vector v of (parent, name), computed from content
- * c, without waiting (its LSN in *lsn): only if the file still holds those bytes and has
- * no vector (else ESTALE, nothing done), and only at level 0 (else
- * EAGAIN). */
+/* Log the embedder's outcome for (parent, name), computed from content
+ * c, without waiting (its LSN in *lsn): src EMBED with the vector v, or
+ * TRIED (v NULL: the content gets none).  Only if the file still holds
+ * those bytes and no hand vector (else ESTALE, nothing done), and only
+ * at level 0 (else EAGAIN). */
 int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t name_len, const struct t4dx_blob *c,
-		     struct t4dx_blob *v, uint64_t *lsn);
+		     int src, struct t4dx_blob *v, uint64_t *lsn);
 
 /* embedder.c */
-/* Start the thread (vector.embedder "builtin"; else nothing), which first
- * queues every file without a vector; stop it (close). */
+/* Start the thread (vector.embedder "builtin" or "command"; else
+ * nothing), which first
+ * queues every file without a vector (and, when DATA_DIR/EMBEDDER names
+ * another embedder, every file of the embedder's); stop it (close). */
 int eng_embedder_start(struct t4dx *db);
 void eng_embedder_stop(struct t4dx *db);
 /* Queue a file whose content changed, for its vector. */

@@ -203,6 +203,8 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	c->limits.write_buffer_bytes = 256ULL << 20;
 	c->vector.dim = 256;
 	strcpy(c->vector.embedder, "builtin");
+	strcpy(c->vector.command, "[]");
+	c->vector.timeout_s = 10;
 	/* HNSW, measured on 10,000 vectors of dim 256 a segment: recall@10
 	 * 1.0 on clustered vectors and 0.96 on uniformly random ones (the
 	 * hard case; 0.45 with m 16 and ef_search 64), about 5 s of one

@@ -187,7 +187,7 @@ int t4dx_io_lock_shared(const char *dir, int *fd, char *msg, size_t msglen)
 	} else {
 		ssize_t n = pread(*fd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = 0;
-		pid[strcspn(pid, "\n")] = 0;
+		pid[strcspn(pid, " \n")] = 0;    /* "PID" or "PID closing" */
 		snprintf(msg, msglen, "%s is in use by process %s (it holds "
 			 "%s)", dir, *pid ? pid : "(unknown)", path);
 		rc = T4DX_ELOCKED;

@@ -52,7 +52,9 @@
  *                  decoded content becomes a new blob, and the entry's
  *                  size is its length.
  *   VECTOR         "vec_src": "embed" | "hand" | "none" (an update that
- *                  removes the vector), then, unless "none", "vec_b64":
+ *                  removes the vector) | "tried" (an update of the
+ *                  embedder: the content gets no vector, see t4dx.h),
+ *                  then, unless "none" or "tried", "vec_b64":
  *                  base64 (as above) of the vector's bytes, dim IEEE 754
  *                  binary32 values, each little-endian; dim 1..4096, every
  *                  value finite (vec.h).  A put without "vec_src" has no
@@ -392,13 +394,12 @@ static char *put_fields(char *o, const struct t4dx_entry *e, uint32_t mask)
 /* No vector, or a source with a vector. */
 static bool vec_encodable(const struct t4dx_entry *e)
 {
-	if (e->vec_src == T4DX_VEC_NONE)
-		return !e->vec;
-	return e->vec_src <= T4DX_VEC_HAND && e->vec &&
-	       !t4dx_vec_check(e->vec->data, e->vec->len);
+	if (!t4dx_vec_src_has(e->vec_src))
+		return e->vec_src <= T4DX_VEC_TRIED && !e->vec;
+	return e->vec && !t4dx_vec_check(e->vec->data, e->vec->len);
 }
 
-/* ,"vec_src":"hand","vec_b64":"..." or ,"vec_src":"none" */
+/* ,"vec_src":"hand","vec_b64":"..." or ,"vec_src":"none" (or "tried") */
 static char *put_vec(char *o, const struct t4dx_entry *e)
 {
 	o = put_str(o, ",\"vec_src\":\"");
@@ -539,7 +540,7 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 		o += 2 * sizeof(e->id);
 		*o++ = '"';
 		o = put_fields(o, e, T4DX_F_MEMORY);
-		if (e->vec_src != T4DX_VEC_NONE)
+		if (t4dx_vec_src_has(e->vec_src))
 			o = put_vec(o, e);
 		if (!by_ref) {
 			o = put_text(o, "content", &content);

@@ -182,7 +182,8 @@ static int get_content(struct json_object *o, struct t4dx_entry *e)
 	return 0;
 }
 
-/* VECTOR, when "vec_src" is there (a put never says "none"). */
+/* VECTOR, when "vec_src" is there (a put never says "none" or
+ * "tried"). */
 static int get_vec(struct json_object *o, struct t4dx_entry *e, bool put)
 {
 	struct json_object *v = field(o, "vec_src");
@@ -192,11 +193,11 @@ static int get_vec(struct json_object *o, struct t4dx_entry *e, bool put)
 		return BAD;
 	int src = t4dx_vec_src_parse(json_object_get_string(v),
 				     (size_t)json_object_get_string_len(v));
-	if (src < 0 || (put && src == T4DX_VEC_NONE))
+	if (src < 0 || (put && !t4dx_vec_src_has(src)))
 		return BAD;
 	e->vec_src = (uint8_t)src;
 	v = field(o, "vec_b64");
-	if (src == T4DX_VEC_NONE)
+	if (!t4dx_vec_src_has(src))
 		return v ? BAD : 0;
 	if (!v || !json_object_is_type(v, json_type_string))
 		return BAD;

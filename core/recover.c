@@ -161,6 +161,13 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 	if (damaged &&
 	    (rc = t4dx_seg_salvage(damaged, salvage_one, good, &lost)))
 		goto out;
+	if (damaged && t4dx_seg_vec_lost(damaged))
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"segment %s: a damaged vector part cost its "
+				"block's vectors (content and attributes "
+				"kept): the embedder computes them again, "
+				"vectors set by hand are gone",
+				t4dx_seg_path(damaged));
 	rb.total = t4dx_wal_files_bytes(db->wal_dir, true);
 	if (db->rebuild_fn)
 		db->rebuild_fn(db->rebuild_arg, ms->id, 0, rb.total);
@@ -249,7 +256,8 @@ out:
 static bool known_name(const char *dir, const char *name)
 {
 	static const char *const top[] = { ".", "..", "LOCK", "MANIFEST",
-		"MANIFEST.tmp", "ID", "wal", "seg", "quarantine", NULL };
+		"MANIFEST.tmp", "ID", "EMBEDDER", "EMBEDDER.tmp", "wal", "seg",
+		"quarantine", NULL };
 	size_t n = strlen(name);
 	if (!strcmp(dir, "seg"))
 		return !strcmp(name, ".") || !strcmp(name, "..") ||

@@ -73,8 +73,9 @@
  *   96+n   8  event_time_ns (signed)
  *  104+n   8  access_count
  *  112+n   8  size: the content's length in the content part
- *  120+n   1  vec_src: 0 none, 1 embedder, 2 by hand (version 4)
- *  121+n   2  vec_dim: 1..4096, 0 iff vec_src is 0 (version 4)
+ *  120+n   1  vec_src: 0 none, 1 embedder, 2 by hand, 3 none from the
+ *             embedder, which read the content (version 4)
+ *  121+n   2  vec_dim: 1..4096, 0 iff vec_src is 0 or 3 (version 4)
  *
  * Block index entry (n1, n2 = name lengths), 68..578 bytes (version 4;
  * version 2 and 3 entries lack bytes 36..48: 56..566 bytes):

@@ -84,10 +84,11 @@ int t4dx_seg_verify(struct t4dx_seg *s);
 int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 			 uint64_t max_bytes);
 /* What a damaged segment still holds: every entry (with its content) of
- * each block whose parts read back whole and pass their checks, in key
- * order, to fn, which owns the entry's content reference from then on;
- * *lost counts the blocks that did not.  0, ENOMEM, or what fn
- * returned. */
+ * each block whose meta and content parts read back whole and pass their
+ * checks, in key order, to fn, which owns the entry's content reference
+ * from then on; *lost counts the blocks that did not.  A block whose
+ * vector part alone is damaged is kept, its entries without vectors (see
+ * t4dx_seg_vec_lost).  0, ENOMEM, or what fn returned. */
 int t4dx_seg_salvage(struct t4dx_seg *s,
 		     int (*fn)(void *arg, struct t4dx_entry *e), void *arg,
 		     size_t *lost);
@@ -127,7 +128,16 @@ enum {
 struct t4dx_index;
 int t4dx_seg_index_get(struct t4dx_seg *s, struct t4dx_index **ix);
 void t4dx_seg_index_set(struct t4dx_seg *s, struct t4dx_index *ix, int state);
+/* Whether a read (or salvage) found a vector part damaged and gave its
+ * block's entries without their vectors.  The vectors are derived data
+ * or hand-set extras: content and attributes are not held back for them;
+ * verify still reports such a block as damage. */
+bool t4dx_seg_vec_lost(const struct t4dx_seg *s);
 /* Where block i begins in the file (for a damage report). */
 uint64_t t4dx_seg_block_offset(const struct t4dx_seg *s, size_t i);
+/* Where the vector part of block i lies in the file: *off, *len (0 when
+ * the block has none).  EINVAL for no such block. */
+int t4dx_seg_vpart_range(const struct t4dx_seg *s, size_t i, uint64_t *off,
+			 uint64_t *len);
 
 #endif

@@ -50,7 +50,8 @@ static int block_check(const struct t4dx_seg *s, struct block *b,
 		if (s->version >= SEG_VERSION) {
 			uint8_t src = p[110];
 			uint32_t vlen = 4 * (uint32_t)t4dx_get_u16(p + 111);
-			if (src > T4DX_VEC_HAND || !src != !vlen ||
+			if (src > T4DX_VEC_TRIED ||
+			    t4dx_vec_src_has(src) != !!vlen ||
 			    vlen > 4 * T4DX_VEC_DIM_MAX ||
 			    vlen > bi->vrlen - vsum)
 				return T4DX_ECORRUPT;
@@ -147,9 +148,12 @@ static int chunks_unpack(const struct t4dx_seg *s, const struct blkinfo *bi,
  * cout: the payload, content and vector parts) from disk with one pread,
  * check and decompress them (a chunked content part a chunk at a time,
  * and then the vector part with a pread of its own).  The payload is
- * only asked for in version 2 to 4 blocks that have one. */
+ * only asked for in version 2 to 4 blocks that have one.  A vector part
+ * that fails its checks is an error when strict (verify); otherwise the
+ * payload comes without it (vraw NULL) and the segment says so
+ * (vec_lost): vectors can be computed again, content cannot. */
 static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
-		      struct cpart **cout)
+		      struct cpart **cout, bool strict)
 {
 	const struct blkinfo *bi = &s->blk[i];
 	bool chunks = cout && seg_chunked(s, bi);
@@ -213,6 +217,14 @@ static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 		if (!rc)
 			rc = part_unpack(vz, vlen, bi->vcrc, c->vraw->data,
 					 bi->vrlen);
+		if (rc == T4DX_ECORRUPT && !strict) {
+			/* the meta and content parts passed: serve them,
+			 * without vectors (seg_rec_decode) */
+			t4dx_blob_unref(c->vraw);
+			c->vraw = NULL;
+			atomic_store(&s->vec_lost, true);
+			rc = 0;
+		}
 	}
 out:
 	free(z);
@@ -259,7 +271,7 @@ int seg_parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
 	bool read_b = bout && !b, read_c = want_c && !c;
 	if (read_b || read_c) {
 		int rc = parts_read(s, i, read_b ? &b : NULL,
-				    read_c ? &c : NULL);
+				    read_c ? &c : NULL, false);
 		if (rc) {
 			seg_block_unref(read_b ? NULL : b);
 			seg_cpart_unref(read_c ? NULL : c);
@@ -332,7 +344,11 @@ int seg_rec_decode(const struct t4dx_seg *s, const struct block *b,
 		if (!blob)
 			return ENOMEM;
 	}
-	if (with_content && vsrc != T4DX_VEC_NONE) {
+	if (with_content && t4dx_vec_src_has(vsrc) && !(c && c->vraw)) {
+		/* the vector part failed its checks (parts_read): the
+		 * entry goes without its vector */
+		vsrc = T4DX_VEC_NONE;
+	} else if (with_content && t4dx_vec_src_has(vsrc)) {
 		/* block_check saw the lengths add up to the vector part's */
 		size_t vlen = 4 * (size_t)t4dx_get_u16(q + 111);
 		const unsigned char *v = c->vraw->data + b->voff[ri];
@@ -400,7 +416,7 @@ int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 		struct cpart *c = NULL;
 		bool chunks = seg_chunked(s, &s->blk[i]);
 		int rc = parts_read(s, i, &b, seg_has_cpart(s, i) && !chunks ?
-					      &c : NULL);
+					      &c : NULL, true);
 		/* a long content part is checked a chunk at a time, and
 		 * then the vector part after it */
 		if (!rc && chunks)
@@ -429,7 +445,7 @@ int t4dx_seg_salvage(struct t4dx_seg *s,
 		struct cpart *c = NULL;
 		/* straight from the disk, like verify */
 		int rc = parts_read(s, i, &b,
-				    seg_has_cpart(s, i) ? &c : NULL);
+				    seg_has_cpart(s, i) ? &c : NULL, false);
 		if (rc == ENOMEM)
 			return rc;
 		if (rc) {
@@ -456,6 +472,11 @@ int t4dx_seg_verify(struct t4dx_seg *s)
 	return t4dx_seg_verify_some(s, &next, UINT64_MAX);
 }
 
+bool t4dx_seg_vec_lost(const struct t4dx_seg *s)
+{
+	return atomic_load(&s->vec_lost);
+}
+
 size_t t4dx_seg_blocks(const struct t4dx_seg *s)
 {
 	return s->nblk;
@@ -464,4 +485,15 @@ size_t t4dx_seg_blocks(const struct t4dx_seg *s)
 uint64_t t4dx_seg_block_offset(const struct t4dx_seg *s, size_t i)
 {
 	return i < s->nblk ? s->blk[i].off : 0;
+}
+
+int t4dx_seg_vpart_range(const struct t4dx_seg *s, size_t i, uint64_t *off,
+			 uint64_t *len)
+{
+	if (i >= s->nblk)
+		return EINVAL;
+	const struct blkinfo *bi = &s->blk[i];
+	*off = bi->off + bi->clen + bi->cclen;
+	*len = bi->vclen;
+	return 0;
 }

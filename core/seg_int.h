@@ -136,6 +136,8 @@ struct t4dx_seg {
 	struct t4dx_seg_dir *dirs;
 	size_t ndirs;
 	bool dirs_read;
+	atomic_bool vec_lost;   /* a vector part failed its checks: its
+				   block's vectors were left out of reads */
 };
 
 struct t4dx_seg_iter {

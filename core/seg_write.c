@@ -60,8 +60,8 @@ static int check_entry(const struct t4dx_entry *e)
 	if (e->content ? e->content->len != e->size : e->size != 0)
 		return EINVAL;
 	/* a vector source without its bytes would lose the vector */
-	if (e->vec_src > T4DX_VEC_HAND ||
-	    (e->vec_src == T4DX_VEC_NONE) != !e->vec ||
+	if (e->vec_src > T4DX_VEC_TRIED ||
+	    t4dx_vec_src_has(e->vec_src) != !!e->vec ||
 	    (e->vec && t4dx_vec_check(e->vec->data, e->vec->len)))
 		return EINVAL;
 	if (e->size > LZ4_MAX_INPUT_SIZE - REC_FIXED - T4DX_NAME_MAX)

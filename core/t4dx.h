@@ -67,8 +67,12 @@ int t4dx_type_parse(const char *s, size_t len);  /* -1 if unknown */
 
 /* Where an item's vector came from: none yet, the embedder (computed
  * from the content, dropped when the content changes) or a user's
- * setfattr (kept until removed).  See vec.h. */
-enum t4dx_vec_src { T4DX_VEC_NONE = 0, T4DX_VEC_EMBED = 1, T4DX_VEC_HAND = 2 };
+ * setfattr (kept until removed).  TRIED is no vector either: the
+ * embedder read the content and found it gets none (binary, no word);
+ * like EMBED it goes with the content, so that a start does not read
+ * that content again.  See vec.h. */
+enum t4dx_vec_src { T4DX_VEC_NONE = 0, T4DX_VEC_EMBED = 1, T4DX_VEC_HAND = 2,
+		    T4DX_VEC_TRIED = 3 };
 #define T4DX_VEC_DIM_MAX 4096
 
 /* One directory entry with its attributes.  For a directory, content is
@@ -142,10 +146,13 @@ struct t4dx_config {
 		 prune_max_importance, prune_max_age_s; } compaction;
 	struct { uint64_t max_item_bytes, write_buffer_bytes; } limits;
 	/* every file's vector: its dimension, and what computes it from the
-	 * content ("builtin", or "off": only vectors set by hand); each
-	 * segment's HNSW index: neighbours a node, build and search breadth,
-	 * and the fewest entries a segment needs to get one */
-	struct { unsigned dim; char embedder[16];
+	 * content ("builtin", "command": the program of command, a JSON
+	 * array of its argv, each answer within timeout_s; or "off": only
+	 * vectors set by hand); each segment's HNSW index: neighbours a
+	 * node, build and search breadth, and the fewest entries a segment
+	 * needs to get one */
+	struct { unsigned dim; char embedder[16]; char command[4096];
+		 double timeout_s;
 		 unsigned index_m, ef_construction, ef_search;
 		 uint32_t index_min_items; } vector;
 };
@@ -221,13 +228,17 @@ struct t4dx_stats {
 	struct t4dx_recovery recovery;
 };
 
-/* The embedder thread: vectors computed and logged, files that got none
- * (binary content, no word), failures, keys dropped from a full queue,
- * keys waiting now, and whether it has work (queued, a sweep of the
- * store for files without a vector pending or running, or one file in
- * hand).  All 0 when vector.embedder is "off". */
+/* The embedder thread: vectors computed and logged, files marked as
+ * getting none (binary content, no word; a redo that finds the outcome
+ * unchanged logs and counts nothing), failures, keys dropped from a full queue, bytes of
+ * content read, keys waiting now, and whether it has work (queued, a
+ * sweep of the store for files without a vector pending or running, one
+ * file in hand, or the record of a new embedder in DATA_DIR/EMBEDDER to
+ * write).  All 0 when vector.embedder is "off". */
 struct t4dx_embed_stats {
 	uint64_t embedded, no_vector, failed, dropped;
+	uint64_t bytes_read;
+	uint64_t starts;                /* of the program of "command" */
 	uint64_t queued;
 	bool busy;
 };

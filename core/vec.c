@@ -15,17 +15,18 @@ static const char *const src_names[] = {
 	[T4DX_VEC_NONE] = "none",
 	[T4DX_VEC_EMBED] = "embed",
 	[T4DX_VEC_HAND] = "hand",
+	[T4DX_VEC_TRIED] = "tried",
 };
 
 const char *t4dx_vec_src_name(int src)
 {
-	return src >= T4DX_VEC_NONE && src <= T4DX_VEC_HAND ? src_names[src]
-							    : "?";
+	return src >= T4DX_VEC_NONE && src <= T4DX_VEC_TRIED ? src_names[src]
+							     : "?";
 }
 
 int t4dx_vec_src_parse(const char *s, size_t len)
 {
-	for (int i = T4DX_VEC_NONE; i <= T4DX_VEC_HAND; i++)
+	for (int i = T4DX_VEC_NONE; i <= T4DX_VEC_TRIED; i++)
 		if (strlen(src_names[i]) == len && !memcmp(s, src_names[i], len))
 			return i;
 	return -1;

@@ -34,7 +34,15 @@ void t4dx_vec_get(const struct t4dx_blob *v, float *x);
 /* True when a and b hold the same bytes (both NULL included). */
 bool t4dx_vec_equal(const struct t4dx_blob *a, const struct t4dx_blob *b);
 
-/* The name of a source ("none", "embed", "hand") and back (-1). */
+/* Whether an entry of source src has a vector (the bytes come with its
+ * content). */
+static inline bool t4dx_vec_src_has(int src)
+{
+	return src == T4DX_VEC_EMBED || src == T4DX_VEC_HAND;
+}
+
+/* The name of a source ("none", "embed", "hand", "tried") and back
+ * (-1). */
 const char *t4dx_vec_src_name(int src);
 int t4dx_vec_src_parse(const char *s, size_t len);
 

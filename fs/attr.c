@@ -12,6 +12,8 @@
 
 int do_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 {
+	if (is_search(ino))
+		return search_getattr(fs, ino, st);
 	if (is_fixed(ino)) {
 		fixed_stat(fs, ino, st);
 		return 0;
@@ -40,8 +42,9 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc = do_getattr(fs, ino, &st);
 	if (rc)
 		reply_err(req, rc);
-	else
-		fuse_reply_attr(req, &st, fs->attr_timeout);
+	else    /* search/ is never cached (search.c) */
+		fuse_reply_attr(req, &st,
+				is_search(ino) ? 0 : fs->attr_timeout);
 }
 
 /* ---- set-user-ID and set-group-ID bits --------------------------------
@@ -181,7 +184,7 @@ static int do_setattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *attr,
 	int64_t now = t4dx_now_ns();
 
 	if (is_fixed(ino))
-		return EPERM;
+		return is_search(ino) ? EACCES : EPERM;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		rc = truncate_item(fs, ino, (uint64_t)attr->st_size, by_writer);
 		if (rc)

@@ -344,7 +344,7 @@ static const char *const op_names[OP_NOPS] = {
 	"lookup", "getattr", "setattr", "mkdir", "unlink", "rmdir", "rename",
 	"open", "create", "read", "write", "flush", "fsync", "release",
 	"opendir", "readdir", "readdirplus", "statfs", "setxattr", "getxattr",
-	"listxattr", "removexattr", "symlink", "link", "mknod",
+	"listxattr", "removexattr", "symlink", "link", "mknod", "readlink",
 };
 
 static int gauge(struct t4dx_buf *out, const char *name, const char *help,
@@ -366,6 +366,44 @@ static int hist(struct t4dx_buf *out, const char *name, const char *help,
 {
 	int rc = t4dx_metric_header(out, name, help, "histogram");
 	return rc ? rc : t4dx_metric_hist(out, name, NULL, h);
+}
+
+/* The embedder's counters and queue (0 when vector.embedder is off). */
+static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
+{
+	struct t4dx_embed_stats es;
+	t4dx_embed_stats(fs->db, &es);
+	int rc = counter(out, "t4dx_embed_vectors_total",
+			 "Vectors the embedder computed from content and "
+			 "logged.",
+			 es.embedded);
+	if (!rc)
+		rc = counter(out, "t4dx_embed_no_vector_total",
+			     "Files marked as getting no vector from their "
+			     "content (binary, no word).", es.no_vector);
+	if (!rc)
+		rc = counter(out, "t4dx_embed_failures_total",
+			     "Files the embedder could not give a vector (an "
+			     "error; tried again at the next start).",
+			     es.failed);
+	if (!rc)
+		rc = counter(out, "t4dx_embed_dropped_total",
+			     "Files left out of a full embedder queue (the "
+			     "next sweep finds them).", es.dropped);
+	if (!rc)
+		rc = counter(out, "t4dx_embed_program_starts_total",
+			     "Starts of the embedder program (vector.command): "
+			     "the first, and one after each failure.",
+			     es.starts);
+	if (!rc)
+		rc = counter(out, "t4dx_embed_read_bytes_total",
+			     "Bytes of content the embedder read.",
+			     es.bytes_read);
+	if (!rc)
+		rc = gauge(out, "t4dx_embed_queue_length",
+			   "Files waiting for the embedder.",
+			   (double)es.queued);
+	return rc;
 }
 
 static int show_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
@@ -479,6 +517,8 @@ static int show_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 		rc = counter(out, "t4dx_alerts_total", "Alerts raised.",
 			     fs->alerts_seen);
 	if (!rc)
+		rc = embed_metrics(fs, out);
+	if (!rc)
 		rc = hist(out, "t4dx_write_latency_seconds",
 			  "Time to commit a file's content durably (close, "
 			  "fsync).", &fs->metrics.write_lat);
@@ -539,6 +579,23 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 		     ju64(st.recovery.segments_quarantined), &ok);
 	}
 	jset(o, "recovery", r, &ok);
+	/* the embedder thread (all 0 when vector.embedder is "off") */
+	struct t4dx_embed_stats es;
+	t4dx_embed_stats(fs->db, &es);
+	struct json_object *em = json_object_new_object();
+	if (em) {
+		jset(em, "embedder", json_object_new_string(
+			     fs->cfg.vector.embedder), &ok);
+		jset(em, "embedded", ju64(es.embedded), &ok);
+		jset(em, "no_vector", ju64(es.no_vector), &ok);
+		jset(em, "failed", ju64(es.failed), &ok);
+		jset(em, "dropped", ju64(es.dropped), &ok);
+		jset(em, "bytes_read", ju64(es.bytes_read), &ok);
+		jset(em, "program_starts", ju64(es.starts), &ok);
+		jset(em, "queued", ju64(es.queued), &ok);
+		jset(em, "busy", json_object_new_boolean(es.busy), &ok);
+	}
+	jset(o, "vectors", em, &ok);
 	return jemit(out, o, ok);
 }
 

@@ -86,6 +86,12 @@ static int dir_add(struct dirh *d, const char *name, size_t len,
 	return 0;
 }
 
+static int search_add(void *arg, const char *name, size_t len,
+		      const struct stat *st)
+{
+	return dir_add(arg, name, len, st);
+}
+
 static int list_one(void *arg, const struct t4dx_entry *e)
 {
 	struct dent *de = dir_push(arg, e->name, e->name_len);
@@ -135,6 +141,12 @@ static int do_opendir(struct t4dxfs *fs, fuse_ino_t ino,
 		rc = dir_add(d, ".ctl", 4, &st);
 		if (!rc && !(rc = do_getattr(fs, INO_ITEMS, &st)))
 			rc = dir_add(d, "items", 5, &st);
+		if (!rc) {
+			fixed_stat(fs, INO_SEARCH_DIR, &st);
+			rc = dir_add(d, "search", 6, &st);
+		}
+	} else if (is_search(ino)) {
+		rc = search_list(fs, ino, search_add, d);
 	} else if (ino == INO_CTL_DIR) {
 		const struct ctl_file *c;
 		for (size_t i = 0; !rc && (c = ctl_at(i)); i++) {
@@ -262,6 +274,9 @@ static void do_readdir(struct t4dxfs *fs, fuse_req_t req, size_t size,
 				ep.generation = INO_GENERATION;
 				ep.entry_timeout = fs->entry_timeout;
 				ep.attr_timeout = attr_timeout;
+				/* search/ is never cached (search.c) */
+				if (is_search(de->ino))
+					ep.entry_timeout = ep.attr_timeout = 0;
 				/* a directory never counted: not now (that is a
 				 * scan of it), but at its first stat */
 				if (engine && S_ISDIR(de->mode)) {

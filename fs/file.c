@@ -58,10 +58,11 @@ static int open_ctl(struct t4dxfs *fs, fuse_ino_t ino,
 		    struct fuse_file_info *fi)
 {
 	const struct ctl_file *c = ctl_by_ino(ino);
-	if (!c)
+	bool search = is_search(ino);
+	if (!c && !search)
 		return EISDIR;
 	int acc = fi->flags & O_ACCMODE;
-	if (acc != O_RDONLY && !c->store)
+	if (acc != O_RDONLY && (search || !c->store))
 		return EACCES;
 	if (acc != O_RDONLY && c->may_write) {
 		int rc = c->may_write(fs);
@@ -75,7 +76,7 @@ static int open_ctl(struct t4dxfs *fs, fuse_ino_t ino,
 	h->ino = ino;
 	if (acc != O_WRONLY) {
 		struct t4dx_buf b = { 0 };
-		int rc = c->show(fs, &b);
+		int rc = search ? search_show(fs, ino, &b) : c->show(fs, &b);
 		if (!rc && !(h->snap = t4dx_blob_from(b.p, b.len)))
 			rc = ENOMEM;
 		t4dx_buf_free(&b);

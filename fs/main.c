@@ -47,6 +47,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.rmdir = op_rmdir,
 	.rename = op_rename,
 	.symlink = op_symlink,
+	.readlink = op_readlink,
 	.link = op_link,
 	.mknod = op_mknod,
 	.open = op_open,
@@ -447,6 +448,7 @@ static int run(struct t4dxfs *fs, struct cmdline *cl)
 	 * big writes (from hostile use) */
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	pthread_mutex_init(&fs->ns_mu, NULL);
+	pthread_mutex_init(&fs->search.mu, NULL);
 	const char *pause = getenv("T4DX_TEST_RELEASE_PAUSE_MS");
 	if (pause)
 		fs->test_release_pause_ms = (unsigned)strtoul(pause, NULL, 10);
@@ -582,6 +584,7 @@ reopen:
 	dir_free_all(fs);
 	namespace_free_all(fs);
 	node_free_all(&fs->nodes);
+	search_free_all(fs);
 	ns_unlock(fs);
 	return rc || crc ? 1 : 0;
 }

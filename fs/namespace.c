@@ -1,14 +1,16 @@
 /*
  * namespace.c - the operations on names: lookup, forget, mkdir, mknod,
- * unlink, rmdir, rename (create's entry too: make_entry); and what the
- * daemon keeps of the namespace beside the inode table: the attributes of
- * open files without a name and the subdirectory counts of directories.
+ * symlink, readlink, unlink, rmdir, rename (create's entry too:
+ * make_entry); and what the daemon keeps of the namespace beside the
+ * inode table: the attributes of open files without a name and the
+ * subdirectory counts of directories.
  *
  * The mount: inode 1 is MOUNT/, holding items/ (the engine's root
  * directory, inode T4DX_ROOT_INO) and .ctl/ (inode 2) with the control
  * files (ctl.c).  Below items/ every entry is the engine's.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,12 +152,16 @@ static int do_lookup(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 	ep->generation = INO_GENERATION;
 	ep->entry_timeout = fs->entry_timeout;
 	ep->attr_timeout = fs->attr_timeout;
+	if (is_search(parent))
+		return search_lookup(fs, parent, name, ep);
 	if (parent == INO_MOUNT_ROOT || parent == INO_CTL_DIR) {
 		fuse_ino_t ino = 0;
 		if (parent == INO_MOUNT_ROOT && !strcmp(name, "items"))
 			ino = INO_ITEMS;
 		else if (parent == INO_MOUNT_ROOT && !strcmp(name, ".ctl"))
 			ino = INO_CTL_DIR;
+		else if (parent == INO_MOUNT_ROOT && !strcmp(name, "search"))
+			ino = INO_SEARCH_DIR;
 		else if (parent == INO_CTL_DIR && ctl_by_name(name))
 			ino = ctl_by_name(name)->ino;
 		if (!ino)
@@ -216,6 +222,8 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 void forget_one(struct t4dxfs *fs, fuse_ino_t ino, uint64_t n)
 {
+	if (is_search(ino))
+		search_forget(fs, ino, n);
 	if (is_fixed(ino) || ino == INO_ITEMS)
 		return;
 	ns_lock(fs);
@@ -304,14 +312,16 @@ static void touch_dir(struct t4dxfs *fs, fuse_ino_t dir, int64_t now,
 
 /* Create (parent, name) with mode, durable unless nowait (then *lsn is
  * what to wait for), and take a kernel reference. */
-int make_entry(struct t4dxfs *fs, fuse_req_t req, fuse_ino_t parent,
-	       const char *name, mode_t mode, bool nowait, uint64_t *lsn,
-	       struct fuse_entry_param *ep)
+/* make_entry, with content (a symbolic link's target; NULL: none). */
+static int make_entry_with(struct t4dxfs *fs, fuse_req_t req,
+			   fuse_ino_t parent, const char *name, mode_t mode,
+			   struct t4dx_blob *content, bool nowait,
+			   uint64_t *lsn, struct fuse_entry_param *ep)
 {
 	struct t4dx_entry e = { 0 };
 	uint64_t l = 0;
 	if (is_fixed(parent))
-		return parent == INO_CTL_DIR ? EACCES : EPERM;
+		return refuse_in(parent);
 	int rc = check_name(name);
 	if (rc)
 		return rc;
@@ -322,9 +332,13 @@ int make_entry(struct t4dxfs *fs, fuse_req_t req, fuse_ino_t parent,
 	uint64_t dl = 0;
 	ns_lock(fs);
 	rc = inherit_from_dir(fs, parent, &e);
-	if (!rc)
+	if (!rc) {
+		e.content = content;    /* the caller's reference */
+		e.size = content ? content->len : 0;
 		rc = t4dx_put(fs->db, &e, T4DX_EXCL | T4DX_NOWAIT |
 			      (nowait ? T4DX_PROVISIONAL : 0), &l);
+		e.content = NULL;
+	}
 	if (!rc) {
 		dl = l;
 		touch_dir(fs, parent, e.ctime_ns, &dl);
@@ -355,6 +369,14 @@ int make_entry(struct t4dxfs *fs, fuse_req_t req, fuse_ino_t parent,
 	return rc;
 }
 
+int make_entry(struct t4dxfs *fs, fuse_req_t req, fuse_ino_t parent,
+	       const char *name, mode_t mode, bool nowait, uint64_t *lsn,
+	       struct fuse_entry_param *ep)
+{
+	return make_entry_with(fs, req, parent, name, mode, NULL, nowait,
+			       lsn, ep);
+}
+
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	      mode_t mode)
 {
@@ -375,7 +397,7 @@ static int do_remove(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 	struct t4dx_entry e = { 0 };
 	uint64_t lsn = 0;
 	if (is_fixed(parent))
-		return parent == INO_CTL_DIR ? EACCES : EPERM;
+		return refuse_in(parent);
 	int rc = check_name(name);
 	if (rc)
 		return rc;
@@ -429,7 +451,7 @@ static int do_rename(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
 	if (flags & ~RENAME_NOREPLACE)
 		return EINVAL;          /* RENAME_EXCHANGE, RENAME_WHITEOUT */
 	if (is_fixed(parent) || is_fixed(np))
-		return EPERM;
+		return is_search(parent) || is_search(np) ? EACCES : EPERM;
 	if ((rc = check_name(name)) || (rc = check_name(newname)))
 		return rc;
 	size_t len = strlen(name), nlen = strlen(newname);
@@ -490,12 +512,69 @@ static void op_eperm(fuse_req_t req)
 	reply_err(req, EPERM);
 }
 
+/* A symbolic link is an entry of mode S_IFLNK whose content is its
+ * target, created durably like a directory (the reply waits for its
+ * record); no id, no vector, no t4dx attributes: not a memory, so the
+ * embedder, search and prune pass it by.  Its target is what the kernel
+ * accepts (below PATH_MAX, no NUL) and is given back as it was. */
 void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		const char *name)
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_SYMLINK);
-	op_eperm(req);
+	size_t len = strlen(link);
+	if (!len || len >= PATH_MAX) {
+		reply_err(req, len ? ENAMETOOLONG : ENOENT);
+		return;
+	}
+	struct t4dx_blob *target = t4dx_blob_from(link, len);
+	if (!target) {
+		reply_err(req, ENOMEM);
+		return;
+	}
+	struct fuse_entry_param ep;
+	int rc = make_entry_with(fs, req, parent, name, S_IFLNK | 0777,
+				 target, false, NULL, &ep);
+	t4dx_blob_unref(target);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct t4dxfs *fs = fuse_req_userdata(req);
+	count_op(fs, OP_READLINK);
+	if (is_search(ino)) {
+		search_readlink(req, ino);
+		return;
+	}
+	struct t4dx_entry e = { 0 };
+	char *target = NULL;
+	ns_lock(fs);
+	int rc = is_fixed(ino) ? EINVAL : ino_entry(fs, ino, T4DX_GET_CONTENT,
+						     &e);
+	ns_unlock(fs);
+	if (!rc && !S_ISLNK(e.mode))
+		rc = EINVAL;
+	if (!rc) {
+		size_t len = e.content ? e.content->len : 0;
+		target = malloc(len + 1);
+		if (!target)
+			rc = ENOMEM;
+		else {
+			if (len)
+				memcpy(target, e.content->data, len);
+			target[len] = 0;
+		}
+	}
+	t4dx_entry_clear(&e);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -503,7 +582,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_LINK);
-	op_eperm(req);
+	reply_err(req, refuse_in(newparent));
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -90,15 +90,20 @@ void fixed_stat(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 	if (c) {
 		st->st_mode = S_IFREG | (c->store ? 0644 : 0444);
 	} else {
-		st->st_mode = S_IFDIR | 0755;
-		/* the mount's root holds items/ and .ctl/ */
-		st->st_nlink = ino == INO_MOUNT_ROOT ? 4 : 2;
+		st->st_mode = S_IFDIR | (ino == INO_SEARCH_DIR ? 0555 : 0755);
+		/* the mount's root holds items/, .ctl/ and search/ */
+		st->st_nlink = ino == INO_MOUNT_ROOT ? 5 : 2;
 	}
 }
 
 bool is_fixed(fuse_ino_t ino)
 {
-	return ino < T4DX_ROOT_INO;
+	return ino < T4DX_ROOT_INO || (ino & INO_SEARCH_BIT);
+}
+
+int refuse_in(fuse_ino_t dir)
+{
+	return dir == INO_CTL_DIR || is_search(dir) ? EACCES : EPERM;
 }
 
 /* Look up the entry of an engine inode through the table.  Called with

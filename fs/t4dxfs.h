@@ -13,6 +13,8 @@
  *   dir.c        opendir, readdir(plus), releasedir, statfs
  *   xattr.c      the user.t4dx.* extended attributes
  *   ctl.c        the control files of MOUNT/.ctl/
+ *   search.c     MOUNT/search/: queries, their links and results.json
+ *   query.c      a query name of search/: options, running the search
  *   inode.c      the inode table (see the essay at its top)
  *   cmdline.c    the command line (fuse_opt_parse), -o lists checked
  *   main.c       start-up checks, start, the operation table, the loop
@@ -35,8 +37,10 @@
  * wrapping them in t4dx.h would copy them without hiding anything:
  * buf.h (the growable buffer the .ctl files are rendered into),
  * metrics.h (the histograms of fs/'s own latencies and the Prometheus
- * text writer of .ctl/metrics) and, in xattr.c, fields.h (the one table
- * of an item's fields, which names the extended attributes). */
+ * text writer of .ctl/metrics), in xattr.c, fields.h (the one table
+ * of an item's fields, which names the extended attributes) and, in
+ * query.c, embed.h (a query's text is embedded as contents are) and
+ * vec.h (an item's vector as the query of @ID). */
 #include "buf.h"
 #include "inode.h"
 #include "metrics.h"
@@ -51,8 +55,17 @@ struct wbuf;
 /* Inode numbers outside the engine's range (below T4DX_ROOT_INO). */
 #define INO_MOUNT_ROOT  FUSE_ROOT_ID    /* 1: MOUNT/ */
 #define INO_CTL_DIR     2               /* MOUNT/.ctl */
-#define INO_CTL_FIRST   3               /* control files: 3 .. 15 */
+#define INO_CTL_FIRST   3               /* control files: 3 .. 14 */
+#define INO_SEARCH_DIR  15              /* MOUNT/search */
 #define INO_ITEMS       T4DX_ROOT_INO   /* MOUNT/items, stored at (0, "items") */
+/* The inodes of query directories and what they hold (search.c): far
+ * above any number the engine hands out. */
+#define INO_SEARCH_BIT  (UINT64_C(1) << 63)
+
+static inline bool is_search(uint64_t ino)
+{
+	return ino == INO_SEARCH_DIR || (ino & INO_SEARCH_BIT);
+}
 
 /* The generation of every inode: numbers are never reused (the engine's
  * next_ino only grows).  Every reply that gives the kernel an inode must
@@ -70,7 +83,7 @@ enum fs_op {
 	OP_RENAME, OP_OPEN, OP_CREATE, OP_READ, OP_WRITE, OP_FLUSH, OP_FSYNC,
 	OP_RELEASE, OP_OPENDIR, OP_READDIR, OP_READDIRPLUS, OP_STATFS,
 	OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_SYMLINK,
-	OP_LINK, OP_MKNOD, OP_NOPS
+	OP_LINK, OP_MKNOD, OP_READLINK, OP_NOPS
 };
 #define FS_ERRNO_MAX 134
 
@@ -82,6 +95,28 @@ struct fs_metrics {
 	 * expected answers, not errors (ls -l asks every file) */
 	atomic_uint_least64_t xattr_absent[OP_NOPS];
 	struct t4dx_hist write_lat, read_lat;
+};
+
+/* The state of search/ (search.c), guarded by its mu. */
+#define SEARCH_CACHE 16
+struct search_cached {
+	uint64_t qid;                   /* 0: free */
+	uint64_t use;                   /* use_clock at the last use */
+	struct t4dx_hit *hits;
+	size_t n;
+	uint32_t k;
+	bool partial;
+};
+struct query;
+struct search_state {
+	pthread_mutex_t mu;             /* a leaf: no other lock is taken
+	                                   while it is held */
+	struct query *by_id, *by_name;  /* the query directories held */
+	uint64_t next_qid;
+	uint64_t use_clock;
+	struct search_cached cache[SEARCH_CACHE];
+	int64_t log_minute;             /* lines logged in that minute */
+	unsigned log_lines;
 };
 
 /* The daemon's state: the session's userdata (fuse_req_userdata), and
@@ -134,6 +169,7 @@ struct t4dxfs {
 	 * the kernel never released are freed at exit; guarded by ns_mu */
 	LIST_HEAD(, fh) open_fhs;
 	LIST_HEAD(, dirh) open_dirs;
+	struct search_state search;     /* search.c; its own lock */
 };
 
 static inline void ns_lock(struct t4dxfs *fs)
@@ -184,8 +220,12 @@ int64_t ns_of(struct timespec t);
 void entry_stat(const struct t4dx_entry *e, struct stat *st);
 /* The stat of MOUNT/, .ctl/ or a control file. */
 void fixed_stat(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st);
-/* Is ino one of the daemon's own (MOUNT/, .ctl/, control files)? */
+/* Is ino one of the daemon's own (MOUNT/, .ctl/, control files,
+ * search/ and everything below it)? */
 bool is_fixed(fuse_ino_t ino);
+/* The answer to a change in a directory of the daemon's own: EACCES in
+ * .ctl/ and under search/ (read-only), EPERM elsewhere. */
+int refuse_in(fuse_ino_t dir);
 /* The entry of an engine inode through the table; ENOENT for an unknown
  * or unlinked inode, *np its node.  ns_mu held. */
 int node_entry(struct t4dxfs *fs, fuse_ino_t ino, unsigned flags,
@@ -287,6 +327,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void op_readlink(fuse_req_t req, fuse_ino_t ino);
 void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		const char *name);
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -346,5 +387,26 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 size_t size);
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- search.c ---------------------------------------------------------- */
+
+/* Lookup of name in search/ or in a query directory. */
+int search_lookup(struct t4dxfs *fs, fuse_ino_t parent, const char *name,
+		  struct fuse_entry_param *ep);
+/* The kernel dropped n references to ino (a search inode). */
+void search_forget(struct t4dxfs *fs, fuse_ino_t ino, uint64_t n);
+int search_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st);
+/* The entries of search/ or of a query directory (computed now), each
+ * given to add, which returns 0 or an errno. */
+typedef int (*search_add_fn)(void *arg, const char *name, size_t len,
+			     const struct stat *st);
+int search_list(struct t4dxfs *fs, fuse_ino_t ino, search_add_fn add,
+		void *arg);
+/* The content of results.json (ino), computed now. */
+int search_show(struct t4dxfs *fs, fuse_ino_t ino, struct t4dx_buf *out);
+/* readlink of an inode under search/ (op_readlink hands them over). */
+void search_readlink(fuse_req_t req, fuse_ino_t ino);
+/* Free the queries and answers (at exit). */
+void search_free_all(struct t4dxfs *fs);
 
 #endif

@@ -1,6 +1,18 @@
 /*
- * xattr.c - the extended attributes user.t4dx.* of an item: its id and
- * the memory fields that the table of fields (core/fields.h) names.
+ * xattr.c - the extended attributes user.t4dx.* of an item: its id, the
+ * memory fields that the table of fields (core/fields.h) names, and its
+ * vector.
+ *
+ * user.t4dx.vector is the item's vector as a JSON array of vector.dim
+ * numbers (core/vec.h).  Reading it gives whatever vector the item has,
+ * the embedder's or one set by hand, and ENODATA while it has none.
+ * Setting it (exactly vector.dim finite numbers, else EINVAL and nothing
+ * changes) makes a hand vector, which new content keeps; removing it
+ * drops the vector, and the embedder computes one from the content.
+ * The list of names shows it only for a vector set by hand: that one is
+ * data a copy should carry (cp -a, rsync -X, tar --xattrs), while an
+ * embedder's vector follows from the content and would, copied, become a
+ * hand vector that no later change of the copy's content replaces.
  */
 #include <errno.h>
 #include <math.h>
@@ -10,8 +22,10 @@
 #include <sys/xattr.h>
 
 #include "t4dxfs.h"
+#include "buf.h"
 #include "fields.h"
 #include "inode.h"
+#include "vec.h"
 
 /* ---- the names ---------------------------------------------------------
  * user.t4dx.id (the item's id: read-only, and no field of an update),
@@ -19,8 +33,18 @@
  * table's order; the table also says which of them are read-only. */
 
 #define XA_ID "id"
+#define XA_VECTOR "vector"
+/* The longest value the kernel passes (its XATTR_SIZE_MAX). */
+#define XA_VALUE_MAX 65536
 
-/* Is name one of ours?  *f is its row of t4dx_fields, NULL for the id. */
+/* The row of t4dx_fields that stands for the vector, which is no field
+ * of the table (its update bit is T4DX_F_VEC). */
+static const struct t4dx_field xa_vector = {
+	.key = "vec_src", .bit = T4DX_F_VEC, .xattr = XA_VECTOR,
+};
+
+/* Is name one of ours?  *f is its row of t4dx_fields (or xa_vector),
+ * NULL for the id. */
 static bool xa_find(const char *name, const struct t4dx_field **f)
 {
 	size_t n = strlen(T4DX_XATTR_PREFIX);
@@ -30,6 +54,10 @@ static bool xa_find(const char *name, const struct t4dx_field **f)
 	name += n;
 	if (!strcmp(name, XA_ID))
 		return true;
+	if (!strcmp(name, XA_VECTOR)) {
+		*f = &xa_vector;
+		return true;
+	}
 	for (size_t i = 0; i < T4DX_NFIELDS; i++)
 		if (t4dx_fields[i].xattr && !strcmp(name, t4dx_fields[i].xattr)) {
 			*f = &t4dx_fields[i];
@@ -87,8 +115,9 @@ static void xa_show(const struct t4dx_field *f, const struct t4dx_entry *e,
 	}
 }
 
+/* The value of attribute name of ino, appended to out. */
 static int xa_get(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
-		  char *out, size_t len, size_t *vlen)
+		  struct t4dx_buf *out)
 {
 	struct t4dx_entry e = { 0 };
 	const struct t4dx_field *f;
@@ -97,19 +126,28 @@ static int xa_get(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
 		return ENOTSUP;
 	if (is_fixed(ino) || ino == INO_ITEMS)
 		return ENODATA;
+	/* the vector comes only with the content */
+	unsigned flags = f == &xa_vector ? T4DX_GET_CONTENT : 0;
 	ns_lock(fs);
-	int rc = ino_entry(fs, ino, 0, &e);
+	int rc = ino_entry(fs, ino, flags, &e);
 	ns_unlock(fs);
+	if (rc == ENOENT && flags)
+		rc = ENODATA;           /* an open file without a name */
 	if (rc)
 		return rc;
+	char val[64];
 	if (!ours || S_ISDIR(e.mode))
-		return ENODATA;
-	if (f)
-		xa_show(f, &e, out, len);
+		rc = ENODATA;
+	else if (f == &xa_vector)
+		rc = e.vec ? t4dx_vec_to_json(e.vec, out) : ENODATA;
+	else if (f)
+		xa_show(f, &e, val, sizeof(val));
 	else
-		t4dx_hex_encode(out, e.id, sizeof(e.id));
-	*vlen = strlen(out);
-	return 0;
+		t4dx_hex_encode(val, e.id, sizeof(e.id));
+	if (!rc && f != &xa_vector)
+		rc = t4dx_buf_add(out, val, strlen(val));
+	t4dx_entry_clear(&e);
+	return rc;
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -117,17 +155,19 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_GETXATTR);
-	char val[64];
-	size_t vlen;
-	int rc = xa_get(fs, ino, name, val, sizeof(val), &vlen);
+	struct t4dx_buf val = { 0 };
+	int rc = xa_get(fs, ino, name, &val);
 	if (rc)
 		reply_xattr(req, rc);
+	else if (val.len > XA_VALUE_MAX)
+		reply_err(req, E2BIG);  /* a long vector of dim 4096 */
 	else if (size == 0)
-		fuse_reply_xattr(req, vlen);
-	else if (size < vlen)
+		fuse_reply_xattr(req, val.len);
+	else if (size < val.len)
 		reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, val, vlen);
+		fuse_reply_buf(req, (const char *)val.p, val.len);
+	t4dx_buf_free(&val);
 }
 
 /* Append the full name of attribute name, with its NUL, to list (size
@@ -148,7 +188,13 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char list[512];
 	size_t len = 0;
 	struct stat st;
+	struct t4dx_entry e = { 0 };
 	int rc = do_getattr(fs, ino, &st);
+	if (!rc && S_ISREG(st.st_mode) && !is_fixed(ino)) {
+		ns_lock(fs);
+		rc = ino_entry(fs, ino, 0, &e);
+		ns_unlock(fs);
+	}
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -159,7 +205,11 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			if (t4dx_fields[i].xattr)
 				xa_list_add(list, sizeof(list), &len,
 					    t4dx_fields[i].xattr);
+		/* only a hand vector: see the top of the file */
+		if (e.vec_src == T4DX_VEC_HAND)
+			xa_list_add(list, sizeof(list), &len, XA_VECTOR);
 	}
+	t4dx_entry_clear(&e);
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
@@ -272,51 +322,40 @@ static int xa_parse(const struct t4dx_field *fl, const char *v, size_t size,
 	return 0;
 }
 
-static int do_setxattr(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
-		       const char *value, size_t size, int flags)
+/* Write the change of mask (f's values) to ino's entry, or keep it with
+ * an open file that lost its name, and wait for it to be durable. */
+static int xa_update(struct t4dxfs *fs, fuse_ino_t ino, struct t4dx_entry *f,
+		     uint32_t mask)
 {
-	struct t4dx_entry f, e;
-	char v[64];
-	uint32_t mask = 0;
+	struct t4dx_entry e;
 	uint64_t parent, lsn = 0;
 	char key[T4DX_NAME_MAX + 1];
 	size_t klen;
-	const struct t4dx_field *fl;
 	int rc;
 
-	if (!xa_find(name, &fl))
-		return ENOTSUP;
-	if (is_fixed(ino) || ino == INO_ITEMS)
-		return ENOTSUP;
-	if (!fl || fl->xattr_ro)
-		return EPERM;                   /* the id, access_count */
-	if (flags & XATTR_CREATE)
-		return EEXIST;                  /* they always exist */
-	if (size >= sizeof(v) || memchr(value, 0, size))
-		return EINVAL;
-	memcpy(v, value, size);
-	v[size] = 0;
-	memset(&f, 0, sizeof(f));
-	rc = xa_parse(fl, v, size, &f, &mask);
-	if (rc)
-		return rc;
-	f.ctime_ns = t4dx_now_ns();
+	f->ctime_ns = t4dx_now_ns();
 	mask |= T4DX_F_CTIME;
 	ns_lock(fs);
 	struct orphan *o = orphan_find(fs, ino);
 	if (o) {
-		/* an open file without a name: kept in memory only */
-		t4dx_entry_apply(&o->e, &f, mask);
+		/* an open file without a name: kept in memory only (but no
+		 * vector: it is no memory any more, nothing searches it) */
+		if (!(mask & T4DX_F_VEC))
+			t4dx_entry_apply(&o->e, f, mask);
 		ns_unlock(fs);
-		return 0;
+		return mask & T4DX_F_VEC ? ENOENT : 0;
 	}
 	rc = key_of(fs, ino, &parent, key, &klen);
 	if (!rc)
 		rc = t4dx_get(fs->db, parent, key, klen, 0, &e);
+	/* removing the vector: ENODATA when there is none to remove */
+	if (!rc && (mask & T4DX_F_VEC) && f->vec_src == T4DX_VEC_NONE &&
+	    (S_ISDIR(e.mode) || !t4dx_vec_src_has(e.vec_src)))
+		rc = ENODATA;
 	if (!rc && S_ISDIR(e.mode))
 		rc = ENOTSUP;
 	if (!rc)
-		rc = t4dx_update(fs->db, parent, key, klen, &f, mask,
+		rc = t4dx_update(fs->db, parent, key, klen, f, mask,
 				 T4DX_NOWAIT, &lsn);
 	if (!rc)
 		note_lsn(fs, ino, lsn);
@@ -333,19 +372,94 @@ static int do_setxattr(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
 	return rc;
 }
 
+/* Set a hand vector: value must be a JSON array of exactly vector.dim
+ * finite numbers (else EINVAL, nothing changed). */
+static int set_vector(struct t4dxfs *fs, fuse_ino_t ino, const char *value,
+		      size_t size)
+{
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	if (memchr(value, 0, size) ||
+	    t4dx_vec_from_json(value, size, fs->cfg.vector.dim, &f.vec))
+		return EINVAL;
+	f.vec_src = T4DX_VEC_HAND;
+	int rc = xa_update(fs, ino, &f, T4DX_F_VEC);
+	t4dx_blob_unref(f.vec);
+	return rc;
+}
+
+static int do_setxattr(struct t4dxfs *fs, fuse_ino_t ino, const char *name,
+		       const char *value, size_t size, int flags)
+{
+	struct t4dx_entry f;
+	char v[64];
+	uint32_t mask = 0;
+	const struct t4dx_field *fl;
+	int rc;
+
+	if (!xa_find(name, &fl))
+		return ENOTSUP;
+	if (is_fixed(ino) || ino == INO_ITEMS)
+		return ENOTSUP;
+	if (!fl || fl->xattr_ro)
+		return EPERM;                   /* the id, access_count */
+	if (fl == &xa_vector) {
+		/* it exists when the item has a vector; XATTR_CREATE and
+		 * XATTR_REPLACE are not told apart (the check and the change
+		 * would be two steps) */
+		return set_vector(fs, ino, value, size);
+	}
+	if (flags & XATTR_CREATE)
+		return EEXIST;                  /* they always exist */
+	if (size >= sizeof(v) || memchr(value, 0, size))
+		return EINVAL;
+	memcpy(v, value, size);
+	v[size] = 0;
+	memset(&f, 0, sizeof(f));
+	rc = xa_parse(fl, v, size, &f, &mask);
+	if (rc)
+		return rc;
+	return xa_update(fs, ino, &f, mask);
+}
+
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags)
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_SETXATTR);
+	if (is_search(ino)) {
+		reply_err(req, EACCES);         /* search/ is read-only */
+		return;
+	}
 	reply_xattr(req, do_setxattr(fs, ino, name, value, size, flags));
+}
+
+/* Drop the vector, if the item has one: the embedder computes it from
+ * the content again (the engine queues the item). */
+static int do_removexattr(struct t4dxfs *fs, fuse_ino_t ino, const char *name)
+{
+	const struct t4dx_field *f;
+	if (!xa_user(name))
+		return ENOTSUP;
+	if (!xa_find(name, &f))
+		return ENODATA;
+	if (f != &xa_vector)
+		return EPERM;
+	if (is_fixed(ino) || ino == INO_ITEMS)
+		return ENODATA;
+	struct t4dx_entry none;
+	memset(&none, 0, sizeof(none));
+	none.vec_src = T4DX_VEC_NONE;
+	return xa_update(fs, ino, &none, T4DX_F_VEC);
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_REMOVEXATTR);
-	const struct t4dx_field *f;
-	reply_xattr(req, !xa_user(name) ? ENOTSUP :
-		       xa_find(name, &f) ? EPERM : ENODATA);
+	if (is_search(ino)) {
+		reply_err(req, EACCES);         /* search/ is read-only */
+		return;
+	}
+	reply_xattr(req, do_removexattr(fs, ino, name));
 }

@@ -60,11 +60,12 @@ expect() {
 # t4dx: commands, options, arguments by position
 expect 'compact' t4dx co
 expect 'wal-dump' t4dx w
-expect $'compact\ndump\nhelp\nls\nstatus\nverify\nversion\nwal-dump' t4dx ''
+expect $'compact\ndump\nhelp\nls\nsearch\nstatus\nverify\nversion\nwal-dump' t4dx ''
 expect $'--help\n--version' t4dx --
 expect 'nrem' t4dx compact /mnt/x n
 expect $'flush\nnrem\nprune\nrem' t4dx compact --json /mnt/x ''
 expect 'prune' t4dx compact --no-progress /mnt/x p
+expect $'--help\n--json\n-k' t4dx search -
 expect '--force-readonly' t4dx verify --f
 expect '--no-progress' t4dx verify --json --n
 expect $'--progress' t4dx verify --json --pro

@@ -503,7 +503,18 @@ static void check_limits(void)
 	expect_err(mkdir(P(name), 0755), ENAMETOOLONG,
 		   "mkdir a 256-byte name -> ENAMETOOLONG");
 
-	expect_err(symlink("target", P("symlink")), EPERM, "symlink -> EPERM");
+	if (expect_ok(symlink("target", P("symlink")), "symlink")) {
+		char t[16];
+		ssize_t n = readlink(P("symlink"), t, sizeof(t));
+		expect_ok(n == 6 && !memcmp(t, "target", 6) ? 0 : -1,
+			  "readlink gives the target back");
+		struct stat st;
+		expect_ok(lstat(P("symlink"), &st) == 0 && S_ISLNK(st.st_mode) &&
+			  st.st_size == 6 ? 0 : -1,
+			  "lstat: a link of the target's length");
+		expect_err(symlink("other", P("symlink")), EEXIST,
+			   "symlink over a name -> EEXIST");
+	}
 	put_file(P("linksrc"), "l", 1);
 	expect_err(link(P("linksrc"), P("hardlink")), EPERM, "link -> EPERM");
 	expect_err(mknod(P("fifo"), S_IFIFO | 0644, 0), EPERM, "mknod(S_IFIFO) -> EPERM");

@@ -182,6 +182,19 @@ static void print_name(const char *name, size_t len)
 	print_escaped(stdout, name, len, true);
 }
 
+/* What to add to "no such item": a path is taken inside items/ (the
+ * store knows nothing of the mount's other directories), so one that
+ * starts with "items" most likely repeats it; said only then, since a
+ * namespace may well be called items. */
+static const char *not_found_hint(const char *path)
+{
+	path += strspn(path, "/");
+	if (!strncmp(path, "items", 5) && (!path[5] || path[5] == '/'))
+		return " (a path is taken inside items/: leave out the "
+		       "leading \"items/\")";
+	return " (a path is taken inside items/)";
+}
+
 /* Walk path (under items/; "" or "/" is its top) to its entry.  0, or
  * T4DX_ENOTFOUND / ENOTDIR / an error. */
 #define DEPTH_MAX 4096
@@ -235,7 +248,7 @@ static int resolve(struct t4dx *db, const char *path, struct t4dx_entry *e)
 
 static const char *type_of(uint32_t mode)
 {
-	return S_ISDIR(mode) ? "directory" : "file";
+	return S_ISDIR(mode) ? "directory" : S_ISLNK(mode) ? "symlink" : "file";
 }
 
 /* Valid UTF-8 without NUL bytes (what a JSON string carries as is)? */
@@ -313,7 +326,7 @@ static void print_long(const struct t4dx_entry *e, const char *name)
 {
 	char mode[11], t[32];
 	static const char rwx[] = "rwxrwxrwx";
-	mode[0] = S_ISDIR(e->mode) ? 'd' : '-';
+	mode[0] = S_ISDIR(e->mode) ? 'd' : S_ISLNK(e->mode) ? 'l' : '-';
 	for (int i = 0; i < 9; i++)
 		mode[i + 1] = e->mode & (0400u >> i) ? rwx[i] : '-';
 	mode[10] = 0;
@@ -359,10 +372,10 @@ int cmd_ls(const struct command *c, int argc, char **argv)
 	rc = resolve(db, path, &e);
 	if (rc) {
 		t4dx_close(db);
-		return fail(c, EXIT_PROBLEMS, "%s: %s", path,
-			    rc == T4DX_ENOTFOUND ? "no such item or directory "
-						   "(paths are under items/)"
-						 : t4dx_strerror(rc));
+		return fail(c, EXIT_PROBLEMS, "%s: %s%s", path,
+			    rc == T4DX_ENOTFOUND ? "no such item or directory"
+						 : t4dx_strerror(rc),
+			    rc == T4DX_ENOTFOUND ? not_found_hint(path) : "");
 	}
 	struct lister l = { &o, o.json ? json_object_new_array() : NULL };
 	if (S_ISDIR(e.mode))
@@ -414,10 +427,10 @@ int cmd_dump(const struct command *c, int argc, char **argv)
 	}
 	if (rc) {
 		t4dx_close(db);
-		return fail(c, EXIT_PROBLEMS, "%s: %s", path,
-			    rc == T4DX_ENOTFOUND ? "no such item (paths are "
-						   "under items/)"
-						 : t4dx_strerror(rc));
+		return fail(c, EXIT_PROBLEMS, "%s: %s%s", path,
+			    rc == T4DX_ENOTFOUND ? "no such item"
+						 : t4dx_strerror(rc),
+			    rc == T4DX_ENOTFOUND ? not_found_hint(path) : "");
 	}
 	const unsigned char *data = e.content ? e.content->data
 					      : (const unsigned char *)"";

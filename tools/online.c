@@ -1,7 +1,7 @@
 /*
  * online.c - t4dx status and t4dx compact: a mounted store, through the
  * control files of MOUNT/.ctl/ (which are JSON, but for alerts: one
- * "TIME LEVEL text" line each).
+ * "TIME LEVEL text" line each); t4dx search, through MOUNT/search/.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -402,4 +402,121 @@ int cmd_compact(const struct command *c, int argc, char **argv)
 		return fail(c, EXIT_PROBLEMS, "%s failed: %s", kind,
 			    strerror(r.err));
 	return 0;
+}
+
+/* ---- search --------------------------------------------------------------
+ * A query directory of the mount (MOUNT/search/TEXT?k=N, see fs/search.c)
+ * read through its results.json. */
+
+/* Take "-k N" (or -kN) out of argv: 0, or 2 after a usage message. */
+static int take_k(const struct command *c, int *argc, char **argv,
+		  unsigned long *k)
+{
+	int n = 0;
+	bool ended = false;
+	for (int i = 0; i < *argc; i++) {
+		const char *a = argv[i], *v = NULL;
+		if (!ended && !strcmp(a, "--"))
+			ended = true;
+		if (ended || strncmp(a, "-k", 2)) {
+			argv[n++] = argv[i];
+			continue;
+		}
+		v = a[2] ? a + 2 : i + 1 < *argc ? argv[++i] : NULL;
+		char *end;
+		errno = 0;
+		*k = v ? strtoul(v, &end, 10) : 0;
+		if (!v || !*v || *end || errno || *k < 1 ||
+		    *k > T4DX_SEARCH_K_MAX)
+			return usage_error(c, "-k takes a number from 1 to %d",
+					   T4DX_SEARCH_K_MAX);
+	}
+	*argc = n;
+	return 0;
+}
+
+/* The first line of the item at MOUNT/items/path, escaped, at most
+ * width bytes of it. */
+static void print_first_line(const char *mount, const char *path)
+{
+	char p[PATH_MAX], line[160];
+	snprintf(p, sizeof(p), "%s/items/%s", mount, path);
+	int fd = open(p, O_RDONLY | O_NOFOLLOW);
+	ssize_t n = fd < 0 ? -1 : read(fd, line, sizeof(line));
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	size_t len = strcspn(line, "\n");
+	if (len > (size_t)n)
+		len = (size_t)n;
+	/* a cut character would print as \x.. bytes: end before it */
+	if (len == sizeof(line))
+		while (len && ((unsigned char)line[len] & 0xc0) == 0x80)
+			len--;
+	fputs("  ", stdout);
+	print_escaped(stdout, line, len, false);
+}
+
+int cmd_search(const struct command *c, int argc, char **argv)
+{
+	struct opts o;
+	unsigned long k = 10;
+	int rc = take_k(c, &argc, argv, &k);
+	if (!rc)
+		rc = parse_opts(c, "json", &argc, argv, &o);
+	if (rc)
+		return rc;
+	if (argc != 2)
+		return usage_error(c, "expected MOUNT and TEXT");
+	const char *mount = argv[0];
+	if ((rc = check_mount(c, mount)))
+		return rc;
+	/* '/' cannot be in a name and '?' starts the options: both are
+	 * spaces to the embedder anyway */
+	char q[T4DX_NAME_MAX + 1], path[PATH_MAX];
+	int n = snprintf(q, sizeof(q), "%s?k=%lu", argv[1], k);
+	if (n < 0 || (size_t)n >= sizeof(q))
+		return fail(c, EXIT_CANNOT, "the text is too long: a query "
+			    "holds at most %d bytes with its options",
+			    T4DX_NAME_MAX);
+	for (char *p = q; *p && p < q + strlen(argv[1]); p++)
+		if (*p == '/' || *p == '?')
+			*p = ' ';
+	if (argv[1][0] == '@' && strlen(argv[1]) != 33)
+		q[0] = ' ';             /* text, not an id */
+	snprintf(path, sizeof(path), "%s/search/%s/results.json", mount, q);
+	char *text;
+	int err = slurp(path, &text, NULL);
+	if (err == ENOENT && q[0] == '@')
+		return fail(c, EXIT_PROBLEMS, "no item has the id %.32s",
+			    q + 1);
+	if (err)
+		return fail(c, EXIT_PROBLEMS, "%s: %s", path, strerror(err));
+	struct json_object *r = json_tokener_parse(text), *v = NULL;
+	free(text);
+	if (!r || !json_object_object_get_ex(r, "results", &v) ||
+	    !json_object_is_type(v, json_type_array)) {
+		json_object_put(r);
+		return fail(c, EXIT_PROBLEMS, "%s: not a search answer", path);
+	}
+	if (o.json) {
+		rc = print_json(r);
+		json_object_put(r);
+		return rc;
+	}
+	if (json_object_get_boolean(get(r, "partial")))
+		fputs("(partial: the store is degraded, only what it could "
+		      "read was searched)\n", stdout);
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *h = json_object_array_get_idx(v, i);
+		const char *p = str(h, "path");
+		printf("%2d  %.3f  ", json_object_get_int(get(h, "rank")),
+		       json_object_get_double(get(h, "score")));
+		print_escaped(stdout, p, strlen(p), true);
+		print_first_line(mount, p);
+		putchar('\n');
+	}
+	json_object_put(r);
+	return fflush(stdout) ? EXIT_CANNOT : 0;
 }

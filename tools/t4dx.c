@@ -5,7 +5,7 @@
  * what the exit codes mean.
  *
  * This file: the command table, option parsing, output helpers and
- * wal-dump.  status and compact (through a mount): online.c; verify, ls
+ * wal-dump.  status, compact and search (through a mount): online.c; verify, ls
  * and dump (a data directory, no daemon): offline.c.
  */
 #ifndef PACKAGE_VERSION
@@ -258,7 +258,10 @@ void progress_line(const char *what, uint64_t done, uint64_t total,
 
 /* The length of the UTF-8 sequence at s (n bytes left) if it is a valid
  * one of a printable character, else 0: a stray or overlong byte, a
- * surrogate, or a C1 control (U+0080..U+009F, which terminals obey). */
+ * surrogate, a C1 control (U+0080..U+009F, which terminals obey), or a
+ * bidirectional control (U+061C, U+200E/F, U+202A..U+202E, U+2066..U+2069),
+ * which makes a terminal show the text around it in another order: a
+ * name could then pass for another one. */
 static size_t utf8_printable(const unsigned char *s, size_t n)
 {
 	size_t len;
@@ -285,6 +288,11 @@ static size_t utf8_printable(const unsigned char *s, size_t n)
 		if (s[i] < 0x80 || s[i] > 0xbf)
 			return 0;
 	if (s[0] == 0xc2 && s[1] <= 0x9f)
+		return 0;
+	if ((s[0] == 0xd8 && s[1] == 0x9c) ||
+	    (s[0] == 0xe2 && s[1] == 0x80 &&
+	     (s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xaa && s[2] <= 0xae))) ||
+	    (s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9))
 		return 0;
 	return len;
 }
@@ -429,6 +437,19 @@ static const struct command commands[] = {
 	  "Exit status: 0 the run succeeded, 1 it failed (or another run is\n"
 	  "under way), 2 usage error or not a t4dx mount.\n",
 	  cmd_compact },
+	{ "search", "[--json] [-k N] MOUNT TEXT",
+	  "Find the memories of the store mounted at MOUNT nearest TEXT in\n"
+	  "meaning (through MOUNT/search/, which embeds TEXT as it embeds\n"
+	  "contents), best first: rank, score (cosine similarity), path\n"
+	  "under items/ and the first line of the item.  TEXT @ID (an item's\n"
+	  "32-hex id) finds the items most like that item.\n\n"
+	  "  -k N    at most N results (1..1000, default 10)\n"
+	  "  --json  the query's results.json: {\"partial\": bool, \"results\":\n"
+	  "          [{rank, path, id, score, kappa, importance, type}]}\n\n"
+	  "Exit status: 0 searched (even with no result), 1 the search failed\n"
+	  "(no item has that id, the store cannot be read), 2 usage error or\n"
+	  "not a t4dx mount.\n",
+	  cmd_search },
 	{ "ls", "[--json] [-l] [--force-readonly] DATA_DIR [DIR]",
 	  "List DIR (a path under items/, default its top) of the store in\n"
 	  "DATA_DIR without mounting it, one name a line, directories with a\n"

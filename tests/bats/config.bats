@@ -59,7 +59,8 @@ assert_refused() {
 		compaction: {nrem_kappa_boost: 0.1, prune_min_kappa: 0.04,
 			prune_max_importance: 0.2, prune_max_age_s: 86400},
 		limits: {max_item_bytes: 1048576, write_buffer_bytes: 2097152},
-		vector: {dim: 64, embedder: "off", index_m: 8, ef_construction: 40,
+		vector: {dim: 64, embedder: "off", command: ["/usr/bin/emb", "-q"],
+			timeout_s: 2.5, index_m: 8, ef_construction: 40,
 			ef_search: 20, index_min_items: 500}}')
 	t4dx_start -o "config=$(t4dx_config_file "$json")"
 	assert_config_is "$json"

@@ -498,3 +498,57 @@ t4dx_mounts_at() {
 	assert_equal "$status" 1
 	assert_output --partial 'does not exist'
 }
+
+@test "a start waits a moment for a LOCK holder on its way out, as after umount, longer for one that says it is closing; one that stays is refused" {
+	t4dx_start
+	printf 'kept\n' >"$ITEMS/k"
+	t4dx_stop
+	# umount returns before the daemon has closed the store: a holder
+	# that lets go within a second stands for that daemon
+	(
+		flock -x 9
+		: >"$T4DX_TMP/held"
+		sleep 1
+	) 9<"$DATA/LOCK" &
+	local holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 test -e "$T4DX_TMP/held" || fail "the holder never took LOCK"
+	t4dx_start
+	run cat "$ITEMS/k"
+	assert_output kept
+	t4dx_stop
+	wait "$holder"
+	# a daemon that has begun to close says so in LOCK, and is waited
+	# for longer: its last flush or merge may take a while
+	(
+		flock -x 9
+		truncate -s 0 "$DATA/LOCK"
+		printf '%s closing\n' "$BASHPID" >&9
+		: >"$T4DX_TMP/held1"
+		sleep 4
+	) 9<>"$DATA/LOCK" &
+	holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 test -e "$T4DX_TMP/held1" || fail "the holder never took LOCK"
+	t4dx_start
+	run cat "$ITEMS/k"
+	assert_output kept
+	t4dx_stop
+	wait "$holder"
+	# a holder that does not let go is refused after the wait
+	(
+		flock -x 9
+		truncate -s 0 "$DATA/LOCK"
+		printf '%s\n' "$BASHPID" >&9
+		: >"$T4DX_TMP/held2"
+		exec sleep 60
+	) 9<>"$DATA/LOCK" &
+	holder=$!
+	t4dx_track "$holder"
+	t4dx_wait_for 10 test -e "$T4DX_TMP/held2" || fail "the holder never took LOCK"
+	t4dx_run_daemon -f "$DATA" "$MNT"
+	assert_failure
+	assert_output --partial 'in use by process'
+	kill "$holder"
+	wait "$holder" || true
+}

@@ -453,12 +453,13 @@ $(cat "$T4DX_TMP/c.err")"
 	assert_output --partial "Not a directory"
 }
 
-@test "ls: UTF-8 names print as they are; stray bytes, C1 and other control characters never reach the terminal raw" {
+@test "ls: UTF-8 names print as they are; stray bytes, C1, bidi and other control characters never reach the terminal raw" {
 	t4dx_start
 	mkdir "$ITEMS/d"
 	local n
 	for n in 'café' '日本語' '🙂 smile' $'a\xffb' $'\xc3' $'esc\x1b[31m' $'csi\xc2\x9b2J' \
-		$'del\x7f' $'\xed\xa0\x80sur' $'\xc0\xafover'; do
+		$'del\x7f' $'\xed\xa0\x80sur' $'\xc0\xafover' $'rlo\xe2\x80\xaegnp.sh' \
+		$'lri\xe2\x81\xa6x' 'hy‐phen'; do
 		echo x >"$ITEMS/d/$n"
 	done
 	t4dx_stop
@@ -466,7 +467,8 @@ $(cat "$T4DX_TMP/c.err")"
 	assert_success
 	# in the store's order: byte-wise, as the raw names sort
 	assert_output "$(printf '%s\n' 'a\xffb' 'café' 'csi\xc2\x9b2J' 'del\x7f' \
-		'esc\x1b[31m' '\xc0\xafover' '\xc3' '日本語' '\xed\xa0\x80sur' '🙂 smile')"
+		'esc\x1b[31m' 'hy‐phen' 'lri\xe2\x81\xa6x' 'rlo\xe2\x80\xaegnp.sh' \
+		'\xc0\xafover' '\xc3' '日本語' '\xed\xa0\x80sur' '🙂 smile')"
 	run "$T4DX" ls -l "$DATA" d
 	assert_success
 	[[ $output != *[$'\x01'-$'\x09'$'\x0b'-$'\x1f'$'\x7f']* ]] || fail "a control byte in: $output"
@@ -555,6 +557,15 @@ $(cat "$T4DX_TMP/c.err")"
 	assert_equal "$status" 1
 	assert_one_line_error ls
 	assert_output --partial "no such item"
+	refute_output --partial 'leave out'
+	# a path that repeats items/ is told so, by ls and by dump
+	run "$T4DX" ls "$DATA" items/n
+	assert_equal "$status" 1
+	assert_one_line_error ls
+	assert_output --partial 'items/n: no such item or directory (a path is taken inside items/: leave out the leading "items/")'
+	run "$T4DX" dump "$DATA" /items/n/f1
+	assert_equal "$status" 1
+	assert_output --partial 'leave out the leading "items/"'
 	run "$T4DX" dump "$DATA" n
 	assert_equal "$status" 1
 	assert_output --partial "is a directory"

@@ -544,15 +544,17 @@ t4dx_wait_recovered() {
 # t4dx_data_ops_since LSN: the op of every data record (not health
 # probes) in the WAL with an lsn above LSN, one a line.  The records that
 # move the times of items/ itself (one follows each create, unlink and
-# rename in it) and the embedder's vectors (logged in the background after
-# a close) are left out: they are not the records a test counts.
+# rename in it) and the embedder's vectors and marks of content without
+# one (logged in the background after a close) are left out: they are not
+# the records a test counts.
 t4dx_data_ops_since() {
 	t4dx_wal_dump | jq -r --argjson lsn "$1" \
 		'select(.lsn > $lsn and (.op as $o |
 			["put","delete","rename","mkdir","rmdir","update_fields"] |
 			index([$o])) and
 			(.op != "update_fields" or
-			 (.parent != 0 and .vec_src != "embed"))) | .op'
+			 (.parent != 0 and .vec_src != "embed" and
+			  .vec_src != "tried"))) | .op'
 }
 
 # ---- acknowledged writes ------------------------------------------------
@@ -741,4 +743,4 @@ T4DX_DEFAULT_CONFIG='{"breaker":{"failure_threshold":5,"success_threshold":2,"re
  "health":{"interval_s":30,"timeout_s":5,"alert_threshold":3,"verify_bytes":8388608,"verify_at_start":false},
  "compaction":{"nrem_kappa_boost":0.05,"prune_min_kappa":0.05,"prune_max_importance":0.1,"prune_max_age_s":0},
  "limits":{"max_item_bytes":16777216,"write_buffer_bytes":268435456},
- "vector":{"dim":256,"embedder":"builtin","index_m":32,"ef_construction":100,"ef_search":256,"index_min_items":1000}}'
+ "vector":{"dim":256,"embedder":"builtin","command":[],"timeout_s":10,"index_m":32,"ef_construction":100,"ef_search":256,"index_min_items":1000}}'

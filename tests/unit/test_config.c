@@ -138,6 +138,7 @@ static const struct tk tks[] = {
 	KI(vector, dim, "1", "4096", "0", "4097"),
 	{ AT(vector, embedder), S, OFF(vector, embedder), "\"off\"",
 	  "\"builtin\"", "\"Builtin\"", "\"\"" },
+	KN(vector, timeout_s, "0.000001", "3600", "0", "3600.0000001"),
 	KI(vector, index_m, "2", "128", "1", "129"),
 	KI(vector, ef_construction, "1", "65536", "0", "65537"),
 	KI(vector, ef_search, "1", "65536", "0", "65537"),
@@ -227,8 +228,8 @@ static void test_bounds(void)
 	CHECK(!strcmp(msg, "fallback.policy: must be \"queue\" or \"reject\", "
 		      "got \"drop?\""));
 	bad("{\"vector\":{\"embedder\":\"bert\"}}", "embedder");
-	CHECK(!strcmp(msg, "vector.embedder: must be \"builtin\" or \"off\", "
-		      "got \"bert\""));
+	CHECK(!strcmp(msg, "vector.embedder: must be \"builtin\", \"command\" "
+		      "or \"off\", got \"bert\""));
 	/* fractions and integers both are numbers */
 	struct t4dx_config c = ok("{\"breaker\":{\"reset_timeout_s\":0.5},"
 				  "\"health\":{\"timeout_s\":2}}");
@@ -280,6 +281,50 @@ static void test_strings(void)
 	struct t4dx_config d;
 	t4dx_config_defaults(&d);
 	CHECK(memcmp(&c, &d, sizeof(c)) == 0);
+}
+
+/* vector.command: the argv of a program, kept as its JSON array. */
+static void test_command(void)
+{
+	struct t4dx_config c = ok("{\"vector\":{\"embedder\":\"command\","
+				  "\"command\":[\"/usr/bin/emb\", \"-x\", "
+				  "\"a b/c\", \"\"]}}");
+	CHECK(!strcmp(c.vector.embedder, "command"));
+	CHECK(!strcmp(c.vector.command, "[\"/usr/bin/emb\",\"-x\",\"a b/c\",\"\"]"));
+	c = ok("{\"vector\":{\"command\":[]}}");
+	CHECK(!strcmp(c.vector.command, "[]"));
+	bad("{\"vector\":{\"embedder\":\"command\"}}",
+	    "vector.command: must name a program when vector.embedder is "
+	    "\"command\"");
+	bad("{\"vector\":{\"embedder\":\"command\",\"command\":[]}}",
+	    "vector.command: must name a program");
+	bad("{\"vector\":{\"command\":\"emb -x\"}}",
+	    "vector.command: must be an array of strings (the program, then "
+	    "its arguments), got a string");
+	bad("{\"vector\":{\"command\":[\"emb\",1]}}",
+	    "vector.command: must be an array of strings, got 1 at 1");
+	bad("{\"vector\":{\"command\":[\"\"]}}",
+	    "vector.command: the program's name must not be empty");
+	bad("{\"vector\":{\"command\":[\"a\\u0000b\"]}}",
+	    "vector.command: must not contain a NUL character");
+	char text[8192], arg[5000];
+	memset(arg, 'a', sizeof(arg));
+	snprintf(text, sizeof(text), "{\"vector\":{\"command\":[\"%.4091s\"]}}",
+		 arg);
+	c = ok(text);
+	CHECK_EQ_INT(strlen(c.vector.command), 4095);
+	snprintf(text, sizeof(text), "{\"vector\":{\"command\":[\"%.4092s\"]}}",
+		 arg);
+	bad(text, "vector.command: must be shorter than 4096 bytes as JSON");
+	/* it renders back as the array */
+	c = ok("{\"vector\":{\"embedder\":\"command\",\"command\":[\"e\",\"1\"],"
+	       "\"timeout_s\":0.5}}");
+	struct t4dx_buf b = { 0 };
+	REQUIRE(t4dx_config_render(&c, &b) == 0);
+	REQUIRE(t4dx_buf_add(&b, "", 1) == 0);
+	CHECK(strstr((const char *)b.p, "\"vector\":{\"dim\":256,\"embedder\":"
+		     "\"command\",\"command\":[\"e\",\"1\"],\"timeout_s\":0.5,"));
+	t4dx_buf_free(&b);
 }
 
 static void test_types(void)
@@ -467,6 +512,7 @@ static void test_render(void)
 		"\"limits\":{\"max_item_bytes\":16777216,"
 		"\"write_buffer_bytes\":268435456},"
 		"\"vector\":{\"dim\":256,\"embedder\":\"builtin\","
+		"\"command\":[],\"timeout_s\":10,"
 		"\"index_m\":32,\"ef_construction\":100,\"ef_search\":256,"
 		"\"index_min_items\":1000}}\n";
 	CHECK(!strcmp((const char *)b.p, want));
@@ -627,6 +673,7 @@ int main(void)
 	RUN(test_defaults);
 	RUN(test_bounds);
 	RUN(test_strings);
+	RUN(test_command);
 	RUN(test_types);
 	RUN(test_names);
 	RUN(test_duplicates);

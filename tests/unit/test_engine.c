@@ -19,8 +19,10 @@
 #include "faults.h"
 #include "io.h"
 #include "powercut.h"
+#include "seg.h"
 #include "t4dx.h"
 #include "unit.h"
+#include "vec.h"
 
 /* Without the embedder thread: its background updates would stand
  * between these tests and the records, faults and counts they check
@@ -1709,6 +1711,85 @@ static void test_rebuild_salvage(void)
 	unit_rm_rf(d);
 }
 
+/* One flipped byte in a vector part, and no archive to rebuild from:
+ * the block's items keep their content and attributes, without vectors
+ * (from review: every item of the block was lost, content and all). */
+static void test_rebuild_vectors_lost(void)
+{
+	const char *dir = unit_tmpdir("vlost");
+	char d[512], name[16], path[700], text[64];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	cfg.wal.archive_max_bytes = 0;
+	struct t4dx *db = open_db(d, &cfg);
+	float x[256];
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "v%d", i);
+		snprintf(text, sizeof(text), "item %d", i);
+		REQUIRE(put_file(db, R, name, text, NULL) == 0);
+		for (int j = 0; j < 256; j++)
+			x[j] = (float)((i * 256 + j) % 97) / 97.0f - 0.5f;
+		struct t4dx_entry f;
+		memset(&f, 0, sizeof(f));
+		f.vec_src = T4DX_VEC_HAND;
+		f.vec = t4dx_vec_new(x, 256);
+		REQUIRE(f.vec);
+		REQUIRE(t4dx_update(db, R, name, strlen(name), &f, T4DX_F_VEC,
+				    0, NULL) == 0);
+		t4dx_blob_unref(f.vec);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
+	struct t4dx_seg *s;
+	REQUIRE(t4dx_seg_open(path, 1, &s) == 0);
+	uint64_t off, len;
+	REQUIRE(t4dx_seg_vpart_range(s, 0, &off, &len) == 0);
+	t4dx_seg_unref(s);
+	REQUIRE(len > 8);
+	int fd = open(path, O_RDWR);
+	REQUIRE(fd >= 0);
+	unsigned char byte;
+	REQUIRE(pread(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
+	byte ^= 0x40;
+	REQUIRE(pwrite(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
+	close(fd);
+
+	/* before the next start: content served, vectors left out */
+	db = open_db(d, &cfg);
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, R, "v2", 2, T4DX_GET_CONTENT, &e) == 0);
+	CHECK(e.content && e.content->len == 6 &&
+	      !memcmp(e.content->data, "item 2", 6));
+	CHECK(e.vec == NULL && e.vec_src == T4DX_VEC_NONE);
+	t4dx_entry_clear(&e);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* a start that reads it whole quarantines and rebuilds it: all
+	 * five items, their content, no vectors, and nothing missing */
+	cfg.health.verify_at_start = true;
+	db = open_db(d, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
+	CHECK_EQ_INT(st.recovery.rebuild_missing_before, 0);
+	CHECK_EQ_INT(st.items, 5);
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "v%d", i);
+		snprintf(text, sizeof(text), "item %d", i);
+		REQUIRE(t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT,
+				 &e) == 0);
+		CHECK(e.content && e.content->len == strlen(text) &&
+		      !memcmp(e.content->data, text, strlen(text)));
+		CHECK(e.vec == NULL && e.vec_src == T4DX_VEC_NONE);
+		t4dx_entry_clear(&e);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
 /* The rebuild of a damaged segment fails (the disk is full when the
  * rebuilt segment is written): the open fails, and the next one, once
  * there is room, must still salvage the damaged segment's whole blocks.
@@ -3078,6 +3159,7 @@ int main(void)
 	RUN(test_sync_lost_wal_unsynced_manifest);
 	RUN(test_rebuild);
 	RUN(test_rebuild_salvage);
+	RUN(test_rebuild_vectors_lost);
 	RUN(test_rebuild_salvage_readonly);
 	RUN(test_rebuild_salvage_retry);
 	RUN(test_rebuild_later_changes);

@@ -636,6 +636,16 @@ static void test_vectors(void)
 	CHECK(has_key(&line, "vec_src") && !has_key(&line, "vec_b64"));
 	CHECK(d.mask == T4DX_F_VEC && d.e.vec_src == T4DX_VEC_NONE && !d.e.vec);
 	t4dx_entry_clear(&d.e);
+	/* the embedder's mark: no bytes either */
+	r.e.vec_src = T4DX_VEC_TRIED;
+	round_trip(&r, &line, &d);
+	CHECK(has_key(&line, "vec_src") && !has_key(&line, "vec_b64"));
+	CHECK(d.mask == T4DX_F_VEC && d.e.vec_src == T4DX_VEC_TRIED && !d.e.vec);
+	t4dx_entry_clear(&d.e);
+	r.e.vec = v;                    /* a mark with bytes */
+	line.len = 0;
+	CHECK(t4dx_rec_encode(&r, &line) == EINVAL);
+	r.e.vec = NULL;
 	r.mask = 0;                     /* no vector key without the bit */
 	round_trip(&r, &line, &d);
 	CHECK(!has_key(&line, "vec_src") && d.mask == 0);
@@ -646,6 +656,9 @@ static void test_vectors(void)
 				   &d), 0);
 	const char *bad[] = {
 		PUT_HEAD PUT_MEM "\"vec_src\":\"none\",\"content\":\"x\"",
+		PUT_HEAD PUT_MEM "\"vec_src\":\"tried\",\"content\":\"x\"",
+		PUT_HEAD PUT_MEM "\"vec_src\":\"tried\",\"vec_b64\":\"AACAPw==\","
+		"\"content\":\"x\"",
 		PUT_HEAD PUT_MEM "\"vec_src\":\"mine\",\"vec_b64\":\"AACAPw==\","
 		"\"content\":\"x\"",
 		PUT_HEAD PUT_MEM "\"vec_src\":\"hand\",\"content\":\"x\"",

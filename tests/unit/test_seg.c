@@ -850,6 +850,13 @@ static void test_threads(void)
  * its keys answers ECORRUPT, or its content part, so that only reads with
  * content do.  Verify fails either way; other blocks are unaffected, and
  * iteration gives what precedes the block, then the error. */
+static int count_salvaged(void *arg, struct t4dx_entry *e)
+{
+	(*(size_t *)arg)++;
+	t4dx_entry_clear(e);
+	return 0;
+}
+
 static void check_damaged(const char *path, const struct tblk *b, bool meta)
 {
 	struct t4dx_seg *s = open_ok(path);
@@ -1087,10 +1094,45 @@ static void test_content_damage(void)
 	free(orig);
 }
 
-/* Damage in a vector part is damage of the block's payload, like the
- * content part's: reads with content refuse the block, listings go on,
- * verify finds it; lengths of the records' vectors that disagree with the
- * part's are damage of the meta part. */
+/* A block whose vector part alone fails its checks: reads with content
+ * give its entries whole but without vectors (the segment says so), other
+ * blocks are untouched, a scan with content goes through, verify finds
+ * the damage, and salvage keeps every entry (no block lost). */
+static void check_vectors_lost(const char *path, const struct tblk *b)
+{
+	struct t4dx_seg *s = open_ok(path);
+	CHECK(!t4dx_seg_vec_lost(s));
+	unsigned bad = 0, inblock = 0;
+	for (size_t i = 0; i < nents; i++) {
+		const struct t4dx_entry *e = ents[i];
+		struct t4dx_entry want = *e, out;
+		if (in_block(b, e) && e->vec_src != T4DX_VEC_NONE) {
+			inblock++;
+			want.vec_src = T4DX_VEC_NONE;
+			want.vec = NULL;
+		}
+		int rc = t4dx_seg_get(s, e->parent, e->name, e->name_len, true,
+				      &out);
+		bad += rc || !entry_eq(&want, &out, true);
+		if (!rc)
+			t4dx_entry_clear(&out);
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK(inblock > 0);
+	CHECK(t4dx_seg_vec_lost(s));
+	/* a scan with content goes through; only those vectors differ */
+	CHECK_EQ_INT(walk(s, 0, "", 0, nents + 1, true), inblock);
+	CHECK_EQ_INT(t4dx_seg_verify(s), T4DX_ECORRUPT);
+	size_t lost = 99, n = 0;
+	CHECK_EQ_INT(t4dx_seg_salvage(s, count_salvaged, &n, &lost), 0);
+	CHECK_EQ_INT(lost, 0);
+	CHECK_EQ_INT(n, nents);
+	t4dx_seg_unref(s);
+}
+
+/* Damage in a vector part costs the block's vectors, not its content
+ * (check_vectors_lost); lengths of the records' vectors that disagree
+ * with the part's are damage of the meta part. */
 static void test_vector_damage(void)
 {
 	size_t len;
@@ -1109,13 +1151,13 @@ static void test_vector_damage(void)
 	memcpy(f, orig, len);
 	f[vat + b[m].vclen / 2] ^= 0x10;
 	spill(p, f, len);
-	check_damaged(p, &b[m], false);
+	check_vectors_lost(p, &b[m]);
 
 	memcpy(f, orig, len);           /* CRC right, not LZ4 */
 	memset(f + vat, 0xff, b[m].vclen);
 	refresh_crcs(f, len);
 	spill(p, f, len);
-	check_damaged(p, &b[m], false);
+	check_vectors_lost(p, &b[m]);
 
 	memcpy(f, orig, len);           /* the part 4 bytes longer raw */
 	put32(f + b[m].ixpos + 40, b[m].vrlen + 4);

@@ -10,9 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "embed.h"
+#include "embed_cmd.h"
 #include "faults.h"
 #include "t4dx.h"
 #include "unit.h"
@@ -184,6 +186,23 @@ static void test_bad_vectors(void)
 	CHECK_EQ_INT(set_vec(db, "a", T4DX_VEC_HAND, nan), EINVAL);
 	CHECK_EQ_INT(set_vec(db, "nothing", T4DX_VEC_HAND, v), ENOENT);
 	CHECK(has_vec(db, "a", T4DX_VEC_NONE, NULL));
+	/* directories and links have no vector */
+	struct t4dx_entry d;
+	memset(&d, 0, sizeof(d));
+	REQUIRE(t4dx_entry_set_key(&d, R, "dir", 3) == 0);
+	d.mode = S_IFDIR | 0755;
+	REQUIRE(t4dx_put(db, &d, 0, NULL) == 0);
+	memset(&d, 0, sizeof(d));
+	REQUIRE(t4dx_entry_set_key(&d, R, "link", 4) == 0);
+	d.mode = S_IFLNK | 0777;
+	d.content = t4dx_blob_from("a", 1);
+	d.size = 1;
+	REQUIRE(t4dx_put(db, &d, 0, NULL) == 0);
+	t4dx_entry_clear(&d);
+	CHECK_EQ_INT(set_vec(db, "dir", T4DX_VEC_HAND, v), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "link", T4DX_VEC_HAND, v), EINVAL);
+	CHECK_EQ_INT(set_vec(db, "link", T4DX_VEC_EMBED, v), EINVAL);
+	CHECK(has_vec(db, "link", T4DX_VEC_NONE, NULL));
 	/* a put of bytes without a source, or of a NaN */
 	struct t4dx_entry e;
 	REQUIRE(t4dx_get(db, R, "a", 1, T4DX_GET_CONTENT, &e) == 0);
@@ -400,7 +419,7 @@ static void test_embedder(void)
 	embedder_idle(db, &st);
 	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
 	CHECK_EQ_INT(src_of(db, "stocks"), T4DX_VEC_EMBED);
-	CHECK_EQ_INT(src_of(db, "raw"), T4DX_VEC_NONE);
+	CHECK_EQ_INT(src_of(db, "raw"), T4DX_VEC_TRIED);
 	CHECK(st.embedded >= 4 && st.no_vector >= 1 && st.failed == 0);
 	/* a search by the embedder's vector of a text finds it first */
 	float q[256];
@@ -428,6 +447,354 @@ static void test_embedder(void)
 	unit_rm_rf(dir);
 }
 
+static struct t4dx *open_dim(const char *dir, const char *embedder,
+			     unsigned dim)
+{
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, embedder);
+	c.vector.dim = dim;
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
+/* Open with the builtin embedder of dim values and wait until it has
+ * nothing left to do: its figures of this start in *st. */
+static struct t4dx *open_idle(const char *dir, unsigned dim,
+			      struct t4dx_embed_stats *st)
+{
+	struct t4dx *db = open_dim(dir, "builtin", dim);
+	embedder_idle(db, st);
+	return db;
+}
+
+/* The text of DATA_DIR/EMBEDDER, "" if there is none. */
+static const char *state_of(const char *dir)
+{
+	static char buf[256];
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/EMBEDDER", dir);
+	buf[0] = 0;
+	FILE *f = fopen(path, "r");
+	if (f) {
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = 0;
+		fclose(f);
+	}
+	return buf;
+}
+
+static uint32_t dim_of(struct t4dx *db, const char *name)
+{
+	struct t4dx_entry e;
+	if (t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT, &e))
+		return 0;
+	uint32_t d = t4dx_vec_dim(e.vec);
+	t4dx_entry_clear(&e);
+	return d;
+}
+
+static int write_bin(struct t4dx *db, const char *name, size_t len,
+		     unsigned seed)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	e.content = t4dx_blob_new(len);
+	REQUIRE(e.content);
+	for (size_t i = 0; i < len; i++)
+		e.content->data[i] = (unsigned char)((i * 131 + seed) % 251);
+	e.content->data[0] = 0;         /* binary by the first byte */
+	e.size = len;
+	int rc = t4dx_put(db, &e, 0, NULL);
+	t4dx_entry_clear(&e);
+	return rc;
+}
+
+/* What the embedder found is durable: a start reads no content it has
+ * seen (a vector, or a mark that the content gets none), through a
+ * flush, compaction and a crash; new content drops the mark. */
+static void test_embedder_remembers(void)
+{
+	const char *dir = unit_tmpdir("vremember");
+	struct t4dx_embed_stats st;
+	struct t4dx *db = open_idle(dir, 256, &st);
+	CHECK(!strcmp(state_of(dir),
+		      "{\"embedder\":\"builtin\",\"version\":1,\"dim\":256}\n"));
+	REQUIRE(write_file(db, "tea", "green tea with jasmine") == 0);
+	REQUIRE(write_bin(db, "bin", 65536, 1) == 0);
+	REQUIRE(write_file(db, "dots", "... --- ...") == 0);
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(src_of(db, "bin"), T4DX_VEC_TRIED);
+	CHECK_EQ_INT(src_of(db, "dots"), T4DX_VEC_TRIED);
+	CHECK(has_vec(db, "bin", T4DX_VEC_TRIED, NULL));
+	CHECK_EQ_INT(st.embedded, 1);
+	CHECK_EQ_INT(st.no_vector, 2);
+	CHECK_EQ_INT(st.bytes_read, 22 + 65536 + 11);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	/* a restart reads nothing: from the WAL ... */
+	db = open_idle(dir, 256, &st);
+	CHECK_EQ_INT(st.bytes_read, 0);
+	CHECK_EQ_INT(st.embedded + st.no_vector, 0);
+	CHECK_EQ_INT(src_of(db, "bin"), T4DX_VEC_TRIED);
+	/* ... from a segment, and after compaction */
+	REQUIRE(t4dx_flush(db) == 0);
+	REQUIRE(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_idle(dir, 256, &st);
+	CHECK_EQ_INT(st.bytes_read, 0);
+	CHECK_EQ_INT(src_of(db, "bin"), T4DX_VEC_TRIED);
+	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	/* new content drops the mark (no embedder: nothing marks it
+	 * again), and the next start reads that content only */
+	db = open_dim(dir, "off", 256);
+	REQUIRE(write_bin(db, "bin", 4096, 2) == 0);
+	CHECK_EQ_INT(src_of(db, "bin"), T4DX_VEC_NONE);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_idle(dir, 256, &st);
+	CHECK_EQ_INT(st.bytes_read, 4096);
+	CHECK_EQ_INT(st.no_vector, 1);
+	CHECK_EQ_INT(src_of(db, "bin"), T4DX_VEC_TRIED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	/* a crash: the marks and vectors logged without a wait were made
+	 * durable once the queue ran dry */
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx_embed_stats cs;
+		struct t4dx *c = open_dim(dir, "builtin", 256);
+		if (write_bin(c, "bin2", 8192, 3) ||
+		    write_file(c, "coffee", "black coffee"))
+			_exit(2);
+		embedder_idle(c, &cs);
+		_exit(cs.embedded == 1 && cs.no_vector == 1 ? 0 : 3);
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	db = open_idle(dir, 256, &st);
+	CHECK_EQ_INT(st.bytes_read, 0);
+	CHECK_EQ_INT(src_of(db, "bin2"), T4DX_VEC_TRIED);
+	CHECK_EQ_INT(src_of(db, "coffee"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Another embedder (here another vector.dim; a new T4DX_EMBED_VERSION
+ * is the same case) computes the embedder's vectors and marks again,
+ * once, and leaves hand vectors alone; search uses only vectors of the
+ * query's dim. */
+static void test_embedder_changed(void)
+{
+	const char *dir = unit_tmpdir("vchanged");
+	struct t4dx_embed_stats st;
+	struct t4dx *db = open_idle(dir, 256, &st);
+	REQUIRE(write_file(db, "tea", "green tea with jasmine") == 0);
+	REQUIRE(write_file(db, "coffee", "black coffee") == 0);
+	REQUIRE(write_file(db, "hand", "set by hand") == 0);
+	REQUIRE(write_bin(db, "bin", 1000, 1) == 0);
+	embedder_idle(db, &st);
+	struct t4dx_blob *h = vec_of(64, 1.0f);
+	/* a hand vector of vector.dim 64, set while the store has 256 */
+	CHECK_EQ_INT(set_vec(db, "hand", T4DX_VEC_HAND, h), 0);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(dim_of(db, "tea"), 256);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	db = open_idle(dir, 64, &st);
+	CHECK(!strcmp(state_of(dir),
+		      "{\"embedder\":\"builtin\",\"version\":1,\"dim\":64}\n"));
+	CHECK_EQ_INT(st.embedded, 2);
+	CHECK_EQ_INT(st.no_vector, 0);  /* tried again, the same: no record */
+	CHECK_EQ_INT(st.bytes_read, 22 + 12 + 1000);    /* not "hand" */
+	CHECK_EQ_INT(st.failed, 0);
+	CHECK_EQ_INT(dim_of(db, "tea"), 64);
+	CHECK_EQ_INT(dim_of(db, "coffee"), 64);
+	CHECK(has_vec(db, "hand", T4DX_VEC_HAND, h));
+	CHECK_EQ_INT(src_of(db, "bin"), T4DX_VEC_TRIED);
+	/* the vectors are the new embedder's */
+	float q[64];
+	REQUIRE(t4dx_embed("black coffee", 12, 64, q) == 0);
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	struct t4dx_hit *hits;
+	size_t n;
+	REQUIRE(t4dx_search(db, q, 64, &o, &hits, &n) == 0);
+	CHECK(n == 3 && !strcmp(hits[0].path, "coffee") &&
+	      hits[0].score > 0.999f);
+	t4dx_hits_free(hits, n);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	/* once done, a start reads nothing again */
+	db = open_idle(dir, 64, &st);
+	CHECK_EQ_INT(st.bytes_read, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	/* back to 256: the hand vector of 64 stays, and a search of 256
+	 * leaves it out */
+	db = open_idle(dir, 256, &st);
+	CHECK_EQ_INT(st.embedded, 2);
+	CHECK(has_vec(db, "hand", T4DX_VEC_HAND, h));
+	float q2[256];
+	REQUIRE(t4dx_embed("set by hand", 11, 256, q2) == 0);
+	REQUIRE(t4dx_search(db, q2, 256, &o, &hits, &n) == 0);
+	CHECK_EQ_INT(n, 2);
+	for (size_t i = 0; i < n; i++)
+		CHECK(strcmp(hits[i].path, "hand"));
+	t4dx_hits_free(hits, n);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	/* a damaged or foreign EMBEDDER is another embedder: all again */
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/EMBEDDER", dir);
+	FILE *f = fopen(path, "w");
+	REQUIRE(f);
+	fputs("{\"embedder\":\"builtin\",\"version\":0,\"dim\":256}\n", f);
+	fclose(f);
+	db = open_idle(dir, 256, &st);
+	/* every content read again, but nothing changed: nothing logged */
+	CHECK_EQ_INT(st.bytes_read, 22 + 12 + 1000);
+	CHECK_EQ_INT(st.embedded + st.no_vector, 0);
+	CHECK(!strcmp(state_of(dir),
+		      "{\"embedder\":\"builtin\",\"version\":1,\"dim\":256}\n"));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_blob_unref(h);
+	unit_rm_rf(dir);
+}
+
+/* A client of tests/embed-cmd.sh MODE ARG (dim 4, timeout in s). */
+static struct t4dx_embed_cmd *cmd_of(const char *mode, const char *arg,
+				     double timeout_s)
+{
+	const char *src = getenv("T4DX_SRCDIR");
+	char argv[4096];
+	snprintf(argv, sizeof(argv),
+		 "[\"bash\",\"%s/tests/embed-cmd.sh\",\"%s\",\"%s\"]",
+		 src ? src : ".", mode, arg);
+	struct t4dx_embed_cmd *c;
+	REQUIRE(t4dx_embed_cmd_new(argv, 4, timeout_s, &c) == 0);
+	return c;
+}
+
+static int64_t now_mono(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* The protocol of the command embedder, answer by answer. */
+static void test_embed_cmd(void)
+{
+	float x[4];
+	char why[256];
+	struct t4dx_embed_cmd *c = cmd_of("answer", "4", 10);
+	CHECK_EQ_INT(t4dx_embed_cmd_starts(c), 0);      /* lazily */
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "tea\n", 4, x, why, sizeof(why)), 0);
+	CHECK(x[0] == 1 && x[1] == 4 && x[2] == 0 && x[3] == 0);
+	/* quotes, backslashes, control characters and UTF-8 go through */
+	const char *t = "a\"b\\c\t\x01\xc3\xa9";
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, t, strlen(t), x, why, sizeof(why)),
+		     0);
+	CHECK(x[1] == 8);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "nothing", 7, x, why, sizeof(why)),
+		     ENODATA);
+	/* never sent: not UTF-8, empty */
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "a\xff", 2, x, why, sizeof(why)),
+		     ENODATA);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "", 0, x, why, sizeof(why)),
+		     ENODATA);
+	/* a text past the limit is cut between characters */
+	size_t big = T4DX_EMBED_MAX_BYTES + 1;
+	char *b = malloc(big);
+	REQUIRE(b);
+	memset(b, 'a', big);
+	memcpy(b + T4DX_EMBED_MAX_BYTES - 1, "\xc3\xa9", 2);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, b, big, x, why, sizeof(why)), 0);
+	CHECK(x[1] == T4DX_EMBED_MAX_BYTES - 1);
+	free(b);
+	CHECK_EQ_INT(t4dx_embed_cmd_starts(c), 1);
+	t4dx_embed_cmd_free(c);
+
+	/* failures: said, killed, and no new start before the back-off */
+	static const struct { const char *mode, *why; } bad[] = {
+		{ "crash", "closed its output (exited with status 3)" },
+		{ "garbage", "answered something else than a JSON array" },
+		{ "wrongdim", "answered 3 numbers, not 4" },
+		{ "nan", "not a finite float at 0" },
+		{ "hang", "did not answer within vector.timeout_s" },
+	};
+	const char *dir = unit_tmpdir("vcmd");
+	char pidfile[4096];
+	snprintf(pidfile, sizeof(pidfile), "%s/hang.pid", dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		bool hang = !strcmp(bad[i].mode, "hang");
+		c = cmd_of(bad[i].mode, hang ? pidfile : "4", 0.3);
+		int rc = t4dx_embed_cmd_run(c, "tea", 3, x, why, sizeof(why));
+		CHECK(rc != 0 && rc != ENODATA && rc != EAGAIN);
+		if (!strstr(why, bad[i].why))
+			fprintf(stderr, "%s: \"%s\"\n", bad[i].mode, why);
+		CHECK(strstr(why, bad[i].why) != NULL);
+		int64_t ready = t4dx_embed_cmd_ready_ns(c);
+		CHECK(ready > now_mono() + 500000000LL);        /* about 1 s */
+		CHECK_EQ_INT(t4dx_embed_cmd_run(c, "tea", 3, x, why,
+						sizeof(why)), EAGAIN);
+		CHECK_EQ_INT(t4dx_embed_cmd_starts(c), 1);
+		t4dx_embed_cmd_free(c);
+	}
+	/* the hung program and its child were killed */
+	FILE *f = fopen(pidfile, "r");
+	REQUIRE(f);
+	long pid;
+	while (fscanf(f, "%ld", &pid) == 1) {
+		int dead = 0;
+		for (int k = 0; k < 1000 && !dead; k++) {
+			char st[64];
+			snprintf(st, sizeof(st), "/proc/%ld/stat", pid);
+			FILE *p = fopen(st, "r");
+			char buf[512] = "";
+			if (p) {
+				if (!fgets(buf, sizeof(buf), p))
+					buf[0] = 0;
+				fclose(p);
+			}
+			char *e = strrchr(buf, ')');
+			dead = !p || (e && e[2] == 'Z');
+			if (!dead)
+				usleep(10000);
+		}
+		CHECK(dead);
+	}
+	fclose(f);
+
+	/* a program that cannot start */
+	REQUIRE(t4dx_embed_cmd_new("[\"/nonexistent/embedder\"]", 4, 1, &c) ==
+		0);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "tea", 3, x, why, sizeof(why)),
+		     ENOENT);
+	CHECK(strstr(why, "cannot start") != NULL);
+	t4dx_embed_cmd_free(c);
+
+	/* a cancel ends a wait at once */
+	c = cmd_of("hang", pidfile, 3600);
+	t4dx_embed_cmd_cancel(c);
+	CHECK_EQ_INT(t4dx_embed_cmd_run(c, "tea", 3, x, why, sizeof(why)),
+		     ECANCELED);
+	t4dx_embed_cmd_free(c);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -436,5 +803,8 @@ int main(void)
 	RUN(test_vector_crash);
 	RUN(test_search_exact);
 	RUN(test_embedder);
+	RUN(test_embedder_remembers);
+	RUN(test_embedder_changed);
+	RUN(test_embed_cmd);
 	UNIT_DONE();
 }

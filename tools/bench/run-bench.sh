@@ -2,7 +2,7 @@
 # run-bench.sh - the t4dx benchmark of issue 5, side by side with what users
 # would pick instead, in one run on this machine.
 #
-#     run-bench.sh T4DXFS NULLFS BENCH        (`make bench` passes them)
+#     run-bench.sh T4DXFS NULLFS BENCH [VECBENCH]   (`make bench` passes them)
 #
 # It mounts a fresh t4dx (T4DXFS -f, DATA_DIR in a private directory), a
 # no-I/O in-memory FUSE file system (NULLFS: the ceiling of any FUSE design
@@ -29,6 +29,8 @@
 #   BENCH_KEEP=1      keep the private directory (data, logs) at the end
 #   BENCH_PIN=0       do not pin the single-threaded workloads (below)
 #   BENCH_ONLY=restart  only the big writers' live WAL and kill -9 restart
+#   BENCH_ONLY=search   only the search part (tools/bench/search.sh, which
+#                     says what it measures and its own variables)
 #   BIG_WRITERS=N, BIG_TIMES=N, BIG_ROUNDS=N  that part's writers (8),
 #                     rewrites of each one's 16 MiB file (12), rounds (3)
 #
@@ -51,13 +53,27 @@
 set -u
 export LC_ALL=C
 
-if (($# != 3)); then
-	echo "usage: run-bench.sh T4DXFS NULLFS BENCH" >&2
+if (($# != 3 && $# != 4)); then
+	echo "usage: run-bench.sh T4DXFS NULLFS BENCH [VECBENCH]" >&2
 	exit 2
 fi
 T4DXFS=$(realpath -e "$1") || exit 1
 NULLFS=$(realpath -e "$2") || exit 1
 BENCH=$(realpath -e "$3") || exit 1
+VECBENCH=
+(($# == 4)) && { VECBENCH=$(realpath -e "$4") || exit 1; }
+
+case ${BENCH_ONLY:-} in
+'' | restart | search) ;;
+*)
+	echo "run-bench.sh: BENCH_ONLY is restart or search, not '$BENCH_ONLY'" >&2
+	exit 2
+	;;
+esac
+# want PART: the run includes PART (main: the parts no BENCH_ONLY names).
+want() {
+	[[ -z ${BENCH_ONLY:-} || $1 == "${BENCH_ONLY:-main}" ]]
+}
 
 if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
 	echo "run-bench.sh: /dev/fuse or fusermount3 missing: nothing measured"
@@ -532,6 +548,7 @@ populate() {
 # ---- start -------------------------------------------------------------------------
 
 progress "private directory $TMP (on $EXT_FS), rounds=$ROUNDS scale=$SCALE"
+if want main || want restart; then
 start_nullfs "$NMNT" "$TMP/nullfs.log"
 NULL_PID=$STARTED_PID
 start_nullfs "$UMNT" "$TMP/nullfs-nocache.log" -o nocache
@@ -547,10 +564,12 @@ NULLNF_PID=$STARTED_PID
 t4dx_start || note "t4dx: no t4dx figures"
 ROUND=0
 [[ -n $READY_S ]] && rec restart-empty t4dx "seconds=$READY_S"
+fi
 
 # BENCH_ONLY=restart: only the big writers' live WAL and kill -9 restart
-# below (a try of that part alone, in minutes).
-if [[ ${BENCH_ONLY:-} != restart ]]; then
+# below (a try of that part alone, in minutes); BENCH_ONLY=search, only
+# the search part.
+if want main; then
 
 # ext4 creates slow down for minutes after many deletes near them (in a
 # file system without a journal, ext4 scans for recently deleted inodes
@@ -834,7 +853,7 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
 	BIG_TIMES=${BIG_TIMES_QUICK:-4}
 	BIG_ROUNDS=${BENCH_ROUNDS:-1}
 fi
-if ((T4DX_OK)); then
+if want restart && ((T4DX_OK)); then
 	progress "live WAL and kill -9 at its peak: $BIG_WRITERS writers x $BIG_TIMES x 16 MiB, $BIG_ROUNDS rounds"
 	t4dx_stop       # (BENCH_ONLY: still the first start's)
 	SAVED_DATA=$DATA
@@ -878,7 +897,7 @@ if ((T4DX_OK)); then
 	DATA=$SAVED_DATA
 fi
 
-if [[ ${BENCH_ONLY:-} != restart ]]; then
+if want main; then
 
 # Peak memory for one large item (issue 10: at most ~1.5x its size): a
 # fresh daemon, one file of ITEM_MIB written and closed; VmHWM before and
@@ -916,6 +935,13 @@ if ((T4DX_OK)); then
 fi
 
 fi  # BENCH_ONLY
+
+# ---- the search part (issue 13) ----------------------------------------------------------------
+
+# shellcheck source=tools/bench/search.sh
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/search.sh" ||
+	harness_fail "cannot read search.sh"
+want search && search_measure
 
 # ---- the table ---------------------------------------------------------------------------------
 
@@ -979,6 +1005,7 @@ row() {
 {
 	echo
 	echo "t4dx benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $(nproc) CPUs, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+	if want main || want restart; then
 	echo "baselines on $EXT_FS ($TMP); medians of $ROUNDS rounds alternating the systems; scale $SCALE items"
 	echo "t4dx: $T4DXFS; nullfs: no-I/O in-memory FUSE (tuned: long timeouts, keep_cache, noflush, readdirplus); nullfs-nc: -o nocache"
 	echo "hot reads also on nullfs -o noopen (the kernel's no-open mode: no OPEN/RELEASE, FLUSH at close) and -o noopen,noflush (no FLUSH either)"
@@ -1148,6 +1175,8 @@ row() {
 		[[ -n $l ]] && printf 'populate %s items on %-7s %8.1f s (%s items/s)\n' \
 			"$SCALE" "$sys" "$(field seconds "$l")" "$(field ops_per_s "$l")"
 	done
+	fi  # main or restart
+	want search && search_table
 	if [[ -s $NOTES ]]; then
 		echo
 		echo "notes:"

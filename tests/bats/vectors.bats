@@ -1,0 +1,444 @@
+#!/usr/bin/env bats
+# vectors.bats - an item's vector through the mount (DESIGN.md section 9):
+# the extended attribute user.t4dx.vector (read, set by hand, removed),
+# what refuses a bad vector and keeps the old one, a hand vector through a
+# content rewrite, a restart and a SIGKILL, the embedder's vector coming
+# back once a hand one is removed, and the embedder's figures in .ctl.
+#
+# The stores here use vector.dim 8, so that a vector is short enough to
+# write out in a test.
+
+load ../lib/mount
+
+DIM=8
+HAND='[1,0.5,-0.25,0.125,0,-1,2.5,3]'
+OTHER='[0,0,0,0,0,0,0,1]'
+
+setup() {
+	t4dx_setup
+}
+
+# start_dim8 [EMBEDDER]: mount with vector.dim 8 and the embedder named
+# (default builtin).
+start_dim8() {
+	CFG=$(t4dx_config_file "{\"vector\":{\"dim\":$DIM,\"embedder\":\"${1:-builtin}\"}}")
+	t4dx_start -o "config=$CFG"
+}
+
+# vec FILE: print user.t4dx.vector of FILE.
+vec() {
+	t4dx_xattr vector "$1"
+}
+
+# has_vec FILE: FILE has a vector (for t4dx_wait_for).
+has_vec() {
+	vec "$1" >/dev/null 2>&1
+}
+
+# vec_is FILE WANT: FILE's vector reads as WANT (for t4dx_wait_for).
+vec_is() {
+	[[ $(vec "$1" 2>/dev/null) == "$2" ]]
+}
+
+# listed FILE: print the names of FILE's extended attributes.
+listed() {
+	getfattr --absolute-names -m - -- "$1" | sed -n 's/^user\./user./p'
+}
+
+@test "vector: a hand vector reads back as set, and is listed only then" {
+	start_dim8 off
+	printf 'green tea\n' >"$ITEMS/f"
+	run vec "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	run listed "$ITEMS/f"
+	refute_line user.t4dx.vector
+
+	run setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	assert_success
+	run vec "$ITEMS/f"
+	assert_success
+	assert_output "$HAND"
+	run listed "$ITEMS/f"
+	assert_line user.t4dx.vector
+	# any JSON spelling of the numbers, with spaces, reads back shortest
+	run setfattr -n user.t4dx.vector \
+		-v '[ 1.0e0, 5E-1 ,-0.250, 1.25e-1, -0, -1.00, 25e-1, 3 ]' "$ITEMS/f"
+	assert_success
+	run vec "$ITEMS/f"
+	assert_output '[1,0.5,-0.25,0.125,0,-1,2.5,3]'
+	# the record says where it came from
+	t4dx_wait_for 10 t4dx_ctl_test health '.queue_depth == 0'
+	run jq -r 'select(.op == "update_fields" and .vec_src == "hand") | .name' \
+		<(t4dx_wal_dump)
+	assert_line f
+}
+
+@test "vector: wrong dimension, NaN, infinities, overflow and garbage are EINVAL and keep the old vector" {
+	start_dim8 off
+	printf 'x\n' >"$ITEMS/f"
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	local bad probs=()
+	for bad in '[1,2,3,4,5,6,7]' '[1,2,3,4,5,6,7,8,9]' '[]' '' \
+		'[1,2,3,4,5,6,7,NaN]' '[1,2,3,4,5,6,7,nan]' \
+		'[1,2,3,4,5,6,7,Infinity]' '[1,2,3,4,5,6,7,-inf]' \
+		'[1,2,3,4,5,6,7,1e39]' '[1,2,3,4,5,6,7,"8"]' \
+		'[1,2,3,4,5,6,7,null]' '[1,2,3,4,5,6,7,true]' \
+		'[1,2,3,4,5,6,7,[8]]' '{"0":1}' '1,2,3,4,5,6,7,8' \
+		'[1,2,3,4,5,6,7,8' '[1,2,3,4,5,6,7,8]x' '[1,2,3,4,5,6,7,0x8]' \
+		'hello' '[1,2,3,4,5,6,7,8],[1]'; do
+		run setfattr -n user.t4dx.vector -v "$bad" "$ITEMS/f"
+		if ((status == 0)); then
+			probs+=("'$bad' accepted")
+		elif [[ $output != *'Invalid argument'* ]]; then
+			probs+=("'$bad': $output")
+		fi
+		[[ $(vec "$ITEMS/f") == "$HAND" ]] ||
+			probs+=("'$bad' changed the vector to $(vec "$ITEMS/f")")
+	done
+	((${#probs[@]} == 0)) || fail "$(printf '%s\n' "${probs[@]}")"
+	# a NUL inside the value
+	run setfattr -n user.t4dx.vector -v 0x5b312c322c332c342c352c362c372c385d00 "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'Invalid argument'
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+}
+
+@test "vector: a hand vector survives content rewrites, a restart and SIGKILL" {
+	start_dim8
+	printf 'first words\n' >"$ITEMS/f"
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	printf 'other words entirely\n' >"$ITEMS/f"
+	printf 'and appended\n' >>"$ITEMS/f"
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+	t4dx_remount -o "config=$CFG"
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+	# into a segment and back
+	t4dx_ctl_echo compact flush
+	t4dx_remount -o "config=$CFG"
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+	# set again, then SIGKILL right after setfattr returned
+	setfattr -n user.t4dx.vector -v "$OTHER" "$ITEMS/f"
+	printf 'third content\n' >"$ITEMS/f"
+	t4dx_kill9
+	t4dx_start -o "config=$CFG"
+	run vec "$ITEMS/f"
+	assert_output "$OTHER"
+	run cat "$ITEMS/f"
+	assert_output 'third content'
+}
+
+@test "vector: removing a hand vector brings back the embedder's" {
+	start_dim8
+	printf 'green tea with lemon\n' >"$ITEMS/f"
+	t4dx_wait_for 20 has_vec "$ITEMS/f" || fail "no vector from the embedder"
+	local embedded
+	embedded=$(vec "$ITEMS/f")
+	[[ $embedded != "$HAND" ]] || fail "the embedder gave the hand vector"
+	run listed "$ITEMS/f"
+	refute_line user.t4dx.vector
+
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	run vec "$ITEMS/f"
+	assert_output "$HAND"
+	run setfattr -x user.t4dx.vector "$ITEMS/f"
+	assert_success
+	t4dx_wait_for 20 vec_is "$ITEMS/f" "$embedded" ||
+		fail "after removal: '$(vec "$ITEMS/f" 2>&1)', not the embedder's $embedded"
+	run listed "$ITEMS/f"
+	refute_line user.t4dx.vector
+	# and it is durable
+	t4dx_kill9
+	t4dx_start -o "config=$CFG"
+	t4dx_wait_for 20 vec_is "$ITEMS/f" "$embedded" ||
+		fail "after SIGKILL: '$(vec "$ITEMS/f" 2>&1)'"
+}
+
+@test "vector: without an embedder a removed vector stays removed; removing none is ENODATA" {
+	start_dim8 off
+	printf 'words\n' >"$ITEMS/f"
+	run setfattr -x user.t4dx.vector "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/f"
+	run setfattr -x user.t4dx.vector "$ITEMS/f"
+	assert_success
+	run vec "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	t4dx_remount -o "config=$CFG"
+	run vec "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'No such attribute'
+}
+
+@test "vector: a directory has none and takes none" {
+	start_dim8
+	mkdir "$ITEMS/d"
+	run vec "$ITEMS/d"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	run setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/d"
+	assert_failure
+	assert_output --partial 'Operation not supported'
+	run setfattr -x user.t4dx.vector "$ITEMS/d"
+	assert_failure
+	assert_output --partial 'No such attribute'
+	run vec "$MNT/items"
+	assert_failure
+	run listed "$ITEMS/d"
+	refute_output --partial user.t4dx.vector
+}
+
+# metric NAME: the value of the sample NAME in .ctl/metrics.
+metric() {
+	awk -v n="$1" '$1 == n { print $2 }' "$MNT/.ctl/metrics"
+}
+
+@test "vector: .ctl/stats and .ctl/metrics count the embedder's work" {
+	start_dim8
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
+	run jq -c '.vectors' "$MNT/.ctl/stats"
+	assert_output '{"embedder":"builtin","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"program_starts":0,"queued":0,"busy":false}'
+	printf 'green tea\n' >"$ITEMS/a"
+	printf 'black coffee\n' >"$ITEMS/b"
+	printf 'mint tea\n' >"$ITEMS/c"
+	printf '\0\1\2binary\n' >"$ITEMS/bin"
+	printf '... --- ...\n' >"$ITEMS/noword"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false and .vectors.embedded == 3'
+	run jq -c '.vectors' "$MNT/.ctl/stats"
+	assert_output '{"embedder":"builtin","embedded":3,"no_vector":2,"failed":0,"dropped":0,"bytes_read":54,"program_starts":0,"queued":0,"busy":false}'
+	run metric t4dx_embed_vectors_total
+	assert_output 3
+	run metric t4dx_embed_no_vector_total
+	assert_output 2
+	run metric t4dx_embed_failures_total
+	assert_output 0
+	run metric t4dx_embed_dropped_total
+	assert_output 0
+	run metric t4dx_embed_queue_length
+	assert_output 0
+	run metric t4dx_embed_read_bytes_total
+	assert_output 54
+	run grep -c '^# TYPE t4dx_embed_vectors_total counter$' "$MNT/.ctl/metrics"
+	assert_output 1
+	# a removed vector is computed again, and counted
+	setfattr -x user.t4dx.vector "$ITEMS/a"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false and .vectors.embedded == 4'
+	run metric t4dx_embed_vectors_total
+	assert_output 4
+}
+
+@test "vector: with the embedder off the figures say so and stay 0" {
+	start_dim8 off
+	printf 'green tea\n' >"$ITEMS/a"
+	run jq -c '.vectors' "$MNT/.ctl/stats"
+	assert_output '{"embedder":"off","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"program_starts":0,"queued":0,"busy":false}'
+	run metric t4dx_embed_vectors_total
+	assert_output 0
+}
+
+@test "vector: a restart reads no content the embedder has seen, binary included; new content is read once" {
+	start_dim8
+	local i
+	for i in 1 2 3; do
+		head -c 262144 /dev/urandom >"$ITEMS/bin$i"
+		printf 'text number %s\n' "$i" >"$ITEMS/text$i"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 3 and .vectors.no_vector == 3'
+	run jq -r '[.[] | select(.vec_src == "tried") | .name] | sort | join(" ")' \
+		<(t4dx_wal_dump | jq -s .)
+	assert_output 'bin1 bin2 bin3'
+	[[ $(cat "$DATA/EMBEDDER") == "{\"embedder\":\"builtin\",\"version\":1,\"dim\":$DIM}" ]] ||
+		fail "EMBEDDER: $(cat "$DATA/EMBEDDER")"
+	t4dx_remount -o "config=$CFG"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .no_vector, .bytes_read]' "$MNT/.ctl/stats"
+	assert_output '[0,0,0]'
+	# through a segment and SIGKILL too
+	t4dx_ctl_echo compact flush
+	t4dx_kill9
+	t4dx_start -o "config=$CFG"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .no_vector, .bytes_read]' "$MNT/.ctl/stats"
+	assert_output '[0,0,0]'
+	# new content is read, once
+	printf 'new words\n' >"$ITEMS/bin2"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 1'
+	run jq -c '.vectors | [.embedded, .no_vector, .bytes_read]' "$MNT/.ctl/stats"
+	assert_output '[1,0,10]'
+	t4dx_wait_for 20 has_vec "$ITEMS/bin2" || fail "no vector for new text"
+}
+
+@test "vector: another vector.dim re-embeds every file once; hand vectors stay" {
+	start_dim8
+	printf 'green tea\n' >"$ITEMS/a"
+	printf 'by hand\n' >"$ITEMS/h"
+	setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/h"
+	t4dx_wait_for 20 has_vec "$ITEMS/a" || fail "no vector"
+	t4dx_stop
+	CFG=$(t4dx_config_file '{"vector":{"dim":4,"embedder":"builtin"}}')
+	t4dx_start -o "config=$CFG"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .no_vector, .failed]' "$MNT/.ctl/stats"
+	assert_output '[1,0,0]'
+	run jq -e 'length == 4' <(vec "$ITEMS/a")
+	assert_success
+	run vec "$ITEMS/h"
+	assert_output "$HAND"
+	[[ $(cat "$DATA/EMBEDDER") == '{"embedder":"builtin","version":1,"dim":4}' ]] ||
+		fail "EMBEDDER: $(cat "$DATA/EMBEDDER")"
+	# a hand vector must have the new dim
+	run setfattr -n user.t4dx.vector -v "$HAND" "$ITEMS/a"
+	assert_failure
+	assert_output --partial 'Invalid argument'
+	t4dx_remount -o "config=$CFG"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .bytes_read]' "$MNT/.ctl/stats"
+	assert_output '[0,0]'
+}
+
+# ---- vector.embedder "command" -----------------------------------------
+
+# start_cmd TIMEOUT MODE [ARG...]: mount with vector.dim 4 and the
+# embedder program tests/embed-cmd.sh MODE ARG..., timeout_s TIMEOUT.
+start_cmd() {
+	local timeout=$1
+	shift
+	CFG=$(t4dx_config_file "$(jq -cn --arg sh "$T4DX_SRCDIR/tests/embed-cmd.sh" \
+		--argjson t "$timeout" '$ARGS.positional as $a |
+		{vector: {dim: 4, embedder: "command", timeout_s: $t,
+			command: (["bash", $sh] + $a)}}' --args "$@")")
+	t4dx_start -o "config=$CFG"
+}
+
+@test "command: the program's vectors; null, binary and non-UTF-8 content get none; a restart asks nothing" {
+	start_cmd 10 answer 4
+	printf 'hello\n' >"$ITEMS/a"
+	printf 'nothing here\n' >"$ITEMS/n"
+	printf '\0\1\2\n' >"$ITEMS/bin"
+	# valid UTF-8 as far as the builtin embedder looks (8 KiB), then not
+	# (made aside: each process closing the file would commit a part)
+	{ head -c 9000 /dev/zero | tr '\0' a; printf '\xff\n'; } >"$T4DX_TMP/late"
+	cp "$T4DX_TMP/late" "$ITEMS/late"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
+	run vec "$ITEMS/late"
+	assert_failure
+	run vec "$ITEMS/a"
+	assert_output '[1,6,0,0]'
+	run vec "$ITEMS/n"
+	assert_failure
+	run vec "$ITEMS/bin"
+	assert_failure
+	run jq -c '.vectors | [.embedded, .no_vector, .failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[1,3,0,1]'
+	run jq -c '.' "$DATA/EMBEDDER"
+	assert_output "{\"embedder\":\"command\",\"command\":[\"bash\",\"$T4DX_SRCDIR/tests/embed-cmd.sh\",\"answer\",\"4\"],\"dim\":4}"
+	# new content is asked for
+	printf 'hello world\n' >"$ITEMS/a"
+	t4dx_wait_for 20 vec_is "$ITEMS/a" '[1,12,0,0]' || fail "got $(vec "$ITEMS/a" 2>&1)"
+	t4dx_remount -o "config=$CFG"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .no_vector, .bytes_read, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[0,0,0,0]'
+	run vec "$ITEMS/a"
+	assert_output '[1,12,0,0]'
+}
+
+# broken MODE [ARG...]: with the program in MODE, writes succeed and read
+# back, files get no vector, the failure is counted and alerted, and the
+# program is started again.
+broken() {
+	start_cmd 0.5 "$@"
+	local i
+	for i in 1 2 3; do
+		printf 'text %s\n' "$i" >"$ITEMS/f$i" || fail "write $i failed"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.failed >= 2 and .vectors.program_starts >= 2'
+	for i in 1 2 3; do
+		run cat "$ITEMS/f$i"
+		assert_output "text $i"
+		run vec "$ITEMS/f$i"
+		assert_failure
+	done
+	cp "$MNT/.ctl/alerts" "$T4DX_TMP/alerts"
+	run grep -c 'the embedder program (vector.command)' "$T4DX_TMP/alerts"
+	assert_success
+	run metric t4dx_embed_failures_total
+	[[ $output -ge 2 ]] || fail "t4dx_embed_failures_total $output"
+	t4dx_alive "$T4DX_PID" || fail "the daemon died"
+	# a write still works, and is durable
+	printf 'late\n' >"$ITEMS/late"
+	t4dx_kill9
+	t4dx_start -o "config=$CFG"
+	run cat "$ITEMS/late"
+	assert_output late
+}
+
+@test "command: a program that crashes never fails a write" {
+	broken crash
+	run grep -c 'exited with status 3' "$T4DX_TMP/alerts"
+	assert_success
+}
+
+@test "command: a program that answers garbage never fails a write" {
+	broken garbage
+}
+
+@test "command: a program that answers a wrong dimension never fails a write" {
+	broken wrongdim 4
+	run grep -c 'answered 3 numbers, not 4' "$T4DX_TMP/alerts"
+	assert_success
+}
+
+@test "command: a program that answers a string for a number never fails a write" {
+	broken nan 4
+}
+
+@test "command: a program that hangs past timeout_s never fails a write" {
+	broken hang "$T4DX_TMP/hang.pid"
+	run grep -c 'did not answer within vector.timeout_s' "$T4DX_TMP/alerts"
+	assert_success
+}
+
+@test "command: after a crash the program is started again and the file gets its vector" {
+	start_cmd 10 crash-once "$T4DX_TMP/crashed" 4
+	printf 'abc\n' >"$ITEMS/f"
+	t4dx_wait_for 30 vec_is "$ITEMS/f" '[1,4,0,0]' ||
+		fail "no vector after the restart: $(vec "$ITEMS/f" 2>&1) $(cat "$MNT/.ctl/stats")"
+	run jq -c '.vectors | [.embedded, .failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[1,1,2]'
+}
+
+# gone PIDFILE: every pid in PIDFILE is dead.
+gone() {
+	local p
+	while read -r p; do
+		t4dx_alive "$p" && return 1
+	done <"$1"
+	return 0
+}
+
+@test "command: a hung program does not hold up the unmount, which kills it and its children" {
+	start_cmd 3600 hang "$T4DX_TMP/hang.pid"
+	# writes never wait for it
+	timeout 20 bash -c 'for i in 1 2 3 4 5; do printf "x %s\n" $i >"$0/f$i" || exit 1; done' "$ITEMS" ||
+		fail "writes blocked behind the hung program"
+	t4dx_wait_for 20 test -s "$T4DX_TMP/hang.pid" || fail "the program never started"
+	t4dx_wait_for 10 eval '[[ $(wc -l <"$T4DX_TMP/hang.pid") == 2 ]]'
+	local t0=$SECONDS
+	t4dx_stop
+	(( SECONDS - t0 < 15 )) || fail "unmount took $((SECONDS - t0)) s"
+	t4dx_wait_for 10 gone "$T4DX_TMP/hang.pid" || fail "left running: $(cat "$T4DX_TMP/hang.pid")"
+}
+
+@test "command: vector.embedder command without vector.command refuses to start" {
+	CFG=$(t4dx_config_file '{"vector":{"embedder":"command"}}')
+	t4dx_run_daemon -o "config=$CFG" "$DATA" "$MNT"
+	((status != 0)) || fail "t4dxfs started"
+	assert_output --partial 'vector.command: must name a program'
+}

@@ -1,0 +1,71 @@
+#!/bin/bash
+# embed-cmd.sh - embedder programs for the tests of vector.embedder
+# "command" (vectors.bats): each mode speaks the protocol of core/embed_cmd.c
+# (one {"id":N,"text":"..."} line in, one JSON array of DIM numbers or null
+# out), or breaks it in one way.
+#
+#   embed-cmd.sh answer DIM          [1, characters of the text, 0...];
+#                                    null for a text holding "nothing"
+#   embed-cmd.sh crash               reads a request, exits 3
+#   embed-cmd.sh crash-once FILE DIM crashes if FILE is missing (and makes
+#                                    it), else answers
+#   embed-cmd.sh hang PIDFILE        reads requests and never answers; it
+#                                    and a child of its own (a sleep) write
+#                                    their pids to PIDFILE
+#   embed-cmd.sh garbage             answers a line that is not JSON
+#   embed-cmd.sh wrongdim DIM        answers DIM - 1 numbers
+#   embed-cmd.sh nan DIM             answers an array with a string in it
+set -u
+mode=$1
+shift
+
+answer() {
+	exec jq -c --unbuffered --argjson dim "$1" '
+		if (.text | test("nothing")) then null
+		else [1, (.text | length)] + [range($dim - 2) | 0] end'
+}
+
+case $mode in
+answer) answer "$1" ;;
+crash)
+	read -r _
+	exit 3
+	;;
+crash-once)
+	if [[ ! -e $1 ]]; then
+		: >"$1"
+		read -r _
+		exit 3
+	fi
+	answer "$2"
+	;;
+hang)
+	sleep 100000 &
+	sleeper=$!
+	# at the end of its input (the daemon gone), it and its child go
+	trap 'kill "$sleeper" 2>/dev/null' EXIT
+	printf '%s\n%s\n' "$$" "$sleeper" >"$1"
+	while read -r _; do :; done
+	;;
+garbage)
+	while read -r _; do echo 'this is not json'; done
+	;;
+wrongdim)
+	while read -r _; do
+		printf '['
+		for ((i = 1; i < $1 - 1; i++)); do printf '0.5,'; done
+		printf '1]\n'
+	done
+	;;
+nan)
+	while read -r _; do
+		printf '["x"'
+		for ((i = 1; i < $1; i++)); do printf ',1'; done
+		printf ']\n'
+	done
+	;;
+*)
+	echo "embed-cmd.sh: unknown mode $mode" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,352 @@
+# search.sh - the search part of the t4dx benchmark (issue 13), sourced by
+# run-bench.sh, whose helpers it uses (rec, note, t4dx_start...).
+#
+#   1. In-process (vecbench index), once for each set of SEARCH_N vectors
+#      of dim 256 (uniformly random unit vectors; clustered ones, 1,000
+#      centres plus noise), built with the M and ef_construction of the
+#      configuration (or 16 / 100 / 64 where core has no such keys yet):
+#      build time per 10,000 items, recall@10 of the index against exact
+#      search over SEARCH_Q queries drawn like the data, query latency of
+#      both, index bytes, peak RSS.
+#   2. Through the mount, on the clustered set: a store of SEARCH_N items
+#      with those vectors set by hand (vecbench store, vector.embedder
+#      off), the engine's own search of it in-process, then t4dxfs on it
+#      and a timed listing of search/@ID?k=10 for SEARCH_Q items (the
+#      listing as ls does it, opendir/readdir/closedir, in one process),
+#      next to the same queries answered by the index in-process; the
+#      daemon's VmHWM after them; then the time of `echo nrem >
+#      .ctl/compact` on that store and on the same items without vectors.
+#   3. The 16-writer durable write workload of part 1 of run-bench.sh on
+#      fresh stores with vector.embedder "builtin" and "off", alternating,
+#      ROUNDS rounds.
+#
+# Environment (besides run-bench.sh's):
+#   BENCH_SEARCH_N=N        vectors and items (default 100000; quick 10000)
+#   BENCH_SEARCH_QUERIES=N  queries (default 200)
+#
+# Uniformly random vectors at dim 256 are the worst case of any graph
+# index (every point is about as far from a query as every other), so the
+# recall target (>= 0.95) is checked on the clustered set and the uniform
+# figure is printed next to it for what it is.
+# (ROUNDS, W16, TMP, MNT, DATA... are run-bench.sh's)
+# shellcheck shell=bash disable=SC2317,SC2153
+
+if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+	SEARCH_N=${BENCH_SEARCH_N:-10000}
+else
+	SEARCH_N=${BENCH_SEARCH_N:-100000}
+fi
+SEARCH_Q=${BENCH_SEARCH_QUERIES:-200}
+SEARCH_K=10
+
+# vec_rec KEY ARG...: run vecbench, keep its line as bench_rec does (a
+# failed run is failed=1, a usage error is the harness's).
+vec_rec() {
+	local key=$1 out rc=0
+	shift
+	out=$("${CLIENT[@]}" "$VECBENCH" "$@" 2>"$TMP/vecbench.err") || rc=$?
+	if ((rc == 2)); then
+		cat "$TMP/vecbench.err" >&2
+		harness_fail "vecbench $*: usage error"
+	fi
+	if ((rc != 0)) || [[ -z $out ]]; then
+		rec "$key" t4dx "failed=1 errors=1"
+		note "search $key: vecbench $1 failed (status $rc): $(head -c 300 "$TMP/vecbench.err")"
+		return 1
+	fi
+	out=${out%%$'\n'*}
+	rec "$key" t4dx "$out"
+	return 0
+}
+
+# ctl_compact KEY: time `echo nrem > .ctl/compact` on the running daemon
+# (the write returns when the compaction is done); one that answers EBUSY
+# (a compaction already running) is tried again for up to 60 s.
+ctl_compact() {
+	local key=$1 t0 t1 deadline
+	deadline=$(($(now_us) + 60000000))
+	while :; do
+		t0=$(now_us)
+		if { printf 'nrem\n' >"$MNT/.ctl/compact"; } 2>"$TMP/ctl.err"; then
+			t1=$(now_us)
+			rec "$key" t4dx "seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", (b - a) / 1e6 }') segments=$(t4dx_stat segments)"
+			return 0
+		fi
+		if ! grep -qi busy "$TMP/ctl.err" || (($(now_us) >= deadline)); then
+			rec "$key" t4dx "failed=1 errors=1"
+			note "search $key: echo nrem > .ctl/compact: $(head -c 200 "$TMP/ctl.err")"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+search_measure() {
+	local set saved_data=$DATA saved_ok=$T4DX_OK emb
+	if [[ -z $VECBENCH ]]; then
+		note "search: run-bench.sh got no VECBENCH: the search part is not measured"
+		return 0
+	fi
+	# a t4dx that failed an earlier part gets its chance here, on
+	# stores of its own; the earlier parts' cells stay as they were
+	T4DX_OK=1
+	ROUND=0
+	pin 0
+	t4dx_stop
+
+	for set in uniform clustered; do
+		progress "search: index of $SEARCH_N $set vectors, $SEARCH_Q queries"
+		vec_rec "index-$set" index -n "$SEARCH_N" -S "$set" \
+			-q "$SEARCH_Q" -k "$SEARCH_K" -T "$TMP"
+	done
+
+	progress "search: a store of $SEARCH_N items with clustered vectors set by hand, and one without vectors"
+	printf '{"vector":{"embedder":"off"}}\n' >"$TMP/search.json"
+	rm -rf "$TMP/search-data" "$TMP/search-novec"
+	vec_rec store store "$TMP/search-data" -n "$SEARCH_N" -S clustered \
+		-c "$TMP/search.json" -q "$SEARCH_Q" -k "$SEARCH_K" \
+		--ids "$TMP/search.ids"
+	vec_rec store-novec store "$TMP/search-novec" -n "$SEARCH_N" \
+		-S clustered -c "$TMP/search.json" -q "$SEARCH_Q" --novec
+
+	DATA=$TMP/search-data
+	if [[ -s $TMP/search.ids ]] && t4dx_start -o "config=$TMP/search.json"; then
+		rec search-rss t4dx "kib=$(t4dx_hwm) phase=mount"
+		progress "search: ls of search/@ID?k=$SEARCH_K through the mount, $SEARCH_Q queries"
+		# one client, one query at a time: pinned like the other
+		# single-threaded workloads
+		pin 1
+		vec_rec query query "$MNT" --ids "$TMP/search.ids" \
+			-k "$SEARCH_K" -m 600
+		# the same with coreutils ls, a process each (what a user's
+		# ls costs), and ls of an empty local directory: what the
+		# process alone costs
+		if [[ $(awk '$1 == "key=query" { print; exit }' "$RAW") == *available=1* ]]; then
+			local id
+			mkdir -p "$TMP/empty"
+			ROUND=0
+			while read -r id && ((ROUND < SEARCH_Q)); do
+				ROUND=$((ROUND + 1))
+				bench_rec query-ls t4dx run -- ls "$MNT/search/@$id?k=$SEARCH_K"
+				bench_rec query-ls-empty local run -- ls "$TMP/empty"
+			done <"$TMP/search.ids"
+			ROUND=0
+		fi
+		pin 0
+		rec search-rss t4dx "kib=$(t4dx_hwm) phase=queries"
+		progress "search: nrem compaction of the store with vectors"
+		ctl_compact compact-vec
+		rec search-rss t4dx "kib=$(t4dx_hwm) phase=compaction"
+		t4dx_stop
+	else
+		rec query t4dx "failed=1 errors=1"
+		rec compact-vec t4dx "failed=1 errors=1"
+	fi
+	DATA=$TMP/search-novec
+	if [[ -d $DATA ]] && t4dx_start -o "config=$TMP/search.json"; then
+		progress "search: nrem compaction of the store without vectors"
+		ctl_compact compact-novec
+		t4dx_stop
+	else
+		rec compact-novec t4dx "failed=1 errors=1"
+	fi
+
+	progress "search: 16 writers, embedder builtin and off, $ROUNDS rounds"
+	for emb in builtin off; do
+		printf '{"vector":{"embedder":"%s"}}\n' "$emb" >"$TMP/emb-$emb.json"
+	done
+	for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+		for emb in $(order builtin off); do
+			DATA=$TMP/emb-data
+			{ rm -rf "$DATA" && mkdir "$DATA"; } || continue
+			if ! t4dx_start -o "config=$TMP/emb-$emb.json"; then
+				rec "write16-$emb" t4dx "failed=1 errors=1"
+				continue
+			fi
+			if mkdir "$MNT/items/w"; then
+				bench_rec "write16-$emb" t4dx write "$MNT/items/w" \
+					-t 16 -n "$W16" -p i
+			else
+				rec "write16-$emb" t4dx "failed=1 errors=1"
+			fi
+			t4dx_stop
+		done
+	done
+	rm -rf "$TMP/emb-data"
+	ROUND=0
+	DATA=$saved_data
+	T4DX_OK=$saved_ok
+}
+
+# ---- the table ---------------------------------------------------------------
+
+SROW_FMT='%-44s %12s %12s %12s  %-16s %s\n'
+srow() {
+	# shellcheck disable=SC2059
+	printf "$SROW_FMT" "$@"
+}
+
+# scell KEY FIELD SCALE DIGITS: the figure of the search part's run KEY
+# (the median over rounds where there are rounds), FAILED if it failed.
+scell() {
+	if failed "$1" t4dx; then
+		printf 'FAILED'
+		return
+	fi
+	fmt "$(median "$1" t4dx "$2")" "$3" "$4"
+}
+
+# sval KEY FIELD: the raw median, empty if failed or missing.
+sval() {
+	failed "$1" t4dx && return
+	median "$1" t4dx "$2"
+}
+
+# spct KEY SYS FIELD P: the P-quantile of FIELD over the lines of KEY.
+spct() {
+	awk -v key="$1" -v sys="$2" -v f="$3" -v p="$4" '
+		$1 == "key=" key && $2 == "sys=" sys {
+			for (i = 4; i <= NF; i++)
+				if (index($i, f "=") == 1)
+					a[n++] = substr($i, length(f) + 2) + 0
+		}
+		END {
+			if (!n) exit
+			for (i = 1; i < n; i++)
+				for (j = i; j > 0 && a[j - 1] > a[j]; j--) {
+					t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+				}
+			printf "%.6g\n", a[int(p * (n - 1) + 0.5)]
+		}' "$RAW"
+}
+
+# search_rss PHASE: the daemon's VmHWM (KiB) kept at PHASE.
+search_rss() {
+	awk -v ph="phase=$1" '$1 == "key=search-rss" && $2 == "sys=t4dx" {
+			for (i = 4; i <= NF; i++) {
+				if ($i ~ /^kib=/) k = substr($i, 5)
+				if ($i == ph) hit = 1
+			}
+			if (hit && k != "") { print k; exit }
+			hit = 0; k = ""
+		}' "$RAW"
+}
+
+# at_most V LIMIT / at_least V LIMIT: yes, NO, or "-" if V is unknown.
+at_most() {
+	[[ -n $1 ]] || { printf -- '-'; return; }
+	awk -v v="$1" -v l="$2" 'BEGIN { print (v <= l ? "yes" : "NO") }'
+}
+at_least() {
+	[[ -n $1 ]] || { printf -- '-'; return; }
+	awk -v v="$1" -v l="$2" 'BEGIN { print (v >= l ? "yes" : "NO") }'
+}
+
+search_table() {
+	local l p rss avail q50 q99 i50 i99 e50 e99 on off cv cn
+	[[ -n $VECBENCH ]] || return 0
+	echo
+	l=$(awk '$1 == "key=index-clustered" || $1 == "key=index-uniform" { print; exit }' "$RAW")
+	p="M $(field m "$l"), ef_construction $(field ef_construction "$l"), ef_search $(field ef_search "$l")"
+	if [[ -z $(field m "$l") ]]; then
+		p="parameters unknown (the index runs failed)"
+	elif [[ $(field params "$l") == default ]]; then
+		p="$p (core has no vector.index_m / ef_* keys: the values core used when this was written)"
+	else
+		p="$p (from the configuration's defaults)"
+	fi
+	echo "search: $SEARCH_N vectors of dim 256, $SEARCH_Q queries, k $SEARCH_K; index $p"
+	if ((PIN)); then
+		echo "t4dx: $T4DXFS, stores on $EXT_FS; mount queries: client and daemon pinned to CPU $PIN_CPU; the rest unpinned"
+	else
+		echo "t4dx: $T4DXFS, stores on $EXT_FS; nothing pinned (BENCH_PIN=0)"
+	fi
+	echo
+	srow "in-process (hnswlib through core/index.h)" uniform clustered "" target met
+	srow "-----------------------------------------" ------- --------- "" ------ ---
+	srow "index build, 10,000 items (a flush's) [s]" "$(scell index-uniform build10k_s 1 3)" \
+		"$(scell index-clustered build10k_s 1 3)" "" "" ""
+	srow "index build of $SEARCH_N, per 10,000 [s]" "$(scell index-uniform build_per_10k_s 1 3)" \
+		"$(scell index-clustered build_per_10k_s 1 3)" "" "" ""
+	srow "recall@10 at ef_search" "$(scell index-uniform recall10 1 4)" \
+		"$(scell index-clustered recall10 1 4)" "" ">=0.95 clustered" \
+		"$(at_least "$(sval index-clustered recall10)" 0.95)"
+	srow "  at 2x / 4x ef_search" \
+		"$(scell index-uniform recall10_ef2x 1 3)/$(scell index-uniform recall10_ef4x 1 3)" \
+		"$(scell index-clustered recall10_ef2x 1 3)/$(scell index-clustered recall10_ef4x 1 3)" "" "" ""
+	srow "index query p50 / p99 [us]" \
+		"$(scell index-uniform q_p50_us 1 0)/$(scell index-uniform q_p99_us 1 0)" \
+		"$(scell index-clustered q_p50_us 1 0)/$(scell index-clustered q_p99_us 1 0)" "" "" ""
+	srow "exact search p50 / p99 [us]" \
+		"$(scell index-uniform exact_p50_us 1 0)/$(scell index-uniform exact_p99_us 1 0)" \
+		"$(scell index-clustered exact_p50_us 1 0)/$(scell index-clustered exact_p99_us 1 0)" "" "" ""
+	srow "index in memory / as a file [MiB]" \
+		"$(scell index-uniform index_bytes 0.00000095367431640625 1)/$(scell index-uniform file_bytes 0.00000095367431640625 1)" \
+		"$(scell index-clustered index_bytes 0.00000095367431640625 1)/$(scell index-clustered file_bytes 0.00000095367431640625 1)" "" "" ""
+	srow "peak RSS, data vectors included [MiB]" \
+		"$(scell index-uniform rss_kib 0.0009765625 1)" \
+		"$(scell index-clustered rss_kib 0.0009765625 1)" "" "" ""
+	echo "  (uniformly random unit vectors at dim 256 are the worst case of any graph index:"
+	echo "  the recall target is checked on the clustered set, the uniform figure is for comparison)"
+
+	echo
+	srow "through the mount (clustered, hand vectors)" mount engine index "target" met
+	srow "-------------------------------------------" ----- ------ ----- ------ ---
+	l=$(awk '$1 == "key=query" { print; exit }' "$RAW")
+	avail=$(field available "$l")
+	i50=$(sval index-clustered self_p50_us)
+	i99=$(sval index-clustered self_p99_us)
+	e50=$(sval store search_p50_us)
+	e99=$(sval store search_p99_us)
+	if [[ $avail == 0 ]]; then
+		srow "ls search/@ID?k=$SEARCH_K p50 [ms]" "not available" "$(scell store search_p50_us 0.001 2)" "$(scell index-clustered self_p50_us 0.001 2)" "<=2 ms" "-"
+		srow "  p99 [ms]" "not available" "$(scell store search_p99_us 0.001 2)" "$(scell index-clustered self_p99_us 0.001 2)" "<=10 ms" "-"
+		echo "  (this t4dxfs has no search/ directory: the mount figures are not measured)"
+	else
+		q50=$(sval query p50_us)
+		q99=$(sval query p99_us)
+		srow "ls search/@ID?k=$SEARCH_K p50 [ms]" "$(scell query p50_us 0.001 2)" \
+			"$(scell store search_p50_us 0.001 2)" "$(scell index-clustered self_p50_us 0.001 2)" "<=2 ms" \
+			"$(at_most "$q50" 2000)"
+		srow "  p99 [ms]" "$(scell query p99_us 0.001 2)" \
+			"$(scell store search_p99_us 0.001 2)" "$(scell index-clustered self_p99_us 0.001 2)" "<=10 ms" \
+			"$(at_most "$q99" 10000)"
+		srow "  mount / index, mount / engine (p50)" "$(ratio "$q50" "$i50")" "$(ratio "$q50" "$e50")" "" "" ""
+		srow "  mount / index, mount / engine (p99)" "$(ratio "$q99" "$i99")" "$(ratio "$q99" "$e99")" "" "" ""
+		srow "  results a query (of $SEARCH_K)" "$(scell query results 1 1)" "$(scell store search_results 1 1)" "" "" ""
+		if ! failed query-ls t4dx && [[ -n $(median query-ls t4dx seconds) ]]; then
+			srow "coreutils ls, a process each, p50/p99 [ms]" \
+				"$(fmt "$(spct query-ls t4dx seconds 0.5)" 1000 2)/$(fmt "$(spct query-ls t4dx seconds 0.99)" 1000 2)" \
+				"" "" "" ""
+			srow "  ls of an empty local directory [ms]" \
+				"$(fmt "$(spct query-ls-empty local seconds 0.5)" 1000 2)/$(fmt "$(spct query-ls-empty local seconds 0.99)" 1000 2)" \
+				"" "" "" ""
+		elif failed query-ls t4dx; then
+			srow "coreutils ls, a process each, p50/p99 [ms]" FAILED "" "" "" ""
+		fi
+	fi
+	rss=$(search_rss queries)
+	srow "daemon VmHWM: mount, queries, nrem [MiB]" "$(fmt "$(search_rss mount)" 0.0009765625 1)" \
+		"$(fmt "$rss" 0.0009765625 1)" "$(fmt "$(search_rss compaction)" 0.0009765625 1)" \
+		"<256 MiB queries" "$(at_most "$rss" $((256 * 1024 - 1)))"
+	cv=$(sval compact-vec seconds)
+	cn=$(sval compact-novec seconds)
+	srow "nrem compaction, with / without vectors [s]" \
+		"$(scell compact-vec seconds 1 2)" "$(scell compact-novec seconds 1 2)" \
+		"$(ratio "$cv" "$cn")" "" ""
+	srow "store: put, close (flush), open [s]" \
+		"$(scell store put_s 1 2)" "$(scell store close_s 1 2)" "$(scell store open_s 1 2)" "" ""
+	echo "  (mount: one process lists the query directory as ls does; engine: t4dx_search"
+	echo "  in-process on the same store; index: the same queries on one index of the vectors)"
+
+	echo
+	on=$(sval write16-builtin ops_per_s)
+	off=$(sval write16-off ops_per_s)
+	srow "16 writers, durable 1 KiB [items/s]" builtin off ratio target met
+	srow "  medians of $ROUNDS rounds" "$(scell write16-builtin ops_per_s 1 0)" \
+		"$(scell write16-off ops_per_s 1 0)" "$(ratio "$on" "$off")" ">=0.95x" \
+		"$(verdict "$on" "$off" '>=' 0.95)"
+	srow "  latency p50 / p99 [us]" \
+		"$(scell write16-builtin p50_us 1 0)/$(scell write16-builtin p99_us 1 0)" \
+		"$(scell write16-off p50_us 1 0)/$(scell write16-off p99_us 1 0)" "" "" ""
+}
