@@ -129,7 +129,10 @@ assert_not_live() {
 
 @test "a damaged block that no archive covers: only its own items are lost, the segment's whole blocks are kept, health says degraded" {
 	local cfg ref=$T4DX_TMP/ref i
-	cfg=$(t4dx_config_file '{"wal":{"archive_max_bytes":0},"health":{"verify_at_start":true}}')
+	# no vectors: a damaged vector part costs only vectors (test_seg),
+	# and the damage here must hit content
+	cfg=$(t4dx_config_file '{"wal":{"archive_max_bytes":0},"health":{"verify_at_start":true},
+		"vector":{"embedder":"off"}}')
 	mkdir "$ref"
 	t4dx_start -o "config=$cfg"
 	for ((i = 0; i < 120; i++)); do
@@ -233,7 +236,11 @@ assert_not_live() {
 }
 
 @test "a damaged block found by a read: EIO, never the damaged bytes; the read leaves the marker the next start acts on" {
-	t4dx_start
+	local cfg
+	# no vectors: a damaged vector part costs only vectors (test_seg),
+	# and the damage here must hit content
+	cfg=$(t4dx_config_file '{"vector":{"embedder":"off"}}')
+	t4dx_start -o "config=$cfg"
 	write_history
 	local want
 	want=$(t4dx_tree_state) || fail "tree state"
@@ -259,7 +266,7 @@ assert_not_live() {
 	((eio > 0)) || fail "no read met the damaged block"
 	assert_file_exists "$victim.damaged"
 	t4dx_stop
-	t4dx_start
+	t4dx_start -o "config=$cfg"
 	assert_file_exists "$DATA/quarantine/$base"
 	assert_file_not_exists "$victim.damaged"
 	run t4dx_tree_state
