@@ -102,6 +102,7 @@ static int data_span(int fd, uint64_t from, uint64_t to, struct replay *rp,
 		int rc = read_more(fd, rp->p, want, from, &got);
 		if (rc)
 			return rc;
+		rp->rep.bytes_read += got;
 		if (got == 0)
 			break;          /* shorter than fstat said: nothing */
 		for (size_t i = 0; !any && i < got; i++)
@@ -166,6 +167,7 @@ int wal_read_file(struct replay *rp, int fd, uint64_t name,
 				return rc;
 			scan = have;
 			have += got;
+			rp->rep.bytes_read += got;
 			eof = got == 0;
 			if (rp->progress && got)
 				rp->progress(rp->arg, got);

@@ -1,0 +1,430 @@
+/* test_replay.c - the replay at open: log files the segments already
+ * cover are not read (issue 10: a restart after a kill between a MANIFEST
+ * and the archiving of its files read and parsed them all), damage in
+ * them loses nothing, a file that straddles the flushed LSN is read, and
+ * the archive keeps what a rebuild of a segment needs. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "faults.h"
+#include "t4dx.h"
+#include "unit.h"
+
+#define R T4DX_ROOT_INO
+#define ITEM 8192               /* bytes of content per item */
+#define NA 40                   /* items flushed to a segment */
+#define NB 5                    /* items only the log holds */
+#define MAXF 64                 /* log files a test looks at */
+
+static void config(struct t4dx_config *c)
+{
+	t4dx_config_defaults(c);
+	strcpy(c->vector.embedder, "off");      /* no records of its own */
+	c->wal.max_file_bytes = 16384;          /* two items a file */
+	c->wal.checkpoint_bytes = 1 << 30;      /* flushes only when asked */
+}
+
+static struct t4dx *open_db(const char *dir, const struct t4dx_config *cfg)
+{
+	struct t4dx *db = NULL;
+	char msg[256];
+	int rc = t4dx_open(dir, cfg, &db, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
+/* The content of item name: ITEM bytes that depend on the name. */
+static void content_for(const char *name, char *out)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < ITEM; i++)
+		out[i] = i % 64 < n ? name[i % 64] : (char)('a' + i % 23);
+}
+
+static int put_item(struct t4dx *db, const char *name)
+{
+	static char buf[ITEM];
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	content_for(name, buf);
+	REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	e.importance = 0.5;
+	e.content = t4dx_blob_from(buf, ITEM);
+	e.size = ITEM;
+	int rc = t4dx_put(db, &e, 0, NULL);
+	t4dx_entry_clear(&e);
+	return rc;
+}
+
+/* Does the store hold item name with its content? */
+static bool has_item(struct t4dx *db, const char *name)
+{
+	static char want[ITEM];
+	struct t4dx_entry e;
+	if (t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT, &e))
+		return false;
+	content_for(name, want);
+	bool ok = e.size == ITEM && e.content &&
+		  memcmp(e.content->data, want, ITEM) == 0;
+	t4dx_entry_clear(&e);
+	return ok;
+}
+
+/* How many of a0..a(NA-1) and b0..b(NB-1) the store holds whole. */
+static int count_items(struct t4dx *db)
+{
+	char name[16];
+	int n = 0;
+	for (int i = 0; i < NA + NB; i++) {
+		if (i < NA)
+			snprintf(name, sizeof(name), "a%d", i);
+		else
+			snprintf(name, sizeof(name), "b%d", i - NA);
+		n += has_item(db, name);
+	}
+	return n;
+}
+
+/* The first LSNs of the log files in dir, sorted (at most MAXF). */
+static size_t list_logs(const char *dir, uint64_t *out)
+{
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	REQUIRE(d);
+	struct dirent *de;
+	while ((de = readdir(d)) && n < MAXF) {
+		size_t len = strlen(de->d_name);
+		if (len == 26 && !strcmp(de->d_name + 20, ".jsonl"))
+			out[n++] = strtoull(de->d_name, NULL, 10);
+	}
+	closedir(d);
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
+			uint64_t t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
+}
+
+static void log_path(char *out, size_t n, const char *dir, uint64_t first)
+{
+	snprintf(out, n, "%s/%020" PRIu64 ".jsonl", dir, first);
+}
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) ? -1 : (long long)st.st_size;
+}
+
+/* Append the bytes of file from to file to. */
+static void append_file(const char *to, const char *from)
+{
+	char buf[65536];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "ab");
+	REQUIRE(in && out);
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		REQUIRE(fwrite(buf, 1, n, out) == n);
+	fclose(in);
+	REQUIRE(fclose(out) == 0);
+}
+
+static uint64_t flushed_lsn(const char *dir)
+{
+	char path[PATH_MAX], buf[4096];
+	snprintf(path, sizeof(path), "%s/MANIFEST", dir);
+	FILE *f = fopen(path, "r");
+	REQUIRE(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strstr(buf, "\"flushed_lsn\":");
+	REQUIRE(p);
+	return strtoull(p + 14, NULL, 10);
+}
+
+/* A store as a daemon killed between a flush's MANIFEST and the archiving
+ * of the log files it covers leaves it: a0.. flushed to a segment, their
+ * log files back in wal/ (where the archive took them from), b0.. in the
+ * log only, and no clean close.  Returns the flushed LSN; *covered and
+ * *covered_bytes: the files put back and their bytes. */
+static uint64_t make_store(const char *dir, size_t *covered,
+			   long long *covered_bytes)
+{
+	struct t4dx_config cfg;
+	config(&cfg);
+	char name[16];
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir, &cfg);
+		for (int i = 0; i < NA; i++) {
+			snprintf(name, sizeof(name), "a%d", i);
+			if (put_item(db, name))
+				_exit(2);
+		}
+		if (t4dx_flush(db))
+			_exit(3);
+		for (int i = 0; i < NB; i++) {
+			snprintf(name, sizeof(name), "b%d", i);
+			if (put_item(db, name))
+				_exit(4);
+		}
+		_exit(0);       /* a crash: no close */
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+
+	char wal[PATH_MAX], arch[PATH_MAX], from[PATH_MAX + 32],
+	     to[PATH_MAX + 32];
+	uint64_t names[MAXF];
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	snprintf(arch, sizeof(arch), "%s/wal/archive", dir);
+	size_t n = list_logs(arch, names);
+	REQUIRE(n >= 4);
+	*covered_bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		log_path(from, sizeof(from), arch, names[i]);
+		log_path(to, sizeof(to), wal, names[i]);
+		*covered_bytes += file_size(from);
+		REQUIRE(rename(from, to) == 0);
+	}
+	*covered = n;
+	return flushed_lsn(dir);
+}
+
+/* The bytes of the live log files named after lsn. */
+static long long live_bytes_after(const char *dir, uint64_t lsn)
+{
+	char wal[PATH_MAX], path[PATH_MAX + 32];
+	uint64_t names[MAXF];
+	long long total = 0;
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	size_t n = list_logs(wal, names);
+	for (size_t i = 0; i < n; i++)
+		if (names[i] > lsn) {
+			log_path(path, sizeof(path), wal, names[i]);
+			total += file_size(path);
+		}
+	return total;
+}
+
+/* The covered files are not read (the bytes read are those of the files
+ * after the flushed LSN, which hold b0..; reading is the whole file and
+ * its padding once more at most), the records after them are replayed,
+ * and the files go to the archive. */
+static void test_covered_not_read(void)
+{
+	const char *dir = unit_tmpdir("replay-covered");
+	size_t covered;
+	long long cbytes;
+	uint64_t flushed = make_store(dir, &covered, &cbytes);
+	long long after = live_bytes_after(dir, flushed);
+	REQUIRE(after > 0 && cbytes > 2 * after);
+
+	struct t4dx_config cfg;
+	config(&cfg);
+	struct t4dx *db = open_db(dir, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.wal_files_covered, covered);
+	CHECK(st.recovery.wal_bytes_read <= (uint64_t)(2 * after));
+	CHECK(st.recovery.wal_bytes_read > 0);
+	CHECK_EQ_INT(st.recovery.records_replayed, NB);
+	CHECK_EQ_INT(st.recovery.bytes_dropped, 0);
+	CHECK_EQ_INT(count_items(db), NA + NB);
+	/* archived as the flush would have done */
+	char wal[PATH_MAX], arch[PATH_MAX];
+	uint64_t names[MAXF];
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	snprintf(arch, sizeof(arch), "%s/wal/archive", dir);
+	CHECK_EQ_INT(list_logs(arch, names), covered);
+	size_t n = list_logs(wal, names);
+	for (size_t i = 0; i < n; i++)
+		CHECK(names[i] > flushed);
+	REQUIRE(t4dx_close(db) == 0);
+
+	/* and again after a clean close */
+	db = open_db(dir, &cfg);
+	CHECK_EQ_INT(count_items(db), NA + NB);
+	REQUIRE(t4dx_close(db) == 0);
+	unit_rm_rf(dir);
+}
+
+struct found {
+	int damage;
+	char file[PATH_MAX];
+};
+
+static void on_finding(void *arg, bool damage, const char *file,
+		       int64_t offset, const char *what)
+{
+	struct found *f = arg;
+	(void)offset;
+	(void)what;
+	if (damage && !f->damage++)
+		snprintf(f->file, sizeof(f->file), "%s", file);
+}
+
+/* Damage in covered files (a record whose bytes changed, a torn last
+ * line, a file removed from the middle) costs nothing: the open neither
+ * reads nor cuts them, reports no loss, and serves every item; the
+ * damaged file goes to the archive as it is, where t4dx verify still
+ * finds the damage. */
+static void test_covered_damaged(void)
+{
+	const char *dir = unit_tmpdir("replay-damaged");
+	size_t covered;
+	long long cbytes;
+	(void)make_store(dir, &covered, &cbytes);
+	char wal[PATH_MAX], arch[PATH_MAX], path[PATH_MAX + 32];
+	uint64_t names[MAXF];
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	snprintf(arch, sizeof(arch), "%s/wal/archive", dir);
+	REQUIRE(list_logs(wal, names) == covered + 3 && covered >= 4);
+	/* the second file: a byte of its first record's content */
+	log_path(path, sizeof(path), wal, names[1]);
+	long long size1 = file_size(path);
+	int fd = open(path, O_WRONLY);
+	REQUIRE(fd >= 0);
+	REQUIRE(pwrite(fd, "#", 1, 600) == 1);
+	close(fd);
+	uint64_t damaged = names[1];
+	/* the third: its last line torn */
+	log_path(path, sizeof(path), wal, names[2]);
+	REQUIRE(truncate(path, file_size(path) - 100) == 0);
+	/* the fourth: gone */
+	log_path(path, sizeof(path), wal, names[3]);
+	REQUIRE(unlink(path) == 0);
+
+	struct t4dx_config cfg;
+	config(&cfg);
+	struct t4dx *db = open_db(dir, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.wal_files_covered, covered - 1);
+	CHECK_EQ_INT(st.recovery.bytes_dropped, 0);
+	CHECK_EQ_INT(st.recovery.wal_gap_from, 0);
+	CHECK_EQ_INT(st.recovery.wal_files_quarantined, 0);
+	CHECK_EQ_INT(st.recovery.records_replayed, NB);
+	CHECK_EQ_INT(count_items(db), NA + NB);
+	REQUIRE(t4dx_close(db) == 0);
+	log_path(path, sizeof(path), arch, damaged);
+	CHECK_EQ_INT(file_size(path), size1);
+
+	struct t4dx_verify_report rep;
+	struct found f = { 0 };
+	char msg[256];
+	CHECK_EQ_INT(t4dx_verify(dir, 0, on_finding, NULL, &f, &rep, msg,
+				 sizeof(msg)), 0);
+	CHECK(f.damage > 0);
+	CHECK(strstr(f.file, "archive") != NULL);
+	unit_rm_rf(dir);
+}
+
+/* A file whose records run past the flushed LSN is read, its records up
+ * to it skipped and the others replayed: here the last covered file and
+ * the first one after it made one (as a log without a rotation at the
+ * flush would have). */
+static void test_straddling_file(void)
+{
+	const char *dir = unit_tmpdir("replay-straddle");
+	size_t covered;
+	long long cbytes;
+	uint64_t flushed = make_store(dir, &covered, &cbytes);
+	char wal[PATH_MAX], path[PATH_MAX + 32], next[PATH_MAX + 32];
+	uint64_t names[MAXF];
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	size_t n = list_logs(wal, names);
+	REQUIRE(n >= covered + 2 && names[covered] == flushed + 1);
+	log_path(path, sizeof(path), wal, names[covered - 1]);
+	log_path(next, sizeof(next), wal, names[covered]);
+	append_file(path, next);
+	REQUIRE(unlink(next) == 0);
+
+	struct t4dx_config cfg;
+	config(&cfg);
+	struct t4dx *db = open_db(dir, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.wal_files_covered, covered - 1);
+	CHECK_EQ_INT(st.recovery.records_replayed, NB);
+	CHECK_EQ_INT(st.recovery.wal_gap_from, 0);
+	CHECK_EQ_INT(count_items(db), NA + NB);
+	REQUIRE(t4dx_close(db) == 0);
+	unit_rm_rf(dir);
+}
+
+/* The covered files go to the archive, not away: a segment found damaged
+ * at a later start is rebuilt from them. */
+static void test_rebuild_after_archive(void)
+{
+	const char *dir = unit_tmpdir("replay-rebuild");
+	size_t covered;
+	long long cbytes;
+	(void)make_store(dir, &covered, &cbytes);
+	struct t4dx_config cfg;
+	config(&cfg);
+	struct t4dx *db = open_db(dir, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.wal_files_covered, covered);
+	REQUIRE(t4dx_close(db) == 0);
+
+	/* the oldest segment holds a0..: a byte of its first block */
+	char seg[PATH_MAX], path[PATH_MAX + 32];
+	snprintf(seg, sizeof(seg), "%s/seg", dir);
+	DIR *d = opendir(seg);
+	REQUIRE(d);
+	struct dirent *de;
+	char first[64] = "";
+	while ((de = readdir(d)))
+		if (strlen(de->d_name) == 24 &&
+		    !strcmp(de->d_name + 20, ".t4s") &&
+		    (!*first || strcmp(de->d_name, first) < 0))
+			snprintf(first, sizeof(first), "%s", de->d_name);
+	closedir(d);
+	REQUIRE(*first);
+	snprintf(path, sizeof(path), "%s/%s", seg, first);
+	int fd = open(path, O_RDWR);
+	REQUIRE(fd >= 0);
+	unsigned char c;
+	REQUIRE(pread(fd, &c, 1, 200) == 1);
+	c ^= 0x5a;
+	REQUIRE(pwrite(fd, &c, 1, 200) == 1);
+	close(fd);
+
+	cfg.health.verify_at_start = true;
+	db = open_db(dir, &cfg);
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
+	CHECK_EQ_INT(st.recovery.rebuild_missing_before, 0);
+	CHECK(st.recovery.items_rebuilt > 0);
+	CHECK_EQ_INT(count_items(db), NA + NB);
+	REQUIRE(t4dx_close(db) == 0);
+	unit_rm_rf(dir);
+}
+
+int main(void)
+{
+	RUN(test_covered_not_read);
+	RUN(test_covered_damaged);
+	RUN(test_straddling_file);
+	RUN(test_rebuild_after_archive);
+	UNIT_DONE();
+}
