@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "rec.h"
 #include "t4dx.h"
 #include "unit.h"
+#include "wal.h"
 
 #define R T4DX_ROOT_INO
 #define ITEM 8192               /* bytes of content per item */
@@ -420,11 +422,54 @@ static void test_rebuild_after_archive(void)
 	unit_rm_rf(dir);
 }
 
+/* Damage between megabytes of padding (a crash in the middle of a large
+ * group leaves the padding written ahead of it): the bytes dropped run
+ * from the first byte that is not '\n' to the '\n' after the last such
+ * byte, however many reads of the file that spans. */
+static void test_padding_span(void)
+{
+	const char *base = unit_tmpdir("replay-padding");
+	char wal[PATH_MAX], q[PATH_MAX], path[PATH_MAX + 32];
+	snprintf(wal, sizeof(wal), "%s/wal", base);
+	snprintf(q, sizeof(q), "%s/quarantine", base);
+	REQUIRE(mkdir(wal, 0700) == 0);
+	const size_t pad1 = (3u << 20) + 7, pad2 = (5u << 20) + 3, pad3 = 999;
+	struct t4dx_buf b = { 0 };
+	struct t4dx_rec r = { .lsn = 1, .op = T4DX_OP_PROBE };
+	REQUIRE(t4dx_rec_encode(&r, &b) == 0);
+	size_t rec_len = b.len;
+	const char *junk1 = "junk\n", *junk2 = "more junk\n";
+	for (int part = 0; part < 5; part++) {
+		const char *s = part == 1 ? junk1 : part == 3 ? junk2 : NULL;
+		size_t n = part == 0 ? pad1 : part == 2 ? pad2 : pad3;
+		if (s)
+			REQUIRE(t4dx_buf_add(&b, s, strlen(s)) == 0);
+		else
+			for (size_t i = 0; i < n; i++)
+				REQUIRE(t4dx_buf_add(&b, "\n", 1) == 0);
+	}
+	log_path(path, sizeof(path), wal, 1);
+	FILE *f = fopen(path, "wb");
+	REQUIRE(f && fwrite(b.p, 1, b.len, f) == b.len && fclose(f) == 0);
+
+	struct t4dx_wal *w;
+	struct t4dx_wal_report rep;
+	REQUIRE(t4dx_wal_open(wal, q, 0, 1 << 26, NULL, NULL, &rep, &w) == 0);
+	CHECK_EQ_INT(rep.bytes_dropped,
+		     strlen(junk1) + pad2 + strlen(junk2));
+	CHECK_EQ_INT(rep.last_lsn, 1);
+	t4dx_wal_close(w);
+	CHECK_EQ_INT(file_size(path), rec_len);
+	t4dx_buf_free(&b);
+	unit_rm_rf(base);
+}
+
 int main(void)
 {
 	RUN(test_covered_not_read);
 	RUN(test_covered_damaged);
 	RUN(test_straddling_file);
 	RUN(test_rebuild_after_archive);
+	RUN(test_padding_span);
 	UNIT_DONE();
 }
