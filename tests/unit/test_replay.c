@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <lz4.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +19,12 @@
 
 #include "faults.h"
 #include "rec.h"
+#include "seg.h"
 #include "t4dx.h"
 #include "unit.h"
+#include "vec.h"
 #include "wal.h"
+#include <zlib.h>
 
 #define R T4DX_ROOT_INO
 #define ITEM 8192               /* bytes of content per item */
@@ -464,6 +469,125 @@ static void test_padding_span(void)
 	unit_rm_rf(base);
 }
 
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static int count_entry(void *arg, struct t4dx_entry *e)
+{
+	(*(int *)arg)++;
+	t4dx_entry_clear(e);
+	return 0;
+}
+
+/* A segment block whose CRCs all pass but whose record does not decode
+ * (a vector value that is not finite, which no writer puts there: made
+ * here by hand, the vector part decompressed, changed, compressed again,
+ * its CRC and the index's and footer's CRCs made right) counts as a lost
+ * block when the segment is salvaged, next to a block whose CRC fails;
+ * it used to fail the salvage, and with it the open that rebuilds the
+ * segment. */
+static void test_salvage_undecodable(void)
+{
+	enum { N = 6, DIM = 64, CONTENT = 10000, NAN_BLOCK = 2, BAD_BLOCK = 4 };
+	const char *base = unit_tmpdir("replay-salvage");
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/seg.t4s", base);
+	struct t4dx_entry ents[N], *v[N];
+	static char content[CONTENT];
+	float x[DIM];
+	memset(content, 'c', sizeof(content));
+	for (int i = 0; i < N; i++) {
+		char name[8];
+		struct t4dx_entry *e = &ents[i];
+		memset(e, 0, sizeof(*e));
+		snprintf(name, sizeof(name), "e%d", i);
+		REQUIRE(t4dx_entry_set_key(e, R, name, strlen(name)) == 0);
+		e->mode = S_IFREG | 0644;
+		e->lsn = (uint64_t)i + 1;
+		e->ino = (uint64_t)i + 100;
+		e->content = t4dx_blob_from(content, CONTENT);
+		e->size = CONTENT;
+		for (int j = 0; j < DIM; j++)
+			x[j] = (float)sin(i * 7.0 + j * 1.3);
+		e->vec_src = T4DX_VEC_HAND;
+		e->vec = t4dx_vec_new(x, DIM);
+		REQUIRE(e->vec);
+		v[i] = e;
+	}
+	REQUIRE(t4dx_seg_write(path, v, N, 1, N) == 0);
+	for (int i = 0; i < N; i++)
+		t4dx_entry_clear(&ents[i]);
+
+	size_t len;
+	FILE *f = fopen(path, "rb");
+	REQUIRE(f && fseek(f, 0, SEEK_END) == 0);
+	len = (size_t)ftell(f);
+	unsigned char *p = malloc(len);
+	REQUIRE(p && fseek(f, 0, SEEK_SET) == 0 && fread(p, 1, len, f) == len);
+	fclose(f);
+	unsigned char *foot = p + len - 88;
+	uint64_t ioff = get64(foot), ilen = get64(foot + 8);
+	REQUIRE(get32(foot + 56) == N && get32(foot + 72) == 4);
+	/* the index entries: 68 bytes and the two key names */
+	unsigned char *ie[N], *q = p + ioff;
+	for (int i = 0; i < N; i++) {
+		ie[i] = q;
+		uint16_t n1 = (uint16_t)(q[56] | q[57] << 8);
+		uint16_t n2 = (uint16_t)(q[66 + n1] | q[67 + n1] << 8);
+		q += 68 + n1 + n2;
+	}
+	REQUIRE(q == p + ioff + ilen);
+
+	/* one vector value of block NAN_BLOCK becomes a NaN */
+	unsigned char *b = ie[NAN_BLOCK];
+	uint64_t off = get64(b);
+	uint32_t clen = get32(b + 8), cclen = get32(b + 24);
+	uint32_t vclen = get32(b + 36), vraw = get32(b + 40);
+	REQUIRE(vclen > 0 && vraw == 4 * DIM);
+	unsigned char *vp = p + off + clen + cclen;
+	REQUIRE(get32(b + 44) == (uint32_t)crc32(0, vp, vclen));
+	char raw[4 * DIM], comp[LZ4_COMPRESSBOUND(4 * DIM)];
+	REQUIRE(LZ4_decompress_safe((const char *)vp, raw, (int)vclen,
+				    (int)vraw) == (int)vraw);
+	memcpy(raw + 8, "\x00\x00\xc0\x7f", 4);   /* a quiet NaN */
+	int k = LZ4_compress_default(raw, comp, (int)vraw, (int)sizeof(comp));
+	REQUIRE(k == (int)vclen);       /* incompressible: as long */
+	memcpy(vp, comp, vclen);
+	put32(b + 44, (uint32_t)crc32(0, vp, vclen));
+	/* and block BAD_BLOCK's meta part is damaged (its CRC fails) */
+	p[get64(ie[BAD_BLOCK]) + 3] ^= 0x40;
+	put32(foot + 60, (uint32_t)crc32(0, p + ioff, (uInt)ilen));
+	put32(foot + 76, (uint32_t)crc32(0, foot, 76));
+	f = fopen(path, "wb");
+	REQUIRE(f && fwrite(p, 1, len, f) == len && fclose(f) == 0);
+	free(p);
+
+	struct t4dx_seg *s;
+	REQUIRE(t4dx_seg_open(path, 1, &s) == 0);
+	CHECK(t4dx_seg_verify(s) != 0);         /* the bad block */
+	int got = 0;
+	size_t lost = 99;
+	CHECK_EQ_INT(t4dx_seg_salvage(s, count_entry, &got, &lost), 0);
+	CHECK_EQ_INT(lost, 2);
+	CHECK_EQ_INT(got, N - 2);
+	t4dx_seg_unref(s);
+	unit_rm_rf(base);
+}
+
 int main(void)
 {
 	RUN(test_covered_not_read);
@@ -471,5 +595,6 @@ int main(void)
 	RUN(test_straddling_file);
 	RUN(test_rebuild_after_archive);
 	RUN(test_padding_span);
+	RUN(test_salvage_undecodable);
 	UNIT_DONE();
 }
