@@ -316,6 +316,9 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	db->recovery.wal_gap_from = rep.gap_from;
 	db->recovery.wal_gap_to = rep.gap_to;
 	db->recovery.wal_files_quarantined = rep.files_quarantined;
+	db->recovery.wal_bytes_read = rep.bytes_read;
+	db->recovery.wal_files_covered = rep.files_covered;
+	eng_archive_covered(db, rep.files_covered);
 	/* one alert per hole; the records after each were replayed */
 	for (uint64_t i = 0; i < rep.gaps && i < T4DX_WAL_HOLES; i++)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,

@@ -386,6 +386,8 @@ int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 		      size_t msglen);
 /* Read-only open: replay the WAL into the memtable, change nothing. */
 int eng_open_wal_readonly(struct t4dx *db, char *msg, size_t msglen);
+/* After the WAL's open: archive the log files it found covered. */
+void eng_archive_covered(struct t4dx *db, uint64_t files);
 /* Replay the rescue files in dir whose names start with prefix. */
 void eng_replay_rescue_dir(struct t4dx *db, const char *dir,
 			   const char *prefix);

@@ -550,6 +550,35 @@ int eng_open_wal_readonly(struct t4dx *db, char *msg, size_t msglen)
 	return 0;
 }
 
+/* The log files that the MANIFEST's flushed LSN covers whole are not
+ * read by the WAL's open (t4dx_wal_open, rep.files_covered): a daemon
+ * killed between a MANIFEST and the archiving of the files it covers
+ * leaves them in wal/.  They go to the archive now, as that checkpoint
+ * would have moved them, and the archive is trimmed to its budget: the
+ * segments are open by now and a rebuild from the archive
+ * (eng_load_segments) is done, so nothing it needs is trimmed away that
+ * a checkpoint would have kept.  The MANIFEST was read from disk, but the
+ * daemon that wrote it may have died before its directory was fsynced:
+ * the directory is fsynced first, so that a power cut cannot bring back
+ * an older MANIFEST whose records then sit in the archive, which no start
+ * replays.  Failing that, the files stay live (read again by no start:
+ * they are still covered) and the next checkpoint moves them. */
+void eng_archive_covered(struct t4dx *db, uint64_t files)
+{
+	if (!files)
+		return;
+	int rc = t4dx_io_fsync_dir(db->dir);
+	if (!rc)
+		rc = t4dx_wal_archive(db->wal, db->flushed_lsn,
+				      db->cfg.wal.archive_max_bytes);
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"%llu WAL files already in segments could not "
+				"be moved to the archive: %s (the next flush "
+				"tries again)", (unsigned long long)files,
+				t4dx_strerror(rc));
+}
+
 /* ---- rescue files ------------------------------------------------------
  * Written at close by fallback.c; replayed here, at open. */
 

@@ -86,9 +86,10 @@ int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 /* What a damaged segment still holds: every entry (with its content) of
  * each block whose meta and content parts read back whole and pass their
  * checks, in key order, to fn, which owns the entry's content reference
- * from then on; *lost counts the blocks that did not.  A block whose
- * vector part alone is damaged is kept, its entries without vectors (see
- * t4dx_seg_vec_lost).  0, ENOMEM, or what fn returned. */
+ * from then on; *lost counts the blocks that did not, and those with a
+ * record that does not decode (whose other records are passed on).  A
+ * block whose vector part alone is damaged is kept, its entries without
+ * vectors (see t4dx_seg_vec_lost).  0, ENOMEM, or what fn returned. */
 int t4dx_seg_salvage(struct t4dx_seg *s,
 		     int (*fn)(void *arg, struct t4dx_entry *e), void *arg,
 		     size_t *lost);

@@ -452,12 +452,22 @@ int t4dx_seg_salvage(struct t4dx_seg *s,
 			(*lost)++;
 			continue;
 		}
+		/* a block whose CRCs pass may still hold a record that does
+		 * not decode (a vector value that is not finite): the block
+		 * counts as lost, its other records are kept */
+		bool bad = false;
 		for (uint32_t r = 0; !rc && r < b->nrec; r++) {
 			struct t4dx_entry e;
 			rc = seg_rec_decode(s, b, c, r, true, &e);
+			if (rc && rc != ENOMEM) {
+				bad = true;
+				rc = 0;
+				continue;
+			}
 			if (!rc)
 				rc = fn(arg, &e);   /* takes e's content */
 		}
+		*lost += bad;
 		seg_block_unref(b);
 		seg_cpart_unref(c);
 		if (rc)

@@ -193,7 +193,11 @@ struct t4dx;
 struct t4dx_recovery {
 	uint64_t records_replayed;
 	uint64_t bytes_dropped;         /* torn or damaged WAL tail removed */
-	uint64_t wal_files;
+	uint64_t wal_files;             /* WAL files read */
+	uint64_t wal_bytes_read;        /* bytes read from them */
+	/* WAL files whose records the segments already held, not read and
+	 * moved to the archive */
+	uint64_t wal_files_covered;
 	uint64_t segments_quarantined;
 	uint64_t segments_damaged;      /* found damaged at open (read-only:
 	                                   rebuilt in memory, not moved) */

@@ -66,11 +66,14 @@
  *
  * RECOVERY (t4dx_wal_open)
  *
- * Files are read in LSN (= name) order.  Per file, lines are read from the
- * start.  If everything after the last valid record is '\n' bytes, that
- * is padding: the file ends cleanly there, nothing is dropped and the
- * padding is left for the writer.  Otherwise the file ends, for
- * recovery, at the first line that
+ * Files are read in LSN (= name) order, except the first ones that the
+ * segments cover whole: a file followed by one named from_lsn + 1 or less
+ * holds no record above from_lsn and is not read at all (nor checked:
+ * see wal_recover.c); it stays listed until t4dx_wal_archive moves it.
+ * Per file, lines are read from the start.  If everything after the last
+ * valid record is '\n' bytes, that is padding: the file ends cleanly
+ * there, nothing is dropped and the padding is left for the writer.
+ * Otherwise the file ends, for recovery, at the first line that
  *   - is torn (the file ends without '\n'),
  *   - does not decode (JSON, field or CRC error: t4dx_rec_decode; this
  *     includes an empty line and a line of 2^31 bytes or more), or

@@ -29,6 +29,10 @@ struct t4dx_wal_report {
 	uint64_t skipped;       /* valid records with lsn <= from_lsn */
 	uint64_t bytes_dropped; /* torn/damaged bytes truncated away */
 	uint64_t files;         /* WAL files read */
+	uint64_t bytes_read;    /* bytes read from them */
+	/* the first files, whose records the segments hold all (the next
+	 * file starts at from_lsn + 1 or before): listed, not read */
+	uint64_t files_covered, bytes_covered;
 	uint64_t last_lsn;      /* highest valid LSN found (or from_lsn) */
 	/* Records the log should hold and does not (a log file was
 	 * removed): before the first record found (from_lsn + 1 on) or
@@ -49,7 +53,9 @@ struct t4dx_wal_report {
 };
 
 /* Open the log in dir (DATA_DIR/wal; created with dir/archive if missing).
- * Replays, in LSN order, every valid record with lsn > from_lsn through fn;
+ * Replays, in LSN order, every valid record with lsn > from_lsn through fn
+ * (files whose records are all <= from_lsn are not read, see
+ * rep.files_covered; t4dx_wal_archive moves them);
  * stops at the first record that is torn, unparsable, fails its CRC or
  * breaks the LSN sequence, truncates the file there and moves any later
  * files that do not continue it to quarantine_dir (never deletes them).

@@ -84,6 +84,36 @@ static int take_record(struct replay *rp, struct file_result *fr,
 	return 0;
 }
 
+/* Padding runs to tens of MiB after a crash in the middle of a large
+ * group (pad_ahead pads the whole group first): it is compared a block
+ * at a time, not a byte at a time. */
+static const unsigned char newlines[4096] = {
+	[0 ... 4095] = '\n'
+};
+
+/* The offset of the first byte of p[0, n) that is not '\n', n if none. */
+static size_t first_data(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (n - i >= sizeof(newlines) &&
+	       !memcmp(p + i, newlines, sizeof(newlines)))
+		i += sizeof(newlines);
+	while (i < n && p[i] == '\n')
+		i++;
+	return i;
+}
+
+/* One past the last byte of p[0, n) that is not '\n', 0 if none. */
+static size_t end_of_data(const unsigned char *p, size_t n)
+{
+	while (n >= sizeof(newlines) &&
+	       !memcmp(p + n - sizeof(newlines), newlines, sizeof(newlines)))
+		n -= sizeof(newlines);
+	while (n > 0 && p[n - 1] == '\n')
+		n--;
+	return n;
+}
+
 /* Where, in [from, to), the file's data (bytes other than '\n') begins
  * and ends: *end is after its last such byte and the '\n' that follows
  * it, both are from if there is none (padding only).  Uses the read
@@ -102,18 +132,16 @@ static int data_span(int fd, uint64_t from, uint64_t to, struct replay *rp,
 		int rc = read_more(fd, rp->p, want, from, &got);
 		if (rc)
 			return rc;
+		rp->rep.bytes_read += got;
 		if (got == 0)
 			break;          /* shorter than fstat said: nothing */
-		for (size_t i = 0; !any && i < got; i++)
-			if (rp->p[i] != '\n') {
-				*begin = from + i;
-				any = true;
-			}
-		for (size_t i = got; i-- > 0;)
-			if (rp->p[i] != '\n') {
-				*end = from + i + 1;
-				break;
-			}
+		size_t last = end_of_data(rp->p, got);
+		if (last) {             /* data in this piece */
+			if (!any)
+				*begin = from + first_data(rp->p, got);
+			any = true;
+			*end = from + last;
+		}
 		from += got;
 	}
 	/* with the '\n' that ends the last line of data */
@@ -166,6 +194,7 @@ int wal_read_file(struct replay *rp, int fd, uint64_t name,
 				return rc;
 			scan = have;
 			have += got;
+			rp->rep.bytes_read += got;
 			eof = got == 0;
 			if (rp->progress && got)
 				rp->progress(rp->arg, got);

@@ -1,12 +1,14 @@
 /*
- * wal_recover.c - the recovery of t4dx_wal_open: replay every live file,
- * cut a torn or damaged tail (after copying it to the quarantine), move
- * the files after damage aside, and find where the next record goes.
+ * wal_recover.c - the recovery of t4dx_wal_open: list the files the
+ * segments cover whole without reading them, replay the others, cut a
+ * torn or damaged tail (after copying it to the quarantine), move the
+ * files after damage aside, and find where the next record goes.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "wal_int.h"
@@ -46,6 +48,35 @@ static int highest_lsn(const char *path, uint64_t name, uint64_t *top)
 	return rc;
 }
 
+/* How many of the first files the segments cover whole: file i when the
+ * next file's name is floor + 1 or less.  Its records run up to that
+ * name - 1 (an abandoned file may hold copies of a few more, which the
+ * next file holds too), so every one of them is <= floor: replay would
+ * check and skip them all.  They are not read at all, which keeps a
+ * restart from reading and parsing log files that a kill between a
+ * MANIFEST and the archiving of its files (or a checkpoint stalled
+ * behind a long group write) left in place.  The last file is always
+ * read: nothing after it bounds its records.
+ *
+ * Damage in such a file (a bad CRC, a torn line, a first record that is
+ * not its name) is then not found here, and nothing is lost by that: the
+ * records are in segments, and a reading would only have cut the file
+ * and gone on at the next, which continues the log through the floor
+ * rule anyway.  The file moves to the archive as it is; `t4dx verify`
+ * still reads every live and archived file and reports such damage
+ * (a rebuild of a segment from the archive reads such a file up to its
+ * damage, as it reads a file cut there). */
+static size_t covered_files(const struct replay *rp, const uint64_t *names,
+			    size_t n)
+{
+	size_t k = 0;
+	if (rp->floor == 0 || rp->floor == UINT64_MAX)
+		return 0;
+	while (k + 1 < n && names[k + 1] <= rp->floor + 1)
+		k++;
+	return k;
+}
+
 int wal_recover(struct t4dx_wal *w, struct replay *rp)
 {
 	uint64_t *names = NULL;
@@ -58,7 +89,20 @@ int wal_recover(struct t4dx_wal *w, struct replay *rp)
 	int rc = wal_list_dir(w->dir, &names, &n);
 	if (rc)
 		return rc;
-	size_t i = 0;
+	size_t i = 0, covered = covered_files(rp, names, n);
+	for (; i < covered; i++) {
+		/* listed for the archive (t4dx_wal_archive moves them) */
+		struct stat st;
+		wal_file_path(path, sizeof(path), w->dir, names[i]);
+		if (stat(path, &st)) {
+			rc = errno;
+			goto out;
+		}
+		if ((rc = wal_add_file(w, names[i], (uint64_t)st.st_size)))
+			goto out;
+		rp->rep.files_covered++;
+		rp->rep.bytes_covered += (uint64_t)st.st_size;
+	}
 	for (; i < n; i++) {
 		/* after damage, point in time: nothing later is applied;
 		 * after a clean end, a file that starts later means a file
