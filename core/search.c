@@ -91,31 +91,36 @@ static bool below(struct dnode *dirs, uint64_t ino, uint64_t dir)
 	return false;
 }
 
-/* The path of (parent, name) below the root: "a/b/name", malloc'd. */
+/* The path of (parent, name) below the root: "a/b/name", malloc'd; NULL
+ * if a directory on the way is not in dirs (or a cycle, which a sound
+ * store never has) or for want of memory.  Two walks up, the second
+ * writing from the end: any depth. */
 static char *path_of(struct dnode *dirs, uint64_t parent, const char *name,
 		     size_t name_len)
 {
-	const struct dnode *chain[256];
-	size_t depth = 0, len = name_len;
-	while (parent != T4DX_ROOT_INO) {
+	size_t len = name_len, depth = 0;
+	for (uint64_t at = parent; at != T4DX_ROOT_INO; depth++) {
 		struct dnode *d;
-		HASH_FIND(hh, dirs, &parent, sizeof(parent), d);
-		if (!d || depth == sizeof(chain) / sizeof(chain[0]))
+		HASH_FIND(hh, dirs, &at, sizeof(at), d);
+		if (!d || depth > HASH_COUNT(dirs))
 			return NULL;
-		chain[depth++] = d;
 		len += d->name_len + 1;
-		parent = d->parent;
+		at = d->parent;
 	}
-	char *p = malloc(len + 1), *o = p;
+	char *p = malloc(len + 1);
 	if (!p)
 		return NULL;
-	while (depth--) {
-		memcpy(o, chain[depth]->name, chain[depth]->name_len);
-		o += chain[depth]->name_len;
-		*o++ = '/';
-	}
+	char *o = p + len - name_len;
 	memcpy(o, name, name_len);
-	o[name_len] = 0;
+	p[len] = 0;
+	for (uint64_t at = parent; at != T4DX_ROOT_INO;) {
+		struct dnode *d;
+		HASH_FIND(hh, dirs, &at, sizeof(at), d);
+		*--o = '/';
+		o -= d->name_len;
+		memcpy(o, d->name, d->name_len);
+		at = d->parent;
+	}
 	return p;
 }
 

@@ -369,6 +369,36 @@ static uint64_t mkdir_in(struct t4dx *db, uint64_t parent, const char *name)
 	return e.ino;
 }
 
+/* A hit 300 directories down has its whole path (from review: past
+ * 256 levels the search failed with ENOMEM), before and after a flush. */
+static void test_deep_path(void)
+{
+	const char *dir = unit_tmpdir("sdeep");
+	struct t4dx *db = open_db(dir, 0);
+	uint64_t at = R;
+	char want[300 * 2 + 16] = "";
+	for (int i = 0; i < 300; i++) {
+		at = mkdir_in(db, at, "d");
+		strcat(want, "d/");
+	}
+	strcat(want, "deep");
+	float x[DIM];
+	vector_of(1, 1, x);
+	put_vec_in(db, at, "deep", x, 0.5);
+	for (int pass = 0; pass < 2; pass++) {
+		struct t4dx_search_opts o;
+		t4dx_search_defaults(&o);
+		struct t4dx_hit *h = NULL;
+		size_t n = 0;
+		CHECK_EQ_INT(t4dx_search(db, x, DIM, &o, &h, &n), 0);
+		CHECK(n == 1 && h && !strcmp(h[0].path, want));
+		t4dx_hits_free(h, n);
+		REQUIRE(t4dx_flush(db) == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* Every path of a search under dir starts with prefix, and the index
  * finds what exact search finds. */
 static bool all_under(struct t4dx *db, uint64_t dir, const float *q,
@@ -707,6 +737,7 @@ int main(void)
 	RUN(test_merge_rules);
 	RUN(test_filters);
 	RUN(test_dirs);
+	RUN(test_deep_path);
 	RUN(test_concurrent);
 	RUN(test_recall);
 	RUN(test_damaged_index);
