@@ -213,6 +213,10 @@ static int show_health(struct t4dxfs *fs, struct t4dx_buf *out)
 		     ju64(st.recovery.rebuild_missing_before), &ok);
 		jset(r, "wal_files_quarantined",
 		     ju64(st.recovery.wal_files_quarantined), &ok);
+		jset(r, "wal_files_covered",
+		     ju64(st.recovery.wal_files_covered), &ok);
+		jset(r, "wal_bytes_read", ju64(st.recovery.wal_bytes_read),
+		     &ok);
 		struct json_object *gap = json_object_new_array();
 		if (gap && (json_object_array_add(gap,
 				ju64(st.recovery.wal_gap_from)) ||

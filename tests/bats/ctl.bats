@@ -307,7 +307,9 @@ def check: (.ok | type == "boolean") and (.last_run_ns | type == "number") and
 (.unpersisted | type == "number") and
 (.recovery.records_replayed | type == "number") and
 (.recovery.bytes_dropped | type == "number") and
-(.recovery.segments_quarantined | type == "number")'
+(.recovery.segments_quarantined | type == "number") and
+(.recovery.wal_files_covered | type == "number") and
+(.recovery.wal_bytes_read | type == "number")'
 
 @test "health: a fresh mount is ok, level 0, normal, nothing unpersisted or recovered" {
 	local f=$MNT/.ctl/health
