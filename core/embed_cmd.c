@@ -13,16 +13,22 @@
  *             the content (its first T4DX_EMBED_MAX_BYTES bytes, cut at a
  *             character boundary), which is valid UTF-8: content that is
  *             not (binary) is never sent and gets no vector.
- *   answer    [x1,x2,...,xD]    exactly vector.dim (D) finite numbers
- *             null              this text gets no vector
+ *   answer    {"id":N,"vector":[x1,x2,...,xD]}
+ *                               exactly vector.dim (D) finite numbers
+ *             {"id":N,"vector":null}
+ *                               this text gets no vector
+ *             N is the request's: a line that answers another request
+ *             (an extra line, a late one) cannot give its vector to the
+ *             wrong file, and neither can bytes the program wrote before
+ *             it was asked anything.
  *
  * One request is outstanding at a time: the program answers each in
  * order before it gets the next.  An answer must come within
  * vector.timeout_s of its request.  Anything else (the program exits or
- * closes its stdout, the timeout passes, a line that is not JSON, an
- * array of another length, a value that is not a finite number or does
- * not fit a float, a line longer than the longest answer could be) is a
- * failure: the program and its process group are killed with SIGKILL,
+ * closes its stdout, the timeout passes, a line that is not JSON, another
+ * id, an array of another length, a value that is not a finite number or
+ * does not fit a float, a line longer than the longest answer could be,
+ * bytes waiting before a request is sent) is a failure: the program and its process group are killed with SIGKILL,
  * the file stays without a vector, and the program is started again for
  * the next request, but no sooner than a back-off after the failure (1 s,
  * doubled at each failure in a row up to 60 s, back to 1 s after an
@@ -315,10 +321,19 @@ static int read_line(struct t4dx_embed_cmd *c, size_t max, int64_t deadline,
 	}
 }
 
-/* The answer line p[0..len) as dim floats in out: 0, ENODATA for null,
- * EPROTO with why. */
-static int parse_answer(struct t4dx_embed_cmd *c, const char *p, size_t len,
-			float *out, char *why, size_t whylen)
+/* Whether the program has written bytes that were not read yet. */
+static bool pending(struct t4dx_embed_cmd *c)
+{
+	/* (an end of output is no such bytes: the request that follows
+	 * finds it and says so) */
+	char b;
+	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* The answer line p[0..len) to request id as dim floats in out: 0,
+ * ENODATA for a null vector, EPROTO with why. */
+static int parse_answer(struct t4dx_embed_cmd *c, uint64_t id, const char *p,
+			size_t len, float *out, char *why, size_t whylen)
 {
 	struct json_tokener *tok = json_tokener_new();
 	if (!tok)
@@ -333,20 +348,35 @@ static int parse_answer(struct t4dx_embed_cmd *c, const char *p, size_t len,
 	}
 	json_tokener_free(tok);
 	int rc = 0;
-	if (!a && len >= 4 && !strncmp(p, "null", 4) &&
-		   strspn(p + 4, " \t\r") == len - 4) {
+	struct json_object *jid = NULL, *vec = NULL;
+	bool has_vec = whole && json_object_is_type(a, json_type_object) &&
+		       json_object_object_get_ex(a, "vector", &vec);
+	if (!has_vec || !json_object_object_get_ex(a, "id", &jid) ||
+	    !json_object_is_type(jid, json_type_int)) {
+		snprintf(why, whylen, "answered something else than "
+			 "{\"id\":%llu,\"vector\":[%u numbers]}",
+			 (unsigned long long)id, c->dim);
+		rc = EPROTO;
+	} else if ((uint64_t)json_object_get_uint64(jid) != id ||
+		   json_object_get_int64(jid) < 0) {
+		snprintf(why, whylen, "answered request %lld, not %llu (a "
+			 "line too many, or one it was not asked for)",
+			 (long long)json_object_get_int64(jid),
+			 (unsigned long long)id);
+		rc = EPROTO;
+	} else if (!vec) {
 		rc = ENODATA;                   /* json-c gives NULL for null */
-	} else if (!whole || !json_object_is_type(a, json_type_array)) {
-		snprintf(why, whylen, "answered something else than a JSON "
+	} else if (!json_object_is_type(vec, json_type_array)) {
+		snprintf(why, whylen, "answered a vector that is not a JSON "
 			 "array of %u numbers", c->dim);
 		rc = EPROTO;
-	} else if (json_object_array_length(a) != c->dim) {
+	} else if (json_object_array_length(vec) != c->dim) {
 		snprintf(why, whylen, "answered %zu numbers, not %u",
-			 json_object_array_length(a), c->dim);
+			 json_object_array_length(vec), c->dim);
 		rc = EPROTO;
 	} else {
 		for (uint32_t i = 0; i < c->dim && !rc; i++) {
-			struct json_object *v = json_object_array_get_idx(a, i);
+			struct json_object *v = json_object_array_get_idx(vec, i);
 			enum json_type t = json_object_get_type(v);
 			double d = t == json_type_int || t == json_type_double
 					   ? json_object_get_double(v) : NAN;
@@ -404,6 +434,13 @@ int t4dx_embed_cmd_run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 	struct t4dx_buf req = { 0 };
 	int64_t deadline = mono_ns() + c->timeout_ns;
 	size_t n = 0;
+	uint64_t id = c->next_id;
+	if (!rc && (c->in.len || pending(c))) {
+		/* it said something it was not asked */
+		snprintf(why, whylen, "wrote output nobody asked for (a line "
+			 "too many after an answer, or a banner)");
+		rc = EPROTO;
+	}
 	if (!rc)
 		rc = request(c, p, len, &req);
 	if (!rc && (rc = send_all(c, (const char *)req.p, req.len, deadline)))
@@ -421,7 +458,7 @@ int t4dx_embed_cmd_run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 			 rc == ETIMEDOUT || rc == E2BIG || rc == EPIPE ? ""
 								: strerror(rc));
 	if (!rc) {
-		rc = parse_answer(c, (const char *)c->in.p, n, out, why,
+		rc = parse_answer(c, id, (const char *)c->in.p, n, out, why,
 				  whylen);
 		/* the line is used up */
 		memmove(c->in.p, c->in.p + n + 1, c->in.len - n - 1);

@@ -1,11 +1,14 @@
 #!/bin/bash
 # embed-cmd.sh - embedder programs for the tests of vector.embedder
 # "command" (vectors.bats): each mode speaks the protocol of core/embed_cmd.c
-# (one {"id":N,"text":"..."} line in, one JSON array of DIM numbers or null
-# out), or breaks it in one way.
+# (one {"id":N,"text":"..."} line in, one {"id":N,"vector":[DIM numbers]}
+# or {"id":N,"vector":null} out), or breaks it in one way.
 #
 #   embed-cmd.sh answer DIM          [1, characters of the text, 0...];
 #                                    null for a text holding "nothing"
+#   embed-cmd.sh twice DIM           answers as answer, twice for a text
+#                                    holding "twice" (a line too many)
+#   embed-cmd.sh bare DIM            answers the bare array, no id
 #   embed-cmd.sh crash               reads a request, exits 3
 #   embed-cmd.sh crash-once FILE DIM crashes if FILE is missing (and makes
 #                                    it), else answers
@@ -20,9 +23,9 @@ mode=$1
 shift
 
 answer() {
-	exec jq -c --unbuffered --argjson dim "$1" '
-		if (.text | test("nothing")) then null
-		else [1, (.text | length)] + [range($dim - 2) | 0] end'
+	exec jq -c --unbuffered --argjson dim "$1" '{id, vector:
+		(if (.text | test("nothing")) then null
+		 else [1, (.text | length)] + [range($dim - 2) | 0] end)}'
 }
 
 case $mode in
@@ -47,22 +50,28 @@ hang)
 	printf '%s\n%s\n' "$$" "$sleeper" >"$1"
 	while read -r _; do :; done
 	;;
+twice)
+	while IFS= read -r req; do
+		line=$(jq -c --argjson dim "$1" '{id, vector:
+			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req")
+		printf '%s\n' "$line"
+		[[ $req == *twice* ]] && printf '%s\n' "$line"
+	done
+	;;
+bare)
+	exec jq -c --unbuffered --argjson dim "$1" \
+		'[1, (.text | length)] + [range($dim - 2) | 0]'
+	;;
 garbage)
 	while read -r _; do echo 'this is not json'; done
 	;;
 wrongdim)
-	while read -r _; do
-		printf '['
-		for ((i = 1; i < $1 - 1; i++)); do printf '0.5,'; done
-		printf '1]\n'
-	done
+	exec jq -c --unbuffered --argjson dim "$1" \
+		'{id, vector: ([range($dim - 2) | 0.5] + [1])}'
 	;;
 nan)
-	while read -r _; do
-		printf '["x"'
-		for ((i = 1; i < $1; i++)); do printf ',1'; done
-		printf ']\n'
-	done
+	exec jq -c --unbuffered --argjson dim "$1" \
+		'{id, vector: (["x"] + [range($dim - 1) | 1])}'
 	;;
 *)
 	echo "embed-cmd.sh: unknown mode $mode" >&2

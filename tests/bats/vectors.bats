@@ -399,6 +399,27 @@ broken() {
 	broken nan 4
 }
 
+@test "command: a program that answers without the request's id never fails a write" {
+	broken bare 4
+	run grep -c 'answered something else than {"id":' "$T4DX_TMP/alerts"
+	assert_success
+}
+
+@test "command: a line too many never gives a vector to the wrong file" {
+	start_cmd 10 twice 4
+	printf 'say it twice\n' >"$ITEMS/f1"
+	t4dx_wait_for 20 vec_is "$ITEMS/f1" '[1,13,0,0]' || fail "f1: $(vec "$ITEMS/f1" 2>&1)"
+	# the next answer would have been f1's second line: it is a failure,
+	# the program starts again and f2 gets its own vector
+	printf 'hello\n' >"$ITEMS/f2"
+	t4dx_wait_for 30 vec_is "$ITEMS/f2" '[1,6,0,0]' ||
+		fail "f2: $(vec "$ITEMS/f2" 2>&1) $(cat "$MNT/.ctl/stats")"
+	run jq -c '.vectors | [.failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[1,2]'
+	grep -Eq 'nobody asked for|answered request 1, not 2' "$MNT/.ctl/alerts" ||
+		fail "alerts: $(cat "$MNT/.ctl/alerts")"
+}
+
 @test "command: a program that hangs past timeout_s never fails a write" {
 	broken hang "$T4DX_TMP/hang.pid"
 	run grep -c 'did not answer within vector.timeout_s' "$T4DX_TMP/alerts"
