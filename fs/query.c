@@ -374,10 +374,25 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 	t4dx_get_health(fs->db, &h);
 	a->partial = h.level >= 2;
 	uint64_t self = 0;
-	if (q.by_id)
+	if (q.by_id) {
 		rc = id_vector(fs, q.id, v, dim, &self);
-	else
+		/* a vector of zeros (set by hand) is near nothing */
+		bool zero = true;
+		for (uint32_t i = 0; !rc && zero && i < dim; i++)
+			zero = v[i] == 0.0f;
+		if (!rc && zero)
+			rc = ENODATA;
+	} else if (strcmp(fs->cfg.vector.embedder, "builtin")) {
+		/* the text would be embedded by the builtin embedder and
+		 * compared with vectors that are not its own */
+		search_log(fs, "'%s': a text query needs vector.embedder "
+			   "\"builtin\", this store's vectors come from "
+			   "\"%s\": search by an item's id (search/@ID)",
+			   name, fs->cfg.vector.embedder);
+		rc = EINVAL;
+	} else {
 		rc = t4dx_embed(q.text, q.text_len, dim, v);
+	}
 	if (rc == ENOENT)
 		search_log(fs, "'%s': no item has this id", name);
 	if (rc == ENODATA) {

@@ -266,6 +266,27 @@ write_topics() {
 	assert_equal "$(results "@$id")" '{"partial":false,"results":[]}'
 }
 
+@test "a vector of zeros finds nothing; with another embedder a text query is EINVAL, @ID works" {
+	write_topics
+	local zeros id
+	zeros=$(jq -cn '[range(256) | 0]')
+	setfattr -n user.t4dx.vector -v "$zeros" "$ITEMS/bike"
+	id=$(t4dx_xattr id "$ITEMS/bike")
+	assert_equal "$(results "@$id")" '{"partial":false,"results":[]}'
+	id=$(t4dx_xattr id "$ITEMS/tea")
+	local cfg
+	cfg=$(t4dx_config_file '{"vector":{"embedder":"off"}}')
+	t4dx_remount -o "config=$cfg"
+	run ls "$MNT/search/green tea"
+	assert_failure
+	assert_output --partial 'Invalid argument'
+	grep -q 'a text query needs vector.embedder "builtin"' "$T4DX_LOG" ||
+		fail "log: $(cat "$T4DX_LOG")"
+	run ls "$MNT/search/@$id"
+	assert_success
+	assert_line 'results.json'
+}
+
 @test "text without a word finds nothing, without an error" {
 	write_topics
 	assert_equal "$(results '...  ,,')" '{"partial":false,"results":[]}'
