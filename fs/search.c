@@ -343,6 +343,20 @@ static int lookup_child(struct t4dxfs *fs, uint64_t qid, const char *name,
 		entry_param(ep, &st);
 		rc = 0;
 	}
+	/* Ranks move as items change between a listing and the lookups
+	 * that follow it (ls -l, tar, rsync): a name listed as rank r that
+	 * is now at another rank is found there, rather than vanishing.
+	 * The link then reads as that rank's (the item is the same). */
+	for (size_t i = 0; rc && nd == width_of(a.k) && i < a.n; i++) {
+		free(li.target);
+		memset(&li, 0, sizeof(li));
+		if (!link_of_answer(&a, i, &li) &&
+		    !strcmp(li.name + nd, name + nd)) {
+			link_stat(fs, INO_OF(qid, SLOT_RANK0 + i), &li, &st);
+			entry_param(ep, &st);
+			rc = 0;
+		}
+	}
 	free(li.target);
 	pthread_mutex_lock(&fs->search.mu);
 	if (query_by_qid(&fs->search, qid))
