@@ -56,6 +56,35 @@ static void breaker_changed(void *arg, int from, int to, const char *why)
 		eng_note_level(db);
 }
 
+/* A store without a MANIFEST of the current format gets one now, before
+ * anything is logged: an older t4dx, which would take a vector record or
+ * a version 4 segment for damage and cut or quarantine it, then refuses
+ * the store as a newer format instead (manifest.c).  The MANIFEST as it
+ * is (the segment load may have saved one already), or a fresh one. */
+static int upgrade_manifest(struct t4dx *db, char *msg, size_t msglen)
+{
+	struct t4dx_manifest m;
+	memset(&m, 0, sizeof(m));
+	int rc = t4dx_manifest_load(db->dir, &m);
+	if (rc == T4DX_ENOTFOUND) {
+		m.next_seg_id = db->next_seg_id;
+		m.next_ino = db->next_ino;
+		rc = 0;
+	} else if (!rc && m.format == T4DX_MANIFEST_FORMAT) {
+		t4dx_manifest_free(&m);
+		return 0;
+	}
+	bool installed;
+	if (!rc)
+		rc = t4dx_manifest_save(db->dir, &m, &installed);
+	if (rc)
+		snprintf(msg, msglen, "cannot write %s/MANIFEST in format %d: "
+			 "%s", db->dir, T4DX_MANIFEST_FORMAT,
+			 t4dx_strerror(rc));
+	t4dx_manifest_free(&m);
+	return rc;
+}
+
 static int take_lock(struct t4dx *db, char *msg, size_t msglen)
 {
 	char path[PATH_MAX], pid[32] = "";
@@ -290,6 +319,8 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	db->man_next_ino = db->next_ino;
 	eng_report_strays(db);
 	if ((rc = eng_load_segments(db, &m, msg, msglen)))
+		goto fail;
+	if (!db->readonly && (rc = upgrade_manifest(db, msg, msglen)))
 		goto fail;
 	if (db->readonly) {
 		/* rescue files are not applied: t4dx verify checks them */

@@ -3,13 +3,19 @@
  *
  * The MANIFEST is one JSON object followed by a newline:
  *
- *   {"format":1,"next_seg_id":4,"flushed_lsn":20311,"next_ino":10042,
+ *   {"format":2,"next_seg_id":4,"flushed_lsn":20311,"next_ino":10042,
  *    "items":10025,
  *    "segments":[{"id":1,"min_lsn":1,"max_lsn":10017,"items":10010},
  *                {"id":3,"min_lsn":10018,"max_lsn":20311,"items":15}],
  *    "crc":123456789}
  *
- * format       always 1; any other value is refused (T4DX_EFORMAT).
+ * format       2 (T4DX_MANIFEST_FORMAT): the store may hold what format 1
+ *              readers cannot read, vectors (segments of version 4, WAL
+ *              records with "vec_src", a "tried" mark), and they refuse
+ *              it as an unknown format instead of taking it for damage.
+ *              1 is read too; a read-write open rewrites it as 2 before
+ *              it logs anything (eng_upgrade_manifest).  Anything else
+ *              is refused (T4DX_EFORMAT).
  * segments     the live segments, oldest first; segment <id> is the file
  *              seg/<id>.t4s.  A file in seg/ not named here is not live
  *              (a flush or compaction that crashed before its MANIFEST was
@@ -116,10 +122,11 @@ int t4dx_manifest_load(const char *dir, struct t4dx_manifest *m)
 	uint64_t format;
 	if ((rc = get_u64(root, "format", &format)))
 		goto out;
-	if (format != 1) {
+	if (format < 1 || format > T4DX_MANIFEST_FORMAT) {
 		rc = T4DX_EFORMAT;
 		goto out;
 	}
+	m->format = (uint32_t)format;
 	if ((rc = get_u64(root, "next_seg_id", &m->next_seg_id)) ||
 	    (rc = get_u64(root, "flushed_lsn", &m->flushed_lsn)) ||
 	    (rc = get_u64(root, "next_ino", &m->next_ino)) ||
@@ -170,9 +177,10 @@ int t4dx_manifest_save(const char *dir, const struct t4dx_manifest *m,
 	struct t4dx_buf b = { 0 };
 	int rc;
 
-	rc = t4dx_buf_addf(&b, "{\"format\":1,\"next_seg_id\":%llu,"
+	rc = t4dx_buf_addf(&b, "{\"format\":%d,\"next_seg_id\":%llu,"
 			   "\"flushed_lsn\":%llu,\"next_ino\":%llu,"
 			   "\"items\":%llu,\"segments\":[",
+			   T4DX_MANIFEST_FORMAT,
 			   (unsigned long long)m->next_seg_id,
 			   (unsigned long long)m->flushed_lsn,
 			   (unsigned long long)m->next_ino,

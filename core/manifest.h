@@ -13,7 +13,11 @@ struct t4dx_manifest_seg {
 	uint64_t id, min_lsn, max_lsn, items;
 };
 
+/* The format a MANIFEST is written in (manifest.c says what it means). */
+#define T4DX_MANIFEST_FORMAT 2
+
 struct t4dx_manifest {
+	uint32_t format;        /* as read (1 or 2); written: the current */
 	uint64_t next_seg_id;   /* ids below this are used (or were) */
 	uint64_t flushed_lsn;   /* every record <= this is in a segment */
 	uint64_t next_ino;      /* inode numbers below this were handed out */
