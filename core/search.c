@@ -427,15 +427,17 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 		}
 		if (rc)
 			break;
-		if (cut || ngot >= s->o->k || want >= nvec ||
-		    want >= T4DX_INDEX_EF_MAX) {
+		if (cut || ngot >= s->o->k || want >= nvec) {
 			for (size_t j = 0; j < ngot; j++)
 				push(s, &got[j]);
 			break;
 		}
-		/* the filters or newer versions took too many */
+		/* the filters or newer versions took too many: ask for more,
+		 * or read the segment whole past half its vectors or once
+		 * the index cannot give more (a segment over 2 x EF_MAX
+		 * vectors: stopping there lost matches far from the query) */
 		want *= 4;
-		if (want >= nvec / 2) {
+		if (want >= nvec / 2 || want / 4 >= T4DX_INDEX_EF_MAX) {
 			rc = seg_exact(s, i);
 			break;
 		}
