@@ -200,6 +200,31 @@ write_topics() {
 	assert_equal "$(cat "$q/01-sky")" "$STARS"
 }
 
+@test "a link listed at one rank is still found by its listed name once its item moved to another rank" {
+	printf 'quince jam\n' >"$ITEMS/first"
+	printf 'quince quince tart\n' >"$ITEMS/second"
+	wait_has 'quince' first
+	wait_has 'quince' second
+	local listed
+	listed=$(ls "$MNT/search/quince" | grep -- '-first$')
+	[[ -n $listed ]] || fail "first not listed"
+	# the other item moves to the top, then away: ranks shift
+	local before
+	before=$(paths quince)
+	if [[ $before == "first second" ]]; then
+		printf 'quince\n' >"$ITEMS/second"
+		t4dx_wait_for 30 is_top quince second || fail "ranks never moved: $(results quince)"
+	else
+		printf 'quince\n' >"$ITEMS/first"
+		t4dx_wait_for 30 is_top quince first || fail "ranks never moved: $(results quince)"
+	fi
+	[[ $(paths quince) != "$before" ]] || fail "ranks did not move"
+	# the name ls printed before still resolves, to the same item
+	run readlink "$MNT/search/quince/$listed"
+	assert_success
+	assert_output ../../items/first
+}
+
 @test "a second listing of a query directory computes it again" {
 	write_topics
 	(
