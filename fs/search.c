@@ -262,7 +262,14 @@ int search_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 	if (slot == SLOT_DIR) {
 		base_stat(fs, ino, S_IFDIR | 0555, st);
 	} else if (slot == SLOT_JSON) {
+		/* its size as it would read now: a copier (tar, rsync, cp)
+		 * reads as many bytes as stat says */
 		base_stat(fs, ino, S_IFREG | 0444, st);
+		struct t4dx_buf b = { 0 };
+		rc = search_show(fs, ino, &b);
+		st->st_size = (off_t)b.len;
+		st->st_blocks = (blkcnt_t)((b.len + 511) / 512);
+		t4dx_buf_free(&b);
 	} else {
 		struct link_info li = { 0 };
 		rc = link_info(fs, qid, slot - SLOT_RANK0, &li);

@@ -225,6 +225,17 @@ write_topics() {
 	assert_output ../../items/first
 }
 
+@test "results.json has the size it reads as, so copies of a query directory are whole" {
+	write_topics
+	local f="$MNT/search/green tea/results.json"
+	run stat -c %s "$f"
+	assert_output "$(wc -c <"$f")"
+	[[ $output -gt 20 ]] || fail "size $output"
+	rsync -a "$MNT/search/green tea/" "$T4DX_TMP/copy/"
+	run jq -r '.results[0].path' "$T4DX_TMP/copy/results.json"
+	assert_output tea
+}
+
 @test "a second listing of a query directory computes it again" {
 	write_topics
 	(
