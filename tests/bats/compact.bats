@@ -527,6 +527,9 @@ kill_mid_run() {
 	build_history
 	setattrs "$ITEMS/a9" 0 0 # something for prune to remove
 	setattrs "$ITEMS/ns/b1" 0.01 0.01
+	# the embedder's vectors in the flush too: logged after it, they
+	# would make the run flush a segment of its own first
+	t4dx_wait_ctl 60 stats '.vectors.busy == false'
 	compact_run flush
 	local before segs ids
 	before=$(t4dx_tree_state)
