@@ -675,7 +675,7 @@ bad_values() {
 		fail "available $m_avail bytes on the mount, $d_avail in DATA_DIR"
 }
 
-@test "hard link and mknod are refused with EPERM (symlinks: symlink.bats)" {
+@test "hard link, mknod and sockets are refused with EPERM (symlinks: symlink.bats)" {
 	printf 'x\n' >"$ITEMS/f"
 	run ln "$ITEMS/f" "$ITEMS/hard"
 	assert_failure
@@ -684,6 +684,11 @@ bad_values() {
 	assert_failure
 	assert_output --partial 'Operation not permitted'
 	run mknod "$ITEMS/dev" c 1 3
+	assert_failure
+	assert_output --partial 'Operation not permitted'
+	run python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])' "$ITEMS/sock"
 	assert_failure
 	assert_output --partial 'Operation not permitted'
 	run find "$ITEMS" -mindepth 1 -printf '%f\n'
