@@ -31,7 +31,10 @@
  *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
- * (queued then) finds its file.  The files of a redo are queued in key
+ * finds its file.  A sweep stops at a full queue and the next runs once
+ * the queue is empty: sweeping again before the queued files are done
+ * would fill the queue with the same files for ever (a store of more
+ * files without a vector than the queue holds got none).  The files of a redo are queued in key
  * order, REDO_BATCH at a time (the next batch once the queue is empty),
  * so that a redo of more files than the queue holds gets through them
  * all, each once.
@@ -76,6 +79,7 @@ struct eng_embedder {
 	pthread_cond_t cond;
 	struct ekey *table, *fifo;      /* guarded by mu */
 	size_t n;                       /* guarded by mu */
+	size_t max;                     /* EMB_QUEUE_MAX; set at start */
 	bool stop, sweep;               /* guarded by mu */
 	bool working;                   /* a file or a sweep in hand; mu */
 	struct t4dx_embed_stats st;     /* guarded by mu */
@@ -140,7 +144,7 @@ void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 	pthread_mutex_lock(&m->mu);
 	struct ekey *e;
 	HASH_FIND(hh, m->table, k, kl, e);
-	if (!e && m->n >= EMB_QUEUE_MAX) {
+	if (!e && m->n >= m->max) {
 		m->st.dropped++;
 		m->sweep = true;        /* the next sweep finds it */
 	} else if (!e && (e = malloc(sizeof(*e)))) {
@@ -193,6 +197,13 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 			continue;
 		if (!redo && e->vec_src != T4DX_VEC_NONE)
 			continue;
+		if (!redo && queue_len(m) >= m->max) {
+			/* the rest once these are done */
+			pthread_mutex_lock(&m->mu);
+			m->sweep = true;
+			pthread_mutex_unlock(&m->mu);
+			break;
+		}
 		if (redo && (e->vec_src == T4DX_VEC_NONE ||
 			     e->vec_src == T4DX_VEC_HAND))
 			continue;
@@ -317,8 +328,8 @@ static void *embedder_main(void *arg)
 	uint64_t logged = 0;    /* the last vector record not yet waited for */
 	pthread_mutex_lock(&m->mu);
 	while (!m->stop) {
-		if (m->sweep || m->redo_sweep) {
-			bool redo = !m->sweep, more;
+		if ((m->sweep && !m->n) || m->redo_sweep) {
+			bool redo = !(m->sweep && !m->n), more;
 			if (redo)
 				m->redo_sweep = false;
 			else
@@ -447,6 +458,11 @@ int eng_embedder_start(struct t4dx *db)
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->sweep = true;
+	m->max = EMB_QUEUE_MAX;
+	/* tests: a small queue, to have more files than it holds */
+	const char *qmax = getenv("T4DX_TEST_EMBED_QUEUE_MAX");
+	if (qmax && atoi(qmax) > 0)
+		m->max = (size_t)atoi(qmax);
 	/* the builtin embedder by its version, a program by its argv */
 	int n = cmd ? snprintf(m->state, sizeof(m->state),
 			       "{\"embedder\":\"command\",\"command\":%s,"

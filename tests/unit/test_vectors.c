@@ -805,6 +805,35 @@ static void test_embed_cmd(void)
 	unit_rm_rf(dir);
 }
 
+/* More files without a vector than the embedder's queue holds: all get
+ * one (from review: the sweep, run again at each overflow before the
+ * queued files, filled the queue with the same files for ever). */
+static void test_embedder_big_sweep(void)
+{
+	const char *dir = unit_tmpdir("vbig");
+	struct t4dx *db = open_db(dir);         /* off */
+	char name[16], text[64];
+	for (int i = 0; i < 25; i++) {
+		snprintf(name, sizeof(name), "n%02d", i);
+		snprintf(text, sizeof(text), "note number %d about tea", i);
+		REQUIRE(write_file(db, name, text) == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	setenv("T4DX_TEST_EMBED_QUEUE_MAX", "10", 1);
+	db = open_emb(dir, "builtin");
+	unsetenv("T4DX_TEST_EMBED_QUEUE_MAX");
+	struct t4dx_embed_stats st;
+	embedder_idle(db, &st);
+	int with = 0;
+	for (int i = 0; i < 25; i++) {
+		snprintf(name, sizeof(name), "n%02d", i);
+		with += src_of(db, name) == T4DX_VEC_EMBED;
+	}
+	CHECK_EQ_INT(with, 25);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -813,6 +842,7 @@ int main(void)
 	RUN(test_vector_crash);
 	RUN(test_search_exact);
 	RUN(test_embedder);
+	RUN(test_embedder_big_sweep);
 	RUN(test_embedder_remembers);
 	RUN(test_embedder_changed);
 	RUN(test_embed_cmd);
