@@ -34,6 +34,9 @@ write_history() {
 	head -c 20000 /dev/urandom >"$ITEMS/b/binary"
 	echo flush >"$MNT/.ctl/compact"
 	for ((i = 0; i < 100; i++)); do t4dx_content "c$i" >"$ITEMS/c/c$i"; done
+	# the embedder's vectors in the last flush too: logged after it,
+	# the unmount would flush them to a fourth segment
+	t4dx_wait_ctl 60 stats '.vectors.busy == false'
 	echo flush >"$MNT/.ctl/compact"
 }
 
