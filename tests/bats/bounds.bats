@@ -53,8 +53,10 @@ replayed() {
 @test "a restart that replays more than wal.checkpoint_bytes cuts it into a segment at once, after the mount is ready" {
 	local big small
 	# written with a checkpoint too large to be reached ...
-	big=$(t4dx_config_file '{"wal":{"checkpoint_bytes":1073741824}}')
-	small=$(t4dx_config_file '{"wal":{"checkpoint_bytes":1048576}}')
+	# (without the embedder: its marks for the random files, logged
+	# after the flush, would sit in the memtable)
+	big=$(t4dx_config_file '{"wal":{"checkpoint_bytes":1073741824},"vector":{"embedder":"off"}}')
+	small=$(t4dx_config_file '{"wal":{"checkpoint_bytes":1048576},"vector":{"embedder":"off"}}')
 	t4dx_start -o "config=$big"
 	head -c 300000 /dev/urandom >"$T4DX_TMP/blob"
 	local i

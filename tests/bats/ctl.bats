@@ -643,6 +643,8 @@ queue_empty() {
 		$b.memtable_bytes > $a.memtable_bytes and $b.wal_lsn >= $a.wal_lsn + 5 and
 		$b.wal_bytes > $a.wal_bytes and $b.uptime_s >= $a.uptime_s'
 	assert_success
+	# (the embedder's vectors go in the flush too, not after it)
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
 	echo flush >"$MNT/.ctl/compact"
 	cp "$f" "$T4DX_TMP/s2"
 	run jq -e -n --slurpfile b "$T4DX_TMP/s1" --slurpfile c "$T4DX_TMP/s2" '
