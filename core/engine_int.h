@@ -254,6 +254,12 @@ int eng_save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 /* Write sorted entries v[0..n) as segment id, durable and open. */
 int eng_make_segment(struct t4dx *db, uint64_t id, struct t4dx_entry **v,
 		     size_t n, struct t4dx_seg **out);
+/* Remove the files of seg/ that doomed(db, name, arg) picks, then sync
+ * seg/ if any went. */
+void eng_seg_dir_remove(struct t4dx *db,
+			bool (*doomed)(struct t4dx *db, const char *name,
+				       void *arg),
+			void *arg);
 /* Remove segment id's file and its index file (not the directory sync). */
 void eng_seg_unlink(struct t4dx *db, uint64_t id);
 /* Begin segment id to be written an entry at a time. */
@@ -291,10 +297,12 @@ int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
  * damaged, it is rebuilt.  0 or the problem found (the rebuild's result
  * is an alert).  No lock held. */
 int eng_index_check(struct t4dx *db, struct t4dx_seg *s);
-/* Is name an index file name of seg/? */
-bool eng_index_name(const char *name);
-/* Remove the index files of seg/ that no live segment owns.  At open. */
-void eng_index_sweep(struct t4dx *db);
+/* Is name an index file name of seg/ (its segment's id in *id, if
+ * id is not NULL)? */
+bool eng_index_name(const char *name, uint64_t *id);
+/* Is name an index file of seg/ that no live segment owns (a temporary
+ * one, or that of a segment quarantined or named by no MANIFEST)? */
+bool eng_index_orphan(struct t4dx *db, const char *name);
 
 /* fallback.c */
 /* Is the fallback policy "queue" (not "reject")? */

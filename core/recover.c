@@ -265,7 +265,7 @@ static bool known_name(const char *dir, const char *name)
 			!strcmp(name + 20, ".t4s")) ||
 		       (n == 32 && strspn(name, "0123456789") == 20 &&
 			!strcmp(name + 20, ".t4s.damaged")) ||
-		       eng_index_name(name);
+		       eng_index_name(name, NULL);
 	for (int i = 0; top[i]; i++)
 		if (!strcmp(name, top[i]))
 			return true;
@@ -310,27 +310,16 @@ static int count_seg_items(struct t4dx *db, uint64_t *out)
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
 
-/* Remove the damage markers in seg/ (eng_mark_damaged): once the load
- * is done each was acted on, its segment read whole and kept or rebuilt,
- * or it is no longer live. */
-static void drop_markers(struct t4dx *db)
+/* What the load leaves behind in seg/, removed in one pass: the damage
+ * markers (eng_mark_damaged), each acted on once the load is done (its
+ * segment read whole and kept or rebuilt, or no longer live), and the
+ * index files no live segment owns (of segments quarantined, or written
+ * and then named by no MANIFEST: a crash before it). */
+static bool left_over(struct t4dx *db, const char *name, void *arg)
 {
-	DIR *d = opendir(db->seg_dir);
-	if (!d)
-		return;
-	struct dirent *de;
-	bool removed = false;
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if (n != 32 || strcmp(de->d_name + 20, ".t4s.damaged"))
-			continue;
-		char path[2 * PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", db->seg_dir, de->d_name);
-		removed |= t4dx_io.unlink(path) == 0;
-	}
-	closedir(d);
-	if (removed)
-		t4dx_io_fsync_dir(db->seg_dir);
+	(void)arg;
+	return (strlen(name) == 32 && !strcmp(name + 20, ".t4s.damaged")) ||
+	       eng_index_orphan(db, name);
 }
 
 /* Read every block of the segment at start?  With health.verify_at_start,
@@ -478,12 +467,8 @@ int eng_load_segments(struct t4dx *db, struct t4dx_manifest *m, char *msg,
 		eng_seg_file(db, damaged_ids[i], path, sizeof(path), false);
 		quarantine(db, path);
 	}
-	if (!db->readonly) {
-		drop_markers(db);
-		/* those of segments quarantined, or written and then named
-		 * by no MANIFEST (a crash before it) */
-		eng_index_sweep(db);
-	}
+	if (!db->readonly)
+		eng_seg_dir_remove(db, left_over, NULL);
 	if (db->recovery.rebuild_missing_before)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
 				"rebuild incomplete: the WAL archive starts at "

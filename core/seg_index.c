@@ -18,8 +18,8 @@
  * seg/.  So a listed segment has its index unless building failed (an
  * alert), and a crash before the MANIFEST leaves an index of a segment
  * no MANIFEST names, which the next start removes with the other files
- * of unlisted segments (eng_index_sweep); a segment id is only reused
- * after such a crash, and writing a segment replaces or removes the
+ * of unlisted segments (eng_index_orphan, at open); a segment id is
+ * only reused after such a crash, and writing a segment replaces or removes the
  * index file of its id first.  An index file goes with its segment
  * (eng_seg_unlink).
  *
@@ -28,7 +28,6 @@
  * a warning says so once, and the health thread builds the file again
  * after it has read the segment back whole.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -331,34 +330,21 @@ static bool index_name(const char *name, uint64_t *id)
 	return true;
 }
 
-bool eng_index_name(const char *name)
+bool eng_index_name(const char *name, uint64_t *id)
 {
-	uint64_t id;
-	return index_name(name, &id);
+	uint64_t any;
+	return index_name(name, id ? id : &any);
 }
 
-void eng_index_sweep(struct t4dx *db)
+bool eng_index_orphan(struct t4dx *db, const char *name)
 {
-	DIR *d = opendir(db->seg_dir);
-	if (!d)
-		return;
-	struct dirent *de;
-	bool removed = false;
-	while ((de = readdir(d))) {
-		uint64_t id;
-		if (!index_name(de->d_name, &id))
-			continue;
-		bool live = false;
-		if (!strstr(de->d_name, ".tmp"))
-			for (size_t i = 0; i < db->nsegs && !live; i++)
-				live = t4dx_seg_id(db->segs[i]) == id;
-		if (live)
-			continue;
-		char path[2 * PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", db->seg_dir, de->d_name);
-		removed |= t4dx_io.unlink(path) == 0;
-	}
-	closedir(d);
-	if (removed)
-		t4dx_io_fsync_dir(db->seg_dir);
+	uint64_t id;
+	if (!index_name(name, &id))
+		return false;
+	if (strstr(name, ".tmp"))
+		return true;
+	for (size_t i = 0; i < db->nsegs; i++)
+		if (t4dx_seg_id(db->segs[i]) == id)
+			return false;
+	return true;
 }

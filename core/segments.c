@@ -68,14 +68,10 @@ int eng_mark_damaged(struct t4dx *db, struct t4dx_seg *s, int why)
 	return rc;
 }
 
-/* Remove the segment files of seg/ that the MANIFEST just made durable
- * does not list: inputs of a compaction kept while an older MANIFEST
- * naming them might have come back, their index files, and the damage
- * markers of segments no longer live.  The caller holds flush_mu, so no
- * segment is being written (the health thread writes only the index of
- * a live one).  A segment id at or past next_seg_id is not ours to
- * judge. */
-static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
+void eng_seg_dir_remove(struct t4dx *db,
+			bool (*doomed)(struct t4dx *db, const char *name,
+				       void *arg),
+			void *arg)
 {
 	DIR *d = opendir(db->seg_dir);
 	if (!d)
@@ -83,20 +79,7 @@ static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 	struct dirent *de;
 	bool removed = false;
 	while ((de = readdir(d))) {
-		unsigned long long id;
-		char tail[16];
-		size_t nl = strlen(de->d_name);
-		if ((nl != 24 && nl != 25 && nl != 32) ||
-		    sscanf(de->d_name, "%20llu%15s", &id, tail) != 2 ||
-		    strcmp(tail, nl == 24 ? ".t4s" : nl == 25 ? ".hnsw" :
-				 ".t4s.damaged") ||
-		    id >= m->next_seg_id)
-			continue;
-		/* (an automatic merge's output, written, not yet named) */
-		bool live = id == db->merge_out_id;
-		for (size_t i = 0; i < m->nsegs && !live; i++)
-			live = m->segs[i].id == id;
-		if (live)
+		if (!doomed(db, de->d_name, arg))
 			continue;
 		char path[2 * PATH_MAX];
 		snprintf(path, sizeof(path), "%s/%s", db->seg_dir, de->d_name);
@@ -105,6 +88,33 @@ static void collect_segments(struct t4dx *db, const struct t4dx_manifest *m)
 	closedir(d);
 	if (removed)
 		t4dx_io_fsync_dir(db->seg_dir);
+}
+
+/* The segment files of seg/ that the MANIFEST m just made durable does
+ * not list: inputs of a compaction kept while an older MANIFEST naming
+ * them might have come back, their index files, and the damage markers
+ * of segments no longer live.  The caller holds flush_mu, so no segment
+ * is being written (the health thread writes only the index of a live
+ * one).  A segment id at or past next_seg_id is not ours to judge. */
+static bool unlisted(struct t4dx *db, const char *name, void *arg)
+{
+	const struct t4dx_manifest *m = arg;
+	unsigned long long id;
+	char tail[16];
+	size_t nl = strlen(name);
+	if ((nl != 24 && nl != 25 && nl != 32) ||
+	    sscanf(name, "%20llu%15s", &id, tail) != 2 ||
+	    strcmp(tail, nl == 24 ? ".t4s" : nl == 25 ? ".hnsw" :
+			 ".t4s.damaged") ||
+	    id >= m->next_seg_id)
+		return false;
+	/* (an automatic merge's output, written, not yet named) */
+	if (id == db->merge_out_id)
+		return false;
+	for (size_t i = 0; i < m->nsegs; i++)
+		if (m->segs[i].id == id)
+			return false;
+	return true;
 }
 
 /* Write the live segment list with the given flushed LSN. Lock held. */
@@ -143,7 +153,7 @@ int eng_save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 	if (!rc) {
 		db->manifest_unsynced = false;
 		if (was_unsynced)
-			collect_segments(db, &m);
+			eng_seg_dir_remove(db, unlisted, &m);
 	}
 	free(m.segs);
 	return rc;
