@@ -85,9 +85,7 @@ static struct json_object *jdouble(double v, int prec, bool fixed)
 	return json_object_new_double_s(v, s);
 }
 
-/* Append o as one line to out and release it; ENOMEM if building it ran
- * out of memory (!ok) or writing it does. */
-static int jemit(struct t4dx_buf *out, struct json_object *o, bool ok)
+int jemit(struct t4dx_buf *out, struct json_object *o, bool ok)
 {
 	const char *s = ok && o ? json_object_to_json_string_ext(
 			o, JSON_C_TO_STRING_PLAIN |

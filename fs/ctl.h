@@ -6,6 +6,7 @@
 #ifndef T4DXFS_CTL_H
 #define T4DXFS_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -34,5 +35,11 @@ const struct ctl_file *ctl_by_ino(unsigned long ino);
 const struct ctl_file *ctl_by_name(const char *name);
 /* The i-th control file (for readdir), NULL past the end. */
 const struct ctl_file *ctl_at(size_t i);
+
+struct json_object;
+/* Append o as one line of JSON to out and release it; ENOMEM if building
+ * it ran out of memory (!ok) or writing it does.  (search.c's
+ * results.json is written the same way.) */
+int jemit(struct t4dx_buf *out, struct json_object *o, bool ok);
 
 #endif

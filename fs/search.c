@@ -55,6 +55,7 @@
 #include <json-c/json.h>
 
 #include "t4dxfs.h"
+#include "ctl.h"
 #include "query.h"
 
 #define SLOT_BITS 11
@@ -503,14 +504,7 @@ static int render_json(const struct answer *a, struct t4dx_buf *out)
 				json_object_new_string(
 					t4dx_type_name(h->e.type)));
 	}
-	const char *s = ok ? json_object_to_json_string_ext(
-			o, JSON_C_TO_STRING_PLAIN |
-			   JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
-	int rc = s ? t4dx_buf_add(out, s, strlen(s)) : ENOMEM;
-	if (!rc)
-		rc = t4dx_buf_add(out, "\n", 1);
-	json_object_put(o);
-	return rc;
+	return jemit(out, o, ok);
 }
 
 int search_show(struct t4dxfs *fs, fuse_ino_t ino, struct t4dx_buf *out)
