@@ -180,8 +180,7 @@ static int commit_rejecting(struct t4dx *db, struct t4dx_rec *r,
 		uint64_t from, to;
 		t4dx_wal_discard_pending(db->wal, &from, &to);
 	}
-	pthread_rwlock_unlock(&db->lock);
-	pthread_mutex_unlock(&db->reject_mu);
+	change_unlock(db);
 	if (!rc && lsn)
 		*lsn = r->lsn;
 	/* a log file removed behind our back is an I/O error to the caller,
@@ -201,7 +200,7 @@ static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 		rc = eng_fatal(db, rc);
 	if (!rc)
 		eng_maybe_wake_flusher(db);
-	pthread_rwlock_unlock(&db->lock);
+	change_unlock(db);
 	if (rc)
 		return rc;
 	if (lsn)
