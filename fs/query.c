@@ -331,21 +331,39 @@ static int id_visit(void *arg, const struct t4dx_entry *e)
 /* The vector of the item with id into q (dim values): 0, ENODATA (it has
  * none), ENOENT, or an error.  *ino: the item's inode. */
 static int id_vector(struct t4dxfs *fs, const uint8_t *id, float *q,
-		     uint32_t dim, uint64_t *ino)
+		     uint32_t dim, uint64_t *ino, struct id_hint *hint)
 {
+	struct t4dx_entry e = { 0 };
+	int rc;
+	/* where it was the last time, if it still is there */
+	if (hint->set &&
+	    !t4dx_get(fs->db, hint->parent, hint->name, hint->len,
+		      T4DX_GET_CONTENT, &e)) {
+		rc = 0;
+		if (S_ISREG(e.mode) && !memcmp(e.id, id, sizeof(e.id)))
+			goto found;
+		t4dx_entry_clear(&e);
+	}
+	hint->set = false;
 	struct id_walk w = { .id = id };
-	int rc = id_visit(&w, &(struct t4dx_entry){ .ino = T4DX_ROOT_INO,
-						    .mode = S_IFDIR });
+	rc = id_visit(&w, &(struct t4dx_entry){ .ino = T4DX_ROOT_INO,
+						.mode = S_IFDIR });
 	for (size_t i = 0; !rc && i < w.n; i++)
 		rc = t4dx_scan(fs->db, w.dirs[i], id_visit, &w);
 	free(w.dirs);
 	if (rc != 1)
 		return rc ? rc : ENOENT;
-	struct t4dx_entry e = { 0 };
 	rc = t4dx_get(fs->db, w.found.parent, w.found.name, w.found.name_len,
 		      T4DX_GET_CONTENT, &e);
 	if (rc == T4DX_ENOTFOUND)
-		rc = ENOENT;            /* gone since the walk */
+		return ENOENT;          /* gone since the walk */
+	if (rc)
+		return rc;
+found:
+	hint->set = true;
+	hint->parent = e.parent;
+	hint->len = e.name_len;
+	memcpy(hint->name, e.name, e.name_len + 1);
 	if (!rc && (e.vec_src == T4DX_VEC_NONE || t4dx_vec_dim(e.vec) != dim))
 		rc = ENODATA;
 	if (!rc) {
@@ -358,7 +376,8 @@ static int id_vector(struct t4dxfs *fs, const uint8_t *id, float *q,
 
 /* Answer the query name into *a.  0 or an errno (logged if the name is
  * bad). */
-int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
+int query_run(struct t4dxfs *fs, const char *name, struct answer *a,
+	      struct id_hint *hint)
 {
 	struct parsed q;
 	memset(a, 0, sizeof(*a));
@@ -375,7 +394,7 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 	a->partial = h.level >= 2;
 	uint64_t self = 0;
 	if (q.by_id) {
-		rc = id_vector(fs, q.id, v, dim, &self);
+		rc = id_vector(fs, q.id, v, dim, &self, hint);
 		/* a vector of zeros (set by hand) is near nothing */
 		bool zero = true;
 		for (uint32_t i = 0; !rc && zero && i < dim; i++)
@@ -434,7 +453,7 @@ void answer_free(struct answer *a)
 
 /* Is name a query that can be run?  0, EINVAL (a bad option), ENOENT
  * (no such id or under= directory)... with the reason logged. */
-int query_check(struct t4dxfs *fs, const char *name)
+int query_check(struct t4dxfs *fs, const char *name, struct id_hint *hint)
 {
 	struct parsed p;
 	int rc = parse_query(fs, name, &p);
@@ -442,7 +461,8 @@ int query_check(struct t4dxfs *fs, const char *name)
 		/* an unknown id is ENOENT at the lookup, not at the listing */
 		float *v = malloc(sizeof(*v) * fs->cfg.vector.dim);
 		uint64_t self;
-		rc = v ? id_vector(fs, p.id, v, fs->cfg.vector.dim, &self)
+		rc = v ? id_vector(fs, p.id, v, fs->cfg.vector.dim, &self,
+				   hint)
 		       : ENOMEM;
 		free(v);
 		if (rc == ENOENT)

@@ -292,6 +292,15 @@ write_topics() {
 	lacks "@$id" tea
 	run ls "$MNT/search/@$id?k=1"
 	assert_output $'1-tea2\nresults.json'
+	# the item moved (the query remembers where it found it last):
+	# found again where it is now, and still left out
+	mkdir "$ITEMS/moved"
+	mv "$ITEMS/tea" "$ITEMS/moved/tea"
+	exec 8<"$MNT/search/@$id?k=1"   # the kernel keeps the query
+	run ls "$MNT/search/@$id?k=1"
+	assert_output $'1-tea2\nresults.json'
+	lacks "@$id" moved/tea
+	exec 8<&-
 	# an unknown id
 	run ls "$MNT/search/@0123456789abcdef0123456789abcdef"
 	assert_failure
