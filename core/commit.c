@@ -205,9 +205,21 @@ static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 		return rc;
 	if (lsn)
 		*lsn = r->lsn;
-	if (flags & T4DX_NOWAIT)
+	if (flags & T4DX_NOWAIT) {
+		/* the caller may wait or not (metadata, mode fsync) */
+		eng_commit_soon(db);
 		return 0;
+	}
 	return t4dx_wait(db, r->lsn);
+}
+
+void eng_commit_soon(struct t4dx *db)
+{
+	if (atomic_exchange(&db->ct_armed, true) || !db->ct_started)
+		return;
+	pthread_mutex_lock(&db->ct_mu);
+	pthread_cond_signal(&db->ct_cond);
+	pthread_mutex_unlock(&db->ct_mu);
 }
 
 /* Make the records up to lsn durable: 0, or the error (EIO when the
@@ -272,11 +284,19 @@ static void stall_behind_flush(struct t4dx *db)
 	pthread_mutex_unlock(&db->bg_mu);
 }
 
+int eng_commit_queued(struct t4dx *db)
+{
+	return wait_durable(db, t4dx_wal_last_lsn(db->wal));
+}
+
 int t4dx_wait(struct t4dx *db, uint64_t lsn)
 {
 	if (db->readonly)
 		return EROFS;
-	int rc = wait_durable(db, lsn);
+	/* mode fsync: the change is durable with the timer's commit or
+	 * the next fsync; the write stall below still applies */
+	int rc = atomic_load(&db->durability) == T4DX_DURABLE_FSYNC ? 0
+		 : wait_durable(db, lsn);
 	/* here, once the change is in the log and outside the caller's
 	 * locks (fs/ adds records under its namespace lock and waits after
 	 * it): a stalled writer holds up only itself, and each writer adds
@@ -307,6 +327,27 @@ int t4dx_sync(struct t4dx *db, uint64_t lsn)
 		return 0;
 	eng_group_done(db, ESTALE);
 	return EIO;
+}
+
+int t4dx_durability(struct t4dx *db)
+{
+	return atomic_load(&db->durability);
+}
+
+int t4dx_set_durability(struct t4dx *db, int mode)
+{
+	if (mode != T4DX_DURABLE_CLOSE && mode != T4DX_DURABLE_FSYNC)
+		return EINVAL;
+	if (db->readonly)
+		return EROFS;
+	int was = atomic_exchange(&db->durability, mode);
+	if (was != T4DX_DURABLE_FSYNC || mode != T4DX_DURABLE_CLOSE)
+		return 0;
+	/* back to close: whatever was acknowledged without waiting while
+	 * in fsync mode is made durable now.  The mode is set first, so a
+	 * change that still saw fsync had queued its record before the
+	 * switch, at or below the last LSN this reads. */
+	return t4dx_sync(db, 0);
 }
 
 static int check_name(size_t len)

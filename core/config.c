@@ -67,6 +67,7 @@ static const struct key keys[] = {
 	INT(1, wal, max_file_bytes, 4096, UINT64_C(1) << 40),
 	INT(1, wal, archive_max_bytes, 0, UINT64_C(1) << 50),
 	INT(1, wal, checkpoint_bytes, 65536, UINT64_C(1) << 50),
+	INT(1, wal, commit_interval_ms, 0, 60000),
 	INT(2, memtable, max_bytes, 4096, UINT64_C(1) << 40),
 	INT(2, memtable, max_items, 1, 100000000),
 	INT(3, fallback, max_items, 1, 10000000),

@@ -230,6 +230,11 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&db->flush_done, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&db->ct_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&db->ct_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&db->health_mu, NULL);
 	pthread_cond_init(&db->health_cond, NULL);
 	pthread_mutex_init(&db->compact_mu, NULL);
@@ -439,6 +444,12 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 		goto fail;
 	}
 	db->merger_started = true;
+	if ((rc = pthread_create(&db->ct_thr, NULL, eng_committer, db))) {
+		snprintf(msg, msglen, "cannot start the commit timer: %s",
+			 strerror(rc));
+		goto fail;
+	}
+	db->ct_started = true;
 	if ((rc = pthread_create(&db->health_thr, NULL, eng_health_main, db))) {
 		snprintf(msg, msglen, "cannot start the health thread: %s",
 			 strerror(rc));
@@ -485,6 +496,13 @@ int t4dx_close(struct t4dx *db)
 		pthread_join(db->health_thr, NULL);
 	}
 	t4dx_seg_unref(db->verify_seg);
+	if (db->ct_started) {   /* the last drain below commits its records */
+		pthread_mutex_lock(&db->ct_mu);
+		db->ct_stop = true;
+		pthread_cond_signal(&db->ct_cond);
+		pthread_mutex_unlock(&db->ct_mu);
+		pthread_join(db->ct_thr, NULL);
+	}
 	if (db->bg_started) {
 		pthread_mutex_lock(&db->bg_mu);
 		db->bg_stop = true;
@@ -559,6 +577,8 @@ int t4dx_close(struct t4dx *db)
 	pthread_cond_destroy(&db->bg_cond);
 	pthread_cond_destroy(&db->merge_cond);
 	pthread_cond_destroy(&db->flush_done);
+	pthread_mutex_destroy(&db->ct_mu);
+	pthread_cond_destroy(&db->ct_cond);
 	pthread_mutex_destroy(&db->health_mu);
 	pthread_cond_destroy(&db->health_cond);
 	pthread_mutex_destroy(&db->compact_mu);

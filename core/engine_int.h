@@ -206,6 +206,18 @@ struct t4dx {
 	/* what the compaction under way has done: entries taken and the
 	 * most it will take (0/0 when none runs); atomic */
 	atomic_uint_least64_t progress_done, progress_total;
+	/* the commit timer (flusher.c): records queued that nobody waits
+	 * for are committed within cfg.wal.commit_interval_ms.  ct_armed
+	 * is set by whoever queues such a record (atomic, so that only the
+	 * first of a window takes ct_mu to wake the thread) */
+	atomic_bool ct_armed;
+	pthread_mutex_t ct_mu;
+	pthread_cond_t ct_cond;         /* CLOCK_MONOTONIC */
+	bool ct_stop;                   /* ct_mu */
+	pthread_t ct_thr;               /* open */
+	bool ct_started;                /* open */
+	/* T4DX_DURABLE_CLOSE or T4DX_DURABLE_FSYNC (t4dx_wait); atomic */
+	atomic_int durability;
 };
 
 
@@ -345,6 +357,12 @@ int eng_apply(struct t4dx *db, struct t4dx_rec *r);
 int eng_fatal(struct t4dx *db, int rc);
 /* The WAL's group commit hook: counts each group in the breaker. */
 void eng_group_done(void *arg, int rc);
+/* Records were queued that nobody may wait for: have the commit timer
+ * write them within wal.commit_interval_ms. */
+void eng_commit_soon(struct t4dx *db);
+/* Make every record queued so far durable, as a waiter would (the
+ * breaker, the fallback); the commit timer's group.  0 or the error. */
+int eng_commit_queued(struct t4dx *db);
 /* Log the embedder's outcome for (parent, name), computed from content
  * c, without waiting (its LSN in *lsn): src EMBED with the vector v, or
  * TRIED (v NULL: the content gets none).  Only if the file still holds
@@ -379,6 +397,8 @@ int eng_compact(struct t4dx *db, int kind, t4dx_removed_fn removed, void *arg,
 void *eng_flusher(void *arg);
 /* The automatic merge thread (arg: the struct t4dx). */
 void *eng_merger(void *arg);
+/* The commit timer thread (arg: the struct t4dx). */
+void *eng_committer(void *arg);
 
 /* recover.c */
 /* The WAL replay callback: apply one record. */

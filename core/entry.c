@@ -176,6 +176,9 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	/* a flush once this much log is not covered by segments: bounds
 	 * the live log, and so the replay at a restart after a crash */
 	c->wal.checkpoint_bytes = 64ULL << 20;
+	/* what nobody waits for is on disk this soon (ext4 commits every
+	 * 5 s; a memory store can afford much less) */
+	c->wal.commit_interval_ms = 10;
 	c->memtable.max_bytes = 64ULL << 20;
 	c->memtable.max_items = 10000;
 	c->fallback.max_items = 1000;

@@ -4,9 +4,12 @@
  * removed; the merger runs the automatic compaction while tier.c finds
  * segments to merge.  Two threads, so that a long merge never keeps a
  * flush waiting (the live log would grow meanwhile).  They sit above
- * flush.c and compact.c, which never call them.
+ * flush.c and compact.c, which never call them.  A third, the commit
+ * timer, writes the records nobody waits for.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "engine_int.h"
 
@@ -62,5 +65,51 @@ void *eng_merger(void *arg)
 		pthread_mutex_lock(&db->bg_mu);
 	}
 	pthread_mutex_unlock(&db->bg_mu);
+	return NULL;
+}
+
+/* The commit timer.  Records queued with T4DX_NOWAIT (metadata changes,
+ * everything in durability mode fsync, the embedder's vectors) are taken
+ * by the next group commit of anyone; when nobody commits, this thread
+ * does, commit_interval_ms after the first of them was queued, so that
+ * none stays in memory longer than that.  Its own thread rather than
+ * the flusher's: a flush writes a whole segment (seconds on a slow
+ * disk), and the interval is a promise.  Its group goes through the
+ * breaker and the fallback as a waiter's would (eng_commit_queued):
+ * a failure is counted once, and with policy queue what it could not
+ * write stays queued and counts as unpersisted; nobody is answered, so
+ * nothing acknowledged as durable is lost. */
+void *eng_committer(void *arg)
+{
+	struct t4dx *db = arg;
+	uint64_t ms = db->cfg.wal.commit_interval_ms;
+	pthread_mutex_lock(&db->ct_mu);
+	for (;;) {
+		while (!atomic_load(&db->ct_armed) && !db->ct_stop)
+			pthread_cond_wait(&db->ct_cond, &db->ct_mu);
+		if (db->ct_stop)
+			break;
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += (time_t)(ms / 1000);
+		until.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (ms && !db->ct_stop &&
+		       pthread_cond_timedwait(&db->ct_cond, &db->ct_mu,
+					      &until) != ETIMEDOUT)
+			;
+		if (db->ct_stop)
+			break;  /* t4dx_close commits what is queued */
+		/* disarmed first: a record queued during the commit arms a
+		 * new window */
+		atomic_store(&db->ct_armed, false);
+		pthread_mutex_unlock(&db->ct_mu);
+		(void)eng_commit_queued(db);
+		pthread_mutex_lock(&db->ct_mu);
+	}
+	pthread_mutex_unlock(&db->ct_mu);
 	return NULL;
 }

@@ -124,7 +124,9 @@ struct t4dx_config {
 	struct { unsigned failure_threshold, success_threshold;
 		 double reset_timeout_s; } breaker;
 	struct { uint64_t max_file_bytes, archive_max_bytes,
-		 checkpoint_bytes; } wal;
+		 checkpoint_bytes;
+		 /* records nobody waits for are committed within this */
+		 unsigned commit_interval_ms; } wal;
 	struct { uint64_t max_bytes, max_items; } memtable;
 	struct { unsigned max_items, max_queue, drain_batch;
 		 uint64_t max_queue_bytes, cache_bytes;
@@ -371,6 +373,21 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn);
  * every record up to lsn (0: every record queued so far) is durable, or
  * an error (EIO, ENOSPC...) whatever the policy. */
 int t4dx_sync(struct t4dx *db, uint64_t lsn);
+
+/* When is a change durable?  T4DX_DURABLE_CLOSE (the default): t4dx_wait
+ * waits for its record.  T4DX_DURABLE_FSYNC: t4dx_wait does not wait;
+ * records become durable with the next group commit, at the latest
+ * wal.commit_interval_ms after they were queued, and at any t4dx_sync
+ * (which waits as in both modes).  Records nobody waits for are
+ * committed within that interval in both modes. */
+#define T4DX_DURABLE_CLOSE 0
+#define T4DX_DURABLE_FSYNC 1
+/* The mode now. */
+int t4dx_durability(struct t4dx *db);
+/* Switch the mode.  From fsync to close, every record queued so far is
+ * made durable first: 0, or t4dx_sync's error (the mode is close from
+ * then on either way).  EINVAL for another mode, EROFS read-only. */
+int t4dx_set_durability(struct t4dx *db, int mode);
 
 /* Call fn for every live child of parent in byte-wise name order, with
  * attributes but without content.  fn returns 0 to go on, anything else

@@ -737,7 +737,7 @@ t4dx_fiu() {
 
 # The configuration when no config file is given (DESIGN.md section 8).
 T4DX_DEFAULT_CONFIG='{"breaker":{"failure_threshold":5,"success_threshold":2,"reset_timeout_s":60},
- "wal":{"max_file_bytes":67108864,"archive_max_bytes":268435456,"checkpoint_bytes":67108864},
+ "wal":{"max_file_bytes":67108864,"archive_max_bytes":268435456,"checkpoint_bytes":67108864,"commit_interval_ms":10},
  "memtable":{"max_bytes":67108864,"max_items":10000},
  "fallback":{"max_items":1000,"cache_bytes":67108864,"max_queue":10000,"max_queue_bytes":67108864,"drain_batch":100,"policy":"queue","rescue_dir":"","rescue_fallback":true},
  "health":{"interval_s":30,"timeout_s":5,"alert_threshold":3,"verify_bytes":8388608,"verify_at_start":false},

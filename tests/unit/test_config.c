@@ -107,6 +107,7 @@ static const struct tk tks[] = {
 	   "1125899906842625"),
 	KI(wal, checkpoint_bytes, "65536", "1125899906842624", "65535",
 	   "1125899906842625"),
+	KI(wal, commit_interval_ms, "0", "60000", "-1", "60001"),
 	KI(memtable, max_bytes, "4096", "1099511627776", "4095",
 	   "1099511627777"),
 	KI(memtable, max_items, "1", "100000000", "0", "100000001"),
@@ -498,7 +499,7 @@ static void test_render(void)
 		"\"reset_timeout_s\":60},"
 		"\"wal\":{\"max_file_bytes\":67108864,"
 		"\"archive_max_bytes\":268435456,"
-		"\"checkpoint_bytes\":67108864},"
+		"\"checkpoint_bytes\":67108864,\"commit_interval_ms\":10},"
 		"\"memtable\":{\"max_bytes\":67108864,\"max_items\":10000},"
 		"\"fallback\":{\"max_items\":1000,\"cache_bytes\":67108864,\"max_queue\":10000,"
 		"\"max_queue_bytes\":67108864,\"drain_batch\":100,\"policy\":\"queue\",\"rescue_dir\":\"\","
