@@ -623,6 +623,7 @@ void t4dx_get_stats(struct t4dx *db, struct t4dx_stats *st)
 	st->archive_bytes = ws.archive_bytes;
 	st->wal_syncs = ws.syncs;
 	st->wal_records = ws.records;
+	st->wal_pending = ws.pending;
 }
 
 int t4dx_statfs(struct t4dx *db, struct statvfs *out)

@@ -228,6 +228,7 @@ struct t4dx_stats {
 	uint64_t segments, segment_bytes;
 	uint64_t wal_lsn, wal_bytes, archive_bytes;
 	uint64_t wal_syncs, wal_records;
+	uint64_t wal_pending;           /* records queued, not yet durable */
 	/* writers that waited for a flush to end because the log written
 	 * since its cut passed wal.checkpoint_bytes; those waiting now */
 	uint64_t write_stalls, writers_stalled;

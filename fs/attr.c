@@ -219,6 +219,10 @@ static int do_setattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *attr,
 		f.ctime_ns = (to_set & FUSE_SET_ATTR_CTIME)
 				     ? ns_of(attr->st_ctim) : now;
 		mask |= T4DX_F_CTIME;
+		/* no wait for the record: chmod, chown and utimens are
+		 * durable with the next commit of anything, at the latest
+		 * wal.commit_interval_ms later, and an fsync of the file or
+		 * of its directory waits for them (both sync_lsn raised) */
 		ns_lock(fs);
 		struct orphan *o = orphan_find(fs, ino);
 		if (o)  /* kept in memory only: the file has no key */
@@ -226,6 +230,8 @@ static int do_setattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *attr,
 		else
 			rc = update_ino(fs, ino, &f, mask, &lsn);
 		struct node *n = node_find(&fs->nodes, ino);
+		if (!rc && lsn && n && !n->unlinked)
+			note_lsn(fs, n->parent, lsn);
 		struct wbuf *w = wb_pin(n);
 		ns_unlock(fs);
 		if (!rc && w && (mask & T4DX_F_MTIME)) {
@@ -237,8 +243,6 @@ static int do_setattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *attr,
 		}
 		if (w)
 			wb_put(fs, n, ino);
-		if (!rc)
-			rc = t4dx_wait(fs->db, lsn);
 		if (rc)
 			return rc == T4DX_ENOTFOUND ? ENOENT : rc;
 	}

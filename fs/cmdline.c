@@ -21,6 +21,9 @@ static void usage(FILE *f)
 		"  -f            stay in the foreground (log to stderr)\n"
 		"  -o config=FILE  configuration (JSON, see README)\n"
 		"  -o create     make DATA_DIR (mode 0700) if it does not exist\n"
+		"  -o durability=close|fsync  when changes are durable: at\n"
+		"                close (default), or at fsync and within\n"
+		"                wal.commit_interval_ms (README Durability)\n"
 		"  -o opt,...    FUSE mount options (allow_other, ...)\n"
 		"  -h, --help    this text\n"
 		"  -V, --version print the version\n"
@@ -38,6 +41,7 @@ static const struct fuse_opt cmdline_opts[] = {
 	/* given twice, the last counts (fuse_opt frees the earlier one) */
 	CMDLINE_OPT("config=%s", config, 0),
 	CMDLINE_OPT("create", create, 1),
+	CMDLINE_OPT("durability=%s", durability, 0),
 	/* the mount's name and type are t4dxfs's: fsname=t4dx:DATA_DIR
 	 * tells which store is mounted, subtype=t4dxfs that it is one */
 	FUSE_OPT_KEY("fsname=", KEY_NAME),
@@ -204,6 +208,12 @@ int parse_cmdline(int argc, char **argv, struct cmdline *c)
 			: "t4dxfs: -o config= needs a file name\n");
 		return EINVAL;
 	}
+	if (c->durability && strcmp(c->durability, "close") &&
+	    strcmp(c->durability, "fsync")) {
+		fprintf(stderr, "t4dxfs: -o durability=%s: give close or "
+			"fsync\n", c->durability);
+		return EINVAL;
+	}
 	if (!c->data || !c->mnt) {
 		usage(stderr);
 		return EINVAL;
@@ -216,4 +226,5 @@ void cmdline_free(struct cmdline *c)
 	fuse_opt_free_args(&c->fuse_args);
 	t4dx_buf_free(&c->fuse_opts);
 	free(c->config);
+	free(c->durability);
 }

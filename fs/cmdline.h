@@ -14,6 +14,8 @@ struct cmdline {
 	const char *data, *mnt;
 	char *config;                   /* -o config=FILE, or NULL */
 	int create;                     /* -o create */
+	char *durability;               /* -o durability=close|fsync, or
+	                                   NULL (close) */
 	/* the mount options for FUSE: argv[0] and a -o group of the
 	 * options that are not ours (escaped by fuse_opt) */
 	struct fuse_args fuse_args;

@@ -567,6 +567,7 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 	jset(o, "archive_bytes", ju64(st.archive_bytes), &ok);
 	jset(o, "wal_syncs", ju64(st.wal_syncs), &ok);
 	jset(o, "wal_records", ju64(st.wal_records), &ok);
+	jset(o, "wal_pending", ju64(st.wal_pending), &ok);
 	jset(o, "write_buffer_bytes", ju64(atomic_load(&fs->wb_bytes)), &ok);
 	jset(o, "write_stalls", ju64(st.write_stalls), &ok);
 	jset(o, "writers_stalled", ju64(st.writers_stalled), &ok);
@@ -601,6 +602,32 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 	return jemit(out, o, ok);
 }
 
+/* When changes are durable (README Durability): "close" or "fsync".
+ * Writing the other switches the mount; "close" first makes everything
+ * queued durable, and answers that commit's error if it fails (the mode
+ * is close from then on either way). */
+static const char *const durability_names[] = { "close", "fsync" };
+
+static int show_durability(struct t4dxfs *fs, struct t4dx_buf *out)
+{
+	const char *m = durability_names[t4dx_durability(fs->db) ==
+					 T4DX_DURABLE_FSYNC];
+	if (t4dx_buf_add(out, m, strlen(m)) || t4dx_buf_add(out, "\n", 1))
+		return ENOMEM;
+	return 0;
+}
+
+static int store_durability(struct t4dxfs *fs, const char *buf, size_t len)
+{
+	size_t clen;
+	const char *c = command(buf, len, &clen);
+	if (is_cmd(c, clen, "close"))
+		return t4dx_set_durability(fs->db, T4DX_DURABLE_CLOSE);
+	if (is_cmd(c, clen, "fsync"))
+		return t4dx_set_durability(fs->db, T4DX_DURABLE_FSYNC);
+	return EINVAL;
+}
+
 static int show_config(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	return t4dx_config_render(&fs->cfg, out);
@@ -622,6 +649,9 @@ static const struct ctl_file files[] = {
 	{ "health", INO_CTL_FIRST + 4, show_health, NULL, NULL },
 	{ "metrics", INO_CTL_FIRST + 5, show_metrics, NULL, NULL },
 	{ "stats", INO_CTL_FIRST + 6, show_stats, NULL, NULL },
+	/* after the others: their inode numbers stay what they were */
+	{ "durability", INO_CTL_FIRST + 7, show_durability,
+	  store_durability, NULL },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 

@@ -448,12 +448,19 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* fsync of ino: wait until every record that changed it is durable (see
  * "What fsync waits for" in inode.c), not the records of other inodes.
  * Never 0 for what is not on disk, whatever the policy: a change that
- * was acknowledged as unpersisted answers the error (EIO, ENOSPC). */
+ * was acknowledged as unpersisted answers the error (EIO, ENOSPC).
+ * Two waits cover everything queued so far instead: an fsync of items/,
+ * the root of the whole tree, which is what `t4dx sync MOUNT` and a
+ * user's syncfs stand-in do (the kernel sends no FUSE_SYNCFS to a
+ * /dev/fuse mount, see README Durability), and any fsync in durability
+ * mode fsync, where nothing else waits (ext4's data=ordered commit). */
 static int sync_ino(struct t4dxfs *fs, fuse_ino_t ino)
 {
+	if (ino == INO_ITEMS ||
+	    t4dx_durability(fs->db) == T4DX_DURABLE_FSYNC)
+		return t4dx_sync(fs->db, 0);
 	ns_lock(fs);
-	uint64_t lsn = ino == INO_ITEMS ? fs->items_sync_lsn
-					 : node_sync_lsn(&fs->nodes, ino);
+	uint64_t lsn = node_sync_lsn(&fs->nodes, ino);
 	ns_unlock(fs);
 	/* 0: no record changed it since a mount that found the log empty */
 	return lsn ? t4dx_sync(fs->db, lsn) : 0;
@@ -539,10 +546,12 @@ static int commit_new_files(struct t4dxfs *fs, fuse_ino_t dir)
 	return rc;
 }
 
-/* fsync of a directory: its entries' changes (and its own attributes)
- * were durable when their calls returned, unless acknowledged as
- * unpersisted; this says which, once its new files still open have a
- * record (commit_new_files). */
+/* fsync of a directory: waits for its entries' changes, its children's
+ * metadata (chmod, chown, utimens and xattrs, which do not wait) and
+ * its own attributes, once its new files still open have a record
+ * (commit_new_files).  Creates, removes and renames were durable when
+ * their calls returned in mode close, unless acknowledged as
+ * unpersisted; this says which. */
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
 {

@@ -545,6 +545,14 @@ reopen:
 	node_lsn_floor(&fs->nodes, st.wal_lsn);
 	fs->items_sync_lsn = st.wal_lsn;
 	ns_unlock(fs);
+	if (c.durability && !strcmp(c.durability, "fsync") &&
+	    (rc = t4dx_set_durability(fs->db, T4DX_DURABLE_FSYNC))) {
+		fprintf(stderr, "t4dxfs: -o durability=fsync: %s\n",
+			t4dx_strerror(rc));
+		fuse_session_destroy(fs->se);
+		t4dx_close(fs->db);
+		return 1;
+	}
 
 	if (fuse_set_signal_handlers(fs->se) ||
 	    fuse_session_mount(fs->se, c.mnt)) {

@@ -323,7 +323,10 @@ static int xa_parse(const struct t4dx_field *fl, const char *v, size_t size,
 }
 
 /* Write the change of mask (f's values) to ino's entry, or keep it with
- * an open file that lost its name, and wait for it to be durable. */
+ * an open file that lost its name.  As chmod, it does not wait for its
+ * record: that is durable with the next commit (at the latest after
+ * wal.commit_interval_ms), and an fsync of the file or of its directory
+ * waits for it. */
 static int xa_update(struct t4dxfs *fs, fuse_ino_t ino, struct t4dx_entry *f,
 		     uint32_t mask)
 {
@@ -357,13 +360,13 @@ static int xa_update(struct t4dxfs *fs, fuse_ino_t ino, struct t4dx_entry *f,
 	if (!rc)
 		rc = t4dx_update(fs->db, parent, key, klen, f, mask,
 				 T4DX_NOWAIT, &lsn);
-	if (!rc)
+	if (!rc) {
 		note_lsn(fs, ino, lsn);
+		note_lsn(fs, parent, lsn);
+	}
 	ns_unlock(fs);
 	if (rc == T4DX_ENOTFOUND)
 		return ENOENT;
-	if (!rc)
-		rc = t4dx_wait(fs->db, lsn);
 	/* ctime moved: the kernel's cached attributes (not pages) are old */
 	if (!rc && fs->se) {
 		atomic_fetch_add(&fs->attr_gen, 1);

@@ -60,7 +60,7 @@ expect() {
 # t4dx: commands, options, arguments by position
 expect 'compact' t4dx co
 expect 'wal-dump' t4dx w
-expect $'compact\ndump\nhelp\nls\nsearch\nstatus\nverify\nversion\nwal-dump' t4dx ''
+expect $'compact\ndump\nhelp\nls\nsearch\nstatus\nsync\nverify\nversion\nwal-dump' t4dx ''
 expect $'--help\n--version' t4dx --
 expect 'nrem' t4dx compact /mnt/x n
 expect $'flush\nnrem\nprune\nrem' t4dx compact --json /mnt/x ''

@@ -1,7 +1,8 @@
 /*
  * online.c - t4dx status and t4dx compact: a mounted store, through the
  * control files of MOUNT/.ctl/ (which are JSON, but for alerts: one
- * "TIME LEVEL text" line each); t4dx search, through MOUNT/search/.
+ * "TIME LEVEL text" line each); t4dx search, through MOUNT/search/;
+ * t4dx sync, an fsync of MOUNT/items/.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +95,36 @@ static double dbl(struct json_object *o, const char *path)
 {
 	struct json_object *v = get(o, path);
 	return v ? json_object_get_double(v) : 0;
+}
+
+/* ---- sync -------------------------------------------------------------- */
+
+/* The kernel sends no syncfs to a FUSE mount (only to virtiofs), so
+ * `sync -f MOUNT` cannot wait for what t4dxfs holds; an fsync of items/,
+ * the root of the tree, waits for every change made so far (fs/file.c,
+ * sync_ino). */
+int cmd_sync(const struct command *c, int argc, char **argv)
+{
+	struct opts o;
+	char path[PATH_MAX];
+	int rc = parse_opts(c, "", &argc, argv, &o);
+	if (rc)
+		return rc;
+	if (argc != 1)
+		return usage_error(c, "expected MOUNT");
+	const char *mount = argv[0];
+	if ((rc = check_mount(c, mount)))
+		return rc;
+	snprintf(path, sizeof(path), "%s/items", mount);
+	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return fail(c, EXIT_CANNOT, "%s: %s", path, strerror(errno));
+	rc = fsync(fd) ? errno : 0;
+	close(fd);
+	if (rc)
+		return fail(c, EXIT_PROBLEMS, "%s: changes are not durable: %s "
+			    "(see t4dx status)", mount, strerror(rc));
+	return 0;
 }
 
 /* ---- status ------------------------------------------------------------ */

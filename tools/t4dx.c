@@ -437,6 +437,15 @@ static const struct command commands[] = {
 	  "Exit status: 0 the run succeeded, 1 it failed (or another run is\n"
 	  "under way), 2 usage error or not a t4dx mount.\n",
 	  cmd_compact },
+	{ "sync", "MOUNT",
+	  "Wait until every change made so far in the store mounted at MOUNT\n"
+	  "is durable (an fsync of MOUNT/items/).  `sync` and `sync -f` do not\n"
+	  "reach t4dx: the kernel sends FUSE mounts no syncfs.  Needed after a\n"
+	  "load in durability mode fsync, and for chmod, chown, touch and\n"
+	  "setfattr, which do not wait.\n\n"
+	  "Exit status: 0 durable, 1 a commit failed (the changes wait in\n"
+	  "memory: see t4dx status), 2 usage error or not a t4dx mount.\n",
+	  cmd_sync },
 	{ "search", "[--json] [-k N] MOUNT TEXT",
 	  "Find the memories of the store mounted at MOUNT nearest TEXT in\n"
 	  "meaning (through MOUNT/search/, which embeds TEXT as it embeds\n"

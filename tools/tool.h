@@ -70,6 +70,7 @@ bool want_progress(const struct opts *o);
 
 int cmd_status(const struct command *c, int argc, char **argv);
 int cmd_compact(const struct command *c, int argc, char **argv);
+int cmd_sync(const struct command *c, int argc, char **argv);
 int cmd_search(const struct command *c, int argc, char **argv);
 int cmd_verify(const struct command *c, int argc, char **argv);
 int cmd_ls(const struct command *c, int argc, char **argv);

@@ -49,7 +49,7 @@ assert_refused() {
 	json=$(jq -c -n --arg rescue "$T4DX_TMP/rescue" '{
 		breaker: {failure_threshold: 3, success_threshold: 4, reset_timeout_s: 12.5},
 		wal: {max_file_bytes: 33554432, archive_max_bytes: 134217728,
-			checkpoint_bytes: 16777216},
+			checkpoint_bytes: 16777216, commit_interval_ms: 250},
 		memtable: {max_bytes: 33554432, max_items: 5000},
 		fallback: {max_items: 500, cache_bytes: 1048576, max_queue: 2000,
 			max_queue_bytes: 1048576, drain_batch: 50,

@@ -16,7 +16,7 @@ setup() {
 	t4dx_start
 }
 
-CTL_FILES='alerts breaker compact config health metrics stats'
+CTL_FILES='alerts breaker compact config durability health metrics stats'
 READ_ONLY='alerts config health metrics stats'
 
 
@@ -689,7 +689,7 @@ queue_empty() {
 	refute_output 0
 }
 
-@test ".ctl lists its seven files and nothing can be created, removed or renamed there" {
+@test ".ctl lists its eight files and nothing can be created, removed or renamed there" {
 	run ls "$MNT/.ctl"
 	assert_success
 	local name

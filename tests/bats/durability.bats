@@ -220,6 +220,9 @@ assert_lsns_increase() {
 	setfattr -n user.t4dx.kappa -v 0.25 "$ITEMS/open-c"
 	run t4dx_data_ops_since "$lsn"
 	assert_output "$(printf '%s\n' put rename put update_fields put update_fields)"
+	# chmod and setxattr return before their records are durable: the
+	# fsync a user needs for them (coreutils sync FILE)
+	sync "$ITEMS/open-b" "$ITEMS/open-c"
 	t4dx_kill9
 	pkill -f -- "tail -f $T4DX_TMP/hold"
 	t4dx_wait_children 10 "${pids[@]}" || true

@@ -87,7 +87,7 @@ assert_one_line_error() {
 @test "t4dx: help lists every command; each command has --help; unknown commands and options are usage errors (2)" {
 	local help c
 	help=$("$T4DX" help) || fail "t4dx help failed"
-	for c in status verify compact ls dump wal-dump; do
+	for c in status verify compact sync ls dump wal-dump; do
 		grep -q "^  $c " <<<"$help" || fail "$c is not in: $help"
 		run "$T4DX" "$c" --help
 		assert_success
