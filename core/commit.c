@@ -588,6 +588,31 @@ fail:
 	return rc;
 }
 
+/* A change of fields nobody waits for, of a provisional entry (a new
+ * file not yet stored, see t4dx_put): applied to the entry alone, with no
+ * record.  The put that stores the file (its first close or fsync, or the
+ * one a rename or a waiting update writes first) carries every field of
+ * the entry, these included, so their own records would only repeat it:
+ * tar -x sets mode, owner and times of each file before it closes it, and
+ * the file then costs one record instead of five.  The entry keeps the
+ * last LSN so far, as the provisional put did.  change_lock() held. */
+static int update_provisional(struct t4dx *db, struct t4dx_rec *r)
+{
+	struct t4dx_entry e;
+	int rc = eng_lookup(db, r->e.parent, r->e.name, r->e.name_len, true,
+			    &e);
+	if (rc)
+		return rc == T4DX_ENOTFOUND ? ENOENT : rc;
+	t4dx_entry_apply(&e, &r->e, r->mask);
+	e.lsn = t4dx_wal_last_lsn(db->wal);
+	e.provisional = true;
+	rc = t4dx_mem_put(db->mem, &e);
+	if (!rc && db->lru)
+		t4dx_lru_put(db->lru, &e);
+	t4dx_entry_clear(&e);
+	return rc;
+}
+
 int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 		size_t name_len, const struct t4dx_entry *f, uint32_t mask,
 		unsigned flags, uint64_t *lsn)
@@ -625,6 +650,14 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 	if (!rc && (mask & T4DX_F_VEC) && r.e.vec_src != T4DX_VEC_NONE &&
 	    !S_ISREG(old.mode))
 		rc = EINVAL;
+	if (!rc && old.provisional && (flags & T4DX_NOWAIT) &&
+	    !(mask & T4DX_F_VEC) && eng_queueing(db)) {
+		rc = update_provisional(db, &r);
+		change_unlock(db);
+		if (lsn)
+			*lsn = 0;
+		return rc;
+	}
 	if (!rc)
 		rc = materialize(db, &old);
 	if (rc) {

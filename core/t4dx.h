@@ -324,9 +324,11 @@ int t4dx_get(struct t4dx *db, uint64_t parent, const char *name,
  * record is written and *lsn is 0; the caller is expected to put the
  * file again, with a record, before it acknowledges anything about it.
  * Until then a crash may lose the entry, as it may lose any change nobody
- * waited for.  A rename or update of a provisional entry first writes a
- * put of it, in the same group commit, so that what they acknowledge
- * survives a crash; a delete needs nothing.  With policy "reject" the
+ * waited for.  A rename or a waiting update of a provisional entry first
+ * writes a put of it, in the same group commit, so that what they
+ * acknowledge survives a crash; a delete needs nothing.  An update with
+ * T4DX_NOWAIT of a provisional entry writes no record (*lsn 0): it
+ * changes the entry, whose put carries it.  With policy "reject" the
  * flag is ignored (a change must be durable before it is applied). */
 int t4dx_put(struct t4dx *db, struct t4dx_entry *e, unsigned flags,
 	     uint64_t *lsn);

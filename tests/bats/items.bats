@@ -532,6 +532,7 @@ data_ops_since() {
 	local lsn
 	lsn=$(t4dx_stat_field wal_lsn)
 	setfattr -n user.t4dx.kappa -v 0.5 "$ITEMS/f"
+	sync "$ITEMS/f"         # it does not wait for the disk; fsync does
 	run data_ops_since "$lsn"
 	assert_success
 	assert_output 'update_fields'

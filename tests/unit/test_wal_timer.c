@@ -1,6 +1,8 @@
 /* test_wal_timer.c - the commit timer (records nobody waits for are
- * written within wal.commit_interval_ms) and the durability modes (close:
- * a change waits for its record; fsync: only t4dx_sync waits). */
+ * written within wal.commit_interval_ms), the durability modes (close:
+ * a change waits for its record; fsync: only t4dx_sync waits), and the
+ * updates nobody waits for of a file not stored yet, which its put
+ * carries (no record of their own). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -199,6 +201,65 @@ static void test_mode_fsync_reject(void)
 	unit_rm_rf(dir);
 }
 
+/* A new file's metadata set before its first close (tar -x) costs no
+ * record: the put that stores the file carries it. */
+static void test_provisional_update(void)
+{
+	const char *dir = unit_tmpdir("provupd");
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = open_db(dir, 60000, NULL);
+		struct t4dx_entry e, f;
+		struct t4dx_stats st0, st;
+		uint64_t lsn = 1;
+		memset(&e, 0, sizeof(e));
+		REQUIRE(t4dx_entry_set_key(&e, R, "p", 1) == 0);
+		e.mode = S_IFREG | 0644;
+		t4dx_get_stats(db, &st0);
+		if (t4dx_put(db, &e, T4DX_EXCL | T4DX_NOWAIT |
+			     T4DX_PROVISIONAL, &lsn) || lsn)
+			_exit(2);
+		memset(&f, 0, sizeof(f));
+		f.mode = 0600;
+		f.uid = 1234;
+		f.mtime_ns = 1000;
+		lsn = 1;
+		if (t4dx_update(db, R, "p", 1, &f, T4DX_F_MODE | T4DX_F_UID |
+				T4DX_F_MTIME, T4DX_NOWAIT, &lsn) || lsn)
+			_exit(3);
+		t4dx_get_stats(db, &st);
+		if (st.wal_lsn != st0.wal_lsn)
+			_exit(4);       /* no record */
+		/* the close: the current entry with its content */
+		if (t4dx_get(db, R, "p", 1, 0, &e) || e.mode != (S_IFREG | 0600))
+			_exit(5);
+		e.content = t4dx_blob_from("data", 4);
+		e.size = 4;
+		if (t4dx_put(db, &e, 0, NULL))
+			_exit(6);
+		t4dx_entry_clear(&e);
+		t4dx_get_stats(db, &st);
+		if (st.wal_lsn != st0.wal_lsn + 1)
+			_exit(7);
+		_exit(0);       /* a crash */
+	}
+	int ws;
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	REQUIRE(WIFEXITED(ws));
+	CHECK_EQ_INT(WEXITSTATUS(ws), 0);
+	struct t4dx *db = open_db(dir, 10, NULL);
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, R, "p", 1, 0, &e) == 0);
+	CHECK_EQ_INT(e.mode, S_IFREG | 0600);
+	CHECK_EQ_INT(e.uid, 1234);
+	CHECK_EQ_INT(e.mtime_ns, 1000);
+	t4dx_entry_clear(&e);
+	CHECK(has(db, "p", "data"));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_timer_commits);
@@ -206,5 +267,6 @@ int main(void)
 	RUN(test_timer_failure);
 	RUN(test_mode_fsync);
 	RUN(test_mode_fsync_reject);
+	RUN(test_provisional_update);
 	UNIT_DONE();
 }
