@@ -286,7 +286,19 @@ static void stall_behind_flush(struct t4dx *db)
 
 int eng_commit_queued(struct t4dx *db)
 {
-	return wait_durable(db, t4dx_wal_last_lsn(db->wal));
+	uint64_t last = t4dx_wal_last_lsn(db->wal);
+	if (last <= t4dx_wal_durable_lsn(db->wal))
+		return 0;
+	/* the disk is not tried while the breaker is OPEN: the records stay
+	 * queued, as they would for a waiter, but are not counted as
+	 * unpersisted for a commit nobody asked for (the embedder's vectors
+	 * would otherwise turn the level read-only); a waiter, a probe or
+	 * the timer once the breaker lets it writes them */
+	struct t4dx_breaker_info bi;
+	t4dx_breaker_get(db->breaker, &bi);
+	if (bi.state == T4DX_OPEN)
+		return EAGAIN;
+	return wait_durable(db, last);
 }
 
 int t4dx_wait(struct t4dx *db, uint64_t lsn)

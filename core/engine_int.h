@@ -361,7 +361,8 @@ void eng_group_done(void *arg, int rc);
  * write them within wal.commit_interval_ms. */
 void eng_commit_soon(struct t4dx *db);
 /* Make every record queued so far durable, as a waiter would (the
- * breaker, the fallback); the commit timer's group.  0 or the error. */
+ * breaker, the fallback); the commit timer's group.  0, the error, or
+ * EAGAIN without trying while the breaker is OPEN. */
 int eng_commit_queued(struct t4dx *db);
 /* Log the embedder's outcome for (parent, name), computed from content
  * c, without waiting (its LSN in *lsn): src EMBED with the vector v, or

@@ -78,11 +78,17 @@ void *eng_merger(void *arg)
  * breaker and the fallback as a waiter's would (eng_commit_queued):
  * a failure is counted once, and with policy queue what it could not
  * write stays queued and counts as unpersisted; nobody is answered, so
- * nothing acknowledged as durable is lost. */
+ * nothing acknowledged as durable is lost.  While the breaker is OPEN it
+ * tries nothing and looks again later. */
+/* While the breaker is OPEN the timer looks again this often (or at
+ * its interval, if longer), so that what it could not write goes out
+ * soon after the breaker lets writes through again. */
+#define CT_OPEN_POLL_MS 100
+
 void *eng_committer(void *arg)
 {
 	struct t4dx *db = arg;
-	uint64_t ms = db->cfg.wal.commit_interval_ms;
+	uint64_t every = db->cfg.wal.commit_interval_ms, ms = every;
 	pthread_mutex_lock(&db->ct_mu);
 	for (;;) {
 		while (!atomic_load(&db->ct_armed) && !db->ct_stop)
@@ -107,8 +113,11 @@ void *eng_committer(void *arg)
 		 * new window */
 		atomic_store(&db->ct_armed, false);
 		pthread_mutex_unlock(&db->ct_mu);
-		(void)eng_commit_queued(db);
+		bool later = eng_commit_queued(db) == EAGAIN;
 		pthread_mutex_lock(&db->ct_mu);
+		if (later)
+			atomic_store(&db->ct_armed, true);
+		ms = later && every < CT_OPEN_POLL_MS ? CT_OPEN_POLL_MS : every;
 	}
 	pthread_mutex_unlock(&db->ct_mu);
 	return NULL;

@@ -153,6 +153,30 @@ static void test_timer_failure(void)
 	unit_rm_rf(dir);
 }
 
+/* While the breaker is OPEN the timer tries nothing and counts nothing
+ * as unpersisted (the embedder's vectors would turn the level
+ * read-only); once the breaker is reset it writes what waited. */
+static void test_timer_breaker_open(void)
+{
+	const char *dir = unit_tmpdir("topen");
+	struct t4dx *db = open_db(dir, 5, NULL);
+	struct t4dx_breaker *b = t4dx_get_breaker(db);
+	uint64_t before = durable_records(db);
+	t4dx_breaker_force_open(b);
+	CHECK_EQ_INT(put(db, "a", "one", T4DX_NOWAIT, NULL), 0);
+	usleep(200 * 1000);
+	CHECK_EQ_INT(durable_records(db), before);
+	struct t4dx_health h;
+	t4dx_get_health(db, &h);
+	CHECK_EQ_INT(h.unpersisted, 0);
+	t4dx_breaker_reset(b);
+	CHECK(wait_records(db, before + 1));
+	t4dx_get_health(db, &h);
+	CHECK_EQ_INT(h.level, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* Mode fsync: a change that would wait returns at once (the long
  * interval keeps the timer out of it), t4dx_sync waits for everything,
  * and the switch back to close makes everything durable first. */
@@ -265,6 +289,7 @@ int main(void)
 	RUN(test_timer_commits);
 	RUN(test_timer_interval);
 	RUN(test_timer_failure);
+	RUN(test_timer_breaker_open);
 	RUN(test_mode_fsync);
 	RUN(test_mode_fsync_reject);
 	RUN(test_provisional_update);
