@@ -8,7 +8,8 @@
  * run: WORKERS processes, each in a directory of its own
  * (MOUNTDIR/items/mc/rROUND-wN), do OPS random operations: write a whole
  * file, append, truncate, pwrite + fsync, rename (also into and out of
- * subdirectories), unlink, mkdir, rmdir, setxattr, chmod, utimens; each
+ * subdirectories), unlink, mkdir, rmdir, setxattr, chmod, utimens (these
+ * three each followed by an fsync of the file, which they need); each
  * holds up to three read descriptors open across later operations.  Every
  * read is compared with the model: a descriptor reads what its file holds
  * now (as on a local filesystem), or, once the file was unlinked or
@@ -243,6 +244,21 @@ static int write_all(int fd, const char *p, size_t n, off_t off)
 	return 0;
 }
 
+/* chmod, setxattr and utimens return before their record is durable
+ * (README Durability): a program that relies on one fsyncs the file, as
+ * this does; the fsync acknowledges it.  0, or -1 with errno. */
+static int sync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int save = errno;
+	close(fd);
+	errno = save;
+	return rc;
+}
+
 /* Do op; 0, or -1 with errno. */
 static int perform(const struct op *o, uint64_t key, struct model *m)
 {
@@ -284,15 +300,18 @@ static int perform(const struct op *o, uint64_t key, struct model *m)
 	if (!strcmp(o->op, "rename"))
 		return rename(P(o->path), P(o->path2));
 	if (!strcmp(o->op, "chmod"))
-		return chmod(P(o->path), (mode_t)o->num);
+		return chmod(P(o->path), (mode_t)o->num) ? -1
+		       : sync_path(P(o->path));
 	if (!strcmp(o->op, "kappa")) {
 		char v[16];
 		snprintf(v, sizeof(v), "0.%02ld", o->num);
-		return setxattr(P(o->path), "user.t4dx.kappa", v, strlen(v), 0);
+		return setxattr(P(o->path), "user.t4dx.kappa", v, strlen(v), 0)
+		       ? -1 : sync_path(P(o->path));
 	}
 	if (!strcmp(o->op, "utimens")) {
 		struct timespec ts[2] = { { o->num, 0 }, { o->num, 0 } };
-		return utimensat(AT_FDCWD, P(o->path), ts, 0);
+		return utimensat(AT_FDCWD, P(o->path), ts, 0) ? -1
+		       : sync_path(P(o->path));
 	}
 	errno = EINVAL;
 	return -1;
