@@ -70,6 +70,7 @@ BULK_DD_CAPPED=0    # 1: BULK_DD_EFF is below BULK_DD_MIB
 BULK_NTREES=0
 BULK_RSYNC_FSYNC=0
 BULK_TOOL=
+BULK_NSTORE=0
 declare -a BULK_NAME BULK_DIR BULK_SHAPE
 
 # bulk_cleanup: unmount the loop ext4 and detach its device (from the
@@ -98,10 +99,11 @@ bulk_ext4_setup() {
 		BULK_EXT_DESC="$TMP (ext4 on $src)"
 		return 0
 	fi
-	# an image for one round's trees (6 copies each, 4 KiB a file at
+	# an image for every round's trees (6 copies each, 4 KiB a file at
 	# least) and two large files, plus room
 	mib=$(awk -v s="$BULK_TREE_BYTES" -v n="$BULK_TREE_ENTRIES" -v d="$BULK_DD_MIB" \
-		'BEGIN { printf "%d", (s + n * 4096) * 6 * 1.3 / 1048576 + 2 * d + 512 }')
+		-v r="$BULK_ROUNDS" \
+		'BEGIN { printf "%d", ((s + n * 4096) * 6 * 1.3 / 1048576 + 2 * d) * r + 512 }')
 	BULK_LOOP_IMG=$TMP/ext4.img
 	BULK_EXT=$TMP/bulk-ext4
 	mkdir -p "$BULK_EXT" || harness_fail "mkdir $BULK_EXT"
@@ -150,12 +152,17 @@ bulk_t4dx_start() {
 	return 0
 }
 
-# bulk_fresh SYS: a fresh store, mounted in SYS's mode.
+# bulk_fresh SYS: a fresh store, mounted in SYS's mode.  The stores of
+# earlier rows stay until the part ends (so do the ext4 copies): creates
+# on ext4 can slow down for minutes after many deletes near them (see
+# run-bench.sh's ext4 probe), and rows that follow our own deletes would
+# pay for them.
 bulk_fresh() {
 	local o=config=$TMP/bulk.json
 	t4dx_stop
-	DATA=$TMP/bulk-data
-	rm -rf "$DATA" && mkdir -m 0700 "$DATA" || return 1
+	BULK_NSTORE=$((BULK_NSTORE + 1))
+	DATA=$TMP/bulk-data/$BULK_NSTORE
+	mkdir -m 0700 "$DATA" || return 1
 	[[ $1 == t4dx-fsync ]] && o=$o,durability=fsync
 	bulk_t4dx_start -o "$o" || {
 		note "bulk: t4dx ($1) did not mount: $(tail -n 3 "$T4DX_LOG" | tr '\n' ' ')"
@@ -181,8 +188,8 @@ bulk_probe() {
 	local want=$((BULK_DD_MIB << 20)) tool
 	BULK_DD_EFF=$BULK_DD_MIB
 	bulk_config "$want"
-	DATA=$TMP/bulk-data
-	rm -rf "$DATA" && mkdir -m 0700 "$DATA"
+	DATA=$TMP/bulk-data/probe-1
+	mkdir -m 0700 "$DATA"
 	if ! bulk_t4dx_start -o "config=$TMP/bulk.json"; then
 		if grep -q max_item_bytes "$T4DX_LOG"; then
 			# the largest the configuration allows: whole MiB
@@ -199,7 +206,8 @@ bulk_probe() {
 		fi
 	fi
 	t4dx_stop
-	rm -rf "$DATA" && mkdir -m 0700 "$DATA"
+	DATA=$TMP/bulk-data/probe-2
+	mkdir -m 0700 "$DATA"
 	if bulk_t4dx_start -o "config=$TMP/bulk.json,durability=fsync"; then
 		BULK_FSYNC=1
 		t4dx_stop
@@ -445,7 +453,7 @@ bulk_dd_row() {
 	fi
 	case $sys in
 	t4dx*) t4dx_stop ;;
-	*) rm -f "$f" ;;
+	nullfs) rm -f "$f" ;;   # (its memory)
 	esac
 	return 0
 }
@@ -477,6 +485,7 @@ bulk_measure() {
 		start_nullfs "$NMNT" "$TMP/nullfs-bulk.log"
 		NULL_PID=$STARTED_PID
 	fi
+	mkdir -m 0700 "$TMP/bulk-data" || harness_fail "mkdir $TMP/bulk-data"
 	progress "bulk: probing t4dxfs (largest file, durability=fsync)"
 	bulk_probe
 	head -c $(((BULK_DD_EFF << 20) * 3 / 4 + 3)) /dev/urandom | base64 -w 76 |
@@ -495,12 +504,10 @@ bulk_measure() {
 		for sys in $(order "${BULK_SYSTEMS[@]}"); do
 			bulk_dd_row "$sys"
 		done
-		# this round's ext4 trees go, out of the next round's time
-		rm -rf "$BULK_EXT/sync-$ROUND" "$BULK_EXT/fdsync-$ROUND"
-		sync -f "$BULK_EXT"
 	done
 	ROUND=0
-	rm -rf "$TMP/bulk-data" "$TMP/bulk-dd.in"
+	# everything written stays until here (see bulk_fresh)
+	rm -rf "$TMP/bulk-data" "$TMP/bulk-dd.in" "$BULK_EXT"/sync-* "$BULK_EXT"/fdsync-*
 	DATA=$saved_data
 }
 
