@@ -27,8 +27,8 @@
 # and after (the final sync included), the fdatasyncs per file (regular
 # files and symlinks) and the WAL bytes (live + archive) per content byte
 # (file contents and symlink targets).  A row whose result is not the
-# source tree (counts of files, symlinks, directories, bytes) or whose
-# command fails is FAILED.  The systems alternate, the order rotating
+# source tree (paths, types, modes, owners, mtimes, sizes, contents,
+# symlink targets) or whose command fails is FAILED.  The systems alternate, the order rotating
 # each round; the table has the medians.
 #
 # ext4: the private directory if it is on ext4, else (or with
@@ -71,7 +71,7 @@ BULK_NTREES=0
 BULK_RSYNC_FSYNC=0
 BULK_TOOL=
 BULK_NSTORE=0
-declare -a BULK_NAME BULK_DIR BULK_SHAPE
+declare -a BULK_NAME BULK_DIR BULK_SHAPE BULK_DIGEST
 
 # bulk_cleanup: unmount the loop ext4 and detach its device (from the
 # trap of run-bench.sh, before its own unmounts).
@@ -261,6 +261,7 @@ bulk_tree_setup() {
 	BULK_NAME[i]=$name
 	BULK_DIR[i]=$dir
 	BULK_SHAPE[i]=$(bulk_shape "$TMP/bulk-src-$i/$name")
+	BULK_DIGEST[i]=$(bulk_digest "$TMP/bulk-src-$i/$name")
 	BULK_TREE_BYTES=$((BULK_TREE_BYTES + $(field bytes "${BULK_SHAPE[i]}")))
 	BULK_TREE_ENTRIES=$((BULK_TREE_ENTRIES + $(field entries "${BULK_SHAPE[i]}")))
 }
@@ -275,6 +276,15 @@ bulk_shape() {
 		$1 == "d" { d++ }
 		END { printf "files=%d symlinks=%d dirs=%d bytes=%d content=%d entries=%d\n",
 			f, l, d, b, c, n }'
+}
+
+# bulk_digest DIR: a digest of what tar, cp -a and rsync -a keep of every
+# entry under DIR: its path, type, mode, owner, mtime (whole seconds) and
+# size (not a directory's).
+bulk_digest() {
+	(cd "$1" && find . -mindepth 1 -printf '%P %y %m %U %G %T@ %s\n') 2>/dev/null |
+		awk '{ $6 = int($6); if ($2 == "d") $7 = 0; print }' | sort | md5sum |
+		cut -d ' ' -f 1
 }
 
 # bulk_snap: "syncs=N walb=N" of the running t4dx (empty fields if
@@ -380,6 +390,16 @@ bulk_tree_row() {
 				break
 			fi
 		done
+		if ((rc == 0)) && [[ $(bulk_digest "$d/$name") != "${BULK_DIGEST[i]}" ]]; then
+			rec "$key" "$sys" "failed=1 errors=1"
+			note "bulk: $sys $wl of $name: the copy's paths, modes, owners, mtimes or sizes differ from the source's"
+			rc=1
+		fi
+		if ((rc == 0)) && ! diff -rq --no-dereference "$src" "$d/$name" >"$TMP/bulk.diff" 2>&1; then
+			rec "$key" "$sys" "failed=1 errors=1"
+			note "bulk: $sys $wl of $name: the copy differs from the source: $(head -c 300 "$TMP/bulk.diff")"
+			rc=1
+		fi
 	fi
 	if ((rc == 0)); then
 		if [[ $sys == t4dx* ]]; then
