@@ -6,8 +6,9 @@
  *
  * It mounts like t4dxfs (without -f it returns once the mount is ready;
  * fusermount3 -u, SIGTERM and SIGINT end it) and shows the same shape:
- * MOUNT/items/ holds files and directories, kept in RAM and never written
- * anywhere.  Nothing is durable; close returns as soon as the request is
+ * MOUNT/items/ holds files, directories and symbolic links, kept in RAM
+ * and never written anywhere; rename moves any of them (so that rsync and
+ * tar of a real tree work).  Nothing is durable; close returns as soon as the request is
  * answered.  MOUNT/.ops (read-only) counts the requests received, by
  * operation, in the Prometheus text format of t4dx's .ctl/metrics, so that
  * the benchmark can show how many round trips an operation costs.
@@ -107,14 +108,14 @@ enum {
 	OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_MKDIR, OP_UNLINK,
 	OP_RMDIR, OP_OPEN, OP_CREATE, OP_READ, OP_WRITE, OP_FLUSH, OP_FSYNC,
 	OP_RELEASE, OP_OPENDIR, OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR,
-	OP_GETXATTR, OP_LISTXATTR, OP_NOPS
+	OP_GETXATTR, OP_LISTXATTR, OP_SYMLINK, OP_READLINK, OP_RENAME, OP_NOPS
 };
 
 static const char *const op_names[OP_NOPS] = {
 	"lookup", "forget", "getattr", "setattr", "mkdir", "unlink", "rmdir",
 	"open", "create", "read", "write", "flush", "fsync", "release",
 	"opendir", "readdir", "readdirplus", "releasedir", "getxattr",
-	"listxattr",
+	"listxattr", "symlink", "readlink", "rename",
 };
 
 static struct nf_state {
@@ -223,11 +224,9 @@ static int name_grow(void)
 	return 0;
 }
 
-/* Link n under parent (tree_lock held for writing). */
-static int name_insert(struct node *parent, struct node *n)
+/* Room for one more child in parent->kids (tree_lock held for writing). */
+static int kids_reserve(struct node *parent)
 {
-	if (hcount + 1 > hsize && name_grow())
-		return ENOMEM;
 	if (parent->nkids == parent->kcap) {
 		size_t ncap = parent->kcap ? parent->kcap * 2 : 16;
 		struct node **nk = realloc(parent->kids, ncap * sizeof(*nk));
@@ -236,6 +235,16 @@ static int name_insert(struct node *parent, struct node *n)
 		parent->kids = nk;
 		parent->kcap = ncap;
 	}
+	return 0;
+}
+
+/* Link n under parent (tree_lock held for writing). */
+static int name_insert(struct node *parent, struct node *n)
+{
+	if (hcount + 1 > hsize && name_grow())
+		return ENOMEM;
+	if (kids_reserve(parent))
+		return ENOMEM;
 	n->parent = parent;
 	n->slot = parent->nkids;
 	parent->kids[parent->nkids++] = n;
@@ -518,11 +527,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 /* ---- creating and removing ------------------------------------------------ */
 
-/* Make a new entry under parent; on success ep holds it (one kernel
- * reference) and *out the node. */
+/* Make a new entry under parent (a symlink's target is link); on success
+ * ep holds it (one kernel reference) and *out the node. */
 static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode, bool excl_ok, struct fuse_entry_param *ep,
-		     struct node **out)
+		     mode_t mode, const char *link, bool excl_ok,
+		     struct fuse_entry_param *ep, struct node **out)
 {
 	struct node *p = node_of(parent);
 	int rc = 0;
@@ -535,6 +544,14 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct node *n = node_new(name, mode, fuse_req_ctx(req));
 	if (!n)
 		return ENOMEM;
+	if (link) {
+		n->data = strdup(link);
+		if (!n->data) {
+			node_free(n);
+			return ENOMEM;
+		}
+		n->size = n->cap = strlen(link);
+	}
 	pthread_rwlock_wrlock(&tree_lock);
 	struct node *old = name_find(p, name);
 	if (old && excl_ok && S_ISREG(old->mode)) {
@@ -567,8 +584,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	count_op(OP_MKDIR);
 	struct fuse_entry_param ep;
 	struct node *n;
-	int rc = make_node(req, parent, name, S_IFDIR | (mode & 07777), false,
-			   &ep, &n);
+	int rc = make_node(req, parent, name, S_IFDIR | (mode & 07777), NULL,
+			   false, &ep, &n);
 	if (rc)
 		fuse_reply_err(req, rc);
 	else
@@ -608,6 +625,103 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	count_op(OP_RMDIR);
 	fuse_reply_err(req, do_remove(parent, name, true));
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	count_op(OP_SYMLINK);
+	struct fuse_entry_param ep;
+	struct node *n;
+	int rc = make_node(req, parent, name, S_IFLNK | 0777, link, false,
+			   &ep, &n);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	count_op(OP_READLINK);
+	struct node *n = node_of(ino);
+	if (!S_ISLNK(n->mode)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* a symlink's data is its target and never changes */
+	fuse_reply_readlink(req, n->data);
+}
+
+/* Move the entry (parent, name) to (np, newname), over an entry there of
+ * the same kind (an empty directory for a directory). */
+static int do_rename(fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		     const char *newname, unsigned int flags)
+{
+	struct node *p = node_of(parent), *np = node_of(newparent), *n, *old;
+	int rc = 0;
+	if (strlen(newname) > NAME_MAX_LEN)
+		return ENAMETOOLONG;
+	if (flags & ~(unsigned int)RENAME_NOREPLACE)
+		return EINVAL;  /* no RENAME_EXCHANGE, no whiteouts */
+	char *nn = strdup(newname);
+	if (!nn)
+		return ENOMEM;
+	pthread_rwlock_wrlock(&tree_lock);
+	n = name_find(p, name);
+	old = name_find(np, newname);
+	if (!n)
+		rc = ENOENT;
+	else if (n == items_node || n == &ops_node || np == &root_node)
+		rc = EPERM;
+	else if (!S_ISDIR(np->mode))
+		rc = ENOTDIR;
+	else if (old == n)
+		goto out;       /* a rename onto itself changes nothing */
+	for (struct node *q = np; !rc && q; q = q->parent)
+		if (q == n)
+			rc = EINVAL;    /* a directory into itself */
+	if (!rc && old) {
+		if (flags & RENAME_NOREPLACE)
+			rc = EEXIST;
+		else if (S_ISDIR(n->mode) && !S_ISDIR(old->mode))
+			rc = ENOTDIR;
+		else if (!S_ISDIR(n->mode) && S_ISDIR(old->mode))
+			rc = EISDIR;
+		else if (S_ISDIR(old->mode) && old->live)
+			rc = ENOTEMPTY;
+	}
+	/* nothing may fail once n is out of its directory: the name table
+	 * has room (n leaves it first), np->kids gets it now */
+	if (!rc)
+		rc = kids_reserve(np);
+	if (rc)
+		goto out;
+	if (old) {
+		name_remove(old);
+		node_maybe_free(old);
+	}
+	name_remove(n);
+	free(n->name);
+	n->name = nn;
+	n->name_len = strlen(nn);
+	nn = NULL;
+	name_insert(np, n);
+	pthread_mutex_lock(&n->mu);
+	clock_gettime(CLOCK_REALTIME, &n->ctime);
+	pthread_mutex_unlock(&n->mu);
+out:
+	pthread_rwlock_unlock(&tree_lock);
+	free(nn);
+	return rc;
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	count_op(OP_RENAME);
+	fuse_reply_err(req, do_rename(parent, name, newparent, newname, flags));
 }
 
 /* ---- files -------------------------------------------------------------- */
@@ -681,8 +795,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	count_op(OP_CREATE);
 	struct fuse_entry_param ep;
 	struct node *n;
-	int rc = make_node(req, parent, name, S_IFREG | (mode & 07777), true,
-			   &ep, &n);
+	int rc = make_node(req, parent, name, S_IFREG | (mode & 07777), NULL,
+			   true, &ep, &n);
 	if (rc) {
 		fuse_reply_err(req, rc);
 		return;
@@ -932,6 +1046,9 @@ static const struct fuse_lowlevel_ops ops = {
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,
 	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.readlink = op_readlink,
+	.rename = op_rename,
 	.open = op_open,
 	.create = op_create,
 	.read = op_read,

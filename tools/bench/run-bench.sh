@@ -2,7 +2,8 @@
 # run-bench.sh - the t4dx benchmark of issue 5, side by side with what users
 # would pick instead, in one run on this machine.
 #
-#     run-bench.sh T4DXFS NULLFS BENCH [VECBENCH]   (`make bench` passes them)
+#     run-bench.sh T4DXFS NULLFS BENCH [VECBENCH [TREECOPY]]
+#                                             (`make bench` passes them)
 #
 # It mounts a fresh t4dx (T4DXFS -f, DATA_DIR in a private directory), a
 # no-I/O in-memory FUSE file system (NULLFS: the ceiling of any FUSE design
@@ -31,6 +32,12 @@
 #   BENCH_ONLY=restart  only the big writers' live WAL and kill -9 restart
 #   BENCH_ONLY=search   only the search part (tools/bench/search.sh, which
 #                     says what it measures and its own variables)
+#   BENCH_ONLY=bulk     only the bulk loads: tar, rsync, cp -a of trees of
+#                     small files and dd of a large one, next to ext4
+#                     (tools/bench/bulk.sh, which says what it measures
+#                     and its own variables)
+#   BENCH_T4DX=PATH   the t4dx tool (for `t4dx sync`; default: next to
+#                     T4DXFS's build directory)
 #   BIG_WRITERS=N, BIG_TIMES=N, BIG_ROUNDS=N  that part's writers (8),
 #                     rewrites of each one's 16 MiB file (12), rounds (3)
 #
@@ -53,20 +60,22 @@
 set -u
 export LC_ALL=C
 
-if (($# != 3 && $# != 4)); then
-	echo "usage: run-bench.sh T4DXFS NULLFS BENCH [VECBENCH]" >&2
+if (($# < 3 || $# > 5)); then
+	echo "usage: run-bench.sh T4DXFS NULLFS BENCH [VECBENCH [TREECOPY]]" >&2
 	exit 2
 fi
 T4DXFS=$(realpath -e "$1") || exit 1
 NULLFS=$(realpath -e "$2") || exit 1
 BENCH=$(realpath -e "$3") || exit 1
 VECBENCH=
-(($# == 4)) && { VECBENCH=$(realpath -e "$4") || exit 1; }
+TREECOPY=
+(($# >= 4)) && { VECBENCH=$(realpath -e "$4") || exit 1; }
+(($# == 5)) && { TREECOPY=$(realpath -e "$5") || exit 1; }
 
 case ${BENCH_ONLY:-} in
-'' | restart | search) ;;
+'' | restart | search | bulk) ;;
 *)
-	echo "run-bench.sh: BENCH_ONLY is restart or search, not '$BENCH_ONLY'" >&2
+	echo "run-bench.sh: BENCH_ONLY is restart, search or bulk, not '$BENCH_ONLY'" >&2
 	exit 2
 	;;
 esac
@@ -199,6 +208,8 @@ cleanup() {
 	local pid
 	trap - EXIT INT TERM HUP
 	cd / || true
+	# the bulk part's loop ext4, if it made one
+	declare -F bulk_cleanup >/dev/null && bulk_cleanup
 	unmount_all
 	for pid in $T4DX_PID $NULL_PID $NULLNC_PID $NULLXA_PID $NULLNO_PID $NULLNF_PID; do
 		alive "$pid" || continue
@@ -943,6 +954,13 @@ source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/search.sh" ||
 	harness_fail "cannot read search.sh"
 want search && search_measure
 
+# ---- the bulk loads (issue 14) -----------------------------------------------------------------
+
+# shellcheck source=tools/bench/bulk.sh
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/bulk.sh" ||
+	harness_fail "cannot read bulk.sh"
+want bulk && bulk_measure
+
 # ---- the table ---------------------------------------------------------------------------------
 
 cp "$RAW" "$RESULTS" 2>/dev/null || note "cannot write $RESULTS"
@@ -1177,6 +1195,7 @@ row() {
 	done
 	fi  # main or restart
 	want search && search_table
+	want bulk && bulk_table
 	if [[ -s $NOTES ]]; then
 		echo
 		echo "notes:"
