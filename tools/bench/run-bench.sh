@@ -31,6 +31,11 @@
 #   BENCH_ONLY=restart  only the big writers' live WAL and kill -9 restart
 #   BENCH_ONLY=search   only the search part (tools/bench/search.sh, which
 #                     says what it measures and its own variables)
+#   BENCH_ONLY=embedder only that part's 16 writers, embedder on and off
+#   BENCH_ONLY=nrem     only that part's store with vectors and its nrem
+#                     (time and the daemon's VmHWM), next to one without
+#   BENCH_W16=N       items each of the 16 writers writes (default 200;
+#                     quick 25)
 #   BIG_WRITERS=N, BIG_TIMES=N, BIG_ROUNDS=N  that part's writers (8),
 #                     rewrites of each one's 16 MiB file (12), rounds (3)
 #
@@ -64,15 +69,18 @@ VECBENCH=
 (($# == 4)) && { VECBENCH=$(realpath -e "$4") || exit 1; }
 
 case ${BENCH_ONLY:-} in
-'' | restart | search) ;;
+'' | restart | search | embedder | nrem) ;;
 *)
-	echo "run-bench.sh: BENCH_ONLY is restart or search, not '$BENCH_ONLY'" >&2
+	echo "run-bench.sh: BENCH_ONLY is restart, search, embedder or nrem, not '$BENCH_ONLY'" >&2
 	exit 2
 	;;
 esac
-# want PART: the run includes PART (main: the parts no BENCH_ONLY names).
+# want PART: the run includes PART (main: the parts no BENCH_ONLY names;
+# embedder and nrem are pieces of search).
 want() {
-	[[ -z ${BENCH_ONLY:-} || $1 == "${BENCH_ONLY:-main}" ]]
+	[[ -z ${BENCH_ONLY:-} || $1 == "${BENCH_ONLY:-main}" ]] ||
+		[[ $1 == search && (${BENCH_ONLY:-} == embedder ||
+			${BENCH_ONLY:-} == nrem) ]]
 }
 
 if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
@@ -86,7 +94,7 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
 	ROUNDS=${BENCH_ROUNDS:-2}
 	SCALE=${BENCH_SCALE:-10000}
 	W1=200          # items of the one writer
-	W16=25          # items per writer of the sixteen
+	W16=${BENCH_W16:-25} # items per writer of the sixteen
 	COLD_ITEMS=1000 # the cold set
 	COLD_N=200      # cold reads per round
 	HOT_N=2000      # hot reads per round (at most HOT_MAX seconds)
@@ -96,7 +104,7 @@ else
 	ROUNDS=${BENCH_ROUNDS:-5}
 	SCALE=${BENCH_SCALE:-100000}
 	W1=1000
-	W16=200
+	W16=${BENCH_W16:-200}
 	COLD_ITEMS=5000
 	COLD_N=1000
 	HOT_N=20000
