@@ -29,6 +29,16 @@
  * touched: one of another dim than vector.dim stays, and search, which
  * only compares vectors of the query's dim, leaves its file out.
  *
+ * Writers first.  While files are being written (a key queued by a put
+ * less than EMB_QUIET_MS ago) the thread leaves the queue alone: reading
+ * a content back, computing its vector and logging it take CPU, the
+ * engine lock and log bytes that the writers would otherwise have.  It
+ * takes a key once writes pause, or once that key has waited
+ * EMB_DEFER_MS, so that under writes that never pause vectors still come,
+ * EMB_DEFER_MS late.  For the same reason, a batch's durability is left
+ * to the writers' own group commits while they come; the thread syncs
+ * itself only when the log is quiet.
+ *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
  * finds its file.  A sweep stops at a full queue and the next runs once
@@ -65,10 +75,14 @@
 #define EMB_NICE 19       /* the thread's nice value */
 #define EMB_STATE "EMBEDDER"
 #define REDO_BATCH (EMB_QUEUE_MAX / 2)
+#define EMB_QUIET_MS 20   /* writes paused for this long: embed */
+#define EMB_DEFER_MS 1000 /* a key waits for a pause at most this long */
+#define MS 1000000LL
 
 struct ekey {
 	char key[8 + T4DX_NAME_MAX];    /* parent, then the name */
 	size_t keylen;
+	int64_t at;                     /* when it was queued (monotonic ns) */
 	struct ekey *prev, *next;
 	UT_hash_handle hh;
 };
@@ -82,6 +96,12 @@ struct eng_embedder {
 	size_t max;                     /* EMB_QUEUE_MAX; set at start */
 	bool stop, sweep;               /* guarded by mu */
 	bool working;                   /* a file or a sweep in hand; mu */
+	int64_t last_put;               /* a put's last key queued; mu */
+	int64_t quiet, defer;           /* EMB_QUIET_MS, EMB_DEFER_MS in ns */
+	/* the last vector record not yet known durable, 0 if none, and
+	 * since when there is one; mu */
+	uint64_t logged;
+	int64_t logged_at;
 	struct t4dx_embed_stats st;     /* guarded by mu */
 	/* EMBEDDER named another embedder: the embedder's vectors and marks
 	 * are computed again (see the top); redo_failed: something of that
@@ -133,15 +153,23 @@ static size_t make_key(char *k, uint64_t parent, const char *name,
 	return 8 + len;
 }
 
-void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
-		     size_t len)
+static int64_t mono_ns(void)
 {
-	struct eng_embedder *m = db->emb;
-	if (!m)
-		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Queue a key; put: a writer's (see "Writers first"), not a sweep's. */
+static void queue_key(struct eng_embedder *m, uint64_t parent,
+		      const char *name, size_t len, bool put)
+{
 	char k[8 + T4DX_NAME_MAX];
 	size_t kl = make_key(k, parent, name, len);
+	int64_t now = mono_ns();
 	pthread_mutex_lock(&m->mu);
+	if (put)
+		m->last_put = now;
 	struct ekey *e;
 	HASH_FIND(hh, m->table, k, kl, e);
 	if (!e && m->n >= m->max) {
@@ -150,12 +178,23 @@ void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 	} else if (!e && (e = malloc(sizeof(*e)))) {
 		memcpy(e->key, k, kl);
 		e->keylen = kl;
+		e->at = now;
 		HASH_ADD(hh, m->table, key[0], kl, e);
 		DL_APPEND(m->fifo, e);
-		m->n++;
-		pthread_cond_signal(&m->cond);
+		/* a thread that waits for writes to pause wakes up by
+		 * itself: a signal for every put would only wake it for
+		 * nothing */
+		if (!m->n++)
+			pthread_cond_signal(&m->cond);
 	}
 	pthread_mutex_unlock(&m->mu);
+}
+
+void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
+		     size_t len)
+{
+	if (db->emb)
+		queue_key(db->emb, parent, name, len, true);
 }
 
 static void count(struct eng_embedder *m, uint64_t *field)
@@ -215,7 +254,7 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 			*more = true;
 			break;
 		}
-		eng_embed_queue(db, e->parent, e->name, e->name_len);
+		queue_key(m, e->parent, e->name, e->name_len, false);
 	}
 	eng_merge_close(&mg);
 	pthread_rwlock_unlock(&db->lock);
@@ -314,6 +353,37 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	return 0;
 }
 
+/* Wait on m->cond until the monotonic time until (mu held). */
+static void wait_until(struct eng_embedder *m, int64_t until)
+{
+	int64_t wait = until - mono_ns();
+	if (wait <= 0 || m->stop)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t ns = ts.tv_nsec + wait;
+	ts.tv_sec += ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+}
+
+/* Writes have not paused yet and what waits since at (the queue's head,
+ * records to sync) has not waited its longest: *until gets when to look
+ * again (mu held). */
+static bool writers_first(struct eng_embedder *m, int64_t at, int64_t *until)
+{
+	int64_t now = mono_ns(), quiet = m->last_put + m->quiet;
+	if (now >= quiet)
+		return false;
+	*until = quiet;
+	int64_t due = at + m->defer;
+	if (now >= due)
+		return false;
+	if (due < *until)
+		*until = due;
+	return true;
+}
+
 static void *embedder_main(void *arg)
 {
 	struct t4dx *db = arg;
@@ -325,7 +395,7 @@ static void *embedder_main(void *arg)
 			EMB_NICE) != 0)
 		errno = 0;
 	float *x = malloc(sizeof(*x) * db->cfg.vector.dim);
-	uint64_t logged = 0;    /* the last vector record not yet waited for */
+	int64_t until;
 	pthread_mutex_lock(&m->mu);
 	while (!m->stop) {
 		if ((m->sweep && !m->n) || m->redo_sweep) {
@@ -348,12 +418,24 @@ static void *embedder_main(void *arg)
 			continue;
 		}
 		struct ekey *k = m->fifo;
-		if (!k && logged) {
+		if (m->logged &&
+		    t4dx_wal_durable_lsn(db->wal) >= m->logged)
+			m->logged = 0;  /* a writer's group commit took them */
+		if (k && x && writers_first(m, k->at, &until)) {
+			wait_until(m, until);
+			continue;
+		}
+		if (!k && m->logged && writers_first(m, m->logged_at, &until)) {
+			/* the next group commit of the writers may take them */
+			wait_until(m, until);
+			continue;
+		}
+		if (!k && m->logged) {
 			/* caught up: the batch's vectors to the disk (a
 			 * failure is the breaker's to count; a vector lost in
 			 * a crash is computed again at the next start) */
-			uint64_t lsn = logged;
-			logged = 0;
+			uint64_t lsn = m->logged;
+			m->logged = 0;
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
 			int rc = t4dx_wait(db, lsn);
@@ -391,9 +473,11 @@ static void *embedder_main(void *arg)
 		pthread_mutex_unlock(&m->mu);
 		uint64_t lsn = 0;
 		int rc = embed_one(db, m, k, x, redo, &lsn, &failed);
-		if (lsn)
-			logged = lsn;
 		pthread_mutex_lock(&m->mu);
+		if (lsn && !m->logged)
+			m->logged_at = mono_ns();
+		if (lsn)
+			m->logged = lsn;
 		m->working = false;
 		if (failed)
 			m->redo_failed = true;
@@ -463,6 +547,11 @@ int eng_embedder_start(struct t4dx *db)
 	const char *qmax = getenv("T4DX_TEST_EMBED_QUEUE_MAX");
 	if (qmax && atoi(qmax) > 0)
 		m->max = (size_t)atoi(qmax);
+	/* tests: how long writes hold the thread back */
+	const char *ms = getenv("T4DX_TEST_EMBED_QUIET_MS");
+	m->quiet = (ms ? atoi(ms) : EMB_QUIET_MS) * MS;
+	ms = getenv("T4DX_TEST_EMBED_DEFER_MS");
+	m->defer = (ms ? atoi(ms) : EMB_DEFER_MS) * MS;
 	/* the builtin embedder by its version, a program by its argv */
 	int n = cmd ? snprintf(m->state, sizeof(m->state),
 			       "{\"embedder\":\"command\",\"command\":%s,"
@@ -521,6 +610,6 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 	*out = m->st;
 	out->queued = m->n;
 	out->busy = m->n || m->sweep || m->working || m->redo ||
-		    m->redo_sweep;
+		    m->redo_sweep || m->logged;
 	pthread_mutex_unlock(&m->mu);
 }
