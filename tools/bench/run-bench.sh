@@ -32,8 +32,8 @@
 #   BENCH_ONLY=search   only the search part (tools/bench/search.sh, which
 #                     says what it measures and its own variables)
 #   BENCH_ONLY=embedder only that part's 16 writers, embedder on and off
-#   BENCH_ONLY=nrem     only that part's store with vectors and its nrem
-#                     (time and the daemon's VmHWM), next to one without
+#   BENCH_ONLY=nrem     only that part's stores, their queries through the
+#                     mount and their nrem (time and the daemon's VmHWM)
 #   BENCH_W16=N       items each of the 16 writers writes (default 200;
 #                     quick 25)
 #   BIG_WRITERS=N, BIG_TIMES=N, BIG_ROUNDS=N  that part's writers (8),

@@ -20,8 +20,7 @@
 #      fresh stores with vector.embedder "builtin" and "off", alternating,
 #      ROUNDS rounds.
 #
-# BENCH_ONLY=embedder runs part 3 alone; BENCH_ONLY=nrem, of part 2, the
-# two stores and their nrem only (with the daemon's VmHWM), no queries.
+# BENCH_ONLY=embedder runs part 3 alone; BENCH_ONLY=nrem, part 2 alone.
 #
 # Environment (besides run-bench.sh's):
 #   BENCH_SEARCH_N=N        vectors and items (default 100000; quick 10000)
@@ -85,10 +84,13 @@ ctl_compact() {
 }
 
 # search_part PART: the run includes PART of this file (index, queries,
-# nrem, embedder): all of them unless BENCH_ONLY names one.
+# nrem, embedder): all of them unless BENCH_ONLY names one (nrem comes
+# with the queries, which load the indexes an nrem then holds with its
+# own).
 search_part() {
 	case ${BENCH_ONLY:-} in
-	embedder | nrem) [[ $1 == "$BENCH_ONLY" ]] ;;
+	embedder) [[ $1 == embedder ]] ;;
+	nrem) [[ $1 == nrem || $1 == queries ]] ;;
 	*) true ;;
 	esac
 }
