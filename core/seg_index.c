@@ -56,43 +56,31 @@ bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s)
 	       t4dx_seg_count(s) >= db->cfg.vector.index_min_items;
 }
 
-/* The indexed vectors of s: (*keys)[i], (*vecs)[i*dim ..], *n of them. */
-static int seg_vectors(struct t4dx *db, struct t4dx_seg *s, uint32_t **keys,
-		       float **vecs, size_t *n)
+/* Add the indexed vectors of s to ix, each as it is read: no copy of
+ * them all besides the graph's own. */
+static int add_vectors(struct t4dx *db, struct t4dx_seg *s,
+		       struct t4dx_index *ix)
 {
 	uint32_t dim = db->cfg.vector.dim;
-	size_t cap = 0, have = 0;
-	uint32_t *k = NULL;
-	float *v = NULL;
+	float *x = malloc(dim * sizeof(*x));
 	struct t4dx_seg_iter *it;
 	struct t4dx_entry e;
+	if (!x)
+		return ENOMEM;
 	int rc = t4dx_seg_iter_open(s, 0, "", 0, &it);
-	if (rc)
+	if (rc) {
+		free(x);
 		return rc;
+	}
 	for (uint32_t ord = 0; (rc = t4dx_seg_iter_next(it, true, &e)) == 0;
 	     ord++) {
 		bool take = !e.tombstone && e.vec_src != T4DX_VEC_NONE &&
 			    t4dx_vec_dim(e.vec) == dim;
-		if (take && have == cap) {
-			size_t nc = cap ? 2 * cap : 256;
-			uint32_t *nk = realloc(k, nc * sizeof(*k));
-			if (nk)
-				k = nk;
-			float *nv = nk ? realloc(v, nc * dim * sizeof(*v)) : NULL;
-			if (!nv) {
-				t4dx_entry_clear(&e);
-				rc = ENOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
 		if (take) {
 			/* at unit length, so that the graph's inner product
 			 * orders as search's cosine does (a vector set by
 			 * hand may have any length; a zero one matches
 			 * nothing) */
-			float *x = v + have * dim;
 			double norm = 0;
 			t4dx_vec_get(e.vec, x);
 			for (uint32_t d = 0; d < dim; d++)
@@ -101,21 +89,16 @@ static int seg_vectors(struct t4dx *db, struct t4dx_seg *s, uint32_t **keys,
 				float scale = (float)(1 / sqrt(norm));
 				for (uint32_t d = 0; d < dim; d++)
 					x[d] *= scale;
-				k[have++] = ord;
+				rc = t4dx_index_add(ix, ord, x);
 			}
 		}
 		t4dx_entry_clear(&e);
+		if (rc)
+			break;
 	}
 	t4dx_seg_iter_close(it);
-	if (rc != T4DX_ENOTFOUND) {
-		free(k);
-		free(v);
-		return rc;
-	}
-	*keys = k;
-	*vecs = v;
-	*n = have;
-	return 0;
+	free(x);
+	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
 
 /* Save ix as s's index file: temporary name, fdatasync, rename, fsync
@@ -154,18 +137,13 @@ int eng_index_build(struct t4dx *db, struct t4dx_seg *s,
 			return t4dx_io_fsync_dir(db->seg_dir);
 		return errno == ENOENT ? 0 : errno;
 	}
-	uint32_t *keys = NULL;
-	float *vecs = NULL;
-	size_t n = 0;
 	struct t4dx_index *ix = NULL;
-	int rc = seg_vectors(db, s, &keys, &vecs, &n);
-	if (!rc)
-		rc = t4dx_index_build(db->cfg.vector.dim,
-				      db->cfg.vector.index_m,
-				      db->cfg.vector.ef_construction, keys,
-				      vecs, n, &ix);
-	free(keys);
-	free(vecs);
+	/* room for every entry: those with a vector are fewer */
+	int rc = t4dx_index_begin(db->cfg.vector.dim, db->cfg.vector.index_m,
+				  db->cfg.vector.ef_construction,
+				  t4dx_seg_count(s), &ix);
+	if (!rc && !(rc = add_vectors(db, s, ix)))
+		t4dx_index_end(ix);
 	if (!rc)
 		rc = save_index(db, id, ix);
 	if (rc) {
