@@ -37,7 +37,11 @@
  * EMB_DEFER_MS, so that under writes that never pause vectors still come,
  * EMB_DEFER_MS late.  For the same reason, a batch's durability is left
  * to the writers' own group commits while they come; the thread syncs
- * itself only when the log is quiet.
+ * itself only when the log is quiet.  The vectors themselves are computed
+ * on a second thread at nice EMB_NICE (compute_main), which takes no
+ * lock a writer takes: the thread that reads contents back and logs
+ * vectors keeps the daemon's priority, so that a writer never waits for
+ * a lock held by a thread the scheduler holds back.
  *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
@@ -72,7 +76,7 @@
 #include "vec.h"
 
 #define EMB_QUEUE_MAX 100000
-#define EMB_NICE 19       /* the thread's nice value */
+#define EMB_NICE 19       /* the computing thread's nice value */
 #define EMB_STATE "EMBEDDER"
 #define REDO_BATCH (EMB_QUEUE_MAX / 2)
 #define EMB_QUIET_MS 20   /* writes paused for this long: embed */
@@ -115,8 +119,20 @@ struct eng_embedder {
 	size_t redo_len;
 	char state[4096 + 128];         /* the line EMBEDDER is to hold */
 	size_t state_len;
-	/* vector.embedder "command": the program (used by the thread only) */
+	/* vector.embedder "command": the program (used by the computing
+	 * thread only) */
 	struct t4dx_embed_cmd *cmd;
+	/* the computing thread and the one request it is given: content c
+	 * into x, then rc and why, and done (all guarded by cmu) */
+	pthread_t cthr;
+	bool cthr_up;
+	pthread_mutex_t cmu;
+	pthread_cond_t ccond;
+	const struct t4dx_blob *c;
+	float *x;
+	int rc;
+	char why[256];
+	bool asked, done, cstop;
 };
 
 /* Does DATA_DIR/EMBEDDER hold m->state?  Anything else (missing,
@@ -263,17 +279,78 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 
 /* The vector of content c in x: 0, ENODATA (none for this content),
  * or, from the program of "command": EAGAIN (not to be started again
- * yet), ECANCELED (closing), another code (it failed: an alert). */
+ * yet), ECANCELED (closing), another code (it failed, why says how).
+ * On the computing thread. */
+static int compute_here(struct eng_embedder *m, uint32_t dim,
+			const struct t4dx_blob *c, float *x, char *why,
+			size_t whylen)
+{
+	if (!m->cmd)
+		return t4dx_embed(c->data, c->len, dim, x);
+	if (t4dx_embed_is_binary(c->data, c->len))
+		return ENODATA;
+	return t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why, whylen);
+}
+
+/* The computing thread, at nice EMB_NICE: it takes CPU only when writers
+ * leave some, and it takes no lock that a writer takes (the engine's,
+ * the log's, m->mu), so that a writer never waits for a thread the
+ * scheduler holds back.  The thread that reads contents and logs
+ * vectors runs at the daemon's priority and waits for this one without
+ * using CPU. */
+static void *compute_main(void *arg)
+{
+	struct t4dx *db = arg;
+	struct eng_embedder *m = db->emb;
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+			EMB_NICE) != 0)
+		errno = 0;
+	pthread_mutex_lock(&m->cmu);
+	while (!m->cstop) {
+		if (!m->asked) {
+			pthread_cond_wait(&m->ccond, &m->cmu);
+			continue;
+		}
+		m->asked = false;
+		const struct t4dx_blob *c = m->c;
+		float *x = m->x;
+		char why[sizeof(m->why)] = "";
+		pthread_mutex_unlock(&m->cmu);
+		int rc = compute_here(m, db->cfg.vector.dim, c, x, why,
+				      sizeof(why));
+		pthread_mutex_lock(&m->cmu);
+		m->rc = rc;
+		memcpy(m->why, why, sizeof(why));
+		m->done = true;
+		pthread_cond_broadcast(&m->ccond);
+	}
+	pthread_mutex_unlock(&m->cmu);
+	return NULL;
+}
+
+/* compute_here() on the computing thread (on this one if it could not be
+ * started); alerts and counts here. */
 static int compute(struct t4dx *db, struct eng_embedder *m,
 		   const struct t4dx_blob *c, float *x)
 {
+	int rc;
+	if (!m->cthr_up) {
+		rc = compute_here(m, db->cfg.vector.dim, c, x, m->why,
+				  sizeof(m->why));
+	} else {
+		pthread_mutex_lock(&m->cmu);
+		m->c = c;
+		m->x = x;
+		m->asked = true;
+		m->done = false;
+		pthread_cond_broadcast(&m->ccond);
+		while (!m->done)
+			pthread_cond_wait(&m->ccond, &m->cmu);
+		rc = m->rc;
+		pthread_mutex_unlock(&m->cmu);
+	}
 	if (!m->cmd)
-		return t4dx_embed(c->data, c->len, db->cfg.vector.dim, x);
-	if (t4dx_embed_is_binary(c->data, c->len))
-		return ENODATA;
-	char why[256];
-	int rc = t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why,
-				    sizeof(why));
+		return rc;
 	pthread_mutex_lock(&m->mu);
 	m->st.starts = t4dx_embed_cmd_starts(m->cmd);
 	pthread_mutex_unlock(&m->mu);
@@ -281,7 +358,7 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
 				"the embedder program (vector.command) %s; "
 				"it is started again, and the file tried "
-				"again, after a back-off", why);
+				"again, after a back-off", m->why);
 	return rc;
 }
 
@@ -388,12 +465,11 @@ static void *embedder_main(void *arg)
 {
 	struct t4dx *db = arg;
 	struct eng_embedder *m = db->emb;
-	/* vectors can wait, writers cannot: on a busy machine the thread
-	 * takes what CPU the writers leave (Linux threads have a nice value
-	 * of their own; if it cannot be set, nothing else changes) */
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
-			EMB_NICE) != 0)
-		errno = 0;
+	/* vectors can wait, writers cannot: on a busy machine the
+	 * computing thread takes what CPU the writers leave (Linux threads
+	 * have a nice value of their own; if it cannot be set, nothing else
+	 * changes) */
+	m->cthr_up = pthread_create(&m->cthr, NULL, compute_main, db) == 0;
 	float *x = malloc(sizeof(*x) * db->cfg.vector.dim);
 	int64_t until;
 	pthread_mutex_lock(&m->mu);
@@ -517,6 +593,13 @@ static void *embedder_main(void *arg)
 		free(k);
 	}
 	pthread_mutex_unlock(&m->mu);
+	if (m->cthr_up) {
+		pthread_mutex_lock(&m->cmu);
+		m->cstop = true;
+		pthread_cond_broadcast(&m->ccond);
+		pthread_mutex_unlock(&m->cmu);
+		pthread_join(m->cthr, NULL);
+	}
 	free(x);
 	return NULL;
 }
@@ -541,6 +624,8 @@ int eng_embedder_start(struct t4dx *db)
 	}
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
+	pthread_mutex_init(&m->cmu, NULL);
+	pthread_cond_init(&m->ccond, NULL);
 	m->sweep = true;
 	m->max = EMB_QUEUE_MAX;
 	/* tests: a small queue, to have more files than it holds */
@@ -568,6 +653,8 @@ int eng_embedder_start(struct t4dx *db)
 	if (rc) {
 		db->emb = NULL;
 		t4dx_embed_cmd_free(m->cmd);
+		pthread_cond_destroy(&m->ccond);
+		pthread_mutex_destroy(&m->cmu);
 		pthread_cond_destroy(&m->cond);
 		pthread_mutex_destroy(&m->mu);
 		free(m);
@@ -595,6 +682,8 @@ void eng_embedder_stop(struct t4dx *db)
 		HASH_DEL(m->table, k);
 		free(k);
 	}
+	pthread_cond_destroy(&m->ccond);
+	pthread_mutex_destroy(&m->cmu);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
