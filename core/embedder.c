@@ -29,6 +29,20 @@
  * touched: one of another dim than vector.dim stays, and search, which
  * only compares vectors of the query's dim, leaves its file out.
  *
+ * Writers first.  While files are being written (a key queued by a put
+ * less than EMB_QUIET_MS ago) the thread leaves the queue alone: reading
+ * a content back, computing its vector and logging it take CPU, the
+ * engine lock and log bytes that the writers would otherwise have.  It
+ * takes a key once writes pause, or once that key has waited
+ * EMB_DEFER_MS, so that under writes that never pause vectors still come,
+ * EMB_DEFER_MS late.  For the same reason, a batch's durability is left
+ * to the writers' own group commits while they come; the thread syncs
+ * itself only when the log is quiet.  The vectors themselves are computed
+ * on a second thread at nice EMB_NICE (compute_main), which takes no
+ * lock a writer takes: the thread that reads contents back and logs
+ * vectors keeps the daemon's priority, so that a writer never waits for
+ * a lock held by a thread the scheduler holds back.
+ *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
  * finds its file.  A sweep stops at a full queue and the next runs once
@@ -62,13 +76,17 @@
 #include "vec.h"
 
 #define EMB_QUEUE_MAX 100000
-#define EMB_NICE 19       /* the thread's nice value */
+#define EMB_NICE 19       /* the computing thread's nice value */
 #define EMB_STATE "EMBEDDER"
 #define REDO_BATCH (EMB_QUEUE_MAX / 2)
+#define EMB_QUIET_MS 20   /* writes paused for this long: embed */
+#define EMB_DEFER_MS 1000 /* a key waits for a pause at most this long */
+#define MS 1000000LL
 
 struct ekey {
 	char key[8 + T4DX_NAME_MAX];    /* parent, then the name */
 	size_t keylen;
+	int64_t at;                     /* when it was queued (monotonic ns) */
 	struct ekey *prev, *next;
 	UT_hash_handle hh;
 };
@@ -82,6 +100,12 @@ struct eng_embedder {
 	size_t max;                     /* EMB_QUEUE_MAX; set at start */
 	bool stop, sweep;               /* guarded by mu */
 	bool working;                   /* a file or a sweep in hand; mu */
+	int64_t last_put;               /* a put's last key queued; mu */
+	int64_t quiet, defer;           /* EMB_QUIET_MS, EMB_DEFER_MS in ns */
+	/* the last vector record not yet known durable, 0 if none, and
+	 * since when there is one; mu */
+	uint64_t logged;
+	int64_t logged_at;
 	struct t4dx_embed_stats st;     /* guarded by mu */
 	/* EMBEDDER named another embedder: the embedder's vectors and marks
 	 * are computed again (see the top); redo_failed: something of that
@@ -95,8 +119,20 @@ struct eng_embedder {
 	size_t redo_len;
 	char state[4096 + 128];         /* the line EMBEDDER is to hold */
 	size_t state_len;
-	/* vector.embedder "command": the program (used by the thread only) */
+	/* vector.embedder "command": the program (used by the computing
+	 * thread only) */
 	struct t4dx_embed_cmd *cmd;
+	/* the computing thread and the one request it is given: content c
+	 * into x, then rc and why, and done (all guarded by cmu) */
+	pthread_t cthr;
+	bool cthr_up;
+	pthread_mutex_t cmu;
+	pthread_cond_t ccond;
+	const struct t4dx_blob *c;
+	float *x;
+	int rc;
+	char why[256];
+	bool asked, done, cstop;
 };
 
 /* Does DATA_DIR/EMBEDDER hold m->state?  Anything else (missing,
@@ -133,15 +169,23 @@ static size_t make_key(char *k, uint64_t parent, const char *name,
 	return 8 + len;
 }
 
-void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
-		     size_t len)
+static int64_t mono_ns(void)
 {
-	struct eng_embedder *m = db->emb;
-	if (!m)
-		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Queue a key; put: a writer's (see "Writers first"), not a sweep's. */
+static void queue_key(struct eng_embedder *m, uint64_t parent,
+		      const char *name, size_t len, bool put)
+{
 	char k[8 + T4DX_NAME_MAX];
 	size_t kl = make_key(k, parent, name, len);
+	int64_t now = mono_ns();
 	pthread_mutex_lock(&m->mu);
+	if (put)
+		m->last_put = now;
 	struct ekey *e;
 	HASH_FIND(hh, m->table, k, kl, e);
 	if (!e && m->n >= m->max) {
@@ -150,12 +194,23 @@ void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 	} else if (!e && (e = malloc(sizeof(*e)))) {
 		memcpy(e->key, k, kl);
 		e->keylen = kl;
+		e->at = now;
 		HASH_ADD(hh, m->table, key[0], kl, e);
 		DL_APPEND(m->fifo, e);
-		m->n++;
-		pthread_cond_signal(&m->cond);
+		/* a thread that waits for writes to pause wakes up by
+		 * itself: a signal for every put would only wake it for
+		 * nothing */
+		if (!m->n++)
+			pthread_cond_signal(&m->cond);
 	}
 	pthread_mutex_unlock(&m->mu);
+}
+
+void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
+		     size_t len)
+{
+	if (db->emb)
+		queue_key(db->emb, parent, name, len, true);
 }
 
 static void count(struct eng_embedder *m, uint64_t *field)
@@ -215,7 +270,7 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 			*more = true;
 			break;
 		}
-		eng_embed_queue(db, e->parent, e->name, e->name_len);
+		queue_key(m, e->parent, e->name, e->name_len, false);
 	}
 	eng_merge_close(&mg);
 	pthread_rwlock_unlock(&db->lock);
@@ -224,17 +279,78 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 
 /* The vector of content c in x: 0, ENODATA (none for this content),
  * or, from the program of "command": EAGAIN (not to be started again
- * yet), ECANCELED (closing), another code (it failed: an alert). */
+ * yet), ECANCELED (closing), another code (it failed, why says how).
+ * On the computing thread. */
+static int compute_here(struct eng_embedder *m, uint32_t dim,
+			const struct t4dx_blob *c, float *x, char *why,
+			size_t whylen)
+{
+	if (!m->cmd)
+		return t4dx_embed(c->data, c->len, dim, x);
+	if (t4dx_embed_is_binary(c->data, c->len))
+		return ENODATA;
+	return t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why, whylen);
+}
+
+/* The computing thread, at nice EMB_NICE: it takes CPU only when writers
+ * leave some, and it takes no lock that a writer takes (the engine's,
+ * the log's, m->mu), so that a writer never waits for a thread the
+ * scheduler holds back.  The thread that reads contents and logs
+ * vectors runs at the daemon's priority and waits for this one without
+ * using CPU. */
+static void *compute_main(void *arg)
+{
+	struct t4dx *db = arg;
+	struct eng_embedder *m = db->emb;
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+			EMB_NICE) != 0)
+		errno = 0;
+	pthread_mutex_lock(&m->cmu);
+	while (!m->cstop) {
+		if (!m->asked) {
+			pthread_cond_wait(&m->ccond, &m->cmu);
+			continue;
+		}
+		m->asked = false;
+		const struct t4dx_blob *c = m->c;
+		float *x = m->x;
+		char why[sizeof(m->why)] = "";
+		pthread_mutex_unlock(&m->cmu);
+		int rc = compute_here(m, db->cfg.vector.dim, c, x, why,
+				      sizeof(why));
+		pthread_mutex_lock(&m->cmu);
+		m->rc = rc;
+		memcpy(m->why, why, sizeof(why));
+		m->done = true;
+		pthread_cond_broadcast(&m->ccond);
+	}
+	pthread_mutex_unlock(&m->cmu);
+	return NULL;
+}
+
+/* compute_here() on the computing thread (on this one if it could not be
+ * started); alerts and counts here. */
 static int compute(struct t4dx *db, struct eng_embedder *m,
 		   const struct t4dx_blob *c, float *x)
 {
+	int rc;
+	if (!m->cthr_up) {
+		rc = compute_here(m, db->cfg.vector.dim, c, x, m->why,
+				  sizeof(m->why));
+	} else {
+		pthread_mutex_lock(&m->cmu);
+		m->c = c;
+		m->x = x;
+		m->asked = true;
+		m->done = false;
+		pthread_cond_broadcast(&m->ccond);
+		while (!m->done)
+			pthread_cond_wait(&m->ccond, &m->cmu);
+		rc = m->rc;
+		pthread_mutex_unlock(&m->cmu);
+	}
 	if (!m->cmd)
-		return t4dx_embed(c->data, c->len, db->cfg.vector.dim, x);
-	if (t4dx_embed_is_binary(c->data, c->len))
-		return ENODATA;
-	char why[256];
-	int rc = t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why,
-				    sizeof(why));
+		return rc;
 	pthread_mutex_lock(&m->mu);
 	m->st.starts = t4dx_embed_cmd_starts(m->cmd);
 	pthread_mutex_unlock(&m->mu);
@@ -242,7 +358,7 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
 				"the embedder program (vector.command) %s; "
 				"it is started again, and the file tried "
-				"again, after a back-off", why);
+				"again, after a back-off", m->why);
 	return rc;
 }
 
@@ -314,18 +430,48 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	return 0;
 }
 
+/* Wait on m->cond until the monotonic time until (mu held). */
+static void wait_until(struct eng_embedder *m, int64_t until)
+{
+	int64_t wait = until - mono_ns();
+	if (wait <= 0 || m->stop)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t ns = ts.tv_nsec + wait;
+	ts.tv_sec += ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	pthread_cond_timedwait(&m->cond, &m->mu, &ts);
+}
+
+/* Writes have not paused yet and what waits since at (the queue's head,
+ * records to sync) has not waited its longest: *until gets when to look
+ * again (mu held). */
+static bool writers_first(struct eng_embedder *m, int64_t at, int64_t *until)
+{
+	int64_t now = mono_ns(), quiet = m->last_put + m->quiet;
+	if (now >= quiet)
+		return false;
+	*until = quiet;
+	int64_t due = at + m->defer;
+	if (now >= due)
+		return false;
+	if (due < *until)
+		*until = due;
+	return true;
+}
+
 static void *embedder_main(void *arg)
 {
 	struct t4dx *db = arg;
 	struct eng_embedder *m = db->emb;
-	/* vectors can wait, writers cannot: on a busy machine the thread
-	 * takes what CPU the writers leave (Linux threads have a nice value
-	 * of their own; if it cannot be set, nothing else changes) */
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
-			EMB_NICE) != 0)
-		errno = 0;
+	/* vectors can wait, writers cannot: on a busy machine the
+	 * computing thread takes what CPU the writers leave (Linux threads
+	 * have a nice value of their own; if it cannot be set, nothing else
+	 * changes) */
+	m->cthr_up = pthread_create(&m->cthr, NULL, compute_main, db) == 0;
 	float *x = malloc(sizeof(*x) * db->cfg.vector.dim);
-	uint64_t logged = 0;    /* the last vector record not yet waited for */
+	int64_t until;
 	pthread_mutex_lock(&m->mu);
 	while (!m->stop) {
 		if ((m->sweep && !m->n) || m->redo_sweep) {
@@ -348,12 +494,24 @@ static void *embedder_main(void *arg)
 			continue;
 		}
 		struct ekey *k = m->fifo;
-		if (!k && logged) {
+		if (m->logged &&
+		    t4dx_wal_durable_lsn(db->wal) >= m->logged)
+			m->logged = 0;  /* a writer's group commit took them */
+		if (k && x && writers_first(m, k->at, &until)) {
+			wait_until(m, until);
+			continue;
+		}
+		if (!k && m->logged && writers_first(m, m->logged_at, &until)) {
+			/* the next group commit of the writers may take them */
+			wait_until(m, until);
+			continue;
+		}
+		if (!k && m->logged) {
 			/* caught up: the batch's vectors to the disk (a
 			 * failure is the breaker's to count; a vector lost in
 			 * a crash is computed again at the next start) */
-			uint64_t lsn = logged;
-			logged = 0;
+			uint64_t lsn = m->logged;
+			m->logged = 0;
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
 			int rc = t4dx_wait(db, lsn);
@@ -391,9 +549,11 @@ static void *embedder_main(void *arg)
 		pthread_mutex_unlock(&m->mu);
 		uint64_t lsn = 0;
 		int rc = embed_one(db, m, k, x, redo, &lsn, &failed);
-		if (lsn)
-			logged = lsn;
 		pthread_mutex_lock(&m->mu);
+		if (lsn && !m->logged)
+			m->logged_at = mono_ns();
+		if (lsn)
+			m->logged = lsn;
 		m->working = false;
 		if (failed)
 			m->redo_failed = true;
@@ -433,6 +593,13 @@ static void *embedder_main(void *arg)
 		free(k);
 	}
 	pthread_mutex_unlock(&m->mu);
+	if (m->cthr_up) {
+		pthread_mutex_lock(&m->cmu);
+		m->cstop = true;
+		pthread_cond_broadcast(&m->ccond);
+		pthread_mutex_unlock(&m->cmu);
+		pthread_join(m->cthr, NULL);
+	}
 	free(x);
 	return NULL;
 }
@@ -457,12 +624,19 @@ int eng_embedder_start(struct t4dx *db)
 	}
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
+	pthread_mutex_init(&m->cmu, NULL);
+	pthread_cond_init(&m->ccond, NULL);
 	m->sweep = true;
 	m->max = EMB_QUEUE_MAX;
 	/* tests: a small queue, to have more files than it holds */
 	const char *qmax = getenv("T4DX_TEST_EMBED_QUEUE_MAX");
 	if (qmax && atoi(qmax) > 0)
 		m->max = (size_t)atoi(qmax);
+	/* tests: how long writes hold the thread back */
+	const char *ms = getenv("T4DX_TEST_EMBED_QUIET_MS");
+	m->quiet = (ms ? atoi(ms) : EMB_QUIET_MS) * MS;
+	ms = getenv("T4DX_TEST_EMBED_DEFER_MS");
+	m->defer = (ms ? atoi(ms) : EMB_DEFER_MS) * MS;
 	/* the builtin embedder by its version, a program by its argv */
 	int n = cmd ? snprintf(m->state, sizeof(m->state),
 			       "{\"embedder\":\"command\",\"command\":%s,"
@@ -479,6 +653,8 @@ int eng_embedder_start(struct t4dx *db)
 	if (rc) {
 		db->emb = NULL;
 		t4dx_embed_cmd_free(m->cmd);
+		pthread_cond_destroy(&m->ccond);
+		pthread_mutex_destroy(&m->cmu);
 		pthread_cond_destroy(&m->cond);
 		pthread_mutex_destroy(&m->mu);
 		free(m);
@@ -506,6 +682,8 @@ void eng_embedder_stop(struct t4dx *db)
 		HASH_DEL(m->table, k);
 		free(k);
 	}
+	pthread_cond_destroy(&m->ccond);
+	pthread_mutex_destroy(&m->cmu);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
@@ -521,6 +699,6 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 	*out = m->st;
 	out->queued = m->n;
 	out->busy = m->n || m->sweep || m->working || m->redo ||
-		    m->redo_sweep;
+		    m->redo_sweep || m->logged;
 	pthread_mutex_unlock(&m->mu);
 }

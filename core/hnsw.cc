@@ -263,6 +263,45 @@ int t4dx_index_build(uint32_t dim, uint32_t m, uint32_t ef_construction,
 	return 0;
 }
 
+int t4dx_index_begin(uint32_t dim, uint32_t m, uint32_t ef_construction,
+		     size_t n, struct t4dx_index **out)
+{
+	if (dim < 1 || dim > T4DX_INDEX_DIM_MAX || m < 2 ||
+	    m > T4DX_INDEX_M_MAX || ef_construction < 1 ||
+	    ef_construction > T4DX_INDEX_EF_MAX || n >= UINT32_MAX)
+		return EINVAL;
+	/* the graph takes the room of n vectors as address space: a page
+	 * is touched only once a vector is added to it */
+	return make_index(dim, m, ef_construction, n, out);
+}
+
+int t4dx_index_add(struct t4dx_index *ix, uint32_t key, const float *v)
+{
+	for (uint32_t d = 0; d < ix->dim; d++)
+		if (!std::isfinite(v[d]))
+			return EINVAL;
+	graph_t *g = ix->g;
+	try {
+		/* a key already in holds its first vector: the library would
+		 * replace it, which is not what a new key means */
+		{
+			std::unique_lock<std::mutex> l(g->cur_element_count_guard_);
+			if (g->label_lookup_.count(key) ||
+			    g->cur_element_count >= g->max_elements_)
+				return EINVAL;
+		}
+		g->addPoint(v, key);
+	} catch (...) {
+		return exception_rc();
+	}
+	return 0;
+}
+
+void t4dx_index_end(struct t4dx_index *ix)
+{
+	settle(ix);
+}
+
 void t4dx_index_free(struct t4dx_index *ix)
 {
 	if (!ix)

@@ -44,6 +44,17 @@ int t4dx_index_build(uint32_t dim, uint32_t m, uint32_t ef_construction,
 		     struct t4dx_index **out);
 void t4dx_index_free(struct t4dx_index *ix);
 
+/* The same, one vector at a time, with no copy of all vectors besides the
+ * graph's own: begin with room for at most n vectors (the parameters as
+ * for build), add each (EINVAL for a key already added or a number that
+ * is not finite, or past n; ENOMEM), then end, after which the index
+ * is as one built; or free it.  add may be called from several threads
+ * at once (distinct keys), never at the same time as end. */
+int t4dx_index_begin(uint32_t dim, uint32_t m, uint32_t ef_construction,
+		     size_t n, struct t4dx_index **out);
+int t4dx_index_add(struct t4dx_index *ix, uint32_t key, const float *v);
+void t4dx_index_end(struct t4dx_index *ix);
+
 /* The (at most) k closest vectors to q (dim floats), best first (equal
  * scores by key), in hits[0..*nhits) (room for k).  ef: the breadth of the search
  * (the larger, the better the recall and the slower; max(ef, k) is

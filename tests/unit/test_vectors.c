@@ -834,6 +834,76 @@ static void test_embedder_big_sweep(void)
 	unit_rm_rf(dir);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Open with the embedder's hold-back for writers set to quiet_ms (writes
+ * paused this long) and defer_ms (the longest a file waits). */
+static struct t4dx *open_held(const char *dir, const char *quiet_ms,
+			      const char *defer_ms)
+{
+	setenv("T4DX_TEST_EMBED_QUIET_MS", quiet_ms, 1);
+	setenv("T4DX_TEST_EMBED_DEFER_MS", defer_ms, 1);
+	struct t4dx *db = open_emb(dir, "builtin");
+	unsetenv("T4DX_TEST_EMBED_QUIET_MS");
+	unsetenv("T4DX_TEST_EMBED_DEFER_MS");
+	return db;
+}
+
+/* Writers first: a file written while writes go on is embedded once
+ * they pause, or once it has waited its longest, not before; and its
+ * vector is durable once the embedder says it is idle. */
+static void test_embedder_holds_back(void)
+{
+	const char *dir = unit_tmpdir("vhold");
+	struct t4dx_embed_stats st;
+	/* writes never pause (a minute): the file waits 300 ms, and no
+	 * less, then gets its vector */
+	struct t4dx *db = open_held(dir, "60000", "300");
+	embedder_idle(db, &st);
+	int64_t t0 = now_ms();
+	REQUIRE(write_file(db, "a", "green tea with jasmine") == 0);
+	embedder_idle(db, &st);
+	CHECK(now_ms() - t0 >= 300);
+	CHECK_EQ_INT(src_of(db, "a"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* a file may wait a minute, but writes pause after 300 ms: no
+	 * sooner than that pause */
+	db = open_held(dir, "300", "60000");
+	embedder_idle(db, &st);
+	t0 = now_ms();
+	REQUIRE(write_file(db, "b", "black coffee") == 0);
+	embedder_idle(db, &st);
+	CHECK(now_ms() - t0 >= 300);
+	CHECK_EQ_INT(src_of(db, "b"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* idle means durable, also when writes that never pause leave the
+	 * sync to the embedder after its longest wait: a crash then keeps
+	 * the vector */
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx_embed_stats cs;
+		struct t4dx *c = open_held(dir, "60000", "300");
+		embedder_idle(c, &cs);
+		if (write_file(c, "c", "a cup of oolong"))
+			_exit(2);
+		embedder_idle(c, &cs);
+		_exit(cs.embedded == 1 ? 0 : 3);        /* no close */
+	}
+	int ws;
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	REQUIRE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	db = open_emb(dir, "off");
+	CHECK_EQ_INT(src_of(db, "c"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -843,6 +913,7 @@ int main(void)
 	RUN(test_search_exact);
 	RUN(test_embedder);
 	RUN(test_embedder_big_sweep);
+	RUN(test_embedder_holds_back);
 	RUN(test_embedder_remembers);
 	RUN(test_embedder_changed);
 	RUN(test_embed_cmd);

@@ -32,6 +32,11 @@
 #   BENCH_ONLY=restart  only the big writers' live WAL and kill -9 restart
 #   BENCH_ONLY=search   only the search part (tools/bench/search.sh, which
 #                     says what it measures and its own variables)
+#   BENCH_ONLY=embedder only that part's 16 writers, embedder on and off
+#   BENCH_ONLY=nrem     only that part's stores, their queries through the
+#                     mount and their nrem (time and the daemon's VmHWM)
+#   BENCH_W16=N       items each of the 16 writers writes (default 200;
+#                     quick 25)
 #   BENCH_ONLY=bulk     only the bulk loads: tar, rsync, cp -a of trees of
 #                     small files and dd of a large one, next to ext4
 #                     (tools/bench/bulk.sh, which says what it measures
@@ -73,15 +78,18 @@ TREECOPY=
 (($# == 5)) && { TREECOPY=$(realpath -e "$5") || exit 1; }
 
 case ${BENCH_ONLY:-} in
-'' | restart | search | bulk) ;;
+'' | restart | search | embedder | nrem | bulk) ;;
 *)
-	echo "run-bench.sh: BENCH_ONLY is restart, search or bulk, not '$BENCH_ONLY'" >&2
+	echo "run-bench.sh: BENCH_ONLY is restart, search, embedder, nrem or bulk, not '$BENCH_ONLY'" >&2
 	exit 2
 	;;
 esac
-# want PART: the run includes PART (main: the parts no BENCH_ONLY names).
+# want PART: the run includes PART (main: the parts no BENCH_ONLY names;
+# embedder and nrem are pieces of search).
 want() {
-	[[ -z ${BENCH_ONLY:-} || $1 == "${BENCH_ONLY:-main}" ]]
+	[[ -z ${BENCH_ONLY:-} || $1 == "${BENCH_ONLY:-main}" ]] ||
+		[[ $1 == search && (${BENCH_ONLY:-} == embedder ||
+			${BENCH_ONLY:-} == nrem) ]]
 }
 
 if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
@@ -95,7 +103,7 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
 	ROUNDS=${BENCH_ROUNDS:-2}
 	SCALE=${BENCH_SCALE:-10000}
 	W1=200          # items of the one writer
-	W16=25          # items per writer of the sixteen
+	W16=${BENCH_W16:-25} # items per writer of the sixteen
 	COLD_ITEMS=1000 # the cold set
 	COLD_N=200      # cold reads per round
 	HOT_N=2000      # hot reads per round (at most HOT_MAX seconds)
@@ -105,7 +113,7 @@ else
 	ROUNDS=${BENCH_ROUNDS:-5}
 	SCALE=${BENCH_SCALE:-100000}
 	W1=1000
-	W16=200
+	W16=${BENCH_W16:-200}
 	COLD_ITEMS=5000
 	COLD_N=1000
 	HOT_N=20000

@@ -20,6 +20,8 @@
 #      fresh stores with vector.embedder "builtin" and "off", alternating,
 #      ROUNDS rounds.
 #
+# BENCH_ONLY=embedder runs part 3 alone; BENCH_ONLY=nrem, part 2 alone.
+#
 # Environment (besides run-bench.sh's):
 #   BENCH_SEARCH_N=N        vectors and items (default 100000; quick 10000)
 #   BENCH_SEARCH_QUERIES=N  queries (default 200)
@@ -81,6 +83,18 @@ ctl_compact() {
 	done
 }
 
+# search_part PART: the run includes PART of this file (index, queries,
+# nrem, embedder): all of them unless BENCH_ONLY names one (nrem comes
+# with the queries, which load the indexes an nrem then holds with its
+# own).
+search_part() {
+	case ${BENCH_ONLY:-} in
+	embedder) [[ $1 == embedder ]] ;;
+	nrem) [[ $1 == nrem || $1 == queries ]] ;;
+	*) true ;;
+	esac
+}
+
 search_measure() {
 	local set saved_data=$DATA saved_ok=$T4DX_OK emb
 	if [[ -z $VECBENCH ]]; then
@@ -94,12 +108,13 @@ search_measure() {
 	pin 0
 	t4dx_stop
 
-	for set in uniform clustered; do
+	search_part index && for set in uniform clustered; do
 		progress "search: index of $SEARCH_N $set vectors, $SEARCH_Q queries"
 		vec_rec "index-$set" index -n "$SEARCH_N" -S "$set" \
 			-q "$SEARCH_Q" -k "$SEARCH_K" -T "$TMP"
 	done
 
+	if search_part queries || search_part nrem; then
 	progress "search: a store of $SEARCH_N items with clustered vectors set by hand, and one without vectors"
 	printf '{"vector":{"embedder":"off"}}\n' >"$TMP/search.json"
 	rm -rf "$TMP/search-data" "$TMP/search-novec"
@@ -112,6 +127,7 @@ search_measure() {
 	DATA=$TMP/search-data
 	if [[ -s $TMP/search.ids ]] && t4dx_start -o "config=$TMP/search.json"; then
 		rec search-rss t4dx "kib=$(t4dx_hwm) phase=mount"
+		search_part queries && {
 		progress "search: ls of search/@ID?k=$SEARCH_K through the mount, $SEARCH_Q queries"
 		# one client, one query at a time: pinned like the other
 		# single-threaded workloads
@@ -134,6 +150,7 @@ search_measure() {
 		fi
 		pin 0
 		rec search-rss t4dx "kib=$(t4dx_hwm) phase=queries"
+		}
 		progress "search: nrem compaction of the store with vectors"
 		ctl_compact compact-vec
 		rec search-rss t4dx "kib=$(t4dx_hwm) phase=compaction"
@@ -150,7 +167,9 @@ search_measure() {
 	else
 		rec compact-novec t4dx "failed=1 errors=1"
 	fi
+	fi  # queries or nrem
 
+	search_part embedder && {
 	progress "search: 16 writers, embedder builtin and off, $ROUNDS rounds"
 	for emb in builtin off; do
 		printf '{"vector":{"embedder":"%s"}}\n' "$emb" >"$TMP/emb-$emb.json"
@@ -173,6 +192,7 @@ search_measure() {
 		done
 	done
 	rm -rf "$TMP/emb-data"
+	}
 	ROUND=0
 	DATA=$saved_data
 	T4DX_OK=$saved_ok
