@@ -71,7 +71,6 @@
 struct query {
 	uint64_t qid;
 	uint64_t nlookup;
-	struct id_hint hint;            /* where an @ID's item was found */
 	char name[T4DX_NAME_MAX + 1];
 	UT_hash_handle by_id, by_name;
 };
@@ -149,43 +148,24 @@ static void cache_drop(struct search_state *s, uint64_t qid)
 		}
 }
 
-/* The name of query qid into name (and its id hint into hint, if not
- * NULL): 0 or ENOENT. */
-static int query_name(struct t4dxfs *fs, uint64_t qid, char *name,
-		      struct id_hint *hint)
-{
-	pthread_mutex_lock(&fs->search.mu);
-	struct query *q = query_by_qid(&fs->search, qid);
-	if (q) {
-		memcpy(name, q->name, sizeof(q->name));
-		if (hint)
-			*hint = q->hint;
-	}
-	pthread_mutex_unlock(&fs->search.mu);
-	return q ? 0 : ENOENT;
-}
-
-/* Keep hint as query qid's, if the kernel still holds it. */
-static void keep_hint(struct t4dxfs *fs, uint64_t qid,
-		      const struct id_hint *hint)
+/* The name of query qid into name: 0 or ENOENT. */
+static int query_name(struct t4dxfs *fs, uint64_t qid, char *name)
 {
 	pthread_mutex_lock(&fs->search.mu);
 	struct query *q = query_by_qid(&fs->search, qid);
 	if (q)
-		q->hint = *hint;
+		memcpy(name, q->name, sizeof(q->name));
 	pthread_mutex_unlock(&fs->search.mu);
+	return q ? 0 : ENOENT;
 }
 
 /* Compute query qid now (not cached: see the callers). */
 static int compute(struct t4dxfs *fs, uint64_t qid, struct answer *a)
 {
 	char name[T4DX_NAME_MAX + 1];
-	struct id_hint hint;
-	int rc = query_name(fs, qid, name, &hint);
-	if (!rc) {
-		rc = query_run(fs, name, a, &hint);
-		keep_hint(fs, qid, &hint);
-	}
+	int rc = query_name(fs, qid, name);
+	if (!rc)
+		rc = query_run(fs, name, a);
 	return rc;
 }
 
@@ -277,7 +257,7 @@ int search_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 	}
 	uint64_t qid = QID_OF(ino), slot = SLOT_OF(ino);
 	char name[T4DX_NAME_MAX + 1];
-	int rc = query_name(fs, qid, name, NULL);
+	int rc = query_name(fs, qid, name);
 	if (rc)
 		return rc;
 	if (slot == SLOT_DIR) {
@@ -319,13 +299,7 @@ static int lookup_query(struct t4dxfs *fs, const char *name,
 	struct search_state *s = &fs->search;
 	size_t len = strlen(name);
 	struct query *q = NULL;
-	struct id_hint hint = { 0 };
-	pthread_mutex_lock(&s->mu);
-	HASH_FIND(by_name, s->by_name, name, len, q);
-	if (q)
-		hint = q->hint;
-	pthread_mutex_unlock(&s->mu);
-	int rc = query_check(fs, name, &hint);
+	int rc = query_check(fs, name);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&s->mu);
@@ -340,7 +314,6 @@ static int lookup_query(struct t4dxfs *fs, const char *name,
 	if (q) {
 		q->nlookup++;
 		qid = q->qid;
-		q->hint = hint;
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (!q)
