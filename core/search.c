@@ -522,6 +522,22 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 	return 0;
 }
 
+void t4dx_search_stamp(struct t4dx *db, struct t4dx_search_stamp *st)
+{
+	struct t4dx_health h;
+	memset(st, 0, sizeof(*st));
+	/* the level first: a change that moves it is then seen either in
+	 * it or in what the lock shows */
+	t4dx_get_health(db, &h);
+	st->level = h.level;
+	pthread_rwlock_rdlock(&db->lock);
+	st->mem = t4dx_mem_version(db->mem);
+	st->imm = t4dx_mem_version(db->imm);
+	st->next_seg_id = db->next_seg_id;
+	st->nsegs = db->nsegs;
+	pthread_rwlock_unlock(&db->lock);
+}
+
 void t4dx_hits_free(struct t4dx_hit *hits, size_t n)
 {
 	for (size_t i = 0; hits && i < n; i++)

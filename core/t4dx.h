@@ -627,4 +627,15 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 		size_t *n);
 void t4dx_hits_free(struct t4dx_hit *hits, size_t n);
 
+/* What a search's answer depends on, as of now: equal stamps (taken
+ * before two searches with the same query) mean equal answers.  Every
+ * change of the memtables, every segment added or removed (flush,
+ * merges, nrem, prune, a rebuild) and a change of level change it. */
+struct t4dx_search_stamp {
+	uint64_t mem, imm;              /* the memtables' versions */
+	uint64_t next_seg_id, nsegs;
+	int level;
+};
+void t4dx_search_stamp(struct t4dx *db, struct t4dx_search_stamp *st);
+
 #endif /* T4DX_H */

@@ -402,16 +402,15 @@ int query_check(struct t4dxfs *fs, const char *name)
 	struct parsed p;
 	int rc = parse_query(fs, name, &p);
 	if (!rc && p.by_id) {
-		/* an unknown id is ENOENT at the lookup, not at the listing */
-		float *v = malloc(sizeof(*v) * fs->cfg.vector.dim);
-		uint64_t self;
-		rc = v ? id_vector(fs, p.id, v, fs->cfg.vector.dim, &self)
-		       : ENOMEM;
-		free(v);
-		if (rc == ENOENT)
+		/* an unknown id is ENOENT at the lookup, not at the listing
+		 * (its vector is read then: not here) */
+		struct t4dx_entry e = { 0 };
+		rc = t4dx_get_by_id(fs->db, p.id, 0, &e);
+		t4dx_entry_clear(&e);
+		if (rc == T4DX_ENOTFOUND) {
 			search_log(fs, "'%s': no item has this id", name);
-		if (rc == ENODATA)
-			rc = 0;
+			rc = ENOENT;
+		}
 	}
 	return rc;
 }
