@@ -23,7 +23,8 @@
  * walk (an unknown id always does).  The walk takes the read lock one
  * chunk of keys at a time, so writers wait for a chunk, not for the
  * store.  The map costs about 100 bytes per item, once an item was
- * searched for by id; a store never searched by id has none.
+ * searched for by id; a store never searched by id has none.  A key
+ * found stale is dropped; the next walk replaces the map whole.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -104,6 +105,19 @@ static void map_note(struct t4dx *db, const uint8_t *id, const struct key *k)
 {
 	pthread_mutex_lock(&db->idmap_mu);
 	map_set(&db->idmap, id, k->parent, k->name, k->len);
+	pthread_mutex_unlock(&db->idmap_mu);
+}
+
+/* Forget id, found no longer where the map said. */
+static void map_forget(struct t4dx *db, const uint8_t *id)
+{
+	struct idkey *k;
+	pthread_mutex_lock(&db->idmap_mu);
+	HASH_FIND(hh, db->idmap, id, sizeof(k->id), k);
+	if (k) {
+		HASH_DEL(db->idmap, k);
+		free(k);
+	}
 	pthread_mutex_unlock(&db->idmap_mu);
 }
 
@@ -210,8 +224,11 @@ int t4dx_get_by_id(struct t4dx *db, const uint8_t id[16], unsigned flags,
 {
 	struct key k;
 	int rc = T4DX_ENOTFOUND;
-	if (map_get(db, id, &k))
+	if (map_get(db, id, &k)) {
 		rc = fetch(db, id, &k, flags, out);
+		if (rc == T4DX_ENOTFOUND)
+			map_forget(db, id);     /* moved or gone */
+	}
 	if (rc != T4DX_ENOTFOUND)
 		return rc;
 	for (int pass = 0; pass < 2; pass++) {
