@@ -742,7 +742,7 @@ static void put_id(struct t4dx *db, uint64_t parent, const char *name,
 	e.id[15] = 0xa5;
 	e.content = t4dx_blob_from(name, strlen(name));
 	e.size = strlen(name);
-	REQUIRE(t4dx_put(db, &e, 0, NULL) == 0);
+	REQUIRE(t4dx_put(db, &e, T4DX_NOWAIT, NULL) == 0);
 	t4dx_entry_clear(&e);
 }
 
@@ -822,6 +822,25 @@ static void test_by_id(void)
 	CHECK(!strcmp(name_by_id(db, 7000, NULL), "late"));
 	CHECK(t4dx_id_walks(db) == w + 1);
 	CHECK(!strcmp(name_by_id(db, 1011, NULL), ""));
+
+	/* a walk of more keys than it takes at a time (4,096): every one
+	 * is found by the one walk, none twice or lost at the seams */
+	for (unsigned i = 0; i < 9000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "g%05u", i);
+		put_id(db, i % 3 ? sub : R, name, 20000 + i);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	w = t4dx_id_walks(db);
+	CHECK(!strcmp(name_by_id(db, 20000, NULL), "g00000"));
+	unsigned lost = 0;
+	for (unsigned i = 0; i < 9000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "g%05u", i);
+		lost += !!strcmp(name_by_id(db, 20000 + i, NULL), name);
+	}
+	CHECK_EQ_INT(lost, 0);
+	CHECK(t4dx_id_walks(db) == w + 1);
 	REQUIRE(t4dx_close(db) == 0);
 
 	/* after a restart */
