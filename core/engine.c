@@ -240,6 +240,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_mutex_init(&db->compact_mu, NULL);
 	pthread_mutex_init(&db->reject_mu, NULL);
 	pthread_mutex_init(&db->cstats_mu, NULL);
+	pthread_mutex_init(&db->idmap_mu, NULL);
 	atomic_init(&db->running, -1);
 	if (cfg)
 		db->cfg = *cfg;
@@ -584,6 +585,8 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->compact_mu);
 	pthread_mutex_destroy(&db->reject_mu);
 	pthread_mutex_destroy(&db->cstats_mu);
+	eng_idmap_free(db);
+	pthread_mutex_destroy(&db->idmap_mu);
 	t4dx_breaker_free(db->breaker);
 	t4dx_alerts_free(db->alerts);
 	t4dx_lru_free(db->lru);

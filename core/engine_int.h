@@ -218,6 +218,12 @@ struct t4dx {
 	bool ct_started;                /* open */
 	/* T4DX_DURABLE_CLOSE or T4DX_DURABLE_FSYNC (t4dx_wait); atomic */
 	atomic_int durability;
+
+	/* id -> key, a hint checked at each use (idmap.c); idmap_mu, a
+	 * leaf lock (never held while taking another) */
+	pthread_mutex_t idmap_mu;
+	struct idkey *idmap;            /* idmap_mu */
+	uint64_t idmap_walks;           /* idmap_mu */
 };
 
 
@@ -246,6 +252,10 @@ int eng_merge_next(struct merge *m, const struct t4dx_entry **out);
 void eng_merge_close(struct merge *m);
 /* 0 if directory ino has no live child, else ENOTEMPTY.  Lock held. */
 int eng_check_empty(struct t4dx *db, uint64_t ino);
+
+/* idmap.c */
+/* Free the id map (close). */
+void eng_idmap_free(struct t4dx *db);
 
 /* tier.c */
 /* Should segments merge?  Then segs[*lo..*hi) (lo may be NULL). */

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #ifndef __unused
@@ -29,7 +30,12 @@ RB_GENERATE_STATIC(tree, node, link, node_cmp)
 struct t4dx_mem {
 	struct tree root;
 	size_t count, bytes;
+	uint64_t version;               /* of the last put, or 0 */
 };
+
+/* Versions are drawn from one counter for all memtables, so that two
+ * memtables (or one before and after a put) never show the same. */
+static atomic_uint_least64_t versions;
 
 struct t4dx_mem *t4dx_mem_new(void)
 {
@@ -71,6 +77,7 @@ static struct node *find(struct t4dx_mem *m, uint64_t parent,
 
 int t4dx_mem_put(struct t4dx_mem *m, const struct t4dx_entry *e)
 {
+	m->version = atomic_fetch_add(&versions, 1) + 1;
 	struct node *n = find(m, e->parent, e->name, e->name_len, 0);
 	if (n) {
 		m->bytes -= footprint(&n->e);
@@ -87,6 +94,11 @@ int t4dx_mem_put(struct t4dx_mem *m, const struct t4dx_entry *e)
 	m->count++;
 	m->bytes += footprint(&n->e);
 	return 0;
+}
+
+uint64_t t4dx_mem_version(const struct t4dx_mem *m)
+{
+	return m ? m->version : 0;
 }
 
 const struct t4dx_entry *t4dx_mem_get(struct t4dx_mem *m, uint64_t parent,

@@ -32,6 +32,9 @@ const struct t4dx_entry *t4dx_mem_next(struct t4dx_mem *m,
 				       const struct t4dx_entry *e);
 
 size_t t4dx_mem_count(const struct t4dx_mem *m);   /* entries + tombstones */
+/* Changes at each put, and differs from every other memtable's (0: no
+ * put yet, or m NULL). */
+uint64_t t4dx_mem_version(const struct t4dx_mem *m);
 size_t t4dx_mem_bytes(const struct t4dx_mem *m);   /* approximate footprint */
 
 #endif

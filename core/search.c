@@ -9,8 +9,9 @@
  * the snapshot, so writers, flushes and compactions go on meanwhile.
  *
  *   - the memtables are searched exactly (every vector read);
- *   - a segment with a vector index (seg_index.c) is asked for
- *     max(4k, vector.ef_search) candidates; each is read back from the
+ *   - a segment with a vector index (seg_index.c) is searched at
+ *     vector.ef_search and asked for 4k candidates (with a filter,
+ *     max(4k, vector.ef_search)); each is read back from the
  *     segment (its record's ordinal is the index key), kept only if it
  *     passes the filters and no newer source (the memtables, a newer
  *     segment) holds its key, which is the merge rule that hides
@@ -374,8 +375,19 @@ static int seg_exact(struct search *s, size_t i)
 static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 		       size_t nvec)
 {
+	const struct t4dx_search_opts *o = s->o;
 	uint32_t ef = s->db->cfg.vector.ef_search;
-	size_t want = (size_t)s->o->k * 4 > ef ? (size_t)s->o->k * 4 : ef;
+	/* The graph's search keeps ef candidates whatever it is asked for,
+	 * but each one it returns is scored and sorted: 4k of them leave
+	 * room enough for the versions that newer sources hide; a filter
+	 * may take many more, and gets all ef at once rather than a second
+	 * search. */
+	bool filtered = o->type >= 0 || o->min_kappa > 0 || o->max_kappa < 1 ||
+			o->since_ns != INT64_MIN || o->until_ns != INT64_MAX ||
+			o->under;
+	size_t want = (size_t)o->k * 4;
+	if (filtered && want < ef)
+		want = ef;
 	float eps = EPS * (float)s->qnorm;      /* in the graph's scores */
 	struct t4dx_index_hit *ih = NULL;
 	struct t4dx_hit *got = NULL;
@@ -520,6 +532,22 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 	*out = s.heap;
 	*nout = s.n;
 	return 0;
+}
+
+void t4dx_search_stamp(struct t4dx *db, struct t4dx_search_stamp *st)
+{
+	struct t4dx_health h;
+	memset(st, 0, sizeof(*st));
+	/* the level first: a change that moves it is then seen either in
+	 * it or in what the lock shows */
+	t4dx_get_health(db, &h);
+	st->level = h.level;
+	pthread_rwlock_rdlock(&db->lock);
+	st->mem = t4dx_mem_version(db->mem);
+	st->imm = t4dx_mem_version(db->imm);
+	st->next_seg_id = db->next_seg_id;
+	st->nsegs = db->nsegs;
+	pthread_rwlock_unlock(&db->lock);
 }
 
 void t4dx_hits_free(struct t4dx_hit *hits, size_t n)

@@ -299,6 +299,15 @@ int t4dx_close(struct t4dx *db);
 int t4dx_get(struct t4dx *db, uint64_t parent, const char *name,
 	     size_t name_len, unsigned flags, struct t4dx_entry *out);
 
+/* The live regular file whose id (user.t4dx.id) is id, as t4dx_get
+ * gives it: 0, T4DX_ENOTFOUND, or a read error.  Fast once the engine
+ * has seen the id (idmap.c); else a walk of the store.  The caller owns
+ * out and must t4dx_entry_clear() it. */
+int t4dx_get_by_id(struct t4dx *db, const uint8_t id[16], unsigned flags,
+		   struct t4dx_entry *out);
+/* How many times t4dx_get_by_id walked the whole store (for tests). */
+uint64_t t4dx_id_walks(struct t4dx *db);
+
 /* Flags of the calls that change the store. */
 #define T4DX_EXCL        0x1   /* put: EEXIST if the key is live */
 #define T4DX_NOWAIT      0x2   /* return once applied; the caller waits for
@@ -637,5 +646,16 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 		const struct t4dx_search_opts *o, struct t4dx_hit **hits,
 		size_t *n);
 void t4dx_hits_free(struct t4dx_hit *hits, size_t n);
+
+/* What a search's answer depends on, as of now: equal stamps (taken
+ * before two searches with the same query) mean equal answers.  Every
+ * change of the memtables, every segment added or removed (flush,
+ * merges, nrem, prune, a rebuild) and a change of level change it. */
+struct t4dx_search_stamp {
+	uint64_t mem, imm;              /* the memtables' versions */
+	uint64_t next_seg_id, nsegs;
+	int level;
+};
+void t4dx_search_stamp(struct t4dx *db, struct t4dx_search_stamp *st);
 
 #endif /* T4DX_H */

@@ -456,6 +456,17 @@ static int show_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 		rc = t4dx_metric_sample_u64(out, "t4dx_xattr_absent_total",
 					    labels, v);
 	}
+	pthread_mutex_lock(&fs->search.mu);
+	uint64_t runs = fs->search.runs, reused = fs->search.reused;
+	pthread_mutex_unlock(&fs->search.mu);
+	if (!rc)
+		rc = counter(out, "t4dx_search_runs_total",
+			     "Answers of search/ queries computed.", runs);
+	if (!rc)
+		rc = counter(out, "t4dx_search_reused_total",
+			     "Answers of search/ queries served again, the "
+			     "store unchanged since they were computed.",
+			     reused);
 	if (!rc)
 		rc = gauge(out, "t4dx_breaker_state",
 			   "Circuit breaker: 0 closed, 1 open, 2 half-open.",

@@ -298,73 +298,18 @@ static int parse_query(struct t4dxfs *fs, const char *name, struct parsed *q)
 
 /* ---- running a query ---------------------------------------------------- */
 
-/* A breadth-first walk of the tree for the file with an id. */
-struct id_walk {
-	const uint8_t *id;
-	uint64_t *dirs;
-	size_t n, cap;
-	struct t4dx_entry found;
-};
-
-static int id_visit(void *arg, const struct t4dx_entry *e)
-{
-	struct id_walk *w = arg;
-	if (S_ISREG(e->mode) && !memcmp(e->id, w->id, sizeof(e->id))) {
-		w->found = *e;
-		w->found.content = w->found.vec = NULL;
-		return 1;
-	}
-	if (!S_ISDIR(e->mode))
-		return 0;
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 64;
-		uint64_t *v = realloc(w->dirs, cap * sizeof(*v));
-		if (!v)
-			return ENOMEM;
-		w->dirs = v;
-		w->cap = cap;
-	}
-	w->dirs[w->n++] = e->ino;
-	return 0;
-}
-
 /* The vector of the item with id into q (dim values): 0, ENODATA (it has
  * none), ENOENT, or an error.  *ino: the item's inode. */
 static int id_vector(struct t4dxfs *fs, const uint8_t *id, float *q,
-		     uint32_t dim, uint64_t *ino, struct id_hint *hint)
+		     uint32_t dim, uint64_t *ino)
 {
 	struct t4dx_entry e = { 0 };
-	int rc;
-	/* where it was the last time, if it still is there */
-	if (hint->set &&
-	    !t4dx_get(fs->db, hint->parent, hint->name, hint->len,
-		      T4DX_GET_CONTENT, &e)) {
-		rc = 0;
-		if (S_ISREG(e.mode) && !memcmp(e.id, id, sizeof(e.id)))
-			goto found;
-		t4dx_entry_clear(&e);
-	}
-	hint->set = false;
-	struct id_walk w = { .id = id };
-	rc = id_visit(&w, &(struct t4dx_entry){ .ino = T4DX_ROOT_INO,
-						.mode = S_IFDIR });
-	for (size_t i = 0; !rc && i < w.n; i++)
-		rc = t4dx_scan(fs->db, w.dirs[i], id_visit, &w);
-	free(w.dirs);
-	if (rc != 1)
-		return rc ? rc : ENOENT;
-	rc = t4dx_get(fs->db, w.found.parent, w.found.name, w.found.name_len,
-		      T4DX_GET_CONTENT, &e);
+	int rc = t4dx_get_by_id(fs->db, id, T4DX_GET_CONTENT, &e);
 	if (rc == T4DX_ENOTFOUND)
-		return ENOENT;          /* gone since the walk */
+		return ENOENT;
 	if (rc)
 		return rc;
-found:
-	hint->set = true;
-	hint->parent = e.parent;
-	hint->len = e.name_len;
-	memcpy(hint->name, e.name, e.name_len + 1);
-	if (!rc && (e.vec_src == T4DX_VEC_NONE || t4dx_vec_dim(e.vec) != dim))
+	if (e.vec_src == T4DX_VEC_NONE || t4dx_vec_dim(e.vec) != dim)
 		rc = ENODATA;
 	if (!rc) {
 		t4dx_vec_get(e.vec, q);
@@ -376,8 +321,7 @@ found:
 
 /* Answer the query name into *a.  0 or an errno (logged if the name is
  * bad). */
-int query_run(struct t4dxfs *fs, const char *name, struct answer *a,
-	      struct id_hint *hint)
+int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 {
 	struct parsed q;
 	memset(a, 0, sizeof(*a));
@@ -394,7 +338,7 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a,
 	a->partial = h.level >= 2;
 	uint64_t self = 0;
 	if (q.by_id) {
-		rc = id_vector(fs, q.id, v, dim, &self, hint);
+		rc = id_vector(fs, q.id, v, dim, &self);
 		/* a vector of zeros (set by hand) is near nothing */
 		bool zero = true;
 		for (uint32_t i = 0; !rc && zero && i < dim; i++)
@@ -453,22 +397,20 @@ void answer_free(struct answer *a)
 
 /* Is name a query that can be run?  0, EINVAL (a bad option), ENOENT
  * (no such id or under= directory)... with the reason logged. */
-int query_check(struct t4dxfs *fs, const char *name, struct id_hint *hint)
+int query_check(struct t4dxfs *fs, const char *name)
 {
 	struct parsed p;
 	int rc = parse_query(fs, name, &p);
 	if (!rc && p.by_id) {
-		/* an unknown id is ENOENT at the lookup, not at the listing */
-		float *v = malloc(sizeof(*v) * fs->cfg.vector.dim);
-		uint64_t self;
-		rc = v ? id_vector(fs, p.id, v, fs->cfg.vector.dim, &self,
-				   hint)
-		       : ENOMEM;
-		free(v);
-		if (rc == ENOENT)
+		/* an unknown id is ENOENT at the lookup, not at the listing
+		 * (its vector is read then: not here) */
+		struct t4dx_entry e = { 0 };
+		rc = t4dx_get_by_id(fs->db, p.id, 0, &e);
+		t4dx_entry_clear(&e);
+		if (rc == T4DX_ENOTFOUND) {
 			search_log(fs, "'%s': no item has this id", name);
-		if (rc == ENODATA)
-			rc = 0;
+			rc = ENOENT;
+		}
 	}
 	return rc;
 }

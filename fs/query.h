@@ -19,30 +19,16 @@ struct answer {
 	bool partial;
 };
 
-/* Where an @ID query's item was last found (set: parent and name), so
- * that the next run of the query (the listing after the lookup, the
- * next ls) looks there first instead of walking the whole tree again.
- * Only a hint: a name that no longer holds that id is walked for. */
-struct id_hint {
-	bool set;
-	uint64_t parent;
-	uint16_t len;
-	char name[256];
-};
-
 /* Log a line about a query (stderr in the foreground, else syslog), at
  * most LOG_BURST a minute. */
 void search_log(struct t4dxfs *fs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Is name a query that can be run?  0 or an errno, the reason logged.
- * hint (in and out) as for query_run. */
-int query_check(struct t4dxfs *fs, const char *name, struct id_hint *hint);
+/* Is name a query that can be run?  0 or an errno, the reason logged. */
+int query_check(struct t4dxfs *fs, const char *name);
 /* Run the query name into *a (answer_free): 0 or an errno (the reason
  * of a bad name logged).  A query with nothing to be near (text without
- * a word, an item without a vector) is an empty answer.  hint: where an
- * @ID's item was found before (used, then updated). */
-int query_run(struct t4dxfs *fs, const char *name, struct answer *a,
-	      struct id_hint *hint);
+ * a word, an item without a vector) is an empty answer. */
+int query_run(struct t4dxfs *fs, const char *name, struct answer *a);
 void answer_free(struct answer *a);
 
 #endif

@@ -23,12 +23,17 @@
  * it holds anything in it.
  *
  * When results are computed.  Never cached by the kernel (entry and
- * attribute timeouts 0 for everything under search/), and computed again
- * by the daemon at each lookup of a link, each opendir of a query and
- * each open of results.json.  The last answer of a few queries is kept
- * (the cache below) only to answer readlink and getattr of a link, which
- * always follow the lookup that computed it; one missing from the cache
- * is computed again.
+ * attribute timeouts 0 for everything under search/).  The daemon keeps
+ * the last answer of a few queries (the cache below) with the store's
+ * stamp as it was computed on (t4dx_search_stamp: the memtables'
+ * versions, the segments, the level): each lookup of a link, opendir of
+ * a query and open or stat of results.json takes that answer while the
+ * stamp is the same, and computes it again once anything changed.  So
+ * one ls -l, tar or rsync of a query runs one search, not one per link,
+ * and an answer is never served past a change of the store.  readlink
+ * and getattr of a link take the last answer whatever the stamp, as they
+ * always follow the lookup that named the link; one missing from the
+ * cache is computed again.
  *
  * Options, '&'-separated after the first '?', values %XX-decoded (so that
  * under= can name a nested directory: under=a%2Fb): k (1..1000, default
@@ -71,7 +76,6 @@
 struct query {
 	uint64_t qid;
 	uint64_t nlookup;
-	struct id_hint hint;            /* where an @ID's item was found */
 	char name[T4DX_NAME_MAX + 1];
 	UT_hash_handle by_id, by_name;
 };
@@ -118,9 +122,44 @@ static struct query *query_by_qid(struct search_state *s, uint64_t qid)
 	return q;
 }
 
-/* Keep a (taken over) as the last answer of qid. */
-static void cache_put(struct search_state *s, uint64_t qid, struct answer *a)
+/* A copy of the n hits h into *out: 0 or ENOMEM. */
+static int hits_copy(const struct t4dx_hit *h, size_t n,
+		     struct t4dx_hit **out)
 {
+	*out = NULL;
+	if (!n)
+		return 0;
+	struct t4dx_hit *c = calloc(n, sizeof(*c));
+	if (!c)
+		return ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		c[i] = h[i];
+		if (!(c[i].path = strdup(h[i].path))) {
+			t4dx_hits_free(c, i);
+			return ENOMEM;
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+static bool same_stamp(const struct t4dx_search_stamp *a,
+		       const struct t4dx_search_stamp *b)
+{
+	return a->mem == b->mem && a->imm == b->imm &&
+	       a->next_seg_id == b->next_seg_id && a->nsegs == b->nsegs &&
+	       a->level == b->level;
+}
+
+/* Keep a copy of a as the last answer of qid, computed as of stamp
+ * (nothing kept for want of memory). */
+static void cache_put(struct search_state *s, uint64_t qid,
+		      const struct answer *a,
+		      const struct t4dx_search_stamp *stamp)
+{
+	struct t4dx_hit *hits;
+	if (hits_copy(a->hits, a->n, &hits))
+		return;
 	struct search_cached *c = NULL, *old = &s->cache[0];
 	for (size_t i = 0; i < SEARCH_CACHE; i++) {
 		if (s->cache[i].qid == qid)
@@ -133,11 +172,11 @@ static void cache_put(struct search_state *s, uint64_t qid, struct answer *a)
 	t4dx_hits_free(c->hits, c->n);
 	c->qid = qid;
 	c->use = ++s->use_clock;
-	c->hits = a->hits;
+	c->hits = hits;
 	c->n = a->n;
 	c->k = a->k;
 	c->partial = a->partial;
-	memset(a, 0, sizeof(*a));
+	c->stamp = *stamp;
 }
 
 static void cache_drop(struct search_state *s, uint64_t qid)
@@ -149,43 +188,54 @@ static void cache_drop(struct search_state *s, uint64_t qid)
 		}
 }
 
-/* The name of query qid into name (and its id hint into hint, if not
- * NULL): 0 or ENOENT. */
-static int query_name(struct t4dxfs *fs, uint64_t qid, char *name,
-		      struct id_hint *hint)
-{
-	pthread_mutex_lock(&fs->search.mu);
-	struct query *q = query_by_qid(&fs->search, qid);
-	if (q) {
-		memcpy(name, q->name, sizeof(q->name));
-		if (hint)
-			*hint = q->hint;
-	}
-	pthread_mutex_unlock(&fs->search.mu);
-	return q ? 0 : ENOENT;
-}
-
-/* Keep hint as query qid's, if the kernel still holds it. */
-static void keep_hint(struct t4dxfs *fs, uint64_t qid,
-		      const struct id_hint *hint)
+/* The name of query qid into name: 0 or ENOENT. */
+static int query_name(struct t4dxfs *fs, uint64_t qid, char *name)
 {
 	pthread_mutex_lock(&fs->search.mu);
 	struct query *q = query_by_qid(&fs->search, qid);
 	if (q)
-		q->hint = *hint;
+		memcpy(name, q->name, sizeof(q->name));
 	pthread_mutex_unlock(&fs->search.mu);
+	return q ? 0 : ENOENT;
 }
 
-/* Compute query qid now (not cached: see the callers). */
+/* The answer of query qid as of now: its last one if the store has not
+ * changed since it was computed (the stamp), else computed now and kept. */
 static int compute(struct t4dxfs *fs, uint64_t qid, struct answer *a)
 {
+	struct search_state *s = &fs->search;
+	struct t4dx_search_stamp stamp;
 	char name[T4DX_NAME_MAX + 1];
-	struct id_hint hint;
-	int rc = query_name(fs, qid, name, &hint);
-	if (!rc) {
-		rc = query_run(fs, name, a, &hint);
-		keep_hint(fs, qid, &hint);
+	int rc = ENOENT;
+	bool hit = false;
+	memset(a, 0, sizeof(*a));
+	/* the stamp before the search: a change made while it runs makes
+	 * the next one compute again */
+	t4dx_search_stamp(fs->db, &stamp);
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < SEARCH_CACHE && !hit; i++) {
+		struct search_cached *c = &s->cache[i];
+		if (c->qid != qid || !same_stamp(&c->stamp, &stamp))
+			continue;
+		hit = true;
+		c->use = ++s->use_clock;
+		rc = hits_copy(c->hits, c->n, &a->hits);
+		a->n = rc ? 0 : c->n;
+		a->k = c->k;
+		a->partial = c->partial;
+		s->reused++;
 	}
+	pthread_mutex_unlock(&s->mu);
+	if (hit)
+		return rc;
+	rc = query_name(fs, qid, name);
+	if (!rc)
+		rc = query_run(fs, name, a);
+	pthread_mutex_lock(&s->mu);
+	s->runs++;
+	if (!rc && query_by_qid(s, qid))
+		cache_put(s, qid, a, &stamp);
+	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
@@ -237,10 +287,6 @@ static int link_info(struct t4dxfs *fs, uint64_t qid, size_t r,
 	rc = compute(fs, qid, &a);
 	if (!rc)
 		rc = link_of_answer(&a, r, li);
-	pthread_mutex_lock(&s->mu);
-	if (query_by_qid(s, qid))
-		cache_put(s, qid, &a);
-	pthread_mutex_unlock(&s->mu);
 	answer_free(&a);
 	return rc;
 }
@@ -277,7 +323,7 @@ int search_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 	}
 	uint64_t qid = QID_OF(ino), slot = SLOT_OF(ino);
 	char name[T4DX_NAME_MAX + 1];
-	int rc = query_name(fs, qid, name, NULL);
+	int rc = query_name(fs, qid, name);
 	if (rc)
 		return rc;
 	if (slot == SLOT_DIR) {
@@ -319,13 +365,7 @@ static int lookup_query(struct t4dxfs *fs, const char *name,
 	struct search_state *s = &fs->search;
 	size_t len = strlen(name);
 	struct query *q = NULL;
-	struct id_hint hint = { 0 };
-	pthread_mutex_lock(&s->mu);
-	HASH_FIND(by_name, s->by_name, name, len, q);
-	if (q)
-		hint = q->hint;
-	pthread_mutex_unlock(&s->mu);
-	int rc = query_check(fs, name, &hint);
+	int rc = query_check(fs, name);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&s->mu);
@@ -340,7 +380,6 @@ static int lookup_query(struct t4dxfs *fs, const char *name,
 	if (q) {
 		q->nlookup++;
 		qid = q->qid;
-		q->hint = hint;
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (!q)
@@ -393,10 +432,6 @@ static int lookup_child(struct t4dxfs *fs, uint64_t qid, const char *name,
 		}
 	}
 	free(li.target);
-	pthread_mutex_lock(&fs->search.mu);
-	if (query_by_qid(&fs->search, qid))
-		cache_put(&fs->search, qid, &a);
-	pthread_mutex_unlock(&fs->search.mu);
 	answer_free(&a);
 	return rc;
 }
@@ -461,10 +496,6 @@ int search_list(struct t4dxfs *fs, fuse_ino_t ino, search_add_fn add,
 		base_stat(fs, INO_OF(qid, SLOT_JSON), S_IFREG | 0444, &st);
 		rc = add(arg, JSON_NAME, strlen(JSON_NAME), &st);
 	}
-	pthread_mutex_lock(&fs->search.mu);
-	if (query_by_qid(&fs->search, qid))
-		cache_put(&fs->search, qid, &a);
-	pthread_mutex_unlock(&fs->search.mu);
 	answer_free(&a);
 	return rc;
 }

@@ -106,6 +106,7 @@ struct search_cached {
 	size_t n;
 	uint32_t k;
 	bool partial;
+	struct t4dx_search_stamp stamp; /* the store as it was computed on */
 };
 struct query;
 struct search_state {
@@ -115,6 +116,8 @@ struct search_state {
 	uint64_t next_qid;
 	uint64_t use_clock;
 	struct search_cached cache[SEARCH_CACHE];
+	uint64_t runs, reused;          /* answers computed, and served
+	                                   again from cache (same stamp) */
 	int64_t log_minute;             /* lines logged in that minute */
 	unsigned log_lines;
 };

@@ -250,6 +250,53 @@ write_topics() {
 	)
 }
 
+# search_count NAME: the daemon's counter t4dx_search_NAME_total.
+search_count() {
+	awk -v m="t4dx_search_$1_total" '$1 == m { print $2 }' \
+		"$MNT/.ctl/metrics"
+}
+
+@test "an answer is reused while the store is unchanged: ls -l of a query is one search" {
+	write_topics
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	local q="$MNT/search/green tea" runs reused out
+	runs=$(search_count runs)
+	reused=$(search_count reused)
+	out=$(ls -l "$q")
+	[[ $out == *"01-tea -> ../../items/tea"* ]] || fail "ls -l: $out"
+	# the listing computes it (or takes the last answer), and every
+	# lookup of a link that follows takes that answer
+	(($(search_count runs) - runs <= 1)) ||
+		fail "ls -l ran $(($(search_count runs) - runs)) searches"
+	(($(search_count reused) - reused >= 4)) ||
+		fail "ls -l reused $(($(search_count reused) - reused)) answers"
+}
+
+@test "a kept answer is never served past a change: a new better match, a deletion, nrem" {
+	write_topics
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	local q='green tea' runs
+	is_top "$q" tea
+	runs=$(search_count runs)
+	is_top "$q" tea                 # the same answer, not computed again
+	assert_equal "$(search_count runs)" "$runs"
+	printf 'green tea\n' >"$ITEMS/best"
+	t4dx_wait_for 30 is_top "$q" best || fail "$(results "$q")"
+	rm "$ITEMS/best"
+	is_top "$q" tea
+	lacks "$q" best
+	# nrem changes kappa in a new segment, with nothing in the memtable
+	# (flushed first): the segments are part of the stamp
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	echo flush >"$MNT/.ctl/compact"
+	assert_equal "$(jq -r '.results[0].kappa' "$MNT/search/$q/results.json")" 0
+	runs=$(search_count runs)
+	assert_equal "$(jq -r '.results[0].kappa' "$MNT/search/$q/results.json")" 0
+	assert_equal "$(search_count runs)" "$runs"
+	echo nrem >"$MNT/.ctl/compact"
+	assert_equal "$(jq -r '.results[0].kappa' "$MNT/search/$q/results.json")" 0.05
+}
+
 @test "results survive a restart and a kill -9" {
 	write_topics
 	t4dx_remount

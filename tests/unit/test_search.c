@@ -730,6 +730,127 @@ static void test_stale_index(void)
 	unit_rm_rf(dir);
 }
 
+/* An item with an id, at (parent, name). */
+static void put_id(struct t4dx *db, uint64_t parent, const char *name,
+		   unsigned id)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, parent, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	memcpy(e.id, &id, sizeof(id));
+	e.id[15] = 0xa5;
+	e.content = t4dx_blob_from(name, strlen(name));
+	e.size = strlen(name);
+	REQUIRE(t4dx_put(db, &e, T4DX_NOWAIT, NULL) == 0);
+	t4dx_entry_clear(&e);
+}
+
+/* The name of the item with id, or "" (T4DX_ENOTFOUND). */
+static const char *name_by_id(struct t4dx *db, unsigned id, uint64_t *parent)
+{
+	static char name[T4DX_NAME_MAX + 1];
+	uint8_t b[16] = { 0 };
+	memcpy(b, &id, sizeof(id));
+	b[15] = 0xa5;
+	struct t4dx_entry e = { 0 };
+	int rc = t4dx_get_by_id(db, b, T4DX_GET_CONTENT, &e);
+	REQUIRE(rc == 0 || rc == T4DX_ENOTFOUND);
+	name[0] = 0;
+	if (!rc) {
+		REQUIRE(!memcmp(e.id, b, sizeof(b)) && e.content);
+		memcpy(name, e.name, e.name_len + 1);
+		if (parent)
+			*parent = e.parent;
+	}
+	t4dx_entry_clear(&e);
+	return name;
+}
+
+/* t4dx_get_by_id: the item wherever it is now (segments, memtable,
+ * renamed, overwritten, deleted), and the whole store walked only for an
+ * id not seen since the last walk and not in the memtable. */
+static void test_by_id(void)
+{
+	const char *dir = unit_tmpdir("sbyid");
+	struct t4dx *db = open_db(dir, 0);
+	uint64_t sub = mkdir_in(db, R, "sub"), parent = 0;
+	for (unsigned i = 0; i < 300; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "f%04u", i);
+		put_id(db, i % 2 ? sub : R, name, 1000 + i);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(t4dx_id_walks(db) == 0);          /* none until asked */
+	CHECK(!strcmp(name_by_id(db, 1007, &parent), "f0007") && parent == sub);
+	CHECK(t4dx_id_walks(db) == 1);
+	CHECK(!strcmp(name_by_id(db, 1200, &parent), "f0200") && parent == R);
+	CHECK(t4dx_id_walks(db) == 1);          /* from the map */
+
+	/* new since the walk: in the memtable */
+	put_id(db, sub, "new", 5000);
+	CHECK(!strcmp(name_by_id(db, 5000, &parent), "new") && parent == sub);
+	/* renamed: the map's key is checked, then the memtable */
+	REQUIRE(t4dx_rename(db, R, "f0200", 5, sub, "moved", 5, 0, NULL) == 0);
+	CHECK(!strcmp(name_by_id(db, 1200, &parent), "moved") && parent == sub);
+	CHECK(t4dx_id_walks(db) == 1);
+	/* flushed: known by the map */
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(!strcmp(name_by_id(db, 5000, NULL), "new"));
+	CHECK(!strcmp(name_by_id(db, 1200, NULL), "moved"));
+	CHECK(t4dx_id_walks(db) == 1);
+
+	/* overwritten by another item, deleted, never there */
+	put_id(db, R, "f0010", 6000);
+	CHECK(!strcmp(name_by_id(db, 6000, NULL), "f0010"));
+	CHECK(!strcmp(name_by_id(db, 1010, NULL), ""));
+	REQUIRE(t4dx_delete(db, sub, "f0011", 5, false, 0, NULL) == 0);
+	CHECK(!strcmp(name_by_id(db, 1011, NULL), ""));
+	CHECK(!strcmp(name_by_id(db, 99, NULL), ""));
+	uint64_t w = t4dx_id_walks(db);
+	CHECK(w >= 2);                          /* an unknown id walks */
+
+	/* flushed and merged into one segment: found without a walk
+	 * (the keys did not change); one flushed before it was ever
+	 * asked for needs one */
+	put_id(db, R, "late", 7000);
+	REQUIRE(t4dx_flush(db) == 0);
+	REQUIRE(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL) == 0);
+	CHECK(!strcmp(name_by_id(db, 1201, NULL), "f0201"));
+	CHECK(!strcmp(name_by_id(db, 1200, NULL), "moved"));
+	CHECK(t4dx_id_walks(db) == w);
+	CHECK(!strcmp(name_by_id(db, 7000, NULL), "late"));
+	CHECK(t4dx_id_walks(db) == w + 1);
+	CHECK(!strcmp(name_by_id(db, 1011, NULL), ""));
+
+	/* a walk of more keys than it takes at a time (4,096): every one
+	 * is found by the one walk, none twice or lost at the seams */
+	for (unsigned i = 0; i < 9000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "g%05u", i);
+		put_id(db, i % 3 ? sub : R, name, 20000 + i);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	w = t4dx_id_walks(db);
+	CHECK(!strcmp(name_by_id(db, 20000, NULL), "g00000"));
+	unsigned lost = 0;
+	for (unsigned i = 0; i < 9000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "g%05u", i);
+		lost += !!strcmp(name_by_id(db, 20000 + i, NULL), name);
+	}
+	CHECK_EQ_INT(lost, 0);
+	CHECK(t4dx_id_walks(db) == w + 1);
+	REQUIRE(t4dx_close(db) == 0);
+
+	/* after a restart */
+	db = open_db(dir, 0);
+	CHECK(!strcmp(name_by_id(db, 1200, NULL), "moved"));
+	CHECK(!strcmp(name_by_id(db, 6000, NULL), "f0010"));
+	CHECK(!strcmp(name_by_id(db, 1299, &parent), "f0299") && parent == sub);
+	REQUIRE(t4dx_close(db) == 0);
+}
+
 int main(void)
 {
 	RUN(test_index_written);
@@ -742,5 +863,6 @@ int main(void)
 	RUN(test_recall);
 	RUN(test_damaged_index);
 	RUN(test_stale_index);
+	RUN(test_by_id);
 	UNIT_DONE();
 }

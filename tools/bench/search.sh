@@ -132,8 +132,16 @@ search_measure() {
 		# one client, one query at a time: pinned like the other
 		# single-threaded workloads
 		pin 1
+		# the FUSE requests an ls costs, and how many segments (one
+		# index search each) a query searches
+		rec search-segs t4dx "segments=$(t4dx_stat segments)"
+		opsnap t4dx "$TMP/search-ops.before"
 		vec_rec query query "$MNT" --ids "$TMP/search.ids" \
 			-k "$SEARCH_K" -m 600
+		opsnap t4dx "$TMP/search-ops.after"
+		opdiff t4dx query-reqs "$TMP/search-ops.before" \
+			"$TMP/search-ops.after" \
+			"$(field ops "$(awk '$1 == "key=query" { print; exit }' "$RAW")")"
 		# the same with coreutils ls, a process each (what a user's
 		# ls costs), and ls of an empty local directory: what the
 		# process alone costs
@@ -334,6 +342,11 @@ search_table() {
 		srow "  mount / index, mount / engine (p50)" "$(ratio "$q50" "$i50")" "$(ratio "$q50" "$e50")" "" "" ""
 		srow "  mount / index, mount / engine (p99)" "$(ratio "$q99" "$i99")" "$(ratio "$q99" "$e99")" "" "" ""
 		srow "  results a query (of $SEARCH_K)" "$(scell query results 1 1)" "$(scell store search_results 1 1)" "" "" ""
+		l=$(awk '$1 == "key=query-reqs" { print; exit }' "$RAW")
+		if [[ -n $l ]]; then
+			echo "  FUSE requests an ls:$(field reqs "$l" | sed 's/^1//; s/,/ /g');" \
+				"segments searched: $(field segments "$(awk '$1 == "key=search-segs" { print; exit }' "$RAW")")"
+		fi
 		if ! failed query-ls t4dx && [[ -n $(median query-ls t4dx seconds) ]]; then
 			srow "coreutils ls, a process each, p50/p99 [ms]" \
 				"$(fmt "$(spct query-ls t4dx seconds 0.5)" 1000 2)/$(fmt "$(spct query-ls t4dx seconds 0.99)" 1000 2)" \
