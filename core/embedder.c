@@ -573,22 +573,9 @@ static void *embedder_main(void *arg)
 				m->n++;
 				k = NULL;
 			}
-			int64_t wait = 1000000000;
-			if (rc == EINPROGRESS) {
-				struct timespec mt;
-				clock_gettime(CLOCK_MONOTONIC, &mt);
-				wait = t4dx_embed_cmd_ready_ns(m->cmd) -
-				       ((int64_t)mt.tv_sec * 1000000000 +
-					mt.tv_nsec);
-			}
-			if (wait > 0 && !m->stop) {
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				int64_t ns = ts.tv_nsec + wait;
-				ts.tv_sec += ns / 1000000000;
-				ts.tv_nsec = ns % 1000000000;
-				pthread_cond_timedwait(&m->cond, &m->mu, &ts);
-			}
+			wait_until(m, rc == EINPROGRESS
+					       ? t4dx_embed_cmd_ready_ns(m->cmd)
+					       : mono_ns() + 1000000000);
 		}
 		free(k);
 	}
