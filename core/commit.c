@@ -301,14 +301,16 @@ int eng_commit_queued(struct t4dx *db)
 	return wait_durable(db, last);
 }
 
-int t4dx_wait(struct t4dx *db, uint64_t lsn)
+/* t4dx_wait; always: whatever the durability mode. */
+static int wait_for(struct t4dx *db, uint64_t lsn, bool always)
 {
 	if (db->readonly)
 		return EROFS;
 	/* mode fsync: the change is durable with the timer's commit or
 	 * the next fsync; the write stall below still applies */
-	int rc = atomic_load(&db->durability) == T4DX_DURABLE_FSYNC ? 0
-		 : wait_durable(db, lsn);
+	int rc = !always && atomic_load(&db->durability) ==
+				    T4DX_DURABLE_FSYNC
+		 ? 0 : wait_durable(db, lsn);
 	/* here, once the change is in the log and outside the caller's
 	 * locks (fs/ adds records under its namespace lock and waits after
 	 * it): a stalled writer holds up only itself, and each writer adds
@@ -316,6 +318,16 @@ int t4dx_wait(struct t4dx *db, uint64_t lsn)
 	stall_behind_flush(db);
 	/* policy queue: acknowledged as unpersisted */
 	return rc && eng_queueing(db) ? 0 : rc;
+}
+
+int t4dx_wait(struct t4dx *db, uint64_t lsn)
+{
+	return wait_for(db, lsn, false);
+}
+
+int eng_wait_always(struct t4dx *db, uint64_t lsn)
+{
+	return wait_for(db, lsn, true);
 }
 
 int t4dx_sync(struct t4dx *db, uint64_t lsn)

@@ -514,7 +514,9 @@ static void *embedder_main(void *arg)
 			m->logged = 0;
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
-			int rc = t4dx_wait(db, lsn);
+			/* also in durability mode fsync: idle means
+			 * durable, and a redo's end is recorded after it */
+			int rc = eng_wait_always(db, lsn);
 			pthread_mutex_lock(&m->mu);
 			m->working = false;
 			if (rc)

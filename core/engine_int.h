@@ -374,6 +374,10 @@ void eng_commit_soon(struct t4dx *db);
  * breaker, the fallback); the commit timer's group.  0, the error, or
  * EAGAIN without trying while the breaker is OPEN. */
 int eng_commit_queued(struct t4dx *db);
+/* t4dx_wait in every durability mode (mode fsync does not skip it): for
+ * the engine's own records whose durability something else is said to
+ * follow (the embedder: idle, a redo's end in EMBEDDER). */
+int eng_wait_always(struct t4dx *db, uint64_t lsn);
 /* Log the embedder's outcome for (parent, name), computed from content
  * c, without waiting (its LSN in *lsn): src EMBED with the vector v, or
  * TRIED (v NULL: the content gets none).  Only if the file still holds

@@ -473,7 +473,9 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	count_op(fs, OP_FSYNC);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind == FH_CTL) {
-		reply_err(req, 0);
+		/* mode fsync: any fsync waits for everything */
+		reply_err(req, t4dx_durability(fs->db) == T4DX_DURABLE_FSYNC
+				       ? t4dx_sync(fs->db, 0) : 0);
 		return;
 	}
 	if (h->kind == FH_WRITE) {
@@ -558,7 +560,12 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct t4dxfs *fs = fuse_req_userdata(req);
 	count_op(fs, OP_FSYNC);
 	if (is_fixed(ino)) {
-		reply_err(req, 0);
+		/* MOUNT/ is the root of items/ too: `sync MOUNT` waits as
+		 * one of items/ does; in mode fsync so does any directory */
+		reply_err(req, ino == INO_MOUNT_ROOT ||
+				       t4dx_durability(fs->db) ==
+					       T4DX_DURABLE_FSYNC
+			       ? t4dx_sync(fs->db, 0) : 0);
 		return;
 	}
 	int rc = commit_new_files(fs, ino);

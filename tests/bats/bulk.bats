@@ -129,6 +129,30 @@ assert_pending_none() {
 	assert_output $'one\ntwo\nthree\nfour\nfive'
 }
 
+@test "fsync mode: an fsync of MOUNT/ itself (sync MOUNT) waits for everything, as of any directory; SIGKILL after it loses nothing" {
+	t4dx_start -o durability=fsync -o "config=$(t4dx_config_file "$QUIET")"
+	printf 'one\n' >"$ITEMS/a"
+	mkdir "$ITEMS/d"
+	assert_pending_some "fsync mode"
+	# README: fsync() of any file or directory waits for everything
+	sync "$MNT"                             # fsync(2) of the mount's root
+	assert_pending_none "fsync of MOUNT/ in fsync mode"
+	t4dx_kill9
+	t4dx_start
+	run cat "$ITEMS/a"
+	assert_output one
+	[[ -d $ITEMS/d ]] || fail "mkdir before sync MOUNT lost"
+}
+
+@test "default mode: an fsync of MOUNT/ (sync MOUNT) waits for every change, as one of MOUNT/items/ does" {
+	t4dx_start -o "config=$(t4dx_config_file "$QUIET")"
+	printf 'x\n' >"$ITEMS/f"
+	chmod 600 "$ITEMS/f"
+	assert_pending_some "chmod"
+	sync "$MNT"
+	assert_pending_none "fsync of MOUNT/"
+}
+
 # ---- SIGKILL in the middle of a tar -x --------------------------------------
 
 # make_tree: $T4DX_TMP/tree.tar, /usr/include/linux with modes, owners and

@@ -904,6 +904,46 @@ static void test_embedder_holds_back(void)
 	unit_rm_rf(dir);
 }
 
+/* In durability mode fsync too, idle means durable: the embedder's own
+ * wait for its batch must not be the one that mode skips (the commit
+ * timer, a minute away here, would take the vectors only later), or a
+ * crash after "idle" loses them, and a redo records the new embedder in
+ * EMBEDDER with the old vectors still on disk. */
+static void test_embedder_fsync_mode(void)
+{
+	const char *dir = unit_tmpdir("vfsyncmode");
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx *db = NULL;
+		struct t4dx_embed_stats st;
+		char msg[256];
+		struct t4dx_config c;
+		t4dx_config_defaults(&c);
+		strcpy(c.vector.embedder, "builtin");
+		c.wal.commit_interval_ms = 60000;
+		c.health.interval_s = 3600;
+		if (t4dx_open(dir, &c, &db, msg, sizeof(msg)))
+			_exit(2);
+		if (t4dx_set_durability(db, T4DX_DURABLE_FSYNC))
+			_exit(3);
+		embedder_idle(db, &st);
+		if (write_file(db, "f", "a pot of genmaicha") ||
+		    t4dx_sync(db, 0))
+			_exit(4);       /* the file durable, as an fsync */
+		embedder_idle(db, &st);
+		_exit(st.embedded == 1 ? 0 : 5);        /* a crash */
+	}
+	int ws;
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	REQUIRE(WIFEXITED(ws));
+	CHECK_EQ_INT(WEXITSTATUS(ws), 0);
+	struct t4dx *db = open_emb(dir, "off");
+	CHECK_EQ_INT(src_of(db, "f"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -914,6 +954,7 @@ int main(void)
 	RUN(test_embedder);
 	RUN(test_embedder_big_sweep);
 	RUN(test_embedder_holds_back);
+	RUN(test_embedder_fsync_mode);
 	RUN(test_embedder_remembers);
 	RUN(test_embedder_changed);
 	RUN(test_embed_cmd);
