@@ -281,6 +281,9 @@ open-d 0 644)?$"
 	for ((i = 0; i < 50; i++)); do
 		t4dx_content "seg-$i" >"$ITEMS/ns/seg-$i"
 	done
+	# the embedder waits for writes to pause: let it log its vectors,
+	# or the restart embeds them again into the memtable
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
 	t4dx_stop
 	run compgen -G "$DATA/seg/*.t4s"
 	assert_success
