@@ -148,6 +148,8 @@ assert_history_contents() {
 	((mem0 >= 6)) || fail "memtable_items is $mem0 after 6 writes"
 	files0=$(compgen -G "$DATA/seg/*.t4s" | wc -l)
 
+	# the embedder's vectors, logged once writes pause, go in the flush
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
 	run compact_run flush
 	assert_success
 	assert_output ''
@@ -200,6 +202,8 @@ assert_history_contents() {
 	run t4dx_stat_field memtable_items
 	refute_output 0
 
+	# the embedder's vectors, logged once writes pause, go in the nrem
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
 	run compact_run nrem
 	assert_success
 	assert_output ''
