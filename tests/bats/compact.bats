@@ -592,6 +592,9 @@ kill_mid_run() {
 	t4dx_start
 	build_history
 	setattrs "$ITEMS/a9" 0 0
+	# vectors logged during the run would land on the state before it
+	# (see the test below)
+	t4dx_wait_ctl 60 stats '.vectors.busy == false'
 	compact_run nrem
 	assert_ran nrem 1
 	local after
@@ -652,4 +655,28 @@ kill_mid_run() {
 	done
 	segs=$(segments)
 	((segs < 9)) || fail "$segs segments after the remount"
+}
+
+@test "a change logged while nrem runs lands on nrem's result alike live and after a crash" {
+	skip "finding: an update applied during nrem is based on the entry before the run (kappa 0), shadows nrem's output (kappa 0.05) live, but replays onto it after a crash (0.05)"
+	local cfg
+	cfg=$(t4dx_config_file '{"vector":{"embedder":"off"}}')
+	start_paused 3 -o "config=$cfg"
+	printf 'x v1\n' >"$ITEMS/x"
+	compact_run flush
+	run_in_background nrem
+	t4dx_wait_for 15 paused_in nrem ||
+		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	setfattr -n user.t4dx.importance -v 0.7 "$ITEMS/x"
+	t4dx_wait_children 30 "$BG_PID" || fail "nrem did not end"
+	assert_ran nrem 1
+	local live
+	live=$(t4dx_xattr kappa "$ITEMS/x")
+	sync "$ITEMS/x"
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	run t4dx_xattr kappa "$ITEMS/x"
+	assert_output "$live"
+	run t4dx_xattr importance "$ITEMS/x"
+	assert_output 0.7
 }
