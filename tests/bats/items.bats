@@ -548,6 +548,7 @@ bad_values() {
 	shift 2
 	printf 'x\n' >"$ITEMS/f"
 	setfattr -n "user.t4dx.$attr" -v "$good" "$ITEMS/f"
+	sync "$ITEMS/f" # the good value's record is logged before lsn is read
 	lsn=$(t4dx_stat_field wal_lsn)
 	for v in "$@"; do
 		run setfattr -n "user.t4dx.$attr" -v "$v" "$ITEMS/f"
