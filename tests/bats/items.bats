@@ -518,13 +518,10 @@ tree_meta() {
 	assert_output 'x'
 }
 
-# data_ops_since LSN: the ops of the data records (not health probes) that
-# wal-dump shows with an lsn above LSN, one a line.
+# data_ops_since LSN: t4dx_data_ops_since (tests/lib/mount.bash): the ops of
+# the data records with an lsn above LSN, one a line.
 data_ops_since() {
-	t4dx_wal_dump | jq -r --argjson lsn "$1" \
-		'select(.lsn > $lsn and (.op as $o |
-			["put","delete","rename","mkdir","rmdir","update_fields"] |
-			index([$o]))) | .op'
+	t4dx_data_ops_since "$1"
 }
 
 @test "xattr: a setxattr writes one update_fields record" {
