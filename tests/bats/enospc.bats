@@ -565,3 +565,20 @@ in_memory() {
 		(.content_b64 // .content | length) >= 200000)' >/dev/null ||
 		fail "the record is not in the log: $(cut -c 1-200 "$T4DX_LOG" | head -n 20)"
 }
+
+@test "a test shell killed outright leaves mounts that the next setup sweeps (only a dead owner's)" {
+	local p=$T4DX_TMP/sweep dead
+	mkdir -p "$p/t4dx-test.dead/data" "$p/t4dx-test.live/data"
+	true &
+	dead=$!
+	wait "$dead"
+	echo "$dead" >"$p/t4dx-test.dead/owner"
+	echo "$BASHPID" >"$p/t4dx-test.live/owner"
+	t4dx_mount_tmpfs "$p/t4dx-test.dead/data" 1m
+	t4dx_mount_tmpfs "$p/t4dx-test.live/data" 1m
+	t4dx_sweep_orphans "$p"
+	t4dx_is_mounted "$p/t4dx-test.dead/data" && fail "the dead owner's tmpfs is still mounted"
+	assert_not_exist "$p/t4dx-test.dead"
+	t4dx_is_mounted "$p/t4dx-test.live/data" || fail "a live test's tmpfs was unmounted"
+	assert_exist "$p/t4dx-test.live/owner"
+}

@@ -154,8 +154,11 @@ t4dx_setup() {
 	command -v fusermount3 >/dev/null || skip "fusermount3 is missing"
 	[[ -x $T4DXFS ]] || fail "t4dxfs not found at $T4DXFS (set T4DX_BUILDDIR)"
 
+	t4dx_sweep_orphans "${TMPDIR:-/tmp}"
 	T4DX_TMP=$(mktemp -d "${TMPDIR:-/tmp}/t4dx-test.XXXXXXXX")
 	T4DX_TMP=$(cd "$T4DX_TMP" && pwd -P)
+	# the test's shell owns the directory (see t4dx_sweep_orphans)
+	echo "$BASHPID" >"$T4DX_TMP/owner"
 	DATA=$T4DX_TMP/data
 	MNT=$T4DX_TMP/mnt
 	ITEMS=$MNT/items
@@ -317,6 +320,29 @@ _t4dx_unmount_all() {
 			fusermount3 -u -z "$m" 2>/dev/null ||
 			umount -l "$m" 2>/dev/null || true
 	done < <(_t4dx_mounts_under "$T4DX_TMP")
+}
+
+# t4dx_sweep_orphans DIR: a test whose shell was killed outright (SIGKILL:
+# no trap runs) leaves its T4DX_TMP behind, with its mounts (FUSE, a
+# tmpfs DATA_DIR) and maybe its daemon.  The next setup cleans up every
+# DIR/t4dx-test.* whose owner (the pid t4dx_setup wrote) is gone: unmount
+# what is mounted below it, end the processes that name it, remove it.
+# A directory of a live test, or without an owner file, is left alone.
+t4dx_sweep_orphans() {
+	local d owner pid T4DX_TMP
+	for d in "$1"/t4dx-test.*; do
+		[[ -f $d/owner ]] || continue
+		owner=$(<"$d/owner") || continue
+		[[ $owner =~ ^[0-9]+$ ]] || continue
+		kill -0 "$owner" 2>/dev/null && continue
+		T4DX_TMP=$(cd "$d" && pwd -P) || continue
+		for pid in $(_t4dx_pids_mentioning "$T4DX_TMP"); do
+			kill -KILL "$pid" 2>/dev/null
+		done
+		_t4dx_unmount_all
+		[[ -z $(_t4dx_mounts_under "$T4DX_TMP") ]] && rm -rf "$T4DX_TMP"
+	done
+	return 0
 }
 
 # t4dx_teardown: unmount, kill and remove whatever this test left.  Safe to
