@@ -543,7 +543,6 @@ reopen:
 	t4dx_get_stats(fs->db, &st);
 	ns_lock(fs);
 	node_lsn_floor(&fs->nodes, st.wal_lsn);
-	fs->items_sync_lsn = st.wal_lsn;
 	ns_unlock(fs);
 	if (c.durability && !strcmp(c.durability, "fsync") &&
 	    (rc = t4dx_set_durability(fs->db, T4DX_DURABLE_FSYNC))) {

@@ -139,16 +139,13 @@ int key_of(struct t4dxfs *fs, fuse_ino_t ino, uint64_t *parent, char *name,
 	return 0;
 }
 
-/* The record lsn changed ino, so an fsync of ino waits for it.  ns_mu
- * held. */
+/* The record lsn changed ino, so an fsync of ino waits for it.  items/
+ * needs no note: its fsync waits for every record (sync_ino in file.c).
+ * ns_mu held. */
 void note_lsn(struct t4dxfs *fs, fuse_ino_t ino, uint64_t lsn)
 {
-	if (ino == INO_ITEMS) {
-		if (lsn > fs->items_sync_lsn)
-			fs->items_sync_lsn = lsn;
-	} else if (!is_fixed(ino)) {
+	if (!is_fixed(ino))
 		node_note_lsn(&fs->nodes, ino, lsn);
-	}
 }
 
 /* Get an inode's current entry (attributes only; an open file that lost

@@ -141,10 +141,6 @@ struct t4dxfs {
 	pthread_mutex_t ns_mu;
 	uint64_t ns_gen;                /* bumped by every rename/unlink/rmdir;
 	                                   guarded by ns_mu */
-	/* items/ has no node: the LSN of the last record that changed it, as
-	 * a node's sync_lsn (see "What fsync waits for" in inode.c); guarded
-	 * by ns_mu */
-	uint64_t items_sync_lsn;
 	struct t4dx_config cfg;         /* effective configuration; set at
 	                                   start */
 	struct fs_metrics metrics;      /* atomic counters */
