@@ -200,6 +200,11 @@ static int commit_locked(struct t4dx *db, struct t4dx_rec *r, unsigned flags,
 		rc = eng_fatal(db, rc);
 	if (!rc)
 		eng_maybe_wake_flusher(db);
+	/* (without memory for the note, the record counts as a user's:
+	 * the bound is then only stricter) */
+	if (!rc && (flags & ENG_DERIVED))
+		(void)eng_vq_push(db, r->lsn,
+				  t4dx_wal_last_add_bytes(db->wal));
 	change_unlock(db);
 	if (rc)
 		return rc;
@@ -702,13 +707,11 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 {
 	struct t4dx_rec r;
 	struct t4dx_entry old;
-	/* only at level 0: a queue of vectors must not fill the fallback
-	 * queue that keeps users' changes while the disk fails */
+	/* only while nothing fails: a queue of vectors must not fill the
+	 * fallback queue that keeps users' changes while the disk fails */
 	if (src == T4DX_VEC_EMBED ? !v : src != T4DX_VEC_TRIED || v)
 		return EINVAL;
-	if (eng_current_level(db))
-		return EAGAIN;
-	int rc = eng_gate(db);
+	int rc = eng_gate_embedder(db);
 	if (rc)
 		return rc;
 	memset(&r, 0, sizeof(r));
@@ -734,5 +737,5 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		change_unlock(db);
 		return ESTALE;
 	}
-	return commit_locked(db, &r, T4DX_NOWAIT, lsn);
+	return commit_locked(db, &r, T4DX_NOWAIT | ENG_DERIVED, lsn);
 }

@@ -236,6 +236,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 	pthread_cond_init(&db->ct_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&db->health_mu, NULL);
+	pthread_mutex_init(&db->vq_mu, NULL);
 	pthread_cond_init(&db->health_cond, NULL);
 	pthread_mutex_init(&db->compact_mu, NULL);
 	pthread_mutex_init(&db->reject_mu, NULL);
@@ -581,6 +582,8 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->ct_mu);
 	pthread_cond_destroy(&db->ct_cond);
 	pthread_mutex_destroy(&db->health_mu);
+	pthread_mutex_destroy(&db->vq_mu);
+	free(db->vq);
 	pthread_cond_destroy(&db->health_cond);
 	pthread_mutex_destroy(&db->compact_mu);
 	pthread_mutex_destroy(&db->reject_mu);

@@ -169,6 +169,13 @@ struct t4dx {
 	atomic_uint_least64_t unpersisted_hi;  /* highest LSN acknowledged
 	                                          before it was durable;
 	                                          atomic */
+	/* the embedder's records not yet known durable, LSN order (one
+	 * thread logs them, under the change lock): the replay queue's
+	 * bound counts users' changes only, and these apart */
+	pthread_mutex_t vq_mu;
+	struct eng_vq { uint64_t lsn, bytes; } *vq;     /* vq_mu */
+	size_t vq_head, vq_n, vq_cap;                   /* vq_mu, a ring */
+	uint64_t vq_bytes;                              /* vq_mu */
 	atomic_bool seg_failed;         /* a segment could not be read;
 	                                   atomic */
 	unsigned verify_ok_run;         /* segment checks passed since; under
@@ -339,6 +346,15 @@ void eng_note_level(struct t4dx *db);
 void eng_mark_unpersisted(struct t4dx *db, uint64_t lsn);
 /* May a change be applied now?  0, ENOSPC, EIO or EROFS. */
 int eng_gate(struct t4dx *db);
+/* commit_locked's flag: the embedder's record (see eng_vq_push) */
+#define ENG_DERIVED 0x100
+/* May the embedder log a record now?  0, EAGAIN, EIO or EROFS. */
+int eng_gate_embedder(struct t4dx *db);
+/* The embedder's record lsn of bytes was logged (change lock held). */
+int eng_vq_push(struct t4dx *db, uint64_t lsn, uint64_t bytes);
+/* The embedder's records among the ws->pending ones, and their bytes. */
+void eng_vq_count(struct t4dx *db, const struct t4dx_wal_stats *ws,
+		  uint64_t *n, uint64_t *bytes);
 /* Save the records that could not be made durable in a rescue file. */
 int eng_write_rescue(struct t4dx *db, bool wal_lost);
 /* Read DATA_DIR/ID, or make it if it does not exist. */

@@ -81,20 +81,121 @@ void eng_mark_unpersisted(struct t4dx *db, uint64_t lsn)
 	eng_note_level(db);
 }
 
-/* Is the replay queue full, by records or by bytes (a record larger
- * than the byte limit still goes into an empty queue)? */
-static bool queue_full(struct t4dx *db, const struct t4dx_wal_stats *ws)
+/* ---- the embedder's records in the queue -------------------------------
+ * A vector is derived data: a commit that fails keeps the embedder's
+ * records queued like any other (they sit between users' records, and
+ * the log takes no gap), but they must not take the room that
+ * fallback.max_queue keeps for users' changes.  So the engine notes the
+ * LSN and size of each (a ring, in LSN order: one thread logs them) and
+ * the bound counts the others.  The embedder logs nothing more once a
+ * commit failed (eng_gate_embedder), so what it holds is what it logged
+ * since the last commit that worked. */
+
+int eng_vq_push(struct t4dx *db, uint64_t lsn, uint64_t bytes)
 {
-	return ws->pending >= db->cfg.fallback.max_queue ||
-	       (ws->pending_bytes &&
-		ws->pending_bytes >= db->cfg.fallback.max_queue_bytes);
+	pthread_mutex_lock(&db->vq_mu);
+	if (db->vq_n == db->vq_cap) {
+		size_t cap = db->vq_cap ? 2 * db->vq_cap : 64;
+		struct eng_vq *v = malloc(cap * sizeof(*v));
+		if (!v) {
+			pthread_mutex_unlock(&db->vq_mu);
+			return ENOMEM;
+		}
+		for (size_t i = 0; i < db->vq_n; i++)
+			v[i] = db->vq[(db->vq_head + i) % db->vq_cap];
+		free(db->vq);
+		db->vq = v;
+		db->vq_cap = cap;
+		db->vq_head = 0;
+	}
+	db->vq[(db->vq_head + db->vq_n) % db->vq_cap] =
+		(struct eng_vq){ .lsn = lsn, .bytes = bytes };
+	db->vq_n++;
+	db->vq_bytes += bytes;
+	pthread_mutex_unlock(&db->vq_mu);
+	return 0;
+}
+
+void eng_vq_count(struct t4dx *db, const struct t4dx_wal_stats *ws,
+		  uint64_t *n, uint64_t *bytes)
+{
+	pthread_mutex_lock(&db->vq_mu);
+	/* durable ones leave; so do any past the log's end (records a
+	 * rejecting commit dropped, whose LSNs are given out again) */
+	while (db->vq_n && db->vq[db->vq_head].lsn <= ws->durable) {
+		db->vq_bytes -= db->vq[db->vq_head].bytes;
+		db->vq_head = (db->vq_head + 1) % db->vq_cap;
+		db->vq_n--;
+	}
+	while (db->vq_n) {
+		struct eng_vq *t =
+			&db->vq[(db->vq_head + db->vq_n - 1) % db->vq_cap];
+		if (t->lsn <= ws->last)
+			break;
+		db->vq_bytes -= t->bytes;
+		db->vq_n--;
+	}
+	*n = db->vq_n < ws->pending ? db->vq_n : ws->pending;
+	*bytes = db->vq_bytes < ws->pending_bytes ? db->vq_bytes
+						   : ws->pending_bytes;
+	pthread_mutex_unlock(&db->vq_mu);
+}
+
+/* Is the replay queue full, by records or by bytes (a record larger
+ * than the byte limit still goes into an empty queue)?  Users' changes
+ * only, or (all) every record. */
+static bool queue_full(struct t4dx *db, const struct t4dx_wal_stats *ws,
+		       bool all)
+{
+	uint64_t n = 0, bytes = 0;
+	if (!all)
+		eng_vq_count(db, ws, &n, &bytes);
+	uint64_t pending = ws->pending - n;
+	uint64_t pending_bytes = ws->pending_bytes - bytes;
+	return pending >= db->cfg.fallback.max_queue ||
+	       (pending_bytes &&
+		pending_bytes >= db->cfg.fallback.max_queue_bytes);
+}
+
+/* Is the queue full (users' records, or all of them)?  If so and the
+ * disk may be tried, drain it first. */
+static bool full_after_drain(struct t4dx *db, bool all)
+{
+	struct t4dx_wal_stats ws;
+	t4dx_wal_get_stats(db->wal, &ws);
+	if (!queue_full(db, &ws, all))
+		return false;
+	if (t4dx_breaker_allow(db->breaker)) {
+		t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
+		t4dx_breaker_done(db->breaker);
+		t4dx_wal_get_stats(db->wal, &ws);
+	}
+	return queue_full(db, &ws, all);
+}
+
+/* May the embedder log a record now?  Only while nothing fails: the
+ * breaker CLOSED with no failure counted, nothing unpersisted, and room
+ * in the queue (all of it, drained if need be); else EAGAIN, and it
+ * tries again later. */
+int eng_gate_embedder(struct t4dx *db)
+{
+	struct t4dx_breaker_info bi;
+	if (db->readonly)
+		return EROFS;
+	if (atomic_load(&db->fatal))
+		return EIO;
+	if (eng_current_level(db))
+		return EAGAIN;
+	t4dx_breaker_get(db->breaker, &bi);
+	if (bi.state != T4DX_CLOSED || bi.consecutive_failures)
+		return EAGAIN;
+	return full_after_drain(db, true) ? EAGAIN : 0;
 }
 
 /* May a change be applied now?  ENOSPC when the replay queue is full,
  * EIO when the breaker is OPEN and the policy is reject. */
 int eng_gate(struct t4dx *db)
 {
-	struct t4dx_wal_stats ws;
 	if (db->readonly)
 		return EROFS;
 	if (atomic_load(&db->fatal))
@@ -106,16 +207,7 @@ int eng_gate(struct t4dx *db)
 			return EIO;
 		t4dx_breaker_done(db->breaker);
 	}
-	t4dx_wal_get_stats(db->wal, &ws);
-	if (!queue_full(db, &ws))
-		return 0;
-	/* full: if the disk may be tried, drain first */
-	if (t4dx_breaker_allow(db->breaker)) {
-		t4dx_wal_sync(db->wal, t4dx_wal_last_lsn(db->wal));
-		t4dx_breaker_done(db->breaker);
-		t4dx_wal_get_stats(db->wal, &ws);
-	}
-	return queue_full(db, &ws) ? ENOSPC : 0;
+	return full_after_drain(db, false) ? ENOSPC : 0;
 }
 
 const char *t4dx_level_name(int level)

@@ -222,7 +222,10 @@ void t4dx_get_health(struct t4dx *db, struct t4dx_health *out)
 	pthread_mutex_unlock(&db->health_mu);
 	out->unpersisted = eng_unpersisted(db);
 	t4dx_wal_get_stats(db->wal, &ws);
-	out->queue_depth = ws.pending;
+	uint64_t vn, vbytes;
+	eng_vq_count(db, &ws, &vn, &vbytes);
+	out->queue_depth = ws.pending - vn;
+	out->queue_vectors = vn;
 	out->rescued = db->rescued;
 	out->fatal = atomic_load(&db->fatal);
 }

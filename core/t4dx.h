@@ -485,7 +485,11 @@ struct t4dx_health {
 	struct t4dx_check wal, segments;
 	int level;                      /* 0 normal, 1 read-only, 2 in-memory */
 	uint64_t unpersisted;           /* changes acknowledged, not durable */
-	uint64_t queue_depth;           /* records waiting in the WAL queue */
+	uint64_t queue_depth;           /* users' records waiting in the WAL
+	                                   queue (what fallback.max_queue
+	                                   bounds) */
+	uint64_t queue_vectors;         /* the embedder's records waiting
+	                                   with them */
 	uint64_t rescued;               /* records replayed from rescue files
 	                                   at start */
 	bool fatal;                     /* a logged change could not be

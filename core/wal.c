@@ -245,6 +245,7 @@ int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r)
 		r->lsn = saved;
 		return rc;
 	}
+	uint64_t size = w->scratch.len + (split ? x.enc_len : 0);
 	pthread_mutex_lock(&w->mu);
 	struct wal_queue *q = &w->q;
 	size_t base = q->buf.len;
@@ -271,6 +272,7 @@ int t4dx_wal_add(struct t4dx_wal *w, struct t4dx_rec *r)
 		q->hi = lsn;
 		q->n++;
 		w->last = lsn;
+		w->last_bytes = size;
 	}
 	pthread_mutex_unlock(&w->mu);
 	if (split)
@@ -673,6 +675,11 @@ out:
 
 /* ---- queries and close ----------------------------------------------- */
 
+uint64_t t4dx_wal_last_add_bytes(struct t4dx_wal *w)
+{
+	return w->last_bytes;
+}
+
 uint64_t t4dx_wal_last_lsn(struct t4dx_wal *w)
 {
 	pthread_mutex_lock(&w->mu);
@@ -710,6 +717,8 @@ void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st)
 	st->syncs = w->syncs;
 	st->records = w->records;
 	st->pending = w->last - w->durable;
+	st->durable = w->durable;
+	st->last = w->last;
 	st->pending_bytes = wal_queue_bytes(&w->q) + wal_queue_bytes(&w->head);
 	pthread_mutex_unlock(&w->mu);
 }

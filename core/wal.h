@@ -104,6 +104,9 @@ int t4dx_wal_archive(struct t4dx_wal *w, uint64_t upto,
 		     uint64_t archive_max_bytes);
 
 uint64_t t4dx_wal_last_lsn(struct t4dx_wal *w);     /* last assigned */
+/* The encoded size of the record the last t4dx_wal_add queued (for its
+ * serialized callers). */
+uint64_t t4dx_wal_last_add_bytes(struct t4dx_wal *w);
 uint64_t t4dx_wal_durable_lsn(struct t4dx_wal *w);
 struct t4dx_wal_stats {
 	uint64_t bytes;         /* bytes in live (unarchived) files */
@@ -112,6 +115,7 @@ struct t4dx_wal_stats {
 	uint64_t records;       /* records made durable */
 	uint64_t pending;       /* records queued, not yet durable */
 	uint64_t pending_bytes; /* their encoded size */
+	uint64_t durable, last; /* LSNs: pending is last - durable */
 };
 void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st);
 /* Bytes of the live files that hold only records after lsn (a file is

@@ -66,6 +66,9 @@ struct t4dx_wal {
 	pthread_cond_t cv;              /* busy cleared (for wal_own()) */
 	/* guarded by mu */
 	uint64_t last;                  /* last LSN assigned */
+	uint64_t last_bytes;            /* its encoded size (read and
+	                                   written by t4dx_wal_add's
+	                                   serialized callers) */
 	uint64_t durable;               /* every LSN <= durable is on disk */
 	struct wal_queue q;             /* added, not yet taken by a leader */
 	bool busy;                      /* a leader (or rotate, archive,

@@ -197,6 +197,7 @@ static int show_health(struct t4dxfs *fs, struct t4dx_buf *out)
 	jset(o, "checks", checks, &ok);
 	jset(o, "unpersisted", ju64(h.unpersisted), &ok);
 	jset(o, "queue_depth", ju64(h.queue_depth), &ok);
+	jset(o, "queue_vectors", ju64(h.queue_vectors), &ok);
 	struct json_object *r = json_object_new_object();
 	if (r) {
 		jset(r, "records_replayed",
@@ -483,8 +484,12 @@ static int show_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 			   "0 normal, 1 read-only, 2 in-memory.", h.level);
 	if (!rc)
 		rc = gauge(out, "t4dx_queue_depth",
-			   "Records waiting in the replay queue (not yet "
-			   "durable).", (double)h.queue_depth);
+			   "Users' records waiting in the replay queue (not "
+			   "yet durable).", (double)h.queue_depth);
+	if (!rc)
+		rc = gauge(out, "t4dx_queue_vectors",
+			   "The embedder's records waiting in the replay "
+			   "queue.", (double)h.queue_vectors);
 	if (!rc)
 		rc = gauge(out, "t4dx_unpersisted_writes",
 			   "Changes applied but not yet durable.",

@@ -493,7 +493,7 @@ check_histogram() {
 	}' "$2"
 }
 
-GAUGES='t4dx_breaker_state t4dx_degradation_level t4dx_queue_depth
+GAUGES='t4dx_breaker_state t4dx_degradation_level t4dx_queue_depth t4dx_queue_vectors
 	t4dx_unpersisted_writes t4dx_memtable_items t4dx_memtable_bytes
 	t4dx_segments t4dx_wal_bytes'
 HISTOGRAMS='t4dx_write_latency_seconds t4dx_read_latency_seconds

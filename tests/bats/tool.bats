@@ -117,7 +117,7 @@ assert_one_line_error() {
 	# the embedder's vectors of them durable too (it logs them without
 	# waiting, then waits once its queue is empty)
 	t4dx_wait_ctl 30 stats '.vectors.busy == false'
-	t4dx_wait_ctl 30 health '.queue_depth == 0'
+	t4dx_wait_ctl 30 health '.queue_depth == 0 and .queue_vectors == 0'
 	run "$T4DX" status "$MNT"
 	assert_success
 	assert_line --index 0 "t4dx at $MNT: ok"

@@ -944,6 +944,73 @@ static void test_embedder_fsync_mode(void)
 	unit_rm_rf(dir);
 }
 
+/* Vectors the embedder logged just before the disk failed wait in the
+ * replay queue with the users' changes, but take none of the room that
+ * fallback.max_queue keeps for those, and the embedder logs nothing
+ * more until commits work again.  (A full-disk test found users'
+ * writes refused with ENOSPC while the queue held only vectors.) */
+static void test_embedder_queue_room(void)
+{
+	const char *dir = unit_tmpdir("vqroom");
+	struct t4dx *db = NULL;
+	struct t4dx_embed_stats st;
+	struct t4dx_health h;
+	char msg[256], name[32], text[64];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "builtin");
+	c.fallback.max_queue = 12;
+	c.wal.commit_interval_ms = 60000;       /* the embedder's own wait */
+	c.health.interval_s = 3600;
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	embedder_idle(db, &st);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		snprintf(text, sizeof(text), "leaf number %d of sencha", i);
+		REQUIRE(write_file(db, name, text) == 0);
+	}
+	/* the files durable, then every fdatasync fails: the embedder's
+	 * wait for its ten vectors fails, and they stay queued */
+	faults_arm(FAULT_FDATASYNC, 1, EIO, 1);
+	embedder_idle(db, &st);
+	t4dx_get_health(db, &h);
+	CHECK_EQ_INT(h.queue_vectors, 10);
+	CHECK_EQ_INT(h.queue_depth, 0);
+	/* the users' room is whole: twelve changes acknowledged, the
+	 * next refused */
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		CHECK_EQ_INT(write_file(db, name, "a cup of hojicha"), 0);
+	}
+	CHECK_EQ_INT(write_file(db, "u12", "a cup of hojicha"), ENOSPC);
+	/* (the embedder stays busy with u0..u11, trying again each second) */
+	t4dx_get_health(db, &h);
+	CHECK_EQ_INT(h.queue_depth, 12);
+	CHECK_EQ_INT(h.queue_vectors, 10);     /* none for u0..u11 */
+	CHECK_EQ_INT(src_of(db, "u0"), T4DX_VEC_NONE);
+	/* the disk works again: the queue drains, then the embedder gives
+	 * u0..u11 their vectors */
+	faults_reset();
+	t4dx_breaker_reset(t4dx_get_breaker(db));
+	CHECK_EQ_INT(t4dx_sync(db, 0), 0);
+	t4dx_get_health(db, &h);
+	CHECK_EQ_INT(h.queue_depth + h.queue_vectors, 0);
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_emb(dir, "off");
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		CHECK_EQ_INT(src_of(db, name), T4DX_VEC_EMBED);
+	}
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		CHECK_EQ_INT(src_of(db, name), T4DX_VEC_EMBED);
+	}
+	CHECK_EQ_INT(src_of(db, "u12"), -1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -955,6 +1022,7 @@ int main(void)
 	RUN(test_embedder_big_sweep);
 	RUN(test_embedder_holds_back);
 	RUN(test_embedder_fsync_mode);
+	RUN(test_embedder_queue_room);
 	RUN(test_embedder_remembers);
 	RUN(test_embedder_changed);
 	RUN(test_embed_cmd);
