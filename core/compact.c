@@ -85,6 +85,75 @@ static bool prunable(struct t4dx *db, const struct t4dx_entry *e,
 		       c->compaction.prune_max_age_s;
 }
 
+/* What nrem does to an item's kappa: the boost, capped at 1. */
+static double nrem_kappa(const struct t4dx *db, double kappa)
+{
+	kappa += db->cfg.compaction.nrem_kappa_boost;
+	return kappa > 1 ? 1 : kappa;
+}
+
+/* nrem's boost for the items changed while it ran.
+ *
+ * A change logged during the run was applied onto the version the
+ * memtable or the old segments held then, unboosted, and that version in
+ * the memtable hides nrem's output for its key (or, after a rename, for
+ * its new key).  A replay after a crash would apply the same records
+ * onto the output instead: an update or a rename keeps the boosted kappa
+ * there.  So that the two never differ, every regular file in the
+ * memtable that existed before the run (ino below ino_before; the
+ * memtable holds only changes of the run, since nrem flushed first) gets
+ * its boost now as a logged update of kappa: live, the update raises the
+ * memtable's version; replayed, it comes after the same changes and
+ * gives the same value.  An item changed during the run is boosted once,
+ * like every other.  Called with db->lock held for writing, right after
+ * the output is installed; *last is the LSN of the last record (0 if
+ * none).  Any error leaves live and replay apart: it is fatal (changes
+ * refused until a restart, whose replay makes them agree). */
+static int nrem_boost_changed(struct t4dx *db, uint64_t ino_before,
+			      uint64_t *last)
+{
+	struct t4dx_rec *todo = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	*last = 0;
+	if (db->cfg.compaction.nrem_kappa_boost <= 0)
+		return 0;
+	/* the keys first: a put into the memtable may move its entries */
+	for (const struct t4dx_entry *e = t4dx_mem_seek(db->mem, 0, "", 0);
+	     e; e = t4dx_mem_next(db->mem, e)) {
+		if (e->tombstone || e->provisional || !S_ISREG(e->mode) ||
+		    e->ino >= ino_before || nrem_kappa(db, e->kappa) == e->kappa)
+			continue;
+		if (n == cap) {
+			size_t c = cap ? 2 * cap : 16;
+			struct t4dx_rec *t = realloc(todo, c * sizeof(*t));
+			if (!t) {
+				free(todo);
+				return eng_fatal(db, ENOMEM);
+			}
+			todo = t;
+			cap = c;
+		}
+		struct t4dx_rec *r = &todo[n++];
+		memset(r, 0, sizeof(*r));
+		t4dx_entry_set_key(&r->e, e->parent, e->name, e->name_len);
+		r->op = T4DX_OP_UPDATE;
+		r->mask = T4DX_F_KAPPA;
+		r->e.kappa = nrem_kappa(db, e->kappa);
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = t4dx_wal_add(db->wal, &todo[i]);
+		if (!rc) {
+			*last = todo[i].lsn;
+			rc = eng_apply(db, &todo[i]);
+		}
+		if (rc)
+			rc = eng_fatal(db, rc);
+	}
+	free(todo);
+	return rc;
+}
+
 static void sleep_s(double s)
 {
 	struct timespec ts = { .tv_sec = (time_t)s,
@@ -106,6 +175,8 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	uint64_t id = 0;
 	struct merge m = { 0 };
 	bool merging = false, have_flush_mu = true, out_marked = false;
+	bool have_reject_mu = false;
+	uint64_t ino_before = 0;
 	int64_t now = t4dx_now_ns();
 	int rc = 0;
 
@@ -127,6 +198,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		for (size_t i = 0; i < nin; i++)
 			in[i] = t4dx_seg_ref(db->segs[lo + i]);
 	id = db->next_seg_id;
+	ino_before = db->next_ino;
 	pthread_rwlock_unlock(&db->lock);
 	if (tiered) {
 		/* the inputs are held by reference; flushes go on */
@@ -193,11 +265,8 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 				break;
 		}
 		t4dx_entry_copy(&c, e);
-		if (kind == T4DX_COMPACT_NREM && !tiered && S_ISREG(c.mode)) {
-			c.kappa += db->cfg.compaction.nrem_kappa_boost;
-			if (c.kappa > 1)
-				c.kappa = 1;
-		}
+		if (kind == T4DX_COMPACT_NREM && !tiered && S_ISREG(c.mode))
+			c.kappa = nrem_kappa(db, c.kappa);
 		rc = t4dx_seg_writer_add(w, &c);
 		t4dx_entry_clear(&c);
 		if (rc)
@@ -221,6 +290,13 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	if (!have_flush_mu) {
 		pthread_mutex_lock(&db->flush_mu);
 		have_flush_mu = true;
+	}
+	/* policy reject: the records logged below must not share a commit
+	 * with a change that fails and is dropped (flush_mu, then reject_mu,
+	 * then db->lock, as a flush takes them) */
+	if (!tiered && !eng_queueing(db)) {
+		pthread_mutex_lock(&db->reject_mu);
+		have_reject_mu = true;
 	}
 	pthread_rwlock_wrlock(&db->lock);
 	bool moved = hi > db->nsegs;
@@ -298,7 +374,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	db->items -= live_gone;
 	/* the WAL also says what prune removed (a no-op when replayed), so
 	 * that a segment rebuilt from the archive does not bring it back */
-	uint64_t last_del = 0;
+	uint64_t last_del = 0, last_boost = 0;
 	for (size_t i = 0; i < live_gone; i++) {
 		struct t4dx_rec dr;
 		memset(&dr, 0, sizeof(dr));
@@ -308,9 +384,23 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		if (!t4dx_wal_add(db->wal, &dr))
 			last_del = dr.lsn;
 	}
+	int brc = 0;
+	if (kind == T4DX_COMPACT_NREM && !tiered)
+		brc = nrem_boost_changed(db, ino_before, &last_boost);
 	pthread_rwlock_unlock(&db->lock);
-	if (last_del)
-		t4dx_wal_sync(db->wal, last_del);
+	if (last_boost > last_del)
+		last_del = last_boost;
+	if (last_del && t4dx_wal_sync(db->wal, last_del) && last_boost &&
+	    have_reject_mu)
+		/* reject: applied but not durable, and the next failing
+		 * commit would drop them; a restart's replay agrees again */
+		brc = eng_fatal(db, EIO);
+	if (have_reject_mu) {
+		pthread_mutex_unlock(&db->reject_mu);
+		have_reject_mu = false;
+	}
+	if (brc && !rc)
+		rc = brc;
 	/* once the new MANIFEST is durable the inputs are garbage */
 	bool keep = db->manifest_unsynced;
 	for (size_t i = lo; i < hi; i++) {
@@ -325,6 +415,8 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 			removed(arg, gone[i].parent, gone[i].name,
 				gone[i].name_len, gone[i].ino);
 out:
+	if (have_reject_mu)
+		pthread_mutex_unlock(&db->reject_mu);
 	if (merging)
 		eng_merge_close(&m);
 	if (out_marked) {
