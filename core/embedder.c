@@ -119,9 +119,11 @@ struct eng_embedder {
 	size_t redo_len;
 	char state[4096 + 128];         /* the line EMBEDDER is to hold */
 	size_t state_len;
-	/* vector.embedder "command": the program (used by the computing
-	 * thread only) */
+	/* vector.embedder "command": the program, asked by the computing
+	 * thread and by text queries (t4dx_embed_text), one at a time
+	 * (run_mu) */
 	struct t4dx_embed_cmd *cmd;
+	pthread_mutex_t run_mu;
 	/* the computing thread and the one request it is given: content c
 	 * into x, then rc and why, and done (all guarded by cmu) */
 	pthread_t cthr;
@@ -289,7 +291,10 @@ static int compute_here(struct eng_embedder *m, uint32_t dim,
 		return t4dx_embed(c->data, c->len, dim, x);
 	if (t4dx_embed_is_binary(c->data, c->len))
 		return ENODATA;
-	return t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why, whylen);
+	pthread_mutex_lock(&m->run_mu);
+	int rc = t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why, whylen);
+	pthread_mutex_unlock(&m->run_mu);
+	return rc;
 }
 
 /* The computing thread, at nice EMB_NICE: it takes CPU only when writers
@@ -615,6 +620,7 @@ int eng_embedder_start(struct t4dx *db)
 	pthread_cond_init(&m->cond, NULL);
 	pthread_mutex_init(&m->cmu, NULL);
 	pthread_cond_init(&m->ccond, NULL);
+	pthread_mutex_init(&m->run_mu, NULL);
 	m->sweep = true;
 	m->max = EMB_QUEUE_MAX;
 	/* tests: a small queue, to have more files than it holds */
@@ -642,6 +648,7 @@ int eng_embedder_start(struct t4dx *db)
 	if (rc) {
 		db->emb = NULL;
 		t4dx_embed_cmd_free(m->cmd);
+		pthread_mutex_destroy(&m->run_mu);
 		pthread_cond_destroy(&m->ccond);
 		pthread_mutex_destroy(&m->cmu);
 		pthread_cond_destroy(&m->cond);
@@ -671,11 +678,49 @@ void eng_embedder_stop(struct t4dx *db)
 		HASH_DEL(m->table, k);
 		free(k);
 	}
+	pthread_mutex_destroy(&m->run_mu);
 	pthread_cond_destroy(&m->ccond);
 	pthread_mutex_destroy(&m->cmu);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
+}
+
+int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
+		    float *out, char *why, size_t whylen)
+{
+	struct eng_embedder *m = db->emb;
+	uint32_t dim = db->cfg.vector.dim;
+	if (whylen)
+		why[0] = 0;
+	if (!strcmp(db->cfg.vector.embedder, "builtin"))
+		return t4dx_embed(text, len, dim, out);
+	if (!m || !m->cmd) {
+		snprintf(why, whylen, "%s",
+			 strcmp(db->cfg.vector.embedder, "command")
+				 ? "the store's vectors come from no embedder"
+				 : "the embedder program is not running (a "
+				   "read-only store)");
+		return ENOTSUP;
+	}
+	if (t4dx_embed_is_binary(text, len))
+		return ENODATA;
+	pthread_mutex_lock(&m->run_mu);
+	int rc = t4dx_embed_cmd_run(m->cmd, text, len, out, why, whylen);
+	pthread_mutex_unlock(&m->run_mu);
+	pthread_mutex_lock(&m->mu);
+	m->st.starts = t4dx_embed_cmd_starts(m->cmd);
+	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
+		m->st.failed++;
+	pthread_mutex_unlock(&m->mu);
+	if (rc == EAGAIN)
+		snprintf(why, whylen, "the embedder program failed lately "
+			 "and is started again after a back-off");
+	else if (rc && rc != ENODATA && rc != ECANCELED)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"the embedder program (vector.command) %s; "
+				"it is started again after a back-off", why);
+	return rc;
 }
 
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)

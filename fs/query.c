@@ -345,16 +345,22 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 			zero = v[i] == 0.0f;
 		if (!rc && zero)
 			rc = ENODATA;
-	} else if (strcmp(fs->cfg.vector.embedder, "builtin")) {
-		/* the text would be embedded by the builtin embedder and
-		 * compared with vectors that are not its own */
-		search_log(fs, "'%s': a text query needs vector.embedder "
-			   "\"builtin\", this store's vectors come from "
-			   "\"%s\": search by an item's id (search/@ID)",
-			   name, fs->cfg.vector.embedder);
-		rc = EINVAL;
 	} else {
-		rc = t4dx_embed(q.text, q.text_len, dim, v);
+		/* the text's vector by the embedder of the store's vectors */
+		char why[256];
+		rc = t4dx_embed_text(fs->db, q.text, q.text_len, v, why,
+				     sizeof(why));
+		if (rc == ENOTSUP) {
+			search_log(fs, "'%s': a text query needs an embedder "
+				   "(vector.embedder \"builtin\" or "
+				   "\"command\"): %s; search by an item's id "
+				   "(search/@ID)", name, why);
+			rc = EINVAL;
+		} else if (rc && rc != ENODATA) {
+			search_log(fs, "'%s': the text's vector: %s%s%s", name,
+				   t4dx_strerror(rc), why[0] ? ": " : "", why);
+			rc = rc == EAGAIN ? EAGAIN : EIO;
+		}
 	}
 	if (rc == ENOENT)
 		search_log(fs, "'%s': no item has this id", name);

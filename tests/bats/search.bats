@@ -358,7 +358,7 @@ search_count() {
 	assert_equal "$(results "@$id")" '{"partial":false,"results":[]}'
 }
 
-@test "a vector of zeros finds nothing; with another embedder a text query is EINVAL, @ID works" {
+@test "a vector of zeros finds nothing; with embedder off a text query is EINVAL, @ID works" {
 	write_topics
 	local zeros id
 	zeros=$(jq -cn '[range(256) | 0]')
@@ -372,7 +372,7 @@ search_count() {
 	run ls "$MNT/search/green tea"
 	assert_failure
 	assert_output --partial 'Invalid argument'
-	grep -q 'a text query needs vector.embedder "builtin"' "$T4DX_LOG" ||
+	grep -q 'a text query needs an embedder' "$T4DX_LOG" ||
 		fail "log: $(cat "$T4DX_LOG")"
 	run ls "$MNT/search/@$id"
 	assert_success

@@ -435,6 +435,35 @@ broken() {
 	assert_output '[1,1,2]'
 }
 
+@test "command: a text query in search/ is embedded by the program" {
+	start_cmd 10 answer 4
+	printf 'ab\n' >"$ITEMS/b"
+	printf 'hello there\n' >"$ITEMS/a"
+	printf '%s\n' "$(printf 'x%.0s' {1..40})" >"$ITEMS/c"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 3'
+	# "xyz" is [1, 3, 0, 0] to the program, as "ab\n" is
+	run jq -c '[.results[] | .path]' "$MNT/search/xyz/results.json"
+	assert_success
+	assert_output '["b","a","c"]'
+	run cat "$MNT/search/xyz/$(ls "$MNT/search/xyz" | head -1)"
+	assert_output 'ab'
+	# the program answers null for a text holding "nothing": no result
+	run jq -c . "$MNT/search/nothing at all/results.json"
+	assert_output '{"partial":false,"results":[]}'
+}
+
+@test "command: a text query the program does not answer fails with EIO, and the mount goes on" {
+	start_cmd 1 hang "$T4DX_TMP/hang.pid"
+	run ls "$MNT/search/green tea"
+	assert_failure
+	assert_output --partial 'Input/output error'
+	grep -q "'green tea': the text's vector: .*did not answer within vector.timeout_s" \
+		"$T4DX_LOG" || fail "log: $(cat "$T4DX_LOG")"
+	printf 'still here\n' >"$ITEMS/f"
+	run cat "$ITEMS/f"
+	assert_output 'still here'
+}
+
 # gone PIDFILE: every pid in PIDFILE is dead.
 gone() {
 	local p
