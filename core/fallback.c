@@ -40,11 +40,31 @@ bool eng_queueing(struct t4dx *db)
 	return strcmp(db->cfg.fallback.policy, "reject") != 0;
 }
 
+/* The embedder's records among the LSNs (lo, hi] (see eng_vq_push). */
+static uint64_t vq_between(struct t4dx *db, uint64_t lo, uint64_t hi)
+{
+	uint64_t n = 0;
+	pthread_mutex_lock(&db->vq_mu);
+	for (size_t i = 0; i < db->vq_n; i++) {
+		uint64_t lsn = db->vq[(db->vq_head + i) % db->vq_cap].lsn;
+		if (lsn > hi)
+			break;
+		n += lsn > lo;
+	}
+	pthread_mutex_unlock(&db->vq_mu);
+	return n;
+}
+
+/* Users' changes acknowledged before they were durable and still not
+ * (the embedder's records among them are nobody's acknowledged change) */
 uint64_t eng_unpersisted(struct t4dx *db)
 {
 	uint64_t hi = atomic_load(&db->unpersisted_hi);
 	uint64_t durable = t4dx_wal_durable_lsn(db->wal);
-	return hi > durable ? hi - durable : 0;
+	if (hi <= durable)
+		return 0;
+	uint64_t v = vq_between(db, durable, hi);
+	return hi - durable > v ? hi - durable - v : 0;
 }
 
 int eng_current_level(struct t4dx *db)

@@ -976,6 +976,7 @@ static void test_embedder_queue_room(void)
 	t4dx_get_health(db, &h);
 	CHECK_EQ_INT(h.queue_vectors, 10);
 	CHECK_EQ_INT(h.queue_depth, 0);
+	CHECK_EQ_INT(h.unpersisted, 0);         /* nobody's change */
 	/* the users' room is whole: twelve changes acknowledged, the
 	 * next refused */
 	for (int i = 0; i < 12; i++) {
@@ -987,6 +988,7 @@ static void test_embedder_queue_room(void)
 	t4dx_get_health(db, &h);
 	CHECK_EQ_INT(h.queue_depth, 12);
 	CHECK_EQ_INT(h.queue_vectors, 10);     /* none for u0..u11 */
+	CHECK_EQ_INT(h.unpersisted, 12);
 	CHECK_EQ_INT(src_of(db, "u0"), T4DX_VEC_NONE);
 	/* the disk works again: the queue drains, then the embedder gives
 	 * u0..u11 their vectors */
