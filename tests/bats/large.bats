@@ -3,7 +3,8 @@
 # (issue 14): written with dd bs=1M they reach the daemon in requests as
 # large as the kernel sends (max_write 1 MiB), read back byte-identical,
 # after a clean remount and after SIGKILL once closed; a write past the
-# limit fails with EFBIG and the file keeps what it had.
+# limit fails with EFBIG and the file keeps what it had; an item above
+# the former ceiling (256 MiB - 1) goes through the WAL and a segment.
 #
 # The limit is set to an odd size a little above 40 MiB (the last request
 # is partial) with a write buffer budget of exactly that size: the
@@ -112,4 +113,20 @@ max_write() {
 	t4dx_assert_same_bytes "$T4DX_TMP/text" "$ITEMS/h"
 	run stat -c %s "$ITEMS/g"
 	assert_output 0
+}
+
+@test "an item above the former 256 MiB ceiling: 260 MiB of text survives SIGKILL and a remount" {
+	local cfg n=$((260 * 1048576))
+	cfg=$(t4dx_config_file '{"limits":{"max_item_bytes":1073741824,
+		"write_buffer_bytes":1073741824},"vector":{"embedder":"off"}}')
+	t4dx_start -o "config=$cfg"
+	head -c $((n * 3 / 4 + 3)) /dev/urandom | base64 -w 76 | head -c "$n" >"$T4DX_TMP/big"
+	dd if="$T4DX_TMP/big" of="$ITEMS/big" bs=1M status=none
+	t4dx_kill9
+	# the replay reads the 260 MiB record back from the WAL
+	t4dx_start -o "config=$cfg"
+	t4dx_assert_same_bytes "$T4DX_TMP/big" "$ITEMS/big"
+	# and, after the clean stop, from its segment
+	t4dx_remount -o "config=$cfg"
+	t4dx_assert_same_bytes "$T4DX_TMP/big" "$ITEMS/big"
 }

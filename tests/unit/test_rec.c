@@ -1379,6 +1379,49 @@ static void test_large(void)
 	free(p);
 }
 
+/* A content of valid UTF-8 whose escapes would make its line longer than
+ * the decoder takes (1.5 GiB of text) goes in base64: 360 MiB of control
+ * bytes, 2.1 GiB escaped, as 480 MiB of base64, encoded by reference as
+ * the log does, put together and read back. */
+static void test_escape_heavy(void)
+{
+	size_t n = 360u << 20;
+	struct t4dx_rec r = { .lsn = 9, .op = T4DX_OP_PUT }, d;
+	full_entry(&r.e, "ctl", 3, NULL, 0);
+	r.e.content = t4dx_blob_new(n);
+	REQUIRE(r.e.content);
+	memset(r.e.content->data, 1, n);
+	r.e.size = n;
+	struct t4dx_buf head = { 0 }, line = { 0 };
+	struct t4dx_rec_ext x;
+	bool split;
+	REQUIRE(t4dx_rec_encode_split(&r, &head, 1, &x, &split) == 0);
+	REQUIRE(split);
+	CHECK(x.b64);
+	CHECK(x.enc_len == (n + 2) / 3 * 4);
+	/* the line as the log writes it */
+	REQUIRE(t4dx_buf_reserve(&line, head.len + x.enc_len) == 0);
+	memcpy(line.p, head.p, x.at);
+	line.len = x.at;
+	enum { PIECE = 3 << 16 };
+	for (size_t from = 0; from < n; from += PIECE) {
+		size_t k = n - from < PIECE ? n - from : PIECE;
+		REQUIRE(t4dx_buf_reserve(&line, T4DX_REC_EXT_ROOM(k)) == 0);
+		line.len += t4dx_rec_ext_put(&x, from, k,
+					     (char *)line.p + line.len);
+	}
+	REQUIRE(t4dx_buf_add(&line, (const char *)head.p + x.at,
+			     head.len - x.at) == 0);
+	t4dx_blob_unref(x.blob);
+	REQUIRE(t4dx_rec_decode((char *)line.p, line.len - 1, &d) == 0);
+	CHECK(same_content(&r.e, &d.e));
+	CHECK(has_key(&line, "content_b64"));
+	t4dx_entry_clear(&r.e);
+	t4dx_entry_clear(&d.e);
+	t4dx_buf_free(&head);
+	t4dx_buf_free(&line);
+}
+
 /* The decoder as the format defines it, one character at a time: the
  * fast one in buf.c must agree with it on every input. */
 static int ref_val(unsigned char c)
@@ -1622,6 +1665,7 @@ int main(void)
 	RUN(test_json_c_identity);
 	RUN(test_json_c_edges);
 	RUN(test_large);
+	RUN(test_escape_heavy);
 	RUN(test_base64_decode);
 	RUN(test_split_decode);
 	UNIT_DONE();
