@@ -1556,17 +1556,23 @@ static bool both_ways(const char *body, size_t n, struct t4dx_buf *a,
 	return true;
 }
 
-/* A put whose binary content is large is decoded in two parts (the
- * base64 where it lies, the JSON before it by json-c): it must accept
+/* A put whose content is large is decoded in two parts (the base64 or
+ * the text where it lies, the JSON before it by json-c): it must accept
  * and refuse exactly what decoding the whole line does, whatever is
  * changed in it (the CRC made right each time, so the parsing decides). */
-static void test_split_decode(void)
+static void split_decode(bool text)
 {
-	size_t clen = 66000;     /* base64 past the shortcut's 64 KiB */
+	size_t clen = 66000;     /* past the shortcut's 64 KiB */
 	unsigned char *content = malloc(clen);
 	REQUIRE(content);
+	/* text: every escape the encoder writes, and UTF-8 of 2 to 4 bytes */
+	static const char pat[] = "ab\"\n\\/c\x01\x1f\b\t\f\r\x7f "
+				  "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
 	for (size_t i = 0; i < clen; i++)
-		content[i] = (unsigned char)(i * 131 + (i >> 9));
+		content[i] = text ? (unsigned char)pat[i % (sizeof(pat) - 1)]
+				  : (unsigned char)(i * 131 + (i >> 9));
+	if (text)
+		clen -= clen % (sizeof(pat) - 1);       /* whole characters */
 	struct t4dx_rec r = { .lsn = 5, .op = T4DX_OP_PUT };
 	full_entry(&r.e, "big", 3, content, clen);
 	struct t4dx_buf line = { 0 }, a = { 0 }, b = { 0 };
@@ -1582,18 +1588,21 @@ static void test_split_decode(void)
 	REQUIRE(crc);
 	size_t n = (size_t)(crc - (const char *)line.p);
 	memcpy(body, line.p, n);
-	const char *key = memmem(body, n, ",\"content_b64\":\"", 16);
+	const char *key = text ? memmem(body, n, ",\"content\":\"", 12)
+			       : memmem(body, n, ",\"content_b64\":\"", 16);
 	REQUIRE(key);
 	size_t cut = (size_t)(key - body);
 	CHECK(both_ways(body, n, &a, &b));
 
 	/* every byte of the JSON before the content, and bytes of the
-	 * base64, changed to characters that matter to JSON */
-	static const char subst[] = "\"\\{}[],: 0Az=-.\x01\x80";
+	 * value (its first and last ones all), changed to characters that
+	 * matter to JSON, escapes and UTF-8 */
+	static const char subst[] = "\"\\{}[],: 0Az=-.\x01\x80ubnu1\x7f\xff\xc3";
 	int accepted = 0, refused = 0;
 	char *m = malloc(n);
 	REQUIRE(m);
-	for (size_t at = 0; at < n; at += at < cut + 40 ? 1 : 997) {
+	for (size_t at = 0; at < n;
+	     at += at < cut + 80 || at + 80 > n ? 1 : 997) {
 		for (size_t k = 0; k < sizeof(subst) - 1; k++) {
 			memcpy(m, body, n);
 			m[at] = subst[k];
@@ -1649,6 +1658,12 @@ static void test_split_decode(void)
 	t4dx_buf_free(&line);
 	t4dx_buf_free(&a);
 	t4dx_buf_free(&b);
+}
+
+static void test_split_decode(void)
+{
+	split_decode(false);
+	split_decode(true);
 }
 
 int main(void)
