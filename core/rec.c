@@ -47,8 +47,9 @@
  *                  or NUL.
  *   NEW_NAME       likewise "new_name" or "new_name_b64"
  *   CONTENT        "content": a JSON string, when the bytes are valid
- *                  UTF-8 without NUL, else "content_b64" (base64 as
- *                  above).  Exactly one of the two; may be empty.  The
+ *                  UTF-8 without NUL and their escaped text is at most
+ *                  1.5 GiB (TEXT_ESC_MAX), else "content_b64" (base64
+ *                  as above).  Exactly one of the two; may be empty.  The
  *                  decoded content becomes a new blob, and the entry's
  *                  size is its length.
  *   VECTOR         "vec_src": "embed" | "hand" | "none" (an update that
@@ -329,6 +330,12 @@ struct text {
 /* Texts up to this long get room for the worst case, six bytes out for
  * each byte in, which is cheaper than a pass to count the escapes. */
 #define TEXT_COUNT_MIN 16384
+/* A content whose escaped text would be longer goes in base64 (4/3 of
+ * its bytes, whatever they are), so that the line of any content up to
+ * T4DX_ITEM_BYTES_MAX stays within the decoder's int lengths.  Escaped
+ * text of up to 268435455 bytes (the largest item before 1 GiB items)
+ * is at most 6 times that, just below: those lines are as they were. */
+#define TEXT_ESC_MAX ((size_t)3 << 29)
 
 /* Set t up for p, len and return the most bytes it takes between its
  * quotes. */
@@ -339,7 +346,14 @@ static size_t text_measure(struct text *t, const void *p, size_t len)
 	t->b64 = !t4dx_utf8_valid(t->p, len);
 	if (t->b64)
 		return (len + 2) / 3 * 4;
-	return len <= TEXT_COUNT_MIN ? 6 * len : escaped_len(t->p, len);
+	if (len <= TEXT_COUNT_MIN)
+		return 6 * len;
+	size_t n = escaped_len(t->p, len);
+	if (n > TEXT_ESC_MAX) {
+		t->b64 = true;
+		return (len + 2) / 3 * 4;
+	}
+	return n;
 }
 
 /* ,"key":"text" or ,"key_b64":"base64" */
@@ -451,9 +465,13 @@ static int check_encodable(const struct t4dx_rec *r)
 	return 0;
 }
 
-/* JSON escapes a byte in at most 6 ("\u0001"), base64 in 4/3: the line of
- * the largest content stays within the decoder's int lengths. */
-_Static_assert(T4DX_ITEM_BYTES_MAX <= INT_MAX / 8,
+/* A content is escaped text of at most TEXT_ESC_MAX bytes or base64 of
+ * 4/3 of its bytes: with the rest of the line (a name escaped, a vector)
+ * the line of the largest content stays within the decoder's int
+ * lengths. */
+_Static_assert(TEXT_ESC_MAX + (1u << 20) <= INT_MAX - 32 &&
+	       (T4DX_ITEM_BYTES_MAX + 2ull) / 3 * 4 + (1u << 20) <=
+		       INT_MAX - 32,
 	       "the decoder's json-c lengths are int");
 
 /* Continue crc over the encoding of t's bytes, a piece at a time. */

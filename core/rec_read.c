@@ -299,47 +299,133 @@ static int parse(struct json_object *o, struct t4dx_rec *r, bool have)
 	}
 }
 
-/* A put of a binary content ends in ,"content_b64":"...","crc":N}, and
- * most of its line is that base64: 21 MiB for a 16 MiB content, which
- * json-c would copy into a string of its own before it is decoded (a
- * quarter of a replay's time).  Such a line is read in two parts: the
- * base64 decoded where it lies, and the JSON before it given to json-c
- * with the '}' that closes it.  Base64 holds no '"' or '\\', so the
- * value is the bytes between the last two quotes before ,"crc".  This is
- * only a shortcut: unless the shortened object parses and is a valid put
- * that names no content of its own, the whole line is decoded as any
- * other (which then accepts or refuses it), so both ways agree on every
- * line.  0, ENOMEM, or AGAIN: decode the whole line. */
-#define SPLIT_MIN (64u << 10)   /* shorter base64: not worth it */
+/* A put of a large content ends in ,"content_b64":"...","crc":N} or
+ * ,"content":"...","crc":N}, and most of its line is that value: 21 MiB
+ * for a 16 MiB binary content, which json-c would copy into a string of
+ * its own before it is decoded (a quarter of a replay's time; for text,
+ * json-c's string, its copy and the content held the memory of a 1 GiB
+ * item four times over).  Such a line is read in two parts: the value
+ * decoded where it lies, and the JSON before it given to json-c with the
+ * '}' that closes it.  Base64 holds no '"' or '\\', so its value is the
+ * bytes between the last two quotes before ,"crc".  A text value runs
+ * from the first ,"content":" (a '"' not escaped is in no JSON string,
+ * so in a valid line that is the key) to the last quote.  This is only a
+ * shortcut: unless the value holds nothing but what the encoder writes
+ * (unescape) and the shortened object parses and is a valid put that
+ * names no content of its own, the whole line is decoded as any other
+ * (which then accepts or refuses it), so both ways agree on every line.
+ * 0, ENOMEM, or AGAIN: decode the whole line. */
+#define SPLIT_MIN (64u << 10)   /* shorter values: not worth it */
 #define AGAIN (-1)
-static int decode_split(const char *line, size_t body, struct t4dx_rec *r)
+
+static int hex_digit(char c)
 {
-	static const char key[] = ",\"content_b64\":\"";
-	const size_t klen = sizeof(key) - 1;
-	if (body < klen + SPLIT_MIN + 1 || line[body - 1] != '"')
-		return AGAIN;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The JSON text s[0..n) (between its quotes) decoded into b->data (room
+ * for n bytes), if it holds only what the encoder writes: bytes >= 0x20
+ * other than '"' and '\\', the escapes \" \\ \b \t \n \f \r and \u00XX
+ * below 0x20, and valid UTF-8 once decoded.  Anything else is left to
+ * json-c: AGAIN. */
+static int unescape(const char *s, size_t n, struct t4dx_blob *b)
+{
+	static const char letter[128] = {
+		['"'] = '"', ['\\'] = '\\', ['b'] = '\b', ['t'] = '\t',
+		['n'] = '\n', ['f'] = '\f', ['r'] = '\r',
+	};
+	unsigned char *o = b->data;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*o++ = c;
+			continue;
+		}
+		if (c != '\\' || i + 1 == n)
+			return AGAIN;
+		c = (unsigned char)s[++i];
+		if (c < 128 && letter[c]) {
+			*o++ = (unsigned char)letter[c];
+			continue;
+		}
+		int hi, lo;
+		if (c != 'u' || n - i < 5 || s[i + 1] != '0' ||
+		    s[i + 2] != '0' || (hi = hex_digit(s[i + 3])) < 0 ||
+		    hi > 1 || (lo = hex_digit(s[i + 4])) < 0)
+			return AGAIN;
+		*o++ = (unsigned char)(hi << 4 | lo);
+		i += 4;
+	}
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = 0;
+	return t4dx_utf8_valid(b->data, b->len) ? 0 : AGAIN;
+}
+
+/* The content value of a line that ends in one: decoded into a new blob
+ * in *out, its key's offset in *cut.  0, ENOMEM or AGAIN. */
+static int split_value(const char *line, size_t body, size_t *cut,
+		       struct t4dx_blob **out)
+{
+	static const char bkey[] = ",\"content_b64\":\"";
+	static const char tkey[] = ",\"content\":\"";
+	const size_t blen = sizeof(bkey) - 1, tlen = sizeof(tkey) - 1;
 	const char *end = line + body - 1;      /* the closing quote */
 	const char *q = memrchr(line, '"', body - 1);
-	if (!q || (size_t)(end - q - 1) < SPLIT_MIN ||
-	    (size_t)(q + 1 - line) < klen ||
-	    memcmp(q + 1 - klen, key, klen))
+	if (!q)
 		return AGAIN;
-	size_t cut = (size_t)(q + 1 - klen - line);
-	size_t slen = (size_t)(end - q - 1), n;
-	if (slen % 4)
+	if ((size_t)(q + 1 - line) >= blen &&
+	    !memcmp(q + 1 - blen, bkey, blen)) {
+		size_t slen = (size_t)(end - q - 1), n;
+		if (slen < SPLIT_MIN || slen % 4)
+			return AGAIN;
+		struct t4dx_blob *b = t4dx_blob_new(3 * (slen / 4));
+		if (!b)
+			return ENOMEM;
+		if (t4dx_base64_decode(q + 1, slen, b->data, &n)) {
+			t4dx_blob_unref(b);
+			return AGAIN;
+		}
+		b->len = n;
+		b->data[n] = 0;
+		*cut = (size_t)(q + 1 - blen - line);
+		*out = b;
+		return 0;
+	}
+	const char *k = memmem(line, body, tkey, tlen);
+	if (!k || (size_t)(end - (k + tlen)) < SPLIT_MIN)
 		return AGAIN;
-	struct t4dx_blob *b = t4dx_blob_new(3 * (slen / 4));
+	size_t slen = (size_t)(end - (k + tlen));
+	struct t4dx_blob *b = t4dx_blob_new(slen);
 	if (!b)
 		return ENOMEM;
-	if (t4dx_base64_decode(q + 1, slen, b->data, &n)) {
+	int rc = unescape(k + tlen, slen, b);
+	if (rc) {
 		t4dx_blob_unref(b);
-		return AGAIN;
+		return rc;
 	}
-	b->len = n;
-	b->data[n] = 0;
+	*cut = (size_t)(k - line);
+	*out = b;
+	return 0;
+}
+
+static int decode_split(const char *line, size_t body, struct t4dx_rec *r)
+{
+	if (body < SPLIT_MIN || line[body - 1] != '"')
+		return AGAIN;
+	size_t cut;
+	struct t4dx_blob *b;
+	int rc = split_value(line, body, &cut, &b);
+	if (rc)
+		return rc;
 	r->e.content = b;
-	r->e.size = n;
-	int rc = AGAIN;
+	r->e.size = b->len;
+	rc = AGAIN;
 	struct json_tokener *tok = json_tokener_new();
 	if (!tok) {
 		rc = ENOMEM;

@@ -22,10 +22,11 @@
 #include <sys/types.h>
 
 #define T4DX_NAME_MAX 255
-/* The largest content an item may have (256 MiB - 1): the WAL record of
- * such an item, escaped, still fits the decoder's int lengths.
- * limits.max_item_bytes may not exceed it. */
-#define T4DX_ITEM_BYTES_MAX 268435455u
+/* The largest content an item may have (1 GiB): the WAL record of such
+ * an item, in base64 where its escapes would make it longer (rec.c),
+ * still fits the decoder's int lengths.  limits.max_item_bytes may not
+ * exceed it; what an item that large costs: README Large files. */
+#define T4DX_ITEM_BYTES_MAX 1073741824u
 /* The engine inode of the root of items/.  Inodes below it are free for the
  * embedding program (t4dxfs uses them for the mount root and .ctl/). */
 #define T4DX_ROOT_INO 16

@@ -31,8 +31,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
-	/* every write must reach the daemon: no writeback caching */
+	/* every write must reach the daemon: no writeback caching (it
+	 * would also show readers the page cache's uncommitted bytes; and
+	 * it was no faster for dd of large files: README Large files) */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Large files need nothing here: libfuse 3.14 offers max_write up
+	 * to its request buffer, 256 pages (1 MiB, the kernel's default
+	 * fs.fuse.max_pages_limit), and asks for max_pages to match, so a
+	 * write(2) of 1 MiB is one WRITE (large.bats checks it).  Neither
+	 * can go higher from here, and max_readahead can only lower the
+	 * kernel's offer (the mount's read_ahead_kb, 128 KiB). */
 }
 
 static const struct fuse_lowlevel_ops ops = {

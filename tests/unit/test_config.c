@@ -135,7 +135,7 @@ static const struct tk tks[] = {
 	KN(compaction, prune_min_kappa, "0", "1", "-1e-300", "1.0000001"),
 	KN(compaction, prune_max_importance, "0", "1", "-0.000001", "1.01"),
 	KN(compaction, prune_max_age_s, "0", "1e12", "-1", "1000000000000.001"),
-	KI(limits, max_item_bytes, "1", "268435455", "0", "268435456"),
+	KI(limits, max_item_bytes, "1", "1073741824", "0", "1073741825"),
 	KI(vector, dim, "1", "4096", "0", "4097"),
 	{ AT(vector, embedder), S, OFF(vector, embedder), "\"off\"",
 	  "\"builtin\"", "\"Builtin\"", "\"\"" },
@@ -149,7 +149,11 @@ static const struct tk tks[] = {
 
 static char *doc(char *out, const struct tk *k, const char *value)
 {
-	snprintf(out, 8192, "{\"%s\": {\"%s\": %s}}", k->sec, k->key, value);
+	/* an item of the largest size needs a write buffer budget as big */
+	const char *with = strcmp(k->key, "max_item_bytes") ? "" :
+			   "\"write_buffer_bytes\": 1073741824, ";
+	snprintf(out, 8192, "{\"%s\": {%s\"%s\": %s}}", k->sec, with, k->key,
+		 value);
 	return out;
 }
 
@@ -555,6 +559,7 @@ static void test_render(void)
 	c.compaction.prune_max_importance = 1e-300;
 	c.compaction.prune_max_age_s = 123456789.123456789;
 	c.limits.max_item_bytes = T4DX_ITEM_BYTES_MAX;
+	c.limits.write_buffer_bytes = T4DX_ITEM_BYTES_MAX;
 	roundtrip(&c);
 
 	srandom(4);

@@ -1379,6 +1379,49 @@ static void test_large(void)
 	free(p);
 }
 
+/* A content of valid UTF-8 whose escapes would make its line longer than
+ * the decoder takes (1.5 GiB of text) goes in base64: 360 MiB of control
+ * bytes, 2.1 GiB escaped, as 480 MiB of base64, encoded by reference as
+ * the log does, put together and read back. */
+static void test_escape_heavy(void)
+{
+	size_t n = 360u << 20;
+	struct t4dx_rec r = { .lsn = 9, .op = T4DX_OP_PUT }, d;
+	full_entry(&r.e, "ctl", 3, NULL, 0);
+	r.e.content = t4dx_blob_new(n);
+	REQUIRE(r.e.content);
+	memset(r.e.content->data, 1, n);
+	r.e.size = n;
+	struct t4dx_buf head = { 0 }, line = { 0 };
+	struct t4dx_rec_ext x;
+	bool split;
+	REQUIRE(t4dx_rec_encode_split(&r, &head, 1, &x, &split) == 0);
+	REQUIRE(split);
+	CHECK(x.b64);
+	CHECK(x.enc_len == (n + 2) / 3 * 4);
+	/* the line as the log writes it */
+	REQUIRE(t4dx_buf_reserve(&line, head.len + x.enc_len) == 0);
+	memcpy(line.p, head.p, x.at);
+	line.len = x.at;
+	enum { PIECE = 3 << 16 };
+	for (size_t from = 0; from < n; from += PIECE) {
+		size_t k = n - from < PIECE ? n - from : PIECE;
+		REQUIRE(t4dx_buf_reserve(&line, T4DX_REC_EXT_ROOM(k)) == 0);
+		line.len += t4dx_rec_ext_put(&x, from, k,
+					     (char *)line.p + line.len);
+	}
+	REQUIRE(t4dx_buf_add(&line, (const char *)head.p + x.at,
+			     head.len - x.at) == 0);
+	t4dx_blob_unref(x.blob);
+	REQUIRE(t4dx_rec_decode((char *)line.p, line.len - 1, &d) == 0);
+	CHECK(same_content(&r.e, &d.e));
+	CHECK(has_key(&line, "content_b64"));
+	t4dx_entry_clear(&r.e);
+	t4dx_entry_clear(&d.e);
+	t4dx_buf_free(&head);
+	t4dx_buf_free(&line);
+}
+
 /* The decoder as the format defines it, one character at a time: the
  * fast one in buf.c must agree with it on every input. */
 static int ref_val(unsigned char c)
@@ -1513,17 +1556,23 @@ static bool both_ways(const char *body, size_t n, struct t4dx_buf *a,
 	return true;
 }
 
-/* A put whose binary content is large is decoded in two parts (the
- * base64 where it lies, the JSON before it by json-c): it must accept
+/* A put whose content is large is decoded in two parts (the base64 or
+ * the text where it lies, the JSON before it by json-c): it must accept
  * and refuse exactly what decoding the whole line does, whatever is
  * changed in it (the CRC made right each time, so the parsing decides). */
-static void test_split_decode(void)
+static void split_decode(bool text)
 {
-	size_t clen = 66000;     /* base64 past the shortcut's 64 KiB */
+	size_t clen = 66000;     /* past the shortcut's 64 KiB */
 	unsigned char *content = malloc(clen);
 	REQUIRE(content);
+	/* text: every escape the encoder writes, and UTF-8 of 2 to 4 bytes */
+	static const char pat[] = "ab\"\n\\/c\x01\x1f\b\t\f\r\x7f "
+				  "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
 	for (size_t i = 0; i < clen; i++)
-		content[i] = (unsigned char)(i * 131 + (i >> 9));
+		content[i] = text ? (unsigned char)pat[i % (sizeof(pat) - 1)]
+				  : (unsigned char)(i * 131 + (i >> 9));
+	if (text)
+		clen -= clen % (sizeof(pat) - 1);       /* whole characters */
 	struct t4dx_rec r = { .lsn = 5, .op = T4DX_OP_PUT };
 	full_entry(&r.e, "big", 3, content, clen);
 	struct t4dx_buf line = { 0 }, a = { 0 }, b = { 0 };
@@ -1539,18 +1588,21 @@ static void test_split_decode(void)
 	REQUIRE(crc);
 	size_t n = (size_t)(crc - (const char *)line.p);
 	memcpy(body, line.p, n);
-	const char *key = memmem(body, n, ",\"content_b64\":\"", 16);
+	const char *key = text ? memmem(body, n, ",\"content\":\"", 12)
+			       : memmem(body, n, ",\"content_b64\":\"", 16);
 	REQUIRE(key);
 	size_t cut = (size_t)(key - body);
 	CHECK(both_ways(body, n, &a, &b));
 
 	/* every byte of the JSON before the content, and bytes of the
-	 * base64, changed to characters that matter to JSON */
-	static const char subst[] = "\"\\{}[],: 0Az=-.\x01\x80";
+	 * value (its first and last ones all), changed to characters that
+	 * matter to JSON, escapes and UTF-8 */
+	static const char subst[] = "\"\\{}[],: 0Az=-.\x01\x80ubnu1\x7f\xff\xc3";
 	int accepted = 0, refused = 0;
 	char *m = malloc(n);
 	REQUIRE(m);
-	for (size_t at = 0; at < n; at += at < cut + 40 ? 1 : 997) {
+	for (size_t at = 0; at < n;
+	     at += at < cut + 80 || at + 80 > n ? 1 : 997) {
 		for (size_t k = 0; k < sizeof(subst) - 1; k++) {
 			memcpy(m, body, n);
 			m[at] = subst[k];
@@ -1608,6 +1660,12 @@ static void test_split_decode(void)
 	t4dx_buf_free(&b);
 }
 
+static void test_split_decode(void)
+{
+	split_decode(false);
+	split_decode(true);
+}
+
 int main(void)
 {
 	RUN(test_put_round_trip);
@@ -1622,6 +1680,7 @@ int main(void)
 	RUN(test_json_c_identity);
 	RUN(test_json_c_edges);
 	RUN(test_large);
+	RUN(test_escape_heavy);
 	RUN(test_base64_decode);
 	RUN(test_split_decode);
 	UNIT_DONE();

@@ -6,7 +6,8 @@
 # same tree extracted once to a plain directory as the source):
 #   tar -xf TARBALL, rsync -a SRC, cp -a SRC    into an empty directory
 # and one large file, written with `dd bs=1M` from a file of text in the
-# page cache and read back with the caches dropped.  Each row on:
+# page cache and read back with the caches dropped (BENCH_ONLY=dd: that
+# file alone, no trees).  Each row on:
 #   t4dx         the default mode (close returns once the file is durable)
 #   t4dx-fsync   -o durability=fsync, then a final sync: `t4dx sync
 #                MOUNT` if the tool has it, else fsync of MOUNT/items
@@ -45,6 +46,11 @@
 #   BULK_EMBEDDER=off    run t4dx with vector.embedder off (default: the
 #                        default configuration, the builtin embedder on)
 #   BULK_EXT4_LOOP=1     use a loop ext4 image even on ext4
+# The large file's rows also count the FUSE WRITE and READ requests that
+# t4dx and nullfs received (their op counters), as KiB per request: what
+# the kernel sends at a time (max_write, readahead; README Large files).
+# t4dx's READ count includes the one or two READs of .ctl/metrics that
+# take the counts.
 # (ROUNDS, TMP, MNT, NMNT, DATA, T4DXFS, NULLFS... are run-bench.sh's)
 # shellcheck shell=bash disable=SC2317,SC2153
 
@@ -58,6 +64,8 @@ else
 	BULK_DD_MIB=${BULK_DD_MIB:-1024}
 fi
 BULK_SYSTEMS=(t4dx t4dx-fsync ext4-sync ext4-fdsync nullfs)
+BULK_DD_ONLY=0      # 1: only the large file (BENCH_ONLY=dd)
+[[ ${BENCH_ONLY:-} == dd ]] && BULK_DD_ONLY=1
 BULK_EXT=           # the ext4 directory
 BULK_EXT_DESC=
 BULK_LOOP_IMG=      # the loop image, if one was made
@@ -67,6 +75,7 @@ BULK_SYNC_HOW=
 BULK_DD_EFF=        # MiB the large file has on every system
 BULK_DD_CAPPED=0    # 1: BULK_DD_EFF is below BULK_DD_MIB
 BULK_NTREES=0
+BULK_MEASURED=0     # 1: bulk_measure got as far as the rows
 BULK_RSYNC_FSYNC=0
 BULK_TOOL=
 BULK_NSTORE=0
@@ -416,10 +425,30 @@ bulk_s() {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", (b - a) / 1e6 }'
 }
 
+# bulk_ops SYS FILE: the FUSE request counters of SYS into FILE (t4dx and
+# nullfs; empty for the others).
+bulk_ops() {
+	case $1 in
+	t4dx*) opsnap t4dx "$2" ;;
+	nullfs) opsnap nullfs "$2" ;;
+	*) : >"$2" ;;
+	esac
+}
+
+# bulk_req_kib OP BEFORE AFTER BYTES: "NAME=KiB per OP request" for the
+# record (NAME wreq_kib or rreq_kib), nothing if OP was not counted.
+bulk_req_kib() {
+	awk -v op="$1" -v n="$4" -v name="$([[ $1 == write ]] && echo wreq || echo rreq)" '
+		NR == FNR { if ($1 == op) b = $2; next }
+		$1 == op && b != "" && $2 > b {
+			printf "%s=%d %s_kib=%.1f ", name, $2 - b, name, n / 1024 / ($2 - b)
+		}' "$2" "$3"
+}
+
 # bulk_dd_row SYS: write the large file with dd bs=1M (and its final
 # sync), then read it back with the caches dropped.
 bulk_dd_row() {
-	local sys=$1 d f t0 t1 t2 rc=0 b a bytes=$((BULK_DD_EFF << 20)) conv=
+	local sys=$1 d f t0 t1 t2 rc=0 b a bytes=$((BULK_DD_EFF << 20)) conv='' wr=''
 	if [[ $sys == t4dx* ]]; then
 		if [[ $sys == t4dx-fsync ]] && ((!BULK_FSYNC)); then
 			return 0
@@ -437,25 +466,31 @@ bulk_dd_row() {
 	cat "$TMP/bulk-dd.in" >/dev/null
 	sync -f "$TMP" "$BULK_EXT"
 	[[ $sys == t4dx* ]] && b=$(bulk_snap)
+	bulk_ops "$sys" "$TMP/bulk-ops.b"
 	t0=$(now_us)
 	dd if="$TMP/bulk-dd.in" of="$f" bs=1M $conv status=none 2>"$TMP/bulk.err" || rc=$?
 	t1=$(now_us)
 	((rc == 0)) && { bulk_final_sync "$sys" "$d" 2>>"$TMP/bulk.err" || rc=$?; }
 	t2=$(now_us)
 	[[ $sys == t4dx* ]] && a=$(bulk_snap)
+	bulk_ops "$sys" "$TMP/bulk-ops.a"
+	wr=$(bulk_req_kib write "$TMP/bulk-ops.b" "$TMP/bulk-ops.a" "$bytes")
 	if ((rc != 0)); then
 		rec bulk-ddw "$sys" "failed=1 errors=1"
 		note "bulk: $sys dd of $BULK_DD_EFF MiB failed (status $rc): $(head -c 300 "$TMP/bulk.err")"
 	else
-		rec bulk-ddw "$sys" "seconds=$(bulk_s "$t0" "$t2") sync_s=$(bulk_s "$t1" "$t2") mb_s=$(awk -v n="$bytes" -v a="$t0" -v b="$t2" 'BEGIN { printf "%.1f", n / (b - a) }') $([[ $sys == t4dx* ]] && bulk_counts "$b" "$a" 1 "$bytes") errors=0"
+		rec bulk-ddw "$sys" "seconds=$(bulk_s "$t0" "$t2") sync_s=$(bulk_s "$t1" "$t2") mb_s=$(awk -v n="$bytes" -v a="$t0" -v b="$t2" 'BEGIN { printf "%.1f", n / (b - a) }') $([[ $sys == t4dx* ]] && bulk_counts "$b" "$a" 1 "$bytes") ${wr}errors=0"
 		# the read: t4dx in its default mode stands for both
 		if [[ $sys != t4dx-fsync && $sys != ext4-fdsync ]]; then
 			drop_caches
+			bulk_ops "$sys" "$TMP/bulk-ops.b"
 			t0=$(now_us)
 			dd if="$f" of=/dev/null bs=1M status=none 2>"$TMP/bulk.err" || rc=$?
 			t1=$(now_us)
+			bulk_ops "$sys" "$TMP/bulk-ops.a"
+			wr=$(bulk_req_kib read "$TMP/bulk-ops.b" "$TMP/bulk-ops.a" "$bytes")
 			if ((rc == 0)) && cmp -s "$TMP/bulk-dd.in" "$f"; then
-				rec bulk-ddr "$sys" "seconds=$(bulk_s "$t0" "$t1") mb_s=$(awk -v n="$bytes" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }') errors=0"
+				rec bulk-ddr "$sys" "seconds=$(bulk_s "$t0" "$t1") mb_s=$(awk -v n="$bytes" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }') ${wr}errors=0"
 			else
 				rec bulk-ddr "$sys" "failed=1 errors=1"
 				note "bulk: $sys: reading the large file back failed or differs (status $rc): $(head -c 200 "$TMP/bulk.err")"
@@ -474,22 +509,25 @@ bulk_measure() {
 	ROUND=0
 	pin 0
 	t4dx_stop
-	if [[ -z $TREECOPY ]]; then
-		note "bulk: run-bench.sh got no TREECOPY: the bulk part is not measured"
-		return 0
-	fi
-	progress "bulk: tarballs of $BULK_TREES"
 	BULK_TREE_BYTES=0
 	BULK_TREE_ENTRIES=0
 	i=0
-	for t in $BULK_TREES; do
-		bulk_tree_setup $((i + 1)) "$t" && i=$((i + 1))
-	done
-	BULK_NTREES=$i
-	if ((!i)); then
-		note "bulk: no tree to load (BULK_TREES=$BULK_TREES): the bulk part is not measured"
-		return 0
+	if ((!BULK_DD_ONLY)); then
+		if [[ -z $TREECOPY ]]; then
+			note "bulk: run-bench.sh got no TREECOPY: the bulk part is not measured"
+			return 0
+		fi
+		progress "bulk: tarballs of $BULK_TREES"
+		for t in $BULK_TREES; do
+			bulk_tree_setup $((i + 1)) "$t" && i=$((i + 1))
+		done
+		if ((!i)); then
+			note "bulk: no tree to load (BULK_TREES=$BULK_TREES): the bulk part is not measured"
+			return 0
+		fi
 	fi
+	BULK_NTREES=$i
+	BULK_MEASURED=1
 	bulk_ext4_setup
 	rsync --help 2>/dev/null | grep -q -- '--fsync' && BULK_RSYNC_FSYNC=1
 	if [[ -z $NULL_PID ]] || ! alive "$NULL_PID"; then
@@ -551,7 +589,7 @@ bval() {
 
 bulk_table() {
 	local i wl key name sh T F S D N tg
-	((BULK_NTREES)) || return 0
+	((BULK_MEASURED)) || return 0
 	echo
 	echo "bulk loads (issue 14): medians of $BULK_ROUNDS rounds, the systems alternating; times include the final sync"
 	echo "  t4dx: default mode (close waits for the file to be durable), a fresh store each row"
@@ -633,6 +671,11 @@ bulk_table() {
 		"$(bcell bulk-ddw t4dx-fsync syncs 1 0)" "" "" "" "" "" ""
 	brow "  WAL bytes per content byte" "$(bcell bulk-ddw t4dx wal_per_byte 1 2)" \
 		"$(bcell bulk-ddw t4dx-fsync wal_per_byte 1 2)" "" "" "" "" "" ""
+	brow "  KiB per FUSE WRITE request" "$(bcell bulk-ddw t4dx wreq_kib 1 0)" \
+		"$(bcell bulk-ddw t4dx-fsync wreq_kib 1 0)" "" "" "$(bcell bulk-ddw nullfs wreq_kib 1 0)" \
+		"" "" ""
+	brow "  KiB per FUSE READ request" "$(bcell bulk-ddr t4dx rreq_kib 1 0)" "" "" "" \
+		"$(bcell bulk-ddr nullfs rreq_kib 1 0)" "" "" ""
 	((BULK_DD_CAPPED)) &&
 		echo "  (asked $BULK_DD_MIB MiB; limits.max_item_bytes allows at most 256 MiB - 1 a file: $BULK_DD_EFF MiB everywhere)"
 	echo "  (ratios: t4dx time / baseline time, lower is better; for dd, MB/s / MB/s, higher is better)"

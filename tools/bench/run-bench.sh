@@ -41,6 +41,8 @@
 #                     small files and dd of a large one, next to ext4
 #                     (tools/bench/bulk.sh, which says what it measures
 #                     and its own variables)
+#   BENCH_ONLY=dd       only the bulk part's large file (dd bs=1M write
+#                     and read back on every system), no trees
 #   BENCH_T4DX=PATH   the t4dx tool (for `t4dx sync`; default: next to
 #                     T4DXFS's build directory)
 #   BIG_WRITERS=N, BIG_TIMES=N, BIG_ROUNDS=N  that part's writers (8),
@@ -78,18 +80,19 @@ TREECOPY=
 (($# == 5)) && { TREECOPY=$(realpath -e "$5") || exit 1; }
 
 case ${BENCH_ONLY:-} in
-'' | restart | search | embedder | nrem | bulk) ;;
+'' | restart | search | embedder | nrem | bulk | dd) ;;
 *)
-	echo "run-bench.sh: BENCH_ONLY is restart, search, embedder, nrem or bulk, not '$BENCH_ONLY'" >&2
+	echo "run-bench.sh: BENCH_ONLY is restart, search, embedder, nrem, bulk or dd, not '$BENCH_ONLY'" >&2
 	exit 2
 	;;
 esac
 # want PART: the run includes PART (main: the parts no BENCH_ONLY names;
-# embedder and nrem are pieces of search).
+# embedder and nrem are pieces of search, dd of bulk).
 want() {
 	[[ -z ${BENCH_ONLY:-} || $1 == "${BENCH_ONLY:-main}" ]] ||
 		[[ $1 == search && (${BENCH_ONLY:-} == embedder ||
-			${BENCH_ONLY:-} == nrem) ]]
+			${BENCH_ONLY:-} == nrem) ]] ||
+		[[ $1 == bulk && ${BENCH_ONLY:-} == dd ]]
 }
 
 if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
