@@ -452,6 +452,19 @@ broken() {
 	assert_output '{"partial":false,"results":[]}'
 }
 
+@test "command: a text query the program answers zeros for finds nothing, as one it answers null for" {
+	start_cmd 10 zeros 4
+	printf 'hello there\n' >"$ITEMS/a"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 1'
+	# a vector of zeros is near nothing (README: as @ID of one); not EINVAL
+	run jq -c . "$MNT/search/zero/results.json"
+	assert_success
+	assert_output '{"partial":false,"results":[]}'
+	run ls "$MNT/search/zero"
+	assert_success
+	assert_output 'results.json'
+}
+
 @test "command: a text query the program does not answer fails with EIO, and the mount goes on" {
 	start_cmd 1 hang "$T4DX_TMP/hang.pid"
 	run ls "$MNT/search/green tea"
