@@ -696,3 +696,43 @@ k_and_i() {
 	run k_and_i
 	assert_output "$live"
 }
+
+@test "policy reject: changes logged while nrem runs land alike live and after a crash, a second nrem too" {
+	local cfg
+	cfg=$(t4dx_config_file '{"vector":{"embedder":"off"},"fallback":{"policy":"reject"}}')
+	start_paused 3 -o "config=$cfg"
+	local f
+	for f in x y z w; do
+		printf '%s v1\n' "$f" >"$ITEMS/$f"
+	done
+	compact_run flush
+	run_in_background nrem
+	t4dx_wait_for 15 paused_in nrem ||
+		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	setfattr -n user.t4dx.importance -v 0.7 "$ITEMS/x"
+	setfattr -n user.t4dx.kappa -v 0.98 "$ITEMS/w"
+	mv "$ITEMS/y" "$ITEMS/y2"
+	printf 'z v2\n' >"$ITEMS/z"
+	rm "$ITEMS/y2"
+	printf 'y2 again\n' >"$ITEMS/y2"
+	t4dx_wait_children 30 "$BG_PID" || fail "nrem did not end"
+	assert_ran nrem 1
+	local live
+	live=$(k_and_i)
+	[[ $live == *"x 0.05 0.7"* && $live == *"z 0.05 "* &&
+		$live == *"w 1 "* && $live == *"y2 0 "* ]] ||
+		fail "live after nrem: $live"
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	run k_and_i
+	assert_output "$live"
+	# a second nrem over the first's records, then a crash again
+	compact_run nrem
+	live=$(k_and_i)
+	[[ $live == *"x 0.1 0.7"* && $live == *"y2 0.05 "* ]] ||
+		fail "live after the second nrem: $live"
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	run k_and_i
+	assert_output "$live"
+}
