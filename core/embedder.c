@@ -723,6 +723,13 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 	return rc;
 }
 
+void t4dx_embed_cancel(struct t4dx *db)
+{
+	struct eng_embedder *m = db->emb;
+	if (m && m->cmd)
+		t4dx_embed_cmd_cancel(m->cmd);
+}
+
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 {
 	struct eng_embedder *m = db->emb;
