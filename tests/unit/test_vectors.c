@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1011,6 +1012,87 @@ static void test_embedder_queue_room(void)
 	unit_rm_rf(dir);
 }
 
+/* Text queries (t4dx_embed_text) share the program of "command" with
+ * the embedder, which embeds files meanwhile: each gets the answer to
+ * its own request, and the files get theirs. */
+struct texter {
+	struct t4dx *db;
+	int ok, wrong, other;
+};
+
+static void *texter_main(void *arg)
+{
+	struct texter *t = arg;
+	for (int i = 0; i < 200; i++) {
+		char text[64], why[256];
+		float x[4];
+		int n = snprintf(text, sizeof(text), "query %*d", i % 40, i);
+		int rc = t4dx_embed_text(t->db, text, (size_t)n, x, why,
+					 sizeof(why));
+		if (rc == 0 && x[0] == 1 && x[1] == n)
+			t->ok++;
+		else if (rc == 0)
+			t->wrong++;
+		else
+			t->other++;
+	}
+	return NULL;
+}
+
+static void test_embed_text_shared(void)
+{
+	const char *dir = unit_tmpdir("vtext");
+	const char *src = getenv("T4DX_SRCDIR");
+	struct t4dx *db = NULL;
+	struct t4dx_embed_stats st;
+	char msg[256], name[32], text[64];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "command");
+	c.vector.dim = 4;
+	c.vector.timeout_s = 10;
+	snprintf(c.vector.command, sizeof(c.vector.command),
+		 "[\"bash\",\"%s/tests/embed-cmd.sh\",\"answer\",\"4\"]",
+		 src ? src : ".");
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	struct texter t[3];
+	pthread_t thr[3];
+	for (int i = 0; i < 3; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		t[i].db = db;
+		REQUIRE(pthread_create(&thr[i], NULL, texter_main, &t[i]) == 0);
+	}
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		snprintf(text, sizeof(text), "file %*d", i % 30, i);
+		REQUIRE(write_file(db, name, text) == 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(thr[i], NULL);
+		CHECK_EQ_INT(t[i].ok, 200);
+		CHECK_EQ_INT(t[i].wrong + t[i].other, 0);
+	}
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(st.embedded, 100);
+	CHECK_EQ_INT(st.failed, 0);
+	CHECK_EQ_INT(st.starts, 1);
+	for (int i = 0; i < 100; i++) {
+		struct t4dx_entry e;
+		snprintf(name, sizeof(name), "f%d", i);
+		snprintf(text, sizeof(text), "file %*d", i % 30, i);
+		REQUIRE(t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT,
+				 &e) == 0);
+		float v[4] = { 0 };
+		CHECK(e.vec && t4dx_vec_dim(e.vec) == 4);
+		if (e.vec && t4dx_vec_dim(e.vec) == 4)
+			t4dx_vec_get(e.vec, v);
+		CHECK(v[0] == 1 && v[1] == (float)strlen(text));
+		t4dx_entry_clear(&e);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -1026,5 +1108,6 @@ int main(void)
 	RUN(test_embedder_remembers);
 	RUN(test_embedder_changed);
 	RUN(test_embed_cmd);
+	RUN(test_embed_text_shared);
 	UNIT_DONE();
 }
