@@ -16,6 +16,7 @@
 
 #include "embed.h"
 #include "embed_cmd.h"
+#include "engine_int.h"
 #include "faults.h"
 #include "t4dx.h"
 #include "unit.h"
@@ -1093,6 +1094,47 @@ static void test_embed_text_shared(void)
 	unit_rm_rf(dir);
 }
 
+/* The notes of the embedder's records (what the replay queue's bound
+ * leaves out) go once durable even while nobody else writes: a sweep of
+ * a store written without an embedder kept one per file for good. */
+static void test_embedder_queue_notes(void)
+{
+	const char *dir = unit_tmpdir("vqnotes");
+	struct t4dx *db = open_emb(dir, "off");
+	struct t4dx_embed_stats st;
+	char msg[256], name[32], text[2100];
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		int n = snprintf(text, sizeof(text), "leaf %d", i);
+		for (; n < 2000; n += 5)
+			memcpy(text + n, " tea ", 6);
+		REQUIRE(write_file(db, name, text) == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "builtin");
+	c.health.interval_s = 3600;
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(st.embedded, 2000);
+	CHECK_EQ_INT(t4dx_sync(db, 0), 0);
+	/* every one durable now: the next note (of a record not yet
+	 * durable, as the embedder pushes them) is the only one kept */
+	pthread_rwlock_wrlock(&db->lock);
+	CHECK_EQ_INT(eng_vq_push(db, t4dx_wal_durable_lsn(db->wal) + 1, 100),
+		     0);
+	pthread_rwlock_unlock(&db->lock);
+	pthread_mutex_lock(&db->vq_mu);
+	size_t notes = db->vq_n;
+	pthread_mutex_unlock(&db->vq_mu);
+	if (notes != 1)
+		fprintf(stderr, "%zu notes kept\n", notes);
+	CHECK_EQ_INT(notes, 1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -1105,6 +1147,7 @@ int main(void)
 	RUN(test_embedder_holds_back);
 	RUN(test_embedder_fsync_mode);
 	RUN(test_embedder_queue_room);
+	RUN(test_embedder_queue_notes);
 	RUN(test_embedder_remembers);
 	RUN(test_embedder_changed);
 	RUN(test_embed_cmd);
