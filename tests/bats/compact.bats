@@ -736,3 +736,34 @@ k_and_i() {
 	run k_and_i
 	assert_output "$live"
 }
+
+@test "the embedder's vectors logged while nrem runs: kappa and vectors alike live and after a crash" {
+	start_paused 4
+	local f
+	for f in a b c; do
+		printf '%s green tea leaves\n' "$f" >"$ITEMS/$f"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	compact_run flush
+	run_in_background nrem
+	t4dx_wait_for 15 paused_in nrem ||
+		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	# new content: the embedder logs their vectors during the run
+	printf 'a black coffee beans\n' >"$ITEMS/a"
+	printf 'n new oolong\n' >"$ITEMS/n"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	t4dx_wait_children 30 "$BG_PID" || fail "nrem did not end"
+	assert_ran nrem 1
+	local live vecs
+	live=$(k_and_i)
+	vecs=$(for f in "$ITEMS"/*; do getfattr --absolute-names --only-values -n user.t4dx.vector "$f" | md5sum; done)
+	[[ $live == *"a 0.05 "* && $live == *"b 0.05 "* && $live == *"n 0 "* ]] ||
+		fail "live after nrem: $live"
+	sync "$ITEMS"
+	t4dx_kill9
+	t4dx_start
+	run k_and_i
+	assert_output "$live"
+	run bash -c 'for f in "$1"/*; do getfattr --absolute-names --only-values -n user.t4dx.vector "$f" | md5sum; done' _ "$ITEMS"
+	assert_output "$vecs"
+}
