@@ -608,6 +608,7 @@ reopen:
 	if (fuse_set_signal_handlers(fs->se) || chain_stop_handlers(fs->db) ||
 	    fuse_session_mount(fs->se, c.mnt)) {
 		fprintf(stderr, "t4dxfs: cannot mount at %s\n", c.mnt);
+		unchain_stop_handlers();        /* before the store goes */
 		fuse_session_destroy(fs->se);
 		t4dx_close(fs->db);
 		return 1;
