@@ -477,6 +477,25 @@ broken() {
 	assert_output 'still here'
 }
 
+@test "command: while a text query waits for a hung program, the mount serves others" {
+	start_cmd 20 hang "$T4DX_TMP/hang.pid"
+	ls "$MNT/search/green tea" >/dev/null 2>&1 &
+	local q=$!
+	t4dx_track "$q"
+	t4dx_wait_for 10 test -s "$T4DX_TMP/hang.pid" || fail "the program never started"
+	sleep 1         # the request under way
+	local t0=$SECONDS
+	printf 'still here\n' >"$ITEMS/f"
+	run cat "$ITEMS/f"
+	assert_output 'still here'
+	run ls "$MNT/search/@00000000000000000000000000000000"
+	assert_failure  # an unknown id: ENOENT, not stuck behind the query
+	run ls "$ITEMS"
+	assert_output 'f'
+	((SECONDS - t0 < 5)) || fail "others waited $((SECONDS - t0))s"
+	t4dx_alive "$q" || fail "the query no longer waits: the test proves nothing"
+}
+
 @test "command: a stop (SIGTERM) does not wait vector.timeout_s for a text query the program does not answer" {
 	start_cmd 60 hang "$T4DX_TMP/hang.pid"
 	printf 'hello\n' >"$ITEMS/a"
