@@ -767,3 +767,31 @@ k_and_i() {
 	run bash -c 'for f in "$1"/*; do getfattr --absolute-names --only-values -n user.t4dx.vector "$f" | md5sum; done' _ "$ITEMS"
 	assert_output "$vecs"
 }
+
+@test "a file open across nrem (created before it, closed after): kappa alike live and after a crash" {
+	local cfg
+	cfg=$(t4dx_config_file '{"vector":{"embedder":"off"}}')
+	start_paused 3 -o "config=$cfg"
+	printf 'x v1\n' >"$ITEMS/x"
+	exec 5>"$ITEMS/p"
+	printf 'p v1\n' >&5
+	run_in_background nrem
+	t4dx_wait_for 15 paused_in nrem ||
+		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	exec 6>"$ITEMS/q"
+	printf 'q v1\n' >&6
+	t4dx_wait_children 30 "$BG_PID" || fail "nrem did not end"
+	assert_ran nrem 1
+	printf 'p v2\n' >&5
+	exec 5>&- 6>&-
+	local live
+	live=$(k_and_i)
+	[[ $live == *"x 0.05 "* ]] || fail "live after nrem: $live"
+	sync "$ITEMS"
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	run k_and_i
+	assert_output "$live"
+	run cat "$ITEMS/p"
+	assert_output $'p v1\np v2'
+}
