@@ -186,6 +186,10 @@ void t4dx_embed_cmd_cancel(struct t4dx_embed_cmd *c)
 
 int64_t t4dx_embed_cmd_ready_ns(const struct t4dx_embed_cmd *c)
 {
+	/* cancelled (a stop under way): never; a second, which the
+	 * stop's wake-up cuts short, rather than a loop trying at once */
+	if (atomic_load(&c->cancelled))
+		return mono_ns() + 1000000000LL;
 	return c->pid ? 0 : c->ready_ns;
 }
 

@@ -124,6 +124,12 @@ struct eng_embedder {
 	 * (run_mu) */
 	struct t4dx_embed_cmd *cmd;
 	pthread_mutex_t run_mu;
+	/* the program's starts and when it may start again, as the
+	 * embedder's last request left them (read under run_mu: a text
+	 * query may start or stop the program meanwhile); written by
+	 * compute_here, read by the reading thread once it is done */
+	uint64_t run_starts;
+	int64_t run_ready;
 	/* the computing thread and the one request it is given: content c
 	 * into x, then rc and why, and done (all guarded by cmu) */
 	pthread_t cthr;
@@ -293,6 +299,8 @@ static int compute_here(struct eng_embedder *m, uint32_t dim,
 		return ENODATA;
 	pthread_mutex_lock(&m->run_mu);
 	int rc = t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why, whylen);
+	m->run_starts = t4dx_embed_cmd_starts(m->cmd);
+	m->run_ready = t4dx_embed_cmd_ready_ns(m->cmd);
 	pthread_mutex_unlock(&m->run_mu);
 	return rc;
 }
@@ -357,7 +365,8 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 	if (!m->cmd)
 		return rc;
 	pthread_mutex_lock(&m->mu);
-	m->st.starts = t4dx_embed_cmd_starts(m->cmd);
+	if (m->run_starts > m->st.starts)       /* a query's start may */
+		m->st.starts = m->run_starts;   /* be counted already */
 	pthread_mutex_unlock(&m->mu);
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -581,7 +590,7 @@ static void *embedder_main(void *arg)
 				k = NULL;
 			}
 			wait_until(m, rc == EINPROGRESS
-					       ? t4dx_embed_cmd_ready_ns(m->cmd)
+					       ? m->run_ready
 					       : mono_ns() + 1000000000);
 		}
 		free(k);
@@ -707,9 +716,11 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		return ENODATA;
 	pthread_mutex_lock(&m->run_mu);
 	int rc = t4dx_embed_cmd_run(m->cmd, text, len, out, why, whylen);
+	uint64_t starts = t4dx_embed_cmd_starts(m->cmd);
 	pthread_mutex_unlock(&m->run_mu);
 	pthread_mutex_lock(&m->mu);
-	m->st.starts = t4dx_embed_cmd_starts(m->cmd);
+	if (starts > m->st.starts)
+		m->st.starts = starts;
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		m->st.failed++;
 	pthread_mutex_unlock(&m->mu);
@@ -721,6 +732,13 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 				"the embedder program (vector.command) %s; "
 				"it is started again after a back-off", why);
 	return rc;
+}
+
+void t4dx_embed_cancel(struct t4dx *db)
+{
+	struct eng_embedder *m = db->emb;
+	if (m && m->cmd)
+		t4dx_embed_cmd_cancel(m->cmd);
 }
 
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)

@@ -111,9 +111,24 @@ void eng_mark_unpersisted(struct t4dx *db, uint64_t lsn)
  * commit failed (eng_gate_embedder), so what it holds is what it logged
  * since the last commit that worked. */
 
+/* The notes of records now durable leave (vq_mu held). */
+static void vq_drop_durable(struct t4dx *db, uint64_t durable)
+{
+	while (db->vq_n && db->vq[db->vq_head].lsn <= durable) {
+		db->vq_bytes -= db->vq[db->vq_head].bytes;
+		db->vq_head = (db->vq_head + 1) % db->vq_cap;
+		db->vq_n--;
+	}
+}
+
 int eng_vq_push(struct t4dx *db, uint64_t lsn, uint64_t bytes)
 {
+	/* here too, not only when counted: the embedder alone (a sweep of
+	 * a big store, nobody writing) would grow the ring by a note per
+	 * vector for good */
+	uint64_t durable = t4dx_wal_durable_lsn(db->wal);
 	pthread_mutex_lock(&db->vq_mu);
+	vq_drop_durable(db, durable);
 	if (db->vq_n == db->vq_cap) {
 		size_t cap = db->vq_cap ? 2 * db->vq_cap : 64;
 		struct eng_vq *v = malloc(cap * sizeof(*v));
@@ -142,11 +157,7 @@ void eng_vq_count(struct t4dx *db, const struct t4dx_wal_stats *ws,
 	pthread_mutex_lock(&db->vq_mu);
 	/* durable ones leave; so do any past the log's end (records a
 	 * rejecting commit dropped, whose LSNs are given out again) */
-	while (db->vq_n && db->vq[db->vq_head].lsn <= ws->durable) {
-		db->vq_bytes -= db->vq[db->vq_head].bytes;
-		db->vq_head = (db->vq_head + 1) % db->vq_cap;
-		db->vq_n--;
-	}
+	vq_drop_durable(db, ws->durable);
 	while (db->vq_n) {
 		struct eng_vq *t =
 			&db->vq[(db->vq_head + db->vq_n - 1) % db->vq_cap];

@@ -260,6 +260,11 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
  * embedder "off", or no program running.  why[] says what, for a log. */
 int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		    float *out, char *why, size_t whylen);
+/* Cancel, for good, the request to the program of "command" under way
+ * and every later one (they fail with ECANCELED): for a stop, before
+ * the threads that may wait for the program are joined.  Safe in a
+ * signal handler. */
+void t4dx_embed_cancel(struct t4dx *db);
 
 /* Open (creating if needed) the store in dir, taking an exclusive flock on
  * dir/LOCK, and recover it.  cfg may be NULL for the defaults.  On failure

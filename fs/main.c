@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,6 +394,57 @@ static int missing_realpath(const char *path, char out[PATH_MAX])
 	return 0;
 }
 
+/* A stop by signal also cancels the request to the embedder program
+ * under way: libfuse joins its workers before t4dx_close (whose
+ * eng_embedder_stop cancels the files' requests), and a text query in
+ * search/ waits in one for the program's answer, up to vector.timeout_s.
+ * Then libfuse's own handler ends the loop. */
+static struct t4dx *stop_db;
+static const int stop_sigs[] = { SIGHUP, SIGINT, SIGTERM };
+static struct sigaction fuse_sa[sizeof(stop_sigs) / sizeof(stop_sigs[0])];
+
+static void stop_handler(int sig)
+{
+	int saved = errno;
+	if (stop_db)
+		t4dx_embed_cancel(stop_db);
+	for (size_t i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++)
+		if (stop_sigs[i] == sig &&
+		    !(fuse_sa[i].sa_flags & SA_SIGINFO) &&
+		    fuse_sa[i].sa_handler != SIG_DFL &&
+		    fuse_sa[i].sa_handler != SIG_IGN)
+			fuse_sa[i].sa_handler(sig);
+	errno = saved;
+}
+
+/* After fuse_set_signal_handlers: stop_handler first, then libfuse's. */
+static int chain_stop_handlers(struct t4dx *db)
+{
+	stop_db = db;
+	for (size_t i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++) {
+		struct sigaction sa;
+		if (sigaction(stop_sigs[i], NULL, &fuse_sa[i]))
+			return errno;
+		if (fuse_sa[i].sa_handler == SIG_IGN)
+			continue;       /* ignored before us: left so */
+		sa = fuse_sa[i];
+		sa.sa_flags &= ~SA_SIGINFO;
+		sa.sa_handler = stop_handler;
+		if (sigaction(stop_sigs[i], &sa, NULL))
+			return errno;
+	}
+	return 0;
+}
+
+static void unchain_stop_handlers(void)
+{
+	for (size_t i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++)
+		if (fuse_sa[i].sa_handler != SIG_IGN)
+			sigaction(stop_sigs[i], &fuse_sa[i], NULL);
+	stop_db = NULL;
+}
+
+
 /* Everything after the command line; returns the exit status. */
 static int run(struct t4dxfs *fs, struct cmdline *cl)
 {
@@ -561,9 +613,10 @@ reopen:
 		return 1;
 	}
 
-	if (fuse_set_signal_handlers(fs->se) ||
+	if (fuse_set_signal_handlers(fs->se) || chain_stop_handlers(fs->db) ||
 	    fuse_session_mount(fs->se, c.mnt)) {
 		fprintf(stderr, "t4dxfs: cannot mount at %s\n", c.mnt);
+		unchain_stop_handlers();        /* before the store goes */
 		fuse_session_destroy(fs->se);
 		t4dx_close(fs->db);
 		return 1;
@@ -583,6 +636,7 @@ reopen:
 		rc = 0;
 
 	fuse_session_unmount(fs->se);
+	unchain_stop_handlers();
 	fuse_remove_signal_handlers(fs->se);
 	fuse_session_destroy(fs->se);
 	int crc = t4dx_close(fs->db);

@@ -339,12 +339,6 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 	uint64_t self = 0;
 	if (q.by_id) {
 		rc = id_vector(fs, q.id, v, dim, &self);
-		/* a vector of zeros (set by hand) is near nothing */
-		bool zero = true;
-		for (uint32_t i = 0; !rc && zero && i < dim; i++)
-			zero = v[i] == 0.0f;
-		if (!rc && zero)
-			rc = ENODATA;
 	} else {
 		/* the text's vector by the embedder of the store's vectors */
 		char why[256];
@@ -362,6 +356,13 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 			rc = rc == EAGAIN ? EAGAIN : EIO;
 		}
 	}
+	/* a vector of zeros (set by hand, or the program's answer for the
+	 * text) is near nothing */
+	bool zero = true;
+	for (uint32_t i = 0; !rc && zero && i < dim; i++)
+		zero = v[i] == 0.0f;
+	if (!rc && zero)
+		rc = ENODATA;
 	if (rc == ENOENT)
 		search_log(fs, "'%s': no item has this id", name);
 	if (rc == ENODATA) {

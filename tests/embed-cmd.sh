@@ -6,6 +6,8 @@
 #
 #   embed-cmd.sh answer DIM          [1, characters of the text, 0...];
 #                                    null for a text holding "nothing"
+#   embed-cmd.sh zeros DIM           answers as answer, a vector of zeros
+#                                    for a text holding "zero"
 #   embed-cmd.sh twice DIM           answers as answer, twice for a text
 #                                    holding "twice" (a line too many)
 #   embed-cmd.sh bare DIM            answers the bare array, no id
@@ -30,6 +32,11 @@ answer() {
 
 case $mode in
 answer) answer "$1" ;;
+zeros)
+	exec jq -c --unbuffered --argjson dim "$1" '{id, vector:
+		(if (.text | test("zero")) then [range($dim) | 0]
+		 else [1, (.text | length)] + [range($dim - 2) | 0] end)}'
+	;;
 crash)
 	read -r _
 	exit 3

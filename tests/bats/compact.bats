@@ -696,3 +696,102 @@ k_and_i() {
 	run k_and_i
 	assert_output "$live"
 }
+
+@test "policy reject: changes logged while nrem runs land alike live and after a crash, a second nrem too" {
+	local cfg
+	cfg=$(t4dx_config_file '{"vector":{"embedder":"off"},"fallback":{"policy":"reject"}}')
+	start_paused 3 -o "config=$cfg"
+	local f
+	for f in x y z w; do
+		printf '%s v1\n' "$f" >"$ITEMS/$f"
+	done
+	compact_run flush
+	run_in_background nrem
+	t4dx_wait_for 15 paused_in nrem ||
+		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	setfattr -n user.t4dx.importance -v 0.7 "$ITEMS/x"
+	setfattr -n user.t4dx.kappa -v 0.98 "$ITEMS/w"
+	mv "$ITEMS/y" "$ITEMS/y2"
+	printf 'z v2\n' >"$ITEMS/z"
+	rm "$ITEMS/y2"
+	printf 'y2 again\n' >"$ITEMS/y2"
+	t4dx_wait_children 30 "$BG_PID" || fail "nrem did not end"
+	assert_ran nrem 1
+	local live
+	live=$(k_and_i)
+	[[ $live == *"x 0.05 0.7"* && $live == *"z 0.05 "* &&
+		$live == *"w 1 "* && $live == *"y2 0 "* ]] ||
+		fail "live after nrem: $live"
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	run k_and_i
+	assert_output "$live"
+	# a second nrem over the first's records, then a crash again
+	compact_run nrem
+	live=$(k_and_i)
+	[[ $live == *"x 0.1 0.7"* && $live == *"y2 0.05 "* ]] ||
+		fail "live after the second nrem: $live"
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	run k_and_i
+	assert_output "$live"
+}
+
+@test "the embedder's vectors logged while nrem runs: kappa and vectors alike live and after a crash" {
+	start_paused 4
+	local f
+	for f in a b c; do
+		printf '%s green tea leaves\n' "$f" >"$ITEMS/$f"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	compact_run flush
+	run_in_background nrem
+	t4dx_wait_for 15 paused_in nrem ||
+		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	# new content: the embedder logs their vectors during the run
+	printf 'a black coffee beans\n' >"$ITEMS/a"
+	printf 'n new oolong\n' >"$ITEMS/n"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	t4dx_wait_children 30 "$BG_PID" || fail "nrem did not end"
+	assert_ran nrem 1
+	local live vecs
+	live=$(k_and_i)
+	vecs=$(for f in "$ITEMS"/*; do getfattr --absolute-names --only-values -n user.t4dx.vector "$f" | md5sum; done)
+	[[ $live == *"a 0.05 "* && $live == *"b 0.05 "* && $live == *"n 0 "* ]] ||
+		fail "live after nrem: $live"
+	sync "$ITEMS"
+	t4dx_kill9
+	t4dx_start
+	run k_and_i
+	assert_output "$live"
+	run bash -c 'for f in "$1"/*; do getfattr --absolute-names --only-values -n user.t4dx.vector "$f" | md5sum; done' _ "$ITEMS"
+	assert_output "$vecs"
+}
+
+@test "a file open across nrem (created before it, closed after): kappa alike live and after a crash" {
+	local cfg
+	cfg=$(t4dx_config_file '{"vector":{"embedder":"off"}}')
+	start_paused 3 -o "config=$cfg"
+	printf 'x v1\n' >"$ITEMS/x"
+	exec 5>"$ITEMS/p"
+	printf 'p v1\n' >&5
+	run_in_background nrem
+	t4dx_wait_for 15 paused_in nrem ||
+		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	exec 6>"$ITEMS/q"
+	printf 'q v1\n' >&6
+	t4dx_wait_children 30 "$BG_PID" || fail "nrem did not end"
+	assert_ran nrem 1
+	printf 'p v2\n' >&5
+	exec 5>&- 6>&-
+	local live
+	live=$(k_and_i)
+	[[ $live == *"x 0.05 "* ]] || fail "live after nrem: $live"
+	sync "$ITEMS"
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	run k_and_i
+	assert_output "$live"
+	run cat "$ITEMS/p"
+	assert_output $'p v1\np v2'
+}

@@ -452,6 +452,19 @@ broken() {
 	assert_output '{"partial":false,"results":[]}'
 }
 
+@test "command: a text query the program answers zeros for finds nothing, as one it answers null for" {
+	start_cmd 10 zeros 4
+	printf 'hello there\n' >"$ITEMS/a"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 1'
+	# a vector of zeros is near nothing (README: as @ID of one); not EINVAL
+	run jq -c . "$MNT/search/zero/results.json"
+	assert_success
+	assert_output '{"partial":false,"results":[]}'
+	run ls "$MNT/search/zero"
+	assert_success
+	assert_output 'results.json'
+}
+
 @test "command: a text query the program does not answer fails with EIO, and the mount goes on" {
 	start_cmd 1 hang "$T4DX_TMP/hang.pid"
 	run ls "$MNT/search/green tea"
@@ -462,6 +475,46 @@ broken() {
 	printf 'still here\n' >"$ITEMS/f"
 	run cat "$ITEMS/f"
 	assert_output 'still here'
+}
+
+@test "command: while a text query waits for a hung program, the mount serves others" {
+	start_cmd 20 hang "$T4DX_TMP/hang.pid"
+	ls "$MNT/search/green tea" >/dev/null 2>&1 &
+	local q=$!
+	t4dx_track "$q"
+	t4dx_wait_for 10 test -s "$T4DX_TMP/hang.pid" || fail "the program never started"
+	sleep 1         # the request under way
+	local t0=$SECONDS
+	printf 'still here\n' >"$ITEMS/f"
+	run cat "$ITEMS/f"
+	assert_output 'still here'
+	run ls "$MNT/search/@00000000000000000000000000000000"
+	assert_failure  # an unknown id: ENOENT, not stuck behind the query
+	run ls "$ITEMS"
+	assert_output 'f'
+	((SECONDS - t0 < 5)) || fail "others waited $((SECONDS - t0))s"
+	t4dx_alive "$q" || fail "the query no longer waits: the test proves nothing"
+}
+
+@test "command: a stop (SIGTERM) does not wait vector.timeout_s for a text query the program does not answer" {
+	start_cmd 60 hang "$T4DX_TMP/hang.pid"
+	printf 'hello\n' >"$ITEMS/a"
+	# the files' requests are cancelled at a stop; a query's must be too
+	ls "$MNT/search/green tea" >/dev/null 2>&1 &
+	t4dx_track "$!"
+	t4dx_wait_for 10 test -s "$T4DX_TMP/hang.pid" || fail "the program never started"
+	sleep 1         # the request under way
+	kill -TERM "$T4DX_PID"
+	T4DX_EXIT_TIMEOUT=10 _t4dx_reap "$T4DX_PID" ||
+		fail "t4dxfs still running 10s after SIGTERM (vector.timeout_s 60)"
+	T4DX_PID=
+	[[ $T4DX_STATUS == 0 ]] ||
+		fail "t4dxfs exited with status $T4DX_STATUS: $(cat "$T4DX_LOG")"
+	run t4dx_is_mounted "$MNT"
+	assert_failure
+	start_cmd 60 answer 4
+	run cat "$ITEMS/a"
+	assert_output 'hello'
 }
 
 # gone PIDFILE: every pid in PIDFILE is dead.

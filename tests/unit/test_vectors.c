@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "embed.h"
 #include "embed_cmd.h"
+#include "engine_int.h"
 #include "faults.h"
 #include "t4dx.h"
 #include "unit.h"
@@ -1013,6 +1015,128 @@ static void test_embedder_queue_room(void)
 	unit_rm_rf(dir);
 }
 
+/* Text queries (t4dx_embed_text) share the program of "command" with
+ * the embedder, which embeds files meanwhile: each gets the answer to
+ * its own request, and the files get theirs. */
+struct texter {
+	struct t4dx *db;
+	int ok, wrong, other;
+};
+
+static void *texter_main(void *arg)
+{
+	struct texter *t = arg;
+	for (int i = 0; i < 200; i++) {
+		char text[64], why[256];
+		float x[4];
+		int n = snprintf(text, sizeof(text), "query %*d", i % 40, i);
+		int rc = t4dx_embed_text(t->db, text, (size_t)n, x, why,
+					 sizeof(why));
+		if (rc == 0 && x[0] == 1 && x[1] == n)
+			t->ok++;
+		else if (rc == 0)
+			t->wrong++;
+		else
+			t->other++;
+	}
+	return NULL;
+}
+
+static void test_embed_text_shared(void)
+{
+	const char *dir = unit_tmpdir("vtext");
+	const char *src = getenv("T4DX_SRCDIR");
+	struct t4dx *db = NULL;
+	struct t4dx_embed_stats st;
+	char msg[256], name[32], text[64];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "command");
+	c.vector.dim = 4;
+	c.vector.timeout_s = 10;
+	snprintf(c.vector.command, sizeof(c.vector.command),
+		 "[\"bash\",\"%s/tests/embed-cmd.sh\",\"answer\",\"4\"]",
+		 src ? src : ".");
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	struct texter t[3];
+	pthread_t thr[3];
+	for (int i = 0; i < 3; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		t[i].db = db;
+		REQUIRE(pthread_create(&thr[i], NULL, texter_main, &t[i]) == 0);
+	}
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		snprintf(text, sizeof(text), "file %*d", i % 30, i);
+		REQUIRE(write_file(db, name, text) == 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(thr[i], NULL);
+		CHECK_EQ_INT(t[i].ok, 200);
+		CHECK_EQ_INT(t[i].wrong + t[i].other, 0);
+	}
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(st.embedded, 100);
+	CHECK_EQ_INT(st.failed, 0);
+	CHECK_EQ_INT(st.starts, 1);
+	for (int i = 0; i < 100; i++) {
+		struct t4dx_entry e;
+		snprintf(name, sizeof(name), "f%d", i);
+		snprintf(text, sizeof(text), "file %*d", i % 30, i);
+		REQUIRE(t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT,
+				 &e) == 0);
+		float v[4] = { 0 };
+		CHECK(e.vec && t4dx_vec_dim(e.vec) == 4);
+		if (e.vec && t4dx_vec_dim(e.vec) == 4)
+			t4dx_vec_get(e.vec, v);
+		CHECK(v[0] == 1 && v[1] == (float)strlen(text));
+		t4dx_entry_clear(&e);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* The notes of the embedder's records (what the replay queue's bound
+ * leaves out) go once durable even while nobody else writes: a sweep of
+ * a store written without an embedder kept one per file for good. */
+static void test_embedder_queue_notes(void)
+{
+	const char *dir = unit_tmpdir("vqnotes");
+	struct t4dx *db = open_emb(dir, "off");
+	struct t4dx_embed_stats st;
+	char msg[256], name[32], text[2100];
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		int n = snprintf(text, sizeof(text), "leaf %d", i);
+		for (; n < 2000; n += 5)
+			memcpy(text + n, " tea ", 6);
+		REQUIRE(write_file(db, name, text) == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "builtin");
+	c.health.interval_s = 3600;
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	embedder_idle(db, &st);
+	CHECK_EQ_INT(st.embedded, 2000);
+	CHECK_EQ_INT(t4dx_sync(db, 0), 0);
+	/* every one durable now: the next note (of a record not yet
+	 * durable, as the embedder pushes them) is the only one kept */
+	pthread_rwlock_wrlock(&db->lock);
+	CHECK_EQ_INT(eng_vq_push(db, t4dx_wal_durable_lsn(db->wal) + 1, 100),
+		     0);
+	pthread_rwlock_unlock(&db->lock);
+	pthread_mutex_lock(&db->vq_mu);
+	size_t notes = db->vq_n;
+	pthread_mutex_unlock(&db->vq_mu);
+	if (notes != 1)
+		fprintf(stderr, "%zu notes kept\n", notes);
+	CHECK_EQ_INT(notes, 1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -1025,8 +1149,10 @@ int main(void)
 	RUN(test_embedder_holds_back);
 	RUN(test_embedder_fsync_mode);
 	RUN(test_embedder_queue_room);
+	RUN(test_embedder_queue_notes);
 	RUN(test_embedder_remembers);
 	RUN(test_embedder_changed);
 	RUN(test_embed_cmd);
+	RUN(test_embed_text_shared);
 	UNIT_DONE();
 }
