@@ -390,11 +390,17 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	pthread_rwlock_unlock(&db->lock);
 	if (last_boost > last_del)
 		last_del = last_boost;
-	if (last_del && t4dx_wal_sync(db->wal, last_del) && last_boost &&
-	    have_reject_mu)
-		/* reject: applied but not durable, and the next failing
-		 * commit would drop them; a restart's replay agrees again */
-		brc = eng_fatal(db, EIO);
+	if (last_del && t4dx_wal_sync(db->wal, last_del) && last_boost) {
+		if (have_reject_mu)
+			/* reject: applied but not durable, and the next
+			 * failing commit would drop them; a restart's replay
+			 * agrees again */
+			brc = eng_fatal(db, EIO);
+		else
+			/* queue: they wait in the queue like any change
+			 * readers already see, and health counts them */
+			eng_mark_unpersisted(db, last_boost);
+	}
 	if (have_reject_mu) {
 		pthread_mutex_unlock(&db->reject_mu);
 		have_reject_mu = false;
