@@ -28,10 +28,11 @@
  *       without vectors (the baseline of compaction); --reopen puts
  *       nothing and searches the store DATA_DIR holds (made by an
  *       earlier run with the same N, SET and seed)
- *   vecbench query MOUNT --ids FILE [-k K] [-m MAX_SECONDS]
+ *   vecbench query MOUNT --ids FILE [--text] [-k K] [-m MAX_SECONDS]
  *       for each id: opendir, readdir to the end and closedir of
  *       MOUNT/search/@ID?k=K, which is what ls does; prints
- *       available=0 if MOUNT has no search/ directory
+ *       available=0 if MOUNT has no search/ directory; --text: the
+ *       lines of FILE are text queries, MOUNT/search/LINE?k=K
  *
  * SET: "uniform", vectors uniformly random on the unit sphere (normal
  * values, normalised), or "clustered": CLUSTERS (1,000) centres drawn
@@ -81,6 +82,7 @@ struct opts {
 	uint64_t seed;
 	bool novec;
 	bool reopen;
+	bool text;
 	double max_seconds;
 };
 
@@ -654,8 +656,8 @@ static int cmd_query(const struct opts *o, const char *mnt)
 			continue;
 		if (o->max_seconds > 0 && now_s() - start > o->max_seconds)
 			break;
-		snprintf(path, sizeof(path), "%s/search/@%s?k=%u", mnt, line,
-			 o->k);
+		snprintf(path, sizeof(path), "%s/search/%s%s?k=%u", mnt,
+			 o->text ? "" : "@", line, o->k);
 		double t0 = now_s();
 		long r = list_query(path);
 		double us = (now_s() - t0) * 1e6;
@@ -698,7 +700,7 @@ static void usage(FILE *f)
 		"[-q QUERIES] [-k K] [-T DIR]\n"
 		"       vecbench store DATA_DIR -n N -S SET [-c CONFIG] "
 		"[-q QUERIES] [--ids FILE] [--novec] [--reopen]\n"
-		"       vecbench query MOUNT --ids FILE [-k K] "
+		"       vecbench query MOUNT --ids FILE [--text] [-k K] "
 		"[-m MAX_SECONDS]\n"
 		"common: -d DIM (256), --seed S (1)\n");
 }
@@ -709,6 +711,7 @@ int main(int argc, char **argv)
 		{ "ids", required_argument, NULL, 'i' },
 		{ "novec", no_argument, NULL, 'V' },
 		{ "reopen", no_argument, NULL, 'R' },
+		{ "text", no_argument, NULL, 'x' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -738,6 +741,7 @@ int main(int argc, char **argv)
 		case 'i': o.ids = optarg; break;
 		case 'V': o.novec = true; break;
 		case 'R': o.reopen = true; break;
+		case 'x': o.text = true; break;
 		case 's': o.seed = strtoull(optarg, NULL, 0); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
