@@ -570,6 +570,42 @@ static void test_recall(void)
 	unit_rm_rf(dir);
 }
 
+/* The largest segment is searched first and sets the floor of the next
+ * graph search: a small indexed segment holding the only items of some
+ * clusters still gives its best ones, and one holding nothing near the
+ * query gives nothing that should not be there. */
+static void test_small_segment_after_large(void)
+{
+	const char *dir = unit_tmpdir("ssmall");
+	struct t4dx *db = open_db(dir, 0);
+	/* clusters 0..39: items of clusters 0..29 in a segment of 1,800,
+	 * then a segment of 80 holding clusters 30..39 (and a few of the
+	 * others), then a memtable of 20 */
+	for (unsigned i = 0; i < 1800; i++) {
+		char name[32];
+		float x[DIM];
+		snprintf(name, sizeof(name), "big-%05u", i);
+		vector_of(i / 30 * 40 + i % 30, 40, x);
+		put_vec(db, name, x, 0.5);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 10000, 10080, 40);
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 20000, 20020, 40);
+	unsigned n;
+	has_file(dir, ".hnsw", &n);
+	CHECK_EQ_INT(n, 2);
+	unsigned same = 0, queries = 40;
+	for (unsigned i = 0; i < queries; i++) {
+		float q[DIM];
+		vector_of(30000 + i, 40, q);    /* clusters 0..39 in turn */
+		same += same_as_exact(db, q, 10);
+	}
+	CHECK_EQ_INT(same, queries);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* vector_of, of unit length (as an index holds them). */
 static void unit_vector_of(unsigned i, unsigned nclusters, float *x)
 {
@@ -937,6 +973,7 @@ int main(void)
 	RUN(test_concurrent);
 	RUN(test_recall);
 	RUN(test_index_floor);
+	RUN(test_small_segment_after_large);
 	RUN(test_damaged_index);
 	RUN(test_stale_index);
 	RUN(test_by_id);
