@@ -77,6 +77,7 @@
 #include <algorithm>
 #include <cmath>
 #include <new>
+#include <queue>
 #include <stdexcept>
 #include <vector>
 
@@ -397,14 +398,124 @@ void t4dx_index_free(struct t4dx_index *ix)
 	delete ix;
 }
 
+/* A node met by a search, and its distance to the query. */
+struct near {
+	float d;
+	node_t id;
+};
+
+struct farther_first {
+	bool operator()(const near &a, const near &b) const
+	{
+		return a.d < b.d;
+	}
+};
+
+struct nearer_first {
+	bool operator()(const near &a, const near &b) const
+	{
+		return a.d > b.d;
+	}
+};
+
+/*
+ * The bounded search of level 0 from node ep (the same walk as hnswlib's
+ * searchBaseLayerST): the ef nearest nodes met, into best, farthest
+ * first.  One condition more, for a caller that needs nothing farther
+ * than far: the walk then stops once the nearest node left to expand is
+ * past far and past the narrow nearest nodes met, that is, it is a
+ * search of breadth narrow, widened to ef while it finds nodes within
+ * far.  A node within far reached only through farther ones is lost
+ * where the narrow search would lose it.  far = +inf: the plain search.
+ */
+static void level0_search(const graph_t *g, node_t ep, const float *q,
+			  size_t ef, float far, size_t narrow,
+			  std::vector<near> &best)
+{
+	hnswlib::VisitedList *vl = g->visited_list_pool_->getFreeVisitedList();
+	hnswlib::vl_type *seen = vl->mass, tag = vl->curV;
+	std::priority_queue<near, std::vector<near>, farther_first> top;
+	std::priority_queue<near, std::vector<near>, nearer_first> todo;
+	std::priority_queue<float> few;         /* the narrow nearest */
+	near first = { g->fstdistfunc_(q, g->getDataByInternalId(ep),
+				       g->dist_func_param_), ep };
+	bool floored = far < INFINITY;
+
+	seen[ep] = tag;
+	top.push(first);
+	todo.push(first);
+	if (floored)
+		few.push(first.d);
+	while (!todo.empty()) {
+		near c = todo.top();
+
+		if (c.d > top.top().d)
+			break;
+		if (floored && c.d > far && few.size() >= narrow &&
+		    c.d > few.top())
+			break;
+		todo.pop();
+		hnswlib::linklistsizeint *ll = g->get_linklist0(c.id);
+		size_t size = g->getListCount(ll);
+		const node_t *links = (const node_t *)(ll + 1);
+		for (size_t j = 0; j < size; j++) {
+			node_t n = links[j];
+			if (j + 1 < size)
+				__builtin_prefetch(g->getDataByInternalId(
+							   links[j + 1]));
+			if (seen[n] == tag)
+				continue;
+			seen[n] = tag;
+			near x = { g->fstdistfunc_(q, g->getDataByInternalId(n),
+						   g->dist_func_param_), n };
+			if (top.size() < ef || x.d < top.top().d) {
+				todo.push(x);
+				top.push(x);
+				if (top.size() > ef)
+					top.pop();
+			}
+			if (floored && (few.size() < narrow || x.d < few.top())) {
+				few.push(x.d);
+				if (few.size() > narrow)
+					few.pop();
+			}
+		}
+	}
+	g->visited_list_pool_->releaseVisitedList(vl);
+	best.clear();
+	for (; !top.empty(); top.pop())
+		best.push_back(top.top());
+}
+
 int t4dx_index_search(const struct t4dx_index *ix, const float *q,
 		      uint32_t k, uint32_t ef, struct t4dx_index_hit *hits,
 		      uint32_t *nhits)
 {
+	return t4dx_index_search_above(ix, q, k, ef, -INFINITY, hits, nhits);
+}
+
+/* The breadth of a search given a floor, for breadth ef: measured through
+ * t4dx_search on 100,000 vectors of dim 256 in segments of 90,000 and
+ * 10,000 (ef 256, recall of 11 results against exact search, load ~5):
+ * clustered vectors keep recall 1.0 at 16, 32 and 64 and the search takes
+ * 0.6x the time of one without a floor; uniformly random ones (0.716
+ * without a floor) get 0.663, 0.679 and 0.692, as the small segment's
+ * few true neighbours, far from everything, are missed by the narrower
+ * walk. */
+static size_t narrow_of(size_t ef)
+{
+	return std::max(ef / 8, (size_t)16);
+}
+
+int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
+			    uint32_t k, uint32_t ef, float floor,
+			    struct t4dx_index_hit *hits, uint32_t *nhits)
+{
 	const graph_t *g = ix->g;
 
 	*nhits = 0;
-	if (k > T4DX_INDEX_EF_MAX || ef > T4DX_INDEX_EF_MAX)
+	if (k > T4DX_INDEX_EF_MAX || ef > T4DX_INDEX_EF_MAX ||
+	    std::isnan(floor))
 		return EINVAL;
 	if (!k || !ix->count)
 		return 0;
@@ -435,23 +546,25 @@ int t4dx_index_search(const struct t4dx_index *ix, const float *q,
 				}
 			}
 		}
-		auto top = g->searchBaseLayerST<false>(cur, q,
-						       std::max(ef, k));
-		while (top.size() > k)
-			top.pop();
-		uint32_t n = (uint32_t)top.size();
-		for (; !top.empty(); top.pop()) {
-			node_t id = top.top().second;
+		/* the graph's distance is 1 - score */
+		std::vector<near> best;
+		level0_search(g, cur, q, std::max(ef, k), 1.0f - floor,
+			      narrow_of(std::max(ef, k)), best);
+		/* best is farthest first: its last k */
+		size_t from = best.size() > k ? best.size() - k : 0;
+		uint32_t n = 0;
+		for (size_t i = from; i < best.size(); i++) {
+			node_t id = best[i].id;
 			/* scored as exact search scores, for merging */
 			t4dx_index_hit h = {
 				(uint32_t)g->getExternalLabel(id),
 				dot(q, (const float *)g->getDataByInternalId(id),
 				    ix->dim),
 			};
-			hits[*nhits] = h;
-			(*nhits)++;
+			hits[n++] = h;
 		}
 		std::sort(hits, hits + n, hit_before);
+		*nhits = n;
 	} catch (...) {
 		*nhits = 0;
 		return exception_rc();

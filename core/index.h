@@ -63,6 +63,17 @@ void t4dx_index_end(struct t4dx_index *ix);
 int t4dx_index_search(const struct t4dx_index *ix, const float *q,
 		      uint32_t k, uint32_t ef, struct t4dx_index_hit *hits,
 		      uint32_t *nhits);
+/* The same, for a caller that needs only the hits scoring at least
+ * floor (the worst of the results it already holds): the search may stop
+ * once every node it has left to look at scores below floor, which on a
+ * segment holding nothing that near costs a few nodes' neighbours rather
+ * than the whole breadth.  The hits are then the best of what it saw,
+ * some of them below floor; those above are as the plain search finds
+ * them but for the approximation.  floor -INFINITY: the plain search;
+ * NaN is EINVAL. */
+int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
+			    uint32_t k, uint32_t ef, float floor,
+			    struct t4dx_index_hit *hits, uint32_t *nhits);
 
 /* Write ix as an index file into fd, a regular file open for writing
  * (from offset 0, cut to the index's length), then fdatasync it.  The

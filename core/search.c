@@ -24,6 +24,12 @@
  *   - an index that holds no vector says the segment has none: it is
  *     not read at all.
  *
+ * The segments read whole go first, then the indexed ones, most vectors
+ * first: once k results are held, a graph search is told the worst of
+ * them (t4dx_index_search_above) and stops where nothing it has left to
+ * look at can beat it, which on a small segment with nothing that near
+ * costs a few nodes' neighbours instead of the whole breadth.
+ *
  * The best k of all sources, by exact score, are the result: the same as
  * an exact search whenever the indexes return the true neighbours among
  * their candidates.  The directories (for paths and the under filter)
@@ -409,7 +415,13 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 		size_t ngot = 0;
 		bool cut = false;
 		float kth = 0;
-		rc = t4dx_index_search(ix, s->q, (uint32_t)want, ef, ih, &nh);
+		/* what scores below the worst result held cannot enter:
+		 * the graph may stop short of its breadth there */
+		float floor = s->n == s->o->k ?
+			      (s->heap[0].score - EPS) * (float)s->qnorm :
+			      -INFINITY;
+		rc = t4dx_index_search_above(ix, s->q, (uint32_t)want, ef,
+					     floor, ih, &nh);
 		for (uint32_t j = 0; !rc && j < nh; j++) {
 			struct t4dx_entry e;
 			bool ok;
@@ -459,21 +471,52 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 	return rc;
 }
 
+/* A segment of the snapshot, in the order it is searched. */
+struct seg_turn {
+	size_t i;
+	struct t4dx_index *ix;  /* NULL: read whole */
+	size_t nvec;
+};
+
+/* Read-whole segments first, then indexed ones by their vectors, most
+ * first: each sets the worst score the next must beat, and a graph
+ * search that starts with a good one stops early (the floor of
+ * t4dx_index_search_above). */
+static int turn_cmp(const void *pa, const void *pb)
+{
+	const struct seg_turn *a = pa, *b = pb;
+	if (!a->ix != !b->ix)
+		return a->ix ? 1 : -1;
+	if (a->nvec != b->nvec)
+		return a->nvec > b->nvec ? -1 : 1;
+	return a->i < b->i ? -1 : a->i > b->i;
+}
+
 static int search_segments(struct search *s)
 {
 	int rc = 0;
-	for (size_t i = 0; i < s->nsegs && !rc; i++) {
+	struct seg_turn *t = calloc(s->nsegs ? s->nsegs : 1, sizeof(*t));
+	if (!t)
+		return ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < s->nsegs; i++) {
 		struct t4dx_index *ix = NULL;
 		/* an index holds the vectors of vector.dim only */
 		int st = s->o->exact || s->dim != s->db->cfg.vector.dim ?
 			 T4DX_SEG_IX_NONE :
 			 eng_seg_index(s->db, s->segs[i], &ix);
 		if (st != T4DX_SEG_IX_LOADED || t4dx_index_dim(ix) != s->dim)
-			rc = seg_exact(s, i);
+			t[n++] = (struct seg_turn){ i, NULL, 0 };
 		else if (t4dx_index_count(ix))
-			rc = seg_indexed(s, i, ix, t4dx_index_count(ix));
+			t[n++] = (struct seg_turn){ i, ix,
+						    t4dx_index_count(ix) };
 		/* else: no vector of this dim in the segment */
 	}
+	qsort(t, n, sizeof(*t), turn_cmp);
+	for (size_t j = 0; j < n && !rc; j++)
+		rc = t[j].ix ? seg_indexed(s, t[j].i, t[j].ix, t[j].nvec) :
+			       seg_exact(s, t[j].i);
+	free(t);
 	return rc;
 }
 

@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "faults.h"
+#include "index.h"
 #include "t4dx.h"
 #include "unit.h"
 #include "vec.h"
@@ -569,6 +570,116 @@ static void test_recall(void)
 	unit_rm_rf(dir);
 }
 
+/* The largest segment is searched first and sets the floor of the next
+ * graph search: a small indexed segment holding the only items of some
+ * clusters still gives its best ones, and one holding nothing near the
+ * query gives nothing that should not be there. */
+static void test_small_segment_after_large(void)
+{
+	const char *dir = unit_tmpdir("ssmall");
+	struct t4dx *db = open_db(dir, 0);
+	/* clusters 0..39: items of clusters 0..29 in a segment of 1,800,
+	 * then a segment of 80 holding clusters 30..39 (and a few of the
+	 * others), then a memtable of 20 */
+	for (unsigned i = 0; i < 1800; i++) {
+		char name[32];
+		float x[DIM];
+		snprintf(name, sizeof(name), "big-%05u", i);
+		vector_of(i / 30 * 40 + i % 30, 40, x);
+		put_vec(db, name, x, 0.5);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 10000, 10080, 40);
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 20000, 20020, 40);
+	unsigned n;
+	has_file(dir, ".hnsw", &n);
+	CHECK_EQ_INT(n, 2);
+	unsigned same = 0, queries = 40;
+	for (unsigned i = 0; i < queries; i++) {
+		float q[DIM];
+		vector_of(30000 + i, 40, q);    /* clusters 0..39 in turn */
+		same += same_as_exact(db, q, 10);
+	}
+	CHECK_EQ_INT(same, queries);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* vector_of, of unit length (as an index holds them). */
+static void unit_vector_of(unsigned i, unsigned nclusters, float *x)
+{
+	double n = 0;
+	vector_of(i, nclusters, x);
+	for (unsigned d = 0; d < DIM; d++)
+		n += (double)x[d] * x[d];
+	for (unsigned d = 0; d < DIM; d++)
+		x[d] = (float)(x[d] / sqrt(n));
+}
+
+/* A graph search given a floor (the worst score the caller holds) stops
+ * short of its breadth, and still finds what scores above the floor. */
+static void test_index_floor(void)
+{
+	enum { N = 1000 };
+	float *v = malloc(sizeof(*v) * N * DIM);
+	uint32_t *keys = malloc(sizeof(*keys) * N);
+	struct t4dx_index_hit *h = malloc(sizeof(*h) * N);
+	struct t4dx_index_hit *x = malloc(sizeof(*x) * N);
+	REQUIRE(v && keys && h && x);
+	for (unsigned i = 0; i < N; i++) {
+		unit_vector_of(i, 30, v + i * DIM);
+		keys[i] = i;
+	}
+	/* a sparse graph (m 2: 4 links a node at level 0) whose walk
+	 * counts: with breadth 400 the plain search returns 400 nodes, one
+	 * above a floor no node reaches is a search of breadth
+	 * max(400 / 8, 16), which meets fewer */
+	struct t4dx_index *ix;
+	REQUIRE(t4dx_index_build(DIM, 2, 50, keys, v, N, &ix) == 0);
+	float q[DIM];
+	unit_vector_of(N + 3, 30, q);
+	uint32_t n;
+	CHECK_EQ_INT(t4dx_index_search(ix, q, 400, 400, h, &n), 0);
+	CHECK_EQ_INT(n, 400);
+	CHECK_EQ_INT(t4dx_index_search_above(ix, q, 400, 400, -INFINITY, h,
+					     &n), 0);
+	CHECK_EQ_INT(n, 400);
+	/* nothing can score 2 (unit vectors): it stops at once */
+	CHECK_EQ_INT(t4dx_index_search_above(ix, q, 400, 400, 2.0f, h, &n),
+		     0);
+	CHECK(n > 0 && n < 400);
+	CHECK_EQ_INT(t4dx_index_search_above(ix, q, 400, 400, NAN, h, &n),
+		     EINVAL);
+	t4dx_index_free(ix);
+
+	/* a denser graph: with the floor at the exact 10th best score, the
+	 * 10 best are those of exact search for queries near the data (far
+	 * from every cluster, the narrow walk may stay in the wrong one) */
+	REQUIRE(t4dx_index_build(DIM, 16, 100, keys, v, N, &ix) == 0);
+	unsigned same = 0, queries = 40;
+	for (unsigned i = 0; i < queries; i++) {
+		unit_vector_of(N + i * 7, 30, q);
+		uint32_t nx;
+		REQUIRE(t4dx_index_exact_search(v, keys, N, DIM, q, 10, x,
+						&nx) == 0);
+		REQUIRE(nx == 10);
+		REQUIRE(t4dx_index_search_above(ix, q, 40, 64,
+						x[9].score - 1e-4f, h,
+						&n) == 0);
+		bool ok = n >= 10;
+		for (unsigned j = 0; ok && j < 10; j++)
+			ok = h[j].key == x[j].key;
+		same += ok;
+	}
+	CHECK_EQ_INT(same, queries);
+	t4dx_index_free(ix);
+	free(v);
+	free(keys);
+	free(h);
+	free(x);
+}
+
 static bool alerted(struct t4dx *db, const char *what)
 {
 	struct t4dx_buf b = { 0 };
@@ -861,6 +972,8 @@ int main(void)
 	RUN(test_deep_path);
 	RUN(test_concurrent);
 	RUN(test_recall);
+	RUN(test_index_floor);
+	RUN(test_small_segment_after_large);
 	RUN(test_damaged_index);
 	RUN(test_stale_index);
 	RUN(test_by_id);

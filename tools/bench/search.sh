@@ -342,6 +342,7 @@ search_table() {
 		srow "  mount / index, mount / engine (p50)" "$(ratio "$q50" "$i50")" "$(ratio "$q50" "$e50")" "" "" ""
 		srow "  mount / index, mount / engine (p99)" "$(ratio "$q99" "$i99")" "$(ratio "$q99" "$e99")" "" "" ""
 		srow "  results a query (of $SEARCH_K)" "$(scell query results 1 1)" "$(scell store search_results 1 1)" "" "" ""
+		srow "  engine recall against its exact search" "" "$(scell store search_recall 1 4)" "" "" ""
 		l=$(awk '$1 == "key=query-reqs" { print; exit }' "$RAW")
 		if [[ -n $l ]]; then
 			echo "  FUSE requests an ls:$(field reqs "$l" | sed 's/^1//; s/,/ /g');" \

@@ -17,18 +17,22 @@
  *       memory and file bytes (saved in DIR, default /var/tmp), and the
  *       process's peak RSS (the data vectors are in it too: data_bytes)
  *   vecbench store DATA_DIR -n N -S SET [-c CONFIG] [-q QUERIES]
- *               [--ids FILE] [--novec]
+ *               [--ids FILE] [--novec] [--reopen]
  *       a store of the same N vectors, item vNNNNNNN under items/ with its
  *       vector set by hand (id: a fixed tag and the item's number), put
  *       with T4DX_NOWAIT, then closed (flushed) and opened again; then
  *       t4dx_search of the QUERIES items' vectors (those the index run
- *       asks, K + 1 results) timed in-process; --ids writes those items'
- *       ids, one a line, for "query"; --novec puts the same items
- *       without vectors (the baseline of compaction)
- *   vecbench query MOUNT --ids FILE [-k K] [-m MAX_SECONDS]
+ *       asks, K + 1 results) timed in-process, and their recall against
+ *       the engine's exact search (search_recall); --ids writes those
+ *       items' ids, one a line, for "query"; --novec puts the same items
+ *       without vectors (the baseline of compaction); --reopen puts
+ *       nothing and searches the store DATA_DIR holds (made by an
+ *       earlier run with the same N, SET and seed)
+ *   vecbench query MOUNT --ids FILE [--text] [-k K] [-m MAX_SECONDS]
  *       for each id: opendir, readdir to the end and closedir of
  *       MOUNT/search/@ID?k=K, which is what ls does; prints
- *       available=0 if MOUNT has no search/ directory
+ *       available=0 if MOUNT has no search/ directory; --text: the
+ *       lines of FILE are text queries, MOUNT/search/LINE?k=K
  *
  * SET: "uniform", vectors uniformly random on the unit sphere (normal
  * values, normalised), or "clustered": CLUSTERS (1,000) centres drawn
@@ -77,6 +81,8 @@ struct opts {
 	uint32_t k;
 	uint64_t seed;
 	bool novec;
+	bool reopen;
+	bool text;
 	double max_seconds;
 };
 
@@ -527,7 +533,7 @@ static int cmd_store(const struct opts *o, const char *dir)
 		goto out;
 	double t0 = now_s();
 	uint64_t lsn = 0;
-	for (long i = 0; i < o->n && !e; i++)
+	for (long i = 0; i < o->n && !e && !o->reopen; i++)
 		e = put_item(db, i, o->novec ? NULL : data + (size_t)i * dim,
 			     dim, &lsn);
 	if (!e && lsn)
@@ -538,31 +544,46 @@ static int cmd_store(const struct opts *o, const char *dir)
 		goto out;
 	}
 	t0 = now_s();
-	e = t4dx_close(db);
-	db = NULL;
+	e = o->reopen ? 0 : t4dx_close(db);
+	if (!o->reopen)
+		db = NULL;
 	double close_s = now_s() - t0;
 	if (e) {
 		fprintf(stderr, "vecbench: close: %s\n", t4dx_strerror(e));
 		goto out;
 	}
 	t0 = now_s();
-	if (open_store(dir, &p, &db))
+	if (!db && open_store(dir, &p, &db))
 		goto out;
 	double open_s = now_s() - t0;
 
 	/* in-process, the engine's search of what search/@ID asks */
-	size_t found = 0;
-	struct t4dx_search_opts so;
+	/* and its recall against the engine's exact search of the same
+	 * store (every segment read whole, untimed) */
+	size_t found = 0, same = 0, truth = 0;
+	struct t4dx_search_opts so, xo;
 	t4dx_search_defaults(&so);
 	so.k = k + 1;
+	xo = so;
+	xo.exact = true;
 	for (long i = 0; i < nq && !o->novec; i++) {
-		struct t4dx_hit *hits = NULL;
-		size_t nh = 0;
+		struct t4dx_hit *hits = NULL, *xh = NULL;
+		size_t nh = 0, nx = 0;
+		const float *q = data + (size_t)self[i] * dim;
 		t0 = now_s();
-		e = t4dx_search(db, data + (size_t)self[i] * dim, dim, &so,
-				&hits, &nh);
+		e = t4dx_search(db, q, dim, &so, &hits, &nh);
 		lat[i] = (now_s() - t0) * 1e6;
+		if (!e)
+			e = t4dx_search(db, q, dim, &xo, &xh, &nx);
+		for (size_t a = 0; !e && a < nx; a++)
+			for (size_t b = 0; b < nh; b++)
+				if (!memcmp(xh[a].e.id, hits[b].e.id, 16)) {
+					same++;
+					break;
+				}
+		truth += nx;
 		t4dx_hits_free(hits, nh);
+		t4dx_hits_free(xh, nx);
 		if (e) {
 			fprintf(stderr, "vecbench: search: %s\n",
 				t4dx_strerror(e));
@@ -574,9 +595,11 @@ static int cmd_store(const struct opts *o, const char *dir)
 	double s50 = pct(lat, ns, 0.50), s99 = pct(lat, ns, 0.99);
 	printf("workload=store set=%s n=%ld dim=%u vectors=%d put_s=%.3f "
 	       "close_s=%.3f open_s=%.3f search_p50_us=%.1f "
-	       "search_p99_us=%.1f search_results=%.2f rss_kib=%ld\n",
+	       "search_p99_us=%.1f search_results=%.2f search_recall=%.4f "
+	       "rss_kib=%ld\n",
 	       o->set, o->n, dim, !o->novec, put_s, close_s, open_s, s50,
-	       s99, ns ? (double)found / (double)ns : 0.0, peak_rss_kib());
+	       s99, ns ? (double)found / (double)ns : 0.0,
+	       truth ? (double)same / (double)truth : 0.0, peak_rss_kib());
 	rc = 0;
 out:
 	if (db && t4dx_close(db) && !rc) {
@@ -633,8 +656,8 @@ static int cmd_query(const struct opts *o, const char *mnt)
 			continue;
 		if (o->max_seconds > 0 && now_s() - start > o->max_seconds)
 			break;
-		snprintf(path, sizeof(path), "%s/search/@%s?k=%u", mnt, line,
-			 o->k);
+		snprintf(path, sizeof(path), "%s/search/%s%s?k=%u", mnt,
+			 o->text ? "" : "@", line, o->k);
 		double t0 = now_s();
 		long r = list_query(path);
 		double us = (now_s() - t0) * 1e6;
@@ -676,8 +699,8 @@ static void usage(FILE *f)
 		"usage: vecbench index -n N -S uniform|clustered [-c CONFIG] "
 		"[-q QUERIES] [-k K] [-T DIR]\n"
 		"       vecbench store DATA_DIR -n N -S SET [-c CONFIG] "
-		"[-q QUERIES] [--ids FILE] [--novec]\n"
-		"       vecbench query MOUNT --ids FILE [-k K] "
+		"[-q QUERIES] [--ids FILE] [--novec] [--reopen]\n"
+		"       vecbench query MOUNT --ids FILE [--text] [-k K] "
 		"[-m MAX_SECONDS]\n"
 		"common: -d DIM (256), --seed S (1)\n");
 }
@@ -687,6 +710,8 @@ int main(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "ids", required_argument, NULL, 'i' },
 		{ "novec", no_argument, NULL, 'V' },
+		{ "reopen", no_argument, NULL, 'R' },
+		{ "text", no_argument, NULL, 'x' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -715,6 +740,8 @@ int main(int argc, char **argv)
 		case 'm': o.max_seconds = atof(optarg); break;
 		case 'i': o.ids = optarg; break;
 		case 'V': o.novec = true; break;
+		case 'R': o.reopen = true; break;
+		case 'x': o.text = true; break;
 		case 's': o.seed = strtoull(optarg, NULL, 0); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
