@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1739,6 +1740,43 @@ static void test_split_fuzz(void)
 	t4dx_buf_free(&b);
 }
 
+/* The shortcut is taken at all: a large text content is decoded where it
+ * lies, into a blob with room for its escaped text (json-c's way copies
+ * the decoded string into a blob of its own size).  Without this check
+ * every test above passes with a shortcut that always gives up, and the
+ * replay of a 1 GiB text item takes twice the memory again. */
+static void test_split_taken(void)
+{
+	size_t n = 1u << 20;
+	unsigned char *p = malloc(n);
+	REQUIRE(p);
+	for (size_t i = 0; i < n; i++)
+		p[i] = i % 2 ? '\n' : 'a';       /* escaped: 1.5 MiB */
+	struct t4dx_rec r = { .lsn = 3, .op = T4DX_OP_PUT }, d;
+	full_entry(&r.e, "t", 1, p, n);
+	struct t4dx_buf line = { 0 };
+	REQUIRE(t4dx_rec_encode(&r, &line) == 0);
+	CHECK(has_key(&line, "content"));
+	REQUIRE(t4dx_rec_decode((char *)line.p, line.len - 1, &d) == 0);
+	CHECK(same_content(&r.e, &d.e));
+	CHECK(malloc_usable_size(d.e.content) >= n + n / 2);
+	t4dx_entry_clear(&d.e);
+	/* the same line with a key after the content: json-c decodes it */
+	struct t4dx_buf a = { 0 }, b = { 0 };
+	const char *crc = memmem(line.p, line.len, ",\"crc\":", 7);
+	REQUIRE(crc);
+	CHECK(both_ways((const char *)line.p,
+			(size_t)(crc - (const char *)line.p), &a, &b));
+	REQUIRE(t4dx_rec_decode((char *)b.p, b.len, &d) == 0);
+	CHECK(malloc_usable_size(d.e.content) < n + n / 2);
+	t4dx_entry_clear(&d.e);
+	t4dx_entry_clear(&r.e);
+	t4dx_buf_free(&line);
+	t4dx_buf_free(&a);
+	t4dx_buf_free(&b);
+	free(p);
+}
+
 int main(void)
 {
 	RUN(test_put_round_trip);
@@ -1757,5 +1795,6 @@ int main(void)
 	RUN(test_base64_decode);
 	RUN(test_split_decode);
 	RUN(test_split_fuzz);
+	RUN(test_split_taken);
 	UNIT_DONE();
 }
