@@ -130,3 +130,31 @@ max_write() {
 	t4dx_remount -o "config=$cfg"
 	t4dx_assert_same_bytes "$T4DX_TMP/big" "$ITEMS/big"
 }
+
+@test "a crash in the middle of a large record's write: t4dx verify calls it the torn end of a write, not damage" {
+	# a close of a large file writes its record for seconds (17 s for
+	# 1 GiB here): a crash then leaves a torn record longer than 64 MiB
+	local cfg n=$((100 * 1048576)) wal size cut
+	cfg=$(t4dx_config_file '{"limits":{"max_item_bytes":1073741824,
+		"write_buffer_bytes":1073741824},"vector":{"embedder":"off"}}')
+	t4dx_start -o "config=$cfg"
+	printf 'small\n' >"$ITEMS/small"
+	head -c $((n * 3 / 4 + 3)) /dev/urandom | base64 -w 76 | head -c "$n" >"$T4DX_TMP/big"
+	dd if="$T4DX_TMP/big" of="$ITEMS/big" bs=1M status=none
+	t4dx_kill9
+	# the log as a crash 90 MiB into the big record's write leaves it
+	wal=$(t4dx_last_wal)
+	size=$(stat -c %s "$wal")
+	cut=$((size - n + 90 * 1048576))
+	truncate -s "$cut" "$wal"
+	run "$T4DX" verify "$DATA"
+	assert_success
+	assert_line --regexp "^note: $wal: offset [0-9]+: the last [0-9]+ bytes are the torn end of a write"
+	# and the start cuts it: the small file kept, the big one as its
+	# create left it (its content was never acknowledged)
+	t4dx_start -o "config=$cfg"
+	run cat "$ITEMS/small"
+	assert_output small
+	run stat -c %s "$ITEMS/big"
+	assert_output 0
+}
