@@ -158,3 +158,43 @@ max_write() {
 	run stat -c %s "$ITEMS/big"
 	assert_output 0
 }
+
+@test "limits.max_item_bytes lowered below an item's size: the item is kept whole, and a write to it fails with EFBIG at the write" {
+	local big small
+	big=$(t4dx_config_file '{"limits":{"max_item_bytes":41943040,
+		"write_buffer_bytes":41943040},"vector":{"embedder":"off"}}')
+	small=$(t4dx_config_file '{"limits":{"max_item_bytes":1048576},
+		"vector":{"embedder":"off"}}')
+	t4dx_start -o "config=$big"
+	head -c 15000000 /dev/urandom | base64 -w 76 | head -c 20000000 >"$T4DX_TMP/f"
+	cp "$T4DX_TMP/f" "$ITEMS/f"
+	t4dx_kill9
+	t4dx_start -o "config=$small"
+	t4dx_assert_same_bytes "$T4DX_TMP/f" "$ITEMS/f"
+	# metadata changes and a rename still work
+	chmod 600 "$ITEMS/f"
+	touch "$ITEMS/f"
+	mv "$ITEMS/f" "$ITEMS/g"
+	# one byte at offset 0: the file would stay past the limit, so the
+	# write itself says so (README: "fails with EFBIG at the write"),
+	# not a close after a write that seemed to succeed
+	run python3 -c '
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+try:
+    os.write(fd, b"x")
+except OSError as e:
+    print("write:", errno.errorcode[e.errno])
+try:
+    os.close(fd)
+except OSError as e:
+    print("close:", errno.errorcode[e.errno])
+' "$ITEMS/g"
+	assert_line --index 0 "write: EFBIG"
+	t4dx_assert_same_bytes "$T4DX_TMP/f" "$ITEMS/g"
+	# cut below the limit, it takes writes again
+	truncate -s 1000 "$ITEMS/g"
+	printf x | dd of="$ITEMS/g" bs=1 count=1 conv=notrunc status=none
+	head -c 1000 "$T4DX_TMP/f" | { printf x; tail -c +2; } >"$T4DX_TMP/f2"
+	t4dx_assert_same_bytes "$T4DX_TMP/f2" "$ITEMS/g"
+}
