@@ -218,3 +218,18 @@ except OSError as e:
 	((h < 2 * n / 1024)) || fail "VmHWM ${h} kB for an nrem of 4 versions of $((n >> 20)) MiB"
 	t4dx_assert_same_bytes "$T4DX_TMP/big" "$ITEMS/big"
 }
+
+@test "readers of a large item in a segment share one copy of its content" {
+	skip "finding: each read-only open of an item in a segment decodes a copy of its own (file.c op_open, t4dx_get with T4DX_GET_CONTENT): 3 opens of 200 MiB took 600 MiB of daemon memory, so a user who opens a 1 GiB file 20 times takes 20 GiB; README Large files says each version read is held whole, not each open"
+	local cfg n=$((64 * 1048576)) r
+	cfg=$(t4dx_config_file '{"limits":{"max_item_bytes":1073741824,
+		"write_buffer_bytes":1073741824},"vector":{"embedder":"off"}}')
+	t4dx_start -o "config=$cfg"
+	head -c "$n" /dev/urandom >"$T4DX_TMP/big"
+	dd if="$T4DX_TMP/big" of="$ITEMS/big" bs=1M status=none
+	t4dx_remount -o "config=$cfg"     # the item is in a segment now
+	exec 5<"$ITEMS/big" 6<"$ITEMS/big" 7<"$ITEMS/big" 8<"$ITEMS/big"
+	r=$(awk '/VmRSS/ { print $2 }' "/proc/$(t4dx_daemon_pid)/status")
+	exec 5<&- 6<&- 7<&- 8<&-
+	((r < 2 * n / 1024)) || fail "VmRSS ${r} kB with 4 readers of $((n >> 20)) MiB"
+}
