@@ -390,12 +390,16 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		if (h->append)
 			off = (off_t)w->len;
 		uint64_t end = (uint64_t)off + size;
-		/* or a file already past the limit (lowered since it was
-		 * written), which no write inside it can bring back */
-		if (end > fs->max_item_bytes || w->len > fs->max_item_bytes) {
+		if (end > fs->max_item_bytes) {
 			/* the whole file is refused: the item keeps its
 			 * previous content, whatever the next close does */
 			w->err = EFBIG;
+			rc = EFBIG;
+		} else if (w->len > fs->max_item_bytes) {
+			/* a file already past the limit (lowered since it
+			 * was written) and unchanged, since nothing but a
+			 * truncate below the limit changes it: this write
+			 * alone is refused, the file is not */
 			rc = EFBIG;
 		} else if (!(rc = wbuf_reserve(fs, w, end))) {
 			if ((uint64_t)off > w->len)
