@@ -249,14 +249,41 @@ void wal_note_empty(struct replay *rp, uint64_t n)
 
 /* Does [from, to) of the file hold a line after its first that is a
  * valid record?  Then what stopped the reading is damage in the middle,
- * not the torn end of a write.  A region too large to read is assumed
- * to. */
+ * not the torn end of a write.  The first line is skipped a piece at a
+ * time (a crash in the middle of a large content's record leaves a torn
+ * line of up to 1.5 GiB); what follows it, if too large to read, is
+ * assumed to. */
 static bool any_record(int fd, uint64_t from, uint64_t to)
 {
 	if (to <= from)
 		return false;
-	if (to - from > (64u << 20))
-		return true;
+	if (to - from > (64u << 20)) {
+		/* no line after the first: a torn line alone */
+		enum { PIECE = 1 << 20 };
+		char *piece = malloc(PIECE);
+		if (!piece)
+			return true;
+		uint64_t at = from;
+		bool nl = false;
+		while (at < to && !nl) {
+			size_t n = to - at < PIECE ? (size_t)(to - at) : PIECE;
+			if (t4dx_io_pread_all(fd, piece, n, (off_t)at))
+				break;
+			char *e = memchr(piece, '\n', n);
+			nl = e != NULL;
+			at += e ? (size_t)(e - piece) : n;
+		}
+		free(piece);
+		if (at < to && !nl)
+			return true;    /* could not read it */
+		if (!nl || at + 1 >= to)
+			return false;
+		/* the line ends at at: what follows as before, with a
+		 * '\n' in front of it for the loop below */
+		from = at;
+		if (to - from > (64u << 20))
+			return true;
+	}
 	size_t len = (size_t)(to - from);
 	char *p = malloc(len);
 	if (!p || t4dx_io_pread_all(fd, p, len, (off_t)from)) {

@@ -395,6 +395,12 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			 * previous content, whatever the next close does */
 			w->err = EFBIG;
 			rc = EFBIG;
+		} else if (w->len > fs->max_item_bytes) {
+			/* a file already past the limit (lowered since it
+			 * was written) and unchanged, since nothing but a
+			 * truncate below the limit changes it: this write
+			 * alone is refused, the file is not */
+			rc = EFBIG;
 		} else if (!(rc = wbuf_reserve(fs, w, end))) {
 			if ((uint64_t)off > w->len)
 				memset(w->data + w->len, 0,
