@@ -106,6 +106,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	uint64_t id = 0;
 	struct merge m = { 0 };
 	bool merging = false, have_flush_mu = true, out_marked = false;
+	bool dropped = false;   /* the inputs' index graphs */
 	int64_t now = t4dx_now_ns();
 	int rc = 0;
 
@@ -208,6 +209,11 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	rc = 0;
 
 	if (w) {
+		/* the inputs' graphs go while the output's is built */
+		if (!tiered) {
+			eng_index_drop_inputs(db, in, nin);
+			dropped = true;
+		}
 		rc = eng_end_segment(db, id, w, &out);
 		w = NULL;
 		if (rc)
@@ -336,6 +342,8 @@ out:
 		pthread_mutex_unlock(&db->flush_mu);
 	t4dx_seg_writer_abort(w);
 	free(gone);
+	if (dropped && rc)
+		eng_index_restore_inputs(db, in, nin);  /* still live */
 	for (size_t i = 0; i < nin; i++)
 		t4dx_seg_unref(in[i]);
 	free(in);

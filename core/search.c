@@ -470,8 +470,12 @@ static int search_segments(struct search *s)
 			 eng_seg_index(s->db, s->segs[i], &ix);
 		if (st != T4DX_SEG_IX_LOADED || t4dx_index_dim(ix) != s->dim)
 			rc = seg_exact(s, i);
-		else if (t4dx_index_count(ix))
-			rc = seg_indexed(s, i, ix, t4dx_index_count(ix));
+		else if (t4dx_index_count(ix) &&
+			 (rc = seg_indexed(s, i, ix, t4dx_index_count(ix))) ==
+				 ESTALE)
+			/* its graph was dropped meanwhile (an nrem,
+			 * seg_index.c) before any of its hits was kept */
+			rc = seg_exact(s, i);
 		/* else: no vector of this dim in the segment */
 	}
 	return rc;
