@@ -895,6 +895,35 @@ static int read_nodes(struct reader *r, graph_t *g, size_t count)
 	return rc;
 }
 
+int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count)
+{
+	struct header hd;
+	int rc = read_header(fd, dim, &hd);
+
+	if (rc)
+		return rc;
+	*count = hd.count;
+	try {
+		std::vector<unsigned char> buf(1 << 20);
+		uint32_t crc = 0;
+
+		for (uint64_t off = 0; off < hd.payload_len;) {
+			size_t n = (size_t)std::min<uint64_t>(
+				hd.payload_len - off, buf.size());
+
+			rc = t4dx_io_pread_all(fd, buf.data(), n,
+					       (off_t)(HDR_LEN + off));
+			if (rc)
+				return rc;
+			crc = crc_update(crc, buf.data(), n);
+			off += n;
+		}
+		return crc == hd.payload_crc ? 0 : T4DX_ECORRUPT;
+	} catch (...) {
+		return exception_rc();
+	}
+}
+
 int t4dx_index_load(int fd, uint32_t dim, struct t4dx_index **out)
 {
 	struct t4dx_index *ix = NULL;

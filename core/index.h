@@ -79,6 +79,14 @@ int t4dx_index_save(const struct t4dx_index *ix, int fd);
  * T4DX_ECORRUPT for a file that fails a check; ENOMEM; an I/O errno. */
 int t4dx_index_load(int fd, uint32_t dim, struct t4dx_index **out);
 
+/* The checks of load that need no graph in memory: the header, the
+ * file's length and the payload's checksum, read through a 1 MiB
+ * buffer; the header's count of vectors in *count.  For a file whose
+ * graph is in memory already, loaded from it (checked whole then) or
+ * built and saved here: is it still what was written?  0 or an error as
+ * load's. */
+int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count);
+
 uint32_t t4dx_index_dim(const struct t4dx_index *ix);
 size_t t4dx_index_count(const struct t4dx_index *ix);
 /* Bytes of memory the index holds, vectors included; a search in

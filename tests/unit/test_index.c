@@ -606,6 +606,52 @@ static void test_drop(void)
 	free(keys);
 }
 
+/* verify: a sound file passes with its count; a flipped byte anywhere
+ * in the payload, a cut or longer file, another dim do not. */
+static void test_verify(void)
+{
+	struct t4dx_index *ix;
+	float *v;
+	uint32_t *keys;
+	uint64_t count = 0;
+	unsigned char *b;
+	size_t len, at;
+	int fd;
+
+	ix = small_saved(1500, 24, &v, &keys);
+	fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), 0);
+	CHECK_EQ_INT(count, 1500);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 0, &count), 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 25, &count), T4DX_EFORMAT);
+	close(fd);
+	b = slurp(&len);
+	for (at = HDR; at < len; at += (len - HDR) / 7) {
+		b[at] ^= 0x10;
+		spill(b, len);
+		fd = open(path, O_RDONLY);
+		REQUIRE(fd >= 0);
+		CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), T4DX_ECORRUPT);
+		close(fd);
+		b[at] ^= 0x10;
+	}
+	spill(b, len - 1);
+	fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), T4DX_ECORRUPT);
+	close(fd);
+	spill(b, len);
+	fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), 0);
+	close(fd);
+	free(b);
+	t4dx_index_free(ix);
+	free(v);
+	free(keys);
+}
+
 struct dropper_search {
 	const struct t4dx_index *ix;
 	const float *q;
@@ -709,6 +755,7 @@ int main(void)
 	RUN(test_concurrent);
 	RUN(test_drop);
 	RUN(test_drop_concurrent);
+	RUN(test_verify);
 	unit_rm_rf(dir);
 	UNIT_DONE();
 }
