@@ -7,8 +7,9 @@
  * Vectors are float32 of unit L2 norm (the embedder's, or checked ones set
  * by hand); a hit's score is the inner product, the cosine, higher is
  * closer.  An index is immutable once built or loaded (but for dropping
- * its graph, below), and any number of threads may search it at once.  Returns are 0, a positive errno, or
- * T4DX_ECORRUPT / T4DX_EFORMAT (t4dx.h); no C++ exception gets out.
+ * its graph, below), and any number of threads may search it at once.
+ * Returns are 0, a positive errno, or T4DX_ECORRUPT / T4DX_EFORMAT
+ * (t4dx.h); no C++ exception gets out.
  */
 #ifndef T4DX_INDEX_H
 #define T4DX_INDEX_H
