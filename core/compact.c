@@ -176,6 +176,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	struct merge m = { 0 };
 	bool merging = false, have_flush_mu = true, out_marked = false;
 	bool have_reject_mu = false;
+	bool dropped = false;   /* the inputs' index graphs */
 	uint64_t ino_before = 0;
 	int64_t now = t4dx_now_ns();
 	int rc = 0;
@@ -277,6 +278,11 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	rc = 0;
 
 	if (w) {
+		/* the inputs' graphs go while the output's is built */
+		if (!tiered) {
+			eng_index_drop_inputs(db, in, nin);
+			dropped = true;
+		}
 		rc = eng_end_segment(db, id, w, &out);
 		w = NULL;
 		if (rc)
@@ -366,6 +372,7 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 		goto out;
 	}
 	/* the list takes over the references of the segments kept */
+	dropped = false;        /* the inputs are retired now */
 	struct t4dx_seg **old = db->segs;
 	if (out)
 		list[lo] = t4dx_seg_ref(out);
@@ -434,6 +441,8 @@ out:
 		pthread_mutex_unlock(&db->flush_mu);
 	t4dx_seg_writer_abort(w);
 	free(gone);
+	if (dropped && rc)
+		eng_index_restore_inputs(db, in, nin);  /* still live */
 	for (size_t i = 0; i < nin; i++)
 		t4dx_seg_unref(in[i]);
 	free(in);

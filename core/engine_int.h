@@ -322,6 +322,14 @@ int eng_index_place(struct t4dx *db, struct t4dx_seg *s);
  * missing or damaged file is an alert, once. */
 int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
 		  struct t4dx_index **ix);
+/* nrem and prune (compact.c) build one index of everything while the
+ * inputs' indexes, retired by the same switch, may be loaded: drop frees
+ * the graphs of those loaded (searches read those segments whole until
+ * the switch), restore loads them again after a run that failed, whose
+ * inputs stay live.  No lock held. */
+void eng_index_drop_inputs(struct t4dx *db, struct t4dx_seg **in, size_t n);
+void eng_index_restore_inputs(struct t4dx *db, struct t4dx_seg **in,
+			      size_t n);
 /* The health check of s's index file: read and checked whole; missing or
  * damaged, it is rebuilt.  0 or the problem found (the rebuild's result
  * is an alert).  No lock held. */

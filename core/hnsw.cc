@@ -75,9 +75,11 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <new>
 #include <queue>
+#include <shared_mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -184,10 +186,17 @@ private:
 
 struct t4dx_index {
 	ip_space *space;                        /* outlives g, which uses it */
-	graph_t *g;
+	graph_t *g;             /* NULL once dropped */
 	uint32_t dim, m, efc;
 	size_t count;
 	size_t link_bytes;      /* of the upper levels' lists */
+	/* Dropping the graph while searches walk it: a search holds use
+	 * shared, t4dx_index_drop takes it exclusive to free the graph.
+	 * gone is set first, so that searches arriving meanwhile answer
+	 * at once instead of keeping the lock shared (glibc prefers
+	 * readers: a steady stream of searches would hold off the drop). */
+	mutable std::shared_mutex use;
+	std::atomic<bool> gone;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -282,6 +291,7 @@ static int make_index(uint32_t dim, uint32_t m, uint32_t efc, size_t n,
 	ix->dim = dim;
 	ix->m = m;
 	ix->efc = efc;
+	ix->gone.store(false);
 	try {
 		ix->space = new ip_space(dim);
 		ix->g = new graph_t(ix->space, std::max<size_t>(n, 1), m, efc);
@@ -511,15 +521,20 @@ int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 			    uint32_t k, uint32_t ef, float floor,
 			    struct t4dx_index_hit *hits, uint32_t *nhits)
 {
-	const graph_t *g = ix->g;
-
 	*nhits = 0;
 	if (k > T4DX_INDEX_EF_MAX || ef > T4DX_INDEX_EF_MAX ||
 	    std::isnan(floor))
 		return EINVAL;
 	if (!k || !ix->count)
 		return 0;
+	if (ix->gone.load())
+		return ESTALE;
 	try {
+		std::shared_lock<std::shared_mutex> hold(ix->use);
+		const graph_t *g = ix->g;
+
+		if (!g)
+			return ESTALE;
 		/* hnswlib's searchKnn with the breadth passed in rather than
 		 * read from the graph, so that searches do not share it:
 		 * greedy descent through the upper levels, then the bounded
@@ -584,13 +599,68 @@ size_t t4dx_index_count(const struct t4dx_index *ix)
 
 size_t t4dx_index_bytes(const struct t4dx_index *ix)
 {
-	const graph_t *g = ix->g;
+	size_t n = sizeof(*ix) + sizeof(*ix->space);
 
-	return sizeof(*ix) + sizeof(*g) + sizeof(*ix->space) +
-	       g->max_elements_ * (g->size_data_per_element_ +
-				   sizeof(char *) + sizeof(int) +
-				   sizeof(hnswlib::vl_type)) +
-	       ix->link_bytes;
+	try {
+		std::shared_lock<std::shared_mutex> hold(ix->use);
+		const graph_t *g = ix->g;
+
+		if (g)
+			n += sizeof(*g) +
+			     g->max_elements_ * (g->size_data_per_element_ +
+						 sizeof(char *) + sizeof(int) +
+						 sizeof(hnswlib::vl_type)) +
+			     ix->link_bytes;
+	} catch (...) {
+	}
+	return n;
+}
+
+/* ---- drop and adopt ------------------------------------------------------ */
+
+void t4dx_index_drop(struct t4dx_index *ix)
+{
+	ix->gone.store(true);
+	/* lock() fails only on a misuse of the lock (EDEADLK): then the
+	 * graph stays, which only costs memory */
+	try {
+		std::unique_lock<std::shared_mutex> hold(ix->use);
+
+		delete ix->g;
+		ix->g = NULL;
+	} catch (...) {
+	}
+}
+
+bool t4dx_index_dropped(const struct t4dx_index *ix)
+{
+	return ix->gone.load();
+}
+
+int t4dx_index_adopt(struct t4dx_index *ix, struct t4dx_index *from)
+{
+	if (!from->g || from->dim != ix->dim || from->count != ix->count)
+		return EINVAL;
+	try {
+		std::unique_lock<std::shared_mutex> hold(ix->use);
+
+		if (ix->g)
+			return EINVAL;
+		/* the graph goes with its space, whose dim it points to */
+		delete ix->space;
+		ix->space = from->space;
+		ix->g = from->g;
+		ix->m = from->m;
+		ix->efc = from->efc;
+		ix->link_bytes = from->link_bytes;
+		from->g = NULL;
+		from->space = NULL;
+		ix->gone.store(false);
+	} catch (...) {
+		return exception_rc();
+	}
+	t4dx_index_free(from);
+	return 0;
 }
 
 /* ---- exact search ----------------------------------------------------- */
@@ -675,6 +745,9 @@ int t4dx_index_save(const struct t4dx_index *ix, int fd)
 	struct writer w;
 	unsigned char h[HDR_LEN];
 
+	/* (a dropped index is its owner's alone: no search is saving it) */
+	if (!g)
+		return EINVAL;
 	w.fd = fd;
 	w.off = HDR_LEN;
 	w.crc = 0;
@@ -933,6 +1006,35 @@ static int read_nodes(struct reader *r, graph_t *g, size_t count)
 			rc = r_get(r, g->linkLists_[i], len);
 	}
 	return rc;
+}
+
+int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count)
+{
+	struct header hd;
+	int rc = read_header(fd, dim, &hd);
+
+	if (rc)
+		return rc;
+	*count = hd.count;
+	try {
+		std::vector<unsigned char> buf(1 << 20);
+		uint32_t crc = 0;
+
+		for (uint64_t off = 0; off < hd.payload_len;) {
+			size_t n = (size_t)std::min<uint64_t>(
+				hd.payload_len - off, buf.size());
+
+			rc = t4dx_io_pread_all(fd, buf.data(), n,
+					       (off_t)(HDR_LEN + off));
+			if (rc)
+				return rc;
+			crc = crc_update(crc, buf.data(), n);
+			off += n;
+		}
+		return crc == hd.payload_crc ? 0 : T4DX_ECORRUPT;
+	} catch (...) {
+		return exception_rc();
+	}
 }
 
 int t4dx_index_load(int fd, uint32_t dim, struct t4dx_index **out)

@@ -6,13 +6,15 @@
  *
  * Vectors are float32 of unit L2 norm (the embedder's, or checked ones set
  * by hand); a hit's score is the inner product, the cosine, higher is
- * closer.  An index is immutable once built or loaded, and any number of
- * threads may search it at once.  Returns are 0, a positive errno, or
- * T4DX_ECORRUPT / T4DX_EFORMAT (t4dx.h); no C++ exception gets out.
+ * closer.  An index is immutable once built or loaded (but for dropping
+ * its graph, below), and any number of threads may search it at once.
+ * Returns are 0, a positive errno, or T4DX_ECORRUPT / T4DX_EFORMAT
+ * (t4dx.h); no C++ exception gets out.
  */
 #ifndef T4DX_INDEX_H
 #define T4DX_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,11 +91,33 @@ int t4dx_index_save(const struct t4dx_index *ix, int fd);
  * T4DX_ECORRUPT for a file that fails a check; ENOMEM; an I/O errno. */
 int t4dx_index_load(int fd, uint32_t dim, struct t4dx_index **out);
 
+/* The checks of load that need no graph in memory: the header, the
+ * file's length and the payload's checksum, read through a 1 MiB
+ * buffer; the header's count of vectors in *count.  For a file whose
+ * graph is in memory already, loaded from it (checked whole then) or
+ * built and saved here: is it still what was written?  0 or an error as
+ * load's. */
+int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count);
+
 uint32_t t4dx_index_dim(const struct t4dx_index *ix);
 size_t t4dx_index_count(const struct t4dx_index *ix);
 /* Bytes of memory the index holds, vectors included; a search in
  * progress adds 2 bytes an item (kept for reuse by the next one). */
 size_t t4dx_index_bytes(const struct t4dx_index *ix);
+
+/* Free the graph of ix, the bulk of its memory (vectors included),
+ * keeping ix itself, its dim and its count: for an index that searches
+ * may be walking when its owner wants the memory back (the inputs of an
+ * nrem, seg_index.c).  Waits for the searches under way; a search of ix
+ * started from then on answers ESTALE at once (nothing in hits).  Saving
+ * a dropped index is EINVAL. */
+void t4dx_index_drop(struct t4dx_index *ix);
+bool t4dx_index_dropped(const struct t4dx_index *ix);
+/* Give the dropped ix the graph of from (of the same dim and count: in
+ * practice loaded from the same file); ix is then as before its drop.
+ * 0 (from is freed), EINVAL (ix not dropped, or from unlike it) or
+ * ENOMEM (from is then still the caller's). */
+int t4dx_index_adopt(struct t4dx_index *ix, struct t4dx_index *from);
 
 /* Exact search over n vectors vecs[i*dim ..] (keys[i], or i if keys is
  * NULL): the k best into hits (room for k), best first (equal scores by

@@ -513,9 +513,14 @@ static int search_segments(struct search *s)
 		/* else: no vector of this dim in the segment */
 	}
 	qsort(t, n, sizeof(*t), turn_cmp);
-	for (size_t j = 0; j < n && !rc; j++)
+	for (size_t j = 0; j < n && !rc; j++) {
 		rc = t[j].ix ? seg_indexed(s, t[j].i, t[j].ix, t[j].nvec) :
 			       seg_exact(s, t[j].i);
+		if (rc == ESTALE && t[j].ix)
+			/* its graph was dropped meanwhile (an nrem,
+			 * seg_index.c) before any of its hits was kept */
+			rc = seg_exact(s, t[j].i);
+	}
 	free(t);
 	return rc;
 }

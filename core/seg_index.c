@@ -34,6 +34,15 @@
  * lock, as in the library's own parallel build: a draw may repeat, which
  * changes no link's validity).
  *
+ * Memory of a full compaction.  nrem and prune build the index of all
+ * live items while the inputs' indexes, loaded by searches, are still
+ * held: at 100,000 vectors of dim 256, 123 MiB each.  The inputs are
+ * retired by the MANIFEST switch that installs the output, so their
+ * graphs are dropped before the output's is built (the index objects
+ * stay with their segments, empty): searches in the meantime read those
+ * segments whole, which is slower but exact.  A run that fails leaves
+ * its inputs live: their indexes are loaded again at once.
+ *
  * Damage.  A missing or damaged index (t4dx_index_load checks every
  * byte) is never fatal: the segment is searched by reading its vectors,
  * a warning says so once, and the health thread builds the file again
@@ -42,6 +51,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -297,6 +307,9 @@ int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
 		  struct t4dx_index **ix)
 {
 	int st = t4dx_seg_index_get(s, ix);
+	/* a graph dropped for a full compaction: read whole meanwhile */
+	if (st == T4DX_SEG_IX_LOADED && t4dx_index_dropped(*ix))
+		return T4DX_SEG_IX_BAD;
 	if (st != T4DX_SEG_IX_UNKNOWN)
 		return st;
 	if (!eng_index_wanted(db, s)) {
@@ -329,21 +342,62 @@ static bool seg_live(struct t4dx *db, struct t4dx_seg *s)
 	return live;
 }
 
+/* ix, just loaded or built, for a segment whose index is cur, loaded:
+ * it goes, unless cur's graph was dropped by a run that could not load
+ * it back (eng_index_restore_inputs), when it takes that place; not while
+ * a run is on, which may be dropping it on purpose. */
+static void keep_loaded(struct t4dx *db, struct t4dx_index *cur,
+			struct t4dx_index *ix)
+{
+	if (!t4dx_index_dropped(cur) || t4dx_compact_running(db) >= 0 ||
+	    t4dx_index_adopt(cur, ix))
+		t4dx_index_free(ix);
+}
+
+/* s's index file against cur, the graph in memory that was loaded from
+ * it or saved to it: still what was written? */
+static int verify_file(struct t4dx *db, struct t4dx_seg *s,
+		       const struct t4dx_index *cur)
+{
+	char path[PATH_MAX];
+	uint64_t count;
+	eng_index_file(db, t4dx_seg_id(s), path, sizeof(path), false);
+	int fd = t4dx_io.open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return errno ? errno : EIO;
+	int rc = t4dx_index_verify(fd, db->cfg.vector.dim, &count);
+	t4dx_io.close(fd);
+	if (!rc && count != t4dx_index_count(cur))
+		rc = T4DX_ECORRUPT;
+	return rc;
+}
+
 int eng_index_check(struct t4dx *db, struct t4dx_seg *s)
 {
 	if (!eng_index_wanted(db, s))
 		return 0;
-	struct t4dx_index *ix, *cur;
-	int rc = load_index(db, s, &ix);
+	struct t4dx_index *ix = NULL, *cur;
+	int st = t4dx_seg_index_get(s, &cur), rc;
+	/* A graph in memory was checked whole when it was loaded, or was
+	 * built here: its file need only be what was written, and no
+	 * second copy is loaded beside it for the check (at 100,000
+	 * vectors, 123 MiB more).  Nor is one dropped by a run under way
+	 * loaded back. */
+	if (st == T4DX_SEG_IX_LOADED &&
+	    (!t4dx_index_dropped(cur) || t4dx_compact_running(db) >= 0))
+		rc = verify_file(db, s, cur);
+	else
+		rc = load_index(db, s, &ix);
 	if (rc == ENOMEM)
 		return rc;
-	int st = t4dx_seg_index_get(s, &cur);
 	if (!rc) {
 		/* a good file: searches may use it from now on */
+		if (!ix)
+			return 0;
 		if (st != T4DX_SEG_IX_LOADED)
 			t4dx_seg_index_set(s, ix, T4DX_SEG_IX_LOADED);
 		else
-			t4dx_index_free(ix);
+			keep_loaded(db, cur, ix);
 		return 0;
 	}
 	if (st != T4DX_SEG_IX_BAD)
@@ -367,13 +421,51 @@ int eng_index_check(struct t4dx *db, struct t4dx_seg *s)
 		return 0;
 	}
 	if (st == T4DX_SEG_IX_LOADED)
-		t4dx_index_free(ix);
+		keep_loaded(db, cur, ix);
 	else
 		t4dx_seg_index_set(s, ix, T4DX_SEG_IX_LOADED);
 	t4dx_alerts_add(db->alerts, T4DX_ALERT_INFO,
 			"vector index of segment %s rebuilt",
 			t4dx_seg_path(s));
 	return 0;
+}
+
+void eng_index_drop_inputs(struct t4dx *db, struct t4dx_seg **in, size_t n)
+{
+	bool dropped = false;
+	for (size_t i = 0; i < n; i++) {
+		struct t4dx_index *ix;
+		if (t4dx_seg_index_get(in[i], &ix) == T4DX_SEG_IX_LOADED &&
+		    !t4dx_index_dropped(ix)) {
+			t4dx_index_drop(ix);
+			dropped = true;
+		}
+	}
+	/* the graph's vectors are one large block, unmapped when freed;
+	 * its upper levels' lists are small ones, which malloc keeps
+	 * unless asked */
+	if (dropped)
+		malloc_trim(0);
+}
+
+void eng_index_restore_inputs(struct t4dx *db, struct t4dx_seg **in,
+			      size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct t4dx_index *ix, *got;
+		if (t4dx_seg_index_get(in[i], &ix) != T4DX_SEG_IX_LOADED ||
+		    !t4dx_index_dropped(ix))
+			continue;
+		int rc = load_index(db, in[i], &got);
+		if (!rc && (rc = t4dx_index_adopt(ix, got)))
+			t4dx_index_free(got);
+		/* searched whole until the health check loads it */
+		if (rc)
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+					"vector index of segment %s could not be "
+					"loaded again after a compaction: %s",
+					t4dx_seg_path(in[i]), t4dx_strerror(rc));
+	}
 }
 
 /* The id of an index file name of seg/ (<id>.hnsw or <id>.hnsw.tmp). */

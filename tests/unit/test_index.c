@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -549,6 +550,192 @@ static void test_concurrent(void)
 	free(keys);
 }
 
+/* A dropped graph: searches answer ESTALE with no hit, the memory is
+ * gone, dim and count stay; the same graph loaded from its file is
+ * adopted back, and nothing else is. */
+static void test_drop(void)
+{
+	struct t4dx_index *ix, *ref, *back, *other;
+	struct t4dx_index_hit h[10];
+	float *v, *q = random_unit(1, 24);
+	uint32_t *keys, n = 7;
+	size_t full;
+	int fd;
+
+	ix = small_saved(2000, 24, &v, &keys);
+	REQUIRE(load_path(24, &ref) == 0);
+	full = t4dx_index_bytes(ix);
+	CHECK(!t4dx_index_dropped(ix));
+	/* not dropped: nothing to adopt into */
+	REQUIRE(load_path(24, &back) == 0);
+	CHECK_EQ_INT(t4dx_index_adopt(ix, back), EINVAL);
+
+	t4dx_index_drop(ix);
+	CHECK(t4dx_index_dropped(ix));
+	CHECK_EQ_INT(t4dx_index_search(ix, q, 10, 30, h, &n), ESTALE);
+	CHECK_EQ_INT(n, 0);
+	CHECK(t4dx_index_bytes(ix) < full / 100);
+	CHECK_EQ_INT(t4dx_index_count(ix), 2000);
+	CHECK_EQ_INT(t4dx_index_dim(ix), 24);
+	t4dx_index_drop(ix);            /* twice: no harm */
+	CHECK(t4dx_index_dropped(ix));
+	fd = open(path, O_WRONLY | O_TRUNC);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_INT(t4dx_index_save(ix, fd), EINVAL);
+	close(fd);
+
+	/* another count or dim is not this graph */
+	REQUIRE(t4dx_index_build(24, 4, 20, keys, v, 1999, &other) == 0);
+	CHECK_EQ_INT(t4dx_index_adopt(ix, other), EINVAL);
+	t4dx_index_free(other);
+	REQUIRE(t4dx_index_build(16, 4, 20, keys, v, 2000, &other) == 0);
+	CHECK_EQ_INT(t4dx_index_adopt(ix, other), EINVAL);
+	t4dx_index_free(other);
+	CHECK(t4dx_index_dropped(ix));
+
+	CHECK_EQ_INT(t4dx_index_adopt(ix, back), 0);
+	CHECK(!t4dx_index_dropped(ix));
+	CHECK_EQ_INT(t4dx_index_bytes(ix), full);
+	same_results(ref, ix, 24);
+	/* and a dropped one is freed whole */
+	t4dx_index_drop(ix);
+	t4dx_index_free(ix);
+	t4dx_index_free(ref);
+	free(v);
+	free(q);
+	free(keys);
+}
+
+/* verify: a sound file passes with its count; a flipped byte anywhere
+ * in the payload, a cut or longer file, another dim do not. */
+static void test_verify(void)
+{
+	struct t4dx_index *ix;
+	float *v;
+	uint32_t *keys;
+	uint64_t count = 0;
+	unsigned char *b;
+	size_t len, at;
+	int fd;
+
+	ix = small_saved(1500, 24, &v, &keys);
+	fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), 0);
+	CHECK_EQ_INT(count, 1500);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 0, &count), 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 25, &count), T4DX_EFORMAT);
+	close(fd);
+	b = slurp(&len);
+	for (at = HDR; at < len; at += (len - HDR) / 7) {
+		b[at] ^= 0x10;
+		spill(b, len);
+		fd = open(path, O_RDONLY);
+		REQUIRE(fd >= 0);
+		CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), T4DX_ECORRUPT);
+		close(fd);
+		b[at] ^= 0x10;
+	}
+	spill(b, len - 1);
+	fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), T4DX_ECORRUPT);
+	close(fd);
+	spill(b, len);
+	fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), 0);
+	close(fd);
+	free(b);
+	t4dx_index_free(ix);
+	free(v);
+	free(keys);
+}
+
+struct dropper_search {
+	const struct t4dx_index *ix;
+	const float *q;
+	const struct t4dx_index_hit *want;
+	uint32_t nwant;
+	atomic_bool stop;
+	atomic_uint ok, stale, bad;
+};
+
+static void *search_while_dropped(void *arg)
+{
+	struct dropper_search *d = arg;
+	struct t4dx_index_hit h[10];
+	uint32_t n;
+
+	while (!atomic_load(&d->stop)) {
+		int rc = t4dx_index_search(d->ix, d->q, 10, 30, h, &n);
+
+		if (rc == ESTALE && n == 0)
+			d->stale++;
+		else if (rc == 0 && n == d->nwant &&
+			 !memcmp(h, d->want, n * sizeof(h[0])))
+			d->ok++;
+		else
+			d->bad++;
+	}
+	return NULL;
+}
+
+/* Searches go on while the graph is dropped and adopted back, over and
+ * over: each answers the graph's hits or ESTALE, never anything else
+ * (under the sanitizer: never a read of a freed graph). */
+static void test_drop_concurrent(void)
+{
+	struct t4dx_index *ix, *back;
+	struct dropper_search d[3];
+	struct t4dx_index_hit want[10];
+	pthread_t t[3];
+	float *v, *q = random_unit(1, 16);
+	uint32_t *keys, nwant;
+	int i, round;
+
+	ix = small_saved(1000, 16, &v, &keys);
+	REQUIRE(t4dx_index_search(ix, q, 10, 30, want, &nwant) == 0);
+	for (i = 0; i < 3; i++) {
+		memset(&d[i], 0, sizeof(d[i]));
+		d[i].ix = ix;
+		d[i].q = q;
+		d[i].want = want;
+		d[i].nwant = nwant;
+		atomic_init(&d[i].stop, false);
+		atomic_init(&d[i].ok, 0);
+		atomic_init(&d[i].stale, 0);
+		atomic_init(&d[i].bad, 0);
+		REQUIRE(pthread_create(&t[i], NULL, search_while_dropped,
+				       &d[i]) == 0);
+	}
+	/* at least 200 rounds, and until each searcher has seen both
+	 * answers */
+	for (round = 0; round < 100000; round++) {
+		bool seen = true;
+
+		for (i = 0; i < 3; i++)
+			seen = seen && atomic_load(&d[i].stale) &&
+			       atomic_load(&d[i].ok);
+		if (seen && round >= 200)
+			break;
+		t4dx_index_drop(ix);
+		REQUIRE(load_path(16, &back) == 0);
+		REQUIRE(t4dx_index_adopt(ix, back) == 0);
+	}
+	for (i = 0; i < 3; i++)
+		atomic_store(&d[i].stop, true);
+	for (i = 0; i < 3; i++) {
+		REQUIRE(pthread_join(t[i], NULL) == 0);
+		CHECK_EQ_INT(atomic_load(&d[i].bad), 0);
+		CHECK(atomic_load(&d[i].ok) > 0 && atomic_load(&d[i].stale) > 0);
+	}
+	t4dx_index_free(ix);
+	free(v);
+	free(q);
+	free(keys);
+}
+
 int main(void)
 {
 	const char *dir = unit_tmpdir("index");
@@ -566,6 +753,9 @@ int main(void)
 	RUN(test_forged);
 	RUN(test_write_failures);
 	RUN(test_concurrent);
+	RUN(test_drop);
+	RUN(test_drop_concurrent);
+	RUN(test_verify);
 	unit_rm_rf(dir);
 	UNIT_DONE();
 }
