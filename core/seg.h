@@ -129,6 +129,10 @@ enum {
 struct t4dx_index;
 int t4dx_seg_index_get(struct t4dx_seg *s, struct t4dx_index **ix);
 void t4dx_seg_index_set(struct t4dx_seg *s, struct t4dx_index *ix, int state);
+/* While held (an nrem or prune of s builds its output's index), no
+ * graph of s is to be loaded: searches read it whole. */
+void t4dx_seg_index_hold(struct t4dx_seg *s, bool held);
+bool t4dx_seg_index_held(struct t4dx_seg *s);
 /* Whether a read (or salvage) found a vector part damaged and gave its
  * block's entries without their vectors.  The vectors are derived data
  * or hand-set extras: content and attributes are not held back for them;

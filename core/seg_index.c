@@ -312,6 +312,10 @@ int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
 		return T4DX_SEG_IX_BAD;
 	if (st != T4DX_SEG_IX_UNKNOWN)
 		return st;
+	/* an input of the full compaction under way, never loaded: not
+	 * now either (its graph would sit beside the output's) */
+	if (t4dx_seg_index_held(s))
+		return T4DX_SEG_IX_BAD;
 	if (!eng_index_wanted(db, s)) {
 		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_NONE);
 		return t4dx_seg_index_get(s, ix);
@@ -326,6 +330,10 @@ int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
 		if (t4dx_seg_index_get(s, ix) == T4DX_SEG_IX_BAD)
 			alert_bad(db, s, rc);
 		return t4dx_seg_index_get(s, ix);
+	}
+	if (t4dx_seg_index_held(s)) {   /* held while it loaded */
+		t4dx_index_free(got);
+		return T4DX_SEG_IX_BAD;
 	}
 	t4dx_seg_index_set(s, got, T4DX_SEG_IX_LOADED);
 	return t4dx_seg_index_get(s, ix);
@@ -374,7 +382,8 @@ static int verify_file(struct t4dx *db, struct t4dx_seg *s,
 
 int eng_index_check(struct t4dx *db, struct t4dx_seg *s)
 {
-	if (!eng_index_wanted(db, s))
+	/* an input of the full compaction under way: left to it */
+	if (!eng_index_wanted(db, s) || t4dx_seg_index_held(s))
 		return 0;
 	struct t4dx_index *ix = NULL, *cur;
 	int st = t4dx_seg_index_get(s, &cur), rc;
@@ -435,6 +444,8 @@ void eng_index_drop_inputs(struct t4dx *db, struct t4dx_seg **in, size_t n)
 	bool dropped = false;
 	for (size_t i = 0; i < n; i++) {
 		struct t4dx_index *ix;
+		/* loaded or not: none is loaded until the run ends */
+		t4dx_seg_index_hold(in[i], true);
 		if (t4dx_seg_index_get(in[i], &ix) == T4DX_SEG_IX_LOADED &&
 		    !t4dx_index_dropped(ix)) {
 			t4dx_index_drop(ix);
@@ -453,6 +464,7 @@ void eng_index_restore_inputs(struct t4dx *db, struct t4dx_seg **in,
 {
 	for (size_t i = 0; i < n; i++) {
 		struct t4dx_index *ix, *got;
+		t4dx_seg_index_hold(in[i], false);
 		if (t4dx_seg_index_get(in[i], &ix) != T4DX_SEG_IX_LOADED ||
 		    !t4dx_index_dropped(ix))
 			continue;

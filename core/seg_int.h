@@ -130,6 +130,8 @@ struct t4dx_seg {
 	 * known of it; both guarded by mu, the index freed with s */
 	struct t4dx_index *index;
 	int index_state;
+	bool index_held;        /* a full compaction of it builds its
+	                           output's index: none loaded (mu) */
 	uint64_t *first_rec;    /* ordinal of each block's first record,
 				 * nblk + 1 of them; made at open */
 	/* t4dx_seg_dirs, once read; guarded by mu */

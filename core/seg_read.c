@@ -382,6 +382,21 @@ int t4dx_seg_index_get(struct t4dx_seg *s, struct t4dx_index **ix)
 	return state;
 }
 
+void t4dx_seg_index_hold(struct t4dx_seg *s, bool held)
+{
+	pthread_mutex_lock(&s->mu);
+	s->index_held = held;
+	pthread_mutex_unlock(&s->mu);
+}
+
+bool t4dx_seg_index_held(struct t4dx_seg *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool held = s->index_held;
+	pthread_mutex_unlock(&s->mu);
+	return held;
+}
+
 void t4dx_seg_index_set(struct t4dx_seg *s, struct t4dx_index *ix, int state)
 {
 	pthread_mutex_lock(&s->mu);
