@@ -714,7 +714,24 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 	}
 	if (t4dx_embed_is_binary(text, len))
 		return ENODATA;
-	pthread_mutex_lock(&m->run_mu);
+	/* wait for the request under way (a file's, or another query's)
+	 * within vector.timeout_s, not for every query queued before this
+	 * one: several shells asking at once would each wait for all */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	double t = db->cfg.vector.timeout_s;
+	until.tv_sec += (time_t)t;
+	until.tv_nsec += (long)((t - (double)(time_t)t) * 1e9);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	int lrc = pthread_mutex_timedlock(&m->run_mu, &until);
+	if (lrc) {
+		snprintf(why, whylen, "the embedder program is busy with "
+			 "other requests (more than vector.timeout_s)");
+		return lrc == ETIMEDOUT ? EAGAIN : lrc;
+	}
 	int rc = t4dx_embed_cmd_run(m->cmd, text, len, out, why, whylen);
 	uint64_t starts = t4dx_embed_cmd_starts(m->cmd);
 	pthread_mutex_unlock(&m->run_mu);

@@ -204,6 +204,16 @@ static bool full_after_drain(struct t4dx *db, bool all)
 	return queue_full(db, &ws, all);
 }
 
+int t4dx_write_room(struct t4dx *db)
+{
+	if (db->readonly || !eng_queueing(db) || eng_current_level(db) < 1)
+		return 0;
+	/* drained first if the breaker lets a try through, as for a
+	 * change (eng_gate): refused writes must not keep a disk that
+	 * works again from taking the queue */
+	return full_after_drain(db, false) ? ENOSPC : 0;
+}
+
 /* May the embedder log a record now?  Only while nothing fails: the
  * breaker CLOSED with no failure counted, nothing unpersisted, and room
  * in the queue (all of it, drained if need be); else EAGAIN, and it

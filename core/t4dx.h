@@ -513,6 +513,12 @@ struct t4dx_health {
 };
 void t4dx_get_health(struct t4dx *db, struct t4dx_health *out);
 const char *t4dx_level_name(int level);    /* normal, read-only, in-memory */
+/* ENOSPC when the store is degraded (level 1 or more, policy queue) and
+ * the replay queue is full already: a write(2) to a file is refused then,
+ * rather than taken and refused at its close, which a shell's
+ * redirection does not check.  Else 0.  As for a change, a full queue
+ * is first drained if the breaker lets a try through. */
+int t4dx_write_room(struct t4dx *db);
 
 /* ---- compaction ------------------------------------------------------- */
 

@@ -384,6 +384,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		rc = EINVAL;
 	} else {
 		struct wbuf *w = h->node->wb;
+		/* before the file's lock: it may try the disk */
+		int room = t4dx_write_room(fs->db);
 		pthread_mutex_lock(&w->mu);
 		/* the end of the buffer, not the kernel's idea of the size,
 		 * which a concurrent reader or writer may have moved */
@@ -401,6 +403,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			 * truncate below the limit changes it: this write
 			 * alone is refused, the file is not */
 			rc = EFBIG;
+		} else if ((rc = room)) {
+			/* degraded with the queue full: the close would
+			 * refuse the file, which a shell's redirection never
+			 * sees; the whole file is refused now, as for EFBIG */
+			w->err = rc;
 		} else if (!(rc = wbuf_reserve(fs, w, end))) {
 			if ((uint64_t)off > w->len)
 				memset(w->data + w->len, 0,

@@ -20,6 +20,10 @@
 #   embed-cmd.sh garbage             answers a line that is not JSON
 #   embed-cmd.sh wrongdim DIM        answers DIM - 1 numbers
 #   embed-cmd.sh nan DIM             answers an array with a string in it
+#   embed-cmd.sh poison DIM          answers as answer, exits 3 on a text
+#                                    holding "poison" (one content it
+#                                    always crashes on)
+#   embed-cmd.sh slow SECS DIM       answers as answer, each after SECS
 set -u
 mode=$1
 shift
@@ -79,6 +83,20 @@ wrongdim)
 nan)
 	exec jq -c --unbuffered --argjson dim "$1" \
 		'{id, vector: (["x"] + [range($dim - 1) | 1])}'
+	;;
+poison)
+	while IFS= read -r req; do
+		[[ $req == *poison* ]] && exit 3
+		jq -c --argjson dim "$1" '{id, vector:
+			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	done
+	;;
+slow)
+	while IFS= read -r req; do
+		sleep "$1"
+		jq -c --argjson dim "$2" '{id, vector:
+			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	done
 	;;
 *)
 	echo "embed-cmd.sh: unknown mode $mode" >&2

@@ -582,3 +582,30 @@ in_memory() {
 	t4dx_is_mounted "$p/t4dx-test.live/data" || fail "a live test's tmpfs was unmounted"
 	assert_exist "$p/t4dx-test.live/owner"
 }
+
+# s11 hostile: with the queue full, write() takes the bytes and only the
+# close refuses them (ENOSPC at FLUSH).  A shell redirection does not
+# check the close of its file, so `echo new > f` says 0 and f keeps its
+# old content: a change the user was told had happened is not there.
+@test "full disk, full queue: a shell's echo > FILE that exits 0 has written FILE" {
+	# was a finding: with the queue full, write() succeeded and only close() failed
+	local cfg i
+	cfg=$(config '"max_queue":20')
+	t4dx_start -o "config=$cfg"
+	printf 'old\n' >"$ITEMS/before"
+	t4dx_fill "$DATA"
+	for ((i = 0; i < 200; i++)); do
+		printf 'x\n' 2>/dev/null >"$ITEMS/q$i" || break
+		[[ -s $ITEMS/q$i ]] || break
+	done
+	((i < 200)) || fail "the queue never filled"
+	run bash -c "echo new > '$ITEMS/before'"
+	if ((status == 0)); then
+		run cat "$ITEMS/before"
+		assert_output 'new'
+	else
+		assert_output --partial 'No space left on device'
+		run cat "$ITEMS/before"
+		assert_output 'old'
+	fi
+}

@@ -545,3 +545,54 @@ gone() {
 	((status != 0)) || fail "t4dxfs started"
 	assert_output --partial 'vector.command: must name a program'
 }
+
+# s11 hostile: one content the program always crashes on.  It stays in
+# the queue and is tried again after each back-off, which doubles, so the
+# program is in its back-off nearly all the time and every text query
+# answers EAGAIN: one bad file takes text search away for good.
+@test "command: one content the program always crashes on does not take text search away" {
+	skip "finding: a poison content keeps the program in its back-off (1, 2, 4 ... 60 s) and every text query fails with EAGAIN, for as long as the file is there"
+	start_cmd 10 poison 4
+	printf 'green tea\n' >"$ITEMS/good"
+	t4dx_wait_ctl 30 stats '.vectors.embedded == 1'
+	printf 'poison pill\n' >"$ITEMS/bad"
+	t4dx_wait_ctl 30 stats '.vectors.failed >= 1'
+	# within 20 s (several back-offs) at least one text query must answer
+	local ok=0 i
+	for ((i = 0; i < 40 && !ok; i++)); do
+		ls "$MNT/search/green tea" >/dev/null 2>&1 && ok=1
+		sleep 0.5
+	done
+	((ok)) || fail "no text query answered in 20 s: $(jq -c .vectors "$MNT/.ctl/stats")"
+}
+
+# s11 hostile: text queries from several shells at once, with a program
+# that takes 1.5 s an answer and vector.timeout_s 2.  Each lookup waited
+# for every query ahead of it (run_mu), so the sixth took 9 s: a lookup
+# must end within the request under way plus its own (2 x timeout_s).
+@test "command: text queries from several shells at once each end within twice vector.timeout_s" {
+	start_cmd 2 slow 1.5 4
+	printf 'green tea\n' >"$ITEMS/good"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 1'
+	local i pids=()
+	for i in 1 2 3 4 5 6; do
+		(
+			t0=$(date +%s%N)
+			rc=0
+			ls "$MNT/search/green tea $i" >/dev/null 2>"$T4DX_TMP/q$i.err" || rc=$?
+			echo "$rc $((($(date +%s%N) - t0) / 1000000))" >"$T4DX_TMP/q$i"
+		) 3>&- &
+		pids+=($!)
+		t4dx_track $!
+	done
+	wait "${pids[@]}" || :  # each writes its own status
+	local worst=0 ms
+	for i in 1 2 3 4 5 6; do
+		read -r _ ms <"$T4DX_TMP/q$i"
+		((ms > worst)) && worst=$ms
+	done
+	((worst <= 4500)) || fail "a lookup took ${worst} ms: $(cat "$T4DX_TMP"/q?)"
+	# and the mount answers queries again afterwards
+	t4dx_wait_for 10 ls "$MNT/search/green tea again" ||
+		fail "no query answers after the burst"
+}
