@@ -417,8 +417,8 @@ static int request(struct t4dx_embed_cmd *c, const char *p, size_t len,
 	return rc;
 }
 
-int t4dx_embed_cmd_run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
-		       float *out, char *why, size_t whylen)
+static int run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
+	       float *out, char *why, size_t whylen, bool now)
 {
 	const char *p = buf;
 	snprintf(why, whylen, "failed");
@@ -432,7 +432,7 @@ int t4dx_embed_cmd_run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 		return ENODATA;
 	if (atomic_load(&c->cancelled))
 		return ECANCELED;
-	if (!c->pid && mono_ns() < c->ready_ns)
+	if (!now && !c->pid && mono_ns() < c->ready_ns)
 		return EAGAIN;
 	int rc = c->pid ? 0 : start(c, why, whylen);
 	struct t4dx_buf req = { 0 };
@@ -489,4 +489,16 @@ int t4dx_embed_cmd_run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 	c->backoff_ns = c->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS
 							   : c->backoff_ns * 2;
 	return rc;
+}
+
+int t4dx_embed_cmd_run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
+		       float *out, char *why, size_t whylen)
+{
+	return run(c, buf, len, out, why, whylen, false);
+}
+
+int t4dx_embed_cmd_run_now(struct t4dx_embed_cmd *c, const void *buf,
+			   size_t len, float *out, char *why, size_t whylen)
+{
+	return run(c, buf, len, out, why, whylen, true);
 }

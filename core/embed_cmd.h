@@ -30,6 +30,11 @@ void t4dx_embed_cmd_free(struct t4dx_embed_cmd *c);
  * at a time. */
 int t4dx_embed_cmd_run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 		       float *out, char *why, size_t whylen);
+/* The same, but a program in its back-off is started at once: for a
+ * search query, which a file the program keeps failing on must not keep
+ * waiting (a failure of this request still doubles the back-off). */
+int t4dx_embed_cmd_run_now(struct t4dx_embed_cmd *c, const void *buf,
+			   size_t len, float *out, char *why, size_t whylen);
 /* Monotonic time (ns) before which run answers EAGAIN; 0 if none. */
 int64_t t4dx_embed_cmd_ready_ns(const struct t4dx_embed_cmd *c);
 /* Make a run under way (or the next) return ECANCELED at once; any

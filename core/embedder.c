@@ -732,7 +732,10 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 			 "other requests (more than vector.timeout_s)");
 		return lrc == ETIMEDOUT ? EAGAIN : lrc;
 	}
-	int rc = t4dx_embed_cmd_run(m->cmd, text, len, out, why, whylen);
+	/* not held back by a back-off that a file's failures made: a
+	 * content the program always fails on would take text search
+	 * away for as long as it is there */
+	int rc = t4dx_embed_cmd_run_now(m->cmd, text, len, out, why, whylen);
 	uint64_t starts = t4dx_embed_cmd_starts(m->cmd);
 	pthread_mutex_unlock(&m->run_mu);
 	pthread_mutex_lock(&m->mu);

@@ -255,8 +255,9 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
  * out[0..vector.dim-1]: 0, or ENODATA (the text gets none: no word,
  * binary, or the program says so).  The program of "command" is asked
  * as for a file (one request at a time with the embedder's own, within
- * vector.timeout_s): EAGAIN while it is in its back-off after a failure,
- * another code when it fails now (it is restarted as usual); ENOTSUP with
+ * vector.timeout_s, and started at once if it is in its back-off):
+ * EAGAIN when its turn does not come within vector.timeout_s, another
+ * code when it fails now (it is restarted as usual); ENOTSUP with
  * embedder "off", or no program running.  why[] says what, for a log. */
 int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		    float *out, char *why, size_t whylen);
