@@ -241,7 +241,7 @@ void t4dx_hex_encode(char *out, const unsigned char *s, size_t len)
 	out[2 * len] = 0;
 }
 
-static int hexval(char c)
+int t4dx_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -257,7 +257,7 @@ int t4dx_hex_decode(const char *s, size_t slen, unsigned char *out, size_t len)
 	if (slen != 2 * len)
 		return EINVAL;
 	for (size_t i = 0; i < len; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = t4dx_hexval(s[2 * i]), lo = t4dx_hexval(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return EINVAL;
 		out[i] = (unsigned char)(hi << 4 | lo);

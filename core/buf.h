@@ -47,6 +47,8 @@ int t4dx_base64_decode(const char *s, size_t len, unsigned char *out,
 		       size_t *outlen);
 void t4dx_hex_encode(char *out, const unsigned char *s, size_t len); /* out: 2*len+1 */
 int t4dx_hex_decode(const char *s, size_t slen, unsigned char *out, size_t len);
+/* The value of one hex digit (either case), or -1. */
+int t4dx_hexval(char c);
 
 /* The shortest text of a finite v in "%.*g" form that reads back (strtod)
  * as exactly v, NUL-terminated in out (32 bytes are always enough);

@@ -318,17 +318,6 @@ static int parse(struct json_object *o, struct t4dx_rec *r, bool have)
 #define SPLIT_MIN (64u << 10)   /* shorter values: not worth it */
 #define AGAIN (-1)
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The JSON text s[0..n) (between its quotes) decoded into b->data (room
  * for n bytes), if it holds only what the encoder writes: bytes >= 0x20
  * other than '"' and '\\', the escapes \" \\ \b \t \n \f \r and \u00XX
@@ -356,8 +345,8 @@ static int unescape(const char *s, size_t n, struct t4dx_blob *b)
 		}
 		int hi, lo;
 		if (c != 'u' || n - i < 5 || s[i + 1] != '0' ||
-		    s[i + 2] != '0' || (hi = hex_digit(s[i + 3])) < 0 ||
-		    hi > 1 || (lo = hex_digit(s[i + 4])) < 0)
+		    s[i + 2] != '0' || (hi = t4dx_hexval(s[i + 3])) < 0 ||
+		    hi > 1 || (lo = t4dx_hexval(s[i + 4])) < 0)
 			return AGAIN;
 		*o++ = (unsigned char)(hi << 4 | lo);
 		i += 4;
