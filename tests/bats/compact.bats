@@ -413,6 +413,13 @@ paused_in() {
 	[[ $(compact_get .running 2>/dev/null) == "$1" ]] && t4dx_unlisted_segments >/dev/null
 }
 
+# run_paused OP: run_in_background OP, and wait until it is paused_in OP.
+run_paused() {
+	run_in_background "$1"
+	t4dx_wait_for 15 paused_in "$1" ||
+		fail "$1 not seen paused before its MANIFEST: $(cat "$MNT/.ctl/compact"; ls -l "$DATA/seg")"
+}
+
 # assert_busy_at_once WORD...: each `echo WORD > .ctl/compact` fails with
 # EBUSY, and at once (not after the run in progress ended).
 assert_busy_at_once() {
@@ -434,9 +441,7 @@ assert_busy_at_once() {
 	start_paused 8
 	build_history
 	compact_run flush
-	run_in_background nrem
-	t4dx_wait_for 15 paused_in nrem ||
-		fail "nrem not seen paused before its MANIFEST: $(cat "$MNT/.ctl/compact"; ls -l "$DATA/seg")"
+	run_paused nrem
 	# reads and writes are served while the run is paused
 	run timeout -s KILL 2 cat "$ITEMS/a0"
 	assert_output 'a0 v3'
@@ -543,9 +548,7 @@ kill_mid_run() {
 	segs=$(segments)
 	ids=$(t4dx_manifest_seg_ids | tr '\n' ' ')
 	echo "# before $op: $segs segments ($ids)"
-	run_in_background "$op"
-	t4dx_wait_for 15 paused_in "$op" ||
-		fail "$op not seen paused before its MANIFEST: $(cat "$MNT/.ctl/compact"; ls -l "$DATA/seg")"
+	run_paused "$op"
 	echo "# unlisted: $(t4dx_unlisted_segments | tr '\n' ' ')"
 	t4dx_kill9
 	t4dx_wait_children 10 "$BG_PID" || true # its write was cut off
@@ -665,6 +668,17 @@ k_and_i() {
 	done
 }
 
+# same_after_kill9 LIVE [OPTION...]: after SIGKILL and a start with the
+# OPTIONs, k_and_i prints LIVE again.
+same_after_kill9() {
+	local live=$1
+	shift
+	t4dx_kill9
+	t4dx_start "$@"
+	run k_and_i
+	assert_output "$live"
+}
+
 @test "changes logged while nrem runs land on nrem's result alike live and after a crash" {
 	local cfg
 	cfg=$(t4dx_config_file '{"vector":{"embedder":"off"}}')
@@ -674,9 +688,7 @@ k_and_i() {
 		printf '%s v1\n' "$f" >"$ITEMS/$f"
 	done
 	compact_run flush
-	run_in_background nrem
-	t4dx_wait_for 15 paused_in nrem ||
-		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	run_paused nrem
 	# an update, a rename, a rewrite of an item of the run; a new file
 	setfattr -n user.t4dx.importance -v 0.7 "$ITEMS/x"
 	mv "$ITEMS/y" "$ITEMS/y2"
@@ -691,10 +703,7 @@ k_and_i() {
 		$live == *"z 0.05 "* && $live == *"w 0.05 "* &&
 		$live == *"n 0 "* ]] || fail "live after nrem: $live"
 	sync "$ITEMS"        # everything durable
-	t4dx_kill9
-	t4dx_start -o "config=$cfg"
-	run k_and_i
-	assert_output "$live"
+	same_after_kill9 "$live" -o "config=$cfg"
 }
 
 @test "policy reject: changes logged while nrem runs land alike live and after a crash, a second nrem too" {
@@ -706,9 +715,7 @@ k_and_i() {
 		printf '%s v1\n' "$f" >"$ITEMS/$f"
 	done
 	compact_run flush
-	run_in_background nrem
-	t4dx_wait_for 15 paused_in nrem ||
-		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	run_paused nrem
 	setfattr -n user.t4dx.importance -v 0.7 "$ITEMS/x"
 	setfattr -n user.t4dx.kappa -v 0.98 "$ITEMS/w"
 	mv "$ITEMS/y" "$ITEMS/y2"
@@ -722,19 +729,13 @@ k_and_i() {
 	[[ $live == *"x 0.05 0.7"* && $live == *"z 0.05 "* &&
 		$live == *"w 1 "* && $live == *"y2 0 "* ]] ||
 		fail "live after nrem: $live"
-	t4dx_kill9
-	t4dx_start -o "config=$cfg"
-	run k_and_i
-	assert_output "$live"
+	same_after_kill9 "$live" -o "config=$cfg"
 	# a second nrem over the first's records, then a crash again
 	compact_run nrem
 	live=$(k_and_i)
 	[[ $live == *"x 0.1 0.7"* && $live == *"y2 0.05 "* ]] ||
 		fail "live after the second nrem: $live"
-	t4dx_kill9
-	t4dx_start -o "config=$cfg"
-	run k_and_i
-	assert_output "$live"
+	same_after_kill9 "$live" -o "config=$cfg"
 }
 
 @test "the embedder's vectors logged while nrem runs: kappa and vectors alike live and after a crash" {
@@ -745,9 +746,7 @@ k_and_i() {
 	done
 	t4dx_wait_ctl 30 stats '.vectors.busy == false'
 	compact_run flush
-	run_in_background nrem
-	t4dx_wait_for 15 paused_in nrem ||
-		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	run_paused nrem
 	# new content: the embedder logs their vectors during the run
 	printf 'a black coffee beans\n' >"$ITEMS/a"
 	printf 'n new oolong\n' >"$ITEMS/n"
@@ -760,10 +759,7 @@ k_and_i() {
 	[[ $live == *"a 0.05 "* && $live == *"b 0.05 "* && $live == *"n 0 "* ]] ||
 		fail "live after nrem: $live"
 	sync "$ITEMS"
-	t4dx_kill9
-	t4dx_start
-	run k_and_i
-	assert_output "$live"
+	same_after_kill9 "$live"
 	run bash -c 'for f in "$1"/*; do getfattr --absolute-names --only-values -n user.t4dx.vector "$f" | md5sum; done' _ "$ITEMS"
 	assert_output "$vecs"
 }
@@ -775,9 +771,7 @@ k_and_i() {
 	printf 'x v1\n' >"$ITEMS/x"
 	exec 5>"$ITEMS/p"
 	printf 'p v1\n' >&5
-	run_in_background nrem
-	t4dx_wait_for 15 paused_in nrem ||
-		fail "nrem not seen paused: $(cat "$MNT/.ctl/compact")"
+	run_paused nrem
 	exec 6>"$ITEMS/q"
 	printf 'q v1\n' >&6
 	t4dx_wait_children 30 "$BG_PID" || fail "nrem did not end"
@@ -788,10 +782,7 @@ k_and_i() {
 	live=$(k_and_i)
 	[[ $live == *"x 0.05 "* ]] || fail "live after nrem: $live"
 	sync "$ITEMS"
-	t4dx_kill9
-	t4dx_start -o "config=$cfg"
-	run k_and_i
-	assert_output "$live"
+	same_after_kill9 "$live" -o "config=$cfg"
 	run cat "$ITEMS/p"
 	assert_output $'p v1\np v2'
 }

@@ -67,12 +67,6 @@ static struct t4dx *open_db(const char *dir, double health_s)
 	return db;
 }
 
-static float rnd(unsigned *state)
-{
-	*state = *state * 1103515245u + 12345u;
-	return (float)((*state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
 /* Item i lies near centre i % 600: a query near a centre has its 10
  * items well ahead of all others, which the graph finds (with 50
  * centres and m 8, the 10 best of 200 close ones: now and then the
@@ -81,7 +75,7 @@ static void vector_of(unsigned i, float *x)
 {
 	unsigned sc = 1000 + i % 600, si = 7 + i * 31;
 	for (unsigned d = 0; d < DIM; d++)
-		x[d] = rnd(&sc) + 0.3f * rnd(&si);
+		x[d] = unit_rnd(&sc) + 0.3f * unit_rnd(&si);
 }
 
 /* NSEG indexed segments of PER_SEG items each. */

@@ -47,19 +47,12 @@ static struct t4dx *open_db(const char *dir, double health_s)
 	return db;
 }
 
-/* Reproducible pseudo-random numbers in [-1, 1). */
-static float rnd(unsigned *state)
-{
-	*state = *state * 1103515245u + 12345u;
-	return (float)((*state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
 /* Clustered vectors: item i lies near centre i % nclusters. */
 static void vector_of(unsigned i, unsigned nclusters, float *x)
 {
 	unsigned c = i % nclusters, sc = 1000 + c, si = 7 + i * 31;
 	for (unsigned d = 0; d < DIM; d++)
-		x[d] = rnd(&sc) + 0.15f * rnd(&si);
+		x[d] = unit_rnd(&sc) + 0.15f * unit_rnd(&si);
 }
 
 static void put_vec_in(struct t4dx *db, uint64_t parent, const char *name,
