@@ -155,17 +155,10 @@ void eng_vq_count(struct t4dx *db, const struct t4dx_wal_stats *ws,
 		  uint64_t *n, uint64_t *bytes)
 {
 	pthread_mutex_lock(&db->vq_mu);
-	/* durable ones leave; so do any past the log's end (records a
-	 * rejecting commit dropped, whose LSNs are given out again) */
+	/* durable ones leave.  (No record is ever dropped from the queue
+	 * with a note here: only policy reject drops records, and under it
+	 * the embedder's are written before they are applied, unnoted.) */
 	vq_drop_durable(db, ws->durable);
-	while (db->vq_n) {
-		struct eng_vq *t =
-			&db->vq[(db->vq_head + db->vq_n - 1) % db->vq_cap];
-		if (t->lsn <= ws->last)
-			break;
-		db->vq_bytes -= t->bytes;
-		db->vq_n--;
-	}
 	*n = db->vq_n < ws->pending ? db->vq_n : ws->pending;
 	*bytes = db->vq_bytes < ws->pending_bytes ? db->vq_bytes
 						   : ws->pending_bytes;

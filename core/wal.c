@@ -718,7 +718,6 @@ void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st)
 	st->records = w->records;
 	st->pending = w->last - w->durable;
 	st->durable = w->durable;
-	st->last = w->last;
 	st->pending_bytes = wal_queue_bytes(&w->q) + wal_queue_bytes(&w->head);
 	pthread_mutex_unlock(&w->mu);
 }

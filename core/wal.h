@@ -115,7 +115,7 @@ struct t4dx_wal_stats {
 	uint64_t records;       /* records made durable */
 	uint64_t pending;       /* records queued, not yet durable */
 	uint64_t pending_bytes; /* their encoded size */
-	uint64_t durable, last; /* LSNs: pending is last - durable */
+	uint64_t durable;       /* every LSN up to it is on disk */
 };
 void t4dx_wal_get_stats(struct t4dx_wal *w, struct t4dx_wal_stats *st);
 /* Bytes of the live files that hold only records after lsn (a file is
