@@ -87,6 +87,7 @@ extern "C" {
 #include "io.h"
 }
 #include "index.h"
+#include "qcode.h"
 
 /* t4dx.h is C only (stdatomic.h); its codes, as test_index checks. */
 #define T4DX_ECORRUPT   (-2)
@@ -197,6 +198,11 @@ struct t4dx_index {
 	 * readers: a steady stream of searches would hold off the drop). */
 	mutable std::shared_mutex use;
 	std::atomic<bool> gone;
+	/* Scan mode (t4dx_index_tune): the 8-bit codes of the graph's
+	 * vectors, by node, searched instead of the graph; NULL in graph
+	 * mode.  Set before the index is shared, freed with the graph. */
+	t4dx_qcodes *codes;
+	float recall;           /* the graph's, measured by tune; NaN: not */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -292,6 +298,8 @@ static int make_index(uint32_t dim, uint32_t m, uint32_t efc, size_t n,
 	ix->m = m;
 	ix->efc = efc;
 	ix->gone.store(false);
+	ix->codes = NULL;
+	ix->recall = NAN;
 	try {
 		ix->space = new ip_space(dim);
 		ix->g = new graph_t(ix->space, std::max<size_t>(n, 1), m, efc);
@@ -403,6 +411,7 @@ void t4dx_index_free(struct t4dx_index *ix)
 {
 	if (!ix)
 		return;
+	t4dx_qcodes_free(ix->codes);
 	delete ix->g;
 	delete ix->space;
 	delete ix;
@@ -517,6 +526,109 @@ static size_t narrow_of(size_t ef)
 	return std::max(ef / 8, (size_t)16);
 }
 
+/* The graph's answer (ix->use held shared, the graph there): hnswlib's
+ * searchKnn with the breadth passed in rather than read from the graph,
+ * so that searches do not share it: greedy descent through the upper
+ * levels, then the bounded search of level 0.  May throw. */
+static void graph_search(const struct t4dx_index *ix, const float *q,
+			 uint32_t k, uint32_t ef, float floor,
+			 struct t4dx_index_hit *hits, uint32_t *nhits)
+{
+	const graph_t *g = ix->g;
+	node_t cur = g->enterpoint_node_;
+	float curd = g->fstdistfunc_(q, g->getDataByInternalId(cur),
+				     g->dist_func_param_);
+
+	for (int level = g->maxlevel_; level > 0; level--) {
+		bool changed = true;
+		while (changed) {
+			changed = false;
+			hnswlib::linklistsizeint *ll = g->get_linklist(cur, level);
+			unsigned short size = g->getListCount(ll);
+			const node_t *links = (const node_t *)(ll + 1);
+			for (unsigned short i = 0; i < size; i++) {
+				float d = g->fstdistfunc_(q,
+					g->getDataByInternalId(links[i]),
+					g->dist_func_param_);
+				if (d < curd) {
+					curd = d;
+					cur = links[i];
+					changed = true;
+				}
+			}
+		}
+	}
+	/* the graph's distance is 1 - score */
+	std::vector<near> best;
+	level0_search(g, cur, q, std::max(ef, k), 1.0f - floor,
+		      narrow_of(std::max(ef, k)), best);
+	/* best is farthest first: its last k */
+	size_t from = best.size() > k ? best.size() - k : 0;
+	uint32_t n = 0;
+	for (size_t i = from; i < best.size(); i++) {
+		node_t id = best[i].id;
+		/* scored as exact search scores, for merging */
+		t4dx_index_hit h = {
+			(uint32_t)g->getExternalLabel(id),
+			dot(q, (const float *)g->getDataByInternalId(id),
+			    ix->dim),
+		};
+		hits[n++] = h;
+	}
+	std::sort(hits, hits + n, hit_before);
+	*nhits = n;
+}
+
+/* h into hits[0..*have), a heap of at most k with the worst on top. */
+static void keep_best(struct t4dx_index_hit *hits, uint32_t *have,
+		      uint32_t k, const t4dx_index_hit &h)
+{
+	auto worse = [](const t4dx_index_hit &a, const t4dx_index_hit &b) {
+		return hit_before(a, b);
+	};
+	if (*have < k) {
+		hits[(*have)++] = h;
+		std::push_heap(hits, hits + *have, worse);
+	} else if (hit_before(h, hits[0])) {
+		std::pop_heap(hits, hits + *have, worse);
+		hits[*have - 1] = h;
+		std::push_heap(hits, hits + *have, worse);
+	}
+}
+
+/* Scan mode (ix->use held shared, the graph there): the candidates of
+ * the codes, best bound first, scored exactly with the graph's vectors
+ * until the next cannot beat the k-th held; so the hits are exactly the
+ * k best of those that may reach floor, as exact search scores them. */
+static int scan_search(const struct t4dx_index *ix, const t4dx_qcodes *codes,
+		       const float *q, uint32_t k, float floor,
+		       struct t4dx_index_hit *hits, uint32_t *nhits)
+{
+	const graph_t *g = ix->g;
+	struct t4dx_qcand *c;
+	size_t nc;
+	uint32_t have = 0;
+	int rc = t4dx_qcodes_scan(codes, q, k, floor, &c, &nc);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nc; i++) {
+		if (have == k && c[i].hi < hits[0].score)
+			break;
+		node_t id = (node_t)c[i].i;
+		t4dx_index_hit h = {
+			(uint32_t)g->getExternalLabel(id),
+			dot(q, (const float *)g->getDataByInternalId(id),
+			    ix->dim),
+		};
+		keep_best(hits, &have, k, h);
+	}
+	free(c);
+	std::sort(hits, hits + have, hit_before);
+	*nhits = have;
+	return 0;
+}
+
 int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 			    uint32_t k, uint32_t ef, float floor,
 			    struct t4dx_index_hit *hits, uint32_t *nhits)
@@ -531,60 +643,139 @@ int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 		return ESTALE;
 	try {
 		std::shared_lock<std::shared_mutex> hold(ix->use);
-		const graph_t *g = ix->g;
 
-		if (!g)
+		if (!ix->g)
 			return ESTALE;
-		/* hnswlib's searchKnn with the breadth passed in rather than
-		 * read from the graph, so that searches do not share it:
-		 * greedy descent through the upper levels, then the bounded
-		 * search of level 0 */
-		node_t cur = g->enterpoint_node_;
-		float curd = g->fstdistfunc_(q, g->getDataByInternalId(cur),
-					     g->dist_func_param_);
-		for (int level = g->maxlevel_; level > 0; level--) {
-			bool changed = true;
-			while (changed) {
-				changed = false;
-				hnswlib::linklistsizeint *ll = g->get_linklist(cur, level);
-				unsigned short size = g->getListCount(ll);
-				const node_t *links = (const node_t *)(ll + 1);
-				for (unsigned short i = 0; i < size; i++) {
-					float d = g->fstdistfunc_(q,
-						g->getDataByInternalId(links[i]),
-						g->dist_func_param_);
-					if (d < curd) {
-						curd = d;
-						cur = links[i];
-						changed = true;
-					}
-				}
-			}
-		}
-		/* the graph's distance is 1 - score */
-		std::vector<near> best;
-		level0_search(g, cur, q, std::max(ef, k), 1.0f - floor,
-			      narrow_of(std::max(ef, k)), best);
-		/* best is farthest first: its last k */
-		size_t from = best.size() > k ? best.size() - k : 0;
-		uint32_t n = 0;
-		for (size_t i = from; i < best.size(); i++) {
-			node_t id = best[i].id;
-			/* scored as exact search scores, for merging */
-			t4dx_index_hit h = {
-				(uint32_t)g->getExternalLabel(id),
-				dot(q, (const float *)g->getDataByInternalId(id),
-				    ix->dim),
-			};
-			hits[n++] = h;
-		}
-		std::sort(hits, hits + n, hit_before);
-		*nhits = n;
+		if (ix->codes)
+			return scan_search(ix, ix->codes, q, k, floor, hits,
+					   nhits);
+		graph_search(ix, q, k, ef, floor, hits, nhits);
 	} catch (...) {
 		*nhits = 0;
 		return exception_rc();
 	}
 	return 0;
+}
+
+/* ---- tune: graph or scan ---------------------------------------------- */
+
+/* The codes of every vector of the graph (ix->use held). */
+static int make_codes(const struct t4dx_index *ix, t4dx_qcodes **out)
+{
+	const graph_t *g = ix->g;
+	int rc = t4dx_qcodes_new(ix->dim, ix->count, out);
+
+	for (size_t i = 0; !rc && i < ix->count; i++)
+		t4dx_qcodes_set(*out, i, (const float *)
+				g->getDataByInternalId((node_t)i));
+	return rc;
+}
+
+/* The graph's recall@10 at breadth ef on TUNE_SAMPLES of its own vectors,
+ * spread evenly over the nodes: each asks for 11, its own key left out,
+ * against the exact answer of the codes (ix->use held). */
+#define TUNE_SAMPLES 32
+#define TUNE_K 10
+
+static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
+		   uint32_t ef, float *recall)
+{
+	const graph_t *g = ix->g;
+	size_t n = ix->count, samples = std::min<size_t>(TUNE_SAMPLES, n);
+	t4dx_index_hit gh[TUNE_K + 1], tr[TUNE_K + 1];
+	unsigned found = 0, want = 0;
+
+	for (size_t s = 0; s < samples; s++) {
+		node_t id = (node_t)((2 * s + 1) * n / (2 * samples));
+		const float *q = (const float *)g->getDataByInternalId(id);
+		uint32_t self = (uint32_t)g->getExternalLabel(id), ng, nt;
+		int rc = scan_search(ix, codes, q, TUNE_K + 1, -INFINITY, tr,
+				     &nt);
+
+		if (rc)
+			return rc;
+		graph_search(ix, q, TUNE_K + 1, ef, -INFINITY, gh, &ng);
+		unsigned took = 0;
+		for (uint32_t t = 0; t < nt && took < TUNE_K; t++) {
+			if (tr[t].key == self)
+				continue;
+			took++;
+			for (uint32_t j = 0; j < ng; j++)
+				if (gh[j].key == tr[t].key) {
+					found++;
+					break;
+				}
+		}
+		want += took;
+	}
+	*recall = want ? (float)found / (float)want : 1.0f;
+	return 0;
+}
+
+int t4dx_index_tune(struct t4dx_index *ix, uint32_t ef, float min_recall)
+{
+	t4dx_qcodes *codes = NULL;
+	float recall = NAN;
+	int rc = 0;
+
+	if (ef < 1 || ef > T4DX_INDEX_EF_MAX || std::isnan(min_recall))
+		return EINVAL;
+	try {
+		if (min_recall > 0) {
+			std::shared_lock<std::shared_mutex> hold(ix->use);
+
+			if (!ix->g)
+				return ESTALE;
+			rc = make_codes(ix, &codes);
+			if (!rc)
+				rc = measure(ix, codes, ef, &recall);
+		}
+		if (rc) {
+			t4dx_qcodes_free(codes);
+			return rc;
+		}
+		if (!(recall < min_recall)) {   /* graph mode */
+			t4dx_qcodes_free(codes);
+			codes = NULL;
+		}
+		std::unique_lock<std::shared_mutex> hold(ix->use);
+		if (!ix->g) {
+			t4dx_qcodes_free(codes);
+			return ESTALE;
+		}
+		t4dx_qcodes_free(ix->codes);
+		ix->codes = codes;
+		ix->recall = recall;
+	} catch (...) {
+		t4dx_qcodes_free(codes);
+		return exception_rc();
+	}
+	return 0;
+}
+
+int t4dx_index_mode(const struct t4dx_index *ix)
+{
+	try {
+		std::shared_lock<std::shared_mutex> hold(ix->use);
+		return ix->codes ? T4DX_INDEX_SCAN : T4DX_INDEX_GRAPH;
+	} catch (...) {
+		return T4DX_INDEX_GRAPH;
+	}
+}
+
+float t4dx_index_recall(const struct t4dx_index *ix)
+{
+	return ix->recall;
+}
+
+size_t t4dx_index_code_bytes(const struct t4dx_index *ix)
+{
+	try {
+		std::shared_lock<std::shared_mutex> hold(ix->use);
+		return ix->codes ? t4dx_qcodes_bytes(ix->codes) : 0;
+	} catch (...) {
+		return 0;
+	}
 }
 
 uint32_t t4dx_index_dim(const struct t4dx_index *ix)
@@ -611,6 +802,8 @@ size_t t4dx_index_bytes(const struct t4dx_index *ix)
 						 sizeof(char *) + sizeof(int) +
 						 sizeof(hnswlib::vl_type)) +
 			     ix->link_bytes;
+		if (ix->codes)
+			n += t4dx_qcodes_bytes(ix->codes);
 	} catch (...) {
 	}
 	return n;
@@ -628,6 +821,8 @@ void t4dx_index_drop(struct t4dx_index *ix)
 
 		delete ix->g;
 		ix->g = NULL;
+		t4dx_qcodes_free(ix->codes);
+		ix->codes = NULL;
 	} catch (...) {
 	}
 }
@@ -653,8 +848,13 @@ int t4dx_index_adopt(struct t4dx_index *ix, struct t4dx_index *from)
 		ix->m = from->m;
 		ix->efc = from->efc;
 		ix->link_bytes = from->link_bytes;
+		/* and its mode, tuned when it was loaded */
+		t4dx_qcodes_free(ix->codes);
+		ix->codes = from->codes;
+		ix->recall = from->recall;
 		from->g = NULL;
 		from->space = NULL;
+		from->codes = NULL;
 		ix->gone.store(false);
 	} catch (...) {
 		return exception_rc();
@@ -676,24 +876,13 @@ int t4dx_index_exact_search(const float *vecs, const uint32_t *keys,
 		return EINVAL;
 	if (!k)
 		return 0;
-	/* hits[0..have) is a heap with the worst hit on top */
 	uint32_t have = 0;
-	auto worse = [](const t4dx_index_hit &a, const t4dx_index_hit &b) {
-		return hit_before(a, b);
-	};
 	for (size_t i = 0; i < n; i++) {
 		t4dx_index_hit h = { keys ? keys[i] : (uint32_t)i,
 				     dot(q, vecs + i * dim, dim) };
-		if (have < k) {
-			hits[have++] = h;
-			std::push_heap(hits, hits + have, worse);
-		} else if (hit_before(h, hits[0])) {
-			std::pop_heap(hits, hits + have, worse);
-			hits[have - 1] = h;
-			std::push_heap(hits, hits + have, worse);
-		}
+		keep_best(hits, &have, k, h);
 	}
-	std::sort_heap(hits, hits + have, worse);
+	std::sort(hits, hits + have, hit_before);
 	*nhits = have;
 	return 0;
 }

@@ -71,11 +71,38 @@ int t4dx_index_search(const struct t4dx_index *ix, const float *q,
  * segment holding nothing that near costs a few nodes' neighbours rather
  * than the whole breadth.  The hits are then the best of what it saw,
  * some of them below floor; those above are as the plain search finds
- * them but for the approximation.  floor -INFINITY: the plain search;
- * NaN is EINVAL. */
+ * them but for the approximation.  Fewer than k hits (of an index
+ * holding more): nothing else reaches floor, but for the approximation.
+ * In scan mode (t4dx_index_tune) the hits are exactly the k best of the
+ * vectors that can reach floor.  floor -INFINITY: the plain search; NaN
+ * is EINVAL. */
 int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 			    uint32_t k, uint32_t ef, float floor,
 			    struct t4dx_index_hit *hits, uint32_t *nhits);
+
+/* Choose how ix answers searches, by measuring: the graph's recall@10
+ * at breadth ef (1..EF_MAX) on 32 of its own vectors (each a query, its
+ * own key left out; the truth from the codes below, exact).  At
+ * min_recall or above, the graph answers (graph mode); below, a scan of
+ * 8-bit codes of every vector (dim bytes and 8 more each, kept beside
+ * the graph) and an exact rerank of the few whose score may reach the k
+ * best answers instead, exactly as t4dx_index_exact_search would (scan
+ * mode): for vectors with no neighbourhoods (uniformly random ones),
+ * where a graph needs a breadth near the count.  min_recall <= 0: graph
+ * mode, nothing measured; above 1: scan mode.  An index is in graph mode
+ * until tuned; the mode is not saved in the file (load, then tune).  About
+ * 0.2 s at 100,000 vectors of dim 256.  0, EINVAL (ef, NaN), ESTALE
+ * (dropped) or ENOMEM (the mode is then unchanged).  Searches may run
+ * meanwhile. */
+int t4dx_index_tune(struct t4dx_index *ix, uint32_t ef, float min_recall);
+enum { T4DX_INDEX_GRAPH, T4DX_INDEX_SCAN };
+/* T4DX_INDEX_GRAPH or _SCAN (a dropped index: GRAPH). */
+int t4dx_index_mode(const struct t4dx_index *ix);
+/* The recall the last tune measured, NaN if it measured none. */
+float t4dx_index_recall(const struct t4dx_index *ix);
+/* Bytes of the codes of scan mode (0 in graph mode): also in
+ * t4dx_index_bytes. */
+size_t t4dx_index_code_bytes(const struct t4dx_index *ix);
 
 /* Write ix as an index file into fd, a regular file open for writing
  * (from offset 0, cut to the index's length), then fdatasync it.  The
@@ -105,7 +132,7 @@ size_t t4dx_index_count(const struct t4dx_index *ix);
  * progress adds 2 bytes an item (kept for reuse by the next one). */
 size_t t4dx_index_bytes(const struct t4dx_index *ix);
 
-/* Free the graph of ix, the bulk of its memory (vectors included),
+/* Free the graph of ix (and the codes of scan mode), the bulk of its memory (vectors included),
  * keeping ix itself, its dim and its count: for an index that searches
  * may be walking when its owner wants the memory back (the inputs of an
  * nrem, seg_index.c).  Waits for the searches under way; a search of ix
@@ -114,7 +141,8 @@ size_t t4dx_index_bytes(const struct t4dx_index *ix);
 void t4dx_index_drop(struct t4dx_index *ix);
 bool t4dx_index_dropped(const struct t4dx_index *ix);
 /* Give the dropped ix the graph of from (of the same dim and count: in
- * practice loaded from the same file); ix is then as before its drop.
+ * practice loaded from the same file), and from's mode (its codes, its
+ * measured recall: tune from before adopt); ix is then as before its drop.
  * 0 (from is freed), EINVAL (ix not dropped, or from unlike it) or
  * ENOMEM (from is then still the caller's). */
 int t4dx_index_adopt(struct t4dx_index *ix, struct t4dx_index *from);

@@ -1,0 +1,304 @@
+/* test_index_scan.c - the scan mode of the vector index (t4dx_index_tune,
+ * core/qcode.c): tune picks the scan where the graph's measured recall is
+ * low and the graph where asked to or where it is good; a scan answers
+ * exactly as exact search does (keys and scores, several k, with a floor,
+ * queries of any length, odd dims down to 1); a dropped scan index
+ * answers ESTALE and adopt brings back the mode of what it adopts; the
+ * codes are counted in the index's bytes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "t4dx.h"
+#include "unit.h"
+
+static unsigned seed = 12345;
+
+/* n vectors of dim values uniform in [-1, 1), then of unit length:
+ * uniformly spread, the hard case of a graph. */
+static float *random_unit(size_t n, uint32_t dim)
+{
+	float *v = malloc(n * dim * sizeof(float));
+	REQUIRE(v);
+	for (size_t i = 0; i < n; i++) {
+		double s = 0;
+		for (uint32_t d = 0; d < dim; d++) {
+			v[i * dim + d] = unit_rnd(&seed);
+			s += (double)v[i * dim + d] * v[i * dim + d];
+		}
+		if (s == 0)
+			v[i * dim] = 1, s = 1;
+		for (uint32_t d = 0; d < dim; d++)
+			v[i * dim + d] = (float)(v[i * dim + d] / sqrt(s));
+	}
+	return v;
+}
+
+static uint32_t *keys_for(size_t n)
+{
+	uint32_t *k = malloc(n * sizeof(*k));
+	REQUIRE(k);
+	for (size_t i = 0; i < n; i++)
+		k[i] = (uint32_t)(5 + 3 * i);
+	return k;
+}
+
+/* A poor graph (few links, narrow build) of n vectors of v. */
+static struct t4dx_index *poor(const float *v, const uint32_t *keys,
+			       size_t n, uint32_t dim)
+{
+	struct t4dx_index *ix;
+	REQUIRE(t4dx_index_build(dim, 4, 10, keys, v, n, &ix) == 0);
+	return ix;
+}
+
+/* The search of ix for q, k, floor gives what exact search gives. */
+static bool same_as_exact(const struct t4dx_index *ix, const float *v,
+			  const uint32_t *keys, size_t n, uint32_t dim,
+			  const float *q, uint32_t k)
+{
+	struct t4dx_index_hit *a = malloc(k * sizeof(*a));
+	struct t4dx_index_hit *b = malloc(k * sizeof(*b));
+	uint32_t na, nb;
+	REQUIRE(a && b);
+	REQUIRE(t4dx_index_search(ix, q, k, 10, a, &na) == 0);
+	REQUIRE(t4dx_index_exact_search(v, keys, n, dim, q, k, b, &nb) == 0);
+	bool same = na == nb && !memcmp(a, b, na * sizeof(*a));
+	if (!same && t4dx_index_mode(ix) == T4DX_INDEX_SCAN)
+		fprintf(stderr, "dim %u k %u: %u hits, exact %u; first "
+			"%u %.7f / %u %.7f\n", dim, k, na, nb, a[0].key,
+			a[0].score, b[0].key, b[0].score);
+	free(a);
+	free(b);
+	return same;
+}
+
+static void test_tune_modes(void)
+{
+	const size_t n = 3000;
+	const uint32_t dim = 64;
+	float *v = random_unit(n, dim);
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index *ix = poor(v, keys, n, dim);
+
+	/* untuned: the graph */
+	CHECK_EQ_INT(t4dx_index_mode(ix), T4DX_INDEX_GRAPH);
+	CHECK(isnan(t4dx_index_recall(ix)));
+	CHECK_EQ_INT(t4dx_index_code_bytes(ix), 0);
+	size_t graph_bytes = t4dx_index_bytes(ix);
+
+	/* this graph answers poorly at breadth 10: measured, scan */
+	REQUIRE(t4dx_index_tune(ix, 10, 0.95f) == 0);
+	float r = t4dx_index_recall(ix);
+	fprintf(stderr, "measured recall of a poor graph: %.3f\n", r);
+	CHECK(r >= 0 && r < 0.95f);
+	CHECK_EQ_INT(t4dx_index_mode(ix), T4DX_INDEX_SCAN);
+	/* codes: dim bytes a vector and a little more, in the bytes */
+	size_t cb = t4dx_index_code_bytes(ix);
+	CHECK(cb >= n * dim && cb < n * (dim + 16) + 4096);
+	CHECK_EQ_INT(t4dx_index_bytes(ix), graph_bytes + cb);
+
+	/* min_recall 0: the graph, nothing measured, codes freed */
+	REQUIRE(t4dx_index_tune(ix, 10, 0) == 0);
+	CHECK_EQ_INT(t4dx_index_mode(ix), T4DX_INDEX_GRAPH);
+	CHECK(isnan(t4dx_index_recall(ix)));
+	CHECK_EQ_INT(t4dx_index_code_bytes(ix), 0);
+	CHECK_EQ_INT(t4dx_index_bytes(ix), graph_bytes);
+
+	/* above 1: scan whatever the graph does */
+	REQUIRE(t4dx_index_tune(ix, 10, 1.01f) == 0);
+	CHECK_EQ_INT(t4dx_index_mode(ix), T4DX_INDEX_SCAN);
+	/* the same poor graph, wide enough at breadth 3000 (every node):
+	 * recall 1 and the graph */
+	REQUIRE(t4dx_index_tune(ix, 3000, 0.95f) == 0);
+	CHECK(t4dx_index_recall(ix) >= 0.95f);
+	CHECK_EQ_INT(t4dx_index_mode(ix), T4DX_INDEX_GRAPH);
+	CHECK_EQ_INT(t4dx_index_code_bytes(ix), 0);
+
+	CHECK_EQ_INT(t4dx_index_tune(ix, 0, 0.95f), EINVAL);
+	CHECK_EQ_INT(t4dx_index_tune(ix, 10, NAN), EINVAL);
+	t4dx_index_free(ix);
+
+	/* an empty index tunes to anything harmlessly */
+	REQUIRE(t4dx_index_build(dim, 4, 10, NULL, NULL, 0, &ix) == 0);
+	CHECK_EQ_INT(t4dx_index_tune(ix, 10, 1.01f), 0);
+	struct t4dx_index_hit h[3];
+	uint32_t nh = 7;
+	CHECK_EQ_INT(t4dx_index_search(ix, v, 3, 10, h, &nh), 0);
+	CHECK_EQ_INT(nh, 0);
+	t4dx_index_free(ix);
+	free(v);
+	free(keys);
+}
+
+/* Scan mode against exact search: a few thousand vectors, k 1, 10 and
+ * 100, unit queries and longer ones, and the poor graph itself is not
+ * that good (so the scan is what answers). */
+static void test_scan_exact(void)
+{
+	const size_t n = 4000;
+	const uint32_t dim = 48;        /* not a multiple of 32 */
+	float *v = random_unit(n, dim), *q = random_unit(30, dim);
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index *ix = poor(v, keys, n, dim);
+	static const uint32_t ks[] = { 1, 10, 100 };
+	unsigned graph_same = 0, same = 0, total = 0;
+
+	for (unsigned i = 0; i < 30; i++)
+		graph_same += same_as_exact(ix, v, keys, n, dim, q + i * dim,
+					    10);
+	REQUIRE(t4dx_index_tune(ix, 10, 1.01f) == 0);
+	for (unsigned i = 0; i < 30; i++) {
+		/* a query of any length: scores scale with it */
+		if (i % 3 == 1)
+			for (uint32_t d = 0; d < dim; d++)
+				q[i * dim + d] *= 3.7f;
+		for (unsigned j = 0; j < 3; j++, total++)
+			same += same_as_exact(ix, v, keys, n, dim,
+					      q + i * dim, ks[j]);
+	}
+	fprintf(stderr, "graph as exact on %u of 30, scan on %u of %u\n",
+		graph_same, same, total);
+	CHECK(graph_same < 30);
+	CHECK_EQ_INT(same, total);
+	/* k past the count: all of them, as exact search */
+	struct t4dx_index *few = poor(v, keys, 50, dim);
+	REQUIRE(t4dx_index_tune(few, 10, 1.01f) == 0);
+	CHECK(same_as_exact(few, v, keys, 50, dim, q, 80));
+	t4dx_index_free(few);
+	t4dx_index_free(ix);
+	free(v);
+	free(q);
+	free(keys);
+}
+
+/* With a floor: every vector scoring at least the floor is there, in
+ * exact order, and fewer hits than asked means none other reaches it. */
+static void test_scan_floor(void)
+{
+	const size_t n = 3000;
+	const uint32_t dim = 40;
+	float *v = random_unit(n, dim), *q = random_unit(20, dim);
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index *ix = poor(v, keys, n, dim);
+	struct t4dx_index_hit h[100], x[100];
+	uint32_t nh, nx;
+
+	REQUIRE(t4dx_index_tune(ix, 10, 1.01f) == 0);
+	for (unsigned i = 0; i < 20; i++) {
+		const float *qi = q + i * dim;
+		REQUIRE(t4dx_index_exact_search(v, keys, n, dim, qi, 100, x,
+						&nx) == 0);
+		REQUIRE(nx == 100);
+		/* the floor at the 10th best: the 10 (at least) above it */
+		float floor = x[9].score;
+		REQUIRE(t4dx_index_search_above(ix, qi, 100, 10, floor, h,
+						&nh) == 0);
+		unsigned above = 0;
+		while (above < nx && x[above].score >= floor)
+			above++;
+		CHECK(nh >= above);
+		CHECK(!memcmp(h, x, above * sizeof(*h)));
+		for (unsigned j = above; j < nh; j++)
+			CHECK(h[j].score < floor);
+		/* nothing reaches 2 */
+		REQUIRE(t4dx_index_search_above(ix, qi, 100, 10, 2.0f, h,
+						&nh) == 0);
+		CHECK_EQ_INT(nh, 0);
+	}
+	t4dx_index_free(ix);
+	free(v);
+	free(q);
+	free(keys);
+}
+
+/* Dims that are not a multiple of the kernel's 32 bytes, down to 1. */
+static void test_odd_dims(void)
+{
+	static const uint32_t dims[] = { 1, 2, 31, 33, 65, 100 };
+	for (unsigned j = 0; j < sizeof(dims) / sizeof(*dims); j++) {
+		uint32_t dim = dims[j];
+		size_t n = 600;
+		float *v = random_unit(n, dim), *q = random_unit(10, dim);
+		uint32_t *keys = keys_for(n);
+		struct t4dx_index *ix = poor(v, keys, n, dim);
+		unsigned same = 0;
+		REQUIRE(t4dx_index_tune(ix, 10, 1.01f) == 0);
+		CHECK_EQ_INT(t4dx_index_mode(ix), T4DX_INDEX_SCAN);
+		for (unsigned i = 0; i < 10; i++)
+			same += same_as_exact(ix, v, keys, n, dim, q + i * dim,
+					      i % 2 ? 10 : 25);
+		CHECK_EQ_INT(same, 10);
+		t4dx_index_free(ix);
+		free(v);
+		free(q);
+		free(keys);
+	}
+}
+
+static char path[512];
+
+/* A dropped scan index answers ESTALE and holds no codes; adopt brings
+ * the mode of the index adopted, tuned before. */
+static void test_drop_adopt(void)
+{
+	const size_t n = 2000;
+	const uint32_t dim = 32;
+	float *v = random_unit(n, dim), *q = random_unit(5, dim);
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index *ix = poor(v, keys, n, dim), *back;
+	struct t4dx_index_hit h[10];
+	uint32_t nh = 3;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	REQUIRE(fd >= 0);
+	REQUIRE(t4dx_index_save(ix, fd) == 0);
+	REQUIRE(t4dx_index_tune(ix, 10, 1.01f) == 0);
+	size_t full = t4dx_index_bytes(ix);
+	t4dx_index_drop(ix);
+	CHECK_EQ_INT(t4dx_index_search(ix, q, 10, 10, h, &nh), ESTALE);
+	CHECK_EQ_INT(nh, 0);
+	CHECK_EQ_INT(t4dx_index_code_bytes(ix), 0);
+	CHECK(t4dx_index_bytes(ix) < full / 100);
+	CHECK_EQ_INT(t4dx_index_tune(ix, 10, 1.01f), ESTALE);
+
+	/* a loaded copy, tuned to scan: adopted with its codes */
+	REQUIRE(t4dx_index_load(fd, dim, &back) == 0);
+	REQUIRE(t4dx_index_tune(back, 10, 1.01f) == 0);
+	CHECK_EQ_INT(t4dx_index_adopt(ix, back), 0);
+	CHECK_EQ_INT(t4dx_index_mode(ix), T4DX_INDEX_SCAN);
+	CHECK_EQ_INT(t4dx_index_bytes(ix), full);
+	for (unsigned i = 0; i < 5; i++)
+		CHECK(same_as_exact(ix, v, keys, n, dim, q + i * dim, 10));
+
+	/* one left untuned: the graph again */
+	t4dx_index_drop(ix);
+	REQUIRE(t4dx_index_load(fd, dim, &back) == 0);
+	CHECK_EQ_INT(t4dx_index_adopt(ix, back), 0);
+	CHECK_EQ_INT(t4dx_index_mode(ix), T4DX_INDEX_GRAPH);
+	CHECK_EQ_INT(t4dx_index_code_bytes(ix), 0);
+	close(fd);
+	unlink(path);
+	t4dx_index_free(ix);
+	free(v);
+	free(q);
+	free(keys);
+}
+
+int main(void)
+{
+	snprintf(path, sizeof(path), "%s/t4dx-test-scan-%d.hnsw",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+	RUN(test_tune_modes);
+	RUN(test_scan_exact);
+	RUN(test_scan_floor);
+	RUN(test_odd_dims);
+	RUN(test_drop_adopt);
+	UNIT_DONE();
+}
