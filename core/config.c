@@ -97,6 +97,7 @@ static const struct key keys[] = {
 	INT(7, vector, ef_construction, 1, T4DX_INDEX_EF_MAX),
 	INT(7, vector, ef_search, 1, T4DX_INDEX_EF_MAX),
 	INT(7, vector, index_min_items, 1, UINT32_MAX),
+	NUM(7, vector, min_recall, 0, 1.01, false),
 };
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 _Static_assert(NKEYS <= 64, "struct walk keeps a bit per key");

@@ -218,6 +218,8 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	/* below this, reading a segment's vectors is cheaper than
 	 * building, keeping and loading a graph of them */
 	c->vector.index_min_items = 1000;
+	/* the recall the issue asks of search (13) */
+	c->vector.min_recall = 0.95;
 }
 
 void t4dx_entry_apply(struct t4dx_entry *e, const struct t4dx_entry *f,

@@ -28,7 +28,10 @@
  * first: once k results are held, a graph search is told the worst of
  * them (t4dx_index_search_above) and stops where nothing it has left to
  * look at can beat it, which on a small segment with nothing that near
- * costs a few nodes' neighbours instead of the whole breadth.
+ * costs a few nodes' neighbours instead of the whole breadth.  An index
+ * in scan mode (its graph answered poorly when measured, hnsw.cc) takes
+ * the same floor: it scans every code anyway, and returns only the
+ * vectors that may reach it, exactly scored.
  *
  * The best k of all sources, by exact score, are the result: the same as
  * an exact search whenever the indexes return the true neighbours among
@@ -451,6 +454,11 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 		}
 		if (rc)
 			break;
+		/* fewer than asked under a floor: nothing more of this
+		 * segment can enter (a scan-mode index answers only what
+		 * may reach the floor) */
+		if (floor > -INFINITY && nh < want)
+			cut = true;
 		if (cut || ngot >= s->o->k || want >= nvec) {
 			for (size_t j = 0; j < ngot; j++)
 				push(s, &got[j]);

@@ -43,6 +43,13 @@
  * segments whole, which is slower but exact.  A run that fails leaves
  * its inputs live: their indexes are loaded again at once.
  *
+ * Graph or scan.  Each index loaded (or rebuilt by the health thread) is
+ * tuned (t4dx_index_tune): its graph's recall is measured at
+ * vector.ef_search and, below vector.min_recall, searches of it scan
+ * 8-bit codes of its vectors instead (exact, hnsw.cc).  An index built
+ * at a flush or a compaction is freed once saved and loaded by the first
+ * search, so it is tuned then, off the write path and its locks.
+ *
  * Damage.  A missing or damaged index (t4dx_index_load checks every
  * byte) is never fatal: the segment is searched by reading its vectors,
  * a warning says so once, and the health thread builds the file again
@@ -273,7 +280,20 @@ int eng_index_place(struct t4dx *db, struct t4dx_seg *s)
 	return 0;
 }
 
-/* Load s's index file, checked.  0 with *out, or the error. */
+/* Tune a loaded or rebuilt index: graph or scan (hnsw.cc).  Failing
+ * (memory) leaves it in graph mode, which answers, if less well. */
+static void tune(struct t4dx *db, struct t4dx_index *ix)
+{
+	int rc = t4dx_index_tune(ix, db->cfg.vector.ef_search,
+				 (float)db->cfg.vector.min_recall);
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"a vector index could not be tuned (%s): its "
+				"graph answers searches", t4dx_strerror(rc));
+}
+
+/* Load s's index file, checked, and tune it.  0 with *out, or the
+ * error. */
 static int load_index(struct t4dx *db, struct t4dx_seg *s,
 		      struct t4dx_index **out)
 {
@@ -289,6 +309,8 @@ static int load_index(struct t4dx *db, struct t4dx_seg *s,
 		t4dx_index_free(*out);
 		rc = T4DX_ECORRUPT;
 	}
+	if (!rc)
+		tune(db, *out);
 	return rc;
 }
 
@@ -429,6 +451,7 @@ int eng_index_check(struct t4dx *db, struct t4dx_seg *s)
 		t4dx_index_free(ix);
 		return 0;
 	}
+	tune(db, ix);
 	if (st == T4DX_SEG_IX_LOADED)
 		keep_loaded(db, cur, ix);
 	else
@@ -478,6 +501,25 @@ void eng_index_restore_inputs(struct t4dx *db, struct t4dx_seg **in,
 					"loaded again after a compaction: %s",
 					t4dx_seg_path(in[i]), t4dx_strerror(rc));
 	}
+}
+
+void t4dx_index_modes(struct t4dx *db, struct t4dx_index_modes *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&db->lock);
+	for (size_t i = 0; i < db->nsegs; i++) {
+		struct t4dx_index *ix;
+		if (t4dx_seg_index_get(db->segs[i], &ix) != T4DX_SEG_IX_LOADED ||
+		    t4dx_index_dropped(ix))
+			continue;
+		if (t4dx_index_mode(ix) == T4DX_INDEX_SCAN) {
+			out->scan++;
+			out->scan_bytes += t4dx_index_code_bytes(ix);
+		} else {
+			out->graph++;
+		}
+	}
+	pthread_rwlock_unlock(&db->lock);
 }
 
 /* The id of an index file name of seg/ (<id>.hnsw or <id>.hnsw.tmp). */

@@ -157,7 +157,10 @@ struct t4dx_config {
 	struct { unsigned dim; char embedder[16]; char command[4096];
 		 double timeout_s;
 		 unsigned index_m, ef_construction, ef_search;
-		 uint32_t index_min_items; } vector;
+		 uint32_t index_min_items;
+		 /* below this measured recall@10 of a segment's graph,
+		  * the segment is searched by a scan of 8-bit codes */
+		 double min_recall; } vector;
 };
 
 /* Fill cfg with the built-in defaults (DESIGN.md section 8). */
@@ -251,6 +254,13 @@ struct t4dx_embed_stats {
 	bool busy;
 };
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
+/* The vector indexes of the live segments in memory now, by how they
+ * answer (tuned at load against vector.min_recall): graph, or scan of
+ * 8-bit codes, and the bytes of those codes. */
+struct t4dx_index_modes {
+	uint64_t graph, scan, scan_bytes;
+};
+void t4dx_index_modes(struct t4dx *db, struct t4dx_index_modes *out);
 /* The vector of a text (a search query) by the store's embedder, in
  * out[0..vector.dim-1]: 0, or ENODATA (the text gets none: no word,
  * binary, or the program says so).  The program of "command" is asked

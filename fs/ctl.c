@@ -615,6 +615,16 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(em, "busy", json_object_new_boolean(es.busy), &ok);
 	}
 	jset(o, "vectors", em, &ok);
+	/* the segments' vector indexes in memory, by how they answer */
+	struct t4dx_index_modes im;
+	t4dx_index_modes(fs->db, &im);
+	struct json_object *ixo = json_object_new_object();
+	if (ixo) {
+		jset(ixo, "graph", ju64(im.graph), &ok);
+		jset(ixo, "scan", ju64(im.scan), &ok);
+		jset(ixo, "scan_bytes", ju64(im.scan_bytes), &ok);
+	}
+	jset(o, "indexes", ixo, &ok);
 	return jemit(out, o, ok);
 }
 

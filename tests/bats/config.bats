@@ -61,7 +61,7 @@ assert_refused() {
 		limits: {max_item_bytes: 1048576, write_buffer_bytes: 2097152},
 		vector: {dim: 64, embedder: "off", command: ["/usr/bin/emb", "-q"],
 			timeout_s: 2.5, index_m: 8, ef_construction: 40,
-			ef_search: 20, index_min_items: 500}}')
+			ef_search: 20, index_min_items: 500, min_recall: 0.5}}')
 	t4dx_start -o "config=$(t4dx_config_file "$json")"
 	assert_config_is "$json"
 	t4dx_ends_with_newline "$MNT/.ctl/config" || fail "config does not end with a newline"

@@ -144,6 +144,7 @@ static const struct tk tks[] = {
 	KI(vector, ef_construction, "1", "65536", "0", "65537"),
 	KI(vector, ef_search, "1", "65536", "0", "65537"),
 	KI(vector, index_min_items, "1", "4294967295", "0", "4294967296"),
+	KN(vector, min_recall, "0", "1.01", "-0.000001", "1.0100001"),
 };
 #define NTK (sizeof(tks) / sizeof(*tks))
 
@@ -519,7 +520,7 @@ static void test_render(void)
 		"\"vector\":{\"dim\":256,\"embedder\":\"builtin\","
 		"\"command\":[],\"timeout_s\":10,"
 		"\"index_m\":32,\"ef_construction\":100,\"ef_search\":256,"
-		"\"index_min_items\":1000}}\n";
+		"\"index_min_items\":1000,\"min_recall\":0.95}}\n";
 	CHECK(!strcmp((const char *)b.p, want));
 	if (strcmp((const char *)b.p, want))
 		fprintf(stderr, "got  %swant %s", b.p, want);

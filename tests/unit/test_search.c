@@ -673,6 +673,87 @@ static void test_index_floor(void)
 	free(x);
 }
 
+/* Uniformly random vectors (no neighbourhoods) in graphs built and
+ * searched narrowly (m 2, ef_construction 4, ef_search 1): with
+ * vector.min_recall above 1 every index answers by its scan and the
+ * engine as exact search does; with 0 the graphs answer, and miss some;
+ * the default measures them and takes the scan. */
+static struct t4dx *open_tuned(const char *dir, double min_recall)
+{
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "off");
+	c.vector.dim = DIM;
+	c.vector.index_min_items = MIN_ITEMS;
+	c.vector.index_m = 2;
+	c.vector.ef_construction = 4;
+	c.vector.ef_search = 1;
+	c.vector.min_recall = min_recall;
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
+static void random_vector(unsigned i, float *x)
+{
+	unsigned st = 99 + i * 7919;
+	for (unsigned d = 0; d < DIM; d++)
+		x[d] = unit_rnd(&st);
+}
+
+/* Queries answered as exact search does, of 30; the indexes' modes. */
+static unsigned exact_queries(struct t4dx *db, struct t4dx_index_modes *m)
+{
+	unsigned same = 0;
+	for (unsigned i = 0; i < 30; i++) {
+		float q[DIM];
+		random_vector(100000 + i, q);
+		same += same_as_exact(db, q, 10);
+	}
+	t4dx_index_modes(db, m);
+	return same;
+}
+
+static void test_scan_mode(void)
+{
+	const char *dir = unit_tmpdir("sscan");
+	struct t4dx *db = open_tuned(dir, 1.01);
+	struct t4dx_index_modes m;
+	for (unsigned i = 0; i < 2440; i++) {
+		char name[32];
+		float x[DIM];
+		snprintf(name, sizeof(name), "r-%05u", i);
+		random_vector(i, x);
+		put_vec(db, name, x, 0.5);
+		if (i == 1199 || i == 2399)
+			REQUIRE(t4dx_flush(db) == 0);
+	}
+	CHECK_EQ_INT(exact_queries(db, &m), 30);
+	CHECK_EQ_INT(m.scan, 2);
+	CHECK_EQ_INT(m.graph, 0);
+	CHECK(m.scan_bytes >= 2400 * DIM);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	db = open_tuned(dir, 0);
+	unsigned same = exact_queries(db, &m);
+	fprintf(stderr, "graphs alone: %u of 30 queries as exact\n", same);
+	CHECK(same < 30);               /* the scan above is what answered */
+	CHECK_EQ_INT(m.graph, 2);
+	CHECK_EQ_INT(m.scan, 0);
+	CHECK_EQ_INT(m.scan_bytes, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	db = open_tuned(dir, 0.95);
+	CHECK_EQ_INT(exact_queries(db, &m), 30);
+	CHECK_EQ_INT(m.scan, 2);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 static bool alerted(struct t4dx *db, const char *what)
 {
 	struct t4dx_buf b = { 0 };
@@ -967,6 +1048,7 @@ int main(void)
 	RUN(test_recall);
 	RUN(test_index_floor);
 	RUN(test_small_segment_after_large);
+	RUN(test_scan_mode);
 	RUN(test_damaged_index);
 	RUN(test_stale_index);
 	RUN(test_by_id);
