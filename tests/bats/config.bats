@@ -213,6 +213,8 @@ segments_at_least() {
 	assert_refused compaction.nrem_kappa_boost '{"compaction":{"nrem_kappa_boost":1.5}}'
 	assert_refused compaction.nrem_kappa_boost '{"compaction":{"nrem_kappa_boost":-0.1}}'
 	assert_refused compaction.prune_min_kappa '{"compaction":{"prune_min_kappa":2}}'
+	assert_refused vector.min_recall '{"vector":{"min_recall":1.5}}'
+	assert_refused vector.min_recall '{"vector":{"min_recall":-0.1}}'
 	assert_refused compaction.prune_max_importance '{"compaction":{"prune_max_importance":-0.5}}'
 	assert_refused compaction.prune_max_age_s '{"compaction":{"prune_max_age_s":-1}}'
 	assert_refused limits.max_item_bytes '{"limits":{"max_item_bytes":-5}}'

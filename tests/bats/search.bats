@@ -329,6 +329,26 @@ search_count() {
 	is_top 'telescope galaxies' stars
 }
 
+@test "vector.min_recall: an index is scanned or walked as measured, .ctl/stats counts them by mode, the answers agree" {
+	local cfg id ans
+	cfg=$(t4dx_config_file '{"vector":{"index_min_items":4,"min_recall":1.01}}')
+	t4dx_remount -o "config=$cfg"
+	write_topics
+	echo flush >"$MNT/.ctl/compact"
+	id=$(t4dx_xattr id "$ITEMS/tea")
+	# the first search loads the index and tunes it: above 1, a scan
+	ans=$(results "@$id")
+	run jq -c .indexes "$MNT/.ctl/stats"
+	assert_output --regexp '^\{"graph":0,"scan":1,"scan_bytes":[1-9][0-9]*\}$'
+	is_top 'green tea' tea
+	# 0: the graph, nothing measured; the same answer
+	cfg=$(t4dx_config_file '{"vector":{"index_min_items":4,"min_recall":0}}')
+	t4dx_remount -o "config=$cfg"
+	assert_equal "$(results "@$id")" "$ans"
+	run jq -c .indexes "$MNT/.ctl/stats"
+	assert_output '{"graph":1,"scan":0,"scan_bytes":0}'
+}
+
 @test "@ID finds the items like an item, without it" {
 	write_topics
 	printf '%s, and jasmine tea\n' "$TEA" >"$ITEMS/tea2"
