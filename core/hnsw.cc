@@ -48,6 +48,14 @@
  * to compile or fails the parameter checks, never silently.  hnswlib.h
  * defines functions that are not inline: no other file may include it.
  *
+ * SCAN MODE.  A graph finds near vectors where the vectors have
+ * neighbourhoods; uniformly random ones have none, and a graph of 100,000
+ * of them at breadth 256 finds 55% of the true 10 best.  t4dx_index_tune
+ * measures the recall of the graph on its own vectors and, below the
+ * caller's minimum, keeps 8-bit codes of them (qcode.c): searches then
+ * scan the codes and score exactly, with the graph's float vectors, every
+ * vector the codes cannot rule out.  The mode is not in the file.
+ *
  * UNDER ADDRESSSANITIZER the library is built without its SSE code.
  * While inserting, hnswlib 0.6.2 computes a prefetch address from the
  * link after the last one of a list (searchBaseLayer), which for a full

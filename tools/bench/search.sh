@@ -7,7 +7,10 @@
 #      configuration (or 16 / 100 / 64 where core has no such keys yet):
 #      build time per 10,000 items, recall@10 of the index against exact
 #      search over SEARCH_Q queries drawn like the data, query latency of
-#      both, index bytes, peak RSS.
+#      both, index bytes, peak RSS; then the index tuned as core tunes
+#      a loaded one (vector.min_recall): its time, the recall it
+#      measured, the mode it chose, and the scan mode's recall and
+#      latency on the same queries.
 #   2. Through the mount, on the clustered set: a store of SEARCH_N items
 #      with those vectors set by hand (vecbench store, vector.embedder
 #      off), the engine's own search of it in-process, then t4dxfs on it
@@ -16,6 +19,7 @@
 #      next to the same queries answered by the index in-process; the
 #      daemon's VmHWM after them; then the time of `echo nrem >
 #      .ctl/compact` on that store and on the same items without vectors.
+#      The same store and listing on the uniform set (no nrem there).
 #   3. The 16-writer durable write workload of part 1 of run-bench.sh on
 #      fresh stores with vector.embedder "builtin" and "off", alternating,
 #      ROUNDS rounds.
@@ -27,9 +31,10 @@
 #   BENCH_SEARCH_QUERIES=N  queries (default 200)
 #
 # Uniformly random vectors at dim 256 are the worst case of any graph
-# index (every point is about as far from a query as every other), so the
-# recall target (>= 0.95) is checked on the clustered set and the uniform
-# figure is printed next to it for what it is.
+# index (every point is about as far from a query as every other): a
+# segment whose graph measures below vector.min_recall is searched by a
+# scan of 8-bit codes instead (core/qcode.c), so the recall target
+# (>= 0.95) is checked through the engine on both sets.
 # (ROUNDS, W16, TMP, MNT, DATA... are run-bench.sh's)
 # shellcheck shell=bash disable=SC2317,SC2153
 
@@ -95,6 +100,35 @@ search_part() {
 	esac
 }
 
+# search_uniform: the store and the listing through the mount on the
+# uniform set (keys store-uniform, query-uniform, search-rss-uniform).
+search_uniform() {
+	progress "search: a store of $SEARCH_N items with uniform vectors, and ls of search/@ID?k=$SEARCH_K through the mount"
+	rm -rf "$TMP/search-udata"
+	vec_rec store-uniform store "$TMP/search-udata" -n "$SEARCH_N" \
+		-S uniform -c "$TMP/search.json" -q "$SEARCH_Q" \
+		-k "$SEARCH_K" --ids "$TMP/search-u.ids"
+	DATA=$TMP/search-udata
+	if [[ -s $TMP/search-u.ids ]] && t4dx_start -o "config=$TMP/search.json"; then
+		pin 1
+		vec_rec query-uniform query "$MNT" --ids "$TMP/search-u.ids" \
+			-k "$SEARCH_K" -m 600
+		pin 0
+		rec search-rss-uniform t4dx "kib=$(t4dx_hwm) phase=queries"
+		rec search-modes-uniform t4dx "$(t4dx_modes)"
+		t4dx_stop
+	else
+		rec query-uniform t4dx "failed=1 errors=1"
+	fi
+	rm -rf "$TMP/search-udata"
+}
+
+# t4dx_modes: the running daemon's indexes by mode (.ctl/stats).
+t4dx_modes() {
+	jq -r '"graph=\(.indexes.graph // "") scan=\(.indexes.scan // "") scan_bytes=\(.indexes.scan_bytes // "")"' \
+		"$MNT/.ctl/stats" 2>/dev/null || printf 'graph= scan= scan_bytes='
+}
+
 search_measure() {
 	local set saved_data=$DATA saved_ok=$T4DX_OK emb
 	if [[ -z $VECBENCH ]]; then
@@ -158,6 +192,7 @@ search_measure() {
 		fi
 		pin 0
 		rec search-rss t4dx "kib=$(t4dx_hwm) phase=queries"
+		rec search-modes t4dx "$(t4dx_modes)"
 		}
 		progress "search: nrem compaction of the store with vectors"
 		ctl_compact compact-vec
@@ -167,6 +202,7 @@ search_measure() {
 		rec query t4dx "failed=1 errors=1"
 		rec compact-vec t4dx "failed=1 errors=1"
 	fi
+	search_part queries && search_uniform
 	DATA=$TMP/search-novec
 	if [[ -d $DATA ]] && t4dx_start -o "config=$TMP/search.json"; then
 		progress "search: nrem compaction of the store without vectors"
@@ -270,8 +306,52 @@ at_least() {
 	awk -v v="$1" -v l="$2" 'BEGIN { print (v >= l ? "yes" : "NO") }'
 }
 
+# idx_mode SET: the mode tune chose for the index of SET.
+idx_mode() {
+	field mode "$(awk -v k="key=index-$1" '$1 == k { print; exit }' "$RAW")"
+}
+
+# mount_rows SET QUERY_KEY STORE_KEY MODES_KEY: the rows of the listing
+# through the mount of SET, next to the engine in-process and the index;
+# sets avail (0: no search/ directory).
+mount_rows() {
+	local set=$1 qk=$2 sk=$3 mk=$4 l q50 q99 i50 i99 e50 e99 self=self
+	# the index column: the mode tune chose for it
+	[[ $(idx_mode "$set") == scan ]] && self=scan_self
+	echo
+	srow "through the mount ($set, hand vectors)" mount engine "index $(idx_mode "$set")" "target" met
+	srow "-------------------------------------------" ----- ------ ----- ------ ---
+	l=$(awk -v k="key=$qk" '$1 == k { print; exit }' "$RAW")
+	avail=$(field available "$l")
+	i50=$(sval "index-$set" ${self}_p50_us)
+	i99=$(sval "index-$set" ${self}_p99_us)
+	e50=$(sval "$sk" search_p50_us)
+	e99=$(sval "$sk" search_p99_us)
+	if [[ $avail == 0 ]]; then
+		srow "ls search/@ID?k=$SEARCH_K p50 [ms]" "not available" "$(scell "$sk" search_p50_us 0.001 2)" "$(scell "index-$set" ${self}_p50_us 0.001 2)" "<=2 ms" "-"
+		srow "  p99 [ms]" "not available" "$(scell "$sk" search_p99_us 0.001 2)" "$(scell "index-$set" ${self}_p99_us 0.001 2)" "<=10 ms" "-"
+		echo "  (this t4dxfs has no search/ directory: the mount figures are not measured)"
+		return
+	fi
+	q50=$(sval "$qk" p50_us)
+	q99=$(sval "$qk" p99_us)
+	srow "ls search/@ID?k=$SEARCH_K p50 [ms]" "$(scell "$qk" p50_us 0.001 2)" \
+		"$(scell "$sk" search_p50_us 0.001 2)" "$(scell "index-$set" ${self}_p50_us 0.001 2)" "<=2 ms" \
+		"$(at_most "$q50" 2000)"
+	srow "  p99 [ms]" "$(scell "$qk" p99_us 0.001 2)" \
+		"$(scell "$sk" search_p99_us 0.001 2)" "$(scell "index-$set" ${self}_p99_us 0.001 2)" "<=10 ms" \
+		"$(at_most "$q99" 10000)"
+	srow "  mount / index, mount / engine (p50)" "$(ratio "$q50" "$i50")" "$(ratio "$q50" "$e50")" "" "" ""
+	srow "  mount / index, mount / engine (p99)" "$(ratio "$q99" "$i99")" "$(ratio "$q99" "$e99")" "" "" ""
+	srow "  results a query (of $SEARCH_K)" "$(scell "$qk" results 1 1)" "$(scell "$sk" search_results 1 1)" "" "" ""
+	srow "  engine recall against its exact search" "" "$(scell "$sk" search_recall 1 4)" "" ">=0.95" \
+		"$(at_least "$(sval "$sk" search_recall)" 0.95)"
+	l=$(awk -v k="key=$mk" '$1 == k { print; exit }' "$RAW")
+	[[ -n $l ]] && echo "  indexes in the daemon after the queries: graph $(field graph "$l"), scan $(field scan "$l") ($(fmt "$(field scan_bytes "$l")" 0.00000095367431640625 1) MiB of codes)"
+}
+
 search_table() {
-	local l p rss avail q50 q99 i50 i99 e50 e99 on off cv cn
+	local l p rss avail on off cv cn
 	[[ -n $VECBENCH ]] || return 0
 	echo
 	l=$(awk '$1 == "key=index-clustered" || $1 == "key=index-uniform" { print; exit }' "$RAW")
@@ -296,9 +376,8 @@ search_table() {
 		"$(scell index-clustered build10k_s 1 3)" "" "" ""
 	srow "index build of $SEARCH_N, per 10,000 [s]" "$(scell index-uniform build_per_10k_s 1 3)" \
 		"$(scell index-clustered build_per_10k_s 1 3)" "" "" ""
-	srow "recall@10 at ef_search" "$(scell index-uniform recall10 1 4)" \
-		"$(scell index-clustered recall10 1 4)" "" ">=0.95 clustered" \
-		"$(at_least "$(sval index-clustered recall10)" 0.95)"
+	srow "graph recall@10 at ef_search" "$(scell index-uniform recall10 1 4)" \
+		"$(scell index-clustered recall10 1 4)" "" "" ""
 	srow "  at 2x / 4x ef_search" \
 		"$(scell index-uniform recall10_ef2x 1 3)/$(scell index-uniform recall10_ef4x 1 3)" \
 		"$(scell index-clustered recall10_ef2x 1 3)/$(scell index-clustered recall10_ef4x 1 3)" "" "" ""
@@ -314,35 +393,24 @@ search_table() {
 	srow "peak RSS, data vectors included [MiB]" \
 		"$(scell index-uniform rss_kib 0.0009765625 1)" \
 		"$(scell index-clustered rss_kib 0.0009765625 1)" "" "" ""
-	echo "  (uniformly random unit vectors at dim 256 are the worst case of any graph index:"
-	echo "  the recall target is checked on the clustered set, the uniform figure is for comparison)"
+	srow "tune (vector.min_recall): time [s]" "$(scell index-uniform tune_s 1 3)" \
+		"$(scell index-clustered tune_s 1 3)" "" "" ""
+	srow "  measured recall, mode chosen" \
+		"$(scell index-uniform tuned_recall 1 3) $(idx_mode uniform)" \
+		"$(scell index-clustered tuned_recall 1 3) $(idx_mode clustered)" "" "" ""
+	srow "scan mode: recall@10" "$(scell index-uniform scan_recall10 1 4)" \
+		"$(scell index-clustered scan_recall10 1 4)" "" "" ""
+	srow "  query p50 / p99 [us]" \
+		"$(scell index-uniform scan_p50_us 1 0)/$(scell index-uniform scan_p99_us 1 0)" \
+		"$(scell index-clustered scan_p50_us 1 0)/$(scell index-clustered scan_p99_us 1 0)" "" "" ""
+	srow "  its codes [MiB]" \
+		"$(scell index-uniform code_bytes 0.00000095367431640625 1)" \
+		"$(scell index-clustered code_bytes 0.00000095367431640625 1)" "" "" ""
+	echo "  (uniformly random unit vectors at dim 256 are the worst case of any graph index: a"
+	echo "  segment whose graph measures below vector.min_recall is searched by its scan instead)"
 
-	echo
-	srow "through the mount (clustered, hand vectors)" mount engine index "target" met
-	srow "-------------------------------------------" ----- ------ ----- ------ ---
-	l=$(awk '$1 == "key=query" { print; exit }' "$RAW")
-	avail=$(field available "$l")
-	i50=$(sval index-clustered self_p50_us)
-	i99=$(sval index-clustered self_p99_us)
-	e50=$(sval store search_p50_us)
-	e99=$(sval store search_p99_us)
-	if [[ $avail == 0 ]]; then
-		srow "ls search/@ID?k=$SEARCH_K p50 [ms]" "not available" "$(scell store search_p50_us 0.001 2)" "$(scell index-clustered self_p50_us 0.001 2)" "<=2 ms" "-"
-		srow "  p99 [ms]" "not available" "$(scell store search_p99_us 0.001 2)" "$(scell index-clustered self_p99_us 0.001 2)" "<=10 ms" "-"
-		echo "  (this t4dxfs has no search/ directory: the mount figures are not measured)"
-	else
-		q50=$(sval query p50_us)
-		q99=$(sval query p99_us)
-		srow "ls search/@ID?k=$SEARCH_K p50 [ms]" "$(scell query p50_us 0.001 2)" \
-			"$(scell store search_p50_us 0.001 2)" "$(scell index-clustered self_p50_us 0.001 2)" "<=2 ms" \
-			"$(at_most "$q50" 2000)"
-		srow "  p99 [ms]" "$(scell query p99_us 0.001 2)" \
-			"$(scell store search_p99_us 0.001 2)" "$(scell index-clustered self_p99_us 0.001 2)" "<=10 ms" \
-			"$(at_most "$q99" 10000)"
-		srow "  mount / index, mount / engine (p50)" "$(ratio "$q50" "$i50")" "$(ratio "$q50" "$e50")" "" "" ""
-		srow "  mount / index, mount / engine (p99)" "$(ratio "$q99" "$i99")" "$(ratio "$q99" "$e99")" "" "" ""
-		srow "  results a query (of $SEARCH_K)" "$(scell query results 1 1)" "$(scell store search_results 1 1)" "" "" ""
-		srow "  engine recall against its exact search" "" "$(scell store search_recall 1 4)" "" "" ""
+	mount_rows clustered query store search-modes
+	if [[ $avail == 1 ]]; then
 		l=$(awk '$1 == "key=query-reqs" { print; exit }' "$RAW")
 		if [[ -n $l ]]; then
 			echo "  FUSE requests an ls:$(field reqs "$l" | sed 's/^1//; s/,/ /g');" \
@@ -359,6 +427,12 @@ search_table() {
 			srow "coreutils ls, a process each, p50/p99 [ms]" FAILED "" "" "" ""
 		fi
 	fi
+	mount_rows uniform query-uniform store-uniform search-modes-uniform
+	srow "daemon VmHWM after the queries [MiB]" "$(fmt "$(awk '$1 == "key=search-rss-uniform" { print; exit }' "$RAW" | tr ' ' '\n' | sed -n 's/^kib=//p')" 0.0009765625 1)" \
+		"" "" "<256 MiB" \
+		"$(at_most "$(awk '$1 == "key=search-rss-uniform" { print; exit }' "$RAW" | tr ' ' '\n' | sed -n 's/^kib=//p')" $((256 * 1024 - 1)))"
+	echo
+	echo "clustered store, nrem:"
 	# the issue's peak: VmHWM only grows, and nrem (the inputs' indexes
 	# and the one it builds) is the heaviest moment, if it ran
 	rss=$(search_rss compaction)
