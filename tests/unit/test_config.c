@@ -520,7 +520,7 @@ static void test_render(void)
 		"\"vector\":{\"dim\":256,\"embedder\":\"builtin\","
 		"\"command\":[],\"timeout_s\":10,"
 		"\"index_m\":32,\"ef_construction\":100,\"ef_search\":256,"
-		"\"index_min_items\":1000,\"min_recall\":0.95}}\n";
+		"\"index_min_items\":1000,\"min_recall\":0.99}}\n";
 	CHECK(!strcmp((const char *)b.p, want));
 	if (strcmp((const char *)b.p, want))
 		fprintf(stderr, "got  %swant %s", b.p, want);
