@@ -56,6 +56,18 @@
  * scan the codes and score exactly, with the graph's float vectors, every
  * vector the codes cannot rule out.  The mode is not in the file.
  *
+ * ISOLATED NODES.  A walk moves towards nodes more like the query; it
+ * cannot find a node unlike all others (a note on a subject no other
+ * shares), whose neighbours are no more like the query than any node
+ * is: its own text as a query missed it at breadth 256 on a segment of
+ * 1,923 notes.  So tune also takes the score of a typical unrelated
+ * pair (the 90th percentile of 4,096 pairs drawn at random: bg) and
+ * keeps the nodes whose nearest linked neighbour scores below it; in
+ * graph mode a search scores those exactly besides the walk, and reads
+ * the whole graph's vectors when the walk found nothing above bg
+ * (unless the caller's floor is above bg: what it needs is then far
+ * from a typical pair, where the walk has a way in).
+ *
  * UNDER ADDRESSSANITIZER the library is built without its SSE code.
  * While inserting, hnswlib 0.6.2 computes a prefetch address from the
  * link after the last one of a list (searchBaseLayer), which for a full
@@ -211,6 +223,12 @@ struct t4dx_index {
 	 * mode.  Set before the index is shared, freed with the graph. */
 	t4dx_qcodes *codes;
 	float recall;           /* the graph's, measured by tune; NaN: not */
+	/* Graph mode's guard (tune; see "ISOLATED NODES" above): the
+	 * nodes scored exactly at every search, and the score of a
+	 * typical unrelated pair, below which a walk has found nothing;
+	 * NaN: no guard (not tuned). */
+	std::vector<node_t> *iso;
+	float bg;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -308,6 +326,8 @@ static int make_index(uint32_t dim, uint32_t m, uint32_t efc, size_t n,
 	ix->gone.store(false);
 	ix->codes = NULL;
 	ix->recall = NAN;
+	ix->iso = NULL;
+	ix->bg = NAN;
 	try {
 		ix->space = new ip_space(dim);
 		ix->g = new graph_t(ix->space, std::max<size_t>(n, 1), m, efc);
@@ -420,6 +440,7 @@ void t4dx_index_free(struct t4dx_index *ix)
 	if (!ix)
 		return;
 	t4dx_qcodes_free(ix->codes);
+	delete ix->iso;
 	delete ix->g;
 	delete ix->space;
 	delete ix;
@@ -637,6 +658,58 @@ static int scan_search(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 	return 0;
 }
 
+/* Graph mode (ix->use held shared, the graph there): the walk, then the
+ * isolated nodes iso scored exactly, or every node when the walk found
+ * nothing above bg and the caller may need such nodes.  May throw. */
+static void guarded_search(const struct t4dx_index *ix,
+			   const std::vector<node_t> *iso, float bg,
+			   const float *q, uint32_t k, uint32_t ef,
+			   float floor, struct t4dx_index_hit *hits,
+			   uint32_t *nhits)
+{
+	const graph_t *g = ix->g;
+	auto worse = [](const t4dx_index_hit &a, const t4dx_index_hit &b) {
+		return hit_before(a, b);
+	};
+	uint32_t have;
+
+	graph_search(ix, q, k, ef, floor, hits, nhits);
+	if (std::isnan(bg))
+		return;
+	have = *nhits;
+	if ((!have || hits[0].score < bg) && floor < bg) {
+		have = 0;
+		for (size_t i = 0; i < ix->count; i++) {
+			t4dx_index_hit h = {
+				(uint32_t)g->getExternalLabel((node_t)i),
+				dot(q, (const float *)
+				    g->getDataByInternalId((node_t)i), ix->dim),
+			};
+			keep_best(hits, &have, k, h);
+		}
+	} else if (iso && !iso->empty()) {
+		std::make_heap(hits, hits + have, worse);
+		for (node_t id : *iso) {
+			uint32_t key = (uint32_t)g->getExternalLabel(id);
+			bool held = false;
+
+			for (uint32_t j = 0; j < have && !held; j++)
+				held = hits[j].key == key;
+			if (held)
+				continue;
+			t4dx_index_hit h = {
+				key, dot(q, (const float *)
+					 g->getDataByInternalId(id), ix->dim),
+			};
+			keep_best(hits, &have, k, h);
+		}
+	} else {
+		return;
+	}
+	std::sort(hits, hits + have, hit_before);
+	*nhits = have;
+}
+
 int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 			    uint32_t k, uint32_t ef, float floor,
 			    struct t4dx_index_hit *hits, uint32_t *nhits)
@@ -657,7 +730,8 @@ int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 		if (ix->codes)
 			return scan_search(ix, ix->codes, q, k, floor, hits,
 					   nhits);
-		graph_search(ix, q, k, ef, floor, hits, nhits);
+		guarded_search(ix, ix->iso, ix->bg, q, k, ef, floor, hits,
+			       nhits);
 	} catch (...) {
 		*nhits = 0;
 		return exception_rc();
@@ -679,6 +753,62 @@ static int make_codes(const struct t4dx_index *ix, t4dx_qcodes **out)
 	return rc;
 }
 
+/* The guard of graph mode (ix->use held): bg, the 90th percentile of the
+ * scores of ISO_PAIRS pairs of nodes drawn by a fixed generator (the same
+ * graph gives the same guard), and the nodes whose best of their first
+ * ISO_LINKS level-0 links scores below it (the first links are the
+ * nearest chosen when the list was last pruned; one added later may be
+ * nearer, which can only add a node to iso, never leave one out). */
+#define ISO_PAIRS 4096
+#define ISO_LINKS 16
+
+static void find_isolated(const struct t4dx_index *ix,
+			  std::vector<node_t> *iso, float *bg)
+{
+	const graph_t *g = ix->g;
+	size_t n = ix->count;
+	std::vector<float> pair;
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+	*bg = NAN;
+	iso->clear();
+	if (n < 2)
+		return;
+	for (int t = 0; t < ISO_PAIRS; t++) {
+		size_t a, b;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		a = (size_t)(x % n);
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		b = (size_t)(x % n);
+		if (a != b)
+			pair.push_back(dot((const float *)
+				g->getDataByInternalId((node_t)a),
+				(const float *)g->getDataByInternalId((node_t)b),
+				ix->dim));
+	}
+	if (pair.empty())
+		return;
+	std::nth_element(pair.begin(), pair.begin() + pair.size() * 9 / 10,
+			 pair.end());
+	*bg = pair[pair.size() * 9 / 10];
+	for (size_t i = 0; i < n; i++) {
+		hnswlib::linklistsizeint *ll = g->get_linklist0((node_t)i);
+		unsigned size = std::min<unsigned>(g->getListCount(ll),
+						   ISO_LINKS);
+		const node_t *links = (const node_t *)(ll + 1);
+		const float *v = (const float *)
+				 g->getDataByInternalId((node_t)i);
+		float best = -INFINITY;
+
+		for (unsigned j = 0; j < size; j++)
+			best = std::max(best, dot(v, (const float *)
+				g->getDataByInternalId(links[j]), ix->dim));
+		if (best < *bg)
+			iso->push_back((node_t)i);
+	}
+}
+
 /* The graph's recall@10 at breadth ef on TUNE_SAMPLES of its own vectors,
  * spread evenly over the nodes: each asks for 11, its own key left out,
  * against the exact answer of the codes (ix->use held). */
@@ -686,7 +816,8 @@ static int make_codes(const struct t4dx_index *ix, t4dx_qcodes **out)
 #define TUNE_K 10
 
 static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
-		   uint32_t ef, float *recall)
+		   const std::vector<node_t> *iso, float bg, uint32_t ef,
+		   float *recall)
 {
 	const graph_t *g = ix->g;
 	size_t n = ix->count, samples = std::min<size_t>(TUNE_SAMPLES, n);
@@ -702,7 +833,8 @@ static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 
 		if (rc)
 			return rc;
-		graph_search(ix, q, TUNE_K + 1, ef, -INFINITY, gh, &ng);
+		guarded_search(ix, iso, bg, q, TUNE_K + 1, ef, -INFINITY, gh,
+			       &ng);
 		unsigned took = 0;
 		for (uint32_t t = 0; t < nt && took < TUNE_K; t++) {
 			if (tr[t].key == self)
@@ -723,39 +855,54 @@ static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 int t4dx_index_tune(struct t4dx_index *ix, uint32_t ef, float min_recall)
 {
 	t4dx_qcodes *codes = NULL;
-	float recall = NAN;
+	std::vector<node_t> *iso = NULL;
+	float recall = NAN, bg = NAN;
 	int rc = 0;
 
 	if (ef < 1 || ef > T4DX_INDEX_EF_MAX || std::isnan(min_recall))
 		return EINVAL;
 	try {
-		if (min_recall > 0) {
+		iso = new std::vector<node_t>();
+		{
 			std::shared_lock<std::shared_mutex> hold(ix->use);
 
-			if (!ix->g)
+			if (!ix->g) {
+				delete iso;
 				return ESTALE;
-			rc = make_codes(ix, &codes);
-			if (!rc)
-				rc = measure(ix, codes, ef, &recall);
+			}
+			find_isolated(ix, iso, &bg);
+			if (min_recall > 0) {
+				rc = make_codes(ix, &codes);
+				if (!rc)
+					rc = measure(ix, codes, iso, bg, ef,
+						     &recall);
+			}
 		}
 		if (rc) {
 			t4dx_qcodes_free(codes);
+			delete iso;
 			return rc;
 		}
 		if (!(recall < min_recall)) {   /* graph mode */
 			t4dx_qcodes_free(codes);
 			codes = NULL;
 		}
+		iso->shrink_to_fit();
 		std::unique_lock<std::shared_mutex> hold(ix->use);
 		if (!ix->g) {
 			t4dx_qcodes_free(codes);
+			delete iso;
 			return ESTALE;
 		}
 		t4dx_qcodes_free(ix->codes);
+		delete ix->iso;
 		ix->codes = codes;
 		ix->recall = recall;
+		ix->iso = iso;
+		ix->bg = bg;
 	} catch (...) {
 		t4dx_qcodes_free(codes);
+		delete iso;
 		return exception_rc();
 	}
 	return 0;
@@ -812,6 +959,8 @@ size_t t4dx_index_bytes(const struct t4dx_index *ix)
 			     ix->link_bytes;
 		if (ix->codes)
 			n += t4dx_qcodes_bytes(ix->codes);
+		if (ix->iso)
+			n += ix->iso->capacity() * sizeof(node_t);
 	} catch (...) {
 	}
 	return n;
@@ -831,6 +980,9 @@ void t4dx_index_drop(struct t4dx_index *ix)
 		ix->g = NULL;
 		t4dx_qcodes_free(ix->codes);
 		ix->codes = NULL;
+		delete ix->iso;
+		ix->iso = NULL;
+		ix->bg = NAN;
 	} catch (...) {
 	}
 }
@@ -860,6 +1012,10 @@ int t4dx_index_adopt(struct t4dx_index *ix, struct t4dx_index *from)
 		t4dx_qcodes_free(ix->codes);
 		ix->codes = from->codes;
 		ix->recall = from->recall;
+		delete ix->iso;
+		ix->iso = from->iso;
+		ix->bg = from->bg;
+		from->iso = NULL;
 		from->g = NULL;
 		from->space = NULL;
 		from->codes = NULL;

@@ -4,7 +4,8 @@
  * exactly as exact search does (keys and scores, several k, with a floor,
  * queries of any length, odd dims down to 1); a dropped scan index
  * answers ESTALE and adopt brings back the mode of what it adopts; the
- * codes are counted in the index's bytes. */
+ * codes are counted in the index's bytes.  In graph mode, tune's guard
+ * finds a vector unlike every other, which a walk does not. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -291,6 +292,71 @@ static void test_drop_adopt(void)
 	free(keys);
 }
 
+/* n vectors of dim 64 alike as notes sharing words are: positive in the
+ * first 48 values (a part common to all, one of 40 topics, noise), 0 in
+ * the last 16; but vector lone (of the first ones inserted) which is 0
+ * in the first 48 and so unlike all others (score 0). */
+static float *notes(size_t n, size_t lone)
+{
+	float *v = calloc(n * 64, sizeof(float));
+	REQUIRE(v);
+	for (size_t i = 0; i < n; i++) {
+		float *x = v + i * 64;
+		double s = 0;
+		if (i == lone) {
+			for (int d = 48; d < 64; d++)
+				x[d] = 0.5f + 0.5f * unit_rnd(&seed);
+			x[20] = 0.3f;	/* a little like topic 20's notes */
+		} else {
+			size_t t = i % 40;
+			for (int d = 0; d < 48; d++)
+				x[d] = 0.4f + 0.2f * fabsf(unit_rnd(&seed));
+			x[t % 48] += 3.0f;
+			x[(t * 7 + 3) % 48] += 2.0f;
+		}
+		for (int d = 0; d < 64; d++)
+			s += (double)x[d] * x[d];
+		for (int d = 0; d < 64; d++)
+			x[d] = (float)(x[d] / sqrt(s));
+	}
+	return v;
+}
+
+static void test_isolated(void)
+{
+	size_t n = 3000, lone = 2;
+	float *v = notes(n, lone), q[64];
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index *ix;
+	struct t4dx_index_hit h[10];
+	uint32_t nh;
+	const uint32_t efs[] = { 16, 64 };
+
+	REQUIRE(t4dx_index_build(64, 16, 100, keys, v, n, &ix) == 0);
+	REQUIRE(t4dx_index_tune(ix, 64, 0) == 0);
+	CHECK(t4dx_index_mode(ix) == T4DX_INDEX_GRAPH);
+	for (size_t e = 0; e < 2; e++) {
+		/* its own vector: the walk finds nothing above a typical
+		 * pair, and the guard reads every vector */
+		CHECK(t4dx_index_search(ix, v + lone * 64, 10, efs[e], h,
+					&nh) == 0);
+		CHECK(nh == 10 && h[0].key == keys[lone]);
+		CHECK(t4dx_index_search_above(ix, v + lone * 64, 3, efs[e],
+					      0.1f, h, &nh) == 0);
+		CHECK(nh >= 1 && h[0].key == keys[lone]);
+		/* its vector with some of what all share: the walk finds
+		 * common notes, the isolated node is scored besides */
+		for (int d = 0; d < 64; d++)
+			q[d] = v[lone * 64 + d] + 0.6f * v[10 * 64 + d];
+		CHECK(t4dx_index_search(ix, q, 5, efs[e], h, &nh) == 0);
+		CHECK(nh == 5 && h[0].key == keys[lone]);
+		CHECK(same_as_exact(ix, v, keys, n, 64, q, 5));
+	}
+	t4dx_index_free(ix);
+	free(v);
+	free(keys);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "%s/t4dx-test-scan-%d.hnsw",
@@ -300,5 +366,6 @@ int main(void)
 	RUN(test_scan_floor);
 	RUN(test_odd_dims);
 	RUN(test_drop_adopt);
+	RUN(test_isolated);
 	UNIT_DONE();
 }
