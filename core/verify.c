@@ -17,6 +17,11 @@
  *  - rescue files of this store: DATA_DIR/rescue-*.jsonl and
  *    t4dx-rescue-<ID>-*.jsonl in the places a daemon puts them
  *    ($TMPDIR, /var/tmp, /tmp, /dev/shm): every line must be a record.
+ *  - the vector index file of each of those segments, where there is
+ *    one (a small segment has none): its header, length and checksum.
+ *    A damaged one is a note, not damage: it loses nothing (the vectors
+ *    are in the segment), searches read the segment whole, and the
+ *    daemon's health check writes it again.
  *  - quarantine/: what earlier recoveries set aside is noted.
  */
 #include <dirent.h>
@@ -31,6 +36,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "index.h"
 #include "io.h"
 #include "manifest.h"
 #include "rec.h"
@@ -215,12 +221,38 @@ static void verify_seg_file(struct verify *v, const char *path, uint64_t id,
 	t4dx_seg_unref(s);
 }
 
+/* The vector index file of segment id, if it has one. */
+static void verify_index(struct verify *v, uint64_t id)
+{
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/seg/%020llu.hnsw", v->dir,
+		 (unsigned long long)id);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno != ENOENT && !denied(v, errno, path))
+			say(v, false, path, -1, "vector index cannot be "
+			    "opened: %s", strerror(errno));
+		return;
+	}
+	uint64_t count = 0;
+	int rc = t4dx_index_verify(fd, 0, &count);
+	close(fd);
+	if (rc && !denied(v, rc, path))
+		say(v, false, path, -1, "vector index is damaged (%s): "
+		    "searches read its segment whole until the daemon's "
+		    "health check writes it again",
+		    rc == T4DX_ECORRUPT ? "fails its checksum" :
+		    rc == T4DX_EFORMAT ? "not an index file of this version"
+					 : t4dx_strerror(rc));
+}
+
 static void verify_segment(struct verify *v, const struct t4dx_manifest_seg *ms)
 {
 	char path[PATH_MAX + 64];
 	snprintf(path, sizeof(path), "%s/seg/%020llu.t4s", v->dir,
 		 (unsigned long long)ms->id);
 	verify_seg_file(v, path, ms->id, (int64_t)ms->items);
+	verify_index(v, ms->id);
 }
 
 struct named {
