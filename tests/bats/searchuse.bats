@@ -127,3 +127,32 @@ print(after)
 	t4dx_start -o "config=$(t4dx_config_file "$SMALL_INDEX")"
 	assert_equal "$(answers)" "$want"
 }
+
+@test "at level 2 (a damaged segment) an item of the memtable, readable by name, is still found, partial" {
+	t4dx_start -o "config=$(t4dx_config_file "$SMALL_INDEX")"
+	local i
+	for i in $(seq 1 40); do
+		printf 'filler %s %s\n' "$i" "$(printf 'lorem ipsum dolor %.0s' $(seq 60))" \
+			>"$ITEMS/fill$i"
+	done
+	t4dx_ctl_echo compact flush
+	local seg=("$DATA"/seg/*.t4s)
+	[[ ${#seg[@]} == 1 ]] || fail "not one segment: ${seg[*]}"
+	# written after the flush: in the memtable, with its vector
+	printf 'zanzibar spice island\n' >"$ITEMS/mem"
+	t4dx_wait_for 30 has 'zanzibar spice' mem || fail "mem never found"
+	# damage the segment's middle; the health check reads it back
+	local size
+	size=$(stat -c %s "${seg[0]}")
+	head -c 4000 /dev/urandom |
+		dd of="${seg[0]}" bs=1 seek=$((size / 3)) conv=notrunc 2>/dev/null
+	t4dx_wait_ctl 30 health '.level == 2'
+	# the item is there, by name
+	assert_equal "$(cat "$ITEMS/mem")" 'zanzibar spice island'
+	run jq -c . "$MNT/search/zanzibar spice/results.json"
+	assert_success
+	jq -e '.partial == true' <<<"$output" || fail "not partial: $output"
+	skip "finding: at level 2 a search that meets the damaged segment gives up and answers nothing, the memtable's items too"
+	jq -e '.results | any(.path == "mem")' <<<"$output" ||
+		fail "mem not found at level 2: $output"
+}
