@@ -24,6 +24,9 @@
 #                                    holding "poison" (one content it
 #                                    always crashes on)
 #   embed-cmd.sh slow SECS DIM       answers as answer, each after SECS
+#   embed-cmd.sh setsid PIDFILE DIM  starts a sleep in a session of its
+#                                    own (out of its process group),
+#                                    writes its pid to PIDFILE, answers
 set -u
 mode=$1
 shift
@@ -97,6 +100,11 @@ slow)
 		jq -c --argjson dim "$2" '{id, vector:
 			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
 	done
+	;;
+setsid)
+	setsid sleep 100000 </dev/null >/dev/null 2>&1 &
+	printf '%s\n' "$!" >"$1"
+	answer "$2"
 	;;
 *)
 	echo "embed-cmd.sh: unknown mode $mode" >&2

@@ -156,3 +156,23 @@ print(after)
 	jq -e '.results | any(.path == "mem")' <<<"$output" ||
 		fail "mem not found at level 2: $output"
 }
+
+@test "command embedder: a child the program put in a session of its own does not outlive the unmount" {
+	local cfg
+	cfg=$(jq -cn --arg sh "$T4DX_SRCDIR/tests/embed-cmd.sh" \
+		--arg pf "$T4DX_TMP/setsid.pid" \
+		'{vector: {dim: 4, embedder: "command", timeout_s: 10,
+		  command: ["bash", $sh, "setsid", $pf, "4"]}}')
+	t4dx_start -o "config=$(t4dx_config_file "$cfg")"
+	printf 'abc\n' >"$ITEMS/f"
+	t4dx_wait_for 30 test -s "$T4DX_TMP/setsid.pid" || fail "the program never started"
+	local child
+	child=$(cat "$T4DX_TMP/setsid.pid")
+	t4dx_track "$child"             # the teardown kills it if it stays
+	t4dx_wait_for 10 t4dx_alive "$child" || fail "no child $child"
+	t4dx_wait_for 30 eval '[[ -n $(getfattr --only-values -n user.t4dx.vector "$ITEMS/f" 2>/dev/null) ]]' ||
+		fail "no vector from the program"
+	t4dx_stop
+	skip "finding: the daemon kills the program's process group only; a descendant that called setsid (a daemonizing model server) is left running after the unmount"
+	t4dx_wait_for 10 t4dx_dead "$child" || fail "pid $child left running"
+}
