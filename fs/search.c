@@ -14,7 +14,11 @@
  * Inodes.  search/ is the fixed inode INO_SEARCH_DIR.  A query directory
  * and what it holds have inodes with INO_SEARCH_BIT set: the query's
  * number (qid) above SLOT_BITS, and below them the slot: 0 the directory,
- * 1 results.json, 2 + r the link of rank r + 1.  A query name gets its qid
+ * 1 results.json, 2 + i a link to the i-th item the query has shown.  A
+ * link's inode names its item, not its rank: a process that holds a
+ * link (between its lookup and the readlink that follows, or with a
+ * descriptor) while another's search moves the ranks still reads that
+ * item's target, never the one that took its rank.  A query name gets its qid
  * at its first lookup and keeps it while the kernel holds the directory
  * (lookups add, FORGET subtracts); then the query is dropped, and the
  * same name looked up later gets a new qid.  qids only grow, so an inode
@@ -63,7 +67,7 @@
 #include "ctl.h"
 #include "query.h"
 
-#define SLOT_BITS 11
+#define SLOT_BITS 20
 #define SLOT_DIR 0
 #define SLOT_JSON 1
 #define SLOT_RANK0 2
@@ -72,13 +76,24 @@
 #define INO_OF(qid, slot) (INO_SEARCH_BIT | (qid) << SLOT_BITS | (slot))
 #define JSON_NAME "results.json"
 
+#define SLOTS_MAX ((UINT64_C(1) << SLOT_BITS) - SLOT_RANK0)
+
 /* A query directory the kernel holds.  Guarded by fs->search.mu. */
 struct query {
 	uint64_t qid;
 	uint64_t nlookup;
 	char name[T4DX_NAME_MAX + 1];
+	uint64_t *items;                /* the item (entry ino) of each link
+	                                   slot given out, in order */
+	size_t nitems, cap;
 	UT_hash_handle by_id, by_name;
 };
+
+static void query_free(struct query *q)
+{
+	free(q->items);
+	free(q);
+}
 
 /* ---- names and targets of the links ------------------------------------- */
 
@@ -265,28 +280,86 @@ static int link_of_answer(const struct answer *a, size_t r,
 	return 0;
 }
 
-static int link_info(struct t4dxfs *fs, uint64_t qid, size_t r,
+/* The link slot of the item item in query qid, given out now if it has
+ * none: 0 with *slot, ENOENT (the query is gone), ENOMEM, or EOVERFLOW
+ * once a query has shown SLOTS_MAX items (the kernel holding it all
+ * that time). */
+static int slot_of(struct t4dxfs *fs, uint64_t qid, uint64_t item,
+		   uint64_t *slot)
+{
+	struct search_state *s = &fs->search;
+	int rc = 0;
+	pthread_mutex_lock(&s->mu);
+	struct query *q = query_by_qid(s, qid);
+	size_t i = 0;
+	if (!q) {
+		rc = ENOENT;
+		goto out;
+	}
+	while (i < q->nitems && q->items[i] != item)
+		i++;
+	if (i < q->nitems)
+		goto out;
+	if (q->nitems == SLOTS_MAX) {
+		rc = EOVERFLOW;
+		goto out;
+	}
+	if (q->nitems == q->cap) {
+		size_t cap = q->cap ? 2 * q->cap : 16;
+		uint64_t *n = realloc(q->items, cap * sizeof(*n));
+		if (!n) {
+			rc = ENOMEM;
+			goto out;
+		}
+		q->items = n;
+		q->cap = cap;
+	}
+	q->items[q->nitems++] = item;
+out:
+	pthread_mutex_unlock(&s->mu);
+	*slot = SLOT_RANK0 + i;
+	return rc;
+}
+
+/* The rank (0-based) of item in a, or a->n. */
+static size_t rank_of(const struct answer *a, uint64_t item)
+{
+	size_t r = 0;
+	while (r < a->n && a->hits[r].e.ino != item)
+		r++;
+	return r;
+}
+
+/* What the link of slot slot of query qid shows: its item as the cached
+ * answer has it, or a new answer.  0, ENOENT (no such slot, or its item
+ * is not among the results now). */
+static int link_info(struct t4dxfs *fs, uint64_t qid, uint64_t slot,
 		     struct link_info *li)
 {
 	struct search_state *s = &fs->search;
 	int rc = ENOENT;
 	bool hit = false;
+	uint64_t item = 0;
 	pthread_mutex_lock(&s->mu);
-	for (size_t i = 0; i < SEARCH_CACHE; i++)
+	struct query *q = query_by_qid(s, qid);
+	bool known = q && slot >= SLOT_RANK0 && slot - SLOT_RANK0 < q->nitems;
+	if (known)
+		item = q->items[slot - SLOT_RANK0];
+	for (size_t i = 0; known && i < SEARCH_CACHE; i++)
 		if (s->cache[i].qid == qid) {
 			struct answer a = { s->cache[i].hits, s->cache[i].n,
 					    s->cache[i].k, s->cache[i].partial };
 			s->cache[i].use = ++s->use_clock;
-			rc = link_of_answer(&a, r, li);
+			rc = link_of_answer(&a, rank_of(&a, item), li);
 			hit = true;
 		}
 	pthread_mutex_unlock(&s->mu);
-	if (hit)
+	if (!known || hit)
 		return rc;
 	struct answer a;
 	rc = compute(fs, qid, &a);
 	if (!rc)
-		rc = link_of_answer(&a, r, li);
+		rc = link_of_answer(&a, rank_of(&a, item), li);
 	answer_free(&a);
 	return rc;
 }
@@ -339,7 +412,7 @@ int search_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 		t4dx_buf_free(&b);
 	} else {
 		struct link_info li = { 0 };
-		rc = link_info(fs, qid, slot - SLOT_RANK0, &li);
+		rc = link_info(fs, qid, slot, &li);
 		if (!rc)
 			link_stat(fs, ino, &li, st);
 		free(li.target);
@@ -411,25 +484,27 @@ static int lookup_child(struct t4dxfs *fs, uint64_t qid, const char *name,
 	unsigned long r = strtoul(name, NULL, 10);
 	struct link_info li = { 0 };
 	rc = ENOENT;
+	size_t found = a.n;
 	if (r >= 1 && nd == width_of(a.k) && !link_of_answer(&a, r - 1, &li) &&
-	    !strcmp(li.name, name)) {
-		link_stat(fs, INO_OF(qid, SLOT_RANK0 + r - 1), &li, &st);
-		entry_param(ep, &st);
-		rc = 0;
-	}
+	    !strcmp(li.name, name))
+		found = r - 1;
 	/* Ranks move as items change between a listing and the lookups
 	 * that follow it (ls -l, tar, rsync): a name listed as rank r that
-	 * is now at another rank is found there, rather than vanishing.
-	 * The link then reads as that rank's (the item is the same). */
-	for (size_t i = 0; rc && nd == width_of(a.k) && i < a.n; i++) {
+	 * is now at another rank is found there, rather than vanishing
+	 * (its inode is its item's whatever the rank). */
+	for (size_t i = 0; found == a.n && nd == width_of(a.k) && i < a.n;
+	     i++) {
 		free(li.target);
 		memset(&li, 0, sizeof(li));
 		if (!link_of_answer(&a, i, &li) &&
-		    !strcmp(li.name + nd, name + nd)) {
-			link_stat(fs, INO_OF(qid, SLOT_RANK0 + i), &li, &st);
-			entry_param(ep, &st);
-			rc = 0;
-		}
+		    !strcmp(li.name + nd, name + nd))
+			found = i;
+	}
+	uint64_t slot;
+	if (found < a.n &&
+	    !(rc = slot_of(fs, qid, a.hits[found].e.ino, &slot))) {
+		link_stat(fs, INO_OF(qid, slot), &li, &st);
+		entry_param(ep, &st);
 	}
 	free(li.target);
 	answer_free(&a);
@@ -462,7 +537,7 @@ void search_forget(struct t4dxfs *fs, fuse_ino_t ino, uint64_t n)
 			cache_drop(s, q->qid);
 			HASH_DELETE(by_id, s->by_id, q);
 			HASH_DELETE(by_name, s->by_name, q);
-			free(q);
+			query_free(q);
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -485,9 +560,12 @@ int search_list(struct t4dxfs *fs, fuse_ino_t ino, search_add_fn add,
 	struct stat st;
 	for (size_t r = 0; !rc && r < a.n; r++) {
 		struct link_info li = { 0 };
+		uint64_t slot;
 		rc = link_of_answer(&a, r, &li);
+		if (!rc)
+			rc = slot_of(fs, qid, a.hits[r].e.ino, &slot);
 		if (!rc) {
-			link_stat(fs, INO_OF(qid, SLOT_RANK0 + r), &li, &st);
+			link_stat(fs, INO_OF(qid, slot), &li, &st);
 			rc = add(arg, li.name, strlen(li.name), &st);
 		}
 		free(li.target);
@@ -511,7 +589,7 @@ void search_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	struct link_info li = { 0 };
-	int rc = link_info(fs, QID_OF(ino), SLOT_OF(ino) - SLOT_RANK0, &li);
+	int rc = link_info(fs, QID_OF(ino), SLOT_OF(ino), &li);
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -589,6 +667,6 @@ void search_free_all(struct t4dxfs *fs)
 	HASH_ITER(by_id, s->by_id, q, t) {
 		HASH_DELETE(by_id, s->by_id, q);
 		HASH_DELETE(by_name, s->by_name, q);
-		free(q);
+		query_free(q);
 	}
 }
