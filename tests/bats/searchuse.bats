@@ -176,3 +176,35 @@ print(after)
 	skip "finding: the daemon kills the program's process group only; a descendant that called setsid (a daemonizing model server) is left running after the unmount"
 	t4dx_wait_for 10 t4dx_dead "$child" || fail "pid $child left running"
 }
+
+# as_nobody CMD...: run CMD as user nobody (root only).
+as_nobody() {
+	setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+}
+
+@test "with allow_other, search/ shows another user nothing of a namespace that user may not enter" {
+	[[ $EUID == 0 ]] || skip "needs root, to act as another user"
+	command -v setpriv >/dev/null || skip "setpriv is missing"
+	chmod 755 "$T4DX_TMP"           # the mount point is reached through it
+	t4dx_start -o allow_other
+	mkdir -m 700 "$ITEMS/private"
+	printf 'salary of alice is 100000 dollars, secret\n' >"$ITEMS/private/alice-salary"
+	chmod 600 "$ITEMS/private/alice-salary"
+	printf 'a public note about dollars\n' >"$ITEMS/pub"
+	t4dx_wait_for 30 has 'salary secret' private/alice-salary ||
+		fail "never found: $(cat "$MNT/search/salary secret/results.json")"
+	t4dx_wait_for 30 has 'salary secret' pub || fail "pub never found"
+	# the directory keeps nobody out
+	run as_nobody ls "$ITEMS/private"
+	assert_failure
+	assert_output --partial 'Permission denied'
+	# search/ must not tell nobody the private item's name, id and how
+	# close it is to any text nobody cares to try
+	run as_nobody cat "$MNT/search/salary secret/results.json"
+	assert_success
+	jq -e '.results | any(.path == "pub")' <<<"$output" || fail "pub not found: $output"
+	skip "finding: search/ answers every user with every item, so with allow_other it names the items of a directory the user may not enter, their ids, and scores against any text (an oracle on their content); under= lists it"
+	refute_output --partial 'alice-salary'
+	run as_nobody ls "$MNT/search/dollars?under=private"
+	assert_failure
+}
