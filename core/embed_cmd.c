@@ -34,7 +34,17 @@
  * doubled at each failure in a row up to 60 s, back to 1 s after an
  * answer).  A failure never touches a write: this runs in the embedder's
  * thread only.  At close the program is killed the same way.
+ *
+ * Orphans.  A descendant of the program that left its process group
+ * (setsid or setpgid: a model server that daemonizes) would outlive the
+ * kill of the group.  So the daemon is a child subreaper: such a process,
+ * once its parents are gone, becomes a child of the daemon, and each
+ * stop kills and reaps every child of the daemon outside the daemon's own
+ * process group (where libfuse's helpers run).  A daemon killed with
+ * SIGKILL cannot do this: a program should exit, with what it started,
+ * when its stdin ends.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -47,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -124,6 +135,54 @@ int t4dx_embed_cmd_new(const char *argv_json, uint32_t dim, double timeout_s,
 	return 0;
 }
 
+/* The children of this process (of all its threads) into pids, at most
+ * max of them: how many. */
+static size_t children(pid_t *pids, size_t max)
+{
+	size_t n = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	while (d && n < max && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/task/%.20s/children",
+			 de->d_name);
+		FILE *f = fopen(path, "re");
+		long pid;
+		while (f && n < max && fscanf(f, "%ld", &pid) == 1)
+			pids[n++] = (pid_t)pid;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Kill and reap the program's descendants that left its process group
+ * and came to the daemon (see Orphans): each that dies may hand the
+ * daemon children of its own, so until none is left (bounded). */
+static void reap_orphans(void)
+{
+	pid_t own = getpgrp();
+	for (int round = 0; round < 64; round++) {
+		pid_t pids[256];
+		size_t n = children(pids, 256), killed = 0;
+		for (size_t i = 0; i < n; i++) {
+			pid_t pg = getpgid(pids[i]);
+			if (pg < 0 || pg == own)
+				continue;
+			kill(pids[i], SIGKILL);
+			while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
+				;
+			killed++;
+		}
+		if (!killed)
+			break;
+	}
+}
+
 /* Kill the program's process group and reap it; why (if not NULL) gets
  * how it ended when it had ended by itself.  With linger (it closed its
  * output: it is likely exiting), first give it 200 ms to end by itself. */
@@ -159,6 +218,7 @@ static void stop(struct t4dx_embed_cmd *c, bool linger, char *why,
 			;
 	}
 	c->pid = 0;
+	reap_orphans();
 }
 
 void t4dx_embed_cmd_free(struct t4dx_embed_cmd *c)
@@ -201,6 +261,9 @@ uint64_t t4dx_embed_cmd_starts(const struct t4dx_embed_cmd *c)
 /* Start the program: 0, or an errno with why. */
 static int start(struct t4dx_embed_cmd *c, char *why, size_t whylen)
 {
+	/* its descendants come to the daemon when orphaned (see Orphans);
+	 * if this fails they go to init as before */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		int rc = errno;
