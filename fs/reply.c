@@ -90,7 +90,7 @@ void fixed_stat(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 	if (c) {
 		st->st_mode = S_IFREG | (c->store ? 0644 : 0444);
 	} else {
-		st->st_mode = S_IFDIR | (ino == INO_SEARCH_DIR ? 0555 : 0755);
+		st->st_mode = S_IFDIR | (ino == INO_SEARCH_DIR ? SEARCH_DIR_MODE : 0755);
 		/* the mount's root holds items/, .ctl/ and search/ */
 		st->st_nlink = ino == INO_MOUNT_ROOT ? 5 : 2;
 	}

@@ -8,8 +8,10 @@
  * character boundary so that the link's name fits 255 bytes) pointing at
  * ../../items/PATH, and results.json (render_json).  Everything under
  * search/ is read-only: a change answers EACCES, as the .ctl files do and
- * as the kernel's own check of the 0555 / 0444 modes does for users
- * other than root.
+ * as the kernel's own check of the 0500 / 0400 modes does for users
+ * other than root.  Those modes also keep every user but the one who
+ * mounted (and root) out of search/ (t4dxfs.h, SEARCH_DIR_MODE): an
+ * answer comes from all items, whatever their modes.
  *
  * Inodes.  search/ is the fixed inode INO_SEARCH_DIR.  A query directory
  * and what it holds have inodes with INO_SEARCH_BIT set: the query's
@@ -391,7 +393,7 @@ static void link_stat(struct t4dxfs *fs, fuse_ino_t ino,
 int search_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 {
 	if (ino == INO_SEARCH_DIR) {
-		base_stat(fs, ino, S_IFDIR | 0555, st);
+		base_stat(fs, ino, S_IFDIR | SEARCH_DIR_MODE, st);
 		return 0;
 	}
 	uint64_t qid = QID_OF(ino), slot = SLOT_OF(ino);
@@ -400,11 +402,11 @@ int search_getattr(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 	if (rc)
 		return rc;
 	if (slot == SLOT_DIR) {
-		base_stat(fs, ino, S_IFDIR | 0555, st);
+		base_stat(fs, ino, S_IFDIR | SEARCH_DIR_MODE, st);
 	} else if (slot == SLOT_JSON) {
 		/* its size as it would read now: a copier (tar, rsync, cp)
 		 * reads as many bytes as stat says */
-		base_stat(fs, ino, S_IFREG | 0444, st);
+		base_stat(fs, ino, S_IFREG | SEARCH_FILE_MODE, st);
 		struct t4dx_buf b = { 0 };
 		rc = search_show(fs, ino, &b);
 		st->st_size = (off_t)b.len;
@@ -458,7 +460,7 @@ static int lookup_query(struct t4dxfs *fs, const char *name,
 	if (!q)
 		return ENOMEM;
 	struct stat st;
-	base_stat(fs, INO_OF(qid, SLOT_DIR), S_IFDIR | 0555, &st);
+	base_stat(fs, INO_OF(qid, SLOT_DIR), S_IFDIR | SEARCH_DIR_MODE, &st);
 	entry_param(ep, &st);
 	return 0;
 }
@@ -571,7 +573,7 @@ int search_list(struct t4dxfs *fs, fuse_ino_t ino, search_add_fn add,
 		free(li.target);
 	}
 	if (!rc) {
-		base_stat(fs, INO_OF(qid, SLOT_JSON), S_IFREG | 0444, &st);
+		base_stat(fs, INO_OF(qid, SLOT_JSON), S_IFREG | SEARCH_FILE_MODE, &st);
 		rc = add(arg, JSON_NAME, strlen(JSON_NAME), &st);
 	}
 	answer_free(&a);

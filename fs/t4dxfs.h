@@ -57,6 +57,12 @@ struct wbuf;
 #define INO_CTL_DIR     2               /* MOUNT/.ctl */
 #define INO_CTL_FIRST   3               /* control files: 3 .. 14 */
 #define INO_SEARCH_DIR  15              /* MOUNT/search */
+/* The modes of search/ and its query directories, and of results.json:
+ * the mounting user's alone.  A search answers from every item whatever
+ * its mode, so a user the kernel (default_permissions) keeps out of a
+ * directory of items/ must not reach search/ either (allow_other). */
+#define SEARCH_DIR_MODE  0500
+#define SEARCH_FILE_MODE 0400
 #define INO_ITEMS       T4DX_ROOT_INO   /* MOUNT/items, stored at (0, "items") */
 /* The inodes of query directories and what they hold (search.c): far
  * above any number the engine hands out. */

@@ -88,7 +88,7 @@ write_topics() {
 	run ls -A "$MNT/search"
 	assert_success
 	assert_output ''
-	assert_equal "$(stat -c '%F %a' "$MNT/search")" 'directory 555'
+	assert_equal "$(stat -c '%F %a' "$MNT/search")" 'directory 500'
 }
 
 @test "a query lists its best match first as 01-NAME, a link that reads the item" {
