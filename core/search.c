@@ -63,6 +63,7 @@ struct search {
 	struct t4dx *db;
 	struct t4dx_mem *mem;           /* the memtables, copied */
 	struct t4dx_seg **segs;         /* referenced, oldest first */
+	bool *unread;                   /* best effort: segment i left out */
 	size_t nsegs;
 	const float *q;
 	uint32_t dim;
@@ -263,6 +264,16 @@ static void snapshot_free(struct search *s)
 	free(s->segs);
 }
 
+/* rc, an error reading segment i: 0 if the search is best effort and
+ * leaves that segment out from now on (what it gave so far stays). */
+static int left_out(struct search *s, size_t i, int rc)
+{
+	if (!rc || rc == ENOMEM || !s->o->best_effort || !s->unread)
+		return rc;
+	s->unread[i] = true;
+	return 0;
+}
+
 /* Does a source newer than segment i hold key (parent, name)?  0 with
  * *out, or a read error of a newer segment. */
 static int hidden(struct search *s, size_t i, uint64_t parent,
@@ -273,12 +284,14 @@ static int hidden(struct search *s, size_t i, uint64_t parent,
 		return 0;
 	for (size_t j = i + 1; j < s->nsegs; j++) {
 		struct t4dx_entry x;
+		if (s->unread && s->unread[j])
+			continue;
 		int rc = t4dx_seg_get(s->segs[j], parent, name, len, false, &x);
 		if (rc == 0) {
 			t4dx_entry_clear(&x);
 			return 0;
 		}
-		if (rc != T4DX_ENOTFOUND)
+		if (rc != T4DX_ENOTFOUND && (rc = left_out(s, j, rc)))
 			return rc;
 	}
 	*out = false;
@@ -317,9 +330,9 @@ static int scan_dirs(struct search *s)
 				     e->name_len);
 	for (size_t i = s->nsegs; i-- > 0 && !rc;) {
 		const struct t4dx_seg_dir *d;
-		size_t n;
-		rc = t4dx_seg_dirs(s->segs[i], &d, &n);
-		for (size_t j = 0; j < n && !rc; j++) {
+		size_t n = 0;
+		rc = left_out(s, i, t4dx_seg_dirs(s->segs[i], &d, &n));
+		for (size_t j = 0; j < n && !rc && !s->unread[i]; j++) {
 			/* a newer version of the same directory (its times
 			 * change with every entry made in it) was taken:
 			 * no lookup needed */
@@ -522,12 +535,15 @@ static int search_segments(struct search *s)
 	}
 	qsort(t, n, sizeof(*t), turn_cmp);
 	for (size_t j = 0; j < n && !rc; j++) {
+		if (s->unread[t[j].i])
+			continue;
 		rc = t[j].ix ? seg_indexed(s, t[j].i, t[j].ix, t[j].nvec) :
 			       seg_exact(s, t[j].i);
 		if (rc == ESTALE && t[j].ix)
 			/* its graph was dropped meanwhile (an nrem,
 			 * seg_index.c) before any of its hits was kept */
 			rc = seg_exact(s, t[j].i);
+		rc = left_out(s, t[j].i, rc);
 	}
 	free(t);
 	return rc;
@@ -560,6 +576,8 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 	s.heap = calloc(o->k, sizeof(*s.heap));
 	s.x = malloc(sizeof(*s.x) * dim);
 	int rc = !s.heap || !s.x ? ENOMEM : snapshot(db, &s);
+	if (!rc && !(s.unread = calloc(s.nsegs + 1, sizeof(*s.unread))))
+		rc = ENOMEM;
 	if (!rc)
 		rc = scan_dirs(&s);     /* the directories first */
 	for (const struct t4dx_entry *e = rc ? NULL :
@@ -569,16 +587,23 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 	if (!rc)
 		rc = search_segments(&s);
 	snapshot_free(&s);
+	free(s.unread);
 	free(s.x);
 	if (!rc) {
 		qsort(s.heap, s.n, sizeof(*s.heap), cmp_hits);
+		size_t kept = 0;
 		for (size_t i = 0; i < s.n && !rc; i++) {
 			struct t4dx_hit *h = &s.heap[i];
 			h->path = path_of(s.dirs, h->e.parent, h->e.name,
 					  h->e.name_len);
-			if (!h->path)
+			if (h->path)
+				s.heap[kept++] = *h;
+			else if (!o->best_effort)
 				rc = ENOMEM;
+			/* else: in a directory of a segment left out */
 		}
+		if (!rc)
+			s.n = kept;
 	}
 	dirs_free(&s.dirs);
 	if (rc) {

@@ -663,6 +663,10 @@ struct t4dx_search_opts {
 	double min_kappa, max_kappa;
 	int64_t since_ns, until_ns;
 	bool exact;
+	/* A segment that cannot be read is left out (as if it were not
+	 * there) instead of failing the search: for a store at level 2,
+	 * whose answer is partial anyway. */
+	bool best_effort;
 };
 /* k 10, everything else open, indexes used. */
 void t4dx_search_defaults(struct t4dx_search_opts *o);

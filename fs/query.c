@@ -373,6 +373,8 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 		/* one more, for the item itself */
 		if (self && q.o.k < T4DX_SEARCH_K_MAX)
 			q.o.k++;
+		/* at level 2, what can still be read */
+		q.o.best_effort = a->partial;
 		rc = t4dx_search(fs->db, v, dim, &q.o, &a->hits, &a->n);
 	}
 	free(v);
