@@ -129,7 +129,7 @@ static int parse_time(const char *v, int64_t *out)
 		for (p++; *p >= '0' && *p <= '9'; p++, n++)
 			if (n < 9)
 				frac = frac * 10 + (*p - '0');
-		if (!n)
+		if (!n || n > 9)        /* past a nanosecond: not kept */
 			return EINVAL;
 		for (; n < 9; n++)
 			frac *= 10;
@@ -253,7 +253,8 @@ static int parse_query(struct t4dxfs *fs, const char *name, struct parsed *q)
 		q->by_id = true;
 	}
 	unsigned seen = 0;
-	const char *p = mark ? mark + 1 : NULL;
+	/* a '?' that ends the name ends a question: no options */
+	const char *p = mark && mark[1] ? mark + 1 : NULL;
 	while (p) {
 		const char *amp = strchr(p, '&');
 		size_t len = amp ? (size_t)(amp - p) : strlen(p);

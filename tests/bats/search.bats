@@ -105,6 +105,8 @@ write_topics() {
 	is_top 'bicycle chain' bike
 	is_top 'telescope galaxies' stars
 	is_top 'sourdough bread' bread
+	# a question mark that ends the name ends a question, not options
+	is_top 'what is sourdough bread?' bread
 	# results.json: ranks 1..n, scores not increasing, every field
 	run jq -e '(.partial == false) and
 		([.results[].rank] == [range(1; (.results | length) + 1)]) and
@@ -415,7 +417,8 @@ search_count() {
 		'tea?min_kappa=nan' 'tea?since=yesterday' \
 		'tea?until=2026-02-30T00:00:00Z' 'tea?since=2026-12-02T10:00:00' \
 		'tea?k=2&k=3' 'tea?min_kappa=0.6&max_kappa=0.5' 'tea?under=..' \
-		'tea?under=%zz' 'tea?&k=2' '@12' '@0123456789abcdef0123456789abcdeg'; do
+		'tea?under=%zz' 'tea?&k=2' '@12' '@0123456789abcdef0123456789abcdeg' \
+		'tea?since=2026-12-02T10:00:00.1234567891Z' 'tea??'; do
 		run ls "$MNT/search/$q"
 		assert_failure
 		assert_output --partial 'Invalid argument'
