@@ -455,7 +455,8 @@ static const struct command commands[] = {
 	  "32-hex id) finds the items most like that item.\n\n"
 	  "  -k N    at most N results (1..1000, default 10)\n"
 	  "  --json  the query's results.json: {\"partial\": bool, \"results\":\n"
-	  "          [{rank, path, id, score, kappa, importance, type}]}\n\n"
+	  "          [{rank, path, id, score, kappa, importance, type}]}\n"
+	  "  --      the end of the options: a TEXT that starts with '-' follows\n\n"
 	  "Exit status: 0 searched (even with no result), 1 the search failed\n"
 	  "(no item has that id, the store cannot be read), 2 usage error or\n"
 	  "not a t4dx mount.\n",
