@@ -593,3 +593,46 @@ gone() {
 	t4dx_wait_for 10 ls "$MNT/search/green tea again" ||
 		fail "no query answers after the burst"
 }
+
+# s12: a content the program always crashes on was sent again after each
+# back-off for as long as it existed.  After EMB_FILE_FAILS (3) failures
+# on it, once the program has answered another file, it gets the "tried"
+# mark: the embedder is idle, a restart asks nothing, new content is
+# asked for again.
+@test "command: a content the program always fails on is given up after 3 failures, until it changes" {
+	start_cmd 10 poison 4
+	printf 'green tea\n' >"$ITEMS/good"
+	t4dx_wait_ctl 30 stats '.vectors.embedded == 1'
+	printf 'poison pill\n' >"$ITEMS/bad"
+	# back-offs of 1, 2 s between the three tries
+	t4dx_wait_ctl 30 stats '.vectors.busy == false' ||
+		fail "still busy: $(cat "$MNT/.ctl/stats")"
+	run jq -c '.vectors | [.embedded, .no_vector, .failed]' "$MNT/.ctl/stats"
+	assert_output '[1,1,3]'
+	grep -q 'failed 3 times on the content of "bad"' "$MNT/.ctl/alerts" ||
+		fail "alerts: $(cat "$MNT/.ctl/alerts")"
+	run vec "$ITEMS/bad"
+	assert_failure
+	run cat "$ITEMS/bad"
+	assert_output 'poison pill'
+	# the mark is durable: a restart sends it nothing
+	sync "$ITEMS/bad"
+	t4dx_remount -o "config=$CFG"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[0,0]'
+	# new content is asked for again
+	printf 'cured\n' >"$ITEMS/bad"
+	t4dx_wait_for 30 vec_is "$ITEMS/bad" '[1,6,0,0]' ||
+		fail "no vector for the new content: $(cat "$MNT/.ctl/stats")"
+}
+
+# A program that never answered marks nothing: every file is tried again
+# once the program works (here: it never does; the files stay queued).
+@test "command: a program that fails on everything marks no file" {
+	start_cmd 10 crash
+	printf 'one\n' >"$ITEMS/f1"
+	t4dx_wait_ctl 40 stats '.vectors.failed >= 4 and .vectors.queued == 1'
+	run jq -c '.vectors | [.no_vector, .embedded]' "$MNT/.ctl/stats"
+	assert_output '[0,0]'
+}
