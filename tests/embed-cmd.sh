@@ -24,6 +24,8 @@
 #                                    holding "poison" (one content it
 #                                    always crashes on)
 #   embed-cmd.sh slow SECS DIM       answers as answer, each after SECS
+#   embed-cmd.sh once PIDFILE DIM    writes its pid to PIDFILE, answers one
+#                                    request as answer, then exits 0
 set -u
 mode=$1
 shift
@@ -97,6 +99,13 @@ slow)
 		jq -c --argjson dim "$2" '{id, vector:
 			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
 	done
+	;;
+once)
+	echo "$$" >"$1"
+	IFS= read -r req || exit 0
+	jq -c --argjson dim "$2" '{id, vector:
+		([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	exit 0
 	;;
 *)
 	echo "embed-cmd.sh: unknown mode $mode" >&2

@@ -636,3 +636,26 @@ gone() {
 	run jq -c '.vectors | [.no_vector, .embedded]' "$MNT/.ctl/stats"
 	assert_output '[0,0]'
 }
+
+# gone PID: the process PID has exited (a zombie counts: nobody reaped it).
+gone() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+	[[ $st == Z* ]]
+}
+
+# s12: a program that ended while idle was found at the next request,
+# which then failed (closed its output), was counted and alerted, and
+# waited for a back-off: it is a plain restart.
+@test "command: a program that exited while idle is started again without a failure" {
+	start_cmd 10 once "$T4DX_TMP/once.pid" 4
+	printf 'abc\n' >"$ITEMS/f1"
+	t4dx_wait_for 20 vec_is "$ITEMS/f1" '[1,4,0,0]' || fail "f1: $(cat "$MNT/.ctl/stats")"
+	t4dx_wait_for 20 gone "$(cat "$T4DX_TMP/once.pid")" || fail "the program did not exit"
+	printf 'abcd\n' >"$ITEMS/f2"
+	t4dx_wait_for 20 vec_is "$ITEMS/f2" '[1,5,0,0]' || fail "f2: $(cat "$MNT/.ctl/stats")"
+	run jq -c '.vectors | [.embedded, .failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[2,0,2]'
+	run grep -c 'the embedder program' "$MNT/.ctl/alerts"
+	assert_output 0
+}
