@@ -133,6 +133,23 @@ assert_one_line_error() {
 		<<<"$output" >/dev/null || fail "bad --json: $output"
 }
 
+# s12: "records waiting" left out the embedder's vectors in the queue
+# (health's queue_vectors).  The control files of a real mount, copied
+# and given a queue that a failing disk would leave.
+@test "status: the queue line shows users' records and the embedder's vectors apart" {
+	t4dx_start
+	fill 1
+	local fake=$T4DX_TMP/fake f
+	mkdir -p "$fake/.ctl"
+	for f in health breaker stats compact alerts; do
+		cp "$MNT/.ctl/$f" "$fake/.ctl/$f"
+	done
+	jq '.queue_depth = 3 | .queue_vectors = 7 | .unpersisted = 3' \
+		"$MNT/.ctl/health" >"$fake/.ctl/health"
+	run "$T4DX" status "$fake"
+	assert_line --regexp '^queue +3 records waiting \(and 7 vectors of the embedder\), 3 changes not yet durable$'
+}
+
 @test "status: an open breaker is degraded, exit 1, and shows in the text and the JSON" {
 	t4dx_start
 	t4dx_ctl_echo breaker open
