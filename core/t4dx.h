@@ -578,6 +578,7 @@ struct t4dx_verify_report {
 	unsigned problems, notes;       /* damage found; remarks */
 	bool manifest_ok;
 	uint64_t segments, segment_blocks, items;
+	uint64_t index_files;           /* segments' vector indexes, sound */
 	uint64_t wal_records, wal_last_lsn, flushed_lsn;
 	uint64_t rescue_files, rescue_records;
 	uint64_t bytes_total, bytes_done;

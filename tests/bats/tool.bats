@@ -290,13 +290,47 @@ $(cat "$T4DX_TMP/c.err")"
 	before=$(data_state)
 	run "$T4DX" verify "$DATA"
 	assert_success
-	assert_output --regexp '^.*: [12] segments \([0-9]+ blocks, [0-9]+ entries\), [0-9]+ WAL records up to LSN [0-9]+, 0 rescue files; .* read: no damage$'
+	assert_output --regexp '^.*: [12] segments \([0-9]+ blocks, [0-9]+ entries, [0-9]+ index files\), [0-9]+ WAL records up to LSN [0-9]+, 0 rescue files; .* read: no damage$'
 	run "$T4DX" verify --json "$DATA"
 	assert_success
 	jq -e '.ok and .manifest_ok and (.problems | length) == 0 and
 		.segments >= 1 and .wal_records > 0' <<<"$output" >/dev/null ||
 		fail "bad --json: $output"
 	assert_equal "$(data_state)" "$before"
+}
+
+# s12: verify read no index file.  A store whose segment has an index
+# (vector.index_min_items 1): counted when sound; a flipped byte in it is
+# damage named by file, exit 1; removed, no damage; an index
+# without its segment a note.
+@test "verify: a segment's index file is checked: counted when sound, damaged is exit 1, an orphan a note" {
+	local cfg idx
+	cfg=$(t4dx_config_file '{"vector": {"index_min_items": 1}}')
+	t4dx_start -o "config=$cfg"
+	fill 5
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	t4dx_ctl_echo compact flush
+	t4dx_stop
+	idx=$(ls "$DATA"/seg/*.hnsw | tail -n 1)
+	[[ -f $idx ]] || fail "no index file in $DATA/seg"
+	run "$T4DX" verify --json "$DATA"
+	assert_success
+	jq -e '.ok and .index_files >= 1' <<<"$output" >/dev/null ||
+		fail "bad --json: $output"
+	printf 'X' | dd of="$idx" bs=1 seek=$(($(stat -c %s "$idx") / 2)) conv=notrunc status=none
+	run "$T4DX" verify "$DATA"
+	assert_equal "$status" 1
+	assert_line --regexp "^$idx: fails its checksum or length check"
+	assert_line --partial ": DAMAGED"
+	rm "$idx"
+	run "$T4DX" verify "$DATA"
+	assert_success
+	: >"$DATA/seg/99999999999999999999.hnsw"
+	run "$T4DX" verify --json "$DATA"
+	assert_success
+	jq -e '[.notes[].what] | any(test("an index without its segment"))' <<<"$output" >/dev/null ||
+		fail "no note of the orphan index: $output"
+	rm "$DATA/seg/99999999999999999999.hnsw"
 }
 
 @test "verify: a flipped byte in a segment is named by file and offset, exit 1, and nothing moves" {
