@@ -251,6 +251,18 @@ struct t4dx_embed_stats {
 	bool busy;
 };
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
+/* The vector index files of the live segments (seg/<id>.hnsw): how many
+ * there are and their bytes on disk; how many are loaded (a graph in
+ * memory; dropped ones for a full compaction under way not counted) and
+ * the memory they hold; how many were found missing or unusable (search
+ * reads those segments whole until the health check rebuilds them). */
+struct t4dx_index_file_stats {
+	uint64_t files, bytes;
+	uint64_t loaded, loaded_bytes;
+	uint64_t unusable;
+};
+void t4dx_index_file_stats(struct t4dx *db,
+			   struct t4dx_index_file_stats *out);
 /* The vector of a text (a search query) by the store's embedder, in
  * out[0..vector.dim-1]: 0, or ENODATA (the text gets none: no word,
  * binary, or the program says so).  The program of "command" is asked

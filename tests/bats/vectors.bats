@@ -659,3 +659,31 @@ gone() {
 	run grep -c 'the embedder program' "$MNT/.ctl/alerts"
 	assert_output 0
 }
+
+# s12: .ctl/stats and metrics said nothing of the segments' indexes.
+@test "vector: .ctl/stats index_files and the metrics count index files, loaded graphs and unusable ones" {
+	CFG=$(t4dx_config_file "{\"vector\":{\"dim\":$DIM,\"index_min_items\":1}}")
+	t4dx_start -o "config=$CFG"
+	local i
+	for i in 1 2 3; do
+		printf 'green tea %s\n' "$i" >"$ITEMS/t$i"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	t4dx_ctl_echo compact flush
+	run jq -c '.index_files | [.files, .bytes > 0, .unusable]' "$MNT/.ctl/stats"
+	assert_output '[1,true,0]'
+	run metric t4dx_index_files
+	assert_output 1
+	ls "$MNT/search/green tea" >/dev/null
+	run jq -c '.index_files | [.loaded, .loaded_bytes > 0]' "$MNT/.ctl/stats"
+	assert_output '[1,true]'
+	# a missing file: counted as unusable once a search finds it so
+	t4dx_stop
+	rm "$DATA"/seg/*.hnsw
+	t4dx_start -o "config=$CFG"
+	ls "$MNT/search/green tea" >/dev/null
+	run jq -c '.index_files | [.files, .loaded, .unusable]' "$MNT/.ctl/stats"
+	assert_output '[0,0,1]'
+	run metric t4dx_index_files_unusable
+	assert_output 1
+}
