@@ -109,9 +109,10 @@ struct eng_embedder {
 	uint64_t logged;
 	int64_t logged_at;
 	struct t4dx_embed_stats st;     /* guarded by mu */
-	/* the program of "command" has answered a request with a vector
-	 * since the start: it works, and a content it keeps failing on is
-	 * that content's doing (see embed_one); mu */
+	/* the program of "command" has answered a request (a file's or a
+	 * text query's) with a vector since the start: it works, and a
+	 * content it keeps failing on is that content's doing (see
+	 * embed_one); mu */
 	bool answered;
 	/* EMBEDDER named another embedder: the embedder's vectors and marks
 	 * are computed again (see the top); redo_failed: something of that
@@ -776,6 +777,8 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 	pthread_mutex_lock(&m->mu);
 	if (starts > m->st.starts)
 		m->st.starts = starts;
+	if (!rc)
+		m->answered = true;     /* see embed_one */
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		m->st.failed++;
 	pthread_mutex_unlock(&m->mu);
