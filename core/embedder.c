@@ -462,8 +462,8 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	 * nothing */
 	bool same = !rc && e.vec_src == src && t4dx_vec_equal(e.vec, v);
 	if (!rc && !same)
-		rc = eng_set_embedded(db, parent, name, len, e.content, src, v,
-				      lsn);
+		rc = eng_set_embedded(db, parent, name, len, e.content, e.lsn,
+				      src, v, lsn);
 	t4dx_blob_unref(v);
 	t4dx_entry_clear(&e);
 	if (rc == 0 && same)
