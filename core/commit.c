@@ -703,7 +703,8 @@ int t4dx_update(struct t4dx *db, uint64_t parent, const char *name,
 
 int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t name_len, const struct t4dx_blob *c,
-		     int src, struct t4dx_blob *v, uint64_t *lsn)
+		     uint64_t seen, int src, struct t4dx_blob *v,
+		     uint64_t *lsn)
 {
 	struct t4dx_rec r;
 	struct t4dx_entry old;
@@ -721,7 +722,16 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 	r.e.vec_src = (uint8_t)src;
 	r.e.vec = v;            /* borrowed while locked */
 	change_lock(db);
-	rc = eng_lookup(db, parent, name, name_len, true, &old);
+	/* the version the embedder read is still there (the same LSN: the
+	 * same content): no content read or compared under the lock, which
+	 * every writer waits for; another version (a rename, a kappa set
+	 * since) may still hold the same bytes */
+	rc = eng_lookup(db, parent, name, name_len, false, &old);
+	bool by_lsn = !rc && seen && old.lsn == seen;
+	if (!rc && !by_lsn) {
+		t4dx_entry_clear(&old);
+		rc = eng_lookup(db, parent, name, name_len, true, &old);
+	}
 	if (rc) {
 		change_unlock(db);
 		return rc == T4DX_ENOTFOUND ? ESTALE : rc;
@@ -729,9 +739,10 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 	/* an embedder's outcome replaces none, or one of an earlier
 	 * embedder (see embedder.c), never a hand vector */
 	bool same = S_ISREG(old.mode) && !old.provisional &&
-		    old.vec_src != T4DX_VEC_HAND && old.content &&
-		    (old.content == c || (old.content->len == c->len &&
-		     !memcmp(old.content->data, c->data, c->len)));
+		    old.vec_src != T4DX_VEC_HAND &&
+		    (by_lsn || (old.content &&
+		     (old.content == c || (old.content->len == c->len &&
+		      !memcmp(old.content->data, c->data, c->len)))));
 	t4dx_entry_clear(&old);
 	if (!same) {
 		change_unlock(db);

@@ -44,6 +44,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,6 +318,23 @@ static uint32_t log2_q16(uint32_t x)
 	return r;
 }
 
+/* log2_q16(tf + 1) for the small counts nearly every feature has,
+ * computed once by the same function (so the same values). */
+#define LOG_TABLE 64
+static uint32_t log_table[LOG_TABLE];
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void log_table_fill(void)
+{
+	for (uint32_t tf = 0; tf < LOG_TABLE; tf++)
+		log_table[tf] = log2_q16(tf + 1);
+}
+
+static uint32_t log_tf(uint32_t tf)
+{
+	return tf < LOG_TABLE ? log_table[tf] : log2_q16(tf + 1);
+}
+
 int t4dx_embed(const void *buf, size_t len, uint32_t dim, float *out)
 {
 	const unsigned char *p = buf, *end;
@@ -335,6 +353,13 @@ int t4dx_embed(const void *buf, size_t len, uint32_t dim, float *out)
 	end = p + (len < T4DX_EMBED_MAX_BYTES ? len : T4DX_EMBED_MAX_BYTES);
 
 	memset(&w, 0, sizeof(w));
+	(void)pthread_once(&log_once, log_table_fill);
+	/* room for every feature of a small content at once: about one
+	 * trigram per byte, and a word and a pair per word, so that the
+	 * table is not grown and rehashed on the way */
+	while (!w.rc && 2 * (size_t)(end - p) > w.tf.cap &&
+	       w.tf.cap < 8192)
+		w.rc = tf_grow(&w.tf);
 	while (p < end && !w.rc) {
 		uint32_t cp;
 		int n = utf8_next(p, end, &cp);
@@ -366,7 +391,7 @@ int t4dx_embed(const void *buf, size_t len, uint32_t dim, float *out)
 
 		if (!k)
 			continue;
-		v = family_weight[k & 3] * log2_q16(w.tf.counts[i] + 1);
+		v = family_weight[k & 3] * log_tf(w.tf.counts[i]);
 		acc[((k >> 32) * dim) >> 32] += (k & 4) ? -v : v;
 	}
 

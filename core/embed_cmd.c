@@ -33,7 +33,10 @@
  * the next request, but no sooner than a back-off after the failure (1 s,
  * doubled at each failure in a row up to 60 s, back to 1 s after an
  * answer).  A failure never touches a write: this runs in the embedder's
- * thread only.  At close the program is killed the same way.
+ * thread only.  At close the program is killed the same way.  A program
+ * that ends between requests (it exits, or closes its output with
+ * nothing unread) has failed no request: the next one starts it again
+ * at once.
  *
  * Orphans.  A descendant of the program that left its process group
  * (setsid or setpgid: a model server that daemonizes) would outlive the
@@ -388,6 +391,26 @@ static int read_line(struct t4dx_embed_cmd *c, size_t max, int64_t deadline,
 	}
 }
 
+/* The running program ended while it had nothing to do (it exited, or
+ * closed its output with nothing in it: it is exiting): forget it, so
+ * that the next request starts it again.  That is no failure of a
+ * request: no back-off. */
+static void drop_if_ended(struct t4dx_embed_cmd *c)
+{
+	int st;
+	char b;
+	if (c->pid <= 0 || c->in.len)
+		return;                 /* it said something: the request says */
+	if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
+		kill(-c->pid, SIGKILL); /* what it started goes with it */
+		c->pid = 0;
+		close(c->fd);
+		c->fd = -1;
+	} else if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+		stop(c, true, NULL, 0);
+	}
+}
+
 /* Whether the program has written bytes that were not read yet. */
 static bool pending(struct t4dx_embed_cmd *c)
 {
@@ -497,6 +520,7 @@ static int run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 		return ECANCELED;
 	if (!now && !c->pid && mono_ns() < c->ready_ns)
 		return EAGAIN;
+	drop_if_ended(c);
 	int rc = c->pid ? 0 : start(c, why, whylen);
 	struct t4dx_buf req = { 0 };
 	int64_t deadline = mono_ns() + c->timeout_ns;

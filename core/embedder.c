@@ -81,12 +81,14 @@
 #define REDO_BATCH (EMB_QUEUE_MAX / 2)
 #define EMB_QUIET_MS 20   /* writes paused for this long: embed */
 #define EMB_DEFER_MS 1000 /* a key waits for a pause at most this long */
+#define EMB_FILE_FAILS 3  /* the program failed on a content: give up */
 #define MS 1000000LL
 
 struct ekey {
 	char key[8 + T4DX_NAME_MAX];    /* parent, then the name */
 	size_t keylen;
 	int64_t at;                     /* when it was queued (monotonic ns) */
+	unsigned fails;                 /* the program failed on its content */
 	struct ekey *prev, *next;
 	UT_hash_handle hh;
 };
@@ -107,6 +109,11 @@ struct eng_embedder {
 	uint64_t logged;
 	int64_t logged_at;
 	struct t4dx_embed_stats st;     /* guarded by mu */
+	/* the program of "command" has answered a request (a file's or a
+	 * text query's) with a vector since the start: it works, and a
+	 * content it keeps failing on is that content's doing (see
+	 * embed_one); mu */
+	bool answered;
 	/* EMBEDDER named another embedder: the embedder's vectors and marks
 	 * are computed again (see the top); redo_failed: something of that
 	 * went wrong, the file stays as it is until the next start */
@@ -196,6 +203,8 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 		m->last_put = now;
 	struct ekey *e;
 	HASH_FIND(hh, m->table, k, kl, e);
+	if (e && put)
+		e->fails = 0;           /* new content: a new chance */
 	if (!e && m->n >= m->max) {
 		m->st.dropped++;
 		m->sweep = true;        /* the next sweep finds it */
@@ -203,6 +212,7 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 		memcpy(e->key, k, kl);
 		e->keylen = kl;
 		e->at = now;
+		e->fails = 0;
 		HASH_ADD(hh, m->table, key[0], kl, e);
 		DL_APPEND(m->fifo, e);
 		/* a thread that waits for writes to pause wakes up by
@@ -367,6 +377,8 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 	pthread_mutex_lock(&m->mu);
 	if (m->run_starts > m->st.starts)       /* a query's start may */
 		m->st.starts = m->run_starts;   /* be counted already */
+	if (!rc)
+		m->answered = true;
 	pthread_mutex_unlock(&m->mu);
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -380,10 +392,20 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
  * embedder's vector or mark): EAGAIN when the store is degraded (the key
  * is to be tried again later), EINPROGRESS when the program of "command"
  * failed or may not be started yet (the key goes to the back of the
- * queue), else 0; *failed when it could not be done. */
+ * queue, and k->fails counts a failure), else 0; *failed when it could
+ * not be done.
+ *
+ * A content the program fails on EMB_FILE_FAILS times (crashes, hangs,
+ * garbage: each time after a back-off) gets the "tried" mark, as if the
+ * program had answered null, so that it is not sent again and again for
+ * as long as it is there (new content, or a redo for another program,
+ * drops the mark).  Only once the program has answered some request
+ * with a vector since the start: a program that fails on everything
+ * (missing, broken) marks nothing, and every file gets its vector once
+ * it is mended. */
 static int embed_one(struct t4dx *db, struct eng_embedder *m,
-		     const struct ekey *k, float *x, bool redo,
-		     uint64_t *lsn, bool *failed)
+		     struct ekey *k, float *x, bool redo, uint64_t *lsn,
+		     bool *failed)
 {
 	uint64_t parent;
 	memcpy(&parent, k->key, 8);
@@ -408,13 +430,27 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	int src = T4DX_VEC_EMBED;
 	rc = compute(db, m, e.content, x);
 	struct t4dx_blob *v = NULL;
+	bool give_up = false;
 	if (m->cmd && rc && rc != ENODATA) {
-		t4dx_entry_clear(&e);
 		if (rc != EAGAIN && rc != ECANCELED) {
 			count(m, &m->st.failed);
 			*failed = true;
+			pthread_mutex_lock(&m->mu);
+			give_up = ++k->fails >= EMB_FILE_FAILS && m->answered;
+			pthread_mutex_unlock(&m->mu);
 		}
-		return EINPROGRESS;
+		if (!give_up) {
+			t4dx_entry_clear(&e);
+			return EINPROGRESS;
+		}
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"the embedder program (vector.command) failed "
+				"%u times on the content of \"%.*s\" (%zu "
+				"bytes), which gets no vector until it "
+				"changes", k->fails, (int)len, name,
+				e.content->len);
+		*failed = false;        /* done: marked */
+		rc = ENODATA;
 	}
 	if (rc == ENODATA) {
 		src = T4DX_VEC_TRIED;   /* binary, or no word */
@@ -426,8 +462,8 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	 * nothing */
 	bool same = !rc && e.vec_src == src && t4dx_vec_equal(e.vec, v);
 	if (!rc && !same)
-		rc = eng_set_embedded(db, parent, name, len, e.content, src, v,
-				      lsn);
+		rc = eng_set_embedded(db, parent, name, len, e.content, e.lsn,
+				      src, v, lsn);
 	t4dx_blob_unref(v);
 	t4dx_entry_clear(&e);
 	if (rc == 0 && same)
@@ -741,6 +777,8 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 	pthread_mutex_lock(&m->mu);
 	if (starts > m->st.starts)
 		m->st.starts = starts;
+	if (!rc)
+		m->answered = true;     /* see embed_one */
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		m->st.failed++;
 	pthread_mutex_unlock(&m->mu);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine_int.h"
+#include "index.h"
 
 struct t4dx_breaker *t4dx_get_breaker(struct t4dx *db)
 {
@@ -630,6 +631,40 @@ void t4dx_get_stats(struct t4dx *db, struct t4dx_stats *st)
 	st->wal_syncs = ws.syncs;
 	st->wal_records = ws.records;
 	st->wal_pending = ws.pending;
+}
+
+void t4dx_index_file_stats(struct t4dx *db,
+			   struct t4dx_index_file_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&db->lock);
+	size_t n = db->nsegs;
+	uint64_t *ids = malloc((n ? n : 1) * sizeof(*ids));
+	for (size_t i = 0; i < n; i++) {
+		struct t4dx_index *ix;
+		int st = t4dx_seg_index_get(db->segs[i], &ix);
+		if (st == T4DX_SEG_IX_LOADED && !t4dx_index_dropped(ix)) {
+			out->loaded++;
+			out->loaded_bytes += t4dx_index_bytes(ix);
+		} else if (st == T4DX_SEG_IX_BAD) {
+			out->unusable++;
+		}
+		if (ids)
+			ids[i] = t4dx_seg_id(db->segs[i]);
+	}
+	pthread_rwlock_unlock(&db->lock);
+	/* the files outside the lock (a segment retired meanwhile has
+	 * none any more, which is what there is) */
+	for (size_t i = 0; ids && i < n; i++) {
+		char path[PATH_MAX];
+		struct stat st;
+		eng_index_file(db, ids[i], path, sizeof(path), false);
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+			out->files++;
+			out->bytes += (uint64_t)st.st_size;
+		}
+	}
+	free(ids);
 }
 
 int t4dx_statfs(struct t4dx *db, struct statvfs *out)

@@ -403,13 +403,15 @@ int eng_commit_queued(struct t4dx *db);
  * follow (the embedder: idle, a redo's end in EMBEDDER). */
 int eng_wait_always(struct t4dx *db, uint64_t lsn);
 /* Log the embedder's outcome for (parent, name), computed from content
- * c, without waiting (its LSN in *lsn): src EMBED with the vector v, or
- * TRIED (v NULL: the content gets none).  Only if the file still holds
- * those bytes and no hand vector (else ESTALE, nothing done), and only
- * at level 0 (else EAGAIN). */
+ * c of the file's version seen (its LSN; 0 if unknown), without waiting
+ * (its LSN in *lsn): src EMBED with the vector v, or TRIED (v NULL: the
+ * content gets none).  Only if the file still holds those bytes and no
+ * hand vector (else ESTALE, nothing done), and only at level 0 (else
+ * EAGAIN). */
 int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t name_len, const struct t4dx_blob *c,
-		     int src, struct t4dx_blob *v, uint64_t *lsn);
+		     uint64_t seen, int src, struct t4dx_blob *v,
+		     uint64_t *lsn);
 
 /* embedder.c */
 /* Start the thread (vector.embedder "builtin" or "command"; else

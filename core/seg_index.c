@@ -325,6 +325,8 @@ static void alert_bad(struct t4dx *db, struct t4dx_seg *s, int rc)
 			t4dx_strerror(rc), t4dx_seg_path(s));
 }
 
+static bool seg_live(struct t4dx *db, struct t4dx_seg *s);
+
 int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
 		  struct t4dx_index **ix)
 {
@@ -348,8 +350,11 @@ int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
 		return T4DX_SEG_IX_BAD;         /* says nothing of the file */
 	if (rc) {
 		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_BAD);
-		/* once: a concurrent first search may have said it */
-		if (t4dx_seg_index_get(s, ix) == T4DX_SEG_IX_BAD)
+		/* once: a concurrent first search may have said it; and
+		 * not of a segment a merge retired since the search took
+		 * it (its index went with it: nothing is missing) */
+		if (t4dx_seg_index_get(s, ix) == T4DX_SEG_IX_BAD &&
+		    (rc != ENOENT || seg_live(db, s)))
 			alert_bad(db, s, rc);
 		return t4dx_seg_index_get(s, ix);
 	}

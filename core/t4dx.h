@@ -261,6 +261,18 @@ struct t4dx_index_modes {
 	uint64_t graph, scan, scan_bytes;
 };
 void t4dx_index_modes(struct t4dx *db, struct t4dx_index_modes *out);
+/* The vector index files of the live segments (seg/<id>.hnsw): how many
+ * there are and their bytes on disk; how many are loaded (a graph in
+ * memory; dropped ones for a full compaction under way not counted) and
+ * the memory they hold; how many were found missing or unusable (search
+ * reads those segments whole until the health check rebuilds them). */
+struct t4dx_index_file_stats {
+	uint64_t files, bytes;
+	uint64_t loaded, loaded_bytes;
+	uint64_t unusable;
+};
+void t4dx_index_file_stats(struct t4dx *db,
+			   struct t4dx_index_file_stats *out);
 /* The vector of a text (a search query) by the store's embedder, in
  * out[0..vector.dim-1]: 0, or ENODATA (the text gets none: no word,
  * binary, or the program says so).  The program of "command" is asked
@@ -588,6 +600,7 @@ struct t4dx_verify_report {
 	unsigned problems, notes;       /* damage found; remarks */
 	bool manifest_ok;
 	uint64_t segments, segment_blocks, items;
+	uint64_t index_files;           /* segments' vector indexes, sound */
 	uint64_t wal_records, wal_last_lsn, flushed_lsn;
 	uint64_t rescue_files, rescue_records;
 	uint64_t bytes_total, bytes_done;

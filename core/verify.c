@@ -9,6 +9,16 @@
  *    both parts, must pass its CRC and decode.  A segment file that the
  *    MANIFEST does not name is noted (a flush or compaction that did not
  *    finish left it; a start ignores it), not counted as damage.
+ *  - the vector index of each such segment, seg/<id>.hnsw, if it has
+ *    one: its header, length and checksum must pass and it may hold no
+ *    more vectors than the segment has entries.  A damaged one is a
+ *    note, not damage: it loses nothing (the vectors are in the
+ *    segment), searches read the segment whole, and a daemon's health
+ *    check writes it again; one of another segment is damage.
+ *    A missing one, for a segment with vector parts and at least the
+ *    default vector.index_min_items entries, is noted (the daemon's
+ *    configuration may ask for none).  An index file without its
+ *    segment is noted (a start removes it).
  *  - the WAL, live files and archive, in LSN order: every record must
  *    pass its CRC and follow the one before it, each file must continue
  *    the log, and the live log must reach back to the MANIFEST's flushed
@@ -17,11 +27,6 @@
  *  - rescue files of this store: DATA_DIR/rescue-*.jsonl and
  *    t4dx-rescue-<ID>-*.jsonl in the places a daemon puts them
  *    ($TMPDIR, /var/tmp, /tmp, /dev/shm): every line must be a record.
- *  - the vector index file of each of those segments, where there is
- *    one (a small segment has none): its header, length and checksum.
- *    A damaged one is a note, not damage: it loses nothing (the vectors
- *    are in the segment), searches read the segment whole, and the
- *    daemon's health check writes it again.
  *  - quarantine/: what earlier recoveries set aside is noted.
  */
 #include <dirent.h>
@@ -125,6 +130,12 @@ static bool is_seg_name(const char *name, void *arg)
 	       !strcmp(name + 20, ".t4s");
 }
 
+static bool is_index_name(const char *name, void *arg)
+{
+	return strlen(name) == 25 && strspn(name, "0123456789") == 20 &&
+	       !strcmp(name + 20, ".hnsw");
+}
+
 /* rescue files: prefix, digits, .jsonl */
 static bool is_rescue_name(const char *name, void *arg)
 {
@@ -165,6 +176,56 @@ static bool denied(struct verify *v, int rc, const char *path)
 }
 
 #define BLOCKS_NAMED 10         /* damaged blocks named one by one */
+#define INDEX_MIN_ITEMS 1000    /* vector.index_min_items by default */
+
+/* The index file of segment s (id), beside seg_path, if there is one. */
+static void verify_index(struct verify *v, const char *seg_path,
+			 uint64_t id, struct t4dx_seg *s)
+{
+	char path[PATH_MAX + 64];
+	uint64_t count = 0;
+	snprintf(path, sizeof(path), "%.*s/%020llu.hnsw",
+		 (int)(strrchr(seg_path, '/') - seg_path), seg_path,
+		 (unsigned long long)id);
+	uint64_t bytes = file_bytes(path);
+	int fd = t4dx_io.open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		int rc = errno;
+		if (denied(v, rc, path))
+			return;
+		if (rc != ENOENT)
+			say(v, true, path, -1, "cannot be opened: %s",
+			    strerror(rc));
+		else if (t4dx_seg_has_vectors(s) &&
+			 t4dx_seg_count(s) >= INDEX_MIN_ITEMS)
+			say(v, false, path, -1, "missing: search reads this "
+			    "segment of %llu entries whole, until a daemon "
+			    "builds its index (unless vector.index_min_items "
+			    "is set above that)",
+			    (unsigned long long)t4dx_seg_count(s));
+		return;
+	}
+	/* the dim is the daemon's configuration: any, as written */
+	int rc = t4dx_index_verify(fd, 0, &count);
+	t4dx_io.close(fd);
+	advance(v, bytes);
+	if (rc && denied(v, rc, path))
+		return;
+	if (!rc && count > t4dx_seg_count(s))
+		say(v, true, path, -1, "holds %llu vectors, more than its "
+		    "segment's %llu entries: it is another segment's",
+		    (unsigned long long)count,
+		    (unsigned long long)t4dx_seg_count(s));
+	else if (rc)
+		say(v, false, path, -1, "vector index is damaged: %s (nothing "
+		    "is lost: search reads the segment whole, and a daemon "
+		    "builds the index again)",
+		    rc == T4DX_ECORRUPT ? "fails its checksum or length check"
+		    : rc == T4DX_EFORMAT ? "is not an index file of this "
+					   "version" : t4dx_strerror(rc));
+	else
+		v->rep->index_files++;
+}
 
 /* Every block of the segment file at path; items < 0: not named by a
  * MANIFEST (checked when there is no MANIFEST to trust). */
@@ -218,32 +279,8 @@ static void verify_seg_file(struct verify *v, const char *path, uint64_t id,
 		    "all)", bad - BLOCKS_NAMED, bad, nblk);
 	if (bytes > prev)
 		advance(v, bytes - prev);
+	verify_index(v, path, id, s);
 	t4dx_seg_unref(s);
-}
-
-/* The vector index file of segment id, if it has one. */
-static void verify_index(struct verify *v, uint64_t id)
-{
-	char path[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/seg/%020llu.hnsw", v->dir,
-		 (unsigned long long)id);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		if (errno != ENOENT && !denied(v, errno, path))
-			say(v, false, path, -1, "vector index cannot be "
-			    "opened: %s", strerror(errno));
-		return;
-	}
-	uint64_t count = 0;
-	int rc = t4dx_index_verify(fd, 0, &count);
-	close(fd);
-	if (rc && !denied(v, rc, path))
-		say(v, false, path, -1, "vector index is damaged (%s): "
-		    "searches read its segment whole until the daemon's "
-		    "health check writes it again",
-		    rc == T4DX_ECORRUPT ? "fails its checksum" :
-		    rc == T4DX_EFORMAT ? "not an index file of this version"
-					 : t4dx_strerror(rc));
 }
 
 static void verify_segment(struct verify *v, const struct t4dx_manifest_seg *ms)
@@ -252,7 +289,6 @@ static void verify_segment(struct verify *v, const struct t4dx_manifest_seg *ms)
 	snprintf(path, sizeof(path), "%s/seg/%020llu.t4s", v->dir,
 		 (unsigned long long)ms->id);
 	verify_seg_file(v, path, ms->id, (int64_t)ms->items);
-	verify_index(v, ms->id);
 }
 
 struct named {
@@ -275,6 +311,16 @@ static void note_unnamed(const char *path, void *arg)
 	}
 	say(nm->v, false, path, -1, "not named by the MANIFEST (left by a "
 	    "flush or compaction that did not finish; a start ignores it)");
+}
+
+/* An index file whose segment file is gone. */
+static void note_orphan_index(const char *path, void *arg)
+{
+	char seg[PATH_MAX + 64];
+	snprintf(seg, sizeof(seg), "%.*s.t4s", (int)(strlen(path) - 5), path);
+	if (access(seg, F_OK) && errno == ENOENT)
+		say(arg, false, path, -1, "an index without its segment (left "
+		    "by a crash; a start removes it)");
 }
 
 /* ---- WAL ------------------------------------------------------------- */
@@ -494,6 +540,9 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 			snprintf(path, sizeof(path), "%s/seg/%020llu.t4s", dir,
 				 (unsigned long long)m.segs[i].id);
 			rep->bytes_total += file_bytes(path);
+			snprintf(path, sizeof(path), "%s/seg/%020llu.hnsw", dir,
+				 (unsigned long long)m.segs[i].id);
+			rep->bytes_total += file_bytes(path);
 		}
 	snprintf(path, sizeof(path), "%s/wal", dir);
 	each_file(path, is_wal_name, NULL, add_size, &rep->bytes_total);
@@ -524,6 +573,7 @@ int t4dx_verify(const char *dir, unsigned flags, t4dx_verify_fn fn,
 	struct named nm = { &m, &v, rc != 0 };
 	snprintf(path, sizeof(path), "%s/seg", dir);
 	each_file(path, is_seg_name, NULL, note_unnamed, &nm);
+	each_file(path, is_index_name, NULL, note_orphan_index, &v);
 	verify_wal(&v);
 	if (no_manifest) {
 		/* fine for a store that never flushed: its log begins at

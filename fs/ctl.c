@@ -371,7 +371,8 @@ static int hist(struct t4dx_buf *out, const char *name, const char *help,
 	return rc ? rc : t4dx_metric_hist(out, name, NULL, h);
 }
 
-/* The embedder's counters and queue (0 when vector.embedder is off). */
+/* The embedder's counters and queue (0 when vector.embedder is off),
+ * and the segments' index files. */
 static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 {
 	struct t4dx_embed_stats es;
@@ -406,6 +407,28 @@ static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 		rc = gauge(out, "t4dx_embed_queue_length",
 			   "Files waiting for the embedder.",
 			   (double)es.queued);
+	struct t4dx_index_file_stats is;
+	t4dx_index_file_stats(fs->db, &is);
+	if (!rc)
+		rc = gauge(out, "t4dx_index_files",
+			   "Vector index files of the live segments.",
+			   (double)is.files);
+	if (!rc)
+		rc = gauge(out, "t4dx_index_file_bytes",
+			   "Bytes of those index files on disk.",
+			   (double)is.bytes);
+	if (!rc)
+		rc = gauge(out, "t4dx_index_files_loaded",
+			   "Index graphs in memory.", (double)is.loaded);
+	if (!rc)
+		rc = gauge(out, "t4dx_index_files_loaded_bytes",
+			   "Memory of the index graphs loaded.",
+			   (double)is.loaded_bytes);
+	if (!rc)
+		rc = gauge(out, "t4dx_index_files_unusable",
+			   "Segments whose index file was missing or damaged "
+			   "(searched whole until rebuilt).",
+			   (double)is.unusable);
 	return rc;
 }
 
@@ -625,6 +648,18 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(ixo, "scan_bytes", ju64(im.scan_bytes), &ok);
 	}
 	jset(o, "indexes", ixo, &ok);
+	/* the segments' vector index files */
+	struct t4dx_index_file_stats is;
+	t4dx_index_file_stats(fs->db, &is);
+	struct json_object *ixf = json_object_new_object();
+	if (ixf) {
+		jset(ixf, "files", ju64(is.files), &ok);
+		jset(ixf, "bytes", ju64(is.bytes), &ok);
+		jset(ixf, "loaded", ju64(is.loaded), &ok);
+		jset(ixf, "loaded_bytes", ju64(is.loaded_bytes), &ok);
+		jset(ixf, "unusable", ju64(is.unusable), &ok);
+	}
+	jset(o, "index_files", ixf, &ok);
 	return jemit(out, o, ok);
 }
 

@@ -27,6 +27,8 @@
 #   embed-cmd.sh setsid PIDFILE DIM  starts a sleep in a session of its
 #                                    own (out of its process group),
 #                                    writes its pid to PIDFILE, answers
+#   embed-cmd.sh once PIDFILE DIM    writes its pid to PIDFILE, answers one
+#                                    request as answer, then exits 0
 set -u
 mode=$1
 shift
@@ -105,6 +107,12 @@ setsid)
 	setsid sleep 100000 </dev/null >/dev/null 2>&1 &
 	printf '%s\n' "$!" >"$1"
 	answer "$2"
+once)
+	echo "$$" >"$1"
+	IFS= read -r req || exit 0
+	jq -c --argjson dim "$2" '{id, vector:
+		([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	exit 0
 	;;
 *)
 	echo "embed-cmd.sh: unknown mode $mode" >&2

@@ -101,6 +101,7 @@ int cmd_verify(const struct command *c, int argc, char **argv)
 		NUM(segments);
 		NUM(segment_blocks);
 		NUM(items);
+		NUM(index_files);
 		NUM(wal_records);
 		NUM(wal_last_lsn);
 		NUM(flushed_lsn);
@@ -114,11 +115,13 @@ int cmd_verify(const struct command *c, int argc, char **argv)
 			return prc;
 	} else {
 		char b[32];
-		printf("%s: %llu segments (%llu blocks, %llu entries), %llu WAL "
-		       "records up to LSN %llu, %llu rescue files; %s read: "
-		       "%s\n", argv[0], (unsigned long long)rep.segments,
+		printf("%s: %llu segments (%llu blocks, %llu entries, %llu "
+		       "index files), %llu WAL records up to LSN %llu, %llu "
+		       "rescue files; %s read: %s\n", argv[0],
+		       (unsigned long long)rep.segments,
 		       (unsigned long long)rep.segment_blocks,
 		       (unsigned long long)rep.items,
+		       (unsigned long long)rep.index_files,
 		       (unsigned long long)rep.wal_records,
 		       (unsigned long long)rep.wal_last_lsn,
 		       (unsigned long long)rep.rescue_files,

@@ -226,9 +226,12 @@ int cmd_status(const struct command *c, int argc, char **argv)
 		printf("%-11s", "health");
 		print_check(h, "wal");
 		print_check(h, "segments");
-		printf("\n%-11s%llu records waiting, %llu changes not yet "
-		       "durable\n", "queue",
+		/* the embedder's vectors wait in the same queue, but are
+		 * nobody's change: counted apart, as health does */
+		printf("\n%-11s%llu records waiting (and %llu vectors of the "
+		       "embedder), %llu changes not yet durable\n", "queue",
 		       (unsigned long long)num(h, "queue_depth"),
+		       (unsigned long long)num(h, "queue_vectors"),
 		       (unsigned long long)num(h, "unpersisted"));
 		printf("%-11s%llu items; %llu segments, %s; memtable %llu "
 		       "entries\n", "store",

@@ -133,6 +133,23 @@ assert_one_line_error() {
 		<<<"$output" >/dev/null || fail "bad --json: $output"
 }
 
+# s12: "records waiting" left out the embedder's vectors in the queue
+# (health's queue_vectors).  The control files of a real mount, copied
+# and given a queue that a failing disk would leave.
+@test "status: the queue line shows users' records and the embedder's vectors apart" {
+	t4dx_start
+	fill 1
+	local fake=$T4DX_TMP/fake f
+	mkdir -p "$fake/.ctl"
+	for f in health breaker stats compact alerts; do
+		cp "$MNT/.ctl/$f" "$fake/.ctl/$f"
+	done
+	jq '.queue_depth = 3 | .queue_vectors = 7 | .unpersisted = 3' \
+		"$MNT/.ctl/health" >"$fake/.ctl/health"
+	run "$T4DX" status "$fake"
+	assert_line --regexp '^queue +3 records waiting \(and 7 vectors of the embedder\), 3 changes not yet durable$'
+}
+
 @test "status: an open breaker is degraded, exit 1, and shows in the text and the JSON" {
 	t4dx_start
 	t4dx_ctl_echo breaker open
@@ -273,13 +290,50 @@ $(cat "$T4DX_TMP/c.err")"
 	before=$(data_state)
 	run "$T4DX" verify "$DATA"
 	assert_success
-	assert_output --regexp '^.*: [12] segments \([0-9]+ blocks, [0-9]+ entries\), [0-9]+ WAL records up to LSN [0-9]+, 0 rescue files; .* read: no damage$'
+	assert_output --regexp '^.*: [12] segments \([0-9]+ blocks, [0-9]+ entries, [0-9]+ index files\), [0-9]+ WAL records up to LSN [0-9]+, 0 rescue files; .* read: no damage$'
 	run "$T4DX" verify --json "$DATA"
 	assert_success
 	jq -e '.ok and .manifest_ok and (.problems | length) == 0 and
 		.segments >= 1 and .wal_records > 0' <<<"$output" >/dev/null ||
 		fail "bad --json: $output"
 	assert_equal "$(data_state)" "$before"
+}
+
+# s12: verify read no index file.  A store whose segment has an index
+# (vector.index_min_items 1): counted when sound; a flipped byte in it is
+# a note named by file (nothing is lost: the vectors are in the segment),
+# exit 0; removed, no damage; an index without its segment a note.
+@test "verify: a segment's index file is checked: counted when sound, damaged a note, an orphan a note" {
+	local cfg idx
+	cfg=$(t4dx_config_file '{"vector": {"index_min_items": 1}}')
+	t4dx_start -o "config=$cfg"
+	fill 5
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	t4dx_ctl_echo compact flush
+	t4dx_stop
+	idx=$(ls "$DATA"/seg/*.hnsw | tail -n 1)
+	[[ -f $idx ]] || fail "no index file in $DATA/seg"
+	run "$T4DX" verify --json "$DATA"
+	assert_success
+	jq -e '.ok and .index_files >= 1' <<<"$output" >/dev/null ||
+		fail "bad --json: $output"
+	printf 'X' | dd of="$idx" bs=1 seek=$(($(stat -c %s "$idx") / 2)) conv=notrunc status=none
+	run "$T4DX" verify "$DATA"
+	assert_success
+	assert_line --regexp "^$idx: vector index is damaged: fails its checksum or length check"
+	run "$T4DX" verify --json "$DATA"
+	assert_success
+	jq -e '.ok and .index_files == 0' <<<"$output" >/dev/null ||
+		fail "damaged index counted as sound: $output"
+	rm "$idx"
+	run "$T4DX" verify "$DATA"
+	assert_success
+	: >"$DATA/seg/99999999999999999999.hnsw"
+	run "$T4DX" verify --json "$DATA"
+	assert_success
+	jq -e '[.notes[].what] | any(test("an index without its segment"))' <<<"$output" >/dev/null ||
+		fail "no note of the orphan index: $output"
+	rm "$DATA/seg/99999999999999999999.hnsw"
 }
 
 @test "verify: a flipped byte in a segment is named by file and offset, exit 1, and nothing moves" {

@@ -593,3 +593,97 @@ gone() {
 	t4dx_wait_for 10 ls "$MNT/search/green tea again" ||
 		fail "no query answers after the burst"
 }
+
+# s12: a content the program always crashes on was sent again after each
+# back-off for as long as it existed.  After EMB_FILE_FAILS (3) failures
+# on it, once the program has answered another file, it gets the "tried"
+# mark: the embedder is idle, a restart asks nothing, new content is
+# asked for again.
+@test "command: a content the program always fails on is given up after 3 failures, until it changes" {
+	start_cmd 10 poison 4
+	printf 'green tea\n' >"$ITEMS/good"
+	t4dx_wait_ctl 30 stats '.vectors.embedded == 1'
+	printf 'poison pill\n' >"$ITEMS/bad"
+	# back-offs of 1, 2 s between the three tries
+	t4dx_wait_ctl 30 stats '.vectors.busy == false' ||
+		fail "still busy: $(cat "$MNT/.ctl/stats")"
+	run jq -c '.vectors | [.embedded, .no_vector, .failed]' "$MNT/.ctl/stats"
+	assert_output '[1,1,3]'
+	grep -q 'failed 3 times on the content of "bad"' "$MNT/.ctl/alerts" ||
+		fail "alerts: $(cat "$MNT/.ctl/alerts")"
+	run vec "$ITEMS/bad"
+	assert_failure
+	run cat "$ITEMS/bad"
+	assert_output 'poison pill'
+	# the mark is durable: a restart sends it nothing
+	sync "$ITEMS/bad"
+	t4dx_remount -o "config=$CFG"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[0,0]'
+	# new content is asked for again
+	printf 'cured\n' >"$ITEMS/bad"
+	t4dx_wait_for 30 vec_is "$ITEMS/bad" '[1,6,0,0]' ||
+		fail "no vector for the new content: $(cat "$MNT/.ctl/stats")"
+}
+
+# A program that never answered marks nothing: every file is tried again
+# once the program works (here: it never does; the files stay queued).
+@test "command: a program that fails on everything marks no file" {
+	start_cmd 10 crash
+	printf 'one\n' >"$ITEMS/f1"
+	t4dx_wait_ctl 40 stats '.vectors.failed >= 4 and .vectors.queued == 1'
+	run jq -c '.vectors | [.no_vector, .embedded]' "$MNT/.ctl/stats"
+	assert_output '[0,0]'
+}
+
+# gone PID: the process PID has exited (a zombie counts: nobody reaped it).
+gone() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+	[[ $st == Z* ]]
+}
+
+# s12: a program that ended while idle was found at the next request,
+# which then failed (closed its output), was counted and alerted, and
+# waited for a back-off: it is a plain restart.
+@test "command: a program that exited while idle is started again without a failure" {
+	start_cmd 10 once "$T4DX_TMP/once.pid" 4
+	printf 'abc\n' >"$ITEMS/f1"
+	t4dx_wait_for 20 vec_is "$ITEMS/f1" '[1,4,0,0]' || fail "f1: $(cat "$MNT/.ctl/stats")"
+	t4dx_wait_for 20 gone "$(cat "$T4DX_TMP/once.pid")" || fail "the program did not exit"
+	printf 'abcd\n' >"$ITEMS/f2"
+	t4dx_wait_for 20 vec_is "$ITEMS/f2" '[1,5,0,0]' || fail "f2: $(cat "$MNT/.ctl/stats")"
+	run jq -c '.vectors | [.embedded, .failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[2,0,2]'
+	run grep -c 'the embedder program' "$MNT/.ctl/alerts"
+	assert_output 0
+}
+
+# s12: .ctl/stats and metrics said nothing of the segments' indexes.
+@test "vector: .ctl/stats index_files and the metrics count index files, loaded graphs and unusable ones" {
+	CFG=$(t4dx_config_file "{\"vector\":{\"dim\":$DIM,\"index_min_items\":1}}")
+	t4dx_start -o "config=$CFG"
+	local i
+	for i in 1 2 3; do
+		printf 'green tea %s\n' "$i" >"$ITEMS/t$i"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	t4dx_ctl_echo compact flush
+	run jq -c '.index_files | [.files, .bytes > 0, .unusable]' "$MNT/.ctl/stats"
+	assert_output '[1,true,0]'
+	run metric t4dx_index_files
+	assert_output 1
+	ls "$MNT/search/green tea" >/dev/null
+	run jq -c '.index_files | [.loaded, .loaded_bytes > 0]' "$MNT/.ctl/stats"
+	assert_output '[1,true]'
+	# a missing file: counted as unusable once a search finds it so
+	t4dx_stop
+	rm "$DATA"/seg/*.hnsw
+	t4dx_start -o "config=$CFG"
+	ls "$MNT/search/green tea" >/dev/null
+	run jq -c '.index_files | [.files, .loaded, .unusable]' "$MNT/.ctl/stats"
+	assert_output '[0,0,1]'
+	run metric t4dx_index_files_unusable
+	assert_output 1
+}

@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "faults.h"
 #include "index.h"
+#include "io.h"
 #include "t4dx.h"
 #include "unit.h"
 #include "vec.h"
@@ -1036,6 +1037,54 @@ static void test_by_id(void)
 	REQUIRE(t4dx_close(db) == 0);
 }
 
+/* s12: a search that took a segment which a merge then retired (its
+ * index file removed with it) warned "vector index ... is missing" when
+ * it came to load that index.  The open of the index is where the merge
+ * is run here, so that it falls between the search's snapshot and the
+ * load. */
+static struct t4dx *retire_db;
+static int (*real_open)(const char *, int, mode_t);
+
+static int open_after_merge(const char *path, int flags, mode_t mode)
+{
+	size_t n = strlen(path);
+	if (retire_db && n > 5 && !strcmp(path + n - 5, ".hnsw") &&
+	    (flags & O_ACCMODE) == O_RDONLY) {
+		struct t4dx *db = retire_db;
+		retire_db = NULL;
+		REQUIRE(t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL) == 0);
+	}
+	return real_open(path, flags, mode);
+}
+
+static void test_retired_index(void)
+{
+	const char *dir = unit_tmpdir("sretired");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 200, 10);
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 200, 400, 10);
+	REQUIRE(t4dx_flush(db) == 0);
+	float q[DIM];
+	vector_of(2, 10, q);
+	char *want = search_text(db, q, 10, true);
+	/* a fresh start: no index loaded yet */
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, 0);
+	real_open = t4dx_io.open;
+	t4dx_io.open = open_after_merge;
+	retire_db = db;
+	char *got = search_text(db, q, 10, false);
+	t4dx_io.open = real_open;
+	CHECK(retire_db == NULL);               /* the merge ran */
+	CHECK(!strcmp(got, want));
+	CHECK(!alerted(db, "vector index"));
+	free(got);
+	free(want);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_index_written);
@@ -1052,5 +1101,6 @@ int main(void)
 	RUN(test_damaged_index);
 	RUN(test_stale_index);
 	RUN(test_by_id);
+	RUN(test_retired_index);
 	UNIT_DONE();
 }

@@ -1137,6 +1137,48 @@ static void test_embedder_queue_notes(void)
 	unit_rm_rf(dir);
 }
 
+/* eng_set_embedded trusts the LSN of the version the embedder read (no
+ * content compared under the lock): a newer version is compared by
+ * content, and takes the vector only if it holds the same bytes (a
+ * rename, a kappa set since); new content is ESTALE. */
+static void test_set_embedded_version(void)
+{
+	const char *dir = unit_tmpdir("vversion");
+	struct t4dx *db = open_db(dir);
+	struct t4dx_entry e;
+	uint64_t lsn;
+	REQUIRE(write_file(db, "a", "old words") == 0);
+	REQUIRE(t4dx_get(db, R, "a", 1, T4DX_GET_CONTENT, &e) == 0);
+	REQUIRE(write_file(db, "a", "new words") == 0);
+	float x[T4DX_EMBED_DIM_MAX] = { 1 };
+	struct t4dx_blob *v = t4dx_vec_new(x, db->cfg.vector.dim);
+	REQUIRE(v);
+	/* the version read is gone and the bytes differ */
+	CHECK_EQ_INT(eng_set_embedded(db, R, "a", 1, e.content, e.lsn,
+				      T4DX_VEC_EMBED, v, &lsn), ESTALE);
+	t4dx_entry_clear(&e);
+	/* the version read is still there */
+	REQUIRE(t4dx_get(db, R, "a", 1, T4DX_GET_CONTENT, &e) == 0);
+	CHECK_EQ_INT(eng_set_embedded(db, R, "a", 1, e.content, e.lsn,
+				      T4DX_VEC_EMBED, v, &lsn), 0);
+	t4dx_entry_clear(&e);
+	/* renamed and kappa set since it was read: same bytes, it takes it */
+	REQUIRE(write_file(db, "b", "other words") == 0);
+	REQUIRE(t4dx_get(db, R, "b", 1, T4DX_GET_CONTENT, &e) == 0);
+	REQUIRE(t4dx_rename(db, R, "b", 1, R, "c", 1, 0, NULL) == 0);
+	struct t4dx_entry f = { .kappa = 0.5 };
+	REQUIRE(t4dx_update(db, R, "c", 1, &f, T4DX_F_KAPPA, 0, NULL) == 0);
+	CHECK_EQ_INT(eng_set_embedded(db, R, "c", 1, e.content, e.lsn,
+				      T4DX_VEC_EMBED, v, &lsn), 0);
+	t4dx_entry_clear(&e);
+	REQUIRE(t4dx_get(db, R, "c", 1, 0, &e) == 0);
+	CHECK_EQ_INT(e.vec_src, T4DX_VEC_EMBED);
+	t4dx_entry_clear(&e);
+	t4dx_blob_unref(v);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_hand_vector_kept);
@@ -1154,5 +1196,6 @@ int main(void)
 	RUN(test_embedder_changed);
 	RUN(test_embed_cmd);
 	RUN(test_embed_text_shared);
+	RUN(test_set_embedded_version);
 	UNIT_DONE();
 }
