@@ -43,7 +43,8 @@
  * kill of the group.  So the daemon is a child subreaper: such a process,
  * once its parents are gone, becomes a child of the daemon, and each
  * stop kills and reaps every child of the daemon outside the daemon's own
- * process group (where libfuse's helpers run).  A daemon killed with
+ * process group (where libfuse's helpers run), but libfuse's fusermount
+ * (-o auto_unmount keeps it, in a session of its own).  A daemon killed with
  * SIGKILL cannot do this: a program should exit, with what it started,
  * when its stdin ends.
  */
@@ -163,6 +164,22 @@ static size_t children(pid_t *pids, size_t max)
 	return n;
 }
 
+/* Is pid libfuse's fusermount helper (which, for -o auto_unmount, stays
+ * the daemon's child in a session of its own, to unmount when the daemon
+ * dies)? */
+static bool is_fusermount(pid_t pid)
+{
+	char path[64], comm[32] = "";
+	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+	}
+	return !strncmp(comm, "fusermount", 10);
+}
+
 /* Kill and reap the program's descendants that left its process group
  * and came to the daemon (see Orphans): each that dies may hand the
  * daemon children of its own, so until none is left (bounded). */
@@ -174,7 +191,7 @@ static void reap_orphans(void)
 		size_t n = children(pids, 256), killed = 0;
 		for (size_t i = 0; i < n; i++) {
 			pid_t pg = getpgid(pids[i]);
-			if (pg < 0 || pg == own)
+			if (pg < 0 || pg == own || is_fusermount(pids[i]))
 				continue;
 			kill(pids[i], SIGKILL);
 			while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)

@@ -107,6 +107,7 @@ setsid)
 	setsid sleep 100000 </dev/null >/dev/null 2>&1 &
 	printf '%s\n' "$!" >"$1"
 	answer "$2"
+	;;
 once)
 	echo "$$" >"$1"
 	IFS= read -r req || exit 0

@@ -320,7 +320,7 @@ $(cat "$T4DX_TMP/c.err")"
 	printf 'X' | dd of="$idx" bs=1 seek=$(($(stat -c %s "$idx") / 2)) conv=notrunc status=none
 	run "$T4DX" verify "$DATA"
 	assert_success
-	assert_line --regexp "^$idx: vector index is damaged: fails its checksum or length check"
+	assert_line --regexp "^note: $idx: vector index is damaged: fails its checksum or length check"
 	run "$T4DX" verify --json "$DATA"
 	assert_success
 	jq -e '.ok and .index_files == 0' <<<"$output" >/dev/null ||
