@@ -464,6 +464,25 @@ int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 	return rc;
 }
 
+int t4dx_seg_iter_content(struct t4dx_seg_iter *it, struct t4dx_entry *out)
+{
+	struct t4dx_seg *s = it->s;
+	if (!it->b || it->ri == 0)
+		return EINVAL;
+	int rc;
+	if (!it->c && seg_has_cpart(s, it->bi) &&
+	    (rc = seg_parts_get(s, it->bi, NULL, &it->c)))
+		return rc;
+	struct t4dx_entry e;
+	if ((rc = seg_rec_decode(s, it->b, it->c, it->ri - 1, true, &e)))
+		return rc;
+	t4dx_entry_clear(out);
+	out->content = e.content;
+	out->vec = e.vec;
+	out->vec_src = e.vec_src;       /* none if the vector part was lost */
+	return 0;
+}
+
 void t4dx_seg_iter_close(struct t4dx_seg_iter *it)
 {
 	if (!it)
