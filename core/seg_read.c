@@ -154,6 +154,10 @@ static void seg_free(struct t4dx_seg *s)
 		t4dx_io.close(s->fd);
 	seg_block_unref(s->cache);
 	seg_cpart_unref(s->ccache);
+	if (s->shared)
+		for (size_t i = 0; i < s->nblk; i++)
+			t4dx_blob_slot_unref(s->shared[i]);
+	free(s->shared);
 	t4dx_index_free(s->index);
 	free(s->first_rec);
 	free(s->dirs);
