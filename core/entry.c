@@ -1,6 +1,7 @@
 /* entry.c - values of the public interface: blobs, entries, error codes,
  * configuration defaults. */
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ struct t4dx_blob *t4dx_blob_new(size_t len)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	b->len = len;
+	b->slot = NULL;
 	b->data[len] = 0;
 	return b;
 }
@@ -70,11 +72,77 @@ struct t4dx_blob *t4dx_blob_ref(struct t4dx_blob *b)
 	return b;
 }
 
+/* A weak holder of one blob at a time: it finds the blob while someone
+ * else holds a reference, and lets it go with the last one.  The slot
+ * lives while its owner or a blob it saw refers to it.  A blob whose count
+ * reached 0 is never revived: until its free clears the slot (under mu),
+ * a get sees the 0 and answers NULL. */
+struct t4dx_blob_slot {
+	pthread_mutex_t mu;
+	atomic_uint refs;
+	struct t4dx_blob *b;    /* guarded by mu */
+};
+
+struct t4dx_blob_slot *t4dx_blob_slot_new(void)
+{
+	struct t4dx_blob_slot *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	pthread_mutex_init(&w->mu, NULL);
+	atomic_init(&w->refs, 1);
+	return w;
+}
+
+void t4dx_blob_slot_unref(struct t4dx_blob_slot *w)
+{
+	if (w && atomic_fetch_sub_explicit(&w->refs, 1,
+					   memory_order_acq_rel) == 1) {
+		pthread_mutex_destroy(&w->mu);
+		free(w);
+	}
+}
+
+struct t4dx_blob *t4dx_blob_slot_get(struct t4dx_blob_slot *w)
+{
+	pthread_mutex_lock(&w->mu);
+	struct t4dx_blob *b = w->b;
+	if (b) {
+		unsigned r = atomic_load_explicit(&b->refs,
+						  memory_order_relaxed);
+		while (r && !atomic_compare_exchange_weak_explicit(
+				&b->refs, &r, r + 1, memory_order_acq_rel,
+				memory_order_relaxed))
+			;
+		if (!r)
+			b = NULL;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return b;
+}
+
+void t4dx_blob_slot_set(struct t4dx_blob_slot *w, struct t4dx_blob *b)
+{
+	atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+	b->slot = w;
+	pthread_mutex_lock(&w->mu);
+	w->b = b;
+	pthread_mutex_unlock(&w->mu);
+}
+
 void t4dx_blob_unref(struct t4dx_blob *b)
 {
-	if (b && atomic_fetch_sub_explicit(&b->refs, 1,
-					   memory_order_acq_rel) == 1)
-		free(b);
+	if (!b || atomic_fetch_sub_explicit(&b->refs, 1,
+					    memory_order_acq_rel) != 1)
+		return;
+	struct t4dx_blob_slot *w = b->slot;
+	if (w) {
+		pthread_mutex_lock(&w->mu);
+		if (w->b == b)
+			w->b = NULL;
+		pthread_mutex_unlock(&w->mu);
+		t4dx_blob_slot_unref(w);
+	}
+	free(b);
 }
 
 static const char *const type_names[] = { "episodic", "semantic",

@@ -93,7 +93,9 @@ struct msrc {
 	struct t4dx_mem *mem;
 	const struct t4dx_entry *me;    /* current mem entry */
 	struct t4dx_seg_iter *it;
-	struct t4dx_entry se;           /* current segment entry */
+	struct t4dx_entry se;           /* current segment entry, read
+	                                   without its content until the
+	                                   merge returns it */
 	bool has;
 	bool stale;                     /* on the key returned last: moves
 	                                   past it at the next eng_merge_next */
@@ -104,7 +106,10 @@ static const struct t4dx_entry *msrc_cur(struct msrc *s)
 	return s->mem ? s->me : &s->se;
 }
 
-static int msrc_advance(struct msrc *s, bool with_content)
+/* Segments are read without content: the versions a merge passes over
+ * are never decoded, so merging n versions of a large item holds one of
+ * them, not n (eng_merge_next loads the one it returns). */
+static int msrc_advance(struct msrc *s)
 {
 	if (s->mem) {
 		s->me = t4dx_mem_next(s->mem, s->me);
@@ -112,7 +117,7 @@ static int msrc_advance(struct msrc *s, bool with_content)
 		return 0;
 	}
 	t4dx_entry_clear(&s->se);
-	int rc = t4dx_seg_iter_next(s->it, with_content, &s->se);
+	int rc = t4dx_seg_iter_next(s->it, false, &s->se);
 	s->has = rc == 0;
 	return rc == T4DX_ENOTFOUND ? 0 : rc;
 }
@@ -159,7 +164,7 @@ int eng_merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
 		int rc = t4dx_seg_iter_open(segs[i], parent, name, len,
 					    &s->it);
 		if (!rc)
-			rc = msrc_advance(s, with_content);
+			rc = msrc_advance(s);
 		if (rc) {
 			eng_merge_close(m);
 			return rc;
@@ -179,7 +184,7 @@ int eng_merge_next(struct merge *m, const struct t4dx_entry **out)
 		if (!s->stale)
 			continue;
 		s->stale = false;
-		int rc = msrc_advance(s, m->with_content);
+		int rc = msrc_advance(s);
 		if (rc)
 			return rc;
 	}
@@ -208,6 +213,12 @@ int eng_merge_next(struct merge *m, const struct t4dx_entry **out)
 	}
 	if (!best)
 		return T4DX_ENOTFOUND;
+	if (!best->mem && m->with_content && !best->se.tombstone) {
+		/* before the ties are marked: a failed load is retried */
+		int rc = t4dx_seg_iter_content(best->it, &best->se);
+		if (rc)
+			return rc;
+	}
 	for (size_t i = 0; i < nties; i++)
 		m->ties[i]->stale = true;
 	const struct t4dx_entry *c = msrc_cur(best);

@@ -320,11 +320,14 @@ static char *put_escaped(char *o, const unsigned char *s, size_t len)
 }
 
 /* A name or content as its line holds it: JSON text if the bytes are
- * valid UTF-8 without NUL, else base64. */
+ * valid UTF-8 without NUL, else base64.  For a long content written by
+ * reference, the CRC-32 of its escape too (has_crc, text_scan). */
 struct text {
 	const unsigned char *p;
 	size_t len;
 	bool b64;
+	bool has_crc;
+	uLong crc;              /* crc32 from 0 of the escape, no quotes */
 };
 
 /* Texts up to this long get room for the worst case, six bytes out for
@@ -337,20 +340,69 @@ struct text {
  * is at most 6 times that, just below: those lines are as they were. */
 #define TEXT_ESC_MAX ((size_t)3 << 29)
 
-/* Set t up for p, len and return the most bytes it takes between its
- * quotes. */
-static size_t text_measure(struct text *t, const void *p, size_t len)
+/* How many of the n bytes at s (of the avail there) a piece takes so
+ * that it does not end inside a UTF-8 sequence: it ends before a byte
+ * that is no continuation byte (or after three, past which the sequence
+ * is invalid in any case). */
+static size_t utf8_cut(const unsigned char *s, size_t n, size_t avail)
 {
+	for (int k = 0; k < 3 && n < avail && (s[n] & 0xc0) == 0x80; k++)
+		n--;
+	return n;
+}
+
+/* One pass over a long text, a piece at a time: each piece is read from
+ * memory once and then from the cache, to check it as UTF-8, escape it
+ * into a buffer on the stack (measuring the escape) and take the CRC of
+ * the escape.  A close of a large file read its content three times
+ * before (the check, the count, the CRC).  false: not valid UTF-8 without
+ * NUL (t goes in base64). */
+static bool text_scan(struct text *t, size_t *esc_len)
+{
+	enum { PIECE = 4096 };
+	char o[6 * PIECE];
+	uLong crc = crc32(0L, Z_NULL, 0);
+	size_t n = 0;
+	for (size_t from = 0; from < t->len;) {
+		size_t k = t->len - from < PIECE ? t->len - from : PIECE;
+		k = utf8_cut(t->p + from, k, t->len - from);
+		if (!t4dx_utf8_valid(t->p + from, k))
+			return false;
+		size_t e = (size_t)(put_escaped(o, t->p + from, k) - o);
+		crc = crc32(crc, (const Bytef *)o, (uInt)e);
+		n += e;
+		from += k;
+	}
+	t->crc = crc;
+	t->has_crc = true;
+	*esc_len = n;
+	return true;
+}
+
+/* Set t up for p, len and return the most bytes it takes between its
+ * quotes.  with_crc: a long content whose line is written by reference
+ * (larger than the caches; the others are checked and counted as they
+ * were, which is faster for contents that the caches hold). */
+static size_t text_measure(struct text *t, const void *p, size_t len,
+			   bool with_crc)
+{
+	size_t n;
 	t->p = p;
 	t->len = len;
-	t->b64 = !t4dx_utf8_valid(t->p, len);
-	if (t->b64)
-		return (len + 2) / 3 * 4;
-	if (len <= TEXT_COUNT_MIN)
-		return 6 * len;
-	size_t n = escaped_len(t->p, len);
-	if (n > TEXT_ESC_MAX) {
+	t->has_crc = false;
+	if (with_crc && len > TEXT_COUNT_MIN) {
+		t->b64 = !text_scan(t, &n);
+	} else {
+		t->b64 = !t4dx_utf8_valid(t->p, len);
+		if (t->b64)
+			return (len + 2) / 3 * 4;
+		if (len <= TEXT_COUNT_MIN)
+			return 6 * len;
+		n = escaped_len(t->p, len);
+	}
+	if (t->b64 || n > TEXT_ESC_MAX) {
 		t->b64 = true;
+		t->has_crc = false;
 		return (len + 2) / 3 * 4;
 	}
 	return n;
@@ -515,9 +567,10 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 	struct text name, new_name, content;
 	size_t need = LINE_FIXED_MAX;
 	if (r->op != T4DX_OP_PROBE)
-		need += text_measure(&name, e->name, e->name_len);
+		need += text_measure(&name, e->name, e->name_len, false);
 	if (r->op == T4DX_OP_RENAME)
-		need += text_measure(&new_name, r->new_name, r->new_name_len);
+		need += text_measure(&new_name, r->new_name, r->new_name_len,
+				     false);
 	if (e->vec && (r->op == T4DX_OP_PUT ||
 		       (r->op == T4DX_OP_UPDATE && (r->mask & T4DX_F_VEC))))
 		need += t4dx_vec_b64_len(e->vec);
@@ -526,10 +579,10 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 	if (r->op == T4DX_OP_PUT) {
 		static const unsigned char none[1];
 		const struct t4dx_blob *b = e->content;
-		size_t n = text_measure(&content, b ? b->data : none,
-					b ? b->len : 0);
 		by_ref = ext && b && b->len >= min_ext &&
 			 b->len > TEXT_COUNT_MIN;
+		size_t n = text_measure(&content, b ? b->data : none,
+					b ? b->len : 0, by_ref);
 		if (by_ref)     /* exact for such lengths (> TEXT_COUNT_MIN) */
 			enc_len = n;
 		else
@@ -591,7 +644,9 @@ int t4dx_rec_encode_split(const struct t4dx_rec *r, struct t4dx_buf *out,
 			return EINVAL;
 		*o++ = '"';
 		uLong c = rec_crc_of(start, len);
-		c = crc_encoded(c, &content);
+		c = content.has_crc ? crc32_combine(c, content.crc,
+						    (z_off_t)enc_len)
+				    : crc_encoded(c, &content);
 		crc = (uint32_t)crc32(c, (const Bytef *)"\"", 1);
 	} else {
 		if (len + 1 > INT_MAX - 32)     /* the decoder's limit */

@@ -73,6 +73,10 @@ int t4dx_seg_iter_open(struct t4dx_seg *s, uint64_t parent, const char *name,
 		       size_t name_len, struct t4dx_seg_iter **out);
 int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 		       struct t4dx_entry *out);
+/* Load the content and vector of the entry the last next returned
+ * without them into out (which must be that entry): a merge reads only
+ * the version it keeps.  0 or an error as for get. */
+int t4dx_seg_iter_content(struct t4dx_seg_iter *it, struct t4dx_entry *out);
 void t4dx_seg_iter_close(struct t4dx_seg_iter *it);
 
 /* Read both parts of every block from disk and check their CRCs and

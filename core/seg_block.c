@@ -148,21 +148,26 @@ static int chunks_unpack(const struct t4dx_seg *s, const struct blkinfo *bi,
  * cout: the payload, content and vector parts) from disk with one pread,
  * check and decompress them (a chunked content part a chunk at a time,
  * and then the vector part with a pread of its own).  The payload is
- * only asked for in version 2 to 4 blocks that have one.  A vector part
- * that fails its checks is an error when strict (verify); otherwise the
- * payload comes without it (vraw NULL) and the segment says so
- * (vec_lost): vectors can be computed again, content cannot. */
+ * only asked for in version 2 to 4 blocks that have one; craw, when not
+ * NULL, is its content part already decoded (the caller's reference
+ * passes to *cout, or is dropped on error), and only the vector part is
+ * read.  A vector part that fails its checks is an error when strict
+ * (verify); otherwise the payload comes without it (vraw NULL) and the
+ * segment says so (vec_lost): vectors can be computed again, content
+ * cannot. */
 static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
-		      struct cpart **cout, bool strict)
+		      struct cpart **cout, struct t4dx_blob *craw,
+		      bool strict)
 {
 	const struct blkinfo *bi = &s->blk[i];
-	bool chunks = cout && seg_chunked(s, bi);
+	bool chunks = cout && !craw && seg_chunked(s, bi);
 	uint32_t mlen = bout ? bi->clen : 0;
-	uint32_t clen = cout && !chunks ? bi->cclen : 0;
+	uint32_t clen = cout && !chunks && !craw ? bi->cclen : 0;
 	uint32_t vlen = cout ? bi->vclen : 0;
 	/* the vector part follows the content part: in the one pread unless
-	 * the content part is read in chunks */
-	size_t zlen = (size_t)mlen + clen + (chunks ? 0 : vlen);
+	 * the content part is read in chunks or not at all */
+	bool vapart = chunks || craw;
+	size_t zlen = (size_t)mlen + clen + (vapart ? 0 : vlen);
 	size_t zcap = zlen > vlen ? zlen : vlen;
 	unsigned char *z = zcap ? malloc(zcap) : NULL;
 	struct block *b = NULL;
@@ -186,7 +191,8 @@ static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 		if (c) {
 			atomic_init(&c->refs, 1);
 			c->idx = i;
-			c->raw = t4dx_blob_new(bi->crlen);
+			c->raw = craw ? craw : t4dx_blob_new(bi->crlen);
+			craw = NULL;
 			c->vraw = bi->vrlen ? t4dx_blob_new(bi->vrlen) : NULL;
 		}
 	}
@@ -203,12 +209,12 @@ static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 		rc = block_check(s, b, bi);
 	if (!rc && c && chunks)
 		rc = chunks_unpack(s, bi, c->raw->data);
-	else if (!rc && c && bi->cclen)
+	else if (!rc && c && clen)
 		rc = part_unpack(z + mlen, bi->cclen, bi->ccrc, c->raw->data,
 				 bi->crlen);
 	if (!rc && vlen) {
 		const unsigned char *vz = z + mlen + clen;
-		if (chunks) {
+		if (vapart) {
 			vz = z;
 			rc = t4dx_io_pread_all(s->fd, z, vlen,
 					       (off_t)(bi->off + bi->clen +
@@ -228,6 +234,7 @@ static int parts_read(struct t4dx_seg *s, size_t i, struct block **bout,
 	}
 out:
 	free(z);
+	t4dx_blob_unref(craw);  /* not taken over by a part */
 	if (rc) {
 		free(b);
 		seg_cpart_free(c);
@@ -245,6 +252,32 @@ out:
 bool seg_has_cpart(const struct t4dx_seg *s, size_t i)
 {
 	return s->blk[i].crlen > 0 || s->blk[i].vrlen > 0;
+}
+
+/* The decoded content part of block i that a reader still holds, with a
+ * new reference, or NULL. */
+static struct t4dx_blob *share_get(struct t4dx_seg *s, size_t i)
+{
+	struct t4dx_blob *b = NULL;
+	pthread_mutex_lock(&s->mu);
+	if (s->shared && s->shared[i])
+		b = t4dx_blob_slot_get(s->shared[i]);
+	pthread_mutex_unlock(&s->mu);
+	return b;
+}
+
+/* Offer raw, the content part of block i just decoded, to later readers
+ * for as long as someone holds it.  Out of memory, it is not shared. */
+static void share_set(struct t4dx_seg *s, size_t i, struct t4dx_blob *raw)
+{
+	pthread_mutex_lock(&s->mu);
+	if (!s->shared)
+		s->shared = calloc(s->nblk, sizeof(*s->shared));
+	if (s->shared && !s->shared[i])
+		s->shared[i] = t4dx_blob_slot_new();
+	if (s->shared && s->shared[i])
+		t4dx_blob_slot_set(s->shared[i], raw);
+	pthread_mutex_unlock(&s->mu);
 }
 
 /* The parts of block i asked for (bout, cout non-NULL), through the
@@ -269,9 +302,16 @@ int seg_parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
 	pthread_mutex_unlock(&s->mu);
 
 	bool read_b = bout && !b, read_c = want_c && !c;
+	bool keep_b = read_b && s->blk[i].rlen <= CACHE_MAX_RAW;
+	bool keep_c = read_c && (uint64_t)s->blk[i].crlen +
+				s->blk[i].vrlen <= CACHE_MAX_RAW;
+	/* a large content part another reader holds decoded */
+	struct t4dx_blob *craw = read_c && !keep_c ? share_get(s, i) : NULL;
 	if (read_b || read_c) {
 		int rc = parts_read(s, i, read_b ? &b : NULL,
-				    read_c ? &c : NULL, false);
+				    read_c ? &c : NULL, craw, false);
+		if (!rc && read_c && !craw && !keep_c)
+			share_set(s, i, c->raw);
 		if (rc) {
 			seg_block_unref(read_b ? NULL : b);
 			seg_cpart_unref(read_c ? NULL : c);
@@ -279,9 +319,6 @@ int seg_parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
 		}
 		struct block *oldb = NULL;
 		struct cpart *oldc = NULL;
-		bool keep_b = read_b && s->blk[i].rlen <= CACHE_MAX_RAW;
-		bool keep_c = read_c && (uint64_t)s->blk[i].crlen +
-					s->blk[i].vrlen <= CACHE_MAX_RAW;
 		if (keep_b)
 			atomic_fetch_add_explicit(&b->refs, 1,
 						  memory_order_relaxed);
@@ -416,7 +453,7 @@ int t4dx_seg_verify_some(struct t4dx_seg *s, size_t *next,
 		struct cpart *c = NULL;
 		bool chunks = seg_chunked(s, &s->blk[i]);
 		int rc = parts_read(s, i, &b, seg_has_cpart(s, i) && !chunks ?
-					      &c : NULL, true);
+					      &c : NULL, NULL, true);
 		/* a long content part is checked a chunk at a time, and
 		 * then the vector part after it */
 		if (!rc && chunks)
@@ -445,7 +482,8 @@ int t4dx_seg_salvage(struct t4dx_seg *s,
 		struct cpart *c = NULL;
 		/* straight from the disk, like verify */
 		int rc = parts_read(s, i, &b,
-				    seg_has_cpart(s, i) ? &c : NULL, false);
+				    seg_has_cpart(s, i) ? &c : NULL, NULL,
+				    false);
 		if (rc == ENOMEM)
 			return rc;
 		if (rc) {

@@ -126,6 +126,11 @@ struct t4dx_seg {
 	pthread_mutex_t mu;
 	struct block *cache;    /* last small meta part read; guarded by mu */
 	struct cpart *ccache;   /* last small content part; guarded by mu */
+	/* per block, once a content part too large for ccache was read:
+	 * its decoded bytes while some reader holds them, so that readers
+	 * of one large item share a copy; the array and its slots guarded
+	 * by mu, nblk of them, freed with s */
+	struct t4dx_blob_slot **shared;
 	/* the segment's vector index, once loaded (seg.h), and what is
 	 * known of it; both guarded by mu, the index freed with s */
 	struct t4dx_index *index;

@@ -154,6 +154,10 @@ static void seg_free(struct t4dx_seg *s)
 		t4dx_io.close(s->fd);
 	seg_block_unref(s->cache);
 	seg_cpart_unref(s->ccache);
+	if (s->shared)
+		for (size_t i = 0; i < s->nblk; i++)
+			t4dx_blob_slot_unref(s->shared[i]);
+	free(s->shared);
 	t4dx_index_free(s->index);
 	free(s->first_rec);
 	free(s->dirs);
@@ -462,6 +466,25 @@ int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 	if (!rc)
 		it->ri++;
 	return rc;
+}
+
+int t4dx_seg_iter_content(struct t4dx_seg_iter *it, struct t4dx_entry *out)
+{
+	struct t4dx_seg *s = it->s;
+	if (!it->b || it->ri == 0)
+		return EINVAL;
+	int rc;
+	if (!it->c && seg_has_cpart(s, it->bi) &&
+	    (rc = seg_parts_get(s, it->bi, NULL, &it->c)))
+		return rc;
+	struct t4dx_entry e;
+	if ((rc = seg_rec_decode(s, it->b, it->c, it->ri - 1, true, &e)))
+		return rc;
+	t4dx_entry_clear(out);
+	out->content = e.content;
+	out->vec = e.vec;
+	out->vec_src = e.vec_src;       /* none if the vector part was lost */
+	return 0;
 }
 
 void t4dx_seg_iter_close(struct t4dx_seg_iter *it)

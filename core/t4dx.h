@@ -44,10 +44,14 @@ int t4dx_errno(int rc);
 
 /* ---- values ---------------------------------------------------------- */
 
+struct t4dx_blob_slot;
+
 /* Reference-counted immutable byte string (file content). */
 struct t4dx_blob {
 	atomic_uint refs;
 	size_t len;
+	struct t4dx_blob_slot *slot;    /* the engine's weak holder, told
+	                                   when the blob is freed; or NULL */
 	unsigned char data[];
 };
 
@@ -61,6 +65,16 @@ struct t4dx_blob *t4dx_blob_resize(struct t4dx_blob *b, size_t len);
 struct t4dx_blob *t4dx_blob_from(const void *data, size_t len);
 struct t4dx_blob *t4dx_blob_ref(struct t4dx_blob *b);   /* NULL-safe */
 void t4dx_blob_unref(struct t4dx_blob *b);              /* NULL-safe */
+/* A weak holder of a blob (the engine's segments keep their large
+ * decoded contents in one while readers hold them, so that readers share
+ * a copy).  new: an empty slot, refs 1 (the caller's), NULL when out of
+ * memory; get: a new reference to its blob, or NULL if it has none or
+ * the blob's last reference is gone; set: hold b weakly until b is freed
+ * (b has no slot yet and no other thread sees it). */
+struct t4dx_blob_slot *t4dx_blob_slot_new(void);
+void t4dx_blob_slot_unref(struct t4dx_blob_slot *w);    /* NULL-safe */
+struct t4dx_blob *t4dx_blob_slot_get(struct t4dx_blob_slot *w);
+void t4dx_blob_slot_set(struct t4dx_blob_slot *w, struct t4dx_blob *b);
 
 enum t4dx_type { T4DX_EPISODIC = 0, T4DX_SEMANTIC = 1, T4DX_PROCEDURAL = 2 };
 const char *t4dx_type_name(int type);

@@ -209,7 +209,6 @@ os.close(fd)
 }
 
 @test "nrem of a large item rewritten between flushes holds one version of it in memory, not one per segment" {
-	skip "finding: the merge positions every input segment at its entry with the content decoded (merge.c msrc_advance with_content), so the versions of one large item are all in memory at once: 4 versions of 200 MiB took a VmHWM of 825 MB, 4 of 1 GiB would take 4 GiB; tiered merges too"
 	local cfg n=$((64 * 1048576)) h
 	cfg=$(t4dx_config_file '{"limits":{"max_item_bytes":1073741824,
 		"write_buffer_bytes":1073741824},"vector":{"embedder":"off"}}')
@@ -229,7 +228,6 @@ os.close(fd)
 }
 
 @test "readers of a large item in a segment share one copy of its content" {
-	skip "finding: each read-only open of an item in a segment decodes a copy of its own (file.c op_open, t4dx_get with T4DX_GET_CONTENT): 3 opens of 200 MiB took 600 MiB of daemon memory, so a user who opens a 1 GiB file 20 times takes 20 GiB; README Large files says each version read is held whole, not each open"
 	local cfg n=$((64 * 1048576)) r
 	cfg=$(t4dx_config_file '{"limits":{"max_item_bytes":1073741824,
 		"write_buffer_bytes":1073741824},"vector":{"embedder":"off"}}')

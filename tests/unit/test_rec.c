@@ -1423,6 +1423,103 @@ static void test_escape_heavy(void)
 	t4dx_buf_free(&line);
 }
 
+/* Encode r whole (split: with its content by reference, as the log
+ * writes a large one) into line, ready for t4dx_rec_decode. */
+static void encode_line(const struct t4dx_rec *r, bool split,
+			struct t4dx_buf *line)
+{
+	struct t4dx_buf head = { 0 };
+	struct t4dx_rec_ext x;
+	bool was_split;
+	line->len = 0;
+	REQUIRE(t4dx_rec_encode_split(r, &head, split ? 1 : SIZE_MAX, &x,
+				      &was_split) == 0);
+	if (!was_split) {
+		REQUIRE(t4dx_buf_add(line, (const char *)head.p, head.len) == 0);
+		t4dx_buf_free(&head);
+		return;
+	}
+	size_t n = r->e.content->len;
+	REQUIRE(t4dx_buf_add(line, (const char *)head.p, x.at) == 0);
+	enum { PIECE = 3 << 12 };
+	for (size_t from = 0; from < n; from += PIECE) {
+		size_t k = n - from < PIECE ? n - from : PIECE;
+		REQUIRE(t4dx_buf_reserve(line, T4DX_REC_EXT_ROOM(k)) == 0);
+		line->len += t4dx_rec_ext_put(&x, from, k,
+					      (char *)line->p + line->len);
+	}
+	REQUIRE(t4dx_buf_add(line, (const char *)head.p + x.at,
+			     head.len - x.at) == 0);
+	t4dx_blob_unref(x.blob);
+	t4dx_buf_free(&head);
+}
+
+/* A long text is checked, measured and summed a piece at a time
+ * (rec.c text_scan): UTF-8 sequences and escapes across the pieces'
+ * edges, and invalid sequences there, give the same line (its CRC
+ * checked by the decoder) and the same text-or-base64 choice as the
+ * whole at once. */
+static void test_long_text_pieces(void)
+{
+	static const char *const seqs[] = {
+		"\xf0\x9f\x98\x80", "\xe2\x82\xac", "\xc3\xa9", "\n", "\"",
+		"\x01", "\\",
+	};
+	static const char *const bad[] = {
+		"\x80", "\xf0\x9f\x98", "\xe2\x82", "\xc3", "\xed\xa0\x80",
+		"\xc0\xaf", "\x80\x80\x80\x80", "",
+	};
+	const size_t sizes[] = { 16385, 100000, 300001 };
+	struct t4dx_buf line = { 0 };
+	unsigned checked = 0;
+	for (size_t si = 0; si < 3; si++)
+		for (size_t b = 0; b < 8; b++)
+			for (int shift = -3; shift <= 1; shift++) {
+				size_t n = sizes[si];
+				struct t4dx_rec r = { .lsn = 7, .op = T4DX_OP_PUT };
+				struct t4dx_rec d;
+				full_entry(&r.e, "t", 1, NULL, 0);
+				r.e.content = t4dx_blob_new(n);
+				REQUIRE(r.e.content);
+				r.e.size = n;
+				unsigned char *c = r.e.content->data;
+				for (size_t i = 0; i < n; i++)
+					c[i] = (unsigned char)('a' + i % 26);
+				/* a sequence at every piece edge, moved by
+				 * shift, and at the end */
+				for (size_t at = 4096, k = 0; at + 8 < n;
+				     at += 4096, k++) {
+					const char *q = seqs[k % 7];
+					memcpy(c + at + shift, q, strlen(q));
+				}
+				const char *q = seqs[si % 7];
+				memcpy(c + n - strlen(q), q, strlen(q));
+				/* one bad sequence at an edge (b 7: none) */
+				size_t bl = strlen(bad[b]);
+				if (bl) {
+					memcpy(c + 8192 + shift, bad[b], bl);
+					c[8192 + shift + bl] = 'z';
+				}
+				bool text = t4dx_utf8_valid(c, n);
+				CHECK(text == !bad[b][0]);
+				for (int split = 0; split < 2; split++) {
+					encode_line(&r, split, &line);
+					REQUIRE(t4dx_rec_decode((char *)line.p,
+								line.len - 1,
+								&d) == 0);
+					CHECK(same_content(&r.e, &d.e));
+					CHECK(has_key(&line, "content") == text);
+					CHECK(has_key(&line, "content_b64") ==
+					      !text);
+					t4dx_entry_clear(&d.e);
+					checked++;
+				}
+				t4dx_entry_clear(&r.e);
+			}
+	CHECK_EQ_INT(checked, 3 * 8 * 5 * 2);
+	t4dx_buf_free(&line);
+}
+
 /* The decoder as the format defines it, one character at a time: the
  * fast one in buf.c must agree with it on every input. */
 static int ref_val(unsigned char c)
@@ -1792,6 +1889,7 @@ int main(void)
 	RUN(test_json_c_edges);
 	RUN(test_large);
 	RUN(test_escape_heavy);
+	RUN(test_long_text_pieces);
 	RUN(test_base64_decode);
 	RUN(test_split_decode);
 	RUN(test_split_fuzz);

@@ -261,6 +261,13 @@ static ssize_t counting_pread(int fd, void *buf, size_t len, off_t off)
 	return pread(fd, buf, len, off);
 }
 
+static size_t pread_bytes;
+static ssize_t summing_pread(int fd, void *buf, size_t len, off_t off)
+{
+	pread_bytes += len;
+	return pread(fd, buf, len, off);
+}
+
 static ssize_t failing_pread(int fd, void *buf, size_t len, off_t off)
 {
 	errno = EIO;
@@ -846,6 +853,93 @@ static void test_threads(void)
 	t4dx_seg_unref(s);
 }
 
+/* Readers of a large item share one decoded copy while any of them holds
+ * it: a second get or an iterator reads no content bytes and hands out
+ * the same blob; once all let go it is freed, and a later read decodes
+ * it again.  The copy outlives the segment it came from. */
+static void large_reader_threads(struct t4dx_seg *s);
+static void test_shared_large(void)
+{
+	struct t4dx_seg *s = open_ok(seg_path);
+	const struct t4dx_entry *e = find(19, "huge");
+	struct t4dx_entry a, b, c;
+	REQUIRE(t4dx_seg_get(s, 19, "huge", 4, true, &a) == 0);
+	CHECK(entry_eq(e, &a, true));
+	t4dx_io.pread = summing_pread;
+	pread_bytes = 0;
+	REQUIRE(t4dx_seg_get(s, 19, "huge", 4, true, &b) == 0);
+	CHECK(entry_eq(e, &b, true));
+	CHECK(a.content == b.content);
+	CHECK(pread_bytes < e->size / 2);
+	t4dx_io_reset();
+
+	struct t4dx_seg_iter *it;
+	REQUIRE(t4dx_seg_iter_open(s, 19, "huge", 4, &it) == 0);
+	REQUIRE(t4dx_seg_iter_next(it, true, &c) == 0);
+	CHECK(c.content == a.content);
+	t4dx_entry_clear(&c);
+	/* read without content, then the content of that entry */
+	t4dx_seg_iter_close(it);
+	REQUIRE(t4dx_seg_iter_open(s, 19, "huge", 4, &it) == 0);
+	REQUIRE(t4dx_seg_iter_next(it, false, &c) == 0);
+	CHECK(c.content == NULL);
+	REQUIRE(t4dx_seg_iter_content(it, &c) == 0);
+	CHECK(entry_eq(e, &c, true));
+	CHECK(c.content == a.content);
+	t4dx_entry_clear(&c);
+	t4dx_seg_iter_close(it);
+	t4dx_entry_clear(&a);
+	t4dx_entry_clear(&b);
+
+	/* all let go: the next read decodes it again, from disk */
+	t4dx_io.pread = summing_pread;
+	pread_bytes = 0;
+	REQUIRE(t4dx_seg_get(s, 19, "huge", 4, true, &a) == 0);
+	CHECK(pread_bytes > e->size / 2);
+	t4dx_io_reset();
+	CHECK(entry_eq(e, &a, true));
+	t4dx_seg_unref(s);
+	CHECK(entry_eq(e, &a, true));   /* still whole without s */
+	t4dx_entry_clear(&a);
+
+	/* gets racing with the last reference's drop */
+	s = open_ok(seg_path);
+	large_reader_threads(s);
+	t4dx_seg_unref(s);
+}
+
+static void *large_reader(void *arg)
+{
+	struct t4dx_seg *s = arg;
+	static const char *const names[] = { "huge", "big", "huge-text" };
+	uintptr_t bad = 0;
+	for (unsigned i = 0; i < 60; i++) {
+		const char *n = names[i % 3];
+		const struct t4dx_entry *e = find(19, n);
+		struct t4dx_entry out;
+		int rc = t4dx_seg_get(s, 19, n, strlen(n), true, &out);
+		if (rc || !entry_eq(e, &out, true))
+			bad++;
+		if (!rc)
+			t4dx_entry_clear(&out);
+	}
+	return (void *)bad;
+}
+
+static void large_reader_threads(struct t4dx_seg *s)
+{
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		REQUIRE(pthread_create(&t[i], NULL, large_reader, s) == 0);
+	uintptr_t bad = 0;
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		bad += (uintptr_t)r;
+	}
+	CHECK_EQ_INT(bad, 0);
+}
+
 /* A damaged block of a copy: its meta part (meta), so that every read of
  * its keys answers ECORRUPT, or its content part, so that only reads with
  * content do.  Verify fails either way; other blocks are unaffected, and
@@ -1005,13 +1099,6 @@ static void test_v4_layout(void)
 	fprintf(stderr, "   %zu blocks, %u without content\n", nb, empty);
 	free(b);
 	free(f);
-}
-
-static size_t pread_bytes;
-static ssize_t summing_pread(int fd, void *buf, size_t len, off_t off)
-{
-	pread_bytes += len;
-	return pread(fd, buf, len, off);
 }
 
 /* A listing reads the meta parts and nothing else; with content, all. */
@@ -1531,6 +1618,7 @@ int main(void)
 	RUN(test_bloom);
 	RUN(test_iter);
 	RUN(test_threads);
+	RUN(test_shared_large);
 	RUN(test_v4_layout);
 	RUN(test_chunk_damage);
 	RUN(test_listing_reads);

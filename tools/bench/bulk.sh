@@ -30,6 +30,13 @@
 # source tree (paths, types, modes, owners, mtimes, sizes, contents,
 # symlink targets) or whose command fails is FAILED.  The systems alternate, the order rotating
 # each round; the table has the medians.
+# What t4dx adds over FUSE itself, per tree row: the time over nullfs per
+# file, the FUSE requests per file that t4dx and nullfs received (their op
+# counters; t4dx answers the xattr requests that nullfs refuses with
+# ENOSYS, which stops the kernel from asking), by operation under the
+# table, and for each time goal whether nullfs alone leaves room under
+# it ("FUSE floor"): where it does not, no FUSE design meets the goal on
+# this machine.
 #
 # ext4: the private directory if it is on ext4, else (or with
 # BULK_EXT4_LOOP=1) an ext4 image made at bench time on a loop device,
@@ -335,7 +342,7 @@ bulk_dest() {
 # bulk_tree_row WL I SYS: one command WL (tar, rsync, cp) of tree I on
 # SYS, timed with its final sync, checked against the source.
 bulk_tree_row() {
-	local wl=$1 i=$2 sys=$3 key=bulk-$1-$2 d src name t0 t1 t2 rc=0 b a shape extra=
+	local wl=$1 i=$2 sys=$3 key=bulk-$1-$2 d src name t0 t1 t2 rc=0 b a shape extra='' nf
 	name=${BULK_NAME[i]}
 	src=$TMP/bulk-src-$i/$name
 	if [[ $sys == t4dx* ]]; then
@@ -356,6 +363,7 @@ bulk_tree_row() {
 	# what is dirty on the disk is no part of this row's sync
 	sync -f "$TMP" "$BULK_EXT"
 	[[ $sys == t4dx* ]] && b=$(bulk_snap)
+	bulk_ops "$sys" "$TMP/bulk-ops.b"
 	t0=$(now_us)
 	case $sys:$wl in
 	ext4-fdsync:rsync)
@@ -376,6 +384,7 @@ bulk_tree_row() {
 	((rc == 0)) && { bulk_final_sync "$sys" "$d" 2>>"$TMP/bulk.err" || rc=$?; }
 	t2=$(now_us)
 	[[ $sys == t4dx* ]] && a=$(bulk_snap)
+	bulk_ops "$sys" "$TMP/bulk-ops.a"
 	if ((rc != 0)); then
 		rec "$key" "$sys" "failed=1 errors=1"
 		note "bulk: $sys $wl of $name failed (status $rc): $(head -c 300 "$TMP/bulk.err")"
@@ -402,9 +411,13 @@ bulk_tree_row() {
 		fi
 	fi
 	if ((rc == 0)); then
+		nf=$(($(field files "${BULK_SHAPE[i]}") + $(field symlinks "${BULK_SHAPE[i]}")))
+		if [[ $sys == t4dx* || $sys == nullfs ]]; then
+			extra="$(bulk_reqs "$TMP/bulk-ops.b" "$TMP/bulk-ops.a" "$nf" \
+				"$TMP/bulk-opmix-$key-$sys") "
+		fi
 		if [[ $sys == t4dx* ]]; then
-			extra=$(bulk_counts "$b" "$a" \
-				$(($(field files "${BULK_SHAPE[i]}") + $(field symlinks "${BULK_SHAPE[i]}"))) \
+			extra+=$(bulk_counts "$b" "$a" "$nf" \
 				"$(field content "${BULK_SHAPE[i]}")")
 		elif [[ $sys == ext4-fdsync && -s $TMP/treecopy.out && ($wl != rsync || $BULK_RSYNC_FSYNC == 0) ]]; then
 			extra="syncs_per_file=$(awk -v s="$(field syncs "$(cat "$TMP/treecopy.out")")" \
@@ -433,6 +446,34 @@ bulk_ops() {
 	nullfs) opsnap nullfs "$2" ;;
 	*) : >"$2" ;;
 	esac
+}
+
+# bulk_reqs BEFORE AFTER FILES MIX: "reqs_per_file=R xattr_per_file=X"
+# for the record, all FUSE requests and those on extended attributes
+# (which t4dx answers but nullfs refuses with ENOSYS, after which the
+# kernel stops asking), per file or symlink; MIX gets the requests per
+# file by operation, for the table.  t4dx's counts include the few
+# requests of reading .ctl/metrics itself.
+bulk_reqs() {
+	awk -v n="$3" -v mix="$4" '
+		NR == FNR { b[$1] = $2; next }
+		$1 ~ /^(wal_syncs|wal_records)$/ { next }
+		{
+			d = $2 - b[$1]
+			if (d <= 0 || n <= 0)
+				next
+			t += d
+			if ($1 ~ /xattr$/)
+				x += d
+			if (d / n >= 0.01)
+				m = m sprintf(" %s %.2f", $1, d / n)
+		}
+		END {
+			if (n <= 0)
+				exit
+			printf "reqs_per_file=%.4f xattr_per_file=%.4f", t / n, x / n
+			print substr(m, 2) >mix
+		}' "$1" "$2"
 }
 
 # bulk_req_kib OP BEFORE AFTER BYTES: "NAME=KiB per OP request" for the
@@ -587,6 +628,44 @@ bval() {
 	median "$1" "$2" "$3"
 }
 
+# bulk_floor N B LIMIT: whether nullfs (N seconds) leaves room under a
+# goal of LIMIT times baseline B: "room" or "NO: FUSE alone is past it".
+bulk_floor() {
+	[[ -n $1 && -n $2 ]] || {
+		printf -- '-'
+		return
+	}
+	awk -v n="$1" -v b="$2" -v l="$3" 'BEGIN {
+		if (b == 0) { print "-"; exit }
+		print n / b <= l ? "room" : "NO: FUSE alone is past it" }'
+}
+
+# bulk_over T N SHAPE: (T - N) seconds per file and symlink of SHAPE, in ms.
+bulk_over() {
+	[[ -n $1 && -n $2 ]] || {
+		printf -- '-'
+		return
+	}
+	awk -v t="$1" -v n="$2" -v f="$(field files "$3")" -v l="$(field symlinks "$3")" \
+		'BEGIN { if (f + l > 0) printf "%+.3f", (t - n) * 1000 / (f + l); else print "-" }'
+}
+
+# bulk_opmix: the FUSE requests per file by operation of the last round's
+# tree rows, t4dx and nullfs side by side.
+bulk_opmix() {
+	local i wl sys f
+	echo "  FUSE requests per file by operation (the last round):"
+	for ((i = 1; i <= BULK_NTREES; i++)); do
+		for wl in tar rsync cp; do
+			for sys in t4dx t4dx-fsync nullfs; do
+				f=$TMP/bulk-opmix-bulk-$wl-$i-$sys
+				[[ -s $f ]] || continue
+				printf '    %-5s %-12s %-10s %s\n' "$wl" "${BULK_NAME[i]}" "$sys" "$(cat "$f")"
+			done
+		done
+	done
+}
+
 bulk_table() {
 	local i wl key name sh T F S D N tg
 	((BULK_MEASURED)) || return 0
@@ -642,6 +721,24 @@ bulk_table() {
 			else
 				brow "  vs nullfs" "" "" "" "" "" "$(ratio "$T" "$N")" "" ""
 			fi
+			# what FUSE alone costs: if nullfs, which stores nothing,
+			# is already past a goal's ratio, no FUSE design meets it
+			# on this machine
+			brow "  FUSE floor: nullfs vs ext4-fdsync" "" "" "" "" "" \
+				"$(ratio "$N" "$D")" "<=0.5x" "$(bulk_floor "$N" "$D" 0.5)"
+			if ((BULK_FSYNC)); then
+				brow "  FUSE floor: nullfs vs ext4+sync" "" "" "" "" "" \
+					"$(ratio "$N" "$S")" "<=3x" "$(bulk_floor "$N" "$S" 3)"
+			fi
+			sh=${BULK_SHAPE[i]}
+			brow "  over nullfs per file [ms]" "$(bulk_over "$T" "$N" "$sh")" \
+				"$(bulk_over "$F" "$N" "$sh")" "" "" "" "" "" ""
+			brow "  FUSE requests per file" "$(bcell "$key" t4dx reqs_per_file 1 2)" \
+				"$(bcell "$key" t4dx-fsync reqs_per_file 1 2)" "" "" \
+				"$(bcell "$key" nullfs reqs_per_file 1 2)" "" "" ""
+			brow "    of which on xattrs" "$(bcell "$key" t4dx xattr_per_file 1 2)" \
+				"$(bcell "$key" t4dx-fsync xattr_per_file 1 2)" "" "" \
+				"$(bcell "$key" nullfs xattr_per_file 1 2)" "" "" ""
 			T=$(bval "$key" t4dx syncs_per_file)
 			brow "  fdatasyncs per file" "$(bcell "$key" t4dx syncs_per_file 1 2)" \
 				"$(bcell "$key" t4dx-fsync syncs_per_file 1 2)" - \
@@ -676,6 +773,7 @@ bulk_table() {
 		"" "" ""
 	brow "  KiB per FUSE READ request" "$(bcell bulk-ddr t4dx rreq_kib 1 0)" "" "" "" \
 		"$(bcell bulk-ddr nullfs rreq_kib 1 0)" "" "" ""
+	bulk_opmix
 	((BULK_DD_CAPPED)) &&
 		echo "  (asked $BULK_DD_MIB MiB; limits.max_item_bytes allows at most 256 MiB - 1 a file: $BULK_DD_EFF MiB everywhere)"
 	echo "  (ratios: t4dx time / baseline time, lower is better; for dd, MB/s / MB/s, higher is better)"
