@@ -809,12 +809,38 @@ static void find_isolated(const struct t4dx_index *ix,
 	}
 }
 
-/* The graph's recall@10 at breadth ef on TUNE_SAMPLES of its own vectors,
- * spread evenly over the nodes: each asks for 11, its own key left out,
- * against the exact answer of the codes (ix->use held). */
+/* How many of the true 10 best tr[0..nt) (self left out) the graph's
+ * hits gh[0..ng) hold. */
 #define TUNE_SAMPLES 32
 #define TUNE_K 10
 
+static unsigned found_of(const t4dx_index_hit *tr, uint32_t nt, uint32_t self,
+			 const t4dx_index_hit *gh, uint32_t ng, unsigned *took)
+{
+	unsigned found = 0;
+
+	*took = 0;
+	for (uint32_t t = 0; t < nt && *took < TUNE_K; t++) {
+		if (tr[t].key == self)
+			continue;
+		++*took;
+		for (uint32_t j = 0; j < ng; j++)
+			if (gh[j].key == tr[t].key) {
+				found++;
+				break;
+			}
+	}
+	return found;
+}
+
+/* The graph's recall@10 at breadth ef on TUNE_SAMPLES of its own vectors,
+ * spread evenly over the nodes: each asks for 11, its own key left out,
+ * against the exact answer of the codes (ix->use held).  Measured twice,
+ * the lower counting: as a plain search, and as a search of a segment
+ * after others that already hold results as good as the true ones
+ * (search.c's floor: the 11th true score), whose narrower walk misses
+ * more (10,000 uniformly random vectors: 0.99 plain gave 0.96 through
+ * the engine). */
 static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 		   const std::vector<node_t> *iso, float bg, uint32_t ef,
 		   float *recall)
@@ -822,7 +848,7 @@ static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 	const graph_t *g = ix->g;
 	size_t n = ix->count, samples = std::min<size_t>(TUNE_SAMPLES, n);
 	t4dx_index_hit gh[TUNE_K + 1], tr[TUNE_K + 1];
-	unsigned found = 0, want = 0;
+	unsigned found = 0, ffound = 0, want = 0;
 
 	for (size_t s = 0; s < samples; s++) {
 		node_t id = (node_t)((2 * s + 1) * n / (2 * samples));
@@ -833,22 +859,19 @@ static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 
 		if (rc)
 			return rc;
+		unsigned took;
 		guarded_search(ix, iso, bg, q, TUNE_K + 1, ef, -INFINITY, gh,
 			       &ng);
-		unsigned took = 0;
-		for (uint32_t t = 0; t < nt && took < TUNE_K; t++) {
-			if (tr[t].key == self)
-				continue;
-			took++;
-			for (uint32_t j = 0; j < ng; j++)
-				if (gh[j].key == tr[t].key) {
-					found++;
-					break;
-				}
-		}
+		found += found_of(tr, nt, self, gh, ng, &took);
 		want += took;
+		if (nt) {
+			/* search.c's floor for a vector of unit length */
+			guarded_search(ix, iso, bg, q, TUNE_K + 1, ef,
+				       tr[nt - 1].score - 1e-4f, gh, &ng);
+			ffound += found_of(tr, nt, self, gh, ng, &took);
+		}
 	}
-	*recall = want ? (float)found / (float)want : 1.0f;
+	*recall = want ? (float)std::min(found, ffound) / (float)want : 1.0f;
 	return 0;
 }
 
