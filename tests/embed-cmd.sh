@@ -29,6 +29,9 @@
 #                                    writes its pid to PIDFILE, answers
 #   embed-cmd.sh once PIDFILE DIM    writes its pid to PIDFILE, answers one
 #                                    request as answer, then exits 0
+#   embed-cmd.sh down-if FLAG DIM    answers as answer while the file FLAG
+#                                    is missing; exits 3 at a request
+#                                    while it exists (an outage)
 set -u
 mode=$1
 shift
@@ -114,6 +117,13 @@ once)
 	jq -c --argjson dim "$2" '{id, vector:
 		([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
 	exit 0
+	;;
+down-if)
+	while IFS= read -r req; do
+		[[ -e $1 ]] && exit 3
+		jq -c --argjson dim "$2" '{id, vector:
+			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	done
 	;;
 *)
 	echo "embed-cmd.sh: unknown mode $mode" >&2

@@ -627,6 +627,26 @@ gone() {
 		fail "no vector for the new content: $(cat "$MNT/.ctl/stats")"
 }
 
+# s12 review: the give-up rule counts any 3 failures on a content once
+# the program has answered anything since the start.  A program that
+# worked and then fails on everything (a model server or remote API
+# down, out of GPU memory) gives up every file written meanwhile: each
+# gets the durable "no vector" mark and keeps it once the program works
+# again (a restart's sweep skips marked files).
+@test "command: a program that answered, then fails on everything for a while, gives up no file" {
+	skip "finding: a program that worked once and then fails on everything gives up every file it is sent meanwhile (embedder.c embed_one: m->answered is sticky)"
+	start_cmd 10 down-if "$T4DX_TMP/down" 4
+	printf 'green tea\n' >"$ITEMS/good"
+	t4dx_wait_ctl 30 stats '.vectors.embedded == 1'
+	: >"$T4DX_TMP/down"
+	printf 'black coffee\n' >"$ITEMS/f1"
+	# three failures on f1 (back-offs of 1 and 2 s between them)
+	t4dx_wait_ctl 30 stats '.vectors.failed >= 3'
+	rm "$T4DX_TMP/down"
+	t4dx_wait_for 40 vec_is "$ITEMS/f1" '[1,13,0,0]' ||
+		fail "f1 was given up during the outage: $(cat "$MNT/.ctl/stats")"
+}
+
 # A program that never answered marks nothing: every file is tried again
 # once the program works (here: it never does; the files stay queued).
 @test "command: a program that fails on everything marks no file" {
