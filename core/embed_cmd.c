@@ -419,10 +419,11 @@ static void drop_if_ended(struct t4dx_embed_cmd *c)
 	if (c->pid <= 0 || c->in.len)
 		return;                 /* it said something: the request says */
 	if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
-		kill(-c->pid, SIGKILL); /* what it started goes with it */
+		kill(-c->pid, SIGKILL); /* what it started goes with it, */
 		c->pid = 0;
 		close(c->fd);
 		c->fd = -1;
+		reap_orphans();         /* also out of its group */
 	} else if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
 		stop(c, true, NULL, 0);
 	}

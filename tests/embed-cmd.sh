@@ -29,6 +29,10 @@
 #                                    writes its pid to PIDFILE, answers
 #   embed-cmd.sh once PIDFILE DIM    writes its pid to PIDFILE, answers one
 #                                    request as answer, then exits 0
+#   embed-cmd.sh setsid-once PIDFILE DIM
+#                                    as once, after starting a sleep in a
+#                                    session of its own whose pid goes to
+#                                    PIDFILE.child
 #   embed-cmd.sh down-if FLAG DIM    answers as answer while the file FLAG
 #                                    is missing; exits 3 at a request
 #                                    while it exists (an outage)
@@ -112,6 +116,15 @@ setsid)
 	answer "$2"
 	;;
 once)
+	echo "$$" >"$1"
+	IFS= read -r req || exit 0
+	jq -c --argjson dim "$2" '{id, vector:
+		([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	exit 0
+	;;
+setsid-once)
+	setsid sleep 100000 </dev/null >/dev/null 2>&1 &
+	printf '%s\n' "$!" >"$1.child"
 	echo "$$" >"$1"
 	IFS= read -r req || exit 0
 	jq -c --argjson dim "$2" '{id, vector:

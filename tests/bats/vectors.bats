@@ -680,6 +680,27 @@ gone() {
 	assert_output 0
 }
 
+# s12 review: a program that exits while idle is dropped at the next
+# request (drop_if_ended), which killed its process group but left a
+# process it had put in a session of its own: that one lived on until
+# some later failure or the unmount, one more at each restart.
+@test "command: a child in a session of its own goes when the program that started it exits while idle" {
+	start_cmd 10 setsid-once "$T4DX_TMP/so.pid" 4
+	printf 'abc\n' >"$ITEMS/f1"
+	t4dx_wait_for 20 vec_is "$ITEMS/f1" '[1,4,0,0]' || fail "f1: $(cat "$MNT/.ctl/stats")"
+	local child
+	child=$(cat "$T4DX_TMP/so.pid.child")
+	t4dx_track "$child"
+	t4dx_wait_for 20 gone "$(cat "$T4DX_TMP/so.pid")" || fail "the program did not exit"
+	t4dx_alive "$child" || fail "no child $child"
+	printf 'abcd\n' >"$ITEMS/f2"
+	t4dx_wait_for 20 vec_is "$ITEMS/f2" '[1,5,0,0]' || fail "f2: $(cat "$MNT/.ctl/stats")"
+	t4dx_wait_for 10 t4dx_dead "$child" ||
+		fail "pid $child, started by the program that exited, still runs"
+	run jq -c '.vectors | [.embedded, .failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[2,0,2]'
+}
+
 # s12: .ctl/stats and metrics said nothing of the segments' indexes.
 @test "vector: .ctl/stats index_files and the metrics count index files, loaded graphs and unusable ones" {
 	CFG=$(t4dx_config_file "{\"vector\":{\"dim\":$DIM,\"index_min_items\":1}}")
