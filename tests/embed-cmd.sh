@@ -33,6 +33,9 @@
 #                                    as once, after starting a sleep in a
 #                                    session of its own whose pid goes to
 #                                    PIDFILE.child
+#   embed-cmd.sh orphans DIM         answers as answer, after leaving at
+#                                    each request a short sleep whose
+#                                    parent exits at once (an orphan)
 #   embed-cmd.sh down-if FLAG DIM    answers as answer while the file FLAG
 #                                    is missing; exits 3 at a request
 #                                    while it exists (an outage)
@@ -130,6 +133,13 @@ setsid-once)
 	jq -c --argjson dim "$2" '{id, vector:
 		([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
 	exit 0
+	;;
+orphans)
+	while IFS= read -r req; do
+		( sleep 0.2 </dev/null >/dev/null 2>&1 & )
+		jq -c --argjson dim "$1" '{id, vector:
+			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	done
 	;;
 down-if)
 	while IFS= read -r req; do

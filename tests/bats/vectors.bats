@@ -701,6 +701,31 @@ gone() {
 	assert_output '[2,0,2]'
 }
 
+# zombies PID: how many zombie children PID has.
+zombies() {
+	ps --ppid "$1" -o stat= | grep -c '^Z' || true
+}
+
+# s12 review: the daemon is a child subreaper (for the orphan reaper), so
+# every orphan of the program comes to it; one that ends by itself stays
+# a zombie until the next stop of the program (a failure, the unmount),
+# where init reaped it before.  A program that leaves a short-lived
+# process behind at each request fills the process table.
+@test "command: an orphan of the program that ends by itself does not stay a zombie of the daemon" {
+	start_cmd 10 orphans 4
+	local i
+	for i in 1 2 3 4 5; do
+		printf 'text %s\n' "$i" >"$ITEMS/f$i"
+		t4dx_wait_for 20 has_vec "$ITEMS/f$i" || fail "f$i: $(cat "$MNT/.ctl/stats")"
+	done
+	sleep 1                         # the sleeps have ended
+	# one more request: the daemon may reap at a request
+	printf 'text 6\n' >"$ITEMS/f6"
+	t4dx_wait_for 20 has_vec "$ITEMS/f6" || fail "f6"
+	run zombies "$T4DX_PID"
+	(( output <= 1 )) || fail "$output zombie children of the daemon: $(ps --ppid "$T4DX_PID" -o pid=,stat=,comm=)"
+}
+
 # s12: .ctl/stats and metrics said nothing of the segments' indexes.
 @test "vector: .ctl/stats index_files and the metrics count index files, loaded graphs and unusable ones" {
 	CFG=$(t4dx_config_file "{\"vector\":{\"dim\":$DIM,\"index_min_items\":1}}")
