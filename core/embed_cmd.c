@@ -203,6 +203,22 @@ static void reap_orphans(void)
 	}
 }
 
+/* Reap the orphans that ended by themselves (they would stay zombies of
+ * the daemon, the subreaper, until the next stop: a program that leaves
+ * a short-lived process behind at each request would fill the process
+ * table), but not keep (the running program, reaped by its own stop). */
+static void reap_ended(pid_t keep)
+{
+	pid_t own = getpgrp(), pids[256];
+	size_t n = children(pids, 256);
+	for (size_t i = 0; i < n; i++) {
+		pid_t pg = pids[i] == keep ? -1 : getpgid(pids[i]);
+		if (pg < 0 || pg == own || is_fusermount(pids[i]))
+			continue;
+		(void)waitpid(pids[i], NULL, WNOHANG);
+	}
+}
+
 /* Kill the program's process group and reap it; why (if not NULL) gets
  * how it ended when it had ended by itself.  With linger (it closed its
  * output: it is likely exiting), first give it 200 ms to end by itself. */
@@ -419,10 +435,11 @@ static void drop_if_ended(struct t4dx_embed_cmd *c)
 	if (c->pid <= 0 || c->in.len)
 		return;                 /* it said something: the request says */
 	if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
-		kill(-c->pid, SIGKILL); /* what it started goes with it */
+		kill(-c->pid, SIGKILL); /* what it started goes with it, */
 		c->pid = 0;
 		close(c->fd);
 		c->fd = -1;
+		reap_orphans();         /* also out of its group */
 	} else if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
 		stop(c, true, NULL, 0);
 	}
@@ -538,6 +555,7 @@ static int run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 	if (!now && !c->pid && mono_ns() < c->ready_ns)
 		return EAGAIN;
 	drop_if_ended(c);
+	reap_ended(c->pid);
 	int rc = c->pid ? 0 : start(c, why, whylen);
 	struct t4dx_buf req = { 0 };
 	int64_t deadline = mono_ns() + c->timeout_ns;

@@ -275,7 +275,10 @@ static int left_out(struct search *s, size_t i, int rc)
 }
 
 /* Does a source newer than segment i hold key (parent, name)?  0 with
- * *out, or a read error of a newer segment. */
+ * *out, or a read error of a newer segment.  A newer segment left out
+ * (best effort) that may hold the key hides it too: a version there (a
+ * delete, an overwrite) cannot be read, and an answer that is partial
+ * may lack an item but must not show one that is gone. */
 static int hidden(struct search *s, size_t i, uint64_t parent,
 		  const char *name, size_t len, bool *out)
 {
@@ -284,15 +287,18 @@ static int hidden(struct search *s, size_t i, uint64_t parent,
 		return 0;
 	for (size_t j = i + 1; j < s->nsegs; j++) {
 		struct t4dx_entry x;
-		if (s->unread && s->unread[j])
+		if (s->unread && s->unread[j]) {
+			if (t4dx_seg_may_have(s->segs[j], parent, name, len))
+				return 0;
 			continue;
+		}
 		int rc = t4dx_seg_get(s->segs[j], parent, name, len, false, &x);
 		if (rc == 0) {
 			t4dx_entry_clear(&x);
 			return 0;
 		}
-		if (rc != T4DX_ENOTFOUND && (rc = left_out(s, j, rc)))
-			return rc;
+		if (rc != T4DX_ENOTFOUND)
+			return left_out(s, j, rc);      /* 0: hidden */
 	}
 	*out = false;
 	return 0;

@@ -59,6 +59,11 @@ const char *t4dx_seg_path(const struct t4dx_seg *s);
 /* Can s hold vectors (format version 4 on)? */
 bool t4dx_seg_has_vectors(const struct t4dx_seg *s);
 
+/* Whether key (parent, name) may be in s, from what is in memory (the
+ * Bloom filter and the block index), without a read: false means it is
+ * not. */
+bool t4dx_seg_may_have(const struct t4dx_seg *s, uint64_t parent,
+		       const char *name, size_t name_len);
 /* Find key.  0 with *out filled (maybe a tombstone), T4DX_ENOTFOUND, or an
  * error (T4DX_ECORRUPT if a part of the block it reads fails its checks,
  * errno on I/O error).  with_content: also load the content blob, and the

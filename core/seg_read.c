@@ -267,6 +267,17 @@ static size_t index_lower_bound(const struct t4dx_seg *s, uint64_t parent,
 
 /* ---- reading --------------------------------------------------------- */
 
+bool t4dx_seg_may_have(const struct t4dx_seg *s, uint64_t parent,
+		       const char *name, size_t name_len)
+{
+	if (!seg_bloom_may_have(s, t4dx_key_hash(parent, name, name_len)))
+		return false;
+	size_t i = index_lower_bound(s, parent, name, name_len);
+	return i < s->nblk &&
+	       t4dx_key_cmp(s->blk[i].first_parent, s->blk[i].first,
+			    s->blk[i].first_len, parent, name, name_len) <= 0;
+}
+
 int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 		 size_t name_len, bool with_content, struct t4dx_entry *out)
 {

@@ -29,6 +29,16 @@
 #                                    writes its pid to PIDFILE, answers
 #   embed-cmd.sh once PIDFILE DIM    writes its pid to PIDFILE, answers one
 #                                    request as answer, then exits 0
+#   embed-cmd.sh setsid-once PIDFILE DIM
+#                                    as once, after starting a sleep in a
+#                                    session of its own whose pid goes to
+#                                    PIDFILE.child
+#   embed-cmd.sh orphans DIM         answers as answer, after leaving at
+#                                    each request a short sleep whose
+#                                    parent exits at once (an orphan)
+#   embed-cmd.sh down-if FLAG DIM    answers as answer while the file FLAG
+#                                    is missing; exits 3 at a request
+#                                    while it exists (an outage)
 set -u
 mode=$1
 shift
@@ -114,6 +124,29 @@ once)
 	jq -c --argjson dim "$2" '{id, vector:
 		([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
 	exit 0
+	;;
+setsid-once)
+	setsid sleep 100000 </dev/null >/dev/null 2>&1 &
+	printf '%s\n' "$!" >"$1.child"
+	echo "$$" >"$1"
+	IFS= read -r req || exit 0
+	jq -c --argjson dim "$2" '{id, vector:
+		([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	exit 0
+	;;
+orphans)
+	while IFS= read -r req; do
+		( sleep 0.2 </dev/null >/dev/null 2>&1 & )
+		jq -c --argjson dim "$1" '{id, vector:
+			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	done
+	;;
+down-if)
+	while IFS= read -r req; do
+		[[ -e $1 ]] && exit 3
+		jq -c --argjson dim "$2" '{id, vector:
+			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	done
 	;;
 *)
 	echo "embed-cmd.sh: unknown mode $mode" >&2
