@@ -89,6 +89,7 @@ struct ekey {
 	size_t keylen;
 	int64_t at;                     /* when it was queued (monotonic ns) */
 	unsigned fails;                 /* the program failed on its content */
+	uint64_t answers_at;            /* m->answers at the last such failure */
 	struct ekey *prev, *next;
 	UT_hash_handle hh;
 };
@@ -109,11 +110,11 @@ struct eng_embedder {
 	uint64_t logged;
 	int64_t logged_at;
 	struct t4dx_embed_stats st;     /* guarded by mu */
-	/* the program of "command" has answered a request (a file's or a
-	 * text query's) with a vector since the start: it works, and a
-	 * content it keeps failing on is that content's doing (see
-	 * embed_one); mu */
-	bool answered;
+	/* the requests (a file's or a text query's) the program of
+	 * "command" has answered with a vector since the start: a content's
+	 * failure counts against it only when the program answered another
+	 * request since that content's last failure (see embed_one); mu */
+	uint64_t answers;
 	/* EMBEDDER named another embedder: the embedder's vectors and marks
 	 * are computed again (see the top); redo_failed: something of that
 	 * went wrong, the file stays as it is until the next start */
@@ -203,8 +204,10 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 		m->last_put = now;
 	struct ekey *e;
 	HASH_FIND(hh, m->table, k, kl, e);
-	if (e && put)
+	if (e && put) {
 		e->fails = 0;           /* new content: a new chance */
+		e->answers_at = 0;
+	}
 	if (!e && m->n >= m->max) {
 		m->st.dropped++;
 		m->sweep = true;        /* the next sweep finds it */
@@ -213,6 +216,7 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 		e->keylen = kl;
 		e->at = now;
 		e->fails = 0;
+		e->answers_at = 0;
 		HASH_ADD(hh, m->table, key[0], kl, e);
 		DL_APPEND(m->fifo, e);
 		/* a thread that waits for writes to pause wakes up by
@@ -378,7 +382,7 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 	if (m->run_starts > m->st.starts)       /* a query's start may */
 		m->st.starts = m->run_starts;   /* be counted already */
 	if (!rc)
-		m->answered = true;
+		m->answers++;
 	pthread_mutex_unlock(&m->mu);
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -399,10 +403,13 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
  * garbage: each time after a back-off) gets the "tried" mark, as if the
  * program had answered null, so that it is not sent again and again for
  * as long as it is there (new content, or a redo for another program,
- * drops the mark).  Only once the program has answered some request
- * with a vector since the start: a program that fails on everything
- * (missing, broken) marks nothing, and every file gets its vector once
- * it is mended. */
+ * drops the mark).  A failure counts against a content only when the
+ * program answered another request with a vector since that content
+ * last failed: a program that fails on everything (missing, broken, a
+ * model server down for a while, even after it once worked) marks
+ * nothing, and every file gets its vector once it is mended; a content
+ * alone in the queue that the program always fails on is tried again
+ * after each back-off (at most 60 s) rather than given up. */
 static int embed_one(struct t4dx *db, struct eng_embedder *m,
 		     struct ekey *k, float *x, bool redo, uint64_t *lsn,
 		     bool *failed)
@@ -436,7 +443,14 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 			count(m, &m->st.failed);
 			*failed = true;
 			pthread_mutex_lock(&m->mu);
-			give_up = ++k->fails >= EMB_FILE_FAILS && m->answered;
+			/* the program works (it answered something else
+			 * since this content last failed): this content's
+			 * doing; else an outage, which counts against none */
+			if (m->answers != k->answers_at) {
+				k->fails++;
+				k->answers_at = m->answers;
+			}
+			give_up = k->fails >= EMB_FILE_FAILS;
 			pthread_mutex_unlock(&m->mu);
 		}
 		if (!give_up) {
@@ -778,7 +792,7 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 	if (starts > m->st.starts)
 		m->st.starts = starts;
 	if (!rc)
-		m->answered = true;     /* see embed_one */
+		m->answers++;           /* see embed_one */
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		m->st.failed++;
 	pthread_mutex_unlock(&m->mu);

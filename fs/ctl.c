@@ -702,17 +702,18 @@ static int show_alerts(struct t4dxfs *fs, struct t4dx_buf *out)
 /* ---- the table ---------------------------------------------------------- */
 
 static const struct ctl_file files[] = {
-	{ "alerts", INO_CTL_FIRST + 0, show_alerts, NULL, NULL },
-	{ "breaker", INO_CTL_FIRST + 1, show_breaker, store_breaker, NULL },
+	{ "alerts", INO_CTL_FIRST + 0, show_alerts, NULL, NULL, true },
+	{ "breaker", INO_CTL_FIRST + 1, show_breaker, store_breaker, NULL,
+	  false },
 	{ "compact", INO_CTL_FIRST + 2, show_compact, store_compact,
-	  compact_may_write },
-	{ "config", INO_CTL_FIRST + 3, show_config, NULL, NULL },
-	{ "health", INO_CTL_FIRST + 4, show_health, NULL, NULL },
-	{ "metrics", INO_CTL_FIRST + 5, show_metrics, NULL, NULL },
-	{ "stats", INO_CTL_FIRST + 6, show_stats, NULL, NULL },
+	  compact_may_write, false },
+	{ "config", INO_CTL_FIRST + 3, show_config, NULL, NULL, false },
+	{ "health", INO_CTL_FIRST + 4, show_health, NULL, NULL, false },
+	{ "metrics", INO_CTL_FIRST + 5, show_metrics, NULL, NULL, false },
+	{ "stats", INO_CTL_FIRST + 6, show_stats, NULL, NULL, false },
 	/* after the others: their inode numbers stay what they were */
 	{ "durability", INO_CTL_FIRST + 7, show_durability,
-	  store_durability, NULL },
+	  store_durability, NULL, false },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 

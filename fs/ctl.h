@@ -26,6 +26,10 @@ struct ctl_file {
 	 * kernel serializes writes to one inode, so a command that must
 	 * answer EBUSY while another runs says so at open.) */
 	int (*may_write)(struct t4dxfs *fs);
+	/* Readable by the mounting user only (0400): what it shows may name
+	 * items in directories other users of an allow_other mount may not
+	 * enter. */
+	bool owner_only;
 };
 
 /* Largest write a control file takes; longer ones answer EINVAL. */

@@ -88,7 +88,8 @@ void fixed_stat(struct t4dxfs *fs, fuse_ino_t ino, struct stat *st)
 	st->st_atim = st->st_mtim = st->st_ctim = ts_of(fs->start_ns);
 	const struct ctl_file *c = ctl_by_ino(ino);
 	if (c) {
-		st->st_mode = S_IFREG | (c->store ? 0644 : 0444);
+		st->st_mode = S_IFREG | (c->store ? 0644 :
+					 c->owner_only ? 0400 : 0444);
 	} else {
 		st->st_mode = S_IFDIR | (ino == INO_SEARCH_DIR ? SEARCH_DIR_MODE : 0755);
 		/* the mount's root holds items/, .ctl/ and search/ */
