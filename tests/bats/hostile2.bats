@@ -31,3 +31,38 @@ b'odd/fine'"
 	assert_line --index 0 --partial 'odd/bad\xffname  zebra quagga okapi'
 	assert_line --index 1 --partial 'odd/fine  zebra quagga okapi giraffe'
 }
+
+# cmd_config MODE [ARG...]: a configuration with vector.dim 4 and the
+# embedder program tests/embed-cmd.sh MODE ARG....
+cmd_config() {
+	t4dx_config_file "$(jq -cn --arg sh "$T4DX_SRCDIR/tests/embed-cmd.sh" \
+		'$ARGS.positional as $a | {vector: {dim: 4, embedder: "command",
+		timeout_s: 10, command: (["bash", $sh] + $a)}}' --args "$@")"
+}
+
+@test "command: a redo the program failed on once, then answered, is over: EMBEDDER names the program and the next start asks nothing" {
+	local cfg
+	cfg=$(cmd_config answer 4)
+	t4dx_start -o "config=$cfg"
+	printf 'hello\n' >"$ITEMS/a"
+	printf 'world wide\n' >"$ITEMS/b"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 2'
+	grep -q '"answer"' "$DATA/EMBEDDER" || fail "EMBEDDER: $(cat "$DATA/EMBEDDER")"
+	# another program: every file is embedded again; it crashes on its
+	# first request, then answers everything (the file goes back to the
+	# queue and gets its vector after the back-off)
+	cfg=$(cmd_config crash-once "$T4DX_TMP/crashed" 4)
+	t4dx_remount -o "config=$cfg"
+	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.failed == 1 and .vectors.program_starts == 2'
+	# the redo is done: every file has the program's vector
+	run jq -c '.vectors | [.failed, .no_vector]' "$MNT/.ctl/stats"
+	assert_output '[1,0]'
+	t4dx_wait_for 10 grep -q crash-once "$DATA/EMBEDDER" ||
+		fail "the redo never ended: EMBEDDER still $(cat "$DATA/EMBEDDER")"
+	# so a restart with the same program sends nothing
+	t4dx_remount -o "config=$cfg"
+	sleep 1
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	run jq -c '.vectors | [.embedded, .failed, .program_starts]' "$MNT/.ctl/stats"
+	assert_output '[0,0,0]'
+}
