@@ -98,3 +98,19 @@ os.close(b)' "$ITEMS/a" "$ITEMS/b"
 	run grep 'failed 3 times' "$MNT/.ctl/alerts"
 	assert_output --partial '"drafts/a"'
 }
+
+@test "command: a content given up in a file whose name is not UTF-8: the alert escapes it, and t4dx status --json stays valid JSON" {
+	t4dx_start -o "config=$(cmd_config poison 4)"
+	printf 'fine words\n' >"$ITEMS/ok"
+	printf 'poison words\n' >"$ITEMS/$(printf 'bad\xffname')"
+	t4dx_wait_for 60 grep -q 'failed 3 times' "$MNT/.ctl/alerts" ||
+		fail "never given up: $(cat "$MNT/.ctl/alerts")"
+	run grep 'failed 3 times' "$MNT/.ctl/alerts"
+	assert_output --partial '"bad\xffname"'
+	run bash -c '"$1" status "$2" --json | python3 -c "
+import json, sys
+s = json.loads(sys.stdin.buffer.read().decode(\"utf-8\"))
+print(len(s[\"alerts\"]) > 0)"' _ "$T4DX" "$MNT"
+	assert_success
+	assert_output True
+}
