@@ -114,3 +114,21 @@ print(len(s[\"alerts\"]) > 0)"' _ "$T4DX" "$MNT"
 	assert_success
 	assert_output True
 }
+
+@test "a time past what nanoseconds since 1970 hold (after 2262, before 1677) is clamped to the nearest one, not wrapped around" {
+	t4dx_start
+	printf 'x\n' >"$ITEMS/f"
+	mkdir "$ITEMS/d"
+	touch -d '2300-01-01 00:00:00 UTC' "$ITEMS/f"
+	touch -h -d '1600-01-01 00:00:00 UTC' "$ITEMS/d"
+	# ext4 keeps these; a store of int64 nanoseconds can keep its ends
+	# (as the kernel clamps a time to what a filesystem holds)
+	run stat -c '%.9Y' "$ITEMS/f" "$ITEMS/d"
+	assert_output $'9223372036.854775807\n-9223372036.854775808'
+	run "$T4DX" sync "$MNT"
+	assert_success
+	t4dx_kill9
+	t4dx_start
+	run stat -c '%.9Y' "$ITEMS/f" "$ITEMS/d"
+	assert_output $'9223372036.854775807\n-9223372036.854775808'
+}
