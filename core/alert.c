@@ -72,25 +72,39 @@ void t4dx_alerts_add(struct t4dx_alerts *a, int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	/* one line, and nothing a terminal would obey: a path from the
-	 * configuration or a file name may hold any byte.  The C1 controls
-	 * (U+0080..U+009F, 0xc2 0x80..0x9f in UTF-8: CSI among them) are
-	 * escaped byte by byte like the C0 ones. */
+	/* one line of UTF-8, and nothing a terminal would obey: a path
+	 * from the configuration or a file name may hold any byte.  The C1
+	 * controls (U+0080..U+009F, 0xc2 0x80..0x9f in UTF-8: CSI among
+	 * them) are escaped byte by byte like the C0 ones, and so is every
+	 * byte that is not part of a valid UTF-8 character (.ctl/alerts is
+	 * text, and `t4dx status --json` puts its lines in JSON strings);
+	 * a character is copied whole or not at all. */
 	size_t n = 0;
 	bool c1 = false;        /* the byte after a 0xc2 that starts one */
-	for (const char *p = raw; *p; p++) {
+	for (const char *p = raw; *p;) {
 		unsigned char c = (unsigned char)*p;
 		unsigned char next = (unsigned char)p[1];
+		size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2
+			     : c >= 0xe0 && c <= 0xef ? 3
+			     : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+		if (len > 1 && (strnlen(p, len) < len ||
+				!t4dx_utf8_valid((const unsigned char *)p, len)))
+			len = 0;
 		bool starts_c1 = c == 0xc2 && next >= 0x80 && next <= 0x9f;
 		bool esc = (c < 0x20 && c != '\n' && c != '\r') || c == 0x7f ||
-			   starts_c1 || c1;
+			   starts_c1 || c1 || !len;
 		c1 = starts_c1;
-		if (n + (esc ? 4 : 1) >= sizeof(al.text))
+		if (esc)
+			len = 1;
+		if (n + (esc ? 4 : len) >= sizeof(al.text))
 			break;
 		if (esc)
 			n += (size_t)snprintf(al.text + n, 5, "\\x%02x", c);
-		else
+		else if (len == 1)
 			al.text[n++] = c == '\n' || c == '\r' ? ' ' : (char)c;
+		else
+			memcpy(al.text + n, p, len), n += len;
+		p += len;
 	}
 	al.text[n] = '\0';
 	pthread_mutex_lock(&a->mu);

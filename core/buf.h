@@ -39,12 +39,10 @@ static inline void t4dx_put_u32(unsigned char *p, uint32_t v)
 { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8);
   p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24); }
 
-/* t4dx_utf8_valid and t4dx_base64_put are in t4dx.h.  Base64: encode
- * appends what t4dx_base64_put writes to a buffer; decode returns 0 or
- * EINVAL, and out must hold 3 * (len / 4) bytes. */
+/* t4dx_utf8_valid, t4dx_base64_put and t4dx_base64_decode are in
+ * t4dx.h.  Base64: encode appends what t4dx_base64_put writes to a
+ * buffer. */
 int t4dx_base64_encode(struct t4dx_buf *out, const unsigned char *s, size_t len);
-int t4dx_base64_decode(const char *s, size_t len, unsigned char *out,
-		       size_t *outlen);
 void t4dx_hex_encode(char *out, const unsigned char *s, size_t len); /* out: 2*len+1 */
 int t4dx_hex_decode(const char *s, size_t slen, unsigned char *out, size_t len);
 /* The value of one hex digit (either case), or -1. */

@@ -621,7 +621,10 @@ static void *embedder_main(void *arg)
 		if (lsn)
 			m->logged = lsn;
 		m->working = false;
-		if (failed)
+		/* a program's failure sends the key back to the queue
+		 * (EINPROGRESS): the redo is not over until it is done,
+		 * with a vector or given up and marked */
+		if (failed && rc != EINPROGRESS)
 			m->redo_failed = true;
 		if (rc == EAGAIN || rc == EINPROGRESS) {
 			/* degraded: the key goes back, and the thread waits

@@ -673,6 +673,10 @@ bool t4dx_utf8_valid(const unsigned char *s, size_t len);
 /* Standard base64 with padding: writes the (len + 2) / 3 * 4 characters
  * (no NUL) of s to out and returns their count. */
 size_t t4dx_base64_put(char *out, const unsigned char *s, size_t len);
+/* Its inverse: 0 or EINVAL; out must hold 3 * (len / 4) bytes, *outlen
+ * gets their count. */
+int t4dx_base64_decode(const char *s, size_t len, unsigned char *out,
+		       size_t *outlen);
 
 /* ---- search ----------------------------------------------------------- */
 

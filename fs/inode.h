@@ -20,15 +20,18 @@ struct wbuf {
 	pthread_mutex_t mu;             /* guards what follows unless its
 	                                   note says otherwise; taken before
 	                                   ns_mu, never after it */
-	/* the bytes, data = buf->data: cap of them owned by this buffer
-	 * (counted in fs->wb_bytes), or, when shared, a committed version
-	 * the memtable holds too (read-only: the next change copies it,
-	 * cap 0), or bytes handed to a put that has not taken them yet
-	 * (shared, and still counted: cap = len) */
+	/* the bytes, data = buf->data: cap of them owned by this buffer,
+	 * or, when shared, a committed version the memtable holds too
+	 * (read-only: the next change copies it, cap 0), or bytes handed
+	 * to a put that has not taken them yet (shared, and still counted:
+	 * cap = charged = len).  charged: the bytes of fs->wb_bytes this
+	 * buffer holds, the most its writes have asked for (not its cap:
+	 * the room a doubling leaves unused is never touched, and must not
+	 * refuse another file's writes) */
 	struct t4dx_blob *buf;
 	bool shared;
 	unsigned char *data;
-	size_t len, cap;
+	size_t len, cap, charged;
 	atomic_size_t shown_len;        /* len, readable without mu (getattr
 	                                   holds ns_mu, which comes after mu) */
 	bool dirty;                     /* differs from the committed content */

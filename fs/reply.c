@@ -68,8 +68,18 @@ struct timespec ts_of(int64_t ns)
 	return t;
 }
 
+/* Nanoseconds since the epoch, clamped to what an int64 holds
+ * (1677-09-21 to 2262-04-11), as the kernel clamps a time to what a
+ * filesystem can keep: touch -d 2300-01-01 must not wrap around to 1715
+ * (nor overflow, which C leaves undefined). */
 int64_t ns_of(struct timespec t)
 {
+	if (t.tv_sec > INT64_MAX / 1000000000 ||
+	    (t.tv_sec == INT64_MAX / 1000000000 &&
+	     t.tv_nsec > INT64_MAX % 1000000000))
+		return INT64_MAX;
+	if (t.tv_sec < INT64_MIN / 1000000000)
+		return INT64_MIN;
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 

@@ -601,6 +601,25 @@ void search_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- results.json ------------------------------------------------------- */
 
+/* "path": the item's path under items/ when it is valid UTF-8, else
+ * "path_b64", its bytes in standard base64 (as the WAL's "name_b64"): a
+ * JSON text is UTF-8, and a strict parser refuses any other byte. */
+static bool add_path(struct json_object *x, const char *path)
+{
+	size_t len = strlen(path);
+	if (t4dx_utf8_valid((const unsigned char *)path, len))
+		return !json_object_object_add(x, "path",
+				json_object_new_string(path));
+	char *b = malloc((len + 2) / 3 * 4 + 1);
+	if (!b)
+		return false;
+	b[t4dx_base64_put(b, (const unsigned char *)path, len)] = 0;
+	bool ok = !json_object_object_add(x, "path_b64",
+					  json_object_new_string(b));
+	free(b);
+	return ok;
+}
+
 /* {"partial": bool, "results": [{rank, path, id, score, kappa,
  * importance, type}, ...]}, best first, one line. */
 static int render_json(const struct answer *a, struct t4dx_buf *out)
@@ -626,8 +645,7 @@ static int render_json(const struct answer *a, struct t4dx_buf *out)
 		snprintf(num, sizeof(num), "%.6f", (double)h->score);
 		ok = !json_object_object_add(x, "rank",
 				json_object_new_uint64(r + 1)) &&
-		     !json_object_object_add(x, "path",
-				json_object_new_string(h->path)) &&
+		     add_path(x, h->path) &&
 		     !json_object_object_add(x, "id",
 				json_object_new_string(id)) &&
 		     !json_object_object_add(x, "score",

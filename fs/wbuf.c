@@ -27,7 +27,7 @@ struct wbuf *wbuf_new(void)
 
 void wbuf_free(struct t4dxfs *fs, struct wbuf *w)
 {
-	atomic_fetch_sub(&fs->wb_bytes, w->cap);
+	atomic_fetch_sub(&fs->wb_bytes, w->charged);
 	pthread_mutex_destroy(&w->mu);
 	t4dx_blob_unref(w->buf);
 	free(w);
@@ -37,11 +37,11 @@ void wbuf_free(struct t4dxfs *fs, struct wbuf *w)
  * until the first change copies them.  w->mu held, or w not yet seen. */
 void wbuf_share(struct t4dxfs *fs, struct wbuf *w, struct t4dx_blob *c)
 {
-	atomic_fetch_sub(&fs->wb_bytes, w->cap);
+	atomic_fetch_sub(&fs->wb_bytes, w->charged);
 	t4dx_blob_unref(w->buf);
 	w->buf = t4dx_blob_ref(c);
 	w->data = c ? c->data : NULL;
-	w->cap = 0;
+	w->cap = w->charged = 0;
 	w->shared = c != NULL;
 }
 
@@ -66,19 +66,25 @@ static bool wb_budget_take(struct t4dxfs *fs, size_t grow)
 int wbuf_reserve_keep(struct t4dxfs *fs, struct wbuf *w, size_t len,
 		      size_t keep)
 {
-	if (!w->shared && len <= w->cap)
-		return 0;
-	/* shared: a copy of the first keep bytes, of its own */
+	/* the budget counts what the writes ask for, the room grows by
+	 * doubling (up to the item limit, past which no write goes) */
 	size_t want = len > keep ? len : keep;
+	size_t grow = want > w->charged ? want - w->charged : 0;
+	if (!w->shared && len <= w->cap) {
+		if (grow && !wb_budget_take(fs, grow))
+			return ENOSPC;
+		w->charged += grow;
+		return 0;
+	}
+	/* shared: a copy of the first keep bytes, of its own */
 	size_t cap = w->cap ? w->cap : 4096;
 	while (cap < want)
 		cap *= 2;
-	if (!wb_budget_take(fs, cap - w->cap)) {
-		/* not the doubling, but maybe what is asked for */
-		cap = want;
-		if (!wb_budget_take(fs, cap - w->cap))
-			return ENOSPC;
-	}
+	if (cap > want && cap > fs->max_item_bytes)
+		cap = want > fs->max_item_bytes ? want
+						 : (size_t)fs->max_item_bytes;
+	if (grow && !wb_budget_take(fs, grow))
+		return ENOSPC;
 	struct t4dx_blob *b;
 	if (w->shared) {
 		b = t4dx_blob_new(cap);
@@ -89,7 +95,7 @@ int wbuf_reserve_keep(struct t4dxfs *fs, struct wbuf *w, size_t len,
 			   : t4dx_blob_new(cap);
 	}
 	if (!b) {
-		atomic_fetch_sub(&fs->wb_bytes, cap - w->cap);
+		atomic_fetch_sub(&fs->wb_bytes, grow);
 		return ENOMEM;
 	}
 	if (w->shared)
@@ -97,6 +103,7 @@ int wbuf_reserve_keep(struct t4dxfs *fs, struct wbuf *w, size_t len,
 	w->buf = b;
 	w->data = b->data;
 	w->cap = cap;
+	w->charged += grow;
 	w->shared = false;
 	return 0;
 }
@@ -126,10 +133,10 @@ static struct t4dx_blob *wbuf_blob(struct t4dxfs *fs, struct wbuf *w)
 	struct t4dx_blob *b = t4dx_blob_resize(w->buf, w->len);
 	if (!b)
 		return NULL;
-	atomic_fetch_sub(&fs->wb_bytes, w->cap - w->len);
+	atomic_fetch_sub(&fs->wb_bytes, w->charged - w->len);
 	w->buf = b;
 	w->data = b->data;
-	w->cap = w->len;
+	w->cap = w->charged = w->len;
 	w->shared = true;
 	return t4dx_blob_ref(b);
 }
@@ -141,8 +148,8 @@ static void wbuf_put_done(struct t4dxfs *fs, struct wbuf *w)
 {
 	if (!w->shared)
 		return;
-	atomic_fetch_sub(&fs->wb_bytes, w->cap);
-	w->cap = 0;
+	atomic_fetch_sub(&fs->wb_bytes, w->charged);
+	w->cap = w->charged = 0;
 }
 
 /* Set the buffer's length (shrinking, or after the bytes are in place).

@@ -545,6 +545,17 @@ int cmd_search(const struct command *c, int argc, char **argv)
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		struct json_object *h = json_object_array_get_idx(v, i);
 		const char *p = str(h, "path");
+		/* a path that is not UTF-8 comes in base64 */
+		char raw[PATH_MAX];
+		struct json_object *b = get(h, "path_b64");
+		size_t blen = b ? (size_t)json_object_get_string_len(b) : 0, rn;
+		if (b && blen / 4 * 3 < sizeof(raw) &&
+		    !t4dx_base64_decode(json_object_get_string(b), blen,
+					(unsigned char *)raw, &rn) &&
+		    !memchr(raw, 0, rn)) {
+			raw[rn] = 0;
+			p = raw;
+		}
 		printf("%2d  %.3f  ", json_object_get_int(get(h, "rank")),
 		       json_object_get_double(get(h, "score")));
 		print_escaped(stdout, p, strlen(p), true);
