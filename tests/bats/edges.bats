@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
-# hostile2.bats - what a new user's real programs found (session 12,
-# hostile use of bulk loads, large files and search; issues 13 and 14).
+# edges.bats - edges that real programs reach: names that are not UTF-8
+# in results.json and alerts, a re-embed round that a retried failure
+# must not undo, write buffers of files written side by side, times
+# outside the range of int64 nanoseconds.
 
 load ../lib/mount
 
