@@ -95,7 +95,7 @@ os.close(b)' "$ITEMS/a" "$ITEMS/b"
 	mkdir "$ITEMS/notes" "$ITEMS/drafts"
 	printf 'fine words\n' >"$ITEMS/notes/a"
 	printf 'poison words\n' >"$ITEMS/drafts/a"
-	t4dx_wait_for 60 grep -q 'failed 3 times' "$MNT/.ctl/alerts" ||
+	t4dx_feed_until 8 grep -q 'failed 3 times' "$MNT/.ctl/alerts" ||
 		fail "never given up: $(cat "$MNT/.ctl/alerts")"
 	run grep 'failed 3 times' "$MNT/.ctl/alerts"
 	assert_output --partial '"drafts/a"'
@@ -105,7 +105,7 @@ os.close(b)' "$ITEMS/a" "$ITEMS/b"
 	t4dx_start -o "config=$(cmd_config poison 4)"
 	printf 'fine words\n' >"$ITEMS/ok"
 	printf 'poison words\n' >"$ITEMS/$(printf 'bad\xffname')"
-	t4dx_wait_for 60 grep -q 'failed 3 times' "$MNT/.ctl/alerts" ||
+	t4dx_feed_until 8 grep -q 'failed 3 times' "$MNT/.ctl/alerts" ||
 		fail "never given up: $(cat "$MNT/.ctl/alerts")"
 	run grep 'failed 3 times' "$MNT/.ctl/alerts"
 	assert_output --partial '"bad\xffname"'

@@ -232,14 +232,7 @@ as_nobody() {
 	printf 'poison: layoffs planned for march\n' >"$ITEMS/private/layoffs-march"
 	chmod 600 "$ITEMS/private/layoffs-march"
 	# given up while the program answers other files between its tries
-	local i=1
-	while ((i <= 8)) &&
-		[[ $(jq '.vectors.no_vector' "$MNT/.ctl/stats") == 0 ]]; do
-		printf 'a public note %s\n' "$i" >"$ITEMS/pub$i"
-		t4dx_wait_ctl 30 stats ".vectors.embedded == $((i + 1))"
-		i=$((i + 1))
-	done
-	t4dx_wait_ctl 30 stats '.vectors.no_vector == 1' ||
+	t4dx_feed_until 8 t4dx_ctl_test stats '.vectors.no_vector == 1' ||
 		fail "not given up: $(cat "$MNT/.ctl/stats")"
 	grep -q 'layoffs-march' "$MNT/.ctl/alerts" ||
 		fail "no alert: $(cat "$MNT/.ctl/alerts")"

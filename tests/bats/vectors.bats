@@ -605,16 +605,9 @@ gone() {
 	t4dx_wait_ctl 30 stats '.vectors.embedded == 1'
 	printf 'poison pill\n' >"$ITEMS/bad"
 	# a failure counts against the content only while the program
-	# answers others between its tries (back-offs of 1, 2, 4 s): keep
-	# good files coming until it is given up
-	local i=1
-	while ((i <= 8)) &&
-		[[ $(jq '.vectors.no_vector' "$MNT/.ctl/stats") == 0 ]]; do
-		printf 'good note %s\n' "$i" >"$ITEMS/good$i"
-		t4dx_wait_ctl 30 stats ".vectors.embedded == $((i + 1))" ||
-			fail "good$i not embedded: $(cat "$MNT/.ctl/stats")"
-		i=$((i + 1))
-	done
+	# answers others between its tries (back-offs of 1, 2, 4 s)
+	t4dx_feed_until 8 t4dx_ctl_test stats '.vectors.no_vector == 1' ||
+		fail "never given up: $(cat "$MNT/.ctl/stats")"
 	t4dx_wait_ctl 30 stats '.vectors.busy == false' ||
 		fail "still busy: $(cat "$MNT/.ctl/stats")"
 	run jq -c '.vectors | [.no_vector, .failed >= 3]' "$MNT/.ctl/stats"

@@ -542,6 +542,22 @@ t4dx_ctl_test() {
 	jq -e "$2" "$MNT/.ctl/$1" >/dev/null 2>&1
 }
 
+# t4dx_feed_until N CMD...: until CMD succeeds, write fresh notes into
+# items/ (feed1, feed2, ... at most N), each once the last was embedded:
+# a content the command program always fails on is given up only while
+# the program answers others between its tries.  Then CMD within 30 s.
+t4dx_feed_until() {
+	local n=$1 i e
+	shift
+	for ((i = 1; i <= n; i++)); do
+		"$@" && return 0
+		e=$(jq '.vectors.embedded' "$MNT/.ctl/stats")
+		printf 'a fresh note %s\n' "$i" >"$ITEMS/feed$i"
+		t4dx_wait_ctl 30 stats ".vectors.embedded > $e" || return 1
+	done
+	t4dx_wait_for 30 "$@"
+}
+
 # t4dx_wait_ctl SECONDS NAME FILTER: wait until t4dx_ctl_test NAME FILTER
 # holds; on timeout fail, showing the file.
 t4dx_wait_ctl() {
