@@ -676,8 +676,15 @@ static void guarded_search(const struct t4dx_index *ix,
 	graph_search(ix, q, k, ef, floor, hits, nhits);
 	if (std::isnan(bg))
 		return;
+	/* bg is a score of two unit vectors; the walk's scores and floor
+	 * scale with the query's length (search/@ID of a vector set by
+	 * hand, a command embedder's answer) */
+	double qq = 0;
+	for (uint32_t d = 0; d < ix->dim; d++)
+		qq += (double)q[d] * q[d];
+	float bgq = (float)(bg * std::sqrt(qq));
 	have = *nhits;
-	if ((!have || hits[0].score < bg) && floor < bg) {
+	if ((!have || hits[0].score < bgq) && floor < bgq) {
 		have = 0;
 		for (size_t i = 0; i < ix->count; i++) {
 			t4dx_index_hit h = {

@@ -407,6 +407,48 @@ static void test_isolated(void)
 	free(keys);
 }
 
+/* Two notes alike each other and unlike all others (so neither is
+ * isolated: each is the other's nearest link) that a walk does not
+ * reach: only the guard's read of every vector finds them, for a query
+ * of any length (the guard compares the walk's scores, which scale with
+ * the query, against a score of unit vectors).  s12 review: the read of
+ * every vector was untested (test_isolated's lone note is also in the
+ * isolated list), and a query of length 10 skipped it and missed them. */
+static void test_lone_pair(void)
+{
+	size_t n = 3000, lone = 2;
+	float *v = notes(n, lone), q[64];
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index *ix;
+	struct t4dx_index_hit h[10];
+	uint32_t nh;
+	static const float len[] = { 0.25f, 1, 4, 10, 1000 };
+	double s = 0;
+
+	/* note 3: note 2 with a little noise */
+	for (int d = 0; d < 64; d++) {
+		v[3 * 64 + d] = v[2 * 64 + d] +
+				(d >= 48 ? 0.05f * unit_rnd(&seed) : 0);
+		s += (double)v[3 * 64 + d] * v[3 * 64 + d];
+	}
+	for (int d = 0; d < 64; d++)
+		v[3 * 64 + d] = (float)(v[3 * 64 + d] / sqrt(s));
+	REQUIRE(t4dx_index_build(64, 16, 100, keys, v, n, &ix) == 0);
+	REQUIRE(t4dx_index_tune(ix, 64, 0) == 0);
+	for (size_t e = 0; e < sizeof(len) / sizeof(*len); e++) {
+		for (int d = 0; d < 64; d++)
+			q[d] = v[lone * 64 + d] * len[e];
+		CHECK(t4dx_index_search(ix, q, 10, 16, h, &nh) == 0);
+		if (!(nh == 10 && h[0].key == keys[2] && h[1].key == keys[3]))
+			fprintf(stderr, "length %g: first %u, %u\n", len[e],
+				h[0].key, h[1].key);
+		CHECK(nh == 10 && h[0].key == keys[2] && h[1].key == keys[3]);
+	}
+	t4dx_index_free(ix);
+	free(v);
+	free(keys);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "%s/t4dx-test-scan-%d.hnsw",
@@ -418,5 +460,6 @@ int main(void)
 	RUN(test_odd_dims);
 	RUN(test_drop_adopt);
 	RUN(test_isolated);
+	RUN(test_lone_pair);
 	UNIT_DONE();
 }
