@@ -449,6 +449,42 @@ static void test_lone_pair(void)
 	free(keys);
 }
 
+/* Queries of tiny length (a vector set by hand, search/@ID): the scan
+ * still answers as exact search does.  s12 review: below about 1e-35 the
+ * query's codes (127 / max overflowing, or a step in the subnormals)
+ * and the estimates (the product of the two steps underflowing) were
+ * wrong by more than the bound, which then ruled out true neighbours:
+ * none of 10 queries at 1e-36 answered as exact search. */
+static void test_scan_tiny_query(void)
+{
+	const size_t n = 2000;
+	const uint32_t dim = 64;
+	float *v = random_unit(n, dim), *q = random_unit(10, dim);
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index *ix = poor(v, keys, n, dim);
+	static const float len[] = { 1e-30f, 1e-35f, 1e-36f, 1e-37f, 1e-38f,
+				     1e-40f, 1e-44f };
+	float qq[64];
+
+	REQUIRE(t4dx_index_tune(ix, 10, 1.01f) == 0);
+	for (unsigned s = 0; s < sizeof(len) / sizeof(*len); s++) {
+		unsigned same = 0;
+		for (unsigned i = 0; i < 10; i++) {
+			for (uint32_t d = 0; d < dim; d++)
+				qq[d] = q[i * dim + d] * len[s];
+			same += same_as_exact(ix, v, keys, n, dim, qq, 10);
+		}
+		if (same != 10)
+			fprintf(stderr, "length %g: %u of 10 as exact\n",
+				len[s], same);
+		CHECK_EQ_INT(same, 10);
+	}
+	t4dx_index_free(ix);
+	free(v);
+	free(q);
+	free(keys);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "%s/t4dx-test-scan-%d.hnsw",
@@ -458,6 +494,7 @@ int main(void)
 	RUN(test_scan_exact);
 	RUN(test_scan_floor);
 	RUN(test_odd_dims);
+	RUN(test_scan_tiny_query);
 	RUN(test_drop_adopt);
 	RUN(test_isolated);
 	RUN(test_lone_pair);
