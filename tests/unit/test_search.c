@@ -1085,6 +1085,64 @@ static void test_retired_index(void)
 	unit_rm_rf(dir);
 }
 
+/* s12 review (a finding, not fixed): the first searches of a segment
+ * each load its index and tune it (t4dx_index_tune: seconds at 100,000
+ * vectors) on their own thread: searches arriving while the first one
+ * loads and tunes do not wait for it but load and tune a copy of their
+ * own (the graph, 8-bit codes: about 150 MB each at 100,000 vectors of
+ * dim 256), all but one freed at the end.  Here the open of the index
+ * file is slowed, as a large load and tune are, and 4 searches start
+ * together: the file is loaded 4 times, where once would do.  Run with
+ * T4DX_FINDINGS=1. */
+static atomic_int index_opens;
+static int (*plain_open)(const char *, int, mode_t);
+
+static int slow_index_open(const char *path, int flags, mode_t mode)
+{
+	size_t n = strlen(path);
+	if (n > 5 && !strcmp(path + n - 5, ".hnsw") &&
+	    (flags & O_ACCMODE) == O_RDONLY) {
+		atomic_fetch_add(&index_opens, 1);
+		usleep(300 * 1000);
+	}
+	return plain_open(path, flags, mode);
+}
+
+static void *first_search(void *arg)
+{
+	float q[DIM];
+	vector_of(3, 10, q);
+	free(search_text(arg, q, 10, false));
+	return NULL;
+}
+
+static void test_first_load_once(void)
+{
+	if (!getenv("T4DX_FINDINGS")) {
+		fprintf(stderr, "skip: finding: concurrent first searches "
+			"each load and tune the segment's index\n");
+		return;
+	}
+	const char *dir = unit_tmpdir("sfirst");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 200, 10);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(dir, 0);
+	atomic_init(&index_opens, 0);
+	plain_open = t4dx_io.open;
+	t4dx_io.open = slow_index_open;
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		REQUIRE(pthread_create(&t[i], NULL, first_search, db) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	t4dx_io.open = plain_open;
+	CHECK_EQ_INT(atomic_load(&index_opens), 1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_index_written);
@@ -1102,5 +1160,6 @@ int main(void)
 	RUN(test_stale_index);
 	RUN(test_by_id);
 	RUN(test_retired_index);
+	RUN(test_first_load_once);
 	UNIT_DONE();
 }
