@@ -808,9 +808,12 @@ static void find_isolated(const struct t4dx_index *ix,
 				 g->getDataByInternalId((node_t)i);
 		float best = -INFINITY;
 
+		/* the space's SIMD distance (1 - score): the plain dot is
+		 * several times slower, and this is size scores a node */
 		for (unsigned j = 0; j < size; j++)
-			best = std::max(best, dot(v, (const float *)
-				g->getDataByInternalId(links[j]), ix->dim));
+			best = std::max(best, 1.0f - g->fstdistfunc_(v,
+				g->getDataByInternalId(links[j]),
+				g->dist_func_param_));
 		if (best < *bg)
 			iso->push_back((node_t)i);
 	}
