@@ -564,6 +564,42 @@ static void test_guard_cost(void)
 	free(keys);
 }
 
+/* Codes at their extremes (every value of the same size, so every code
+ * +-127: the integer sums at their largest, 127 * 127 * 4096) and many
+ * exact ties (scores on a grid of 2 / dim): the scan keeps every tied
+ * vector and answers as exact search does. */
+static void test_scan_full_codes(void)
+{
+	const size_t n = 300;
+	const uint32_t dims[] = { 4096, 100 };
+	for (unsigned j = 0; j < 2; j++) {
+		uint32_t dim = dims[j];
+		float *v = malloc(n * dim * sizeof(float));
+		float *q = malloc(4 * dim * sizeof(float));
+		uint32_t *keys = keys_for(n);
+		REQUIRE(v && q);
+		float a = 1.0f / sqrtf((float)dim);
+		for (size_t i = 0; i < n * dim; i++)
+			v[i] = unit_rnd(&seed) < 0 ? -a : a;
+		for (size_t i = 0; i < 4 * dim; i++)
+			q[i] = unit_rnd(&seed) < 0 ? -a : a;
+		/* one query all positive, one near a stored vector */
+		for (uint32_t d = 0; d < dim; d++)
+			q[d] = a, q[dim + d] = v[7 * dim + d];
+		struct t4dx_index *ix = poor(v, keys, n, dim);
+		REQUIRE(t4dx_index_tune(ix, 10, 1.01f) == 0);
+		unsigned same = 0;
+		for (unsigned i = 0; i < 4; i++)
+			same += same_as_exact(ix, v, keys, n, dim, q + i * dim,
+					      i % 2 ? 10 : 37);
+		CHECK_EQ_INT(same, 4);
+		t4dx_index_free(ix);
+		free(v);
+		free(q);
+		free(keys);
+	}
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "%s/t4dx-test-scan-%d.hnsw",
@@ -574,6 +610,7 @@ int main(void)
 	RUN(test_scan_floor);
 	RUN(test_odd_dims);
 	RUN(test_scan_tiny_query);
+	RUN(test_scan_full_codes);
 	RUN(test_drop_adopt);
 	RUN(test_isolated);
 	RUN(test_lone_pair);
