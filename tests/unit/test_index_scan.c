@@ -600,6 +600,40 @@ static void test_scan_full_codes(void)
 	}
 }
 
+/* The bound where it is nearly reached: vector A's values all round
+ * down by 0.49 of a step (its estimate 0.243 under its score, the bound
+ * 0.276), B's round up, so that B's estimate is well above A's though
+ * B's score is just below: only a bound of at least 86% of qcode.c's
+ * keeps A.  s12 review: the other tests passed with the bound halved
+ * (random vectors' rounding errors mostly cancel). */
+static void test_scan_bound_tight(void)
+{
+	const uint32_t dim = 64;
+	const size_t n = 50;
+	float *v = random_unit(n, dim), q[64];
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index_hit h[1];
+	uint32_t nh;
+	for (size_t i = 2; i < n; i++)        /* far from q */
+		for (uint32_t d = 0; d < dim; d++)
+			v[i * dim + d] = -fabsf(v[i * dim + d]);
+	for (uint32_t d = 0; d < dim; d++) {
+		q[d] = 1;
+		v[0 * dim + d] = d ? 10.49f / 127 : 1;         /* A */
+		v[1 * dim + d] = d ? 10.51f / 127 : 1;         /* B */
+	}
+	v[1 * dim + 63] = 7.97f / 127;
+	struct t4dx_index *ix = poor(v, keys, n, dim);
+	REQUIRE(t4dx_index_tune(ix, 10, 1.01f) == 0);
+	REQUIRE(t4dx_index_search(ix, q, 1, 10, h, &nh) == 0);
+	CHECK(nh == 1 && h[0].key == keys[0]);
+	CHECK(same_as_exact(ix, v, keys, n, dim, q, 1));
+	CHECK(same_as_exact(ix, v, keys, n, dim, q, 2));
+	t4dx_index_free(ix);
+	free(v);
+	free(keys);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "%s/t4dx-test-scan-%d.hnsw",
@@ -611,6 +645,7 @@ int main(void)
 	RUN(test_odd_dims);
 	RUN(test_scan_tiny_query);
 	RUN(test_scan_full_codes);
+	RUN(test_scan_bound_tight);
 	RUN(test_drop_adopt);
 	RUN(test_isolated);
 	RUN(test_lone_pair);
