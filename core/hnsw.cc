@@ -676,8 +676,15 @@ static void guarded_search(const struct t4dx_index *ix,
 	graph_search(ix, q, k, ef, floor, hits, nhits);
 	if (std::isnan(bg))
 		return;
+	/* bg is a score of two unit vectors; the walk's scores and floor
+	 * scale with the query's length (search/@ID of a vector set by
+	 * hand, a command embedder's answer) */
+	double qq = 0;
+	for (uint32_t d = 0; d < ix->dim; d++)
+		qq += (double)q[d] * q[d];
+	float bgq = (float)(bg * std::sqrt(qq));
 	have = *nhits;
-	if ((!have || hits[0].score < bg) && floor < bg) {
+	if ((!have || hits[0].score < bgq) && floor < bgq) {
 		have = 0;
 		for (size_t i = 0; i < ix->count; i++) {
 			t4dx_index_hit h = {
@@ -801,9 +808,12 @@ static void find_isolated(const struct t4dx_index *ix,
 				 g->getDataByInternalId((node_t)i);
 		float best = -INFINITY;
 
+		/* the space's SIMD distance (1 - score): the plain dot is
+		 * several times slower, and this is size scores a node */
 		for (unsigned j = 0; j < size; j++)
-			best = std::max(best, dot(v, (const float *)
-				g->getDataByInternalId(links[j]), ix->dim));
+			best = std::max(best, 1.0f - g->fstdistfunc_(v,
+				g->getDataByInternalId(links[j]),
+				g->dist_func_param_));
 		if (best < *bg)
 			iso->push_back((node_t)i);
 	}

@@ -246,11 +246,43 @@ int t4dx_qcodes_scan(const struct t4dx_qcodes *c, const float *q,
 		free(cand);
 		return ENOMEM;
 	}
+	/* A tiny query (a vector set by hand) is coded and estimated at
+	 * 2^e times its length, exactly (a power of two), and the bounds
+	 * scaled back by down1 * down2: else 127 / max overflows, or the
+	 * steps are subnormal and their product underflows.  Each score
+	 * the caller takes may also underflow, and a scaled bound round,
+	 * by a subnormal step: dim + 2 of them are added (sub, nothing
+	 * beside a normal score). */
+	float qmax = 0;
+	for (uint32_t j = 0; j < c->dim; j++)
+		qmax = fmaxf(qmax, fabsf(q[j]));
+	int e = 0;
+	if (qmax > 0 && qmax < 0x1p-60f) {
+		(void)frexpf(qmax, &e);
+		e = -e;                 /* qmax * 2^e in [0.5, 1) */
+	}
+	float *qs = NULL;
+	if (e) {
+		qs = malloc(c->dim * sizeof(*qs));
+		if (!qs) {
+			free(qc);
+			free(lo);
+			free(cand);
+			return ENOMEM;
+		}
+		for (uint32_t j = 0; j < c->dim; j++)
+			qs[j] = ldexpf(q[j], e);
+		q = qs;
+	}
+	float down1 = ldexpf(1, -(e < 126 ? e : 126));
+	float down2 = ldexpf(1, -(e < 126 ? 0 : e - 126));
+	float sub = (float)(c->dim + 2) * 0x1p-149f;
 	uint32_t l1q_codes;
 	float sq = code_one(q, c->dim, c->stride, qc, &l1q_codes);
 	double l1q = 0;
 	for (uint32_t j = 0; j < c->dim; j++)
 		l1q += fabs((double)q[j]);
+	free(qs);
 	/* the coding of x, and the float dot product the caller takes
 	 * (see THE BOUND) */
 	float hq = (float)(l1q * (0.5 + (double)c->dim * 127.0 * 0x1p-23));
@@ -267,7 +299,13 @@ int t4dx_qcodes_scan(const struct t4dx_qcodes *c, const float *q,
 			float a = sq * v->scale * (float)dot[j];
 			float err = (v->scale * hq + sq * v->half_l1) * rel +
 				    1e-6f * fabsf(a);
-			float hi = a + err;
+			float hi = a + err, low = a - err;
+			if (e) {
+				hi = hi * down1 * down2;
+				low = low * down1 * down2;
+			}
+			hi += sub;
+			low -= sub;
 			if (hi < thr)
 				continue;
 			if (ncand == cap) {
@@ -287,7 +325,7 @@ int t4dx_qcodes_scan(const struct t4dx_qcodes *c, const float *q,
 			}
 			cand[ncand++] = (struct t4dx_qcand){ (uint32_t)(b + j),
 							     hi };
-			lo_push(lo, &nlo, k, a - err);
+			lo_push(lo, &nlo, k, low);
 			if (nlo == k && lo[0] > thr)
 				thr = lo[0];
 		}
