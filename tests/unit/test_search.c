@@ -90,17 +90,13 @@ static void put_items(struct t4dx *db, unsigned from, unsigned to,
 	}
 }
 
-/* The result of a search as "path score" lines. */
-static char *search_text(struct t4dx *db, const float *q, uint32_t k,
-			 bool exact)
+/* The result of a search with options o as "path score" lines. */
+static char *search_text_opts(struct t4dx *db, const float *q,
+			      const struct t4dx_search_opts *o)
 {
-	struct t4dx_search_opts o;
-	t4dx_search_defaults(&o);
-	o.k = k;
-	o.exact = exact;
 	struct t4dx_hit *h;
 	size_t n;
-	REQUIRE(t4dx_search(db, q, DIM, &o, &h, &n) == 0);
+	REQUIRE(t4dx_search(db, q, DIM, o, &h, &n) == 0);
 	struct t4dx_buf b = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		char line[300];
@@ -111,6 +107,17 @@ static char *search_text(struct t4dx *db, const float *q, uint32_t k,
 	REQUIRE(t4dx_buf_add(&b, "", 1) == 0);
 	t4dx_hits_free(h, n);
 	return (char *)b.p;
+}
+
+/* The same with k and exact, the other options open. */
+static char *search_text(struct t4dx *db, const float *q, uint32_t k,
+			 bool exact)
+{
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	o.k = k;
+	o.exact = exact;
+	return search_text_opts(db, q, &o);
 }
 
 /* Index and exact search agree on q. */
@@ -1247,19 +1254,7 @@ static char *filtered_text(struct t4dx *db, const float *q, bool exact)
 	o.k = 10;
 	o.min_kappa = 0.9;
 	o.exact = exact;
-	struct t4dx_hit *h;
-	size_t n;
-	REQUIRE(t4dx_search(db, q, DIM, &o, &h, &n) == 0);
-	struct t4dx_buf b = { 0 };
-	for (size_t i = 0; i < n; i++) {
-		char line[300];
-		int len = snprintf(line, sizeof(line), "%s %.6f\n", h[i].path,
-				   h[i].score);
-		REQUIRE(t4dx_buf_add(&b, line, (size_t)len) == 0);
-	}
-	REQUIRE(t4dx_buf_add(&b, "", 1) == 0);
-	t4dx_hits_free(h, n);
-	return (char *)b.p;
+	return search_text_opts(db, q, &o);
 }
 
 static void test_scan_filter_floor(void)
