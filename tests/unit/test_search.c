@@ -30,22 +30,34 @@
 #define DIM 16
 #define MIN_ITEMS 50
 
-static struct t4dx *open_db(const char *dir, double health_s)
+/* The tests' configuration: no embedder, dim DIM, an index from
+ * MIN_ITEMS items. */
+static void test_config(struct t4dx_config *c)
+{
+	t4dx_config_defaults(c);
+	strcpy(c->vector.embedder, "off");
+	c->vector.dim = DIM;
+	c->vector.index_min_items = MIN_ITEMS;
+}
+
+static struct t4dx *open_with(const char *dir, const struct t4dx_config *c)
 {
 	struct t4dx *db = NULL;
 	char msg[256];
-	struct t4dx_config c;
-	t4dx_config_defaults(&c);
-	strcpy(c.vector.embedder, "off");
-	c.vector.dim = DIM;
-	c.vector.index_min_items = MIN_ITEMS;
-	if (health_s > 0)
-		c.health.interval_s = health_s;
-	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	int rc = t4dx_open(dir, c, &db, msg, sizeof(msg));
 	if (rc)
 		fprintf(stderr, "open %s: %s\n", dir, msg);
 	REQUIRE(rc == 0);
 	return db;
+}
+
+static struct t4dx *open_db(const char *dir, double health_s)
+{
+	struct t4dx_config c;
+	test_config(&c);
+	if (health_s > 0)
+		c.health.interval_s = health_s;
+	return open_with(dir, &c);
 }
 
 /* Clustered vectors: item i lies near centre i % nclusters. */
@@ -688,22 +700,13 @@ static void test_index_floor(void)
  * the default (0.99) measures them and takes the scan. */
 static struct t4dx *open_tuned(const char *dir, double min_recall)
 {
-	struct t4dx *db = NULL;
-	char msg[256];
 	struct t4dx_config c;
-	t4dx_config_defaults(&c);
-	strcpy(c.vector.embedder, "off");
-	c.vector.dim = DIM;
-	c.vector.index_min_items = MIN_ITEMS;
+	test_config(&c);
 	c.vector.index_m = 2;
 	c.vector.ef_construction = 4;
 	c.vector.ef_search = 1;
 	c.vector.min_recall = min_recall;
-	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
-	if (rc)
-		fprintf(stderr, "open %s: %s\n", dir, msg);
-	REQUIRE(rc == 0);
-	return db;
+	return open_with(dir, &c);
 }
 
 static void random_vector(unsigned i, float *x)
