@@ -168,12 +168,34 @@ int t4dx_vec_from_json(const char *s, size_t len, uint32_t dim,
 		rc = ENOMEM;
 		goto out;
 	}
+	/* json-c has checked the text: a flat array of dim JSON numbers.
+	 * Each is read again from the text, with strtod, since json-c reads
+	 * digits beyond 64 bits without an error as the nearest end of its
+	 * integers (1e41 spelt out would become 1.8e19); strtod reads every
+	 * JSON number exactly, and one beyond a double as infinity. */
+	char *txt = NULL;
 	for (uint32_t i = 0; i < dim; i++) {
 		struct json_object *e = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(e, json_type_double) &&
 		    !json_object_is_type(e, json_type_int))
 			goto bad;
-		double d = json_object_get_double(e);
+	}
+	txt = strndup(s, len);
+	if (!txt) {
+		rc = ENOMEM;
+		goto bad;
+	}
+	const char *p = strchr(txt, '[');
+	for (uint32_t i = 0; i < dim; i++) {
+		p += strspn(p + 1, " \t\r\n,") + 1;   /* past '[' or ',' */
+		char *nend;
+		double d = strtod(p, &nend);
+		if (nend == p)
+			goto bad;
+		p = nend + strspn(nend, " \t\r\n") - 1;
+		if (d == 0 && json_object_is_type(json_object_array_get_idx(
+				      a, i), json_type_int))
+			d = 0;          /* -0 as json-c reads it: 0 */
 		/* what rounds to a finite float: below the midpoint between
 		 * FLT_MAX and 2^128 */
 		if (!isfinite(d) || fabs(d) >= 0x1.ffffffp+127)
@@ -183,6 +205,7 @@ int t4dx_vec_from_json(const char *s, size_t len, uint32_t dim,
 	*out = t4dx_vec_new(x, dim);
 	rc = *out ? 0 : errno;
 bad:
+	free(txt);
 	free(x);
 out:
 	json_object_put(a);

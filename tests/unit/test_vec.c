@@ -114,7 +114,21 @@ static void test_json(void)
 		"",
 		"[1,2,NaN]",
 		"[1,2,Infinity]",
+		/* digits beyond 64 bits: json-c reads them as the nearest
+		 * end of its integers (UINT64_MAX, INT64_MIN) without an
+		 * error; 1e41 spelt out is no more a float than 1e41 */
+		"[1,2,100000000000000000000000000000000000000000]",
+		"[1,2,-100000000000000000000000000000000000000000]",
 	};
+	/* large integers that do fit a float keep their value */
+	static const char big[] = "[18446744073709551616,-9223372036854775809,"
+				  "340282346638528859811704183484516925440]";
+	v = NULL;
+	CHECK(!t4dx_vec_from_json(big, strlen(big), 3, &v));
+	REQUIRE(v);
+	t4dx_vec_get(v, x);
+	CHECK(x[0] == 0x1p64f && x[1] == -0x1p63f && x[2] == 0x1.fffffep127f);
+	t4dx_blob_unref(v);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		v = NULL;
 		int rc = t4dx_vec_from_json(bad[i], strlen(bad[i]), 3, &v);
