@@ -141,11 +141,13 @@ static int parse_time(const char *v, int64_t *out)
 	tm.tm_mday = d;
 	tm.tm_hour = h;
 	tm.tm_min = mi;
-	tm.tm_sec = se;
-	time_t t = timegm(&tm);
+	time_t t = timegm(&tm);         /* the minute; :60 (a leap
+					 * second) is its 60th second, the
+					 * next minute's first, also at the
+					 * end of a day or a month */
 	if (tm.tm_mday != d)            /* February 30th */
 		return EINVAL;
-	*out = (int64_t)t * 1000000000 + frac;
+	*out = ((int64_t)t + se) * 1000000000 + frac;
 	return 0;
 }
 
@@ -153,6 +155,10 @@ static int parse_kappa(const char *v, double *out)
 {
 	char *end;
 	errno = 0;
+	/* a decimal number: strtod alone would also take leading white
+	 * space, a hex float or a '+', which k and the times refuse */
+	if (strspn(v, "0123456789.eE-") != strlen(v))
+		return EINVAL;
 	double x = strtod(v, &end);
 	if (!*v || *end || errno || !isfinite(x) || x < 0 || x > 1)
 		return EINVAL;

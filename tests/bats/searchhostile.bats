@@ -1,0 +1,85 @@
+#!/usr/bin/env bats
+# searchhostile.bats - what the s13 hostile pass found in search/ and in
+# user.t4dx.vector with real programs: spellings of numbers and times that
+# were taken one way in one place and another way elsewhere.
+
+load ../lib/mount
+
+setup() {
+	t4dx_setup
+}
+
+# vec N VALUE: a JSON array of N copies of VALUE.
+vec() {
+	local a i
+	a=$2
+	for ((i = 1; i < $1; i++)); do
+		a+=",$2"
+	done
+	printf '[%s]' "$a"
+}
+
+has() {
+	jq -e --arg p "$2" '.results | any(.path == $p)' \
+		"$MNT/search/$1/results.json" >/dev/null
+}
+
+@test "a vector value spelt in digits beyond a float is EINVAL, as it is spelt with an exponent" {
+	t4dx_start
+	printf 'kiwi orchard\n' >"$ITEMS/f"
+	setfattr -n user.t4dx.vector -v "$(vec 256 0.25)" "$ITEMS/f"
+	# 1e41 with an exponent: refused, nothing changes
+	run setfattr -n user.t4dx.vector -v "$(vec 256 1e41)" "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'Invalid argument'
+	# the same number in digits (json-c reads digits past 64 bits as
+	# UINT64_MAX, without an error): refused too, not 1.8446744e+19
+	run setfattr -n user.t4dx.vector \
+		-v "$(vec 256 100000000000000000000000000000000000000000)" "$ITEMS/f"
+	assert_failure
+	assert_output --partial 'Invalid argument'
+	run setfattr -n user.t4dx.vector \
+		-v "$(vec 256 -100000000000000000000000000000000000000000)" "$ITEMS/f"
+	assert_failure
+	assert_equal "$(getfattr --only-values -n user.t4dx.vector "$ITEMS/f" |
+		jq -c 'unique')" '[0.25]'
+	# digits past 64 bits that fit a float keep their value
+	setfattr -n user.t4dx.vector -v "$(vec 256 18446744073709551616000)" "$ITEMS/f"
+	getfattr --only-values -n user.t4dx.vector "$ITEMS/f" |
+		jq -e '(unique | length) == 1 and .[0] > 1.8e22 and .[0] < 1.9e22'
+}
+
+@test "kappa bounds are decimal numbers: a leading space or a hex float is EINVAL, as for k" {
+	t4dx_start
+	printf 'green tea leaves\n' >"$ITEMS/tea"
+	t4dx_wait_for 30 has 'green tea' tea || fail "tea never found"
+	local q
+	for q in 'green tea?k= 5' 'green tea?min_kappa= 0.5' \
+		'green tea?max_kappa=%200.5' 'green tea?min_kappa=0x1p-1' \
+		'green tea?max_kappa=+1'; do
+		run ls "$MNT/search/$q"
+		assert_failure
+		assert_output --partial 'Invalid argument'
+	done
+	has 'green tea?min_kappa=0&max_kappa=1e0' tea
+	has 'green tea?max_kappa=.5' tea
+	has 'green tea?min_kappa=-0' tea
+}
+
+@test "a leap second (:60) means the same at the end of a day as in its middle" {
+	t4dx_start
+	printf 'green tea leaves\n' >"$ITEMS/tea"
+	t4dx_wait_for 30 has 'green tea' tea || fail "tea never found"
+	# 2026-07-01T00:00:00Z and 2026-06-30T10:01:00Z
+	setfattr -n user.t4dx.event_time -v 1782864000000000000 "$ITEMS/tea"
+	# :60 is the first second of the next minute, wherever it falls
+	has 'green tea?since=2026-06-30T23:59:60Z' tea
+	has 'green tea?until=2026-06-30T23:59:60Z' tea
+	setfattr -n user.t4dx.event_time -v 1782813660000000000 "$ITEMS/tea"
+	has 'green tea?since=2026-06-30T10:00:60Z' tea
+	has 'green tea?until=2026-06-30T10:00:60Z' tea
+	# and :61 is nothing
+	run ls "$MNT/search/green tea?since=2026-06-30T10:00:61Z"
+	assert_failure
+	assert_output --partial 'Invalid argument'
+}
