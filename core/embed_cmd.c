@@ -70,6 +70,7 @@
 #include "buf.h"
 #include "embed.h"
 #include "embed_cmd.h"
+#include "vec.h"
 
 #define BACKOFF_MIN_NS  1000000000LL
 #define BACKOFF_MAX_NS  60000000000LL
@@ -501,9 +502,7 @@ static int parse_answer(struct t4dx_embed_cmd *c, uint64_t id, const char *p,
 	} else {
 		for (uint32_t i = 0; i < c->dim && !rc; i++) {
 			struct json_object *v = json_object_array_get_idx(vec, i);
-			enum json_type t = json_object_get_type(v);
-			double d = t == json_type_int || t == json_type_double
-					   ? json_object_get_double(v) : NAN;
+			double d = t4dx_json_number(v);
 			if (!isfinite(d) || !isfinite((float)d)) {
 				snprintf(why, whylen, "answered a value that is "
 					 "not a finite float at %u", i);

@@ -144,6 +144,17 @@ int t4dx_vec_to_json(const struct t4dx_blob *v, struct t4dx_buf *out)
 	return 0;
 }
 
+double t4dx_json_number(struct json_object *e)
+{
+	if (json_object_is_type(e, json_type_double))
+		return json_object_get_double(e);
+	if (!json_object_is_type(e, json_type_int) ||
+	    json_object_get_int64(e) == INT64_MIN ||
+	    json_object_get_uint64(e) == UINT64_MAX)
+		return NAN;
+	return json_object_get_double(e);
+}
+
 int t4dx_vec_from_json(const char *s, size_t len, uint32_t dim,
 		       struct t4dx_blob **out)
 {

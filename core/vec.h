@@ -51,6 +51,14 @@ int t4dx_vec_src_parse(const char *s, size_t len);
 size_t t4dx_vec_b64_len(const struct t4dx_blob *v);
 int t4dx_vec_from_b64(const char *s, size_t len, struct t4dx_blob **out);
 
+/* The value of a JSON number as json-c read it (an int or a double), or
+ * NAN for anything else, and for the two integers json-c gives, without
+ * an error, for digits beyond 64 bits (INT64_MIN, UINT64_MAX): 1e41
+ * spelt out is then no number rather than 1.8e19.  (Those two spelt
+ * exactly are refused too; no embedder answers them.) */
+struct json_object;
+double t4dx_json_number(struct json_object *e);
+
 /* The JSON array of user.t4dx.vector: each value as the shortest decimal
  * that reads back to the same float, comma-separated, no spaces. */
 int t4dx_vec_to_json(const struct t4dx_blob *v, struct t4dx_buf *out);

@@ -20,6 +20,8 @@
 #   embed-cmd.sh garbage             answers a line that is not JSON
 #   embed-cmd.sh wrongdim DIM        answers DIM - 1 numbers
 #   embed-cmd.sh nan DIM             answers an array with a string in it
+#   embed-cmd.sh bigint DIM          answers an array whose first number
+#                                    is 1e41 spelt in digits (no float)
 #   embed-cmd.sh poison DIM          answers as answer, exits 3 on a text
 #                                    holding "poison" (one content it
 #                                    always crashes on)
@@ -98,6 +100,14 @@ wrongdim)
 nan)
 	exec jq -c --unbuffered --argjson dim "$1" \
 		'{id, vector: (["x"] + [range($dim - 1) | 1])}'
+	;;
+bigint)
+	while IFS= read -r req; do
+		id=$(jq .id <<<"$req")
+		printf '{"id":%s,"vector":[1%s' "$id" "$(printf '0%.0s' {1..41})"
+		for ((i = 1; i < $1; i++)); do printf ',1'; done
+		printf ']}\n'
+	done
 	;;
 poison)
 	while IFS= read -r req; do

@@ -399,6 +399,14 @@ broken() {
 	broken nan 4
 }
 
+@test "command: a program that answers digits beyond a float (1e41 spelt out) gives no vector" {
+	# json-c reads digits past 64 bits as UINT64_MAX without an error:
+	# that was taken as the number 1.8e19 (s13 hostile pass)
+	broken bigint 4
+	run grep -c 'not a finite float at 0' "$T4DX_TMP/alerts"
+	assert_success
+}
+
 @test "command: a program that answers without the request's id never fails a write" {
 	broken bare 4
 	run grep -c 'answered something else than {"id":' "$T4DX_TMP/alerts"
