@@ -650,10 +650,13 @@ static int render_json(const struct answer *a, struct t4dx_buf *out)
 				json_object_new_string(id)) &&
 		     !json_object_object_add(x, "score",
 				json_object_new_double_s(h->score, num));
-		snprintf(num, sizeof(num), "%.6g", h->e.kappa);
+		/* kappa and importance as getfattr shows them, the values
+		 * min_kappa and max_kappa compare (not rounded to 6 digits,
+		 * which 0.1 + 0.05 + 0.05 of three nrem boosts is not) */
+		t4dx_fmt_double(num, sizeof(num), h->e.kappa);
 		ok = ok && !json_object_object_add(x, "kappa",
 				json_object_new_double_s(h->e.kappa, num));
-		snprintf(num, sizeof(num), "%.6g", h->e.importance);
+		t4dx_fmt_double(num, sizeof(num), h->e.importance);
 		ok = ok && !json_object_object_add(x, "importance",
 				json_object_new_double_s(h->e.importance, num)) &&
 		     !json_object_object_add(x, "type",

@@ -83,3 +83,23 @@ has() {
 	assert_failure
 	assert_output --partial 'Invalid argument'
 }
+
+@test "the kappa results.json shows is the one the filters compare: max_kappa of it keeps the item" {
+	t4dx_start
+	printf 'green tea leaves\n' >"$ITEMS/tea"
+	t4dx_wait_for 30 has 'green tea' tea || fail "tea never found"
+	# three nrem boosts of 0.05 from 0 make 0.15000000000000002, and
+	# a kappa set by hand may have more than 6 digits
+	local k kj
+	for k in 0.15000000000000002 0.1234567 0.999999999; do
+		setfattr -n user.t4dx.kappa -v "$k" "$ITEMS/tea"
+		kj=$(jq -r '.results[] | select(.path == "tea") | .kappa' \
+			"$MNT/search/green tea/results.json")
+		assert_equal "$(getfattr --only-values -n user.t4dx.kappa "$ITEMS/tea")" "$kj"
+		has "green tea?min_kappa=$kj&max_kappa=$kj" tea ||
+			fail "results.json says kappa $kj; max_kappa=$kj leaves it out"
+	done
+	setfattr -n user.t4dx.importance -v 0.1234567 "$ITEMS/tea"
+	assert_equal "$(jq -r '.results[] | select(.path == "tea") | .importance' \
+		"$MNT/search/green tea/results.json")" 0.1234567
+}
