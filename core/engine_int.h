@@ -277,6 +277,10 @@ void eng_seg_marker(struct t4dx *db, uint64_t id, char *path, size_t len);
 /* s was found damaged (why): leave its marker for the next start, and
  * alert.  0 or the errno of the marker's write. */
 int eng_mark_damaged(struct t4dx *db, struct t4dx_seg *s, int why);
+/* (merge.c) Reading s failed with rc, in a lookup or a search: mark it
+ * if damaged, and go to level 2 (segments cannot be read), with an
+ * alert the first time. */
+void eng_seg_unreadable(struct t4dx *db, struct t4dx_seg *s, int rc);
 /* Write a MANIFEST naming segs[0..n) as of flushed_lsn.  Lock held. */
 int eng_save_manifest(struct t4dx *db, struct t4dx_seg **segs, size_t n,
 		      uint64_t flushed_lsn, uint64_t next_ino, uint64_t items);

@@ -44,18 +44,11 @@ int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
 				      with_content, out);
 		if (rc == T4DX_ENOTFOUND)
 			continue;
-		if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT)
-			/* (once a segment) the next start rebuilds it */
-			eng_mark_damaged(db, db->segs[i], rc);
 		if (rc) {
 			/* level 2: segments cannot be read; the fallback cache
 			 * answers what it has, the rest is EIO (damaged bytes
 			 * are never served) */
-			if (db->lru && !atomic_exchange(&db->seg_failed, true))
-				t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
-						"segment %s cannot be read: %s",
-						t4dx_seg_path(db->segs[i]),
-						t4dx_strerror(rc));
+			eng_seg_unreadable(db, db->segs[i], rc);
 			if (db->lru && !t4dx_lru_get(db->lru, parent, name, len,
 						     with_content, out))
 				return out->tombstone ? T4DX_ENOTFOUND : 0;
@@ -272,4 +265,15 @@ int eng_check_empty(struct t4dx *db, uint64_t ino)
 {
 	int rc = scan_locked(db, ino, stop_at_first, NULL);
 	return rc == 1 ? ENOTEMPTY : rc;
+}
+
+void eng_seg_unreadable(struct t4dx *db, struct t4dx_seg *s, int rc)
+{
+	if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT)
+		/* (once a segment) the next start rebuilds it */
+		eng_mark_damaged(db, s, rc);
+	if (db->lru && !atomic_exchange(&db->seg_failed, true))
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_CRIT,
+				"segment %s cannot be read: %s",
+				t4dx_seg_path(s), t4dx_strerror(rc));
 }

@@ -268,7 +268,13 @@ static void snapshot_free(struct search *s)
  * leaves that segment out from now on (what it gave so far stays). */
 static int left_out(struct search *s, size_t i, int rc)
 {
-	if (!rc || rc == ENOMEM || !s->o->best_effort || !s->unread)
+	if (!rc || rc == ENOMEM)
+		return rc;
+	/* as a lookup does: level 2 from now on, the segment marked if
+	 * damaged (a search may be the first to read a damaged block) */
+	if (rc == T4DX_ECORRUPT || rc == T4DX_EFORMAT || rc == EIO)
+		eng_seg_unreadable(s->db, s->segs[i], rc);
+	if (!s->o->best_effort || !s->unread)
 		return rc;
 	s->unread[i] = true;
 	return 0;

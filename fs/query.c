@@ -383,6 +383,18 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 		/* at level 2, what can still be read */
 		q.o.best_effort = a->partial;
 		rc = t4dx_search(fs->db, v, dim, &q.o, &a->hits, &a->n);
+		if (rc && rc != ENOENT && rc != ENOMEM && !a->partial) {
+			/* this search may be the read that found a segment
+			 * damaged, which took the store to level 2: then
+			 * answer as at level 2, not with the read error */
+			t4dx_get_health(fs->db, &h);
+			if (h.level >= 2) {
+				a->partial = true;
+				q.o.best_effort = true;
+				rc = t4dx_search(fs->db, v, dim, &q.o,
+						 &a->hits, &a->n);
+			}
+		}
 	}
 	free(v);
 	if (rc && rc != ENOENT && rc != ENOMEM && a->partial) {

@@ -103,3 +103,33 @@ has() {
 	assert_equal "$(jq -r '.results[] | select(.path == "tea") | .importance' \
 		"$MNT/search/green tea/results.json")" 0.1234567
 }
+
+@test "the search that finds a segment damaged answers what it could read, partial, not EIO" {
+	# no health check before the search (interval 30 s), and no index:
+	# the search itself reads the segment's blocks
+	t4dx_start
+	local i
+	for i in $(seq 1 40); do
+		printf 'filler %s %s\n' "$i" "$(printf 'lorem ipsum dolor %.0s' $(seq 60))" \
+			>"$ITEMS/fill$i"
+	done
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	t4dx_ctl_echo compact flush
+	local seg=("$DATA"/seg/*.t4s)
+	[[ ${#seg[@]} == 1 ]] || fail "not one segment: ${seg[*]}"
+	printf 'zanzibar spice island\n' >"$ITEMS/mem"
+	t4dx_wait_for 30 has 'zanzibar spice' mem || fail "mem never found"
+	assert_equal "$(jq -r .level "$MNT/.ctl/health")" 0
+	local size
+	size=$(stat -c %s "${seg[0]}")
+	head -c 4000 /dev/urandom |
+		dd of="${seg[0]}" bs=1 seek=$((size / 3)) conv=notrunc 2>/dev/null
+	# the first search to read the damaged block: level 2 from then on,
+	# and its own answer is already what the store could still read
+	run jq -c . "$MNT/search/lorem ipsum zanzibar?k=100/results.json"
+	assert_success
+	jq -e '.partial == true' <<<"$output" || fail "not partial: $output"
+	jq -e '.results | any(.path == "mem")' <<<"$output" ||
+		fail "mem not found: $output"
+	assert_equal "$(jq -r .level "$MNT/.ctl/health")" 2
+}
