@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,11 +86,18 @@ static bool prunable(struct t4dx *db, const struct t4dx_entry *e,
 		       c->compaction.prune_max_age_s;
 }
 
-/* What nrem does to an item's kappa: the boost, capped at 1. */
+/* What nrem does to an item's kappa: the boost, capped at 1, and rounded
+ * to 12 decimal places, so that boosts of 0.05 from 0 make 0.15, the
+ * value a user compares with (max_kappa=0.15, prune_min_kappa 0.15), not
+ * the 0.15000000000000002 of adding doubles. */
 static double nrem_kappa(const struct t4dx *db, double kappa)
 {
+	if (db->cfg.compaction.nrem_kappa_boost <= 0)
+		return kappa;           /* no boost: nothing changes */
 	kappa += db->cfg.compaction.nrem_kappa_boost;
-	return kappa > 1 ? 1 : kappa;
+	if (kappa > 1)
+		return 1;
+	return round(kappa * 1e12) / 1e12;
 }
 
 /* nrem's boost for the items changed while it ran.

@@ -133,3 +133,20 @@ has() {
 		fail "mem not found: $output"
 	assert_equal "$(jq -r .level "$MNT/.ctl/health")" 2
 }
+
+@test "three nrem boosts of 0.05 make kappa 0.15, which max_kappa=0.15 and prune_min_kappa 0.15 take as 0.15" {
+	t4dx_start -o "config=$(t4dx_config_file \
+		'{"compaction": {"prune_min_kappa": 0.15, "prune_max_importance": 1}}')"
+	printf 'green tea leaves\n' >"$ITEMS/tea"
+	setfattr -n user.t4dx.kappa -v 0 "$ITEMS/tea"
+	t4dx_wait_for 30 has 'green tea' tea || fail "tea never found"
+	local i
+	for i in 1 2 3; do
+		t4dx_ctl_echo compact nrem
+	done
+	# 0 + 0.05 + 0.05 + 0.05 in doubles is 0.15000000000000002
+	assert_equal "$(getfattr --only-values -n user.t4dx.kappa "$ITEMS/tea")" 0.15
+	has 'green tea?max_kappa=0.15' tea
+	t4dx_ctl_echo compact prune
+	assert_file_not_exists "$ITEMS/tea"
+}
