@@ -517,7 +517,11 @@ int cmd_search(const struct command *c, int argc, char **argv)
 	for (char *p = q; *p && p < q + strlen(argv[1]); p++)
 		if (*p == '/' || *p == '?')
 			*p = ' ';
-	if (argv[1][0] == '@' && strlen(argv[1]) != 33)
+	/* '@' and 32 hex digits is an id; any other '@' starts a text (a
+	 * mention), which search/ would refuse as a bad id */
+	bool id = argv[1][0] == '@' && strlen(argv[1]) == 33 &&
+		  strspn(argv[1] + 1, "0123456789abcdefABCDEF") == 32;
+	if (argv[1][0] == '@' && !id)
 		q[0] = ' ';             /* text, not an id */
 	snprintf(path, sizeof(path), "%s/search/%s/results.json", mount, q);
 	char *text;

@@ -150,3 +150,20 @@ has() {
 	t4dx_ctl_echo compact prune
 	assert_file_not_exists "$ITEMS/tea"
 }
+
+@test "t4dx search: a text that starts with @ and has 33 bytes is a text unless it is an id" {
+	t4dx_start
+	printf 'team meeting notes for mondays\n' >"$ITEMS/team"
+	t4dx_wait_for 30 has 'team meeting' team || fail "team never found"
+	# 33 bytes, '@' first: a mention, not 32 hex digits
+	run "$T4DX" search "$MNT" '@team-meeting notes for mondays!!'
+	assert_success
+	assert_line --regexp '^ 1  [0-9.]+  team  team meeting notes for mondays$'
+	# an id still searches by id (the item itself left out)
+	run "$T4DX" search "$MNT" "@$(getfattr --only-values -n user.t4dx.id "$ITEMS/team")"
+	assert_success
+	refute_output --partial '  team  '
+	run "$T4DX" search "$MNT" '@0123456789abcdef0123456789abcdef'
+	assert_failure 1
+	assert_output --partial 'no item has the id'
+}
