@@ -179,7 +179,8 @@ static bool wanted(const struct search *s, const struct t4dx_entry *e)
 {
 	const struct t4dx_search_opts *o = s->o;
 	if (e->tombstone || S_ISDIR(e->mode) || e->vec_src == T4DX_VEC_NONE ||
-	    t4dx_vec_dim(e->vec) != s->dim)
+	    t4dx_vec_dim(e->vec) != s->dim ||
+	    (o->skip_ino && e->ino == o->skip_ino))
 		return false;
 	if ((o->type >= 0 && e->type != o->type) || e->kappa < o->min_kappa ||
 	    e->kappa > o->max_kappa || e->event_time_ns < o->since_ns ||

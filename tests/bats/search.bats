@@ -380,6 +380,21 @@ search_count() {
 	assert_equal "$(results "@$id")" '{"partial":false,"results":[]}'
 }
 
+@test "@ID with k=1000 gives 1000 others when more than 1000 match" {
+	local i
+	for i in $(seq 1 1002); do
+		printf 'green tea note %d\n' "$i" >"$ITEMS/t$i"
+	done
+	t4dx_wait_ctl 60 stats '.vectors.busy == false'
+	local id
+	id=$(t4dx_xattr id "$ITEMS/t1")
+	run jq '.results | length' "$MNT/search/@$id?k=1000/results.json"
+	assert_output 1000
+	run jq '[.results[].path] | index("t1")' \
+		"$MNT/search/@$id?k=1000/results.json"
+	assert_output null
+}
+
 @test "a vector of zeros finds nothing; with embedder off a text query is EINVAL, @ID works" {
 	write_topics
 	local zeros id
