@@ -163,17 +163,38 @@ int t4dx_vec_from_json(const char *s, size_t len, uint32_t dim,
 	    end != len || !json_object_is_type(a, json_type_array) ||
 	    json_object_array_length(a) != dim)
 		goto out;
+	char *txt = NULL;
 	float *x = malloc(sizeof(*x) * dim);
 	if (!x) {
 		rc = ENOMEM;
 		goto out;
 	}
+	/* json-c checked the text (an array of dim JSON numbers); the
+	 * values are read from the text itself, NUL-terminated: json-c
+	 * clamps an integer past 64 bits (1e23 written as digits would be
+	 * 1.8e19), and a JSON number reads the same through strtod (the
+	 * engine never sets a locale with another decimal point) */
+	txt = malloc(len + 1);
+	if (!txt) {
+		rc = ENOMEM;
+		goto bad;
+	}
+	memcpy(txt, s, len);
+	txt[len] = 0;
+	const char *p = txt + strspn(txt, " \t\r\n[");
 	for (uint32_t i = 0; i < dim; i++) {
 		struct json_object *e = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(e, json_type_double) &&
 		    !json_object_is_type(e, json_type_int))
 			goto bad;
-		double d = json_object_get_double(e);
+		p += strspn(p, " \t\r\n,");
+		char *num_end;
+		double d = strtod(p, &num_end);
+		if (num_end == p)
+			goto bad;
+		p = num_end;
+		if (d == 0 && json_object_is_type(e, json_type_int))
+			d = 0;          /* -0 as json-c reads it, 0 */
 		/* what rounds to a finite float: below the midpoint between
 		 * FLT_MAX and 2^128 */
 		if (!isfinite(d) || fabs(d) >= 0x1.ffffffp+127)
@@ -183,6 +204,7 @@ int t4dx_vec_from_json(const char *s, size_t len, uint32_t dim,
 	*out = t4dx_vec_new(x, dim);
 	rc = *out ? 0 : errno;
 bad:
+	free(txt);
 	free(x);
 out:
 	json_object_put(a);
