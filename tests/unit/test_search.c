@@ -1369,6 +1369,32 @@ static void differential(double min_recall, bool rnd)
 	unit_rm_rf(dir);
 }
 
+/* A hand vector may have any finite values, tiny ones too: scaled to
+ * unit length for the graph, it must not overflow (from review: values
+ * of 1e-40, below the smallest normal float, made the scale 1/|x| an
+ * infinity, the index refused the product and the whole segment was
+ * left without one, its rebuild failing the same way at every check). */
+static void test_tiny_hand_vector(void)
+{
+	const char *dir = unit_tmpdir("stiny");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 200, 4);
+	float tiny[DIM];
+	for (unsigned d = 0; d < DIM; d++)
+		tiny[d] = d % 2 ? 1e-40f : -1e-40f;
+	put_vec(db, "tiny", tiny, 0.5);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(has_file(dir, ".hnsw", NULL));
+	CHECK(indexes_match_manifest(dir));
+	/* and it is found in its direction, by the index as exactly */
+	char *t = search_text(db, tiny, 1, false);
+	CHECK(!strncmp(t, "tiny ", 5));
+	free(t);
+	CHECK(same_as_exact(db, tiny, 10));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 static void test_differential(void)
 {
 	differential(-1, false);        /* clustered, graphs measured */
@@ -1397,5 +1423,6 @@ int main(void)
 	RUN(test_best_effort_hides);
 	RUN(test_first_load_once);
 	RUN(test_differential);
+	RUN(test_tiny_hand_vector);
 	UNIT_DONE();
 }
