@@ -1395,6 +1395,40 @@ static void test_tiny_hand_vector(void)
 	unit_rm_rf(dir);
 }
 
+/* A query of any finite length, huge or tiny (an @ID of a hand vector,
+ * a command embedder's answer: neither is scaled), is answered as exact
+ * search answers it (from review: |q| past FLT_MAX made the graph's
+ * scores and the floor infinite). */
+static void test_query_length(void)
+{
+	const char *dir = unit_tmpdir("sqlen");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 300, 5);
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 300, 320, 5);     /* some in the memtable */
+	static const float scales[] = { 3e38f, 1e30f, 1e-30f, 1e-40f };
+	for (unsigned si = 0; si < 4; si++)
+		for (unsigned c = 0; c < 5; c++) {
+			float q[DIM];
+			vector_of(c, 5, q);
+			float m = 0;
+			for (unsigned d = 0; d < DIM; d++)
+				m = fabsf(q[d]) > m ? fabsf(q[d]) : m;
+			for (unsigned d = 0; d < DIM; d++)
+				q[d] = q[d] / m * scales[si];
+			char *t = search_text(db, q, 10, false);
+			char *u = search_text(db, q, 10, true);
+			if (strcmp(t, u))
+				fprintf(stderr, "scale %g:\nindex:\n%s"
+					"exact:\n%s", scales[si], t, u);
+			CHECK(!strcmp(t, u));
+			free(t);
+			free(u);
+		}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 static void test_differential(void)
 {
 	differential(-1, false);        /* clustered, graphs measured */
@@ -1424,5 +1458,6 @@ int main(void)
 	RUN(test_first_load_once);
 	RUN(test_differential);
 	RUN(test_tiny_hand_vector);
+	RUN(test_query_length);
 	UNIT_DONE();
 }
