@@ -20,6 +20,8 @@
 #   embed-cmd.sh garbage             answers a line that is not JSON
 #   embed-cmd.sh wrongdim DIM        answers DIM - 1 numbers
 #   embed-cmd.sh nan DIM             answers an array with a string in it
+#   embed-cmd.sh bigint DIM          answers 99999999999999999999999 (1e23
+#                                    written as an integer), 1, 0...
 #   embed-cmd.sh poison DIM          answers as answer, exits 3 on a text
 #                                    holding "poison" (one content it
 #                                    always crashes on)
@@ -94,6 +96,14 @@ garbage)
 wrongdim)
 	exec jq -c --unbuffered --argjson dim "$1" \
 		'{id, vector: ([range($dim - 2) | 0.5] + [1])}'
+	;;
+bigint)
+	while IFS= read -r req; do
+		id=$(jq -r .id <<<"$req")
+		zeros=$(printf ',0%.0s' $(seq 3 "$1"))
+		printf '{"id":%s,"vector":[99999999999999999999999,1%s]}\n' \
+			"$id" "$zeros"
+	done
 	;;
 nan)
 	exec jq -c --unbuffered --argjson dim "$1" \

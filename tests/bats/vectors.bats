@@ -420,6 +420,18 @@ broken() {
 		fail "alerts: $(cat "$MNT/.ctl/alerts")"
 }
 
+@test "command: an integer past 64 bits in an answer is kept as written or refused, never clamped" {
+	[[ ${T4DX_FINDINGS:-} ]] || skip "finding: json-c clamps an integer past 64 bits (1e23 written as digits reads as 1.8e19) and embed_cmd.c takes the clamped value as the vector's"
+	start_cmd 10 bigint 4
+	printf 'hello\n' >"$ITEMS/a"
+	t4dx_wait_ctl 20 stats '.vectors.busy == false'
+	run vec "$ITEMS/a"
+	if [[ $status == 0 ]]; then
+		jq -e '.[0] > 9e22' <<<"$output" >/dev/null ||
+			fail "stored $output for [99999999999999999999999,1,0,0]"
+	fi
+}
+
 @test "command: a program that hangs past timeout_s never fails a write" {
 	broken hang "$T4DX_TMP/hang.pid"
 	run grep -c 'did not answer within vector.timeout_s' "$T4DX_TMP/alerts"
