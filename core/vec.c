@@ -181,13 +181,15 @@ int t4dx_vec_from_json(const char *s, size_t len, uint32_t dim,
 	}
 	memcpy(txt, s, len);
 	txt[len] = 0;
-	const char *p = txt + strspn(txt, " \t\r\n[");
+	/* a JSON number starts with '-' or a digit; what is between two
+	 * (brackets, commas, white space) starts none */
+	const char *p = txt;
 	for (uint32_t i = 0; i < dim; i++) {
 		struct json_object *e = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(e, json_type_double) &&
 		    !json_object_is_type(e, json_type_int))
 			goto bad;
-		p += strspn(p, " \t\r\n,");
+		p += strcspn(p, "-0123456789");
 		char *num_end;
 		double d = strtod(p, &num_end);
 		if (num_end == p)
