@@ -284,6 +284,18 @@ static int merge_run(struct t4dx *db, int kind, struct t4dx_compact_run *run,
 	if (rc != T4DX_ENOTFOUND)
 		goto out;
 	rc = 0;
+	/* an input block whose vector part failed its checks was read
+	 * without its vectors (seg_block.c): writing its items so would
+	 * lose them for good, silently, with the damaged input retired.
+	 * The run fails instead; the marker has the next start quarantine
+	 * and rebuild that segment, and say what it lost */
+	for (size_t i = 0; i < nin; i++)
+		if (t4dx_seg_vec_lost(in[i])) {
+			eng_mark_damaged(db, in[i], T4DX_ECORRUPT);
+			rc = T4DX_ECORRUPT;
+		}
+	if (rc)
+		goto out;
 
 	if (w) {
 		/* the inputs' graphs go while the output's is built */

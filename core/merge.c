@@ -58,6 +58,12 @@ int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
 			t4dx_entry_clear(out);
 			return T4DX_ENOTFOUND;
 		}
+		/* served without the vectors of a vector part that failed
+		 * its checks: marked, so that the next start quarantines it
+		 * and says what it lost, rather than the loss passing
+		 * unseen until a compaction */
+		if (with_content && t4dx_seg_vec_lost(db->segs[i]))
+			eng_mark_damaged(db, db->segs[i], T4DX_ECORRUPT);
 		if (with_content && db->lru)
 			t4dx_lru_put(db->lru, out);
 		return 0;

@@ -179,7 +179,8 @@ static bool wanted(const struct search *s, const struct t4dx_entry *e)
 {
 	const struct t4dx_search_opts *o = s->o;
 	if (e->tombstone || S_ISDIR(e->mode) || e->vec_src == T4DX_VEC_NONE ||
-	    t4dx_vec_dim(e->vec) != s->dim)
+	    t4dx_vec_dim(e->vec) != s->dim ||
+	    (o->skip_ino && e->ino == o->skip_ino))
 		return false;
 	if ((o->type >= 0 && e->type != o->type) || e->kappa < o->min_kappa ||
 	    e->kappa > o->max_kappa || e->event_time_ns < o->since_ns ||
@@ -583,7 +584,20 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 	}
 	if (qn == 0)
 		return EINVAL;          /* no direction to be near */
-	struct search s = { .db = db, .q = q, .dim = dim, .qnorm = sqrt(qn),
+	/* at unit length (in double), as the indexes hold their vectors:
+	 * the graph's float scores of a query of any finite length (a hand
+	 * vector's, a command embedder's) would overflow or lose their
+	 * bits, and with them the floor and the cuts below */
+	float *qu = malloc(sizeof(*qu) * dim);
+	if (!qu)
+		return ENOMEM;
+	double len = sqrt(qn);
+	qn = 0;
+	for (uint32_t i = 0; i < dim; i++) {
+		qu[i] = (float)(q[i] / len);
+		qn += (double)qu[i] * qu[i];
+	}
+	struct search s = { .db = db, .q = qu, .dim = dim, .qnorm = sqrt(qn),
 			    .o = o };
 	s.heap = calloc(o->k, sizeof(*s.heap));
 	s.x = malloc(sizeof(*s.x) * dim);
@@ -601,6 +615,7 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 	snapshot_free(&s);
 	free(s.unread);
 	free(s.x);
+	free(qu);
 	if (!rc) {
 		qsort(s.heap, s.n, sizeof(*s.heap), cmp_hits);
 		size_t kept = 0;

@@ -176,9 +176,11 @@ static int add_vectors(struct t4dx *db, struct t4dx_seg *s,
 			for (uint32_t d = 0; d < dim; d++)
 				norm += (double)x[d] * x[d];
 			if (norm > 0) {
-				float scale = (float)(1 / sqrt(norm));
+				/* in double: 1 / |x| of values below the
+				 * smallest normal float is past FLT_MAX */
+				double len = sqrt(norm);
 				for (uint32_t d = 0; d < dim; d++)
-					x[d] *= scale;
+					x[d] = (float)(x[d] / len);
 				keys[have++] = ord;
 			}
 		}

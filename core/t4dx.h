@@ -694,6 +694,10 @@ struct t4dx_search_opts {
 	double min_kappa, max_kappa;
 	int64_t since_ns, until_ns;
 	bool exact;
+	/* An item (by ino) never among the results, 0 for none: the item
+	 * a search by its own vector is like (search/@ID), left out
+	 * before the k best are taken, not after. */
+	uint64_t skip_ino;
 	/* A segment that cannot be read is left out (as if it were not
 	 * there) instead of failing the search: for a store at level 2,
 	 * whose answer is partial anyway. */

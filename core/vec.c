@@ -174,39 +174,40 @@ int t4dx_vec_from_json(const char *s, size_t len, uint32_t dim,
 	    end != len || !json_object_is_type(a, json_type_array) ||
 	    json_object_array_length(a) != dim)
 		goto out;
+	char *txt = NULL;
 	float *x = malloc(sizeof(*x) * dim);
 	if (!x) {
 		rc = ENOMEM;
 		goto out;
 	}
-	/* json-c has checked the text: a flat array of dim JSON numbers.
-	 * Each is read again from the text, with strtod, since json-c reads
-	 * digits beyond 64 bits without an error as the nearest end of its
-	 * integers (1e41 spelt out would become 1.8e19); strtod reads every
-	 * JSON number exactly, and one beyond a double as infinity. */
-	char *txt = NULL;
+	/* json-c checked the text (an array of dim JSON numbers); the
+	 * values are read from the text itself, NUL-terminated: json-c
+	 * clamps an integer past 64 bits (1e23 written as digits would be
+	 * 1.8e19), and a JSON number reads the same through strtod (the
+	 * engine never sets a locale with another decimal point) */
+	txt = malloc(len + 1);
+	if (!txt) {
+		rc = ENOMEM;
+		goto bad;
+	}
+	memcpy(txt, s, len);
+	txt[len] = 0;
+	/* a JSON number starts with '-' or a digit; what is between two
+	 * (brackets, commas, white space) starts none */
+	const char *p = txt;
 	for (uint32_t i = 0; i < dim; i++) {
 		struct json_object *e = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(e, json_type_double) &&
 		    !json_object_is_type(e, json_type_int))
 			goto bad;
-	}
-	txt = strndup(s, len);
-	if (!txt) {
-		rc = ENOMEM;
-		goto bad;
-	}
-	const char *p = strchr(txt, '[');
-	for (uint32_t i = 0; i < dim; i++) {
-		p += strspn(p + 1, " \t\r\n,") + 1;   /* past '[' or ',' */
-		char *nend;
-		double d = strtod(p, &nend);
-		if (nend == p)
+		p += strcspn(p, "-0123456789");
+		char *num_end;
+		double d = strtod(p, &num_end);
+		if (num_end == p)
 			goto bad;
-		p = nend + strspn(nend, " \t\r\n") - 1;
-		if (d == 0 && json_object_is_type(json_object_array_get_idx(
-				      a, i), json_type_int))
-			d = 0;          /* -0 as json-c reads it: 0 */
+		p = num_end;
+		if (d == 0 && json_object_is_type(e, json_type_int))
+			d = 0;          /* -0 as json-c reads it, 0 */
 		/* what rounds to a finite float: below the midpoint between
 		 * FLT_MAX and 2^128 */
 		if (!isfinite(d) || fabs(d) >= 0x1.ffffffp+127)

@@ -377,9 +377,9 @@ int query_run(struct t4dxfs *fs, const char *name, struct answer *a)
 		return 0;               /* nothing to be near: no result */
 	}
 	if (!rc) {
-		/* one more, for the item itself */
-		if (self && q.o.k < T4DX_SEARCH_K_MAX)
-			q.o.k++;
+		/* the item itself is left out by the search, so that k
+		 * others come (k 1000 included) */
+		q.o.skip_ino = self;
 		/* at level 2, what can still be read */
 		q.o.best_effort = a->partial;
 		rc = t4dx_search(fs->db, v, dim, &q.o, &a->hits, &a->n);

@@ -22,6 +22,8 @@
 #   embed-cmd.sh nan DIM             answers an array with a string in it
 #   embed-cmd.sh bigint DIM          answers an array whose first number
 #                                    is 1e41 spelt in digits (no float)
+#   embed-cmd.sh bigint23 DIM        answers 99999999999999999999999 (1e23
+#                                    written as an integer), 1, 0...
 #   embed-cmd.sh poison DIM          answers as answer, exits 3 on a text
 #                                    holding "poison" (one content it
 #                                    always crashes on)
@@ -96,6 +98,14 @@ garbage)
 wrongdim)
 	exec jq -c --unbuffered --argjson dim "$1" \
 		'{id, vector: ([range($dim - 2) | 0.5] + [1])}'
+	;;
+bigint23)
+	while IFS= read -r req; do
+		id=$(jq -r .id <<<"$req")
+		zeros=$(printf ',0%.0s' $(seq 3 "$1"))
+		printf '{"id":%s,"vector":[99999999999999999999999,1%s]}\n' \
+			"$id" "$zeros"
+	done
 	;;
 nan)
 	exec jq -c --unbuffered --argjson dim "$1" \

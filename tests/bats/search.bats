@@ -317,6 +317,26 @@ search_count() {
 	is_top 'sourdough bread' bread
 }
 
+@test "a deleted and an overwritten item of a segment stay so in search after a kill -9" {
+	write_topics
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	echo flush >"$MNT/.ctl/compact"
+	rm "$ITEMS/tea"
+	printf 'volcano lava eruption magma\n' >"$ITEMS/bike"
+	wait_has 'volcano magma' bike
+	lacks 'green tea' tea
+	! is_top 'bicycle chain' bike || fail "$(results 'bicycle chain')"
+	t4dx_kill9
+	t4dx_start
+	# every item is a result of some score; the deleted one of none,
+	# the overwritten one by its new content only
+	lacks 'green tea' tea
+	[[ $(jq '.results | length' "$MNT/search/green tea/results.json") == 3 ]]
+	! is_top 'bicycle chain' bike || fail "$(results 'bicycle chain')"
+	is_top 'volcano magma' bike
+	is_top 'sourdough bread' bread
+}
+
 @test "results follow nrem and prune" {
 	write_topics
 	setfattr -n user.t4dx.importance -v 0.05 "$ITEMS/bread"
@@ -378,6 +398,21 @@ search_count() {
 	printf '\x00\x01\x02binary' >"$ITEMS/blob"
 	id=$(t4dx_xattr id "$ITEMS/blob")
 	assert_equal "$(results "@$id")" '{"partial":false,"results":[]}'
+}
+
+@test "@ID with k=1000 gives 1000 others when more than 1000 match" {
+	local i
+	for i in $(seq 1 1002); do
+		printf 'green tea note %d\n' "$i" >"$ITEMS/t$i"
+	done
+	t4dx_wait_ctl 60 stats '.vectors.busy == false'
+	local id
+	id=$(t4dx_xattr id "$ITEMS/t1")
+	run jq '.results | length' "$MNT/search/@$id?k=1000/results.json"
+	assert_output 1000
+	run jq '[.results[].path] | index("t1")' \
+		"$MNT/search/@$id?k=1000/results.json"
+	assert_output null
 }
 
 @test "a vector of zeros finds nothing; with embedder off a text query is EINVAL, @ID works" {

@@ -1288,6 +1288,154 @@ static void test_scan_filter_floor(void)
 	unit_rm_rf(dir);
 }
 
+/* Indexed and exact search agree on a store of several indexed
+ * segments with items deleted and overwritten across them, under
+ * every filter, for k from 1 to past the count of matches. */
+static void differential(double min_recall, bool rnd)
+{
+	const char *dir = unit_tmpdir("sdiff");
+	struct t4dx *db = min_recall < 0 ? open_db(dir, 0) :
+			  open_tuned(dir, min_recall);
+	uint64_t d1 = mkdir_in(db, R, "d1"), d2 = mkdir_in(db, d1, "d2");
+	uint64_t dirs[3] = { R, d1, d2 };
+	unsigned st = 4242;
+	for (unsigned round = 0; round < 4; round++) {
+		for (unsigned j = 0; j < 300; j++) {
+			unsigned i = round < 2 ? round * 300 + j :
+				     (unsigned)((unit_rnd(&st) + 1) * 300) % 600;
+			char name[32];
+			float x[DIM];
+			snprintf(name, sizeof(name), "item-%05u", i);
+			uint64_t at = dirs[i % 3];
+			if (round >= 2 && j % 3 == 0) {
+				t4dx_delete(db, at, name, strlen(name), false,
+					    0, NULL);
+				continue;
+			}
+			if (rnd)
+				random_vector(i * 7 + round, x);
+			else
+				vector_of(i * 7 + round, 6, x);
+			struct t4dx_entry e;
+			memset(&e, 0, sizeof(e));
+			REQUIRE(t4dx_entry_set_key(&e, at, name,
+						   strlen(name)) == 0);
+			e.mode = S_IFREG | 0644;
+			e.kappa = (double)(i % 10) / 10;
+			e.type = (uint8_t)(i % 3);
+			e.event_time_ns = (int64_t)i * 1000;
+			e.vec_src = T4DX_VEC_HAND;
+			e.vec = t4dx_vec_new(x, DIM);
+			REQUIRE(e.vec && t4dx_put(db, &e, 0, NULL) == 0);
+			t4dx_entry_clear(&e);
+		}
+		if (round < 3)
+			REQUIRE(t4dx_flush(db) == 0);
+	}
+	CHECK(has_file(dir, ".hnsw", NULL));
+	unsigned bad = 0;
+	for (unsigned qi = 0; qi < 60; qi++) {
+		float q[DIM];
+		if (rnd)
+			random_vector(qi * 13 + 500000, q);
+		else
+			vector_of(qi * 13 + 5, 6, q);
+		struct t4dx_search_opts o;
+		t4dx_search_defaults(&o);
+		static const uint32_t ks[] = { 1, 3, 10, 50, 200, 1000 };
+		o.k = ks[qi % 6];
+		switch (qi / 6 % 6) {
+		case 1: o.under = d1; break;
+		case 2: o.type = 1; break;
+		case 3: o.min_kappa = 0.65; break;
+		case 4: o.since_ns = 100000; o.until_ns = 200000; break;
+		case 5: o.under = d2; o.max_kappa = 0.35; break;
+		}
+		o.exact = false;
+		char *a = search_text_opts(db, q, &o);
+		o.exact = true;
+		char *b = search_text_opts(db, q, &o);
+		if (strcmp(a, b)) {
+			bad++;
+			fprintf(stderr, "query %u (k %u, case %u) differs:\n"
+				"index:\n%sexact:\n%s", qi, o.k, qi / 6 % 6,
+				a, b);
+		}
+		free(a);
+		free(b);
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A hand vector may have any finite values, tiny ones too: scaled to
+ * unit length for the graph, it must not overflow (from review: values
+ * of 1e-40, below the smallest normal float, made the scale 1/|x| an
+ * infinity, the index refused the product and the whole segment was
+ * left without one, its rebuild failing the same way at every check). */
+static void test_tiny_hand_vector(void)
+{
+	const char *dir = unit_tmpdir("stiny");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 200, 4);
+	float tiny[DIM];
+	for (unsigned d = 0; d < DIM; d++)
+		tiny[d] = d % 2 ? 1e-40f : -1e-40f;
+	put_vec(db, "tiny", tiny, 0.5);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK(has_file(dir, ".hnsw", NULL));
+	CHECK(indexes_match_manifest(dir));
+	/* and it is found in its direction, by the index as exactly */
+	char *t = search_text(db, tiny, 1, false);
+	CHECK(!strncmp(t, "tiny ", 5));
+	free(t);
+	CHECK(same_as_exact(db, tiny, 10));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A query of any finite length, huge or tiny (an @ID of a hand vector,
+ * a command embedder's answer: neither is scaled), is answered as exact
+ * search answers it (from review: |q| past FLT_MAX made the graph's
+ * scores and the floor infinite). */
+static void test_query_length(void)
+{
+	const char *dir = unit_tmpdir("sqlen");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 300, 5);
+	REQUIRE(t4dx_flush(db) == 0);
+	put_items(db, 300, 320, 5);     /* some in the memtable */
+	static const float scales[] = { 3e38f, 1e30f, 1e-30f, 1e-40f };
+	for (unsigned si = 0; si < 4; si++)
+		for (unsigned c = 0; c < 5; c++) {
+			float q[DIM];
+			vector_of(c, 5, q);
+			float m = 0;
+			for (unsigned d = 0; d < DIM; d++)
+				m = fabsf(q[d]) > m ? fabsf(q[d]) : m;
+			for (unsigned d = 0; d < DIM; d++)
+				q[d] = q[d] / m * scales[si];
+			char *t = search_text(db, q, 10, false);
+			char *u = search_text(db, q, 10, true);
+			if (strcmp(t, u))
+				fprintf(stderr, "scale %g:\nindex:\n%s"
+					"exact:\n%s", scales[si], t, u);
+			CHECK(!strcmp(t, u));
+			free(t);
+			free(u);
+		}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+static void test_differential(void)
+{
+	differential(-1, false);        /* clustered, graphs measured */
+	differential(1.01, true);       /* random, every index scanned */
+	differential(-1, true);         /* random, measured */
+}
+
 int main(void)
 {
 	RUN(test_index_written);
@@ -1308,5 +1456,8 @@ int main(void)
 	RUN(test_retired_index);
 	RUN(test_best_effort_hides);
 	RUN(test_first_load_once);
+	RUN(test_differential);
+	RUN(test_tiny_hand_vector);
+	RUN(test_query_length);
 	UNIT_DONE();
 }

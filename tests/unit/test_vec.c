@@ -138,11 +138,34 @@ static void test_json(void)
 	}
 }
 
+/* An integer past 64 bits is a JSON number like any other and fits a
+ * float: it is kept as written, not as the integer parser's clamp (from
+ * review: 1e23 written as digits read back as 1.8e19, its negative as
+ * -9.2e18, silently). */
+static void test_json_big_integers(void)
+{
+	static const char in[] =
+		"[99999999999999999999999, -99999999999999999999999, "
+		"18446744073709551616, 9223372036854775807]";
+	struct t4dx_blob *v = NULL;
+	CHECK(!t4dx_vec_from_json(in, strlen(in), 4, &v));
+	REQUIRE(v);
+	float x[4];
+	t4dx_vec_get(v, x);
+	CHECK(x[0] == 1e23f && x[1] == -1e23f);
+	CHECK(x[2] == 18446744073709551616.0f);
+	CHECK(x[3] == 9223372036854775807.0f);
+	if (x[0] != 1e23f || x[1] != -1e23f)
+		fprintf(stderr, "read %g %g\n", x[0], x[1]);
+	t4dx_blob_unref(v);
+}
+
 int main(void)
 {
 	RUN(test_new_and_bytes);
 	RUN(test_src_names);
 	RUN(test_b64);
 	RUN(test_json);
+	RUN(test_json_big_integers);
 	UNIT_DONE();
 }
