@@ -134,6 +134,23 @@ static bool held_newer(struct t4dx *db, size_t from,
 	return false;
 }
 
+/* A salvaged entry whose block lost its vector part (read without
+ * vectors, vec_src NONE) and the archive's entry of the same version
+ * (the same LSN: every change of an item, a vector's too, gives it the
+ * record's LSN) that has one: the archive's vector is the item's, so a
+ * vector set by hand survives the rebuild whenever the archive reaches
+ * back to the record that set it.  Entries of different versions are
+ * left as they are. */
+static void take_vector(struct t4dx_entry *g, const struct t4dx_entry *a)
+{
+	if (g->vec_src != T4DX_VEC_NONE || a->vec_src == T4DX_VEC_NONE ||
+	    a->lsn != g->lsn)
+		return;
+	t4dx_blob_unref(g->vec);
+	g->vec = a->vec ? t4dx_blob_ref(a->vec) : NULL;
+	g->vec_src = a->vec_src;
+}
+
 /* Rebuild the segment ms names.  damaged: the segment itself, if it
  * could be opened (its footer and index are whole), else NULL.  Its
  * blocks that still read back whole are exact: their entries are kept as
@@ -204,6 +221,8 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 			t4dx_key_cmp(g->parent, g->name, g->name_len,
 				     a->parent, a->name, a->name_len);
 		if (c <= 0) {
+			if (c == 0)
+				take_vector((struct t4dx_entry *)g, a);
 			v[n++] = (struct t4dx_entry *)g;
 			kept++;
 			g = t4dx_mem_next(good, g);

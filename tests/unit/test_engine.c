@@ -1791,15 +1791,18 @@ static void test_rebuild_salvage(void)
 /* One flipped byte in a vector part, and no archive to rebuild from:
  * the block's items keep their content and attributes, without vectors
  * (from review: every item of the block was lost, content and all). */
-static void test_rebuild_vectors_lost(void)
+static void rebuild_vectors_lost(bool archive)
 {
-	const char *dir = unit_tmpdir("vlost");
+	const char *dir = unit_tmpdir(archive ? "vlosta" : "vlost");
 	char d[512], name[16], path[700], text[64];
 	snprintf(d, sizeof(d), "%s", dir);
 	const uint64_t R = T4DX_ROOT_INO;
 	struct t4dx_config cfg;
 	t4dx_config_defaults(&cfg);
-	cfg.wal.archive_max_bytes = 0;
+	if (archive)
+		strcpy(cfg.vector.embedder, "off");
+	else
+		cfg.wal.archive_max_bytes = 0;
 	struct t4dx *db = open_db(d, &cfg);
 	float x[256];
 	for (int i = 0; i < 5; i++) {
@@ -1862,11 +1865,34 @@ static void test_rebuild_vectors_lost(void)
 				 &e) == 0);
 		CHECK(e.content && e.content->len == strlen(text) &&
 		      !memcmp(e.content->data, text, strlen(text)));
-		CHECK(e.vec == NULL && e.vec_src == T4DX_VEC_NONE);
+		if (!archive) {
+			CHECK(e.vec == NULL && e.vec_src == T4DX_VEC_NONE);
+		} else {
+			/* the archive holds the records that set them: the
+			 * rebuild gives them back (from review: the salvaged
+			 * entry, without its vector, won over the archive's) */
+			for (int j = 0; j < 256; j++)
+				x[j] = (float)((i * 256 + j) % 97) / 97.0f - 0.5f;
+			struct t4dx_blob *want = t4dx_vec_new(x, 256);
+			CHECK(e.vec_src == T4DX_VEC_HAND &&
+			      t4dx_vec_equal(e.vec, want));
+			t4dx_blob_unref(want);
+		}
 		t4dx_entry_clear(&e);
 	}
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(d);
+}
+
+static void test_rebuild_vectors_lost(void)
+{
+	rebuild_vectors_lost(false);
+}
+
+/* The same with the WAL archive: the hand vectors come back. */
+static void test_rebuild_vectors_archive(void)
+{
+	rebuild_vectors_lost(true);
 }
 
 /* A flipped byte in a vector part, read first by a full compaction
@@ -3322,6 +3348,7 @@ int main(void)
 	RUN(test_rebuild);
 	RUN(test_rebuild_salvage);
 	RUN(test_rebuild_vectors_lost);
+	RUN(test_rebuild_vectors_archive);
 	RUN(test_compact_vectors_lost);
 	RUN(test_manifest_format);
 	RUN(test_rebuild_salvage_readonly);
