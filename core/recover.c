@@ -183,7 +183,8 @@ static int rebuild_segment(struct t4dx *db, const struct t4dx_manifest_seg *ms,
 				"segment %s: a damaged vector part cost its "
 				"block's vectors (content and attributes "
 				"kept): the embedder computes them again, "
-				"vectors set by hand are gone",
+				"vectors set by hand come back only from "
+				"the WAL archive",
 				t4dx_seg_path(damaged));
 	rb.total = t4dx_wal_files_bytes(db->wal_dir, true);
 	if (db->rebuild_fn)
