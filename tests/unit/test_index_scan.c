@@ -486,15 +486,18 @@ static void test_scan_tiny_query(void)
 	free(keys);
 }
 
-/* s12 review (a finding, not fixed): the guard reads every vector
- * whenever the walk's best scores below bg, the 90th percentile of the
- * segment's own pairs.  Where queries are less alike the stored vectors
- * than these are alike each other (all share a common direction, the
- * queries less of it: query and passage embeddings of one model), that
- * is most searches, each then as slow as exact search: 20,000 such
- * vectors of dim 256 measured 0.75 ms a search without the guard, 7.9
- * ms with it.  Here 10,000: the guarded search should cost at most 3
- * times the walk.  Run with T4DX_FINDINGS=1 (timing). */
+/* The guard reads every vector only when the walk found nothing that
+ * stands out of the query's own background: where queries are less
+ * alike the stored vectors than these are alike each other (all share a
+ * common direction, the queries less of it: query and passage
+ * embeddings of one model), every walk's best scores below bg, the 90th
+ * percentile of the segment's own pairs, yet finds the query's cluster
+ * well above what random nodes give it.  s12 review: the guard then read
+ * the whole segment at most searches (20,000 such vectors of dim 256:
+ * 0.75 ms a search without the guard, 7.9 ms with it).  Here 10,000 of
+ * them: at most 1 search in 10 reads every vector, and the answers are
+ * the walk's (the times are printed, not compared: the machine is
+ * shared). */
 static double now_s(void)
 {
 	struct timespec t;
@@ -513,12 +516,6 @@ static void unit_len(float *x, uint32_t dim)
 
 static void test_guard_cost(void)
 {
-	if (!getenv("T4DX_FINDINGS")) {
-		fprintf(stderr, "skip: finding: the guard reads every vector "
-			"of most searches where queries are less alike the "
-			"vectors than they are alike each other\n");
-		return;
-	}
 	const size_t n = 10000, nc = 200, nq = 200;
 	const uint32_t dim = 256;
 	float *c0 = random_unit(1, dim), *cen = random_unit(nc, dim);
@@ -542,20 +539,30 @@ static void test_guard_cost(void)
 		unit_len(x, dim);
 	}
 	REQUIRE(t4dx_index_build(dim, 16, 40, keys, v, n, &ix) == 0);
+	float best[200];
 	double t0 = now_s();
-	for (size_t i = 0; i < nq; i++)
+	for (size_t i = 0; i < nq; i++) {
 		REQUIRE(t4dx_index_search(ix, q + i * dim, 40, 256, h,
 					  &nh) == 0);
+		best[i] = nh ? h[0].score : -INFINITY;
+	}
 	double walk = now_s() - t0;
 	REQUIRE(t4dx_index_tune(ix, 256, 0) == 0);
+	CHECK(t4dx_index_full_reads(ix) == 0);
+	unsigned worse = 0;
 	t0 = now_s();
-	for (size_t i = 0; i < nq; i++)
+	for (size_t i = 0; i < nq; i++) {
 		REQUIRE(t4dx_index_search(ix, q + i * dim, 40, 256, h,
 					  &nh) == 0);
+		worse += nh != 40 || h[0].score < best[i];
+	}
 	double guarded = now_s() - t0;
-	fprintf(stderr, "per search: walk %.2f ms, guarded %.2f ms\n",
-		walk * 1e3 / nq, guarded * 1e3 / nq);
-	CHECK(guarded < 3 * walk);
+	unsigned long long full = t4dx_index_full_reads(ix);
+	fprintf(stderr, "per search: walk %.2f ms, guarded %.2f ms; %llu "
+		"of %zu read every vector\n", walk * 1e3 / nq,
+		guarded * 1e3 / nq, full, nq);
+	CHECK(full <= nq / 10);
+	CHECK_EQ_INT(worse, 0);
 	t4dx_index_free(ix);
 	free(c0);
 	free(cen);
