@@ -759,6 +759,41 @@ static void guarded_search(const struct t4dx_index *ix,
 	*nhits = have;
 }
 
+/*
+ * Graph mode for a query of any length.  The graph compares by distance,
+ * 1 - score: a query shorter than about 1e-7 scores every node 1.0f
+ * there, and the walk wanders (a vector set by hand, search/@ID of it, a
+ * command embedder's answer).  So the walk and its guard take the query
+ * scaled by a power of two to a length in [1, 2) (exact but for
+ * subnormal values, which it makes exact), the floor with it; the hits'
+ * scores are scaled back by the same power of two, which gives exactly
+ * the query's own scores as exact search computes them, but where a
+ * product underflows to a subnormal (a query shorter than about 1e-35,
+ * where the last bits may differ).  May throw.
+ */
+static void any_length_search(const struct t4dx_index *ix, const float *q,
+			      uint32_t k, uint32_t ef, float floor,
+			      struct t4dx_index_hit *hits, uint32_t *nhits)
+{
+	double qq = 0;
+	for (uint32_t d = 0; d < ix->dim; d++)
+		qq += (double)q[d] * q[d];
+	int e = qq > 0 ? -std::ilogb(std::sqrt(qq)) : 0;
+	/* within a factor 16 of unit length: as is */
+	if (e >= -4 && e <= 4) {
+		guarded_search(ix, ix->iso, ix->bg, ix->gap, q, k, ef, floor,
+			       hits, nhits);
+		return;
+	}
+	std::vector<float> qs(ix->dim);
+	for (uint32_t d = 0; d < ix->dim; d++)
+		qs[d] = std::ldexp(q[d], e);
+	guarded_search(ix, ix->iso, ix->bg, ix->gap, qs.data(), k, ef,
+		       std::ldexp(floor, e), hits, nhits);
+	for (uint32_t i = 0; i < *nhits; i++)
+		hits[i].score = std::ldexp(hits[i].score, -e);
+}
+
 int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 			    uint32_t k, uint32_t ef, float floor,
 			    struct t4dx_index_hit *hits, uint32_t *nhits)
@@ -779,8 +814,7 @@ int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 		if (ix->codes)
 			return scan_search(ix, ix->codes, q, k, floor, hits,
 					   nhits);
-		guarded_search(ix, ix->iso, ix->bg, ix->gap, q, k, ef, floor,
-			       hits, nhits);
+		any_length_search(ix, q, k, ef, floor, hits, nhits);
 	} catch (...) {
 		*nhits = 0;
 		return exception_rc();

@@ -486,6 +486,55 @@ static void test_scan_tiny_query(void)
 	free(keys);
 }
 
+/* Queries of tiny length in graph mode (a vector set by hand, search/@ID
+ * of it, a command embedder's answer): the walk finds what it finds for
+ * the same query at unit length, scored at the query's length.  Below
+ * about 1e-7 the graph's distance (1 - score) was 1.0f for every node
+ * and an untuned graph's walk wandered (s12 review). */
+static void test_graph_tiny_query(void)
+{
+	const size_t n = 2000;
+	const uint32_t dim = 64;
+	float *v = random_unit(n, dim), *q = random_unit(10, dim);
+	uint32_t *keys = keys_for(n);
+	struct t4dx_index *ix;
+	static const float len[] = { 1e-8f, 1e-20f, 1e-30f };
+	struct t4dx_index_hit want[10], got[10];
+	uint32_t nw, ng;
+	float qq[64];
+
+	REQUIRE(t4dx_index_build(dim, 16, 100, keys, v, n, &ix) == 0);
+	for (int tuned = 0; tuned < 2; tuned++) {
+		if (tuned)      /* graph mode with its guard */
+			REQUIRE(t4dx_index_tune(ix, 64, 0) == 0);
+		unsigned same = 0, total = 0;
+		for (unsigned i = 0; i < 10; i++) {
+			REQUIRE(t4dx_index_search(ix, q + i * dim, 10, 64,
+						  want, &nw) == 0);
+			for (unsigned s = 0; s < 3; s++, total++) {
+				for (uint32_t d = 0; d < dim; d++)
+					qq[d] = q[i * dim + d] * len[s];
+				REQUIRE(t4dx_index_search(ix, qq, 10, 64, got,
+							  &ng) == 0);
+				bool ok = ng == nw;
+				for (uint32_t j = 0; ok && j < ng; j++)
+					ok = got[j].key == want[j].key &&
+					     fabsf(got[j].score / len[s] -
+						   want[j].score) < 1e-5f;
+				same += ok;
+			}
+		}
+		if (same != total)
+			fprintf(stderr, "tuned %d: %u of %u as at unit "
+				"length\n", tuned, same, total);
+		CHECK_EQ_INT(same, total);
+	}
+	t4dx_index_free(ix);
+	free(v);
+	free(q);
+	free(keys);
+}
+
 /* The guard reads every vector only when the walk found nothing that
  * stands out of the query's own background: where queries are less
  * alike the stored vectors than these are alike each other (all share a
@@ -657,5 +706,6 @@ int main(void)
 	RUN(test_isolated);
 	RUN(test_lone_pair);
 	RUN(test_guard_cost);
+	RUN(test_graph_tiny_query);
 	UNIT_DONE();
 }

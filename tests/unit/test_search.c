@@ -1193,6 +1193,49 @@ static void test_best_effort_hides(void)
 	unit_rm_rf(dir);
 }
 
+/* A query of tiny length (a vector set by hand, search/@ID of it, a
+ * command embedder's answer) searched through a graph-mode index answers
+ * as exact search does.  s12 review: below about 1e-7 the graph's
+ * distance (1 - score) was the same for every node, and the walk
+ * wandered. */
+static void test_tiny_query(void)
+{
+	const char *dir = unit_tmpdir("stiny");
+	struct t4dx *db = open_db(dir, 0);
+	put_items(db, 0, 400, 10);
+	REQUIRE(t4dx_flush(db) == 0);
+	static const float len[] = { 1, 1e-10f, 1e-25f };
+	unsigned same = 0;
+	for (unsigned i = 0; i < 10; i++) {
+		float q[DIM];
+		vector_of(i * 3 + 1, 10, q);
+		double n = 0;
+		for (unsigned d = 0; d < DIM; d++)
+			n += (double)q[d] * q[d];
+		for (unsigned d = 0; d < DIM; d++)
+			q[d] = (float)(q[d] / sqrt(n));
+		char *want = search_text(db, q, 10, true);
+		for (unsigned s = 0; s < 3; s++) {
+			float qq[DIM];
+			for (unsigned d = 0; d < DIM; d++)
+				qq[d] = q[d] * len[s];
+			char *got = search_text(db, qq, 10, false);
+			if (strcmp(got, want))
+				fprintf(stderr, "length %g:\n%sexact:\n%s",
+					len[s], got, want);
+			same += !strcmp(got, want);
+			free(got);
+		}
+		free(want);
+	}
+	CHECK_EQ_INT(same, 30);
+	struct t4dx_index_modes m;
+	t4dx_index_modes(db, &m);
+	CHECK_EQ_INT(m.graph, 1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* The first searches of a segment load its index once: those arriving
  * while the first one loads and tunes it (seconds at 100,000 vectors)
  * wait for it rather than load and tune a copy of their own (about
@@ -1315,5 +1358,6 @@ int main(void)
 	RUN(test_retired_index);
 	RUN(test_best_effort_hides);
 	RUN(test_first_load_once);
+	RUN(test_tiny_query);
 	UNIT_DONE();
 }
