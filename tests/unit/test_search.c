@@ -1135,13 +1135,21 @@ static void test_best_effort_hides(void)
 	const char *dir = unit_tmpdir("sbest");
 	struct t4dx *db = open_db(dir, 0);
 	put_items(db, 0, 300, 5);
-	REQUIRE(t4dx_flush(db) == 0);
 	float q[DIM], far[DIM];
 	vector_of(0, 5, q);             /* cluster 0: items 0, 5, 10, ... */
+	/* the best matches, in a directory renamed in the newer segment */
+	uint64_t old = mkdir_in(db, R, "old");
+	for (unsigned i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "in-%u", i);
+		put_vec_in(db, old, name, q, 0.5);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
 	for (unsigned d = 0; d < DIM; d++)
 		far[d] = -q[d];
 	CHECK_EQ_INT(t4dx_delete(db, R, "item-00000", 10, false, 0, NULL), 0);
 	put_vec(db, "item-00005", far, 0.5);
+	REQUIRE(t4dx_rename(db, R, "old", 3, R, "new", 3, 0, NULL) == 0);
 	REQUIRE(t4dx_flush(db) == 0);
 	/* the newer segment: the highest id */
 	char seg[64], newest[64] = "";
@@ -1176,13 +1184,17 @@ static void test_best_effort_hides(void)
 	struct t4dx_hit *h;
 	size_t n;
 	CHECK_EQ_INT(t4dx_search(db, q, DIM, &o, &h, &n), 0);
-	bool gone = false, moved = false;
+	bool gone = false, moved = false, renamed = false;
 	for (size_t i = 0; i < n; i++) {
 		gone |= !strcmp(h[i].path, "item-00000");
 		moved |= !strcmp(h[i].path, "item-00005");
+		renamed |= !strncmp(h[i].path, "old/", 4);
 	}
 	CHECK(!gone);                   /* deleted in the unread segment */
 	CHECK(!moved);                  /* moved far in it */
+	/* their directory renamed in it: not under a name it left (the
+	 * new one is in the unread segment: not given either) */
+	CHECK(!renamed);
 	CHECK(n > 0);                   /* the rest of cluster 0 */
 	t4dx_hits_free(h, n);
 	atomic_store(&fail_now, false);
