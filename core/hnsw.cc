@@ -109,6 +109,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <new>
 #include <queue>
 #include <shared_mutex>
@@ -127,6 +128,35 @@ extern "C" {
 
 typedef hnswlib::HierarchicalNSW<float> graph_t;
 typedef hnswlib::tableint node_t;
+
+/*
+ * LEVELS.  hnswlib 0.6.2 draws the random level of a new node from one
+ * generator per graph (level_generator_) without a lock, and the two
+ * threads of a segment's build (seg_index.c) add nodes at once: a data
+ * race (ThreadSanitizer), whose draws could repeat, so that the levels,
+ * the upper lists' bytes and the file's size changed from one build of
+ * the same vectors to the next.  The library's draw is a plain member
+ * function of the class template: this explicit specialization for our
+ * graph type, seen before any use of it, replaces it with the same draw
+ * under a lock (a few nanoseconds a node, next to the node's insert).
+ * The levels are then the generator's first draws, whichever thread
+ * takes which; only the graph's links vary with the interleaving.
+ */
+static std::mutex level_mu;
+
+namespace hnswlib {
+template <>
+int HierarchicalNSW<float>::getRandomLevel(double reverse_size)
+{
+	std::uniform_real_distribution<double> unit(0.0, 1.0);
+	double u;
+	{
+		std::lock_guard<std::mutex> hold(level_mu);
+		u = unit(level_generator_);
+	}
+	return (int)(-std::log(u) * reverse_size);
+}
+}
 
 static const char MAGIC[8] = { 'T', '4', 'D', 'X', 'H', 'N', 'S', 'W' };
 enum { FORMAT_VERSION = 1, HDR_LEN = 64, PARAMS_LEN = 96 };

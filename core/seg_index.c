@@ -30,9 +30,8 @@
  * at nice 19, which takes only CPU nobody else wants, so that an idle
  * machine builds on two cores and a busy one leaves the second core to
  * writers.  hnswlib inserts concurrently under its own per-node locks
- * (the random level of a new node is drawn from one generator without a
- * lock, as in the library's own parallel build: a draw may repeat, which
- * changes no link's validity).
+ * (and the random level of a new node is drawn under a lock of hnsw.cc's,
+ * "LEVELS").
  *
  * Memory of a full compaction.  nrem and prune build the index of all
  * live items while the inputs' indexes, loaded by searches, are still
