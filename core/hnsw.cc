@@ -140,7 +140,15 @@ typedef hnswlib::tableint node_t;
  * graph type, seen before any use of it, replaces it with the same draw
  * under a lock (a few nanoseconds a node, next to the node's insert).
  * The levels are then the generator's first draws, whichever thread
- * takes which; only the graph's links vary with the interleaving.
+ * takes which; only the graph's links vary with the interleaving.  One
+ * race of the library is left, which no specialization short of a copy
+ * of addPoint can close: an insert reads enterpoint_node_ after it let
+ * go of the lock (global) under which an insert of a node of a new top
+ * level writes it.  That read gets the old entry point or the new one,
+ * each a node in place with its lists under their own locks (a 4-byte
+ * aligned word: never torn on the machines this runs on), so a walk
+ * starts from one or the other; ThreadSanitizer reports it, at most once
+ * a build that makes a new top level (test_index's two-thread builds).
  */
 static std::mutex level_mu;
 
