@@ -713,9 +713,6 @@ static int scan_search(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 	return 0;
 }
 
-/* Graph mode (ix->use held shared, the graph there): the walk, then the
- * isolated nodes iso scored exactly, or every node when the walk found
- * nothing above bg and the caller may need such nodes.  May throw. */
 #define GUARD_PROBES 64
 
 /* The 90th percentile of q's scores against GUARD_PROBES nodes spread
@@ -734,6 +731,10 @@ static float query_background(const struct t4dx_index *ix, const float *q)
 	return s[p * 9 / 10];
 }
 
+/* Graph mode (ix->use held shared, the graph there): the walk, then the
+ * isolated nodes iso scored exactly, or every node when the walk found
+ * nothing above bg nor clearly above the query's own background (see
+ * "ISOLATED NODES") and the caller may need such nodes.  May throw. */
 static void guarded_search(const struct t4dx_index *ix,
 			   const std::vector<node_t> *iso, float bg,
 			   float gap, const float *q, uint32_t k, uint32_t ef,
