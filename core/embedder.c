@@ -457,12 +457,27 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 			t4dx_entry_clear(&e);
 			return EINPROGRESS;
 		}
-		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
-				"the embedder program (vector.command) failed "
-				"%u times on the content of \"%.*s\" (%zu "
-				"bytes), which gets no vector until it "
-				"changes", k->fails, (int)len, name,
-				e.content->len);
+		/* named by its path under items/, as search results name
+		 * it (this thread is off the write path); else by its name
+		 * and its directory's inode */
+		char *path = NULL;
+		if (eng_path_of(db, parent, name, len, &path) == 0)
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+					"the embedder program (vector.command) "
+					"failed %u times on the content of "
+					"\"%s\" (%zu bytes), which gets no "
+					"vector until it changes", k->fails,
+					path, e.content->len);
+		else
+			t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+					"the embedder program (vector.command) "
+					"failed %u times on the content of "
+					"\"%.*s\" in directory inode %llu (%zu "
+					"bytes), which gets no vector until it "
+					"changes", k->fails, (int)len, name,
+					(unsigned long long)parent,
+					e.content->len);
+		free(path);
 		*failed = false;        /* done: marked */
 		rc = ENODATA;
 	}

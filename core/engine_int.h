@@ -417,6 +417,15 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 		     uint64_t seen, int src, struct t4dx_blob *v,
 		     uint64_t *lsn);
 
+/* search.c */
+/* The path below items/ of the entry at (parent, name), as a search's
+ * results name it ("a/b/name", malloc'd into *out): from the directories
+ * of the memtables and of every segment (kept with each once read), so
+ * not for the write path.  0; ENOENT if a directory on the way is not
+ * live (or in a segment that cannot be read); ENOMEM. */
+int eng_path_of(struct t4dx *db, uint64_t parent, const char *name,
+		size_t len, char **out);
+
 /* embedder.c */
 /* Start the thread (vector.embedder "builtin" or "command"; else
  * nothing), which first

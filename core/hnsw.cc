@@ -66,7 +66,19 @@
  * graph mode a search scores those exactly besides the walk, and reads
  * the whole graph's vectors when the walk found nothing above bg
  * (unless the caller's floor is above bg: what it needs is then far
- * from a typical pair, where the walk has a way in).
+ * from a typical pair, where the walk has a way in) nor clearly above
+ * what this query's own background is.  The latter is the 90th
+ * percentile of its scores against GUARD_PROBES nodes spread over the
+ * graph (qbg); "clearly" is half the gap between a node's typical
+ * nearest link and bg (the median of the nodes' best links, less bg).
+ * So a query less alike the stored vectors than they are alike each
+ * other (query and passage embeddings of one model: all share a common
+ * direction, the queries less of it), whose every score is below bg,
+ * is not read whole when its walk found a neighbourhood standing out
+ * of its own background as neighbours stand out of bg; a query that
+ * found nothing standing out as much (a lone pair of notes no walk
+ * reaches: its best is a note sharing a word, a little above the rest)
+ * still is.
  *
  * UNDER ADDRESSSANITIZER the library is built without its SSE code.
  * While inserting, hnswlib 0.6.2 computes a prefetch address from the
@@ -97,6 +109,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <new>
 #include <queue>
 #include <shared_mutex>
@@ -115,6 +128,43 @@ extern "C" {
 
 typedef hnswlib::HierarchicalNSW<float> graph_t;
 typedef hnswlib::tableint node_t;
+
+/*
+ * LEVELS.  hnswlib 0.6.2 draws the random level of a new node from one
+ * generator per graph (level_generator_) without a lock, and the two
+ * threads of a segment's build (seg_index.c) add nodes at once: a data
+ * race (ThreadSanitizer), whose draws could repeat, so that the levels,
+ * the upper lists' bytes and the file's size changed from one build of
+ * the same vectors to the next.  The library's draw is a plain member
+ * function of the class template: this explicit specialization for our
+ * graph type, seen before any use of it, replaces it with the same draw
+ * under a lock (a few nanoseconds a node, next to the node's insert).
+ * The levels are then the generator's first draws, whichever thread
+ * takes which; only the graph's links vary with the interleaving.  One
+ * race of the library is left, which no specialization short of a copy
+ * of addPoint can close: an insert reads enterpoint_node_ after it let
+ * go of the lock (global) under which an insert of a node of a new top
+ * level writes it.  That read gets the old entry point or the new one,
+ * each a node in place with its lists under their own locks (a 4-byte
+ * aligned word: never torn on the machines this runs on), so a walk
+ * starts from one or the other; ThreadSanitizer reports it, at most once
+ * a build that makes a new top level (test_index's two-thread builds).
+ */
+static std::mutex level_mu;
+
+namespace hnswlib {
+template <>
+int HierarchicalNSW<float>::getRandomLevel(double reverse_size)
+{
+	std::uniform_real_distribution<double> unit(0.0, 1.0);
+	double u;
+	{
+		std::lock_guard<std::mutex> hold(level_mu);
+		u = unit(level_generator_);
+	}
+	return (int)(-std::log(u) * reverse_size);
+}
+}
 
 static const char MAGIC[8] = { 'T', '4', 'D', 'X', 'H', 'N', 'S', 'W' };
 enum { FORMAT_VERSION = 1, HDR_LEN = 64, PARAMS_LEN = 96 };
@@ -229,6 +279,9 @@ struct t4dx_index {
 	 * NaN: no guard (not tuned). */
 	std::vector<node_t> *iso;
 	float bg;
+	float gap;              /* median best link less bg; NaN with bg */
+	/* searches that read every vector (the guard's fallback) */
+	mutable std::atomic<uint64_t> full_reads;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -328,6 +381,8 @@ static int make_index(uint32_t dim, uint32_t m, uint32_t efc, size_t n,
 	ix->recall = NAN;
 	ix->iso = NULL;
 	ix->bg = NAN;
+	ix->gap = NAN;
+	ix->full_reads.store(0);
 	try {
 		ix->space = new ip_space(dim);
 		ix->g = new graph_t(ix->space, std::max<size_t>(n, 1), m, efc);
@@ -658,12 +713,31 @@ static int scan_search(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 	return 0;
 }
 
+#define GUARD_PROBES 64
+
+/* The 90th percentile of q's scores against GUARD_PROBES nodes spread
+ * evenly over the graph (the same ones every search). */
+static float query_background(const struct t4dx_index *ix, const float *q)
+{
+	const graph_t *g = ix->g;
+	size_t n = ix->count, p = std::min<size_t>(GUARD_PROBES, n);
+	float s[GUARD_PROBES];
+
+	for (size_t i = 0; i < p; i++)
+		s[i] = 1.0f - g->fstdistfunc_(q, g->getDataByInternalId(
+				(node_t)((2 * i + 1) * n / (2 * p))),
+				g->dist_func_param_);
+	std::nth_element(s, s + p * 9 / 10, s + p);
+	return s[p * 9 / 10];
+}
+
 /* Graph mode (ix->use held shared, the graph there): the walk, then the
  * isolated nodes iso scored exactly, or every node when the walk found
- * nothing above bg and the caller may need such nodes.  May throw. */
+ * nothing above bg nor clearly above the query's own background (see
+ * "ISOLATED NODES") and the caller may need such nodes.  May throw. */
 static void guarded_search(const struct t4dx_index *ix,
 			   const std::vector<node_t> *iso, float bg,
-			   const float *q, uint32_t k, uint32_t ef,
+			   float gap, const float *q, uint32_t k, uint32_t ef,
 			   float floor, struct t4dx_index_hit *hits,
 			   uint32_t *nhits)
 {
@@ -684,7 +758,14 @@ static void guarded_search(const struct t4dx_index *ix,
 		qq += (double)q[d] * q[d];
 	float bgq = (float)(bg * std::sqrt(qq));
 	have = *nhits;
-	if ((!have || hits[0].score < bgq) && floor < bgq) {
+	bool lost = (!have || hits[0].score < bgq) && floor < bgq;
+	/* the query's own background, scaled as bgq is (the space's
+	 * distance is 1 - score) */
+	if (lost && have && !std::isnan(gap))
+		lost = hits[0].score < query_background(ix, q) +
+				       0.5f * gap * (float)std::sqrt(qq);
+	if (lost) {
+		ix->full_reads.fetch_add(1, std::memory_order_relaxed);
 		have = 0;
 		for (size_t i = 0; i < ix->count; i++) {
 			t4dx_index_hit h = {
@@ -717,6 +798,41 @@ static void guarded_search(const struct t4dx_index *ix,
 	*nhits = have;
 }
 
+/*
+ * Graph mode for a query of any length.  The graph compares by distance,
+ * 1 - score: a query shorter than about 1e-7 scores every node 1.0f
+ * there, and the walk wanders (a vector set by hand, search/@ID of it, a
+ * command embedder's answer).  So the walk and its guard take the query
+ * scaled by a power of two to a length in [1, 2) (exact but for
+ * subnormal values, which it makes exact), the floor with it; the hits'
+ * scores are scaled back by the same power of two, which gives exactly
+ * the query's own scores as exact search computes them, but where a
+ * product underflows to a subnormal (a query shorter than about 1e-35,
+ * where the last bits may differ).  May throw.
+ */
+static void any_length_search(const struct t4dx_index *ix, const float *q,
+			      uint32_t k, uint32_t ef, float floor,
+			      struct t4dx_index_hit *hits, uint32_t *nhits)
+{
+	double qq = 0;
+	for (uint32_t d = 0; d < ix->dim; d++)
+		qq += (double)q[d] * q[d];
+	int e = qq > 0 ? -std::ilogb(std::sqrt(qq)) : 0;
+	/* within a factor 16 of unit length: as is */
+	if (e >= -4 && e <= 4) {
+		guarded_search(ix, ix->iso, ix->bg, ix->gap, q, k, ef, floor,
+			       hits, nhits);
+		return;
+	}
+	std::vector<float> qs(ix->dim);
+	for (uint32_t d = 0; d < ix->dim; d++)
+		qs[d] = std::ldexp(q[d], e);
+	guarded_search(ix, ix->iso, ix->bg, ix->gap, qs.data(), k, ef,
+		       std::ldexp(floor, e), hits, nhits);
+	for (uint32_t i = 0; i < *nhits; i++)
+		hits[i].score = std::ldexp(hits[i].score, -e);
+}
+
 int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 			    uint32_t k, uint32_t ef, float floor,
 			    struct t4dx_index_hit *hits, uint32_t *nhits)
@@ -737,8 +853,7 @@ int t4dx_index_search_above(const struct t4dx_index *ix, const float *q,
 		if (ix->codes)
 			return scan_search(ix, ix->codes, q, k, floor, hits,
 					   nhits);
-		guarded_search(ix, ix->iso, ix->bg, q, k, ef, floor, hits,
-			       nhits);
+		any_length_search(ix, q, k, ef, floor, hits, nhits);
 	} catch (...) {
 		*nhits = 0;
 		return exception_rc();
@@ -770,7 +885,7 @@ static int make_codes(const struct t4dx_index *ix, t4dx_qcodes **out)
 #define ISO_LINKS 16
 
 static void find_isolated(const struct t4dx_index *ix,
-			  std::vector<node_t> *iso, float *bg)
+			  std::vector<node_t> *iso, float *bg, float *gap)
 {
 	const graph_t *g = ix->g;
 	size_t n = ix->count;
@@ -778,6 +893,7 @@ static void find_isolated(const struct t4dx_index *ix,
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
 
 	*bg = NAN;
+	*gap = NAN;
 	iso->clear();
 	if (n < 2)
 		return;
@@ -799,6 +915,7 @@ static void find_isolated(const struct t4dx_index *ix,
 	std::nth_element(pair.begin(), pair.begin() + pair.size() * 9 / 10,
 			 pair.end());
 	*bg = pair[pair.size() * 9 / 10];
+	std::vector<float> nearest(n);
 	for (size_t i = 0; i < n; i++) {
 		hnswlib::linklistsizeint *ll = g->get_linklist0((node_t)i);
 		unsigned size = std::min<unsigned>(g->getListCount(ll),
@@ -816,7 +933,13 @@ static void find_isolated(const struct t4dx_index *ix,
 				g->dist_func_param_));
 		if (best < *bg)
 			iso->push_back((node_t)i);
+		nearest[i] = best;
 	}
+	std::nth_element(nearest.begin(), nearest.begin() + n / 2,
+			 nearest.end());
+	/* a node with no link (a graph of one, in effect) says nothing */
+	if (std::isfinite(nearest[n / 2]))
+		*gap = std::max(nearest[n / 2] - *bg, 0.0f);
 }
 
 /* How many of the true 10 best tr[0..nt) (self left out) the graph's
@@ -852,8 +975,8 @@ static unsigned found_of(const t4dx_index_hit *tr, uint32_t nt, uint32_t self,
  * more (10,000 uniformly random vectors: 0.99 plain gave 0.96 through
  * the engine). */
 static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
-		   const std::vector<node_t> *iso, float bg, uint32_t ef,
-		   float *recall)
+		   const std::vector<node_t> *iso, float bg, float gap,
+		   uint32_t ef, float *recall)
 {
 	const graph_t *g = ix->g;
 	size_t n = ix->count, samples = std::min<size_t>(TUNE_SAMPLES, n);
@@ -870,13 +993,13 @@ static int measure(const struct t4dx_index *ix, const t4dx_qcodes *codes,
 		if (rc)
 			return rc;
 		unsigned took;
-		guarded_search(ix, iso, bg, q, TUNE_K + 1, ef, -INFINITY, gh,
-			       &ng);
+		guarded_search(ix, iso, bg, gap, q, TUNE_K + 1, ef, -INFINITY,
+			       gh, &ng);
 		found += found_of(tr, nt, self, gh, ng, &took);
 		want += took;
 		if (nt) {
 			/* search.c's floor for a vector of unit length */
-			guarded_search(ix, iso, bg, q, TUNE_K + 1, ef,
+			guarded_search(ix, iso, bg, gap, q, TUNE_K + 1, ef,
 				       tr[nt - 1].score - 1e-4f, gh, &ng);
 			ffound += found_of(tr, nt, self, gh, ng, &took);
 		}
@@ -889,7 +1012,7 @@ int t4dx_index_tune(struct t4dx_index *ix, uint32_t ef, float min_recall)
 {
 	t4dx_qcodes *codes = NULL;
 	std::vector<node_t> *iso = NULL;
-	float recall = NAN, bg = NAN;
+	float recall = NAN, bg = NAN, gap = NAN;
 	int rc = 0;
 
 	if (ef < 1 || ef > T4DX_INDEX_EF_MAX || std::isnan(min_recall))
@@ -903,12 +1026,12 @@ int t4dx_index_tune(struct t4dx_index *ix, uint32_t ef, float min_recall)
 				delete iso;
 				return ESTALE;
 			}
-			find_isolated(ix, iso, &bg);
+			find_isolated(ix, iso, &bg, &gap);
 			if (min_recall > 0) {
 				rc = make_codes(ix, &codes);
 				if (!rc)
-					rc = measure(ix, codes, iso, bg, ef,
-						     &recall);
+					rc = measure(ix, codes, iso, bg, gap,
+						     ef, &recall);
 			}
 		}
 		if (rc) {
@@ -933,6 +1056,7 @@ int t4dx_index_tune(struct t4dx_index *ix, uint32_t ef, float min_recall)
 		ix->recall = recall;
 		ix->iso = iso;
 		ix->bg = bg;
+		ix->gap = gap;
 	} catch (...) {
 		t4dx_qcodes_free(codes);
 		delete iso;
@@ -954,6 +1078,11 @@ int t4dx_index_mode(const struct t4dx_index *ix)
 float t4dx_index_recall(const struct t4dx_index *ix)
 {
 	return ix->recall;
+}
+
+uint64_t t4dx_index_full_reads(const struct t4dx_index *ix)
+{
+	return ix->full_reads.load(std::memory_order_relaxed);
 }
 
 size_t t4dx_index_code_bytes(const struct t4dx_index *ix)
@@ -1016,6 +1145,7 @@ void t4dx_index_drop(struct t4dx_index *ix)
 		delete ix->iso;
 		ix->iso = NULL;
 		ix->bg = NAN;
+		ix->gap = NAN;
 	} catch (...) {
 	}
 }
@@ -1048,6 +1178,7 @@ int t4dx_index_adopt(struct t4dx_index *ix, struct t4dx_index *from)
 		delete ix->iso;
 		ix->iso = from->iso;
 		ix->bg = from->bg;
+		ix->gap = from->gap;
 		from->iso = NULL;
 		from->g = NULL;
 		from->space = NULL;

@@ -101,6 +101,10 @@ enum { T4DX_INDEX_GRAPH, T4DX_INDEX_SCAN };
 int t4dx_index_mode(const struct t4dx_index *ix);
 /* The recall the last tune measured, NaN if it measured none. */
 float t4dx_index_recall(const struct t4dx_index *ix);
+/* How many searches of ix so far read every vector because its graph
+ * mode's walk found nothing that stands out (hnsw.cc, "ISOLATED
+ * NODES"). */
+uint64_t t4dx_index_full_reads(const struct t4dx_index *ix);
 /* Bytes of the codes of scan mode (0 in graph mode): also in
  * t4dx_index_bytes. */
 size_t t4dx_index_code_bytes(const struct t4dx_index *ix);

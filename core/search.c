@@ -642,6 +642,27 @@ int t4dx_search(struct t4dx *db, const float *q, uint32_t dim,
 	return 0;
 }
 
+int eng_path_of(struct t4dx *db, uint64_t parent, const char *name,
+		size_t len, char **out)
+{
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	o.best_effort = true;   /* a damaged segment: what the rest gives */
+	struct search s = { .db = db, .o = &o };
+	*out = NULL;
+	int rc = snapshot(db, &s);
+	if (!rc && !(s.unread = calloc(s.nsegs + 1, sizeof(*s.unread))))
+		rc = ENOMEM;
+	if (!rc)
+		rc = scan_dirs(&s);
+	snapshot_free(&s);
+	free(s.unread);
+	if (!rc && !(*out = path_of(s.dirs, parent, name, len)))
+		rc = ENOENT;    /* or no memory: either way, no path */
+	dirs_free(&s.dirs);
+	return rc;
+}
+
 void t4dx_search_stamp(struct t4dx *db, struct t4dx_search_stamp *st)
 {
 	struct t4dx_health h;

@@ -134,10 +134,18 @@ enum {
 	T4DX_SEG_IX_NONE,       /* none wanted: too few entries */
 	T4DX_SEG_IX_LOADED,
 	T4DX_SEG_IX_BAD,        /* missing or damaged: search reads vectors */
+	T4DX_SEG_IX_LOADING,    /* claimed: its claimer loads it */
 };
 struct t4dx_index;
 int t4dx_seg_index_get(struct t4dx_seg *s, struct t4dx_index **ix);
 void t4dx_seg_index_set(struct t4dx_seg *s, struct t4dx_index *ix, int state);
+/* UNKNOWN to LOADING, if s is UNKNOWN and not held: true if this caller
+ * claimed the load, which it ends with a set (UNKNOWN again if it gave
+ * up).  One load at a time, so that concurrent first searches do not
+ * each load a copy (seconds and 150 MB each at 100,000 vectors). */
+bool t4dx_seg_index_claim(struct t4dx_seg *s);
+/* Wait while s is LOADING, then as get. */
+int t4dx_seg_index_wait(struct t4dx_seg *s, struct t4dx_index **ix);
 /* While held (an nrem or prune of s builds its output's index), no
  * graph of s is to be loaded: searches read it whole. */
 void t4dx_seg_index_hold(struct t4dx_seg *s, bool held);

@@ -30,9 +30,8 @@
  * at nice 19, which takes only CPU nobody else wants, so that an idle
  * machine builds on two cores and a busy one leaves the second core to
  * writers.  hnswlib inserts concurrently under its own per-node locks
- * (the random level of a new node is drawn from one generator without a
- * lock, as in the library's own parallel build: a draw may repeat, which
- * changes no link's validity).
+ * (and the random level of a new node is drawn under a lock of hnsw.cc's,
+ * "LEVELS").
  *
  * Memory of a full compaction.  nrem and prune build the index of all
  * live items while the inputs' indexes, loaded by searches, are still
@@ -329,39 +328,66 @@ static void alert_bad(struct t4dx *db, struct t4dx_seg *s, int rc)
 
 static bool seg_live(struct t4dx *db, struct t4dx_seg *s);
 
+/*
+ * The first searches of a segment: one claims the load (state LOADING),
+ * loads and tunes the index (seconds at 100,000 vectors), the others
+ * wait for it rather than load a copy each (150 MB each).  Its end is
+ * always a set, which wakes them: LOADED, BAD (the file is damaged: all
+ * read the segment whole) or UNKNOWN (no memory, or a full compaction
+ * held s meanwhile: those waiting read it whole this once, a later
+ * search tries again).  The health check claims the same way
+ * (eng_index_check), and leaves a segment that a search loads alone.
+ */
 int eng_seg_index(struct t4dx *db, struct t4dx_seg *s,
 		  struct t4dx_index **ix)
 {
-	int st = t4dx_seg_index_get(s, ix);
-	/* a graph dropped for a full compaction: read whole meanwhile */
-	if (st == T4DX_SEG_IX_LOADED && t4dx_index_dropped(*ix))
-		return T4DX_SEG_IX_BAD;
-	if (st != T4DX_SEG_IX_UNKNOWN)
-		return st;
-	/* an input of the full compaction under way, never loaded: not
-	 * now either (its graph would sit beside the output's) */
-	if (t4dx_seg_index_held(s))
-		return T4DX_SEG_IX_BAD;
-	if (!eng_index_wanted(db, s)) {
-		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_NONE);
-		return t4dx_seg_index_get(s, ix);
+	int st;
+	for (;;) {
+		st = t4dx_seg_index_get(s, ix);
+		if (st == T4DX_SEG_IX_LOADING) {
+			st = t4dx_seg_index_wait(s, ix);
+			/* the load waited for gave up: not again now */
+			if (st == T4DX_SEG_IX_UNKNOWN ||
+			    st == T4DX_SEG_IX_LOADING)
+				return T4DX_SEG_IX_BAD;
+		}
+		/* a graph dropped for a full compaction: read whole
+		 * meanwhile */
+		if (st == T4DX_SEG_IX_LOADED && t4dx_index_dropped(*ix))
+			return T4DX_SEG_IX_BAD;
+		if (st != T4DX_SEG_IX_UNKNOWN)
+			return st;
+		/* an input of the full compaction under way, never loaded:
+		 * not now either (its graph would sit beside the output's) */
+		if (t4dx_seg_index_held(s))
+			return T4DX_SEG_IX_BAD;
+		if (!eng_index_wanted(db, s)) {
+			t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_NONE);
+			return t4dx_seg_index_get(s, ix);
+		}
+		if (t4dx_seg_index_claim(s))
+			break;
+		/* another search claimed it first, or a run held it */
 	}
 	struct t4dx_index *got;
 	int rc = load_index(db, s, &got);
-	if (rc == ENOMEM)
-		return T4DX_SEG_IX_BAD;         /* says nothing of the file */
+	if (rc == ENOMEM) {
+		/* says nothing of the file */
+		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_UNKNOWN);
+		return T4DX_SEG_IX_BAD;
+	}
 	if (rc) {
 		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_BAD);
-		/* once: a concurrent first search may have said it; and
-		 * not of a segment a merge retired since the search took
-		 * it (its index went with it: nothing is missing) */
-		if (t4dx_seg_index_get(s, ix) == T4DX_SEG_IX_BAD &&
-		    (rc != ENOENT || seg_live(db, s)))
+		/* once, by the one load; and not of a segment a merge
+		 * retired since the search took it (its index went with
+		 * it: nothing is missing) */
+		if (rc != ENOENT || seg_live(db, s))
 			alert_bad(db, s, rc);
 		return t4dx_seg_index_get(s, ix);
 	}
 	if (t4dx_seg_index_held(s)) {   /* held while it loaded */
 		t4dx_index_free(got);
+		t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_UNKNOWN);
 		return T4DX_SEG_IX_BAD;
 	}
 	t4dx_seg_index_set(s, got, T4DX_SEG_IX_LOADED);
@@ -416,6 +442,13 @@ int eng_index_check(struct t4dx *db, struct t4dx_seg *s)
 		return 0;
 	struct t4dx_index *ix = NULL, *cur;
 	int st = t4dx_seg_index_get(s, &cur), rc;
+	/* never looked for: claimed like a search's load (which checks
+	 * the file whole too), so that none loads a second copy; a
+	 * segment a search is loading is left to it */
+	if (st == T4DX_SEG_IX_UNKNOWN && !t4dx_seg_index_claim(s))
+		return 0;
+	if (st == T4DX_SEG_IX_LOADING)
+		return 0;
 	/* A graph in memory was checked whole when it was loaded, or was
 	 * built here: its file need only be what was written, and no
 	 * second copy is loaded beside it for the check (at 100,000
@@ -426,14 +459,22 @@ int eng_index_check(struct t4dx *db, struct t4dx_seg *s)
 		rc = verify_file(db, s, cur);
 	else
 		rc = load_index(db, s, &ix);
-	if (rc == ENOMEM)
+	if (rc == ENOMEM) {
+		if (st == T4DX_SEG_IX_UNKNOWN)  /* the claim ends */
+			t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_UNKNOWN);
 		return rc;
+	}
 	if (!rc) {
 		/* a good file: searches may use it from now on */
 		if (!ix)
 			return 0;
-		if (st != T4DX_SEG_IX_LOADED)
+		if (st == T4DX_SEG_IX_UNKNOWN && t4dx_seg_index_held(s)) {
+			/* a full compaction of s began meanwhile */
+			t4dx_index_free(ix);
+			t4dx_seg_index_set(s, NULL, T4DX_SEG_IX_UNKNOWN);
+		} else if (st != T4DX_SEG_IX_LOADED) {
 			t4dx_seg_index_set(s, ix, T4DX_SEG_IX_LOADED);
+		}
 		else
 			keep_loaded(db, cur, ix);
 		return 0;

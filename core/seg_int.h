@@ -135,6 +135,7 @@ struct t4dx_seg {
 	 * known of it; both guarded by mu, the index freed with s */
 	struct t4dx_index *index;
 	int index_state;
+	pthread_cond_t index_cv;        /* index_state left LOADING (mu) */
 	bool index_held;        /* a full compaction of it builds its
 	                           output's index: none loaded (mu) */
 	uint64_t *first_rec;    /* ordinal of each block's first record,

@@ -162,6 +162,7 @@ static void seg_free(struct t4dx_seg *s)
 	free(s->first_rec);
 	free(s->dirs);
 	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->index_cv);
 	free(s->ix);
 	free(s->blk);
 	free(s->bloom);
@@ -177,6 +178,7 @@ int t4dx_seg_open(const char *path, uint64_t id, struct t4dx_seg **out)
 	atomic_init(&s->refs, 1);
 	s->id = id;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->index_cv, NULL);
 	s->path = strdup(path);
 	s->fd = t4dx_io.open(path, O_RDONLY, 0);
 	int rc = 0;
@@ -422,9 +424,32 @@ void t4dx_seg_index_set(struct t4dx_seg *s, struct t4dx_index *ix, int state)
 			t4dx_index_free(ix);
 		return;
 	}
+	if (s->index_state == T4DX_SEG_IX_LOADING)
+		pthread_cond_broadcast(&s->index_cv);
 	s->index = ix;
 	s->index_state = state;
 	pthread_mutex_unlock(&s->mu);
+}
+
+bool t4dx_seg_index_claim(struct t4dx_seg *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool claimed = s->index_state == T4DX_SEG_IX_UNKNOWN && !s->index_held;
+	if (claimed)
+		s->index_state = T4DX_SEG_IX_LOADING;
+	pthread_mutex_unlock(&s->mu);
+	return claimed;
+}
+
+int t4dx_seg_index_wait(struct t4dx_seg *s, struct t4dx_index **ix)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->index_state == T4DX_SEG_IX_LOADING)
+		pthread_cond_wait(&s->index_cv, &s->mu);
+	int state = s->index_state;
+	*ix = s->index;
+	pthread_mutex_unlock(&s->mu);
+	return state;
 }
 
 int t4dx_seg_iter_open(struct t4dx_seg *s, uint64_t parent, const char *name,
