@@ -80,3 +80,32 @@ is_program_vec() {
 	((${#bad[@]} == 0)) ||
 		fail "${#bad[@]} files keep the program's vectors: ${bad[*]:0:5}"
 }
+
+# cfg_cmd TIMEOUT MODE [ARG...]: tests/embed-cmd.sh MODE ARG..., dim 8.
+cfg_cmd() {
+	local timeout=$1
+	shift
+	t4dx_config_file "$(jq -cn --arg sh "$T4DX_SRCDIR/tests/embed-cmd.sh" \
+		--argjson t "$timeout" '$ARGS.positional as $a |
+		{vector: {dim: 8, embedder: "command", timeout_s: $t,
+			command: (["bash", $sh] + $a)}}' --args "$@")"
+}
+
+@test "command: a program that loads a model for longer than vector.timeout_s gets its files embedded" {
+	skip "finding: the load time counts against the first request's vector.timeout_s, so the program is killed at every start and no file ever gets a vector (alert: did not answer within vector.timeout_s)"
+	CFG=$(cfg_cmd 2 load 4 8)
+	t4dx_start -o "config=$CFG"
+	printf 'met Alice at the cafe\n' >"$ITEMS/a"
+	t4dx_wait_for 30 t4dx_xattr vector "$ITEMS/a" ||
+		fail "no vector after 30 s: $(cat "$MNT/.ctl/stats")"
+}
+
+@test "command: Ctrl-C ends an ls of search/ that waits for a hung program, well before vector.timeout_s" {
+	skip "finding: FUSE interrupts are not handled, so the ls waits in D state (even SIGKILL cannot end it) until vector.timeout_s (up to an hour) or the daemon's SIGTERM"
+	CFG=$(cfg_cmd 30 hang "$T4DX_TMP/hang.pids")
+	t4dx_start -o "config=$CFG"
+	local t0=$SECONDS st=0
+	timeout -s INT 1 ls "$MNT/search/green tea" 3>&- || st=$?
+	((SECONDS - t0 <= 10)) ||
+		fail "ls took $((SECONDS - t0)) s after its SIGINT at 1 s (status $st)"
+}
