@@ -140,3 +140,19 @@ cfg_cmd() {
 	run ls "$MNT/search/alpha memo 7 river7 stone?k=1"
 	assert_line 1-a7
 }
+
+@test "command: a python program that never flushes its answers: the alert says what to look at" {
+	# print() to a socket is block-buffered: the answers never leave
+	local prog='import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(json.dumps({"id": r["id"], "vector": [1.0] * 8}))'
+	CFG=$(t4dx_config_file "$(jq -cn --arg p "$prog" \
+		'{vector: {dim: 8, embedder: "command", timeout_s: 1,
+			command: ["env", "-u", "PYTHONUNBUFFERED", "python3", "-c", $p]}}')")
+	t4dx_start -o "config=$CFG"
+	printf 'met Alice at the cafe\n' >"$ITEMS/a"
+	t4dx_wait_ctl 20 stats '.vectors.failed >= 1'
+	grep -q 'did not answer within vector.timeout_s (nothing since it started: it must flush each answer line' \
+		"$MNT/.ctl/alerts" || fail "alerts: $(cat "$MNT/.ctl/alerts")"
+}
