@@ -577,7 +577,15 @@ static int run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 	if (!rc && (rc = read_line(c, 64 + 40 * (size_t)c->dim, deadline,
 				   &n)))
 		snprintf(why, whylen, "%s%s", rc == ETIMEDOUT ?
-			 "did not answer within vector.timeout_s" :
+			 /* a user's program: say what it most likely is */
+			 (c->in.len ? "did not answer within vector.timeout_s "
+				      "(part of a line came, no newline)"
+			  : id == 1 ? "did not answer within vector.timeout_s "
+				      "(nothing since it started: it must "
+				      "flush each answer line, and answer in "
+				      "that time, a model's load included)"
+			  : "did not answer within vector.timeout_s "
+			    "(nothing came: is each answer line flushed?)") :
 			 rc == E2BIG ? "answered a line longer than any answer" :
 			 rc == EPIPE ? "closed its output" : "cannot be read: ",
 			 rc == ETIMEDOUT || rc == E2BIG || rc == EPIPE ? ""

@@ -177,6 +177,27 @@ static void state_write(struct t4dx *db, struct eng_embedder *m)
 				EMB_STATE, strerror(rc));
 }
 
+/* A redo begins: before it logs a vector, EMBEDDER must name no embedder
+ * at all, or a redo cut short (a crash, an unmount) and a start with the
+ * old embedder again would find the old line, redo nothing, and keep the
+ * vectors the new one had logged.  The line says which embedder is
+ * under way ({"redo":true,...}); it matches none, so whatever embedder
+ * starts next does it all again. */
+static void state_mark_redo(struct t4dx *db, struct eng_embedder *m)
+{
+	char line[sizeof(m->state) + 16];
+	int n = snprintf(line, sizeof(line), "{\"redo\":true,%s",
+			 m->state + 1);
+	int rc = t4dx_io_write_durably(db->dir, EMB_STATE, line, (size_t)n,
+				       NULL);
+	if (rc)
+		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
+				"cannot write %s/%s: %s (a restart with "
+				"another embedder before this one is done "
+				"may keep some of its vectors)", db->dir,
+				EMB_STATE, strerror(rc));
+}
+
 static size_t make_key(char *k, uint64_t parent, const char *name,
 		       size_t len)
 {
@@ -720,6 +741,8 @@ int eng_embedder_start(struct t4dx *db)
 			       cfg->vector.dim);
 	m->state_len = (size_t)n;
 	m->redo = m->redo_sweep = !state_same(db, m);
+	if (m->redo)
+		state_mark_redo(db, m);
 	db->emb = m;
 	int rc = pthread_create(&m->thr, NULL, embedder_main, db);
 	if (rc) {

@@ -40,6 +40,8 @@
 #   embed-cmd.sh orphans DIM         answers as answer, after leaving at
 #                                    each request a short sleep whose
 #                                    parent exits at once (an orphan)
+#   embed-cmd.sh load SECS DIM       sleeps SECS once at start (a model
+#                                    loading), then answers as answer
 #   embed-cmd.sh down-if FLAG DIM    answers as answer while the file FLAG
 #                                    is missing; exits 3 at a request
 #                                    while it exists (an outage)
@@ -132,6 +134,10 @@ slow)
 		jq -c --argjson dim "$2" '{id, vector:
 			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
 	done
+	;;
+load)
+	sleep "$1"
+	answer "$2"
 	;;
 setsid)
 	setsid sleep 100000 </dev/null >/dev/null 2>&1 &
