@@ -93,6 +93,7 @@ static const struct key keys[] = {
 	STR(7, vector, embedder, K_EMBEDDER),
 	STR(7, vector, command, K_ARGV),
 	NUM(7, vector, timeout_s, 0, 3600, true),
+	NUM(7, vector, start_timeout_s, 0, 3600, true),
 	INT(7, vector, index_m, 2, T4DX_INDEX_M_MAX),
 	INT(7, vector, ef_construction, 1, T4DX_INDEX_EF_MAX),
 	INT(7, vector, ef_search, 1, T4DX_INDEX_EF_MAX),

@@ -81,6 +81,7 @@ struct t4dx_embed_cmd {
 	char **argv;                    /* NULL-terminated, owned */
 	uint32_t dim;
 	int64_t timeout_ns;
+	int64_t start_timeout_ns;       /* the first answer's, if longer */
 	pid_t pid;                      /* 0: not running */
 	int fd;                         /* our end of the socket, or -1 */
 	int cancel[2];                  /* a pipe: a byte in it cancels */
@@ -97,6 +98,11 @@ static int64_t mono_ns(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+void t4dx_embed_cmd_set_start_timeout(struct t4dx_embed_cmd *c, double s)
+{
+	c->start_timeout_ns = s > 0 ? (int64_t)(s * 1e9) : 0;
 }
 
 int t4dx_embed_cmd_new(const char *argv_json, uint32_t dim, double timeout_s,
@@ -557,9 +563,12 @@ static int run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 	reap_ended(c->pid);
 	int rc = c->pid ? 0 : start(c, why, whylen);
 	struct t4dx_buf req = { 0 };
-	int64_t deadline = mono_ns() + c->timeout_ns;
 	size_t n = 0;
 	uint64_t id = c->next_id;
+	/* the first request of a start waits for what the program loads */
+	bool first = id == 1 && c->start_timeout_ns > c->timeout_ns;
+	int64_t deadline = mono_ns() + (first ? c->start_timeout_ns
+					      : c->timeout_ns);
 	if (!rc && (c->in.len || pending(c))) {
 		/* it said something it was not asked */
 		snprintf(why, whylen, "wrote output nobody asked for (a line "
@@ -570,7 +579,9 @@ static int run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 		rc = request(c, p, len, &req);
 	if (!rc && (rc = send_all(c, (const char *)req.p, req.len, deadline)))
 		snprintf(why, whylen, "%s%s", rc == ETIMEDOUT ?
-			 "did not read its request within vector.timeout_s" :
+			 first ? "did not read its request within "
+				 "vector.start_timeout_s"
+			       : "did not read its request within vector.timeout_s" :
 			 "cannot be written to: ",
 			 rc == ETIMEDOUT ? "" : strerror(rc));
 	/* the longest answer: dim values of 40 characters or less */
@@ -580,6 +591,11 @@ static int run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 			 /* a user's program: say what it most likely is */
 			 (c->in.len ? "did not answer within vector.timeout_s "
 				      "(part of a line came, no newline)"
+			  : first ? "did not answer within "
+				    "vector.start_timeout_s (nothing since it "
+				    "started: it must flush each answer line, "
+				    "and answer in that time, a model's load "
+				    "included)"
 			  : id == 1 ? "did not answer within vector.timeout_s "
 				      "(nothing since it started: it must "
 				      "flush each answer line, and answer in "

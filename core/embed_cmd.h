@@ -16,6 +16,9 @@ struct t4dx_embed_cmd;
  * Nothing starts before the first request.  0, EINVAL or ENOMEM. */
 int t4dx_embed_cmd_new(const char *argv_json, uint32_t dim, double timeout_s,
 		       struct t4dx_embed_cmd **out);
+/* The first answer after each start of the program may take s seconds
+ * (> 0) when that is longer than the timeout: what it loads first. */
+void t4dx_embed_cmd_set_start_timeout(struct t4dx_embed_cmd *c, double s);
 /* Stop the program (its process group: SIGKILL) and free c. */
 void t4dx_embed_cmd_free(struct t4dx_embed_cmd *c);
 

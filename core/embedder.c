@@ -713,6 +713,8 @@ int eng_embedder_start(struct t4dx *db)
 			free(m);
 			return rc;
 		}
+		t4dx_embed_cmd_set_start_timeout(m->cmd,
+						 cfg->vector.start_timeout_s);
 	}
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);

@@ -170,6 +170,9 @@ struct t4dx_config {
 	 * needs to get one */
 	struct { unsigned dim; char embedder[16]; char command[4096];
 		 double timeout_s;
+		 /* the first answer after each start of the program may
+		  * take this long (what it loads first, a model) */
+		 double start_timeout_s;
 		 unsigned index_m, ef_construction, ef_search;
 		 uint32_t index_min_items;
 		 /* below this measured recall@10 of a segment's graph,

@@ -92,12 +92,24 @@ cfg_cmd() {
 }
 
 @test "command: a program that loads a model for longer than vector.timeout_s gets its files embedded" {
-	skip "finding: the load time counts against the first request's vector.timeout_s, so the program is killed at every start and no file ever gets a vector (alert: did not answer within vector.timeout_s)"
 	CFG=$(cfg_cmd 2 load 4 8)
 	t4dx_start -o "config=$CFG"
 	printf 'met Alice at the cafe\n' >"$ITEMS/a"
 	t4dx_wait_for 30 t4dx_xattr vector "$ITEMS/a" ||
 		fail "no vector after 30 s: $(cat "$MNT/.ctl/stats")"
+}
+
+@test "command: vector.start_timeout_s bounds the first answer after a start: a load longer than it fails" {
+	CFG=$(t4dx_config_file "$(jq -cn --arg sh "$T4DX_SRCDIR/tests/embed-cmd.sh" \
+		'{vector: {dim: 8, embedder: "command", timeout_s: 1,
+			start_timeout_s: 2, command: ["bash", $sh, "load", "30", "8"]}}')")
+	t4dx_start -o "config=$CFG"
+	printf 'met Alice at the cafe\n' >"$ITEMS/a"
+	t4dx_wait_ctl 30 stats '.vectors.failed >= 1'
+	grep -q 'did not answer within vector.start_timeout_s' "$MNT/.ctl/alerts" ||
+		fail "alerts: $(cat "$MNT/.ctl/alerts")"
+	run t4dx_xattr vector "$ITEMS/a"
+	assert_failure
 }
 
 @test "command: Ctrl-C ends an ls of search/ that waits for a hung program, well before vector.timeout_s" {
@@ -149,10 +161,11 @@ for line in sys.stdin:
     print(json.dumps({"id": r["id"], "vector": [1.0] * 8}))'
 	CFG=$(t4dx_config_file "$(jq -cn --arg p "$prog" \
 		'{vector: {dim: 8, embedder: "command", timeout_s: 1,
+			start_timeout_s: 2,
 			command: ["env", "-u", "PYTHONUNBUFFERED", "python3", "-c", $p]}}')")
 	t4dx_start -o "config=$CFG"
 	printf 'met Alice at the cafe\n' >"$ITEMS/a"
 	t4dx_wait_ctl 20 stats '.vectors.failed >= 1'
-	grep -q 'did not answer within vector.timeout_s (nothing since it started: it must flush each answer line' \
+	grep -q 'did not answer within vector.start_timeout_s (nothing since it started: it must flush each answer line' \
 		"$MNT/.ctl/alerts" || fail "alerts: $(cat "$MNT/.ctl/alerts")"
 }
