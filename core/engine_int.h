@@ -421,6 +421,9 @@ int eng_set_embedded(struct t4dx *db, uint64_t parent, const char *name,
 int eng_embedder_start(struct t4dx *db);
 void eng_embedder_stop(struct t4dx *db);
 /* Queue a file whose content changed, for its vector. */
+/* A flush under way falls behind the writers: what it left to threads at
+ * nice 19 is to be done at normal priority too (flush.c). */
+bool eng_flush_behind(struct t4dx *db);
 void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t len);
 

@@ -26,6 +26,23 @@ bool eng_flush_due(struct t4dx *db)
 	       db->cfg.wal.checkpoint_bytes;
 }
 
+/* Is a flush under way falling behind the writers?  Its memtable was cut
+ * at imm_lsn; once the log has grown by half of wal.checkpoint_bytes
+ * since, the work it gave to threads at nice 19 (the index) is
+ * done at the daemon's priority too: past checkpoint_bytes the writers
+ * would stall behind it (commit.c).  No answer is false: the lock may be
+ * held by the caller (a start's rebuild) or wanted by a writer. */
+bool eng_flush_behind(struct t4dx *db)
+{
+	if (pthread_rwlock_tryrdlock(&db->lock))
+		return false;
+	bool behind = db->imm && db->wal &&
+		      t4dx_wal_bytes_after(db->wal, db->imm_lsn) >=
+		      db->cfg.wal.checkpoint_bytes / 2;
+	pthread_rwlock_unlock(&db->lock);
+	return behind;
+}
+
 void eng_maybe_wake_flusher(struct t4dx *db)
 {
 	if (!eng_flush_due(db))
