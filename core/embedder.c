@@ -431,14 +431,14 @@ static void wait_flush_of(struct t4dx *db, struct eng_embedder *m,
 	pthread_rwlock_unlock(&db->lock);
 	if (!flush_takes)
 		return;
-	pthread_mutex_lock(&db->bg_mu);
-	while (db->flush_gen == gen && !db->bg_stop) {
+	for (;;) {
+		/* a stop signals m->cond, not flush_done: look again now and
+		 * then (one lock at a time) */
 		pthread_mutex_lock(&m->mu);
 		bool stop = m->stop;
 		pthread_mutex_unlock(&m->mu);
 		if (stop)
-			break;
-		/* a stop signals m->cond, not this: look again now and then */
+			return;
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 100 * MS;
@@ -446,9 +446,15 @@ static void wait_flush_of(struct t4dx *db, struct eng_embedder *m,
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&db->flush_done, &db->bg_mu, &ts);
+		pthread_mutex_lock(&db->bg_mu);
+		if (db->flush_gen == gen && !db->bg_stop)
+			pthread_cond_timedwait(&db->flush_done, &db->bg_mu,
+					       &ts);
+		bool ended = db->flush_gen != gen || db->bg_stop;
+		pthread_mutex_unlock(&db->bg_mu);
+		if (ended)
+			return;
 	}
-	pthread_mutex_unlock(&db->bg_mu);
 }
 
 /* Embed one file, if it still needs it (with redo: also when it has the
