@@ -43,6 +43,13 @@
  * vectors keeps the daemon's priority, so that a writer never waits for
  * a lock held by a thread the scheduler holds back.
  *
+ * With the builtin embedder, a flush computes the vectors of the files
+ * it writes that have none (flush.c): under writes that never pause,
+ * most files get theirs there, from the content the flush holds, with
+ * no record and no second flush.  So this thread looks at a file's
+ * vector before it reads its content, and a file whose version without a
+ * vector is being flushed waits for that flush to end (wait_flush_of).
+ *
  * The queue holds each key once, in order of arrival, at most
  * EMB_QUEUE_MAX keys; past that a key is dropped and the next sweep
  * finds its file.  A sweep stops at a full queue and the next runs once
@@ -256,6 +263,12 @@ void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 		queue_key(db->emb, parent, name, len, true);
 }
 
+void eng_embed_count_flush(struct t4dx *db, uint64_t made, uint64_t tried)
+{
+	atomic_fetch_add(&db->flush_embedded, made);
+	atomic_fetch_add(&db->flush_tried, tried);
+}
+
 static void count(struct eng_embedder *m, uint64_t *field)
 {
 	pthread_mutex_lock(&m->mu);
@@ -413,6 +426,58 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 	return rc;
 }
 
+/* A flush is writing out the memtable that holds the file's newest
+ * version, which has no vector or mark: with the builtin embedder, the
+ * flush computes it (flush.c).  Wait for that flush to end (or a stop),
+ * so that the file is found with its vector in the segment instead of
+ * read, embedded, logged and flushed a second time. */
+static void wait_flush_of(struct t4dx *db, struct eng_embedder *m,
+			  uint64_t parent, const char *name, size_t len)
+{
+	if (m->cmd)
+		return;
+	pthread_mutex_lock(&db->bg_mu);
+	uint64_t gen = db->flush_gen;   /* read first: an end after it counts */
+	bool flushing = db->flushing > 0;
+	pthread_mutex_unlock(&db->bg_mu);
+	if (!flushing)
+		return;
+	pthread_rwlock_rdlock(&db->lock);
+	const struct t4dx_entry *e = NULL;
+	if (db->imm && !t4dx_mem_get(db->mem, parent, name, len))
+		e = t4dx_mem_get(db->imm, parent, name, len);
+	bool flush_takes = e && !e->tombstone && !e->provisional &&
+			   S_ISREG(e->mode) && e->vec_src == T4DX_VEC_NONE &&
+			   e->content && e->content->len;
+	pthread_rwlock_unlock(&db->lock);
+	if (!flush_takes)
+		return;
+	for (;;) {
+		/* a stop signals m->cond, not flush_done: look again now and
+		 * then (one lock at a time) */
+		pthread_mutex_lock(&m->mu);
+		bool stop = m->stop;
+		pthread_mutex_unlock(&m->mu);
+		if (stop)
+			return;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * MS;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&db->bg_mu);
+		if (db->flush_gen == gen && !db->bg_stop)
+			pthread_cond_timedwait(&db->flush_done, &db->bg_mu,
+					       &ts);
+		bool ended = db->flush_gen != gen || db->bg_stop;
+		pthread_mutex_unlock(&db->bg_mu);
+		if (ended)
+			return;
+	}
+}
+
 /* Embed one file, if it still needs it (with redo: also when it has the
  * embedder's vector or mark): EAGAIN when the store is degraded (the key
  * is to be tried again later), EINPROGRESS when the program of "command"
@@ -441,7 +506,21 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	size_t len = k->keylen - 8;
 	struct t4dx_entry e;
 	*failed = false;
-	int rc = t4dx_get(db, parent, name, len, T4DX_GET_CONTENT, &e);
+	wait_flush_of(db, m, parent, name, len);
+	/* the vector first, without the content: a flush gives most files
+	 * written while writes go on theirs (flush.c) before this thread
+	 * comes to them, and reading their contents back from segments
+	 * would be for nothing */
+	int rc = t4dx_get(db, parent, name, len, 0, &e);
+	if (!rc && (!S_ISREG(e.mode) || e.vec_src == T4DX_VEC_HAND ||
+		    (e.vec_src != T4DX_VEC_NONE && !redo))) {
+		t4dx_entry_clear(&e);
+		return 0;
+	}
+	if (!rc) {
+		t4dx_entry_clear(&e);
+		rc = t4dx_get(db, parent, name, len, T4DX_GET_CONTENT, &e);
+	}
 	if (rc) {
 		/* gone; or unreadable for now: the next start tries again */
 		*failed = rc != T4DX_ENOTFOUND;
@@ -864,6 +943,8 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 		return;
 	pthread_mutex_lock(&m->mu);
 	*out = m->st;
+	out->embedded += atomic_load(&db->flush_embedded);
+	out->no_vector += atomic_load(&db->flush_tried);
 	out->queued = m->n;
 	out->busy = m->n || m->sweep || m->working || m->redo ||
 		    m->redo_sweep || m->logged;

@@ -156,6 +156,8 @@ struct t4dx {
 	/* the embedder thread (embedder.c), NULL when vector.embedder is
 	 * "off"; its own lock.  Set at open, cleared at close. */
 	struct eng_embedder *emb;
+	/* vectors and marks that flushes made (flush.c); atomic */
+	atomic_uint_least64_t flush_embedded, flush_tried;
 
 	/* compaction: compact_mu is held for a whole run */
 	pthread_mutex_t compact_mu;
@@ -434,6 +436,12 @@ int eng_path_of(struct t4dx *db, uint64_t parent, const char *name,
 int eng_embedder_start(struct t4dx *db);
 void eng_embedder_stop(struct t4dx *db);
 /* Queue a file whose content changed, for its vector. */
+/* A flush under way falls behind the writers: what it left to threads at
+ * nice 19 is to be done at normal priority too (flush.c). */
+bool eng_flush_behind(struct t4dx *db);
+/* A flush gave made files their vector and marked tried more (counted
+ * with the embedder's own in t4dx_embed_stats). */
+void eng_embed_count_flush(struct t4dx *db, uint64_t made, uint64_t tried);
 void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t len);
 

@@ -6,9 +6,18 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "embed.h"
 #include "engine_int.h"
+#include "vec.h"
 
 /* Is a flush due?  The memtable's limits hold only the newest version
  * of each item, so rewrites of the same files never reach them: the log
@@ -26,6 +35,23 @@ bool eng_flush_due(struct t4dx *db)
 	       db->cfg.wal.checkpoint_bytes;
 }
 
+/* Is a flush under way falling behind the writers?  Its memtable was cut
+ * at imm_lsn; once the log has grown by half of wal.checkpoint_bytes
+ * since, the work it gave to threads at nice 19 (vectors, the index) is
+ * done at the daemon's priority too: past checkpoint_bytes the writers
+ * would stall behind it (commit.c).  No answer is false: the lock may be
+ * held by the caller (a start's rebuild) or wanted by a writer. */
+bool eng_flush_behind(struct t4dx *db)
+{
+	if (pthread_rwlock_tryrdlock(&db->lock))
+		return false;
+	bool behind = db->imm && db->wal &&
+		      t4dx_wal_bytes_after(db->wal, db->imm_lsn) >=
+		      db->cfg.wal.checkpoint_bytes / 2;
+	pthread_rwlock_unlock(&db->lock);
+	return behind;
+}
+
 void eng_maybe_wake_flusher(struct t4dx *db)
 {
 	if (!eng_flush_due(db))
@@ -36,17 +62,180 @@ void eng_maybe_wake_flusher(struct t4dx *db)
 	pthread_mutex_unlock(&db->bg_mu);
 }
 
+/* ---- vectors at a flush ------------------------------------------------
+ * With the builtin embedder, a file's vector is a function of its bytes
+ * alone (embed.c), so a flush computes the vectors of the files it
+ * writes that have none yet from the content it holds anyway, and the
+ * segment holds them from the start: the embedder thread then finds them
+ * there and has nothing to read back, log or flush again (it checks a
+ * file's vector before it reads the content).  A file that gets none here
+ * (no time left, no memory) is the thread's, as before.  Nothing changes
+ * for a crash: until the MANIFEST names the segment, the file is in the
+ * log without a vector, and the start's sweep queues it.  The vectors
+ * are those of the running version of the embedder, which is what
+ * EMBEDDER records at the end of a redo, so a redo finds them the same.
+ * Content that gets no vector (binary, no word) is marked as tried, as
+ * the thread would.
+ *
+ * Writers first: the vectors are computed by FLUSH_EMBED_THREADS threads
+ * at nice FLUSH_EMBED_NICE, which take only CPU the writers leave, while
+ * the flush waits for them; the flush itself keeps the daemon's priority
+ * for what holds locks, and joins in only once it falls behind the
+ * writers (eng_flush_behind).  They stop at FLUSH_EMBED_BUDGET_MS: on a
+ * machine too busy to give them that much, the rest waits for the
+ * embedder thread rather than keep the memtable from its segment. */
+#define FLUSH_EMBED_THREADS 2
+#define FLUSH_EMBED_NICE 19
+#define FLUSH_EMBED_BUDGET_MS 2000
+#define BEHIND_POLL_MS 20
+
+struct fembed {
+	struct t4dx_entry *const *v;    /* the flush's entries, key order */
+	const size_t *pick;             /* those to embed: indexes into v */
+	struct t4dx_entry *out;         /* out[j]: pick[j]'s copy, with */
+	bool *made;                     /* its vector or mark if made[j] */
+	size_t n;                       /* picked */
+	uint32_t dim;
+	int64_t until;                  /* CLOCK_MONOTONIC ns */
+	atomic_size_t next;
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Does a flush compute e's vector?  A file with content and neither a
+ * vector nor a mark, and not provisional (its put, with a record, comes
+ * and replaces it). */
+static bool flush_embeds(const struct t4dx_entry *e)
+{
+	return !e->tombstone && !e->provisional && S_ISREG(e->mode) &&
+	       e->vec_src == T4DX_VEC_NONE && e->content && e->content->len;
+}
+
+static void fembed_run(struct fembed *f)
+{
+	float *x = malloc(sizeof(*x) * f->dim);
+	size_t j;
+	if (!x)
+		return;
+	while ((j = atomic_fetch_add(&f->next, 1)) < f->n &&
+	       mono_ns() < f->until) {
+		const struct t4dx_entry *e = f->v[f->pick[j]];
+		struct t4dx_blob *vec = NULL;
+		int rc = t4dx_embed(e->content->data, e->content->len, f->dim,
+				    x);
+		if (rc == 0 && !(vec = t4dx_vec_new(x, f->dim)))
+			continue;
+		if (rc && rc != ENODATA)
+			continue;
+		t4dx_entry_copy(&f->out[j], e);
+		f->out[j].vec = vec;
+		f->out[j].vec_src = vec ? T4DX_VEC_EMBED : T4DX_VEC_TRIED;
+		f->made[j] = true;
+	}
+	free(x);
+}
+
+static void *fembed_main(void *arg)
+{
+	/* spare CPU only (if the nice cannot be set, it runs as is) */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+			FLUSH_EMBED_NICE) != 0)
+		errno = 0;
+	fembed_run(arg);
+	return NULL;
+}
+
+/* Give the entries of v that need one a vector (see above): v[i] then
+ * points into f->out.  fembed_done() frees what this made. */
+static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
+			 struct fembed *f)
+{
+	memset(f, 0, sizeof(*f));
+	atomic_init(&f->next, 0);
+	if (db->readonly || strcmp(db->cfg.vector.embedder, "builtin"))
+		return;
+	size_t *pick = malloc(sizeof(*pick) * (n ? n : 1)), m = 0;
+	if (!pick)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (flush_embeds(v[i]))
+			pick[m++] = i;
+	f->out = m ? calloc(m, sizeof(*f->out)) : NULL;
+	f->made = m ? calloc(m, sizeof(*f->made)) : NULL;
+	if (!f->out || !f->made) {
+		free(pick);
+		free(f->out);
+		free(f->made);
+		f->out = NULL;
+		f->made = NULL;
+		return;
+	}
+	f->v = v;
+	f->pick = pick;
+	f->n = m;
+	f->dim = db->cfg.vector.dim;
+	f->until = mono_ns() + FLUSH_EMBED_BUDGET_MS * 1000000LL;
+	pthread_t thr[FLUSH_EMBED_THREADS];
+	size_t started = 0;
+	while (started < FLUSH_EMBED_THREADS && started < m &&
+	       pthread_create(&thr[started], NULL, fembed_main, f) == 0)
+		started++;
+	if (!started)
+		fembed_run(f);          /* no thread: on this one */
+	/* this one joins in once the flush falls behind the writers */
+	while (started && atomic_load(&f->next) < m &&
+	       mono_ns() < f->until) {
+		struct timespec nap = { 0, BEHIND_POLL_MS * 1000000L };
+		nanosleep(&nap, NULL);
+		if (eng_flush_behind(db)) {
+			fembed_run(f);
+			break;
+		}
+	}
+	for (size_t t = 0; t < started; t++)
+		pthread_join(thr[t], NULL);
+	uint64_t made = 0, tried = 0;
+	for (size_t j = 0; j < m; j++) {
+		if (!f->made[j])
+			continue;
+		v[pick[j]] = &f->out[j];
+		if (f->out[j].vec)
+			made++;
+		else
+			tried++;
+	}
+	eng_embed_count_flush(db, made, tried);
+}
+
+static void fembed_done(struct fembed *f)
+{
+	for (size_t j = 0; j < f->n; j++)
+		if (f->made[j])
+			t4dx_entry_clear(&f->out[j]);
+	free((void *)f->pick);
+	free(f->out);
+	free(f->made);
+}
+
 /* Write imm to segment id.  No lock needed: imm is immutable. */
 static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 {
 	size_t n = t4dx_mem_count(db->imm), i = 0;
 	struct t4dx_entry **v = calloc(n ? n : 1, sizeof(*v));
+	struct fembed f;
 	if (!v)
 		return ENOMEM;
 	for (const struct t4dx_entry *e = t4dx_mem_seek(db->imm, 0, "", 0);
 	     e; e = t4dx_mem_next(db->imm, e))
 		v[i++] = (struct t4dx_entry *)e;
+	fembed_start(db, v, n, &f);
 	int rc = eng_make_segment(db, id, v, n, out);
+	fembed_done(&f);
 	free(v);
 	return rc;
 }

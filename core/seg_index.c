@@ -26,12 +26,16 @@
  * Building.  The graph is built as the segment is read, CHUNK vectors at a
  * time, with no copy of all the vectors next to the graph's (at 100,000
  * vectors of dim 256 that copy was 98 MiB more at the peak of an nrem).
- * Two threads insert each chunk: the one writing the segment and a helper
- * at nice 19, which takes only CPU nobody else wants, so that an idle
- * machine builds on two cores and a busy one leaves the second core to
- * writers.  hnswlib inserts concurrently under its own per-node locks
- * (and the random level of a new node is drawn under a lock of hnsw.cc's,
- * "LEVELS").
+ * Two helpers at nice 19 insert each chunk while the thread writing the
+ * segment waits: they take only CPU nobody else wants, so that an idle
+ * machine builds on two cores and a busy one leaves them to writers (a
+ * flush's build used to insert half of each chunk at the daemon's
+ * priority, the largest share of what the builtin embedder cost 16
+ * writers that never pause).  The thread writing the segment inserts too
+ * once a flush under way falls behind the writers (eng_flush_behind), so
+ * that a starved build does not make them stall.  hnswlib inserts
+ * concurrently under its own per-node locks (and the random level of a
+ * new node is drawn under a lock of hnsw.cc's, "LEVELS").
  *
  * Memory of a full compaction.  nrem and prune build the index of all
  * live items while the inputs' indexes, loaded by searches, are still
@@ -89,9 +93,10 @@ bool eng_index_wanted(struct t4dx *db, struct t4dx_seg *s)
 
 #define CHUNK 256               /* vectors read, then inserted by two */
 #define HELPER_NICE 19
+#define HELPERS 2               /* threads inserting a chunk */
 
 /* A chunk of vectors being inserted: the next one to take, the first
- * error. */
+ * error, the helpers still at it (left, under mu). */
 struct chunk {
 	struct t4dx_index *ix;
 	const uint32_t *keys;
@@ -100,6 +105,9 @@ struct chunk {
 	size_t n;
 	atomic_size_t next;
 	atomic_int rc;
+	pthread_mutex_t mu;
+	pthread_cond_t done;
+	size_t left;
 };
 
 static void chunk_insert(struct chunk *c)
@@ -117,28 +125,72 @@ static void chunk_insert(struct chunk *c)
 
 static void *helper_main(void *arg)
 {
+	struct chunk *c = arg;
 	/* spare CPU only (if the nice cannot be set, it runs as is) */
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
 			HELPER_NICE) != 0)
 		errno = 0;
-	chunk_insert(arg);
+	chunk_insert(c);
+	pthread_mutex_lock(&c->mu);
+	if (!--c->left)
+		pthread_cond_signal(&c->done);
+	pthread_mutex_unlock(&c->mu);
 	return NULL;
 }
 
-/* Insert the n vectors of a chunk into ix, on this thread and a helper
- * (this one alone if no thread can be started). */
-static int insert_chunk(struct t4dx_index *ix, const uint32_t *keys,
-			const float *vecs, uint32_t dim, size_t n)
+/* Insert the n vectors of a chunk into ix.  HELPERS threads at nice 19
+ * do it while this one waits, so that a flush's graph takes only CPU the
+ * writers leave; this one inserts too if no thread can be started, or
+ * once the flush under way falls behind the writers (eng_flush_behind,
+ * looked at every BEHIND_POLL_MS): a build starved on a busy machine
+ * would otherwise keep the log from being cut until writers stall. */
+#define BEHIND_POLL_MS 20
+static int insert_chunk(struct t4dx *db, struct t4dx_index *ix,
+			const uint32_t *keys, const float *vecs, uint32_t dim,
+			size_t n)
 {
 	struct chunk c = { .ix = ix, .keys = keys, .vecs = vecs, .dim = dim,
 			   .n = n };
 	atomic_init(&c.next, 0);
 	atomic_init(&c.rc, 0);
-	pthread_t thr;
-	bool helped = n > 1 && pthread_create(&thr, NULL, helper_main, &c) == 0;
-	chunk_insert(&c);
-	if (helped)
-		pthread_join(thr, NULL);
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c.done, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_t thr[HELPERS];
+	size_t helped = 0;
+	pthread_mutex_lock(&c.mu);
+	while (helped < HELPERS && helped < n &&
+	       pthread_create(&thr[helped], NULL, helper_main, &c) == 0)
+		c.left = ++helped;
+	while (c.left) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += BEHIND_POLL_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&c.done, &c.mu, &ts) != ETIMEDOUT ||
+		    !c.left)
+			continue;
+		pthread_mutex_unlock(&c.mu);
+		if (eng_flush_behind(db))
+			chunk_insert(&c);       /* what is left of the chunk */
+		pthread_mutex_lock(&c.mu);
+	}
+	if (!helped) {
+		pthread_mutex_unlock(&c.mu);
+		chunk_insert(&c);
+		pthread_mutex_lock(&c.mu);
+	}
+	pthread_mutex_unlock(&c.mu);
+	for (size_t t = 0; t < helped; t++)
+		pthread_join(thr[t], NULL);
+	pthread_cond_destroy(&c.done);
+	pthread_mutex_destroy(&c.mu);
 	return atomic_load(&c.rc);
 }
 
@@ -185,7 +237,7 @@ static int add_vectors(struct t4dx *db, struct t4dx_seg *s,
 		}
 		t4dx_entry_clear(&e);
 		if (have == CHUNK) {
-			rc = insert_chunk(ix, keys, vecs, dim, have);
+			rc = insert_chunk(db, ix, keys, vecs, dim, have);
 			have = 0;
 			if (rc)
 				break;
@@ -193,7 +245,7 @@ static int add_vectors(struct t4dx *db, struct t4dx_seg *s,
 	}
 	t4dx_seg_iter_close(it);
 	if (rc == T4DX_ENOTFOUND)
-		rc = insert_chunk(ix, keys, vecs, dim, have);
+		rc = insert_chunk(db, ix, keys, vecs, dim, have);
 	free(vecs);
 	return rc;
 }
