@@ -311,7 +311,7 @@ start_cmd() {
 	shift
 	CFG=$(t4dx_config_file "$(jq -cn --arg sh "$T4DX_SRCDIR/tests/embed-cmd.sh" \
 		--argjson t "$timeout" '$ARGS.positional as $a |
-		{vector: {dim: 4, embedder: "command", timeout_s: $t,
+		{vector: {dim: 4, embedder: "command", timeout_s: $t, start_timeout_s: $t,
 			command: (["bash", $sh] + $a)}}' --args "$@")")
 	t4dx_start -o "config=$CFG"
 }
