@@ -265,6 +265,7 @@ struct t4dx_embed_stats {
 	uint64_t bytes_read;
 	uint64_t starts;                /* of the program of "command" */
 	uint64_t queued;
+	uint64_t waiting;               /* searches waiting for vectors */
 	bool busy;
 };
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
@@ -297,6 +298,15 @@ void t4dx_index_file_stats(struct t4dx *db,
  * embedder "off", or no program running.  why[] says what, for a log. */
 int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		    float *out, char *why, size_t whylen);
+/* Wait until the embedder has dealt with every file closed (put) before
+ * the call: its vector or "tried" mark logged, given up, or failed once
+ * (a failure is not waited for again), or the bound is hit (2 s, at
+ * most vector.timeout_s for "command"); no wait at all while the
+ * program is in a back-off or the store is degraded, nor with embedder
+ * "off".  *pending gets how many of those files have no outcome yet
+ * (later calls do not wait for them again, and count them until they
+ * are done).  0, or ENOMEM. */
+int t4dx_embed_wait(struct t4dx *db, uint64_t *pending);
 /* Cancel, for good, the request to the program of "command" under way
  * and every later one (they fail with ECANCELED): for a stop, before
  * the threads that may wait for the program are joined.  Safe in a
