@@ -56,9 +56,10 @@
  * A search sees the files closed before it (t4dx_embed_wait).  Each key a
  * put queues gets a ticket (seq, in order of puts) and joins the list of
  * tickets, which it leaves once it is dealt with: embedded, marked,
- * given up, gone, or failed once (a failure sends the key to the back of
- * the queue without a ticket: a search does not wait for the program's
- * back-off or a degraded store).  A search waits, bounded, until no
+ * given up, or gone.  A key that failed once (the program's back-off, a
+ * degraded store) or that a search gave up on at its bound moves to the
+ * late list: no search waits for it again, each counts it as pending
+ * until it is dealt with; a new put of it gives it a new ticket.  A search waits, bounded, until no
  * ticket up to the last one given before it is left.  While one waits,
  * the thread does not hold back for writers and takes the oldest ticket
  * first, ahead of a sweep's keys: a reader waiting outranks throughput.
@@ -238,7 +239,7 @@ static void wake_waiters(struct eng_embedder *m, bool all)
 			pthread_cond_signal(&w->cond);
 }
 
-/* Key k is dealt with, or failed once: no search waits for it any more
+/* Key k is dealt with (or freed): no search waits for it, or counts it
  * (mu held). */
 static void ticket_done(struct eng_embedder *m, struct ekey *k)
 {
@@ -255,6 +256,21 @@ static void ticket_done(struct eng_embedder *m, struct ekey *k)
 	}
 	k->seq = 0;
 	k->late = false;
+}
+
+/* Key k failed once: no search waits for it any more, but they count it
+ * as pending until it is dealt with (mu held). */
+static void ticket_late(struct eng_embedder *m, struct ekey *k)
+{
+	if (!k->seq || k->late)
+		return;
+	bool head = m->tickets == k;
+	DL_DELETE2(m->tickets, k, sprev, snext);
+	DL_APPEND2(m->late, k, sprev, snext);
+	k->late = true;
+	m->nlate++;
+	if (head && m->wlist)
+		wake_waiters(m, false);
 }
 
 /* Queue a key; put: a writer's (see "Writers first"), not a sweep's. */
@@ -701,7 +717,6 @@ static void *embedder_main(void *arg)
 		 * with a vector or given up and marked */
 		if (failed && rc != EINPROGRESS)
 			m->redo_failed = true;
-		ticket_done(m, k);
 		if (rc == EAGAIN || rc == EINPROGRESS) {
 			/* no search waits meanwhile */
 			m->hold_until = rc == EINPROGRESS
@@ -714,7 +729,10 @@ static void *embedder_main(void *arg)
 			 * wait for its back-off */
 			struct ekey *dup;
 			HASH_FIND(hh, m->table, k->key, k->keylen, dup);
-			if (!dup) {
+			if (dup) {
+				ticket_done(m, k);
+			} else {
+				ticket_late(m, k);
 				HASH_ADD(hh, m->table, key[0], k->keylen, k);
 				if (rc == EAGAIN)
 					DL_PREPEND(m->fifo, k);
@@ -725,6 +743,8 @@ static void *embedder_main(void *arg)
 			}
 			wait_until(m, m->hold_until);
 		}
+		if (k)
+			ticket_done(m, k);
 		free(k);
 	}
 	pthread_mutex_unlock(&m->mu);

@@ -299,13 +299,13 @@ void t4dx_index_file_stats(struct t4dx *db,
 int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		    float *out, char *why, size_t whylen);
 /* Wait until the embedder has dealt with every file closed (put) before
- * the call: its vector or "tried" mark logged, given up, or failed once
- * (a failure is not waited for again), or the bound is hit (2 s, at
- * most vector.timeout_s for "command"); no wait at all while the
- * program is in a back-off or the store is degraded, nor with embedder
- * "off".  *pending gets how many of those files have no outcome yet
- * (later calls do not wait for them again, and count them until they
- * are done).  0, or ENOMEM. */
+ * the call (its vector or "tried" mark logged, given up), for a search
+ * to find them: at most 2 s (and vector.timeout_s for "command"); not
+ * for a file that failed once (the program's back-off, a degraded
+ * store) or that an earlier call gave up on; not at all with embedder
+ * "off", nor for the files a start's sweep or a redo queues.  *pending
+ * gets how many files closed before the call have no outcome yet
+ * (those not waited for included).  0, or ENOMEM. */
 int t4dx_embed_wait(struct t4dx *db, uint64_t *pending);
 /* Cancel, for good, the request to the program of "command" under way
  * and every later one (they fail with ECANCELED): for a stop, before
