@@ -141,6 +141,42 @@ static void test_wait_off_and_sweep(void)
 	unit_rm_rf(dir);
 }
 
+/* A start's sweep queued 20 files for a program that takes 0.3 s an
+ * answer (6 s of work): a search waits only for the file put before it,
+ * which the embedder takes ahead of the sweep's. */
+static void test_wait_ahead_of_sweep(void)
+{
+	const char *dir = unit_tmpdir("ewaitsweep");
+	struct t4dx *db = open_with(dir, "off", NULL, false);
+	char name[16];
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		REQUIRE(write_file(db, name, "an old note") == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_with(dir, "command", "\"slow\",\"0.3\",\"4\"", false);
+	struct t4dx_embed_stats st;
+	for (int i = 0; i < 10000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (st.queued >= 15)
+			break;
+		usleep(1000);
+	}
+	REQUIRE(st.queued >= 15);
+	REQUIRE(write_file(db, "new", "a new note") == 0);
+	uint64_t pending = 99;
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK(now_ms() - t0 < 1500);
+	CHECK_EQ_INT((int)pending, 0);
+	CHECK_EQ_INT(src_of(db, "new"), T4DX_VEC_EMBED);
+	t4dx_embed_stats(db, &st);
+	CHECK(st.queued >= 5);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* A program that takes 5 s an answer: the wait ends at its bound
  * (vector.timeout_s, 1 s here) with the file pending, and the next one
  * does not wait for that file again but still counts it. */
@@ -216,6 +252,7 @@ int main(void)
 {
 	RUN(test_wait_outranks_writers);
 	RUN(test_wait_off_and_sweep);
+	RUN(test_wait_ahead_of_sweep);
 	RUN(test_wait_bound);
 	RUN(test_wait_concurrent);
 	UNIT_DONE();
