@@ -59,11 +59,12 @@
  * given up, or gone.  A key that failed once (the program's back-off, a
  * degraded store) or that a search gave up on at its bound moves to the
  * late list: no search waits for it again, each counts it as pending
- * until it is dealt with; a new put of it gives it a new ticket.  A search waits, bounded, until no
- * ticket up to the last one given before it is left.  While one waits,
- * the thread does not hold back for writers and takes the oldest ticket
- * first, ahead of a sweep's keys: a reader waiting outranks throughput.
- * Sweep and redo keys get no ticket: a search does not wait for them.
+ * until it is dealt with; a new put of it gives it a new ticket.  A
+ * search waits, bounded, until no ticket up to the last one given
+ * before it is left.  While one waits, the thread does not hold back for
+ * writers and takes the oldest ticket first, ahead of a sweep's keys: a
+ * reader waiting outranks throughput.  Sweep and redo keys get no
+ * ticket: a search does not wait for them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,11 +132,11 @@ struct eng_embedder {
 	int64_t last_put;               /* a put's last key queued; mu */
 	int64_t quiet, defer;           /* EMB_QUIET_MS, EMB_DEFER_MS in ns */
 	/* searches waiting for vectors (see the top): the keys with a
-	 * ticket, oldest first (queued, or the one in hand), the last
-	 * ticket given, the searches waiting, and until when the thread
-	 * waits for a back-off or a degraded store (no search waits
-	 * meanwhile); all guarded by mu; wcond wakes the searches */
-	struct ekey *tickets, *late;    /* late: a search gave up on them */
+	 * ticket, oldest first (queued, or the one in hand), and the late
+	 * ones; the last ticket given; the searches waiting; and until
+	 * when the thread waits for a back-off or a degraded store (no
+	 * search waits meanwhile); all guarded by mu */
+	struct ekey *tickets, *late;
 	size_t nlate;
 	uint64_t seq;
 	unsigned waiters;
