@@ -98,6 +98,10 @@ timed_json() {
 	((MS < 1500)) || fail "the second search took $MS ms"
 	run jq -c '.pending' "$T4DX_TMP/r.json"
 	assert_output 1
+	# and t4dx search says so
+	run "$T4DX" search -k 4 "$MNT" "@$id"
+	assert_success
+	assert_line --index 0 --partial "(pending: 1 files closed before the search"
 	# once it is in, the answer is whole again
 	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded >= 1'
 	timed_json "@$id?k=6"
