@@ -72,7 +72,7 @@ timed_json() {
 	local i w
 	for i in 1 2 3 4 5; do
 		w=$(word)
-		echo "the writer keeps going, but $w is here" >"$ITEMS/fresh$i"
+		echo "$w" >"$ITEMS/fresh$i"
 		timed_json "$w"
 		[[ $(jq -r '.results[0].path // ""' "$T4DX_TMP/r.json") == "fresh$i" ]] ||
 			fail "round $i: '$w' not found first: $(cat "$T4DX_TMP/r.json")"
