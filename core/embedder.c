@@ -59,6 +59,19 @@
  * order, REDO_BATCH at a time (the next batch once the queue is empty),
  * so that a redo of more files than the queue holds gets through them
  * all, each once.
+ *
+ * A search sees the files closed before it (t4dx_embed_wait).  Each key a
+ * put queues gets a ticket (seq, in order of puts) and joins the list of
+ * tickets, which it leaves once it is dealt with: embedded, marked,
+ * given up, or gone.  A key that failed once (the program's back-off, a
+ * degraded store) or that a search gave up on at its bound moves to the
+ * late list: no search waits for it again, each counts it as pending
+ * until it is dealt with; a new put of it gives it a new ticket.  A
+ * search waits, bounded, until no ticket up to the last one given
+ * before it is left.  While one waits, the thread does not hold back for
+ * writers and takes the oldest ticket first, ahead of a sweep's keys: a
+ * reader waiting outranks throughput.  Sweep and redo keys get no
+ * ticket: a search does not wait for them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -89,6 +102,7 @@
 #define EMB_QUIET_MS 20   /* writes paused for this long: embed */
 #define EMB_DEFER_MS 1000 /* a key waits for a pause at most this long */
 #define EMB_FILE_FAILS 3  /* the program failed on a content: give up */
+#define EMB_SEARCH_WAIT_MS 2000 /* a search waits for vectors this long */
 #define MS 1000000LL
 
 struct ekey {
@@ -97,8 +111,20 @@ struct ekey {
 	int64_t at;                     /* when it was queued (monotonic ns) */
 	unsigned fails;                 /* the program failed on its content */
 	uint64_t answers_at;            /* m->answers at the last such failure */
+	uint64_t seq;                   /* its ticket, 0 if none (mu) */
+	bool late;                      /* in the late list, not tickets */
 	struct ekey *prev, *next;
+	struct ekey *sprev, *snext;     /* in the tickets' list, if seq */
 	UT_hash_handle hh;
+};
+
+/* A search waiting for the tickets up to target (t4dx_embed_wait): each
+ * has its own condition, signalled only when its wait is over, so that
+ * many searches waiting are not all woken at every key done. */
+struct ewaiter {
+	uint64_t target;
+	pthread_cond_t cond;
+	struct ewaiter *next;
 };
 
 struct eng_embedder {
@@ -112,6 +138,18 @@ struct eng_embedder {
 	bool working;                   /* a file or a sweep in hand; mu */
 	int64_t last_put;               /* a put's last key queued; mu */
 	int64_t quiet, defer;           /* EMB_QUIET_MS, EMB_DEFER_MS in ns */
+	/* searches waiting for vectors (see the top): the keys with a
+	 * ticket, oldest first (queued, or the one in hand), and the late
+	 * ones; the last ticket given; the searches waiting; and until
+	 * when the thread waits for a back-off or a degraded store (no
+	 * search waits meanwhile); all guarded by mu */
+	struct ekey *tickets, *late;
+	size_t nlate;
+	uint64_t seq;
+	unsigned waiters;
+	struct ewaiter *wlist;
+	int64_t hold_until;
+	int64_t search_wait;            /* EMB_SEARCH_WAIT_MS in ns */
 	/* the last vector record not yet known durable, 0 if none, and
 	 * since when there is one; mu */
 	uint64_t logged;
@@ -220,6 +258,50 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Wake the searches whose wait is over: every one with all, else those
+ * whose tickets are all dealt with (mu held). */
+static void wake_waiters(struct eng_embedder *m, bool all)
+{
+	uint64_t head = m->tickets ? m->tickets->seq : UINT64_MAX;
+	for (struct ewaiter *w = m->wlist; w; w = w->next)
+		if (all || w->target < head)
+			pthread_cond_signal(&w->cond);
+}
+
+/* Key k is dealt with (or freed): no search waits for it, or counts it
+ * (mu held). */
+static void ticket_done(struct eng_embedder *m, struct ekey *k)
+{
+	if (!k->seq)
+		return;
+	if (k->late) {
+		DL_DELETE2(m->late, k, sprev, snext);
+		m->nlate--;
+	} else {
+		bool head = m->tickets == k;
+		DL_DELETE2(m->tickets, k, sprev, snext);
+		if (head && m->wlist)
+			wake_waiters(m, false);
+	}
+	k->seq = 0;
+	k->late = false;
+}
+
+/* Key k failed once: no search waits for it any more, but they count it
+ * as pending until it is dealt with (mu held). */
+static void ticket_late(struct eng_embedder *m, struct ekey *k)
+{
+	if (!k->seq || k->late)
+		return;
+	bool head = m->tickets == k;
+	DL_DELETE2(m->tickets, k, sprev, snext);
+	DL_APPEND2(m->late, k, sprev, snext);
+	k->late = true;
+	m->nlate++;
+	if (head && m->wlist)
+		wake_waiters(m, false);
+}
+
 /* Queue a key; put: a writer's (see "Writers first"), not a sweep's. */
 static void queue_key(struct eng_embedder *m, uint64_t parent,
 		      const char *name, size_t len, bool put)
@@ -235,6 +317,11 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 	if (e && put) {
 		e->fails = 0;           /* new content: a new chance */
 		e->answers_at = 0;
+		/* a sweep's, failed once, or given up on by a search: new
+		 * content gets a new ticket */
+		ticket_done(m, e);
+		e->seq = ++m->seq;
+		DL_APPEND2(m->tickets, e, sprev, snext);
 	}
 	if (!e && m->n >= m->max) {
 		m->st.dropped++;
@@ -245,6 +332,10 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 		e->at = now;
 		e->fails = 0;
 		e->answers_at = 0;
+		e->seq = put ? ++m->seq : 0;
+		e->late = false;
+		if (e->seq)
+			DL_APPEND2(m->tickets, e, sprev, snext);
 		HASH_ADD(hh, m->table, key[0], kl, e);
 		DL_APPEND(m->fifo, e);
 		/* a thread that waits for writes to pause wakes up by
@@ -629,7 +720,7 @@ static void wait_until(struct eng_embedder *m, int64_t until)
 static bool writers_first(struct eng_embedder *m, int64_t at, int64_t *until)
 {
 	int64_t now = mono_ns(), quiet = m->last_put + m->quiet;
-	if (now >= quiet)
+	if (now >= quiet || m->waiters)
 		return false;
 	*until = quiet;
 	int64_t due = at + m->defer;
@@ -672,7 +763,8 @@ static void *embedder_main(void *arg)
 				m->redo_more = more;
 			continue;
 		}
-		struct ekey *k = m->fifo;
+		/* a search waits: its oldest key first */
+		struct ekey *k = m->wlist && m->tickets ? m->tickets : m->fifo;
 		if (m->logged &&
 		    t4dx_wal_durable_lsn(db->wal) >= m->logged)
 			m->logged = 0;  /* a writer's group commit took them */
@@ -742,13 +834,21 @@ static void *embedder_main(void *arg)
 		if (failed && rc != EINPROGRESS)
 			m->redo_failed = true;
 		if (rc == EAGAIN || rc == EINPROGRESS) {
+			/* no search waits meanwhile */
+			m->hold_until = rc == EINPROGRESS
+						? m->run_ready
+						: mono_ns() + 1000000000;
+			wake_waiters(m, true);
 			/* degraded: the key goes back, and the thread waits
 			 * a second (or a stop) before it tries again; the
 			 * program failed: to the back of the queue, and a
 			 * wait for its back-off */
 			struct ekey *dup;
 			HASH_FIND(hh, m->table, k->key, k->keylen, dup);
-			if (!dup) {
+			if (dup) {
+				ticket_done(m, k);
+			} else {
+				ticket_late(m, k);
 				HASH_ADD(hh, m->table, key[0], k->keylen, k);
 				if (rc == EAGAIN)
 					DL_PREPEND(m->fifo, k);
@@ -757,10 +857,10 @@ static void *embedder_main(void *arg)
 				m->n++;
 				k = NULL;
 			}
-			wait_until(m, rc == EINPROGRESS
-					       ? m->run_ready
-					       : mono_ns() + 1000000000);
+			wait_until(m, m->hold_until);
 		}
+		if (k)
+			ticket_done(m, k);
 		free(k);
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -811,6 +911,11 @@ int eng_embedder_start(struct t4dx *db)
 	m->quiet = (ms ? atoi(ms) : EMB_QUIET_MS) * MS;
 	ms = getenv("T4DX_TEST_EMBED_DEFER_MS");
 	m->defer = (ms ? atoi(ms) : EMB_DEFER_MS) * MS;
+	/* a search waits for vectors at most this long, and never longer
+	 * than one request to the program may take */
+	m->search_wait = EMB_SEARCH_WAIT_MS * MS;
+	if (cmd && cfg->vector.timeout_s * 1e9 < (double)m->search_wait)
+		m->search_wait = (int64_t)(cfg->vector.timeout_s * 1e9);
 	/* the builtin embedder by its version, a program by its argv */
 	int n = cmd ? snprintf(m->state, sizeof(m->state),
 			       "{\"embedder\":\"command\",\"command\":%s,"
@@ -847,6 +952,7 @@ void eng_embedder_stop(struct t4dx *db)
 	pthread_mutex_lock(&m->mu);
 	m->stop = true;
 	pthread_cond_signal(&m->cond);
+	wake_waiters(m, true);
 	pthread_mutex_unlock(&m->mu);
 	if (m->cmd)
 		t4dx_embed_cmd_cancel(m->cmd);  /* a request under way */
@@ -946,7 +1052,65 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 	out->embedded += atomic_load(&db->flush_embedded);
 	out->no_vector += atomic_load(&db->flush_tried);
 	out->queued = m->n;
+	out->waiting = m->waiters;
 	out->busy = m->n || m->sweep || m->working || m->redo ||
 		    m->redo_sweep || m->logged;
 	pthread_mutex_unlock(&m->mu);
+}
+
+int t4dx_embed_wait(struct t4dx *db, uint64_t *pending)
+{
+	struct eng_embedder *m = db->emb;
+	*pending = 0;
+	if (!m)
+		return 0;
+	struct ewaiter w = { .next = NULL };
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca))
+		return ENOMEM;
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	int rc = pthread_cond_init(&w.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&m->mu);
+	w.target = m->seq;
+	int64_t now = mono_ns(), until = now + m->search_wait;
+	bool wait = !m->stop && m->hold_until <= now && m->tickets &&
+		    m->tickets->seq <= w.target;
+	if (wait) {
+		w.next = m->wlist;
+		m->wlist = &w;
+		if (!m->waiters++)
+			pthread_cond_signal(&m->cond);  /* no holding back */
+	}
+	while (wait && !m->stop && m->hold_until <= now && m->tickets &&
+	       m->tickets->seq <= w.target && now < until) {
+		struct timespec ts = { until / 1000000000, until % 1000000000 };
+		pthread_cond_timedwait(&w.cond, &m->mu, &ts);
+		now = mono_ns();
+	}
+	if (wait) {
+		struct ewaiter **p = &m->wlist;
+		while (*p != &w)
+			p = &(*p)->next;
+		*p = w.next;
+		m->waiters--;
+	}
+	/* what is not in yet: the keys an earlier search gave up on, and
+	 * this one's, which no later search waits for (a query's ls -l
+	 * looks its answer up once per link) */
+	uint64_t n = m->nlate;
+	struct ekey *k;
+	while ((k = m->tickets) && k->seq <= w.target) {
+		DL_DELETE2(m->tickets, k, sprev, snext);
+		DL_APPEND2(m->late, k, sprev, snext);
+		k->late = true;
+		m->nlate++;
+		n++;
+	}
+	pthread_mutex_unlock(&m->mu);
+	pthread_cond_destroy(&w.cond);
+	*pending = n;
+	return 0;
 }

@@ -268,6 +268,7 @@ struct t4dx_embed_stats {
 	uint64_t bytes_read;
 	uint64_t starts;                /* of the program of "command" */
 	uint64_t queued;
+	uint64_t waiting;               /* searches waiting for vectors */
 	bool busy;
 };
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
@@ -300,6 +301,15 @@ void t4dx_index_file_stats(struct t4dx *db,
  * embedder "off", or no program running.  why[] says what, for a log. */
 int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		    float *out, char *why, size_t whylen);
+/* Wait until the embedder has dealt with every file closed (put) before
+ * the call (its vector or "tried" mark logged, given up), for a search
+ * to find them: at most 2 s (and vector.timeout_s for "command"); not
+ * for a file that failed once (the program's back-off, a degraded
+ * store) or that an earlier call gave up on; not at all with embedder
+ * "off", nor for the files a start's sweep or a redo queues.  *pending
+ * gets how many files closed before the call have no outcome yet
+ * (those not waited for included).  0, or ENOMEM. */
+int t4dx_embed_wait(struct t4dx *db, uint64_t *pending);
 /* Cancel, for good, the request to the program of "command" under way
  * and every later one (they fail with ECANCELED): for a stop, before
  * the threads that may wait for the program are joined.  Safe in a

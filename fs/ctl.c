@@ -635,6 +635,7 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(em, "bytes_read", ju64(es.bytes_read), &ok);
 		jset(em, "program_starts", ju64(es.starts), &ok);
 		jset(em, "queued", ju64(es.queued), &ok);
+		jset(em, "searches_waiting", ju64(es.waiting), &ok);
 		jset(em, "busy", json_object_new_boolean(es.busy), &ok);
 	}
 	jset(o, "vectors", em, &ok);

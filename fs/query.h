@@ -17,6 +17,8 @@ struct answer {
 	size_t n;
 	uint32_t k;
 	bool partial;
+	uint64_t pending;               /* files closed before the search
+	                                   whose vectors were not in yet */
 };
 
 /* Log a line about a query (stderr in the foreground, else syslog), at

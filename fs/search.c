@@ -193,6 +193,7 @@ static void cache_put(struct search_state *s, uint64_t qid,
 	c->n = a->n;
 	c->k = a->k;
 	c->partial = a->partial;
+	c->pending = a->pending;
 	c->stamp = *stamp;
 }
 
@@ -226,8 +227,14 @@ static int compute(struct t4dxfs *fs, uint64_t qid, struct answer *a)
 	int rc = ENOENT;
 	bool hit = false;
 	memset(a, 0, sizeof(*a));
-	/* the stamp before the search: a change made while it runs makes
-	 * the next one compute again */
+	/* the files closed before the search are found by it: first wait
+	 * (bounded) for their vectors; then the stamp, before the search: a
+	 * change made while it runs makes the next one compute again */
+	uint64_t pending = 0;
+	rc = t4dx_embed_wait(fs->db, &pending);
+	if (rc)
+		return rc;
+	rc = ENOENT;
 	t4dx_search_stamp(fs->db, &stamp);
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < SEARCH_CACHE && !hit; i++) {
@@ -240,6 +247,7 @@ static int compute(struct t4dxfs *fs, uint64_t qid, struct answer *a)
 		a->n = rc ? 0 : c->n;
 		a->k = c->k;
 		a->partial = c->partial;
+		a->pending = c->pending;
 		s->reused++;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -248,6 +256,8 @@ static int compute(struct t4dxfs *fs, uint64_t qid, struct answer *a)
 	rc = query_name(fs, qid, name);
 	if (!rc)
 		rc = query_run(fs, name, a);
+	if (!rc)
+		a->pending = pending;
 	pthread_mutex_lock(&s->mu);
 	s->runs++;
 	if (!rc && query_by_qid(s, qid))
@@ -350,7 +360,8 @@ static int link_info(struct t4dxfs *fs, uint64_t qid, uint64_t slot,
 	for (size_t i = 0; known && i < SEARCH_CACHE; i++)
 		if (s->cache[i].qid == qid) {
 			struct answer a = { s->cache[i].hits, s->cache[i].n,
-					    s->cache[i].k, s->cache[i].partial };
+					    s->cache[i].k, s->cache[i].partial,
+					    s->cache[i].pending };
 			s->cache[i].use = ++s->use_clock;
 			rc = link_of_answer(&a, rank_of(&a, item), li);
 			hit = true;
@@ -620,8 +631,9 @@ static bool add_path(struct json_object *x, const char *path)
 	return ok;
 }
 
-/* {"partial": bool, "results": [{rank, path, id, score, kappa,
- * importance, type}, ...]}, best first, one line. */
+/* {"partial": bool, ["pending": N,] "results": [{rank, path, id, score,
+ * kappa, importance, type}, ...]}, best first, one line; "pending" only
+ * when some files closed before the search had no vector yet. */
 static int render_json(const struct answer *a, struct t4dx_buf *out)
 {
 	struct json_object *o = json_object_new_object();
@@ -629,6 +641,9 @@ static int render_json(const struct answer *a, struct t4dx_buf *out)
 	bool ok = o && v &&
 		  !json_object_object_add(o, "partial",
 				json_object_new_boolean(a->partial)) &&
+		  (!a->pending ||
+		   !json_object_object_add(o, "pending",
+				json_object_new_uint64(a->pending))) &&
 		  !json_object_object_add(o, "results", v);
 	if (!ok)
 		json_object_put(v);

@@ -112,6 +112,7 @@ struct search_cached {
 	size_t n;
 	uint32_t k;
 	bool partial;
+	uint64_t pending;
 	struct t4dx_search_stamp stamp; /* the store as it was computed on */
 };
 struct query;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -546,6 +547,11 @@ int cmd_search(const struct command *c, int argc, char **argv)
 	if (json_object_get_boolean(get(r, "partial")))
 		fputs("(partial: the store is degraded, only what it could "
 		      "read was searched)\n", stdout);
+	struct json_object *pend = get(r, "pending");
+	if (pend && json_object_get_uint64(pend))
+		printf("(pending: %" PRIu64 " files closed before the search "
+		       "had no vector yet and may be missing)\n",
+		       json_object_get_uint64(pend));
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		struct json_object *h = json_object_array_get_idx(v, i);
 		const char *p = str(h, "path");

@@ -1,0 +1,259 @@
+/*
+ * test_embed_wait.c - t4dx_embed_wait, the call a search makes first: it
+ * returns once the files put before it have their embedder's outcome,
+ * whatever holds the embedder back for writers, within its bound, at
+ * once with embedder "off" or for a start's sweep, and it sends each
+ * search back with how many files it did not wait for.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "faults.h"
+#include "t4dx.h"
+#include "unit.h"
+
+#define R T4DX_ROOT_INO
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Open dir with embedder (and the program argv for "command", dim 4 and
+ * timeout_s 1); hold: writes hold the embedder back for a minute. */
+static struct t4dx *open_with(const char *dir, const char *embedder,
+			      const char *mode, bool hold)
+{
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, embedder);
+	if (mode) {
+		const char *src = getenv("T4DX_SRCDIR");
+		c.vector.dim = 4;
+		c.vector.timeout_s = 1;
+		snprintf(c.vector.command, sizeof(c.vector.command),
+			 "[\"bash\",\"%s/tests/embed-cmd.sh\",%s]",
+			 src ? src : ".", mode);
+	}
+	if (hold) {
+		setenv("T4DX_TEST_EMBED_QUIET_MS", "60000", 1);
+		setenv("T4DX_TEST_EMBED_DEFER_MS", "60000", 1);
+	}
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	unsetenv("T4DX_TEST_EMBED_QUIET_MS");
+	unsetenv("T4DX_TEST_EMBED_DEFER_MS");
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
+static int write_file(struct t4dx *db, const char *name, const char *text)
+{
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+	e.mode = S_IFREG | 0644;
+	e.content = t4dx_blob_from(text, strlen(text));
+	e.size = strlen(text);
+	int rc = t4dx_put(db, &e, 0, NULL);
+	t4dx_entry_clear(&e);
+	return rc;
+}
+
+static int src_of(struct t4dx *db, const char *name)
+{
+	struct t4dx_entry e;
+	if (t4dx_get(db, R, name, strlen(name), 0, &e))
+		return -1;
+	int src = e.vec_src;
+	t4dx_entry_clear(&e);
+	return src;
+}
+
+static void embedder_idle(struct t4dx *db)
+{
+	struct t4dx_embed_stats st;
+	for (int i = 0; i < 60000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (!st.busy)
+			return;
+		usleep(1000);
+	}
+	REQUIRE(!"the embedder never went idle");
+}
+
+/* Writes hold the embedder back for a minute: a search does not wait
+ * that long, the embedder takes the file at once for it. */
+static void test_wait_outranks_writers(void)
+{
+	const char *dir = unit_tmpdir("ewait");
+	struct t4dx *db = open_with(dir, "builtin", NULL, true);
+	embedder_idle(db);
+	for (int i = 0; i < 20; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "n%d", i);
+		REQUIRE(write_file(db, name, "green tea with jasmine") == 0);
+		CHECK_EQ_INT(src_of(db, name), T4DX_VEC_NONE);
+		uint64_t pending = 99;
+		int64_t t0 = now_ms();
+		CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+		CHECK(now_ms() - t0 < 1900);
+		CHECK_EQ_INT((int)pending, 0);
+		CHECK_EQ_INT(src_of(db, name), T4DX_VEC_EMBED);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Nothing to wait for with embedder "off", nor for the files a start's
+ * sweep queues (a store written without vectors). */
+static void test_wait_off_and_sweep(void)
+{
+	const char *dir = unit_tmpdir("ewaitoff");
+	struct t4dx *db = open_with(dir, "off", NULL, false);
+	char name[16];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		REQUIRE(write_file(db, name, "a cup of oolong") == 0);
+	}
+	uint64_t pending = 99;
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT((int)pending, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_with(dir, "builtin", NULL, false);
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK(now_ms() - t0 < 500);
+	CHECK_EQ_INT((int)pending, 0);
+	embedder_idle(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A start's sweep queued 20 files for a program that takes 0.3 s an
+ * answer (6 s of work): a search waits only for the file put before it,
+ * which the embedder takes ahead of the sweep's. */
+static void test_wait_ahead_of_sweep(void)
+{
+	const char *dir = unit_tmpdir("ewaitsweep");
+	struct t4dx *db = open_with(dir, "off", NULL, false);
+	char name[16];
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		REQUIRE(write_file(db, name, "an old note") == 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_with(dir, "command", "\"slow\",\"0.3\",\"4\"", false);
+	struct t4dx_embed_stats st;
+	for (int i = 0; i < 10000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (st.queued >= 15)
+			break;
+		usleep(1000);
+	}
+	REQUIRE(st.queued >= 15);
+	REQUIRE(write_file(db, "new", "a new note") == 0);
+	uint64_t pending = 99;
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK(now_ms() - t0 < 1500);
+	CHECK_EQ_INT((int)pending, 0);
+	CHECK_EQ_INT(src_of(db, "new"), T4DX_VEC_EMBED);
+	t4dx_embed_stats(db, &st);
+	CHECK(st.queued >= 5);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A program that takes 5 s an answer: the wait ends at its bound
+ * (vector.timeout_s, 1 s here) with the file pending, and the next one
+ * does not wait for that file again but still counts it. */
+static void test_wait_bound(void)
+{
+	const char *dir = unit_tmpdir("ewaitslow");
+	struct t4dx *db = open_with(dir, "command", "\"slow\",\"5\",\"4\"",
+				    false);
+	REQUIRE(write_file(db, "a", "green tea") == 0);
+	uint64_t pending = 0;
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	int64_t took = now_ms() - t0;
+	CHECK(took >= 900 && took < 2500);
+	CHECK_EQ_INT((int)pending, 1);
+	t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK(now_ms() - t0 < 500);
+	CHECK_EQ_INT((int)pending, 1);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+struct waiter {
+	struct t4dx *db;
+	int bad;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	for (int i = 0; i < 50; i++) {
+		uint64_t pending = 99;
+		if (t4dx_embed_wait(w->db, &pending) || pending)
+			w->bad++;
+	}
+	return NULL;
+}
+
+/* Many searches waiting at once while a writer never pauses: each
+ * returns with its files done. */
+static void test_wait_concurrent(void)
+{
+	const char *dir = unit_tmpdir("ewaitmany");
+	struct t4dx *db = open_with(dir, "builtin", NULL, true);
+	embedder_idle(db);
+	struct waiter w[6];
+	pthread_t thr[6];
+	char name[16], text[64];
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "w%d", i % 50);
+		snprintf(text, sizeof(text), "note %d about the garden", i);
+		REQUIRE(write_file(db, name, text) == 0);
+		if (i == 20)
+			for (int j = 0; j < 6; j++) {
+				w[j].db = db;
+				w[j].bad = 0;
+				REQUIRE(pthread_create(&thr[j], NULL,
+						       waiter_main,
+						       &w[j]) == 0);
+			}
+	}
+	for (int j = 0; j < 6; j++) {
+		pthread_join(thr[j], NULL);
+		CHECK_EQ_INT(w[j].bad, 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+int main(void)
+{
+	RUN(test_wait_outranks_writers);
+	RUN(test_wait_off_and_sweep);
+	RUN(test_wait_ahead_of_sweep);
+	RUN(test_wait_bound);
+	RUN(test_wait_concurrent);
+	UNIT_DONE();
+}
