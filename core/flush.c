@@ -73,7 +73,11 @@ void eng_maybe_wake_flusher(struct t4dx *db)
  * for a crash: until the MANIFEST names the segment, the file is in the
  * log without a vector, and the start's sweep queues it.  The vectors
  * are those of the running version of the embedder, which is what
- * EMBEDDER records at the end of a redo, so a redo finds them the same.
+ * EMBEDDER records at the end of a redo, so a redo finds them the same;
+ * and none before EMBEDDER names that embedder or marks its redo
+ * (db->emb_named): the flusher starts before the embedder thread, and a
+ * start's flush of a long replayed log computed vectors of a new
+ * vector.dim that a crash and a start with the old one kept for good.
  * Content that gets no vector (binary, no word) is marked as tried, as
  * the thread would.
  *
@@ -157,7 +161,10 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 {
 	memset(f, 0, sizeof(*f));
 	atomic_init(&f->next, 0);
-	if (db->readonly || strcmp(db->cfg.vector.embedder, "builtin"))
+	/* not before EMBEDDER names this embedder or marks its redo (the
+	 * start's first flush may come first): the thread's, then */
+	if (db->readonly || strcmp(db->cfg.vector.embedder, "builtin") ||
+	    !atomic_load(&db->emb_named))
 		return;
 	size_t *pick = malloc(sizeof(*pick) * (n ? n : 1)), m = 0;
 	if (!pick)
