@@ -156,7 +156,8 @@ struct t4dx {
 	/* the embedder thread (embedder.c), NULL when vector.embedder is
 	 * "off"; its own lock.  Set at open, cleared at close. */
 	struct eng_embedder *emb;
-	/* vectors and marks that flushes made (flush.c); atomic */
+	/* vectors and marks that flushes made, counted once their segment
+	 * is in the MANIFEST (flush.c); atomic */
 	atomic_uint_least64_t flush_embedded, flush_tried;
 	/* DATA_DIR/EMBEDDER names the running embedder, or marks its redo
 	 * (embedder.c): only then may a flush compute its vectors.  The

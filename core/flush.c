@@ -102,6 +102,9 @@ struct fembed {
 	uint32_t dim;
 	int64_t until;                  /* CLOCK_MONOTONIC ns */
 	atomic_size_t next;
+	uint64_t vectors, marks;        /* made: counted once the segment
+					 * is in the MANIFEST (a failed
+					 * flush is tried again) */
 };
 
 static int64_t mono_ns(void)
@@ -206,17 +209,15 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 	}
 	for (size_t t = 0; t < started; t++)
 		pthread_join(thr[t], NULL);
-	uint64_t made = 0, tried = 0;
 	for (size_t j = 0; j < m; j++) {
 		if (!f->made[j])
 			continue;
 		v[pick[j]] = &f->out[j];
 		if (f->out[j].vec)
-			made++;
+			f->vectors++;
 		else
-			tried++;
+			f->marks++;
 	}
-	eng_embed_count_flush(db, made, tried);
 }
 
 static void fembed_done(struct fembed *f)
@@ -229,8 +230,10 @@ static void fembed_done(struct fembed *f)
 	free(f->made);
 }
 
-/* Write imm to segment id.  No lock needed: imm is immutable. */
-static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
+/* Write imm to segment id.  No lock needed: imm is immutable.  *vectors
+ * and *marks: those the flush computed for it (fembed_start). */
+static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out,
+		     uint64_t *vectors, uint64_t *marks)
 {
 	size_t n = t4dx_mem_count(db->imm), i = 0;
 	struct t4dx_entry **v = calloc(n ? n : 1, sizeof(*v));
@@ -242,6 +245,8 @@ static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 		v[i++] = (struct t4dx_entry *)e;
 	fembed_start(db, v, n, &f);
 	int rc = eng_make_segment(db, id, v, n, out);
+	*vectors = f.vectors;
+	*marks = f.marks;
 	fembed_done(&f);
 	free(v);
 	return rc;
@@ -386,7 +391,8 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 	}
 	pthread_rwlock_unlock(&db->lock);
 
-	rc = write_imm(db, id, &seg);
+	uint64_t vectors, marks;
+	rc = write_imm(db, id, &seg, &vectors, &marks);
 	if (rc)
 		return rc;
 	if (run) {
@@ -414,6 +420,7 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 	if (rc)
 		goto fail;
 	db->nsegs++;
+	eng_embed_count_flush(db, vectors, marks);
 	bool pile = eng_auto_pick(db, NULL, NULL);
 	struct t4dx_mem *old = db->imm;
 	db->imm = NULL;

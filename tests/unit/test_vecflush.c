@@ -6,6 +6,7 @@
  * or after the flush leaves every file with its right vector.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,11 +358,37 @@ static void test_flush_before_redo_mark(void)
 	unit_rm_rf(dir);
 }
 
+/* A flush that fails (ENOSPC as its segment goes into place) is tried
+ * again, and computes the vectors again: .ctl/stats counts each file
+ * once, as the vectors the store holds. */
+static void test_flush_fails_counts_once(void)
+{
+	const char *dir = unit_tmpdir("vflfail");
+	struct t4dx *db = open_held(dir, "builtin");
+	static const unsigned char bin[] = { 0, 1, 2, 3, 0xff, 0xfe, 7 };
+	REQUIRE(put_text(db, "tea", TEA) == 0);
+	REQUIRE(put_bytes(db, "bin", bin, sizeof(bin)) == 0);
+	faults_arm(FAULT_RENAME, 1, ENOSPC, 0);
+	int rc = t4dx_flush(db);
+	unsigned renames = faults_calls(FAULT_RENAME);
+	faults_reset();
+	CHECK(rc != 0);
+	CHECK(renames >= 1);
+	REQUIRE(t4dx_flush(db) == 0);
+	struct t4dx_embed_stats st;
+	t4dx_embed_stats(db, &st);
+	CHECK_EQ_INT(st.embedded, 1);
+	CHECK_EQ_INT(st.no_vector, 1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_flush_embeds);
 	RUN(test_flush_off);
 	RUN(test_flush_crash);
 	RUN(test_flush_before_redo_mark);
+	RUN(test_flush_fails_counts_once);
 	UNIT_DONE();
 }
