@@ -929,6 +929,7 @@ int eng_embedder_start(struct t4dx *db)
 	m->redo = m->redo_sweep = !state_same(db, m);
 	if (m->redo)
 		state_mark_redo(db, m);
+	atomic_store(&db->emb_named, true);     /* flushes may embed */
 	db->emb = m;
 	int rc = pthread_create(&m->thr, NULL, embedder_main, db);
 	if (rc) {

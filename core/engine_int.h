@@ -156,8 +156,16 @@ struct t4dx {
 	/* the embedder thread (embedder.c), NULL when vector.embedder is
 	 * "off"; its own lock.  Set at open, cleared at close. */
 	struct eng_embedder *emb;
-	/* vectors and marks that flushes made (flush.c); atomic */
+	/* vectors and marks that flushes made, counted once their segment
+	 * is in the MANIFEST (flush.c); atomic */
 	atomic_uint_least64_t flush_embedded, flush_tried;
+	/* DATA_DIR/EMBEDDER names the running embedder, or marks its redo
+	 * (embedder.c): only then may a flush compute its vectors.  The
+	 * flusher starts before the embedder thread, and flushes a long
+	 * replayed log at once: a vector of a new embedder (another
+	 * vector.dim) in a segment while EMBEDDER still names the old one
+	 * would stay for good after a crash and a start with the old one */
+	atomic_bool emb_named;
 
 	/* compaction: compact_mu is held for a whole run */
 	pthread_mutex_t compact_mu;

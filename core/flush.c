@@ -73,7 +73,11 @@ void eng_maybe_wake_flusher(struct t4dx *db)
  * for a crash: until the MANIFEST names the segment, the file is in the
  * log without a vector, and the start's sweep queues it.  The vectors
  * are those of the running version of the embedder, which is what
- * EMBEDDER records at the end of a redo, so a redo finds them the same.
+ * EMBEDDER records at the end of a redo, so a redo finds them the same;
+ * and none before EMBEDDER names that embedder or marks its redo
+ * (db->emb_named): the flusher starts before the embedder thread, and a
+ * start's flush of a long replayed log computed vectors of a new
+ * vector.dim that a crash and a start with the old one kept for good.
  * Content that gets no vector (binary, no word) is marked as tried, as
  * the thread would.
  *
@@ -98,6 +102,9 @@ struct fembed {
 	uint32_t dim;
 	int64_t until;                  /* CLOCK_MONOTONIC ns */
 	atomic_size_t next;
+	uint64_t vectors, marks;        /* made: counted once the segment
+					 * is in the MANIFEST (a failed
+					 * flush is tried again) */
 };
 
 static int64_t mono_ns(void)
@@ -157,7 +164,10 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 {
 	memset(f, 0, sizeof(*f));
 	atomic_init(&f->next, 0);
-	if (db->readonly || strcmp(db->cfg.vector.embedder, "builtin"))
+	/* not before EMBEDDER names this embedder or marks its redo (the
+	 * start's first flush may come first): the thread's, then */
+	if (db->readonly || strcmp(db->cfg.vector.embedder, "builtin") ||
+	    !atomic_load(&db->emb_named))
 		return;
 	size_t *pick = malloc(sizeof(*pick) * (n ? n : 1)), m = 0;
 	if (!pick)
@@ -199,17 +209,15 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 	}
 	for (size_t t = 0; t < started; t++)
 		pthread_join(thr[t], NULL);
-	uint64_t made = 0, tried = 0;
 	for (size_t j = 0; j < m; j++) {
 		if (!f->made[j])
 			continue;
 		v[pick[j]] = &f->out[j];
 		if (f->out[j].vec)
-			made++;
+			f->vectors++;
 		else
-			tried++;
+			f->marks++;
 	}
-	eng_embed_count_flush(db, made, tried);
 }
 
 static void fembed_done(struct fembed *f)
@@ -222,8 +230,10 @@ static void fembed_done(struct fembed *f)
 	free(f->made);
 }
 
-/* Write imm to segment id.  No lock needed: imm is immutable. */
-static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
+/* Write imm to segment id.  No lock needed: imm is immutable.  *vectors
+ * and *marks: those the flush computed for it (fembed_start). */
+static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out,
+		     uint64_t *vectors, uint64_t *marks)
 {
 	size_t n = t4dx_mem_count(db->imm), i = 0;
 	struct t4dx_entry **v = calloc(n ? n : 1, sizeof(*v));
@@ -235,6 +245,8 @@ static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out)
 		v[i++] = (struct t4dx_entry *)e;
 	fembed_start(db, v, n, &f);
 	int rc = eng_make_segment(db, id, v, n, out);
+	*vectors = f.vectors;
+	*marks = f.marks;
 	fembed_done(&f);
 	free(v);
 	return rc;
@@ -379,7 +391,8 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 	}
 	pthread_rwlock_unlock(&db->lock);
 
-	rc = write_imm(db, id, &seg);
+	uint64_t vectors, marks;
+	rc = write_imm(db, id, &seg, &vectors, &marks);
 	if (rc)
 		return rc;
 	if (run) {
@@ -407,6 +420,7 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 	if (rc)
 		goto fail;
 	db->nsegs++;
+	eng_embed_count_flush(db, vectors, marks);
 	bool pile = eng_auto_pick(db, NULL, NULL);
 	struct t4dx_mem *old = db->imm;
 	db->imm = NULL;

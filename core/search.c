@@ -556,6 +556,13 @@ static int search_segments(struct search *s)
 			/* its graph was dropped meanwhile (an nrem,
 			 * seg_index.c) before any of its hits was kept */
 			rc = seg_exact(s, t[j].i);
+		/* a vector part that failed its checks gave its block's
+		 * items without vectors, left out here: marked, as a lookup
+		 * does (merge.c), so that the next start quarantines and
+		 * rebuilds the segment and says what it lost */
+		if (t4dx_seg_vec_lost(s->segs[t[j].i]))
+			eng_mark_damaged(s->db, s->segs[t[j].i],
+					 T4DX_ECORRUPT);
 		rc = left_out(s, t[j].i, rc);
 	}
 	free(t);

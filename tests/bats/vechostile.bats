@@ -112,6 +112,19 @@ cfg_cmd() {
 	assert_failure
 }
 
+@test "command: a text query that starts the program waits for its load, past vector.timeout_s (README: start_timeout_s bounds it)" {
+	CFG=$(t4dx_config_file "$(jq -cn --arg sh "$T4DX_SRCDIR/tests/embed-cmd.sh" \
+		'{vector: {dim: 8, embedder: "command", timeout_s: 1,
+			start_timeout_s: 20, command: ["bash", $sh, "load", "3", "8"]}}')")
+	t4dx_start -o "config=$CFG"
+	# no file: the query is the program's first request
+	local t0=$SECONDS
+	run ls "$MNT/search/green tea"
+	assert_success
+	((SECONDS - t0 >= 2)) ||
+		fail "answered in $((SECONDS - t0)) s: the program did not load first?"
+}
+
 @test "command: Ctrl-C ends an ls of search/ that waits for a hung program, well before vector.timeout_s" {
 	skip "finding: FUSE interrupts are not handled, so the ls waits in D state (even SIGKILL cannot end it) until vector.timeout_s (up to an hour) or the daemon's SIGTERM"
 	CFG=$(cfg_cmd 30 hang "$T4DX_TMP/hang.pids")

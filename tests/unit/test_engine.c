@@ -1895,6 +1895,82 @@ static void test_rebuild_vectors_archive(void)
 	rebuild_vectors_lost(true);
 }
 
+/* A search is the reader of vectors: one that reads a block whose vector
+ * part fails its checks (the block's items come without their vectors,
+ * and so are left out of its answer) marks the segment as a lookup does,
+ * so that the next start quarantines and rebuilds it and gives the hand
+ * vectors back from the archive (before: no marker, the items stayed out
+ * of every search, silently, until a compaction failed on them). */
+static void test_search_vectors_lost_marks(void)
+{
+	const char *dir = unit_tmpdir("vlosts");
+	char d[512], name[16], path[700], text[64];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	strcpy(cfg.vector.embedder, "off");
+	struct t4dx *db = open_db(d, &cfg);
+	float x[256];
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "v%d", i);
+		snprintf(text, sizeof(text), "item %d", i);
+		REQUIRE(put_file(db, R, name, text, NULL) == 0);
+		for (int j = 0; j < 256; j++)
+			x[j] = (float)((i * 256 + j) % 97) / 97.0f - 0.5f;
+		struct t4dx_entry f;
+		memset(&f, 0, sizeof(f));
+		f.vec_src = T4DX_VEC_HAND;
+		f.vec = t4dx_vec_new(x, 256);
+		REQUIRE(f.vec);
+		REQUIRE(t4dx_update(db, R, name, strlen(name), &f, T4DX_F_VEC,
+				    0, NULL) == 0);
+		t4dx_blob_unref(f.vec);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
+	struct t4dx_seg *s;
+	REQUIRE(t4dx_seg_open(path, 1, &s) == 0);
+	uint64_t off, len;
+	REQUIRE(t4dx_seg_vpart_range(s, 0, &off, &len) == 0);
+	t4dx_seg_unref(s);
+	REQUIRE(len > 8);
+	int fd = open(path, O_RDWR);
+	REQUIRE(fd >= 0);
+	unsigned char byte;
+	REQUIRE(pread(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
+	byte ^= 0x40;
+	REQUIRE(pwrite(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
+	close(fd);
+
+	/* a search, and nothing else, reads the block */
+	db = open_db(d, &cfg);
+	for (int j = 0; j < 256; j++)
+		x[j] = (float)((2 * 256 + j) % 97) / 97.0f - 0.5f;
+	struct t4dx_search_opts o;
+	t4dx_search_defaults(&o);
+	o.exact = true;
+	struct t4dx_hit *hits = NULL;
+	size_t n = 0;
+	CHECK_EQ_INT(t4dx_search(db, x, 256, &o, &hits, &n), 0);
+	t4dx_hits_free(hits, n);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(d, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
+	o.k = 1;
+	hits = NULL;
+	n = 0;
+	CHECK_EQ_INT(t4dx_search(db, x, 256, &o, &hits, &n), 0);
+	CHECK(n == 1 && hits[0].path && !strcmp(hits[0].path, "v2"));
+	t4dx_hits_free(hits, n);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
 /* A flipped byte in a vector part, read first by a full compaction
  * (before the health check or a start reads the segment whole): the
  * compaction must not carry the block's items into its output without
@@ -3349,6 +3425,7 @@ int main(void)
 	RUN(test_rebuild_salvage);
 	RUN(test_rebuild_vectors_lost);
 	RUN(test_rebuild_vectors_archive);
+	RUN(test_search_vectors_lost_marks);
 	RUN(test_compact_vectors_lost);
 	RUN(test_manifest_format);
 	RUN(test_rebuild_salvage_readonly);

@@ -6,6 +6,7 @@
  * or after the flush leaves every file with its right vector.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "embed.h"
 #include "faults.h"
+#include "io.h"
 #include "t4dx.h"
 #include "unit.h"
 #include "vec.h"
@@ -246,10 +248,189 @@ static void test_flush_crash(void)
 	unit_rm_rf(dir);
 }
 
+/* The start's flush of a long replayed log runs before the embedder
+ * thread has marked EMBEDDER for a redo (its flusher starts first): the
+ * flush must not write vectors of an embedder that EMBEDDER does not
+ * name yet.  Here vector.dim goes from DIM to DIM/2 at a start whose log
+ * is due a flush, and the daemon is killed as EMBEDDER's redo mark is
+ * about to be renamed into place (a slow disk); then a start with DIM
+ * again finds EMBEDDER naming DIM, redoes nothing, and the replayed
+ * files must still get their vectors of DIM. */
+static const char *const BEFORE_MARK_WORDS[] = {
+	"apple", "river", "mountain", "lantern", "harbor", "violet", "pepper",
+	"meadow",
+};
+#define BEFORE_MARK_FILES 48
+
+static void before_mark_text(int i, char *buf, size_t len)
+{
+	size_t n = 0;
+	for (int w = 0; n + 40 < len && w < 200; w++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%d ",
+				      BEFORE_MARK_WORDS[(i + w) % 8], i);
+}
+
+static int (*real_rename)(const char *, const char *);
+static int rename_embedder_dies(const char *from, const char *to)
+{
+	size_t l = strlen(to);
+	if (l >= 9 && !strcmp(to + l - 9, "/EMBEDDER")) {
+		sleep(3);       /* the flusher's flush meanwhile */
+		kill(getpid(), SIGKILL);
+	}
+	return real_rename(from, to);
+}
+
+static void test_flush_before_redo_mark(void)
+{
+	const char *dir = unit_tmpdir("vflmark");
+	char text[1600];
+	/* a store of DIM, EMBEDDER naming it */
+	struct t4dx *db = open_held(dir, "builtin");
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* files in the log alone, more than a flush is due at */
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		db = open_held(dir, "builtin");
+		for (int i = 0; i < BEFORE_MARK_FILES; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "f%d", i);
+			before_mark_text(i, text, sizeof(text));
+			if (put_text(db, name, text))
+				_exit(2);
+		}
+		if (t4dx_sync(db, 0))
+			_exit(2);
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	int ws;
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	REQUIRE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+	/* a start with vector.dim DIM/2 and a flush due at once: killed
+	 * as the redo mark goes into place */
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct t4dx_config c;
+		char msg[256];
+		t4dx_config_defaults(&c);
+		c.vector.dim = DIM / 2;
+		c.wal.checkpoint_bytes = 65536;
+		real_rename = t4dx_io.rename;
+		t4dx_io.rename = rename_embedder_dies;
+		setenv("T4DX_TEST_EMBED_QUIET_MS", "60000", 1);
+		setenv("T4DX_TEST_EMBED_DEFER_MS", "60000", 1);
+		t4dx_open(dir, &c, &db, msg, sizeof(msg));
+		_exit(3);
+	}
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	REQUIRE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+	/* back to DIM: every file with its vector of DIM */
+	db = open_held(dir, "builtin");
+	struct t4dx_config c;
+	char msg[256];
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	t4dx_config_defaults(&c);
+	c.vector.dim = DIM;
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	idle(db);
+	int right = 0, half = 0;
+	for (int i = 0; i < BEFORE_MARK_FILES; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "f%d", i);
+		before_mark_text(i, text, sizeof(text));
+		struct t4dx_blob *v = builtin_of(text);
+		right += has_vec(db, name, T4DX_VEC_EMBED, v);
+		t4dx_blob_unref(v);
+		struct t4dx_entry e;
+		if (!t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT,
+			       &e)) {
+			half += e.vec && t4dx_vec_dim(e.vec) == DIM / 2;
+			t4dx_entry_clear(&e);
+		}
+	}
+	/* (with the flush first: every one of DIM/2, for good) */
+	CHECK_EQ_INT(half, 0);
+	CHECK_EQ_INT(right, BEFORE_MARK_FILES);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A flush that fails (ENOSPC as its segment goes into place) is tried
+ * again, and computes the vectors again: .ctl/stats counts each file
+ * once, as the vectors the store holds. */
+static void test_flush_fails_counts_once(void)
+{
+	const char *dir = unit_tmpdir("vflfail");
+	struct t4dx *db = open_held(dir, "builtin");
+	static const unsigned char bin[] = { 0, 1, 2, 3, 0xff, 0xfe, 7 };
+	REQUIRE(put_text(db, "tea", TEA) == 0);
+	REQUIRE(put_bytes(db, "bin", bin, sizeof(bin)) == 0);
+	faults_arm(FAULT_RENAME, 1, ENOSPC, 0);
+	int rc = t4dx_flush(db);
+	unsigned renames = faults_calls(FAULT_RENAME);
+	faults_reset();
+	CHECK(rc != 0);
+	CHECK(renames >= 1);
+	REQUIRE(t4dx_flush(db) == 0);
+	struct t4dx_embed_stats st;
+	t4dx_embed_stats(db, &st);
+	CHECK_EQ_INT(st.embedded, 1);
+	CHECK_EQ_INT(st.no_vector, 1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Once writes pause, the thread comes to the keys the puts queued: the
+ * files the flush gave a vector are skipped, with no record logged and
+ * nothing counted twice.  (Whether it looked at the vector before reading
+ * the content is not seen here: a thread that read first would skip them
+ * too, after the read, and count no bytes.) */
+static void test_thread_skips_flushed(void)
+{
+	const char *dir = unit_tmpdir("vflskip");
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	c.vector.dim = DIM;
+	setenv("T4DX_TEST_EMBED_QUIET_MS", "3000", 1);
+	setenv("T4DX_TEST_EMBED_DEFER_MS", "60000", 1);
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	unsetenv("T4DX_TEST_EMBED_QUIET_MS");
+	unsetenv("T4DX_TEST_EMBED_DEFER_MS");
+	idle(db);
+	char name[32], text[128];
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		snprintf(text, sizeof(text), "note %d about %s", i,
+			 BEFORE_MARK_WORDS[i % 8]);
+		REQUIRE(put_text(db, name, text) == 0);
+	}
+	REQUIRE(t4dx_flush(db) == 0);
+	struct t4dx_embed_stats st;
+	t4dx_embed_stats(db, &st);
+	CHECK_EQ_INT(st.embedded, 20);
+	/* the thread's turn: writes paused past the quiet time */
+	sleep(4);
+	idle(db);
+	t4dx_embed_stats(db, &st);
+	CHECK_EQ_INT(st.bytes_read, 0);
+	CHECK_EQ_INT(st.embedded, 20);
+	CHECK_EQ_INT(embedder_records(dir), 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_flush_embeds);
 	RUN(test_flush_off);
 	RUN(test_flush_crash);
+	RUN(test_flush_before_redo_mark);
+	RUN(test_flush_fails_counts_once);
+	RUN(test_thread_skips_flushed);
 	UNIT_DONE();
 }
