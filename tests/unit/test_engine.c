@@ -1788,29 +1788,27 @@ static void test_rebuild_salvage(void)
 	unit_rm_rf(d);
 }
 
-/* One flipped byte in a vector part, and no archive to rebuild from:
- * the block's items keep their content and attributes, without vectors
- * (from review: every item of the block was lost, content and all). */
-static void rebuild_vectors_lost(bool archive)
+/* Item i's vector set by hand in the tests of damaged vector parts. */
+static void hand_vec(int i, float *x)
 {
-	const char *dir = unit_tmpdir(archive ? "vlosta" : "vlost");
-	char d[512], name[16], path[700], text[64];
-	snprintf(d, sizeof(d), "%s", dir);
+	for (int j = 0; j < 256; j++)
+		x[j] = (float)((i * 256 + j) % 97) / 97.0f - 0.5f;
+}
+
+/* Files v0..v4 ("item i") with their hand vectors, flushed into segment
+ * 1: the store open at d. */
+static struct t4dx *put_hand_items(const char *d,
+				   const struct t4dx_config *cfg)
+{
 	const uint64_t R = T4DX_ROOT_INO;
-	struct t4dx_config cfg;
-	t4dx_config_defaults(&cfg);
-	if (archive)
-		strcpy(cfg.vector.embedder, "off");
-	else
-		cfg.wal.archive_max_bytes = 0;
-	struct t4dx *db = open_db(d, &cfg);
+	char name[16], text[64];
 	float x[256];
+	struct t4dx *db = open_db(d, cfg);
 	for (int i = 0; i < 5; i++) {
 		snprintf(name, sizeof(name), "v%d", i);
 		snprintf(text, sizeof(text), "item %d", i);
 		REQUIRE(put_file(db, R, name, text, NULL) == 0);
-		for (int j = 0; j < 256; j++)
-			x[j] = (float)((i * 256 + j) % 97) / 97.0f - 0.5f;
+		hand_vec(i, x);
 		struct t4dx_entry f;
 		memset(&f, 0, sizeof(f));
 		f.vec_src = T4DX_VEC_HAND;
@@ -1821,8 +1819,14 @@ static void rebuild_vectors_lost(bool archive)
 		t4dx_blob_unref(f.vec);
 	}
 	REQUIRE(t4dx_flush(db) == 0);
-	CHECK_EQ_INT(t4dx_close(db), 0);
+	return db;
+}
 
+/* Flip a bit in the middle of segment 1's first vector part (the store
+ * at d closed). */
+static void damage_vpart(const char *d)
+{
+	char path[700];
 	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
 	struct t4dx_seg *s;
 	REQUIRE(t4dx_seg_open(path, 1, &s) == 0);
@@ -1837,6 +1841,28 @@ static void rebuild_vectors_lost(bool archive)
 	byte ^= 0x40;
 	REQUIRE(pwrite(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
 	close(fd);
+}
+
+/* One flipped byte in a vector part, and no archive to rebuild from:
+ * the block's items keep their content and attributes, without vectors
+ * (from review: every item of the block was lost, content and all). */
+static void rebuild_vectors_lost(bool archive)
+{
+	const char *dir = unit_tmpdir(archive ? "vlosta" : "vlost");
+	char d[512], name[16], text[64];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	if (archive)
+		strcpy(cfg.vector.embedder, "off");
+	else
+		cfg.wal.archive_max_bytes = 0;
+	struct t4dx *db = put_hand_items(d, &cfg);
+	float x[256];
+	CHECK_EQ_INT(t4dx_close(db), 0);
+
+	damage_vpart(d);
 
 	/* before the next start: content served, vectors left out */
 	db = open_db(d, &cfg);
@@ -1871,8 +1897,7 @@ static void rebuild_vectors_lost(bool archive)
 			/* the archive holds the records that set them: the
 			 * rebuild gives them back (from review: the salvaged
 			 * entry, without its vector, won over the archive's) */
-			for (int j = 0; j < 256; j++)
-				x[j] = (float)((i * 256 + j) % 97) / 97.0f - 0.5f;
+			hand_vec(i, x);
 			struct t4dx_blob *want = t4dx_vec_new(x, 256);
 			CHECK(e.vec_src == T4DX_VEC_HAND &&
 			      t4dx_vec_equal(e.vec, want));
@@ -1904,51 +1929,20 @@ static void test_rebuild_vectors_archive(void)
 static void test_search_vectors_lost_marks(void)
 {
 	const char *dir = unit_tmpdir("vlosts");
-	char d[512], name[16], path[700], text[64];
+	char d[512];
 	snprintf(d, sizeof(d), "%s", dir);
-	const uint64_t R = T4DX_ROOT_INO;
 	struct t4dx_config cfg;
 	t4dx_config_defaults(&cfg);
 	strcpy(cfg.vector.embedder, "off");
-	struct t4dx *db = open_db(d, &cfg);
+	struct t4dx *db = put_hand_items(d, &cfg);
 	float x[256];
-	for (int i = 0; i < 5; i++) {
-		snprintf(name, sizeof(name), "v%d", i);
-		snprintf(text, sizeof(text), "item %d", i);
-		REQUIRE(put_file(db, R, name, text, NULL) == 0);
-		for (int j = 0; j < 256; j++)
-			x[j] = (float)((i * 256 + j) % 97) / 97.0f - 0.5f;
-		struct t4dx_entry f;
-		memset(&f, 0, sizeof(f));
-		f.vec_src = T4DX_VEC_HAND;
-		f.vec = t4dx_vec_new(x, 256);
-		REQUIRE(f.vec);
-		REQUIRE(t4dx_update(db, R, name, strlen(name), &f, T4DX_F_VEC,
-				    0, NULL) == 0);
-		t4dx_blob_unref(f.vec);
-	}
-	REQUIRE(t4dx_flush(db) == 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 
-	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
-	struct t4dx_seg *s;
-	REQUIRE(t4dx_seg_open(path, 1, &s) == 0);
-	uint64_t off, len;
-	REQUIRE(t4dx_seg_vpart_range(s, 0, &off, &len) == 0);
-	t4dx_seg_unref(s);
-	REQUIRE(len > 8);
-	int fd = open(path, O_RDWR);
-	REQUIRE(fd >= 0);
-	unsigned char byte;
-	REQUIRE(pread(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
-	byte ^= 0x40;
-	REQUIRE(pwrite(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
-	close(fd);
+	damage_vpart(d);
 
 	/* a search, and nothing else, reads the block */
 	db = open_db(d, &cfg);
-	for (int j = 0; j < 256; j++)
-		x[j] = (float)((2 * 256 + j) % 97) / 97.0f - 0.5f;
+	hand_vec(2, x);
 	struct t4dx_search_opts o;
 	t4dx_search_defaults(&o);
 	o.exact = true;
@@ -1981,48 +1975,18 @@ static void test_search_vectors_lost_marks(void)
 static void test_compact_vectors_lost(void)
 {
 	const char *dir = unit_tmpdir("vlostc");
-	char d[512], name[16], path[700], text[64];
+	char d[512];
 	snprintf(d, sizeof(d), "%s/a", dir);
 	const uint64_t R = T4DX_ROOT_INO;
 	struct t4dx_config cfg;
 	t4dx_config_defaults(&cfg);
 	strcpy(cfg.vector.embedder, "off");
-	struct t4dx *db = open_db(d, &cfg);
-	float x[256];
-	for (int i = 0; i < 5; i++) {
-		snprintf(name, sizeof(name), "v%d", i);
-		snprintf(text, sizeof(text), "item %d", i);
-		REQUIRE(put_file(db, R, name, text, NULL) == 0);
-		for (int j = 0; j < 256; j++)
-			x[j] = (float)((i * 256 + j) % 97) / 97.0f - 0.5f;
-		struct t4dx_entry f;
-		memset(&f, 0, sizeof(f));
-		f.vec_src = T4DX_VEC_HAND;
-		f.vec = t4dx_vec_new(x, 256);
-		REQUIRE(f.vec);
-		REQUIRE(t4dx_update(db, R, name, strlen(name), &f, T4DX_F_VEC,
-				    0, NULL) == 0);
-		t4dx_blob_unref(f.vec);
-	}
-	REQUIRE(t4dx_flush(db) == 0);
+	struct t4dx *db = put_hand_items(d, &cfg);
 	REQUIRE(put_file(db, R, "other", "other", NULL) == 0);
 	REQUIRE(t4dx_flush(db) == 0);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 
-	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
-	struct t4dx_seg *s;
-	REQUIRE(t4dx_seg_open(path, 1, &s) == 0);
-	uint64_t off, len;
-	REQUIRE(t4dx_seg_vpart_range(s, 0, &off, &len) == 0);
-	t4dx_seg_unref(s);
-	REQUIRE(len > 8);
-	int fd = open(path, O_RDWR);
-	REQUIRE(fd >= 0);
-	unsigned char byte;
-	REQUIRE(pread(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
-	byte ^= 0x40;
-	REQUIRE(pwrite(fd, &byte, 1, (off_t)(off + len / 2)) == 1);
-	close(fd);
+	damage_vpart(d);
 	/* a full compaction before any start reads the segment whole */
 	db = open_db(d, &cfg);
 	int rc = t4dx_compact(db, T4DX_COMPACT_NREM, NULL, NULL);
