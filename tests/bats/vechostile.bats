@@ -27,7 +27,11 @@ is_program_vec() {
 	[[ $1 =~ ^\[1,[0-9]+,0,0,0,0,0,0\]$ ]]
 }
 
-@test "embedder switch: a re-embedding cut by SIGKILL, then the old embedder again, leaves no vector of the other" {
+# switch_cut STOP: 60 files embedded by the builtin embedder; a start with
+# a program, which re-embeds every file slowly, cut short by STOP
+# (t4dx_kill9 or t4dx_stop); then the builtin embedder again, after which
+# no file may keep the program's vector.
+switch_cut() {
 	CFG=$(cfg_builtin)
 	t4dx_start -o "config=$CFG"
 	for i in $(seq 60); do
@@ -36,14 +40,12 @@ is_program_vec() {
 	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 60'
 	t4dx_stop
 
-	# try a program: it re-embeds every file, slowly; cut it short
 	CFG2=$(cfg_slow)
 	t4dx_start -o "config=$CFG2"
 	t4dx_wait_ctl 30 stats '.vectors.embedded >= 5' ||
 		fail "the program embedded nothing"
-	t4dx_kill9
+	"$1"
 
-	# back to the builtin embedder: every vector must be the builtin's
 	t4dx_start -o "config=$CFG"
 	t4dx_wait_ctl 30 stats '.vectors.busy == false'
 	local f v bad=()
@@ -55,30 +57,12 @@ is_program_vec() {
 		fail "${#bad[@]} files keep the program's vectors: ${bad[*]:0:5}"
 }
 
+@test "embedder switch: a re-embedding cut by SIGKILL, then the old embedder again, leaves no vector of the other" {
+	switch_cut t4dx_kill9
+}
+
 @test "embedder switch: a re-embedding cut by an unmount, then the old embedder again, leaves no vector of the other" {
-	CFG=$(cfg_builtin)
-	t4dx_start -o "config=$CFG"
-	for i in $(seq 60); do
-		printf 'note %s about the lake and the hill\n' "$i" >"$ITEMS/n$i"
-	done
-	t4dx_wait_ctl 30 stats '.vectors.busy == false and .vectors.embedded == 60'
-	t4dx_stop
-
-	CFG2=$(cfg_slow)
-	t4dx_start -o "config=$CFG2"
-	t4dx_wait_ctl 30 stats '.vectors.embedded >= 5' ||
-		fail "the program embedded nothing"
-	t4dx_stop
-
-	t4dx_start -o "config=$CFG"
-	t4dx_wait_ctl 30 stats '.vectors.busy == false'
-	local f v bad=()
-	for f in "$ITEMS"/n*; do
-		v=$(t4dx_xattr vector "$f")
-		is_program_vec "$v" && bad+=("${f##*/}=$v")
-	done
-	((${#bad[@]} == 0)) ||
-		fail "${#bad[@]} files keep the program's vectors: ${bad[*]:0:5}"
+	switch_cut t4dx_stop
 }
 
 # cfg_cmd TIMEOUT MODE [ARG...]: tests/embed-cmd.sh MODE ARG..., dim 8.
