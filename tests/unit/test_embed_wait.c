@@ -27,8 +27,12 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* vector.timeout_s of the next open_with */
+static double open_timeout = 1;
+
 /* Open dir with embedder (and the program argv for "command", dim 4 and
- * timeout_s 1); hold: writes hold the embedder back for a minute. */
+ * timeout_s open_timeout); hold: writes hold the embedder back for a
+ * minute. */
 static struct t4dx *open_with(const char *dir, const char *embedder,
 			      const char *mode, bool hold)
 {
@@ -40,7 +44,7 @@ static struct t4dx *open_with(const char *dir, const char *embedder,
 	if (mode) {
 		const char *src = getenv("T4DX_SRCDIR");
 		c.vector.dim = 4;
-		c.vector.timeout_s = 1;
+		c.vector.timeout_s = open_timeout;
 		snprintf(c.vector.command, sizeof(c.vector.command),
 			 "[\"bash\",\"%s/tests/embed-cmd.sh\",%s]",
 			 src ? src : ".", mode);
@@ -206,6 +210,54 @@ struct waiter {
 	int bad;
 };
 
+struct timed_wait {
+	struct t4dx *db;
+	int64_t took;
+	uint64_t pending;
+};
+
+static void *timed_wait_main(void *arg)
+{
+	struct timed_wait *t = arg;
+	int64_t t0 = now_ms();
+	if (t4dx_embed_wait(t->db, &t->pending))
+		t->pending = 999;
+	t->took = now_ms() - t0;
+	return NULL;
+}
+
+/* Two searches wait for the same file, which a program takes 10 s to
+ * embed (its first answer: vector.start_timeout_s, not timeout_s, bounds
+ * it); the bound is 2 s.  The first gives up at its bound and leaves the
+ * file to the late list: the second, which began 1 s later, has nothing
+ * left to wait for and returns then, not at its own bound 1 s later. */
+static void test_wait_giveup_wakes_others(void)
+{
+	const char *dir = unit_tmpdir("ewaitgive");
+	open_timeout = 2;
+	struct t4dx *db = open_with(dir, "command", "\"slow\",\"10\",\"4\"",
+				    false);
+	open_timeout = 1;
+	REQUIRE(write_file(db, "a", "green tea") == 0);
+	struct timed_wait a = { db, 0, 0 }, c = { db, 0, 0 };
+	pthread_t ta, tc;
+	REQUIRE(pthread_create(&ta, NULL, timed_wait_main, &a) == 0);
+	usleep(1000 * 1000);
+	REQUIRE(pthread_create(&tc, NULL, timed_wait_main, &c) == 0);
+	pthread_join(ta, NULL);
+	pthread_join(tc, NULL);
+	CHECK(a.took >= 1900 && a.took < 2600);
+	CHECK_EQ_INT((int)a.pending, 1);
+	CHECK_EQ_INT((int)c.pending, 1);
+	if (c.took >= 1600)
+		fprintf(stderr, "the second search waited %lld ms\n",
+			(long long)c.took);
+	CHECK(c.took < 1600);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 static void *waiter_main(void *arg)
 {
 	struct waiter *w = arg;
@@ -255,5 +307,6 @@ int main(void)
 	RUN(test_wait_ahead_of_sweep);
 	RUN(test_wait_bound);
 	RUN(test_wait_concurrent);
+	RUN(test_wait_giveup_wakes_others);
 	UNIT_DONE();
 }
