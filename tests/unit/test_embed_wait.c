@@ -300,6 +300,46 @@ static void test_wait_concurrent(void)
 	unit_rm_rf(dir);
 }
 
+/* A queue of 2 (T4DX_TEST_EMBED_QUEUE_MAX) and a program that takes 5 s
+ * an answer: of 5 files closed before the search, the first is in hand,
+ * 2 are queued and 2 dropped (a later sweep finds them).  The search
+ * gives up at its bound (1 s) and all 5 lack their vectors: "pending"
+ * is to say 5, but the dropped ones have no ticket, so it says 3 (and
+ * the search neither waited for them nor told of them). */
+static void test_wait_counts_dropped(void)
+{
+	if (!getenv("T4DX_FINDINGS")) {
+		fprintf(stderr, "skip: finding: a file dropped from a full "
+			"queue is neither waited for nor counted as pending\n");
+		return;
+	}
+	const char *dir = unit_tmpdir("ewaitdrop");
+	setenv("T4DX_TEST_EMBED_QUEUE_MAX", "2", 1);
+	struct t4dx *db = open_with(dir, "command", "\"slow\",\"5\",\"4\"",
+				    false);
+	unsetenv("T4DX_TEST_EMBED_QUEUE_MAX");
+	embedder_idle(db);
+	struct t4dx_embed_stats st;
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	for (int i = 0; i < 5000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (!st.queued)
+			break;          /* the thread has it in hand */
+		usleep(1000);
+	}
+	const char *names[] = { "b", "c", "d", "e" };
+	for (int i = 0; i < 4; i++)
+		REQUIRE(write_file(db, names[i], "another note") == 0);
+	t4dx_embed_stats(db, &st);
+	CHECK(st.dropped >= 1);
+	uint64_t pending = 0;
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT((int)pending, 5);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_wait_outranks_writers);
@@ -308,5 +348,6 @@ int main(void)
 	RUN(test_wait_bound);
 	RUN(test_wait_concurrent);
 	RUN(test_wait_giveup_wakes_others);
+	RUN(test_wait_counts_dropped);
 	UNIT_DONE();
 }
