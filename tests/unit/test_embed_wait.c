@@ -207,7 +207,7 @@ static void test_wait_bound(void)
 
 struct waiter {
 	struct t4dx *db;
-	int bad;
+	int bad, slow;
 };
 
 struct timed_wait {
@@ -263,8 +263,13 @@ static void *waiter_main(void *arg)
 	struct waiter *w = arg;
 	for (int i = 0; i < 50; i++) {
 		uint64_t pending = 99;
+		int64_t t0 = now_ms();
 		if (t4dx_embed_wait(w->db, &pending) || pending)
 			w->bad++;
+		/* done well within the bound: each was woken when its
+		 * files were, not left to wait out its 2 s */
+		if (now_ms() - t0 >= 1500)
+			w->slow++;
 	}
 	return NULL;
 }
@@ -286,7 +291,7 @@ static void test_wait_concurrent(void)
 		if (i == 20)
 			for (int j = 0; j < 6; j++) {
 				w[j].db = db;
-				w[j].bad = 0;
+				w[j].bad = w[j].slow = 0;
 				REQUIRE(pthread_create(&thr[j], NULL,
 						       waiter_main,
 						       &w[j]) == 0);
@@ -295,7 +300,43 @@ static void test_wait_concurrent(void)
 	for (int j = 0; j < 6; j++) {
 		pthread_join(thr[j], NULL);
 		CHECK_EQ_INT(w[j].bad, 0);
+		CHECK_EQ_INT(w[j].slow, 0);
 	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Six searches wait at once for the same 3 files, which a program takes
+ * 0.2 s each to embed (0.6 s in all; the bound is 2 s): every one of
+ * them is woken when the files are in, not only one of them. */
+static void test_wait_many_woken(void)
+{
+	const char *dir = unit_tmpdir("ewaitwoken");
+	open_timeout = 2;
+	struct t4dx *db = open_with(dir, "command", "\"slow\",\"0.2\",\"4\"",
+				    false);
+	open_timeout = 1;
+	embedder_idle(db);
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	REQUIRE(write_file(db, "b", "second note") == 0);
+	REQUIRE(write_file(db, "c", "third note") == 0);
+	struct timed_wait t[6];
+	pthread_t thr[6];
+	for (int i = 0; i < 6; i++) {
+		t[i] = (struct timed_wait){ db, 0, 0 };
+		REQUIRE(pthread_create(&thr[i], NULL, timed_wait_main,
+				       &t[i]) == 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(thr[i], NULL);
+		CHECK_EQ_INT((int)t[i].pending, 0);
+		if (t[i].took >= 1500)
+			fprintf(stderr, "search %d waited %lld ms\n", i,
+				(long long)t[i].took);
+		CHECK(t[i].took < 1500);
+	}
+	CHECK_EQ_INT(src_of(db, "c"), T4DX_VEC_EMBED);
+	t4dx_embed_cancel(db);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
 }
@@ -348,6 +389,7 @@ int main(void)
 	RUN(test_wait_bound);
 	RUN(test_wait_concurrent);
 	RUN(test_wait_giveup_wakes_others);
+	RUN(test_wait_many_woken);
 	RUN(test_wait_counts_dropped);
 	UNIT_DONE();
 }
