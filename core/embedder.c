@@ -1104,7 +1104,14 @@ int t4dx_embed_wait(struct t4dx *db, uint64_t *pending)
 	uint64_t n = m->nlate;
 	struct ekey *k;
 	bool moved = false;
-	while ((k = m->tickets) && k->seq <= w.target) {
+	if (m->hold_until > now) {
+		/* a back-off or a degraded store, not a bound: counted, but
+		 * the searches after it wait for them */
+		for (k = m->tickets; k && k->seq <= w.target; k = k->snext)
+			n++;
+	}
+	while (m->hold_until <= now && (k = m->tickets) &&
+	       k->seq <= w.target) {
 		DL_DELETE2(m->tickets, k, sprev, snext);
 		DL_APPEND2(m->late, k, sprev, snext);
 		k->late = true;

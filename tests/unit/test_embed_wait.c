@@ -341,6 +341,55 @@ static void test_wait_many_woken(void)
 	unit_rm_rf(dir);
 }
 
+/* The program fails once (an outage): for its back-off (1 s) no search
+ * waits.  A file closed meanwhile is not waited for by a search then,
+ * but the searches after the back-off, with the program up again, wait
+ * for it as for any other: the one that did not wait did not give up on
+ * it for them. */
+static void test_wait_after_backoff(void)
+{
+	const char *dir = unit_tmpdir("ewaitback");
+	char flag[512], mode[1024];
+	snprintf(flag, sizeof(flag), "%s.down", dir);
+	snprintf(mode, sizeof(mode), "\"slow-down-if\",\"%s\",\"0.5\",\"4\"",
+		 flag);
+	FILE *f = fopen(flag, "w");
+	REQUIRE(f);
+	fclose(f);
+	open_timeout = 2;
+	struct t4dx *db = open_with(dir, "command", mode, false);
+	open_timeout = 1;
+	embedder_idle(db);
+	struct t4dx_embed_stats st;
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	for (int i = 0; i < 10000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (st.failed >= 1)
+			break;
+		usleep(1000);
+	}
+	REQUIRE(st.failed >= 1);
+	int64_t failed_at = now_ms();
+	unlink(flag);
+	/* in the back-off: no wait */
+	REQUIRE(write_file(db, "b", "second note") == 0);
+	uint64_t pending = 0;
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK(now_ms() - t0 < 300);
+	CHECK_EQ_INT((int)pending, 2);
+	/* past it: the program answers again, in 0.5 s; this search waits
+	 * for b, which the embedder takes ahead of a */
+	int64_t wait_ms = failed_at + 1200 - now_ms();
+	if (wait_ms > 0)
+		usleep((useconds_t)wait_ms * 1000);
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT(src_of(db, "b"), T4DX_VEC_EMBED);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* A queue of 2 (T4DX_TEST_EMBED_QUEUE_MAX) and a program that takes 5 s
  * an answer: of 5 files closed before the search, the first is in hand,
  * 2 are queued and 2 dropped (a later sweep finds them).  The search
@@ -390,6 +439,7 @@ int main(void)
 	RUN(test_wait_concurrent);
 	RUN(test_wait_giveup_wakes_others);
 	RUN(test_wait_many_woken);
+	RUN(test_wait_after_backoff);
 	RUN(test_wait_counts_dropped);
 	UNIT_DONE();
 }
