@@ -1103,13 +1103,26 @@ int t4dx_embed_wait(struct t4dx *db, uint64_t *pending)
 	 * looks its answer up once per link) */
 	uint64_t n = m->nlate;
 	struct ekey *k;
-	while ((k = m->tickets) && k->seq <= w.target) {
+	bool moved = false;
+	if (m->hold_until > now) {
+		/* a back-off or a degraded store, not a bound: counted, but
+		 * the searches after it wait for them */
+		for (k = m->tickets; k && k->seq <= w.target; k = k->snext)
+			n++;
+	}
+	while (m->hold_until <= now && (k = m->tickets) &&
+	       k->seq <= w.target) {
 		DL_DELETE2(m->tickets, k, sprev, snext);
 		DL_APPEND2(m->late, k, sprev, snext);
 		k->late = true;
 		m->nlate++;
 		n++;
+		moved = true;
 	}
+	/* the head moved: a search that began later, waiting for no more
+	 * than these, is done too */
+	if (moved && m->wlist)
+		wake_waiters(m, false);
 	pthread_mutex_unlock(&m->mu);
 	pthread_cond_destroy(&w.cond);
 	*pending = n;

@@ -307,8 +307,10 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
  * for a file that failed once (the program's back-off, a degraded
  * store) or that an earlier call gave up on; not at all with embedder
  * "off", nor for the files a start's sweep or a redo queues.  *pending
- * gets how many files closed before the call have no outcome yet
- * (those not waited for included).  0, or ENOMEM. */
+ * gets how many files closed (put) before the call have no outcome yet,
+ * those not waited for because they failed or an earlier call gave up
+ * on them included; not the keys of a sweep or a redo, nor (a known
+ * gap) the keys dropped from a full queue.  0, or ENOMEM. */
 int t4dx_embed_wait(struct t4dx *db, uint64_t *pending);
 /* Cancel, for good, the request to the program of "command" under way
  * and every later one (they fail with ECANCELED): for a stop, before

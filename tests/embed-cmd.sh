@@ -45,6 +45,8 @@
 #   embed-cmd.sh down-if FLAG DIM    answers as answer while the file FLAG
 #                                    is missing; exits 3 at a request
 #                                    while it exists (an outage)
+#   embed-cmd.sh slow-down-if FLAG SECS DIM
+#                                    as down-if, each answer after SECS
 set -u
 mode=$1
 shift
@@ -164,6 +166,14 @@ orphans)
 	while IFS= read -r req; do
 		( sleep 0.2 </dev/null >/dev/null 2>&1 & )
 		jq -c --argjson dim "$1" '{id, vector:
+			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
+	done
+	;;
+slow-down-if)
+	while IFS= read -r req; do
+		[[ -e $1 ]] && exit 3
+		sleep "$2"
+		jq -c --argjson dim "$3" '{id, vector:
 			([1, (.text | length)] + [range($dim - 2) | 0])}' <<<"$req"
 	done
 	;;

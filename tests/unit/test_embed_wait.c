@@ -27,8 +27,12 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* vector.timeout_s of the next open_with */
+static double open_timeout = 1;
+
 /* Open dir with embedder (and the program argv for "command", dim 4 and
- * timeout_s 1); hold: writes hold the embedder back for a minute. */
+ * timeout_s open_timeout); hold: writes hold the embedder back for a
+ * minute. */
 static struct t4dx *open_with(const char *dir, const char *embedder,
 			      const char *mode, bool hold)
 {
@@ -40,7 +44,7 @@ static struct t4dx *open_with(const char *dir, const char *embedder,
 	if (mode) {
 		const char *src = getenv("T4DX_SRCDIR");
 		c.vector.dim = 4;
-		c.vector.timeout_s = 1;
+		c.vector.timeout_s = open_timeout;
 		snprintf(c.vector.command, sizeof(c.vector.command),
 			 "[\"bash\",\"%s/tests/embed-cmd.sh\",%s]",
 			 src ? src : ".", mode);
@@ -203,16 +207,69 @@ static void test_wait_bound(void)
 
 struct waiter {
 	struct t4dx *db;
-	int bad;
+	int bad, slow;
 };
+
+struct timed_wait {
+	struct t4dx *db;
+	int64_t took;
+	uint64_t pending;
+};
+
+static void *timed_wait_main(void *arg)
+{
+	struct timed_wait *t = arg;
+	int64_t t0 = now_ms();
+	if (t4dx_embed_wait(t->db, &t->pending))
+		t->pending = 999;
+	t->took = now_ms() - t0;
+	return NULL;
+}
+
+/* Two searches wait for the same file, which a program takes 10 s to
+ * embed (its first answer: vector.start_timeout_s, not timeout_s, bounds
+ * it); the bound is 2 s.  The first gives up at its bound and leaves the
+ * file to the late list: the second, which began 1 s later, has nothing
+ * left to wait for and returns then, not at its own bound 1 s later. */
+static void test_wait_giveup_wakes_others(void)
+{
+	const char *dir = unit_tmpdir("ewaitgive");
+	open_timeout = 2;
+	struct t4dx *db = open_with(dir, "command", "\"slow\",\"10\",\"4\"",
+				    false);
+	open_timeout = 1;
+	REQUIRE(write_file(db, "a", "green tea") == 0);
+	struct timed_wait a = { db, 0, 0 }, c = { db, 0, 0 };
+	pthread_t ta, tc;
+	REQUIRE(pthread_create(&ta, NULL, timed_wait_main, &a) == 0);
+	usleep(1000 * 1000);
+	REQUIRE(pthread_create(&tc, NULL, timed_wait_main, &c) == 0);
+	pthread_join(ta, NULL);
+	pthread_join(tc, NULL);
+	CHECK(a.took >= 1900 && a.took < 2600);
+	CHECK_EQ_INT((int)a.pending, 1);
+	CHECK_EQ_INT((int)c.pending, 1);
+	if (c.took >= 1600)
+		fprintf(stderr, "the second search waited %lld ms\n",
+			(long long)c.took);
+	CHECK(c.took < 1600);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
 
 static void *waiter_main(void *arg)
 {
 	struct waiter *w = arg;
 	for (int i = 0; i < 50; i++) {
 		uint64_t pending = 99;
+		int64_t t0 = now_ms();
 		if (t4dx_embed_wait(w->db, &pending) || pending)
 			w->bad++;
+		/* done well within the bound: each was woken when its
+		 * files were, not left to wait out its 2 s */
+		if (now_ms() - t0 >= 1500)
+			w->slow++;
 	}
 	return NULL;
 }
@@ -234,7 +291,7 @@ static void test_wait_concurrent(void)
 		if (i == 20)
 			for (int j = 0; j < 6; j++) {
 				w[j].db = db;
-				w[j].bad = 0;
+				w[j].bad = w[j].slow = 0;
 				REQUIRE(pthread_create(&thr[j], NULL,
 						       waiter_main,
 						       &w[j]) == 0);
@@ -243,7 +300,132 @@ static void test_wait_concurrent(void)
 	for (int j = 0; j < 6; j++) {
 		pthread_join(thr[j], NULL);
 		CHECK_EQ_INT(w[j].bad, 0);
+		CHECK_EQ_INT(w[j].slow, 0);
 	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* Six searches wait at once for the same 3 files, which a program takes
+ * 0.2 s each to embed (0.6 s in all; the bound is 2 s): every one of
+ * them is woken when the files are in, not only one of them. */
+static void test_wait_many_woken(void)
+{
+	const char *dir = unit_tmpdir("ewaitwoken");
+	open_timeout = 2;
+	struct t4dx *db = open_with(dir, "command", "\"slow\",\"0.2\",\"4\"",
+				    false);
+	open_timeout = 1;
+	embedder_idle(db);
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	REQUIRE(write_file(db, "b", "second note") == 0);
+	REQUIRE(write_file(db, "c", "third note") == 0);
+	struct timed_wait t[6];
+	pthread_t thr[6];
+	for (int i = 0; i < 6; i++) {
+		t[i] = (struct timed_wait){ db, 0, 0 };
+		REQUIRE(pthread_create(&thr[i], NULL, timed_wait_main,
+				       &t[i]) == 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(thr[i], NULL);
+		CHECK_EQ_INT((int)t[i].pending, 0);
+		if (t[i].took >= 1500)
+			fprintf(stderr, "search %d waited %lld ms\n", i,
+				(long long)t[i].took);
+		CHECK(t[i].took < 1500);
+	}
+	CHECK_EQ_INT(src_of(db, "c"), T4DX_VEC_EMBED);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* The program fails once (an outage): for its back-off (1 s) no search
+ * waits.  A file closed meanwhile is not waited for by a search then,
+ * but the searches after the back-off, with the program up again, wait
+ * for it as for any other: the one that did not wait did not give up on
+ * it for them. */
+static void test_wait_after_backoff(void)
+{
+	const char *dir = unit_tmpdir("ewaitback");
+	char flag[512], mode[1024];
+	snprintf(flag, sizeof(flag), "%s.down", dir);
+	snprintf(mode, sizeof(mode), "\"slow-down-if\",\"%s\",\"0.5\",\"4\"",
+		 flag);
+	FILE *f = fopen(flag, "w");
+	REQUIRE(f);
+	fclose(f);
+	open_timeout = 2;
+	struct t4dx *db = open_with(dir, "command", mode, false);
+	open_timeout = 1;
+	embedder_idle(db);
+	struct t4dx_embed_stats st;
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	for (int i = 0; i < 10000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (st.failed >= 1)
+			break;
+		usleep(1000);
+	}
+	REQUIRE(st.failed >= 1);
+	int64_t failed_at = now_ms();
+	unlink(flag);
+	/* in the back-off: no wait */
+	REQUIRE(write_file(db, "b", "second note") == 0);
+	uint64_t pending = 0;
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK(now_ms() - t0 < 300);
+	CHECK_EQ_INT((int)pending, 2);
+	/* past it: the program answers again, in 0.5 s; this search waits
+	 * for b, which the embedder takes ahead of a */
+	int64_t wait_ms = failed_at + 1200 - now_ms();
+	if (wait_ms > 0)
+		usleep((useconds_t)wait_ms * 1000);
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT(src_of(db, "b"), T4DX_VEC_EMBED);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A queue of 2 (T4DX_TEST_EMBED_QUEUE_MAX) and a program that takes 5 s
+ * an answer: of 5 files closed before the search, the first is in hand,
+ * 2 are queued and 2 dropped (a later sweep finds them).  The search
+ * gives up at its bound (1 s) and all 5 lack their vectors: "pending"
+ * is to say 5, but the dropped ones have no ticket, so it says 3 (and
+ * the search neither waited for them nor told of them). */
+static void test_wait_counts_dropped(void)
+{
+	if (!getenv("T4DX_FINDINGS")) {
+		fprintf(stderr, "skip: finding: a file dropped from a full "
+			"queue is neither waited for nor counted as pending\n");
+		return;
+	}
+	const char *dir = unit_tmpdir("ewaitdrop");
+	setenv("T4DX_TEST_EMBED_QUEUE_MAX", "2", 1);
+	struct t4dx *db = open_with(dir, "command", "\"slow\",\"5\",\"4\"",
+				    false);
+	unsetenv("T4DX_TEST_EMBED_QUEUE_MAX");
+	embedder_idle(db);
+	struct t4dx_embed_stats st;
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	for (int i = 0; i < 5000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (!st.queued)
+			break;          /* the thread has it in hand */
+		usleep(1000);
+	}
+	const char *names[] = { "b", "c", "d", "e" };
+	for (int i = 0; i < 4; i++)
+		REQUIRE(write_file(db, names[i], "another note") == 0);
+	t4dx_embed_stats(db, &st);
+	CHECK(st.dropped >= 1);
+	uint64_t pending = 0;
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT((int)pending, 5);
+	t4dx_embed_cancel(db);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
 }
@@ -255,5 +437,9 @@ int main(void)
 	RUN(test_wait_ahead_of_sweep);
 	RUN(test_wait_bound);
 	RUN(test_wait_concurrent);
+	RUN(test_wait_giveup_wakes_others);
+	RUN(test_wait_many_woken);
+	RUN(test_wait_after_backoff);
+	RUN(test_wait_counts_dropped);
 	UNIT_DONE();
 }
