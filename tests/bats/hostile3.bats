@@ -30,3 +30,27 @@ setup() {
 	run cat "$ITEMS/a"
 	assert_output 'kept'
 }
+
+@test "command embedder: a program named by a relative path runs in the background as with -f" {
+	# The quick start's way (no -f), from the directory that holds the
+	# program: the daemon goes to / when it detaches, and
+	# "./my-embedder" then named nothing ("cannot start: No such file
+	# or directory" at each back-off, no vector ever).
+	cd "$T4DX_TMP"
+	mkdir bin
+	printf '#!/bin/bash\nexec bash %q answer 4\n' \
+		"$T4DX_SRCDIR/tests/embed-cmd.sh" >bin/emb
+	chmod +x bin/emb
+	printf '%s\n' '{"vector":{"dim":4,"embedder":"command","timeout_s":10,"command":["./bin/emb"]}}' >cfg.json
+	t4dx_run_daemon -o config=cfg.json data mnt
+	assert_success
+	t4dx_wait_for 10 t4dx_is_mounted "$MNT" || fail "never mounted"
+	local pid
+	pid=$(pgrep -f -x "$T4DXFS -o config=cfg.json data mnt") || fail "no daemon"
+	t4dx_track "$pid"
+	printf 'hello there\n' >"$ITEMS/a"
+	t4dx_wait_for 20 getfattr -n user.t4dx.vector "$ITEMS/a" ||
+		fail "no vector: $(cat "$MNT/.ctl/alerts")"
+	run getfattr --absolute-names --only-values -n user.t4dx.vector "$ITEMS/a"
+	assert_output '[1,12,0,0]'
+}
