@@ -79,6 +79,7 @@ extern char **environ;
 
 struct t4dx_embed_cmd {
 	char **argv;                    /* NULL-terminated, owned */
+	char *cwd;                      /* the directory it runs in, or NULL */
 	uint32_t dim;
 	int64_t timeout_ns;
 	int64_t start_timeout_ns;       /* the first answer's, if longer */
@@ -132,6 +133,9 @@ int t4dx_embed_cmd_new(const char *argv_json, uint32_t dim, double timeout_s,
 		}
 	}
 	json_object_put(a);
+	/* the directory the daemon started in, before it went to /: a
+	 * relative program or argument means the same with or without -f */
+	c->cwd = getcwd(NULL, 0);
 	c->dim = dim;
 	c->timeout_ns = (int64_t)(timeout_s * 1e9);
 	c->fd = -1;
@@ -272,6 +276,7 @@ void t4dx_embed_cmd_free(struct t4dx_embed_cmd *c)
 	for (size_t i = 0; c->argv && c->argv[i]; i++)
 		free(c->argv[i]);
 	free(c->argv);
+	free(c->cwd);
 	if (c->cancel[0] >= 0) {
 		close(c->cancel[0]);
 		close(c->cancel[1]);
@@ -325,6 +330,8 @@ static int start(struct t4dx_embed_cmd *c, char *why, size_t whylen)
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 1);
 	/* no descriptor of the daemon (/dev/fuse, the WAL) beyond 0-2 */
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (c->cwd)
+		posix_spawn_file_actions_addchdir_np(&fa, c->cwd);
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);

@@ -478,6 +478,11 @@ static int run(struct t4dxfs *fs, struct cmdline *cl)
 	if (check_mountpoint(c.mnt) ||
 	    check_store_paths(data, c.mnt, c.create))
 		return 1;
+	/* the daemon goes to / when it detaches: its unmount at a stop by
+	 * signal (fuse_session_unmount) needs the mountpoint's full path */
+	char mnt[PATH_MAX];
+	if (realpath(c.mnt, mnt))
+		c.mnt = mnt;
 	if (!c.foreground && daemonize_start(&notify_fd))
 		return 1;
 
