@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# hostile3.bats - a hostile new user's last pass over search (issue 13):
-# what the daemon does when it is stopped the way a user stops it.
+# background.bats - the daemon run in the background (no -f), as a user
+# starts it from a shell: relative paths on its command line and in its
+# configuration mean what they meant where it was started.
 
 load ../lib/mount
 
