@@ -17,7 +17,8 @@
  *   32  8  count of vectors
  *   40  8  payload length in bytes
  *   48  4  CRC-32 (zlib) of the payload
- *   52  8  zero
+ *   52  8  tag: the caller's (t4dx names the segment by its id), 0 in
+ *          files written before there was one (taken as any)
  *   60  4  CRC-32 of bytes 0..59
  *
  * The payload is what hnswlib 0.6's saveIndex() writes, in the host's
@@ -261,6 +262,7 @@ struct t4dx_index {
 	uint32_t dim, m, efc;
 	size_t count;
 	size_t link_bytes;      /* of the upper levels' lists */
+	uint64_t tag;           /* the file's (t4dx_index_set_tag) */
 	/* Dropping the graph while searches walk it: a search holds use
 	 * shared, t4dx_index_drop takes it exclusive to free the graph.
 	 * gone is set first, so that searches arriving meanwhile answer
@@ -1095,6 +1097,16 @@ size_t t4dx_index_code_bytes(const struct t4dx_index *ix)
 	}
 }
 
+void t4dx_index_set_tag(struct t4dx_index *ix, uint64_t tag)
+{
+	ix->tag = tag;
+}
+
+uint64_t t4dx_index_tag(const struct t4dx_index *ix)
+{
+	return ix->tag;
+}
+
 uint32_t t4dx_index_dim(const struct t4dx_index *ix)
 {
 	return ix->dim;
@@ -1311,6 +1323,7 @@ int t4dx_index_save(const struct t4dx_index *ix, int fd)
 	put_le64(h + 32, ix->count);
 	put_le64(h + 40, (uint64_t)(w.off - HDR_LEN));
 	put_le32(h + 48, w.crc);
+	put_le64(h + 52, ix->tag);
 	put_le32(h + 60, crc_update(0, h, 60));
 	int rc = t4dx_io_pwrite_all(fd, h, sizeof(h), 0);
 	/* whatever the file held past the index goes */
@@ -1369,6 +1382,7 @@ struct header {
 	uint32_t dim, m, efc;
 	uint64_t count, payload_len;
 	uint32_t payload_crc;
+	uint64_t tag;
 };
 
 static int read_header(int fd, uint32_t want_dim, struct header *hd)
@@ -1392,10 +1406,10 @@ static int read_header(int fd, uint32_t want_dim, struct header *hd)
 	hd->count = get_le64(h + 32);
 	hd->payload_len = get_le64(h + 40);
 	hd->payload_crc = get_le32(h + 48);
+	hd->tag = get_le64(h + 52);
 	if (hd->dim < 1 || hd->dim > T4DX_INDEX_DIM_MAX || hd->m < 2 ||
 	    hd->m > T4DX_INDEX_M_MAX || hd->efc < 1 ||
-	    hd->efc > T4DX_INDEX_EF_MAX || hd->count >= UINT32_MAX ||
-	    get_le64(h + 52) != 0)
+	    hd->efc > T4DX_INDEX_EF_MAX || hd->count >= UINT32_MAX)
 		return T4DX_ECORRUPT;
 	if (want_dim && hd->dim != want_dim)
 		return T4DX_EFORMAT;
@@ -1525,7 +1539,7 @@ static int read_nodes(struct reader *r, graph_t *g, size_t count)
 	return rc;
 }
 
-int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count)
+int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count, uint64_t *tag)
 {
 	struct header hd;
 	int rc = read_header(fd, dim, &hd);
@@ -1533,6 +1547,8 @@ int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count)
 	if (rc)
 		return rc;
 	*count = hd.count;
+	if (tag)
+		*tag = hd.tag;
 	try {
 		std::vector<unsigned char> buf(1 << 20);
 		uint32_t crc = 0;
@@ -1566,6 +1582,7 @@ int t4dx_index_load(int fd, uint32_t dim, struct t4dx_index **out)
 	rc = make_index(hd.dim, hd.m, hd.efc, (size_t)hd.count, &ix);
 	if (rc)
 		return rc;
+	ix->tag = hd.tag;
 	r.fd = fd;
 	r.off = HDR_LEN;
 	r.end = (off_t)(HDR_LEN + hd.payload_len);

@@ -115,6 +115,11 @@ size_t t4dx_index_code_bytes(const struct t4dx_index *ix);
  * the directory.  0 or a positive errno (the file is then garbage).
  * Through t4dx_io, so tests can fail its writes. */
 int t4dx_index_save(const struct t4dx_index *ix, int fd);
+/* A number saved in the file's header with the index and read back by
+ * load and verify (0 unless set): t4dx's segment id, so that the index
+ * file of another segment is not taken for this one's. */
+void t4dx_index_set_tag(struct t4dx_index *ix, uint64_t tag);
+uint64_t t4dx_index_tag(const struct t4dx_index *ix);
 /* Read the index file open at fd, checking its header, checksums and
  * every field and link of the graph before it is used: a damaged or
  * forged file is an error, never a crash.  dim: the dim the file must
@@ -125,11 +130,12 @@ int t4dx_index_load(int fd, uint32_t dim, struct t4dx_index **out);
 
 /* The checks of load that need no graph in memory: the header, the
  * file's length and the payload's checksum, read through a 1 MiB
- * buffer; the header's count of vectors in *count.  For a file whose
+ * buffer; the header's count of vectors in *count, its tag in *tag
+ * (unless NULL).  For a file whose
  * graph is in memory already, loaded from it (checked whole then) or
  * built and saved here: is it still what was written?  0 or an error as
  * load's. */
-int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count);
+int t4dx_index_verify(int fd, uint32_t dim, uint64_t *count, uint64_t *tag);
 
 uint32_t t4dx_index_dim(const struct t4dx_index *ix);
 size_t t4dx_index_count(const struct t4dx_index *ix);

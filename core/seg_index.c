@@ -54,7 +54,8 @@
  * search, so it is tuned then, off the write path and its locks.
  *
  * Damage.  A missing or damaged index (t4dx_index_load checks every
- * byte) is never fatal: the segment is searched by reading its vectors,
+ * byte; its header names the segment's id, so that another segment's
+ * file, copied or renamed by hand, counts as damaged) is never fatal: the segment is searched by reading its vectors,
  * a warning says so once, and the health thread builds the file again
  * after it has read the segment back whole.
  */
@@ -260,6 +261,7 @@ static int save_index(struct t4dx *db, uint64_t id, struct t4dx_index *ix)
 	int fd = t4dx_io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		return errno ? errno : EIO;
+	t4dx_index_set_tag(ix, id);     /* whose it is: see load_index */
 	int rc = t4dx_index_save(ix, fd);
 	if (t4dx_io.close(fd) && !rc)
 		rc = errno ? errno : EIO;
@@ -357,8 +359,12 @@ static int load_index(struct t4dx *db, struct t4dx_seg *s,
 		return errno ? errno : EIO;
 	int rc = t4dx_index_load(fd, db->cfg.vector.dim, out);
 	t4dx_io.close(fd);
-	/* keys are ordinals of records of this segment */
-	if (!rc && t4dx_index_count(*out) > t4dx_seg_count(s)) {
+	/* keys are ordinals of records of this segment; a file tagged
+	 * with another segment's id (copied or renamed by hand) is not
+	 * this one's, whatever its count (0: a file written before tags) */
+	if (!rc && (t4dx_index_count(*out) > t4dx_seg_count(s) ||
+		    (t4dx_index_tag(*out) &&
+		     t4dx_index_tag(*out) != t4dx_seg_id(s)))) {
 		t4dx_index_free(*out);
 		rc = T4DX_ECORRUPT;
 	}
@@ -475,14 +481,15 @@ static int verify_file(struct t4dx *db, struct t4dx_seg *s,
 		       const struct t4dx_index *cur)
 {
 	char path[PATH_MAX];
-	uint64_t count;
+	uint64_t count, tag;
 	eng_index_file(db, t4dx_seg_id(s), path, sizeof(path), false);
 	int fd = t4dx_io.open(path, O_RDONLY, 0);
 	if (fd < 0)
 		return errno ? errno : EIO;
-	int rc = t4dx_index_verify(fd, db->cfg.vector.dim, &count);
+	int rc = t4dx_index_verify(fd, db->cfg.vector.dim, &count, &tag);
 	t4dx_io.close(fd);
-	if (!rc && count != t4dx_index_count(cur))
+	if (!rc && (count != t4dx_index_count(cur) ||
+		    tag != t4dx_index_tag(cur)))
 		rc = T4DX_ECORRUPT;
 	return rc;
 }

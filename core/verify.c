@@ -206,7 +206,8 @@ static void verify_index(struct verify *v, const char *seg_path,
 		return;
 	}
 	/* the dim is the daemon's configuration: any, as written */
-	int rc = t4dx_index_verify(fd, 0, &count);
+	uint64_t tag;
+	int rc = t4dx_index_verify(fd, 0, &count, &tag);
 	t4dx_io.close(fd);
 	advance(v, bytes);
 	if (rc && denied(v, rc, path))
@@ -216,6 +217,10 @@ static void verify_index(struct verify *v, const char *seg_path,
 		    "segment's %llu entries: it is another segment's",
 		    (unsigned long long)count,
 		    (unsigned long long)t4dx_seg_count(s));
+	else if (!rc && tag && tag != id)
+		say(v, true, path, -1, "is the index of segment %llu, not of "
+		    "this one",
+		    (unsigned long long)tag);
 	else if (rc)
 		say(v, false, path, -1, "vector index is damaged: %s (nothing "
 		    "is lost: search reads the segment whole, and a daemon "

@@ -120,7 +120,6 @@ cfg_cmd() {
 }
 
 @test "index: the index files of two segments swapped are found out, not used to answer" {
-	skip "finding: an index file of another segment with as many entries passes t4dx verify (exit 0, no damage) and is loaded: search walks the wrong graph and misses the exact best match, no alert"
 	CFG=$(t4dx_config_file '{"vector":{"dim":32,"index_min_items":10,"min_recall":0},"health":{"interval_s":3600}}')
 	t4dx_start -o "config=$CFG"
 	local i

@@ -606,6 +606,36 @@ static void test_drop(void)
 	free(keys);
 }
 
+/* The tag goes into the file's header and comes back by load and by
+ * verify (t4dx names the segment by it, so that another segment's index
+ * file is not taken for this one's); 0 unless set. */
+static void test_tag(void)
+{
+	struct t4dx_index *ix, *back;
+	float *v;
+	uint32_t *keys;
+	uint64_t count, tag = 1;
+	int fd;
+
+	ix = small_saved(300, 16, &v, &keys);
+	REQUIRE(load_path(16, &back) == 0);
+	CHECK(t4dx_index_tag(back) == 0);
+	t4dx_index_free(back);
+	t4dx_index_set_tag(ix, 0x1122334455667788ULL);
+	save_to_path(ix);
+	REQUIRE(load_path(16, &back) == 0);
+	CHECK(t4dx_index_tag(back) == 0x1122334455667788ULL);
+	t4dx_index_free(back);
+	fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 16, &count, &tag), 0);
+	CHECK(tag == 0x1122334455667788ULL && count == 300);
+	close(fd);
+	t4dx_index_free(ix);
+	free(v);
+	free(keys);
+}
+
 /* verify: a sound file passes with its count; a flipped byte anywhere
  * in the payload, a cut or longer file, another dim do not. */
 static void test_verify(void)
@@ -621,10 +651,10 @@ static void test_verify(void)
 	ix = small_saved(1500, 24, &v, &keys);
 	fd = open(path, O_RDONLY);
 	REQUIRE(fd >= 0);
-	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count, NULL), 0);
 	CHECK_EQ_INT(count, 1500);
-	CHECK_EQ_INT(t4dx_index_verify(fd, 0, &count), 0);
-	CHECK_EQ_INT(t4dx_index_verify(fd, 25, &count), T4DX_EFORMAT);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 0, &count, NULL), 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 25, &count, NULL), T4DX_EFORMAT);
 	close(fd);
 	b = slurp(&len);
 	for (at = HDR; at < len; at += (len - HDR) / 7) {
@@ -632,19 +662,19 @@ static void test_verify(void)
 		spill(b, len);
 		fd = open(path, O_RDONLY);
 		REQUIRE(fd >= 0);
-		CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), T4DX_ECORRUPT);
+		CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count, NULL), T4DX_ECORRUPT);
 		close(fd);
 		b[at] ^= 0x10;
 	}
 	spill(b, len - 1);
 	fd = open(path, O_RDONLY);
 	REQUIRE(fd >= 0);
-	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), T4DX_ECORRUPT);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count, NULL), T4DX_ECORRUPT);
 	close(fd);
 	spill(b, len);
 	fd = open(path, O_RDONLY);
 	REQUIRE(fd >= 0);
-	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count), 0);
+	CHECK_EQ_INT(t4dx_index_verify(fd, 24, &count, NULL), 0);
 	close(fd);
 	free(b);
 	t4dx_index_free(ix);
@@ -811,6 +841,7 @@ int main(void)
 	RUN(test_drop);
 	RUN(test_drop_concurrent);
 	RUN(test_verify);
+	RUN(test_tag);
 	RUN(test_two_adders);
 	unit_rm_rf(dir);
 	UNIT_DONE();
