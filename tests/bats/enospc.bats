@@ -583,7 +583,7 @@ in_memory() {
 	assert_exist "$p/t4dx-test.live/owner"
 }
 
-# s11 hostile: with the queue full, write() takes the bytes and only the
+# Found by hostile use: with the queue full, write() takes the bytes and only the
 # close refuses them (ENOSPC at FLUSH).  A shell redirection does not
 # check the close of its file, so `echo new > f` says 0 and f keeps its
 # old content: a change the user was told had happened is not there.

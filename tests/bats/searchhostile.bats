@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# searchhostile.bats - what the s13 hostile pass found in search/ and in
+# searchhostile.bats - what hostile use found in search/ and in
 # user.t4dx.vector with real programs: spellings of numbers and times that
 # were taken one way in one place and another way elsewhere.
 

@@ -213,7 +213,7 @@ as_nobody() {
 	assert_output --partial 'private/alice-salary'
 }
 
-# s12 review: search/ became the mounting user's so that another user of
+# Found by review: search/ became the mounting user's so that another user of
 # an allow_other mount learns nothing of items in directories it may not
 # enter; the embedder's give-up alert (embedder.c embed_one) names the
 # file, so .ctl/alerts is the mounting user's too (0400).

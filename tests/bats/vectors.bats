@@ -401,7 +401,7 @@ broken() {
 
 @test "command: a program that answers digits beyond a float (1e41 spelt out) gives no vector" {
 	# json-c reads digits past 64 bits as UINT64_MAX without an error:
-	# that was taken as the number 1.8e19 (s13 hostile pass)
+	# that was taken as the number 1.8e19 (found by hostile use)
 	broken bigint 4
 	run grep -c 'not a finite float at 0' "$T4DX_TMP/alerts"
 	assert_success
@@ -579,7 +579,7 @@ gone() {
 	done
 }
 
-# s11 hostile: text queries from several shells at once, with a program
+# Found by hostile use: text queries from several shells at once, with a program
 # that takes 1.5 s an answer and vector.timeout_s 2.  Each lookup waited
 # for every query ahead of it (run_mu), so the sixth took 9 s: a lookup
 # must end within the request under way plus its own (2 x timeout_s).
@@ -646,7 +646,7 @@ gone() {
 		fail "no vector for the new content: $(cat "$MNT/.ctl/stats")"
 }
 
-# s12 review: the give-up rule counts any 3 failures on a content once
+# Found by review: the give-up rule counts any 3 failures on a content once
 # the program has answered anything since the start.  A program that
 # worked and then fails on everything (a model server or remote API
 # down, out of GPU memory) gives up every file written meanwhile: each
@@ -698,7 +698,7 @@ gone() {
 	assert_output 0
 }
 
-# s12 review: a program that exits while idle is dropped at the next
+# Found by review: a program that exits while idle is dropped at the next
 # request (drop_if_ended), which killed its process group but left a
 # process it had put in a session of its own: that one lived on until
 # some later failure or the unmount, one more at each restart.
@@ -724,7 +724,7 @@ zombies() {
 	ps --ppid "$1" -o stat= | grep -c '^Z' || true
 }
 
-# s12 review: the daemon is a child subreaper (for the orphan reaper), so
+# Found by review: the daemon is a child subreaper (for the orphan reaper), so
 # every orphan of the program comes to it; one that ends by itself stays
 # a zombie until the next stop of the program (a failure, the unmount),
 # where init reaped it before.  A program that leaves a short-lived

@@ -769,7 +769,7 @@ static void test_drop_concurrent(void)
 /* Two threads adding to one index, as a segment's build does: the
  * random levels of the nodes are drawn one at a time, so the graph holds
  * the same levels, so the same bytes of upper lists, whatever the
- * interleaving.  s12 review: hnswlib 0.6.2 draws them from one generator
+ * interleaving.  Found by review: hnswlib 0.6.2 draws them from one generator
  * without a lock (a data race under ThreadSanitizer), and a draw taken
  * twice changed the levels: a rebuilt file's size differed from the
  * first build's about one time in 5 (test_search's damaged index). */

@@ -412,7 +412,7 @@ static void test_isolated(void)
  * isolated: each is the other's nearest link) that a walk does not
  * reach: only the guard's read of every vector finds them, for a query
  * of any length (the guard compares the walk's scores, which scale with
- * the query, against a score of unit vectors).  s12 review: the read of
+ * the query, against a score of unit vectors).  Found by review: the read of
  * every vector was untested (test_isolated's lone note is also in the
  * isolated list), and a query of length 10 skipped it and missed them. */
 static void test_lone_pair(void)
@@ -451,7 +451,7 @@ static void test_lone_pair(void)
 }
 
 /* Queries of tiny length (a vector set by hand, search/@ID): the scan
- * still answers as exact search does.  s12 review: below about 1e-35 the
+ * still answers as exact search does.  Found by review: below about 1e-35 the
  * query's codes (127 / max overflowing, or a step in the subnormals)
  * and the estimates (the product of the two steps underflowing) were
  * wrong by more than the bound, which then ruled out true neighbours:
@@ -490,7 +490,7 @@ static void test_scan_tiny_query(void)
  * of it, a command embedder's answer): the walk finds what it finds for
  * the same query at unit length, scored at the query's length.  Below
  * about 1e-7 the graph's distance (1 - score) was 1.0f for every node
- * and an untuned graph's walk wandered (s12 review). */
+ * and an untuned graph's walk wandered (found by review). */
 static void test_graph_tiny_query(void)
 {
 	const size_t n = 2000;
@@ -541,7 +541,7 @@ static void test_graph_tiny_query(void)
  * common direction, the queries less of it: query and passage
  * embeddings of one model), every walk's best scores below bg, the 90th
  * percentile of the segment's own pairs, yet finds the query's cluster
- * well above what random nodes give it.  s12 review: the guard then read
+ * well above what random nodes give it.  Found by review: the guard then read
  * the whole segment at most searches (20,000 such vectors of dim 256:
  * 0.75 ms a search without the guard, 7.9 ms with it).  Here 10,000 of
  * them: at most 1 search in 10 reads every vector, and the answers are
@@ -660,7 +660,7 @@ static void test_scan_full_codes(void)
  * down by 0.49 of a step (its estimate 0.243 under its score, the bound
  * 0.276), B's round up, so that B's estimate is well above A's though
  * B's score is just below: only a bound of at least 86% of qcode.c's
- * keeps A.  s12 review: the other tests passed with the bound halved
+ * keeps A.  Found by review: the other tests passed with the bound halved
  * (random vectors' rounding errors mostly cancel). */
 static void test_scan_bound_tight(void)
 {

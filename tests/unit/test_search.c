@@ -1102,7 +1102,7 @@ static void test_retired_index(void)
 	unit_rm_rf(dir);
 }
 
-/* s12 review: at level 2 a search leaves out a segment that cannot be
+/* Found by review: at level 2 a search leaves out a segment that cannot be
  * read (best_effort).  An item deleted, or moved far away, in that
  * newer segment must not come back from an older one: a partial answer
  * lacks results, it does not show ones that are gone. */
@@ -1207,7 +1207,7 @@ static void test_best_effort_hides(void)
 
 /* A query of tiny length (a vector set by hand, search/@ID of it, a
  * command embedder's answer) searched through a graph-mode index answers
- * as exact search does.  s12 review: below about 1e-7 the graph's
+ * as exact search does.  Found by review: below about 1e-7 the graph's
  * distance (1 - score) was the same for every node, and the walk
  * wandered. */
 static void test_tiny_query(void)
@@ -1253,7 +1253,7 @@ static void test_tiny_query(void)
  * wait for it rather than load and tune a copy of their own (about
  * 150 MB each).  Here the open of the index file is slowed, as a large
  * load and tune are, and 4 searches start together: the file is opened
- * once, and all 4 answer from the one graph.  (s12 review: each loaded
+ * once, and all 4 answer from the one graph.  (Found by review: each loaded
  * its own.) */
 static atomic_int index_opens;
 static int (*plain_open)(const char *, int, mode_t);
@@ -1309,7 +1309,7 @@ static void test_first_load_once(void)
 /* A filtered search under a floor in scan mode: a segment whose first
  * hits the filter mostly rejects is asked for more (its scan gave all
  * that was asked, so more may reach the floor), and the answer is
- * exact search's.  s12 review: every other test passed with search.c
+ * exact search's.  Found by review: every other test passed with search.c
  * treating a segment as done after one answer under any floor, not
  * only after fewer hits than asked. */
 static char *filtered_text(struct t4dx *db, const float *q, bool exact)
