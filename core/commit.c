@@ -259,14 +259,11 @@ static int wait_durable(struct t4dx *db, uint64_t lsn)
 #define STALL_MAX_S 10
 static void stall_behind_flush(struct t4dx *db)
 {
-	pthread_mutex_lock(&db->bg_mu);
-	uint64_t gen = db->flush_gen;   /* read first: an end after it counts */
+	uint64_t gen;
 	/* imm without a flush under way (one failed, and the next is not
 	 * tried yet, or not at all while the breaker is not CLOSED): no end
 	 * would come to wake the writer */
-	bool flushing = db->flushing > 0;
-	pthread_mutex_unlock(&db->bg_mu);
-	if (!flushing)
+	if (!eng_flush_under_way(db, &gen))
 		return;
 	pthread_rwlock_rdlock(&db->lock);
 	bool behind = db->imm && !atomic_load(&db->seg_failed) &&

@@ -251,13 +251,6 @@ static size_t make_key(char *k, uint64_t parent, const char *name,
 	return 8 + len;
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Wake the searches whose wait is over: every one with all, else those
  * whose tickets are all dealt with (mu held). */
 static void wake_waiters(struct eng_embedder *m, bool all)
@@ -308,7 +301,7 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 {
 	char k[8 + T4DX_NAME_MAX];
 	size_t kl = make_key(k, parent, name, len);
-	int64_t now = mono_ns();
+	int64_t now = eng_mono_ns();
 	pthread_mutex_lock(&m->mu);
 	if (put)
 		m->last_put = now;
@@ -527,19 +520,14 @@ static void wait_flush_of(struct t4dx *db, struct eng_embedder *m,
 {
 	if (m->cmd)
 		return;
-	pthread_mutex_lock(&db->bg_mu);
-	uint64_t gen = db->flush_gen;   /* read first: an end after it counts */
-	bool flushing = db->flushing > 0;
-	pthread_mutex_unlock(&db->bg_mu);
-	if (!flushing)
+	uint64_t gen;
+	if (!eng_flush_under_way(db, &gen))
 		return;
 	pthread_rwlock_rdlock(&db->lock);
 	const struct t4dx_entry *e = NULL;
 	if (db->imm && !t4dx_mem_get(db->mem, parent, name, len))
 		e = t4dx_mem_get(db->imm, parent, name, len);
-	bool flush_takes = e && !e->tombstone && !e->provisional &&
-			   S_ISREG(e->mode) && e->vec_src == T4DX_VEC_NONE &&
-			   e->content && e->content->len;
+	bool flush_takes = e && eng_flush_embeds(e);
 	pthread_rwlock_unlock(&db->lock);
 	if (!flush_takes)
 		return;
@@ -703,7 +691,7 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 /* Wait on m->cond until the monotonic time until (mu held). */
 static void wait_until(struct eng_embedder *m, int64_t until)
 {
-	int64_t wait = until - mono_ns();
+	int64_t wait = until - eng_mono_ns();
 	if (wait <= 0 || m->stop)
 		return;
 	struct timespec ts;
@@ -719,7 +707,7 @@ static void wait_until(struct eng_embedder *m, int64_t until)
  * again (mu held). */
 static bool writers_first(struct eng_embedder *m, int64_t at, int64_t *until)
 {
-	int64_t now = mono_ns(), quiet = m->last_put + m->quiet;
+	int64_t now = eng_mono_ns(), quiet = m->last_put + m->quiet;
 	if (now >= quiet || m->waiters)
 		return false;
 	*until = quiet;
@@ -824,7 +812,7 @@ static void *embedder_main(void *arg)
 		int rc = embed_one(db, m, k, x, redo, &lsn, &failed);
 		pthread_mutex_lock(&m->mu);
 		if (lsn && !m->logged)
-			m->logged_at = mono_ns();
+			m->logged_at = eng_mono_ns();
 		if (lsn)
 			m->logged = lsn;
 		m->working = false;
@@ -837,7 +825,7 @@ static void *embedder_main(void *arg)
 			/* no search waits meanwhile */
 			m->hold_until = rc == EINPROGRESS
 						? m->run_ready
-						: mono_ns() + 1000000000;
+						: eng_mono_ns() + 1000000000;
 			wake_waiters(m, true);
 			/* degraded: the key goes back, and the thread waits
 			 * a second (or a stop) before it tries again; the
@@ -1076,7 +1064,7 @@ int t4dx_embed_wait(struct t4dx *db, uint64_t *pending)
 		return rc;
 	pthread_mutex_lock(&m->mu);
 	w.target = m->seq;
-	int64_t now = mono_ns(), until = now + m->search_wait;
+	int64_t now = eng_mono_ns(), until = now + m->search_wait;
 	bool wait = !m->stop && m->hold_until <= now && m->tickets &&
 		    m->tickets->seq <= w.target;
 	if (wait) {
@@ -1089,7 +1077,7 @@ int t4dx_embed_wait(struct t4dx *db, uint64_t *pending)
 	       m->tickets->seq <= w.target && now < until) {
 		struct timespec ts = { until / 1000000000, until % 1000000000 };
 		pthread_cond_timedwait(&w.cond, &m->mu, &ts);
-		now = mono_ns();
+		now = eng_mono_ns();
 	}
 	if (wait) {
 		struct ewaiter **p = &m->wlist;

@@ -48,6 +48,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "alert.h"
 #include "breaker.h"
@@ -489,5 +490,21 @@ void eng_archive_covered(struct t4dx *db, uint64_t files);
 /* Replay the rescue files in dir whose names start with prefix. */
 void eng_replay_rescue_dir(struct t4dx *db, const char *dir,
 			   const char *prefix);
+
+/* Is a flush writing a segment now?  *gen: the flush generation, read
+ * first, so that an end after the call counts (flush_done). */
+bool eng_flush_under_way(struct t4dx *db, uint64_t *gen);
+/* Does a flush compute e's vector (the builtin embedder)?  A file with
+ * content and neither a vector nor a mark, and not provisional (its put,
+ * with a record, comes and replaces it). */
+bool eng_flush_embeds(const struct t4dx_entry *e);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline int64_t eng_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 #endif

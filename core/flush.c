@@ -52,6 +52,15 @@ bool eng_flush_behind(struct t4dx *db)
 	return behind;
 }
 
+bool eng_flush_under_way(struct t4dx *db, uint64_t *gen)
+{
+	pthread_mutex_lock(&db->bg_mu);
+	*gen = db->flush_gen;   /* read first: an end after it counts */
+	bool flushing = db->flushing > 0;
+	pthread_mutex_unlock(&db->bg_mu);
+	return flushing;
+}
+
 void eng_maybe_wake_flusher(struct t4dx *db)
 {
 	if (!eng_flush_due(db))
@@ -107,17 +116,7 @@ struct fembed {
 					 * flush is tried again) */
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Does a flush compute e's vector?  A file with content and neither a
- * vector nor a mark, and not provisional (its put, with a record, comes
- * and replaces it). */
-static bool flush_embeds(const struct t4dx_entry *e)
+bool eng_flush_embeds(const struct t4dx_entry *e)
 {
 	return !e->tombstone && !e->provisional && S_ISREG(e->mode) &&
 	       e->vec_src == T4DX_VEC_NONE && e->content && e->content->len;
@@ -130,7 +129,7 @@ static void fembed_run(struct fembed *f)
 	if (!x)
 		return;
 	while ((j = atomic_fetch_add(&f->next, 1)) < f->n &&
-	       mono_ns() < f->until) {
+	       eng_mono_ns() < f->until) {
 		const struct t4dx_entry *e = f->v[f->pick[j]];
 		struct t4dx_blob *vec = NULL;
 		int rc = t4dx_embed(e->content->data, e->content->len, f->dim,
@@ -173,7 +172,7 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 	if (!pick)
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (flush_embeds(v[i]))
+		if (eng_flush_embeds(v[i]))
 			pick[m++] = i;
 	f->out = m ? calloc(m, sizeof(*f->out)) : NULL;
 	f->made = m ? calloc(m, sizeof(*f->made)) : NULL;
@@ -189,7 +188,7 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 	f->pick = pick;
 	f->n = m;
 	f->dim = db->cfg.vector.dim;
-	f->until = mono_ns() + FLUSH_EMBED_BUDGET_MS * 1000000LL;
+	f->until = eng_mono_ns() + FLUSH_EMBED_BUDGET_MS * 1000000LL;
 	pthread_t thr[FLUSH_EMBED_THREADS];
 	size_t started = 0;
 	while (started < FLUSH_EMBED_THREADS && started < m &&
@@ -199,7 +198,7 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 		fembed_run(f);          /* no thread: on this one */
 	/* this one joins in once the flush falls behind the writers */
 	while (started && atomic_load(&f->next) < m &&
-	       mono_ns() < f->until) {
+	       eng_mono_ns() < f->until) {
 		struct timespec nap = { 0, BEHIND_POLL_MS * 1000000L };
 		nanosleep(&nap, NULL);
 		if (eng_flush_behind(db)) {
