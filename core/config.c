@@ -94,6 +94,7 @@ static const struct key keys[] = {
 	STR(7, vector, command, K_ARGV),
 	NUM(7, vector, timeout_s, 0, 3600, true),
 	NUM(7, vector, start_timeout_s, 0, 3600, true),
+	NUM(7, vector, defer_s, 0, 3600, false),
 	INT(7, vector, index_m, 2, T4DX_INDEX_M_MAX),
 	INT(7, vector, ef_construction, 1, T4DX_INDEX_EF_MAX),
 	INT(7, vector, ef_search, 1, T4DX_INDEX_EF_MAX),

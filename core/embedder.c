@@ -35,7 +35,10 @@
  * engine lock and log bytes that the writers would otherwise have.  It
  * takes a key once writes pause, or once that key has waited
  * EMB_DEFER_MS, so that under writes that never pause vectors still come,
- * EMB_DEFER_MS late.  For the same reason, a batch's durability is left
+ * EMB_DEFER_MS late; unless the CPU is busy (busy.c: less than half of
+ * its time spare), when the key waits on, for vector.defer_s at most.
+ * On a busy machine any CPU the thread takes comes out of the writers'
+ * throughput, whatever its nice value.  For the same reason, a batch's durability is left
  * to the writers' own group commits while they come; the thread syncs
  * itself only when the log is quiet.  The vectors themselves are computed
  * on a second thread at nice EMB_NICE (compute_main), which takes no
@@ -113,6 +116,7 @@ struct ekey {
 	uint64_t answers_at;            /* m->answers at the last such failure */
 	uint64_t seq;                   /* its ticket, 0 if none (mu) */
 	bool late;                      /* in the late list, not tickets */
+	bool held;                      /* held back for a busy CPU */
 	struct ekey *prev, *next;
 	struct ekey *sprev, *snext;     /* in the tickets' list, if seq */
 	UT_hash_handle hh;
@@ -138,6 +142,7 @@ struct eng_embedder {
 	bool working;                   /* a file or a sweep in hand; mu */
 	int64_t last_put;               /* a put's last key queued; mu */
 	int64_t quiet, defer;           /* EMB_QUIET_MS, EMB_DEFER_MS in ns */
+	int64_t cap;                    /* vector.defer_s in ns */
 	/* searches waiting for vectors (see the top): the keys with a
 	 * ticket, oldest first (queued, or the one in hand), and the late
 	 * ones; the last ticket given; the searches waiting; and until
@@ -327,6 +332,7 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 		e->answers_at = 0;
 		e->seq = put ? ++m->seq : 0;
 		e->late = false;
+		e->held = false;
 		if (e->seq)
 			DL_APPEND2(m->tickets, e, sprev, snext);
 		HASH_ADD(hh, m->table, key[0], kl, e);
@@ -343,6 +349,7 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t len)
 {
+	eng_busy_put(db, eng_mono_ns());
 	if (db->emb)
 		queue_key(db->emb, parent, name, len, true);
 }
@@ -704,16 +711,30 @@ static void wait_until(struct eng_embedder *m, int64_t until)
 
 /* Writes have not paused yet and what waits since at (the queue's head,
  * records to sync) has not waited its longest: *until gets when to look
- * again (mu held). */
-static bool writers_first(struct eng_embedder *m, int64_t at, int64_t *until)
+ * again (mu held).  Its longest is m->defer, or, for a key (gate) while
+ * the CPU is busy (busy.c), vector.defer_s, looked at again every
+ * GATE_POLL_MS. */
+#define GATE_POLL_MS 100
+static bool writers_first(struct t4dx *db, struct eng_embedder *m,
+			  int64_t at, struct ekey *gate, int64_t *until)
 {
 	int64_t now = eng_mono_ns(), quiet = m->last_put + m->quiet;
 	if (now >= quiet || m->waiters)
 		return false;
 	*until = quiet;
 	int64_t due = at + m->defer;
-	if (now >= due)
-		return false;
+	if (now >= due) {
+		int64_t cap = at + m->cap;
+		if (!gate || now >= cap || !eng_busy_cpu(db, now))
+			return false;
+		due = now + GATE_POLL_MS * MS;
+		if (due > cap)
+			due = cap;
+		if (!gate->held) {
+			gate->held = true;
+			m->st.deferred++;
+		}
+	}
 	if (due < *until)
 		*until = due;
 	return true;
@@ -756,11 +777,12 @@ static void *embedder_main(void *arg)
 		if (m->logged &&
 		    t4dx_wal_durable_lsn(db->wal) >= m->logged)
 			m->logged = 0;  /* a writer's group commit took them */
-		if (k && x && writers_first(m, k->at, &until)) {
+		if (k && x && writers_first(db, m, k->at, k, &until)) {
 			wait_until(m, until);
 			continue;
 		}
-		if (!k && m->logged && writers_first(m, m->logged_at, &until)) {
+		if (!k && m->logged &&
+		    writers_first(db, m, m->logged_at, NULL, &until)) {
 			/* the next group commit of the writers may take them */
 			wait_until(m, until);
 			continue;
@@ -895,9 +917,9 @@ int eng_embedder_start(struct t4dx *db)
 	if (qmax && atoi(qmax) > 0)
 		m->max = (size_t)atoi(qmax);
 	/* tests: how long writes hold the thread back */
-	const char *ms = getenv("T4DX_TEST_EMBED_QUIET_MS");
-	m->quiet = (ms ? atoi(ms) : EMB_QUIET_MS) * MS;
-	ms = getenv("T4DX_TEST_EMBED_DEFER_MS");
+	m->quiet = db->busy.quiet;      /* T4DX_TEST_EMBED_QUIET_MS */
+	m->cap = (int64_t)(cfg->vector.defer_s * 1e9);
+	const char *ms = getenv("T4DX_TEST_EMBED_DEFER_MS");
 	m->defer = (ms ? atoi(ms) : EMB_DEFER_MS) * MS;
 	/* a search waits for vectors at most this long, and never longer
 	 * than one request to the program may take */

@@ -248,6 +248,7 @@ static int open_once(const char *dir, const struct t4dx_open_args *a,
 		db->cfg = *cfg;
 	else
 		t4dx_config_defaults(&db->cfg);
+	eng_busy_init(db);
 	const char *pause = getenv("T4DX_TEST_COMPACT_PAUSE");
 	if (pause)
 		db->test_pause_s = strtod(pause, NULL);
@@ -583,6 +584,7 @@ int t4dx_close(struct t4dx *db)
 	pthread_mutex_destroy(&db->ct_mu);
 	pthread_cond_destroy(&db->ct_cond);
 	pthread_mutex_destroy(&db->health_mu);
+	eng_busy_destroy(db);
 	pthread_mutex_destroy(&db->vq_mu);
 	free(db->vq);
 	pthread_cond_destroy(&db->health_cond);

@@ -167,6 +167,17 @@ struct t4dx {
 	 * vector.dim) in a segment while EMBEDDER still names the old one
 	 * would stay for good after a crash and a start with the old one */
 	atomic_bool emb_named;
+	/* vector work waits while files are written on a busy CPU (busy.c) */
+	struct eng_busy {
+		pthread_mutex_t mu;
+		atomic_int_least64_t last_put;  /* a put's last key, mono ns */
+		int64_t quiet;                  /* writes paused: ns; set at open */
+		int fixed;                      /* tests' spare share, or -1 */
+		int64_t at;                     /* the last sample; mu */
+		uint64_t spare, total;          /* its counters; mu */
+		int pct;                        /* spare share since the one
+						 * before, -1 unknown; mu */
+	} busy;
 
 	/* compaction: compact_mu is held for a whole run */
 	pthread_mutex_t compact_mu;
@@ -444,13 +455,14 @@ int eng_path_of(struct t4dx *db, uint64_t parent, const char *name,
  * another embedder, every file of the embedder's); stop it (close). */
 int eng_embedder_start(struct t4dx *db);
 void eng_embedder_stop(struct t4dx *db);
-/* Queue a file whose content changed, for its vector. */
 /* A flush under way falls behind the writers: what it left to threads at
  * nice 19 is to be done at normal priority too (flush.c). */
 bool eng_flush_behind(struct t4dx *db);
 /* A flush gave made files their vector and marked tried more (counted
  * with the embedder's own in t4dx_embed_stats). */
 void eng_embed_count_flush(struct t4dx *db, uint64_t made, uint64_t tried);
+/* Queue a file whose content changed, for its vector (a put: also the
+ * time busy.c goes by). */
 void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 		     size_t len);
 
@@ -498,6 +510,23 @@ bool eng_flush_under_way(struct t4dx *db, uint64_t *gen);
  * content and neither a vector nor a mark, and not provisional (its put,
  * with a record, comes and replaces it). */
 bool eng_flush_embeds(const struct t4dx_entry *e);
+
+/* The gate of vector work (busy.c).  eng_busy: files are being written
+ * (a put less than the quiet time ago) and the CPU had less than half of
+ * its time spare over the last sample, with vector.defer_s > 0; the two
+ * halves apart: eng_busy_writing, eng_busy_cpu.  eng_busy_put: a put at
+ * now.  eng_cpu_counters reads the spare and total counters of
+ * /proc/stat's "cpu " line; eng_cpu_spare_pct, the spare share between
+ * two readings (-1 if they say nothing). */
+void eng_busy_init(struct t4dx *db);
+void eng_busy_destroy(struct t4dx *db);
+void eng_busy_put(struct t4dx *db, int64_t now);
+bool eng_busy_writing(struct t4dx *db, int64_t now);
+bool eng_busy_cpu(struct t4dx *db, int64_t now);
+bool eng_busy(struct t4dx *db);
+int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total);
+int eng_cpu_spare_pct(uint64_t spare0, uint64_t total0, uint64_t spare1,
+		      uint64_t total1);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 static inline int64_t eng_mono_ns(void)

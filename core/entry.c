@@ -277,6 +277,9 @@ void t4dx_config_defaults(struct t4dx_config *c)
 	strcpy(c->vector.command, "[]");
 	c->vector.timeout_s = 10;
 	c->vector.start_timeout_s = 60;
+	/* 16 writers that never pause fill two cores for longer than
+	 * that only with 180,000 files or more */
+	c->vector.defer_s = 30;
 	/* HNSW, measured on 10,000 vectors of dim 256 a segment: recall@10
 	 * 1.0 on clustered vectors and 0.96 on uniformly random ones (the
 	 * hard case; 0.45 with m 16 and ef_search 64), about 5 s of one

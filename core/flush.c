@@ -96,11 +96,15 @@ void eng_maybe_wake_flusher(struct t4dx *db)
  * for what holds locks, and joins in only once it falls behind the
  * writers (eng_flush_behind).  They stop at FLUSH_EMBED_BUDGET_MS: on a
  * machine too busy to give them that much, the rest waits for the
- * embedder thread rather than keep the memtable from its segment. */
+ * embedder thread rather than keep the memtable from its segment.  Nor
+ * do they compute any while files are written on a busy CPU (busy.c,
+ * looked at every FLUSH_EMBED_GATE_EVERY files): those are left to the
+ * thread, which waits for the writes to pause. */
 #define FLUSH_EMBED_THREADS 2
 #define FLUSH_EMBED_NICE 19
 #define FLUSH_EMBED_BUDGET_MS 2000
 #define BEHIND_POLL_MS 20
+#define FLUSH_EMBED_GATE_EVERY 64       /* files between looks at the gate */
 
 struct fembed {
 	struct t4dx_entry *const *v;    /* the flush's entries, key order */
@@ -110,7 +114,10 @@ struct fembed {
 	size_t n;                       /* picked */
 	uint32_t dim;
 	int64_t until;                  /* CLOCK_MONOTONIC ns */
+	struct t4dx *db;
 	atomic_size_t next;
+	atomic_bool busy;               /* the gate closed: left to the
+					 * embedder thread */
 	uint64_t vectors, marks;        /* made: counted once the segment
 					 * is in the MANIFEST (a failed
 					 * flush is tried again) */
@@ -129,7 +136,13 @@ static void fembed_run(struct fembed *f)
 	if (!x)
 		return;
 	while ((j = atomic_fetch_add(&f->next, 1)) < f->n &&
-	       eng_mono_ns() < f->until) {
+	       eng_mono_ns() < f->until && !atomic_load(&f->busy)) {
+		/* files written meanwhile on a busy CPU: the rest waits
+		 * (busy.c) */
+		if (j % FLUSH_EMBED_GATE_EVERY == 0 && eng_busy(f->db)) {
+			atomic_store(&f->busy, true);
+			break;
+		}
 		const struct t4dx_entry *e = f->v[f->pick[j]];
 		struct t4dx_blob *vec = NULL;
 		int rc = t4dx_embed(e->content->data, e->content->len, f->dim,
@@ -163,6 +176,8 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 {
 	memset(f, 0, sizeof(*f));
 	atomic_init(&f->next, 0);
+	atomic_init(&f->busy, false);
+	f->db = db;
 	/* not before EMBEDDER names this embedder or marks its redo (the
 	 * start's first flush may come first): the thread's, then */
 	if (db->readonly || strcmp(db->cfg.vector.embedder, "builtin") ||
@@ -198,7 +213,7 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 		fembed_run(f);          /* no thread: on this one */
 	/* this one joins in once the flush falls behind the writers */
 	while (started && atomic_load(&f->next) < m &&
-	       eng_mono_ns() < f->until) {
+	       eng_mono_ns() < f->until && !atomic_load(&f->busy)) {
 		struct timespec nap = { 0, BEHIND_POLL_MS * 1000000L };
 		nanosleep(&nap, NULL);
 		if (eng_flush_behind(db)) {

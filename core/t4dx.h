@@ -173,6 +173,9 @@ struct t4dx_config {
 		 /* the first answer after each start of the program may
 		  * take this long (what it loads first, a model) */
 		 double start_timeout_s;
+		 /* while files are being written on a busy CPU, a file's
+		  * vector waits for them at most this long (busy.c) */
+		 double defer_s;
 		 unsigned index_m, ef_construction, ef_search;
 		 uint32_t index_min_items;
 		 /* below this measured recall@10 of a segment's graph,
@@ -269,6 +272,9 @@ struct t4dx_embed_stats {
 	uint64_t starts;                /* of the program of "command" */
 	uint64_t queued;
 	uint64_t waiting;               /* searches waiting for vectors */
+	/* files whose vector waited past the 1 s hold-back for writes on
+	 * a busy CPU to pause (vector.defer_s), each counted once */
+	uint64_t deferred;
 	bool busy;
 };
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);

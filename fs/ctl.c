@@ -404,6 +404,10 @@ static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 			     "Bytes of content the embedder read.",
 			     es.bytes_read);
 	if (!rc)
+		rc = counter(out, "t4dx_embed_deferred_total",
+			     "Files whose vector waited for writes on a busy "
+			     "CPU to pause (vector.defer_s).", es.deferred);
+	if (!rc)
 		rc = gauge(out, "t4dx_embed_queue_length",
 			   "Files waiting for the embedder.",
 			   (double)es.queued);
@@ -636,6 +640,7 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(em, "program_starts", ju64(es.starts), &ok);
 		jset(em, "queued", ju64(es.queued), &ok);
 		jset(em, "searches_waiting", ju64(es.waiting), &ok);
+		jset(em, "deferred", ju64(es.deferred), &ok);
 		jset(em, "busy", json_object_new_boolean(es.busy), &ok);
 	}
 	jset(o, "vectors", em, &ok);

@@ -787,4 +787,4 @@ T4DX_DEFAULT_CONFIG='{"breaker":{"failure_threshold":5,"success_threshold":2,"re
  "health":{"interval_s":30,"timeout_s":5,"alert_threshold":3,"verify_bytes":8388608,"verify_at_start":false},
  "compaction":{"nrem_kappa_boost":0.05,"prune_min_kappa":0.05,"prune_max_importance":0.1,"prune_max_age_s":0},
  "limits":{"max_item_bytes":16777216,"write_buffer_bytes":268435456},
- "vector":{"dim":256,"embedder":"builtin","command":[],"timeout_s":10,"start_timeout_s":60,"index_m":32,"ef_construction":100,"ef_search":256,"index_min_items":1000,"min_recall":0.99}}'
+ "vector":{"dim":256,"embedder":"builtin","command":[],"timeout_s":10,"start_timeout_s":60,"defer_s":30,"index_m":32,"ef_construction":100,"ef_search":256,"index_min_items":1000,"min_recall":0.99}}'

@@ -141,6 +141,7 @@ static const struct tk tks[] = {
 	  "\"builtin\"", "\"Builtin\"", "\"\"" },
 	KN(vector, timeout_s, "0.000001", "3600", "0", "3600.0000001"),
 	KN(vector, start_timeout_s, "0.000001", "3600", "0", "3600.0000001"),
+	KN(vector, defer_s, "0", "3600", "-0.000001", "3600.0000001"),
 	KI(vector, index_m, "2", "128", "1", "129"),
 	KI(vector, ef_construction, "1", "65536", "0", "65537"),
 	KI(vector, ef_search, "1", "65536", "0", "65537"),
@@ -520,6 +521,7 @@ static void test_render(void)
 		"\"write_buffer_bytes\":268435456},"
 		"\"vector\":{\"dim\":256,\"embedder\":\"builtin\","
 		"\"command\":[],\"timeout_s\":10,\"start_timeout_s\":60,"
+		"\"defer_s\":30,"
 		"\"index_m\":32,\"ef_construction\":100,\"ef_search\":256,"
 		"\"index_min_items\":1000,\"min_recall\":0.99}}\n";
 	CHECK(!strcmp((const char *)b.p, want));

@@ -1,0 +1,158 @@
+/*
+ * busy.c - is the machine busy with writes?  Vector work waits if so.
+ *
+ * Vectors are work the writers do not wait for, yet on a machine whose
+ * CPU the writers keep busy, any of it done meanwhile comes out of their
+ * throughput, whatever its priority: 16 writers that never pause on two
+ * cores left 26% of the time idle (waits for fdatasync and for FUSE),
+ * and the builtin embedder's threads at nice 19 filling that time cost
+ * them 16% of their files per second.  So while files are being written
+ * (a put queued a key less than BUSY_QUIET_MS ago) and less
+ * than BUSY_SPARE_PCT of the CPU time was spare over the last sample
+ * (BUSY_SAMPLE_MS or more), the embedder thread leaves its queue alone
+ * and a flush leaves the vectors of its files to it (flush.c), each file
+ * for at most vector.defer_s (0: never for a busy CPU).  A search does
+ * not wait for the gate: it has the vectors it needs computed at once
+ * (embedder.c, t4dx_embed_wait).
+ *
+ * Spare time is what /proc/stat counts as idle, iowait and nice: time
+ * nobody wanted, time spent waiting for the disk, and time given to work
+ * that asked to come last (the daemon's own vector threads run at nice
+ * 19, so that the gate, once open, does not close on their account).
+ * steal counts as busy: the machine had less than it seemed.  A machine
+ * whose /proc/stat cannot be read is never busy (the gate is open, as it
+ * was before there was one).  T4DX_TEST_BUSY_SPARE_PCT sets the spare
+ * share instead (tests).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_int.h"
+
+#define BUSY_SPARE_PCT 50       /* below this share spare: busy */
+#define BUSY_SAMPLE_MS 100      /* /proc/stat read at most this often */
+#define BUSY_QUIET_MS 20        /* writes paused this long: paused */
+#define MS 1000000LL
+
+static int spare_pct(struct eng_busy *b, int64_t now);
+
+void eng_busy_init(struct t4dx *db)
+{
+	struct eng_busy *b = &db->busy;
+	pthread_mutex_init(&b->mu, NULL);
+	atomic_init(&b->last_put, INT64_MIN / 2);
+	b->at = 0;
+	b->pct = -1;
+	const char *pct = getenv("T4DX_TEST_BUSY_SPARE_PCT");
+	b->fixed = pct ? atoi(pct) : -1;
+	/* tests: how long writes must pause to count as paused */
+	const char *ms = getenv("T4DX_TEST_EMBED_QUIET_MS");
+	b->quiet = (ms ? atoi(ms) : BUSY_QUIET_MS) * MS;
+	/* the first sample, so that the first look at the gate has a
+	 * share to go by (else the gate would be open for BUSY_SAMPLE_MS) */
+	spare_pct(b, eng_mono_ns());
+}
+
+void eng_busy_destroy(struct t4dx *db)
+{
+	pthread_mutex_destroy(&db->busy.mu);
+}
+
+void eng_busy_put(struct t4dx *db, int64_t now)
+{
+	atomic_store(&db->busy.last_put, now);
+}
+
+int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total)
+{
+	/* "cpu  user nice system idle iowait irq softirq steal ..." */
+	uint64_t v[8] = { 0 };
+	if (strncmp(line, "cpu ", 4))
+		return EINVAL;
+	const char *p = line + 4;
+	int n = 0;
+	for (; n < 8; n++) {
+		char *end;
+		while (*p == ' ')
+			p++;
+		if (*p < '0' || *p > '9')
+			break;
+		errno = 0;
+		unsigned long long x = strtoull(p, &end, 10);
+		if (errno || end == p)
+			return EINVAL;
+		v[n] = x;
+		p = end;
+	}
+	if (n < 4)      /* user nice system idle, at least */
+		return EINVAL;
+	*spare = v[1] + v[3] + v[4];
+	*total = 0;
+	for (int i = 0; i < 8; i++)
+		*total += v[i];
+	return 0;
+}
+
+int eng_cpu_spare_pct(uint64_t spare0, uint64_t total0, uint64_t spare1,
+		       uint64_t total1)
+{
+	/* counters that went back (a wrapped or reset counter, a CPU
+	 * taken away) say nothing */
+	if (total1 <= total0 || spare1 < spare0 ||
+	    spare1 - spare0 > total1 - total0)
+		return -1;
+	return (int)((spare1 - spare0) * 100 / (total1 - total0));
+}
+
+/* The share of CPU time spare over the last sample, -1 if unknown; a
+ * new sample if the last is BUSY_SAMPLE_MS old (mu held). */
+static int spare_pct(struct eng_busy *b, int64_t now)
+{
+	if (b->at && now - b->at < BUSY_SAMPLE_MS * MS)
+		return b->pct;
+	char line[256];
+	uint64_t spare, total;
+	FILE *f = fopen("/proc/stat", "re");
+	bool ok = f && fgets(line, sizeof(line), f) &&
+		  eng_cpu_counters(line, &spare, &total) == 0;
+	if (f)
+		fclose(f);
+	if (!ok) {
+		b->at = now;
+		b->pct = -1;
+		return -1;
+	}
+	b->pct = b->at ? eng_cpu_spare_pct(b->spare, b->total, spare, total)
+		       : -1;
+	b->at = now;
+	b->spare = spare;
+	b->total = total;
+	return b->pct;
+}
+
+bool eng_busy_writing(struct t4dx *db, int64_t now)
+{
+	return now - atomic_load(&db->busy.last_put) < db->busy.quiet;
+}
+
+bool eng_busy_cpu(struct t4dx *db, int64_t now)
+{
+	struct eng_busy *b = &db->busy;
+	if (db->cfg.vector.defer_s <= 0)
+		return false;
+	if (b->fixed >= 0)
+		return b->fixed < BUSY_SPARE_PCT;
+	pthread_mutex_lock(&b->mu);
+	int pct = spare_pct(b, now);
+	pthread_mutex_unlock(&b->mu);
+	return pct >= 0 && pct < BUSY_SPARE_PCT;
+}
+
+bool eng_busy(struct t4dx *db)
+{
+	int64_t now = eng_mono_ns();
+	return eng_busy_writing(db, now) && eng_busy_cpu(db, now);
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bats
+# busy.bats - vectors wait while files are written on a busy CPU
+# (core/busy.c), read from the real /proc/stat: with every core kept busy
+# by a loop at nice 0 and a writer that never pauses, no file gets a
+# vector past the embedder's 1 s hold-back (.ctl/stats counts them
+# "deferred"), a search still finds the note closed just before it, and
+# once the writer stops every file gets its vector (a pause is 500 ms
+# here: a shell's loop beside the loops leaves gaps longer than 20 ms); with
+# vector.defer_s 0 the same writes get theirs while they go on.
+
+load ../lib/mount
+
+# hogs: one loop at nice 0 a core, tracked (killed on every path).
+hogs() {
+	local i
+	for ((i = 0; i < $(nproc); i++)); do
+		(while :; do :; done) 3>&- &
+		t4dx_track "$!"
+	done
+}
+
+# writer: files w0, w1, ... in items/w until $T4DX_TMP/stop exists; the
+# count so far in $T4DX_TMP/n.
+writer() {
+	mkdir -p "$ITEMS/w"
+	(
+		n=0
+		while [[ ! -e $T4DX_TMP/stop ]]; do
+			echo "note $n about oolong and jasmine" >"$ITEMS/w/w$n" || exit 1
+			n=$((n + 1))
+			echo "$n" >"$T4DX_TMP/n"
+		done
+	) 3>&- &
+	WRITER=$!
+	t4dx_track "$WRITER"
+}
+
+# has_vector FILE: the file has a vector (getfattr answers one).
+has_vector() {
+	getfattr --only-values -n user.t4dx.vector "$1" >/dev/null 2>&1
+}
+
+# written N: wait (30 s at most) until the writer wrote N files.
+written() {
+	local i
+	for ((i = 0; i < 3000; i++)); do
+		[[ $(cat "$T4DX_TMP/n" 2>/dev/null) -ge $1 ]] && return 0
+		kill -0 "$WRITER" 2>/dev/null || fail "the writer failed"
+		sleep 0.01
+	done
+	fail "the writer wrote fewer than $1 files in 30 s"
+}
+
+queue_empty() {
+	[[ $(jq '.vectors.queued' "$MNT/.ctl/stats") == 0 ]]
+}
+
+stop_writer() {
+	touch "$T4DX_TMP/stop"
+	wait "$WRITER" || fail "the writer failed"
+}
+
+@test "a busy CPU and writes that never pause: vectors wait, a search does not, and all come once writes stop" {
+	# a shell's loop beside the hogs leaves gaps of more than the 20 ms
+	# that count as a pause; 500 ms here
+	T4DX_TEST_EMBED_QUIET_MS=500 t4dx_start
+	hogs
+	writer
+	written 1
+	local t0=$SECONDS
+	written 50
+	# well past the 1 s hold-back of the first file
+	while ((SECONDS - t0 < 3)); do sleep 0.1; done
+	kill -0 "$WRITER" || fail "the writer failed"
+	has_vector "$ITEMS/w/w0" && fail "w0 got its vector while the CPU was busy"
+	[[ $(jq '.vectors.deferred' "$MNT/.ctl/stats") -ge 1 ]] ||
+		fail "nothing deferred: $(jq -c .vectors "$MNT/.ctl/stats")"
+	grep -q '^t4dx_embed_deferred_total [1-9]' "$MNT/.ctl/metrics" ||
+		fail "no deferred metric: $(grep deferred "$MNT/.ctl/metrics")"
+	# a search has the vectors it needs computed at once
+	echo "a note about genmaicha" >"$ITEMS/fresh"
+	local top
+	top=$(jq -r '.results[0].path // ""' "$MNT/search/genmaicha/results.json")
+	[[ $top == fresh ]] || fail "the fresh note was not found first: '$top'"
+	has_vector "$ITEMS/w/w0" || fail "the search left w0 without a vector"
+	stop_writer
+	local n
+	n=$(cat "$T4DX_TMP/n")
+	t4dx_wait_for 60 queue_empty ||
+		fail "the queue never emptied: $(jq -c .vectors "$MNT/.ctl/stats")"
+	local i
+	for ((i = 0; i < n; i++)); do
+		has_vector "$ITEMS/w/w$i" || fail "w$i of $n has no vector"
+	done
+}
+
+@test "vector.defer_s 0: a busy CPU holds no vector back" {
+	t4dx_start -o "config=$(t4dx_config_file '{"vector":{"defer_s":0}}')"
+	hogs
+	writer
+	written 1
+	t4dx_wait_for 30 has_vector "$ITEMS/w/w0" ||
+		fail "w0 got no vector while the writer went on"
+	kill -0 "$WRITER" || fail "the writer failed"
+	stop_writer
+	[[ $(jq '.vectors.deferred' "$MNT/.ctl/stats") == 0 ]] ||
+		fail "deferred with defer_s 0: $(jq -c .vectors "$MNT/.ctl/stats")"
+}
