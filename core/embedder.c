@@ -354,8 +354,10 @@ void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,
 		queue_key(db->emb, parent, name, len, true);
 }
 
-void eng_embed_count_flush(struct t4dx *db, uint64_t made, uint64_t tried)
+void eng_embed_count_flush(struct t4dx *db, uint64_t made, uint64_t tried,
+			   uint64_t left)
 {
+	atomic_fetch_add(&db->flush_left, left);
 	atomic_fetch_add(&db->flush_embedded, made);
 	atomic_fetch_add(&db->flush_tried, tried);
 }
@@ -1062,6 +1064,7 @@ void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out)
 	*out = m->st;
 	out->embedded += atomic_load(&db->flush_embedded);
 	out->no_vector += atomic_load(&db->flush_tried);
+	out->flush_left = atomic_load(&db->flush_left);
 	out->queued = m->n;
 	out->waiting = m->waiters;
 	out->busy = m->n || m->sweep || m->working || m->redo ||

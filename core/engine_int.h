@@ -160,6 +160,8 @@ struct t4dx {
 	/* vectors and marks that flushes made, counted once their segment
 	 * is in the MANIFEST (flush.c); atomic */
 	atomic_uint_least64_t flush_embedded, flush_tried;
+	/* and the files whose vectors they left to it for a busy CPU */
+	atomic_uint_least64_t flush_left;
 	/* DATA_DIR/EMBEDDER names the running embedder, or marks its redo
 	 * (embedder.c): only then may a flush compute its vectors.  The
 	 * flusher starts before the embedder thread, and flushes a long
@@ -459,8 +461,10 @@ void eng_embedder_stop(struct t4dx *db);
  * nice 19 is to be done at normal priority too (flush.c). */
 bool eng_flush_behind(struct t4dx *db);
 /* A flush gave made files their vector and marked tried more (counted
- * with the embedder's own in t4dx_embed_stats). */
-void eng_embed_count_flush(struct t4dx *db, uint64_t made, uint64_t tried);
+ * with the embedder's own in t4dx_embed_stats), and left the vectors of
+ * left files to the thread for a busy CPU. */
+void eng_embed_count_flush(struct t4dx *db, uint64_t made, uint64_t tried,
+			   uint64_t left);
 /* Queue a file whose content changed, for its vector (a put: also the
  * time busy.c goes by). */
 void eng_embed_queue(struct t4dx *db, uint64_t parent, const char *name,

@@ -98,13 +98,12 @@ void eng_maybe_wake_flusher(struct t4dx *db)
  * machine too busy to give them that much, the rest waits for the
  * embedder thread rather than keep the memtable from its segment.  Nor
  * do they compute any while files are written on a busy CPU (busy.c,
- * looked at every FLUSH_EMBED_GATE_EVERY files): those are left to the
- * thread, which waits for the writes to pause. */
+ * looked at when the flush begins, then every BEHIND_POLL_MS): those are
+ * left to the thread, which waits for the writes to pause. */
 #define FLUSH_EMBED_THREADS 2
 #define FLUSH_EMBED_NICE 19
 #define FLUSH_EMBED_BUDGET_MS 2000
 #define BEHIND_POLL_MS 20
-#define FLUSH_EMBED_GATE_EVERY 64       /* files between looks at the gate */
 
 struct fembed {
 	struct t4dx_entry *const *v;    /* the flush's entries, key order */
@@ -114,13 +113,13 @@ struct fembed {
 	size_t n;                       /* picked */
 	uint32_t dim;
 	int64_t until;                  /* CLOCK_MONOTONIC ns */
-	struct t4dx *db;
 	atomic_size_t next;
 	atomic_bool busy;               /* the gate closed: left to the
 					 * embedder thread */
 	uint64_t vectors, marks;        /* made: counted once the segment
 					 * is in the MANIFEST (a failed
 					 * flush is tried again) */
+	uint64_t left;                  /* left for a busy CPU, likewise */
 };
 
 bool eng_flush_embeds(const struct t4dx_entry *e)
@@ -137,12 +136,6 @@ static void fembed_run(struct fembed *f)
 		return;
 	while ((j = atomic_fetch_add(&f->next, 1)) < f->n &&
 	       eng_mono_ns() < f->until && !atomic_load(&f->busy)) {
-		/* files written meanwhile on a busy CPU: the rest waits
-		 * (busy.c) */
-		if (j % FLUSH_EMBED_GATE_EVERY == 0 && eng_busy(f->db)) {
-			atomic_store(&f->busy, true);
-			break;
-		}
 		const struct t4dx_entry *e = f->v[f->pick[j]];
 		struct t4dx_blob *vec = NULL;
 		int rc = t4dx_embed(e->content->data, e->content->len, f->dim,
@@ -177,7 +170,6 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 	memset(f, 0, sizeof(*f));
 	atomic_init(&f->next, 0);
 	atomic_init(&f->busy, false);
-	f->db = db;
 	/* not before EMBEDDER names this embedder or marks its redo (the
 	 * start's first flush may come first): the thread's, then */
 	if (db->readonly || strcmp(db->cfg.vector.embedder, "builtin") ||
@@ -189,6 +181,13 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if (eng_flush_embeds(v[i]))
 			pick[m++] = i;
+	if (m && eng_busy(db)) {
+		/* files written meanwhile on a busy CPU: all of them wait
+		 * for the thread (busy.c) */
+		f->left = m;
+		free(pick);
+		return;
+	}
 	f->out = m ? calloc(m, sizeof(*f->out)) : NULL;
 	f->made = m ? calloc(m, sizeof(*f->made)) : NULL;
 	if (!f->out || !f->made) {
@@ -211,11 +210,16 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 		started++;
 	if (!started)
 		fembed_run(f);          /* no thread: on this one */
-	/* this one joins in once the flush falls behind the writers */
+	/* this one stops them once the CPU gets busy, and joins in once
+	 * the flush falls behind the writers */
 	while (started && atomic_load(&f->next) < m &&
-	       eng_mono_ns() < f->until && !atomic_load(&f->busy)) {
+	       eng_mono_ns() < f->until) {
 		struct timespec nap = { 0, BEHIND_POLL_MS * 1000000L };
 		nanosleep(&nap, NULL);
+		if (eng_busy(db)) {
+			atomic_store(&f->busy, true);
+			break;
+		}
 		if (eng_flush_behind(db)) {
 			fembed_run(f);
 			break;
@@ -223,9 +227,12 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 	}
 	for (size_t t = 0; t < started; t++)
 		pthread_join(thr[t], NULL);
+	bool busy = atomic_load(&f->busy);
 	for (size_t j = 0; j < m; j++) {
-		if (!f->made[j])
+		if (!f->made[j]) {
+			f->left += busy;
 			continue;
+		}
 		v[pick[j]] = &f->out[j];
 		if (f->out[j].vec)
 			f->vectors++;
@@ -245,9 +252,10 @@ static void fembed_done(struct fembed *f)
 }
 
 /* Write imm to segment id.  No lock needed: imm is immutable.  *vectors
- * and *marks: those the flush computed for it (fembed_start). */
+ * and *marks: those the flush computed for it (fembed_start); *left,
+ * those it left to the embedder thread for a busy CPU. */
 static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out,
-		     uint64_t *vectors, uint64_t *marks)
+		     uint64_t *vectors, uint64_t *marks, uint64_t *left)
 {
 	size_t n = t4dx_mem_count(db->imm), i = 0;
 	struct t4dx_entry **v = calloc(n ? n : 1, sizeof(*v));
@@ -261,6 +269,7 @@ static int write_imm(struct t4dx *db, uint64_t id, struct t4dx_seg **out,
 	int rc = eng_make_segment(db, id, v, n, out);
 	*vectors = f.vectors;
 	*marks = f.marks;
+	*left = f.left;
 	fembed_done(&f);
 	free(v);
 	return rc;
@@ -405,8 +414,8 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 	}
 	pthread_rwlock_unlock(&db->lock);
 
-	uint64_t vectors, marks;
-	rc = write_imm(db, id, &seg, &vectors, &marks);
+	uint64_t vectors, marks, left;
+	rc = write_imm(db, id, &seg, &vectors, &marks, &left);
 	if (rc)
 		return rc;
 	if (run) {
@@ -434,7 +443,7 @@ static int flush_cut_once(struct t4dx *db, struct t4dx_compact_run *run,
 	if (rc)
 		goto fail;
 	db->nsegs++;
-	eng_embed_count_flush(db, vectors, marks);
+	eng_embed_count_flush(db, vectors, marks, left);
 	bool pile = eng_auto_pick(db, NULL, NULL);
 	struct t4dx_mem *old = db->imm;
 	db->imm = NULL;

@@ -275,6 +275,9 @@ struct t4dx_embed_stats {
 	/* files whose vector waited past the 1 s hold-back for writes on
 	 * a busy CPU to pause (vector.defer_s), each counted once */
 	uint64_t deferred;
+	/* files whose vectors a flush left to the thread for the same
+	 * reason (a file may count in both) */
+	uint64_t flush_left;
 	bool busy;
 };
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);

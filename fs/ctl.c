@@ -408,6 +408,10 @@ static int embed_metrics(struct t4dxfs *fs, struct t4dx_buf *out)
 			     "Files whose vector waited for writes on a busy "
 			     "CPU to pause (vector.defer_s).", es.deferred);
 	if (!rc)
+		rc = counter(out, "t4dx_embed_flush_left_total",
+			     "Files whose vectors a flush left to the embedder "
+			     "for writes on a busy CPU.", es.flush_left);
+	if (!rc)
 		rc = gauge(out, "t4dx_embed_queue_length",
 			   "Files waiting for the embedder.",
 			   (double)es.queued);
@@ -641,6 +645,7 @@ static int show_stats(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(em, "queued", ju64(es.queued), &ok);
 		jset(em, "searches_waiting", ju64(es.waiting), &ok);
 		jset(em, "deferred", ju64(es.deferred), &ok);
+		jset(em, "flush_left", ju64(es.flush_left), &ok);
 		jset(em, "busy", json_object_new_boolean(es.busy), &ok);
 	}
 	jset(o, "vectors", em, &ok);

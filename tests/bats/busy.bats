@@ -3,7 +3,7 @@
 # (core/busy.c), read from the real /proc/stat: with every core kept busy
 # by a loop at nice 0 and a writer that never pauses, no file gets a
 # vector past the embedder's 1 s hold-back (.ctl/stats counts them
-# "deferred"), a search still finds the note closed just before it, and
+# "deferred") nor from a flush ("flush_left"), a search still finds the note closed just before it, and
 # once the writer stops every file gets its vector (a pause is 500 ms
 # here: a shell's loop beside the loops leaves gaps longer than 20 ms); with
 # vector.defer_s 0 the same writes get theirs while they go on.
@@ -63,7 +63,12 @@ stop_writer() {
 @test "a busy CPU and writes that never pause: vectors wait, a search does not, and all come once writes stop" {
 	# a shell's loop beside the hogs leaves gaps of more than the 20 ms
 	# that count as a pause; 500 ms here
-	T4DX_TEST_EMBED_QUIET_MS=500 t4dx_start
+	# flushes every 50 files: they leave their files' vectors too
+	T4DX_TEST_EMBED_QUIET_MS=500 t4dx_start -o \
+		"config=$(t4dx_config_file '{"memtable":{"max_items":50}}')"
+	# the start's sweep done (a file it finds is embedded as if
+	# written before a pause)
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
 	hogs
 	writer
 	written 1
@@ -75,6 +80,10 @@ stop_writer() {
 	has_vector "$ITEMS/w/w0" && fail "w0 got its vector while the CPU was busy"
 	[[ $(jq '.vectors.deferred' "$MNT/.ctl/stats") -ge 1 ]] ||
 		fail "nothing deferred: $(jq -c .vectors "$MNT/.ctl/stats")"
+	[[ $(jq '.vectors.flush_left' "$MNT/.ctl/stats") -ge 1 ]] ||
+		fail "no flush left a vector: $(jq -c .vectors "$MNT/.ctl/stats")"
+	grep -q '^t4dx_embed_flush_left_total [1-9]' "$MNT/.ctl/metrics" ||
+		fail "no flush_left metric: $(grep flush_left "$MNT/.ctl/metrics")"
 	grep -q '^t4dx_embed_deferred_total [1-9]' "$MNT/.ctl/metrics" ||
 		fail "no deferred metric: $(grep deferred "$MNT/.ctl/metrics")"
 	# a search has the vectors it needs computed at once
