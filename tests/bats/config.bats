@@ -60,7 +60,7 @@ assert_refused() {
 			prune_max_importance: 0.2, prune_max_age_s: 86400},
 		limits: {max_item_bytes: 1048576, write_buffer_bytes: 2097152},
 		vector: {dim: 64, embedder: "off", command: ["/usr/bin/emb", "-q"],
-			timeout_s: 2.5, start_timeout_s: 30, index_m: 8, ef_construction: 40,
+			timeout_s: 2.5, start_timeout_s: 30, defer_s: 12.5, index_m: 8, ef_construction: 40,
 			ef_search: 20, index_min_items: 500, min_recall: 0.5}}')
 	t4dx_start -o "config=$(t4dx_config_file "$json")"
 	assert_config_is "$json"
