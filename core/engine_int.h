@@ -173,10 +173,12 @@ struct t4dx {
 		atomic_int_least64_t last_put;  /* a put's last key, mono ns */
 		int64_t quiet;                  /* writes paused: ns; set at open */
 		int fixed;                      /* tests' spare share, or -1 */
-		int64_t at;                     /* the last sample; mu */
+		atomic_int_least64_t at;        /* the last sample, written
+						 * under mu */
 		uint64_t spare, total;          /* its counters; mu */
-		int pct;                        /* spare share since the one
-						 * before, -1 unknown; mu */
+		atomic_int pct;                 /* spare share since the one
+						 * before, -1 unknown; written
+						 * under mu */
 	} busy;
 
 	/* compaction: compact_mu is held for a whole run */

@@ -302,6 +302,78 @@ static void test_search_not_gated(void)
 	unit_rm_rf(dir);
 }
 
+/* A put in a thread of its own (put_main), so that the test can tell
+ * whether it finished. */
+struct bg_put {
+	struct t4dx *db;
+	char name[32];
+	pthread_t thr;
+	atomic_bool done;
+	int rc;
+};
+
+static void *put_main(void *arg)
+{
+	struct bg_put *p = arg;
+	const char *text = "a note about sencha";
+	struct t4dx_entry e;
+	memset(&e, 0, sizeof(e));
+	t4dx_entry_set_key(&e, R, p->name, strlen(p->name));
+	e.mode = S_IFREG | 0644;
+	e.content = t4dx_blob_from(text, strlen(text));
+	e.size = strlen(text);
+	p->rc = t4dx_put(p->db, &e, 0, NULL);
+	t4dx_entry_clear(&e);
+	atomic_store(&p->done, true);
+	return NULL;
+}
+
+/* A writer's put never waits for the CPU's sample: a thread that takes
+ * it (a flush's, at nice 19, which a busy CPU holds back for long) must
+ * not hold up the embedder thread while it holds the lock every put
+ * takes.  The test holds the sample's lock itself, with writes that do
+ * not pause (60 s here) and keys past their hold-back (1 ms), so that the
+ * thread looks at the CPU after each put. */
+static void test_put_not_behind_sample(void)
+{
+	const char *dir = unit_tmpdir("sample");
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	setenv("T4DX_TEST_EMBED_DEFER_MS", "1", 1);
+	setenv("T4DX_TEST_EMBED_QUIET_MS", "60000", 1);
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	unsetenv("T4DX_TEST_EMBED_DEFER_MS");
+	unsetenv("T4DX_TEST_EMBED_QUIET_MS");
+	REQUIRE(rc == 0);
+	REQUIRE(db->busy.fixed < 0);    /* /proc/stat, under its lock */
+	pthread_mutex_lock(&db->busy.mu);
+	bool stuck = false;
+	struct bg_put p[20];
+	int started = 0;
+	for (int i = 0; i < 20 && !stuck; i++) {
+		memset(&p[i], 0, sizeof(p[i]));
+		p[i].db = db;
+		atomic_init(&p[i].done, false);
+		snprintf(p[i].name, sizeof(p[i].name), "s%d", i);
+		REQUIRE(pthread_create(&p[i].thr, NULL, put_main, &p[i]) == 0);
+		started++;
+		int64_t t0 = now_ms();
+		while (!atomic_load(&p[i].done) && now_ms() - t0 < 2000)
+			usleep(1000);
+		stuck = !atomic_load(&p[i].done);
+	}
+	CHECK(!stuck);
+	pthread_mutex_unlock(&db->busy.mu);
+	for (int i = 0; i < started; i++) {
+		pthread_join(p[i].thr, NULL);
+		CHECK_EQ_INT(p[i].rc, 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_counters);
@@ -310,5 +382,6 @@ int main(void)
 	RUN(test_defer_zero);
 	RUN(test_defer_cap);
 	RUN(test_search_not_gated);
+	RUN(test_put_not_behind_sample);
 	UNIT_DONE();
 }
