@@ -374,6 +374,42 @@ static void test_put_not_behind_sample(void)
 	unit_rm_rf(dir);
 }
 
+/* Held keys fill the queue no faster than writes come, and a full queue
+ * drops keys, with no ticket: a search would not wait for the files
+ * dropped, and would miss one closed just before it.  The gate holds no
+ * key once the queue is three quarters full (400 keys here; 100,000 by
+ * default, which 16 writers on two cores fill in well under defer_s). */
+static void test_held_keys_fill_no_queue(void)
+{
+	const char *dir = unit_tmpdir("full");
+	setenv("T4DX_TEST_EMBED_QUEUE_MAX", "400", 1);
+	struct t4dx *db = open_with(dir, 10, 30);
+	unsetenv("T4DX_TEST_EMBED_QUEUE_MAX");
+	struct writer w;
+	writer_start(&w, db);
+	for (int64_t t0 = now_ms(); atomic_load(&w.written) < 600 &&
+	     now_ms() - t0 < 30000; )
+		usleep(5000);
+	CHECK(atomic_load(&w.written) >= 600);
+	/* a note closed while the writer goes on, then a search */
+	struct bg_put p;
+	memset(&p, 0, sizeof(p));
+	p.db = db;
+	atomic_init(&p.done, false);
+	snprintf(p.name, sizeof(p.name), "fresh");
+	put_main(&p);
+	CHECK_EQ_INT(p.rc, 0);
+	uint64_t pending = 99;
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT(src_of(db, "fresh"), T4DX_VEC_EMBED);
+	struct t4dx_embed_stats es;
+	t4dx_embed_stats(db, &es);
+	CHECK_EQ_INT((int)es.dropped, 0);
+	writer_stop(&w);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_counters);
@@ -383,5 +419,6 @@ int main(void)
 	RUN(test_defer_cap);
 	RUN(test_search_not_gated);
 	RUN(test_put_not_behind_sample);
+	RUN(test_held_keys_fill_no_queue);
 	UNIT_DONE();
 }
