@@ -106,3 +106,19 @@ stop_writer() {
 	[[ $(jq '.vectors.deferred' "$MNT/.ctl/stats") == 0 ]] ||
 		fail "deferred with defer_s 0: $(jq -c .vectors "$MNT/.ctl/stats")"
 }
+
+@test "the README names every count of .ctl/stats vectors and every t4dx_embed metric" {
+	t4dx_start
+	local k
+	for k in $(jq -r '.vectors | keys[]' "$MNT/.ctl/stats"); do
+		grep -qw -- "$k" "$T4DX_SRCDIR/README" ||
+			fail "the README does not name vectors.$k"
+	done
+	local n=0
+	for k in $(grep -o '^t4dx_embed_[a-z_]*' "$MNT/.ctl/metrics" | sort -u); do
+		n=$((n + 1))
+		grep -qw -- "$k" "$T4DX_SRCDIR/README" ||
+			fail "the README does not name $k"
+	done
+	((n >= 5)) || fail "only $n t4dx_embed metrics: $(grep t4dx_embed "$MNT/.ctl/metrics")"
+}
