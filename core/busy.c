@@ -22,7 +22,7 @@
  * steal counts as busy: the machine had less than it seemed.  A machine
  * whose /proc/stat cannot be read is never busy (the gate is open, as it
  * was before there was one).  T4DX_TEST_BUSY_SPARE_PCT sets the spare
- * share instead (tests).
+ * share instead, T4DX_TEST_PROC_STAT the file read (tests).
  *
  * Nobody waits for a sample: a flush's threads at nice 19 take one too,
  * and a busy CPU can hold such a thread back for long in the middle of
@@ -55,6 +55,8 @@ void eng_busy_init(struct t4dx *db)
 	b->spare = b->total = 0;
 	const char *pct = getenv("T4DX_TEST_BUSY_SPARE_PCT");
 	b->fixed = pct ? atoi(pct) : -1;
+	const char *path = getenv("T4DX_TEST_PROC_STAT");
+	b->path = path ? strdup(path) : NULL;   /* NULL: /proc/stat */
 	/* tests: how long writes must pause to count as paused */
 	const char *ms = getenv("T4DX_TEST_EMBED_QUIET_MS");
 	b->quiet = (ms ? atoi(ms) : BUSY_QUIET_MS) * MS;
@@ -66,6 +68,8 @@ void eng_busy_init(struct t4dx *db)
 void eng_busy_destroy(struct t4dx *db)
 {
 	pthread_mutex_destroy(&db->busy.mu);
+	free(db->busy.path);
+	db->busy.path = NULL;
 }
 
 void eng_busy_put(struct t4dx *db, int64_t now)
@@ -123,7 +127,7 @@ static int spare_pct(struct eng_busy *b, int64_t now)
 		return atomic_load(&b->pct);
 	char line[256];
 	uint64_t spare, total;
-	FILE *f = fopen("/proc/stat", "re");
+	FILE *f = fopen(b->path ? b->path : "/proc/stat", "re");
 	bool ok = f && fgets(line, sizeof(line), f) &&
 		  eng_cpu_counters(line, &spare, &total) == 0;
 	if (f)

@@ -730,8 +730,16 @@ static bool writers_first(struct t4dx *db, struct eng_embedder *m,
 		 * full one drops keys no search waits for: no holding once
 		 * it is three quarters full */
 		int64_t cap = at + m->cap;
-		if (!gate || now >= cap || m->n >= m->max - m->max / 4 ||
-		    !eng_busy_cpu(db, now))
+		if (!gate || now >= cap || m->n >= m->max - m->max / 4)
+			return false;
+		/* the CPU's sample reads /proc/stat, which takes a while on
+		 * a machine of many CPUs: not under mu, which every put
+		 * takes (gate stays queued: only this thread takes keys
+		 * out; a search that came meanwhile is seen below) */
+		pthread_mutex_unlock(&m->mu);
+		bool busy = eng_busy_cpu(db, now);
+		pthread_mutex_lock(&m->mu);
+		if (!busy || m->waiters)
 			return false;
 		due = now + GATE_POLL_MS * MS;
 		if (due > cap)

@@ -173,6 +173,7 @@ struct t4dx {
 		atomic_int_least64_t last_put;  /* a put's last key, mono ns */
 		int64_t quiet;                  /* writes paused: ns; set at open */
 		int fixed;                      /* tests' spare share, or -1 */
+		char *path;                     /* tests' /proc/stat, or NULL */
 		atomic_int_least64_t at;        /* the last sample, written
 						 * under mu */
 		uint64_t spare, total;          /* its counters; mu */

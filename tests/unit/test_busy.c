@@ -8,6 +8,7 @@
  * lines of it, and tests/bats/busy.bats runs the gate on the real one.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -425,6 +426,90 @@ static void test_held_keys_fill_no_queue(void)
 	unit_rm_rf(dir);
 }
 
+/* Feed one line to the FIFO at path, from a thread (its open waits for
+ * a reader). */
+static void *feed_main(void *arg)
+{
+	const char *path = arg;
+	int fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		const char line[] = "cpu  100 0 100 800 0 0 0 0 0 0\n";
+		if (write(fd, line, sizeof(line) - 1) < 0)
+			perror("write");
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Nor does a put wait for the read of /proc/stat, which on a machine of
+ * many CPUs and interrupts takes a while: the embedder thread does not
+ * read it holding the lock every put takes.  /proc/stat is a FIFO here,
+ * whose open waits for a writer: the test feeds the start's sample, and
+ * then none until the puts are done. */
+static void test_put_not_behind_proc_stat(void)
+{
+	const char *dir = unit_tmpdir("procstat");
+	char fifo[4096], plain[4096];
+	snprintf(fifo, sizeof(fifo), "%s.stat", dir);
+	snprintf(plain, sizeof(plain), "%s.plain", dir);
+	unlink(fifo);
+	REQUIRE(mkfifo(fifo, 0600) == 0);
+	pthread_t feeder;
+	REQUIRE(pthread_create(&feeder, NULL, feed_main, fifo) == 0);
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	setenv("T4DX_TEST_PROC_STAT", fifo, 1);
+	setenv("T4DX_TEST_EMBED_DEFER_MS", "1", 1);
+	setenv("T4DX_TEST_EMBED_QUIET_MS", "60000", 1);
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	unsetenv("T4DX_TEST_PROC_STAT");
+	unsetenv("T4DX_TEST_EMBED_DEFER_MS");
+	unsetenv("T4DX_TEST_EMBED_QUIET_MS");
+	REQUIRE(rc == 0);
+	pthread_join(feeder, NULL);     /* the start's sample */
+	/* puts for 600 ms at least: past the sample's 100 ms, the thread,
+	 * holding keys past their 1 ms, looks at the CPU and waits on the
+	 * FIFO */
+	bool stuck = false;
+	struct bg_put p[30];
+	int started = 0;
+	for (int i = 0; i < 30 && !stuck; i++) {
+		memset(&p[i], 0, sizeof(p[i]));
+		p[i].db = db;
+		atomic_init(&p[i].done, false);
+		snprintf(p[i].name, sizeof(p[i].name), "f%d", i);
+		REQUIRE(pthread_create(&p[i].thr, NULL, put_main, &p[i]) == 0);
+		started++;
+		int64_t t0 = now_ms();
+		while (!atomic_load(&p[i].done) && now_ms() - t0 < 2000)
+			usleep(1000);
+		stuck = !atomic_load(&p[i].done);
+		usleep(20000);
+	}
+	CHECK(!stuck);
+	/* let the reader go: a writer for whoever waits on the FIFO, and a
+	 * plain file in its place for the samples after */
+	int fd = open(fifo, O_RDWR);
+	REQUIRE(fd >= 0);
+	FILE *f = fopen(plain, "w");
+	REQUIRE(f != NULL);
+	fputs("cpu  100 0 100 800 0 0 0 0 0 0\n", f);
+	fclose(f);
+	REQUIRE(rename(plain, fifo) == 0);
+	const char line[] = "cpu  100 0 100 800 0 0 0 0 0 0\n";
+	CHECK(write(fd, line, sizeof(line) - 1) > 0);
+	close(fd);
+	for (int i = 0; i < started; i++) {
+		pthread_join(p[i].thr, NULL);
+		CHECK_EQ_INT(p[i].rc, 0);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unlink(fifo);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_counters);
@@ -435,5 +520,6 @@ int main(void)
 	RUN(test_search_not_gated);
 	RUN(test_put_not_behind_sample);
 	RUN(test_held_keys_fill_no_queue);
+	RUN(test_put_not_behind_proc_stat);
 	UNIT_DONE();
 }
