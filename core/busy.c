@@ -52,7 +52,7 @@ void eng_busy_init(struct t4dx *db)
 	atomic_init(&b->last_put, INT64_MIN / 2);
 	atomic_init(&b->at, 0);
 	atomic_init(&b->pct, -1);
-	b->spare = b->total = 0;
+	b->have = false;
 	const char *pct = getenv("T4DX_TEST_BUSY_SPARE_PCT");
 	b->fixed = pct ? atoi(pct) : -1;
 	const char *path = getenv("T4DX_TEST_PROC_STAT");
@@ -77,15 +77,15 @@ void eng_busy_put(struct t4dx *db, int64_t now)
 	atomic_store(&db->busy.last_put, now);
 }
 
-int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total)
+int eng_cpu_fields(const char *line, uint64_t v[BUSY_FIELDS])
 {
 	/* "cpu  user nice system idle iowait irq softirq steal ..." */
-	uint64_t v[8] = { 0 };
 	if (strncmp(line, "cpu ", 4))
 		return EINVAL;
 	const char *p = line + 4;
 	int n = 0;
-	for (; n < 8; n++) {
+	memset(v, 0, sizeof(*v) * BUSY_FIELDS);
+	for (; n < BUSY_FIELDS; n++) {
 		char *end;
 		while (*p == ' ')
 			p++;
@@ -100,11 +100,35 @@ int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total)
 	}
 	if (n < 4)      /* user nice system idle, at least */
 		return EINVAL;
+	return 0;
+}
+
+int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total)
+{
+	uint64_t v[BUSY_FIELDS];
+	int rc = eng_cpu_fields(line, v);
+	if (rc)
+		return rc;
 	*spare = v[1] + v[3] + v[4];
 	*total = 0;
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < BUSY_FIELDS; i++)
 		*total += v[i];
 	return 0;
+}
+
+/* The spare share between two readings, each counter on its own: one
+ * that went back counts as no time (iowait may go back, proc(5); a
+ * sample that said nothing for it would open the gate on a busy CPU). */
+static int spare_pct_of(const uint64_t *v0, const uint64_t *v1)
+{
+	uint64_t spare = 0, total = 0;
+	for (int i = 0; i < BUSY_FIELDS; i++) {
+		uint64_t d = v1[i] > v0[i] ? v1[i] - v0[i] : 0;
+		total += d;
+		if (i == 1 || i == 3 || i == 4)
+			spare += d;
+	}
+	return eng_cpu_spare_pct(0, 0, spare, total);
 }
 
 int eng_cpu_spare_pct(uint64_t spare0, uint64_t total0, uint64_t spare1,
@@ -126,18 +150,18 @@ static int spare_pct(struct eng_busy *b, int64_t now)
 	if (at && now - at < BUSY_SAMPLE_MS * MS)
 		return atomic_load(&b->pct);
 	char line[256];
-	uint64_t spare, total;
+	uint64_t v[BUSY_FIELDS];
 	FILE *f = fopen(b->path ? b->path : "/proc/stat", "re");
 	bool ok = f && fgets(line, sizeof(line), f) &&
-		  eng_cpu_counters(line, &spare, &total) == 0;
+		  eng_cpu_fields(line, v) == 0;
 	if (f)
 		fclose(f);
 	int pct = -1;
-	if (ok && b->total)     /* against the last reading that worked */
-		pct = eng_cpu_spare_pct(b->spare, b->total, spare, total);
+	if (ok && b->have)      /* against the last reading that worked */
+		pct = spare_pct_of(b->v, v);
 	if (ok) {
-		b->spare = spare;
-		b->total = total;
+		memcpy(b->v, v, sizeof(v));
+		b->have = true;
 	}
 	atomic_store(&b->pct, pct);
 	atomic_store(&b->at, now);

@@ -510,9 +510,73 @@ static void test_put_not_behind_proc_stat(void)
 	unit_rm_rf(dir);
 }
 
+/* Write line to path (a stand-in for /proc/stat). */
+static void stat_file(const char *path, const char *line)
+{
+	FILE *f = fopen(path, "w");
+	REQUIRE(f != NULL);
+	fputs(line, f);
+	REQUIRE(fclose(f) == 0);
+}
+
+/* The gate reads the "cpu" line of the file named by T4DX_TEST_PROC_STAT
+ * (/proc/stat), a new sample every 100 ms (now is passed, so no wait):
+ * a busy CPU closes it, a missing file or a line it cannot read leaves
+ * it open, and a counter that goes back by itself does not open it:
+ * iowait may go back (proc(5)), and on a busy CPU of writers that sync,
+ * such a sample would let all the vectors held back through at once. */
+static void test_gate_reads_proc_stat(void)
+{
+	const char *dir = unit_tmpdir("gate");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s.stat", dir);
+	/* user nice system idle iowait irq softirq steal */
+	stat_file(path, "cpu  1000 0 1000 0 1000 0 0 0 0 0\n");
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "off");
+	setenv("T4DX_TEST_PROC_STAT", path, 1);
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	unsetenv("T4DX_TEST_PROC_STAT");
+	REQUIRE(rc == 0);
+	int64_t now = eng_mono_ns(), step = 200 * 1000000LL;
+	/* the start's sample, then all of 1,000 ticks busy: closed */
+	stat_file(path, "cpu  1500 0 1500 0 1000 0 0 0 0 0\n");
+	CHECK(eng_busy_cpu(db, now += step));
+	/* idle: open */
+	stat_file(path, "cpu  1500 0 1500 1000 1000 0 0 0 0 0\n");
+	CHECK(!eng_busy_cpu(db, now += step));
+	/* steal is busy; nice is spare */
+	stat_file(path, "cpu  1500 0 1500 1000 1000 0 0 1000 0 0\n");
+	CHECK(eng_busy_cpu(db, now += step));
+	stat_file(path, "cpu  1500 1000 1500 1000 1000 0 0 1000 0 0\n");
+	CHECK(!eng_busy_cpu(db, now += step));
+	/* within 100 ms: the last sample stands */
+	stat_file(path, "cpu  2500 1000 2500 1000 1000 0 0 1000 0 0\n");
+	CHECK(!eng_busy_cpu(db, now + 1000000));
+	CHECK(eng_busy_cpu(db, now += step));
+	/* a line it cannot read, a missing file: open */
+	stat_file(path, "cpu  x\n");
+	CHECK(!eng_busy_cpu(db, now += step));
+	unlink(path);
+	CHECK(!eng_busy_cpu(db, now += step));
+	/* and back: the share since the last reading that worked */
+	stat_file(path, "cpu  3500 1000 3500 1000 1000 0 0 1000 0 0\n");
+	CHECK(eng_busy_cpu(db, now += step));
+	/* 2,000 ticks busy while iowait went back by 10: still busy */
+	stat_file(path, "cpu  4500 1000 4500 1000 990 0 0 1000 0 0\n");
+	CHECK(eng_busy_cpu(db, now += step));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unlink(path);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_counters);
+	RUN(test_gate_reads_proc_stat);
 	RUN(test_busy_defers);
 	RUN(test_spare_embeds);
 	RUN(test_defer_zero);
