@@ -98,8 +98,9 @@ void eng_maybe_wake_flusher(struct t4dx *db)
  * machine too busy to give them that much, the rest waits for the
  * embedder thread rather than keep the memtable from its segment.  Nor
  * do they compute any while files are written on a busy CPU (busy.c,
- * looked at every FLUSH_EMBED_GATE_EVERY files): those are left to the
- * thread, which waits for the writes to pause. */
+ * looked at by the flush before it starts them, then every
+ * FLUSH_EMBED_GATE_EVERY files): those are left to the thread, which
+ * waits for the writes to pause. */
 #define FLUSH_EMBED_THREADS 2
 #define FLUSH_EMBED_NICE 19
 #define FLUSH_EMBED_BUDGET_MS 2000
@@ -182,6 +183,12 @@ static void fembed_start(struct t4dx *db, struct t4dx_entry **v, size_t n,
 	 * start's first flush may come first): the thread's, then */
 	if (db->readonly || strcmp(db->cfg.vector.embedder, "builtin") ||
 	    !atomic_load(&db->emb_named))
+		return;
+	/* the gate first, here: a thread at nice 19 that looked at it
+	 * itself could be held back in the middle of that look while the
+	 * other computed on, and starting them only for that is a flush
+	 * that waits for nothing */
+	if (eng_busy(db))
 		return;
 	size_t *pick = malloc(sizeof(*pick) * (n ? n : 1)), m = 0;
 	if (!pick)

@@ -637,6 +637,94 @@ static void test_search_after_held_backlog(void)
 	unit_rm_rf(dir);
 }
 
+/* A slow /proc/stat: a FIFO served by a thread that answers each reader
+ * 300 ms after it opens, with a CPU all busy since the last answer. */
+struct slow_stat {
+	char path[4096];
+	pthread_t thr;
+	atomic_bool stop;
+};
+
+static void *slow_stat_main(void *arg)
+{
+	struct slow_stat *s = arg;
+	unsigned long long busy = 1000;
+	while (!atomic_load(&s->stop)) {
+		int fd = open(s->path, O_WRONLY);
+		if (fd < 0)
+			break;
+		if (!atomic_load(&s->stop))
+			usleep(300000);
+		busy += 1000;
+		char line[128];
+		int n = snprintf(line, sizeof(line),
+				 "cpu  %llu 0 %llu 100 0 0 0 0 0 0\n", busy, busy);
+		if (write(fd, line, (size_t)n) < 0)
+			perror("write");
+		close(fd);
+	}
+	return NULL;
+}
+
+/* On a busy CPU with writes going on, a flush computes no vector, even
+ * when its look at the gate takes a while (here 300 ms, a slow
+ * /proc/stat; on a busy CPU, a nice 19 thread held back): the other
+ * thread of the flush must not compute meanwhile. */
+static void test_flush_gate_first(void)
+{
+	const char *dir = unit_tmpdir("flushgate");
+	struct slow_stat s;
+	memset(&s, 0, sizeof(s));
+	atomic_init(&s.stop, false);
+	snprintf(s.path, sizeof(s.path), "%s.stat", dir);
+	unlink(s.path);
+	REQUIRE(mkfifo(s.path, 0600) == 0);
+	REQUIRE(pthread_create(&s.thr, NULL, slow_stat_main, &s) == 0);
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	c.memtable.max_items = 40;
+	/* the thread holds every key for a minute without a look at the
+	 * gate: what gets a vector, a flush gave it */
+	setenv("T4DX_TEST_PROC_STAT", s.path, 1);
+	setenv("T4DX_TEST_EMBED_DEFER_MS", "60000", 1);
+	setenv("T4DX_TEST_EMBED_QUIET_MS", "60000", 1);
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	unsetenv("T4DX_TEST_PROC_STAT");
+	unsetenv("T4DX_TEST_EMBED_DEFER_MS");
+	unsetenv("T4DX_TEST_EMBED_QUIET_MS");
+	REQUIRE(rc == 0);
+	struct t4dx_embed_stats es;
+	int64_t t0 = now_ms();
+	do {
+		usleep(1000);
+		t4dx_embed_stats(db, &es);
+	} while (es.busy && now_ms() - t0 < 30000);
+	for (int i = 0; i < 40; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "w%d", i);
+		CHECK_EQ_INT(put_text(db, name, 200), 0);
+	}
+	struct t4dx_stats st;
+	t0 = now_ms();
+	do {
+		usleep(5000);
+		t4dx_get_stats(db, &st);
+	} while (st.segments < 1 && now_ms() - t0 < 30000);
+	CHECK(st.segments >= 1);
+	CHECK_EQ_INT(embedded(db, 40), 0);
+	CHECK_EQ_INT((int)atomic_load(&db->flush_embedded), 0);
+	atomic_store(&s.stop, true);
+	int fd = open(s.path, O_RDONLY | O_NONBLOCK);     /* its last open */
+	pthread_join(s.thr, NULL);
+	if (fd >= 0)
+		close(fd);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unlink(s.path);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_counters);
@@ -650,5 +738,6 @@ int main(void)
 	RUN(test_held_keys_fill_no_queue);
 	RUN(test_put_not_behind_proc_stat);
 	RUN(test_search_after_held_backlog);
+	RUN(test_flush_gate_first);
 	UNIT_DONE();
 }
