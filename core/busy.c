@@ -22,7 +22,13 @@
  * steal counts as busy: the machine had less than it seemed.  A machine
  * whose /proc/stat cannot be read is never busy (the gate is open, as it
  * was before there was one).  T4DX_TEST_BUSY_SPARE_PCT sets the spare
- * share instead (tests).
+ * share instead, T4DX_TEST_PROC_STAT the file read (tests).
+ *
+ * Nobody waits for a sample: a flush's threads at nice 19 take one too,
+ * and a busy CPU can hold such a thread back for long in the middle of
+ * it, while the embedder thread looks at the gate holding the lock every
+ * put takes.  So the one who finds the sample old takes it if no one
+ * else is (a try-lock), and the others go by the last one.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -44,10 +50,13 @@ void eng_busy_init(struct t4dx *db)
 	struct eng_busy *b = &db->busy;
 	pthread_mutex_init(&b->mu, NULL);
 	atomic_init(&b->last_put, INT64_MIN / 2);
-	b->at = 0;
-	b->pct = -1;
+	atomic_init(&b->at, 0);
+	atomic_init(&b->pct, -1);
+	b->have = false;
 	const char *pct = getenv("T4DX_TEST_BUSY_SPARE_PCT");
 	b->fixed = pct ? atoi(pct) : -1;
+	const char *path = getenv("T4DX_TEST_PROC_STAT");
+	b->path = path ? strdup(path) : NULL;   /* NULL: /proc/stat */
 	/* tests: how long writes must pause to count as paused */
 	const char *ms = getenv("T4DX_TEST_EMBED_QUIET_MS");
 	b->quiet = (ms ? atoi(ms) : BUSY_QUIET_MS) * MS;
@@ -59,6 +68,8 @@ void eng_busy_init(struct t4dx *db)
 void eng_busy_destroy(struct t4dx *db)
 {
 	pthread_mutex_destroy(&db->busy.mu);
+	free(db->busy.path);
+	db->busy.path = NULL;
 }
 
 void eng_busy_put(struct t4dx *db, int64_t now)
@@ -66,15 +77,15 @@ void eng_busy_put(struct t4dx *db, int64_t now)
 	atomic_store(&db->busy.last_put, now);
 }
 
-int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total)
+int eng_cpu_fields(const char *line, uint64_t v[BUSY_FIELDS])
 {
 	/* "cpu  user nice system idle iowait irq softirq steal ..." */
-	uint64_t v[8] = { 0 };
 	if (strncmp(line, "cpu ", 4))
 		return EINVAL;
 	const char *p = line + 4;
 	int n = 0;
-	for (; n < 8; n++) {
+	memset(v, 0, sizeof(*v) * BUSY_FIELDS);
+	for (; n < BUSY_FIELDS; n++) {
 		char *end;
 		while (*p == ' ')
 			p++;
@@ -89,11 +100,35 @@ int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total)
 	}
 	if (n < 4)      /* user nice system idle, at least */
 		return EINVAL;
+	return 0;
+}
+
+int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total)
+{
+	uint64_t v[BUSY_FIELDS];
+	int rc = eng_cpu_fields(line, v);
+	if (rc)
+		return rc;
 	*spare = v[1] + v[3] + v[4];
 	*total = 0;
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < BUSY_FIELDS; i++)
 		*total += v[i];
 	return 0;
+}
+
+/* The spare share between two readings, each counter on its own: one
+ * that went back counts as no time (iowait may go back, proc(5); a
+ * sample that said nothing for it would open the gate on a busy CPU). */
+static int spare_pct_of(const uint64_t *v0, const uint64_t *v1)
+{
+	uint64_t spare = 0, total = 0;
+	for (int i = 0; i < BUSY_FIELDS; i++) {
+		uint64_t d = v1[i] > v0[i] ? v1[i] - v0[i] : 0;
+		total += d;
+		if (i == 1 || i == 3 || i == 4)
+			spare += d;
+	}
+	return eng_cpu_spare_pct(0, 0, spare, total);
 }
 
 int eng_cpu_spare_pct(uint64_t spare0, uint64_t total0, uint64_t spare1,
@@ -111,26 +146,26 @@ int eng_cpu_spare_pct(uint64_t spare0, uint64_t total0, uint64_t spare1,
  * new sample if the last is BUSY_SAMPLE_MS old (mu held). */
 static int spare_pct(struct eng_busy *b, int64_t now)
 {
-	if (b->at && now - b->at < BUSY_SAMPLE_MS * MS)
-		return b->pct;
+	int64_t at = atomic_load(&b->at);
+	if (at && now - at < BUSY_SAMPLE_MS * MS)
+		return atomic_load(&b->pct);
 	char line[256];
-	uint64_t spare, total;
-	FILE *f = fopen("/proc/stat", "re");
+	uint64_t v[BUSY_FIELDS];
+	FILE *f = fopen(b->path ? b->path : "/proc/stat", "re");
 	bool ok = f && fgets(line, sizeof(line), f) &&
-		  eng_cpu_counters(line, &spare, &total) == 0;
+		  eng_cpu_fields(line, v) == 0;
 	if (f)
 		fclose(f);
-	if (!ok) {
-		b->at = now;
-		b->pct = -1;
-		return -1;
+	int pct = -1;
+	if (ok && b->have)      /* against the last reading that worked */
+		pct = spare_pct_of(b->v, v);
+	if (ok) {
+		memcpy(b->v, v, sizeof(v));
+		b->have = true;
 	}
-	b->pct = b->at ? eng_cpu_spare_pct(b->spare, b->total, spare, total)
-		       : -1;
-	b->at = now;
-	b->spare = spare;
-	b->total = total;
-	return b->pct;
+	atomic_store(&b->pct, pct);
+	atomic_store(&b->at, now);
+	return pct;
 }
 
 bool eng_busy_writing(struct t4dx *db, int64_t now)
@@ -145,9 +180,13 @@ bool eng_busy_cpu(struct t4dx *db, int64_t now)
 		return false;
 	if (b->fixed >= 0)
 		return b->fixed < BUSY_SPARE_PCT;
-	pthread_mutex_lock(&b->mu);
-	int pct = spare_pct(b, now);
-	pthread_mutex_unlock(&b->mu);
+	int pct;
+	if (pthread_mutex_trylock(&b->mu) == 0) {
+		pct = spare_pct(b, now);
+		pthread_mutex_unlock(&b->mu);
+	} else {
+		pct = atomic_load(&b->pct);     /* another takes it */
+	}
 	return pct >= 0 && pct < BUSY_SPARE_PCT;
 }
 

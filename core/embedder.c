@@ -36,7 +36,9 @@
  * takes a key once writes pause, or once that key has waited
  * EMB_DEFER_MS, so that under writes that never pause vectors still come,
  * EMB_DEFER_MS late; unless the CPU is busy (busy.c: less than half of
- * its time spare), when the key waits on, for vector.defer_s at most.
+ * its time spare), when the key waits on, for vector.defer_s at most, and
+ * only while the queue is less than three quarters full (a full queue
+ * drops keys, whose files no search would wait for).
  * On a busy machine any CPU the thread takes comes out of the writers'
  * throughput, whatever its nice value.  For the same reason, a batch's durability is left
  * to the writers' own group commits while they come; the thread syncs
@@ -714,8 +716,8 @@ static void wait_until(struct eng_embedder *m, int64_t until)
 /* Writes have not paused yet and what waits since at (the queue's head,
  * records to sync) has not waited its longest: *until gets when to look
  * again (mu held).  Its longest is m->defer, or, for a key (gate) while
- * the CPU is busy (busy.c), vector.defer_s, looked at again every
- * GATE_POLL_MS. */
+ * the CPU is busy (busy.c) and the queue is less than three quarters
+ * full, vector.defer_s, looked at again every GATE_POLL_MS. */
 #define GATE_POLL_MS 100
 static bool writers_first(struct t4dx *db, struct eng_embedder *m,
 			  int64_t at, struct ekey *gate, int64_t *until)
@@ -726,8 +728,20 @@ static bool writers_first(struct t4dx *db, struct eng_embedder *m,
 	*until = quiet;
 	int64_t due = at + m->defer;
 	if (now >= due) {
+		/* held keys fill the queue at the writers' pace, and a
+		 * full one drops keys no search waits for: no holding once
+		 * it is three quarters full */
 		int64_t cap = at + m->cap;
-		if (!gate || now >= cap || !eng_busy_cpu(db, now))
+		if (!gate || now >= cap || m->n >= m->max - m->max / 4)
+			return false;
+		/* the CPU's sample reads /proc/stat, which takes a while on
+		 * a machine of many CPUs: not under mu, which every put
+		 * takes (gate stays queued: only this thread takes keys
+		 * out; a search that came meanwhile is seen below) */
+		pthread_mutex_unlock(&m->mu);
+		bool busy = eng_busy_cpu(db, now);
+		pthread_mutex_lock(&m->mu);
+		if (!busy || m->waiters)
 			return false;
 		due = now + GATE_POLL_MS * MS;
 		if (due > cap)

@@ -170,15 +170,20 @@ struct t4dx {
 	 * would stay for good after a crash and a start with the old one */
 	atomic_bool emb_named;
 	/* vector work waits while files are written on a busy CPU (busy.c) */
+#define BUSY_FIELDS 8   /* /proc/stat's "cpu" fields read: to steal */
 	struct eng_busy {
 		pthread_mutex_t mu;
 		atomic_int_least64_t last_put;  /* a put's last key, mono ns */
 		int64_t quiet;                  /* writes paused: ns; set at open */
 		int fixed;                      /* tests' spare share, or -1 */
-		int64_t at;                     /* the last sample; mu */
-		uint64_t spare, total;          /* its counters; mu */
-		int pct;                        /* spare share since the one
-						 * before, -1 unknown; mu */
+		char *path;                     /* tests' /proc/stat, or NULL */
+		atomic_int_least64_t at;        /* the last sample, written
+						 * under mu */
+		uint64_t v[BUSY_FIELDS];        /* its counters; mu */
+		bool have;                      /* v was read; mu */
+		atomic_int pct;                 /* spare share since the one
+						 * before, -1 unknown; written
+						 * under mu */
 	} busy;
 
 	/* compaction: compact_mu is held for a whole run */
@@ -519,9 +524,9 @@ bool eng_flush_embeds(const struct t4dx_entry *e);
  * (a put less than the quiet time ago) and the CPU had less than half of
  * its time spare over the last sample, with vector.defer_s > 0; the two
  * halves apart: eng_busy_writing, eng_busy_cpu.  eng_busy_put: a put at
- * now.  eng_cpu_counters reads the spare and total counters of
- * /proc/stat's "cpu " line; eng_cpu_spare_pct, the spare share between
- * two readings (-1 if they say nothing). */
+ * now.  eng_cpu_fields reads the counters of /proc/stat's "cpu " line,
+ * eng_cpu_counters their spare and total sums; eng_cpu_spare_pct, the
+ * spare share between two such sums (-1 if they say nothing). */
 void eng_busy_init(struct t4dx *db);
 void eng_busy_destroy(struct t4dx *db);
 void eng_busy_put(struct t4dx *db, int64_t now);
@@ -529,6 +534,7 @@ bool eng_busy_writing(struct t4dx *db, int64_t now);
 bool eng_busy_cpu(struct t4dx *db, int64_t now);
 bool eng_busy(struct t4dx *db);
 int eng_cpu_counters(const char *line, uint64_t *spare, uint64_t *total);
+int eng_cpu_fields(const char *line, uint64_t v[BUSY_FIELDS]);
 int eng_cpu_spare_pct(uint64_t spare0, uint64_t total0, uint64_t spare1,
 		      uint64_t total1);
 

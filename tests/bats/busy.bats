@@ -115,3 +115,46 @@ stop_writer() {
 	[[ $(jq '.vectors.deferred' "$MNT/.ctl/stats") == 0 ]] ||
 		fail "deferred with defer_s 0: $(jq -c .vectors "$MNT/.ctl/stats")"
 }
+
+@test "the README names every count of .ctl/stats vectors and every t4dx_embed metric" {
+	t4dx_start
+	local k
+	for k in $(jq -r '.vectors | keys[]' "$MNT/.ctl/stats"); do
+		grep -qw -- "$k" "$T4DX_SRCDIR/README" ||
+			fail "the README does not name vectors.$k"
+	done
+	local n=0
+	for k in $(grep -o '^t4dx_embed_[a-z_]*' "$MNT/.ctl/metrics" | sort -u); do
+		n=$((n + 1))
+		grep -qw -- "$k" "$T4DX_SRCDIR/README" ||
+			fail "the README does not name $k"
+	done
+	((n >= 5)) || fail "only $n t4dx_embed metrics: $(grep t4dx_embed "$MNT/.ctl/metrics")"
+}
+
+@test "flushes that left their vectors to the thread, then SIGKILL: the next start gives every file its vector" {
+	# busy, and writes that count as going on for a minute: no vector
+	# comes from the thread nor from the flushes (a segment every 20)
+	local cfg
+	cfg=$(t4dx_config_file '{"memtable":{"max_items":20}}')
+	T4DX_TEST_BUSY_SPARE_PCT=0 T4DX_TEST_EMBED_QUIET_MS=60000 \
+		t4dx_start -o "config=$cfg"
+	# the start's sweep first (it would take a file before its put)
+	t4dx_wait_ctl 30 stats '.vectors.busy == false'
+	mkdir -p "$ITEMS/w"
+	local i
+	for ((i = 0; i < 70; i++)); do
+		echo "note $i about oolong and jasmine" >"$ITEMS/w/w$i"
+	done
+	t4dx_wait_ctl 30 stats '.segments >= 3'
+	for ((i = 0; i < 70; i++)); do
+		has_vector "$ITEMS/w/w$i" &&
+			fail "w$i got a vector while the CPU was busy"
+	done
+	t4dx_kill9
+	t4dx_start -o "config=$cfg"
+	t4dx_wait_ctl 60 stats '.vectors.busy == false'
+	for ((i = 0; i < 70; i++)); do
+		has_vector "$ITEMS/w/w$i" || fail "w$i has no vector after the restart"
+	done
+}
