@@ -74,8 +74,8 @@
  * until it is dealt with; a new put of it gives it a new ticket.  A
  * search waits, bounded, until no ticket up to the last one given
  * before it is left.  While one waits, the thread does not hold back for
- * writers and takes the oldest ticket first, ahead of a sweep's keys: a
- * reader waiting outranks throughput.  Sweep and redo keys get no
+ * writers and takes the newest ticket it waits for first (searched_key),
+ * ahead of a sweep's keys: a reader waiting outranks throughput.  Sweep and redo keys get no
  * ticket: a search does not wait for them.
  */
 #include <errno.h>
@@ -266,6 +266,26 @@ static void wake_waiters(struct eng_embedder *m, bool all)
 	for (struct ewaiter *w = m->wlist; w; w = w->next)
 		if (all || w->target < head)
 			pthread_cond_signal(&w->cond);
+}
+
+/* The key a search waiting wants first: the newest ticket given before
+ * the latest search began.  The note closed just before a search is what
+ * it most likely looks for, and a backlog of files held back for a busy
+ * CPU (busy.c) can be more than a search's bound computes: the search
+ * that runs out of time then has that note, with the older ones pending
+ * (mu held; tickets not empty, a search waiting). */
+static struct ekey *searched_key(struct eng_embedder *m)
+{
+	uint64_t target = 0;
+	for (struct ewaiter *w = m->wlist; w; w = w->next)
+		if (w->target > target)
+			target = w->target;
+	/* the tail first (a DL list's head->prev); tickets given after
+	 * the latest search began are not waited for */
+	struct ekey *k = m->tickets->sprev;
+	while (k != m->tickets && k->seq > target)
+		k = k->sprev;
+	return k;
 }
 
 /* Key k is dealt with (or freed): no search waits for it, or counts it
@@ -788,8 +808,9 @@ static void *embedder_main(void *arg)
 				m->redo_more = more;
 			continue;
 		}
-		/* a search waits: its oldest key first */
-		struct ekey *k = m->wlist && m->tickets ? m->tickets : m->fifo;
+		/* a search waits: its newest key first */
+		struct ekey *k = m->wlist && m->tickets ? searched_key(m)
+						       : m->fifo;
 		if (m->logged &&
 		    t4dx_wal_durable_lsn(db->wal) >= m->logged)
 			m->logged = 0;  /* a writer's group commit took them */

@@ -603,22 +603,17 @@ static int put_text(struct t4dx *db, const char *name, size_t size)
 	return rc;
 }
 
-/* A search waits for every ticket before its own, in order, for 2 s at
- * most.  Held keys make that backlog up to vector.defer_s of writes (1
- * s of them without the gate), and on the busy CPU the gate is for, its
- * vectors may take longer than the bound: the search then misses the
- * note closed just before it.  Here 60 files of 1 MiB of words all
- * different come one every 120 ms, a pace at which the thread keeps up
- * without the gate (T4DX_BACKLOG_PCT=90 shows it); with it, all are
- * held, then a note is closed and a search comes. */
+/* A search waits for every ticket before its own, for 2 s at most.
+ * Held keys make that backlog up to vector.defer_s of writes (1 s of
+ * them without the gate), and on the busy CPU the gate is for, its
+ * vectors may take longer than the bound: taken oldest first, the search
+ * then missed the note closed just before it.  The newest is taken
+ * first.  Here 60 files of 1 MiB of words all different come one every
+ * 120 ms, a pace at which the thread keeps up without the gate
+ * (T4DX_BACKLOG_PCT=90 shows it); with it, all are held, then a note is
+ * closed and a search comes. */
 static void test_search_after_held_backlog(void)
 {
-	if (!getenv("T4DX_FINDINGS")) {
-		printf("skip: finding: a search after more held vectors than "
-		       "it can compute in its 2 s misses the note closed just "
-		       "before it (T4DX_FINDINGS=1 runs it)\n");
-		return;
-	}
 	const char *dir = unit_tmpdir("backlog");
 	/* writes count as going on for a minute */
 	setenv("T4DX_TEST_EMBED_QUIET_MS", "60000", 1);
@@ -634,8 +629,9 @@ static void test_search_after_held_backlog(void)
 	CHECK_EQ_INT(put_text(db, "fresh", 64), 0);
 	uint64_t pending = 99;
 	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
-	CHECK_EQ_INT((int)pending, 0);
+	/* the note first: the search has it, whatever is left pending */
 	CHECK_EQ_INT(src_of(db, "fresh"), T4DX_VEC_EMBED);
+	CHECK(pending <= 60);           /* the big files at most */
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
 }
