@@ -62,7 +62,11 @@ static void test_counters(void)
 
 /* A store with the builtin embedder, its flushes every 40 files, the
  * spare CPU share pct (busy below 50), vector.defer_s defer_s, and the
- * thread's own hold-back of 50 ms. */
+ * thread's own hold-back of 50 ms.  Writes count as paused after 2 s
+ * without a put, not 20 ms: on a loaded machine the writer thread,
+ * asleep 2 ms between puts, often comes back 20 ms late (once 579 ms,
+ * at a load of 4 on two cores), and each such gap let the embedder take
+ * the files past their hold-back (up to 367 in test_busy_defers). */
 static struct t4dx *open_with(const char *dir, int pct, double defer_s)
 {
 	struct t4dx *db = NULL;
@@ -74,12 +78,24 @@ static struct t4dx *open_with(const char *dir, int pct, double defer_s)
 	snprintf(p, sizeof(p), "%d", pct);
 	setenv("T4DX_TEST_BUSY_SPARE_PCT", p, 1);
 	setenv("T4DX_TEST_EMBED_DEFER_MS", "50", 1);
+	setenv("T4DX_TEST_EMBED_QUIET_MS", "2000", 1);
 	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
 	unsetenv("T4DX_TEST_BUSY_SPARE_PCT");
 	unsetenv("T4DX_TEST_EMBED_DEFER_MS");
+	unsetenv("T4DX_TEST_EMBED_QUIET_MS");
 	if (rc)
 		fprintf(stderr, "open %s: %s\n", dir, msg);
 	REQUIRE(rc == 0);
+	/* the start's sweep done: one that found the writer's first file
+	 * queued it before the put did, and the thread, which had seen no
+	 * put yet, took it at once, gate or not */
+	struct t4dx_embed_stats es;
+	int64_t t0 = now_ms();
+	do {
+		usleep(1000);
+		t4dx_embed_stats(db, &es);
+	} while (es.busy && now_ms() - t0 < 30000);
+	REQUIRE(!es.busy);
 	return db;
 }
 
