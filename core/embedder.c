@@ -143,6 +143,8 @@ struct eng_embedder {
 	int64_t last_put;               /* a put's last key queued; mu */
 	int64_t quiet, defer;           /* EMB_QUIET_MS, EMB_DEFER_MS in ns */
 	int64_t cap;                    /* vector.defer_s in ns */
+	struct ekey *held_last;         /* the gate's last key marked held,
+					 * NULL: start from the head (mu) */
 	/* searches waiting for vectors (see the top): the keys with a
 	 * ticket, oldest first (queued, or the one in hand), and the late
 	 * ones; the last ticket given; the searches waiting; and until
@@ -715,6 +717,22 @@ static void wait_until(struct eng_embedder *m, int64_t until)
  * the CPU is busy (busy.c), vector.defer_s, looked at again every
  * GATE_POLL_MS. */
 #define GATE_POLL_MS 100
+
+/* The gate holds the queue: every key past its hold-back (not only the
+ * head) waits for it, and counts once as deferred.  The walk goes on
+ * from the last key it marked, the queue being in the order of at (mu
+ * held). */
+static void mark_held(struct eng_embedder *m, int64_t now)
+{
+	struct ekey *k = m->held_last ? m->held_last->next : m->fifo;
+	for (; k && k->at + m->defer <= now; k = k->next) {
+		if (!k->held) {
+			k->held = true;
+			m->st.deferred++;
+		}
+		m->held_last = k;
+	}
+}
 static bool writers_first(struct t4dx *db, struct eng_embedder *m,
 			  int64_t at, struct ekey *gate, int64_t *until)
 {
@@ -730,10 +748,7 @@ static bool writers_first(struct t4dx *db, struct eng_embedder *m,
 		due = now + GATE_POLL_MS * MS;
 		if (due > cap)
 			due = cap;
-		if (!gate->held) {
-			gate->held = true;
-			m->st.deferred++;
-		}
+		mark_held(m, now);
 	}
 	if (due < *until)
 		*until = due;
@@ -824,6 +839,8 @@ static void *embedder_main(void *arg)
 			pthread_cond_wait(&m->cond, &m->mu);
 			continue;
 		}
+		if (k == m->held_last)
+			m->held_last = NULL;
 		DL_DELETE(m->fifo, k);
 		HASH_DEL(m->table, k);
 		m->n--;

@@ -106,3 +106,36 @@ stop_writer() {
 	[[ $(jq '.vectors.deferred' "$MNT/.ctl/stats") == 0 ]] ||
 		fail "deferred with defer_s 0: $(jq -c .vectors "$MNT/.ctl/stats")"
 }
+
+# Found by hostile use: vectors.deferred counted only the queue's head
+# while the gate held it (1 for 1600 files held back by a tar x on a
+# busy CPU that ended within vector.defer_s); every file past its 1 s
+# hold-back waits for the gate, and each counts once.
+@test "vectors.deferred counts every file held back, not only the first" {
+	# the CPU is busy for the gate whatever the machine does
+	T4DX_TEST_BUSY_SPARE_PCT=0 T4DX_TEST_EMBED_QUIET_MS=500 t4dx_start
+	writer
+	written 1
+	local t0=$SECONDS early
+	while ((SECONDS - t0 < 2)); do sleep 0.1; done
+	# each of these files is past its hold-back a second later
+	early=$(cat "$T4DX_TMP/n")
+	((early >= 2)) || fail "the writer wrote $early files in 2 s"
+	while ((SECONDS - t0 < 5)); do sleep 0.1; done
+	kill -0 "$WRITER" || fail "the writer failed"
+	has_vector "$ITEMS/w/w0" && fail "w0 got its vector: the gate did not hold"
+	local d
+	d=$(jq '.vectors.deferred' "$MNT/.ctl/stats")
+	((d >= early)) ||
+		fail "$d deferred while the first $early files were held back"
+	stop_writer
+	t4dx_wait_for 60 queue_empty ||
+		fail "the queue never emptied: $(jq -c .vectors "$MNT/.ctl/stats")"
+	local n
+	n=$(cat "$T4DX_TMP/n")
+	d=$(jq '.vectors.deferred' "$MNT/.ctl/stats")
+	((d >= early && d <= n)) ||
+		fail "$d deferred for $n files, $early of them held back"
+	grep -q "^t4dx_embed_deferred_total $d\$" "$MNT/.ctl/metrics" ||
+		fail "the metric says otherwise: $(grep deferred "$MNT/.ctl/metrics")"
+}
