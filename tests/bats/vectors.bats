@@ -203,7 +203,7 @@ metric() {
 	start_dim8
 	t4dx_wait_ctl 20 stats '.vectors.busy == false'
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"builtin","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"program_starts":0,"queued":0,"searches_waiting":0,"busy":false}'
+	assert_output '{"embedder":"builtin","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"program_starts":0,"queued":0,"searches_waiting":0,"deferred":0,"busy":false}'
 	printf 'green tea\n' >"$ITEMS/a"
 	printf 'black coffee\n' >"$ITEMS/b"
 	printf 'mint tea\n' >"$ITEMS/c"
@@ -211,7 +211,7 @@ metric() {
 	printf '... --- ...\n' >"$ITEMS/noword"
 	t4dx_wait_ctl 20 stats '.vectors.busy == false and .vectors.embedded == 3'
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"builtin","embedded":3,"no_vector":2,"failed":0,"dropped":0,"bytes_read":54,"program_starts":0,"queued":0,"searches_waiting":0,"busy":false}'
+	assert_output '{"embedder":"builtin","embedded":3,"no_vector":2,"failed":0,"dropped":0,"bytes_read":54,"program_starts":0,"queued":0,"searches_waiting":0,"deferred":0,"busy":false}'
 	run metric t4dx_embed_vectors_total
 	assert_output 3
 	run metric t4dx_embed_no_vector_total
@@ -237,7 +237,7 @@ metric() {
 	start_dim8 off
 	printf 'green tea\n' >"$ITEMS/a"
 	run jq -c '.vectors' "$MNT/.ctl/stats"
-	assert_output '{"embedder":"off","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"program_starts":0,"queued":0,"searches_waiting":0,"busy":false}'
+	assert_output '{"embedder":"off","embedded":0,"no_vector":0,"failed":0,"dropped":0,"bytes_read":0,"program_starts":0,"queued":0,"searches_waiting":0,"deferred":0,"busy":false}'
 	run metric t4dx_embed_vectors_total
 	assert_output 0
 }
