@@ -145,6 +145,8 @@ struct eng_embedder {
 	int64_t last_put;               /* a put's last key queued; mu */
 	int64_t quiet, defer;           /* EMB_QUIET_MS, EMB_DEFER_MS in ns */
 	int64_t cap;                    /* vector.defer_s in ns */
+	struct ekey *held_last;         /* the gate's last key marked held,
+					 * NULL: start from the head (mu) */
 	/* searches waiting for vectors (see the top): the keys with a
 	 * ticket, oldest first (queued, or the one in hand), and the late
 	 * ones; the last ticket given; the searches waiting; and until
@@ -739,40 +741,55 @@ static void wait_until(struct eng_embedder *m, int64_t until)
  * the CPU is busy (busy.c) and the queue is less than three quarters
  * full, vector.defer_s, looked at again every GATE_POLL_MS. */
 #define GATE_POLL_MS 100
+
+/* The gate holds the queue: every key past its hold-back (not only the
+ * head) waits for it, and counts once as deferred.  The walk goes on
+ * from the last key it marked, the queue being in the order of at (mu
+ * held). */
+static void mark_held(struct eng_embedder *m, int64_t now)
+{
+	struct ekey *k = m->held_last ? m->held_last->next : m->fifo;
+	for (; k && k->at + m->defer <= now; k = k->next) {
+		if (!k->held) {
+			k->held = true;
+			m->st.deferred++;
+		}
+		m->held_last = k;
+	}
+}
 static bool writers_first(struct t4dx *db, struct eng_embedder *m,
 			  int64_t at, struct ekey *gate, int64_t *until)
 {
 	int64_t now = eng_mono_ns(), quiet = m->last_put + m->quiet;
-	if (now >= quiet || m->waiters)
+	if (m->waiters)
 		return false;
-	*until = quiet;
 	int64_t due = at + m->defer;
-	if (now >= due) {
-		/* held keys fill the queue at the writers' pace, and a
-		 * full one drops keys no search waits for: no holding once
-		 * it is three quarters full */
-		int64_t cap = at + m->cap;
-		if (!gate || now >= cap || m->n >= m->max - m->max / 4)
-			return false;
-		/* the CPU's sample reads /proc/stat, which takes a while on
-		 * a machine of many CPUs: not under mu, which every put
-		 * takes (gate stays queued: only this thread takes keys
-		 * out; a search that came meanwhile is seen below) */
-		pthread_mutex_unlock(&m->mu);
-		bool busy = eng_busy_cpu(db, now);
-		pthread_mutex_lock(&m->mu);
-		if (!busy || m->waiters)
-			return false;
-		due = now + GATE_POLL_MS * MS;
-		if (due > cap)
-			due = cap;
-		if (!gate->held) {
-			gate->held = true;
-			m->st.deferred++;
-		}
+	if (now < quiet && now < due) {
+		*until = quiet < due ? quiet : due;
+		return true;
 	}
-	if (due < *until)
-		*until = due;
+	/* writes paused, or the key has waited its longest: it goes,
+	 * unless files are still being written on a busy CPU (busy.c; a
+	 * busy CPU stretches a writer's own gaps past m->quiet, so a put
+	 * less than its window ago counts).  Held keys fill the queue at
+	 * the writers' pace, and a full one drops keys no search waits
+	 * for: no holding once it is three quarters full */
+	int64_t cap = at + m->cap;
+	if (!gate || now >= cap || m->n >= m->max - m->max / 4 ||
+	    !eng_busy_writing(db, now))
+		return false;
+	/* the CPU's sample reads /proc/stat, which takes a while on a
+	 * machine of many CPUs: not under mu, which every put takes (gate
+	 * stays queued: only this thread takes keys out; a search that
+	 * came meanwhile is seen below) */
+	pthread_mutex_unlock(&m->mu);
+	bool busy = eng_busy_cpu(db, now);
+	pthread_mutex_lock(&m->mu);
+	if (!busy || m->waiters)
+		return false;
+	due = now + GATE_POLL_MS * MS;
+	*until = due < cap ? due : cap;
+	mark_held(m, now);
 	return true;
 }
 
@@ -861,6 +878,8 @@ static void *embedder_main(void *arg)
 			pthread_cond_wait(&m->cond, &m->mu);
 			continue;
 		}
+		if (k == m->held_last)
+			m->held_last = NULL;
 		DL_DELETE(m->fifo, k);
 		HASH_DEL(m->table, k);
 		m->n--;

@@ -521,7 +521,7 @@ bool eng_flush_under_way(struct t4dx *db, uint64_t *gen);
 bool eng_flush_embeds(const struct t4dx_entry *e);
 
 /* The gate of vector work (busy.c).  eng_busy: files are being written
- * (a put less than the quiet time ago) and the CPU had less than half of
+ * (a put less than 500 ms, or the tests' quiet time, ago) and the CPU had less than half of
  * its time spare over the last sample, with vector.defer_s > 0; the two
  * halves apart: eng_busy_writing, eng_busy_cpu.  eng_busy_put: a put at
  * now.  eng_cpu_fields reads the counters of /proc/stat's "cpu " line,

@@ -158,3 +158,74 @@ stop_writer() {
 		has_vector "$ITEMS/w/w$i" || fail "w$i has no vector after the restart"
 	done
 }
+
+# Found by hostile use: vectors.deferred counted only the queue's head
+# while the gate held it (1 for 1600 files held back by a tar x on a
+# busy CPU that ended within vector.defer_s); every file past its 1 s
+# hold-back waits for the gate, and each counts once.
+@test "vectors.deferred counts every file held back, not only the first" {
+	# the CPU is busy for the gate whatever the machine does
+	T4DX_TEST_BUSY_SPARE_PCT=0 T4DX_TEST_EMBED_QUIET_MS=500 t4dx_start
+	writer
+	written 1
+	local t0=$SECONDS early
+	while ((SECONDS - t0 < 2)); do sleep 0.1; done
+	# each of these files is past its hold-back a second later
+	early=$(cat "$T4DX_TMP/n")
+	((early >= 2)) || fail "the writer wrote $early files in 2 s"
+	while ((SECONDS - t0 < 5)); do sleep 0.1; done
+	kill -0 "$WRITER" || fail "the writer failed"
+	has_vector "$ITEMS/w/w0" && fail "w0 got its vector: the gate did not hold"
+	local d
+	d=$(jq '.vectors.deferred' "$MNT/.ctl/stats")
+	((d >= early)) ||
+		fail "$d deferred while the first $early files were held back"
+	stop_writer
+	t4dx_wait_for 60 queue_empty ||
+		fail "the queue never emptied: $(jq -c .vectors "$MNT/.ctl/stats")"
+	local n
+	n=$(cat "$T4DX_TMP/n")
+	d=$(jq '.vectors.deferred' "$MNT/.ctl/stats")
+	((d >= early && d <= n)) ||
+		fail "$d deferred for $n files, $early of them held back"
+	grep -q "^t4dx_embed_deferred_total $d\$" "$MNT/.ctl/metrics" ||
+		fail "the metric says otherwise: $(grep deferred "$MNT/.ctl/metrics")"
+}
+
+# Found by hostile use: one writer that never pauses (python, a file after
+# another) beside a loop a core saw its close-to-close time pass 20 ms 37
+# times in 4 s (the scheduler's, not the writer's pauses; p99 41 ms),
+# and each such gap opened the gate for every file past its 1 s
+# hold-back: 5,864 vectors computed while the writes went on, 707 held
+# (3 runs of 3 at a load of 5 to 8 on two cores).  On a busy CPU, a put
+# less than 500 ms ago now counts as writes going on.
+@test "one writer that never pauses on a busy CPU: its files' vectors wait" {
+	t4dx_start
+	hogs
+	mkdir -p "$ITEMS/p"
+	python3 -c '
+import os, sys
+d, stop = sys.argv[1], sys.argv[2]
+n = 0
+while not os.path.exists(stop):
+    with open("%s/p%d" % (d, n), "w") as f:
+        f.write("note %d about oolong\n" % n)
+    n += 1
+' "$ITEMS/p" "$T4DX_TMP/stop" 3>&- &
+	WRITER=$!
+	t4dx_track "$WRITER"
+	t4dx_wait_for 30 test -e "$ITEMS/p/p1" || fail "the writer wrote nothing"
+	local t0=$SECONDS n
+	while ((SECONDS - t0 < 2)); do sleep 0.1; done
+	n=$(find "$ITEMS/p" -type f | wc -l)
+	t0=$SECONDS
+	while ((SECONDS - t0 < 4)); do sleep 0.1; done
+	kill -0 "$WRITER" || fail "the writer failed"
+	# the first n files are all past their hold-back: few vectors
+	local made
+	made=$(jq '.vectors.embedded' "$MNT/.ctl/stats")
+	((made * 10 < n)) ||
+		fail "$made vectors made while the writer went on ($n files 4 s old): $(jq -c .vectors "$MNT/.ctl/stats")"
+	touch "$T4DX_TMP/stop"
+	wait "$WRITER" || fail "the writer failed"
+}
