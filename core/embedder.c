@@ -129,6 +129,7 @@ struct ekey {
  * many searches waiting are not all woken at every key done. */
 struct ewaiter {
 	uint64_t target;
+	bool served;                    /* its newest ticket was taken */
 	pthread_cond_t cond;
 	struct ewaiter *next;
 };
@@ -270,24 +271,45 @@ static void wake_waiters(struct eng_embedder *m, bool all)
 			pthread_cond_signal(&w->cond);
 }
 
-/* The key a search waiting wants first: the newest ticket given before
- * the latest search began.  The note closed just before a search is what
- * it most likely looks for, and a backlog of files held back for a busy
- * CPU (busy.c) can be more than a search's bound computes: the search
- * that runs out of time then has that note, with the older ones pending
- * (mu held; tickets not empty, a search waiting). */
-static struct ekey *searched_key(struct eng_embedder *m)
+/* The newest ticket given up to target, NULL if none (mu held). */
+static struct ekey *newest_upto(struct eng_embedder *m, uint64_t target)
 {
-	uint64_t target = 0;
-	for (struct ewaiter *w = m->wlist; w; w = w->next)
-		if (w->target > target)
-			target = w->target;
-	/* the tail first (a DL list's head->prev); tickets given after
-	 * the latest search began are not waited for */
+	/* the tail first (a DL list's head->prev) */
 	struct ekey *k = m->tickets->sprev;
 	while (k != m->tickets && k->seq > target)
 		k = k->sprev;
-	return k;
+	return k->seq <= target ? k : NULL;
+}
+
+/* The key a search waiting wants first: the newest ticket given before
+ * it began.  The note closed just before a search is what it most likely
+ * looks for, and a backlog of files held back for a busy CPU (busy.c)
+ * can be more than a search's bound computes: the search that runs out
+ * of time then has that note, with the older ones pending.  With several
+ * searches, each has its own newest first, the one that began first
+ * (whose bound runs out first) before the others; then the rest, newest
+ * first, of the latest one (mu held; tickets not empty, a search
+ * waiting). */
+static struct ekey *searched_key(struct eng_embedder *m)
+{
+	struct ekey *k;
+	uint64_t target = 0;
+	for (;;) {
+		struct ewaiter *first = NULL;
+		for (struct ewaiter *w = m->wlist; w; w = w->next) {
+			if (w->target > target)
+				target = w->target;
+			if (!w->served)
+				first = w;      /* wlist: the latest first */
+		}
+		if (!first)
+			break;
+		first->served = true;
+		if ((k = newest_upto(m, first->target)))
+			return k;
+	}
+	k = newest_upto(m, target);
+	return k ? k : m->tickets;
 }
 
 /* Key k is dealt with (or freed): no search waits for it, or counts it

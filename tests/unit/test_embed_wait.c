@@ -341,6 +341,64 @@ static void test_wait_many_woken(void)
 	unit_rm_rf(dir);
 }
 
+/* A search has the note closed just before it computed first, even when
+ * a later search waits too: here the program takes 0.4 s a file and a
+ * search waits 2 s at most.  Search A waits for a1..a4, search B, begun
+ * just after, for b1..b6 too, while the thread is busy with z for a
+ * third search.  Newest of the latest search first gave B its six, 2.4 s
+ * in all after z, and A, whose bound ran out first, none of its own. */
+static void test_wait_two_searches_newest(void)
+{
+	const char *dir = unit_tmpdir("ewaittwo");
+	open_timeout = 2;
+	struct t4dx *db = open_with(dir, "command", "\"slow\",\"0.4\",\"4\"",
+				    true);
+	open_timeout = 1;
+	embedder_idle(db);
+	REQUIRE(write_file(db, "z", "a note in hand") == 0);
+	struct timed_wait z = { db, 0, 0 }, a = { db, 0, 0 }, b = { db, 0, 0 };
+	pthread_t tz, ta, tb;
+	REQUIRE(pthread_create(&tz, NULL, timed_wait_main, &z) == 0);
+	/* z in hand: the program has it */
+	struct t4dx_embed_stats st;
+	for (int i = 0; i < 5000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (!st.queued && st.waiting)
+			break;
+		usleep(1000);
+	}
+	REQUIRE(!st.queued && st.waiting);
+	char name[16];
+	for (int i = 1; i <= 4; i++) {
+		snprintf(name, sizeof(name), "a%d", i);
+		REQUIRE(write_file(db, name, "a note of the first") == 0);
+	}
+	REQUIRE(pthread_create(&ta, NULL, timed_wait_main, &a) == 0);
+	/* A waits beside z's search before B's files come */
+	for (int i = 0; i < 1000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (st.waiting >= 2)
+			break;
+		usleep(1000);
+	}
+	REQUIRE(st.waiting >= 2);
+	for (int i = 1; i <= 6; i++) {
+		snprintf(name, sizeof(name), "b%d", i);
+		REQUIRE(write_file(db, name, "a note of the second") == 0);
+	}
+	REQUIRE(pthread_create(&tb, NULL, timed_wait_main, &b) == 0);
+	pthread_join(ta, NULL);
+	int a4 = src_of(db, "a4");
+	pthread_join(tb, NULL);
+	int b6 = src_of(db, "b6");
+	pthread_join(tz, NULL);
+	CHECK_EQ_INT(a4, T4DX_VEC_EMBED);
+	CHECK_EQ_INT(b6, T4DX_VEC_EMBED);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* The program fails once (an outage): for its back-off (1 s) no search
  * waits.  A file closed meanwhile is not waited for by a search then,
  * but the searches after the back-off, with the program up again, wait
@@ -439,6 +497,7 @@ int main(void)
 	RUN(test_wait_concurrent);
 	RUN(test_wait_giveup_wakes_others);
 	RUN(test_wait_many_woken);
+	RUN(test_wait_two_searches_newest);
 	RUN(test_wait_after_backoff);
 	RUN(test_wait_counts_dropped);
 	UNIT_DONE();
