@@ -611,6 +611,42 @@ static void test_gate_reads_proc_stat(void)
 	unit_rm_rf(dir);
 }
 
+/* The README says the gate goes by the CPU time spare "over the last
+ * tenth of a second".  It goes by the time since the last reading, which
+ * nobody takes while nobody looks: the first look after a quiet spell
+ * (the first file of a burst past its hold-back, a flush's start) sees
+ * the spell's idle time, and the gate is open for that sample's 100 ms
+ * however busy the CPU is now.  Here 10 s of an idle CPU (2 cores, 100
+ * ticks a second each), then 200 ms of it all busy: busy now. */
+static void test_sample_after_quiet_spell(void)
+{
+	if (!getenv("T4DX_FINDINGS")) {
+		fprintf(stderr, "skip: finding: the first look at the gate "
+			"after a quiet spell goes by the spell's idle time\n");
+		return;
+	}
+	const char *dir = unit_tmpdir("spell");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s.stat", dir);
+	stat_file(path, "cpu  1000 0 1000 0 0 0 0 0 0 0\n");
+	struct t4dx *db = NULL;
+	char msg[256];
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "off");
+	setenv("T4DX_TEST_PROC_STAT", path, 1);
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	unsetenv("T4DX_TEST_PROC_STAT");
+	REQUIRE(rc == 0);
+	int64_t now = eng_mono_ns();
+	/* 2,000 ticks idle, then 40 of user time */
+	stat_file(path, "cpu  1040 0 1000 2000 0 0 0 0 0 0\n");
+	CHECK(eng_busy_cpu(db, now + 10200 * 1000000LL));
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unlink(path);
+	unit_rm_rf(dir);
+}
+
 /* Put name with size bytes of text (words). */
 static int put_text(struct t4dx *db, const char *name, size_t size)
 {
@@ -763,6 +799,7 @@ int main(void)
 {
 	RUN(test_counters);
 	RUN(test_gate_reads_proc_stat);
+	RUN(test_sample_after_quiet_spell);
 	RUN(test_busy_defers);
 	RUN(test_spare_embeds);
 	RUN(test_defer_zero);
