@@ -222,6 +222,10 @@ search_measure() {
 		for emb in $(order builtin off); do
 			DATA=$TMP/emb-data
 			{ rm -rf "$DATA" && mkdir "$DATA"; } || continue
+			# the last round's writes on the disk first: a
+			# builtin round's catch-up leaves 100 MiB and more
+			# to write back, which would slow the next round
+			sync
 			if ! t4dx_start -o "config=$TMP/emb-$emb.json"; then
 				rec "write16-$emb" t4dx "failed=1 errors=1"
 				continue
