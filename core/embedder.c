@@ -30,7 +30,7 @@
  * only compares vectors of the query's dim, leaves its file out.
  *
  * Writers first.  While files are being written (a key queued by a put
- * less than EMB_QUIET_MS ago) the thread leaves the queue alone: reading
+ * less than BUSY_QUIET_MS ago, busy.c) the thread leaves the queue alone: reading
  * a content back, computing its vector and logging it take CPU, the
  * engine lock and log bytes that the writers would otherwise have.  It
  * takes a key once writes pause, or once that key has waited
@@ -104,7 +104,6 @@
 #define EMB_NICE 19       /* the computing thread's nice value */
 #define EMB_STATE "EMBEDDER"
 #define REDO_BATCH (EMB_QUEUE_MAX / 2)
-#define EMB_QUIET_MS 20   /* writes paused for this long: embed */
 #define EMB_DEFER_MS 1000 /* a key waits for a pause at most this long */
 #define EMB_FILE_FAILS 3  /* the program failed on a content: give up */
 #define EMB_SEARCH_WAIT_MS 2000 /* a search waits for vectors this long */
@@ -143,8 +142,8 @@ struct eng_embedder {
 	size_t max;                     /* EMB_QUEUE_MAX; set at start */
 	bool stop, sweep;               /* guarded by mu */
 	bool working;                   /* a file or a sweep in hand; mu */
-	int64_t last_put;               /* a put's last key queued; mu */
-	int64_t quiet, defer;           /* EMB_QUIET_MS, EMB_DEFER_MS in ns */
+	int64_t defer;                  /* EMB_DEFER_MS in ns (when writes
+					 * last came: db->busy) */
 	int64_t cap;                    /* vector.defer_s in ns */
 	struct ekey *held_last;         /* the gate's last key marked held,
 					 * NULL: start from the head (mu) */
@@ -354,8 +353,6 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 	size_t kl = make_key(k, parent, name, len);
 	int64_t now = eng_mono_ns();
 	pthread_mutex_lock(&m->mu);
-	if (put)
-		m->last_put = now;
 	struct ekey *e;
 	HASH_FIND(hh, m->table, k, kl, e);
 	if (e && put) {
@@ -757,11 +754,6 @@ static void wait_until(struct eng_embedder *m, int64_t until)
 	pthread_cond_timedwait(&m->cond, &m->mu, &ts);
 }
 
-/* Writes have not paused yet and what waits since at (the queue's head,
- * records to sync) has not waited its longest: *until gets when to look
- * again (mu held).  Its longest is m->defer, or, for a key (gate) while
- * the CPU is busy (busy.c) and the queue is less than three quarters
- * full, vector.defer_s, looked at again every GATE_POLL_MS. */
 #define GATE_POLL_MS 100
 
 /* The gate holds the queue: every key past its hold-back (not only the
@@ -779,10 +771,17 @@ static void mark_held(struct eng_embedder *m, int64_t now)
 		m->held_last = k;
 	}
 }
+
+/* Writes have not paused yet and what waits since at (the queue's head,
+ * records to sync) has not waited its longest: *until gets when to look
+ * again (mu held).  Its longest is m->defer, or, for a key (gate) while
+ * the CPU is busy (busy.c) and the queue is less than three quarters
+ * full, vector.defer_s, looked at again every GATE_POLL_MS. */
 static bool writers_first(struct t4dx *db, struct eng_embedder *m,
 			  int64_t at, struct ekey *gate, int64_t *until)
 {
-	int64_t now = eng_mono_ns(), quiet = m->last_put + m->quiet;
+	int64_t now = eng_mono_ns();
+	int64_t quiet = atomic_load(&db->busy.last_put) + db->busy.quiet;
 	if (m->waiters)
 		return false;
 	int64_t due = at + m->defer;
@@ -792,7 +791,7 @@ static bool writers_first(struct t4dx *db, struct eng_embedder *m,
 	}
 	/* writes paused, or the key has waited its longest: it goes,
 	 * unless files are still being written on a busy CPU (busy.c; a
-	 * busy CPU stretches a writer's own gaps past m->quiet, so a put
+	 * busy CPU stretches a writer's own gaps past the quiet time, so a put
 	 * less than its window ago counts).  Held keys fill the queue at
 	 * the writers' pace, and a full one drops keys no search waits
 	 * for: no holding once it is three quarters full */
@@ -995,7 +994,6 @@ int eng_embedder_start(struct t4dx *db)
 	if (qmax && atoi(qmax) > 0)
 		m->max = (size_t)atoi(qmax);
 	/* tests: how long writes hold the thread back */
-	m->quiet = db->busy.quiet;      /* T4DX_TEST_EMBED_QUIET_MS */
 	m->cap = (int64_t)(cfg->vector.defer_s * 1e9);
 	const char *ms = getenv("T4DX_TEST_EMBED_DEFER_MS");
 	m->defer = (ms ? atoi(ms) : EMB_DEFER_MS) * MS;
