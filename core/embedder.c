@@ -46,7 +46,8 @@
  * on a second thread at nice EMB_NICE (compute_main), which takes no
  * lock a writer takes: the thread that reads contents back and logs
  * vectors keeps the daemon's priority, so that a writer never waits for
- * a lock held by a thread the scheduler holds back.
+ * a lock held by a thread the scheduler holds back.  While a search
+ * waits, that thread computes them itself, at the daemon's priority.
  *
  * With the builtin embedder, a flush computes the vectors of the files
  * it writes that have none (flush.c): under writes that never pause,
@@ -489,18 +490,25 @@ static int compute_here(struct eng_embedder *m, uint32_t dim,
 	return rc;
 }
 
-/* The computing thread, at nice EMB_NICE: it takes CPU only when writers
- * leave some, and it takes no lock that a writer takes (the engine's,
- * the log's, m->mu), so that a writer never waits for a thread the
- * scheduler holds back.  The thread that reads contents and logs
- * vectors runs at the daemon's priority and waits for this one without
- * using CPU. */
+/* The computing thread, at nice EMB_NICE with the builtin embedder: it
+ * takes CPU only when writers leave some, and it takes no lock that a
+ * writer takes (the engine's, the log's, m->mu), so that a writer never
+ * waits for a thread the scheduler holds back.  The thread that reads
+ * contents and logs vectors runs at the daemon's priority and waits for
+ * this one without using CPU.
+ *
+ * With "command" it keeps the daemon's priority: it only waits for the
+ * program, whose own CPU is the program's to set (a program started
+ * from here would inherit nice 19, and an unprivileged daemon could not
+ * take that back when a search waits for it: beside any loop at nice 0
+ * it would get next to no CPU, and every search would wait out its
+ * bound). */
 static void *compute_main(void *arg)
 {
 	struct t4dx *db = arg;
 	struct eng_embedder *m = db->emb;
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
-			EMB_NICE) != 0)
+	if (!m->cmd && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+				   EMB_NICE) != 0)
 		errno = 0;
 	pthread_mutex_lock(&m->cmu);
 	while (!m->cstop) {
@@ -525,13 +533,15 @@ static void *compute_main(void *arg)
 	return NULL;
 }
 
-/* compute_here() on the computing thread (on this one if it could not be
- * started); alerts and counts here. */
+/* compute_here() on the computing thread, or on this one when a search
+ * waits (urgent: at nice EMB_NICE, beside a loop at nice 0, a large
+ * content's vector would take seconds, past the search's bound) or when
+ * it could not be started; alerts and counts here. */
 static int compute(struct t4dx *db, struct eng_embedder *m,
-		   const struct t4dx_blob *c, float *x)
+		   const struct t4dx_blob *c, float *x, bool urgent)
 {
 	int rc;
-	if (!m->cthr_up) {
+	if (urgent || !m->cthr_up) {
 		rc = compute_here(m, db->cfg.vector.dim, c, x, m->why,
 				  sizeof(m->why));
 	} else {
@@ -628,8 +638,8 @@ static void wait_flush_of(struct t4dx *db, struct eng_embedder *m,
  * alone in the queue that the program always fails on is tried again
  * after each back-off (at most 60 s) rather than given up. */
 static int embed_one(struct t4dx *db, struct eng_embedder *m,
-		     struct ekey *k, float *x, bool redo, uint64_t *lsn,
-		     bool *failed)
+		     struct ekey *k, float *x, bool redo, bool urgent,
+		     uint64_t *lsn, bool *failed)
 {
 	uint64_t parent;
 	memcpy(&parent, k->key, 8);
@@ -666,7 +676,7 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	m->st.bytes_read += e.content->len;
 	pthread_mutex_unlock(&m->mu);
 	int src = T4DX_VEC_EMBED;
-	rc = compute(db, m, e.content, x);
+	rc = compute(db, m, e.content, x, urgent);
 	struct t4dx_blob *v = NULL;
 	bool give_up = false;
 	if (m->cmd && rc && rc != ENODATA) {
@@ -905,10 +915,12 @@ static void *embedder_main(void *arg)
 		HASH_DEL(m->table, k);
 		m->n--;
 		m->working = true;
-		bool redo = m->redo, failed;
+		/* a search waits (for this key, or for it to be done
+		 * with): at the daemon's priority */
+		bool redo = m->redo, failed, urgent = m->waiters > 0;
 		pthread_mutex_unlock(&m->mu);
 		uint64_t lsn = 0;
-		int rc = embed_one(db, m, k, x, redo, &lsn, &failed);
+		int rc = embed_one(db, m, k, x, redo, urgent, &lsn, &failed);
 		pthread_mutex_lock(&m->mu);
 		if (lsn && !m->logged)
 			m->logged_at = eng_mono_ns();

@@ -9,8 +9,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -448,6 +451,97 @@ static void test_wait_after_backoff(void)
 	unit_rm_rf(dir);
 }
 
+/* One loop at nice 0 a core, which die with this process (a REQUIRE's
+ * exit too); hogs_stop kills and reaps them. */
+static pid_t hog_pid[64];
+static int hog_n;
+
+static void hogs_start(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	hog_n = n < 1 ? 1 : n > 64 ? 64 : (int)n;
+	for (int i = 0; i < hog_n; i++) {
+		pid_t p = fork();
+		REQUIRE(p >= 0);
+		if (p == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1)
+				_exit(0);
+			for (volatile unsigned long x = 0;; x++)
+				;
+		}
+		hog_pid[i] = p;
+	}
+}
+
+static void hogs_stop(void)
+{
+	for (int i = 0; i < hog_n; i++) {
+		kill(hog_pid[i], SIGKILL);
+		waitpid(hog_pid[i], NULL, 0);
+	}
+	hog_n = 0;
+}
+
+/* A machine whose every core runs a loop at nice 0: a search still has
+ * its files computed within its bound.  The builtin embedder's
+ * computing thread runs at nice 19, where a large content's vector
+ * would take seconds beside the loops, and a program started from it
+ * would inherit nice 19 and get next to no CPU: a search has them
+ * computed at the daemon's priority. */
+static void test_wait_busy_cpu(void)
+{
+	/* about 2 MiB of words */
+	size_t big = 2u << 20, len = 0;
+	char *text = malloc(big + 64);
+	REQUIRE(text);
+	for (unsigned i = 0; len < big; i++)
+		len += (size_t)sprintf(text + len, "word%u tea%u ",
+				       i * 2654435761u % 100003, i % 977);
+	const char *dir = unit_tmpdir("ewaitcpu");
+	struct t4dx *db = open_with(dir, "builtin", NULL, true);
+	embedder_idle(db);
+	hogs_start();
+	REQUIRE(write_file(db, "big", text) == 0);
+	uint64_t pending = 99;
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	int64_t took = now_ms() - t0;
+	if (took >= 1900)
+		fprintf(stderr, "builtin: the search waited %lld ms\n",
+			(long long)took);
+	CHECK(took < 1900);
+	CHECK_EQ_INT((int)pending, 0);
+	CHECK_EQ_INT(src_of(db, "big"), T4DX_VEC_EMBED);
+	hogs_stop();
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+	free(text);
+
+	dir = unit_tmpdir("ewaitcpucmd");
+	open_timeout = 2;
+	db = open_with(dir, "command", "\"slow\",\"0.2\",\"4\"", false);
+	open_timeout = 1;
+	embedder_idle(db);
+	hogs_start();
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	REQUIRE(write_file(db, "b", "second note") == 0);
+	pending = 99;
+	t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	took = now_ms() - t0;
+	if (took >= 1900)
+		fprintf(stderr, "command: the search waited %lld ms\n",
+			(long long)took);
+	CHECK(took < 1900);
+	CHECK_EQ_INT((int)pending, 0);
+	CHECK_EQ_INT(src_of(db, "b"), T4DX_VEC_EMBED);
+	hogs_stop();
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* A queue of 2 (T4DX_TEST_EMBED_QUEUE_MAX) and a program that takes 5 s
  * an answer: of 5 files closed before the search, the first is in hand,
  * 2 are queued and 2 dropped (a later sweep finds them).  The search
@@ -499,6 +593,7 @@ int main(void)
 	RUN(test_wait_many_woken);
 	RUN(test_wait_two_searches_newest);
 	RUN(test_wait_after_backoff);
+	RUN(test_wait_busy_cpu);
 	RUN(test_wait_counts_dropped);
 	UNIT_DONE();
 }
