@@ -483,6 +483,23 @@ static void hogs_stop(void)
 	hog_n = 0;
 }
 
+/* A search waits for the files put before it: within its bound, none
+ * left pending, name's vector the embedder's. */
+static void search_in_time(struct t4dx *db, const char *what,
+			   const char *name)
+{
+	uint64_t pending = 99;
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	int64_t took = now_ms() - t0;
+	if (took >= 1900)
+		fprintf(stderr, "%s: the search waited %lld ms\n", what,
+			(long long)took);
+	CHECK(took < 1900);
+	CHECK_EQ_INT((int)pending, 0);
+	CHECK_EQ_INT(src_of(db, name), T4DX_VEC_EMBED);
+}
+
 /* A machine whose every core runs a loop at nice 0: a search still has
  * its files computed within its bound.  The builtin embedder's
  * computing thread runs at nice 19, where a large content's vector
@@ -503,16 +520,7 @@ static void test_wait_busy_cpu(void)
 	embedder_idle(db);
 	hogs_start();
 	REQUIRE(write_file(db, "big", text) == 0);
-	uint64_t pending = 99;
-	int64_t t0 = now_ms();
-	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
-	int64_t took = now_ms() - t0;
-	if (took >= 1900)
-		fprintf(stderr, "builtin: the search waited %lld ms\n",
-			(long long)took);
-	CHECK(took < 1900);
-	CHECK_EQ_INT((int)pending, 0);
-	CHECK_EQ_INT(src_of(db, "big"), T4DX_VEC_EMBED);
+	search_in_time(db, "builtin", "big");
 	hogs_stop();
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
@@ -526,16 +534,7 @@ static void test_wait_busy_cpu(void)
 	hogs_start();
 	REQUIRE(write_file(db, "a", "first note") == 0);
 	REQUIRE(write_file(db, "b", "second note") == 0);
-	pending = 99;
-	t0 = now_ms();
-	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
-	took = now_ms() - t0;
-	if (took >= 1900)
-		fprintf(stderr, "command: the search waited %lld ms\n",
-			(long long)took);
-	CHECK(took < 1900);
-	CHECK_EQ_INT((int)pending, 0);
-	CHECK_EQ_INT(src_of(db, "b"), T4DX_VEC_EMBED);
+	search_in_time(db, "command", "b");
 	hogs_stop();
 	t4dx_embed_cancel(db);
 	CHECK_EQ_INT(t4dx_close(db), 0);
