@@ -576,11 +576,17 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
  * version, which has no vector or mark: with the builtin embedder, the
  * flush computes it (flush.c).  Wait for that flush to end (or a stop),
  * so that the file is found with its vector in the segment instead of
- * read, embedded, logged and flushed a second time. */
+ * read, embedded, logged and flushed a second time.  Not while a search
+ * waits (checked again every 100 ms): the flush's vectors and index are
+ * built at nice 19, and on a machine busy with other programs it may
+ * take longer than the search's bound; the vector is computed here, its
+ * record applies to the version the flush writes, and the segment's
+ * vector, computed from the same bytes, is the same. */
 static void wait_flush_of(struct t4dx *db, struct eng_embedder *m,
-			  uint64_t parent, const char *name, size_t len)
+			  bool urgent, uint64_t parent, const char *name,
+			  size_t len)
 {
-	if (m->cmd)
+	if (m->cmd || urgent)
 		return;
 	uint64_t gen;
 	if (!eng_flush_under_way(db, &gen))
@@ -594,10 +600,10 @@ static void wait_flush_of(struct t4dx *db, struct eng_embedder *m,
 	if (!flush_takes)
 		return;
 	for (;;) {
-		/* a stop signals m->cond, not flush_done: look again now and
-		 * then (one lock at a time) */
+		/* a stop or a search signals m->cond, not flush_done: look
+		 * again now and then (one lock at a time) */
 		pthread_mutex_lock(&m->mu);
-		bool stop = m->stop;
+		bool stop = m->stop || m->waiters;
 		pthread_mutex_unlock(&m->mu);
 		if (stop)
 			return;
@@ -647,7 +653,12 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	size_t len = k->keylen - 8;
 	struct t4dx_entry e;
 	*failed = false;
-	wait_flush_of(db, m, parent, name, len);
+	wait_flush_of(db, m, urgent, parent, name, len);
+	if (!urgent) {  /* a search that came meanwhile */
+		pthread_mutex_lock(&m->mu);
+		urgent = m->waiters > 0;
+		pthread_mutex_unlock(&m->mu);
+	}
 	/* the vector first, without the content: a flush gives most files
 	 * written while writes go on theirs (flush.c) before this thread
 	 * comes to them, and reading their contents back from segments

@@ -6,6 +6,7 @@
  * search back with how many files it did not wait for.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine_int.h"
 #include "faults.h"
+#include "vec.h"
 #include "t4dx.h"
 #include "unit.h"
 
@@ -541,6 +544,66 @@ static void test_wait_busy_cpu(void)
 	unit_rm_rf(dir);
 }
 
+static void *flush_main(void *arg)
+{
+	return (void *)(intptr_t)t4dx_flush(arg);
+}
+
+/* A search whose file is in a flush under way, on a machine whose every
+ * core runs a loop at nice 0: the flush builds the segment's index at
+ * nice 19 (3,000 hand-set vectors here), which takes far longer than the
+ * search's bound beside the loops.  The search does not wait for the
+ * flush to give its file a vector: it is computed at once. */
+static void test_wait_behind_flush(void)
+{
+	const char *dir = unit_tmpdir("ewaitflush");
+	struct t4dx *db = open_with(dir, "builtin", NULL, true);
+	uint32_t dim = 256;
+	float *x = malloc(sizeof(*x) * dim);
+	REQUIRE(x);
+	srand(7);
+	for (int i = 0; i < 3000; i++) {
+		char name[32];
+		struct t4dx_entry e;
+		memset(&e, 0, sizeof(e));
+		snprintf(name, sizeof(name), "hand%04d", i);
+		REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+		e.mode = S_IFREG | 0644;
+		e.content = t4dx_blob_from("x", 1);
+		e.size = 1;
+		for (uint32_t d = 0; d < dim; d++)
+			x[d] = (float)rand() / RAND_MAX - 0.5f;
+		e.vec = t4dx_vec_new(x, dim);
+		e.vec_src = T4DX_VEC_HAND;
+		REQUIRE(t4dx_put(db, &e, T4DX_NOWAIT, NULL) == 0);
+		t4dx_entry_clear(&e);
+	}
+	free(x);
+	embedder_idle(db);
+	hogs_start();
+	REQUIRE(write_file(db, "tea", "green tea with mint") == 0);
+	pthread_t thr;
+	REQUIRE(pthread_create(&thr, NULL, flush_main, db) == 0);
+	/* until the memtable holding "tea" is the one being flushed */
+	bool cut = false;
+	for (int i = 0; i < 10000 && !cut; i++) {
+		pthread_rwlock_rdlock(&db->lock);
+		cut = db->imm && !t4dx_mem_get(db->mem, R, "tea", 3);
+		pthread_rwlock_unlock(&db->lock);
+		if (!cut)
+			usleep(1000);
+	}
+	REQUIRE(cut);
+	search_in_time(db, "behind a flush", "tea");
+	hogs_stop();
+	void *frc;
+	pthread_join(thr, &frc);
+	CHECK_EQ_INT((int)(intptr_t)frc, 0);
+	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 /* A queue of 2 (T4DX_TEST_EMBED_QUEUE_MAX) and a program that takes 5 s
  * an answer: of 5 files closed before the search, the first is in hand,
  * 2 are queued and 2 dropped (a later sweep finds them).  The search
@@ -593,6 +656,7 @@ int main(void)
 	RUN(test_wait_two_searches_newest);
 	RUN(test_wait_after_backoff);
 	RUN(test_wait_busy_cpu);
+	RUN(test_wait_behind_flush);
 	RUN(test_wait_counts_dropped);
 	UNIT_DONE();
 }
