@@ -194,16 +194,18 @@ struct eng_embedder {
 	uint64_t run_starts;
 	int64_t run_ready;
 	/* the computing thread and the one request it is given: content c
-	 * into x, then rc and why, and done (all guarded by cmu) */
+	 * (a reference the thread drops) into cx, its own buffer, then rc
+	 * and why, and done (all guarded by cmu); abandoned: the reading
+	 * thread computes it itself, for a search that came meanwhile */
 	pthread_t cthr;
 	bool cthr_up;
 	pthread_mutex_t cmu;
 	pthread_cond_t ccond;
-	const struct t4dx_blob *c;
-	float *x;
+	struct t4dx_blob *c;
+	float *cx;
 	int rc;
 	char why[256];
-	bool asked, done, cstop;
+	bool asked, done, cstop, abandoned;
 };
 
 /* Does DATA_DIR/EMBEDDER hold m->state?  Anything else (missing,
@@ -517,15 +519,19 @@ static void *compute_main(void *arg)
 			continue;
 		}
 		m->asked = false;
-		const struct t4dx_blob *c = m->c;
-		float *x = m->x;
+		struct t4dx_blob *c = m->c;
+		m->c = NULL;
 		char why[sizeof(m->why)] = "";
 		pthread_mutex_unlock(&m->cmu);
-		int rc = compute_here(m, db->cfg.vector.dim, c, x, why,
+		int rc = compute_here(m, db->cfg.vector.dim, c, m->cx, why,
 				      sizeof(why));
+		t4dx_blob_unref(c);
 		pthread_mutex_lock(&m->cmu);
-		m->rc = rc;
-		memcpy(m->why, why, sizeof(why));
+		if (!m->abandoned) {
+			m->rc = rc;
+			memcpy(m->why, why, sizeof(why));
+		}
+		m->abandoned = false;
 		m->done = true;
 		pthread_cond_broadcast(&m->ccond);
 	}
@@ -533,29 +539,69 @@ static void *compute_main(void *arg)
 	return NULL;
 }
 
+/* Wait until the computing thread is done (cmu held): false if a search
+ * came meanwhile, and the builtin embedder's request is better computed
+ * on this thread than waited for at nice EMB_NICE (with "command" the
+ * program is asked one request at a time anyway).  A search does not
+ * signal ccond: it is looked for every SEARCH_POLL_MS. */
+#define SEARCH_POLL_MS 20
+static bool computed(struct eng_embedder *m)
+{
+	while (!m->done) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += SEARCH_POLL_MS * MS;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&m->ccond, &m->cmu, &ts);
+		if (m->done || m->cmd)
+			continue;
+		pthread_mutex_unlock(&m->cmu);
+		pthread_mutex_lock(&m->mu);
+		bool search = m->waiters > 0;
+		pthread_mutex_unlock(&m->mu);
+		pthread_mutex_lock(&m->cmu);
+		if (search && !m->done)
+			return false;
+	}
+	return true;
+}
+
 /* compute_here() on the computing thread, or on this one when a search
  * waits (urgent: at nice EMB_NICE, beside a loop at nice 0, a large
- * content's vector would take seconds, past the search's bound) or when
- * it could not be started; alerts and counts here. */
+ * content's vector would take seconds, past the search's bound), when
+ * one comes while the computing thread is at it (which finishes it for
+ * nothing), or when that thread could not be started; alerts and counts
+ * here. */
 static int compute(struct t4dx *db, struct eng_embedder *m,
 		   const struct t4dx_blob *c, float *x, bool urgent)
 {
-	int rc;
-	if (urgent || !m->cthr_up) {
-		rc = compute_here(m, db->cfg.vector.dim, c, x, m->why,
-				  sizeof(m->why));
-	} else {
+	int rc = 0;
+	bool here = urgent || !m->cthr_up;
+	if (!here) {
 		pthread_mutex_lock(&m->cmu);
-		m->c = c;
-		m->x = x;
-		m->asked = true;
-		m->done = false;
-		pthread_cond_broadcast(&m->ccond);
-		while (!m->done)
-			pthread_cond_wait(&m->ccond, &m->cmu);
-		rc = m->rc;
+		/* a request given up on may still be under way */
+		here = !computed(m);
+		if (!here) {
+			m->c = t4dx_blob_ref((struct t4dx_blob *)c);
+			m->asked = true;
+			m->done = false;
+			pthread_cond_broadcast(&m->ccond);
+			here = !computed(m);
+			if (here)
+				m->abandoned = true;
+			else
+				memcpy(x, m->cx, sizeof(*x) *
+				       db->cfg.vector.dim);
+			rc = m->rc;
+		}
 		pthread_mutex_unlock(&m->cmu);
 	}
+	if (here)
+		rc = compute_here(m, db->cfg.vector.dim, c, x, m->why,
+				  sizeof(m->why));
 	if (!m->cmd)
 		return rc;
 	pthread_mutex_lock(&m->mu);
@@ -843,7 +889,9 @@ static void *embedder_main(void *arg)
 	 * computing thread takes what CPU the writers leave (Linux threads
 	 * have a nice value of their own; if it cannot be set, nothing else
 	 * changes) */
-	m->cthr_up = pthread_create(&m->cthr, NULL, compute_main, db) == 0;
+	m->cx = malloc(sizeof(*m->cx) * db->cfg.vector.dim);
+	m->cthr_up = m->cx &&
+		     pthread_create(&m->cthr, NULL, compute_main, db) == 0;
 	float *x = malloc(sizeof(*x) * db->cfg.vector.dim);
 	int64_t until;
 	pthread_mutex_lock(&m->mu);
@@ -980,7 +1028,12 @@ static void *embedder_main(void *arg)
 		pthread_cond_broadcast(&m->ccond);
 		pthread_mutex_unlock(&m->cmu);
 		pthread_join(m->cthr, NULL);
+		/* a request given up on before the thread took it */
+		t4dx_blob_unref(m->c);
+		m->c = NULL;
 	}
+	free(m->cx);
+	m->cx = NULL;
 	free(x);
 	return NULL;
 }
@@ -1010,6 +1063,7 @@ int eng_embedder_start(struct t4dx *db)
 	pthread_mutex_init(&m->cmu, NULL);
 	pthread_cond_init(&m->ccond, NULL);
 	pthread_mutex_init(&m->run_mu, NULL);
+	m->done = true;         /* the computing thread is idle */
 	m->sweep = true;
 	m->max = EMB_QUEUE_MAX;
 	/* tests: a small queue, to have more files than it holds */

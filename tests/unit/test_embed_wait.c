@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine_int.h"
+#include "embed.h"
 #include "faults.h"
 #include "vec.h"
 #include "t4dx.h"
@@ -454,14 +455,14 @@ static void test_wait_after_backoff(void)
 	unit_rm_rf(dir);
 }
 
-/* One loop at nice 0 a core, which die with this process (a REQUIRE's
- * exit too); hogs_stop kills and reaps them. */
+/* per loops at nice 0 a core, which die with this process (a
+ * REQUIRE's exit too); hogs_stop kills and reaps them. */
 static pid_t hog_pid[64];
 static int hog_n;
 
-static void hogs_start(void)
+static void hogs_start_n(int per)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	long n = sysconf(_SC_NPROCESSORS_ONLN) * per;
 	hog_n = n < 1 ? 1 : n > 64 ? 64 : (int)n;
 	for (int i = 0; i < hog_n; i++) {
 		pid_t p = fork();
@@ -477,6 +478,11 @@ static void hogs_start(void)
 	}
 }
 
+static void hogs_start(void)
+{
+	hogs_start_n(1);
+}
+
 static void hogs_stop(void)
 {
 	for (int i = 0; i < hog_n; i++) {
@@ -484,6 +490,19 @@ static void hogs_stop(void)
 		waitpid(hog_pid[i], NULL, 0);
 	}
 	hog_n = 0;
+}
+
+/* About len bytes of words, which the builtin embedder takes a while
+ * over (the caller frees it). */
+static char *words(size_t len)
+{
+	char *text = malloc(len + 64);
+	size_t n = 0;
+	REQUIRE(text);
+	for (unsigned i = 0; n < len; i++)
+		n += (size_t)sprintf(text + n, "word%u tea%u ",
+				     i * 2654435761u % 100003, i % 977);
+	return text;
 }
 
 /* A search waits for the files put before it: within its bound, none
@@ -511,13 +530,7 @@ static void search_in_time(struct t4dx *db, const char *what,
  * computed at the daemon's priority. */
 static void test_wait_busy_cpu(void)
 {
-	/* about 2 MiB of words */
-	size_t big = 2u << 20, len = 0;
-	char *text = malloc(big + 64);
-	REQUIRE(text);
-	for (unsigned i = 0; len < big; i++)
-		len += (size_t)sprintf(text + len, "word%u tea%u ",
-				       i * 2654435761u % 100003, i % 977);
+	char *text = words(T4DX_EMBED_MAX_BYTES);
 	const char *dir = unit_tmpdir("ewaitcpu");
 	struct t4dx *db = open_with(dir, "builtin", NULL, true);
 	embedder_idle(db);
@@ -542,6 +555,39 @@ static void test_wait_busy_cpu(void)
 	t4dx_embed_cancel(db);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
+}
+
+/* Beside three loops at nice 0 on every core, the computing thread
+ * (nice 19: about 0.5% of a core) is at a large file nobody waits for
+ * when a search comes for another: the search does not wait for it
+ * there (seconds), the large file's vector is computed at the daemon's
+ * priority, then the search's own. */
+static void test_wait_while_computing(void)
+{
+	size_t big = T4DX_EMBED_MAX_BYTES;
+	char *text = words(big);
+	const char *dir = unit_tmpdir("ewaitcomp");
+	struct t4dx *db = open_with(dir, "builtin", NULL, false);
+	embedder_idle(db);
+	hogs_start_n(3);
+	REQUIRE(write_file(db, "big", text) == 0);
+	/* until its content is read back: then it is being computed */
+	struct t4dx_embed_stats st;
+	bool reading = false;
+	for (int i = 0; i < 20000 && !reading; i++) {
+		t4dx_embed_stats(db, &st);
+		reading = st.bytes_read >= big;
+		if (!reading)
+			usleep(1000);
+	}
+	REQUIRE(reading);
+	REQUIRE(write_file(db, "tea", "green tea with mint") == 0);
+	search_in_time(db, "while computing", "tea");
+	CHECK_EQ_INT(src_of(db, "big"), T4DX_VEC_EMBED);
+	hogs_stop();
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+	free(text);
 }
 
 static void *flush_main(void *arg)
@@ -657,6 +703,7 @@ int main(void)
 	RUN(test_wait_after_backoff);
 	RUN(test_wait_busy_cpu);
 	RUN(test_wait_behind_flush);
+	RUN(test_wait_while_computing);
 	RUN(test_wait_counts_dropped);
 	UNIT_DONE();
 }
