@@ -47,7 +47,9 @@
  * lock a writer takes: the thread that reads contents back and logs
  * vectors keeps the daemon's priority, so that a writer never waits for
  * a lock held by a thread the scheduler holds back.  While a search
- * waits, that thread computes them itself, at the daemon's priority.
+ * waits, that thread computes them itself, at the daemon's priority,
+ * and does not wait for the computing thread to finish one it was at
+ * when the search came, nor for a flush to give a file its vector.
  *
  * With the builtin embedder, a flush computes the vectors of the files
  * it writes that have none (flush.c): under writes that never pause,
