@@ -474,6 +474,21 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 	return rc == T4DX_ENOTFOUND || *more ? 0 : rc;
 }
 
+/* What the program's answer rc (why: how it failed) says of it, for
+ * health (mu held): an answer, vector or null, says it works; a back-off
+ * or a stop says nothing new. */
+static void note_program(struct eng_embedder *m, int rc, const char *why)
+{
+	if (!rc || rc == ENODATA) {
+		m->st.program_failing = false;
+		m->st.program_error[0] = 0;
+	} else if (rc != EAGAIN && rc != ECANCELED) {
+		m->st.program_failing = true;
+		snprintf(m->st.program_error, sizeof(m->st.program_error),
+			 "%s", why);
+	}
+}
+
 /* The vector of content c in x: 0, ENODATA (none for this content),
  * or, from the program of "command": EAGAIN (not to be started again
  * yet), ECANCELED (closing), another code (it failed, why says how).
@@ -611,6 +626,7 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 		m->st.starts = m->run_starts;   /* be counted already */
 	if (!rc)
 		m->answers++;
+	note_program(m, rc, m->why);
 	pthread_mutex_unlock(&m->mu);
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -1189,6 +1205,7 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		m->answers++;           /* see embed_one */
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		m->st.failed++;
+	note_program(m, rc, whylen ? why : "");
 	pthread_mutex_unlock(&m->mu);
 	if (rc == EAGAIN)
 		snprintf(why, whylen, "the embedder program failed lately "

@@ -279,6 +279,12 @@ struct t4dx_embed_stats {
 	 * reason (a file may count in both) */
 	uint64_t flush_left;
 	bool busy;
+	/* the program of "command" failed on the last request it was given
+	 * (a file's or a text query's): it could not be started, crashed,
+	 * hung or answered garbage, as program_error says; the next answer
+	 * clears it */
+	bool program_failing;
+	char program_error[256];
 };
 void t4dx_embed_stats(struct t4dx *db, struct t4dx_embed_stats *out);
 /* The vector indexes of the live segments in memory now, by how they

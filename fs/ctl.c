@@ -179,6 +179,16 @@ static int show_health(struct t4dxfs *fs, struct t4dx_buf *out)
 					    damage, a rebuild that could not
 					    find everything: acknowledged
 					    changes lost, until a restart */
+	/* search still answers, but not as well: files without vectors
+	 * while the program fails, segments read whole for want of their
+	 * index */
+	struct t4dx_embed_stats es;
+	struct t4dx_index_file_stats is;
+	t4dx_embed_stats(fs->db, &es);
+	t4dx_index_file_stats(fs->db, &is);
+	bool vec_ok = !es.program_failing && !is.unusable;
+	if (!vec_ok && !strcmp(status, "ok"))
+		status = "degraded";
 	struct json_object *o = json_object_new_object();
 	if (!o)
 		return ENOMEM;
@@ -195,6 +205,20 @@ static int show_health(struct t4dxfs *fs, struct t4dx_buf *out)
 		jset(checks, "segments", show_check(&h.segments, &ok), &ok);
 	}
 	jset(o, "checks", checks, &ok);
+	struct json_object *v = json_object_new_object();
+	if (v) {
+		bool cmd = !strcmp(fs->cfg.vector.embedder, "command");
+		jset(v, "ok", json_object_new_boolean(vec_ok), &ok);
+		jset(v, "embedder",
+		     json_object_new_string(fs->cfg.vector.embedder), &ok);
+		jset(v, "program", json_object_new_string(
+			     !cmd ? "none" : es.program_failing ? "failing"
+								: "ok"), &ok);
+		jset(v, "error", json_object_new_string(es.program_error),
+		     &ok);
+		jset(v, "index_files_unusable", ju64(is.unusable), &ok);
+	}
+	jset(o, "vectors", v, &ok);
 	jset(o, "unpersisted", ju64(h.unpersisted), &ok);
 	jset(o, "queue_depth", ju64(h.queue_depth), &ok);
 	jset(o, "queue_vectors", ju64(h.queue_vectors), &ok);

@@ -227,6 +227,19 @@ int cmd_status(const struct command *c, int argc, char **argv)
 		printf("%-11s", "health");
 		print_check(h, "wal");
 		print_check(h, "segments");
+		struct json_object *v = get(h, "vectors");
+		if (v) {
+			printf("\n%-11s%s", "vectors", str(v, "embedder"));
+			if (!strcmp(str(v, "program"), "failing"))
+				printf(", program FAILING (%s)", str(v, "error"));
+			if (num(v, "index_files_unusable"))
+				printf(", %llu index files unusable (those "
+				       "segments are read whole)",
+				       (unsigned long long)num(v,
+					       "index_files_unusable"));
+			if (json_object_get_boolean(get(v, "ok")))
+				printf(" ok");
+		}
 		/* the embedder's vectors wait in the same queue, but are
 		 * nobody's change: counted apart, as health does */
 		printf("\n%-11s%llu records waiting (and %llu vectors of the "

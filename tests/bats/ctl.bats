@@ -304,6 +304,10 @@ def check: (.ok | type == "boolean") and (.last_run_ns | type == "number") and
 (.status | IN("ok", "degraded", "failing")) and (.level | IN(0, 1, 2)) and
 (.mode | IN("normal", "read-only", "in-memory")) and
 (.checks.wal | check) and (.checks.segments | check) and
+(.vectors.ok | type == "boolean") and (.vectors.embedder | type == "string") and
+(.vectors.program | IN("none", "ok", "failing")) and
+(.vectors.error | type == "string") and
+(.vectors.index_files_unusable | type == "number") and
 (.unpersisted | type == "number") and
 (.recovery.records_replayed | type == "number") and
 (.recovery.bytes_dropped | type == "number") and

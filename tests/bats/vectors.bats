@@ -669,6 +669,29 @@ gone() {
 		fail "f1 was given up during the outage: $(cat "$MNT/.ctl/stats")"
 }
 
+@test "command: health is degraded while the program fails, names why, and ok once it answers again" {
+	start_cmd 10 down-if "$T4DX_TMP/down" 4
+	printf 'green tea\n' >"$ITEMS/good"
+	t4dx_wait_ctl 30 stats '.vectors.embedded == 1'
+	run jq -e '.status == "ok" and .vectors.ok and .vectors.program == "ok"
+		and .vectors.embedder == "command"' "$MNT/.ctl/health"
+	assert_success
+	: >"$T4DX_TMP/down"
+	printf 'black coffee\n' >"$ITEMS/f1"
+	t4dx_wait_ctl 30 health '.vectors.program == "failing"'
+	run jq -e '.status == "degraded" and .vectors.ok == false and
+		(.vectors.error | length > 0) and .level == 0' "$MNT/.ctl/health"
+	assert_success
+	run "$T4DX" status "$MNT"
+	assert_failure 1
+	assert_output --partial "program FAILING"
+	rm "$T4DX_TMP/down"
+	t4dx_wait_for 40 vec_is "$ITEMS/f1" '[1,13,0,0]'
+	run jq -e '.status == "ok" and .vectors.ok and .vectors.program == "ok"
+		and .vectors.error == ""' "$MNT/.ctl/health"
+	assert_success
+}
+
 # A program that never answered marks nothing: every file is tried again
 # once the program works (here: it never does; the files stay queued).
 @test "command: a program that fails on everything marks no file" {
@@ -774,4 +797,13 @@ zombies() {
 	assert_output '[0,0,1]'
 	run metric t4dx_index_files_unusable
 	assert_output 1
+	# search still answers (those segments read whole), but health says
+	# it is not what it should be
+	run jq -e '.status == "degraded" and .vectors.ok == false and
+		.vectors.index_files_unusable == 1 and .vectors.program == "none"' \
+		"$MNT/.ctl/health"
+	assert_success
+	run "$T4DX" status "$MNT"
+	assert_failure 1
+	assert_output --partial "1 index files unusable"
 }
