@@ -157,6 +157,11 @@ struct eng_embedder {
 	 * search waits meanwhile); all guarded by mu */
 	struct ekey *tickets, *late;
 	size_t nlate;
+	/* files written whose keys a full queue dropped, which no search
+	 * waits for but each counts as pending: since the last sweep began
+	 * (ndropped), and those that sweep is to find (ncovered, until the
+	 * queue is empty after it) */
+	uint64_t ndropped, ncovered;
 	uint64_t seq;
 	unsigned waiters;
 	struct ewaiter *wlist;
@@ -372,6 +377,8 @@ static void queue_key(struct eng_embedder *m, uint64_t parent,
 	if (!e && m->n >= m->max) {
 		m->st.dropped++;
 		m->sweep = true;        /* the next sweep finds it */
+		if (put)
+			m->ndropped++;
 	} else if (!e && (e = malloc(sizeof(*e)))) {
 		memcpy(e->key, k, kl);
 		e->keylen = kl;
@@ -916,10 +923,13 @@ static void *embedder_main(void *arg)
 	while (!m->stop) {
 		if ((m->sweep && !m->n) || m->redo_sweep) {
 			bool redo = !(m->sweep && !m->n), more;
-			if (redo)
+			if (redo) {
 				m->redo_sweep = false;
-			else
+			} else {
 				m->sweep = false;
+				m->ncovered += m->ndropped;
+				m->ndropped = 0;
+			}
 			m->working = true;
 			pthread_mutex_unlock(&m->mu);
 			int rc = sweep(db, redo, &more);
@@ -983,6 +993,10 @@ static void *embedder_main(void *arg)
 			continue;
 		}
 		if (!k || !x) {
+			/* nothing left: the sweep since found what was
+			 * dropped (unless it stopped at a full queue) */
+			if (!k && !m->sweep)
+				m->ncovered = 0;
 			pthread_cond_wait(&m->cond, &m->mu);
 			continue;
 		}
@@ -1284,7 +1298,7 @@ int t4dx_embed_wait(struct t4dx *db, uint64_t *pending)
 	/* what is not in yet: the keys an earlier search gave up on, and
 	 * this one's, which no later search waits for (a query's ls -l
 	 * looks its answer up once per link) */
-	uint64_t n = m->nlate;
+	uint64_t n = m->nlate + m->ndropped + m->ncovered;
 	struct ekey *k;
 	bool moved = false;
 	if (m->hold_until > now) {

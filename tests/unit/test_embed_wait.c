@@ -654,15 +654,10 @@ static void test_wait_behind_flush(void)
  * an answer: of 5 files closed before the search, the first is in hand,
  * 2 are queued and 2 dropped (a later sweep finds them).  The search
  * gives up at its bound (1 s) and all 5 lack their vectors: "pending"
- * is to say 5, but the dropped ones have no ticket, so it says 3 (and
- * the search neither waited for them nor told of them). */
+ * says 5 (the dropped ones have no ticket: it said 3, and the search
+ * neither waited for them nor told of them). */
 static void test_wait_counts_dropped(void)
 {
-	if (!getenv("T4DX_FINDINGS")) {
-		fprintf(stderr, "skip: finding: a file dropped from a full "
-			"queue is neither waited for nor counted as pending\n");
-		return;
-	}
 	const char *dir = unit_tmpdir("ewaitdrop");
 	setenv("T4DX_TEST_EMBED_QUEUE_MAX", "2", 1);
 	struct t4dx *db = open_with(dir, "command", "\"slow\",\"5\",\"4\"",
@@ -690,6 +685,32 @@ static void test_wait_counts_dropped(void)
 	unit_rm_rf(dir);
 }
 
+/* Files dropped from a full queue count as pending only until the sweep
+ * after them has found them and the queue is empty: then a search says
+ * 0, and every file has its vector. */
+static void test_wait_dropped_then_swept(void)
+{
+	const char *dir = unit_tmpdir("ewaitswept");
+	setenv("T4DX_TEST_EMBED_QUEUE_MAX", "2", 1);
+	struct t4dx *db = open_with(dir, "builtin", NULL, false);
+	unsetenv("T4DX_TEST_EMBED_QUEUE_MAX");
+	embedder_idle(db);
+	const char *names[] = { "a", "b", "c", "d", "e", "f" };
+	for (int i = 0; i < 6; i++)
+		REQUIRE(write_file(db, names[i], "a note on tea") == 0);
+	struct t4dx_embed_stats st;
+	t4dx_embed_stats(db, &st);
+	CHECK(st.dropped >= 1);
+	embedder_idle(db);
+	uint64_t pending = 99;
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT((int)pending, 0);
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ_INT(src_of(db, names[i]), T4DX_VEC_EMBED);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_wait_outranks_writers);
@@ -705,5 +726,6 @@ int main(void)
 	RUN(test_wait_behind_flush);
 	RUN(test_wait_while_computing);
 	RUN(test_wait_counts_dropped);
+	RUN(test_wait_dropped_then_swept);
 	UNIT_DONE();
 }
