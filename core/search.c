@@ -388,7 +388,7 @@ static int seg_exact(struct search *s, size_t i)
 	int rc = t4dx_seg_iter_open(s->segs[i], 0, "", 0, &it);
 	if (rc)
 		return rc;
-	while ((rc = t4dx_seg_iter_next(it, true, &e)) == 0) {
+	while ((rc = t4dx_seg_iter_next(it, T4DX_SEG_VEC, &e)) == 0) {
 		rc = consider_seg(s, i, &e, &h, &got);
 		t4dx_entry_clear(&e);
 		if (rc)
@@ -465,7 +465,8 @@ static int seg_indexed(struct search *s, size_t i, struct t4dx_index *ix,
 				cut = true;
 				break;
 			}
-			rc = t4dx_seg_get_nth(s->segs[i], ih[j].key, true, &e);
+			rc = t4dx_seg_get_nth(s->segs[i], ih[j].key,
+					      T4DX_SEG_VEC, &e);
 			if (rc == T4DX_ENOTFOUND) {
 				rc = 0;         /* not a key of this segment */
 				continue;

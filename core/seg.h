@@ -71,12 +71,23 @@ bool t4dx_seg_may_have(const struct t4dx_seg *s, uint64_t parent,
 int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 		 size_t name_len, bool with_content, struct t4dx_entry *out);
 
+/* What a read of a record decodes (the what of iter_next and get_nth;
+ * a bool with_content there is META or ALL): the record alone (META: the
+ * meta part only is read); its content and vector too (ALL); or its
+ * vector alone (VEC: the meta and vector parts are read, the content
+ * part never is, so that scoring the vectors of large files costs what
+ * their vectors do; a vector part that fails its checks leaves the
+ * entry without, as for ALL). */
+#define T4DX_SEG_META 0u
+#define T4DX_SEG_ALL  1u
+#define T4DX_SEG_VEC  2u
+
 /* Iterate entries in key order starting at the first key >= (parent,
  * name) (name may be "" with len 0).  next returns 0 with *out filled,
- * T4DX_ENOTFOUND at the end, or an error; with_content as for get. */
+ * T4DX_ENOTFOUND at the end, or an error; what: T4DX_SEG_*. */
 int t4dx_seg_iter_open(struct t4dx_seg *s, uint64_t parent, const char *name,
 		       size_t name_len, struct t4dx_seg_iter **out);
-int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
+int t4dx_seg_iter_next(struct t4dx_seg_iter *it, unsigned what,
 		       struct t4dx_entry *out);
 /* Load the content and vector of the entry the last next returned
  * without them into out (which must be that entry): a merge reads only
@@ -107,7 +118,7 @@ size_t t4dx_seg_blocks(const struct t4dx_seg *s);
 /* Record ord (0 .. count-1, in key order, as the writer added them: the
  * key a segment's vector index gives each vector).  As t4dx_seg_get;
  * T4DX_ENOTFOUND past the end. */
-int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, bool with_content,
+int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, unsigned what,
 		     struct t4dx_entry *out);
 
 /* A directory a segment holds: its key and inode. */

@@ -345,6 +345,30 @@ int seg_parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
 	return 0;
 }
 
+int seg_vpart_get(struct t4dx_seg *s, size_t i, struct cpart **vout)
+{
+	struct cpart *c = NULL;
+	*vout = NULL;
+	if (!s->blk[i].vrlen)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	if (s->ccache && s->ccache->idx == i) {
+		c = s->ccache;
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (c) {
+		*vout = c;
+		return 0;
+	}
+	/* as a payload whose content part is decoded already, and empty:
+	 * parts_read then reads the vector part alone */
+	struct t4dx_blob *none = t4dx_blob_new(0);
+	if (!none)
+		return ENOMEM;
+	return parts_read(s, i, NULL, vout, none, false);
+}
+
 /* Where the content of record r of b starts, for a read with content:
  * version 1 inline in b, later versions in c (NULL when the block has
  * none, and then every size is 0). */
@@ -358,13 +382,15 @@ const unsigned char *seg_rec_content(const struct t4dx_seg *s,
 	return c ? c->raw->data + b->coff[r] : nothing;
 }
 
-/* Fill out from checked record ri of b; with_content: its content and
- * vector too, from c.  A record whose content is all of c's gets a
- * reference to it instead of a copy. */
+/* Fill out from checked record ri of b; what (T4DX_SEG_*): its content
+ * and vector too, or its vector alone, from c.  A record whose content is
+ * all of c's gets a reference to it instead of a copy. */
 int seg_rec_decode(const struct t4dx_seg *s, const struct block *b,
-		   const struct cpart *c, uint32_t ri, bool with_content,
+		   const struct cpart *c, uint32_t ri, unsigned what,
 		   struct t4dx_entry *out)
 {
+	bool with_content = what == T4DX_SEG_ALL;
+	bool with_vec = what == T4DX_SEG_ALL || what == T4DX_SEG_VEC;
 	const unsigned char *r = b->raw + b->roff[ri];
 	uint16_t n = t4dx_get_u16(r + 8);
 	const unsigned char *q = r + 10 + n;
@@ -381,11 +407,11 @@ int seg_rec_decode(const struct t4dx_seg *s, const struct block *b,
 		if (!blob)
 			return ENOMEM;
 	}
-	if (with_content && t4dx_vec_src_has(vsrc) && !(c && c->vraw)) {
+	if (with_vec && t4dx_vec_src_has(vsrc) && !(c && c->vraw)) {
 		/* the vector part failed its checks (parts_read): the
 		 * entry goes without its vector */
 		vsrc = T4DX_VEC_NONE;
-	} else if (with_content && t4dx_vec_src_has(vsrc)) {
+	} else if (with_vec && t4dx_vec_src_has(vsrc)) {
 		/* block_check saw the lengths add up to the vector part's */
 		size_t vlen = 4 * (size_t)t4dx_get_u16(q + 111);
 		const unsigned char *v = c->vraw->data + b->voff[ri];

@@ -213,7 +213,8 @@ static int add_vectors(struct t4dx *db, struct t4dx_seg *s,
 		free(vecs);
 		return rc;
 	}
-	for (uint32_t ord = 0; (rc = t4dx_seg_iter_next(it, true, &e)) == 0;
+	for (uint32_t ord = 0;
+	     (rc = t4dx_seg_iter_next(it, T4DX_SEG_VEC, &e)) == 0;
 	     ord++) {
 		bool take = !e.tombstone && e.vec_src != T4DX_VEC_NONE &&
 			    t4dx_vec_dim(e.vec) == dim;

@@ -154,6 +154,7 @@ struct t4dx_seg_iter {
 	uint32_t ri;            /* next record in b */
 	struct block *b;        /* NULL until block bi is loaded */
 	struct cpart *c;        /* block bi's content part, once needed */
+	struct cpart *v;        /* its vector part alone (T4DX_SEG_VEC) */
 	bool started;           /* the start key has been looked for */
 	uint64_t parent;        /* start key */
 	uint16_t name_len;
@@ -204,14 +205,19 @@ bool seg_has_cpart(const struct t4dx_seg *s, size_t i);
 /* Block i's meta part, and its content part if cout: checked, referenced. */
 int seg_parts_get(struct t4dx_seg *s, size_t i, struct block **bout,
 		  struct cpart **cout);
+/* Block i's vector part without its content part (a payload whose raw is
+ * empty; or the whole payload, if the one-block cache holds it): checked,
+ * referenced, never cached.  *vout NULL when the block has none. */
+int seg_vpart_get(struct t4dx_seg *s, size_t i, struct cpart **vout);
 /* Where the content of record r of block b lies in content part c. */
 const unsigned char *seg_rec_content(const struct t4dx_seg *s,
 				     const struct block *b,
 				     const struct cpart *c, uint32_t r);
-/* Decode record r of block b into out; with_content: its content and
- * vector too, from c (the block's payload, NULL when it has none). */
+/* Decode record r of block b into out; what (T4DX_SEG_*): its content
+ * and vector too (ALL), or its vector (VEC), from c (the block's payload,
+ * or for VEC its vector part alone; NULL when it has none). */
 int seg_rec_decode(const struct t4dx_seg *s, const struct block *b,
-		   const struct cpart *c, uint32_t r, bool with_content,
+		   const struct cpart *c, uint32_t r, unsigned what,
 		   struct t4dx_entry *out);
 
 #endif

@@ -306,7 +306,7 @@ int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 	return rc;
 }
 
-int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, bool with_content,
+int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, unsigned what,
 		     struct t4dx_entry *out)
 {
 	if (ord >= s->first_rec[s->nblk])
@@ -322,11 +322,15 @@ int t4dx_seg_get_nth(struct t4dx_seg *s, uint64_t ord, bool with_content,
 	}
 	struct block *b;
 	struct cpart *c = NULL;
-	int rc = seg_parts_get(s, lo, &b, with_content ? &c : NULL);
+	int rc = seg_parts_get(s, lo, &b, what == T4DX_SEG_ALL ? &c : NULL);
 	if (rc)
 		return rc;
+	if (what == T4DX_SEG_VEC && (rc = seg_vpart_get(s, lo, &c))) {
+		seg_block_unref(b);
+		return rc;
+	}
 	uint32_t r = (uint32_t)(ord - s->first_rec[lo]);
-	rc = r < b->nrec ? seg_rec_decode(s, b, c, r, with_content, out)
+	rc = r < b->nrec ? seg_rec_decode(s, b, c, r, what, out)
 			 : T4DX_ECORRUPT;
 	seg_block_unref(b);
 	seg_cpart_unref(c);
@@ -470,17 +474,20 @@ int t4dx_seg_iter_open(struct t4dx_seg *s, uint64_t parent, const char *name,
 	return 0;
 }
 
-int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
+int t4dx_seg_iter_next(struct t4dx_seg_iter *it, unsigned what,
 		       struct t4dx_entry *out)
 {
 	struct t4dx_seg *s = it->s;
+	bool with_content = what == T4DX_SEG_ALL;
 	int rc;
 	while (!it->b || it->ri == it->b->nrec) {
 		if (it->b) {
 			seg_block_unref(it->b);
 			seg_cpart_unref(it->c);
+			seg_cpart_unref(it->v);
 			it->b = NULL;
 			it->c = NULL;
+			it->v = NULL;
 			it->bi++;
 		}
 		if (it->bi >= s->nblk)
@@ -498,7 +505,13 @@ int t4dx_seg_iter_next(struct t4dx_seg_iter *it, bool with_content,
 	if (with_content && !it->c && seg_has_cpart(s, it->bi) &&
 	    (rc = seg_parts_get(s, it->bi, NULL, &it->c)))
 		return rc;              /* the next call retries it */
-	rc = seg_rec_decode(s, it->b, it->c, it->ri, with_content, out);
+	/* the vector part alone, unless the whole payload is in hand */
+	if (what == T4DX_SEG_VEC && !it->c && !it->v &&
+	    (rc = seg_vpart_get(s, it->bi, &it->v)))
+		return rc;              /* the next call retries it */
+	rc = seg_rec_decode(s, it->b, what == T4DX_SEG_VEC && !it->c ? it->v
+								     : it->c,
+			    it->ri, what, out);
 	if (!rc)
 		it->ri++;
 	return rc;
@@ -529,6 +542,7 @@ void t4dx_seg_iter_close(struct t4dx_seg_iter *it)
 		return;
 	seg_block_unref(it->b);
 	seg_cpart_unref(it->c);
+	seg_cpart_unref(it->v);
 	t4dx_seg_unref(it->s);
 	free(it);
 }

@@ -1498,6 +1498,96 @@ static void test_differential(void)
 	differential(-1, true);         /* random, measured */
 }
 
+/* Bytes the engine read from its files (t4dx_io.pread) while counting. */
+static atomic_ullong pread_bytes;
+static ssize_t (*plain_pread)(int, void *, size_t, off_t);
+
+static ssize_t pread_counting(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t n = plain_pread(fd, buf, len, off);
+	if (n > 0)
+		atomic_fetch_add(&pread_bytes, (unsigned long long)n);
+	return n;
+}
+
+/* n files of len bytes of random letters (which LZ4 hardly shrinks),
+ * each with the hand vector of item i, flushed to one segment. */
+static void put_large(struct t4dx *db, unsigned n, size_t len)
+{
+	char *text = malloc(len);
+	REQUIRE(text);
+	unsigned seed = 99;
+	for (unsigned i = 0; i < n; i++) {
+		for (size_t j = 0; j < len; j++) {
+			seed = seed * 1103515245u + 12345u;
+			text[j] = (char)('a' + (seed >> 16) % 26);
+		}
+		char name[32];
+		float x[DIM];
+		snprintf(name, sizeof(name), "large-%03u", i);
+		vector_of(i, 7, x);
+		struct t4dx_entry e;
+		memset(&e, 0, sizeof(e));
+		REQUIRE(t4dx_entry_set_key(&e, R, name, strlen(name)) == 0);
+		e.mode = S_IFREG | 0644;
+		e.content = t4dx_blob_from(text, len);
+		e.size = len;
+		e.vec_src = T4DX_VEC_HAND;
+		e.vec = t4dx_vec_new(x, DIM);
+		REQUIRE(e.vec && t4dx_put(db, &e, T4DX_NOWAIT, NULL) == 0);
+		t4dx_entry_clear(&e);
+	}
+	free(text);
+	REQUIRE(t4dx_flush(db) == 0);
+}
+
+/* Bytes read by a search for item i's vector, which must come first. */
+static unsigned long long search_reads(struct t4dx *db, unsigned i)
+{
+	float q[DIM];
+	vector_of(i, 7, q);
+	char want[32];
+	snprintf(want, sizeof(want), "large-%03u ", i);
+	atomic_store(&pread_bytes, 0);
+	plain_pread = t4dx_io.pread;
+	t4dx_io.pread = pread_counting;
+	char *got = search_text(db, q, 3, false);
+	t4dx_io.pread = plain_pread;
+	CHECK(strncmp(got, want, strlen(want)) == 0);
+	free(got);
+	return atomic_load(&pread_bytes);
+}
+
+/* A search scores vectors: it reads the segments' vector parts, never
+ * their files' contents, with or without an index (it used to read and
+ * decompress every content of a segment without one, seconds per search
+ * for large files). */
+static void test_large_contents_not_read(void)
+{
+	const char *dir = unit_tmpdir("searchlarge");
+	struct t4dx *db = open_db(dir, 0);
+	/* fewer than MIN_ITEMS: no index, every vector read */
+	put_large(db, 20, 256 * 1024);
+	unsigned long long read = search_reads(db, 3);
+	if (read >= 256 * 1024)
+		fprintf(stderr, "no index: %llu bytes read\n", read);
+	CHECK(read < 256 * 1024);       /* of 5 MiB of contents */
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+
+	/* through an index: its candidates' vectors */
+	dir = unit_tmpdir("searchlargeix");
+	db = open_db(dir, 0);
+	put_large(db, MIN_ITEMS + 10, 64 * 1024);
+	(void)search_reads(db, 5);      /* loads the index */
+	read = search_reads(db, 5);
+	if (read >= 64 * 1024)
+		fprintf(stderr, "index: %llu bytes read\n", read);
+	CHECK(read < 64 * 1024);        /* of 3.75 MiB of contents */
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_index_written);
@@ -1522,5 +1612,6 @@ int main(void)
 	RUN(test_tiny_hand_vector);
 	RUN(test_query_length);
 	RUN(test_tiny_query);
+	RUN(test_large_contents_not_read);
 	UNIT_DONE();
 }
