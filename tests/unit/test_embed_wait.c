@@ -546,7 +546,11 @@ static void test_wait_busy_cpu(void)
 	open_timeout = 2;
 	db = open_with(dir, "command", "\"slow\",\"0.2\",\"4\"", false);
 	open_timeout = 1;
+	/* the program started by the computing thread, for a file no
+	 * search waits for: the one the searches then ask */
+	REQUIRE(write_file(db, "old", "an older note") == 0);
 	embedder_idle(db);
+	CHECK_EQ_INT(src_of(db, "old"), T4DX_VEC_EMBED);
 	hogs_start();
 	REQUIRE(write_file(db, "a", "first note") == 0);
 	REQUIRE(write_file(db, "b", "second note") == 0);
