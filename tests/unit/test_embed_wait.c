@@ -546,7 +546,11 @@ static void test_wait_busy_cpu(void)
 	open_timeout = 2;
 	db = open_with(dir, "command", "\"slow\",\"0.2\",\"4\"", false);
 	open_timeout = 1;
+	/* the program started by the computing thread, for a file no
+	 * search waits for: the one the searches then ask */
+	REQUIRE(write_file(db, "old", "an older note") == 0);
 	embedder_idle(db);
+	CHECK_EQ_INT(src_of(db, "old"), T4DX_VEC_EMBED);
 	hogs_start();
 	REQUIRE(write_file(db, "a", "first note") == 0);
 	REQUIRE(write_file(db, "b", "second note") == 0);
@@ -595,20 +599,15 @@ static void *flush_main(void *arg)
 	return (void *)(intptr_t)t4dx_flush(arg);
 }
 
-/* A search whose file is in a flush under way, on a machine whose every
- * core runs a loop at nice 0: the flush builds the segment's index at
- * nice 19 (3,000 hand-set vectors here), which takes far longer than the
- * search's bound beside the loops.  The search does not wait for the
- * flush to give its file a vector: it is computed at once. */
-static void test_wait_behind_flush(void)
+/* n files with vectors set by hand, which a flush's index takes a
+ * while over at nice 19. */
+static void put_hand(struct t4dx *db, int n)
 {
-	const char *dir = unit_tmpdir("ewaitflush");
-	struct t4dx *db = open_with(dir, "builtin", NULL, true);
 	uint32_t dim = 256;
 	float *x = malloc(sizeof(*x) * dim);
 	REQUIRE(x);
 	srand(7);
-	for (int i = 0; i < 3000; i++) {
+	for (int i = 0; i < n; i++) {
 		char name[32];
 		struct t4dx_entry e;
 		memset(&e, 0, sizeof(e));
@@ -625,21 +624,38 @@ static void test_wait_behind_flush(void)
 		t4dx_entry_clear(&e);
 	}
 	free(x);
-	embedder_idle(db);
-	hogs_start();
-	REQUIRE(write_file(db, "tea", "green tea with mint") == 0);
-	pthread_t thr;
-	REQUIRE(pthread_create(&thr, NULL, flush_main, db) == 0);
-	/* until the memtable holding "tea" is the one being flushed */
+}
+
+/* Until the memtable holding name is the one a flush under way writes. */
+static void until_cut(struct t4dx *db, const char *name)
+{
 	bool cut = false;
 	for (int i = 0; i < 10000 && !cut; i++) {
 		pthread_rwlock_rdlock(&db->lock);
-		cut = db->imm && !t4dx_mem_get(db->mem, R, "tea", 3);
+		cut = db->imm && !t4dx_mem_get(db->mem, R, name, strlen(name));
 		pthread_rwlock_unlock(&db->lock);
 		if (!cut)
 			usleep(1000);
 	}
 	REQUIRE(cut);
+}
+
+/* A search whose file is in a flush under way, on a machine whose every
+ * core runs a loop at nice 0: the flush builds the segment's index at
+ * nice 19 (3,000 hand-set vectors here), which takes far longer than the
+ * search's bound beside the loops.  The search does not wait for the
+ * flush to give its file a vector: it is computed at once. */
+static void test_wait_behind_flush(void)
+{
+	const char *dir = unit_tmpdir("ewaitflush");
+	struct t4dx *db = open_with(dir, "builtin", NULL, true);
+	put_hand(db, 3000);
+	embedder_idle(db);
+	hogs_start();
+	REQUIRE(write_file(db, "tea", "green tea with mint") == 0);
+	pthread_t thr;
+	REQUIRE(pthread_create(&thr, NULL, flush_main, db) == 0);
+	until_cut(db, "tea");
 	search_in_time(db, "behind a flush", "tea");
 	hogs_stop();
 	void *frc;
@@ -647,6 +663,42 @@ static void test_wait_behind_flush(void)
 	CHECK_EQ_INT((int)(intptr_t)frc, 0);
 	CHECK_EQ_INT(src_of(db, "tea"), T4DX_VEC_EMBED);
 	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* As test_wait_behind_flush, but the thread already waits for the flush
+ * to give "tea" its vector when the search comes (the key was let go
+ * after T4DX_TEST_EMBED_DEFER_MS, no search waiting): it looks for a
+ * search every 100 ms, and computes the vector at once. */
+static void test_wait_while_flush_waited(void)
+{
+	const char *dir = unit_tmpdir("ewaitflush2");
+	setenv("T4DX_TEST_BUSY_SPARE_PCT", "100", 1);   /* no gate */
+	setenv("T4DX_TEST_EMBED_QUIET_MS", "60000", 1);
+	setenv("T4DX_TEST_EMBED_DEFER_MS", "300", 1);
+	struct t4dx *db = open_with(dir, "builtin", NULL, false);
+	put_hand(db, 3000);
+	embedder_idle(db);
+	hogs_start();
+	REQUIRE(write_file(db, "tea", "green tea with mint") == 0);
+	int64_t put = now_ms();
+	pthread_t thr;
+	REQUIRE(pthread_create(&thr, NULL, flush_main, db) == 0);
+	until_cut(db, "tea");
+	/* the thread takes "tea" 300 ms after its put and finds it in the
+	 * flush, whose index takes seconds beside the loops */
+	while (now_ms() < put + 800)
+		usleep(10000);
+	struct t4dx_embed_stats st;
+	t4dx_embed_stats(db, &st);
+	CHECK_EQ_INT((int)st.queued, 0);
+	search_in_time(db, "while a flush was waited for", "tea");
+	hogs_stop();
+	void *frc;
+	pthread_join(thr, &frc);
+	CHECK_EQ_INT((int)(intptr_t)frc, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unsetenv("T4DX_TEST_BUSY_SPARE_PCT");
 	unit_rm_rf(dir);
 }
 
@@ -724,6 +776,7 @@ int main(void)
 	RUN(test_wait_after_backoff);
 	RUN(test_wait_busy_cpu);
 	RUN(test_wait_behind_flush);
+	RUN(test_wait_while_flush_waited);
 	RUN(test_wait_while_computing);
 	RUN(test_wait_counts_dropped);
 	RUN(test_wait_dropped_then_swept);
