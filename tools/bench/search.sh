@@ -303,6 +303,41 @@ sval() {
 	median "$1" t4dx "$2"
 }
 
+# paired A B FIELD: the median over rounds of FIELD of A over FIELD of B
+# in the same round (of the search part's t4dx), empty if no round has
+# both or either failed.  A and B of a round run one after the other (in
+# an order that alternates): their ratio leaves out how the machine
+# drifts from round to round, which a ratio of the two medians does not.
+paired() {
+	failed "$1" t4dx && return
+	failed "$2" t4dx && return
+	awk -v ka="$1" -v kb="$2" -v f="$3" '
+		$2 == "sys=t4dx" {
+			k = ""; r = ""; v = ""
+			for (i = 1; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == "key") k = kv[2]
+				else if (kv[1] == "round") r = kv[2]
+				else if (kv[1] == f) v = kv[2]
+			}
+			if (r == "" || v == "") next
+			if (k == ka) a[r] = v + 0
+			else if (k == kb) b[r] = v + 0
+		}
+		END {
+			n = 0
+			for (r in a)
+				if ((r in b) && b[r] > 0)
+					x[n++] = a[r] / b[r]
+			if (!n) exit
+			for (i = 1; i < n; i++)
+				for (j = i; j > 0 && x[j - 1] > x[j]; j--) {
+					t = x[j]; x[j] = x[j - 1]; x[j - 1] = t
+				}
+			printf "%.6g\n", n % 2 ? x[int(n / 2)] : (x[n / 2 - 1] + x[n / 2]) / 2
+		}' "$RAW"
+}
+
 # spct KEY SYS FIELD P: the P-quantile of FIELD over the lines of KEY.
 spct() {
 	awk -v key="$1" -v sys="$2" -v f="$3" -v p="$4" '
@@ -492,16 +527,20 @@ search_table() {
 	off=$(sval write16-off ops_per_s)
 	srow "16 writers, durable 1 KiB [items/s]" builtin off ratio target met
 	srow "  medians of $ROUNDS rounds" "$(scell write16-builtin ops_per_s 1 0)" \
-		"$(scell write16-off ops_per_s 1 0)" "$(ratio "$on" "$off")" ">=0.95x" \
-		"$(verdict "$on" "$off" '>=' 0.95)"
+		"$(scell write16-off ops_per_s 1 0)" "$(ratio "$on" "$off")" "" ""
+	p=$(paired write16-builtin write16-off ops_per_s)
+	srow "  median of the rounds' ratios" "" "" "$(ratio "$p" 1)" ">=0.95x" \
+		"$(verdict "$p" 1 '>=' 0.95)"
 	srow "  latency p50 / p99 [us]" \
 		"$(scell write16-builtin p50_us 1 0)/$(scell write16-builtin p99_us 1 0)" \
 		"$(scell write16-off p50_us 1 0)/$(scell write16-off p99_us 1 0)" "" "" ""
 	on=$(sval write16s-builtin ops_per_s)
 	off=$(sval write16s-off ops_per_s)
 	srow "  never pausing, $((W16 * 15)) each" "$(scell write16s-builtin ops_per_s 1 0)" \
-		"$(scell write16s-off ops_per_s 1 0)" "$(ratio "$on" "$off")" ">=0.95x" \
-		"$(verdict "$on" "$off" '>=' 0.95)"
+		"$(scell write16s-off ops_per_s 1 0)" "$(ratio "$on" "$off")" "" ""
+	p=$(paired write16s-builtin write16s-off ops_per_s)
+	srow "  median of the rounds' ratios" "" "" "$(ratio "$p" 1)" ">=0.95x" \
+		"$(verdict "$p" 1 '>=' 0.95)"
 	srow "  then, vectors all done after [s]" "$(scell write16s-catchup seconds 1 1)" \
 		"" "" "" ""
 	srow "  files left by flushes / held back" \
@@ -509,5 +548,7 @@ search_table() {
 		"" "" "" ""
 	echo "  (the first rows: bursts shorter than the embedder's 1 s hold-back, which embeds"
 	echo "  once writes pause; never pausing, the writers keep the CPU busy and vectors wait"
-	echo "  for them to stop, vector.defer_s at most: the last rows, the embedder's catch-up)"
+	echo "  for them to stop, vector.defer_s at most: the last rows, the embedder's catch-up;"
+	echo "  the target is judged on each round's builtin/off ratio, the two run back to back:"
+	echo "  the machine's drift from round to round moves the medians of each column apart)"
 }
