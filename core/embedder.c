@@ -563,17 +563,18 @@ static void *compute_main(void *arg)
 	return NULL;
 }
 
+#define SEARCH_POLL_MS 20
+
 /* Wait until the computing thread is done (cmu held): false if a search
  * came meanwhile, and the builtin embedder's request is better computed
  * on this thread than waited for at nice EMB_NICE (with "command" the
  * program is asked one request at a time anyway).  A search does not
  * signal ccond: it is looked for every SEARCH_POLL_MS. */
-#define SEARCH_POLL_MS 20
 static bool computed(struct eng_embedder *m)
 {
 	while (!m->done) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += SEARCH_POLL_MS * MS;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
@@ -1093,7 +1094,12 @@ int eng_embedder_start(struct t4dx *db)
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	pthread_mutex_init(&m->cmu, NULL);
-	pthread_cond_init(&m->ccond, NULL);
+	/* computed() polls it: a wall clock set back must not stop that */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->ccond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&m->run_mu, NULL);
 	m->done = true;         /* the computing thread is idle */
 	m->sweep = true;
