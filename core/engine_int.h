@@ -278,6 +278,10 @@ struct merge {
 /* Find a key in mem, imm, then the segments newest first.  Lock held. */
 int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
 	       bool with_content, struct t4dx_entry *out);
+/* The same, reading what (T4DX_SEG_*): the vector without the content
+ * (T4DX_SEG_VEC) reads no segment's content part. */
+int eng_lookup_what(struct t4dx *db, uint64_t parent, const char *name,
+		    size_t len, unsigned what, struct t4dx_entry *out);
 /* Open the merge over mem, imm and segs[0..nsegs), from a key on. */
 int eng_merge_open(struct merge *m, struct t4dx_mem *mem, struct t4dx_mem *imm,
 		   struct t4dx_seg **segs, size_t nsegs, uint64_t parent,

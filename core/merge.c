@@ -14,18 +14,26 @@
 /* ---- lookups ---------------------------------------------------------- */
 
 static void copy_out(struct t4dx_entry *out, const struct t4dx_entry *e,
-		     bool with_content)
+		     unsigned what)
 {
 	*out = *e;
-	out->content = with_content ? t4dx_blob_ref(e->content) : NULL;
-	out->vec = with_content ? t4dx_blob_ref(e->vec) : NULL;
+	out->content = what == T4DX_SEG_ALL ? t4dx_blob_ref(e->content)
+					    : NULL;
+	out->vec = what != T4DX_SEG_META ? t4dx_blob_ref(e->vec) : NULL;
 }
 
-/* Find key across mem, imm and segments.  0 (live entry in *out),
- * T4DX_ENOTFOUND (absent or deleted) or an error.  Lock held. */
 int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
 	       bool with_content, struct t4dx_entry *out)
 {
+	return eng_lookup_what(db, parent, name, len,
+			       with_content ? T4DX_SEG_ALL : T4DX_SEG_META,
+			       out);
+}
+
+int eng_lookup_what(struct t4dx *db, uint64_t parent, const char *name,
+		    size_t len, unsigned what, struct t4dx_entry *out)
+{
+	bool with_content = what == T4DX_SEG_ALL;
 	struct t4dx_mem *mems[2] = { db->mem, db->imm };
 	for (int i = 0; i < 2; i++) {
 		if (!mems[i])
@@ -35,13 +43,13 @@ int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
 		if (e) {
 			if (e->tombstone)
 				return T4DX_ENOTFOUND;
-			copy_out(out, e, with_content);
+			copy_out(out, e, what);
 			return 0;
 		}
 	}
 	for (size_t i = db->nsegs; i-- > 0;) {
-		int rc = t4dx_seg_get(db->segs[i], parent, name, len,
-				      with_content, out);
+		int rc = t4dx_seg_get(db->segs[i], parent, name, len, what,
+				      out);
 		if (rc == T4DX_ENOTFOUND)
 			continue;
 		if (rc) {
@@ -50,8 +58,14 @@ int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
 			 * are never served) */
 			eng_seg_unreadable(db, db->segs[i], rc);
 			if (db->lru && !t4dx_lru_get(db->lru, parent, name, len,
-						     with_content, out))
+						     what != T4DX_SEG_META,
+						     out)) {
+				if (!with_content) {    /* the vector alone */
+					t4dx_blob_unref(out->content);
+					out->content = NULL;
+				}
 				return out->tombstone ? T4DX_ENOTFOUND : 0;
+			}
 			return EIO;
 		}
 		if (out->tombstone) {
@@ -62,7 +76,7 @@ int eng_lookup(struct t4dx *db, uint64_t parent, const char *name, size_t len,
 		 * its checks: marked, so that the next start quarantines it
 		 * and says what it lost, rather than the loss passing
 		 * unseen until a compaction */
-		if (with_content && t4dx_seg_vec_lost(db->segs[i]))
+		if (what != T4DX_SEG_META && t4dx_seg_vec_lost(db->segs[i]))
 			eng_mark_damaged(db, db->segs[i], T4DX_ECORRUPT);
 		if (with_content && db->lru)
 			t4dx_lru_put(db->lru, out);
@@ -77,8 +91,11 @@ int t4dx_get(struct t4dx *db, uint64_t parent, const char *name,
 	if (name_len == 0 || name_len > T4DX_NAME_MAX)
 		return name_len ? ENAMETOOLONG : T4DX_ENOTFOUND;
 	pthread_rwlock_rdlock(&db->lock);
-	int rc = eng_lookup(db, parent, name, name_len,
-			    flags & T4DX_GET_CONTENT, out);
+	int rc = eng_lookup_what(db, parent, name, name_len,
+				 flags & T4DX_GET_CONTENT ? T4DX_SEG_ALL :
+				 flags & T4DX_GET_VECTOR ? T4DX_SEG_VEC :
+							   T4DX_SEG_META,
+				 out);
 	pthread_rwlock_unlock(&db->lock);
 	return rc;
 }

@@ -66,10 +66,12 @@ bool t4dx_seg_may_have(const struct t4dx_seg *s, uint64_t parent,
 		       const char *name, size_t name_len);
 /* Find key.  0 with *out filled (maybe a tombstone), T4DX_ENOTFOUND, or an
  * error (T4DX_ECORRUPT if a part of the block it reads fails its checks,
- * errno on I/O error).  with_content: also load the content blob, and the
- * block's content part with it; without, only the meta part is read. */
+ * errno on I/O error).  what (T4DX_SEG_*, below): T4DX_SEG_ALL also loads
+ * the content blob and the vector, and the block's payload with them;
+ * T4DX_SEG_VEC the vector, and the block's vector part alone;
+ * T4DX_SEG_META only the meta part is read. */
 int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
-		 size_t name_len, bool with_content, struct t4dx_entry *out);
+		 size_t name_len, unsigned what, struct t4dx_entry *out);
 
 /* What a read of a record decodes (the what of iter_next and get_nth;
  * a bool with_content there is META or ALL): the record alone (META: the

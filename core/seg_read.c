@@ -281,7 +281,7 @@ bool t4dx_seg_may_have(const struct t4dx_seg *s, uint64_t parent,
 }
 
 int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
-		 size_t name_len, bool with_content, struct t4dx_entry *out)
+		 size_t name_len, unsigned what, struct t4dx_entry *out)
 {
 	if (!seg_bloom_may_have(s, t4dx_key_hash(parent, name, name_len)))
 		return T4DX_ENOTFOUND;
@@ -292,13 +292,19 @@ int t4dx_seg_get(struct t4dx_seg *s, uint64_t parent, const char *name,
 		return T4DX_ENOTFOUND;
 	struct block *b;
 	struct cpart *c = NULL;
-	int rc = seg_parts_get(s, i, &b, with_content ? &c : NULL);
+	int rc = seg_parts_get(s, i, &b, what == T4DX_SEG_ALL ? &c : NULL);
 	if (rc)
 		return rc;
 	uint32_t r = block_lower_bound(b, parent, name, name_len);
-	if (r < b->nrec &&
-	    !seg_key_cmp_rec(b->raw + b->roff[r], parent, name, name_len))
-		rc = seg_rec_decode(s, b, c, r, with_content, out);
+	bool found = r < b->nrec &&
+		     !seg_key_cmp_rec(b->raw + b->roff[r], parent, name,
+				      name_len);
+	if (found && what == T4DX_SEG_VEC && (rc = seg_vpart_get(s, i, &c))) {
+		seg_block_unref(b);
+		return rc;
+	}
+	if (found)
+		rc = seg_rec_decode(s, b, c, r, what, out);
 	else
 		rc = T4DX_ENOTFOUND;
 	seg_block_unref(b);

@@ -374,7 +374,10 @@ int t4dx_open_args(const char *dir, const struct t4dx_open_args *a,
  * written to the WAL nor saved in a rescue file. */
 int t4dx_close(struct t4dx *db);
 
-#define T4DX_GET_CONTENT 0x1   /* also load the content blob */
+#define T4DX_GET_CONTENT 0x1   /* also load the content blob (and the
+                                  vector) */
+#define T4DX_GET_VECTOR  0x2   /* also load the vector, not the content:
+                                  a segment's content part is not read */
 
 /* Look up (parent, name).  T4DX_ENOTFOUND if absent or deleted.  The
  * caller owns out and must t4dx_entry_clear() it. */

@@ -311,7 +311,8 @@ static int id_vector(struct t4dxfs *fs, const uint8_t *id, float *q,
 		     uint32_t dim, uint64_t *ino)
 {
 	struct t4dx_entry e = { 0 };
-	int rc = t4dx_get_by_id(fs->db, id, T4DX_GET_CONTENT, &e);
+	/* its vector, without its content (a search reads none) */
+	int rc = t4dx_get_by_id(fs->db, id, T4DX_GET_VECTOR, &e);
 	if (rc == T4DX_ENOTFOUND)
 		return ENOENT;
 	if (rc)

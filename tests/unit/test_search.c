@@ -1572,6 +1572,40 @@ static void test_large_contents_not_read(void)
 	if (read >= 256 * 1024)
 		fprintf(stderr, "no index: %llu bytes read\n", read);
 	CHECK(read < 256 * 1024);       /* of 5 MiB of contents */
+	/* an item's vector without its content (search/@ID), by name and
+	 * by id */
+	struct t4dx_entry e;
+	REQUIRE(t4dx_get(db, R, "large-004", 9, 0, &e) == 0);
+	uint8_t id[16];
+	memcpy(id, e.id, sizeof(id));
+	t4dx_entry_clear(&e);
+	atomic_store(&pread_bytes, 0);
+	plain_pread = t4dx_io.pread;
+	t4dx_io.pread = pread_counting;
+	int rc = t4dx_get(db, R, "large-004", 9, T4DX_GET_VECTOR, &e);
+	t4dx_io.pread = plain_pread;
+	CHECK_EQ_INT(rc, 0);
+	CHECK(!rc && e.vec && !e.content && e.vec_src == T4DX_VEC_HAND);
+	float x[DIM], y[DIM];
+	vector_of(4, 7, x);
+	if (!rc && e.vec) {
+		t4dx_vec_get(e.vec, y);
+		CHECK(memcmp(x, y, sizeof(x)) == 0);
+	}
+	t4dx_entry_clear(&e);
+	read = atomic_load(&pread_bytes);
+	CHECK(read < 64 * 1024);        /* of a 256 KiB content */
+	atomic_store(&pread_bytes, 0);
+	t4dx_io.pread = pread_counting;
+	rc = t4dx_get_by_id(db, id, T4DX_GET_VECTOR, &e);
+	t4dx_io.pread = plain_pread;
+	CHECK_EQ_INT(rc, 0);
+	CHECK(!rc && e.vec && !e.content);
+	t4dx_entry_clear(&e);
+	read = atomic_load(&pread_bytes);
+	if (read >= 64 * 1024)
+		fprintf(stderr, "by id: %llu bytes read\n", read);
+	CHECK(read < 64 * 1024);
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	unit_rm_rf(dir);
 
