@@ -162,6 +162,8 @@ struct eng_embedder {
 	 * (ndropped), and those that sweep is to find (ncovered, until the
 	 * queue is empty after it) */
 	uint64_t ndropped, ncovered;
+	/* the program's answers when health last heard of one (mu) */
+	uint64_t noted_answers;
 	uint64_t seq;
 	unsigned waiters;
 	struct ewaiter *wlist;
@@ -200,6 +202,7 @@ struct eng_embedder {
 	 * compute_here, read by the reading thread once it is done */
 	uint64_t run_starts;
 	int64_t run_ready;
+	uint64_t run_answers;   /* t4dx_embed_cmd_answers, likewise */
 	/* the computing thread and the one request it is given: content c
 	 * (a reference the thread drops) into cx, its own buffer, then rc
 	 * and why, and done (all guarded by cmu); abandoned: the reading
@@ -482,14 +485,21 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 }
 
 /* What the program's answer rc (why: how it failed) says of it, for
- * health (mu held): an answer, vector or null, says it works; a back-off
- * or a stop says nothing new. */
-static void note_program(struct eng_embedder *m, int rc, const char *why)
+ * health (mu held): an answer, vector or null, says it works (answers:
+ * how many it gave so far, t4dx_embed_cmd_answers; an ENODATA without a
+ * new one is a content or query it was never asked about, binary, empty
+ * or not UTF-8, and says nothing); a back-off or a stop says nothing
+ * new. */
+static void note_program(struct eng_embedder *m, int rc, const char *why,
+			 uint64_t answers)
 {
-	if (!rc || rc == ENODATA) {
+	bool answered = answers > m->noted_answers;
+	if (answered)
+		m->noted_answers = answers;
+	if (!rc || (rc == ENODATA && answered)) {
 		m->st.program_failing = false;
 		m->st.program_error[0] = 0;
-	} else if (rc != EAGAIN && rc != ECANCELED) {
+	} else if (rc != ENODATA && rc != EAGAIN && rc != ECANCELED) {
 		m->st.program_failing = true;
 		snprintf(m->st.program_error, sizeof(m->st.program_error),
 			 "%s", why);
@@ -512,6 +522,7 @@ static int compute_here(struct eng_embedder *m, uint32_t dim,
 	int rc = t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why, whylen);
 	m->run_starts = t4dx_embed_cmd_starts(m->cmd);
 	m->run_ready = t4dx_embed_cmd_ready_ns(m->cmd);
+	m->run_answers = t4dx_embed_cmd_answers(m->cmd);
 	pthread_mutex_unlock(&m->run_mu);
 	return rc;
 }
@@ -633,7 +644,7 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 		m->st.starts = m->run_starts;   /* be counted already */
 	if (!rc)
 		m->answers++;
-	note_program(m, rc, m->why);
+	note_program(m, rc, m->why, m->run_answers);
 	pthread_mutex_unlock(&m->mu);
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -1211,6 +1222,7 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 	 * away for as long as it is there */
 	int rc = t4dx_embed_cmd_run_now(m->cmd, text, len, out, why, whylen);
 	uint64_t starts = t4dx_embed_cmd_starts(m->cmd);
+	uint64_t answers = t4dx_embed_cmd_answers(m->cmd);
 	pthread_mutex_unlock(&m->run_mu);
 	pthread_mutex_lock(&m->mu);
 	if (starts > m->st.starts)
@@ -1219,7 +1231,7 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		m->answers++;           /* see embed_one */
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		m->st.failed++;
-	note_program(m, rc, whylen ? why : "");
+	note_program(m, rc, whylen ? why : "", answers);
 	pthread_mutex_unlock(&m->mu);
 	if (rc == EAGAIN)
 		snprintf(why, whylen, "the embedder program failed lately "
