@@ -106,7 +106,10 @@
 #define EMB_QUEUE_MAX 100000
 #define EMB_NICE 19       /* the computing thread's nice value */
 #define EMB_STATE "EMBEDDER"
-#define REDO_BATCH (EMB_QUEUE_MAX / 2)
+/* half the queue (m->max, which tests make small: a batch larger than
+ * the queue dropped the rest of the redo's files, left with the old
+ * embedder's vectors) */
+#define REDO_BATCH(m) ((m)->max > 1 ? (m)->max / 2 : 1)
 #define EMB_DEFER_MS 1000 /* a key waits for a pause at most this long */
 #define EMB_FILE_FAILS 3  /* the program failed on a content: give up */
 #define EMB_SEARCH_WAIT_MS 2000 /* a search waits for vectors this long */
@@ -469,7 +472,7 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 		if (redo && (e->vec_src == T4DX_VEC_NONE ||
 			     e->vec_src == T4DX_VEC_HAND))
 			continue;
-		if (redo && queue_len(m) >= REDO_BATCH) {
+		if (redo && queue_len(m) >= REDO_BATCH(m)) {
 			/* the rest with the next batch, from this key on */
 			m->redo_parent = e->parent;
 			memcpy(m->redo_name, e->name, e->name_len);
@@ -957,6 +960,11 @@ static void *embedder_main(void *arg)
 		/* a search waits: its newest key first */
 		struct ekey *k = m->wlist && m->tickets ? searched_key(m)
 						       : m->fifo;
+		/* nothing left: the sweep since found what was dropped
+		 * (unless it stopped at a full queue), whatever comes next
+		 * (the vectors' fsync, a redo's next batch) */
+		if (!k && !m->sweep)
+			m->ncovered = 0;
 		if (m->logged &&
 		    t4dx_wal_durable_lsn(db->wal) >= m->logged)
 			m->logged = 0;  /* a writer's group commit took them */
@@ -1004,10 +1012,6 @@ static void *embedder_main(void *arg)
 			continue;
 		}
 		if (!k || !x) {
-			/* nothing left: the sweep since found what was
-			 * dropped (unless it stopped at a full queue) */
-			if (!k && !m->sweep)
-				m->ncovered = 0;
 			pthread_cond_wait(&m->cond, &m->mu);
 			continue;
 		}
