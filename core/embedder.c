@@ -788,6 +788,13 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 				k->answers_at = m->answers;
 			}
 			give_up = k->fails >= EMB_FILE_FAILS;
+			if (give_up) {
+				/* the program works (as just said): for
+				 * health, this failure was the content's, which
+				 * is marked and alerted */
+				m->st.program_failing = false;
+				m->st.program_error[0] = 0;
+			}
 			pthread_mutex_unlock(&m->mu);
 		}
 		if (!give_up) {

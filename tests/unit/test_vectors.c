@@ -1245,6 +1245,58 @@ static void test_program_failing_kept(void)
 	unit_rm_rf(dir);
 }
 
+/* A content the program always fails on, given up once it has answered
+ * others between its failures (embed_one): the program works, and
+ * health says so once that file is marked, whether or not another file
+ * comes after it. */
+static void test_program_given_up_ok(void)
+{
+	const char *dir = unit_tmpdir("vgivenup");
+	const char *src = getenv("T4DX_SRCDIR");
+	char msg[256], name[32];
+	struct t4dx *db = NULL;
+	struct t4dx_embed_stats st;
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "command");
+	c.vector.dim = 4;
+	c.vector.timeout_s = 10;
+	snprintf(c.vector.command, sizeof(c.vector.command),
+		 "[\"bash\",\"%s/tests/embed-cmd.sh\",\"poison\",\"4\"]",
+		 src ? src : ".");
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	REQUIRE(write_file(db, "ok0", "fine words") == 0);
+	embedder_idle(db, &st);
+	REQUIRE(write_file(db, "bad", "poison words") == 0);
+	/* one answer for another file, then one more failure on "bad",
+	 * and again, until "bad" is given up: no file comes after it */
+	bool marked = false;
+	for (int i = 1; i < 8 && !marked; i++) {
+		t4dx_embed_stats(db, &st);
+		uint64_t emb = st.embedded, failed = st.failed;
+		snprintf(name, sizeof(name), "ok%d", i);
+		REQUIRE(write_file(db, name, "fine words") == 0);
+		for (int j = 0; j < 60000; j++) {
+			t4dx_embed_stats(db, &st);
+			if (st.embedded > emb && st.failed > failed)
+				break;
+			usleep(1000);
+		}
+		REQUIRE(st.embedded > emb && st.failed > failed);
+		for (int j = 0; j < 2000 && !marked; j++) {
+			marked = src_of(db, "bad") == T4DX_VEC_TRIED;
+			if (!marked)
+				usleep(1000);
+		}
+	}
+	REQUIRE(marked);
+	embedder_idle(db, &st);
+	CHECK(!st.program_failing);
+	CHECK(st.program_error[0] == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	/* the CPU never counts as busy here (a loaded machine would hold
@@ -1267,5 +1319,6 @@ int main(void)
 	RUN(test_embed_text_shared);
 	RUN(test_set_embedded_version);
 	RUN(test_program_failing_kept);
+	RUN(test_program_given_up_ok);
 	UNIT_DONE();
 }
