@@ -92,6 +92,7 @@ struct t4dx_embed_cmd {
 	int64_t ready_ns;               /* no start before (monotonic) */
 	int64_t backoff_ns;
 	uint64_t starts;
+	uint64_t answers;               /* answer lines, vector or null */
 };
 
 static int64_t mono_ns(void)
@@ -304,6 +305,11 @@ int64_t t4dx_embed_cmd_ready_ns(const struct t4dx_embed_cmd *c)
 uint64_t t4dx_embed_cmd_starts(const struct t4dx_embed_cmd *c)
 {
 	return c->starts;
+}
+
+uint64_t t4dx_embed_cmd_answers(const struct t4dx_embed_cmd *c)
+{
+	return c->answers;
 }
 
 /* Start the program: 0, or an errno with why. */
@@ -616,6 +622,8 @@ static int run(struct t4dx_embed_cmd *c, const void *buf, size_t len,
 	if (!rc) {
 		rc = parse_answer(c, id, (const char *)c->in.p, n, out, why,
 				  whylen);
+		if (rc == 0 || rc == ENODATA)
+			c->answers++;
 		/* the line is used up */
 		memmove(c->in.p, c->in.p + n + 1, c->in.len - n - 1);
 		c->in.len -= n + 1;

@@ -45,5 +45,8 @@ int64_t t4dx_embed_cmd_ready_ns(const struct t4dx_embed_cmd *c);
 void t4dx_embed_cmd_cancel(struct t4dx_embed_cmd *c);
 /* How many times the program was started. */
 uint64_t t4dx_embed_cmd_starts(const struct t4dx_embed_cmd *c);
+/* How many requests it answered, with a vector or null (not the
+ * requests that got ENODATA without being sent: empty text, not UTF-8). */
+uint64_t t4dx_embed_cmd_answers(const struct t4dx_embed_cmd *c);
 
 #endif

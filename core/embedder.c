@@ -106,7 +106,10 @@
 #define EMB_QUEUE_MAX 100000
 #define EMB_NICE 19       /* the computing thread's nice value */
 #define EMB_STATE "EMBEDDER"
-#define REDO_BATCH (EMB_QUEUE_MAX / 2)
+/* half the queue (m->max, which tests make small: a batch larger than
+ * the queue dropped the rest of the redo's files, left with the old
+ * embedder's vectors) */
+#define REDO_BATCH(m) ((m)->max > 1 ? (m)->max / 2 : 1)
 #define EMB_DEFER_MS 1000 /* a key waits for a pause at most this long */
 #define EMB_FILE_FAILS 3  /* the program failed on a content: give up */
 #define EMB_SEARCH_WAIT_MS 2000 /* a search waits for vectors this long */
@@ -162,6 +165,8 @@ struct eng_embedder {
 	 * (ndropped), and those that sweep is to find (ncovered, until the
 	 * queue is empty after it) */
 	uint64_t ndropped, ncovered;
+	/* the program's answers when health last heard of one (mu) */
+	uint64_t noted_answers;
 	uint64_t seq;
 	unsigned waiters;
 	struct ewaiter *wlist;
@@ -200,6 +205,7 @@ struct eng_embedder {
 	 * compute_here, read by the reading thread once it is done */
 	uint64_t run_starts;
 	int64_t run_ready;
+	uint64_t run_answers;   /* t4dx_embed_cmd_answers, likewise */
 	/* the computing thread and the one request it is given: content c
 	 * (a reference the thread drops) into cx, its own buffer, then rc
 	 * and why, and done (all guarded by cmu); abandoned: the reading
@@ -466,7 +472,7 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 		if (redo && (e->vec_src == T4DX_VEC_NONE ||
 			     e->vec_src == T4DX_VEC_HAND))
 			continue;
-		if (redo && queue_len(m) >= REDO_BATCH) {
+		if (redo && queue_len(m) >= REDO_BATCH(m)) {
 			/* the rest with the next batch, from this key on */
 			m->redo_parent = e->parent;
 			memcpy(m->redo_name, e->name, e->name_len);
@@ -482,14 +488,21 @@ static int sweep(struct t4dx *db, bool redo, bool *more)
 }
 
 /* What the program's answer rc (why: how it failed) says of it, for
- * health (mu held): an answer, vector or null, says it works; a back-off
- * or a stop says nothing new. */
-static void note_program(struct eng_embedder *m, int rc, const char *why)
+ * health (mu held): an answer, vector or null, says it works (answers:
+ * how many it gave so far, t4dx_embed_cmd_answers; an ENODATA without a
+ * new one is a content or query it was never asked about, binary, empty
+ * or not UTF-8, and says nothing); a back-off or a stop says nothing
+ * new. */
+static void note_program(struct eng_embedder *m, int rc, const char *why,
+			 uint64_t answers)
 {
-	if (!rc || rc == ENODATA) {
+	bool answered = answers > m->noted_answers;
+	if (answered)
+		m->noted_answers = answers;
+	if (!rc || (rc == ENODATA && answered)) {
 		m->st.program_failing = false;
 		m->st.program_error[0] = 0;
-	} else if (rc != EAGAIN && rc != ECANCELED) {
+	} else if (rc != ENODATA && rc != EAGAIN && rc != ECANCELED) {
 		m->st.program_failing = true;
 		snprintf(m->st.program_error, sizeof(m->st.program_error),
 			 "%s", why);
@@ -512,6 +525,7 @@ static int compute_here(struct eng_embedder *m, uint32_t dim,
 	int rc = t4dx_embed_cmd_run(m->cmd, c->data, c->len, x, why, whylen);
 	m->run_starts = t4dx_embed_cmd_starts(m->cmd);
 	m->run_ready = t4dx_embed_cmd_ready_ns(m->cmd);
+	m->run_answers = t4dx_embed_cmd_answers(m->cmd);
 	pthread_mutex_unlock(&m->run_mu);
 	return rc;
 }
@@ -634,7 +648,7 @@ static int compute(struct t4dx *db, struct eng_embedder *m,
 		m->st.starts = m->run_starts;   /* be counted already */
 	if (!rc)
 		m->answers++;
-	note_program(m, rc, m->why);
+	note_program(m, rc, m->why, m->run_answers);
 	pthread_mutex_unlock(&m->mu);
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		t4dx_alerts_add(db->alerts, T4DX_ALERT_WARN,
@@ -775,6 +789,13 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 				k->answers_at = m->answers;
 			}
 			give_up = k->fails >= EMB_FILE_FAILS;
+			if (give_up) {
+				/* the program works (as just said): for
+				 * health, this failure was the content's, which
+				 * is marked and alerted */
+				m->st.program_failing = false;
+				m->st.program_error[0] = 0;
+			}
 			pthread_mutex_unlock(&m->mu);
 		}
 		if (!give_up) {
@@ -947,6 +968,11 @@ static void *embedder_main(void *arg)
 		/* a search waits: its newest key first */
 		struct ekey *k = m->wlist && m->tickets ? searched_key(m)
 						       : m->fifo;
+		/* nothing left: the sweep since found what was dropped
+		 * (unless it stopped at a full queue), whatever comes next
+		 * (the vectors' fsync, a redo's next batch) */
+		if (!k && !m->sweep)
+			m->ncovered = 0;
 		if (m->logged &&
 		    t4dx_wal_durable_lsn(db->wal) >= m->logged)
 			m->logged = 0;  /* a writer's group commit took them */
@@ -994,10 +1020,6 @@ static void *embedder_main(void *arg)
 			continue;
 		}
 		if (!k || !x) {
-			/* nothing left: the sweep since found what was
-			 * dropped (unless it stopped at a full queue) */
-			if (!k && !m->sweep)
-				m->ncovered = 0;
 			pthread_cond_wait(&m->cond, &m->mu);
 			continue;
 		}
@@ -1217,6 +1239,7 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 	 * away for as long as it is there */
 	int rc = t4dx_embed_cmd_run_now(m->cmd, text, len, out, why, whylen);
 	uint64_t starts = t4dx_embed_cmd_starts(m->cmd);
+	uint64_t answers = t4dx_embed_cmd_answers(m->cmd);
 	pthread_mutex_unlock(&m->run_mu);
 	pthread_mutex_lock(&m->mu);
 	if (starts > m->st.starts)
@@ -1225,7 +1248,7 @@ int t4dx_embed_text(struct t4dx *db, const void *text, size_t len,
 		m->answers++;           /* see embed_one */
 	if (rc && rc != ENODATA && rc != EAGAIN && rc != ECANCELED)
 		m->st.failed++;
-	note_program(m, rc, whylen ? why : "");
+	note_program(m, rc, whylen ? why : "", answers);
 	pthread_mutex_unlock(&m->mu);
 	if (rc == EAGAIN)
 		snprintf(why, whylen, "the embedder program failed lately "

@@ -282,7 +282,9 @@ struct t4dx_embed_stats {
 	/* the program of "command" failed on the last request it was given
 	 * (a file's or a text query's): it could not be started, crashed,
 	 * hung or answered garbage, as program_error says; the next answer
-	 * clears it */
+	 * clears it, and so does giving up a content it failed on while it
+	 * answered others (a request never sent, for a binary or empty
+	 * content or query, neither sets nor clears it) */
 	bool program_failing;
 	char program_error[256];
 };

@@ -768,6 +768,77 @@ static void test_wait_dropped_then_swept(void)
 	unit_rm_rf(dir);
 }
 
+static uint32_t dim_of(struct t4dx *db, const char *name)
+{
+	struct t4dx_entry e;
+	if (t4dx_get(db, R, name, strlen(name), T4DX_GET_CONTENT, &e))
+		return 0;
+	uint32_t d = e.vec ? t4dx_vec_dim(e.vec) : 0;
+	t4dx_entry_clear(&e);
+	return d;
+}
+
+/* Files dropped from a full queue while a redo (another embedder) is
+ * under way: once the sweep after them has found them and they have
+ * their vectors, a search says 0 pending, though the redo goes on (it
+ * said so until the redo's last batch was done). */
+static void test_wait_dropped_during_redo(void)
+{
+	const char *dir = unit_tmpdir("ewaitredo");
+	char name[16];
+	struct t4dx *db = open_with(dir, "builtin", NULL, false);
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "old%d", i);
+		REQUIRE(write_file(db, name, "a pot of sencha") == 0);
+	}
+	embedder_idle(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	/* a redo of 12 files at 0.3 s each, 2 at a time */
+	setenv("T4DX_TEST_EMBED_QUEUE_MAX", "4", 1);
+	double t = open_timeout;
+	open_timeout = 10;
+	db = open_with(dir, "command", "\"slow\",\"0.3\",\"4\"", false);
+	open_timeout = t;
+	unsetenv("T4DX_TEST_EMBED_QUEUE_MAX");
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "new%d", i);
+		REQUIRE(write_file(db, name, "a note on tea") == 0);
+	}
+	struct t4dx_embed_stats st;
+	t4dx_embed_stats(db, &st);
+	CHECK(st.dropped >= 1);
+	bool all = false;
+	for (int i = 0; i < 3000 && !all; i++) {
+		all = true;
+		for (int j = 0; j < 6 && all; j++) {
+			snprintf(name, sizeof(name), "new%d", j);
+			all = dim_of(db, name) == 4;
+		}
+		if (!all)
+			usleep(10000);
+	}
+	REQUIRE(all);
+	/* the redo is not over: some old file has the builtin's vector */
+	bool redo_on = false;
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "old%d", i);
+		redo_on |= dim_of(db, name) != 4;
+	}
+	CHECK(redo_on);
+	uint64_t pending = 99;
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT((int)pending, 0);
+	embedder_idle(db);
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "old%d", i);
+		CHECK_EQ_INT((int)dim_of(db, name), 4);
+	}
+	CHECK_EQ_INT(t4dx_embed_wait(db, &pending), 0);
+	CHECK_EQ_INT((int)pending, 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	RUN(test_wait_outranks_writers);
@@ -785,5 +856,6 @@ int main(void)
 	RUN(test_wait_while_computing);
 	RUN(test_wait_counts_dropped);
 	RUN(test_wait_dropped_then_swept);
+	RUN(test_wait_dropped_during_redo);
 	UNIT_DONE();
 }

@@ -130,6 +130,15 @@ static bool entry_eq(const struct t4dx_entry *a, const struct t4dx_entry *b,
 	       !memcmp(a->content->data, b->content->data, a->content->len);
 }
 
+/* b read with T4DX_SEG_VEC: a's record and vector, no content. */
+static bool vec_eq(const struct t4dx_entry *a, const struct t4dx_entry *b)
+{
+	struct t4dx_entry m = *b;
+	m.vec = NULL;
+	return !b->content && t4dx_vec_equal(a->vec, b->vec) &&
+	       entry_eq(a, &m, false);
+}
+
 enum kind { K_DIR, TEXT, BINARY, EMPTY, TOMB };
 
 /* Most files get a vector, of the embedder or set by hand, of one of a
@@ -494,6 +503,27 @@ static void check_fixture(const char *name)
 			if (!rc)
 				t4dx_entry_clear(&out);
 		}
+	}
+	CHECK_EQ_INT(bad, 0);
+	/* its vectors alone: none, and no content */
+	struct t4dx_seg_iter *it;
+	REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
+	size_t n = 0;
+	int rc;
+	while ((rc = t4dx_seg_iter_next(it, T4DX_SEG_VEC, &out)) == 0) {
+		bad += n >= FIXTURE_N || !vec_eq(&want[n], &out) ||
+		       out.vec_src != T4DX_VEC_NONE;
+		t4dx_entry_clear(&out);
+		n++;
+	}
+	t4dx_seg_iter_close(it);
+	CHECK_EQ_INT(rc, T4DX_ENOTFOUND);
+	CHECK_EQ_INT(n, FIXTURE_N);
+	for (size_t i = 0; i < FIXTURE_N; i++) {
+		rc = t4dx_seg_get_nth(s, i, T4DX_SEG_VEC, &out);
+		bad += rc || !vec_eq(&want[i], &out);
+		if (!rc)
+			t4dx_entry_clear(&out);
 	}
 	CHECK_EQ_INT(bad, 0);
 	CHECK(t4dx_seg_blocks(s) > 1);
@@ -1187,7 +1217,31 @@ static void test_content_damage(void)
  * the damage, and salvage keeps every entry (no block lost). */
 static void check_vectors_lost(const char *path, const struct tblk *b)
 {
+	/* a search's reads (the vector parts alone) lose the same
+	 * vectors, and say so */
 	struct t4dx_seg *s = open_ok(path);
+	struct t4dx_seg_iter *it;
+	struct t4dx_entry vout;
+	unsigned vbad = 0;
+	size_t vn = 0;
+	REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
+	while (t4dx_seg_iter_next(it, T4DX_SEG_VEC, &vout) == 0) {
+		struct t4dx_entry want = *ents[vn];
+		if (in_block(b, ents[vn])) {
+			want.vec_src = T4DX_VEC_NONE;
+			want.vec = NULL;
+		}
+		vbad += !vec_eq(&want, &vout);
+		t4dx_entry_clear(&vout);
+		vn++;
+	}
+	t4dx_seg_iter_close(it);
+	CHECK_EQ_INT(vn, nents);
+	CHECK_EQ_INT(vbad, 0);
+	CHECK(t4dx_seg_vec_lost(s));
+	t4dx_seg_unref(s);
+
+	s = open_ok(path);
 	CHECK(!t4dx_seg_vec_lost(s));
 	unsigned bad = 0, inblock = 0;
 	for (size_t i = 0; i < nents; i++) {
@@ -1588,6 +1642,103 @@ static void test_write_faults(void)
 	t4dx_seg_unref(s);
 }
 
+/* Reads of the vectors alone (T4DX_SEG_VEC, a search's): the meta and
+ * vector parts, never a content part (chunked ones included, whose
+ * vector part follows the chunks), each entry with its vector and no
+ * content; VEC, META, ALL and iter_content mixed on one iterator, and
+ * through the one-block cache in either order, each get what they ask
+ * for. */
+static void test_vec_reads(void)
+{
+	size_t len;
+	unsigned char *f = slurp(seg_path, &len);
+	struct tblk *b;
+	size_t nb = parse_blocks(f, len, &b);
+	uint64_t meta = 0, vec = 0;
+	for (size_t i = 0; i < nb; i++) {
+		meta += b[i].clen;
+		vec += b[i].vclen;
+	}
+	free(b);
+	free(f);
+	struct t4dx_seg *s = open_ok(seg_path);
+	struct t4dx_seg_iter *it;
+	struct t4dx_entry out;
+	unsigned bad = 0;
+	size_t n = 0;
+	int rc;
+	t4dx_io.pread = summing_pread;
+	pread_bytes = 0;
+	REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
+	while ((rc = t4dx_seg_iter_next(it, T4DX_SEG_VEC, &out)) == 0) {
+		bad += n >= nents || !vec_eq(ents[n], &out);
+		t4dx_entry_clear(&out);
+		n++;
+	}
+	t4dx_seg_iter_close(it);
+	t4dx_io_reset();
+	CHECK_EQ_INT(rc, T4DX_ENOTFOUND);
+	CHECK_EQ_INT(n, nents);
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(pread_bytes, meta + vec);
+	CHECK(!t4dx_seg_vec_lost(s));
+	t4dx_seg_unref(s);
+
+	/* by ordinal; then, record by record, VEC and ALL in turns (the
+	 * payload ALL caches serves VEC; VEC's is never cached) */
+	s = open_ok(seg_path);
+	for (size_t i = 0; i < nents; i++) {
+		rc = t4dx_seg_get_nth(s, i, T4DX_SEG_VEC, &out);
+		bad += rc || !vec_eq(ents[i], &out);
+		if (!rc)
+			t4dx_entry_clear(&out);
+	}
+	CHECK_EQ_INT(bad, 0);
+	for (size_t i = 0; i < nents; i++) {
+		const struct t4dx_entry *e = ents[i];
+		for (int k = 0; k < 4; k++) {
+			bool all = (k + (int)(i % 2)) % 2;
+			rc = all ? t4dx_seg_get(s, e->parent, e->name,
+						e->name_len, true, &out)
+				 : t4dx_seg_get_nth(s, i, T4DX_SEG_VEC, &out);
+			bad += rc || !(all ? entry_eq(e, &out, true)
+					   : vec_eq(e, &out));
+			if (!rc)
+				t4dx_entry_clear(&out);
+		}
+	}
+	CHECK_EQ_INT(bad, 0);
+	t4dx_seg_unref(s);
+
+	/* one iterator, the kinds of read in turns (4: VEC, then the
+	 * content of that entry, as a merge asks for it) */
+	for (unsigned phase = 0; phase < 4; phase++) {
+		s = open_ok(seg_path);
+		REQUIRE(t4dx_seg_iter_open(s, 0, "", 0, &it) == 0);
+		for (n = 0; n < nents; n++) {
+			unsigned kind = (unsigned)(n + phase) % 4;
+			static const unsigned what[] = {
+				T4DX_SEG_VEC, T4DX_SEG_ALL, T4DX_SEG_META,
+				T4DX_SEG_VEC };
+			rc = t4dx_seg_iter_next(it, what[kind], &out);
+			if (rc) {
+				bad++;
+				break;
+			}
+			if (kind == 3 && t4dx_seg_iter_content(it, &out))
+				bad++;
+			bad += kind == 0 ? !vec_eq(ents[n], &out)
+					 : !entry_eq(ents[n], &out, kind != 2);
+			t4dx_entry_clear(&out);
+		}
+		CHECK_EQ_INT(t4dx_seg_iter_next(it, T4DX_SEG_VEC, &out),
+			     T4DX_ENOTFOUND);
+		t4dx_seg_iter_close(it);
+		t4dx_seg_unref(s);
+	}
+	CHECK_EQ_INT(bad, 0);
+}
+
 int main(void)
 {
 	/* T4DX_WRITE_FIXTURE=PATH: write the fixture's entries with this
@@ -1622,6 +1773,7 @@ int main(void)
 	RUN(test_v4_layout);
 	RUN(test_chunk_damage);
 	RUN(test_listing_reads);
+	RUN(test_vec_reads);
 	RUN(test_block_damage);
 	RUN(test_content_damage);
 	RUN(test_vector_damage);

@@ -1179,6 +1179,124 @@ static void test_set_embedded_version(void)
 	unit_rm_rf(dir);
 }
 
+/* Health's "program failing" (t4dx_embed_stats) says what the program
+ * answered last: a content it is never asked about (binary), or a text
+ * query it is never given (empty), says nothing of it. */
+static bool failing_now(struct t4dx *db)
+{
+	struct t4dx_embed_stats st;
+	t4dx_embed_stats(db, &st);
+	return st.program_failing;
+}
+
+static void test_program_failing_kept(void)
+{
+	const char *dir = unit_tmpdir("vfailing");
+	const char *src = getenv("T4DX_SRCDIR");
+	char flag[1024], msg[256], why[256];
+	struct t4dx *db = NULL;
+	struct t4dx_embed_stats st;
+	struct t4dx_config c;
+	float x[4];
+	snprintf(flag, sizeof(flag), "%s/down", dir);
+	FILE *f = fopen(flag, "w");
+	REQUIRE(f && fclose(f) == 0);
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "command");
+	c.vector.dim = 4;
+	c.vector.timeout_s = 10;
+	REQUIRE((size_t)snprintf(c.vector.command, sizeof(c.vector.command),
+				 "[\"bash\",\"%.1000s/tests/embed-cmd.sh\","
+				 "\"down-if\",\"%.1000s\",\"4\"]",
+				 src ? src : ".", flag) <
+		sizeof(c.vector.command));
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	REQUIRE(write_file(db, "f1", "black coffee") == 0);
+	for (int i = 0; i < 30000 && !failing_now(db); i++)
+		usleep(1000);
+	REQUIRE(failing_now(db));
+	/* an empty query: ENODATA, the program not asked */
+	CHECK_EQ_INT(t4dx_embed_text(db, "", 0, x, why, sizeof(why)), ENODATA);
+	CHECK(failing_now(db));
+	/* a binary file: marked without a vector, the program not asked
+	 * (looked at as soon as it is counted: f1 is tried again, and
+	 * fails, only after a back-off of a second or more) */
+	REQUIRE(write_file(db, "bin", "\x01\x02\xff") == 0);
+	bool seen = false;
+	for (int i = 0; i < 30000 && !seen; i++) {
+		t4dx_embed_stats(db, &st);
+		if (st.no_vector >= 1)
+			seen = true;
+		else
+			usleep(200);
+	}
+	REQUIRE(seen);
+	CHECK(st.program_failing);
+	CHECK(failing_now(db));
+	/* and an answer clears it */
+	REQUIRE(unlink(flag) == 0);
+	REQUIRE(write_file(db, "f2", "green tea") == 0);
+	for (int i = 0; i < 60000 && failing_now(db); i++)
+		usleep(1000);
+	t4dx_embed_stats(db, &st);
+	CHECK(!st.program_failing);
+	CHECK(st.program_error[0] == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
+/* A content the program always fails on, given up once it has answered
+ * others between its failures (embed_one): the program works, and
+ * health says so once that file is marked, whether or not another file
+ * comes after it. */
+static void test_program_given_up_ok(void)
+{
+	const char *dir = unit_tmpdir("vgivenup");
+	const char *src = getenv("T4DX_SRCDIR");
+	char msg[256], name[32];
+	struct t4dx *db = NULL;
+	struct t4dx_embed_stats st;
+	struct t4dx_config c;
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "command");
+	c.vector.dim = 4;
+	c.vector.timeout_s = 10;
+	snprintf(c.vector.command, sizeof(c.vector.command),
+		 "[\"bash\",\"%s/tests/embed-cmd.sh\",\"poison\",\"4\"]",
+		 src ? src : ".");
+	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	REQUIRE(write_file(db, "ok0", "fine words") == 0);
+	embedder_idle(db, &st);
+	REQUIRE(write_file(db, "bad", "poison words") == 0);
+	/* one answer for another file, then one more failure on "bad",
+	 * and again, until "bad" is given up: no file comes after it */
+	bool marked = false;
+	for (int i = 1; i < 8 && !marked; i++) {
+		t4dx_embed_stats(db, &st);
+		uint64_t emb = st.embedded, failed = st.failed;
+		snprintf(name, sizeof(name), "ok%d", i);
+		REQUIRE(write_file(db, name, "fine words") == 0);
+		for (int j = 0; j < 60000; j++) {
+			t4dx_embed_stats(db, &st);
+			if (st.embedded > emb && st.failed > failed)
+				break;
+			usleep(1000);
+		}
+		REQUIRE(st.embedded > emb && st.failed > failed);
+		for (int j = 0; j < 2000 && !marked; j++) {
+			marked = src_of(db, "bad") == T4DX_VEC_TRIED;
+			if (!marked)
+				usleep(1000);
+		}
+	}
+	REQUIRE(marked);
+	embedder_idle(db, &st);
+	CHECK(!st.program_failing);
+	CHECK(st.program_error[0] == 0);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(dir);
+}
+
 int main(void)
 {
 	/* the CPU never counts as busy here (a loaded machine would hold
@@ -1200,5 +1318,7 @@ int main(void)
 	RUN(test_embed_cmd);
 	RUN(test_embed_text_shared);
 	RUN(test_set_embedded_version);
+	RUN(test_program_failing_kept);
+	RUN(test_program_given_up_ok);
 	UNIT_DONE();
 }
