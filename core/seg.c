@@ -158,7 +158,8 @@
  * known and its values finite (a read with content); in a chunked part,
  * each chunk's length fits what is left of the part and the chunks end
  * where the part does.  A read without content reads and checks the meta
- * part only; a read with content also the content and vector parts;
+ * part only; a read with content also the content and vector parts; a
+ * read of the vectors alone (T4DX_SEG_VEC) the meta and vector parts;
  * t4dx_seg_verify reads and checks every part of every block.  Any failure answers T4DX_ECORRUPT for that block only;
  * nothing of a damaged block is ever returned.  Other blocks stay
  * readable.  A reader never repairs a
