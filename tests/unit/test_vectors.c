@@ -1015,6 +1015,29 @@ static void test_embedder_queue_room(void)
 	unit_rm_rf(dir);
 }
 
+/* Open dir with vector.embedder "command": tests/embed-cmd.sh with the
+ * JSON strings args (dim 4, vector.timeout_s 10). */
+static struct t4dx *open_program(const char *dir, const char *args)
+{
+	const char *src = getenv("T4DX_SRCDIR");
+	struct t4dx *db = NULL;
+	struct t4dx_config c;
+	char msg[256];
+	t4dx_config_defaults(&c);
+	strcpy(c.vector.embedder, "command");
+	c.vector.dim = 4;
+	c.vector.timeout_s = 10;
+	REQUIRE((size_t)snprintf(c.vector.command, sizeof(c.vector.command),
+				 "[\"bash\",\"%.1000s/tests/embed-cmd.sh\",%s]",
+				 src ? src : ".", args) <
+		sizeof(c.vector.command));
+	int rc = t4dx_open(dir, &c, &db, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", dir, msg);
+	REQUIRE(rc == 0);
+	return db;
+}
+
 /* Text queries (t4dx_embed_text) share the program of "command" with
  * the embedder, which embeds files meanwhile: each gets the answer to
  * its own request, and the files get theirs. */
@@ -1045,19 +1068,9 @@ static void *texter_main(void *arg)
 static void test_embed_text_shared(void)
 {
 	const char *dir = unit_tmpdir("vtext");
-	const char *src = getenv("T4DX_SRCDIR");
-	struct t4dx *db = NULL;
 	struct t4dx_embed_stats st;
-	char msg[256], name[32], text[64];
-	struct t4dx_config c;
-	t4dx_config_defaults(&c);
-	strcpy(c.vector.embedder, "command");
-	c.vector.dim = 4;
-	c.vector.timeout_s = 10;
-	snprintf(c.vector.command, sizeof(c.vector.command),
-		 "[\"bash\",\"%s/tests/embed-cmd.sh\",\"answer\",\"4\"]",
-		 src ? src : ".");
-	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	char name[32], text[64];
+	struct t4dx *db = open_program(dir, "\"answer\",\"4\"");
 	struct texter t[3];
 	pthread_t thr[3];
 	for (int i = 0; i < 3; i++) {
@@ -1192,25 +1205,14 @@ static bool failing_now(struct t4dx *db)
 static void test_program_failing_kept(void)
 {
 	const char *dir = unit_tmpdir("vfailing");
-	const char *src = getenv("T4DX_SRCDIR");
-	char flag[1024], msg[256], why[256];
-	struct t4dx *db = NULL;
+	char flag[1024], args[1200], why[256];
 	struct t4dx_embed_stats st;
-	struct t4dx_config c;
 	float x[4];
 	snprintf(flag, sizeof(flag), "%s/down", dir);
 	FILE *f = fopen(flag, "w");
 	REQUIRE(f && fclose(f) == 0);
-	t4dx_config_defaults(&c);
-	strcpy(c.vector.embedder, "command");
-	c.vector.dim = 4;
-	c.vector.timeout_s = 10;
-	REQUIRE((size_t)snprintf(c.vector.command, sizeof(c.vector.command),
-				 "[\"bash\",\"%.1000s/tests/embed-cmd.sh\","
-				 "\"down-if\",\"%.1000s\",\"4\"]",
-				 src ? src : ".", flag) <
-		sizeof(c.vector.command));
-	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	snprintf(args, sizeof(args), "\"down-if\",\"%.1000s\",\"4\"", flag);
+	struct t4dx *db = open_program(dir, args);
 	REQUIRE(write_file(db, "f1", "black coffee") == 0);
 	for (int i = 0; i < 30000 && !failing_now(db); i++)
 		usleep(1000);
@@ -1252,19 +1254,9 @@ static void test_program_failing_kept(void)
 static void test_program_given_up_ok(void)
 {
 	const char *dir = unit_tmpdir("vgivenup");
-	const char *src = getenv("T4DX_SRCDIR");
-	char msg[256], name[32];
-	struct t4dx *db = NULL;
+	char name[32];
 	struct t4dx_embed_stats st;
-	struct t4dx_config c;
-	t4dx_config_defaults(&c);
-	strcpy(c.vector.embedder, "command");
-	c.vector.dim = 4;
-	c.vector.timeout_s = 10;
-	snprintf(c.vector.command, sizeof(c.vector.command),
-		 "[\"bash\",\"%s/tests/embed-cmd.sh\",\"poison\",\"4\"]",
-		 src ? src : ".");
-	REQUIRE(t4dx_open(dir, &c, &db, msg, sizeof(msg)) == 0);
+	struct t4dx *db = open_program(dir, "\"poison\",\"4\"");
 	REQUIRE(write_file(db, "ok0", "fine words") == 0);
 	embedder_idle(db, &st);
 	REQUIRE(write_file(db, "bad", "poison words") == 0);
