@@ -854,17 +854,14 @@ static int embed_one(struct t4dx *db, struct eng_embedder *m,
 	return 0;
 }
 
-/* Wait on m->cond until the monotonic time until (mu held). */
+/* Wait on m->cond (on the monotonic clock: a wall clock set back would
+ * stretch the wait by as much) until the monotonic time until (mu
+ * held). */
 static void wait_until(struct eng_embedder *m, int64_t until)
 {
-	int64_t wait = until - eng_mono_ns();
-	if (wait <= 0 || m->stop)
+	if (until <= eng_mono_ns() || m->stop)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t ns = ts.tv_nsec + wait;
-	ts.tv_sec += ns / 1000000000;
-	ts.tv_nsec = ns % 1000000000;
+	struct timespec ts = { until / 1000000000, until % 1000000000 };
 	pthread_cond_timedwait(&m->cond, &m->mu, &ts);
 }
 
@@ -1114,12 +1111,13 @@ int eng_embedder_start(struct t4dx *db)
 						 cfg->vector.start_timeout_s);
 	}
 	pthread_mutex_init(&m->mu, NULL);
-	pthread_cond_init(&m->cond, NULL);
-	pthread_mutex_init(&m->cmu, NULL);
-	/* computed() polls it: a wall clock set back must not stop that */
+	/* wait_until and computed() wait on them for a time: a wall
+	 * clock set back must not stretch that */
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->cond, &ca);
+	pthread_mutex_init(&m->cmu, NULL);
 	pthread_cond_init(&m->ccond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&m->run_mu, NULL);

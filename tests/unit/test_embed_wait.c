@@ -6,6 +6,7 @@
  * search back with how many files it did not wait for.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -454,6 +456,59 @@ static void test_wait_after_backoff(void)
 	unit_rm_rf(dir);
 }
 
+/* The wall clock as the library reads it, seconds ahead of the kernel's
+ * (test_backoff_wall_clock): as if it were set back by that much just
+ * after each deadline taken from it. */
+static atomic_long wall_ahead_s;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+	int rc = (int)syscall(SYS_clock_gettime, id, ts);
+	if (!rc && id == CLOCK_REALTIME)
+		ts->tv_sec += atomic_load(&wall_ahead_s);
+	return rc;
+}
+
+/* The program fails once, then answers: the embedder tries the file
+ * again after its back-off, by itself (no write, no search wakes it),
+ * whatever the wall clock does meanwhile (from review: the embedder's
+ * timed waits took their deadline from the wall clock, so one set back
+ * by an hour held the retry back for that hour). */
+static void test_backoff_wall_clock(void)
+{
+	const char *dir = unit_tmpdir("ewaitclock");
+	char flag[512], mode[1024];
+	snprintf(flag, sizeof(flag), "%s.down", dir);
+	snprintf(mode, sizeof(mode), "\"down-if\",\"%s\",\"4\"", flag);
+	FILE *f = fopen(flag, "w");
+	REQUIRE(f);
+	fclose(f);
+	struct t4dx *db = open_with(dir, "command", mode, false);
+	embedder_idle(db);
+	atomic_store(&wall_ahead_s, 3600);
+	struct t4dx_embed_stats st;
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	for (int i = 0; i < 10000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (st.failed >= 1)
+			break;
+		usleep(1000);
+	}
+	CHECK(st.failed >= 1);
+	unlink(flag);
+	int src = -1;
+	for (int i = 0; i < 1000 && src != T4DX_VEC_EMBED; i++) {
+		usleep(10000);
+		src = src_of(db, "a");
+	}
+	CHECK_EQ_INT(src, T4DX_VEC_EMBED);
+	atomic_store(&wall_ahead_s, 0);
+	t4dx_embed_cancel(db);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unlink(flag);
+	unit_rm_rf(dir);
+}
+
 /* per loops at nice 0 a core, which die with this process (a
  * REQUIRE's exit too); hogs_stop kills and reaps them. */
 static pid_t hog_pid[64];
@@ -850,6 +905,7 @@ int main(void)
 	RUN(test_wait_many_woken);
 	RUN(test_wait_two_searches_newest);
 	RUN(test_wait_after_backoff);
+	RUN(test_backoff_wall_clock);
 	RUN(test_wait_busy_cpu);
 	RUN(test_wait_behind_flush);
 	RUN(test_wait_while_flush_waited);

@@ -1965,6 +1965,155 @@ static void test_search_vectors_lost_marks(void)
 	unit_rm_rf(d);
 }
 
+/* Reads of an item's vector without its content (T4DX_GET_VECTOR, which
+ * search/@ID asks for) through each source a lookup answers from: the
+ * memtable, a segment, a tombstone in either, a directory, the fallback
+ * cache at level 2, and a block whose vector part fails its checks. */
+static bool vec_is(const struct t4dx_entry *e, int i)
+{
+	float x[256];
+	hand_vec(i, x);
+	struct t4dx_blob *want = t4dx_vec_new(x, 256);
+	bool ok = want && e->vec_src == T4DX_VEC_HAND &&
+		  t4dx_vec_equal(e->vec, want);
+	t4dx_blob_unref(want);
+	return ok;
+}
+
+static void test_get_vector(void)
+{
+	const char *dir = unit_tmpdir("getvec");
+	char d[512], path[700];
+	snprintf(d, sizeof(d), "%s", dir);
+	const uint64_t R = T4DX_ROOT_INO;
+	struct t4dx_config cfg;
+	t4dx_config_defaults(&cfg);
+	struct t4dx *db = put_hand_items(d, &cfg);      /* v0..v4, segment 1 */
+	struct t4dx_entry e;
+	/* a segment */
+	REQUIRE(t4dx_get(db, R, "v1", 2, T4DX_GET_VECTOR, &e) == 0);
+	CHECK(!e.content && vec_is(&e, 1) && e.size == 6);
+	t4dx_entry_clear(&e);
+	/* the memtable */
+	float x[256];
+	hand_vec(7, x);
+	REQUIRE(put_file(db, R, "m", "in memory", NULL) == 0);
+	struct t4dx_entry f;
+	memset(&f, 0, sizeof(f));
+	f.vec_src = T4DX_VEC_HAND;
+	f.vec = t4dx_vec_new(x, 256);
+	REQUIRE(t4dx_update(db, R, "m", 1, &f, T4DX_F_VEC, 0, NULL) == 0);
+	t4dx_blob_unref(f.vec);
+	REQUIRE(t4dx_get(db, R, "m", 1, T4DX_GET_VECTOR, &e) == 0);
+	CHECK(!e.content && vec_is(&e, 7));
+	t4dx_entry_clear(&e);
+	/* without the flag: neither */
+	REQUIRE(t4dx_get(db, R, "m", 1, 0, &e) == 0);
+	CHECK(!e.content && !e.vec);
+	t4dx_entry_clear(&e);
+	REQUIRE(t4dx_get(db, R, "v1", 2, 0, &e) == 0);
+	CHECK(!e.content && !e.vec);
+	t4dx_entry_clear(&e);
+	/* both flags: the content too */
+	REQUIRE(t4dx_get(db, R, "v1", 2, T4DX_GET_VECTOR | T4DX_GET_CONTENT,
+			 &e) == 0);
+	CHECK(e.content && vec_is(&e, 1));
+	t4dx_entry_clear(&e);
+	/* a directory */
+	mkdir_at(db, R, "dir");
+	REQUIRE(t4dx_get(db, R, "dir", 3, T4DX_GET_VECTOR, &e) == 0);
+	CHECK(!e.content && !e.vec && S_ISDIR(e.mode));
+	t4dx_entry_clear(&e);
+	/* tombstones: in the memtable, then in a segment */
+	REQUIRE(t4dx_delete(db, R, "v3", 2, false, 0, NULL) == 0);
+	CHECK_EQ_INT(t4dx_get(db, R, "v3", 2, T4DX_GET_VECTOR, &e),
+		     T4DX_ENOTFOUND);
+	REQUIRE(t4dx_flush(db) == 0);
+	CHECK_EQ_INT(t4dx_get(db, R, "v3", 2, T4DX_GET_VECTOR, &e),
+		     T4DX_ENOTFOUND);
+	REQUIRE(t4dx_get(db, R, "m", 1, T4DX_GET_VECTOR, &e) == 0);
+	CHECK(!e.content && vec_is(&e, 7));
+	t4dx_entry_clear(&e);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+
+	/* level 2: k01 in the fallback cache, its segment unreadable */
+	dir = unit_tmpdir("getvec2");
+	snprintf(d, sizeof(d), "%s", dir);
+	db = open_db(d, &cfg);
+	char name[16], val[1100];
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "k%02d", i);
+		for (int k = 0; k < 1000; k++)
+			val[k] = (char)('a' + (i * 7 + k * 13) % 26);
+		val[1000] = 0;
+		REQUIRE(put_file(db, R, name, val, NULL) == 0);
+		hand_vec(i, x);
+		memset(&f, 0, sizeof(f));
+		f.vec_src = T4DX_VEC_HAND;
+		f.vec = t4dx_vec_new(x, 256);
+		REQUIRE(t4dx_update(db, R, name, 3, &f, T4DX_F_VEC, 0,
+				    NULL) == 0);
+		t4dx_blob_unref(f.vec);
+	}
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(d, &cfg);
+	REQUIRE(t4dx_get(db, R, "k01", 3, T4DX_GET_CONTENT, &e) == 0);
+	t4dx_entry_clear(&e);
+	/* read last: the segment's one-block cache holds another block
+	 * than k01's */
+	REQUIRE(t4dx_get(db, R, "k39", 3, T4DX_GET_CONTENT, &e) == 0);
+	t4dx_entry_clear(&e);
+	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
+	FILE *fp = fopen(path, "r+");
+	REQUIRE(fp);
+	fseek(fp, 0, SEEK_END);
+	long sz = ftell(fp);
+	for (long off = 16; off < sz * 2 / 3; off += 16) {
+		fseek(fp, off, SEEK_SET);
+		fputc(0x5a, fp);
+	}
+	fclose(fp);
+	CHECK_EQ_INT(t4dx_get(db, R, "k25", 3, T4DX_GET_VECTOR, &e), EIO);
+	struct t4dx_health h;
+	t4dx_get_health(db, &h);
+	CHECK_EQ_INT(h.level, 2);
+	int rc = t4dx_get(db, R, "k01", 3, T4DX_GET_VECTOR, &e);
+	CHECK_EQ_INT(rc, 0);
+	if (!rc) {
+		CHECK(!e.content && vec_is(&e, 1));
+		t4dx_entry_clear(&e);
+	}
+	rc = t4dx_get(db, R, "k01", 3, T4DX_GET_CONTENT, &e);
+	CHECK_EQ_INT(rc, 0);
+	if (!rc) {
+		CHECK(e.content && e.content->len == 1000 && vec_is(&e, 1));
+		t4dx_entry_clear(&e);
+	}
+	t4dx_close(db);
+	unit_rm_rf(d);
+
+	/* a vector part that fails its checks: no vector, the segment
+	 * marked for the next start */
+	dir = unit_tmpdir("getvecd");
+	snprintf(d, sizeof(d), "%s", dir);
+	cfg.wal.archive_max_bytes = 0;
+	db = put_hand_items(d, &cfg);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	damage_vpart(d);
+	db = open_db(d, &cfg);
+	REQUIRE(t4dx_get(db, R, "v2", 2, T4DX_GET_VECTOR, &e) == 0);
+	CHECK(!e.content && !e.vec && e.vec_src == T4DX_VEC_NONE);
+	t4dx_entry_clear(&e);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	db = open_db(d, &cfg);
+	struct t4dx_stats st;
+	t4dx_get_stats(db, &st);
+	CHECK_EQ_INT(st.recovery.segments_quarantined, 1);
+	CHECK_EQ_INT(t4dx_close(db), 0);
+	unit_rm_rf(d);
+}
+
 /* A flipped byte in a vector part, read first by a full compaction
  * (before the health check or a start reads the segment whole): the
  * compaction must not carry the block's items into its output without
@@ -3390,6 +3539,7 @@ int main(void)
 	RUN(test_rebuild_vectors_lost);
 	RUN(test_rebuild_vectors_archive);
 	RUN(test_search_vectors_lost_marks);
+	RUN(test_get_vector);
 	RUN(test_compact_vectors_lost);
 	RUN(test_manifest_format);
 	RUN(test_rebuild_salvage_readonly);
