@@ -407,6 +407,21 @@ static void test_wait_two_searches_newest(void)
 	unit_rm_rf(dir);
 }
 
+/* Write file "a" and wait (10 s at most) until the program failed on
+ * something: whether it did. */
+static bool write_until_failed(struct t4dx *db)
+{
+	struct t4dx_embed_stats st;
+	REQUIRE(write_file(db, "a", "first note") == 0);
+	for (int i = 0; i < 10000; i++) {
+		t4dx_embed_stats(db, &st);
+		if (st.failed >= 1)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 /* The program fails once (an outage): for its back-off (1 s) no search
  * waits.  A file closed meanwhile is not waited for by a search then,
  * but the searches after the back-off, with the program up again, wait
@@ -426,15 +441,7 @@ static void test_wait_after_backoff(void)
 	struct t4dx *db = open_with(dir, "command", mode, false);
 	open_timeout = 1;
 	embedder_idle(db);
-	struct t4dx_embed_stats st;
-	REQUIRE(write_file(db, "a", "first note") == 0);
-	for (int i = 0; i < 10000; i++) {
-		t4dx_embed_stats(db, &st);
-		if (st.failed >= 1)
-			break;
-		usleep(1000);
-	}
-	REQUIRE(st.failed >= 1);
+	REQUIRE(write_until_failed(db));
 	int64_t failed_at = now_ms();
 	unlink(flag);
 	/* in the back-off: no wait */
@@ -486,15 +493,7 @@ static void test_backoff_wall_clock(void)
 	struct t4dx *db = open_with(dir, "command", mode, false);
 	embedder_idle(db);
 	atomic_store(&wall_ahead_s, 3600);
-	struct t4dx_embed_stats st;
-	REQUIRE(write_file(db, "a", "first note") == 0);
-	for (int i = 0; i < 10000; i++) {
-		t4dx_embed_stats(db, &st);
-		if (st.failed >= 1)
-			break;
-		usleep(1000);
-	}
-	CHECK(st.failed >= 1);
+	CHECK(write_until_failed(db));
 	unlink(flag);
 	int src = -1;
 	for (int i = 0; i < 1000 && src != T4DX_VEC_EMBED; i++) {

@@ -1980,10 +1980,27 @@ static bool vec_is(const struct t4dx_entry *e, int i)
 	return ok;
 }
 
+/* Damage segment 1 of store d: a byte every step bytes over its first
+ * two thirds, past the header. */
+static void scribble_seg1(const char *d, long step)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
+	FILE *f = fopen(path, "r+");
+	REQUIRE(f);
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	for (long off = 16; off < sz * 2 / 3; off += step) {
+		fseek(f, off, SEEK_SET);
+		fputc(0x5a, f);
+	}
+	fclose(f);
+}
+
 static void test_get_vector(void)
 {
 	const char *dir = unit_tmpdir("getvec");
-	char d[512], path[700];
+	char d[512];
 	snprintf(d, sizeof(d), "%s", dir);
 	const uint64_t R = T4DX_ROOT_INO;
 	struct t4dx_config cfg;
@@ -2064,16 +2081,7 @@ static void test_get_vector(void)
 	 * than k01's */
 	REQUIRE(t4dx_get(db, R, "k39", 3, T4DX_GET_CONTENT, &e) == 0);
 	t4dx_entry_clear(&e);
-	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
-	FILE *fp = fopen(path, "r+");
-	REQUIRE(fp);
-	fseek(fp, 0, SEEK_END);
-	long sz = ftell(fp);
-	for (long off = 16; off < sz * 2 / 3; off += 16) {
-		fseek(fp, off, SEEK_SET);
-		fputc(0x5a, fp);
-	}
-	fclose(fp);
+	scribble_seg1(d, 16);
 	CHECK_EQ_INT(t4dx_get(db, R, "k25", 3, T4DX_GET_VECTOR, &e), EIO);
 	struct t4dx_health h;
 	t4dx_get_health(db, &h);
@@ -2913,7 +2921,7 @@ static void test_collect_kept_inputs(void)
 static void test_level2(void)
 {
 	const char *dir = unit_tmpdir("lvl2");
-	char d[512], path[700], name[16], val[1100];
+	char d[512], name[16], val[1100];
 	snprintf(d, sizeof(d), "%s", dir);
 	const uint64_t R = T4DX_ROOT_INO;
 	struct t4dx *db = open_db(d, NULL);
@@ -2927,16 +2935,7 @@ static void test_level2(void)
 	CHECK_EQ_INT(t4dx_close(db), 0);
 	db = open_db(d, NULL);          /* an empty fallback cache */
 	CHECK(content_of(db, R, "k01") != NULL);        /* now cached */
-	snprintf(path, sizeof(path), "%s/seg/%020d.t4s", d, 1);
-	FILE *f = fopen(path, "r+");
-	REQUIRE(f);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	for (long off = 16; off < sz * 2 / 3; off += 64) {
-		fseek(f, off, SEEK_SET);
-		fputc(0x5a, f);
-	}
-	fclose(f);
+	scribble_seg1(d, 64);
 	struct t4dx_entry e;
 	CHECK_EQ_INT(t4dx_get(db, R, "k25", 3, T4DX_GET_CONTENT,
 			      &e), EIO);
