@@ -568,7 +568,14 @@ in_memory() {
 
 @test "a test shell killed outright leaves mounts that the next setup sweeps (only a dead owner's)" {
 	local p=$T4DX_TMP/sweep dead
-	mkdir -p "$p/t4dx-test.dead/data" "$p/t4dx-test.live/data"
+	# .bare: just made by mktemp, no owner yet.  .gone: an owner file that
+	# is there but cannot be read, as when another test's sweep removes it
+	# between a look and the read (CI failed a setup on that race); a
+	# write-only sysfs file refuses even root's read.
+	local wo=/sys/bus/platform/drivers_probe
+	mkdir -p "$p/t4dx-test.dead/data" "$p/t4dx-test.live/data" \
+		"$p/t4dx-test.bare" "$p/t4dx-test.gone"
+	[[ -f $wo ]] && ! head -c 0 "$wo" 2>/dev/null && ln -s "$wo" "$p/t4dx-test.gone/owner"
 	true &
 	dead=$!
 	wait "$dead"
@@ -581,6 +588,8 @@ in_memory() {
 	assert_not_exist "$p/t4dx-test.dead"
 	t4dx_is_mounted "$p/t4dx-test.live/data" || fail "a live test's tmpfs was unmounted"
 	assert_exist "$p/t4dx-test.live/owner"
+	assert_exist "$p/t4dx-test.bare"
+	assert_exist "$p/t4dx-test.gone"
 }
 
 # Found by hostile use: with the queue full, write() takes the bytes and only the

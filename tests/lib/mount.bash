@@ -331,8 +331,12 @@ _t4dx_unmount_all() {
 t4dx_sweep_orphans() {
 	local d owner pid T4DX_TMP
 	for d in "$1"/t4dx-test.*; do
-		[[ -f $d/owner ]] || continue
-		owner=$(<"$d/owner") || continue
+		# Another test's sweep may remove DIR at any moment.  A failed
+		# redirection must stay in an if: bats fails the test on one inside
+		# $(<FILE) even after `|| continue`.
+		if ! read -r owner 2>/dev/null <"$d/owner"; then
+			continue
+		fi
 		[[ $owner =~ ^[0-9]+$ ]] || continue
 		kill -0 "$owner" 2>/dev/null && continue
 		T4DX_TMP=$(cd "$d" && pwd -P) || continue
@@ -340,7 +344,9 @@ t4dx_sweep_orphans() {
 			kill -KILL "$pid" 2>/dev/null
 		done
 		_t4dx_unmount_all
-		[[ -z $(_t4dx_mounts_under "$T4DX_TMP") ]] && rm -rf "$T4DX_TMP"
+		if [[ -z $(_t4dx_mounts_under "$T4DX_TMP") ]]; then
+			rm -rf "$T4DX_TMP" 2>/dev/null || true
+		fi
 	done
 	return 0
 }
