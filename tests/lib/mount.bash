@@ -341,7 +341,7 @@ t4dx_sweep_orphans() {
 		kill -0 "$owner" 2>/dev/null && continue
 		T4DX_TMP=$(cd "$d" && pwd -P) || continue
 		for pid in $(_t4dx_pids_mentioning "$T4DX_TMP"); do
-			kill -KILL "$pid" 2>/dev/null
+			kill -KILL "$pid" 2>/dev/null || true
 		done
 		_t4dx_unmount_all
 		if [[ -z $(_t4dx_mounts_under "$T4DX_TMP") ]]; then
